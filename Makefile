@@ -1,0 +1,142 @@
+# zila build. `make` builds build/zila; `make check` builds with ASan+UBSan into build/asan
+# and runs every test; `make bench`, `make fuzz`, `make demo`; `make install`.
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PKGS := libsodium libuv sqlite3 libprotobuf-c
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+FUZZ_SECONDS ?= 15
+SEEDS ?= 500
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wvla -Wwrite-strings -Wno-format-nonliteral
+HARDEN := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iinclude -Ibuild/gen -MMD -MP $(WARN) \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lm -lpthread
+CFLAGS ?= -O2 -g
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+PROTOS := $(wildcard proto/*.proto)
+PROTO_C := $(patsubst proto/%.proto,build/gen/%.pb-c.c,$(PROTOS))
+PROTO_H := $(PROTO_C:.c=.h)
+LIB_SRC := $(sort $(wildcard src/core/*.c src/store/*.c src/trust/*.c src/sync/*.c src/net/*.c)) \
+	$(PROTO_C) build/gen/schema_sql.c
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_BIN := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRC := $(sort $(wildcard tools/bench/bench_*.c))
+ITEST := $(sort $(wildcard tests/integration/test_*.sh))
+
+rel_obj = $(patsubst %.c,build/obj/%.o,$(1))
+asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
+
+.PHONY: all check unit integration bench fuzz demo install clean deps deps-check property-long
+all: build/zila $(TOOL_BIN)
+
+# Tools (sample-data generator, lab helpers): tools/NAME.c -> build/tools/NAME
+build/tools/%: build/obj/tools/%.o build/libzila.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -pie -o $@ $^ $(LIBS)
+
+build/.deps-%: tools/deps.sh
+	$(Q)mkdir -p build && sh tools/deps.sh $* && touch $@
+
+build/gen/%.pb-c.c build/gen/%.pb-c.h: proto/%.proto build/.deps-build
+	$(Q)mkdir -p build/gen && protoc-c --proto_path=proto --c_out=build/gen $<
+
+# The default schema, compiled in as a string.
+build/gen/schema_sql.c: proto/schema/default.sql tools/embed.sh
+	$(Q)mkdir -p build/gen && sh tools/embed.sh zila_default_schema_sql $< > $@
+
+build/obj/%.o: %.c build/.deps-build | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(BASE_CFLAGS) $(HARDEN) $(CFLAGS) -c $< -o $@
+
+build/asan/obj/%.o: %.c build/.deps-build | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC asan $<")
+	$(Q)$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+
+build/libzila.a: $(call rel_obj,$(LIB_SRC))
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+build/asan/libzila.a: $(call asan_obj,$(LIB_SRC))
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+build/zila: $(call rel_obj,$(CLI_SRC)) build/libzila.a
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -pie -Wl,-z,relro,-z,now -o $@ $^ $(LIBS)
+
+build/asan/zila: $(call asan_obj,$(CLI_SRC)) build/asan/libzila.a
+	$(if $(Q),@echo "  LD asan $@")
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+
+build/asan/tests/%: build/asan/obj/tests/unit/%.o build/asan/libzila.a build/.deps-check
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $< build/asan/libzila.a $(LIBS) -lcmocka
+
+UNIT_BIN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))
+
+unit: $(UNIT_BIN)
+	$(Q)for t in $(UNIT_BIN); do echo "== $$t"; \
+	  ZILA_VECTORS=tests/vectors ZILA_SEEDS=$(SEEDS) $$t || exit 1; done
+
+integration: build/asan/zila $(TOOL_BIN) build/.deps-check
+	$(Q)for t in $(ITEST); do echo "== $$t"; \
+	  ZILA=$(CURDIR)/build/asan/zila sh $$t || exit 1; done
+
+check: build/.deps-check
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory integration
+	@echo "make check: all tests passed"
+
+# The long property run: `make property-long` (10,000 seeds).
+property-long: build/asan/tests/test_property
+	ZILA_SEEDS=10000 build/asan/tests/test_property
+
+BENCH_BIN := $(patsubst tools/bench/%.c,build/bench/%,$(BENCH_SRC))
+build/bench/%: build/obj/tools/bench/%.o build/libzila.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+bench: $(BENCH_BIN) build/zila
+	$(Q)for b in $(BENCH_BIN); do $$b || exit 1; done
+
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+build/fuzz/obj/%.o: %.c build/.deps-fuzz | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(Q)clang $(FUZZ_CFLAGS) -c $< -o $@
+build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
+	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+fuzz: $(FUZZ_BIN)
+	$(Q)for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
+	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus/$$n tests/fuzz/corpus/$$n \
+	    2>build/fuzz/$$n.log || { tail -40 build/fuzz/$$n.log; exit 1; }; \
+	  grep -E 'stat::number_of_executed_units' build/fuzz/$$n.log; done
+
+demo: build/zila $(TOOL_BIN) build/.deps-demo
+	$(Q)sh tools/demo.sh
+
+install: build/zila
+
+# Tools (sample-data generator, lab helpers): tools/NAME.c -> build/tools/NAME
+build/tools/%: build/obj/tools/%.o build/libzila.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -pie -o $@ $^ $(LIBS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 build/zila $(DESTDIR)$(PREFIX)/bin/zila
+	install -m 0644 zila.1 $(DESTDIR)$(PREFIX)/share/man/man1/zila.1
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,178 @@
+/* The replica: tracked tables, change capture, sealing local changes into signed feed
+ * entries, applying remote entries (deterministic merge), conflicts, content hash and
+ * USB bundles. Only SQLite and libsodium below it. */
+#ifndef ZILA_STORE_H
+#define ZILA_STORE_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zila/buf.h"
+#include "zila/err.h"
+
+#define ZILA_VERSION "0.1.0"
+#define ZILA_DB_FILE "zila.db"
+#define ZILA_KEY_FILE "device.key"
+#define ZILA_PART_MAX 64          /* bytes in a partition name */
+#define ZILA_ENTRY_MAX (900 * 1024) /* an entry's encoded size, so it fits one frame */
+#define ZILA_ORG_PARTITION ""     /* the org-wide partition's name */
+
+struct zila_store;
+
+/* --- opening ---------------------------------------------------------------------- */
+
+/* Creates dir (mode 0700) if needed, dir/zila.db (WAL) with the zila metadata tables,
+ * the default schema (proto/schema/default.sql, compiled in) tracked, and a new device
+ * key pair in dir/device.key (mode 0600). Fails with ZILA_EEXIST if a replica is there. */
+int zila_store_create(const char *dir, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* Opens the replica in dir. *out is owned by the caller: zila_store_free(). */
+int zila_store_open(struct zila_store **out, const char *dir, struct zila_error *err) ZILA_MUST_CHECK;
+void zila_store_free(struct zila_store *s);
+
+/* The store's connection, borrowed for the store's lifetime. Triggers are disabled on it
+ * (writes through it are not captured); use zila_store_exec_captured() for user SQL. */
+sqlite3 *zila_store_db(struct zila_store *s);
+const char *zila_store_dir(const struct zila_store *s);
+/* This device's Ed25519 public key (32 bytes) and secret key (64 bytes, in guarded memory
+ * that lives as long as the store). */
+const uint8_t *zila_store_device_pk(const struct zila_store *s);
+const uint8_t *zila_store_device_sk(const struct zila_store *s);
+
+/* Runs SQL as an application would: triggers fire, changes are captured for sealing.
+ * Each result row is passed to cb (may be NULL) as with sqlite3_exec. */
+int zila_store_exec_captured(struct zila_store *s, const char *sql,
+			     int (*cb)(void *, int, char **, char **), void *ctx,
+			     struct zila_error *err) ZILA_MUST_CHECK;
+
+/* Key/value settings in zila_meta. get returns ZILA_ENOTFOUND when unset; *out is
+ * malloc'd and owned by the caller. */
+int zila_store_meta_get(struct zila_store *s, const char *key, char **out) ZILA_MUST_CHECK;
+int zila_store_meta_set(struct zila_store *s, const char *key, const char *value) ZILA_MUST_CHECK;
+
+/* --- tracking --------------------------------------------------------------------- */
+
+/* Makes table synced: installs capture triggers and captures its existing rows. pcol
+ * names the partition column, or NULL for an org-wide table. Refuses tables that cannot
+ * converge (ZILA_EUNTRACKABLE, with the reason and the fix in err). */
+int zila_store_track(struct zila_store *s, const char *table, const char *pcol,
+		     struct zila_error *err) ZILA_MUST_CHECK;
+
+/* --- sealing and clocks ----------------------------------------------------------- */
+
+/* Seals every captured local change into signed entries of this device's feeds (one
+ * entry per partition per batch). Idempotent and crash-safe: a change is sealed exactly
+ * once. *nentries (may be NULL) gets the number of entries written. */
+int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
+/* The number of captured changes not yet sealed. */
+int zila_store_pending(struct zila_store *s, int64_t *out) ZILA_MUST_CHECK;
+
+/* Hybrid logical clock: 48 bits of milliseconds since 1970, 16 bits of counter. */
+uint64_t zila_hlc_ms(uint64_t hlc);
+/* The wall clock the store uses; tests may replace it (returns ms since 1970). */
+typedef uint64_t (*zila_clock_fn)(void *ctx);
+void zila_store_set_clock(struct zila_store *s, zila_clock_fn fn, void *ctx);
+
+/* --- entries ---------------------------------------------------------------------- */
+
+struct zila_entry_info {
+	uint8_t origin[32];             /* author's Ed25519 public key */
+	char part[ZILA_PART_MAX + 1];   /* partition, NUL-terminated */
+	uint64_t seq;                   /* 1, 2, 3, ... within (origin, part) */
+	uint64_t hlc;
+	uint32_t schema;
+	size_t nchanges;
+};
+
+/* Parses an entry's header and checks its signature (ZILA_ESIG) and layout; the body is
+ * checked when applied. */
+int zila_entry_verify(struct zila_view bytes, struct zila_entry_info *out) ZILA_MUST_CHECK;
+
+/* A version vector: per feed, the highest contiguous sequence number held. */
+struct zila_feed_head {
+	uint8_t origin[32];
+	char part[ZILA_PART_MAX + 1];
+	uint64_t seq;
+};
+struct zila_vector {
+	struct zila_feed_head *heads;
+	size_t nheads;
+};
+
+int zila_store_vector(struct zila_store *s, struct zila_vector *out) ZILA_MUST_CHECK;
+void zila_vector_release(struct zila_vector *v);
+/* Canonical encoding (sorted by origin, part). */
+int zila_vector_encode(const struct zila_vector *v, struct zila_buf *out) ZILA_MUST_CHECK;
+int zila_vector_decode(struct zila_view in, struct zila_vector *out) ZILA_MUST_CHECK;
+/* The head for (origin, part) in v, 0 when absent. */
+uint64_t zila_vector_get(const struct zila_vector *v, const uint8_t origin[32], const char *part);
+
+/* Decides whether a partition may be sent to the peer being served (read scope). */
+typedef bool (*zila_part_filter_fn)(void *ctx, const char *part);
+/* Called for each entry, in causal (HLC) order; bytes are borrowed for the call only.
+ * A non-zero return stops the walk and is returned. */
+typedef int (*zila_entry_fn)(void *ctx, const struct zila_entry_info *e, struct zila_view bytes);
+
+/* Walks the entries this replica holds that `have` lacks (all when have is NULL). */
+int zila_store_entries_since(struct zila_store *s, const struct zila_vector *have,
+			     zila_part_filter_fn filter, void *filter_ctx, zila_entry_fn fn,
+			     void *ctx) ZILA_MUST_CHECK;
+
+/* --- receiving -------------------------------------------------------------------- */
+
+/* Trust hooks the store consults (installed by the trust layer; none means accept every
+ * well-signed entry and every trust record). */
+struct zila_store_hooks {
+	/* 0 to accept an entry whose signature verified, else a negative code with the
+	 * reason in err; a rejected entry is logged and never applied. */
+	int (*admit)(void *ctx, struct zila_store *s, const struct zila_entry_info *e,
+		     struct zila_error *err);
+	/* Verifies a trust record (certificate, revocation) received in a bundle; 0 means
+	 * the store keeps it in zila_trust. */
+	int (*trust_record)(void *ctx, struct zila_store *s, uint8_t type, struct zila_view bytes,
+			    struct zila_error *err);
+	void *ctx;
+};
+void zila_store_set_hooks(struct zila_store *s, const struct zila_store_hooks *hooks);
+
+struct zila_apply_stats {
+	size_t nreceived;  /* entries offered */
+	size_t napplied;   /* stored and merged */
+	size_t nduplicate; /* already held */
+	size_t nrejected;  /* failed a check */
+	size_t nheld;      /* stored, waiting for a newer schema */
+	size_t ngap;       /* not stored: an earlier entry of the feed is missing */
+	size_t nconflicts; /* overwritten values recorded */
+	size_t nparked;    /* rows parked as duplicates or orphans */
+	size_t ntrust;     /* trust records accepted */
+};
+
+/* Seals local changes, then stores and merges the entries in one transaction. Entries
+ * are verified first; rejected ones are logged and skipped. */
+int zila_store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
+		     struct zila_apply_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* Trust records kept in the replica (type, id, bytes); put replaces by (type, id). */
+int zila_store_trust_put(struct zila_store *s, uint8_t type, struct zila_view id,
+			 struct zila_view bytes) ZILA_MUST_CHECK;
+
+/* --- reading the replica ---------------------------------------------------------- */
+
+/* A content hash of every tracked row (visible and parked), equal on two replicas iff
+ * their tracked rows are equal. */
+int zila_store_hash(struct zila_store *s, uint8_t out[32], struct zila_error *err) ZILA_MUST_CHECK;
+
+/* --- bundles ---------------------------------------------------------------------- */
+
+/* Writes a bundle with the entries `have` lacks (all when NULL), filtered by read scope,
+ * plus every trust record. Written to a temporary file and renamed into place. */
+int zila_bundle_create(struct zila_store *s, const char *path, const struct zila_vector *have,
+		       zila_part_filter_fn filter, void *filter_ctx, size_t *nentries,
+		       struct zila_error *err) ZILA_MUST_CHECK;
+/* Reads and fully verifies a bundle (framing, checksum, every signature) before applying
+ * anything; a truncated or altered bundle applies nothing. */
+int zila_bundle_apply(struct zila_store *s, const char *path, struct zila_apply_stats *st,
+		      struct zila_error *err) ZILA_MUST_CHECK;
+
+#endif

@@ -1,0 +1,40 @@
+/* The zila command line: shared helpers and the command table. One file per command,
+ * src/cli/cmd_<name>.c, each exporting one cmd_<name>() listed in commands.c. */
+#ifndef ZILA_CLI_H
+#define ZILA_CLI_H
+
+#include <stdbool.h>
+
+#include "zila/err.h"
+
+struct zila_store;
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_NODAEMON = 3 };
+
+struct cli {
+	const char *dir; /* replica directory: -d DIR, else $ZILA_DIR, else ~/.zila */
+	bool json;       /* --json: machine-readable output */
+	bool verbose;
+};
+
+struct cli_command {
+	const char *name;
+	int (*fn)(struct cli *cli, int argc, char **argv);
+	const char *summary;
+	const char *usage; /* one or more lines after "usage: " */
+};
+
+extern const struct cli_command cli_commands[];
+
+/* Prints "zila: msg" to stderr. */
+void cli_err(const char *fmt, ...) ZILA_PRINTF(1, 2);
+/* Prints the error and the command's usage to stderr; returns CLI_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) ZILA_PRINTF(2, 3);
+/* True when argv holds -h or --help; prints the command's usage to stdout. */
+bool cli_wants_help(const char *cmd, int argc, char **argv);
+/* Opens the replica in cli->dir, printing a clear error on failure. */
+int cli_open_store(struct cli *cli, struct zila_store **out);
+/* Prints a JSON string literal (quoted, escaped) to stdout. */
+void cli_json_str(const char *s);
+
+#endif

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Makes sure the Debian packages a make target needs are installed: installs them with
+# apt-get when run as root, otherwise names them and fails.
+# usage: tools/deps.sh build|check|fuzz|demo
+set -eu
+need=""
+have_pc() { pkg-config --exists "$1" 2>/dev/null; }
+have_hdr() { [ -f "/usr/include/$1" ]; }
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
+have_cmd cc || need="$need gcc"
+have_cmd make || need="$need make"
+have_pc libsodium || need="$need libsodium-dev"
+have_pc libuv || need="$need libuv1-dev"
+have_pc sqlite3 || need="$need libsqlite3-dev"
+have_hdr csv.h || need="$need libcsv-dev"
+have_cmd protoc-c || need="$need protobuf-c-compiler"
+have_pc libprotobuf-c || need="$need libprotobuf-c-dev"
+case "${1:-build}" in
+check)
+	have_pc cmocka || need="$need libcmocka-dev"
+	have_cmd sqlite3 || need="$need sqlite3"
+	have_cmd ip || need="$need iproute2"
+	have_cmd python3 || need="$need python3"
+	;;
+fuzz)
+	have_cmd clang || need="$need clang"
+	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+		need="$need libclang-rt-14-dev"
+	;;
+demo)
+	have_cmd sqlite3 || need="$need sqlite3"
+	have_cmd python3 || need="$need python3"
+	;;
+esac
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "installing:$need" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $need >/dev/null
+	exit 0
+fi
+echo "zila: missing packages; install them with: sudo apt-get install$need" >&2
+exit 1
