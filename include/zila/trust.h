@@ -1,0 +1,254 @@
+/* Trust: the organisation root, device certificates, revocations, invite codes, enrolment
+ * requests and readable device ids. The codecs need only libsodium; the functions taking a
+ * struct zila_store keep certificates and revocations in the replica and enforce them.
+ * Byte layouts: proto/TRUST.md. */
+#ifndef ZILA_TRUST_H
+#define ZILA_TRUST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zila/buf.h"
+#include "zila/err.h"
+#include "zila/store.h"
+
+#define ZILA_ORG_KEY_FILE "org.key"
+#define ZILA_FP_LEN 32             /* organisation fingerprint bytes */
+#define ZILA_NAME_MAX 32           /* device or organisation name bytes */
+#define ZILA_DISTRICT_MAX ZILA_PART_MAX
+#define ZILA_CERT_LEN 278          /* a version-1 certificate, signature included */
+#define ZILA_DEVICE_ID_LEN 22      /* "XXXX-XXXX-XXXX-XXXX-CC" */
+#define ZILA_INVITE_CODE_LEN 47    /* formatted, with hyphens */
+#define ZILA_INVITE_SECRET_LEN 12
+#define ZILA_INVITE_FP_LEN 8       /* fingerprint prefix carried by an invite code */
+#define ZILA_INVITE_ID_LEN 8
+#define ZILA_REVOKE_FEEDS_MAX 4096
+#define ZILA_ENROL_REQ_MAX 256
+
+/* Trust record types in zila_trust (and in bundles); the id of both is the device's key. */
+enum { ZILA_TRUST_CERT = 1, ZILA_TRUST_REVOKE = 2 };
+
+enum zila_role { ZILA_ROLE_HQ = 1, ZILA_ROLE_DISTRICT = 2, ZILA_ROLE_BLOCK = 3 };
+
+/* "hq", "district", "block"; NULL for an unknown role. */
+const char *zila_role_name(int role);
+/* Parses a role name; ZILA_EINVAL when unknown. */
+int zila_role_parse(const char *s, int *role) ZILA_MUST_CHECK;
+
+/* --- identities ------------------------------------------------------------------- */
+
+/* The organisation fingerprint: BLAKE2b-256 of "zila-org-fp-v1" || root public key. */
+void zila_org_fingerprint(const uint8_t root_pk[32], uint8_t fp[ZILA_FP_LEN]);
+/* A device id a person can read aloud: 80 bits of BLAKE2b over the device key in Crockford
+ * base32, grouped by four, and two check characters: "7K2M-Q9XD-4HRT-0WAB-3F". */
+void zila_device_id(const uint8_t device_pk[32], char out[ZILA_DEVICE_ID_LEN + 1]);
+/* Checks a typed device id (case, hyphens, spaces, I/L/O confusions forgiven): 0 when it
+ * names device_pk, ZILA_ECHECK when its check characters do not match, ZILA_EFORMAT when it
+ * is not a device id, ZILA_ENOTFOUND when it is valid but names another device. */
+int zila_device_id_match(const char *typed, const uint8_t device_pk[32]) ZILA_MUST_CHECK;
+
+/* Crockford base32 without padding: out gets ceil(8n/5) characters and a NUL. */
+void zila_base32_encode(char *out, const uint8_t *p, size_t n);
+/* Decodes exactly n bytes from s (hyphens and spaces skipped, case and I/L/O forgiven). */
+int zila_base32_decode(uint8_t *out, size_t n, const char *s) ZILA_MUST_CHECK;
+
+/* --- certificates ----------------------------------------------------------------- */
+
+struct zila_cert {
+	uint8_t version;                      /* 1 */
+	uint8_t org_fp[ZILA_FP_LEN];
+	uint8_t device_pk[32];                /* Ed25519 */
+	char name[ZILA_NAME_MAX + 1];         /* NUL-terminated, UTF-8 */
+	uint8_t role;                         /* enum zila_role */
+	bool scope_all;                       /* may read and write every partition */
+	char district[ZILA_DISTRICT_MAX + 1]; /* else this district (and read the org-wide one) */
+	uint64_t not_before, not_after;       /* seconds since 1970, inclusive */
+	uint8_t issuer_pk[32];                /* the root, or an HQ device the root certified */
+	uint8_t sig[64];
+};
+
+/* Fills cert->issuer_pk from issuer_sk, signs and encodes into out (ZILA_CERT_LEN bytes).
+ * Names and districts are checked (length, UTF-8, no control characters). */
+int zila_cert_sign(struct zila_cert *cert, const uint8_t issuer_sk[64], struct zila_buf *out) ZILA_MUST_CHECK;
+/* Encodes an already signed certificate (its fields and signature) into out. */
+int zila_cert_encode(const struct zila_cert *cert, struct zila_buf *out) ZILA_MUST_CHECK;
+/* Parses exactly ZILA_CERT_LEN bytes (layout only: no signature check). */
+int zila_cert_decode(struct zila_view in, struct zila_cert *out) ZILA_MUST_CHECK;
+/* Checks cert against the organisation with root_pk at time now (seconds): fingerprint,
+ * signature, validity. When the issuer is not the root, issuer must be its certificate: an
+ * HQ certificate with scope all, itself signed by the root and valid at now. Returns 0,
+ * ZILA_ECERT (other organisation, wrong issuer), ZILA_ESIG or ZILA_EEXPIRED. */
+int zila_cert_verify(const struct zila_cert *cert, const uint8_t root_pk[32],
+		     const struct zila_cert *issuer, uint64_t now) ZILA_MUST_CHECK;
+/* Whether cert allows writing, or reading, partition part ("" is org-wide: every certificate
+ * may read it, only scope all may write it). */
+bool zila_cert_may_write(const struct zila_cert *cert, const char *part);
+bool zila_cert_may_read(const struct zila_cert *cert, const char *part);
+
+/* --- revocations ------------------------------------------------------------------ */
+
+struct zila_revoke_mark {
+	char part[ZILA_PART_MAX + 1];
+	uint64_t last_seq; /* the last entry of (device, part) still accepted */
+};
+
+struct zila_revocation {
+	uint8_t version; /* 1 */
+	uint8_t org_fp[ZILA_FP_LEN];
+	uint8_t device_pk[32];
+	uint64_t created; /* seconds since 1970 */
+	struct zila_revoke_mark *marks; /* owned: zila_revocation_release() */
+	size_t nmarks;
+	uint8_t issuer_pk[32];
+	uint8_t sig[64];
+};
+
+void zila_revocation_release(struct zila_revocation *rv);
+int zila_revocation_sign(struct zila_revocation *rv, const uint8_t issuer_sk[64],
+			 struct zila_buf *out) ZILA_MUST_CHECK;
+/* Parses a revocation; marks are allocated (at most ZILA_REVOKE_FEEDS_MAX). */
+int zila_revocation_decode(struct zila_view in, struct zila_revocation *out) ZILA_MUST_CHECK;
+/* Like zila_cert_verify (the issuer rules are the same). */
+int zila_revocation_verify(const struct zila_revocation *rv, const uint8_t root_pk[32],
+			   const struct zila_cert *issuer, uint64_t now) ZILA_MUST_CHECK;
+/* The last accepted sequence number for part (0 when the revocation does not name it). */
+uint64_t zila_revocation_mark(const struct zila_revocation *rv, const char *part);
+
+/* --- invite codes ----------------------------------------------------------------- */
+
+struct zila_invite {
+	uint8_t version; /* 1 */
+	uint8_t fp_prefix[ZILA_INVITE_FP_LEN];
+	uint8_t secret[ZILA_INVITE_SECRET_LEN];
+};
+
+/* A new invite for the organisation with fingerprint fp (fresh random secret). */
+void zila_invite_new(struct zila_invite *inv, const uint8_t fp[ZILA_FP_LEN]);
+/* Formats the code: Crockford base32 of version, fingerprint prefix and secret, then four
+ * check characters, in groups of four: 47 characters with hyphens. */
+void zila_invite_format(const struct zila_invite *inv, char out[ZILA_INVITE_CODE_LEN + 1]);
+/* Parses a typed code; ZILA_ECHECK on a typo, ZILA_EFORMAT/ZILA_EVERSION otherwise. */
+int zila_invite_parse(const char *code, struct zila_invite *out) ZILA_MUST_CHECK;
+/* The invite's public id (hash of the secret): what HQ stores and the handshake names. */
+void zila_invite_id(const struct zila_invite *inv, uint8_t id[ZILA_INVITE_ID_LEN]);
+/* The handshake pre-shared key for enrolling with this invite. */
+void zila_invite_psk(const struct zila_invite *inv, uint8_t psk[32]);
+
+/* The handshake pre-shared key of an organisation's members. */
+void zila_org_psk(const uint8_t root_pk[32], uint8_t psk[32]);
+
+/* --- enrolment requests ----------------------------------------------------------- */
+
+struct zila_enrol_req {
+	uint8_t device_pk[32];
+	char name[ZILA_NAME_MAX + 1];
+	uint8_t sig[64]; /* by the device key: it holds the key it asks a certificate for */
+};
+
+int zila_enrol_req_sign(struct zila_enrol_req *req, const uint8_t device_sk[64],
+			struct zila_buf *out) ZILA_MUST_CHECK;
+/* Parses and checks the self-signature. */
+int zila_enrol_req_decode(struct zila_view in, struct zila_enrol_req *out) ZILA_MUST_CHECK;
+
+/* A certificate file: the organisation's root key and name, the certificate, and the
+ * issuer's certificate when the issuer is an HQ device. */
+struct zila_cert_file {
+	uint8_t root_pk[32];
+	char org_name[ZILA_NAME_MAX + 1];
+	struct zila_cert cert;
+	bool has_issuer;
+	struct zila_cert issuer;
+};
+int zila_cert_file_encode(const struct zila_cert_file *f, struct zila_buf *out) ZILA_MUST_CHECK;
+/* Parses and checks that cert (and issuer) verify against root_pk at now. */
+int zila_cert_file_decode(struct zila_view in, uint64_t now, struct zila_cert_file *out) ZILA_MUST_CHECK;
+
+/* --- the organisation root key ---------------------------------------------------- */
+
+/* Key derivation cost; tests may use the minimum, the CLI uses MODERATE. */
+struct zila_pwcost {
+	unsigned long long ops;
+	size_t mem;
+};
+extern const struct zila_pwcost zila_pwcost_default;
+extern const struct zila_pwcost zila_pwcost_min;
+
+/* Creates a root key pair and writes it to path (mode 0600, ZILA_EEXIST if present): the
+ * secret key encrypted under an Argon2id key of the passphrase. root_pk gets the public key;
+ * when sk_out is not NULL, *sk_out gets the secret key in sodium_malloc'd memory (sodium_free). */
+int zila_org_key_create(const char *path, const char *pass, size_t pass_len,
+			const struct zila_pwcost *cost, uint8_t root_pk[32], uint8_t **sk_out) ZILA_MUST_CHECK;
+/* Decrypts the root key: *sk_out is sodium_malloc'd (free with sodium_free), root_pk gets
+ * the public key. ZILA_EPASSPHRASE when the passphrase is wrong. */
+int zila_org_key_unlock(const char *path, const char *pass, size_t pass_len, uint8_t **sk_out,
+			uint8_t root_pk[32]) ZILA_MUST_CHECK;
+
+/* --- the trust layer in a replica ------------------------------------------------- */
+
+/* Replica settings kept by the trust layer (zila_meta). */
+#define ZILA_META_ORG_PK "trust.org_pk"
+#define ZILA_META_ORG_NAME "trust.org_name"
+#define ZILA_META_JOIN_CODE "trust.join_code"
+#define ZILA_META_JOIN_HQ "trust.join_hq"
+#define ZILA_META_INVITE_PREFIX "trust.invite."
+
+/* Whether the replica belongs to an organisation; root_pk (may be NULL) gets its key. */
+int zila_trust_org(struct zila_store *s, uint8_t root_pk[32]) ZILA_MUST_CHECK;
+/* Finds the certificate, or revocation, kept for device_pk (ZILA_ENOTFOUND). */
+int zila_trust_cert_get(struct zila_store *s, const uint8_t device_pk[32], struct zila_cert *out) ZILA_MUST_CHECK;
+int zila_trust_revocation_get(struct zila_store *s, const uint8_t device_pk[32],
+			      struct zila_revocation *out) ZILA_MUST_CHECK;
+/* Checks a certificate with its issuer looked up in the replica. */
+int zila_trust_cert_check(struct zila_store *s, const uint8_t root_pk[32], const struct zila_cert *c,
+			  uint64_t now, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* Makes this replica the HQ of a new organisation: creates dir/org.key with the passphrase,
+ * records the organisation and issues this device an HQ certificate (scope all). */
+int zila_trust_org_init(struct zila_store *s, const char *name, const char *pass, size_t pass_len,
+			const struct zila_pwcost *cost, uint64_t now, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* Issues a certificate for device_pk, signed by this HQ device (delegated by the root), and
+ * keeps it. valid_days from now. The encoded certificate file goes to out when not NULL. */
+int zila_trust_issue(struct zila_store *s, const uint8_t device_pk[32], const char *name, int role,
+		     const char *district, uint64_t now, uint32_t valid_days, struct zila_buf *file_out,
+		     struct zila_error *err) ZILA_MUST_CHECK;
+/* Installs a certificate file on this device: it must name this device's key. */
+int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_t now,
+			    struct zila_error *err) ZILA_MUST_CHECK;
+/* Signs and keeps a revocation of device_pk naming, per feed of that device, the last
+ * entry this replica holds. */
+int zila_trust_revoke(struct zila_store *s, const uint8_t device_pk[32], uint64_t now,
+		      struct zila_error *err) ZILA_MUST_CHECK;
+
+/* Records a new invite (district, role, expiry) at HQ and returns its code. */
+int zila_trust_invite(struct zila_store *s, const char *district, int role, uint64_t expires,
+		      char code[ZILA_INVITE_CODE_LEN + 1], struct zila_error *err) ZILA_MUST_CHECK;
+/* At HQ, at first contact: finds the unused, unexpired invite with this id, marks it used
+ * and issues the certificate for device_pk (file in out). Works once per invite. */
+int zila_trust_redeem(struct zila_store *s, const uint8_t id[ZILA_INVITE_ID_LEN], const uint8_t device_pk[32],
+		      const char *name, uint64_t now, struct zila_buf *file_out, struct zila_error *err) ZILA_MUST_CHECK;
+/* At HQ: the psk for an invite id (ZILA_ENOTFOUND when unknown, used or expired). */
+int zila_trust_invite_psk(struct zila_store *s, const uint8_t id[ZILA_INVITE_ID_LEN], uint64_t now,
+			  uint8_t psk[32]) ZILA_MUST_CHECK;
+
+/* Enforcement: installs the store hooks (admit entries, verify trust records) backed by this
+ * replica's organisation. ctx is caller-owned storage that must outlive the hooks. */
+struct zila_trust_ctx {
+	struct zila_store *s;
+	uint64_t (*now)(void *clock_ctx); /* seconds; NULL for the wall clock */
+	void *clock_ctx;
+	struct zila_store_hooks hooks; /* filled by zila_trust_install() */
+};
+void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx);
+/* The admit decision for one entry, as the hook makes it (exposed for tests and sync). */
+int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e, struct zila_error *err) ZILA_MUST_CHECK;
+/* The trust_record decision, as the hook makes it. */
+int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zila_view bytes,
+			    struct zila_error *err) ZILA_MUST_CHECK;
+
+/* Read scope for zila_bundle_create --for: a zila_part_filter_fn whose ctx is a
+ * struct zila_cert (the recipient's). */
+bool zila_trust_read_filter(void *cert, const char *part);
+
+#endif

@@ -1,0 +1,678 @@
+/* The trust layer inside a replica: the organisation, certificates and revocations kept in
+ * zila_trust, HQ operations (issue, revoke, invite, redeem) and enforcement hooks. */
+#include "zila/trust.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "zila/log.h"
+
+#define HQ_VALID_DAYS 3650
+#define DAY 86400ull
+
+static uint64_t ctx_now(struct zila_trust_ctx *ctx)
+{
+	return ctx->now ? ctx->now(ctx->clock_ctx) : (uint64_t)time(NULL);
+}
+
+int zila_trust_org(struct zila_store *s, uint8_t root_pk[32])
+{
+	char *hex = NULL;
+	uint8_t pk[32];
+	int r = zila_store_meta_get(s, ZILA_META_ORG_PK, &hex);
+	if (r != 0)
+		goto out;
+	if ((r = zila_hex_decode(pk, 32, hex, strlen(hex))) != 0)
+		goto out;
+	if (root_pk != NULL)
+		memcpy(root_pk, pk, 32);
+out:
+	free(hex);
+	return r;
+}
+
+/* The bytes of the trust record (type, device_pk), malloc'd into *out. */
+static int record_get(struct zila_store *s, uint8_t type, const uint8_t device_pk[32], uint8_t **out, size_t *len)
+{
+	sqlite3 *db = zila_store_db(s);
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	*out = NULL;
+	*len = 0;
+	if (sqlite3_prepare_v2(db, "SELECT bytes FROM zila_trust WHERE type = ?1 AND id = ?2", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int(st, 1, type);
+	sqlite3_bind_blob(st, 2, device_pk, 32, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = ZILA_ENOTFOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW)
+		goto out;
+	int n = sqlite3_column_bytes(st, 0);
+	const void *p = sqlite3_column_blob(st, 0);
+	if (n <= 0 || p == NULL) {
+		r = ZILA_EFORMAT;
+		goto out;
+	}
+	if ((*out = malloc((size_t)n)) == NULL) {
+		r = ZILA_ENOMEM;
+		goto out;
+	}
+	memcpy(*out, p, (size_t)n);
+	*len = (size_t)n;
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int zila_trust_cert_get(struct zila_store *s, const uint8_t device_pk[32], struct zila_cert *out)
+{
+	uint8_t *p = NULL;
+	size_t n;
+	int r = record_get(s, ZILA_TRUST_CERT, device_pk, &p, &n);
+	memset(out, 0, sizeof(*out));
+	if (r == 0)
+		r = zila_cert_decode(zila_view_make(p, n), out);
+	/* A record filed under another device's key is never believed. */
+	if (r == 0 && sodium_memcmp(out->device_pk, device_pk, 32) != 0)
+		r = ZILA_ECERT;
+	free(p);
+	return r;
+}
+
+int zila_trust_revocation_get(struct zila_store *s, const uint8_t device_pk[32], struct zila_revocation *out)
+{
+	uint8_t *p = NULL;
+	size_t n;
+	int r = record_get(s, ZILA_TRUST_REVOKE, device_pk, &p, &n);
+	memset(out, 0, sizeof(*out));
+	if (r == 0)
+		r = zila_revocation_decode(zila_view_make(p, n), out);
+	if (r == 0 && sodium_memcmp(out->device_pk, device_pk, 32) != 0) {
+		zila_revocation_release(out);
+		r = ZILA_ECERT;
+	}
+	free(p);
+	return r;
+}
+
+static int check_with_issuer(struct zila_store *s, const uint8_t root_pk[32], const uint8_t issuer_pk[32],
+			     struct zila_cert *issuer, const struct zila_cert **ip)
+{
+	*ip = NULL;
+	if (sodium_memcmp(issuer_pk, root_pk, 32) == 0)
+		return 0;
+	int r = zila_trust_cert_get(s, issuer_pk, issuer);
+	if (r == 0)
+		*ip = issuer;
+	return r == ZILA_ENOTFOUND ? 0 : r;
+}
+
+int zila_trust_cert_check(struct zila_store *s, const uint8_t root_pk[32], const struct zila_cert *c, uint64_t now,
+			  struct zila_error *err)
+{
+	struct zila_cert issuer;
+	const struct zila_cert *ip;
+	char id[ZILA_DEVICE_ID_LEN + 1];
+	int r = check_with_issuer(s, root_pk, c->issuer_pk, &issuer, &ip);
+	if (r == 0)
+		r = zila_cert_verify(c, root_pk, ip, now);
+	if (r != 0) {
+		zila_device_id(c->device_pk, id);
+		zila_error_set(err, r, "certificate of device '%s': %s", id, zila_strerror(r));
+	}
+	return r;
+}
+
+static int put_record(struct zila_store *s, uint8_t type, const uint8_t device_pk[32], struct zila_view bytes)
+{
+	return zila_store_trust_put(s, type, zila_view_make(device_pk, 32), bytes);
+}
+
+/* This device's HQ certificate, which lets it issue certificates for the root. */
+static int own_hq_cert(struct zila_store *s, uint8_t root_pk[32], struct zila_cert *own, uint64_t now,
+		       struct zila_error *err)
+{
+	int r = zila_trust_org(s, root_pk);
+	if (r != 0)
+		return zila_error_set(err, ZILA_ENOTENROLLED, "this replica belongs to no organisation");
+	if ((r = zila_trust_cert_get(s, zila_store_device_pk(s), own)) != 0)
+		return zila_error_set(err, ZILA_ENOTENROLLED, "this device has no certificate");
+	if (own->role != ZILA_ROLE_HQ || !own->scope_all || sodium_memcmp(own->issuer_pk, root_pk, 32) != 0)
+		return zila_error_set(err, ZILA_ECERT, "this device is not the organisation's HQ");
+	if ((r = zila_cert_verify(own, root_pk, NULL, now)) != 0)
+		return zila_error_set(err, r, "the HQ certificate of this device: %s", zila_strerror(r));
+	return 0;
+}
+
+int zila_trust_org_init(struct zila_store *s, const char *name, const char *pass, size_t pass_len,
+			const struct zila_pwcost *cost, uint64_t now, struct zila_error *err)
+{
+	int r = ZILA_EINTERNAL;
+	uint8_t root_pk[32], *root_sk = NULL;
+	char path[4096], hex[65];
+	struct zila_cert c;
+	struct zila_buf b;
+	zila_buf_init(&b, ZILA_CERT_LEN);
+	memset(&c, 0, sizeof(c));
+
+	if (zila_trust_org(s, NULL) == 0) {
+		r = zila_error_set(err, ZILA_EEXIST, "this replica already belongs to an organisation");
+		goto out;
+	}
+	if (strlen(name) == 0 || strlen(name) > ZILA_NAME_MAX) {
+		r = zila_error_set(err, ZILA_EINVAL, "organisation name must be 1 to %d bytes", ZILA_NAME_MAX);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/%s", zila_store_dir(s), ZILA_ORG_KEY_FILE);
+	if ((r = zila_org_key_create(path, pass, pass_len, cost, root_pk, &root_sk)) != 0) {
+		zila_error_set(err, r, "cannot create '%s': %s", path, zila_strerror(r));
+		goto out;
+	}
+	c.version = 1;
+	zila_org_fingerprint(root_pk, c.org_fp);
+	memcpy(c.device_pk, zila_store_device_pk(s), 32);
+	snprintf(c.name, sizeof(c.name), "hq");
+	c.role = ZILA_ROLE_HQ;
+	c.scope_all = true;
+	c.not_before = now - 3600; /* an hour of slack for clocks that lag */
+	c.not_after = now + HQ_VALID_DAYS * DAY;
+	if ((r = zila_cert_sign(&c, root_sk, &b)) != 0) {
+		zila_error_set(err, r, "organisation name or certificate invalid");
+		goto out;
+	}
+	zila_hex_encode(hex, root_pk, 32);
+	if ((r = zila_store_meta_set(s, ZILA_META_ORG_NAME, name)) != 0 || (r = zila_store_meta_set(s, ZILA_META_ORG_PK, hex)) != 0 ||
+	    (r = put_record(s, ZILA_TRUST_CERT, c.device_pk, zila_buf_view(&b))) != 0) {
+		zila_error_set(err, r, "cannot record the organisation: %s", zila_strerror(r));
+		goto out;
+	}
+	r = 0;
+out:
+	sodium_free(root_sk);
+	zila_buf_release(&b);
+	return r;
+}
+
+static int org_name(struct zila_store *s, char out[ZILA_NAME_MAX + 1])
+{
+	char *v = NULL;
+	int r = zila_store_meta_get(s, ZILA_META_ORG_NAME, &v);
+	out[0] = '\0';
+	if (r == 0)
+		snprintf(out, ZILA_NAME_MAX + 1, "%s", v);
+	free(v);
+	return r == ZILA_ENOTFOUND ? 0 : r;
+}
+
+int zila_trust_issue(struct zila_store *s, const uint8_t device_pk[32], const char *name, int role, const char *district,
+		     uint64_t now, uint32_t valid_days, struct zila_buf *file_out, struct zila_error *err)
+{
+	int r;
+	uint8_t root_pk[32];
+	struct zila_cert_file f;
+	struct zila_buf b;
+	zila_buf_init(&b, ZILA_CERT_LEN);
+	memset(&f, 0, sizeof(f));
+
+	if ((r = own_hq_cert(s, root_pk, &f.issuer, now, err)) != 0)
+		goto out;
+	if (role != ZILA_ROLE_DISTRICT && role != ZILA_ROLE_BLOCK) {
+		r = zila_error_set(err, ZILA_EINVAL, "an HQ device issues district and block certificates only");
+		goto out;
+	}
+	if (district == NULL || district[0] == '\0' || strlen(district) > ZILA_DISTRICT_MAX) {
+		r = zila_error_set(err, ZILA_EINVAL, "a district id of 1 to %d bytes is needed", ZILA_DISTRICT_MAX);
+		goto out;
+	}
+	if (strlen(name) > ZILA_NAME_MAX) {
+		r = zila_error_set(err, ZILA_EINVAL, "device name '%s' is longer than %d bytes", name, ZILA_NAME_MAX);
+		goto out;
+	}
+	f.cert.version = 1;
+	memcpy(f.cert.org_fp, f.issuer.org_fp, ZILA_FP_LEN);
+	memcpy(f.cert.device_pk, device_pk, 32);
+	snprintf(f.cert.name, sizeof(f.cert.name), "%s", name);
+	f.cert.role = (uint8_t)role;
+	snprintf(f.cert.district, sizeof(f.cert.district), "%s", district);
+	f.cert.not_before = now - 3600;
+	f.cert.not_after = now + (uint64_t)valid_days * DAY;
+	/* The certificate cannot outlive the HQ certificate that vouches for it. */
+	if (f.cert.not_after > f.issuer.not_after)
+		f.cert.not_after = f.issuer.not_after;
+	if ((r = zila_cert_sign(&f.cert, zila_store_device_sk(s), &b)) != 0) {
+		zila_error_set(err, r, "device name or district is not valid text");
+		goto out;
+	}
+	if ((r = put_record(s, ZILA_TRUST_CERT, device_pk, zila_buf_view(&b))) != 0) {
+		zila_error_set(err, r, "cannot keep the certificate: %s", zila_strerror(r));
+		goto out;
+	}
+	if (file_out != NULL) {
+		memcpy(f.root_pk, root_pk, 32);
+		f.has_issuer = true;
+		if ((r = org_name(s, f.org_name)) != 0 || (r = zila_cert_file_encode(&f, file_out)) != 0) {
+			zila_error_set(err, r, "cannot encode the certificate file: %s", zila_strerror(r));
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	zila_buf_release(&b);
+	return r;
+}
+
+int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_t now, struct zila_error *err)
+{
+	int r;
+	struct zila_cert_file f;
+	uint8_t have[32];
+	char hex[65];
+	struct zila_buf b;
+	zila_buf_init(&b, 2 * ZILA_CERT_LEN);
+
+	if ((r = zila_cert_file_decode(file, now, &f)) != 0) {
+		zila_error_set(err, r, "certificate file: %s", zila_strerror(r));
+		goto out;
+	}
+	if (sodium_memcmp(f.cert.device_pk, zila_store_device_pk(s), 32) != 0) {
+		r = zila_error_set(err, ZILA_ECERT, "the certificate is for another device");
+		goto out;
+	}
+	r = zila_trust_org(s, have);
+	if (r == 0 && sodium_memcmp(have, f.root_pk, 32) != 0) {
+		r = zila_error_set(err, ZILA_ECERT, "the certificate is from another organisation");
+		goto out;
+	}
+	zila_hex_encode(hex, f.root_pk, 32);
+	if ((r = zila_store_meta_set(s, ZILA_META_ORG_PK, hex)) != 0 ||
+	    (f.org_name[0] && (r = zila_store_meta_set(s, ZILA_META_ORG_NAME, f.org_name)) != 0))
+		goto dberr;
+	if (f.has_issuer) {
+		if ((r = zila_cert_encode(&f.issuer, &b)) != 0 ||
+		    (r = put_record(s, ZILA_TRUST_CERT, f.issuer.device_pk, zila_buf_view(&b))) != 0)
+			goto dberr;
+		zila_buf_reset(&b);
+	}
+	if ((r = zila_cert_encode(&f.cert, &b)) != 0 ||
+	    (r = put_record(s, ZILA_TRUST_CERT, f.cert.device_pk, zila_buf_view(&b))) != 0)
+		goto dberr;
+	r = 0;
+	goto out;
+dberr:
+	zila_error_set(err, r, "cannot keep the certificate: %s", zila_strerror(r));
+out:
+	zila_buf_release(&b);
+	return r;
+}
+
+/* The sequence heads this replica holds for the feeds of device_pk. */
+static int collect_marks(struct zila_store *s, const uint8_t device_pk[32], struct zila_revocation *rv)
+{
+	struct zila_vector v = { 0 };
+	int r = zila_store_vector(s, &v);
+	if (r != 0)
+		return r;
+	size_t n = 0;
+	for (size_t i = 0; i < v.nheads; i++)
+		if (memcmp(v.heads[i].origin, device_pk, 32) == 0)
+			n++;
+	if (n > ZILA_REVOKE_FEEDS_MAX) {
+		r = ZILA_ETOOBIG;
+		goto out;
+	}
+	if (n > 0 && (rv->marks = calloc(n, sizeof(*rv->marks))) == NULL) {
+		r = ZILA_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < v.nheads; i++) {
+		if (memcmp(v.heads[i].origin, device_pk, 32) != 0)
+			continue;
+		memcpy(rv->marks[rv->nmarks].part, v.heads[i].part, sizeof(rv->marks[0].part));
+		rv->marks[rv->nmarks].last_seq = v.heads[i].seq;
+		rv->nmarks++;
+	}
+out:
+	zila_vector_release(&v);
+	return r;
+}
+
+int zila_trust_revoke(struct zila_store *s, const uint8_t device_pk[32], uint64_t now, struct zila_error *err)
+{
+	int r;
+	uint8_t root_pk[32];
+	struct zila_cert own;
+	struct zila_revocation rv;
+	struct zila_buf b;
+	memset(&rv, 0, sizeof(rv));
+	zila_buf_init(&b, 1 << 20);
+
+	if ((r = own_hq_cert(s, root_pk, &own, now, err)) != 0)
+		goto out;
+	if (sodium_memcmp(device_pk, zila_store_device_pk(s), 32) == 0) {
+		r = zila_error_set(err, ZILA_EINVAL, "HQ cannot revoke itself");
+		goto out;
+	}
+	rv.version = 1;
+	memcpy(rv.org_fp, own.org_fp, ZILA_FP_LEN);
+	memcpy(rv.device_pk, device_pk, 32);
+	rv.created = now;
+	if ((r = collect_marks(s, device_pk, &rv)) != 0) {
+		zila_error_set(err, r, "cannot read the device's feeds: %s", zila_strerror(r));
+		goto out;
+	}
+	if ((r = zila_revocation_sign(&rv, zila_store_device_sk(s), &b)) != 0 ||
+	    (r = put_record(s, ZILA_TRUST_REVOKE, device_pk, zila_buf_view(&b))) != 0) {
+		zila_error_set(err, r, "cannot keep the revocation: %s", zila_strerror(r));
+		goto out;
+	}
+	r = 0;
+out:
+	zila_revocation_release(&rv);
+	zila_buf_release(&b);
+	return r;
+}
+
+/* --- invites ----------------------------------------------------------------------- */
+
+/* The meta value of an invite: "1 ROLE EXPIRES USED SECRETHEX DISTRICT". */
+struct invite_rec {
+	int role;
+	uint64_t expires;
+	int used;
+	uint8_t secret[ZILA_INVITE_SECRET_LEN];
+	char district[ZILA_DISTRICT_MAX + 1];
+};
+
+static void invite_key(char *out, size_t n, const uint8_t id[ZILA_INVITE_ID_LEN])
+{
+	char hex[2 * ZILA_INVITE_ID_LEN + 1];
+	zila_hex_encode(hex, id, ZILA_INVITE_ID_LEN);
+	snprintf(out, n, "%s%s", ZILA_META_INVITE_PREFIX, hex);
+}
+
+static int invite_save(struct zila_store *s, const uint8_t id[ZILA_INVITE_ID_LEN], const struct invite_rec *rec)
+{
+	char key[64], hex[2 * ZILA_INVITE_SECRET_LEN + 1], val[256];
+	invite_key(key, sizeof(key), id);
+	zila_hex_encode(hex, rec->secret, ZILA_INVITE_SECRET_LEN);
+	snprintf(val, sizeof(val), "1 %d %" PRIu64 " %d %s %s", rec->role, rec->expires, rec->used, hex, rec->district);
+	int r = zila_store_meta_set(s, key, val);
+	sodium_memzero(val, sizeof(val));
+	sodium_memzero(hex, sizeof(hex));
+	return r;
+}
+
+static int invite_load(struct zila_store *s, const uint8_t id[ZILA_INVITE_ID_LEN], struct invite_rec *rec)
+{
+	char key[64], hex[2 * ZILA_INVITE_SECRET_LEN + 1], *val = NULL;
+	int r, ver, n = 0;
+	unsigned long long exp;
+	memset(rec, 0, sizeof(*rec));
+	invite_key(key, sizeof(key), id);
+	if ((r = zila_store_meta_get(s, key, &val)) != 0)
+		goto out;
+	r = ZILA_EFORMAT;
+	if (sscanf(val, "%d %d %llu %d %24s %n", &ver, &rec->role, &exp, &rec->used, hex, &n) != 5 || ver != 1 || n == 0)
+		goto out;
+	rec->expires = exp;
+	if (zila_hex_decode(rec->secret, ZILA_INVITE_SECRET_LEN, hex, strlen(hex)) != 0)
+		goto out;
+	snprintf(rec->district, sizeof(rec->district), "%s", val + n);
+	r = 0;
+out:
+	if (val != NULL) {
+		sodium_memzero(val, strlen(val));
+		free(val);
+	}
+	return r;
+}
+
+int zila_trust_invite(struct zila_store *s, const char *district, int role, uint64_t expires,
+		      char code[ZILA_INVITE_CODE_LEN + 1], struct zila_error *err)
+{
+	int r;
+	uint8_t root_pk[32], id[ZILA_INVITE_ID_LEN];
+	struct zila_cert own;
+	struct zila_invite inv;
+	struct invite_rec rec;
+	memset(&rec, 0, sizeof(rec));
+	code[0] = '\0';
+
+	if ((r = own_hq_cert(s, root_pk, &own, (uint64_t)time(NULL), err)) != 0)
+		goto out;
+	if (role != ZILA_ROLE_DISTRICT && role != ZILA_ROLE_BLOCK) {
+		r = zila_error_set(err, ZILA_EINVAL, "an invite is for a district or block device");
+		goto out;
+	}
+	if (district == NULL || district[0] == '\0' || strlen(district) > ZILA_DISTRICT_MAX ||
+	    strpbrk(district, " \t\r\n") != NULL) {
+		r = zila_error_set(err, ZILA_EINVAL, "a district id of 1 to %d bytes, without spaces, is needed",
+				   ZILA_DISTRICT_MAX);
+		goto out;
+	}
+	zila_invite_new(&inv, own.org_fp);
+	zila_invite_id(&inv, id);
+	rec.role = role;
+	rec.expires = expires;
+	memcpy(rec.secret, inv.secret, sizeof(rec.secret));
+	snprintf(rec.district, sizeof(rec.district), "%s", district);
+	if ((r = invite_save(s, id, &rec)) != 0) {
+		zila_error_set(err, r, "cannot record the invite: %s", zila_strerror(r));
+		goto out;
+	}
+	zila_invite_format(&inv, code);
+	r = 0;
+out:
+	sodium_memzero(&inv, sizeof(inv));
+	sodium_memzero(&rec, sizeof(rec));
+	return r;
+}
+
+static int invite_usable(struct zila_store *s, const uint8_t id[ZILA_INVITE_ID_LEN], uint64_t now, struct invite_rec *rec)
+{
+	int r = invite_load(s, id, rec);
+	if (r != 0)
+		return r;
+	/* Used and expired invites look the same as unknown ones to the peer. */
+	if (rec->used || now > rec->expires)
+		return ZILA_ENOTFOUND;
+	return 0;
+}
+
+int zila_trust_invite_psk(struct zila_store *s, const uint8_t id[ZILA_INVITE_ID_LEN], uint64_t now, uint8_t psk[32])
+{
+	struct invite_rec rec;
+	struct zila_invite inv;
+	uint8_t root_pk[32], fp[ZILA_FP_LEN];
+	int r;
+	memset(psk, 0, 32);
+	if ((r = invite_usable(s, id, now, &rec)) != 0 || (r = zila_trust_org(s, root_pk)) != 0)
+		goto out;
+	zila_org_fingerprint(root_pk, fp);
+	inv.version = 1;
+	memcpy(inv.fp_prefix, fp, ZILA_INVITE_FP_LEN);
+	memcpy(inv.secret, rec.secret, sizeof(inv.secret));
+	zila_invite_psk(&inv, psk);
+out:
+	sodium_memzero(&rec, sizeof(rec));
+	sodium_memzero(&inv, sizeof(inv));
+	return r;
+}
+
+int zila_trust_redeem(struct zila_store *s, const uint8_t id[ZILA_INVITE_ID_LEN], const uint8_t device_pk[32],
+		      const char *name, uint64_t now, struct zila_buf *file_out, struct zila_error *err)
+{
+	struct invite_rec rec;
+	int r = invite_usable(s, id, now, &rec);
+	if (r != 0) {
+		zila_error_set(err, ZILA_ENOTFOUND, "the invite is unknown, used or expired");
+		r = ZILA_ENOTFOUND;
+		goto out;
+	}
+	/* Spend the invite first: a failure later must not let it be used twice. */
+	rec.used = 1;
+	if ((r = invite_save(s, id, &rec)) != 0) {
+		zila_error_set(err, r, "cannot record the invite: %s", zila_strerror(r));
+		goto out;
+	}
+	r = zila_trust_issue(s, device_pk, name, rec.role, rec.district, now, 365, file_out, err);
+out:
+	sodium_memzero(&rec, sizeof(rec));
+	return r;
+}
+
+/* --- enforcement ------------------------------------------------------------------- */
+
+int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e, struct zila_error *err)
+{
+	struct zila_store *s = ctx->s;
+	uint8_t root_pk[32];
+	struct zila_cert c;
+	struct zila_revocation rv;
+	char id[ZILA_DEVICE_ID_LEN + 1];
+	int r;
+	uint64_t t = zila_hlc_ms(e->hlc) / 1000;
+
+	memset(&rv, 0, sizeof(rv));
+	zila_device_id(e->origin, id);
+	if ((r = zila_trust_org(s, root_pk)) != 0) {
+		r = zila_error_set(err, ZILA_ENOTENROLLED, "device '%s' feed '%s' seq %" PRIu64 ": this replica is not enrolled",
+				   id, e->part, e->seq);
+		goto out;
+	}
+	if ((r = zila_trust_cert_get(s, e->origin, &c)) != 0) {
+		r = zila_error_set(err, ZILA_ECERT, "device '%s' feed '%s' seq %" PRIu64 ": unknown device (no certificate)",
+				   id, e->part, e->seq);
+		goto out;
+	}
+	if (t > ctx_now(ctx) + DAY) {
+		r = zila_error_set(err, ZILA_EPROTO, "device '%s' feed '%s' seq %" PRIu64 ": dated more than a day ahead",
+				   id, e->part, e->seq);
+		goto out;
+	}
+	/* The certificate must have been valid when the entry was written. */
+	if ((r = zila_trust_cert_check(s, root_pk, &c, t, NULL)) != 0) {
+		zila_error_set(err, r, "device '%s' feed '%s' seq %" PRIu64 ": certificate %s", id, e->part, e->seq,
+			       r == ZILA_EEXPIRED ? "not valid at the entry's time" : zila_strerror(r));
+		goto out;
+	}
+	if (!zila_cert_may_write(&c, e->part)) {
+		r = zila_error_set(err, ZILA_ESCOPE, "device '%s' feed '%s' seq %" PRIu64 ": partition outside its write scope",
+				   id, e->part, e->seq);
+		goto out;
+	}
+	r = zila_trust_revocation_get(s, e->origin, &rv);
+	if (r == ZILA_ENOTFOUND) {
+		r = 0;
+		goto out;
+	}
+	if (r != 0) {
+		zila_error_set(err, r, "device '%s': revocation record unreadable", id);
+		goto out;
+	}
+	uint64_t mark = zila_revocation_mark(&rv, e->part);
+	if (e->seq > mark) {
+		r = zila_error_set(err, ZILA_EREVOKED, "device '%s' feed '%s' seq %" PRIu64 ": revoked after seq %" PRIu64, id,
+				   e->part, e->seq, mark);
+		goto out;
+	}
+	r = 0;
+out:
+	zila_revocation_release(&rv);
+	return r;
+}
+
+int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zila_view bytes, struct zila_error *err)
+{
+	struct zila_store *s = ctx->s;
+	uint8_t root_pk[32];
+	struct zila_cert c, held, issuer;
+	const struct zila_cert *ip;
+	struct zila_revocation rv;
+	int r;
+	memset(&rv, 0, sizeof(rv));
+
+	if ((r = zila_trust_org(s, root_pk)) != 0) {
+		r = zila_error_set(err, ZILA_ENOTENROLLED, "trust record refused: this replica is not enrolled");
+		goto out;
+	}
+	if (type == ZILA_TRUST_CERT) {
+		if ((r = zila_cert_decode(bytes, &c)) != 0) {
+			zila_error_set(err, r, "certificate: %s", zila_strerror(r));
+			goto out;
+		}
+		/* Checked inside its own validity window: an expired certificate still vouches for
+		 * the entries written while it was valid. */
+		if ((r = zila_trust_cert_check(s, root_pk, &c, c.not_before, err)) != 0)
+			goto out;
+		/* Keep the newest certificate of a device; an older one replayed is refused. */
+		if (zila_trust_cert_get(s, c.device_pk, &held) == 0 && held.not_before > c.not_before) {
+			r = zila_error_set(err, ZILA_EEXIST, "certificate older than the one held");
+			goto out;
+		}
+	} else if (type == ZILA_TRUST_REVOKE) {
+		if ((r = zila_revocation_decode(bytes, &rv)) != 0) {
+			zila_error_set(err, r, "revocation: %s", zila_strerror(r));
+			goto out;
+		}
+		if ((r = check_with_issuer(s, root_pk, rv.issuer_pk, &issuer, &ip)) != 0 ||
+		    (r = zila_revocation_verify(&rv, root_pk, ip, rv.created)) != 0) {
+			zila_error_set(err, r, "revocation: %s", zila_strerror(r));
+			goto out;
+		}
+		/* A second revocation of a device must not widen the first one's marks. */
+		struct zila_revocation old;
+		if (zila_trust_revocation_get(s, rv.device_pk, &old) == 0) {
+			bool wider = false;
+			for (size_t i = 0; i < rv.nmarks; i++)
+				if (rv.marks[i].last_seq > zila_revocation_mark(&old, rv.marks[i].part))
+					wider = true;
+			zila_revocation_release(&old);
+			if (wider) {
+				r = zila_error_set(err, ZILA_EEXIST, "revocation wider than the one held");
+				goto out;
+			}
+		}
+	} else {
+		r = zila_error_set(err, ZILA_EFORMAT, "unknown trust record type %u", type);
+		goto out;
+	}
+	r = 0;
+out:
+	zila_revocation_release(&rv);
+	return r;
+}
+
+static int hook_admit(void *ctx, struct zila_store *s, const struct zila_entry_info *e, struct zila_error *err)
+{
+	(void)s;
+	return zila_trust_admit(ctx, e, err);
+}
+
+static int hook_record(void *ctx, struct zila_store *s, uint8_t type, struct zila_view bytes, struct zila_error *err)
+{
+	(void)s;
+	return zila_trust_check_record(ctx, type, bytes, err);
+}
+
+void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx)
+{
+	ctx->s = s;
+	ctx->hooks.admit = hook_admit;
+	ctx->hooks.trust_record = hook_record;
+	ctx->hooks.ctx = ctx;
+	zila_store_set_hooks(s, &ctx->hooks);
+}
+
+bool zila_trust_read_filter(void *cert, const char *part)
+{
+	return zila_cert_may_read(cert, part);
+}
