@@ -127,11 +127,6 @@ demo: build/zila $(TOOL_BIN) build/.deps-demo
 	$(Q)sh tools/demo.sh
 
 install: build/zila
-
-# Tools (sample-data generator, lab helpers): tools/NAME.c -> build/tools/NAME
-build/tools/%: build/obj/tools/%.o build/libzila.a
-	@mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -pie -o $@ $^ $(LIBS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 build/zila $(DESTDIR)$(PREFIX)/bin/zila
 	install -m 0644 zila.1 $(DESTDIR)$(PREFIX)/share/man/man1/zila.1
