@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 15
 SEEDS ?= 500
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-	-Wformat=2 -Wvla -Wwrite-strings -Wno-format-nonliteral
+	-Wformat=2 -Wvla -Wwrite-strings -Wno-format-nonliteral -Wno-overlength-strings
 HARDEN := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iinclude -Ibuild/gen -MMD -MP $(WARN) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -159,6 +159,48 @@ int zila_store_trust_put(struct zila_store *s, uint8_t type, struct zila_view id
 
 /* --- reading the replica ---------------------------------------------------------- */
 
+/* A typed SQLite value; bytes are borrowed (see the function that hands it out). */
+enum { ZILA_VAL_NULL = 0, ZILA_VAL_INT = 1, ZILA_VAL_REAL = 2, ZILA_VAL_TEXT = 3, ZILA_VAL_BLOB = 4 };
+struct zila_value {
+	int type;
+	int64_t i;
+	double d;
+	const uint8_t *p;
+	size_t len;
+};
+
+enum { ZILA_OP_UPSERT = 1, ZILA_OP_UPDATE = 2, ZILA_OP_DELETE = 3 };
+
+/* One change of one row inside an entry, as the audit trail shows it. */
+struct zila_change {
+	const struct zila_entry_info *entry;
+	const char *table; /* NUL-terminated */
+	int op;
+	struct zila_value pk;
+	size_t ncols;
+	const char *const *cols;        /* names of the changed columns */
+	const struct zila_value *vals;  /* their new values */
+};
+/* Everything handed to the callback is valid for the call only; non-zero stops the walk. */
+typedef int (*zila_change_fn)(void *ctx, const struct zila_change *c);
+
+/* Walks every change in every entry held, oldest first (HLC order), optionally only
+ * those of one table and/or one row key (text). */
+int zila_store_walk_changes(struct zila_store *s, const char *table, const char *id, zila_change_fn fn,
+			    void *ctx) ZILA_MUST_CHECK;
+
+/* Counts for `zila status`. */
+struct zila_store_counts {
+	int64_t pending;    /* captured, not yet sealed */
+	int64_t entries;    /* entries held, all feeds */
+	int64_t own_entries;
+	int64_t held;       /* waiting for a newer schema */
+	int64_t conflicts;  /* unresolved overwritten values */
+	int64_t parked;     /* rows parked as duplicates, orphans or invalid */
+	int64_t feeds;
+};
+int zila_store_counts(struct zila_store *s, struct zila_store_counts *out) ZILA_MUST_CHECK;
+
 /* A content hash of every tracked row (visible and parked), equal on two replicas iff
  * their tracked rows are equal. */
 int zila_store_hash(struct zila_store *s, uint8_t out[32], struct zila_error *err) ZILA_MUST_CHECK;

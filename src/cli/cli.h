@@ -4,6 +4,7 @@
 #define ZILA_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "zila/err.h"
 
@@ -36,5 +37,13 @@ bool cli_wants_help(const char *cmd, int argc, char **argv);
 int cli_open_store(struct cli *cli, struct zila_store **out);
 /* Prints a JSON string literal (quoted, escaped) to stdout. */
 void cli_json_str(const char *s);
+
+struct zila_value;
+/* Prints a value as text (NULL prints as "NULL") or, with json, as a JSON value. */
+void cli_print_value(const struct zila_value *v, bool json);
+/* A short, readable form of a device key: the first 8 bytes in hex. */
+void cli_short_device(char out[17], const uint8_t *key);
+/* "YYYY-MM-DD HH:MM:SS" (UTC) of an HLC timestamp. */
+void cli_hlc_time(char out[32], uint64_t hlc);
 
 #endif

@@ -5,12 +5,30 @@
 
 #define CMD(name) int cmd_##name(struct cli *cli, int argc, char **argv);
 CMD(init)
+CMD(track)
+CMD(sql)
+CMD(seal)
+CMD(hash)
+CMD(vector)
+CMD(log)
+CMD(conflicts)
+CMD(bundle)
 CMD(import)
 CMD(export)
 #undef CMD
 
 const struct cli_command cli_commands[] = {
 	{ "init", cmd_init, "create a replica with the default schema and a device key", "zila [-d DIR] init" },
+	{ "track", cmd_track, "make a table synced (refuses tables that cannot converge)",
+	  "zila track TABLE [--partition COLUMN]" },
+	{ "sql", cmd_sql, "run SQL against the replica; changes are captured for sync", "zila sql [SQL]" },
+	{ "seal", cmd_seal, "seal captured local changes into signed entries now", "zila seal" },
+	{ "hash", cmd_hash, "print a content hash of all tracked rows", "zila hash" },
+	{ "vector", cmd_vector, "print the version vector (feed heads)", "zila vector" },
+	{ "log", cmd_log, "show the audit trail: who changed what, when", "zila log [--table T] [--id ID]" },
+	{ "conflicts", cmd_conflicts, "list overwritten values and parked duplicate/orphan rows", "zila conflicts" },
+	{ "bundle", cmd_bundle, "carry changes by file: create a bundle or apply one",
+	  "zila bundle create FILE [--for VECTORFILE]\nzila bundle apply FILE" },
 	{ "import", cmd_import, "create or update rows of a table from a CSV file", "zila [-d DIR] import FILE.csv --table TABLE [--map HEADER=COLUMN]... [--dry-run] [--skip-bad REJECTS.csv] [--delimiter C] [-q]" },
 	{ "export", cmd_export, "write a table as CSV (for Excel) or JSON", "zila [-d DIR] export --table TABLE [--district ID] [--format csv|json] [-o FILE] [--no-bom]" },
 	{ NULL, NULL, NULL, NULL },

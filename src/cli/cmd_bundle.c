@@ -1,0 +1,160 @@
+/* zila bundle: carry changes on a USB stick.
+ *   zila bundle create FILE [--for VECTORFILE]   (VECTORFILE: `zila vector` of the receiver)
+ *   zila bundle apply FILE */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "zila/store.h"
+
+/* Reads the text `zila vector` prints. */
+static int read_vector(const char *path, struct zila_vector *v)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	size_t cap = 0, lineno = 0;
+	int r = CLI_OK;
+	v->heads = NULL;
+	v->nheads = 0;
+	if (f == NULL) {
+		cli_err("cannot read vector file '%s'", path);
+		return CLI_FAIL;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char hex[80], part[128];
+		unsigned long long seq;
+		lineno++;
+		if (line[0] == '\n' || line[0] == '#')
+			continue;
+		if (sscanf(line, "%79s %127s %llu", hex, part, &seq) != 3 || strlen(part) > ZILA_PART_MAX) {
+			cli_err("vector file '%s' line %zu: expected 'DEVICE PARTITION SEQ'", path, lineno);
+			r = CLI_FAIL;
+			break;
+		}
+		if (v->nheads == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct zila_feed_head *h = realloc(v->heads, cap * sizeof(*h));
+			if (h == NULL) {
+				r = CLI_FAIL;
+				break;
+			}
+			v->heads = h;
+		}
+		struct zila_feed_head *h = &v->heads[v->nheads];
+		memset(h, 0, sizeof(*h));
+		if (zila_hex_decode(h->origin, 32, hex, strlen(hex)) != 0) {
+			cli_err("vector file '%s' line %zu: '%s' is not a device key", path, lineno, hex);
+			r = CLI_FAIL;
+			break;
+		}
+		snprintf(h->part, sizeof(h->part), "%s", strcmp(part, "-") == 0 ? "" : part);
+		h->seq = seq;
+		v->nheads++;
+	}
+	fclose(f);
+	if (r == CLI_OK) {
+		/* Sort through the codec so lookups work. */
+		struct zila_buf b;
+		struct zila_vector sorted;
+		zila_buf_init(&b, 1u << 30);
+		if (zila_vector_encode(v, &b) != 0 || zila_vector_decode(zila_buf_view(&b), &sorted) != 0) {
+			cli_err("vector file '%s' is not valid", path);
+			r = CLI_FAIL;
+		} else {
+			zila_vector_release(v);
+			*v = sorted;
+		}
+		zila_buf_release(&b);
+	}
+	if (r != CLI_OK)
+		zila_vector_release(v);
+	return r;
+}
+
+static void print_stats(const struct cli *cli, const char *file, const struct zila_apply_stats *st)
+{
+	if (cli->json) {
+		printf("{\"file\":");
+		cli_json_str(file);
+		printf(",\"received\":%zu,\"applied\":%zu,\"duplicate\":%zu,\"rejected\":%zu,\"held\":%zu,"
+		       "\"gap\":%zu,\"conflicts\":%zu,\"parked\":%zu,\"trust\":%zu}\n",
+		       st->nreceived, st->napplied, st->nduplicate, st->nrejected, st->nheld, st->ngap,
+		       st->nconflicts, st->nparked, st->ntrust);
+		return;
+	}
+	printf("applied %zu of %zu entries from '%s' (%zu already held", st->napplied, st->nreceived, file,
+	       st->nduplicate);
+	if (st->nrejected)
+		printf(", %zu rejected", st->nrejected);
+	if (st->nheld)
+		printf(", %zu held for a newer schema", st->nheld);
+	if (st->ngap)
+		printf(", %zu waiting for earlier entries", st->ngap);
+	printf(")\n");
+	if (st->nconflicts || st->nparked)
+		printf("%zu overwritten values and %zu parked rows to review: see 'zila conflicts'\n",
+		       st->nconflicts, st->nparked);
+}
+
+int cmd_bundle(struct cli *cli, int argc, char **argv);
+int cmd_bundle(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "for", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
+	const char *for_path = NULL;
+	int c;
+	if (argc < 2)
+		return cli_usage("bundle", "bundle needs 'create' or 'apply'");
+	const char *verb = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'f')
+			for_path = optarg;
+		else
+			return cli_usage("bundle", "unknown option");
+	}
+	if (optind != argc - 1)
+		return cli_usage("bundle", "bundle %s needs one FILE", verb);
+	const char *file = argv[optind];
+	if (strcmp(verb, "create") != 0 && strcmp(verb, "apply") != 0)
+		return cli_usage("bundle", "'%s' is not a bundle command: use 'create' or 'apply'", verb);
+	if (strcmp(verb, "apply") == 0 && for_path != NULL)
+		return cli_usage("bundle", "--for goes with 'bundle create'");
+	struct zila_vector have = { 0 };
+	if (for_path != NULL && read_vector(for_path, &have) != CLI_OK)
+		return CLI_FAIL;
+	struct zila_store *s = NULL;
+	if (cli_open_store(cli, &s) != CLI_OK) {
+		zila_vector_release(&have);
+		return CLI_FAIL;
+	}
+	struct zila_error err;
+	zila_error_clear(&err);
+	int r;
+	if (strcmp(verb, "create") == 0) {
+		size_t n = 0;
+		r = zila_bundle_create(s, file, for_path ? &have : NULL, NULL, NULL, &n, &err);
+		if (r == 0) {
+			if (cli->json) {
+				printf("{\"file\":");
+				cli_json_str(file);
+				printf(",\"entries\":%zu}\n", n);
+			} else {
+				printf("wrote %zu entr%s to '%s'\n", n, n == 1 ? "y" : "ies", file);
+			}
+		}
+	} else {
+		struct zila_apply_stats st;
+		r = zila_bundle_apply(s, file, &st, &err);
+		if (r == 0)
+			print_stats(cli, file, &st);
+	}
+	zila_store_free(s);
+	zila_vector_release(&have);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}

@@ -1,0 +1,164 @@
+/* zila log: the audit trail from the feeds: who changed what, and when. With --table and
+ * --id it shows one record's history with old and new values. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "zila/store.h"
+
+/* Old values per column of the one record followed (--id). */
+struct prev {
+	char *col;
+	struct zila_value v;
+	uint8_t *bytes;
+};
+
+struct logctx {
+	bool json, follow;
+	size_t n;
+	struct prev *prev;
+	size_t nprev;
+};
+
+static struct prev *prev_find(struct logctx *l, const char *col)
+{
+	for (size_t i = 0; i < l->nprev; i++)
+		if (strcmp(l->prev[i].col, col) == 0)
+			return &l->prev[i];
+	struct prev *np = realloc(l->prev, (l->nprev + 1) * sizeof(*np));
+	if (np == NULL)
+		return NULL;
+	l->prev = np;
+	memset(&np[l->nprev], 0, sizeof(*np));
+	np[l->nprev].col = strdup(col);
+	return &np[l->nprev++];
+}
+
+static void prev_set(struct prev *p, const struct zila_value *v)
+{
+	free(p->bytes);
+	p->bytes = NULL;
+	p->v = *v;
+	if (v->type == ZILA_VAL_TEXT || v->type == ZILA_VAL_BLOB) {
+		p->bytes = malloc(v->len + 1);
+		if (p->bytes == NULL) {
+			p->v.type = ZILA_VAL_NULL;
+			return;
+		}
+		memcpy(p->bytes, v->p, v->len);
+		p->v.p = p->bytes;
+	}
+}
+
+static const char *op_name(int op)
+{
+	return op == ZILA_OP_UPSERT ? "insert" : op == ZILA_OP_UPDATE ? "update" : "delete";
+}
+
+static int on_change(void *ctx, const struct zila_change *c)
+{
+	struct logctx *l = ctx;
+	char dev[17], when[32];
+	cli_short_device(dev, c->entry->origin);
+	cli_hlc_time(when, c->entry->hlc);
+	if (l->json) {
+		printf("%s{\"time\":\"%s\",\"device\":\"%s\",\"partition\":", l->n ? ",\n" : "", when, dev);
+		cli_json_str(c->entry->part);
+		printf(",\"seq\":%llu,\"table\":", (unsigned long long)c->entry->seq);
+		cli_json_str(c->table);
+		printf(",\"id\":");
+		cli_print_value(&c->pk, true);
+		printf(",\"op\":\"%s\",\"changes\":{", op_name(c->op));
+		for (size_t i = 0; i < c->ncols; i++) {
+			printf("%s", i ? "," : "");
+			cli_json_str(c->cols[i]);
+			printf(":");
+			if (l->follow) {
+				struct prev *p = prev_find(l, c->cols[i]);
+				printf("{\"old\":");
+				if (p && p->col)
+					cli_print_value(&p->v, true);
+				else
+					printf("null");
+				printf(",\"new\":");
+				cli_print_value(&c->vals[i], true);
+				printf("}");
+				if (p)
+					prev_set(p, &c->vals[i]);
+			} else {
+				cli_print_value(&c->vals[i], true);
+			}
+		}
+		printf("}}");
+	} else {
+		printf("%s  %s  %s #%llu  %s %s ", when, dev, c->entry->part[0] ? c->entry->part : "(org)",
+		       (unsigned long long)c->entry->seq, op_name(c->op), c->table);
+		cli_print_value(&c->pk, false);
+		printf("\n");
+		for (size_t i = 0; i < c->ncols; i++) {
+			printf("    %s: ", c->cols[i]);
+			if (l->follow) {
+				struct prev *p = prev_find(l, c->cols[i]);
+				if (p && p->col && c->op == ZILA_OP_UPDATE) {
+					cli_print_value(&p->v, false);
+					printf(" -> ");
+				}
+				if (p)
+					prev_set(p, &c->vals[i]);
+			}
+			cli_print_value(&c->vals[i], false);
+			printf("\n");
+		}
+	}
+	l->n++;
+	return 0;
+}
+
+int cmd_log(struct cli *cli, int argc, char **argv);
+int cmd_log(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "table", required_argument, NULL, 't' },
+					      { "id", required_argument, NULL, 'i' },
+					      { NULL, 0, NULL, 0 } };
+	const char *table = NULL, *id = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 't')
+			table = optarg;
+		else if (c == 'i')
+			id = optarg;
+		else
+			return cli_usage("log", "unknown option");
+	}
+	if (optind != argc)
+		return cli_usage("log", "unexpected argument '%s'", argv[optind]);
+	struct zila_store *s = NULL;
+	if (cli_open_store(cli, &s) != CLI_OK)
+		return CLI_FAIL;
+	struct zila_error err;
+	struct logctx l = { cli->json, id != NULL, 0, NULL, 0 };
+	zila_error_clear(&err);
+	int r = zila_store_seal(s, NULL, &err);
+	if (cli->json)
+		printf("[");
+	if (r == 0 && (r = zila_store_walk_changes(s, table, id, on_change, &l)) != 0)
+		zila_error_set(&err, r, "cannot read the feeds: %s", zila_strerror(r));
+	if (cli->json)
+		printf("]\n");
+	else if (r == 0 && l.n == 0)
+		printf("no changes%s\n", table || id ? " match" : " yet");
+	for (size_t i = 0; i < l.nprev; i++) {
+		free(l.prev[i].col);
+		free(l.prev[i].bytes);
+	}
+	free(l.prev);
+	zila_store_free(s);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}

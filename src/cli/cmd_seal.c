@@ -1,0 +1,30 @@
+/* zila seal: seal captured local changes into signed entries now. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "zila/store.h"
+
+int cmd_seal(struct cli *cli, int argc, char **argv);
+int cmd_seal(struct cli *cli, int argc, char **argv)
+{
+	(void)argv;
+	if (argc > 1)
+		return cli_usage("seal", "seal takes no arguments");
+	struct zila_store *s = NULL;
+	if (cli_open_store(cli, &s) != CLI_OK)
+		return CLI_FAIL;
+	struct zila_error err;
+	size_t n = 0;
+	zila_error_clear(&err);
+	int r = zila_store_seal(s, &n, &err);
+	zila_store_free(s);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	if (cli->json)
+		printf("{\"entries\":%zu}\n", n);
+	else
+		printf("sealed %zu entr%s\n", n, n == 1 ? "y" : "ies");
+	return CLI_OK;
+}

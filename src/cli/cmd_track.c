@@ -1,0 +1,45 @@
+/* zila track: make another table of the replica synced. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "zila/store.h"
+
+int cmd_track(struct cli *cli, int argc, char **argv);
+int cmd_track(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "partition", required_argument, NULL, 'p' },
+					      { "org", no_argument, NULL, 'o' },
+					      { NULL, 0, NULL, 0 } };
+	const char *pcol = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
+		if (c == 'p')
+			pcol = optarg;
+		else if (c == 'o')
+			pcol = NULL;
+		else
+			return cli_usage("track", "unknown option");
+	}
+	if (optind != argc - 1)
+		return cli_usage("track", "track needs exactly one table name");
+	const char *table = argv[optind];
+	struct zila_store *s = NULL;
+	if (cli_open_store(cli, &s) != CLI_OK)
+		return CLI_FAIL;
+	struct zila_error err;
+	zila_error_clear(&err);
+	int r = zila_store_track(s, table, pcol, &err);
+	zila_store_free(s);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	if (pcol)
+		printf("tracking '%s', partitioned by '%s'\n", table, pcol);
+	else
+		printf("tracking '%s' in the org-wide partition\n", table);
+	return CLI_OK;
+}

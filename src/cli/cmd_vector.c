@@ -1,0 +1,48 @@
+/* zila vector: the replica's version vector, one feed per line:
+ *   DEVICE-KEY-HEX PARTITION SEQ     (PARTITION is '-' for the org-wide partition)
+ * The same text is what `zila bundle create --for FILE` reads. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "zila/store.h"
+
+int cmd_vector(struct cli *cli, int argc, char **argv);
+int cmd_vector(struct cli *cli, int argc, char **argv)
+{
+	(void)argv;
+	if (argc > 1)
+		return cli_usage("vector", "vector takes no arguments");
+	struct zila_store *s = NULL;
+	if (cli_open_store(cli, &s) != CLI_OK)
+		return CLI_FAIL;
+	struct zila_error err;
+	struct zila_vector v = { 0 };
+	zila_error_clear(&err);
+	int r = zila_store_seal(s, NULL, &err);
+	if (r == 0 && (r = zila_store_vector(s, &v)) != 0)
+		zila_error_set(&err, r, "cannot read the version vector");
+	zila_store_free(s);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	if (cli->json)
+		printf("[");
+	for (size_t i = 0; i < v.nheads; i++) {
+		char hex[65];
+		zila_hex_encode(hex, v.heads[i].origin, 32);
+		if (cli->json) {
+			printf("%s{\"device\":\"%s\",\"partition\":", i ? "," : "", hex);
+			cli_json_str(v.heads[i].part);
+			printf(",\"seq\":%llu}", (unsigned long long)v.heads[i].seq);
+		} else {
+			printf("%s %s %llu\n", hex, v.heads[i].part[0] ? v.heads[i].part : "-",
+			       (unsigned long long)v.heads[i].seq);
+		}
+	}
+	if (cli->json)
+		printf("]\n");
+	zila_vector_release(&v);
+	return CLI_OK;
+}

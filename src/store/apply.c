@@ -1,0 +1,481 @@
+/* Receiving entries: verify, admit, store in feed order, and merge. Each cell is a
+ * last-writer-wins register ordered by (HLC, origin key); row existence is a register of
+ * its own. Values a concurrent write overwrites are kept in zila_conflicts. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+#include "zila/log.h"
+
+struct dirtab {
+	struct table *t;
+	int ncols;
+	int *map; /* entry column -> local column */
+};
+
+struct applier {
+	struct zila_store *s;
+	struct zila_apply_stats *st;
+	struct entry *e;
+	int64_t origin;
+	struct rowstate row;
+	int row_cols;
+	struct dirtab *dir;
+	int ndir;
+};
+
+static void dir_free(struct applier *a)
+{
+	for (int i = 0; i < a->ndir; i++)
+		free(a->dir[i].map);
+	free(a->dir);
+	a->dir = NULL;
+	a->ndir = 0;
+}
+
+static int col_by_name(const struct table *t, const uint8_t *p, size_t n)
+{
+	for (int i = 0; i < t->ncols; i++)
+		if (strlen(t->cols[i]) == n && memcmp(t->cols[i], p, n) == 0)
+			return i;
+	return -1;
+}
+
+/* Reads the table directory; unknown tables or columns mean a newer schema (ZILA_ESCHEMA). */
+static int read_dir(struct applier *a, struct zila_view *in)
+{
+	uint64_t ntab, ncols;
+	struct zila_view name;
+	int r = zila_view_get_varint(in, &ntab);
+	if (r != 0)
+		return r;
+	a->dir = calloc((size_t)ntab + 1, sizeof(*a->dir));
+	if (a->dir == NULL)
+		return ZILA_ENOMEM;
+	for (uint64_t i = 0; i < ntab; i++) {
+		struct dirtab *d = &a->dir[a->ndir++];
+		r = zila_view_get_lenbytes(in, 255, &name);
+		r = r ? r : zila_view_get_varint(in, &ncols);
+		if (r != 0)
+			return r;
+		d->t = store_table_by_name(a->s, (const char *)name.p, name.len);
+		d->ncols = (int)ncols;
+		d->map = calloc((size_t)ncols + 1, sizeof(int));
+		if (d->map == NULL)
+			return ZILA_ENOMEM;
+		for (uint64_t c = 0; c < ncols; c++) {
+			if ((r = zila_view_get_lenbytes(in, 255, &name)) != 0)
+				return r;
+			d->map[c] = d->t ? col_by_name(d->t, name.p, name.len) : -1;
+			if (d->map[c] < 0 || (d->t && d->map[c] == d->t->pk))
+				return d->t ? ZILA_ESCHEMA : ZILA_ESCHEMA;
+		}
+		if (d->t == NULL)
+			return ZILA_ESCHEMA;
+		if ((d->t->pcol < 0) != (a->e->info.part[0] == '\0'))
+			return ZILA_ESCOPE; /* org-wide tables only in the org-wide partition */
+	}
+	return 0;
+}
+
+/* Did the author of e know of the write v when it wrote? */
+static bool covers(struct applier *a, const struct ver *v)
+{
+	if (v->origin == a->origin)
+		return true;
+	const uint8_t *key = store_origin_key(a->s, v->origin);
+	if (key == NULL)
+		return true;
+	for (size_t i = 0; i < a->e->ndeps; i++)
+		if (memcmp(a->e->deps[i].origin, key, 32) == 0)
+			return a->e->deps[i].seq >= v->seq;
+	return false;
+}
+
+static int record_conflict(struct applier *a, struct table *t, const struct zval *pk, int col,
+			   const struct zval *kept, const struct ver *kv, const struct zval *lost,
+			   const struct ver *lv)
+{
+	struct zila_store *s = a->s;
+	sqlite3_stmt *st = s->st_conflict;
+	const uint8_t *ko = store_origin_key(s, kv->origin), *lo = store_origin_key(s, lv->origin);
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	val_bind(st, 2, pk);
+	sqlite3_bind_text(st, 3, t->cols[col], -1, SQLITE_STATIC);
+	val_bind(st, 4, kept);
+	if (ko)
+		sqlite3_bind_blob(st, 5, ko, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (int64_t)kv->hlc);
+	val_bind(st, 7, lost);
+	if (lo)
+		sqlite3_bind_blob(st, 8, lo, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, (int64_t)lv->hlc);
+	sqlite3_bind_int64(st, 10, (int64_t)(store_now_ms(s) / 1000));
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return ZILA_EDB;
+	a->st->nconflicts++;
+	return 0;
+}
+
+static int merge_cell(struct applier *a, struct table *t, const struct zval *pk, int c,
+		      const struct zval *val, const struct ver *v, bool *changed)
+{
+	struct rowstate *r = &a->row;
+	struct ver *cur = &r->cver[c];
+	int cmp = ver_cmp(a->s, v, cur);
+	bool had = cur->hlc != 0;
+	if (cmp > 0) {
+		if (had && r->exists && !covers(a, cur) && !val_equal(val, &r->vals[c])) {
+			int rr = record_conflict(a, t, pk, c, val, v, &r->vals[c], cur);
+			if (rr != 0)
+				return rr;
+		}
+		r->vals[c] = *val;
+		*cur = *v;
+		*changed = true;
+	} else if (cmp < 0 && had && r->exists && cur->origin != v->origin && !val_equal(val, &r->vals[c])) {
+		return record_conflict(a, t, pk, c, &r->vals[c], cur, val, v);
+	}
+	return 0;
+}
+
+static bool part_matches(const struct zval *v, const char *part)
+{
+	if (v->type == VAL_NULL)
+		return part[0] == '\0';
+	if (v->type != VAL_TEXT)
+		return false;
+	return strlen(part) == v->len && memcmp(part, v->p, v->len) == 0;
+}
+
+static int apply_change(struct applier *a, struct zila_view *in)
+{
+	struct zila_store *s = a->s;
+	uint64_t di, n;
+	uint8_t op;
+	struct zval pk, val;
+	int r = zila_view_get_varint(in, &di);
+	r = r ? r : zila_view_get_u8(in, &op);
+	r = r ? r : val_get(in, &pk);
+	if (r != 0)
+		return r;
+	if (di >= (uint64_t)a->ndir || pk.type == VAL_NULL || pk.type == VAL_REAL)
+		return ZILA_EFORMAT;
+	struct dirtab *d = &a->dir[di];
+	struct table *t = d->t;
+	struct rowstate *row = &a->row;
+	if (a->row_cols != t->ncols) {
+		row_release(row);
+		row_init(row, t->ncols);
+		a->row_cols = t->ncols;
+	}
+	if ((r = row_load(s, t, &pk, row, true)) != 0)
+		return r;
+	if (row->known && strcmp(row->part, a->e->info.part) != 0)
+		return ZILA_ESCOPE;
+	if (!row->known)
+		snprintf(row->part, sizeof(row->part), "%s", a->e->info.part);
+	struct ver v = { a->e->info.hlc, a->origin, a->e->info.seq };
+	bool was_visible = ROW_VISIBLE(row), changed = false;
+	switch (op) {
+	case OP_UPSERT:
+		if (ver_cmp(s, &v, &row->ever) > 0) {
+			row->exists = true;
+			row->ever = v;
+			changed = true;
+		}
+		if (ver_cmp(s, &v, &row->cver[t->pk]) > 0) {
+			row->vals[t->pk] = pk;
+			row->cver[t->pk] = v;
+		}
+		for (int c = 0; r == 0 && c < d->ncols; c++) {
+			r = val_get(in, &val);
+			if (r == 0 && d->map[c] == t->pcol && !part_matches(&val, a->e->info.part))
+				r = ZILA_ESCOPE;
+			r = r ? r : merge_cell(a, t, &pk, d->map[c], &val, &v, &changed);
+		}
+		break;
+	case OP_UPDATE:
+		r = zila_view_get_varint(in, &n);
+		if (r == 0 && n > (uint64_t)d->ncols)
+			r = ZILA_EFORMAT;
+		for (uint64_t k = 0; r == 0 && k < n; k++) {
+			uint64_t c;
+			r = zila_view_get_varint(in, &c);
+			if (r == 0 && c >= (uint64_t)d->ncols)
+				r = ZILA_EFORMAT;
+			r = r ? r : val_get(in, &val);
+			if (r == 0 && d->map[c] == t->pcol && !part_matches(&val, a->e->info.part))
+				r = ZILA_ESCOPE;
+			r = r ? r : merge_cell(a, t, &pk, d->map[c], &val, &v, &changed);
+		}
+		break;
+	case OP_DELETE:
+		if (ver_cmp(s, &v, &row->ever) > 0) {
+			row->exists = false;
+			row->ever = v;
+			changed = true;
+		}
+		break;
+	default:
+		r = ZILA_EFORMAT;
+	}
+	if (r != 0)
+		return r;
+	if (!row->known && row->vals[t->pk].type == VAL_NULL)
+		row->vals[t->pk] = pk;
+	if (!changed)
+		return 0;
+	if (!row->exists || !was_visible) {
+		/* Not in the table: keep the image; materialize writes it when it may show. */
+		return row_materialize(s, t, &pk, row, was_visible, a->st);
+	}
+	return row_materialize(s, t, &pk, row, true, a->st);
+}
+
+/* Merges an entry's body. ZILA_ESCHEMA: this replica lacks a table or column (hold it);
+ * ZILA_ESCOPE / ZILA_EFORMAT: the entry is bad (reject it); others: database trouble. */
+static int apply_body(struct zila_store *s, struct entry *e, int64_t origin, struct zila_apply_stats *st)
+{
+	struct applier a;
+	memset(&a, 0, sizeof(a));
+	a.s = s;
+	a.st = st;
+	a.e = e;
+	a.origin = origin;
+	row_init(&a.row, 1);
+	a.row_cols = 1;
+	struct zila_view in = e->body;
+	uint64_t n;
+	int r = read_dir(&a, &in);
+	r = r ? r : zila_view_get_varint(&in, &n);
+	for (uint64_t i = 0; r == 0 && i < n; i++)
+		r = apply_change(&a, &in);
+	if (r == 0 && in.len != 0)
+		r = ZILA_EFORMAT;
+	dir_free(&a);
+	row_release(&a.row);
+	return r;
+}
+
+static void describe(char *out, size_t n, const struct zila_entry_info *i)
+{
+	char hex[17];
+	zila_hex_encode(hex, i->origin, 8);
+	snprintf(out, n, "device %s feed '%s' seq %llu", hex, i->part[0] ? i->part : "(org)",
+		 (unsigned long long)i->seq);
+}
+
+struct incoming {
+	struct entry e;
+	struct zila_view bytes;
+	bool ok;
+};
+
+static int cmp_incoming(const void *pa, const void *pb)
+{
+	const struct incoming *a = pa, *b = pb;
+	if (a->ok != b->ok)
+		return a->ok ? -1 : 1;
+	if (a->e.info.hlc != b->e.info.hlc)
+		return a->e.info.hlc < b->e.info.hlc ? -1 : 1;
+	int c = memcmp(a->e.info.origin, b->e.info.origin, 32);
+	if (c != 0)
+		return c;
+	c = strcmp(a->e.info.part, b->e.info.part);
+	if (c != 0)
+		return c;
+	return a->e.info.seq < b->e.info.seq ? -1 : a->e.info.seq > b->e.info.seq;
+}
+
+static int store_entry(struct zila_store *s, int64_t feed, const struct incoming *in, int applied)
+{
+	sqlite3_stmt *st = s->st_entry_put;
+	sqlite3_bind_int64(st, 1, feed);
+	sqlite3_bind_int64(st, 2, (int64_t)in->e.info.seq);
+	sqlite3_bind_int64(st, 3, (int64_t)in->e.info.hlc);
+	sqlite3_bind_int(st, 4, applied);
+	sqlite3_bind_blob(st, 5, in->bytes.p, (int)in->bytes.len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return ZILA_EDB;
+	st = s->st_feed_head;
+	sqlite3_bind_int64(st, 1, (int64_t)in->e.info.seq);
+	sqlite3_bind_int64(st, 2, feed);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
+}
+
+static void observe_clock(struct zila_store *s, uint64_t hlc)
+{
+	/* Follow a peer's clock, but never more than MAX_SKEW_MS past our own wall clock. */
+	uint64_t cap = (store_now_ms(s) + MAX_SKEW_MS) << 16;
+	if (hlc > cap)
+		hlc = cap;
+	if (hlc > s->hlc)
+		s->hlc = hlc;
+}
+
+static int retry_held(struct zila_store *s, struct zila_apply_stats *st)
+{
+	sqlite3_stmt *q = NULL, *u = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT e.id, e.bytes, o.id FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
+			       " JOIN zila_origins o ON o.id = f.origin WHERE e.applied = 0 ORDER BY e.hlc",
+			       -1, &q, NULL) ||
+	    sqlite3_prepare_v2(s->db, "UPDATE zila_entries SET applied = 1 WHERE id = ?", -1, &u, NULL))
+		goto out;
+	r = 0;
+	while (r == 0 && sqlite3_step(q) == SQLITE_ROW) {
+		struct entry e;
+		struct zila_view b = zila_view_make(sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1));
+		if (entry_parse(b, &e, false) != 0)
+			continue;
+		if (e.info.schema <= (uint32_t)s->schema) {
+			int rr = store_exec(s, "SAVEPOINT held", NULL);
+			rr = rr ? rr : apply_body(s, &e, sqlite3_column_int64(q, 2), st);
+			if (rr == 0) {
+				sqlite3_bind_int64(u, 1, sqlite3_column_int64(q, 0));
+				rr = sqlite3_step(u) == SQLITE_DONE ? 0 : ZILA_EDB;
+				sqlite3_reset(u);
+				if (rr == 0)
+					st->nheld = st->nheld ? st->nheld - 1 : 0;
+			}
+			if (rr != 0 && store_exec(s, "ROLLBACK TO held", NULL) != 0)
+				rr = ZILA_EDB;
+			if (store_exec(s, "RELEASE held", NULL) != 0)
+				rr = ZILA_EDB;
+			if (rr != 0 && rr != ZILA_ESCHEMA && rr != ZILA_ESCOPE && rr != ZILA_EFORMAT)
+				r = rr;
+		}
+		entry_release(&e);
+	}
+out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(u);
+	return r;
+}
+
+int zila_store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
+		     struct zila_apply_stats *st, struct zila_error *err)
+{
+	struct zila_apply_stats dummy;
+	struct incoming *in = NULL;
+	char what[128];
+	int r;
+	if (st == NULL)
+		st = &dummy;
+	memset(st, 0, sizeof(*st));
+	st->nreceived = n;
+	/* Local edits compete under the same rule: seal them first. */
+	if ((r = zila_store_seal(s, NULL, err)) != 0)
+		return r;
+	in = calloc(n + 1, sizeof(*in));
+	if (in == NULL)
+		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		in[i].bytes = entries[i];
+		int rr = entry_parse(entries[i], &in[i].e, true);
+		if (rr != 0) {
+			st->nrejected++;
+			zila_log(ZILA_LOG_WARN, "rejected an entry: %s", zila_strerror(rr));
+			continue;
+		}
+		if (s->hooks.admit != NULL) {
+			struct zila_error why;
+			zila_error_clear(&why);
+			rr = s->hooks.admit(s->hooks.ctx, s, &in[i].e.info, &why);
+			if (rr != 0) {
+				describe(what, sizeof(what), &in[i].e.info);
+				zila_log(ZILA_LOG_WARN, "rejected entry of %s: %s", what, zila_error_msg(&why, rr));
+				st->nrejected++;
+				entry_release(&in[i].e);
+				continue;
+			}
+		}
+		in[i].ok = true;
+	}
+	qsort(in, n, sizeof(*in), cmp_incoming);
+	if ((r = store_begin(s, err)) != 0)
+		goto out;
+	for (size_t i = 0; i < n && in[i].ok; i++) {
+		struct incoming *x = &in[i];
+		int64_t origin, feed;
+		uint64_t head;
+		if ((r = store_origin_id(s, x->e.info.origin, &origin)) != 0 ||
+		    (r = store_feed_get(s, origin, x->e.info.part, &feed, &head)) != 0) {
+			r = store_db_error(s, err, "cannot record a feed");
+			goto fail;
+		}
+		if (x->e.info.seq <= head) {
+			st->nduplicate++;
+			continue;
+		}
+		if (x->e.info.seq != head + 1) {
+			st->ngap++;
+			continue;
+		}
+		int applied = 1;
+		if ((r = store_exec(s, "SAVEPOINT entry", err)) != 0)
+			goto fail;
+		int rr = ZILA_ESCHEMA;
+		if (x->e.info.schema <= (uint32_t)s->schema)
+			rr = apply_body(s, &x->e, origin, st);
+		if (rr != 0 && (rr == ZILA_ESCHEMA || rr == ZILA_ESCOPE || rr == ZILA_EFORMAT ||
+				rr == ZILA_ETOOBIG || rr == ZILA_ESHORT)) {
+			if ((r = store_exec(s, "ROLLBACK TO entry", err)) != 0)
+				goto fail;
+			describe(what, sizeof(what), &x->e.info);
+			if (rr == ZILA_ESCHEMA) {
+				applied = 0;
+				st->nheld++;
+				zila_log(ZILA_LOG_INFO, "holding entry of %s until this replica has its schema", what);
+			} else {
+				st->nrejected++;
+				zila_log(ZILA_LOG_WARN, "rejected entry of %s: %s", what,
+					 rr == ZILA_ESCOPE ? "it writes rows outside its partition" : zila_strerror(rr));
+				if ((r = store_exec(s, "RELEASE entry", err)) != 0)
+					goto fail;
+				continue;
+			}
+		} else if (rr != 0) {
+			r = store_db_error(s, err, "cannot apply an entry");
+			goto fail;
+		}
+		if ((r = store_entry(s, feed, x, applied)) != 0 || (r = store_exec(s, "RELEASE entry", err)) != 0) {
+			r = store_db_error(s, err, "cannot store an entry");
+			goto fail;
+		}
+		if (applied)
+			st->napplied++;
+		observe_clock(s, x->e.info.hlc);
+	}
+	if ((r = retry_held(s, st)) != 0 || (r = store_settle(s, st)) != 0 || (r = store_save_hlc(s)) != 0) {
+		r = store_db_error(s, err, "cannot finish applying");
+		goto fail;
+	}
+	r = store_commit(s, err);
+	goto out;
+fail:
+	store_rollback(s);
+	s->hlc = 0; /* reload below: the rolled-back clock must not be kept */
+	{
+		char *v = NULL;
+		if (zila_store_meta_get(s, "hlc", &v) == 0)
+			s->hlc = strtoull(v, NULL, 10);
+		free(v);
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		entry_release(&in[i].e);
+	free(in);
+	return r;
+}

@@ -1,0 +1,379 @@
+/* Encodings the store keeps and sends: typed values, register versions, row states. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#define VAL_MAX (64u << 20)
+
+static uint64_t zigzag(int64_t v)
+{
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static int64_t unzigzag(uint64_t v)
+{
+	return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+int val_put(struct zila_buf *b, const struct zval *v)
+{
+	int r = zila_buf_put_u8(b, (uint8_t)v->type);
+	if (r != 0)
+		return r;
+	switch (v->type) {
+	case VAL_NULL:
+		return 0;
+	case VAL_INT:
+		return zila_buf_put_varint(b, zigzag(v->i));
+	case VAL_REAL: {
+		uint64_t bits;
+		memcpy(&bits, &v->d, 8);
+		return zila_buf_put_u64be(b, bits);
+	}
+	case VAL_TEXT:
+	case VAL_BLOB:
+		return zila_buf_put_lenbytes(b, v->p, v->len);
+	default:
+		return ZILA_EINVAL;
+	}
+}
+
+int val_get(struct zila_view *in, struct zval *v)
+{
+	uint8_t tag;
+	uint64_t x;
+	struct zila_view sub;
+	memset(v, 0, sizeof(*v));
+	int r = zila_view_get_u8(in, &tag);
+	if (r != 0)
+		return r;
+	v->type = tag;
+	switch (tag) {
+	case VAL_NULL:
+		return 0;
+	case VAL_INT:
+		r = zila_view_get_varint(in, &x);
+		v->i = unzigzag(x);
+		return r;
+	case VAL_REAL:
+		r = zila_view_get_u64be(in, &x);
+		memcpy(&v->d, &x, 8);
+		return r;
+	case VAL_TEXT:
+	case VAL_BLOB:
+		r = zila_view_get_lenbytes(in, VAL_MAX, &sub);
+		v->p = sub.p;
+		v->len = sub.len;
+		return r;
+	default:
+		return ZILA_EFORMAT;
+	}
+}
+
+void val_from_column(struct zval *v, sqlite3_stmt *st, int col)
+{
+	memset(v, 0, sizeof(*v));
+	switch (sqlite3_column_type(st, col)) {
+	case SQLITE_INTEGER:
+		v->type = VAL_INT;
+		v->i = sqlite3_column_int64(st, col);
+		break;
+	case SQLITE_FLOAT:
+		v->type = VAL_REAL;
+		v->d = sqlite3_column_double(st, col);
+		break;
+	case SQLITE_TEXT:
+		v->type = VAL_TEXT;
+		v->p = sqlite3_column_text(st, col);
+		v->len = (size_t)sqlite3_column_bytes(st, col);
+		break;
+	case SQLITE_BLOB:
+		v->type = VAL_BLOB;
+		v->p = sqlite3_column_blob(st, col);
+		v->len = (size_t)sqlite3_column_bytes(st, col);
+		if (v->p == NULL)
+			v->p = (const uint8_t *)"";
+		break;
+	default:
+		v->type = VAL_NULL;
+	}
+}
+
+int val_bind(sqlite3_stmt *st, int idx, const struct zval *v)
+{
+	switch (v->type) {
+	case VAL_INT:
+		return sqlite3_bind_int64(st, idx, v->i);
+	case VAL_REAL:
+		return sqlite3_bind_double(st, idx, v->d);
+	case VAL_TEXT:
+		return sqlite3_bind_text(st, idx, (const char *)v->p, (int)v->len, SQLITE_STATIC);
+	case VAL_BLOB:
+		return sqlite3_bind_blob(st, idx, v->p, (int)v->len, SQLITE_STATIC);
+	default:
+		return sqlite3_bind_null(st, idx);
+	}
+}
+
+bool val_equal(const struct zval *a, const struct zval *b)
+{
+	if (a->type != b->type)
+		return false;
+	switch (a->type) {
+	case VAL_INT:
+		return a->i == b->i;
+	case VAL_REAL:
+		return memcmp(&a->d, &b->d, 8) == 0;
+	case VAL_TEXT:
+	case VAL_BLOB:
+		return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+	default:
+		return true;
+	}
+}
+
+int ver_cmp(struct zila_store *s, const struct ver *a, const struct ver *b)
+{
+	if (a->hlc != b->hlc)
+		return a->hlc < b->hlc ? -1 : 1;
+	if (a->origin == b->origin)
+		return a->seq < b->seq ? -1 : a->seq > b->seq;
+	const uint8_t *ka = store_origin_key(s, a->origin), *kb = store_origin_key(s, b->origin);
+	if (ka == NULL || kb == NULL) /* the zero version has no origin */
+		return ka ? 1 : kb ? -1 : 0;
+	int c = memcmp(ka, kb, 32);
+	return c < 0 ? -1 : c > 0;
+}
+
+void row_init(struct rowstate *r, int ncols)
+{
+	memset(r, 0, sizeof(*r));
+	r->ncols = ncols;
+	r->cver = calloc((size_t)ncols + 1, sizeof(*r->cver));
+	r->vals = calloc((size_t)ncols + 1, sizeof(*r->vals));
+	zila_buf_init(&r->arena, 1u << 30);
+}
+
+void row_release(struct rowstate *r)
+{
+	free(r->cver);
+	free(r->vals);
+	zila_buf_release(&r->arena);
+	memset(r, 0, sizeof(*r));
+}
+
+void row_reset(struct rowstate *r)
+{
+	r->known = r->exists = false;
+	r->parked = PARK_NONE;
+	r->part[0] = '\0';
+	memset(&r->ever, 0, sizeof(r->ever));
+	memset(r->cver, 0, (size_t)r->ncols * sizeof(*r->cver));
+	memset(r->vals, 0, (size_t)r->ncols * sizeof(*r->vals));
+	zila_buf_reset(&r->arena);
+}
+
+/* The state blob: flags, partition, a table of distinct versions, and per register
+ * (existence first, then each column) an index into it (0: never written). */
+static int put_state(struct zila_buf *b, const struct rowstate *r)
+{
+	struct ver uniq[8];
+	int nuniq = 0;
+	uint8_t idx_small[256];
+	uint8_t *idx = r->ncols + 1 <= 256 ? idx_small : malloc((size_t)r->ncols + 1);
+	int rr = 0;
+	if (idx == NULL)
+		return ZILA_ENOMEM;
+	/* Most rows have one or two distinct versions; past eight, versions repeat inline. */
+	for (int i = 0; i <= r->ncols; i++) {
+		const struct ver *v = i == 0 ? &r->ever : &r->cver[i - 1];
+		idx[i] = 0;
+		if (v->hlc == 0 && v->origin == 0)
+			continue;
+		int k;
+		for (k = 0; k < nuniq; k++)
+			if (uniq[k].hlc == v->hlc && uniq[k].origin == v->origin && uniq[k].seq == v->seq)
+				break;
+		if (k == nuniq && nuniq < 8)
+			uniq[nuniq++] = *v;
+		idx[i] = (uint8_t)(k < nuniq ? k + 1 : 255);
+	}
+	rr = zila_buf_put_u8(b, (uint8_t)((r->exists ? 1 : 0) | (r->parked << 1)));
+	rr = rr ? rr : zila_buf_put_lenbytes(b, r->part, strlen(r->part));
+	rr = rr ? rr : zila_buf_put_varint(b, (uint64_t)nuniq);
+	for (int k = 0; rr == 0 && k < nuniq; k++) {
+		rr = zila_buf_put_u64be(b, uniq[k].hlc);
+		rr = rr ? rr : zila_buf_put_varint(b, (uint64_t)uniq[k].origin);
+		rr = rr ? rr : zila_buf_put_varint(b, uniq[k].seq);
+	}
+	rr = rr ? rr : zila_buf_put_varint(b, (uint64_t)r->ncols + 1);
+	for (int i = 0; rr == 0 && i <= r->ncols; i++) {
+		rr = zila_buf_put_u8(b, idx[i]);
+		if (rr == 0 && idx[i] == 255) {
+			const struct ver *v = i == 0 ? &r->ever : &r->cver[i - 1];
+			rr = zila_buf_put_u64be(b, v->hlc);
+			rr = rr ? rr : zila_buf_put_varint(b, (uint64_t)v->origin);
+			rr = rr ? rr : zila_buf_put_varint(b, v->seq);
+		}
+	}
+	if (idx != idx_small)
+		free(idx);
+	return rr;
+}
+
+static int get_ver(struct zila_view *in, struct ver *v)
+{
+	uint64_t o;
+	int r = zila_view_get_u64be(in, &v->hlc);
+	r = r ? r : zila_view_get_varint(in, &o);
+	r = r ? r : zila_view_get_varint(in, &v->seq);
+	v->origin = (int64_t)o;
+	return r;
+}
+
+static int get_state(struct zila_view in, struct rowstate *r)
+{
+	uint8_t flags, idx;
+	uint64_t nuniq, nregs;
+	struct ver uniq[8];
+	struct zila_view part;
+	int rr = zila_view_get_u8(&in, &flags);
+	rr = rr ? rr : zila_view_get_lenbytes(&in, ZILA_PART_MAX, &part);
+	rr = rr ? rr : zila_view_get_varint(&in, &nuniq);
+	if (rr != 0 || nuniq > 8)
+		return ZILA_EFORMAT;
+	for (uint64_t k = 0; k < nuniq; k++)
+		if ((rr = get_ver(&in, &uniq[k])) != 0)
+			return rr;
+	if ((rr = zila_view_get_varint(&in, &nregs)) != 0)
+		return rr;
+	r->exists = flags & 1;
+	r->parked = (flags >> 1) & 3;
+	memcpy(r->part, part.p, part.len);
+	r->part[part.len] = '\0';
+	for (uint64_t i = 0; i < nregs; i++) {
+		struct ver v = { 0, 0, 0 };
+		if ((rr = zila_view_get_u8(&in, &idx)) != 0)
+			return rr;
+		if (idx == 255) {
+			if ((rr = get_ver(&in, &v)) != 0)
+				return rr;
+		} else if (idx > 0) {
+			if (idx > nuniq)
+				return ZILA_EFORMAT;
+			v = uniq[idx - 1];
+		}
+		/* Registers of columns this replica no longer has are dropped. */
+		if (i == 0)
+			r->ever = v;
+		else if ((int)i <= r->ncols)
+			r->cver[i - 1] = v;
+	}
+	return 0;
+}
+
+static int put_vals(struct zila_buf *b, const struct rowstate *r)
+{
+	int rr = zila_buf_put_varint(b, (uint64_t)r->ncols);
+	for (int i = 0; rr == 0 && i < r->ncols; i++)
+		rr = val_put(b, &r->vals[i]);
+	return rr;
+}
+
+/* Copies values (borrowed from a statement or blob) into the arena; pointers are fixed
+ * up after the single reservation so they stay valid. */
+static int own_vals(struct rowstate *r)
+{
+	size_t total = 0;
+	for (int i = 0; i < r->ncols; i++)
+		if (r->vals[i].type == VAL_TEXT || r->vals[i].type == VAL_BLOB)
+			total += r->vals[i].len;
+	zila_buf_reset(&r->arena);
+	int rr = zila_buf_reserve(&r->arena, total + 1);
+	if (rr != 0)
+		return rr;
+	for (int i = 0; i < r->ncols; i++) {
+		struct zval *v = &r->vals[i];
+		if (v->type != VAL_TEXT && v->type != VAL_BLOB)
+			continue;
+		uint8_t *dst = r->arena.p + r->arena.len;
+		if (v->len)
+			memcpy(dst, v->p, v->len);
+		r->arena.len += v->len;
+		v->p = dst;
+	}
+	return 0;
+}
+
+int row_load(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
+	     bool load_vals)
+{
+	sqlite3_stmt *st = s->st_row_get;
+	int rr = 0;
+	row_reset(r);
+	sqlite3_bind_int64(st, 1, t->id);
+	val_bind(st, 2, pk);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		r->known = true;
+		rr = get_state(zila_view_make(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)), r);
+		if (rr == 0 && load_vals && !ROW_VISIBLE(r) && sqlite3_column_type(st, 1) == SQLITE_BLOB) {
+			struct zila_view in = zila_view_make(sqlite3_column_blob(st, 1),
+							     (size_t)sqlite3_column_bytes(st, 1));
+			uint64_t n;
+			rr = zila_view_get_varint(&in, &n);
+			for (uint64_t i = 0; rr == 0 && i < n; i++) {
+				struct zval v;
+				rr = val_get(&in, &v);
+				if (rr == 0 && (int)i < r->ncols)
+					r->vals[i] = v;
+			}
+			rr = rr ? rr : own_vals(r);
+		}
+	} else if (rc != SQLITE_DONE) {
+		rr = ZILA_EDB;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rr != 0 || !load_vals || !ROW_VISIBLE(r))
+		return rr;
+	st = t->sel;
+	val_bind(st, 1, pk);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		for (int i = 0; i < r->ncols; i++)
+			val_from_column(&r->vals[i], st, i);
+		rr = own_vals(r);
+	} else if (rc != SQLITE_DONE) {
+		rr = ZILA_EDB;
+	}
+	sqlite3_reset(st);
+	return rr;
+}
+
+int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
+{
+	struct zila_buf *stb = &s->tmp_st, *dead = &s->tmp_dead;
+	sqlite3_stmt *st = s->st_row_put;
+	int rr;
+	zila_buf_reset(stb);
+	zila_buf_reset(dead);
+	rr = put_state(stb, r);
+	if (rr == 0 && !ROW_VISIBLE(r))
+		rr = put_vals(dead, r);
+	if (rr != 0)
+		return rr;
+	sqlite3_bind_int64(st, 1, t->id);
+	val_bind(st, 2, pk);
+	sqlite3_bind_blob(st, 3, stb->p, (int)stb->len, SQLITE_STATIC);
+	if (!ROW_VISIBLE(r))
+		sqlite3_bind_blob(st, 4, dead->p ? dead->p : (const uint8_t *)"", (int)dead->len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	rr = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	r->known = true;
+	return rr;
+}

@@ -1,0 +1,114 @@
+/* The content hash: BLAKE2b-256 over every tracked row, visible and parked, in a
+ * canonical order (tables by name, rows by key, columns in table order). */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+static int hash_put(crypto_generichash_state *h, struct zila_buf *b)
+{
+	crypto_generichash_update(h, b->p, b->len);
+	zila_buf_reset(b);
+	return 0;
+}
+
+static int hash_table(struct zila_store *s, struct table *t, crypto_generichash_state *h, struct zila_buf *b)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	char *q = NULL;
+	size_t qlen = 64;
+	for (int i = 0; i < t->ncols; i++)
+		qlen += strlen(t->cols[i]) * 2 + 4;
+	qlen += strlen(t->name) * 2 + strlen(t->cols[t->pk]) * 2 + 32;
+	q = malloc(qlen);
+	if (q == NULL)
+		return ZILA_ENOMEM;
+	/* Identifiers come from the schema; quote them as SQLite does. */
+	char *p = q;
+	p += sprintf(p, "SELECT ");
+	for (int i = 0; i < t->ncols; i++) {
+		p += sprintf(p, "%s\"", i ? ", " : "");
+		for (const char *c = t->cols[i]; *c; c++) {
+			if (*c == '"')
+				*p++ = '"';
+			*p++ = *c;
+		}
+		*p++ = '"';
+	}
+	p += sprintf(p, " FROM \"");
+	for (const char *c = t->name; *c; c++) {
+		if (*c == '"')
+			*p++ = '"';
+		*p++ = *c;
+	}
+	p += sprintf(p, "\" ORDER BY %d", t->pk + 1);
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	r = zila_buf_put_u8(b, 'T');
+	r = r ? r : zila_buf_put_lenbytes(b, t->name, strlen(t->name));
+	r = r ? r : zila_buf_put_varint(b, (uint64_t)t->ncols);
+	for (int i = 0; r == 0 && i < t->ncols; i++)
+		r = zila_buf_put_lenbytes(b, t->cols[i], strlen(t->cols[i]));
+	int rc;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = zila_buf_put_u8(b, 'R');
+		for (int i = 0; r == 0 && i < t->ncols; i++) {
+			struct zval v;
+			val_from_column(&v, st, i);
+			r = val_put(b, &v);
+		}
+		if (r == 0 && b->len > 65536)
+			r = hash_put(h, b);
+	}
+	if (r != 0)
+		goto out;
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Parked rows count: they are rows of the replica, only not shown. */
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT p.kind, r.dead FROM zila_parked p JOIN zila_rows r ON r.tid = p.tid"
+			       " AND r.pk = p.pk WHERE p.tid = ? ORDER BY p.pk",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = ZILA_EDB;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, t->id);
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		r = zila_buf_put_u8(b, 'P');
+		r = r ? r : zila_buf_put_u8(b, (uint8_t)sqlite3_column_int(st, 0));
+		r = r ? r : zila_buf_put_lenbytes(b, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+		if (r == 0 && b->len > 65536)
+			r = hash_put(h, b);
+	}
+	if (r == 0)
+		r = hash_put(h, b);
+out:
+	sqlite3_finalize(st);
+	free(q);
+	return r;
+}
+
+int zila_store_hash(struct zila_store *s, uint8_t out[32], struct zila_error *err)
+{
+	crypto_generichash_state h;
+	struct zila_buf b;
+	int r = 0;
+	memset(out, 0, 32);
+	zila_buf_init(&b, 1u << 30);
+	crypto_generichash_init(&h, (const uint8_t *)"zila-hash-v1", 12, 32);
+	if ((r = store_exec(s, "BEGIN", err)) != 0)
+		goto out;
+	for (int i = 0; r == 0 && i < s->ntables; i++) /* tables are sorted by name */
+		r = hash_table(s, s->tables[i], &h, &b);
+	store_rollback(s);
+	if (r != 0) {
+		r = store_db_error(s, err, "cannot hash the replica");
+		goto out;
+	}
+	crypto_generichash_final(&h, out, 32);
+out:
+	zila_buf_release(&b);
+	return r;
+}

@@ -1,0 +1,564 @@
+/* Creating and opening a replica: the zila_* tables, the device key, settings, clocks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store_int.h"
+#include "zila/log.h"
+
+extern const char zila_default_schema_sql[];
+
+static const char meta_sql[] =
+	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
+	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT);"
+	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, pk, m INTEGER, part);"
+	"CREATE TABLE zila_origins(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);"
+	"CREATE TABLE zila_feeds(id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, part TEXT NOT NULL,"
+	" head INTEGER NOT NULL DEFAULT 0, UNIQUE(origin, part));"
+	"CREATE TABLE zila_entries(id INTEGER PRIMARY KEY, feed INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	" hlc INTEGER NOT NULL, applied INTEGER NOT NULL, bytes BLOB NOT NULL, UNIQUE(feed, seq));"
+	"CREATE INDEX zila_entries_hlc ON zila_entries(hlc);"
+	"CREATE INDEX zila_entries_held ON zila_entries(applied) WHERE applied = 0;"
+	"CREATE TABLE zila_rows(tid INTEGER NOT NULL, pk NOT NULL, st BLOB NOT NULL, dead BLOB,"
+	" PRIMARY KEY(tid, pk)) WITHOUT ROWID;"
+	"CREATE TABLE zila_parked(tid INTEGER NOT NULL, pk NOT NULL, kind INTEGER NOT NULL,"
+	" PRIMARY KEY(tid, pk)) WITHOUT ROWID;"
+	"CREATE TABLE zila_conflicts(id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk, col TEXT NOT NULL,"
+	" kept, kept_origin BLOB, kept_hlc INTEGER, lost, lost_origin BLOB, lost_hlc INTEGER,"
+	" seen_at INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE zila_trust(type INTEGER NOT NULL, id BLOB NOT NULL, bytes BLOB NOT NULL,"
+	" PRIMARY KEY(type, id));";
+
+int store_db_error(struct zila_store *s, struct zila_error *err, const char *what)
+{
+	int rc = sqlite3_extended_errcode(s->db);
+	int code = ZILA_EDB;
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		code = ZILA_EBUSY;
+	else if ((rc & 0xff) == SQLITE_FULL)
+		code = ZILA_EFULL;
+	else if ((rc & 0xff) == SQLITE_NOMEM)
+		code = ZILA_ENOMEM;
+	return zila_error_set(err, code, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+int store_exec(struct zila_store *s, const char *sql, struct zila_error *err)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	int r = store_db_error(s, err, "database");
+	sqlite3_free(msg);
+	return r;
+}
+
+int store_begin(struct zila_store *s, struct zila_error *err)
+{
+	return store_exec(s, "BEGIN IMMEDIATE", err);
+}
+
+void store_rollback(struct zila_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int store_commit(struct zila_store *s, struct zila_error *err)
+{
+	int r = store_exec(s, "COMMIT", err);
+	if (r != 0)
+		store_rollback(s);
+	return r;
+}
+
+static uint64_t wall_ms(void *ctx)
+{
+	(void)ctx;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t store_now_ms(struct zila_store *s)
+{
+	return s->clock(s->clock_ctx);
+}
+
+void zila_store_set_clock(struct zila_store *s, zila_clock_fn fn, void *ctx)
+{
+	s->clock = fn ? fn : wall_ms;
+	s->clock_ctx = ctx;
+}
+
+uint64_t zila_hlc_ms(uint64_t hlc)
+{
+	return hlc >> 16;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	if (p != NULL)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+static int write_key(const char *path, const uint8_t *sk, struct zila_error *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return zila_error_set(err, ZILA_EIO, "cannot create '%s': %s", path, strerror(errno));
+	ssize_t n = write(fd, sk, crypto_sign_SECRETKEYBYTES);
+	int ok = n == crypto_sign_SECRETKEYBYTES && fsync(fd) == 0;
+	close(fd);
+	if (!ok)
+		return zila_error_set(err, ZILA_EIO, "cannot write '%s'", path);
+	return 0;
+}
+
+static int read_key(struct zila_store *s, struct zila_error *err)
+{
+	char *path = path_join(s->dir, ZILA_KEY_FILE);
+	int r = ZILA_ENOMEM;
+	int fd = -1;
+	if (path == NULL)
+		goto out;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = zila_error_set(err, ZILA_EIO, "cannot read device key '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	struct stat stt;
+	if (fstat(fd, &stt) == 0 && (stt.st_mode & 077) != 0)
+		zila_log(ZILA_LOG_WARN, "device key '%s' is readable by others; run 'chmod 600 %s'",
+			 path, path);
+	ssize_t n = read(fd, s->sk, crypto_sign_SECRETKEYBYTES);
+	if (n != crypto_sign_SECRETKEYBYTES) {
+		r = zila_error_set(err, ZILA_EFORMAT, "device key '%s' is damaged", path);
+		goto out;
+	}
+	crypto_sign_ed25519_sk_to_pk(s->pk, s->sk);
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
+
+int store_origin_id(struct zila_store *s, const uint8_t key[32], int64_t *out)
+{
+	*out = 0;
+	for (size_t i = 0; i < s->norigins; i++)
+		if (memcmp(s->origins[i].key, key, 32) == 0) {
+			*out = s->origins[i].id;
+			return 0;
+		}
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_origins(key) VALUES (?)", -1, &st, NULL))
+		goto out;
+	sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto out;
+	struct origin *o = realloc(s->origins, (s->norigins + 1) * sizeof(*o));
+	if (o == NULL) {
+		r = ZILA_ENOMEM;
+		goto out;
+	}
+	s->origins = o;
+	o[s->norigins].id = sqlite3_last_insert_rowid(s->db);
+	memcpy(o[s->norigins].key, key, 32);
+	*out = o[s->norigins++].id;
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+const uint8_t *store_origin_key(struct zila_store *s, int64_t id)
+{
+	for (size_t i = 0; i < s->norigins; i++)
+		if (s->origins[i].id == id)
+			return s->origins[i].key;
+	return NULL;
+}
+
+static int load_origins(struct zila_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, "SELECT id, key FROM zila_origins ORDER BY id", -1, &st, NULL))
+		goto out;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 1) != 32)
+			continue;
+		struct origin *o = realloc(s->origins, (s->norigins + 1) * sizeof(*o));
+		if (o == NULL) {
+			r = ZILA_ENOMEM;
+			goto out;
+		}
+		s->origins = o;
+		o[s->norigins].id = sqlite3_column_int64(st, 0);
+		memcpy(o[s->norigins].key, sqlite3_column_blob(st, 1), 32);
+		s->norigins++;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int zila_store_meta_get(struct zila_store *s, const char *key, char **out)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT v FROM zila_meta WHERE k = ?", -1, &st, NULL))
+		goto out;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL)) {
+		r = ZILA_ENOTFOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW)
+		goto out;
+	*out = strdup((const char *)sqlite3_column_text(st, 0));
+	r = *out ? 0 : ZILA_ENOMEM;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int zila_store_meta_set(struct zila_store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO zila_meta(k, v) VALUES (?, ?)", -1, &st, NULL))
+		goto out;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int64_t meta_int(struct zila_store *s, const char *key, int64_t dflt)
+{
+	char *v = NULL;
+	if (zila_store_meta_get(s, key, &v) != 0)
+		return dflt;
+	int64_t x = strtoll(v, NULL, 10);
+	free(v);
+	return x;
+}
+
+int store_save_hlc(struct zila_store *s)
+{
+	char v[32];
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)s->hlc);
+	return zila_store_meta_set(s, "hlc", v);
+}
+
+static int open_db(const char *path, int flags, sqlite3 **out)
+{
+	*out = NULL;
+	int rc = sqlite3_open_v2(path, out, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int setup_connection(sqlite3 *db, bool zila_conn)
+{
+	int off = 0;
+	sqlite3_busy_timeout(db, 10000);
+	if (zila_conn) {
+		if (sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &off) != SQLITE_OK)
+			return -1;
+	}
+	/* zila's own connection merges with foreign keys off (orphans are parked, not
+	 * refused); an application connection opened by zila enforces them. */
+	return sqlite3_exec(db,
+			    zila_conn ? "PRAGMA foreign_keys = OFF; PRAGMA synchronous = FULL;"
+					"PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;"
+				      : "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+			    NULL, NULL, NULL);
+}
+
+static const char *prepared[][2] = {
+	{ "row_get", "SELECT st, dead FROM zila_rows WHERE tid = ? AND pk = ?" },
+	{ "row_put", "INSERT OR REPLACE INTO zila_rows(tid, pk, st, dead) VALUES (?, ?, ?, ?)" },
+	{ "row_del", "DELETE FROM zila_rows WHERE tid = ? AND pk = ?" },
+	{ "entry_put", "INSERT INTO zila_entries(feed, seq, hlc, applied, bytes) VALUES (?, ?, ?, ?, ?)" },
+	{ "feed_get", "SELECT id, head FROM zila_feeds WHERE origin = ? AND part = ?" },
+	{ "feed_new", "INSERT INTO zila_feeds(origin, part, head) VALUES (?, ?, 0)" },
+	{ "feed_head", "UPDATE zila_feeds SET head = ? WHERE id = ?" },
+	{ "conflict", "INSERT INTO zila_conflicts(tbl, pk, col, kept, kept_origin, kept_hlc, lost,"
+		      " lost_origin, lost_hlc, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
+	{ "park_put", "INSERT OR REPLACE INTO zila_parked(tid, pk, kind) VALUES (?, ?, ?)" },
+	{ "park_del", "DELETE FROM zila_parked WHERE tid = ? AND pk = ?" },
+};
+
+static int prepare_all(struct zila_store *s, struct zila_error *err)
+{
+	sqlite3_stmt **slots[] = { &s->st_row_get, &s->st_row_put, &s->st_row_del,
+				   &s->st_entry_put, &s->st_feed_get, &s->st_feed_new,
+				   &s->st_feed_head, &s->st_conflict, &s->st_park_put, &s->st_park_del };
+	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
+		if (sqlite3_prepare_v3(s->db, prepared[i][1], -1, SQLITE_PREPARE_PERSISTENT, slots[i],
+				       NULL) != SQLITE_OK)
+			return store_db_error(s, err, prepared[i][0]);
+	return 0;
+}
+
+void zila_store_free(struct zila_store *s)
+{
+	if (s == NULL)
+		return;
+	store_free_tables(s);
+	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_del, s->st_entry_put,
+				s->st_feed_get, s->st_feed_new, s->st_feed_head, s->st_conflict,
+				s->st_park_put, s->st_park_del };
+	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
+		sqlite3_finalize(sts[i]);
+	if (s->db != NULL)
+		sqlite3_close(s->db);
+	if (s->app_db != NULL)
+		sqlite3_close(s->app_db);
+	if (s->sk != NULL)
+		sodium_free(s->sk);
+	zila_buf_release(&s->tmp_st);
+	zila_buf_release(&s->tmp_dead);
+	free(s->origins);
+	free(s->dir);
+	free(s->db_path);
+	free(s);
+}
+
+static int store_alloc(struct zila_store **out, const char *dir)
+{
+	struct zila_store *s = calloc(1, sizeof(*s));
+	*out = NULL;
+	if (s == NULL)
+		return ZILA_ENOMEM;
+	s->dir = strdup(dir);
+	s->db_path = path_join(dir, ZILA_DB_FILE);
+	s->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+	s->clock = wall_ms;
+	zila_buf_init(&s->tmp_st, 1 << 20);
+	zila_buf_init(&s->tmp_dead, 1u << 30);
+	if (s->dir == NULL || s->db_path == NULL || s->sk == NULL) {
+		zila_store_free(s);
+		return ZILA_ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+int zila_store_open(struct zila_store **out, const char *dir, struct zila_error *err)
+{
+	struct zila_store *s = NULL;
+	int r = store_alloc(&s, dir);
+	*out = NULL;
+	if (r != 0)
+		return zila_error_set(err, r, "out of memory");
+	if (access(s->db_path, F_OK) != 0) {
+		r = zila_error_set(err, ZILA_ENOTFOUND, "no replica in '%s'; create one with 'zila -d %s init'",
+				   dir, dir);
+		goto out;
+	}
+	if (open_db(s->db_path, SQLITE_OPEN_READWRITE, &s->db) != SQLITE_OK || setup_connection(s->db, true)) {
+		r = zila_error_set(err, ZILA_EDB, "cannot open '%s'", s->db_path);
+		goto out;
+	}
+	char *ver = NULL;
+	if (zila_store_meta_get(s, "store_version", &ver) != 0) {
+		r = zila_error_set(err, ZILA_EFORMAT, "'%s' is not a zila replica", s->db_path);
+		goto out;
+	}
+	int sv = atoi(ver);
+	free(ver);
+	if (sv != STORE_SCHEMA_VERSION) {
+		r = zila_error_set(err, ZILA_EVERSION, "'%s' has replica format %d; this zila reads %d",
+				   s->db_path, sv, STORE_SCHEMA_VERSION);
+		goto out;
+	}
+	if ((r = read_key(s, err)) != 0)
+		goto out;
+	if ((r = load_origins(s)) != 0 || (r = store_origin_id(s, s->pk, &s->self_id)) != 0) {
+		r = store_db_error(s, err, "origins");
+		goto out;
+	}
+	s->hlc = (uint64_t)meta_int(s, "hlc", 0);
+	s->schema = meta_int(s, "schema_version", 1);
+	if ((r = prepare_all(s, err)) != 0 || (r = store_load_tables(s, err)) != 0)
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	zila_store_free(s);
+	return r;
+}
+
+int zila_store_create(const char *dir, struct zila_error *err)
+{
+	struct zila_store *s = NULL;
+	char *key_path = path_join(dir, ZILA_KEY_FILE);
+	sqlite3 *db = NULL;
+	uint8_t pk[32];
+	uint8_t *sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+	char *db_path = path_join(dir, ZILA_DB_FILE);
+	int r = ZILA_ENOMEM;
+	if (key_path == NULL || db_path == NULL || sk == NULL)
+		goto out;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		r = zila_error_set(err, ZILA_EIO, "cannot create '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	if (access(db_path, F_OK) == 0) {
+		r = zila_error_set(err, ZILA_EEXIST, "'%s' already holds a replica", dir);
+		goto out;
+	}
+	if (open_db(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db) != SQLITE_OK) {
+		r = zila_error_set(err, ZILA_EDB, "cannot create '%s'", db_path);
+		goto out;
+	}
+	char *msg = NULL;
+	if (sqlite3_exec(db, "PRAGMA journal_mode = WAL; BEGIN;", NULL, NULL, &msg) ||
+	    sqlite3_exec(db, meta_sql, NULL, NULL, &msg) ||
+	    sqlite3_exec(db, zila_default_schema_sql, NULL, NULL, &msg) ||
+	    sqlite3_exec(db,
+			 "INSERT INTO zila_meta VALUES ('store_version', '1'), ('schema_version', '1'),"
+			 " ('hlc', '0'), ('created_at', strftime('%s','now'));"
+			 "COMMIT;",
+			 NULL, NULL, &msg)) {
+		r = zila_error_set(err, ZILA_EDB, "cannot create the replica: %s", msg ? msg : "?");
+		sqlite3_free(msg);
+		goto out;
+	}
+	sqlite3_close(db);
+	db = NULL;
+	crypto_sign_keypair(pk, sk);
+	if ((r = write_key(key_path, sk, err)) != 0)
+		goto out;
+	if ((r = zila_store_open(&s, dir, err)) != 0)
+		goto out;
+	/* Track every table of the default schema: district_id partitions when present. */
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT m.name, (SELECT count(*) FROM pragma_table_info(m.name)"
+			       " WHERE name = 'district_id') FROM sqlite_schema m WHERE m.type = 'table'"
+			       " AND m.name NOT LIKE 'zila_%' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.rowid",
+			       -1, &st, NULL)) {
+		r = store_db_error(s, err, "schema");
+		goto out;
+	}
+	char **names = NULL;
+	int *part = NULL, n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char **nn = realloc(names, (size_t)(n + 1) * sizeof(*nn));
+		int *np = realloc(part, (size_t)(n + 1) * sizeof(*np));
+		if (nn != NULL)
+			names = nn;
+		if (np != NULL)
+			part = np;
+		if (nn == NULL || np == NULL)
+			break;
+		names[n] = strdup((const char *)sqlite3_column_text(st, 0));
+		part[n++] = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	r = 0;
+	for (int i = 0; i < n; i++) {
+		if (r == 0)
+			r = zila_store_track(s, names[i], part[i] ? "district_id" : NULL, err);
+		free(names[i]);
+	}
+	free(names);
+	free(part);
+out:
+	if (db != NULL)
+		sqlite3_close(db);
+	zila_store_free(s);
+	sodium_free(sk);
+	free(key_path);
+	free(db_path);
+	return r;
+}
+
+sqlite3 *zila_store_db(struct zila_store *s)
+{
+	return s->db;
+}
+
+const char *zila_store_dir(const struct zila_store *s)
+{
+	return s->dir;
+}
+
+const uint8_t *zila_store_device_pk(const struct zila_store *s)
+{
+	return s->pk;
+}
+
+const uint8_t *zila_store_device_sk(const struct zila_store *s)
+{
+	return s->sk;
+}
+
+void zila_store_set_hooks(struct zila_store *s, const struct zila_store_hooks *hooks)
+{
+	if (hooks == NULL)
+		memset(&s->hooks, 0, sizeof(s->hooks));
+	else
+		s->hooks = *hooks;
+}
+
+int zila_store_exec_captured(struct zila_store *s, const char *sql,
+			     int (*cb)(void *, int, char **, char **), void *ctx,
+			     struct zila_error *err)
+{
+	if (s->app_db == NULL) {
+		if (open_db(s->db_path, SQLITE_OPEN_READWRITE, &s->app_db) != SQLITE_OK ||
+		    setup_connection(s->app_db, false))
+			return zila_error_set(err, ZILA_EDB, "cannot open '%s'", s->db_path);
+	}
+	char *msg = NULL;
+	if (sqlite3_exec(s->app_db, sql, cb, ctx, &msg) != SQLITE_OK) {
+		int r = zila_error_set(err, ZILA_EDB, "%s", msg ? msg : sqlite3_errmsg(s->app_db));
+		sqlite3_free(msg);
+		return r;
+	}
+	return 0;
+}
+
+int zila_store_trust_put(struct zila_store *s, uint8_t type, struct zila_view id,
+			 struct zila_view bytes)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO zila_trust(type, id, bytes) VALUES (?, ?, ?)",
+			       -1, &st, NULL))
+		goto out;
+	sqlite3_bind_int(st, 1, type);
+	sqlite3_bind_blob(st, 2, id.p, (int)id.len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, bytes.p, (int)bytes.len, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}

@@ -1,0 +1,535 @@
+/* Sealing: turns the changes the capture triggers recorded in zila_pending into signed
+ * entries of this device's feeds, one per partition per batch, in one transaction with
+ * the removal of what they seal, so a change is sealed exactly once even if killed. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+#include "zila/log.h"
+
+uint64_t store_hlc_tick(struct zila_store *s)
+{
+	uint64_t wall = store_now_ms(s) << 16;
+	s->hlc = wall > s->hlc ? wall : s->hlc + 1;
+	return s->hlc;
+}
+
+int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64_t *id, uint64_t *head)
+{
+	sqlite3_stmt *st = s->st_feed_get;
+	int r = ZILA_EDB;
+	*id = 0;
+	*head = 0;
+	sqlite3_bind_int64(st, 1, origin);
+	sqlite3_bind_text(st, 2, part, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		*head = (uint64_t)sqlite3_column_int64(st, 1);
+		r = 0;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc == SQLITE_ROW ? 0 : r;
+	st = s->st_feed_new;
+	sqlite3_bind_int64(st, 1, origin);
+	sqlite3_bind_text(st, 2, part, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE) {
+		*id = sqlite3_last_insert_rowid(s->db);
+		r = 0;
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+/* One captured change, deduplicated per (table, key) within a batch. */
+struct item {
+	int64_t tid;
+	struct zval pk;
+	size_t pk_off;
+	bool ins, del;
+	int64_t mask;
+	size_t part_off, part_len;
+	bool has_part;
+	uint32_t next; /* hash chain, 1-based */
+};
+
+/* An entry being built for one partition. */
+struct builder {
+	char part[ZILA_PART_MAX + 1];
+	int64_t feed;
+	uint64_t seq, hlc;
+	struct zila_buf changes;
+	size_t nchanges;
+	struct table *dir[64];
+	int ndir;
+};
+
+struct sealer {
+	struct zila_store *s;
+	struct item *items;
+	size_t nitems;
+	uint32_t *buckets;
+	struct zila_buf arena;
+	struct builder *b;
+	size_t nb;
+	struct zila_buf entry, deps;
+	struct rowstate row;
+	int row_cols;
+	size_t nentries;
+	struct zila_error *err;
+};
+
+#define NBUCKETS 8192
+
+static uint32_t item_hash(int64_t tid, const struct zval *pk)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)tid;
+	if (pk->type == VAL_TEXT || pk->type == VAL_BLOB) {
+		for (size_t i = 0; i < pk->len; i++)
+			h = (h ^ pk->p[i]) * 1099511628211ull;
+	} else {
+		h = (h ^ (uint64_t)pk->i) * 1099511628211ull;
+	}
+	return (uint32_t)(h ^ (h >> 32)) % NBUCKETS;
+}
+
+static int read_batch(struct sealer *z, int64_t *last_rowid)
+{
+	static const char q[] = "SELECT rowid, tid, pk, m, part FROM zila_pending ORDER BY rowid LIMIT ?";
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	z->nitems = 0;
+	zila_buf_reset(&z->arena);
+	memset(z->buckets, 0, NBUCKETS * sizeof(*z->buckets));
+	if (sqlite3_prepare_v2(z->s->db, q, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int(st, 1, SEAL_BATCH);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*last_rowid = sqlite3_column_int64(st, 0);
+		struct item it = { 0 };
+		it.tid = sqlite3_column_int64(st, 1);
+		val_from_column(&it.pk, st, 2);
+		if (sqlite3_column_type(st, 3) == SQLITE_NULL)
+			it.del = true;
+		else if (sqlite3_column_int64(st, 3) == -1)
+			it.ins = true;
+		else
+			it.mask = sqlite3_column_int64(st, 3);
+		uint32_t h = item_hash(it.tid, &it.pk);
+		struct item *found = NULL;
+		for (uint32_t k = z->buckets[h]; k != 0; k = z->items[k - 1].next) {
+			struct item *o = &z->items[k - 1];
+			struct zval opk = o->pk;
+			if (opk.type == VAL_TEXT || opk.type == VAL_BLOB)
+				opk.p = z->arena.p + o->pk_off;
+			if (o->tid == it.tid && val_equal(&opk, &it.pk)) {
+				found = o;
+				break;
+			}
+		}
+		if (found == NULL) {
+			it.pk_off = z->arena.len;
+			if (it.pk.type == VAL_TEXT || it.pk.type == VAL_BLOB) {
+				if ((r = zila_buf_put(&z->arena, it.pk.p, it.pk.len)) != 0)
+					goto out;
+			}
+			it.next = z->buckets[h];
+			z->items[z->nitems++] = it;
+			z->buckets[h] = (uint32_t)z->nitems;
+			found = &z->items[z->nitems - 1];
+		} else {
+			found->ins |= it.ins;
+			found->del |= it.del;
+			found->mask |= it.mask;
+		}
+		if (it.del && sqlite3_column_type(st, 4) != SQLITE_NULL) {
+			found->has_part = true;
+			found->part_off = z->arena.len;
+			found->part_len = (size_t)sqlite3_column_bytes(st, 4);
+			if ((r = zila_buf_put(&z->arena, sqlite3_column_text(st, 4), found->part_len)) != 0)
+				goto out;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		goto out;
+	for (size_t i = 0; i < z->nitems; i++)
+		if (z->items[i].pk.type == VAL_TEXT || z->items[i].pk.type == VAL_BLOB)
+			z->items[i].pk.p = z->arena.p + z->items[i].pk_off;
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int put_deps(struct sealer *z, const char *part)
+{
+	static const char q[] = "SELECT o.key, f.head FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
+				" WHERE f.part = ? AND f.origin != ? AND f.head > 0 ORDER BY o.key";
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+	int r = ZILA_EDB;
+	zila_buf_reset(&z->deps);
+	if (sqlite3_prepare_v2(z->s->db, q, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, part, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, z->s->self_id);
+	r = 0;
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		r = zila_buf_put(&z->deps, sqlite3_column_blob(st, 0), 32);
+		r = r ? r : zila_buf_put_varint(&z->deps, (uint64_t)sqlite3_column_int64(st, 1));
+		n++;
+	}
+	r = r ? r : zila_buf_put_varint(&z->entry, n);
+	r = r ? r : zila_buf_put(&z->entry, z->deps.p, z->deps.len);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int flush(struct sealer *z, struct builder *b)
+{
+	struct zila_store *s = z->s;
+	struct zila_buf *e = &z->entry;
+	uint8_t sig[64];
+	int r;
+	if (b->nchanges == 0)
+		return 0;
+	zila_buf_reset(e);
+	r = zila_buf_put_u8(e, 1);
+	r = r ? r : zila_buf_put(e, s->pk, 32);
+	r = r ? r : zila_buf_put_lenbytes(e, b->part, strlen(b->part));
+	r = r ? r : zila_buf_put_varint(e, b->seq);
+	r = r ? r : zila_buf_put_u64be(e, b->hlc);
+	r = r ? r : zila_buf_put_varint(e, (uint64_t)s->schema);
+	r = r ? r : put_deps(z, b->part);
+	/* body: table directory, change count, changes */
+	size_t dir_len = 0;
+	struct zila_buf dir;
+	zila_buf_init(&dir, 1 << 20);
+	r = r ? r : zila_buf_put_varint(&dir, (uint64_t)b->ndir);
+	for (int i = 0; r == 0 && i < b->ndir; i++) {
+		struct table *t = b->dir[i];
+		r = zila_buf_put_lenbytes(&dir, t->name, strlen(t->name));
+		r = r ? r : zila_buf_put_varint(&dir, (uint64_t)t->ncols - 1);
+		for (int c = 0; r == 0 && c < t->ncols; c++)
+			if (c != t->pk)
+				r = zila_buf_put_lenbytes(&dir, t->cols[c], strlen(t->cols[c]));
+	}
+	r = r ? r : zila_buf_put_varint(&dir, b->nchanges);
+	dir_len = dir.len;
+	r = r ? r : zila_buf_put_varint(e, dir_len + b->changes.len);
+	r = r ? r : zila_buf_put(e, dir.p, dir.len);
+	zila_buf_release(&dir);
+	r = r ? r : zila_buf_put(e, b->changes.p, b->changes.len);
+	if (r == 0 && e->len + 64 > ZILA_ENTRY_MAX) {
+		return zila_error_set(z->err, ZILA_ETOOBIG,
+				      "a change in partition '%s' is larger than an entry may be (%u KiB)",
+				      b->part, ZILA_ENTRY_MAX / 1024);
+	}
+	if (r != 0)
+		return zila_error_set(z->err, r, "cannot encode an entry: %s", zila_strerror(r));
+	crypto_sign_detached(sig, NULL, e->p, e->len, s->sk);
+	if ((r = zila_buf_put(e, sig, 64)) != 0)
+		return zila_error_set(z->err, r, "cannot encode an entry");
+	sqlite3_stmt *st = s->st_entry_put;
+	sqlite3_bind_int64(st, 1, b->feed);
+	sqlite3_bind_int64(st, 2, (int64_t)b->seq);
+	sqlite3_bind_int64(st, 3, (int64_t)b->hlc);
+	sqlite3_bind_int(st, 4, 1);
+	sqlite3_bind_blob(st, 5, e->p, (int)e->len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	st = s->st_feed_head;
+	sqlite3_bind_int64(st, 1, (int64_t)b->seq);
+	sqlite3_bind_int64(st, 2, b->feed);
+	int rc2 = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE || rc2 != SQLITE_DONE)
+		return store_db_error(s, z->err, "cannot store an entry");
+	z->nentries++;
+	b->nchanges = 0;
+	b->ndir = 0;
+	zila_buf_reset(&b->changes);
+	return 0;
+}
+
+static int builder_open(struct sealer *z, struct builder *b)
+{
+	uint64_t head;
+	int r = store_feed_get(z->s, z->s->self_id, b->part, &b->feed, &head);
+	if (r != 0)
+		return store_db_error(z->s, z->err, "feed");
+	b->seq = head + 1;
+	b->hlc = store_hlc_tick(z->s);
+	return 0;
+}
+
+static int builder_for(struct sealer *z, const char *part, struct builder **out)
+{
+	*out = NULL;
+	for (size_t i = 0; i < z->nb; i++)
+		if (strcmp(z->b[i].part, part) == 0) {
+			*out = &z->b[i];
+			return 0;
+		}
+	struct builder *nb = realloc(z->b, (z->nb + 1) * sizeof(*nb));
+	if (nb == NULL)
+		return ZILA_ENOMEM;
+	z->b = nb;
+	struct builder *b = &z->b[z->nb++];
+	memset(b, 0, sizeof(*b));
+	snprintf(b->part, sizeof(b->part), "%s", part);
+	zila_buf_init(&b->changes, ZILA_ENTRY_MAX * 2);
+	*out = b;
+	return builder_open(z, b);
+}
+
+static int dir_index(struct sealer *z, struct builder *b, struct table *t)
+{
+	for (int i = 0; i < b->ndir; i++)
+		if (b->dir[i] == t)
+			return i;
+	if (b->ndir == 64) {
+		int r = flush(z, b);
+		if (r != 0)
+			return r;
+		r = builder_open(z, b);
+		if (r != 0)
+			return r;
+	}
+	b->dir[b->ndir] = t;
+	return b->ndir++;
+}
+
+static int seal_item(struct sealer *z, struct item *it)
+{
+	struct zila_store *s = z->s;
+	struct table *t = store_table_by_id(s, it->tid);
+	struct rowstate *row = &z->row;
+	char part[ZILA_PART_MAX + 1] = "";
+	int r = 0;
+	if (t == NULL)
+		return 0; /* the table is no longer tracked */
+	if (z->row_cols != t->ncols) {
+		row_release(row);
+		row_init(row, t->ncols);
+		z->row_cols = t->ncols;
+	}
+	if ((r = row_load(s, t, &it->pk, row, false)) != 0)
+		return store_db_error(s, z->err, "cannot read row state");
+	sqlite3_stmt *sel = t->sel;
+	val_bind(sel, 1, &it->pk);
+	int rc = sqlite3_step(sel);
+	bool present = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		r = store_db_error(s, z->err, t->name);
+		goto out;
+	}
+	if (present && t->pcol >= 0 && sqlite3_column_type(sel, t->pcol) != SQLITE_NULL) {
+		int n = sqlite3_column_bytes(sel, t->pcol);
+		if (n > ZILA_PART_MAX) {
+			zila_log(ZILA_LOG_ERROR, "a row of '%s' has a partition value longer than %d bytes; it is not synced",
+				 t->name, ZILA_PART_MAX);
+			goto out;
+		}
+		memcpy(part, sqlite3_column_text(sel, t->pcol), (size_t)n);
+		part[n] = '\0';
+	} else if (!present && it->has_part && t->pcol >= 0) {
+		size_t n = it->part_len > ZILA_PART_MAX ? ZILA_PART_MAX : it->part_len;
+		memcpy(part, z->arena.p + it->part_off, n);
+		part[n] = '\0';
+	} else if (!present && row->known) {
+		snprintf(part, sizeof(part), "%s", row->part);
+	}
+	int op;
+	if (present)
+		op = (it->ins || !row->known || !row->exists || row->parked) ? OP_UPSERT : OP_UPDATE;
+	else
+		op = (row->known && row->exists && row->parked == PARK_NONE) ? OP_DELETE : 0;
+	if (op == OP_UPDATE && it->mask == 0)
+		op = 0;
+	if (op != 0 && row->known && strcmp(row->part, part) != 0) {
+		zila_log(ZILA_LOG_ERROR, "a row of '%s' moved from partition '%s' to '%s'; zila keeps the old one",
+			 t->name, row->part, part);
+		op = 0;
+	}
+	if (op == 0)
+		goto out;
+	struct builder *b;
+	if ((r = builder_for(z, part, &b)) != 0)
+		goto out;
+	int di = dir_index(z, b, t);
+	if (di < 0) {
+		r = di;
+		goto out;
+	}
+	struct ver v = { b->hlc, s->self_id, b->seq };
+	struct zila_buf *c = &b->changes;
+	r = zila_buf_put_varint(c, (uint64_t)di);
+	r = r ? r : zila_buf_put_u8(c, (uint8_t)op);
+	r = r ? r : val_put(c, &it->pk);
+	if (op == OP_UPSERT) {
+		for (int i = 0; r == 0 && i < t->ncols; i++) {
+			if (i == t->pk)
+				continue;
+			struct zval val;
+			val_from_column(&val, sel, i);
+			r = val_put(c, &val);
+			row->cver[i] = v;
+		}
+		row->cver[t->pk] = v;
+		row->exists = true;
+		row->parked = PARK_NONE;
+		row->ever = v;
+	} else if (op == OP_UPDATE) {
+		int n = 0;
+		for (int i = 0; i < t->ncols; i++)
+			if (i != t->pk && (it->mask >> (i < MASK_BITS ? i : MASK_BITS)) & 1)
+				n++;
+		r = r ? r : zila_buf_put_varint(c, (uint64_t)n);
+		for (int i = 0; r == 0 && i < t->ncols; i++) {
+			if (i == t->pk || !((it->mask >> (i < MASK_BITS ? i : MASK_BITS)) & 1))
+				continue;
+			struct zval val;
+			val_from_column(&val, sel, i);
+			r = zila_buf_put_varint(c, (uint64_t)(i < t->pk ? i : i - 1));
+			r = r ? r : val_put(c, &val);
+			row->cver[i] = v;
+		}
+	} else {
+		row->exists = false;
+		row->ever = v;
+	}
+	if (r != 0) {
+		r = zila_error_set(z->err, r, "cannot encode a change of '%s'", t->name);
+		goto out;
+	}
+	snprintf(row->part, sizeof(row->part), "%s", part);
+	b->nchanges++;
+	if ((r = row_save(s, t, &it->pk, row)) != 0) {
+		r = store_db_error(s, z->err, "cannot save row state");
+		goto out;
+	}
+	sqlite3_reset(sel);
+	/* Local orphans are parked as remote ones are, so every replica agrees. */
+	if (op != OP_DELETE && t->nfk > 0) {
+		if ((r = row_load(s, t, &it->pk, row, true)) == 0 && !row_fk_ok(s, t, row->vals))
+			r = row_park(s, t, &it->pk, row, PARK_ORPHAN, NULL);
+	} else if (op == OP_DELETE && t->nchild > 0) {
+		struct zval *vals = calloc((size_t)t->ncols, sizeof(*vals));
+		if (vals == NULL)
+			r = ZILA_ENOMEM;
+		else {
+			vals[t->pk] = it->pk;
+			r = park_children(s, t, vals, NULL, 0);
+			free(vals);
+		}
+	}
+	if (r != 0)
+		r = store_db_error(s, z->err, "cannot park an orphan");
+	if (r == 0 && b->changes.len >= ZILA_ENTRY_MAX / 2) {
+		if ((r = flush(z, b)) == 0)
+			r = builder_open(z, b);
+	}
+out:
+	sqlite3_reset(sel);
+	return r;
+}
+
+int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err)
+{
+	struct sealer z;
+	int r = ZILA_ENOMEM;
+	memset(&z, 0, sizeof(z));
+	z.s = s;
+	z.err = err;
+	z.items = malloc(SEAL_BATCH * sizeof(*z.items));
+	z.buckets = malloc(NBUCKETS * sizeof(*z.buckets));
+	zila_buf_init(&z.arena, 1u << 30);
+	zila_buf_init(&z.entry, ZILA_ENTRY_MAX * 2);
+	zila_buf_init(&z.deps, 1 << 20);
+	row_init(&z.row, 1);
+	z.row_cols = 1;
+	if (z.items == NULL || z.buckets == NULL)
+		goto out;
+	for (;;) {
+		int64_t last = 0;
+		if ((r = read_batch(&z, &last)) != 0) {
+			r = store_db_error(s, err, "cannot read captured changes");
+			goto out;
+		}
+		if (z.nitems == 0)
+			break;
+		for (size_t i = 0; i < z.nitems; i++)
+			if ((r = seal_item(&z, &z.items[i])) != 0)
+				goto out;
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(s->db, "DELETE FROM zila_pending WHERE rowid <= ?", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, last);
+			r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+		} else {
+			r = ZILA_EDB;
+		}
+		sqlite3_finalize(st);
+		if (r != 0) {
+			r = store_db_error(s, err, "cannot clear captured changes");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < z.nb; i++)
+		if ((r = flush(&z, &z.b[i])) != 0)
+			goto out;
+	if (z.nentries > 0 && (r = store_save_hlc(s)) != 0) {
+		r = store_db_error(s, err, "cannot save the clock");
+		goto out;
+	}
+	r = 0;
+	if (nentries)
+		*nentries = z.nentries;
+out:
+	for (size_t i = 0; i < z.nb; i++)
+		zila_buf_release(&z.b[i].changes);
+	free(z.b);
+	free(z.items);
+	free(z.buckets);
+	zila_buf_release(&z.arena);
+	zila_buf_release(&z.entry);
+	zila_buf_release(&z.deps);
+	row_release(&z.row);
+	return r;
+}
+
+int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *err)
+{
+	if (nentries)
+		*nentries = 0;
+	int r = store_begin(s, err);
+	if (r != 0)
+		return r;
+	r = store_seal_locked(s, nentries, err);
+	if (r == 0)
+		r = store_settle(s, NULL);
+	if (r != 0) {
+		store_rollback(s);
+		return r;
+	}
+	return store_commit(s, err);
+}
+
+int zila_store_pending(struct zila_store *s, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	*out = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM zila_pending", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}

@@ -1,0 +1,179 @@
+/* Inside the store: shared between the store's files only. */
+#ifndef ZILA_STORE_INT_H
+#define ZILA_STORE_INT_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zila/buf.h"
+#include "zila/err.h"
+#include "zila/store.h"
+
+#define STORE_SCHEMA_VERSION 1 /* layout of the zila_* tables */
+#define MASK_BITS 62           /* columns past this share the last bit of an update mask */
+#define SEAL_BATCH 2048        /* captured changes read per seal batch */
+#define MAX_SKEW_MS (24ull * 3600 * 1000) /* how far ahead of our wall clock we follow a peer */
+
+/* Value tags of the shared value codec (entries, parked rows, hash). */
+enum { VAL_NULL = ZILA_VAL_NULL, VAL_INT = ZILA_VAL_INT, VAL_REAL = ZILA_VAL_REAL, VAL_TEXT = ZILA_VAL_TEXT,
+       VAL_BLOB = ZILA_VAL_BLOB };
+/* Change kinds in an entry body. */
+enum { OP_UPSERT = ZILA_OP_UPSERT, OP_UPDATE = ZILA_OP_UPDATE, OP_DELETE = ZILA_OP_DELETE };
+
+/* Inside the store a value is a zval. */
+#define zval zila_value
+
+/* A register version: (hlc, origin) orders writes; seq names the entry that wrote it.
+ * origin is the local id from zila_origins; 0 with hlc 0 means "never written". */
+struct ver {
+	uint64_t hlc;
+	int64_t origin;
+	uint64_t seq;
+};
+
+struct fkey {
+	int col;            /* index of the child column in this table */
+	struct table *parent;
+	char *parent_col;
+	int parent_idx;     /* index of parent_col in the parent table */
+	sqlite3_stmt *parent_has; /* SELECT 1 FROM parent WHERE parent_col = ? */
+};
+
+/* A tracked table, as zila_tables and the SQLite schema describe it. */
+struct table {
+	int64_t id;
+	char *name;
+	int ncols;
+	char **cols;         /* in table order */
+	int pk;              /* index of the primary key column */
+	int pcol;            /* index of the partition column, -1 for org-wide */
+	int nuniq;           /* UNIQUE indexes other than the primary key */
+	int **uniq_cols;     /* per index: column indexes, terminated by -1 */
+	sqlite3_stmt **uniq_find; /* SELECT pk FROM t WHERE c1 = ? AND ... */
+	int nfk;
+	struct fkey *fks;
+	int nchild;          /* foreign keys elsewhere that point at this table */
+	struct child { struct table *child; int fk; sqlite3_stmt *find; } *children;
+	sqlite3_stmt *sel;   /* SELECT all columns FROM t WHERE pk = ? */
+	sqlite3_stmt *ins;   /* INSERT INTO t (all columns) VALUES (...) */
+	sqlite3_stmt *upd;   /* UPDATE t SET all non-pk columns WHERE pk = ? */
+	sqlite3_stmt *del;   /* DELETE FROM t WHERE pk = ? */
+	bool touched;        /* changed in the current apply/seal */
+};
+
+struct origin {
+	int64_t id;
+	uint8_t key[32];
+};
+
+struct zila_store {
+	sqlite3 *db;       /* triggers off, foreign keys off: zila's own writes */
+	sqlite3 *app_db;   /* opened on demand for zila_store_exec_captured() */
+	char *dir;
+	char *db_path;
+	uint8_t *sk;       /* sodium_malloc'd: 64-byte Ed25519 secret key */
+	uint8_t pk[32];
+	int64_t self_id;   /* zila_origins id of this device */
+	uint64_t hlc;      /* last HLC issued or seen */
+	int64_t schema;    /* user schema version */
+	zila_clock_fn clock;
+	void *clock_ctx;
+	struct zila_store_hooks hooks;
+	struct table **tables;
+	int ntables;
+	struct zila_buf tmp_st, tmp_dead; /* scratch for row_save */
+	struct origin *origins; /* cache, sorted by id */
+	size_t norigins;
+	/* prepared statements, created at open */
+	sqlite3_stmt *st_row_get, *st_row_put, *st_row_del;
+	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
+	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
+};
+
+/* --- open.c --- */
+int store_exec(struct zila_store *s, const char *sql, struct zila_error *err) ZILA_MUST_CHECK;
+int store_db_error(struct zila_store *s, struct zila_error *err, const char *what);
+int store_begin(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+void store_rollback(struct zila_store *s);
+int store_commit(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+uint64_t store_now_ms(struct zila_store *s);
+int store_origin_id(struct zila_store *s, const uint8_t key[32], int64_t *out) ZILA_MUST_CHECK;
+const uint8_t *store_origin_key(struct zila_store *s, int64_t id);
+int store_save_hlc(struct zila_store *s) ZILA_MUST_CHECK;
+
+/* --- tables.c --- */
+int store_load_tables(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+void store_free_tables(struct zila_store *s);
+struct table *store_table_by_name(struct zila_store *s, const char *name, size_t len);
+struct table *store_table_by_id(struct zila_store *s, int64_t id);
+
+/* --- codec.c --- */
+int val_put(struct zila_buf *b, const struct zval *v) ZILA_MUST_CHECK;
+int val_get(struct zila_view *in, struct zval *v) ZILA_MUST_CHECK;
+void val_from_column(struct zval *v, sqlite3_stmt *st, int col);
+int val_bind(sqlite3_stmt *st, int idx, const struct zval *v);
+bool val_equal(const struct zval *a, const struct zval *b);
+int ver_cmp(struct zila_store *s, const struct ver *a, const struct ver *b);
+
+/* The merge state of one row: registers, and its values when loaded. */
+struct rowstate {
+	bool known;     /* zila_rows has it */
+	bool exists;    /* existence register */
+	int parked;     /* PARK_* */
+	struct ver ever;
+	char part[ZILA_PART_MAX + 1]; /* the partition the row belongs to ("" org-wide) */
+	struct ver *cver;  /* [ncols] */
+	struct zval *vals; /* [ncols], bytes owned by arena */
+	struct zila_buf arena;
+	int ncols;
+};
+enum { PARK_NONE = 0, PARK_DUP = 1, PARK_ORPHAN = 2, PARK_INVALID = 3 };
+#define ROW_VISIBLE(r) ((r)->known && (r)->exists && (r)->parked == PARK_NONE)
+
+void row_init(struct rowstate *r, int ncols);
+void row_release(struct rowstate *r);
+void row_reset(struct rowstate *r);
+/* Loads registers from zila_rows and values from the table (visible) or the parked
+ * image; values are loaded only when load_vals. */
+int row_load(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
+	     bool load_vals) ZILA_MUST_CHECK;
+int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
+
+
+/* --- entry.c --- */
+struct entry_dep {
+	uint8_t origin[32];
+	uint64_t seq;
+};
+struct entry {
+	struct zila_entry_info info;
+	struct entry_dep *deps;
+	size_t ndeps;
+	struct zila_view body;
+};
+int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MUST_CHECK;
+void entry_release(struct entry *e);
+
+/* --- materialize.c --- */
+/* Makes the user table show what r says (insert, update, delete, park), then records r. */
+int row_materialize(struct zila_store *s, struct table *t, const struct zval *pk,
+		    struct rowstate *r, bool was_visible, struct zila_apply_stats *st) ZILA_MUST_CHECK;
+/* Re-examines parked rows and foreign keys of touched tables until nothing changes. */
+int store_settle(struct zila_store *s, struct zila_apply_stats *st) ZILA_MUST_CHECK;
+
+int row_park(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
+	     int kind, struct zila_apply_stats *st) ZILA_MUST_CHECK;
+/* Parks the visible rows that reference the row (pk, vals) of t through a foreign key. */
+int park_children(struct zila_store *s, struct table *t, const struct zval *vals,
+		  struct zila_apply_stats *st, int depth) ZILA_MUST_CHECK;
+/* 1 when every single-column foreign key of the row finds its parent, 0 when not. */
+int row_fk_ok(struct zila_store *s, struct table *t, const struct zval *vals);
+
+/* --- seal.c --- */
+int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64_t *id,
+		   uint64_t *head) ZILA_MUST_CHECK;
+int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
+uint64_t store_hlc_tick(struct zila_store *s);
+
+#endif

@@ -1,0 +1,631 @@
+/* Tracked tables: refusing tables that cannot converge, installing capture triggers, and
+ * the per-table statements the merge uses. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "store_int.h"
+#include "zila/log.h"
+
+/* Appends "name" with embedded quotes doubled. */
+static int put_qid(struct zila_buf *b, const char *name)
+{
+	int r = zila_buf_put_u8(b, '"');
+	for (const char *p = name; r == 0 && *p; p++) {
+		if (*p == '"')
+			r = zila_buf_put_u8(b, '"');
+		if (r == 0)
+			r = zila_buf_put_u8(b, (uint8_t)*p);
+	}
+	if (r == 0)
+		r = zila_buf_put_u8(b, '"');
+	return r;
+}
+
+static int put_str(struct zila_buf *b, const char *s)
+{
+	return zila_buf_put(b, s, strlen(s));
+}
+
+/* Appends printf output. */
+static int put_fmt(struct zila_buf *b, const char *fmt, ...) ZILA_PRINTF(2, 3);
+static int put_fmt(struct zila_buf *b, const char *fmt, ...)
+{
+	char tmp[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return ZILA_ETOOBIG;
+	return zila_buf_put(b, tmp, (size_t)n);
+}
+
+static const char *cstr(struct zila_buf *b)
+{
+	if (zila_buf_put_u8(b, 0) != 0)
+		return NULL;
+	b->len--;
+	return (const char *)b->p;
+}
+
+static int prep(struct zila_store *s, struct zila_buf *sql, sqlite3_stmt **out)
+{
+	const char *q = cstr(sql);
+	*out = NULL;
+	if (q == NULL)
+		return ZILA_ENOMEM;
+	if (sqlite3_prepare_v3(s->db, q, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
+		return ZILA_EDB;
+	return 0;
+}
+
+static void table_free(struct table *t)
+{
+	if (t == NULL)
+		return;
+	for (int i = 0; i < t->ncols; i++)
+		free(t->cols[i]);
+	free(t->cols);
+	for (int i = 0; i < t->nuniq; i++) {
+		free(t->uniq_cols[i]);
+		sqlite3_finalize(t->uniq_find[i]);
+	}
+	free(t->uniq_cols);
+	free(t->uniq_find);
+	for (int i = 0; i < t->nfk; i++) {
+		free(t->fks[i].parent_col);
+		sqlite3_finalize(t->fks[i].parent_has);
+	}
+	free(t->fks);
+	for (int i = 0; i < t->nchild; i++)
+		sqlite3_finalize(t->children[i].find);
+	free(t->children);
+	sqlite3_finalize(t->sel);
+	sqlite3_finalize(t->ins);
+	sqlite3_finalize(t->upd);
+	sqlite3_finalize(t->del);
+	free(t->name);
+	free(t);
+}
+
+void store_free_tables(struct zila_store *s)
+{
+	for (int i = 0; i < s->ntables; i++)
+		table_free(s->tables[i]);
+	free(s->tables);
+	s->tables = NULL;
+	s->ntables = 0;
+}
+
+struct table *store_table_by_name(struct zila_store *s, const char *name, size_t len)
+{
+	for (int i = 0; i < s->ntables; i++)
+		if (strlen(s->tables[i]->name) == len && memcmp(s->tables[i]->name, name, len) == 0)
+			return s->tables[i];
+	return NULL;
+}
+
+struct table *store_table_by_id(struct zila_store *s, int64_t id)
+{
+	for (int i = 0; i < s->ntables; i++)
+		if (s->tables[i]->id == id)
+			return s->tables[i];
+	return NULL;
+}
+
+static int col_index(const struct table *t, const char *name)
+{
+	for (int i = 0; i < t->ncols; i++)
+		if (strcasecmp(t->cols[i], name) == 0)
+			return i;
+	return -1;
+}
+
+/* Columns and primary key of a table from pragma_table_xinfo. */
+struct colinfo {
+	int ncols, npk, pk, hidden;
+	char **cols;
+	char pktype[64];
+};
+
+static void colinfo_release(struct colinfo *ci)
+{
+	for (int i = 0; i < ci->ncols; i++)
+		free(ci->cols[i]);
+	free(ci->cols);
+	memset(ci, 0, sizeof(*ci));
+}
+
+static int read_columns(struct zila_store *s, const char *table, struct colinfo *ci)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	memset(ci, 0, sizeof(*ci));
+	ci->pk = -1;
+	if (sqlite3_prepare_v2(s->db, "SELECT name, type, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid",
+			       -1, &st, NULL))
+		goto out;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (sqlite3_column_int(st, 3) != 0) {
+			ci->hidden++;
+			continue;
+		}
+		char **c = realloc(ci->cols, (size_t)(ci->ncols + 1) * sizeof(*c));
+		if (c == NULL) {
+			r = ZILA_ENOMEM;
+			goto out;
+		}
+		ci->cols = c;
+		c[ci->ncols] = strdup((const char *)sqlite3_column_text(st, 0));
+		if (c[ci->ncols] == NULL) {
+			r = ZILA_ENOMEM;
+			goto out;
+		}
+		if (sqlite3_column_int(st, 2) > 0) {
+			ci->npk++;
+			ci->pk = ci->ncols;
+			snprintf(ci->pktype, sizeof(ci->pktype), "%s",
+				 (const char *)sqlite3_column_text(st, 1));
+		}
+		ci->ncols++;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static bool is_without_rowid(struct zila_store *s, const char *table)
+{
+	sqlite3_stmt *st = NULL;
+	bool wr = false;
+	/* A WITHOUT ROWID table has no rowid column to select. */
+	struct zila_buf q;
+	zila_buf_init(&q, 4096);
+	if (put_str(&q, "SELECT rowid FROM ") == 0 && put_qid(&q, table) == 0 && cstr(&q) != NULL)
+		wr = sqlite3_prepare_v2(s->db, (const char *)q.p, -1, &st, NULL) != SQLITE_OK;
+	sqlite3_finalize(st);
+	zila_buf_release(&q);
+	return wr;
+}
+
+static int load_unique(struct zila_store *s, struct table *t)
+{
+	sqlite3_stmt *st = NULL, *ic = NULL;
+	struct zila_buf q;
+	int r = ZILA_EDB;
+	zila_buf_init(&q, 1 << 16);
+	if (sqlite3_prepare_v2(s->db, "SELECT name FROM pragma_index_list(?) WHERE \"unique\" = 1 AND origin != 'pk'",
+			       -1, &st, NULL) ||
+	    sqlite3_prepare_v2(s->db, "SELECT name FROM pragma_index_info(?) ORDER BY seqno", -1, &ic, NULL))
+		goto out;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int *cols = NULL, n = 0;
+		bool ok = true;
+		sqlite3_reset(ic);
+		sqlite3_bind_text(ic, 1, (const char *)sqlite3_column_text(st, 0), -1, SQLITE_TRANSIENT);
+		while (sqlite3_step(ic) == SQLITE_ROW) {
+			const char *cn = (const char *)sqlite3_column_text(ic, 0);
+			int ci = cn ? col_index(t, cn) : -1;
+			int *nc = realloc(cols, (size_t)(n + 2) * sizeof(*nc));
+			if (nc == NULL) {
+				free(cols);
+				r = ZILA_ENOMEM;
+				goto out;
+			}
+			cols = nc;
+			if (ci < 0)
+				ok = false; /* an expression index: not checked by the merge */
+			cols[n++] = ci;
+		}
+		if (!ok || n == 0) {
+			free(cols);
+			continue;
+		}
+		cols[n] = -1;
+		int **nu = realloc(t->uniq_cols, (size_t)(t->nuniq + 1) * sizeof(*nu));
+		sqlite3_stmt **nf = realloc(t->uniq_find, (size_t)(t->nuniq + 1) * sizeof(*nf));
+		if (nu != NULL)
+			t->uniq_cols = nu;
+		if (nf != NULL)
+			t->uniq_find = nf;
+		if (nu == NULL || nf == NULL) {
+			free(cols);
+			r = ZILA_ENOMEM;
+			goto out;
+		}
+		zila_buf_reset(&q);
+		int rr = put_str(&q, "SELECT ");
+		rr = rr ? rr : put_qid(&q, t->cols[t->pk]);
+		rr = rr ? rr : put_str(&q, " FROM ");
+		rr = rr ? rr : put_qid(&q, t->name);
+		for (int i = 0; rr == 0 && i < n; i++) {
+			rr = put_str(&q, i ? " AND " : " WHERE ");
+			rr = rr ? rr : put_qid(&q, t->cols[cols[i]]);
+			rr = rr ? rr : put_fmt(&q, " = ?%d", i + 1);
+		}
+		t->uniq_cols[t->nuniq] = cols;
+		t->uniq_find[t->nuniq] = NULL;
+		t->nuniq++;
+		if (rr != 0 || (rr = prep(s, &q, &t->uniq_find[t->nuniq - 1])) != 0) {
+			r = rr;
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(ic);
+	zila_buf_release(&q);
+	return r;
+}
+
+static int table_statements(struct zila_store *s, struct table *t)
+{
+	struct zila_buf q;
+	int r;
+	zila_buf_init(&q, 1 << 20);
+	/* SELECT all FROM t WHERE pk = ? */
+	r = put_str(&q, "SELECT ");
+	for (int i = 0; r == 0 && i < t->ncols; i++) {
+		r = i ? put_str(&q, ", ") : 0;
+		r = r ? r : put_qid(&q, t->cols[i]);
+	}
+	r = r ? r : put_str(&q, " FROM ");
+	r = r ? r : put_qid(&q, t->name);
+	r = r ? r : put_str(&q, " WHERE ");
+	r = r ? r : put_qid(&q, t->cols[t->pk]);
+	r = r ? r : put_str(&q, " = ?");
+	r = r ? r : prep(s, &q, &t->sel);
+	/* INSERT INTO t (all) VALUES (?1..?n) */
+	zila_buf_reset(&q);
+	r = r ? r : put_str(&q, "INSERT INTO ");
+	r = r ? r : put_qid(&q, t->name);
+	r = r ? r : put_str(&q, " (");
+	for (int i = 0; r == 0 && i < t->ncols; i++) {
+		r = i ? put_str(&q, ", ") : 0;
+		r = r ? r : put_qid(&q, t->cols[i]);
+	}
+	r = r ? r : put_str(&q, ") VALUES (");
+	for (int i = 0; r == 0 && i < t->ncols; i++)
+		r = put_fmt(&q, "%s?%d", i ? ", " : "", i + 1);
+	r = r ? r : put_str(&q, ")");
+	r = r ? r : prep(s, &q, &t->ins);
+	/* UPDATE t SET c = ?i WHERE pk = ?pk */
+	zila_buf_reset(&q);
+	r = r ? r : put_str(&q, "UPDATE ");
+	r = r ? r : put_qid(&q, t->name);
+	r = r ? r : put_str(&q, " SET ");
+	bool first = true;
+	for (int i = 0; r == 0 && i < t->ncols; i++) {
+		if (i == t->pk)
+			continue;
+		r = first ? 0 : put_str(&q, ", ");
+		first = false;
+		r = r ? r : put_qid(&q, t->cols[i]);
+		r = r ? r : put_fmt(&q, " = ?%d", i + 1);
+	}
+	if (first) /* a table with only a key column */
+		r = r ? r : put_qid(&q, t->cols[t->pk]), r = r ? r : put_fmt(&q, " = ?%d", t->pk + 1);
+	r = r ? r : put_str(&q, " WHERE ");
+	r = r ? r : put_qid(&q, t->cols[t->pk]);
+	r = r ? r : put_fmt(&q, " = ?%d", t->pk + 1);
+	r = r ? r : prep(s, &q, &t->upd);
+	/* DELETE */
+	zila_buf_reset(&q);
+	r = r ? r : put_str(&q, "DELETE FROM ");
+	r = r ? r : put_qid(&q, t->name);
+	r = r ? r : put_str(&q, " WHERE ");
+	r = r ? r : put_qid(&q, t->cols[t->pk]);
+	r = r ? r : put_str(&q, " = ?");
+	r = r ? r : prep(s, &q, &t->del);
+	zila_buf_release(&q);
+	return r;
+}
+
+/* Single-column foreign keys between tracked tables; others are left to SQLite. */
+static int load_fkeys(struct zila_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	struct zila_buf q;
+	int r = ZILA_EDB;
+	zila_buf_init(&q, 1 << 16);
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT id, \"table\", \"from\", \"to\", (SELECT count(*) FROM pragma_foreign_key_list(?1) b"
+			       " WHERE b.id = a.id) FROM pragma_foreign_key_list(?1) a",
+			       -1, &st, NULL))
+		goto out;
+	for (int ti = 0; ti < s->ntables; ti++) {
+		struct table *t = s->tables[ti];
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			if (sqlite3_column_int(st, 4) != 1)
+				continue;
+			const char *ptab = (const char *)sqlite3_column_text(st, 1);
+			const char *from = (const char *)sqlite3_column_text(st, 2);
+			const char *to = (const char *)sqlite3_column_text(st, 3);
+			struct table *p = ptab ? store_table_by_name(s, ptab, strlen(ptab)) : NULL;
+			int col = from ? col_index(t, from) : -1;
+			if (p == NULL || col < 0)
+				continue;
+			const char *pcolname = to ? to : p->cols[p->pk];
+			if (col_index(p, pcolname) < 0)
+				continue;
+			struct fkey *nf = realloc(t->fks, (size_t)(t->nfk + 1) * sizeof(*nf));
+			struct child *nc = realloc(p->children, (size_t)(p->nchild + 1) * sizeof(*nc));
+			if (nf != NULL)
+				t->fks = nf;
+			if (nc != NULL)
+				p->children = nc;
+			if (nf == NULL || nc == NULL) {
+				r = ZILA_ENOMEM;
+				goto out;
+			}
+			struct fkey *fk = &t->fks[t->nfk++];
+			memset(fk, 0, sizeof(*fk));
+			fk->col = col;
+			fk->parent = p;
+			fk->parent_col = strdup(pcolname);
+			fk->parent_idx = col_index(p, pcolname);
+			zila_buf_reset(&q);
+			int rr = put_str(&q, "SELECT 1 FROM ");
+			rr = rr ? rr : put_qid(&q, p->name);
+			rr = rr ? rr : put_str(&q, " WHERE ");
+			rr = rr ? rr : put_qid(&q, pcolname);
+			rr = rr ? rr : put_str(&q, " = ? LIMIT 1");
+			rr = rr ? rr : prep(s, &q, &fk->parent_has);
+			p->children[p->nchild].child = t;
+			p->children[p->nchild].fk = t->nfk - 1;
+			p->children[p->nchild].find = NULL;
+			p->nchild++;
+			zila_buf_reset(&q);
+			rr = rr ? rr : put_str(&q, "SELECT ");
+			rr = rr ? rr : put_qid(&q, t->cols[t->pk]);
+			rr = rr ? rr : put_str(&q, " FROM ");
+			rr = rr ? rr : put_qid(&q, t->name);
+			rr = rr ? rr : put_str(&q, " WHERE ");
+			rr = rr ? rr : put_qid(&q, t->cols[col]);
+			rr = rr ? rr : put_str(&q, " = ?");
+			rr = rr ? rr : prep(s, &q, &p->children[p->nchild - 1].find);
+			if (rr != 0) {
+				r = rr;
+				goto out;
+			}
+		}
+	}
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	zila_buf_release(&q);
+	return r;
+}
+
+int store_load_tables(struct zila_store *s, struct zila_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	store_free_tables(s);
+	if (sqlite3_prepare_v2(s->db, "SELECT id, name, pcol FROM zila_tables ORDER BY name", -1, &st, NULL))
+		goto out;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct table *t = calloc(1, sizeof(*t));
+		struct table **nt = realloc(s->tables, (size_t)(s->ntables + 1) * sizeof(*nt));
+		if (nt != NULL)
+			s->tables = nt;
+		if (t == NULL || nt == NULL) {
+			free(t);
+			r = ZILA_ENOMEM;
+			goto out;
+		}
+		s->tables[s->ntables++] = t;
+		t->id = sqlite3_column_int64(st, 0);
+		t->name = strdup((const char *)sqlite3_column_text(st, 1));
+		struct colinfo ci;
+		if (t->name == NULL || read_columns(s, t->name, &ci) != 0) {
+			r = ZILA_ENOMEM;
+			goto out;
+		}
+		t->ncols = ci.ncols;
+		t->cols = ci.cols;
+		t->pk = ci.pk;
+		t->pcol = -1;
+		if (t->ncols == 0 || t->pk < 0) {
+			r = zila_error_set(err, ZILA_ESCHEMA, "tracked table '%s' is missing or lost its primary key",
+					   t->name);
+			goto out;
+		}
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+			t->pcol = col_index(t, (const char *)sqlite3_column_text(st, 2));
+			if (t->pcol < 0) {
+				r = zila_error_set(err, ZILA_ESCHEMA, "tracked table '%s' lost its partition column",
+						   t->name);
+				goto out;
+			}
+		}
+		if ((r = table_statements(s, t)) != 0 || (r = load_unique(s, t)) != 0) {
+			r = store_db_error(s, err, t->name);
+			goto out;
+		}
+	}
+	if ((r = load_fkeys(s)) != 0)
+		r = store_db_error(s, err, "foreign keys");
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int refuse(struct zila_error *err, const char *fmt, ...) ZILA_PRINTF(2, 3);
+static int refuse(struct zila_error *err, const char *fmt, ...)
+{
+	if (err != NULL) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+		err->code = ZILA_EUNTRACKABLE;
+	}
+	return ZILA_EUNTRACKABLE;
+}
+
+static int check_trackable(struct zila_store *s, const char *table, const char *pcol,
+			   struct colinfo *ci, struct zila_error *err)
+{
+	if (strncmp(table, "zila_", 5) == 0 || strncmp(table, "sqlite_", 7) == 0)
+		return refuse(err, "cannot track '%s': tables named zila_* and sqlite_* belong to zila and SQLite", table);
+	sqlite3_stmt *st = NULL;
+	int type_ok = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT type FROM sqlite_schema WHERE name = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			type_ok = strcmp((const char *)sqlite3_column_text(st, 0), "table") == 0 ? 1 : 2;
+	}
+	sqlite3_finalize(st);
+	if (type_ok == 0)
+		return zila_error_set(err, ZILA_ENOTFOUND, "no table '%s' in the replica", table);
+	if (type_ok == 2)
+		return refuse(err, "cannot track '%s': it is not a table (views and virtual tables hold no rows of their own)", table);
+	int r = read_columns(s, table, ci);
+	if (r != 0)
+		return zila_error_set(err, r, "cannot read the columns of '%s'", table);
+	if (ci->hidden > 0)
+		return refuse(err, "cannot track '%s': it has generated columns, which every replica computes on its own; "
+			      "make them plain columns or compute them in a view", table);
+	if (ci->npk == 0)
+		return refuse(err, "cannot track '%s': it has no primary key, so rows on two laptops cannot be matched; "
+			      "add a column like id TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(16))))", table);
+	if (ci->npk > 1)
+		return refuse(err, "cannot track '%s': its primary key has %d columns; zila needs one key column: "
+			      "add id TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(16)))) and make the old key UNIQUE",
+			      table, ci->npk);
+	if (strcasecmp(ci->pktype, "INTEGER") == 0 && !is_without_rowid(s, table))
+		return refuse(err, "cannot track '%s': its key '%s' is INTEGER PRIMARY KEY, a rowid that each laptop "
+			      "numbers on its own, so two laptops would make different rows with the same key; "
+			      "use a key generated on the device, e.g. id TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(16))))",
+			      table, ci->cols[ci->pk]);
+	if (pcol != NULL) {
+		int pc = -1;
+		for (int i = 0; i < ci->ncols; i++)
+			if (strcasecmp(ci->cols[i], pcol) == 0)
+				pc = i;
+		if (pc < 0)
+			return refuse(err, "cannot track '%s': it has no column '%s' to partition by; add it or track "
+				      "the table as org-wide without --partition", table, pcol);
+		if (pc == ci->pk)
+			return refuse(err, "cannot track '%s': the partition column cannot be the primary key", table);
+	}
+	return 0;
+}
+
+int zila_store_track(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err)
+{
+	struct colinfo ci = { 0 };
+	struct zila_buf q;
+	int r;
+	zila_buf_init(&q, 1 << 20);
+	if (store_table_by_name(s, table, strlen(table)) != NULL) {
+		r = zila_error_set(err, ZILA_EEXIST, "table '%s' is already tracked", table);
+		goto out;
+	}
+	if ((r = check_trackable(s, table, pcol, &ci, err)) != 0)
+		goto out;
+	if ((r = store_begin(s, err)) != 0)
+		goto out;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_tables(name, pcol) VALUES (?, ?)", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+		if (pcol)
+			sqlite3_bind_text(st, 2, pcol, -1, SQLITE_STATIC);
+		r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+	} else {
+		r = ZILA_EDB;
+	}
+	sqlite3_finalize(st);
+	if (r != 0) {
+		r = store_db_error(s, err, "track");
+		goto fail;
+	}
+	int64_t tid = sqlite3_last_insert_rowid(s->db);
+	const char *pkc = ci.cols[ci.pk];
+	char tname[64];
+	/* Trigger names use the table id: table names may be long or odd. */
+	snprintf(tname, sizeof(tname), "zila_%lld", (long long)tid);
+	r = put_fmt(&q, "CREATE TRIGGER %s_ins AFTER INSERT ON ", tname);
+	r = r ? r : put_qid(&q, table);
+	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, pk, m) VALUES (%lld, NEW.", (long long)tid);
+	r = r ? r : put_qid(&q, pkc);
+	r = r ? r : put_str(&q, ", -1); END;\n");
+	r = r ? r : put_fmt(&q, "CREATE TRIGGER %s_upd AFTER UPDATE ON ", tname);
+	r = r ? r : put_qid(&q, table);
+	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, pk, m) VALUES (%lld, NEW.", (long long)tid);
+	r = r ? r : put_qid(&q, pkc);
+	r = r ? r : put_str(&q, ", 0");
+	for (int i = 0; r == 0 && i < ci.ncols; i++) {
+		if (i == ci.pk)
+			continue;
+		r = put_str(&q, " | ((OLD.");
+		r = r ? r : put_qid(&q, ci.cols[i]);
+		r = r ? r : put_str(&q, " IS NOT NEW.");
+		r = r ? r : put_qid(&q, ci.cols[i]);
+		r = r ? r : put_fmt(&q, ") << %d)", i < MASK_BITS ? i : MASK_BITS);
+	}
+	r = r ? r : put_str(&q, "); END;\n");
+	r = r ? r : put_fmt(&q, "CREATE TRIGGER %s_del AFTER DELETE ON ", tname);
+	r = r ? r : put_qid(&q, table);
+	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, pk, m, part) VALUES (%lld, OLD.", (long long)tid);
+	r = r ? r : put_qid(&q, pkc);
+	r = r ? r : put_str(&q, ", NULL, ");
+	if (pcol != NULL) {
+		r = r ? r : put_str(&q, "OLD.");
+		r = r ? r : put_qid(&q, pcol);
+	} else {
+		r = r ? r : put_str(&q, "''");
+	}
+	r = r ? r : put_str(&q, "); END;\n");
+	/* A row's key and partition never change: refuse such updates at the source. */
+	r = r ? r : put_fmt(&q, "CREATE TRIGGER %s_guard BEFORE UPDATE ON ", tname);
+	r = r ? r : put_qid(&q, table);
+	r = r ? r : put_str(&q, " WHEN OLD.");
+	r = r ? r : put_qid(&q, pkc);
+	r = r ? r : put_str(&q, " IS NOT NEW.");
+	r = r ? r : put_qid(&q, pkc);
+	if (pcol != NULL) {
+		r = r ? r : put_str(&q, " OR OLD.");
+		r = r ? r : put_qid(&q, pcol);
+		r = r ? r : put_str(&q, " IS NOT NEW.");
+		r = r ? r : put_qid(&q, pcol);
+	}
+	r = r ? r : put_str(&q, " BEGIN SELECT RAISE(ABORT, 'zila: a synced row''s key and partition cannot change;"
+			       " insert a new row and delete the old one'); END;\n");
+	/* Rows that were there before tracking are captured as inserts. */
+	r = r ? r : put_fmt(&q, "INSERT INTO zila_pending(tid, pk, m) SELECT %lld, ", (long long)tid);
+	r = r ? r : put_qid(&q, pkc);
+	r = r ? r : put_str(&q, ", -1 FROM ");
+	r = r ? r : put_qid(&q, table);
+	r = r ? r : put_str(&q, ";");
+	if (r != 0 || cstr(&q) == NULL) {
+		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((r = store_exec(s, (const char *)q.p, err)) != 0)
+		goto fail;
+	if ((r = store_load_tables(s, err)) != 0)
+		goto fail;
+	r = store_commit(s, err);
+	if (r != 0 && store_load_tables(s, NULL) != 0)
+		zila_log(ZILA_LOG_ERROR, "cannot reload the tracked tables");
+	goto out;
+fail:
+	store_rollback(s);
+	if (store_load_tables(s, NULL) != 0)
+		zila_log(ZILA_LOG_ERROR, "cannot reload the tracked tables");
+out:
+	colinfo_release(&ci);
+	zila_buf_release(&q);
+	return r;
+}

@@ -1,0 +1,153 @@
+/* Version vectors and walking the entries a peer lacks, in causal (HLC) order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#define VECTOR_MAX 1000000
+
+void zila_vector_release(struct zila_vector *v)
+{
+	free(v->heads);
+	v->heads = NULL;
+	v->nheads = 0;
+}
+
+static int head_cmp(const void *pa, const void *pb)
+{
+	const struct zila_feed_head *a = pa, *b = pb;
+	int c = memcmp(a->origin, b->origin, 32);
+	return c ? c : strcmp(a->part, b->part);
+}
+
+int zila_store_vector(struct zila_store *s, struct zila_vector *out)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int r = ZILA_EDB;
+	out->heads = NULL;
+	out->nheads = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT o.key, f.part, f.head FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
+			       " WHERE f.head > 0 ORDER BY o.key, f.part",
+			       -1, &st, NULL))
+		goto out;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (out->nheads == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct zila_feed_head *h = realloc(out->heads, cap * sizeof(*h));
+			if (h == NULL) {
+				r = ZILA_ENOMEM;
+				goto out;
+			}
+			out->heads = h;
+		}
+		struct zila_feed_head *h = &out->heads[out->nheads++];
+		memset(h, 0, sizeof(*h));
+		memcpy(h->origin, sqlite3_column_blob(st, 0), 32);
+		snprintf(h->part, sizeof(h->part), "%s", (const char *)sqlite3_column_text(st, 1));
+		h->seq = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	qsort(out->heads, out->nheads, sizeof(*out->heads), head_cmp);
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	if (r != 0)
+		zila_vector_release(out);
+	return r;
+}
+
+int zila_vector_encode(const struct zila_vector *v, struct zila_buf *out)
+{
+	int r = zila_buf_put_u8(out, 1);
+	r = r ? r : zila_buf_put_varint(out, v->nheads);
+	for (size_t i = 0; r == 0 && i < v->nheads; i++) {
+		r = zila_buf_put(out, v->heads[i].origin, 32);
+		r = r ? r : zila_buf_put_lenbytes(out, v->heads[i].part, strlen(v->heads[i].part));
+		r = r ? r : zila_buf_put_varint(out, v->heads[i].seq);
+	}
+	return r;
+}
+
+int zila_vector_decode(struct zila_view in, struct zila_vector *out)
+{
+	uint8_t version;
+	uint64_t n;
+	struct zila_view part;
+	out->heads = NULL;
+	out->nheads = 0;
+	int r = zila_view_get_u8(&in, &version);
+	if (r == 0 && version != 1)
+		return ZILA_EVERSION;
+	r = r ? r : zila_view_get_varint(&in, &n);
+	if (r != 0)
+		return r;
+	if (n > VECTOR_MAX || n > in.len / 34)
+		return ZILA_ETOOBIG;
+	out->heads = calloc((size_t)n + 1, sizeof(*out->heads));
+	if (out->heads == NULL)
+		return ZILA_ENOMEM;
+	for (uint64_t i = 0; r == 0 && i < n; i++) {
+		struct zila_feed_head *h = &out->heads[i];
+		r = zila_view_get_copy(&in, h->origin, 32);
+		r = r ? r : zila_view_get_lenbytes(&in, ZILA_PART_MAX, &part);
+		r = r ? r : zila_view_get_varint(&in, &h->seq);
+		if (r == 0 && memchr(part.p, 0, part.len) != NULL)
+			r = ZILA_EFORMAT;
+		if (r == 0) {
+			memcpy(h->part, part.p, part.len);
+			out->nheads++;
+		}
+	}
+	if (r == 0 && in.len != 0)
+		r = ZILA_EFORMAT;
+	if (r != 0) {
+		zila_vector_release(out);
+		return r;
+	}
+	qsort(out->heads, out->nheads, sizeof(*out->heads), head_cmp);
+	return 0;
+}
+
+uint64_t zila_vector_get(const struct zila_vector *v, const uint8_t origin[32], const char *part)
+{
+	struct zila_feed_head key;
+	memset(&key, 0, sizeof(key));
+	memcpy(key.origin, origin, 32);
+	snprintf(key.part, sizeof(key.part), "%s", part);
+	const struct zila_feed_head *h = bsearch(&key, v->heads, v->nheads, sizeof(*h), head_cmp);
+	return h ? h->seq : 0;
+}
+
+int zila_store_entries_since(struct zila_store *s, const struct zila_vector *have, zila_part_filter_fn filter,
+			     void *filter_ctx, zila_entry_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	/* Headers only are read for entries the peer has: the blob is fetched on demand. */
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT o.key, f.part, e.seq, e.hlc, e.bytes FROM zila_entries e"
+			       " JOIN zila_feeds f ON f.id = e.feed JOIN zila_origins o ON o.id = f.origin"
+			       " ORDER BY e.hlc, o.key, f.part, e.seq",
+			       -1, &st, NULL))
+		goto out;
+	r = 0;
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		struct zila_entry_info info;
+		memset(&info, 0, sizeof(info));
+		memcpy(info.origin, sqlite3_column_blob(st, 0), 32);
+		snprintf(info.part, sizeof(info.part), "%s", (const char *)sqlite3_column_text(st, 1));
+		info.seq = (uint64_t)sqlite3_column_int64(st, 2);
+		info.hlc = (uint64_t)sqlite3_column_int64(st, 3);
+		if (have != NULL && info.seq <= zila_vector_get(have, info.origin, info.part))
+			continue;
+		if (filter != NULL && !filter(filter_ctx, info.part))
+			continue;
+		struct zila_view b = zila_view_make(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4));
+		r = fn(ctx, &info, b);
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
