@@ -17,7 +17,7 @@
 #define ZILA_FP_LEN 32             /* organisation fingerprint bytes */
 #define ZILA_NAME_MAX 32           /* device or organisation name bytes */
 #define ZILA_DISTRICT_MAX ZILA_PART_MAX
-#define ZILA_CERT_LEN 278          /* a version-1 certificate, signature included */
+#define ZILA_CERT_LEN 277          /* a version-1 certificate, signature included */
 #define ZILA_DEVICE_ID_LEN 22      /* "XXXX-XXXX-XXXX-XXXX-CC" */
 #define ZILA_INVITE_CODE_LEN 47    /* formatted, with hyphens */
 #define ZILA_INVITE_SECRET_LEN 12
