@@ -49,7 +49,8 @@ int zila_store_vector(struct zila_store *s, struct zila_vector *out)
 		snprintf(h->part, sizeof(h->part), "%s", (const char *)sqlite3_column_text(st, 1));
 		h->seq = (uint64_t)sqlite3_column_int64(st, 2);
 	}
-	qsort(out->heads, out->nheads, sizeof(*out->heads), head_cmp);
+	if (out->nheads > 1)
+		qsort(out->heads, out->nheads, sizeof(*out->heads), head_cmp);
 	r = 0;
 out:
 	sqlite3_finalize(st);
@@ -106,7 +107,8 @@ int zila_vector_decode(struct zila_view in, struct zila_vector *out)
 		zila_vector_release(out);
 		return r;
 	}
-	qsort(out->heads, out->nheads, sizeof(*out->heads), head_cmp);
+	if (out->nheads > 1)
+		qsort(out->heads, out->nheads, sizeof(*out->heads), head_cmp);
 	return 0;
 }
 
@@ -116,7 +118,7 @@ uint64_t zila_vector_get(const struct zila_vector *v, const uint8_t origin[32], 
 	memset(&key, 0, sizeof(key));
 	memcpy(key.origin, origin, 32);
 	snprintf(key.part, sizeof(key.part), "%s", part);
-	const struct zila_feed_head *h = bsearch(&key, v->heads, v->nheads, sizeof(*h), head_cmp);
+	const struct zila_feed_head *h = v->nheads ? bsearch(&key, v->heads, v->nheads, sizeof(*h), head_cmp) : NULL;
 	return h ? h->seq : 0;
 }
 

@@ -1,0 +1,325 @@
+/* Property test of the merge: 3-5 replicas take random inserts, updates and deletes
+ * (UNIQUE collisions, children of concurrently deleted parents, create-after-delete,
+ * double deletes) from plain sqlite3 connections, exchange bundles pairwise in random
+ * order, then exchange everything: all content hashes must be equal and
+ * PRAGMA foreign_key_check clean. ZILA_SEEDS sets how many seeds (default 500);
+ * ZILA_SEED=N replays one seed. A failure prints its seed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <cmocka.h>
+
+#include "zila/store.h"
+
+#define MAXR 5
+
+static const char test_schema[] =
+	"CREATE TABLE parent(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, name TEXT, code TEXT,"
+	" UNIQUE(district_id, code));"
+	"CREATE TABLE child(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, parent_id TEXT REFERENCES parent(id),"
+	" v INTEGER, note TEXT);"
+	"CREATE INDEX child_parent ON child(parent_id);"
+	"CREATE TABLE tag(id TEXT PRIMARY KEY, label TEXT, weight REAL);";
+
+struct replica {
+	char dir[256];
+	struct zila_store *s;
+	sqlite3 *app; /* a plain connection, as any program would open */
+	uint64_t clock;
+};
+
+static uint64_t rng_state;
+static uint32_t rnd(uint32_t n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state % n);
+}
+
+static uint64_t fake_clock(void *ctx)
+{
+	struct replica *r = ctx;
+	r->clock += rnd(3); /* clocks that tick slowly and tie often */
+	return r->clock;
+}
+
+static char failure[512];
+static int note_fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(failure, sizeof(failure), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int open_replica(struct replica *r, const char *base, int i, bool first)
+{
+	struct zila_error err;
+	snprintf(r->dir, sizeof(r->dir), "%s/r%d", base, i);
+	if (first) {
+		if (zila_store_create(r->dir, &err) != 0)
+			return note_fail("create: %s", err.msg);
+	}
+	if (zila_store_open(&r->s, r->dir, &err) != 0)
+		return note_fail("open: %s", err.msg);
+	r->clock = 1700000000000ull + rnd(50);
+	zila_store_set_clock(r->s, fake_clock, r);
+	char path[300];
+	snprintf(path, sizeof(path), "%s/zila.db", r->dir);
+	if (sqlite3_open(path, &r->app) != SQLITE_OK)
+		return note_fail("sqlite3_open");
+	sqlite3_busy_timeout(r->app, 5000);
+	if (first) {
+		if (sqlite3_exec(r->app, test_schema, NULL, NULL, NULL) != SQLITE_OK)
+			return note_fail("schema: %s", sqlite3_errmsg(r->app));
+		if (zila_store_track(r->s, "parent", "district_id", &err) != 0 ||
+		    zila_store_track(r->s, "child", "district_id", &err) != 0 ||
+		    zila_store_track(r->s, "tag", NULL, &err) != 0)
+			return note_fail("track: %s", err.msg);
+	}
+	return 0;
+}
+
+static void close_replica(struct replica *r)
+{
+	sqlite3_close(r->app);
+	r->app = NULL;
+	zila_store_free(r->s);
+	r->s = NULL;
+}
+
+/* Ids come from small pools so that rows are shared, deleted and re-created. */
+static void rid(char *out, const char *prefix, uint32_t n)
+{
+	sprintf(out, "%s%u", prefix, n);
+}
+
+static void app_exec(struct replica *r, const char *sql)
+{
+	/* Constraint failures are what a real application would see too; they change nothing. */
+	(void)sqlite3_exec(r->app, sql, NULL, NULL, NULL);
+}
+
+static void random_write(struct replica *r)
+{
+	char sql[512], id[32], pid[32];
+	const char *dist = rnd(2) ? "d1" : "d2";
+	switch (rnd(10)) {
+	case 0:
+	case 1:
+		rid(id, "p", rnd(12));
+		snprintf(sql, sizeof(sql), "INSERT INTO parent(id, district_id, name, code) VALUES ('%s-%s', '%s', 'n%u', 'c%u')",
+			 id, dist, dist, rnd(100), rnd(6));
+		break;
+	case 2:
+		rid(id, "p", rnd(12));
+		snprintf(sql, sizeof(sql), "UPDATE parent SET name = 'u%u' WHERE id = '%s-%s'", rnd(100), id, dist);
+		break;
+	case 3:
+		rid(id, "p", rnd(12));
+		snprintf(sql, sizeof(sql), "UPDATE parent SET code = 'c%u' WHERE id = '%s-%s'", rnd(6), id, dist);
+		break;
+	case 4:
+		rid(id, "p", rnd(12));
+		snprintf(sql, sizeof(sql), "DELETE FROM parent WHERE id = '%s-%s'", id, dist);
+		break;
+	case 5:
+	case 6:
+		rid(id, "c", rnd(20));
+		rid(pid, "p", rnd(12));
+		snprintf(sql, sizeof(sql),
+			 "INSERT OR IGNORE INTO child(id, district_id, parent_id, v, note) SELECT '%s-%s', '%s', id, %u, 'x'"
+			 " FROM parent WHERE id = '%s-%s'",
+			 id, dist, dist, rnd(1000), pid, dist);
+		break;
+	case 7:
+		rid(id, "c", rnd(20));
+		snprintf(sql, sizeof(sql), "UPDATE child SET v = v + %u, note = 'n%u' WHERE id = '%s-%s'", rnd(9) + 1,
+			 rnd(50), id, dist);
+		break;
+	case 8:
+		rid(id, "c", rnd(20));
+		snprintf(sql, sizeof(sql), "DELETE FROM child WHERE id = '%s-%s'", id, dist);
+		break;
+	default:
+		rid(id, "t", rnd(6));
+		if (rnd(3) == 0)
+			snprintf(sql, sizeof(sql), "DELETE FROM tag WHERE id = '%s'", id);
+		else
+			snprintf(sql, sizeof(sql),
+				 "INSERT INTO tag(id, label, weight) VALUES ('%s', 'l%u', %u.5) ON CONFLICT(id) DO UPDATE"
+				 " SET label = excluded.label",
+				 id, rnd(30), rnd(10));
+		break;
+	}
+	if (rnd(4) == 0) {
+		/* Several writes in one application transaction. */
+		char tx[1200];
+		snprintf(tx, sizeof(tx), "BEGIN; %s; UPDATE tag SET weight = weight + 1 WHERE id = 't%u'; COMMIT;", sql, rnd(6));
+		app_exec(r, tx);
+		if (!sqlite3_get_autocommit(r->app))
+			app_exec(r, "ROLLBACK");
+	} else {
+		app_exec(r, sql);
+	}
+}
+
+static int sync_pair(struct replica *from, struct replica *to, const char *base)
+{
+	struct zila_vector v = { 0 };
+	struct zila_error err;
+	struct zila_apply_stats st;
+	char path[300];
+	snprintf(path, sizeof(path), "%s/x.bndl", base);
+	if (zila_store_vector(to->s, &v) != 0)
+		return note_fail("vector");
+	int r = zila_bundle_create(from->s, path, &v, NULL, NULL, NULL, &err);
+	zila_vector_release(&v);
+	if (r != 0)
+		return note_fail("bundle create: %s", err.msg);
+	if (zila_bundle_apply(to->s, path, &st, &err) != 0)
+		return note_fail("bundle apply: %s", err.msg);
+	if (st.nrejected || st.ngap)
+		return note_fail("apply rejected %zu, gaps %zu", st.nrejected, st.ngap);
+	return 0;
+}
+
+static int fk_clean(struct replica *r)
+{
+	sqlite3_stmt *st = NULL;
+	int rows = 0;
+	if (sqlite3_prepare_v2(r->app, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK)
+		return note_fail("fk check");
+	while (sqlite3_step(st) == SQLITE_ROW)
+		rows++;
+	sqlite3_finalize(st);
+	return rows == 0 ? 0 : note_fail("%s: foreign_key_check found %d orphans", r->dir, rows);
+}
+
+static int run_seed(uint64_t seed, const char *base)
+{
+	struct replica reps[MAXR];
+	int n, r = -1;
+	rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+	n = 3 + (int)rnd(3);
+	memset(reps, 0, sizeof(reps));
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/r*", base);
+	if (system(cmd) != 0)
+		return note_fail("cleanup");
+	for (int i = 0; i < n; i++)
+		if (open_replica(&reps[i], base, i, true) != 0)
+			goto out;
+	int steps = 20 + (int)rnd(40);
+	for (int k = 0; k < steps; k++) {
+		if (rnd(3) == 0) {
+			int a = (int)rnd((uint32_t)n), b = (int)rnd((uint32_t)n - 1);
+			if (b >= a)
+				b++;
+			if (sync_pair(&reps[a], &reps[b], base) != 0)
+				goto out;
+		} else {
+			random_write(&reps[rnd((uint32_t)n)]);
+		}
+		if (rnd(25) == 0) { /* a restart between steps */
+			int i = (int)rnd((uint32_t)n);
+			uint64_t c = reps[i].clock;
+			close_replica(&reps[i]);
+			if (open_replica(&reps[i], base, i, false) != 0)
+				goto out;
+			reps[i].clock = c;
+		}
+	}
+	/* Full exchange: twice round the ring in both directions reaches everyone. */
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < n; i++) {
+			if (sync_pair(&reps[i], &reps[(i + 1) % n], base) != 0 ||
+			    sync_pair(&reps[(i + 1) % n], &reps[i], base) != 0)
+				goto out;
+		}
+	uint8_t h0[32], h[32];
+	struct zila_error err;
+	for (int i = 0; i < n; i++) {
+		if (zila_store_hash(reps[i].s, i ? h : h0, &err) != 0) {
+			note_fail("hash: %s", err.msg);
+			goto out;
+		}
+		if (i > 0 && memcmp(h, h0, 32) != 0) {
+			note_fail("replica %d hash differs from replica 0", i);
+			goto out;
+		}
+		if (fk_clean(&reps[i]) != 0)
+			goto out;
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(reps[i].app, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
+		    sqlite3_step(st) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+			sqlite3_finalize(st);
+			note_fail("integrity_check failed on replica %d", i);
+			goto out;
+		}
+		sqlite3_finalize(st);
+		int64_t pending = -1;
+		if (zila_store_pending(reps[i].s, &pending) != 0 || pending != 0) {
+			note_fail("replica %d still has %lld unsealed changes", i, (long long)pending);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	for (int i = 0; i < n; i++)
+		close_replica(&reps[i]);
+	return r;
+}
+
+static void test_property(void **state)
+{
+	(void)state;
+	const char *one = getenv("ZILA_SEED");
+	const char *many = getenv("ZILA_SEEDS");
+	uint64_t first = one ? strtoull(one, NULL, 10) : 1;
+	uint64_t count = one ? 1 : many ? strtoull(many, NULL, 10) : 500;
+	char base[] = "/tmp/zila-prop-XXXXXX";
+	const char *shm = access("/dev/shm", W_OK) == 0 ? "/dev/shm/zila-prop-XXXXXX" : NULL;
+	char shmbase[64];
+	char *dir;
+	if (shm) {
+		snprintf(shmbase, sizeof(shmbase), "%s", shm);
+		dir = mkdtemp(shmbase);
+	} else {
+		dir = mkdtemp(base);
+	}
+	assert_non_null(dir);
+	uint64_t failed = 0;
+	for (uint64_t seed = first; seed < first + count; seed++) {
+		if (run_seed(seed, dir) != 0) {
+			fprintf(stderr, "property: seed %llu failed: %s (replay: ZILA_SEED=%llu %s)\n",
+				(unsigned long long)seed, failure, (unsigned long long)seed, "build/asan/tests/test_property");
+			failed++;
+			if (failed >= 5)
+				break;
+		}
+	}
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "property: could not remove %s\n", dir);
+	printf("property: %llu seeds run, %llu failed\n", (unsigned long long)count, (unsigned long long)failed);
+	assert_int_equal(failed, 0);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = { cmocka_unit_test(test_property) };
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
