@@ -294,7 +294,7 @@ static void gen_district(int di, const char *state_unit, const char *district_id
 	 * so that the HQ report has districts behind and on track. */
 	double agent_cover = 0.3 + 0.65 * (double)rnd(100) / 100.0;
 	double committee_cover = 0.15 + 0.6 * (double)rnd(100) / 100.0;
-	double signup_rate = 0.25 + 0.7 * (double)rnd(100) / 100.0;
+	double signup_rate = 0.4 + 0.75 * (double)rnd(100) / 100.0;
 
 	/* org units */
 	struct unit dunit;

@@ -2,6 +2,7 @@
 #include "cli_db.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "zila/store.h"
@@ -29,4 +30,13 @@ int cli_open_db(struct cli *cli, bool write, sqlite3 **out)
 	sqlite3_busy_timeout(*out, 10000);
 	sqlite3_exec(*out, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 	return CLI_OK;
+}
+
+const char *cli_errno_msg(int e)
+{
+	static char buf[256];
+	snprintf(buf, sizeof(buf), "%s", strerror(e));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+		buf[0] = (char)(buf[0] + 32);
+	return buf;
 }

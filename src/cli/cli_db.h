@@ -14,4 +14,7 @@
  * *out is the caller's to sqlite3_close(). */
 int cli_open_db(struct cli *cli, bool write, sqlite3 **out);
 
+/* strerror(e) with a lowercase first letter, as zila's messages are; a static buffer. */
+const char *cli_errno_msg(int e);
+
 #endif

@@ -79,7 +79,7 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		snprintf(tmp, n, "%s.tmp%ld", outpath, (long)getpid());
 		out = fopen(tmp, "wb");
 		if (out == NULL) {
-			cli_err("cannot write '%s': %s", outpath, strerror(errno));
+			cli_err("cannot write '%s': %s", outpath, cli_errno_msg(errno));
 			goto out;
 		}
 	}
@@ -96,7 +96,7 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		int cr = fclose(out);
 		out = NULL;
 		if (cr != 0 || rename(tmp, outpath) != 0) {
-			cli_err("cannot write '%s': %s", outpath, strerror(errno));
+			cli_err("cannot write '%s': %s", outpath, cli_errno_msg(errno));
 			goto out;
 		}
 		fprintf(stderr, "%" PRIu64 " rows of '%s' written to '%s'\n", nrows, table, outpath);

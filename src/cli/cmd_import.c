@@ -203,7 +203,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	bool is_stdin = strcmp(file, "-") == 0;
 	in = is_stdin ? stdin : fopen(file, "rb");
 	if (in == NULL) {
-		cli_err("cannot read '%s': %s", file, strerror(errno));
+		cli_err("cannot read '%s': %s", file, cli_errno_msg(errno));
 		goto out;
 	}
 	uint64_t total = 0;
@@ -216,7 +216,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		ctx.rejects_path = skip_bad;
 		ctx.rejects = fopen(skip_bad, "wb");
 		if (ctx.rejects == NULL) {
-			cli_err("cannot write '%s': %s", skip_bad, strerror(errno));
+			cli_err("cannot write '%s': %s", skip_bad, cli_errno_msg(errno));
 			goto out;
 		}
 	}
@@ -262,7 +262,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	if (r == 0 && ferror(in)) {
 		if (bar)
 			fputs("\r\033[K", stderr);
-		cli_err("cannot read '%s': %s", file, strerror(errno));
+		cli_err("cannot read '%s': %s", file, cli_errno_msg(errno));
 		goto out;
 	}
 	if (r == 0)
@@ -280,7 +280,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		int fr = fclose(ctx.rejects);
 		ctx.rejects = NULL;
 		if (ctx.rejects_err != 0 || fr != 0) {
-			cli_err("cannot write '%s': %s", skip_bad, strerror(errno));
+			cli_err("cannot write '%s': %s", skip_bad, cli_errno_msg(errno));
 			r = r ? r : ZILA_EIO;
 		} else if (st.nrejected > 0 && r == 0) {
 			fprintf(stderr, "%" PRIu64 " rejected rows written to '%s'\n", st.nrejected,

@@ -15,6 +15,7 @@ CMD(conflicts)
 CMD(bundle)
 CMD(import)
 CMD(export)
+CMD(report)
 #undef CMD
 
 const struct cli_command cli_commands[] = {
@@ -31,5 +32,6 @@ const struct cli_command cli_commands[] = {
 	  "zila bundle create FILE [--for VECTORFILE]\nzila bundle apply FILE" },
 	{ "import", cmd_import, "create or update rows of a table from a CSV file", "zila [-d DIR] import FILE.csv --table TABLE [--map HEADER=COLUMN]... [--dry-run] [--skip-bad REJECTS.csv] [--delimiter C] [-q]" },
 	{ "export", cmd_export, "write a table as CSV (for Excel) or JSON", "zila [-d DIR] export --table TABLE [--district ID] [--format csv|json] [-o FILE] [--no-bom]" },
+	{ "report", cmd_report, "HQ progress per district: drive, booths, office bearers, reports, sync", "zila [-d DIR] report [--district ID] [--period YYYY-MM] [--format text|csv|json] [--today YYYY-MM-DD] [--drive ID]" },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -111,6 +111,15 @@ struct zila_csv_import {
 
 /* --- small helpers ---------------------------------------------------------------- */
 
+/* strerror(e) with a lowercase first letter, as zila's messages are. */
+static const char *errno_msg(int e, char buf[128])
+{
+	snprintf(buf, 128, "%s", strerror(e));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+		buf[0] = (char)(buf[0] + 32);
+	return buf;
+}
+
 static char *xstrdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
@@ -1687,6 +1696,7 @@ int zila_csv_import_file(sqlite3 *db, const char *path, const struct zila_csv_im
 	struct zila_csv_import *im = NULL;
 	FILE *f = NULL;
 	int r;
+	char ebuf[128];
 	uint8_t *buf = malloc(64 * 1024);
 	if (st != NULL)
 		memset(st, 0, sizeof(*st));
@@ -1697,7 +1707,7 @@ int zila_csv_import_file(sqlite3 *db, const char *path, const struct zila_csv_im
 	}
 	f = is_stdin ? stdin : fopen(path, "rb");
 	if (f == NULL) {
-		r = zila_error_set(err, ZILA_EIO, "cannot read '%s': %s", path, strerror(errno));
+		r = zila_error_set(err, ZILA_EIO, "cannot read '%s': %s", path, errno_msg(errno, ebuf));
 		goto out;
 	}
 	r = zila_csv_import_new(&im, db, opts, err);
@@ -1710,7 +1720,7 @@ int zila_csv_import_file(sqlite3 *db, const char *path, const struct zila_csv_im
 			goto out;
 	}
 	if (ferror(f)) {
-		r = zila_error_set(err, ZILA_EIO, "cannot read '%s': %s", path, strerror(errno));
+		r = zila_error_set(err, ZILA_EIO, "cannot read '%s': %s", path, errno_msg(errno, ebuf));
 		goto out;
 	}
 	r = zila_csv_import_finish(im, st, err);
@@ -1794,6 +1804,7 @@ int zila_csv_export(sqlite3 *db, const struct zila_csv_export_opts *opts, FILE *
 	char *district = NULL;
 	struct sb b = { 0 };
 	uint64_t n = 0;
+	char ebuf[128];
 	if (nrows != NULL)
 		*nrows = 0;
 	if (opts == NULL || opts->table == NULL) {
@@ -1933,7 +1944,7 @@ int zila_csv_export(sqlite3 *db, const struct zila_csv_export_opts *opts, FILE *
 	if (json)
 		fputs(n ? "\n]\n" : "]\n", out);
 	if (fflush(out) != 0 || ferror(out)) {
-		r = zila_error_set(err, ZILA_EIO, "cannot write: %s", strerror(errno));
+		r = zila_error_set(err, ZILA_EIO, "cannot write: %s", errno_msg(errno, ebuf));
 		goto out;
 	}
 	if (nrows != NULL)

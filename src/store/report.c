@@ -1,0 +1,493 @@
+/* The HQ progress report (see zila/report.h): a handful of counting queries per district
+ * over the default schema, then a sort by how far behind each district is. */
+#include "zila/report.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t days_from_civil(int y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* YYYY-MM-DD to days since 1970; false when malformed. */
+static bool parse_day(const char *s, int64_t *out)
+{
+	int y, m, d;
+	char tail;
+	if (s == NULL || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 ||
+	    m < 1 || m > 12 || d < 1 || d > 31)
+		return false;
+	*out = days_from_civil(y, m, d);
+	return true;
+}
+
+static bool valid_period(const char *s)
+{
+	int y, m;
+	char tail;
+	return strlen(s) == 7 && s[4] == '-' && sscanf(s, "%4d-%2d%c", &y, &m, &tail) == 2 &&
+	       m >= 1 && m <= 12;
+}
+
+int zila_report_pct(int64_t n, int64_t d)
+{
+	return d > 0 ? (int)(n * 100 / d) : 0;
+}
+
+struct q {
+	sqlite3 *db;
+	struct zila_error *err;
+};
+
+/* Runs sql with up to three text parameters and reads the first row's integer columns
+ * into out[0..nout). A query that returns no row gives zeros. */
+static int ints(struct q *q, const char *sql, const char *a, const char *b, const char *c,
+		int64_t *out, int nout)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+	for (int i = 0; i < nout; i++)
+		out[i] = 0;
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		r = zila_error_set(q->err, ZILA_ESCHEMA,
+				   "cannot compute the report (does the replica have the default "
+				   "schema?): %s",
+				   sqlite3_errmsg(q->db));
+		goto out;
+	}
+	const char *p[3] = { a, b, c };
+	for (int i = 0; i < 3 && i < sqlite3_bind_parameter_count(st); i++)
+		sqlite3_bind_text(st, i + 1, p[i], -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		for (int i = 0; i < nout; i++)
+			out[i] = sqlite3_column_int64(st, i);
+	} else if (rc != SQLITE_DONE) {
+		r = zila_error_set(q->err, ZILA_EDB, "cannot compute the report: %s",
+				   sqlite3_errmsg(q->db));
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static void copy_col(char *dst, size_t n, sqlite3_stmt *st, int col)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+	snprintf(dst, n, "%s", v ? (const char *)v : "");
+}
+
+static int level_rank(const char *level)
+{
+	if (strcmp(level, "state") == 0)
+		return 0;
+	if (strcmp(level, "district") == 0)
+		return 1;
+	if (strcmp(level, "block") == 0)
+		return 2;
+	if (strcmp(level, "panchayat") == 0 || strcmp(level, "ward") == 0)
+		return 3;
+	return 4;
+}
+
+/* The drive for a district, its target and sign-ups. */
+static int drive_figures(struct q *q, const struct zila_report_opts *o, const char *today,
+			 int64_t today_days, struct zila_report_row *row)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+	const char *sql =
+		o->drive != NULL
+			? "SELECT id, name, coalesce(starts_on, ''), coalesce(deadline, '') FROM drives "
+			  "WHERE id = ?3"
+			: "SELECT v.id, v.name, coalesce(v.starts_on, ''), coalesce(v.deadline, '') "
+			  "FROM drives v WHERE (v.district_id IS NULL OR v.district_id = ?1) "
+			  "AND (v.starts_on IS NULL OR v.starts_on <= ?2) "
+			  "ORDER BY EXISTS (SELECT 1 FROM drive_targets t WHERE t.drive_id = v.id "
+			  "AND t.district_id = ?1) DESC, v.starts_on DESC, v.id LIMIT 1";
+	row->drive_status = "no drive";
+	row->progress = HUGE_VAL;
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		r = zila_error_set(q->err, ZILA_ESCHEMA, "cannot compute the report: %s",
+				   sqlite3_errmsg(q->db));
+		goto out;
+	}
+	if (o->drive != NULL)
+		sqlite3_bind_text(st, 3, o->drive, -1, SQLITE_STATIC);
+	else {
+		sqlite3_bind_text(st, 1, row->district_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, today, -1, SQLITE_STATIC);
+	}
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		goto out;
+	if (rc != SQLITE_ROW) {
+		r = zila_error_set(q->err, ZILA_EDB, "cannot compute the report: %s",
+				   sqlite3_errmsg(q->db));
+		goto out;
+	}
+	copy_col(row->drive_id, sizeof(row->drive_id), st, 0);
+	copy_col(row->drive_name, sizeof(row->drive_name), st, 1);
+	copy_col(row->starts_on, sizeof(row->starts_on), st, 2);
+	copy_col(row->deadline, sizeof(row->deadline), st, 3);
+	sqlite3_finalize(st);
+	st = NULL;
+
+	/* The target is set at the top level that has one (the district unit, else the sum
+	 * over its blocks, ...), so that targets split down the tree are not counted twice. */
+	if (sqlite3_prepare_v2(q->db,
+			       "SELECT u.level, sum(t.target) FROM drive_targets t JOIN org_units u "
+			       "ON u.id = t.org_unit_id WHERE t.drive_id = ?1 AND t.district_id = ?2 "
+			       "GROUP BY u.level",
+			       -1, &st, NULL) != SQLITE_OK) {
+		r = zila_error_set(q->err, ZILA_ESCHEMA, "cannot compute the report: %s",
+				   sqlite3_errmsg(q->db));
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, row->drive_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row->district_id, -1, SQLITE_STATIC);
+	int best = 99;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *level = (const char *)sqlite3_column_text(st, 0);
+		int rank = level_rank(level ? level : "");
+		int64_t t = sqlite3_column_int64(st, 1);
+		if (rank < best) {
+			best = rank;
+			row->target = t;
+		} else if (rank == best) {
+			row->target += t;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		r = zila_error_set(q->err, ZILA_EDB, "cannot compute the report: %s",
+				   sqlite3_errmsg(q->db));
+		goto out;
+	}
+	r = ints(q,
+		 "SELECT count(*) FROM signups WHERE drive_id = ?1 AND district_id = ?2 "
+		 "AND (signed_on IS NULL OR signed_on <= ?3)",
+		 row->drive_id, row->district_id, today, &row->signups, 1);
+	if (r != 0)
+		goto out;
+
+	int64_t start, end;
+	bool has_start = parse_day(row->starts_on, &start);
+	bool has_end = parse_day(row->deadline, &end);
+	row->days_left = has_end ? end - today_days : 0;
+	if (has_start && has_end && end >= start) {
+		int64_t dur = end - start + 1;
+		int64_t el = today_days - start + 1;
+		el = el < 0 ? 0 : (el > dur ? dur : el);
+		row->expected = (row->target * el + dur - 1) / dur;
+	} else if (has_end && today_days > end) {
+		row->expected = row->target;
+	}
+	if (row->target <= 0) {
+		row->drive_status = "no target";
+	} else if (row->signups >= row->target) {
+		row->drive_status = "done";
+		row->progress = (double)row->signups / (double)row->target;
+	} else if (has_end && today_days > end) {
+		row->drive_status = "overdue";
+		row->progress = (double)row->signups / (double)row->target;
+	} else if (row->signups >= row->expected) {
+		row->drive_status = "on track";
+		row->progress = row->expected > 0 ? (double)row->signups / (double)row->expected
+						  : 1e6;
+	} else {
+		row->drive_status = "behind";
+		row->progress = (double)row->signups / (double)row->expected;
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The columns of a zila_peers table that say which device synced when, if the replica has
+ * one; found by name so that the report keeps working while that table evolves. */
+struct peers_probe {
+	bool ok;
+	char name_col[64], time_col[64], district_col[64];
+};
+
+static void probe_peers(sqlite3 *db, struct peers_probe *p)
+{
+	static const char *names[] = { "name", "device_name", "device", "peer", NULL };
+	static const char *times[] = { "last_sync", "last_sync_at", "synced_at", "last_seen", NULL };
+	static const char *parts[] = { "district_id", "partition", "part", "district", NULL };
+	sqlite3_stmt *st = NULL;
+	memset(p, 0, sizeof(*p));
+	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('zila_peers')", -1, &st,
+			       NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *c = (const char *)sqlite3_column_text(st, 0);
+		if (c == NULL)
+			continue;
+		for (int i = 0; names[i]; i++)
+			if (strcmp(c, names[i]) == 0 && p->name_col[0] == '\0')
+				snprintf(p->name_col, sizeof(p->name_col), "%s", c);
+		for (int i = 0; times[i]; i++)
+			if (strcmp(c, times[i]) == 0 && p->time_col[0] == '\0')
+				snprintf(p->time_col, sizeof(p->time_col), "%s", c);
+		for (int i = 0; parts[i]; i++)
+			if (strcmp(c, parts[i]) == 0 && p->district_col[0] == '\0')
+				snprintf(p->district_col, sizeof(p->district_col), "%s", c);
+	}
+	sqlite3_finalize(st);
+	p->ok = p->name_col[0] && p->time_col[0] && p->district_col[0];
+}
+
+static void format_time(char *out, size_t n, sqlite3_stmt *st, int col)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_INTEGER) {
+		int64_t v = sqlite3_column_int64(st, col);
+		time_t t = (time_t)(v > 100000000000LL ? v / 1000 : v); /* ms or s */
+		struct tm tm;
+		if (gmtime_r(&t, &tm) != NULL) {
+			strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm);
+			return;
+		}
+	}
+	copy_col(out, n, st, col);
+}
+
+static void last_sync(sqlite3 *db, const struct peers_probe *p, struct zila_report_row *row)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[512];
+	snprintf(row->last_sync, sizeof(row->last_sync), "unknown");
+	if (!p->ok)
+		return;
+	snprintf(sql, sizeof(sql),
+		 "SELECT \"%s\", \"%s\" FROM zila_peers WHERE \"%s\" = ?1 ORDER BY \"%s\" DESC",
+		 p->name_col, p->time_col, p->district_col, p->time_col);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, row->district_id, -1, SQLITE_STATIC);
+	size_t len = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char name[128], when[64];
+		copy_col(name, sizeof(name), st, 0);
+		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+			snprintf(when, sizeof(when), "never");
+		else
+			format_time(when, sizeof(when), st, 1);
+		int k = snprintf(row->last_sync + len, sizeof(row->last_sync) - len, "%s%s %s",
+				 len ? ", " : "", name, when);
+		if (k < 0 || (size_t)k >= sizeof(row->last_sync) - len)
+			break;
+		len += (size_t)k;
+	}
+	if (len == 0)
+		snprintf(row->last_sync, sizeof(row->last_sync), "no device seen");
+	sqlite3_finalize(st);
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+	const struct zila_report_row *x = a, *y = b;
+	if (x->progress != y->progress)
+		return x->progress < y->progress ? -1 : 1;
+	int px = zila_report_pct(x->booths_with_agent, x->booths);
+	int py = zila_report_pct(y->booths_with_agent, y->booths);
+	if (px != py)
+		return px < py ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int district_row(struct q *q, const struct zila_report_opts *o, const char *today,
+			int64_t today_days, const char *period, const struct peers_probe *pp,
+			struct zila_report_row *row)
+{
+	int64_t v[3];
+	const char *d = row->district_id;
+	int r = drive_figures(q, o, today, today_days, row);
+	if (r != 0)
+		return r;
+	r = ints(q,
+		 "SELECT count(*), count(a.b), count(c.b) FROM org_units u "
+		 "LEFT JOIN (SELECT DISTINCT booth_id AS b FROM booth_agents WHERE district_id = ?1) a "
+		 "ON a.b = u.id "
+		 "LEFT JOIN (SELECT DISTINCT booth_id AS b FROM booth_committees WHERE district_id = "
+		 "?1) c ON c.b = u.id WHERE u.level = 'booth' AND u.district_id = ?1",
+		 d, NULL, NULL, v, 3);
+	if (r != 0)
+		return r;
+	row->booths = v[0];
+	row->booths_with_agent = v[1];
+	row->booths_with_committee = v[2];
+	r = ints(q,
+		 "SELECT count(*), coalesce(sum(status = 'inactive'), 0), "
+		 "coalesce(sum(status = 'to_replace'), 0) FROM office_bearers WHERE district_id = ?1",
+		 d, NULL, NULL, v, 3);
+	if (r != 0)
+		return r;
+	row->bearers = v[0];
+	row->bearers_inactive = v[1];
+	row->bearers_to_replace = v[2];
+	r = ints(q,
+		 "SELECT count(*), count(r.u) FROM org_units b LEFT JOIN (SELECT DISTINCT "
+		 "org_unit_id AS u FROM reports WHERE district_id = ?1 AND period = ?2 AND status IN "
+		 "('submitted', 'accepted')) r ON r.u = b.id WHERE b.level = 'block' AND "
+		 "b.district_id = ?1",
+		 d, period, NULL, v, 2);
+	if (r != 0)
+		return r;
+	row->reports_due = v[0];
+	row->reports_submitted = v[1];
+	last_sync(q->db, pp, row);
+	return 0;
+}
+
+int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila_report *out,
+		      struct zila_error *err)
+{
+	int r = ZILA_EINVAL;
+	sqlite3_stmt *st = NULL;
+	struct q q = { db, err };
+	struct zila_report rep;
+	struct peers_probe pp;
+	int64_t today_days;
+	memset(out, 0, sizeof(*out));
+	memset(&rep, 0, sizeof(rep));
+
+	if (o->today != NULL) {
+		if (!parse_day(o->today, &today_days)) {
+			r = zila_error_set(err, ZILA_EINVAL, "malformed date '%s' (want YYYY-MM-DD)",
+					   o->today);
+			goto out;
+		}
+		snprintf(rep.today, sizeof(rep.today), "%s", o->today);
+	} else {
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(rep.today, sizeof(rep.today), "%Y-%m-%d", &tm);
+		(void)parse_day(rep.today, &today_days);
+	}
+	if (o->period != NULL) {
+		if (!valid_period(o->period)) {
+			r = zila_error_set(err, ZILA_EINVAL, "malformed period '%s' (want YYYY-MM)",
+					   o->period);
+			goto out;
+		}
+		snprintf(rep.period, sizeof(rep.period), "%s", o->period);
+	} else {
+		snprintf(rep.period, sizeof(rep.period), "%.7s", rep.today);
+	}
+	probe_peers(db, &pp);
+
+	const char *sql =
+		o->district != NULL
+			? "SELECT id, name, coalesce(name_local, ''), id = ?1 FROM districts WHERE "
+			  "id = ?1 OR lower(code) = lower(?1) OR lower(name) = lower(?1) OR "
+			  "name_local = ?1 ORDER BY id = ?1 DESC, id"
+			: "SELECT id, name, coalesce(name_local, ''), 0 FROM districts d WHERE "
+			  "EXISTS (SELECT 1 FROM org_units WHERE district_id = d.id) OR "
+			  "EXISTS (SELECT 1 FROM people WHERE district_id = d.id) ORDER BY name, id";
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		r = zila_error_set(err, ZILA_ESCHEMA,
+				   "cannot compute the report (does the replica have the default "
+				   "schema?): %s",
+				   sqlite3_errmsg(db));
+		goto out;
+	}
+	if (o->district != NULL)
+		sqlite3_bind_text(st, 1, o->district, -1, SQLITE_STATIC);
+	int rc;
+	size_t cap = 0;
+	bool first_exact = false; /* --district matched a district's id exactly */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (o->district != NULL && rep.nrows == 1) {
+			if (first_exact)
+				break;
+			r = zila_error_set(err, ZILA_EINVAL, "ambiguous district '%s' (use its id)",
+					   o->district);
+			goto out;
+		}
+		if (rep.nrows == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct zila_report_row *rows = realloc(rep.rows, cap * sizeof(*rows));
+			if (rows == NULL) {
+				r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+				goto out;
+			}
+			rep.rows = rows;
+		}
+		struct zila_report_row *row = &rep.rows[rep.nrows++];
+		memset(row, 0, sizeof(*row));
+		copy_col(row->district_id, sizeof(row->district_id), st, 0);
+		copy_col(row->name, sizeof(row->name), st, 1);
+		copy_col(row->name_local, sizeof(row->name_local), st, 2);
+		if (rep.nrows == 1)
+			first_exact = sqlite3_column_int(st, 3) != 0;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		r = zila_error_set(err, ZILA_EDB, "cannot list districts: %s", sqlite3_errmsg(db));
+		goto out;
+	}
+	if (o->district != NULL && rep.nrows == 0) {
+		r = zila_error_set(err, ZILA_ENOTFOUND, "unknown district '%s'", o->district);
+		goto out;
+	}
+
+	struct zila_report_row *t = &rep.total;
+	snprintf(t->name, sizeof(t->name), "total");
+	for (size_t i = 0; i < rep.nrows; i++) {
+		struct zila_report_row *row = &rep.rows[i];
+		r = district_row(&q, o, rep.today, today_days, rep.period, &pp, row);
+		if (r != 0)
+			goto out;
+		t->target += row->target;
+		t->signups += row->signups;
+		t->expected += row->expected;
+		t->booths += row->booths;
+		t->booths_with_agent += row->booths_with_agent;
+		t->booths_with_committee += row->booths_with_committee;
+		t->bearers += row->bearers;
+		t->bearers_inactive += row->bearers_inactive;
+		t->bearers_to_replace += row->bearers_to_replace;
+		t->reports_due += row->reports_due;
+		t->reports_submitted += row->reports_submitted;
+	}
+	t->progress = HUGE_VAL;
+	if (t->target <= 0)
+		t->drive_status = "no target";
+	else if (t->signups >= t->target)
+		t->drive_status = "done";
+	else if (t->signups >= t->expected)
+		t->drive_status = "on track";
+	else
+		t->drive_status = "behind";
+	if (t->target > 0)
+		t->progress = t->expected > 0 ? (double)t->signups / (double)t->expected : 1e6;
+	snprintf(t->last_sync, sizeof(t->last_sync), "%s", "");
+	qsort(rep.rows, rep.nrows, sizeof(*rep.rows), cmp_rows);
+	*out = rep;
+	memset(&rep, 0, sizeof(rep));
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	zila_report_release(&rep);
+	return r;
+}
+
+void zila_report_release(struct zila_report *r)
+{
+	if (r == NULL)
+		return;
+	free(r->rows);
+	r->rows = NULL;
+	r->nrows = 0;
+}
