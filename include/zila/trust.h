@@ -222,7 +222,7 @@ int zila_trust_revoke(struct zila_store *s, const uint8_t device_pk[32], uint64_
 		      struct zila_error *err) ZILA_MUST_CHECK;
 
 /* Records a new invite (district, role, expiry) at HQ and returns its code. */
-int zila_trust_invite(struct zila_store *s, const char *district, int role, uint64_t expires,
+int zila_trust_invite(struct zila_store *s, const char *district, int role, uint64_t now, uint64_t expires,
 		      char code[ZILA_INVITE_CODE_LEN + 1], struct zila_error *err) ZILA_MUST_CHECK;
 /* At HQ, at first contact: finds the unused, unexpired invite with this id, marks it used
  * and issues the certificate for device_pk (file in out). Works once per invite. */

@@ -117,11 +117,31 @@ static void group4(char *out, const char *s)
 	out[o] = '\0';
 }
 
-/* nchars check symbols (5 bits each) over a domain-separated hash of p. */
-static void check_symbols(uint8_t *sym, size_t nchars, const char *domain, const uint8_t *p, size_t n)
+/* Luhn mod 32 over base32 symbols: catches every single substitution and most swaps of
+ * neighbours, the typos of someone reading a code aloud. */
+static uint8_t luhn32(const uint8_t *sym, size_t n)
 {
-	uint8_t h[8];
+	unsigned factor = 2, sum = 0;
+	for (size_t i = n; i-- > 0;) {
+		unsigned add = factor * sym[i];
+		sum += add / 32 + add % 32;
+		factor = factor == 2 ? 1 : 2;
+	}
+	return (uint8_t)((32 - sum % 32) % 32);
+}
+
+/* nchars check symbols: one Luhn mod 32 symbol over the data symbols, then symbols from a
+ * domain-separated hash of the bytes p (5 bits each). */
+static void check_symbols(uint8_t *chk, size_t nchars, const char *domain, const uint8_t *p, size_t n)
+{
+	uint8_t h[8], sym[256];
+	char enc[256];
 	crypto_generichash_state st;
+	zila_base32_encode(enc, p, n);
+	size_t nsym = strlen(enc);
+	for (size_t i = 0; i < nsym; i++)
+		sym[i] = (uint8_t)(strchr(b32, enc[i]) - b32);
+	chk[0] = luhn32(sym, nsym);
 	crypto_generichash_init(&st, NULL, 0, sizeof(h));
 	crypto_generichash_update(&st, (const uint8_t *)domain, strlen(domain));
 	crypto_generichash_update(&st, p, n);
@@ -129,8 +149,10 @@ static void check_symbols(uint8_t *sym, size_t nchars, const char *domain, const
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
 		v = (v << 8) | h[i];
-	for (size_t i = 0; i < nchars; i++)
-		sym[i] = (uint8_t)((v >> (59 - 5 * i)) & 31);
+	for (size_t i = 1; i < nchars; i++)
+		chk[i] = (uint8_t)((v >> (64 - 5 * i)) & 31);
+	sodium_memzero(enc, sizeof(enc));
+	sodium_memzero(sym, sizeof(sym));
 }
 
 /* --- identities -------------------------------------------------------------------- */
@@ -592,8 +614,11 @@ int zila_invite_parse(const char *code, struct zila_invite *out)
 	long n = symbols(code, sym, sizeof(sym));
 	if (n != INVITE_DATA_CHARS + INVITE_CHECK)
 		goto out;
-	if ((r = unpack(b, sizeof(b), sym, INVITE_DATA_CHARS)) != 0)
+	/* Non-zero padding bits can only come from a mistyped last symbol. */
+	if (unpack(b, sizeof(b), sym, INVITE_DATA_CHARS) != 0) {
+		r = ZILA_ECHECK;
 		goto out;
+	}
 	check_symbols(chk, INVITE_CHECK, "zila-invite-check", b, sizeof(b));
 	if (memcmp(chk, sym + INVITE_DATA_CHARS, INVITE_CHECK) != 0) {
 		r = ZILA_ECHECK;

@@ -435,7 +435,7 @@ out:
 	return r;
 }
 
-int zila_trust_invite(struct zila_store *s, const char *district, int role, uint64_t expires,
+int zila_trust_invite(struct zila_store *s, const char *district, int role, uint64_t now, uint64_t expires,
 		      char code[ZILA_INVITE_CODE_LEN + 1], struct zila_error *err)
 {
 	int r;
@@ -446,7 +446,7 @@ int zila_trust_invite(struct zila_store *s, const char *district, int role, uint
 	memset(&rec, 0, sizeof(rec));
 	code[0] = '\0';
 
-	if ((r = own_hq_cert(s, root_pk, &own, (uint64_t)time(NULL), err)) != 0)
+	if ((r = own_hq_cert(s, root_pk, &own, now, err)) != 0)
 		goto out;
 	if (role != ZILA_ROLE_DISTRICT && role != ZILA_ROLE_BLOCK) {
 		r = zila_error_set(err, ZILA_EINVAL, "an invite is for a district or block device");

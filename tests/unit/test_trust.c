@@ -1,0 +1,882 @@
+/* Trust: codecs (base32, device ids, invite codes, certificates, revocations, enrolment
+ * requests), golden vectors, the root key file, and enforcement inside real replicas. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "zila/log.h"
+#include "zila/trust.h"
+
+#define NOW 1800000000ull
+
+static const char b32chars[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/* --- base32, device ids, invite codes ----------------------------------------------- */
+
+static void test_base32(void **state)
+{
+	(void)state;
+	uint8_t in[20], out[20];
+	char enc[64];
+	for (size_t n = 0; n <= sizeof(in); n++) {
+		randombytes_buf(in, n);
+		zila_base32_encode(enc, in, n);
+		assert_int_equal(strlen(enc), (8 * n + 4) / 5);
+		assert_int_equal(zila_base32_decode(out, n, enc), 0);
+		assert_memory_equal(in, out, n);
+	}
+	/* Crockford: lower case, O for 0, I and L for 1, hyphens ignored. */
+	uint8_t a[5], b[5];
+	assert_int_equal(zila_base32_decode(a, 5, "01ABC-DEF"), 0);
+	assert_int_equal(zila_base32_decode(b, 5, "oiabc-def"), 0);
+	assert_memory_equal(a, b, 5);
+	assert_int_equal(zila_base32_decode(b, 5, "OLabcdef"), 0);
+	assert_memory_equal(a, b, 5);
+	/* U is not a symbol; padding bits must be zero. */
+	assert_int_equal(zila_base32_decode(b, 5, "0UABCDEF"), ZILA_EFORMAT);
+	assert_int_equal(zila_base32_decode(b, 1, "01"), ZILA_EFORMAT);
+	assert_int_equal(zila_base32_decode(b, 1, "04"), 0);
+}
+
+/* Every single substitution of a data or check symbol must be caught. */
+static void all_substitutions_caught(const char *code, int (*check)(const char *, void *), void *ctx)
+{
+	char t[64];
+	size_t n = strlen(code), ntried = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (code[i] == '-')
+			continue;
+		for (const char *c = b32chars; *c; c++) {
+			if (*c == code[i])
+				continue;
+			memcpy(t, code, n + 1);
+			t[i] = *c;
+			int r = check(t, ctx);
+			if (r != ZILA_ECHECK)
+				fail_msg("substitution at %zu (%c -> %c) in %s gave %d", i, code[i], *c, code, r);
+			ntried++;
+		}
+	}
+	assert_true(ntried > 100);
+}
+
+static int devid_check(const char *t, void *ctx)
+{
+	return zila_device_id_match(t, ctx);
+}
+
+static void test_device_id(void **state)
+{
+	(void)state;
+	for (int k = 0; k < 20; k++) {
+		uint8_t pk[32], sk[64], other[32];
+		char id[ZILA_DEVICE_ID_LEN + 1], lower[ZILA_DEVICE_ID_LEN + 1];
+		crypto_sign_keypair(pk, sk);
+		crypto_sign_keypair(other, sk);
+		zila_device_id(pk, id);
+		assert_int_equal(strlen(id), ZILA_DEVICE_ID_LEN);
+		assert_true(id[4] == '-' && id[9] == '-' && id[14] == '-' && id[19] == '-');
+		assert_int_equal(zila_device_id_match(id, pk), 0);
+		assert_int_equal(zila_device_id_match(id, other), ZILA_ENOTFOUND);
+		for (size_t i = 0; i <= ZILA_DEVICE_ID_LEN; i++)
+			lower[i] = (char)(id[i] >= 'A' && id[i] <= 'Z' ? id[i] - 'A' + 'a' : id[i]);
+		assert_int_equal(zila_device_id_match(lower, pk), 0);
+		assert_int_equal(zila_device_id_match("1234", pk), ZILA_EFORMAT);
+		all_substitutions_caught(id, devid_check, pk);
+		/* Swapping two different neighbours is caught too (Luhn mod 32, then the hash). */
+		char t[ZILA_DEVICE_ID_LEN + 1];
+		for (size_t i = 0; i + 1 < ZILA_DEVICE_ID_LEN; i++) {
+			if (id[i] == '-' || id[i + 1] == '-' || id[i] == id[i + 1])
+				continue;
+			memcpy(t, id, sizeof(t));
+			t[i] = id[i + 1];
+			t[i + 1] = id[i];
+			assert_int_not_equal(zila_device_id_match(t, pk), 0);
+		}
+	}
+}
+
+static int invite_check(const char *t, void *ctx)
+{
+	struct zila_invite inv;
+	(void)ctx;
+	return zila_invite_parse(t, &inv);
+}
+
+static void test_invite_code(void **state)
+{
+	(void)state;
+	uint8_t fp[ZILA_FP_LEN];
+	randombytes_buf(fp, sizeof(fp));
+	for (int k = 0; k < 10; k++) {
+		struct zila_invite a, b, c;
+		char code[ZILA_INVITE_CODE_LEN + 1];
+		zila_invite_new(&a, fp);
+		zila_invite_new(&c, fp);
+		zila_invite_format(&a, code);
+		assert_int_equal(strlen(code), ZILA_INVITE_CODE_LEN);
+		assert_int_equal(zila_invite_parse(code, &b), 0);
+		assert_memory_equal(a.secret, b.secret, sizeof(a.secret));
+		assert_memory_equal(b.fp_prefix, fp, ZILA_INVITE_FP_LEN);
+		all_substitutions_caught(code, invite_check, NULL);
+		/* Ids and psks of two invites differ; the psk is not the id. */
+		uint8_t ia[ZILA_INVITE_ID_LEN], ic[ZILA_INVITE_ID_LEN], pa[32], pc[32];
+		zila_invite_id(&a, ia);
+		zila_invite_id(&c, ic);
+		zila_invite_psk(&a, pa);
+		zila_invite_psk(&c, pc);
+		assert_memory_not_equal(ia, ic, sizeof(ia));
+		assert_memory_not_equal(pa, pc, 32);
+		assert_memory_not_equal(pa, ia, sizeof(ia));
+	}
+	struct zila_invite x;
+	assert_int_equal(zila_invite_parse("ABCD-EFGH", &x), ZILA_EFORMAT);
+	assert_int_equal(zila_invite_parse("", &x), ZILA_EFORMAT);
+	/* Version 2 codes are refused even with correct check characters. */
+	struct zila_invite v2;
+	char code[ZILA_INVITE_CODE_LEN + 1];
+	zila_invite_new(&v2, fp);
+	v2.version = 2;
+	zila_invite_format(&v2, code);
+	assert_int_equal(zila_invite_parse(code, &x), ZILA_EVERSION);
+}
+
+/* --- certificates ------------------------------------------------------------------ */
+
+static void keys(uint8_t seed_byte, uint8_t pk[32], uint8_t sk[64])
+{
+	uint8_t seed[32];
+	memset(seed, seed_byte, sizeof(seed));
+	crypto_sign_seed_keypair(pk, sk, seed);
+}
+
+static void cert_make(struct zila_cert *c, const uint8_t root_pk[32], const uint8_t device_pk[32], int role,
+		      const char *district)
+{
+	memset(c, 0, sizeof(*c));
+	c->version = 1;
+	zila_org_fingerprint(root_pk, c->org_fp);
+	memcpy(c->device_pk, device_pk, 32);
+	snprintf(c->name, sizeof(c->name), "laptop 7 \xe0\xa4\x9c");
+	c->role = (uint8_t)role;
+	c->scope_all = district == NULL;
+	if (district)
+		snprintf(c->district, sizeof(c->district), "%s", district);
+	c->not_before = NOW - 100;
+	c->not_after = NOW + 100;
+}
+
+static void test_cert(void **state)
+{
+	(void)state;
+	uint8_t rpk[32], rsk[64], hpk[32], hsk[64], dpk[32], dsk[64], opk[32], osk[64];
+	keys(1, rpk, rsk);
+	keys(2, hpk, hsk);
+	keys(3, dpk, dsk);
+	keys(4, opk, osk);
+	struct zila_cert c, d, hq;
+	struct zila_buf b;
+	zila_buf_init(&b, 4096);
+
+	cert_make(&c, rpk, dpk, ZILA_ROLE_DISTRICT, "d-07");
+	assert_int_equal(zila_cert_sign(&c, rsk, &b), 0);
+	assert_int_equal(b.len, ZILA_CERT_LEN);
+	assert_int_equal(zila_cert_decode(zila_buf_view(&b), &d), 0);
+	assert_string_equal(d.district, "d-07");
+	assert_string_equal(d.name, c.name);
+	assert_memory_equal(d.issuer_pk, rpk, 32);
+	assert_int_equal(zila_cert_verify(&d, rpk, NULL, NOW), 0);
+	/* Re-encoding gives the same bytes. */
+	struct zila_buf e;
+	zila_buf_init(&e, 4096);
+	assert_int_equal(zila_cert_encode(&d, &e), 0);
+	assert_int_equal(e.len, b.len);
+	assert_memory_equal(e.p, b.p, b.len);
+	zila_buf_release(&e);
+
+	/* Validity, other organisation. */
+	assert_int_equal(zila_cert_verify(&d, rpk, NULL, NOW + 101), ZILA_EEXPIRED);
+	assert_int_equal(zila_cert_verify(&d, rpk, NULL, NOW - 101), ZILA_EEXPIRED);
+	assert_int_equal(zila_cert_verify(&d, opk, NULL, NOW), ZILA_ECERT);
+
+	/* Every flipped bit either fails to parse or fails to verify. */
+	for (size_t i = 0; i < ZILA_CERT_LEN * 8; i += 7) {
+		uint8_t t[ZILA_CERT_LEN];
+		memcpy(t, b.p, ZILA_CERT_LEN);
+		t[i / 8] ^= (uint8_t)(1u << (i % 8));
+		struct zila_cert x;
+		int r = zila_cert_decode(zila_view_make(t, sizeof(t)), &x);
+		if (r == 0)
+			r = zila_cert_verify(&x, rpk, NULL, NOW);
+		assert_int_not_equal(r, 0);
+	}
+	/* Truncated and overlong inputs. */
+	assert_int_equal(zila_cert_decode(zila_view_make(b.p, ZILA_CERT_LEN - 1), &d), ZILA_ESHORT);
+	assert_int_equal(zila_cert_decode(zila_view_make(b.p, 0), &d), ZILA_ESHORT);
+
+	/* Forged: signed by a key that is not the root, claiming the root as issuer. */
+	cert_make(&c, rpk, dpk, ZILA_ROLE_HQ, NULL);
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_sign(&c, osk, &b), 0);
+	memcpy(c.issuer_pk, rpk, 32);
+	assert_int_equal(zila_cert_verify(&c, rpk, NULL, NOW), ZILA_ESIG);
+
+	/* Delegation: root -> HQ device -> district device. */
+	cert_make(&hq, rpk, hpk, ZILA_ROLE_HQ, NULL);
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_sign(&hq, rsk, &b), 0);
+	cert_make(&c, rpk, dpk, ZILA_ROLE_BLOCK, "d-2");
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_sign(&c, hsk, &b), 0);
+	assert_int_equal(zila_cert_verify(&c, rpk, &hq, NOW), 0);
+	assert_int_equal(zila_cert_verify(&c, rpk, NULL, NOW), ZILA_ECERT);
+	/* A district device cannot vouch for others. */
+	struct zila_cert dist;
+	cert_make(&dist, rpk, hpk, ZILA_ROLE_DISTRICT, "d-2");
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_sign(&dist, rsk, &b), 0);
+	assert_int_equal(zila_cert_verify(&c, rpk, &dist, NOW), ZILA_ECERT);
+
+	/* Scope. */
+	assert_true(zila_cert_may_write(&c, "d-2"));
+	assert_false(zila_cert_may_write(&c, "d-1"));
+	assert_false(zila_cert_may_write(&c, ""));
+	assert_true(zila_cert_may_read(&c, ""));
+	assert_false(zila_cert_may_read(&c, "d-1"));
+	assert_true(zila_cert_may_write(&hq, ""));
+	assert_true(zila_cert_may_read(&hq, "d-9"));
+	assert_true(zila_trust_read_filter(&c, "d-2"));
+	assert_false(zila_trust_read_filter(&c, "d-3"));
+
+	/* Invalid fields are refused when signing. */
+	cert_make(&c, rpk, dpk, ZILA_ROLE_DISTRICT, "d-1");
+	snprintf(c.name, sizeof(c.name), "bad\nname");
+	assert_int_equal(zila_cert_sign(&c, rsk, &b), ZILA_EINVAL);
+	cert_make(&c, rpk, dpk, ZILA_ROLE_DISTRICT, "d-1");
+	c.name[0] = (char)0xff;
+	assert_int_equal(zila_cert_sign(&c, rsk, &b), ZILA_EINVAL);
+	cert_make(&c, rpk, dpk, 9, "d-1");
+	assert_int_equal(zila_cert_sign(&c, rsk, &b), ZILA_EINVAL);
+	zila_buf_release(&b);
+}
+
+static void test_revocation(void **state)
+{
+	(void)state;
+	uint8_t rpk[32], rsk[64], dpk[32], dsk[64], opk[32], osk[64];
+	keys(1, rpk, rsk);
+	keys(3, dpk, dsk);
+	keys(4, opk, osk);
+	struct zila_revocation rv, out;
+	struct zila_revoke_mark marks[2] = { { "d-1", 5 }, { "", 2 } };
+	memset(&rv, 0, sizeof(rv));
+	rv.version = 1;
+	zila_org_fingerprint(rpk, rv.org_fp);
+	memcpy(rv.device_pk, dpk, 32);
+	rv.created = NOW;
+	rv.marks = marks;
+	rv.nmarks = 2;
+	struct zila_buf b;
+	zila_buf_init(&b, 1 << 20);
+	assert_int_equal(zila_revocation_sign(&rv, rsk, &b), 0);
+	assert_int_equal(zila_revocation_decode(zila_buf_view(&b), &out), 0);
+	assert_int_equal(out.nmarks, 2);
+	assert_int_equal(zila_revocation_mark(&out, "d-1"), 5);
+	assert_int_equal(zila_revocation_mark(&out, ""), 2);
+	assert_int_equal(zila_revocation_mark(&out, "d-2"), 0);
+	assert_int_equal(zila_revocation_verify(&out, rpk, NULL, NOW), 0);
+	assert_int_equal(zila_revocation_verify(&out, opk, NULL, NOW), ZILA_ECERT);
+	zila_revocation_release(&out);
+	for (size_t i = 0; i < b.len; i++) {
+		b.p[i] ^= 0x10;
+		int r = zila_revocation_decode(zila_buf_view(&b), &out);
+		if (r == 0) {
+			r = zila_revocation_verify(&out, rpk, NULL, NOW);
+			zila_revocation_release(&out);
+		}
+		assert_int_not_equal(r, 0);
+		b.p[i] ^= 0x10;
+	}
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_not_equal(zila_revocation_decode(zila_view_make(b.p, n), &out), 0);
+	/* A huge mark count is refused before allocating. */
+	b.p[73] = 0xff;
+	b.p[74] = 0xff;
+	assert_int_equal(zila_revocation_decode(zila_buf_view(&b), &out), ZILA_ETOOBIG);
+	/* Signed by another key: refused. */
+	zila_buf_reset(&b);
+	assert_int_equal(zila_revocation_sign(&rv, osk, &b), 0);
+	assert_int_equal(zila_revocation_decode(zila_buf_view(&b), &out), 0);
+	assert_int_equal(zila_revocation_verify(&out, rpk, NULL, NOW), ZILA_ECERT);
+	zila_revocation_release(&out);
+	zila_buf_release(&b);
+}
+
+static void test_enrol_request(void **state)
+{
+	(void)state;
+	uint8_t pk[32], sk[64];
+	keys(7, pk, sk);
+	struct zila_enrol_req req, out;
+	memset(&req, 0, sizeof(req));
+	snprintf(req.name, sizeof(req.name), "block-7 laptop");
+	struct zila_buf b;
+	zila_buf_init(&b, 1024);
+	assert_int_equal(zila_enrol_req_sign(&req, sk, &b), 0);
+	assert_int_equal(zila_enrol_req_decode(zila_buf_view(&b), &out), 0);
+	assert_memory_equal(out.device_pk, pk, 32);
+	assert_string_equal(out.name, "block-7 laptop");
+	for (size_t i = 0; i < b.len; i++) {
+		b.p[i] ^= 1;
+		assert_int_not_equal(zila_enrol_req_decode(zila_buf_view(&b), &out), 0);
+		b.p[i] ^= 1;
+	}
+	assert_int_not_equal(zila_enrol_req_decode(zila_view_make(b.p, b.len - 1), &out), 0);
+	zila_buf_release(&b);
+}
+
+/* --- golden vectors ------------------------------------------------------------------ */
+
+struct line {
+	char key[64];
+	char val[4096];
+};
+
+static size_t load_lines(const char *name, struct line *l, size_t max)
+{
+	char path[1024], buf[8192];
+	const char *dir = getenv("ZILA_VECTORS");
+	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/vectors", name);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = 0;
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		buf[strcspn(buf, "\r\n")] = '\0';
+		if (buf[0] == '#' || buf[0] == '\0')
+			continue;
+		char *sp = strchr(buf, ' ');
+		assert_non_null(sp);
+		*sp = '\0';
+		assert_true(n < max && strlen(buf) < sizeof(l[n].key) && strlen(sp + 1) < sizeof(l[n].val));
+		memcpy(l[n].key, buf, strlen(buf) + 1);
+		memcpy(l[n].val, sp + 1, strlen(sp + 1) + 1);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static const char *line_get(const struct line *l, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l[i].key, key) == 0)
+			return l[i].val;
+	fail_msg("vector '%s' missing", key);
+	return NULL;
+}
+
+static void test_golden_vectors(void **state)
+{
+	(void)state;
+	uint8_t rpk[32], rsk[64], hpk[32], hsk[64], dpk[32], dsk[64];
+	keys(0x11, rpk, rsk);
+	keys(0x22, hpk, hsk);
+	keys(0x33, dpk, dsk);
+	uint8_t fp[ZILA_FP_LEN];
+	zila_org_fingerprint(rpk, fp);
+
+	struct zila_cert hq, dc;
+	struct zila_buf bhq, bdc, brv, breq;
+	zila_buf_init(&bhq, 4096);
+	zila_buf_init(&bdc, 4096);
+	zila_buf_init(&brv, 4096);
+	zila_buf_init(&breq, 4096);
+	cert_make(&hq, rpk, hpk, ZILA_ROLE_HQ, NULL);
+	snprintf(hq.name, sizeof(hq.name), "hq");
+	hq.not_before = 1700000000;
+	hq.not_after = 2000000000;
+	assert_int_equal(zila_cert_sign(&hq, rsk, &bhq), 0);
+	cert_make(&dc, rpk, dpk, ZILA_ROLE_DISTRICT, "district-07");
+	snprintf(dc.name, sizeof(dc.name), "laptop-7");
+	dc.not_before = 1700000000;
+	dc.not_after = 1900000000;
+	assert_int_equal(zila_cert_sign(&dc, hsk, &bdc), 0);
+
+	struct zila_revoke_mark marks[2] = { { "district-07", 42 }, { "", 3 } };
+	struct zila_revocation rv = { 0 };
+	rv.version = 1;
+	memcpy(rv.org_fp, fp, ZILA_FP_LEN);
+	memcpy(rv.device_pk, dpk, 32);
+	rv.created = 1800000000;
+	rv.marks = marks;
+	rv.nmarks = 2;
+	assert_int_equal(zila_revocation_sign(&rv, hsk, &brv), 0);
+
+	struct zila_enrol_req req = { 0 };
+	snprintf(req.name, sizeof(req.name), "laptop-7");
+	assert_int_equal(zila_enrol_req_sign(&req, dsk, &breq), 0);
+
+	struct zila_invite inv;
+	inv.version = 1;
+	memcpy(inv.fp_prefix, fp, ZILA_INVITE_FP_LEN);
+	memset(inv.secret, 0x66, sizeof(inv.secret));
+	char code[ZILA_INVITE_CODE_LEN + 1], devid[ZILA_DEVICE_ID_LEN + 1];
+	zila_invite_format(&inv, code);
+	zila_device_id(dpk, devid);
+	uint8_t id[ZILA_INVITE_ID_LEN], ipsk[32], opsk[32];
+	zila_invite_id(&inv, id);
+	zila_invite_psk(&inv, ipsk);
+	zila_org_psk(rpk, opsk);
+
+	static char h_root[65], h_fp[65], h_hq[2 * ZILA_CERT_LEN + 1], h_dc[2 * ZILA_CERT_LEN + 1], h_rv[4096],
+		h_req[1024], h_id[2 * ZILA_INVITE_ID_LEN + 1], h_ipsk[65], h_opsk[65];
+	zila_hex_encode(h_root, rpk, 32);
+	zila_hex_encode(h_fp, fp, 32);
+	zila_hex_encode(h_hq, bhq.p, bhq.len);
+	zila_hex_encode(h_dc, bdc.p, bdc.len);
+	zila_hex_encode(h_rv, brv.p, brv.len);
+	zila_hex_encode(h_req, breq.p, breq.len);
+	zila_hex_encode(h_id, id, sizeof(id));
+	zila_hex_encode(h_ipsk, ipsk, 32);
+	zila_hex_encode(h_opsk, opsk, 32);
+	if (getenv("ZILA_WRITE_VECTORS")) {
+		char path[1024];
+		const char *dir = getenv("ZILA_VECTORS");
+		snprintf(path, sizeof(path), "%s/trust_v1.txt", dir ? dir : "tests/vectors");
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fprintf(f, "# zila trust records v1 (proto/TRUST.md). Ed25519 seeds: root 32 bytes of 0x11,\n"
+			   "# HQ device 0x22, district device 0x33. The HQ certificate is signed by the root,\n"
+			   "# the district certificate and the revocation by the HQ device. Invite secret: 12\n"
+			   "# bytes of 0x66. Hex unless noted.\n");
+		fprintf(f, "root_pk %s\norg_fp %s\nhq_cert %s\ndistrict_cert %s\nrevocation %s\nenrol_request %s\n"
+			   "invite_code %s\ninvite_id %s\ninvite_psk %s\norg_psk %s\ndevice_id %s\n",
+			h_root, h_fp, h_hq, h_dc, h_rv, h_req, code, h_id, h_ipsk, h_opsk, devid);
+		fclose(f);
+	}
+	static struct line l[32];
+	size_t n = load_lines("trust_v1.txt", l, 32);
+	assert_string_equal(line_get(l, n, "root_pk"), h_root);
+	assert_string_equal(line_get(l, n, "org_fp"), h_fp);
+	assert_string_equal(line_get(l, n, "hq_cert"), h_hq);
+	assert_string_equal(line_get(l, n, "district_cert"), h_dc);
+	assert_string_equal(line_get(l, n, "revocation"), h_rv);
+	assert_string_equal(line_get(l, n, "enrol_request"), h_req);
+	assert_string_equal(line_get(l, n, "invite_code"), code);
+	assert_string_equal(line_get(l, n, "invite_id"), h_id);
+	assert_string_equal(line_get(l, n, "invite_psk"), h_ipsk);
+	assert_string_equal(line_get(l, n, "org_psk"), h_opsk);
+	assert_string_equal(line_get(l, n, "device_id"), devid);
+
+	/* The stored bytes parse and verify on their own. */
+	uint8_t raw[ZILA_CERT_LEN];
+	struct zila_cert x, y;
+	const char *hx = line_get(l, n, "district_cert");
+	assert_int_equal(zila_hex_decode(raw, sizeof(raw), hx, strlen(hx)), 0);
+	assert_int_equal(zila_cert_decode(zila_view_make(raw, sizeof(raw)), &x), 0);
+	hx = line_get(l, n, "hq_cert");
+	assert_int_equal(zila_hex_decode(raw, sizeof(raw), hx, strlen(hx)), 0);
+	assert_int_equal(zila_cert_decode(zila_view_make(raw, sizeof(raw)), &y), 0);
+	assert_int_equal(zila_cert_verify(&x, rpk, &y, 1800000000), 0);
+	struct zila_invite parsed;
+	assert_int_equal(zila_invite_parse(line_get(l, n, "invite_code"), &parsed), 0);
+	assert_memory_equal(parsed.secret, inv.secret, sizeof(inv.secret));
+	assert_int_equal(zila_device_id_match(line_get(l, n, "device_id"), dpk), 0);
+	zila_buf_release(&bhq);
+	zila_buf_release(&bdc);
+	zila_buf_release(&brv);
+	zila_buf_release(&breq);
+}
+
+/* --- the root key file ------------------------------------------------------------- */
+
+static char tmpdir[256];
+
+static void test_org_key(void **state)
+{
+	(void)state;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/org.key", tmpdir);
+	uint8_t pk[32], pk2[32], *sk = NULL, *sk0 = NULL;
+	assert_int_equal(zila_org_key_create(path, "correct horse", 13, &zila_pwcost_min, pk, &sk0), 0);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(zila_org_key_create(path, "x", 1, &zila_pwcost_min, pk2, NULL), ZILA_EEXIST);
+	assert_int_equal(zila_org_key_unlock(path, "correct horse", 13, &sk, pk2), 0);
+	assert_memory_equal(pk, pk2, 32);
+	assert_memory_equal(sk, sk0, 64);
+	/* The key signs for the public key. */
+	uint8_t sig[64];
+	crypto_sign_detached(sig, NULL, (const uint8_t *)"m", 1, sk);
+	assert_int_equal(crypto_sign_verify_detached(sig, (const uint8_t *)"m", 1, pk), 0);
+	sodium_free(sk);
+	sodium_free(sk0);
+	assert_int_equal(zila_org_key_unlock(path, "correct horsf", 13, &sk, pk2), ZILA_EPASSPHRASE);
+	assert_null(sk);
+	/* A flipped byte in the file (cost, salt, key, public half) is refused. */
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	uint8_t file[512];
+	size_t len = fread(file, 1, sizeof(file), f);
+	for (size_t i = 8; i < len; i += 11) {
+		file[i] ^= 1;
+		rewind(f);
+		assert_int_equal(fwrite(file, 1, len, f), len);
+		fflush(f);
+		assert_int_not_equal(zila_org_key_unlock(path, "correct horse", 13, &sk, pk2), 0);
+		assert_null(sk);
+		file[i] ^= 1;
+	}
+	fclose(f);
+	assert_int_equal(zila_org_key_unlock("/nonexistent/org.key", "x", 1, &sk, pk2), ZILA_ENOTFOUND);
+}
+
+/* --- enforcement in replicas --------------------------------------------------------- */
+
+struct replica {
+	char dir[512];
+	struct zila_store *s;
+	struct zila_trust_ctx tc;
+	uint64_t clock_ms;
+};
+
+static uint64_t replica_clock(void *ctx)
+{
+	return ((struct replica *)ctx)->clock_ms;
+}
+
+static uint64_t trust_clock(void *ctx)
+{
+	return ((struct replica *)ctx)->clock_ms / 1000;
+}
+
+static void replica_open(struct replica *r, const char *name)
+{
+	struct zila_error err;
+	zila_error_clear(&err);
+	memset(r, 0, sizeof(*r));
+	snprintf(r->dir, sizeof(r->dir), "%s/%s", tmpdir, name);
+	if (zila_store_create(r->dir, &err) != 0)
+		fail_msg("create %s: %s", r->dir, err.msg);
+	if (zila_store_open(&r->s, r->dir, &err) != 0)
+		fail_msg("open %s: %s", r->dir, err.msg);
+	r->clock_ms = NOW * 1000;
+	zila_store_set_clock(r->s, replica_clock, r);
+	r->tc.now = trust_clock;
+	r->tc.clock_ctx = r;
+	zila_trust_install(r->s, &r->tc);
+	assert_int_equal(sqlite3_exec(zila_store_db(r->s),
+				      "CREATE TABLE notes(id TEXT PRIMARY KEY NOT NULL, district_id TEXT NOT NULL, body TEXT)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	if (zila_store_track(r->s, "notes", "district_id", &err) != 0)
+		fail_msg("track: %s", err.msg);
+}
+
+static void replica_close(struct replica *r)
+{
+	zila_store_free(r->s);
+	r->s = NULL;
+}
+
+static void write_note(struct replica *r, const char *id, const char *district)
+{
+	char sql[256];
+	struct zila_error err;
+	zila_error_clear(&err);
+	snprintf(sql, sizeof(sql), "INSERT INTO notes VALUES ('%s', '%s', 'x')", id, district);
+	if (zila_store_exec_captured(r->s, sql, NULL, NULL, &err) != 0)
+		fail_msg("insert: %s", err.msg);
+	r->clock_ms += 1000;
+	assert_int_equal(zila_store_seal(r->s, NULL, &err), 0);
+}
+
+static int count_notes(struct replica *r, const char *id)
+{
+	sqlite3_stmt *st;
+	int n = -1;
+	assert_int_equal(sqlite3_prepare_v2(zila_store_db(r->s), "SELECT count(*) FROM notes WHERE id = ?1", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* Carries everything from one replica to another by bundle; returns the stats. */
+static struct zila_apply_stats carry(struct replica *from, struct replica *to)
+{
+	char path[600];
+	struct zila_error err;
+	struct zila_apply_stats st;
+	size_t n;
+	zila_error_clear(&err);
+	snprintf(path, sizeof(path), "%s.bundle", from->dir);
+	unlink(path);
+	if (zila_bundle_create(from->s, path, NULL, NULL, NULL, &n, &err) != 0)
+		fail_msg("bundle create: %s", err.msg);
+	if (zila_bundle_apply(to->s, path, &st, &err) != 0)
+		fail_msg("bundle apply: %s", err.msg);
+	return st;
+}
+
+static void enrol(struct replica *hq, struct replica *dev, const char *name, int role, const char *district,
+		  uint32_t days)
+{
+	struct zila_error err;
+	struct zila_buf file;
+	zila_error_clear(&err);
+	zila_buf_init(&file, 4096);
+	if (zila_trust_issue(hq->s, zila_store_device_pk(dev->s), name, role, district, NOW, days, &file, &err) != 0)
+		fail_msg("issue: %s", err.msg);
+	if (zila_trust_install_cert(dev->s, zila_buf_view(&file), NOW, &err) != 0)
+		fail_msg("install: %s", err.msg);
+	zila_buf_release(&file);
+}
+
+static void quiet(void *ctx, enum zila_log_level level, const char *msg)
+{
+	int *n = ctx;
+	(void)level;
+	(void)msg;
+	(*n)++;
+}
+
+static void test_replica_enforcement(void **state)
+{
+	(void)state;
+	struct replica hq, a, b, u, other_hq, x, late;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	int nlog = 0;
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+
+	replica_open(&hq, "hq");
+	if (zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err) != 0)
+		fail_msg("org init: %s", err.msg);
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), ZILA_EEXIST);
+	replica_open(&a, "a");
+	replica_open(&b, "b");
+	replica_open(&u, "unenrolled");
+	enrol(&hq, &a, "laptop-a", ZILA_ROLE_DISTRICT, "d-1", 30);
+	enrol(&hq, &b, "laptop-b", ZILA_ROLE_DISTRICT, "d-2", 30);
+	/* HQ does not issue HQ certificates by delegation. */
+	struct zila_buf file;
+	zila_buf_init(&file, 4096);
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(u.s), "x", ZILA_ROLE_HQ, "d-1", NOW, 30, &file, &err),
+			 ZILA_EINVAL);
+	/* A certificate for another device is refused at install. */
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(u.s), "u", ZILA_ROLE_DISTRICT, "d-3", NOW, 30, &file,
+					  &err),
+			 0);
+	assert_int_equal(zila_trust_install_cert(a.s, zila_buf_view(&file), NOW, &err), ZILA_ECERT);
+	zila_buf_release(&file);
+	/* u's certificate is now known at HQ; forget it by using a fresh unenrolled replica. */
+	replica_close(&u);
+	replica_open(&u, "unenrolled2");
+
+	/* A writes in its district: accepted at HQ. */
+	write_note(&a, "a1", "d-1");
+	write_note(&a, "a2", "d-1");
+	st = carry(&a, &hq);
+	assert_int_equal(st.napplied, 2);
+	assert_int_equal(st.nrejected, 0);
+	assert_int_equal(count_notes(&hq, "a1"), 1);
+
+	/* B writes into district d-1: out of scope, rejected, nothing applied. */
+	write_note(&b, "b-in-d1", "d-1");
+	write_note(&b, "b-in-d2", "d-2");
+	st = carry(&b, &hq);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(count_notes(&hq, "b-in-d1"), 0);
+	/* The feed of d-2 is judged on its own and applied. */
+	assert_int_equal(count_notes(&hq, "b-in-d2"), 1);
+
+	/* An unknown (unenrolled) device: rejected. */
+	write_note(&u, "u1", "d-1");
+	nlog = 0;
+	st = carry(&u, &hq);
+	assert_int_equal(st.napplied, 0);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(count_notes(&hq, "u1"), 0);
+	assert_true(nlog >= 1);
+
+	/* A replica that is not enrolled accepts nothing (and exchanges nothing). */
+	st = carry(&a, &u);
+	assert_int_equal(st.napplied, 0);
+	assert_int_equal(count_notes(&u, "a1"), 0);
+
+	/* Another organisation: its certificates and entries are refused. */
+	replica_open(&other_hq, "other-hq");
+	assert_int_equal(zila_trust_org_init(other_hq.s, "Other", "p", 1, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&x, "x");
+	enrol(&other_hq, &x, "laptop-x", ZILA_ROLE_DISTRICT, "d-1", 30);
+	write_note(&x, "x1", "d-1");
+	st = carry(&x, &hq);
+	assert_int_equal(st.ntrust, 0);
+	assert_int_equal(st.napplied, 0);
+	assert_int_equal(count_notes(&hq, "x1"), 0);
+
+	/* Expired: A's certificate lasts 30 days; an entry written after that is refused. */
+	a.clock_ms = (NOW + 31 * 86400ull) * 1000;
+	hq.clock_ms = a.clock_ms;
+	write_note(&a, "a-late", "d-1");
+	st = carry(&a, &hq);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(count_notes(&hq, "a-late"), 0);
+	a.clock_ms = NOW * 1000 + 10000;
+	hq.clock_ms = a.clock_ms;
+
+	/* Revocation: HQ revokes B after its d-2 entry 1; B's later entries are refused, at HQ
+	 * and at any replica that receives the revocation, while entries before the mark stay. */
+	assert_int_equal(zila_trust_revoke(hq.s, zila_store_device_pk(b.s), NOW, &err), 0);
+	struct zila_revocation rv;
+	assert_int_equal(zila_trust_revocation_get(hq.s, zila_store_device_pk(b.s), &rv), 0);
+	assert_int_equal(zila_revocation_mark(&rv, "d-2"), 1);
+	assert_int_equal(zila_revocation_mark(&rv, "d-1"), 0);
+	zila_revocation_release(&rv);
+	write_note(&b, "b-after", "d-2");
+	st = carry(&b, &hq);
+	assert_int_equal(count_notes(&hq, "b-after"), 0);
+	assert_true(st.nrejected >= 1);
+
+	replica_open(&late, "late");
+	enrol(&hq, &late, "laptop-late", ZILA_ROLE_DISTRICT, "d-2", 30);
+	st = carry(&hq, &late); /* the revocation travels with HQ's data */
+	assert_true(st.ntrust >= 1);
+	struct zila_revocation got;
+	assert_int_equal(zila_trust_revocation_get(late.s, zila_store_device_pk(b.s), &got), 0);
+	zila_revocation_release(&got);
+	assert_int_equal(count_notes(&late, "b-in-d2"), 1);
+	st = carry(&b, &late); /* B itself tries: before the mark duplicate, after refused */
+	assert_int_equal(count_notes(&late, "b-after"), 0);
+	assert_int_equal(count_notes(&late, "b-in-d2"), 1);
+
+	/* Admit decisions directly: messages name device, feed, sequence and reason. */
+	struct zila_entry_info e;
+	memset(&e, 0, sizeof(e));
+	memcpy(e.origin, zila_store_device_pk(b.s), 32);
+	snprintf(e.part, sizeof(e.part), "d-2");
+	e.seq = 2;
+	e.hlc = (NOW * 1000 + 5000) << 16;
+	zila_error_clear(&err);
+	assert_int_equal(zila_trust_admit(&late.tc, &e, &err), ZILA_EREVOKED);
+	assert_non_null(strstr(err.msg, "seq 2"));
+	assert_non_null(strstr(err.msg, "d-2"));
+	e.seq = 1;
+	assert_int_equal(zila_trust_admit(&late.tc, &e, &err), 0);
+	/* Entries dated far ahead are refused. */
+	e.hlc = ((NOW + 3 * 86400ull) * 1000) << 16;
+	assert_int_equal(zila_trust_admit(&late.tc, &e, &err), ZILA_EPROTO);
+
+	/* A certificate filed under another device's id is never believed. */
+	struct zila_cert c;
+	assert_int_equal(zila_trust_cert_get(hq.s, zila_store_device_pk(a.s), &c), 0);
+	struct zila_buf cb;
+	zila_buf_init(&cb, 1024);
+	assert_int_equal(zila_cert_encode(&c, &cb), 0);
+	assert_int_equal(zila_store_trust_put(hq.s, ZILA_TRUST_CERT, zila_view_make(zila_store_device_pk(u.s), 32),
+					      zila_buf_view(&cb)),
+			 0);
+	assert_int_equal(zila_trust_cert_get(hq.s, zila_store_device_pk(u.s), &c), ZILA_ECERT);
+	zila_buf_release(&cb);
+
+	replica_close(&hq);
+	replica_close(&a);
+	replica_close(&b);
+	replica_close(&u);
+	replica_close(&other_hq);
+	replica_close(&x);
+	replica_close(&late);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
+static void test_invites(void **state)
+{
+	(void)state;
+	struct replica hq, lap;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&hq, "hq-inv");
+	replica_open(&lap, "lap-inv");
+	char code[ZILA_INVITE_CODE_LEN + 1];
+	/* Not an HQ yet: no invites. */
+	assert_int_equal(zila_trust_invite(hq.s, "d-5", ZILA_ROLE_BLOCK, NOW, NOW + 86400, code, &err), ZILA_ENOTENROLLED);
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pw", 2, &zila_pwcost_min, NOW, &err), 0);
+	assert_int_equal(zila_trust_invite(hq.s, "d-5", ZILA_ROLE_BLOCK, NOW, NOW + 86400, code, &err), 0);
+	struct zila_invite inv;
+	assert_int_equal(zila_invite_parse(code, &inv), 0);
+	uint8_t id[ZILA_INVITE_ID_LEN], psk_hq[32], psk_lap[32], root[32], fp[ZILA_FP_LEN];
+	zila_invite_id(&inv, id);
+	zila_invite_psk(&inv, psk_lap);
+	assert_int_equal(zila_trust_org(hq.s, root), 0);
+	zila_org_fingerprint(root, fp);
+	assert_memory_equal(inv.fp_prefix, fp, ZILA_INVITE_FP_LEN);
+	assert_int_equal(zila_trust_invite_psk(hq.s, id, NOW, psk_hq), 0);
+	assert_memory_equal(psk_hq, psk_lap, 32);
+	/* Expired invites are unknown. */
+	assert_int_equal(zila_trust_invite_psk(hq.s, id, NOW + 2 * 86400, psk_hq), ZILA_ENOTFOUND);
+	/* Redeem once: the certificate has the invite's district and role, installs on the laptop. */
+	struct zila_buf file;
+	zila_buf_init(&file, 4096);
+	assert_int_equal(zila_trust_redeem(hq.s, id, zila_store_device_pk(lap.s), "lap", NOW, &file, &err), 0);
+	assert_int_equal(zila_trust_install_cert(lap.s, zila_buf_view(&file), NOW, &err), 0);
+	struct zila_cert c;
+	assert_int_equal(zila_trust_cert_get(lap.s, zila_store_device_pk(lap.s), &c), 0);
+	assert_string_equal(c.district, "d-5");
+	assert_int_equal(c.role, ZILA_ROLE_BLOCK);
+	assert_int_equal(zila_trust_org(lap.s, NULL), 0);
+	/* ... then never again. */
+	zila_buf_reset(&file);
+	assert_int_equal(zila_trust_redeem(hq.s, id, zila_store_device_pk(lap.s), "lap", NOW, &file, &err), ZILA_ENOTFOUND);
+	assert_int_equal(zila_trust_invite_psk(hq.s, id, NOW, psk_hq), ZILA_ENOTFOUND);
+	zila_buf_release(&file);
+	replica_close(&hq);
+	replica_close(&lap);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/zila-test-trust-XXXXXX");
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_base32),
+		cmocka_unit_test(test_device_id),
+		cmocka_unit_test(test_invite_code),
+		cmocka_unit_test(test_cert),
+		cmocka_unit_test(test_revocation),
+		cmocka_unit_test(test_enrol_request),
+		cmocka_unit_test(test_golden_vectors),
+		cmocka_unit_test(test_org_key),
+		cmocka_unit_test(test_replica_enforcement),
+		cmocka_unit_test(test_invites),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
