@@ -1,0 +1,522 @@
+/* CSV import and export against the default schema in an in-memory database: Excel files
+ * with BOM and Hindi, embedded newlines, bad rows with their line numbers, all or nothing,
+ * create-or-update, dry runs, and export -> import round trips that change nothing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "zila/csvio.h"
+
+extern const char zila_default_schema_sql[];
+
+#define MAXREJ 16
+
+struct rejects {
+	size_t n;
+	uint64_t line[MAXREJ];
+	char reason[MAXREJ][512];
+};
+
+static void on_reject(void *ctx, const struct zila_csv_reject *rj)
+{
+	struct rejects *r = ctx;
+	if (r->n < MAXREJ) {
+		r->line[r->n] = rj->line;
+		snprintf(r->reason[r->n], sizeof(r->reason[r->n]), "%s", rj->reason);
+	}
+	r->n++;
+}
+
+static sqlite3 *new_db(void)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, zila_default_schema_sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "PRAGMA foreign_keys = ON;"
+				      "INSERT INTO states (id, name) VALUES ('s1', 'Bihar');"
+				      "INSERT INTO districts (id, state_id, name, name_local, code) VALUES "
+				      "('d-patna', 's1', 'Patna', 'पटना', 'PAT'),"
+				      "('d-gaya', 's1', 'Gaya', 'गया', 'GAY');"
+				      "INSERT INTO org_units (id, level, name) VALUES ('u-state', 'state', 'Bihar');"
+				      "INSERT INTO org_units (id, level, parent_id, district_id, name) VALUES "
+				      "('u-patna', 'district', 'u-state', 'd-patna', 'Patna');",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	return db;
+}
+
+static int64_t count(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static char *text(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	const unsigned char *v = sqlite3_column_text(st, 0);
+	char *s = strdup(v ? (const char *)v : "(null)");
+	sqlite3_finalize(st);
+	return s;
+}
+
+/* Imports csv in chunks of `chunk` bytes (to cross every boundary the parser has). */
+static int import(sqlite3 *db, struct zila_csv_import_opts *o, const char *csv, size_t len,
+		  size_t chunk, struct zila_csv_stats *st, struct rejects *rj)
+{
+	struct zila_csv_import *im = NULL;
+	struct zila_error err;
+	memset(rj, 0, sizeof(*rj));
+	o->on_reject = on_reject;
+	o->ctx = rj;
+	int r = zila_csv_import_new(&im, db, o, &err);
+	if (r != 0)
+		return r;
+	for (size_t off = 0; off < len && r == 0; off += chunk) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		r = zila_csv_import_feed(im, csv + off, n, &err);
+	}
+	if (r == 0)
+		r = zila_csv_import_finish(im, st, &err);
+	else
+		zila_csv_import_stats(im, st);
+	zila_csv_import_free(im);
+	return r;
+}
+
+static int import_s(sqlite3 *db, const char *table, const char *csv, struct zila_csv_stats *st,
+		    struct rejects *rj)
+{
+	struct zila_csv_import_opts o = { .table = table };
+	return import(db, &o, csv, strlen(csv), 7, st, rj);
+}
+
+static char *export(sqlite3 *db, const char *table, enum zila_export_format f, size_t *len)
+{
+	char *buf = NULL;
+	FILE *m = open_memstream(&buf, len);
+	assert_non_null(m);
+	struct zila_csv_export_opts o = { .table = table, .format = f };
+	struct zila_error err;
+	assert_int_equal(zila_csv_export(db, &o, m, NULL, &err), 0);
+	fclose(m);
+	return buf;
+}
+
+/* --- tests ------------------------------------------------------------------------ */
+
+static void test_excel_bom_hindi(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	const char *csv = "\xef\xbb\xbf"
+			  "Name,Name Local,Phone,District,Gender,Birth Year,Joined On\r\n"
+			  "Ramesh Kumar,रमेश कुमार,+91 98765 43210,पटना,male,1980,05/01/2024\r\n"
+			  "Sita Devi,सीता देवी,098765-43211,gaya,female,1975.0,2024-01-06\r\n"
+			  "\"Anil, Yadav\",अनिल यादव,9876543212,PAT,,,\r\n";
+	assert_int_equal(import_s(db, "people", csv, &st, &rj), 0);
+	assert_int_equal(st.nrows, 3);
+	assert_int_equal(st.ncreated, 3);
+	assert_int_equal(st.nrejected, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM people"), 3);
+	char *s = text(db, "SELECT name_local FROM people WHERE phone = '9876543210'");
+	assert_string_equal(s, "रमेश कुमार");
+	free(s);
+	s = text(db, "SELECT joined_on || ' ' || district_id || ' ' || typeof(birth_year) "
+		     "FROM people WHERE name = 'Ramesh Kumar'");
+	assert_string_equal(s, "2024-01-05 d-patna integer");
+	free(s);
+	s = text(db, "SELECT district_id || ' ' || birth_year FROM people WHERE phone = '9876543211'");
+	assert_string_equal(s, "d-gaya 1975");
+	free(s);
+	s = text(db, "SELECT name || '|' || district_id || '|' || coalesce(gender, 'NULL') FROM "
+		     "people WHERE phone = '9876543212'");
+	assert_string_equal(s, "Anil, Yadav|d-patna|NULL");
+	free(s);
+	/* generated ids: 32 lowercase hex digits */
+	assert_int_equal(count(db, "SELECT count(*) FROM people WHERE length(id) = 32 AND "
+				   "id NOT GLOB '*[^0-9a-f]*'"),
+			 3);
+	sqlite3_close(db);
+}
+
+static void test_embedded_newlines(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	/* line 2-4: one record over three lines; line 5: a bad phone; LF only */
+	const char *csv = "name,phone,district_id,address\n"
+			  "Ravi,9000000001,Patna,\"House 5,\nWard 7,\nRampur\"\n"
+			  "\"Gita \"\"Didi\"\"\",9000000002,Patna,\"line\r\nbreak\"\n"
+			  "Bad,12345,Patna,x\n";
+	assert_int_equal(import_s(db, "people", csv, &st, &rj), ZILA_EFORMAT);
+	assert_int_equal(rj.n, 1);
+	assert_int_equal(rj.line[0], 7);
+	assert_non_null(strstr(rj.reason[0], "malformed phone '12345'"));
+	assert_int_equal(count(db, "SELECT count(*) FROM people"), 0);
+
+	struct zila_csv_import_opts o = { .table = "people", .skip_bad = true };
+	assert_int_equal(import(db, &o, csv, strlen(csv), 1, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 2);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(rj.line[0], 7);
+	char *s = text(db, "SELECT address FROM people WHERE phone = '9000000001'");
+	assert_string_equal(s, "House 5,\nWard 7,\nRampur");
+	free(s);
+	s = text(db, "SELECT name || '|' || address FROM people WHERE phone = '9000000002'");
+	assert_string_equal(s, "Gita \"Didi\"|line\r\nbreak");
+	free(s);
+	sqlite3_close(db);
+}
+
+/* 10,000 data rows; the row on physical line 5,001 is bad: reported with its line, and
+ * nothing is imported. */
+static void test_bad_row_5001_of_10000(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	size_t cap = 10002 * 64, len = 0;
+	char *csv = malloc(cap);
+	assert_non_null(csv);
+	len += (size_t)snprintf(csv + len, cap - len, "name,name_local,phone,district_id\r\n");
+	for (int i = 0; i < 10000; i++) {
+		int line = i + 2;
+		if (line == 5001)
+			len += (size_t)snprintf(csv + len, cap - len, "Member %d,सदस्य,98765-4321,Patna\r\n", i);
+		else
+			len += (size_t)snprintf(csv + len, cap - len, "Member %d,सदस्य %d,%lld,Patna\r\n", i,
+						i, 7000000000LL + i * 7);
+	}
+	struct zila_csv_stats st;
+	struct rejects rj;
+	struct zila_csv_import_opts o = { .table = "people" };
+	assert_int_equal(import(db, &o, csv, len, 65536, &st, &rj), ZILA_EFORMAT);
+	assert_int_equal(st.nrows, 10000);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(rj.n, 1);
+	assert_int_equal(rj.line[0], 5001);
+	assert_non_null(strstr(rj.reason[0], "malformed phone"));
+	assert_int_equal(count(db, "SELECT count(*) FROM people"), 0);
+
+	/* --skip-bad imports the other 9,999 */
+	struct zila_csv_import_opts o2 = { .table = "people", .skip_bad = true };
+	assert_int_equal(import(db, &o2, csv, len, 65536, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 9999);
+	assert_int_equal(rj.line[0], 5001);
+	assert_int_equal(count(db, "SELECT count(*) FROM people"), 9999);
+
+	/* and importing the same file again changes nothing */
+	assert_int_equal(import(db, &o2, csv, len, 65536, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 0);
+	assert_int_equal(st.nupdated, 0);
+	assert_int_equal(st.nunchanged, 9999);
+	assert_int_equal(st.nrejected, 1);
+	free(csv);
+	sqlite3_close(db);
+}
+
+static void test_reimport_and_update(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	const char *csv = "name,phone,district_id,birth_year\n"
+			  "A,9000000001,Patna,1990\n"
+			  "B,9000000002,Patna,1991\n"
+			  "C,9000000003,Gaya,\n";
+	assert_int_equal(import_s(db, "people", csv, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 3);
+	assert_int_equal(import_s(db, "people", csv, &st, &rj), 0);
+	assert_int_equal(st.nunchanged, 3);
+	assert_int_equal(st.ncreated + st.nupdated, 0);
+
+	/* an update writes only the changed columns: a trigger on phone must not fire */
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TEMP TABLE fired (col TEXT);"
+				      "CREATE TEMP TRIGGER ph AFTER UPDATE OF phone ON people BEGIN "
+				      "INSERT INTO fired VALUES ('phone'); END;"
+				      "CREATE TEMP TRIGGER nm AFTER UPDATE OF name ON people BEGIN "
+				      "INSERT INTO fired VALUES ('name'); END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	const char *csv2 = "name,phone,district_id,birth_year\n"
+			   "A,9000000001,Patna,1990\n"
+			   "Bee,9000000002,Patna,1991\n"
+			   "C,9000000003,Gaya,\n"
+			   "D,9000000004,Gaya,\n";
+	assert_int_equal(import_s(db, "people", csv2, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 1);
+	assert_int_equal(st.nupdated, 1);
+	assert_int_equal(st.nunchanged, 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM fired WHERE col = 'name'"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM fired WHERE col = 'phone'"), 0);
+
+	/* export -> import changes nothing (ids match), and the export is Excel-ready */
+	size_t len;
+	char *out = export(db, "people", ZILA_EXPORT_CSV, &len);
+	assert_memory_equal(out, "\xef\xbb\xbfid,district_id,name,", 22);
+	assert_non_null(strstr(out, "\r\n"));
+	struct zila_csv_import_opts o = { .table = "people" };
+	assert_int_equal(import(db, &o, out, len, 4096, &st, &rj), 0);
+	assert_int_equal(st.nunchanged, 4);
+	assert_int_equal(st.ncreated + st.nupdated + st.nrejected, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM fired"), 1);
+
+	/* ... also into an empty replica, where it recreates the same rows */
+	sqlite3 *db2 = new_db();
+	assert_int_equal(import(db2, &o, out, len, 4096, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 4);
+	size_t len2;
+	char *out2 = export(db2, "people", ZILA_EXPORT_CSV, &len2);
+	assert_int_equal(len, len2);
+	assert_memory_equal(out, out2, len);
+	free(out);
+	free(out2);
+	sqlite3_close(db2);
+	sqlite3_close(db);
+}
+
+static void test_dry_run_counts(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\nA,9000000001,Patna\n"
+						"B,9000000002,Patna\n",
+				  &st, &rj),
+			 0);
+	const char *csv = "name,phone,district_id\n"
+			  "A,9000000001,Patna\n"     /* unchanged */
+			  "B2,9000000002,Patna\n"    /* updated */
+			  "C,9000000003,Patna\n"     /* created */
+			  "D,9000000004,Nowhere\n"   /* rejected */
+			  "C again,9000000003,Patna\n"; /* matches the row created above */
+	struct zila_csv_import_opts o = { .table = "people", .dry_run = true };
+	assert_int_equal(import(db, &o, csv, strlen(csv), 3, &st, &rj), 0);
+	assert_int_equal(st.nrows, 5);
+	assert_int_equal(st.nunchanged, 1);
+	assert_int_equal(st.nupdated, 2);
+	assert_int_equal(st.ncreated, 1);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(rj.line[0], 5);
+	assert_string_equal(rj.reason[0], "unknown district 'Nowhere'");
+	/* nothing written */
+	assert_int_equal(count(db, "SELECT count(*) FROM people"), 2);
+	assert_int_equal(count(db, "SELECT count(*) FROM people WHERE name = 'B'"), 1);
+	sqlite3_close(db);
+}
+
+static void test_reasons(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	assert_int_equal(import_s(db, "people", "id,name,phone,district_id\n"
+						"p1,A,9000000001,Patna\n",
+				  &st, &rj),
+			 0);
+	const char *csv = "id,name,phone,district_id,org_unit_id,joined_on\n"
+			  ",,9000000002,Patna,,\n"                  /* 2: no name */
+			  ",X,9000000003,Patna,u-nowhere,\n"         /* 3: FK */
+			  ",X,9000000004,Patna,,31-02-2024\n"        /* 4: date */
+			  "p1,A,9000000001,Gaya,,\n"                 /* 5: move */
+			  ",X,9000000005,Patna,u-patna,2024-02-29,extra\n" /* 6: too many fields */
+			  ",Y,9.87654E+09,Patna,,\n"                 /* 7: Excel number */
+			  ",Z,9000000006,Patna,u-patna,29.02.2024\n"; /* 8: fine */
+	struct zila_csv_import_opts o = { .table = "people", .skip_bad = true };
+	assert_int_equal(import(db, &o, csv, strlen(csv), 5, &st, &rj), 0);
+	assert_int_equal(st.nrejected, 6);
+	assert_int_equal(st.ncreated, 1);
+	assert_int_equal(rj.line[0], 2);
+	assert_string_equal(rj.reason[0], "missing required column 'name'");
+	assert_int_equal(rj.line[1], 3);
+	assert_string_equal(rj.reason[1], "org_unit_id 'u-nowhere' is not in table org_units");
+	assert_int_equal(rj.line[2], 4);
+	assert_non_null(strstr(rj.reason[2], "malformed date '31-02-2024'"));
+	assert_int_equal(rj.line[3], 5);
+	assert_non_null(strstr(rj.reason[3], "cannot move between districts"));
+	assert_int_equal(rj.line[4], 6);
+	assert_string_equal(rj.reason[4], "row has 7 fields, the header has 6");
+	assert_int_equal(rj.line[5], 7);
+	assert_non_null(strstr(rj.reason[5], "format the column as text"));
+	char *s = text(db, "SELECT joined_on FROM people WHERE name = 'Z'");
+	assert_string_equal(s, "2024-02-29");
+	free(s);
+
+	/* header problems are fatal, before any row */
+	struct zila_csv_import_opts o2 = { .table = "people" };
+	const char *bad = "S.No.,name,Mobile,district_id\n1,Q,9000000009,Patna\n";
+	assert_int_equal(import(db, &o2, bad, strlen(bad), 100, &st, &rj), ZILA_ESCHEMA);
+	struct zila_csv_map map[] = { { "s.no.", "" }, { "MOBILE", "phone" } };
+	o2.map = map;
+	o2.nmap = 2;
+	assert_int_equal(import(db, &o2, bad, strlen(bad), 100, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM people WHERE phone = '9000000009'"), 1);
+
+	/* UNIQUE collision: an explicit new id with a phone already used in the district */
+	const char *dup = "id,name,phone,district_id\np9,Dup,9000000001,Patna\n";
+	assert_int_equal(import(db, &o, dup, strlen(dup), 100, &st, &rj), 0);
+	assert_int_equal(st.nrejected, 1);
+	assert_non_null(strstr(rj.reason[0], "UNIQUE"));
+
+	/* unknown table, internal table */
+	struct zila_csv_import *im = NULL;
+	struct zila_csv_import_opts o3 = { .table = "nope" };
+	assert_int_equal(zila_csv_import_new(&im, db, &o3, NULL), ZILA_ENOTFOUND);
+	assert_null(im);
+	sqlite3_close(db);
+}
+
+static void test_self_reference_parents_first(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	/* child ids sort before their parents' ids */
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO org_units (id, level, parent_id, district_id, name) "
+				      "VALUES ('zz-block', 'block', 'u-patna', 'd-patna', 'Block'),"
+				      "('aa-booth', 'booth', 'zz-block', 'd-patna', 'Booth 1');",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	size_t len;
+	char *csv = export(db, "org_units", ZILA_EXPORT_CSV, &len);
+	char *p1 = strstr(csv, "zz-block,block");
+	char *p2 = strstr(csv, "aa-booth,booth");
+	assert_non_null(p1);
+	assert_non_null(p2);
+	assert_true(p1 < p2);
+
+	sqlite3 *db2;
+	assert_int_equal(sqlite3_open(":memory:", &db2), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db2, zila_default_schema_sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db2,
+				      "INSERT INTO states (id, name) VALUES ('s1', 'Bihar');"
+				      "INSERT INTO districts (id, state_id, name) VALUES ('d-patna', 's1', "
+				      "'Patna'), ('d-gaya', 's1', 'Gaya');",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	struct zila_csv_stats st;
+	struct rejects rj;
+	struct zila_csv_import_opts o = { .table = "org_units" };
+	assert_int_equal(import(db2, &o, csv, len, 1000, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 4);
+	free(csv);
+	sqlite3_close(db2);
+	sqlite3_close(db);
+}
+
+static void test_export_json_and_district(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO people (id, district_id, name, name_local, birth_year) "
+				      "VALUES ('p1', 'd-patna', 'Q \"x\"', 'क्यू', 1970),"
+				      "('p2', 'd-gaya', '', NULL, NULL);",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	size_t len;
+	char *j = export(db, "people", ZILA_EXPORT_JSON, &len);
+	assert_non_null(strstr(j, "\"name\":\"Q \\\"x\\\"\",\"name_local\":\"क्यू\",\"phone\":null"));
+	assert_non_null(strstr(j, "\"birth_year\":1970"));
+	free(j);
+
+	/* '' and NULL survive a CSV round trip */
+	char *c = export(db, "people", ZILA_EXPORT_CSV, &len);
+	assert_non_null(strstr(c, "p2,d-gaya,\"\",,"));
+	struct zila_csv_stats st;
+	struct rejects rj;
+	struct zila_csv_import_opts o = { .table = "people" };
+	assert_int_equal(import(db, &o, c, len, 9, &st, &rj), 0);
+	assert_int_equal(st.nunchanged, 2);
+	free(c);
+
+	char *buf = NULL;
+	FILE *m = open_memstream(&buf, &len);
+	struct zila_csv_export_opts eo = { .table = "people", .district = "Gaya", .no_bom = true };
+	uint64_t n = 0;
+	assert_int_equal(zila_csv_export(db, &eo, m, &n, NULL), 0);
+	fclose(m);
+	assert_int_equal(n, 1);
+	assert_memory_equal(buf, "id,", 3);
+	assert_null(strstr(buf, "p1"));
+	free(buf);
+
+	m = open_memstream(&buf, &len);
+	struct zila_csv_export_opts eo2 = { .table = "districts", .district = "Gaya" };
+	assert_int_equal(zila_csv_export(db, &eo2, m, &n, NULL), ZILA_EINVAL);
+	fclose(m);
+	free(buf);
+	sqlite3_close(db);
+}
+
+static void test_encodings_and_limits(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	struct zila_csv_import_opts o = { .table = "people" };
+	/* UTF-16 from "Unicode text" saves */
+	const char u16[] = "\xff\xfen\0a\0m\0e\0\n\0";
+	assert_int_equal(import(db, &o, u16, sizeof(u16) - 1, 100, &st, &rj), ZILA_EFORMAT);
+	/* Windows-1252 bytes in a cell */
+	const char *latin = "name,district_id\nJos\xe9,Patna\n";
+	assert_int_equal(import(db, &o, latin, strlen(latin), 100, &st, &rj), ZILA_EFORMAT);
+	assert_non_null(strstr(rj.reason[0], "UTF-8"));
+	/* a semicolon-separated file (European Excel) is detected */
+	const char *semi = "name;phone;district_id\nS;9000000001;Patna\n";
+	assert_int_equal(import(db, &o, semi, strlen(semi), 100, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 1);
+	/* an unclosed quote does not read the whole file into memory */
+	size_t big = ZILA_CSV_FIELD_MAX + 100000;
+	char *q = malloc(big);
+	memset(q, 'x', big);
+	memcpy(q, "name,district_id\n\"", 18);
+	assert_int_equal(import(db, &o, q, big, 65536, &st, &rj), ZILA_ETOOBIG);
+	free(q);
+	/* empty input and header only */
+	assert_int_equal(import(db, &o, "", 0, 1, &st, &rj), ZILA_EFORMAT);
+	assert_int_equal(import(db, &o, "name,district_id\r\n", 18, 1, &st, &rj), 0);
+	assert_int_equal(st.nrows, 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM people"), 1);
+	sqlite3_close(db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_excel_bom_hindi),
+		cmocka_unit_test(test_embedded_newlines),
+		cmocka_unit_test(test_bad_row_5001_of_10000),
+		cmocka_unit_test(test_reimport_and_update),
+		cmocka_unit_test(test_dry_run_counts),
+		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_self_reference_parents_first),
+		cmocka_unit_test(test_export_json_and_district),
+		cmocka_unit_test(test_encodings_and_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
