@@ -199,6 +199,9 @@ int zila_trust_org(struct zila_store *s, uint8_t root_pk[32]) ZILA_MUST_CHECK;
 int zila_trust_cert_get(struct zila_store *s, const uint8_t device_pk[32], struct zila_cert *out) ZILA_MUST_CHECK;
 int zila_trust_revocation_get(struct zila_store *s, const uint8_t device_pk[32],
 			      struct zila_revocation *out) ZILA_MUST_CHECK;
+/* Calls fn for every certificate kept in the replica (in key order); a non-zero return from
+ * fn stops the walk and is returned. */
+int zila_trust_cert_each(struct zila_store *s, int (*fn)(void *ctx, const struct zila_cert *c), void *ctx) ZILA_MUST_CHECK;
 /* Checks a certificate with its issuer looked up in the replica. */
 int zila_trust_cert_check(struct zila_store *s, const uint8_t root_pk[32], const struct zila_cert *c,
 			  uint64_t now, struct zila_error *err) ZILA_MUST_CHECK;

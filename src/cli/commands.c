@@ -16,6 +16,13 @@ CMD(bundle)
 CMD(import)
 CMD(export)
 CMD(report)
+CMD(org)
+CMD(invite)
+CMD(join)
+CMD(enrol)
+CMD(devices)
+CMD(whoami)
+CMD(revoke)
 #undef CMD
 
 const struct cli_command cli_commands[] = {
@@ -33,5 +40,12 @@ const struct cli_command cli_commands[] = {
 	{ "import", cmd_import, "create or update rows of a table from a CSV file", "zila [-d DIR] import FILE.csv --table TABLE [--map HEADER=COLUMN]... [--dry-run] [--skip-bad REJECTS.csv] [--delimiter C] [-q]" },
 	{ "export", cmd_export, "write a table as CSV (for Excel) or JSON", "zila [-d DIR] export --table TABLE [--district ID] [--format csv|json] [-o FILE] [--no-bom]" },
 	{ "report", cmd_report, "HQ progress per district: drive, booths, office bearers, reports, sync", "zila [-d DIR] report [--district ID] [--period YYYY-MM] [--format text|csv|json] [--today YYYY-MM-DD] [--drive ID]" },
+	{ "org", cmd_org, "create the organisation (HQ) or show it", "zila org init --name NAME [--passphrase-file FILE]\nzila org show" },
+	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ)", "zila invite --district ID [--role district|block] [--expires 7d]" },
+	{ "join", cmd_join, "record an invite code and the HQ address on a laptop", "zila join CODE --hq HOST:PORT" },
+	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop)", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district ID] [--role district|block] [--days N]\nzila enrol install CERT" },
+	{ "devices", cmd_devices, "list enrolled devices, roles, scopes, expiry, revocations", "zila devices" },
+	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami" },
+	{ "revoke", cmd_revoke, "cut off a lost device: sign a revocation (HQ)", "zila revoke DEVICE" },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -103,6 +103,33 @@ int zila_trust_revocation_get(struct zila_store *s, const uint8_t device_pk[32],
 	return r;
 }
 
+int zila_trust_cert_each(struct zila_store *s, int (*fn)(void *ctx, const struct zila_cert *c), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB, rc;
+	if (sqlite3_prepare_v2(zila_store_db(s), "SELECT id, bytes FROM zila_trust WHERE type = ?1 ORDER BY id", -1, &st,
+			       NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int(st, 1, ZILA_TRUST_CERT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct zila_cert c;
+		const void *id = sqlite3_column_blob(st, 0);
+		int n = sqlite3_column_bytes(st, 1);
+		const void *p = sqlite3_column_blob(st, 1);
+		if (p == NULL || n <= 0 || zila_cert_decode(zila_view_make(p, (size_t)n), &c) != 0)
+			continue;
+		/* Skip records filed under another device's key. */
+		if (id == NULL || sqlite3_column_bytes(st, 0) != 32 || memcmp(id, c.device_pk, 32) != 0)
+			continue;
+		if ((r = fn(ctx, &c)) != 0)
+			goto out;
+	}
+	r = rc == SQLITE_DONE ? 0 : ZILA_EDB;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
 static int check_with_issuer(struct zila_store *s, const uint8_t root_pk[32], const uint8_t issuer_pk[32],
 			     struct zila_cert *issuer, const struct zila_cert **ip)
 {

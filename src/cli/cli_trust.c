@@ -1,0 +1,251 @@
+/* Helpers shared by the trust commands: passphrases, files, durations, device lookup. */
+#include "cli_trust.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PASS_MAX 1024
+
+int cli_trust_open(struct cli *cli, struct zila_store **s, struct zila_trust_ctx *tc)
+{
+	if (cli_open_store(cli, s) != CLI_OK)
+		return CLI_FAIL;
+	memset(tc, 0, sizeof(*tc));
+	zila_trust_install(*s, tc);
+	return CLI_OK;
+}
+
+uint64_t cli_now(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static int prompt(const char *what, char *buf, size_t n)
+{
+	FILE *tty = fopen("/dev/tty", "r+");
+	struct termios old, noecho;
+	int r = CLI_FAIL;
+	if (tty == NULL) {
+		cli_err("no terminal to ask for the passphrase; use --passphrase-file");
+		return CLI_FAIL;
+	}
+	fprintf(tty, "%s", what);
+	fflush(tty);
+	bool restore = tcgetattr(fileno(tty), &old) == 0;
+	if (restore) {
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fileno(tty), TCSAFLUSH, &noecho);
+	}
+	if (fgets(buf, (int)n, tty) != NULL) {
+		buf[strcspn(buf, "\r\n")] = '\0';
+		r = CLI_OK;
+	}
+	if (restore)
+		tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fprintf(tty, "\n");
+	fclose(tty);
+	return r;
+}
+
+int cli_read_passphrase(const char *file, bool confirm, char **out, size_t *len)
+{
+	char *a = sodium_malloc(PASS_MAX), *b = sodium_malloc(PASS_MAX);
+	int r = CLI_FAIL;
+	*out = NULL;
+	*len = 0;
+	if (a == NULL || b == NULL) {
+		cli_err("out of memory");
+		goto out;
+	}
+	if (file != NULL) {
+		FILE *f = fopen(file, "r");
+		if (f == NULL) {
+			cli_err("cannot read passphrase file '%s': %s", file, strerror(errno));
+			goto out;
+		}
+		if (fgets(a, PASS_MAX, f) == NULL)
+			a[0] = '\0';
+		fclose(f);
+		a[strcspn(a, "\r\n")] = '\0';
+	} else {
+		if (prompt("passphrase: ", a, PASS_MAX) != CLI_OK)
+			goto out;
+		if (confirm) {
+			if (prompt("passphrase again: ", b, PASS_MAX) != CLI_OK)
+				goto out;
+			if (strcmp(a, b) != 0) {
+				cli_err("the passphrases differ");
+				goto out;
+			}
+		}
+	}
+	if (strlen(a) < 8) {
+		cli_err("passphrase too short: use at least 8 characters");
+		goto out;
+	}
+	*len = strlen(a);
+	*out = a;
+	a = NULL;
+	r = CLI_OK;
+out:
+	sodium_free(a);
+	sodium_free(b);
+	return r;
+}
+
+int cli_read_file(const char *path, size_t max, struct zila_buf *out)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t tmp[4096];
+	size_t n;
+	int r = CLI_OK;
+	if (f == NULL) {
+		cli_err("cannot read '%s': %s", path, strerror(errno));
+		return CLI_FAIL;
+	}
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+		if (out->len + n > max || zila_buf_put(out, tmp, n) != 0) {
+			cli_err("'%s' is larger than %zu bytes", path, max);
+			r = CLI_FAIL;
+			break;
+		}
+	}
+	if (r == CLI_OK && ferror(f)) {
+		cli_err("cannot read '%s': %s", path, strerror(errno));
+		r = CLI_FAIL;
+	}
+	fclose(f);
+	return r;
+}
+
+int cli_write_new_file(const char *path, const void *p, size_t n, unsigned mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			cli_err("'%s' already exists; choose another name", path);
+		else
+			cli_err("cannot create '%s': %s", path, strerror(errno));
+		return CLI_FAIL;
+	}
+	const uint8_t *q = p;
+	size_t off = 0;
+	while (off < n) {
+		ssize_t w = write(fd, q + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			cli_err("cannot write '%s': %s", path, strerror(errno));
+			close(fd);
+			unlink(path);
+			return CLI_FAIL;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0) {
+		cli_err("cannot write '%s': %s", path, strerror(errno));
+		unlink(path);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+int cli_parse_duration(const char *s, uint64_t *secs)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s || errno != 0 || v > 36500ull * 86400)
+		return -1;
+	unsigned long long mul = 1;
+	if (*end == 'd')
+		mul = 86400;
+	else if (*end == 'h')
+		mul = 3600;
+	else if (*end == 'm')
+		mul = 60;
+	else if (*end == 's')
+		mul = 1;
+	else if (*end != '\0')
+		return -1;
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v * mul > 36500ull * 86400 || v == 0)
+		return -1;
+	*secs = v * mul;
+	return 0;
+}
+
+void cli_date(char out[32], uint64_t secs)
+{
+	time_t t = (time_t)secs;
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%d", &tm) == 0)
+		snprintf(out, 32, "?");
+}
+
+int cli_ask(const char *question, char *answer, size_t n)
+{
+	if (!isatty(STDIN_FILENO))
+		return CLI_FAIL;
+	fprintf(stderr, "%s", question);
+	if (fgets(answer, (int)n, stdin) == NULL)
+		return CLI_FAIL;
+	answer[strcspn(answer, "\r\n")] = '\0';
+	return answer[0] ? CLI_OK : CLI_FAIL;
+}
+
+struct find_ctx {
+	const char *typed;
+	uint8_t pk[32];
+	int nfound;
+	bool typo;
+};
+
+static int find_one(void *ctx, const struct zila_cert *c)
+{
+	struct find_ctx *f = ctx;
+	int r = zila_device_id_match(f->typed, c->device_pk);
+	if (r == 0) {
+		memcpy(f->pk, c->device_pk, 32);
+		f->nfound++;
+	} else if (r == ZILA_ECHECK) {
+		f->typo = true;
+	}
+	return 0;
+}
+
+int cli_find_device(struct zila_store *s, const char *typed, uint8_t pk[32])
+{
+	struct find_ctx f;
+	memset(&f, 0, sizeof(f));
+	f.typed = typed;
+	if (strlen(typed) == 64 && zila_hex_decode(pk, 32, typed, 64) == 0) {
+		struct zila_cert c;
+		if (zila_trust_cert_get(s, pk, &c) == 0)
+			return CLI_OK;
+		cli_err("no enrolled device has the key '%s'", typed);
+		return CLI_FAIL;
+	}
+	if (zila_trust_cert_each(s, find_one, &f) != 0) {
+		cli_err("cannot read the device list");
+		return CLI_FAIL;
+	}
+	if (f.nfound == 1) {
+		memcpy(pk, f.pk, 32);
+		return CLI_OK;
+	}
+	if (f.typo)
+		cli_err("device id '%s' has a typo (its check characters do not match); see 'zila devices'", typed);
+	else
+		cli_err("no enrolled device has the id '%s'; see 'zila devices'", typed);
+	return CLI_FAIL;
+}
