@@ -34,8 +34,11 @@ ITEST := $(sort $(wildcard tests/integration/test_*.sh))
 rel_obj = $(patsubst %.c,build/obj/%.o,$(1))
 asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 
-.PHONY: all check unit integration bench fuzz demo install clean deps deps-check property-long
-all: build/zila $(TOOL_BIN)
+.PHONY: all check unit integration bench fuzz fuzz-run demo install clean property-long
+# Top-level targets install missing packages first, then build in a fresh make so the
+# pkg-config flags are read after the install.
+all: build/.deps-build
+	$(Q)$(MAKE) --no-print-directory build/zila $(TOOL_BIN)
 
 # Tools (sample-data generator, lab helpers): tools/NAME.c -> build/tools/NAME
 build/tools/%: build/obj/tools/%.o build/libzila.a
@@ -104,7 +107,8 @@ build/bench/%: build/obj/tools/bench/%.o build/libzila.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
-bench: $(BENCH_BIN) build/zila
+bench: build/.deps-build
+	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN) build/zila
 	$(Q)for b in $(BENCH_BIN); do $$b || exit 1; done
 
 FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined
@@ -116,14 +120,18 @@ build/fuzz/obj/%.o: %.c build/.deps-fuzz | $(PROTO_H)
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
 	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
-fuzz: $(FUZZ_BIN)
+fuzz: build/.deps-fuzz
+	$(Q)$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
 	$(Q)for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus/$$n tests/fuzz/corpus/$$n \
 	    2>build/fuzz/$$n.log || { tail -40 build/fuzz/$$n.log; exit 1; }; \
 	  grep -E 'stat::number_of_executed_units' build/fuzz/$$n.log; done
 
-demo: build/zila $(TOOL_BIN) build/.deps-demo
+demo: build/.deps-demo
+	$(Q)$(MAKE) --no-print-directory build/zila $(TOOL_BIN)
 	$(Q)sh tools/demo.sh
 
 install: build/zila

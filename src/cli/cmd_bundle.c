@@ -49,7 +49,7 @@ static int read_vector(const char *path, struct zila_vector *v)
 			r = CLI_FAIL;
 			break;
 		}
-		snprintf(h->part, sizeof(h->part), "%s", strcmp(part, "-") == 0 ? "" : part);
+		snprintf(h->part, sizeof(h->part), "%.64s", strcmp(part, "-") == 0 ? "" : part);
 		h->seq = seq;
 		v->nheads++;
 	}

@@ -73,8 +73,10 @@ static int read_dir(struct applier *a, struct zila_view *in)
 		}
 		if (d->t == NULL)
 			return ZILA_ESCHEMA;
-		if ((d->t->pcol < 0) != (a->e->info.part[0] == '\0'))
-			return ZILA_ESCOPE; /* org-wide tables only in the org-wide partition */
+		/* Org-wide tables live only in the org-wide partition; rows of partitioned tables
+		 * are checked one by one (a NULL partition value is org-wide too). */
+		if (d->t->pcol < 0 && a->e->info.part[0] != '\0')
+			return ZILA_ESCOPE;
 	}
 	return 0;
 }

@@ -1,0 +1,83 @@
+#!/bin/sh
+# The replica's command line as a user drives it: init, track refusals, capture from plain
+# sqlite3, the audit trail, bundles (twice, truncated, altered), exit codes.
+. "$(dirname "$0")/lib.sh"
+A=$T/a; B=$T/b; C=$T/c
+
+expect 0 "help lists commands" -- "$ZILA" help
+has "$T/out" "bundle" "help names the bundle command"
+expect 2 "an unknown command is misuse" -- "$ZILA" frobnicate
+has "$T/err" "'frobnicate' is not a zila command" "unknown command is named"
+expect 1 "a missing replica is an error" -- "$ZILA" -d "$T/none" hash
+has "$T/err" "no replica in" "missing replica says how to create one"
+expect 0 "init a" -- "$ZILA" -d "$A" init
+expect 0 "init b" -- env ZILA_DIR="$B" "$ZILA" init
+expect 1 "init twice refuses" -- "$ZILA" -d "$A" init
+[ "$(stat -c %a "$A/device.key")" = 600 ] && ok "device key is 0600" || bad "device key mode $(stat -c %a "$A/device.key")"
+
+expect 0 "init c" -- "$ZILA" -d "$C" init
+sqlite3 "$C/zila.db" "CREATE TABLE nopk(a TEXT); CREATE TABLE comp(a TEXT, b TEXT, PRIMARY KEY(a, b));
+  CREATE TABLE auto(id INTEGER PRIMARY KEY AUTOINCREMENT, x TEXT); CREATE TABLE good(id TEXT PRIMARY KEY, zone TEXT, x TEXT);"
+expect 1 "no primary key is refused" -- "$ZILA" -d "$C" track nopk
+has "$T/err" "has no primary key" "refusal names the reason"
+expect 1 "composite key is refused" -- "$ZILA" -d "$C" track comp
+has "$T/err" "make the old key UNIQUE" "refusal names the fix"
+expect 1 "rowid key is refused" -- "$ZILA" -d "$C" track auto
+has "$T/err" "rowid" "rowid refusal explains"
+expect 1 "missing partition column is refused" -- "$ZILA" -d "$C" track good --partition district_id
+expect 2 "track without a table is misuse" -- "$ZILA" -d "$C" track
+expect 0 "a good table is tracked" -- "$ZILA" -d "$C" track good --partition zone
+expect 1 "tracking twice refuses" -- "$ZILA" -d "$C" track good --partition zone
+
+sqlite3 "$A/zila.db" "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');
+  INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');
+  INSERT INTO people(id, district_id, name, phone) VALUES ('p1', 'd1', 'Ram', '9000000001'), ('p2', 'd1', 'Sita', '9000000002');"
+expect 0 "seal the inserts" -- "$ZILA" -d "$A" seal
+sqlite3 "$A/zila.db" "UPDATE people SET name = 'Ram Kumar' WHERE id = 'p1';"
+if sqlite3 "$A/zila.db" "UPDATE people SET district_id = 'd2' WHERE id = 'p1'" 2>"$T/err"; then
+	bad "moving a row to another partition is refused"
+else
+	ok "moving a row to another partition is refused"
+fi
+expect 0 "log of one record" -- "$ZILA" -d "$A" log --table people --id p1
+has "$T/out" "Ram -> Ram Kumar" "log shows old and new value"
+expect 0 "vector" -- "$ZILA" -d "$A" vector
+has "$T/out" " d1 2" "vector has the d1 feed at seq 2"
+
+expect 0 "bundle create" -- "$ZILA" -d "$A" bundle create "$T/a.bndl"
+hb0=$("$ZILA" -d "$B" hash)
+# A truncated copy and one with a flipped byte are refused and apply nothing.
+size=$(stat -c %s "$T/a.bndl")
+head -c $((size - 7)) "$T/a.bndl" > "$T/trunc.bndl"
+expect 1 "truncated bundle is refused" -- "$ZILA" -d "$B" bundle apply "$T/trunc.bndl"
+has "$T/err" "nothing was applied" "truncation error says nothing was applied"
+for off in 12 $((size / 2)) $((size - 40)); do
+	cp "$T/a.bndl" "$T/flip.bndl"
+	printf '\377' | dd of="$T/flip.bndl" bs=1 seek=$off conv=notrunc 2>/dev/null
+	expect 1 "bundle with a flipped byte at $off is refused" -- "$ZILA" -d "$B" bundle apply "$T/flip.bndl"
+done
+[ "$("$ZILA" -d "$B" hash)" = "$hb0" ] && ok "refused bundles changed nothing" || bad "refused bundles changed the replica"
+expect 1 "a file that is no bundle is refused" -- "$ZILA" -d "$B" bundle apply "$A/device.key"
+expect 0 "bundle apply" -- "$ZILA" -d "$B" bundle apply "$T/a.bndl"
+expect 0 "bundle apply again" -- "$ZILA" -d "$B" bundle apply "$T/a.bndl"
+has "$T/out" "applied 0 of" "second apply changes nothing"
+[ "$("$ZILA" -d "$A" hash)" = "$("$ZILA" -d "$B" hash)" ] && ok "hashes equal after bundle" || bad "hashes differ"
+[ "$(sqlite3 "$B/zila.db" "SELECT name FROM people WHERE id = 'p1'")" = "Ram Kumar" ] && ok "row arrived" || bad "row missing"
+
+# --for sends only what the other side lacks.
+sqlite3 "$A/zila.db" "UPDATE people SET phone = '9000000009' WHERE id = 'p2'"
+"$ZILA" -d "$B" vector > "$T/b.vec"
+expect 0 "bundle create --for" -- "$ZILA" -d "$A" bundle create "$T/inc.bndl" --for "$T/b.vec"
+has "$T/out" "wrote 1 entry" "incremental bundle holds one entry"
+expect 0 "incremental apply" -- "$ZILA" -d "$B" bundle apply "$T/inc.bndl"
+[ "$("$ZILA" -d "$A" hash)" = "$("$ZILA" -d "$B" hash)" ] && ok "hashes equal after incremental" || bad "hashes differ"
+echo "garbage" > "$T/bad.vec"
+expect 1 "a bad vector file is refused" -- "$ZILA" -d "$A" bundle create "$T/x.bndl" --for "$T/bad.vec"
+expect 0 "sql through zila is captured" -- "$ZILA" -d "$B" sql "UPDATE people SET name = 'Sita Devi' WHERE id = 'p2'"
+expect 0 "seal" -- "$ZILA" -d "$B" seal
+has "$T/out" "sealed 1 entry" "the sql change was sealed"
+expect 0 "conflicts (none)" -- "$ZILA" -d "$B" conflicts
+has "$T/out" "no conflicts" "no conflicts reported"
+expect 0 "integrity" -- sqlite3 "$B/zila.db" "PRAGMA integrity_check"
+has "$T/out" "^ok" "integrity_check ok"
+finish
