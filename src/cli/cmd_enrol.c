@@ -59,6 +59,11 @@ static int do_sign(struct cli *cli, const char *req_file, const char *cert_file,
 	int rc = CLI_FAIL, r;
 	zila_buf_init(&rb, ZILA_ENROL_REQ_MAX);
 	zila_buf_init(&out, 4096);
+	/* Refuse before signing: a certificate kept at HQ but never written would mislead. */
+	if (access(cert_file, F_OK) == 0) {
+		cli_err("'%s' already exists; choose another name", cert_file);
+		goto out;
+	}
 	if (cli_read_file(req_file, ZILA_ENROL_REQ_MAX, &rb) != CLI_OK)
 		goto out;
 	if ((r = zila_enrol_req_decode(zila_buf_view(&rb), &req)) != 0) {
@@ -104,7 +109,7 @@ static int do_sign(struct cli *cli, const char *req_file, const char *cert_file,
 		cli_json_str(cert_file);
 		printf("}\n");
 	} else {
-		printf("enrolled device %s ('%s') as %s of district '%s' for %u days.\n"
+		printf("enrolled device %s ('%s') as a %s device of district '%s' for %u days.\n"
 		       "Take '%s' to the laptop: zila enrol install %s\n",
 		       id, req.name, zila_role_name(role), district, days, cert_file, cert_file);
 	}
