@@ -192,24 +192,45 @@ static void run(size_t n, const char *base)
 		die("hash", err.msg);
 	printf("hashes equal after apply: %s\n", memcmp(ha, hb, 32) == 0 ? "yes" : "NO");
 
-	/* Incremental: 100 updates on one of two in-step replicas. */
-	exec(adb, "UPDATE members SET village = village || ' (moved)' WHERE rowid IN"
-		  " (SELECT rowid FROM members ORDER BY rowid LIMIT 100)");
-	struct zila_vector v;
-	t0 = now();
-	if (zila_store_vector(sb, &v) != 0)
-		die("vector", "b");
-	if (zila_bundle_create(s, bundle, &v, NULL, NULL, &nentries, &err) != 0)
-		die("bundle create", err.msg);
-	double t_inc_create = now() - t0;
-	t0 = now();
-	if (zila_bundle_apply(sb, bundle, &st, &err) != 0)
-		die("bundle apply", err.msg);
-	double t_inc_apply = now() - t0;
-	zila_vector_release(&v);
-	printf("incremental (100 updated rows): seal + bundle create %.1f ms, apply %.1f ms, total %.1f ms "
-	       "(goal < 5 ms), %lld bytes\n",
-	       t_inc_create * 1e3, t_inc_apply * 1e3, (t_inc_create + t_inc_apply) * 1e3, (long long)file_size(bundle));
+	/* Incremental: 100 updates on one of two in-step replicas, repeated; the median is
+	 * printed. The bulk load's WAL is checkpointed first: its write-back belongs to it. */
+	checkpoint(adb);
+	checkpoint(bdb);
+	double best = 1e9, times[7];
+	long long bytes = 0;
+	for (int k = 0; k < 7; k++) {
+		char sql[256];
+		snprintf(sql, sizeof(sql), "UPDATE members SET village = village || '%d' WHERE rowid IN"
+			 " (SELECT rowid FROM members ORDER BY rowid LIMIT 100 OFFSET %d)", k, k * 1000);
+		exec(adb, sql);
+		struct zila_vector v;
+		t0 = now();
+		if (zila_store_vector(sb, &v) != 0)
+			die("vector", "b");
+		if (zila_bundle_create(s, bundle, &v, NULL, NULL, &nentries, &err) != 0)
+			die("bundle create", err.msg);
+		double t1 = now();
+		if (zila_bundle_apply(sb, bundle, &st, &err) != 0)
+			die("bundle apply", err.msg);
+		double t2 = now();
+		zila_vector_release(&v);
+		times[k] = t2 - t0;
+		if (times[k] < best)
+			best = times[k];
+		bytes = (long long)file_size(bundle);
+		if (k == 6)
+			printf("incremental (100 updated rows, last run): seal + bundle create %.1f ms, apply %.1f ms\n",
+			       (t1 - t0) * 1e3, (t2 - t1) * 1e3);
+	}
+	for (int i = 0; i < 7; i++)
+		for (int j = i + 1; j < 7; j++)
+			if (times[j] < times[i]) {
+				double x = times[i];
+				times[i] = times[j];
+				times[j] = x;
+			}
+	printf("incremental: median %.1f ms, best %.1f ms over 7 runs (goal < 5 ms), bundle %lld bytes\n",
+	       times[3] * 1e3, best * 1e3, bytes);
 	if (zila_store_hash(s, ha, &err) != 0 || zila_store_hash(sb, hb, &err) != 0)
 		die("hash", err.msg);
 	printf("hashes equal after incremental: %s\n", memcmp(ha, hb, 32) == 0 ? "yes" : "NO");

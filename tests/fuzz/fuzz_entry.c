@@ -1,0 +1,64 @@
+/* Fuzzes the entry body decoder and the merge: each input becomes the body of a signed
+ * entry (so it gets past the signature check) and is applied to a real replica. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zila/store.h"
+
+static struct zila_store *store;
+static uint8_t pk[32], sk[64];
+static uint64_t seq;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	char dir[] = "/tmp/zila-fuzz-entry-XXXXXX";
+	struct zila_error err;
+	if (sodium_init() < 0 || mkdtemp(dir) == NULL)
+		abort();
+	char sub[64];
+	snprintf(sub, sizeof(sub), "%s/r", dir);
+	if (zila_store_create(sub, &err) != 0 || zila_store_open(&store, sub, &err) != 0)
+		abort();
+	crypto_sign_seed_keypair(pk, sk, (const uint8_t *)"zila fuzz entry origin key seed!");
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct zila_buf b;
+	uint8_t sig[64];
+	if (size < 1)
+		return 0;
+	const char *part = (data[0] & 1) ? "d1" : "";
+	zila_buf_init(&b, 4u << 20);
+	int r = zila_buf_put_u8(&b, 1);
+	r = r ? r : zila_buf_put(&b, pk, 32);
+	r = r ? r : zila_buf_put_lenbytes(&b, part, strlen(part));
+	r = r ? r : zila_buf_put_varint(&b, ++seq);
+	r = r ? r : zila_buf_put_u64be(&b, (seq + 1000) << 16);
+	r = r ? r : zila_buf_put_varint(&b, 1);
+	r = r ? r : zila_buf_put_varint(&b, 0);
+	r = r ? r : zila_buf_put_lenbytes(&b, data + 1, size - 1);
+	if (r == 0) {
+		crypto_sign_detached(sig, NULL, b.p, b.len, sk);
+		r = zila_buf_put(&b, sig, 64);
+	}
+	if (r == 0) {
+		struct zila_view v = zila_buf_view(&b);
+		struct zila_apply_stats st;
+		struct zila_error err;
+		if (zila_store_apply(store, &v, 1, &st, &err) != 0)
+			abort(); /* bad input must be rejected, never break the database */
+		if (st.napplied == 0 && st.nheld == 0)
+			seq--; /* rejected: the feed did not move */
+	}
+	zila_buf_release(&b);
+	return 0;
+}
