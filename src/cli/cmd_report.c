@@ -51,8 +51,25 @@ static void json_row(const struct zila_report_row *w, bool total)
 static int csv_row(const struct zila_report_row *w, const char *period, bool total)
 {
 	char num[16][32];
-	int k = 0;
-#define NUM(v) (snprintf(num[k], sizeof(num[k]), "%" PRId64, (int64_t)(v)), num[k++])
+	int64_t nums[] = {
+		w->days_left,
+		w->target,
+		w->signups,
+		w->expected,
+		zila_report_pct(w->signups, w->target),
+		w->booths,
+		w->booths_with_agent,
+		zila_report_pct(w->booths_with_agent, w->booths),
+		w->booths_with_committee,
+		zila_report_pct(w->booths_with_committee, w->booths),
+		w->bearers,
+		w->bearers_inactive,
+		w->bearers_to_replace,
+		w->reports_due,
+		w->reports_submitted,
+	};
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+		snprintf(num[i], sizeof(num[i]), "%" PRId64, nums[i]);
 	const char *f[] = {
 		total ? "" : w->district_id,
 		w->name,
@@ -61,26 +78,25 @@ static int csv_row(const struct zila_report_row *w, const char *period, bool tot
 		total ? "" : w->drive_name,
 		total ? "" : w->starts_on,
 		total ? "" : w->deadline,
-		total ? "" : NUM(w->days_left),
-		NUM(w->target),
-		NUM(w->signups),
-		NUM(w->expected),
-		NUM(zila_report_pct(w->signups, w->target)),
+		total ? "" : num[0],
+		num[1],
+		num[2],
+		num[3],
+		num[4],
 		w->drive_status,
-		NUM(w->booths),
-		NUM(w->booths_with_agent),
-		NUM(zila_report_pct(w->booths_with_agent, w->booths)),
-		NUM(w->booths_with_committee),
-		NUM(zila_report_pct(w->booths_with_committee, w->booths)),
-		NUM(w->bearers),
-		NUM(w->bearers_inactive),
-		NUM(w->bearers_to_replace),
-		NUM(w->reports_due),
-		NUM(w->reports_submitted),
+		num[5],
+		num[6],
+		num[7],
+		num[8],
+		num[9],
+		num[10],
+		num[11],
+		num[12],
+		num[13],
+		num[14],
 		period,
 		total ? "" : w->last_sync,
 	};
-#undef NUM
 	size_t n = sizeof(f) / sizeof(f[0]);
 	size_t lens[32];
 	for (size_t i = 0; i < n; i++)
@@ -145,8 +161,7 @@ int cmd_report(struct cli *cli, int argc, char **argv)
 			rc = cli_usage("report", "option '%s' needs a value", a);
 			goto out;
 		}
-		*dst = v;
-		i++;
+		*dst = argv[++i];
 	}
 	if (strcmp(format, "text") != 0 && strcmp(format, "csv") != 0 &&
 	    strcmp(format, "json") != 0) {
