@@ -224,6 +224,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	if (rc != CLI_OK)
 		goto out;
 	rc = CLI_FAIL;
+	/* one big transaction: a larger page cache keeps it from spilling to disk early */
+	sqlite3_exec(db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
 
 	struct zila_csv_import_opts opts = {
 		.table = table,

@@ -20,6 +20,16 @@
 enum kind { K_TEXT, K_INT, K_REAL, K_DATE, K_PERIOD, K_PHONE };
 enum { OP_INSERT, OP_UPDATE };
 
+/* A few recent lookups (foreign keys found, districts resolved), so that a file whose rows
+ * cycle through a handful of districts or units costs one query per distinct value. */
+#define CACHE_N 16
+struct kcache {
+	char *key[CACHE_N];
+	size_t key_len[CACHE_N];
+	char *val[CACHE_N];
+	size_t next;
+};
+
 struct column {
 	char *name;
 	enum kind kind;
@@ -29,8 +39,7 @@ struct column {
 	char *fk_table; /* single-column foreign key, or NULL */
 	char *fk_col;
 	sqlite3_stmt *fk_check;
-	char *fk_last; /* the last value found in fk_table, to skip repeated lookups */
-	size_t fk_last_len;
+	struct kcache fk_seen; /* values known to be in fk_table */
 };
 
 struct value {
@@ -87,7 +96,7 @@ struct zila_csv_import {
 	int id_col;
 	int district_col;
 	sqlite3_stmt *district_find;
-	char *district_last_in, *district_last_id;
+	struct kcache districts; /* cell -> district id */
 	struct ukey keys[KEYS_MAX];
 	size_t nkeys;
 
@@ -416,6 +425,43 @@ static bool parse_int(const char *s, size_t n, int64_t *out)
 		return false;
 	*out = neg ? -(int64_t)v : (int64_t)v;
 	return true;
+}
+
+static const char *kcache_get(const struct kcache *c, const char *k, size_t n)
+{
+	for (size_t i = 0; i < CACHE_N; i++)
+		if (c->key[i] != NULL && c->key_len[i] == n && memcmp(c->key[i], k, n) == 0)
+			return c->val[i];
+	return NULL;
+}
+
+static int kcache_put(struct kcache *c, const char *k, size_t n, const char *val)
+{
+	char *key = malloc(n + 1);
+	char *v = xstrdup(val);
+	if (key == NULL || v == NULL) {
+		free(key);
+		free(v);
+		return ZILA_ENOMEM;
+	}
+	memcpy(key, k, n);
+	key[n] = '\0';
+	size_t i = c->next;
+	c->next = (c->next + 1) % CACHE_N;
+	free(c->key[i]);
+	free(c->val[i]);
+	c->key[i] = key;
+	c->key_len[i] = n;
+	c->val[i] = v;
+	return 0;
+}
+
+static void kcache_free(struct kcache *c)
+{
+	for (size_t i = 0; i < CACHE_N; i++) {
+		free(c->key[i]);
+		free(c->val[i]);
+	}
 }
 
 /* --- the table -------------------------------------------------------------------- */
@@ -924,7 +970,8 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 	    im->cols[im->district_col].fk_table != NULL &&
 	    strcmp(im->cols[im->district_col].fk_table, "districts") == 0) {
 		struct value *v = &im->vals[im->district_col];
-		if (im->district_last_in == NULL || strcmp(im->district_last_in, v->p) != 0) {
+		const char *known = kcache_get(&im->districts, v->p, v->len);
+		if (known == NULL) {
 			char *id = NULL;
 			int dr = district_resolve(im->db, &im->district_find, v->p, &id);
 			if (dr == ZILA_ENOTFOUND)
@@ -938,16 +985,15 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 						   sqlite3_errmsg(im->db));
 				goto out;
 			}
-			free(im->district_last_in);
-			free(im->district_last_id);
-			im->district_last_in = xstrdup(v->p);
-			im->district_last_id = id;
-			if (im->district_last_in == NULL) {
+			int pr = kcache_put(&im->districts, v->p, v->len, id);
+			free(id);
+			if (pr != 0) {
 				r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 				goto out;
 			}
+			known = kcache_get(&im->districts, v->p, v->len);
 		}
-		snprintf(v->norm, sizeof(v->norm), "%s", im->district_last_id);
+		snprintf(v->norm, sizeof(v->norm), "%s", known);
 		v->p = v->norm;
 		v->len = strlen(v->norm);
 	}
@@ -958,8 +1004,7 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 		struct value *v = &im->vals[i];
 		if (c->fk_check == NULL || v->null)
 			continue;
-		if (c->fk_last != NULL && c->fk_last_len == v->len &&
-		    memcmp(c->fk_last, v->p, v->len) == 0)
+		if (kcache_get(&c->fk_seen, v->p, v->len) != NULL)
 			continue;
 		bind_value(c->fk_check, 1, c, v);
 		int rc = sqlite3_step(c->fk_check);
@@ -972,16 +1017,10 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 					   sqlite3_errmsg(im->db));
 			goto out;
 		}
-		char *copy = malloc(v->len + 1);
-		if (copy == NULL) {
+		if (kcache_put(&c->fk_seen, v->p, v->len, "") != 0) {
 			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 			goto out;
 		}
-		memcpy(copy, v->p, v->len);
-		copy[v->len] = '\0';
-		free(c->fk_last);
-		c->fk_last = copy;
-		c->fk_last_len = v->len;
 	}
 out:
 	return r;
@@ -1667,7 +1706,7 @@ void zila_csv_import_free(struct zila_csv_import *im)
 		free(im->cols[i].name);
 		free(im->cols[i].fk_table);
 		free(im->cols[i].fk_col);
-		free(im->cols[i].fk_last);
+		kcache_free(&im->cols[i].fk_seen);
 		sqlite3_finalize(im->cols[i].fk_check);
 	}
 	free(im->cols);
@@ -1677,8 +1716,7 @@ void zila_csv_import_free(struct zila_csv_import *im)
 		sqlite3_finalize(im->slots[i].st);
 	sqlite3_finalize(im->find_id);
 	sqlite3_finalize(im->district_find);
-	free(im->district_last_in);
-	free(im->district_last_id);
+	kcache_free(&im->districts);
 	for (size_t f = 0; f < im->nheader; f++)
 		free(im->header[f]);
 	free(im->header);
