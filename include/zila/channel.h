@@ -113,7 +113,8 @@ const struct zila_channel_peer *zila_channel_peer(const struct zila_channel *ch)
 const uint8_t *zila_channel_hash(const struct zila_channel *ch);
 
 /* Peer checks over a replica (ctx: struct zila_trust_ctx *): the certificate chains to this
- * organisation's root, is valid now, and the device is not revoked. */
+ * organisation's root, is valid now, and the device is not revoked. A joining laptop (JOIN
+ * mode, proven by its invite psk) passes; the caller then redeems the invite. */
 int zila_channel_check_member(void *ctx, const struct zila_channel_peer *peer, struct zila_error *err);
 /* The responder's psk over a replica (ctx: struct zila_trust_ctx *): the organisation psk for
  * members, the invite psk for a usable invite. */

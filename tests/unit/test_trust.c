@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "zila/channel.h"
 #include "zila/log.h"
 #include "zila/trust.h"
 
@@ -847,6 +848,163 @@ static void test_invites(void **state)
 	replica_close(&lap);
 }
 
+
+/* Runs a handshake between two configured channels; returns the first error. */
+static int run_handshake(struct zila_channel *a, struct zila_channel *b)
+{
+	struct zila_buf a2b, b2a, m;
+	int r;
+	zila_buf_init(&a2b, 1 << 20);
+	zila_buf_init(&b2a, 1 << 20);
+	zila_buf_init(&m, 1 << 20);
+	r = zila_channel_start(a, &a2b);
+	for (int step = 0; r == 0 && step < 4; step++) {
+		struct zila_channel *to = step % 2 ? a : b;
+		struct zila_buf *in = step % 2 ? &b2a : &a2b, *out = step % 2 ? &a2b : &b2a;
+		size_t off = 0;
+		while (r == 0 && off < in->len) {
+			size_t used;
+			enum zila_channel_event ev;
+			r = zila_channel_feed(to, in->p + off, in->len - off, &used, out, &m, &ev);
+			off += used;
+		}
+		zila_buf_reset(in);
+	}
+	zila_buf_release(&a2b);
+	zila_buf_release(&b2a);
+	zila_buf_release(&m);
+	return r;
+}
+
+static void member_config(struct zila_channel_config *c, bool initiator, struct replica *r, struct zila_buf *cert)
+{
+	uint8_t root[32];
+	struct zila_cert own;
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(zila_trust_cert_get(r->s, zila_store_device_pk(r->s), &own), 0);
+	zila_buf_init(cert, 1024);
+	assert_int_equal(zila_cert_encode(&own, cert), 0);
+	c->initiator = initiator;
+	c->mode = ZILA_CHANNEL_MEMBER;
+	c->sign_sk = zila_store_device_sk(r->s);
+	c->cert = zila_buf_view(cert);
+	assert_int_equal(zila_trust_org(r->s, root), 0);
+	zila_org_psk(root, c->psk);
+	c->psk_fn = zila_channel_psk_replica;
+	c->psk_ctx = &r->tc;
+	c->check = zila_channel_check_member;
+	c->check_ctx = &r->tc;
+}
+
+/* Both halves of joining as pure code: the laptop's code gets it through the handshake, HQ
+ * redeems the invite and sends the certificate file over the channel, the laptop installs it;
+ * the code then never works again. Members handshake; a revoked device is refused. */
+static void test_join_and_member_handshakes(void **state)
+{
+	(void)state;
+	struct replica hq, lap, other;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&hq, "hq-join");
+	replica_open(&lap, "lap-join");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pw", 2, &zila_pwcost_min, NOW, &err), 0);
+	char code[ZILA_INVITE_CODE_LEN + 1];
+	assert_int_equal(zila_trust_invite(hq.s, "d-3", ZILA_ROLE_DISTRICT, NOW, NOW + 86400, code, &err), 0);
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct zila_join_check jc;
+		memset(&jc, 0, sizeof(jc));
+		assert_int_equal(zila_invite_parse(code, &jc.invite), 0);
+		jc.now = NOW;
+		struct zila_channel_config ca, cb;
+		struct zila_buf hq_cert;
+		memset(&ca, 0, sizeof(ca));
+		ca.initiator = true;
+		ca.mode = ZILA_CHANNEL_JOIN;
+		ca.sign_sk = zila_store_device_sk(lap.s);
+		ca.join_name = "laptop-3";
+		zila_invite_psk(&jc.invite, ca.psk);
+		zila_invite_id(&jc.invite, ca.invite_id);
+		ca.check = zila_channel_check_hq_for_invite;
+		ca.check_ctx = &jc;
+		member_config(&cb, false, &hq, &hq_cert);
+		struct zila_channel a, b;
+		assert_int_equal(zila_channel_init(&a, &ca), 0);
+		assert_int_equal(zila_channel_init(&b, &cb), 0);
+		int r = run_handshake(&a, &b);
+		if (attempt == 1) {
+			/* The invite was used: HQ has no psk for it any more. */
+			assert_int_equal(r, ZILA_EAUTH);
+		} else {
+			assert_int_equal(r, 0);
+			const struct zila_channel_peer *peer = zila_channel_peer(&b);
+			assert_true(peer->joining);
+			struct zila_buf file, wire, got;
+			zila_buf_init(&file, 4096);
+			zila_buf_init(&wire, 8192);
+			zila_buf_init(&got, 8192);
+			struct zila_invite inv;
+			uint8_t id[ZILA_INVITE_ID_LEN];
+			assert_int_equal(zila_invite_parse(code, &inv), 0);
+			zila_invite_id(&inv, id);
+			assert_int_equal(zila_trust_redeem(hq.s, id, peer->sign_pk, peer->req.name, NOW, &file, &err), 0);
+			assert_int_equal(zila_channel_send(&b, file.p, file.len, &wire), 0);
+			size_t used;
+			enum zila_channel_event ev;
+			assert_int_equal(zila_channel_feed(&a, wire.p, wire.len, &used, &wire, &got, &ev), 0);
+			assert_int_equal(ev, ZILA_CHANNEL_MESSAGE);
+			assert_int_equal(zila_trust_install_cert(lap.s, zila_buf_view(&got), NOW, &err), 0);
+			uint8_t root[32];
+			assert_int_equal(zila_trust_org(lap.s, root), 0);
+			assert_memory_equal(root, jc.root_pk, 32);
+			zila_buf_release(&file);
+			zila_buf_release(&wire);
+			zila_buf_release(&got);
+		}
+		zila_channel_release(&a);
+		zila_channel_release(&b);
+		zila_buf_release(&hq_cert);
+	}
+
+	/* Members of the organisation now handshake, both ways. */
+	struct zila_channel_config ca, cb;
+	struct zila_buf c1, c2;
+	struct zila_channel a, b;
+	member_config(&ca, true, &lap, &c1);
+	member_config(&cb, false, &hq, &c2);
+	assert_int_equal(zila_channel_init(&a, &ca), 0);
+	assert_int_equal(zila_channel_init(&b, &cb), 0);
+	assert_int_equal(run_handshake(&a, &b), 0);
+	zila_channel_release(&a);
+	zila_channel_release(&b);
+
+	/* A device of another organisation cannot pass message 1. */
+	replica_open(&other, "other-join");
+	assert_int_equal(zila_trust_org_init(other.s, "Other", "pw", 2, &zila_pwcost_min, NOW, &err), 0);
+	struct zila_buf c3;
+	struct zila_channel_config co;
+	member_config(&co, true, &other, &c3);
+	assert_int_equal(zila_channel_init(&a, &co), 0);
+	assert_int_equal(zila_channel_init(&b, &cb), 0);
+	assert_int_equal(run_handshake(&a, &b), ZILA_EAUTH);
+	zila_channel_release(&a);
+	zila_channel_release(&b);
+
+	/* After HQ revokes the laptop, HQ refuses its handshakes. */
+	assert_int_equal(zila_trust_revoke(hq.s, zila_store_device_pk(lap.s), NOW, &err), 0);
+	assert_int_equal(zila_channel_init(&a, &ca), 0);
+	assert_int_equal(zila_channel_init(&b, &cb), 0);
+	assert_int_equal(run_handshake(&a, &b), ZILA_EREVOKED);
+	zila_channel_release(&a);
+	zila_channel_release(&b);
+	zila_buf_release(&c1);
+	zila_buf_release(&c2);
+	zila_buf_release(&c3);
+	replica_close(&hq);
+	replica_close(&lap);
+	replica_close(&other);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -877,6 +1035,7 @@ int main(void)
 		cmocka_unit_test(test_org_key),
 		cmocka_unit_test(test_replica_enforcement),
 		cmocka_unit_test(test_invites),
+		cmocka_unit_test(test_join_and_member_handshakes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
