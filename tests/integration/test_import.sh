@@ -1,0 +1,76 @@
+#!/bin/sh
+# Spreadsheets in and out, and the HQ report, as office staff drive them: zila import
+# (Excel CSV with BOM and Hindi, dry run, all or nothing, --skip-bad, --map), zila export
+# (CSV with BOM, JSON, --district), the export -> import round trip, and zila report.
+. "$(dirname "$0")/lib.sh"
+: "${ZILA_GEN:=$(pwd)/build/tools/zila_gen}"
+A=$T/a; B=$T/b
+
+expect 0 "init" -- "$ZILA" -d "$A" init
+expect 0 "init a second replica" -- "$ZILA" -d "$B" init
+"$ZILA_GEN" --districts 3 --people-per-district 200 --seed 5 --db "$A/zila.db" && ok "sample data" || bad "sample data"
+D1=$(sqlite3 "$A/zila.db" "SELECT id FROM districts WHERE name = 'Patna'")
+
+# An Excel file: BOM, CRLF, Hindi, a quoted address over two lines, phone and date formats.
+printf '\357\273\277Name,Name Local,Mobile,District,Address,Joined On,S.No.\r\nMeenakshi Import,मीनाक्षी इम्पोर्ट,+91 91234 00001,पटना,"Ward 4,\nDanapur",05/01/2024,1\r\nRakesh Yadav,राकेश यादव,091234-00002,patna,,2024-01-06,2\r\n' > "$T/new.csv"
+expect 2 "import without --table is misuse" -- "$ZILA" -d "$A" import "$T/new.csv"
+expect 1 "an unknown header is refused" -- "$ZILA" -d "$A" import "$T/new.csv" --table people
+has "$T/err" "matches header 'Mobile'" "the error names the header"
+expect 0 "dry run" -- "$ZILA" -d "$A" import "$T/new.csv" --table people --map Mobile=phone --map S.No.= --dry-run
+has "$T/out" "2 to create" "dry run counts"
+[ "$(sqlite3 "$A/zila.db" "SELECT count(*) FROM people WHERE name = 'Meenakshi Import'")" = 0 ] && ok "dry run wrote nothing" || bad "dry run wrote"
+expect 0 "import" -- "$ZILA" -d "$A" import "$T/new.csv" --table people --map Mobile=phone --map S.No.=
+has "$T/out" "2 created" "two created"
+[ "$(sqlite3 "$A/zila.db" "SELECT name_local || '|' || phone || '|' || joined_on || '|' || (district_id = '$D1') FROM people WHERE name = 'Meenakshi Import'")" = "मीनाक्षी इम्पोर्ट|9123400001|2024-01-05|1" ] && ok "Hindi, phone, date, district stored" || bad "stored values"
+expect 0 "import again" -- "$ZILA" -d "$A" import "$T/new.csv" --table people --map Mobile=phone --map S.No.=
+has "$T/out" "0 created, 0 updated, 2 unchanged" "re-import changes nothing"
+
+# A bad row: all or nothing, then --skip-bad with a rejects file that imports once fixed.
+printf 'name,phone,district_id\nGood One,9123400003,Patna\nBad Phone,12345,Patna\nNo District,9123400004,Nowhere\n' > "$T/bad.csv"
+expect 1 "a bad row fails the import" -- "$ZILA" -d "$A" import "$T/bad.csv" --table people
+has "$T/err" "bad.csv:3: malformed phone '12345'" "line and reason of the bad phone"
+has "$T/err" "bad.csv:4: unknown district 'Nowhere'" "line and reason of the unknown district"
+has "$T/err" "nothing was imported" "all or nothing"
+[ "$(sqlite3 "$A/zila.db" "SELECT count(*) FROM people WHERE name = 'Good One'")" = 0 ] && ok "nothing imported" || bad "a row was imported"
+expect 0 "--skip-bad" -- "$ZILA" -d "$A" import "$T/bad.csv" --table people --skip-bad "$T/rejects.csv"
+has "$T/out" "1 created" "the good row is imported"
+has "$T/rejects.csv" "zila_reject" "the rejects file has a reason column"
+has "$T/rejects.csv" "line 3: malformed phone" "the rejects file says why"
+sed -i 's/,12345,/,9123400005,/; s/,Nowhere,/,Gaya,/' "$T/rejects.csv"
+expect 0 "the fixed rejects file imports" -- "$ZILA" -d "$A" import "$T/rejects.csv" --table people
+has "$T/out" "2 created" "both fixed rows created"
+
+# Export: CSV with BOM, JSON, one district; the round trip changes nothing.
+expect 0 "export csv" -- "$ZILA" -d "$A" export --table people -o "$T/people.csv"
+[ "$(head -c 3 "$T/people.csv" | od -An -tx1 | tr -d ' ')" = "efbbbf" ] && ok "export starts with a BOM" || bad "no BOM"
+has "$T/people.csv" "मीनाक्षी इम्पोर्ट" "export keeps Hindi"
+h0=$("$ZILA" -d "$A" hash)
+expect 0 "re-import the export" -- "$ZILA" -d "$A" import "$T/people.csv" --table people
+has "$T/out" "0 created, 0 updated, 605 unchanged" "round trip changes nothing"
+[ "$("$ZILA" -d "$A" hash)" = "$h0" ] && ok "hash unchanged after the round trip" || bad "hash changed"
+expect 0 "export json" -- "$ZILA" -d "$A" export --table districts --format json
+has "$T/out" '"name_local":"पटना"' "json export"
+expect 0 "export one district" -- "$ZILA" -d "$A" export --table people --district Gaya
+[ "$(grep -c . "$T/out")" = 202 ] && ok "one district's rows" || bad "district filter: $(grep -c . "$T/out") lines"
+expect 1 "an org-wide table has no district" -- "$ZILA" -d "$A" export --table posts --district Gaya
+expect 1 "an unknown table" -- "$ZILA" -d "$A" export --table nope
+
+# Every table exported from A and imported into the empty B recreates the same rows.
+for t in states districts posts org_units people office_bearers booth_agents booth_committees \
+	committee_members drives drive_targets signups events attendance tasks reports; do
+	"$ZILA" -d "$A" export --table "$t" -o "$T/$t.csv" 2>/dev/null &&
+	"$ZILA" -d "$B" import "$T/$t.csv" --table "$t" -q >/dev/null 2>"$T/err" || bad "copy table $t: $(cat "$T/err")"
+done
+[ "$("$ZILA" -d "$A" hash)" = "$("$ZILA" -d "$B" hash)" ] && ok "every table copied by CSV: hashes equal" || bad "hashes differ after copying by CSV"
+
+# The HQ report.
+expect 0 "report" -- "$ZILA" -d "$A" report --today 2026-11-15
+has "$T/out" "^total" "report has a totals row"
+has "$T/out" "Patna" "report lists Patna"
+expect 0 "report csv" -- "$ZILA" -d "$A" report --today 2026-11-15 --format csv --district patna
+[ "$(grep -c . "$T/out")" = 3 ] && ok "csv: header, one district, total" || bad "csv rows"
+expect 0 "report json" -- "$ZILA" -d "$A" --json report --today 2026-11-15 --period 2026-10
+has "$T/out" '"period":"2026-10"' "json period"
+expect 2 "a bad format is misuse" -- "$ZILA" -d "$A" report --format xml
+expect 1 "an unknown district" -- "$ZILA" -d "$A" report --district Nowhere
+finish
