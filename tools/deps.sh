@@ -15,8 +15,6 @@ have_pc libsodium || need="$need libsodium-dev"
 have_pc libuv || need="$need libuv1-dev"
 have_pc sqlite3 || need="$need libsqlite3-dev"
 have_hdr csv.h || need="$need libcsv-dev"
-have_cmd protoc-c || need="$need protobuf-c-compiler"
-have_pc libprotobuf-c || need="$need libprotobuf-c-dev"
 case "${1:-build}" in
 check)
 	have_pc cmocka || need="$need libcmocka-dev"

@@ -189,6 +189,11 @@ typedef int (*zila_change_fn)(void *ctx, const struct zila_change *c);
 int zila_store_walk_changes(struct zila_store *s, const char *table, const char *id, zila_change_fn fn,
 			    void *ctx) ZILA_MUST_CHECK;
 
+/* Records the deletion of a row as a local change (sealed and synced like any other),
+ * also when the row is parked and so not in its table; used to discard a duplicate. */
+int zila_store_delete_row(struct zila_store *s, const char *table, const struct zila_value *pk,
+			  struct zila_error *err) ZILA_MUST_CHECK;
+
 /* Counts for `zila status`. */
 struct zila_store_counts {
 	int64_t pending;    /* captured, not yet sealed */

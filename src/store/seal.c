@@ -349,7 +349,7 @@ static int seal_item(struct sealer *z, struct item *it)
 	if (present)
 		op = (it->ins || !row->known || !row->exists || row->parked) ? OP_UPSERT : OP_UPDATE;
 	else
-		op = (row->known && row->exists && row->parked == PARK_NONE) ? OP_DELETE : 0;
+		op = (row->known && row->exists) ? OP_DELETE : 0; /* a parked row only by zila_store_delete_row() */
 	if (op == OP_UPDATE && it->mask == 0)
 		op = 0;
 	if (op != 0 && row->known && strcmp(row->part, part) != 0) {
@@ -401,7 +401,16 @@ static int seal_item(struct sealer *z, struct item *it)
 			row->cver[i] = v;
 		}
 	} else {
+		if (row->parked != PARK_NONE) {
+			sqlite3_stmt *d = s->st_park_del;
+			sqlite3_bind_int64(d, 1, t->id);
+			val_bind(d, 2, &it->pk);
+			r = sqlite3_step(d) == SQLITE_DONE ? 0 : ZILA_EDB;
+			sqlite3_reset(d);
+			sqlite3_clear_bindings(d);
+		}
 		row->exists = false;
+		row->parked = PARK_NONE;
 		row->ever = v;
 	}
 	if (r != 0) {
@@ -516,6 +525,41 @@ int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *e
 	if (r != 0) {
 		store_rollback(s);
 		return r;
+	}
+	return store_commit(s, err);
+}
+
+int zila_store_delete_row(struct zila_store *s, const char *table, const struct zila_value *pk,
+			  struct zila_error *err)
+{
+	struct table *t = store_table_by_name(s, table, strlen(table));
+	sqlite3_stmt *st = NULL;
+	int r;
+	if (t == NULL)
+		return zila_error_set(err, ZILA_ENOTFOUND, "table '%s' is not tracked", table);
+	if ((r = store_begin(s, err)) != 0)
+		return r;
+	/* Visible rows are deleted from the table; the pending record is what seals it. */
+	r = sqlite3_prepare_v2(s->db, "INSERT INTO zila_pending(tid, pk, m, part) VALUES (?, ?, NULL, NULL)", -1, &st,
+			       NULL) == SQLITE_OK ? 0 : ZILA_EDB;
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, t->id);
+		val_bind(st, 2, pk);
+		r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+	}
+	sqlite3_finalize(st);
+	if (r == 0) {
+		val_bind(t->del, 1, pk);
+		r = sqlite3_step(t->del) == SQLITE_DONE ? 0 : ZILA_EDB;
+		sqlite3_reset(t->del);
+	}
+	if (r == 0)
+		r = store_seal_locked(s, NULL, err);
+	if (r == 0)
+		r = store_settle(s, NULL);
+	if (r != 0) {
+		store_rollback(s);
+		return err && err->code ? r : store_db_error(s, err, "cannot delete the row");
 	}
 	return store_commit(s, err);
 }
