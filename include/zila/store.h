@@ -194,6 +194,16 @@ int zila_store_walk_changes(struct zila_store *s, const char *table, const char 
 int zila_store_delete_row(struct zila_store *s, const char *table, const struct zila_value *pk,
 			  struct zila_error *err) ZILA_MUST_CHECK;
 
+/* Called with a parked row's columns (table order, primary key included) and values;
+ * everything is borrowed for the call only. A non-zero return is passed back. */
+typedef int (*zila_row_fn)(void *ctx, size_t ncols, const char *const *cols,
+			   const struct zila_value *vals);
+/* Reads the values of a row parked as a duplicate, orphan or invalid (so not in its
+ * table) and calls fn once with them. ZILA_ENOTFOUND when table is not tracked or the row
+ * is not parked. */
+int zila_store_parked_row(struct zila_store *s, const char *table, const struct zila_value *pk,
+			  zila_row_fn fn, void *ctx, struct zila_error *err) ZILA_MUST_CHECK;
+
 /* Counts for `zila status`. */
 struct zila_store_counts {
 	int64_t pending;    /* captured, not yet sealed */
