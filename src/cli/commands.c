@@ -12,6 +12,7 @@ CMD(hash)
 CMD(vector)
 CMD(log)
 CMD(conflicts)
+CMD(duplicates)
 CMD(bundle)
 CMD(import)
 CMD(export)
@@ -36,6 +37,8 @@ const struct cli_command cli_commands[] = {
 	{ "log", cmd_log, "show the audit trail: who changed what, when", "zila log [--table T] [--id ID]" },
 	{ "conflicts", cmd_conflicts, "list overwritten values and parked duplicate/orphan rows; resolve one",
 	  "zila conflicts\nzila conflicts resolve ID --keep kept|lost|VALUE" },
+	{ "duplicates", cmd_duplicates, "list rows parked by a UNIQUE collision; merge one into the row holding the slot",
+	  "zila duplicates\nzila duplicates merge TABLE:ID [--into ID]" },
 	{ "bundle", cmd_bundle, "carry changes by file: create a bundle or apply one",
 	  "zila bundle create FILE [--for VECTORFILE]\nzila bundle apply FILE" },
 	{ "import", cmd_import, "create or update rows of a table from a CSV file", "zila [-d DIR] import FILE.csv --table TABLE [--map HEADER=COLUMN]... [--dry-run] [--skip-bad REJECTS.csv] [--delimiter C] [-q]" },
