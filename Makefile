@@ -3,7 +3,7 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
-PKGS := libsodium libuv sqlite3
+PKGS := libsodium libuv sqlite3 libzstd
 V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 FUZZ_SECONDS ?= 15

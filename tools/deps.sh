@@ -15,6 +15,7 @@ have_pc libsodium || need="$need libsodium-dev"
 have_pc libuv || need="$need libuv1-dev"
 have_pc sqlite3 || need="$need libsqlite3-dev"
 have_hdr csv.h || need="$need libcsv-dev"
+have_pc libzstd || need="$need libzstd-dev"
 case "${1:-build}" in
 check)
 	have_pc cmocka || need="$need libcmocka-dev"

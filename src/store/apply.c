@@ -369,6 +369,12 @@ out:
 int zila_store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 		     struct zila_apply_stats *st, struct zila_error *err)
 {
+	return store_apply(s, entries, n, true, st, err);
+}
+
+int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n, bool check_sigs,
+		struct zila_apply_stats *st, struct zila_error *err)
+{
 	struct zila_apply_stats dummy;
 	struct incoming *in = NULL;
 	char what[128];
@@ -385,7 +391,7 @@ int zila_store_apply(struct zila_store *s, const struct zila_view *entries, size
 		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		in[i].bytes = entries[i];
-		int rr = entry_parse(entries[i], &in[i].e, true);
+		int rr = entry_parse(entries[i], &in[i].e, check_sigs);
 		if (rr != 0) {
 			st->nrejected++;
 			zila_log(ZILA_LOG_WARN, "rejected an entry: %s", zila_strerror(rr));

@@ -1,10 +1,12 @@
 /* The entry: one sealed batch of a device's changes to one partition, signed by it.
  * Layout (all integers varint unless sized; see proto/ENTRY.md):
  *   u8 version=1 | origin[32] | part (len+bytes) | seq | u64be hlc | schema |
- *   ndeps, ndeps x (origin[32], seq) | body (len+bytes) | sig[64] over all before. */
+ *   ndeps, ndeps x (origin[32], seq) | u8 codec | body (len+bytes) | sig[64] over all before.
+ * codec 0: the body as is; codec 1: a zstd frame that declares its size. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "store_int.h"
 
@@ -12,6 +14,7 @@
 
 void entry_release(struct entry *e)
 {
+	free(e->plain);
 	free(e->deps);
 	memset(e, 0, sizeof(*e));
 }
@@ -94,8 +97,12 @@ int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig)
 			goto fail;
 		e->ndeps++;
 	}
-	r = zila_view_get_lenbytes(&in, ZILA_ENTRY_MAX, &e->body);
+	uint8_t codec;
+	r = zila_view_get_u8(&in, &codec);
+	r = r ? r : zila_view_get_lenbytes(&in, ZILA_ENTRY_MAX, &e->body);
 	r = r ? r : zila_view_get_bytes(&in, 64, &sig);
+	if (r == 0 && codec > 1)
+		r = ZILA_EFORMAT;
 	if (r != 0)
 		goto fail;
 	if (in.len != 0) {
@@ -105,6 +112,29 @@ int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig)
 	if (check_sig && crypto_sign_verify_detached(sig, bytes.p, bytes.len - 64, origin) != 0) {
 		r = ZILA_ESIG;
 		goto fail;
+	}
+	if (codec == 1) {
+		/* The declared size is checked before anything is allocated. */
+		unsigned long long n = ZSTD_getFrameContentSize(e->body.p, e->body.len);
+		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n == 0) {
+			r = ZILA_EFORMAT;
+			goto fail;
+		}
+		if (n > ZILA_ENTRY_MAX) {
+			r = ZILA_ETOOBIG;
+			goto fail;
+		}
+		e->plain = malloc((size_t)n);
+		if (e->plain == NULL) {
+			r = ZILA_ENOMEM;
+			goto fail;
+		}
+		size_t got = ZSTD_decompress(e->plain, (size_t)n, e->body.p, e->body.len);
+		if (ZSTD_isError(got) || got != n) {
+			r = ZILA_EFORMAT;
+			goto fail;
+		}
+		e->body = zila_view_make(e->plain, (size_t)n);
 	}
 	if ((r = body_count(e->body, &e->info.nchanges)) != 0)
 		goto fail;

@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "store_int.h"
 #include "zila/log.h"
@@ -74,7 +75,8 @@ struct sealer {
 	struct zila_buf arena;
 	struct builder *b;
 	size_t nb;
-	struct zila_buf entry, deps;
+	struct zila_buf entry, deps, raw, packed;
+	ZSTD_CCtx *zc;
 	struct rowstate row;
 	int row_cols;
 	size_t nentries;
@@ -220,10 +222,28 @@ static int flush(struct sealer *z, struct builder *b)
 	}
 	r = r ? r : zila_buf_put_varint(&dir, b->nchanges);
 	dir_len = dir.len;
-	r = r ? r : zila_buf_put_varint(e, dir_len + b->changes.len);
-	r = r ? r : zila_buf_put(e, dir.p, dir.len);
+	zila_buf_reset(&z->raw);
+	r = r ? r : zila_buf_put(&z->raw, dir.p, dir_len);
 	zila_buf_release(&dir);
-	r = r ? r : zila_buf_put(e, b->changes.p, b->changes.len);
+	r = r ? r : zila_buf_put(&z->raw, b->changes.p, b->changes.len);
+	/* Bodies are compressed (zstd, fast level) when that makes them smaller. */
+	bool packed = false;
+	if (r == 0 && z->raw.len > 256 && z->zc != NULL) {
+		size_t bound = ZSTD_compressBound(z->raw.len);
+		zila_buf_reset(&z->packed);
+		if (zila_buf_reserve(&z->packed, bound) == 0) {
+			size_t n = ZSTD_compressCCtx(z->zc, z->packed.p, bound, z->raw.p, z->raw.len, 1);
+			if (!ZSTD_isError(n) && n < z->raw.len) {
+				z->packed.len = n;
+				packed = true;
+			}
+		}
+	}
+	r = r ? r : zila_buf_put_u8(e, packed ? 1 : 0);
+	if (packed)
+		r = r ? r : zila_buf_put_lenbytes(e, z->packed.p, z->packed.len);
+	else
+		r = r ? r : zila_buf_put_lenbytes(e, z->raw.p, z->raw.len);
 	if (r == 0 && e->len + 64 > ZILA_ENTRY_MAX) {
 		return zila_error_set(z->err, ZILA_ETOOBIG,
 				      "a change in partition '%s' is larger than an entry may be (%u KiB)",
@@ -451,6 +471,13 @@ out:
 
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err)
 {
+	bool more;
+	return store_seal_some(s, nentries, SIZE_MAX, &more, err);
+}
+
+int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, bool *more,
+		    struct zila_error *err)
+{
 	struct sealer z;
 	int r = ZILA_ENOMEM;
 	memset(&z, 0, sizeof(z));
@@ -461,11 +488,19 @@ int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error 
 	zila_buf_init(&z.arena, 1u << 30);
 	zila_buf_init(&z.entry, ZILA_ENTRY_MAX * 2);
 	zila_buf_init(&z.deps, 1 << 20);
+	zila_buf_init(&z.raw, ZILA_ENTRY_MAX * 2);
+	zila_buf_init(&z.packed, ZILA_ENTRY_MAX * 3);
+	z.zc = ZSTD_createCCtx();
 	row_init(&z.row, 1);
 	z.row_cols = 1;
+	*more = false;
 	if (z.items == NULL || z.buckets == NULL)
 		goto out;
-	for (;;) {
+	for (size_t nbatch = 0;; nbatch++) {
+		if (nbatch == max_batches) {
+			*more = true;
+			break;
+		}
 		int64_t last = 0;
 		if ((r = read_batch(&z, &last)) != 0) {
 			r = store_db_error(s, err, "cannot read captured changes");
@@ -508,25 +543,38 @@ out:
 	zila_buf_release(&z.arena);
 	zila_buf_release(&z.entry);
 	zila_buf_release(&z.deps);
+	zila_buf_release(&z.raw);
+	zila_buf_release(&z.packed);
+	ZSTD_freeCCtx(z.zc);
 	row_release(&z.row);
 	return r;
 }
 
 int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *err)
 {
+	/* Bounded transactions keep the WAL and the write lock small for large backlogs;
+	 * each one seals and clears its changes atomically. */
+	bool more = true;
 	if (nentries)
 		*nentries = 0;
-	int r = store_begin(s, err);
-	if (r != 0)
-		return r;
-	r = store_seal_locked(s, nentries, err);
-	if (r == 0)
-		r = store_settle(s, NULL);
-	if (r != 0) {
-		store_rollback(s);
-		return r;
+	while (more) {
+		size_t n = 0;
+		int r = store_begin(s, err);
+		if (r != 0)
+			return r;
+		r = store_seal_some(s, &n, SEAL_CHUNK, &more, err);
+		if (r == 0)
+			r = store_settle(s, NULL);
+		if (r != 0) {
+			store_rollback(s);
+			return r;
+		}
+		if ((r = store_commit(s, err)) != 0)
+			return r;
+		if (nentries)
+			*nentries += n;
 	}
-	return store_commit(s, err);
+	return 0;
 }
 
 int zila_store_delete_row(struct zila_store *s, const char *table, const struct zila_value *pk,

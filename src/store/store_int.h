@@ -13,6 +13,7 @@
 #define STORE_SCHEMA_VERSION 1 /* layout of the zila_* tables */
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
+#define SEAL_CHUNK 32          /* batches per seal transaction */
 #define MAX_SKEW_MS (24ull * 3600 * 1000) /* how far ahead of our wall clock we follow a peer */
 
 /* Value tags of the shared value codec (entries, parked rows, hash). */
@@ -150,10 +151,16 @@ struct entry {
 	struct zila_entry_info info;
 	struct entry_dep *deps;
 	size_t ndeps;
-	struct zila_view body;
+	struct zila_view body; /* decompressed when the entry was compressed */
+	uint8_t *plain;        /* owned: the decompressed body */
 };
 int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MUST_CHECK;
 void entry_release(struct entry *e);
+
+/* --- apply.c --- */
+/* zila_store_apply(), optionally trusting signatures the caller has just verified. */
+int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n, bool check_sigs,
+		struct zila_apply_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* --- materialize.c --- */
 /* Makes the user table show what r says (insert, update, delete, park), then records r. */
@@ -174,6 +181,9 @@ int row_fk_ok(struct zila_store *s, struct table *t, const struct zval *vals);
 int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64_t *id,
 		   uint64_t *head) ZILA_MUST_CHECK;
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
+/* Seals at most max_batches batches; *more says whether captured changes remain. */
+int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, bool *more,
+		    struct zila_error *err) ZILA_MUST_CHECK;
 uint64_t store_hlc_tick(struct zila_store *s);
 
 #endif

@@ -45,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = r ? r : zila_buf_put_u64be(&b, (seq + 1000) << 16);
 	r = r ? r : zila_buf_put_varint(&b, 1);
 	r = r ? r : zila_buf_put_varint(&b, 0);
+	r = r ? r : zila_buf_put_u8(&b, (data[0] & 2) ? 1 : 0); /* codec: raw or zstd */
 	r = r ? r : zila_buf_put_lenbytes(&b, data + 1, size - 1);
 	if (r == 0) {
 		crypto_sign_detached(sig, NULL, b.p, b.len, sk);

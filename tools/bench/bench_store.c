@@ -134,10 +134,17 @@ static void run(size_t n, const char *base)
 	snprintf(bundle, sizeof(bundle), "%s/x.bndl", base);
 	printf("\n== %zu rows (members: 8 text columns, random 16-byte hex ids)\n", n);
 
-	/* Write path: the same inserts into an untracked and a tracked table of one replica. */
-	make_replica(a, true);
-	double t_plain = insert_rows(adb, "plain_members", n, 42);
-	double t_tracked = insert_rows(adb, "members", n, 42);
+	/* Write path: the same inserts into an untracked and a tracked table, each into a
+	 * fresh replica, best of two rounds (the machine's other load varies). */
+	double t_plain = 1e9, t_tracked = 1e9;
+	for (int round = 0; round < 2; round++) {
+		make_replica(a, true);
+		double t = insert_rows(adb, "plain_members", n, 42);
+		t_plain = t < t_plain ? t : t_plain;
+		make_replica(a, true);
+		t = insert_rows(adb, "members", n, 42);
+		t_tracked = t < t_tracked ? t : t_tracked;
+	}
 	printf("write path: untracked %.2f s (%.0f rows/s), tracked %.2f s (%.0f rows/s), ratio %.2fx (goal <= 1.3x)\n",
 	       t_plain, n / t_plain, t_tracked, n / t_tracked, t_tracked / t_plain);
 
