@@ -224,7 +224,7 @@ static int put_state(struct zila_buf *b, const struct rowstate *r)
 
 static int get_ver(struct zila_view *in, struct ver *v)
 {
-	uint64_t o;
+	uint64_t o = 0;
 	int r = zila_view_get_u64be(in, &v->hlc);
 	r = r ? r : zila_view_get_varint(in, &o);
 	r = r ? r : zila_view_get_varint(in, &v->seq);
