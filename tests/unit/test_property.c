@@ -21,7 +21,7 @@
 #define MAXR 5
 
 static const char test_schema[] =
-	"CREATE TABLE parent(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, name TEXT, code TEXT,"
+	"CREATE TABLE parent(id TEXT PRIMARY KEY, district_id TEXT, name TEXT, code TEXT,"
 	" UNIQUE(district_id, code));"
 	"CREATE TABLE child(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, parent_id TEXT REFERENCES parent(id),"
 	" v INTEGER, note TEXT);"
@@ -112,13 +112,16 @@ static void app_exec(struct replica *r, const char *sql)
 static void random_write(struct replica *r)
 {
 	char sql[512], id[32], pid[32];
-	const char *dist = rnd(2) ? "d1" : "d2";
+	/* Parents may also be org-wide: a NULL partition value is the org-wide partition. */
+	uint32_t dk = rnd(5);
+	const char *dist = dk < 2 ? "d1" : dk < 4 ? "d2" : "org";
+	const char *dval = dk < 2 ? "'d1'" : dk < 4 ? "'d2'" : "NULL";
 	switch (rnd(10)) {
 	case 0:
 	case 1:
 		rid(id, "p", rnd(12));
-		snprintf(sql, sizeof(sql), "INSERT INTO parent(id, district_id, name, code) VALUES ('%s-%s', '%s', 'n%u', 'c%u')",
-			 id, dist, dist, rnd(100), rnd(6));
+		snprintf(sql, sizeof(sql), "INSERT INTO parent(id, district_id, name, code) VALUES ('%s-%s', %s, 'n%u', 'c%u')",
+			 id, dist, dval, rnd(100), rnd(6));
 		break;
 	case 2:
 		rid(id, "p", rnd(12));
@@ -139,7 +142,7 @@ static void random_write(struct replica *r)
 		snprintf(sql, sizeof(sql),
 			 "INSERT OR IGNORE INTO child(id, district_id, parent_id, v, note) SELECT '%s-%s', '%s', id, %u, 'x'"
 			 " FROM parent WHERE id = '%s-%s'",
-			 id, dist, dist, rnd(1000), pid, dist);
+			 id, dk < 4 ? dist : "d1", dk < 4 ? dist : "d1", rnd(1000), pid, dist);
 		break;
 	case 7:
 		rid(id, "c", rnd(20));
