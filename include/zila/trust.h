@@ -237,11 +237,16 @@ int zila_trust_invite_psk(struct zila_store *s, const uint8_t id[ZILA_INVITE_ID_
 
 /* Enforcement: installs the store hooks (admit entries, verify trust records) backed by this
  * replica's organisation. ctx is caller-owned storage that must outlive the hooks. */
+#define ZILA_TRUST_CACHE 16
 struct zila_trust_ctx {
 	struct zila_store *s;
 	uint64_t (*now)(void *clock_ctx); /* seconds; NULL for the wall clock */
 	void *clock_ctx;
 	struct zila_store_hooks hooks; /* filled by zila_trust_install() */
+	/* Certificate chains whose signatures verified (a hash of root, certificate and issuer
+	 * bytes), so that a bundle of many entries costs one verification per author. */
+	uint8_t verified[ZILA_TRUST_CACHE][32];
+	unsigned nverified, next_verified;
 };
 void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx);
 /* The admit decision for one entry, as the hook makes it (exposed for tests and sync). */

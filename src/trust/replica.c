@@ -558,6 +558,42 @@ out:
 
 /* --- enforcement ------------------------------------------------------------------- */
 
+/* The certificate check of zila_trust_admit, with signatures remembered: what a signature
+ * proves does not depend on time, so a cache hit only re-checks the validity windows. */
+static int cert_check_cached(struct zila_trust_ctx *ctx, const uint8_t root_pk[32], const struct zila_cert *c,
+			     uint64_t t)
+{
+	struct zila_cert issuer;
+	const struct zila_cert *ip;
+	struct zila_buf b;
+	uint8_t key[32];
+	int r = check_with_issuer(ctx->s, root_pk, c->issuer_pk, &issuer, &ip);
+	if (r != 0)
+		return r;
+	zila_buf_init(&b, 2 * ZILA_CERT_LEN + 32);
+	if ((r = zila_buf_put(&b, root_pk, 32)) != 0 || (r = zila_cert_encode(c, &b)) != 0 ||
+	    (ip != NULL && (r = zila_cert_encode(ip, &b)) != 0)) {
+		zila_buf_release(&b);
+		return r;
+	}
+	crypto_generichash(key, sizeof(key), b.p, b.len, NULL, 0);
+	zila_buf_release(&b);
+	for (unsigned i = 0; i < ctx->nverified; i++) {
+		if (sodium_memcmp(ctx->verified[i], key, 32) != 0)
+			continue;
+		if (t < c->not_before || t > c->not_after || (ip != NULL && (t < ip->not_before || t > ip->not_after)))
+			return ZILA_EEXPIRED;
+		return 0;
+	}
+	if ((r = zila_cert_verify(c, root_pk, ip, t)) != 0)
+		return r;
+	memcpy(ctx->verified[ctx->next_verified], key, 32);
+	ctx->next_verified = (ctx->next_verified + 1) % ZILA_TRUST_CACHE;
+	if (ctx->nverified < ZILA_TRUST_CACHE)
+		ctx->nverified++;
+	return 0;
+}
+
 int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e, struct zila_error *err)
 {
 	struct zila_store *s = ctx->s;
@@ -586,7 +622,7 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 		goto out;
 	}
 	/* The certificate must have been valid when the entry was written. */
-	if ((r = zila_trust_cert_check(s, root_pk, &c, t, NULL)) != 0) {
+	if ((r = cert_check_cached(ctx, root_pk, &c, t)) != 0) {
 		zila_error_set(err, r, "device '%s' feed '%s' seq %" PRIu64 ": certificate %s", id, e->part, e->seq,
 			       r == ZILA_EEXPIRED ? "not valid at the entry's time" : zila_strerror(r));
 		goto out;
