@@ -13,8 +13,14 @@ enum { PAYLOAD_CERTS = 1, PAYLOAD_JOIN = 2 };
 
 static int fail(struct zila_channel *ch, int r)
 {
+	/* A failed channel never works again: drop every key now. */
 	ch->state = ZILA_CH_FAILED;
 	zila_noise_release(&ch->hs);
+	sodium_memzero(ch->x_sk, sizeof(ch->x_sk));
+	sodium_memzero(ch->cfg.psk, sizeof(ch->cfg.psk));
+	sodium_memzero(&ch->tx, sizeof(ch->tx));
+	sodium_memzero(&ch->rx, sizeof(ch->rx));
+	sodium_memzero(ch->rx_key, sizeof(ch->rx_key));
 	return r;
 }
 

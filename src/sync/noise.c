@@ -273,6 +273,7 @@ int zila_noise_write(struct zila_noise_hs *hs, const uint8_t *payload, size_t pa
 	int r = ZILA_EPROTO;
 	enum token t[8];
 	uint8_t d[32];
+	size_t start = out->len;
 
 	if (hs->failed || hs->msg_index > 2 || !my_turn(hs))
 		goto out;
@@ -325,7 +326,7 @@ int zila_noise_write(struct zila_noise_hs *hs, const uint8_t *payload, size_t pa
 	}
 	if ((r = encrypt_and_hash(hs, payload, payload_len, out)) != 0)
 		goto out;
-	if (out->len > ZILA_NOISE_MSG_MAX) {
+	if (out->len - start > ZILA_NOISE_MSG_MAX) {
 		r = ZILA_ETOOBIG;
 		goto out;
 	}

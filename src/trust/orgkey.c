@@ -87,6 +87,10 @@ out:
 		r = ZILA_EIO;
 	if (r != 0 && fd >= 0)
 		unlink(path);
+	if (r != 0 && sk_out != NULL && *sk_out != NULL) {
+		sodium_free(*sk_out);
+		*sk_out = NULL;
+	}
 	sodium_free(sk);
 	sodium_free(key);
 	zila_buf_release(&b);

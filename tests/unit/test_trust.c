@@ -714,6 +714,32 @@ static void test_replica_enforcement(void **state)
 	assert_int_equal(count_notes(&hq, "u1"), 0);
 	assert_true(nlog >= 1);
 
+	/* A forged certificate: u signs its own, naming HQ's root as issuer. It travels in u's
+	 * bundle, is refused, and u's entries stay refused. */
+	{
+		uint8_t root[32];
+		struct zila_cert forged;
+		struct zila_buf fb;
+		assert_int_equal(zila_trust_org(hq.s, root), 0);
+		cert_make(&forged, root, zila_store_device_pk(u.s), ZILA_ROLE_HQ, NULL);
+		zila_buf_init(&fb, 1024);
+		assert_int_equal(zila_cert_sign(&forged, zila_store_device_sk(u.s), &fb), 0);
+		memcpy(forged.issuer_pk, root, 32);
+		zila_buf_reset(&fb);
+		assert_int_equal(zila_cert_encode(&forged, &fb), 0);
+		assert_int_equal(zila_store_trust_put(u.s, ZILA_TRUST_CERT, zila_view_make(zila_store_device_pk(u.s), 32),
+						      zila_buf_view(&fb)),
+				 0);
+		zila_buf_release(&fb);
+		write_note(&u, "u2", "d-1");
+		st = carry(&u, &hq);
+		assert_int_equal(st.ntrust, 0);
+		assert_int_equal(st.napplied, 0);
+		assert_int_equal(count_notes(&hq, "u2"), 0);
+		struct zila_cert none;
+		assert_int_equal(zila_trust_cert_get(hq.s, zila_store_device_pk(u.s), &none), ZILA_ENOTFOUND);
+	}
+
 	/* A replica that is not enrolled accepts nothing (and exchanges nothing). */
 	st = carry(&a, &u);
 	assert_int_equal(st.napplied, 0);
