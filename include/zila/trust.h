@@ -249,6 +249,8 @@ struct zila_trust_ctx {
 	unsigned nverified, next_verified;
 };
 void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx);
+/* The time ctx judges by: its clock, else the wall clock (seconds). */
+uint64_t zila_trust_now(struct zila_trust_ctx *ctx);
 /* The admit decision for one entry, as the hook makes it (exposed for tests and sync). */
 int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e, struct zila_error *err) ZILA_MUST_CHECK;
 /* The trust_record decision, as the hook makes it. */

@@ -2,12 +2,6 @@
 #include "zila/channel.h"
 
 #include <string.h>
-#include <time.h>
-
-static uint64_t now_of(struct zila_trust_ctx *t)
-{
-	return t->now ? t->now(t->clock_ctx) : (uint64_t)time(NULL);
-}
 
 int zila_channel_check_member(void *ctx, const struct zila_channel_peer *peer, struct zila_error *err)
 {
@@ -16,7 +10,7 @@ int zila_channel_check_member(void *ctx, const struct zila_channel_peer *peer, s
 	char id[ZILA_DEVICE_ID_LEN + 1];
 	struct zila_revocation rv;
 	const struct zila_cert *ip = NULL;
-	uint64_t now = now_of(t);
+	uint64_t now = zila_trust_now(t);
 	int r;
 
 	zila_device_id(peer->sign_pk, id);
@@ -55,7 +49,7 @@ int zila_channel_psk_replica(void *ctx, uint8_t mode, const uint8_t invite_id[ZI
 	uint8_t root_pk[32];
 	int r;
 	if (mode == ZILA_CHANNEL_JOIN)
-		return zila_trust_invite_psk(t->s, invite_id, now_of(t), psk);
+		return zila_trust_invite_psk(t->s, invite_id, zila_trust_now(t), psk);
 	if (mode != ZILA_CHANNEL_MEMBER)
 		return ZILA_EPROTO;
 	if ((r = zila_trust_org(t->s, root_pk)) != 0)

@@ -14,7 +14,7 @@
 #define HQ_VALID_DAYS 3650
 #define DAY 86400ull
 
-static uint64_t ctx_now(struct zila_trust_ctx *ctx)
+uint64_t zila_trust_now(struct zila_trust_ctx *ctx)
 {
 	return ctx->now ? ctx->now(ctx->clock_ctx) : (uint64_t)time(NULL);
 }
@@ -616,7 +616,7 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 				   id, e->part, e->seq);
 		goto out;
 	}
-	if (t > ctx_now(ctx) + DAY) {
+	if (t > zila_trust_now(ctx) + DAY) {
 		r = zila_error_set(err, ZILA_EPROTO, "device '%s' feed '%s' seq %" PRIu64 ": dated more than a day ahead",
 				   id, e->part, e->seq);
 		goto out;
