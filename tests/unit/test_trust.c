@@ -1001,8 +1001,31 @@ static void test_join_and_member_handshakes(void **state)
 	assert_int_equal(zila_channel_init(&a, &ca), 0);
 	assert_int_equal(zila_channel_init(&b, &cb), 0);
 	assert_int_equal(run_handshake(&a, &b), 0);
+	assert_false(zila_channel_peer(&b)->has_issuer);
 	zila_channel_release(&a);
 	zila_channel_release(&b);
+	/* Again with the issuer's certificate shown in the handshake (the chain as sent). */
+	struct zila_cert hqc;
+	struct zila_buf hqb;
+	zila_buf_init(&hqb, 1024);
+	assert_int_equal(zila_trust_cert_get(hq.s, zila_store_device_pk(hq.s), &hqc), 0);
+	assert_int_equal(zila_cert_encode(&hqc, &hqb), 0);
+	ca.issuer_cert = zila_buf_view(&hqb);
+	assert_int_equal(zila_channel_init(&a, &ca), 0);
+	assert_int_equal(zila_channel_init(&b, &cb), 0);
+	assert_int_equal(run_handshake(&a, &b), 0);
+	assert_true(zila_channel_peer(&b)->has_issuer);
+	zila_channel_release(&a);
+	zila_channel_release(&b);
+	/* A wrong issuer shown (the laptop's own certificate) is refused. */
+	ca.issuer_cert = zila_buf_view(&c1);
+	assert_int_equal(zila_channel_init(&a, &ca), 0);
+	assert_int_equal(zila_channel_init(&b, &cb), 0);
+	assert_int_equal(run_handshake(&a, &b), ZILA_ECERT);
+	zila_channel_release(&a);
+	zila_channel_release(&b);
+	ca.issuer_cert = zila_view_make(NULL, 0);
+	zila_buf_release(&hqb);
 
 	/* A device of another organisation cannot pass message 1. */
 	replica_open(&other, "other-join");
