@@ -696,6 +696,32 @@ static void test_replica_enforcement(void **state)
 	assert_int_equal(st.nrejected, 0);
 	assert_int_equal(count_notes(&hq, "a1"), 1);
 
+	/* A bundle with one flipped byte, anywhere, applies nothing. */
+	{
+		char path[600];
+		size_t n;
+		write_note(&a, "a-flip", "d-1");
+		snprintf(path, sizeof(path), "%s/flip.bundle", tmpdir);
+		unlink(path);
+		assert_int_equal(zila_bundle_create(a.s, path, NULL, NULL, NULL, &n, &err), 0);
+		FILE *f = fopen(path, "r+b");
+		assert_non_null(f);
+		static uint8_t bytes[1 << 16];
+		size_t len = fread(bytes, 1, sizeof(bytes), f);
+		assert_true(len > 0 && len < sizeof(bytes));
+		for (size_t i = 0; i < len; i += 1 + len / 40) {
+			bytes[i] ^= 0x01;
+			rewind(f);
+			assert_int_equal(fwrite(bytes, 1, len, f), len);
+			fflush(f);
+			assert_int_not_equal(zila_bundle_apply(hq.s, path, &st, &err), 0);
+			assert_int_equal(st.napplied, 0);
+			assert_int_equal(count_notes(&hq, "a-flip"), 0);
+			bytes[i] ^= 0x01;
+		}
+		fclose(f);
+	}
+
 	/* B writes into district d-1: out of scope, rejected, nothing applied. */
 	write_note(&b, "b-in-d1", "d-1");
 	write_note(&b, "b-in-d2", "d-2");
