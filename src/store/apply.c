@@ -232,11 +232,7 @@ static int apply_change(struct applier *a, struct zila_view *in)
 		row->vals[t->pk] = pk;
 	if (!changed)
 		return 0;
-	if (!row->exists || !was_visible) {
-		/* Not in the table: keep the image; materialize writes it when it may show. */
-		return row_materialize(s, t, &pk, row, was_visible, a->st);
-	}
-	return row_materialize(s, t, &pk, row, true, a->st);
+	return row_materialize(s, t, &pk, row, was_visible, a->st);
 }
 
 /* Merges an entry's body. ZILA_ESCHEMA: this replica lacks a table or column (hold it);
