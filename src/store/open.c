@@ -17,7 +17,7 @@ extern const char zila_default_schema_sql[];
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
 	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT);"
-	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, pk, m INTEGER, part);"
+	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, rid INTEGER, pk, m INTEGER, part);"
 	"CREATE TABLE zila_origins(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);"
 	"CREATE TABLE zila_feeds(id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, part TEXT NOT NULL,"
 	" head INTEGER NOT NULL DEFAULT 0, UNIQUE(origin, part));"

@@ -47,6 +47,7 @@ int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64
 /* One captured change, deduplicated per (table, key) within a batch. */
 struct item {
 	int64_t tid;
+	int64_t rid; /* rowid the capture recorded, 0 when it recorded the key */
 	struct zval pk;
 	size_t pk_off;
 	bool ins, del;
@@ -99,7 +100,7 @@ static uint32_t item_hash(int64_t tid, const struct zval *pk)
 
 static int read_batch(struct sealer *z, int64_t *last_rowid)
 {
-	static const char q[] = "SELECT rowid, tid, pk, m, part FROM zila_pending ORDER BY rowid LIMIT ?";
+	static const char q[] = "SELECT rowid, tid, rid, pk, m, part FROM zila_pending ORDER BY rowid LIMIT ?";
 	sqlite3_stmt *st = NULL;
 	int r = ZILA_EDB;
 	z->nitems = 0;
@@ -112,14 +113,33 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*last_rowid = sqlite3_column_int64(st, 0);
 		struct item it = { 0 };
+		struct table *t = NULL;
 		it.tid = sqlite3_column_int64(st, 1);
-		val_from_column(&it.pk, st, 2);
-		if (sqlite3_column_type(st, 3) == SQLITE_NULL)
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+			/* A rowid record: the key is the row's, if the row is still there (a
+			 * deleted row has its own record with the key). */
+			it.rid = sqlite3_column_int64(st, 2);
+			t = store_table_by_id(z->s, it.tid);
+			if (t == NULL || t->sel_rowid == NULL)
+				continue;
+			sqlite3_bind_int64(t->sel_rowid, 1, it.rid);
+			int rc2 = sqlite3_step(t->sel_rowid);
+			if (rc2 != SQLITE_ROW) {
+				sqlite3_reset(t->sel_rowid);
+				if (rc2 != SQLITE_DONE)
+					goto out;
+				continue;
+			}
+			val_from_column(&it.pk, t->sel_rowid, t->pk);
+		} else {
+			val_from_column(&it.pk, st, 3);
+		}
+		if (sqlite3_column_type(st, 4) == SQLITE_NULL)
 			it.del = true;
-		else if (sqlite3_column_int64(st, 3) == -1)
+		else if (sqlite3_column_int64(st, 4) == -1)
 			it.ins = true;
 		else
-			it.mask = sqlite3_column_int64(st, 3);
+			it.mask = sqlite3_column_int64(st, 4);
 		uint32_t h = item_hash(it.tid, &it.pk);
 		struct item *found = NULL;
 		for (uint32_t k = z->buckets[h]; k != 0; k = z->items[k - 1].next) {
@@ -138,6 +158,8 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 				if ((r = zila_buf_put(&z->arena, it.pk.p, it.pk.len)) != 0)
 					goto out;
 			}
+			if (it.pk.type == VAL_TEXT || it.pk.type == VAL_BLOB)
+				it.pk.p = NULL; /* fixed up from pk_off below */
 			it.next = z->buckets[h];
 			z->items[z->nitems++] = it;
 			z->buckets[h] = (uint32_t)z->nitems;
@@ -147,11 +169,13 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 			found->del |= it.del;
 			found->mask |= it.mask;
 		}
-		if (it.del && sqlite3_column_type(st, 4) != SQLITE_NULL) {
+		if (t != NULL)
+			sqlite3_reset(t->sel_rowid);
+		if (it.del && sqlite3_column_type(st, 5) != SQLITE_NULL) {
 			found->has_part = true;
 			found->part_off = z->arena.len;
-			found->part_len = (size_t)sqlite3_column_bytes(st, 4);
-			if ((r = zila_buf_put(&z->arena, sqlite3_column_text(st, 4), found->part_len)) != 0)
+			found->part_len = (size_t)sqlite3_column_bytes(st, 5);
+			if ((r = zila_buf_put(&z->arena, sqlite3_column_text(st, 5), found->part_len)) != 0)
 				goto out;
 		}
 	}
@@ -342,8 +366,25 @@ static int seal_item(struct sealer *z, struct item *it)
 	if ((r = row_load(s, t, &it->pk, row, false)) != 0)
 		return store_db_error(s, z->err, "cannot read row state");
 	sqlite3_stmt *sel = t->sel;
-	val_bind(sel, 1, &it->pk);
-	int rc = sqlite3_step(sel);
+	int rc;
+	if (it->rid != 0 && t->sel_rowid != NULL) {
+		/* By rowid when the capture gave one; the key confirms it is still that row. */
+		sel = t->sel_rowid;
+		sqlite3_bind_int64(sel, 1, it->rid);
+		rc = sqlite3_step(sel);
+		struct zval key;
+		if (rc == SQLITE_ROW)
+			val_from_column(&key, sel, t->pk);
+		if (rc != SQLITE_ROW || !val_equal(&key, &it->pk)) {
+			sqlite3_reset(sel);
+			sel = t->sel;
+			val_bind(sel, 1, &it->pk);
+			rc = sqlite3_step(sel);
+		}
+	} else {
+		val_bind(sel, 1, &it->pk);
+		rc = sqlite3_step(sel);
+	}
 	bool present = rc == SQLITE_ROW;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		r = store_db_error(s, z->err, t->name);

@@ -84,6 +84,7 @@ static void table_free(struct table *t)
 		sqlite3_finalize(t->children[i].find);
 	free(t->children);
 	sqlite3_finalize(t->sel);
+	sqlite3_finalize(t->sel_rowid);
 	sqlite3_finalize(t->ins);
 	sqlite3_finalize(t->upd);
 	sqlite3_finalize(t->del);
@@ -282,6 +283,19 @@ static int table_statements(struct zila_store *s, struct table *t)
 	r = r ? r : put_qid(&q, t->cols[t->pk]);
 	r = r ? r : put_str(&q, " = ?");
 	r = r ? r : prep(s, &q, &t->sel);
+	if (r == 0 && t->has_rowid) {
+		/* the same, by rowid: q holds "... WHERE "pk" = ?"; rebuild its tail */
+		zila_buf_reset(&q);
+		r = put_str(&q, "SELECT ");
+		for (int i = 0; r == 0 && i < t->ncols; i++) {
+			r = i ? put_str(&q, ", ") : 0;
+			r = r ? r : put_qid(&q, t->cols[i]);
+		}
+		r = r ? r : put_str(&q, " FROM ");
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : put_str(&q, " WHERE rowid = ?");
+		r = r ? r : prep(s, &q, &t->sel_rowid);
+	}
 	/* INSERT INTO t (all) VALUES (?1..?n) */
 	zila_buf_reset(&q);
 	r = r ? r : put_str(&q, "INSERT INTO ");
@@ -448,6 +462,7 @@ int store_load_tables(struct zila_store *s, struct zila_error *err)
 				goto out;
 			}
 		}
+		t->has_rowid = !is_without_rowid(s, t->name);
 		if ((r = table_statements(s, t)) != 0 || (r = load_unique(s, t)) != 0) {
 			r = store_db_error(s, err, t->name);
 			goto out;
@@ -555,15 +570,19 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	char tname[64];
 	/* Trigger names use the table id: table names may be long or odd. */
 	snprintf(tname, sizeof(tname), "zila_%lld", (long long)tid);
+	/* Inserts and updates record the rowid where there is one: a small integer costs the
+	 * writer less than the key text; deletes record the key, as the row is gone. */
+	bool rowid = !is_without_rowid(s, table);
+	const char *keycol = rowid ? "rid" : "pk";
 	r = put_fmt(&q, "CREATE TRIGGER %s_ins AFTER INSERT ON ", tname);
 	r = r ? r : put_qid(&q, table);
-	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, pk, m) VALUES (%lld, NEW.", (long long)tid);
-	r = r ? r : put_qid(&q, pkc);
+	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, %s, m) VALUES (%lld, NEW.", keycol, (long long)tid);
+	r = r ? r : (rowid ? put_str(&q, "rowid") : put_qid(&q, pkc));
 	r = r ? r : put_str(&q, ", -1); END;\n");
 	r = r ? r : put_fmt(&q, "CREATE TRIGGER %s_upd AFTER UPDATE ON ", tname);
 	r = r ? r : put_qid(&q, table);
-	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, pk, m) VALUES (%lld, NEW.", (long long)tid);
-	r = r ? r : put_qid(&q, pkc);
+	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, %s, m) VALUES (%lld, NEW.", keycol, (long long)tid);
+	r = r ? r : (rowid ? put_str(&q, "rowid") : put_qid(&q, pkc));
 	r = r ? r : put_str(&q, ", 0");
 	for (int i = 0; r == 0 && i < ci.ncols; i++) {
 		if (i == ci.pk)
@@ -603,8 +622,8 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	r = r ? r : put_str(&q, " BEGIN SELECT RAISE(ABORT, 'zila: a synced row''s key and partition cannot change;"
 			       " insert a new row and delete the old one'); END;\n");
 	/* Rows that were there before tracking are captured as inserts. */
-	r = r ? r : put_fmt(&q, "INSERT INTO zila_pending(tid, pk, m) SELECT %lld, ", (long long)tid);
-	r = r ? r : put_qid(&q, pkc);
+	r = r ? r : put_fmt(&q, "INSERT INTO zila_pending(tid, %s, m) SELECT %lld, ", keycol, (long long)tid);
+	r = r ? r : (rowid ? put_str(&q, "rowid") : put_qid(&q, pkc));
 	r = r ? r : put_str(&q, ", -1 FROM ");
 	r = r ? r : put_qid(&q, table);
 	r = r ? r : put_str(&q, ";");
