@@ -8,9 +8,10 @@
 
 #include "cli.h"
 #include "zila/store.h"
+#include "zila/trust.h"
 
-/* Reads the text `zila vector` prints. */
-static int read_vector(const char *path, struct zila_vector *v)
+/* Reads the text `zila vector` prints; *has_device says whether it named its replica. */
+static int read_vector(const char *path, struct zila_vector *v, uint8_t device[32], bool *has_device)
 {
 	FILE *f = fopen(path, "r");
 	char line[512];
@@ -26,6 +27,16 @@ static int read_vector(const char *path, struct zila_vector *v)
 		char hex[80], part[128];
 		unsigned long long seq;
 		lineno++;
+		char devhex[80];
+		if (sscanf(line, "# device %79s", devhex) == 1) {
+			if (zila_hex_decode(device, 32, devhex, strlen(devhex)) != 0) {
+				cli_err("vector file '%s' line %zu: '%s' is not a device key", path, lineno, devhex);
+				r = CLI_FAIL;
+				break;
+			}
+			*has_device = true;
+			continue;
+		}
 		if (line[0] == '\n' || line[0] == '#')
 			continue;
 		if (sscanf(line, "%79s %127s %llu", hex, part, &seq) != 3 || strlen(part) > ZILA_PART_MAX) {
@@ -122,7 +133,9 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	if (strcmp(verb, "apply") == 0 && for_path != NULL)
 		return cli_usage("bundle", "--for goes with 'bundle create'");
 	struct zila_vector have = { 0 };
-	if (for_path != NULL && read_vector(for_path, &have) != CLI_OK)
+	uint8_t to[32];
+	bool has_to = false;
+	if (for_path != NULL && read_vector(for_path, &have, to, &has_to) != CLI_OK)
 		return CLI_FAIL;
 	struct zila_store *s = NULL;
 	if (cli_open_store(cli, &s) != CLI_OK) {
@@ -131,10 +144,33 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	}
 	struct zila_error err;
 	zila_error_clear(&err);
-	int r;
-	if (strcmp(verb, "create") == 0) {
+	/* A replica of an organisation checks every entry it receives against the
+	 * organisation (certificate, scope, revocation) and sends a peer only the partitions
+	 * its certificate may read. A replica of no organisation works on its own: it checks
+	 * signatures only, and no enrolled replica sends it anything. */
+	struct zila_trust_ctx tc;
+	uint8_t root[32];
+	bool enrolled = zila_trust_org(s, root) == 0;
+	struct zila_cert peer;
+	memset(&tc, 0, sizeof(tc));
+	if (enrolled)
+		zila_trust_install(s, &tc);
+	int r = 0;
+	if (strcmp(verb, "create") == 0 && enrolled && for_path != NULL) {
+		if (!has_to)
+			r = zila_error_set(&err, ZILA_EINVAL,
+					   "vector file '%s' does not name its replica; make it with 'zila vector' on the receiving laptop",
+					   for_path);
+		else if (zila_trust_cert_get(s, to, &peer) != 0)
+			r = zila_error_set(&err, ZILA_ECERT,
+					   "the replica that wrote '%s' is not enrolled in this organisation; nothing is sent to it",
+					   for_path);
+	}
+	if (r == 0 && strcmp(verb, "create") == 0) {
 		size_t n = 0;
-		r = zila_bundle_create(s, file, for_path ? &have : NULL, NULL, NULL, &n, &err);
+		bool filtered = enrolled && for_path != NULL;
+		r = zila_bundle_create(s, file, for_path ? &have : NULL, filtered ? zila_trust_read_filter : NULL,
+				       filtered ? &peer : NULL, &n, &err);
 		if (r == 0) {
 			if (cli->json) {
 				printf("{\"file\":");
@@ -144,7 +180,7 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 				printf("wrote %zu entr%s to '%s'\n", n, n == 1 ? "y" : "ies", file);
 			}
 		}
-	} else {
+	} else if (r == 0) {
 		struct zila_apply_stats st;
 		r = zila_bundle_apply(s, file, &st, &err);
 		if (r == 0)

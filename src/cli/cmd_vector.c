@@ -1,6 +1,7 @@
 /* zila vector: the replica's version vector, one feed per line:
  *   DEVICE-KEY-HEX PARTITION SEQ     (PARTITION is '-' for the org-wide partition)
- * The same text is what `zila bundle create --for FILE` reads. */
+ * after a first line "# device DEVICE-KEY-HEX" naming this replica. The same text is what
+ * `zila bundle create --for FILE` reads. */
 #include <stdio.h>
 #include <string.h>
 
@@ -22,13 +23,20 @@ int cmd_vector(struct cli *cli, int argc, char **argv)
 	int r = zila_store_seal(s, NULL, &err);
 	if (r == 0 && (r = zila_store_vector(s, &v)) != 0)
 		zila_error_set(&err, r, "cannot read the version vector");
+	uint8_t self[32];
+	memcpy(self, zila_store_device_pk(s), 32);
 	zila_store_free(s);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;
 	}
-	if (cli->json)
+	if (cli->json) {
 		printf("[");
+	} else {
+		char me[65];
+		zila_hex_encode(me, self, 32);
+		printf("# device %s\n", me);
+	}
 	for (size_t i = 0; i < v.nheads; i++) {
 		char hex[65];
 		zila_hex_encode(hex, v.heads[i].origin, 32);

@@ -1,0 +1,49 @@
+#!/bin/sh
+# Bundles between enrolled replicas: HQ sends a laptop only what its certificate may read,
+# refuses entries outside a laptop's write scope and from devices it never enrolled, and
+# sends nothing to a replica that is not enrolled.
+. "$(dirname "$0")/lib.sh"
+cd "$T" || exit 1
+echo "correct horse battery staple" > pass
+"$ZILA" -d hq init >/dev/null
+expect 0 "org init at hq" -- "$ZILA" -d hq org init --name "Bihar Unit" --passphrase-file pass
+"$ZILA" -d a init >/dev/null
+"$ZILA" -d c init >/dev/null
+expect 0 "laptop writes an enrolment request" -- "$ZILA" -d a enrol request a.req --name laptop-a
+expect 0 "hq signs it for district d1" -- "$ZILA" -d hq enrol sign a.req a.cert --district d1 --role district
+expect 0 "laptop installs its certificate" -- "$ZILA" -d a enrol install a.cert
+sqlite3 hq/zila.db "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');
+  INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna'), ('d2', 's1', 'Gaya');
+  INSERT INTO people(id, district_id, name, phone) VALUES ('h1', 'd1', 'Ram', '9000000001'), ('h2', 'd2', 'Shyam', '9000000002');"
+
+"$ZILA" -d a vector > a.vec
+has a.vec "^# device " "a vector file names its replica"
+expect 0 "hq makes a bundle for the laptop" -- "$ZILA" -d hq bundle create hq-a.bndl --for a.vec
+expect 0 "laptop applies it" -- "$ZILA" -d a bundle apply hq-a.bndl
+[ "$(sqlite3 a/zila.db "SELECT group_concat(id) FROM people")" = h1 ] && ok "laptop got district d1 only" ||
+	bad "laptop got $(sqlite3 a/zila.db "SELECT group_concat(id) FROM people")"
+[ "$(sqlite3 a/zila.db "SELECT count(*) FROM districts")" = 2 ] && ok "laptop got the org-wide catalogue" || bad "catalogue missing"
+
+sqlite3 a/zila.db "INSERT INTO people(id, district_id, name, phone) VALUES ('a1', 'd1', 'Sita', '9000000003');"
+sqlite3 a/zila.db "INSERT INTO people(id, district_id, name, phone) VALUES ('a2', 'd2', 'Elsewhere', '9000000004');"
+"$ZILA" -d hq vector > hq.vec
+"$ZILA" -d a bundle create a-hq.bndl --for hq.vec >/dev/null
+expect 0 "hq applies the laptop's bundle" -- "$ZILA" -d hq bundle apply a-hq.bndl
+has "$T/out" "1 rejected" "the out-of-scope entry is rejected"
+has "$T/err" "outside its write scope" "the log line names the reason"
+[ "$(sqlite3 hq/zila.db "SELECT group_concat(id) FROM (SELECT id FROM people ORDER BY id)")" = "a1,h1,h2" ] &&
+	ok "hq has the in-scope row and not the other" || bad "hq people: $(sqlite3 hq/zila.db "SELECT group_concat(id) FROM people")"
+
+sqlite3 c/zila.db "INSERT INTO states(id, name) VALUES ('s9', 'Fake'); INSERT INTO districts(id, state_id, name) VALUES ('d1x', 's9', 'X');"
+"$ZILA" -d c bundle create c.bndl >/dev/null
+h0=$("$ZILA" -d hq hash)
+expect 0 "an outsider's bundle is read" -- "$ZILA" -d hq bundle apply c.bndl
+has "$T/out" "applied 0 of 1 entries" "every outsider entry is rejected"
+has "$T/err" "unknown device" "the log line says the device is unknown"
+[ "$("$ZILA" -d hq hash)" = "$h0" ] && ok "the outsider changed nothing" || bad "the outsider changed hq"
+"$ZILA" -d c vector > c.vec
+expect 1 "hq sends nothing to an unenrolled replica" -- "$ZILA" -d hq bundle create hq-c.bndl --for c.vec
+has "$T/err" "not enrolled" "the refusal says why"
+grep -v '^# device' a.vec > anon.vec
+expect 1 "a vector file without its device line is refused" -- "$ZILA" -d hq bundle create x.bndl --for anon.vec
+finish
