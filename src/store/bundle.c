@@ -216,31 +216,49 @@ static int bundle_verify(struct zila_view file, struct zila_view **entries, size
 static int apply_trust(struct zila_store *s, struct zila_view *trust, size_t n, struct zila_apply_stats *st,
 		       struct zila_error *err)
 {
+	bool *done = calloc(n + 1, sizeof(*done));
+	if (done == NULL)
+		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
 	int r = store_begin(s, err);
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		struct zila_view in = trust[i], id, bytes;
-		uint8_t type;
-		r = zila_view_get_u8(&in, &type);
-		r = r ? r : zila_view_get_lenbytes(&in, 4096, &id);
-		r = r ? r : zila_view_get_lenbytes(&in, 1 << 20, &bytes);
-		if (r != 0) {
-			r = zila_error_set(err, ZILA_EFORMAT, "malformed trust record in bundle");
-			break;
-		}
-		if (s->hooks.trust_record != NULL) {
-			struct zila_error why;
-			zila_error_clear(&why);
-			int rr = s->hooks.trust_record(s->hooks.ctx, s, type, bytes, &why);
-			if (rr != 0) {
-				zila_log(ZILA_LOG_WARN, "rejected a trust record: %s", zila_error_msg(&why, rr));
+	/* A certificate may arrive before the one that issued it: passes repeat while they
+	 * accept something new; what is still refused after that is logged. */
+	for (bool progress = true, last = false; r == 0 && (progress || !last);) {
+		last = !progress;
+		progress = false;
+		for (size_t i = 0; r == 0 && i < n; i++) {
+			if (done[i])
 				continue;
+			struct zila_view in = trust[i], id, bytes;
+			uint8_t type;
+			r = zila_view_get_u8(&in, &type);
+			r = r ? r : zila_view_get_lenbytes(&in, 4096, &id);
+			r = r ? r : zila_view_get_lenbytes(&in, 1 << 20, &bytes);
+			if (r != 0) {
+				r = zila_error_set(err, ZILA_EFORMAT, "malformed trust record in bundle");
+				break;
+			}
+			if (s->hooks.trust_record != NULL) {
+				struct zila_error why;
+				zila_error_clear(&why);
+				int rr = s->hooks.trust_record(s->hooks.ctx, s, type, bytes, &why);
+				if (rr != 0) {
+					if (last)
+						zila_log(ZILA_LOG_WARN, "rejected a trust record: %s", zila_error_msg(&why, rr));
+					continue;
+				}
+			}
+			if ((r = zila_store_trust_put(s, type, id, bytes)) != 0) {
+				r = store_db_error(s, err, "cannot store a trust record");
+			} else {
+				done[i] = true;
+				progress = true;
+				st->ntrust++;
 			}
 		}
-		if ((r = zila_store_trust_put(s, type, id, bytes)) != 0)
-			r = store_db_error(s, err, "cannot store a trust record");
-		else
-			st->ntrust++;
+		if (last)
+			break;
 	}
+	free(done);
 	if (r == 0)
 		return store_commit(s, err);
 	store_rollback(s);
