@@ -11,10 +11,11 @@
 #include "zila/trust.h"
 
 /* Reads the text `zila vector` prints; *has_device says whether it named its replica. */
-static int read_vector(const char *path, struct zila_vector *v, uint8_t device[32], bool *has_device)
+static int read_vector(const char *path, struct zila_vector *v, uint8_t device[32], bool *has_device,
+		       uint8_t cert[ZILA_CERT_LEN], bool *has_cert)
 {
 	FILE *f = fopen(path, "r");
-	char line[512];
+	char line[1024];
 	size_t cap = 0, lineno = 0;
 	int r = CLI_OK;
 	v->heads = NULL;
@@ -27,7 +28,16 @@ static int read_vector(const char *path, struct zila_vector *v, uint8_t device[3
 		char hex[80], part[128];
 		unsigned long long seq;
 		lineno++;
-		char devhex[80];
+		char devhex[80], certhex[2 * ZILA_CERT_LEN + 8];
+		if (sscanf(line, "# cert %561s", certhex) == 1) {
+			if (zila_hex_decode(cert, ZILA_CERT_LEN, certhex, strlen(certhex)) != 0) {
+				cli_err("vector file '%s' line %zu: the certificate is damaged", path, lineno);
+				r = CLI_FAIL;
+				break;
+			}
+			*has_cert = true;
+			continue;
+		}
 		if (sscanf(line, "# device %79s", devhex) == 1) {
 			if (zila_hex_decode(device, 32, devhex, strlen(devhex)) != 0) {
 				cli_err("vector file '%s' line %zu: '%s' is not a device key", path, lineno, devhex);
@@ -133,9 +143,9 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	if (strcmp(verb, "apply") == 0 && for_path != NULL)
 		return cli_usage("bundle", "--for goes with 'bundle create'");
 	struct zila_vector have = { 0 };
-	uint8_t to[32];
-	bool has_to = false;
-	if (for_path != NULL && read_vector(for_path, &have, to, &has_to) != CLI_OK)
+	uint8_t to[32], to_cert[ZILA_CERT_LEN];
+	bool has_to = false, has_cert = false;
+	if (for_path != NULL && read_vector(for_path, &have, to, &has_to, to_cert, &has_cert) != CLI_OK)
 		return CLI_FAIL;
 	struct zila_store *s = NULL;
 	if (cli_open_store(cli, &s) != CLI_OK) {
@@ -161,9 +171,27 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 			r = zila_error_set(&err, ZILA_EINVAL,
 					   "vector file '%s' does not name its replica; make it with 'zila vector' on the receiving laptop",
 					   for_path);
-		else if (zila_trust_cert_get(s, to, &peer) != 0)
+		else if (has_cert && zila_trust_cert_get(s, to, &peer) != 0) {
+			/* A receiver this replica has not met: its certificate comes with its vector;
+			 * it is checked against the organisation and kept, like one from a bundle. */
+			struct zila_view cv = zila_view_make(to_cert, ZILA_CERT_LEN);
+			struct zila_cert vc;
+			if (zila_cert_decode(cv, &vc) == 0 && memcmp(vc.device_pk, to, 32) == 0 &&
+			    zila_trust_check_record(&tc, ZILA_TRUST_CERT, cv, &err) == 0 &&
+			    zila_store_trust_put(s, ZILA_TRUST_CERT, zila_view_make(to, 32), cv) == 0)
+				zila_error_clear(&err);
+			else if (err.code == 0)
+				zila_error_set(&err, ZILA_ECERT, "the certificate in '%s' is not valid", for_path);
+		}
+		if (r == 0 && err.code != 0)
+			r = err.code;
+		else if (r == 0 && zila_trust_cert_get(s, to, &peer) != 0)
 			r = zila_error_set(&err, ZILA_ECERT,
 					   "the replica that wrote '%s' is not enrolled in this organisation; nothing is sent to it",
+					   for_path);
+		struct zila_revocation rv;
+		if (r == 0 && zila_trust_revocation_get(s, to, &rv) == 0)
+			r = zila_error_set(&err, ZILA_EREVOKED, "the replica that wrote '%s' is revoked; nothing is sent to it",
 					   for_path);
 	}
 	if (r == 0 && strcmp(verb, "create") == 0) {

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "zila/store.h"
+#include "zila/trust.h"
 
 int cmd_vector(struct cli *cli, int argc, char **argv);
 int cmd_vector(struct cli *cli, int argc, char **argv)
@@ -25,6 +26,12 @@ int cmd_vector(struct cli *cli, int argc, char **argv)
 		zila_error_set(&err, r, "cannot read the version vector");
 	uint8_t self[32];
 	memcpy(self, zila_store_device_pk(s), 32);
+	/* An enrolled replica adds its certificate, so a laptop that has not met it yet can
+	 * check it and send it what it may read. */
+	struct zila_cert cert;
+	struct zila_buf cb;
+	zila_buf_init(&cb, 4096);
+	bool has_cert = zila_trust_cert_get(s, self, &cert) == 0 && zila_cert_encode(&cert, &cb) == 0;
 	zila_store_free(s);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
@@ -36,6 +43,11 @@ int cmd_vector(struct cli *cli, int argc, char **argv)
 		char me[65];
 		zila_hex_encode(me, self, 32);
 		printf("# device %s\n", me);
+		if (has_cert) {
+			char hex[2 * ZILA_CERT_LEN + 1];
+			zila_hex_encode(hex, cb.p, cb.len < ZILA_CERT_LEN ? cb.len : ZILA_CERT_LEN);
+			printf("# cert %s\n", hex);
+		}
 	}
 	for (size_t i = 0; i < v.nheads; i++) {
 		char hex[65];
@@ -52,5 +64,6 @@ int cmd_vector(struct cli *cli, int argc, char **argv)
 	if (cli->json)
 		printf("]\n");
 	zila_vector_release(&v);
+	zila_buf_release(&cb);
 	return CLI_OK;
 }

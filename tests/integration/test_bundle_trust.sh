@@ -44,6 +44,42 @@ has "$T/err" "unknown device" "the log line says the device is unknown"
 "$ZILA" -d c vector > c.vec
 expect 1 "hq sends nothing to an unenrolled replica" -- "$ZILA" -d hq bundle create hq-c.bndl --for c.vec
 has "$T/err" "not enrolled" "the refusal says why"
+# Two laptops enrolled apart meet before either has synced again with hq: the vector file
+# carries the receiver's certificate, which the sender checks against the organisation.
+"$ZILA" -d b init >/dev/null
+"$ZILA" -d b enrol request b.req --name laptop-b >/dev/null
+"$ZILA" -d hq enrol sign b.req b.cert --district d1 --role district >/dev/null
+"$ZILA" -d b enrol install b.cert >/dev/null
+"$ZILA" -d b vector > b.vec
+has b.vec "^# cert " "an enrolled replica's vector carries its certificate"
+expect 0 "a laptop makes a bundle for a laptop it has not met" -- "$ZILA" -d a bundle create a-b.bndl --for b.vec
+expect 0 "which applies there" -- "$ZILA" -d b bundle apply a-b.bndl
+[ "$(sqlite3 b/zila.db "SELECT count(*) FROM people WHERE id IN ('a1', 'h1')")" = 2 ] && ok "b has a's district rows" || bad "b lacks a's rows"
+"$ZILA" -d e init >/dev/null
+"$ZILA" -d e enrol request e.req --name laptop-e >/dev/null
+"$ZILA" -d hq enrol sign e.req e.cert --district d2 --role district >/dev/null
+"$ZILA" -d e enrol install e.cert >/dev/null
+"$ZILA" -d e vector > e.vec
+sed 's/^\(# cert .\{400\}\)../\100/' e.vec > forged.vec
+expect 1 "a vector with a forged certificate is refused" -- "$ZILA" -d a bundle create x.bndl --for forged.vec
+has "$T/err" "certificate" "the refusal names the certificate"
+
+# Revocation: hq revokes laptop a; the revocation travels to b; a's later entries are refused.
+AID=$("$ZILA" -d a whoami | grep -o '[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{2\}' | head -1)
+expect 0 "hq revokes laptop a" -- "$ZILA" -d hq revoke "$AID"
+"$ZILA" -d b vector > b.vec
+"$ZILA" -d hq bundle create hq-b.bndl --for b.vec >/dev/null
+expect 0 "b receives the revocation" -- "$ZILA" -d b bundle apply hq-b.bndl
+sqlite3 a/zila.db "INSERT INTO people(id, district_id, name, phone) VALUES ('a9', 'd1', 'After revocation', '9000000099');"
+"$ZILA" -d b vector > b.vec
+"$ZILA" -d a bundle create a-b2.bndl --for b.vec >/dev/null
+expect 0 "b reads a's new bundle" -- "$ZILA" -d b bundle apply a-b2.bndl
+has "$T/out" "1 rejected" "the entry past the revocation mark is rejected"
+[ "$(sqlite3 b/zila.db "SELECT count(*) FROM people WHERE id = 'a9'")" = 0 ] && ok "nothing of it was applied" || bad "a revoked device's row arrived"
+"$ZILA" -d a vector > a2.vec
+expect 1 "hq sends nothing to the revoked laptop" -- "$ZILA" -d hq bundle create hq-a2.bndl --for a2.vec
+has "$T/err" "revoked" "the refusal says it is revoked"
+
 grep -v '^# device' a.vec > anon.vec
 expect 1 "a vector file without its device line is refused" -- "$ZILA" -d hq bundle create x.bndl --for anon.vec
 finish
