@@ -268,6 +268,33 @@ static bool my_turn(const struct zila_noise_hs *hs)
 	return hs->initiator == (hs->msg_index % 2 == 0);
 }
 
+/* The tokens both sides process alike: the DHs and the psk. d is scratch for the DH. */
+static int mix_token(struct zila_noise_hs *hs, enum token tok, uint8_t d[32])
+{
+	int r = 0;
+	switch (tok) {
+	case T_EE:
+		r = dh(d, hs->e_sk, hs->re);
+		break;
+	case T_ES: /* the initiator's e with the responder's s */
+		r = hs->initiator ? dh(d, hs->e_sk, hs->rs) : dh(d, hs->s_sk, hs->re);
+		break;
+	case T_SE:
+		r = hs->initiator ? dh(d, hs->s_sk, hs->re) : dh(d, hs->e_sk, hs->rs);
+		break;
+	case T_PSK:
+		if (hs->npsk_used >= hs->npsks)
+			return ZILA_EINTERNAL;
+		mix_key_and_hash(hs, hs->psks[hs->npsk_used++], 32);
+		return 0;
+	default:
+		return ZILA_EINTERNAL;
+	}
+	if (r == 0)
+		mix_key(hs, d, 32);
+	return r;
+}
+
 int zila_noise_write(struct zila_noise_hs *hs, const uint8_t *payload, size_t payload_len, struct zila_buf *out)
 {
 	int r = ZILA_EPROTO;
@@ -296,29 +323,11 @@ int zila_noise_write(struct zila_noise_hs *hs, const uint8_t *payload, size_t pa
 				goto out;
 			break;
 		case T_EE:
-			if ((r = dh(d, hs->e_sk, hs->re)) != 0)
-				goto out;
-			mix_key(hs, d, 32);
-			break;
 		case T_ES:
-			/* es: initiator's e with responder's s. */
-			r = hs->initiator ? dh(d, hs->e_sk, hs->rs) : dh(d, hs->s_sk, hs->re);
-			if (r != 0)
-				goto out;
-			mix_key(hs, d, 32);
-			break;
 		case T_SE:
-			r = hs->initiator ? dh(d, hs->s_sk, hs->re) : dh(d, hs->e_sk, hs->rs);
-			if (r != 0)
-				goto out;
-			mix_key(hs, d, 32);
-			break;
 		case T_PSK:
-			if (hs->npsk_used >= hs->npsks) {
-				r = ZILA_EINTERNAL;
+			if ((r = mix_token(hs, t[i], d)) != 0)
 				goto out;
-			}
-			mix_key_and_hash(hs, hs->psks[hs->npsk_used++], 32);
 			break;
 		case T_END:
 			break;
@@ -379,28 +388,11 @@ int zila_noise_read(struct zila_noise_hs *hs, const uint8_t *msg, size_t msg_len
 			break;
 		}
 		case T_EE:
-			if ((r = dh(d, hs->e_sk, hs->re)) != 0)
-				goto out;
-			mix_key(hs, d, 32);
-			break;
 		case T_ES:
-			r = hs->initiator ? dh(d, hs->e_sk, hs->rs) : dh(d, hs->s_sk, hs->re);
-			if (r != 0)
-				goto out;
-			mix_key(hs, d, 32);
-			break;
 		case T_SE:
-			r = hs->initiator ? dh(d, hs->s_sk, hs->re) : dh(d, hs->e_sk, hs->rs);
-			if (r != 0)
-				goto out;
-			mix_key(hs, d, 32);
-			break;
 		case T_PSK:
-			if (hs->npsk_used >= hs->npsks) {
-				r = ZILA_EINTERNAL;
+			if ((r = mix_token(hs, t[i], d)) != 0)
 				goto out;
-			}
-			mix_key_and_hash(hs, hs->psks[hs->npsk_used++], 32);
 			break;
 		case T_END:
 			break;
