@@ -1,6 +1,7 @@
 /* The content hash: BLAKE2b-256 over every tracked row, visible and parked, in a
  * canonical order (tables by name, rows by key, columns in table order). */
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,35 +17,16 @@ static int hash_put(crypto_generichash_state *h, struct zila_buf *b)
 static int hash_table(struct zila_store *s, struct table *t, crypto_generichash_state *h, struct zila_buf *b)
 {
 	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB;
-	char *q = NULL;
-	size_t qlen = 64;
-	for (int i = 0; i < t->ncols; i++)
-		qlen += strlen(t->cols[i]) * 2 + 4;
-	qlen += strlen(t->name) * 2 + strlen(t->cols[t->pk]) * 2 + 32;
-	q = malloc(qlen);
-	if (q == NULL)
-		return ZILA_ENOMEM;
-	/* Identifiers come from the schema; quote them as SQLite does. */
-	char *p = q;
-	p += sprintf(p, "SELECT ");
-	for (int i = 0; i < t->ncols; i++) {
-		p += sprintf(p, "%s\"", i ? ", " : "");
-		for (const char *c = t->cols[i]; *c; c++) {
-			if (*c == '"')
-				*p++ = '"';
-			*p++ = *c;
-		}
-		*p++ = '"';
-	}
-	p += sprintf(p, " FROM \"");
-	for (const char *c = t->name; *c; c++) {
-		if (*c == '"')
-			*p++ = '"';
-		*p++ = *c;
-	}
-	p += sprintf(p, "\" ORDER BY %d", t->pk + 1);
-	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+	struct zila_buf q;
+	char tail[32];
+	zila_buf_init(&q, 1 << 20);
+	snprintf(tail, sizeof(tail), " ORDER BY %d", t->pk + 1);
+	int r = store_sql_select_all(&q, t);
+	r = r ? r : zila_buf_put(&q, tail, strlen(tail) + 1);
+	if (r != 0)
+		goto out;
+	r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, (const char *)q.p, -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	r = zila_buf_put_u8(b, 'T');
 	r = r ? r : zila_buf_put_lenbytes(b, t->name, strlen(t->name));
@@ -86,7 +68,7 @@ static int hash_table(struct zila_store *s, struct table *t, crypto_generichash_
 		r = hash_put(h, b);
 out:
 	sqlite3_finalize(st);
-	free(q);
+	zila_buf_release(&q);
 	return r;
 }
 

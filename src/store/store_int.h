@@ -110,6 +110,8 @@ int store_load_tables(struct zila_store *s, struct zila_error *err) ZILA_MUST_CH
 void store_free_tables(struct zila_store *s);
 struct table *store_table_by_name(struct zila_store *s, const char *name, size_t len);
 struct table *store_table_by_id(struct zila_store *s, int64_t id);
+/* Appends `SELECT "c1", ... FROM "t"` (every column, in table order, quoted). */
+int store_sql_select_all(struct zila_buf *q, const struct table *t) ZILA_MUST_CHECK;
 
 /* --- codec.c --- */
 int val_put(struct zila_buf *b, const struct zval *v) ZILA_MUST_CHECK;

@@ -266,33 +266,31 @@ out:
 	return r;
 }
 
+int store_sql_select_all(struct zila_buf *q, const struct table *t)
+{
+	int r = put_str(q, "SELECT ");
+	for (int i = 0; r == 0 && i < t->ncols; i++) {
+		r = i ? put_str(q, ", ") : 0;
+		r = r ? r : put_qid(q, t->cols[i]);
+	}
+	r = r ? r : put_str(q, " FROM ");
+	return r ? r : put_qid(q, t->name);
+}
+
 static int table_statements(struct zila_store *s, struct table *t)
 {
 	struct zila_buf q;
 	int r;
 	zila_buf_init(&q, 1 << 20);
-	/* SELECT all FROM t WHERE pk = ? */
-	r = put_str(&q, "SELECT ");
-	for (int i = 0; r == 0 && i < t->ncols; i++) {
-		r = i ? put_str(&q, ", ") : 0;
-		r = r ? r : put_qid(&q, t->cols[i]);
-	}
-	r = r ? r : put_str(&q, " FROM ");
-	r = r ? r : put_qid(&q, t->name);
+	/* SELECT all FROM t WHERE pk = ?, and the same by rowid */
+	r = store_sql_select_all(&q, t);
 	r = r ? r : put_str(&q, " WHERE ");
 	r = r ? r : put_qid(&q, t->cols[t->pk]);
 	r = r ? r : put_str(&q, " = ?");
 	r = r ? r : prep(s, &q, &t->sel);
 	if (r == 0 && t->has_rowid) {
-		/* the same, by rowid: q holds "... WHERE "pk" = ?"; rebuild its tail */
 		zila_buf_reset(&q);
-		r = put_str(&q, "SELECT ");
-		for (int i = 0; r == 0 && i < t->ncols; i++) {
-			r = i ? put_str(&q, ", ") : 0;
-			r = r ? r : put_qid(&q, t->cols[i]);
-		}
-		r = r ? r : put_str(&q, " FROM ");
-		r = r ? r : put_qid(&q, t->name);
+		r = store_sql_select_all(&q, t);
 		r = r ? r : put_str(&q, " WHERE rowid = ?");
 		r = r ? r : prep(s, &q, &t->sel_rowid);
 	}
