@@ -3,7 +3,7 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
-PKGS := libsodium libuv sqlite3 libzstd
+PKGS := libsodium libuv sqlite3 libzstd libprotobuf-c
 V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 FUZZ_SECONDS ?= 15
@@ -33,6 +33,9 @@ ITEST := $(sort $(wildcard tests/integration/test_*.sh))
 
 rel_obj = $(patsubst %.c,build/obj/%.o,$(1))
 asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
+
+# Keep generated headers and objects: make would otherwise delete them as intermediates.
+.SECONDARY:
 
 .PHONY: all check unit integration bench fuzz fuzz-run demo install clean property-long
 # Top-level targets install missing packages first, then build in a fresh make so the
