@@ -1,0 +1,107 @@
+/* The sync session between two replicas, sans I/O: the caller feeds in each message the
+ * channel decrypted and sends (encrypts) each message the session emits. Digests, then feed
+ * heads where they differ, then both sides stream the entries the other lacks in causal order,
+ * in acknowledged chunks with a bounded window. Wire contract: proto/PROTOCOL.md. */
+#ifndef ZILA_SESSION_H
+#define ZILA_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zila/buf.h"
+#include "zila/err.h"
+#include "zila/store.h"
+#include "zila/trust.h"
+
+#define ZILA_SYNC_PORT 7400             /* default TCP port of the daemon */
+#define ZILA_SESSION_VERSION 1
+#define ZILA_SESSION_CHUNK (256 * 1024) /* entry bytes per chunk, default */
+#define ZILA_SESSION_WINDOW 4           /* chunks sent and not yet acknowledged, default */
+#define ZILA_SESSION_MSG_MAX (1024 * 1024 - 64) /* an encoded message, hard limit */
+#define ZILA_SESSION_PARTS_MAX 4096     /* partitions in a Hello */
+#define ZILA_SESSION_HEADS_MAX 100000   /* feed heads in a Heads message */
+
+struct zila_session;
+
+/* Emits one encoded message (at most ZILA_SESSION_MSG_MAX bytes, borrowed for the call) to be
+ * sent to the peer in order; a non-zero return fails the session with that code. */
+typedef int (*zila_session_send_fn)(void *ctx, const uint8_t *p, size_t len);
+
+struct zila_session_config {
+	struct zila_store *store; /* borrowed; the caller installs the trust hooks (admission) */
+	struct zila_trust_ctx *trust; /* borrowed, for trust records; NULL: none exchanged */
+	/* The peer's read scope: partitions we may send (and digest). NULL: every partition. */
+	zila_part_filter_fn peer_may_read;
+	void *peer_read_ctx;
+	zila_session_send_fn send; /* required */
+	void *send_ctx;
+	size_t chunk_bytes; /* 0: ZILA_SESSION_CHUNK */
+	unsigned window;    /* 0: ZILA_SESSION_WINDOW */
+	uint64_t now_ms;    /* our wall clock, sent in Hello (0: the store's clock) */
+	uint64_t hq_now_ms; /* HQ's clock as last learnt, 0 when unknown */
+	bool is_hq;
+};
+
+enum zila_session_state {
+	ZILA_SESSION_NEW,       /* zila_session_start() not called yet */
+	ZILA_SESSION_HELLO,     /* our Hello sent, waiting for the peer's */
+	ZILA_SESSION_EXCHANGE,  /* trust records, heads and entries flowing */
+	ZILA_SESSION_DONE,      /* both sides sent and applied everything: close the channel */
+	ZILA_SESSION_FAILED,
+};
+
+struct zila_session_stats {
+	uint64_t msgs_sent, msgs_received;
+	uint64_t bytes_sent, bytes_received; /* encoded message bytes */
+	uint64_t entries_sent, entries_received, entries_applied, entries_rejected;
+	uint64_t entries_duplicate, entries_held;
+	uint64_t trust_sent, trust_received;
+	uint64_t to_send;     /* entries the peer lacks, known once its heads arrived */
+	uint64_t parts_differ;
+	bool in_step;         /* digests and trust were equal: nothing exchanged */
+	bool peer_is_hq;
+	uint64_t peer_now_ms; /* the peer's clock in its Hello */
+	uint64_t peer_hq_now_ms;
+	int64_t clock_offset_ms; /* peer's clock minus ours, at its Hello */
+	uint64_t peer_done_entries; /* what the peer's Done announced */
+};
+
+/* Creates a session (not started). *out is owned by the caller: zila_session_free(). */
+int zila_session_new(struct zila_session **out, const struct zila_session_config *cfg,
+		     struct zila_error *err) ZILA_MUST_CHECK;
+void zila_session_free(struct zila_session *sess);
+
+/* Emits our Hello. Both sides call it as soon as the channel is open. */
+int zila_session_start(struct zila_session *sess, struct zila_error *err) ZILA_MUST_CHECK;
+/* Handles one message from the peer (applying entries, answering, sending more chunks as the
+ * window allows). Any error fails the session for good; err says why, for the log. A peer's
+ * Error message fails it with ZILA_EPEER. */
+int zila_session_receive(struct zila_session *sess, const uint8_t *p, size_t len,
+			 struct zila_error *err) ZILA_MUST_CHECK;
+/* Emits an Error message (best effort) and fails the session. */
+void zila_session_abort(struct zila_session *sess, int code, const char *reason);
+
+enum zila_session_state zila_session_state(const struct zila_session *sess);
+bool zila_session_done(const struct zila_session *sess);
+const struct zila_session_stats *zila_session_stats(const struct zila_session *sess);
+
+/* --- bundles: the same messages, in a file ---------------------------------------- */
+
+/* Emits, through send, the messages a peer holding `have` (NULL: nothing) would receive:
+ * Trust (every record), the Entries it lacks within the read filter, then Done. */
+int zila_session_export(struct zila_store *s, const struct zila_vector *have, zila_part_filter_fn filter,
+			void *filter_ctx, zila_session_send_fn send, void *send_ctx, uint64_t *nentries,
+			struct zila_error *err) ZILA_MUST_CHECK;
+
+/* Receives exported messages one by one (as zila_session_receive does after the Hellos):
+ * created with zila_session_new (cfg.send may ignore what it is given: Acks), then
+ * zila_session_import_begin() instead of start. */
+int zila_session_import_begin(struct zila_session *sess, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* --- messages, for tests and fuzzers ----------------------------------------------- */
+
+/* Decodes and validates one message (limits, lengths, UTF-8 of names); 0 when it is well
+ * formed. Used by the session on every message it receives. */
+int zila_session_check_message(const uint8_t *p, size_t len, struct zila_error *err) ZILA_MUST_CHECK;
+
+#endif
