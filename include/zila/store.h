@@ -119,6 +119,21 @@ int zila_store_entries_since(struct zila_store *s, const struct zila_vector *hav
 			     zila_part_filter_fn filter, void *filter_ctx, zila_entry_fn fn,
 			     void *ctx) ZILA_MUST_CHECK;
 
+/* A cursor over the entries a peer holding `have` (NULL: nothing) lacks, within the filter,
+ * in causal order; what arrives after it opened is not included. Memory follows the number
+ * of feeds, not the backlog. *out is owned by the caller: zila_outbox_free(). */
+struct zila_outbox;
+int zila_outbox_open(struct zila_store *s, const struct zila_vector *have, zila_part_filter_fn filter,
+		     void *filter_ctx, struct zila_outbox **out) ZILA_MUST_CHECK;
+void zila_outbox_free(struct zila_outbox *o);
+/* Entries the cursor had to send when it opened. */
+uint64_t zila_outbox_total(const struct zila_outbox *o);
+/* The size of the next entry; ZILA_ENOTFOUND at the end. */
+int zila_outbox_peek_len(struct zila_outbox *o, size_t *len) ZILA_MUST_CHECK;
+/* Appends the next entry to bytes and describes it in info (may be NULL); ZILA_ENOTFOUND at
+ * the end. */
+int zila_outbox_next(struct zila_outbox *o, struct zila_entry_info *info, struct zila_buf *bytes) ZILA_MUST_CHECK;
+
 /* --- receiving -------------------------------------------------------------------- */
 
 /* Trust hooks the store consults (installed by the trust layer; none means accept every

@@ -125,40 +125,17 @@ uint64_t zila_vector_get(const struct zila_vector *v, const uint8_t origin[32], 
 int zila_store_entries_since(struct zila_store *s, const struct zila_vector *have, zila_part_filter_fn filter,
 			     void *filter_ctx, zila_entry_fn fn, void *ctx)
 {
-	sqlite3_stmt *st = NULL, *get = NULL;
-	int r = ZILA_EDB;
-	/* Sort headers only; the bytes of the entries the peer lacks are fetched one by one,
-	 * so the cost follows what is sent, not what is held. */
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT o.key, f.part, e.seq, e.hlc, e.id FROM zila_entries e"
-			       " JOIN zila_feeds f ON f.id = e.feed JOIN zila_origins o ON o.id = f.origin"
-			       " ORDER BY e.hlc, o.key, f.part, e.seq",
-			       -1, &st, NULL) ||
-	    sqlite3_prepare_v2(s->db, "SELECT bytes FROM zila_entries WHERE id = ?", -1, &get, NULL))
-		goto out;
-	r = 0;
-	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
-		struct zila_entry_info info;
-		memset(&info, 0, sizeof(info));
-		memcpy(info.origin, sqlite3_column_blob(st, 0), 32);
-		snprintf(info.part, sizeof(info.part), "%s", (const char *)sqlite3_column_text(st, 1));
-		info.seq = (uint64_t)sqlite3_column_int64(st, 2);
-		info.hlc = (uint64_t)sqlite3_column_int64(st, 3);
-		if (have != NULL && info.seq <= zila_vector_get(have, info.origin, info.part))
-			continue;
-		if (filter != NULL && !filter(filter_ctx, info.part))
-			continue;
-		sqlite3_bind_int64(get, 1, sqlite3_column_int64(st, 4));
-		if (sqlite3_step(get) != SQLITE_ROW) {
-			r = ZILA_EDB;
-			break;
-		}
-		struct zila_view b = zila_view_make(sqlite3_column_blob(get, 0), (size_t)sqlite3_column_bytes(get, 0));
-		r = fn(ctx, &info, b);
-		sqlite3_reset(get);
+	struct zila_outbox *o = NULL;
+	struct zila_entry_info info;
+	struct zila_buf b;
+	zila_buf_init(&b, 2 * ZILA_ENTRY_MAX);
+	int r = zila_outbox_open(s, have, filter, filter_ctx, &o);
+	while (r == 0) {
+		zila_buf_reset(&b);
+		if ((r = zila_outbox_next(o, &info, &b)) == 0)
+			r = fn(ctx, &info, zila_buf_view(&b));
 	}
-out:
-	sqlite3_finalize(st);
-	sqlite3_finalize(get);
-	return r;
+	zila_outbox_free(o);
+	zila_buf_release(&b);
+	return r == ZILA_ENOTFOUND ? 0 : r;
 }
