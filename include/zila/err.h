@@ -41,7 +41,10 @@
 	X(ECHECK, -10024, "check characters do not match")                                    \
 	X(EEXPIRED, -10025, "expired")                                                        \
 	X(EPASSPHRASE, -10026, "wrong passphrase")                                            \
-	X(EPROTO, -10027, "protocol violation")
+	X(EPROTO, -10027, "protocol violation")                                               \
+	X(EPEER, -10028, "the peer ended the session with an error")                          \
+	X(ETIMEDOUT, -10029, "timed out")                                                     \
+	X(ELIMIT, -10030, "a limit was reached")
 
 enum zila_errno {
 #define ZILA_ERR_ENUM(name, num, msg) ZILA_##name = (num),
