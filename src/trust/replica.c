@@ -729,6 +729,7 @@ static int hook_record(void *ctx, struct zila_store *s, uint8_t type, struct zil
 void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx)
 {
 	ctx->s = s;
+	ctx->nverified = ctx->next_verified = 0;
 	ctx->hooks.admit = hook_admit;
 	ctx->hooks.trust_record = hook_record;
 	ctx->hooks.ctx = ctx;

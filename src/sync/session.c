@@ -1,0 +1,987 @@
+/* The sync session (proto/PROTOCOL.md): Hello with partition digests, then trust records and
+ * feed heads where they differ, then acknowledged chunks of entries in causal order. Pure: no
+ * sockets, no clock; the store is the only thing it touches. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync.pb-c.h"
+#include "zila/log.h"
+#include "zila/session.h"
+
+#define DIGEST_LEN 16
+#define TRUST_MSG_BYTES (256 * 1024) /* trust record bytes per Trust message */
+#define TRUST_RECORD_MAX 4096
+#define TRUST_ID_MAX 64
+#define ENTRIES_PER_CHUNK_MAX 100000
+#define REASON_MAX 200
+#define CERT_FILE_MAX 4096
+
+struct pdigest {
+	char part[ZILA_PART_MAX + 1];
+	uint8_t digest[DIGEST_LEN];
+	uint32_t nfeeds;
+};
+
+#define WITHHELD_MAX 64
+
+struct zila_session {
+	struct zila_session_config cfg;
+	struct zila_feed_head withheld[WITHHELD_MAX]; /* own feeds peers would refuse */
+	size_t nwithheld;
+	enum zila_session_state state;
+	struct zila_session_stats st;
+	bool importing;
+	struct zila_vector mine; /* our heads at start */
+	struct pdigest *parts;   /* ours, sorted by part */
+	size_t nparts;
+	uint8_t trust_digest[DIGEST_LEN];
+	bool has_trust;
+	char (*differ)[ZILA_PART_MAX + 1]; /* partitions to exchange, sorted */
+	size_t ndiffer;
+	bool trust_differs;
+	bool got_heads;      /* the peer's Heads arrived: our outbox is open */
+	struct zila_outbox *outbox;
+	bool sent_done, got_done;
+	uint64_t chunks_sent, chunks_acked, chunks_received;
+	struct zila_buf msg;   /* an encoded message being sent */
+	struct zila_buf chunk; /* the entries of a chunk being built */
+};
+
+/* --- helpers ---------------------------------------------------------------------- */
+
+static int fail(struct zila_session *s, struct zila_error *err, int code, const char *what)
+{
+	s->state = ZILA_SESSION_FAILED;
+	return zila_error_set(err, code, "%s", what);
+}
+
+static bool utf8_ok(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		uint8_t c = p[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+		if (len == 0 || i + len > n || (len == 2 && c < 0xC2) || c == 0)
+			return false;
+		for (size_t k = 1; k < len; k++)
+			if ((p[i + k] & 0xC0) != 0x80)
+				return false;
+		i += len;
+	}
+	return true;
+}
+
+/* protobuf-c gives strings NUL-terminated; a name is valid UTF-8 without control bytes. */
+static bool name_ok(const char *p, size_t max)
+{
+	if (p == NULL)
+		return false;
+	size_t n = strlen(p);
+	if (n > max || !utf8_ok((const uint8_t *)p, n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((uint8_t)p[i] < 0x20 || p[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static int emit(struct zila_session *s, const Zila__Message *m)
+{
+	size_t n = zila__message__get_packed_size(m);
+	if (n > ZILA_SESSION_MSG_MAX)
+		return ZILA_ETOOBIG;
+	zila_buf_reset(&s->msg);
+	int r = zila_buf_reserve(&s->msg, n);
+	if (r != 0)
+		return r;
+	zila__message__pack(m, s->msg.p);
+	s->st.msgs_sent++;
+	s->st.bytes_sent += n;
+	return s->cfg.send(s->cfg.send_ctx, s->msg.p, n);
+}
+
+static int part_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pdigest *)a)->part, ((const struct pdigest *)b)->part);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+static int head_part_cmp(const void *pa, const void *pb)
+{
+	const struct zila_feed_head *a = pa, *b = pb;
+	int c = strcmp(a->part, b->part);
+	return c ? c : memcmp(a->origin, b->origin, 32);
+}
+
+static int head_cmp(const void *pa, const void *pb)
+{
+	const struct zila_feed_head *a = pa, *b = pb;
+	int c = memcmp(a->origin, b->origin, 32);
+	return c ? c : strcmp(a->part, b->part);
+}
+
+static bool peer_may_read(const struct zila_session *s, const char *part)
+{
+	return s->cfg.peer_may_read == NULL || s->cfg.peer_may_read(s->cfg.peer_read_ctx, part);
+}
+
+static bool in_differ(const struct zila_session *s, const char *part)
+{
+	return s->ndiffer > 0 && bsearch(part, s->differ, s->ndiffer, sizeof(*s->differ), name_cmp) != NULL;
+}
+
+/* The outbox sends only what is to be exchanged and what the peer may read. */
+static bool send_filter(void *ctx, const char *part)
+{
+	const struct zila_session *s = ctx;
+	return in_differ(s, part) && peer_may_read(s, part);
+}
+
+/* --- digests ---------------------------------------------------------------------- */
+
+/* Per partition the peer may read: BLAKE2b-128 over (origin, u64be seq) of its feeds in
+ * origin order. */
+static int make_digests(struct zila_session *s)
+{
+	size_t n = s->mine.nheads;
+	struct zila_feed_head *h = NULL;
+	int r = 0;
+	if (n == 0)
+		return 0;
+	if ((h = malloc(n * sizeof(*h))) == NULL || (s->parts = calloc(n, sizeof(*s->parts))) == NULL) {
+		r = ZILA_ENOMEM;
+		goto out;
+	}
+	memcpy(h, s->mine.heads, n * sizeof(*h));
+	qsort(h, n, sizeof(*h), head_part_cmp);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && strcmp(h[j].part, h[i].part) == 0)
+			j++;
+		if (peer_may_read(s, h[i].part)) {
+			crypto_generichash_state g;
+			struct pdigest *d = &s->parts[s->nparts++];
+			crypto_generichash_init(&g, NULL, 0, DIGEST_LEN);
+			for (size_t k = i; k < j; k++) {
+				uint8_t seq[8];
+				for (int b = 0; b < 8; b++)
+					seq[b] = (uint8_t)(h[k].seq >> (56 - 8 * b));
+				crypto_generichash_update(&g, h[k].origin, 32);
+				crypto_generichash_update(&g, seq, 8);
+			}
+			crypto_generichash_final(&g, d->digest, DIGEST_LEN);
+			memcpy(d->part, h[i].part, sizeof(d->part));
+			d->nfeeds = (uint32_t)(j - i);
+		}
+		i = j;
+	}
+out:
+	free(h);
+	return r;
+}
+
+/* Every trust record as (type, id, bytes), in (type, id) order. */
+typedef int (*trust_fn)(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes);
+
+static int trust_walk(struct zila_store *store, trust_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB, rc;
+	if (sqlite3_prepare_v2(zila_store_db(store), "SELECT type, id, bytes FROM zila_trust ORDER BY type, id", -1,
+			       &st, NULL) != SQLITE_OK)
+		goto out;
+	r = 0;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct zila_view id = zila_view_make(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+		struct zila_view b = zila_view_make(sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+		r = fn(ctx, (uint8_t)sqlite3_column_int(st, 0), id, b);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = ZILA_EDB;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int trust_hash_one(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
+{
+	crypto_generichash_state *g = ctx;
+	uint8_t h[32], len[4] = { (uint8_t)(id.len >> 24), (uint8_t)(id.len >> 16), (uint8_t)(id.len >> 8),
+				  (uint8_t)id.len };
+	crypto_generichash(h, sizeof(h), bytes.p, bytes.len, NULL, 0);
+	crypto_generichash_update(g, &type, 1);
+	crypto_generichash_update(g, len, 4);
+	crypto_generichash_update(g, id.p, id.len);
+	crypto_generichash_update(g, h, sizeof(h));
+	return 0;
+}
+
+static int make_trust_digest(struct zila_session *s)
+{
+	crypto_generichash_state g;
+	crypto_generichash_init(&g, NULL, 0, DIGEST_LEN);
+	int r = trust_walk(s->cfg.store, trust_hash_one, &g);
+	crypto_generichash_final(&g, s->trust_digest, DIGEST_LEN);
+	return r;
+}
+
+/* --- sending trust records --------------------------------------------------------- */
+
+struct trust_out {
+	zila_session_send_fn send;
+	void *send_ctx;
+	struct zila_session *sess; /* for stats and the message buffer */
+	Zila__TrustRecord *recs;
+	Zila__TrustRecord **ptrs;
+	uint8_t *store; /* copies of the ids and bytes of the records in this message */
+	size_t n, cap, bytes;
+	int pass; /* 0: issuers (certificates signed by the root), 1: other certificates, 2: the rest */
+	uint8_t root_pk[32];
+	bool has_root;
+};
+
+static int trust_flush(struct trust_out *t)
+{
+	if (t->n == 0)
+		return 0;
+	Zila__Trust tr = ZILA__TRUST__INIT;
+	Zila__Message m = ZILA__MESSAGE__INIT;
+	tr.n_records = t->n;
+	tr.records = t->ptrs;
+	m.body_case = ZILA__MESSAGE__BODY_TRUST;
+	m.trust = &tr;
+	int r = emit(t->sess, &m);
+	t->sess->st.trust_sent += t->n;
+	t->n = 0;
+	t->bytes = 0;
+	return r;
+}
+
+static int record_pass(const struct trust_out *t, uint8_t type, struct zila_view bytes)
+{
+	struct zila_cert c;
+	if (type != ZILA_TRUST_CERT)
+		return 2;
+	if (zila_cert_decode(bytes, &c) != 0)
+		return 2;
+	return t->has_root && memcmp(c.issuer_pk, t->root_pk, 32) == 0 ? 0 : 1;
+}
+
+static int trust_add(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
+{
+	struct trust_out *t = ctx;
+	if (record_pass(t, type, bytes) != t->pass || id.len > TRUST_ID_MAX || bytes.len > TRUST_RECORD_MAX)
+		return 0;
+	if (t->bytes + id.len + bytes.len > TRUST_MSG_BYTES || t->n == t->cap) {
+		int r = trust_flush(t);
+		if (r != 0)
+			return r;
+	}
+	/* Each record keeps its own slice of the copy area (TRUST_ID_MAX + TRUST_RECORD_MAX). */
+	uint8_t *slot = t->store + t->n * (TRUST_ID_MAX + TRUST_RECORD_MAX);
+	memcpy(slot, id.p, id.len);
+	memcpy(slot + TRUST_ID_MAX, bytes.p, bytes.len);
+	Zila__TrustRecord *rec = &t->recs[t->n];
+	zila__trust_record__init(rec);
+	rec->type = type;
+	rec->id.data = slot;
+	rec->id.len = id.len;
+	rec->bytes.data = slot + TRUST_ID_MAX;
+	rec->bytes.len = bytes.len;
+	t->ptrs[t->n++] = rec;
+	t->bytes += id.len + bytes.len;
+	return 0;
+}
+
+/* Sends every trust record, issuers first so a receiver can check each as it arrives. */
+static int send_trust(struct zila_session *s)
+{
+	struct trust_out t;
+	memset(&t, 0, sizeof(t));
+	t.sess = s;
+	t.cap = 64;
+	t.has_root = zila_trust_org(s->cfg.store, t.root_pk) == 0;
+	t.recs = calloc(t.cap, sizeof(*t.recs));
+	t.ptrs = calloc(t.cap, sizeof(*t.ptrs));
+	t.store = malloc(t.cap * (TRUST_ID_MAX + TRUST_RECORD_MAX));
+	int r = t.recs && t.ptrs && t.store ? 0 : ZILA_ENOMEM;
+	for (t.pass = 0; r == 0 && t.pass < 3; t.pass++)
+		r = trust_walk(s->cfg.store, trust_add, &t);
+	r = r ? r : trust_flush(&t);
+	free(t.recs);
+	free(t.ptrs);
+	free(t.store);
+	return r;
+}
+
+/* The id a record is kept under comes from the record itself, never from the sender. */
+static int record_id(uint8_t type, struct zila_view bytes, uint8_t id[32])
+{
+	if (type == ZILA_TRUST_CERT) {
+		struct zila_cert c;
+		int r = zila_cert_decode(bytes, &c);
+		if (r == 0)
+			memcpy(id, c.device_pk, 32);
+		return r;
+	}
+	if (type == ZILA_TRUST_REVOKE) {
+		struct zila_revocation rv;
+		memset(&rv, 0, sizeof(rv));
+		int r = zila_revocation_decode(bytes, &rv);
+		if (r == 0)
+			memcpy(id, rv.device_pk, 32);
+		zila_revocation_release(&rv);
+		return r;
+	}
+	return ZILA_EFORMAT;
+}
+
+/* Whether exactly this record is already kept (sessions send every record on any change). */
+static bool trust_held(struct zila_store *store, uint8_t type, const uint8_t id[32], struct zila_view bytes)
+{
+	sqlite3_stmt *st = NULL;
+	bool held = false;
+	if (sqlite3_prepare_v2(zila_store_db(store), "SELECT bytes FROM zila_trust WHERE type = ? AND id = ?", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, type);
+		sqlite3_bind_blob(st, 2, id, 32, SQLITE_STATIC);
+		held = sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == bytes.len &&
+		       memcmp(sqlite3_column_blob(st, 0), bytes.p, bytes.len) == 0;
+	}
+	sqlite3_finalize(st);
+	return held;
+}
+
+static int receive_trust(struct zila_session *s, const Zila__Trust *tr, struct zila_error *err)
+{
+	bool *done = calloc(tr->n_records + 1, sizeof(*done));
+	if (done == NULL)
+		return fail(s, err, ZILA_ENOMEM, "out of memory");
+	/* A record may depend on one later in the message: passes repeat while they accept
+	 * something new; what is still refused is logged and dropped. */
+	int r = 0;
+	for (bool progress = true; r == 0 && progress;) {
+		progress = false;
+		for (size_t i = 0; r == 0 && i < tr->n_records; i++) {
+			const Zila__TrustRecord *rec = tr->records[i];
+			struct zila_view bytes = zila_view_make(rec->bytes.data, rec->bytes.len);
+			uint8_t id[32];
+			struct zila_error why;
+			zila_error_clear(&why);
+			if (done[i])
+				continue;
+			if (rec->type > 255 || record_id((uint8_t)rec->type, bytes, id) != 0) {
+				done[i] = true;
+				continue;
+			}
+			if (trust_held(s->cfg.store, (uint8_t)rec->type, id, bytes)) {
+				done[i] = true;
+				continue;
+			}
+			if (zila_trust_check_record(s->cfg.trust, (uint8_t)rec->type, bytes, &why) != 0)
+				continue;
+			if ((r = zila_store_trust_put(s->cfg.store, (uint8_t)rec->type, zila_view_make(id, 32), bytes)) != 0)
+				break;
+			done[i] = progress = true;
+			s->st.trust_received++;
+		}
+	}
+	for (size_t i = 0; r == 0 && i < tr->n_records; i++)
+		if (!done[i])
+			zila_log(ZILA_LOG_INFO, "a trust record from the peer was not kept (unknown issuer, older or invalid)");
+	free(done);
+	return r == 0 ? 0 : fail(s, err, r, "cannot store a trust record");
+}
+
+/* --- entries ------------------------------------------------------------------------ */
+
+/* Sends chunks while the window allows, then Done once the outbox is empty. */
+static int pump(struct zila_session *s, struct zila_error *err)
+{
+	size_t max = s->cfg.chunk_bytes ? s->cfg.chunk_bytes : ZILA_SESSION_CHUNK;
+	unsigned window = s->cfg.window ? s->cfg.window : ZILA_SESSION_WINDOW;
+	ProtobufCBinaryData *items = NULL;
+	size_t *offs = NULL, cap = 0;
+	int r = 0;
+	while (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done &&
+	       s->chunks_sent - s->chunks_acked < window) {
+		size_t n = 0, len;
+		zila_buf_reset(&s->chunk);
+		while ((r = zila_outbox_peek_len(s->outbox, &len)) == 0 && n < ENTRIES_PER_CHUNK_MAX &&
+		       (n == 0 || s->chunk.len + len <= max)) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				size_t *no = realloc(offs, (cap + 1) * sizeof(*no));
+				if (no == NULL) {
+					r = ZILA_ENOMEM;
+					goto out;
+				}
+				offs = no;
+			}
+			offs[n++] = s->chunk.len;
+			if ((r = zila_outbox_next(s->outbox, NULL, &s->chunk)) != 0)
+				goto out;
+		}
+		if (r != 0 && r != ZILA_ENOTFOUND)
+			goto out;
+		bool end = r == ZILA_ENOTFOUND;
+		r = 0;
+		if (n > 0) {
+			free(items);
+			if ((items = calloc(n, sizeof(*items))) == NULL) {
+				r = ZILA_ENOMEM;
+				goto out;
+			}
+			for (size_t i = 0; i < n; i++) {
+				items[i].data = s->chunk.p + offs[i];
+				items[i].len = (i + 1 < n ? offs[i + 1] : s->chunk.len) - offs[i];
+			}
+			Zila__Entries e = ZILA__ENTRIES__INIT;
+			Zila__Message m = ZILA__MESSAGE__INIT;
+			e.chunk = ++s->chunks_sent;
+			e.n_entries = n;
+			e.entries = items;
+			m.body_case = ZILA__MESSAGE__BODY_ENTRIES;
+			m.entries = &e;
+			if ((r = emit(s, &m)) != 0)
+				goto out;
+			s->st.entries_sent += n;
+		}
+		if (end) {
+			Zila__Done d = ZILA__DONE__INIT;
+			Zila__Message m = ZILA__MESSAGE__INIT;
+			d.nchunks = s->chunks_sent;
+			d.nentries = s->st.entries_sent;
+			m.body_case = ZILA__MESSAGE__BODY_DONE;
+			m.done = &d;
+			if ((r = emit(s, &m)) != 0)
+				goto out;
+			s->sent_done = true;
+		}
+	}
+out:
+	free(items);
+	free(offs);
+	if (r != 0)
+		return fail(s, err, r, "cannot send entries");
+	return 0;
+}
+
+static void check_done(struct zila_session *s)
+{
+	if (s->state == ZILA_SESSION_EXCHANGE && s->sent_done && s->chunks_acked == s->chunks_sent && s->got_done)
+		s->state = ZILA_SESSION_DONE;
+}
+
+static int receive_entries(struct zila_session *s, const Zila__Entries *e, struct zila_error *err)
+{
+	if (e->chunk != s->chunks_received + 1)
+		return fail(s, err, ZILA_EPROTO, "chunks out of order");
+	struct zila_view *v = calloc(e->n_entries + 1, sizeof(*v));
+	if (v == NULL)
+		return fail(s, err, ZILA_ENOMEM, "out of memory");
+	for (size_t i = 0; i < e->n_entries; i++)
+		v[i] = zila_view_make(e->entries[i].data, e->entries[i].len);
+	struct zila_apply_stats st;
+	memset(&st, 0, sizeof(st));
+	int r = zila_store_apply(s->cfg.store, v, e->n_entries, &st, err);
+	free(v);
+	if (r != 0) {
+		/* Nothing of the chunk is kept (one transaction); the next session offers it again. */
+		s->state = ZILA_SESSION_FAILED;
+		return r;
+	}
+	s->chunks_received++;
+	s->st.entries_received += e->n_entries;
+	s->st.entries_applied += st.napplied;
+	s->st.entries_rejected += st.nrejected + st.ngap;
+	s->st.entries_duplicate += st.nduplicate;
+	s->st.entries_held += st.nheld;
+	Zila__Ack a = ZILA__ACK__INIT;
+	Zila__Message m = ZILA__MESSAGE__INIT;
+	a.chunk = e->chunk;
+	a.applied = (uint32_t)(st.napplied + st.nheld);
+	a.rejected = (uint32_t)(st.nrejected + st.ngap);
+	m.body_case = ZILA__MESSAGE__BODY_ACK;
+	m.ack = &a;
+	if ((r = emit(s, &m)) != 0)
+		return fail(s, err, r, "cannot send an acknowledgement");
+	return 0;
+}
+
+static int unpack_checked(const uint8_t *p, size_t len, Zila__Message **out, struct zila_error *err);
+
+/* --- the session ------------------------------------------------------------------ */
+
+int zila_session_new(struct zila_session **out, const struct zila_session_config *cfg, struct zila_error *err)
+{
+	*out = NULL;
+	if (cfg->store == NULL || cfg->send == NULL)
+		return zila_error_set(err, ZILA_EINVAL, "a session needs a store and a send function");
+	struct zila_session *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
+	s->cfg = *cfg;
+	s->state = ZILA_SESSION_NEW;
+	zila_buf_init(&s->msg, ZILA_SESSION_MSG_MAX);
+	zila_buf_init(&s->chunk, ZILA_SESSION_MSG_MAX);
+	*out = s;
+	return 0;
+}
+
+void zila_session_free(struct zila_session *s)
+{
+	if (s == NULL)
+		return;
+	zila_vector_release(&s->mine);
+	zila_outbox_free(s->outbox);
+	zila_buf_release(&s->msg);
+	zila_buf_release(&s->chunk);
+	free(s->parts);
+	free(s->differ);
+	free(s);
+}
+
+/* Our own feeds in partitions our certificate may not write are refused by every peer: they
+ * stay out of digests, heads and what we send, so they do not make every session differ. */
+static int withhold(struct zila_session *s)
+{
+	struct zila_cert own;
+	const uint8_t *self = zila_store_device_pk(s->cfg.store);
+	if (s->cfg.trust == NULL || zila_trust_cert_get(s->cfg.store, self, &own) != 0)
+		return 0;
+	size_t k = 0;
+	for (size_t i = 0; i < s->mine.nheads; i++) {
+		struct zila_feed_head *h = &s->mine.heads[i];
+		if (memcmp(h->origin, self, 32) == 0 && !zila_cert_may_write(&own, h->part) &&
+		    s->nwithheld < WITHHELD_MAX) {
+			s->withheld[s->nwithheld++] = *h;
+			continue;
+		}
+		s->mine.heads[k++] = *h;
+	}
+	if (k < s->mine.nheads)
+		zila_log(ZILA_LOG_WARN, "local changes in %zu partition(s) outside this device's write scope are not sent",
+			 s->mine.nheads - k);
+	s->mine.nheads = k;
+	return 0;
+}
+
+int zila_session_start(struct zila_session *s, struct zila_error *err)
+{
+	if (s->state != ZILA_SESSION_NEW)
+		return fail(s, err, ZILA_EINVAL, "the session has already started");
+	size_t nsealed;
+	/* What the application wrote since the last seal is part of what we offer. */
+	int r = zila_store_seal(s->cfg.store, &nsealed, err);
+	if (r != 0) {
+		s->state = ZILA_SESSION_FAILED;
+		return r;
+	}
+	if ((r = zila_store_vector(s->cfg.store, &s->mine)) != 0 || (r = withhold(s)) != 0 || (r = make_digests(s)) != 0)
+		return fail(s, err, r, "cannot read the replica's feeds");
+	if (s->nparts > 1)
+		qsort(s->parts, s->nparts, sizeof(*s->parts), part_cmp);
+	if (s->cfg.trust != NULL) {
+		if ((r = make_trust_digest(s)) != 0)
+			return fail(s, err, r, "cannot read the replica's trust records");
+		s->has_trust = true;
+	}
+	Zila__Hello h = ZILA__HELLO__INIT;
+	Zila__Message m = ZILA__MESSAGE__INIT;
+	Zila__PartDigest *pd = calloc(s->nparts + 1, sizeof(*pd));
+	Zila__PartDigest **pp = calloc(s->nparts + 1, sizeof(*pp));
+	if (pd == NULL || pp == NULL) {
+		free(pd);
+		free(pp);
+		return fail(s, err, ZILA_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < s->nparts; i++) {
+		zila__part_digest__init(&pd[i]);
+		pd[i].part = s->parts[i].part;
+		pd[i].digest.data = s->parts[i].digest;
+		pd[i].digest.len = DIGEST_LEN;
+		pd[i].nfeeds = s->parts[i].nfeeds;
+		pp[i] = &pd[i];
+	}
+	h.version = ZILA_SESSION_VERSION;
+	h.now_ms = s->cfg.now_ms;
+	h.hq_now_ms = s->cfg.hq_now_ms;
+	h.flags = s->cfg.is_hq ? 1 : 0;
+	if (s->has_trust) {
+		h.trust_digest.data = s->trust_digest;
+		h.trust_digest.len = DIGEST_LEN;
+	}
+	h.n_parts = s->nparts;
+	h.parts = pp;
+	m.body_case = ZILA__MESSAGE__BODY_HELLO;
+	m.hello = &h;
+	r = emit(s, &m);
+	free(pd);
+	free(pp);
+	if (r != 0)
+		return fail(s, err, r, "cannot send hello");
+	s->state = ZILA_SESSION_HELLO;
+	return 0;
+}
+
+static int add_differ(struct zila_session *s, const char *part)
+{
+	memcpy(s->differ[s->ndiffer++], part, strlen(part) + 1);
+	return 0;
+}
+
+static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zila_error *err)
+{
+	int r;
+	s->st.peer_now_ms = h->now_ms;
+	s->st.peer_hq_now_ms = h->hq_now_ms;
+	s->st.peer_is_hq = (h->flags & 1) != 0;
+	if (h->now_ms != 0 && s->cfg.now_ms != 0)
+		s->st.clock_offset_ms = (int64_t)(h->now_ms - s->cfg.now_ms);
+	/* Both sides list their partitions in name order; walk the two lists together. */
+	if ((s->differ = calloc(s->nparts + h->n_parts + 1, sizeof(*s->differ))) == NULL)
+		return fail(s, err, ZILA_ENOMEM, "out of memory");
+	size_t i = 0, j = 0;
+	while (i < s->nparts || j < h->n_parts) {
+		const Zila__PartDigest *p = j < h->n_parts ? h->parts[j] : NULL;
+		int c = p == NULL ? -1 : i == s->nparts ? 1 : strcmp(s->parts[i].part, p->part);
+		if (c < 0) {
+			add_differ(s, s->parts[i++].part);
+		} else if (c > 0) {
+			add_differ(s, p->part);
+			j++;
+		} else {
+			if (memcmp(s->parts[i].digest, p->digest.data, DIGEST_LEN) != 0)
+				add_differ(s, p->part);
+			i++;
+			j++;
+		}
+	}
+	s->st.parts_differ = s->ndiffer;
+	s->trust_differs = s->has_trust && (h->trust_digest.len != DIGEST_LEN ||
+					    memcmp(h->trust_digest.data, s->trust_digest, DIGEST_LEN) != 0);
+	if (s->ndiffer == 0 && !s->trust_differs) {
+		s->st.in_step = true;
+		s->state = ZILA_SESSION_DONE;
+		return 0;
+	}
+	s->state = ZILA_SESSION_EXCHANGE;
+	if (s->trust_differs && (r = send_trust(s)) != 0)
+		return fail(s, err, r, "cannot send trust records");
+	/* Our heads in the partitions that differ, so the peer knows what we lack. */
+	size_t n = 0;
+	for (size_t k = 0; k < s->mine.nheads; k++)
+		n += in_differ(s, s->mine.heads[k].part);
+	Zila__FeedHead *fh = calloc(n + 1, sizeof(*fh));
+	Zila__FeedHead **fp = calloc(n + 1, sizeof(*fp));
+	if (fh == NULL || fp == NULL) {
+		free(fh);
+		free(fp);
+		return fail(s, err, ZILA_ENOMEM, "out of memory");
+	}
+	n = 0;
+	for (size_t k = 0; k < s->mine.nheads; k++) {
+		struct zila_feed_head *x = &s->mine.heads[k];
+		if (!in_differ(s, x->part))
+			continue;
+		zila__feed_head__init(&fh[n]);
+		fh[n].origin.data = x->origin;
+		fh[n].origin.len = 32;
+		fh[n].part = x->part;
+		fh[n].seq = x->seq;
+		fp[n] = &fh[n];
+		n++;
+	}
+	Zila__Heads hd = ZILA__HEADS__INIT;
+	Zila__Message m = ZILA__MESSAGE__INIT;
+	hd.n_heads = n;
+	hd.heads = fp;
+	m.body_case = ZILA__MESSAGE__BODY_HEADS;
+	m.heads = &hd;
+	r = emit(s, &m);
+	free(fh);
+	free(fp);
+	if (r != 0)
+		return fail(s, err, r, "cannot send heads");
+	return 0;
+}
+
+static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct zila_error *err)
+{
+	struct zila_vector have = { NULL, 0 };
+	int r = 0;
+	if ((have.heads = calloc(hd->n_heads + s->nwithheld + 1, sizeof(*have.heads))) == NULL)
+		return fail(s, err, ZILA_ENOMEM, "out of memory");
+	for (size_t i = 0; i < hd->n_heads; i++) {
+		const Zila__FeedHead *x = hd->heads[i];
+		if (!in_differ(s, x->part))
+			continue;
+		struct zila_feed_head *h = &have.heads[have.nheads++];
+		memcpy(h->origin, x->origin.data, 32);
+		memcpy(h->part, x->part, strlen(x->part) + 1);
+		h->seq = x->seq;
+	}
+	if (have.nheads > 1)
+		qsort(have.heads, have.nheads, sizeof(*have.heads), head_cmp);
+	for (size_t i = 1; i < have.nheads; i++)
+		if (head_cmp(&have.heads[i - 1], &have.heads[i]) == 0)
+			r = ZILA_EPROTO;
+	/* The peer "has" what we withhold, so the outbox skips it. */
+	size_t npeer = have.nheads;
+	for (size_t i = 0; r == 0 && i < s->nwithheld; i++) {
+		struct zila_feed_head *h = bsearch(&s->withheld[i], have.heads, npeer, sizeof(*h), head_cmp);
+		if (h == NULL)
+			h = &have.heads[have.nheads++];
+		*h = s->withheld[i];
+		h->seq = INT64_MAX;
+	}
+	if (have.nheads > npeer)
+		qsort(have.heads, have.nheads, sizeof(*have.heads), head_cmp);
+	if (r == 0)
+		r = zila_outbox_open(s->cfg.store, &have, send_filter, s, &s->outbox);
+	zila_vector_release(&have);
+	if (r != 0)
+		return fail(s, err, r, r == ZILA_EPROTO ? "the peer named a feed twice" : "cannot read entries");
+	s->got_heads = true;
+	s->st.to_send = zila_outbox_total(s->outbox);
+	return pump(s, err);
+}
+
+int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, struct zila_error *err)
+{
+	int r = 0;
+	if (s->state == ZILA_SESSION_FAILED)
+		return zila_error_set(err, ZILA_ECLOSED, "the session has failed");
+	Zila__Message *m;
+	if ((r = unpack_checked(p, len, &m, err)) != 0) {
+		s->state = ZILA_SESSION_FAILED;
+		return r;
+	}
+	s->st.msgs_received++;
+	s->st.bytes_received += len;
+	switch (m->body_case) {
+	case ZILA__MESSAGE__BODY_HELLO:
+		if (s->state != ZILA_SESSION_HELLO || s->importing)
+			r = fail(s, err, ZILA_EPROTO, "unexpected hello");
+		else
+			r = receive_hello(s, m->hello, err);
+		break;
+	case ZILA__MESSAGE__BODY_TRUST:
+		if (s->state != ZILA_SESSION_EXCHANGE || s->chunks_received > 0 || s->got_done ||
+		    (!s->importing && !s->trust_differs))
+			r = fail(s, err, ZILA_EPROTO, "unexpected trust records");
+		else if (s->cfg.trust != NULL)
+			r = receive_trust(s, m->trust, err);
+		break;
+	case ZILA__MESSAGE__BODY_HEADS:
+		if (s->state != ZILA_SESSION_EXCHANGE || s->got_heads || s->importing)
+			r = fail(s, err, ZILA_EPROTO, "unexpected heads");
+		else
+			r = receive_heads(s, m->heads, err);
+		break;
+	case ZILA__MESSAGE__BODY_ENTRIES:
+		if (s->state != ZILA_SESSION_EXCHANGE || s->got_done || (!s->importing && !s->got_heads))
+			r = fail(s, err, ZILA_EPROTO, "unexpected entries");
+		else
+			r = receive_entries(s, m->entries, err);
+		break;
+	case ZILA__MESSAGE__BODY_ACK:
+		if (s->state != ZILA_SESSION_EXCHANGE || m->ack->chunk <= s->chunks_acked || m->ack->chunk > s->chunks_sent)
+			r = fail(s, err, ZILA_EPROTO, "unexpected acknowledgement");
+		else {
+			s->chunks_acked = m->ack->chunk;
+			r = pump(s, err);
+		}
+		break;
+	case ZILA__MESSAGE__BODY_DONE:
+		if (s->state != ZILA_SESSION_EXCHANGE || s->got_done || (!s->importing && !s->got_heads) ||
+		    m->done->nchunks != s->chunks_received)
+			r = fail(s, err, ZILA_EPROTO, "unexpected end of entries");
+		else {
+			s->got_done = true;
+			s->st.peer_done_entries = m->done->nentries;
+		}
+		break;
+	case ZILA__MESSAGE__BODY_ERROR:
+		s->state = ZILA_SESSION_FAILED;
+		r = zila_error_set(err, ZILA_EPEER, "the peer ended the session: %s", m->error->reason);
+		break;
+	default:
+		r = fail(s, err, ZILA_EPROTO, "unexpected message");
+		break;
+	}
+	zila__message__free_unpacked(m, NULL);
+	if (r == 0)
+		check_done(s);
+	return r;
+}
+
+void zila_session_abort(struct zila_session *s, int code, const char *reason)
+{
+	if (s->state == ZILA_SESSION_FAILED || s->state == ZILA_SESSION_DONE)
+		return;
+	Zila__Error e = ZILA__ERROR__INIT;
+	Zila__Message m = ZILA__MESSAGE__INIT;
+	char why[REASON_MAX + 1];
+	snprintf(why, sizeof(why), "%s", reason ? reason : "");
+	e.code = (uint32_t)-code;
+	e.reason = why;
+	m.body_case = ZILA__MESSAGE__BODY_ERROR;
+	m.error = &e;
+	(void)emit(s, &m);
+	s->state = ZILA_SESSION_FAILED;
+}
+
+enum zila_session_state zila_session_state(const struct zila_session *s)
+{
+	return s->state;
+}
+
+bool zila_session_done(const struct zila_session *s)
+{
+	return s->state == ZILA_SESSION_DONE;
+}
+
+const struct zila_session_stats *zila_session_stats(const struct zila_session *s)
+{
+	return &s->st;
+}
+
+/* --- bundles ------------------------------------------------------------------------ */
+
+int zila_session_export(struct zila_store *store, const struct zila_vector *have, zila_part_filter_fn filter,
+			void *filter_ctx, zila_session_send_fn send, void *send_ctx, uint64_t *nentries,
+			struct zila_error *err)
+{
+	struct zila_session_config cfg;
+	struct zila_session *s = NULL;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.store = store;
+	cfg.send = send;
+	cfg.send_ctx = send_ctx;
+	cfg.peer_may_read = filter;
+	cfg.peer_read_ctx = filter_ctx;
+	cfg.chunk_bytes = ZILA_SESSION_CHUNK;
+	if (nentries)
+		*nentries = 0;
+	int r = zila_session_new(&s, &cfg, err);
+	if (r != 0)
+		return r;
+	if ((r = send_trust(s)) != 0) {
+		r = zila_error_set(err, r, "cannot read the trust records");
+		goto out;
+	}
+	if ((r = zila_outbox_open(store, have, filter, filter_ctx, &s->outbox)) != 0) {
+		r = zila_error_set(err, r, "cannot read entries");
+		goto out;
+	}
+	/* Nobody acknowledges a file: the window never closes. */
+	s->cfg.window = UINT32_MAX;
+	s->state = ZILA_SESSION_EXCHANGE;
+	s->got_heads = true;
+	if ((r = pump(s, err)) == 0 && nentries)
+		*nentries = s->st.entries_sent;
+out:
+	zila_session_free(s);
+	return r;
+}
+
+int zila_session_import_begin(struct zila_session *s, struct zila_error *err)
+{
+	if (s->state != ZILA_SESSION_NEW)
+		return fail(s, err, ZILA_EINVAL, "the session has already started");
+	s->importing = true;
+	s->sent_done = true;
+	s->state = ZILA_SESSION_EXCHANGE;
+	return 0;
+}
+
+/* --- validation --------------------------------------------------------------------- */
+
+static int check_body(const Zila__Message *m)
+{
+	switch (m->body_case) {
+	case ZILA__MESSAGE__BODY_HELLO: {
+		const Zila__Hello *h = m->hello;
+		if (h->version < 1 || h->n_parts > ZILA_SESSION_PARTS_MAX ||
+		    (h->trust_digest.len != 0 && h->trust_digest.len != DIGEST_LEN))
+			return ZILA_EFORMAT;
+		for (size_t i = 0; i < h->n_parts; i++) {
+			if (!name_ok(h->parts[i]->part, ZILA_PART_MAX) || h->parts[i]->digest.len != DIGEST_LEN)
+				return ZILA_EFORMAT;
+			/* Sorted and without repeats, so both sides compare lists in one pass. */
+			if (i > 0 && strcmp(h->parts[i - 1]->part, h->parts[i]->part) >= 0)
+				return ZILA_EFORMAT;
+		}
+		return 0;
+	}
+	case ZILA__MESSAGE__BODY_HEADS:
+		if (m->heads->n_heads > ZILA_SESSION_HEADS_MAX)
+			return ZILA_ETOOBIG;
+		for (size_t i = 0; i < m->heads->n_heads; i++) {
+			const Zila__FeedHead *h = m->heads->heads[i];
+			if (h->origin.len != 32 || !name_ok(h->part, ZILA_PART_MAX) || h->seq == 0 || h->seq > INT64_MAX)
+				return ZILA_EFORMAT;
+		}
+		return 0;
+	case ZILA__MESSAGE__BODY_TRUST:
+		for (size_t i = 0; i < m->trust->n_records; i++) {
+			const Zila__TrustRecord *t = m->trust->records[i];
+			if (t->type == 0 || t->type > 255 || t->id.len > TRUST_ID_MAX || t->bytes.len > TRUST_RECORD_MAX)
+				return ZILA_EFORMAT;
+		}
+		return 0;
+	case ZILA__MESSAGE__BODY_ENTRIES:
+		if (m->entries->chunk == 0 || m->entries->n_entries == 0 || m->entries->n_entries > ENTRIES_PER_CHUNK_MAX)
+			return ZILA_EFORMAT;
+		for (size_t i = 0; i < m->entries->n_entries; i++)
+			if (m->entries->entries[i].len == 0 || m->entries->entries[i].len > ZILA_ENTRY_MAX)
+				return ZILA_EFORMAT;
+		return 0;
+	case ZILA__MESSAGE__BODY_ACK:
+		return m->ack->chunk == 0 ? ZILA_EFORMAT : 0;
+	case ZILA__MESSAGE__BODY_DONE:
+		return 0;
+	case ZILA__MESSAGE__BODY_ERROR:
+		return m->error->reason != NULL && strlen(m->error->reason) <= REASON_MAX &&
+				       utf8_ok((const uint8_t *)m->error->reason, strlen(m->error->reason))
+			       ? 0
+			       : ZILA_EFORMAT;
+	case ZILA__MESSAGE__BODY_ENROLMENT:
+		return m->enrolment->cert_file.len == 0 || m->enrolment->cert_file.len > CERT_FILE_MAX ? ZILA_EFORMAT : 0;
+	default:
+		return ZILA_EFORMAT;
+	}
+}
+
+/* Decodes one message and checks its limits; *out is freed with zila__message__free_unpacked. */
+static int unpack_checked(const uint8_t *p, size_t len, Zila__Message **out, struct zila_error *err)
+{
+	*out = NULL;
+	if (len > ZILA_SESSION_MSG_MAX)
+		return zila_error_set(err, ZILA_ETOOBIG, "message of %zu bytes exceeds the limit", len);
+	Zila__Message *m = zila__message__unpack(NULL, len, p);
+	if (m == NULL)
+		return zila_error_set(err, ZILA_EFORMAT, "malformed message");
+	int r = check_body(m);
+	if (r != 0) {
+		zila__message__free_unpacked(m, NULL);
+		return zila_error_set(err, r, "message fails its limits");
+	}
+	*out = m;
+	return 0;
+}
+
+int zila_session_check_message(const uint8_t *p, size_t len, struct zila_error *err)
+{
+	Zila__Message *m;
+	int r = unpack_checked(p, len, &m, err);
+	if (r == 0)
+		zila__message__free_unpacked(m, NULL);
+	return r;
+}
