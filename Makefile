@@ -3,7 +3,7 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
-PKGS := libsodium libuv sqlite3 libzstd libprotobuf-c
+PKGS := libsodium libuv sqlite3 libzstd libprotobuf-c jansson
 V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 FUZZ_SECONDS ?= 15
@@ -120,7 +120,9 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 build/fuzz/obj/%.o: %.c build/.deps-fuzz | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_CFLAGS) -c $< -o $@
-build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
+build/fuzz/libzila.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o build/fuzz/libzila.a
 	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 fuzz: build/.deps-fuzz
