@@ -17,6 +17,7 @@ have_pc sqlite3 || need="$need libsqlite3-dev"
 have_hdr csv.h || need="$need libcsv-dev"
 have_pc libzstd || need="$need libzstd-dev"
 have_pc libprotobuf-c || need="$need libprotobuf-c-dev"
+have_pc jansson || need="$need libjansson-dev"
 have_cmd protoc-c || need="$need protobuf-c-compiler"
 case "${1:-build}" in
 check)

@@ -1,12 +1,15 @@
-/* zila join: on a laptop, record an invite code and the HQ address. The laptop proves the
- * code to HQ at its first contact (the network half lands with the daemon).
- *   zila join CODE --hq HOST:PORT */
+/* zila join: on a laptop, record an invite code and the HQ address, then dial HQ with the
+ * code, receive the certificate and install it. When HQ cannot be reached the code stays
+ * recorded and the daemon joins at its first contact with HQ.
+ *   zila join CODE --hq HOST:PORT [--name NAME] [--timeout SECS] */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_ctl.h"
 #include "cli_trust.h"
+#include "zila/daemon.h"
 
 static bool host_port_ok(const char *s)
 {
@@ -21,16 +24,30 @@ static bool host_port_ok(const char *s)
 int cmd_join(struct cli *cli, int argc, char **argv);
 int cmd_join(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = { { "hq", required_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
-	const char *hq = NULL;
+	static const struct option opts[] = { { "hq", required_argument, NULL, 'h' },
+					      { "name", required_argument, NULL, 'n' },
+					      { "timeout", required_argument, NULL, 't' },
+					      { NULL, 0, NULL, 0 } };
+	const char *hq = NULL, *name = NULL;
+	long timeout = 20;
+	char *end;
 	int c;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'h')
+		if (c == 'h') {
 			hq = optarg;
-		else
+		} else if (c == 'n') {
+			name = optarg;
+			if (strlen(name) == 0 || strlen(name) > ZILA_NAME_MAX)
+				return cli_usage("join", "a name has 1 to %d bytes", ZILA_NAME_MAX);
+		} else if (c == 't') {
+			timeout = strtol(optarg, &end, 10);
+			if (*end != '\0' || timeout < 1 || timeout > 3600)
+				return cli_usage("join", "timeout '%s' is not 1..3600 seconds", optarg);
+		} else {
 			return cli_usage("join", "unknown option '%s'", argv[optind - 1]);
+		}
 	}
 	/* The code may be typed as several words ("ABCD EFGH ..."): join them. */
 	char code[128] = "";
@@ -79,16 +96,69 @@ int cmd_join(struct cli *cli, int argc, char **argv)
 		zila_store_free(s);
 		return CLI_FAIL;
 	}
-	zila_store_free(s);
-	if (cli->json) {
-		printf("{\"hq\":");
-		cli_json_str(hq);
-		printf(",\"organisation_fingerprint_prefix\":\"%s\",\"state\":\"pending\"}\n", fp);
-	} else {
-		printf("recorded the invite for the organisation whose fingerprint starts %s and HQ at '%s'.\n"
-		       "This laptop enrols when it first reaches HQ; that network step comes with the daemon\n"
-		       "and is not built yet. Until then use the USB path: zila enrol request FILE\n",
-		       fp, hq);
+	struct zila_error err;
+	zila_error_clear(&err);
+	r = zila_net_join(s, hq, name, (unsigned)timeout * 1000, &err);
+	if (r == ZILA_EIO) {
+		/* Unreachable: keep the code; the daemon joins when it reaches HQ. */
+		zila_store_free(s);
+		if (cli->json) {
+			printf("{\"hq\":");
+			cli_json_str(hq);
+			printf(",\"organisation_fingerprint_prefix\":\"%s\",\"state\":\"pending\",\"reason\":", fp);
+			cli_json_str(zila_error_msg(&err, r));
+			printf("}\n");
+		} else {
+			printf("recorded the invite for the organisation whose fingerprint starts %s.\n"
+			       "HQ at '%s' is not reachable now (%s).\n"
+			       "The daemon joins at its first contact with HQ: start it with 'zila daemon'.\n",
+			       fp, hq, zila_error_msg(&err, r));
+		}
+		return CLI_OK;
 	}
+	if (r != 0) {
+		zila_store_free(s);
+		cli_err("HQ at '%s' did not enrol this laptop: %s", hq, zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	struct zila_cert cert;
+	char id[ZILA_DEVICE_ID_LEN + 1], *org = NULL;
+	zila_device_id(zila_store_device_pk(s), id);
+	if (zila_trust_cert_get(s, zila_store_device_pk(s), &cert) != 0)
+		memset(&cert, 0, sizeof(cert));
+	if (zila_store_meta_get(s, ZILA_META_ORG_NAME, &org) != 0)
+		org = NULL;
+	zila_store_free(s);
+	/* A daemon already running picks the certificate up now. */
+	struct cli_ctl ctl;
+	json_t *resp = NULL;
+	bool running = false;
+	if (cli_ctl_open(cli, &ctl, true) == CLI_OK) {
+		running = cli_ctl_send(&ctl, json_pack("{s:s}", "cmd", "reload")) == CLI_OK &&
+			  cli_ctl_recv(&ctl, &resp, 10000) == CLI_OK;
+		json_decref(resp);
+		cli_ctl_close(&ctl);
+	}
+	if (cli->json) {
+		printf("{\"device\":\"%s\",\"name\":", id);
+		cli_json_str(cert.name);
+		printf(",\"organisation\":");
+		cli_json_str(org ? org : "");
+		printf(",\"role\":\"%s\",\"scope\":", zila_role_name(cert.role) ? zila_role_name(cert.role) : "");
+		cli_json_str(cert.scope_all ? "*" : cert.district);
+		printf(",\"hq\":");
+		cli_json_str(hq);
+		printf(",\"state\":\"enrolled\"}\n");
+	} else {
+		printf("joined: this laptop is now enrolled\n"
+		       "device:       %s\n"
+		       "organisation: %s\n"
+		       "role:         %s of %s (%s)\n"
+		       "%s\n",
+		       id, org ? org : "(unnamed)", zila_role_name(cert.role) ? zila_role_name(cert.role) : "?",
+		       cert.scope_all ? "all districts" : cert.district, cert.name,
+		       running ? "The running daemon now syncs with HQ." : "Start 'zila daemon': it syncs with HQ and LAN peers.");
+	}
+	free(org);
 	return CLI_OK;
 }

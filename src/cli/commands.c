@@ -24,6 +24,12 @@ CMD(enrol)
 CMD(devices)
 CMD(whoami)
 CMD(revoke)
+CMD(daemon)
+CMD(status)
+CMD(peers)
+CMD(peer)
+CMD(sync)
+CMD(stop)
 #undef CMD
 
 const struct cli_command cli_commands[] = {
@@ -46,10 +52,17 @@ const struct cli_command cli_commands[] = {
 	{ "report", cmd_report, "HQ progress per district: drive, booths, office bearers, reports, sync", "zila [-d DIR] report [--district ID] [--period YYYY-MM] [--format text|csv|json] [--today YYYY-MM-DD] [--drive ID]" },
 	{ "org", cmd_org, "create the organisation (HQ) or show it", "zila org init --name NAME [--passphrase-file FILE]\nzila org show" },
 	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ)", "zila invite --district ID [--role district|block] [--expires 7d]" },
-	{ "join", cmd_join, "record an invite code and the HQ address on a laptop", "zila join CODE --hq HOST:PORT" },
+	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join CODE --hq HOST:PORT [--name NAME] [--timeout SECS]" },
 	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop)", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district ID] [--role district|block] [--days N]\nzila enrol install CERT" },
 	{ "devices", cmd_devices, "list enrolled devices, roles, scopes, expiry, revocations", "zila devices" },
 	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami" },
 	{ "revoke", cmd_revoke, "cut off a lost device: sign a revocation (HQ)", "zila revoke DEVICE" },
+	{ "daemon", cmd_daemon, "run the sync daemon in the foreground (LAN discovery, peers, HQ uplink)",
+	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--foreground]" },
+	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, warnings", "zila status" },
+	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers" },
+	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq" },
+	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ", "zila sync [PEER|hq] [--wait] [--timeout SECS]" },
+	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop" },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -48,8 +48,11 @@ TYPO=$(echo "$CODE" | sed 's/^\(..\)./\1X/')
 expect 1 "a mistyped code is caught locally" -- "$ZILA" -d "$M" join "$TYPO" --hq hq.example:7400
 has "$T/err" "typo" "the typo is reported as a typo"
 expect 2 "join needs --hq" -- "$ZILA" -d "$M" join "$CODE"
-expect 0 "join records the code (lower case, spaces)" -- "$ZILA" -d "$M" join $(echo "$CODE" | tr 'A-Z-' 'a-z ') --hq hq.example:7400
-has "$T/out" "not built yet" "join says the network half is pending"
+# Nothing listens on port 1: HQ is unreachable, the code is kept for the daemon.
+expect 0 "join records the code (lower case, spaces)" -- "$ZILA" -d "$M" join $(echo "$CODE" | tr 'A-Z-' 'a-z ') --hq 127.0.0.1:1 --timeout 5
+has "$T/out" "not reachable now" "join says HQ is unreachable and the daemon will join"
+expect 0 "whoami while the join is pending" -- "$ZILA" -d "$M" whoami
+has "$T/out" "joining through HQ at '127.0.0.1:1'" "the pending join is shown"
 expect 1 "an enrolled laptop does not join again" -- "$ZILA" -d "$L" join "$CODE" --hq hq.example:7400
 
 ID=$("$ZILA" -d "$L" whoami | awk '/^device:/ {print $2}')

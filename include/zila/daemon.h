@@ -1,0 +1,117 @@
+/* The zila daemon (src/net, libuv): TCP listener and dialer running the channel and the sync
+ * session, LAN discovery by authenticated UDP beacons, HQ uplink with backoff, the peer table
+ * and the local control socket. Also the pure parts tests and fuzzers drive without a loop
+ * (beacons, backoff, addresses) and the blocking join client `zila join` uses. */
+#ifndef ZILA_DAEMON_H
+#define ZILA_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zila/err.h"
+#include "zila/log.h"
+#include "zila/store.h"
+
+#define ZILA_BEACON_PORT 7401          /* default UDP port of LAN beacons */
+#define ZILA_BEACON_VERSION 1
+/* version(1) | nonce(24) | XChaCha20-Poly1305 of device_pk(32) port(2) time_ms(8) | tag(16) */
+#define ZILA_BEACON_LEN (1 + 24 + 42 + 16)
+#define ZILA_BEACON_WINDOW_MS (60 * 60 * 1000ULL) /* beacons further from our clock are stale */
+#define ZILA_CONTROL_SOCK "zila.sock" /* in the replica directory, mode 0600 */
+#define ZILA_LOCK_FILE "zila.lock"    /* flock()ed by the running daemon */
+
+/* Daemon settings kept in zila_meta (command-line options override them). The HQ address is
+ * ZILA_META_JOIN_HQ (trust.h), set by `zila join --hq` or `zila peer add --hq`. */
+#define ZILA_META_NET_PEERS "net.peers"             /* configured peers, "HOST:PORT" per line */
+#define ZILA_META_NET_LISTEN "net.listen"           /* "ADDR:PORT" */
+#define ZILA_META_NET_BEACON_PORT "net.beacon_port" /* decimal; "0" turns beacons off */
+#define ZILA_META_NET_JOIN_NAME "net.join_name"     /* the name `zila join` asks HQ for */
+/* Bookkeeping of the daemon: own entries (zila_store_counts.own_entries) that a completed
+ * session had delivered to HQ, and to any peer. */
+#define ZILA_META_NET_OWN_HQ "net.own_synced_hq"
+#define ZILA_META_NET_OWN_ANY "net.own_synced_any"
+
+/* --- beacons -------------------------------------------------------------------------- */
+
+/* What a beacon says: who (device key), where (TCP port; the address is the datagram's
+ * source) and when (sender's clock, for staleness and replays). */
+struct zila_beacon {
+	uint8_t device_pk[32];
+	uint16_t port;
+	uint64_t time_ms;
+};
+
+/* The beacon key of an organisation: a KDF subkey of its members' psk, so only members
+ * can open (or forge) a beacon. */
+void zila_beacon_key(const uint8_t root_pk[32], uint8_t key[32]);
+/* Seals b under key with a fresh random nonce into out (ZILA_BEACON_LEN bytes). */
+void zila_beacon_seal(const uint8_t key[32], const struct zila_beacon *b, uint8_t out[ZILA_BEACON_LEN]);
+/* Opens a received datagram: ZILA_EFORMAT (length), ZILA_EVERSION, or ZILA_EAUTH when it
+ * was not sealed with key (another organisation, tampered). *out is cleared first. */
+int zila_beacon_open(const uint8_t key[32], const uint8_t *p, size_t len, struct zila_beacon *out) ZILA_MUST_CHECK;
+
+/* Remembers recent beacons: rejects a beacon from ourselves, one outside the window around
+ * now_ms, and one not newer than the last accepted from the same device (a replay).
+ * Returns 0 to accept (and records it), ZILA_EEXIST (ours or replayed), ZILA_EEXPIRED. */
+#define ZILA_BEACON_SEEN_MAX 256
+struct zila_beacon_seen {
+	uint8_t self[32];
+	struct {
+		uint8_t device[32];
+		uint64_t time_ms;
+	} last[ZILA_BEACON_SEEN_MAX];
+	size_t n, next;
+};
+void zila_beacon_seen_init(struct zila_beacon_seen *seen, const uint8_t self[32]);
+int zila_beacon_accept(struct zila_beacon_seen *seen, const struct zila_beacon *b, uint64_t now_ms) ZILA_MUST_CHECK;
+
+/* --- backoff -------------------------------------------------------------------------- */
+
+/* Exponential backoff with jitter: the n-th consecutive failure waits a random time in
+ * [d/2, d], d = min(base * 2^(n-1), max). */
+struct zila_backoff {
+	uint32_t base_ms, max_ms;
+	unsigned failures;
+};
+void zila_backoff_init(struct zila_backoff *b, uint32_t base_ms, uint32_t max_ms);
+/* Records a failure; returns the delay before the next attempt. rnd is a random number. */
+uint32_t zila_backoff_fail(struct zila_backoff *b, uint32_t rnd);
+void zila_backoff_reset(struct zila_backoff *b);
+
+/* --- addresses ------------------------------------------------------------------------ */
+
+/* Parses "HOST:PORT" or "[V6]:PORT" (host at most host_len-1 bytes, port 1..65535). */
+int zila_hostport_parse(const char *s, char *host, size_t host_len, uint16_t *port) ZILA_MUST_CHECK;
+
+/* --- the daemon ----------------------------------------------------------------------- */
+
+struct zila_daemon_config {
+	const char *dir;         /* the replica directory */
+	const char *listen;      /* "ADDR:PORT"; NULL: the setting, else 0.0.0.0:ZILA_SYNC_PORT */
+	int beacon_port;         /* -1: the setting, else ZILA_BEACON_PORT; 0: no beacons */
+	const char **beacon_to;  /* extra beacon destinations "ADDR[:PORT]" (tests, routed LANs) */
+	size_t nbeacon_to;
+	unsigned max_sessions;   /* 0: 64 */
+	bool verbose;            /* debug lines in the log */
+};
+
+/* Runs the daemon until SIGTERM, SIGINT or `zila stop`. Logs through zila_log (the caller
+ * installs the sink). Returns 0 after a clean shutdown; ZILA_EBUSY when another daemon
+ * runs on this replica; another code (err says why) when it cannot start. */
+int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* The log sink the daemon uses: "zila[pid]: level: msg" on stderr, or with "<N>" syslog
+ * priority prefixes when stderr is journald's (JOURNAL_STREAM set). */
+void zila_daemon_log_sink(void *ctx, enum zila_log_level level, const char *msg);
+
+/* --- joining -------------------------------------------------------------------------- */
+
+/* Dials HQ at hq ("HOST:PORT") with the invite code recorded in the replica (the trust hooks
+ * must be installed on s), asks for a certificate under name, installs it and forgets the
+ * code. Blocks for at most timeout_ms. Returns 0; ZILA_EIO (or a libuv code) when HQ could not
+ * be reached (the daemon retries); another code, err saying why, when HQ refused. */
+int zila_net_join(struct zila_store *s, const char *hq, const char *name, unsigned timeout_ms,
+		  struct zila_error *err) ZILA_MUST_CHECK;
+
+#endif

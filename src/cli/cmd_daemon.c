@@ -1,0 +1,78 @@
+/* zila daemon: run the sync daemon in the foreground, logging to stderr.
+ *   zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]...
+ *               [--max-sessions N] [--foreground] */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "zila/daemon.h"
+#include "zila/log.h"
+
+#define BEACON_TO_MAX 16
+
+int cmd_daemon(struct cli *cli, int argc, char **argv);
+int cmd_daemon(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = { { "listen", required_argument, NULL, 'l' },
+					      { "beacon-port", required_argument, NULL, 'b' },
+					      { "beacon-to", required_argument, NULL, 't' },
+					      { "max-sessions", required_argument, NULL, 'm' },
+					      { "foreground", no_argument, NULL, 'f' },
+					      { NULL, 0, NULL, 0 } };
+	struct zila_daemon_config cfg;
+	const char *to[BEACON_TO_MAX];
+	char host[256], *end;
+	uint16_t port;
+	long v;
+	int c;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.dir = cli->dir;
+	cfg.beacon_port = -1;
+	cfg.beacon_to = to;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (zila_hostport_parse(optarg, host, sizeof(host), &port) != 0)
+				return cli_usage("daemon", "listen address '%s' is not ADDR:PORT", optarg);
+			cfg.listen = optarg;
+			break;
+		case 'b':
+			v = strtol(optarg, &end, 10);
+			if (*end != '\0' || v < 0 || v > 65535)
+				return cli_usage("daemon", "beacon port '%s' is not 0..65535 (0 turns beacons off)", optarg);
+			cfg.beacon_port = (int)v;
+			break;
+		case 't':
+			if (cfg.nbeacon_to >= BEACON_TO_MAX)
+				return cli_usage("daemon", "at most %d --beacon-to addresses", BEACON_TO_MAX);
+			to[cfg.nbeacon_to++] = optarg;
+			break;
+		case 'm':
+			v = strtol(optarg, &end, 10);
+			if (*end != '\0' || v < 1 || v > 10000)
+				return cli_usage("daemon", "max sessions '%s' is not 1..10000", optarg);
+			cfg.max_sessions = (unsigned)v;
+			break;
+		case 'f':
+			break;
+		default:
+			return cli_usage("daemon", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage("daemon", "unexpected argument '%s'", argv[optind]);
+	cfg.verbose = cli->verbose;
+	zila_log_set_sink(zila_daemon_log_sink, NULL, cli->verbose ? ZILA_LOG_DEBUG : ZILA_LOG_INFO);
+	struct zila_error err;
+	zila_error_clear(&err);
+	int r = zila_daemon_run(&cfg, &err);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}

@@ -1,0 +1,91 @@
+/* zila status: what the running daemon knows: this device, HQ, peers, what is waiting to be
+ * sent, conflicts and clock warnings.
+ *   zila status */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_ctl.h"
+
+static long long jint(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(json_t *o, const char *k, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : dflt;
+}
+
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	(void)argv;
+	if (argc > 1)
+		return cli_usage("status", "status takes no arguments");
+	json_t *st = NULL;
+	int r = cli_ctl_call(cli, json_pack("{s:s}", "cmd", "status"), &st);
+	if (r != CLI_OK)
+		return r;
+	if (cli->json) {
+		json_object_del(st, "ok");
+		char *s = json_dumps(st, JSON_COMPACT);
+		printf("%s\n", s ? s : "{}");
+		free(s);
+		json_decref(st);
+		return CLI_OK;
+	}
+	char when[48];
+	printf("device:     %s", jstr(st, "device", "?"));
+	if (json_is_true(json_object_get(st, "enrolled")))
+		printf(" '%s', %s of %s, organisation '%s'\n", jstr(st, "name", "?"), jstr(st, "role", "?"),
+		       jstr(st, "scope", "?")[0] == '*' ? "all districts" : jstr(st, "scope", "?"),
+		       jstr(st, "organisation", "?"));
+	else if (json_is_true(json_object_get(st, "joining")))
+		printf(", not enrolled yet: joins at the first contact with HQ\n");
+	else
+		printf(", not enrolled\n");
+	printf("daemon:     running (pid %lld), tcp %s", jint(st, "pid"), jstr(st, "listen", "?"));
+	if (jint(st, "beacon_port") > 0) {
+		json_t *lb = json_object_get(st, "last_beacon_s");
+		printf(", LAN beacons on udp %lld", jint(st, "beacon_port"));
+		if (json_is_integer(lb))
+			printf(" (last heard %lld s ago)\n", (long long)json_integer_value(lb));
+		else
+			printf(" (none heard yet)\n");
+	} else {
+		printf(", no LAN discovery\n");
+	}
+	json_t *hq = json_object_get(st, "hq");
+	if (json_is_object(hq)) {
+		cli_ago(when, sizeof(when), json_integer_value(json_object_get(hq, "last_sync")));
+		printf("HQ:         %s, %s, last sync %s", jstr(hq, "address", "?"),
+		       json_is_true(json_object_get(hq, "reachable")) ? "reachable" : "not reached", when);
+		if (json_is_string(json_object_get(hq, "last_error")))
+			printf(" (last attempt: %s", jstr(hq, "last_error", ""));
+		if (json_is_integer(json_object_get(hq, "next_attempt_s")))
+			printf("; next in %lld s", jint(hq, "next_attempt_s"));
+		if (json_is_string(json_object_get(hq, "last_error")))
+			printf(")");
+		printf("\n");
+	} else if (json_is_true(json_object_get(st, "enrolled")) && strcmp(jstr(st, "role", ""), "hq") != 0) {
+		printf("HQ:         no address set ('zila peer add --hq HOST:PORT')\n");
+	}
+	json_t *l = json_object_get(st, "local");
+	if (json_is_object(l)) {
+		printf("local:      %lld changes not sealed yet, %lld entries of ours not sent to any peer (%lld not yet at HQ)\n",
+		       jint(l, "unsealed"), jint(l, "unsent"), jint(l, "unsent_to_hq"));
+		printf("            %lld entries held; %lld conflicts and %lld parked rows to review ('zila conflicts')\n",
+		       jint(l, "entries"), jint(l, "conflicts"), jint(l, "parked"));
+		if (jint(l, "held") > 0)
+			printf("            %lld entries wait for a newer schema\n", jint(l, "held"));
+	}
+	printf("peers:\n");
+	cli_print_peers(json_object_get(st, "peers"));
+	size_t i;
+	json_t *w;
+	json_array_foreach(json_object_get(st, "warnings"), i, w) printf("warning: %s\n", json_string_value(w));
+	json_decref(st);
+	return CLI_OK;
+}

@@ -1,0 +1,711 @@
+/* One TCP connection with a peer: resolve, connect, channel handshake, then the sync session
+ * (or the JOIN exchange with HQ), then an authenticated close. One state machine, one
+ * transition function (conn_event); the libuv callbacks only translate events into it. */
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net_int.h"
+#include "zila/log.h"
+
+static const char *state_names[] = { "dialing", "handshake", "session", "join", "closing", "closed" };
+
+const char *conn_state_name(enum conn_state s)
+{
+	return state_names[s];
+}
+
+static void conn_flush(struct conn *c);
+static void conn_fail(struct conn *c, int code, const char *fmt, ...) ZILA_PRINTF(3, 4);
+
+/* --- lifetime ------------------------------------------------------------------------- */
+
+static void conn_free(struct conn *c)
+{
+	struct daemon *d = c->d;
+	for (struct conn **pp = &d->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	d->nconns--;
+	if (c->ai != NULL)
+		uv_freeaddrinfo(c->ai);
+	zila_session_free(c->sess);
+	if (c->ch_init)
+		zila_channel_release(&c->ch);
+	zila_buf_release(&c->out);
+	zila_buf_release(&c->inflight);
+	zila_buf_release(&c->msg);
+	sodium_memzero(&c->jc, sizeof(c->jc));
+	free(c);
+	daemon_kick(d);
+}
+
+static void on_close(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	if (--c->nopen == 0)
+		conn_free(c);
+}
+
+static struct conn *conn_new(struct daemon *d, bool initiator)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->d = d;
+	c->initiator = initiator;
+	c->started_ms = uv_now(&d->loop);
+	c->result = ZILA_EINTERNAL;
+	zila_buf_init(&c->out, OUT_MAX_BYTES);
+	zila_buf_init(&c->inflight, OUT_MAX_BYTES);
+	zila_buf_init(&c->msg, ZILA_CHANNEL_MSG_MAX);
+	uv_timer_init(&d->loop, &c->timer);
+	c->timer.data = c;
+	uv_tcp_init(&d->loop, &c->tcp);
+	c->tcp.data = c;
+	c->tcp_open = true;
+	c->nopen = 2;
+	c->next = d->conns;
+	d->conns = c;
+	d->nconns++;
+	return c;
+}
+
+/* Results are recorded once, as soon as they are known (before the close completes). */
+static void conn_finished(struct conn *c)
+{
+	if (c->finished)
+		return;
+	c->finished = true;
+	daemon_session_ended(c->d, c);
+}
+
+static void conn_close_handles(struct conn *c)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	conn_finished(c);
+	c->state = CONN_CLOSED;
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, on_close);
+	if (c->tcp_open) {
+		c->tcp_open = false;
+		uv_close((uv_handle_t *)&c->tcp, on_close);
+	}
+	/* A resolver request still out keeps c alive until its callback (nopen counts it). */
+	if (c->gai_pending)
+		uv_cancel((uv_req_t *)&c->gai_req);
+}
+
+/* --- libuv callbacks: translation only --------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+	conn_event(t->data, EV_TIMEOUT, NULL, 0, UV_ETIMEDOUT);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+	(void)hint;
+	*buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+	(void)buf;
+	if (nread > 0)
+		conn_event(c, EV_READ, c->rbuf, (size_t)nread, 0);
+	else if (nread < 0) /* UV_EOF or an error; nread == 0 is EAGAIN: nothing happened */
+		conn_event(c, EV_EOF, NULL, 0, nread == UV_EOF ? 0 : (int)nread);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+	c->writing = false;
+	zila_buf_reset(&c->inflight);
+	conn_event(c, EV_WRITTEN, NULL, 0, status);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	(void)req;
+	(void)status; /* the peer's EOF or the deadline ends CLOSING */
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	conn_event(req->data, EV_CONNECTED, NULL, 0, status);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+	struct conn *c = req->data;
+	c->ai = ai;
+	c->gai_pending = false;
+	c->nopen--;
+	if (c->state == CONN_CLOSED) {
+		if (c->nopen == 0)
+			conn_free(c);
+		return;
+	}
+	conn_event(c, EV_RESOLVED, NULL, 0, status);
+}
+
+/* --- helpers -------------------------------------------------------------------------- */
+
+static void deadline(struct conn *c, uint64_t ms)
+{
+	uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static const char *peer_label(const struct conn *c, char *buf, size_t n)
+{
+	if (c->peer_name[0])
+		snprintf(buf, n, "'%s' (%s)", c->peer_name, c->addr);
+	else
+		snprintf(buf, n, "%s", c->addr);
+	return buf;
+}
+
+static void start_reading(struct conn *c)
+{
+	if (!c->reading && c->tcp_open && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+		c->reading = true;
+}
+
+static void conn_flush(struct conn *c)
+{
+	if (c->state == CONN_CLOSED || c->writing || c->out.len == 0 || !c->tcp_open)
+		goto pressure;
+	struct zila_buf t = c->inflight;
+	c->inflight = c->out;
+	c->out = t;
+	uv_buf_t b = uv_buf_init((char *)c->inflight.p, (unsigned)c->inflight.len);
+	c->write_req.data = c;
+	int r = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (r != 0) {
+		zila_buf_reset(&c->inflight);
+		zila_log(ZILA_LOG_DEBUG, "write to %s: %s", c->addr, uv_strerror(r));
+		conn_close_handles(c);
+		return;
+	}
+	c->writing = true;
+pressure:
+	/* A peer that does not read stops us reading from it: its backlog stays bounded. */
+	if (c->reading && c->out.len + c->inflight.len > READ_PAUSE_BYTES) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+/* Ends the connection with an authenticated close when the channel is open (the peer then
+ * knows we stopped on purpose), else at once. */
+static void conn_fail(struct conn *c, int code, const char *fmt, ...)
+{
+	char lbl[400];
+	va_list ap;
+	if (c->state == CONN_CLOSED)
+		return;
+	if (!c->finished) {
+		va_start(ap, fmt);
+		vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+		va_end(ap);
+		c->result = code ? code : ZILA_EINTERNAL;
+		zila_log(c->duplicate ? ZILA_LOG_DEBUG : ZILA_LOG_WARN, "%s with %s: %s",
+			 c->mode == ZILA_CHANNEL_JOIN ? "join" : "sync", peer_label(c, lbl, sizeof(lbl)), c->reason);
+		conn_finished(c);
+	}
+	if (c->ch_init && c->ch.state == ZILA_CH_OPEN && !c->ch.tx_closed) {
+		if (c->sess != NULL && c->state == CONN_SESSION && zila_session_state(c->sess) != ZILA_SESSION_FAILED)
+			zila_session_abort(c->sess, code, c->reason);
+		if (zila_channel_close(&c->ch, &c->out) == 0) {
+			c->state = CONN_CLOSING;
+			deadline(c, CLOSING_TIMEOUT_MS / 2);
+			conn_flush(c);
+			return;
+		}
+	}
+	conn_close_handles(c);
+}
+
+static int session_send(void *ctx, const uint8_t *p, size_t len)
+{
+	struct conn *c = ctx;
+	return zila_channel_send(&c->ch, p, len, &c->out);
+}
+
+/* --- the steps -------------------------------------------------------------------------- */
+
+static void begin_closing(struct conn *c)
+{
+	int r = zila_channel_close(&c->ch, &c->out);
+	if (r != 0) {
+		conn_close_handles(c);
+		return;
+	}
+	c->state = CONN_CLOSING;
+	deadline(c, CLOSING_TIMEOUT_MS);
+}
+
+/* Another connection with the same device: the one the lower device key dialled stays,
+ * so two laptops that dial each other at once keep the same one. */
+static bool resolve_duplicate(struct conn *c)
+{
+	struct daemon *d = c->d;
+	const uint8_t *self = zila_store_device_pk(d->store);
+	for (struct conn *o = d->conns; o != NULL; o = o->next) {
+		if (o == c || !o->has_peer || o->state == CONN_CLOSED || o->state == CONN_CLOSING ||
+		    memcmp(o->peer_pk, c->peer_pk, 32) != 0)
+			continue;
+		const uint8_t *oi = o->initiator ? self : o->peer_pk;
+		const uint8_t *ci = c->initiator ? self : c->peer_pk;
+		bool keep_o = memcmp(oi, ci, 32) < 0 || (memcmp(oi, ci, 32) == 0 && o->started_ms <= c->started_ms);
+		struct conn *loser = keep_o ? c : o;
+		loser->duplicate = true;
+		conn_fail(loser, ZILA_EEXIST, "a session with this device is already running");
+		if (loser == c)
+			return true;
+	}
+	return false;
+}
+
+static void serve_join(struct conn *c)
+{
+	struct daemon *d = c->d;
+	struct zila_error err;
+	struct zila_buf m;
+	const struct zila_channel_peer *pe = zila_channel_peer(&c->ch);
+	zila_error_clear(&err);
+	zila_buf_init(&m, ZILA_CHANNEL_MSG_MAX);
+	c->mode = ZILA_CHANNEL_JOIN;
+	int r = join_answer(d->store, c->invite_id, pe, zila_trust_now(&d->trust), &m, &err);
+	if (r == 0) {
+		char id[ZILA_DEVICE_ID_LEN + 1];
+		zila_device_id(pe->sign_pk, id);
+		zila_log(ZILA_LOG_INFO, "enrolled device %s as '%s' from %s by invite", id, pe->req.name, c->addr);
+		c->result = 0;
+	} else {
+		snprintf(c->reason, sizeof(c->reason), "join refused: %s", zila_error_msg(&err, r));
+		zila_log(ZILA_LOG_WARN, "join from %s refused: %s", c->addr, zila_error_msg(&err, r));
+		c->result = r;
+	}
+	/* m holds the Enrolment, or an Error telling the laptop why. */
+	if (m.len > 0 && zila_channel_send(&c->ch, m.p, m.len, &c->out) != 0)
+		zila_log(ZILA_LOG_DEBUG, "join answer to %s not sent", c->addr);
+	zila_buf_release(&m);
+	conn_finished(c);
+	begin_closing(c);
+}
+
+static void on_established(struct conn *c)
+{
+	struct daemon *d = c->d;
+	const struct zila_channel_peer *pe = zila_channel_peer(&c->ch);
+	struct zila_error err;
+	char lbl[400];
+	zila_error_clear(&err);
+	c->has_peer = true;
+	memcpy(c->peer_pk, pe->sign_pk, 32);
+	if (pe->has_cert) {
+		snprintf(c->peer_name, sizeof(c->peer_name), "%s", pe->cert.name);
+		snprintf(c->peer_district, sizeof(c->peer_district), "%s", pe->cert.scope_all ? "*" : pe->cert.district);
+	} else if (pe->joining) {
+		snprintf(c->peer_name, sizeof(c->peer_name), "%s", pe->req.name);
+	}
+	if (c->target != NULL) {
+		c->target->reachable = true;
+		c->target->has_device = true;
+		memcpy(c->target->device, c->peer_pk, 32);
+		snprintf(c->target->name, sizeof(c->target->name), "%s", c->peer_name);
+	}
+	if (c->initiator && c->mode == ZILA_CHANNEL_JOIN) {
+		c->state = CONN_JOIN;
+		deadline(c, JOIN_TIMEOUT_MS);
+		return;
+	}
+	if (!c->initiator && pe->joining) {
+		serve_join(c);
+		return;
+	}
+	if (resolve_duplicate(c))
+		return;
+	peers_seen(d, c->peer_pk, c->peer_name, c->peer_district, c->addr,
+		   c->target ? source_name(c->target->source) : "inbound");
+	/* Local changes compete with what arrives: seal them first (the store also does). */
+	size_t nsealed = 0;
+	int r = zila_store_seal(d->store, &nsealed, &err);
+	if (r != 0)
+		zila_log(ZILA_LOG_WARN, "cannot seal local changes: %s", zila_error_msg(&err, r));
+	struct zila_session_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.store = d->store;
+	cfg.trust = &d->trust;
+	cfg.peer_may_read = zila_trust_read_filter;
+	cfg.peer_read_ctx = (void *)&pe->cert;
+	cfg.send = session_send;
+	cfg.send_ctx = c;
+	cfg.is_hq = d->is_hq;
+	if (d->hq_offset_known)
+		cfg.hq_now_ms = (uint64_t)((int64_t)daemon_wall() * 1000 + d->hq_offset_ms);
+	zila_error_clear(&err);
+	if ((r = zila_session_new(&c->sess, &cfg, &err)) != 0 || (r = zila_session_start(c->sess, &err)) != 0) {
+		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));
+		return;
+	}
+	zila_log(ZILA_LOG_DEBUG, "session with %s started (%s)", peer_label(c, lbl, sizeof(lbl)),
+		 c->initiator ? "we dialled" : "it dialled");
+	c->state = CONN_SESSION;
+	deadline(c, SESSION_IDLE_MS);
+}
+
+static void on_message(struct conn *c)
+{
+	struct daemon *d = c->d;
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (c->state == CONN_SESSION) {
+		int r = zila_session_receive(c->sess, c->msg.p, c->msg.len, &err);
+		if (r != 0) {
+			conn_fail(c, r, "%s", zila_error_msg(&err, r));
+			return;
+		}
+		if (zila_session_done(c->sess)) {
+			c->result = 0;
+			conn_finished(c);
+			begin_closing(c);
+		}
+	} else if (c->state == CONN_JOIN) {
+		int r = join_take(d->store, c->jc.root_pk, c->msg.p, c->msg.len, zila_trust_now(&d->trust), &err);
+		if (r != 0) {
+			conn_fail(c, r, "%s", zila_error_msg(&err, r));
+			return;
+		}
+		c->result = 0;
+		conn_finished(c);
+		begin_closing(c);
+	}
+	/* In CLOSING, messages after our close (a late Ack) are read and dropped. */
+}
+
+static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
+{
+	size_t off = 0;
+	if (c->state == CONN_SESSION)
+		deadline(c, SESSION_IDLE_MS);
+	while (off < len && c->state != CONN_CLOSED) {
+		size_t used = 0;
+		enum zila_channel_event ev = ZILA_CHANNEL_NONE;
+		zila_buf_reset(&c->msg);
+		int r = zila_channel_feed(&c->ch, p + off, len - off, &used, &c->out, &c->msg, &ev);
+		if (r != 0) {
+			/* The channel failed for good (tampered, refused, malformed): nothing more can
+			 * be sent on it, so the TCP connection just ends. */
+			if (c->state != CONN_CLOSING) {
+				conn_fail(c, r, "%s: %s",
+					  c->state == CONN_HANDSHAKE ? "handshake refused" : "channel failed", zila_strerror(r));
+			}
+			conn_close_handles(c);
+			return;
+		}
+		off += used;
+		if (ev == ZILA_CHANNEL_ESTABLISHED)
+			on_established(c);
+		else if (ev == ZILA_CHANNEL_MESSAGE)
+			on_message(c);
+		else if (ev == ZILA_CHANNEL_CLOSED) {
+			if (c->state == CONN_SESSION)
+				conn_fail(c, ZILA_ECLOSED, "the peer closed the session before it completed");
+			else if (c->state == CONN_JOIN)
+				conn_fail(c, ZILA_ECLOSED, "HQ closed without sending a certificate");
+		}
+		if (used == 0)
+			break;
+	}
+	conn_flush(c);
+	if (c->state == CONN_CLOSING && c->ch.rx_closed && !c->writing && c->out.len == 0)
+		conn_close_handles(c);
+}
+
+static int init_initiator_channel(struct conn *c)
+{
+	struct daemon *d = c->d;
+	struct zila_channel_config cfg;
+	struct zila_error err;
+	int r;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.initiator = true;
+	cfg.sign_sk = zila_store_device_sk(d->store);
+	if (c->mode == ZILA_CHANNEL_JOIN) {
+		zila_error_clear(&err);
+		if ((r = join_prepare(d->store, &cfg, &c->jc, zila_trust_now(&d->trust), &err)) != 0) {
+			zila_log(ZILA_LOG_WARN, "cannot join: %s", zila_error_msg(&err, r));
+			return r;
+		}
+	} else {
+		cfg.mode = ZILA_CHANNEL_MEMBER;
+		cfg.cert = zila_view_make(d->cert_bytes, ZILA_CERT_LEN);
+		if (d->has_issuer)
+			cfg.issuer_cert = zila_view_make(d->issuer_bytes, ZILA_CERT_LEN);
+		zila_org_psk(d->root_pk, cfg.psk);
+		cfg.check = zila_channel_check_member;
+		cfg.check_ctx = &d->trust;
+	}
+	r = zila_channel_init(&c->ch, &cfg);
+	sodium_memzero(cfg.psk, sizeof(cfg.psk));
+	if (r == 0)
+		c->ch_init = true;
+	return r;
+}
+
+/* Responder psk: the replica's, remembering the invite id a joining laptop names. */
+static int responder_psk(void *ctx, uint8_t mode, const uint8_t invite_id[ZILA_INVITE_ID_LEN], uint8_t psk[32])
+{
+	struct conn *c = ctx;
+	memcpy(c->invite_id, invite_id, ZILA_INVITE_ID_LEN);
+	c->mode = mode;
+	return zila_channel_psk_replica(&c->d->trust, mode, invite_id, psk);
+}
+
+/* --- the transition function -------------------------------------------------------------- */
+
+void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len, int status)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	if (ev == EV_STOP) {
+		if (c->state != CONN_CLOSING)
+			conn_fail(c, ZILA_ECLOSED, "the daemon is stopping");
+		return;
+	}
+	switch (c->state) {
+	case CONN_DIALING:
+		if (ev == EV_RESOLVED) {
+			if (status != 0 || c->ai == NULL) {
+				conn_fail(c, status ? status : ZILA_ENOTFOUND, "cannot resolve '%s': %s", c->addr,
+					  uv_strerror(status ? status : UV_EAI_NONAME));
+				return;
+			}
+			c->connect_req.data = c;
+			int r = uv_tcp_connect(&c->connect_req, &c->tcp, c->ai->ai_addr, on_connect);
+			if (r != 0)
+				conn_fail(c, r, "cannot connect: %s", uv_strerror(r));
+		} else if (ev == EV_CONNECTED) {
+			if (status != 0) {
+				conn_fail(c, status, "cannot connect: %s", uv_strerror(status));
+				return;
+			}
+			uv_tcp_nodelay(&c->tcp, 1);
+			if (zila_channel_start(&c->ch, &c->out) != 0) {
+				conn_fail(c, ZILA_EINTERNAL, "cannot start the handshake");
+				return;
+			}
+			c->state = CONN_HANDSHAKE;
+			deadline(c, HANDSHAKE_TIMEOUT_MS);
+			start_reading(c);
+			conn_flush(c);
+		} else if (ev == EV_TIMEOUT) {
+			conn_fail(c, UV_ETIMEDOUT, "no answer within %d s", DIAL_TIMEOUT_MS / 1000);
+		}
+		return;
+	case CONN_HANDSHAKE:
+	case CONN_SESSION:
+	case CONN_JOIN:
+	case CONN_CLOSING:
+		break;
+	case CONN_CLOSED:
+		return;
+	}
+	switch (ev) {
+	case EV_READ:
+		on_bytes(c, p, len);
+		break;
+	case EV_EOF:
+		if (c->state == CONN_CLOSING)
+			conn_close_handles(c);
+		else if (c->state == CONN_HANDSHAKE)
+			conn_fail(c, status ? status : ZILA_EAUTH,
+				  "the peer ended the handshake (another organisation, revoked, or busy)");
+		else
+			conn_fail(c, status ? status : ZILA_ESHORT, "connection cut%s%s", status ? ": " : "",
+				  status ? uv_strerror(status) : "");
+		break;
+	case EV_WRITTEN:
+		if (status != 0) {
+			if (status != UV_ECANCELED)
+				conn_fail(c, status, "cannot send: %s", uv_strerror(status));
+			conn_close_handles(c);
+			break;
+		}
+		if (c->state == CONN_SESSION)
+			deadline(c, SESSION_IDLE_MS);
+		conn_flush(c);
+		if (c->out.len + c->inflight.len <= READ_PAUSE_BYTES)
+			start_reading(c);
+		if (c->state == CONN_CLOSING && !c->writing && c->out.len == 0) {
+			if (c->ch.rx_closed) {
+				conn_close_handles(c);
+			} else if (!c->shut) {
+				/* Half-close: the peer reads our close frame, then EOF. */
+				c->shut = true;
+				c->shutdown_req.data = c;
+				if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+					conn_close_handles(c);
+			}
+		}
+		break;
+	case EV_TIMEOUT:
+		if (c->state == CONN_CLOSING)
+			conn_close_handles(c);
+		else
+			conn_fail(c, UV_ETIMEDOUT, "no progress in state %s for %d s", conn_state_name(c->state),
+				  (int)((c->state == CONN_SESSION ? SESSION_IDLE_MS
+				       : c->state == CONN_JOIN	  ? JOIN_TIMEOUT_MS
+								  : HANDSHAKE_TIMEOUT_MS) /
+					1000));
+		break;
+	default:
+		break;
+	}
+}
+
+/* --- entry points ------------------------------------------------------------------------- */
+
+int conn_dial(struct daemon *d, struct target *t)
+{
+	char host[256];
+	char port[8];
+	uint16_t pn;
+	struct addrinfo hints;
+	int r = zila_hostport_parse(t->addr, host, sizeof(host), &pn);
+	if (r != 0)
+		return r;
+	struct conn *c = conn_new(d, true);
+	if (c == NULL)
+		return ZILA_ENOMEM;
+	c->target = t;
+	c->mode = (t == d->hq && d->joining) ? ZILA_CHANNEL_JOIN : ZILA_CHANNEL_MEMBER;
+	snprintf(c->addr, sizeof(c->addr), "%s", t->addr);
+	if (t->name[0])
+		snprintf(c->peer_name, sizeof(c->peer_name), "%s", t->name);
+	t->conn = c;
+	t->nstarted++;
+	c->seqno = t->nstarted;
+	if ((r = init_initiator_channel(c)) != 0) {
+		conn_fail(c, r, "cannot prepare the channel: %s", zila_strerror(r));
+		return 0;
+	}
+	c->state = CONN_DIALING;
+	deadline(c, DIAL_TIMEOUT_MS);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%u", pn);
+	c->gai_req.data = c;
+	r = uv_getaddrinfo(&d->loop, &c->gai_req, on_resolved, host, port, &hints);
+	if (r != 0) {
+		conn_fail(c, r, "cannot resolve '%s': %s", host, uv_strerror(r));
+		return 0;
+	}
+	c->nopen++;
+	c->gai_pending = true;
+	zila_log(ZILA_LOG_DEBUG, "dialling %s (%s)%s", t->addr, source_name(t->source),
+		 c->mode == ZILA_CHANNEL_JOIN ? " to join" : "");
+	return 0;
+}
+
+static bool rate_ok(struct daemon *d, const char *ip)
+{
+	uint64_t now = uv_now(&d->loop);
+	struct rate_slot *slot = NULL, *oldest = &d->rate[0];
+	for (size_t i = 0; i < RATE_SLOTS; i++) {
+		if (strcmp(d->rate[i].addr, ip) == 0) {
+			slot = &d->rate[i];
+			break;
+		}
+		if (d->rate[i].at_ms < oldest->at_ms)
+			oldest = &d->rate[i];
+	}
+	if (slot == NULL) {
+		slot = oldest;
+		snprintf(slot->addr, sizeof(slot->addr), "%s", ip);
+		slot->tokens = RATE_BURST;
+		slot->at_ms = now;
+	}
+	slot->tokens += (double)(now - slot->at_ms) / RATE_REFILL_MS;
+	if (slot->tokens > RATE_BURST)
+		slot->tokens = RATE_BURST;
+	slot->at_ms = now;
+	if (slot->tokens < 1.0)
+		return false;
+	slot->tokens -= 1.0;
+	return true;
+}
+
+void conn_accept(struct daemon *d)
+{
+	struct sockaddr_storage ss;
+	int sl = sizeof(ss);
+	char ip[64] = "?";
+	struct conn *c = conn_new(d, false);
+	if (c == NULL)
+		return;
+	c->state = CONN_HANDSHAKE;
+	if (uv_accept((uv_stream_t *)&d->listener, (uv_stream_t *)&c->tcp) != 0) {
+		conn_close_handles(c);
+		return;
+	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET) {
+			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+			snprintf(c->addr, sizeof(c->addr), "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		} else {
+			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+			snprintf(c->addr, sizeof(c->addr), "[%s]:%u", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		}
+	}
+	c->result = ZILA_ECLOSED;
+	c->finished = true; /* refusals below are not sessions: nothing to record */
+	if (d->stopping || !d->enrolled) {
+		conn_close_handles(c);
+		return;
+	}
+	unsigned max = d->cfg.max_sessions ? d->cfg.max_sessions : 64;
+	if (d->nconns > max) {
+		zila_log(ZILA_LOG_WARN, "refused %s: %u connections already", c->addr, max);
+		conn_close_handles(c);
+		return;
+	}
+	if (!rate_ok(d, ip)) {
+		zila_log(ZILA_LOG_WARN, "refused %s: too many handshakes from %s", c->addr, ip);
+		conn_close_handles(c);
+		return;
+	}
+	struct zila_channel_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.sign_sk = zila_store_device_sk(d->store);
+	cfg.cert = zila_view_make(d->cert_bytes, ZILA_CERT_LEN);
+	if (d->has_issuer)
+		cfg.issuer_cert = zila_view_make(d->issuer_bytes, ZILA_CERT_LEN);
+	cfg.psk_fn = responder_psk;
+	cfg.psk_ctx = c;
+	cfg.check = zila_channel_check_member;
+	cfg.check_ctx = &d->trust;
+	if (zila_channel_init(&c->ch, &cfg) != 0) {
+		conn_close_handles(c);
+		return;
+	}
+	c->ch_init = true;
+	c->finished = false;
+	c->result = ZILA_EINTERNAL;
+	c->mode = ZILA_CHANNEL_MEMBER;
+	deadline(c, HANDSHAKE_TIMEOUT_MS);
+	start_reading(c);
+}

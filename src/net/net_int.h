@@ -1,0 +1,234 @@
+/* The daemon's inside: the daemon, its dial targets, connections and control clients. One
+ * owner per object; libuv handles are embedded and their owner is freed after the last
+ * close callback. Only src/net includes this file. */
+#ifndef ZILA_NET_INT_H
+#define ZILA_NET_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "zila/buf.h"
+#include "zila/channel.h"
+#include "zila/daemon.h"
+#include "zila/session.h"
+#include "zila/trust.h"
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Deadlines (ms) per connection state. */
+#define DIAL_TIMEOUT_MS 10000
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define SESSION_IDLE_MS 60000 /* no byte read or written for this long */
+#define JOIN_TIMEOUT_MS 20000
+#define CLOSING_TIMEOUT_MS 5000
+/* Buffered bytes per connection: reading stops above READ_PAUSE_BYTES queued for writing;
+ * OUT_MAX_BYTES is the hard limit (the session fails beyond it). */
+#define READ_PAUSE_BYTES (2u << 20)
+#define OUT_MAX_BYTES (64u << 20)
+#define READ_CHUNK (64 * 1024)
+/* Handshakes per source address: RATE_BURST at once, one more every RATE_REFILL_MS. */
+#define RATE_SLOTS 128
+#define RATE_BURST 10
+#define RATE_REFILL_MS 1000
+/* Schedules. */
+#define HQ_BACKOFF_BASE_MS 1000
+#define HQ_BACKOFF_MAX_MS (5 * 60 * 1000)
+#define PERIODIC_MS (5 * 60 * 1000)
+#define BEACON_INTERVAL_MS 30000
+#define IFACE_POLL_MS 3000
+#define DEBOUNCE_MS 200
+#define LAN_FRESH_MS (3 * 60 * 1000) /* a LAN peer not heard for this long is not dialled */
+#define CONTROL_LINE_MAX 4096
+#define CLOCK_WARN_MS (5 * 60 * 1000)
+
+enum target_source { SRC_CONFIG, SRC_HQ, SRC_LAN };
+
+/* An address the daemon dials: a configured peer, HQ, or a LAN peer heard by beacon. */
+struct target {
+	struct target *next;
+	struct daemon *d;
+	char addr[300]; /* "HOST:PORT" */
+	enum target_source source;
+	bool has_device;
+	uint8_t device[32];
+	char name[ZILA_NAME_MAX + 1];
+	bool want;          /* a sync is wanted */
+	bool again;         /* wanted again while a session ran */
+	uint64_t next_ms;   /* loop time before which it is not dialled */
+	struct zila_backoff backoff;
+	struct conn *conn;  /* the connection we dialled, if any */
+	uint64_t nstarted;  /* sessions dialled so far (for waiters) */
+	uint64_t heard_ms;  /* loop time of the last beacon (LAN) */
+	bool reachable;     /* the last dial got through the handshake */
+	uint64_t last_ok;   /* wall clock (s) of the last completed sync, 0: never */
+	char last_error[300];
+	bool removed;
+};
+
+enum conn_state { CONN_DIALING, CONN_HANDSHAKE, CONN_SESSION, CONN_JOIN, CONN_CLOSING, CONN_CLOSED };
+enum conn_event { EV_RESOLVED, EV_CONNECTED, EV_READ, EV_EOF, EV_WRITTEN, EV_TIMEOUT, EV_STOP };
+
+struct conn {
+	struct conn *next;
+	struct daemon *d;
+	enum conn_state state;
+	bool initiator;
+	uint8_t mode; /* enum zila_channel_mode */
+	struct target *target; /* dialled: the target (cleared if it goes away) */
+	uint64_t seqno;        /* target->nstarted when dialled */
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_getaddrinfo_t gai_req;
+	struct addrinfo *ai; /* the resolved address, until connected */
+	uv_connect_t connect_req;
+	uv_write_t write_req;
+	uv_shutdown_t shutdown_req;
+	int nopen; /* handles not yet closed */
+	bool tcp_open, reading, writing, shut, gai_pending;
+	struct zila_channel ch;
+	bool ch_init;
+	struct zila_session *sess;
+	struct zila_join_check jc;
+	uint8_t invite_id[ZILA_INVITE_ID_LEN]; /* JOIN responder: the id message 1 named */
+	struct zila_buf out, inflight, msg;
+	char addr[300]; /* the peer's address as text */
+	bool has_peer;
+	uint8_t peer_pk[32];
+	char peer_name[ZILA_NAME_MAX + 1];
+	char peer_district[ZILA_DISTRICT_MAX + 1];
+	uint64_t started_ms;
+	int result;          /* 0: the session completed */
+	char reason[300];    /* why it failed, for the log and the waiters */
+	bool duplicate;      /* closed because another session with the device runs */
+	bool finished;       /* conn_finished() ran */
+	uint8_t rbuf[READ_CHUNK];
+};
+
+/* A client of the control socket. */
+struct ctl {
+	struct ctl *next;
+	struct daemon *d;
+	uv_pipe_t pipe;
+	struct zila_buf in;
+	bool closing, close_on_flush;
+	unsigned nwrites; /* responses being written */
+	/* sync --wait: the targets waited for and the session number each must pass */
+	size_t nwait;
+	struct {
+		struct target *t;
+		uint64_t after;
+		bool done;
+		int result;
+		char reason[300];
+	} wait[32];
+	bool waiting;
+};
+
+struct rate_slot {
+	char addr[64];
+	double tokens;
+	uint64_t at_ms;
+};
+
+struct daemon {
+	uv_loop_t loop;
+	struct zila_daemon_config cfg;
+	char dir[PATH_MAX];
+	char sock_path[PATH_MAX + 16];
+	int lock_fd;
+	struct zila_store *store;
+	struct zila_trust_ctx trust;
+	bool stopping;
+	/* identity */
+	bool enrolled, is_hq, has_cert, has_issuer;
+	uint8_t root_pk[32];
+	char org_name[ZILA_NAME_MAX + 1];
+	struct zila_cert cert;
+	uint8_t cert_bytes[ZILA_CERT_LEN], issuer_bytes[ZILA_CERT_LEN];
+	uint8_t beacon_key[32];
+	bool joining; /* an invite code is recorded: join at the first contact with HQ */
+	/* TCP */
+	char listen_addr[300];
+	uv_tcp_t listener;
+	bool listening;
+	unsigned nconns;
+	struct rate_slot rate[RATE_SLOTS];
+	/* beacons */
+	uint16_t beacon_port;
+	uv_udp_t udp;
+	bool udp_open;
+	uv_timer_t beacon_timer, iface_timer;
+	char iface_sig[1024];
+	struct zila_beacon_seen seen;
+	uint64_t last_beacon_ms; /* loop time a valid beacon was last heard, 0: never */
+	uint64_t nbeacons_sent, nbeacons_heard;
+	uint8_t udp_buf[512];
+	bool beacon_timers;
+	/* dialling */
+	struct target *targets;
+	struct target *hq;
+	struct conn *conns;
+	uv_timer_t kick_timer, periodic_timer, debounce_timer, progress_timer;
+	uv_fs_event_t fsev;
+	bool fsev_open;
+	int64_t hq_offset_ms; /* HQ's clock minus ours */
+	bool hq_offset_known;
+	/* control */
+	uv_pipe_t control;
+	bool control_open;
+	struct ctl *ctls;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	int64_t started_wall;
+};
+
+/* daemon.c */
+uint64_t daemon_wall(void);
+void daemon_kick(struct daemon *d);
+void daemon_stop(struct daemon *d, const char *why);
+int daemon_reload(struct daemon *d);
+void daemon_want_all(struct daemon *d, const uint8_t *except_device, bool lan_fresh_only);
+struct target *daemon_target_find(struct daemon *d, const char *addr);
+struct target *daemon_target_add(struct daemon *d, const char *addr, enum target_source src);
+int daemon_identity(struct daemon *d);
+void daemon_session_ended(struct daemon *d, struct conn *c);
+
+/* conn.c */
+int conn_dial(struct daemon *d, struct target *t);
+void conn_accept(struct daemon *d);
+void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len, int status);
+const char *conn_state_name(enum conn_state s);
+
+/* discovery.c */
+int discovery_start(struct daemon *d);
+void discovery_stop(struct daemon *d);
+void discovery_send_now(struct daemon *d);
+
+/* control.c */
+int control_start(struct daemon *d, struct zila_error *err);
+void control_stop(struct daemon *d);
+void control_target_done(struct daemon *d, struct target *t, uint64_t seqno, int result, const char *reason);
+void control_target_gone(struct daemon *d, struct target *t);
+
+/* join.c: the JOIN exchange, shared by the daemon and the blocking client */
+/* Initiator config from the code, HQ address and name recorded in the replica. */
+int join_prepare(struct zila_store *s, struct zila_channel_config *cfg, struct zila_join_check *jc, uint64_t now,
+		 struct zila_error *err);
+/* HQ: redeems the invite for the joining peer; out gets the Message to send (Enrolment, or
+ * an Error saying why when the return is non-zero). */
+int join_answer(struct zila_store *s, const uint8_t invite_id[ZILA_INVITE_ID_LEN], const struct zila_channel_peer *pe,
+		uint64_t now, struct zila_buf *out, struct zila_error *err);
+/* Laptop: takes HQ's answer; installs the certificate (its root must be root_pk, the HQ the
+ * handshake checked) and forgets the invite code. */
+int join_take(struct zila_store *s, const uint8_t root_pk[32], const uint8_t *p, size_t len, uint64_t now,
+	      struct zila_error *err);
+
+/* peers.c: the zila_peers table */
+int peers_init(struct daemon *d);
+void peers_seen(struct daemon *d, const uint8_t device[32], const char *name, const char *district,
+		const char *addr, const char *source);
+void peers_synced(struct daemon *d, const struct conn *c, const struct zila_session_stats *st);
+const char *source_name(enum target_source s);
+
+#endif
