@@ -55,6 +55,7 @@ struct zila_session_stats {
 	uint64_t bytes_sent, bytes_received; /* encoded message bytes */
 	uint64_t entries_sent, entries_received, entries_applied, entries_rejected;
 	uint64_t entries_duplicate, entries_held;
+	uint64_t conflicts, parked; /* overwritten values recorded, rows parked, while applying */
 	uint64_t trust_sent, trust_received;
 	uint64_t to_send;     /* entries the peer lacks, known once its heads arrived */
 	uint64_t parts_differ;

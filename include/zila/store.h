@@ -235,16 +235,4 @@ int zila_store_counts(struct zila_store *s, struct zila_store_counts *out) ZILA_
  * their tracked rows are equal. */
 int zila_store_hash(struct zila_store *s, uint8_t out[32], struct zila_error *err) ZILA_MUST_CHECK;
 
-/* --- bundles ---------------------------------------------------------------------- */
-
-/* Writes a bundle with the entries `have` lacks (all when NULL), filtered by read scope,
- * plus every trust record. Written to a temporary file and renamed into place. */
-int zila_bundle_create(struct zila_store *s, const char *path, const struct zila_vector *have,
-		       zila_part_filter_fn filter, void *filter_ctx, size_t *nentries,
-		       struct zila_error *err) ZILA_MUST_CHECK;
-/* Reads and fully verifies a bundle (framing, checksum, every signature) before applying
- * anything; a truncated or altered bundle applies nothing. */
-int zila_bundle_apply(struct zila_store *s, const char *path, struct zila_apply_stats *st,
-		      struct zila_error *err) ZILA_MUST_CHECK;
-
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "zila/bundle.h"
 #include "zila/store.h"
 #include "zila/trust.h"
 
@@ -210,7 +211,7 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 		}
 	} else if (r == 0) {
 		struct zila_apply_stats st;
-		r = zila_bundle_apply(s, file, &st, &err);
+		r = zila_bundle_apply(s, enrolled ? &tc : NULL, file, &st, &err);
 		if (r == 0)
 			print_stats(cli, file, &st);
 	}

@@ -501,6 +501,8 @@ static int receive_entries(struct zila_session *s, const Zila__Entries *e, struc
 	s->st.entries_rejected += st.nrejected + st.ngap;
 	s->st.entries_duplicate += st.nduplicate;
 	s->st.entries_held += st.nheld;
+	s->st.conflicts += st.nconflicts;
+	s->st.parked += st.nparked;
 	Zila__Ack a = ZILA__ACK__INIT;
 	Zila__Message m = ZILA__MESSAGE__INIT;
 	a.chunk = e->chunk;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "zila/bundle.h"
 #include "zila/store.h"
 
 static struct zila_store *store;
@@ -47,6 +48,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fclose(f);
 	struct zila_apply_stats st;
 	struct zila_error err;
-	(void)!zila_bundle_apply(store, path, &st, &err);
+	(void)!zila_bundle_apply(store, NULL, path, &st, &err);
 	return 0;
 }

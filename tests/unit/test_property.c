@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 #include <cmocka.h>
 
+#include "zila/bundle.h"
 #include "zila/store.h"
 
 #define MAXR 5
@@ -189,7 +190,7 @@ static int sync_pair(struct replica *from, struct replica *to, const char *base)
 	zila_vector_release(&v);
 	if (r != 0)
 		return note_fail("bundle create: %s", err.msg);
-	if (zila_bundle_apply(to->s, path, &st, &err) != 0)
+	if (zila_bundle_apply(to->s, NULL, path, &st, &err) != 0)
 		return note_fail("bundle apply: %s", err.msg);
 	if (st.nrejected || st.ngap)
 		return note_fail("apply rejected %zu, gaps %zu", st.nrejected, st.ngap);

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "zila/bundle.h"
 #include "zila/channel.h"
 #include "zila/log.h"
 #include "zila/trust.h"
@@ -627,7 +628,7 @@ static struct zila_apply_stats carry(struct replica *from, struct replica *to)
 	unlink(path);
 	if (zila_bundle_create(from->s, path, NULL, NULL, NULL, &n, &err) != 0)
 		fail_msg("bundle create: %s", err.msg);
-	if (zila_bundle_apply(to->s, path, &st, &err) != 0)
+	if (zila_bundle_apply(to->s, &to->tc, path, &st, &err) != 0)
 		fail_msg("bundle apply: %s", err.msg);
 	return st;
 }
@@ -714,7 +715,7 @@ static void test_replica_enforcement(void **state)
 			rewind(f);
 			assert_int_equal(fwrite(bytes, 1, len, f), len);
 			fflush(f);
-			assert_int_not_equal(zila_bundle_apply(hq.s, path, &st, &err), 0);
+			assert_int_not_equal(zila_bundle_apply(hq.s, &hq.tc, path, &st, &err), 0);
 			assert_int_equal(st.napplied, 0);
 			assert_int_equal(count_notes(&hq, "a-flip"), 0);
 			bytes[i] ^= 0x01;

@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "zila/bundle.h"
 #include "zila/store.h"
 
 static double now(void)
@@ -186,7 +187,7 @@ static void run(size_t n, const char *base)
 	struct zila_store *sb = open_store(b);
 	struct zila_apply_stats st;
 	t0 = now();
-	if (zila_bundle_apply(sb, bundle, &st, &err) != 0)
+	if (zila_bundle_apply(sb, NULL, bundle, &st, &err) != 0)
 		die("bundle apply", err.msg);
 	double t_apply = now() - t0;
 	printf("bundle: %.1f MiB written in %.2f s; applied into an empty replica in %.2f s: %.0f rows/s vs plain "
@@ -217,7 +218,7 @@ static void run(size_t n, const char *base)
 		if (zila_bundle_create(s, bundle, &v, NULL, NULL, &nentries, &err) != 0)
 			die("bundle create", err.msg);
 		double t1 = now();
-		if (zila_bundle_apply(sb, bundle, &st, &err) != 0)
+		if (zila_bundle_apply(sb, NULL, bundle, &st, &err) != 0)
 			die("bundle apply", err.msg);
 		double t2 = now();
 		zila_vector_release(&v);
