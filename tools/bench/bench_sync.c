@@ -18,67 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "zila/channel.h"
-#include "zila/log.h"
-#include "zila/session.h"
-#include "zila/store.h"
-#include "zila/trust.h"
+#include "bench_side.h"
 
-#define NOW_S 1800000000ull
 #define INCREMENTAL_RUNS 20
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, const char *msg)
-{
-	fprintf(stderr, "bench_sync: %s: %s\n", what, msg);
-	exit(1);
-}
-
-static uint64_t clock_ms(void *ctx)
-{
-	(void)ctx;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (NOW_S + 3600) * 1000 + (uint64_t)ts.tv_nsec / 1000000 % 1000;
-}
-
-static uint64_t clock_s(void *ctx)
-{
-	(void)ctx;
-	return NOW_S + 3600;
-}
-
-static struct zila_store *open_store(const char *dir, struct zila_trust_ctx *tc)
-{
-	struct zila_store *s;
-	struct zila_error err;
-	zila_error_clear(&err);
-	if (zila_store_open(&s, dir, &err) != 0)
-		die("open", err.msg);
-	zila_store_set_clock(s, clock_ms, NULL);
-	if (tc != NULL) {
-		memset(tc, 0, sizeof(*tc));
-		tc->now = clock_s;
-		zila_trust_install(s, tc);
-	}
-	return s;
-}
-
-static void db_exec(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		die(sql, msg ? msg : "?");
-}
-
-/* Inserts rows [from, from + n) of district d1 into db (an application's connection to a
- * replica, or a plain database); returns seconds. */
 static double insert_people(sqlite3 *db, size_t from, size_t n, const char *verb)
 {
 	sqlite3_stmt *st;
@@ -110,31 +53,6 @@ static double insert_people(sqlite3 *db, size_t from, size_t n, const char *verb
 
 /* --- one side of a sync, blocking on a socket -------------------------------------- */
 
-struct side {
-	int fd;
-	struct zila_channel ch;
-	struct zila_session *sess;
-	struct zila_store *s;
-	struct zila_trust_ctx tc;
-	struct zila_cert peer_cert;
-	struct zila_buf out, msg;
-	uint64_t tx, rx, tx_hs, rx_hs; /* bytes on the wire; at the end of the handshake */
-	double t_start, t_hs, t_done;
-};
-
-struct result {
-	double handshake_s, session_s, total_s;
-	uint64_t tx_after, rx_after, entries_received;
-	long rss_kb;
-	int in_step;
-};
-
-static int side_send(void *ctx, const uint8_t *p, size_t len)
-{
-	struct side *sd = ctx;
-	return zila_channel_send(&sd->ch, p, len, &sd->out);
-}
-
 static void flush(struct side *sd)
 {
 	size_t off = 0;
@@ -142,11 +60,6 @@ static void flush(struct side *sd)
 		ssize_t n = write(sd->fd, sd->out.p + off, sd->out.len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd p = { sd->fd, POLLOUT, 0 };
-			(void)poll(&p, 1, 1000);
-			continue;
-		}
 		if (n <= 0)
 			die("write", strerror(errno));
 		off += (size_t)n;
@@ -155,114 +68,31 @@ static void flush(struct side *sd)
 	zila_buf_reset(&sd->out);
 }
 
-static void channel_config(struct side *sd, bool initiator, struct zila_channel_config *cfg, uint8_t cert[ZILA_CERT_LEN],
-			   uint8_t issuer[ZILA_CERT_LEN])
-{
-	struct zila_cert own, is;
-	struct zila_buf b;
-	uint8_t root[32];
-	memset(cfg, 0, sizeof(*cfg));
-	if (zila_trust_org(sd->s, root) != 0 || zila_trust_cert_get(sd->s, zila_store_device_pk(sd->s), &own) != 0)
-		die("identity", "replica not enrolled");
-	zila_buf_init(&b, ZILA_CERT_LEN);
-	if (zila_cert_encode(&own, &b) != 0)
-		die("identity", "certificate");
-	memcpy(cert, b.p, ZILA_CERT_LEN);
-	cfg->cert = zila_view_make(cert, ZILA_CERT_LEN);
-	zila_buf_reset(&b);
-	if (memcmp(own.issuer_pk, root, 32) != 0 && zila_trust_cert_get(sd->s, own.issuer_pk, &is) == 0 &&
-	    zila_cert_encode(&is, &b) == 0) {
-		memcpy(issuer, b.p, ZILA_CERT_LEN);
-		cfg->issuer_cert = zila_view_make(issuer, ZILA_CERT_LEN);
-	}
-	zila_buf_release(&b);
-	cfg->initiator = initiator;
-	cfg->mode = ZILA_CHANNEL_MEMBER;
-	cfg->sign_sk = zila_store_device_sk(sd->s);
-	zila_org_psk(root, cfg->psk);
-	cfg->check = zila_channel_check_member;
-	cfg->check_ctx = &sd->tc;
-}
+struct result {
+	double handshake_s, session_s, total_s;
+	uint64_t tx_after, rx_after, entries_received;
+	long rss_kb;
+	int in_step;
+};
 
 static void run_side(const char *dir, int fd, bool initiator, struct result *res)
 {
-	struct side sd;
-	struct zila_channel_config cfg;
-	struct zila_error err;
-	uint8_t cert[ZILA_CERT_LEN], issuer[ZILA_CERT_LEN];
+	static struct side sd;
 	static uint8_t in[1 << 16];
-	size_t have = 0;
-	memset(&sd, 0, sizeof(sd));
+	size_t have = 0, used;
 	memset(res, 0, sizeof(*res));
-	zila_error_clear(&err);
-	sd.fd = fd;
-	sd.s = open_store(dir, &sd.tc);
-	zila_buf_init(&sd.out, 64u << 20);
-	zila_buf_init(&sd.msg, ZILA_FRAME_MAX);
-	channel_config(&sd, initiator, &cfg, cert, issuer);
-	sd.t_start = now();
-	if (zila_channel_init(&sd.ch, &cfg) != 0)
-		die("channel", "init");
-	if (initiator && zila_channel_start(&sd.ch, &sd.out) != 0)
-		die("channel", "start");
+	side_begin(&sd, dir, fd, initiator);
 	flush(&sd);
-	bool closed = false;
-	while (!closed) {
+	while (!sd.closed) {
 		ssize_t n = read(fd, in + have, sizeof(in) - have);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		sd.rx += (uint64_t)n;
 		have += (size_t)n;
-		size_t off = 0;
-		while (off < have && !closed) {
-			size_t used = 0;
-			enum zila_channel_event ev;
-			zila_buf_reset(&sd.msg);
-			if (zila_channel_feed(&sd.ch, in + off, have - off, &used, &sd.out, &sd.msg, &ev) != 0)
-				die("channel", "feed");
-			off += used;
-			if (ev == ZILA_CHANNEL_ESTABLISHED) {
-				struct zila_session_config sc;
-				sd.t_hs = now();
-				sd.tx_hs = sd.tx + sd.out.len;
-				sd.rx_hs = sd.rx - (have - off);
-				const struct zila_channel_peer *pe = zila_channel_peer(&sd.ch);
-				sd.peer_cert = pe->cert;
-				memset(&sc, 0, sizeof(sc));
-				sc.store = sd.s;
-				sc.trust = &sd.tc;
-				sc.peer_may_read = zila_trust_read_filter;
-				sc.peer_read_ctx = &sd.peer_cert;
-				sc.send = side_send;
-				sc.send_ctx = &sd;
-				sc.now_ms = clock_ms(NULL);
-				if (zila_session_new(&sd.sess, &sc, &err) != 0 || zila_session_start(sd.sess, &err) != 0)
-					die("session", err.msg);
-				if (getenv("ZILA_BENCH_TRACE"))
-					fprintf(stderr, "%s: session started in %.2f ms\n", initiator ? "laptop" : "hq",
-						(now() - sd.t_hs) * 1e3);
-			} else if (ev == ZILA_CHANNEL_MESSAGE) {
-				double t0 = now();
-				if (zila_session_receive(sd.sess, sd.msg.p, sd.msg.len, &err) != 0)
-					die("session", err.msg);
-				if (getenv("ZILA_BENCH_TRACE"))
-					fprintf(stderr, "%s: +%.2f ms: message of %zu B handled in %.2f ms\n",
-						initiator ? "laptop" : "hq", (now() - sd.t_hs) * 1e3, sd.msg.len, (now() - t0) * 1e3);
-			} else if (ev == ZILA_CHANNEL_CLOSED) {
-				closed = true;
-			}
-			if (sd.sess != NULL && zila_session_done(sd.sess) && sd.t_done == 0) {
-				sd.t_done = now();
-				if (zila_channel_close(&sd.ch, &sd.out) != 0)
-					die("channel", "close");
-			}
-			if (used == 0)
-				break;
-		}
-		memmove(in, in + off, have - off);
-		have -= off;
+		side_feed(&sd, in, have, &used);
+		memmove(in, in + used, have - used);
+		have -= used;
 		flush(&sd);
 	}
 	if (sd.sess == NULL || !zila_session_done(sd.sess))
@@ -278,15 +108,9 @@ static void run_side(const char *dir, int fd, bool initiator, struct result *res
 	res->entries_received = st->entries_received;
 	res->rss_kb = ru.ru_maxrss;
 	res->in_step = st->in_step;
-	zila_session_free(sd.sess);
-	zila_channel_release(&sd.ch);
-	zila_buf_release(&sd.out);
-	zila_buf_release(&sd.msg);
-	zila_store_free(sd.s);
+	side_end(&sd);
 }
 
-/* Runs the HQ side (responder) and the laptop side (initiator) in two processes over
- * loopback TCP; fills the laptop's and HQ's results. */
 static void sync_pair(const char *hq_dir, const char *lap_dir, struct result *lap, struct result *hq)
 {
 	int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1, pa[2], pb[2];
