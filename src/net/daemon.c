@@ -148,6 +148,8 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 	bool ok = c->result == 0;
 	uint64_t ms = uv_now(&d->loop) - c->started_ms;
 
+	if (!sqlite3_get_autocommit(zila_store_db(d->store)))
+		zila_log(ZILA_LOG_WARN, "a transaction is still open on the replica after a session");
 	if (c->peer_name[0])
 		snprintf(lbl, sizeof(lbl), "'%s' (%s)", c->peer_name, c->addr);
 	else
@@ -318,12 +320,34 @@ int daemon_reload(struct daemon *d)
 
 /* --- local changes ------------------------------------------------------------------------ */
 
+/* What local writes leave behind: captured changes not sealed yet, and our own sealed
+ * entries (a session applying remote entries seals pending changes first, so a change may
+ * already be sealed when we look). */
+static int64_t own_sealed(struct daemon *d)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+	if (sqlite3_prepare_v2(zila_store_db(d->store),
+			       "SELECT coalesce(sum(f.head), 0) FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
+			       " WHERE o.key = ?1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, zila_store_device_pk(d->store), 32, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
 static void on_debounce(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, debounce_timer);
-	int64_t n = 0;
-	if (zila_store_pending(d->store, &n) == 0 && n > 0) {
-		zila_log(ZILA_LOG_DEBUG, "%lld local changes: syncing", (long long)n);
+	int64_t n = 0, own = own_sealed(d);
+	bool pending = zila_store_pending(d->store, &n) == 0 && n > 0;
+	if (pending || own != d->own_sealed) {
+		zila_log(ZILA_LOG_DEBUG, "local changes (%lld unsealed, %lld own entries): syncing", (long long)n,
+			 (long long)own);
+		d->own_sealed = own;
 		daemon_want_all(d, NULL, true);
 	}
 }
@@ -522,6 +546,7 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 			zila_log(ZILA_LOG_WARN, "cannot watch '%s': local changes are noticed every 5 minutes only", d->dir);
 	}
 	uv_timer_start(&d->periodic_timer, on_periodic, PERIODIC_MS, PERIODIC_MS);
+	d->own_sealed = own_sealed(d);
 
 	char id[ZILA_DEVICE_ID_LEN + 1];
 	zila_device_id(zila_store_device_pk(d->store), id);

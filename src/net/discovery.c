@@ -189,6 +189,11 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		char id[ZILA_DEVICE_ID_LEN + 1];
 		zila_device_id(b.device_pk, id);
 		zila_log(ZILA_LOG_INFO, "found device %s at %s on the LAN", id, addr);
+		/* Answer a newcomer at once (at most every 2 s) so it need not wait ~30 s to hear us. */
+		if (uv_now(&d->loop) - d->last_answer_ms > 2000 || d->last_answer_ms == 0) {
+			d->last_answer_ms = uv_now(&d->loop);
+			discovery_send_now(d);
+		}
 	}
 	if (t->source == SRC_LAN && strcmp(t->addr, addr) != 0 && t->conn == NULL)
 		snprintf(t->addr, sizeof(t->addr), "%s", addr);

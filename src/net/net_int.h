@@ -164,6 +164,7 @@ struct daemon {
 	struct zila_beacon_seen seen;
 	uint64_t last_beacon_ms; /* loop time a valid beacon was last heard, 0: never */
 	uint64_t nbeacons_sent, nbeacons_heard;
+	uint64_t last_answer_ms; /* loop time we last answered a newcomer's beacon */
 	uint8_t udp_buf[512];
 	bool beacon_timers;
 	/* dialling */
@@ -175,6 +176,7 @@ struct daemon {
 	bool fsev_open;
 	int64_t hq_offset_ms; /* HQ's clock minus ours */
 	bool hq_offset_known;
+	int64_t own_sealed; /* own entries when local changes were last looked at */
 	/* control */
 	uv_pipe_t control;
 	bool control_open;

@@ -1,0 +1,117 @@
+#!/bin/sh
+# The daemon on loopback: HQ and two laptops enrolled by invite over the network; status,
+# peers, sync --wait, stop and SIGTERM; the control socket (0600, one daemon per replica, a
+# stale socket replaced); data written on one laptop reaches HQ and the other laptop, through
+# HQ and through LAN beacons. Ports are picked from the pid so parallel runs do not collide.
+. "$(dirname "$0")/lib.sh"
+P=$((20000 + $$ % 20000))
+HQP=$P AP=$((P + 1)) BP=$((P + 2)) UP=$((P + 3))
+HQ=$T/hq A=$T/a B=$T/b
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+}
+trap cleanup EXIT
+# until N CMD...: retries CMD every 0.2 s, N times at most
+until_ok() {
+	n=$1; shift
+	while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
+	return 1
+}
+same_hash() { [ "$("$ZILA" -d "$1" hash)" = "$("$ZILA" -d "$2" hash)" ]; }
+start() { # start DIR LOG ARGS...: runs a daemon in the background, waits for its socket
+	dir=$1 log=$2; shift 2
+	"$ZILA" -d "$dir" daemon "$@" 2>>"$log" &
+	pids="$pids $!"
+	last=$!
+	until_ok 50 test -S "$dir/zila.sock"
+}
+printf 'correct horse battery\n' >"$T/pw"
+for d in "$HQ" "$A" "$B"; do "$ZILA" -d "$d" init >/dev/null; done
+expect 0 "org init" -- "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$T/pw"
+expect 0 "hq writes the catalogue" -- "$ZILA" -d "$HQ" sql \
+	"INSERT INTO states(id, name) VALUES ('s1', 'S'); INSERT INTO districts(id, state_id, name) VALUES ('d-07', 's1', 'D7')"
+
+expect 3 "status without a daemon exits 3" -- "$ZILA" -d "$HQ" status
+has "$T/err" "no daemon is running" "status says no daemon runs"
+expect 3 "peers without a daemon exits 3" -- "$ZILA" -d "$HQ" peers
+expect 3 "sync without a daemon exits 3" -- "$ZILA" -d "$HQ" sync --wait
+expect 3 "stop without a daemon exits 3" -- "$ZILA" -d "$HQ" stop
+expect 2 "a bad listen address is misuse" -- "$ZILA" -d "$HQ" daemon --listen nowhere
+
+start "$HQ" "$T/hq.log" --listen "127.0.0.1:$HQP" --beacon-port 0
+HQPID=$last
+[ "$(stat -c %a "$HQ/zila.sock")" = 600 ] && ok "control socket is 0600" || bad "control socket mode $(stat -c %a "$HQ/zila.sock")"
+expect 1 "a second daemon on the same replica is refused" -- "$ZILA" -d "$HQ" daemon --listen "127.0.0.1:$((P + 9))" --beacon-port 0
+has "$T/err" "already runs" "the refusal names the running daemon"
+
+CA=$("$ZILA" -d "$HQ" invite --district d-07 | head -1)
+CB=$("$ZILA" -d "$HQ" invite --district d-07 | head -1)
+expect 0 "laptop a joins over the network" -- "$ZILA" -d "$A" join "$CA" --hq "127.0.0.1:$HQP" --name lap-a
+has "$T/out" "district of d-07 (lap-a)" "join prints who the laptop is now"
+expect 1 "an invite works once" -- "$ZILA" -d "$B" join "$CA" --hq "127.0.0.1:$HQP" --name lap-b
+expect 0 "laptop b joins" -- "$ZILA" -d "$B" --json join "$CB" --hq "127.0.0.1:$HQP" --name lap-b
+has "$T/out" '"state":"enrolled"' "json join"
+has "$T/hq.log" "enrolled device .* as 'lap-a'" "hq logs the enrolment"
+
+# Relay through HQ: no LAN discovery yet.
+start "$A" "$T/a.log" --listen "0.0.0.0:$AP" --beacon-port 0
+APID=$last
+start "$B" "$T/b.log" --listen "0.0.0.0:$BP" --beacon-port 0
+BPID=$last
+expect 0 "a writes a member" -- "$ZILA" -d "$A" sql "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd-07', 'Asha')"
+if until_ok 50 same_hash "$A" "$HQ"; then ok "a's change reaches hq by itself (local change noticed)"; else bad "hq lacks a's change"; fi
+expect 0 "sync hq --wait on b" -- "$ZILA" -d "$B" sync hq --wait
+has "$T/out" "synced with 127.0.0.1:$HQP" "sync --wait reports the result"
+if same_hash "$A" "$B"; then ok "b has a's change through hq"; else bad "b lacks a's change"; fi
+expect 0 "status" -- "$ZILA" -d "$A" status
+has "$T/out" "lap-a" "status names the device"
+has "$T/out" "HQ:  *127.0.0.1:$HQP, reachable" "status shows hq reachable"
+has "$T/out" "0 entries of ours not sent" "nothing unsent after the sync"
+expect 0 "status --json" -- "$ZILA" -d "$A" --json status
+has "$T/out" '"unsealed":0' "json status has local counts"
+expect 0 "peers at hq" -- "$ZILA" -d "$HQ" peers
+has "$T/out" "lap-b" "hq's peer table lists lap-b"
+expect 0 "peers --json" -- "$ZILA" -d "$HQ" --json peers
+has "$T/out" '"last_sync":[0-9]' "json peers have the last sync time"
+expect 1 "sync with an unknown peer fails" -- "$ZILA" -d "$A" sync nobody --wait
+expect 0 "peer add" -- "$ZILA" -d "$A" peer add "127.0.0.1:$((P + 8))"
+has "$T/out" "syncs with it now" "the running daemon reloads"
+expect 1 "sync with a peer that is down fails with a reason" -- "$ZILA" -d "$A" sync "127.0.0.1:$((P + 8))" --wait --timeout 20
+has "$T/err" "refused" "the reason is shown"
+expect 0 "peer remove" -- "$ZILA" -d "$A" peer remove "127.0.0.1:$((P + 8))"
+
+# SIGTERM: clean exit, socket removed.
+kill -TERM "$HQPID"
+wait "$HQPID"
+rc=$?
+[ "$rc" = 0 ] && ok "hq exits 0 on SIGTERM" || bad "hq exit $rc on SIGTERM"
+[ ! -e "$HQ/zila.sock" ] && ok "the socket is removed at exit" || bad "socket left behind"
+has "$T/hq.log" "info: stopped" "hq logs its stop"
+if grep -q "still open" "$T/hq.log"; then bad "handles left open"; else ok "every handle closed"; fi
+
+# LAN: with HQ down, a and b find each other by broadcast beacons and relay.
+expect 0 "stop a" -- "$ZILA" -d "$A" stop
+expect 3 "status after stop exits 3" -- "$ZILA" -d "$A" status
+kill -9 "$BPID"
+wait "$BPID" 2>/dev/null
+[ -S "$B/zila.sock" ] && ok "a killed daemon leaves its socket" || bad "no stale socket to test"
+start "$A" "$T/a.log" --listen "0.0.0.0:$AP" --beacon-port "$UP" --beacon-to 127.255.255.255
+start "$B" "$T/b.log" --listen "0.0.0.0:$BP" --beacon-port "$UP" --beacon-to 127.255.255.255
+if until_ok 50 "$ZILA" -d "$B" status; then ok "a restarted daemon replaces a stale socket"; else bad "b does not answer after a restart"; fi
+has "$T/b.log" "removed a stale control socket" "the stale socket is logged"
+expect 0 "b writes while hq is down" -- "$ZILA" -d "$B" sql "INSERT INTO people(id, district_id, name) VALUES ('p2', 'd-07', 'Bina')"
+if until_ok 75 same_hash "$A" "$B"; then ok "a gets b's change over the LAN"; else bad "a lacks b's change: $(tail -5 "$T/a.log")"; fi
+expect 0 "peers on a" -- "$ZILA" -d "$A" peers
+has "$T/out" "lap-b .* lan" "a lists b as a LAN peer"
+start "$HQ" "$T/hq.log" --listen "127.0.0.1:$HQP" --beacon-port 0
+expect 0 "a syncs with hq when it is back" -- "$ZILA" -d "$A" sync hq --wait
+if same_hash "$HQ" "$B"; then ok "hq has b's change, all hashes equal"; else bad "hq lacks b's change"; fi
+for d in "$HQ" "$A" "$B"; do
+	expect 0 "stop $(basename "$d")" -- "$ZILA" -d "$d" stop
+done
+wait
+if grep -q "error:" "$T/hq.log" "$T/a.log" "$T/b.log"; then bad "error lines in the logs: $(grep -h error: "$T"/*.log | head -3)"; else ok "no error in the logs"; fi
+finish
