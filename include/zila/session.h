@@ -16,7 +16,8 @@
 #define ZILA_SYNC_PORT 7400             /* default TCP port of the daemon */
 #define ZILA_SESSION_VERSION 1
 #define ZILA_SESSION_CHUNK (256 * 1024) /* entry bytes per chunk, default */
-#define ZILA_SESSION_WINDOW 4           /* chunks sent and not yet acknowledged, default */
+#define ZILA_SESSION_WINDOW 16          /* chunks we take unacknowledged (one transaction), default */
+#define ZILA_SESSION_WINDOW_MAX 64
 #define ZILA_SESSION_MSG_MAX (1024 * 1024 - 64) /* an encoded message, hard limit */
 #define ZILA_SESSION_PARTS_MAX 4096     /* partitions in a Hello */
 #define ZILA_SESSION_HEADS_MAX 100000   /* feed heads in a Heads message */
@@ -36,7 +37,8 @@ struct zila_session_config {
 	zila_session_send_fn send; /* required */
 	void *send_ctx;
 	size_t chunk_bytes; /* 0: ZILA_SESSION_CHUNK */
-	unsigned window;    /* 0: ZILA_SESSION_WINDOW */
+	unsigned window;    /* chunks we take before applying them in one transaction and
+			     * acknowledging; advertised in Hello. 0: ZILA_SESSION_WINDOW */
 	uint64_t now_ms;    /* our wall clock, sent in Hello (0: the store's clock) */
 	uint64_t hq_now_ms; /* HQ's clock as last learnt, 0 when unknown */
 	bool is_hq;

@@ -44,6 +44,12 @@ struct zila_session {
 	struct zila_outbox *outbox;
 	bool sent_done, got_done;
 	uint64_t chunks_sent, chunks_acked, chunks_received;
+	unsigned peer_window;    /* chunks we may send unacknowledged (the peer's Hello) */
+	/* Received chunks not yet applied: applied together, in one transaction, when the
+	 * window is full or the peer's Done arrives. */
+	struct zila_buf pend;
+	size_t *pend_offs, npend, pend_cap;
+	unsigned pend_chunks;
 	struct zila_buf msg;   /* an encoded message being sent */
 	struct zila_buf chunk; /* the entries of a chunk being built */
 };
@@ -207,9 +213,28 @@ out:
 	return r;
 }
 
+/* A peer needs the certificates of devices whose entries it may receive (those that write a
+ * partition it reads), HQ devices (issuers), and every revocation; others stay here: fewer
+ * bytes per session, and a district learns nothing of the others' devices. */
+static bool record_relevant(const struct zila_session *s, uint8_t type, struct zila_view bytes)
+{
+	struct zila_cert c;
+	if (s->cfg.peer_may_read == NULL || type != ZILA_TRUST_CERT || zila_cert_decode(bytes, &c) != 0)
+		return true;
+	return c.scope_all || peer_may_read(s, c.district);
+}
+
+struct trust_hash {
+	const struct zila_session *s;
+	crypto_generichash_state g;
+};
+
 static int trust_hash_one(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
 {
-	crypto_generichash_state *g = ctx;
+	struct trust_hash *th = ctx;
+	crypto_generichash_state *g = &th->g;
+	if (!record_relevant(th->s, type, bytes))
+		return 0;
 	uint8_t h[32], len[4] = { (uint8_t)(id.len >> 24), (uint8_t)(id.len >> 16), (uint8_t)(id.len >> 8),
 				  (uint8_t)id.len };
 	crypto_generichash(h, sizeof(h), bytes.p, bytes.len, NULL, 0);
@@ -222,10 +247,11 @@ static int trust_hash_one(void *ctx, uint8_t type, struct zila_view id, struct z
 
 static int make_trust_digest(struct zila_session *s)
 {
-	crypto_generichash_state g;
-	crypto_generichash_init(&g, NULL, 0, DIGEST_LEN);
-	int r = trust_walk(s->cfg.store, trust_hash_one, &g);
-	crypto_generichash_final(&g, s->trust_digest, DIGEST_LEN);
+	struct trust_hash th;
+	th.s = s;
+	crypto_generichash_init(&th.g, NULL, 0, DIGEST_LEN);
+	int r = trust_walk(s->cfg.store, trust_hash_one, &th);
+	crypto_generichash_final(&th.g, s->trust_digest, DIGEST_LEN);
 	return r;
 }
 
@@ -274,7 +300,8 @@ static int record_pass(const struct trust_out *t, uint8_t type, struct zila_view
 static int trust_add(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
 {
 	struct trust_out *t = ctx;
-	if (record_pass(t, type, bytes) != t->pass || id.len > TRUST_ID_MAX || bytes.len > TRUST_RECORD_MAX)
+	if (record_pass(t, type, bytes) != t->pass || id.len > TRUST_ID_MAX || bytes.len > TRUST_RECORD_MAX ||
+	    !record_relevant(t->sess, type, bytes))
 		return 0;
 	if (t->bytes + id.len + bytes.len > TRUST_MSG_BYTES || t->n == t->cap) {
 		int r = trust_flush(t);
@@ -403,7 +430,7 @@ static int receive_trust(struct zila_session *s, const Zila__Trust *tr, struct z
 static int pump(struct zila_session *s, struct zila_error *err)
 {
 	size_t max = s->cfg.chunk_bytes ? s->cfg.chunk_bytes : ZILA_SESSION_CHUNK;
-	unsigned window = s->cfg.window ? s->cfg.window : ZILA_SESSION_WINDOW;
+	unsigned window = s->peer_window;
 	ProtobufCBinaryData *items = NULL;
 	size_t *offs = NULL, cap = 0;
 	int r = 0;
@@ -477,35 +504,46 @@ static void check_done(struct zila_session *s)
 		s->state = ZILA_SESSION_DONE;
 }
 
-static int receive_entries(struct zila_session *s, const Zila__Entries *e, struct zila_error *err)
+static unsigned my_window(const struct zila_session *s)
 {
-	if (e->chunk != s->chunks_received + 1)
-		return fail(s, err, ZILA_EPROTO, "chunks out of order");
-	struct zila_view *v = calloc(e->n_entries + 1, sizeof(*v));
+	unsigned w = s->cfg.window ? s->cfg.window : ZILA_SESSION_WINDOW;
+	return w > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : w;
+}
+
+/* Applies the pending chunks in one transaction and acknowledges the last of them. */
+static int apply_pending(struct zila_session *s, struct zila_error *err)
+{
+	if (s->pend_chunks == 0)
+		return 0;
+	struct zila_view *v = calloc(s->npend + 1, sizeof(*v));
 	if (v == NULL)
 		return fail(s, err, ZILA_ENOMEM, "out of memory");
-	for (size_t i = 0; i < e->n_entries; i++)
-		v[i] = zila_view_make(e->entries[i].data, e->entries[i].len);
+	for (size_t i = 0; i < s->npend; i++) {
+		size_t end = i + 1 < s->npend ? s->pend_offs[i + 1] : s->pend.len;
+		v[i] = zila_view_make(s->pend.p + s->pend_offs[i], end - s->pend_offs[i]);
+	}
 	struct zila_apply_stats st;
 	memset(&st, 0, sizeof(st));
-	int r = zila_store_apply(s->cfg.store, v, e->n_entries, &st, err);
+	int r = zila_store_apply(s->cfg.store, v, s->npend, &st, err);
 	free(v);
 	if (r != 0) {
-		/* Nothing of the chunk is kept (one transaction); the next session offers it again. */
+		/* Nothing of these chunks is kept (one transaction); the next session offers them
+		 * again. */
 		s->state = ZILA_SESSION_FAILED;
 		return r;
 	}
-	s->chunks_received++;
-	s->st.entries_received += e->n_entries;
 	s->st.entries_applied += st.napplied;
 	s->st.entries_rejected += st.nrejected + st.ngap;
 	s->st.entries_duplicate += st.nduplicate;
 	s->st.entries_held += st.nheld;
 	s->st.conflicts += st.nconflicts;
 	s->st.parked += st.nparked;
+	zila_buf_reset(&s->pend);
+	s->npend = 0;
+	s->pend_chunks = 0;
 	Zila__Ack a = ZILA__ACK__INIT;
 	Zila__Message m = ZILA__MESSAGE__INIT;
-	a.chunk = e->chunk;
+	a.chunk = s->chunks_received;
 	a.applied = (uint32_t)(st.napplied + st.nheld);
 	a.rejected = (uint32_t)(st.nrejected + st.ngap);
 	m.body_case = ZILA__MESSAGE__BODY_ACK;
@@ -513,6 +551,29 @@ static int receive_entries(struct zila_session *s, const Zila__Entries *e, struc
 	if ((r = emit(s, &m)) != 0)
 		return fail(s, err, r, "cannot send an acknowledgement");
 	return 0;
+}
+
+static int receive_entries(struct zila_session *s, const Zila__Entries *e, struct zila_error *err)
+{
+	if (e->chunk != s->chunks_received + 1)
+		return fail(s, err, ZILA_EPROTO, "chunks out of order");
+	for (size_t i = 0; i < e->n_entries; i++) {
+		if (s->npend == s->pend_cap) {
+			size_t cap = s->pend_cap ? s->pend_cap * 2 : 256;
+			size_t *no = realloc(s->pend_offs, cap * sizeof(*no));
+			if (no == NULL)
+				return fail(s, err, ZILA_ENOMEM, "out of memory");
+			s->pend_offs = no;
+			s->pend_cap = cap;
+		}
+		s->pend_offs[s->npend++] = s->pend.len;
+		if (zila_buf_put(&s->pend, e->entries[i].data, e->entries[i].len) != 0)
+			return fail(s, err, ZILA_ELIMIT, "the peer sent more than its window");
+	}
+	s->chunks_received++;
+	s->pend_chunks++;
+	s->st.entries_received += e->n_entries;
+	return s->pend_chunks >= my_window(s) ? apply_pending(s, err) : 0;
 }
 
 static int unpack_checked(const uint8_t *p, size_t len, Zila__Message **out, struct zila_error *err);
@@ -531,6 +592,9 @@ int zila_session_new(struct zila_session **out, const struct zila_session_config
 	s->state = ZILA_SESSION_NEW;
 	zila_buf_init(&s->msg, ZILA_SESSION_MSG_MAX);
 	zila_buf_init(&s->chunk, ZILA_SESSION_MSG_MAX);
+	/* Whole chunks the peer may send before we acknowledge: each at most a chunk's worth of
+	 * bytes plus one entry of the largest size. */
+	zila_buf_init(&s->pend, (size_t)my_window(s) * (ZILA_SESSION_CHUNK + ZILA_ENTRY_MAX));
 	*out = s;
 	return 0;
 }
@@ -543,6 +607,8 @@ void zila_session_free(struct zila_session *s)
 	zila_outbox_free(s->outbox);
 	zila_buf_release(&s->msg);
 	zila_buf_release(&s->chunk);
+	zila_buf_release(&s->pend);
+	free(s->pend_offs);
 	free(s->parts);
 	free(s->differ);
 	free(s);
@@ -614,6 +680,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	h.now_ms = s->cfg.now_ms;
 	h.hq_now_ms = s->cfg.hq_now_ms;
 	h.flags = s->cfg.is_hq ? 1 : 0;
+	h.window = my_window(s);
 	if (s->has_trust) {
 		h.trust_digest.data = s->trust_digest;
 		h.trust_digest.len = DIGEST_LEN;
@@ -643,6 +710,7 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->st.peer_now_ms = h->now_ms;
 	s->st.peer_hq_now_ms = h->hq_now_ms;
 	s->st.peer_is_hq = (h->flags & 1) != 0;
+	s->peer_window = h->window == 0 ? 4 : h->window > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : h->window;
 	if (h->now_ms != 0 && s->cfg.now_ms != 0)
 		s->st.clock_offset_ms = (int64_t)(h->now_ms - s->cfg.now_ms);
 	/* Both sides list their partitions in name order; walk the two lists together. */
@@ -804,7 +872,7 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		if (s->state != ZILA_SESSION_EXCHANGE || s->got_done || (!s->importing && !s->got_heads) ||
 		    m->done->nchunks != s->chunks_received)
 			r = fail(s, err, ZILA_EPROTO, "unexpected end of entries");
-		else {
+		else if ((r = apply_pending(s, err)) == 0) {
 			s->got_done = true;
 			s->st.peer_done_entries = m->done->nentries;
 		}
@@ -883,7 +951,7 @@ int zila_session_export(struct zila_store *store, const struct zila_vector *have
 		goto out;
 	}
 	/* Nobody acknowledges a file: the window never closes. */
-	s->cfg.window = UINT32_MAX;
+	s->peer_window = UINT32_MAX;
 	s->state = ZILA_SESSION_EXCHANGE;
 	s->got_heads = true;
 	if ((r = pump(s, err)) == 0 && nentries)
