@@ -143,6 +143,7 @@ install: build/zila
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 build/zila $(DESTDIR)$(PREFIX)/bin/zila
 	install -m 0644 zila.1 $(DESTDIR)$(PREFIX)/share/man/man1/zila.1
+	install -D -m 0644 tools/zila.service $(DESTDIR)$(PREFIX)/lib/systemd/system/zila.service
 
 clean:
 	rm -rf build
