@@ -139,11 +139,20 @@ demo: build/.deps-demo
 	$(Q)$(MAKE) --no-print-directory build/zila $(TOOL_BIN)
 	$(Q)sh tools/demo.sh
 
+# The systemd unit goes to /lib/systemd/system when PREFIX is /usr (Debian's place for
+# packaged units), else under PREFIX; its ExecStart names the installed binary.
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 install: build/zila
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(UNITDIR)
 	install -m 0755 build/zila $(DESTDIR)$(PREFIX)/bin/zila
 	install -m 0644 zila.1 $(DESTDIR)$(PREFIX)/share/man/man1/zila.1
-	install -D -m 0644 tools/zila.service $(DESTDIR)$(PREFIX)/lib/systemd/system/zila.service
+	sed 's|/usr/local/bin/zila|$(PREFIX)/bin/zila|' tools/zila.service >build/zila.service
+	install -m 0644 build/zila.service $(DESTDIR)$(UNITDIR)/zila.service
+
+.PHONY: uninstall
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/zila $(DESTDIR)$(PREFIX)/share/man/man1/zila.1 \
+	  $(DESTDIR)$(UNITDIR)/zila.service
 
 clean:
 	rm -rf build
