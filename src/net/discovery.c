@@ -88,7 +88,9 @@ void discovery_send_now(struct daemon *d)
 		b.time_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	zila_beacon_seal(d->beacon_key, &b, beacon);
 	iface_list(d, d->iface_sig, sizeof(d->iface_sig), &ifs, &n);
-	for (int i = 0; i < n; i++) {
+	/* --beacon-to replaces the interfaces' broadcast addresses: a test or a lab on loopback
+	 * must not send a byte onto the host's real networks. */
+	for (int i = 0; i < n && d->cfg.nbeacon_to == 0; i++) {
 		uv_interface_address_t *a = &ifs[i];
 		if (a->is_internal || a->address.address4.sin_family != AF_INET)
 			continue;
@@ -105,8 +107,11 @@ void discovery_send_now(struct daemon *d)
 		uint16_t port = d->beacon_port;
 		struct sockaddr_in to;
 		const char *spec = d->cfg.beacon_to[i];
-		if (zila_hostport_parse(spec, host, sizeof(host), &port) != 0)
+		if (zila_hostport_parse(spec, host, sizeof(host), &port) != 0) {
+			/* No port given: the beacon port (a failed parse clears its outputs). */
 			snprintf(host, sizeof(host), "%s", spec);
+			port = d->beacon_port;
+		}
 		if (uv_ip4_addr(host, port, &to) == 0)
 			send_to(d, &to, beacon);
 	}

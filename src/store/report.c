@@ -220,31 +220,39 @@ struct peers_probe {
 	char name_col[64], time_col[64], district_col[64];
 };
 
+/* The first name of want[] that is one of the table's columns (want[] is in preference
+ * order; the table's own column order does not matter). */
+static void pick_col(char *out, size_t n, const char *const *want, char cols[][64], size_t ncols)
+{
+	for (int i = 0; want[i] && out[0] == '\0'; i++)
+		for (size_t k = 0; k < ncols; k++)
+			if (strcmp(cols[k], want[i]) == 0) {
+				snprintf(out, n, "%s", cols[k]);
+				break;
+			}
+}
+
 static void probe_peers(sqlite3 *db, struct peers_probe *p)
 {
-	static const char *names[] = { "name", "device_name", "device", "peer", NULL };
-	static const char *times[] = { "last_sync", "last_sync_at", "synced_at", "last_seen", NULL };
-	static const char *parts[] = { "district_id", "partition", "part", "district", NULL };
+	static const char *const names[] = { "name", "device_name", "peer", NULL };
+	static const char *const times[] = { "last_sync", "last_sync_at", "synced_at", "last_seen", NULL };
+	static const char *const parts[] = { "district_id", "partition", "part", "district", NULL };
+	char cols[64][64];
+	size_t ncols = 0;
 	sqlite3_stmt *st = NULL;
 	memset(p, 0, sizeof(*p));
 	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('zila_peers')", -1, &st,
 			       NULL) != SQLITE_OK)
 		return;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (sqlite3_step(st) == SQLITE_ROW && ncols < 64) {
 		const char *c = (const char *)sqlite3_column_text(st, 0);
-		if (c == NULL)
-			continue;
-		for (int i = 0; names[i]; i++)
-			if (strcmp(c, names[i]) == 0 && p->name_col[0] == '\0')
-				snprintf(p->name_col, sizeof(p->name_col), "%s", c);
-		for (int i = 0; times[i]; i++)
-			if (strcmp(c, times[i]) == 0 && p->time_col[0] == '\0')
-				snprintf(p->time_col, sizeof(p->time_col), "%s", c);
-		for (int i = 0; parts[i]; i++)
-			if (strcmp(c, parts[i]) == 0 && p->district_col[0] == '\0')
-				snprintf(p->district_col, sizeof(p->district_col), "%s", c);
+		if (c != NULL && strlen(c) < 64)
+			snprintf(cols[ncols++], 64, "%s", c);
 	}
 	sqlite3_finalize(st);
+	pick_col(p->name_col, sizeof(p->name_col), names, cols, ncols);
+	pick_col(p->time_col, sizeof(p->time_col), times, cols, ncols);
+	pick_col(p->district_col, sizeof(p->district_col), parts, cols, ncols);
 	p->ok = p->name_col[0] && p->time_col[0] && p->district_col[0];
 }
 
