@@ -353,6 +353,10 @@ static void on_established(struct conn *c)
 	cfg.send = session_send;
 	cfg.send_ctx = c;
 	cfg.is_hq = d->is_hq;
+	/* After a session with this peer failed (a flaky link), commit every chunk: a window's
+	 * worth of work is not lost again and again to the same cut. */
+	if (c->target != NULL && c->target->flaky)
+		cfg.window = 1;
 	if (d->hq_offset_known)
 		cfg.hq_now_ms = (uint64_t)((int64_t)daemon_wall() * 1000 + d->hq_offset_ms);
 	zila_error_clear(&err);

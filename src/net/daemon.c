@@ -150,6 +150,14 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 
 	if (!sqlite3_get_autocommit(zila_store_db(d->store)))
 		zila_log(ZILA_LOG_WARN, "a transaction is still open on the replica after a session");
+	/* What arrived, also of a session that failed: entries applied stay applied, and a
+	 * duplicate means the peer resent something we had committed. */
+	if (t != NULL && !c->duplicate)
+		t->flaky = !ok && c->sess != NULL;
+	if (st != NULL && st->entries_received > 0)
+		zila_log(ZILA_LOG_INFO, "session with %s %s: received %llu entries, applied %llu, duplicate %llu",
+			 c->addr, ok ? "completed" : "ended early", (unsigned long long)st->entries_received,
+			 (unsigned long long)st->entries_applied, (unsigned long long)st->entries_duplicate);
 	if (c->peer_name[0])
 		snprintf(lbl, sizeof(lbl), "'%s' (%s)", c->peer_name, c->addr);
 	else

@@ -62,6 +62,7 @@ struct target {
 	uint64_t nstarted;  /* sessions dialled so far (for waiters) */
 	uint64_t heard_ms;  /* loop time of the last beacon (LAN) */
 	bool reachable;     /* the last dial got through the handshake */
+	bool flaky;         /* the last session was cut after it started: commit every chunk */
 	uint64_t last_ok;   /* wall clock (s) of the last completed sync, 0: never */
 	char last_error[300];
 	bool removed;

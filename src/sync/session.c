@@ -431,6 +431,10 @@ static int pump(struct zila_session *s, struct zila_error *err)
 {
 	size_t max = s->cfg.chunk_bytes ? s->cfg.chunk_bytes : ZILA_SESSION_CHUNK;
 	unsigned window = s->peer_window;
+	/* A receiver that asks for a window of one is on a link that was cut: small chunks, so
+	 * that each stretch between cuts still commits something. */
+	if (window == 1 && max > ZILA_SESSION_CHUNK / 4)
+		max = ZILA_SESSION_CHUNK / 4;
 	ProtobufCBinaryData *items = NULL;
 	size_t *offs = NULL, cap = 0;
 	int r = 0;
