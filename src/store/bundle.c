@@ -21,7 +21,7 @@
 #define REC_ENTRY 1
 #define REC_TRUST 2
 #define REC_END 0xFF
-#define APPLY_BATCH 16 /* entries per transaction: ~50k rows at most */
+#define APPLY_BATCH 64 /* entries per transaction: ~200k rows at most */
 
 struct writer {
 	FILE *f;
