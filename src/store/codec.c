@@ -174,13 +174,34 @@ void row_reset(struct rowstate *r)
 	zila_buf_reset(&r->arena);
 }
 
+#define ST_UNIFORM 0x08 /* flag: every register holds the one version that follows */
+
+static bool ver_same(const struct ver *a, const struct ver *b)
+{
+	return a->hlc == b->hlc && a->origin == b->origin && a->seq == b->seq;
+}
+
 /* The state blob: flags, partition, a table of distinct versions, and per register
- * (existence first, then each column) an index into it (0: never written). */
+ * (existence first, then each column) an index into it (0: never written). A row whose
+ * registers were all written by one change (every row sealed or received as an insert
+ * and not changed since) is kept as flags, partition, that version and the register
+ * count: a third smaller, and zila_rows is most of what the merge reads and writes. */
 static int put_state(struct zila_buf *b, const struct rowstate *r)
 {
 	struct ver uniq[8];
 	int nuniq = 0;
 	uint8_t idx_small[256];
+	bool uniform = r->ever.hlc != 0 || r->ever.origin != 0;
+	for (int i = 0; uniform && i < r->ncols; i++)
+		uniform = ver_same(&r->cver[i], &r->ever);
+	if (uniform) {
+		int rr = zila_buf_put_u8(b, (uint8_t)((r->exists ? 1 : 0) | (r->parked << 1) | ST_UNIFORM));
+		rr = rr ? rr : zila_buf_put_lenbytes(b, r->part, strlen(r->part));
+		rr = rr ? rr : zila_buf_put_u64be(b, r->ever.hlc);
+		rr = rr ? rr : zila_buf_put_varint(b, (uint64_t)r->ever.origin);
+		rr = rr ? rr : zila_buf_put_varint(b, r->ever.seq);
+		return rr ? rr : zila_buf_put_varint(b, (uint64_t)r->ncols + 1);
+	}
 	uint8_t *idx = r->ncols + 1 <= 256 ? idx_small : malloc((size_t)r->ncols + 1);
 	int rr = 0;
 	if (idx == NULL)
@@ -240,6 +261,22 @@ static int get_state(struct zila_view in, struct rowstate *r)
 	struct zila_view part;
 	int rr = zila_view_get_u8(&in, &flags);
 	rr = rr ? rr : zila_view_get_lenbytes(&in, ZILA_PART_MAX, &part);
+	if (rr == 0 && (flags & ST_UNIFORM)) {
+		struct ver v;
+		rr = get_ver(&in, &v);
+		rr = rr ? rr : zila_view_get_varint(&in, &nregs);
+		if (rr != 0)
+			return ZILA_EFORMAT;
+		r->exists = flags & 1;
+		r->parked = (flags >> 1) & 3;
+		memcpy(r->part, part.p, part.len);
+		r->part[part.len] = '\0';
+		/* Registers of columns added since were never written. */
+		r->ever = v;
+		for (uint64_t i = 1; i < nregs && (int)i <= r->ncols; i++)
+			r->cver[i - 1] = v;
+		return 0;
+	}
 	rr = rr ? rr : zila_view_get_varint(&in, &nuniq);
 	if (rr != 0 || nuniq > 8)
 		return ZILA_EFORMAT;
@@ -352,28 +389,48 @@ int row_load(struct zila_store *s, struct table *t, const struct zval *pk, struc
 	return rr;
 }
 
+static int row_write(sqlite3_stmt *st, int64_t tid, const struct zval *pk, const struct zila_buf *stb,
+		     const struct zila_buf *dead, bool visible)
+{
+	sqlite3_bind_int64(st, 1, tid);
+	val_bind(st, 2, pk);
+	sqlite3_bind_blob(st, 3, stb->p, (int)stb->len, SQLITE_STATIC);
+	if (!visible)
+		sqlite3_bind_blob(st, 4, dead->p ? dead->p : (const uint8_t *)"", (int)dead->len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
 int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
 {
 	struct zila_buf *stb = &s->tmp_st, *dead = &s->tmp_dead;
-	sqlite3_stmt *st = s->st_row_put;
+	/* Not ROW_VISIBLE(): a row saved for the first time is not `known` yet, and a
+	 * visible row needs no copy of its values (the table has them). */
+	bool visible = r->exists && r->parked == PARK_NONE;
 	int rr;
 	zila_buf_reset(stb);
 	zila_buf_reset(dead);
 	rr = put_state(stb, r);
-	if (rr == 0 && !ROW_VISIBLE(r))
+	if (rr == 0 && !visible)
 		rr = put_vals(dead, r);
 	if (rr != 0)
 		return rr;
-	sqlite3_bind_int64(st, 1, t->id);
-	val_bind(st, 2, pk);
-	sqlite3_bind_blob(st, 3, stb->p, (int)stb->len, SQLITE_STATIC);
-	if (!ROW_VISIBLE(r))
-		sqlite3_bind_blob(st, 4, dead->p ? dead->p : (const uint8_t *)"", (int)dead->len, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 4);
-	rr = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	/* An update in place or a plain insert, as row_load() found it: INSERT OR REPLACE
+	 * would search the key twice more. The other statement covers a stale `known`. */
+	int rc;
+	if (r->known) {
+		rc = row_write(s->st_row_upd, t->id, pk, stb, dead, visible);
+		if (rc == SQLITE_DONE && sqlite3_changes(s->db) == 0)
+			rc = row_write(s->st_row_put, t->id, pk, stb, dead, visible);
+	} else {
+		rc = row_write(s->st_row_put, t->id, pk, stb, dead, visible);
+		if (rc == SQLITE_CONSTRAINT)
+			rc = row_write(s->st_row_upd, t->id, pk, stb, dead, visible);
+	}
 	r->known = true;
-	return rr;
+	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
 }

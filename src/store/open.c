@@ -300,7 +300,8 @@ static int setup_connection(sqlite3 *db, bool zila_conn)
 
 static const char *prepared[][2] = {
 	{ "row_get", "SELECT st, dead FROM zila_rows WHERE tid = ? AND pk = ?" },
-	{ "row_put", "INSERT OR REPLACE INTO zila_rows(tid, pk, st, dead) VALUES (?, ?, ?, ?)" },
+	{ "row_put", "INSERT INTO zila_rows(tid, pk, st, dead) VALUES (?, ?, ?, ?)" },
+	{ "row_upd", "UPDATE zila_rows SET st = ?3, dead = ?4 WHERE tid = ?1 AND pk = ?2" },
 	{ "row_del", "DELETE FROM zila_rows WHERE tid = ? AND pk = ?" },
 	{ "entry_put", "INSERT INTO zila_entries(feed, seq, hlc, applied, bytes) VALUES (?, ?, ?, ?, ?)" },
 	{ "feed_get", "SELECT id, head FROM zila_feeds WHERE origin = ? AND part = ?" },
@@ -314,7 +315,7 @@ static const char *prepared[][2] = {
 
 static int prepare_all(struct zila_store *s, struct zila_error *err)
 {
-	sqlite3_stmt **slots[] = { &s->st_row_get, &s->st_row_put, &s->st_row_del,
+	sqlite3_stmt **slots[] = { &s->st_row_get, &s->st_row_put, &s->st_row_upd, &s->st_row_del,
 				   &s->st_entry_put, &s->st_feed_get, &s->st_feed_new,
 				   &s->st_feed_head, &s->st_conflict, &s->st_park_put, &s->st_park_del };
 	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
@@ -329,7 +330,7 @@ void zila_store_free(struct zila_store *s)
 	if (s == NULL)
 		return;
 	store_free_tables(s);
-	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_del, s->st_entry_put,
+	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_upd, s->st_row_del, s->st_entry_put,
 				s->st_feed_get, s->st_feed_new, s->st_feed_head, s->st_conflict,
 				s->st_park_put, s->st_park_del };
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)

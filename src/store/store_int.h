@@ -13,7 +13,7 @@
 #define STORE_SCHEMA_VERSION 1 /* layout of the zila_* tables */
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
-#define SEAL_CHUNK 32          /* batches per seal transaction */
+#define SEAL_CHUNK 128         /* batches per seal transaction (~260k changes) */
 #define MAX_SKEW_MS (24ull * 3600 * 1000) /* how far ahead of our wall clock we follow a peer */
 
 /* Value tags of the shared value codec (entries, parked rows, hash). */
@@ -89,7 +89,7 @@ struct zila_store {
 	struct origin *origins; /* cache, sorted by id */
 	size_t norigins;
 	/* prepared statements, created at open */
-	sqlite3_stmt *st_row_get, *st_row_put, *st_row_del;
+	sqlite3_stmt *st_row_get, *st_row_put, *st_row_upd, *st_row_del;
 	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 };
