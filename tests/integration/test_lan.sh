@@ -89,6 +89,8 @@ for i in 2 3 4 5; do up $i "$T/l$i"; done
 for i in 2 3 4 5; do "$ZILA" -d "$T/l$i" sync hq --wait >/dev/null 2>&1; done
 all_equal() { for i in 2 3 4 5; do same_hash "$HQ" "$T/l$i" || return 1; done; }
 if until_ok 60 all_equal; then ok "all hashes equal"; else bad "hashes differ"; fi
+expect 0 "hq's progress report" -- "$ZILA" -d "$HQ" report
+has "$T/out" "lap-3 20[0-9-]* [0-9:]* UTC" "the report gives each laptop's last sync time"
 
 # A revoked laptop is refused by everyone.
 ID5=$("$ZILA" -d "$L5" whoami | awk '/^device:/ {print $2}')
