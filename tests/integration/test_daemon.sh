@@ -76,6 +76,8 @@ expect 0 "peers at hq" -- "$ZILA" -d "$HQ" peers
 has "$T/out" "lap-b" "hq's peer table lists lap-b"
 expect 0 "peers --json" -- "$ZILA" -d "$HQ" --json peers
 has "$T/out" '"last_sync":[0-9]' "json peers have the last sync time"
+expect 0 "hq's progress report" -- "$ZILA" -d "$HQ" report
+has "$T/out" "lap-a 20[0-9-]* [0-9:]* UTC" "the report gives each laptop's last sync time"
 expect 1 "sync with an unknown peer fails" -- "$ZILA" -d "$A" sync nobody --wait
 expect 0 "peer add" -- "$ZILA" -d "$A" peer add "127.0.0.1:$((P + 8))"
 has "$T/out" "syncs with it now" "the running daemon reloads"
