@@ -737,15 +737,16 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 		}
 	}
 	s->st.parts_differ = s->ndiffer;
-	s->trust_differs = s->has_trust && (h->trust_digest.len != DIGEST_LEN ||
-					    memcmp(h->trust_digest.data, s->trust_digest, DIGEST_LEN) != 0);
+	/* Both sides must reach the same verdict, also when only one exchanges trust records. */
+	s->trust_differs = h->trust_digest.len != (s->has_trust ? DIGEST_LEN : 0) ||
+			   (s->has_trust && memcmp(h->trust_digest.data, s->trust_digest, DIGEST_LEN) != 0);
 	if (s->ndiffer == 0 && !s->trust_differs) {
 		s->st.in_step = true;
 		s->state = ZILA_SESSION_DONE;
 		return 0;
 	}
 	s->state = ZILA_SESSION_EXCHANGE;
-	if (s->trust_differs && (r = send_trust(s)) != 0)
+	if (s->trust_differs && s->has_trust && (r = send_trust(s)) != 0)
 		return fail(s, err, r, "cannot send trust records");
 	/* Our heads in the partitions that differ, so the peer knows what we lack. */
 	size_t n = 0;
@@ -846,7 +847,7 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 			r = receive_hello(s, m->hello, err);
 		break;
 	case ZILA__MESSAGE__BODY_TRUST:
-		if (s->state != ZILA_SESSION_EXCHANGE || s->chunks_received > 0 || s->got_done ||
+		if (s->state != ZILA_SESSION_EXCHANGE || s->chunks_received > 0 || s->got_done || s->got_heads ||
 		    (!s->importing && !s->trust_differs))
 			r = fail(s, err, ZILA_EPROTO, "unexpected trust records");
 		else if (s->cfg.trust != NULL)
