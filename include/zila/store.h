@@ -171,6 +171,12 @@ int zila_store_apply(struct zila_store *s, const struct zila_view *entries, size
 /* Trust records kept in the replica (type, id, bytes); put replaces by (type, id). */
 int zila_store_trust_put(struct zila_store *s, uint8_t type, struct zila_view id,
 			 struct zila_view bytes) ZILA_MUST_CHECK;
+/* Whether exactly this record (same bytes) is kept under (type, id). */
+bool zila_store_trust_held(struct zila_store *s, uint8_t type, struct zila_view id, struct zila_view bytes);
+/* Calls fn for every trust record in (type, id) order; id and bytes are borrowed for the
+ * call, which must not call back into the trust records. A non-zero return stops the walk. */
+typedef int (*zila_trust_record_fn)(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes);
+int zila_store_trust_each(struct zila_store *s, zila_trust_record_fn fn, void *ctx) ZILA_MUST_CHECK;
 
 /* --- reading the replica ---------------------------------------------------------- */
 

@@ -311,13 +311,17 @@ static const char *prepared[][2] = {
 		      " lost_origin, lost_hlc, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
 	{ "park_put", "INSERT OR REPLACE INTO zila_parked(tid, pk, kind) VALUES (?, ?, ?)" },
 	{ "park_del", "DELETE FROM zila_parked WHERE tid = ? AND pk = ?" },
+	{ "trust_put", "INSERT OR REPLACE INTO zila_trust(type, id, bytes) VALUES (?, ?, ?)" },
+	{ "trust_get", "SELECT bytes FROM zila_trust WHERE type = ? AND id = ?" },
+	{ "trust_all", "SELECT type, id, bytes FROM zila_trust ORDER BY type, id" },
 };
 
 static int prepare_all(struct zila_store *s, struct zila_error *err)
 {
 	sqlite3_stmt **slots[] = { &s->st_row_get, &s->st_row_put, &s->st_row_upd, &s->st_row_del,
 				   &s->st_entry_put, &s->st_feed_get, &s->st_feed_new,
-				   &s->st_feed_head, &s->st_conflict, &s->st_park_put, &s->st_park_del };
+				   &s->st_feed_head, &s->st_conflict, &s->st_park_put, &s->st_park_del,
+				   &s->st_trust_put, &s->st_trust_get, &s->st_trust_all };
 	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
 		if (sqlite3_prepare_v3(s->db, prepared[i][1], -1, SQLITE_PREPARE_PERSISTENT, slots[i],
 				       NULL) != SQLITE_OK)
@@ -332,7 +336,7 @@ void zila_store_free(struct zila_store *s)
 	store_free_tables(s);
 	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_upd, s->st_row_del, s->st_entry_put,
 				s->st_feed_get, s->st_feed_new, s->st_feed_head, s->st_conflict,
-				s->st_park_put, s->st_park_del };
+				s->st_park_put, s->st_park_del, s->st_trust_put, s->st_trust_get, s->st_trust_all };
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
 		sqlite3_finalize(sts[i]);
 	if (s->db != NULL)
@@ -549,17 +553,37 @@ int zila_store_exec_captured(struct zila_store *s, const char *sql,
 int zila_store_trust_put(struct zila_store *s, uint8_t type, struct zila_view id,
 			 struct zila_view bytes)
 {
-	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB;
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO zila_trust(type, id, bytes) VALUES (?, ?, ?)",
-			       -1, &st, NULL))
-		goto out;
+	sqlite3_stmt *st = s->st_trust_put;
 	sqlite3_bind_int(st, 1, type);
 	sqlite3_bind_blob(st, 2, id.p, (int)id.len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 3, bytes.p, (int)bytes.len, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = 0;
-out:
-	sqlite3_finalize(st);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+	sqlite3_reset(st);
+	return r;
+}
+
+bool zila_store_trust_held(struct zila_store *s, uint8_t type, struct zila_view id, struct zila_view bytes)
+{
+	sqlite3_stmt *st = s->st_trust_get;
+	sqlite3_bind_int(st, 1, type);
+	sqlite3_bind_blob(st, 2, id.p, (int)id.len, SQLITE_STATIC);
+	bool held = sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == bytes.len &&
+		    memcmp(sqlite3_column_blob(st, 0), bytes.p, bytes.len) == 0;
+	sqlite3_reset(st);
+	return held;
+}
+
+int zila_store_trust_each(struct zila_store *s, zila_trust_record_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = s->st_trust_all;
+	int r = 0, rc;
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct zila_view id = zila_view_make(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+		struct zila_view b = zila_view_make(sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+		r = fn(ctx, (uint8_t)sqlite3_column_int(st, 0), id, b);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = ZILA_EDB;
+	sqlite3_reset(st);
 	return r;
 }

@@ -92,6 +92,7 @@ struct zila_store {
 	sqlite3_stmt *st_row_get, *st_row_put, *st_row_upd, *st_row_del;
 	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
+	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;
 };
 
 /* --- open.c --- */

@@ -190,29 +190,6 @@ out:
 	return r;
 }
 
-/* Every trust record as (type, id, bytes), in (type, id) order. */
-typedef int (*trust_fn)(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes);
-
-static int trust_walk(struct zila_store *store, trust_fn fn, void *ctx)
-{
-	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB, rc;
-	if (sqlite3_prepare_v2(zila_store_db(store), "SELECT type, id, bytes FROM zila_trust ORDER BY type, id", -1,
-			       &st, NULL) != SQLITE_OK)
-		goto out;
-	r = 0;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct zila_view id = zila_view_make(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
-		struct zila_view b = zila_view_make(sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
-		r = fn(ctx, (uint8_t)sqlite3_column_int(st, 0), id, b);
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = ZILA_EDB;
-out:
-	sqlite3_finalize(st);
-	return r;
-}
-
 /* A peer needs the certificates of devices whose entries it may receive (those that write a
  * partition it reads), HQ devices (issuers), and every revocation; others stay here: fewer
  * bytes per session, and a district learns nothing of the others' devices. */
@@ -250,7 +227,7 @@ static int make_trust_digest(struct zila_session *s)
 	struct trust_hash th;
 	th.s = s;
 	crypto_generichash_init(&th.g, NULL, 0, DIGEST_LEN);
-	int r = trust_walk(s->cfg.store, trust_hash_one, &th);
+	int r = zila_store_trust_each(s->cfg.store, trust_hash_one, &th);
 	crypto_generichash_final(&th.g, s->trust_digest, DIGEST_LEN);
 	return r;
 }
@@ -337,7 +314,7 @@ static int send_trust(struct zila_session *s)
 	t.store = malloc(t.cap * (TRUST_ID_MAX + TRUST_RECORD_MAX));
 	int r = t.recs && t.ptrs && t.store ? 0 : ZILA_ENOMEM;
 	for (t.pass = 0; r == 0 && t.pass < 3; t.pass++)
-		r = trust_walk(s->cfg.store, trust_add, &t);
+		r = zila_store_trust_each(s->cfg.store, trust_add, &t);
 	r = r ? r : trust_flush(&t);
 	free(t.recs);
 	free(t.ptrs);
@@ -367,22 +344,6 @@ static int record_id(uint8_t type, struct zila_view bytes, uint8_t id[32])
 	return ZILA_EFORMAT;
 }
 
-/* Whether exactly this record is already kept (sessions send every record on any change). */
-static bool trust_held(struct zila_store *store, uint8_t type, const uint8_t id[32], struct zila_view bytes)
-{
-	sqlite3_stmt *st = NULL;
-	bool held = false;
-	if (sqlite3_prepare_v2(zila_store_db(store), "SELECT bytes FROM zila_trust WHERE type = ? AND id = ?", -1, &st,
-			       NULL) == SQLITE_OK) {
-		sqlite3_bind_int(st, 1, type);
-		sqlite3_bind_blob(st, 2, id, 32, SQLITE_STATIC);
-		held = sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == bytes.len &&
-		       memcmp(sqlite3_column_blob(st, 0), bytes.p, bytes.len) == 0;
-	}
-	sqlite3_finalize(st);
-	return held;
-}
-
 static int receive_trust(struct zila_session *s, const Zila__Trust *tr, struct zila_error *err)
 {
 	bool *done = calloc(tr->n_records + 1, sizeof(*done));
@@ -405,7 +366,8 @@ static int receive_trust(struct zila_session *s, const Zila__Trust *tr, struct z
 				done[i] = true;
 				continue;
 			}
-			if (trust_held(s->cfg.store, (uint8_t)rec->type, id, bytes)) {
+			/* Sessions send every record on any change: skip what is kept already. */
+			if (zila_store_trust_held(s->cfg.store, (uint8_t)rec->type, zila_view_make(id, 32), bytes)) {
 				done[i] = true;
 				continue;
 			}
