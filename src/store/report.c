@@ -213,49 +213,6 @@ out:
 	return r;
 }
 
-/* The columns of a zila_peers table that say which device synced when, if the replica has
- * one; found by name so that the report keeps working while that table evolves. */
-struct peers_probe {
-	bool ok;
-	char name_col[64], time_col[64], district_col[64];
-};
-
-/* The first name of want[] that is one of the table's columns (want[] is in preference
- * order; the table's own column order does not matter). */
-static void pick_col(char *out, size_t n, const char *const *want, char cols[][64], size_t ncols)
-{
-	for (int i = 0; want[i] && out[0] == '\0'; i++)
-		for (size_t k = 0; k < ncols; k++)
-			if (strcmp(cols[k], want[i]) == 0) {
-				snprintf(out, n, "%s", cols[k]);
-				break;
-			}
-}
-
-static void probe_peers(sqlite3 *db, struct peers_probe *p)
-{
-	static const char *const names[] = { "name", "device_name", "peer", NULL };
-	static const char *const times[] = { "last_sync", "last_sync_at", "synced_at", "last_seen", NULL };
-	static const char *const parts[] = { "district_id", "partition", "part", "district", NULL };
-	char cols[64][64];
-	size_t ncols = 0;
-	sqlite3_stmt *st = NULL;
-	memset(p, 0, sizeof(*p));
-	if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('zila_peers')", -1, &st,
-			       NULL) != SQLITE_OK)
-		return;
-	while (sqlite3_step(st) == SQLITE_ROW && ncols < 64) {
-		const char *c = (const char *)sqlite3_column_text(st, 0);
-		if (c != NULL && strlen(c) < 64)
-			snprintf(cols[ncols++], 64, "%s", c);
-	}
-	sqlite3_finalize(st);
-	pick_col(p->name_col, sizeof(p->name_col), names, cols, ncols);
-	pick_col(p->time_col, sizeof(p->time_col), times, cols, ncols);
-	pick_col(p->district_col, sizeof(p->district_col), parts, cols, ncols);
-	p->ok = p->name_col[0] && p->time_col[0] && p->district_col[0];
-}
-
 static void format_time(char *out, size_t n, sqlite3_stmt *st, int col)
 {
 	if (sqlite3_column_type(st, col) == SQLITE_INTEGER) {
@@ -270,17 +227,15 @@ static void format_time(char *out, size_t n, sqlite3_stmt *st, int col)
 	copy_col(out, n, st, col);
 }
 
-static void last_sync(sqlite3 *db, const struct peers_probe *p, struct zila_report_row *row)
+/* Per device of the district, its last completed sync, from the peer table the daemon keeps
+ * in the replica (zila_peers, see src/net/peers.c); "unknown" where no daemon ever ran. */
+static void last_sync(sqlite3 *db, struct zila_report_row *row)
 {
 	sqlite3_stmt *st = NULL;
-	char sql[512];
 	snprintf(row->last_sync, sizeof(row->last_sync), "unknown");
-	if (!p->ok)
-		return;
-	snprintf(sql, sizeof(sql),
-		 "SELECT \"%s\", \"%s\" FROM zila_peers WHERE \"%s\" = ?1 ORDER BY \"%s\" DESC",
-		 p->name_col, p->time_col, p->district_col, p->time_col);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db,
+			       "SELECT name, last_sync FROM zila_peers WHERE district_id = ?1 ORDER BY last_sync DESC",
+			       -1, &st, NULL) != SQLITE_OK)
 		return;
 	sqlite3_bind_text(st, 1, row->district_id, -1, SQLITE_STATIC);
 	size_t len = 0;
@@ -315,8 +270,7 @@ static int cmp_rows(const void *a, const void *b)
 }
 
 static int district_row(struct q *q, const struct zila_report_opts *o, const char *today,
-			int64_t today_days, const char *period, const struct peers_probe *pp,
-			struct zila_report_row *row)
+			int64_t today_days, const char *period, struct zila_report_row *row)
 {
 	int64_t v[3];
 	const char *d = row->district_id;
@@ -354,7 +308,7 @@ static int district_row(struct q *q, const struct zila_report_opts *o, const cha
 		return r;
 	row->reports_due = v[0];
 	row->reports_submitted = v[1];
-	last_sync(q->db, pp, row);
+	last_sync(q->db, row);
 	return 0;
 }
 
@@ -365,7 +319,6 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 	sqlite3_stmt *st = NULL;
 	struct q q = { db, err };
 	struct zila_report rep;
-	struct peers_probe pp;
 	int64_t today_days;
 	memset(out, 0, sizeof(*out));
 	memset(&rep, 0, sizeof(rep));
@@ -394,7 +347,6 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 	} else {
 		snprintf(rep.period, sizeof(rep.period), "%.7s", rep.today);
 	}
-	probe_peers(db, &pp);
 
 	const char *sql =
 		o->district != NULL
@@ -454,7 +406,7 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 	snprintf(t->name, sizeof(t->name), "total");
 	for (size_t i = 0; i < rep.nrows; i++) {
 		struct zila_report_row *row = &rep.rows[i];
-		r = district_row(&q, o, rep.today, today_days, rep.period, &pp, row);
+		r = district_row(&q, o, rep.today, today_days, rep.period, row);
 		if (r != 0)
 			goto out;
 		t->target += row->target;
