@@ -157,17 +157,22 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	zila_error_clear(&err);
 	/* A replica of an organisation checks every entry it receives against the
 	 * organisation (certificate, scope, revocation) and sends a peer only the partitions
-	 * its certificate may read. A replica of no organisation works on its own: it checks
-	 * signatures only, and no enrolled replica sends it anything. */
+	 * its certificate may read. A replica that is not enrolled works on its own and
+	 * exchanges nothing: it neither writes nor reads bundles. */
 	struct zila_trust_ctx tc;
 	uint8_t root[32];
-	bool enrolled = zila_trust_org(s, root) == 0;
-	struct zila_cert peer;
+	struct zila_cert own, peer;
+	if (zila_trust_org(s, root) != 0 || zila_trust_cert_get(s, zila_store_device_pk(s), &own) != 0) {
+		zila_store_free(s);
+		zila_vector_release(&have);
+		cli_err("this replica is not enrolled in an organisation: it works on its own and exchanges nothing.\n"
+			"Enrol it first: 'zila join CODE' with an invite code from HQ, or 'zila enrol request' by USB stick");
+		return CLI_FAIL;
+	}
 	memset(&tc, 0, sizeof(tc));
-	if (enrolled)
-		zila_trust_install(s, &tc);
+	zila_trust_install(s, &tc);
 	int r = 0;
-	if (strcmp(verb, "create") == 0 && enrolled && for_path != NULL) {
+	if (strcmp(verb, "create") == 0 && for_path != NULL) {
 		if (!has_to)
 			r = zila_error_set(&err, ZILA_EINVAL,
 					   "vector file '%s' does not name its replica; make it with 'zila vector' on the receiving laptop",
@@ -184,8 +189,13 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 			else if (err.code == 0)
 				zila_error_set(&err, ZILA_ECERT, "the certificate in '%s' is not valid", for_path);
 		}
-		if (r == 0 && err.code != 0)
-			r = err.code;
+		if (r == 0 && err.code != 0) {
+			char why[sizeof(err.msg)];
+			snprintf(why, sizeof(why), "%s", zila_error_msg(&err, err.code));
+			r = zila_error_set(&err, err.code,
+					   "the replica that wrote '%s' is not enrolled in this organisation (%s); nothing is sent to it",
+					   for_path, why);
+		}
 		else if (r == 0 && zila_trust_cert_get(s, to, &peer) != 0)
 			r = zila_error_set(&err, ZILA_ECERT,
 					   "the replica that wrote '%s' is not enrolled in this organisation; nothing is sent to it",
@@ -197,8 +207,8 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	}
 	if (r == 0 && strcmp(verb, "create") == 0) {
 		size_t n = 0;
-		bool filtered = enrolled && for_path != NULL;
-		r = zila_bundle_create(s, file, for_path ? &have : NULL, filtered ? zila_trust_read_filter : NULL,
+		bool filtered = for_path != NULL;
+		r = zila_bundle_create(s, file, filtered ? &have : NULL, filtered ? zila_trust_read_filter : NULL,
 				       filtered ? &peer : NULL, &n, &err);
 		if (r == 0) {
 			if (cli->json) {
@@ -211,7 +221,7 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 		}
 	} else if (r == 0) {
 		struct zila_apply_stats st;
-		r = zila_bundle_apply(s, enrolled ? &tc : NULL, file, &st, &err);
+		r = zila_bundle_apply(s, &tc, file, &st, &err);
 		if (r == 0)
 			print_stats(cli, file, &st);
 	}

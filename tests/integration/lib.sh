@@ -19,3 +19,15 @@ finish() {
 	echo "$npass passed, $nfail failed"
 	[ "$nfail" = 0 ]
 }
+# org_init DIR: a new replica in DIR that is HQ of a new organisation.
+org_init() {
+	echo "a passphrase for tests only" > "$T/.pass"
+	"$ZILA" -d "$1" init >/dev/null && "$ZILA" -d "$1" org init --name "Test Org" --passphrase-file "$T/.pass" >/dev/null
+}
+# enrol HQDIR DIR DISTRICT: enrols the replica in DIR (made with init) by USB stick as a
+# district laptop of DISTRICT.
+enrol() {
+	"$ZILA" -d "$2" enrol request "$T/.req" --name "$(basename "$2")" >/dev/null &&
+		"$ZILA" -d "$1" enrol sign "$T/.req" "$T/.cert" --district "$3" --role district >/dev/null &&
+		"$ZILA" -d "$2" enrol install "$T/.cert" >/dev/null
+}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Bundles between enrolled replicas: HQ sends a laptop only what its certificate may read,
 # refuses entries outside a laptop's write scope and from devices it never enrolled, and
-# sends nothing to a replica that is not enrolled.
+# sends nothing to a replica of another organisation.
 . "$(dirname "$0")/lib.sh"
 cd "$T" || exit 1
 echo "correct horse battery staple" > pass
@@ -9,6 +9,7 @@ echo "correct horse battery staple" > pass
 expect 0 "org init at hq" -- "$ZILA" -d hq org init --name "Bihar Unit" --passphrase-file pass
 "$ZILA" -d a init >/dev/null
 "$ZILA" -d c init >/dev/null
+"$ZILA" -d c org init --name "Another Party" --passphrase-file pass >/dev/null
 expect 0 "laptop writes an enrolment request" -- "$ZILA" -d a enrol request a.req --name laptop-a
 expect 0 "hq signs it for district d1" -- "$ZILA" -d hq enrol sign a.req a.cert --district d1 --role district
 expect 0 "laptop installs its certificate" -- "$ZILA" -d a enrol install a.cert
@@ -42,7 +43,7 @@ has "$T/out" "applied 0 of 1 entries" "every outsider entry is rejected"
 has "$T/err" "unknown device" "the log line says the device is unknown"
 [ "$("$ZILA" -d hq hash)" = "$h0" ] && ok "the outsider changed nothing" || bad "the outsider changed hq"
 "$ZILA" -d c vector > c.vec
-expect 1 "hq sends nothing to an unenrolled replica" -- "$ZILA" -d hq bundle create hq-c.bndl --for c.vec
+expect 1 "hq sends nothing to a replica of another organisation" -- "$ZILA" -d hq bundle create hq-c.bndl --for c.vec
 has "$T/err" "not enrolled" "the refusal says why"
 # Two laptops enrolled apart meet before either has synced again with hq: the vector file
 # carries the receiver's certificate, which the sender checks against the organisation.

@@ -15,6 +15,9 @@ expect 0 "init b" -- env ZILA_DIR="$B" "$ZILA" init
 expect 1 "init twice refuses" -- "$ZILA" -d "$A" init
 [ "$(stat -c %a "$A/device.key")" = 600 ] && ok "device key is 0600" || bad "device key mode $(stat -c %a "$A/device.key")"
 
+expect 0 "org init on a" -- "$ZILA" -d "$A" org init --name "Test Org" --passphrase-file "$(echo 'a passphrase for tests only' > "$T/pass"; echo "$T/pass")"
+expect 0 "b is enrolled by usb for d1" -- enrol "$A" "$B" d1
+
 expect 0 "init c" -- "$ZILA" -d "$C" init
 sqlite3 "$C/zila.db" "CREATE TABLE nopk(a TEXT); CREATE TABLE comp(a TEXT, b TEXT, PRIMARY KEY(a, b));
   CREATE TABLE auto(id INTEGER PRIMARY KEY AUTOINCREMENT, x TEXT); CREATE TABLE good(id TEXT PRIMARY KEY, zone TEXT, x TEXT);"
@@ -44,7 +47,13 @@ has "$T/out" "Ram -> Ram Kumar" "log shows old and new value"
 expect 0 "vector" -- "$ZILA" -d "$A" vector
 has "$T/out" " d1 2" "vector has the d1 feed at seq 2"
 
+expect 1 "a replica that is not enrolled writes no bundle" -- "$ZILA" -d "$C" bundle create "$T/c.bndl"
+has "$T/err" "not enrolled" "the refusal says why"
+[ ! -e "$T/c.bndl" ] && ok "no bundle file was left" || bad "a bundle file was written"
 expect 0 "bundle create" -- "$ZILA" -d "$A" bundle create "$T/a.bndl"
+expect 1 "a replica that is not enrolled applies no bundle" -- "$ZILA" -d "$C" bundle apply "$T/a.bndl"
+has "$T/err" "exchanges nothing" "the refusal says a lone replica exchanges nothing"
+[ "$(sqlite3 "$C/zila.db" "SELECT count(*) FROM zila_entries")" = 0 ] && ok "nothing reached the lone replica" || bad "entries reached c"
 hb0=$("$ZILA" -d "$B" hash)
 # A truncated copy and one with a flipped byte are refused and apply nothing.
 size=$(stat -c %s "$T/a.bndl")

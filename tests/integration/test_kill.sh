@@ -6,7 +6,7 @@
 A=$T/a; B=$T/b
 ROUNDS=${KILL_ROUNDS:-8}
 ROWS=${KILL_ROWS:-20000}
-"$ZILA" -d "$A" init >/dev/null && "$ZILA" -d "$B" init >/dev/null || { bad "init"; finish; exit 1; }
+org_init "$A" && "$ZILA" -d "$B" init >/dev/null && enrol "$A" "$B" d1 || { bad "init"; finish; exit 1; }
 sqlite3 "$A/zila.db" "CREATE TABLE members(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, name TEXT, phone TEXT);"
 sqlite3 "$B/zila.db" "CREATE TABLE members(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, name TEXT, phone TEXT);"
 "$ZILA" -d "$A" track members --partition district_id >/dev/null

@@ -21,8 +21,9 @@ same_hash() {
 # val DIR SQL: one value through plain sqlite3
 val() { sqlite3 "$1/zila.db" "$2"; }
 
-expect 0 "init a" -- "$ZILA" -d "$A" init
+expect 0 "a is hq of an organisation" -- org_init "$A"
 expect 0 "init b" -- "$ZILA" -d "$B" init
+expect 0 "b is enrolled for district d1" -- enrol "$A" "$B" d1
 val "$A" "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');
   INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');
   INSERT INTO org_units(id, level, district_id, name) VALUES ('b1', 'booth', 'd1', 'Booth 1');
