@@ -84,6 +84,12 @@ int zila_session_receive(struct zila_session *sess, const uint8_t *p, size_t len
 /* Emits an Error message (best effort) and fails the session. */
 void zila_session_abort(struct zila_session *sess, int code, const char *reason);
 
+/* The link ended before the session completed: applies, in one transaction, the whole
+ * chunks received and not yet applied (each entry verified as always), so a cut loses at
+ * most the chunk that was in flight; nothing is acknowledged. Does nothing unless entries
+ * were flowing (a failed session keeps nothing more). *napplied: entries applied or held. */
+int zila_session_salvage(struct zila_session *sess, uint64_t *napplied, struct zila_error *err) ZILA_MUST_CHECK;
+
 enum zila_session_state zila_session_state(const struct zila_session *sess);
 bool zila_session_done(const struct zila_session *sess);
 const struct zila_session_stats *zila_session_stats(const struct zila_session *sess);

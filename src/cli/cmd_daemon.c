@@ -1,6 +1,6 @@
 /* zila daemon: run the sync daemon in the foreground, logging to stderr.
  *   zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]...
- *               [--max-sessions N] [--foreground] */
+ *               [--max-sessions N] [--idle-timeout SECS] [--foreground] */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +19,7 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 					      { "beacon-port", required_argument, NULL, 'b' },
 					      { "beacon-to", required_argument, NULL, 't' },
 					      { "max-sessions", required_argument, NULL, 'm' },
+					      { "idle-timeout", required_argument, NULL, 'i' },
 					      { "foreground", no_argument, NULL, 'f' },
 					      { NULL, 0, NULL, 0 } };
 	struct zila_daemon_config cfg;
@@ -56,6 +57,12 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 			if (*end != '\0' || v < 1 || v > 10000)
 				return cli_usage("daemon", "max sessions '%s' is not 1..10000", optarg);
 			cfg.max_sessions = (unsigned)v;
+			break;
+		case 'i':
+			v = strtol(optarg, &end, 10);
+			if (*end != '\0' || v < 1 || v > 86400)
+				return cli_usage("daemon", "idle timeout '%s' is not 1..86400 seconds", optarg);
+			cfg.idle_timeout_ms = (unsigned)v * 1000;
 			break;
 		case 'f':
 			break;

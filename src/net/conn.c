@@ -82,6 +82,20 @@ static void conn_finished(struct conn *c)
 	if (c->finished)
 		return;
 	c->finished = true;
+	if (c->sess != NULL && c->result != 0) {
+		/* Whole chunks that arrived before the cut are kept: the next session then resends
+		 * only what was in flight, not a window's worth. */
+		struct zila_error err;
+		uint64_t n = 0;
+		zila_error_clear(&err);
+		int r = zila_session_salvage(c->sess, &n, &err);
+		if (r != 0)
+			zila_log(ZILA_LOG_WARN, "cannot keep the entries received from %s before the cut: %s", c->addr,
+				 zila_error_msg(&err, r));
+		else if (n > 0)
+			zila_log(ZILA_LOG_INFO, "kept %llu entries received from %s before the cut", (unsigned long long)n,
+				 c->addr);
+	}
 	daemon_session_ended(c->d, c);
 }
 
@@ -160,6 +174,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 }
 
 /* --- helpers -------------------------------------------------------------------------- */
+
+static uint64_t idle_ms(const struct daemon *d)
+{
+	return d->cfg.idle_timeout_ms ? d->cfg.idle_timeout_ms : SESSION_IDLE_MS;
+}
 
 static void deadline(struct conn *c, uint64_t ms)
 {
@@ -367,7 +386,7 @@ static void on_established(struct conn *c)
 	zila_log(ZILA_LOG_DEBUG, "session with %s started (%s)", peer_label(c, lbl, sizeof(lbl)),
 		 c->initiator ? "we dialled" : "it dialled");
 	c->state = CONN_SESSION;
-	deadline(c, SESSION_IDLE_MS);
+	deadline(c, idle_ms(c->d));
 }
 
 static void on_message(struct conn *c)
@@ -403,7 +422,7 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 {
 	size_t off = 0;
 	if (c->state == CONN_SESSION)
-		deadline(c, SESSION_IDLE_MS);
+		deadline(c, idle_ms(c->d));
 	while (off < len && c->state != CONN_CLOSED) {
 		size_t used = 0;
 		enum zila_channel_event ev = ZILA_CHANNEL_NONE;
@@ -549,7 +568,7 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 			break;
 		}
 		if (c->state == CONN_SESSION)
-			deadline(c, SESSION_IDLE_MS);
+			deadline(c, idle_ms(c->d));
 		conn_flush(c);
 		if (c->out.len + c->inflight.len <= READ_PAUSE_BYTES)
 			start_reading(c);
@@ -570,7 +589,7 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 			conn_close_handles(c);
 		else
 			conn_fail(c, UV_ETIMEDOUT, "no progress in state %s for %d s", conn_state_name(c->state),
-				  (int)((c->state == CONN_SESSION ? SESSION_IDLE_MS
+				  (int)((c->state == CONN_SESSION ? idle_ms(c->d)
 				       : c->state == CONN_JOIN	  ? JOIN_TIMEOUT_MS
 								  : HANDSHAKE_TIMEOUT_MS) /
 					1000));

@@ -20,7 +20,7 @@
 /* Deadlines (ms) per connection state. */
 #define DIAL_TIMEOUT_MS 10000
 #define HANDSHAKE_TIMEOUT_MS 10000
-#define SESSION_IDLE_MS 60000 /* no byte read or written for this long */
+#define SESSION_IDLE_MS 60000 /* default: no byte read or written for this long */
 #define JOIN_TIMEOUT_MS 20000
 #define CLOSING_TIMEOUT_MS 5000
 /* Buffered bytes per connection: reading stops above READ_PAUSE_BYTES queued for writing;

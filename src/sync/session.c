@@ -476,8 +476,9 @@ static unsigned my_window(const struct zila_session *s)
 	return w > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : w;
 }
 
-/* Applies the pending chunks in one transaction and acknowledges the last of them. */
-static int apply_pending(struct zila_session *s, struct zila_error *err)
+/* Applies the pending chunks in one transaction and acknowledges the last of them (unless
+ * ack is false: the link is gone). */
+static int apply_pending_ack(struct zila_session *s, bool ack, struct zila_error *err)
 {
 	if (s->pend_chunks == 0)
 		return 0;
@@ -507,6 +508,8 @@ static int apply_pending(struct zila_session *s, struct zila_error *err)
 	zila_buf_reset(&s->pend);
 	s->npend = 0;
 	s->pend_chunks = 0;
+	if (!ack)
+		return 0;
 	Zila__Ack a = ZILA__ACK__INIT;
 	Zila__Message m = ZILA__MESSAGE__INIT;
 	a.chunk = s->chunks_received;
@@ -517,6 +520,11 @@ static int apply_pending(struct zila_session *s, struct zila_error *err)
 	if ((r = emit(s, &m)) != 0)
 		return fail(s, err, r, "cannot send an acknowledgement");
 	return 0;
+}
+
+static int apply_pending(struct zila_session *s, struct zila_error *err)
+{
+	return apply_pending_ack(s, true, err);
 }
 
 static int receive_entries(struct zila_session *s, const Zila__Entries *e, struct zila_error *err)
@@ -872,6 +880,19 @@ void zila_session_abort(struct zila_session *s, int code, const char *reason)
 	m.error = &e;
 	(void)emit(s, &m);
 	s->state = ZILA_SESSION_FAILED;
+}
+
+int zila_session_salvage(struct zila_session *s, uint64_t *napplied, struct zila_error *err)
+{
+	uint64_t before = s->st.entries_applied + s->st.entries_held;
+	int r = 0;
+	*napplied = 0;
+	/* Chunks are only ever kept whole (the channel authenticated each one) and in order, so
+	 * what is kept is a prefix of the sender's causal order, as an applied window is. */
+	if (s->state == ZILA_SESSION_EXCHANGE && s->pend_chunks > 0)
+		r = apply_pending_ack(s, false, err);
+	*napplied = s->st.entries_applied + s->st.entries_held - before;
+	return r;
 }
 
 enum zila_session_state zila_session_state(const struct zila_session *s)
