@@ -20,6 +20,71 @@ const char *conn_state_name(enum conn_state s)
 static void conn_flush(struct conn *c);
 static void conn_fail(struct conn *c, int code, const char *fmt, ...) ZILA_PRINTF(3, 4);
 
+/* --- unauthenticated connections: counted, and logged without flooding the log ------ */
+
+static void preauth_end(struct conn *c)
+{
+	if (c->preauth) {
+		c->preauth = false;
+		c->d->npreauth--;
+	}
+}
+
+unsigned conn_nsessions(const struct daemon *d)
+{
+	/* Closed connections wait for their close callbacks: they no longer count. */
+	unsigned n = 0;
+	for (const struct conn *c = d->conns; c != NULL; c = c->next)
+		if (!c->preauth && c->state != CONN_CLOSED)
+			n++;
+	return n;
+}
+
+static const char *const noisy_what[NOISY_KINDS] = {
+	[NOISY_CAP] = "over the session cap", [NOISY_RATE] = "over the handshake rate",
+	[NOISY_ADDR] = "over the handshakes per address", [NOISY_EVICTED] = "closed to make room",
+	[NOISY_FAILED] = "handshakes refused", [NOISY_TIMEOUT] = "handshake deadlines",
+};
+
+void conn_noisy_flush(uv_timer_t *h)
+{
+	struct daemon *d = container_of(h, struct daemon, noisy_timer);
+	char line[512];
+	size_t n = 0;
+	for (int k = 0; k < NOISY_KINDS; k++) {
+		if (d->noisy_quiet[k] == 0 || n >= sizeof(line))
+			continue;
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%llu %s", n ? ", " : "",
+				      (unsigned long long)d->noisy_quiet[k], noisy_what[k]);
+	}
+	if (n > 0)
+		zila_log(ZILA_LOG_WARN, "unauthenticated connections in the last %d s, not logged one by one: %s",
+			 NOISY_WINDOW_MS / 1000, line);
+	memset(d->noisy_quiet, 0, sizeof(d->noisy_quiet));
+	d->noisy_logged = 0;
+	uv_timer_stop(h);
+}
+
+/* Logs a refusal or failure of an unauthenticated connection, or only counts it once
+ * NOISY_BURST lines were logged in this window: a flood must not fill the disk. */
+static void noisy(struct daemon *d, enum noisy_kind k, const char *fmt, ...) ZILA_PRINTF(3, 4);
+static void noisy(struct daemon *d, enum noisy_kind k, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	if (!uv_is_active((uv_handle_t *)&d->noisy_timer) && !d->stopping)
+		uv_timer_start(&d->noisy_timer, conn_noisy_flush, NOISY_WINDOW_MS, 0);
+	if (d->noisy_logged >= NOISY_BURST) {
+		d->noisy_quiet[k]++;
+		return;
+	}
+	d->noisy_logged++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	zila_log(ZILA_LOG_WARN, "%s", msg);
+}
+
 /* --- lifetime ------------------------------------------------------------------------- */
 
 static void conn_free(struct conn *c)
@@ -31,6 +96,7 @@ static void conn_free(struct conn *c)
 			break;
 		}
 	}
+	preauth_end(c);
 	d->nconns--;
 	if (c->ai != NULL)
 		uv_freeaddrinfo(c->ai);
@@ -104,6 +170,7 @@ static void conn_close_handles(struct conn *c)
 	if (c->state == CONN_CLOSED)
 		return;
 	conn_finished(c);
+	preauth_end(c);
 	c->state = CONN_CLOSED;
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, on_close);
@@ -238,8 +305,13 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
 		vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
 		va_end(ap);
 		c->result = code ? code : ZILA_EINTERNAL;
-		zila_log(c->duplicate ? ZILA_LOG_DEBUG : ZILA_LOG_WARN, "%s with %s: %s",
-			 c->mode == ZILA_CHANNEL_JOIN ? "join" : "sync", peer_label(c, lbl, sizeof(lbl)), c->reason);
+		if (c->preauth)
+			noisy(c->d, code == UV_ETIMEDOUT ? NOISY_TIMEOUT : NOISY_FAILED, "%s with %s: %s",
+			      c->mode == ZILA_CHANNEL_JOIN ? "join" : "sync", peer_label(c, lbl, sizeof(lbl)), c->reason);
+		else
+			zila_log(c->duplicate ? ZILA_LOG_DEBUG : ZILA_LOG_WARN, "%s with %s: %s",
+				 c->mode == ZILA_CHANNEL_JOIN ? "join" : "sync", peer_label(c, lbl, sizeof(lbl)),
+				 c->reason);
 		conn_finished(c);
 	}
 	if (c->ch_init && c->ch.state == ZILA_CH_OPEN && !c->ch.tx_closed) {
@@ -331,6 +403,7 @@ static void on_established(struct conn *c)
 	struct zila_error err;
 	char lbl[400];
 	zila_error_clear(&err);
+	preauth_end(c);
 	c->has_peer = true;
 	memcpy(c->peer_pk, pe->sign_pk, 32);
 	if (pe->has_cert) {
@@ -356,6 +429,11 @@ static void on_established(struct conn *c)
 	}
 	if (resolve_duplicate(c))
 		return;
+	unsigned max = d->cfg.max_sessions ? d->cfg.max_sessions : 64;
+	if (!c->initiator && conn_nsessions(d) > max) {
+		conn_fail(c, ZILA_EBUSY, "%u sessions run already", max);
+		return;
+	}
 	peers_seen(d, c->peer_pk, c->peer_name, c->peer_district, c->addr,
 		   c->target ? source_name(c->target->source) : "inbound");
 	/* Local changes compete with what arrives: seal them first (the store also does). */
@@ -700,16 +778,42 @@ void conn_accept(struct daemon *d)
 		conn_close_handles(c);
 		return;
 	}
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
 	unsigned max = d->cfg.max_sessions ? d->cfg.max_sessions : 64;
-	if (d->nconns > max) {
-		zila_log(ZILA_LOG_WARN, "refused %s: %u connections already", c->addr, max);
+	/* c is not unauthenticated yet: it counts as one of the sessions here. */
+	if (conn_nsessions(d) > max) {
+		noisy(d, NOISY_CAP, "refused %s: %u sessions run already", c->addr, max);
 		conn_close_handles(c);
 		return;
 	}
 	if (!rate_ok(d, ip)) {
-		zila_log(ZILA_LOG_WARN, "refused %s: too many handshakes from %s", c->addr, ip);
+		noisy(d, NOISY_RATE, "refused %s: too many handshakes from %s", c->addr, ip);
 		conn_close_handles(c);
 		return;
+	}
+	unsigned same = 0;
+	struct conn *oldest = NULL;
+	for (struct conn *o = d->conns; o != NULL; o = o->next) {
+		if (o == c || !o->preauth)
+			continue;
+		if (strcmp(o->ip, ip) == 0)
+			same++;
+		if (oldest == NULL || o->started_ms < oldest->started_ms)
+			oldest = o;
+	}
+	if (same >= PREAUTH_PER_ADDR) {
+		noisy(d, NOISY_ADDR, "refused %s: %d handshakes from %s run already", c->addr, PREAUTH_PER_ADDR, ip);
+		conn_close_handles(c);
+		return;
+	}
+	if (d->npreauth >= PREAUTH_MAX && oldest != NULL) {
+		/* An honest handshake is done in a few round trips: the one waiting longest is
+		 * most likely slow on purpose. */
+		noisy(d, NOISY_EVICTED, "closed %s after %llu ms in the handshake: %d handshakes at once", oldest->addr,
+		      (unsigned long long)(uv_now(&d->loop) - oldest->started_ms), PREAUTH_MAX);
+		oldest->result = ZILA_EBUSY;
+		oldest->finished = true;
+		conn_close_handles(oldest);
 	}
 	struct zila_channel_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
@@ -729,6 +833,8 @@ void conn_accept(struct daemon *d)
 	c->finished = false;
 	c->result = ZILA_EINTERNAL;
 	c->mode = ZILA_CHANNEL_MEMBER;
+	c->preauth = true;
+	d->npreauth++;
 	deadline(c, HANDSHAKE_TIMEOUT_MS);
 	start_reading(c);
 }

@@ -106,7 +106,7 @@ static void on_kick(uv_timer_t *h)
 				next = t->next_ms;
 			continue;
 		}
-		if (d->nconns >= max)
+		if (conn_nsessions(d) >= max)
 			break;
 		int r = conn_dial(d, t);
 		if (r != 0) {
@@ -397,6 +397,8 @@ void daemon_stop(struct daemon *d, const char *why)
 	close_if((uv_handle_t *)&d->periodic_timer);
 	close_if((uv_handle_t *)&d->debounce_timer);
 	close_if((uv_handle_t *)&d->progress_timer);
+	conn_noisy_flush(&d->noisy_timer);
+	close_if((uv_handle_t *)&d->noisy_timer);
 	if (d->fsev_open)
 		close_if((uv_handle_t *)&d->fsev);
 	close_if((uv_handle_t *)&d->sig_term);
@@ -536,6 +538,7 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	uv_timer_init(&d->loop, &d->periodic_timer);
 	uv_timer_init(&d->loop, &d->debounce_timer);
 	uv_timer_init(&d->loop, &d->progress_timer);
+	uv_timer_init(&d->loop, &d->noisy_timer);
 	uv_signal_init(&d->loop, &d->sig_term);
 	uv_signal_init(&d->loop, &d->sig_int);
 	uv_signal_init(&d->loop, &d->sig_hup);

@@ -28,6 +28,16 @@
 #define READ_PAUSE_BYTES (2u << 20)
 #define OUT_MAX_BYTES (64u << 20)
 #define READ_CHUNK (64 * 1024)
+/* Inbound connections not authenticated yet (in the handshake) have their own limits and do
+ * not count against max_sessions: at most PREAUTH_PER_ADDR per source address, at most
+ * PREAUTH_MAX in all, the one waiting longest closed to make room for a newcomer (an honest
+ * handshake takes a few round trips; a slow or replayed one waits for its deadline). */
+#define PREAUTH_MAX 32
+#define PREAUTH_PER_ADDR 4
+/* Refusals and failed handshakes of unauthenticated connections are logged one by one at
+ * most NOISY_BURST times per NOISY_WINDOW_MS; the rest are counted in one line per window. */
+#define NOISY_BURST 10
+#define NOISY_WINDOW_MS 10000
 /* Handshakes per source address: RATE_BURST at once, one more every RATE_REFILL_MS. */
 #define RATE_SLOTS 128
 #define RATE_BURST 10
@@ -44,6 +54,7 @@
 #define CLOCK_WARN_MS (5 * 60 * 1000)
 
 enum target_source { SRC_CONFIG, SRC_HQ, SRC_LAN };
+enum noisy_kind { NOISY_CAP, NOISY_RATE, NOISY_ADDR, NOISY_EVICTED, NOISY_FAILED, NOISY_TIMEOUT, NOISY_KINDS };
 
 /* An address the daemon dials: a configured peer, HQ, or a LAN peer heard by beacon. */
 struct target {
@@ -104,6 +115,8 @@ struct conn {
 	char reason[300];    /* why it failed, for the log and the waiters */
 	bool duplicate;      /* closed because another session with the device runs */
 	bool finished;       /* conn_finished() ran */
+	bool preauth;        /* inbound and not authenticated yet: counted in d->npreauth */
+	char ip[64];         /* the peer's address without the port (inbound) */
 	uint8_t rbuf[READ_CHUNK];
 };
 
@@ -155,7 +168,12 @@ struct daemon {
 	uv_tcp_t listener;
 	bool listening;
 	unsigned nconns;
+	unsigned npreauth; /* inbound connections still in the handshake */
 	struct rate_slot rate[RATE_SLOTS];
+	/* unauthenticated connections refused or failed in the current log window */
+	uv_timer_t noisy_timer;
+	unsigned noisy_logged;
+	uint64_t noisy_quiet[NOISY_KINDS]; /* not logged one by one */
 	/* beacons */
 	uint16_t beacon_port;
 	uv_udp_t udp;
@@ -202,6 +220,9 @@ int conn_dial(struct daemon *d, struct target *t);
 void conn_accept(struct daemon *d);
 void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len, int status);
 const char *conn_state_name(enum conn_state s);
+void conn_noisy_flush(uv_timer_t *h);
+/* Sessions running or being dialled: open connections that are not unauthenticated inbound. */
+unsigned conn_nsessions(const struct daemon *d);
 
 /* discovery.c */
 int discovery_start(struct daemon *d);

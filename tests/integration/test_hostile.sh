@@ -151,12 +151,32 @@ same=$(sqlite3 "$HQ/zila.db" "ATTACH '$L/zila.db' AS l;
 	bad "hq's VmHWM ${hwm_kb} kB is over the cap of ${CAP_KB} kB"
 kill -0 "$HQPID" 2>/dev/null && "$ZILA" -d "$HQ" status >/dev/null && ok "hq still runs and answers" || bad "hq died"
 
-# The limits, as HQ's log counts them.
-n_rate=$(grep -c "too many handshakes" "$T/hq.log")
-n_cap=$(grep -c "connections already" "$T/hq.log")
-n_hs=$(grep -c "handshake refused" "$T/hq.log")
-n_to=$(grep -c "no progress in state handshake" "$T/hq.log")
-n_proto=$(grep -c "sync with 'mal'" "$T/hq.log")
-echo "# hq log: $n_rate over the handshake rate, $n_cap over the connection cap, $n_hs handshakes refused, $n_to handshake deadlines, $n_proto sessions of the hostile member ended"
+# The limits, as HQ's log counts them: lines one by one, then per 10 s summaries.
+# logged PATTERN PHRASE: matching lines plus the summaries' "N PHRASE".
+logged() {
+	one=$(grep -cE "$1" "$T/hq.log")
+	sum=$(grep "not logged one by one" "$T/hq.log" | grep -o "[0-9]* $2" | awk '{ s += $1 } END { print s + 0 }')
+	echo $((one + sum))
+}
+n_cap=$(logged "sessions run already" "over the session cap")
+n_rate=$(logged "too many handshakes from" "over the handshake rate")
+n_addr=$(logged "handshakes from .* run already" "over the handshakes per address")
+n_evict=$(logged "in the handshake: .* handshakes at once" "closed to make room")
+n_hs=$(logged "handshake refused|ended the handshake" "handshakes refused")
+n_to=$(logged "no progress in state handshake" "handshake deadlines")
+n_mal=$(grep -c "sync with 'mal'" "$T/hq.log")
+n_lines=$(wc -l <"$T/hq.log")
+echo "# hq log ($n_lines lines): $n_rate over the handshake rate, $n_addr over the handshakes per address, $n_evict closed to make room, $n_cap over the session cap, $n_hs handshakes refused, $n_to handshake deadlines, $n_mal sessions of the hostile member failed"
+[ "$n_hs" -gt 0 ] && ok "garbage, forged and oversize handshakes refused ($n_hs)" || bad "no refused handshake logged"
+[ $((n_rate + n_addr + n_evict)) -gt 0 ] && ok "handshake limits enforced ($n_rate rate, $n_addr per address, $n_evict closed to make room)" || bad "no handshake limit was hit"
+[ $((n_to + n_evict)) -gt 0 ] && ok "slow and replayed handshakes closed ($n_to at their deadline, $n_evict to make room)" || bad "no slow handshake was closed"
+[ "$n_mal" -gt 0 ] && ok "the hostile member's useless sessions failed ($n_mal)" || bad "the hostile member's sessions were not refused"
+grep -q "unexpected hello" "$T/hq.log" && ok "a second Hello is a protocol violation" || bad "a second Hello was not refused"
+grep -q "sync with 'mal'.*size limit" "$T/hq.log" && ok "an oversize frame from a member is refused" || bad "no oversize refusal for the member"
+life=$(sed -n 's/.*life_max_ms=\([0-9]*\).*/\1/p' "$T/att.loris")
+[ "${life:-99999}" -le 11000 ] && ok "no slow-loris connection lived past the 10 s handshake deadline (longest ${life} ms)" || bad "a slow-loris connection lived ${life} ms"
+idle=$(sed -n 's/.*life_max_ms=\([0-9]*\).*/\1/p' "$T/att.idle")
+[ "${idle:-99999}" -le 9500 ] && ok "idle member sessions closed by the 8 s idle deadline (longest ${idle} ms)" || bad "an idle session lived ${idle} ms"
+[ $((n_lines)) -le $((SECS * 10 + 200)) ] && ok "the log stayed short under the flood ($n_lines lines)" || bad "the flood made $n_lines log lines"
 grep "warn:" "$T/hq.log" | sed 's/^zila\[[0-9]*\]: //; s/[0-9][0-9.:]*/N/g' | sort | uniq -c | sort -rn | head -12 | sed 's/^/#   /'
 finish
