@@ -9,7 +9,7 @@
 # 99% of the bytes resumes without receiving any entry twice: the resumed session receives
 # exactly what the cut one did not apply (about 1% of the entries).
 #
-# Short form (make check): FAULT_BATCHES=60 batches of FAULT_ROWS=400 rows, one seed, two
+# Short form (make check): FAULT_BATCHES=40 batches of FAULT_ROWS=500 rows, one seed, two
 # attempts with faults on (FAULT_ATTEMPTS), idle deadline FAULT_IDLE=2 s.
 # Long form: FAULTS_LONG=1 sh tests/integration/test_faults.sh (120 batches of 500 rows,
 # seeds 1..5 per fault); FAULT_SEEDS="1 2 3" picks seeds.
@@ -19,8 +19,8 @@ PROXY=${ZILA_PROXY:-$ROOT/build/tools/zila_proxy}
 if [ -n "${FAULTS_LONG:-}" ]; then
 	: "${FAULT_BATCHES:=120}" "${FAULT_ROWS:=500}" "${FAULT_SEEDS:=1 2 3 4 5}"
 fi
-NB=${FAULT_BATCHES:-60}
-NR=${FAULT_ROWS:-400}
+NB=${FAULT_BATCHES:-40}
+NR=${FAULT_ROWS:-500}
 SEEDS=${FAULT_SEEDS:-1}
 # A byte lost inside a frame leaves both sides waiting: the idle deadline notices it.
 IDLE=${FAULT_IDLE:-2}
