@@ -1,6 +1,6 @@
 /* The sync session between real replicas, driven through in-memory queues: convergence,
  * one round trip when in step, read scope, small windows, a cut session resuming without
- * resending, trust records, bundles through the same engine, and malformed messages. */
+ * resending, a cut session keeping the chunks it held, trust records, bundles through the same engine, and malformed messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -326,6 +326,54 @@ static void test_cut_and_resume(void **state)
 	replica_close(&b);
 }
 
+/* A large window cut before it filled: the receiver holds chunks it has not applied. Salvage
+ * applies them (nothing is acknowledged), the next session sends only the rest, none twice. */
+static void test_cut_salvage(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct pair p;
+	uint8_t ha[32], hb[32];
+	size_t nentries;
+	uint64_t kept = 0;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	for (int k = 0; k < 40; k++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "k%d", k);
+		seed(&a, tag, 20);
+		assert_int_equal(zila_store_seal(a.s, &nentries, &err), 0);
+	}
+	pair_open(&p, &a, &b, NULL, NULL, 2000, 16, false);
+	pair_run(&p, 12);
+	assert_false(zila_session_done(p.b));
+	const struct zila_session_stats *sb = zila_session_stats(p.b);
+	uint64_t received = sb->entries_received, total = zila_session_stats(p.a)->to_send;
+	assert_true(received > 0 && received < total);
+	assert_int_equal(sb->entries_applied, 0); /* the window is not full yet */
+	size_t acks = p.to_a.n;
+	assert_int_equal(zila_session_salvage(p.b, &kept, &err), 0);
+	assert_int_equal(kept, received);
+	assert_int_equal(p.to_a.n, acks); /* nothing sent on a link that is gone */
+	assert_int_equal(zila_session_salvage(p.b, &kept, &err), 0);
+	assert_int_equal(kept, 0); /* twice is harmless */
+	pair_close(&p);
+
+	pair_open(&p, &a, &b, NULL, NULL, 2000, 16, false);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->entries_sent, total - received);
+	assert_int_equal(zila_session_stats(p.b)->entries_duplicate, 0);
+	pair_close(&p);
+	hash_of(&a, ha);
+	hash_of(&b, hb);
+	assert_memory_equal(ha, hb, 32);
+	replica_close(&a);
+	replica_close(&b);
+}
+
 /* HQ and an enrolled laptop: certificates travel, the laptop's scope limits what it gets, and
  * what it writes is admitted at HQ. */
 static void test_trust_exchange(void **state)
@@ -479,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_converge_then_in_step),
 		cmocka_unit_test(test_read_scope),
 		cmocka_unit_test(test_cut_and_resume),
+		cmocka_unit_test(test_cut_salvage),
 		cmocka_unit_test(test_trust_exchange),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_bad_messages),
