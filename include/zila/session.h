@@ -40,8 +40,11 @@ struct zila_session_config {
 	unsigned window;    /* chunks we take before applying them in one transaction and
 			     * acknowledging; advertised in Hello. 0: ZILA_SESSION_WINDOW */
 	uint64_t now_ms;    /* our wall clock, sent in Hello (0: the store's clock) */
-	uint64_t hq_now_ms; /* HQ's clock as last learnt, 0 when unknown */
+	uint64_t hq_now_ms; /* HQ's clock as we estimate it now (0: the store's reference clock) */
 	bool is_hq;
+	/* The peer is at the other end now (network, not a bundle): its Hello tells the time. */
+	bool live;
+	bool peer_is_hq; /* the peer's certificate, checked by the caller, is an HQ one */
 };
 
 enum zila_session_state {

@@ -357,8 +357,8 @@ static void on_established(struct conn *c)
 	 * worth of work is not lost again and again to the same cut. */
 	if (c->target != NULL && c->target->flaky)
 		cfg.window = 1;
-	if (d->hq_offset_known)
-		cfg.hq_now_ms = (uint64_t)((int64_t)daemon_wall() * 1000 + d->hq_offset_ms);
+	cfg.live = true;
+	cfg.peer_is_hq = pe->cert.role == ZILA_ROLE_HQ && pe->cert.scope_all;
 	zila_error_clear(&err);
 	if ((r = zila_session_new(&c->sess, &cfg, &err)) != 0 || (r = zila_session_start(c->sess, &err)) != 0) {
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));

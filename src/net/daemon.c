@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "net_int.h"
+#include "zila/clock.h"
 #include "zila/log.h"
 
 /* --- logging -------------------------------------------------------------------------- */
@@ -31,7 +32,33 @@ void zila_daemon_log_sink(void *ctx, enum zila_log_level level, const char *msg)
 
 uint64_t daemon_wall(void)
 {
-	return (uint64_t)time(NULL);
+	return zila_wall_s();
+}
+
+uint64_t daemon_hq_ms(struct daemon *d)
+{
+	struct zila_clock ck;
+	zila_store_clock(d->store, &ck);
+	if (!ck.has_offset)
+		return ck.wall_ms;
+	return ck.offset_ms < 0 && (uint64_t)-ck.offset_ms > ck.wall_ms ? 0 : (uint64_t)((int64_t)ck.wall_ms + ck.offset_ms);
+}
+
+/* Logs what is wrong with this computer's clock, once each time that changes. */
+static void clock_warn(struct daemon *d)
+{
+	struct zila_clock ck;
+	char said[768];
+	zila_store_clock(d->store, &ck);
+	if ((int)ck.state + 1 == d->clock_state_said)
+		return;
+	d->clock_state_said = (int)ck.state + 1;
+	zila_clock_describe(&ck, said, sizeof(said));
+	if (said[0])
+		zila_log(ZILA_LOG_WARN, "%s", said);
+	else if (ck.state == ZILA_CLOCK_OK && ck.has_offset)
+		zila_log(ZILA_LOG_INFO, "this computer's clock agrees with HQ's (within %lld ms)",
+			 (long long)(ck.offset_ms < 0 ? -ck.offset_ms : ck.offset_ms));
 }
 
 /* --- targets ---------------------------------------------------------------------------- */
@@ -180,17 +207,10 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		if (st->entries_rejected > 0)
 			zila_log(ZILA_LOG_WARN, "%llu entries from %s were rejected (see the log lines above)",
 				 (unsigned long long)st->entries_rejected, lbl);
-		if (st->peer_is_hq) {
-			d->hq_offset_ms = st->clock_offset_ms;
-			d->hq_offset_known = true;
-		} else if (!d->hq_offset_known && st->peer_hq_now_ms != 0 && st->peer_now_ms != 0) {
-			/* What the peer learnt of HQ's clock, relative to its own. */
-			d->hq_offset_ms = (int64_t)(st->peer_hq_now_ms - st->peer_now_ms) + st->clock_offset_ms;
-			d->hq_offset_known = true;
-		}
 		if (st->peer_now_ms != 0 && (st->clock_offset_ms > CLOCK_WARN_MS || st->clock_offset_ms < -CLOCK_WARN_MS))
 			zila_log(ZILA_LOG_WARN, "the clock of %s differs from ours by %lld s", lbl,
 				 (long long)(st->clock_offset_ms / 1000));
+		clock_warn(d);
 		/* Our own entries delivered: what `zila status` calls unsent is what remains. */
 		struct zila_store_counts counts;
 		char v[32];
@@ -558,9 +578,11 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 
 	char id[ZILA_DEVICE_ID_LEN + 1];
 	zila_device_id(zila_store_device_pk(d->store), id);
-	if (d->enrolled)
+	if (d->enrolled) {
 		zila_log(ZILA_LOG_INFO, "device %s ('%s', %s of %s) of organisation '%s'", id, d->cert.name,
 			 zila_role_name(d->cert.role), d->cert.scope_all ? "all districts" : d->cert.district, d->org_name);
+		clock_warn(d);
+	}
 	else if (d->joining)
 		zila_log(ZILA_LOG_INFO, "device %s is not enrolled yet: joining at the first contact with HQ", id);
 	else

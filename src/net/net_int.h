@@ -175,8 +175,7 @@ struct daemon {
 	uv_timer_t kick_timer, periodic_timer, debounce_timer, progress_timer;
 	uv_fs_event_t fsev;
 	bool fsev_open;
-	int64_t hq_offset_ms; /* HQ's clock minus ours */
-	bool hq_offset_known;
+	int clock_state_said; /* the clock state last logged (zila_clock_state + 1; 0: none) */
 	int64_t own_sealed; /* own entries when local changes were last looked at */
 	/* control */
 	uv_pipe_t control;
@@ -188,6 +187,9 @@ struct daemon {
 
 /* daemon.c */
 uint64_t daemon_wall(void);
+/* HQ's time as best known (ms): this computer's clock moved by the offset learnt from HQ;
+ * what beacons are dated and judged by. */
+uint64_t daemon_hq_ms(struct daemon *d);
 void daemon_kick(struct daemon *d);
 void daemon_stop(struct daemon *d, const char *why);
 int daemon_reload(struct daemon *d);

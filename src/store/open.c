@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "zila/clock.h"
 #include "zila/log.h"
 
 extern const char zila_default_schema_sql[];
@@ -80,9 +81,7 @@ int store_commit(struct zila_store *s, struct zila_error *err)
 static uint64_t wall_ms(void *ctx)
 {
 	(void)ctx;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return zila_wall_ms();
 }
 
 uint64_t store_now_ms(struct zila_store *s)
@@ -408,6 +407,7 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 		goto out;
 	}
 	s->hlc = (uint64_t)meta_int(s, "hlc", 0);
+	store_clock_load(s);
 	s->schema = meta_int(s, "schema_version", 1);
 	if ((r = prepare_all(s, err)) != 0 || (r = store_load_tables(s, err)) != 0)
 		goto out;

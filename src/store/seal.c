@@ -11,8 +11,8 @@
 
 uint64_t store_hlc_tick(struct zila_store *s)
 {
-	uint64_t wall = store_now_ms(s) << 16;
-	s->hlc = wall > s->hlc ? wall : s->hlc + 1;
+	uint64_t now = store_stamp_ms(s) << 16;
+	s->hlc = now > s->hlc ? now : s->hlc + 1;
 	return s->hlc;
 }
 

@@ -44,6 +44,7 @@ struct zila_session {
 	struct zila_outbox *outbox;
 	bool sent_done, got_done;
 	uint64_t chunks_sent, chunks_acked, chunks_received;
+	uint64_t hq_seen_ms;     /* sent in our Hello */
 	unsigned peer_window;    /* chunks we may send unacknowledged (the peer's Hello) */
 	/* Received chunks not yet applied: applied together, in one transaction, when the
 	 * window is full or the peer's Done arrives. */
@@ -610,6 +611,14 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	if (s->state != ZILA_SESSION_NEW)
 		return fail(s, err, ZILA_EINVAL, "the session has already started");
 	size_t nsealed;
+	/* Our clocks for the Hello: this computer's, and HQ's as far as we know it. */
+	struct zila_clock ck;
+	zila_store_clock(s->cfg.store, &ck);
+	if (s->cfg.now_ms == 0)
+		s->cfg.now_ms = ck.wall_ms;
+	if (s->cfg.hq_now_ms == 0 && (ck.is_reference || ck.has_offset))
+		s->cfg.hq_now_ms = ck.is_reference ? ck.wall_ms : (uint64_t)((int64_t)ck.wall_ms + ck.offset_ms);
+	s->hq_seen_ms = ck.is_reference ? ck.wall_ms : ck.seen_ms;
 	/* What the application wrote since the last seal is part of what we offer. */
 	int r = zila_store_seal(s->cfg.store, &nsealed, err);
 	if (r != 0) {
@@ -645,6 +654,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	h.version = ZILA_SESSION_VERSION;
 	h.now_ms = s->cfg.now_ms;
 	h.hq_now_ms = s->cfg.hq_now_ms;
+	h.hq_seen_ms = s->hq_seen_ms;
 	h.flags = s->cfg.is_hq ? 1 : 0;
 	h.window = my_window(s);
 	if (s->has_trust) {
@@ -670,6 +680,24 @@ static int add_differ(struct zila_session *s, const char *part)
 	return 0;
 }
 
+/* HQ's time, from the peer's Hello (PROTOCOL.md, "Clocks"): HQ's own clock when the peer is
+ * HQ and at the other end now; else the latest HQ time the peer knows has passed, and its
+ * estimate of HQ's clock when that is fresher than ours. A bundle's Hello is old news: it
+ * only tells a time that has passed. */
+static int learn_clock(struct zila_session *s, const Zila__Hello *h)
+{
+	struct zila_clock ck;
+	zila_store_clock(s->cfg.store, &ck);
+	if (ck.is_reference)
+		return 0;
+	if (s->cfg.live && s->cfg.peer_is_hq && h->now_ms != 0)
+		return zila_store_clock_learn(s->cfg.store, h->now_ms, true, (int64_t)(h->now_ms - ck.wall_ms));
+	bool fresher = h->hq_seen_ms > ck.seen_ms;
+	if (s->cfg.live && fresher && h->hq_now_ms != 0)
+		return zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, true, (int64_t)(h->hq_now_ms - ck.wall_ms));
+	return fresher ? zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, false, 0) : 0;
+}
+
 static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zila_error *err)
 {
 	int r;
@@ -679,6 +707,8 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->peer_window = h->window == 0 ? 4 : h->window > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : h->window;
 	if (h->now_ms != 0 && s->cfg.now_ms != 0)
 		s->st.clock_offset_ms = (int64_t)(h->now_ms - s->cfg.now_ms);
+	if ((r = learn_clock(s, h)) != 0)
+		return fail(s, err, r, "cannot keep HQ's time");
 	/* Both sides list their partitions in name order; walk the two lists together. */
 	if ((s->differ = calloc(s->nparts + h->n_parts + 1, sizeof(*s->differ))) == NULL)
 		return fail(s, err, ZILA_ENOMEM, "out of memory");
