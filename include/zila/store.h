@@ -91,6 +91,7 @@ enum zila_clock_state {
 struct zila_clock {
 	uint64_t wall_ms;  /* this computer's clock */
 	uint64_t stamp_ms; /* the time what is written now is dated by */
+	uint64_t hq_est_ms; /* HQ's clock as best estimated: wall_ms moved by the offset, if known */
 	uint64_t seen_ms;  /* the latest HQ time learnt; 0: none */
 	int64_t offset_ms; /* HQ's clock minus this computer's, when has_offset */
 	bool is_reference; /* this replica is HQ: its clock is the reference */

@@ -39,9 +39,7 @@ uint64_t daemon_hq_ms(struct daemon *d)
 {
 	struct zila_clock ck;
 	zila_store_clock(d->store, &ck);
-	if (!ck.has_offset)
-		return ck.wall_ms;
-	return ck.offset_ms < 0 && (uint64_t)-ck.offset_ms > ck.wall_ms ? 0 : (uint64_t)((int64_t)ck.wall_ms + ck.offset_ms);
+	return ck.hq_est_ms;
 }
 
 /* Logs what is wrong with this computer's clock, once each time that changes. */

@@ -80,6 +80,7 @@ void zila_store_clock(struct zila_store *s, struct zila_clock *out)
 	out->has_offset = s->clk_has_offset;
 	out->is_reference = s->clk_ref;
 	uint64_t t = add_ms(out->wall_ms, s->clk_has_offset ? s->clk_offset : 0);
+	out->hq_est_ms = t;
 	if (s->clk_ref)
 		out->state = ZILA_CLOCK_OK;
 	else if (s->clk_seen == 0 && !s->clk_has_offset)

@@ -683,7 +683,7 @@ static int add_differ(struct zila_session *s, const char *part)
 /* HQ's time, from the peer's Hello (PROTOCOL.md, "Clocks"): HQ's own clock when the peer is
  * HQ and at the other end now; else the latest HQ time the peer knows has passed, and its
  * estimate of HQ's clock when that is fresher than ours. A bundle's Hello is old news: it
- * only tells a time that has passed. */
+ * only tells a time that has passed. (Entries HQ wrote teach HQ's time too: trust admit.) */
 static int learn_clock(struct zila_session *s, const Zila__Hello *h)
 {
 	struct zila_clock ck;
@@ -695,6 +695,10 @@ static int learn_clock(struct zila_session *s, const Zila__Hello *h)
 	bool fresher = h->hq_seen_ms > ck.seen_ms;
 	if (s->cfg.live && fresher && h->hq_now_ms != 0)
 		return zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, true, (int64_t)(h->hq_now_ms - ck.wall_ms));
+	/* Nobody signed a bundle's Hello: it may tell a time that has passed by our own clock
+	 * (a floor for a clock that is behind), never move our dates past it. */
+	if (!s->cfg.live && h->hq_seen_ms > ck.hq_est_ms + ZILA_CLOCK_WARN_MS)
+		return 0;
 	return fresher ? zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, false, 0) : 0;
 }
 

@@ -619,6 +619,7 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 	struct zila_revocation rv;
 	char id[ZILA_DEVICE_ID_LEN + 1];
 	int r;
+	bool by_hq = false;
 	uint64_t t = zila_hlc_ms(e->hlc) / 1000;
 
 	memset(&rv, 0, sizeof(rv));
@@ -634,8 +635,13 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 		goto out;
 	}
 	/* A replica dates nothing past the latest HQ time it knows plus the lead (store.h), and
-	 * learns the sender's HQ time before its entries: anything later is a broken clock. */
-	if (t > zila_trust_now(ctx) + ZILA_CLOCK_LEAD_MS / 1000 + DAY) {
+	 * learns the sender's HQ time before its entries: anything later than that, or than our
+	 * own estimate of HQ's clock, by the lead and a day is a broken clock. */
+	struct zila_clock ck;
+	zila_store_clock(s, &ck);
+	uint64_t ours = ctx->now != NULL ? zila_trust_now(ctx) : (ck.stamp_ms > ck.hq_est_ms ? ck.stamp_ms : ck.hq_est_ms) / 1000;
+	by_hq = c.role == ZILA_ROLE_HQ && c.scope_all; /* HQ's clock is the reference */
+	if (!by_hq && t > ours + ZILA_CLOCK_LEAD_MS / 1000 + DAY) {
 		r = zila_error_set(err, ZILA_EPROTO,
 				   "device '%s' feed '%s' seq %" PRIu64 ": dated more than the clock lead and a day ahead",
 				   id, e->part, e->seq);
@@ -669,6 +675,10 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 	}
 	r = 0;
 out:
+	/* An entry HQ wrote is dated by HQ's clock (which follows what it receives by at most a
+	 * day): a day before it, HQ's time had surely passed. Signed, so a bundle teaches it too. */
+	if (r == 0 && by_hq && t > DAY)
+		r = zila_store_clock_learn(s, (t - DAY) * 1000, false, 0);
 	zila_revocation_release(&rv);
 	return r;
 }
