@@ -572,6 +572,27 @@ static void test_wrong_clocks(void **state)
 	assert_string_equal(name_of(&hq, "p1"), "from good, later");
 	assert_string_equal(name_of(&fast, "p1"), "from good, later");
 	assert_string_equal(name_of(&slow, "p1"), "from good, later");
+	/* Nobody signs a bundle's Hello: one that claims HQ's time is 10 years on moves nothing. */
+	struct replica rogue;
+	struct pair p;
+	struct pair_opts bundle = { .live = false, .a_is_hq = true };
+	uint64_t t_rogue = T0 + 2 * YEARS5_MS;
+	replica_open(&rogue);
+	zila_store_set_clock(rogue.s, var_clock, &t_rogue);
+	assert_int_equal(zila_trust_org_init(rogue.s, "Rogue", "pass", 4, &zila_pwcost_min, t_rogue / 1000, &err), 0);
+	exec(&rogue, "INSERT INTO states(id, name) VALUES ('s9', 'Rogue')");
+	zila_store_clock(good.s, &ck);
+	uint64_t seen_before = ck.seen_ms, dated_before = ck.stamp_ms;
+	pair_open_opts(&p, &rogue, &good, NULL, NULL, 0, 0, false, &bundle);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_stats(p.b)->entries_received > 0);
+	assert_int_equal(zila_session_stats(p.b)->entries_applied, 0);
+	pair_close(&p);
+	zila_store_clock(good.s, &ck);
+	assert_int_equal(ck.seen_ms, seen_before);
+	assert_int_equal(ck.stamp_ms, dated_before);
+	replica_close(&rogue);
+
 	uint8_t h1[32], h2[32];
 	hash_of(&hq, h1);
 	struct replica *all[] = { &fast, &slow, &good };
