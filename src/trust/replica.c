@@ -764,6 +764,15 @@ void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx)
 	ctx->hooks.trust_record = hook_record;
 	ctx->hooks.ctx = ctx;
 	zila_store_set_hooks(s, &ctx->hooks);
+	/* HQ's clock is the reference; a replica made HQ before the clock rule learns it here. */
+	struct zila_clock ck;
+	struct zila_cert own;
+	uint8_t root_pk[32];
+	zila_store_clock(s, &ck);
+	if (!ck.is_reference && zila_trust_org(s, root_pk) == 0 &&
+	    zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && own.role == ZILA_ROLE_HQ && own.scope_all &&
+	    sodium_memcmp(own.issuer_pk, root_pk, 32) == 0 && zila_store_clock_reference(s) != 0)
+		zila_log(ZILA_LOG_WARN, "cannot mark this HQ replica's clock as the reference");
 }
 
 bool zila_trust_read_filter(void *cert, const char *part)
