@@ -109,5 +109,8 @@ int zila_session_import_begin(struct zila_session *sess, struct zila_error *err)
 /* Decodes and validates one message (limits, lengths, UTF-8 of names); 0 when it is well
  * formed. Used by the session on every message it receives. */
 int zila_session_check_message(const uint8_t *p, size_t len, struct zila_error *err) ZILA_MUST_CHECK;
+/* The same, and every entry it carries has its author's valid signature (ZILA_ESIG) and
+ * layout: what a bundle reader checks before applying anything. Decodes the message once. */
+int zila_session_verify_message(const uint8_t *p, size_t len, struct zila_error *err) ZILA_MUST_CHECK;
 
 #endif

@@ -34,6 +34,10 @@ void zila_store_free(struct zila_store *s);
 /* The store's connection, borrowed for the store's lifetime. Triggers are disabled on it
  * (writes through it are not captured); use zila_store_exec_captured() for user SQL. */
 sqlite3 *zila_store_db(struct zila_store *s);
+/* A read snapshot: everything read between begin and end sees one consistent state of the
+ * replica (writers elsewhere go on). ZILA_EDB when one cannot be opened. */
+int zila_store_snapshot_begin(struct zila_store *s) ZILA_MUST_CHECK;
+void zila_store_snapshot_end(struct zila_store *s);
 const char *zila_store_dir(const struct zila_store *s);
 /* This device's Ed25519 public key (32 bytes) and secret key (64 bytes, in guarded memory
  * that lives as long as the store). */

@@ -64,6 +64,16 @@ int store_begin(struct zila_store *s, struct zila_error *err)
 	return store_exec(s, "BEGIN IMMEDIATE", err);
 }
 
+int zila_store_snapshot_begin(struct zila_store *s)
+{
+	return sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
+}
+
+void zila_store_snapshot_end(struct zila_store *s)
+{
+	store_rollback(s);
+}
+
 void store_rollback(struct zila_store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))

@@ -1056,3 +1056,21 @@ int zila_session_check_message(const uint8_t *p, size_t len, struct zila_error *
 		zila__message__free_unpacked(m, NULL);
 	return r;
 }
+
+int zila_session_verify_message(const uint8_t *p, size_t len, struct zila_error *err)
+{
+	Zila__Message *m;
+	int r = unpack_checked(p, len, &m, err);
+	if (r != 0)
+		return r;
+	if (m->body_case == ZILA__MESSAGE__BODY_ENTRIES) {
+		for (size_t i = 0; r == 0 && i < m->entries->n_entries; i++) {
+			struct zila_entry_info info;
+			r = zila_entry_verify(zila_view_make(m->entries->entries[i].data, m->entries->entries[i].len), &info);
+			if (r != 0)
+				zila_error_set(err, r, "entry %zu: %s", i, zila_strerror(r));
+		}
+	}
+	zila__message__free_unpacked(m, NULL);
+	return r;
+}
