@@ -151,7 +151,7 @@ static void note_store_error(struct daemon *d, const struct conn *c)
 	const char *what = c->result == ZILA_EFULL   ? "disk full: no space left on device for the replica"
 			   : c->result == ZILA_EBUSY ? "the replica is locked by another program"
 						     : "cannot write the replica";
-	snprintf(d->store_error_msg, sizeof(d->store_error_msg), "%s '%s/%s': %s", what, d->dir, ZILA_DB_FILE,
+	snprintf(d->store_error_msg, sizeof(d->store_error_msg), "%s '%s/%s' (%s)", what, d->dir, ZILA_DB_FILE,
 		 c->reason);
 	d->store_error = c->result;
 	d->store_error_at = daemon_wall();

@@ -80,7 +80,9 @@ void store_rollback(struct zila_store *s)
 
 int store_commit(struct zila_store *s, struct zila_error *err)
 {
-	int r = store_exec(s, "COMMIT", err);
+	int r = 0;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		r = store_db_error(s, err, "cannot commit");
 	if (r != 0)
 		store_rollback(s);
 	return r;
