@@ -148,16 +148,15 @@ static bool store_failure(int code)
 
 static void note_store_error(struct daemon *d, const struct conn *c)
 {
-	const char *what = c->result == ZILA_EFULL   ? "disk full: no space left on device for the replica"
-			   : c->result == ZILA_EBUSY ? "the replica is locked by another program"
-						     : "cannot write the replica";
-	snprintf(d->store_error_msg, sizeof(d->store_error_msg), "%s '%s/%s' (%s)", what, d->dir, ZILA_DB_FILE,
-		 c->reason);
+	const char *fmt = c->result == ZILA_EFULL   ? "disk full: no space left on device for the replica '%s/%s' (%s)"
+			  : c->result == ZILA_EBUSY ? "the replica '%s/%s' is locked by another program (%s)"
+						    : "cannot write the replica '%s/%s' (%s)";
+	snprintf(d->store_error_msg, sizeof(d->store_error_msg), fmt, d->dir, ZILA_DB_FILE, c->reason);
 	d->store_error = c->result;
 	d->store_error_at = daemon_wall();
 	zila_log(c->result == ZILA_EBUSY ? ZILA_LOG_WARN : ZILA_LOG_ERROR,
-		 "%s; nothing of the unfinished batch was kept, the sync with %s is retried", d->store_error_msg,
-		 c->addr);
+		 "%s; nothing of the unfinished batch was kept, %s %s retries later", d->store_error_msg,
+		 c->target != NULL ? "the sync with" : "the peer at", c->addr);
 }
 
 void daemon_session_ended(struct daemon *d, struct conn *c)
@@ -180,10 +179,10 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		d->store_error = 0;
 		d->store_error_msg[0] = '\0';
 	}
-	/* A cut link makes the next session commit every chunk; our own replica's trouble
-	 * says nothing about the link. */
+	/* A cut link makes the next session commit every chunk; our own replica's trouble,
+	 * or the peer's that it told us of, says nothing about the link. */
 	if (t != NULL && !c->duplicate)
-		t->flaky = !ok && c->sess != NULL && !local_fault;
+		t->flaky = !ok && c->sess != NULL && !local_fault && c->result != ZILA_EPEER;
 	if (st != NULL && st->entries_received > 0)
 		zila_log(ZILA_LOG_INFO, "session with %s %s: received %llu entries, applied %llu, duplicate %llu",
 			 c->addr, ok ? "completed" : "ended early", (unsigned long long)st->entries_received,
@@ -472,6 +471,10 @@ static int on_busy(void *ctx, int count)
 {
 	struct daemon *d = ctx;
 	uint64_t now = uv_hrtime() / 1000000u;
+	/* Another statement of the same lock episode (the peer table, then the session's
+	 * batch) fails at once: the loop has waited long enough already. */
+	if (count == 0 && d->busy_gave_up_ms != 0 && now - d->busy_gave_up_ms < STORE_BUSY_WAIT_MS)
+		return 0;
 	if (count == 0) {
 		d->busy_start_ms = now;
 		d->nbusy_waits++;
@@ -481,6 +484,7 @@ static int on_busy(void *ctx, int count)
 	if (now - d->busy_start_ms >= STORE_BUSY_WAIT_MS) {
 		zila_log(ZILA_LOG_WARN, "the replica '%s/%s' is still locked after %llu ms: giving up for now", d->dir,
 			 ZILA_DB_FILE, (unsigned long long)(now - d->busy_start_ms));
+		d->busy_gave_up_ms = now;
 		return 0;
 	}
 	uv_sleep(count < 5 ? 10 : 50);

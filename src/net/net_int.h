@@ -189,6 +189,7 @@ struct daemon {
 	char store_error_msg[PATH_MAX + 512];
 	uint64_t store_error_at; /* wall clock (s) */
 	uint64_t busy_start_ms;  /* uv_hrtime in ms when the current lock wait began */
+	uint64_t busy_gave_up_ms; /* uv_hrtime in ms when a wait last gave up, 0: never */
 	uint64_t nbusy_waits;    /* waits for another program's lock, since the start */
 	/* control */
 	uv_pipe_t control;

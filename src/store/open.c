@@ -60,7 +60,9 @@ int store_exec(struct zila_store *s, const char *sql, struct zila_error *err)
 
 int store_begin(struct zila_store *s, struct zila_error *err)
 {
-	return store_exec(s, "BEGIN IMMEDIATE", err);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	return store_db_error(s, err, "cannot start a write transaction");
 }
 
 static int load_origins(struct zila_store *s);
