@@ -67,7 +67,8 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol,
 
 /* Seals every captured local change into signed entries of this device's feeds (one
  * entry per partition per batch). Idempotent and crash-safe: a change is sealed exactly
- * once. *nentries (may be NULL) gets the number of entries written. */
+ * once. *nentries (may be NULL) gets the number of entries written. With nothing captured
+ * it returns at once without taking the write lock. */
 int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
 /* The number of captured changes not yet sealed. */
 int zila_store_pending(struct zila_store *s, int64_t *out) ZILA_MUST_CHECK;

@@ -339,11 +339,10 @@ static void on_established(struct conn *c)
 		return;
 	peers_seen(d, c->peer_pk, c->peer_name, c->peer_district, c->addr,
 		   c->target ? source_name(c->target->source) : "inbound");
-	/* Local changes compete with what arrives: seal them first (the store also does). */
-	size_t nsealed = 0;
-	int r = zila_store_seal(d->store, &nsealed, &err);
-	if (r != 0)
-		zila_log(ZILA_LOG_WARN, "cannot seal local changes: %s", zila_error_msg(&err, r));
+	/* zila_session_start() seals local changes first: they compete with what arrives. A
+	 * replica that cannot be written (locked, full) fails the session there, and the
+	 * peer is told why. */
+	int r;
 	struct zila_session_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.store = d->store;

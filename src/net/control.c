@@ -314,6 +314,14 @@ static json_t *status_json(struct daemon *d)
 		json_object_set_new(l, "held", json_integer(counts.held));
 		json_object_set_new(o, "local", l);
 	}
+	json_object_set_new(o, "replica", json_string(d->dir));
+	json_object_set_new(o, "last_error", d->store_error ? json_string(d->store_error_msg) : json_null());
+	json_object_set_new(o, "last_error_at", opt_int(d->store_error != 0, (long long)d->store_error_at));
+	json_object_set_new(o, "busy_waits", json_integer((json_int_t)d->nbusy_waits));
+	if (d->store_error != 0) {
+		json_array_append_new(warn, json_sprintf("%s; syncs are retried%s", d->store_error_msg,
+							 d->store_error == ZILA_EFULL ? " once space is freed" : ""));
+	}
 	if (d->enrolled && d->udp_open && d->last_beacon_ms == 0 && daemon_wall() - (uint64_t)d->started_wall > 60)
 		json_array_append_new(warn, json_string("no LAN beacon heard since the start: Wi-Fi client isolation or a "
 							"firewall may block them; add peers with 'zila peer add HOST:PORT'"));

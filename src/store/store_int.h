@@ -90,7 +90,7 @@ struct zila_store {
 	struct table **tables;
 	int ntables;
 	struct zila_buf tmp_st, tmp_dead; /* scratch for row_save */
-	struct origin *origins; /* cache, sorted by id */
+	struct origin *origins; /* cache of zila_origins; rebuilt after a rollback */
 	size_t norigins;
 	/* prepared statements, created at open */
 	sqlite3_stmt *st_row_get, *st_row_put, *st_row_upd, *st_row_del;

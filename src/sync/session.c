@@ -495,8 +495,9 @@ static int apply_pending(struct zila_session *s, struct zila_error *err)
 	free(v);
 	if (r != 0) {
 		/* Nothing of these chunks is kept (one transaction); the next session offers them
-		 * again. */
-		s->state = ZILA_SESSION_FAILED;
+		 * again. The peer is told why (database busy, disk full), so it logs the reason
+		 * rather than a cut link. */
+		zila_session_abort(s, r, zila_error_msg(err, r));
 		return r;
 	}
 	s->st.entries_applied += st.napplied;
@@ -622,7 +623,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	/* What the application wrote since the last seal is part of what we offer. */
 	int r = zila_store_seal(s->cfg.store, &nsealed, err);
 	if (r != 0) {
-		s->state = ZILA_SESSION_FAILED;
+		zila_session_abort(s, r, zila_error_msg(err, r));
 		return r;
 	}
 	if ((r = zila_store_vector(s->cfg.store, &s->mine)) != 0 || (r = withhold(s)) != 0 || (r = make_digests(s)) != 0)
