@@ -40,8 +40,11 @@ struct zila_session_config {
 	unsigned window;    /* chunks we take before applying them in one transaction and
 			     * acknowledging; advertised in Hello. 0: ZILA_SESSION_WINDOW */
 	uint64_t now_ms;    /* our wall clock, sent in Hello (0: the store's clock) */
-	uint64_t hq_now_ms; /* HQ's clock as last learnt, 0 when unknown */
+	uint64_t hq_now_ms; /* HQ's clock as we estimate it now (0: the store's reference clock) */
 	bool is_hq;
+	/* The peer is at the other end now (network, not a bundle): its Hello tells the time. */
+	bool live;
+	bool peer_is_hq; /* the peer's certificate, checked by the caller, is an HQ one */
 };
 
 enum zila_session_state {
@@ -112,5 +115,8 @@ int zila_session_import_begin(struct zila_session *sess, struct zila_error *err)
 /* Decodes and validates one message (limits, lengths, UTF-8 of names); 0 when it is well
  * formed. Used by the session on every message it receives. */
 int zila_session_check_message(const uint8_t *p, size_t len, struct zila_error *err) ZILA_MUST_CHECK;
+/* The same, and every entry it carries has its author's valid signature (ZILA_ESIG) and
+ * layout: what a bundle reader checks before applying anything. Decodes the message once. */
+int zila_session_verify_message(const uint8_t *p, size_t len, struct zila_error *err) ZILA_MUST_CHECK;
 
 #endif

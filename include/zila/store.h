@@ -34,6 +34,10 @@ void zila_store_free(struct zila_store *s);
 /* The store's connection, borrowed for the store's lifetime. Triggers are disabled on it
  * (writes through it are not captured); use zila_store_exec_captured() for user SQL. */
 sqlite3 *zila_store_db(struct zila_store *s);
+/* A read snapshot: everything read between begin and end sees one consistent state of the
+ * replica (writers elsewhere go on). ZILA_EDB when one cannot be opened. */
+int zila_store_snapshot_begin(struct zila_store *s) ZILA_MUST_CHECK;
+void zila_store_snapshot_end(struct zila_store *s);
 const char *zila_store_dir(const struct zila_store *s);
 /* This device's Ed25519 public key (32 bytes) and secret key (64 bytes, in guarded memory
  * that lives as long as the store). */
@@ -63,7 +67,8 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol,
 
 /* Seals every captured local change into signed entries of this device's feeds (one
  * entry per partition per batch). Idempotent and crash-safe: a change is sealed exactly
- * once. *nentries (may be NULL) gets the number of entries written. */
+ * once. *nentries (may be NULL) gets the number of entries written. With nothing captured
+ * it returns at once without taking the write lock. */
 int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
 /* The number of captured changes not yet sealed. */
 int zila_store_pending(struct zila_store *s, int64_t *out) ZILA_MUST_CHECK;
@@ -73,6 +78,40 @@ uint64_t zila_hlc_ms(uint64_t hlc);
 /* The wall clock the store uses; tests may replace it (returns ms since 1970). */
 typedef uint64_t (*zila_clock_fn)(void *ctx);
 void zila_store_set_clock(struct zila_store *s, zila_clock_fn fn, void *ctx);
+
+/* The reference clock (proto/PROTOCOL.md, "Clocks"). HQ's clock is the organisation's time.
+ * A replica dates what it writes by its best estimate of HQ's time, kept between the last
+ * HQ time it learnt and that time plus ZILA_CLOCK_LEAD_MS: a clock years ahead cannot date
+ * an edit more than the lead past a time HQ had reached, a clock behind dates edits no
+ * earlier than that time. */
+#define ZILA_CLOCK_LEAD_MS (2ull * 24 * 3600 * 1000)
+#define ZILA_CLOCK_WARN_MS (10ull * 60 * 1000) /* a clock this far from HQ's is called wrong */
+enum zila_clock_state {
+	ZILA_CLOCK_OK,     /* HQ itself, or close to HQ's time as last learnt */
+	ZILA_CLOCK_NONE,   /* no organisation: nothing to compare with */
+	ZILA_CLOCK_AHEAD,  /* ahead of HQ's clock by more than ZILA_CLOCK_WARN_MS */
+	ZILA_CLOCK_BEHIND, /* behind HQ's clock, or before a time HQ had already reached */
+	ZILA_CLOCK_STALE,  /* past the lead: out of touch that long, or the clock is ahead */
+};
+struct zila_clock {
+	uint64_t wall_ms;  /* this computer's clock */
+	uint64_t stamp_ms; /* the time what is written now is dated by */
+	uint64_t hq_est_ms; /* HQ's clock as best estimated: wall_ms moved by the offset, if known */
+	uint64_t seen_ms;  /* the latest HQ time learnt; 0: none */
+	int64_t offset_ms; /* HQ's clock minus this computer's, when has_offset */
+	bool is_reference; /* this replica is HQ: its clock is the reference */
+	bool has_offset;
+	enum zila_clock_state state;
+};
+void zila_store_clock(struct zila_store *s, struct zila_clock *out);
+/* Makes this replica's own clock the organisation's reference (at HQ's org init). */
+int zila_store_clock_reference(struct zila_store *s) ZILA_MUST_CHECK;
+/* Learns HQ's time: seen_ms is an HQ time known to have passed (0: none), and when
+ * has_offset, offset_ms is HQ's clock minus this computer's, measured just now. Kept in
+ * the replica when it moves by more than a little. Ignored at HQ. */
+int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offset, int64_t offset_ms) ZILA_MUST_CHECK;
+/* What to tell the user about c in plain words; "" when the clock is fine. */
+void zila_clock_describe(const struct zila_clock *c, char *buf, size_t n);
 
 /* --- entries ---------------------------------------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "zila/clock.h"
 #include "zila/daemon.h"
 
 #define REPLY_MAX (16u << 20)
@@ -151,7 +152,7 @@ int cli_ctl_call(struct cli *cli, json_t *req, json_t **out)
 
 void cli_ago(char *out, size_t n, int64_t when)
 {
-	int64_t now = (int64_t)time(NULL), d = now - when;
+	int64_t now = (int64_t)zila_wall_s(), d = now - when;
 	if (when <= 0) {
 		snprintf(out, n, "never");
 	} else if (d >= 0 && d < 120) {

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "zila/clock.h"
+
 #define PASS_MAX 1024
 
 int cli_trust_open(struct cli *cli, struct zila_store **s, struct zila_trust_ctx *tc)
@@ -24,7 +26,7 @@ int cli_trust_open(struct cli *cli, struct zila_store **s, struct zila_trust_ctx
 
 uint64_t cli_now(void)
 {
-	return (uint64_t)time(NULL);
+	return zila_wall_s();
 }
 
 static int prompt(const char *what, char *buf, size_t n)

@@ -59,7 +59,7 @@ const struct cli_command cli_commands[] = {
 	{ "revoke", cmd_revoke, "cut off a lost device: sign a revocation (HQ)", "zila revoke DEVICE" },
 	{ "daemon", cmd_daemon, "run the sync daemon in the foreground (LAN discovery, peers, HQ uplink)",
 	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--foreground]" },
-	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, warnings", "zila status" },
+	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status" },
 	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers" },
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq" },
 	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ", "zila sync [PEER|hq] [--wait] [--timeout SECS]" },

@@ -84,6 +84,13 @@ int cli_open_store(struct cli *cli, struct zila_store **out)
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;
 	}
+	/* Said plainly whatever the command: a wrong clock misdates every change made here. */
+	struct zila_clock ck;
+	char said[768];
+	zila_store_clock(*out, &ck);
+	zila_clock_describe(&ck, said, sizeof(said));
+	if (said[0] != '\0')
+		fprintf(stderr, "zila: warning: %s\n", said);
 	return CLI_OK;
 }
 

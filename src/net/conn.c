@@ -436,11 +436,10 @@ static void on_established(struct conn *c)
 	}
 	peers_seen(d, c->peer_pk, c->peer_name, c->peer_district, c->addr,
 		   c->target ? source_name(c->target->source) : "inbound");
-	/* Local changes compete with what arrives: seal them first (the store also does). */
-	size_t nsealed = 0;
-	int r = zila_store_seal(d->store, &nsealed, &err);
-	if (r != 0)
-		zila_log(ZILA_LOG_WARN, "cannot seal local changes: %s", zila_error_msg(&err, r));
+	/* zila_session_start() seals local changes first: they compete with what arrives. A
+	 * replica that cannot be written (locked, full) fails the session there, and the
+	 * peer is told why. */
+	int r;
 	struct zila_session_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.store = d->store;
@@ -454,8 +453,8 @@ static void on_established(struct conn *c)
 	 * worth of work is not lost again and again to the same cut. */
 	if (c->target != NULL && c->target->flaky)
 		cfg.window = 1;
-	if (d->hq_offset_known)
-		cfg.hq_now_ms = (uint64_t)((int64_t)daemon_wall() * 1000 + d->hq_offset_ms);
+	cfg.live = true;
+	cfg.peer_is_hq = pe->cert.role == ZILA_ROLE_HQ && pe->cert.scope_all;
 	zila_error_clear(&err);
 	if ((r = zila_session_new(&c->sess, &cfg, &err)) != 0 || (r = zila_session_start(c->sess, &err)) != 0) {
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "net_int.h"
+#include "zila/clock.h"
 #include "zila/log.h"
 
 struct ctl_write {
@@ -251,6 +252,8 @@ static json_t *status_json(struct daemon *d)
 	json_object_set_new(o, "last_beacon_s", opt_int(d->last_beacon_ms != 0,
 							 (long long)((uv_now(&d->loop) - d->last_beacon_ms) / 1000)));
 	json_object_set_new(o, "uptime_s", json_integer((json_int_t)daemon_wall() - d->started_wall));
+	struct zila_clock ck;
+	zila_store_clock(d->store, &ck);
 	if (d->hq != NULL) {
 		struct target *t = d->hq;
 		json_t *h = json_object();
@@ -262,17 +265,26 @@ static json_t *status_json(struct daemon *d)
 		if (t->want && t->conn == NULL && t->next_ms > uv_now(&d->loop))
 			json_object_set_new(h, "next_attempt_s",
 					    json_integer((json_int_t)((t->next_ms - uv_now(&d->loop)) / 1000)));
-		json_object_set_new(h, "clock_offset_ms", opt_int(d->hq_offset_known, d->hq_offset_ms));
+		json_object_set_new(h, "clock_offset_ms", opt_int(ck.has_offset, ck.offset_ms));
 		json_object_set_new(o, "hq", h);
-		if (d->hq_offset_known && (d->hq_offset_ms > CLOCK_WARN_MS || d->hq_offset_ms < -CLOCK_WARN_MS)) {
-			char w[200];
-			snprintf(w, sizeof(w), "this laptop's clock differs from HQ's by %lld s: set the clock right",
-				 (long long)(-d->hq_offset_ms / 1000));
-			json_array_append_new(warn, json_string(w));
-		}
 	} else {
 		json_object_set_new(o, "hq", json_null());
 	}
+	/* The clock this replica dates its changes by (PROTOCOL.md, "Clocks"). */
+	static const char *const states[] = { "ok", "none", "ahead", "behind", "stale" };
+	char said[768];
+	json_t *cj = json_object();
+	zila_clock_describe(&ck, said, sizeof(said));
+	json_object_set_new(cj, "state", json_string(states[ck.state]));
+	json_object_set_new(cj, "wall_ms", json_integer((json_int_t)ck.wall_ms));
+	json_object_set_new(cj, "dated_ms", json_integer((json_int_t)ck.stamp_ms));
+	json_object_set_new(cj, "hq_seen_ms", opt_int(ck.seen_ms != 0, (long long)ck.seen_ms));
+	json_object_set_new(cj, "hq_offset_ms", opt_int(ck.has_offset, ck.offset_ms));
+	json_object_set_new(cj, "reference", json_boolean(ck.is_reference));
+	json_object_set_new(cj, "message", said[0] ? json_string(said) : json_null());
+	json_object_set_new(o, "clock", cj);
+	if (said[0])
+		json_array_append_new(warn, json_string(said));
 	json_t *peers = peers_json(d, false);
 	size_t i;
 	json_t *p;
@@ -301,6 +313,14 @@ static json_t *status_json(struct daemon *d)
 		json_object_set_new(l, "parked", json_integer(counts.parked));
 		json_object_set_new(l, "held", json_integer(counts.held));
 		json_object_set_new(o, "local", l);
+	}
+	json_object_set_new(o, "replica", json_string(d->dir));
+	json_object_set_new(o, "last_error", d->store_error ? json_string(d->store_error_msg) : json_null());
+	json_object_set_new(o, "last_error_at", opt_int(d->store_error != 0, (long long)d->store_error_at));
+	json_object_set_new(o, "busy_waits", json_integer((json_int_t)d->nbusy_waits));
+	if (d->store_error != 0) {
+		json_array_append_new(warn, json_sprintf("%s; syncs are retried%s", d->store_error_msg,
+							 d->store_error == ZILA_EFULL ? " once space is freed" : ""));
 	}
 	if (d->enrolled && d->udp_open && d->last_beacon_ms == 0 && daemon_wall() - (uint64_t)d->started_wall > 60)
 		json_array_append_new(warn, json_string("no LAN beacon heard since the start: Wi-Fi client isolation or a "

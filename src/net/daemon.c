@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "net_int.h"
+#include "zila/clock.h"
 #include "zila/log.h"
 
 /* --- logging -------------------------------------------------------------------------- */
@@ -31,7 +32,31 @@ void zila_daemon_log_sink(void *ctx, enum zila_log_level level, const char *msg)
 
 uint64_t daemon_wall(void)
 {
-	return (uint64_t)time(NULL);
+	return zila_wall_s();
+}
+
+uint64_t daemon_hq_ms(struct daemon *d)
+{
+	struct zila_clock ck;
+	zila_store_clock(d->store, &ck);
+	return ck.hq_est_ms;
+}
+
+/* Logs what is wrong with this computer's clock, once each time that changes. */
+static void clock_warn(struct daemon *d)
+{
+	struct zila_clock ck;
+	char said[768];
+	zila_store_clock(d->store, &ck);
+	if ((int)ck.state + 1 == d->clock_state_said)
+		return;
+	d->clock_state_said = (int)ck.state + 1;
+	zila_clock_describe(&ck, said, sizeof(said));
+	if (said[0])
+		zila_log(ZILA_LOG_WARN, "%s", said);
+	else if (ck.state == ZILA_CLOCK_OK && ck.has_offset)
+		zila_log(ZILA_LOG_INFO, "this computer's clock agrees with HQ's (within %lld ms)",
+			 (long long)(ck.offset_ms < 0 ? -ck.offset_ms : ck.offset_ms));
 }
 
 /* --- targets ---------------------------------------------------------------------------- */
@@ -140,6 +165,25 @@ void daemon_want_all(struct daemon *d, const uint8_t *except_device, bool lan_fr
 	daemon_kick(d);
 }
 
+/* Failures of our own replica rather than of the peer or the link. */
+static bool store_failure(int code)
+{
+	return code == ZILA_EFULL || code == ZILA_EBUSY || code == ZILA_EDB || code == ZILA_EIO || code == ZILA_ENOMEM;
+}
+
+static void note_store_error(struct daemon *d, const struct conn *c)
+{
+	const char *fmt = c->result == ZILA_EFULL   ? "disk full: no space left on device for the replica '%s/%s' (%s)"
+			  : c->result == ZILA_EBUSY ? "the replica '%s/%s' is locked by another program (%s)"
+						    : "cannot write the replica '%s/%s' (%s)";
+	snprintf(d->store_error_msg, sizeof(d->store_error_msg), fmt, d->dir, ZILA_DB_FILE, c->reason);
+	d->store_error = c->result;
+	d->store_error_at = daemon_wall();
+	zila_log(c->result == ZILA_EBUSY ? ZILA_LOG_WARN : ZILA_LOG_ERROR,
+		 "%s; nothing of the unfinished batch was kept, %s %s retries later", d->store_error_msg,
+		 c->target != NULL ? "the sync with" : "the peer at", c->addr);
+}
+
 void daemon_session_ended(struct daemon *d, struct conn *c)
 {
 	const struct zila_session_stats *st = c->sess ? zila_session_stats(c->sess) : NULL;
@@ -152,8 +196,18 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		zila_log(ZILA_LOG_WARN, "a transaction is still open on the replica after a session");
 	/* What arrived, also of a session that failed: entries applied stay applied, and a
 	 * duplicate means the peer resent something we had committed. */
+	bool local_fault = !ok && !c->duplicate && store_failure(c->result);
+	if (local_fault)
+		note_store_error(d, c);
+	else if (ok && c->mode == ZILA_CHANNEL_MEMBER && d->store_error != 0) {
+		zila_log(ZILA_LOG_INFO, "the replica is written again (last error: %s)", zila_strerror(d->store_error));
+		d->store_error = 0;
+		d->store_error_msg[0] = '\0';
+	}
+	/* A cut link makes the next session commit every chunk; our own replica's trouble,
+	 * or the peer's that it told us of, says nothing about the link. */
 	if (t != NULL && !c->duplicate)
-		t->flaky = !ok && c->sess != NULL;
+		t->flaky = !ok && c->sess != NULL && !local_fault && c->result != ZILA_EPEER;
 	if (st != NULL && st->entries_received > 0)
 		zila_log(ZILA_LOG_INFO, "session with %s %s: received %llu entries, applied %llu, duplicate %llu",
 			 c->addr, ok ? "completed" : "ended early", (unsigned long long)st->entries_received,
@@ -180,17 +234,10 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		if (st->entries_rejected > 0)
 			zila_log(ZILA_LOG_WARN, "%llu entries from %s were rejected (see the log lines above)",
 				 (unsigned long long)st->entries_rejected, lbl);
-		if (st->peer_is_hq) {
-			d->hq_offset_ms = st->clock_offset_ms;
-			d->hq_offset_known = true;
-		} else if (!d->hq_offset_known && st->peer_hq_now_ms != 0 && st->peer_now_ms != 0) {
-			/* What the peer learnt of HQ's clock, relative to its own. */
-			d->hq_offset_ms = (int64_t)(st->peer_hq_now_ms - st->peer_now_ms) + st->clock_offset_ms;
-			d->hq_offset_known = true;
-		}
 		if (st->peer_now_ms != 0 && (st->clock_offset_ms > CLOCK_WARN_MS || st->clock_offset_ms < -CLOCK_WARN_MS))
 			zila_log(ZILA_LOG_WARN, "the clock of %s differs from ours by %lld s", lbl,
 				 (long long)(st->clock_offset_ms / 1000));
+		clock_warn(d);
 		/* Our own entries delivered: what `zila status` calls unsent is what remains. */
 		struct zila_store_counts counts;
 		char v[32];
@@ -219,6 +266,8 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 			t->next_ms = 0;
 		} else {
 			uint32_t delay = zila_backoff_fail(&t->backoff, randombytes_random());
+			if (local_fault && delay > STORE_RETRY_MAX_MS)
+				delay = STORE_RETRY_MAX_MS;
 			t->next_ms = uv_now(&d->loop) + delay;
 			snprintf(t->last_error, sizeof(t->last_error), "%s", c->reason);
 			if (!c->has_peer)
@@ -226,7 +275,8 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 			/* HQ and configured peers are retried for ever; a LAN peer that left gives up. */
 			if (t->source == SRC_LAN && t->backoff.failures >= 3)
 				t->want = false;
-			zila_log(ZILA_LOG_DEBUG, "next attempt with %s in %u ms", t->addr, delay);
+			zila_log(local_fault ? ZILA_LOG_INFO : ZILA_LOG_DEBUG, "next attempt with %s in %u ms", t->addr,
+				 delay);
 		}
 		if (!c->duplicate)
 			control_target_done(d, t, c->seqno, c->result, c->reason);
@@ -434,6 +484,33 @@ static void on_connection(uv_stream_t *s, int status)
 
 /* --- start -------------------------------------------------------------------------------- */
 
+/* SQLite calls this while another connection holds the write lock: wait a little (the
+ * loop stalls meanwhile, so not long), say so once, then let the statement fail with
+ * SQLITE_BUSY; the session fails and is retried with backoff, nothing is skipped. */
+static int on_busy(void *ctx, int count)
+{
+	struct daemon *d = ctx;
+	uint64_t now = uv_hrtime() / 1000000u;
+	/* Another statement of the same lock episode (the peer table, then the session's
+	 * batch) fails at once: the loop has waited long enough already. */
+	if (count == 0 && d->busy_gave_up_ms != 0 && now - d->busy_gave_up_ms < STORE_BUSY_WAIT_MS)
+		return 0;
+	if (count == 0) {
+		d->busy_start_ms = now;
+		d->nbusy_waits++;
+		zila_log(ZILA_LOG_INFO, "the replica '%s/%s' is locked by another program's write transaction: waiting",
+			 d->dir, ZILA_DB_FILE);
+	}
+	if (now - d->busy_start_ms >= STORE_BUSY_WAIT_MS) {
+		zila_log(ZILA_LOG_WARN, "the replica '%s/%s' is still locked after %llu ms: giving up for now", d->dir,
+			 ZILA_DB_FILE, (unsigned long long)(now - d->busy_start_ms));
+		d->busy_gave_up_ms = now;
+		return 0;
+	}
+	uv_sleep(count < 5 ? 10 : 50);
+	return 1;
+}
+
 static int take_lock(struct daemon *d, struct zila_error *err)
 {
 	char path[PATH_MAX + 32], pid[32] = "";
@@ -522,6 +599,7 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	if ((r = zila_store_open(&d->store, d->dir, err)) != 0)
 		goto out;
 	zila_trust_install(d->store, &d->trust);
+	sqlite3_busy_handler(zila_store_db(d->store), on_busy, d);
 	if ((r = peers_init(d)) != 0) {
 		zila_error_set(err, r, "cannot create the peer table");
 		goto out;
@@ -561,9 +639,11 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 
 	char id[ZILA_DEVICE_ID_LEN + 1];
 	zila_device_id(zila_store_device_pk(d->store), id);
-	if (d->enrolled)
+	if (d->enrolled) {
 		zila_log(ZILA_LOG_INFO, "device %s ('%s', %s of %s) of organisation '%s'", id, d->cert.name,
 			 zila_role_name(d->cert.role), d->cert.scope_all ? "all districts" : d->cert.district, d->org_name);
+		clock_warn(d);
+	}
 	else if (d->joining)
 		zila_log(ZILA_LOG_INFO, "device %s is not enrolled yet: joining at the first contact with HQ", id);
 	else

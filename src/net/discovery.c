@@ -82,10 +82,7 @@ void discovery_send_now(struct daemon *d)
 		return;
 	memcpy(b.device_pk, zila_store_device_pk(d->store), 32);
 	b.port = listen_port(d);
-	b.time_ms = daemon_wall() * 1000;
-	struct timespec ts;
-	if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-		b.time_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	b.time_ms = daemon_hq_ms(d);
 	zila_beacon_seal(d->beacon_key, &b, beacon);
 	iface_list(d, d->iface_sig, sizeof(d->iface_sig), &ifs, &n);
 	/* --beacon-to replaces the interfaces' broadcast addresses: a test or a lab on loopback
@@ -169,10 +166,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		zila_log(ZILA_LOG_DEBUG, "ignored a datagram from %s: %s", ip, zila_strerror(r));
 		return;
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	r = zila_beacon_accept(&d->seen, &b, now_ms);
+	r = zila_beacon_accept(&d->seen, &b, daemon_hq_ms(d));
 	if (r == ZILA_EEXPIRED)
 		zila_log(ZILA_LOG_WARN, "ignored a beacon from %s: its clock differs from ours by more than an hour", ip);
 	if (r != 0)

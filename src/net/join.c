@@ -16,6 +16,7 @@
 
 #include "net_int.h"
 #include "sync.pb-c.h"
+#include "zila/clock.h"
 
 int join_prepare(struct zila_store *s, struct zila_channel_config *cfg, struct zila_join_check *jc, uint64_t now,
 		 struct zila_error *err)
@@ -129,7 +130,15 @@ int join_take(struct zila_store *s, const uint8_t root_pk[32], const uint8_t *p,
 	}
 	struct zila_view v = zila_view_make(m->enrolment->cert_file.data, m->enrolment->cert_file.len);
 	if ((r = zila_cert_file_decode(v, now, &f)) != 0) {
-		zila_error_set(err, r, "HQ's certificate file: %s", zila_strerror(r));
+		char t[40];
+		zila_format_time(now * 1000, t, sizeof(t));
+		if (r == ZILA_EEXPIRED)
+			zila_error_set(err, r,
+				       "HQ's certificate is not valid at this computer's time (%s): if the clock is wrong, "
+				       "set it right and join again",
+				       t);
+		else
+			zila_error_set(err, r, "HQ's certificate file: %s", zila_strerror(r));
 		goto out;
 	}
 	if (sodium_memcmp(f.root_pk, root_pk, 32) != 0) {
@@ -249,7 +258,7 @@ int zila_net_join(struct zila_store *s, const char *hq, const char *name, unsign
 	}
 	cfg.initiator = true;
 	cfg.sign_sk = zila_store_device_sk(s);
-	uint64_t now = (uint64_t)time(NULL);
+	uint64_t now = zila_wall_s();
 	if ((r = join_prepare(s, &cfg, &jc, now, err)) != 0)
 		goto out;
 	if ((r = zila_channel_init(&ch, &cfg)) != 0) {
@@ -296,7 +305,7 @@ int zila_net_join(struct zila_store *s, const char *hq, const char *name, unsign
 			if (ev == ZILA_CHANNEL_ESTABLISHED)
 				established = true;
 			if (ev == ZILA_CHANNEL_MESSAGE) {
-				if ((r = join_take(s, jc.root_pk, msg.p, msg.len, (uint64_t)time(NULL), err)) != 0)
+				if ((r = join_take(s, jc.root_pk, msg.p, msg.len, zila_wall_s(), err)) != 0)
 					goto out;
 				/* Best effort: tell HQ we are done. */
 				if (zila_channel_close(&ch, &out) == 0)

@@ -52,6 +52,11 @@
 #define LAN_FRESH_MS (3 * 60 * 1000) /* a LAN peer not heard for this long is not dialled */
 #define CONTROL_LINE_MAX 4096
 #define CLOCK_WARN_MS (5 * 60 * 1000)
+/* The replica's own trouble: the loop waits at most STORE_BUSY_WAIT_MS for another
+ * program's write transaction, then the session fails and is retried with backoff, at
+ * least every STORE_RETRY_MAX_MS (a lock or a full disk is usually cleared by a person). */
+#define STORE_BUSY_WAIT_MS 2000
+#define STORE_RETRY_MAX_MS 30000
 
 enum target_source { SRC_CONFIG, SRC_HQ, SRC_LAN };
 enum noisy_kind { NOISY_CAP, NOISY_RATE, NOISY_ADDR, NOISY_EVICTED, NOISY_FAILED, NOISY_TIMEOUT, NOISY_KINDS };
@@ -193,9 +198,16 @@ struct daemon {
 	uv_timer_t kick_timer, periodic_timer, debounce_timer, progress_timer;
 	uv_fs_event_t fsev;
 	bool fsev_open;
-	int64_t hq_offset_ms; /* HQ's clock minus ours */
-	bool hq_offset_known;
+	int clock_state_said; /* the clock state last logged (zila_clock_state + 1; 0: none) */
 	int64_t own_sealed; /* own entries when local changes were last looked at */
+	/* the replica's last failure (disk full, locked, I/O), shown by status until a session
+	 * commits again */
+	int store_error;
+	char store_error_msg[PATH_MAX + 512];
+	uint64_t store_error_at; /* wall clock (s) */
+	uint64_t busy_start_ms;  /* uv_hrtime in ms when the current lock wait began */
+	uint64_t busy_gave_up_ms; /* uv_hrtime in ms when a wait last gave up, 0: never */
+	uint64_t nbusy_waits;    /* waits for another program's lock, since the start */
 	/* control */
 	uv_pipe_t control;
 	bool control_open;
@@ -206,6 +218,9 @@ struct daemon {
 
 /* daemon.c */
 uint64_t daemon_wall(void);
+/* HQ's time as best known (ms): this computer's clock moved by the offset learnt from HQ;
+ * what beacons are dated and judged by. */
+uint64_t daemon_hq_ms(struct daemon *d);
 void daemon_kick(struct daemon *d);
 void daemon_stop(struct daemon *d, const char *why);
 int daemon_reload(struct daemon *d);

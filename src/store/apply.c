@@ -313,8 +313,8 @@ static int store_entry(struct zila_store *s, int64_t feed, const struct incoming
 
 static void observe_clock(struct zila_store *s, uint64_t hlc)
 {
-	/* Follow a peer's clock, but never more than MAX_SKEW_MS past our own wall clock. */
-	uint64_t cap = (store_now_ms(s) + MAX_SKEW_MS) << 16;
+	/* Follow a peer's clock, but never more than MAX_SKEW_MS past the time we date by. */
+	uint64_t cap = (store_stamp_ms(s) + MAX_SKEW_MS) << 16;
 	if (hlc > cap)
 		hlc = cap;
 	if (hlc > s->hlc)

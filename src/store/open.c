@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "zila/clock.h"
 #include "zila/log.h"
 
 extern const char zila_default_schema_sql[];
@@ -41,8 +42,8 @@ int store_db_error(struct zila_store *s, struct zila_error *err, const char *wha
 	int code = ZILA_EDB;
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		code = ZILA_EBUSY;
-	else if ((rc & 0xff) == SQLITE_FULL)
-		code = ZILA_EFULL;
+	else if ((rc & 0xff) == SQLITE_FULL || ((rc & 0xff) == SQLITE_IOERR && sqlite3_system_errno(s->db) == ENOSPC))
+		code = ZILA_EFULL; /* a full disk may also surface as an I/O error (the -shm file) */
 	else if ((rc & 0xff) == SQLITE_NOMEM)
 		code = ZILA_ENOMEM;
 	return zila_error_set(err, code, "%s: %s", what, sqlite3_errmsg(s->db));
@@ -60,18 +61,43 @@ int store_exec(struct zila_store *s, const char *sql, struct zila_error *err)
 
 int store_begin(struct zila_store *s, struct zila_error *err)
 {
-	return store_exec(s, "BEGIN IMMEDIATE", err);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	return store_db_error(s, err, "cannot start a write transaction");
 }
+
+int zila_store_snapshot_begin(struct zila_store *s)
+{
+	return sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
+}
+
+void zila_store_snapshot_end(struct zila_store *s)
+{
+	/* A read snapshot wrote nothing: no cache to rebuild (store_rollback). */
+	if (!sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int load_origins(struct zila_store *s);
 
 void store_rollback(struct zila_store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	/* Origins inserted by the rolled-back transaction are gone from the file, and their
+	 * rowids will be handed out again: a cached id would name another device's origin.
+	 * The cache is rebuilt from what is committed (on failure it stays empty, and
+	 * store_origin_id() looks each key up again). */
+	s->norigins = 0;
+	if (load_origins(s) != 0)
+		s->norigins = 0;
 }
 
 int store_commit(struct zila_store *s, struct zila_error *err)
 {
-	int r = store_exec(s, "COMMIT", err);
+	int r = 0;
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		r = store_db_error(s, err, "cannot commit");
 	if (r != 0)
 		store_rollback(s);
 	return r;
@@ -80,9 +106,7 @@ int store_commit(struct zila_store *s, struct zila_error *err)
 static uint64_t wall_ms(void *ctx)
 {
 	(void)ctx;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return zila_wall_ms();
 }
 
 uint64_t store_now_ms(struct zila_store *s)
@@ -163,18 +187,34 @@ int store_origin_id(struct zila_store *s, const uint8_t key[32], int64_t *out)
 		}
 	sqlite3_stmt *st = NULL;
 	int r = ZILA_EDB;
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_origins(key) VALUES (?)", -1, &st, NULL))
+	int64_t id = 0;
+	/* Another process (a `zila bundle apply` while the daemon runs) may have added the
+	 * origin since the cache was loaded: look it up before inserting. */
+	if (sqlite3_prepare_v2(s->db, "SELECT id FROM zila_origins WHERE key = ?", -1, &st, NULL))
 		goto out;
 	sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
 		goto out;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (id == 0) {
+		if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_origins(key) VALUES (?)", -1, &st, NULL))
+			goto out;
+		sqlite3_bind_blob(st, 1, key, 32, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto out;
+		id = sqlite3_last_insert_rowid(s->db);
+	}
 	struct origin *o = realloc(s->origins, (s->norigins + 1) * sizeof(*o));
 	if (o == NULL) {
 		r = ZILA_ENOMEM;
 		goto out;
 	}
 	s->origins = o;
-	o[s->norigins].id = sqlite3_last_insert_rowid(s->db);
+	o[s->norigins].id = id;
 	memcpy(o[s->norigins].key, key, 32);
 	*out = o[s->norigins++].id;
 	r = 0;
@@ -408,6 +448,7 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 		goto out;
 	}
 	s->hlc = (uint64_t)meta_int(s, "hlc", 0);
+	store_clock_load(s);
 	s->schema = meta_int(s, "schema_version", 1);
 	if ((r = prepare_all(s, err)) != 0 || (r = store_load_tables(s, err)) != 0)
 		goto out;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "zila/clock.h"
+
 static int64_t days_from_civil(int y, int m, int d)
 {
 	y -= m <= 2;
@@ -331,7 +333,7 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 		}
 		snprintf(rep.today, sizeof(rep.today), "%s", o->today);
 	} else {
-		time_t now = time(NULL);
+		time_t now = (time_t)zila_wall_s();
 		struct tm tm;
 		gmtime_r(&now, &tm);
 		strftime(rep.today, sizeof(rep.today), "%Y-%m-%d", &tm);

@@ -11,8 +11,8 @@
 
 uint64_t store_hlc_tick(struct zila_store *s)
 {
-	uint64_t wall = store_now_ms(s) << 16;
-	s->hlc = wall > s->hlc ? wall : s->hlc + 1;
+	uint64_t now = store_stamp_ms(s) << 16;
+	s->hlc = now > s->hlc ? now : s->hlc + 1;
 	return s->hlc;
 }
 
@@ -596,8 +596,13 @@ int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *e
 	/* Bounded transactions keep the WAL and the write lock small for large backlogs;
 	 * each one seals and clears its changes atomically. */
 	bool more = true;
+	int64_t npending = 0;
 	if (nentries)
 		*nentries = 0;
+	/* Nothing captured: no write lock is needed, so a sync can send and receive while
+	 * another program holds a long write transaction (its changes are not committed yet). */
+	if (zila_store_pending(s, &npending) == 0 && npending == 0)
+		return 0;
 	while (more) {
 		size_t n = 0;
 		int r = store_begin(s, err);

@@ -82,11 +82,15 @@ struct zila_store {
 	int64_t schema;    /* user schema version */
 	zila_clock_fn clock;
 	void *clock_ctx;
+	/* the reference clock (clock.c): HQ's time as learnt */
+	bool clk_ref, clk_has_offset, clk_offset_saved;
+	int64_t clk_offset, clk_saved_offset;
+	uint64_t clk_seen, clk_saved_seen, clk_learnt_wall;
 	struct zila_store_hooks hooks;
 	struct table **tables;
 	int ntables;
 	struct zila_buf tmp_st, tmp_dead; /* scratch for row_save */
-	struct origin *origins; /* cache, sorted by id */
+	struct origin *origins; /* cache of zila_origins; rebuilt after a rollback */
 	size_t norigins;
 	/* prepared statements, created at open */
 	sqlite3_stmt *st_row_get, *st_row_put, *st_row_upd, *st_row_del;
@@ -190,5 +194,11 @@ int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error 
 int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, bool *more,
 		    struct zila_error *err) ZILA_MUST_CHECK;
 uint64_t store_hlc_tick(struct zila_store *s);
+
+/* --- clock.c --- */
+/* Loads the reference clock's state from zila_meta. */
+void store_clock_load(struct zila_store *s);
+/* The time entries written now are dated by (ms): zila_clock.stamp_ms. */
+uint64_t store_stamp_ms(struct zila_store *s);
 
 #endif

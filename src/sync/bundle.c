@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sync.pb-c.h"
 #include "zila/bundle.h"
 #include "zila/session.h"
 
@@ -72,11 +71,9 @@ int zila_bundle_create(struct zila_store *s, const char *path, const struct zila
 	r = w_put(&w, MAGIC, 8);
 	r = r ? r : w_put(&w, &version, 1);
 	/* One read transaction: the bundle is a consistent snapshot. */
-	if (r == 0 && sqlite3_exec(zila_store_db(s), "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-		r = ZILA_EDB;
-	if (r == 0) {
+	if (r == 0 && (r = zila_store_snapshot_begin(s)) == 0) {
 		r = zila_session_export(s, have, filter, filter_ctx, w_message, &w, &n, err);
-		sqlite3_exec(zila_store_db(s), "ROLLBACK", NULL, NULL, NULL);
+		zila_store_snapshot_end(s);
 	}
 	static const uint8_t end[4] = { 0, 0, 0, 0 };
 	r = r ? r : w_put(&w, end, 4);
@@ -136,22 +133,11 @@ static int verify_one(void *ctx, const uint8_t *p, size_t len, struct zila_error
 	const char *path = ctx;
 	struct zila_error why;
 	zila_error_clear(&why);
-	if (zila_session_check_message(p, len, &why) != 0)
-		return zila_error_set(err, ZILA_EFORMAT, "bundle '%s' holds a malformed message (%s); nothing was applied",
-				      path, why.msg);
-	Zila__Message *m = zila__message__unpack(NULL, len, p);
-	int r = m == NULL ? ZILA_EFORMAT : 0;
-	if (r == 0 && m->body_case == ZILA__MESSAGE__BODY_ENTRIES) {
-		for (size_t i = 0; r == 0 && i < m->entries->n_entries; i++) {
-			struct zila_entry_info info;
-			r = zila_entry_verify(zila_view_make(m->entries->entries[i].data, m->entries->entries[i].len), &info);
-		}
-	}
-	if (m != NULL)
-		zila__message__free_unpacked(m, NULL);
+	int r = zila_session_verify_message(p, len, &why);
 	if (r != 0)
-		return zila_error_set(err, r, "bundle '%s' holds an entry that fails verification (%s); nothing was applied",
-				      path, zila_strerror(r));
+		return zila_error_set(err, r == ZILA_ESIG ? r : ZILA_EFORMAT,
+				      "bundle '%s' holds a message that fails verification (%s); nothing was applied", path,
+				      why.msg);
 	return 0;
 }
 

@@ -44,6 +44,7 @@ struct zila_session {
 	struct zila_outbox *outbox;
 	bool sent_done, got_done;
 	uint64_t chunks_sent, chunks_acked, chunks_received;
+	uint64_t hq_seen_ms;     /* sent in our Hello */
 	unsigned peer_window;    /* chunks we may send unacknowledged (the peer's Hello) */
 	/* Received chunks not yet applied: applied together, in one transaction, when the
 	 * window is full or the peer's Done arrives. */
@@ -495,8 +496,9 @@ static int apply_pending_ack(struct zila_session *s, bool ack, struct zila_error
 	free(v);
 	if (r != 0) {
 		/* Nothing of these chunks is kept (one transaction); the next session offers them
-		 * again. */
-		s->state = ZILA_SESSION_FAILED;
+		 * again. The peer is told why (database busy, disk full), so it logs the reason
+		 * rather than a cut link. */
+		zila_session_abort(s, r, zila_error_msg(err, r));
 		return r;
 	}
 	s->st.entries_applied += st.napplied;
@@ -618,10 +620,18 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	if (s->state != ZILA_SESSION_NEW)
 		return fail(s, err, ZILA_EINVAL, "the session has already started");
 	size_t nsealed;
+	/* Our clocks for the Hello: this computer's, and HQ's as far as we know it. */
+	struct zila_clock ck;
+	zila_store_clock(s->cfg.store, &ck);
+	if (s->cfg.now_ms == 0)
+		s->cfg.now_ms = ck.wall_ms;
+	if (s->cfg.hq_now_ms == 0 && (ck.is_reference || ck.has_offset))
+		s->cfg.hq_now_ms = ck.is_reference ? ck.wall_ms : (uint64_t)((int64_t)ck.wall_ms + ck.offset_ms);
+	s->hq_seen_ms = ck.is_reference ? ck.wall_ms : ck.seen_ms;
 	/* What the application wrote since the last seal is part of what we offer. */
 	int r = zila_store_seal(s->cfg.store, &nsealed, err);
 	if (r != 0) {
-		s->state = ZILA_SESSION_FAILED;
+		zila_session_abort(s, r, zila_error_msg(err, r));
 		return r;
 	}
 	if ((r = zila_store_vector(s->cfg.store, &s->mine)) != 0 || (r = withhold(s)) != 0 || (r = make_digests(s)) != 0)
@@ -653,6 +663,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	h.version = ZILA_SESSION_VERSION;
 	h.now_ms = s->cfg.now_ms;
 	h.hq_now_ms = s->cfg.hq_now_ms;
+	h.hq_seen_ms = s->hq_seen_ms;
 	h.flags = s->cfg.is_hq ? 1 : 0;
 	h.window = my_window(s);
 	if (s->has_trust) {
@@ -678,6 +689,28 @@ static int add_differ(struct zila_session *s, const char *part)
 	return 0;
 }
 
+/* HQ's time, from the peer's Hello (PROTOCOL.md, "Clocks"): HQ's own clock when the peer is
+ * HQ and at the other end now; else the latest HQ time the peer knows has passed, and its
+ * estimate of HQ's clock when that is fresher than ours. A bundle's Hello is old news: it
+ * only tells a time that has passed. (Entries HQ wrote teach HQ's time too: trust admit.) */
+static int learn_clock(struct zila_session *s, const Zila__Hello *h)
+{
+	struct zila_clock ck;
+	zila_store_clock(s->cfg.store, &ck);
+	if (ck.is_reference)
+		return 0;
+	if (s->cfg.live && s->cfg.peer_is_hq && h->now_ms != 0)
+		return zila_store_clock_learn(s->cfg.store, h->now_ms, true, (int64_t)(h->now_ms - ck.wall_ms));
+	bool fresher = h->hq_seen_ms > ck.seen_ms;
+	if (s->cfg.live && fresher && h->hq_now_ms != 0)
+		return zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, true, (int64_t)(h->hq_now_ms - ck.wall_ms));
+	/* Nobody signed a bundle's Hello: it may tell a time that has passed by our own clock
+	 * (a floor for a clock that is behind), never move our dates past it. */
+	if (!s->cfg.live && h->hq_seen_ms > ck.hq_est_ms + ZILA_CLOCK_WARN_MS)
+		return 0;
+	return fresher ? zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, false, 0) : 0;
+}
+
 static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zila_error *err)
 {
 	int r;
@@ -687,6 +720,8 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->peer_window = h->window == 0 ? 4 : h->window > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : h->window;
 	if (h->now_ms != 0 && s->cfg.now_ms != 0)
 		s->st.clock_offset_ms = (int64_t)(h->now_ms - s->cfg.now_ms);
+	if ((r = learn_clock(s, h)) != 0)
+		return fail(s, err, r, "cannot keep HQ's time");
 	/* Both sides list their partitions in name order; walk the two lists together. */
 	if ((s->differ = calloc(s->nparts + h->n_parts + 1, sizeof(*s->differ))) == NULL)
 		return fail(s, err, ZILA_ENOMEM, "out of memory");
@@ -1041,5 +1076,23 @@ int zila_session_check_message(const uint8_t *p, size_t len, struct zila_error *
 	int r = unpack_checked(p, len, &m, err);
 	if (r == 0)
 		zila__message__free_unpacked(m, NULL);
+	return r;
+}
+
+int zila_session_verify_message(const uint8_t *p, size_t len, struct zila_error *err)
+{
+	Zila__Message *m;
+	int r = unpack_checked(p, len, &m, err);
+	if (r != 0)
+		return r;
+	if (m->body_case == ZILA__MESSAGE__BODY_ENTRIES) {
+		for (size_t i = 0; r == 0 && i < m->entries->n_entries; i++) {
+			struct zila_entry_info info;
+			r = zila_entry_verify(zila_view_make(m->entries->entries[i].data, m->entries->entries[i].len), &info);
+			if (r != 0)
+				zila_error_set(err, r, "entry %zu: %s", i, zila_strerror(r));
+		}
+	}
+	zila__message__free_unpacked(m, NULL);
 	return r;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "zila/clock.h"
 #include "zila/log.h"
 
 #define HQ_VALID_DAYS 3650
@@ -16,7 +17,12 @@
 
 uint64_t zila_trust_now(struct zila_trust_ctx *ctx)
 {
-	return ctx->now ? ctx->now(ctx->clock_ctx) : (uint64_t)time(NULL);
+	if (ctx->now != NULL)
+		return ctx->now(ctx->clock_ctx);
+	/* The time this replica dates by: HQ's time as best known, bounded (store.h). */
+	struct zila_clock c;
+	zila_store_clock(ctx->s, &c);
+	return c.stamp_ms / 1000;
 }
 
 int zila_trust_org(struct zila_store *s, uint8_t root_pk[32])
@@ -217,7 +223,8 @@ int zila_trust_org_init(struct zila_store *s, const char *name, const char *pass
 	}
 	zila_hex_encode(hex, root_pk, 32);
 	if ((r = zila_store_meta_set(s, ZILA_META_ORG_NAME, name)) != 0 || (r = zila_store_meta_set(s, ZILA_META_ORG_PK, hex)) != 0 ||
-	    (r = put_record(s, ZILA_TRUST_CERT, c.device_pk, zila_buf_view(&b))) != 0) {
+	    (r = put_record(s, ZILA_TRUST_CERT, c.device_pk, zila_buf_view(&b))) != 0 ||
+	    (r = zila_store_clock_reference(s)) != 0) {
 		zila_error_set(err, r, "cannot record the organisation: %s", zila_strerror(r));
 		goto out;
 	}
@@ -306,7 +313,15 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 	zila_buf_init(&b, 2 * ZILA_CERT_LEN);
 
 	if ((r = zila_cert_file_decode(file, now, &f)) != 0) {
-		zila_error_set(err, r, "certificate file: %s", zila_strerror(r));
+		char t[40];
+		zila_format_time(now * 1000, t, sizeof(t));
+		if (r == ZILA_EEXPIRED)
+			zila_error_set(err, r,
+				       "the certificate is not valid at this computer's time (%s): if the clock is wrong, "
+				       "set it right and install the certificate again",
+				       t);
+		else
+			zila_error_set(err, r, "certificate file: %s", zila_strerror(r));
 		goto out;
 	}
 	if (sodium_memcmp(f.cert.device_pk, zila_store_device_pk(s), 32) != 0) {
@@ -328,8 +343,10 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 			goto dberr;
 		zila_buf_reset(&b);
 	}
+	/* HQ signed the certificate an hour after its not_before: a time HQ had reached. */
 	if ((r = zila_cert_encode(&f.cert, &b)) != 0 ||
-	    (r = put_record(s, ZILA_TRUST_CERT, f.cert.device_pk, zila_buf_view(&b))) != 0)
+	    (r = put_record(s, ZILA_TRUST_CERT, f.cert.device_pk, zila_buf_view(&b))) != 0 ||
+	    (r = zila_store_clock_learn(s, (f.cert.not_before + 3600) * 1000, false, 0)) != 0)
 		goto dberr;
 	r = 0;
 	goto out;
@@ -602,6 +619,7 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 	struct zila_revocation rv;
 	char id[ZILA_DEVICE_ID_LEN + 1];
 	int r;
+	bool by_hq = false;
 	uint64_t t = zila_hlc_ms(e->hlc) / 1000;
 
 	memset(&rv, 0, sizeof(rv));
@@ -616,8 +634,16 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 				   id, e->part, e->seq);
 		goto out;
 	}
-	if (t > zila_trust_now(ctx) + DAY) {
-		r = zila_error_set(err, ZILA_EPROTO, "device '%s' feed '%s' seq %" PRIu64 ": dated more than a day ahead",
+	/* A replica dates nothing past the latest HQ time it knows plus the lead (store.h), and
+	 * learns the sender's HQ time before its entries: anything later than that, or than our
+	 * own estimate of HQ's clock, by the lead and a day is a broken clock. */
+	struct zila_clock ck;
+	zila_store_clock(s, &ck);
+	uint64_t ours = ctx->now != NULL ? zila_trust_now(ctx) : (ck.stamp_ms > ck.hq_est_ms ? ck.stamp_ms : ck.hq_est_ms) / 1000;
+	by_hq = c.role == ZILA_ROLE_HQ && c.scope_all; /* HQ's clock is the reference */
+	if (!by_hq && t > ours + ZILA_CLOCK_LEAD_MS / 1000 + DAY) {
+		r = zila_error_set(err, ZILA_EPROTO,
+				   "device '%s' feed '%s' seq %" PRIu64 ": dated more than the clock lead and a day ahead",
 				   id, e->part, e->seq);
 		goto out;
 	}
@@ -649,6 +675,10 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 	}
 	r = 0;
 out:
+	/* An entry HQ wrote is dated by HQ's clock (which follows what it receives by at most a
+	 * day): a day before it, HQ's time had surely passed. Signed, so a bundle teaches it too. */
+	if (r == 0 && by_hq && t > DAY)
+		r = zila_store_clock_learn(s, (t - DAY) * 1000, false, 0);
 	zila_revocation_release(&rv);
 	return r;
 }
@@ -734,6 +764,15 @@ void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx)
 	ctx->hooks.trust_record = hook_record;
 	ctx->hooks.ctx = ctx;
 	zila_store_set_hooks(s, &ctx->hooks);
+	/* HQ's clock is the reference; a replica made HQ before the clock rule learns it here. */
+	struct zila_clock ck;
+	struct zila_cert own;
+	uint8_t root_pk[32];
+	zila_store_clock(s, &ck);
+	if (!ck.is_reference && zila_trust_org(s, root_pk) == 0 &&
+	    zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && own.role == ZILA_ROLE_HQ && own.scope_all &&
+	    sodium_memcmp(own.issuer_pk, root_pk, 32) == 0 && zila_store_clock_reference(s) != 0)
+		zila_log(ZILA_LOG_WARN, "cannot mark this HQ replica's clock as the reference");
 }
 
 bool zila_trust_read_filter(void *cert, const char *part)

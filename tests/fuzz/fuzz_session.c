@@ -47,6 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.now_ms = 1800000000000ull;
 	/* The whole input as one message first: the decoder alone. */
 	(void)!zila_session_check_message(data, size, &err);
+	(void)!zila_session_verify_message(data, size, &err);
 	if (zila_session_new(&s, &cfg, &err) != 0)
 		abort();
 	/* Even inputs play the live session, odd ones a bundle being read. */

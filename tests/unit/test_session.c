@@ -137,8 +137,23 @@ struct pair {
 	size_t round_trips;
 };
 
+/* How a pair's sessions run: over a live link (each Hello tells the time) or as bundles,
+ * and whether side a is HQ. */
+struct pair_opts {
+	bool live, a_is_hq;
+};
+
+static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *rb, zila_part_filter_fn b_reads,
+			   void *b_read_ctx, size_t chunk, unsigned window, bool trust, const struct pair_opts *o);
+
 static void pair_open(struct pair *p, struct replica *ra, struct replica *rb, zila_part_filter_fn b_reads,
 		      void *b_read_ctx, size_t chunk, unsigned window, bool trust)
+{
+	pair_open_opts(p, ra, rb, b_reads, b_read_ctx, chunk, window, trust, NULL);
+}
+
+static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *rb, zila_part_filter_fn b_reads,
+			   void *b_read_ctx, size_t chunk, unsigned window, bool trust, const struct pair_opts *o)
 {
 	struct zila_session_config ca, cb;
 	struct zila_error err;
@@ -160,6 +175,12 @@ static void pair_open(struct pair *p, struct replica *ra, struct replica *rb, zi
 	cb.peer_may_read = NULL;
 	cb.now_ms = NOW * 1000 + 250;
 	cb.trust = trust ? &rb->tc : NULL;
+	if (o != NULL) {
+		/* Each side reads its own store's clock, as a daemon does. */
+		ca.now_ms = cb.now_ms = 0;
+		ca.live = cb.live = o->live;
+		ca.is_hq = cb.peer_is_hq = o->a_is_hq;
+	}
 	assert_int_equal(zila_session_new(&p->a, &ca, &err), 0);
 	assert_int_equal(zila_session_new(&p->b, &cb, &err), 0);
 	assert_int_equal(zila_session_start(p->a, &err), 0);
@@ -434,6 +455,205 @@ static void test_trust_exchange(void **state)
 	replica_close(&lap);
 }
 
+/* --- wrong clocks ---------------------------------------------------------------- */
+
+static uint64_t var_clock(void *ctx)
+{
+	return *(const uint64_t *)ctx;
+}
+
+#define T0 (NOW * 1000ull)
+#define HOUR_MS (3600ull * 1000)
+#define YEARS5_MS (5ull * 365 * 24 * HOUR_MS)
+
+/* The highest date (ms) among the entries r wrote itself. */
+static uint64_t own_latest(struct replica *r)
+{
+	sqlite3_stmt *st;
+	uint64_t h = 0;
+	assert_int_equal(sqlite3_prepare_v2(zila_store_db(r->s),
+					    "SELECT max(e.hlc) FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
+					    " JOIN zila_origins o ON o.id = f.origin WHERE o.key = ?",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_blob(st, 1, zila_store_device_pk(r->s), 32, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		h = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return zila_hlc_ms(h);
+}
+
+static void sync_live(struct replica *hq, struct replica *lap, struct zila_cert *lap_cert, bool live)
+{
+	struct pair p;
+	struct pair_opts o = { .live = live, .a_is_hq = true };
+	pair_open_opts(&p, hq, lap, zila_trust_read_filter, lap_cert, 0, 0, true, &o);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->entries_rejected, 0);
+	assert_int_equal(zila_session_stats(p.b)->entries_rejected, 0);
+	pair_close(&p);
+}
+
+static void enrol_at(struct replica *hq, struct replica *lap, struct zila_cert *cert, const char *name)
+{
+	struct zila_buf file;
+	struct zila_error err;
+	zila_error_clear(&err);
+	zila_buf_init(&file, 65536);
+	assert_int_equal(zila_trust_issue(hq->s, zila_store_device_pk(lap->s), name, ZILA_ROLE_DISTRICT, "d1", NOW, 365,
+					  &file, &err),
+			 0);
+	assert_int_equal(zila_trust_install_cert(lap->s, zila_buf_view(&file), NOW, &err), 0);
+	zila_buf_release(&file);
+	assert_int_equal(zila_trust_cert_get(hq->s, zila_store_device_pk(lap->s), cert), 0);
+	zila_trust_install(lap->s, &lap->tc);
+}
+
+static const char *name_of(struct replica *r, const char *id)
+{
+	static char out[64];
+	sqlite3_stmt *st;
+	out[0] = '\0';
+	assert_int_equal(sqlite3_prepare_v2(zila_store_db(r->s), "SELECT name FROM people WHERE id = ?", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out, sizeof(out), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* A laptop 5 years ahead and one 5 years behind, enrolled at T0: neither dates an edit
+ * outside [a time HQ had reached, that time + the lead]; each is told its clock is wrong,
+ * and learns HQ's clock at its first session with HQ. A correct laptop's edit made after
+ * the lead wins over the fast laptop's earlier edit on every replica. */
+static void test_wrong_clocks(void **state)
+{
+	(void)state;
+	struct replica hq, fast, slow, good;
+	struct zila_cert cf, cs, cg;
+	struct zila_clock ck;
+	struct zila_error err;
+	char said[768];
+	uint64_t t_hq = T0, t_fast = T0 + YEARS5_MS, t_slow = T0 - YEARS5_MS, t_good = T0;
+	zila_error_clear(&err);
+	replica_open(&hq);
+	replica_open(&fast);
+	replica_open(&slow);
+	replica_open(&good);
+	zila_store_set_clock(hq.s, var_clock, &t_hq);
+	zila_store_set_clock(fast.s, var_clock, &t_fast);
+	zila_store_set_clock(slow.s, var_clock, &t_slow);
+	zila_store_set_clock(good.s, var_clock, &t_good);
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	zila_trust_install(hq.s, &hq.tc);
+	zila_store_clock(hq.s, &ck);
+	assert_true(ck.is_reference);
+	assert_int_equal(ck.state, ZILA_CLOCK_OK);
+	enrol_at(&hq, &fast, &cf, "fast");
+	enrol_at(&hq, &slow, &cs, "slow");
+	enrol_at(&hq, &good, &cg, "good");
+	exec(&hq, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
+	exec(&hq, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One')");
+	sync_live(&hq, &fast, &cf, false);
+	sync_live(&hq, &slow, &cs, false);
+	sync_live(&hq, &good, &cg, false);
+
+	/* Before any live contact: both wrong laptops know only that HQ had reached T0. */
+	zila_store_clock(fast.s, &ck);
+	assert_int_equal(ck.state, ZILA_CLOCK_STALE);
+	assert_int_equal(ck.stamp_ms, ck.seen_ms + ZILA_CLOCK_LEAD_MS);
+	zila_clock_describe(&ck, said, sizeof(said));
+	assert_non_null(strstr(said, "clock is ahead"));
+	zila_store_clock(slow.s, &ck);
+	assert_int_equal(ck.state, ZILA_CLOCK_BEHIND);
+	zila_clock_describe(&ck, said, sizeof(said));
+	assert_non_null(strstr(said, "clock is behind"));
+	zila_store_clock(good.s, &ck);
+	assert_int_equal(ck.state, ZILA_CLOCK_OK);
+
+	t_hq = t_good = T0 + HOUR_MS;
+	t_fast += HOUR_MS;
+	t_slow += HOUR_MS;
+	exec(&fast, "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'from fast')");
+	exec(&slow, "INSERT INTO people(id, district_id, name) VALUES ('p2', 'd1', 'from slow')");
+	assert_int_equal(zila_store_seal(fast.s, NULL, &err), 0);
+	assert_int_equal(zila_store_seal(slow.s, NULL, &err), 0);
+	uint64_t fast_dated = own_latest(&fast), slow_dated = own_latest(&slow);
+	print_message("fast laptop's edit dated %+lld h, slow laptop's %+lld h from the true time\n",
+		      (long long)((int64_t)(fast_dated - t_hq) / (int64_t)HOUR_MS),
+		      (long long)((int64_t)(slow_dated - t_hq) / (int64_t)HOUR_MS));
+	assert_true(fast_dated <= T0 + ZILA_CLOCK_LEAD_MS && fast_dated >= T0);
+	assert_true(slow_dated >= T0 && slow_dated <= T0 + ZILA_CLOCK_LEAD_MS);
+
+	/* First live session with HQ: each learns HQ's clock and is told by how much it is off. */
+	sync_live(&hq, &fast, &cf, true);
+	sync_live(&hq, &slow, &cs, true);
+	zila_store_clock(fast.s, &ck);
+	assert_int_equal(ck.state, ZILA_CLOCK_AHEAD);
+	assert_true(ck.has_offset && ck.offset_ms == -(int64_t)YEARS5_MS);
+	zila_clock_describe(&ck, said, sizeof(said));
+	assert_non_null(strstr(said, "5 years 0 days ahead of HQ's"));
+	zila_store_clock(slow.s, &ck);
+	assert_int_equal(ck.state, ZILA_CLOCK_BEHIND);
+	assert_int_equal(ck.stamp_ms, t_hq);
+	zila_clock_describe(&ck, said, sizeof(said));
+	assert_non_null(strstr(said, "behind HQ's"));
+	exec(&slow, "UPDATE people SET name = 'slow again' WHERE id = 'p2'");
+	assert_int_equal(zila_store_seal(slow.s, NULL, &err), 0);
+	/* Dated by HQ's time now, or by the fast laptop's edit it has seen (an HLC follows what
+	 * it saw, at most a day past its own time). */
+	assert_true(own_latest(&slow) >= t_hq && own_latest(&slow) <= t_hq + 24 * HOUR_MS);
+
+	/* The good laptop edits p1 once the lead has passed: its later edit wins everywhere. */
+	sync_live(&hq, &good, &cg, true);
+	assert_string_equal(name_of(&good, "p1"), "from fast");
+	t_hq = t_good = T0 + ZILA_CLOCK_LEAD_MS + 2 * HOUR_MS;
+	t_fast += ZILA_CLOCK_LEAD_MS + HOUR_MS;
+	exec(&good, "UPDATE people SET name = 'from good, later' WHERE id = 'p1'");
+	sync_live(&hq, &good, &cg, true);
+	sync_live(&hq, &fast, &cf, true);
+	sync_live(&hq, &slow, &cs, true);
+	sync_live(&hq, &good, &cg, true);
+	sync_live(&hq, &fast, &cf, true);
+	assert_string_equal(name_of(&hq, "p1"), "from good, later");
+	assert_string_equal(name_of(&fast, "p1"), "from good, later");
+	assert_string_equal(name_of(&slow, "p1"), "from good, later");
+	/* Nobody signs a bundle's Hello: one that claims HQ's time is 10 years on moves nothing. */
+	struct replica rogue;
+	struct pair p;
+	struct pair_opts bundle = { .live = false, .a_is_hq = true };
+	uint64_t t_rogue = T0 + 2 * YEARS5_MS;
+	replica_open(&rogue);
+	zila_store_set_clock(rogue.s, var_clock, &t_rogue);
+	assert_int_equal(zila_trust_org_init(rogue.s, "Rogue", "pass", 4, &zila_pwcost_min, t_rogue / 1000, &err), 0);
+	exec(&rogue, "INSERT INTO states(id, name) VALUES ('s9', 'Rogue')");
+	zila_store_clock(good.s, &ck);
+	uint64_t seen_before = ck.seen_ms, dated_before = ck.stamp_ms;
+	pair_open_opts(&p, &rogue, &good, NULL, NULL, 0, 0, false, &bundle);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_stats(p.b)->entries_received > 0);
+	assert_int_equal(zila_session_stats(p.b)->entries_applied, 0);
+	pair_close(&p);
+	zila_store_clock(good.s, &ck);
+	assert_int_equal(ck.seen_ms, seen_before);
+	assert_int_equal(ck.stamp_ms, dated_before);
+	replica_close(&rogue);
+
+	uint8_t h1[32], h2[32];
+	hash_of(&hq, h1);
+	struct replica *all[] = { &fast, &slow, &good };
+	for (size_t i = 0; i < 3; i++) {
+		hash_of(all[i], h2);
+		assert_memory_equal(h1, h2, 32);
+	}
+	replica_close(&hq);
+	replica_close(&fast);
+	replica_close(&slow);
+	replica_close(&good);
+}
+
 static void test_export_import(void **state)
 {
 	(void)state;
@@ -529,6 +749,7 @@ int main(void)
 		cmocka_unit_test(test_cut_and_resume),
 		cmocka_unit_test(test_cut_salvage),
 		cmocka_unit_test(test_trust_exchange),
+		cmocka_unit_test(test_wrong_clocks),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_bad_messages),
 	};

@@ -783,9 +783,12 @@ static void test_replica_enforcement(void **state)
 	assert_int_equal(st.napplied, 0);
 	assert_int_equal(count_notes(&hq, "x1"), 0);
 
-	/* Expired: A's certificate lasts 30 days; an entry written after that is refused. */
+	/* Expired: A's certificate lasts 30 days; an entry written after that is refused. A
+	 * laptop dates nothing later than the lead past the last HQ time it heard (store.h),
+	 * so A first hears HQ's time, as at any session with HQ. */
 	a.clock_ms = (NOW + 31 * 86400ull) * 1000;
 	hq.clock_ms = a.clock_ms;
+	assert_int_equal(zila_store_clock_learn(a.s, hq.clock_ms, true, 0), 0);
 	write_note(&a, "a-late", "d-1");
 	st = carry(&a, &hq);
 	assert_int_equal(st.nrejected, 1);
@@ -831,9 +834,12 @@ static void test_replica_enforcement(void **state)
 	assert_non_null(strstr(err.msg, "d-2"));
 	e.seq = 1;
 	assert_int_equal(zila_trust_admit(&late.tc, &e, &err), 0);
-	/* Entries dated far ahead are refused. */
-	e.hlc = ((NOW + 3 * 86400ull) * 1000) << 16;
+	/* Entries dated past the clock lead and a day are refused; within it, admitted. */
+	e.hlc = ((NOW * 1000 + ZILA_CLOCK_LEAD_MS + 86400000ull - 60000)) << 16;
+	assert_int_equal(zila_trust_admit(&late.tc, &e, &err), 0);
+	e.hlc = ((NOW * 1000 + ZILA_CLOCK_LEAD_MS + 86400000ull + 60000)) << 16;
 	assert_int_equal(zila_trust_admit(&late.tc, &e, &err), ZILA_EPROTO);
+	assert_non_null(strstr(err.msg, "ahead"));
 
 	/* A certificate filed under another device's id is never believed. */
 	struct zila_cert c;

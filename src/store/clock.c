@@ -1,0 +1,182 @@
+/* The reference clock: HQ's time as this replica learnt it, and the time what it writes is
+ * dated by. The rule and its reasons are in proto/PROTOCOL.md, "Clocks". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+#include "zila/clock.h"
+#include "zila/log.h"
+
+#define META_REF "clock.reference"
+#define META_SEEN "clock.seen_ms"
+#define META_OFFSET "clock.offset_ms"
+#define META_LEARNT "clock.learnt_wall_ms"
+#define SAVE_SEEN_MS (60 * 1000)  /* a newer HQ time is written down once it moved this much */
+#define SAVE_OFFSET_MS 1000
+
+static bool meta_i64(struct zila_store *s, const char *key, int64_t *out)
+{
+	char *v = NULL, *end;
+	if (zila_store_meta_get(s, key, &v) != 0)
+		return false;
+	long long x = strtoll(v, &end, 10);
+	bool ok = *v != '\0' && *end == '\0';
+	free(v);
+	if (ok)
+		*out = x;
+	return ok;
+}
+
+void store_clock_load(struct zila_store *s)
+{
+	int64_t x;
+	s->clk_ref = meta_i64(s, META_REF, &x) && x == 1;
+	s->clk_seen = meta_i64(s, META_SEEN, &x) && x > 0 ? (uint64_t)x : 0;
+	s->clk_saved_seen = s->clk_seen;
+	s->clk_has_offset = meta_i64(s, META_OFFSET, &x);
+	s->clk_offset = s->clk_saved_offset = s->clk_has_offset ? x : 0;
+	s->clk_offset_saved = s->clk_has_offset;
+	s->clk_learnt_wall = meta_i64(s, META_LEARNT, &x) && x > 0 ? (uint64_t)x : 0;
+}
+
+/* An offset learnt before this computer's clock was set back no longer holds. */
+static void drop_stale_offset(struct zila_store *s, uint64_t wall)
+{
+	if (s->clk_has_offset && wall + ZILA_CLOCK_WARN_MS < s->clk_learnt_wall) {
+		s->clk_has_offset = false;
+		s->clk_offset = 0;
+	}
+}
+
+static uint64_t add_ms(uint64_t t, int64_t d)
+{
+	if (d < 0 && (uint64_t)-d > t)
+		return 0;
+	return d < 0 ? t - (uint64_t)-d : t + (uint64_t)d;
+}
+
+uint64_t store_stamp_ms(struct zila_store *s)
+{
+	uint64_t wall = store_now_ms(s);
+	drop_stale_offset(s, wall);
+	uint64_t t = add_ms(wall, s->clk_has_offset ? s->clk_offset : 0);
+	if (s->clk_ref || s->clk_seen == 0)
+		return t;
+	if (t < s->clk_seen)
+		return s->clk_seen;
+	if (t > s->clk_seen + ZILA_CLOCK_LEAD_MS)
+		return s->clk_seen + ZILA_CLOCK_LEAD_MS;
+	return t;
+}
+
+void zila_store_clock(struct zila_store *s, struct zila_clock *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->wall_ms = store_now_ms(s);
+	out->stamp_ms = store_stamp_ms(s);
+	out->seen_ms = s->clk_seen;
+	out->offset_ms = s->clk_offset;
+	out->has_offset = s->clk_has_offset;
+	out->is_reference = s->clk_ref;
+	uint64_t t = add_ms(out->wall_ms, s->clk_has_offset ? s->clk_offset : 0);
+	out->hq_est_ms = t;
+	if (s->clk_ref)
+		out->state = ZILA_CLOCK_OK;
+	else if (s->clk_seen == 0 && !s->clk_has_offset)
+		out->state = ZILA_CLOCK_NONE;
+	else if (s->clk_has_offset && s->clk_offset < -(int64_t)ZILA_CLOCK_WARN_MS)
+		out->state = ZILA_CLOCK_AHEAD;
+	else if (s->clk_has_offset && s->clk_offset > (int64_t)ZILA_CLOCK_WARN_MS)
+		out->state = ZILA_CLOCK_BEHIND;
+	else if (s->clk_seen != 0 && t > s->clk_seen + ZILA_CLOCK_LEAD_MS)
+		out->state = ZILA_CLOCK_STALE;
+	else if (s->clk_seen != 0 && t + ZILA_CLOCK_WARN_MS < s->clk_seen)
+		out->state = ZILA_CLOCK_BEHIND;
+	else
+		out->state = ZILA_CLOCK_OK;
+}
+
+static int save_i64(struct zila_store *s, const char *key, int64_t v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%lld", (long long)v);
+	return zila_store_meta_set(s, key, buf);
+}
+
+int zila_store_clock_reference(struct zila_store *s)
+{
+	int r = zila_store_meta_set(s, META_REF, "1");
+	if (r == 0) {
+		s->clk_ref = true;
+		s->clk_has_offset = false;
+		s->clk_offset = 0;
+	}
+	return r;
+}
+
+int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offset, int64_t offset_ms)
+{
+	if (s->clk_ref)
+		return 0;
+	uint64_t wall = store_now_ms(s);
+	if (seen_ms > s->clk_seen)
+		s->clk_seen = seen_ms;
+	if (has_offset) {
+		s->clk_has_offset = true;
+		s->clk_offset = offset_ms;
+		s->clk_learnt_wall = wall;
+	}
+	int r = 0;
+	int64_t moved = s->clk_offset - s->clk_saved_offset;
+	if (s->clk_seen >= s->clk_saved_seen + SAVE_SEEN_MS) {
+		if ((r = save_i64(s, META_SEEN, (int64_t)s->clk_seen)) != 0)
+			return r;
+		s->clk_saved_seen = s->clk_seen;
+	}
+	if (has_offset && (moved > SAVE_OFFSET_MS || moved < -SAVE_OFFSET_MS || !s->clk_offset_saved)) {
+		if ((r = save_i64(s, META_OFFSET, s->clk_offset)) != 0 || (r = save_i64(s, META_LEARNT, (int64_t)wall)) != 0)
+			return r;
+		s->clk_saved_offset = s->clk_offset;
+		s->clk_offset_saved = true;
+	}
+	return 0;
+}
+
+void zila_clock_describe(const struct zila_clock *c, char *buf, size_t n)
+{
+	char wall[40], hq[40], seen[40], stamp[40], span[48];
+	buf[0] = '\0';
+	zila_format_time(c->wall_ms, wall, sizeof(wall));
+	zila_format_time(c->stamp_ms, stamp, sizeof(stamp));
+	zila_format_time(c->seen_ms, seen, sizeof(seen));
+	switch (c->state) {
+	case ZILA_CLOCK_AHEAD:
+	case ZILA_CLOCK_BEHIND:
+		if (c->has_offset) {
+			uint64_t off = (uint64_t)(c->offset_ms < 0 ? -c->offset_ms : c->offset_ms);
+			zila_format_span(off, span, sizeof(span));
+			zila_format_time(add_ms(c->wall_ms, c->offset_ms), hq, sizeof(hq));
+			snprintf(buf, n,
+				 "this computer's clock is wrong: it is %s %s HQ's (it says %s, HQ's time is about %s). "
+				 "zila dates your changes by HQ's time; please set the clock right.",
+				 span, c->offset_ms < 0 ? "ahead of" : "behind", wall, hq);
+		} else {
+			snprintf(buf, n,
+				 "this computer's clock is behind: it says %s, but HQ's time had already reached %s. "
+				 "Your changes are dated %s until the clock is set right or this laptop syncs with HQ.",
+				 wall, seen, stamp);
+		}
+		break;
+	case ZILA_CLOCK_STALE:
+		zila_format_span(c->wall_ms > c->seen_ms ? c->wall_ms - c->seen_ms : 0, span, sizeof(span));
+		snprintf(buf, n,
+			 "no news of HQ's time since %s, %s ago by this computer's clock (which says %s): either this "
+			 "laptop has been out of touch that long or its clock is ahead. Changes made now count as made "
+			 "on %s at the latest; sync with HQ or a colleague's laptop to set this right.",
+			 seen, span, wall, stamp);
+		break;
+	default:
+		break;
+	}
+}
