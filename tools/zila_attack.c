@@ -75,7 +75,10 @@ static uint64_t now_ms(void)
 
 static int die_usage(const char *what, const char *arg)
 {
-	fprintf(stderr, "zila_attack: %s '%s'\n%s", what, arg ? arg : "", usage);
+	if (arg != NULL && arg[0] != '\0')
+		fprintf(stderr, "zila_attack: %s '%s'\n%s", what, arg, usage);
+	else
+		fprintf(stderr, "zila_attack: %s\n%s", what, usage);
 	return 2;
 }
 
@@ -201,8 +204,12 @@ static int run_raw(void)
 	uint64_t end = now_ms() + (uint64_t)opt.seconds * 1000, next_open = now_ms();
 	uint64_t gap = 1000 / opt.rate ? 1000 / opt.rate : 1;
 	uint8_t rbuf[4096];
-	if (slots == NULL || pfd == NULL)
+	if (slots == NULL || pfd == NULL) {
+		fprintf(stderr, "zila_attack: out of memory\n");
+		free(slots);
+		free(pfd);
 		return 1;
+	}
 	for (unsigned i = 0; i < opt.conns; i++)
 		slots[i].fd = -1;
 	while (now_ms() < end) {
@@ -613,18 +620,18 @@ int main(int argc, char **argv)
 			char host[64];
 			const char *colon = strrchr(val, ':');
 			if (colon == NULL || (size_t)(colon - val) >= sizeof(host) || !parse_u64(colon + 1, 1, 65535, &v))
-				return die_usage("--to is not IPV4:PORT:", val);
+				return die_usage("--to is not IPV4:PORT", val);
 			memcpy(host, val, (size_t)(colon - val));
 			host[colon - val] = '\0';
 			memset(&opt.to, 0, sizeof(opt.to));
 			opt.to.sin_family = AF_INET;
 			opt.to.sin_port = htons((uint16_t)v);
 			if (!parse_ip(host, &opt.to.sin_addr))
-				return die_usage("--to is not IPV4:PORT:", val);
+				return die_usage("--to is not IPV4:PORT", val);
 			has_to = true;
 		} else if (strcmp(a, "--from") == 0) {
 			if (!parse_ip(val, &opt.from))
-				return die_usage("--from is not an IPv4 address:", val);
+				return die_usage("--from is not an IPv4 address", val);
 			opt.has_from = true;
 		} else if (strcmp(a, "--spread") == 0 && parse_u64(val, 1, 250, &v)) {
 			opt.spread = (unsigned)v;
@@ -645,11 +652,11 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--what") == 0) {
 			what = val;
 		} else {
-			return die_usage("bad option or value:", a);
+			return die_usage("bad option or value", a);
 		}
 	}
 	if (!has_to || mode == NULL)
-		return die_usage("--to and a mode are required", "");
+		return die_usage("--to and a mode are required", NULL);
 	if (strcmp(mode, "garbage") == 0) {
 		opt.mode = M_GARBAGE;
 	} else if (strcmp(mode, "msg1") == 0) {
@@ -659,20 +666,20 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "frame") == 0) {
 		opt.mode = M_FRAME;
 		if (opt.size == 0)
-			return die_usage("frame needs --size", "");
+			return die_usage("frame needs --size", NULL);
 		opt.announce = opt.size;
 		if (opt.size > ZILA_FRAME_MAX)
 			opt.size = 65536; /* announced as given: a receiver must refuse before the body */
 	} else if (strcmp(mode, "replay") == 0) {
 		opt.mode = M_REPLAY;
 		if (file == NULL)
-			return die_usage("replay needs --file", "");
+			return die_usage("replay needs --file", NULL);
 		if (read_file(file) != 0)
 			return 1;
 	} else if (strcmp(mode, "member") == 0) {
 		opt.mode = M_MEMBER;
 		if (opt.dir == NULL || what == NULL)
-			return die_usage("member needs --dir and --what", "");
+			return die_usage("member needs --dir and --what", NULL);
 		if (strcmp(what, "hello") == 0)
 			opt.what = W_HELLO;
 		else if (strcmp(what, "idle") == 0)
