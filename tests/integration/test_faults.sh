@@ -9,7 +9,7 @@
 # 99% of the bytes resumes without receiving any entry twice: the resumed session receives
 # exactly what the cut one did not apply (about 1% of the entries).
 #
-# Short form (make check): FAULT_BATCHES=40 batches of FAULT_ROWS=500 rows, one seed, two
+# Short form (make check): FAULT_BATCHES=24 batches of FAULT_ROWS=750 rows, one seed, two
 # attempts with faults on (FAULT_ATTEMPTS), idle deadline FAULT_IDLE=3 s.
 # Long form: FAULTS_LONG=1 sh tests/integration/test_faults.sh (120 batches of 500 rows,
 # seeds 1..5 per fault); FAULT_SEEDS="1 2 3" picks seeds.
@@ -19,8 +19,8 @@ PROXY=${ZILA_PROXY:-$ROOT/build/tools/zila_proxy}
 if [ -n "${FAULTS_LONG:-}" ]; then
 	: "${FAULT_BATCHES:=120}" "${FAULT_ROWS:=500}" "${FAULT_SEEDS:=1 2 3 4 5}"
 fi
-NB=${FAULT_BATCHES:-40}
-NR=${FAULT_ROWS:-500}
+NB=${FAULT_BATCHES:-24}
+NR=${FAULT_ROWS:-750}
 SEEDS=${FAULT_SEEDS:-1}
 # A byte lost inside a frame leaves both sides waiting: the idle deadline notices it.
 IDLE=${FAULT_IDLE:-3}
@@ -45,6 +45,7 @@ hash_of() { "$ZILA" -d "$1" hash 2>/dev/null; }
 
 # HQ: NB batches, each inserting NR members, updating a tenth of the previous batch and
 # deleting a tenth of the one before, sealed as its own entry; its hash after each.
+t_start=$(date +%s)
 printf 'correct horse battery\n' >"$T/pw"
 "$ZILA" -d "$HQ" init >/dev/null
 "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$T/pw" >/dev/null
@@ -72,7 +73,7 @@ while [ $b -le "$NB" ]; do
 done
 nentries=$("$ZILA" -d "$HQ" sql "SELECT count(*) FROM zila_entries" 2>/dev/null | tail -1)
 NROWS=$("$ZILA" -d "$HQ" sql "SELECT count(*) FROM people" | tail -1)
-echo "# hq: $NB batches of $NR rows (with updates and deletes), $NROWS rows, $nentries entries, $(sort -u "$T/states" | wc -l) states"
+echo "# hq ($(($(date +%s) - t_start)) s): $NB batches of $NR rows (with updates and deletes), $NROWS rows, $nentries entries, $(sort -u "$T/states" | wc -l) states"
 "$ZILA" -d "$HQ" daemon --listen "127.0.0.1:$HQP" --beacon-port 0 --idle-timeout "$IDLE" 2>>"$T/hq.log" &
 pids="$pids $!"
 until_ok 50 test -S "$HQ/zila.sock" || { bad "hq daemon did not start"; finish; exit 1; }
@@ -99,9 +100,9 @@ exact() {
 	  SELECT count(*) FROM (SELECT * FROM h.people EXCEPT SELECT * FROM main.people);")
 	[ "$out" = "$(printf '0\n0')" ]
 }
-# sampler DIR FILE: records the laptop's hash every 0.2 s until killed.
+# sampler DIR FILE: records the laptop's hash every 0.4 s until killed.
 sampler() {
-	while :; do hash_of "$1" >>"$2"; sleep 0.2; done
+	while :; do hash_of "$1" >>"$2"; sleep 0.4; done
 }
 
 nlap=0
@@ -139,6 +140,7 @@ run=0
 fault_run() {
 	name=$1; seed=$2; shift 2
 	run=$((run + 1))
+	run_t0=$(date +%s)
 	xp=$((P + 10 + run * 3))
 	new_laptop "$xp" || { bad "$name: laptop not enrolled"; return; }
 	hq_lines=$(wc -l <"$T/hq.log")
@@ -200,7 +202,7 @@ fault_run() {
 		ok "$name: once the link behaves the sync completes: hashes equal, $NROWS rows exact" ||
 		bad "$name: no convergence after the link was made clean"
 	dups=$(sed -n 's/.*, duplicate \([0-9]*\).*/\1/p' "$L.log" | awk '{s += $1} END {print s + 0}')
-	echo "# $name: entries received twice over all sessions: $dups"
+	echo "# $name: entries received twice over all sessions: $dups; $(($(date +%s) - run_t0)) s for this run"
 	stop_laptop
 	stop_proxy
 }

@@ -9,7 +9,7 @@
 # caps (VmRSS sampled before, during and after; VmHWM), the laptop's sync completes and the
 # rows are exact. Prints the laptop's sync time with and without the attack.
 #
-# Short form (make check): HOSTILE_ROWS=20000, HOSTILE_SECONDS=20 of attack.
+# Short form (make check): HOSTILE_ROWS=20000, HOSTILE_SECONDS=15 of attack.
 # Long form: HOSTILE_LONG=1 sh tests/integration/test_hostile.sh (200,000 rows, 90 s of
 # attack, four times the connections).
 . "$(dirname "$0")/lib.sh"
@@ -19,7 +19,7 @@ if [ -n "${HOSTILE_LONG:-}" ]; then
 	: "${HOSTILE_ROWS:=200000}" "${HOSTILE_SECONDS:=90}" "${HOSTILE_SCALE:=4}"
 fi
 N=${HOSTILE_ROWS:-20000}
-SECS=${HOSTILE_SECONDS:-20}
+SECS=${HOSTILE_SECONDS:-15}
 X=${HOSTILE_SCALE:-1}
 # HQ's memory caps, over its VmRSS after the sync without attack: the attack alone (the first
 # 4 s, sampled every 0.5 s) may add HOSTILE_ATTACK_KB (32 MiB); with the laptop's second
