@@ -73,6 +73,7 @@ python3 -c '
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); open(sys.argv[2] + ".ready", "w").close()
+s.settimeout(15)
 c, _ = s.accept(); c.settimeout(2); data = b""
 try:
     while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
@@ -82,6 +83,7 @@ try:
 except socket.timeout: pass
 open(sys.argv[2], "wb").write(data)' "$CP" "$T/msg1" &
 rec=$!
+pids="$pids $rec"
 until_ok 25 test -e "$T/msg1.ready"
 "$ZILA" -d "$L" peer add "127.0.0.1:$CP" >/dev/null
 "$ZILA" -d "$L" sync "127.0.0.1:$CP" --wait --timeout 4 >/dev/null 2>&1
