@@ -13,6 +13,13 @@ expect() {
 	got=$?
 	if [ "$got" = "$code" ]; then ok "$desc"; else bad "$desc (exit $got, wanted $code): $(head -c 300 "$T/err")"; fi
 }
+# until_ok N CMD...: retries CMD every 0.2 s, N times at most (its counter is not any
+# caller's variable)
+until_ok() {
+	_k=$1; shift
+	while [ "$_k" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; _k=$((_k - 1)); done
+	return 1
+}
 # has FILE TEXT DESCRIPTION
 has() { if grep -q -- "$2" "$1"; then ok "$3"; else bad "$3 (no '$2' in: $(head -c 300 "$1"))"; fi; }
 finish() {

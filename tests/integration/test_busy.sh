@@ -26,11 +26,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-until_ok() {
-	n=$1; shift
-	while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
-	return 1
-}
 up() { # up DIR LOG PORT
 	"$ZILA" -d "$1" daemon --listen "127.0.0.1:$3" --beacon-port 0 2>>"$2" &
 	last=$!

@@ -25,11 +25,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-until_ok() {
-	n=$1; shift
-	while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
-	return 1
-}
 # A deterministic random stream from the seed: rnd N sets R to 0 .. N-1 (no subshell, so
 # the state advances).
 rstate=$SEED

@@ -17,11 +17,6 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-until_ok() {
-	n=$1; shift
-	while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
-	return 1
-}
 
 printf 'correct horse battery\n' >"$T/pw"
 for d in "$HQ" "$L"; do "$ZILA" -d "$d" init >/dev/null; done

@@ -14,12 +14,6 @@ cleanup() {
 	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
-# until N CMD...: retries CMD every 0.2 s, N times at most
-until_ok() {
-	n=$1; shift
-	while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
-	return 1
-}
 same_hash() { [ "$("$ZILA" -d "$1" hash)" = "$("$ZILA" -d "$2" hash)" ]; }
 start() { # start DIR LOG ARGS...: runs a daemon in the background, waits for its socket
 	dir=$1 log=$2; shift 2

@@ -36,11 +36,6 @@ if ! mount -t tmpfs -o size=32m tmpfs "$MNT" 2>/dev/null; then
 	exit 0
 fi
 mounted=1
-until_ok() {
-	n=$1; shift
-	while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
-	return 1
-}
 up() { # up DIR LOG PORT
 	"$ZILA" -d "$1" daemon --listen "127.0.0.1:$3" --beacon-port 0 2>>"$2" &
 	last=$!

@@ -36,11 +36,6 @@ cleanup() {
 trap cleanup EXIT
 [ -x "$PROXY" ] || { bad "no $PROXY (make build/tools/zila_proxy)"; finish; exit 1; }
 command -v sqlite3 >/dev/null || { bad "sqlite3 is needed"; finish; exit 1; }
-until_ok() {
-	n=$1; shift
-	while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
-	return 1
-}
 hash_of() { "$ZILA" -d "$1" hash 2>/dev/null; }
 
 # HQ: NB batches, each inserting NR members, updating a tenth of the previous batch and

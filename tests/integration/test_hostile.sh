@@ -38,11 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT
 [ -x "$ATTACK" ] || { bad "no $ATTACK (make build/tools/zila_attack)"; finish; exit 1; }
-until_ok() {
-	n=$1; shift
-	while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
-	return 1
-}
 ms() { date +%s%3N; }
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$HQPID/status" 2>/dev/null || echo 0; }
 hwm() { awk '/^VmHWM/ { print $2 }' "/proc/$HQPID/status" 2>/dev/null || echo 0; }

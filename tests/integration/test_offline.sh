@@ -32,11 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v sqlite3 >/dev/null || { bad "sqlite3 is needed"; finish; exit 1; }
-until_ok() {
-	n=$1; shift
-	while [ "$n" -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; n=$((n - 1)); done
-	return 1
-}
 q() { sqlite3 "$1/zila.db" "$2"; }
 # write DIR SQL: plain SQL from another program (captured by the triggers), sealed as entries.
 write() { sqlite3 "$1/zila.db" "PRAGMA foreign_keys = ON; $2" && "$ZILA" -d "$1" seal >/dev/null; }
