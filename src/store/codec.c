@@ -434,3 +434,23 @@ int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struc
 	r->known = true;
 	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
 }
+
+int row_save_new(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
+{
+	struct zila_buf *stb = &s->tmp_st;
+	bool visible = r->exists && r->parked == PARK_NONE;
+	zila_buf_reset(stb);
+	zila_buf_reset(&s->tmp_dead);
+	int rr = put_state(stb, r);
+	if (rr == 0 && !visible)
+		rr = put_vals(&s->tmp_dead, r);
+	if (rr != 0)
+		return rr;
+	int rc = row_write(s->st_row_put, t->id, pk, stb, &s->tmp_dead, visible);
+	if (rc == SQLITE_CONSTRAINT)
+		return ZILA_EEXIST;
+	if (rc != SQLITE_DONE)
+		return ZILA_EDB;
+	r->known = true;
+	return 0;
+}

@@ -146,6 +146,8 @@ void row_reset(struct rowstate *r);
 int row_load(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
 	     bool load_vals) ZILA_MUST_CHECK;
 int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
+/* row_save() for a row zila_rows does not hold yet: ZILA_EEXIST (nothing written) when it does. */
+int row_save_new(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
 
 
 /* --- entry.c --- */
