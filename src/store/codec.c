@@ -165,7 +165,7 @@ void row_release(struct rowstate *r)
 
 void row_reset(struct rowstate *r)
 {
-	r->known = r->exists = false;
+	r->known = r->exists = r->saved = false;
 	r->parked = PARK_NONE;
 	r->part[0] = '\0';
 	memset(&r->ever, 0, sizeof(r->ever));
@@ -432,6 +432,7 @@ int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struc
 			rc = row_write(s->st_row_upd, t->id, pk, stb, dead, visible);
 	}
 	r->known = true;
+	r->saved = false;
 	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
 }
 
@@ -451,6 +452,6 @@ int row_save_new(struct zila_store *s, struct table *t, const struct zval *pk, s
 		return ZILA_EEXIST;
 	if (rc != SQLITE_DONE)
 		return ZILA_EDB;
-	r->known = true;
+	r->known = r->saved = true;
 	return 0;
 }

@@ -126,6 +126,7 @@ int ver_cmp(struct zila_store *s, const struct ver *a, const struct ver *b);
 /* The merge state of one row: registers, and its values when loaded. */
 struct rowstate {
 	bool known;     /* zila_rows has it */
+	bool saved;     /* zila_rows has this very state (row_save_new() wrote it) */
 	bool exists;    /* existence register */
 	int parked;     /* PARK_* */
 	struct ver ever;
