@@ -10,6 +10,10 @@
 --   the org-wide partition and reference only org-wide rows, so that every replica that
 --   holds them also holds their foreign-key targets. A row's district never changes;
 -- * a row's district_id is the district of the org unit or person it belongs to;
+-- * CHECKs list allowed values as `c = 'a' OR c = 'b' OR ...`, never `c IN ('a', 'b', ...)`:
+--   the same rule (NULL passes either way), but SQLite builds a temporary index for an IN
+--   list of three or more values on every row written, which made writes to people half
+--   again as slow;
 -- * dates are ISO 8601 text (YYYY-MM-DD), periods are YYYY-MM;
 -- * foreign keys are real and never cascade; every foreign-key column has an index (an
 --   index whose first column is the foreign key counts).
@@ -38,7 +42,7 @@ CREATE TABLE posts (
 	name TEXT NOT NULL UNIQUE,
 	name_local TEXT,
 	level TEXT NOT NULL
-		CHECK (level IN ('state', 'district', 'block', 'panchayat', 'ward', 'booth')),
+		CHECK (level = 'state' OR level = 'district' OR level = 'block' OR level = 'panchayat' OR level = 'ward' OR level = 'booth'),
 	rank INTEGER NOT NULL DEFAULT 0
 );
 
@@ -48,7 +52,7 @@ CREATE TABLE posts (
 CREATE TABLE org_units (
 	id TEXT PRIMARY KEY NOT NULL DEFAULT (lower(hex(randomblob(16)))),
 	level TEXT NOT NULL
-		CHECK (level IN ('state', 'district', 'block', 'panchayat', 'ward', 'booth')),
+		CHECK (level = 'state' OR level = 'district' OR level = 'block' OR level = 'panchayat' OR level = 'ward' OR level = 'booth'),
 	parent_id TEXT REFERENCES org_units(id),
 	district_id TEXT REFERENCES districts(id),
 	name TEXT NOT NULL,
@@ -65,7 +69,7 @@ CREATE TABLE people (
 	name TEXT NOT NULL,
 	name_local TEXT,
 	phone TEXT,
-	gender TEXT CHECK (gender IN ('female', 'male', 'other')),
+	gender TEXT CHECK (gender = 'female' OR gender = 'male' OR gender = 'other'),
 	birth_year INTEGER CHECK (birth_year BETWEEN 1900 AND 2100),
 	address TEXT,
 	org_unit_id TEXT REFERENCES org_units(id),
@@ -81,7 +85,7 @@ CREATE TABLE office_bearers (
 	post_id TEXT NOT NULL REFERENCES posts(id),
 	org_unit_id TEXT NOT NULL REFERENCES org_units(id),
 	status TEXT NOT NULL DEFAULT 'active'
-		CHECK (status IN ('active', 'inactive', 'to_replace')),
+		CHECK (status = 'active' OR status = 'inactive' OR status = 'to_replace'),
 	reason TEXT,
 	since TEXT,
 	UNIQUE (person_id, post_id, org_unit_id)
@@ -161,7 +165,7 @@ CREATE INDEX signups_org_unit ON signups(org_unit_id);
 CREATE TABLE events (
 	id TEXT PRIMARY KEY NOT NULL DEFAULT (lower(hex(randomblob(16)))),
 	district_id TEXT REFERENCES districts(id),
-	kind TEXT NOT NULL CHECK (kind IN ('sammelan', 'workshop', 'training')),
+	kind TEXT NOT NULL CHECK (kind = 'sammelan' OR kind = 'workshop' OR kind = 'training'),
 	title TEXT NOT NULL,
 	held_on TEXT,
 	place TEXT,
@@ -189,7 +193,7 @@ CREATE TABLE tasks (
 	target INTEGER CHECK (target >= 0),
 	achieved INTEGER CHECK (achieved >= 0),
 	due_on TEXT,
-	status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'done', 'cancelled'))
+	status TEXT NOT NULL DEFAULT 'open' CHECK (status = 'open' OR status = 'done' OR status = 'cancelled')
 );
 CREATE INDEX tasks_district ON tasks(district_id);
 CREATE INDEX tasks_assigned_to ON tasks(assigned_to);
@@ -201,7 +205,7 @@ CREATE TABLE reports (
 	org_unit_id TEXT NOT NULL REFERENCES org_units(id),
 	coordinator_id TEXT NOT NULL REFERENCES people(id),
 	period TEXT NOT NULL CHECK (period GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]'),
-	status TEXT NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'submitted', 'accepted')),
+	status TEXT NOT NULL DEFAULT 'draft' CHECK (status = 'draft' OR status = 'submitted' OR status = 'accepted'),
 	submitted_on TEXT,
 	body TEXT,
 	UNIQUE (org_unit_id, coordinator_id, period)

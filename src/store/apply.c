@@ -154,7 +154,9 @@ static bool part_matches(const struct zval *v, const char *part)
 	return strlen(part) == v->len && memcmp(part, v->p, v->len) == 0;
 }
 
-static int apply_change(struct applier *a, struct zila_view *in)
+#define CHANGE_KNOWN 2 /* merge_change(): the row guessed new is known; merge it again */
+
+static int merge_change(struct applier *a, struct zila_view *in, bool guess_new)
 {
 	struct zila_store *s = a->s;
 	uint64_t di, n;
@@ -175,7 +177,13 @@ static int apply_change(struct applier *a, struct zila_view *in)
 		row_init(row, t->ncols);
 		a->row_cols = t->ncols;
 	}
-	if ((r = row_load(s, t, &pk, row, true)) != 0)
+	/* An upsert is most often of a row new here (a clone is nothing else): merged as one,
+	 * its state goes into zila_rows first, which finds out whether it was (one search of
+	 * zila_rows instead of a lookup and an insert). */
+	bool fresh = guess_new && op == OP_UPSERT;
+	if (fresh)
+		row_reset(row);
+	else if ((r = row_load(s, t, &pk, row, true)) != 0)
 		return r;
 	if (row->known && strcmp(row->part, a->e->info.part) != 0)
 		return ZILA_ESCOPE;
@@ -232,7 +240,20 @@ static int apply_change(struct applier *a, struct zila_view *in)
 		row->vals[t->pk] = pk;
 	if (!changed)
 		return 0;
+	if (fresh && (r = row_save_new(s, t, &pk, row)) != 0)
+		return r == ZILA_EEXIST ? CHANGE_KNOWN : r;
 	return row_materialize(s, t, &pk, row, was_visible, a->st);
+}
+
+static int apply_change(struct applier *a, struct zila_view *in)
+{
+	struct zila_view start = *in;
+	int r = merge_change(a, in, true);
+	if (r == CHANGE_KNOWN) {
+		*in = start;
+		r = merge_change(a, in, false);
+	}
+	return r;
 }
 
 /* Merges an entry's body. ZILA_ESCHEMA: this replica lacks a table or column (hold it);
@@ -368,11 +389,117 @@ int zila_store_apply(struct zila_store *s, const struct zila_view *entries, size
 	return store_apply(s, entries, n, true, st, err);
 }
 
+/* An entry the merge refuses (held or rejected), as opposed to database trouble. */
+static bool refused(int rr)
+{
+	return rr == ZILA_ESCHEMA || rr == ZILA_ESCOPE || rr == ZILA_EFORMAT || rr == ZILA_ETOOBIG || rr == ZILA_ESHORT;
+}
+
+#define APPLY_AGAIN 1 /* apply_window(): redo with a savepoint per entry */
+
+/* Applies the sorted, admitted entries in one transaction. Careless, an entry the merge
+ * refuses would leave part of its rows behind, so the first refusal gives up with
+ * APPLY_AGAIN (the caller rolls back and comes again careful); careful, each entry runs
+ * in a savepoint of its own. Savepoints copy every page an entry touches into a
+ * sub-journal, which for a clone is most of the memory and a quarter of the time, and
+ * refusals are rare: each window is tried careless first. */
+static int apply_window(struct zila_store *s, struct incoming *in, size_t n, bool careful, ZSTD_DCtx *dc,
+			struct zila_apply_stats *st, struct zila_error *err)
+{
+	char what[128];
+	int r;
+	if ((r = store_begin(s, err)) != 0)
+		return r;
+	for (size_t i = 0; i < n && in[i].ok; i++) {
+		struct incoming *x = &in[i];
+		int64_t origin, feed;
+		uint64_t head;
+		if ((r = store_origin_id(s, x->e.info.origin, &origin)) != 0 ||
+		    (r = store_feed_get(s, origin, x->e.info.part, &feed, &head)) != 0) {
+			r = store_db_error(s, err, "cannot record a feed");
+			goto fail;
+		}
+		if (x->e.info.seq <= head) {
+			st->nduplicate++;
+			continue;
+		}
+		if (x->e.info.seq != head + 1) {
+			st->ngap++;
+			continue;
+		}
+		int applied = 1;
+		if (careful && (r = store_exec(s, "SAVEPOINT entry", err)) != 0)
+			goto fail;
+		int rr = entry_inflate(&x->e, dc);
+		if (rr == ZILA_ENOMEM) {
+			r = zila_error_set(err, rr, "out of memory");
+			goto fail;
+		}
+		if (rr == 0)
+			rr = x->e.info.schema <= (uint32_t)s->schema ? apply_body(s, &x->e, origin, st) : ZILA_ESCHEMA;
+		if (rr != 0 && refused(rr)) {
+			if (!careful) {
+				r = APPLY_AGAIN;
+				goto fail;
+			}
+			if ((r = store_exec(s, "ROLLBACK TO entry", err)) != 0)
+				goto fail;
+			describe(what, sizeof(what), &x->e.info);
+			if (rr == ZILA_ESCHEMA) {
+				applied = 0;
+				st->nheld++;
+				zila_log(ZILA_LOG_INFO, "holding entry of %s until this replica has its schema", what);
+			} else {
+				st->nrejected++;
+				zila_log(ZILA_LOG_WARN, "rejected entry of %s: %s", what,
+					 rr == ZILA_ESCOPE ? "it writes rows outside its partition" : zila_strerror(rr));
+				entry_deflate(&x->e);
+				if ((r = store_exec(s, "RELEASE entry", err)) != 0)
+					goto fail;
+				continue;
+			}
+		} else if (rr != 0) {
+			r = store_db_error(s, err, "cannot apply an entry");
+			goto fail;
+		}
+		entry_deflate(&x->e);
+		if ((r = store_entry(s, feed, x, applied)) != 0 ||
+		    (careful && (r = store_exec(s, "RELEASE entry", err)) != 0)) {
+			r = store_db_error(s, err, "cannot store an entry");
+			goto fail;
+		}
+		if (applied)
+			st->napplied++;
+		observe_clock(s, x->e.info.hlc);
+	}
+	if ((r = retry_held(s, st)) != 0 || (r = store_settle(s, st)) != 0 || (r = store_save_hlc(s)) != 0) {
+		r = store_db_error(s, err, "cannot finish applying");
+		goto fail;
+	}
+	return store_commit(s, err);
+fail:
+	store_rollback(s);
+	return r;
+}
+
+#define WAL_AUTOCHECKPOINT 1000 /* SQLite's default, in WAL frames */
+
+/* Notes the WAL's size after a commit instead of checkpointing. */
+static int wal_frames(void *ctx, sqlite3 *db, const char *name, int nframes)
+{
+	(void)db;
+	(void)name;
+	*(int *)ctx = nframes;
+	return SQLITE_OK;
+}
+
 int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n, bool check_sigs,
 		struct zila_apply_stats *st, struct zila_error *err)
 {
-	struct zila_apply_stats dummy;
+	struct zila_apply_stats dummy, before;
 	struct incoming *in = NULL;
+	int nframes = 0;
+	ZSTD_DCtx *dc = NULL;
 	char what[128];
 	int r;
 	if (st == NULL)
@@ -383,11 +510,15 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 	if ((r = zila_store_seal(s, NULL, err)) != 0)
 		return r;
 	in = calloc(n + 1, sizeof(*in));
-	if (in == NULL)
-		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
+	dc = ZSTD_createDCtx();
+	if (in == NULL || dc == NULL) {
+		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Signatures and admission first; bodies stay compressed until their turn. */
 	for (size_t i = 0; i < n; i++) {
 		in[i].bytes = entries[i];
-		int rr = entry_parse(entries[i], &in[i].e, check_sigs);
+		int rr = entry_parse_head(entries[i], &in[i].e, check_sigs);
 		if (rr != 0) {
 			st->nrejected++;
 			zila_log(ZILA_LOG_WARN, "rejected an entry: %s", zila_strerror(rr));
@@ -408,84 +539,40 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 		in[i].ok = true;
 	}
 	qsort(in, n, sizeof(*in), cmp_incoming);
-	/* The merge commit skips its fsync: a power cut may take back received entries, which
+	/* The merge commit skips its fsyncs: a power cut may take back received entries, which
 	 * the next sync brings again, and since the WAL is written in order the next FULL
-	 * commit (every seal is one) makes them durable too. Seals keep theirs: a lost seal
-	 * would hand its sequence numbers to other changes. */
-	if ((r = store_exec(s, "PRAGMA synchronous = NORMAL", err)) != 0 || (r = store_begin(s, err)) != 0)
+	 * commit (every seal is one) or checkpoint makes them durable too. Seals keep theirs:
+	 * a lost seal would hand its sequence numbers to other changes. Not NORMAL but OFF:
+	 * NORMAL still syncs a WAL header it writes (and the directory of a new WAL), which on
+	 * a WAL that a checkpoint has just emptied is most of an incremental sync's time. A
+	 * checkpoint without fsyncs would let the WAL restart over frames whose copies in the
+	 * database file are not yet durable, so none runs until FULL is back (see below). */
+	sqlite3_wal_hook(s->db, wal_frames, &nframes);
+	if ((r = store_exec(s, "PRAGMA synchronous = OFF", err)) != 0)
 		goto out;
-	for (size_t i = 0; i < n && in[i].ok; i++) {
-		struct incoming *x = &in[i];
-		int64_t origin, feed;
-		uint64_t head;
-		if ((r = store_origin_id(s, x->e.info.origin, &origin)) != 0 ||
-		    (r = store_feed_get(s, origin, x->e.info.part, &feed, &head)) != 0) {
-			r = store_db_error(s, err, "cannot record a feed");
-			goto fail;
-		}
-		if (x->e.info.seq <= head) {
-			st->nduplicate++;
-			continue;
-		}
-		if (x->e.info.seq != head + 1) {
-			st->ngap++;
-			continue;
-		}
-		int applied = 1;
-		if ((r = store_exec(s, "SAVEPOINT entry", err)) != 0)
-			goto fail;
-		int rr = ZILA_ESCHEMA;
-		if (x->e.info.schema <= (uint32_t)s->schema)
-			rr = apply_body(s, &x->e, origin, st);
-		if (rr != 0 && (rr == ZILA_ESCHEMA || rr == ZILA_ESCOPE || rr == ZILA_EFORMAT ||
-				rr == ZILA_ETOOBIG || rr == ZILA_ESHORT)) {
-			if ((r = store_exec(s, "ROLLBACK TO entry", err)) != 0)
-				goto fail;
-			describe(what, sizeof(what), &x->e.info);
-			if (rr == ZILA_ESCHEMA) {
-				applied = 0;
-				st->nheld++;
-				zila_log(ZILA_LOG_INFO, "holding entry of %s until this replica has its schema", what);
-			} else {
-				st->nrejected++;
-				zila_log(ZILA_LOG_WARN, "rejected entry of %s: %s", what,
-					 rr == ZILA_ESCOPE ? "it writes rows outside its partition" : zila_strerror(rr));
-				if ((r = store_exec(s, "RELEASE entry", err)) != 0)
-					goto fail;
-				continue;
-			}
-		} else if (rr != 0) {
-			r = store_db_error(s, err, "cannot apply an entry");
-			goto fail;
-		}
-		if ((r = store_entry(s, feed, x, applied)) != 0 || (r = store_exec(s, "RELEASE entry", err)) != 0) {
-			r = store_db_error(s, err, "cannot store an entry");
-			goto fail;
-		}
-		if (applied)
-			st->napplied++;
-		observe_clock(s, x->e.info.hlc);
-	}
-	if ((r = retry_held(s, st)) != 0 || (r = store_settle(s, st)) != 0 || (r = store_save_hlc(s)) != 0) {
-		r = store_db_error(s, err, "cannot finish applying");
-		goto fail;
-	}
-	r = store_commit(s, err);
-	goto out;
-fail:
-	store_rollback(s);
-	s->hlc = 0; /* reload below: the rolled-back clock must not be kept */
-	{
-		char *v = NULL;
-		if (zila_store_meta_get(s, "hlc", &v) == 0)
-			s->hlc = strtoull(v, NULL, 10);
-		free(v);
+	before = *st;
+	uint64_t hlc = s->hlc;
+	for (int careful = 0; careful < 2; careful++) {
+		r = apply_window(s, in, n, careful, dc, st, err);
+		if (r == 0)
+			break;
+		/* Rolled back: what the transaction taught the memory goes too (store_rollback
+		 * rebuilt the origin cache from what is committed). */
+		*st = before;
+		s->hlc = hlc;
+		if (r != APPLY_AGAIN)
+			break;
 	}
 out:
 	if (sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK && r == 0)
 		r = store_db_error(s, err, "cannot restore synchronous commits");
-	for (size_t i = 0; i < n; i++)
+	/* What SQLite's automatic checkpoint would have done after the commit, with fsyncs. */
+	sqlite3_wal_autocheckpoint(s->db, WAL_AUTOCHECKPOINT);
+	if (r == 0 && nframes >= WAL_AUTOCHECKPOINT)
+		(void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	for (size_t i = 0; in != NULL && i < n; i++)
 		entry_release(&in[i].e);
 	free(in);
+	ZSTD_freeDCtx(dc);
 	return r;
 }

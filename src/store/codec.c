@@ -165,7 +165,7 @@ void row_release(struct rowstate *r)
 
 void row_reset(struct rowstate *r)
 {
-	r->known = r->exists = false;
+	r->known = r->exists = r->saved = false;
 	r->parked = PARK_NONE;
 	r->part[0] = '\0';
 	memset(&r->ever, 0, sizeof(r->ever));
@@ -432,5 +432,26 @@ int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struc
 			rc = row_write(s->st_row_upd, t->id, pk, stb, dead, visible);
 	}
 	r->known = true;
+	r->saved = false;
 	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
+}
+
+int row_save_new(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
+{
+	struct zila_buf *stb = &s->tmp_st;
+	bool visible = r->exists && r->parked == PARK_NONE;
+	zila_buf_reset(stb);
+	zila_buf_reset(&s->tmp_dead);
+	int rr = put_state(stb, r);
+	if (rr == 0 && !visible)
+		rr = put_vals(&s->tmp_dead, r);
+	if (rr != 0)
+		return rr;
+	int rc = row_write(s->st_row_put, t->id, pk, stb, &s->tmp_dead, visible);
+	if (rc == SQLITE_CONSTRAINT)
+		return ZILA_EEXIST;
+	if (rc != SQLITE_DONE)
+		return ZILA_EDB;
+	r->known = r->saved = true;
+	return 0;
 }

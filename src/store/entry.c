@@ -47,7 +47,7 @@ static int body_count(struct zila_view body, size_t *nchanges)
 	return r;
 }
 
-int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig)
+int entry_parse_head(struct zila_view bytes, struct entry *e, bool check_sig)
 {
 	struct zila_view in = bytes, part;
 	const uint8_t *origin, *sig;
@@ -113,34 +113,52 @@ int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig)
 		r = ZILA_ESIG;
 		goto fail;
 	}
-	if (codec == 1) {
-		/* The declared size is checked before anything is allocated. */
-		unsigned long long n = ZSTD_getFrameContentSize(e->body.p, e->body.len);
-		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n == 0) {
-			r = ZILA_EFORMAT;
-			goto fail;
-		}
-		if (n > ZILA_ENTRY_MAX) {
-			r = ZILA_ETOOBIG;
-			goto fail;
-		}
-		e->plain = malloc((size_t)n);
-		if (e->plain == NULL) {
-			r = ZILA_ENOMEM;
-			goto fail;
-		}
-		size_t got = ZSTD_decompress(e->plain, (size_t)n, e->body.p, e->body.len);
-		if (ZSTD_isError(got) || got != n) {
-			r = ZILA_EFORMAT;
-			goto fail;
-		}
-		e->body = zila_view_make(e->plain, (size_t)n);
-	}
-	if ((r = body_count(e->body, &e->info.nchanges)) != 0)
-		goto fail;
+	e->packed = codec == 1;
+	e->stored = e->body;
 	return 0;
 fail:
 	entry_release(e);
+	return r;
+}
+
+int entry_inflate(struct entry *e, ZSTD_DCtx *dc)
+{
+	int r;
+	entry_deflate(e);
+	if (e->packed) {
+		/* The declared size is checked before anything is allocated. */
+		unsigned long long n = ZSTD_getFrameContentSize(e->body.p, e->body.len);
+		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n == 0)
+			return ZILA_EFORMAT;
+		if (n > ZILA_ENTRY_MAX)
+			return ZILA_ETOOBIG;
+		if ((e->plain = malloc((size_t)n)) == NULL)
+			return ZILA_ENOMEM;
+		size_t got = dc != NULL ? ZSTD_decompressDCtx(dc, e->plain, (size_t)n, e->body.p, e->body.len)
+					: ZSTD_decompress(e->plain, (size_t)n, e->body.p, e->body.len);
+		if (ZSTD_isError(got) || got != n) {
+			free(e->plain);
+			e->plain = NULL;
+			return ZILA_EFORMAT;
+		}
+		e->body = zila_view_make(e->plain, (size_t)n);
+	}
+	r = body_count(e->body, &e->info.nchanges);
+	return r;
+}
+
+void entry_deflate(struct entry *e)
+{
+	free(e->plain);
+	e->plain = NULL;
+	e->body = e->stored;
+}
+
+int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig)
+{
+	int r = entry_parse_head(bytes, e, check_sig);
+	if (r == 0 && (r = entry_inflate(e, NULL)) != 0)
+		entry_release(e);
 	return r;
 }
 

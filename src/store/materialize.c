@@ -219,6 +219,9 @@ int row_materialize(struct zila_store *s, struct table *t, const struct zval *pk
 	for (int attempt = 0; attempt <= t->nuniq + 1; attempt++) {
 		int rc = write_row(s, t, r, was_visible);
 		if (rc == 0) {
+			/* A row new here whose state went in before it (apply.c) is done. */
+			if (r->saved && r->parked == PARK_NONE)
+				return 0;
 			r->parked = PARK_NONE;
 			if (prev != PARK_NONE)
 				rr = parked_set(s, t, pk, 0);

@@ -312,14 +312,19 @@ static int builder_open(struct sealer *z, struct builder *b)
 	return 0;
 }
 
+static struct builder *builder_find(struct sealer *z, const char *part)
+{
+	for (size_t i = 0; i < z->nb; i++)
+		if (strcmp(z->b[i].part, part) == 0)
+			return &z->b[i];
+	return NULL;
+}
+
 static int builder_for(struct sealer *z, const char *part, struct builder **out)
 {
-	*out = NULL;
-	for (size_t i = 0; i < z->nb; i++)
-		if (strcmp(z->b[i].part, part) == 0) {
-			*out = &z->b[i];
-			return 0;
-		}
+	*out = builder_find(z, part);
+	if (*out != NULL)
+		return 0;
 	struct builder *nb = realloc(z->b, (z->nb + 1) * sizeof(*nb));
 	if (nb == NULL)
 		return ZILA_ENOMEM;
@@ -330,6 +335,15 @@ static int builder_for(struct sealer *z, const char *part, struct builder **out)
 	zila_buf_init(&b->changes, ZILA_ENTRY_MAX * 2);
 	*out = b;
 	return builder_open(z, b);
+}
+
+/* Whether dir_index() finds room for t without flushing b (which changes b's version). */
+static bool dir_fits(const struct builder *b, const struct table *t)
+{
+	for (int i = 0; i < b->ndir; i++)
+		if (b->dir[i] == t)
+			return true;
+	return b->ndir < 64;
 }
 
 static int dir_index(struct sealer *z, struct builder *b, struct table *t)
@@ -363,8 +377,6 @@ static int seal_item(struct sealer *z, struct item *it)
 		row_init(row, t->ncols);
 		z->row_cols = t->ncols;
 	}
-	if ((r = row_load(s, t, &it->pk, row, false)) != 0)
-		return store_db_error(s, z->err, "cannot read row state");
 	sqlite3_stmt *sel = t->sel;
 	int rc;
 	if (it->rid != 0 && t->sel_rowid != NULL) {
@@ -399,7 +411,33 @@ static int seal_item(struct sealer *z, struct item *it)
 		}
 		memcpy(part, sqlite3_column_text(sel, t->pcol), (size_t)n);
 		part[n] = '\0';
-	} else if (!present && it->has_part && t->pcol >= 0) {
+	}
+	/* A row inserted since the last seal is most often new to zila_rows too: its state is
+	 * then the insert's alone, and inserting it finds out (one search of zila_rows instead
+	 * of a lookup and an insert). A row zila_rows has takes the path below. */
+	struct builder *b = NULL;
+	bool fresh = false;
+	if (present && it->ins && (b = builder_find(z, part)) != NULL && dir_fits(b, t)) {
+		struct ver v = { b->hlc, s->self_id, b->seq };
+		row_reset(row);
+		for (int i = 0; i < t->ncols; i++)
+			row->cver[i] = v;
+		row->exists = true;
+		row->ever = v;
+		snprintf(row->part, sizeof(row->part), "%s", part);
+		r = row_save_new(s, t, &it->pk, row);
+		if (r != 0 && r != ZILA_EEXIST) {
+			r = store_db_error(s, z->err, "cannot save row state");
+			goto out;
+		}
+		fresh = r == 0;
+		r = 0;
+	}
+	if (!fresh && (r = row_load(s, t, &it->pk, row, false)) != 0) {
+		r = store_db_error(s, z->err, "cannot read row state");
+		goto out;
+	}
+	if (!present && it->has_part && t->pcol >= 0) {
 		size_t n = it->part_len > ZILA_PART_MAX ? ZILA_PART_MAX : it->part_len;
 		memcpy(part, z->arena.p + it->part_off, n);
 		part[n] = '\0';
@@ -420,8 +458,7 @@ static int seal_item(struct sealer *z, struct item *it)
 	}
 	if (op == 0)
 		goto out;
-	struct builder *b;
-	if ((r = builder_for(z, part, &b)) != 0)
+	if (!fresh && (r = builder_for(z, part, &b)) != 0)
 		goto out;
 	int di = dir_index(z, b, t);
 	if (di < 0) {
@@ -480,7 +517,7 @@ static int seal_item(struct sealer *z, struct item *it)
 	}
 	snprintf(row->part, sizeof(row->part), "%s", part);
 	b->nchanges++;
-	if ((r = row_save(s, t, &it->pk, row)) != 0) {
+	if (!fresh && (r = row_save(s, t, &it->pk, row)) != 0) {
 		r = store_db_error(s, z->err, "cannot save row state");
 		goto out;
 	}

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <zstd.h>
 
 #include "zila/buf.h"
 #include "zila/err.h"
@@ -129,6 +130,7 @@ int ver_cmp(struct zila_store *s, const struct ver *a, const struct ver *b);
 /* The merge state of one row: registers, and its values when loaded. */
 struct rowstate {
 	bool known;     /* zila_rows has it */
+	bool saved;     /* zila_rows has this very state (row_save_new() wrote it) */
 	bool exists;    /* existence register */
 	int parked;     /* PARK_* */
 	struct ver ever;
@@ -149,6 +151,8 @@ void row_reset(struct rowstate *r);
 int row_load(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
 	     bool load_vals) ZILA_MUST_CHECK;
 int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
+/* row_save() for a row zila_rows does not hold yet: ZILA_EEXIST (nothing written) when it does. */
+int row_save_new(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
 
 
 /* --- entry.c --- */
@@ -160,10 +164,19 @@ struct entry {
 	struct zila_entry_info info;
 	struct entry_dep *deps;
 	size_t ndeps;
-	struct zila_view body; /* decompressed when the entry was compressed */
-	uint8_t *plain;        /* owned: the decompressed body */
+	struct zila_view body;   /* the plain body once inflated (entry_parse, entry_inflate) */
+	struct zila_view stored; /* the body as the entry holds it */
+	bool packed;             /* stored is a zstd frame */
+	uint8_t *plain;          /* owned: the decompressed body */
 };
+/* Parses, verifies (check_sig) and inflates an entry; e borrows from bytes. */
 int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MUST_CHECK;
+/* The same without inflating the body, so that many entries can wait in little memory;
+ * entry_inflate() decompresses it (with dc when not NULL) and counts its changes, and
+ * entry_deflate() frees the plain body again. */
+int entry_parse_head(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MUST_CHECK;
+int entry_inflate(struct entry *e, ZSTD_DCtx *dc) ZILA_MUST_CHECK;
+void entry_deflate(struct entry *e);
 void entry_release(struct entry *e);
 
 /* --- apply.c --- */

@@ -277,6 +277,56 @@ static void test_converge_then_in_step(void **state)
 	replica_close(&b);
 }
 
+/* An entry refused half-way (its third row is known here in another partition) leaves
+ * nothing behind, and the entries applied with it in one transaction stay applied. */
+static void test_refused_entry_alone(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_outbox *o = NULL;
+	struct zila_buf bytes;
+	struct zila_view v[16];
+	size_t offs[16], n = 0, len;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	exec(&a, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
+	exec(&a, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One'), ('d2', 's1', 'Two')");
+	exec(&a, "INSERT INTO people(id, district_id, name) VALUES ('x1', 'd1', 'One'), ('x2', 'd1', 'Two'),"
+		 " ('x3', 'd1', 'Three'), ('y1', 'd2', 'Why')");
+	exec(&b, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
+	exec(&b, "INSERT INTO districts(id, state_id, name) VALUES ('d2', 's1', 'Two')");
+	exec(&b, "INSERT INTO people(id, district_id, name) VALUES ('x3', 'd2', 'Elsewhere')");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	assert_int_equal(zila_store_seal(b.s, NULL, &err), 0);
+	zila_buf_init(&bytes, 1u << 24);
+	assert_int_equal(zila_outbox_open(a.s, NULL, NULL, NULL, &o), 0);
+	while (n < 16 && zila_outbox_peek_len(o, &len) == 0) {
+		offs[n++] = bytes.len;
+		assert_int_equal(zila_outbox_next(o, NULL, &bytes), 0);
+	}
+	zila_outbox_free(o);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		v[i] = zila_view_make(bytes.p + offs[i], (i + 1 < n ? offs[i + 1] : bytes.len) - offs[i]);
+	assert_int_equal(zila_store_apply(b.s, v, n, &st, &err), 0);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(st.napplied, 2);
+	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id IN ('x1', 'x2')"), 0);
+	assert_int_equal(count(&b, "SELECT count(*) FROM zila_rows WHERE pk IN ('x1', 'x2')"), 0);
+	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id = 'y1'"), 1);
+	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id = 'x3' AND district_id = 'd2'"), 1);
+	/* Again: the refused entry is refused again, nothing else changes. */
+	assert_int_equal(zila_store_apply(b.s, v, n, &st, &err), 0);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(st.nduplicate, 2);
+	zila_buf_release(&bytes);
+	replica_close(&a);
+	replica_close(&b);
+}
+
 static bool only_d1(void *ctx, const char *part)
 {
 	(void)ctx;
@@ -752,6 +802,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_clocks),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_bad_messages),
+		cmocka_unit_test(test_refused_entry_alone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
