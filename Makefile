@@ -113,6 +113,8 @@ build/bench/%: build/obj/tools/bench/%.o build/libzila.a
 bench: build/.deps-build
 	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN) build/zila
 	$(Q)for b in $(BENCH_BIN); do $$b || exit 1; done
+	@# the incremental goal is for 100k-row laptops; the run above is at 1M
+	$(Q)build/bench/bench_sync 100000
 
 FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC))
