@@ -14,6 +14,11 @@ expect 0 "init a" -- "$ZILA" -d "$A" init
 expect 0 "init b" -- env ZILA_DIR="$B" "$ZILA" init
 expect 1 "init twice refuses" -- "$ZILA" -d "$A" init
 [ "$(stat -c %a "$A/device.key")" = 600 ] && ok "device key is 0600" || bad "device key mode $(stat -c %a "$A/device.key")"
+# Every connection to the replica gets a 32 MiB page cache from its header, old replicas too.
+[ "$(sqlite3 "$B/zila.db" "PRAGMA default_cache_size")" = 8192 ] && ok "a new replica asks connections for 8192 pages" || bad "default_cache_size $(sqlite3 "$B/zila.db" "PRAGMA default_cache_size")"
+sqlite3 "$B/zila.db" "PRAGMA default_cache_size = 0"
+expect 0 "hash of b" -- "$ZILA" -d "$B" hash
+[ "$(sqlite3 "$B/zila.db" "PRAGMA default_cache_size")" = 8192 ] && ok "an older replica gets it when opened" || bad "default_cache_size $(sqlite3 "$B/zila.db" "PRAGMA default_cache_size") after open"
 
 expect 0 "org init on a" -- "$ZILA" -d "$A" org init --name "Test Org" --passphrase-file "$(echo 'a passphrase for tests only' > "$T/pass"; echo "$T/pass")"
 expect 0 "b is enrolled by usb for d1" -- enrol "$A" "$B" d1
