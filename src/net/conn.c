@@ -460,6 +460,7 @@ static void on_established(struct conn *c)
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));
 		return;
 	}
+	c->own_offered = daemon_own_sealed(d);
 	zila_log(ZILA_LOG_DEBUG, "session with %s started (%s)", peer_label(c, lbl, sizeof(lbl)),
 		 c->initiator ? "we dialled" : "it dialled");
 	c->state = CONN_SESSION;

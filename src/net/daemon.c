@@ -247,6 +247,11 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 			    (st->peer_is_hq && zila_store_meta_set(d->store, ZILA_META_NET_OWN_HQ, v) != 0))
 				zila_log(ZILA_LOG_WARN, "cannot record the sync in the replica");
 		}
+		/* What the session offered, the peer has: noticing the session's own seal later
+		 * (on_debounce) dials nobody who took part. */
+		for (struct target *x = d->targets; x != NULL; x = x->next)
+			if (x == t || (x->has_device && c->has_peer && memcmp(x->device, c->peer_pk, 32) == 0))
+				x->own_offered = c->own_offered > x->own_offered ? c->own_offered : x->own_offered;
 		/* Relay: what came from this peer goes on to the others. */
 		if (st->entries_applied > 0 || st->trust_received > 0)
 			daemon_want_all(d, c->peer_pk, true);
@@ -381,7 +386,7 @@ int daemon_reload(struct daemon *d)
 /* What local writes leave behind: captured changes not sealed yet, and our own sealed
  * entries (a session applying remote entries seals pending changes first, so a change may
  * already be sealed when we look). */
-static int64_t own_sealed(struct daemon *d)
+int64_t daemon_own_sealed(struct daemon *d)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t n = -1;
@@ -400,14 +405,36 @@ static int64_t own_sealed(struct daemon *d)
 static void on_debounce(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, debounce_timer);
-	int64_t n = 0, own = own_sealed(d);
+	int64_t n = 0, own = daemon_own_sealed(d);
 	bool pending = zila_store_pending(d->store, &n) == 0 && n > 0;
-	if (pending || own != d->own_sealed) {
-		zila_log(ZILA_LOG_DEBUG, "local changes (%lld unsealed, %lld own entries): syncing", (long long)n,
-			 (long long)own);
-		d->own_sealed = own;
+	if (!pending && own == d->own_sealed)
+		return;
+	zila_log(ZILA_LOG_DEBUG, "local changes (%lld unsealed, %lld own entries): syncing", (long long)n, (long long)own);
+	d->own_sealed = own;
+	if (pending || own < 0) {
 		daemon_want_all(d, NULL, true);
+		return;
 	}
+	/* Sealed, nothing pending: most often by a session's start, which offers them to its
+	 * peer; only peers no session since has offered them to need one. */
+	uint64_t now = uv_now(&d->loop);
+	for (struct target *t = d->targets; t != NULL; t = t->next) {
+		if (t->source == SRC_LAN && now - t->heard_ms > LAN_FRESH_MS)
+			continue;
+		const struct conn *c = t->conn;
+		for (const struct conn *x = d->conns; c == NULL && t->has_device && x != NULL; x = x->next)
+			if (x->has_peer && x->state == CONN_SESSION && memcmp(x->peer_pk, t->device, 32) == 0)
+				c = x; /* it dialled us */
+		if (c != NULL && c->state == CONN_SESSION && c->own_offered >= own)
+			continue;
+		if (c == NULL && t->own_offered >= own)
+			continue;
+		if (t->conn != NULL)
+			t->again = true;
+		else
+			t->want = true;
+	}
+	daemon_kick(d);
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -635,7 +662,7 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 			zila_log(ZILA_LOG_WARN, "cannot watch '%s': local changes are noticed every 5 minutes only", d->dir);
 	}
 	uv_timer_start(&d->periodic_timer, on_periodic, PERIODIC_MS, PERIODIC_MS);
-	d->own_sealed = own_sealed(d);
+	d->own_sealed = daemon_own_sealed(d);
 
 	char id[ZILA_DEVICE_ID_LEN + 1];
 	zila_device_id(zila_store_device_pk(d->store), id);

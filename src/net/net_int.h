@@ -80,6 +80,7 @@ struct target {
 	bool reachable;     /* the last dial got through the handshake */
 	bool flaky;         /* the last session was cut after it started: commit every chunk */
 	uint64_t last_ok;   /* wall clock (s) of the last completed sync, 0: never */
+	int64_t own_offered; /* our own entries when that sync started (daemon_own_sealed) */
 	char last_error[300];
 	bool removed;
 };
@@ -107,6 +108,7 @@ struct conn {
 	struct zila_channel ch;
 	bool ch_init;
 	struct zila_session *sess;
+	int64_t own_offered; /* our own entries when the session started, after its seal */
 	struct zila_join_check jc;
 	uint8_t invite_id[ZILA_INVITE_ID_LEN]; /* JOIN responder: the id message 1 named */
 	struct zila_buf out, inflight, msg;
@@ -225,6 +227,8 @@ void daemon_kick(struct daemon *d);
 void daemon_stop(struct daemon *d, const char *why);
 int daemon_reload(struct daemon *d);
 void daemon_want_all(struct daemon *d, const uint8_t *except_device, bool lan_fresh_only);
+/* Our own sealed entries: the sum of our feeds' heads (-1 on failure). */
+int64_t daemon_own_sealed(struct daemon *d);
 struct target *daemon_target_find(struct daemon *d, const char *addr);
 struct target *daemon_target_add(struct daemon *d, const char *addr, enum target_source src);
 int daemon_identity(struct daemon *d);

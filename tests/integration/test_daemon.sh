@@ -57,6 +57,16 @@ start "$B" "$T/b.log" --listen "0.0.0.0:$BP" --beacon-port 0
 BPID=$last
 expect 0 "a writes a member" -- "$ZILA" -d "$A" sql "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd-07', 'Asha')"
 if until_ok 50 same_hash "$A" "$HQ"; then ok "a's change reaches hq by itself (local change noticed)"; else bad "hq lacks a's change"; fi
+# An application's write, sealed by the session that offers it: noticing that seal
+# afterwards dials nobody again.
+n0=$(wc -l <"$T/a.log")
+sqlite3 "$A/zila.db" "INSERT INTO people(id, district_id, name) VALUES ('p0', 'd-07', 'Anil')"
+# (not 'zila hash' on a: that would seal the write itself)
+hq_has_p0() { [ "$(sqlite3 "$HQ/zila.db" "SELECT count(*) FROM people WHERE id = 'p0'")" = 1 ]; }
+if until_ok 50 hq_has_p0; then ok "a plain sqlite3 write reaches hq by itself"; else bad "hq lacks a's sqlite3 write"; fi
+sleep 2
+n=$(tail -n +$((n0 + 1)) "$T/a.log" | grep -c "synced with")
+[ "$n" = 1 ] && ok "one session carries the write" || bad "$n sessions after one write: $(tail -n +$((n0 + 1)) "$T/a.log" | grep "synced with")"
 expect 0 "sync hq --wait on b" -- "$ZILA" -d "$B" sync hq --wait
 has "$T/out" "synced with 127.0.0.1:$HQP" "sync --wait reports the result"
 if same_hash "$A" "$B"; then ok "b has a's change through hq"; else bad "b lacks a's change"; fi
