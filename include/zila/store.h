@@ -108,7 +108,9 @@ void zila_store_clock(struct zila_store *s, struct zila_clock *out);
 int zila_store_clock_reference(struct zila_store *s) ZILA_MUST_CHECK;
 /* Learns HQ's time: seen_ms is an HQ time known to have passed (0: none), and when
  * has_offset, offset_ms is HQ's clock minus this computer's, measured just now. Kept in
- * the replica when it moves by more than a little. Ignored at HQ. */
+ * the replica when it moves by more than a little. Ignored at HQ. What is learnt is used
+ * at once even when writing it down fails (the code says why: ZILA_EFULL, ZILA_EBUSY, ...);
+ * the next call writes it. */
 int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offset, int64_t offset_ms) ZILA_MUST_CHECK;
 /* What to tell the user about c in plain words; "" when the clock is fine. */
 void zila_clock_describe(const struct zila_clock *c, char *buf, size_t n);

@@ -36,17 +36,21 @@ static const char meta_sql[] =
 	"CREATE TABLE zila_trust(type INTEGER NOT NULL, id BLOB NOT NULL, bytes BLOB NOT NULL,"
 	" PRIMARY KEY(type, id));";
 
-int store_db_error(struct zila_store *s, struct zila_error *err, const char *what)
+int store_db_code(struct zila_store *s)
 {
 	int rc = sqlite3_extended_errcode(s->db);
-	int code = ZILA_EDB;
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-		code = ZILA_EBUSY;
-	else if ((rc & 0xff) == SQLITE_FULL || ((rc & 0xff) == SQLITE_IOERR && sqlite3_system_errno(s->db) == ENOSPC))
-		code = ZILA_EFULL; /* a full disk may also surface as an I/O error (the -shm file) */
-	else if ((rc & 0xff) == SQLITE_NOMEM)
-		code = ZILA_ENOMEM;
-	return zila_error_set(err, code, "%s: %s", what, sqlite3_errmsg(s->db));
+		return ZILA_EBUSY;
+	if ((rc & 0xff) == SQLITE_FULL || ((rc & 0xff) == SQLITE_IOERR && sqlite3_system_errno(s->db) == ENOSPC))
+		return ZILA_EFULL; /* a full disk may also surface as an I/O error (the -shm file) */
+	if ((rc & 0xff) == SQLITE_NOMEM)
+		return ZILA_ENOMEM;
+	return ZILA_EDB;
+}
+
+int store_db_error(struct zila_store *s, struct zila_error *err, const char *what)
+{
+	return zila_error_set(err, store_db_code(s), "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
 int store_exec(struct zila_store *s, const char *sql, struct zila_error *err)
@@ -286,8 +290,7 @@ int zila_store_meta_set(struct zila_store *s, const char *key, const char *value
 		goto out;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = 0;
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_db_code(s); /* a full disk says so */
 out:
 	sqlite3_finalize(st);
 	return r;
@@ -628,7 +631,7 @@ int zila_store_trust_put(struct zila_store *s, uint8_t type, struct zila_view id
 	sqlite3_bind_int(st, 1, type);
 	sqlite3_bind_blob(st, 2, id.p, (int)id.len, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 3, bytes.p, (int)bytes.len, SQLITE_STATIC);
-	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_db_code(s); /* a full disk says so */
 	sqlite3_reset(st);
 	return r;
 }

@@ -103,6 +103,8 @@ struct zila_store {
 /* --- open.c --- */
 int store_exec(struct zila_store *s, const char *sql, struct zila_error *err) ZILA_MUST_CHECK;
 int store_db_error(struct zila_store *s, struct zila_error *err, const char *what);
+/* The zila code for the connection's last SQLite error: ZILA_EBUSY, ZILA_EFULL, ZILA_ENOMEM, ZILA_EDB. */
+int store_db_code(struct zila_store *s);
 int store_begin(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 void store_rollback(struct zila_store *s);
 int store_commit(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;

@@ -384,7 +384,10 @@ static int receive_trust(struct zila_session *s, const Zila__Trust *tr, struct z
 		if (!done[i])
 			zila_log(ZILA_LOG_INFO, "a trust record from the peer was not kept (unknown issuer, older or invalid)");
 	free(done);
-	return r == 0 ? 0 : fail(s, err, r, "cannot store a trust record");
+	if (r == 0)
+		return 0;
+	s->state = ZILA_SESSION_FAILED;
+	return zila_error_set(err, r, "cannot store a trust record: %s", zila_strerror(r));
 }
 
 /* --- entries ------------------------------------------------------------------------ */
@@ -720,8 +723,10 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->peer_window = h->window == 0 ? 4 : h->window > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : h->window;
 	if (h->now_ms != 0 && s->cfg.now_ms != 0)
 		s->st.clock_offset_ms = (int64_t)(h->now_ms - s->cfg.now_ms);
+	/* What is learnt is used at once; writing it down may wait for the next session (a
+	 * full disk or a lock here is met again, and reported, where the session writes). */
 	if ((r = learn_clock(s, h)) != 0)
-		return fail(s, err, r, "cannot keep HQ's time");
+		zila_log(ZILA_LOG_WARN, "cannot record HQ's time in the replica yet: %s", zila_strerror(r));
 	/* Both sides list their partitions in name order; walk the two lists together. */
 	if ((s->differ = calloc(s->nparts + h->n_parts + 1, sizeof(*s->differ))) == NULL)
 		return fail(s, err, ZILA_ENOMEM, "out of memory");

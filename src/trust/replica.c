@@ -676,9 +676,11 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 	r = 0;
 out:
 	/* An entry HQ wrote is dated by HQ's clock (which follows what it receives by at most a
-	 * day): a day before it, HQ's time had surely passed. Signed, so a bundle teaches it too. */
-	if (r == 0 && by_hq && t > DAY)
-		r = zila_store_clock_learn(s, (t - DAY) * 1000, false, 0);
+	 * day): a day before it, HQ's time had surely passed. Signed, so a bundle teaches it too.
+	 * Learnt at once; if it cannot be written down now (a full disk, a lock), a later
+	 * entry or session writes it: the entry itself is good. */
+	if (r == 0 && by_hq && t > DAY && zila_store_clock_learn(s, (t - DAY) * 1000, false, 0) != 0)
+		zila_log(ZILA_LOG_DEBUG, "HQ's time learnt from an entry is not written down yet");
 	zila_revocation_release(&rv);
 	return r;
 }

@@ -31,7 +31,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 mkdir -p "$MNT"
-if ! mount -t tmpfs -o size=32m tmpfs "$MNT" 2>/dev/null; then
+# 32 MiB, and room for every round's rows (about 400 bytes a row in the replica) besides:
+# each round fills what is left but 1 MiB.
+SIZE_MB=$((32 + ROUNDS * ROWS / 2500))
+if ! mount -t tmpfs -o size=${SIZE_MB}m tmpfs "$MNT" 2>/dev/null; then
 	echo "skipped: needs root that may mount (mount -t tmpfs failed)"
 	exit 0
 fi
@@ -52,7 +55,7 @@ for d in "$HQ" "$L" "$L2"; do "$ZILA" -d "$d" init >/dev/null; done
   INSERT INTO districts(id, state_id, name) VALUES ('d-1', 's1', 'One')" >/dev/null
 up "$HQ" "$T/hq.log" "$HQP" || { bad "hq daemon starts"; finish; exit 1; }
 code=$("$ZILA" -d "$HQ" invite --district d-1 | head -1)
-expect 0 "the laptop (replica on a 32 MiB tmpfs) joins" -- "$ZILA" -d "$L" join "$code" --hq "127.0.0.1:$HQP" --name lap
+expect 0 "the laptop (replica on a $SIZE_MB MiB tmpfs) joins" -- "$ZILA" -d "$L" join "$code" --hq "127.0.0.1:$HQP" --name lap
 up "$L" "$T/lap.log" "$LP" || { bad "laptop daemon starts"; finish; exit 1; }
 LPID=$last
 expect 0 "the laptop syncs the catalogue" -- "$ZILA" -d "$L" sync hq --wait
@@ -71,8 +74,13 @@ while [ "$round" -lt "$ROUNDS" ]; do
 	expect 0 "round $round: the second laptop sends $ROWS rows to hq" -- "$ZILA" -d "$L2" sync hq --wait --timeout 120
 	before=$("$ZILA" -d "$L" hash)
 	nbefore=$(sqlite3 "$L/zila.db" "SELECT count(*) FROM people")
-	# Leave 1 MiB: the batch (several MiB in the replica) cannot fit.
-	head -c $(( ($(avail_kb) - 1024) * 1024 )) /dev/zero >"$MNT/filler" 2>/dev/null
+	# Odd rounds leave nothing free (not even for the session's small writes before the
+	# batch), even rounds 1 MiB: the batch (several MiB in the replica) cannot fit.
+	if [ $((round % 2)) = 1 ]; then
+		head -c $(( $(avail_kb) * 1024 )) /dev/zero >"$MNT/filler" 2>/dev/null
+	else
+		head -c $(( ($(avail_kb) - 1024) * 1024 )) /dev/zero >"$MNT/filler" 2>/dev/null
+	fi
 	echo "# round $round: $ROWS rows of the second laptop at hq, $(avail_kb) KiB free on the laptop's filesystem"
 	n0=$(wc -l <"$T/lap.log")
 	expect 1 "round $round: the sync fails while the disk is full" -- "$ZILA" -d "$L" sync hq --wait --timeout 120
