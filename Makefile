@@ -116,7 +116,7 @@ bench: build/.deps-build
 	@# the incremental goal is for 100k-row laptops; the run above is at 1M
 	$(Q)build/bench/bench_sync 100000
 
-FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 build/fuzz/obj/%.o: %.c build/.deps-fuzz | $(PROTO_H)
@@ -125,7 +125,7 @@ build/fuzz/obj/%.o: %.c build/.deps-fuzz | $(PROTO_H)
 build/fuzz/libzila.a: $(FUZZ_LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o build/fuzz/libzila.a
-	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+	$(Q)clang -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $^ $(LIBS)
 
 fuzz: build/.deps-fuzz
 	$(Q)$(MAKE) --no-print-directory fuzz-run

@@ -322,7 +322,9 @@ static int transport_frame(struct zila_channel *ch, const uint8_t *body, size_t 
 	size_t start = msg->len;
 	if ((r = zila_buf_reserve(msg, len - SS_ABYTES)) != 0)
 		return r;
-	if (crypto_secretstream_xchacha20poly1305_pull(&ch->rx, msg->p + start, &mlen, &tag, body, len, NULL, 0) != 0)
+	uint8_t none; /* an empty message may meet a buffer that has no memory yet */
+	if (crypto_secretstream_xchacha20poly1305_pull(&ch->rx, len > SS_ABYTES ? msg->p + start : &none, &mlen, &tag, body,
+						       len, NULL, 0) != 0)
 		return ZILA_EAUTH;
 	msg->len = start + (size_t)mlen;
 	if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL) {

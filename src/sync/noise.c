@@ -111,11 +111,12 @@ static int cipher_decrypt_ad(struct zila_noise_cipher *c, const uint8_t *ad, siz
 	int r = zila_buf_reserve(out, ct_len - ZILA_NOISE_TAGLEN);
 	if (r != 0)
 		return r;
-	uint8_t nonce[12];
+	uint8_t nonce[12], none;
 	unsigned long long plen = 0;
 	nonce96(nonce, c->n);
-	if (crypto_aead_chacha20poly1305_ietf_decrypt(out->p + out->len, &plen, NULL, ct, ct_len, ad, ad_len, nonce,
-						      c->k) != 0)
+	/* An empty plaintext may meet a buffer that has no memory yet: no pointer into it. */
+	uint8_t *dst = ct_len > ZILA_NOISE_TAGLEN ? out->p + out->len : &none;
+	if (crypto_aead_chacha20poly1305_ietf_decrypt(dst, &plen, NULL, ct, ct_len, ad, ad_len, nonce, c->k) != 0)
 		return ZILA_EAUTH;
 	out->len += (size_t)plen;
 	c->n++;

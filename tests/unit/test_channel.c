@@ -118,6 +118,16 @@ static void test_noise_published_vector(void **state)
 		zila_buf_release(&o);
 		zila_buf_release(&p);
 	}
+	/* An empty payload, decrypted into a buffer that holds no memory yet. */
+	struct zila_buf o, p;
+	zila_buf_init(&o, 1024);
+	zila_buf_init(&p, 1024);
+	assert_int_equal(zila_noise_encrypt(&a1, NULL, 0, &o), 0);
+	assert_int_equal(o.len, ZILA_NOISE_TAGLEN);
+	assert_int_equal(zila_noise_decrypt(&b1, o.p, o.len, &p), 0);
+	assert_int_equal(p.len, 0);
+	zila_buf_release(&o);
+	zila_buf_release(&p);
 	zila_noise_release(&a);
 	zila_noise_release(&b);
 }
@@ -330,6 +340,15 @@ static void test_channel_roundtrip(void **state)
 	assert_int_equal(pump(&p.a, &p.b2a, &p.a2b, &p.ma, NULL, &nmsg, NULL), 0);
 	assert_int_equal(nmsg, 1);
 	assert_memory_equal(p.ma.p, "back", 4);
+	/* An empty message, received into a buffer that holds no memory yet. */
+	struct zila_buf none;
+	zila_buf_init(&none, 1024);
+	assert_int_equal(zila_channel_send(&p.b, (const uint8_t *)"", 0, &p.b2a), 0);
+	nmsg = 0;
+	assert_int_equal(pump(&p.a, &p.b2a, &p.a2b, &none, NULL, &nmsg, NULL), 0);
+	assert_int_equal(nmsg, 1);
+	assert_int_equal(none.len, 0);
+	zila_buf_release(&none);
 
 	/* Authenticated close: EOF after it is clean; nothing is sent after it. */
 	assert_int_equal(zila_channel_eof(&p.b), ZILA_ESHORT);
