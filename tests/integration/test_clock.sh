@@ -3,8 +3,13 @@
 # 5 years ahead and laptop "slow" 5 years behind (ZILA_CLOCK_SKEW), laptop "good" and HQ three
 # days after enrolment. Out of touch, neither wrong laptop dates an edit outside [enrolment,
 # enrolment + 2 days]; each is told plainly; at its first session with HQ it learns HQ's clock
-# and is told by how much it is off; good's later edit wins over fast's on every replica.
+# and is told by how much it is off; good's later edits win over fast's on every replica.
+# Each wrong laptop also writes ROWS rows while out of touch, and good edits all of fast's.
+#
+# Short form (make check): 50 rows on each wrong laptop.
+# Long form:  CLOCK_ROWS=20000 sh tests/integration/test_clock.sh
 . "$(dirname "$0")/lib.sh"
+ROWS=${CLOCK_ROWS:-50}
 P=$((20000 + ($$ + 7000) % 20000))
 HQ=$T/hq FAST=$T/fast SLOW=$T/slow GOOD=$T/good
 AHEAD=$((5 * 365 * 86400)) BEHIND=$((-5 * 365 * 86400)) LATER=$((3 * 86400))
@@ -51,11 +56,17 @@ pids=""
 # Out of touch, the clocks go wrong.
 expect 0 "fast writes 5 years ahead" -- skewed $AHEAD "$ZILA" -d "$FAST" sql "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'from fast')"
 has "$T/err" "warning: no news of HQ's time since" "fast is told it is out of touch or ahead"
+many() { # many DIR SKEW PREFIX: ROWS rows PREFIX1 .. PREFIX<ROWS>
+	skewed "$2" "$ZILA" -d "$1" sql "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $ROWS)
+	  INSERT INTO people(id, district_id, name) SELECT '$3' || x, 'd1', 'from $3' FROM n"
+}
+expect 0 "fast writes $ROWS more rows" -- many "$FAST" $AHEAD f
 expect 0 "fast seals" -- skewed $AHEAD "$ZILA" -d "$FAST" seal
 y=$(year_of "$FAST" $AHEAD p1)
 [ -n "$y" ] && [ "$y" -le $((year + 1)) ] && ok "fast's edit is dated $y, not $((year + 5))" || bad "fast's edit is dated '$y'"
 expect 0 "slow writes 5 years behind" -- skewed $BEHIND "$ZILA" -d "$SLOW" sql "INSERT INTO people(id, district_id, name) VALUES ('p2', 'd1', 'from slow')"
 has "$T/err" "warning: this computer's clock is behind" "slow is told its clock is behind"
+expect 0 "slow writes $ROWS more rows" -- many "$SLOW" $BEHIND s
 expect 0 "slow seals" -- skewed $BEHIND "$ZILA" -d "$SLOW" seal
 y=$(year_of "$SLOW" $BEHIND p2)
 [ -n "$y" ] && [ "$y" -ge "$year" ] && ok "slow's edit is dated $y, not $((year - 5))" || bad "slow's edit is dated '$y'"
@@ -89,6 +100,8 @@ y=$(year_of "$SLOW" $BEHIND p2)
 # good edits fast's row after fast's edit could reach: the later edit wins everywhere.
 [ "$(name_of "$GOOD" p1)" = "from fast" ] && ok "good has fast's row" || bad "good lacks fast's row"
 expect 0 "good edits it" -- skewed $LATER "$ZILA" -d "$GOOD" sql "UPDATE people SET name = 'from good' WHERE id = 'p1'"
+[ "$(sqlite3 "$GOOD/zila.db" "SELECT count(*) FROM people WHERE name = 'from f'")" = "$ROWS" ] && ok "good has fast's $ROWS rows" || bad "good lacks some of fast's rows"
+expect 0 "good edits fast's $ROWS rows" -- skewed $LATER "$ZILA" -d "$GOOD" sql "UPDATE people SET name = 'from good' WHERE id GLOB 'f[0-9]*'"
 # All laptops dial HQ from 127.0.0.1, whose handshake rate HQ limits (1/s, burst 10): a sync
 # may be refused, so syncs are asked for until every replica holds the same state (30 rounds
 # at most); the checks below say what each one holds.
@@ -106,6 +119,8 @@ until in_step; do
 done
 for n in hq fast slow good; do
 	[ "$(name_of "$T/$n" p1)" = "from good" ] && ok "$n keeps good's later edit" || bad "$n has '$(name_of "$T/$n" p1)'"
+	got=$(sqlite3 "$T/$n/zila.db" "SELECT sum(name = 'from good'), sum(name = 'from s') FROM people WHERE id GLOB '[fs][0-9]*'")
+	[ "$got" = "$ROWS|$ROWS" ] && ok "$n: good's edits of fast's $ROWS rows won, slow's $ROWS rows are there" || bad "$n: good's wins|slow's rows = $got, wanted $ROWS|$ROWS"
 done
 h=$(skewed $LATER "$ZILA" -d "$HQ" hash)
 for n in fast slow good; do
@@ -113,5 +128,5 @@ for n in fast slow good; do
 	[ "$(skewed $s "$ZILA" -d "$T/$n" hash)" = "$h" ] && ok "$n's hash equals hq's" || bad "$n's hash differs"
 done
 if grep -q "rejected [1-9]" "$T/hq.log"; then bad "hq rejected entries: $(grep rejected "$T/hq.log" | head -2)"; else ok "hq rejected nothing"; fi
-echo "clock test: edits of laptops 5 years ahead and behind dated within the 2-day lead; later edit won on 4 replicas"
+echo "# clock test: edits of laptops 5 years ahead and behind dated within the 2-day lead; good's later edits of $((ROWS + 1)) rows won on 4 replicas ($((4 * (ROWS + 1))) row copies checked)"
 finish
