@@ -149,7 +149,22 @@ void daemon_kick(struct daemon *d)
 		uv_timer_start(&d->kick_timer, on_kick, 0, 0);
 }
 
-void daemon_want_all(struct daemon *d, const uint8_t *except_device, bool lan_fresh_only)
+/* Whether t's session, running or last completed, offered our first own entries (a
+ * session offers what its start sealed). */
+static bool offered(struct daemon *d, const struct target *t, int64_t own)
+{
+	const struct conn *c = t->conn;
+	for (const struct conn *x = d->conns; c == NULL && t->has_device && x != NULL; x = x->next)
+		if (x->has_peer && x->state == CONN_SESSION && memcmp(x->peer_pk, t->device, 32) == 0)
+			c = x; /* it dialled us */
+	if (c != NULL)
+		return c->state == CONN_SESSION && c->own_offered >= own;
+	return t->own_offered >= own;
+}
+
+/* Wants a sync with every target but except_device's (and LAN peers not heard lately when
+ * lan_fresh_only), skipping those offered our first own entries already (own >= 0). */
+static void want_targets(struct daemon *d, const uint8_t *except_device, bool lan_fresh_only, int64_t own)
 {
 	uint64_t now = uv_now(&d->loop);
 	for (struct target *t = d->targets; t != NULL; t = t->next) {
@@ -157,12 +172,19 @@ void daemon_want_all(struct daemon *d, const uint8_t *except_device, bool lan_fr
 			continue;
 		if (lan_fresh_only && t->source == SRC_LAN && now - t->heard_ms > LAN_FRESH_MS)
 			continue;
+		if (own >= 0 && offered(d, t, own))
+			continue;
 		if (t->conn != NULL)
 			t->again = true;
 		else
 			t->want = true;
 	}
 	daemon_kick(d);
+}
+
+void daemon_want_all(struct daemon *d, const uint8_t *except_device, bool lan_fresh_only)
+{
+	want_targets(d, except_device, lan_fresh_only, -1);
 }
 
 /* Failures of our own replica rather than of the peer or the link. */
@@ -417,24 +439,7 @@ static void on_debounce(uv_timer_t *h)
 	}
 	/* Sealed, nothing pending: most often by a session's start, which offers them to its
 	 * peer; only peers no session since has offered them to need one. */
-	uint64_t now = uv_now(&d->loop);
-	for (struct target *t = d->targets; t != NULL; t = t->next) {
-		if (t->source == SRC_LAN && now - t->heard_ms > LAN_FRESH_MS)
-			continue;
-		const struct conn *c = t->conn;
-		for (const struct conn *x = d->conns; c == NULL && t->has_device && x != NULL; x = x->next)
-			if (x->has_peer && x->state == CONN_SESSION && memcmp(x->peer_pk, t->device, 32) == 0)
-				c = x; /* it dialled us */
-		if (c != NULL && c->state == CONN_SESSION && c->own_offered >= own)
-			continue;
-		if (c == NULL && t->own_offered >= own)
-			continue;
-		if (t->conn != NULL)
-			t->again = true;
-		else
-			t->want = true;
-	}
-	daemon_kick(d);
+	want_targets(d, NULL, true, own);
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
