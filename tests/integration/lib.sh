@@ -22,6 +22,25 @@ until_ok() {
 }
 # has FILE TEXT DESCRIPTION
 has() { if grep -q -- "$2" "$1"; then ok "$3"; else bad "$3 (no '$2' in: $(head -c 300 "$1"))"; fi; }
+# Daemons a script starts go in $pids; its cleanup stops them and then calls done_with_tmp.
+pids=""
+# stop_daemons [-9]: signals every pid in $pids (TERM, or KILL with -9) and waits for them
+stop_daemons() {
+	for p in $pids; do kill ${1:+"$1"} "$p" 2>/dev/null; done
+	wait 2>/dev/null
+}
+# done_with_tmp: removes $T, or keeps it and says where (KEEP=1)
+done_with_tmp() { [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"; }
+# daemon_up DIR LOG PORT: starts DIR's daemon on 127.0.0.1:PORT without beacons, its log
+# appended to LOG; sets $last; waits until it answers status
+daemon_up() {
+	"$ZILA" -d "$1" daemon --listen "127.0.0.1:$3" --beacon-port 0 2>>"$2" &
+	last=$!
+	pids="$pids $last"
+	until_ok 100 "$ZILA" -d "$1" status
+}
+# same_hash A B: the replicas in A and B hold the same merged state
+same_hash() { [ "$("$ZILA" -d "$1" hash)" = "$("$ZILA" -d "$2" hash)" ]; }
 finish() {
 	echo "$npass passed, $nfail failed"
 	[ "$nfail" = 0 ]

@@ -18,21 +18,10 @@ ROWS=${BUSY_ROWS:-20000}
 P=$((20000 + ($$ * 19) % 20000))
 HQP=$P LP=$((P + 1))
 HQ=$T/hq L=$T/lap
-pids=""
-cleanup() {
-	for p in $pids; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
+cleanup() { stop_daemons -9; done_with_tmp; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-up() { # up DIR LOG PORT
-	"$ZILA" -d "$1" daemon --listen "127.0.0.1:$3" --beacon-port 0 2>>"$2" &
-	last=$!
-	pids="$pids $last"
-	until_ok 100 "$ZILA" -d "$1" status
-}
-same() { [ "$("$ZILA" -d "$HQ" hash)" = "$("$ZILA" -d "$L" hash)" ]; }
+same() { same_hash "$HQ" "$L"; }
 # The application: optionally commits FIRST rows, then BEGIN IMMEDIATE, inserts IN rows,
 # touches READY, holds the lock for HOLD s, commits.
 cat >"$T/hold.py" <<'EOF'
@@ -73,10 +62,10 @@ for d in "$HQ" "$L"; do "$ZILA" -d "$d" init >/dev/null; done
 "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$T/pw" >/dev/null
 "$ZILA" -d "$HQ" sql "INSERT INTO states(id, name) VALUES ('s1', 'S');
   INSERT INTO districts(id, state_id, name) VALUES ('d-1', 's1', 'One')" >/dev/null
-up "$HQ" "$T/hq.log" "$HQP" || { bad "hq daemon starts"; finish; exit 1; }
+daemon_up "$HQ" "$T/hq.log" "$HQP" || { bad "hq daemon starts"; finish; exit 1; }
 code=$("$ZILA" -d "$HQ" invite --district d-1 | head -1)
 expect 0 "the laptop joins" -- "$ZILA" -d "$L" join "$code" --hq "127.0.0.1:$HQP" --name lap
-up "$L" "$T/lap.log" "$LP" || { bad "laptop daemon starts"; finish; exit 1; }
+daemon_up "$L" "$T/lap.log" "$LP" || { bad "laptop daemon starts"; finish; exit 1; }
 expect 0 "the laptop syncs the catalogue" -- "$ZILA" -d "$L" sync hq --wait
 
 round=0 nh=0 na=0 nl=0 nb=0 nwaits=0 slow=0

@@ -13,12 +13,7 @@ ROWS=${CLOCK_ROWS:-50}
 P=$((20000 + ($$ + 7000) % 20000))
 HQ=$T/hq FAST=$T/fast SLOW=$T/slow GOOD=$T/good
 AHEAD=$((5 * 365 * 86400)) BEHIND=$((-5 * 365 * 86400)) LATER=$((3 * 86400))
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
+cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
 # skewed SECONDS CMD...: runs CMD with this computer's clock moved by SECONDS
 skewed() { s=$1; shift; ZILA_CLOCK_SKEW=$s "$@"; }

@@ -17,12 +17,7 @@ SEED=${CRASH_SEED:-$$}
 P=$((20000 + ($$ * 13) % 20000))
 HQP=$P LP=$((P + 1))
 HQ=$T/hq L=$T/lap
-pids=""
-cleanup() {
-	for p in $pids; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
+cleanup() { stop_daemons -9; done_with_tmp; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 # A deterministic random stream from the seed: rnd N sets R to 0 .. N-1 (no subshell, so
@@ -32,13 +27,6 @@ rnd() {
 	rstate=$(( (rstate * 1103515245 + 12345) % 2147483648 ))
 	R=$(( (rstate / 65536) % $1 ))
 }
-# up DIR LOG PORT: starts the daemon of DIR; sets $last; waits until it answers.
-up() {
-	"$ZILA" -d "$1" daemon --listen "127.0.0.1:$3" --beacon-port 0 2>>"$2" &
-	last=$!
-	pids="$pids $last"
-	until_ok 100 "$ZILA" -d "$1" status
-}
 # write DIR PREFIX FROM TO: rows PREFIX000FROM .. PREFIXTO, committed by plain sqlite3
 # while the daemon may hold the replica (busy timeout).
 write() {
@@ -46,7 +34,7 @@ write() {
 	  INSERT INTO people(id, district_id, name, phone)
 	  SELECT printf('$2%08d', x), 'd-1', '$2 value ' || x, printf('$2%09d', x) FROM n" >/dev/null
 }
-same() { [ "$("$ZILA" -d "$HQ" hash)" = "$("$ZILA" -d "$L" hash)" ]; }
+same() { same_hash "$HQ" "$L"; }
 
 echo "# crash test: seed $SEED, $CYCLES cycles, $ROWS rows written on each side"
 printf 'correct horse battery\n' >"$T/pw"
@@ -54,11 +42,11 @@ for d in "$HQ" "$L"; do "$ZILA" -d "$d" init >/dev/null; done
 "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$T/pw" >/dev/null
 "$ZILA" -d "$HQ" sql "INSERT INTO states(id, name) VALUES ('s1', 'S');
   INSERT INTO districts(id, state_id, name) VALUES ('d-1', 's1', 'One')" >/dev/null
-up "$HQ" "$T/hq.log" "$HQP" || { bad "hq daemon starts"; finish; exit 1; }
+daemon_up "$HQ" "$T/hq.log" "$HQP" || { bad "hq daemon starts"; finish; exit 1; }
 HQPID=$last
 code=$("$ZILA" -d "$HQ" invite --district d-1 | head -1)
 expect 0 "the laptop joins over the network" -- "$ZILA" -d "$L" join "$code" --hq "127.0.0.1:$HQP" --name lap
-up "$L" "$T/lap.log" "$LP" || { bad "laptop daemon starts"; finish; exit 1; }
+daemon_up "$L" "$T/lap.log" "$LP" || { bad "laptop daemon starts"; finish; exit 1; }
 LPID=$last
 until_ok 100 "$ZILA" -d "$L" sync hq --wait || { bad "first sync"; finish; exit 1; }
 
@@ -103,10 +91,10 @@ while [ "$cyc" -lt "$CYCLES" ]; do
 	# The survivor saw a session in progress cut (or a handshake) by the kill.
 	if tail -n +$((n0 + 1)) "$other" | grep -q "connection cut\|ended early\|handshake"; then cuts=$((cuts + 1)); fi
 	if [ "$victim" = 0 ]; then
-		up "$HQ" "$T/hq.log" "$HQP" || bad "hq restarts after kill $cyc"
+		daemon_up "$HQ" "$T/hq.log" "$HQP" || bad "hq restarts after kill $cyc"
 		HQPID=$last
 	else
-		up "$L" "$T/lap.log" "$LP" || bad "laptop restarts after kill $cyc"
+		daemon_up "$L" "$T/lap.log" "$LP" || bad "laptop restarts after kill $cyc"
 		LPID=$last
 	fi
 done

@@ -10,12 +10,7 @@ CUT=${CUT_BYTES:-100000}
 P=$((20000 + ($$ * 7) % 20000))
 HQP=$P LP=$((P + 1)) XP=$((P + 2))
 HQ=$T/hq L=$T/lap
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$T"
-}
+cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
 
 printf 'correct horse battery\n' >"$T/pw"

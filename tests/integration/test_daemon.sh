@@ -7,14 +7,8 @@
 P=$((20000 + $$ % 20000))
 HQP=$P AP=$((P + 1)) BP=$((P + 2)) UP=$((P + 3))
 HQ=$T/hq A=$T/a B=$T/b
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
+cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
-same_hash() { [ "$("$ZILA" -d "$1" hash)" = "$("$ZILA" -d "$2" hash)" ]; }
 start() { # start DIR LOG ARGS...: runs a daemon in the background, waits for its socket
 	dir=$1 log=$2; shift 2
 	"$ZILA" -d "$dir" daemon "$@" 2>>"$log" &

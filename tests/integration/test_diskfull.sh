@@ -21,12 +21,11 @@ ROWS=${FULL_ROWS:-30000}
 P=$((20000 + ($$ * 17) % 20000))
 HQP=$P LP=$((P + 1)) L2P=$((P + 2))
 HQ=$T/hq MNT=$T/small L=$T/small/lap L2=$T/lap2
-pids="" mounted=""
+mounted=""
 cleanup() {
-	for p in $pids; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	stop_daemons -9
 	[ -n "$mounted" ] && umount "$MNT" 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+	done_with_tmp
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -39,13 +38,7 @@ if ! mount -t tmpfs -o size=${SIZE_MB}m tmpfs "$MNT" 2>/dev/null; then
 	exit 0
 fi
 mounted=1
-up() { # up DIR LOG PORT
-	"$ZILA" -d "$1" daemon --listen "127.0.0.1:$3" --beacon-port 0 2>>"$2" &
-	last=$!
-	pids="$pids $last"
-	until_ok 100 "$ZILA" -d "$1" status
-}
-same() { [ "$("$ZILA" -d "$HQ" hash)" = "$("$ZILA" -d "$L" hash)" ]; }
+same() { same_hash "$HQ" "$L"; }
 avail_kb() { df -k --output=avail "$MNT" | tail -1 | tr -d ' '; }
 
 printf 'correct horse battery\n' >"$T/pw"
@@ -53,15 +46,15 @@ for d in "$HQ" "$L" "$L2"; do "$ZILA" -d "$d" init >/dev/null; done
 "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$T/pw" >/dev/null
 "$ZILA" -d "$HQ" sql "INSERT INTO states(id, name) VALUES ('s1', 'S');
   INSERT INTO districts(id, state_id, name) VALUES ('d-1', 's1', 'One')" >/dev/null
-up "$HQ" "$T/hq.log" "$HQP" || { bad "hq daemon starts"; finish; exit 1; }
+daemon_up "$HQ" "$T/hq.log" "$HQP" || { bad "hq daemon starts"; finish; exit 1; }
 code=$("$ZILA" -d "$HQ" invite --district d-1 | head -1)
 expect 0 "the laptop (replica on a $SIZE_MB MiB tmpfs) joins" -- "$ZILA" -d "$L" join "$code" --hq "127.0.0.1:$HQP" --name lap
-up "$L" "$T/lap.log" "$LP" || { bad "laptop daemon starts"; finish; exit 1; }
+daemon_up "$L" "$T/lap.log" "$LP" || { bad "laptop daemon starts"; finish; exit 1; }
 LPID=$last
 expect 0 "the laptop syncs the catalogue" -- "$ZILA" -d "$L" sync hq --wait
 code=$("$ZILA" -d "$HQ" invite --district d-1 | head -1)
 expect 0 "a second laptop joins" -- "$ZILA" -d "$L2" join "$code" --hq "127.0.0.1:$HQP" --name lap2
-up "$L2" "$T/lap2.log" "$L2P" || { bad "second laptop's daemon starts"; finish; exit 1; }
+daemon_up "$L2" "$T/lap2.log" "$L2P" || { bad "second laptop's daemon starts"; finish; exit 1; }
 RL=$(realpath "$L")
 
 round=0 nfull=0 total=0

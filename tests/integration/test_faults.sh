@@ -27,12 +27,7 @@ IDLE=${FAULT_IDLE:-3}
 P=$((20000 + ($$ * 11) % 20000))
 HQP=$P
 HQ=$T/hq
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
+cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
 [ -x "$PROXY" ] || { bad "no $PROXY (make build/tools/zila_proxy)"; finish; exit 1; }
 command -v sqlite3 >/dev/null || { bad "sqlite3 is needed"; finish; exit 1; }

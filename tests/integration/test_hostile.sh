@@ -29,12 +29,11 @@ X=${HOSTILE_SCALE:-1}
 P=$((20000 + ($$ * 13) % 20000))
 HQP=$P LP=$((P + 1)) CP=$((P + 2))
 HQ=$T/hq L=$T/lap M=$T/mal
-pids=""
 apids=""
 cleanup() {
-	for p in $apids $pids; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
+	for p in $apids; do kill "$p" 2>/dev/null; done
+	stop_daemons
+	done_with_tmp
 }
 trap cleanup EXIT
 [ -x "$ATTACK" ] || { bad "no $ATTACK (make build/tools/zila_attack)"; finish; exit 1; }

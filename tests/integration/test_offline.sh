@@ -24,12 +24,7 @@ K=20 # rows A and B both edit; rows A edits that HQ deletes
 P=$((20000 + ($$ * 17) % 20000))
 HQP=$P AP=$((P + 1))
 HQ=$T/hq A=$T/a B=$T/b C=$T/c
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
-}
+cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
 command -v sqlite3 >/dev/null || { bad "sqlite3 is needed"; finish; exit 1; }
 q() { sqlite3 "$1/zila.db" "$2"; }

@@ -120,6 +120,29 @@ static void hash_of(struct replica *r, uint8_t h[32])
 	assert_int_equal(zila_store_hash(r->s, h, &err), 0);
 }
 
+/* a and b hold the same merged state. */
+static void assert_same_hash(struct replica *a, struct replica *b)
+{
+	uint8_t ha[32], hb[32];
+	hash_of(a, ha);
+	hash_of(b, hb);
+	assert_memory_equal(ha, hb, 32);
+}
+
+/* n batches of rows rows each written on r, each sealed (seed tags k0, k1, ...). */
+static void seal_batches(struct replica *r, int n, int rows)
+{
+	struct zila_error err;
+	size_t nentries;
+	zila_error_clear(&err);
+	for (int k = 0; k < n; k++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "k%d", k);
+		seed(r, tag, rows);
+		assert_int_equal(zila_store_seal(r->s, &nentries, &err), 0);
+	}
+}
+
 static int64_t count(struct replica *r, const char *sql)
 {
 	sqlite3_stmt *st;
@@ -228,7 +251,6 @@ static void test_converge_then_in_step(void **state)
 	(void)state;
 	struct replica a, b;
 	struct pair p;
-	uint8_t ha[32], hb[32];
 	replica_open(&a);
 	replica_open(&b);
 	seed(&a, "a", 300);
@@ -246,9 +268,7 @@ static void test_converge_then_in_step(void **state)
 	assert_int_equal(sb->entries_rejected, 0);
 	assert_int_equal(sa->clock_offset_ms, 250);
 	pair_close(&p);
-	hash_of(&a, ha);
-	hash_of(&b, hb);
-	assert_memory_equal(ha, hb, 32);
+	assert_same_hash(&a, &b);
 	assert_int_equal(count(&a, "SELECT count(*) FROM people"), 1000);
 
 	/* In step: one message each way, a few hundred bytes, nothing else. */
@@ -364,18 +384,9 @@ static void test_cut_and_resume(void **state)
 	(void)state;
 	struct replica a, b;
 	struct pair p;
-	uint8_t ha[32], hb[32];
-	size_t nentries;
-	struct zila_error err;
-	zila_error_clear(&err);
 	replica_open(&a);
 	replica_open(&b);
-	for (int k = 0; k < 40; k++) {
-		char tag[16];
-		snprintf(tag, sizeof(tag), "k%d", k);
-		seed(&a, tag, 20);
-		assert_int_equal(zila_store_seal(a.s, &nentries, &err), 0);
-	}
+	seal_batches(&a, 40, 20);
 	pair_open(&p, &a, &b, NULL, NULL, 2000, 1, false);
 	pair_run(&p, 25);
 	assert_false(zila_session_done(p.b));
@@ -390,9 +401,7 @@ static void test_cut_and_resume(void **state)
 	assert_int_equal(zila_session_stats(p.a)->entries_sent, total - first);
 	assert_int_equal(zila_session_stats(p.b)->entries_duplicate, 0);
 	pair_close(&p);
-	hash_of(&a, ha);
-	hash_of(&b, hb);
-	assert_memory_equal(ha, hb, 32);
+	assert_same_hash(&a, &b);
 	replica_close(&a);
 	replica_close(&b);
 }
@@ -404,19 +413,12 @@ static void test_cut_salvage(void **state)
 	(void)state;
 	struct replica a, b;
 	struct pair p;
-	uint8_t ha[32], hb[32];
-	size_t nentries;
 	uint64_t kept = 0;
 	struct zila_error err;
 	zila_error_clear(&err);
 	replica_open(&a);
 	replica_open(&b);
-	for (int k = 0; k < 40; k++) {
-		char tag[16];
-		snprintf(tag, sizeof(tag), "k%d", k);
-		seed(&a, tag, 20);
-		assert_int_equal(zila_store_seal(a.s, &nentries, &err), 0);
-	}
+	seal_batches(&a, 40, 20);
 	pair_open(&p, &a, &b, NULL, NULL, 2000, 16, false);
 	pair_run(&p, 12);
 	assert_false(zila_session_done(p.b));
@@ -438,9 +440,7 @@ static void test_cut_salvage(void **state)
 	assert_int_equal(zila_session_stats(p.a)->entries_sent, total - received);
 	assert_int_equal(zila_session_stats(p.b)->entries_duplicate, 0);
 	pair_close(&p);
-	hash_of(&a, ha);
-	hash_of(&b, hb);
-	assert_memory_equal(ha, hb, 32);
+	assert_same_hash(&a, &b);
 	replica_close(&a);
 	replica_close(&b);
 }
@@ -713,7 +713,6 @@ static void test_export_import(void **state)
 	struct zila_session_config cfg;
 	struct zila_error err;
 	uint64_t n;
-	uint8_t ha[32], hb[32];
 	zila_error_clear(&err);
 	memset(&file, 0, sizeof(file));
 	replica_open(&a);
@@ -737,9 +736,7 @@ static void test_export_import(void **state)
 	zila_session_free(s);
 	q_clear(&file);
 	q_clear(&acks);
-	hash_of(&a, ha);
-	hash_of(&b, hb);
-	assert_memory_equal(ha, hb, 32);
+	assert_same_hash(&a, &b);
 	replica_close(&a);
 	replica_close(&b);
 }
