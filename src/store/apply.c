@@ -482,23 +482,11 @@ fail:
 	return r;
 }
 
-#define WAL_AUTOCHECKPOINT 1000 /* SQLite's default, in WAL frames */
-
-/* Notes the WAL's size after a commit instead of checkpointing. */
-static int wal_frames(void *ctx, sqlite3 *db, const char *name, int nframes)
-{
-	(void)db;
-	(void)name;
-	*(int *)ctx = nframes;
-	return SQLITE_OK;
-}
-
 int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n, bool check_sigs,
 		struct zila_apply_stats *st, struct zila_error *err)
 {
 	struct zila_apply_stats dummy, before;
 	struct incoming *in = NULL;
-	int nframes = 0;
 	ZSTD_DCtx *dc = NULL;
 	char what[128];
 	int r;
@@ -544,10 +532,11 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 	 * commit (every seal is one) or checkpoint makes them durable too. Seals keep theirs:
 	 * a lost seal would hand its sequence numbers to other changes. Not NORMAL but OFF:
 	 * NORMAL still syncs a WAL header it writes (and the directory of a new WAL), which on
-	 * a WAL that a checkpoint has just emptied is most of an incremental sync's time. A
-	 * checkpoint without fsyncs would let the WAL restart over frames whose copies in the
-	 * database file are not yet durable, so none runs until FULL is back (see below). */
-	sqlite3_wal_hook(s->db, wal_frames, &nframes);
+	 * a WAL that a checkpoint has just emptied is most of an incremental sync's time. The
+	 * checkpoints run on the store's thread with fsyncs of their own (checkpoint.c); a
+	 * checkpoint without them would let the WAL restart over frames whose copies in the
+	 * database file are not yet durable. */
+	s->nosync = true;
 	if ((r = store_exec(s, "PRAGMA synchronous = OFF", err)) != 0)
 		goto out;
 	before = *st;
@@ -564,12 +553,10 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 			break;
 	}
 out:
-	if (sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK && r == 0)
+	if (sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) == SQLITE_OK)
+		s->nosync = false;
+	else if (r == 0)
 		r = store_db_error(s, err, "cannot restore synchronous commits");
-	/* What SQLite's automatic checkpoint would have done after the commit, with fsyncs. */
-	sqlite3_wal_autocheckpoint(s->db, WAL_AUTOCHECKPOINT);
-	if (r == 0 && nframes >= WAL_AUTOCHECKPOINT)
-		(void)sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	for (size_t i = 0; in != NULL && i < n; i++)
 		entry_release(&in[i].e);
 	free(in);

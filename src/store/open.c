@@ -405,6 +405,7 @@ void zila_store_free(struct zila_store *s)
 {
 	if (s == NULL)
 		return;
+	store_checkpoint_stop(s);
 	store_free_tables(s);
 	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_upd, s->st_row_del, s->st_entry_put,
 				s->st_feed_get, s->st_feed_new, s->st_feed_head, s->st_conflict,
@@ -474,6 +475,7 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 		goto out;
 	}
 	app_cache_default(s);
+	store_checkpoint_init(s);
 	if ((r = read_key(s, err)) != 0)
 		goto out;
 	if ((r = load_origins(s)) != 0 || (r = store_origin_id(s, s->pk, &s->self_id)) != 0) {

@@ -44,11 +44,15 @@ int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64
 	return r;
 }
 
-/* One captured change, deduplicated per (table, key) within a batch. */
+/* One captured change, deduplicated within a batch per (table, rowid) where the capture
+ * recorded a rowid, else per (table, key). The two never meet: a rowid table's captures
+ * carry the key only for deletes, whose rows are gone; a row deleted and inserted again
+ * is found present by both, and the insert writes it. */
 struct item {
 	int64_t tid;
-	int64_t rid; /* rowid the capture recorded, 0 when it recorded the key */
-	struct zval pk;
+	bool by_rid; /* the capture recorded the rowid, not the key */
+	int64_t rid;
+	struct zval pk; /* by_rid: read from the row when it is sealed */
 	size_t pk_off;
 	bool ins, del;
 	int64_t mask;
@@ -77,6 +81,7 @@ struct sealer {
 	struct builder *b;
 	size_t nb;
 	struct zila_buf entry, deps, raw, packed;
+	struct zila_buf key; /* the key of the rowid record being sealed */
 	ZSTD_CCtx *zc;
 	struct rowstate row;
 	int row_cols;
@@ -86,10 +91,13 @@ struct sealer {
 
 #define NBUCKETS 8192
 
-static uint32_t item_hash(int64_t tid, const struct zval *pk)
+static uint32_t item_hash(const struct item *it)
 {
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)tid;
-	if (pk->type == VAL_TEXT || pk->type == VAL_BLOB) {
+	const struct zval *pk = &it->pk;
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)it->tid;
+	if (it->by_rid) {
+		h = (h ^ (uint64_t)it->rid) * 1099511628211ull;
+	} else if (pk->type == VAL_TEXT || pk->type == VAL_BLOB) {
 		for (size_t i = 0; i < pk->len; i++)
 			h = (h ^ pk->p[i]) * 1099511628211ull;
 	} else {
@@ -116,21 +124,12 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 		struct table *t = NULL;
 		it.tid = sqlite3_column_int64(st, 1);
 		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
-			/* A rowid record: the key is the row's, if the row is still there (a
-			 * deleted row has its own record with the key). */
+			/* A rowid record: the row is read once, when it is sealed. */
+			it.by_rid = true;
 			it.rid = sqlite3_column_int64(st, 2);
 			t = store_table_by_id(z->s, it.tid);
 			if (t == NULL || t->sel_rowid == NULL)
 				continue;
-			sqlite3_bind_int64(t->sel_rowid, 1, it.rid);
-			int rc2 = sqlite3_step(t->sel_rowid);
-			if (rc2 != SQLITE_ROW) {
-				sqlite3_reset(t->sel_rowid);
-				if (rc2 != SQLITE_DONE)
-					goto out;
-				continue;
-			}
-			val_from_column(&it.pk, t->sel_rowid, t->pk);
 		} else {
 			val_from_column(&it.pk, st, 3);
 		}
@@ -140,14 +139,16 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 			it.ins = true;
 		else
 			it.mask = sqlite3_column_int64(st, 4);
-		uint32_t h = item_hash(it.tid, &it.pk);
+		uint32_t h = item_hash(&it);
 		struct item *found = NULL;
 		for (uint32_t k = z->buckets[h]; k != 0; k = z->items[k - 1].next) {
 			struct item *o = &z->items[k - 1];
+			if (o->tid != it.tid || o->by_rid != it.by_rid || o->rid != it.rid)
+				continue;
 			struct zval opk = o->pk;
 			if (opk.type == VAL_TEXT || opk.type == VAL_BLOB)
 				opk.p = z->arena.p + o->pk_off;
-			if (o->tid == it.tid && val_equal(&opk, &it.pk)) {
+			if (it.by_rid || val_equal(&opk, &it.pk)) {
 				found = o;
 				break;
 			}
@@ -169,8 +170,6 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 			found->del |= it.del;
 			found->mask |= it.mask;
 		}
-		if (t != NULL)
-			sqlite3_reset(t->sel_rowid);
 		if (it.del && sqlite3_column_type(st, 5) != SQLITE_NULL) {
 			found->has_part = true;
 			found->part_off = z->arena.len;
@@ -379,19 +378,26 @@ static int seal_item(struct sealer *z, struct item *it)
 	}
 	sqlite3_stmt *sel = t->sel;
 	int rc;
-	if (it->rid != 0 && t->sel_rowid != NULL) {
-		/* By rowid when the capture gave one; the key confirms it is still that row. */
+	if (it->by_rid) {
+		/* A rowid record: the row there now is the one to seal. A row that is gone has
+		 * its own record with the key (the delete's); another row that took its rowid
+		 * since was captured as an insert at that rowid. */
 		sel = t->sel_rowid;
 		sqlite3_bind_int64(sel, 1, it->rid);
 		rc = sqlite3_step(sel);
-		struct zval key;
-		if (rc == SQLITE_ROW)
+		if (rc == SQLITE_DONE)
+			goto out;
+		if (rc == SQLITE_ROW) {
+			/* The key outlives the statement (the checks after the seal read others). */
+			struct zval key;
 			val_from_column(&key, sel, t->pk);
-		if (rc != SQLITE_ROW || !val_equal(&key, &it->pk)) {
-			sqlite3_reset(sel);
-			sel = t->sel;
-			val_bind(sel, 1, &it->pk);
-			rc = sqlite3_step(sel);
+			it->pk = key;
+			if (key.type == VAL_TEXT || key.type == VAL_BLOB) {
+				zila_buf_reset(&z->key);
+				if ((r = zila_buf_put(&z->key, key.p, key.len)) != 0)
+					goto out;
+				it->pk.p = z->key.p;
+			}
 		}
 	} else {
 		val_bind(sel, 1, &it->pk);
@@ -568,6 +574,7 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 	zila_buf_init(&z.deps, 1 << 20);
 	zila_buf_init(&z.raw, ZILA_ENTRY_MAX * 2);
 	zila_buf_init(&z.packed, ZILA_ENTRY_MAX * 3);
+	zila_buf_init(&z.key, ZILA_ENTRY_MAX);
 	z.zc = ZSTD_createCCtx();
 	row_init(&z.row, 1);
 	z.row_cols = 1;
@@ -623,6 +630,7 @@ out:
 	zila_buf_release(&z.deps);
 	zila_buf_release(&z.raw);
 	zila_buf_release(&z.packed);
+	zila_buf_release(&z.key);
 	ZSTD_freeCCtx(z.zc);
 	row_release(&z.row);
 	return r;

@@ -98,7 +98,16 @@ struct zila_store {
 	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;
+	struct ckpt *ckpt;  /* the checkpoint thread (checkpoint.c), started on first need */
+	bool ckpt_failed;   /* it could not start: the writer checkpoints */
+	bool nosync;        /* a merge is committing with synchronous OFF */
 };
+
+/* --- checkpoint.c --- */
+/* Installs the WAL hook that hands checkpoints to a thread of the store. */
+void store_checkpoint_init(struct zila_store *s);
+/* Waits for a running checkpoint and ends the thread; before the connection closes. */
+void store_checkpoint_stop(struct zila_store *s);
 
 /* --- open.c --- */
 int store_exec(struct zila_store *s, const char *sql, struct zila_error *err) ZILA_MUST_CHECK;

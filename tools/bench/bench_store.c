@@ -118,9 +118,17 @@ static void make_replica(const char *dir, bool with_plain)
 	zila_store_free(s);
 }
 
-static void checkpoint(const char *db)
+/* Waits for a checkpoint the store's thread may be running, then empties the WAL. */
+static void checkpoint(const char *path)
 {
-	exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	sqlite3 *db;
+	char *msg = NULL;
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		die("open", path);
+	sqlite3_busy_timeout(db, 60000);
+	if (sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, &msg) != SQLITE_OK)
+		die("checkpoint", msg ? msg : path);
+	sqlite3_close(db);
 }
 
 static void run(size_t n, const char *base)
