@@ -188,7 +188,7 @@ static int merge_change(struct applier *a, struct zila_view *in, bool guess_new)
 	if (row->known && strcmp(row->part, a->e->info.part) != 0)
 		return ZILA_ESCOPE;
 	if (!row->known)
-		snprintf(row->part, sizeof(row->part), "%s", a->e->info.part);
+		part_copy(row->part, a->e->info.part);
 	struct ver v = { a->e->info.hlc, a->origin, a->e->info.seq };
 	bool was_visible = ROW_VISIBLE(row), changed = false;
 	switch (op) {

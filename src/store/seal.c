@@ -430,7 +430,7 @@ static int seal_item(struct sealer *z, struct item *it)
 			row->cver[i] = v;
 		row->exists = true;
 		row->ever = v;
-		snprintf(row->part, sizeof(row->part), "%s", part);
+		part_copy(row->part, part);
 		r = row_save_new(s, t, &it->pk, row);
 		if (r != 0 && r != ZILA_EEXIST) {
 			r = store_db_error(s, z->err, "cannot save row state");
@@ -448,7 +448,7 @@ static int seal_item(struct sealer *z, struct item *it)
 		memcpy(part, z->arena.p + it->part_off, n);
 		part[n] = '\0';
 	} else if (!present && row->known) {
-		snprintf(part, sizeof(part), "%s", row->part);
+		part_copy(part, row->part);
 	}
 	int op;
 	if (present)
@@ -521,7 +521,7 @@ static int seal_item(struct sealer *z, struct item *it)
 		r = zila_error_set(z->err, r, "cannot encode a change of '%s'", t->name);
 		goto out;
 	}
-	snprintf(row->part, sizeof(row->part), "%s", part);
+	part_copy(row->part, part);
 	b->nchanges++;
 	if (!fresh && (r = row_save(s, t, &it->pk, row)) != 0) {
 		r = store_db_error(s, z->err, "cannot save row state");

@@ -1,0 +1,212 @@
+/* The store's seal and checkpoints: rowid captures that meet deletes, re-inserts, a reused
+ * rowid, rowid 0 and REPLACE; and the checkpoint thread copying a large WAL while the
+ * store stays open. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <cmocka.h>
+
+#include "zila/bundle.h"
+#include "zila/store.h"
+
+struct replica {
+	char dir[256];
+	char db[300], wal[310];
+	struct zila_store *s;
+	sqlite3 *app; /* a plain connection, as any program would open */
+};
+
+static char base[] = "/tmp/zila-test-store-XXXXXX";
+
+static void replica_new(struct replica *r, const char *name)
+{
+	struct zila_error err;
+	snprintf(r->dir, sizeof(r->dir), "%s/%s", base, name);
+	snprintf(r->db, sizeof(r->db), "%s/zila.db", r->dir);
+	snprintf(r->wal, sizeof(r->wal), "%s-wal", r->db);
+	assert_int_equal(zila_store_create(r->dir, &err), 0);
+	assert_int_equal(sqlite3_open(r->db, &r->app), SQLITE_OK);
+	sqlite3_busy_timeout(r->app, 5000);
+	assert_int_equal(sqlite3_exec(r->app, "CREATE TABLE t(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(zila_store_open(&r->s, r->dir, &err), 0);
+	assert_int_equal(zila_store_track(r->s, "t", "district_id", &err), 0);
+}
+
+static void replica_free(struct replica *r)
+{
+	sqlite3_close(r->app);
+	zila_store_free(r->s);
+	memset(r, 0, sizeof(*r));
+}
+
+static void app(struct replica *r, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(r->app, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+/* The rows of t as "id=v;" in key order. */
+static void rows_of(struct replica *r, char *out, size_t len)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+	out[0] = '\0';
+	assert_int_equal(sqlite3_prepare_v2(r->app, "SELECT id, v FROM t ORDER BY id", -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW && n < len)
+		n += (size_t)snprintf(out + n, len - n, "%s=%s;", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+}
+
+static void send_all(struct replica *from, struct replica *to)
+{
+	struct zila_error err;
+	struct zila_apply_stats st;
+	char path[300];
+	snprintf(path, sizeof(path), "%s/x.bndl", base);
+	assert_int_equal(zila_bundle_create(from->s, path, NULL, NULL, NULL, NULL, &err), 0);
+	assert_int_equal(zila_bundle_apply(to->s, NULL, path, &st, &err), 0);
+	assert_int_equal(st.nrejected, 0);
+}
+
+static void assert_same(struct replica *a, struct replica *b)
+{
+	char ra[1024], rb[1024];
+	uint8_t ha[32], hb[32];
+	struct zila_error err;
+	rows_of(a, ra, sizeof(ra));
+	rows_of(b, rb, sizeof(rb));
+	assert_string_equal(ra, rb);
+	assert_int_equal(zila_store_hash(a->s, ha, &err), 0);
+	assert_int_equal(zila_store_hash(b->s, hb, &err), 0);
+	assert_memory_equal(ha, hb, 32);
+}
+
+/* A capture that recorded a rowid is read when it is sealed: whatever row is at that
+ * rowid then is the one sealed, and a row that is gone is sealed by its delete. */
+static void test_seal_rowid_captures(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	char rows[1024];
+	replica_new(&a, "a");
+	replica_new(&b, "b");
+
+	/* Sealed first, then changed in ways that meet the same keys and rowids. */
+	app(&a, "INSERT INTO t VALUES ('w', 'd1', 'w1'), ('u', 'd1', 'u1'), ('k', 'd1', 'k1')");
+	send_all(&a, &b);
+	assert_same(&a, &b);
+
+	/* rowid 0 is a rowid like any other */
+	app(&a, "INSERT INTO t(rowid, id, district_id, v) VALUES (0, 'zero', 'd1', 'z0')");
+	/* deleted and inserted again under the same key (a new rowid) before a seal */
+	app(&a, "INSERT INTO t VALUES ('x', 'd1', 'x1'); DELETE FROM t WHERE id = 'x';"
+		"INSERT INTO t VALUES ('x', 'd1', 'x2')");
+	/* the newest row deleted and its rowid taken by another key */
+	app(&a, "INSERT INTO t VALUES ('y', 'd1', 'y1'); DELETE FROM t WHERE id = 'y';"
+		"INSERT INTO t VALUES ('z', 'd1', 'z1')");
+	/* updated, then deleted: only the delete is left to seal */
+	app(&a, "UPDATE t SET v = 'u2' WHERE id = 'u'; DELETE FROM t WHERE id = 'u'");
+	/* REPLACE of a sealed row: SQLite deletes it without the delete trigger */
+	app(&a, "INSERT OR REPLACE INTO t VALUES ('w', 'd1', 'w2')");
+	/* updated twice: one change with both */
+	app(&a, "UPDATE t SET v = 'k2' WHERE id = 'k'; UPDATE t SET v = 'k3' WHERE id = 'k'");
+
+	size_t n = 0;
+	struct zila_error err;
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 1);
+	int64_t pending = -1;
+	assert_int_equal(zila_store_pending(a.s, &pending), 0);
+	assert_int_equal(pending, 0);
+	rows_of(&a, rows, sizeof(rows));
+	assert_string_equal(rows, "k=k3;w=w2;x=x2;z=z1;zero=z0;");
+
+	send_all(&a, &b);
+	assert_same(&a, &b);
+	/* and nothing is sent twice: sealing again finds nothing */
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 0);
+
+	/* the other way: b's edits of the same rows reach a */
+	app(&b, "UPDATE t SET v = 'z9' WHERE id = 'zero'; DELETE FROM t WHERE id = 'x'");
+	send_all(&b, &a);
+	assert_same(&a, &b);
+	rows_of(&b, rows, sizeof(rows));
+	assert_string_equal(rows, "k=k3;w=w2;z=z1;zero=z9;");
+	replica_free(&a);
+	replica_free(&b);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* A commit past the WAL's limit has the store's thread copy the WAL into the database
+ * file while the store stays open; closing waits for it. */
+static void test_checkpoint_thread(void **state)
+{
+	(void)state;
+	struct replica a;
+	struct zila_error err;
+	replica_new(&a, "c");
+	/* The application's own connection checkpoints nothing here. */
+	sqlite3_wal_autocheckpoint(a.app, 0);
+	app(&a, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)"
+		" INSERT INTO t SELECT printf('%032x', i * 2654435761), 'd1', printf('value %d of a row', i) FROM n");
+	off_t before = file_size(a.db);
+	assert_true(file_size(a.db) < 1 << 20);
+	size_t n = 0;
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_true(n > 0);
+	/* Nothing else checkpoints: if the thread does not, the file stays as it was. */
+	off_t after = before;
+	for (int i = 0; i < 500 && after < 2 << 20; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		after = file_size(a.db);
+	}
+	if (after < 2 << 20)
+		fail_msg("the database file is %lld bytes, the WAL %lld", (long long)after, (long long)file_size(a.wal));
+	uint8_t h1[32], h2[32];
+	assert_int_equal(zila_store_hash(a.s, h1, &err), 0);
+	zila_store_free(a.s);
+	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
+	assert_int_equal(zila_store_hash(a.s, h2, &err), 0);
+	assert_memory_equal(h1, h2, 32);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(a.app, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	replica_free(&a);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0 || mkdtemp(base) == NULL)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_seal_rowid_captures),
+		cmocka_unit_test(test_checkpoint_thread),
+	};
+	int r = cmocka_run_group_tests(tests, NULL, NULL);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+	if (system(cmd) != 0)
+		r = 1;
+	return r;
+}
