@@ -394,8 +394,10 @@ static int seal_item(struct sealer *z, struct item *it)
 			it->pk = key;
 			if (key.type == VAL_TEXT || key.type == VAL_BLOB) {
 				zila_buf_reset(&z->key);
-				if ((r = zila_buf_put(&z->key, key.p, key.len)) != 0)
+				if ((r = zila_buf_put(&z->key, key.p, key.len)) != 0) {
+					r = zila_error_set(z->err, r, "cannot hold a key of '%s': %s", t->name, zila_strerror(r));
 					goto out;
+				}
 				it->pk.p = z->key.p;
 			}
 		}
