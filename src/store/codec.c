@@ -405,18 +405,25 @@ static int row_write(sqlite3_stmt *st, int64_t tid, const struct zval *pk, const
 	return rc;
 }
 
+/* Encodes r for zila_rows into s->tmp_st, and its values into s->tmp_dead when the table
+ * does not show the row. Not ROW_VISIBLE(): a row saved for the first time is not `known`
+ * yet, and a visible row needs no copy of its values (the table has them). */
+static int encode_row(struct zila_store *s, const struct rowstate *r, bool *visible)
+{
+	*visible = r->exists && r->parked == PARK_NONE;
+	zila_buf_reset(&s->tmp_st);
+	zila_buf_reset(&s->tmp_dead);
+	int rr = put_state(&s->tmp_st, r);
+	if (rr == 0 && !*visible)
+		rr = put_vals(&s->tmp_dead, r);
+	return rr;
+}
+
 int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
 {
 	struct zila_buf *stb = &s->tmp_st, *dead = &s->tmp_dead;
-	/* Not ROW_VISIBLE(): a row saved for the first time is not `known` yet, and a
-	 * visible row needs no copy of its values (the table has them). */
-	bool visible = r->exists && r->parked == PARK_NONE;
-	int rr;
-	zila_buf_reset(stb);
-	zila_buf_reset(dead);
-	rr = put_state(stb, r);
-	if (rr == 0 && !visible)
-		rr = put_vals(dead, r);
+	bool visible;
+	int rr = encode_row(s, r, &visible);
 	if (rr != 0)
 		return rr;
 	/* An update in place or a plain insert, as row_load() found it: INSERT OR REPLACE
@@ -438,16 +445,11 @@ int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struc
 
 int row_save_new(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
 {
-	struct zila_buf *stb = &s->tmp_st;
-	bool visible = r->exists && r->parked == PARK_NONE;
-	zila_buf_reset(stb);
-	zila_buf_reset(&s->tmp_dead);
-	int rr = put_state(stb, r);
-	if (rr == 0 && !visible)
-		rr = put_vals(&s->tmp_dead, r);
+	bool visible;
+	int rr = encode_row(s, r, &visible);
 	if (rr != 0)
 		return rr;
-	int rc = row_write(s->st_row_put, t->id, pk, stb, &s->tmp_dead, visible);
+	int rc = row_write(s->st_row_put, t->id, pk, &s->tmp_st, &s->tmp_dead, visible);
 	if (rc == SQLITE_CONSTRAINT)
 		return ZILA_EEXIST;
 	if (rc != SQLITE_DONE)
