@@ -154,9 +154,7 @@ static bool part_matches(const struct zval *v, const char *part)
 	return strlen(part) == v->len && memcmp(part, v->p, v->len) == 0;
 }
 
-#define CHANGE_KNOWN 2 /* merge_change(): the row guessed new is known; merge it again */
-
-static int merge_change(struct applier *a, struct zila_view *in, bool guess_new)
+static int apply_change(struct applier *a, struct zila_view *in)
 {
 	struct zila_store *s = a->s;
 	uint64_t di, n;
@@ -177,13 +175,7 @@ static int merge_change(struct applier *a, struct zila_view *in, bool guess_new)
 		row_init(row, t->ncols);
 		a->row_cols = t->ncols;
 	}
-	/* An upsert is most often of a row new here (a clone is nothing else): merged as one,
-	 * its state goes into zila_rows first, which finds out whether it was (one search of
-	 * zila_rows instead of a lookup and an insert). */
-	bool fresh = guess_new && op == OP_UPSERT;
-	if (fresh)
-		row_reset(row);
-	else if ((r = row_load(s, t, &pk, row, true)) != 0)
+	if ((r = row_load(s, t, &pk, row, true)) != 0)
 		return r;
 	if (row->known && strcmp(row->part, a->e->info.part) != 0)
 		return ZILA_ESCOPE;
@@ -240,20 +232,7 @@ static int merge_change(struct applier *a, struct zila_view *in, bool guess_new)
 		row->vals[t->pk] = pk;
 	if (!changed)
 		return 0;
-	if (fresh && (r = row_save_new(s, t, &pk, row)) != 0)
-		return r == ZILA_EEXIST ? CHANGE_KNOWN : r;
 	return row_materialize(s, t, &pk, row, was_visible, a->st);
-}
-
-static int apply_change(struct applier *a, struct zila_view *in)
-{
-	struct zila_view start = *in;
-	int r = merge_change(a, in, true);
-	if (r == CHANGE_KNOWN) {
-		*in = start;
-		r = merge_change(a, in, false);
-	}
-	return r;
 }
 
 /* Merges an entry's body. ZILA_ESCHEMA: this replica lacks a table or column (hold it);

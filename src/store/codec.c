@@ -165,7 +165,8 @@ void row_release(struct rowstate *r)
 
 void row_reset(struct rowstate *r)
 {
-	r->known = r->exists = r->saved = false;
+	r->known = r->in_live = r->in_rows = r->has_rid = r->exists = false;
+	r->live_rid = r->rid = 0;
 	r->parked = PARK_NONE;
 	r->part[0] = '\0';
 	memset(&r->ever, 0, sizeof(r->ever));
@@ -343,17 +344,16 @@ static int own_vals(struct rowstate *r)
 	return 0;
 }
 
-int row_load(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
-	     bool load_vals)
+/* The state zila_rows holds for pk, with the image of a row the table does not show. */
+static int rows_get(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r, bool load_vals)
 {
 	sqlite3_stmt *st = s->st_row_get;
 	int rr = 0;
-	row_reset(r);
 	sqlite3_bind_int64(st, 1, t->id);
 	val_bind(st, 2, pk);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		r->known = true;
+		r->known = r->in_rows = true;
 		rr = get_state(zila_view_make(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)), r);
 		if (rr == 0 && load_vals && !ROW_VISIBLE(r) && sqlite3_column_type(st, 1) == SQLITE_BLOB) {
 			struct zila_view in = zila_view_make(sqlite3_column_blob(st, 1),
@@ -373,20 +373,101 @@ int row_load(struct zila_store *s, struct table *t, const struct zval *pk, struc
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if (rr != 0 || !load_vals || !ROW_VISIBLE(r))
-		return rr;
-	st = t->sel;
-	val_bind(st, 1, pk);
-	rc = sqlite3_step(st);
+	return rr;
+}
+
+/* The state zila_live holds at rid, when it is pk's. */
+static int live_get(struct zila_store *s, struct table *t, const struct zval *pk, int64_t rid, struct rowstate *r)
+{
+	sqlite3_stmt *st = s->st_live_get;
+	int rr = 0;
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_int64(st, 2, rid);
+	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		for (int i = 0; i < r->ncols; i++)
-			val_from_column(&r->vals[i], st, i);
-		rr = own_vals(r);
+		struct zval key;
+		val_from_column(&key, st, 0);
+		if (val_equal(&key, pk)) {
+			r->known = r->in_live = true;
+			r->live_rid = rid;
+			rr = get_state(zila_view_make(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)), r);
+		}
 	} else if (rc != SQLITE_DONE) {
 		rr = ZILA_EDB;
 	}
 	sqlite3_reset(st);
 	return rr;
+}
+
+int row_load(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
+	     bool load_vals)
+{
+	sqlite3_stmt *sel = t->sel;
+	int rr = 0;
+	row_reset(r);
+	if (!t->has_rowid) {
+		rr = rows_get(s, t, pk, r, load_vals);
+		if (rr != 0 || !load_vals || !ROW_VISIBLE(r))
+			return rr;
+	}
+	val_bind(sel, 1, pk);
+	int rc = sqlite3_step(sel);
+	if (rc == SQLITE_ROW && t->has_rowid) {
+		r->has_rid = true;
+		r->rid = sqlite3_column_int64(sel, t->ncols);
+		rr = live_get(s, t, pk, r->rid, r);
+		/* not at its rowid: a row the seal has yet to see */
+		if (rr == 0 && !r->known)
+			rr = rows_get(s, t, pk, r, load_vals);
+	} else if (rc == SQLITE_DONE && t->has_rowid) {
+		rr = rows_get(s, t, pk, r, load_vals);
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		rr = ZILA_EDB;
+	}
+	if (rr == 0 && rc == SQLITE_ROW && load_vals && ROW_VISIBLE(r)) {
+		for (int i = 0; i < r->ncols; i++)
+			val_from_column(&r->vals[i], sel, i);
+		rr = own_vals(r);
+	}
+	sqlite3_reset(sel);
+	return rr;
+}
+
+int row_locate(struct table *t, const struct zval *pk, struct rowstate *r)
+{
+	sqlite3_stmt *sel = t->sel;
+	val_bind(sel, 1, pk);
+	int rc = sqlite3_step(sel);
+	r->has_rid = rc == SQLITE_ROW && t->has_rowid;
+	if (r->has_rid)
+		r->rid = sqlite3_column_int64(sel, t->ncols);
+	sqlite3_reset(sel);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : ZILA_EDB;
+}
+
+int row_load_at(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
+		const int64_t *at, const int64_t *hint)
+{
+	int rr = 0;
+	row_reset(r);
+	if (at != NULL && t->has_rowid) {
+		r->has_rid = true;
+		r->rid = *at;
+		rr = live_get(s, t, pk, *at, r);
+	}
+	if (rr == 0 && !r->known && hint != NULL && t->has_rowid && (at == NULL || *hint != *at))
+		rr = live_get(s, t, pk, *hint, r);
+	if (rr == 0 && !r->known)
+		rr = rows_get(s, t, pk, r, false);
+	return rr;
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
 }
 
 static int row_write(sqlite3_stmt *st, int64_t tid, const struct zval *pk, const struct zila_buf *stb,
@@ -399,10 +480,26 @@ static int row_write(sqlite3_stmt *st, int64_t tid, const struct zval *pk, const
 		sqlite3_bind_blob(st, 4, dead->p ? dead->p : (const uint8_t *)"", (int)dead->len, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 4);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc;
+	return step_done(st);
+}
+
+static int live_write(sqlite3_stmt *st, int64_t tid, int64_t rid, const struct zval *pk, const struct zila_buf *stb)
+{
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int64(st, 2, rid);
+	val_bind(st, 3, pk);
+	sqlite3_bind_blob(st, 4, stb->p, (int)stb->len, SQLITE_STATIC);
+	return step_done(st);
+}
+
+/* Removes pk's record at rid from zila_live (evict: moves another key's record there to
+ * zila_rows, where a search by key finds it). */
+static int live_clear(sqlite3_stmt *st, int64_t tid, int64_t rid, const struct zval *pk)
+{
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int64(st, 2, rid);
+	val_bind(st, 3, pk);
+	return step_done(st);
 }
 
 /* Encodes r for zila_rows into s->tmp_st, and its values into s->tmp_dead when the table
@@ -419,17 +516,39 @@ static int encode_row(struct zila_store *s, const struct rowstate *r, bool *visi
 	return rr;
 }
 
-int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
+/* A shown row's state at its rowid: in place, or into a free slot, or into one another
+ * key's record holds (that record goes to zila_rows first). */
+static int save_live(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
+{
+	int rc;
+	if (r->in_live && r->live_rid == r->rid) {
+		rc = live_write(s->st_live_upd, t->id, r->rid, pk, &s->tmp_st);
+		if (rc == SQLITE_DONE && sqlite3_changes(s->db) == 1)
+			return rc;
+	}
+	rc = live_write(s->st_live_put, t->id, r->rid, pk, &s->tmp_st);
+	if (rc == SQLITE_CONSTRAINT) {
+		rc = live_clear(s->st_live_evict, t->id, r->rid, pk);
+		rc = rc == SQLITE_DONE ? live_write(s->st_live_upd, t->id, r->rid, pk, &s->tmp_st) : rc;
+	}
+	if (rc == SQLITE_DONE && r->in_live && r->live_rid != r->rid)
+		rc = live_clear(s->st_live_del, t->id, r->live_rid, pk);
+	if (rc == SQLITE_DONE && r->in_rows) {
+		sqlite3_bind_int64(s->st_row_del, 1, t->id);
+		val_bind(s->st_row_del, 2, pk);
+		rc = step_done(s->st_row_del);
+	}
+	return rc;
+}
+
+/* Any other state by key, in place or as a new record. */
+static int save_rows(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r, bool visible)
 {
 	struct zila_buf *stb = &s->tmp_st, *dead = &s->tmp_dead;
-	bool visible;
-	int rr = encode_row(s, r, &visible);
-	if (rr != 0)
-		return rr;
-	/* An update in place or a plain insert, as row_load() found it: INSERT OR REPLACE
-	 * would search the key twice more. The other statement covers a stale `known`. */
+	/* An update in place or a plain insert, as the load found it: INSERT OR REPLACE
+	 * would search the key twice more. The other statement covers a stale guess. */
 	int rc;
-	if (r->known) {
+	if (r->in_rows) {
 		rc = row_write(s->st_row_upd, t->id, pk, stb, dead, visible);
 		if (rc == SQLITE_DONE && sqlite3_changes(s->db) == 0)
 			rc = row_write(s->st_row_put, t->id, pk, stb, dead, visible);
@@ -438,22 +557,59 @@ int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struc
 		if (rc == SQLITE_CONSTRAINT)
 			rc = row_write(s->st_row_upd, t->id, pk, stb, dead, visible);
 	}
-	r->known = true;
-	r->saved = false;
-	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
+	if (rc == SQLITE_DONE && r->in_live)
+		rc = live_clear(s->st_live_del, t->id, r->live_rid, pk);
+	return rc;
 }
 
-int row_save_new(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
+int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
 {
 	bool visible;
 	int rr = encode_row(s, r, &visible);
 	if (rr != 0)
 		return rr;
-	int rc = row_write(s->st_row_put, t->id, pk, &s->tmp_st, &s->tmp_dead, visible);
+	bool live = visible && t->has_rowid && r->has_rid;
+	int rc = live ? save_live(s, t, pk, r) : save_rows(s, t, pk, r, visible);
+	if (rc != SQLITE_DONE)
+		return ZILA_EDB;
+	r->known = true;
+	r->in_live = live;
+	r->live_rid = live ? r->rid : 0;
+	r->in_rows = !live;
+	return 0;
+}
+
+int row_save_new_at(struct zila_store *s, struct table *t, const struct zval *pk, int64_t rid,
+		    struct rowstate *r)
+{
+	bool visible;
+	int rr = encode_row(s, r, &visible);
+	if (rr != 0)
+		return rr;
+	if (!visible)
+		return ZILA_EINVAL;
+	int rc;
+	if (t->has_rowid) {
+		/* zila_rows holds few records (deleted and parked rows): a quick search */
+		sqlite3_bind_int64(s->st_row_get, 1, t->id);
+		val_bind(s->st_row_get, 2, pk);
+		rc = step_done(s->st_row_get);
+		if (rc == SQLITE_ROW)
+			return ZILA_EEXIST;
+		if (rc != SQLITE_DONE)
+			return ZILA_EDB;
+		rc = live_write(s->st_live_put, t->id, rid, pk, &s->tmp_st);
+	} else {
+		rc = row_write(s->st_row_put, t->id, pk, &s->tmp_st, &s->tmp_dead, true);
+	}
 	if (rc == SQLITE_CONSTRAINT)
 		return ZILA_EEXIST;
 	if (rc != SQLITE_DONE)
 		return ZILA_EDB;
-	r->known = r->saved = true;
+	r->known = true;
+	r->in_live = t->has_rowid;
+	r->in_rows = !t->has_rowid;
+	r->has_rid = r->in_live;
+	r->rid = r->live_rid = r->in_live ? rid : 0;
 	return 0;
 }

@@ -58,6 +58,7 @@ static int park_depth(struct zila_store *s, struct table *t, const struct zval *
 	int rr = 0;
 	if (was_visible)
 		rr = exec_pk(t->del, pk);
+	r->has_rid = false;
 	if (rr == 0 && r->parked != kind && st != NULL)
 		st->nparked++;
 	r->parked = kind;
@@ -209,6 +210,7 @@ int row_materialize(struct zila_store *s, struct table *t, const struct zval *pk
 			rr = exec_pk(t->del, pk);
 			rr = rr ? rr : park_children(s, t, r->vals, st, 0);
 		}
+		r->has_rid = false;
 		r->parked = PARK_NONE;
 		if (rr == 0 && prev != PARK_NONE)
 			rr = parked_set(s, t, pk, 0);
@@ -219,9 +221,13 @@ int row_materialize(struct zila_store *s, struct table *t, const struct zval *pk
 	for (int attempt = 0; attempt <= t->nuniq + 1; attempt++) {
 		int rc = write_row(s, t, r, was_visible);
 		if (rc == 0) {
-			/* A row new here whose state went in before it (apply.c) is done. */
-			if (r->saved && r->parked == PARK_NONE)
-				return 0;
+			/* The state goes where the row is (struct rowstate). */
+			if (!was_visible) {
+				r->has_rid = true;
+				r->rid = sqlite3_last_insert_rowid(s->db);
+			} else if (t->has_rowid && !r->has_rid && (rr = row_locate(t, pk, r)) != 0) {
+				return rr;
+			}
 			r->parked = PARK_NONE;
 			if (prev != PARK_NONE)
 				rr = parked_set(s, t, pk, 0);

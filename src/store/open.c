@@ -15,6 +15,15 @@
 
 extern const char zila_default_schema_sql[];
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define STORE_VERSION_STR STR(STORE_SCHEMA_VERSION)
+
+/* Row states by rowid (store_int.h, struct rowstate): new in replica format 2. */
+#define LIVE_SQL                                                                                 \
+	"CREATE TABLE zila_live(tid INTEGER NOT NULL, rid INTEGER NOT NULL, pk NOT NULL, st BLOB NOT NULL," \
+	" PRIMARY KEY(tid, rid)) WITHOUT ROWID;"
+
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
 	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT);"
@@ -28,6 +37,7 @@ static const char meta_sql[] =
 	"CREATE INDEX zila_entries_held ON zila_entries(applied) WHERE applied = 0;"
 	"CREATE TABLE zila_rows(tid INTEGER NOT NULL, pk NOT NULL, st BLOB NOT NULL, dead BLOB,"
 	" PRIMARY KEY(tid, pk)) WITHOUT ROWID;"
+	LIVE_SQL
 	"CREATE TABLE zila_parked(tid INTEGER NOT NULL, pk NOT NULL, kind INTEGER NOT NULL,"
 	" PRIMARY KEY(tid, pk)) WITHOUT ROWID;"
 	"CREATE TABLE zila_conflicts(id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk, col TEXT NOT NULL,"
@@ -375,6 +385,12 @@ static const char *prepared[][2] = {
 	{ "row_put", "INSERT INTO zila_rows(tid, pk, st, dead) VALUES (?, ?, ?, ?)" },
 	{ "row_upd", "UPDATE zila_rows SET st = ?3, dead = ?4 WHERE tid = ?1 AND pk = ?2" },
 	{ "row_del", "DELETE FROM zila_rows WHERE tid = ? AND pk = ?" },
+	{ "live_get", "SELECT pk, st FROM zila_live WHERE tid = ? AND rid = ?" },
+	{ "live_put", "INSERT INTO zila_live(tid, rid, pk, st) VALUES (?, ?, ?, ?)" },
+	{ "live_upd", "UPDATE zila_live SET pk = ?3, st = ?4 WHERE tid = ?1 AND rid = ?2" },
+	{ "live_del", "DELETE FROM zila_live WHERE tid = ?1 AND rid = ?2 AND pk = ?3" },
+	{ "live_evict", "INSERT OR REPLACE INTO zila_rows(tid, pk, st, dead) SELECT tid, pk, st, NULL FROM zila_live"
+			" WHERE tid = ?1 AND rid = ?2 AND pk IS NOT ?3" },
 	{ "entry_put", "INSERT INTO zila_entries(feed, seq, hlc, applied, bytes) VALUES (?, ?, ?, ?, ?)" },
 	{ "feed_get", "SELECT id, head FROM zila_feeds WHERE origin = ? AND part = ?" },
 	{ "feed_new", "INSERT INTO zila_feeds(origin, part, head) VALUES (?, ?, 0)" },
@@ -391,6 +407,8 @@ static const char *prepared[][2] = {
 static int prepare_all(struct zila_store *s, struct zila_error *err)
 {
 	sqlite3_stmt **slots[] = { &s->st_row_get, &s->st_row_put, &s->st_row_upd, &s->st_row_del,
+				   &s->st_live_get, &s->st_live_put, &s->st_live_upd, &s->st_live_del,
+				   &s->st_live_evict,
 				   &s->st_entry_put, &s->st_feed_get, &s->st_feed_new,
 				   &s->st_feed_head, &s->st_conflict, &s->st_park_put, &s->st_park_del,
 				   &s->st_trust_put, &s->st_trust_get, &s->st_trust_all };
@@ -407,7 +425,9 @@ void zila_store_free(struct zila_store *s)
 		return;
 	store_checkpoint_stop(s);
 	store_free_tables(s);
-	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_upd, s->st_row_del, s->st_entry_put,
+	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_upd, s->st_row_del, s->st_live_get,
+				s->st_live_put, s->st_live_upd, s->st_live_del, s->st_live_evict,
+				s->st_entry_put,
 				s->st_feed_get, s->st_feed_new, s->st_feed_head, s->st_conflict,
 				s->st_park_put, s->st_park_del, s->st_trust_put, s->st_trust_get, s->st_trust_all };
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
@@ -446,6 +466,29 @@ static int store_alloc(struct zila_store **out, const char *dir)
 	return 0;
 }
 
+/* Format 1 kept every row state in zila_rows by key. Format 2 moves the states of rows a
+ * rowid table shows to zila_live, by rowid, and its delete captures record the rowid. */
+static int upgrade_v1(struct zila_store *s, struct zila_error *err)
+{
+	int r = store_begin(s, err);
+	if (r != 0)
+		return r;
+	r = store_exec(s, LIVE_SQL, err);
+	r = r ? r : store_load_tables(s, err);
+	r = r ? r : store_migrate_live(s, err);
+	r = r ? r : store_exec(s, "UPDATE zila_meta SET v = '" STORE_VERSION_STR "' WHERE k = 'store_version'", err);
+	r = r ? r : store_commit(s, err);
+	if (r != 0) {
+		char why[200];
+		snprintf(why, sizeof(why), "%s", zila_error_msg(err, r));
+		store_rollback(s);
+		return zila_error_set(err, r, "cannot upgrade '%s' to replica format %d: %s", s->db_path,
+				      STORE_SCHEMA_VERSION, why);
+	}
+	zila_log(ZILA_LOG_INFO, "upgraded '%s' to replica format %d", s->db_path, STORE_SCHEMA_VERSION);
+	return 0;
+}
+
 int zila_store_open(struct zila_store **out, const char *dir, struct zila_error *err)
 {
 	struct zila_store *s = NULL;
@@ -469,11 +512,13 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 	}
 	int sv = atoi(ver);
 	free(ver);
-	if (sv != STORE_SCHEMA_VERSION) {
-		r = zila_error_set(err, ZILA_EVERSION, "'%s' has replica format %d; this zila reads %d",
+	if (sv != STORE_SCHEMA_VERSION && sv != 1) {
+		r = zila_error_set(err, ZILA_EVERSION, "'%s' has replica format %d; this zila reads 1 to %d",
 				   s->db_path, sv, STORE_SCHEMA_VERSION);
 		goto out;
 	}
+	if (sv == 1 && (r = upgrade_v1(s, err)) != 0)
+		goto out;
 	app_cache_default(s);
 	store_checkpoint_init(s);
 	if ((r = read_key(s, err)) != 0)
@@ -522,7 +567,7 @@ int zila_store_create(const char *dir, struct zila_error *err)
 	    sqlite3_exec(db, meta_sql, NULL, NULL, &msg) ||
 	    sqlite3_exec(db, zila_default_schema_sql, NULL, NULL, &msg) ||
 	    sqlite3_exec(db,
-			 "INSERT INTO zila_meta VALUES ('store_version', '1'), ('schema_version', '1'),"
+			 "INSERT INTO zila_meta VALUES ('store_version', '" STORE_VERSION_STR "'), ('schema_version', '1'),"
 			 " ('hlc', '0'), ('created_at', strftime('%s','now'));"
 			 "COMMIT;",
 			 NULL, NULL, &msg)) {

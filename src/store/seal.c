@@ -52,6 +52,8 @@ struct item {
 	int64_t tid;
 	bool by_rid; /* the capture recorded the rowid, not the key */
 	int64_t rid;
+	bool has_hint; /* a delete's: the rowid the row had, where its state is */
+	int64_t hint;
 	struct zval pk; /* by_rid: read from the row when it is sealed */
 	size_t pk_off;
 	bool ins, del;
@@ -123,7 +125,7 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 		struct item it = { 0 };
 		struct table *t = NULL;
 		it.tid = sqlite3_column_int64(st, 1);
-		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL && sqlite3_column_type(st, 4) != SQLITE_NULL) {
 			/* A rowid record: the row is read once, when it is sealed. */
 			it.by_rid = true;
 			it.rid = sqlite3_column_int64(st, 2);
@@ -132,6 +134,8 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 				continue;
 		} else {
 			val_from_column(&it.pk, st, 3);
+			it.has_hint = sqlite3_column_type(st, 2) != SQLITE_NULL;
+			it.hint = sqlite3_column_int64(st, 2);
 		}
 		if (sqlite3_column_type(st, 4) == SQLITE_NULL)
 			it.del = true;
@@ -169,6 +173,11 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 			found->ins |= it.ins;
 			found->del |= it.del;
 			found->mask |= it.mask;
+			/* the first delete's rowid: the state was there when the batch began */
+			if (!found->has_hint) {
+				found->has_hint = it.has_hint;
+				found->hint = it.hint;
+			}
 		}
 		if (it.del && sqlite3_column_type(st, 5) != SQLITE_NULL) {
 			found->has_part = true;
@@ -420,9 +429,13 @@ static int seal_item(struct sealer *z, struct item *it)
 		memcpy(part, sqlite3_column_text(sel, t->pcol), (size_t)n);
 		part[n] = '\0';
 	}
-	/* A row inserted since the last seal is most often new to zila_rows too: its state is
-	 * then the insert's alone, and inserting it finds out (one search of zila_rows instead
-	 * of a lookup and an insert). A row zila_rows has takes the path below. */
+	/* the rowid the table holds the row at: its state's place */
+	int64_t at = 0;
+	if (present && t->has_rowid)
+		at = it->by_rid ? it->rid : sqlite3_column_int64(sel, t->ncols);
+	/* A row inserted since the last seal is most often new: its state is then the
+	 * insert's alone, and writing it at the row's rowid finds out (a record there, or one
+	 * by key, takes the path below). */
 	struct builder *b = NULL;
 	bool fresh = false;
 	if (present && it->ins && (b = builder_find(z, part)) != NULL && dir_fits(b, t)) {
@@ -433,7 +446,7 @@ static int seal_item(struct sealer *z, struct item *it)
 		row->exists = true;
 		row->ever = v;
 		part_copy(row->part, part);
-		r = row_save_new(s, t, &it->pk, row);
+		r = row_save_new_at(s, t, &it->pk, at, row);
 		if (r != 0 && r != ZILA_EEXIST) {
 			r = store_db_error(s, z->err, "cannot save row state");
 			goto out;
@@ -441,7 +454,8 @@ static int seal_item(struct sealer *z, struct item *it)
 		fresh = r == 0;
 		r = 0;
 	}
-	if (!fresh && (r = row_load(s, t, &it->pk, row, false)) != 0) {
+	if (!fresh && (r = row_load_at(s, t, &it->pk, row, present && t->has_rowid ? &at : NULL,
+				       it->has_hint ? &it->hint : NULL)) != 0) {
 		r = store_db_error(s, z->err, "cannot read row state");
 		goto out;
 	}
@@ -455,8 +469,14 @@ static int seal_item(struct sealer *z, struct item *it)
 	int op;
 	if (present)
 		op = (it->ins || !row->known || !row->exists || row->parked) ? OP_UPSERT : OP_UPDATE;
+	else if (row->known)
+		op = row->exists ? OP_DELETE : 0; /* a parked row only by zila_store_delete_row() */
 	else
-		op = (row->known && row->exists) ? OP_DELETE : 0; /* a parked row only by zila_store_delete_row() */
+		/* A deleted row no state is found for was inserted since the last seal, or its
+		 * state was left at another rowid by an INSERT OR REPLACE of its key (no capture
+		 * names that rowid). The delete goes out either way: in the first case it deletes
+		 * nothing anywhere, in the second it is not lost. */
+		op = it->del && t->has_rowid ? OP_DELETE : 0;
 	if (op == OP_UPDATE && it->mask == 0)
 		op = 0;
 	if (op != 0 && row->known && strcmp(row->part, part) != 0) {
@@ -464,8 +484,13 @@ static int seal_item(struct sealer *z, struct item *it)
 			 t->name, row->part, part);
 		op = 0;
 	}
-	if (op == 0)
+	if (op == 0) {
+		/* A row back in the table whose state is still at its old rowid: moved to the new one. */
+		if (present && row->in_live && row->live_rid != at && ROW_VISIBLE(row) &&
+		    (r = row_save(s, t, &it->pk, row)) != 0)
+			r = store_db_error(s, z->err, "cannot save row state");
 		goto out;
+	}
 	if (!fresh && (r = builder_for(z, part, &b)) != 0)
 		goto out;
 	int di = dir_index(z, b, t);

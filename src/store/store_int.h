@@ -12,7 +12,7 @@
 #include "zila/err.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 1 /* layout of the zila_* tables */
+#define STORE_SCHEMA_VERSION 2 /* layout of the zila_* tables (1: no zila_live) */
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
 #define SEAL_CHUNK 128         /* batches per seal transaction (~260k changes) */
@@ -58,7 +58,7 @@ struct table {
 	struct fkey *fks;
 	int nchild;          /* foreign keys elsewhere that point at this table */
 	struct child { struct table *child; int fk; sqlite3_stmt *find; } *children;
-	sqlite3_stmt *sel;   /* SELECT all columns FROM t WHERE pk = ? */
+	sqlite3_stmt *sel;   /* SELECT all columns [, rowid] FROM t WHERE pk = ? */
 	bool has_rowid;      /* capture records the rowid (cheaper than the key text) */
 	sqlite3_stmt *sel_rowid; /* SELECT all columns FROM t WHERE rowid = ?, or NULL */
 	sqlite3_stmt *ins;   /* INSERT INTO t (all columns) VALUES (...) */
@@ -96,6 +96,7 @@ struct zila_store {
 	size_t norigins;
 	/* prepared statements, created at open */
 	sqlite3_stmt *st_row_get, *st_row_put, *st_row_upd, *st_row_del;
+	sqlite3_stmt *st_live_get, *st_live_put, *st_live_upd, *st_live_del, *st_live_evict;
 	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;
@@ -125,6 +126,9 @@ int store_save_hlc(struct zila_store *s) ZILA_MUST_CHECK;
 
 /* --- tables.c --- */
 int store_load_tables(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+/* Format 1 to 2, in the caller's transaction: shown rows' states to zila_live, and delete
+ * captures that record the rowid. */
+int store_migrate_live(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 void store_free_tables(struct zila_store *s);
 struct table *store_table_by_name(struct zila_store *s, const char *name, size_t len);
 struct table *store_table_by_id(struct zila_store *s, int64_t id);
@@ -148,10 +152,20 @@ int val_bind(sqlite3_stmt *st, int idx, const struct zval *v);
 bool val_equal(const struct zval *a, const struct zval *b);
 int ver_cmp(struct zila_store *s, const struct ver *a, const struct ver *b);
 
-/* The merge state of one row: registers, and its values when loaded. */
+/* The merge state of one row: registers, and its values when loaded.
+ *
+ * Where a state lives: a row a rowid table shows has its state in zila_live at the row's
+ * rowid, so that rows written together share pages there as they do in the table. Every
+ * other state (a deleted or parked row, any row of a WITHOUT ROWID table) is in zila_rows
+ * by key. A zila_live record names its key, and a record whose key is not the row's at
+ * that rowid (a row replaced by INSERT OR REPLACE, a rowid reused) is never taken for the
+ * row's: it is moved to zila_rows when its slot is needed. */
 struct rowstate {
-	bool known;     /* zila_rows has it */
-	bool saved;     /* zila_rows has this very state (row_save_new() wrote it) */
+	bool known;     /* a state was found */
+	bool in_live;   /* ...in zila_live at live_rid */
+	bool in_rows;   /* ...in zila_rows */
+	bool has_rid;   /* the table holds the row at rid */
+	int64_t live_rid, rid;
 	bool exists;    /* existence register */
 	int parked;     /* PARK_* */
 	struct ver ever;
@@ -167,13 +181,22 @@ enum { PARK_NONE = 0, PARK_DUP = 1, PARK_ORPHAN = 2, PARK_INVALID = 3 };
 void row_init(struct rowstate *r, int ncols);
 void row_release(struct rowstate *r);
 void row_reset(struct rowstate *r);
-/* Loads registers from zila_rows and values from the table (visible) or the parked
- * image; values are loaded only when load_vals. */
+/* Loads registers and, when load_vals, values: from the table for a row it shows, else
+ * from the image zila_rows keeps. The table is asked for the row's rowid first. */
 int row_load(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
 	     bool load_vals) ZILA_MUST_CHECK;
+/* row_load() of registers only, without asking the table: the caller knows the rowid the
+ * table holds the row at (at), or where its state may be (hint: a deleted row's rowid). */
+int row_load_at(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r,
+		const int64_t *at, const int64_t *hint) ZILA_MUST_CHECK;
+/* Asks the table for the row's rowid (r->has_rid, r->rid). */
+int row_locate(struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
+/* Saves r where it belongs (above) and removes the copy it was loaded from. */
 int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
-/* row_save() for a row zila_rows does not hold yet: ZILA_EEXIST (nothing written) when it does. */
-int row_save_new(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
+/* row_save() of a row the table shows at rid, for a key no state is known of: ZILA_EEXIST
+ * (nothing written) when zila_rows has the key or zila_live the rowid. */
+int row_save_new_at(struct zila_store *s, struct table *t, const struct zval *pk, int64_t rid,
+		    struct rowstate *r) ZILA_MUST_CHECK;
 
 
 /* --- entry.c --- */

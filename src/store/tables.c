@@ -266,15 +266,20 @@ out:
 	return r;
 }
 
-int store_sql_select_all(struct zila_buf *q, const struct table *t)
+static int put_select(struct zila_buf *q, const struct table *t, bool with_rowid)
 {
 	int r = put_str(q, "SELECT ");
 	for (int i = 0; r == 0 && i < t->ncols; i++) {
 		r = i ? put_str(q, ", ") : 0;
 		r = r ? r : put_qid(q, t->cols[i]);
 	}
-	r = r ? r : put_str(q, " FROM ");
+	r = r ? r : put_str(q, with_rowid ? ", rowid FROM " : " FROM ");
 	return r ? r : put_qid(q, t->name);
+}
+
+int store_sql_select_all(struct zila_buf *q, const struct table *t)
+{
+	return put_select(q, t, false);
 }
 
 static int table_statements(struct zila_store *s, struct table *t)
@@ -282,8 +287,9 @@ static int table_statements(struct zila_store *s, struct table *t)
 	struct zila_buf q;
 	int r;
 	zila_buf_init(&q, 1 << 20);
-	/* SELECT all FROM t WHERE pk = ?, and the same by rowid */
-	r = store_sql_select_all(&q, t);
+	/* SELECT all [, rowid] FROM t WHERE pk = ? (the rowid says where the row's state is),
+	 * and the same by rowid */
+	r = put_select(&q, t, t->has_rowid);
 	r = r ? r : put_str(&q, " WHERE ");
 	r = r ? r : put_qid(&q, t->cols[t->pk]);
 	r = r ? r : put_str(&q, " = ?");
@@ -535,6 +541,26 @@ static int check_trackable(struct zila_store *s, const char *table, const char *
 	return 0;
 }
 
+/* The delete capture: the key and partition of the row gone, and in a rowid table the
+ * rowid it had, which is where its state is (struct rowstate). */
+static int delete_trigger(struct zila_buf *q, const char *tname, const char *table, int64_t tid, const char *pkc,
+			  const char *pcol, bool rowid)
+{
+	int r = put_fmt(q, "CREATE TRIGGER %s_del AFTER DELETE ON ", tname);
+	r = r ? r : put_qid(q, table);
+	r = r ? r : put_fmt(q, " BEGIN INSERT INTO zila_pending(tid, rid, pk, m, part) VALUES (%lld, %s, OLD.",
+			    (long long)tid, rowid ? "OLD.rowid" : "NULL");
+	r = r ? r : put_qid(q, pkc);
+	r = r ? r : put_str(q, ", NULL, ");
+	if (pcol != NULL) {
+		r = r ? r : put_str(q, "OLD.");
+		r = r ? r : put_qid(q, pcol);
+	} else {
+		r = r ? r : put_str(q, "''");
+	}
+	return r ? r : put_str(q, "); END;\n");
+}
+
 int zila_store_track(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err)
 {
 	struct colinfo ci = { 0 };
@@ -592,18 +618,7 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 		r = r ? r : put_fmt(&q, ") << %d)", i < MASK_BITS ? i : MASK_BITS);
 	}
 	r = r ? r : put_str(&q, "); END;\n");
-	r = r ? r : put_fmt(&q, "CREATE TRIGGER %s_del AFTER DELETE ON ", tname);
-	r = r ? r : put_qid(&q, table);
-	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, pk, m, part) VALUES (%lld, OLD.", (long long)tid);
-	r = r ? r : put_qid(&q, pkc);
-	r = r ? r : put_str(&q, ", NULL, ");
-	if (pcol != NULL) {
-		r = r ? r : put_str(&q, "OLD.");
-		r = r ? r : put_qid(&q, pcol);
-	} else {
-		r = r ? r : put_str(&q, "''");
-	}
-	r = r ? r : put_str(&q, "); END;\n");
+	r = r ? r : delete_trigger(&q, tname, table, tid, pkc, pcol, rowid);
 	/* A row's key and partition never change: refuse such updates at the source. */
 	r = r ? r : put_fmt(&q, "CREATE TRIGGER %s_guard BEFORE UPDATE ON ", tname);
 	r = r ? r : put_qid(&q, table);
@@ -643,6 +658,42 @@ fail:
 		zila_log(ZILA_LOG_ERROR, "cannot reload the tracked tables");
 out:
 	colinfo_release(&ci);
+	zila_buf_release(&q);
+	return r;
+}
+
+int store_migrate_live(struct zila_store *s, struct zila_error *err)
+{
+	struct zila_buf q;
+	int r = 0;
+	zila_buf_init(&q, 1 << 20);
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		char tname[64];
+		if (!t->has_rowid)
+			continue;
+		const char *pkc = t->cols[t->pk];
+		zila_buf_reset(&q);
+		r = put_fmt(&q, "INSERT INTO zila_live(tid, rid, pk, st) SELECT r.tid, u.rowid, r.pk, r.st FROM zila_rows r"
+				" JOIN ");
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : put_str(&q, " u ON u.");
+		r = r ? r : put_qid(&q, pkc);
+		r = r ? r : put_fmt(&q, " = r.pk WHERE r.tid = %lld AND r.dead IS NULL;\n", (long long)t->id);
+		r = r ? r : put_fmt(&q, "DELETE FROM zila_rows WHERE tid = %lld AND dead IS NULL AND pk IN (SELECT ",
+				    (long long)t->id);
+		r = r ? r : put_qid(&q, pkc);
+		r = r ? r : put_str(&q, " FROM ");
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : put_fmt(&q, ");\nDROP TRIGGER IF EXISTS zila_%lld_del;\n", (long long)t->id);
+		snprintf(tname, sizeof(tname), "zila_%lld", (long long)t->id);
+		r = r ? r : delete_trigger(&q, tname, t->name, t->id, pkc, t->pcol >= 0 ? t->cols[t->pcol] : NULL, true);
+		if (r != 0 || cstr(&q) == NULL) {
+			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+			break;
+		}
+		r = store_exec(s, (const char *)q.p, err);
+	}
 	zila_buf_release(&q);
 	return r;
 }
