@@ -528,6 +528,7 @@ static int save_live(struct zila_store *s, struct table *t, const struct zval *p
 	}
 	rc = live_write(s->st_live_put, t->id, r->rid, pk, &s->tmp_st);
 	if (rc == SQLITE_CONSTRAINT) {
+		t->rows_none = false;
 		rc = live_clear(s->st_live_evict, t->id, r->rid, pk);
 		rc = rc == SQLITE_DONE ? live_write(s->st_live_upd, t->id, r->rid, pk, &s->tmp_st) : rc;
 	}
@@ -545,6 +546,7 @@ static int save_live(struct zila_store *s, struct table *t, const struct zval *p
 static int save_rows(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r, bool visible)
 {
 	struct zila_buf *stb = &s->tmp_st, *dead = &s->tmp_dead;
+	t->rows_none = false;
 	/* An update in place or a plain insert, as the load found it: INSERT OR REPLACE
 	 * would search the key twice more. The other statement covers a stale guess. */
 	int rc;
@@ -590,10 +592,14 @@ int row_save_new_at(struct zila_store *s, struct table *t, const struct zval *pk
 		return ZILA_EINVAL;
 	int rc;
 	if (t->has_rowid) {
-		/* zila_rows holds few records (deleted and parked rows): a quick search */
-		sqlite3_bind_int64(s->st_row_get, 1, t->id);
-		val_bind(s->st_row_get, 2, pk);
-		rc = step_done(s->st_row_get);
+		/* zila_rows holds few records (deleted and parked rows): a quick search, and
+		 * none at all while it holds nothing of the table (the seal knows) */
+		rc = SQLITE_DONE;
+		if (!t->rows_none) {
+			sqlite3_bind_int64(s->st_row_get, 1, t->id);
+			val_bind(s->st_row_get, 2, pk);
+			rc = step_done(s->st_row_get);
+		}
 		if (rc == SQLITE_ROW)
 			return ZILA_EEXIST;
 		if (rc != SQLITE_DONE)

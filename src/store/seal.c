@@ -89,7 +89,46 @@ struct sealer {
 	int row_cols;
 	size_t nentries;
 	struct zila_error *err;
+	struct table *scan_t; /* whose sel_rowid is on a row (scan_to) */
+	int64_t scan_rid;
 };
+
+#define SCAN_AHEAD 16 /* rows scan_to() steps over rather than search again */
+
+static void scan_stop(struct sealer *z)
+{
+	if (z->scan_t != NULL)
+		sqlite3_reset(z->scan_t->sel_rowid);
+	z->scan_t = NULL;
+}
+
+/* Puts t->sel_rowid on the row at rid: SQLITE_ROW when there is one, SQLITE_DONE when the
+ * row is gone. Captured inserts come in rowid order, so the row is most often the next one
+ * or a few past where the statement is: stepping there spares a search from the root and
+ * a reset per row. */
+static int scan_to(struct sealer *z, struct table *t, int64_t rid)
+{
+	sqlite3_stmt *st = t->sel_rowid;
+	int rc;
+	if (z->scan_t != t || z->scan_rid > rid || (uint64_t)rid - (uint64_t)z->scan_rid > SCAN_AHEAD) {
+		scan_stop(z);
+		sqlite3_bind_int64(st, 1, rid);
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+			sqlite3_reset(st);
+			return rc;
+		}
+		z->scan_t = t;
+		z->scan_rid = sqlite3_column_int64(st, t->ncols);
+	}
+	while (z->scan_rid < rid) {
+		if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+			scan_stop(z);
+			return rc;
+		}
+		z->scan_rid = sqlite3_column_int64(st, t->ncols);
+	}
+	return z->scan_rid == rid ? SQLITE_ROW : SQLITE_DONE;
+}
 
 #define NBUCKETS 8192
 
@@ -392,10 +431,9 @@ static int seal_item(struct sealer *z, struct item *it)
 		 * its own record with the key (the delete's); another row that took its rowid
 		 * since was captured as an insert at that rowid. */
 		sel = t->sel_rowid;
-		sqlite3_bind_int64(sel, 1, it->rid);
-		rc = sqlite3_step(sel);
+		rc = scan_to(z, t, it->rid);
 		if (rc == SQLITE_DONE)
-			goto out;
+			return 0;
 		if (rc == SQLITE_ROW) {
 			/* The key outlives the statement (the checks after the seal read others). */
 			struct zval key;
@@ -554,12 +592,17 @@ static int seal_item(struct sealer *z, struct item *it)
 		r = store_db_error(s, z->err, "cannot save row state");
 		goto out;
 	}
-	sqlite3_reset(sel);
-	/* Local orphans are parked as remote ones are, so every replica agrees. */
+	if (!it->by_rid)
+		sqlite3_reset(sel);
+	/* Local orphans are parked as remote ones are, so every replica agrees. Parking
+	 * deletes from tables, so the scan of rowids starts again after it. */
 	if (op != OP_DELETE && t->nfk > 0) {
-		if ((r = row_load(s, t, &it->pk, row, true)) == 0 && !row_fk_ok(s, t, row->vals))
+		if ((r = row_load(s, t, &it->pk, row, true)) == 0 && !row_fk_ok(s, t, row->vals)) {
+			scan_stop(z);
 			r = row_park(s, t, &it->pk, row, PARK_ORPHAN, NULL);
+		}
 	} else if (op == OP_DELETE && t->nchild > 0) {
+		scan_stop(z);
 		struct zval *vals = calloc((size_t)t->ncols, sizeof(*vals));
 		if (vals == NULL)
 			r = ZILA_ENOMEM;
@@ -576,7 +619,29 @@ static int seal_item(struct sealer *z, struct item *it)
 			r = builder_open(z, b);
 	}
 out:
-	sqlite3_reset(sel);
+	if (!it->by_rid)
+		sqlite3_reset(sel);
+	return r;
+}
+
+/* Which tables zila_rows holds no state of: their new rows need no search there. */
+static int rows_none(struct zila_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, "SELECT EXISTS(SELECT 1 FROM zila_rows WHERE tid = ?)", -1, &st, NULL) != SQLITE_OK)
+		return r;
+	r = 0;
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		sqlite3_bind_int64(st, 1, t->id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			t->rows_none = sqlite3_column_int(st, 0) == 0;
+		else
+			r = ZILA_EDB;
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
 	return r;
 }
 
@@ -608,6 +673,10 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 	*more = false;
 	if (z.items == NULL || z.buckets == NULL)
 		goto out;
+	if ((r = rows_none(s)) != 0) {
+		r = store_db_error(s, err, "cannot read row states");
+		goto out;
+	}
 	for (size_t nbatch = 0;; nbatch++) {
 		if (nbatch == max_batches) {
 			*more = true;
@@ -623,6 +692,7 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 		for (size_t i = 0; i < z.nitems; i++)
 			if ((r = seal_item(&z, &z.items[i])) != 0)
 				goto out;
+		scan_stop(&z);
 		sqlite3_stmt *st = NULL;
 		if (sqlite3_prepare_v2(s->db, "DELETE FROM zila_pending WHERE rowid <= ?", -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, last);
@@ -647,6 +717,7 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 	if (nentries)
 		*nentries = z.nentries;
 out:
+	scan_stop(&z);
 	for (size_t i = 0; i < z.nb; i++)
 		zila_buf_release(&z.b[i].changes);
 	free(z.b);

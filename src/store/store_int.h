@@ -60,7 +60,8 @@ struct table {
 	struct child { struct table *child; int fk; sqlite3_stmt *find; } *children;
 	sqlite3_stmt *sel;   /* SELECT all columns [, rowid] FROM t WHERE pk = ? */
 	bool has_rowid;      /* capture records the rowid (cheaper than the key text) */
-	sqlite3_stmt *sel_rowid; /* SELECT all columns FROM t WHERE rowid = ?, or NULL */
+	sqlite3_stmt *sel_rowid; /* SELECT all columns, rowid FROM t WHERE rowid >= ? (in order), or NULL */
+	bool rows_none;      /* seal: zila_rows holds no state of this table */
 	sqlite3_stmt *ins;   /* INSERT INTO t (all columns) VALUES (...) */
 	sqlite3_stmt *upd;   /* UPDATE t SET all non-pk columns WHERE pk = ? */
 	sqlite3_stmt *del;   /* DELETE FROM t WHERE pk = ? */

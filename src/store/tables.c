@@ -288,7 +288,7 @@ static int table_statements(struct zila_store *s, struct table *t)
 	int r;
 	zila_buf_init(&q, 1 << 20);
 	/* SELECT all [, rowid] FROM t WHERE pk = ? (the rowid says where the row's state is),
-	 * and the same by rowid */
+	 * and SELECT all, rowid FROM t from a rowid on */
 	r = put_select(&q, t, t->has_rowid);
 	r = r ? r : put_str(&q, " WHERE ");
 	r = r ? r : put_qid(&q, t->cols[t->pk]);
@@ -296,8 +296,8 @@ static int table_statements(struct zila_store *s, struct table *t)
 	r = r ? r : prep(s, &q, &t->sel);
 	if (r == 0 && t->has_rowid) {
 		zila_buf_reset(&q);
-		r = store_sql_select_all(&q, t);
-		r = r ? r : put_str(&q, " WHERE rowid = ?");
+		r = put_select(&q, t, true);
+		r = r ? r : put_str(&q, " WHERE rowid >= ? ORDER BY rowid");
 		r = r ? r : prep(s, &q, &t->sel_rowid);
 	}
 	/* INSERT INTO t (all) VALUES (?1..?n) */
