@@ -1,6 +1,7 @@
 /* The store's seal and checkpoints: rowid captures that meet deletes, re-inserts, a reused
- * rowid, rowid 0 and REPLACE; and the checkpoint thread copying a large WAL while the
- * store stays open. */
+ * rowid, rowid 0 and REPLACE; where row states live (zila_live by rowid, zila_rows by key)
+ * and the upgrade of a format-1 replica to it; and the checkpoint thread copying a large
+ * WAL while the store stays open. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -149,6 +150,137 @@ static void test_seal_rowid_captures(void **state)
 	replica_free(&b);
 }
 
+static long long count(struct replica *r, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long n = -1;
+	assert_int_equal(sqlite3_prepare_v2(r->app, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* Every row the table shows has its state at its rowid in zila_live, and nothing else is
+ * there; deleted rows have theirs in zila_rows. */
+static void assert_states_placed(struct replica *r, long long deleted)
+{
+	long long shown = count(r, "SELECT count(*) FROM t");
+	assert_int_equal(count(r, "SELECT count(*) FROM zila_live l JOIN t ON t.rowid = l.rid AND t.id = l.pk"), shown);
+	assert_int_equal(count(r, "SELECT count(*) FROM zila_live"), shown);
+	assert_int_equal(count(r, "SELECT count(*) FROM zila_rows WHERE dead IS NOT NULL"), deleted);
+	assert_int_equal(count(r, "SELECT count(*) FROM zila_rows WHERE dead IS NULL"), 0);
+}
+
+/* A state is found and moved with its row: a delete, an insert again (another rowid), a
+ * rowid that another key takes while the old key's delete is still to be sealed. */
+static void test_state_places(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	size_t n;
+	replica_new(&a, "pa");
+	replica_new(&b, "pb");
+	app(&a, "INSERT INTO t(rowid, id, district_id, v) VALUES (100, 'k', 'd1', 'k1'), (101, 'j', 'd1', 'j1'),"
+		" (102, 'i', 'd1', 'i1')");
+	send_all(&a, &b);
+	assert_states_placed(&a, 0);
+	assert_states_placed(&b, 0);
+	/* k's rowid is captured (update) before k is deleted and 'm' takes its rowid: the
+	 * seal meets 'm' at 100 first, where k's state still is */
+	app(&a, "UPDATE t SET v = 'k2' WHERE id = 'k'; DELETE FROM t WHERE id = 'k';"
+		"INSERT INTO t(rowid, id, district_id, v) VALUES (100, 'm', 'd1', 'm1')");
+	/* j deleted and inserted again: its state follows it to the new rowid */
+	app(&a, "DELETE FROM t WHERE id = 'j'; INSERT INTO t VALUES ('j', 'd1', 'j2')");
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_states_placed(&a, 1);
+	assert_int_equal(count(&a, "SELECT count(*) FROM zila_rows WHERE pk = 'k'"), 1);
+	send_all(&a, &b);
+	assert_same(&a, &b);
+	assert_states_placed(&b, 1);
+	/* a merged delete moves the state out of zila_live too */
+	app(&b, "DELETE FROM t WHERE id = 'i'");
+	send_all(&b, &a);
+	assert_same(&a, &b);
+	assert_int_equal(count(&a, "SELECT count(*) FROM t WHERE id = 'i'"), 0);
+	assert_states_placed(&a, 2);
+	assert_states_placed(&b, 2);
+	replica_free(&a);
+	replica_free(&b);
+}
+
+/* INSERT OR REPLACE moves a row to a new rowid without a delete capture: the state left
+ * at the old rowid must not keep a later delete from going out. */
+static void test_replace_then_delete(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	replica_new(&a, "ra");
+	replica_new(&b, "rb");
+	app(&a, "INSERT INTO t VALUES ('w', 'd1', 'w1'), ('q', 'd1', 'q1'), ('s', 'd1', 's1')");
+	send_all(&a, &b);
+	/* replaced and deleted before a seal */
+	app(&a, "INSERT OR REPLACE INTO t VALUES ('w', 'd1', 'w2'); DELETE FROM t WHERE id = 'w'");
+	/* replaced, sealed, then deleted */
+	app(&a, "INSERT OR REPLACE INTO t VALUES ('q', 'd1', 'q2')");
+	send_all(&a, &b);
+	assert_same(&a, &b);
+	app(&a, "DELETE FROM t WHERE id = 'q'");
+	/* a row inserted and deleted between two seals */
+	app(&a, "INSERT INTO t VALUES ('n', 'd1', 'n1'); DELETE FROM t WHERE id = 'n'");
+	send_all(&a, &b);
+	assert_same(&a, &b);
+	char rows[256];
+	rows_of(&b, rows, sizeof(rows));
+	assert_string_equal(rows, "s=s1;");
+	replica_free(&a);
+	replica_free(&b);
+}
+
+/* A replica of format 1 (every state in zila_rows, deletes captured by key alone) is
+ * upgraded when it is opened, a delete captured before the upgrade included. */
+static void test_upgrade_v1(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	replica_new(&a, "ua");
+	replica_new(&b, "ub");
+	app(&a, "INSERT INTO t VALUES ('a', 'd1', 'a1'), ('b', 'd1', 'b1'), ('c', 'd1', 'c1'), ('d', 'd1', 'd1')");
+	app(&a, "DELETE FROM t WHERE id = 'd'");
+	send_all(&a, &b);
+	zila_store_free(a.s);
+	a.s = NULL;
+	long long tid = count(&a, "SELECT id FROM zila_tables WHERE name = 't'");
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+		 "BEGIN; INSERT INTO zila_rows(tid, pk, st, dead) SELECT tid, pk, st, NULL FROM zila_live;"
+		 "DROP TABLE zila_live; DROP TRIGGER zila_%lld_del;"
+		 "CREATE TRIGGER zila_%lld_del AFTER DELETE ON \"t\" BEGIN INSERT INTO zila_pending(tid, pk, m, part)"
+		 " VALUES (%lld, OLD.\"id\", NULL, OLD.\"district_id\"); END;"
+		 "UPDATE zila_meta SET v = '1' WHERE k = 'store_version'; COMMIT;",
+		 tid, tid, tid);
+	app(&a, sql);
+	/* captured by the format-1 trigger, sealed after the upgrade */
+	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'");
+	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 2);
+	send_all(&a, &b);
+	assert_same(&a, &b);
+	assert_states_placed(&a, 2);
+	/* the new delete trigger records the rowid */
+	app(&a, "DELETE FROM t WHERE id = 'a'");
+	assert_int_equal(count(&a, "SELECT count(*) FROM zila_pending WHERE pk = 'a' AND rid IS NOT NULL"), 1);
+	send_all(&a, &b);
+	assert_same(&a, &b);
+	char rows[256];
+	rows_of(&b, rows, sizeof(rows));
+	assert_string_equal(rows, "c=c2;");
+	replica_free(&a);
+	replica_free(&b);
+}
+
 static off_t file_size(const char *path)
 {
 	struct stat st;
@@ -201,6 +333,9 @@ int main(void)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_rowid_captures),
+		cmocka_unit_test(test_state_places),
+		cmocka_unit_test(test_replace_then_delete),
+		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_checkpoint_thread),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
