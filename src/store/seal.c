@@ -523,8 +523,9 @@ static int seal_item(struct sealer *z, struct item *it)
 		op = 0;
 	}
 	if (op == 0) {
-		/* A row back in the table whose state is still at its old rowid: moved to the new one. */
-		if (present && row->in_live && row->live_rid != at && ROW_VISIBLE(row) &&
+		/* A row back in the table whose state is elsewhere (at its old rowid, or by key):
+		 * moved to its rowid. */
+		if (present && t->has_rowid && ROW_VISIBLE(row) && !(row->in_live && row->live_rid == at) &&
 		    (r = row_save(s, t, &it->pk, row)) != 0)
 			r = store_db_error(s, z->err, "cannot save row state");
 		goto out;
