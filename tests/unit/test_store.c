@@ -70,6 +70,13 @@ static void rows_of(struct replica *r, char *out, size_t len)
 	sqlite3_finalize(st);
 }
 
+static void assert_rows(struct replica *r, const char *want)
+{
+	char rows[1024];
+	rows_of(r, rows, sizeof(rows));
+	assert_string_equal(rows, want);
+}
+
 static void send_all(struct replica *from, struct replica *to)
 {
 	struct zila_error err;
@@ -100,7 +107,6 @@ static void test_seal_rowid_captures(void **state)
 {
 	(void)state;
 	struct replica a, b;
-	char rows[1024];
 	replica_new(&a, "a");
 	replica_new(&b, "b");
 
@@ -131,8 +137,7 @@ static void test_seal_rowid_captures(void **state)
 	int64_t pending = -1;
 	assert_int_equal(zila_store_pending(a.s, &pending), 0);
 	assert_int_equal(pending, 0);
-	rows_of(&a, rows, sizeof(rows));
-	assert_string_equal(rows, "k=k3;w=w2;x=x2;z=z1;zero=z0;");
+	assert_rows(&a, "k=k3;w=w2;x=x2;z=z1;zero=z0;");
 
 	send_all(&a, &b);
 	assert_same(&a, &b);
@@ -144,8 +149,7 @@ static void test_seal_rowid_captures(void **state)
 	app(&b, "UPDATE t SET v = 'z9' WHERE id = 'zero'; DELETE FROM t WHERE id = 'x'");
 	send_all(&b, &a);
 	assert_same(&a, &b);
-	rows_of(&b, rows, sizeof(rows));
-	assert_string_equal(rows, "k=k3;w=w2;z=z1;zero=z9;");
+	assert_rows(&b, "k=k3;w=w2;z=z1;zero=z9;");
 	replica_free(&a);
 	replica_free(&b);
 }
@@ -231,9 +235,7 @@ static void test_replace_then_delete(void **state)
 	app(&a, "INSERT INTO t VALUES ('n', 'd1', 'n1'); DELETE FROM t WHERE id = 'n'");
 	send_all(&a, &b);
 	assert_same(&a, &b);
-	char rows[256];
-	rows_of(&b, rows, sizeof(rows));
-	assert_string_equal(rows, "s=s1;");
+	assert_rows(&b, "s=s1;");
 	replica_free(&a);
 	replica_free(&b);
 }
@@ -274,9 +276,7 @@ static void test_upgrade_v1(void **state)
 	assert_int_equal(count(&a, "SELECT count(*) FROM zila_pending WHERE pk = 'a' AND rid IS NOT NULL"), 1);
 	send_all(&a, &b);
 	assert_same(&a, &b);
-	char rows[256];
-	rows_of(&b, rows, sizeof(rows));
-	assert_string_equal(rows, "c=c2;");
+	assert_rows(&b, "c=c2;");
 	replica_free(&a);
 	replica_free(&b);
 }
