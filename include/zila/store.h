@@ -57,7 +57,8 @@ int zila_store_meta_set(struct zila_store *s, const char *key, const char *value
 
 /* --- tracking --------------------------------------------------------------------- */
 
-/* Makes table synced: installs capture triggers and captures its existing rows. pcol
+/* Makes table synced: installs capture triggers and captures its existing rows (in a
+ * rowid table, as rows past its high-water rowid, which starts at 0). pcol
  * names the partition column, or NULL for an org-wide table. Refuses tables that cannot
  * converge (ZILA_EUNTRACKABLE, with the reason and the fix in err). */
 int zila_store_track(struct zila_store *s, const char *table, const char *pcol,
@@ -66,11 +67,20 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol,
 /* --- sealing and clocks ----------------------------------------------------------- */
 
 /* Seals every captured local change into signed entries of this device's feeds (one
- * entry per partition per batch). Idempotent and crash-safe: a change is sealed exactly
- * once. *nentries (may be NULL) gets the number of entries written. With nothing captured
- * it returns at once without taking the write lock. */
+ * entry per partition per batch): updates and deletes the triggers recorded, rows
+ * inserted into a rowid table past its high-water rowid, and rows inserted where a delete
+ * freed a rowid. Idempotent and crash-safe: a change is sealed exactly once. *nentries
+ * (may be NULL) gets the number of entries written. With nothing captured it returns at
+ * once without taking the write lock. */
 int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
-/* The number of captured changes not yet sealed. */
+/* zila_store_seal, then every row of every rowid table compared with its state: finds the
+ * rows a writer inserted at a rowid of its own choosing below the high-water rowid where
+ * no delete freed it (such as rowid 0), which only this finds, and seals them. O(rows):
+ * 'zila seal' and the daemon (at start and hourly) run it. *nrows (may be NULL) gets the
+ * number of such rows. */
+int zila_store_sweep(struct zila_store *s, size_t *nentries, size_t *nrows, struct zila_error *err) ZILA_MUST_CHECK;
+/* The number of captured changes not yet sealed (rows past the high-water rowids
+ * included). */
 int zila_store_pending(struct zila_store *s, int64_t *out) ZILA_MUST_CHECK;
 
 /* Hybrid logical clock: 48 bits of milliseconds since 1970, 16 bits of counter. */

@@ -451,9 +451,31 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
 		uv_timer_start(&d->debounce_timer, on_debounce, DEBOUNCE_MS, 0);
 }
 
+/* Rows a writer inserted at a rowid of its own choosing below a table's high-water rowid
+ * are found only by comparing every row with its state (zila_store_sweep): at the start
+ * and every SWEEP_TICKS periodic ticks. A busy replica is swept at a later tick. */
+#define SWEEP_TICKS 12 /* an hour */
+
+static void daemon_sweep(struct daemon *d)
+{
+	struct zila_error err;
+	size_t nrows = 0;
+	zila_error_clear(&err);
+	int r = zila_store_sweep(d->store, NULL, &nrows, &err);
+	if (r != 0) {
+		zila_log(ZILA_LOG_WARN, "cannot sweep the replica now: %s", zila_error_msg(&err, r));
+		return;
+	}
+	d->nperiodic = 0;
+	if (nrows > 0)
+		daemon_want_all(d, NULL, true);
+}
+
 static void on_periodic(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, periodic_timer);
+	if (++d->nperiodic >= SWEEP_TICKS)
+		daemon_sweep(d);
 	daemon_want_all(d, NULL, true);
 }
 
@@ -667,6 +689,7 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 			zila_log(ZILA_LOG_WARN, "cannot watch '%s': local changes are noticed every 5 minutes only", d->dir);
 	}
 	uv_timer_start(&d->periodic_timer, on_periodic, PERIODIC_MS, PERIODIC_MS);
+	daemon_sweep(d);
 	d->own_sealed = daemon_own_sealed(d);
 
 	char id[ZILA_DEVICE_ID_LEN + 1];

@@ -202,6 +202,7 @@ struct daemon {
 	bool fsev_open;
 	int clock_state_said; /* the clock state last logged (zila_clock_state + 1; 0: none) */
 	int64_t own_sealed; /* own entries when local changes were last looked at */
+	unsigned nperiodic; /* periodic ticks since the last sweep (daemon_sweep) */
 	/* the replica's last failure (disk full, locked, I/O), shown by status until a session
 	 * commits again */
 	int store_error;

@@ -389,6 +389,11 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	int r;
 	if ((r = store_begin(s, err)) != 0)
 		return r;
+	/* Rows merged into a table sealed up to here need no seal: the mark passes them. */
+	if ((r = store_hw_check(s)) != 0) {
+		r = store_db_error(s, err, "cannot read the high-water rowids");
+		goto fail;
+	}
 	for (size_t i = 0; i < n && in[i].ok; i++) {
 		struct incoming *x = &in[i];
 		int64_t origin, feed;

@@ -162,7 +162,8 @@ static int64_t count(struct zila_store *s, const char *q, int64_t arg)
 int zila_store_counts(struct zila_store *s, struct zila_store_counts *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->pending = count(s, "SELECT count(*) FROM zila_pending", 0);
+	if (zila_store_pending(s, &out->pending) != 0)
+		out->pending = -1;
 	out->entries = count(s, "SELECT count(*) FROM zila_entries", 0);
 	out->own_entries = count(s, "SELECT coalesce(sum(head), 0) FROM zila_feeds WHERE origin = ?", s->self_id);
 	out->held = count(s, "SELECT count(*) FROM zila_entries WHERE applied = 0", 0);

@@ -26,7 +26,7 @@ extern const char zila_default_schema_sql[];
 
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
-	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT);"
+	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT, hw INTEGER);"
 	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, rid INTEGER, pk, m INTEGER, part);"
 	"CREATE TABLE zila_origins(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);"
 	"CREATE TABLE zila_feeds(id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, part TEXT NOT NULL,"
@@ -75,6 +75,8 @@ int store_exec(struct zila_store *s, const char *sql, struct zila_error *err)
 
 int store_begin(struct zila_store *s, struct zila_error *err)
 {
+	for (int i = 0; i < s->ntables; i++)
+		s->tables[i]->hw_clean = false;
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
 		return 0;
 	return store_db_error(s, err, "cannot start a write transaction");
@@ -110,7 +112,9 @@ void store_rollback(struct zila_store *s)
 int store_commit(struct zila_store *s, struct zila_error *err)
 {
 	int r = 0;
-	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+	if (store_hw_commit(s) != 0)
+		r = store_db_error(s, err, "cannot record the tables' high-water rowids");
+	else if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		r = store_db_error(s, err, "cannot commit");
 	if (r != 0)
 		store_rollback(s);
@@ -391,6 +395,9 @@ static const char *prepared[][2] = {
 	{ "live_del", "DELETE FROM zila_live WHERE tid = ?1 AND rid = ?2 AND pk = ?3" },
 	{ "live_evict", "INSERT OR REPLACE INTO zila_rows(tid, pk, st, dead) SELECT tid, pk, st, NULL FROM zila_live"
 			" WHERE tid = ?1 AND rid = ?2 AND pk IS NOT ?3" },
+	{ "live_scan", "SELECT rid, pk FROM zila_live WHERE tid = ? ORDER BY rid DESC" },
+	{ "hw_get", "SELECT hw FROM zila_tables WHERE id = ?" },
+	{ "hw_set", "UPDATE zila_tables SET hw = ?2 WHERE id = ?1" },
 	{ "entry_put", "INSERT INTO zila_entries(feed, seq, hlc, applied, bytes) VALUES (?, ?, ?, ?, ?)" },
 	{ "feed_get", "SELECT id, head FROM zila_feeds WHERE origin = ? AND part = ?" },
 	{ "feed_new", "INSERT INTO zila_feeds(origin, part, head) VALUES (?, ?, 0)" },
@@ -408,7 +415,7 @@ static int prepare_all(struct zila_store *s, struct zila_error *err)
 {
 	sqlite3_stmt **slots[] = { &s->st_row_get, &s->st_row_put, &s->st_row_upd, &s->st_row_del,
 				   &s->st_live_get, &s->st_live_put, &s->st_live_upd, &s->st_live_del,
-				   &s->st_live_evict,
+				   &s->st_live_evict, &s->st_live_scan, &s->st_hw_get, &s->st_hw_set,
 				   &s->st_entry_put, &s->st_feed_get, &s->st_feed_new,
 				   &s->st_feed_head, &s->st_conflict, &s->st_park_put, &s->st_park_del,
 				   &s->st_trust_put, &s->st_trust_get, &s->st_trust_all };
@@ -427,6 +434,7 @@ void zila_store_free(struct zila_store *s)
 	store_free_tables(s);
 	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_upd, s->st_row_del, s->st_live_get,
 				s->st_live_put, s->st_live_upd, s->st_live_del, s->st_live_evict,
+				s->st_live_scan, s->st_hw_get, s->st_hw_set,
 				s->st_entry_put,
 				s->st_feed_get, s->st_feed_new, s->st_feed_head, s->st_conflict,
 				s->st_park_put, s->st_park_del, s->st_trust_put, s->st_trust_get, s->st_trust_all };
@@ -467,15 +475,21 @@ static int store_alloc(struct zila_store **out, const char *dir)
 }
 
 /* Format 1 kept every row state in zila_rows by key. Format 2 moves the states of rows a
- * rowid table shows to zila_live, by rowid, and its delete captures record the rowid. */
-static int upgrade_v1(struct zila_store *s, struct zila_error *err)
+ * rowid table shows to zila_live, by rowid, and its delete captures record the rowid.
+ * Format 3 drops the insert triggers of rowid tables for a high-water rowid (seal.c). One
+ * transaction takes a replica from its format to this one. */
+static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 {
 	int r = store_begin(s, err);
 	if (r != 0)
 		return r;
-	r = store_exec(s, LIVE_SQL, err);
+	if (from < 2)
+		r = store_exec(s, LIVE_SQL, err);
+	r = r ? r : store_exec(s, "ALTER TABLE zila_tables ADD COLUMN hw INTEGER", err);
 	r = r ? r : store_load_tables(s, err);
-	r = r ? r : store_migrate_live(s, err);
+	if (from < 2)
+		r = r ? r : store_migrate_live(s, err);
+	r = r ? r : store_migrate_hw(s, err);
 	r = r ? r : store_exec(s, "UPDATE zila_meta SET v = '" STORE_VERSION_STR "' WHERE k = 'store_version'", err);
 	r = r ? r : store_commit(s, err);
 	if (r != 0) {
@@ -485,7 +499,7 @@ static int upgrade_v1(struct zila_store *s, struct zila_error *err)
 		return zila_error_set(err, r, "cannot upgrade '%s' to replica format %d: %s", s->db_path,
 				      STORE_SCHEMA_VERSION, why);
 	}
-	zila_log(ZILA_LOG_INFO, "upgraded '%s' to replica format %d", s->db_path, STORE_SCHEMA_VERSION);
+	zila_log(ZILA_LOG_INFO, "upgraded '%s' from replica format %d to %d", s->db_path, from, STORE_SCHEMA_VERSION);
 	return 0;
 }
 
@@ -512,12 +526,12 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 	}
 	int sv = atoi(ver);
 	free(ver);
-	if (sv != STORE_SCHEMA_VERSION && sv != 1) {
+	if (sv < 1 || sv > STORE_SCHEMA_VERSION) {
 		r = zila_error_set(err, ZILA_EVERSION, "'%s' has replica format %d; this zila reads 1 to %d",
 				   s->db_path, sv, STORE_SCHEMA_VERSION);
 		goto out;
 	}
-	if (sv == 1 && (r = upgrade_v1(s, err)) != 0)
+	if (sv < STORE_SCHEMA_VERSION && (r = upgrade(s, sv, err)) != 0)
 		goto out;
 	app_cache_default(s);
 	store_checkpoint_init(s);

@@ -1,6 +1,8 @@
-/* Sealing: turns the changes the capture triggers recorded in zila_pending into signed
- * entries of this device's feeds, one per partition per batch, in one transaction with
- * the removal of what they seal, so a change is sealed exactly once even if killed. */
+/* Sealing: turns the changes the capture triggers recorded in zila_pending, and the rows
+ * inserted into rowid tables past their high-water rowids, into signed entries of this
+ * device's feeds, one per partition per batch, in one transaction with the removal of
+ * what they seal (and the move of the mark), so a change is sealed exactly once even if
+ * killed. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +49,7 @@ int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64
 /* One captured change, deduplicated within a batch per (table, rowid) where the capture
  * recorded a rowid, else per (table, key). The two never meet: a rowid table's captures
  * carry the key only for deletes, whose rows are gone; a row deleted and inserted again
- * is found present by both, and the insert writes it. */
+ * is found present by its delete, which writes it whole. */
 struct item {
 	int64_t tid;
 	bool by_rid; /* the capture recorded the rowid, not the key */
@@ -57,6 +59,8 @@ struct item {
 	struct zval pk; /* by_rid: read from the row when it is sealed */
 	size_t pk_off;
 	bool ins, del;
+	bool scan; /* a row found past the high-water rowid (or below it, freed by a delete):
+		    * new unless its state is at its rowid (written by zila, or sealed) */
 	int64_t mask;
 	size_t part_off, part_len;
 	bool has_part;
@@ -457,6 +461,9 @@ static int seal_item(struct sealer *z, struct item *it)
 		r = store_db_error(s, z->err, t->name);
 		goto out;
 	}
+	/* A deleted key back in a rowid table was inserted again, which no trigger records. */
+	if (present && it->del && t->has_rowid)
+		it->ins = true;
 	if (present && t->pcol >= 0 && sqlite3_column_type(sel, t->pcol) != SQLITE_NULL) {
 		int n = sqlite3_column_bytes(sel, t->pcol);
 		if (n > ZILA_PART_MAX) {
@@ -473,10 +480,11 @@ static int seal_item(struct sealer *z, struct item *it)
 		at = it->by_rid ? it->rid : sqlite3_column_int64(sel, t->ncols);
 	/* A row inserted since the last seal is most often new: its state is then the
 	 * insert's alone, and writing it at the row's rowid finds out (a record there, or one
-	 * by key, takes the path below). */
+	 * by key, takes the path below). A row deleted and inserted again has its state where
+	 * the delete found it: the path below moves it. */
 	struct builder *b = NULL;
 	bool fresh = false;
-	if (present && it->ins && (b = builder_find(z, part)) != NULL && dir_fits(b, t)) {
+	if (present && it->ins && !it->del && (b = builder_find(z, part)) != NULL && dir_fits(b, t)) {
 		struct ver v = { b->hlc, s->self_id, b->seq };
 		row_reset(row);
 		for (int i = 0; i < t->ncols; i++)
@@ -505,7 +513,9 @@ static int seal_item(struct sealer *z, struct item *it)
 		part_copy(part, row->part);
 	}
 	int op;
-	if (present)
+	if (present && it->scan && !fresh && row->known && row->in_live && row->live_rid == at)
+		op = 0; /* not new: its state is at its rowid */
+	else if (present)
 		op = (it->ins || !row->known || !row->exists || row->parked) ? OP_UPSERT : OP_UPDATE;
 	else if (row->known)
 		op = row->exists ? OP_DELETE : 0; /* a parked row only by zila_store_delete_row() */
@@ -625,6 +635,309 @@ out:
 	return r;
 }
 
+static int hw_get(struct zila_store *s, const struct table *t, int64_t *hw)
+{
+	sqlite3_stmt *st = s->st_hw_get;
+	sqlite3_bind_int64(st, 1, t->id);
+	int rc = sqlite3_step(st);
+	*hw = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : ZILA_EDB;
+}
+
+static int hw_set(struct zila_store *s, const struct table *t, int64_t hw)
+{
+	sqlite3_stmt *st = s->st_hw_set;
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_int64(st, 2, hw);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
+}
+
+/* Whether zila_live holds, at rid, the state of the key in column col of row. */
+static bool live_names(struct zila_store *s, const struct table *t, int64_t rid, sqlite3_stmt *row, int col)
+{
+	sqlite3_stmt *st = s->st_live_get;
+	struct zval a, b;
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_int64(st, 2, rid);
+	bool same = false;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		val_from_column(&a, st, 0);
+		val_from_column(&b, row, col);
+		same = val_equal(&a, &b);
+	}
+	sqlite3_reset(st);
+	return same;
+}
+
+static int cmp_rid(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static int push_rid(int64_t **v, size_t *n, size_t *cap, int64_t rid)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? 2 * *cap : 64;
+		int64_t *nv = realloc(*v, nc * sizeof(**v));
+		if (nv == NULL)
+			return ZILA_ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = rid;
+	return 0;
+}
+
+static int seal_rows_at(struct sealer *z, struct table *t, int64_t *rids, size_t n)
+{
+	int r = 0;
+	qsort(rids, n, sizeof(*rids), cmp_rid);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct item it = { .tid = t->id, .by_rid = true, .rid = rids[i], .ins = true, .scan = true };
+		r = seal_item(z, &it);
+	}
+	scan_stop(z);
+	return r;
+}
+
+/* Rows given a rowid at or below a table's high-water rowid since the last seal, found
+ * through the deletes in zila_pending (each records the rowid it freed):
+ * - a row at a rowid a delete freed (a writer may name the rowid) is new when the state
+ *   there is not its own;
+ * - SQLite gives a new row the rowid after the highest, so it gives one at or below the
+ *   mark only after the row at the mark was deleted, and that delete (or one of a row past
+ *   the mark) is in zila_pending. Such rows are then found going down from the mark: a row
+ *   is never given a rowid below one present, so below the first row whose state is at
+ *   its rowid and that was not deleted since, every row is as sealed.
+ * What neither finds (a rowid of the writer's choosing that no delete freed) the sweep
+ * does (zila_store_sweep). */
+static int seal_reused(struct sealer *z)
+{
+	static const char q[] = "SELECT tid, rid FROM zila_pending WHERE m IS NULL AND rid IS NOT NULL"
+				" ORDER BY tid, rid";
+	struct zila_store *s = z->s;
+	sqlite3_stmt *st = NULL;
+	int64_t *pairs = NULL, *found = NULL;
+	size_t n = 0, cap = 0, nfound = 0, capf = 0;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n + 2 > cap) {
+			cap = cap ? 2 * cap : 256;
+			int64_t *np = realloc(pairs, cap * sizeof(*pairs));
+			if (np == NULL) {
+				r = ZILA_ENOMEM;
+				goto out;
+			}
+			pairs = np;
+		}
+		pairs[n++] = sqlite3_column_int64(st, 0);
+		pairs[n++] = sqlite3_column_int64(st, 1);
+	}
+	if (rc != SQLITE_DONE)
+		goto out;
+	r = 0;
+	/* pairs: (tid, rid) sorted; one table's deleted rowids are a run of them */
+	for (size_t i = 0; r == 0 && i < n;) {
+		size_t j = i;
+		while (j < n && pairs[j] == pairs[i])
+			j += 2;
+		struct table *t = store_table_by_id(s, pairs[i]);
+		int64_t hw, top = pairs[j - 1];
+		size_t nrun = (j - i) / 2;
+		int64_t *dels = malloc(nrun * sizeof(*dels));
+		if (dels == NULL) {
+			r = ZILA_ENOMEM;
+			break;
+		}
+		for (size_t k = 0; k < nrun; k++)
+			dels[k] = pairs[i + 2 * k + 1];
+		i = j;
+		if (t == NULL || t->sel_down == NULL || (r = hw_get(s, t, &hw)) != 0) {
+			free(dels);
+			continue;
+		}
+		sqlite3_stmt *down = t->sel_down;
+		nfound = 0;
+		/* A rowid a delete freed may hold a row inserted there by rowid. */
+		for (size_t k = 0; r == 0 && k < nrun; k++) {
+			if (dels[k] > hw || (k > 0 && dels[k] == dels[k - 1]))
+				continue;
+			sqlite3_bind_int64(down, 1, dels[k]);
+			rc = sqlite3_step(down);
+			if (rc == SQLITE_ROW && sqlite3_column_int64(down, 1) == dels[k] &&
+			    !live_names(s, t, dels[k], down, 0))
+				r = push_rid(&found, &nfound, &capf, dels[k]);
+			else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+				r = ZILA_EDB;
+			sqlite3_reset(down);
+		}
+		sqlite3_bind_int64(down, 1, hw);
+		while (r == 0 && top >= hw && (rc = sqlite3_step(down)) == SQLITE_ROW) {
+			int64_t rid = sqlite3_column_int64(down, 1);
+			if (live_names(s, t, rid, down, 0)) {
+				if (bsearch(&rid, dels, nrun, sizeof(*dels), cmp_rid) == NULL)
+					break; /* there since the last seal */
+				continue;  /* deleted and inserted again: its delete seals it */
+			}
+			/* (found above already when a delete freed it) */
+			if (bsearch(&rid, dels, nrun, sizeof(*dels), cmp_rid) == NULL)
+				r = push_rid(&found, &nfound, &capf, rid);
+		}
+		if (r == 0 && top >= hw && rc != SQLITE_ROW && rc != SQLITE_DONE)
+			r = ZILA_EDB;
+		sqlite3_reset(down);
+		free(dels);
+		if (r == 0 && nfound > 0) {
+			zila_log(ZILA_LOG_DEBUG, "%zu rows of '%s' inserted at rowids freed by deletes", nfound, t->name);
+			r = seal_rows_at(z, t, found, nfound);
+			if (r != 0)
+				goto out_sealed;
+		}
+	}
+out:
+	if (r == ZILA_EDB)
+		r = store_db_error(s, z->err, "cannot read captured deletes");
+	else if (r != 0)
+		r = zila_error_set(z->err, r, "out of memory");
+out_sealed:
+	sqlite3_finalize(st);
+	free(pairs);
+	free(found);
+	return r;
+}
+
+/* Rows past a table's high-water rowid: inserted since the last seal, or written by zila
+ * (their states are at their rowids: nothing to seal). They are sealed in rowid order,
+ * SEAL_BATCH rows a batch; the mark moves with each batch, in the batch's transaction.
+ * Once all are sealed the table is clean: the commit puts the mark at its highest rowid. */
+static int seal_new(struct sealer *z, struct table *t, size_t *nbatch, size_t max_batches, bool *more)
+{
+	struct zila_store *s = z->s;
+	sqlite3_stmt *st = t->sel_rowid;
+	int64_t hw;
+	int r, rc = SQLITE_DONE;
+	if ((r = hw_get(s, t, &hw)) != 0)
+		return store_db_error(s, z->err, "cannot read a high-water rowid");
+	int64_t last = hw;
+	size_t n = 0;
+	scan_stop(z);
+	while (last < INT64_MAX) {
+		if (z->scan_t != t) {
+			sqlite3_bind_int64(st, 1, last + 1);
+			if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+				sqlite3_reset(st);
+				break;
+			}
+			z->scan_t = t;
+			z->scan_rid = sqlite3_column_int64(st, t->ncols);
+		}
+		struct item it = { .tid = t->id, .by_rid = true, .rid = z->scan_rid, .ins = true, .scan = true };
+		if ((r = seal_item(z, &it)) != 0)
+			return r;
+		last = it.rid;
+		if (++n % SEAL_BATCH == 0) {
+			if ((r = hw_set(s, t, last)) != 0)
+				return store_db_error(s, z->err, "cannot move a high-water rowid");
+			if (++*nbatch == max_batches) {
+				*more = true;
+				scan_stop(z);
+				return 0;
+			}
+		}
+		/* on to the next row, unless parking moved the statement off this one */
+		if (z->scan_t == t) {
+			if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+				scan_stop(z);
+				break;
+			}
+			z->scan_rid = sqlite3_column_int64(st, t->ncols);
+		}
+	}
+	scan_stop(z);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store_db_error(s, z->err, t->name);
+	if (last != hw && (r = hw_set(s, t, last)) != 0)
+		return store_db_error(s, z->err, "cannot move a high-water rowid");
+	t->hw_clean = true;
+	return 0;
+}
+
+/* Rows no capture and no mark finds: inserted at a rowid the writer chose, at or below the
+ * high-water rowid, where no delete since the last seal freed it (rowid 0 before the first
+ * row, a gap an older delete left). Every row of the table is compared with the state at
+ * its rowid, both read in rowid order. */
+static int sweep_table(struct sealer *z, struct table *t, size_t *nswept)
+{
+	struct zila_store *s = z->s;
+	sqlite3_stmt *live = s->st_live_scan, *down = t->sel_down;
+	int64_t *found = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0, rc, lrc;
+	sqlite3_bind_int64(live, 1, t->id);
+	lrc = sqlite3_step(live);
+	sqlite3_bind_int64(down, 1, INT64_MAX);
+	while (r == 0 && (rc = sqlite3_step(down)) == SQLITE_ROW) {
+		int64_t rid = sqlite3_column_int64(down, 1);
+		while (lrc == SQLITE_ROW && sqlite3_column_int64(live, 0) > rid)
+			lrc = sqlite3_step(live);
+		if (lrc == SQLITE_ROW && sqlite3_column_int64(live, 0) == rid) {
+			struct zval a, b;
+			val_from_column(&a, live, 1);
+			val_from_column(&b, down, 0);
+			if (val_equal(&a, &b))
+				continue;
+		}
+		if (push_rid(&found, &n, &cap, rid) != 0)
+			r = zila_error_set(z->err, ZILA_ENOMEM, "out of memory");
+	}
+	if (r == 0 && ((rc != SQLITE_DONE) || (lrc != SQLITE_ROW && lrc != SQLITE_DONE)))
+		r = store_db_error(s, z->err, t->name);
+	sqlite3_reset(down);
+	sqlite3_reset(live);
+	if (r == 0 && n > 0) {
+		zila_log(ZILA_LOG_INFO, "%zu rows of '%s' were inserted at rowids of their own choosing; sealed now",
+			 n, t->name);
+		r = seal_rows_at(z, t, found, n);
+		*nswept += n;
+	}
+	free(found);
+	return r;
+}
+
+int store_hw_check(struct zila_store *s)
+{
+	sqlite3_stmt *del = NULL;
+	int r = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT EXISTS(SELECT 1 FROM zila_pending WHERE tid = ? AND m IS NULL AND rid >= ?)",
+			       -1, &del, NULL) != SQLITE_OK)
+		return ZILA_EDB;
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		int64_t hw;
+		if (t->count_new == NULL)
+			continue;
+		if ((r = hw_get(s, t, &hw)) != 0)
+			break;
+		sqlite3_bind_int64(t->count_new, 1, hw);
+		bool none_new = sqlite3_step(t->count_new) == SQLITE_ROW && sqlite3_column_int64(t->count_new, 0) == 0;
+		sqlite3_reset(t->count_new);
+		sqlite3_bind_int64(del, 1, t->id);
+		sqlite3_bind_int64(del, 2, hw);
+		bool no_reuse = sqlite3_step(del) == SQLITE_ROW && sqlite3_column_int(del, 0) == 0;
+		sqlite3_reset(del);
+		t->hw_clean = none_new && no_reuse;
+	}
+	sqlite3_finalize(del);
+	return r;
+}
+
 /* Which tables zila_rows holds no state of: their new rows need no search there. */
 static int rows_none(struct zila_store *s)
 {
@@ -649,10 +962,10 @@ static int rows_none(struct zila_store *s)
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err)
 {
 	bool more;
-	return store_seal_some(s, nentries, SIZE_MAX, &more, err);
+	return store_seal_some(s, nentries, SIZE_MAX, &more, NULL, err);
 }
 
-int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, bool *more,
+int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, bool *more, size_t *swept,
 		    struct zila_error *err)
 {
 	struct sealer z;
@@ -678,7 +991,10 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 		r = store_db_error(s, err, "cannot read row states");
 		goto out;
 	}
-	for (size_t nbatch = 0;; nbatch++) {
+	if ((r = seal_reused(&z)) != 0)
+		goto out;
+	size_t nbatch;
+	for (nbatch = 0;; nbatch++) {
 		if (nbatch == max_batches) {
 			*more = true;
 			break;
@@ -707,6 +1023,12 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 			goto out;
 		}
 	}
+	for (int i = 0; !*more && i < s->ntables; i++)
+		if (s->tables[i]->sel_down != NULL && (r = seal_new(&z, s->tables[i], &nbatch, max_batches, more)) != 0)
+			goto out;
+	for (int i = 0; swept != NULL && !*more && i < s->ntables; i++)
+		if (s->tables[i]->sel_down != NULL && (r = sweep_table(&z, s->tables[i], swept)) != 0)
+			goto out;
 	for (size_t i = 0; i < z.nb; i++)
 		if ((r = flush(&z, &z.b[i])) != 0)
 			goto out;
@@ -735,7 +1057,7 @@ out:
 	return r;
 }
 
-int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *err)
+static int seal(struct zila_store *s, size_t *nentries, size_t *swept, struct zila_error *err)
 {
 	/* Bounded transactions keep the WAL and the write lock small for large backlogs;
 	 * each one seals and clears its changes atomically. */
@@ -745,14 +1067,14 @@ int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *e
 		*nentries = 0;
 	/* Nothing captured: no write lock is needed, so a sync can send and receive while
 	 * another program holds a long write transaction (its changes are not committed yet). */
-	if (zila_store_pending(s, &npending) == 0 && npending == 0)
+	if (swept == NULL && zila_store_pending(s, &npending) == 0 && npending == 0)
 		return 0;
 	while (more) {
 		size_t n = 0;
 		int r = store_begin(s, err);
 		if (r != 0)
 			return r;
-		r = store_seal_some(s, &n, SEAL_CHUNK, &more, err);
+		r = store_seal_some(s, &n, SEAL_CHUNK, &more, swept, err);
 		if (r == 0)
 			r = store_settle(s, NULL);
 		if (r != 0) {
@@ -765,6 +1087,20 @@ int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *e
 			*nentries += n;
 	}
 	return 0;
+}
+
+int zila_store_seal(struct zila_store *s, size_t *nentries, struct zila_error *err)
+{
+	return seal(s, nentries, NULL, err);
+}
+
+int zila_store_sweep(struct zila_store *s, size_t *nentries, size_t *nrows, struct zila_error *err)
+{
+	size_t swept = 0;
+	int r = seal(s, nentries, &swept, err);
+	if (nrows)
+		*nrows = swept;
+	return r;
 }
 
 int zila_store_delete_row(struct zila_store *s, const char *table, const struct zila_value *pk,
@@ -813,5 +1149,21 @@ int zila_store_pending(struct zila_store *s, int64_t *out)
 		r = 0;
 	}
 	sqlite3_finalize(st);
+	/* and the rows past the high-water rowids (rows zila wrote there since count too,
+	 * until a seal finds their states at their rowids) */
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		int64_t hw;
+		if (t->count_new == NULL)
+			continue;
+		if ((r = hw_get(s, t, &hw)) != 0)
+			break;
+		sqlite3_bind_int64(t->count_new, 1, hw);
+		if (sqlite3_step(t->count_new) == SQLITE_ROW)
+			*out += sqlite3_column_int64(t->count_new, 0);
+		else
+			r = ZILA_EDB;
+		sqlite3_reset(t->count_new);
+	}
 	return r;
 }

@@ -12,7 +12,7 @@
 #include "zila/err.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 2 /* layout of the zila_* tables (1: no zila_live) */
+#define STORE_SCHEMA_VERSION 3 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers) */
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
 #define SEAL_CHUNK 128         /* batches per seal transaction (~260k changes) */
@@ -62,6 +62,12 @@ struct table {
 	bool has_rowid;      /* capture records the rowid (cheaper than the key text) */
 	sqlite3_stmt *sel_rowid; /* SELECT all columns, rowid FROM t WHERE rowid >= ? (in order), or NULL */
 	bool rows_none;      /* seal: zila_rows holds no state of this table */
+	/* Rowid tables have no insert trigger: a row past the table's high-water rowid
+	 * (zila_tables.hw) is new, and the seal reads it there (seal.c). */
+	sqlite3_stmt *sel_down; /* SELECT pk, rowid FROM t WHERE rowid <= ? ORDER BY rowid DESC */
+	sqlite3_stmt *count_new; /* SELECT count(*) FROM t WHERE rowid > ? */
+	sqlite3_stmt *hw_fix; /* at commit: hw to the highest rowid (?1), or down to it (struct table) */
+	bool hw_clean;       /* every row of the table is sealed in this transaction: hw may rise */
 	sqlite3_stmt *ins;   /* INSERT INTO t (all columns) VALUES (...) */
 	sqlite3_stmt *upd;   /* UPDATE t SET all non-pk columns WHERE pk = ? */
 	sqlite3_stmt *del;   /* DELETE FROM t WHERE pk = ? */
@@ -98,6 +104,7 @@ struct zila_store {
 	/* prepared statements, created at open */
 	sqlite3_stmt *st_row_get, *st_row_put, *st_row_upd, *st_row_del;
 	sqlite3_stmt *st_live_get, *st_live_put, *st_live_upd, *st_live_del, *st_live_evict;
+	sqlite3_stmt *st_live_scan, *st_hw_get, *st_hw_set;
 	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;
@@ -130,6 +137,14 @@ int store_load_tables(struct zila_store *s, struct zila_error *err) ZILA_MUST_CH
 /* Format 1 to 2, in the caller's transaction: shown rows' states to zila_live, and delete
  * captures that record the rowid. */
 int store_migrate_live(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+/* Format 2 to 3, in the caller's transaction: rowid tables lose their insert trigger and
+ * get a high-water rowid. */
+int store_migrate_hw(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+/* In a write transaction: marks the rowid tables with nothing to seal past or below
+ * their high-water rowids clean (seal.c), so rows zila writes there are not sealed. */
+int store_hw_check(struct zila_store *s) ZILA_MUST_CHECK;
+/* Before a commit: every rowid table's high-water mark follows its rows (struct table). */
+int store_hw_commit(struct zila_store *s) ZILA_MUST_CHECK;
 void store_free_tables(struct zila_store *s);
 struct table *store_table_by_name(struct zila_store *s, const char *name, size_t len);
 struct table *store_table_by_id(struct zila_store *s, int64_t id);
@@ -248,8 +263,10 @@ int row_fk_ok(struct zila_store *s, struct table *t, const struct zval *vals);
 int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64_t *id,
 		   uint64_t *head) ZILA_MUST_CHECK;
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
-/* Seals at most max_batches batches; *more says whether captured changes remain. */
-int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, bool *more,
+/* Seals at most max_batches batches; *more says whether captured changes remain. With
+ * swept, once nothing remains, also the rows no capture or mark finds (zila_store_sweep);
+ * their number is added to *swept. */
+int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, bool *more, size_t *swept,
 		    struct zila_error *err) ZILA_MUST_CHECK;
 uint64_t store_hlc_tick(struct zila_store *s);
 

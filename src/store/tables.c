@@ -85,6 +85,9 @@ static void table_free(struct table *t)
 	free(t->children);
 	sqlite3_finalize(t->sel);
 	sqlite3_finalize(t->sel_rowid);
+	sqlite3_finalize(t->hw_fix);
+	sqlite3_finalize(t->sel_down);
+	sqlite3_finalize(t->count_new);
 	sqlite3_finalize(t->ins);
 	sqlite3_finalize(t->upd);
 	sqlite3_finalize(t->del);
@@ -299,6 +302,25 @@ static int table_statements(struct zila_store *s, struct table *t)
 		r = put_select(&q, t, true);
 		r = r ? r : put_str(&q, " WHERE rowid >= ? ORDER BY rowid");
 		r = r ? r : prep(s, &q, &t->sel_rowid);
+		/* the high-water rowid follows the table's highest: up to it when every row is
+		 * sealed (?1), else only down (rows gone); written only when it changes */
+		zila_buf_reset(&q);
+		r = r ? r : put_str(&q, "UPDATE zila_tables SET hw = m FROM (SELECT coalesce(max(rowid), 0) AS m FROM ");
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : put_fmt(&q, ") WHERE id = %lld AND hw IS NOT m AND (?1 OR hw > m)", (long long)t->id);
+		r = r ? r : prep(s, &q, &t->hw_fix);
+		zila_buf_reset(&q);
+		r = r ? r : put_str(&q, "SELECT ");
+		r = r ? r : put_qid(&q, t->cols[t->pk]);
+		r = r ? r : put_str(&q, ", rowid FROM ");
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : put_str(&q, " WHERE rowid <= ? ORDER BY rowid DESC");
+		r = r ? r : prep(s, &q, &t->sel_down);
+		zila_buf_reset(&q);
+		r = r ? r : put_str(&q, "SELECT count(*) FROM ");
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : put_str(&q, " WHERE rowid > ?");
+		r = r ? r : prep(s, &q, &t->count_new);
 	}
 	/* INSERT INTO t (all) VALUES (?1..?n) */
 	zila_buf_reset(&q);
@@ -576,10 +598,16 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	if ((r = store_begin(s, err)) != 0)
 		goto out;
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_tables(name, pcol) VALUES (?, ?)", -1, &st, NULL) == SQLITE_OK) {
+	/* A rowid table's rows are new past its high-water rowid: 0, so the rows it holds
+	 * already are sealed as inserts. */
+	bool rowid = !is_without_rowid(s, table);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_tables(name, pcol, hw) VALUES (?, ?, ?)", -1, &st, NULL) ==
+	    SQLITE_OK) {
 		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
 		if (pcol)
 			sqlite3_bind_text(st, 2, pcol, -1, SQLITE_STATIC);
+		if (rowid)
+			sqlite3_bind_int64(st, 3, 0);
 		r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
 	} else {
 		r = ZILA_EDB;
@@ -594,15 +622,20 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	char tname[64];
 	/* Trigger names use the table id: table names may be long or odd. */
 	snprintf(tname, sizeof(tname), "zila_%lld", (long long)tid);
-	/* Inserts and updates record the rowid where there is one: a small integer costs the
-	 * writer less than the key text; deletes record the key, as the row is gone. */
-	bool rowid = !is_without_rowid(s, table);
+	/* Updates record the rowid where there is one: a small integer costs the writer less
+	 * than the key text; deletes record the key, as the row is gone, and the rowid.
+	 * Inserts into a rowid table are not captured at all: any trigger on INSERT has
+	 * SQLite keep a statement journal for every row inserted in a transaction, which
+	 * cost more than the trigger itself (the README's write path). */
 	const char *keycol = rowid ? "rid" : "pk";
-	r = put_fmt(&q, "CREATE TRIGGER %s_ins AFTER INSERT ON ", tname);
-	r = r ? r : put_qid(&q, table);
-	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, %s, m) VALUES (%lld, NEW.", keycol, (long long)tid);
-	r = r ? r : (rowid ? put_str(&q, "rowid") : put_qid(&q, pkc));
-	r = r ? r : put_str(&q, ", -1); END;\n");
+	r = 0;
+	if (!rowid) {
+		r = put_fmt(&q, "CREATE TRIGGER %s_ins AFTER INSERT ON ", tname);
+		r = r ? r : put_qid(&q, table);
+		r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, pk, m) VALUES (%lld, NEW.", (long long)tid);
+		r = r ? r : put_qid(&q, pkc);
+		r = r ? r : put_str(&q, ", -1); END;\n");
+	}
 	r = r ? r : put_fmt(&q, "CREATE TRIGGER %s_upd AFTER UPDATE ON ", tname);
 	r = r ? r : put_qid(&q, table);
 	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, %s, m) VALUES (%lld, NEW.", keycol, (long long)tid);
@@ -634,12 +667,14 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	}
 	r = r ? r : put_str(&q, " BEGIN SELECT RAISE(ABORT, 'zila: a synced row''s key and partition cannot change;"
 			       " insert a new row and delete the old one'); END;\n");
-	/* Rows that were there before tracking are captured as inserts. */
-	r = r ? r : put_fmt(&q, "INSERT INTO zila_pending(tid, %s, m) SELECT %lld, ", keycol, (long long)tid);
-	r = r ? r : (rowid ? put_str(&q, "rowid") : put_qid(&q, pkc));
-	r = r ? r : put_str(&q, ", -1 FROM ");
-	r = r ? r : put_qid(&q, table);
-	r = r ? r : put_str(&q, ";");
+	/* Rows of a WITHOUT ROWID table that were there before tracking are captured as inserts. */
+	if (!rowid) {
+		r = r ? r : put_fmt(&q, "INSERT INTO zila_pending(tid, pk, m) SELECT %lld, ", (long long)tid);
+		r = r ? r : put_qid(&q, pkc);
+		r = r ? r : put_str(&q, ", -1 FROM ");
+		r = r ? r : put_qid(&q, table);
+		r = r ? r : put_str(&q, ";");
+	}
 	if (r != 0 || cstr(&q) == NULL) {
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto fail;
@@ -695,5 +730,46 @@ int store_migrate_live(struct zila_store *s, struct zila_error *err)
 		r = store_exec(s, (const char *)q.p, err);
 	}
 	zila_buf_release(&q);
+	return r;
+}
+
+int store_migrate_hw(struct zila_store *s, struct zila_error *err)
+{
+	struct zila_buf q;
+	int r = 0;
+	zila_buf_init(&q, 1 << 20);
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		if (!t->has_rowid)
+			continue;
+		/* Every row there is sealed or captured: the mark starts at the highest. */
+		zila_buf_reset(&q);
+		r = put_fmt(&q, "DROP TRIGGER IF EXISTS zila_%lld_ins;\nUPDATE zila_tables SET hw ="
+				" (SELECT coalesce(max(rowid), 0) FROM ", (long long)t->id);
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : put_fmt(&q, ") WHERE id = %lld;", (long long)t->id);
+		if (r != 0 || cstr(&q) == NULL) {
+			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+			break;
+		}
+		r = store_exec(s, (const char *)q.p, err);
+	}
+	zila_buf_release(&q);
+	return r;
+}
+
+int store_hw_commit(struct zila_store *s)
+{
+	int r = 0;
+	for (int i = 0; i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		if (t->hw_fix == NULL)
+			continue;
+		sqlite3_bind_int(t->hw_fix, 1, t->hw_clean);
+		if (r == 0 && sqlite3_step(t->hw_fix) != SQLITE_DONE)
+			r = ZILA_EDB;
+		sqlite3_reset(t->hw_fix);
+		t->hw_clean = false;
+	}
 	return r;
 }

@@ -130,7 +130,7 @@ static void test_seal_rowid_captures(void **state)
 	/* updated twice: one change with both */
 	app(&a, "UPDATE t SET v = 'k2' WHERE id = 'k'; UPDATE t SET v = 'k3' WHERE id = 'k'");
 
-	size_t n = 0;
+	size_t n = 0, swept = 0;
 	struct zila_error err;
 	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
 	assert_int_equal(n, 1);
@@ -138,6 +138,13 @@ static void test_seal_rowid_captures(void **state)
 	assert_int_equal(zila_store_pending(a.s, &pending), 0);
 	assert_int_equal(pending, 0);
 	assert_rows(&a, "k=k3;w=w2;x=x2;z=z1;zero=z0;");
+	/* rowid 0, below the rows there, is found by the sweep alone, and only once */
+	assert_int_equal(zila_store_sweep(a.s, &n, &swept, &err), 0);
+	assert_int_equal(swept, 1);
+	assert_int_equal(n, 1);
+	assert_int_equal(zila_store_sweep(a.s, &n, &swept, &err), 0);
+	assert_int_equal(swept, 0);
+	assert_int_equal(n, 0);
 
 	send_all(&a, &b);
 	assert_same(&a, &b);
@@ -261,22 +268,29 @@ static void test_upgrade_v1(void **state)
 		 "DROP TABLE zila_live; DROP TRIGGER zila_%lld_del;"
 		 "CREATE TRIGGER zila_%lld_del AFTER DELETE ON \"t\" BEGIN INSERT INTO zila_pending(tid, pk, m, part)"
 		 " VALUES (%lld, OLD.\"id\", NULL, OLD.\"district_id\"); END;"
+		 "CREATE TRIGGER zila_%lld_ins AFTER INSERT ON \"t\" BEGIN INSERT INTO zila_pending(tid, rid, m)"
+		 " VALUES (%lld, NEW.rowid, -1); END;"
+		 "ALTER TABLE zila_tables DROP COLUMN hw;"
 		 "UPDATE zila_meta SET v = '1' WHERE k = 'store_version'; COMMIT;",
-		 tid, tid, tid);
+		 tid, tid, tid, tid, tid);
 	app(&a, sql);
-	/* captured by the format-1 trigger, sealed after the upgrade */
-	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'");
+	/* captured by the format-1 triggers, sealed after the upgrade */
+	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 2);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 3);
+	/* no insert trigger; the mark at the highest rowid, whose insert is captured already */
+	assert_int_equal(count(&a, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_ins'"), 0);
+	assert_int_equal(count(&a, "SELECT hw = (SELECT max(rowid) FROM t) FROM zila_tables WHERE name = 't'"), 1);
 	send_all(&a, &b);
 	assert_same(&a, &b);
 	assert_states_placed(&a, 2);
+	assert_rows(&b, "a=a1;c=c2;e=e1;");
 	/* the new delete trigger records the rowid */
 	app(&a, "DELETE FROM t WHERE id = 'a'");
 	assert_int_equal(count(&a, "SELECT count(*) FROM zila_pending WHERE pk = 'a' AND rid IS NOT NULL"), 1);
 	send_all(&a, &b);
 	assert_same(&a, &b);
-	assert_rows(&b, "c=c2;");
+	assert_rows(&b, "c=c2;e=e1;");
 	replica_free(&a);
 	replica_free(&b);
 }
