@@ -247,6 +247,62 @@ static void test_replace_then_delete(void **state)
 	replica_free(&b);
 }
 
+/* Inserts run no trigger in a rowid table: rows past the high-water rowid are new, and
+ * rows SQLite gives rowids at or below it once the top rows are deleted are found going
+ * down from it. Rows a merge writes past the mark are not sealed again. */
+static void test_high_water(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	size_t n;
+	int64_t pending = -1;
+	replica_new(&a, "ha");
+	replica_new(&b, "hb");
+	app(&a, "INSERT INTO t VALUES ('a', 'd1', 'a1'), ('b', 'd1', 'b1'), ('c', 'd1', 'c1'), ('d', 'd1', 'd1'),"
+		" ('e', 'd1', 'e1')");
+	assert_int_equal(zila_store_pending(a.s, &pending), 0);
+	assert_int_equal(pending, 5);
+	send_all(&a, &b);
+	assert_same(&a, &b);
+	/* the merge moved b's mark past the rows it wrote: nothing to seal there */
+	assert_int_equal(count(&b, "SELECT hw FROM zila_tables WHERE name = 't'"), 5);
+	assert_int_equal(zila_store_pending(b.s, &pending), 0);
+	assert_int_equal(pending, 0);
+	assert_int_equal(zila_store_seal(b.s, &n, &err), 0);
+	assert_int_equal(n, 0);
+	/* the top rows deleted: new rows take their rowids (4, 5), then one more (6); 'c'
+	 * deleted and a row put at its rowid by name */
+	app(&a, "DELETE FROM t WHERE id IN ('d', 'e'); INSERT INTO t VALUES ('p', 'd1', 'p1'), ('q', 'd1', 'q1'),"
+		" ('s', 'd1', 's1'); DELETE FROM t WHERE id = 'c';"
+		" INSERT INTO t(rowid, id, district_id, v) VALUES (3, 'r', 'd1', 'r1')");
+	assert_int_equal(count(&a, "SELECT count(*) FROM t WHERE (id, rowid) IN"
+				   " (VALUES ('p', 4), ('q', 5), ('s', 6), ('r', 3))"),
+			 4);
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(zila_store_pending(a.s, &pending), 0);
+	assert_int_equal(pending, 0);
+	assert_int_equal(count(&a, "SELECT hw FROM zila_tables WHERE name = 't'"), 6);
+	assert_states_placed(&a, 3);
+	send_all(&a, &b);
+	assert_same(&a, &b);
+	assert_rows(&b, "a=a1;b=b1;p=p1;q=q1;r=r1;s=s1;");
+	assert_states_placed(&b, 3);
+	/* a middle row deleted and its rowid named by an insert: the delete's record leads
+	 * the seal there */
+	app(&a, "DELETE FROM t WHERE id = 'b'; INSERT INTO t(rowid, id, district_id, v) VALUES (2, 't', 'd1', 't1')");
+	send_all(&a, &b);
+	assert_same(&a, &b);
+	assert_rows(&b, "a=a1;p=p1;q=q1;r=r1;s=s1;t=t1;");
+	assert_states_placed(&a, 4);
+	/* the sweep finds nothing left */
+	size_t swept = 9;
+	assert_int_equal(zila_store_sweep(a.s, &n, &swept, &err), 0);
+	assert_int_equal(swept, 0);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 /* A replica of format 1 (every state in zila_rows, deletes captured by key alone) is
  * upgraded when it is opened, a delete captured before the upgrade included. */
 static void test_upgrade_v1(void **state)
@@ -349,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_seal_rowid_captures),
 		cmocka_unit_test(test_state_places),
 		cmocka_unit_test(test_replace_then_delete),
+		cmocka_unit_test(test_high_water),
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_checkpoint_thread),
 	};
