@@ -396,6 +396,8 @@ static const char *prepared[][2] = {
 	{ "live_evict", "INSERT OR REPLACE INTO zila_rows(tid, pk, st, dead) SELECT tid, pk, st, NULL FROM zila_live"
 			" WHERE tid = ?1 AND rid = ?2 AND pk IS NOT ?3" },
 	{ "live_scan", "SELECT rid, pk FROM zila_live WHERE tid = ? ORDER BY rid DESC" },
+	{ "pend_dels", "SELECT tid, rid FROM zila_pending WHERE m IS NULL AND rid IS NOT NULL ORDER BY tid, rid" },
+	{ "pend_del_from", "SELECT EXISTS(SELECT 1 FROM zila_pending WHERE tid = ? AND m IS NULL AND rid >= ?)" },
 	{ "hw_get", "SELECT hw FROM zila_tables WHERE id = ?" },
 	{ "hw_set", "UPDATE zila_tables SET hw = ?2 WHERE id = ?1" },
 	{ "entry_put", "INSERT INTO zila_entries(feed, seq, hlc, applied, bytes) VALUES (?, ?, ?, ?, ?)" },
@@ -415,7 +417,8 @@ static int prepare_all(struct zila_store *s, struct zila_error *err)
 {
 	sqlite3_stmt **slots[] = { &s->st_row_get, &s->st_row_put, &s->st_row_upd, &s->st_row_del,
 				   &s->st_live_get, &s->st_live_put, &s->st_live_upd, &s->st_live_del,
-				   &s->st_live_evict, &s->st_live_scan, &s->st_hw_get, &s->st_hw_set,
+				   &s->st_live_evict, &s->st_live_scan, &s->st_pend_dels, &s->st_pend_del_from,
+				   &s->st_hw_get, &s->st_hw_set,
 				   &s->st_entry_put, &s->st_feed_get, &s->st_feed_new,
 				   &s->st_feed_head, &s->st_conflict, &s->st_park_put, &s->st_park_del,
 				   &s->st_trust_put, &s->st_trust_get, &s->st_trust_all };
@@ -434,7 +437,7 @@ void zila_store_free(struct zila_store *s)
 	store_free_tables(s);
 	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_upd, s->st_row_del, s->st_live_get,
 				s->st_live_put, s->st_live_upd, s->st_live_del, s->st_live_evict,
-				s->st_live_scan, s->st_hw_get, s->st_hw_set,
+				s->st_live_scan, s->st_pend_dels, s->st_pend_del_from, s->st_hw_get, s->st_hw_set,
 				s->st_entry_put,
 				s->st_feed_get, s->st_feed_new, s->st_feed_head, s->st_conflict,
 				s->st_park_put, s->st_park_del, s->st_trust_put, s->st_trust_get, s->st_trust_all };

@@ -655,6 +655,16 @@ static int hw_set(struct zila_store *s, const struct table *t, int64_t hw)
 	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
 }
 
+/* The number of rows of t past the high-water rowid hw. */
+static int count_past(struct table *t, int64_t hw, int64_t *n)
+{
+	sqlite3_bind_int64(t->count_new, 1, hw);
+	int rc = sqlite3_step(t->count_new);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(t->count_new, 0) : 0;
+	sqlite3_reset(t->count_new);
+	return rc == SQLITE_ROW ? 0 : ZILA_EDB;
+}
+
 /* Whether zila_live holds, at rid, the state of the key in column col of row. */
 static bool live_names(struct zila_store *s, const struct table *t, int64_t rid, sqlite3_stmt *row, int col)
 {
@@ -717,15 +727,11 @@ static int seal_rows_at(struct sealer *z, struct table *t, int64_t *rids, size_t
  * does (zila_store_sweep). */
 static int seal_reused(struct sealer *z)
 {
-	static const char q[] = "SELECT tid, rid FROM zila_pending WHERE m IS NULL AND rid IS NOT NULL"
-				" ORDER BY tid, rid";
 	struct zila_store *s = z->s;
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = s->st_pend_dels;
 	int64_t *pairs = NULL, *found = NULL;
 	size_t n = 0, cap = 0, nfound = 0, capf = 0;
 	int r = ZILA_EDB;
-	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
-		goto out;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n + 2 > cap) {
@@ -740,6 +746,7 @@ static int seal_reused(struct sealer *z)
 		pairs[n++] = sqlite3_column_int64(st, 0);
 		pairs[n++] = sqlite3_column_int64(st, 1);
 	}
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		goto out;
 	r = 0;
@@ -807,7 +814,7 @@ out:
 	else if (r != 0)
 		r = zila_error_set(z->err, r, "out of memory");
 out_sealed:
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	free(pairs);
 	free(found);
 	return r;
@@ -913,11 +920,8 @@ static int sweep_table(struct sealer *z, struct table *t, size_t *nswept)
 
 int store_hw_check(struct zila_store *s)
 {
-	sqlite3_stmt *del = NULL;
+	sqlite3_stmt *del = s->st_pend_del_from;
 	int r = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT EXISTS(SELECT 1 FROM zila_pending WHERE tid = ? AND m IS NULL AND rid >= ?)",
-			       -1, &del, NULL) != SQLITE_OK)
-		return ZILA_EDB;
 	for (int i = 0; r == 0 && i < s->ntables; i++) {
 		struct table *t = s->tables[i];
 		int64_t hw;
@@ -925,16 +929,14 @@ int store_hw_check(struct zila_store *s)
 			continue;
 		if ((r = hw_get(s, t, &hw)) != 0)
 			break;
-		sqlite3_bind_int64(t->count_new, 1, hw);
-		bool none_new = sqlite3_step(t->count_new) == SQLITE_ROW && sqlite3_column_int64(t->count_new, 0) == 0;
-		sqlite3_reset(t->count_new);
+		int64_t nnew;
+		bool none_new = count_past(t, hw, &nnew) == 0 && nnew == 0;
 		sqlite3_bind_int64(del, 1, t->id);
 		sqlite3_bind_int64(del, 2, hw);
 		bool no_reuse = sqlite3_step(del) == SQLITE_ROW && sqlite3_column_int(del, 0) == 0;
 		sqlite3_reset(del);
 		t->hw_clean = none_new && no_reuse;
 	}
-	sqlite3_finalize(del);
 	return r;
 }
 
@@ -1158,12 +1160,9 @@ int zila_store_pending(struct zila_store *s, int64_t *out)
 			continue;
 		if ((r = hw_get(s, t, &hw)) != 0)
 			break;
-		sqlite3_bind_int64(t->count_new, 1, hw);
-		if (sqlite3_step(t->count_new) == SQLITE_ROW)
-			*out += sqlite3_column_int64(t->count_new, 0);
-		else
-			r = ZILA_EDB;
-		sqlite3_reset(t->count_new);
+		int64_t nnew;
+		if ((r = count_past(t, hw, &nnew)) == 0)
+			*out += nnew;
 	}
 	return r;
 }

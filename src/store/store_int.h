@@ -104,7 +104,7 @@ struct zila_store {
 	/* prepared statements, created at open */
 	sqlite3_stmt *st_row_get, *st_row_put, *st_row_upd, *st_row_del;
 	sqlite3_stmt *st_live_get, *st_live_put, *st_live_upd, *st_live_del, *st_live_evict;
-	sqlite3_stmt *st_live_scan, *st_hw_get, *st_hw_set;
+	sqlite3_stmt *st_live_scan, *st_pend_dels, *st_pend_del_from, *st_hw_get, *st_hw_set;
 	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;
