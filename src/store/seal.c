@@ -414,6 +414,49 @@ static int dir_index(struct sealer *z, struct builder *b, struct table *t)
 	return b->ndir++;
 }
 
+/* The newest version the change overwrites: the registers op sets (all cells and the
+ * existence of an upsert, the masked cells of an update, the existence of a delete). */
+static struct ver overwritten(struct zila_store *s, const struct table *t, const struct rowstate *row, int op,
+			      int64_t mask)
+{
+	struct ver top = { 0, 0, 0 };
+	if (!row->known)
+		return top;
+	if (op != OP_UPDATE)
+		top = row->ever;
+	for (int i = 0; op != OP_DELETE && i < t->ncols; i++) {
+		if (op == OP_UPDATE && (i == t->pk || !((mask >> (i < MASK_BITS ? i : MASK_BITS)) & 1)))
+			continue;
+		if (ver_cmp(s, &row->cver[i], &top) > 0)
+			top = row->cver[i];
+	}
+	return top;
+}
+
+/* Causality before clocks: a change made on a replica that holds a version of what it
+ * changes must win over that version on every replica, whatever the clocks said (a peer
+ * whose clock is ahead dates its edits past ours, and we follow a peer's clock only a day
+ * ahead). When b's version is not above it, b's changes so far go out as an entry of
+ * their own and b goes on dated just past the overwritten version; the clock follows, as
+ * an HLC follows what it receives. */
+static int builder_above(struct sealer *z, struct builder *b, const struct table *t, const struct rowstate *row,
+			 int op, int64_t mask)
+{
+	struct zila_store *s = z->s;
+	struct ver top = overwritten(s, t, row, op, mask);
+	struct ver v = { b->hlc, s->self_id, b->seq };
+	if (top.hlc == 0 || ver_cmp(s, &v, &top) > 0)
+		return 0;
+	int r;
+	if (b->nchanges > 0 && ((r = flush(z, b)) != 0 || (r = builder_open(z, b)) != 0))
+		return r;
+	if (b->hlc <= top.hlc)
+		b->hlc = top.hlc + 1;
+	if (b->hlc > s->hlc)
+		s->hlc = b->hlc;
+	return 0;
+}
+
 static int seal_item(struct sealer *z, struct item *it)
 {
 	struct zila_store *s = z->s;
@@ -541,6 +584,8 @@ static int seal_item(struct sealer *z, struct item *it)
 		goto out;
 	}
 	if (!fresh && (r = builder_for(z, part, &b)) != 0)
+		goto out;
+	if (!fresh && (r = builder_above(z, b, t, row, op, it->mask)) != 0)
 		goto out;
 	int di = dir_index(z, b, t);
 	if (di < 0) {

@@ -704,6 +704,62 @@ static void test_wrong_clocks(void **state)
 	replica_close(&good);
 }
 
+/* #22: a laptop 3 days ahead, out of touch, dates its edits the lead past what it saw.
+ * A laptop with a right clock that has received them and then edits the same row and
+ * deletes the other must win on every replica: causality before clocks. */
+static void test_ahead_then_causal(void **state)
+{
+	(void)state;
+	struct replica hq, a, b;
+	struct zila_cert ca, cb;
+	struct zila_error err;
+	uint64_t t_hq = T0, t_a = T0 + 72 * HOUR_MS, t_b = T0;
+	zila_error_clear(&err);
+	replica_open(&hq);
+	replica_open(&a);
+	replica_open(&b);
+	zila_store_set_clock(hq.s, var_clock, &t_hq);
+	zila_store_set_clock(a.s, var_clock, &t_a);
+	zila_store_set_clock(b.s, var_clock, &t_b);
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	zila_trust_install(hq.s, &hq.tc);
+	enrol_at(&hq, &a, &ca, "a");
+	enrol_at(&hq, &b, &cb, "b");
+	exec(&hq, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
+	exec(&hq, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One')");
+	exec(&hq, "INSERT INTO people(id, district_id, name) VALUES ('R', 'd1', 'from hq')");
+	sync_live(&hq, &a, &ca, false);
+	sync_live(&hq, &b, &cb, false);
+	t_hq = t_b = T0 + HOUR_MS;
+	t_a += HOUR_MS;
+	exec(&a, "UPDATE people SET name = 'from a' WHERE id = 'R'");
+	exec(&a, "INSERT INTO people(id, district_id, name) VALUES ('S', 'd1', 'inserted by a')");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	assert_true(own_latest(&a) > T0 + 36 * HOUR_MS); /* the lead: a day and more past b's */
+	sync_live(&hq, &a, &ca, false);
+	sync_live(&hq, &b, &cb, false);
+	assert_string_equal(name_of(&b, "R"), "from a");
+	/* b knows a's edits, and edits after them */
+	t_hq = t_b = T0 + 2 * HOUR_MS;
+	exec(&b, "UPDATE people SET name = 'from b, later' WHERE id = 'R'");
+	exec(&b, "DELETE FROM people WHERE id = 'S'");
+	assert_int_equal(zila_store_seal(b.s, NULL, &err), 0);
+	for (int round = 0; round < 2; round++) {
+		sync_live(&hq, &a, &ca, false);
+		sync_live(&hq, &b, &cb, false);
+	}
+	struct replica *all[] = { &hq, &a, &b };
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(name_of(all[i], "R"), "from b, later");
+		assert_int_equal(count(all[i], "SELECT count(*) FROM people WHERE id = 'S'"), 0);
+	}
+	assert_same_hash(&hq, &a);
+	assert_same_hash(&hq, &b);
+	replica_close(&hq);
+	replica_close(&a);
+	replica_close(&b);
+}
+
 static void test_export_import(void **state)
 {
 	(void)state;
@@ -797,6 +853,7 @@ int main(void)
 		cmocka_unit_test(test_cut_salvage),
 		cmocka_unit_test(test_trust_exchange),
 		cmocka_unit_test(test_wrong_clocks),
+		cmocka_unit_test(test_ahead_then_causal),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_bad_messages),
 		cmocka_unit_test(test_refused_entry_alone),
