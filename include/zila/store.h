@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "zila/buf.h"
+#include "zila/clock.h"
 #include "zila/err.h"
 
 #define ZILA_VERSION "0.1.0"
@@ -88,6 +89,10 @@ uint64_t zila_hlc_ms(uint64_t hlc);
 /* The wall clock the store uses; tests may replace it (returns ms since 1970). */
 typedef uint64_t (*zila_clock_fn)(void *ctx);
 void zila_store_set_clock(struct zila_store *s, zila_clock_fn fn, void *ctx);
+/* How much time really passed, whatever the wall clock did (zila_uptime()); tests may
+ * replace it. Returns false when it cannot tell. */
+typedef bool (*zila_uptime_fn)(void *ctx, struct zila_uptime *out);
+void zila_store_set_uptime(struct zila_store *s, zila_uptime_fn fn, void *ctx);
 
 /* The reference clock (proto/PROTOCOL.md, "Clocks"). HQ's clock is the organisation's time.
  * A replica dates what it writes by its best estimate of HQ's time, kept between the last

@@ -3,19 +3,71 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+
+/* ZILA_CLOCK_SKEW_FILE names a file holding the skew, read again whenever it changes, so
+ * that a test can set a running daemon's clock right (or wrong). */
+static int64_t skew_file_ms(const char *path)
+{
+	static struct timespec mtime;
+	static off_t size = -1;
+	static int64_t skew;
+	struct stat sb;
+	if (stat(path, &sb) != 0) {
+		size = -1;
+		return skew = 0;
+	}
+	if (sb.st_size == size && sb.st_mtim.tv_sec == mtime.tv_sec && sb.st_mtim.tv_nsec == mtime.tv_nsec)
+		return skew;
+	FILE *f = fopen(path, "r");
+	long long v = 0;
+	if (f != NULL) {
+		if (fscanf(f, "%lld", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	size = sb.st_size;
+	mtime = sb.st_mtim;
+	return skew = (int64_t)v * 1000;
+}
 
 static int64_t skew_ms(void)
 {
 	static int loaded;
 	static int64_t skew;
+	static const char *file;
 	if (!loaded) {
 		const char *v = getenv("ZILA_CLOCK_SKEW");
 		if (v != NULL && *v != '\0')
 			skew = strtoll(v, NULL, 10) * 1000;
+		file = getenv("ZILA_CLOCK_SKEW_FILE");
+		if (file != NULL && *file == '\0')
+			file = NULL;
 		loaded = 1;
 	}
-	return skew;
+	return file != NULL ? skew + skew_file_ms(file) : skew;
+}
+
+bool zila_uptime(struct zila_uptime *out)
+{
+	memset(out, 0, sizeof(*out));
+#if defined(__linux__)
+	struct timespec ts;
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+		return false;
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (f == NULL)
+		return false;
+	bool ok = fgets(out->boot, sizeof(out->boot), f) != NULL;
+	fclose(f);
+	out->boot[strcspn(out->boot, "\n")] = '\0';
+	out->ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return ok && out->boot[0] != '\0';
+#else
+	return false;
+#endif
 }
 
 uint64_t zila_wall_ms(void)

@@ -12,8 +12,10 @@
 #define META_SEEN "clock.seen_ms"
 #define META_OFFSET "clock.offset_ms"
 #define META_LEARNT "clock.learnt_wall_ms"
+#define META_UP "clock.learnt_up_ms"
+#define META_BOOT "clock.boot"
 #define SAVE_SEEN_MS (60 * 1000)  /* a newer HQ time is written down once it moved this much */
-#define SAVE_OFFSET_MS 1000
+#define SAVE_OFFSET_MS 1000       /* an offset, once it is this far from what is written */
 
 static bool meta_i64(struct zila_store *s, const char *key, int64_t *out)
 {
@@ -31,22 +33,20 @@ static bool meta_i64(struct zila_store *s, const char *key, int64_t *out)
 void store_clock_load(struct zila_store *s)
 {
 	int64_t x;
+	char *boot = NULL;
 	s->clk_ref = meta_i64(s, META_REF, &x) && x == 1;
 	s->clk_seen = meta_i64(s, META_SEEN, &x) && x > 0 ? (uint64_t)x : 0;
 	s->clk_saved_seen = s->clk_seen;
-	s->clk_has_offset = meta_i64(s, META_OFFSET, &x);
-	s->clk_offset = s->clk_saved_offset = s->clk_has_offset ? x : 0;
-	s->clk_offset_saved = s->clk_has_offset;
 	s->clk_learnt_wall = meta_i64(s, META_LEARNT, &x) && x > 0 ? (uint64_t)x : 0;
-}
-
-/* An offset learnt before this computer's clock was set back no longer holds. */
-static void drop_stale_offset(struct zila_store *s, uint64_t wall)
-{
-	if (s->clk_has_offset && wall + ZILA_CLOCK_WARN_MS < s->clk_learnt_wall) {
-		s->clk_has_offset = false;
-		s->clk_offset = 0;
-	}
+	/* learnt at 0: dropped (save_offset) */
+	s->clk_has_offset = s->clk_learnt_wall > 0 && meta_i64(s, META_OFFSET, &x);
+	s->clk_offset = s->clk_has_offset ? x : 0;
+	s->clk_learnt_up = meta_i64(s, META_UP, &x) && x > 0 ? (uint64_t)x : 0;
+	s->clk_boot[0] = '\0';
+	if (zila_store_meta_get(s, META_BOOT, &boot) == 0)
+		snprintf(s->clk_boot, sizeof(s->clk_boot), "%s", boot);
+	free(boot);
+	s->clk_dirty = false;
 }
 
 static uint64_t add_ms(uint64_t t, int64_t d)
@@ -56,11 +56,64 @@ static uint64_t add_ms(uint64_t t, int64_t d)
 	return d < 0 ? t - (uint64_t)-d : t + (uint64_t)d;
 }
 
+static int64_t diff_ms(uint64_t a, uint64_t b)
+{
+	return a >= b ? (int64_t)(a - b) : -(int64_t)(b - a);
+}
+
+/* Forgets the offset: it no longer says anything about this clock. */
+static void drop_offset(struct zila_store *s)
+{
+	s->clk_has_offset = false;
+	s->clk_offset = 0;
+	s->clk_dirty = true;
+}
+
+/* HQ's clock minus this computer's, now that it reads wall; false when nothing learnt
+ * holds. An offset says what HQ's time was when it was learnt (learnt_wall + offset):
+ * - in the same boot, the time that has really passed since is known (uptime), so HQ's
+ *   time now is known whatever was done to this clock meanwhile: set right, either way,
+ *   while zila ran or while it did not;
+ * - after a restart of the computer, what passed is not known. A clock that now reads
+ *   before the time the offset was learnt was set back; a clock said to be behind that
+ *   now reads at least the latest time HQ is known to have reached was set forward (or
+ *   ran on that long): either way the offset no longer holds, and the clock is believed
+ *   (dates stay clamped at or past that HQ time). Otherwise the offset is kept and counts
+ *   from this boot on. */
+static bool offset_now(struct zila_store *s, uint64_t wall, int64_t *off)
+{
+	struct zila_uptime u;
+	*off = 0;
+	if (!s->clk_has_offset)
+		return false;
+	uint64_t hq_then = add_ms(s->clk_learnt_wall, s->clk_offset);
+	bool up = s->uptime(s->uptime_ctx, &u);
+	if (up && s->clk_boot[0] != '\0' && strcmp(u.boot, s->clk_boot) == 0 && u.ms >= s->clk_learnt_up) {
+		*off = diff_ms(hq_then + (u.ms - s->clk_learnt_up), wall);
+		return true;
+	}
+	uint64_t hq_known = hq_then > s->clk_seen ? hq_then : s->clk_seen;
+	if (wall + ZILA_CLOCK_WARN_MS < s->clk_learnt_wall ||
+	    (s->clk_offset > 0 && wall + ZILA_CLOCK_WARN_MS >= hq_known)) {
+		drop_offset(s);
+		return false;
+	}
+	*off = s->clk_offset;
+	if (up) {
+		s->clk_learnt_wall = wall;
+		s->clk_learnt_up = u.ms;
+		snprintf(s->clk_boot, sizeof(s->clk_boot), "%s", u.boot);
+		s->clk_dirty = true;
+	}
+	return true;
+}
+
 uint64_t store_stamp_ms(struct zila_store *s)
 {
 	uint64_t wall = store_now_ms(s);
-	drop_stale_offset(s, wall);
-	uint64_t t = add_ms(wall, s->clk_has_offset ? s->clk_offset : 0);
+	int64_t off;
+	bool has = offset_now(s, wall, &off);
+	uint64_t t = add_ms(wall, has ? off : 0);
 	if (s->clk_ref || s->clk_seen == 0)
 		return t;
 	if (t < s->clk_seen)
@@ -76,18 +129,19 @@ void zila_store_clock(struct zila_store *s, struct zila_clock *out)
 	out->wall_ms = store_now_ms(s);
 	out->stamp_ms = store_stamp_ms(s);
 	out->seen_ms = s->clk_seen;
-	out->offset_ms = s->clk_offset;
-	out->has_offset = s->clk_has_offset;
 	out->is_reference = s->clk_ref;
-	uint64_t t = add_ms(out->wall_ms, s->clk_has_offset ? s->clk_offset : 0);
+	int64_t off = 0;
+	out->has_offset = !s->clk_ref && offset_now(s, out->wall_ms, &off);
+	out->offset_ms = off;
+	uint64_t t = add_ms(out->wall_ms, off);
 	out->hq_est_ms = t;
 	if (s->clk_ref)
 		out->state = ZILA_CLOCK_OK;
-	else if (s->clk_seen == 0 && !s->clk_has_offset)
+	else if (s->clk_seen == 0 && !out->has_offset)
 		out->state = ZILA_CLOCK_NONE;
-	else if (s->clk_has_offset && s->clk_offset < -(int64_t)ZILA_CLOCK_WARN_MS)
+	else if (out->has_offset && off < -(int64_t)ZILA_CLOCK_WARN_MS)
 		out->state = ZILA_CLOCK_AHEAD;
-	else if (s->clk_has_offset && s->clk_offset > (int64_t)ZILA_CLOCK_WARN_MS)
+	else if (out->has_offset && off > (int64_t)ZILA_CLOCK_WARN_MS)
 		out->state = ZILA_CLOCK_BEHIND;
 	else if (s->clk_seen != 0 && t > s->clk_seen + ZILA_CLOCK_LEAD_MS)
 		out->state = ZILA_CLOCK_STALE;
@@ -115,6 +169,22 @@ int zila_store_clock_reference(struct zila_store *s)
 	return r;
 }
 
+/* Writes the offset down as memory has it (dropped: an offset of no use to anyone). */
+static int save_offset(struct zila_store *s)
+{
+	int r;
+	if (!s->clk_has_offset) {
+		r = zila_store_meta_set(s, META_LEARNT, "0");
+	} else if ((r = save_i64(s, META_OFFSET, s->clk_offset)) == 0 &&
+		   (r = save_i64(s, META_LEARNT, (int64_t)s->clk_learnt_wall)) == 0 &&
+		   (r = save_i64(s, META_UP, (int64_t)s->clk_learnt_up)) == 0) {
+		r = zila_store_meta_set(s, META_BOOT, s->clk_boot);
+	}
+	if (r == 0)
+		s->clk_dirty = false;
+	return r;
+}
+
 int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offset, int64_t offset_ms)
 {
 	if (s->clk_ref)
@@ -123,24 +193,30 @@ int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offs
 	if (seen_ms > s->clk_seen)
 		s->clk_seen = seen_ms;
 	if (has_offset) {
-		s->clk_has_offset = true;
-		s->clk_offset = offset_ms;
-		s->clk_learnt_wall = wall;
+		/* Kept as it was learnt unless what is known already says otherwise by a second:
+		 * what was written down then goes on holding. */
+		int64_t known;
+		bool had = offset_now(s, wall, &known);
+		if (!had || s->clk_dirty || known - offset_ms > SAVE_OFFSET_MS || offset_ms - known > SAVE_OFFSET_MS) {
+			struct zila_uptime u;
+			bool up = s->uptime(s->uptime_ctx, &u);
+			s->clk_has_offset = true;
+			s->clk_offset = offset_ms;
+			s->clk_learnt_wall = wall;
+			s->clk_learnt_up = up ? u.ms : 0;
+			snprintf(s->clk_boot, sizeof(s->clk_boot), "%s", up ? u.boot : "");
+			s->clk_dirty = true;
+		}
 	}
 	int r = 0;
-	int64_t moved = s->clk_offset - s->clk_saved_offset;
 	if (s->clk_seen >= s->clk_saved_seen + SAVE_SEEN_MS) {
 		if ((r = save_i64(s, META_SEEN, (int64_t)s->clk_seen)) != 0)
 			return r;
 		s->clk_saved_seen = s->clk_seen;
 	}
-	if (has_offset && (moved > SAVE_OFFSET_MS || moved < -SAVE_OFFSET_MS || !s->clk_offset_saved)) {
-		if ((r = save_i64(s, META_OFFSET, s->clk_offset)) != 0 || (r = save_i64(s, META_LEARNT, (int64_t)wall)) != 0)
-			return r;
-		s->clk_saved_offset = s->clk_offset;
-		s->clk_offset_saved = true;
-	}
-	return 0;
+	if (s->clk_dirty && (has_offset || !s->clk_has_offset))
+		r = save_offset(s);
+	return r;
 }
 
 void zila_clock_describe(const struct zila_clock *c, char *buf, size_t n)

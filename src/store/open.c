@@ -138,6 +138,18 @@ void zila_store_set_clock(struct zila_store *s, zila_clock_fn fn, void *ctx)
 	s->clock_ctx = ctx;
 }
 
+static bool uptime(void *ctx, struct zila_uptime *out)
+{
+	(void)ctx;
+	return zila_uptime(out);
+}
+
+void zila_store_set_uptime(struct zila_store *s, zila_uptime_fn fn, void *ctx)
+{
+	s->uptime = fn ? fn : uptime;
+	s->uptime_ctx = ctx;
+}
+
 uint64_t zila_hlc_ms(uint64_t hlc)
 {
 	return hlc >> 16;
@@ -467,6 +479,7 @@ static int store_alloc(struct zila_store **out, const char *dir)
 	s->db_path = path_join(dir, ZILA_DB_FILE);
 	s->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	s->clock = wall_ms;
+	s->uptime = uptime;
 	zila_buf_init(&s->tmp_st, 1 << 20);
 	zila_buf_init(&s->tmp_dead, 1u << 30);
 	if (s->dir == NULL || s->db_path == NULL || s->sk == NULL) {

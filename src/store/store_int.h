@@ -91,10 +91,15 @@ struct zila_store {
 	int64_t schema;    /* user schema version */
 	zila_clock_fn clock;
 	void *clock_ctx;
-	/* the reference clock (clock.c): HQ's time as learnt */
-	bool clk_ref, clk_has_offset, clk_offset_saved;
-	int64_t clk_offset, clk_saved_offset;
-	uint64_t clk_seen, clk_saved_seen, clk_learnt_wall;
+	zila_uptime_fn uptime;
+	void *uptime_ctx;
+	/* the reference clock (clock.c): HQ's time as learnt. The offset was HQ's clock minus
+	 * ours when this computer's clock read clk_learnt_wall, clk_learnt_up after boot
+	 * clk_boot ("": unknown); clk_dirty: not yet written down as it is in memory. */
+	bool clk_ref, clk_has_offset, clk_dirty;
+	int64_t clk_offset;
+	uint64_t clk_seen, clk_saved_seen, clk_learnt_wall, clk_learnt_up;
+	char clk_boot[40];
 	struct zila_store_hooks hooks;
 	struct table **tables;
 	int ntables;

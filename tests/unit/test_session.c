@@ -512,6 +512,21 @@ static uint64_t var_clock(void *ctx)
 	return *(const uint64_t *)ctx;
 }
 
+/* A boot of the simulated computers: uptime is the true time (ctx) since T0 - 1 s. */
+struct boot {
+	const uint64_t *true_ms;
+	const char *id;
+};
+
+static bool var_uptime(void *ctx, struct zila_uptime *out)
+{
+	const struct boot *b = ctx;
+	memset(out, 0, sizeof(*out));
+	out->ms = *b->true_ms - (NOW * 1000ull - 1000);
+	snprintf(out->boot, sizeof(out->boot), "%s", b->id);
+	return true;
+}
+
 #define T0 (NOW * 1000ull)
 #define HOUR_MS (3600ull * 1000)
 #define YEARS5_MS (5ull * 365 * 24 * HOUR_MS)
@@ -596,6 +611,10 @@ static void test_wrong_clocks(void **state)
 	zila_store_set_clock(fast.s, var_clock, &t_fast);
 	zila_store_set_clock(slow.s, var_clock, &t_slow);
 	zila_store_set_clock(good.s, var_clock, &t_good);
+	struct boot boot = { &t_hq, "one" };
+	zila_store_set_uptime(fast.s, var_uptime, &boot);
+	zila_store_set_uptime(slow.s, var_uptime, &boot);
+	zila_store_set_uptime(good.s, var_uptime, &boot);
 	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
 	zila_trust_install(hq.s, &hq.tc);
 	zila_store_clock(hq.s, &ck);
@@ -702,6 +721,93 @@ static void test_wrong_clocks(void **state)
 	replica_close(&fast);
 	replica_close(&slow);
 	replica_close(&good);
+}
+
+/* Closes and opens r's replica again, as a restarted daemon or a new command does. */
+static void replica_restart(struct replica *r, uint64_t *clock, struct boot *boot)
+{
+	struct zila_error err;
+	zila_error_clear(&err);
+	zila_store_free(r->s);
+	assert_int_equal(zila_store_open(&r->s, r->dir, &err), 0);
+	zila_store_set_clock(r->s, var_clock, clock);
+	zila_store_set_uptime(r->s, var_uptime, boot);
+}
+
+/* #26: a laptop whose clock was years off learns HQ's clock; then its clock is set right.
+ * dir: -1 the clock was behind, +1 ahead. how: 0 while zila runs, 1 across a restart of
+ * zila, 2 across a restart of the computer. Its edits are then dated by the true time and
+ * nothing calls its clock wrong; while the clock is still wrong, it is told so. */
+static void clock_set_right(int dir, int how)
+{
+	struct replica hq, lap;
+	struct zila_cert cl;
+	struct zila_clock ck;
+	struct zila_error err;
+	char said[768];
+	uint64_t t_hq = T0, t_lap = dir < 0 ? T0 - YEARS5_MS : T0 + YEARS5_MS;
+	struct boot boot = { &t_hq, "one" }, reboot = { &t_hq, "two" };
+	zila_error_clear(&err);
+	replica_open(&hq);
+	replica_open(&lap);
+	zila_store_set_clock(hq.s, var_clock, &t_hq);
+	zila_store_set_clock(lap.s, var_clock, &t_lap);
+	zila_store_set_uptime(lap.s, var_uptime, &boot);
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	zila_trust_install(hq.s, &hq.tc);
+	enrol_at(&hq, &lap, &cl, "lap");
+	exec(&hq, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
+	exec(&hq, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One')");
+	t_hq += HOUR_MS;
+	t_lap += HOUR_MS;
+	sync_live(&hq, &lap, &cl, true);
+	zila_store_clock(lap.s, &ck);
+	assert_int_equal(ck.state, dir < 0 ? ZILA_CLOCK_BEHIND : ZILA_CLOCK_AHEAD);
+	/* The daemon stops; HQ is out of reach from now on. A day passes. */
+	t_hq += 24 * HOUR_MS;
+	t_lap += 24 * HOUR_MS;
+	if (how == 1)
+		replica_restart(&lap, &t_lap, &boot);
+	else if (how == 2)
+		replica_restart(&lap, &t_lap, &reboot);
+	/* Still wrong: still told, whether or not the computer restarted. */
+	zila_store_clock(lap.s, &ck);
+	assert_int_equal(ck.state, dir < 0 ? ZILA_CLOCK_BEHIND : ZILA_CLOCK_AHEAD);
+	zila_clock_describe(&ck, said, sizeof(said));
+	assert_non_null(strstr(said, "please set the clock right"));
+	if (how != 2)
+		assert_true(ck.stamp_ms + 60000 > t_hq && ck.stamp_ms < t_hq + 60000);
+	/* The clock is set right; an hour later the clerk writes. */
+	t_lap = t_hq;
+	t_hq += HOUR_MS;
+	t_lap += HOUR_MS;
+	if (how == 1)
+		replica_restart(&lap, &t_lap, &boot);
+	zila_store_clock(lap.s, &ck);
+	zila_clock_describe(&ck, said, sizeof(said));
+	if (ck.state != ZILA_CLOCK_OK)
+		fail_msg("a clock set right is still called wrong: %s", said);
+	assert_string_equal(said, "");
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'written after the clock was set right')");
+	assert_int_equal(zila_store_seal(lap.s, NULL, &err), 0);
+	uint64_t dated = own_latest(&lap);
+	if (dated + 5 * 60000 < t_hq || dated > t_hq + 5 * 60000)
+		fail_msg("dated %lld s from the true time", (long long)(((int64_t)dated - (int64_t)t_hq) / 1000));
+	/* ...and after the clerk sets it wrong again (back 5 years): told again at once */
+	t_lap -= YEARS5_MS;
+	zila_store_clock(lap.s, &ck);
+	assert_int_equal(ck.state, ZILA_CLOCK_BEHIND);
+	replica_close(&hq);
+	replica_close(&lap);
+}
+
+static void test_clock_set_right(void **state)
+{
+	(void)state;
+	for (int how = 0; how < 3; how++) {
+		clock_set_right(-1, how);
+		clock_set_right(+1, how);
+	}
 }
 
 /* #22: a laptop 3 days ahead, out of touch, dates its edits the lead past what it saw.
@@ -854,6 +960,7 @@ int main(void)
 		cmocka_unit_test(test_trust_exchange),
 		cmocka_unit_test(test_wrong_clocks),
 		cmocka_unit_test(test_ahead_then_causal),
+		cmocka_unit_test(test_clock_set_right),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_bad_messages),
 		cmocka_unit_test(test_refused_entry_alone),
