@@ -1,7 +1,8 @@
 /* The wall clock every part of zila reads. ZILA_CLOCK_SKEW (seconds, may be negative) moves
  * it, so that tests can run a replica whose clock is wrong, and ZILA_CLOCK_SKEW_FILE (a file
- * holding seconds, read again when it changes) moves it while a daemon runs; neither is
- * meant for users. */
+ * holding seconds, read again when it changes) moves it while a daemon runs;
+ * ZILA_UPTIME_SKEW (seconds) says that much more time really passed, and ZILA_BOOT_ID plays
+ * a restart of the computer. None of them is meant for users. */
 #ifndef ZILA_CLOCK_H
 #define ZILA_CLOCK_H
 

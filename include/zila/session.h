@@ -68,7 +68,7 @@ struct zila_session_stats {
 	bool peer_is_hq;
 	uint64_t peer_now_ms; /* the peer's clock in its Hello */
 	uint64_t peer_hq_now_ms;
-	int64_t clock_offset_ms; /* peer's clock minus ours, at its Hello */
+	int64_t clock_offset_ms; /* peer's clock minus HQ's time as we knew it, at its Hello */
 	uint64_t peer_done_entries; /* what the peer's Done announced */
 };
 

@@ -721,12 +721,18 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->st.peer_hq_now_ms = h->hq_now_ms;
 	s->st.peer_is_hq = (h->flags & 1) != 0;
 	s->peer_window = h->window == 0 ? 4 : h->window > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : h->window;
-	if (h->now_ms != 0 && s->cfg.now_ms != 0)
-		s->st.clock_offset_ms = (int64_t)(h->now_ms - s->cfg.now_ms);
 	/* What is learnt is used at once; writing it down may wait for the next session (a
 	 * full disk or a lock here is met again, and reported, where the session writes). */
 	if ((r = learn_clock(s, h)) != 0)
 		zila_log(ZILA_LOG_WARN, "cannot record HQ's time in the replica yet: %s", zila_strerror(r));
+	/* The peer's clock against HQ's time as this replica knows it (its own clock moved by
+	 * what it learnt), not against its own clock: a clock of ours that is wrong, or set
+	 * right since, does not make the peer's look wrong. */
+	if (h->now_ms != 0 && s->cfg.now_ms != 0) {
+		struct zila_clock ck;
+		zila_store_clock(s->cfg.store, &ck);
+		s->st.clock_offset_ms = (int64_t)(h->now_ms - ck.hq_est_ms);
+	}
 	/* Both sides list their partitions in name order; walk the two lists together. */
 	if ((s->differ = calloc(s->nparts + h->n_parts + 1, sizeof(*s->differ))) == NULL)
 		return fail(s, err, ZILA_ENOMEM, "out of memory");

@@ -50,7 +50,8 @@ pids=""
 
 # Out of touch, the clocks go wrong.
 expect 0 "fast writes 5 years ahead" -- skewed $AHEAD "$ZILA" -d "$FAST" sql "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'from fast')"
-has "$T/err" "warning: no news of HQ's time since" "fast is told it is out of touch or ahead"
+# The clock jumped while this computer ran: zila knows how far (its uptime), and says so.
+has "$T/err" "warning: this computer's clock is wrong: it is 5 years 0 days ahead of HQ's" "fast is told its clock is 5 years ahead"
 many() { # many DIR SKEW PREFIX: ROWS rows PREFIX1 .. PREFIX<ROWS>
 	skewed "$2" "$ZILA" -d "$1" sql "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $ROWS)
 	  INSERT INTO people(id, district_id, name) SELECT '$3' || x, 'd1', 'from $3' FROM n"
@@ -60,11 +61,13 @@ expect 0 "fast seals" -- skewed $AHEAD "$ZILA" -d "$FAST" seal
 y=$(year_of "$FAST" $AHEAD p1)
 [ -n "$y" ] && [ "$y" -le $((year + 1)) ] && ok "fast's edit is dated $y, not $((year + 5))" || bad "fast's edit is dated '$y'"
 expect 0 "slow writes 5 years behind" -- skewed $BEHIND "$ZILA" -d "$SLOW" sql "INSERT INTO people(id, district_id, name) VALUES ('p2', 'd1', 'from slow')"
-has "$T/err" "warning: this computer's clock is behind" "slow is told its clock is behind"
+has "$T/err" "behind HQ's" "slow is told its clock is behind"
 expect 0 "slow writes $ROWS more rows" -- many "$SLOW" $BEHIND s
 expect 0 "slow seals" -- skewed $BEHIND "$ZILA" -d "$SLOW" seal
 y=$(year_of "$SLOW" $BEHIND p2)
 [ -n "$y" ] && [ "$y" -ge "$year" ] && ok "slow's edit is dated $y, not $((year - 5))" || bad "slow's edit is dated '$y'"
+# Three days really pass (the uptime says so too).
+export ZILA_UPTIME_SKEW=$LATER
 expect 0 "good, 3 days without news of HQ" -- skewed $LATER "$ZILA" -d "$GOOD" hash
 has "$T/err" "warning: no news of HQ's time since" "good is told it is out of touch"
 
@@ -86,7 +89,7 @@ expect 0 "good's status" -- skewed $LATER "$ZILA" -d "$GOOD" status
 if grep -qi "clock\|no news" "$T/out" "$T/err"; then bad "good is warned after its sync: $(grep -i "clock\|no news" "$T/out" "$T/err")"; else ok "good, in touch again, is not warned"; fi
 expect 0 "slow's status" -- skewed $BEHIND "$ZILA" -d "$SLOW" status
 has "$T/out" "behind HQ's" "slow's status says its clock is behind"
-has "$T/hq.log" "the clock of 'fast' .* differs from ours by 1574[0-9]* s" "hq logs fast's clock"
+has "$T/hq.log" "the clock of 'fast' .* differs from HQ's time by 1574[0-9]* s" "hq logs fast's clock"
 expect 0 "slow writes again" -- skewed $BEHIND "$ZILA" -d "$SLOW" sql "UPDATE people SET name = 'slow again' WHERE id = 'p2'"
 expect 0 "slow seals" -- skewed $BEHIND "$ZILA" -d "$SLOW" seal
 y=$(year_of "$SLOW" $BEHIND p2)
@@ -123,5 +126,84 @@ for n in fast slow good; do
 	[ "$(skewed $s "$ZILA" -d "$T/$n" hash)" = "$h" ] && ok "$n's hash equals hq's" || bad "$n's hash differs"
 done
 if grep -q "rejected [1-9]" "$T/hq.log"; then bad "hq rejected entries: $(grep rejected "$T/hq.log" | head -2)"; else ok "hq rejected nothing"; fi
+# #26: a clock set right is believed. HQ's time here is 3 days on ($LATER); laptop "mend"
+# joins, runs 5 years behind and syncs with HQ, which then goes out of reach; its clock is
+# set right (a) across a restart of its daemon, (b) while its daemon runs (a file the daemon
+# reads its skew from). Its edits are then dated by the true time and nothing calls its clock
+# wrong; (c) after a restart of the computer too.
+MEND=$T/mend RIGHT=$LATER WRONG=$((LATER + BEHIND))
+stop_daemons
+pids=""
+"$ZILA" -d "$MEND" init >/dev/null
+start $LATER "$HQ" "$T/hq.log" --listen "127.0.0.1:$P" --beacon-port 0
+code=$(skewed $LATER "$ZILA" -d "$HQ" invite --district d1 | head -1)
+expect 0 "mend joins" -- skewed $RIGHT "$ZILA" -d "$MEND" join "$code" --hq "127.0.0.1:$P" --name mend
+echo $WRONG >"$T/mend.skew"
+mend_start() { ZILA_CLOCK_SKEW_FILE="$T/mend.skew" "$ZILA" -d "$MEND" daemon --listen "127.0.0.1:$((P + 4))" --beacon-port 0 2>>"$T/mend.log" & mend=$!; until_ok 50 test -S "$MEND/zila.sock"; }
+mend_stop() { kill "$mend"; wait "$mend" 2>/dev/null; }
+mend_cli() { ZILA_CLOCK_SKEW_FILE="$T/mend.skew" "$ZILA" -d "$MEND" "$@"; }
+# minutes_off DIR ID: how many minutes person ID's latest change is dated from HQ's time now
+minutes_off() {
+	t=$(mend_cli --json log --table people --id "$2" | grep -o '"time":"[^"]*' | tail -1 | cut -d'"' -f4)
+	[ -n "$t" ] || { echo 99999; return; }
+	m=$(( ($(date -u -d "$t" +%s) - $(date -u +%s) - LATER) / 60 ))
+	echo ${m#-}
+}
+no_clock_warning() { # no_clock_warning WHAT
+	mend_cli status >"$T/out" 2>"$T/err" || true
+	if grep -qi "clock" "$T/out" "$T/err"; then bad "$1: $(grep -hi clock "$T/out" "$T/err" | head -2)"; else ok "$1"; fi
+}
+mend_start
+expect 0 "mend, 5 years behind, syncs with hq" -- mend_cli sync hq --wait --timeout 30
+expect 0 "mend's status" -- mend_cli status
+has "$T/out" "behind HQ's" "mend is told its clock is behind"
+mend_stop
+stop_daemons
+pids=""
+# (a) across a restart of the daemon
+echo $RIGHT >"$T/mend.skew"
+mend_start
+no_clock_warning "a clock set right (daemon restarted) is not called wrong"
+sqlite3 "$MEND/zila.db" "INSERT INTO people(id, district_id, name) VALUES ('r1', 'd1', 'after the restart')"
+expect 0 "mend seals" -- mend_cli seal
+m=$(minutes_off "$MEND" r1)
+[ "$m" -le 5 ] && ok "r1 is dated by the true time ($m min off)" || bad "r1 is dated $m min from the true time"
+# (b) wrong again, then set right while the daemon runs
+echo $WRONG >"$T/mend.skew"
+sleep 1
+expect 0 "mend's status, set wrong again while running" -- mend_cli status
+has "$T/out" "behind HQ's" "mend is told at once that its clock is behind again"
+echo $RIGHT >"$T/mend.skew"
+sleep 1
+no_clock_warning "a clock set right while the daemon runs is not called wrong"
+sqlite3 "$MEND/zila.db" "INSERT INTO people(id, district_id, name) VALUES ('r2', 'd1', 'while running')"
+start $LATER "$HQ" "$T/hq.log" --listen "127.0.0.1:$P" --beacon-port 0
+expect 0 "mend's daemon seals and syncs" -- mend_cli sync hq --wait --timeout 30
+m=$(minutes_off "$MEND" r2)
+[ "$m" -le 5 ] && ok "r2, sealed by the running daemon, is dated by the true time ($m min off)" || bad "r2 is dated $m min from the true time"
+mend_stop
+stop_daemons
+pids=""
+# (c) after a restart of the computer (another boot id), the clock right
+echo $WRONG >"$T/mend.skew"
+start $LATER "$HQ" "$T/hq.log" --listen "127.0.0.1:$P" --beacon-port 0
+mend_start
+expect 0 "mend, 5 years behind again, syncs with hq" -- mend_cli sync hq --wait --timeout 30
+expect 0 "mend's status" -- mend_cli status
+has "$T/out" "behind HQ's" "mend is told its clock is behind again"
+mend_stop
+stop_daemons
+pids=""
+echo $RIGHT >"$T/mend.skew"
+export ZILA_BOOT_ID=another-boot
+mend_start
+no_clock_warning "a clock set right across a restart of the computer is not called wrong"
+sqlite3 "$MEND/zila.db" "INSERT INTO people(id, district_id, name) VALUES ('r3', 'd1', 'after a reboot')"
+expect 0 "mend seals" -- mend_cli seal
+m=$(minutes_off "$MEND" r3)
+[ "$m" -le 5 ] && ok "r3 is dated by the true time ($m min off)" || bad "r3 is dated $m min from the true time"
+mend_stop
+unset ZILA_BOOT_ID
+
 echo "# clock test: edits of laptops 5 years ahead and behind dated within the 2-day lead; good's later edits of $((ROWS + 1)) rows won on 4 replicas ($((4 * (ROWS + 1))) row copies checked)"
 finish
