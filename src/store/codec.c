@@ -527,13 +527,18 @@ static int save_live(struct zila_store *s, struct table *t, const struct zval *p
 			return rc;
 	}
 	rc = live_write(s->st_live_put, t->id, r->rid, pk, &s->tmp_st);
+	if (rc == SQLITE_DONE)
+		t->nlive_delta++;
 	if (rc == SQLITE_CONSTRAINT) {
 		t->rows_none = false;
+		t->evicted = true;
 		rc = live_clear(s->st_live_evict, t->id, r->rid, pk);
 		rc = rc == SQLITE_DONE ? live_write(s->st_live_upd, t->id, r->rid, pk, &s->tmp_st) : rc;
 	}
-	if (rc == SQLITE_DONE && r->in_live && r->live_rid != r->rid)
+	if (rc == SQLITE_DONE && r->in_live && r->live_rid != r->rid) {
 		rc = live_clear(s->st_live_del, t->id, r->live_rid, pk);
+		t->nlive_delta -= sqlite3_changes(s->db);
+	}
 	if (rc == SQLITE_DONE && r->in_rows) {
 		sqlite3_bind_int64(s->st_row_del, 1, t->id);
 		val_bind(s->st_row_del, 2, pk);
@@ -559,8 +564,10 @@ static int save_rows(struct zila_store *s, struct table *t, const struct zval *p
 		if (rc == SQLITE_CONSTRAINT)
 			rc = row_write(s->st_row_upd, t->id, pk, stb, dead, visible);
 	}
-	if (rc == SQLITE_DONE && r->in_live)
+	if (rc == SQLITE_DONE && r->in_live) {
 		rc = live_clear(s->st_live_del, t->id, r->live_rid, pk);
+		t->nlive_delta -= sqlite3_changes(s->db);
+	}
 	return rc;
 }
 
@@ -605,6 +612,8 @@ int row_save_new_at(struct zila_store *s, struct table *t, const struct zval *pk
 		if (rc != SQLITE_DONE)
 			return ZILA_EDB;
 		rc = live_write(s->st_live_put, t->id, rid, pk, &s->tmp_st);
+		if (rc == SQLITE_DONE)
+			t->nlive_delta++;
 	} else {
 		rc = row_write(s->st_row_put, t->id, pk, &s->tmp_st, &s->tmp_dead, true);
 	}

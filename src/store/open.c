@@ -26,7 +26,7 @@ extern const char zila_default_schema_sql[];
 
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
-	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT, hw INTEGER);"
+	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT, hw INTEGER, nlive INTEGER);"
 	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, rid INTEGER, pk, m INTEGER, part);"
 	"CREATE TABLE zila_origins(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);"
 	"CREATE TABLE zila_feeds(id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, part TEXT NOT NULL,"
@@ -75,8 +75,10 @@ int store_exec(struct zila_store *s, const char *sql, struct zila_error *err)
 
 int store_begin(struct zila_store *s, struct zila_error *err)
 {
-	for (int i = 0; i < s->ntables; i++)
+	for (int i = 0; i < s->ntables; i++) {
 		s->tables[i]->hw_clean = false;
+		s->tables[i]->nlive_delta = 0;
+	}
 	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
 		return 0;
 	return store_db_error(s, err, "cannot start a write transaction");
@@ -107,6 +109,9 @@ void store_rollback(struct zila_store *s)
 	s->norigins = 0;
 	if (load_origins(s) != 0)
 		s->norigins = 0;
+	/* what codec.c counted of zila_live went with it */
+	for (int i = 0; i < s->ntables; i++)
+		s->tables[i]->nlive_delta = 0;
 }
 
 int store_commit(struct zila_store *s, struct zila_error *err)
@@ -412,6 +417,9 @@ static const char *prepared[][2] = {
 	{ "pend_del_from", "SELECT EXISTS(SELECT 1 FROM zila_pending WHERE tid = ? AND m IS NULL AND rid >= ?)" },
 	{ "hw_get", "SELECT hw FROM zila_tables WHERE id = ?" },
 	{ "hw_set", "UPDATE zila_tables SET hw = ?2 WHERE id = ?1" },
+	{ "nlive_add", "UPDATE zila_tables SET nlive = nlive + ?2 WHERE id = ?1 AND nlive IS NOT NULL" },
+	{ "nlive_get", "SELECT nlive FROM zila_tables WHERE id = ?" },
+	{ "nlive_set", "UPDATE zila_tables SET nlive = (SELECT count(*) FROM zila_live WHERE tid = ?1) - ?2 WHERE id = ?1" },
 	{ "entry_put", "INSERT INTO zila_entries(feed, seq, hlc, applied, bytes) VALUES (?, ?, ?, ?, ?)" },
 	{ "feed_get", "SELECT id, head FROM zila_feeds WHERE origin = ? AND part = ?" },
 	{ "feed_new", "INSERT INTO zila_feeds(origin, part, head) VALUES (?, ?, 0)" },
@@ -430,7 +438,7 @@ static int prepare_all(struct zila_store *s, struct zila_error *err)
 	sqlite3_stmt **slots[] = { &s->st_row_get, &s->st_row_put, &s->st_row_upd, &s->st_row_del,
 				   &s->st_live_get, &s->st_live_put, &s->st_live_upd, &s->st_live_del,
 				   &s->st_live_evict, &s->st_live_scan, &s->st_pend_dels, &s->st_pend_del_from,
-				   &s->st_hw_get, &s->st_hw_set,
+				   &s->st_hw_get, &s->st_hw_set, &s->st_nlive_add, &s->st_nlive_get, &s->st_nlive_set,
 				   &s->st_entry_put, &s->st_feed_get, &s->st_feed_new,
 				   &s->st_feed_head, &s->st_conflict, &s->st_park_put, &s->st_park_del,
 				   &s->st_trust_put, &s->st_trust_get, &s->st_trust_all };
@@ -450,6 +458,7 @@ void zila_store_free(struct zila_store *s)
 	sqlite3_stmt *sts[] = { s->st_row_get, s->st_row_put, s->st_row_upd, s->st_row_del, s->st_live_get,
 				s->st_live_put, s->st_live_upd, s->st_live_del, s->st_live_evict,
 				s->st_live_scan, s->st_pend_dels, s->st_pend_del_from, s->st_hw_get, s->st_hw_set,
+				s->st_nlive_add, s->st_nlive_get, s->st_nlive_set,
 				s->st_entry_put,
 				s->st_feed_get, s->st_feed_new, s->st_feed_head, s->st_conflict,
 				s->st_park_put, s->st_park_del, s->st_trust_put, s->st_trust_get, s->st_trust_all };
@@ -492,7 +501,8 @@ static int store_alloc(struct zila_store **out, const char *dir)
 
 /* Format 1 kept every row state in zila_rows by key. Format 2 moves the states of rows a
  * rowid table shows to zila_live, by rowid, and its delete captures record the rowid.
- * Format 3 drops the insert triggers of rowid tables for a high-water rowid (seal.c). One
+ * Format 3 drops the insert triggers of rowid tables for a high-water rowid (seal.c).
+ * Format 4 counts each table's zila_live records (zila_tables.nlive, seal.c). One
  * transaction takes a replica from its format to this one. */
 static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 {
@@ -501,11 +511,15 @@ static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 		return r;
 	if (from < 2)
 		r = store_exec(s, LIVE_SQL, err);
-	r = r ? r : store_exec(s, "ALTER TABLE zila_tables ADD COLUMN hw INTEGER", err);
+	if (from < 3)
+		r = r ? r : store_exec(s, "ALTER TABLE zila_tables ADD COLUMN hw INTEGER", err);
+	/* NULL: counted when first needed (seal.c, check_gone) */
+	r = r ? r : store_exec(s, "ALTER TABLE zila_tables ADD COLUMN nlive INTEGER", err);
 	r = r ? r : store_load_tables(s, err);
 	if (from < 2)
 		r = r ? r : store_migrate_live(s, err);
-	r = r ? r : store_migrate_hw(s, err);
+	if (from < 3)
+		r = r ? r : store_migrate_hw(s, err);
 	r = r ? r : store_exec(s, "UPDATE zila_meta SET v = '" STORE_VERSION_STR "' WHERE k = 'store_version'", err);
 	r = r ? r : store_commit(s, err);
 	if (r != 0) {

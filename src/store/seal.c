@@ -570,6 +570,10 @@ static int seal_item(struct sealer *z, struct item *it)
 		op = it->del && t->has_rowid ? OP_DELETE : 0;
 	if (op == OP_UPDATE && it->mask == 0)
 		op = 0;
+	/* A new row, or a new value in a UNIQUE column, may have displaced another row
+	 * (REPLACE): the seal counts the table's rows at the end (seal_gone). */
+	if (present && t->uniq_mask != 0 && (it->ins || op == OP_UPSERT || (it->mask & t->uniq_mask) != 0))
+		t->maybe_gone = true;
 	if (op != 0 && row->known && strcmp(row->part, part) != 0) {
 		zila_log(ZILA_LOG_ERROR, "a row of '%s' moved from partition '%s' to '%s'; zila keeps the old one",
 			 t->name, row->part, part);
@@ -921,6 +925,239 @@ static int seal_new(struct sealer *z, struct table *t, size_t *nbatch, size_t ma
 	return 0;
 }
 
+/* Rows SQLite removed without a trigger: REPLACE conflict resolution on a UNIQUE index
+ * (or on the rowid) deletes the rows in the way and fires no delete trigger unless the
+ * writer's connection has recursive_triggers on. Their states are left in zila_live at
+ * rowids that now hold no row, or another key's: each such key that the table no longer
+ * holds anywhere is sealed as a delete, found where its state is. Every record of the
+ * table is walked with the table's rows, both in rowid order. */
+/* Keeps a key (for seal_gone) with where its state is (0: by key, in zila_rows). */
+static int keep_key(struct zila_buf *keys, int64_t **rids, size_t *n, size_t *cap, int64_t rid, const struct zval *k)
+{
+	uint8_t tag = (uint8_t)k->type;
+	int r = push_rid(rids, n, cap, rid);
+	r = r ? r : zila_buf_put(keys, &tag, 1);
+	return r ? r : (k->type == VAL_TEXT || k->type == VAL_BLOB ? zila_buf_put_lenbytes(keys, k->p, k->len)
+								  : zila_buf_put_u64be(keys, (uint64_t)k->i));
+}
+
+/* The keys of t whose states in zila_rows say the row is shown (no copy of its values): a
+ * state moved out of zila_live for another key's (a REPLACE on the rowid), or any state of
+ * a WITHOUT ROWID table. seal_gone() asks the table for each. */
+static int gone_in_rows(struct sealer *z, struct table *t, struct zila_buf *keys, int64_t **rids, size_t *n,
+			size_t *cap)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0, rc;
+	if (sqlite3_prepare_v2(z->s->db, "SELECT pk FROM zila_rows WHERE tid = ? AND dead IS NULL", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return store_db_error(z->s, z->err, t->name);
+	sqlite3_bind_int64(st, 1, t->id);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct zval k;
+		val_from_column(&k, st, 0);
+		if (keep_key(keys, rids, n, cap, 0, &k) != 0)
+			r = zila_error_set(z->err, ZILA_ENOMEM, "out of memory");
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_db_error(z->s, z->err, t->name);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int seal_gone(struct sealer *z, struct table *t, bool live_too, size_t *ngone)
+{
+	struct zila_store *s = z->s;
+	sqlite3_stmt *live = s->st_live_scan, *down = t->sel_down;
+	struct zila_buf keys;
+	int64_t *rids = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0, rc = SQLITE_DONE, lrc = SQLITE_DONE;
+	zila_buf_init(&keys, 1u << 30);
+	scan_stop(z);
+	if (!live_too)
+		goto rows;
+	sqlite3_bind_int64(live, 1, t->id);
+	sqlite3_bind_int64(down, 1, INT64_MAX);
+	bool more_rows = (rc = sqlite3_step(down)) == SQLITE_ROW;
+	while (r == 0 && (lrc = sqlite3_step(live)) == SQLITE_ROW) {
+		int64_t rid = sqlite3_column_int64(live, 0);
+		while (more_rows && sqlite3_column_int64(down, 1) > rid)
+			more_rows = (rc = sqlite3_step(down)) == SQLITE_ROW;
+		if (more_rows && sqlite3_column_int64(down, 1) == rid) {
+			struct zval a, b;
+			val_from_column(&a, live, 1);
+			val_from_column(&b, down, 0);
+			if (val_equal(&a, &b))
+				continue;
+		}
+		/* keep the key: its presence elsewhere is asked once the walk is over */
+		struct zval k;
+		val_from_column(&k, live, 1);
+		if (keep_key(&keys, &rids, &n, &cap, rid, &k) != 0)
+			r = zila_error_set(z->err, ZILA_ENOMEM, "out of memory");
+	}
+	if (r == 0 && ((lrc != SQLITE_DONE) || (rc != SQLITE_DONE && rc != SQLITE_ROW)))
+		r = store_db_error(s, z->err, t->name);
+	sqlite3_reset(down);
+	sqlite3_reset(live);
+rows:
+	if (r == 0)
+		r = gone_in_rows(z, t, &keys, &rids, &n, &cap);
+	struct zila_view in = zila_buf_view(&keys);
+	size_t ndel = 0;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct item it = { .tid = t->id, .del = true, .has_hint = rids[i] != 0, .hint = rids[i] };
+		uint8_t tag;
+		r = zila_view_get_u8(&in, &tag);
+		it.pk.type = tag;
+		if (r == 0 && (tag == VAL_TEXT || tag == VAL_BLOB)) {
+			struct zila_view kv;
+			r = zila_view_get_lenbytes(&in, SIZE_MAX, &kv);
+			it.pk.p = kv.p;
+			it.pk.len = kv.len;
+		} else if (r == 0) {
+			uint64_t x;
+			r = zila_view_get_u64be(&in, &x);
+			it.pk.i = (int64_t)x;
+		}
+		if (r != 0) {
+			r = zila_error_set(z->err, r, "cannot read back a key of '%s'", t->name);
+			break;
+		}
+		/* A record in zila_live at a rowid that no longer shows its key is the key's state
+		 * only when no other is: a REPLACE of the key itself gave the row a new rowid, where
+		 * the seal wrote a state of its own (the row is in the table), or the row was parked
+		 * or deleted since (its state is in zila_rows). Such a record is left over: it goes. */
+		val_bind(t->sel, 1, &it.pk);
+		int src = sqlite3_step(t->sel);
+		sqlite3_reset(t->sel);
+		if (src != SQLITE_ROW && src != SQLITE_DONE) {
+			r = store_db_error(s, z->err, t->name);
+			break;
+		}
+		bool other = src == SQLITE_ROW;
+		if (other && it.has_hint) {
+			/* ...only once the row has a state at its new rowid */
+			struct rowstate at;
+			row_init(&at, t->ncols);
+			r = row_locate(t, &it.pk, &at);
+			if (r == 0 && at.has_rid) {
+				sqlite3_stmt *g = s->st_live_get;
+				sqlite3_bind_int64(g, 1, t->id);
+				sqlite3_bind_int64(g, 2, at.rid);
+				struct zval k;
+				other = sqlite3_step(g) == SQLITE_ROW && (val_from_column(&k, g, 0), val_equal(&k, &it.pk));
+				sqlite3_reset(g);
+			}
+			row_release(&at);
+			if (r != 0) {
+				r = store_db_error(s, z->err, t->name);
+				break;
+			}
+			if (!other)
+				continue;
+		}
+		if (!other && it.has_hint) {
+			sqlite3_bind_int64(s->st_row_get, 1, t->id);
+			val_bind(s->st_row_get, 2, &it.pk);
+			src = sqlite3_step(s->st_row_get);
+			sqlite3_reset(s->st_row_get);
+			sqlite3_clear_bindings(s->st_row_get);
+			if (src != SQLITE_ROW && src != SQLITE_DONE) {
+				r = store_db_error(s, z->err, t->name);
+				break;
+			}
+			other = src == SQLITE_ROW;
+		}
+		if (other) {
+			if (!it.has_hint)
+				continue; /* a state in zila_rows of a row the table shows: the seal moves it */
+			sqlite3_stmt *d = s->st_live_del;
+			sqlite3_bind_int64(d, 1, t->id);
+			sqlite3_bind_int64(d, 2, it.hint);
+			val_bind(d, 3, &it.pk);
+			src = sqlite3_step(d);
+			sqlite3_reset(d);
+			sqlite3_clear_bindings(d);
+			if (src != SQLITE_DONE) {
+				r = store_db_error(s, z->err, t->name);
+				break;
+			}
+			t->nlive_delta -= sqlite3_changes(s->db);
+			continue;
+		}
+		r = seal_item(z, &it);
+		ndel++;
+	}
+	if (r == 0 && ndel > 0) {
+		zila_log(ZILA_LOG_INFO, "%zu rows of '%s' were removed without a delete (REPLACE); sealed as deletes",
+			 ndel, t->name);
+		*ngone += ndel;
+	}
+	free(rids);
+	zila_buf_release(&keys);
+	return r;
+}
+
+/* The number of zila_live records of t now: as committed, plus what this transaction
+ * changed (codec.c). recount: count them (zila_tables.nlive unknown, or after a walk, which
+ * also sets right a count that went wrong). */
+static int nlive_of(struct zila_store *s, struct table *t, bool recount, int64_t *n)
+{
+	sqlite3_stmt *st = s->st_nlive_get;
+	int rc;
+	*n = 0;
+	sqlite3_bind_int64(st, 1, t->id);
+	rc = sqlite3_step(st);
+	bool known = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+	if (known)
+		*n = sqlite3_column_int64(st, 0) + t->nlive_delta;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return ZILA_EDB;
+	if (known && !recount)
+		return 0;
+	st = s->st_nlive_set;
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_int64(st, 2, t->nlive_delta);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ZILA_EDB;
+	return recount ? 0 : nlive_of(s, t, false, n);
+}
+
+/* After every captured change and new row is sealed: each table where a sealed change may
+ * have displaced rows shows exactly the rows zila_live has states of, unless SQLite removed
+ * some without a trigger (fewer rows) or a writer inserted at a rowid of its choosing below
+ * the mark (more): then the table is walked (seal_gone, sweep_table). */
+static int sweep_table(struct sealer *z, struct table *t, size_t *nswept);
+static int check_gone(struct sealer *z, struct table *t)
+{
+	struct zila_store *s = z->s;
+	int64_t rows = 0, live = 0;
+	size_t n = 0;
+	t->maybe_gone = false;
+	if (t->count_all == NULL)
+		return 0;
+	int rc = sqlite3_step(t->count_all);
+	if (rc == SQLITE_ROW)
+		rows = sqlite3_column_int64(t->count_all, 0);
+	sqlite3_reset(t->count_all);
+	if (rc != SQLITE_ROW || nlive_of(s, t, false, &live) != 0)
+		return store_db_error(s, z->err, t->name);
+	int r = 0;
+	if (rows < live)
+		r = seal_gone(z, t, true, &n);
+	else if (rows > live)
+		r = sweep_table(z, t, &n);
+	else if (t->evicted)
+		r = seal_gone(z, t, false, &n);
+	t->evicted = false;
+	return r;
+}
+
 /* Rows no capture and no mark finds: inserted at a rowid the writer chose, at or below the
  * high-water rowid, where no delete since the last seal freed it (rowid 0 before the first
  * row, a gap an older delete left). Every row of the table is compared with the state at
@@ -960,6 +1197,14 @@ static int sweep_table(struct sealer *z, struct table *t, size_t *nswept)
 		*nswept += n;
 	}
 	free(found);
+	/* and rows removed without a trigger, whatever removed them; then the count of states
+	 * is set right (what a crash or an older zila may have left) */
+	int64_t nlive;
+	if (r == 0)
+		r = seal_gone(z, t, true, nswept);
+	if (r == 0 && nlive_of(s, t, true, &nlive) != 0)
+		r = store_db_error(s, z->err, t->name);
+	t->maybe_gone = false;
 	return r;
 }
 
@@ -1073,8 +1318,14 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 	for (int i = 0; !*more && i < s->ntables; i++)
 		if (s->tables[i]->sel_down != NULL && (r = seal_new(&z, s->tables[i], &nbatch, max_batches, more)) != 0)
 			goto out;
-	for (int i = 0; swept != NULL && !*more && i < s->ntables; i++)
-		if (s->tables[i]->sel_down != NULL && (r = sweep_table(&z, s->tables[i], swept)) != 0)
+	for (int i = 0; swept != NULL && !*more && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		if ((r = t->sel_down != NULL ? sweep_table(&z, t, swept) : seal_gone(&z, t, false, swept)) != 0)
+			goto out;
+	}
+	for (int i = 0; !*more && i < s->ntables; i++)
+		if ((s->tables[i]->maybe_gone || s->tables[i]->evicted) && s->tables[i]->sel_down != NULL &&
+		    (r = check_gone(&z, s->tables[i])) != 0)
 			goto out;
 	for (size_t i = 0; i < z.nb; i++)
 		if ((r = flush(&z, &z.b[i])) != 0)

@@ -12,7 +12,7 @@
 #include "zila/err.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 3 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers) */
+#define STORE_SCHEMA_VERSION 4 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive) */
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
 #define SEAL_CHUNK 128         /* batches per seal transaction (~260k changes) */
@@ -72,6 +72,16 @@ struct table {
 	sqlite3_stmt *upd;   /* UPDATE t SET all non-pk columns WHERE pk = ? */
 	sqlite3_stmt *del;   /* DELETE FROM t WHERE pk = ? */
 	bool touched;        /* changed in the current apply/seal */
+	/* Rows SQLite removes without a trigger (REPLACE on a UNIQUE index) leave their states
+	 * in zila_live: the seal compares the table's row count with the number of zila_live
+	 * records of the table (zila_tables.nlive as committed, plus nlive_delta: what codec.c
+	 * counted this transaction) when a change it sealed may have displaced rows
+	 * (maybe_gone: a new row, or an update of a uniq_mask column). */
+	int64_t uniq_mask;   /* update-mask bits of columns in UNIQUE indexes (-1: an expression) */
+	int64_t nlive_delta;
+	bool maybe_gone;
+	bool evicted;        /* a state was moved out of zila_live for another key's (codec.c) */
+	sqlite3_stmt *count_all; /* SELECT count(*) FROM t */
 };
 
 struct origin {
@@ -110,6 +120,7 @@ struct zila_store {
 	sqlite3_stmt *st_row_get, *st_row_put, *st_row_upd, *st_row_del;
 	sqlite3_stmt *st_live_get, *st_live_put, *st_live_upd, *st_live_del, *st_live_evict;
 	sqlite3_stmt *st_live_scan, *st_pend_dels, *st_pend_del_from, *st_hw_get, *st_hw_set;
+	sqlite3_stmt *st_nlive_add, *st_nlive_get, *st_nlive_set;
 	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;

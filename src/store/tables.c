@@ -88,6 +88,7 @@ static void table_free(struct table *t)
 	sqlite3_finalize(t->hw_fix);
 	sqlite3_finalize(t->sel_down);
 	sqlite3_finalize(t->count_new);
+	sqlite3_finalize(t->count_all);
 	sqlite3_finalize(t->ins);
 	sqlite3_finalize(t->upd);
 	sqlite3_finalize(t->del);
@@ -216,6 +217,8 @@ static int load_unique(struct zila_store *s, struct table *t)
 		while (sqlite3_step(ic) == SQLITE_ROW) {
 			const char *cn = (const char *)sqlite3_column_text(ic, 0);
 			int ci = cn ? col_index(t, cn) : -1;
+			/* REPLACE on this index may remove other rows (seal.c, seal_gone) */
+			t->uniq_mask |= ci < 0 ? -1 : (int64_t)1 << (ci < MASK_BITS ? ci : MASK_BITS);
 			int *nc = realloc(cols, (size_t)(n + 2) * sizeof(*nc));
 			if (nc == NULL) {
 				free(cols);
@@ -321,6 +324,10 @@ static int table_statements(struct zila_store *s, struct table *t)
 		r = r ? r : put_qid(&q, t->name);
 		r = r ? r : put_str(&q, " WHERE rowid > ?");
 		r = r ? r : prep(s, &q, &t->count_new);
+		zila_buf_reset(&q);
+		r = r ? r : put_str(&q, "SELECT count(*) FROM ");
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : prep(s, &q, &t->count_all);
 	}
 	/* INSERT INTO t (all) VALUES (?1..?n) */
 	zila_buf_reset(&q);
@@ -770,6 +777,15 @@ int store_hw_commit(struct zila_store *s)
 			r = ZILA_EDB;
 		sqlite3_reset(t->hw_fix);
 		t->hw_clean = false;
+		if (r == 0 && t->nlive_delta != 0) {
+			sqlite3_stmt *st = s->st_nlive_add;
+			sqlite3_bind_int64(st, 1, t->id);
+			sqlite3_bind_int64(st, 2, t->nlive_delta);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				r = ZILA_EDB;
+			sqlite3_reset(st);
+		}
+		t->nlive_delta = 0;
 	}
 	return r;
 }

@@ -104,8 +104,13 @@ static void rid(char *out, const char *prefix, uint32_t n)
 	sprintf(out, "%s%u", prefix, n);
 }
 
+/* ZILA_PROP_TRACE=1: each write and exchange on stderr, to follow a failing seed. */
+static bool trace;
+
 static void app_exec(struct replica *r, const char *sql)
 {
+	if (trace)
+		fprintf(stderr, "  %s: %s\n", r->dir + strlen(r->dir) - 2, sql);
 	/* Constraint failures are what a real application would see too; they change nothing. */
 	(void)sqlite3_exec(r->app, sql, NULL, NULL, NULL);
 }
@@ -120,9 +125,10 @@ static void random_write(struct replica *r)
 	switch (rnd(10)) {
 	case 0:
 	case 1:
+		/* REPLACE removes the row holding the same code (or key) without a delete trigger */
 		rid(id, "p", rnd(12));
-		snprintf(sql, sizeof(sql), "INSERT INTO parent(id, district_id, name, code) VALUES ('%s-%s', %s, 'n%u', 'c%u')",
-			 id, dist, dval, rnd(100), rnd(6));
+		snprintf(sql, sizeof(sql), "INSERT %sINTO parent(id, district_id, name, code) VALUES ('%s-%s', %s, 'n%u', 'c%u')",
+			 rnd(3) == 0 ? "OR REPLACE " : "", id, dist, dval, rnd(100), rnd(6));
 		break;
 	case 2:
 		rid(id, "p", rnd(12));
@@ -130,7 +136,8 @@ static void random_write(struct replica *r)
 		break;
 	case 3:
 		rid(id, "p", rnd(12));
-		snprintf(sql, sizeof(sql), "UPDATE parent SET code = 'c%u' WHERE id = '%s-%s'", rnd(6), id, dist);
+		snprintf(sql, sizeof(sql), "UPDATE %sparent SET code = 'c%u' WHERE id = '%s-%s'",
+			 rnd(2) == 0 ? "OR REPLACE " : "", rnd(6), id, dist);
 		break;
 	case 4:
 		rid(id, "p", rnd(12));
@@ -184,6 +191,8 @@ static int sync_pair(struct replica *from, struct replica *to, const char *base)
 	struct zila_apply_stats st;
 	char path[300];
 	snprintf(path, sizeof(path), "%s/x.bndl", base);
+	if (trace)
+		fprintf(stderr, "  sync %s -> %s\n", from->dir + strlen(from->dir) - 2, to->dir + strlen(to->dir) - 2);
 	if (zila_store_vector(to->s, &v) != 0)
 		return note_fail("vector");
 	int r = zila_bundle_create(from->s, path, &v, NULL, NULL, NULL, &err);
@@ -258,6 +267,19 @@ static int run_seed(uint64_t seed, const char *base)
 			goto out;
 		}
 		if (i > 0 && memcmp(h, h0, 32) != 0) {
+			for (int j = 0; trace && j < n; j++) {
+				sqlite3_stmt *d = NULL;
+				fprintf(stderr, "replica %d:", j);
+				if (sqlite3_prepare_v2(reps[j].app,
+						       "SELECT 'parent', id, code FROM parent UNION ALL SELECT 'child', id, parent_id FROM child"
+						       " UNION ALL SELECT 'parked', pk, kind FROM zila_parked ORDER BY 1, 2",
+						       -1, &d, NULL) == SQLITE_OK)
+					while (sqlite3_step(d) == SQLITE_ROW)
+						fprintf(stderr, " %s:%s=%s", sqlite3_column_text(d, 0), sqlite3_column_text(d, 1),
+							sqlite3_column_text(d, 2));
+				sqlite3_finalize(d);
+				fprintf(stderr, "\n");
+			}
 			note_fail("replica %d hash differs from replica 0", i);
 			goto out;
 		}
@@ -289,6 +311,7 @@ static void test_property(void **state)
 	(void)state;
 	const char *one = getenv("ZILA_SEED");
 	const char *many = getenv("ZILA_SEEDS");
+	trace = getenv("ZILA_PROP_TRACE") != NULL;
 	uint64_t first = one ? strtoull(one, NULL, 10) : 1;
 	uint64_t count = one ? 1 : many ? strtoull(many, NULL, 10) : 500;
 	char base[] = "/tmp/zila-prop-XXXXXX";

@@ -303,6 +303,78 @@ static void test_high_water(void **state)
 	replica_free(&b);
 }
 
+/* The rows of u as "id:phone;" in key order. */
+static void u_rows(struct replica *r, char *out, size_t len)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+	out[0] = '\0';
+	assert_int_equal(sqlite3_prepare_v2(r->app, "SELECT id, phone FROM u ORDER BY id", -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW && n < len)
+		n += (size_t)snprintf(out + n, len - n, "%s:%s;", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+}
+
+static void assert_u(struct replica *r, const char *want)
+{
+	char rows[1024];
+	u_rows(r, rows, sizeof(rows));
+	assert_string_equal(rows, want);
+	assert_int_equal(count(r, "SELECT count(*) FROM zila_parked"), 0);
+}
+
+/* #22: REPLACE removes the rows in the way of a UNIQUE value without firing a delete
+ * trigger; the seal must still send their deletes, or the replicas part for good. */
+static void test_replace_displaces(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	uint8_t ha[32], hb[32];
+	replica_new(&a, "da");
+	replica_new(&b, "db");
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++) {
+		app(both[i], "CREATE TABLE u(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, phone TEXT,"
+			     " UNIQUE(district_id, phone))");
+		assert_int_equal(zila_store_track(both[i]->s, "u", "district_id", &err), 0);
+	}
+	app(&a, "INSERT INTO u VALUES ('X', 'd1', '222'), ('Y', 'd1', '111'), ('U', 'd1', '444'), ('V', 'd1', '333')");
+	send_all(&a, &b);
+	assert_u(&b, "U:444;V:333;X:222;Y:111;");
+	/* an insert and an update that each displace another row */
+	app(&a, "INSERT OR REPLACE INTO u(id, district_id, phone) VALUES ('X', 'd1', '111')");
+	app(&a, "UPDATE OR REPLACE u SET phone = '444' WHERE id = 'V'");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	for (int round = 0; round < 2; round++) {
+		send_all(&a, &b);
+		send_all(&b, &a);
+	}
+	assert_u(&a, "V:444;X:111;");
+	assert_u(&b, "V:444;X:111;");
+	/* a new row in a slot one of them freed spreads nothing different */
+	app(&a, "INSERT INTO u VALUES ('Z', 'd1', '222')");
+	app(&b, "INSERT INTO u VALUES ('W', 'd1', '333')");
+	send_all(&a, &b);
+	send_all(&b, &a);
+	assert_u(&a, "V:444;W:333;X:111;Z:222;");
+	assert_u(&b, "V:444;W:333;X:111;Z:222;");
+	/* REPLACE on the rowid: the row there goes, and the sweep sends its delete */
+	app(&a, "INSERT OR REPLACE INTO u(rowid, id, district_id, phone) SELECT rowid, 'R', 'd1', '999' FROM u WHERE id = 'W'");
+	size_t n, swept = 0;
+	assert_int_equal(zila_store_sweep(a.s, &n, &swept, &err), 0);
+	assert_int_equal(swept, 2);
+	send_all(&a, &b);
+	send_all(&b, &a);
+	assert_u(&a, "R:999;V:444;X:111;Z:222;");
+	assert_u(&b, "R:999;V:444;X:111;Z:222;");
+	assert_int_equal(zila_store_hash(a.s, ha, &err), 0);
+	assert_int_equal(zila_store_hash(b.s, hb, &err), 0);
+	assert_memory_equal(ha, hb, 32);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 /* A replica of format 1 (every state in zila_rows, deletes captured by key alone) is
  * upgraded when it is opened, a delete captured before the upgrade included. */
 static void test_upgrade_v1(void **state)
@@ -326,14 +398,14 @@ static void test_upgrade_v1(void **state)
 		 " VALUES (%lld, OLD.\"id\", NULL, OLD.\"district_id\"); END;"
 		 "CREATE TRIGGER zila_%lld_ins AFTER INSERT ON \"t\" BEGIN INSERT INTO zila_pending(tid, rid, m)"
 		 " VALUES (%lld, NEW.rowid, -1); END;"
-		 "ALTER TABLE zila_tables DROP COLUMN hw;"
+		 "ALTER TABLE zila_tables DROP COLUMN hw; ALTER TABLE zila_tables DROP COLUMN nlive;"
 		 "UPDATE zila_meta SET v = '1' WHERE k = 'store_version'; COMMIT;",
 		 tid, tid, tid, tid, tid);
 	app(&a, sql);
 	/* captured by the format-1 triggers, sealed after the upgrade */
 	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 3);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 4);
 	/* no insert trigger; the mark at the highest rowid, whose insert is captured already */
 	assert_int_equal(count(&a, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_ins'"), 0);
 	assert_int_equal(count(&a, "SELECT hw = (SELECT max(rowid) FROM t) FROM zila_tables WHERE name = 't'"), 1);
@@ -406,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_state_places),
 		cmocka_unit_test(test_replace_then_delete),
 		cmocka_unit_test(test_high_water),
+		cmocka_unit_test(test_replace_displaces),
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_checkpoint_thread),
 	};
