@@ -820,6 +820,13 @@ class Lab:
             lines.append("VIOLATION %s: %s" % (v[0], v[2]))
             if v[1] is not None and v[1] not in keys:
                 keys.append(v[1])
+        names = {}
+        for n in self.nodes:
+            try:
+                with open(os.path.join(n.dir, "device.key"), "rb") as f:
+                    names[f.read()[32:40].hex()] = n.name
+            except OSError:
+                pass
         for k in keys[:40]:
             lines += ["", "== history of people %s" % k, "  writes acknowledged (time since start, node, tx, op):"]
             lines += self.row_history(k, txs)
@@ -831,7 +838,8 @@ class Lab:
                 for e in lg:
                     ch = {c: x.get("new") for c, x in (e.get("changes") or {}).items()
                           if c in ("name", "address", "phone", "joined_on")}
-                    lines.append("    %s %s %s #%s %s %s" % (e.get("time"), e.get("device"), e.get("partition"),
+                    dev = e.get("device")
+                    lines.append("    %s %s %s #%s %s %s" % (e.get("time"), names.get(dev, dev), e.get("partition"),
                                                              e.get("seq"), e.get("op"), json.dumps(ch) if ch else ""))
                 row = n.zila("sql", "SELECT * FROM people WHERE id = '%s'" % k)[1].strip()
                 lines.append("    now: %s" % (row.splitlines()[-1] if row else "(no row)"))
@@ -841,15 +849,29 @@ class Lab:
             f.write("\n".join(lines) + "\n")
         return nfail
 
+    def selftest(self, before):
+        """After the checks: a row corrupted on one laptop must be reported."""
+        key = self.corrupt()
+        viol = self.check()
+        hits = [v for v in viol if v[1] == key]
+        cls = sorted({v[0] for v in hits})
+        if key and "converge" in cls and "lost" in cls:
+            print("self-test: detected the row %s changed behind zila's back (%s; %d violations, %d before)"
+                  % (key, ", ".join(cls), len(viol), before), flush=True)
+        else:
+            print("self-test: FAILED: the row %s changed behind zila's back was not reported (%s)"
+                  % (key, cls), flush=True)
+
     def corrupt(self):
         """The lab must be able to fail: one laptop's row changed with triggers off."""
-        n = self.writers("d1")[0]
+        n = self.writers("d1")[-1]
         c = n.db()
         key = self.pick(c, "d1")
         subprocess.run(["sqlite3", os.path.join(n.dir, "zila.db")],
                        input=".dbconfig enable_trigger off\nUPDATE people SET name = 'corrupted' WHERE id = '%s';\n" % key,
                        text=True, capture_output=True)
         self.event("INJECTED: %s's row %s renamed behind zila's back (triggers off)" % (n.name, key))
+        return key
 
     # ---- the run -------------------------------------------------------------------------
     def run(self):
@@ -886,6 +908,8 @@ class Lab:
             self.corrupt()
         viol = self.check()
         nfail = self.report(viol, ok)
+        if os.environ.get("LAB_SELFTEST"):
+            self.selftest(len(viol))
         for n in self.nodes:
             n.stop()
         with open(os.path.join(self.out, "report.txt")) as f:
