@@ -149,7 +149,8 @@ class Node:
 
     def db(self):
         if self.conn is None:
-            self.conn = sqlite3.connect(os.path.join(self.dir, "zila.db"), timeout=3, isolation_level=None)
+            self.conn = sqlite3.connect(os.path.join(self.dir, "zila.db"), timeout=3, isolation_level=None,
+                                        check_same_thread=False)  # used under lab.lock only
         return self.conn
 
 
@@ -858,9 +859,10 @@ class Lab:
         if key and "converge" in cls and "lost" in cls:
             print("self-test: detected the row %s changed behind zila's back (%s; %d violations, %d before)"
                   % (key, ", ".join(cls), len(viol), before), flush=True)
-        else:
-            print("self-test: FAILED: the row %s changed behind zila's back was not reported (%s)"
+            return True
+        print("self-test: FAILED: the row %s changed behind zila's back was not reported (%s)"
                   % (key, cls), flush=True)
+        return False
 
     def corrupt(self):
         """The lab must be able to fail: one laptop's row changed with triggers off."""
@@ -908,8 +910,8 @@ class Lab:
             self.corrupt()
         viol = self.check()
         nfail = self.report(viol, ok)
-        if os.environ.get("LAB_SELFTEST"):
-            self.selftest(len(viol))
+        if os.environ.get("LAB_SELFTEST") and not self.selftest(len(viol)):
+            nfail += 1
         for n in self.nodes:
             n.stop()
         with open(os.path.join(self.out, "report.txt")) as f:
