@@ -243,6 +243,8 @@ class Lab:
     def record(self, node, ops, t):
         node.seq += 1
         self.ntx += 1
+        for op in ops:
+            op["table"] = "people"
         rec = {"t": round(t, 4), "rel": round(t - self.t0, 4), "node": node.name, "seq": node.seq,
                "tx": self.ntx, "ops": ops}
         self.hist.write(json.dumps(rec) + "\n")
@@ -693,6 +695,8 @@ class Lab:
             for w in st.get("warnings") or []:
                 if "clock" in w or "HQ's time" in w:
                     viol.append(("status", None, "%s: warning: %s" % (n.name, w)))
+        if "late" in self.faults and not self.byname[LATE].enrolled:
+            viol.append(("late", None, "%s never managed to join" % LATE))
         # lost: per replica, its rows against the history
         for n in self.nodes:
             if n.enrolled:
