@@ -663,6 +663,16 @@ class Lab:
                             viol.append(("converge", k if s else None,
                                          "%s %s: %s has %s, %s has %s" % (part[:-1] if part == "rows" else "parked",
                                                                           k, ns[0].name, a.get(k), m.name, b.get(k))))
+        # status: a laptop whose rows HQ does not hold must be told
+        for d in ("d1", "d2"):
+            ref = self.dump(self.hq, d)
+            for m in self.writers(d):
+                if self.dump(m, d) == ref:
+                    continue
+                st = m.zjson("status") or {}
+                if not st.get("warnings") and not (st.get("local") or {}).get("unsent_to_hq"):
+                    viol.append(("status", None, "%s: its rows of %s differ from HQ's, yet its status says "
+                                 "nothing is waiting for HQ and warns of nothing" % (m.name, d)))
         # scope
         for n in self.laptops:
             if not n.enrolled:
