@@ -535,9 +535,11 @@ class Lab:
         self.event("renew: %s offline" % n.name)
         self.lock.release()
         try:
-            time.sleep(2)  # it writes while offline
+            time.sleep(3)  # it writes while offline
         finally:
             self.lock.acquire()
+        # what it wrote is sealed before the day passes (its daemon would have, within a second)
+        n.zila("seal")
         self.day += 1
         for m in self.nodes:
             if m.alive():
