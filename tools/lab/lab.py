@@ -19,7 +19,9 @@ and `zila log` of that row on every replica).
 Environment: ZILA, LAB_SEED, LAB_SECONDS (of faults), LAB_OUT, LAB_FAULTS (comma-separated
 classes, or "all"), LAB_KNOWN (check classes reported but not failed on), LAB_QUIET_SECONDS
 (how long to wait for quiescence), LAB_INJECT=corrupt (after quiescence, one laptop's row is
-changed behind zila's back: the lab must fail), LAB_NS_BASE/LAB_NS_N (from lab.sh).
+changed behind zila's back: the lab must fail) or LAB_INJECT=nodelete (l1's delete trigger
+dropped at the start), LAB_SELFTEST=1 (after the checks, the corrupt injection and the checks
+again: they must report it), LAB_NS_BASE/LAB_NS_N (from lab.sh).
 """
 import json
 import os
@@ -907,6 +909,13 @@ class Lab:
         log("seed %d, %.0f s of faults, faults %s, output %s" % (self.seed, self.seconds, ",".join(sorted(self.faults)), self.out))
         self.setup()
         self.event("setup done: %s enrolled" % ", ".join(n.name for n in self.nodes if n.enrolled))
+        if self.inject == "nodelete":
+            # an injected capture bug: l1's deletes of members are never captured
+            c = self.byname["l1"].db()
+            for (t,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'people' "
+                                  "AND sql LIKE '%AFTER DELETE%'").fetchall():
+                c.execute('DROP TRIGGER "%s"' % t)
+                self.event("INJECTED: l1's delete capture (trigger %s) dropped" % t)
         self.hist = open(os.path.join(self.out, "history.jsonl"), "w")
         plan = self.schedule()
         w = threading.Thread(target=self.writer, daemon=True)
