@@ -26,5 +26,12 @@ else
 	head -c 20000 "$LAB_OUT/report.txt" 2>/dev/null || tail -50 "$T/lab.out"
 fi
 has "$T/lab.out" "self-test: detected" "the lab detects a row changed behind zila's back"
-ip netns list | grep -q "^zlab-" && bad "namespaces left behind: $(ip netns list | grep '^zlab-')" || ok "no namespace left behind"
+base=$(sed -n 's/^lab: namespaces \(.*\)-\*$/\1/p' "$T/lab.out")
+if [ -z "$base" ]; then
+	bad "the lab did not say which namespaces it made"
+elif ip netns list | grep -q "^$base-"; then
+	bad "namespaces left behind: $(ip netns list | grep "^$base-")"
+else
+	ok "no namespace left behind"
+fi
 finish

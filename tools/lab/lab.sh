@@ -11,6 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${LAB_OUT:=$here/../../build/lab/seed-$LAB_SEED}"
 n=$(python3 "$here/lab.py" --nodes) || exit 2
 ns_setup zlab "$n"
+echo "lab: namespaces $_ns_base-*"
 export ZILA LAB_SEED LAB_OUT LAB_NS_BASE="$_ns_base" LAB_NS_N="$n"
 python3 "$here/lab.py"
 rc=$?
