@@ -37,7 +37,7 @@ asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 # Keep generated headers and objects: make would otherwise delete them as intermediates.
 .SECONDARY:
 
-.PHONY: all check unit integration bench fuzz fuzz-run demo install clean property-long
+.PHONY: all check unit integration bench fuzz fuzz-run demo install clean property-long lab
 # Top-level targets install missing packages first, then build in a fresh make so the
 # pkg-config flags are read after the install.
 all: build/.deps-build
@@ -100,6 +100,17 @@ check: build/.deps-check
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integration
 	@echo "make check: all tests passed"
+
+# The fault-injection lab (tools/lab, README "Tests"): `make lab SEED=n SECONDS=m` runs seed n
+# with m seconds of faults of every class (FAULTS=cut,kill,... picks some) and writes
+# build/lab/seed-n/report.txt. Needs root (network namespaces).
+SEED ?= 1
+SECONDS ?= 120
+FAULTS ?= all
+lab: build/.deps-build
+	$(Q)$(MAKE) --no-print-directory build/zila
+	$(Q)ZILA=$(CURDIR)/build/zila LAB_SEED=$(SEED) LAB_SECONDS=$(SECONDS) LAB_FAULTS=$(FAULTS) \
+	  LAB_OUT=$(CURDIR)/build/lab/seed-$(SEED) sh tools/lab/lab.sh
 
 # The long property run: `make property-long` (10,000 seeds).
 property-long: build/asan/tests/test_property
