@@ -36,6 +36,7 @@ struct zila_session {
 	struct pdigest *parts;   /* ours, sorted by part */
 	size_t nparts;
 	uint8_t trust_digest[DIGEST_LEN];
+	uint8_t history_digest[DIGEST_LEN]; /* over the earlier certificates (type 3) */
 	bool has_trust;
 	char (*differ)[ZILA_PART_MAX + 1]; /* partitions to exchange, sorted */
 	size_t ndiffer;
@@ -197,20 +198,23 @@ out:
 static bool record_relevant(const struct zila_session *s, uint8_t type, struct zila_view bytes)
 {
 	struct zila_cert c;
-	if (s->cfg.peer_may_read == NULL || type != ZILA_TRUST_CERT || zila_cert_decode(bytes, &c) != 0)
+	if (s->cfg.peer_may_read == NULL || (type != ZILA_TRUST_CERT && type != ZILA_TRUST_CERT_PAST) ||
+	    zila_cert_decode(bytes, &c) != 0)
 		return true;
 	return c.scope_all || peer_may_read(s, c.district);
 }
 
 struct trust_hash {
 	const struct zila_session *s;
-	crypto_generichash_state g;
+	crypto_generichash_state g, gh; /* current records; earlier certificates */
 };
 
 static int trust_hash_one(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
 {
 	struct trust_hash *th = ctx;
-	crypto_generichash_state *g = &th->g;
+	/* Earlier certificates have a digest of their own, which peers of before them ignore:
+	 * trust_digest means what it meant to them. */
+	crypto_generichash_state *g = type == ZILA_TRUST_CERT_PAST ? &th->gh : &th->g;
 	if (!record_relevant(th->s, type, bytes))
 		return 0;
 	uint8_t h[32], len[4] = { (uint8_t)(id.len >> 24), (uint8_t)(id.len >> 16), (uint8_t)(id.len >> 8),
@@ -228,8 +232,10 @@ static int make_trust_digest(struct zila_session *s)
 	struct trust_hash th;
 	th.s = s;
 	crypto_generichash_init(&th.g, NULL, 0, DIGEST_LEN);
+	crypto_generichash_init(&th.gh, NULL, 0, DIGEST_LEN);
 	int r = zila_store_trust_each(s->cfg.store, trust_hash_one, &th);
 	crypto_generichash_final(&th.g, s->trust_digest, DIGEST_LEN);
+	crypto_generichash_final(&th.gh, s->history_digest, DIGEST_LEN);
 	return r;
 }
 
@@ -268,7 +274,7 @@ static int trust_flush(struct trust_out *t)
 static int record_pass(const struct trust_out *t, uint8_t type, struct zila_view bytes)
 {
 	struct zila_cert c;
-	if (type != ZILA_TRUST_CERT)
+	if (type != ZILA_TRUST_CERT && type != ZILA_TRUST_CERT_PAST)
 		return 2;
 	if (zila_cert_decode(bytes, &c) != 0)
 		return 2;
@@ -326,7 +332,7 @@ static int send_trust(struct zila_session *s)
 /* The id a record is kept under comes from the record itself, never from the sender. */
 static int record_id(uint8_t type, struct zila_view bytes, uint8_t id[32])
 {
-	if (type == ZILA_TRUST_CERT) {
+	if (type == ZILA_TRUST_CERT || type == ZILA_TRUST_CERT_PAST) {
 		struct zila_cert c;
 		int r = zila_cert_decode(bytes, &c);
 		if (r == 0)
@@ -368,13 +374,14 @@ static int receive_trust(struct zila_session *s, const Zila__Trust *tr, struct z
 				continue;
 			}
 			/* Sessions send every record on any change: skip what is kept already. */
-			if (zila_store_trust_held(s->cfg.store, (uint8_t)rec->type, zila_view_make(id, 32), bytes)) {
+			if (zila_trust_held(s->cfg.store, (uint8_t)rec->type, bytes)) {
 				done[i] = true;
 				continue;
 			}
 			if (zila_trust_check_record(s->cfg.trust, (uint8_t)rec->type, bytes, &why) != 0)
 				continue;
-			if ((r = zila_store_trust_put(s->cfg.store, (uint8_t)rec->type, zila_view_make(id, 32), bytes)) != 0)
+			/* A certificate older than the one held is kept as an earlier one. */
+			if ((r = zila_trust_keep(s->cfg.store, (uint8_t)rec->type, bytes)) != 0)
 				break;
 			done[i] = progress = true;
 			s->st.trust_received++;
@@ -672,6 +679,8 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	if (s->has_trust) {
 		h.trust_digest.data = s->trust_digest;
 		h.trust_digest.len = DIGEST_LEN;
+		h.history_digest.data = s->history_digest;
+		h.history_digest.len = DIGEST_LEN;
 	}
 	h.n_parts = s->nparts;
 	h.parts = pp;
@@ -750,6 +759,11 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	/* Both sides must reach the same verdict, also when only one exchanges trust records. */
 	s->trust_differs = h->trust_digest.len != (s->has_trust ? DIGEST_LEN : 0) ||
 			   (s->has_trust && memcmp(h->trust_digest.data, s->trust_digest, DIGEST_LEN) != 0);
+	/* Earlier certificates count only when both sides keep them (a peer of before them
+	 * sends no history digest and ignores ours), so both reach the same verdict. */
+	if (s->has_trust && h->history_digest.len == DIGEST_LEN &&
+	    memcmp(h->history_digest.data, s->history_digest, DIGEST_LEN) != 0)
+		s->trust_differs = true;
 	if (s->ndiffer == 0 && !s->trust_differs) {
 		s->st.in_step = true;
 		s->state = ZILA_SESSION_DONE;
@@ -1007,7 +1021,8 @@ static int check_body(const Zila__Message *m)
 	case ZILA__MESSAGE__BODY_HELLO: {
 		const Zila__Hello *h = m->hello;
 		if (h->version < 1 || h->n_parts > ZILA_SESSION_PARTS_MAX ||
-		    (h->trust_digest.len != 0 && h->trust_digest.len != DIGEST_LEN))
+		    (h->trust_digest.len != 0 && h->trust_digest.len != DIGEST_LEN) ||
+		    (h->history_digest.len != 0 && h->history_digest.len != DIGEST_LEN))
 			return ZILA_EFORMAT;
 		for (size_t i = 0; i < h->n_parts; i++) {
 			if (!name_ok(h->parts[i]->part, ZILA_PART_MAX) || h->parts[i]->digest.len != DIGEST_LEN)
