@@ -409,6 +409,9 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 		}
 		if (x->e.info.seq != head + 1) {
 			st->ngap++;
+			snprintf(what, sizeof(what), "waits for entry %llu of its feed, which this replica does not hold",
+				 (unsigned long long)(head + 1));
+			store_refusal(s, st, &x->e.info, ZILA_EGAP, what);
 			continue;
 		}
 		int applied = 1;
@@ -435,8 +438,8 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 				zila_log(ZILA_LOG_INFO, "holding entry of %s until this replica has its schema", what);
 			} else {
 				st->nrejected++;
-				zila_log(ZILA_LOG_WARN, "rejected entry of %s: %s", what,
-					 rr == ZILA_ESCOPE ? "it writes rows outside its partition" : zila_strerror(rr));
+				store_refusal(s, st, &x->e.info, rr,
+					      rr == ZILA_ESCOPE ? "it writes rows outside its partition" : zila_strerror(rr));
 				entry_deflate(&x->e);
 				if ((r = store_exec(s, "RELEASE entry", err)) != 0)
 					goto fail;
@@ -472,7 +475,6 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 	struct zila_apply_stats dummy, before;
 	struct incoming *in = NULL;
 	ZSTD_DCtx *dc = NULL;
-	char what[128];
 	int r;
 	if (st == NULL)
 		st = &dummy;
@@ -501,8 +503,7 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 			zila_error_clear(&why);
 			rr = s->hooks.admit(s->hooks.ctx, s, &in[i].e.info, &why);
 			if (rr != 0) {
-				describe(what, sizeof(what), &in[i].e.info);
-				zila_log(ZILA_LOG_WARN, "rejected entry of %s: %s", what, zila_error_msg(&why, rr));
+				store_refusal(s, st, &in[i].e.info, rr, zila_error_msg(&why, rr));
 				st->nrejected++;
 				entry_release(&in[i].e);
 				continue;

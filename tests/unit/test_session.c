@@ -164,6 +164,8 @@ struct pair {
  * and whether side a is HQ. */
 struct pair_opts {
 	bool live, a_is_hq;
+	const struct zila_session_skip *b_skip; /* side b's cfg.skip */
+	size_t b_nskip;
 };
 
 static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *rb, zila_part_filter_fn b_reads,
@@ -203,6 +205,8 @@ static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *r
 		ca.now_ms = cb.now_ms = 0;
 		ca.live = cb.live = o->live;
 		ca.is_hq = cb.peer_is_hq = o->a_is_hq;
+		cb.skip = o->b_skip;
+		cb.nskip = o->b_nskip;
 	}
 	assert_int_equal(zila_session_new(&p->a, &ca, &err), 0);
 	assert_int_equal(zila_session_new(&p->b, &cb, &err), 0);
@@ -574,6 +578,91 @@ static const char *name_of(struct replica *r, const char *id)
 	return out;
 }
 
+/* Issue #22: a receiver that refuses entries tells the sender which and why in its Ack;
+ * the sender counts what the peer has not taken (not what it sent), and, told the feeds to
+ * skip, does not offer them again while the peer's trust records stay the same. */
+static void test_refusal_told(void **state)
+{
+	(void)state;
+	struct replica hq, lap;
+	struct zila_cert cl;
+	struct zila_error err;
+	struct pair p;
+	uint64_t t = T0;
+	zila_error_clear(&err);
+	replica_open(&hq);
+	replica_open(&lap);
+	zila_store_set_clock(hq.s, var_clock, &t);
+	zila_store_set_clock(lap.s, var_clock, &t);
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	zila_trust_install(hq.s, &hq.tc);
+	enrol_at(&hq, &lap, &cl, "lap");
+	exec(&hq, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
+	exec(&hq, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One')");
+	sync_live(&hq, &lap, &cl, true);
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'One')");
+	sync_live(&hq, &lap, &cl, true);
+	/* HQ revokes the laptop after its first entry; the laptop writes two more. */
+	assert_int_equal(zila_trust_revoke(hq.s, zila_store_device_pk(lap.s), NOW, &err), 0);
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p2', 'd1', 'Two')");
+	assert_int_equal(zila_store_seal(lap.s, NULL, &err), 0);
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p3', 'd1', 'Three')");
+
+	struct pair_opts o = { .live = true, .a_is_hq = true };
+	pair_open_opts(&p, &hq, &lap, zila_trust_read_filter, &cl, 0, 0, true, &o);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	const struct zila_session_stats *ls = zila_session_stats(p.b);
+	assert_int_equal(zila_session_stats(p.a)->entries_rejected, 2); /* one refused, one behind it */
+	assert_int_equal(ls->entries_sent, 2);
+	assert_int_equal(ls->nrefused, 1);
+	assert_memory_equal(ls->refused[0].origin, zila_store_device_pk(lap.s), 32);
+	assert_string_equal(ls->refused[0].part, "d1");
+	assert_int_equal(ls->refused[0].seq, 2);
+	assert_int_equal(ls->refused[0].code, ZILA_EREVOKED);
+	assert_non_null(strstr(ls->refused[0].reason, "revoked"));
+	assert_int_equal(ls->own_at_peer, 1);
+	assert_int_equal(ls->own_not_at_peer, 2);
+	assert_true(ls->has_peer_trust);
+	struct zila_session_skip sk;
+	memset(&sk, 0, sizeof(sk));
+	memcpy(sk.origin, ls->refused[0].origin, 32);
+	snprintf(sk.part, sizeof(sk.part), "%s", ls->refused[0].part);
+	sk.seq = ls->refused[0].seq;
+	memcpy(sk.peer_trust, ls->peer_trust, sizeof(sk.peer_trust));
+	pair_close(&p);
+
+	/* Told what HQ refused, the laptop does not offer it again; it still counts it. */
+	o.b_skip = &sk;
+	o.b_nskip = 1;
+	pair_open_opts(&p, &hq, &lap, zila_trust_read_filter, &cl, 0, 0, true, &o);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	ls = zila_session_stats(p.b);
+	assert_int_equal(ls->entries_sent, 0);
+	assert_int_equal(ls->feeds_skipped, 1);
+	assert_int_equal(zila_session_stats(p.a)->entries_received, 0);
+	assert_int_equal(ls->own_at_peer, 1);
+	assert_int_equal(ls->own_not_at_peer, 2);
+	pair_close(&p);
+
+	/* Once HQ's trust records change, they are offered again (and refused again). */
+	struct replica other;
+	replica_open(&other);
+	struct zila_cert co;
+	enrol_at(&hq, &other, &co, "other");
+	pair_open_opts(&p, &hq, &lap, zila_trust_read_filter, &cl, 0, 0, true, &o);
+	pair_run(&p, SIZE_MAX);
+	ls = zila_session_stats(p.b);
+	assert_int_equal(ls->feeds_skipped, 0);
+	assert_int_equal(ls->entries_sent, 2);
+	assert_int_equal(ls->nrefused, 1);
+	pair_close(&p);
+	replica_close(&other);
+	replica_close(&hq);
+	replica_close(&lap);
+}
+
 /* A laptop 5 years ahead and one 5 years behind, enrolled at T0: neither dates an edit
  * outside [a time HQ had reached, that time + the lead]; each is told its clock is wrong,
  * and learns HQ's clock at its first session with HQ. A correct laptop's edit made after
@@ -800,6 +889,7 @@ int main(void)
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_bad_messages),
 		cmocka_unit_test(test_refused_entry_alone),
+		cmocka_unit_test(test_refusal_told),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
