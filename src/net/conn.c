@@ -455,6 +455,10 @@ static void on_established(struct conn *c)
 		cfg.window = 1;
 	cfg.live = true;
 	cfg.peer_is_hq = pe->cert.role == ZILA_ROLE_HQ && pe->cert.scope_all;
+	/* What this peer refused before is not offered again (while its trust is the same). */
+	refused_skips(d, c);
+	cfg.skip = c->skip;
+	cfg.nskip = c->nskip;
 	zila_error_clear(&err);
 	if ((r = zila_session_new(&c->sess, &cfg, &err)) != 0 || (r = zila_session_start(c->sess, &err)) != 0) {
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));

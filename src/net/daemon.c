@@ -265,10 +265,11 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		char v[32];
 		if (zila_store_counts(d->store, &counts) == 0) {
 			snprintf(v, sizeof(v), "%lld", (long long)counts.own_entries);
-			if (zila_store_meta_set(d->store, ZILA_META_NET_OWN_ANY, v) != 0 ||
-			    (st->peer_is_hq && zila_store_meta_set(d->store, ZILA_META_NET_OWN_HQ, v) != 0))
+			if (zila_store_meta_set(d->store, ZILA_META_NET_OWN_ANY, v) != 0)
 				zila_log(ZILA_LOG_WARN, "cannot record the sync in the replica");
 		}
+		/* What the peer refused of ours, and for HQ what it holds (status, sync --wait). */
+		refused_learn(d, c, st);
 		/* What the session offered, the peer has: noticing the session's own seal later
 		 * (on_debounce) dials nobody who took part. */
 		for (struct target *x = d->targets; x != NULL; x = x->next)
