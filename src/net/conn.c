@@ -396,6 +396,8 @@ static void serve_join(struct conn *c)
 	begin_closing(c);
 }
 
+static void rate_refund(struct daemon *d, const char *ip);
+
 static void on_established(struct conn *c)
 {
 	struct daemon *d = c->d;
@@ -404,6 +406,11 @@ static void on_established(struct conn *c)
 	char lbl[400];
 	zila_error_clear(&err);
 	preauth_end(c);
+	/* A handshake that authenticated a member gives its token back: the limit is for
+	 * handshakes that fail, and a laptop syncing often (its daemon, then its user) must
+	 * never be turned away for it. */
+	if (!c->initiator && c->ip[0] != '\0' && pe->has_cert)
+		rate_refund(d, c->ip);
 	c->has_peer = true;
 	memcpy(c->peer_pk, pe->sign_pk, 32);
 	if (pe->has_cert) {
@@ -630,14 +637,26 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 	}
 	switch (ev) {
 	case EV_READ:
+		c->bytes_in += len;
 		on_bytes(c, p, len);
 		break;
 	case EV_EOF:
 		if (c->state == CONN_CLOSING)
 			conn_close_handles(c);
-		else if (c->state == CONN_HANDSHAKE)
+		else if (c->state == CONN_HANDSHAKE && c->initiator && c->bytes_in == 0 && c->target != NULL &&
+			 c->target->last_ok != 0 && daemon_wall() - c->target->last_ok < 600) {
+			/* It answered nothing, though a sync with it completed minutes ago: not another
+			 * organisation, but a peer that turned the handshake away before it began. */
+			c->busy_refused = true;
+			conn_fail(c, status ? status : ZILA_EBUSY,
+				  "the peer turned the handshake away before it began, %llu s after the last sync with it "
+				  "completed: it is busy (too many handshakes or sessions at once)",
+				  (unsigned long long)(daemon_wall() - c->target->last_ok));
+		} else if (c->state == CONN_HANDSHAKE)
 			conn_fail(c, status ? status : ZILA_EAUTH,
-				  "the peer ended the handshake (another organisation, revoked, or busy)");
+				  c->bytes_in == 0 ? "the peer closed the connection before the handshake began: it belongs to "
+						     "another organisation, or it is busy (too many handshakes at once)"
+						   : "the peer ended the handshake before it completed");
 		else
 			conn_fail(c, status ? status : ZILA_ESHORT, "connection cut%s%s", status ? ": " : "",
 				  status ? uv_strerror(status) : "");
@@ -752,6 +771,13 @@ static bool rate_ok(struct daemon *d, const char *ip)
 		return false;
 	slot->tokens -= 1.0;
 	return true;
+}
+
+static void rate_refund(struct daemon *d, const char *ip)
+{
+	for (size_t i = 0; i < RATE_SLOTS; i++)
+		if (strcmp(d->rate[i].addr, ip) == 0 && d->rate[i].tokens + 1.0 <= RATE_BURST)
+			d->rate[i].tokens += 1.0;
 }
 
 void conn_accept(struct daemon *d)

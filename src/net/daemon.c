@@ -206,6 +206,9 @@ static void note_store_error(struct daemon *d, const struct conn *c)
 		 c->target != NULL ? "the sync with" : "the peer at", c->addr);
 }
 
+#define BUSY_RETRIES 5      /* quick retries of a peer that turned a handshake away */
+#define BUSY_RETRY_MS 1200u /* a handshake token comes back every second */
+
 void daemon_session_ended(struct daemon *d, struct conn *c)
 {
 	const struct zila_session_stats *st = c->sess ? zila_session_stats(c->sess) : NULL;
@@ -285,7 +288,18 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		t->conn = NULL;
 		if (c->duplicate) {
 			/* Not a result: the other session with the device stands for this one. */
+		} else if (!ok && c->busy_refused && t->busy_retries < BUSY_RETRIES) {
+			/* Turned away unanswered right after a completed sync: the peer is busy for a
+			 * moment. Try again soon; a user waiting for this sync waits for that one. */
+			t->busy_retries++;
+			t->want = true;
+			t->next_ms = uv_now(&d->loop) + BUSY_RETRY_MS;
+			snprintf(t->last_error, sizeof(t->last_error), "%s", c->reason);
+			zila_log(ZILA_LOG_INFO, "%s is busy; trying again in %u ms", t->addr, BUSY_RETRY_MS);
+			daemon_kick(d);
+			return;
 		} else if (ok) {
+			t->busy_retries = 0;
 			zila_backoff_reset(&t->backoff);
 			t->want = t->again;
 			t->again = false;

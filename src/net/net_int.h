@@ -87,6 +87,7 @@ struct target {
 	int64_t own_offered; /* our own entries when that sync started (daemon_own_sealed) */
 	char last_error[300];
 	char refused[600]; /* what the peer refused of ours in the last session, for waiters */
+	unsigned busy_retries; /* quick retries after busy refusals (conn.busy_refused) */
 	bool removed;
 };
 
@@ -129,6 +130,8 @@ struct conn {
 	bool finished;       /* conn_finished() ran */
 	bool preauth;        /* inbound and not authenticated yet: counted in d->npreauth */
 	char ip[64];         /* the peer's address without the port (inbound) */
+	uint64_t bytes_in;   /* bytes read from the peer */
+	bool busy_refused;   /* the peer turned our handshake away unanswered, soon after a sync */
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */
 	size_t nskip;
 	uint8_t rbuf[READ_CHUNK];

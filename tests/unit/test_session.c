@@ -351,6 +351,43 @@ static void test_refused_entry_alone(void **state)
 	replica_close(&b);
 }
 
+/* Issue #22, also seen: HQ's catalogue (a state and its districts, in one entry) applied on a
+ * new replica parks nothing, and says so: a child met before its parent inside one entry is
+ * not a parked row to review. */
+static void test_parked_counts_what_stays(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_outbox *o = NULL;
+	struct zila_buf bytes;
+	struct zila_view v[4];
+	size_t offs[4], n = 0, len;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	exec(&a, "INSERT INTO states(id, name) VALUES ('s1', 'State');"
+		 " INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One'), ('d2', 's1', 'Two')");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	zila_buf_init(&bytes, 1u << 24);
+	assert_int_equal(zila_outbox_open(a.s, NULL, NULL, NULL, &o), 0);
+	while (n < 4 && zila_outbox_peek_len(o, &len) == 0) {
+		offs[n++] = bytes.len;
+		assert_int_equal(zila_outbox_next(o, NULL, &bytes), 0);
+	}
+	zila_outbox_free(o);
+	assert_int_equal(n, 1);
+	v[0] = zila_view_make(bytes.p, bytes.len);
+	assert_int_equal(zila_store_apply(b.s, v, 1, &st, &err), 0);
+	assert_int_equal(st.napplied, 1);
+	assert_int_equal(count(&b, "SELECT count(*) FROM zila_parked"), 0);
+	assert_int_equal(st.nparked, 0);
+	zila_buf_release(&bytes);
+	replica_close(&a);
+	replica_close(&b);
+}
+
 static bool only_d1(void *ctx, const char *part)
 {
 	(void)ctx;
@@ -890,6 +927,7 @@ int main(void)
 		cmocka_unit_test(test_bad_messages),
 		cmocka_unit_test(test_refused_entry_alone),
 		cmocka_unit_test(test_refusal_told),
+		cmocka_unit_test(test_parked_counts_what_stays),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
