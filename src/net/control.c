@@ -294,7 +294,7 @@ static json_t *status_json(struct daemon *d)
 		if (json_is_integer(off) && llabs((long long)json_integer_value(off)) > CLOCK_WARN_MS) {
 			char w[300];
 			json_t *nm = json_object_get(p, "name");
-			snprintf(w, sizeof(w), "the clock of peer '%s' differs from ours by %lld s",
+			snprintf(w, sizeof(w), "the clock of peer '%s' differs from HQ's time by %lld s",
 				 json_is_string(nm) ? json_string_value(nm) : "?",
 				 (long long)(json_integer_value(off) / 1000));
 			json_array_append_new(warn, json_string(w));

@@ -259,9 +259,10 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		if (st->entries_rejected > 0)
 			zila_log(ZILA_LOG_WARN, "%llu entries from %s were rejected (see the log lines above)",
 				 (unsigned long long)st->entries_rejected, lbl);
-		if (st->peer_now_ms != 0 && (st->clock_offset_ms > CLOCK_WARN_MS || st->clock_offset_ms < -CLOCK_WARN_MS))
-			zila_log(ZILA_LOG_WARN, "the clock of %s differs from ours by %lld s", lbl,
-				 (long long)(st->clock_offset_ms / 1000));
+		int64_t poff = peer_clock_off(d, st);
+		if (st->peer_now_ms != 0 && (poff > CLOCK_WARN_MS || poff < -CLOCK_WARN_MS))
+			zila_log(ZILA_LOG_WARN, "the clock of %s differs from HQ's time by %lld s", lbl,
+				 (long long)(poff / 1000));
 		clock_warn(d);
 		/* Our own entries delivered: what `zila status` calls unsent is what remains. */
 		struct zila_store_counts counts;

@@ -301,6 +301,8 @@ int join_take(struct zila_store *s, const uint8_t root_pk[32], const uint8_t *p,
 int peers_init(struct daemon *d);
 void peers_seen(struct daemon *d, const uint8_t device[32], const char *name, const char *district,
 		const char *addr, const char *source);
+/* A peer's clock minus HQ's time as we know it (ours when we know no offset), at its Hello. */
+int64_t peer_clock_off(struct daemon *d, const struct zila_session_stats *s);
 void peers_synced(struct daemon *d, const struct conn *c, const struct zila_session_stats *st);
 const char *source_name(enum target_source s);
 

@@ -86,7 +86,7 @@ expect 0 "good's status" -- skewed $LATER "$ZILA" -d "$GOOD" status
 if grep -qi "clock\|no news" "$T/out" "$T/err"; then bad "good is warned after its sync: $(grep -i "clock\|no news" "$T/out" "$T/err")"; else ok "good, in touch again, is not warned"; fi
 expect 0 "slow's status" -- skewed $BEHIND "$ZILA" -d "$SLOW" status
 has "$T/out" "behind HQ's" "slow's status says its clock is behind"
-has "$T/hq.log" "the clock of 'fast' .* differs from ours by 1574[0-9]* s" "hq logs fast's clock"
+has "$T/hq.log" "the clock of 'fast' .* differs from HQ's time by 1574[0-9]* s" "hq logs fast's clock"
 expect 0 "slow writes again" -- skewed $BEHIND "$ZILA" -d "$SLOW" sql "UPDATE people SET name = 'slow again' WHERE id = 'p2'"
 expect 0 "slow seals" -- skewed $BEHIND "$ZILA" -d "$SLOW" seal
 y=$(year_of "$SLOW" $BEHIND p2)
