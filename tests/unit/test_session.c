@@ -363,7 +363,7 @@ static void test_parked_counts_what_stays(void **state)
 	struct zila_outbox *o = NULL;
 	struct zila_buf bytes;
 	struct zila_view v[4];
-	size_t offs[4], n = 0, len;
+	size_t n = 0, len;
 	zila_error_clear(&err);
 	replica_open(&a);
 	replica_open(&b);
@@ -373,7 +373,7 @@ static void test_parked_counts_what_stays(void **state)
 	zila_buf_init(&bytes, 1u << 24);
 	assert_int_equal(zila_outbox_open(a.s, NULL, NULL, NULL, &o), 0);
 	while (n < 4 && zila_outbox_peek_len(o, &len) == 0) {
-		offs[n++] = bytes.len;
+		n++;
 		assert_int_equal(zila_outbox_next(o, NULL, &bytes), 0);
 	}
 	zila_outbox_free(o);
@@ -868,6 +868,36 @@ static void test_export_import(void **state)
 }
 
 /* Out-of-order and malformed messages fail the session and apply nothing. */
+/* Encodes Message{ack: Ack{chunk 1, refused: n x Refused{origin of olen bytes, part, seq,
+ * code 10025, reason}}} into m; returns its length. */
+static size_t ack_refused(uint8_t *m, size_t n, size_t olen, const char *part, uint8_t seq)
+{
+	uint8_t r[128];
+	size_t rl = 0, al = 0, pl = strlen(part);
+	static const char reason[] = "expired";
+	r[rl++] = 0x0a, r[rl++] = (uint8_t)olen;
+	memset(r + rl, 7, olen);
+	rl += olen;
+	r[rl++] = 0x12, r[rl++] = (uint8_t)pl;
+	memcpy(r + rl, part, pl);
+	rl += pl;
+	r[rl++] = 0x18, r[rl++] = seq;
+	r[rl++] = 0x20, r[rl++] = 0xa9, r[rl++] = 0x4e; /* 10025 */
+	r[rl++] = 0x2a, r[rl++] = sizeof(reason) - 1;
+	memcpy(r + rl, reason, sizeof(reason) - 1);
+	rl += sizeof(reason) - 1;
+	uint8_t *a = m + 4; /* room for the Message's tag and a 2-byte length */
+	a[al++] = 0x08, a[al++] = 1;
+	for (size_t i = 0; i < n; i++) {
+		a[al++] = 0x22, a[al++] = (uint8_t)rl;
+		memcpy(a + al, r, rl);
+		al += rl;
+	}
+	/* The Ack's length as a 3-byte varint (al < 16384), so the layout is fixed. */
+	m[0] = 0x2a, m[1] = (uint8_t)(0x80 | (al & 0x7f)), m[2] = (uint8_t)(0x80 | (al >> 7)), m[3] = 0;
+	return 4 + al;
+}
+
 static void test_bad_messages(void **state)
 {
 	(void)state;
@@ -904,6 +934,24 @@ static void test_bad_messages(void **state)
 		(void)rc; /* a prefix may happen to decode; it must not crash */
 	}
 	assert_int_equal(zila_session_check_message(p.to_a.msgs[0].p, p.to_a.msgs[0].len, &err), 0);
+	/* Ack.refused and Hello.history_digest are checked before anything acts on them. */
+	{
+		uint8_t m[8192];
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 1, 32, "d1", 2), &err), 0);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 64, 32, "d1", 2), &err), 0);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 65, 32, "d1", 2), &err), ZILA_EFORMAT);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 1, 31, "d1", 2), &err), ZILA_EFORMAT);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 1, 32, "d\x01", 2), &err), ZILA_EFORMAT);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 1, 32, "d1", 0), &err), ZILA_EFORMAT);
+		/* Hello{version 1, history_digest of 15 bytes} */
+		size_t n = 0;
+		m[n++] = 0x0a, m[n++] = 19, m[n++] = 0x08, m[n++] = 1, m[n++] = 0x4a, m[n++] = 15;
+		memset(m + n, 0, 15);
+		n += 15;
+		assert_int_equal(zila_session_check_message(m, n, &err), ZILA_EFORMAT);
+		m[1] = 20, m[5] = 16, m[n++] = 0;
+		assert_int_equal(zila_session_check_message(m, n, &err), 0);
+	}
 	q_clear(&sink);
 	pair_close(&p);
 	assert_int_equal(count(&b, "SELECT count(*) FROM people"), 0);
