@@ -798,12 +798,13 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 	/* The certificate the device held when the entry was written (an earlier one, if it
 	 * was renewed since) must have been valid then. */
 	struct zila_cert then;
-	int rt = zila_trust_cert_at(s, e->origin, t, &then);
+	/* The current certificate is the newest: it is the one of any time from its start. */
+	int rt = t >= c.not_before ? 0 : zila_trust_cert_at(s, e->origin, t, &then);
 	if (rt != 0 && rt != ZILA_EEXPIRED) {
 		r = zila_error_set(err, rt, "device '%s': certificates unreadable", id);
 		goto out;
 	}
-	if (rt == 0)
+	if (rt == 0 && t < c.not_before)
 		c = then;
 	if ((r = rt != 0 ? rt : cert_check_cached(ctx, root_pk, &c, t)) != 0) {
 		zila_error_set(err, r, "device '%s' feed '%s' seq %" PRIu64 ": certificate %s", id, e->part, e->seq,
