@@ -396,8 +396,6 @@ static void serve_join(struct conn *c)
 	begin_closing(c);
 }
 
-static void rate_refund(struct daemon *d, const char *ip);
-
 static void on_established(struct conn *c)
 {
 	struct daemon *d = c->d;
@@ -406,11 +404,6 @@ static void on_established(struct conn *c)
 	char lbl[400];
 	zila_error_clear(&err);
 	preauth_end(c);
-	/* A handshake that authenticated a member gives its token back: the limit is for
-	 * handshakes that fail, and a laptop syncing often (its daemon, then its user) must
-	 * never be turned away for it. */
-	if (!c->initiator && c->ip[0] != '\0' && pe->has_cert)
-		rate_refund(d, c->ip);
 	c->has_peer = true;
 	memcpy(c->peer_pk, pe->sign_pk, 32);
 	if (pe->has_cert) {
@@ -773,7 +766,7 @@ static bool rate_ok(struct daemon *d, const char *ip)
 	return true;
 }
 
-static void rate_refund(struct daemon *d, const char *ip)
+void conn_rate_refund(struct daemon *d, const char *ip)
 {
 	for (size_t i = 0; i < RATE_SLOTS; i++)
 		if (strcmp(d->rate[i].addr, ip) == 0 && d->rate[i].tokens + 1.0 <= RATE_BURST)

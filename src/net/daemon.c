@@ -274,6 +274,11 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		}
 		/* What the peer refused of ours, and for HQ what it holds (status, sync --wait). */
 		refused_learn(d, c, st);
+		/* A session that completed gives its handshake token back: the limit is for
+		 * handshakes and sessions that fail, and a laptop syncing often (its daemon, then
+		 * its user) must never be turned away for it. */
+		if (!c->initiator && c->ip[0] != '\0')
+			conn_rate_refund(d, c->ip);
 		/* What the session offered, the peer has: noticing the session's own seal later
 		 * (on_debounce) dials nobody who took part. */
 		for (struct target *x = d->targets; x != NULL; x = x->next)

@@ -266,6 +266,8 @@ void daemon_session_ended(struct daemon *d, struct conn *c);
 
 /* conn.c */
 int conn_dial(struct daemon *d, struct target *t);
+/* Gives a handshake token back to the source address ip (a session from it completed). */
+void conn_rate_refund(struct daemon *d, const char *ip);
 void conn_accept(struct daemon *d);
 void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len, int status);
 const char *conn_state_name(enum conn_state s);
