@@ -211,6 +211,12 @@ int zila_trust_revocation_get(struct zila_store *s, const uint8_t device_pk[32],
  * device, ZILA_EEXPIRED when all of them start after t. */
 int zila_trust_cert_at(struct zila_store *s, const uint8_t device_pk[32], uint64_t t,
 		       struct zila_cert *out) ZILA_MUST_CHECK;
+/* Whether this device's own certificate covers time t (seconds; the time it dates changes
+ * by): when it has expired, has not begun, or expires within 14 days, msg gets a warning in
+ * plain words with what to do and the return is true; else msg is "" and the return false
+ * (also for a replica that is not enrolled). */
+#define ZILA_CERT_WARN_DAYS 14
+bool zila_trust_own_cert_warning(struct zila_store *s, uint64_t t, char *msg, size_t n);
 /* Keeps a trust record that zila_trust_check_record accepted: a certificate (type 1 or 3)
  * becomes the device's current one when it is newer (by not-before, then bytes) than the
  * one held, which is kept as an earlier certificate; else it is kept as an earlier one. A

@@ -331,6 +331,8 @@ static json_t *status_json(struct daemon *d)
 	if (!d->enrolled && !d->joining)
 		json_array_append_new(warn, json_string("not enrolled: this device syncs with nobody (see 'zila join')"));
 	json_object_set_new(o, "hq_refused", refused_status(d, warn));
+	if (!d->is_hq && zila_trust_own_cert_warning(d->store, ck.stamp_ms / 1000, said, sizeof(said)))
+		json_array_append_new(warn, json_string(said));
 	json_object_set_new(o, "warnings", warn);
 	return o;
 }

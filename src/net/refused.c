@@ -56,9 +56,11 @@ static const char *advice(int code)
 	switch (code) {
 	case ZILA_EEXPIRED:
 	case ZILA_ECERT:
-		return "this device's certificate was not valid when they were written: ask HQ to renew it ('zila enrol "
-		       "sign' at HQ, 'zila enrol install' here) and to run this version of zila, which keeps every "
-		       "certificate a device held; then sync again";
+		return "no certificate of this device was valid when they were written (it had expired, or the new one "
+		       "had not begun). If HQ runs an older zila, which judges them by the newest certificate only, have "
+		       "HQ updated and sync again. Otherwise HQ cannot take them, and this device's later changes there "
+		       "wait behind them: show this to HQ, which can enrol the laptop again as a new device ('zila log' "
+		       "lists the changes to enter again)";
 	case ZILA_EREVOKED:
 		return "HQ revoked this device, so its later changes are never taken: take the laptop to HQ; 'zila log' "
 		       "lists the changes so that an enrolled device can enter them again";

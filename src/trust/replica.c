@@ -317,6 +317,34 @@ static int put_record(struct zila_store *s, uint8_t type, const uint8_t device_p
 	return zila_trust_keep(s, type, bytes);
 }
 
+bool zila_trust_own_cert_warning(struct zila_store *s, uint64_t t, char *msg, size_t n)
+{
+	struct zila_cert own;
+	char when[40];
+	msg[0] = '\0';
+	if (zila_trust_org(s, NULL) != 0 || zila_trust_cert_get(s, zila_store_device_pk(s), &own) != 0)
+		return false;
+	if (t > own.not_after) {
+		zila_format_time(own.not_after * 1000, when, sizeof(when));
+		snprintf(msg, n,
+			 "this device's certificate expired on %s: changes made here now are refused by HQ and by every "
+			 "peer, and hold back this device's later changes; ask HQ to renew it ('zila enrol sign' at HQ, "
+			 "'zila enrol install' here) before making changes",
+			 when);
+	} else if (t < own.not_before) {
+		zila_format_time(own.not_before * 1000, when, sizeof(when));
+		snprintf(msg, n, "this device's certificate is valid only from %s: changes made here before then are refused",
+			 when);
+	} else if (own.not_after - t < ZILA_CERT_WARN_DAYS * DAY) {
+		zila_format_time(own.not_after * 1000, when, sizeof(when));
+		snprintf(msg, n,
+			 "this device's certificate expires on %s: ask HQ to renew it before then ('zila enrol request' "
+			 "here, 'zila enrol sign' at HQ, 'zila enrol install' here)",
+			 when);
+	}
+	return msg[0] != '\0';
+}
+
 /* This device's HQ certificate, which lets it issue certificates for the root. */
 static int own_hq_cert(struct zila_store *s, uint8_t root_pk[32], struct zila_cert *own, uint64_t now,
 		       struct zila_error *err)

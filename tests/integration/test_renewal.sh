@@ -86,12 +86,15 @@ halt b
 expect 0 "C is enrolled for one day" -- renew $DAY "$C" 1
 "$ZILA" -d "$C" peer add --hq "127.0.0.1:$P" >/dev/null 2>&1
 start $DAY "$C" $((P + 3))
-at $DAY "$ZILA" -d "$C" sql "INSERT INTO people(id, district_id, name) VALUES ('c-ok', 'd1', 'x')" >/dev/null
+expect 0 "C's status" -- at $DAY "$ZILA" -d "$C" status
+has "$T/out" "this device's certificate expires on" "C is told its certificate expires soon"
+at $DAY "$ZILA" -d "$C" sql "INSERT INTO people(id, district_id, name) VALUES ('c-ok', 'd1', 'x')" >/dev/null 2>&1
 expect 0 "C syncs while its certificate is valid" -- at $DAY "$ZILA" -d "$C" sync hq --wait --timeout 30
 halt c
 # Half a day after its certificate expired, C writes offline; HQ renews it half a day later.
 HALF=$((2 * DAY + DAY / 2))
-at $HALF "$ZILA" -d "$C" sql "INSERT INTO people(id, district_id, name) VALUES ('c-gap', 'd1', 'x')" >/dev/null 2>&1
+expect 0 "C writes with its certificate expired" -- at $HALF "$ZILA" -d "$C" sql "INSERT INTO people(id, district_id, name) VALUES ('c-gap', 'd1', 'x')"
+has "$T/err" "this device's certificate expired on .* refused by HQ" "C is told, as it writes, that HQ will refuse it"
 at $HALF "$ZILA" -d "$C" seal >/dev/null 2>&1
 halt hq
 expect 0 "HQ renews C three days on" -- renew $((3 * DAY)) "$C" 365
@@ -106,7 +109,7 @@ expect 1 "C's next sync exits 1 too" -- at $((3 * DAY)) "$ZILA" -d "$C" sync hq 
 has "$T/err" "HQ refused entry" "it says what HQ refused"
 expect 0 "C's status" -- at $((3 * DAY)) "$ZILA" -d "$C" status
 has "$T/out" "HQ refused entry 2 of this device's changes in 'd1' (and 1 later entry of it waits behind it)" "status names the refused entry"
-has "$T/out" "What to do: this device's certificate was not valid" "status says what to do"
+has "$T/out" "What to do: no certificate of this device was valid when they were written" "status says what to do"
 has "$T/out" "(2 not yet taken by HQ)" "status counts 2 entries HQ has not taken"
 for i in 1 2 3; do at $((3 * DAY)) "$ZILA" -d "$C" sync hq --wait --timeout 30 >/dev/null 2>&1; done
 n=$(grep -c "rejected entry.*seq 2" "$HQ.log")

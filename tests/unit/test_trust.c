@@ -908,6 +908,14 @@ static void test_renewal_keeps_history(void **state)
 	assert_int_equal(zila_trust_cert_at(hq.s, zila_store_device_pk(a.s), NOW + day, &c), 0);
 	assert_true(c.not_before > first.not_before);
 	assert_int_equal(zila_trust_cert_at(hq.s, zila_store_device_pk(a.s), NOW - 2 * day, &c), ZILA_EEXPIRED);
+	/* The laptop is told before its certificate lapses, and after. */
+	char said[512];
+	assert_false(zila_trust_own_cert_warning(a.s, NOW + day, said, sizeof(said)));
+	assert_true(zila_trust_own_cert_warning(a.s, NOW + 360 * day, said, sizeof(said)));
+	assert_non_null(strstr(said, "expires on"));
+	assert_true(zila_trust_own_cert_warning(a.s, NOW + 400 * day, said, sizeof(said)));
+	assert_non_null(strstr(said, "expired on"));
+	assert_false(zila_trust_own_cert_warning(hq.s, NOW + 400 * day, said, sizeof(said)));
 	write_note(&a, "p-today", "d-1");
 	nlog = 0;
 	st = carry(&a, &hq);
