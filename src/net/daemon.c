@@ -257,7 +257,7 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 			 (unsigned long long)st->entries_received, (unsigned long long)st->entries_applied,
 			 (unsigned long long)st->entries_rejected, st->in_step ? ", already in step" : "");
 		if (st->entries_rejected > 0)
-			zila_log(ZILA_LOG_WARN, "%llu entries from %s were rejected (see the log lines above)",
+			zila_log(ZILA_LOG_WARN, "%llu entries from %s were not taken (each refusal is logged once per 10 minutes, with its reason)",
 				 (unsigned long long)st->entries_rejected, lbl);
 		int64_t poff = peer_clock_off(d, st);
 		if (st->peer_now_ms != 0 && (poff > CLOCK_WARN_MS || poff < -CLOCK_WARN_MS))
