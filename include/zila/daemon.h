@@ -31,6 +31,10 @@
  * session had delivered to HQ, and to any peer. */
 #define ZILA_META_NET_OWN_HQ "net.own_synced_hq"
 #define ZILA_META_NET_OWN_ANY "net.own_synced_any"
+/* What HQ refused of this device's entries in its last sessions, one line per feed:
+ * "SEQ<TAB>CODE<TAB>WHEN<TAB>PART<TAB>REASON" (code positive, when in seconds since 1970).
+ * Cleared once HQ holds every entry of ours. */
+#define ZILA_META_NET_HQ_REFUSED "net.hq_refused"
 
 /* --- beacons -------------------------------------------------------------------------- */
 

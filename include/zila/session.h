@@ -45,6 +45,19 @@ struct zila_session_config {
 	/* The peer is at the other end now (network, not a bundle): its Hello tells the time. */
 	bool live;
 	bool peer_is_hq; /* the peer's certificate, checked by the caller, is an HQ one */
+	/* Feeds the peer refused before (from its Acks), not offered to it again from seq on
+	 * while its trust digest is still peer_trust: a change in its certificates or
+	 * revocations may change its verdict, and then they are offered again. Borrowed for the
+	 * session's life. */
+	const struct zila_session_skip *skip;
+	size_t nskip;
+};
+
+struct zila_session_skip {
+	uint8_t origin[32];
+	char part[ZILA_PART_MAX + 1];
+	uint64_t seq;
+	uint8_t peer_trust[16];
 };
 
 enum zila_session_state {
@@ -70,6 +83,17 @@ struct zila_session_stats {
 	uint64_t peer_hq_now_ms;
 	int64_t clock_offset_ms; /* peer's clock minus HQ's time as we knew it, at its Hello */
 	uint64_t peer_done_entries; /* what the peer's Done announced */
+	/* Entries the peer did not take, as its Acks said: the first of each feed (ours and
+	 * relayed ones), with its reason. */
+	struct zila_refusal refused[ZILA_APPLY_REFUSALS];
+	size_t nrefused;
+	uint64_t refused_more;  /* feeds refused beyond those listed */
+	uint64_t feeds_skipped; /* feeds not offered: the peer refused them before (cfg.skip) */
+	/* Our own entries, in partitions the peer reads, that it holds once the session is DONE
+	 * (what it had, and what we sent that it took), and the number it does not. */
+	uint64_t own_at_peer, own_not_at_peer;
+	uint8_t peer_trust[16]; /* the trust digest in the peer's Hello */
+	bool has_peer_trust;
 };
 
 /* Creates a session (not started). *out is owned by the caller: zila_session_free(). */

@@ -207,6 +207,18 @@ struct zila_store_hooks {
 };
 void zila_store_set_hooks(struct zila_store *s, const struct zila_store_hooks *hooks);
 
+/* An entry a receiver did not take, and why: the first of its feed in one apply. */
+#define ZILA_APPLY_REFUSALS 16
+#define ZILA_REFUSAL_REASON_MAX 160
+struct zila_refusal {
+	uint8_t origin[32];
+	char part[ZILA_PART_MAX + 1];
+	uint64_t seq;
+	int code;  /* ZILA_E*; ZILA_EGAP: it waits behind an entry this replica does not hold */
+	char reason[ZILA_REFUSAL_REASON_MAX]; /* plain words, without device, feed and seq */
+	uint64_t nwaiting; /* later entries of the feed in the same apply, not taken either */
+};
+
 struct zila_apply_stats {
 	size_t nreceived;  /* entries offered */
 	size_t napplied;   /* stored and merged */
@@ -217,6 +229,10 @@ struct zila_apply_stats {
 	size_t nconflicts; /* overwritten values recorded */
 	size_t nparked;    /* rows parked as duplicates or orphans */
 	size_t ntrust;     /* trust records accepted */
+	/* The first refused (or waiting) entry of each feed, for its sender (at most
+	 * ZILA_APPLY_REFUSALS feeds; nrefusals_more counts the feeds left out). */
+	struct zila_refusal refusals[ZILA_APPLY_REFUSALS];
+	size_t nrefusals, nrefusals_more;
 };
 
 /* Seals local changes, then stores and merges the entries in one transaction. Entries

@@ -26,8 +26,13 @@
 #define ZILA_REVOKE_FEEDS_MAX 4096
 #define ZILA_ENROL_REQ_MAX 256
 
-/* Trust record types in zila_trust (and in bundles); the id of both is the device's key. */
-enum { ZILA_TRUST_CERT = 1, ZILA_TRUST_REVOKE = 2 };
+/* Trust record types in zila_trust (and in bundles and sessions). A certificate and a
+ * revocation are kept under the device's key; an earlier certificate of a device (one a
+ * newer certificate replaced) under ZILA_TRUST_PAST_ID_LEN bytes: the device's key, its
+ * not-before (8 bytes, big-endian) and the first 8 bytes of BLAKE2b-256 of its bytes. */
+enum { ZILA_TRUST_CERT = 1, ZILA_TRUST_REVOKE = 2, ZILA_TRUST_CERT_PAST = 3 };
+#define ZILA_TRUST_PAST_ID_LEN 48
+#define ZILA_TRUST_HISTORY_MAX 64 /* certificates of one device consulted */
 
 enum zila_role { ZILA_ROLE_HQ = 1, ZILA_ROLE_DISTRICT = 2, ZILA_ROLE_BLOCK = 3 };
 
@@ -199,6 +204,26 @@ int zila_trust_org(struct zila_store *s, uint8_t root_pk[32]) ZILA_MUST_CHECK;
 int zila_trust_cert_get(struct zila_store *s, const uint8_t device_pk[32], struct zila_cert *out) ZILA_MUST_CHECK;
 int zila_trust_revocation_get(struct zila_store *s, const uint8_t device_pk[32],
 			      struct zila_revocation *out) ZILA_MUST_CHECK;
+/* The certificate that was device_pk's at time t (seconds): of every certificate kept for
+ * it (the current one and earlier ones), the newest whose not-before is at most t; a newer
+ * certificate ends an older one's say. Whether t is within its validity is left to the
+ * caller (zila_cert_verify). ZILA_ENOTFOUND when the replica holds no certificate of the
+ * device, ZILA_EEXPIRED when all of them start after t. */
+int zila_trust_cert_at(struct zila_store *s, const uint8_t device_pk[32], uint64_t t,
+		       struct zila_cert *out) ZILA_MUST_CHECK;
+/* Whether this device's own certificate covers time t (seconds; the time it dates changes
+ * by): when it has expired, has not begun, or expires within 14 days, msg gets a warning in
+ * plain words with what to do and the return is true; else msg is "" and the return false
+ * (also for a replica that is not enrolled). */
+#define ZILA_CERT_WARN_DAYS 14
+bool zila_trust_own_cert_warning(struct zila_store *s, uint64_t t, char *msg, size_t n);
+/* Keeps a trust record that zila_trust_check_record accepted: a certificate (type 1 or 3)
+ * becomes the device's current one when it is newer (by not-before, then bytes) than the
+ * one held, which is kept as an earlier certificate; else it is kept as an earlier one. A
+ * revocation replaces the one held. */
+int zila_trust_keep(struct zila_store *s, uint8_t type, struct zila_view bytes) ZILA_MUST_CHECK;
+/* Whether exactly this record is kept already (a certificate as current or earlier). */
+bool zila_trust_held(struct zila_store *s, uint8_t type, struct zila_view bytes);
 /* Calls fn for every certificate kept in the replica (in key order); a non-zero return from
  * fn stops the walk and is returned. */
 int zila_trust_cert_each(struct zila_store *s, int (*fn)(void *ctx, const struct zila_cert *c), void *ctx) ZILA_MUST_CHECK;

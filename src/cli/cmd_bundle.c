@@ -184,7 +184,7 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 			struct zila_cert vc;
 			if (zila_cert_decode(cv, &vc) == 0 && memcmp(vc.device_pk, to, 32) == 0 &&
 			    zila_trust_check_record(&tc, ZILA_TRUST_CERT, cv, &err) == 0 &&
-			    zila_store_trust_put(s, ZILA_TRUST_CERT, zila_view_make(to, 32), cv) == 0)
+			    zila_trust_keep(s, ZILA_TRUST_CERT, cv) == 0)
 				zila_error_clear(&err);
 			else if (err.code == 0)
 				zila_error_set(&err, ZILA_ECERT, "the certificate in '%s' is not valid", for_path);

@@ -74,8 +74,11 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	}
 	json_t *l = json_object_get(st, "local");
 	if (json_is_object(l)) {
-		printf("local:      %lld changes not sealed yet, %lld entries of ours not sent to any peer (%lld not yet at HQ)\n",
-		       jint(l, "unsealed"), jint(l, "unsent"), jint(l, "unsent_to_hq"));
+		printf("local:      %lld changes not sealed yet, %lld entries of ours not sent to any peer",
+		       jint(l, "unsealed"), jint(l, "unsent"));
+		if (json_is_integer(json_object_get(l, "unsent_to_hq")))
+			printf(" (%lld not yet taken by HQ)", jint(l, "unsent_to_hq"));
+		printf("\n");
 		printf("            %lld entries held; %lld conflicts and %lld parked rows to review ('zila conflicts')\n",
 		       jint(l, "entries"), jint(l, "conflicts"), jint(l, "parked"));
 		if (jint(l, "held") > 0)

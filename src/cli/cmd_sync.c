@@ -140,7 +140,10 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 		json_t *res;
 		json_array_foreach(json_object_get(resp, "results"), i, res)
 		{
-			if (json_is_true(json_object_get(res, "ok")))
+			if (json_is_true(json_object_get(res, "ok")) && json_is_string(json_object_get(res, "refused")))
+				cli_err("synced with '%s', but it did not take all of this device's changes: %s",
+					jstr(res, "peer", "?"), jstr(res, "refused", ""));
+			else if (json_is_true(json_object_get(res, "ok")))
 				printf("synced with %s\n", jstr(res, "peer", "?"));
 			else
 				cli_err("sync with '%s' failed: %s", jstr(res, "peer", "?"), jstr(res, "error", "unknown error"));

@@ -63,7 +63,7 @@ const struct cli_command cli_commands[] = {
 	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status" },
 	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers" },
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq" },
-	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ", "zila sync [PEER|hq] [--wait] [--timeout SECS]" },
+	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]" },
 	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop" },
 	{ NULL, NULL, NULL, NULL },
 };

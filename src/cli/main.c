@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "zila/log.h"
 #include "zila/store.h"
+#include "zila/trust.h"
 
 static const struct cli_command *find_command(const char *name)
 {
@@ -90,6 +91,9 @@ int cli_open_store(struct cli *cli, struct zila_store **out)
 	zila_store_clock(*out, &ck);
 	zila_clock_describe(&ck, said, sizeof(said));
 	if (said[0] != '\0')
+		fprintf(stderr, "zila: warning: %s\n", said);
+	/* So is a certificate that lapsed or is about to: what is written meanwhile is refused. */
+	if (zila_trust_own_cert_warning(*out, ck.stamp_ms / 1000, said, sizeof(said)))
 		fprintf(stderr, "zila: warning: %s\n", said);
 	return CLI_OK;
 }

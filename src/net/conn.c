@@ -455,6 +455,10 @@ static void on_established(struct conn *c)
 		cfg.window = 1;
 	cfg.live = true;
 	cfg.peer_is_hq = pe->cert.role == ZILA_ROLE_HQ && pe->cert.scope_all;
+	/* What this peer refused before is not offered again (while its trust is the same). */
+	refused_skips(d, c);
+	cfg.skip = c->skip;
+	cfg.nskip = c->nskip;
 	zila_error_clear(&err);
 	if ((r = zila_session_new(&c->sess, &cfg, &err)) != 0 || (r = zila_session_start(c->sess, &err)) != 0) {
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));
@@ -626,14 +630,26 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 	}
 	switch (ev) {
 	case EV_READ:
+		c->bytes_in += len;
 		on_bytes(c, p, len);
 		break;
 	case EV_EOF:
 		if (c->state == CONN_CLOSING)
 			conn_close_handles(c);
-		else if (c->state == CONN_HANDSHAKE)
+		else if (c->state == CONN_HANDSHAKE && c->initiator && c->bytes_in == 0 && c->target != NULL &&
+			 c->target->last_ok != 0 && daemon_wall() - c->target->last_ok < 600) {
+			/* It answered nothing, though a sync with it completed minutes ago: not another
+			 * organisation, but a peer that turned the handshake away before it began. */
+			c->busy_refused = true;
+			conn_fail(c, status ? status : ZILA_EBUSY,
+				  "the peer turned the handshake away before it began, %llu s after the last sync with it "
+				  "completed: it is busy (too many handshakes or sessions at once)",
+				  (unsigned long long)(daemon_wall() - c->target->last_ok));
+		} else if (c->state == CONN_HANDSHAKE)
 			conn_fail(c, status ? status : ZILA_EAUTH,
-				  "the peer ended the handshake (another organisation, revoked, or busy)");
+				  c->bytes_in == 0 ? "the peer closed the connection before the handshake began: it belongs to "
+						     "another organisation, or it is busy (too many handshakes at once)"
+						   : "the peer ended the handshake before it completed");
 		else
 			conn_fail(c, status ? status : ZILA_ESHORT, "connection cut%s%s", status ? ": " : "",
 				  status ? uv_strerror(status) : "");
@@ -748,6 +764,13 @@ static bool rate_ok(struct daemon *d, const char *ip)
 		return false;
 	slot->tokens -= 1.0;
 	return true;
+}
+
+void conn_rate_refund(struct daemon *d, const char *ip)
+{
+	for (size_t i = 0; i < RATE_SLOTS; i++)
+		if (strcmp(d->rate[i].addr, ip) == 0 && d->rate[i].tokens + 1.0 <= RATE_BURST)
+			d->rate[i].tokens += 1.0;
 }
 
 void conn_accept(struct daemon *d)

@@ -306,7 +306,10 @@ static json_t *status_json(struct daemon *d)
 		int64_t any = meta_int(d, ZILA_META_NET_OWN_ANY), hq = meta_int(d, ZILA_META_NET_OWN_HQ);
 		json_object_set_new(l, "unsealed", json_integer(counts.pending));
 		json_object_set_new(l, "unsent", json_integer(counts.own_entries > any ? counts.own_entries - any : 0));
-		json_object_set_new(l, "unsent_to_hq", json_integer(counts.own_entries > hq ? counts.own_entries - hq : 0));
+		/* HQ holds everything HQ wrote; elsewhere, what HQ has taken (not what was sent). */
+		json_object_set_new(l, "unsent_to_hq",
+				    d->is_hq ? json_null()
+					     : json_integer(counts.own_entries > hq ? counts.own_entries - hq : 0));
 		json_object_set_new(l, "entries", json_integer(counts.entries));
 		json_object_set_new(l, "own_entries", json_integer(counts.own_entries));
 		json_object_set_new(l, "conflicts", json_integer(counts.conflicts));
@@ -327,6 +330,9 @@ static json_t *status_json(struct daemon *d)
 							"firewall may block them; add peers with 'zila peer add HOST:PORT'"));
 	if (!d->enrolled && !d->joining)
 		json_array_append_new(warn, json_string("not enrolled: this device syncs with nobody (see 'zila join')"));
+	json_object_set_new(o, "hq_refused", refused_status(d, warn));
+	if (!d->is_hq && zila_trust_own_cert_warning(d->store, ck.stamp_ms / 1000, said, sizeof(said)))
+		json_array_append_new(warn, json_string(said));
 	json_object_set_new(o, "warnings", warn);
 	return o;
 }
@@ -360,10 +366,13 @@ static void send_final(struct ctl *c)
 	for (size_t i = 0; i < c->nwait; i++) {
 		if (!c->wait[i].done)
 			snprintf(c->wait[i].reason, sizeof(c->wait[i].reason), "the daemon stopped before the sync ended");
-		json_array_append_new(res, json_pack("{s:s, s:b, s:s?}", "peer", c->wait[i].t ? c->wait[i].t->addr : "?", "ok",
-						     c->wait[i].result == 0, "error",
-						     c->wait[i].result == 0 ? NULL : c->wait[i].reason));
-		all = all && c->wait[i].result == 0;
+		bool refused = c->wait[i].result == 0 && c->wait[i].refused[0] != '\0';
+		json_array_append_new(res, json_pack("{s:s, s:b, s:s?, s:s?}", "peer", c->wait[i].t ? c->wait[i].t->addr : "?",
+						     "ok", c->wait[i].result == 0, "error",
+						     c->wait[i].result == 0 ? NULL : c->wait[i].reason, "refused",
+						     refused ? c->wait[i].refused : NULL));
+		/* A sync whose peer refused some of our entries did not get them there. */
+		all = all && c->wait[i].result == 0 && !refused;
 	}
 	c->waiting = false;
 	ctl_send(c, json_pack("{s:b, s:b, s:o}", "done", 1, "ok", all, "results", res));
@@ -416,6 +425,7 @@ static void do_sync(struct ctl *c, const char *peer, bool wait)
 		c->wait[c->nwait].done = false;
 		c->wait[c->nwait].result = ZILA_EINTERNAL;
 		c->wait[c->nwait].reason[0] = '\0';
+		c->wait[c->nwait].refused[0] = '\0';
 		c->nwait++;
 	}
 	daemon_kick(d);
@@ -462,6 +472,7 @@ void control_target_done(struct daemon *d, struct target *t, uint64_t seqno, int
 				c->wait[i].done = true;
 				c->wait[i].result = result;
 				snprintf(c->wait[i].reason, sizeof(c->wait[i].reason), "%s", result ? reason : "");
+				snprintf(c->wait[i].refused, sizeof(c->wait[i].refused), "%s", result ? "" : t->refused);
 			}
 			all = all && c->wait[i].done;
 		}

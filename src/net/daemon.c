@@ -206,6 +206,9 @@ static void note_store_error(struct daemon *d, const struct conn *c)
 		 c->target != NULL ? "the sync with" : "the peer at", c->addr);
 }
 
+#define BUSY_RETRIES 5      /* quick retries of a peer that turned a handshake away */
+#define BUSY_RETRY_MS 1200u /* a handshake token comes back every second */
+
 void daemon_session_ended(struct daemon *d, struct conn *c)
 {
 	const struct zila_session_stats *st = c->sess ? zila_session_stats(c->sess) : NULL;
@@ -254,7 +257,7 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 			 (unsigned long long)st->entries_received, (unsigned long long)st->entries_applied,
 			 (unsigned long long)st->entries_rejected, st->in_step ? ", already in step" : "");
 		if (st->entries_rejected > 0)
-			zila_log(ZILA_LOG_WARN, "%llu entries from %s were rejected (see the log lines above)",
+			zila_log(ZILA_LOG_WARN, "%llu entries from %s were not taken (each refusal is logged once per 10 minutes, with its reason)",
 				 (unsigned long long)st->entries_rejected, lbl);
 		if (st->peer_now_ms != 0 && (st->clock_offset_ms > CLOCK_WARN_MS || st->clock_offset_ms < -CLOCK_WARN_MS))
 			zila_log(ZILA_LOG_WARN, "the clock of %s differs from HQ's time by %lld s", lbl,
@@ -265,10 +268,16 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		char v[32];
 		if (zila_store_counts(d->store, &counts) == 0) {
 			snprintf(v, sizeof(v), "%lld", (long long)counts.own_entries);
-			if (zila_store_meta_set(d->store, ZILA_META_NET_OWN_ANY, v) != 0 ||
-			    (st->peer_is_hq && zila_store_meta_set(d->store, ZILA_META_NET_OWN_HQ, v) != 0))
+			if (zila_store_meta_set(d->store, ZILA_META_NET_OWN_ANY, v) != 0)
 				zila_log(ZILA_LOG_WARN, "cannot record the sync in the replica");
 		}
+		/* What the peer refused of ours, and for HQ what it holds (status, sync --wait). */
+		refused_learn(d, c, st);
+		/* A session that completed gives its handshake token back: the limit is for
+		 * handshakes and sessions that fail, and a laptop syncing often (its daemon, then
+		 * its user) must never be turned away for it. */
+		if (!c->initiator && c->ip[0] != '\0')
+			conn_rate_refund(d, c->ip);
 		/* What the session offered, the peer has: noticing the session's own seal later
 		 * (on_debounce) dials nobody who took part. */
 		for (struct target *x = d->targets; x != NULL; x = x->next)
@@ -284,7 +293,18 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		t->conn = NULL;
 		if (c->duplicate) {
 			/* Not a result: the other session with the device stands for this one. */
+		} else if (!ok && c->busy_refused && t->busy_retries < BUSY_RETRIES) {
+			/* Turned away unanswered right after a completed sync: the peer is busy for a
+			 * moment. Try again soon; a user waiting for this sync waits for that one. */
+			t->busy_retries++;
+			t->want = true;
+			t->next_ms = uv_now(&d->loop) + BUSY_RETRY_MS;
+			snprintf(t->last_error, sizeof(t->last_error), "%s", c->reason);
+			zila_log(ZILA_LOG_INFO, "%s is busy; trying again in %u ms", t->addr, BUSY_RETRY_MS);
+			daemon_kick(d);
+			return;
 		} else if (ok) {
+			t->busy_retries = 0;
 			zila_backoff_reset(&t->backoff);
 			t->want = t->again;
 			t->again = false;

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "zila/buf.h"
@@ -62,6 +63,9 @@ enum target_source { SRC_CONFIG, SRC_HQ, SRC_LAN };
 enum noisy_kind { NOISY_CAP, NOISY_RATE, NOISY_ADDR, NOISY_EVICTED, NOISY_FAILED, NOISY_TIMEOUT, NOISY_KINDS };
 
 /* An address the daemon dials: a configured peer, HQ, or a LAN peer heard by beacon. */
+#define REFUSED_SKIPS 16 /* feeds skipped per session */
+#define REFUSED_MEM 64   /* refusals remembered per daemon */
+
 struct target {
 	struct target *next;
 	struct daemon *d;
@@ -82,6 +86,8 @@ struct target {
 	uint64_t last_ok;   /* wall clock (s) of the last completed sync, 0: never */
 	int64_t own_offered; /* our own entries when that sync started (daemon_own_sealed) */
 	char last_error[300];
+	char refused[600]; /* what the peer refused of ours in the last session, for waiters */
+	unsigned busy_retries; /* quick retries after busy refusals (conn.busy_refused) */
 	bool removed;
 };
 
@@ -124,6 +130,10 @@ struct conn {
 	bool finished;       /* conn_finished() ran */
 	bool preauth;        /* inbound and not authenticated yet: counted in d->npreauth */
 	char ip[64];         /* the peer's address without the port (inbound) */
+	uint64_t bytes_in;   /* bytes read from the peer */
+	bool busy_refused;   /* the peer turned our handshake away unanswered, soon after a sync */
+	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */
+	size_t nskip;
 	uint8_t rbuf[READ_CHUNK];
 };
 
@@ -143,6 +153,7 @@ struct ctl {
 		bool done;
 		int result;
 		char reason[300];
+		char refused[600];
 	} wait[32];
 	bool waiting;
 };
@@ -217,7 +228,25 @@ struct daemon {
 	struct ctl *ctls;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	int64_t started_wall;
+	/* Feeds peers refused (refused.c): not offered to that peer again while its trust
+	 * records stay the same. A ring: the oldest is forgotten first. */
+	struct refused_mem {
+		uint8_t peer[32];
+		struct zila_session_skip skip;
+	} refused[REFUSED_MEM];
+	size_t nrefused, next_refused;
 };
+
+/* refused.c */
+/* The feeds not to offer the peer (device key) in a session: into c->skip. */
+void refused_skips(struct daemon *d, struct conn *c);
+/* After a completed session: remembers what the peer refused, and when the peer is HQ,
+ * records in the replica how many of our entries HQ holds and what it refused of ours (for
+ * status), and the target's refused text (for sync --wait). */
+void refused_learn(struct daemon *d, struct conn *c, const struct zila_session_stats *st);
+/* For status: HQ's refusals of our entries (a JSON array, maybe empty) and, for each, a
+ * warning in plain words with what to do, appended to warn. */
+json_t *refused_status(struct daemon *d, json_t *warn);
 
 /* daemon.c */
 uint64_t daemon_wall(void);
@@ -237,6 +266,8 @@ void daemon_session_ended(struct daemon *d, struct conn *c);
 
 /* conn.c */
 int conn_dial(struct daemon *d, struct target *t);
+/* Gives a handshake token back to the source address ip (a session from it completed). */
+void conn_rate_refund(struct daemon *d, const char *ip);
 void conn_accept(struct daemon *d);
 void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len, int status);
 const char *conn_state_name(enum conn_state s);

@@ -8,7 +8,8 @@
  *              last_result              -- 'ok' or why the last session failed
  *              sent, received           -- entries in the last session, each way
  *              entries_at_sync          -- entries we held when that session completed
- *              clock_offset_ms)         -- its clock minus ours at its last Hello */
+ *              clock_offset_ms)         -- its clock minus HQ's time as we knew it at its last
+ *                                          Hello (minus ours when we know nothing of HQ's) */
 #include <stdio.h>
 #include <string.h>
 
@@ -89,6 +90,8 @@ void peers_synced(struct daemon *d, const struct conn *c, const struct zila_sess
 	sqlite3_bind_int64(st, 4, s ? (sqlite3_int64)s->entries_sent : 0);
 	sqlite3_bind_int64(st, 5, s ? (sqlite3_int64)s->entries_received : 0);
 	sqlite3_bind_int64(st, 6, counts.entries);
+	/* Our own clock's error is not the peer's: measured against HQ's time (as learnt), a
+	 * peer is not blamed for our clock, and the warning goes once ours is set right. */
 	if (s && s->peer_now_ms)
 		sqlite3_bind_int64(st, 7, s->clock_offset_ms);
 	step(st, "a session");

@@ -376,6 +376,18 @@ static bool refused(int rr)
 
 #define APPLY_AGAIN 1 /* apply_window(): redo with a savepoint per entry */
 
+/* Rows parked in the replica now (-1 when it cannot be read). */
+static int64_t parked_count(struct zila_store *s)
+{
+	sqlite3_stmt *q = NULL;
+	int64_t n = -1;
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM zila_parked", -1, &q, NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return n;
+}
+
 /* Applies the sorted, admitted entries in one transaction. Careless, an entry the merge
  * refuses would leave part of its rows behind, so the first refusal gives up with
  * APPLY_AGAIN (the caller rolls back and comes again careful); careful, each entry runs
@@ -389,6 +401,7 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	int r;
 	if ((r = store_begin(s, err)) != 0)
 		return r;
+	int64_t parked0 = parked_count(s);
 	/* Rows merged into a table sealed up to here need no seal: the mark passes them. */
 	if ((r = store_hw_check(s)) != 0) {
 		r = store_db_error(s, err, "cannot read the high-water rowids");
@@ -409,6 +422,9 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 		}
 		if (x->e.info.seq != head + 1) {
 			st->ngap++;
+			snprintf(what, sizeof(what), "waits for entry %llu of its feed, which this replica does not hold",
+				 (unsigned long long)(head + 1));
+			store_refusal(s, st, &x->e.info, ZILA_EGAP, what);
 			continue;
 		}
 		int applied = 1;
@@ -435,8 +451,8 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 				zila_log(ZILA_LOG_INFO, "holding entry of %s until this replica has its schema", what);
 			} else {
 				st->nrejected++;
-				zila_log(ZILA_LOG_WARN, "rejected entry of %s: %s", what,
-					 rr == ZILA_ESCOPE ? "it writes rows outside its partition" : zila_strerror(rr));
+				store_refusal(s, st, &x->e.info, rr,
+					      rr == ZILA_ESCOPE ? "it writes rows outside its partition" : zila_strerror(rr));
 				entry_deflate(&x->e);
 				if ((r = store_exec(s, "RELEASE entry", err)) != 0)
 					goto fail;
@@ -460,6 +476,10 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 		r = store_db_error(s, err, "cannot finish applying");
 		goto fail;
 	}
+	/* A row parked on the way and restored before the end (a child applied before its
+	 * parent in one entry) is nothing to review: report what is parked now that was not. */
+	int64_t parked1 = parked_count(s);
+	st->nparked = parked0 >= 0 && parked1 > parked0 ? (size_t)(parked1 - parked0) : 0;
 	return store_commit(s, err);
 fail:
 	store_rollback(s);
@@ -472,7 +492,6 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 	struct zila_apply_stats dummy, before;
 	struct incoming *in = NULL;
 	ZSTD_DCtx *dc = NULL;
-	char what[128];
 	int r;
 	if (st == NULL)
 		st = &dummy;
@@ -501,8 +520,7 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 			zila_error_clear(&why);
 			rr = s->hooks.admit(s->hooks.ctx, s, &in[i].e.info, &why);
 			if (rr != 0) {
-				describe(what, sizeof(what), &in[i].e.info);
-				zila_log(ZILA_LOG_WARN, "rejected entry of %s: %s", what, zila_error_msg(&why, rr));
+				store_refusal(s, st, &in[i].e.info, rr, zila_error_msg(&why, rr));
 				st->nrejected++;
 				entry_release(&in[i].e);
 				continue;

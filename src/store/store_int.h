@@ -127,7 +127,22 @@ struct zila_store {
 	struct ckpt *ckpt;  /* the checkpoint thread (checkpoint.c), started on first need */
 	bool ckpt_failed;   /* it could not start: the writer checkpoints */
 	bool nosync;        /* a merge is committing with synchronous OFF */
+	/* Refusals logged lately (refuse.c): the same refusal is logged once per
+	 * REFUSAL_LOG_MS, with a count of the times it was met meanwhile. */
+	struct refusal_logged {
+		uint8_t key[16];
+		uint64_t at_ms;
+		uint64_t again;
+	} refusals_logged[32];
 };
+
+/* --- refuse.c --- */
+/* Records that the entry described by info was not taken (code, reason in plain words) in
+ * st for its sender, and logs it: once per feed and apply, and the same refusal at most once
+ * per 10 minutes. A gap (ZILA_EGAP) only counts behind a refusal of its feed, or is noted
+ * when it is the first of its feed, and is logged at INFO. */
+void store_refusal(struct zila_store *s, struct zila_apply_stats *st, const struct zila_entry_info *info, int code,
+		   const char *reason);
 
 /* --- checkpoint.c --- */
 /* Installs the WAL hook that hands checkpoints to a thread of the store. */

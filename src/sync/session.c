@@ -16,6 +16,14 @@
 #define ENTRIES_PER_CHUNK_MAX 100000
 #define REASON_MAX 200
 #define CERT_FILE_MAX 4096
+#define REFUSED_MAX 64 /* Refused items in one Ack */
+
+/* One of our own feeds as the peer holds it (for own_at_peer). */
+struct own_feed {
+	char part[ZILA_PART_MAX + 1];
+	uint64_t ours, peer;
+	bool skipped; /* not offered: the peer refused it before */
+};
 
 struct pdigest {
 	char part[ZILA_PART_MAX + 1];
@@ -36,6 +44,7 @@ struct zila_session {
 	struct pdigest *parts;   /* ours, sorted by part */
 	size_t nparts;
 	uint8_t trust_digest[DIGEST_LEN];
+	uint8_t history_digest[DIGEST_LEN]; /* over the earlier certificates (type 3) */
 	bool has_trust;
 	char (*differ)[ZILA_PART_MAX + 1]; /* partitions to exchange, sorted */
 	size_t ndiffer;
@@ -53,6 +62,9 @@ struct zila_session {
 	unsigned pend_chunks;
 	struct zila_buf msg;   /* an encoded message being sent */
 	struct zila_buf chunk; /* the entries of a chunk being built */
+	struct own_feed *own;  /* our own feeds in partitions the peer reads */
+	size_t nown;
+	bool own_known;        /* own[].peer is known (its Heads, or digests equal) */
 };
 
 /* --- helpers ---------------------------------------------------------------------- */
@@ -197,20 +209,23 @@ out:
 static bool record_relevant(const struct zila_session *s, uint8_t type, struct zila_view bytes)
 {
 	struct zila_cert c;
-	if (s->cfg.peer_may_read == NULL || type != ZILA_TRUST_CERT || zila_cert_decode(bytes, &c) != 0)
+	if (s->cfg.peer_may_read == NULL || (type != ZILA_TRUST_CERT && type != ZILA_TRUST_CERT_PAST) ||
+	    zila_cert_decode(bytes, &c) != 0)
 		return true;
 	return c.scope_all || peer_may_read(s, c.district);
 }
 
 struct trust_hash {
 	const struct zila_session *s;
-	crypto_generichash_state g;
+	crypto_generichash_state g, gh; /* current records; earlier certificates */
 };
 
 static int trust_hash_one(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
 {
 	struct trust_hash *th = ctx;
-	crypto_generichash_state *g = &th->g;
+	/* Earlier certificates have a digest of their own, which peers of before them ignore:
+	 * trust_digest means what it meant to them. */
+	crypto_generichash_state *g = type == ZILA_TRUST_CERT_PAST ? &th->gh : &th->g;
 	if (!record_relevant(th->s, type, bytes))
 		return 0;
 	uint8_t h[32], len[4] = { (uint8_t)(id.len >> 24), (uint8_t)(id.len >> 16), (uint8_t)(id.len >> 8),
@@ -228,8 +243,10 @@ static int make_trust_digest(struct zila_session *s)
 	struct trust_hash th;
 	th.s = s;
 	crypto_generichash_init(&th.g, NULL, 0, DIGEST_LEN);
+	crypto_generichash_init(&th.gh, NULL, 0, DIGEST_LEN);
 	int r = zila_store_trust_each(s->cfg.store, trust_hash_one, &th);
 	crypto_generichash_final(&th.g, s->trust_digest, DIGEST_LEN);
+	crypto_generichash_final(&th.gh, s->history_digest, DIGEST_LEN);
 	return r;
 }
 
@@ -268,7 +285,7 @@ static int trust_flush(struct trust_out *t)
 static int record_pass(const struct trust_out *t, uint8_t type, struct zila_view bytes)
 {
 	struct zila_cert c;
-	if (type != ZILA_TRUST_CERT)
+	if (type != ZILA_TRUST_CERT && type != ZILA_TRUST_CERT_PAST)
 		return 2;
 	if (zila_cert_decode(bytes, &c) != 0)
 		return 2;
@@ -326,7 +343,7 @@ static int send_trust(struct zila_session *s)
 /* The id a record is kept under comes from the record itself, never from the sender. */
 static int record_id(uint8_t type, struct zila_view bytes, uint8_t id[32])
 {
-	if (type == ZILA_TRUST_CERT) {
+	if (type == ZILA_TRUST_CERT || type == ZILA_TRUST_CERT_PAST) {
 		struct zila_cert c;
 		int r = zila_cert_decode(bytes, &c);
 		if (r == 0)
@@ -368,13 +385,14 @@ static int receive_trust(struct zila_session *s, const Zila__Trust *tr, struct z
 				continue;
 			}
 			/* Sessions send every record on any change: skip what is kept already. */
-			if (zila_store_trust_held(s->cfg.store, (uint8_t)rec->type, zila_view_make(id, 32), bytes)) {
+			if (zila_trust_held(s->cfg.store, (uint8_t)rec->type, bytes)) {
 				done[i] = true;
 				continue;
 			}
 			if (zila_trust_check_record(s->cfg.trust, (uint8_t)rec->type, bytes, &why) != 0)
 				continue;
-			if ((r = zila_store_trust_put(s->cfg.store, (uint8_t)rec->type, zila_view_make(id, 32), bytes)) != 0)
+			/* A certificate older than the one held is kept as an earlier one. */
+			if ((r = zila_trust_keep(s->cfg.store, (uint8_t)rec->type, bytes)) != 0)
 				break;
 			done[i] = progress = true;
 			s->st.trust_received++;
@@ -468,10 +486,14 @@ out:
 	return 0;
 }
 
+static void own_settle(struct zila_session *s);
+
 static void check_done(struct zila_session *s)
 {
-	if (s->state == ZILA_SESSION_EXCHANGE && s->sent_done && s->chunks_acked == s->chunks_sent && s->got_done)
+	if (s->state == ZILA_SESSION_EXCHANGE && s->sent_done && s->chunks_acked == s->chunks_sent && s->got_done) {
 		s->state = ZILA_SESSION_DONE;
+		own_settle(s);
+	}
 }
 
 static unsigned my_window(const struct zila_session *s)
@@ -517,9 +539,23 @@ static int apply_pending_ack(struct zila_session *s, bool ack, struct zila_error
 		return 0;
 	Zila__Ack a = ZILA__ACK__INIT;
 	Zila__Message m = ZILA__MESSAGE__INIT;
+	Zila__Refused rf[ZILA_APPLY_REFUSALS], *rp[ZILA_APPLY_REFUSALS];
 	a.chunk = s->chunks_received;
 	a.applied = (uint32_t)(st.napplied + st.nheld);
 	a.rejected = (uint32_t)(st.nrejected + st.ngap);
+	/* The sender learns what we did not take, and why (PROTOCOL.md, "Ack"). */
+	for (size_t i = 0; i < st.nrefusals; i++) {
+		zila__refused__init(&rf[i]);
+		rf[i].origin.data = st.refusals[i].origin;
+		rf[i].origin.len = 32;
+		rf[i].part = st.refusals[i].part;
+		rf[i].seq = st.refusals[i].seq;
+		rf[i].code = (uint32_t)-st.refusals[i].code;
+		rf[i].reason = st.refusals[i].reason;
+		rp[i] = &rf[i];
+	}
+	a.n_refused = st.nrefusals;
+	a.refused = rp;
 	m.body_case = ZILA__MESSAGE__BODY_ACK;
 	m.ack = &a;
 	if ((r = emit(s, &m)) != 0)
@@ -557,6 +593,92 @@ static int receive_entries(struct zila_session *s, const Zila__Entries *e, struc
 
 static int unpack_checked(const uint8_t *p, size_t len, Zila__Message **out, struct zila_error *err);
 
+/* --- what the peer refused ------------------------------------------------------------ */
+
+static struct zila_refusal *refusal_of(struct zila_session_stats *st, const uint8_t origin[32], const char *part)
+{
+	for (size_t i = 0; i < st->nrefused; i++)
+		if (memcmp(st->refused[i].origin, origin, 32) == 0 && strcmp(st->refused[i].part, part) == 0)
+			return &st->refused[i];
+	return NULL;
+}
+
+/* The Refused items of a peer's Ack: kept per feed (the lowest seq), ours logged. */
+static void receive_refused(struct zila_session *s, const Zila__Ack *a)
+{
+	const uint8_t *self = zila_store_device_pk(s->cfg.store);
+	for (size_t i = 0; i < a->n_refused; i++) {
+		const Zila__Refused *x = a->refused[i];
+		struct zila_refusal *r = refusal_of(&s->st, x->origin.data, x->part);
+		if (r != NULL) {
+			if (x->seq < r->seq) {
+				r->seq = x->seq;
+				r->code = -(int)x->code;
+				snprintf(r->reason, sizeof(r->reason), "%s", x->reason);
+			}
+			continue;
+		}
+		if (s->st.nrefused == ZILA_APPLY_REFUSALS) {
+			s->st.refused_more++;
+			continue;
+		}
+		r = &s->st.refused[s->st.nrefused++];
+		memset(r, 0, sizeof(*r));
+		memcpy(r->origin, x->origin.data, 32);
+		snprintf(r->part, sizeof(r->part), "%s", x->part);
+		r->seq = x->seq;
+		r->code = -(int)x->code;
+		snprintf(r->reason, sizeof(r->reason), "%s", x->reason);
+		if (memcmp(r->origin, self, 32) == 0)
+			zila_log(ZILA_LOG_WARN, "the peer did not take entry %llu of this device's feed '%s': %s",
+				 (unsigned long long)r->seq, r->part[0] ? r->part : "(org)", r->reason);
+	}
+}
+
+/* Our own feeds the peer may read, as it holds them before the exchange: all of ours when
+ * the partition's digests are equal, else its Heads say (have: sorted by head_cmp). */
+static int own_feeds(struct zila_session *s, const struct zila_vector *have)
+{
+	const uint8_t *self = zila_store_device_pk(s->cfg.store);
+	free(s->own);
+	s->nown = 0;
+	if ((s->own = calloc(s->mine.nheads + 1, sizeof(*s->own))) == NULL)
+		return ZILA_ENOMEM;
+	for (size_t i = 0; i < s->mine.nheads; i++) {
+		const struct zila_feed_head *h = &s->mine.heads[i];
+		if (memcmp(h->origin, self, 32) != 0 || !peer_may_read(s, h->part))
+			continue;
+		struct own_feed *o = &s->own[s->nown++];
+		memcpy(o->part, h->part, sizeof(o->part));
+		o->ours = o->peer = h->seq;
+		if (have == NULL || !in_differ(s, h->part))
+			continue;
+		const struct zila_feed_head *p = bsearch(h, have->heads, have->nheads, sizeof(*h), head_cmp);
+		o->peer = p == NULL ? 0 : p->seq < h->seq ? p->seq : h->seq;
+	}
+	s->own_known = true;
+	return 0;
+}
+
+/* At DONE: how many of our entries the peer holds now. What we sent it took, unless its Acks
+ * refused a feed from some entry on; a feed we did not offer stays where it was. */
+static void own_settle(struct zila_session *s)
+{
+	const uint8_t *self = zila_store_device_pk(s->cfg.store);
+	s->st.own_at_peer = s->st.own_not_at_peer = 0;
+	for (size_t i = 0; s->own_known && i < s->nown; i++) {
+		struct own_feed *o = &s->own[i];
+		uint64_t at = o->ours;
+		const struct zila_refusal *r = refusal_of(&s->st, self, o->part);
+		if (o->skipped)
+			at = o->peer;
+		else if (r != NULL && r->seq > 0 && r->seq - 1 < o->ours)
+			at = r->seq - 1 > o->peer ? r->seq - 1 : o->peer;
+		s->st.own_at_peer += at;
+		s->st.own_not_at_peer += o->ours - at;
+	}
+}
+
 /* --- the session ------------------------------------------------------------------ */
 
 int zila_session_new(struct zila_session **out, const struct zila_session_config *cfg, struct zila_error *err)
@@ -590,6 +712,7 @@ void zila_session_free(struct zila_session *s)
 	free(s->pend_offs);
 	free(s->parts);
 	free(s->differ);
+	free(s->own);
 	free(s);
 }
 
@@ -672,6 +795,8 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	if (s->has_trust) {
 		h.trust_digest.data = s->trust_digest;
 		h.trust_digest.len = DIGEST_LEN;
+		h.history_digest.data = s->history_digest;
+		h.history_digest.len = DIGEST_LEN;
 	}
 	h.n_parts = s->nparts;
 	h.parts = pp;
@@ -720,6 +845,10 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->st.peer_now_ms = h->now_ms;
 	s->st.peer_hq_now_ms = h->hq_now_ms;
 	s->st.peer_is_hq = (h->flags & 1) != 0;
+	if (h->trust_digest.len == DIGEST_LEN) {
+		memcpy(s->st.peer_trust, h->trust_digest.data, DIGEST_LEN);
+		s->st.has_peer_trust = true;
+	}
 	s->peer_window = h->window == 0 ? 4 : h->window > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : h->window;
 	/* What is learnt is used at once; writing it down may wait for the next session (a
 	 * full disk or a lock here is met again, and reported, where the session writes). */
@@ -756,9 +885,17 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	/* Both sides must reach the same verdict, also when only one exchanges trust records. */
 	s->trust_differs = h->trust_digest.len != (s->has_trust ? DIGEST_LEN : 0) ||
 			   (s->has_trust && memcmp(h->trust_digest.data, s->trust_digest, DIGEST_LEN) != 0);
+	/* Earlier certificates count only when both sides keep them (a peer of before them
+	 * sends no history digest and ignores ours), so both reach the same verdict. */
+	if (s->has_trust && h->history_digest.len == DIGEST_LEN &&
+	    memcmp(h->history_digest.data, s->history_digest, DIGEST_LEN) != 0)
+		s->trust_differs = true;
 	if (s->ndiffer == 0 && !s->trust_differs) {
 		s->st.in_step = true;
 		s->state = ZILA_SESSION_DONE;
+		if ((r = own_feeds(s, NULL)) != 0)
+			return fail(s, err, r, "out of memory");
+		own_settle(s);
 		return 0;
 	}
 	s->state = ZILA_SESSION_EXCHANGE;
@@ -806,7 +943,7 @@ static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct z
 {
 	struct zila_vector have = { NULL, 0 };
 	int r = 0;
-	if ((have.heads = calloc(hd->n_heads + s->nwithheld + 1, sizeof(*have.heads))) == NULL)
+	if ((have.heads = calloc(hd->n_heads + s->nwithheld + s->cfg.nskip + 1, sizeof(*have.heads))) == NULL)
 		return fail(s, err, ZILA_ENOMEM, "out of memory");
 	for (size_t i = 0; i < hd->n_heads; i++) {
 		const Zila__FeedHead *x = hd->heads[i];
@@ -822,8 +959,37 @@ static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct z
 	for (size_t i = 1; i < have.nheads; i++)
 		if (head_cmp(&have.heads[i - 1], &have.heads[i]) == 0)
 			r = ZILA_EPROTO;
-	/* The peer "has" what we withhold, so the outbox skips it. */
+	if (r == 0 && (r = own_feeds(s, &have)) != 0) {
+		zila_vector_release(&have);
+		return fail(s, err, r, "out of memory");
+	}
+	/* What the peer refused before is not offered again while its trust records are the
+	 * same, unless we just sent it records (its verdict may change). */
 	size_t npeer = have.nheads;
+	for (size_t i = 0; r == 0 && i < s->cfg.nskip && s->st.trust_sent == 0 && s->st.has_peer_trust; i++) {
+		const struct zila_session_skip *k = &s->cfg.skip[i];
+		struct zila_feed_head key;
+		memset(&key, 0, sizeof(key));
+		memcpy(key.origin, k->origin, 32);
+		memcpy(key.part, k->part, sizeof(key.part));
+		if (memcmp(k->peer_trust, s->st.peer_trust, DIGEST_LEN) != 0 || !in_differ(s, k->part))
+			continue;
+		struct zila_feed_head *h = bsearch(&key, have.heads, npeer, sizeof(*h), head_cmp);
+		if (h != NULL && h->seq >= k->seq)
+			continue; /* it took them since, from someone */
+		if (h == NULL)
+			h = &have.heads[have.nheads++];
+		*h = key;
+		h->seq = INT64_MAX;
+		s->st.feeds_skipped++;
+		for (size_t j = 0; j < s->nown; j++)
+			if (memcmp(k->origin, zila_store_device_pk(s->cfg.store), 32) == 0 && strcmp(s->own[j].part, k->part) == 0)
+				s->own[j].skipped = true;
+	}
+	if (have.nheads > npeer)
+		qsort(have.heads, have.nheads, sizeof(*have.heads), head_cmp);
+	/* The peer "has" what we withhold, so the outbox skips it. */
+	npeer = have.nheads;
 	for (size_t i = 0; r == 0 && i < s->nwithheld; i++) {
 		struct zila_feed_head *h = bsearch(&s->withheld[i], have.heads, npeer, sizeof(*h), head_cmp);
 		if (h == NULL)
@@ -886,6 +1052,7 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 			r = fail(s, err, ZILA_EPROTO, "unexpected acknowledgement");
 		else {
 			s->chunks_acked = m->ack->chunk;
+			receive_refused(s, m->ack);
 			r = pump(s, err);
 		}
 		break;
@@ -1013,7 +1180,8 @@ static int check_body(const Zila__Message *m)
 	case ZILA__MESSAGE__BODY_HELLO: {
 		const Zila__Hello *h = m->hello;
 		if (h->version < 1 || h->n_parts > ZILA_SESSION_PARTS_MAX ||
-		    (h->trust_digest.len != 0 && h->trust_digest.len != DIGEST_LEN))
+		    (h->trust_digest.len != 0 && h->trust_digest.len != DIGEST_LEN) ||
+		    (h->history_digest.len != 0 && h->history_digest.len != DIGEST_LEN))
 			return ZILA_EFORMAT;
 		for (size_t i = 0; i < h->n_parts; i++) {
 			if (!name_ok(h->parts[i]->part, ZILA_PART_MAX) || h->parts[i]->digest.len != DIGEST_LEN)
@@ -1048,7 +1216,15 @@ static int check_body(const Zila__Message *m)
 				return ZILA_EFORMAT;
 		return 0;
 	case ZILA__MESSAGE__BODY_ACK:
-		return m->ack->chunk == 0 ? ZILA_EFORMAT : 0;
+		if (m->ack->chunk == 0 || m->ack->n_refused > REFUSED_MAX)
+			return ZILA_EFORMAT;
+		for (size_t i = 0; i < m->ack->n_refused; i++) {
+			const Zila__Refused *x = m->ack->refused[i];
+			if (x->origin.len != 32 || !name_ok(x->part, ZILA_PART_MAX) || x->seq == 0 || x->seq > INT64_MAX ||
+			    !name_ok(x->reason, REASON_MAX))
+				return ZILA_EFORMAT;
+		}
+		return 0;
 	case ZILA__MESSAGE__BODY_DONE:
 		return 0;
 	case ZILA__MESSAGE__BODY_ERROR:

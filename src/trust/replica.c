@@ -136,13 +136,159 @@ out:
 	return r;
 }
 
-static int check_with_issuer(struct zila_store *s, const uint8_t root_pk[32], const uint8_t issuer_pk[32],
+/* Every certificate kept for device_pk (current and earlier), at most max, into out. */
+static int certs_of(struct zila_store *s, const uint8_t device_pk[32], struct zila_cert *out, size_t max, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB, rc;
+	*n = 0;
+	if (sqlite3_prepare_v2(zila_store_db(s),
+			       "SELECT bytes FROM zila_trust WHERE (type = ?1 AND id = ?3)"
+			       " OR (type = ?2 AND substr(id, 1, 32) = ?3 AND length(id) = ?4)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int(st, 1, ZILA_TRUST_CERT);
+	sqlite3_bind_int(st, 2, ZILA_TRUST_CERT_PAST);
+	sqlite3_bind_blob(st, 3, device_pk, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, ZILA_TRUST_PAST_ID_LEN);
+	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(st, 0);
+		int len = sqlite3_column_bytes(st, 0);
+		/* A record filed under another device's key is never believed. */
+		if (p == NULL || len <= 0 || zila_cert_decode(zila_view_make(p, (size_t)len), &out[*n]) != 0 ||
+		    sodium_memcmp(out[*n].device_pk, device_pk, 32) != 0)
+			continue;
+		(*n)++;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Which of two certificates of a device is newer: by not-before, then by bytes, so that
+ * every replica calls the same one current. */
+static bool cert_newer(const struct zila_cert *a, const struct zila_cert *b)
+{
+	if (a->not_before != b->not_before)
+		return a->not_before > b->not_before;
+	return memcmp(a->sig, b->sig, sizeof(a->sig)) > 0;
+}
+
+int zila_trust_cert_at(struct zila_store *s, const uint8_t device_pk[32], uint64_t t, struct zila_cert *out)
+{
+	struct zila_cert *all = calloc(ZILA_TRUST_HISTORY_MAX, sizeof(*all));
+	size_t n = 0;
+	int r = all == NULL ? ZILA_ENOMEM : certs_of(s, device_pk, all, ZILA_TRUST_HISTORY_MAX, &n);
+	const struct zila_cert *best = NULL;
+	memset(out, 0, sizeof(*out));
+	if (r != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (all[i].not_before <= t && (best == NULL || cert_newer(&all[i], best)))
+			best = &all[i];
+	r = n == 0 ? ZILA_ENOTFOUND : best == NULL ? ZILA_EEXPIRED : 0;
+	if (best != NULL)
+		*out = *best;
+out:
+	free(all);
+	return r;
+}
+
+static void past_id(const struct zila_cert *c, struct zila_view bytes, uint8_t id[ZILA_TRUST_PAST_ID_LEN])
+{
+	uint8_t h[32];
+	memcpy(id, c->device_pk, 32);
+	for (int i = 0; i < 8; i++)
+		id[32 + i] = (uint8_t)(c->not_before >> (56 - 8 * i));
+	crypto_generichash(h, sizeof(h), bytes.p, bytes.len, NULL, 0);
+	memcpy(id + 40, h, 8);
+}
+
+bool zila_trust_held(struct zila_store *s, uint8_t type, struct zila_view bytes)
+{
+	struct zila_cert c;
+	struct zila_revocation rv;
+	uint8_t id[ZILA_TRUST_PAST_ID_LEN];
+	if (type == ZILA_TRUST_REVOKE) {
+		memset(&rv, 0, sizeof(rv));
+		if (zila_revocation_decode(bytes, &rv) != 0)
+			return false;
+		memcpy(id, rv.device_pk, 32);
+		zila_revocation_release(&rv);
+		return zila_store_trust_held(s, type, zila_view_make(id, 32), bytes);
+	}
+	if ((type != ZILA_TRUST_CERT && type != ZILA_TRUST_CERT_PAST) || zila_cert_decode(bytes, &c) != 0)
+		return false;
+	past_id(&c, bytes, id);
+	return zila_store_trust_held(s, ZILA_TRUST_CERT, zila_view_make(c.device_pk, 32), bytes) ||
+	       zila_store_trust_held(s, ZILA_TRUST_CERT_PAST, zila_view_make(id, sizeof(id)), bytes);
+}
+
+/* Files a certificate: the newest of a device is its current one (type 1), the others are
+ * kept as earlier ones, each judging the entries of its own time (zila_trust_cert_at). */
+static int keep_cert(struct zila_store *s, const struct zila_cert *c, struct zila_view bytes)
+{
+	uint8_t *held_bytes = NULL, id[ZILA_TRUST_PAST_ID_LEN];
+	size_t held_len = 0;
+	struct zila_cert held;
+	int r = record_get(s, ZILA_TRUST_CERT, c->device_pk, &held_bytes, &held_len);
+	if (r == ZILA_ENOTFOUND) {
+		r = zila_store_trust_put(s, ZILA_TRUST_CERT, zila_view_make(c->device_pk, 32), bytes);
+		goto out;
+	}
+	if (r != 0)
+		goto out;
+	if (held_len == bytes.len && memcmp(held_bytes, bytes.p, bytes.len) == 0)
+		goto out;
+	struct zila_view hv = zila_view_make(held_bytes, held_len);
+	if (zila_cert_decode(hv, &held) != 0 || sodium_memcmp(held.device_pk, c->device_pk, 32) != 0) {
+		/* Not a certificate of this device: nothing worth keeping. */
+		r = zila_store_trust_put(s, ZILA_TRUST_CERT, zila_view_make(c->device_pk, 32), bytes);
+		goto out;
+	}
+	if (cert_newer(c, &held)) {
+		past_id(&held, hv, id);
+		if ((r = zila_store_trust_put(s, ZILA_TRUST_CERT_PAST, zila_view_make(id, sizeof(id)), hv)) == 0)
+			r = zila_store_trust_put(s, ZILA_TRUST_CERT, zila_view_make(c->device_pk, 32), bytes);
+	} else {
+		past_id(c, bytes, id);
+		r = zila_store_trust_put(s, ZILA_TRUST_CERT_PAST, zila_view_make(id, sizeof(id)), bytes);
+	}
+out:
+	free(held_bytes);
+	return r;
+}
+
+int zila_trust_keep(struct zila_store *s, uint8_t type, struct zila_view bytes)
+{
+	if (type == ZILA_TRUST_CERT || type == ZILA_TRUST_CERT_PAST) {
+		struct zila_cert c;
+		int r = zila_cert_decode(bytes, &c);
+		return r ? r : keep_cert(s, &c, bytes);
+	}
+	if (type == ZILA_TRUST_REVOKE) {
+		struct zila_revocation rv;
+		memset(&rv, 0, sizeof(rv));
+		int r = zila_revocation_decode(bytes, &rv);
+		if (r == 0)
+			r = zila_store_trust_put(s, type, zila_view_make(rv.device_pk, 32), bytes);
+		zila_revocation_release(&rv);
+		return r;
+	}
+	return ZILA_EFORMAT;
+}
+
+/* The issuer's certificate that vouched at time t (an HQ device renews its own too). */
+static int check_with_issuer(struct zila_store *s, const uint8_t root_pk[32], const uint8_t issuer_pk[32], uint64_t t,
 			     struct zila_cert *issuer, const struct zila_cert **ip)
 {
 	*ip = NULL;
 	if (sodium_memcmp(issuer_pk, root_pk, 32) == 0)
 		return 0;
-	int r = zila_trust_cert_get(s, issuer_pk, issuer);
+	int r = zila_trust_cert_at(s, issuer_pk, t, issuer);
+	if (r == ZILA_EEXPIRED)
+		r = zila_trust_cert_get(s, issuer_pk, issuer); /* its verify says "expired" */
 	if (r == 0)
 		*ip = issuer;
 	return r == ZILA_ENOTFOUND ? 0 : r;
@@ -154,7 +300,7 @@ int zila_trust_cert_check(struct zila_store *s, const uint8_t root_pk[32], const
 	struct zila_cert issuer;
 	const struct zila_cert *ip;
 	char id[ZILA_DEVICE_ID_LEN + 1];
-	int r = check_with_issuer(s, root_pk, c->issuer_pk, &issuer, &ip);
+	int r = check_with_issuer(s, root_pk, c->issuer_pk, now, &issuer, &ip);
 	if (r == 0)
 		r = zila_cert_verify(c, root_pk, ip, now);
 	if (r != 0) {
@@ -164,9 +310,39 @@ int zila_trust_cert_check(struct zila_store *s, const uint8_t root_pk[32], const
 	return r;
 }
 
+/* Certificates a device held before keep their say over the entries of their time. */
 static int put_record(struct zila_store *s, uint8_t type, const uint8_t device_pk[32], struct zila_view bytes)
 {
-	return zila_store_trust_put(s, type, zila_view_make(device_pk, 32), bytes);
+	(void)device_pk;
+	return zila_trust_keep(s, type, bytes);
+}
+
+bool zila_trust_own_cert_warning(struct zila_store *s, uint64_t t, char *msg, size_t n)
+{
+	struct zila_cert own;
+	char when[40];
+	msg[0] = '\0';
+	if (zila_trust_org(s, NULL) != 0 || zila_trust_cert_get(s, zila_store_device_pk(s), &own) != 0)
+		return false;
+	if (t > own.not_after) {
+		zila_format_time(own.not_after * 1000, when, sizeof(when));
+		snprintf(msg, n,
+			 "this device's certificate expired on %s: changes made here now are refused by HQ and by every "
+			 "peer, and hold back this device's later changes; ask HQ to renew it ('zila enrol sign' at HQ, "
+			 "'zila enrol install' here) before making changes",
+			 when);
+	} else if (t < own.not_before) {
+		zila_format_time(own.not_before * 1000, when, sizeof(when));
+		snprintf(msg, n, "this device's certificate is valid only from %s: changes made here before then are refused",
+			 when);
+	} else if (own.not_after - t < ZILA_CERT_WARN_DAYS * DAY) {
+		zila_format_time(own.not_after * 1000, when, sizeof(when));
+		snprintf(msg, n,
+			 "this device's certificate expires on %s: ask HQ to renew it before then ('zila enrol request' "
+			 "here, 'zila enrol sign' at HQ, 'zila enrol install' here)",
+			 when);
+	}
+	return msg[0] != '\0';
 }
 
 /* This device's HQ certificate, which lets it issue certificates for the root. */
@@ -584,7 +760,7 @@ static int cert_check_cached(struct zila_trust_ctx *ctx, const uint8_t root_pk[3
 	const struct zila_cert *ip;
 	struct zila_buf b;
 	uint8_t key[32];
-	int r = check_with_issuer(ctx->s, root_pk, c->issuer_pk, &issuer, &ip);
+	int r = check_with_issuer(ctx->s, root_pk, c->issuer_pk, t, &issuer, &ip);
 	if (r != 0)
 		return r;
 	zila_buf_init(&b, 2 * ZILA_CERT_LEN + 32);
@@ -647,8 +823,18 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 				   id, e->part, e->seq);
 		goto out;
 	}
-	/* The certificate must have been valid when the entry was written. */
-	if ((r = cert_check_cached(ctx, root_pk, &c, t)) != 0) {
+	/* The certificate the device held when the entry was written (an earlier one, if it
+	 * was renewed since) must have been valid then. */
+	struct zila_cert then;
+	/* The current certificate is the newest: it is the one of any time from its start. */
+	int rt = t >= c.not_before ? 0 : zila_trust_cert_at(s, e->origin, t, &then);
+	if (rt != 0 && rt != ZILA_EEXPIRED) {
+		r = zila_error_set(err, rt, "device '%s': certificates unreadable", id);
+		goto out;
+	}
+	if (rt == 0 && t < c.not_before)
+		c = then;
+	if ((r = rt != 0 ? rt : cert_check_cached(ctx, root_pk, &c, t)) != 0) {
 		zila_error_set(err, r, "device '%s' feed '%s' seq %" PRIu64 ": certificate %s", id, e->part, e->seq,
 			       r == ZILA_EEXPIRED ? "not valid at the entry's time" : zila_strerror(r));
 		goto out;
@@ -689,7 +875,7 @@ int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zil
 {
 	struct zila_store *s = ctx->s;
 	uint8_t root_pk[32];
-	struct zila_cert c, held, issuer;
+	struct zila_cert c, issuer;
 	const struct zila_cert *ip;
 	struct zila_revocation rv;
 	int r;
@@ -699,7 +885,7 @@ int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zil
 		r = zila_error_set(err, ZILA_ENOTENROLLED, "trust record refused: this replica is not enrolled");
 		goto out;
 	}
-	if (type == ZILA_TRUST_CERT) {
+	if (type == ZILA_TRUST_CERT || type == ZILA_TRUST_CERT_PAST) {
 		if ((r = zila_cert_decode(bytes, &c)) != 0) {
 			zila_error_set(err, r, "certificate: %s", zila_strerror(r));
 			goto out;
@@ -708,17 +894,14 @@ int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zil
 		 * the entries written while it was valid. */
 		if ((r = zila_trust_cert_check(s, root_pk, &c, c.not_before, err)) != 0)
 			goto out;
-		/* Keep the newest certificate of a device; an older one replayed is refused. */
-		if (zila_trust_cert_get(s, c.device_pk, &held) == 0 && held.not_before > c.not_before) {
-			r = zila_error_set(err, ZILA_EEXIST, "certificate older than the one held");
-			goto out;
-		}
+		/* An older certificate than the one held is kept too (zila_trust_keep): it judges
+		 * the entries written while the device held it. The newest one stays current. */
 	} else if (type == ZILA_TRUST_REVOKE) {
 		if ((r = zila_revocation_decode(bytes, &rv)) != 0) {
 			zila_error_set(err, r, "revocation: %s", zila_strerror(r));
 			goto out;
 		}
-		if ((r = check_with_issuer(s, root_pk, rv.issuer_pk, &issuer, &ip)) != 0 ||
+		if ((r = check_with_issuer(s, root_pk, rv.issuer_pk, rv.created, &issuer, &ip)) != 0 ||
 		    (r = zila_revocation_verify(&rv, root_pk, ip, rv.created)) != 0) {
 			zila_error_set(err, r, "revocation: %s", zila_strerror(r));
 			goto out;

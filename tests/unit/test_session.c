@@ -164,6 +164,8 @@ struct pair {
  * and whether side a is HQ. */
 struct pair_opts {
 	bool live, a_is_hq;
+	const struct zila_session_skip *b_skip; /* side b's cfg.skip */
+	size_t b_nskip;
 };
 
 static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *rb, zila_part_filter_fn b_reads,
@@ -203,6 +205,8 @@ static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *r
 		ca.now_ms = cb.now_ms = 0;
 		ca.live = cb.live = o->live;
 		ca.is_hq = cb.peer_is_hq = o->a_is_hq;
+		cb.skip = o->b_skip;
+		cb.nskip = o->b_nskip;
 	}
 	assert_int_equal(zila_session_new(&p->a, &ca, &err), 0);
 	assert_int_equal(zila_session_new(&p->b, &cb, &err), 0);
@@ -299,6 +303,20 @@ static void test_converge_then_in_step(void **state)
 
 /* An entry refused half-way (its third row is known here in another partition) leaves
  * nothing behind, and the entries applied with it in one transaction stay applied. */
+struct warn_count {
+	int n;
+	char last[512];
+};
+
+static void count_warns(void *ctx, enum zila_log_level level, const char *msg)
+{
+	struct warn_count *w = ctx;
+	if (level > ZILA_LOG_WARN)
+		return;
+	w->n++;
+	snprintf(w->last, sizeof(w->last), "%s", msg);
+}
+
 static void test_refused_entry_alone(void **state)
 {
 	(void)state;
@@ -331,17 +349,68 @@ static void test_refused_entry_alone(void **state)
 	assert_int_equal(n, 3);
 	for (size_t i = 0; i < n; i++)
 		v[i] = zila_view_make(bytes.p + offs[i], (i + 1 < n ? offs[i + 1] : bytes.len) - offs[i]);
+	struct warn_count wc = { 0, "" };
+	zila_log_set_sink(count_warns, &wc, ZILA_LOG_WARN);
 	assert_int_equal(zila_store_apply(b.s, v, n, &st, &err), 0);
 	assert_int_equal(st.nrejected, 1);
 	assert_int_equal(st.napplied, 2);
+	/* The sender is told which entry and why; the log says it once. */
+	assert_int_equal(st.nrefusals, 1);
+	assert_int_equal(st.refusals[0].code, ZILA_ESCOPE);
+	assert_non_null(strstr(st.refusals[0].reason, "outside its partition"));
+	assert_int_equal(wc.n, 1);
+	assert_non_null(strstr(wc.last, "rejected entry"));
 	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id IN ('x1', 'x2')"), 0);
 	assert_int_equal(count(&b, "SELECT count(*) FROM zila_rows WHERE pk IN ('x1', 'x2')"), 0);
 	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id = 'y1'"), 1);
 	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id = 'x3' AND district_id = 'd2'"), 1);
-	/* Again: the refused entry is refused again, nothing else changes. */
-	assert_int_equal(zila_store_apply(b.s, v, n, &st, &err), 0);
-	assert_int_equal(st.nrejected, 1);
-	assert_int_equal(st.nduplicate, 2);
+	/* Again, and again: the refused entry is refused again, nothing else changes, and the
+	 * log does not repeat it (issue #22: 290 identical warnings a second). */
+	for (int k = 0; k < 50; k++) {
+		assert_int_equal(zila_store_apply(b.s, v, n, &st, &err), 0);
+		assert_int_equal(st.nrejected, 1);
+		assert_int_equal(st.nduplicate, 2);
+		assert_int_equal(st.nrefusals, 1);
+	}
+	assert_int_equal(wc.n, 1);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_ERROR);
+	zila_buf_release(&bytes);
+	replica_close(&a);
+	replica_close(&b);
+}
+
+/* Issue #22, also seen: HQ's catalogue (a state and its districts, in one entry) applied on a
+ * new replica parks nothing, and says so: a child met before its parent inside one entry is
+ * not a parked row to review. */
+static void test_parked_counts_what_stays(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_outbox *o = NULL;
+	struct zila_buf bytes;
+	struct zila_view v[4];
+	size_t n = 0, len;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	exec(&a, "INSERT INTO states(id, name) VALUES ('s1', 'State');"
+		 " INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One'), ('d2', 's1', 'Two')");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	zila_buf_init(&bytes, 1u << 24);
+	assert_int_equal(zila_outbox_open(a.s, NULL, NULL, NULL, &o), 0);
+	while (n < 4 && zila_outbox_peek_len(o, &len) == 0) {
+		n++;
+		assert_int_equal(zila_outbox_next(o, NULL, &bytes), 0);
+	}
+	zila_outbox_free(o);
+	assert_int_equal(n, 1);
+	v[0] = zila_view_make(bytes.p, bytes.len);
+	assert_int_equal(zila_store_apply(b.s, v, 1, &st, &err), 0);
+	assert_int_equal(st.napplied, 1);
+	assert_int_equal(count(&b, "SELECT count(*) FROM zila_parked"), 0);
+	assert_int_equal(st.nparked, 0);
 	zila_buf_release(&bytes);
 	replica_close(&a);
 	replica_close(&b);
@@ -587,6 +656,91 @@ static const char *name_of(struct replica *r, const char *id)
 		snprintf(out, sizeof(out), "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	return out;
+}
+
+/* Issue #22: a receiver that refuses entries tells the sender which and why in its Ack;
+ * the sender counts what the peer has not taken (not what it sent), and, told the feeds to
+ * skip, does not offer them again while the peer's trust records stay the same. */
+static void test_refusal_told(void **state)
+{
+	(void)state;
+	struct replica hq, lap;
+	struct zila_cert cl;
+	struct zila_error err;
+	struct pair p;
+	uint64_t t = T0;
+	zila_error_clear(&err);
+	replica_open(&hq);
+	replica_open(&lap);
+	zila_store_set_clock(hq.s, var_clock, &t);
+	zila_store_set_clock(lap.s, var_clock, &t);
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	zila_trust_install(hq.s, &hq.tc);
+	enrol_at(&hq, &lap, &cl, "lap");
+	exec(&hq, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
+	exec(&hq, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One')");
+	sync_live(&hq, &lap, &cl, true);
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'One')");
+	sync_live(&hq, &lap, &cl, true);
+	/* HQ revokes the laptop after its first entry; the laptop writes two more. */
+	assert_int_equal(zila_trust_revoke(hq.s, zila_store_device_pk(lap.s), NOW, &err), 0);
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p2', 'd1', 'Two')");
+	assert_int_equal(zila_store_seal(lap.s, NULL, &err), 0);
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p3', 'd1', 'Three')");
+
+	struct pair_opts o = { .live = true, .a_is_hq = true };
+	pair_open_opts(&p, &hq, &lap, zila_trust_read_filter, &cl, 0, 0, true, &o);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	const struct zila_session_stats *ls = zila_session_stats(p.b);
+	assert_int_equal(zila_session_stats(p.a)->entries_rejected, 2); /* one refused, one behind it */
+	assert_int_equal(ls->entries_sent, 2);
+	assert_int_equal(ls->nrefused, 1);
+	assert_memory_equal(ls->refused[0].origin, zila_store_device_pk(lap.s), 32);
+	assert_string_equal(ls->refused[0].part, "d1");
+	assert_int_equal(ls->refused[0].seq, 2);
+	assert_int_equal(ls->refused[0].code, ZILA_EREVOKED);
+	assert_non_null(strstr(ls->refused[0].reason, "revoked"));
+	assert_int_equal(ls->own_at_peer, 1);
+	assert_int_equal(ls->own_not_at_peer, 2);
+	assert_true(ls->has_peer_trust);
+	struct zila_session_skip sk;
+	memset(&sk, 0, sizeof(sk));
+	memcpy(sk.origin, ls->refused[0].origin, 32);
+	snprintf(sk.part, sizeof(sk.part), "%s", ls->refused[0].part);
+	sk.seq = ls->refused[0].seq;
+	memcpy(sk.peer_trust, ls->peer_trust, sizeof(sk.peer_trust));
+	pair_close(&p);
+
+	/* Told what HQ refused, the laptop does not offer it again; it still counts it. */
+	o.b_skip = &sk;
+	o.b_nskip = 1;
+	pair_open_opts(&p, &hq, &lap, zila_trust_read_filter, &cl, 0, 0, true, &o);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	ls = zila_session_stats(p.b);
+	assert_int_equal(ls->entries_sent, 0);
+	assert_int_equal(ls->feeds_skipped, 1);
+	assert_int_equal(zila_session_stats(p.a)->entries_received, 0);
+	assert_int_equal(ls->own_at_peer, 1);
+	assert_int_equal(ls->own_not_at_peer, 2);
+	pair_close(&p);
+
+	/* Once HQ's trust records change, they are offered again (and refused again). */
+	struct replica other;
+	replica_open(&other);
+	struct zila_cert co;
+	enrol_at(&hq, &other, &co, "other");
+	pair_open_opts(&p, &hq, &lap, zila_trust_read_filter, &cl, 0, 0, true, &o);
+	pair_run(&p, SIZE_MAX);
+	ls = zila_session_stats(p.b);
+	assert_int_equal(ls->feeds_skipped, 0);
+	assert_int_equal(ls->entries_sent, 2);
+	assert_int_equal(ls->nrefused, 1);
+	pair_close(&p);
+	replica_close(&other);
+	replica_close(&hq);
+	replica_close(&lap);
 }
 
 /* A laptop 5 years ahead and one 5 years behind, enrolled at T0: neither dates an edit
@@ -904,6 +1058,36 @@ static void test_export_import(void **state)
 }
 
 /* Out-of-order and malformed messages fail the session and apply nothing. */
+/* Encodes Message{ack: Ack{chunk 1, refused: n x Refused{origin of olen bytes, part, seq,
+ * code 10025, reason}}} into m; returns its length. */
+static size_t ack_refused(uint8_t *m, size_t n, size_t olen, const char *part, uint8_t seq)
+{
+	uint8_t r[128];
+	size_t rl = 0, al = 0, pl = strlen(part);
+	static const char reason[] = "expired";
+	r[rl++] = 0x0a, r[rl++] = (uint8_t)olen;
+	memset(r + rl, 7, olen);
+	rl += olen;
+	r[rl++] = 0x12, r[rl++] = (uint8_t)pl;
+	memcpy(r + rl, part, pl);
+	rl += pl;
+	r[rl++] = 0x18, r[rl++] = seq;
+	r[rl++] = 0x20, r[rl++] = 0xa9, r[rl++] = 0x4e; /* 10025 */
+	r[rl++] = 0x2a, r[rl++] = sizeof(reason) - 1;
+	memcpy(r + rl, reason, sizeof(reason) - 1);
+	rl += sizeof(reason) - 1;
+	uint8_t *a = m + 4; /* room for the Message's tag and a 2-byte length */
+	a[al++] = 0x08, a[al++] = 1;
+	for (size_t i = 0; i < n; i++) {
+		a[al++] = 0x22, a[al++] = (uint8_t)rl;
+		memcpy(a + al, r, rl);
+		al += rl;
+	}
+	/* The Ack's length as a 3-byte varint (al < 16384), so the layout is fixed. */
+	m[0] = 0x2a, m[1] = (uint8_t)(0x80 | (al & 0x7f)), m[2] = (uint8_t)(0x80 | (al >> 7)), m[3] = 0;
+	return 4 + al;
+}
+
 static void test_bad_messages(void **state)
 {
 	(void)state;
@@ -940,6 +1124,24 @@ static void test_bad_messages(void **state)
 		(void)rc; /* a prefix may happen to decode; it must not crash */
 	}
 	assert_int_equal(zila_session_check_message(p.to_a.msgs[0].p, p.to_a.msgs[0].len, &err), 0);
+	/* Ack.refused and Hello.history_digest are checked before anything acts on them. */
+	{
+		uint8_t m[8192];
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 1, 32, "d1", 2), &err), 0);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 64, 32, "d1", 2), &err), 0);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 65, 32, "d1", 2), &err), ZILA_EFORMAT);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 1, 31, "d1", 2), &err), ZILA_EFORMAT);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 1, 32, "d\x01", 2), &err), ZILA_EFORMAT);
+		assert_int_equal(zila_session_check_message(m, ack_refused(m, 1, 32, "d1", 0), &err), ZILA_EFORMAT);
+		/* Hello{version 1, history_digest of 15 bytes} */
+		size_t n = 0;
+		m[n++] = 0x0a, m[n++] = 19, m[n++] = 0x08, m[n++] = 1, m[n++] = 0x4a, m[n++] = 15;
+		memset(m + n, 0, 15);
+		n += 15;
+		assert_int_equal(zila_session_check_message(m, n, &err), ZILA_EFORMAT);
+		m[1] = 20, m[5] = 16, m[n++] = 0;
+		assert_int_equal(zila_session_check_message(m, n, &err), 0);
+	}
 	q_clear(&sink);
 	pair_close(&p);
 	assert_int_equal(count(&b, "SELECT count(*) FROM people"), 0);
@@ -964,6 +1166,8 @@ int main(void)
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_bad_messages),
 		cmocka_unit_test(test_refused_entry_alone),
+		cmocka_unit_test(test_refusal_told),
+		cmocka_unit_test(test_parked_counts_what_stays),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

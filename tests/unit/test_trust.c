@@ -863,6 +863,152 @@ static void test_replica_enforcement(void **state)
 	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
 }
 
+/* Issue #22 (3) and #15 (5): HQ renews a laptop's certificate while it holds entries HQ has
+ * not seen. Every replica keeps every certificate a device held, and judges an entry by the
+ * one the device held at its time: HQ takes the offline entries, and so does a laptop
+ * enrolled after the renewal, which never saw the first certificate itself. */
+static void test_renewal_keeps_history(void **state)
+{
+	(void)state;
+	struct replica hq, a, late;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_buf file;
+	struct zila_cert c, first;
+	int nlog = 0;
+	const uint64_t day = 86400;
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+	replica_open(&hq, "r-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "p", 1, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&a, "r-a");
+	enrol(&hq, &a, "laptop-a", ZILA_ROLE_DISTRICT, "d-1", 365);
+	assert_int_equal(zila_trust_cert_get(a.s, zila_store_device_pk(a.s), &first), 0);
+
+	/* Yesterday: A writes and syncs, then goes offline and writes again. */
+	write_note(&a, "p-synced", "d-1");
+	st = carry(&a, &hq);
+	assert_int_equal(st.napplied, 1);
+	write_note(&a, "p-offline", "d-1");
+
+	/* Today: HQ renews A's certificate; A installs it and writes again. */
+	hq.clock_ms = a.clock_ms = (NOW + day) * 1000;
+	zila_buf_init(&file, 4096);
+	if (zila_trust_issue(hq.s, zila_store_device_pk(a.s), "laptop-a", ZILA_ROLE_DISTRICT, "d-1", NOW + day, 365, &file,
+			     &err) != 0)
+		fail_msg("renew: %s", err.msg);
+	if (zila_trust_install_cert(a.s, zila_buf_view(&file), NOW + day, &err) != 0)
+		fail_msg("install: %s", err.msg);
+	zila_buf_release(&file);
+	assert_int_equal(zila_trust_cert_get(a.s, zila_store_device_pk(a.s), &c), 0);
+	assert_true(c.not_before > first.not_before);
+	/* The first certificate is kept, and says who A was yesterday. */
+	assert_int_equal(zila_trust_cert_at(hq.s, zila_store_device_pk(a.s), NOW + 10, &c), 0);
+	assert_int_equal(c.not_before, first.not_before);
+	assert_int_equal(zila_trust_cert_at(hq.s, zila_store_device_pk(a.s), NOW + day, &c), 0);
+	assert_true(c.not_before > first.not_before);
+	assert_int_equal(zila_trust_cert_at(hq.s, zila_store_device_pk(a.s), NOW - 2 * day, &c), ZILA_EEXPIRED);
+	/* The laptop is told before its certificate lapses, and after. */
+	char said[512];
+	assert_false(zila_trust_own_cert_warning(a.s, NOW + day, said, sizeof(said)));
+	assert_true(zila_trust_own_cert_warning(a.s, NOW + 360 * day, said, sizeof(said)));
+	assert_non_null(strstr(said, "expires on"));
+	assert_true(zila_trust_own_cert_warning(a.s, NOW + 400 * day, said, sizeof(said)));
+	assert_non_null(strstr(said, "expired on"));
+	assert_false(zila_trust_own_cert_warning(hq.s, NOW + 400 * day, said, sizeof(said)));
+	write_note(&a, "p-today", "d-1");
+	nlog = 0;
+	st = carry(&a, &hq);
+	assert_int_equal(st.nrejected, 0);
+	assert_int_equal(st.ngap, 0);
+	assert_int_equal(st.napplied, 2);
+	assert_int_equal(count_notes(&hq, "p-offline"), 1);
+	assert_int_equal(count_notes(&hq, "p-today"), 1);
+	assert_int_equal(nlog, 0);
+
+	/* A laptop enrolled today holds all three, from HQ and from A alike. */
+	replica_open(&late, "r-late");
+	late.clock_ms = (NOW + day) * 1000;
+	zila_buf_init(&file, 4096);
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(late.s), "late", ZILA_ROLE_DISTRICT, "d-1", NOW + day,
+					  365, &file, &err),
+			 0);
+	assert_int_equal(zila_trust_install_cert(late.s, zila_buf_view(&file), NOW + day, &err), 0);
+	zila_buf_release(&file);
+	st = carry(&hq, &late);
+	assert_int_equal(st.nrejected, 0);
+	assert_int_equal(count_notes(&late, "p-synced"), 1);
+	assert_int_equal(count_notes(&late, "p-offline"), 1);
+	assert_int_equal(count_notes(&late, "p-today"), 1);
+	assert_int_equal(zila_trust_cert_at(late.s, zila_store_device_pk(a.s), NOW + 10, &c), 0);
+	assert_int_equal(c.not_before, first.not_before);
+
+	/* Replaying the first certificate changes nothing: the newest stays current. */
+	zila_buf_init(&file, 1024);
+	assert_int_equal(zila_cert_encode(&first, &file), 0);
+	assert_true(zila_trust_held(late.s, ZILA_TRUST_CERT, zila_buf_view(&file)));
+	assert_int_equal(zila_trust_check_record(&late.tc, ZILA_TRUST_CERT, zila_buf_view(&file), &err), 0);
+	assert_int_equal(zila_trust_keep(late.s, ZILA_TRUST_CERT, zila_buf_view(&file)), 0);
+	zila_buf_release(&file);
+	assert_int_equal(zila_trust_cert_get(late.s, zila_store_device_pk(a.s), &c), 0);
+	assert_true(c.not_before > first.not_before);
+
+	/* Revocation still applies to entries judged by an earlier certificate. */
+	assert_int_equal(zila_trust_revoke(hq.s, zila_store_device_pk(a.s), NOW + day, &err), 0);
+	struct zila_entry_info e;
+	memset(&e, 0, sizeof(e));
+	memcpy(e.origin, zila_store_device_pk(a.s), 32);
+	snprintf(e.part, sizeof(e.part), "d-1");
+	e.hlc = (NOW * 1000 + 5000) << 16;
+	e.seq = 3;
+	assert_int_equal(zila_trust_admit(&hq.tc, &e, &err), 0);
+	e.seq = 4;
+	assert_int_equal(zila_trust_admit(&hq.tc, &e, &err), ZILA_EREVOKED);
+
+	replica_close(&hq);
+	replica_close(&a);
+	replica_close(&late);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
+/* A renewal that moves a device to another district ends the earlier certificate's say:
+ * entries dated after the renewal are judged by the new one only. */
+static void test_renewal_ends_old_scope(void **state)
+{
+	(void)state;
+	struct replica hq, a;
+	struct zila_error err;
+	struct zila_buf file;
+	const uint64_t day = 86400;
+	int nlog = 0;
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+	replica_open(&hq, "s-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "p", 1, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&a, "s-a");
+	enrol(&hq, &a, "laptop-a", ZILA_ROLE_DISTRICT, "d-1", 365);
+	zila_buf_init(&file, 4096);
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(a.s), "laptop-a", ZILA_ROLE_DISTRICT, "d-2",
+					  NOW + day, 365, &file, &err),
+			 0);
+	zila_buf_release(&file);
+	struct zila_entry_info e;
+	memset(&e, 0, sizeof(e));
+	memcpy(e.origin, zila_store_device_pk(a.s), 32);
+	e.seq = 1;
+	snprintf(e.part, sizeof(e.part), "d-1");
+	e.hlc = (NOW * 1000 + 5000) << 16; /* before the renewal: d-1 was A's */
+	hq.clock_ms = (NOW + day) * 1000;
+	assert_int_equal(zila_trust_admit(&hq.tc, &e, &err), 0);
+	e.hlc = ((NOW + day) * 1000 + 5000) << 16; /* after it: d-1 is no longer A's */
+	assert_int_equal(zila_trust_admit(&hq.tc, &e, &err), ZILA_ESCOPE);
+	snprintf(e.part, sizeof(e.part), "d-2");
+	assert_int_equal(zila_trust_admit(&hq.tc, &e, &err), 0);
+	replica_close(&hq);
+	replica_close(&a);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
 static void test_invites(void **state)
 {
 	(void)state;
@@ -1116,6 +1262,8 @@ int main(void)
 		cmocka_unit_test(test_golden_vectors),
 		cmocka_unit_test(test_org_key),
 		cmocka_unit_test(test_replica_enforcement),
+		cmocka_unit_test(test_renewal_keeps_history),
+		cmocka_unit_test(test_renewal_ends_old_scope),
 		cmocka_unit_test(test_invites),
 		cmocka_unit_test(test_join_and_member_handshakes),
 	};
