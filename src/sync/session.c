@@ -860,7 +860,8 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	if (h->now_ms != 0 && s->cfg.now_ms != 0) {
 		struct zila_clock ck;
 		zila_store_clock(s->cfg.store, &ck);
-		s->st.clock_offset_ms = (int64_t)(h->now_ms - ck.hq_est_ms);
+		int64_t ours = ck.has_offset && !ck.is_reference ? ck.offset_ms : 0;
+		s->st.clock_offset_ms = (int64_t)(h->now_ms - s->cfg.now_ms) - ours;
 	}
 	/* Both sides list their partitions in name order; walk the two lists together. */
 	if ((s->differ = calloc(s->nparts + h->n_parts + 1, sizeof(*s->differ))) == NULL)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Issue #22 (3): a certificate renewed while a laptop holds entries HQ has not seen, with
-# real daemons on loopback and days passing (ZILA_CLOCK_SKEW).
+# real daemons on loopback and days passing (ZILA_CLOCK_SKEW, ZILA_UPTIME_SKEW).
 #  1. Renewal after a day offline: HQ takes the offline entry and the later ones, and a
 #     laptop enrolled after the renewal receives all of them (certificate history).
 #  2. Entries written while the laptop had no valid certificate at all (its one-day
@@ -15,16 +15,17 @@ DAY=86400
 cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
 start() { # start SKEW DIR PORT
-	ZILA_CLOCK_SKEW=$1 "$ZILA" -d "$2" daemon --listen "127.0.0.1:$3" --beacon-port 0 2>>"$2.log" &
+	ZILA_CLOCK_SKEW=$1 ZILA_UPTIME_SKEW=$1 "$ZILA" -d "$2" daemon --listen "127.0.0.1:$3" --beacon-port 0 2>>"$2.log" &
 	eval "pid_$(basename "$2")=$!"
 	pids="$pids $!"
-	until_ok 100 env ZILA_CLOCK_SKEW="$1" "$ZILA" -d "$2" status
+	until_ok 100 env ZILA_CLOCK_SKEW="$1" ZILA_UPTIME_SKEW="$1" "$ZILA" -d "$2" status
 }
 halt() { # halt NAME: stops that daemon
 	eval "kill \$pid_$1"
 	eval "wait \$pid_$1" 2>/dev/null
 }
-at() { s=$1; shift; ZILA_CLOCK_SKEW=$s "$@"; }
+# (the days really pass: the uptime moves with the clock, see src/store/clock.c)
+at() { s=$1; shift; ZILA_CLOCK_SKEW=$s ZILA_UPTIME_SKEW=$s "$@"; }
 has_row() { [ "$(sqlite3 "$1/zila.db" "SELECT count(*) FROM people WHERE id = '$2'")" = 1 ]; }
 # renew SKEW DIR DAYS: HQ signs a new certificate for DIR's device, DIR installs it
 renew() {

@@ -81,6 +81,8 @@ class Node:
     def env(self):
         e = dict(os.environ)
         e["ZILA_CLOCK_SKEW"] = str(self.clock())
+        # the lab's days really pass (the uptime says so too); a laptop's own error does not
+        e["ZILA_UPTIME_SKEW"] = str(self.lab.day * DAY)
         e.pop("ZILA_DIR", None)
         return e
 
