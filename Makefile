@@ -1,5 +1,6 @@
 # zila build. `make` builds build/zila; `make check` builds with ASan+UBSan into build/asan
-# and runs every test; `make bench`, `make fuzz`, `make demo`; `make install`.
+# and runs every test; `make bench`, `make bench-compare BASE=COMMIT`, `make fuzz`, `make demo`;
+# `make install`.
 PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
@@ -37,7 +38,7 @@ asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 # Keep generated headers and objects: make would otherwise delete them as intermediates.
 .SECONDARY:
 
-.PHONY: all check unit integration bench fuzz fuzz-run demo install clean property-long lab
+.PHONY: all check unit integration bench bench-compare fuzz fuzz-run demo install clean property-long lab
 # Top-level targets install missing packages first, then build in a fresh make so the
 # pkg-config flags are read after the install.
 all: build/.deps-build
@@ -127,6 +128,12 @@ bench: build/.deps-build
 	@# the incremental goal is for 100k-row laptops; the run above is at 1M
 	$(Q)build/bench/bench_sync 100000
 
+# Base against work tree, alternately, in one run (tools/bench/compare.sh): `make
+# bench-compare BASE=COMMIT` (default: the merge base of HEAD and main), ROUNDS=3, ROWS=100000,
+# BENCHES="store sync import channel".
+bench-compare: build/.deps-build
+	$(Q)BASE='$(BASE)' ROUNDS='$(ROUNDS)' ROWS='$(ROWS)' BENCHES='$(BENCHES)' sh tools/bench/compare.sh
+
 FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
@@ -170,4 +177,5 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# (not those of the base commits bench-compare builds under build/compare)
+-include $(shell find build -path build/compare -prune -o -name '*.d' -print 2>/dev/null)

@@ -1251,6 +1251,45 @@ static int rows_none(struct zila_store *s)
 	return r;
 }
 
+/* Appends t to order after the tables its foreign keys point at (a cycle is cut where it
+ * closes). mark: 1 while t's parents are being placed, 2 once t is placed. */
+static void place_table(struct zila_store *s, struct table *t, struct table **order, int *n, uint8_t *mark)
+{
+	int i = 0;
+	while (s->tables[i] != t)
+		i++;
+	if (mark[i] != 0)
+		return;
+	mark[i] = 1;
+	for (int k = 0; k < t->nfk; k++)
+		if (t->fks[k].parent != NULL && t->fks[k].parent != t)
+			place_table(s, t->fks[k].parent, order, n, mark);
+	mark[i] = 2;
+	order[(*n)++] = t;
+}
+
+/* The order in which the rows new in each table are sealed: parents before children.
+ * Captured changes go in the order they were made, but new rows of rowid tables have no
+ * capture (seal_new), so this order is all that keeps a parent's entry before its
+ * child's; taken in the tables' own order (by name) a clone's children arrive before
+ * their parents, are parked as orphans and materialised again when the parents come
+ * (store_settle), which doubled the clone. Returns NULL when out of memory. */
+static struct table **seal_order(struct zila_store *s)
+{
+	struct table **order = malloc(((size_t)s->ntables + 1) * sizeof(*order));
+	uint8_t *mark = calloc((size_t)s->ntables + 1, 1);
+	bool ok = order != NULL && mark != NULL;
+	int n = 0;
+	for (int i = 0; ok && i < s->ntables; i++)
+		place_table(s, s->tables[i], order, &n, mark);
+	free(mark);
+	if (!ok) {
+		free(order);
+		order = NULL;
+	}
+	return order;
+}
+
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err)
 {
 	bool more;
@@ -1261,6 +1300,7 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 		    struct zila_error *err)
 {
 	struct sealer z;
+	struct table **order = NULL;
 	int r = ZILA_ENOMEM;
 	memset(&z, 0, sizeof(z));
 	z.s = s;
@@ -1315,17 +1355,21 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 			goto out;
 		}
 	}
+	if ((order = seal_order(s)) == NULL) {
+		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (int i = 0; !*more && i < s->ntables; i++)
-		if (s->tables[i]->sel_down != NULL && (r = seal_new(&z, s->tables[i], &nbatch, max_batches, more)) != 0)
+		if (order[i]->sel_down != NULL && (r = seal_new(&z, order[i], &nbatch, max_batches, more)) != 0)
 			goto out;
 	for (int i = 0; swept != NULL && !*more && i < s->ntables; i++) {
-		struct table *t = s->tables[i];
+		struct table *t = order[i];
 		if ((r = t->sel_down != NULL ? sweep_table(&z, t, swept) : seal_gone(&z, t, false, swept)) != 0)
 			goto out;
 	}
 	for (int i = 0; !*more && i < s->ntables; i++)
-		if ((s->tables[i]->maybe_gone || s->tables[i]->evicted) && s->tables[i]->sel_down != NULL &&
-		    (r = check_gone(&z, s->tables[i])) != 0)
+		if ((order[i]->maybe_gone || order[i]->evicted) && order[i]->sel_down != NULL &&
+		    (r = check_gone(&z, order[i])) != 0)
 			goto out;
 	for (size_t i = 0; i < z.nb; i++)
 		if ((r = flush(&z, &z.b[i])) != 0)
@@ -1339,6 +1383,7 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 		*nentries = z.nentries;
 out:
 	scan_stop(&z);
+	free(order);
 	for (size_t i = 0; i < z.nb; i++)
 		zila_buf_release(&z.b[i].changes);
 	free(z.b);
