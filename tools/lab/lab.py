@@ -25,6 +25,7 @@ again: they must report it), LAB_NS_BASE/LAB_NS_N (from lab.sh).
 """
 import json
 import os
+import shutil
 import random
 import sqlite3
 import subprocess
@@ -203,6 +204,8 @@ class Lab:
 
     # ---- setup ---------------------------------------------------------------------------
     def setup(self):
+        # a run starts afresh: what an earlier run of this seed left is replaced
+        shutil.rmtree(os.path.join(self.out, "nodes"), ignore_errors=True)
         os.makedirs(os.path.join(self.out, "nodes"), exist_ok=True)
         pw = os.path.join(self.out, "pw")
         with open(pw, "w") as f:
