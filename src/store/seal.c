@@ -925,12 +925,6 @@ static int seal_new(struct sealer *z, struct table *t, size_t *nbatch, size_t ma
 	return 0;
 }
 
-/* Rows SQLite removed without a trigger: REPLACE conflict resolution on a UNIQUE index
- * (or on the rowid) deletes the rows in the way and fires no delete trigger unless the
- * writer's connection has recursive_triggers on. Their states are left in zila_live at
- * rowids that now hold no row, or another key's: each such key that the table no longer
- * holds anywhere is sealed as a delete, found where its state is. Every record of the
- * table is walked with the table's rows, both in rowid order. */
 /* Keeps a key (for seal_gone) with where its state is (0: by key, in zila_rows). */
 static int keep_key(struct zila_buf *keys, int64_t **rids, size_t *n, size_t *cap, int64_t rid, const struct zval *k)
 {
@@ -965,46 +959,67 @@ static int gone_in_rows(struct sealer *z, struct table *t, struct zila_buf *keys
 	return r;
 }
 
-static int seal_gone(struct sealer *z, struct table *t, bool live_too, size_t *ngone)
+/* One walk of a rowid table's rows and its zila_live records, both in rowid order, for what
+ * does not match: a row no record names (its rowid in *found, when found is not NULL: a row
+ * inserted where no capture or mark sees it), and a record whose key the row at its rowid
+ * does not have (kept in keys and rids: a row gone without a trigger, or a record left
+ * over, which gone_settle() tells apart). */
+static int walk_states(struct sealer *z, struct table *t, struct zila_buf *keys, int64_t **rids, size_t *n,
+		       size_t *cap, int64_t **found, size_t *nfound, size_t *capf)
 {
 	struct zila_store *s = z->s;
 	sqlite3_stmt *live = s->st_live_scan, *down = t->sel_down;
-	struct zila_buf keys;
-	int64_t *rids = NULL;
-	size_t n = 0, cap = 0;
-	int r = 0, rc = SQLITE_DONE, lrc = SQLITE_DONE;
-	zila_buf_init(&keys, 1u << 30);
+	int r = 0, rc, lrc;
 	scan_stop(z);
-	if (!live_too)
-		goto rows;
 	sqlite3_bind_int64(live, 1, t->id);
 	sqlite3_bind_int64(down, 1, INT64_MAX);
-	bool more_rows = (rc = sqlite3_step(down)) == SQLITE_ROW;
-	while (r == 0 && (lrc = sqlite3_step(live)) == SQLITE_ROW) {
-		int64_t rid = sqlite3_column_int64(live, 0);
-		while (more_rows && sqlite3_column_int64(down, 1) > rid)
-			more_rows = (rc = sqlite3_step(down)) == SQLITE_ROW;
-		if (more_rows && sqlite3_column_int64(down, 1) == rid) {
+	lrc = sqlite3_step(live);
+	rc = sqlite3_step(down);
+	while (r == 0 && (lrc == SQLITE_ROW || rc == SQLITE_ROW)) {
+		int64_t lrid = lrc == SQLITE_ROW ? sqlite3_column_int64(live, 0) : INT64_MIN;
+		int64_t rid = rc == SQLITE_ROW ? sqlite3_column_int64(down, 1) : INT64_MIN;
+		bool same = false;
+		if (lrc == SQLITE_ROW && rc == SQLITE_ROW && lrid == rid) {
 			struct zval a, b;
 			val_from_column(&a, live, 1);
 			val_from_column(&b, down, 0);
-			if (val_equal(&a, &b))
-				continue;
+			same = val_equal(&a, &b);
 		}
-		/* keep the key: its presence elsewhere is asked once the walk is over */
-		struct zval k;
-		val_from_column(&k, live, 1);
-		if (keep_key(&keys, &rids, &n, &cap, rid, &k) != 0)
-			r = zila_error_set(z->err, ZILA_ENOMEM, "out of memory");
+		if (!same && rc == SQLITE_ROW && rid >= lrid && found != NULL && push_rid(found, nfound, capf, rid) != 0)
+			r = ZILA_ENOMEM;
+		if (!same && lrc == SQLITE_ROW && lrid >= rid) {
+			struct zval k;
+			val_from_column(&k, live, 1);
+			if (r == 0 && keep_key(keys, rids, n, cap, lrid, &k) != 0)
+				r = ZILA_ENOMEM;
+		}
+		bool step_live = lrc == SQLITE_ROW && lrid >= rid, step_rows = rc == SQLITE_ROW && rid >= lrid;
+		if (step_live)
+			lrc = sqlite3_step(live);
+		if (step_rows)
+			rc = sqlite3_step(down);
 	}
-	if (r == 0 && ((lrc != SQLITE_DONE) || (rc != SQLITE_DONE && rc != SQLITE_ROW)))
+	if (r == ZILA_ENOMEM)
+		r = zila_error_set(z->err, r, "out of memory");
+	else if (rc != SQLITE_DONE || lrc != SQLITE_DONE)
 		r = store_db_error(s, z->err, t->name);
 	sqlite3_reset(down);
 	sqlite3_reset(live);
-rows:
-	if (r == 0)
-		r = gone_in_rows(z, t, &keys, &rids, &n, &cap);
-	struct zila_view in = zila_buf_view(&keys);
+	return r;
+}
+
+/* Seals as deletes the keys in keys/rids (walk_states) and those whose states zila_rows
+ * keeps as shown (gone_in_rows) that the table no longer holds anywhere; a record left
+ * over is removed. */
+static int gone_settle(struct sealer *z, struct table *t, struct zila_buf *keys, int64_t **rids_, size_t *n_,
+		       size_t *cap, size_t *ngone)
+{
+	struct zila_store *s = z->s;
+	int r = gone_in_rows(z, t, keys, rids_, n_, cap);
+	int64_t *rids = *rids_;
+	size_t n = *n_;
+
+	struct zila_view in = zila_buf_view(keys);
 	size_t ndel = 0;
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		struct item it = { .tid = t->id, .del = true, .has_hint = rids[i] != 0, .hint = rids[i] };
@@ -1095,6 +1110,24 @@ rows:
 			 ndel, t->name);
 		*ngone += ndel;
 	}
+	return r;
+}
+
+/* Rows SQLite removed without a trigger: REPLACE conflict resolution on a UNIQUE index (or
+ * on the rowid) deletes the rows in the way and fires no delete trigger unless the writer's
+ * connection has recursive_triggers on. live_too: walk the table against zila_live (a rowid
+ * table); else only the states zila_rows keeps as shown. */
+static int seal_gone(struct sealer *z, struct table *t, bool live_too, size_t *ngone)
+{
+	struct zila_buf keys;
+	int64_t *rids = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+	zila_buf_init(&keys, 1u << 30);
+	if (live_too)
+		r = walk_states(z, t, &keys, &rids, &n, &cap, NULL, NULL, NULL);
+	if (r == 0)
+		r = gone_settle(z, t, &keys, &rids, &n, &cap, ngone);
 	free(rids);
 	zila_buf_release(&keys);
 	return r;
@@ -1165,46 +1198,29 @@ static int check_gone(struct sealer *z, struct table *t)
 static int sweep_table(struct sealer *z, struct table *t, size_t *nswept)
 {
 	struct zila_store *s = z->s;
-	sqlite3_stmt *live = s->st_live_scan, *down = t->sel_down;
-	int64_t *found = NULL;
-	size_t n = 0, cap = 0;
-	int r = 0, rc, lrc;
-	sqlite3_bind_int64(live, 1, t->id);
-	lrc = sqlite3_step(live);
-	sqlite3_bind_int64(down, 1, INT64_MAX);
-	while (r == 0 && (rc = sqlite3_step(down)) == SQLITE_ROW) {
-		int64_t rid = sqlite3_column_int64(down, 1);
-		while (lrc == SQLITE_ROW && sqlite3_column_int64(live, 0) > rid)
-			lrc = sqlite3_step(live);
-		if (lrc == SQLITE_ROW && sqlite3_column_int64(live, 0) == rid) {
-			struct zval a, b;
-			val_from_column(&a, live, 1);
-			val_from_column(&b, down, 0);
-			if (val_equal(&a, &b))
-				continue;
-		}
-		if (push_rid(&found, &n, &cap, rid) != 0)
-			r = zila_error_set(z->err, ZILA_ENOMEM, "out of memory");
-	}
-	if (r == 0 && ((rc != SQLITE_DONE) || (lrc != SQLITE_ROW && lrc != SQLITE_DONE)))
-		r = store_db_error(s, z->err, t->name);
-	sqlite3_reset(down);
-	sqlite3_reset(live);
+	struct zila_buf keys;
+	int64_t *found = NULL, *rids = NULL;
+	size_t n = 0, cap = 0, nk = 0, capk = 0;
+	zila_buf_init(&keys, 1u << 30);
+	/* one walk finds both: rows no state names, and states whose row is gone */
+	int r = walk_states(z, t, &keys, &rids, &nk, &capk, &found, &n, &cap);
 	if (r == 0 && n > 0) {
 		zila_log(ZILA_LOG_INFO, "%zu rows of '%s' were inserted at rowids of their own choosing; sealed now",
 			 n, t->name);
 		r = seal_rows_at(z, t, found, n);
 		*nswept += n;
 	}
-	free(found);
-	/* and rows removed without a trigger, whatever removed them; then the count of states
-	 * is set right (what a crash or an older zila may have left) */
+	/* then rows removed without a trigger, whatever removed them, and the count of states
+	 * set right (what a crash or an older zila may have left) */
 	int64_t nlive;
 	if (r == 0)
-		r = seal_gone(z, t, true, nswept);
+		r = gone_settle(z, t, &keys, &rids, &nk, &capk, nswept);
 	if (r == 0 && nlive_of(s, t, true, &nlive) != 0)
 		r = store_db_error(s, z->err, t->name);
 	t->maybe_gone = false;
+	free(found);
+	free(rids);
+	zila_buf_release(&keys);
 	return r;
 }
 

@@ -608,13 +608,15 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	/* A rowid table's rows are new past its high-water rowid: 0, so the rows it holds
 	 * already are sealed as inserts. */
 	bool rowid = !is_without_rowid(s, table);
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_tables(name, pcol, hw) VALUES (?, ?, ?)", -1, &st, NULL) ==
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_tables(name, pcol, hw, nlive) VALUES (?, ?, ?, ?)", -1, &st, NULL) ==
 	    SQLITE_OK) {
 		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
 		if (pcol)
 			sqlite3_bind_text(st, 2, pcol, -1, SQLITE_STATIC);
-		if (rowid)
+		if (rowid) {
 			sqlite3_bind_int64(st, 3, 0);
+			sqlite3_bind_int64(st, 4, 0); /* no state in zila_live yet: counted from here */
+		}
 		r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
 	} else {
 		r = ZILA_EDB;

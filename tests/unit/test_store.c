@@ -368,6 +368,11 @@ static void test_replace_displaces(void **state)
 	send_all(&b, &a);
 	assert_u(&a, "R:999;V:444;X:111;Z:222;");
 	assert_u(&b, "R:999;V:444;X:111;Z:222;");
+	/* the count of states each table keeps is exact, and is the table's row count */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(count(both[i], "SELECT count(*) FROM zila_tables z WHERE nlive = (SELECT count(*) FROM"
+						" zila_live l WHERE l.tid = z.id) AND nlive = (SELECT count(*) FROM u) AND name = 'u'"),
+				 1);
 	assert_int_equal(zila_store_hash(a.s, ha, &err), 0);
 	assert_int_equal(zila_store_hash(b.s, hb, &err), 0);
 	assert_memory_equal(ha, hb, 32);
