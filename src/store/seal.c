@@ -1018,7 +1018,6 @@ static int gone_settle(struct sealer *z, struct table *t, struct zila_buf *keys,
 	int r = gone_in_rows(z, t, keys, rids_, n_, cap);
 	int64_t *rids = *rids_;
 	size_t n = *n_;
-
 	struct zila_view in = zila_buf_view(keys);
 	size_t ndel = 0;
 	for (size_t i = 0; r == 0 && i < n; i++) {

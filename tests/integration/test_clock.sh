@@ -138,7 +138,6 @@ pids=""
 start $LATER "$HQ" "$T/hq.log" --listen "127.0.0.1:$P" --beacon-port 0
 code=$(skewed $LATER "$ZILA" -d "$HQ" invite --district d1 | head -1)
 expect 0 "mend joins" -- skewed $RIGHT "$ZILA" -d "$MEND" join "$code" --hq "127.0.0.1:$P" --name mend
-echo $WRONG >"$T/mend.skew"
 mend_start() { ZILA_CLOCK_SKEW_FILE="$T/mend.skew" "$ZILA" -d "$MEND" daemon --listen "127.0.0.1:$((P + 4))" --beacon-port 0 2>>"$T/mend.log" & mend=$!; until_ok 50 test -S "$MEND/zila.sock"; }
 mend_stop() { kill "$mend"; wait "$mend" 2>/dev/null; }
 mend_cli() { ZILA_CLOCK_SKEW_FILE="$T/mend.skew" "$ZILA" -d "$MEND" "$@"; }
@@ -153,21 +152,30 @@ no_clock_warning() { # no_clock_warning WHAT
 	mend_cli status >"$T/out" 2>"$T/err" || true
 	if grep -qi "clock" "$T/out" "$T/err"; then bad "$1: $(grep -hi clock "$T/out" "$T/err" | head -2)"; else ok "$1"; fi
 }
-mend_start
-expect 0 "mend, 5 years behind, syncs with hq" -- mend_cli sync hq --wait --timeout 30
-expect 0 "mend's status" -- mend_cli status
-has "$T/out" "behind HQ's" "mend is told its clock is behind"
-mend_stop
-stop_daemons
-pids=""
+# mend_learns WHAT: mend's daemon, 5 years behind, syncs with HQ and is told; both stop
+mend_learns() {
+	echo $WRONG >"$T/mend.skew"
+	mend_start
+	expect 0 "mend, 5 years behind$1, syncs with hq" -- mend_cli sync hq --wait --timeout 30
+	expect 0 "mend's status" -- mend_cli status
+	has "$T/out" "behind HQ's" "mend is told its clock is behind$1"
+	mend_stop
+	stop_daemons
+	pids=""
+}
+# written_now ID: a row inserted and sealed now is dated by the true time
+written_now() {
+	sqlite3 "$MEND/zila.db" "INSERT INTO people(id, district_id, name) VALUES ('$1', 'd1', 'written now')"
+	expect 0 "mend seals" -- mend_cli seal
+	m=$(minutes_off "$MEND" "$1")
+	[ "$m" -le 5 ] && ok "$1 is dated by the true time ($m min off)" || bad "$1 is dated $m min from the true time"
+}
+mend_learns ""
 # (a) across a restart of the daemon
 echo $RIGHT >"$T/mend.skew"
 mend_start
 no_clock_warning "a clock set right (daemon restarted) is not called wrong"
-sqlite3 "$MEND/zila.db" "INSERT INTO people(id, district_id, name) VALUES ('r1', 'd1', 'after the restart')"
-expect 0 "mend seals" -- mend_cli seal
-m=$(minutes_off "$MEND" r1)
-[ "$m" -le 5 ] && ok "r1 is dated by the true time ($m min off)" || bad "r1 is dated $m min from the true time"
+written_now r1
 # (b) wrong again, then set right while the daemon runs
 echo $WRONG >"$T/mend.skew"
 sleep 1
@@ -185,23 +193,13 @@ mend_stop
 stop_daemons
 pids=""
 # (c) after a restart of the computer (another boot id), the clock right
-echo $WRONG >"$T/mend.skew"
 start $LATER "$HQ" "$T/hq.log" --listen "127.0.0.1:$P" --beacon-port 0
-mend_start
-expect 0 "mend, 5 years behind again, syncs with hq" -- mend_cli sync hq --wait --timeout 30
-expect 0 "mend's status" -- mend_cli status
-has "$T/out" "behind HQ's" "mend is told its clock is behind again"
-mend_stop
-stop_daemons
-pids=""
+mend_learns " again"
 echo $RIGHT >"$T/mend.skew"
 export ZILA_BOOT_ID=another-boot
 mend_start
 no_clock_warning "a clock set right across a restart of the computer is not called wrong"
-sqlite3 "$MEND/zila.db" "INSERT INTO people(id, district_id, name) VALUES ('r3', 'd1', 'after a reboot')"
-expect 0 "mend seals" -- mend_cli seal
-m=$(minutes_off "$MEND" r3)
-[ "$m" -le 5 ] && ok "r3 is dated by the true time ($m min off)" || bad "r3 is dated $m min from the true time"
+written_now r3
 mend_stop
 unset ZILA_BOOT_ID
 

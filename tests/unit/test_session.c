@@ -877,6 +877,20 @@ static void test_wrong_clocks(void **state)
 	replica_close(&good);
 }
 
+/* Opens HQ's replica with its clock at *t_hq, makes the organisation, and gives it the
+ * state and district d1 every laptop here writes under. */
+static void hq_open(struct replica *hq, uint64_t *t_hq)
+{
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(hq);
+	zila_store_set_clock(hq->s, var_clock, t_hq);
+	assert_int_equal(zila_trust_org_init(hq->s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	zila_trust_install(hq->s, &hq->tc);
+	exec(hq, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
+	exec(hq, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One')");
+}
+
 /* Closes and opens r's replica again, as a restarted daemon or a new command does. */
 static void replica_restart(struct replica *r, uint64_t *clock, struct boot *boot)
 {
@@ -902,16 +916,11 @@ static void clock_set_right(int dir, int how)
 	uint64_t t_hq = T0, t_lap = dir < 0 ? T0 - YEARS5_MS : T0 + YEARS5_MS;
 	struct boot boot = { &t_hq, "one" }, reboot = { &t_hq, "two" };
 	zila_error_clear(&err);
-	replica_open(&hq);
+	hq_open(&hq, &t_hq);
 	replica_open(&lap);
-	zila_store_set_clock(hq.s, var_clock, &t_hq);
 	zila_store_set_clock(lap.s, var_clock, &t_lap);
 	zila_store_set_uptime(lap.s, var_uptime, &boot);
-	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
-	zila_trust_install(hq.s, &hq.tc);
 	enrol_at(&hq, &lap, &cl, "lap");
-	exec(&hq, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
-	exec(&hq, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One')");
 	t_hq += HOUR_MS;
 	t_lap += HOUR_MS;
 	sync_live(&hq, &lap, &cl, true);
@@ -975,18 +984,13 @@ static void test_ahead_then_causal(void **state)
 	struct zila_error err;
 	uint64_t t_hq = T0, t_a = T0 + 72 * HOUR_MS, t_b = T0;
 	zila_error_clear(&err);
-	replica_open(&hq);
+	hq_open(&hq, &t_hq);
 	replica_open(&a);
 	replica_open(&b);
-	zila_store_set_clock(hq.s, var_clock, &t_hq);
 	zila_store_set_clock(a.s, var_clock, &t_a);
 	zila_store_set_clock(b.s, var_clock, &t_b);
-	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
-	zila_trust_install(hq.s, &hq.tc);
 	enrol_at(&hq, &a, &ca, "a");
 	enrol_at(&hq, &b, &cb, "b");
-	exec(&hq, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
-	exec(&hq, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One')");
 	exec(&hq, "INSERT INTO people(id, district_id, name) VALUES ('R', 'd1', 'from hq')");
 	sync_live(&hq, &a, &ca, false);
 	sync_live(&hq, &b, &cb, false);

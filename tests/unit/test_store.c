@@ -58,16 +58,23 @@ static void app(struct replica *r, const char *sql)
 		fail_msg("%s: %s", sql, msg ? msg : "?");
 }
 
-/* The rows of t as "id=v;" in key order. */
-static void rows_of(struct replica *r, char *out, size_t len)
+/* The two columns of what sql selects as "a<sep>b;" for each row. */
+static void rows_by(struct replica *r, const char *sql, char sep, char *out, size_t len)
 {
 	sqlite3_stmt *st;
 	size_t n = 0;
 	out[0] = '\0';
-	assert_int_equal(sqlite3_prepare_v2(r->app, "SELECT id, v FROM t ORDER BY id", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(r->app, sql, -1, &st, NULL), SQLITE_OK);
 	while (sqlite3_step(st) == SQLITE_ROW && n < len)
-		n += (size_t)snprintf(out + n, len - n, "%s=%s;", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1));
+		n += (size_t)snprintf(out + n, len - n, "%s%c%s;", sqlite3_column_text(st, 0), sep,
+				      sqlite3_column_text(st, 1));
 	sqlite3_finalize(st);
+}
+
+/* The rows of t as "id=v;" in key order. */
+static void rows_of(struct replica *r, char *out, size_t len)
+{
+	rows_by(r, "SELECT id, v FROM t ORDER BY id", '=', out, len);
 }
 
 static void assert_rows(struct replica *r, const char *want)
@@ -303,22 +310,10 @@ static void test_high_water(void **state)
 	replica_free(&b);
 }
 
-/* The rows of u as "id:phone;" in key order. */
-static void u_rows(struct replica *r, char *out, size_t len)
-{
-	sqlite3_stmt *st;
-	size_t n = 0;
-	out[0] = '\0';
-	assert_int_equal(sqlite3_prepare_v2(r->app, "SELECT id, phone FROM u ORDER BY id", -1, &st, NULL), SQLITE_OK);
-	while (sqlite3_step(st) == SQLITE_ROW && n < len)
-		n += (size_t)snprintf(out + n, len - n, "%s:%s;", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1));
-	sqlite3_finalize(st);
-}
-
 static void assert_u(struct replica *r, const char *want)
 {
 	char rows[1024];
-	u_rows(r, rows, sizeof(rows));
+	rows_by(r, "SELECT id, phone FROM u ORDER BY id", ':', rows, sizeof(rows));
 	assert_string_equal(rows, want);
 	assert_int_equal(count(r, "SELECT count(*) FROM zila_parked"), 0);
 }
