@@ -50,27 +50,41 @@ static int64_t skew_ms(void)
 	return file != NULL ? skew + skew_file_ms(file) : skew;
 }
 
+/* This boot's id, read once: a process does not outlive the boot it started in. */
+static const char *boot_id(void)
+{
+	static char id[40];
+	static int state; /* 0: not read, 1: read, -1: none */
+	if (state == 0) {
+		const char *env = getenv("ZILA_BOOT_ID"); /* for tests: a restart of the computer */
+		FILE *f = env != NULL && *env != '\0' ? NULL : fopen("/proc/sys/kernel/random/boot_id", "r");
+		if (env != NULL && *env != '\0')
+			snprintf(id, sizeof(id), "%s", env);
+		else if (f == NULL || fgets(id, sizeof(id), f) == NULL)
+			id[0] = '\0';
+		if (f != NULL)
+			fclose(f);
+		id[strcspn(id, "\n")] = '\0';
+		state = id[0] != '\0' ? 1 : -1;
+	}
+	return state == 1 ? id : NULL;
+}
+
 bool zila_uptime(struct zila_uptime *out)
 {
 	memset(out, 0, sizeof(*out));
 #if defined(__linux__)
 	struct timespec ts;
-	if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+	const char *id = boot_id();
+	if (id == NULL || clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
 		return false;
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-	if (f == NULL)
-		return false;
-	bool ok = fgets(out->boot, sizeof(out->boot), f) != NULL;
-	fclose(f);
-	out->boot[strcspn(out->boot, "\n")] = '\0';
+	snprintf(out->boot, sizeof(out->boot), "%s", id);
 	out->ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	/* for tests: time that passed (seconds) and a restart of the computer */
-	const char *v = getenv("ZILA_UPTIME_SKEW"), *boot = getenv("ZILA_BOOT_ID");
+	/* for tests: time that passed (seconds) */
+	const char *v = getenv("ZILA_UPTIME_SKEW");
 	if (v != NULL && *v != '\0')
 		out->ms += (uint64_t)strtoll(v, NULL, 10) * 1000;
-	if (boot != NULL && *boot != '\0')
-		snprintf(out->boot, sizeof(out->boot), "%s", boot);
-	return ok && out->boot[0] != '\0';
+	return true;
 #else
 	return false;
 #endif
