@@ -12,6 +12,7 @@ struct dirtab {
 	struct table *t;
 	int ncols;
 	int *map; /* entry column -> local column */
+	bool has_pcol; /* the entry names the table's partition column */
 };
 
 struct applier {
@@ -23,6 +24,7 @@ struct applier {
 	int row_cols;
 	struct dirtab *dir;
 	int ndir;
+	struct zila_buf keybuf[2]; /* key_canon() */
 };
 
 static void dir_free(struct applier *a)
@@ -70,6 +72,7 @@ static int read_dir(struct applier *a, struct zila_view *in)
 			d->map[c] = d->t ? col_by_name(d->t, name.p, name.len) : -1;
 			if (d->map[c] < 0 || (d->t && d->map[c] == d->t->pk))
 				return d->t ? ZILA_ESCHEMA : ZILA_ESCHEMA;
+			d->has_pcol |= d->map[c] == d->t->pcol;
 		}
 		if (d->t == NULL)
 			return ZILA_ESCHEMA;
@@ -169,6 +172,12 @@ static int apply_change(struct applier *a, struct zila_view *in)
 		return ZILA_EFORMAT;
 	struct dirtab *d = &a->dir[di];
 	struct table *t = d->t;
+	/* The INTEGER 1001 must find the TEXT '1001' of another partition (and 'ABC' the row
+	 * 'abc' under NOCASE), or the check below is skipped and SQLite writes over that row. */
+	if ((r = key_canon(s, t, &pk, a->keybuf)) != 0)
+		return r;
+	if (pk.type == VAL_REAL)
+		return ZILA_EFORMAT;
 	struct rowstate *row = &a->row;
 	if (a->row_cols != t->ncols) {
 		row_release(row);
@@ -199,6 +208,17 @@ static int apply_change(struct applier *a, struct zila_view *in)
 			if (r == 0 && d->map[c] == t->pcol && !part_matches(&val, a->e->info.part))
 				r = ZILA_ESCOPE;
 			r = r ? r : merge_cell(a, t, &pk, d->map[c], &val, &v, &changed);
+		}
+		/* An upsert that leaves the partition column out still puts the row in its
+		 * entry's partition (else a NULL there would make it org-wide). */
+		if (r == 0 && t->pcol >= 0 && !d->has_pcol) {
+			struct zval pv = { .type = VAL_NULL };
+			if (a->e->info.part[0] != '\0') {
+				pv.type = VAL_TEXT;
+				pv.p = (const uint8_t *)a->e->info.part;
+				pv.len = strlen(a->e->info.part);
+			}
+			r = merge_cell(a, t, &pk, t->pcol, &pv, &v, &changed);
 		}
 		break;
 	case OP_UPDATE:
@@ -247,6 +267,8 @@ static int apply_body(struct zila_store *s, struct entry *e, int64_t origin, str
 	a.origin = origin;
 	row_init(&a.row, 1);
 	a.row_cols = 1;
+	zila_buf_init(&a.keybuf[0], 64u << 20);
+	zila_buf_init(&a.keybuf[1], 64u << 20);
 	struct zila_view in = e->body;
 	uint64_t n;
 	int r = read_dir(&a, &in);
@@ -257,6 +279,8 @@ static int apply_body(struct zila_store *s, struct entry *e, int64_t origin, str
 		r = ZILA_EFORMAT;
 	dir_free(&a);
 	row_release(&a.row);
+	zila_buf_release(&a.keybuf[0]);
+	zila_buf_release(&a.keybuf[1]);
 	return r;
 }
 

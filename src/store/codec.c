@@ -1,4 +1,5 @@
 /* Encodings the store keeps and sends: typed values, register versions, row states. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +115,88 @@ int val_bind(sqlite3_stmt *st, int idx, const struct zval *v)
 	default:
 		return sqlite3_bind_null(st, idx);
 	}
+}
+
+/* SQLite's numeric affinity on a TEXT key (sqlite3_value_numeric_type; a real that is a
+ * whole number is stored as an integer, as NUMERIC and INTEGER columns do). */
+static int numeric_key(struct zila_store *s, struct zval *pk)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_value *v = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, "SELECT ?1", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	val_bind(st, 1, pk);
+	if (sqlite3_step(st) != SQLITE_ROW || (v = sqlite3_value_dup(sqlite3_column_value(st, 0))) == NULL)
+		goto out;
+	r = 0;
+	int type = sqlite3_value_numeric_type(v);
+	double d = type == SQLITE_FLOAT ? sqlite3_value_double(v) : 0;
+	if (type == SQLITE_INTEGER) {
+		pk->type = VAL_INT;
+		pk->i = sqlite3_value_int64(v);
+	} else if (type == SQLITE_FLOAT && d >= -9.2e18 && d <= 9.2e18 && d == (double)(int64_t)d) {
+		pk->type = VAL_INT;
+		pk->i = (int64_t)d;
+	} else if (type == SQLITE_FLOAT) {
+		pk->type = VAL_REAL;
+		pk->d = d;
+	}
+out:
+	sqlite3_value_free(v);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Copies the key in column col of st into b and points pk at it. */
+static int key_take(struct zval *pk, sqlite3_stmt *st, int col, struct zila_buf *b)
+{
+	struct zval k;
+	val_from_column(&k, st, col);
+	zila_buf_reset(b);
+	if ((k.type == VAL_TEXT || k.type == VAL_BLOB) && k.len > 0) {
+		int r = zila_buf_put(b, k.p, k.len);
+		if (r != 0)
+			return r;
+		k.p = b->p;
+	}
+	*pk = k;
+	return 0;
+}
+
+int key_canon(struct zila_store *s, struct table *t, struct zval *pk, struct zila_buf buf[2])
+{
+	int r = 0;
+	if (t->pk_aff == 'T' && pk->type == VAL_INT) {
+		char txt[24];
+		int n = snprintf(txt, sizeof(txt), "%lld", (long long)pk->i);
+		zila_buf_reset(&buf[0]);
+		if ((r = zila_buf_put(&buf[0], txt, (size_t)n)) != 0)
+			return r;
+		pk->type = VAL_TEXT;
+		pk->p = buf[0].p;
+		pk->len = (size_t)n;
+	} else if (t->pk_aff == 'N' && pk->type == VAL_TEXT && (r = numeric_key(s, pk)) != 0) {
+		return r;
+	}
+	if (t->key_rows == NULL || (pk->type != VAL_TEXT && pk->type != VAL_BLOB))
+		return 0;
+	/* Under NOCASE 'ABC' is the row 'abc': the table's spelling, else the one a state
+	 * is kept under (a deleted or parked row), else the key as it came. */
+	sqlite3_stmt *q[2] = { t->sel, t->key_rows };
+	for (int i = 0; r == 0 && i < 2; i++) {
+		val_bind(q[i], 1, pk);
+		int rc = sqlite3_step(q[i]);
+		if (rc == SQLITE_ROW)
+			r = key_take(pk, q[i], i == 0 ? t->pk : 0, &buf[1]);
+		else if (rc != SQLITE_DONE)
+			r = ZILA_EDB;
+		sqlite3_reset(q[i]);
+		sqlite3_clear_bindings(q[i]);
+		if (rc == SQLITE_ROW)
+			break;
+	}
+	return r;
 }
 
 bool val_equal(const struct zval *a, const struct zval *b)

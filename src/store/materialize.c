@@ -127,12 +127,19 @@ static bool pk_less(const struct zval *a, const struct zval *b)
 	return c < 0 || (c == 0 && a->len < b->len);
 }
 
-/* Which of two rows keeps a UNIQUE slot: the earlier existence write, then the smaller key. */
+/* Which of two rows keeps a UNIQUE slot: a row of the org-wide partition before a row of
+ * a district's, then the earlier existence write, then the smaller key. Only a device that
+ * may write every partition writes an org-wide row, and a district's device never writes
+ * one: so a district cannot take a slot from a row of a partition it may not write by
+ * dating its own row early (two districts' rows stand alike: neither may write the other's). */
 static bool ranks_first(struct zila_store *s, const struct rowstate *a, const struct zval *apk,
 			const struct rowstate *b, const struct zval *bpk)
 {
 	if (!b->known)
 		return true;
+	bool a_org = a->part[0] == '\0', b_org = b->part[0] == '\0';
+	if (a_org != b_org)
+		return a_org;
 	int c = ver_cmp(s, &a->ever, &b->ever);
 	if (c != 0)
 		return c < 0;

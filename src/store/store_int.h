@@ -59,6 +59,11 @@ struct table {
 	int nchild;          /* foreign keys elsewhere that point at this table */
 	struct child { struct table *child; int fk; sqlite3_stmt *find; } *children;
 	sqlite3_stmt *sel;   /* SELECT all columns [, rowid] FROM t WHERE pk = ? */
+	/* How the key column compares (key_canon): its affinity ('T' text, 'N' numeric or
+	 * real, 'B' none), and with a collation other than BINARY, a search of zila_rows
+	 * that compares keys by it (SELECT pk FROM zila_rows WHERE tid = ? AND pk = ? COLLATE c). */
+	char pk_aff;
+	sqlite3_stmt *key_rows;
 	bool has_rowid;      /* capture records the rowid (cheaper than the key text) */
 	sqlite3_stmt *sel_rowid; /* SELECT all columns, rowid FROM t WHERE rowid >= ? (in order), or NULL */
 	bool rows_none;      /* seal: zila_rows holds no state of this table */
@@ -196,6 +201,11 @@ int val_put(struct zila_buf *b, const struct zval *v) ZILA_MUST_CHECK;
 int val_get(struct zila_view *in, struct zval *v) ZILA_MUST_CHECK;
 void val_from_column(struct zval *v, sqlite3_stmt *st, int col);
 int val_bind(sqlite3_stmt *st, int idx, const struct zval *v);
+/* The key a received change names, as the table's key column compares it: the column's
+ * affinity applied (the INTEGER 1001 is the TEXT '1001' in a TEXT column), and under a
+ * collation other than BINARY, the spelling of the row the table or zila_rows already
+ * holds under it. pk may then point into buf[0] or buf[1], which stay the caller's. */
+int key_canon(struct zila_store *s, struct table *t, struct zval *pk, struct zila_buf buf[2]) ZILA_MUST_CHECK;
 bool val_equal(const struct zval *a, const struct zval *b);
 int ver_cmp(struct zila_store *s, const struct ver *a, const struct ver *b);
 

@@ -1,5 +1,6 @@
 /* Tracked tables: refusing tables that cannot converge, installing capture triggers, and
  * the per-table statements the merge uses. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,7 @@ static void table_free(struct table *t)
 		sqlite3_finalize(t->children[i].find);
 	free(t->children);
 	sqlite3_finalize(t->sel);
+	sqlite3_finalize(t->key_rows);
 	sqlite3_finalize(t->sel_rowid);
 	sqlite3_finalize(t->hw_fix);
 	sqlite3_finalize(t->sel_down);
@@ -453,6 +455,39 @@ out:
 	return r;
 }
 
+/* The key column's affinity (SQLite's rules on the declared type) and collation
+ * (struct table): a key must be found as the table would find it. */
+static int load_key_rule(struct zila_store *s, struct table *t)
+{
+	const char *decl = NULL, *coll = NULL;
+	char up[64];
+	size_t i;
+	if (sqlite3_table_column_metadata(s->db, "main", t->name, t->cols[t->pk], &decl, &coll, NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return ZILA_EDB;
+	for (i = 0; decl != NULL && decl[i] != '\0' && i + 1 < sizeof(up); i++)
+		up[i] = (char)toupper((unsigned char)decl[i]);
+	up[i] = '\0';
+	if (strstr(up, "INT") != NULL)
+		t->pk_aff = 'N';
+	else if (strstr(up, "CHAR") != NULL || strstr(up, "CLOB") != NULL || strstr(up, "TEXT") != NULL)
+		t->pk_aff = 'T';
+	else if (up[0] == '\0' || strstr(up, "BLOB") != NULL)
+		t->pk_aff = 'B';
+	else
+		t->pk_aff = 'N';
+	if (coll == NULL || strcasecmp(coll, "BINARY") == 0)
+		return 0;
+	struct zila_buf q;
+	zila_buf_init(&q, 4096);
+	int r = put_fmt(&q, "SELECT pk FROM zila_rows WHERE tid = %lld AND pk = ?1 COLLATE ", (long long)t->id);
+	r = r ? r : put_qid(&q, coll);
+	r = r ? r : put_str(&q, " ORDER BY pk LIMIT 1");
+	r = r ? r : prep(s, &q, &t->key_rows);
+	zila_buf_release(&q);
+	return r;
+}
+
 int store_load_tables(struct zila_store *s, struct zila_error *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -496,7 +531,7 @@ int store_load_tables(struct zila_store *s, struct zila_error *err)
 			}
 		}
 		t->has_rowid = !is_without_rowid(s, t->name);
-		if ((r = table_statements(s, t)) != 0 || (r = load_unique(s, t)) != 0) {
+		if ((r = table_statements(s, t)) != 0 || (r = load_unique(s, t)) != 0 || (r = load_key_rule(s, t)) != 0) {
 			r = store_db_error(s, err, t->name);
 			goto out;
 		}

@@ -16,6 +16,7 @@
 #include "zila/bundle.h"
 #include "zila/channel.h"
 #include "zila/log.h"
+#include "zila/store.h"
 #include "zila/trust.h"
 
 #define NOW 1800000000ull
@@ -971,6 +972,193 @@ static void test_renewal_keeps_history(void **state)
 	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
 }
 
+/* --- entries an enrolled laptop signs with its own tool (#15) ---------------------------- */
+
+static void put_text(struct zila_buf *b, const char *t)
+{
+	assert_int_equal(zila_buf_put_u8(b, ZILA_VAL_TEXT), 0);
+	assert_int_equal(zila_buf_put_lenbytes(b, t, strlen(t)), 0);
+}
+
+static void put_int(struct zila_buf *b, int64_t v)
+{
+	assert_int_equal(zila_buf_put_u8(b, ZILA_VAL_INT), 0);
+	assert_int_equal(zila_buf_put_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)), 0);
+}
+
+/* The head of an entry body of one change (an upsert) to table tbl with the columns cols
+ * (NULL-terminated); the key and one value per column follow. */
+static void body_upsert(struct zila_buf *b, const char *tbl, const char *const *cols)
+{
+	size_t n = 0;
+	while (cols[n] != NULL)
+		n++;
+	zila_buf_reset(b);
+	assert_int_equal(zila_buf_put_varint(b, 1), 0);
+	assert_int_equal(zila_buf_put_lenbytes(b, tbl, strlen(tbl)), 0);
+	assert_int_equal(zila_buf_put_varint(b, n), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(zila_buf_put_lenbytes(b, cols[i], strlen(cols[i])), 0);
+	assert_int_equal(zila_buf_put_varint(b, 1), 0); /* one change */
+	assert_int_equal(zila_buf_put_varint(b, 0), 0); /* of table 0 */
+	assert_int_equal(zila_buf_put_u8(b, ZILA_OP_UPSERT), 0);
+}
+
+/* Signs body as an entry of r's device (proto/ENTRY.md) and applies it to the replica to. */
+static struct zila_apply_stats forge(struct replica *r, const char *part, uint64_t seq, uint64_t ms,
+				     const struct zila_buf *body, struct replica *to)
+{
+	struct zila_buf e;
+	struct zila_apply_stats st;
+	struct zila_error err;
+	uint8_t sig[64];
+	zila_buf_init(&e, 1 << 20);
+	assert_int_equal(zila_buf_put_u8(&e, 1), 0);
+	assert_int_equal(zila_buf_put(&e, zila_store_device_pk(r->s), 32), 0);
+	assert_int_equal(zila_buf_put_lenbytes(&e, part, strlen(part)), 0);
+	assert_int_equal(zila_buf_put_varint(&e, seq), 0);
+	assert_int_equal(zila_buf_put_u64be(&e, ms << 16), 0);
+	assert_int_equal(zila_buf_put_varint(&e, 0), 0); /* schema */
+	assert_int_equal(zila_buf_put_varint(&e, 0), 0); /* deps */
+	assert_int_equal(zila_buf_put_u8(&e, 0), 0);     /* codec: plain */
+	assert_int_equal(zila_buf_put_lenbytes(&e, body->p, body->len), 0);
+	crypto_sign_detached(sig, NULL, e.p, e.len, zila_store_device_sk(r->s));
+	assert_int_equal(zila_buf_put(&e, sig, 64), 0);
+	struct zila_view v = zila_buf_view(&e);
+	zila_error_clear(&err);
+	if (zila_store_apply(to->s, &v, 1, &st, &err) != 0)
+		fail_msg("apply: %s", err.msg);
+	zila_buf_release(&e);
+	return st;
+}
+
+/* One text column of a row, "" when the row is not shown, "NULL" for NULL. */
+static void cell(struct replica *r, const char *sql, const char *id, char *out, size_t len)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(zila_store_db(r->s), sql, -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	out[0] = '\0';
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out, len, "%s",
+			 sqlite3_column_type(st, 0) == SQLITE_NULL ? "NULL" : (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
+static void hq_write(struct replica *hq, const char *sql)
+{
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (zila_store_exec_captured(hq->s, sql, NULL, NULL, &err) != 0)
+		fail_msg("%s: %s", sql, err.msg);
+	assert_int_equal(zila_store_seal(hq->s, NULL, &err), 0);
+}
+
+/* #15 (2, 6, 7): laptop B of district d-2 signs entries of its own making. A key of
+ * another type or spelling that names a row of d-1 (the INTEGER 1001 for the TEXT '1001',
+ * 'ABC' for 'abc' under NOCASE; shown or deleted) is refused, not written over that row. An
+ * upsert that leaves out the partition column puts its row in d-2, not org-wide. A d-2 row
+ * dated early does not take a UNIQUE slot from an org-wide row. */
+static void test_hostile_keys(void **state)
+{
+	(void)state;
+	struct replica hq, a, b;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_buf body;
+	char got[64];
+	int nlog = 0;
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+	replica_open(&hq, "k-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "p", 1, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&a, "k-a");
+	replica_open(&b, "k-b");
+	enrol(&hq, &a, "laptop-a", ZILA_ROLE_DISTRICT, "d-1", 30);
+	enrol(&hq, &b, "laptop-b", ZILA_ROLE_DISTRICT, "d-2", 30);
+	assert_int_equal(sqlite3_exec(zila_store_db(hq.s),
+				      "CREATE TABLE tags(id TEXT PRIMARY KEY COLLATE NOCASE NOT NULL, district_id TEXT, v TEXT UNIQUE)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	if (zila_store_track(hq.s, "tags", "district_id", &err) != 0)
+		fail_msg("track: %s", err.msg);
+	write_note(&a, "1001", "d-1");
+	write_note(&a, "1002", "d-1");
+	char sql[128];
+	snprintf(sql, sizeof(sql), "DELETE FROM notes WHERE id = '1002'");
+	assert_int_equal(zila_store_exec_captured(a.s, sql, NULL, NULL, &err), 0);
+	a.clock_ms += 1000;
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	st = carry(&a, &hq);
+	assert_int_equal(st.nrejected, 0);
+	hq_write(&hq, "INSERT INTO tags VALUES ('abc', 'd-1', 'a')");
+	hq.clock_ms += 3600 * 1000;
+	hq_write(&hq, "INSERT INTO tags VALUES ('hq-row', NULL, 'slot')");
+	b.clock_ms = hq.clock_ms;
+	uint64_t ms = NOW * 1000 + 10000; /* inside B's certificate, before HQ's row */
+	zila_buf_init(&body, 4096);
+
+	/* 2: the INTEGER 1001 is d-1's TEXT '1001', shown or deleted. */
+	const char *const ncols[] = { "district_id", "body", NULL };
+	body_upsert(&body, "notes", ncols);
+	put_int(&body, 1001);
+	put_text(&body, "d-2");
+	put_text(&body, "taken");
+	st = forge(&b, "d-2", 1, ms, &body, &hq);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(st.napplied, 0);
+	cell(&hq, "SELECT district_id || ' ' || body FROM notes WHERE id = ?1", "1001", got, sizeof(got));
+	assert_string_equal(got, "d-1 x");
+	body_upsert(&body, "notes", ncols);
+	put_int(&body, 1002);
+	put_text(&body, "d-2");
+	put_text(&body, "taken");
+	st = forge(&b, "d-2", 1, ms, &body, &hq);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(count_notes(&hq, "1002"), 0);
+
+	/* 2: under NOCASE, 'ABC' is d-1's 'abc'. */
+	const char *const tcols[] = { "district_id", "v", NULL };
+	body_upsert(&body, "tags", tcols);
+	put_text(&body, "ABC");
+	put_text(&body, "d-2");
+	put_text(&body, "b");
+	st = forge(&b, "d-2", 1, ms, &body, &hq);
+	assert_int_equal(st.nrejected, 1);
+	cell(&hq, "SELECT id || ' ' || district_id || ' ' || v FROM tags WHERE id = ?1", "abc", got, sizeof(got));
+	assert_string_equal(got, "abc d-1 a");
+
+	/* 6: no partition column: the row is d-2's. */
+	const char *const vcols[] = { "v", NULL };
+	body_upsert(&body, "tags", vcols);
+	put_text(&body, "b-nopart");
+	put_text(&body, "c");
+	st = forge(&b, "d-2", 1, ms, &body, &hq);
+	assert_int_equal(st.nrejected, 0);
+	assert_int_equal(st.napplied, 1);
+	cell(&hq, "SELECT district_id FROM tags WHERE id = ?1", "b-nopart", got, sizeof(got));
+	assert_string_equal(got, "d-2");
+
+	/* 7: dated before HQ's org-wide row, B's row still does not take its slot. */
+	body_upsert(&body, "tags", tcols);
+	put_text(&body, "b-row");
+	put_text(&body, "d-2");
+	put_text(&body, "slot");
+	st = forge(&b, "d-2", 2, ms + 1, &body, &hq);
+	assert_int_equal(st.nrejected, 0);
+	cell(&hq, "SELECT v FROM tags WHERE id = ?1", "hq-row", got, sizeof(got));
+	assert_string_equal(got, "slot");
+	cell(&hq, "SELECT v FROM tags WHERE id = ?1", "b-row", got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(st.nparked, 1);
+
+	zila_buf_release(&body);
+	replica_close(&hq);
+	replica_close(&a);
+	replica_close(&b);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
 /* A renewal that moves a device to another district ends the earlier certificate's say:
  * entries dated after the renewal are judged by the new one only. */
 static void test_renewal_ends_old_scope(void **state)
@@ -1264,6 +1452,7 @@ int main(void)
 		cmocka_unit_test(test_replica_enforcement),
 		cmocka_unit_test(test_renewal_keeps_history),
 		cmocka_unit_test(test_renewal_ends_old_scope),
+		cmocka_unit_test(test_hostile_keys),
 		cmocka_unit_test(test_invites),
 		cmocka_unit_test(test_join_and_member_handshakes),
 	};
