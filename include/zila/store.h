@@ -101,6 +101,14 @@ void zila_store_set_uptime(struct zila_store *s, zila_uptime_fn fn, void *ctx);
  * earlier than that time. */
 #define ZILA_CLOCK_LEAD_MS (2ull * 24 * 3600 * 1000)
 #define ZILA_CLOCK_WARN_MS (10ull * 60 * 1000) /* a clock this far from HQ's is called wrong */
+/* How far an entry may be dated before its feed's previous entry, and an entry of a
+ * lapsed certificate before this replica last took an entry of its feed (proto/TRUST.md,
+ * "Admitting an entry"). */
+#define ZILA_BACKDATE_MS (24ull * 3600 * 1000)
+/* When this replica last took an entry of the feed (origin, part) from another, in
+ * seconds by its clock; 0 when it never did. 0, or a negative code. */
+int zila_store_feed_seen(struct zila_store *s, const uint8_t origin[32], const char *part,
+			 uint64_t *seen) ZILA_MUST_CHECK;
 enum zila_clock_state {
 	ZILA_CLOCK_OK,     /* HQ itself, or close to HQ's time as last learnt */
 	ZILA_CLOCK_NONE,   /* no organisation: nothing to compare with */

@@ -330,9 +330,34 @@ static int store_entry(struct zila_store *s, int64_t feed, const struct incoming
 	st = s->st_feed_head;
 	sqlite3_bind_int64(st, 1, (int64_t)in->e.info.seq);
 	sqlite3_bind_int64(st, 2, feed);
+	sqlite3_bind_int64(st, 3, (int64_t)in->e.info.hlc);
+	sqlite3_bind_int64(st, 4, (int64_t)(store_now_ms(s) / 1000));
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
+	sqlite3_clear_bindings(st); /* the seal's own heads leave both NULL */
 	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
+}
+
+int zila_store_feed_seen(struct zila_store *s, const uint8_t origin[32], const char *part, uint64_t *seen)
+{
+	sqlite3_stmt *q = NULL;
+	int r = ZILA_EDB;
+	*seen = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT f.seen FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
+			       " WHERE o.key = ?1 AND f.part = ?2",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_blob(q, 1, origin, 32, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, part, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		*seen = (uint64_t)sqlite3_column_int64(q, 0);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		r = 0;
+out:
+	sqlite3_finalize(q);
+	return r;
 }
 
 static void observe_clock(struct zila_store *s, uint64_t hlc)
@@ -434,9 +459,9 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	for (size_t i = 0; i < n && in[i].ok; i++) {
 		struct incoming *x = &in[i];
 		int64_t origin, feed;
-		uint64_t head;
+		uint64_t head, head_hlc;
 		if ((r = store_origin_id(s, x->e.info.origin, &origin)) != 0 ||
-		    (r = store_feed_get(s, origin, x->e.info.part, &feed, &head)) != 0) {
+		    (r = store_feed_get(s, origin, x->e.info.part, &feed, &head, &head_hlc)) != 0) {
 			r = store_db_error(s, err, "cannot record a feed");
 			goto fail;
 		}
@@ -449,6 +474,14 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 			snprintf(what, sizeof(what), "waits for entry %llu of its feed, which this replica does not hold",
 				 (unsigned long long)(head + 1));
 			store_refusal(s, st, &x->e.info, ZILA_EGAP, what);
+			continue;
+		}
+		/* A device dates its entries forward (HLC); one dated back past its own previous
+		 * entry is written after the fact, e.g. into a certificate it held then. */
+		if (head_hlc != 0 && zila_hlc_ms(x->e.info.hlc) + ZILA_BACKDATE_MS < zila_hlc_ms(head_hlc)) {
+			st->nrejected++;
+			store_refusal(s, st, &x->e.info, ZILA_EEXPIRED,
+				      "it is dated more than a day before the previous entry of its feed");
 			continue;
 		}
 		int applied = 1;

@@ -421,9 +421,9 @@ static const char *prepared[][2] = {
 	{ "nlive_get", "SELECT nlive FROM zila_tables WHERE id = ?" },
 	{ "nlive_set", "UPDATE zila_tables SET nlive = (SELECT count(*) FROM zila_live WHERE tid = ?1) - ?2 WHERE id = ?1" },
 	{ "entry_put", "INSERT INTO zila_entries(feed, seq, hlc, applied, bytes) VALUES (?, ?, ?, ?, ?)" },
-	{ "feed_get", "SELECT id, head FROM zila_feeds WHERE origin = ? AND part = ?" },
+	{ "feed_get", "SELECT id, head, head_hlc FROM zila_feeds WHERE origin = ? AND part = ?" },
 	{ "feed_new", "INSERT INTO zila_feeds(origin, part, head) VALUES (?, ?, 0)" },
-	{ "feed_head", "UPDATE zila_feeds SET head = ? WHERE id = ?" },
+	{ "feed_head", "UPDATE zila_feeds SET head = ?1, head_hlc = ?3, seen = ?4 WHERE id = ?2" },
 	{ "conflict", "INSERT INTO zila_conflicts(tbl, pk, col, kept, kept_origin, kept_hlc, lost,"
 		      " lost_origin, lost_hlc, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
 	{ "park_put", "INSERT OR REPLACE INTO zila_parked(tid, pk, kind) VALUES (?, ?, ?)" },
@@ -432,6 +432,24 @@ static const char *prepared[][2] = {
 	{ "trust_get", "SELECT bytes FROM zila_trust WHERE type = ? AND id = ?" },
 	{ "trust_all", "SELECT type, id, bytes FROM zila_trust ORDER BY type, id" },
 };
+
+/* zila_feeds.head_hlc (the date of the head entry) and .seen (when this replica last took
+ * an entry of the feed, seconds) came after replica format 4: added in place, and older
+ * zila ignores them (NULL: not known yet). */
+static int feeds_columns(struct zila_store *s, struct zila_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int has = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM pragma_table_info('zila_feeds') WHERE name = 'seen'", -1,
+			       &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		has = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (has)
+		return 0;
+	int r = store_exec(s, "ALTER TABLE zila_feeds ADD COLUMN head_hlc INTEGER", err);
+	return r ? r : store_exec(s, "ALTER TABLE zila_feeds ADD COLUMN seen INTEGER", err);
+}
 
 static int prepare_all(struct zila_store *s, struct zila_error *err)
 {
@@ -574,7 +592,8 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 	s->hlc = (uint64_t)meta_int(s, "hlc", 0);
 	store_clock_load(s);
 	s->schema = meta_int(s, "schema_version", 1);
-	if ((r = prepare_all(s, err)) != 0 || (r = store_load_tables(s, err)) != 0)
+	if ((r = feeds_columns(s, err)) != 0 || (r = prepare_all(s, err)) != 0 ||
+	    (r = store_load_tables(s, err)) != 0)
 		goto out;
 	*out = s;
 	s = NULL;

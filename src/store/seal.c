@@ -18,18 +18,23 @@ uint64_t store_hlc_tick(struct zila_store *s)
 	return s->hlc;
 }
 
-int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64_t *id, uint64_t *head)
+int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64_t *id, uint64_t *head,
+		   uint64_t *head_hlc)
 {
 	sqlite3_stmt *st = s->st_feed_get;
 	int r = ZILA_EDB;
 	*id = 0;
 	*head = 0;
+	if (head_hlc != NULL)
+		*head_hlc = 0;
 	sqlite3_bind_int64(st, 1, origin);
 	sqlite3_bind_text(st, 2, part, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
 		*head = (uint64_t)sqlite3_column_int64(st, 1);
+		if (head_hlc != NULL)
+			*head_hlc = (uint64_t)sqlite3_column_int64(st, 2);
 		r = 0;
 	}
 	sqlite3_reset(st);
@@ -355,7 +360,7 @@ static int flush(struct sealer *z, struct builder *b)
 static int builder_open(struct sealer *z, struct builder *b)
 {
 	uint64_t head;
-	int r = store_feed_get(z->s, z->s->self_id, b->part, &b->feed, &head);
+	int r = store_feed_get(z->s, z->s->self_id, b->part, &b->feed, &head, NULL);
 	if (r != 0)
 		return store_db_error(z->s, z->err, "feed");
 	b->seq = head + 1;

@@ -301,8 +301,10 @@ int park_children(struct zila_store *s, struct table *t, const struct zval *vals
 int row_fk_ok(struct zila_store *s, struct table *t, const struct zval *vals);
 
 /* --- seal.c --- */
+/* The feed's id (made when new), head, and the date of its head entry when this replica
+ * took that entry from another (head_hlc may be NULL; 0: not known). */
 int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64_t *id,
-		   uint64_t *head) ZILA_MUST_CHECK;
+		   uint64_t *head, uint64_t *head_hlc) ZILA_MUST_CHECK;
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
 /* Seals at most max_batches batches; *more says whether captured changes remain. With
  * swept, once nothing remains, also the rows no capture or mark finds (zila_store_sweep);

@@ -1159,6 +1159,86 @@ static void test_hostile_keys(void **state)
 	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
 }
 
+/* #15 (14): a laptop whose certificate lapsed signs entries dated back into its window.
+ * An entry dated more than a day before its feed's previous entry is refused on every
+ * replica; one of a lapsed certificate, dated more than a day before the replica last took
+ * an entry of the feed, too. What it wrote before its last contact still arrives, and a
+ * laptop enrolled later takes the feed's history. */
+static void test_backdated(void **state)
+{
+	(void)state;
+	struct replica hq, b, late;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_buf body;
+	const uint64_t day = 86400;
+	int nlog = 0;
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+	replica_open(&hq, "bd-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "p", 1, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&b, "bd-b");
+	enrol(&hq, &b, "laptop-b", ZILA_ROLE_DISTRICT, "d-2", 30);
+	b.clock_ms = hq.clock_ms = (NOW + 5 * day) * 1000;
+	assert_int_equal(zila_store_clock_learn(b.s, hq.clock_ms, true, 0), 0);
+	write_note(&b, "b1", "d-2");
+	st = carry(&b, &hq);
+	assert_int_equal(st.napplied, 1);
+	const char *const cols[] = { "district_id", "body", NULL };
+	zila_buf_init(&body, 4096);
+
+	/* Dated three days before its feed's previous entry, inside the certificate. */
+	body_upsert(&body, "notes", cols);
+	put_text(&body, "b-before");
+	put_text(&body, "d-2");
+	put_text(&body, "x");
+	st = forge(&b, "d-2", 2, (NOW + 2 * day) * 1000, &body, &hq);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(count_notes(&hq, "b-before"), 0);
+
+	/* Forty days on, the certificate lapsed (day 30). Written before it lapsed, after
+	 * HQ last heard of the feed: taken. */
+	hq.clock_ms = (NOW + 40 * day) * 1000;
+	body_upsert(&body, "notes", cols);
+	put_text(&body, "b-offline");
+	put_text(&body, "d-2");
+	put_text(&body, "x");
+	st = forge(&b, "d-2", 2, (NOW + 29 * day) * 1000, &body, &hq);
+	assert_int_equal(st.nrejected, 0);
+	assert_int_equal(count_notes(&hq, "b-offline"), 1);
+	/* Signed now and dated back into the window: refused. */
+	body_upsert(&body, "notes", cols);
+	put_text(&body, "b-forged");
+	put_text(&body, "d-2");
+	put_text(&body, "x");
+	st = forge(&b, "d-2", 3, (NOW + 29 * day) * 1000 + 1000, &body, &hq);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(count_notes(&hq, "b-forged"), 0);
+	assert_int_equal(st.nrefusals, 1);
+	assert_int_equal(st.refusals[0].code, ZILA_EEXPIRED);
+
+	/* A laptop enrolled now takes the feed's history from HQ. */
+	replica_open(&late, "bd-late");
+	late.clock_ms = hq.clock_ms;
+	struct zila_buf file;
+	zila_buf_init(&file, 4096);
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(late.s), "late", ZILA_ROLE_DISTRICT, "d-2",
+					  NOW + 40 * day, 365, &file, &err),
+			 0);
+	assert_int_equal(zila_trust_install_cert(late.s, zila_buf_view(&file), NOW + 40 * day, &err), 0);
+	zila_buf_release(&file);
+	st = carry(&hq, &late);
+	assert_int_equal(st.nrejected, 0);
+	assert_int_equal(count_notes(&late, "b1"), 1);
+	assert_int_equal(count_notes(&late, "b-offline"), 1);
+
+	zila_buf_release(&body);
+	replica_close(&hq);
+	replica_close(&b);
+	replica_close(&late);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
 /* A renewal that moves a device to another district ends the earlier certificate's say:
  * entries dated after the renewal are judged by the new one only. */
 static void test_renewal_ends_old_scope(void **state)
@@ -1453,6 +1533,7 @@ int main(void)
 		cmocka_unit_test(test_renewal_keeps_history),
 		cmocka_unit_test(test_renewal_ends_old_scope),
 		cmocka_unit_test(test_hostile_keys),
+		cmocka_unit_test(test_backdated),
 		cmocka_unit_test(test_invites),
 		cmocka_unit_test(test_join_and_member_handshakes),
 	};
