@@ -227,12 +227,20 @@ struct zila_refusal {
 	uint64_t nwaiting; /* later entries of the feed in the same apply, not taken either */
 };
 
+/* What one device may park at a replica in entries it holds for a schema the replica lacks
+ * (proto/ENTRY.md): past it, its entries are refused until the schema arrives. */
+#define ZILA_HELD_MAX 4096
+#define ZILA_HELD_MAX_BYTES (64ll << 20)
+/* Sets those limits for this store (0: the default); for tests. */
+void zila_store_set_held_limit(struct zila_store *s, int64_t nentries, int64_t nbytes);
+
 struct zila_apply_stats {
 	size_t nreceived;  /* entries offered */
 	size_t napplied;   /* stored and merged */
 	size_t nduplicate; /* already held */
 	size_t nrejected;  /* failed a check */
 	size_t nheld;      /* stored, waiting for a newer schema */
+	size_t nretried;   /* held entries tried again (only after this replica's schema changed) */
 	size_t ngap;       /* not stored: an earlier entry of the feed is missing */
 	size_t nconflicts; /* overwritten values recorded */
 	size_t nparked;    /* rows parked as duplicates or orphans */
@@ -311,6 +319,8 @@ struct zila_store_counts {
 	int64_t entries;    /* entries held, all feeds */
 	int64_t own_entries;
 	int64_t held;       /* waiting for a newer schema */
+	int64_t held_bytes; /* their size */
+	int64_t held_most;  /* the most of them one device has parked (ZILA_HELD_MAX) */
 	int64_t conflicts;  /* unresolved overwritten values */
 	int64_t parked;     /* rows parked as duplicates, orphans or invalid */
 	int64_t feeds;

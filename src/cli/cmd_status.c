@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli_ctl.h"
+#include "zila/store.h"
 
 static long long jint(json_t *o, const char *k)
 {
@@ -82,7 +83,9 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("            %lld entries held; %lld conflicts and %lld parked rows to review ('zila conflicts')\n",
 		       jint(l, "entries"), jint(l, "conflicts"), jint(l, "parked"));
 		if (jint(l, "held") > 0)
-			printf("            %lld entries wait for a newer schema\n", jint(l, "held"));
+			printf("            %lld entries (%lld KiB) wait for a newer schema; the most from one device: "
+			       "%lld (it may park %d)\n",
+			       jint(l, "held"), (jint(l, "held_bytes") + 1023) / 1024, jint(l, "held_most"), ZILA_HELD_MAX);
 	}
 	printf("peers:\n");
 	cli_print_peers(json_object_get(st, "peers"));

@@ -315,6 +315,8 @@ static json_t *status_json(struct daemon *d)
 		json_object_set_new(l, "conflicts", json_integer(counts.conflicts));
 		json_object_set_new(l, "parked", json_integer(counts.parked));
 		json_object_set_new(l, "held", json_integer(counts.held));
+		json_object_set_new(l, "held_bytes", json_integer(counts.held_bytes));
+		json_object_set_new(l, "held_most", json_integer(counts.held_most));
 		json_object_set_new(o, "local", l);
 	}
 	json_object_set_new(o, "replica", json_string(d->dir));

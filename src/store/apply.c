@@ -370,10 +370,43 @@ static void observe_clock(struct zila_store *s, uint64_t hlc)
 		s->hlc = hlc;
 }
 
+/* What held entries wait for: the tables and columns this replica has, and its schema
+ * version ("hash:version"). */
+static void schema_key(struct zila_store *s, char out[64])
+{
+	crypto_generichash_state h;
+	uint8_t fp[16];
+	char hex[33];
+	crypto_generichash_init(&h, NULL, 0, sizeof(fp));
+	for (int i = 0; i < s->ntables; i++) {
+		const struct table *t = s->tables[i];
+		crypto_generichash_update(&h, (const uint8_t *)t->name, strlen(t->name) + 1);
+		for (int c = 0; c < t->ncols; c++)
+			crypto_generichash_update(&h, (const uint8_t *)t->cols[c], strlen(t->cols[c]) + 1);
+		crypto_generichash_update(&h, (const uint8_t *)"", 1);
+	}
+	crypto_generichash_final(&h, fp, sizeof(fp));
+	zila_hex_encode(hex, fp, sizeof(fp));
+	snprintf(out, 64, "%s:%lld", hex, (long long)s->schema);
+}
+
+#define META_HELD "held_schema" /* the schema_key() held entries were last tried against */
+
+/* Held entries are tried again only when the schema they wait for may have come: a
+ * thousand of them cost an apply window nothing while it stays the same. */
 static int retry_held(struct zila_store *s, struct zila_apply_stats *st)
 {
 	sqlite3_stmt *q = NULL, *u = NULL;
-	int r = ZILA_EDB;
+	char key[64], *tried = NULL;
+	schema_key(s, key);
+	int r = zila_store_meta_get(s, META_HELD, &tried);
+	bool same = r == 0 && strcmp(tried, key) == 0;
+	free(tried);
+	if (r != 0 && r != ZILA_ENOTFOUND)
+		return r;
+	if (same)
+		return 0;
+	r = ZILA_EDB;
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT e.id, e.bytes, o.id FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
 			       " JOIN zila_origins o ON o.id = f.origin WHERE e.applied = 0 ORDER BY e.hlc",
@@ -387,6 +420,7 @@ static int retry_held(struct zila_store *s, struct zila_apply_stats *st)
 		if (entry_parse(b, &e, false) != 0)
 			continue;
 		if (e.info.schema <= (uint32_t)s->schema) {
+			st->nretried++;
 			int rr = store_exec(s, "SAVEPOINT held", NULL);
 			rr = rr ? rr : apply_body(s, &e, sqlite3_column_int64(q, 2), st);
 			if (rr == 0) {
@@ -405,9 +439,56 @@ static int retry_held(struct zila_store *s, struct zila_apply_stats *st)
 		}
 		entry_release(&e);
 	}
+	if (r == 0)
+		r = zila_store_meta_set(s, META_HELD, key);
 out:
 	sqlite3_finalize(q);
 	sqlite3_finalize(u);
+	return r;
+}
+
+void zila_store_set_held_limit(struct zila_store *s, int64_t nentries, int64_t nbytes)
+{
+	s->held_max = nentries;
+	s->held_max_bytes = nbytes;
+}
+
+/* Entries each device has parked here for a schema this replica lacks, counted once per
+ * apply window and then kept up to date. */
+struct held_use {
+	int64_t origin, n, bytes;
+};
+
+static int held_use(struct zila_store *s, struct held_use **uses, size_t *nuses, int64_t origin,
+		    struct held_use **out)
+{
+	for (size_t i = 0; i < *nuses; i++)
+		if ((*uses)[i].origin == origin) {
+			*out = &(*uses)[i];
+			return 0;
+		}
+	struct held_use *nu = realloc(*uses, (*nuses + 1) * sizeof(*nu));
+	if (nu == NULL)
+		return ZILA_ENOMEM;
+	*uses = nu;
+	struct held_use *h = &nu[(*nuses)++];
+	memset(h, 0, sizeof(*h));
+	h->origin = origin;
+	sqlite3_stmt *q = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT count(*), coalesce(sum(length(e.bytes)), 0) FROM zila_entries e"
+			       " JOIN zila_feeds f ON f.id = e.feed WHERE e.applied = 0 AND f.origin = ?",
+			       -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, origin);
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			h->n = sqlite3_column_int64(q, 0);
+			h->bytes = sqlite3_column_int64(q, 1);
+			r = 0;
+		}
+	}
+	sqlite3_finalize(q);
+	*out = h;
 	return r;
 }
 
@@ -447,6 +528,8 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 			struct zila_apply_stats *st, struct zila_error *err)
 {
 	char what[128];
+	struct held_use *uses = NULL;
+	size_t nuses = 0;
 	int r;
 	if ((r = store_begin(s, err)) != 0)
 		return r;
@@ -502,14 +585,30 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 			if ((r = store_exec(s, "ROLLBACK TO entry", err)) != 0)
 				goto fail;
 			describe(what, sizeof(what), &x->e.info);
-			if (rr == ZILA_ESCHEMA) {
+			struct held_use *h = NULL;
+			if (rr == ZILA_ESCHEMA && (r = held_use(s, &uses, &nuses, origin, &h)) != 0) {
+				r = store_db_error(s, err, "cannot count held entries");
+				goto fail;
+			}
+			int64_t max = s->held_max > 0 ? s->held_max : ZILA_HELD_MAX;
+			int64_t max_bytes = s->held_max_bytes > 0 ? s->held_max_bytes : ZILA_HELD_MAX_BYTES;
+			if (h != NULL && (h->n >= max || h->bytes + (int64_t)x->bytes.len > max_bytes)) {
+				rr = ZILA_ELIMIT;
+				h = NULL;
+			}
+			if (h != NULL) {
+				h->n++;
+				h->bytes += (int64_t)x->bytes.len;
 				applied = 0;
 				st->nheld++;
 				zila_log(ZILA_LOG_INFO, "holding entry of %s until this replica has its schema", what);
 			} else {
 				st->nrejected++;
 				store_refusal(s, st, &x->e.info, rr,
-					      rr == ZILA_ESCOPE ? "it writes rows outside its partition" : zila_strerror(rr));
+					      rr == ZILA_ESCOPE   ? "it writes rows outside its partition"
+					      : rr == ZILA_ELIMIT ? "it waits for a schema this replica lacks, and this "
+								    "replica holds as many such entries of its device as it keeps"
+								    : zila_strerror(rr));
 				entry_deflate(&x->e);
 				if ((r = store_exec(s, "RELEASE entry", err)) != 0)
 					goto fail;
@@ -537,8 +636,10 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	 * parent in one entry) is nothing to review: report what is parked now that was not. */
 	int64_t parked1 = parked_count(s);
 	st->nparked = parked0 >= 0 && parked1 > parked0 ? (size_t)(parked1 - parked0) : 0;
+	free(uses);
 	return store_commit(s, err);
 fail:
+	free(uses);
 	store_rollback(s);
 	return r;
 }

@@ -167,6 +167,9 @@ int zila_store_counts(struct zila_store *s, struct zila_store_counts *out)
 	out->entries = count(s, "SELECT count(*) FROM zila_entries", 0);
 	out->own_entries = count(s, "SELECT coalesce(sum(head), 0) FROM zila_feeds WHERE origin = ?", s->self_id);
 	out->held = count(s, "SELECT count(*) FROM zila_entries WHERE applied = 0", 0);
+	out->held_bytes = count(s, "SELECT coalesce(sum(length(bytes)), 0) FROM zila_entries WHERE applied = 0", 0);
+	out->held_most = count(s, "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM zila_entries e"
+				  " JOIN zila_feeds f ON f.id = e.feed WHERE e.applied = 0 GROUP BY f.origin)", 0);
 	out->conflicts = count(s, "SELECT count(*) FROM zila_conflicts WHERE resolved = 0", 0);
 	out->parked = count(s, "SELECT count(*) FROM zila_parked", 0);
 	out->feeds = count(s, "SELECT count(*) FROM zila_feeds WHERE head > 0", 0);

@@ -132,6 +132,7 @@ struct zila_store {
 	struct ckpt *ckpt;  /* the checkpoint thread (checkpoint.c), started on first need */
 	bool ckpt_failed;   /* it could not start: the writer checkpoints */
 	bool nosync;        /* a merge is committing with synchronous OFF */
+	int64_t held_max, held_max_bytes; /* zila_store_set_held_limit(); 0: the defaults */
 	/* Refusals logged lately (refuse.c): the same refusal is logged once per
 	 * REFUSAL_LOG_MS, with a count of the times it was met meanwhile. */
 	struct refusal_logged {

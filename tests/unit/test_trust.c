@@ -1239,6 +1239,112 @@ static void test_backdated(void **state)
 	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
 }
 
+/* #15 (1): entries naming a table HQ lacks are held, and cost nothing until HQ's schema
+ * changes: later apply windows (and a restart) do not try them again. One device parks at
+ * most so many (refused past it, and told); status counts them. Once the table is
+ * tracked, they apply. */
+static void test_held_cost_nothing(void **state)
+{
+	(void)state;
+	struct replica hq, b;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_store_counts counts;
+	struct zila_buf body;
+	char id[16];
+	int nlog = 0;
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+	replica_open(&hq, "h-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "p", 1, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&b, "h-b");
+	enrol(&hq, &b, "laptop-b", ZILA_ROLE_DISTRICT, "d-2", 30);
+	const char *const gcols[] = { "district_id", "v", NULL }, *const ncols[] = { "district_id", "body", NULL };
+	uint64_t ms = NOW * 1000 + 5000, seq = 0;
+	zila_buf_init(&body, 4096);
+	for (int i = 0; i < 3; i++) {
+		body_upsert(&body, "ghost", gcols);
+		snprintf(id, sizeof(id), "g%d", i);
+		put_text(&body, id);
+		put_text(&body, "d-2");
+		put_text(&body, "x");
+		st = forge(&b, "d-2", ++seq, ms++, &body, &hq);
+		assert_int_equal(st.nheld, 1);
+		if (i > 0)
+			assert_int_equal(st.nretried, 0);
+	}
+	/* A plain entry: applied, and the three held ones are not tried again. */
+	body_upsert(&body, "notes", ncols);
+	put_text(&body, "n1");
+	put_text(&body, "d-2");
+	put_text(&body, "x");
+	st = forge(&b, "d-2", ++seq, ms++, &body, &hq);
+	assert_int_equal(st.napplied, 1);
+	assert_int_equal(st.nretried, 0);
+	/* Nor after a restart. */
+	zila_store_free(hq.s);
+	if (zila_store_open(&hq.s, hq.dir, &err) != 0)
+		fail_msg("open: %s", err.msg);
+	zila_store_set_clock(hq.s, replica_clock, &hq);
+	zila_trust_install(hq.s, &hq.tc);
+	body_upsert(&body, "notes", ncols);
+	put_text(&body, "n2");
+	put_text(&body, "d-2");
+	put_text(&body, "x");
+	st = forge(&b, "d-2", ++seq, ms++, &body, &hq);
+	assert_int_equal(st.napplied, 1);
+	assert_int_equal(st.nretried, 0);
+
+	/* Past what one device may park: refused, and the device is told. */
+	zila_store_set_held_limit(hq.s, 4, 0);
+	for (int i = 3; i < 5; i++) {
+		body_upsert(&body, "ghost", gcols);
+		snprintf(id, sizeof(id), "g%d", i);
+		put_text(&body, id);
+		put_text(&body, "d-2");
+		put_text(&body, "x");
+		st = forge(&b, "d-2", seq + 1, ms, &body, &hq);
+		if (i == 3) {
+			assert_int_equal(st.nheld, 1);
+			seq++;
+			ms++;
+		} else {
+			assert_int_equal(st.nheld, 0);
+			assert_int_equal(st.nrejected, 1);
+			assert_int_equal(st.nrefusals, 1);
+			assert_int_equal(st.refusals[0].code, ZILA_ELIMIT);
+		}
+	}
+	assert_int_equal(zila_store_counts(hq.s, &counts), 0);
+	assert_int_equal(counts.held, 4);
+	assert_int_equal(counts.held_most, 4);
+	assert_true(counts.held_bytes > 4 * 100);
+
+	/* The schema arrives: the held entries apply, and the refused one comes again. */
+	assert_int_equal(sqlite3_exec(zila_store_db(hq.s), "CREATE TABLE ghost(id TEXT PRIMARY KEY, district_id TEXT, v TEXT)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	if (zila_store_track(hq.s, "ghost", "district_id", &err) != 0)
+		fail_msg("track: %s", err.msg);
+	st = forge(&b, "d-2", seq + 1, ms, &body, &hq);
+	assert_int_equal(st.napplied, 1);
+	assert_int_equal(st.nretried, 4);
+	assert_int_equal(zila_store_counts(hq.s, &counts), 0);
+	assert_int_equal(counts.held, 0);
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(zila_store_db(hq.s), "SELECT count(*) FROM ghost WHERE district_id = 'd-2'", -1,
+					    &q, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 5);
+	sqlite3_finalize(q);
+
+	zila_buf_release(&body);
+	replica_close(&hq);
+	replica_close(&b);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
 /* A renewal that moves a device to another district ends the earlier certificate's say:
  * entries dated after the renewal are judged by the new one only. */
 static void test_renewal_ends_old_scope(void **state)
@@ -1534,6 +1640,7 @@ int main(void)
 		cmocka_unit_test(test_renewal_ends_old_scope),
 		cmocka_unit_test(test_hostile_keys),
 		cmocka_unit_test(test_backdated),
+		cmocka_unit_test(test_held_cost_nothing),
 		cmocka_unit_test(test_invites),
 		cmocka_unit_test(test_join_and_member_handshakes),
 	};
