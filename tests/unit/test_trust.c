@@ -1032,6 +1032,22 @@ static struct zila_apply_stats forge(struct replica *r, const char *part, uint64
 	return st;
 }
 
+/* forge() of an upsert of one row of tbl: vals are the key, then one text per column. */
+static struct zila_apply_stats forge_row(struct replica *r, const char *part, uint64_t seq, uint64_t ms,
+					 const char *tbl, const char *const *cols, const char *const *vals,
+					 struct replica *to)
+{
+	struct zila_buf body;
+	zila_buf_init(&body, 4096);
+	body_upsert(&body, tbl, cols);
+	put_text(&body, vals[0]);
+	for (size_t i = 0; cols[i] != NULL; i++)
+		put_text(&body, vals[i + 1]);
+	struct zila_apply_stats st = forge(r, part, seq, ms, &body, to);
+	zila_buf_release(&body);
+	return st;
+}
+
 /* One text column of a row, "" when the row is not shown, "NULL" for NULL. */
 static void cell(struct replica *r, const char *sql, const char *id, char *out, size_t len)
 {
@@ -1119,32 +1135,24 @@ static void test_hostile_keys(void **state)
 
 	/* 2: under NOCASE, 'ABC' is d-1's 'abc'. */
 	const char *const tcols[] = { "district_id", "v", NULL };
-	body_upsert(&body, "tags", tcols);
-	put_text(&body, "ABC");
-	put_text(&body, "d-2");
-	put_text(&body, "b");
-	st = forge(&b, "d-2", 1, ms, &body, &hq);
+	st = forge_row(&b, "d-2", 1, ms, "tags", tcols,
+		       (const char *const[]){ "ABC", "d-2", "b" }, &hq);
 	assert_int_equal(st.nrejected, 1);
 	cell(&hq, "SELECT id || ' ' || district_id || ' ' || v FROM tags WHERE id = ?1", "abc", got, sizeof(got));
 	assert_string_equal(got, "abc d-1 a");
 
 	/* 6: no partition column: the row is d-2's. */
 	const char *const vcols[] = { "v", NULL };
-	body_upsert(&body, "tags", vcols);
-	put_text(&body, "b-nopart");
-	put_text(&body, "c");
-	st = forge(&b, "d-2", 1, ms, &body, &hq);
+	st = forge_row(&b, "d-2", 1, ms, "tags", vcols,
+		       (const char *const[]){ "b-nopart", "c" }, &hq);
 	assert_int_equal(st.nrejected, 0);
 	assert_int_equal(st.napplied, 1);
 	cell(&hq, "SELECT district_id FROM tags WHERE id = ?1", "b-nopart", got, sizeof(got));
 	assert_string_equal(got, "d-2");
 
 	/* 7: dated before HQ's org-wide row, B's row still does not take its slot. */
-	body_upsert(&body, "tags", tcols);
-	put_text(&body, "b-row");
-	put_text(&body, "d-2");
-	put_text(&body, "slot");
-	st = forge(&b, "d-2", 2, ms + 1, &body, &hq);
+	st = forge_row(&b, "d-2", 2, ms + 1, "tags", tcols,
+		       (const char *const[]){ "b-row", "d-2", "slot" }, &hq);
 	assert_int_equal(st.nrejected, 0);
 	cell(&hq, "SELECT v FROM tags WHERE id = ?1", "hq-row", got, sizeof(got));
 	assert_string_equal(got, "slot");
@@ -1170,7 +1178,6 @@ static void test_backdated(void **state)
 	struct replica hq, b, late;
 	struct zila_error err;
 	struct zila_apply_stats st;
-	struct zila_buf body;
 	const uint64_t day = 86400;
 	int nlog = 0;
 	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
@@ -1185,33 +1192,23 @@ static void test_backdated(void **state)
 	st = carry(&b, &hq);
 	assert_int_equal(st.napplied, 1);
 	const char *const cols[] = { "district_id", "body", NULL };
-	zila_buf_init(&body, 4096);
 
 	/* Dated three days before its feed's previous entry, inside the certificate. */
-	body_upsert(&body, "notes", cols);
-	put_text(&body, "b-before");
-	put_text(&body, "d-2");
-	put_text(&body, "x");
-	st = forge(&b, "d-2", 2, (NOW + 2 * day) * 1000, &body, &hq);
+	st = forge_row(&b, "d-2", 2, (NOW + 2 * day) * 1000, "notes", cols,
+		       (const char *const[]){ "b-before", "d-2", "x" }, &hq);
 	assert_int_equal(st.nrejected, 1);
 	assert_int_equal(count_notes(&hq, "b-before"), 0);
 
 	/* Forty days on, the certificate lapsed (day 30). Written before it lapsed, after
 	 * HQ last heard of the feed: taken. */
 	hq.clock_ms = (NOW + 40 * day) * 1000;
-	body_upsert(&body, "notes", cols);
-	put_text(&body, "b-offline");
-	put_text(&body, "d-2");
-	put_text(&body, "x");
-	st = forge(&b, "d-2", 2, (NOW + 29 * day) * 1000, &body, &hq);
+	st = forge_row(&b, "d-2", 2, (NOW + 29 * day) * 1000, "notes", cols,
+		       (const char *const[]){ "b-offline", "d-2", "x" }, &hq);
 	assert_int_equal(st.nrejected, 0);
 	assert_int_equal(count_notes(&hq, "b-offline"), 1);
 	/* Signed now and dated back into the window: refused. */
-	body_upsert(&body, "notes", cols);
-	put_text(&body, "b-forged");
-	put_text(&body, "d-2");
-	put_text(&body, "x");
-	st = forge(&b, "d-2", 3, (NOW + 29 * day) * 1000 + 1000, &body, &hq);
+	st = forge_row(&b, "d-2", 3, (NOW + 29 * day) * 1000 + 1000, "notes", cols,
+		       (const char *const[]){ "b-forged", "d-2", "x" }, &hq);
 	assert_int_equal(st.nrejected, 1);
 	assert_int_equal(count_notes(&hq, "b-forged"), 0);
 	assert_int_equal(st.nrefusals, 1);
@@ -1232,7 +1229,6 @@ static void test_backdated(void **state)
 	assert_int_equal(count_notes(&late, "b1"), 1);
 	assert_int_equal(count_notes(&late, "b-offline"), 1);
 
-	zila_buf_release(&body);
 	replica_close(&hq);
 	replica_close(&b);
 	replica_close(&late);
@@ -1250,7 +1246,6 @@ static void test_held_cost_nothing(void **state)
 	struct zila_error err;
 	struct zila_apply_stats st;
 	struct zila_store_counts counts;
-	struct zila_buf body;
 	char id[16];
 	int nlog = 0;
 	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
@@ -1261,24 +1256,17 @@ static void test_held_cost_nothing(void **state)
 	enrol(&hq, &b, "laptop-b", ZILA_ROLE_DISTRICT, "d-2", 30);
 	const char *const gcols[] = { "district_id", "v", NULL }, *const ncols[] = { "district_id", "body", NULL };
 	uint64_t ms = NOW * 1000 + 5000, seq = 0;
-	zila_buf_init(&body, 4096);
 	for (int i = 0; i < 3; i++) {
-		body_upsert(&body, "ghost", gcols);
 		snprintf(id, sizeof(id), "g%d", i);
-		put_text(&body, id);
-		put_text(&body, "d-2");
-		put_text(&body, "x");
-		st = forge(&b, "d-2", ++seq, ms++, &body, &hq);
+		st = forge_row(&b, "d-2", ++seq, ms++, "ghost", gcols,
+			       (const char *const[]){ id, "d-2", "x" }, &hq);
 		assert_int_equal(st.nheld, 1);
 		if (i > 0)
 			assert_int_equal(st.nretried, 0);
 	}
 	/* A plain entry: applied, and the three held ones are not tried again. */
-	body_upsert(&body, "notes", ncols);
-	put_text(&body, "n1");
-	put_text(&body, "d-2");
-	put_text(&body, "x");
-	st = forge(&b, "d-2", ++seq, ms++, &body, &hq);
+	st = forge_row(&b, "d-2", ++seq, ms++, "notes", ncols,
+		       (const char *const[]){ "n1", "d-2", "x" }, &hq);
 	assert_int_equal(st.napplied, 1);
 	assert_int_equal(st.nretried, 0);
 	/* Nor after a restart. */
@@ -1287,23 +1275,17 @@ static void test_held_cost_nothing(void **state)
 		fail_msg("open: %s", err.msg);
 	zila_store_set_clock(hq.s, replica_clock, &hq);
 	zila_trust_install(hq.s, &hq.tc);
-	body_upsert(&body, "notes", ncols);
-	put_text(&body, "n2");
-	put_text(&body, "d-2");
-	put_text(&body, "x");
-	st = forge(&b, "d-2", ++seq, ms++, &body, &hq);
+	st = forge_row(&b, "d-2", ++seq, ms++, "notes", ncols,
+		       (const char *const[]){ "n2", "d-2", "x" }, &hq);
 	assert_int_equal(st.napplied, 1);
 	assert_int_equal(st.nretried, 0);
 
 	/* Past what one device may park: refused, and the device is told. */
 	zila_store_set_held_limit(hq.s, 4, 0);
 	for (int i = 3; i < 5; i++) {
-		body_upsert(&body, "ghost", gcols);
 		snprintf(id, sizeof(id), "g%d", i);
-		put_text(&body, id);
-		put_text(&body, "d-2");
-		put_text(&body, "x");
-		st = forge(&b, "d-2", seq + 1, ms, &body, &hq);
+		st = forge_row(&b, "d-2", seq + 1, ms, "ghost", gcols,
+			       (const char *const[]){ id, "d-2", "x" }, &hq);
 		if (i == 3) {
 			assert_int_equal(st.nheld, 1);
 			seq++;
@@ -1326,7 +1308,7 @@ static void test_held_cost_nothing(void **state)
 			 SQLITE_OK);
 	if (zila_store_track(hq.s, "ghost", "district_id", &err) != 0)
 		fail_msg("track: %s", err.msg);
-	st = forge(&b, "d-2", seq + 1, ms, &body, &hq);
+	st = forge_row(&b, "d-2", seq + 1, ms, "ghost", gcols, (const char *const[]){ "g4", "d-2", "x" }, &hq);
 	assert_int_equal(st.napplied, 1);
 	assert_int_equal(st.nretried, 4);
 	assert_int_equal(zila_store_counts(hq.s, &counts), 0);
@@ -1339,7 +1321,6 @@ static void test_held_cost_nothing(void **state)
 	assert_int_equal(sqlite3_column_int(q, 0), 5);
 	sqlite3_finalize(q);
 
-	zila_buf_release(&body);
 	replica_close(&hq);
 	replica_close(&b);
 	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
