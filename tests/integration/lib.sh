@@ -54,11 +54,11 @@ org_init() {
 # test state), so that invites and enrolments name a district HQ knows.
 districts() {
 	_hq=$1; shift
-	"$ZILA" -d "$_hq" catalogue list 2>/dev/null | grep -q "^state  *Test State " ||
-		"$ZILA" -d "$_hq" catalogue add state "Test State" --id test-state >/dev/null || return 1
 	for _d in "$@"; do
-		"$ZILA" -d "$_hq" sql "SELECT 1 FROM districts WHERE id = '$_d'" 2>/dev/null | grep -q 1 ||
-			"$ZILA" -d "$_hq" catalogue add district "$_d" --state test-state --id "$_d" >/dev/null || return 1
+		[ "$(sqlite3 "$_hq/zila.db" "SELECT count(*) FROM districts WHERE id = '$_d'")" = 1 ] && continue
+		[ "$(sqlite3 "$_hq/zila.db" "SELECT count(*) FROM states WHERE id = 'test-state'")" = 1 ] ||
+			"$ZILA" -d "$_hq" catalogue add state "Test State" --id test-state >/dev/null || return 1
+		"$ZILA" -d "$_hq" catalogue add district "$_d" --state test-state --id "$_d" >/dev/null || return 1
 	done
 }
 # enrol HQDIR DIR DISTRICT: enrols the replica in DIR (made with init) by USB stick as a
