@@ -153,7 +153,9 @@ static int resolve_dup(struct zila_store *s, struct table *t, const struct zval 
 {
 	int rr = 0;
 	struct rowstate occ;
+	struct zila_buf keybuf; /* the occupant's key, whatever its length */
 	row_init(&occ, t->ncols);
+	zila_buf_init(&keybuf, 64u << 20);
 	for (int k = 0; rr == 0 && k < t->nuniq; k++) {
 		sqlite3_stmt *q = t->uniq_find[k];
 		bool has_null = false;
@@ -164,12 +166,12 @@ static int resolve_dup(struct zila_store *s, struct table *t, const struct zval 
 		}
 		struct zval opk;
 		bool found = false;
-		uint8_t keybuf[256];
 		if (!has_null && sqlite3_step(q) == SQLITE_ROW) {
 			val_from_column(&opk, q, 0);
-			if ((opk.type == VAL_TEXT || opk.type == VAL_BLOB) && opk.len <= sizeof(keybuf)) {
-				memcpy(keybuf, opk.p, opk.len);
-				opk.p = keybuf;
+			zila_buf_reset(&keybuf);
+			if ((opk.type == VAL_TEXT || opk.type == VAL_BLOB) &&
+			    (rr = zila_buf_put(&keybuf, opk.p, opk.len)) == 0) {
+				opk.p = keybuf.p;
 				found = true;
 			} else if (opk.type == VAL_INT) {
 				found = true;
@@ -190,6 +192,7 @@ static int resolve_dup(struct zila_store *s, struct table *t, const struct zval 
 		}
 	}
 	row_release(&occ);
+	zila_buf_release(&keybuf);
 	return rr;
 }
 

@@ -1078,7 +1078,7 @@ static void hq_write(struct replica *hq, const char *sql)
 static void test_hostile_keys(void **state)
 {
 	(void)state;
-	struct replica hq, a, b;
+	struct replica hq, a, b, c;
 	struct zila_error err;
 	struct zila_apply_stats st;
 	struct zila_buf body;
@@ -1160,10 +1160,48 @@ static void test_hostile_keys(void **state)
 	assert_string_equal(got, "");
 	assert_int_equal(st.nparked, 1);
 
+	/* 7 the other way round, with a key past 256 bytes: laptop C of d-2 takes B's row
+	 * first; HQ's org-wide row then takes the slot from it there too. */
+	char longkey[301];
+	memset(longkey, 'k', 300);
+	longkey[300] = '\0';
+	replica_open(&c, "k-c");
+	enrol(&hq, &c, "laptop-c", ZILA_ROLE_DISTRICT, "d-2", 30);
+	assert_int_equal(sqlite3_exec(zila_store_db(c.s),
+				      "CREATE TABLE tags(id TEXT PRIMARY KEY COLLATE NOCASE NOT NULL, district_id TEXT, v TEXT UNIQUE)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	if (zila_store_track(c.s, "tags", "district_id", &err) != 0)
+		fail_msg("track: %s", err.msg);
+	c.clock_ms = hq.clock_ms;
+	st = carry(&hq, &c);
+	assert_int_equal(st.nrejected, 0);
+	st = forge_row(&b, "d-2", 3, ms + 2, "tags", tcols, (const char *const[]){ longkey, "d-2", "slot2" }, &c);
+	assert_int_equal(st.napplied, 1);
+	cell(&c, "SELECT v FROM tags WHERE id = ?1", longkey, got, sizeof(got));
+	assert_string_equal(got, "slot2");
+	hq_write(&hq, "INSERT INTO tags VALUES ('hq-row2', NULL, 'slot2')");
+	st = carry(&hq, &c);
+	assert_int_equal(st.nrejected, 0);
+	cell(&c, "SELECT v FROM tags WHERE id = ?1", "hq-row2", got, sizeof(got));
+	assert_string_equal(got, "slot2");
+	cell(&c, "SELECT v FROM tags WHERE id = ?1", longkey, got, sizeof(got));
+	assert_string_equal(got, "");
+	st = forge_row(&b, "d-2", 3, ms + 2, "tags", tcols, (const char *const[]){ longkey, "d-2", "slot2" }, &hq);
+	assert_int_equal(st.napplied, 1);
+	cell(&hq, "SELECT v FROM tags WHERE id = ?1", "hq-row2", got, sizeof(got));
+	assert_string_equal(got, "slot2");
+	uint8_t h1[32], h2[32];
+	assert_int_equal(zila_store_hash(hq.s, h1, &err), 0);
+	st = carry(&hq, &c);
+	assert_int_equal(zila_store_hash(c.s, h2, &err), 0);
+	assert_memory_equal(h1, h2, 32); /* both hold every partition here */
+
 	zila_buf_release(&body);
 	replica_close(&hq);
 	replica_close(&a);
 	replica_close(&b);
+	replica_close(&c);
 	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
 }
 
