@@ -1267,6 +1267,30 @@ static void test_backdated(void **state)
 	assert_int_equal(count_notes(&late, "b1"), 1);
 	assert_int_equal(count_notes(&late, "b-offline"), 1);
 
+	/* The same for a certificate a renewal ended: M of d-1 is moved to d-3 on day 41. */
+	struct replica m;
+	replica_open(&m, "bd-m");
+	enrol(&hq, &m, "laptop-m", ZILA_ROLE_DISTRICT, "d-1", 365);
+	m.clock_ms = hq.clock_ms;
+	assert_int_equal(zila_store_clock_learn(m.s, hq.clock_ms, true, 0), 0);
+	write_note(&m, "m1", "d-1");
+	st = carry(&m, &hq);
+	assert_int_equal(st.napplied, 1);
+	zila_buf_init(&file, 4096);
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(m.s), "laptop-m", ZILA_ROLE_DISTRICT, "d-3",
+					  NOW + 41 * day, 365, &file, &err),
+			 0);
+	zila_buf_release(&file);
+	hq.clock_ms = (NOW + 45 * day) * 1000;
+	st = forge_row(&m, "d-1", 2, (NOW + 40 * day) * 1000 + 3600000, "notes", cols,
+		       (const char *const[]){ "m-offline", "d-1", "x" }, &hq);
+	assert_int_equal(st.napplied, 1);
+	st = forge_row(&m, "d-1", 3, (NOW + 40 * day) * 1000 + 7200000, "notes", cols,
+		       (const char *const[]){ "m-forged", "d-1", "x" }, &hq);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(count_notes(&hq, "m-forged"), 0);
+	replica_close(&m);
+
 	replica_close(&hq);
 	replica_close(&b);
 	replica_close(&late);
