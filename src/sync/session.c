@@ -162,8 +162,9 @@ static bool send_filter(void *ctx, const char *part)
 
 /* --- digests ---------------------------------------------------------------------- */
 
-/* Per partition the peer may read: BLAKE2b-128 over (origin, u64be seq) of its feeds in
- * origin order. */
+/* Per partition the peer may read: BLAKE2b-128 over (origin, u64be seq, chain) of its feeds
+ * in origin order: two replicas are in step only when they hold the same entries, not only
+ * as many (a fork, PROTOCOL.md "Forks", keeps them out of step). */
 static int make_digests(struct zila_session *s)
 {
 	size_t n = s->mine.nheads;
@@ -191,6 +192,7 @@ static int make_digests(struct zila_session *s)
 					seq[b] = (uint8_t)(h[k].seq >> (56 - 8 * b));
 				crypto_generichash_update(&g, h[k].origin, 32);
 				crypto_generichash_update(&g, seq, 8);
+				crypto_generichash_update(&g, h[k].chain, ZILA_CHAIN_LEN);
 			}
 			crypto_generichash_final(&g, d->digest, DIGEST_LEN);
 			memcpy(d->part, h[i].part, sizeof(d->part));
@@ -921,6 +923,8 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 		fh[n].origin.len = 32;
 		fh[n].part = x->part;
 		fh[n].seq = x->seq;
+		fh[n].chain.data = x->chain;
+		fh[n].chain.len = ZILA_CHAIN_LEN;
 		fp[n] = &fh[n];
 		n++;
 	}
@@ -936,6 +940,30 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	if (r != 0)
 		return fail(s, err, r, "cannot send heads");
 	return 0;
+}
+
+/* The peer holds a feed to the same head as we do but its chain differs: the author signed
+ * two histories of it (PROTOCOL.md, "Forks"). */
+static int check_forks(struct zila_session *s, const Zila__Heads *hd)
+{
+	static const uint8_t zero[ZILA_CHAIN_LEN];
+	int r = 0;
+	for (size_t i = 0; r == 0 && s->mine.nheads > 0 && i < hd->n_heads; i++) {
+		const Zila__FeedHead *x = hd->heads[i];
+		struct zila_feed_head key;
+		if (x->chain.len != ZILA_CHAIN_LEN || !in_differ(s, x->part))
+			continue;
+		memset(&key, 0, sizeof(key));
+		memcpy(key.origin, x->origin.data, 32);
+		memcpy(key.part, x->part, strlen(x->part) + 1);
+		const struct zila_feed_head *h = bsearch(&key, s->mine.heads, s->mine.nheads, sizeof(key), head_cmp);
+		if (h == NULL || h->seq != x->seq || memcmp(h->chain, zero, sizeof(zero)) == 0 ||
+		    memcmp(h->chain, x->chain.data, ZILA_CHAIN_LEN) == 0)
+			continue;
+		s->st.forks++;
+		r = zila_store_fork_note(s->cfg.store, key.origin, key.part, x->seq, NULL);
+	}
+	return r;
 }
 
 static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct zila_error *err)
@@ -961,6 +989,10 @@ static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct z
 	if (r == 0 && (r = own_feeds(s, &have)) != 0) {
 		zila_vector_release(&have);
 		return fail(s, err, r, "out of memory");
+	}
+	if (r == 0 && (r = check_forks(s, hd)) != 0) {
+		zila_vector_release(&have);
+		return fail(s, err, r, "cannot record a fork");
 	}
 	/* What the peer refused before is not offered again while its trust records are the
 	 * same, unless we just sent it records (its verdict may change). */
@@ -1196,7 +1228,8 @@ static int check_body(const Zila__Message *m)
 			return ZILA_ETOOBIG;
 		for (size_t i = 0; i < m->heads->n_heads; i++) {
 			const Zila__FeedHead *h = m->heads->heads[i];
-			if (h->origin.len != 32 || !name_ok(h->part, ZILA_PART_MAX) || h->seq == 0 || h->seq > INT64_MAX)
+			if (h->origin.len != 32 || !name_ok(h->part, ZILA_PART_MAX) || h->seq == 0 || h->seq > INT64_MAX ||
+			    (h->chain.len != 0 && h->chain.len != ZILA_CHAIN_LEN))
 				return ZILA_EFORMAT;
 		}
 		return 0;
