@@ -75,28 +75,13 @@ static int fail(struct zila_session *s, struct zila_error *err, int code, const 
 	return zila_error_set(err, code, "%s", what);
 }
 
-static bool utf8_ok(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		uint8_t c = p[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-		if (len == 0 || i + len > n || (len == 2 && c < 0xC2) || c == 0)
-			return false;
-		for (size_t k = 1; k < len; k++)
-			if ((p[i + k] & 0xC0) != 0x80)
-				return false;
-		i += len;
-	}
-	return true;
-}
-
 /* protobuf-c gives strings NUL-terminated; a name is valid UTF-8 without control bytes. */
 static bool name_ok(const char *p, size_t max)
 {
 	if (p == NULL)
 		return false;
 	size_t n = strlen(p);
-	if (n > max || !utf8_ok((const uint8_t *)p, n))
+	if (n > max || !zila_utf8_valid((const uint8_t *)p, n))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((uint8_t)p[i] < 0x20 || p[i] == 0x7f)
@@ -1261,7 +1246,7 @@ static int check_body(const Zila__Message *m)
 		return 0;
 	case ZILA__MESSAGE__BODY_ERROR:
 		return m->error->reason != NULL && strlen(m->error->reason) <= REASON_MAX &&
-				       utf8_ok((const uint8_t *)m->error->reason, strlen(m->error->reason))
+				       zila_utf8_valid((const uint8_t *)m->error->reason, strlen(m->error->reason))
 			       ? 0
 			       : ZILA_EFORMAT;
 	case ZILA__MESSAGE__BODY_ENROLMENT:
