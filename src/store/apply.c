@@ -327,15 +327,28 @@ static int store_entry(struct zila_store *s, int64_t feed, const struct incoming
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
 		return ZILA_EDB;
-	st = s->st_feed_head;
-	sqlite3_bind_int64(st, 1, (int64_t)in->e.info.seq);
-	sqlite3_bind_int64(st, 2, feed);
-	sqlite3_bind_int64(st, 3, (int64_t)in->e.info.hlc);
-	sqlite3_bind_int64(st, 4, (int64_t)(store_now_ms(s) / 1000));
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st); /* the seal's own heads leave both NULL */
-	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
+	return store_feed_advance(s, feed, in->e.info.seq, in->bytes, in->e.info.hlc, store_now_ms(s) / 1000);
+}
+
+/* An entry under a sequence number this replica holds: the same bytes, or a fork (fork.c),
+ * proven by the two signed entries. */
+static int check_same(struct zila_store *s, int64_t feed, const struct incoming *x)
+{
+	sqlite3_stmt *q = NULL;
+	int r = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT bytes FROM zila_entries WHERE feed = ? AND seq = ?", -1, &q, NULL) !=
+	    SQLITE_OK)
+		return ZILA_EDB;
+	sqlite3_bind_int64(q, 1, feed);
+	sqlite3_bind_int64(q, 2, (int64_t)x->e.info.seq);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(q, 0);
+		const void *p = sqlite3_column_blob(q, 0);
+		if (n != x->bytes.len || (n > 0 && memcmp(p, x->bytes.p, n) != 0))
+			r = zila_store_fork_note(s, x->e.info.origin, x->e.info.part, x->e.info.seq, NULL);
+	}
+	sqlite3_finalize(q);
+	return r;
 }
 
 int zila_store_feed_seen(struct zila_store *s, const uint8_t origin[32], const char *part, uint64_t *seen)
@@ -505,6 +518,16 @@ static bool refused(int rr)
 }
 
 #define APPLY_AGAIN 1 /* apply_window(): redo with a savepoint per entry */
+#define APPLY_BAD_MAX 8          /* entries that do not parse or verify, before a window is given up */
+#define APPLY_REFUSED_FEEDS 256  /* feeds with a refused entry, before a window is given up */
+
+static bool feed_listed(const struct zila_feed_head *f, size_t n, const struct zila_entry_info *e)
+{
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(f[i].origin, e->origin, 32) == 0 && strcmp(f[i].part, e->part) == 0)
+			return true;
+	return false;
+}
 
 /* Rows parked in the replica now (-1 when it cannot be read). */
 static int64_t parked_count(struct zila_store *s)
@@ -550,6 +573,17 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 		}
 		if (x->e.info.seq <= head) {
 			st->nduplicate++;
+			if ((r = check_same(s, feed, x)) != 0) {
+				r = store_db_error(s, err, "cannot compare an entry with the one held");
+				goto fail;
+			}
+			continue;
+		}
+		if (store_is_forked(s, x->e.info.origin)) {
+			st->nrejected++;
+			store_refusal(s, st, &x->e.info, ZILA_EFORKED,
+				      "its author signed two histories of a feed (a fork): nothing more of it is "
+				      "accepted until HQ revokes it");
 			continue;
 		}
 		if (x->e.info.seq != head + 1) {
@@ -664,12 +698,38 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
 	}
-	/* Signatures and admission first; bodies stay compressed until their turn. */
+	/* Signatures and admission first; bodies stay compressed until their turn. What one
+	 * sender can make this cost is bounded: an entry of a feed refused earlier in the
+	 * window would wait behind that one anyway, so it is not verified; a window with more
+	 * than APPLY_BAD_MAX entries that do not parse or verify, or refusals in more than
+	 * APPLY_REFUSED_FEEDS feeds, is given up (forged or hostile: the session ends). */
+	struct zila_feed_head *refused_feeds = calloc(APPLY_REFUSED_FEEDS, sizeof(*refused_feeds));
+	size_t nrefused_feeds = 0, nbad = 0;
+	if (refused_feeds == NULL) {
+		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		in[i].bytes = entries[i];
-		int rr = entry_parse_head(entries[i], &in[i].e, check_sigs);
+		int rr = entry_parse_head(entries[i], &in[i].e, false);
+		if (rr == 0 && feed_listed(refused_feeds, nrefused_feeds, &in[i].e.info)) {
+			st->ngap++;
+			entry_release(&in[i].e);
+			continue;
+		}
+		if (rr == 0 && check_sigs)
+			rr = entry_verify_sig(entries[i], &in[i].e);
 		if (rr != 0) {
 			st->nrejected++;
+			entry_release(&in[i].e);
+			if (++nbad > APPLY_BAD_MAX) {
+				r = zila_error_set(err, ZILA_ESIG,
+						   "more than %d entries of this window do not %s: forged or damaged; "
+						   "the rest of it is refused",
+						   APPLY_BAD_MAX, rr == ZILA_ESIG ? "verify" : "parse or verify");
+				free(refused_feeds);
+				goto out;
+			}
 			zila_log(ZILA_LOG_WARN, "rejected an entry: %s", zila_strerror(rr));
 			continue;
 		}
@@ -680,12 +740,25 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 			if (rr != 0) {
 				store_refusal(s, st, &in[i].e.info, rr, zila_error_msg(&why, rr));
 				st->nrejected++;
+				if (nrefused_feeds == APPLY_REFUSED_FEEDS) {
+					r = zila_error_set(err, ZILA_ELIMIT,
+							   "entries of more than %d feeds in this window are refused; "
+							   "the rest of it is not checked",
+							   APPLY_REFUSED_FEEDS);
+					entry_release(&in[i].e);
+					free(refused_feeds);
+					goto out;
+				}
+				memcpy(refused_feeds[nrefused_feeds].origin, in[i].e.info.origin, 32);
+				memcpy(refused_feeds[nrefused_feeds].part, in[i].e.info.part, sizeof(in[i].e.info.part));
+				nrefused_feeds++;
 				entry_release(&in[i].e);
 				continue;
 			}
 		}
 		in[i].ok = true;
 	}
+	free(refused_feeds);
 	qsort(in, n, sizeof(*in), cmp_incoming);
 	/* The merge commit skips its fsyncs: a power cut may take back received entries, which
 	 * the next sync brings again, and since the WAL is written in order the next FULL
