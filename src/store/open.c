@@ -471,6 +471,7 @@ void zila_store_free(struct zila_store *s)
 				s->st_park_put, s->st_park_del, s->st_trust_put, s->st_trust_get, s->st_trust_all };
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
 		sqlite3_finalize(sts[i]);
+	sqlite3_finalize(s->st_settle);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	if (s->app_db != NULL)
@@ -491,6 +492,7 @@ static int store_alloc(struct zila_store **out, const char *dir)
 	*out = NULL;
 	if (s == NULL)
 		return ZILA_ENOMEM;
+	s->open_conflicts = -1;
 	s->dir = strdup(dir);
 	s->db_path = path_join(dir, ZILA_DB_FILE);
 	s->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
@@ -575,6 +577,11 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 		goto out;
 	}
 	if (sv < STORE_SCHEMA_VERSION && (r = upgrade(s, sv, err)) != 0)
+		goto out;
+	/* Open conflicts by cell, for settling them (review.c); older replicas get it here. */
+	if ((r = store_exec(s, "CREATE INDEX IF NOT EXISTS zila_conflicts_open ON zila_conflicts(tbl, pk, col)"
+			       " WHERE resolved = 0",
+			    err)) != 0)
 		goto out;
 	app_cache_default(s);
 	store_checkpoint_init(s);

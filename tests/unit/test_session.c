@@ -1043,6 +1043,48 @@ static void test_receiver_knows_total(void **state)
 	replica_close(&lap);
 }
 
+/* #16: a conflict settled on one laptop (its cell written again with both values in view) is
+ * settled on every replica, HQ included, once that write reaches it (on main HQ kept listing
+ * it). */
+static void test_resolution_travels(void **state)
+{
+	(void)state;
+	struct replica hq, a, b;
+	struct zila_cert ca, cb;
+	uint64_t t = T0;
+	static const char open_q[] = "SELECT count(*) FROM zila_conflicts WHERE resolved = 0";
+	hq_open(&hq, &t);
+	replica_open(&a);
+	replica_open(&b);
+	zila_store_set_clock(a.s, var_clock, &t);
+	zila_store_set_clock(b.s, var_clock, &t);
+	enrol_at(&hq, &a, &ca, "a");
+	enrol_at(&hq, &b, &cb, "b");
+	sync_live(&hq, &a, &ca, true);
+	exec(&a, "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'Asha')");
+	sync_live(&hq, &a, &ca, true);
+	sync_live(&hq, &b, &cb, true);
+	t += HOUR_MS;
+	exec(&a, "UPDATE people SET name = 'Asha Devi' WHERE id = 'p1'");
+	exec(&b, "UPDATE people SET name = 'Asha Kumari' WHERE id = 'p1'");
+	sync_live(&hq, &a, &ca, true);
+	sync_live(&hq, &b, &cb, true);
+	sync_live(&hq, &a, &ca, true);
+	assert_int_equal(count(&hq, open_q), 1);
+	/* a's clerk settles it: the name written again, both values in view */
+	t += HOUR_MS;
+	exec(&a, "UPDATE people SET name = 'Asha Devi Kumari' WHERE id = 'p1'");
+	sync_live(&hq, &a, &ca, true);
+	assert_int_equal(count(&a, open_q), 0);
+	assert_int_equal(count(&hq, open_q), 0);
+	sync_live(&hq, &b, &cb, true);
+	assert_int_equal(count(&b, open_q), 0);
+	assert_string_equal(name_of(&b, "p1"), "Asha Devi Kumari");
+	replica_close(&hq);
+	replica_close(&a);
+	replica_close(&b);
+}
+
 static int count_fork(void *ctx, const struct zila_fork *f)
 {
 	struct zila_fork *out = ctx;
@@ -1413,6 +1455,7 @@ int main(void)
 		cmocka_unit_test(test_fork),
 		cmocka_unit_test(test_reads_only_its_scope),
 		cmocka_unit_test(test_receiver_knows_total),
+		cmocka_unit_test(test_resolution_travels),
 		cmocka_unit_test(test_ahead_then_causal),
 		cmocka_unit_test(test_clock_set_right),
 		cmocka_unit_test(test_export_import),
