@@ -1,5 +1,5 @@
 /* zila import: a spreadsheet (CSV) into one table of the replica, create-or-update, all or
- * nothing unless --skip-bad. The work is in src/store/csvio.c; this file reads the file,
+ * nothing unless --skip-bad. The work is in src/office/import.c; this file reads the file,
  * shows progress, and reports. */
 #include <errno.h>
 #include <inttypes.h>
@@ -13,7 +13,7 @@
 
 #include "cli.h"
 #include "cli_db.h"
-#include "zila/csvio.h"
+#include "zila/office/csvio.h"
 
 #define SHOW_REJECTS 20
 #define PROGRESS_MIN_BYTES (1024 * 1024)

@@ -8,7 +8,7 @@
 
 #include <sqlite3.h>
 
-#include "zila/csvio.h"
+#include "zila/office/csvio.h"
 
 extern const char zila_default_schema_sql[];
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "zila/report.h"
+#include "zila/office/report.h"
 
 extern const char zila_default_schema_sql[];
 
@@ -210,14 +210,27 @@ static void test_last_sync_from_peers(void **state)
 	(void)state;
 	sqlite3 *db = new_db();
 	build_hand(db);
+	/* the report reads user tables only: a peer table in the replica is not its source */
 	exec(db, "CREATE TABLE zila_peers (name TEXT, district_id TEXT, last_sync INTEGER);"
-		 "INSERT INTO zila_peers VALUES ('laptop-a', 'dA', 1800000000),"
-		 "('laptop-a2', 'dA', 1700000000);");
+		 "INSERT INTO zila_peers VALUES ('laptop-x', 'dA', 1800000000);");
 	struct zila_report rep;
 	struct zila_report_opts o = { .today = "2026-11-15" };
 	assert_int_equal(zila_report_build(db, &o, &rep, NULL), 0);
-	assert_string_equal(rep.rows[0].last_sync,
-			    "laptop-a 2027-01-15 08:00 UTC, laptop-a2 2023-11-14 22:13 UTC");
+	assert_string_equal(rep.rows[0].last_sync, "unknown");
+	zila_report_release(&rep);
+
+	/* the caller's list, newest first per district, never last */
+	const struct zila_report_sync syncs[] = {
+		{ "laptop-a2", "dA", 1700000000 },
+		{ "laptop-b", "dX", 1750000000 },
+		{ "laptop-a3", "dA", 0 },
+		{ "laptop-a", "dA", 1800000000 },
+	};
+	o.syncs = syncs;
+	o.nsyncs = 4;
+	assert_int_equal(zila_report_build(db, &o, &rep, NULL), 0);
+	assert_string_equal(rep.rows[0].last_sync, "laptop-a 2027-01-15 08:00 UTC, laptop-a2 "
+						    "2023-11-14 22:13 UTC, laptop-a3 never");
 	assert_string_equal(rep.rows[1].last_sync, "no device seen");
 	zila_report_release(&rep);
 	sqlite3_close(db);

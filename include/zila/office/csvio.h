@@ -2,8 +2,8 @@
  * LibreOffice write it: UTF-8 with or without BOM, quoted fields with commas and newlines),
  * create-or-update by id or natural key, CSV (with BOM) and JSON out. Works on a plain
  * sqlite3 connection and writes with ordinary SQL, so capture triggers see every change. */
-#ifndef ZILA_CSVIO_H
-#define ZILA_CSVIO_H
+#ifndef ZILA_OFFICE_CSVIO_H
+#define ZILA_OFFICE_CSVIO_H
 
 #include <sqlite3.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /* The HQ progress report (see zila/report.h): a handful of counting queries per district
  * over the default schema, then a sort by how far behind each district is. */
-#include "zila/report.h"
+#include "zila/office/report.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -215,48 +215,57 @@ out:
 	return r;
 }
 
-static void format_time(char *out, size_t n, sqlite3_stmt *st, int col)
+static void format_time(char *out, size_t n, int64_t v)
 {
-	if (sqlite3_column_type(st, col) == SQLITE_INTEGER) {
-		int64_t v = sqlite3_column_int64(st, col);
-		time_t t = (time_t)(v > 100000000000LL ? v / 1000 : v); /* ms or s */
-		struct tm tm;
-		if (gmtime_r(&t, &tm) != NULL) {
-			strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm);
-			return;
-		}
-	}
-	copy_col(out, n, st, col);
+	time_t t = (time_t)(v > 100000000000LL ? v / 1000 : v); /* ms or s */
+	struct tm tm;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm);
+	else
+		snprintf(out, n, "%lld", (long long)v);
 }
 
-/* Per device of the district, its last completed sync, from the peer table the daemon keeps
- * in the replica (zila_peers, see src/net/peers.c); "unknown" where no daemon ever ran. */
-static void last_sync(sqlite3 *db, struct zila_report_row *row)
+/* Per device of the district, its last completed sync, newest first, from what the caller
+ * gave; "unknown" when it gave nothing (no daemon ever ran). */
+static void last_sync(const struct zila_report_opts *o, struct zila_report_row *row)
 {
-	sqlite3_stmt *st = NULL;
 	snprintf(row->last_sync, sizeof(row->last_sync), "unknown");
-	if (sqlite3_prepare_v2(db,
-			       "SELECT name, last_sync FROM zila_peers WHERE district_id = ?1 ORDER BY last_sync DESC",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (o->syncs == NULL)
 		return;
-	sqlite3_bind_text(st, 1, row->district_id, -1, SQLITE_STATIC);
 	size_t len = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		char name[128], when[64];
-		copy_col(name, sizeof(name), st, 0);
-		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+	int64_t below = INT64_MAX; /* list newest first, in the caller's order among equals */
+	size_t after = 0;
+	for (;;) {
+		const struct zila_report_sync *next = NULL;
+		size_t next_i = 0;
+		for (size_t i = 0; i < o->nsyncs; i++) {
+			const struct zila_report_sync *s = &o->syncs[i];
+			if (s->district_id == NULL || strcmp(s->district_id, row->district_id) != 0)
+				continue;
+			if (s->last_sync > below || (s->last_sync == below && i < after))
+				continue;
+			if (next == NULL || s->last_sync > next->last_sync) {
+				next = s;
+				next_i = i;
+			}
+		}
+		if (next == NULL)
+			break;
+		below = next->last_sync;
+		after = next_i + 1;
+		char when[64];
+		if (next->last_sync <= 0)
 			snprintf(when, sizeof(when), "never");
 		else
-			format_time(when, sizeof(when), st, 1);
+			format_time(when, sizeof(when), next->last_sync);
 		int k = snprintf(row->last_sync + len, sizeof(row->last_sync) - len, "%s%s %s",
-				 len ? ", " : "", name, when);
+				 len ? ", " : "", next->device ? next->device : "?", when);
 		if (k < 0 || (size_t)k >= sizeof(row->last_sync) - len)
 			break;
 		len += (size_t)k;
 	}
 	if (len == 0)
 		snprintf(row->last_sync, sizeof(row->last_sync), "no device seen");
-	sqlite3_finalize(st);
 }
 
 static int cmp_rows(const void *a, const void *b)
@@ -310,7 +319,7 @@ static int district_row(struct q *q, const struct zila_report_opts *o, const cha
 		return r;
 	row->reports_due = v[0];
 	row->reports_submitted = v[1];
-	last_sync(q->db, row);
+	last_sync(o, row);
 	return 0;
 }
 
@@ -435,7 +444,8 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 	if (t->target > 0)
 		t->progress = t->expected > 0 ? (double)t->signups / (double)t->expected : 1e6;
 	snprintf(t->last_sync, sizeof(t->last_sync), "%s", "");
-	qsort(rep.rows, rep.nrows, sizeof(*rep.rows), cmp_rows);
+	if (rep.nrows > 1)
+		qsort(rep.rows, rep.nrows, sizeof(*rep.rows), cmp_rows);
 	*out = rep;
 	memset(&rep, 0, sizeof(rep));
 	r = 0;

@@ -1,0 +1,248 @@
+/* How office staff write values in a spreadsheet and what zila makes of them: Indian
+ * mobile numbers, dates as Excel writes them in India, months, whole numbers; which column
+ * holds which kind of value; header names. */
+#include <stdio.h>
+#include <string.h>
+
+#include "office_int.h"
+
+bool office_ieq(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++) {
+		int ca = (unsigned char)*a, cb = (unsigned char)*b;
+		if (ca >= 'A' && ca <= 'Z')
+			ca += 32;
+		if (cb >= 'A' && cb <= 'Z')
+			cb += 32;
+		if (ca != cb)
+			return false;
+	}
+	return *a == *b;
+}
+
+bool office_header_matches(const char *h, const char *col)
+{
+	for (; *h && *col; h++, col++) {
+		int ch = (unsigned char)*h, cc = (unsigned char)*col;
+		if (ch >= 'A' && ch <= 'Z')
+			ch += 32;
+		if (cc >= 'A' && cc <= 'Z')
+			cc += 32;
+		if (ch == ' ' || ch == '-' || ch == '.')
+			ch = '_';
+		if (ch != cc)
+			return false;
+	}
+	return *h == *col;
+}
+
+bool office_utf8_valid(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint8_t c = s[i];
+		size_t k;
+		uint32_t cp;
+		if (c < 0x80) {
+			if (c == 0)
+				return false;
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			k = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			k = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			k = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i <= k)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + j] & 0x3f);
+		}
+		if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+const char *office_show(char out[OFFICE_SHOW_MAX + 8], const char *s, size_t n)
+{
+	size_t k = n;
+	if (k > OFFICE_SHOW_MAX) {
+		k = OFFICE_SHOW_MAX;
+		while (k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80)
+			k--;
+	}
+	for (size_t i = 0; i < k; i++)
+		out[i] = (s[i] == '\n' || s[i] == '\r') ? ' ' : s[i];
+	if (k < n) {
+		memcpy(out + k, "...", 4);
+	} else {
+		out[k] = '\0';
+	}
+	return out;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return 29;
+	return d[m - 1];
+}
+
+static bool digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return n > 0;
+}
+
+/* YYYY-MM-DD, or D-M-YYYY / D/M/YYYY / D.M.YYYY with one- or two-digit day and month. */
+bool office_parse_date(const char *s, size_t n, char out[OFFICE_NORM_MAX])
+{
+	int y, m, d;
+	if (n == 10 && s[4] == '-' && s[7] == '-') {
+		if (!digits(s, 4, &y) || !digits(s + 5, 2, &m) || !digits(s + 8, 2, &d))
+			return false;
+	} else {
+		size_t i = 0, a, b;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+		a = i;
+		if (a < 1 || a > 2 || i >= n || (s[i] != '-' && s[i] != '/' && s[i] != '.'))
+			return false;
+		char sep = s[i++];
+		size_t mstart = i;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+		b = i - mstart;
+		if (b < 1 || b > 2 || i >= n || s[i] != sep)
+			return false;
+		i++;
+		if (n - i != 4 || !digits(s, a, &d) || !digits(s + mstart, b, &m) ||
+		    !digits(s + i, 4, &y))
+			return false;
+	}
+	if (y < 1000 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
+		return false;
+	snprintf(out, OFFICE_NORM_MAX, "%04d-%02d-%02d", y % 10000, m % 100, d % 100);
+	return true;
+}
+
+bool office_parse_period(const char *s, size_t n, char out[OFFICE_NORM_MAX])
+{
+	int y, m;
+	if (n != 7 || s[4] != '-' || !digits(s, 4, &y) || !digits(s + 5, 2, &m) || y < 1000 ||
+	    m < 1 || m > 12) {
+		/* Excel turns 2024-05 into May-24 or 05-2024; accept MM-YYYY and MM/YYYY */
+		if (n == 7 && (s[2] == '-' || s[2] == '/') && digits(s, 2, &m) &&
+		    digits(s + 3, 4, &y) && y >= 1000 && m >= 1 && m <= 12) {
+			snprintf(out, OFFICE_NORM_MAX, "%04d-%02d", y % 10000, m % 100);
+			return true;
+		}
+		return false;
+	}
+	snprintf(out, OFFICE_NORM_MAX, "%04d-%02d", y % 10000, m % 100);
+	return true;
+}
+
+/* A 10-digit Indian mobile number from what people type: +91 98765 43210, 098765-43210. */
+bool office_parse_phone(const char *s, size_t n, char out[11])
+{
+	char d[24];
+	size_t nd = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c >= '0' && c <= '9') {
+			if (nd == sizeof(d))
+				return false;
+			d[nd++] = c;
+		} else if (c == '+' && nd == 0) {
+			continue;
+		} else if (c != ' ' && c != '-' && c != '(' && c != ')' && c != '.') {
+			return false;
+		}
+	}
+	const char *p = d;
+	if (nd == 12 && d[0] == '9' && d[1] == '1') {
+		p += 2;
+		nd = 10;
+	} else if (nd == 11 && d[0] == '0') {
+		p += 1;
+		nd = 10;
+	}
+	if (nd != 10 || p[0] < '6' || p[0] > '9')
+		return false;
+	memcpy(out, p, 10);
+	out[10] = '\0';
+	return true;
+}
+
+bool office_parse_int(const char *s, size_t n, int64_t *out)
+{
+	size_t i = 0;
+	bool neg = false;
+	if (i < n && (s[i] == '-' || s[i] == '+'))
+		neg = s[i++] == '-';
+	size_t first = i;
+	uint64_t v = 0;
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			break;
+		if (v > (UINT64_C(1) << 62))
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == first)
+		return false;
+	/* "12.0" and "12.00", as spreadsheets sometimes write whole numbers */
+	if (i < n && s[i] == '.') {
+		for (i++; i < n && s[i] == '0'; i++)
+			;
+	}
+	if (i != n)
+		return false;
+	*out = neg ? -(int64_t)v : (int64_t)v;
+	return true;
+}
+
+enum office_kind office_column_kind(const char *name, const char *type)
+{
+	size_t n = strlen(name);
+	char up[64];
+	size_t i;
+	for (i = 0; type[i] && i < sizeof(up) - 1; i++)
+		up[i] = (type[i] >= 'a' && type[i] <= 'z') ? (char)(type[i] - 32) : type[i];
+	up[i] = '\0';
+	if (strstr(up, "INT") != NULL)
+		return K_INT;
+	if (strstr(up, "REAL") || strstr(up, "FLOA") || strstr(up, "DOUB"))
+		return K_REAL;
+	if (up[0] != '\0' && strstr(up, "TEXT") == NULL && strstr(up, "CHAR") == NULL &&
+	    strstr(up, "CLOB") == NULL)
+		return K_TEXT;
+	if ((n > 3 && strcmp(name + n - 3, "_on") == 0) || strcmp(name, "since") == 0 ||
+	    strcmp(name, "deadline") == 0)
+		return K_DATE;
+	if (strcmp(name, "period") == 0)
+		return K_PERIOD;
+	if (strcmp(name, "phone") == 0 || (n > 6 && strcmp(name + n - 6, "_phone") == 0))
+		return K_PHONE;
+	return K_TEXT;
+}
