@@ -67,3 +67,11 @@ const struct cli_command cli_commands[] = {
 	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop" },
 	{ NULL, NULL, NULL, NULL },
 };
+
+const struct cli_details cli_details[] = {
+	{ "export",
+	  "A text cell that starts with = + - @, a tab or a carriage return is written with a ' before it,\n"
+	  "so that Excel shows it and never runs it as a formula (plain numbers such as -12 stay numbers);\n"
+	  "zila import takes that ' off again, so importing the CSV back changes nothing." },
+	{ NULL, NULL },
+};

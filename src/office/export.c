@@ -20,13 +20,20 @@ static bool needs_quotes(const char *s, size_t n)
 	return false;
 }
 
+/* A cell, quoted when needed, with a ' before it when a spreadsheet would take it for a
+ * formula (office_formula_like; import takes the ' off again). */
 static void csv_field(FILE *out, const char *s, size_t n)
 {
+	bool formula = office_formula_like(s, n);
 	if (!needs_quotes(s, n)) {
+		if (formula)
+			fputc('\'', out);
 		fwrite(s, 1, n, out);
 		return;
 	}
 	fputc('"', out);
+	if (formula)
+		fputc('\'', out);
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '"')
 			fputc('"', out);

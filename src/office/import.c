@@ -975,6 +975,12 @@ static void on_record(int c, void *ctx)
 	bool blank = true;
 	for (size_t i = 0; i < im->nfields; i++) {
 		im->fptr[i] = im->fnull[i] ? NULL : im->arena + im->off[i];
+		/* the ' export put before what a spreadsheet would run as a formula */
+		if (!im->fnull[i] && im->flen[i] > 1 && im->fptr[i][0] == '\'' &&
+		    office_formula_like(im->fptr[i] + 1, im->flen[i] - 1)) {
+			im->fptr[i]++;
+			im->flen[i]--;
+		}
 		if (!im->fnull[i] && im->flen[i] > 0)
 			blank = false;
 	}

@@ -62,6 +62,12 @@ bool office_parse_period(const char *s, size_t n, char out[OFFICE_NORM_MAX]);
 bool office_parse_phone(const char *s, size_t n, char out[11]);
 /* A whole number, also as "12.0" the way spreadsheets write it. */
 bool office_parse_int(const char *s, size_t n, int64_t *out);
+/* Whether a spreadsheet would take a cell for a formula (OWASP's CSV injection): it starts
+ * with = + - @ TAB or CR, after any run of single quotes, and is not a plain number such
+ * as -12 or -1.5 (a spreadsheet reads those as numbers). Export writes such a cell with a
+ * ' before it; import takes one ' off a cell that is ' and then such a cell. A quote run
+ * does not change the answer, so the two undo each other exactly. */
+bool office_formula_like(const char *s, size_t n);
 
 /* --- district.c ---------------------------------------------------------------------- */
 

