@@ -109,6 +109,8 @@ struct zila_csv_import {
 	size_t nmapped;
 	uint64_t mapped_mask;
 	sqlite3_stmt *find_id;
+	sqlite3_stmt *find_old; /* SELECT every column FROM t WHERE id = ?1 */
+	int name_col;           /* the table's name column, or -1 */
 	struct slot slots[SLOTS];
 	size_t next_slot;
 
@@ -282,6 +284,7 @@ static int load_table(struct zila_csv_import *im, struct zila_error *err)
 			goto out;
 	}
 	im->district_col = find_column(im, "district_id");
+	im->name_col = find_column(im, "name");
 
 	/* UNIQUE keys other than the primary key, for create-or-update matching */
 	if (sqlite3_prepare_v2(db,
@@ -357,6 +360,20 @@ static int prepare_finders(struct zila_csv_import *im, struct zila_error *err)
 	office_sb_fmt(&b, "\"id\" = ?%zu", im->nmapped + 1);
 	r = office_prepare(im->db, &b, &im->find_id, err);
 	free(b.p);
+	if (r != 0)
+		return r;
+	struct office_sb ob = { 0 };
+	office_sb_str(&ob, "SELECT ");
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (i > 0)
+			office_sb_str(&ob, ", ");
+		office_sb_ident(&ob, im->cols[i].name);
+	}
+	office_sb_str(&ob, " FROM ");
+	office_sb_ident(&ob, im->table);
+	office_sb_str(&ob, " WHERE \"id\" = ?1");
+	r = office_prepare(im->db, &ob, &im->find_old, err);
+	free(ob.p);
 	if (r != 0)
 		return r;
 
@@ -650,6 +667,87 @@ static int run_write(struct zila_csv_import *im, sqlite3_stmt *st, struct zila_e
 	return r;
 }
 
+/* Reads the stored row id into im->find_old: 1 when it is there, 0 when not, or a negative
+ * fatal code. The caller resets im->find_old when done with the row's columns. */
+static int old_row(struct zila_csv_import *im, const char *id, struct zila_error *err)
+{
+	sqlite3_reset(im->find_old);
+	sqlite3_bind_text(im->find_old, 1, id, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(im->find_old);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return zila_error_set(err, (rc & 0xff) == SQLITE_BUSY ? ZILA_EBUSY : ZILA_EDB,
+			      "cannot read table '%s': %s", im->table, sqlite3_errmsg(im->db));
+}
+
+/* "phone 9123400002" for the columns of a key a row matched on (its district left out). */
+static void key_words(struct zila_csv_import *im, const struct ukey *key, char *out, size_t n)
+{
+	char sh[OFFICE_SHOW_MAX + 8];
+	size_t len = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < key->ncols && len < n; i++) {
+		int ci = key->cols[i];
+		if (ci == im->district_col && key->ncols > 1)
+			continue;
+		int k = snprintf(out + len, n - len, "%s%s %s", len ? ", " : "", im->cols[ci].name,
+				 office_show(sh, im->vals[ci].p, im->vals[ci].len));
+		if (k < 0)
+			break;
+		len += (size_t)k;
+	}
+}
+
+/* Text a file lost on its way through a spreadsheet: 1 and im->reason set, 0, or a negative
+ * fatal code. A changed text cell of row id whose letters became ? where the stored value
+ * has them (Excel's "CSV (Comma delimited)" writes Hindi so), or (id NULL: a new row) a
+ * cell of ? alone. */
+static int lost_letters(struct zila_csv_import *im, const char *id, uint64_t changed,
+			struct zila_error *err)
+{
+	char sh[OFFICE_SHOW_MAX + 8], sh2[OFFICE_SHOW_MAX + 8];
+	bool have_old = false;
+	int r = 0;
+	for (size_t i = 0; i < im->ncols && r == 0; i++) {
+		const struct value *v = &im->vals[i];
+		if (im->cols[i].kind != K_TEXT || v->null || memchr(v->p, '?', v->len) == NULL)
+			continue;
+		if (id == NULL) {
+			if (office_only_question_marks(v->p, v->len)) {
+				snprintf(im->reason, sizeof(im->reason),
+					 "column %s is '%s': the file lost its letters (save it "
+					 "from Excel as 'CSV UTF-8', not 'CSV (Comma delimited)')",
+					 im->cols[i].name, office_show(sh, v->p, v->len));
+				r = 1;
+			}
+			continue;
+		}
+		if (!(changed & (UINT64_C(1) << i)))
+			continue;
+		if (!have_old) {
+			r = old_row(im, id, err);
+			if (r <= 0)
+				break;
+			r = 0;
+			have_old = true;
+		}
+		const char *o = (const char *)sqlite3_column_text(im->find_old, (int)i);
+		size_t on = (size_t)sqlite3_column_bytes(im->find_old, (int)i);
+		if (o != NULL && office_lost_letters(o, on, v->p, v->len)) {
+			snprintf(im->reason, sizeof(im->reason),
+				 "column %s lost its letters: '%s' where the replica has '%s' (Excel's "
+				 "'CSV (Comma delimited)' turns Hindi into ?; save the file as 'CSV "
+				 "UTF-8' and import that)",
+				 im->cols[i].name, office_show(sh, v->p, v->len), office_show(sh2, o, on));
+			r = 1;
+		}
+	}
+	sqlite3_reset(im->find_old);
+	return r;
+}
+
 static int process_row(struct zila_csv_import *im, struct zila_error *err)
 {
 	int r = read_cells(im, err);
@@ -658,6 +756,7 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 		goto out;
 
 	bool found = false;
+	const struct ukey *by_key = NULL; /* the natural key the row matched on, if not its id */
 	uint64_t changed = 0;
 	char id[OFFICE_NORM_MAX] = "";
 	struct value *idv = &im->vals[im->id_col];
@@ -688,6 +787,8 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 			r = run_find(im, key->find, &found, &changed, id, err);
 			if (r != 0)
 				goto out;
+			if (found)
+				by_key = key;
 		}
 	}
 
@@ -702,6 +803,36 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 			REJECT("row %s belongs to another district; a row cannot move between "
 			       "districts",
 			       id);
+		/* Matched on a natural key such as (district, phone): a family's shared phone, or
+		 * a phone given twice in one file, must not turn one person into another. */
+		if (by_key != NULL && im->name_col >= 0 && (changed & (UINT64_C(1) << im->name_col)) &&
+		    !im->vals[im->name_col].null) {
+			r = old_row(im, id, err);
+			if (r < 0)
+				goto out;
+			const char *o = r ? (const char *)sqlite3_column_text(im->find_old, im->name_col)
+					  : NULL;
+			const struct value *nv = &im->vals[im->name_col];
+			r = 0;
+			if (o != NULL && !office_same_name(o, nv->p, nv->len)) {
+				char kw[200], sh2[OFFICE_SHOW_MAX + 8];
+				key_words(im, by_key, kw, sizeof(kw));
+				snprintf(im->reason, sizeof(im->reason),
+					 "%s is already %s's (row %s), and this row names '%s': two "
+					 "people are not merged (for a shared phone, leave this "
+					 "person's empty or give their own; to rename %s, give the "
+					 "id)",
+					 kw, office_show(sh, o, strlen(o)), id,
+					 office_show(sh2, nv->p, nv->len), office_show(sh, o, strlen(o)));
+				r = 1;
+			}
+			sqlite3_reset(im->find_old);
+			if (r != 0)
+				goto out;
+		}
+		r = lost_letters(im, id, changed, err);
+		if (r != 0)
+			goto out;
 		for (size_t i = 0; i < im->ncols; i++)
 			if ((changed & (UINT64_C(1) << i)) && im->vals[i].null &&
 			    im->cols[i].notnull)
@@ -728,6 +859,9 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 			else if (c->notnull && !c->has_default)
 				REJECT("missing required column '%s'", c->name);
 		}
+		r = lost_letters(im, NULL, 0, err);
+		if (r != 0)
+			goto out;
 		if (idv->null) {
 			uint8_t raw[16];
 			randombytes_buf(raw, sizeof(raw));
@@ -1120,6 +1254,7 @@ int zila_csv_import_new(struct zila_csv_import **out, sqlite3 *db,
 	im->o = opts;
 	im->id_col = -1;
 	im->district_col = -1;
+	im->name_col = -1;
 	im->line = 1;
 	im->table = office_strdup(opts->table);
 	if (im->table == NULL) {
@@ -1294,6 +1429,7 @@ void zila_csv_import_free(struct zila_csv_import *im)
 	for (size_t i = 0; i < SLOTS; i++)
 		sqlite3_finalize(im->slots[i].st);
 	sqlite3_finalize(im->find_id);
+	sqlite3_finalize(im->find_old);
 	sqlite3_finalize(im->district_find);
 	kcache_free(&im->districts);
 	for (size_t f = 0; f < im->nheader; f++)

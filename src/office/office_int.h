@@ -68,6 +68,16 @@ bool office_parse_int(const char *s, size_t n, int64_t *out);
  * ' before it; import takes one ' off a cell that is ' and then such a cell. A quote run
  * does not change the answer, so the two undo each other exactly. */
 bool office_formula_like(const char *s, size_t n);
+/* Whether b (bn bytes) is the name a, written another way: ASCII case, spaces and dots do
+ * not count. */
+bool office_same_name(const char *a, const char *b, size_t bn);
+/* A cell of ? and spaces alone, with at least two ?: letters a spreadsheet could not
+ * write in the file's encoding. */
+bool office_only_question_marks(const char *s, size_t n);
+/* Whether s is the stored text old with its non-ASCII letters turned into ? (as Excel's
+ * "CSV (Comma delimited)" writes Hindi): old has non-ASCII text, and s is old with each
+ * such character as one ?, or s has ? and no letter or digit at all. */
+bool office_lost_letters(const char *old, size_t on, const char *s, size_t n);
 
 /* --- district.c ---------------------------------------------------------------------- */
 

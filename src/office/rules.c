@@ -285,3 +285,72 @@ bool office_formula_like(const char *s, size_t n)
 		return false;
 	return !plain_number(s + i, n - i);
 }
+
+/* One name written two ways: ASCII case, spaces and dots do not count ("R. K. Singh" is
+ * "r k singh"). */
+bool office_same_name(const char *a, const char *b, size_t bn)
+{
+	size_t i = 0, j = 0, an = strlen(a);
+	for (;;) {
+		while (i < an && (a[i] == ' ' || a[i] == '.' || a[i] == '\t'))
+			i++;
+		while (j < bn && (b[j] == ' ' || b[j] == '.' || b[j] == '\t'))
+			j++;
+		if (i == an || j == bn)
+			return i == an && j == bn;
+		int ca = (unsigned char)a[i++], cb = (unsigned char)b[j++];
+		if (ca >= 'A' && ca <= 'Z')
+			ca += 32;
+		if (cb >= 'A' && cb <= 'Z')
+			cb += 32;
+		if (ca != cb)
+			return false;
+	}
+}
+
+bool office_only_question_marks(const char *s, size_t n)
+{
+	size_t nq = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '?')
+			nq++;
+		else if (s[i] != ' ')
+			return false;
+	}
+	return nq >= 2;
+}
+
+bool office_lost_letters(const char *old, size_t on, const char *s, size_t n)
+{
+	bool non_ascii = false;
+	for (size_t i = 0; i < on; i++)
+		if ((unsigned char)old[i] >= 0x80)
+			non_ascii = true;
+	if (!non_ascii || memchr(s, '?', n) == NULL)
+		return false;
+	/* the stored text with each non-ASCII character as one ? */
+	size_t i = 0, j = 0;
+	while (i < on && j < n) {
+		unsigned char c = (unsigned char)old[i];
+		if (c < 0x80) {
+			if (s[j] != old[i])
+				break;
+			i++;
+		} else {
+			if (s[j] != '?')
+				break;
+			for (i++; i < on && ((unsigned char)old[i] & 0xc0) == 0x80; i++)
+				;
+		}
+		j++;
+	}
+	if (i == on && j == n)
+		return true;
+	/* or nothing but ? where letters were: no letter or digit left at all */
+	for (j = 0; j < n; j++) {
+		unsigned char c = (unsigned char)s[j];
+		if ((c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z') || c >= 0x80)
+			return false;
+	}
+	return true;
+}

@@ -254,20 +254,20 @@ static void test_reimport_and_update(void **state)
 				      "CREATE TEMP TABLE fired (col TEXT);"
 				      "CREATE TEMP TRIGGER ph AFTER UPDATE OF phone ON people BEGIN "
 				      "INSERT INTO fired VALUES ('phone'); END;"
-				      "CREATE TEMP TRIGGER nm AFTER UPDATE OF name ON people BEGIN "
-				      "INSERT INTO fired VALUES ('name'); END;",
+				      "CREATE TEMP TRIGGER by AFTER UPDATE OF birth_year ON people BEGIN "
+				      "INSERT INTO fired VALUES ('birth_year'); END;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	const char *csv2 = "name,phone,district_id,birth_year\n"
 			   "A,9000000001,Patna,1990\n"
-			   "Bee,9000000002,Patna,1991\n"
+			   "B,9000000002,Patna,1992\n"
 			   "C,9000000003,Gaya,\n"
 			   "D,9000000004,Gaya,\n";
 	assert_int_equal(import_s(db, "people", csv2, &st, &rj), 0);
 	assert_int_equal(st.ncreated, 1);
 	assert_int_equal(st.nupdated, 1);
 	assert_int_equal(st.nunchanged, 2);
-	assert_int_equal(count(db, "SELECT count(*) FROM fired WHERE col = 'name'"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM fired WHERE col = 'birth_year'"), 1);
 	assert_int_equal(count(db, "SELECT count(*) FROM fired WHERE col = 'phone'"), 0);
 
 	/* export -> import changes nothing (ids match), and the export is Excel-ready */
@@ -305,12 +305,12 @@ static void test_dry_run_counts(void **state)
 						"B,9000000002,Patna\n",
 				  &st, &rj),
 			 0);
-	const char *csv = "name,phone,district_id\n"
-			  "A,9000000001,Patna\n"     /* unchanged */
-			  "B2,9000000002,Patna\n"    /* updated */
-			  "C,9000000003,Patna\n"     /* created */
-			  "D,9000000004,Nowhere\n"   /* rejected */
-			  "C again,9000000003,Patna\n"; /* matches the row created above */
+	const char *csv = "name,phone,district_id,address\n"
+			  "A,9000000001,Patna,\n"        /* unchanged */
+			  "B,9000000002,Patna,Ward 2\n"  /* updated */
+			  "C,9000000003,Patna,\n"        /* created */
+			  "D,9000000004,Nowhere,\n"      /* rejected */
+			  "C,9000000003,Patna,Ward 3\n"; /* matches the row created above */
 	struct zila_csv_import_opts o = { .table = "people", .dry_run = true };
 	assert_int_equal(import(db, &o, csv, strlen(csv), 3, &st, &rj), 0);
 	assert_int_equal(st.nrows, 5);
@@ -607,6 +607,96 @@ static void test_export_formula_cells(void **state)
 	sqlite3_close(db);
 }
 
+/* #16: matching on (district, phone) never turns one person into another: a family's
+ * shared phone, or a phone given twice in one file, is rejected for review; the same name
+ * written another way, or a row matched by its id, still updates. */
+static void test_shared_phone_is_not_a_merge(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	assert_int_equal(import_s(db, "people", "name,phone,district_id,address\n"
+						"Rakesh Yadav,9000000001,Patna,Ward 1\n",
+				  &st, &rj),
+			 0);
+	char *id = text(db, "SELECT id FROM people");
+	const char *csv = "name,phone,district_id,address\n"
+			  "Sunita Yadav,9000000001,Patna,Ward 9\n" /* his wife, the same phone */
+			  "rakesh  yadav,9000000001,Patna,Ward 2\n" /* him, written another way */
+			  "Meena,9000000002,Patna,\n"
+			  "Meera,9000000002,Patna,\n"; /* the phone again, in one file */
+	struct zila_csv_import_opts o = { .table = "people", .skip_bad = true };
+	assert_int_equal(import(db, &o, csv, strlen(csv), 11, &st, &rj), 0);
+	assert_int_equal(st.nrejected, 2);
+	assert_int_equal(st.nupdated, 1);
+	assert_int_equal(st.ncreated, 1);
+	assert_int_equal(rj.line[0], 2);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "phone 9000000001 is already Rakesh Yadav's (row %s), and this row names 'Sunita "
+		 "Yadav': two people are not merged (for a shared phone, leave this person's empty "
+		 "or give their own; to rename Rakesh Yadav, give the id)",
+		 id);
+	assert_string_equal(rj.reason[0], want);
+	assert_int_equal(rj.line[1], 5);
+	assert_non_null(strstr(rj.reason[1], "already Meena's"));
+	/* nobody was overwritten: the name stays, the address is his second row's */
+	char *got = text(db, "SELECT name || '|' || address FROM people WHERE phone = '9000000001'");
+	assert_string_equal(got, "rakesh  yadav|Ward 2");
+	free(got);
+	assert_int_equal(count(db, "SELECT count(*) FROM people WHERE name = 'Meena'"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM people WHERE name = 'Meera'"), 0);
+
+	/* a rename by id is what the user asked for */
+	char csv2[256];
+	snprintf(csv2, sizeof(csv2), "id,name\n%s,Rakesh Kumar Yadav\n", id);
+	assert_int_equal(import_s(db, "people", csv2, &st, &rj), 0);
+	assert_int_equal(st.nupdated, 1);
+	free(id);
+	sqlite3_close(db);
+}
+
+/* #16: an export saved back by Excel as "CSV (Comma delimited)" has ? for every Hindi letter;
+ * its re-import is refused, with what to do. */
+static void test_lost_letters_refused(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	assert_int_equal(import_s(db, "people", "name,name_local,phone,district_id\n"
+						"Meenakshi,मीनाक्षी देवी,9000000001,Patna\n"
+						"Q Ahmed,Who? Me?,9000000002,Patna\n",
+				  &st, &rj),
+			 0);
+	char *id = text(db, "SELECT id FROM people WHERE name = 'Meenakshi'");
+	char csv[512];
+	snprintf(csv, sizeof(csv),
+		 "id,name,name_local,phone,district_id\n"
+		 "%s,Meenakshi,??????? ???,9000000001,d-patna\n", id);
+	assert_int_equal(import_s(db, "people", csv, &st, &rj), ZILA_EFORMAT);
+	assert_int_equal(st.nrejected, 1);
+	assert_string_equal(rj.reason[0],
+			    "column name_local lost its letters: '??????? ??" "?' where the replica "
+			    "has 'मीनाक्षी देवी' (Excel's 'CSV (Comma delimited)' turns Hindi into ?; "
+			    "save the file as 'CSV UTF-8' and import that)");
+	char *got = text(db, "SELECT name_local FROM people WHERE name = 'Meenakshi'");
+	assert_string_equal(got, "मीनाक्षी देवी");
+	free(got);
+	/* a new row of ? alone is refused too; a ? in ordinary text is not */
+	assert_int_equal(import_s(db, "people", "name,name_local,phone,district_id\n"
+						"New One,????? ????,9000000003,Patna\n"
+						"Q Ahmed,Who? Me? Yes,9000000002,Patna\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(rj.line[0], 2);
+	assert_non_null(strstr(rj.reason[0], "the file lost its letters"));
+	free(id);
+	sqlite3_close(db);
+}
+
 static void test_encodings_and_limits(void **state)
 {
 	(void)state;
@@ -653,6 +743,8 @@ int main(void)
 		cmocka_unit_test(test_export_json_and_district),
 		cmocka_unit_test(test_encodings_and_limits),
 		cmocka_unit_test(test_export_formula_cells),
+		cmocka_unit_test(test_shared_phone_is_not_a_merge),
+		cmocka_unit_test(test_lost_letters_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
