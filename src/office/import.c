@@ -538,12 +538,12 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 			if (!office_parse_phone(p, n, v->norm)) {
 				bool excel = memchr(p, 'E', n) != NULL && memchr(p, '.', n) != NULL;
 				REJECT("malformed phone '%s' in column %s (want a 10-digit mobile "
-				       "number%s)",
+				       "number, or a landline with its STD code such as 0612-2234567%s)",
 				       office_show(sh, p, n), c->name,
 				       excel ? "; format the column as text in the spreadsheet" : "");
 			}
 			v->p = v->norm;
-			v->len = 10;
+			v->len = strlen(v->norm);
 			break;
 		case K_INT:
 			if (!office_parse_int(p, n, &v->i))

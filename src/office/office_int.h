@@ -58,8 +58,10 @@ const char *office_show(char out[OFFICE_SHOW_MAX + 8], const char *s, size_t n);
 bool office_parse_date(const char *s, size_t n, char out[OFFICE_NORM_MAX]);
 /* YYYY-MM, or MM-YYYY / MM/YYYY, into out as YYYY-MM. */
 bool office_parse_period(const char *s, size_t n, char out[OFFICE_NORM_MAX]);
-/* A 10-digit Indian mobile number from what people type (+91 98765 43210, 098765-43210). */
-bool office_parse_phone(const char *s, size_t n, char out[11]);
+/* A 10-digit Indian mobile number from what people type (+91 98765 43210, 098765-43210),
+ * or a landline typed with its STD code set apart (0612-2234567, 0612 2234567, +91 612
+ * 2234567), kept as 0612-2234567. */
+bool office_parse_phone(const char *s, size_t n, char out[OFFICE_NORM_MAX]);
 /* A whole number, also as "12.0" the way spreadsheets write it. */
 bool office_parse_int(const char *s, size_t n, int64_t *out);
 /* Whether a spreadsheet would take a cell for a formula (OWASP's CSV injection): it starts

@@ -162,9 +162,65 @@ bool office_parse_period(const char *s, size_t n, char out[OFFICE_NORM_MAX])
 	return true;
 }
 
-/* A 10-digit Indian mobile number from what people type: +91 98765 43210, 098765-43210. */
-bool office_parse_phone(const char *s, size_t n, char out[11])
+/* A landline as people type it: 0, an STD code of 2 to 4 digits (which starts with 1 to 8;
+ * mobile numbers start with 6 to 9, so the digits alone cannot tell 0612 2234567 from a
+ * mobile), a separator, and the subscriber number, 10 digits after the 0 in all; or +91 or
+ * 91 first and the code without its 0. Written as 0612-2234567. */
+static bool parse_landline(const char *s, size_t n, char out[OFFICE_NORM_MAX])
 {
+	char g[8][16];
+	size_t ng = 0, len = 0;
+	bool plus = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c >= '0' && c <= '9') {
+			if (ng == 0 || len == 0) {
+				if (ng == 8)
+					return false;
+				ng++;
+			}
+			if (len == sizeof(g[0]) - 1)
+				return false;
+			g[ng - 1][len++] = c;
+			g[ng - 1][len] = '\0';
+		} else if (c == '+' && ng == 0 && !plus) {
+			plus = true;
+		} else if (c == ' ' || c == '-' || c == '(' || c == ')' || c == '.' || c == '/') {
+			len = 0;
+		} else {
+			return false;
+		}
+	}
+	size_t first = 0;
+	char std[16];
+	if (ng >= 3 && strcmp(g[0], "91") == 0) {
+		first = 1; /* +91 612 2234567 */
+		if (strlen(g[1]) < 2 || strlen(g[1]) > 4 || g[1][0] == '0')
+			return false;
+		memcpy(std, g[1], strlen(g[1]) + 1);
+	} else if (ng >= 2 && !plus && g[0][0] == '0' && strlen(g[0]) >= 3 && strlen(g[0]) <= 5) {
+		memcpy(std, g[0] + 1, strlen(g[0])); /* 0612-2234567 */
+	} else {
+		return false;
+	}
+	if (std[0] < '1' || std[0] > '8')
+		return false;
+	char rest[24] = "";
+	for (size_t i = first + 1; i < ng; i++)
+		if (strlen(rest) + strlen(g[i]) < sizeof(rest))
+			strcat(rest, g[i]);
+	if (strlen(std) + strlen(rest) != 10)
+		return false;
+	snprintf(out, OFFICE_NORM_MAX, "0%s-%s", std, rest);
+	return true;
+}
+
+/* A 10-digit Indian mobile number from what people type: +91 98765 43210, 098765-43210; or
+ * a landline with its STD code, kept as 0612-2234567 (never made into a mobile). */
+bool office_parse_phone(const char *s, size_t n, char out[OFFICE_NORM_MAX])
+{
+	if (parse_landline(s, n, out))
+		return true;
 	char d[24];
 	size_t nd = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -697,6 +697,41 @@ static void test_lost_letters_refused(void **state)
 	sqlite3_close(db);
 }
 
+/* #16: a landline typed with its STD code stays a landline (0612-2234567), never a mobile
+ * number made of its digits; mobiles are read as before. */
+static void test_landline_stays_a_landline(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	const char *csv = "name,phone,district_id\n"
+			  "L1,0612-2234567,Patna\n"
+			  "L2,011 2345 6789,Gaya\n"
+			  "L3,+91 612 2234567,Gaya\n"
+			  "L4,(0651) 2234567,Patna\n"
+			  "M1,098765-43210,Patna\n"
+			  "M2,+91 91234 00001,Patna\n";
+	assert_int_equal(import_s(db, "people", csv, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 6);
+	char *got = text(db, "SELECT group_concat(name || '=' || phone, ' ') FROM "
+			     "(SELECT name, phone FROM people ORDER BY name)");
+	assert_string_equal(got, "L1=0612-2234567 L2=011-23456789 L3=0612-2234567 "
+				 "L4=0651-2234567 M1=9876543210 M2=9123400001");
+	free(got);
+	/* the same landline typed another way is the same row */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\nL1,0612 2234567,Patna\n",
+				  &st, &rj),
+			 0);
+	assert_int_equal(st.nunchanged, 1);
+	/* a landline one digit short is not made into anything */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\nL5,0612-223456,Patna\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_non_null(strstr(rj.reason[0], "malformed phone '0612-223456'"));
+	sqlite3_close(db);
+}
+
 static void test_encodings_and_limits(void **state)
 {
 	(void)state;
@@ -745,6 +780,7 @@ int main(void)
 		cmocka_unit_test(test_export_formula_cells),
 		cmocka_unit_test(test_shared_phone_is_not_a_merge),
 		cmocka_unit_test(test_lost_letters_refused),
+		cmocka_unit_test(test_landline_stays_a_landline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,7 +69,8 @@ struct zila_csv_import;
  *
  * Rules: the first non-blank row is the header. A cell that is empty (unquoted) is NULL; a
  * row whose cells are all empty is skipped. Columns named phone or *_phone are normalised to
- * 10-digit Indian mobile numbers (+91/91/0 prefixes, spaces and dashes dropped); columns
+ * 10-digit Indian mobile numbers (+91/91/0 prefixes, spaces and dashes dropped), or to a
+ * landline as 0612-2234567 when typed with its STD code set apart (never to a mobile); columns
  * named *_on, since and deadline are dates (YYYY-MM-DD, or DD-MM-YYYY, DD/MM/YYYY,
  * DD.MM.YYYY as Excel writes them in India), stored as YYYY-MM-DD; a column named period is
  * YYYY-MM; INTEGER columns take whole numbers. A district_id cell may hold the district's
