@@ -20,7 +20,7 @@
 #define CHUNK (256 * 1024)
 
 struct shown {
-	uint64_t line;
+	uint64_t row, line;
 	char reason[512];
 };
 
@@ -37,6 +37,7 @@ static void on_reject(void *ctx, const struct zila_csv_reject *rj)
 {
 	struct import_ctx *c = ctx;
 	if (c->nshown < SHOW_REJECTS) {
+		c->shown[c->nshown].row = rj->row;
 		c->shown[c->nshown].line = rj->line;
 		snprintf(c->shown[c->nshown].reason, sizeof(c->shown[c->nshown].reason), "%s",
 			 rj->reason);
@@ -73,7 +74,7 @@ static void on_reject(void *ctx, const struct zila_csv_reject *rj)
 		f[i] = i < rj->nfields ? rj->fields[i] : NULL;
 		l[i] = i < rj->nfields ? rj->field_lens[i] : 0;
 	}
-	snprintf(why, sizeof(why), "line %" PRIu64 ": %s", rj->line, rj->reason);
+	snprintf(why, sizeof(why), "row %" PRIu64 ": %s", rj->row, rj->reason);
 	f[n] = why;
 	l[n] = strlen(why);
 	if (c->rejects_err == 0)
@@ -275,7 +276,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		fputs("\r\033[K", stderr);
 
 	for (size_t i = 0; i < ctx.nshown; i++)
-		fprintf(stderr, "%s:%" PRIu64 ": %s\n", file, ctx.shown[i].line, ctx.shown[i].reason);
+		fprintf(stderr, "%s: row %" PRIu64 ": %s\n", file, ctx.shown[i].row,
+			ctx.shown[i].reason);
 	if (st.nrejected > ctx.nshown)
 		fprintf(stderr, "... and %" PRIu64 " more bad rows\n", st.nrejected - ctx.nshown);
 	if (ctx.rejects != NULL) {
@@ -299,7 +301,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		       dry_run ? "true" : "false", r == 0 ? "true" : "false", st.nrows, st.ncreated,
 		       st.nupdated, st.nunchanged, st.nrejected);
 		for (size_t i = 0; i < ctx.nshown; i++) {
-			printf("%s{\"line\":%" PRIu64 ",\"reason\":", i ? "," : "", ctx.shown[i].line);
+			printf("%s{\"row\":%" PRIu64 ",\"line\":%" PRIu64 ",\"reason\":", i ? "," : "",
+			       ctx.shown[i].row, ctx.shown[i].line);
 			cli_json_str(ctx.shown[i].reason);
 			putchar('}');
 		}

@@ -86,6 +86,7 @@ struct zila_csv_import {
 	const char **fptr; /* filled at the end of a record */
 	uint64_t rec_breaks;
 	uint64_t line;
+	uint64_t records; /* records read, blank ones and the header included */
 	int prev_term;
 
 	/* the table */
@@ -1075,13 +1076,14 @@ static void on_field(void *s, size_t n, void *ctx)
 	im->arena[im->arena_len++] = '\0';
 }
 
-static void reject_row(struct zila_csv_import *im, uint64_t line)
+static void reject_row(struct zila_csv_import *im, uint64_t line, uint64_t row)
 {
 	im->st.nrejected++;
 	if (im->o->on_reject == NULL)
 		return;
 	struct zila_csv_reject rj = {
 		.line = line,
+		.row = row,
 		.reason = im->reason,
 		.fields = im->fptr,
 		.field_lens = im->flen,
@@ -1100,7 +1102,7 @@ static void on_record(int c, void *ctx)
 	im->prev_term = c;
 	if (crlf)
 		return;
-	uint64_t line = im->line;
+	uint64_t line = im->line, row = ++im->records;
 	im->line += 1 + im->rec_breaks;
 	im->st.nlines = im->line - 1;
 	if (im->fatal != 0)
@@ -1132,7 +1134,7 @@ static void on_record(int c, void *ctx)
 	if (r < 0)
 		im->fatal = r;
 	else if (r > 0)
-		reject_row(im, line);
+		reject_row(im, line, row);
 done:
 	im->nfields = 0;
 	im->arena_len = 0;

@@ -28,14 +28,14 @@ has "$T/out" "0 created, 0 updated, 2 unchanged" "re-import changes nothing"
 # A bad row: all or nothing, then --skip-bad with a rejects file that imports once fixed.
 printf 'name,phone,district_id\nGood One,9123400003,Patna\nBad Phone,12345,Patna\nNo District,9123400004,Nowhere\n' > "$T/bad.csv"
 expect 1 "a bad row fails the import" -- "$ZILA" -d "$A" import "$T/bad.csv" --table people
-has "$T/err" "bad.csv:3: malformed phone '12345'" "line and reason of the bad phone"
-has "$T/err" "bad.csv:4: unknown district 'Nowhere'" "line and reason of the unknown district"
+has "$T/err" "bad.csv: row 3: malformed phone '12345'" "row and reason of the bad phone"
+has "$T/err" "bad.csv: row 4: unknown district 'Nowhere'" "row and reason of the unknown district"
 has "$T/err" "nothing was imported" "all or nothing"
 [ "$(sqlite3 "$A/zila.db" "SELECT count(*) FROM people WHERE name = 'Good One'")" = 0 ] && ok "nothing imported" || bad "a row was imported"
 expect 0 "--skip-bad" -- "$ZILA" -d "$A" import "$T/bad.csv" --table people --skip-bad "$T/rejects.csv"
 has "$T/out" "1 created" "the good row is imported"
 has "$T/rejects.csv" "zila_reject" "the rejects file has a reason column"
-has "$T/rejects.csv" "line 3: malformed phone" "the rejects file says why"
+has "$T/rejects.csv" "row 3: malformed phone" "the rejects file says why"
 sed -i 's/,12345,/,9123400005,/; s/,Nowhere,/,Gaya,/' "$T/rejects.csv"
 expect 0 "the fixed rejects file imports" -- "$ZILA" -d "$A" import "$T/rejects.csv" --table people
 has "$T/out" "2 created" "both fixed rows created"

@@ -21,6 +21,7 @@ extern const char zila_default_schema_sql[];
 struct rejects {
 	size_t n;
 	uint64_t line[MAXREJ];
+	uint64_t row[MAXREJ];
 	char reason[MAXREJ][512];
 };
 
@@ -29,6 +30,7 @@ static void on_reject(void *ctx, const struct zila_csv_reject *rj)
 	struct rejects *r = ctx;
 	if (r->n < MAXREJ) {
 		r->line[r->n] = rj->line;
+		r->row[r->n] = rj->row;
 		snprintf(r->reason[r->n], sizeof(r->reason[r->n]), "%s", rj->reason);
 	}
 	r->n++;
@@ -170,6 +172,7 @@ static void test_embedded_newlines(void **state)
 	assert_int_equal(import_s(db, "people", csv, &st, &rj), ZILA_EFORMAT);
 	assert_int_equal(rj.n, 1);
 	assert_int_equal(rj.line[0], 7);
+	assert_int_equal(rj.row[0], 4); /* #16: the spreadsheet's row: header, Ravi, Gita, Bad */
 	assert_non_null(strstr(rj.reason[0], "malformed phone '12345'"));
 	assert_int_equal(count(db, "SELECT count(*) FROM people"), 0);
 
@@ -184,6 +187,11 @@ static void test_embedded_newlines(void **state)
 	s = text(db, "SELECT name || '|' || address FROM people WHERE phone = '9000000002'");
 	assert_string_equal(s, "Gita \"Didi\"|line\r\nbreak");
 	free(s);
+	/* a blank row is a row of the spreadsheet too */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\r\n\r\nBad,123,Patna\r\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_int_equal(rj.row[0], 3);
 	sqlite3_close(db);
 }
 

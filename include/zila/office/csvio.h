@@ -27,6 +27,9 @@ struct zila_csv_map {
 
 /* A rejected row, passed to the reject callback; everything is borrowed for the call. */
 struct zila_csv_reject {
+	uint64_t row;               /* the row's number in the spreadsheet: records of the file
+				     * from 1, the header and blank rows counted (a cell over
+				     * several lines is one row, as in Excel) */
 	uint64_t line;              /* physical line where the row starts (header is line 1) */
 	const char *reason;         /* lowercase, e.g. "unknown district 'Patna Sahib'" */
 	const char *const *fields;  /* the row as read; a NULL field was an empty cell */
