@@ -16,6 +16,7 @@
 #include "zila/office/csvio.h"
 
 #define SHOW_REJECTS 20
+#define SHOW_CHANGES 1000 /* rows a dry run shows */
 #define PROGRESS_MIN_BYTES (1024 * 1024)
 #define CHUNK (256 * 1024)
 
@@ -31,7 +32,44 @@ struct import_ctx {
 	int rejects_err;
 	struct shown shown[SHOW_REJECTS];
 	size_t nshown;
+	uint64_t nchanges; /* rows a dry run showed */
 };
+
+/* A value as staff read it: quoted, line breaks as spaces, "(empty)" for NULL. */
+static void print_value(const char *v)
+{
+	if (v == NULL) {
+		fputs("(empty)", stdout);
+		return;
+	}
+	putchar('\'');
+	for (const char *p = v; *p; p++)
+		putchar(*p == '\n' || *p == '\r' ? ' ' : *p);
+	putchar('\'');
+}
+
+/* A dry run shows, row by row, what the import would create and what it would change. */
+static void on_change(void *ctx, const struct zila_csv_change *ch)
+{
+	struct import_ctx *c = ctx;
+	if (c->nchanges++ >= SHOW_CHANGES)
+		return;
+	if (ch->created)
+		printf("row %" PRIu64 ": new%s%s\n", ch->row, ch->name ? ": " : "",
+		       ch->name ? ch->name : "");
+	else
+		printf("row %" PRIu64 ": change %s%s(id %s)\n", ch->row, ch->name ? ch->name : "",
+		       ch->name ? " " : "", ch->id);
+	for (size_t i = 0; i < ch->ncols; i++) {
+		printf("    %s: ", ch->columns[i]);
+		if (!ch->created) {
+			print_value(ch->old_values[i]);
+			fputs(" -> ", stdout);
+		}
+		print_value(ch->new_values[i]);
+		putchar('\n');
+	}
+}
 
 static void on_reject(void *ctx, const struct zila_csv_reject *rj)
 {
@@ -236,6 +274,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		.skip_bad = skip_bad != NULL,
 		.delim = delim,
 		.on_reject = on_reject,
+		.on_change = dry_run && !cli->json ? on_change : NULL,
 		.ctx = &ctx,
 	};
 	int r = zila_csv_import_new(&im, db, &opts, &err);
@@ -275,6 +314,9 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	if (bar)
 		fputs("\r\033[K", stderr);
 
+	if (ctx.nchanges > SHOW_CHANGES)
+		printf("... and %" PRIu64 " more rows to create or change\n",
+		       ctx.nchanges - SHOW_CHANGES);
 	for (size_t i = 0; i < ctx.nshown; i++)
 		fprintf(stderr, "%s: row %" PRIu64 ": %s\n", file, ctx.shown[i].row,
 			ctx.shown[i].reason);

@@ -749,8 +749,119 @@ static int lost_letters(struct zila_csv_import *im, const char *id, uint64_t cha
 	return r;
 }
 
+/* What a row is about to do, for the change callback: the columns in mask with their stored
+ * values (id set: an update; read before the write) and their new ones. */
+struct change {
+	size_t n;
+	const char **cols;
+	char **old, **new;
+	char *name;
+	bool ready;
+};
+
+static void change_free(struct change *ch)
+{
+	for (size_t i = 0; i < ch->n; i++) {
+		free(ch->old[i]);
+		free(ch->new[i]);
+	}
+	free(ch->cols);
+	free(ch->old);
+	free(ch->new);
+	free(ch->name);
+	memset(ch, 0, sizeof(*ch));
+}
+
+static char *dup_n(const char *p, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d != NULL) {
+		memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static int change_prepare(struct zila_csv_import *im, const char *id, uint64_t mask,
+			  struct change *ch, struct zila_error *err)
+{
+	int r = 0;
+	memset(ch, 0, sizeof(*ch));
+	if (im->o->on_change == NULL)
+		return 0;
+	ch->cols = calloc(im->ncols, sizeof(*ch->cols));
+	ch->old = calloc(im->ncols, sizeof(*ch->old));
+	ch->new = calloc(im->ncols, sizeof(*ch->new));
+	if (ch->cols == NULL || ch->old == NULL || ch->new == NULL)
+		goto oom;
+	bool have_old = false;
+	if (id != NULL) {
+		r = old_row(im, id, err);
+		if (r < 0)
+			goto out;
+		have_old = r == 1;
+		r = 0;
+		if (have_old && im->name_col >= 0) {
+			const char *nm = (const char *)sqlite3_column_text(im->find_old, im->name_col);
+			if (nm != NULL && (ch->name = office_strdup(nm)) == NULL)
+				goto oom;
+		}
+	}
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (!(mask & (UINT64_C(1) << i)) || (int)i == im->id_col)
+			continue;
+		const struct value *v = &im->vals[i];
+		size_t k = ch->n++;
+		ch->cols[k] = im->cols[i].name;
+		if (have_old && sqlite3_column_type(im->find_old, (int)i) != SQLITE_NULL) {
+			const char *o = (const char *)sqlite3_column_text(im->find_old, (int)i);
+			ch->old[k] = dup_n(o ? o : "", (size_t)sqlite3_column_bytes(im->find_old, (int)i));
+			if (ch->old[k] == NULL)
+				goto oom;
+		}
+		if (!v->null) {
+			char num[32];
+			if (im->cols[i].kind == K_INT)
+				snprintf(num, sizeof(num), "%lld", (long long)v->i);
+			ch->new[k] = im->cols[i].kind == K_INT ? office_strdup(num) : dup_n(v->p, v->len);
+			if (ch->new[k] == NULL)
+				goto oom;
+		}
+	}
+	if (id == NULL && im->name_col >= 0 && !im->vals[im->name_col].null &&
+	    (ch->name = dup_n(im->vals[im->name_col].p, im->vals[im->name_col].len)) == NULL)
+		goto oom;
+	ch->ready = true;
+	goto out;
+oom:
+	r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+out:
+	sqlite3_reset(im->find_old);
+	if (r != 0)
+		change_free(ch);
+	return r;
+}
+
+static void change_tell(struct zila_csv_import *im, struct change *ch, bool created, const char *id)
+{
+	if (!ch->ready)
+		return;
+	struct zila_csv_change c = {
+		.row = im->records,
+		.created = created,
+		.id = id,
+		.name = ch->name,
+		.ncols = ch->n,
+		.columns = ch->cols,
+		.old_values = created ? NULL : (const char *const *)ch->old,
+		.new_values = (const char *const *)ch->new,
+	};
+	im->o->on_change(im->o->ctx, &c);
+}
+
 static int process_row(struct zila_csv_import *im, struct zila_error *err)
 {
+	struct change ch = { 0 };
 	int r = read_cells(im, err);
 	char sh[OFFICE_SHOW_MAX + 8];
 	if (r != 0)
@@ -841,14 +952,19 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 		r = get_stmt(im, OP_UPDATE, changed, &st, err);
 		if (r != 0)
 			goto out;
+		r = change_prepare(im, id, changed, &ch, err);
+		if (r != 0)
+			goto out;
 		int n = 0;
 		for (size_t i = 0; i < im->ncols; i++)
 			if (changed & (UINT64_C(1) << i))
 				bind_value(st, ++n, &im->cols[i], &im->vals[i]);
 		sqlite3_bind_text(st, n + 1, id, -1, SQLITE_STATIC);
 		r = run_write(im, st, err);
-		if (r == 0)
+		if (r == 0) {
 			im->st.nupdated++;
+			change_tell(im, &ch, false, id);
+		}
 	} else {
 		uint64_t mask = 0;
 		for (size_t i = 0; i < im->ncols; i++) {
@@ -875,6 +991,9 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 		r = get_stmt(im, OP_INSERT, mask, &st, err);
 		if (r != 0)
 			goto out;
+		r = change_prepare(im, NULL, mask, &ch, err);
+		if (r != 0)
+			goto out;
 		int n = 0;
 		for (size_t i = 0; i < im->ncols; i++) {
 			if (!(mask & (UINT64_C(1) << i)))
@@ -885,10 +1004,13 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 				bind_value(st, ++n, &im->cols[i], &im->vals[i]);
 		}
 		r = run_write(im, st, err);
-		if (r == 0)
+		if (r == 0) {
 			im->st.ncreated++;
+			change_tell(im, &ch, true, id);
+		}
 	}
 out:
+	change_free(&ch);
 	return r;
 }
 

@@ -18,12 +18,18 @@ expect 1 "an unknown header is refused" -- "$ZILA" -d "$A" import "$T/new.csv" -
 has "$T/err" "matches header 'Mobile'" "the error names the header"
 expect 0 "dry run" -- "$ZILA" -d "$A" import "$T/new.csv" --table people --map Mobile=phone --map S.No.= --dry-run
 has "$T/out" "2 to create" "dry run counts"
+has "$T/out" "^row 2: new: Meenakshi Import" "the dry run shows the rows it would create (#16)"
+has "$T/out" "^    joined_on: '2024-01-06'" "with their values"
 [ "$(sqlite3 "$A/zila.db" "SELECT count(*) FROM people WHERE name = 'Meenakshi Import'")" = 0 ] && ok "dry run wrote nothing" || bad "dry run wrote"
 expect 0 "import" -- "$ZILA" -d "$A" import "$T/new.csv" --table people --map Mobile=phone --map S.No.=
 has "$T/out" "2 created" "two created"
 [ "$(sqlite3 "$A/zila.db" "SELECT name_local || '|' || phone || '|' || joined_on || '|' || (district_id = '$D1') FROM people WHERE name = 'Meenakshi Import'")" = "मीनाक्षी इम्पोर्ट|9123400001|2024-01-05|1" ] && ok "Hindi, phone, date, district stored" || bad "stored values"
 expect 0 "import again" -- "$ZILA" -d "$A" import "$T/new.csv" --table people --map Mobile=phone --map S.No.=
 has "$T/out" "0 created, 0 updated, 2 unchanged" "re-import changes nothing"
+sed 's/Danapur/Phulwari/' "$T/new.csv" > "$T/moved.csv"
+expect 0 "dry run of a change" -- "$ZILA" -d "$A" import "$T/moved.csv" --table people --map Mobile=phone --map S.No.= --dry-run
+has "$T/out" "^row 2: change Meenakshi Import (id " "the dry run names the row it would change"
+has "$T/out" "^    address: 'Ward 4, Danapur' -> 'Ward 4, Phulwari'" "old -> new"
 
 # A bad row: all or nothing, then --skip-bad with a rejects file that imports once fixed.
 printf 'name,phone,district_id\nGood One,9123400003,Patna\nBad Phone,12345,Patna\nNo District,9123400004,Nowhere\n' > "$T/bad.csv"

@@ -23,7 +23,27 @@ struct rejects {
 	uint64_t line[MAXREJ];
 	uint64_t row[MAXREJ];
 	char reason[MAXREJ][512];
+	size_t nchanges;
+	char changes[MAXREJ][512]; /* "row N new|ID: col old>new ..." from the change callback */
 };
+
+static void on_change(void *ctx, const struct zila_csv_change *ch)
+{
+	struct rejects *r = ctx;
+	if (r->nchanges >= MAXREJ) {
+		r->nchanges++;
+		return;
+	}
+	char *b = r->changes[r->nchanges++];
+	size_t cap = sizeof(r->changes[0]);
+	int n = snprintf(b, cap, "row %llu %s %s:", (unsigned long long)ch->row,
+			 ch->created ? "new" : ch->id, ch->name ? ch->name : "-");
+	for (size_t i = 0; i < ch->ncols && n > 0 && (size_t)n < cap; i++) {
+		const char *o = ch->created ? "" : ch->old_values[i] ? ch->old_values[i] : "NULL";
+		const char *v = ch->new_values[i] ? ch->new_values[i] : "NULL";
+		n += snprintf(b + n, cap - (size_t)n, " %s %s>%s", ch->columns[i], o, v);
+	}
+}
 
 static void on_reject(void *ctx, const struct zila_csv_reject *rj)
 {
@@ -319,8 +339,20 @@ static void test_dry_run_counts(void **state)
 			  "C,9000000003,Patna,\n"        /* created */
 			  "D,9000000004,Nowhere,\n"      /* rejected */
 			  "C,9000000003,Patna,Ward 3\n"; /* matches the row created above */
-	struct zila_csv_import_opts o = { .table = "people", .dry_run = true };
+	struct zila_csv_import_opts o = { .table = "people", .dry_run = true,
+					  .on_change = on_change };
 	assert_int_equal(import(db, &o, csv, strlen(csv), 3, &st, &rj), 0);
+	/* #16: row by row, what would be created and what would change (old > new) */
+	char *bid = text(db, "SELECT id FROM people WHERE name = 'B'");
+	char want[256];
+	assert_int_equal(rj.nchanges, 3);
+	snprintf(want, sizeof(want), "row 3 %s B: address NULL>Ward 2", bid);
+	assert_string_equal(rj.changes[0], want);
+	assert_string_equal(rj.changes[1], "row 4 new C: district_id >d-patna name >C phone "
+					   ">9000000003");
+	assert_memory_equal(rj.changes[2], "row 6 ", 6);
+	assert_non_null(strstr(rj.changes[2], " C: address NULL>Ward 3"));
+	free(bid);
 	assert_int_equal(st.nrows, 5);
 	assert_int_equal(st.nunchanged, 1);
 	assert_int_equal(st.nupdated, 2);

@@ -42,6 +42,21 @@ struct zila_csv_reject {
 
 typedef void (*zila_csv_reject_fn)(void *ctx, const struct zila_csv_reject *rj);
 
+/* A row an import creates or changes, passed to the change callback (in a dry run too, for
+ * what would happen); everything is borrowed for the call. */
+struct zila_csv_change {
+	uint64_t row;                    /* the spreadsheet row, as zila_csv_reject.row */
+	bool created;                    /* a new row; else an update of row id */
+	const char *id;
+	const char *name;                /* the row's name column (stored value), or NULL */
+	size_t ncols;
+	const char *const *columns;      /* the columns set (created) or changed (updated) */
+	const char *const *old_values;   /* stored values (NULL: empty); NULL when created */
+	const char *const *new_values;   /* as they are written, normalised (NULL: empty) */
+};
+
+typedef void (*zila_csv_change_fn)(void *ctx, const struct zila_csv_change *ch);
+
 struct zila_csv_import_opts {
 	const char *table;               /* required */
 	const struct zila_csv_map *map;  /* may be NULL */
@@ -50,7 +65,8 @@ struct zila_csv_import_opts {
 	bool skip_bad;  /* import the good rows even when some are bad */
 	char delim;     /* field separator; 0 picks ',' ';' or TAB from the header line */
 	zila_csv_reject_fn on_reject; /* may be NULL */
-	void *ctx;
+	zila_csv_change_fn on_change; /* may be NULL; costs a read of each changed row */
+	void *ctx;                    /* for both callbacks */
 };
 
 struct zila_csv_stats {
