@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "cli_db.h"
+#include "cli_trust.h"
 #include "zila/office/csvio.h"
 
 #define SHOW_REJECTS 20
@@ -154,6 +155,22 @@ static int parse_map(char *arg, struct zila_csv_map *m)
 	return 0;
 }
 
+/* The district this laptop's certificate lets it write ("" for HQ, or before enrolment):
+ * the district of every row that names none. */
+static int own_district(struct cli *cli, char out[ZILA_DISTRICT_MAX + 1])
+{
+	struct zila_store *s = NULL;
+	struct zila_trust_ctx tc;
+	struct zila_cert c;
+	out[0] = '\0';
+	if (cli_trust_open(cli, &s, &tc) != CLI_OK)
+		return CLI_FAIL;
+	if (zila_trust_cert_get(s, zila_store_device_pk(s), &c) == 0 && !c.scope_all)
+		snprintf(out, ZILA_DISTRICT_MAX + 1, "%s", c.district);
+	zila_store_free(s);
+	return CLI_OK;
+}
+
 int cmd_import(struct cli *cli, int argc, char **argv);
 int cmd_import(struct cli *cli, int argc, char **argv)
 {
@@ -259,6 +276,10 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 			goto out;
 		}
 	}
+	char own[ZILA_DISTRICT_MAX + 1];
+	rc = own_district(cli, own);
+	if (rc != CLI_OK)
+		goto out;
 	rc = cli_open_db(cli, true, &db);
 	if (rc != CLI_OK)
 		goto out;
@@ -273,6 +294,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		.dry_run = dry_run,
 		.skip_bad = skip_bad != NULL,
 		.delim = delim,
+		.own_district = own[0] != '\0' ? own : NULL,
 		.on_reject = on_reject,
 		.on_change = dry_run && !cli->json ? on_change : NULL,
 		.ctx = &ctx,

@@ -378,12 +378,15 @@ static int prepare_finders(struct zila_csv_import *im, struct zila_error *err)
 	if (r != 0)
 		return r;
 
-	/* keep only the keys whose columns are all in the header */
+	/* keep only the keys whose columns are all in the header (or filled in: the district) */
+	uint64_t known = im->mapped_mask;
+	if (im->district_col >= 0 && im->o->own_district != NULL)
+		known |= UINT64_C(1) << im->district_col;
 	size_t nk = 0;
 	for (size_t k = 0; k < im->nkeys; k++) {
 		bool all = true;
 		for (size_t i = 0; i < im->keys[k].ncols; i++)
-			if (!(im->mapped_mask & (UINT64_C(1) << im->keys[k].cols[i])))
+			if (!(known & (UINT64_C(1) << im->keys[k].cols[i])))
 				all = false;
 		if (all)
 			im->keys[nk++] = im->keys[k];
@@ -546,6 +549,14 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 			v->p = v->norm;
 			v->len = strlen(v->norm);
 			break;
+		case K_GENDER: {
+			const char *g = office_gender(p, n);
+			if (g != NULL) {
+				v->p = g;
+				v->len = strlen(g);
+			}
+			break;
+		}
 		case K_INT:
 			if (!office_parse_int(p, n, &v->i))
 				REJECT("malformed number '%s' in column %s", office_show(sh, p, n),
@@ -554,6 +565,16 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 		default:
 			break;
 		}
+	}
+
+	/* a district laptop's own district, for a file that names none */
+	if (im->district_col >= 0 && im->vals[im->district_col].null && im->o->own_district != NULL &&
+	    strlen(im->o->own_district) < OFFICE_NORM_MAX) {
+		struct value *v = &im->vals[im->district_col];
+		snprintf(v->norm, sizeof(v->norm), "%s", im->o->own_district);
+		v->p = v->norm;
+		v->len = strlen(v->norm);
+		v->null = false;
 	}
 
 	/* the partition: a district may be named by id, code or name */
@@ -649,13 +670,61 @@ static void bind_mapped(struct zila_csv_import *im, sqlite3_stmt *st)
 	}
 }
 
+/* Whether name appears in text as a word of its own (an identifier in a CHECK). */
+static bool names_column(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = strstr(text, name); p != NULL; p = strstr(p + 1, name)) {
+		bool before = p == text || !(p[-1] == '_' || ((p[-1] | 32) >= 'a' && (p[-1] | 32) <= 'z') ||
+					       (p[-1] >= '0' && p[-1] <= '9'));
+		char c = p[n];
+		bool after = !(c == '_' || ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9'));
+		if (before && after)
+			return true;
+	}
+	return false;
+}
+
+/* "CHECK constraint failed: gender = 'female' OR ..." as office staff can act on it: the
+ * value and the column, and what the column allows. */
+static void check_reason(struct zila_csv_import *im)
+{
+	char sh[OFFICE_SHOW_MAX + 8];
+	const char *msg = sqlite3_errmsg(im->db);
+	const char *rule = strstr(msg, "CHECK constraint failed: ");
+	rule = rule ? rule + strlen("CHECK constraint failed: ") : msg;
+	for (size_t i = 0; i < im->ncols; i++) {
+		const struct value *v = &im->vals[i];
+		if (v->null || !names_column(rule, im->cols[i].name))
+			continue;
+		char num[32];
+		const char *shown = v->p;
+		size_t shown_len = v->len;
+		if (im->cols[i].kind == K_INT) {
+			snprintf(num, sizeof(num), "%lld", (long long)v->i);
+			shown = num;
+			shown_len = strlen(num);
+		}
+		snprintf(im->reason, sizeof(im->reason),
+			 "'%s' is not allowed in column %s (the table wants: %s)",
+			 office_show(sh, shown, shown_len), im->cols[i].name, rule);
+		return;
+	}
+	snprintf(im->reason, sizeof(im->reason), "the row breaks a rule of table '%s': %s",
+		 im->table, rule);
+}
+
 /* Runs an INSERT or UPDATE; a constraint failure rejects the row (SQLite has already
  * undone the statement), anything else is fatal. */
 static int run_write(struct zila_csv_import *im, sqlite3_stmt *st, struct zila_error *err)
 {
 	int rc = sqlite3_step(st);
 	int r = 0;
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+	if ((rc & 0xff) == SQLITE_CONSTRAINT &&
+	    sqlite3_extended_errcode(im->db) == SQLITE_CONSTRAINT_CHECK) {
+		check_reason(im);
+		r = 1;
+	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
 		snprintf(im->reason, sizeof(im->reason), "rejected by the database: %s",
 			 sqlite3_errmsg(im->db));
 		r = 1;

@@ -39,10 +39,10 @@ char *office_strdup(const char *s);
 
 /* --- rules.c: what office staff type, and what it means ------------------------------ */
 
-enum office_kind { K_TEXT, K_INT, K_REAL, K_DATE, K_PERIOD, K_PHONE };
+enum office_kind { K_TEXT, K_INT, K_REAL, K_DATE, K_PERIOD, K_PHONE, K_GENDER };
 
 /* A column's kind from its declared type and its name (phone, *_phone; *_on, since,
- * deadline; period). */
+ * deadline; period; gender). */
 enum office_kind office_column_kind(const char *name, const char *type);
 /* ASCII case-insensitive equality. */
 bool office_ieq(const char *a, const char *b);
@@ -80,6 +80,10 @@ bool office_only_question_marks(const char *s, size_t n);
  * "CSV (Comma delimited)" writes Hindi): old has non-ASCII text, and s is old with each
  * such character as one ?, or s has ? and no letter or digit at all. */
 bool office_lost_letters(const char *old, size_t on, const char *s, size_t n);
+/* The default schema's word (female, male, other) for what people write in a gender
+ * column: F, M, Female, W, महिला, पुरुष, अन्य, ... (case and dots aside); NULL when it is
+ * none of those (the cell is then written as it is, for the table's CHECK to judge). */
+const char *office_gender(const char *s, size_t n);
 
 /* --- district.c ---------------------------------------------------------------------- */
 

@@ -300,6 +300,8 @@ enum office_kind office_column_kind(const char *name, const char *type)
 		return K_PERIOD;
 	if (strcmp(name, "phone") == 0 || (n > 6 && strcmp(name + n - 6, "_phone") == 0))
 		return K_PHONE;
+	if (strcmp(name, "gender") == 0)
+		return K_GENDER;
 	return K_TEXT;
 }
 
@@ -409,4 +411,35 @@ bool office_lost_letters(const char *old, size_t on, const char *s, size_t n)
 			return false;
 	}
 	return true;
+}
+
+/* What people write for a gender, in English and Hindi, and the default schema's word. */
+static const struct {
+	const char *in;
+	const char *out;
+} genders[] = {
+	{ "f", "female" },      { "female", "female" }, { "w", "female" },
+	{ "woman", "female" },  { "mahila", "female" }, { "महिला", "female" },
+	{ "स्त्री", "female" },    { "औरत", "female" },    { "m", "male" },
+	{ "male", "male" },     { "man", "male" },      { "purush", "male" },
+	{ "पुरुष", "male" },     { "आदमी", "male" },     { "o", "other" },
+	{ "other", "other" },   { "अन्य", "other" },
+};
+
+const char *office_gender(const char *s, size_t n)
+{
+	while (n > 0 && (s[0] == ' ' || s[0] == '.'))
+		s++, n--;
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '.'))
+		n--;
+	char low[32];
+	if (n == 0 || n >= sizeof(low))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		low[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+	low[n] = '\0';
+	for (size_t i = 0; i < sizeof(genders) / sizeof(genders[0]); i++)
+		if (strcmp(low, genders[i].in) == 0)
+			return genders[i].out;
+	return NULL;
 }

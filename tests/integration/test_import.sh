@@ -74,6 +74,20 @@ for t in states districts posts org_units people office_bearers booth_agents boo
 done
 [ "$("$ZILA" -d "$A" hash)" = "$("$ZILA" -d "$B" hash)" ] && ok "every table copied by CSV: hashes equal" || bad "hashes differ after copying by CSV"
 
+# A district laptop: a file with no district column goes to the laptop's own district, and
+# gender F/M/महिला become the schema's words (#16).
+H=$T/hq; L=$T/laptop
+org_init "$H" || bad "org init"
+expect 0 "init a laptop" -- "$ZILA" -d "$L" init
+sqlite3 "$L/zila.db" "INSERT INTO states (id, name) VALUES ('s1', 'Bihar'); INSERT INTO districts (id, state_id, name) VALUES ('$D1', 's1', 'Patna')"
+enrol "$H" "$L" "$D1" && ok "laptop enrolled for Patna" || bad "enrol"
+printf 'Name,Phone,Gender\r\nAsha Kumari,9123400071,F\r\nKamla Devi,9123400072,महिला\r\n' > "$T/nodistrict.csv"
+expect 0 "import with no district column on a district laptop" -- "$ZILA" -d "$L" import "$T/nodistrict.csv" --table people
+has "$T/out" "2 created" "both rows created"
+[ "$(sqlite3 "$L/zila.db" "SELECT group_concat(gender || '@' || (district_id = '$D1'), ' ') FROM (SELECT * FROM people ORDER BY phone)")" = "female@1 female@1" ] && ok "the laptop's district and the schema's gender" || bad "district or gender: $(sqlite3 "$L/zila.db" "SELECT gender, district_id FROM people")"
+expect 0 "--help says how to ignore a column" -- "$ZILA" import --help
+has "$T/out" "--map HEADER= (nothing after =) ignores" "--help: ignoring a column"
+
 # The HQ report.
 expect 0 "report" -- "$ZILA" -d "$A" report --today 2026-11-15
 has "$T/out" "^total" "report has a totals row"

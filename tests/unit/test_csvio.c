@@ -772,6 +772,52 @@ static void test_landline_stays_a_landline(void **state)
 	sqlite3_close(db);
 }
 
+/* #16: what office staff write becomes what the schema wants: F/M/महिला as female or male,
+ * a district laptop's own district for a file that names none (matched on (district,
+ * phone) as if the file named it), and a CHECK failure said as the value and the column. */
+static void test_office_values(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	const char *csv = "name,phone,gender\n"
+			  "Asha,9000000001,F\n"
+			  "Ravi,9000000002,m\n"
+			  "Kamla,9000000003,महिला\n"
+			  "Mohan,9000000004,पुरुष\n"
+			  "Chand,9000000005,Other\n";
+	struct zila_csv_import_opts o = { .table = "people", .own_district = "d-gaya" };
+	assert_int_equal(import(db, &o, csv, strlen(csv), 9, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 5);
+	char *got = text(db, "SELECT group_concat(name || '=' || gender || '@' || district_id, ' ') "
+			     "FROM (SELECT * FROM people ORDER BY phone)");
+	assert_string_equal(got, "Asha=female@d-gaya Ravi=male@d-gaya Kamla=female@d-gaya "
+				 "Mohan=male@d-gaya Chand=other@d-gaya");
+	free(got);
+	/* the same file again matches the same rows */
+	assert_int_equal(import(db, &o, csv, strlen(csv), 9, &st, &rj), 0);
+	assert_int_equal(st.nunchanged, 5);
+	/* without a district of its own (HQ), a file with none is refused as before */
+	assert_int_equal(import_s(db, "people", "name,phone\nNew,9000000009\n", &st, &rj),
+			 ZILA_EFORMAT);
+	assert_string_equal(rj.reason[0], "missing required column 'district_id'");
+
+	/* a value the table's CHECK refuses: the value and the column, in words */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id,gender,birth_year\n"
+						"Old,9000000006,Patna,f,1850\n"
+						"Odd,9000000007,Patna,x,1980\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_int_equal(st.nrejected, 2);
+	assert_string_equal(rj.reason[0], "'1850' is not allowed in column birth_year (the table "
+					  "wants: birth_year BETWEEN 1900 AND 2100)");
+	assert_string_equal(rj.reason[1], "'x' is not allowed in column gender (the table wants: "
+					  "gender = 'female' OR gender = 'male' OR gender = "
+					  "'other')");
+	sqlite3_close(db);
+}
+
 static void test_encodings_and_limits(void **state)
 {
 	(void)state;
@@ -821,6 +867,7 @@ int main(void)
 		cmocka_unit_test(test_shared_phone_is_not_a_merge),
 		cmocka_unit_test(test_lost_letters_refused),
 		cmocka_unit_test(test_landline_stays_a_landline),
+		cmocka_unit_test(test_office_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

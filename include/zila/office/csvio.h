@@ -64,6 +64,8 @@ struct zila_csv_import_opts {
 	bool dry_run;   /* do everything, count, then roll back */
 	bool skip_bad;  /* import the good rows even when some are bad */
 	char delim;     /* field separator; 0 picks ',' ';' or TAB from the header line */
+	const char *own_district; /* a district laptop's own district id: the district of every
+				   * row that names none; NULL for none (HQ) */
 	zila_csv_reject_fn on_reject; /* may be NULL */
 	zila_csv_change_fn on_change; /* may be NULL; costs a read of each changed row */
 	void *ctx;                    /* for both callbacks */
@@ -90,6 +92,7 @@ struct zila_csv_import;
  * row whose cells are all empty is skipped. Columns named phone or *_phone are normalised to
  * 10-digit Indian mobile numbers (+91/91/0 prefixes, spaces and dashes dropped), or to a
  * landline as 0612-2234567 when typed with its STD code set apart (never to a mobile); columns
+ * named gender take F/M/O, Female, महिला, पुरुष, ... as female, male or other; columns
  * named *_on, since and deadline are dates (YYYY-MM-DD, or DD-MM-YYYY, DD/MM/YYYY,
  * DD.MM.YYYY as Excel writes them in India), stored as YYYY-MM-DD; a column named period is
  * YYYY-MM; INTEGER columns take whole numbers. A district_id cell may hold the district's
