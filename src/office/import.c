@@ -798,10 +798,10 @@ static int lost_letters(struct zila_csv_import *im, const char *id, uint64_t cha
 			continue;
 		if (!have_old) {
 			r = old_row(im, id, err);
+			have_old = true;
 			if (r <= 0)
 				break;
 			r = 0;
-			have_old = true;
 		}
 		const char *o = (const char *)sqlite3_column_text(im->find_old, (int)i);
 		size_t on = (size_t)sqlite3_column_bytes(im->find_old, (int)i);
@@ -814,7 +814,8 @@ static int lost_letters(struct zila_csv_import *im, const char *id, uint64_t cha
 			r = 1;
 		}
 	}
-	sqlite3_reset(im->find_old);
+	if (have_old)
+		sqlite3_reset(im->find_old);
 	return r;
 }
 
