@@ -478,6 +478,20 @@ static void bind_value(sqlite3_stmt *st, int idx, const struct column *c, const 
 		sqlite3_bind_text(st, idx, v->p, (int)v->len, SQLITE_STATIC);
 }
 
+/* A cell's value as it is written: the normalised text, or the number of an INTEGER
+ * column; *len gets its length. */
+static const char *cell_text(const struct zila_csv_import *im, size_t i, char num[32], size_t *len)
+{
+	const struct value *v = &im->vals[i];
+	if (im->cols[i].kind == K_INT) {
+		snprintf(num, 32, "%lld", (long long)v->i);
+		*len = strlen(num);
+		return num;
+	}
+	*len = v->len;
+	return v->p;
+}
+
 /* --- rows ------------------------------------------------------------------------- */
 
 #define REJECT(...)                                                                      \
@@ -685,33 +699,51 @@ static bool names_column(const char *text, const char *name)
 	return false;
 }
 
-/* "CHECK constraint failed: gender = 'female' OR ..." as office staff can act on it: the
- * value and the column, and what the column allows. */
-static void check_reason(struct zila_csv_import *im)
+/* A constraint SQLite refused, as office staff can act on it: "CHECK constraint failed:
+ * gender = 'female' OR ..." as the value, the column and what the column allows; "UNIQUE
+ * constraint failed: people.district_id, people.phone" as the values another row holds. */
+static void constraint_reason(struct zila_csv_import *im)
 {
-	char sh[OFFICE_SHOW_MAX + 8];
+	char sh[OFFICE_SHOW_MAX + 8], num[32];
+	size_t len;
 	const char *msg = sqlite3_errmsg(im->db);
-	const char *rule = strstr(msg, "CHECK constraint failed: ");
-	rule = rule ? rule + strlen("CHECK constraint failed: ") : msg;
-	for (size_t i = 0; i < im->ncols; i++) {
-		const struct value *v = &im->vals[i];
-		if (v->null || !names_column(rule, im->cols[i].name))
-			continue;
-		char num[32];
-		const char *shown = v->p;
-		size_t shown_len = v->len;
-		if (im->cols[i].kind == K_INT) {
-			snprintf(num, sizeof(num), "%lld", (long long)v->i);
-			shown = num;
-			shown_len = strlen(num);
+	int xrc = sqlite3_extended_errcode(im->db);
+	const char *rule = strstr(msg, "constraint failed: ");
+	rule = rule ? rule + strlen("constraint failed: ") : msg;
+	if (xrc == SQLITE_CONSTRAINT_CHECK) {
+		for (size_t i = 0; i < im->ncols; i++) {
+			if (im->vals[i].null || !names_column(rule, im->cols[i].name))
+				continue;
+			const char *t = cell_text(im, i, num, &len);
+			snprintf(im->reason, sizeof(im->reason),
+				 "'%s' is not allowed in column %s (the table wants: %s)",
+				 office_show(sh, t, len), im->cols[i].name, rule);
+			return;
 		}
-		snprintf(im->reason, sizeof(im->reason),
-			 "'%s' is not allowed in column %s (the table wants: %s)",
-			 office_show(sh, shown, shown_len), im->cols[i].name, rule);
-		return;
+	} else if (xrc == SQLITE_CONSTRAINT_UNIQUE || xrc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+		size_t n = 0, named = 0;
+		for (size_t i = 0; i < im->ncols; i++)
+			named += names_column(rule, im->cols[i].name);
+		for (size_t i = 0; i < im->ncols && n < sizeof(im->reason); i++) {
+			if (im->vals[i].null || !names_column(rule, im->cols[i].name) ||
+			    ((int)i == im->district_col && named > 1))
+				continue;
+			const char *t = cell_text(im, i, num, &len);
+			int k = snprintf(im->reason + n, sizeof(im->reason) - n, "%s%s '%s'",
+					 n ? ", " : "", im->cols[i].name, office_show(sh, t, len));
+			if (k < 0)
+				break;
+			n += (size_t)k;
+		}
+		if (n > 0 && n < sizeof(im->reason)) {
+			snprintf(im->reason + n, sizeof(im->reason) - n,
+				 " already belongs to another row of table '%s' (UNIQUE: two rows "
+				 "cannot share it)",
+				 im->table);
+			return;
+		}
 	}
-	snprintf(im->reason, sizeof(im->reason), "the row breaks a rule of table '%s': %s",
-		 im->table, rule);
+	snprintf(im->reason, sizeof(im->reason), "rejected by the database: %s", msg);
 }
 
 /* Runs an INSERT or UPDATE; a constraint failure rejects the row (SQLite has already
@@ -720,13 +752,8 @@ static int run_write(struct zila_csv_import *im, sqlite3_stmt *st, struct zila_e
 {
 	int rc = sqlite3_step(st);
 	int r = 0;
-	if ((rc & 0xff) == SQLITE_CONSTRAINT &&
-	    sqlite3_extended_errcode(im->db) == SQLITE_CONSTRAINT_CHECK) {
-		check_reason(im);
-		r = 1;
-	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		snprintf(im->reason, sizeof(im->reason), "rejected by the database: %s",
-			 sqlite3_errmsg(im->db));
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		constraint_reason(im);
 		r = 1;
 	} else if (rc != SQLITE_DONE) {
 		r = zila_error_set(err, (rc & 0xff) == SQLITE_BUSY ? ZILA_EBUSY : ZILA_EDB,
@@ -762,8 +789,11 @@ static void key_words(struct zila_csv_import *im, const struct ukey *key, char *
 		int ci = key->cols[i];
 		if (ci == im->district_col && key->ncols > 1)
 			continue;
+		char num[32];
+		size_t tl;
+		const char *t = cell_text(im, (size_t)ci, num, &tl);
 		int k = snprintf(out + len, n - len, "%s%s %s", len ? ", " : "", im->cols[ci].name,
-				 office_show(sh, im->vals[ci].p, im->vals[ci].len));
+				 office_show(sh, t, tl));
 		if (k < 0)
 			break;
 		len += (size_t)k;
@@ -891,10 +921,9 @@ static int change_prepare(struct zila_csv_import *im, const char *id, uint64_t m
 		}
 		if (!v->null) {
 			char num[32];
-			if (im->cols[i].kind == K_INT)
-				snprintf(num, sizeof(num), "%lld", (long long)v->i);
-			ch->new[k] = im->cols[i].kind == K_INT ? office_strdup(num) : dup_n(v->p, v->len);
-			if (ch->new[k] == NULL)
+			size_t len;
+			const char *t = cell_text(im, i, num, &len);
+			if ((ch->new[k] = dup_n(t, len)) == NULL)
 				goto oom;
 		}
 	}

@@ -815,6 +815,13 @@ static void test_office_values(void **state)
 	assert_string_equal(rj.reason[1], "'x' is not allowed in column gender (the table wants: "
 					  "gender = 'female' OR gender = 'male' OR gender = "
 					  "'other')");
+	/* a new row (its own id) with a phone another member of the district holds */
+	assert_int_equal(import_s(db, "people", "id,name,phone,district_id\n"
+						"x1,Other Asha,9000000001,Gaya\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_string_equal(rj.reason[0], "phone '9000000001' already belongs to another row of "
+					  "table 'people' (UNIQUE: two rows cannot share it)");
 	sqlite3_close(db);
 }
 
