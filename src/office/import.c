@@ -800,6 +800,37 @@ static void key_words(struct zila_csv_import *im, const struct ukey *key, char *
 	}
 }
 
+/* A row matched on a natural key such as (district, phone) that names someone else than the
+ * stored row: 1 with im->reason set (a family's shared phone, or a phone given twice in one
+ * file, must not turn one person into another), 0, or a negative fatal code. */
+static int another_person(struct zila_csv_import *im, const struct ukey *key, const char *id,
+			  uint64_t changed, struct zila_error *err)
+{
+	if (im->name_col < 0 || !(changed & (UINT64_C(1) << im->name_col)) ||
+	    im->vals[im->name_col].null)
+		return 0;
+	int r = old_row(im, id, err);
+	if (r <= 0)
+		goto out;
+	r = 0;
+	const char *o = (const char *)sqlite3_column_text(im->find_old, im->name_col);
+	const struct value *nv = &im->vals[im->name_col];
+	if (o != NULL && !office_same_name(o, nv->p, nv->len)) {
+		char kw[200], sh[OFFICE_SHOW_MAX + 8], sh2[OFFICE_SHOW_MAX + 8];
+		const char *old_name = office_show(sh, o, strlen(o));
+		key_words(im, key, kw, sizeof(kw));
+		snprintf(im->reason, sizeof(im->reason),
+			 "%s is already %s's (row %s), and this row names '%s': two people are not "
+			 "merged (for a shared phone, leave this person's empty or give their own; "
+			 "to rename %s, give the id)",
+			 kw, old_name, id, office_show(sh2, nv->p, nv->len), old_name);
+		r = 1;
+	}
+out:
+	sqlite3_reset(im->find_old);
+	return r;
+}
+
 /* Text a file lost on its way through a spreadsheet: 1 and im->reason set, 0, or a negative
  * fatal code. A changed text cell of row id whose letters became ? where the stored value
  * has them (Excel's "CSV (Comma delimited)" writes Hindi so), or (id NULL: a new row) a
@@ -1014,36 +1045,14 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 			REJECT("row %s belongs to another district; a row cannot move between "
 			       "districts",
 			       id);
-		/* Matched on a natural key such as (district, phone): a family's shared phone, or
-		 * a phone given twice in one file, must not turn one person into another. */
-		if (by_key != NULL && im->name_col >= 0 && (changed & (UINT64_C(1) << im->name_col)) &&
-		    !im->vals[im->name_col].null) {
-			r = old_row(im, id, err);
-			if (r < 0)
-				goto out;
-			const char *o = r ? (const char *)sqlite3_column_text(im->find_old, im->name_col)
-					  : NULL;
-			const struct value *nv = &im->vals[im->name_col];
-			r = 0;
-			if (o != NULL && !office_same_name(o, nv->p, nv->len)) {
-				char kw[200], sh2[OFFICE_SHOW_MAX + 8];
-				key_words(im, by_key, kw, sizeof(kw));
-				snprintf(im->reason, sizeof(im->reason),
-					 "%s is already %s's (row %s), and this row names '%s': two "
-					 "people are not merged (for a shared phone, leave this "
-					 "person's empty or give their own; to rename %s, give the "
-					 "id)",
-					 kw, office_show(sh, o, strlen(o)), id,
-					 office_show(sh2, nv->p, nv->len), office_show(sh, o, strlen(o)));
-				r = 1;
-			}
-			sqlite3_reset(im->find_old);
-			if (r != 0)
-				goto out;
-		}
 		r = lost_letters(im, id, changed, err);
 		if (r != 0)
 			goto out;
+		if (by_key != NULL) {
+			r = another_person(im, by_key, id, changed, err);
+			if (r != 0)
+				goto out;
+		}
 		for (size_t i = 0; i < im->ncols; i++)
 			if ((changed & (UINT64_C(1) << i)) && im->vals[i].null &&
 			    im->cols[i].notnull)

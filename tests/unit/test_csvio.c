@@ -733,6 +733,16 @@ static void test_lost_letters_refused(void **state)
 	assert_int_equal(st.nrejected, 1);
 	assert_int_equal(rj.line[0], 2);
 	assert_non_null(strstr(rj.reason[0], "the file lost its letters"));
+	/* a name in Hindi matched by phone: the lost letters are the reason, not another person */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\n"
+						"राकेश,9000000004,Patna\n",
+				  &st, &rj),
+			 0);
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\n"
+						"?????,9000000004,Patna\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_memory_equal(rj.reason[0], "column name lost its letters: '????" "?' where", 43);
 	free(id);
 	sqlite3_close(db);
 }
