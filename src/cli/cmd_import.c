@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "cli.h"
@@ -34,6 +35,7 @@ struct import_ctx {
 	struct shown shown[SHOW_REJECTS];
 	size_t nshown;
 	uint64_t nchanges; /* rows a dry run showed */
+	json_t *changes;   /* --json: the rows a dry run shows, as objects */
 };
 
 /* A value as staff read it: quoted, line breaks as spaces, "(empty)" for NULL. */
@@ -49,12 +51,49 @@ static void print_value(const char *v)
 	putchar('\'');
 }
 
+static json_t *json_text(const char *v)
+{
+	return v != NULL ? json_string(v) : json_null();
+}
+
+/* --json: {"row":N,"op":"create"|"update","id":ID,"name":NAME,"columns":{COL:{"old":...,
+ * "new":...}}}, "id" and "old" only for an update. */
+static void json_change(struct import_ctx *c, const struct zila_csv_change *ch)
+{
+	json_t *o = json_object(), *cols = json_object();
+	if (o == NULL || cols == NULL) {
+		json_decref(o);
+		json_decref(cols);
+		return;
+	}
+	json_object_set_new(o, "row", json_integer((json_int_t)ch->row));
+	json_object_set_new(o, "op", json_string(ch->created ? "create" : "update"));
+	if (!ch->created)
+		json_object_set_new(o, "id", json_text(ch->id));
+	json_object_set_new(o, "name", json_text(ch->name));
+	for (size_t i = 0; i < ch->ncols; i++) {
+		json_t *v = json_object();
+		if (v == NULL)
+			break;
+		if (!ch->created)
+			json_object_set_new(v, "old", json_text(ch->old_values[i]));
+		json_object_set_new(v, "new", json_text(ch->new_values[i]));
+		json_object_set_new(cols, ch->columns[i], v);
+	}
+	json_object_set_new(o, "columns", cols);
+	json_array_append_new(c->changes, o);
+}
+
 /* A dry run shows, row by row, what the import would create and what it would change. */
 static void on_change(void *ctx, const struct zila_csv_change *ch)
 {
 	struct import_ctx *c = ctx;
 	if (c->nchanges++ >= SHOW_CHANGES)
 		return;
+	if (c->changes != NULL) {
+		json_change(c, ch);
+		return;
+	}
 	if (ch->created)
 		printf("row %" PRIu64 ": new%s%s\n", ch->row, ch->name ? ": " : "",
 		       ch->name ? ch->name : "");
@@ -287,6 +326,10 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	/* one big transaction: a larger page cache keeps it from spilling to disk early */
 	sqlite3_exec(db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
 
+	if (dry_run && cli->json && (ctx.changes = json_array()) == NULL) {
+		cli_err("out of memory");
+		goto out;
+	}
 	struct zila_csv_import_opts opts = {
 		.table = table,
 		.map = maps,
@@ -296,7 +339,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		.delim = delim,
 		.own_district = own[0] != '\0' ? own : NULL,
 		.on_reject = on_reject,
-		.on_change = dry_run && !cli->json ? on_change : NULL,
+		.on_change = dry_run ? on_change : NULL,
 		.ctx = &ctx,
 	};
 	int r = zila_csv_import_new(&im, db, &opts, &err);
@@ -336,7 +379,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	if (bar)
 		fputs("\r\033[K", stderr);
 
-	if (ctx.nchanges > SHOW_CHANGES)
+	if (ctx.nchanges > SHOW_CHANGES && !cli->json)
 		printf("... and %" PRIu64 " more rows to create or change\n",
 		       ctx.nchanges - SHOW_CHANGES);
 	for (size_t i = 0; i < ctx.nshown; i++)
@@ -371,6 +414,13 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 			putchar('}');
 		}
 		printf("]");
+		if (ctx.changes != NULL) {
+			char *js = json_dumps(ctx.changes, JSON_COMPACT);
+			printf(",\"changes\":%s", js != NULL ? js : "[]");
+			free(js);
+			if (ctx.nchanges > SHOW_CHANGES)
+				printf(",\"changes_not_shown\":%" PRIu64, ctx.nchanges - SHOW_CHANGES);
+		}
 		if (r != 0) {
 			printf(",\"error\":");
 			cli_json_str(zila_error_msg(&err, r));
@@ -394,6 +444,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	rc = CLI_OK;
 out:
 	zila_csv_import_free(im);
+	json_decref(ctx.changes);
 	if (ctx.rejects != NULL)
 		fclose(ctx.rejects);
 	if (in != NULL && in != stdin)

@@ -30,6 +30,8 @@ sed 's/Danapur/Phulwari/' "$T/new.csv" > "$T/moved.csv"
 expect 0 "dry run of a change" -- "$ZILA" -d "$A" import "$T/moved.csv" --table people --map Mobile=phone --map S.No.= --dry-run
 has "$T/out" "^row 2: change Meenakshi Import (id " "the dry run names the row it would change"
 has "$T/out" "^    address: 'Ward 4, Danapur' -> 'Ward 4, Phulwari'" "old -> new"
+expect 0 "dry run, --json" -- "$ZILA" -d "$A" --json import "$T/moved.csv" --table people --map Mobile=phone --map S.No.= --dry-run
+has "$T/out" '"changes":\[{"row":2,"op":"update","id":"[0-9a-f]*","name":"Meenakshi Import","columns":{"address":{"old":"Ward 4,\\nDanapur","new":"Ward 4,\\nPhulwari"}}}\]' "--json gives the changes"
 
 # A bad row: all or nothing, then --skip-bad with a rejects file that imports once fixed.
 printf 'name,phone,district_id\nGood One,9123400003,Patna\nBad Phone,12345,Patna\nNo District,9123400004,Nowhere\n' > "$T/bad.csv"
