@@ -99,8 +99,14 @@ struct zila_csv_import;
  * id, code or name (English or local, case-insensitive). Every single-column foreign key
  * is checked. A row is matched to an existing row by id when the id cell is set, else by
  * the first UNIQUE key of the table whose columns are all in the header and all set in
- * that row; matched rows are updated in the changed columns only, unmatched rows are
- * inserted with a new random id. A row's district_id never changes. A row may refer to a
+ * that row (with opts->own_district standing in for a district the file leaves out);
+ * matched rows are updated in the changed columns only, unmatched rows are inserted with a
+ * new random id. A row matched on a UNIQUE key whose name column differs from the stored
+ * row's (ASCII case, spaces and dots aside) is rejected: two people are never merged. A
+ * text cell that is the stored text with its non-ASCII letters as ?, or a new cell of ?
+ * alone, is rejected (a spreadsheet saved in a legacy encoding). A value a CHECK or UNIQUE
+ * constraint refuses is rejected with the value and its column. A row's district_id never
+ * changes. A row may refer to a
  * row earlier in the same file (a parent org unit), not to a later one. Header cells that
  * start with "zila_reject" (the reason column of a rejects file) are ignored. A cell that is
  * a ' followed by what a spreadsheet would take for a formula (see zila_csv_export()) loses
