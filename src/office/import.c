@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "office_int.h"
+#include "zila/buf.h"
 
 #define KEYS_MAX 8     /* unique keys considered for matching */
 #define KEY_COLS_MAX 8 /* columns in one unique key */
@@ -526,7 +527,7 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 			continue;
 		struct column *c = &im->cols[ci];
 		struct value *v = &im->vals[ci];
-		if (!office_utf8_valid((const uint8_t *)p, n))
+		if (!zila_utf8_valid((const uint8_t *)p, n))
 			REJECT("column %s is not valid UTF-8 (save the file as 'CSV UTF-8')",
 			       c->name);
 		v->null = false;
@@ -1153,7 +1154,7 @@ static int process_header(struct zila_csv_import *im, struct zila_error *err)
 	for (size_t f = 0; f < n; f++) {
 		const char *h = im->header[f];
 		im->field_col[f] = -1;
-		if (!office_utf8_valid((const uint8_t *)h, im->header_lens[f])) {
+		if (!zila_utf8_valid((const uint8_t *)h, im->header_lens[f])) {
 			r = zila_error_set(err, ZILA_EFORMAT,
 					   "the header is not valid UTF-8 (save the file as 'CSV "
 					   "UTF-8')");

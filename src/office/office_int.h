@@ -49,8 +49,6 @@ bool office_ieq(const char *a, const char *b);
 /* A header cell against a column name: case-insensitive; space, dash and dot count as
  * underscore ("Name Local" matches name_local). */
 bool office_header_matches(const char *h, const char *col);
-/* Valid UTF-8 without NUL bytes, overlong forms or surrogates. */
-bool office_utf8_valid(const uint8_t *s, size_t n);
 /* A cell as it may be quoted in a message: at most OFFICE_SHOW_MAX bytes, cut on a
  * character boundary, newlines as spaces; returns out. */
 const char *office_show(char out[OFFICE_SHOW_MAX + 8], const char *s, size_t n);
