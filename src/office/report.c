@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "office_int.h"
 #include "zila/clock.h"
 
 static int64_t days_from_civil(int y, int m, int d)
@@ -21,24 +22,17 @@ static int64_t days_from_civil(int y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-/* YYYY-MM-DD to days since 1970; false when malformed. */
-static bool parse_day(const char *s, int64_t *out)
+/* A date as office staff write it (office_parse_date) to days since 1970, and its
+ * YYYY-MM-DD form in norm (may be NULL); false when malformed. */
+static bool parse_day(const char *s, int64_t *out, char norm[OFFICE_NORM_MAX])
 {
-	int y, m, d;
-	char tail;
-	if (s == NULL || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 ||
-	    m < 1 || m > 12 || d < 1 || d > 31)
+	char d[OFFICE_NORM_MAX];
+	if (s == NULL || !office_parse_date(s, strlen(s), d))
 		return false;
-	*out = days_from_civil(y, m, d);
+	*out = days_from_civil(atoi(d), atoi(d + 5), atoi(d + 8));
+	if (norm != NULL)
+		memcpy(norm, d, sizeof(d));
 	return true;
-}
-
-static bool valid_period(const char *s)
-{
-	int y, m;
-	char tail;
-	return strlen(s) == 7 && s[4] == '-' && sscanf(s, "%4d-%2d%c", &y, &m, &tail) == 2 &&
-	       m >= 1 && m <= 12;
 }
 
 int zila_report_pct(int64_t n, int64_t d)
@@ -183,8 +177,8 @@ static int drive_figures(struct q *q, const struct zila_report_opts *o, const ch
 		goto out;
 
 	int64_t start, end;
-	bool has_start = parse_day(row->starts_on, &start);
-	bool has_end = parse_day(row->deadline, &end);
+	bool has_start = parse_day(row->starts_on, &start, NULL);
+	bool has_end = parse_day(row->deadline, &end, NULL);
 	row->days_left = has_end ? end - today_days : 0;
 	if (has_start && has_end && end >= start) {
 		int64_t dur = end - start + 1;
@@ -334,27 +328,28 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 	memset(out, 0, sizeof(*out));
 	memset(&rep, 0, sizeof(rep));
 
+	char norm[OFFICE_NORM_MAX];
 	if (o->today != NULL) {
-		if (!parse_day(o->today, &today_days)) {
+		if (!parse_day(o->today, &today_days, norm)) {
 			r = zila_error_set(err, ZILA_EINVAL, "malformed date '%s' (want YYYY-MM-DD)",
 					   o->today);
 			goto out;
 		}
-		snprintf(rep.today, sizeof(rep.today), "%s", o->today);
+		snprintf(rep.today, sizeof(rep.today), "%.10s", norm);
 	} else {
 		time_t now = (time_t)zila_wall_s();
 		struct tm tm;
 		gmtime_r(&now, &tm);
 		strftime(rep.today, sizeof(rep.today), "%Y-%m-%d", &tm);
-		(void)parse_day(rep.today, &today_days);
+		(void)parse_day(rep.today, &today_days, NULL);
 	}
 	if (o->period != NULL) {
-		if (!valid_period(o->period)) {
+		if (!office_parse_period(o->period, strlen(o->period), norm)) {
 			r = zila_error_set(err, ZILA_EINVAL, "malformed period '%s' (want YYYY-MM)",
 					   o->period);
 			goto out;
 		}
-		snprintf(rep.period, sizeof(rep.period), "%s", o->period);
+		snprintf(rep.period, sizeof(rep.period), "%.7s", norm);
 	} else {
 		snprintf(rep.period, sizeof(rep.period), "%.7s", rep.today);
 	}

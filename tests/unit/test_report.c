@@ -202,6 +202,14 @@ static void test_hand_figures(void **state)
 	assert_int_equal(zila_report_build(db, &bad, &rep, NULL), ZILA_ENOTFOUND);
 	struct zila_report_opts badp = { .period = "2026-13" };
 	assert_int_equal(zila_report_build(db, &badp, &rep, NULL), ZILA_EINVAL);
+	/* dates and months as the importer reads them (one parser in the office layer) */
+	struct zila_report_opts in = { .today = "15/11/2026", .period = "10-2026" };
+	assert_int_equal(zila_report_build(db, &in, &rep, NULL), 0);
+	assert_string_equal(rep.today, "2026-11-15");
+	assert_string_equal(rep.period, "2026-10");
+	zila_report_release(&rep);
+	struct zila_report_opts badd = { .today = "2026-02-30" };
+	assert_int_equal(zila_report_build(db, &badd, &rep, NULL), ZILA_EINVAL);
 	sqlite3_close(db);
 }
 
