@@ -325,6 +325,7 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 	struct q q = { db, err };
 	struct zila_report rep;
 	int64_t today_days;
+	char *district = NULL; /* the id --district names */
 	memset(out, 0, sizeof(*out));
 	memset(&rep, 0, sizeof(rep));
 
@@ -354,12 +355,32 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 		snprintf(rep.period, sizeof(rep.period), "%.7s", rep.today);
 	}
 
+	/* --district names it the way the importer reads a district cell */
+	if (o->district != NULL) {
+		sqlite3_stmt *find = NULL;
+		int dr = office_district_resolve(db, &find, o->district, &district);
+		sqlite3_finalize(find);
+		if (dr == ZILA_ENOTFOUND) {
+			r = zila_error_set(err, ZILA_ENOTFOUND, "unknown district '%s'", o->district);
+			goto out;
+		}
+		if (dr == ZILA_EEXIST) {
+			r = zila_error_set(err, ZILA_EINVAL, "ambiguous district '%s' (use its id)",
+					   o->district);
+			goto out;
+		}
+		if (dr != 0) {
+			r = zila_error_set(err, ZILA_ESCHEMA,
+					   "cannot compute the report (does the replica have the "
+					   "default schema?): %s",
+					   sqlite3_errmsg(db));
+			goto out;
+		}
+	}
 	const char *sql =
-		o->district != NULL
-			? "SELECT id, name, coalesce(name_local, ''), id = ?1 FROM districts WHERE "
-			  "id = ?1 OR lower(code) = lower(?1) OR lower(name) = lower(?1) OR "
-			  "name_local = ?1 ORDER BY id = ?1 DESC, id"
-			: "SELECT id, name, coalesce(name_local, ''), 0 FROM districts d WHERE "
+		district != NULL
+			? "SELECT id, name, coalesce(name_local, '') FROM districts WHERE id = ?1"
+			: "SELECT id, name, coalesce(name_local, '') FROM districts d WHERE "
 			  "EXISTS (SELECT 1 FROM org_units WHERE district_id = d.id) OR "
 			  "EXISTS (SELECT 1 FROM people WHERE district_id = d.id) ORDER BY name, id";
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -369,19 +390,11 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 				   sqlite3_errmsg(db));
 		goto out;
 	}
-	if (o->district != NULL)
-		sqlite3_bind_text(st, 1, o->district, -1, SQLITE_STATIC);
+	if (district != NULL)
+		sqlite3_bind_text(st, 1, district, -1, SQLITE_STATIC);
 	int rc;
 	size_t cap = 0;
-	bool first_exact = false; /* --district matched a district's id exactly */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (o->district != NULL && rep.nrows == 1) {
-			if (first_exact)
-				break;
-			r = zila_error_set(err, ZILA_EINVAL, "ambiguous district '%s' (use its id)",
-					   o->district);
-			goto out;
-		}
 		if (rep.nrows == cap) {
 			cap = cap ? cap * 2 : 16;
 			struct zila_report_row *rows = realloc(rep.rows, cap * sizeof(*rows));
@@ -396,15 +409,9 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 		copy_col(row->district_id, sizeof(row->district_id), st, 0);
 		copy_col(row->name, sizeof(row->name), st, 1);
 		copy_col(row->name_local, sizeof(row->name_local), st, 2);
-		if (rep.nrows == 1)
-			first_exact = sqlite3_column_int(st, 3) != 0;
 	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+	if (rc != SQLITE_DONE) {
 		r = zila_error_set(err, ZILA_EDB, "cannot list districts: %s", sqlite3_errmsg(db));
-		goto out;
-	}
-	if (o->district != NULL && rep.nrows == 0) {
-		r = zila_error_set(err, ZILA_ENOTFOUND, "unknown district '%s'", o->district);
 		goto out;
 	}
 
@@ -446,6 +453,7 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 	r = 0;
 out:
 	sqlite3_finalize(st);
+	free(district);
 	zila_report_release(&rep);
 	return r;
 }

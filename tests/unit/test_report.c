@@ -210,6 +210,15 @@ static void test_hand_figures(void **state)
 	zila_report_release(&rep);
 	struct zila_report_opts badd = { .today = "2026-02-30" };
 	assert_int_equal(zila_report_build(db, &badd, &rep, NULL), ZILA_EINVAL);
+	/* two districts of one name: the name is ambiguous, the id is not */
+	exec(db, "INSERT INTO districts (id, state_id, name) VALUES ('dE', 's1', 'Alpha')");
+	struct zila_report_opts amb = { .today = "2026-11-15", .district = "alpha" };
+	assert_int_equal(zila_report_build(db, &amb, &rep, NULL), ZILA_EINVAL);
+	amb.district = "dA";
+	assert_int_equal(zila_report_build(db, &amb, &rep, NULL), 0);
+	assert_int_equal(rep.nrows, 1);
+	assert_string_equal(rep.rows[0].district_id, "dA");
+	zila_report_release(&rep);
 	sqlite3_close(db);
 }
 
