@@ -211,7 +211,8 @@ static void test_hand_figures(void **state)
 	struct zila_report_opts badd = { .today = "2026-02-30" };
 	assert_int_equal(zila_report_build(db, &badd, &rep, NULL), ZILA_EINVAL);
 	/* two districts of one name: the name is ambiguous, the id is not */
-	exec(db, "INSERT INTO districts (id, state_id, name) VALUES ('dE', 's1', 'Alpha')");
+	exec(db, "INSERT INTO states (id, name) VALUES ('s2', 'Jharkhand');"
+		 "INSERT INTO districts (id, state_id, name) VALUES ('dE', 's2', 'Alpha')");
 	struct zila_report_opts amb = { .today = "2026-11-15", .district = "alpha" };
 	assert_int_equal(zila_report_build(db, &amb, &rep, NULL), ZILA_EINVAL);
 	amb.district = "dA";
