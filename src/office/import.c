@@ -340,6 +340,24 @@ out:
 
 /* --- statements ------------------------------------------------------------------- */
 
+/* The columns in mask, in table order: "a", "b" or (assign) "a" = ?1, "b" = ?2. Returns how
+ * many. */
+static size_t sb_columns(struct zila_csv_import *im, struct office_sb *b, uint64_t mask,
+			 bool assign)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (!(mask & (UINT64_C(1) << i)))
+			continue;
+		if (n++ > 0)
+			office_sb_str(b, ", ");
+		office_sb_ident(b, im->cols[i].name);
+		if (assign)
+			office_sb_fmt(b, " = ?%zu", n);
+	}
+	return n;
+}
+
 /* SELECT id, c1 IS ?1, c2 IS ?2, ... FROM t WHERE <where> */
 static void sb_compare_select(struct zila_csv_import *im, struct office_sb *b)
 {
@@ -366,11 +384,7 @@ static int prepare_finders(struct zila_csv_import *im, struct zila_error *err)
 		return r;
 	struct office_sb ob = { 0 };
 	office_sb_str(&ob, "SELECT ");
-	for (size_t i = 0; i < im->ncols; i++) {
-		if (i > 0)
-			office_sb_str(&ob, ", ");
-		office_sb_ident(&ob, im->cols[i].name);
-	}
+	(void)sb_columns(im, &ob, ~UINT64_C(0), false);
 	office_sb_str(&ob, " FROM ");
 	office_sb_ident(&ob, im->table);
 	office_sb_str(&ob, " WHERE \"id\" = ?1");
@@ -429,13 +443,7 @@ static int get_stmt(struct zila_csv_import *im, int op, uint64_t mask, sqlite3_s
 		office_sb_str(&b, "INSERT INTO ");
 		office_sb_ident(&b, im->table);
 		office_sb_str(&b, " (");
-		for (size_t i = 0; i < im->ncols; i++) {
-			if (!(mask & (UINT64_C(1) << i)))
-				continue;
-			if (n++ > 0)
-				office_sb_str(&b, ", ");
-			office_sb_ident(&b, im->cols[i].name);
-		}
+		n = sb_columns(im, &b, mask, false);
 		office_sb_str(&b, ") VALUES (");
 		for (size_t i = 0; i < n; i++)
 			office_sb_fmt(&b, i ? ", ?%zu" : "?%zu", i + 1);
@@ -444,14 +452,7 @@ static int get_stmt(struct zila_csv_import *im, int op, uint64_t mask, sqlite3_s
 		office_sb_str(&b, "UPDATE ");
 		office_sb_ident(&b, im->table);
 		office_sb_str(&b, " SET ");
-		for (size_t i = 0; i < im->ncols; i++) {
-			if (!(mask & (UINT64_C(1) << i)))
-				continue;
-			if (n++ > 0)
-				office_sb_str(&b, ", ");
-			office_sb_ident(&b, im->cols[i].name);
-			office_sb_fmt(&b, " = ?%zu", n);
-		}
+		n = sb_columns(im, &b, mask, true);
 		office_sb_fmt(&b, " WHERE \"id\" = ?%zu", n + 1);
 	}
 	sqlite3_stmt *st;

@@ -6,31 +6,26 @@
 
 #include "office_int.h"
 
+static int lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
 bool office_ieq(const char *a, const char *b)
 {
-	for (; *a && *b; a++, b++) {
-		int ca = (unsigned char)*a, cb = (unsigned char)*b;
-		if (ca >= 'A' && ca <= 'Z')
-			ca += 32;
-		if (cb >= 'A' && cb <= 'Z')
-			cb += 32;
-		if (ca != cb)
+	for (; *a && *b; a++, b++)
+		if (lower((unsigned char)*a) != lower((unsigned char)*b))
 			return false;
-	}
 	return *a == *b;
 }
 
 bool office_header_matches(const char *h, const char *col)
 {
 	for (; *h && *col; h++, col++) {
-		int ch = (unsigned char)*h, cc = (unsigned char)*col;
-		if (ch >= 'A' && ch <= 'Z')
-			ch += 32;
-		if (cc >= 'A' && cc <= 'Z')
-			cc += 32;
+		int ch = lower((unsigned char)*h);
 		if (ch == ' ' || ch == '-' || ch == '.')
 			ch = '_';
-		if (ch != cc)
+		if (ch != lower((unsigned char)*col))
 			return false;
 	}
 	return *h == *col;
@@ -317,12 +312,7 @@ bool office_same_name(const char *a, const char *b, size_t bn)
 			j++;
 		if (i == an || j == bn)
 			return i == an && j == bn;
-		int ca = (unsigned char)a[i++], cb = (unsigned char)b[j++];
-		if (ca >= 'A' && ca <= 'Z')
-			ca += 32;
-		if (cb >= 'A' && cb <= 'Z')
-			cb += 32;
-		if (ca != cb)
+		if (lower((unsigned char)a[i++]) != lower((unsigned char)b[j++]))
 			return false;
 	}
 }
@@ -397,7 +387,7 @@ const char *office_gender(const char *s, size_t n)
 	if (n == 0 || n >= sizeof(low))
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		low[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+		low[i] = (char)lower((unsigned char)s[i]);
 	low[n] = '\0';
 	for (size_t i = 0; i < sizeof(genders) / sizeof(genders[0]); i++)
 		if (strcmp(low, genders[i].in) == 0)
