@@ -822,7 +822,7 @@ static int another_person(struct zila_csv_import *im, const struct ukey *key, co
 		const char *old_name = office_show(sh, o, strlen(o));
 		key_words(im, key, kw, sizeof(kw));
 		snprintf(im->reason, sizeof(im->reason),
-			 "%s is already %s's (row %s), and this row names '%s': two people are not "
+			 "%s is already %s's (id %s), and this row names '%s': two people are not "
 			 "merged (for a shared phone, leave this person's empty or give their own; "
 			 "to rename %s, give the id)",
 			 kw, old_name, id, office_show(sh2, nv->p, nv->len), old_name);
@@ -1044,7 +1044,7 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 			goto out;
 		}
 		if (im->district_col >= 0 && (changed & (UINT64_C(1) << im->district_col)))
-			REJECT("row %s belongs to another district; a row cannot move between "
+			REJECT("id %s belongs to another district; a row cannot move between "
 			       "districts",
 			       id);
 		r = lost_letters(im, id, changed, err);

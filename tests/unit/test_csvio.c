@@ -674,7 +674,7 @@ static void test_shared_phone_is_not_a_merge(void **state)
 	assert_int_equal(rj.line[0], 2);
 	char want[512];
 	snprintf(want, sizeof(want),
-		 "phone 9000000001 is already Rakesh Yadav's (row %s), and this row names 'Sunita "
+		 "phone 9000000001 is already Rakesh Yadav's (id %s), and this row names 'Sunita "
 		 "Yadav': two people are not merged (for a shared phone, leave this person's empty "
 		 "or give their own; to rename Rakesh Yadav, give the id)",
 		 id);
