@@ -124,6 +124,14 @@ bool office_parse_period(const char *s, size_t n, char out[OFFICE_NORM_MAX])
  * 91 first and the code without its 0. Written as 0612-2234567. */
 static bool parse_landline(const char *s, size_t n, char out[OFFICE_NORM_MAX])
 {
+	/* most cells are mobiles: a landline starts 0, +91 or 91 and sets its code apart */
+	size_t lead = 0;
+	while (lead < n && s[lead] == ' ')
+		lead++;
+	if (lead == n || (s[lead] != '0' && s[lead] != '+' && s[lead] != '9' && s[lead] != '(') ||
+	    (memchr(s, ' ', n) == NULL && memchr(s, '-', n) == NULL && memchr(s, ')', n) == NULL &&
+	     memchr(s, '.', n) == NULL && memchr(s, '/', n) == NULL))
+		return false;
 	char g[8][16];
 	size_t ng = 0, len = 0;
 	bool plus = false;
