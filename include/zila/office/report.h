@@ -6,6 +6,7 @@
 #define ZILA_OFFICE_REPORT_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "zila/err.h"
@@ -19,8 +20,10 @@ struct zila_report_sync {
 
 struct zila_report_opts {
 	const char *district; /* id, code or name; NULL for every district the replica holds */
-	const char *period;   /* YYYY-MM for coordinator reports; NULL for the month of today */
-	const char *today;    /* YYYY-MM-DD the report is as of; NULL for today (UTC) */
+	const char *period;   /* YYYY-MM (or MM-YYYY) for coordinator reports; NULL for the
+			       * month of today */
+	const char *today;    /* YYYY-MM-DD (or DD-MM-YYYY, as the importer reads dates) the
+			       * report is as of; NULL for today (UTC) */
 	const char *drive;    /* a drive id; NULL picks, per district, the latest drive that
 			       * has started by today, preferring one with a target there */
 	/* The devices' last completed syncs, listed per district newest first; borrowed for
