@@ -1,5 +1,5 @@
 /* zila export: one table as CSV (UTF-8 with BOM, so Excel keeps Hindi intact) or JSON;
- * importing the CSV back changes nothing. The work is in src/store/csvio.c. */
+ * importing the CSV back changes nothing. The work is in src/office/export.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "cli_db.h"
-#include "zila/csvio.h"
+#include "zila/office/csvio.h"
 
 int cmd_export(struct cli *cli, int argc, char **argv);
 int cmd_export(struct cli *cli, int argc, char **argv)
