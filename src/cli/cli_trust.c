@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "zila/os.h"
 #include "zila/clock.h"
 
 #define PASS_MAX 1024
@@ -105,56 +106,25 @@ out:
 
 int cli_read_file(const char *path, size_t max, struct zila_buf *out)
 {
-	FILE *f = fopen(path, "rb");
-	uint8_t tmp[4096];
-	size_t n;
-	int r = CLI_OK;
-	if (f == NULL) {
-		cli_err("cannot read '%s': %s", path, strerror(errno));
+	struct zila_error err;
+	int r = zila_os_read_file(path, max, out, NULL, &err);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;
 	}
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-		if (out->len + n > max || zila_buf_put(out, tmp, n) != 0) {
-			cli_err("'%s' is larger than %zu bytes", path, max);
-			r = CLI_FAIL;
-			break;
-		}
-	}
-	if (r == CLI_OK && ferror(f)) {
-		cli_err("cannot read '%s': %s", path, strerror(errno));
-		r = CLI_FAIL;
-	}
-	fclose(f);
-	return r;
+	return CLI_OK;
 }
 
 int cli_write_new_file(const char *path, const void *p, size_t n, unsigned mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			cli_err("'%s' already exists; choose another name", path);
-		else
-			cli_err("cannot create '%s': %s", path, strerror(errno));
+	struct zila_error err;
+	int r = zila_os_write_new(path, p, n, mode, &err);
+	if (r == ZILA_EEXIST) {
+		cli_err("'%s' already exists; choose another name", path);
 		return CLI_FAIL;
 	}
-	const uint8_t *q = p;
-	size_t off = 0;
-	while (off < n) {
-		ssize_t w = write(fd, q + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			cli_err("cannot write '%s': %s", path, strerror(errno));
-			close(fd);
-			unlink(path);
-			return CLI_FAIL;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		cli_err("cannot write '%s': %s", path, strerror(errno));
-		unlink(path);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;
 	}
 	return CLI_OK;

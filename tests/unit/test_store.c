@@ -84,15 +84,18 @@ static void assert_rows(struct replica *r, const char *want)
 	assert_string_equal(rows, want);
 }
 
-static void send_all(struct replica *from, struct replica *to)
+/* Carries everything from one replica to the other in a bundle made in memory. */
+static struct zila_apply_stats send_all(struct replica *from, struct replica *to)
 {
 	struct zila_error err;
 	struct zila_apply_stats st;
-	char path[300];
-	snprintf(path, sizeof(path), "%s/x.bndl", base);
-	assert_int_equal(zila_bundle_create(from->s, path, NULL, NULL, NULL, NULL, &err), 0);
-	assert_int_equal(zila_bundle_apply(to->s, NULL, path, &st, &err), 0);
+	struct zila_buf b;
+	zila_buf_init(&b, SIZE_MAX);
+	assert_int_equal(zila_bundle_write(from->s, NULL, NULL, NULL, zila_buf_sink, &b, NULL, &err), 0);
+	assert_int_equal(zila_bundle_read(to->s, NULL, b.p, b.len, "x", &st, &err), 0);
+	zila_buf_release(&b);
 	assert_int_equal(st.nrejected, 0);
+	return st;
 }
 
 static void assert_same(struct replica *a, struct replica *b)
@@ -388,7 +391,6 @@ static void test_parents_first(void **state)
 	struct replica *rs[] = { &a, &b };
 	struct zila_error err;
 	struct zila_apply_stats st;
-	char path[300];
 	replica_new(&a, "fa");
 	replica_new(&b, "fb");
 	for (int i = 0; i < 2; i++) {
@@ -404,10 +406,7 @@ static void test_parents_first(void **state)
 		" INSERT INTO b_district VALUES ('d1', 's1'), ('d2', 's1');"
 		" WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)"
 		" INSERT INTO a_member SELECT printf('m%02d', 51 - i), 'd1', 'x' FROM n; COMMIT");
-	snprintf(path, sizeof(path), "%s/p.bndl", base);
-	assert_int_equal(zila_bundle_create(a.s, path, NULL, NULL, NULL, NULL, &err), 0);
-	assert_int_equal(zila_bundle_apply(b.s, NULL, path, &st, &err), 0);
-	assert_int_equal(st.nrejected, 0);
+	st = send_all(&a, &b);
 	assert_int_equal(st.nparked, 0);
 	assert_int_equal(count(&b, "SELECT count(*) FROM zila_parked"), 0);
 	assert_int_equal(count(&b, "SELECT count(*) FROM a_member"), 50);
