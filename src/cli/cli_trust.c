@@ -30,13 +30,13 @@ uint64_t cli_now(void)
 	return zila_wall_s();
 }
 
-static int prompt(const char *what, char *buf, size_t n)
+int cli_prompt_hidden(const char *what, const char *no_tty, char *buf, size_t n)
 {
 	FILE *tty = fopen("/dev/tty", "r+");
 	struct termios old, noecho;
 	int r = CLI_FAIL;
 	if (tty == NULL) {
-		cli_err("no terminal to ask for the passphrase; use --passphrase-file");
+		cli_err("%s", no_tty);
 		return CLI_FAIL;
 	}
 	fprintf(tty, "%s", what);
@@ -79,10 +79,11 @@ int cli_read_passphrase(const char *file, bool confirm, char **out, size_t *len)
 		fclose(f);
 		a[strcspn(a, "\r\n")] = '\0';
 	} else {
-		if (prompt("passphrase: ", a, PASS_MAX) != CLI_OK)
+		static const char no_tty[] = "no terminal to ask for the passphrase; use --passphrase-file";
+		if (cli_prompt_hidden("passphrase: ", no_tty, a, PASS_MAX) != CLI_OK)
 			goto out;
 		if (confirm) {
-			if (prompt("passphrase again: ", b, PASS_MAX) != CLI_OK)
+			if (cli_prompt_hidden("passphrase again: ", no_tty, b, PASS_MAX) != CLI_OK)
 				goto out;
 			if (strcmp(a, b) != 0) {
 				cli_err("the passphrases differ");

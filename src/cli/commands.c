@@ -53,7 +53,7 @@ const struct cli_command cli_commands[] = {
 	{ "report", cmd_report, "HQ progress per district: drive, booths, office bearers, reports, sync", "zila [-d DIR] report [--district ID] [--period YYYY-MM] [--format text|csv|json] [--today YYYY-MM-DD] [--drive ID]" },
 	{ "org", cmd_org, "create the organisation (HQ) or show it", "zila org init --name NAME [--passphrase-file FILE]\nzila org show" },
 	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ)", "zila invite --district ID [--role district|block] [--expires 7d]" },
-	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join CODE --hq HOST:PORT [--name NAME] [--timeout SECS]" },
+	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join --hq HOST:PORT [--name NAME] [--timeout SECS]     (asks for the code)\nzila join - --hq HOST:PORT [--name NAME] [--timeout SECS]   (reads the code from stdin)" },
 	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop)", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district ID] [--role district|block] [--days N]\nzila enrol install CERT" },
 	{ "devices", cmd_devices, "list enrolled devices, roles, scopes, expiry, revocations", "zila devices" },
 	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami" },

@@ -511,6 +511,52 @@ static void test_checkpoint_thread(void **state)
 	replica_free(&a);
 }
 
+static unsigned mode_of(const char *dir, const char *name)
+{
+	char path[256];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s%s%s", dir, name[0] ? "/" : "", name);
+	assert_int_equal(stat(path, &sb), 0);
+	return (unsigned)(sb.st_mode & 0777);
+}
+
+/* The replica is private (#15 item 16): zila.db, its -wal and -shm 0600 whatever the umask
+ * and even in a directory that exists already; a directory zila makes is 0700; a replica an
+ * older zila left 0644 is made private when opened. */
+static void test_private_files(void **state)
+{
+	(void)state;
+	char dir[128], made[128];
+	struct zila_store *s = NULL;
+	struct zila_error err;
+	mode_t old = umask(0); /* the laxest umask there is */
+	snprintf(dir, sizeof(dir), "%s/private", base);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(zila_store_create(dir, &err), 0);
+	assert_int_equal(zila_store_open(&s, dir, &err), 0);
+	assert_int_equal(zila_store_exec_captured(s, "INSERT INTO states(id, name) VALUES ('s1', 'State')", NULL, NULL,
+						  &err), 0);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE), 0600);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE "-wal"), 0600);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE "-shm"), 0600);
+	assert_int_equal(mode_of(dir, ZILA_KEY_FILE), 0600);
+	assert_int_equal(mode_of(dir, ""), 0755); /* the user's own directory is left as it is */
+	zila_store_free(s);
+
+	char db[200];
+	snprintf(db, sizeof(db), "%s/%s", dir, ZILA_DB_FILE);
+	assert_int_equal(chmod(db, 0644), 0);
+	assert_int_equal(zila_store_open(&s, dir, &err), 0);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE), 0600);
+	zila_store_free(s);
+
+	snprintf(made, sizeof(made), "%s/made-by-zila", base);
+	assert_int_equal(zila_store_create(made, &err), 0);
+	assert_int_equal(mode_of(made, ""), 0700);
+	assert_int_equal(mode_of(made, ZILA_DB_FILE), 0600);
+	umask(old);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(base) == NULL)
@@ -524,6 +570,7 @@ int main(void)
 		cmocka_unit_test(test_parents_first),
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_checkpoint_thread),
+		cmocka_unit_test(test_private_files),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[300];
