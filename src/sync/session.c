@@ -7,6 +7,7 @@
 
 #include "sync.pb-c.h"
 #include "zila/log.h"
+#include "zila/pbuf.h"
 #include "zila/session.h"
 
 #define DIGEST_LEN 16
@@ -1302,7 +1303,13 @@ static int unpack_checked(const uint8_t *p, size_t len, Zila__Message **out, str
 	*out = NULL;
 	if (len > ZILA_SESSION_MSG_MAX)
 		return zila_error_set(err, ZILA_ETOOBIG, "message of %zu bytes exceeds the limit", len);
-	Zila__Message *m = zila__message__unpack(NULL, len, p);
+	/* Counts are checked while decoding: what the decoder may allocate is bounded by the
+	 * message's size (a million empty elements cannot cost gigabytes). */
+	struct zila_pb_budget b;
+	zila_pb_budget_init(&b, len);
+	Zila__Message *m = zila__message__unpack(&b.alloc, len, p);
+	if (m == NULL && b.refused)
+		return zila_error_set(err, ZILA_ELIMIT, "message of %zu bytes holds too many elements", len);
 	if (m == NULL)
 		return zila_error_set(err, ZILA_EFORMAT, "malformed message");
 	int r = check_body(m);

@@ -13,7 +13,9 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "sync.pb-c.h"
 #include "zila/log.h"
+#include "zila/pbuf.h"
 #include "zila/session.h"
 #include "zila/trust.h"
 
@@ -330,6 +332,93 @@ static void test_caller_applies(void **state)
 	zila_store_free(worker);
 	replica_close(&a);
 	replica_close(&b);
+}
+
+/* Message field 2 (Heads) holding n FeedHeads, each empty (2 bytes) or a dense real one
+ * (origin, org-wide partition, seq: 38 bytes). */
+static void heads_message(struct zila_buf *out, size_t n, bool dense)
+{
+	struct zila_buf body;
+	zila_buf_init(&body, SIZE_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (!dense) {
+			assert_int_equal(zila_buf_put(&body, "\x0a\x00", 2), 0);
+			continue;
+		}
+		uint8_t h[38] = { 0x0a, 36, 0x0a, 32 };
+		memset(h + 4, (int)(i & 0xff), 32);
+		h[36] = 0x18;
+		h[37] = 1 + (uint8_t)(i % 100);
+		assert_int_equal(zila_buf_put(&body, h, sizeof(h)), 0);
+	}
+	zila_buf_init(out, SIZE_MAX);
+	assert_int_equal(zila_buf_put_u8(out, 0x12), 0);
+	assert_int_equal(zila_buf_put_varint(out, body.len), 0);
+	assert_int_equal(zila_buf_put(out, body.p, body.len), 0);
+	zila_buf_release(&body);
+}
+
+static size_t unbounded_used;
+
+static void *count_alloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	unbounded_used += size;
+	return malloc(size);
+}
+
+static void count_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
+/* #15 item 15: a 1 MiB message of empty repeated elements made protobuf-c allocate some
+ * 60 MiB before the limits refused it. Decoding runs under a budget of a few times the
+ * message's size: that message is refused within it, and the densest real message (every
+ * head of the org-wide partition) decodes within it. */
+static void test_decode_budget(void **state)
+{
+	(void)state;
+	struct zila_buf m;
+	struct zila_error err;
+	zila_error_clear(&err);
+	heads_message(&m, (ZILA_SESSION_MSG_MAX - 16) / 2, false);
+	assert_true(m.len <= ZILA_SESSION_MSG_MAX);
+
+	/* What it costs with no bound: far beyond the budget. */
+	ProtobufCAllocator counting = { count_alloc, count_free, NULL };
+	unbounded_used = 0;
+	Zila__Message *msg = zila__message__unpack(&counting, m.len, m.p);
+	assert_non_null(msg);
+	zila__message__free_unpacked(msg, &counting);
+	assert_true(unbounded_used > 4 * ZILA_PB_BUDGET(m.len));
+
+	/* Under the budget: refused once the budget is spent, never past it. */
+	struct zila_pb_budget b;
+	zila_pb_budget_init(&b, m.len);
+	assert_null(zila__message__unpack(&b.alloc, m.len, m.p));
+	assert_true(b.refused);
+	assert_true(b.used <= ZILA_PB_BUDGET(m.len));
+
+	/* The session decodes every message so. */
+	uint64_t before = zila_pb_budget_refusals();
+	assert_int_equal(zila_session_check_message(m.p, m.len, &err), ZILA_ELIMIT);
+	assert_int_equal(zila_pb_budget_refusals(), before + 1);
+	zila_buf_release(&m);
+
+	/* A dense real Heads message: within its budget, with room to spare. */
+	heads_message(&m, (ZILA_SESSION_MSG_MAX - 16) / 38, true);
+	zila_pb_budget_init(&b, m.len);
+	msg = zila__message__unpack(&b.alloc, m.len, m.p);
+	assert_non_null(msg);
+	assert_int_equal(msg->heads->n_heads, (ZILA_SESSION_MSG_MAX - 16) / 38);
+	assert_true(b.used < ZILA_PB_BUDGET(m.len) / 2);
+	print_message("dense heads: %zu bytes decoded with %zu allocated (%.1fx)\n", m.len, b.used,
+		      (double)b.used / (double)m.len);
+	zila__message__free_unpacked(msg, NULL);
+	assert_int_equal(zila_session_check_message(m.p, m.len, &err), 0);
+	zila_buf_release(&m);
 }
 
 static void test_converge_then_in_step(void **state)
@@ -1243,6 +1332,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_converge_then_in_step),
 		cmocka_unit_test(test_caller_applies),
+		cmocka_unit_test(test_decode_budget),
 		cmocka_unit_test(test_read_scope),
 		cmocka_unit_test(test_cut_and_resume),
 		cmocka_unit_test(test_cut_salvage),
