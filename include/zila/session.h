@@ -118,8 +118,7 @@ int zila_session_receive(struct zila_session *sess, const uint8_t *p, size_t len
  * when cfg.caller_applies is set. *entries (borrowed until zila_session_applied or free) and
  * *nentries are what to pass to zila_store_apply, on any connection to this replica. Until
  * the caller reports the result, the session takes no message (zila_session_receive fails
- * with ZILA_EINVAL) and the caller must not change what the session's store holds in a way
- * the session cannot see: the apply is the only writer. */
+ * with ZILA_EINVAL). */
 bool zila_session_pending(const struct zila_session *sess, const struct zila_view **entries, size_t *nentries);
 /* Reports the pending window's apply: result is zila_store_apply's return, st its stats,
  * err its message. Acknowledges the window (with what was refused) and goes on; a failed
