@@ -15,6 +15,7 @@
 #include "zila/clock.h"
 
 #define PASS_MAX 1024
+#define PASS_FILE_MAX (64 * 1024)
 
 int cli_trust_open(struct cli *cli, struct zila_store **s, struct zila_trust_ctx *tc)
 {
@@ -69,15 +70,22 @@ int cli_read_passphrase(const char *file, bool confirm, char **out, size_t *len)
 		goto out;
 	}
 	if (file != NULL) {
-		FILE *f = fopen(file, "r");
-		if (f == NULL) {
-			cli_err("cannot read passphrase file '%s': %s", file, strerror(errno));
+		/* its first line; the copy read is wiped when released */
+		struct zila_buf fb;
+		struct zila_error err;
+		zila_buf_init(&fb, PASS_FILE_MAX);
+		int fr = zila_os_read_file(file, PASS_FILE_MAX, &fb, NULL, &err);
+		if (fr != 0) {
+			zila_buf_release(&fb);
+			cli_err("%s", zila_error_msg(&err, fr));
 			goto out;
 		}
-		if (fgets(a, PASS_MAX, f) == NULL)
-			a[0] = '\0';
-		fclose(f);
-		a[strcspn(a, "\r\n")] = '\0';
+		size_t n = 0;
+		while (n < fb.len && n + 1 < PASS_MAX && fb.p[n] != '\n' && fb.p[n] != '\r' && fb.p[n] != '\0')
+			n++;
+		memcpy(a, fb.p, n);
+		a[n] = '\0';
+		zila_buf_release(&fb);
 	} else {
 		static const char no_tty[] = "no terminal to ask for the passphrase; use --passphrase-file";
 		if (cli_prompt_hidden("passphrase: ", no_tty, a, PASS_MAX) != CLI_OK)
