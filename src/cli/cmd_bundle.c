@@ -201,7 +201,7 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 		zila_store_free(s);
 		zila_vector_release(&have);
 		cli_err("this replica is not enrolled in an organisation: it works on its own and exchanges nothing.\n"
-			"Enrol it first: 'zila join CODE' with an invite code from HQ, or 'zila enrol request' by USB stick");
+			"Enrol it first: 'zila join --hq HOST:PORT' with an invite code from HQ, or 'zila enrol request' by USB stick");
 		return CLI_FAIL;
 	}
 	memset(&tc, 0, sizeof(tc));

@@ -27,7 +27,7 @@ int join_prepare(struct zila_store *s, struct zila_channel_config *cfg, struct z
 	struct zila_invite inv;
 	int r = zila_store_meta_get(s, ZILA_META_JOIN_CODE, &code);
 	if (r != 0 || code == NULL || code[0] == '\0') {
-		r = zila_error_set(err, ZILA_ENOTFOUND, "no invite code is recorded; run 'zila join CODE --hq HOST:PORT'");
+		r = zila_error_set(err, ZILA_ENOTFOUND, "no invite code is recorded; run 'zila join --hq HOST:PORT'");
 		goto out;
 	}
 	if ((r = zila_invite_parse(code, &inv)) != 0) {
