@@ -393,6 +393,8 @@ static void test_decode_budget(void **state)
 	assert_non_null(msg);
 	zila__message__free_unpacked(msg, &counting);
 	assert_true(unbounded_used > 4 * ZILA_PB_BUDGET(m.len));
+	print_message("%zu bytes of empty heads: %zu allocated without a budget (%.0fx), budget %zu\n", m.len,
+		      unbounded_used, (double)unbounded_used / (double)m.len, (size_t)ZILA_PB_BUDGET(m.len));
 
 	/* Under the budget: refused once the budget is spent, never past it. */
 	struct zila_pb_budget b;
