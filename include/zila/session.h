@@ -107,8 +107,9 @@ void zila_session_free(struct zila_session *sess);
 
 /* Emits our Hello. Both sides call it as soon as the channel is open. */
 int zila_session_start(struct zila_session *sess, struct zila_error *err) ZILA_MUST_CHECK;
-/* Handles one message from the peer (applying entries, answering, sending more chunks as the
- * window allows). Any error fails the session for good; err says why, for the log. A peer's
+/* Handles one message from the peer (applying a window of entries when it is full, or leaving
+ * it to the caller with cfg.caller_applies; answering, sending more chunks as the window
+ * allows). Any error fails the session for good; err says why, for the log. A peer's
  * Error message fails it with ZILA_EPEER. */
 int zila_session_receive(struct zila_session *sess, const uint8_t *p, size_t len,
 			 struct zila_error *err) ZILA_MUST_CHECK;
