@@ -23,7 +23,7 @@ ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-s
 PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(patsubst proto/%.proto,build/gen/%.pb-c.c,$(PROTOS))
 PROTO_H := $(PROTO_C:.c=.h)
-LIB_SRC := $(sort $(wildcard src/core/*.c src/store/*.c src/trust/*.c src/sync/*.c src/net/*.c)) \
+LIB_SRC := $(sort $(wildcard src/core/*.c src/os/*.c src/store/*.c src/trust/*.c src/sync/*.c src/net/*.c)) \
 	$(PROTO_C) build/gen/schema_sql.c
 # The office layer (src/office: spreadsheet import and export, the HQ report) sits above the
 # engine in a library of its own: libzila builds and passes its tests without it.

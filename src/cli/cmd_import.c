@@ -16,6 +16,7 @@
 #include "cli_db.h"
 #include "cli_trust.h"
 #include "zila/office/csvio.h"
+#include "zila/os.h"
 
 #define SHOW_REJECTS 20
 #define SHOW_CHANGES 1000 /* rows a dry run shows */
@@ -28,7 +29,8 @@ struct shown {
 };
 
 struct import_ctx {
-	FILE *rejects;           /* --skip-bad FILE, or NULL */
+	FILE *rejects;           /* --skip-bad FILE (the stream of rejects_file), or NULL */
+	struct zila_os_atomic *rejects_file;
 	const char *rejects_path;
 	bool rejects_header;
 	int rejects_err;
@@ -309,11 +311,12 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 
 	if (skip_bad != NULL) {
 		ctx.rejects_path = skip_bad;
-		ctx.rejects = fopen(skip_bad, "wb");
-		if (ctx.rejects == NULL) {
-			cli_err("cannot write '%s': %s", skip_bad, cli_errno_msg(errno));
+		/* replaced whole when the import ends: an older rejects file stays until then */
+		if (zila_os_atomic_open(&ctx.rejects_file, skip_bad, 0666, &err) != 0) {
+			cli_err("%s", err.msg);
 			goto out;
 		}
+		ctx.rejects = zila_os_atomic_stream(ctx.rejects_file);
 	}
 	char own[ZILA_DISTRICT_MAX + 1];
 	rc = own_district(cli, own);
@@ -387,11 +390,18 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 			ctx.shown[i].reason);
 	if (st.nrejected > ctx.nshown)
 		fprintf(stderr, "... and %" PRIu64 " more bad rows\n", st.nrejected - ctx.nshown);
-	if (ctx.rejects != NULL) {
-		int fr = fclose(ctx.rejects);
+	if (ctx.rejects_file != NULL) {
+		struct zila_error werr;
+		int fr = ctx.rejects_err;
+		if (fr != 0)
+			zila_os_atomic_abort(ctx.rejects_file);
+		else
+			fr = zila_os_atomic_commit(ctx.rejects_file, &werr);
+		ctx.rejects_file = NULL;
 		ctx.rejects = NULL;
-		if (ctx.rejects_err != 0 || fr != 0) {
-			cli_err("cannot write '%s': %s", skip_bad, cli_errno_msg(errno));
+		if (fr != 0) {
+			cli_err("cannot write '%s': %s", skip_bad,
+				ctx.rejects_err != 0 ? zila_strerror(fr) : zila_error_msg(&werr, fr));
 			r = r ? r : ZILA_EIO;
 		} else if (st.nrejected > 0 && r == 0) {
 			fprintf(stderr, "%" PRIu64 " rejected rows written to '%s'\n", st.nrejected,
@@ -445,8 +455,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 out:
 	zila_csv_import_free(im);
 	json_decref(ctx.changes);
-	if (ctx.rejects != NULL)
-		fclose(ctx.rejects);
+	zila_os_atomic_abort(ctx.rejects_file);
 	if (in != NULL && in != stdin)
 		fclose(in);
 	sqlite3_close(db);

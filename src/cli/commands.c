@@ -58,7 +58,7 @@ const struct cli_command cli_commands[] = {
 	  "zila catalogue add district NAME --state STATE [--code C] [--local NAME] [--id ID]\n"
 	  "zila catalogue add post NAME --level LEVEL [--rank N] [--local NAME] [--id ID]" },
 	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ); the district by name, code or id", "zila invite --district NAME [--role district|block] [--expires 7d]" },
-	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join CODE --hq HOST:PORT [--name NAME] [--timeout SECS]" },
+	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join --hq HOST:PORT [--name NAME] [--timeout SECS]     (asks for the code)\nzila join - --hq HOST:PORT [--name NAME] [--timeout SECS]   (reads the code from stdin)" },
 	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop)", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district NAME] [--role district|block] [--days N]\nzila enrol install CERT" },
 	{ "devices", cmd_devices, "list enrolled devices, roles, scopes, expiry, revocations", "zila devices" },
 	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami" },
