@@ -1,5 +1,6 @@
 /* zila's entry point: global options, then dispatch to one subcommand. */
 #include <stdarg.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,20 +109,10 @@ int cli_open_store(struct cli *cli, struct zila_store **out)
 
 void cli_json_str(const char *s)
 {
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", stdout);
-		else if (*p == '\t')
-			fputs("\\t", stdout);
-		else if (*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
+	json_t *j = json_string_nocheck(s != NULL ? s : "");
+	if (j != NULL)
+		json_dumpf(j, stdout, JSON_ENCODE_ANY);
+	json_decref(j);
 }
 
 static int cmd_help_list(void)
