@@ -15,9 +15,7 @@ int cmd_vector(struct cli *cli, int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		return cli_usage("vector", "vector takes no arguments");
-	struct zila_store *s = NULL;
-	if (cli_open_store(cli, &s) != CLI_OK)
-		return CLI_FAIL;
+	struct zila_store *s = cli->store;
 	struct zila_error err;
 	struct zila_vector v = { 0 };
 	zila_error_clear(&err);
@@ -32,7 +30,6 @@ int cmd_vector(struct cli *cli, int argc, char **argv)
 	struct zila_buf cb;
 	zila_buf_init(&cb, 4096);
 	bool has_cert = zila_trust_cert_get(s, self, &cert) == 0 && zila_cert_encode(&cert, &cb) == 0;
-	zila_store_free(s);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;

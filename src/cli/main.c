@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "cli_trust.h"
 #include "zila/log.h"
 #include "zila/store.h"
 #include "zila/trust.h"
@@ -203,5 +204,11 @@ int main(int argc, char **argv)
 	}
 	if (cli_wants_help(name, argc - 1, argv + 1))
 		return CLI_OK;
-	return c->fn(&cli, argc - 1, argv + 1);
+	if ((c->flags & CLI_TRUST) && cli_trust_open(&cli, &cli.store, &cli.tc) != CLI_OK)
+		return CLI_FAIL;
+	if ((c->flags & CLI_TRUST) == 0 && (c->flags & CLI_STORE) && cli_open_store(&cli, &cli.store) != CLI_OK)
+		return CLI_FAIL;
+	int r = c->fn(&cli, argc - 1, argv + 1);
+	zila_store_free(cli.store);
+	return r;
 }
