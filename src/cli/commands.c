@@ -48,7 +48,7 @@ const struct cli_command cli_commands[] = {
 	{ "duplicates", cmd_duplicates, "list rows parked by a UNIQUE collision; merge one into the row holding the slot",
 	  "zila duplicates\nzila duplicates merge TABLE:ID [--into ID]", 0 },
 	{ "bundle", cmd_bundle, "carry changes by file: create a bundle or apply one",
-	  "zila bundle create FILE [--for VECTORFILE]\nzila bundle apply FILE", 0 },
+	  "zila bundle create FILE [--for VECTORFILE | --all]\nzila bundle apply FILE", 0 },
 	{ "import", cmd_import, "create or update rows of a table from a CSV file", "zila [-d DIR] import FILE.csv --table TABLE [--map HEADER=COLUMN]... [--dry-run] [--skip-bad REJECTS.csv] [--delimiter C] [-q]", 0 },
 	{ "export", cmd_export, "write a table as CSV (for Excel) or JSON", "zila [-d DIR] export --table TABLE [--district ID] [--format csv|json] [-o FILE] [--no-bom]", 0 },
 	{ "report", cmd_report, "HQ progress per district: drive, booths, office bearers, reports, sync", "zila [-d DIR] report [--district ID] [--period YYYY-MM] [--format text|csv|json] [--today YYYY-MM-DD] [--drive ID]", 0 },
