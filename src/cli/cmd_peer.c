@@ -99,8 +99,8 @@ int cmd_peer(struct cli *cli, int argc, char **argv)
 	if (hq) {
 		if (add && zila_store_meta_set(s, ZILA_META_JOIN_HQ, addr) != 0)
 			goto out;
-		if (!add && sqlite3_exec(zila_store_db(s), "DELETE FROM zila_meta WHERE k = '" ZILA_META_JOIN_HQ "'", NULL,
-					 NULL, NULL) != SQLITE_OK)
+		static const char *const hq_key[] = { ZILA_META_JOIN_HQ };
+		if (!add && zila_store_meta_del(s, hq_key, 1) != 0)
 			goto out;
 	} else {
 		if (zila_store_meta_get(s, ZILA_META_NET_PEERS, &list) != 0)

@@ -10,9 +10,11 @@
 
 #include "zila/buf.h"
 #include "zila/err.h"
+#include "zila/review.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 4 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive) */
+#define STORE_SCHEMA_VERSION 5 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
+                                 * 4: zila_peers made by the daemon) */
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
 #define SEAL_CHUNK 128         /* batches per seal transaction (~260k changes) */
@@ -222,7 +224,7 @@ struct rowstate {
 	struct zila_buf arena;
 	int ncols;
 };
-enum { PARK_NONE = 0, PARK_DUP = 1, PARK_ORPHAN = 2, PARK_INVALID = 3 };
+enum { PARK_NONE = 0, PARK_DUP = ZILA_PARK_DUP, PARK_ORPHAN = ZILA_PARK_ORPHAN, PARK_INVALID = ZILA_PARK_INVALID };
 #define ROW_VISIBLE(r) ((r)->known && (r)->exists && (r)->parked == PARK_NONE)
 
 void row_init(struct rowstate *r, int ncols);
