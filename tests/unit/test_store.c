@@ -16,7 +16,9 @@
 #include <sqlite3.h>
 #include <cmocka.h>
 
+#include "../../src/store/store_test.h"
 #include "zila/bundle.h"
+#include "zila/review.h"
 #include "zila/store.h"
 
 struct replica {
@@ -448,7 +450,7 @@ static void test_upgrade_v1(void **state)
 	/* captured by the format-1 triggers, sealed after the upgrade */
 	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 4);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 5);
 	/* no insert trigger; the mark at the highest rowid, whose insert is captured already */
 	assert_int_equal(count(&a, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_ins'"), 0);
 	assert_int_equal(count(&a, "SELECT hw = (SELECT max(rowid) FROM t) FROM zila_tables WHERE name = 't'"), 1);
@@ -512,6 +514,157 @@ static void test_checkpoint_thread(void **state)
 	replica_free(&a);
 }
 
+/* A replica of format 4 opens: the peer table a daemon made there is kept, and one that
+ * never ran a daemon gets it (format 5 has it from the start). */
+static int peer_name(void *ctx, const struct zila_peer_record *p)
+{
+	char *out = ctx;
+	size_t n = strlen(out);
+	snprintf(out + n, 64 - n, "%s/%s/%s;", p->name ? p->name : "?", p->district ? p->district : "?",
+		 p->has_last_sync ? "synced" : "never");
+	return 0;
+}
+
+static void test_upgrade_peers(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	const uint8_t dev[32] = { 7 }, dev2[32] = { 8 };
+	char seen[64] = "";
+	replica_new(&a, "peers-a");
+	replica_new(&b, "peers-b");
+	/* a new replica has the table */
+	assert_int_equal(zila_store_peer_seen(a.s, dev, "laptop-1", "d1", "10.0.0.1:7300", "lan", 100), 0);
+	struct zila_peer_session ok = { .result = "ok", .sent = 1, .received = 2 };
+	assert_int_equal(zila_store_peer_synced(a.s, dev, 200, &ok), 0);
+	zila_store_free(a.s);
+	zila_store_free(b.s);
+	a.s = b.s = NULL;
+	app(&a, "UPDATE zila_meta SET v = '4' WHERE k = 'store_version'");
+	app(&b, "DROP TABLE zila_peers; UPDATE zila_meta SET v = '4' WHERE k = 'store_version'");
+	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
+	assert_int_equal(zila_store_open(&b.s, b.dir, &err), 0);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 5);
+	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 5);
+	assert_int_equal(zila_store_peer_district(a.s, "d1", peer_name, seen), 0);
+	assert_string_equal(seen, "laptop-1/d1/synced;");
+	assert_int_equal(zila_store_peer_seen(b.s, dev2, "laptop-2", "d2", "10.0.0.2:7300", "inbound", 300), 0);
+	seen[0] = '\0';
+	assert_int_equal(zila_store_peer_each(b.s, peer_name, seen), 0);
+	assert_string_equal(seen, "laptop-2/d2/never;");
+	replica_free(&a);
+	replica_free(&b);
+}
+
+/* The first unresolved conflict of a replica (0: none). */
+static int first_conflict(void *ctx, const struct zila_conflict *c)
+{
+	*(int64_t *)ctx = c->id;
+	return 1;
+}
+
+static int64_t conflict_of(struct replica *r)
+{
+	int64_t id = 0;
+	int rc = zila_store_conflict_each(r->s, first_conflict, &id);
+	assert_true(rc == 0 || rc == 1);
+	return id;
+}
+
+static int on_commit(void *ctx)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Refuses to mark conflicts resolved: a resolve that fails after its write. */
+static int deny_mark(void *ctx, int action, const char *a1, const char *a2, const char *db, const char *trigger)
+{
+	(void)ctx;
+	(void)a2;
+	(void)db;
+	(void)trigger;
+	return action == SQLITE_UPDATE && a1 != NULL && strcmp(a1, "zila_conflicts") == 0 ? SQLITE_DENY : SQLITE_OK;
+}
+
+/* `zila conflicts resolve` is one commit on the store's connection: the chosen value, the
+ * entry that seals it and the conflict marked resolved go together, or nothing does (it
+ * was three transactions over two connections, and a failure after the write left the
+ * value written, the conflict open). */
+static void test_resolve_one_commit(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	struct zila_resolved res;
+	int ncommits = 0;
+	int64_t own = 0, own2 = 0, pending = -1;
+	replica_new(&a, "resolve-a");
+	replica_new(&b, "resolve-b");
+	app(&a, "INSERT INTO t VALUES ('r', 'd1', 'v0')");
+	send_all(&a, &b);
+	app(&a, "UPDATE t SET v = 'mine' WHERE id = 'r'");
+	app(&b, "UPDATE t SET v = 'theirs' WHERE id = 'r'");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	assert_int_equal(zila_store_seal(b.s, NULL, &err), 0);
+	send_all(&a, &b);
+	send_all(&b, &a);
+	assert_same(&a, &b);
+	/* the replica whose value was overwritten keeps it for review */
+	struct replica *x = conflict_of(&a) ? &a : &b, *y = x == &a ? &b : &a;
+	int64_t id = conflict_of(x);
+	assert_true(id > 0);
+	char before[1024], after[1024];
+	rows_of(x, before, sizeof(before));
+	assert_int_equal(zila_store_own_entries(x->s, &own), 0);
+
+	/* marking it resolved fails, after the write: nothing of the resolve is left */
+	sqlite3_set_authorizer(zila_store_db(x->s), deny_mark, NULL);
+	zila_error_clear(&err);
+	assert_int_not_equal(zila_store_conflict_resolve(x->s, id, ZILA_KEEP_LOST, NULL, &res, &err), 0);
+	zila_resolved_release(&res);
+	sqlite3_set_authorizer(zila_store_db(x->s), NULL, NULL);
+	assert_int_equal(conflict_of(x), id);
+	rows_of(x, after, sizeof(after));
+	assert_string_equal(after, before);
+	assert_int_equal(zila_store_pending(x->s, &pending), 0);
+	assert_int_equal(pending, 0);
+	assert_int_equal(zila_store_own_entries(x->s, &own2), 0);
+	assert_int_equal(own2, own);
+
+	/* again: one commit holds the write, its entry and the resolution */
+	sqlite3_commit_hook(zila_store_db(x->s), on_commit, &ncommits);
+	assert_int_equal(zila_store_conflict_resolve(x->s, id, ZILA_KEEP_LOST, NULL, &res, &err), 0);
+	assert_int_equal(ncommits, 1);
+	assert_true(res.written);
+	assert_int_equal(res.nresolved, 1);
+	assert_string_equal(res.table, "t");
+	assert_string_equal(res.row, "r");
+	assert_string_equal(res.col, "v");
+	zila_resolved_release(&res);
+	sqlite3_commit_hook(zila_store_db(x->s), NULL, NULL);
+	assert_int_equal(conflict_of(x), 0);
+	assert_int_equal(zila_store_pending(x->s, &pending), 0);
+	assert_int_equal(pending, 0);
+	assert_int_equal(zila_store_own_entries(x->s, &own2), 0);
+	assert_int_equal(own2, own + 1);
+	rows_of(x, after, sizeof(after));
+	assert_string_equal(after, x == &a ? "r=mine;" : "r=theirs;");
+	/* the choice spreads like any write */
+	send_all(x, y);
+	assert_same(&a, &b);
+	/* a second resolve says so, and changes nothing */
+	zila_error_clear(&err);
+	assert_int_equal(zila_store_conflict_resolve(x->s, id, ZILA_KEEP_KEPT, NULL, &res, &err), ZILA_EEXIST);
+	char want[64];
+	snprintf(want, sizeof(want), "conflict '%lld' is already resolved", (long long)id);
+	assert_string_equal(err.msg, want);
+	zila_resolved_release(&res);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(base) == NULL)
@@ -525,6 +678,8 @@ int main(void)
 		cmocka_unit_test(test_parents_first),
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_checkpoint_thread),
+		cmocka_unit_test(test_upgrade_peers),
+		cmocka_unit_test(test_resolve_one_commit),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[300];
