@@ -57,20 +57,20 @@ int zila_store_conflict_resolve(struct zila_store *s, int64_t id, enum zila_keep
 				struct zila_resolved *out, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* One parked row; everything is borrowed for the callback. */
-struct zila_parked {
+struct zila_park {
 	const char *table;
 	const char *pcol; /* the table's partition column, NULL when org-wide */
 	struct zila_value pk;
 	enum zila_park_kind kind;
 };
-typedef int (*zila_parked_fn)(void *ctx, const struct zila_parked *p);
+typedef int (*zila_park_fn)(void *ctx, const struct zila_park *p);
 
 /* Calls fn for every parked row of kind (ZILA_PARK_ANY: all) in table (NULL: every table)
  * whose key reads as key_text (NULL: any key), by table name, then key. The callback may
  * read the store (zila_store_parked_row()). A non-zero return stops the walk and is
  * returned. */
 int zila_store_parked_each(struct zila_store *s, enum zila_park_kind kind, const char *table, const char *key_text,
-			   zila_parked_fn fn, void *ctx) ZILA_MUST_CHECK;
+			   zila_park_fn fn, void *ctx) ZILA_MUST_CHECK;
 
 /* Calls fn with the name and partition column (NULL: org-wide) of every tracked table, by
  * name; borrowed for the call. A non-zero return stops the walk and is returned. */

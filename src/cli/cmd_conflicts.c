@@ -134,7 +134,7 @@ static int print_conflict(void *ctx, const struct zila_conflict *c)
 	return 0;
 }
 
-static int print_parked(void *ctx, const struct zila_parked *p)
+static int print_parked(void *ctx, const struct zila_park *p)
 {
 	struct listing *l = ctx;
 	const char *kind = kind_name(p->kind);

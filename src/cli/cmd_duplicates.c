@@ -384,7 +384,7 @@ struct dup_walk {
 	const char *name; /* lookup: what the user named */
 };
 
-static int load_one(struct dup_walk *w, const struct zila_parked *p)
+static int load_one(struct dup_walk *w, const struct zila_park *p)
 {
 	sqlite3_value *pk = value_dup(w->db, &p->pk);
 	int r = pk == NULL ? -1 : dup_load(w->s, w->db, p->table, pk, p->pcol, w->d);
@@ -394,7 +394,7 @@ static int load_one(struct dup_walk *w, const struct zila_parked *p)
 	return r;
 }
 
-static int list_one(void *ctx, const struct zila_parked *p)
+static int list_one(void *ctx, const struct zila_park *p)
 {
 	struct dup_walk *w = ctx;
 	if (load_one(w, p) != 0) {
@@ -431,7 +431,7 @@ static int list(struct cli *cli, struct zila_store *s, sqlite3 *db)
 	return CLI_OK;
 }
 
-static int lookup_one(void *ctx, const struct zila_parked *p)
+static int lookup_one(void *ctx, const struct zila_park *p)
 {
 	struct dup_walk *w = ctx;
 	if (w->n++ > 0) {
@@ -548,7 +548,7 @@ struct repoint_walk {
 	int *nmoved;
 };
 
-static int repoint_parked(void *ctx, const struct zila_parked *p)
+static int repoint_parked(void *ctx, const struct zila_park *p)
 {
 	struct repoint_walk *w = ctx;
 	const struct dup *d = w->d;

@@ -1,7 +1,7 @@
 /* zila peer: configure the peers the daemon dials besides LAN ones, and the HQ address.
  *   zila peer add HOST:PORT | zila peer add --hq HOST:PORT
  *   zila peer remove HOST:PORT | zila peer remove --hq
- * Kept in the replica (zila_meta net.peers and trust.join_hq); a running daemon reloads. */
+ * Kept in the replica's settings (net.peers and trust.join_hq); a running daemon reloads. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -282,7 +282,7 @@ out:
 /* --- parked rows and tables ---------------------------------------------------------- */
 
 int zila_store_parked_each(struct zila_store *s, enum zila_park_kind kind, const char *table, const char *key_text,
-			   zila_parked_fn fn, void *ctx)
+			   zila_park_fn fn, void *ctx)
 {
 	sqlite3_stmt *st = NULL;
 	int r = ZILA_EDB, rc;
@@ -299,7 +299,7 @@ int zila_store_parked_each(struct zila_store *s, enum zila_park_kind kind, const
 		sqlite3_bind_text(st, 3, key_text, -1, SQLITE_STATIC);
 	r = 0;
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct zila_parked p;
+		struct zila_park p;
 		memset(&p, 0, sizeof(p));
 		p.table = (const char *)sqlite3_column_text(st, 0);
 		p.pcol = (const char *)sqlite3_column_text(st, 1);

@@ -1,5 +1,5 @@
-/* The trust layer inside a replica: the organisation, certificates and revocations kept in
- * zila_trust, HQ operations (issue, revoke, invite, redeem) and enforcement hooks. */
+/* The trust layer inside a replica: the organisation, certificates and revocations kept as
+ * the store's trust records, HQ operations (issue, revoke, invite, redeem) and enforcement hooks. */
 #include "zila/trust.h"
 
 #include <inttypes.h>
