@@ -72,6 +72,22 @@ typedef int (*zila_park_fn)(void *ctx, const struct zila_park *p);
 int zila_store_parked_each(struct zila_store *s, enum zila_park_kind kind, const char *table, const char *key_text,
 			   zila_park_fn fn, void *ctx) ZILA_MUST_CHECK;
 
+/* What a merge did. */
+struct zila_merged {
+	int nfilled; /* the holder's empty columns filled from the duplicate */
+	int nmoved;  /* references to the duplicate repointed to the holder */
+};
+/* Folds the row of table parked as a duplicate under key pk into the row the table shows
+ * under key into: the holder's NULL columns the duplicate has set are filled (key and
+ * partition aside), every single-column foreign key naming the duplicate (visible rows, and
+ * rows parked as its orphans) is repointed to the holder, and the duplicate is deleted, all
+ * as local changes that are sealed and sync, in one transaction: on any failure nothing is
+ * changed. ZILA_ENOTFOUND when pk is not a parked duplicate of table or into not a row it
+ * shows; the reason in plain words in err. */
+int zila_store_merge_duplicate(struct zila_store *s, const char *table, const struct zila_value *pk,
+			       const struct zila_value *into, struct zila_merged *out,
+			       struct zila_error *err) ZILA_MUST_CHECK;
+
 /* Calls fn with the name and partition column (NULL: org-wide) of every tracked table, by
  * name; borrowed for the call. A non-zero return stops the walk and is returned. */
 typedef int (*zila_table_fn)(void *ctx, const char *name, const char *pcol);

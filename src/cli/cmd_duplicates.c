@@ -482,238 +482,6 @@ static bool row_visible(sqlite3 *db, const struct dup *d, sqlite3_value *pk)
 	return yes;
 }
 
-/* Copies into the holder every column it has NULL and the duplicate has set. */
-static int fill_nulls(sqlite3 *app, const struct dup *d, int *nfilled)
-{
-	sqlite3_stmt *h = NULL, *u = NULL;
-	char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" WHERE \"%w\" = ?", d->table, d->pkcol);
-	int r = -1, nset = 0;
-	int *from = calloc(d->row.ncols ? d->row.ncols : 1, sizeof(*from));
-	*nfilled = 0;
-	if (from == NULL || sql == NULL || sqlite3_prepare_v2(app, sql, -1, &h, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_value(h, 1, d->holder);
-	if (sqlite3_step(h) != SQLITE_ROW)
-		goto fail;
-	sqlite3_free(sql);
-	sql = sqlite3_mprintf("UPDATE \"%w\" SET", d->table);
-	for (int c = 0; sql && c < sqlite3_column_count(h); c++) {
-		const char *name = sqlite3_column_name(h, c);
-		int i = col_index(&d->row, name);
-		if (i < 0 || sqlite3_column_type(h, c) != SQLITE_NULL ||
-		    sqlite3_value_type(d->row.vals[i]) == SQLITE_NULL || strcasecmp(name, d->pkcol) == 0 ||
-		    (d->pcol && strcasecmp(name, d->pcol) == 0))
-			continue;
-		char *s2 = sqlite3_mprintf("%s%s \"%w\" = ?%d", sql, nset ? "," : "", name, nset + 1);
-		sqlite3_free(sql);
-		sql = s2;
-		from[nset++] = i;
-	}
-	if (sql == NULL)
-		goto fail;
-	if (nset == 0) {
-		r = 0;
-		goto out;
-	}
-	char *s2 = sqlite3_mprintf("%s WHERE \"%w\" = ?%d", sql, d->pkcol, nset + 1);
-	sqlite3_free(sql);
-	sql = s2;
-	if (sql == NULL || sqlite3_prepare_v2(app, sql, -1, &u, NULL) != SQLITE_OK)
-		goto fail;
-	for (int k = 0; k < nset; k++)
-		sqlite3_bind_value(u, k + 1, d->row.vals[from[k]]);
-	sqlite3_bind_value(u, nset + 1, d->holder);
-	if (sqlite3_step(u) != SQLITE_DONE)
-		goto fail;
-	*nfilled = nset;
-	r = 0;
-	goto out;
-fail:
-	cli_err("cannot fill the empty columns of '%s:%s': %s", d->table, vtext(d->holder), sqlite3_errmsg(app));
-out:
-	sqlite3_finalize(h);
-	sqlite3_finalize(u);
-	sqlite3_free(sql);
-	free(from);
-	return r;
-}
-
-/* A parked row of a child table that referenced the duplicate, inserted again with the
- * reference repointed to the holder. */
-struct repoint_walk {
-	struct zila_store *s;
-	sqlite3 *app;
-	const struct dup *d;
-	const char *child, *fcol;
-	int *nmoved;
-};
-
-static int repoint_parked(void *ctx, const struct zila_park *p)
-{
-	struct repoint_walk *w = ctx;
-	const struct dup *d = w->d;
-	struct rowcopy row = { 0, NULL, NULL };
-	struct zila_error err;
-	sqlite3_stmt *ins = NULL;
-	char *sql = NULL;
-	int r = -1;
-	zila_error_clear(&err);
-	int rr = zila_store_parked_row(w->s, w->child, &p->pk, copy_row, &row, &err);
-	if (rr != 0) {
-		cli_err("cannot read parked row of '%s': %s", w->child, zila_error_msg(&err, rr));
-		goto out;
-	}
-	int fi = col_index(&row, w->fcol);
-	if (fi < 0 || sqlite3_value_type(row.vals[fi]) != sqlite3_value_type(d->pk) ||
-	    strcmp(vtext(row.vals[fi]), vtext(d->pk)) != 0) {
-		r = 0;
-		goto out;
-	}
-	sql = sqlite3_mprintf("INSERT INTO \"%w\" (", w->child);
-	for (size_t i = 0; sql && i < row.ncols; i++) {
-		char *s2 = sqlite3_mprintf("%s%s\"%w\"", sql, i ? ", " : "", row.cols[i]);
-		sqlite3_free(sql);
-		sql = s2;
-	}
-	for (size_t i = 0; sql && i < row.ncols; i++) {
-		char *s2 = sqlite3_mprintf("%s%s?%d", sql, i ? ", " : ") VALUES (", (int)i + 1);
-		sqlite3_free(sql);
-		sql = s2;
-	}
-	char *s2 = sql ? sqlite3_mprintf("%s)", sql) : NULL;
-	sqlite3_free(sql);
-	sql = s2;
-	if (sql == NULL || sqlite3_prepare_v2(w->app, sql, -1, &ins, NULL) != SQLITE_OK) {
-		cli_err("cannot repoint '%s.%s' to '%s:%s': %s", w->child, w->fcol, d->table, vtext(d->holder),
-			sqlite3_errmsg(w->app));
-		goto out;
-	}
-	for (size_t i = 0; i < row.ncols; i++)
-		sqlite3_bind_value(ins, (int)i + 1, (int)i == fi ? d->holder : row.vals[i]);
-	if (sqlite3_step(ins) != SQLITE_DONE) {
-		struct zila_value zpk = p->pk;
-		sqlite3_value *pk = value_dup(w->app, &zpk);
-		cli_err("cannot repoint row '%s' of '%s' to '%s': %s", pk ? vtext(pk) : "?", w->child, vtext(d->holder),
-			sqlite3_errmsg(w->app));
-		sqlite3_value_free(pk);
-		goto out;
-	}
-	(*w->nmoved)++;
-	r = 0;
-out:
-	sqlite3_finalize(ins);
-	sqlite3_free(sql);
-	rowcopy_release(&row);
-	return r;
-}
-
-/* Repoints one single-column foreign key child.fcol from the duplicate to the holder:
- * visible rows by a captured UPDATE, rows parked as orphans of the duplicate by inserting
- * them again with the new reference (an UPSERT every replica applies). */
-static int repoint(struct zila_store *s, sqlite3 *app, const struct dup *d, const char *child, const char *fcol,
-		   int *nmoved)
-{
-	sqlite3_stmt *st = NULL;
-	char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE \"%w\" = ?2", child, fcol, fcol);
-	struct repoint_walk w = { s, app, d, child, fcol, nmoved };
-	int r = -1;
-	if (sql == NULL || sqlite3_prepare_v2(app, sql, -1, &st, NULL) != SQLITE_OK)
-		goto dberr;
-	sqlite3_bind_value(st, 1, d->holder);
-	sqlite3_bind_value(st, 2, d->pk);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto dberr;
-	*nmoved += sqlite3_changes(app);
-	r = zila_store_parked_each(s, ZILA_PARK_ANY, child, NULL, repoint_parked, &w);
-	if (r != 0 && r != -1)
-		cli_err("cannot read parked rows: %s", zila_strerror(r));
-	r = r ? -1 : 0;
-	goto out;
-dberr:
-	cli_err("cannot repoint '%s.%s' to '%s:%s': %s", child, fcol, d->table, vtext(d->holder), sqlite3_errmsg(app));
-out:
-	sqlite3_finalize(st);
-	sqlite3_free(sql);
-	return r;
-}
-
-/* The single-column foreign keys of tracked tables that reference d's table. */
-struct fk_walk {
-	sqlite3 *db;
-	const struct dup *d;
-	char **pairs; /* child, column, child, column, ... */
-	size_t npairs;
-};
-
-static int fks_of(void *ctx, const char *child, const char *pcol)
-{
-	struct fk_walk *w = ctx;
-	sqlite3_stmt *fk = NULL;
-	int r = -1;
-	(void)pcol;
-	char *sql = sqlite3_mprintf("PRAGMA foreign_key_list(\"%w\")", child);
-	if (sql == NULL || sqlite3_prepare_v2(w->db, sql, -1, &fk, NULL) != SQLITE_OK)
-		goto out;
-	/* id, seq, table, from, to: only keys of one column (seq 0 with no seq 1). */
-	int last_id = -1;
-	while (sqlite3_step(fk) == SQLITE_ROW) {
-		int id = sqlite3_column_int(fk, 0);
-		if (sqlite3_column_int(fk, 1) != 0) {
-			if (id == last_id && w->npairs > 0) { /* multi-column: drop it again */
-				w->npairs--;
-				free(w->pairs[2 * w->npairs]);
-				free(w->pairs[2 * w->npairs + 1]);
-			}
-			last_id = -1;
-			continue;
-		}
-		last_id = -1;
-		const char *parent = (const char *)sqlite3_column_text(fk, 2);
-		const char *to = (const char *)sqlite3_column_text(fk, 4);
-		if (parent == NULL || strcasecmp(parent, w->d->table) != 0 || (to && strcasecmp(to, w->d->pkcol) != 0))
-			continue;
-		char **np = realloc(w->pairs, (w->npairs + 1) * 2 * sizeof(*np));
-		if (np == NULL)
-			goto out;
-		w->pairs = np;
-		w->pairs[2 * w->npairs] = strdup(child);
-		w->pairs[2 * w->npairs + 1] = strdup((const char *)sqlite3_column_text(fk, 3));
-		w->npairs++;
-		last_id = id;
-	}
-	r = 0;
-out:
-	sqlite3_finalize(fk);
-	sqlite3_free(sql);
-	return r;
-}
-
-/* Every single-column foreign key of a tracked table that references d's table. */
-static int repoint_all(struct zila_store *s, sqlite3 *app, const struct dup *d, int *nmoved)
-{
-	struct fk_walk w = { app, d, NULL, 0 };
-	int r = -1;
-	*nmoved = 0;
-	if (zila_store_table_each(s, fks_of, &w) != 0) {
-		cli_err("cannot read the foreign keys of the tracked tables: %s", sqlite3_errmsg(app));
-		goto done;
-	}
-	for (size_t i = 0; i < w.npairs; i++) {
-		if (w.pairs[2 * i] == NULL || w.pairs[2 * i + 1] == NULL) {
-			cli_err("out of memory");
-			goto done;
-		}
-		if (repoint(s, app, d, w.pairs[2 * i], w.pairs[2 * i + 1], nmoved) != 0)
-			goto done;
-	}
-	r = 0;
-done:
-	for (size_t i = 0; i < 2 * w.npairs; i++)
-		free(w.pairs[i]);
-	free(w.pairs);
-	return r;
-}
-
 static int merge(struct cli *cli, struct zila_store *s, sqlite3 *app, int argc, char **argv)
 {
 	static const struct option opts[] = { { "into", required_argument, NULL, 'i' }, { NULL, 0, NULL, 0 } };
@@ -734,7 +502,6 @@ static int merge(struct cli *cli, struct zila_store *s, sqlite3 *app, int argc, 
 	struct dup d;
 	struct zila_error err;
 	int rc = CLI_FAIL, nfilled = 0, nmoved = 0, r;
-	bool in_tx = false;
 	zila_error_clear(&err);
 	if (lookup(s, app, name, &d) != 0)
 		goto out;
@@ -754,31 +521,21 @@ static int merge(struct cli *cli, struct zila_store *s, sqlite3 *app, int argc, 
 		cli_err("no row '%s' in '%s' to merge into", vtext(d.holder), d.table);
 		goto out;
 	}
-	/* Application writes (captured, so they sync) in one transaction. */
-	if (sqlite3_exec(app, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		cli_err("cannot start a transaction: %s", sqlite3_errmsg(app));
+	/* The fill, the repointing and the discard are local changes, sealed in one transaction. */
+	struct zila_value zpk = zval_of(d.pk), zh = zval_of(d.holder);
+	struct zila_merged m;
+	if ((r = zila_store_merge_duplicate(s, d.table, &zpk, &zh, &m, &err)) != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
 		goto out;
 	}
-	in_tx = true;
-	if (fill_nulls(app, &d, &nfilled) != 0 || repoint_all(s, app, &d, &nmoved) != 0)
-		goto out;
-	if (sqlite3_exec(app, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		cli_err("cannot commit the merge: %s", sqlite3_errmsg(app));
-		goto out;
-	}
-	in_tx = false;
-	struct zila_value zpk = zval_of(d.pk);
-	if ((r = zila_store_delete_row(s, d.table, &zpk, &err)) != 0) {
-		cli_err("cannot discard duplicate '%s:%s': %s", d.table, vtext(d.pk), zila_error_msg(&err, r));
-		goto out;
-	}
+	nfilled = m.nfilled;
+	nmoved = m.nmoved;
 	if (cli->json) {
 		printf("{\"merged\":");
 		char *n = sqlite3_mprintf("%s:%s", d.table, vtext(d.pk));
 		cli_json_str(n ? n : "");
 		sqlite3_free(n);
 		printf(",\"into\":");
-		struct zila_value zh = zval_of(d.holder);
 		cli_print_value(&zh, true);
 		printf(",\"filled\":%d,\"repointed\":%d}\n", nfilled, nmoved);
 	} else {
@@ -789,8 +546,6 @@ static int merge(struct cli *cli, struct zila_store *s, sqlite3 *app, int argc, 
 	}
 	rc = CLI_OK;
 out:
-	if (in_tx)
-		sqlite3_exec(app, "ROLLBACK", NULL, NULL, NULL);
 	dup_release(&d);
 	return rc;
 }
@@ -802,7 +557,7 @@ int cmd_duplicates(struct cli *cli, int argc, char **argv)
 	if (!do_merge && argc > 1)
 		return cli_usage("duplicates", "unexpected argument '%s'", argv[1]);
 	struct zila_store *s = NULL;
-	sqlite3 *app = NULL; /* the user tables' layout and rows, and the merge's writes */
+	sqlite3 *app = NULL; /* the user tables' layout and rows, read as any program would */
 	if (cli_open_store(cli, &s) != CLI_OK)
 		return CLI_FAIL;
 	struct zila_error err;
@@ -810,7 +565,7 @@ int cmd_duplicates(struct cli *cli, int argc, char **argv)
 	int rc = CLI_FAIL, r = zila_store_seal(s, NULL, &err);
 	if (r != 0)
 		cli_err("%s", zila_error_msg(&err, r));
-	else if (cli_open_db(cli, do_merge, &app) == CLI_OK)
+	else if (cli_open_db(cli, false, &app) == CLI_OK)
 		rc = do_merge ? merge(cli, s, app, argc - 1, argv + 1) : list(cli, s, app);
 	sqlite3_close(app);
 	zila_store_free(s);

@@ -296,6 +296,9 @@ int row_fk_ok(struct zila_store *s, struct table *t, const struct zval *vals);
 int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64_t *id,
 		   uint64_t *head) ZILA_MUST_CHECK;
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
+/* In a write transaction: deletes the row pk of t (visible or parked) as a local change,
+ * sealed by the next seal. */
+int store_delete_captured(struct zila_store *s, struct table *t, const struct zval *pk) ZILA_MUST_CHECK;
 /* Seals at most max_batches batches; *more says whether captured changes remain. With
  * swept, once nothing remains, also the rows no capture or mark finds (zila_store_sweep);
  * their number is added to *swept. */
