@@ -665,6 +665,100 @@ static void test_resolve_one_commit(void **state)
 	replica_free(&b);
 }
 
+/* The first parked duplicate's table and key (as text). */
+static int first_dup(void *ctx, const struct zila_park *p)
+{
+	char *out = ctx;
+	snprintf(out, 64, "%.*s", (int)p->pk.len, (const char *)p->pk.p);
+	return 1;
+}
+
+/* Refuses the discard of a merge (its own capture, outside any trigger): a merge that fails
+ * after filling and repointing. */
+static int deny_discard(void *ctx, int action, const char *a1, const char *a2, const char *db, const char *trigger)
+{
+	(void)ctx;
+	(void)a2;
+	(void)db;
+	return action == SQLITE_INSERT && trigger == NULL && a1 != NULL && strcmp(a1, "zila_pending") == 0 ? SQLITE_DENY
+														  : SQLITE_OK;
+}
+
+/* `zila duplicates merge` is one commit on the store's connection: the holder's filled
+ * columns, the repointed references and the duplicate's discard go together, or nothing
+ * does (the fill and the repointing were one application transaction, the discard another). */
+static void test_merge_one_commit(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	struct zila_merged m;
+	int ncommits = 0;
+	int64_t own = 0, own2 = 0, pending = -1;
+	char dup[64] = "", rows[1024], before[1024];
+	replica_new(&a, "merge-a");
+	replica_new(&b, "merge-b");
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++) {
+		app(both[i], "CREATE TABLE u(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, phone TEXT, name TEXT, note TEXT,"
+			     " UNIQUE(district_id, phone));"
+			     "CREATE TABLE c(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, uid TEXT REFERENCES u(id))");
+		assert_int_equal(zila_store_track(both[i]->s, "u", "district_id", &err), 0);
+		assert_int_equal(zila_store_track(both[i]->s, "c", "district_id", &err), 0);
+	}
+	app(&a, "INSERT INTO u VALUES ('X', 'd1', '111', 'x', NULL); INSERT INTO c VALUES ('kx', 'd1', 'X')");
+	app(&b, "INSERT INTO u VALUES ('Y', 'd1', '111', NULL, 'n'); INSERT INTO c VALUES ('ky', 'd1', 'Y')");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	assert_int_equal(zila_store_seal(b.s, NULL, &err), 0);
+	send_all(&a, &b);
+	send_all(&b, &a);
+	assert_int_equal(zila_store_parked_each(a.s, ZILA_PARK_DUP, "u", NULL, first_dup, dup), 1);
+	const char *holder = strcmp(dup, "X") == 0 ? "Y" : "X";
+	struct zila_value zpk = { .type = ZILA_VAL_TEXT, .p = (const uint8_t *)dup, .len = strlen(dup) };
+	struct zila_value zh = { .type = ZILA_VAL_TEXT, .p = (const uint8_t *)holder, .len = 1 };
+	rows_by(&a, "SELECT id, coalesce(name, '-') || coalesce(note, '-') FROM u ORDER BY id", '=', before, sizeof(before));
+	assert_int_equal(zila_store_own_entries(a.s, &own), 0);
+
+	/* the discard fails after the fill and the repointing: nothing of the merge is left */
+	sqlite3_set_authorizer(zila_store_db(a.s), deny_discard, NULL);
+	zila_error_clear(&err);
+	assert_int_not_equal(zila_store_merge_duplicate(a.s, "u", &zpk, &zh, &m, &err), 0);
+	sqlite3_set_authorizer(zila_store_db(a.s), NULL, NULL);
+	rows_by(&a, "SELECT id, coalesce(name, '-') || coalesce(note, '-') FROM u ORDER BY id", '=', rows, sizeof(rows));
+	assert_string_equal(rows, before);
+	assert_int_equal(count(&a, "SELECT count(*) FROM c"), 1);
+	assert_int_equal(zila_store_pending(a.s, &pending), 0);
+	assert_int_equal(pending, 0);
+	assert_int_equal(zila_store_own_entries(a.s, &own2), 0);
+	assert_int_equal(own2, own);
+	char again[64] = "";
+	assert_int_equal(zila_store_parked_each(a.s, ZILA_PARK_DUP, "u", NULL, first_dup, again), 1);
+	assert_string_equal(again, dup);
+
+	/* again: one commit */
+	sqlite3_commit_hook(zila_store_db(a.s), on_commit, &ncommits);
+	assert_int_equal(zila_store_merge_duplicate(a.s, "u", &zpk, &zh, &m, &err), 0);
+	sqlite3_commit_hook(zila_store_db(a.s), NULL, NULL);
+	assert_int_equal(ncommits, 1);
+	assert_int_equal(m.nfilled, 1);
+	assert_int_equal(m.nmoved, 1);
+	assert_int_equal(zila_store_parked_each(a.s, ZILA_PARK_ANY, NULL, NULL, first_dup, again), 0);
+	rows_by(&a, "SELECT id, coalesce(name, '-') || coalesce(note, '-') FROM u ORDER BY id", '=', rows, sizeof(rows));
+	snprintf(before, sizeof(before), "%s=xn;", holder);
+	assert_string_equal(rows, before);
+	assert_int_equal(count(&a, "SELECT count(*) FROM c WHERE uid = (SELECT id FROM u)"), 2);
+	assert_int_equal(zila_store_pending(a.s, &pending), 0);
+	assert_int_equal(pending, 0);
+	send_all(&a, &b);
+	send_all(&b, &a);
+	uint8_t ha[32], hb[32];
+	assert_int_equal(zila_store_hash(a.s, ha, &err), 0);
+	assert_int_equal(zila_store_hash(b.s, hb, &err), 0);
+	assert_memory_equal(ha, hb, 32);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(base) == NULL)
@@ -680,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_checkpoint_thread),
 		cmocka_unit_test(test_upgrade_peers),
 		cmocka_unit_test(test_resolve_one_commit),
+		cmocka_unit_test(test_merge_one_commit),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[300];
