@@ -80,6 +80,19 @@ int store_exec(struct zila_store *s, const char *sql, struct zila_error *err)
 	return r;
 }
 
+int store_walk(struct zila_store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx)
+{
+	int r = 0, rc = SQLITE_DONE;
+	if (st == NULL)
+		return store_db_code(s);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = row(ctx, st);
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_db_code(s);
+	sqlite3_finalize(st);
+	return r;
+}
+
 int store_begin(struct zila_store *s, struct zila_error *err)
 {
 	for (int i = 0; i < s->ntables; i++) {
@@ -821,29 +834,33 @@ out:
 	return r;
 }
 
+struct trust_walk {
+	zila_trust_record_fn fn;
+	void *ctx;
+	uint8_t type;
+};
+
+static int trust_row(void *ctx, sqlite3_stmt *st)
+{
+	struct trust_walk *w = ctx;
+	struct zila_view id = zila_view_make(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+	struct zila_view b = zila_view_make(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+	return w->fn(w->ctx, w->type, id, b);
+}
+
 int zila_store_trust_find(struct zila_store *s, uint8_t type, struct zila_view prefix, zila_trust_record_fn fn,
 			  void *ctx)
 {
+	struct trust_walk w = { fn, ctx, type };
 	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB, rc;
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT id, bytes FROM zila_trust WHERE type = ?1 AND substr(id, 1, ?3) = ?2 ORDER BY id",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_int(st, 1, type);
-	sqlite3_bind_blob(st, 2, prefix.len ? prefix.p : (const uint8_t *)"", (int)prefix.len, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, (int)prefix.len);
-	r = 0;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct zila_view id = zila_view_make(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-		struct zila_view b = zila_view_make(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
-		r = fn(ctx, type, id, b);
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, type);
+		sqlite3_bind_blob(st, 2, prefix.len ? prefix.p : (const uint8_t *)"", (int)prefix.len, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, (int)prefix.len);
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = ZILA_EDB;
-out:
-	sqlite3_finalize(st);
-	return r;
+	return store_walk(s, st, trust_row, &w);
 }
 
 int zila_store_trust_each(struct zila_store *s, zila_trust_record_fn fn, void *ctx)

@@ -82,41 +82,40 @@ static int64_t int_opt(sqlite3_stmt *st, int col, bool *has)
 	return *has ? sqlite3_column_int64(st, col) : 0;
 }
 
-/* Walks the rows of a query over zila_peers whose first ?1 (if any) is district. */
+struct peer_walk {
+	zila_peer_fn fn;
+	void *ctx;
+};
+
+static int peer_row(void *ctx, sqlite3_stmt *st)
+{
+	struct peer_walk *w = ctx;
+	struct zila_peer_record p;
+	memset(&p, 0, sizeof(p));
+	if (sqlite3_column_bytes(st, 0) == 32)
+		p.device = sqlite3_column_blob(st, 0);
+	p.name = text_or_null(st, 1);
+	p.district = text_or_null(st, 2);
+	p.addr = text_or_null(st, 3);
+	p.source = text_or_null(st, 4);
+	p.last_seen = int_opt(st, 5, &p.has_last_seen);
+	p.last_sync = int_opt(st, 6, &p.has_last_sync);
+	p.last_result = text_or_null(st, 7);
+	p.sent = sqlite3_column_int64(st, 8);
+	p.received = sqlite3_column_int64(st, 9);
+	p.entries_at_sync = int_opt(st, 10, &p.has_entries_at_sync);
+	p.clock_offset_ms = int_opt(st, 11, &p.has_clock_offset);
+	return w->fn(w->ctx, &p);
+}
+
+/* Walks the rows of a query over the peer table whose ?1 (if any) is district. */
 static int peer_walk(struct zila_store *s, const char *sql, const char *district, zila_peer_fn fn, void *ctx)
 {
+	struct peer_walk w = { fn, ctx };
 	sqlite3_stmt *st = NULL;
-	int r, rc;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		r = store_db_code(s);
-		goto out;
-	}
-	if (district != NULL)
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK && district != NULL)
 		sqlite3_bind_text(st, 1, district, -1, SQLITE_STATIC);
-	r = 0;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct zila_peer_record p;
-		memset(&p, 0, sizeof(p));
-		if (sqlite3_column_bytes(st, 0) == 32)
-			p.device = sqlite3_column_blob(st, 0);
-		p.name = text_or_null(st, 1);
-		p.district = text_or_null(st, 2);
-		p.addr = text_or_null(st, 3);
-		p.source = text_or_null(st, 4);
-		p.last_seen = int_opt(st, 5, &p.has_last_seen);
-		p.last_sync = int_opt(st, 6, &p.has_last_sync);
-		p.last_result = text_or_null(st, 7);
-		p.sent = sqlite3_column_int64(st, 8);
-		p.received = sqlite3_column_int64(st, 9);
-		p.entries_at_sync = int_opt(st, 10, &p.has_entries_at_sync);
-		p.clock_offset_ms = int_opt(st, 11, &p.has_clock_offset);
-		r = fn(ctx, &p);
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_db_code(s);
-out:
-	sqlite3_finalize(st);
-	return r;
+	return store_walk(s, st, peer_row, &w);
 }
 
 #define PEER_COLS                                                                                          \

@@ -43,36 +43,42 @@ static const uint8_t *origin_of(sqlite3_stmt *st, int col)
 	return sqlite3_column_bytes(st, col) == 32 ? sqlite3_column_blob(st, col) : NULL;
 }
 
+struct walk {
+	union {
+		zila_conflict_fn conflict;
+		zila_park_fn park;
+		zila_table_fn table;
+	} fn;
+	void *ctx;
+};
+
+static int conflict_row(void *ctx, sqlite3_stmt *st)
+{
+	struct walk *w = ctx;
+	struct zila_conflict c;
+	memset(&c, 0, sizeof(c));
+	c.id = sqlite3_column_int64(st, 0);
+	c.table = (const char *)sqlite3_column_text(st, 1);
+	val_from_column(&c.pk, st, 2);
+	c.col = (const char *)sqlite3_column_text(st, 3);
+	val_from_column(&c.kept, st, 4);
+	c.kept_origin = origin_of(st, 5);
+	c.kept_hlc = (uint64_t)sqlite3_column_int64(st, 6);
+	val_from_column(&c.lost, st, 7);
+	c.lost_origin = origin_of(st, 8);
+	c.lost_hlc = (uint64_t)sqlite3_column_int64(st, 9);
+	return w->fn.conflict(w->ctx, &c);
+}
+
 int zila_store_conflict_each(struct zila_store *s, zila_conflict_fn fn, void *ctx)
 {
+	struct walk w = { .fn.conflict = fn, .ctx = ctx };
 	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB, rc;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT id, tbl, pk, col, kept, kept_origin, kept_hlc, lost, lost_origin, lost_hlc"
-			       " FROM zila_conflicts WHERE resolved = 0 ORDER BY id",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	r = 0;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct zila_conflict c;
-		memset(&c, 0, sizeof(c));
-		c.id = sqlite3_column_int64(st, 0);
-		c.table = (const char *)sqlite3_column_text(st, 1);
-		val_from_column(&c.pk, st, 2);
-		c.col = (const char *)sqlite3_column_text(st, 3);
-		val_from_column(&c.kept, st, 4);
-		c.kept_origin = origin_of(st, 5);
-		c.kept_hlc = (uint64_t)sqlite3_column_int64(st, 6);
-		val_from_column(&c.lost, st, 7);
-		c.lost_origin = origin_of(st, 8);
-		c.lost_hlc = (uint64_t)sqlite3_column_int64(st, 9);
-		r = fn(ctx, &c);
-	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_db_code(s);
-out:
-	sqlite3_finalize(st);
-	return r;
+	(void)sqlite3_prepare_v2(s->db,
+				 "SELECT id, tbl, pk, col, kept, kept_origin, kept_hlc, lost, lost_origin, lost_hlc"
+				 " FROM zila_conflicts WHERE resolved = 0 ORDER BY id",
+				 -1, &st, NULL);
+	return store_walk(s, st, conflict_row, &w);
 }
 
 void zila_resolved_release(struct zila_resolved *r)
@@ -349,53 +355,49 @@ out:
 
 /* --- parked rows and tables ---------------------------------------------------------- */
 
+static int park_row(void *ctx, sqlite3_stmt *st)
+{
+	struct walk *w = ctx;
+	struct zila_park p;
+	memset(&p, 0, sizeof(p));
+	p.table = (const char *)sqlite3_column_text(st, 0);
+	p.pcol = (const char *)sqlite3_column_text(st, 1);
+	val_from_column(&p.pk, st, 2);
+	p.kind = (enum zila_park_kind)sqlite3_column_int(st, 3);
+	return w->fn.park(w->ctx, &p);
+}
+
 int zila_store_parked_each(struct zila_store *s, enum zila_park_kind kind, const char *table, const char *key_text,
 			   zila_park_fn fn, void *ctx)
 {
+	struct walk w = { .fn.park = fn, .ctx = ctx };
 	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB, rc;
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT t.name, t.pcol, p.pk, p.kind FROM zila_parked p JOIN zila_tables t ON t.id = p.tid"
 			       " WHERE (?1 = 0 OR p.kind = ?1) AND (?2 IS NULL OR t.name = ?2)"
 			       " AND (?3 IS NULL OR CAST(p.pk AS TEXT) = ?3) ORDER BY t.name, p.pk",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_int(st, 1, (int)kind);
-	if (table != NULL)
-		sqlite3_bind_text(st, 2, table, -1, SQLITE_STATIC);
-	if (key_text != NULL)
-		sqlite3_bind_text(st, 3, key_text, -1, SQLITE_STATIC);
-	r = 0;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct zila_park p;
-		memset(&p, 0, sizeof(p));
-		p.table = (const char *)sqlite3_column_text(st, 0);
-		p.pcol = (const char *)sqlite3_column_text(st, 1);
-		val_from_column(&p.pk, st, 2);
-		p.kind = (enum zila_park_kind)sqlite3_column_int(st, 3);
-		r = fn(ctx, &p);
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, (int)kind);
+		if (table != NULL)
+			sqlite3_bind_text(st, 2, table, -1, SQLITE_STATIC);
+		if (key_text != NULL)
+			sqlite3_bind_text(st, 3, key_text, -1, SQLITE_STATIC);
 	}
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_db_code(s);
-out:
-	sqlite3_finalize(st);
-	return r;
+	return store_walk(s, st, park_row, &w);
+}
+
+static int table_row(void *ctx, sqlite3_stmt *st)
+{
+	struct walk *w = ctx;
+	return w->fn.table(w->ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
 }
 
 int zila_store_table_each(struct zila_store *s, zila_table_fn fn, void *ctx)
 {
+	struct walk w = { .fn.table = fn, .ctx = ctx };
 	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB, rc;
-	if (sqlite3_prepare_v2(s->db, "SELECT name, pcol FROM zila_tables ORDER BY name", -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	r = 0;
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		r = fn(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_db_code(s);
-out:
-	sqlite3_finalize(st);
-	return r;
+	(void)sqlite3_prepare_v2(s->db, "SELECT name, pcol FROM zila_tables ORDER BY name", -1, &st, NULL);
+	return store_walk(s, st, table_row, &w);
 }
 
 /* --- merging a duplicate ------------------------------------------------------------ */

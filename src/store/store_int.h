@@ -157,6 +157,10 @@ int store_exec(struct zila_store *s, const char *sql, struct zila_error *err) ZI
 int store_db_error(struct zila_store *s, struct zila_error *err, const char *what);
 /* The zila code for the connection's last SQLite error: ZILA_EBUSY, ZILA_EFULL, ZILA_ENOMEM, ZILA_EDB. */
 int store_db_code(struct zila_store *s);
+/* Steps st (NULL: it could not be prepared) and calls row for each result row until row
+ * returns non-zero; then finalizes st. Returns row's non-zero return, the store's code for
+ * a failed step, or 0. */
+int store_walk(struct zila_store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx) ZILA_MUST_CHECK;
 int store_begin(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 void store_rollback(struct zila_store *s);
 int store_commit(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;

@@ -578,14 +578,32 @@ static int on_commit(void *ctx)
 	return 0;
 }
 
-/* Refuses to mark conflicts resolved: a resolve that fails after its write. */
-static int deny_mark(void *ctx, int action, const char *a1, const char *a2, const char *db, const char *trigger)
+/* An authorizer that refuses one kind of write to one table (only statements of zila's own,
+ * not of triggers, when top_only): a failure injected half way through a store call. */
+struct deny {
+	int action;
+	const char *table;
+	bool top_only;
+};
+
+static int deny_write(void *ctx, int action, const char *a1, const char *a2, const char *db, const char *trigger)
 {
-	(void)ctx;
+	const struct deny *d = ctx;
 	(void)a2;
 	(void)db;
-	(void)trigger;
-	return action == SQLITE_UPDATE && a1 != NULL && strcmp(a1, "zila_conflicts") == 0 ? SQLITE_DENY : SQLITE_OK;
+	if (action != d->action || a1 == NULL || strcmp(a1, d->table) != 0 || (d->top_only && trigger != NULL))
+		return SQLITE_OK;
+	return SQLITE_DENY;
+}
+
+/* Nothing captured is left unsealed, and r has written own entries. */
+static void assert_own(struct replica *r, int64_t own)
+{
+	int64_t n = -1;
+	assert_int_equal(zila_store_pending(r->s, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(zila_store_own_entries(r->s, &n), 0);
+	assert_int_equal(n, own);
 }
 
 /* `zila conflicts resolve` is one commit on the store's connection: the chosen value, the
@@ -599,7 +617,7 @@ static void test_resolve_one_commit(void **state)
 	struct zila_error err;
 	struct zila_resolved res;
 	int ncommits = 0;
-	int64_t own = 0, own2 = 0, pending = -1;
+	int64_t own = 0;
 	replica_new(&a, "resolve-a");
 	replica_new(&b, "resolve-b");
 	app(&a, "INSERT INTO t VALUES ('r', 'd1', 'v0')");
@@ -620,7 +638,8 @@ static void test_resolve_one_commit(void **state)
 	assert_int_equal(zila_store_own_entries(x->s, &own), 0);
 
 	/* marking it resolved fails, after the write: nothing of the resolve is left */
-	sqlite3_set_authorizer(zila_store_db(x->s), deny_mark, NULL);
+	struct deny mark = { SQLITE_UPDATE, "zila_conflicts", false };
+	sqlite3_set_authorizer(zila_store_db(x->s), deny_write, &mark);
 	zila_error_clear(&err);
 	assert_int_not_equal(zila_store_conflict_resolve(x->s, id, ZILA_KEEP_LOST, NULL, &res, &err), 0);
 	zila_resolved_release(&res);
@@ -628,10 +647,7 @@ static void test_resolve_one_commit(void **state)
 	assert_int_equal(conflict_of(x), id);
 	rows_of(x, after, sizeof(after));
 	assert_string_equal(after, before);
-	assert_int_equal(zila_store_pending(x->s, &pending), 0);
-	assert_int_equal(pending, 0);
-	assert_int_equal(zila_store_own_entries(x->s, &own2), 0);
-	assert_int_equal(own2, own);
+	assert_own(x, own);
 
 	/* again: one commit holds the write, its entry and the resolution */
 	sqlite3_commit_hook(zila_store_db(x->s), on_commit, &ncommits);
@@ -645,10 +661,7 @@ static void test_resolve_one_commit(void **state)
 	zila_resolved_release(&res);
 	sqlite3_commit_hook(zila_store_db(x->s), NULL, NULL);
 	assert_int_equal(conflict_of(x), 0);
-	assert_int_equal(zila_store_pending(x->s, &pending), 0);
-	assert_int_equal(pending, 0);
-	assert_int_equal(zila_store_own_entries(x->s, &own2), 0);
-	assert_int_equal(own2, own + 1);
+	assert_own(x, own + 1);
 	rows_of(x, after, sizeof(after));
 	assert_string_equal(after, x == &a ? "r=mine;" : "r=theirs;");
 	/* the choice spreads like any write */
@@ -673,17 +686,6 @@ static int first_dup(void *ctx, const struct zila_park *p)
 	return 1;
 }
 
-/* Refuses the discard of a merge (its own capture, outside any trigger): a merge that fails
- * after filling and repointing. */
-static int deny_discard(void *ctx, int action, const char *a1, const char *a2, const char *db, const char *trigger)
-{
-	(void)ctx;
-	(void)a2;
-	(void)db;
-	return action == SQLITE_INSERT && trigger == NULL && a1 != NULL && strcmp(a1, "zila_pending") == 0 ? SQLITE_DENY
-														  : SQLITE_OK;
-}
-
 /* `zila duplicates merge` is one commit on the store's connection: the holder's filled
  * columns, the repointed references and the duplicate's discard go together, or nothing
  * does (the fill and the repointing were one application transaction, the discard another). */
@@ -694,7 +696,7 @@ static void test_merge_one_commit(void **state)
 	struct zila_error err;
 	struct zila_merged m;
 	int ncommits = 0;
-	int64_t own = 0, own2 = 0, pending = -1;
+	int64_t own = 0;
 	char dup[64] = "", rows[1024], before[1024];
 	replica_new(&a, "merge-a");
 	replica_new(&b, "merge-b");
@@ -720,17 +722,16 @@ static void test_merge_one_commit(void **state)
 	assert_int_equal(zila_store_own_entries(a.s, &own), 0);
 
 	/* the discard fails after the fill and the repointing: nothing of the merge is left */
-	sqlite3_set_authorizer(zila_store_db(a.s), deny_discard, NULL);
+	/* (the discard's own capture; the fill's and the repointing's are the triggers') */
+	struct deny discard = { SQLITE_INSERT, "zila_pending", true };
+	sqlite3_set_authorizer(zila_store_db(a.s), deny_write, &discard);
 	zila_error_clear(&err);
 	assert_int_not_equal(zila_store_merge_duplicate(a.s, "u", &zpk, &zh, &m, &err), 0);
 	sqlite3_set_authorizer(zila_store_db(a.s), NULL, NULL);
 	rows_by(&a, "SELECT id, coalesce(name, '-') || coalesce(note, '-') FROM u ORDER BY id", '=', rows, sizeof(rows));
 	assert_string_equal(rows, before);
 	assert_int_equal(count(&a, "SELECT count(*) FROM c"), 1);
-	assert_int_equal(zila_store_pending(a.s, &pending), 0);
-	assert_int_equal(pending, 0);
-	assert_int_equal(zila_store_own_entries(a.s, &own2), 0);
-	assert_int_equal(own2, own);
+	assert_own(&a, own);
 	char again[64] = "";
 	assert_int_equal(zila_store_parked_each(a.s, ZILA_PARK_DUP, "u", NULL, first_dup, again), 1);
 	assert_string_equal(again, dup);
@@ -747,8 +748,7 @@ static void test_merge_one_commit(void **state)
 	snprintf(before, sizeof(before), "%s=xn;", holder);
 	assert_string_equal(rows, before);
 	assert_int_equal(count(&a, "SELECT count(*) FROM c WHERE uid = (SELECT id FROM u)"), 2);
-	assert_int_equal(zila_store_pending(a.s, &pending), 0);
-	assert_int_equal(pending, 0);
+	assert_own(&a, own + 1);
 	send_all(&a, &b);
 	send_all(&b, &a);
 	uint8_t ha[32], hb[32];
