@@ -243,6 +243,8 @@ int zila_store_conflict_resolve(struct zila_store *s, int64_t id, enum zila_keep
 	struct table *t = NULL;
 	int r, ci = -1;
 	memset(out, 0, sizeof(*out));
+	if (keep == ZILA_KEEP_VALUE && value == NULL)
+		return zila_error_set(err, ZILA_EINVAL, "no value to keep");
 	if ((r = store_begin(s, err)) != 0)
 		return r;
 	if (sqlite3_prepare_v2(s->db, "SELECT tbl, pk, col, lost, resolved FROM zila_conflicts WHERE id = ?", -1, &st,
