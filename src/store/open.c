@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
-#include "store_test.h"
+#include "zila/store_test.h"
 #include "zila/clock.h"
 #include "zila/log.h"
 

@@ -14,7 +14,7 @@
 #include <sodium.h>
 
 #include "zila/log.h"
-#include "../../src/store/store_test.h"
+#include "zila/store_test.h"
 #include "zila/session.h"
 #include "zila/trust.h"
 

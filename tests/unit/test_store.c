@@ -16,7 +16,7 @@
 #include <sqlite3.h>
 #include <cmocka.h>
 
-#include "../../src/store/store_test.h"
+#include "zila/store_test.h"
 #include "zila/bundle.h"
 #include "zila/review.h"
 #include "zila/store.h"

@@ -1,5 +1,6 @@
-/* Tests only: what the unit tests need of the store's inside. Nothing outside tests/
- * includes this header; the rest of zila goes through include/zila/store.h. */
+/* TESTS ONLY: what the unit tests need of the store's inside. Nothing but tests/ (and the
+ * store itself) includes this header; the rest of zila goes through zila/store.h and
+ * zila/review.h (tools/check_layers.py refuses zila_store_db() anywhere else in src/). */
 #ifndef ZILA_STORE_TEST_H
 #define ZILA_STORE_TEST_H
 
