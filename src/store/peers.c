@@ -13,62 +13,70 @@
 
 #include "store_int.h"
 
+/* A write to the peer table with the device's key as ?1; NULL when it cannot be prepared. */
+static sqlite3_stmt *peer_write(struct zila_store *s, const char *sql, const uint8_t device[32])
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	sqlite3_bind_blob(st, 1, device, 32, SQLITE_STATIC);
+	return st;
+}
+
+/* Runs and finalizes a peer_write() statement (NULL: it could not be prepared). */
+static int peer_done(struct zila_store *s, sqlite3_stmt *st)
+{
+	int r = st != NULL && sqlite3_step(st) == SQLITE_DONE ? 0 : store_db_code(s);
+	sqlite3_finalize(st);
+	return r;
+}
+
 int zila_store_peer_seen(struct zila_store *s, const uint8_t device[32], const char *name, const char *district,
 			 const char *addr, const char *source, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
-	int r = 0;
-	if (sqlite3_prepare_v2(s->db,
-			       "INSERT INTO zila_peers(device, name, district_id, addr, source, last_seen)"
-			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(device) DO UPDATE SET"
-			       " name = coalesce(excluded.name, name), district_id = coalesce(excluded.district_id, district_id),"
-			       " addr = excluded.addr, source = CASE WHEN source IN ('hq', 'config') AND excluded.source IN"
-			       " ('inbound', 'lan') THEN source ELSE excluded.source END, last_seen = excluded.last_seen",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_blob(st, 1, device, 32, SQLITE_STATIC);
-	if (name && name[0])
-		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	if (district && district[0])
-		sqlite3_bind_text(st, 3, district, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, addr, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, source, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, now);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_db_code(s);
-out:
-	if (st == NULL)
-		r = store_db_code(s);
-	sqlite3_finalize(st);
-	return r;
+	sqlite3_stmt *st = peer_write(s,
+				      "INSERT INTO zila_peers(device, name, district_id, addr, source, last_seen)"
+				      " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(device) DO UPDATE SET"
+				      " name = coalesce(excluded.name, name),"
+				      " district_id = coalesce(excluded.district_id, district_id), addr = excluded.addr,"
+				      " source = CASE WHEN source IN ('hq', 'config') AND excluded.source IN"
+				      " ('inbound', 'lan') THEN source ELSE excluded.source END,"
+				      " last_seen = excluded.last_seen",
+				      device);
+	if (st != NULL) {
+		if (name && name[0])
+			sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		if (district && district[0])
+			sqlite3_bind_text(st, 3, district, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, addr, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, source, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, now);
+	}
+	return peer_done(s, st);
 }
 
 int zila_store_peer_synced(struct zila_store *s, const uint8_t device[32], int64_t now,
 			   const struct zila_peer_session *sess)
 {
-	sqlite3_stmt *st = NULL;
-	int r = 0;
-	if (sqlite3_prepare_v2(s->db,
-			       "UPDATE zila_peers SET last_seen = ?2, last_result = ?3,"
-			       " last_sync = CASE WHEN ?3 = 'ok' THEN ?2 ELSE last_sync END,"
-			       " sent = ?4, received = ?5,"
-			       " entries_at_sync = CASE WHEN ?3 = 'ok' THEN (SELECT count(*) FROM zila_entries)"
-			       " ELSE entries_at_sync END,"
-			       " clock_offset_ms = coalesce(?6, clock_offset_ms) WHERE device = ?1",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_blob(st, 1, device, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_text(st, 3, sess->result, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, sess->sent);
-	sqlite3_bind_int64(st, 5, sess->received);
-	if (sess->has_clock_offset)
-		sqlite3_bind_int64(st, 6, sess->clock_offset_ms);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_db_code(s);
-out:
-	if (st == NULL)
-		r = store_db_code(s);
-	sqlite3_finalize(st);
-	return r;
+	sqlite3_stmt *st = peer_write(s,
+				      "UPDATE zila_peers SET last_seen = ?2, last_result = ?3,"
+				      " last_sync = CASE WHEN ?3 = 'ok' THEN ?2 ELSE last_sync END,"
+				      " sent = ?4, received = ?5,"
+				      " entries_at_sync = CASE WHEN ?3 = 'ok' THEN (SELECT count(*) FROM zila_entries)"
+				      " ELSE entries_at_sync END,"
+				      " clock_offset_ms = coalesce(?6, clock_offset_ms) WHERE device = ?1",
+				      device);
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 2, now);
+		sqlite3_bind_text(st, 3, sess->result, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, sess->sent);
+		sqlite3_bind_int64(st, 5, sess->received);
+		if (sess->has_clock_offset)
+			sqlite3_bind_int64(st, 6, sess->clock_offset_ms);
+	}
+	return peer_done(s, st);
 }
 
 static const char *text_or_null(sqlite3_stmt *st, int col)
