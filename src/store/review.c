@@ -36,6 +36,49 @@ out:
 	return r;
 }
 
+/* A conflict is settled for everyone once its cell is written again by a write made with the
+ * kept value in view (proto/ENTRY.md, "Conflicts"): sealed here (seal.c), or received from a
+ * writer whose entry covers it (apply.c). Every replica sees that write, so every replica
+ * stops listing the conflict; a resolution is data. upto: the version the write overwrote. */
+int store_conflicts_settle(struct zila_store *s, const struct table *t, const struct zval *pk, int col, uint64_t upto)
+{
+	if (s->open_conflicts == 0)
+		return 0;
+	if (s->open_conflicts < 0) {
+		sqlite3_stmt *q = NULL;
+		if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM zila_conflicts WHERE resolved = 0", -1, &q, NULL) !=
+			    SQLITE_OK ||
+		    sqlite3_step(q) != SQLITE_ROW) {
+			sqlite3_finalize(q);
+			return ZILA_EDB;
+		}
+		s->open_conflicts = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		if (s->open_conflicts == 0)
+			return 0;
+	}
+	if (s->st_settle == NULL &&
+	    sqlite3_prepare_v3(s->db,
+			       "UPDATE zila_conflicts SET resolved = 1 WHERE resolved = 0 AND tbl = ?1 AND pk IS ?2 AND"
+			       " col = ?3 AND kept_hlc <= ?4",
+			       -1, SQLITE_PREPARE_PERSISTENT, &s->st_settle, NULL) != SQLITE_OK)
+		return ZILA_EDB;
+	sqlite3_stmt *u = s->st_settle;
+	sqlite3_bind_text(u, 1, t->name, -1, SQLITE_STATIC);
+	val_bind(u, 2, pk);
+	sqlite3_bind_text(u, 3, t->cols[col], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(u, 4, (int64_t)upto);
+	int rc = sqlite3_step(u);
+	int n = sqlite3_changes(s->db);
+	sqlite3_reset(u);
+	sqlite3_clear_bindings(u);
+	if (rc != SQLITE_DONE)
+		return ZILA_EDB;
+	if (n > 0)
+		s->open_conflicts = s->open_conflicts > n ? s->open_conflicts - n : 0;
+	return 0;
+}
+
 /* --- conflicts -------------------------------------------------------------------- */
 
 static const uint8_t *origin_of(sqlite3_stmt *st, int col)
@@ -287,6 +330,21 @@ int zila_store_conflict_resolve(struct zila_store *s, int64_t id, enum zila_keep
 	struct zval zpk, zlost;
 	val_of(&zpk, pk);
 	val_of(&zlost, lost);
+	/* The conflicts this choice settles: its seal may mark them (store_conflicts_settle). */
+	int64_t nopen = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT count(*) FROM zila_conflicts WHERE resolved = 0 AND"
+			       " (id = ?1 OR (tbl = ?2 AND pk = ?3 AND col = ?4))",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, out->table, -1, SQLITE_STATIC);
+		sqlite3_bind_value(st, 3, pk);
+		sqlite3_bind_text(st, 4, out->col, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			nopen = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
 	if (!row_present(s, t, &zpk)) {
 		int kind = parked_kind(s, t, pk);
 		r = zila_error_set(err, ZILA_ENOTFOUND, "row '%s' of '%s' no longer exists (%s)", out->row, out->table,
@@ -340,7 +398,10 @@ int zila_store_conflict_resolve(struct zila_store *s, int64_t id, enum zila_keep
 		r = store_db_error(s, err, "cannot mark the conflict resolved");
 		goto out;
 	}
-	out->nresolved = sqlite3_changes(s->db);
+	int nmarked = sqlite3_changes(s->db);
+	if (s->open_conflicts > 0)
+		s->open_conflicts = s->open_conflicts > nmarked ? s->open_conflicts - nmarked : 0;
+	out->nresolved = (int)(nopen > nmarked ? nopen : nmarked);
 	sqlite3_finalize(st);
 	st = NULL;
 	r = store_commit(s, err);
