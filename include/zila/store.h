@@ -262,8 +262,6 @@ struct zila_refusal {
  * (proto/ENTRY.md): past it, its entries are refused until the schema arrives. */
 #define ZILA_HELD_MAX 4096
 #define ZILA_HELD_MAX_BYTES (64ll << 20)
-/* Sets those limits for this store (0: the default); for tests. */
-void zila_store_set_held_limit(struct zila_store *s, int64_t nentries, int64_t nbytes);
 
 struct zila_apply_stats {
 	size_t nreceived;  /* entries offered */

@@ -12,4 +12,8 @@
  * (writes through it are not captured) and so are foreign keys. */
 sqlite3 *zila_store_db(struct zila_store *s);
 
+/* Sets what one device may park in entries held for a schema (ZILA_HELD_MAX,
+ * ZILA_HELD_MAX_BYTES) for this store; 0: the default. */
+void zila_store_set_held_limit(struct zila_store *s, int64_t nentries, int64_t nbytes);
+
 #endif

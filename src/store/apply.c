@@ -7,6 +7,7 @@
 
 #include "store_int.h"
 #include "zila/log.h"
+#include "zila/store_test.h"
 
 struct dirtab {
 	struct table *t;
