@@ -95,6 +95,8 @@ struct zila_sched {
 };
 
 void zila_sched_init(struct zila_sched *s, const struct zila_sched_config *cfg);
+/* "hq", "config" or "lan" (as status and the peer table say). */
+const char *zila_sched_source_name(enum zila_sched_source src);
 /* Releases every peer. */
 void zila_sched_release(struct zila_sched *s);
 

@@ -46,6 +46,11 @@ void zila_sched_init(struct zila_sched *s, const struct zila_sched_config *cfg)
 		s->cfg.beacon_interval_ms = ZILA_SCHED_BEACON_INTERVAL_MS;
 }
 
+const char *zila_sched_source_name(enum zila_sched_source src)
+{
+	return src == ZILA_SCHED_HQ ? "hq" : src == ZILA_SCHED_LAN ? "lan" : "config";
+}
+
 void zila_sched_release(struct zila_sched *s)
 {
 	while (s->peers != NULL)
