@@ -37,6 +37,8 @@ void zila_backoff_reset(struct zila_backoff *b);
 #define ZILA_SCHED_STORE_RETRY_MAX_MS 30000 /* our replica's trouble: retried at least this often */
 #define ZILA_SCHED_RESYNC_MS (5 * 60 * 1000) /* a LAN peer heard again is synced when the last sync is older */
 #define ZILA_SCHED_LOG_EVERY_MS (10 * 60 * 1000) /* failed dials logged per peer, at most once per */
+#define ZILA_SCHED_LOG_LAN_BURST 10 /* ...and of LAN peers not proven, at most this many per that time;
+				      * as many lines for LAN peers found, per that time */
 #define ZILA_SCHED_NETS_MAX 32
 
 enum zila_sched_source { ZILA_SCHED_CONFIG, ZILA_SCHED_HQ, ZILA_SCHED_LAN };
@@ -92,6 +94,14 @@ struct zila_sched {
 	bool joining;
 	struct zila_sched_net nets[ZILA_SCHED_NETS_MAX];
 	size_t nnets;
+	/* lines logged in the current window (ZILA_SCHED_LOG_EVERY_MS) and those not logged:
+	 * failed dials of LAN peers whose address is not proven, LAN peers found */
+	struct zila_sched_budget {
+		bool open;
+		uint64_t start_ms;
+		unsigned n;
+		uint64_t nquiet;
+	} lan_fail_log, lan_found_log;
 };
 
 void zila_sched_init(struct zila_sched *s, const struct zila_sched_config *cfg);
@@ -155,16 +165,20 @@ struct zila_sched_after {
 	bool busy_retry;     /* a quick retry of a busy peer */
 	bool gave_up;        /* a LAN peer that failed ZILA_SCHED_LAN_GIVE_UP times: not dialled again until heard anew */
 	bool log;            /* a failed dial worth a log line (see zila_sched_log_failure) */
-	uint64_t nquiet;     /* with log: failed dials not logged since the last line */
+	uint64_t nquiet;     /* with log: failed dials to p not logged since its last line */
+	uint64_t nquiet_lan; /* with log: failed dials to other unproven LAN peers not logged */
 };
 void zila_sched_ended(struct zila_sched *s, struct zila_sched_peer *p, const struct zila_sched_result *r,
 		      uint64_t now_ms, struct zila_sched_after *out);
 
 /* Outbound failures before a handshake (nobody there, refused, another organisation) are
- * logged once per peer per ZILA_SCHED_LOG_EVERY_MS: returns true when this one is to be
- * logged, *nquiet then being those not logged since the last line (they are counted). A
- * completed handshake starts afresh. */
-bool zila_sched_log_failure(struct zila_sched_peer *p, uint64_t now_ms, uint64_t *nquiet);
+ * logged once per peer per ZILA_SCHED_LOG_EVERY_MS, and those of LAN peers whose address no
+ * handshake proved (beacons can be forged, and peers forgotten) at most
+ * ZILA_SCHED_LOG_LAN_BURST times in all per that time. Returns true when this one is to be
+ * logged, *nquiet and *nquiet_lan then being those of p and of such LAN peers not logged
+ * since (they are counted). A completed handshake starts p afresh. */
+bool zila_sched_log_failure(struct zila_sched *s, struct zila_sched_peer *p, uint64_t now_ms, uint64_t *nquiet,
+			    uint64_t *nquiet_lan);
 
 /* --- LAN peers from beacons ------------------------------------------------------------- */
 
@@ -193,6 +207,8 @@ struct zila_sched_heard {
 	struct zila_sched_peer *peer; /* KNOWN, NEW: the peer */
 	bool dial;                    /* a sync with it is wanted now (we dial: our key is lower) */
 	bool evicted;                 /* NEW: an unproven LAN peer heard longest ago made room */
+	bool log;                     /* NEW: worth a log line (ZILA_SCHED_LOG_LAN_BURST per 10 min) */
+	uint64_t nquiet;              /* with log: LAN peers found and not logged since the last line */
 };
 void zila_sched_heard(struct zila_sched *s, const struct zila_sched_beacon *b, uint64_t now_ms,
 		      struct zila_sched_heard *out);

@@ -34,7 +34,8 @@ static void preauth_end(struct conn *c)
 	}
 }
 
-unsigned net_max_sessions(const struct net_env *env)
+/* Sessions at most (zila_daemon_config.max_sessions, 0: 64). */
+static unsigned net_max_sessions(const struct net_env *env)
 {
 	return env->cfg->max_sessions ? env->cfg->max_sessions : 64;
 }

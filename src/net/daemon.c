@@ -303,10 +303,11 @@ static void on_ended(void *ctx, struct conn *c)
 			/* A dial that reached nobody of ours: a line now and then, not one per attempt
 			 * (forged beacons must not fill the log). */
 			if (!c->has_peer && after.log) {
-				char quiet[120] = "";
-				if (after.nquiet > 0)
-					snprintf(quiet, sizeof(quiet), " (%llu more failed attempts since the last line were not logged)",
-						 (unsigned long long)after.nquiet);
+				char quiet[200] = "";
+				if (after.nquiet > 0 || after.nquiet_lan > 0)
+					snprintf(quiet, sizeof(quiet),
+						 " (not logged since the last line: %llu failed attempts with it, %llu with other LAN peers)",
+						 (unsigned long long)after.nquiet, (unsigned long long)after.nquiet_lan);
 				zila_log(ZILA_LOG_WARN, "%s with %s: %s%s", c->mode == ZILA_CHANNEL_JOIN ? "join" : "sync", lbl,
 					 c->reason, quiet);
 			}
@@ -344,7 +345,11 @@ static bool on_heard(void *ctx, const struct zila_beacon *b, uint32_t ip, const 
 		return false;
 	case ZILA_SCHED_HEARD_NEW:
 		zila_device_id(b->device_pk, id);
-		zila_log(ZILA_LOG_INFO, "found device %s at %s on the LAN", id, h.peer->addr);
+		if (h.log && h.nquiet > 0)
+			zila_log(ZILA_LOG_INFO, "found device %s at %s on the LAN (and %llu more since the last line)", id,
+				 h.peer->addr, (unsigned long long)h.nquiet);
+		else if (h.log)
+			zila_log(ZILA_LOG_INFO, "found device %s at %s on the LAN", id, h.peer->addr);
 		break;
 	case ZILA_SCHED_HEARD_KNOWN:
 		break;

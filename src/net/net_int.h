@@ -75,7 +75,4 @@ struct net_env {
 	bool stopping;
 };
 
-/* Sessions at most (zila_daemon_config.max_sessions, 0: 64). */
-unsigned net_max_sessions(const struct net_env *env);
-
 #endif

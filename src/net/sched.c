@@ -238,13 +238,37 @@ void zila_sched_net_changed(struct zila_sched *s)
 	s->hq->want = true;
 }
 
-bool zila_sched_log_failure(struct zila_sched_peer *p, uint64_t now_ms, uint64_t *nquiet)
+/* Takes one line from budget b (burst lines per ZILA_SCHED_LOG_EVERY_MS): true, *nquiet
+ * then being the lines not taken since; false when spent (counted). */
+static bool budget_take(struct zila_sched_budget *b, uint64_t now_ms, unsigned burst, uint64_t *nquiet)
 {
-	*nquiet = 0;
+	if (!b->open || now_ms - b->start_ms >= ZILA_SCHED_LOG_EVERY_MS) {
+		b->open = true;
+		b->start_ms = now_ms;
+		b->n = 0;
+	}
+	if (b->n >= burst) {
+		b->nquiet++;
+		return false;
+	}
+	b->n++;
+	*nquiet = b->nquiet;
+	b->nquiet = 0;
+	return true;
+}
+
+bool zila_sched_log_failure(struct zila_sched *s, struct zila_sched_peer *p, uint64_t now_ms, uint64_t *nquiet,
+			    uint64_t *nquiet_lan)
+{
+	*nquiet = *nquiet_lan = 0;
 	if (p->logged && now_ms - p->logged_ms < ZILA_SCHED_LOG_EVERY_MS) {
 		p->nquiet++;
 		return false;
 	}
+	/* Made-up peers come and go (forgotten, pushed out): a budget for all of them. */
+	if (p->source == ZILA_SCHED_LAN && !p->verified &&
+	    !budget_take(&s->lan_fail_log, now_ms, ZILA_SCHED_LOG_LAN_BURST, nquiet_lan))
+		return false;
 	*nquiet = p->nquiet;
 	p->nquiet = 0;
 	p->logged = true;
@@ -255,7 +279,6 @@ bool zila_sched_log_failure(struct zila_sched_peer *p, uint64_t now_ms, uint64_t
 void zila_sched_ended(struct zila_sched *s, struct zila_sched_peer *p, const struct zila_sched_result *r,
 		      uint64_t now_ms, struct zila_sched_after *out)
 {
-	(void)s;
 	memset(out, 0, sizeof(*out));
 	p->dialing = false;
 	if (r->handshake)
@@ -301,7 +324,7 @@ void zila_sched_ended(struct zila_sched *s, struct zila_sched_peer *p, const str
 	if (r->handshake)
 		out->log = true;
 	else
-		out->log = zila_sched_log_failure(p, now_ms, &out->nquiet);
+		out->log = zila_sched_log_failure(s, p, now_ms, &out->nquiet, &out->nquiet_lan);
 }
 
 /* --- LAN peers ------------------------------------------------------------------------------ */
@@ -368,6 +391,7 @@ void zila_sched_heard(struct zila_sched *s, const struct zila_sched_beacon *b, u
 		}
 		p->want = false;
 		out->result = ZILA_SCHED_HEARD_NEW;
+		out->log = budget_take(&s->lan_found_log, now_ms, ZILA_SCHED_LOG_LAN_BURST, &out->nquiet);
 	} else {
 		out->result = ZILA_SCHED_HEARD_KNOWN;
 	}

@@ -531,6 +531,43 @@ static void test_failure_log_limit(void **state)
 	teardown(&s, &w);
 }
 
+static void test_failure_log_lan_budget(void **state)
+{
+	(void)state;
+	struct zila_sched s;
+	struct world w;
+	uint64_t wake, now = T0;
+	setup(&s, &w, 0);
+	/* 30 LAN peers nobody answers for (forged beacons, say): the first ten failures are
+	 * logged, the rest only counted; a peer whose address a handshake proved still is. */
+	unsigned nlogged = 0;
+	for (unsigned i = 0; i < 30; i++) {
+		struct zila_sched_peer *p = hear(&s, (uint8_t)(0x90 + i), 0x0a000010 + i, 7400, now).peer;
+		assert_ptr_equal(zila_sched_next(&s, now, 0, &wake), p);
+		nlogged += end(&s, p, failed(), now).log;
+	}
+	assert_int_equal(nlogged, ZILA_SCHED_LOG_LAN_BURST);
+	assert_int_equal(s.lan_fail_log.nquiet, 30 - ZILA_SCHED_LOG_LAN_BURST);
+	struct zila_sched_peer *v = hear(&s, 0xf0, 0x0a000070, 7400, now).peer;
+	uint8_t dev[32];
+	memset(dev, 0xf0, 32);
+	zila_sched_reached(&s, v, dev);
+	assert_ptr_equal(zila_sched_next(&s, now, 0, &wake), v);
+	assert_true(end(&s, v, failed(), now).log);
+	/* Ten minutes on, the next line says how many were not logged. */
+	now += ZILA_SCHED_LOG_EVERY_MS;
+	struct zila_sched_heard h = hear(&s, 0xf1, 0x0a000071, 7400, now);
+	assert_ptr_equal(zila_sched_next(&s, now, 0, &wake), h.peer);
+	struct zila_sched_after a = end(&s, h.peer, failed(), now);
+	assert_true(a.log);
+	assert_int_equal(a.nquiet_lan, 30 - ZILA_SCHED_LOG_LAN_BURST);
+	/* "Found device" lines have their own budget: 31 peers were found in the first window,
+	 * ten of them logged; the first of the next window counts the 21 others. */
+	assert_true(h.log);
+	assert_int_equal(h.nquiet, 31 - ZILA_SCHED_LOG_LAN_BURST);
+	teardown(&s, &w);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -547,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_lan_ageing),
 		cmocka_unit_test(test_lan_cap),
 		cmocka_unit_test(test_failure_log_limit),
+		cmocka_unit_test(test_failure_log_lan_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
