@@ -369,8 +369,9 @@ void zila_sched_heard(struct zila_sched *s, const struct zila_sched_beacon *b, u
 	snprintf(addr, sizeof(addr), "%u.%u.%u.%u:%u", (unsigned)(b->ip >> 24), (unsigned)(b->ip >> 16 & 255),
 		 (unsigned)(b->ip >> 8 & 255), (unsigned)(b->ip & 255), (unsigned)b->port);
 	forget_aged(s, now_ms);
+	/* A configured peer's device is known from a handshake only; a LAN peer's from beacons. */
 	for (struct zila_sched_peer *x = s->peers; x != NULL && p == NULL; x = x->next)
-		if (x->source == ZILA_SCHED_LAN && x->has_device && memcmp(x->device, b->device, 32) == 0)
+		if (x->has_device && memcmp(x->device, b->device, 32) == 0)
 			p = x;
 	if (p == NULL)
 		p = zila_sched_find(s, addr);

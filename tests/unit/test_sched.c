@@ -390,6 +390,17 @@ static void test_lan_beacons(void **state)
 	assert_ptr_equal(h.peer, c);
 	assert_int_equal(c->source, ZILA_SCHED_CONFIG);
 	assert_false(c->has_device); /* only a handshake names its device */
+	/* A peer configured by name whose handshake named its device: its beacons are its own,
+	 * not a new LAN peer's. */
+	struct zila_sched_peer *named = zila_sched_add(&s, "office.example:7400", ZILA_SCHED_CONFIG, T0);
+	memset(dev, 0x96, 32);
+	zila_sched_reached(&s, named, dev);
+	size_t nlan = s.nlan;
+	h = hear(&s, 0x96, 0x0a00000c, 7400, T0 + 400000);
+	assert_int_equal(h.result, ZILA_SCHED_HEARD_KNOWN);
+	assert_ptr_equal(h.peer, named);
+	assert_string_equal(named->addr, "office.example:7400");
+	assert_int_equal(s.nlan, nlan);
 	teardown(&s, &w);
 }
 
