@@ -43,10 +43,11 @@ static const char usage[] =
 	"                     Hello twice (hello), sends nothing (idle, N connections held), sends\n"
 	"                     a 1 MiB frame of noise (bigframe) or announces a 2 GiB frame\n"
 	"                     (oversize); again and again\n"
-	"  beacons --root HEX --count N [--port P]\n"
+	"  beacons --root HEX --count N [--port P] [--spoof IPV4]\n"
 	"                     forges LAN beacons with the organisation's public root key (an\n"
 	"                     outsider's knowledge): N made-up devices, each naming TCP port P+i\n"
-	"                     (default 20000), sent by UDP to --to once a second each\n"
+	"                     (default 20000), sent by UDP to --to once a second each; --spoof\n"
+	"                     sends them with that source address (a raw socket: root)\n"
 	"Prints one summary line: connections opened, closed by the peer, refused, still open,\n"
 	"how long they lived, bytes sent. Exit 0 when it ran, 1 on failure, 2 on misuse.\n";
 
@@ -64,6 +65,8 @@ static struct {
 	const char *dir;
 	uint8_t root[32];
 	unsigned count, port;
+	struct in_addr spoof;
+	bool has_spoof;
 	uint8_t *file;
 	size_t file_len;
 } opt = { .spread = 1, .seconds = 10, .conns = 16, .rate = 100, .every_ms = 2000, .port = 20000 };
@@ -601,12 +604,26 @@ static int run_beacons(void)
 {
 	uint8_t key[32], pkt[ZILA_BEACON_LEN], salt[8];
 	uint64_t sent = 0, t_end = now_ms() + (uint64_t)opt.seconds * 1000;
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	/* --spoof: an IPv4 header of our own (the kernel fills in its length and checksum) and a
+	 * UDP header without checksum before each beacon. */
+	uint8_t raw[20 + 8 + ZILA_BEACON_LEN];
+	int fd = opt.has_spoof ? socket(AF_INET, SOCK_RAW, IPPROTO_RAW) : socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0) {
 		perror("zila_attack: socket");
 		return 1;
 	}
-	if (opt.has_from) {
+	memset(raw, 0, sizeof(raw));
+	raw[0] = 0x45;
+	raw[8] = 64;
+	raw[9] = IPPROTO_UDP;
+	memcpy(raw + 12, &opt.spoof, 4);
+	memcpy(raw + 16, &opt.to.sin_addr, 4);
+	raw[20] = 0x9c; /* source port 40000 */
+	raw[21] = 0x40;
+	memcpy(raw + 22, &opt.to.sin_port, 2);
+	raw[24] = (uint8_t)((8 + ZILA_BEACON_LEN) >> 8);
+	raw[25] = (uint8_t)(8 + ZILA_BEACON_LEN);
+	if (opt.has_from && !opt.has_spoof) {
 		struct sockaddr_in a;
 		memset(&a, 0, sizeof(a));
 		a.sin_family = AF_INET;
@@ -631,7 +648,10 @@ static int run_beacons(void)
 			b.port = (uint16_t)(opt.port + i);
 			b.time_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 			zila_beacon_seal(key, &b, pkt);
-			if (sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&opt.to, sizeof(opt.to)) == (ssize_t)sizeof(pkt))
+			memcpy(raw + 28, pkt, sizeof(pkt));
+			const uint8_t *out = opt.has_spoof ? raw : pkt;
+			size_t len = opt.has_spoof ? sizeof(raw) : sizeof(pkt);
+			if (sendto(fd, out, len, 0, (struct sockaddr *)&opt.to, sizeof(opt.to)) == (ssize_t)len)
 				sent++;
 		}
 		usleep(1000000);
@@ -713,6 +733,10 @@ int main(int argc, char **argv)
 			opt.count = (unsigned)v;
 		} else if (strcmp(a, "--port") == 0 && parse_u64(val, 1, 65535, &v)) {
 			opt.port = (unsigned)v;
+		} else if (strcmp(a, "--spoof") == 0) {
+			if (!parse_ip(val, &opt.spoof))
+				return die_usage("--spoof is not an IPv4 address", val);
+			opt.has_spoof = true;
 		} else {
 			return die_usage("bad option or value", a);
 		}

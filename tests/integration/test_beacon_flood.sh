@@ -1,6 +1,7 @@
 #!/bin/sh
 # Forged LAN beacons (#15 item 9): an outsider who holds only the organisation's public root
-# key (every bundle carries it) forges beacons for BEACON_FAKES (200) made-up devices, each
+# key (every bundle carries it) forges beacons. First from a source on none of the laptop's
+# networks (root only: a raw socket): ignored. Then for BEACON_FAKES (200) made-up devices, each
 # naming a port nobody listens on, from the laptop's own network (loopback here), for
 # BEACON_SECONDS (12). Asserts: the laptop knows at most 64 LAN peers at any time, logs a
 # failed dial at most once per address and at most 10 such lines for LAN peers in all (the
@@ -35,6 +36,22 @@ until_ok 100 "$ZILA" -d "$L" status || { bad "the laptop's daemon did not start"
 expect 0 "the laptop syncs with hq before the flood" -- "$ZILA" -d "$L" sync hq --wait --timeout 30
 
 root=$(sqlite3 "$HQ/zila.db" "SELECT v FROM zila_meta WHERE k = 'trust.org_pk'")
+# A beacon whose source is on none of the laptop's networks (198.51.100.7, TEST-NET-2, forged:
+# a datagram's source costs nothing to forge) is ignored: nobody is dialled there.
+if [ "$(id -u)" != 0 ]; then
+	echo "# skipped the forged source: raw sockets need root"
+elif ip -4 addr 2>/dev/null | grep -q " 198\.51\.100\."; then
+	echo "# skipped the forged source: this host is on 198.51.100.0/24"
+else
+	"$ATTACK" --to "127.0.0.1:$UP" --seconds 3 beacons --root "$root" --count 5 --port "$FP" --spoof 198.51.100.7 \
+		>"$T/spoof.out" 2>&1 || bad "zila_attack --spoof failed: $(cat "$T/spoof.out")"
+	sleep 1
+	if "$ZILA" -d "$L" peers --json | grep -q "198\.51\.100\.7" || grep -q "198\.51\.100\.7" "$T/lap.log"; then
+		bad "a beacon from 198.51.100.7, on none of the laptop's networks, made a peer there"
+	else
+		ok "a beacon from a source on none of the laptop's networks is ignored ($(cat "$T/spoof.out"))"
+	fi
+fi
 "$ATTACK" --to "127.0.0.1:$UP" --from 127.0.0.1 --seconds "$SECS" beacons --root "$root" --count "$FAKES" \
 	--port "$FP" >"$T/attack.out" 2>&1 &
 apid=$!
