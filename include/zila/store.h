@@ -112,7 +112,9 @@ struct zila_clock {
 	uint64_t wall_ms;  /* this computer's clock */
 	uint64_t stamp_ms; /* the time what is written now is dated by */
 	uint64_t hq_est_ms; /* HQ's clock as best estimated: wall_ms moved by the offset, if known */
-	uint64_t seen_ms;  /* the latest HQ time learnt; 0: none */
+	uint64_t seen_ms;  /* the latest HQ time known to have passed, by anyone's word; 0: none */
+	uint64_t hq_seen_ms; /* the same by HQ's word alone (its Hello, its entries, its certificate) */
+	uint64_t heard_ms; /* what another laptop said of it (bounded; gone at contact with HQ) */
 	int64_t offset_ms; /* HQ's clock minus this computer's, when has_offset */
 	bool is_reference; /* this replica is HQ: its clock is the reference */
 	bool has_offset;
@@ -127,6 +129,12 @@ int zila_store_clock_reference(struct zila_store *s) ZILA_MUST_CHECK;
  * at once even when writing it down fails (the code says why: ZILA_EFULL, ZILA_EBUSY, ...);
  * the next call writes it. */
 int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offset, int64_t offset_ms) ZILA_MUST_CHECK;
+/* Hearsay: another laptop says HQ's time seen_ms has passed. Believed at most
+ * ZILA_CLOCK_LEAD_MS past this replica's own estimate of HQ's clock, kept apart from HQ's
+ * word, and forgotten when HQ next tells its clock (zila_store_clock_learn with an offset):
+ * a laptop that lies about HQ's time moves another's dates by the lead at most, and only
+ * until that one reaches HQ. */
+int zila_store_clock_hear(struct zila_store *s, uint64_t seen_ms) ZILA_MUST_CHECK;
 /* What to tell the user about c in plain words; "" when the clock is fine. */
 void zila_clock_describe(const struct zila_clock *c, char *buf, size_t n);
 

@@ -109,6 +109,7 @@ struct zila_store {
 	bool clk_ref, clk_has_offset, clk_dirty;
 	int64_t clk_offset;
 	uint64_t clk_seen, clk_saved_seen, clk_learnt_wall, clk_learnt_up;
+	uint64_t clk_heard; /* HQ's time as another laptop told it (hearsay, bounded); 0: none */
 	char clk_boot[40];
 	struct zila_store_hooks hooks;
 	struct table **tables;

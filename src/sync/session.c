@@ -753,7 +753,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 		s->cfg.now_ms = ck.wall_ms;
 	if (s->cfg.hq_now_ms == 0 && (ck.is_reference || ck.has_offset))
 		s->cfg.hq_now_ms = ck.is_reference ? ck.wall_ms : (uint64_t)((int64_t)ck.wall_ms + ck.offset_ms);
-	s->hq_seen_ms = ck.is_reference ? ck.wall_ms : ck.seen_ms;
+	s->hq_seen_ms = ck.is_reference ? ck.wall_ms : ck.hq_seen_ms; /* HQ's word only: hearsay goes no further */
 	/* What the application wrote since the last seal is part of what we offer. */
 	int r = zila_store_seal(s->cfg.store, &nsealed, err);
 	if (r != 0) {
@@ -818,9 +818,10 @@ static int add_differ(struct zila_session *s, const char *part)
 }
 
 /* HQ's time, from the peer's Hello (PROTOCOL.md, "Clocks"): HQ's own clock when the peer is
- * HQ and at the other end now; else the latest HQ time the peer knows has passed, and its
- * estimate of HQ's clock when that is fresher than ours. A bundle's Hello is old news: it
- * only tells a time that has passed. (Entries HQ wrote teach HQ's time too: trust admit.) */
+ * HQ (its certificate says so) and at the other end now. Anyone else's word is hearsay: the
+ * latest HQ time the peer knows has passed, believed only a bounded way past our own and
+ * only until HQ is reached (zila_store_clock_hear). A bundle's Hello is old news: it only
+ * tells a time that has passed. (Entries HQ wrote teach HQ's time too: trust admit.) */
 static int learn_clock(struct zila_session *s, const Zila__Hello *h)
 {
 	struct zila_clock ck;
@@ -829,14 +830,11 @@ static int learn_clock(struct zila_session *s, const Zila__Hello *h)
 		return 0;
 	if (s->cfg.live && s->cfg.peer_is_hq && h->now_ms != 0)
 		return zila_store_clock_learn(s->cfg.store, h->now_ms, true, (int64_t)(h->now_ms - ck.wall_ms));
-	bool fresher = h->hq_seen_ms > ck.seen_ms;
-	if (s->cfg.live && fresher && h->hq_now_ms != 0)
-		return zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, true, (int64_t)(h->hq_now_ms - ck.wall_ms));
 	/* Nobody signed a bundle's Hello: it may tell a time that has passed by our own clock
 	 * (a floor for a clock that is behind), never move our dates past it. */
 	if (!s->cfg.live && h->hq_seen_ms > ck.hq_est_ms + ZILA_CLOCK_WARN_MS)
 		return 0;
-	return fresher ? zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, false, 0) : 0;
+	return h->hq_seen_ms > ck.seen_ms ? zila_store_clock_hear(s->cfg.store, h->hq_seen_ms) : 0;
 }
 
 static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zila_error *err)

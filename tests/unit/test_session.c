@@ -902,6 +902,84 @@ static void replica_restart(struct replica *r, uint64_t *clock, struct boot *boo
 	zila_store_set_uptime(r->s, var_uptime, boot);
 }
 
+/* #15 item 4: a modified laptop claims HQ's time is ten years on. A colleague's laptop that
+ * meets it believes that claim at most the lead past its own clock, passes none of it on,
+ * goes on admitting its district's laptops, and forgets it at its next contact with HQ. A
+ * replica that an older zila let believe such a claim for good is set right by HQ's word. */
+static void test_lying_peer_clock(void **state)
+{
+	(void)state;
+	struct replica hq, liar, victim, third;
+	struct zila_cert cl, cv, c3;
+	struct zila_clock ck;
+	struct zila_error err;
+	struct pair p;
+	struct pair_opts lan = { .live = true, .a_is_hq = false };
+	uint64_t t = T0;
+	struct boot boot = { &t, "one" };
+	zila_error_clear(&err);
+	hq_open(&hq, &t);
+	replica_open(&liar);
+	replica_open(&victim);
+	replica_open(&third);
+	zila_store_set_clock(liar.s, var_clock, &t);
+	zila_store_set_clock(victim.s, var_clock, &t);
+	zila_store_set_clock(third.s, var_clock, &t);
+	zila_store_set_uptime(victim.s, var_uptime, &boot);
+	enrol_at(&hq, &liar, &cl, "liar");
+	enrol_at(&hq, &victim, &cv, "victim");
+	enrol_at(&hq, &third, &c3, "third");
+	sync_live(&hq, &liar, &cl, true);
+	sync_live(&hq, &victim, &cv, true);
+	sync_live(&hq, &third, &c3, true);
+
+	/* The liar's own replica believes HQ is ten years on (a modified laptop says so). */
+	assert_int_equal(zila_store_clock_learn(liar.s, T0 + 2 * YEARS5_MS, false, 0), 0);
+	t += HOUR_MS;
+	pair_open_opts(&p, &liar, &victim, zila_trust_read_filter, &cv, 0, 0, true, &lan);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	pair_close(&p);
+	zila_store_clock(victim.s, &ck);
+	assert_true(ck.stamp_ms <= t + ZILA_CLOCK_LEAD_MS);
+	assert_int_equal(ck.hq_seen_ms < t, true);
+	exec(&victim, "INSERT INTO people(id, district_id, name) VALUES ('v1', 'd1', 'after the lie')");
+	assert_int_equal(zila_store_seal(victim.s, NULL, &err), 0);
+	assert_true(own_latest(&victim) <= t + ZILA_CLOCK_LEAD_MS);
+
+	/* It passes none of it on, and still admits a district colleague whose clock is right. */
+	exec(&third, "INSERT INTO people(id, district_id, name) VALUES ('t1', 'd1', 'from third')");
+	pair_open_opts(&p, &victim, &third, zila_trust_read_filter, &c3, 0, 0, true, &lan);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->entries_rejected, 0);
+	assert_int_equal(zila_session_stats(p.b)->entries_rejected, 0);
+	pair_close(&p);
+	assert_string_equal(name_of(&victim, "t1"), "from third");
+	zila_store_clock(third.s, &ck);
+	assert_true(ck.stamp_ms <= t + ZILA_CLOCK_LEAD_MS);
+
+	/* Contact with HQ: the hearsay is gone, also after a restart. */
+	sync_live(&hq, &victim, &cv, true);
+	zila_store_clock(victim.s, &ck);
+	assert_int_equal(ck.heard_ms, 0);
+	assert_int_equal(ck.stamp_ms, t);
+	assert_int_equal(ck.state, ZILA_CLOCK_OK);
+	replica_restart(&victim, &t, &boot);
+	zila_store_clock(victim.s, &ck);
+	assert_int_equal(ck.stamp_ms, t);
+
+	/* The liar itself: HQ's Hello sets its own belief right. */
+	sync_live(&hq, &liar, &cl, true);
+	zila_store_clock(liar.s, &ck);
+	assert_true(ck.stamp_ms >= t && ck.stamp_ms < t + 1000); /* the offset kept from enrolment */
+	assert_int_equal(ck.state, ZILA_CLOCK_OK);
+	replica_close(&hq);
+	replica_close(&liar);
+	replica_close(&victim);
+	replica_close(&third);
+}
+
 /* #26: a laptop whose clock was years off learns HQ's clock; then its clock is set right.
  * dir: -1 the clock was behind, +1 ahead. how: 0 while zila runs, 1 across a restart of
  * zila, 2 across a restart of the computer. Its edits are then dated by the true time and
@@ -1165,6 +1243,7 @@ int main(void)
 		cmocka_unit_test(test_cut_salvage),
 		cmocka_unit_test(test_trust_exchange),
 		cmocka_unit_test(test_wrong_clocks),
+		cmocka_unit_test(test_lying_peer_clock),
 		cmocka_unit_test(test_ahead_then_causal),
 		cmocka_unit_test(test_clock_set_right),
 		cmocka_unit_test(test_export_import),
