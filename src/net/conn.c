@@ -58,37 +58,37 @@ static const char *const noisy_what[NOISY_KINDS] = {
 
 static void conn_noisy_flush(uv_timer_t *h)
 {
-	struct conns *d = container_of(h, struct conns, noisy_timer);
+	struct conns *cs = container_of(h, struct conns, noisy_timer);
 	char line[512];
 	size_t n = 0;
 	for (int k = 0; k < NOISY_KINDS; k++) {
-		if (d->noisy_quiet[k] == 0 || n >= sizeof(line))
+		if (cs->noisy_quiet[k] == 0 || n >= sizeof(line))
 			continue;
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%llu %s", n ? ", " : "",
-				      (unsigned long long)d->noisy_quiet[k], noisy_what[k]);
+				      (unsigned long long)cs->noisy_quiet[k], noisy_what[k]);
 	}
 	if (n > 0)
 		zila_log(ZILA_LOG_WARN, "unauthenticated connections in the last %d s, not logged one by one: %s",
 			 NOISY_WINDOW_MS / 1000, line);
-	memset(d->noisy_quiet, 0, sizeof(d->noisy_quiet));
-	d->noisy_logged = 0;
+	memset(cs->noisy_quiet, 0, sizeof(cs->noisy_quiet));
+	cs->noisy_logged = 0;
 	uv_timer_stop(h);
 }
 
 /* Logs a refusal or failure of an unauthenticated connection, or only counts it once
  * NOISY_BURST lines were logged in this window: a flood must not fill the disk. */
-static void noisy(struct conns *d, enum noisy_kind k, const char *fmt, ...) ZILA_PRINTF(3, 4);
-static void noisy(struct conns *d, enum noisy_kind k, const char *fmt, ...)
+static void noisy(struct conns *cs, enum noisy_kind k, const char *fmt, ...) ZILA_PRINTF(3, 4);
+static void noisy(struct conns *cs, enum noisy_kind k, const char *fmt, ...)
 {
 	char msg[400];
 	va_list ap;
-	if (!uv_is_active((uv_handle_t *)&d->noisy_timer) && !d->env->stopping)
-		uv_timer_start(&d->noisy_timer, conn_noisy_flush, NOISY_WINDOW_MS, 0);
-	if (d->noisy_logged >= NOISY_BURST) {
-		d->noisy_quiet[k]++;
+	if (!uv_is_active((uv_handle_t *)&cs->noisy_timer) && !cs->env->stopping)
+		uv_timer_start(&cs->noisy_timer, conn_noisy_flush, NOISY_WINDOW_MS, 0);
+	if (cs->noisy_logged >= NOISY_BURST) {
+		cs->noisy_quiet[k]++;
 		return;
 	}
-	d->noisy_logged++;
+	cs->noisy_logged++;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -747,17 +747,17 @@ int conn_dial(struct conns *cs, const struct conn_dial *d, struct conn **out)
 	return 0;
 }
 
-static bool rate_ok(struct conns *d, const char *ip)
+static bool rate_ok(struct conns *cs, const char *ip)
 {
-	uint64_t now = uv_now(d->env->loop);
-	struct rate_slot *slot = NULL, *oldest = &d->rate[0];
+	uint64_t now = uv_now(cs->env->loop);
+	struct rate_slot *slot = NULL, *oldest = &cs->rate[0];
 	for (size_t i = 0; i < RATE_SLOTS; i++) {
-		if (strcmp(d->rate[i].addr, ip) == 0) {
-			slot = &d->rate[i];
+		if (strcmp(cs->rate[i].addr, ip) == 0) {
+			slot = &cs->rate[i];
 			break;
 		}
-		if (d->rate[i].at_ms < oldest->at_ms)
-			oldest = &d->rate[i];
+		if (cs->rate[i].at_ms < oldest->at_ms)
+			oldest = &cs->rate[i];
 	}
 	if (slot == NULL) {
 		slot = oldest;
@@ -775,20 +775,20 @@ static bool rate_ok(struct conns *d, const char *ip)
 	return true;
 }
 
-void conn_rate_refund(struct conns *d, const char *ip)
+void conn_rate_refund(struct conns *cs, const char *ip)
 {
 	for (size_t i = 0; i < RATE_SLOTS; i++)
-		if (strcmp(d->rate[i].addr, ip) == 0 && d->rate[i].tokens + 1.0 <= RATE_BURST)
-			d->rate[i].tokens += 1.0;
+		if (strcmp(cs->rate[i].addr, ip) == 0 && cs->rate[i].tokens + 1.0 <= RATE_BURST)
+			cs->rate[i].tokens += 1.0;
 }
 
-void conn_accept(struct conns *d, uv_stream_t *listener)
+void conn_accept(struct conns *cs, uv_stream_t *listener)
 {
 	struct sockaddr_storage ss;
 	int sl = sizeof(ss);
 	char ip[64] = "?";
-	const struct net_env *env = d->env;
-	struct conn *c = conn_new(d, false);
+	const struct net_env *env = cs->env;
+	struct conn *c = conn_new(cs, false);
 	if (c == NULL)
 		return;
 	c->state = CONN_HANDSHAKE;
@@ -814,19 +814,19 @@ void conn_accept(struct conns *d, uv_stream_t *listener)
 	snprintf(c->ip, sizeof(c->ip), "%s", ip);
 	unsigned max = net_max_sessions(env);
 	/* c is not unauthenticated yet: it counts as one of the sessions here. */
-	if (conn_nsessions(d) > max) {
-		noisy(d, NOISY_CAP, "refused %s: %u sessions run already", c->addr, max);
+	if (conn_nsessions(cs) > max) {
+		noisy(cs, NOISY_CAP, "refused %s: %u sessions run already", c->addr, max);
 		conn_close_handles(c);
 		return;
 	}
-	if (!rate_ok(d, ip)) {
-		noisy(d, NOISY_RATE, "refused %s: too many handshakes from %s", c->addr, ip);
+	if (!rate_ok(cs, ip)) {
+		noisy(cs, NOISY_RATE, "refused %s: too many handshakes from %s", c->addr, ip);
 		conn_close_handles(c);
 		return;
 	}
 	unsigned same = 0;
 	struct conn *oldest = NULL;
-	for (struct conn *o = d->list; o != NULL; o = o->next) {
+	for (struct conn *o = cs->list; o != NULL; o = o->next) {
 		if (o == c || !o->preauth)
 			continue;
 		if (strcmp(o->ip, ip) == 0)
@@ -835,14 +835,14 @@ void conn_accept(struct conns *d, uv_stream_t *listener)
 			oldest = o;
 	}
 	if (same >= PREAUTH_PER_ADDR) {
-		noisy(d, NOISY_ADDR, "refused %s: %d handshakes from %s run already", c->addr, PREAUTH_PER_ADDR, ip);
+		noisy(cs, NOISY_ADDR, "refused %s: %d handshakes from %s run already", c->addr, PREAUTH_PER_ADDR, ip);
 		conn_close_handles(c);
 		return;
 	}
-	if (d->npreauth >= PREAUTH_MAX && oldest != NULL) {
+	if (cs->npreauth >= PREAUTH_MAX && oldest != NULL) {
 		/* An honest handshake is done in a few round trips: the one waiting longest is
 		 * most likely slow on purpose. */
-		noisy(d, NOISY_EVICTED, "closed %s after %llu ms in the handshake: %d handshakes at once", oldest->addr,
+		noisy(cs, NOISY_EVICTED, "closed %s after %llu ms in the handshake: %d handshakes at once", oldest->addr,
 		      (unsigned long long)(uv_now(env->loop) - oldest->started_ms), PREAUTH_MAX);
 		oldest->result = ZILA_EBUSY;
 		oldest->finished = true;
@@ -867,7 +867,7 @@ void conn_accept(struct conns *d, uv_stream_t *listener)
 	c->result = ZILA_EINTERNAL;
 	c->mode = ZILA_CHANNEL_MEMBER;
 	c->preauth = true;
-	d->npreauth++;
+	cs->npreauth++;
 	deadline(c, HANDSHAKE_TIMEOUT_MS);
 	start_reading(c);
 }
