@@ -154,10 +154,12 @@ struct zila_entry_info {
 int zila_entry_verify(struct zila_view bytes, struct zila_entry_info *out) ZILA_MUST_CHECK;
 
 /* A version vector: per feed, the highest contiguous sequence number held. */
+#define ZILA_CHAIN_LEN 16 /* a feed's chain hash: BLAKE2b-128 over its entries to the head */
 struct zila_feed_head {
 	uint8_t origin[32];
 	char part[ZILA_PART_MAX + 1];
 	uint64_t seq;
+	uint8_t chain[ZILA_CHAIN_LEN]; /* chain(seq) (src/store/fork.c) */
 };
 struct zila_vector {
 	struct zila_feed_head *heads;
@@ -165,6 +167,21 @@ struct zila_vector {
 };
 
 int zila_store_vector(struct zila_store *s, struct zila_vector *out) ZILA_MUST_CHECK;
+
+/* Forks (proto/PROTOCOL.md, "Forks"): a device that signed two different entries under one
+ * sequence number of a feed. note records one (logged once; peer: who showed the other
+ * history, may be NULL) and quarantines its author here: nothing more of it is admitted. */
+struct zila_fork {
+	uint8_t origin[32];
+	char part[ZILA_PART_MAX + 1];
+	uint64_t seq;     /* the fork is at or before this sequence number */
+	uint64_t seen_at; /* seconds */
+	bool own;         /* this device's own feed: restored from an old backup? */
+};
+typedef int (*zila_fork_fn)(void *ctx, const struct zila_fork *f);
+int zila_store_fork_note(struct zila_store *s, const uint8_t origin[32], const char *part, uint64_t seq,
+			 const uint8_t *peer) ZILA_MUST_CHECK;
+int zila_store_fork_each(struct zila_store *s, zila_fork_fn fn, void *ctx) ZILA_MUST_CHECK;
 void zila_vector_release(struct zila_vector *v);
 /* Canonical encoding (sorted by origin, part). */
 int zila_vector_encode(const struct zila_vector *v, struct zila_buf *out) ZILA_MUST_CHECK;

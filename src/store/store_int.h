@@ -12,7 +12,8 @@
 #include "zila/err.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 4 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive) */
+#define STORE_SCHEMA_VERSION 5 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive; 4: no chains, no zila_forks) */
+#define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
 #define SEAL_CHUNK 128         /* batches per seal transaction (~260k changes) */
@@ -110,6 +111,10 @@ struct zila_store {
 	int64_t clk_offset;
 	uint64_t clk_seen, clk_saved_seen, clk_learnt_wall, clk_learnt_up;
 	uint64_t clk_heard; /* HQ's time as another laptop told it (hearsay, bounded); 0: none */
+	/* origins zila_forks names (fork.c), read when forks_known is false */
+	uint8_t forked[STORE_FORKED_MAX][32];
+	size_t nforked;
+	bool forks_known;
 	char clk_boot[40];
 	struct zila_store_hooks hooks;
 	struct table **tables;
@@ -304,6 +309,12 @@ uint64_t store_hlc_tick(struct zila_store *s);
 
 /* --- clock.c --- */
 /* Loads the reference clock's state from zila_meta. */
+/* fork.c: feed chains and forks */
+int store_chain_register(sqlite3 *db);
+/* The feed's head moves to seq, its chain over bytes (the entry stored under seq). */
+int store_feed_advance(struct zila_store *s, int64_t feed, uint64_t seq, struct zila_view bytes);
+int store_migrate_chains(struct zila_store *s, struct zila_error *err);
+bool store_is_forked(struct zila_store *s, const uint8_t origin[32]);
 void store_clock_load(struct zila_store *s);
 /* The time entries written now are dated by (ms): zila_clock.stamp_ms. */
 uint64_t store_stamp_ms(struct zila_store *s);
