@@ -272,6 +272,10 @@ struct zila_trust_ctx {
 	 * bytes), so that a bundle of many entries costs one verification per author. */
 	uint8_t verified[ZILA_TRUST_CACHE][32];
 	unsigned nverified, next_verified;
+	/* This device's own certificate, read again when older than 10 s: what it may read. */
+	struct zila_cert own;
+	bool own_held;
+	uint64_t own_at;
 };
 void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx);
 /* The time ctx judges by: its clock, else the wall clock (seconds). */

@@ -272,6 +272,8 @@ int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MU
  * entry_inflate() decompresses it (with dc when not NULL) and counts its changes, and
  * entry_deflate() frees the plain body again. */
 int entry_parse_head(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MUST_CHECK;
+/* The author's signature over an entry entry_parse_head read without checking it: 0 or ZILA_ESIG. */
+int entry_verify_sig(struct zila_view bytes, const struct entry *e) ZILA_MUST_CHECK;
 int entry_inflate(struct entry *e, ZSTD_DCtx *dc) ZILA_MUST_CHECK;
 void entry_deflate(struct entry *e);
 void entry_release(struct entry *e);

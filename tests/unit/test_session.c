@@ -980,6 +980,32 @@ static void test_lying_peer_clock(void **state)
 	replica_close(&third);
 }
 
+/* #15 item 3: whatever a sender puts in (a bundle made for HQ, every district), a district
+ * laptop takes in only the partitions its certificate may read. */
+static void test_reads_only_its_scope(void **state)
+{
+	(void)state;
+	struct replica hq, lap;
+	struct zila_cert cl;
+	struct pair p;
+	struct pair_opts everything = { .live = false, .a_is_hq = true };
+	uint64_t t = T0;
+	hq_open(&hq, &t);
+	replica_open(&lap);
+	zila_store_set_clock(lap.s, var_clock, &t);
+	enrol_at(&hq, &lap, &cl, "lap");
+	seed(&hq, "hq", 5);
+	/* no read filter on HQ's side: it sends d2 as well, as a bundle made for HQ would */
+	pair_open_opts(&p, &hq, &lap, NULL, NULL, 0, 0, true, &everything);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_stats(p.b)->entries_rejected > 0);
+	pair_close(&p);
+	assert_int_equal(count(&lap, "SELECT count(*) FROM people WHERE district_id = 'd1'"), 5);
+	assert_int_equal(count(&lap, "SELECT count(*) FROM people WHERE district_id = 'd2'"), 0);
+	replica_close(&hq);
+	replica_close(&lap);
+}
+
 static int count_fork(void *ctx, const struct zila_fork *f)
 {
 	struct zila_fork *out = ctx;
@@ -1348,6 +1374,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_clocks),
 		cmocka_unit_test(test_lying_peer_clock),
 		cmocka_unit_test(test_fork),
+		cmocka_unit_test(test_reads_only_its_scope),
 		cmocka_unit_test(test_ahead_then_causal),
 		cmocka_unit_test(test_clock_set_right),
 		cmocka_unit_test(test_export_import),

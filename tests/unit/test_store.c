@@ -418,6 +418,59 @@ static void test_parents_first(void **state)
 	replica_free(&b);
 }
 
+struct collected {
+	uint8_t *bytes[64];
+	size_t len[64], n;
+};
+
+static int collect(void *ctx, const struct zila_entry_info *e, struct zila_view bytes)
+{
+	struct collected *c = ctx;
+	(void)e;
+	if (c->n < 64) {
+		c->bytes[c->n] = malloc(bytes.len);
+		memcpy(c->bytes[c->n], bytes.p, bytes.len);
+		c->len[c->n++] = bytes.len;
+	}
+	return 0;
+}
+
+/* #15 "Also measure": what one sender can make a window cost is bounded. Forged entries (a
+ * signature that does not verify): after APPLY_BAD_MAX the window is given up, the rest not
+ * verified (on main every one was verified and logged). */
+static void test_forged_window_bounded(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct collected c = { .n = 0 };
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_view v[64];
+	replica_new(&a, "fga");
+	replica_new(&b, "fgb");
+	for (int i = 0; i < 40; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "INSERT INTO t VALUES ('k%02d', 'd1', 'v')", i);
+		app(&a, sql);
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	}
+	assert_int_equal(zila_store_entries_since(a.s, NULL, NULL, NULL, collect, &c), 0);
+	assert_int_equal(c.n, 40);
+	for (size_t i = 0; i < c.n; i++) {
+		c.bytes[i][c.len[i] - 1] ^= 1; /* the signature's last byte */
+		v[i] = zila_view_make(c.bytes[i], c.len[i]);
+	}
+	zila_error_clear(&err);
+	assert_int_equal(zila_store_apply(b.s, v, c.n, &st, &err), ZILA_ESIG);
+	assert_int_equal(st.nrejected, 9);
+	assert_non_null(strstr(err.msg, "forged or damaged"));
+	assert_int_equal(count(&b, "SELECT count(*) FROM t"), 0);
+	for (size_t i = 0; i < c.n; i++)
+		free(c.bytes[i]);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 /* A replica of format 1 (every state in zila_rows, deletes captured by key alone) is
  * upgraded when it is opened, a delete captured before the upgrade included. */
 static void test_upgrade_v1(void **state)
@@ -537,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_replace_displaces),
 		cmocka_unit_test(test_parents_first),
 		cmocka_unit_test(test_upgrade_v1),
+		cmocka_unit_test(test_forged_window_bounded),
 		cmocka_unit_test(test_checkpoint_thread),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
