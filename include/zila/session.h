@@ -76,6 +76,7 @@ struct zila_session_stats {
 	uint64_t conflicts, parked; /* overwritten values recorded, rows parked, while applying */
 	uint64_t trust_sent, trust_received;
 	uint64_t to_send;     /* entries the peer lacks, known once its heads arrived */
+	bool to_send_known;   /* its heads arrived (or the sides are in step) */
 	uint64_t parts_differ;
 	bool in_step;         /* digests and trust were equal: nothing exchanged */
 	bool peer_is_hq;
@@ -83,6 +84,7 @@ struct zila_session_stats {
 	uint64_t peer_hq_now_ms;
 	int64_t clock_offset_ms; /* peer's clock minus HQ's time as we knew it, at its Hello */
 	uint64_t peer_done_entries; /* what the peer's Done announced */
+	uint64_t to_receive;  /* entries the peer will send: said in its first chunk, or its Done; 0 until then */
 	/* Entries the peer did not take, as its Acks said: the first of each feed (ours and
 	 * relayed ones), with its reason. */
 	struct zila_refusal refused[ZILA_APPLY_REFUSALS];

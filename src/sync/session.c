@@ -445,6 +445,8 @@ static int pump(struct zila_session *s, struct zila_error *err)
 			Zila__Entries e = ZILA__ENTRIES__INIT;
 			Zila__Message m = ZILA__MESSAGE__INIT;
 			e.chunk = ++s->chunks_sent;
+			if (e.chunk == 1)
+				e.total = s->st.to_send; /* so the peer can show an honest fraction */
 			e.n_entries = n;
 			e.entries = items;
 			m.body_case = ZILA__MESSAGE__BODY_ENTRIES;
@@ -559,6 +561,8 @@ static int receive_entries(struct zila_session *s, const Zila__Entries *e, struc
 {
 	if (e->chunk != s->chunks_received + 1)
 		return fail(s, err, ZILA_EPROTO, "chunks out of order");
+	if (e->chunk == 1 && e->total != 0)
+		s->st.to_receive = e->total;
 	for (size_t i = 0; i < e->n_entries; i++) {
 		if (s->npend == s->pend_cap) {
 			size_t cap = s->pend_cap ? s->pend_cap * 2 : 256;
@@ -1022,6 +1026,7 @@ static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct z
 		return fail(s, err, r, r == ZILA_EPROTO ? "the peer named a feed twice" : "cannot read entries");
 	s->got_heads = true;
 	s->st.to_send = zila_outbox_total(s->outbox);
+	s->st.to_send_known = true;
 	return pump(s, err);
 }
 
@@ -1079,6 +1084,7 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		else if ((r = apply_pending(s, err)) == 0) {
 			s->got_done = true;
 			s->st.peer_done_entries = m->done->nentries;
+			s->st.to_receive = m->done->nentries;
 		}
 		break;
 	case ZILA__MESSAGE__BODY_ERROR:

@@ -1006,6 +1006,43 @@ static void test_reads_only_its_scope(void **state)
 	replica_close(&lap);
 }
 
+/* #16: the receiver learns how many entries are coming from the sender's first chunk, so a
+ * progress bar shows an honest fraction while entries arrive (on main it knew only at the
+ * end, and a bar of what was sent stood full while nothing had arrived). */
+static void test_receiver_knows_total(void **state)
+{
+	(void)state;
+	struct replica hq, lap;
+	struct zila_cert cl;
+	struct zila_error err;
+	struct pair p;
+	struct pair_opts live = { .live = true, .a_is_hq = true };
+	uint64_t t = T0;
+	zila_error_clear(&err);
+	hq_open(&hq, &t);
+	replica_open(&lap);
+	zila_store_set_clock(lap.s, var_clock, &t);
+	enrol_at(&hq, &lap, &cl, "lap");
+	for (int i = 0; i < 20; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "INSERT INTO people(id, district_id, name) VALUES ('p%d', 'd1', 'x')", i);
+		exec(&hq, sql);
+		assert_int_equal(zila_store_seal(hq.s, NULL, &err), 0);
+	}
+	pair_open_opts(&p, &hq, &lap, zila_trust_read_filter, &cl, 1, 1, true, &live);
+	const struct zila_session_stats *b = zila_session_stats(p.b);
+	while (b->entries_received == 0 && pair_run(&p, 1) == 1)
+		;
+	assert_true(b->entries_received > 0);
+	assert_true(b->entries_received < zila_session_stats(p.a)->to_send);
+	assert_int_equal(b->to_receive, zila_session_stats(p.a)->to_send);
+	pair_run(&p, SIZE_MAX);
+	assert_int_equal(b->entries_received, b->to_receive);
+	pair_close(&p);
+	replica_close(&hq);
+	replica_close(&lap);
+}
+
 static int count_fork(void *ctx, const struct zila_fork *f)
 {
 	struct zila_fork *out = ctx;
@@ -1375,6 +1412,7 @@ int main(void)
 		cmocka_unit_test(test_lying_peer_clock),
 		cmocka_unit_test(test_fork),
 		cmocka_unit_test(test_reads_only_its_scope),
+		cmocka_unit_test(test_receiver_knows_total),
 		cmocka_unit_test(test_ahead_then_causal),
 		cmocka_unit_test(test_clock_set_right),
 		cmocka_unit_test(test_export_import),
