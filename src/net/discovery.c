@@ -99,6 +99,22 @@ static void tell_nets(struct discovery *d, const uv_interface_address_t *ifs, in
 	d->hooks.nets(d->hooks.ctx, nets, k, changed);
 }
 
+/* Reads the interfaces into *ifs (the caller frees them). When they changed since the last
+ * look (whoever looked: a beacon sent, the poll), the owner learns the networks again, and
+ * changed is said unless this is the first look. Returns whether they changed. */
+static bool look_at_ifaces(struct discovery *d, uv_interface_address_t **ifs, int *n, bool first)
+{
+	char sig[sizeof(d->iface_sig)];
+	iface_list(sig, sizeof(sig), ifs, n);
+	if (!first && strcmp(sig, d->iface_sig) == 0)
+		return false;
+	memcpy(d->iface_sig, sig, sizeof(sig));
+	if (!first)
+		zila_log(ZILA_LOG_INFO, "network interfaces changed: %s", sig[0] ? sig : "none");
+	tell_nets(d, *ifs, *n, !first);
+	return true;
+}
+
 void discovery_send_now(struct discovery *d)
 {
 	uv_interface_address_t *ifs = NULL;
@@ -111,7 +127,7 @@ void discovery_send_now(struct discovery *d)
 	b.port = d->listen_port;
 	b.time_ms = hq_ms(d);
 	zila_beacon_seal(d->env->id.beacon_key, &b, beacon);
-	iface_list(d->iface_sig, sizeof(d->iface_sig), &ifs, &n);
+	(void)look_at_ifaces(d, &ifs, &n, false);
 	/* --beacon-to replaces the interfaces' broadcast addresses: a test or a lab on loopback
 	 * must not send a byte onto the host's real networks. */
 	for (int i = 0; i < n && d->env->cfg->nbeacon_to == 0; i++) {
@@ -154,18 +170,12 @@ static void on_beacon_timer(uv_timer_t *h)
 static void on_iface_timer(uv_timer_t *h)
 {
 	struct discovery *d = container_of(h, struct discovery, iface_timer);
-	char sig[sizeof(d->iface_sig)];
 	uv_interface_address_t *ifs = NULL;
 	int n = 0;
-	iface_list(sig, sizeof(sig), &ifs, &n);
-	if (strcmp(sig, d->iface_sig) == 0) {
-		uv_free_interface_addresses(ifs, n);
-		return;
-	}
-	zila_log(ZILA_LOG_INFO, "network interfaces changed: %s", sig[0] ? sig : "none");
-	tell_nets(d, ifs, n, true);
+	bool changed = look_at_ifaces(d, &ifs, &n, false);
 	uv_free_interface_addresses(ifs, n);
-	discovery_send_now(d);
+	if (changed)
+		discovery_send_now(d);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -223,8 +233,7 @@ int discovery_start(struct discovery *d)
 	if (!d->env->id.enrolled || d->beacon_port == 0 || d->udp_open || d->env->stopping)
 		return 0;
 	zila_beacon_seen_init(&d->seen, zila_store_device_pk(d->env->store));
-	iface_list(d->iface_sig, sizeof(d->iface_sig), &ifs, &n);
-	tell_nets(d, ifs, n, false);
+	(void)look_at_ifaces(d, &ifs, &n, true);
 	uv_free_interface_addresses(ifs, n);
 	uv_ip4_addr("0.0.0.0", d->beacon_port, &any);
 	uv_udp_init(d->env->loop, &d->udp);
