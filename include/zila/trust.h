@@ -286,7 +286,7 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zila_view bytes,
 			    struct zila_error *err) ZILA_MUST_CHECK;
 
-/* Read scope for zila_bundle_create --for: a zila_part_filter_fn whose ctx is a
+/* Read scope for zila_bundle_write (bundle create --for): a zila_part_filter_fn whose ctx is a
  * struct zila_cert (the recipient's). */
 bool zila_trust_read_filter(void *cert, const char *part);
 

@@ -34,41 +34,61 @@ CMD(stop)
 #undef CMD
 
 const struct cli_command cli_commands[] = {
-	{ "init", cmd_init, "create a replica with the default schema and a device key", "zila [-d DIR] init" },
+	{ "init", cmd_init, "create a replica with the default schema and a device key", "zila [-d DIR] init", 0 },
 	{ "track", cmd_track, "make a table synced (refuses tables that cannot converge)",
-	  "zila track TABLE [--partition COLUMN]" },
-	{ "sql", cmd_sql, "run SQL against the replica; changes are captured for sync", "zila sql [SQL]" },
+	  "zila track TABLE [--partition COLUMN]", CLI_STORE },
+	{ "sql", cmd_sql, "run SQL against the replica; changes are captured for sync", "zila sql [SQL]", CLI_STORE },
 	{ "seal", cmd_seal, "seal local changes into signed entries now, and sweep for rows inserted at chosen rowids",
-	  "zila seal" },
-	{ "hash", cmd_hash, "print a content hash of all tracked rows", "zila hash" },
-	{ "vector", cmd_vector, "print the version vector (feed heads)", "zila vector" },
-	{ "log", cmd_log, "show the audit trail: who changed what, when", "zila log [--table T] [--id ID]" },
+	  "zila seal", CLI_STORE },
+	{ "hash", cmd_hash, "print a content hash of all tracked rows", "zila hash", CLI_STORE },
+	{ "vector", cmd_vector, "print the version vector (feed heads)", "zila vector", CLI_STORE },
+	{ "log", cmd_log, "show the audit trail: who changed what, when", "zila log [--table T] [--id ID]", CLI_STORE },
 	{ "conflicts", cmd_conflicts, "list overwritten values and parked duplicate/orphan rows; resolve one",
-	  "zila conflicts\nzila conflicts resolve ID --keep kept|lost|VALUE" },
+	  "zila conflicts\nzila conflicts resolve ID --keep kept|lost|VALUE", 0 },
 	{ "duplicates", cmd_duplicates, "list rows parked by a UNIQUE collision; merge one into the row holding the slot",
-	  "zila duplicates\nzila duplicates merge TABLE:ID [--into ID]" },
+	  "zila duplicates\nzila duplicates merge TABLE:ID [--into ID]", 0 },
 	{ "bundle", cmd_bundle, "carry changes by file: create a bundle or apply one",
-	  "zila bundle create FILE [--for VECTORFILE]\nzila bundle apply FILE" },
-	{ "import", cmd_import, "create or update rows of a table from a CSV file", "zila [-d DIR] import FILE.csv --table TABLE [--map HEADER=COLUMN]... [--dry-run] [--skip-bad REJECTS.csv] [--delimiter C] [-q]" },
-	{ "export", cmd_export, "write a table as CSV (for Excel) or JSON", "zila [-d DIR] export --table TABLE [--district ID] [--format csv|json] [-o FILE] [--no-bom]" },
-	{ "report", cmd_report, "HQ progress per district: drive, booths, office bearers, reports, sync", "zila [-d DIR] report [--district ID] [--period YYYY-MM] [--format text|csv|json] [--today YYYY-MM-DD] [--drive ID]" },
-	{ "org", cmd_org, "create the organisation (HQ) or show it", "zila org init --name NAME [--passphrase-file FILE]\nzila org show" },
+	  "zila bundle create FILE [--for VECTORFILE | --all]\nzila bundle apply FILE", 0 },
+	{ "import", cmd_import, "create or update rows of a table from a CSV file", "zila [-d DIR] import FILE.csv --table TABLE [--map HEADER=COLUMN]... [--dry-run] [--skip-bad REJECTS.csv] [--delimiter C] [-q]", 0 },
+	{ "export", cmd_export, "write a table as CSV (for Excel) or JSON", "zila [-d DIR] export --table TABLE [--district ID] [--format csv|json] [-o FILE] [--no-bom]", 0 },
+	{ "report", cmd_report, "HQ progress per district: drive, booths, office bearers, reports, sync", "zila [-d DIR] report [--district ID] [--period YYYY-MM] [--format text|csv|json] [--today YYYY-MM-DD] [--drive ID]", 0 },
+	{ "org", cmd_org, "create the organisation (HQ) or show it", "zila org init --name NAME [--passphrase-file FILE]\nzila org show", 0 },
 	{ "catalogue", cmd_catalogue, "list the organisation's states, districts and posts; add one by name (HQ)",
 	  "zila catalogue [list]\nzila catalogue add state NAME [--code C] [--local NAME] [--id ID]\n"
 	  "zila catalogue add district NAME --state STATE [--code C] [--local NAME] [--id ID]\n"
-	  "zila catalogue add post NAME --level LEVEL [--rank N] [--local NAME] [--id ID]" },
-	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ); the district by name, code or id", "zila invite --district NAME [--role district|block] [--expires 7d]" },
-	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join CODE --hq HOST:PORT [--name NAME] [--timeout SECS]" },
-	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop)", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district NAME] [--role district|block] [--days N]\nzila enrol install CERT" },
-	{ "devices", cmd_devices, "list enrolled devices, roles, scopes, expiry, revocations", "zila devices" },
-	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami" },
-	{ "revoke", cmd_revoke, "cut off a lost device: sign a revocation (HQ)", "zila revoke DEVICE" },
+	  "zila catalogue add post NAME --level LEVEL [--rank N] [--local NAME] [--id ID]", 0 },
+	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ); the district by name, code or id", "zila invite --district NAME [--role district|block] [--expires 7d]", 0 },
+	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join --hq HOST:PORT [--name NAME] [--timeout SECS]     (asks for the code)\nzila join - --hq HOST:PORT [--name NAME] [--timeout SECS]   (reads the code from stdin)", 0 },
+	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop)", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district NAME] [--role district|block] [--days N]\nzila enrol install CERT", 0 },
+	{ "devices", cmd_devices, "list enrolled devices, roles, scopes, expiry, revocations", "zila devices", CLI_STORE | CLI_TRUST },
+	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami", CLI_STORE | CLI_TRUST },
+	{ "revoke", cmd_revoke, "cut off a lost device: sign a revocation (HQ)", "zila revoke DEVICE", CLI_STORE | CLI_TRUST },
 	{ "daemon", cmd_daemon, "run the sync daemon in the foreground (LAN discovery, peers, HQ uplink)",
-	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--foreground]" },
-	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status" },
-	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers" },
-	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq" },
-	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]" },
-	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop" },
-	{ NULL, NULL, NULL, NULL },
+	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--foreground]", 0 },
+	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status", 0 },
+	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", 0 },
+	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq", 0 },
+	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", 0 },
+	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", 0 },
+	{ NULL, NULL, NULL, NULL, 0 },
+};
+
+const struct cli_details cli_details[] = {
+	{ "import",
+	  "Headers match columns by name, in any case, a space, dash or dot counting as _\n"
+	  "('Name Local' is name_local; 'District' is district_id).\n"
+	  "--map HEADER=COLUMN maps another header; --map HEADER= (nothing after =) ignores that\n"
+	  "column of the file, e.g. --map S.No.= for a serial number column.\n"
+	  "Rows match on the id column, else on the table's natural key such as (district, phone);\n"
+	  "a match whose name differs is rejected for review, never merged into the other person.\n"
+	  "Phones become 10-digit mobiles, or landlines as 0612-2234567; dates DD-MM-YYYY become\n"
+	  "YYYY-MM-DD; gender F/M/O, महिला/पुरुष become female/male/other. On a district laptop, a\n"
+	  "row with no district gets the laptop's own. Errors name the spreadsheet row (the header\n"
+	  "is row 1). --dry-run shows, row by row, what would be created and changed (old -> new).\n"
+	  "A file Excel saved as 'CSV (Comma delimited)' has ? for Hindi letters: save it as 'CSV UTF-8'." },
+	{ "export",
+	  "A text cell that starts with = + - @, a tab or a carriage return is written with a ' before it,\n"
+	  "so that Excel shows it and never runs it as a formula (plain numbers such as -12 stay numbers);\n"
+	  "zila import takes that ' off again, so importing the CSV back changes nothing." },
+	{ NULL, NULL },
 };

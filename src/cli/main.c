@@ -1,11 +1,13 @@
 /* zila's entry point: global options, then dispatch to one subcommand. */
 #include <stdarg.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 
 #include "cli.h"
+#include "cli_trust.h"
 #include "zila/log.h"
 #include "zila/store.h"
 #include "zila/trust.h"
@@ -59,6 +61,16 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
+/* A command's --help: usage, summary, and the details when it has some. */
+static void print_help(const struct cli_command *c)
+{
+	print_usage(stdout, c);
+	printf("\n%s\n", c->summary);
+	for (const struct cli_details *d = cli_details; d->name != NULL; d++)
+		if (strcmp(d->name, c->name) == 0)
+			printf("\n%s\n", d->text);
+}
+
 bool cli_wants_help(const char *cmd, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -66,10 +78,8 @@ bool cli_wants_help(const char *cmd, int argc, char **argv)
 			break;
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			const struct cli_command *c = find_command(cmd);
-			if (c != NULL) {
-				print_usage(stdout, c);
-				printf("\n%s\n", c->summary);
-			}
+			if (c != NULL)
+				print_help(c);
 			return true;
 		}
 	}
@@ -100,20 +110,10 @@ int cli_open_store(struct cli *cli, struct zila_store **out)
 
 void cli_json_str(const char *s)
 {
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", stdout);
-		else if (*p == '\t')
-			fputs("\\t", stdout);
-		else if (*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
+	json_t *j = json_string_nocheck(s != NULL ? s : "");
+	if (j != NULL)
+		json_dumpf(j, stdout, JSON_ENCODE_ANY);
+	json_decref(j);
 }
 
 static int cmd_help_list(void)
@@ -188,8 +188,7 @@ int main(int argc, char **argv)
 				cli_err("'%s' is not a zila command; see 'zila help'", argv[2]);
 				return CLI_USAGE;
 			}
-			print_usage(stdout, c);
-			printf("\n%s\n", c->summary);
+			print_help(c);
 			return CLI_OK;
 		}
 		return cmd_help_list();
@@ -205,5 +204,11 @@ int main(int argc, char **argv)
 	}
 	if (cli_wants_help(name, argc - 1, argv + 1))
 		return CLI_OK;
-	return c->fn(&cli, argc - 1, argv + 1);
+	if ((c->flags & CLI_TRUST) && cli_trust_open(&cli, &cli.store, &cli.tc) != CLI_OK)
+		return CLI_FAIL;
+	if ((c->flags & CLI_TRUST) == 0 && (c->flags & CLI_STORE) && cli_open_store(&cli, &cli.store) != CLI_OK)
+		return CLI_FAIL;
+	int r = c->fn(&cli, argc - 1, argv + 1);
+	zila_store_free(cli.store);
+	return r;
 }

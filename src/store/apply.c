@@ -120,6 +120,8 @@ static int record_conflict(struct applier *a, struct table *t, const struct zval
 	if (rc != SQLITE_DONE)
 		return ZILA_EDB;
 	a->st->nconflicts++;
+	if (s->open_conflicts >= 0)
+		s->open_conflicts++;
 	return 0;
 }
 
@@ -133,6 +135,11 @@ static int merge_cell(struct applier *a, struct table *t, const struct zval *pk,
 	if (cmp > 0) {
 		if (had && r->exists && !covers(a, cur) && !val_equal(val, &r->vals[c])) {
 			int rr = record_conflict(a, t, pk, c, val, v, &r->vals[c], cur);
+			if (rr != 0)
+				return rr;
+		} else if (had && covers(a, cur)) {
+			/* written with the value here in view: whatever conflict it ended is settled */
+			int rr = store_conflicts_settle(a->s, t, pk, c, cur->hlc);
 			if (rr != 0)
 				return rr;
 		}

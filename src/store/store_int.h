@@ -111,6 +111,9 @@ struct zila_store {
 	int64_t clk_offset;
 	uint64_t clk_seen, clk_saved_seen, clk_learnt_wall, clk_learnt_up;
 	uint64_t clk_heard; /* HQ's time as another laptop told it (hearsay, bounded); 0: none */
+	/* open conflicts (review.c; -1: not counted yet); may count some settled since */
+	int64_t open_conflicts;
+	sqlite3_stmt *st_settle; /* prepared at its first use */
 	/* origins zila_forks names (fork.c), read when forks_known is false */
 	uint8_t forked[STORE_FORKED_MAX][32];
 	size_t nforked;
@@ -311,6 +314,9 @@ uint64_t store_hlc_tick(struct zila_store *s);
 
 /* --- clock.c --- */
 /* Loads the reference clock's state from zila_meta. */
+/* review.c: open conflicts on a cell a causal write overwrote are settled (upto: its version) */
+int store_conflicts_settle(struct zila_store *s, const struct table *t, const struct zval *pk, int col, uint64_t upto);
+
 /* fork.c: feed chains and forks */
 int store_chain_register(sqlite3 *db);
 /* The feed's head moves to seq, its chain over bytes (the entry stored under seq). */

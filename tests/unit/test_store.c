@@ -84,15 +84,18 @@ static void assert_rows(struct replica *r, const char *want)
 	assert_string_equal(rows, want);
 }
 
-static void send_all(struct replica *from, struct replica *to)
+/* Carries everything from one replica to the other in a bundle made in memory. */
+static struct zila_apply_stats send_all(struct replica *from, struct replica *to)
 {
 	struct zila_error err;
 	struct zila_apply_stats st;
-	char path[300];
-	snprintf(path, sizeof(path), "%s/x.bndl", base);
-	assert_int_equal(zila_bundle_create(from->s, path, NULL, NULL, NULL, NULL, &err), 0);
-	assert_int_equal(zila_bundle_apply(to->s, NULL, path, &st, &err), 0);
+	struct zila_buf b;
+	zila_buf_init(&b, SIZE_MAX);
+	assert_int_equal(zila_bundle_write(from->s, NULL, NULL, NULL, zila_buf_sink, &b, NULL, &err), 0);
+	assert_int_equal(zila_bundle_read(to->s, NULL, b.p, b.len, "x", &st, &err), 0);
+	zila_buf_release(&b);
 	assert_int_equal(st.nrejected, 0);
+	return st;
 }
 
 static void assert_same(struct replica *a, struct replica *b)
@@ -388,7 +391,6 @@ static void test_parents_first(void **state)
 	struct replica *rs[] = { &a, &b };
 	struct zila_error err;
 	struct zila_apply_stats st;
-	char path[300];
 	replica_new(&a, "fa");
 	replica_new(&b, "fb");
 	for (int i = 0; i < 2; i++) {
@@ -404,10 +406,7 @@ static void test_parents_first(void **state)
 		" INSERT INTO b_district VALUES ('d1', 's1'), ('d2', 's1');"
 		" WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)"
 		" INSERT INTO a_member SELECT printf('m%02d', 51 - i), 'd1', 'x' FROM n; COMMIT");
-	snprintf(path, sizeof(path), "%s/p.bndl", base);
-	assert_int_equal(zila_bundle_create(a.s, path, NULL, NULL, NULL, NULL, &err), 0);
-	assert_int_equal(zila_bundle_apply(b.s, NULL, path, &st, &err), 0);
-	assert_int_equal(st.nrejected, 0);
+	st = send_all(&a, &b);
 	assert_int_equal(st.nparked, 0);
 	assert_int_equal(count(&b, "SELECT count(*) FROM zila_parked"), 0);
 	assert_int_equal(count(&b, "SELECT count(*) FROM a_member"), 50);
@@ -578,6 +577,52 @@ static void test_checkpoint_thread(void **state)
 	replica_free(&a);
 }
 
+static unsigned mode_of(const char *dir, const char *name)
+{
+	char path[256];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s%s%s", dir, name[0] ? "/" : "", name);
+	assert_int_equal(stat(path, &sb), 0);
+	return (unsigned)(sb.st_mode & 0777);
+}
+
+/* The replica is private (#15 item 16): zila.db, its -wal and -shm 0600 whatever the umask
+ * and even in a directory that exists already; a directory zila makes is 0700; a replica an
+ * older zila left 0644 is made private when opened. */
+static void test_private_files(void **state)
+{
+	(void)state;
+	char dir[128], made[128];
+	struct zila_store *s = NULL;
+	struct zila_error err;
+	mode_t old = umask(0); /* the laxest umask there is */
+	snprintf(dir, sizeof(dir), "%s/private", base);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(zila_store_create(dir, &err), 0);
+	assert_int_equal(zila_store_open(&s, dir, &err), 0);
+	assert_int_equal(zila_store_exec_captured(s, "INSERT INTO states(id, name) VALUES ('s1', 'State')", NULL, NULL,
+						  &err), 0);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE), 0600);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE "-wal"), 0600);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE "-shm"), 0600);
+	assert_int_equal(mode_of(dir, ZILA_KEY_FILE), 0600);
+	assert_int_equal(mode_of(dir, ""), 0755); /* the user's own directory is left as it is */
+	zila_store_free(s);
+
+	char db[200];
+	snprintf(db, sizeof(db), "%s/%s", dir, ZILA_DB_FILE);
+	assert_int_equal(chmod(db, 0644), 0);
+	assert_int_equal(zila_store_open(&s, dir, &err), 0);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE), 0600);
+	zila_store_free(s);
+
+	snprintf(made, sizeof(made), "%s/made-by-zila", base);
+	assert_int_equal(zila_store_create(made, &err), 0);
+	assert_int_equal(mode_of(made, ""), 0700);
+	assert_int_equal(mode_of(made, ZILA_DB_FILE), 0600);
+	umask(old);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(base) == NULL)
@@ -592,6 +637,7 @@ int main(void)
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_forged_window_bounded),
 		cmocka_unit_test(test_checkpoint_thread),
+		cmocka_unit_test(test_private_files),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[300];
