@@ -20,13 +20,18 @@ static const struct cli_command *find_command(const char *name)
 	return NULL;
 }
 
+static void verr(const char *fmt, va_list ap)
+{
+	fputs("zila: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void cli_err(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("zila: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	verr(fmt, ap);
 	va_end(ap);
 }
 
@@ -51,9 +56,7 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("zila: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	verr(fmt, ap);
 	va_end(ap);
 	const struct cli_command *c = find_command(cmd);
 	if (c != NULL)

@@ -70,14 +70,46 @@ int store_db_error(struct zila_store *s, struct zila_error *err, const char *wha
 	return zila_error_set(err, store_db_code(s), "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
+/* Runs one statement of SQL text, or several, as sqlite3_exec would; a single statement is
+ * prepared once and kept (BEGIN, COMMIT, SAVEPOINT, PRAGMA ... run in every transaction:
+ * parsing them again each time cost more than a small apply). SQLITE_OK or the error. */
+static int exec_cached(struct zila_store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	for (i = 0; i < s->nexec; i++)
+		if (strcmp(s->exec[i].sql, sql) == 0)
+			break;
+	if (i < s->nexec) {
+		st = s->exec[i].st;
+	} else {
+		const char *tail = NULL;
+		int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail);
+		if (rc != SQLITE_OK)
+			return rc;
+		while (tail != NULL && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
+			tail++;
+		if (st == NULL || (tail != NULL && *tail != '\0') || s->nexec == STORE_EXEC_CACHE ||
+		    (s->exec[s->nexec].sql = strdup(sql)) == NULL) {
+			sqlite3_finalize(st);
+			return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+		}
+		s->exec[s->nexec++].st = st;
+	}
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	sqlite3_reset(st);
+	return rc;
+}
+
 int store_exec(struct zila_store *s, const char *sql, struct zila_error *err)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+	if (exec_cached(s, sql) == SQLITE_OK)
 		return 0;
-	int r = store_db_error(s, err, "database");
-	sqlite3_free(msg);
-	return r;
+	return store_db_error(s, err, "database");
 }
 
 int store_begin(struct zila_store *s, struct zila_error *err)
@@ -86,21 +118,21 @@ int store_begin(struct zila_store *s, struct zila_error *err)
 		s->tables[i]->hw_clean = false;
 		s->tables[i]->nlive_delta = 0;
 	}
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+	if (exec_cached(s, "BEGIN IMMEDIATE") == SQLITE_OK)
 		return 0;
 	return store_db_error(s, err, "cannot start a write transaction");
 }
 
 int zila_store_snapshot_begin(struct zila_store *s)
 {
-	return sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
+	return exec_cached(s, "BEGIN") == SQLITE_OK ? 0 : ZILA_EDB;
 }
 
 void zila_store_snapshot_end(struct zila_store *s)
 {
 	/* A read snapshot wrote nothing: no cache to rebuild (store_rollback). */
 	if (!sqlite3_get_autocommit(s->db))
-		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		(void)exec_cached(s, "ROLLBACK");
 }
 
 static int load_origins(struct zila_store *s);
@@ -108,7 +140,7 @@ static int load_origins(struct zila_store *s);
 void store_rollback(struct zila_store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
-		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		(void)exec_cached(s, "ROLLBACK");
 	/* Origins inserted by the rolled-back transaction are gone from the file, and their
 	 * rowids will be handed out again: a cached id would name another device's origin.
 	 * The cache is rebuilt from what is committed (on failure it stays empty, and
@@ -126,7 +158,7 @@ int store_commit(struct zila_store *s, struct zila_error *err)
 	int r = 0;
 	if (store_hw_commit(s) != 0)
 		r = store_db_error(s, err, "cannot record the tables' high-water rowids");
-	else if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+	else if (exec_cached(s, "COMMIT") != SQLITE_OK)
 		r = store_db_error(s, err, "cannot commit");
 	if (r != 0)
 		store_rollback(s);
@@ -467,6 +499,11 @@ void zila_store_free(struct zila_store *s)
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
 		sqlite3_finalize(sts[i]);
 	sqlite3_finalize(s->st_settle);
+	for (size_t i = 0; i < s->nexec; i++) {
+		sqlite3_finalize(s->exec[i].st);
+		free(s->exec[i].sql);
+	}
+	ZSTD_freeDCtx(s->dctx);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	if (s->app_db != NULL)

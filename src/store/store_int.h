@@ -13,7 +13,8 @@
 #include "zila/store.h"
 
 #define STORE_SCHEMA_VERSION 5 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive; 4: no chains, no zila_forks) */
-#define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
+#define STORE_FORKED_MAX 64
+#define STORE_EXEC_CACHE 32 /* single statements store_exec keeps prepared */ /* forked origins kept in memory for admission */
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
 #define SEAL_CHUNK 128         /* batches per seal transaction (~260k changes) */
@@ -114,6 +115,12 @@ struct zila_store {
 	/* open conflicts (review.c; -1: not counted yet); may count some settled since */
 	int64_t open_conflicts;
 	sqlite3_stmt *st_settle; /* prepared at its first use */
+	ZSTD_DCtx *dctx;         /* apply's decompression context, made at its first use */
+	struct {
+		char *sql;
+		sqlite3_stmt *st;
+	} exec[STORE_EXEC_CACHE]; /* store_exec's statements, prepared once (open.c) */
+	size_t nexec;
 	/* origins zila_forks names (fork.c), read when forks_known is false */
 	uint8_t forked[STORE_FORKED_MAX][32];
 	size_t nforked;
