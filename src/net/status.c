@@ -114,11 +114,31 @@ static int peer_row(void *ctx, const struct zila_peer_record *p)
 			if (x->has_device && memcmp(x->device, p->device, 32) == 0 && !target_of(x)->listed)
 				t = target_of(x);
 	}
+	/* A target not met since the daemon started knows no device yet: HQ is the row HQ was
+	 * recorded as, a configured peer the row at its address (else each showed twice, once
+	 * as "never"). */
+	for (struct zila_sched_peer *x = w->d->sched.peers; t == NULL && x != NULL; x = x->next) {
+		struct target *c = target_of(x);
+		if (x->has_device || c->listed)
+			continue;
+		if ((c == w->hq && p->source != NULL && strcmp(p->source, "hq") == 0) ||
+		    (c != w->hq && p->addr != NULL && strcmp(p->addr, x->addr) == 0))
+			t = c;
+	}
 	if (t != NULL)
 		t->listed = true;
 	if (!w->with_hq && t != NULL && t == w->hq)
 		return 0;
 	json_array_append_new(w->arr, peer_json(w->d, t, p, w->entries));
+	return 0;
+}
+
+/* The latest completed sync with a device recorded as HQ. */
+static int hq_last_sync(void *ctx, const struct zila_peer_record *p)
+{
+	int64_t *last = ctx;
+	if (p->source != NULL && strcmp(p->source, "hq") == 0 && p->has_last_sync && p->last_sync > *last)
+		*last = p->last_sync;
 	return 0;
 }
 
@@ -223,7 +243,11 @@ json_t *status_json(struct daemon *d)
 		json_object_set_new(h, "address", json_string(t->sp.addr));
 		json_object_set_new(h, "reachable", json_boolean(t->reachable));
 		json_object_set_new(h, "state", json_string(target_state(d, t)));
-		json_object_set_new(h, "last_sync", opt_int(t->last_ok != 0, (long long)t->last_ok));
+		/* Since the start, else as the peer table kept it: a restart forgets nothing. */
+		int64_t last = (int64_t)t->last_ok;
+		if (last == 0 && zila_store_peer_each(d->store, hq_last_sync, &last) != 0)
+			last = 0;
+		json_object_set_new(h, "last_sync", opt_int(last != 0, (long long)last));
 		json_object_set_new(h, "last_error", t->last_error[0] ? json_string(t->last_error) : json_null());
 		if (t->sp.want && t->conn == NULL && t->sp.next_ms > uv_now(&d->loop))
 			json_object_set_new(h, "next_attempt_s",
