@@ -312,10 +312,8 @@ json_t *status_json(struct daemon *d)
 		json_array_append_new(warn, json_sprintf("%s; syncs are retried%s", d->store_error_msg,
 							 d->store_error == ZILA_EFULL ? " once space is freed" : ""));
 	}
-	if (me->enrolled && d->disc.udp_open && d->disc.last_beacon_ms == 0 &&
-	    zila_wall_s() - (uint64_t)d->started_wall > 60)
-		json_array_append_new(warn, json_string("no LAN beacon heard since the start: Wi-Fi client isolation or a "
-							"firewall may block them; add peers with 'zila peer add HOST:PORT'"));
+	/* No LAN beacon heard is no warning: a laptop alone on its uplink is not "isolated" (#24);
+	 * status says "none heard yet" beside the beacon port. */
 	if (!me->enrolled && !me->joining)
 		json_array_append_new(warn, json_string("not enrolled: this device syncs with nobody (see 'zila join')"));
 	json_object_set_new(o, "hq_refused", refused_status(d->store, me->is_hq, warn));
