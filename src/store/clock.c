@@ -108,12 +108,15 @@ static bool offset_now(struct zila_store *s, uint64_t wall, int64_t *off)
 	return true;
 }
 
-uint64_t store_stamp_ms(struct zila_store *s)
+/* The date of a change this computer's clock said was made at wall_then: what it says
+ * mapped to HQ's time by what is known now, within the bounds every date keeps (never
+ * before the last HQ time known, never more than ZILA_CLOCK_LEAD_MS past it), and never
+ * past now. */
+static uint64_t stamp_of(struct zila_store *s, uint64_t wall, uint64_t wall_then)
 {
-	uint64_t wall = store_now_ms(s);
 	int64_t off;
 	bool has = offset_now(s, wall, &off);
-	uint64_t t = add_ms(wall, has ? off : 0);
+	uint64_t t = add_ms(wall_then < wall ? wall_then : wall, has ? off : 0);
 	if (s->clk_ref || s->clk_seen == 0)
 		return t;
 	if (t < s->clk_seen)
@@ -121,6 +124,17 @@ uint64_t store_stamp_ms(struct zila_store *s)
 	if (t > s->clk_seen + ZILA_CLOCK_LEAD_MS)
 		return s->clk_seen + ZILA_CLOCK_LEAD_MS;
 	return t;
+}
+
+uint64_t store_stamp_ms(struct zila_store *s)
+{
+	uint64_t wall = store_now_ms(s);
+	return stamp_of(s, wall, wall);
+}
+
+uint64_t store_stamp_at(struct zila_store *s, uint64_t wall_then)
+{
+	return stamp_of(s, store_now_ms(s), wall_then);
 }
 
 void zila_store_clock(struct zila_store *s, struct zila_clock *out)

@@ -64,6 +64,7 @@ struct item {
 	int64_t mask;
 	size_t part_off, part_len;
 	bool has_part;
+	uint64_t when; /* when the last capture of it was made (this computer's ms); 0: unknown */
 	uint32_t next; /* hash chain, 1-based */
 };
 
@@ -72,6 +73,8 @@ struct builder {
 	char part[ZILA_PART_MAX + 1];
 	int64_t feed;
 	uint64_t seq, hlc;
+	uint64_t last; /* the HLC of the feed's last entry: an entry's is past it */
+	uint64_t want; /* the date its changes were made (stamp_ms << 16), 0: the seal's time */
 	struct zila_buf changes;
 	size_t nchanges;
 	struct table *dir[64];
@@ -95,6 +98,10 @@ struct sealer {
 	struct zila_error *err;
 	struct table *scan_t; /* whose sel_rowid is on a row (scan_to) */
 	int64_t scan_rid;
+	bool has_skew;
+	int64_t skew; /* this store's clock minus the writers' (SQLite's 'now'), in ms */
+	uint64_t when_ms, when_hlc; /* the last date computed (write_hlc) */
+	uint64_t now_s; /* date_second() of the seal's time */
 };
 
 #define SCAN_AHEAD 16 /* rows scan_to() steps over rather than search again */
@@ -151,9 +158,36 @@ static uint32_t item_hash(const struct item *it)
 	return (uint32_t)(h ^ (h >> 32)) % NBUCKETS;
 }
 
+#define JD_UNIX 2440587.5 /* the Julian day of 1970-01-01 */
+#define DAY_MS 86400000.0
+
+/* The time a capture recorded (a Julian day, by the writer's clock: SQLite's 'now') as this
+ * store's clock has it. The two are the same computer's clock, unless a test moved the
+ * store's (zila_store_set_clock, ZILA_CLOCK_SKEW): the difference now is applied. */
+static int write_ms(struct sealer *z, double jd, uint64_t *ms)
+{
+	*ms = 0;
+	if (!z->has_skew) {
+		sqlite3_stmt *st = NULL;
+		int rc = sqlite3_prepare_v2(z->s->db, "SELECT julianday('now')", -1, &st, NULL);
+		if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			double now = (sqlite3_column_double(st, 0) - JD_UNIX) * DAY_MS;
+			z->skew = (int64_t)store_now_ms(z->s) - (int64_t)now;
+			z->has_skew = true;
+		}
+		sqlite3_finalize(st);
+		if (!z->has_skew)
+			return ZILA_EDB;
+	}
+	double t = (jd - JD_UNIX) * DAY_MS + (double)z->skew;
+	if (t >= 1.0 && t < 9e15)
+		*ms = (uint64_t)t;
+	return 0;
+}
+
 static int read_batch(struct sealer *z, int64_t *last_rowid)
 {
-	static const char q[] = "SELECT rowid, tid, rid, pk, m, part FROM zila_pending ORDER BY rowid LIMIT ?";
+	static const char q[] = "SELECT rowid, tid, rid, pk, m, part, at FROM zila_pending ORDER BY rowid LIMIT ?";
 	sqlite3_stmt *st = NULL;
 	int r = ZILA_EDB;
 	z->nitems = 0;
@@ -180,6 +214,8 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 			it.has_hint = sqlite3_column_type(st, 2) != SQLITE_NULL;
 			it.hint = sqlite3_column_int64(st, 2);
 		}
+		if (sqlite3_column_type(st, 6) != SQLITE_NULL && (r = write_ms(z, sqlite3_column_double(st, 6), &it.when)) != 0)
+			goto out;
 		if (sqlite3_column_type(st, 4) == SQLITE_NULL)
 			it.del = true;
 		else if (sqlite3_column_int64(st, 4) == -1)
@@ -216,6 +252,9 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 			found->ins |= it.ins;
 			found->del |= it.del;
 			found->mask |= it.mask;
+			/* the row as it is now: as its last change made it */
+			if (it.when > found->when)
+				found->when = it.when;
 			/* the first delete's rowid: the state was there when the batch began */
 			if (!found->has_hint) {
 				found->has_hint = it.has_hint;
@@ -346,21 +385,72 @@ static int flush(struct sealer *z, struct builder *b)
 	if (rc != SQLITE_DONE || rc2 != SQLITE_DONE)
 		return store_db_error(s, z->err, "cannot store an entry");
 	z->nentries++;
+	b->last = b->hlc;
 	b->nchanges = 0;
 	b->ndir = 0;
 	zila_buf_reset(&b->changes);
 	return 0;
 }
 
+/* Dates b's next entry: when its changes were made, or the seal's time (the clock's tick,
+ * past every date issued or followed) for changes no capture dated; past the feed's last
+ * entry either way, so that a feed's dates only rise. */
+static void builder_date(struct sealer *z, struct builder *b)
+{
+	uint64_t h = b->want != 0 ? b->want : store_hlc_tick(z->s);
+	if (h <= b->last)
+		h = b->last + 1;
+	if (h > z->s->hlc)
+		z->s->hlc = h;
+	b->hlc = h;
+}
+
 static int builder_open(struct sealer *z, struct builder *b)
 {
+	struct zila_store *s = z->s;
 	uint64_t head;
-	int r = store_feed_get(z->s, z->s->self_id, b->part, &b->feed, &head);
+	int r = store_feed_get(s, s->self_id, b->part, &b->feed, &head);
 	if (r != 0)
-		return store_db_error(z->s, z->err, "feed");
+		return store_db_error(s, z->err, "feed");
 	b->seq = head + 1;
-	b->hlc = store_hlc_tick(z->s);
+	if (b->seq > 1 && b->last == 0) {
+		sqlite3_stmt *st = s->st_feed_hlc;
+		sqlite3_bind_int64(st, 1, b->feed);
+		sqlite3_bind_int64(st, 2, (int64_t)head);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			b->last = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return store_db_error(s, z->err, "feed");
+	}
+	builder_date(z, b);
 	return 0;
+}
+
+/* The second a date falls in (0: the seal's time, which is the second the seal began in). */
+static uint64_t date_second(struct sealer *z, uint64_t want)
+{
+	if (want == 0 && z->now_s == 0)
+		z->now_s = store_stamp_ms(z->s) / 1000;
+	return want == 0 ? z->now_s : (want >> 16) / 1000;
+}
+
+/* Makes b date its next change at want (0: the seal's time): changes made in another
+ * second than b's so far go out in an entry of their own. */
+static int builder_at(struct sealer *z, struct builder *b, uint64_t want)
+{
+	int r;
+	if (date_second(z, want) == date_second(z, b->want))
+		return 0;
+	b->want = want;
+	if (b->nchanges == 0) {
+		builder_date(z, b);
+		return 0;
+	}
+	if ((r = flush(z, b)) != 0)
+		return r;
+	return builder_open(z, b);
 }
 
 static struct builder *builder_find(struct sealer *z, const char *part)
@@ -371,11 +461,11 @@ static struct builder *builder_find(struct sealer *z, const char *part)
 	return NULL;
 }
 
-static int builder_for(struct sealer *z, const char *part, struct builder **out)
+static int builder_for(struct sealer *z, const char *part, uint64_t want, struct builder **out)
 {
 	*out = builder_find(z, part);
 	if (*out != NULL)
-		return 0;
+		return builder_at(z, *out, want);
 	struct builder *nb = realloc(z->b, (z->nb + 1) * sizeof(*nb));
 	if (nb == NULL)
 		return ZILA_ENOMEM;
@@ -384,6 +474,7 @@ static int builder_for(struct sealer *z, const char *part, struct builder **out)
 	memset(b, 0, sizeof(*b));
 	snprintf(b->part, sizeof(b->part), "%s", part);
 	zila_buf_init(&b->changes, ZILA_ENTRY_MAX * 2);
+	b->want = want;
 	*out = b;
 	return builder_open(z, b);
 }
@@ -457,6 +548,18 @@ static int builder_above(struct sealer *z, struct builder *b, const struct table
 	return 0;
 }
 
+/* The date a change made at when (write_ms; 0: unknown, the seal's time) goes out with. */
+static uint64_t write_hlc(struct sealer *z, uint64_t when)
+{
+	if (when == 0)
+		return 0;
+	if (when != z->when_ms) {
+		z->when_ms = when;
+		z->when_hlc = store_stamp_at(z->s, when) << 16;
+	}
+	return z->when_hlc;
+}
+
 static int seal_item(struct sealer *z, struct item *it)
 {
 	struct zila_store *s = z->s;
@@ -527,7 +630,9 @@ static int seal_item(struct sealer *z, struct item *it)
 	 * the delete found it: the path below moves it. */
 	struct builder *b = NULL;
 	bool fresh = false;
-	if (present && it->ins && !it->del && (b = builder_find(z, part)) != NULL && dir_fits(b, t)) {
+	uint64_t want = write_hlc(z, it->when);
+	if (present && it->ins && !it->del && (b = builder_find(z, part)) != NULL && dir_fits(b, t) &&
+	    date_second(z, b->want) == date_second(z, want)) {
 		struct ver v = { b->hlc, s->self_id, b->seq };
 		row_reset(row);
 		for (int i = 0; i < t->ncols; i++)
@@ -587,7 +692,7 @@ static int seal_item(struct sealer *z, struct item *it)
 			r = store_db_error(s, z->err, "cannot save row state");
 		goto out;
 	}
-	if (!fresh && (r = builder_for(z, part, &b)) != 0)
+	if (!fresh && (r = builder_for(z, part, want, &b)) != 0)
 		goto out;
 	if (!fresh && (r = builder_above(z, b, t, row, op, it->mask)) != 0)
 		goto out;

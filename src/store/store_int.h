@@ -12,7 +12,11 @@
 #include "zila/err.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 4 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive) */
+#define STORE_SCHEMA_VERSION 5 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
+                                 * 4: no zila_pending.at) */
+/* What a capture trigger records as the time a change was made: the writer's clock, as
+ * SQLite 3.40 reads it (no unixepoch('subsec')); seal.c turns it into milliseconds. */
+#define WRITE_TIME "julianday('now')"
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
 #define SEAL_CHUNK 128         /* batches per seal transaction (~260k changes) */
@@ -124,6 +128,7 @@ struct zila_store {
 	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;
+	sqlite3_stmt *st_feed_hlc; /* the HLC of a feed's entry (seal.c: a feed's dates only rise) */
 	struct ckpt *ckpt;  /* the checkpoint thread (checkpoint.c), started on first need */
 	bool ckpt_failed;   /* it could not start: the writer checkpoints */
 	bool nosync;        /* a merge is committing with synchronous OFF */
@@ -171,6 +176,8 @@ int store_migrate_live(struct zila_store *s, struct zila_error *err) ZILA_MUST_C
 /* Format 2 to 3, in the caller's transaction: rowid tables lose their insert trigger and
  * get a high-water rowid. */
 int store_migrate_hw(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+/* (Re)creates the capture triggers of every tracked table (tables.c, arm_sql). */
+int store_arm_all(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 /* In a write transaction: marks the rowid tables with nothing to seal past or below
  * their high-water rowids clean (seal.c), so rows zila writes there are not sealed. */
 int store_hw_check(struct zila_store *s) ZILA_MUST_CHECK;
@@ -306,5 +313,8 @@ uint64_t store_hlc_tick(struct zila_store *s);
 void store_clock_load(struct zila_store *s);
 /* The time entries written now are dated by (ms): zila_clock.stamp_ms. */
 uint64_t store_stamp_ms(struct zila_store *s);
+/* The same for a change made when this computer's clock (store_now_ms) said wall_then:
+ * mapped to HQ's time as known now, in the same bounds, never past now. */
+uint64_t store_stamp_at(struct zila_store *s, uint64_t wall_then);
 
 #endif

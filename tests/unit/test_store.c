@@ -17,7 +17,29 @@
 #include <cmocka.h>
 
 #include "zila/bundle.h"
+#include "zila/clock.h"
 #include "zila/store.h"
+
+/* The time of every clock here, when set (0: the computer's): the stores' (zila_store_set_clock)
+ * and SQLite's 'now', which the capture triggers record as the time a write was made (a VFS
+ * over the default one, registered as the default in main). */
+static uint64_t test_now_ms;
+static sqlite3_vfs clock_vfs, *real_vfs;
+
+static int vfs_now(sqlite3_vfs *v, sqlite3_int64 *out)
+{
+	(void)v;
+	if (test_now_ms == 0)
+		return real_vfs->xCurrentTimeInt64(real_vfs, out);
+	*out = (sqlite3_int64)test_now_ms + 210866760000000LL; /* the Julian day of 1970, in ms */
+	return SQLITE_OK;
+}
+
+static uint64_t test_clock(void *ctx)
+{
+	(void)ctx;
+	return test_now_ms != 0 ? test_now_ms : zila_wall_ms();
+}
 
 struct replica {
 	char dir[256];
@@ -41,6 +63,7 @@ static void replica_new(struct replica *r, const char *name)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(zila_store_open(&r->s, r->dir, &err), 0);
+	zila_store_set_clock(r->s, test_clock, NULL);
 	assert_int_equal(zila_store_track(r->s, "t", "district_id", &err), 0);
 }
 
@@ -117,6 +140,8 @@ static void test_seal_rowid_captures(void **state)
 	replica_new(&a, "a");
 	replica_new(&b, "b");
 
+	/* one instant: the changes below are made in the second they are sealed in (one entry) */
+	test_now_ms = zila_wall_ms();
 	/* Sealed first, then changed in ways that meet the same keys and rowids. */
 	app(&a, "INSERT INTO t VALUES ('w', 'd1', 'w1'), ('u', 'd1', 'u1'), ('k', 'd1', 'k1')");
 	send_all(&a, &b);
@@ -164,6 +189,7 @@ static void test_seal_rowid_captures(void **state)
 	send_all(&b, &a);
 	assert_same(&a, &b);
 	assert_rows(&b, "k=k3;w=w2;z=z1;zero=z9;");
+	test_now_ms = 0;
 	replica_free(&a);
 	replica_free(&b);
 }
@@ -448,7 +474,7 @@ static void test_upgrade_v1(void **state)
 	/* captured by the format-1 triggers, sealed after the upgrade */
 	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 4);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 5);
 	/* no insert trigger; the mark at the highest rowid, whose insert is captured already */
 	assert_int_equal(count(&a, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_ins'"), 0);
 	assert_int_equal(count(&a, "SELECT hw = (SELECT max(rowid) FROM t) FROM zila_tables WHERE name = 't'"), 1);
@@ -462,6 +488,49 @@ static void test_upgrade_v1(void **state)
 	send_all(&a, &b);
 	assert_same(&a, &b);
 	assert_rows(&b, "c=c2;e=e1;");
+	replica_free(&a);
+	replica_free(&b);
+}
+
+/* Last-writer-wins orders writes by when they were made, to the second, also when no
+ * daemon ran then (#16): B's edit, made 5 s after A's, wins on both although A sealed its
+ * own later; and a seal splits changes made in different seconds into entries of their
+ * own, each dated when its changes were made. */
+static void test_write_time(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	size_t n = 0;
+	uint64_t t = zila_wall_ms() / 1000 * 1000;
+	replica_new(&a, "wa");
+	replica_new(&b, "wb");
+	test_now_ms = t;
+	app(&a, "INSERT INTO t VALUES ('m', 'd1', 'first'), ('n', 'd1', 'first')");
+	send_all(&a, &b);
+	test_now_ms = t + 60000;
+	app(&a, "UPDATE t SET v = 'made at t' WHERE id = 'm'");
+	test_now_ms = t + 65000;
+	app(&b, "UPDATE t SET v = 'made at t+5' WHERE id = 'm'");
+	test_now_ms = t + 66000;
+	app(&a, "UPDATE t SET v = 'a at t+6' WHERE id = 'n'");
+	test_now_ms = t + 70000;
+	assert_int_equal(zila_store_seal(b.s, &n, &err), 0);
+	assert_int_equal(n, 1);
+	test_now_ms = t + 80000;
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 2); /* made in two seconds */
+	char sql[200];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM zila_entries WHERE hlc >> 16 IN (%llu, %llu)",
+		 (unsigned long long)t + 60000, (unsigned long long)t + 66000);
+	assert_int_equal(count(&a, sql), 2); /* dated when made, not when sealed */
+	send_all(&b, &a);
+	send_all(&a, &b);
+	assert_rows(&a, "m=made at t+5;n=a at t+6;");
+	assert_same(&a, &b);
+	/* the earlier edit is kept for review where it lost */
+	assert_int_equal(count(&a, "SELECT count(*) FROM zila_conflicts WHERE lost = 'made at t'"), 1);
+	test_now_ms = 0;
 	replica_free(&a);
 	replica_free(&b);
 }
@@ -516,6 +585,14 @@ int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(base) == NULL)
 		return 1;
+	real_vfs = sqlite3_vfs_find(NULL);
+	if (real_vfs == NULL || real_vfs->iVersion < 2)
+		return 1;
+	clock_vfs = *real_vfs;
+	clock_vfs.zName = "zila-test-clock";
+	clock_vfs.xCurrentTimeInt64 = vfs_now;
+	if (sqlite3_vfs_register(&clock_vfs, 1) != SQLITE_OK)
+		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_rowid_captures),
 		cmocka_unit_test(test_state_places),
@@ -524,6 +601,7 @@ int main(void)
 		cmocka_unit_test(test_replace_displaces),
 		cmocka_unit_test(test_parents_first),
 		cmocka_unit_test(test_upgrade_v1),
+		cmocka_unit_test(test_write_time),
 		cmocka_unit_test(test_checkpoint_thread),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
