@@ -55,6 +55,9 @@ int zila_store_exec_captured(struct zila_store *s, const char *sql,
  * malloc'd and owned by the caller. */
 int zila_store_meta_get(struct zila_store *s, const char *key, char **out) ZILA_MUST_CHECK;
 int zila_store_meta_set(struct zila_store *s, const char *key, const char *value) ZILA_MUST_CHECK;
+/* zila_meta: "MS TABLE", the last tracked table whose change capture was found lost (another
+ * program rebuilt the table) and armed again, and when (ms since 1970). */
+#define ZILA_META_REARMED "capture.rearmed"
 
 /* --- tracking --------------------------------------------------------------------- */
 

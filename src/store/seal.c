@@ -65,6 +65,7 @@ struct item {
 	size_t part_off, part_len;
 	bool has_part;
 	uint64_t when; /* when the last capture of it was made (this computer's ms); 0: unknown */
+	uint64_t date; /* else the HLC to date it by (a table sealed again: rearm), 0: none */
 	uint32_t next; /* hash chain, 1-based */
 };
 
@@ -102,6 +103,7 @@ struct sealer {
 	int64_t skew; /* this store's clock minus the writers' (SQLite's 'now'), in ms */
 	uint64_t when_ms, when_hlc; /* the last date computed (write_hlc) */
 	uint64_t now_s; /* date_second() of the seal's time */
+	uint64_t reseal_hlc; /* the date of the rows of tables sealed again (rearm) */
 };
 
 #define SCAN_AHEAD 16 /* rows scan_to() steps over rather than search again */
@@ -181,7 +183,7 @@ static int write_ms(struct sealer *z, double jd, uint64_t *ms)
 	}
 	double t = (jd - JD_UNIX) * DAY_MS + (double)z->skew;
 	if (t >= 1.0 && t < 9e15)
-		*ms = (uint64_t)t;
+		*ms = (uint64_t)(t + 0.5); /* the nearest: a Julian day's double is a few µs off */
 	return 0;
 }
 
@@ -630,7 +632,7 @@ static int seal_item(struct sealer *z, struct item *it)
 	 * the delete found it: the path below moves it. */
 	struct builder *b = NULL;
 	bool fresh = false;
-	uint64_t want = write_hlc(z, it->when);
+	uint64_t want = it->date != 0 ? it->date : write_hlc(z, it->when);
 	if (present && it->ins && !it->del && (b = builder_find(z, part)) != NULL && dir_fits(b, t) &&
 	    date_second(z, b->want) == date_second(z, want)) {
 		struct ver v = { b->hlc, s->self_id, b->seq };
@@ -999,7 +1001,8 @@ static int seal_new(struct sealer *z, struct table *t, size_t *nbatch, size_t ma
 			z->scan_t = t;
 			z->scan_rid = sqlite3_column_int64(st, t->ncols);
 		}
-		struct item it = { .tid = t->id, .by_rid = true, .rid = z->scan_rid, .ins = true, .scan = true };
+		struct item it = { .tid = t->id, .by_rid = true, .rid = z->scan_rid, .ins = true, .scan = true,
+				   .date = t->reseal ? z->reseal_hlc : 0 };
 		if ((r = seal_item(z, &it)) != 0)
 			return r;
 		last = it.rid;
@@ -1410,6 +1413,22 @@ static struct table **seal_order(struct zila_store *s)
 	return order;
 }
 
+/* The date of the rows of a table sealed again (rearm): when they changed is not known,
+ * only that it was after this replica's last seal, so they are dated just past everything
+ * it holds (the HLC's rule for what it receives); writes made elsewhere since win. */
+static int reseal_date(struct sealer *z)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(z->s->db, "SELECT max(hlc) FROM zila_entries", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		z->reseal_hlc = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r != 0 ? store_db_error(z->s, z->err, "cannot read the entries' dates") : 0;
+}
+
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err)
 {
 	bool more;
@@ -1479,9 +1498,19 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (int i = 0; !*more && i < s->ntables; i++)
-		if (order[i]->sel_down != NULL && (r = seal_new(&z, order[i], &nbatch, max_batches, more)) != 0)
+	for (int i = 0; !*more && i < s->ntables; i++) {
+		struct table *t = order[i];
+		if (t->reseal && z.reseal_hlc == 0 && (r = reseal_date(&z)) != 0)
 			goto out;
+		if (t->sel_down != NULL && (r = seal_new(&z, t, &nbatch, max_batches, more)) != 0)
+			goto out;
+		/* and the rows deleted while nothing captured it */
+		size_t ngone = 0;
+		if (!*more && t->reseal && (r = seal_gone(&z, t, false, &ngone)) == 0)
+			t->reseal = false;
+		if (r != 0)
+			goto out;
+	}
 	for (int i = 0; swept != NULL && !*more && i < s->ntables; i++) {
 		struct table *t = order[i];
 		if ((r = t->sel_down != NULL ? sweep_table(&z, t, swept) : seal_gone(&z, t, false, swept)) != 0)
@@ -1520,24 +1549,85 @@ out:
 	return r;
 }
 
+/* A table a database tool rebuilt the way they change a table's structure (create a copy,
+ * copy the rows, drop the table, rename the copy) lost zila's triggers with the old table,
+ * and what was written to it since was not captured. Its triggers are made again, and each
+ * of its rows is sealed again as it is now (seal_new, rearm's date), its rows gone as
+ * deletes (seal_gone): the copy gave the rows new rowids, so their states go to zila_rows,
+ * where they are found by key, and back to zila_live at their rowids as they are sealed. */
+static int rearm(struct zila_store *s, struct zila_error *err)
+{
+	int n = 0, r = store_load_tables(s, err); /* its columns may have changed too */
+	if (r == 0 && store_armed_check(s, &n) != 0)
+		r = store_db_error(s, err, "cannot read the schema");
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		if (!t->unarmed)
+			continue;
+		if ((r = store_arm_table(s, t, err)) != 0)
+			break;
+		sqlite3_stmt *st = NULL;
+		static const char *const q[] = {
+			"INSERT OR REPLACE INTO zila_rows(tid, pk, st, dead) SELECT tid, pk, st, NULL FROM zila_live WHERE tid = ?",
+			"DELETE FROM zila_live WHERE tid = ?",
+		};
+		for (int k = 0; r == 0 && k < 2; k++) {
+			if (sqlite3_prepare_v2(s->db, q[k], -1, &st, NULL) == SQLITE_OK) {
+				sqlite3_bind_int64(st, 1, t->id);
+				r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+			} else {
+				r = ZILA_EDB;
+			}
+			sqlite3_finalize(st);
+			if (k == 1)
+				t->nlive_delta -= sqlite3_changes(s->db);
+		}
+		if (r == 0)
+			r = hw_set(s, t, INT64_MIN);
+		if (r != 0) {
+			r = store_db_error(s, err, t->name);
+			break;
+		}
+		t->unarmed = false;
+		t->reseal = true;
+		zila_log(ZILA_LOG_WARN,
+			 "the table '%s' lost zila's change capture (another program rebuilt it, as database tools do to "
+			 "change a table's structure): capture is on again, and its rows are sealed again as they are now",
+			 t->name);
+		char v[300];
+		snprintf(v, sizeof(v), "%llu %s", (unsigned long long)store_now_ms(s), t->name);
+		if ((r = zila_store_meta_set(s, ZILA_META_REARMED, v)) != 0)
+			r = store_db_error(s, err, "cannot note the table sealed again");
+	}
+	return r;
+}
+
 static int seal(struct zila_store *s, size_t *nentries, size_t *swept, struct zila_error *err)
 {
 	/* Bounded transactions keep the WAL and the write lock small for large backlogs;
 	 * each one seals and clears its changes atomically. */
 	bool more = true;
 	int64_t npending = 0;
+	int nunarmed = 0;
 	if (nentries)
 		*nentries = 0;
+	if (store_armed_check(s, &nunarmed) != 0)
+		return store_db_error(s, err, "cannot read the schema");
 	/* Nothing captured: no write lock is needed, so a sync can send and receive while
 	 * another program holds a long write transaction (its changes are not committed yet). */
-	if (swept == NULL && zila_store_pending(s, &npending) == 0 && npending == 0)
+	if (swept == NULL && nunarmed == 0 && zila_store_pending(s, &npending) == 0 && npending == 0)
 		return 0;
 	while (more) {
 		size_t n = 0;
 		int r = store_begin(s, err);
 		if (r != 0)
 			return r;
-		r = store_seal_some(s, &n, SEAL_CHUNK, &more, swept, err);
+		if (nunarmed > 0) {
+			r = rearm(s, err);
+			nunarmed = 0;
+		}
+		if (r == 0)
+			r = store_seal_some(s, &n, SEAL_CHUNK, &more, swept, err);
 		if (r == 0)
 			r = store_settle(s, NULL);
 		if (r != 0) {

@@ -86,6 +86,10 @@ struct table {
 	bool maybe_gone;
 	bool evicted;        /* a state was moved out of zila_live for another key's (codec.c) */
 	sqlite3_stmt *count_all; /* SELECT count(*) FROM t */
+	/* A table rebuilt by another program (create a copy, copy the rows, drop, rename, as
+	 * database tools change a table's structure) lost its capture triggers: unarmed until
+	 * they are made again; reseal: every row is sealed again (seal.c, rearm). */
+	bool unarmed, reseal;
 };
 
 struct origin {
@@ -176,8 +180,12 @@ int store_migrate_live(struct zila_store *s, struct zila_error *err) ZILA_MUST_C
 /* Format 2 to 3, in the caller's transaction: rowid tables lose their insert trigger and
  * get a high-water rowid. */
 int store_migrate_hw(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
-/* (Re)creates the capture triggers of every tracked table (tables.c, arm_sql). */
+/* (Re)creates the capture triggers of every tracked table (tables.c, arm_sql), or of t. */
 int store_arm_all(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+int store_arm_table(struct zila_store *s, const struct table *t, struct zila_error *err) ZILA_MUST_CHECK;
+/* Sets t->unarmed on every tracked table that is there but lacks its capture triggers, and
+ * counts them in *n: a read of sqlite_schema. */
+int store_armed_check(struct zila_store *s, int *n) ZILA_MUST_CHECK;
 /* In a write transaction: marks the rowid tables with nothing to seal past or below
  * their high-water rowids clean (seal.c), so rows zila writes there are not sealed. */
 int store_hw_check(struct zila_store *s) ZILA_MUST_CHECK;

@@ -656,20 +656,59 @@ static int arm_table(struct zila_buf *q, const struct table *t)
 		       t->has_rowid);
 }
 
-int store_arm_all(struct zila_store *s, struct zila_error *err)
+int store_arm_table(struct zila_store *s, const struct table *t, struct zila_error *err)
 {
 	struct zila_buf q;
-	int r = 0;
+	int r;
 	zila_buf_init(&q, 1 << 20);
-	for (int i = 0; r == 0 && i < s->ntables; i++) {
-		zila_buf_reset(&q);
-		r = arm_table(&q, s->tables[i]);
-		if (r != 0 || cstr(&q) == NULL)
-			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
-		else
-			r = store_exec(s, (const char *)q.p, err);
-	}
+	r = arm_table(&q, t);
+	if (r != 0 || cstr(&q) == NULL)
+		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+	else
+		r = store_exec(s, (const char *)q.p, err);
 	zila_buf_release(&q);
+	return r;
+}
+
+int store_arm_all(struct zila_store *s, struct zila_error *err)
+{
+	int r = 0;
+	for (int i = 0; r == 0 && i < s->ntables; i++)
+		r = store_arm_table(s, s->tables[i], err);
+	return r;
+}
+
+int store_armed_check(struct zila_store *s, int *n)
+{
+	static const char q[] =
+		"SELECT EXISTS(SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE),"
+		" (SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE"
+		" AND name IN (?2, ?3, ?4))";
+	static const char *const kinds[] = { "upd", "del", "guard" };
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	r = 0;
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		char names[3][64];
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		for (int k = 0; k < 3; k++) {
+			snprintf(names[k], sizeof(names[k]), "zila_%lld_%s", (long long)t->id, kinds[k]);
+			sqlite3_bind_text(st, 2 + k, names[k], -1, SQLITE_STATIC);
+		}
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			t->unarmed = sqlite3_column_int(st, 0) != 0 && sqlite3_column_int(st, 1) < 3;
+			*n += t->unarmed;
+		} else {
+			r = ZILA_EDB;
+		}
+		sqlite3_reset(st);
+	}
+out:
+	sqlite3_finalize(st);
 	return r;
 }
 

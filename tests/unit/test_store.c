@@ -535,6 +535,46 @@ static void test_write_time(void **state)
 	replica_free(&b);
 }
 
+/* A table rebuilt the way database tools change a table's structure (create a copy, copy
+ * the rows, drop, rename) loses zila's triggers with the old table. The next seal notices,
+ * arms them again and seals the table as it is: the writes made in between reach the other
+ * replica, and later ones are captured again (#16). */
+static void test_rebuilt_table(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	size_t n = 0;
+	char *v = NULL;
+	replica_new(&a, "ga");
+	replica_new(&b, "gb");
+	app(&a, "INSERT INTO t VALUES ('m', 'd1', 'm1'), ('n', 'd1', 'n1'), ('o', 'd1', 'o1'), ('q', 'd1', 'q1')");
+	app(&a, "DELETE FROM t WHERE id = 'q'"); /* a gap in the rowids: the copy numbers them anew */
+	send_all(&a, &b);
+	app(&a, "BEGIN; CREATE TABLE t_new(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT NOT NULL DEFAULT '');"
+		"INSERT INTO t_new SELECT * FROM t ORDER BY id DESC; DROP TABLE t; ALTER TABLE t_new RENAME TO t; COMMIT");
+	assert_int_equal(count(&a, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 't'"), 0);
+	/* written while nothing captured */
+	app(&a, "UPDATE t SET v = 'm2' WHERE id = 'm'; DELETE FROM t WHERE id = 'n'; INSERT INTO t VALUES ('p', 'd1', 'p1')");
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(count(&a, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 't'"), 3);
+	assert_int_equal(zila_store_meta_get(a.s, ZILA_META_REARMED, &v), 0);
+	assert_non_null(strstr(v, " t"));
+	free(v);
+	send_all(&a, &b);
+	assert_rows(&b, "m=m2;o=o1;p=p1;");
+	assert_same(&a, &b);
+	assert_states_placed(&a, 2);
+	/* captured again */
+	app(&a, "UPDATE t SET v = 'o2' WHERE id = 'o'");
+	assert_int_equal(count(&a, "SELECT count(*) FROM zila_pending"), 1);
+	send_all(&a, &b);
+	assert_rows(&b, "m=m2;o=o2;p=p1;");
+	assert_same(&a, &b);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 static off_t file_size(const char *path)
 {
 	struct stat st;
@@ -602,6 +642,7 @@ int main(void)
 		cmocka_unit_test(test_parents_first),
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_write_time),
+		cmocka_unit_test(test_rebuilt_table),
 		cmocka_unit_test(test_checkpoint_thread),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
