@@ -229,6 +229,11 @@ static int64_t meta_int(struct daemon *d, const char *key)
 	return n;
 }
 
+static void add_warning(void *ctx, const char *msg)
+{
+	json_array_append_new(ctx, json_string(msg));
+}
+
 static json_t *status_json(struct daemon *d)
 {
 	char id[ZILA_DEVICE_ID_LEN + 1];
@@ -333,6 +338,9 @@ static json_t *status_json(struct daemon *d)
 	json_object_set_new(o, "hq_refused", refused_status(d, warn));
 	if (!d->is_hq && zila_trust_own_cert_warning(d->store, ck.stamp_ms / 1000, said, sizeof(said)))
 		json_array_append_new(warn, json_string(said));
+	/* rows written here out of scope (not sent), a table whose capture was armed again */
+	if (zila_store_notices(d->store, add_warning, warn) != 0)
+		json_array_append_new(warn, json_string("cannot read what this replica holds out of its write scope"));
 	json_object_set_new(o, "warnings", warn);
 	return o;
 }

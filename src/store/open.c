@@ -594,9 +594,13 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 	}
 	s->hlc = (uint64_t)meta_int(s, "hlc", 0);
 	store_clock_load(s);
+	store_scope_load(s);
 	s->schema = meta_int(s, "schema_version", 1);
 	if ((r = prepare_all(s, err)) != 0 || (r = store_load_tables(s, err)) != 0)
 		goto out;
+	struct zila_error serr;
+	if (store_scope_refresh(s, &serr) != 0) /* the next seal tries again */
+		zila_log(ZILA_LOG_WARN, "cannot arm the write scope's triggers: %s", serr.msg);
 	*out = s;
 	s = NULL;
 out:

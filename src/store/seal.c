@@ -1613,9 +1613,10 @@ static int seal(struct zila_store *s, size_t *nentries, size_t *swept, struct zi
 		*nentries = 0;
 	if (store_armed_check(s, &nunarmed) != 0)
 		return store_db_error(s, err, "cannot read the schema");
+	bool rescope = store_scope_stale(s);
 	/* Nothing captured: no write lock is needed, so a sync can send and receive while
 	 * another program holds a long write transaction (its changes are not committed yet). */
-	if (swept == NULL && nunarmed == 0 && zila_store_pending(s, &npending) == 0 && npending == 0)
+	if (swept == NULL && nunarmed == 0 && !rescope && zila_store_pending(s, &npending) == 0 && npending == 0)
 		return 0;
 	while (more) {
 		size_t n = 0;
@@ -1625,6 +1626,10 @@ static int seal(struct zila_store *s, size_t *nentries, size_t *swept, struct zi
 		if (nunarmed > 0) {
 			r = rearm(s, err);
 			nunarmed = 0;
+		}
+		if (r == 0 && rescope) {
+			r = store_scope_arm(s, err);
+			rescope = false;
 		}
 		if (r == 0)
 			r = store_seal_some(s, &n, SEAL_CHUNK, &more, swept, err);

@@ -133,6 +133,9 @@ struct zila_store {
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;
 	sqlite3_stmt *st_feed_hlc; /* the HLC of a feed's entry (seal.c: a feed's dates only rise) */
+	/* the partition this device may write (scope.c), when it may not write all */
+	bool wscoped;
+	char wscope[ZILA_PART_MAX + 1];
 	struct ckpt *ckpt;  /* the checkpoint thread (checkpoint.c), started on first need */
 	bool ckpt_failed;   /* it could not start: the writer checkpoints */
 	bool nosync;        /* a merge is committing with synchronous OFF */
@@ -183,6 +186,18 @@ int store_migrate_hw(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHE
 /* (Re)creates the capture triggers of every tracked table (tables.c, arm_sql), or of t. */
 int store_arm_all(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 int store_arm_table(struct zila_store *s, const struct table *t, struct zila_error *err) ZILA_MUST_CHECK;
+/* --- scope.c --- */
+/* Appends to q the write-scope triggers of t (their names start with tname), after
+ * dropping those it had: none when the device may write everything. */
+int store_scope_sql(struct zila_store *s, struct zila_buf *q, const char *tname, const struct table *t) ZILA_MUST_CHECK;
+/* Reads the write scope from zila_meta. */
+void store_scope_load(struct zila_store *s);
+/* Whether the triggers refuse writes for another scope than the device's. */
+bool store_scope_stale(struct zila_store *s);
+/* Arms every table's triggers for the device's scope, in the caller's transaction; or, in
+ * a transaction of its own, when they are stale and no transaction is open. */
+int store_scope_arm(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+int store_scope_refresh(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 /* Sets t->unarmed on every tracked table that is there but lacks its capture triggers, and
  * counts them in *n: a read of sqlite_schema. */
 int store_armed_check(struct zila_store *s, int *n) ZILA_MUST_CHECK;

@@ -649,11 +649,14 @@ static int arm_sql(struct zila_buf *q, const char *table, int64_t tid, char *con
 	return r;
 }
 
-/* arm_sql() for a tracked table. */
-static int arm_table(struct zila_buf *q, const struct table *t)
+/* arm_sql() for a tracked table, and its write-scope triggers (scope.c). */
+static int arm_table(struct zila_store *s, struct zila_buf *q, const struct table *t)
 {
-	return arm_sql(q, t->name, t->id, t->cols, t->ncols, t->pk, t->pcol >= 0 ? t->cols[t->pcol] : NULL,
-		       t->has_rowid);
+	char tname[64];
+	snprintf(tname, sizeof(tname), "zila_%lld", (long long)t->id);
+	int r = arm_sql(q, t->name, t->id, t->cols, t->ncols, t->pk, t->pcol >= 0 ? t->cols[t->pcol] : NULL,
+			t->has_rowid);
+	return r ? r : store_scope_sql(s, q, tname, t);
 }
 
 int store_arm_table(struct zila_store *s, const struct table *t, struct zila_error *err)
@@ -661,7 +664,7 @@ int store_arm_table(struct zila_store *s, const struct table *t, struct zila_err
 	struct zila_buf q;
 	int r;
 	zila_buf_init(&q, 1 << 20);
-	r = arm_table(&q, t);
+	r = arm_table(s, &q, t);
 	if (r != 0 || cstr(&q) == NULL)
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 	else
@@ -766,6 +769,10 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	if ((r = store_exec(s, (const char *)q.p, err)) != 0)
 		goto fail;
 	if ((r = store_load_tables(s, err)) != 0)
+		goto fail;
+	/* and the write scope's */
+	struct table *t = store_table_by_name(s, table, strlen(table));
+	if (t != NULL && (r = store_arm_table(s, t, err)) != 0)
 		goto fail;
 	r = store_commit(s, err);
 	if (r != 0 && store_load_tables(s, NULL) != 0)

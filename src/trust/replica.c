@@ -263,9 +263,14 @@ out:
 int zila_trust_keep(struct zila_store *s, uint8_t type, struct zila_view bytes)
 {
 	if (type == ZILA_TRUST_CERT || type == ZILA_TRUST_CERT_PAST) {
-		struct zila_cert c;
+		struct zila_cert c, own;
 		int r = zila_cert_decode(bytes, &c);
-		return r ? r : keep_cert(s, &c, bytes);
+		r = r ? r : keep_cert(s, &c, bytes);
+		/* this device's own: its triggers refuse what it may not write (#16) */
+		if (r == 0 && sodium_memcmp(c.device_pk, zila_store_device_pk(s), 32) == 0 &&
+		    zila_trust_cert_get(s, c.device_pk, &own) == 0)
+			r = zila_store_set_write_scope(s, own.scope_all ? NULL : own.district);
+		return r;
 	}
 	if (type == ZILA_TRUST_REVOKE) {
 		struct zila_revocation rv;
@@ -958,6 +963,12 @@ void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx)
 	    zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && own.role == ZILA_ROLE_HQ && own.scope_all &&
 	    sodium_memcmp(own.issuer_pk, root_pk, 32) == 0 && zila_store_clock_reference(s) != 0)
 		zila_log(ZILA_LOG_WARN, "cannot mark this HQ replica's clock as the reference");
+	/* and a replica enrolled before its triggers refused what it may not write, its scope */
+	if (zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0) {
+		const char *part = own.scope_all ? "" : own.district;
+		if (strcmp(part, zila_store_write_scope(s)) != 0 && zila_store_set_write_scope(s, part) != 0)
+			zila_log(ZILA_LOG_WARN, "cannot set this device's write scope");
+	}
 }
 
 bool zila_trust_read_filter(void *cert, const char *part)

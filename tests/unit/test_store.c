@@ -539,6 +539,12 @@ static void test_write_time(void **state)
  * the rows, drop, rename) loses zila's triggers with the old table. The next seal notices,
  * arms them again and seals the table as it is: the writes made in between reach the other
  * replica, and later ones are captured again (#16). */
+static void collect(void *ctx, const char *msg)
+{
+	strncat(ctx, msg, 4095 - strlen(ctx));
+	strncat(ctx, "\n", 4095 - strlen(ctx));
+}
+
 static void test_rebuilt_table(void **state)
 {
 	(void)state;
@@ -573,6 +579,68 @@ static void test_rebuilt_table(void **state)
 	assert_same(&a, &b);
 	replica_free(&a);
 	replica_free(&b);
+}
+
+/* The statement's error, "" when it succeeded. */
+static const char *app_try(struct replica *r, const char *sql)
+{
+	static char msg[512];
+	char *m = NULL;
+	msg[0] = '\0';
+	if (sqlite3_exec(r->app, sql, NULL, NULL, &m) != SQLITE_OK)
+		snprintf(msg, sizeof(msg), "%s", m ? m : "?");
+	sqlite3_free(m);
+	return msg;
+}
+
+/* A district laptop's write out of its scope is refused when it is made, naming the
+ * district or table and who may write it; rows written out of scope before are told as not
+ * sent; HQ (no scope) writes everything (#16). */
+static void test_write_scope(void **state)
+{
+	(void)state;
+	struct replica a;
+	struct zila_error err;
+	char said[4096] = "";
+	replica_new(&a, "sa");
+	app(&a, "CREATE TABLE cat(id TEXT PRIMARY KEY, name TEXT)");
+	assert_int_equal(zila_store_track(a.s, "cat", NULL, &err), 0);
+	app(&a, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+		"INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+		"INSERT INTO t VALUES ('old', 'd2', 'written before the scope')");
+	assert_int_equal(zila_store_set_write_scope(a.s, "d1"), 0);
+	assert_string_equal(zila_store_write_scope(a.s), "d1");
+	assert_string_equal(app_try(&a, "INSERT INTO t VALUES ('x', 'd1', 'mine')"), "");
+	const char *m = app_try(&a, "INSERT INTO t VALUES ('y', 'd2', 'theirs')");
+	assert_non_null(strstr(m, "may write only district 'Patna' (d1)"));
+	assert_non_null(strstr(m, "a row of 't' for another district"));
+	assert_non_null(strstr(m, "at HQ"));
+	assert_string_not_equal(app_try(&a, "INSERT INTO t VALUES ('z', NULL, 'org-wide')"), "");
+	assert_string_not_equal(app_try(&a, "UPDATE t SET v = 'changed' WHERE id = 'old'"), "");
+	m = app_try(&a, "INSERT INTO cat VALUES ('p', 'president')");
+	assert_non_null(strstr(m, "'cat' is an org-wide table: only HQ may write it"));
+	/* a transaction keeps what it wrote in scope; the row refused is not written */
+	app(&a, "BEGIN; INSERT INTO t VALUES ('w', 'd1', 'mine too')");
+	assert_string_not_equal(app_try(&a, "INSERT INTO t VALUES ('v', 'd3', 'theirs')"), "");
+	app(&a, "COMMIT");
+	assert_int_equal(count(&a, "SELECT count(*) FROM t WHERE district_id IS NOT 'd1'"), 1);
+	assert_int_equal(count(&a, "SELECT count(*) FROM t WHERE id IN ('x', 'w')"), 2);
+	/* what was written out of scope before is told, with what to do */
+	assert_int_equal(zila_store_notices(a.s, collect, said), 0);
+	assert_non_null(strstr(said, "1 rows of 't' were written here for other districts"));
+	assert_non_null(strstr(said, "not sent"));
+	assert_non_null(strstr(said, "Have them entered at HQ or on a laptop of their district"));
+	/* rebuilt tables get their scope back with their capture */
+	app(&a, "BEGIN; CREATE TABLE t2(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT);"
+		"INSERT INTO t2 SELECT * FROM t; DROP TABLE t; ALTER TABLE t2 RENAME TO t; COMMIT");
+	size_t n;
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_string_not_equal(app_try(&a, "INSERT INTO t VALUES ('u', 'd2', 'theirs')"), "");
+	/* HQ writes every partition */
+	assert_int_equal(zila_store_set_write_scope(a.s, NULL), 0);
+	assert_string_equal(app_try(&a, "INSERT INTO t VALUES ('y', 'd2', 'theirs')"), "");
+	assert_string_equal(app_try(&a, "INSERT INTO cat VALUES ('p', 'president')"), "");
+	replica_free(&a);
 }
 
 static off_t file_size(const char *path)
@@ -643,6 +711,7 @@ int main(void)
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_write_time),
 		cmocka_unit_test(test_rebuilt_table),
+		cmocka_unit_test(test_write_scope),
 		cmocka_unit_test(test_checkpoint_thread),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
