@@ -3,6 +3,7 @@
  * device's feeds, one per partition per batch, in one transaction with the removal of
  * what they seal (and the move of the mark), so a change is sealed exactly once even if
  * killed. */
+#include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,7 +175,7 @@ static int write_ms(struct sealer *z, double jd, uint64_t *ms)
 		int rc = sqlite3_prepare_v2(z->s->db, "SELECT julianday('now')", -1, &st, NULL);
 		if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			double now = (sqlite3_column_double(st, 0) - JD_UNIX) * DAY_MS;
-			z->skew = (int64_t)store_now_ms(z->s) - (int64_t)now;
+			z->skew = (int64_t)store_now_ms(z->s) - llround(now);
 			z->has_skew = true;
 		}
 		sqlite3_finalize(st);
