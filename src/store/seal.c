@@ -1721,5 +1721,20 @@ int zila_store_pending(struct zila_store *s, int64_t *out)
 		if ((r = count_past(t, hw, &nnew)) == 0)
 			*out += nnew;
 	}
+	/* and every row of a table that lost its capture: the seal seals them again (rearm),
+	 * so the daemon seals as soon as another program has rebuilt a table */
+	int nunarmed = 0;
+	if (r == 0 && (r = store_armed_check(s, &nunarmed)) == 0 && nunarmed > 0) {
+		for (int i = 0; r == 0 && i < s->ntables; i++) {
+			struct table *t = s->tables[i];
+			if (!t->unarmed || t->count_all == NULL)
+				continue;
+			int rc = sqlite3_step(t->count_all);
+			if (rc == SQLITE_ROW)
+				*out += sqlite3_column_int64(t->count_all, 0);
+			sqlite3_reset(t->count_all);
+			r = rc == SQLITE_ROW ? 0 : ZILA_EDB;
+		}
+	}
 	return r;
 }
