@@ -1583,8 +1583,16 @@ static int rearm(struct zila_store *s, struct zila_error *err)
 			if (k == 1)
 				t->nlive_delta -= sqlite3_changes(s->db);
 		}
-		if (r == 0)
+		/* rows of a rowid table are found again past its mark; a WITHOUT ROWID table's
+		 * are captured as inserts, as zila_store_track does */
+		if (r == 0 && t->has_rowid) {
 			r = hw_set(s, t, INT64_MIN);
+		} else if (r == 0) {
+			char *ins = sqlite3_mprintf("INSERT INTO zila_pending(tid, pk, m) SELECT %lld, \"%w\", -1 FROM \"%w\"",
+						    (long long)t->id, t->cols[t->pk], t->name);
+			r = ins == NULL ? ZILA_ENOMEM : sqlite3_exec(s->db, ins, NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
+			sqlite3_free(ins);
+		}
 		if (r != 0) {
 			r = store_db_error(s, err, t->name);
 			break;

@@ -583,6 +583,22 @@ static void test_rebuilt_table(void **state)
 	send_all(&a, &b);
 	assert_rows(&b, "m=m2;o=o2;p=p1;");
 	assert_same(&a, &b);
+	/* a WITHOUT ROWID table likewise */
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++) {
+		app(both[i], "CREATE TABLE w(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT) WITHOUT ROWID");
+		assert_int_equal(zila_store_track(both[i]->s, "w", "district_id", &err), 0);
+	}
+	app(&a, "INSERT INTO w VALUES ('x', 'd1', 'x1'), ('y', 'd1', 'y1')");
+	send_all(&a, &b);
+	app(&a, "BEGIN; CREATE TABLE w2(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT NOT NULL DEFAULT '')"
+		" WITHOUT ROWID; INSERT INTO w2 SELECT * FROM w; DROP TABLE w; ALTER TABLE w2 RENAME TO w; COMMIT;"
+		"UPDATE w SET v = 'x2' WHERE id = 'x'; DELETE FROM w WHERE id = 'y'");
+	send_all(&a, &b);
+	char rows[200];
+	rows_by(&b, "SELECT id, v FROM w ORDER BY id", '=', rows, sizeof(rows));
+	assert_string_equal(rows, "x=x2;");
+	assert_same(&a, &b);
 	replica_free(&a);
 	replica_free(&b);
 }
