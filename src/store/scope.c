@@ -105,17 +105,32 @@ void store_scope_load(struct zila_store *s)
 	s->wscoped = scope_get(s, META_SCOPE, s->wscope);
 }
 
+/* What the triggers are armed for: the scope and the district's name they give ("" for
+ * none), so that they are made again when the catalogue names the district (it comes from
+ * HQ after enrolment) or renames it. */
+static void armed_for(struct zila_store *s, char *out, size_t n)
+{
+	char name[128] = "";
+	if (s->wscoped)
+		district_name(s, s->wscope, name, sizeof(name));
+	snprintf(out, n, "%s%s%s", s->wscope, s->wscoped ? "|" : "", name);
+}
+
 bool store_scope_stale(struct zila_store *s)
 {
-	char armed[ZILA_PART_MAX + 1];
-	scope_get(s, META_SCOPE_ARMED, armed);
-	return strcmp(armed, s->wscope) != 0;
+	char *v = NULL, want[ZILA_PART_MAX + 200];
+	armed_for(s, want, sizeof(want));
+	bool same = zila_store_meta_get(s, META_SCOPE_ARMED, &v) == 0 ? strcmp(v, want) == 0 : want[0] == '\0';
+	free(v);
+	return !same;
 }
 
 int store_scope_arm(struct zila_store *s, struct zila_error *err)
 {
+	char armed[ZILA_PART_MAX + 200];
 	int r = store_arm_all(s, err);
-	if (r == 0 && (r = zila_store_meta_set(s, META_SCOPE_ARMED, s->wscope)) != 0)
+	armed_for(s, armed, sizeof(armed));
+	if (r == 0 && (r = zila_store_meta_set(s, META_SCOPE_ARMED, armed)) != 0)
 		r = store_db_error(s, err, "cannot note the write scope");
 	return r;
 }

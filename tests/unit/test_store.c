@@ -573,6 +573,9 @@ static void test_rebuilt_table(void **state)
 	assert_int_equal(zila_store_meta_get(a.s, ZILA_META_REARMED, &v), 0);
 	assert_non_null(strstr(v, " t"));
 	free(v);
+	char said[4096] = "";
+	assert_int_equal(zila_store_notices(a.s, collect, said), 0);
+	assert_non_null(strstr(said, "table 't' had lost its change capture"));
 	send_all(&a, &b);
 	assert_rows(&b, "m=m2;o=o1;p=p1;");
 	assert_same(&a, &b);
