@@ -38,7 +38,7 @@ asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 # Keep generated headers and objects: make would otherwise delete them as intermediates.
 .SECONDARY:
 
-.PHONY: all check unit integration bench bench-compare fuzz fuzz-run demo install clean property-long lab
+.PHONY: all check layers unit integration bench bench-compare fuzz fuzz-run demo install clean property-long lab
 # Top-level targets install missing packages first, then build in a fresh make so the
 # pkg-config flags are read after the install.
 all: build/.deps-build
@@ -97,7 +97,12 @@ integration: build/asan/zila $(TOOL_BIN) build/.deps-check
 	$(Q)for t in $(ITEST); do echo "== $$t"; \
 	  ZILA=$(CURDIR)/build/asan/zila sh $$t || exit 1; done
 
+# The layers of ARCHITECTURE.md, checked on the tree (tools/check_layers.py); first in `make check`.
+layers:
+	$(Q)python3 tools/check_layers.py
+
 check: build/.deps-check
+	$(Q)$(MAKE) --no-print-directory layers
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integration
 	@echo "make check: all tests passed"

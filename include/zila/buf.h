@@ -3,6 +3,7 @@
 #ifndef ZILA_BUF_H
 #define ZILA_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,10 @@ int zila_view_get_bytes(struct zila_view *v, size_t n, const uint8_t **out) ZILA
 int zila_view_get_lenbytes(struct zila_view *v, size_t max, struct zila_view *out) ZILA_MUST_CHECK;
 /* Copies n bytes out. */
 int zila_view_get_copy(struct zila_view *v, void *dst, size_t n) ZILA_MUST_CHECK;
+
+/* True when p[0..n) is well-formed UTF-8 (RFC 3629: shortest forms, no surrogates, nothing
+ * past U+10FFFF) without a NUL byte. The one check every decoder and importer uses. */
+bool zila_utf8_valid(const uint8_t *p, size_t n);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void zila_hex_encode(char *out, const uint8_t *p, size_t n);

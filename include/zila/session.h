@@ -89,6 +89,7 @@ struct zila_session_stats {
 	size_t nrefused;
 	uint64_t refused_more;  /* feeds refused beyond those listed */
 	uint64_t feeds_skipped; /* feeds not offered: the peer refused them before (cfg.skip) */
+	uint64_t forks;         /* feeds the peer holds to our head with other entries (PROTOCOL.md, "Forks") */
 	/* Our own entries, in partitions the peer reads, that it holds once the session is DONE
 	 * (what it had, and what we sent that it took), and the number it does not. */
 	uint64_t own_at_peer, own_not_at_peer;

@@ -128,7 +128,9 @@ struct zila_clock {
 	uint64_t wall_ms;  /* this computer's clock */
 	uint64_t stamp_ms; /* the time what is written now is dated by */
 	uint64_t hq_est_ms; /* HQ's clock as best estimated: wall_ms moved by the offset, if known */
-	uint64_t seen_ms;  /* the latest HQ time learnt; 0: none */
+	uint64_t seen_ms;  /* the latest HQ time known to have passed, by anyone's word; 0: none */
+	uint64_t hq_seen_ms; /* the same by HQ's word alone (its Hello, its entries, its certificate) */
+	uint64_t heard_ms; /* what another laptop said of it (bounded; gone at contact with HQ) */
 	int64_t offset_ms; /* HQ's clock minus this computer's, when has_offset */
 	bool is_reference; /* this replica is HQ: its clock is the reference */
 	bool has_offset;
@@ -143,6 +145,12 @@ int zila_store_clock_reference(struct zila_store *s) ZILA_MUST_CHECK;
  * at once even when writing it down fails (the code says why: ZILA_EFULL, ZILA_EBUSY, ...);
  * the next call writes it. */
 int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offset, int64_t offset_ms) ZILA_MUST_CHECK;
+/* Hearsay: another laptop says HQ's time seen_ms has passed. Believed at most
+ * ZILA_CLOCK_LEAD_MS past this replica's own estimate of HQ's clock, kept apart from HQ's
+ * word, and forgotten when HQ next tells its clock (zila_store_clock_learn with an offset):
+ * a laptop that lies about HQ's time moves another's dates by the lead at most, and only
+ * until that one reaches HQ. */
+int zila_store_clock_hear(struct zila_store *s, uint64_t seen_ms) ZILA_MUST_CHECK;
 /* What to tell the user about c in plain words; "" when the clock is fine. */
 void zila_clock_describe(const struct zila_clock *c, char *buf, size_t n);
 
@@ -162,10 +170,12 @@ struct zila_entry_info {
 int zila_entry_verify(struct zila_view bytes, struct zila_entry_info *out) ZILA_MUST_CHECK;
 
 /* A version vector: per feed, the highest contiguous sequence number held. */
+#define ZILA_CHAIN_LEN 16 /* a feed's chain hash: BLAKE2b-128 over its entries to the head */
 struct zila_feed_head {
 	uint8_t origin[32];
 	char part[ZILA_PART_MAX + 1];
 	uint64_t seq;
+	uint8_t chain[ZILA_CHAIN_LEN]; /* chain(seq) (src/store/fork.c) */
 };
 struct zila_vector {
 	struct zila_feed_head *heads;
@@ -173,6 +183,21 @@ struct zila_vector {
 };
 
 int zila_store_vector(struct zila_store *s, struct zila_vector *out) ZILA_MUST_CHECK;
+
+/* Forks (proto/PROTOCOL.md, "Forks"): a device that signed two different entries under one
+ * sequence number of a feed. note records one (logged once; peer: who showed the other
+ * history, may be NULL) and quarantines its author here: nothing more of it is admitted. */
+struct zila_fork {
+	uint8_t origin[32];
+	char part[ZILA_PART_MAX + 1];
+	uint64_t seq;     /* the fork is at or before this sequence number */
+	uint64_t seen_at; /* seconds */
+	bool own;         /* this device's own feed: restored from an old backup? */
+};
+typedef int (*zila_fork_fn)(void *ctx, const struct zila_fork *f);
+int zila_store_fork_note(struct zila_store *s, const uint8_t origin[32], const char *part, uint64_t seq,
+			 const uint8_t *peer) ZILA_MUST_CHECK;
+int zila_store_fork_each(struct zila_store *s, zila_fork_fn fn, void *ctx) ZILA_MUST_CHECK;
 void zila_vector_release(struct zila_vector *v);
 /* Canonical encoding (sorted by origin, part). */
 int zila_vector_encode(const struct zila_vector *v, struct zila_buf *out) ZILA_MUST_CHECK;

@@ -43,7 +43,7 @@ struct zila_value;
 void cli_print_value(const struct zila_value *v, bool json);
 /* A short, readable form of a device key: the first 8 bytes in hex. */
 void cli_short_device(char out[17], const uint8_t *key);
-/* "YYYY-MM-DD HH:MM:SS" (UTC) of an HLC timestamp. */
+/* "YYYY-MM-DD HH:MM:SS" (UTC) of an HLC timestamp, for --json; people read cli_local_time. */
 void cli_hlc_time(char out[32], uint64_t hlc);
 
 #endif

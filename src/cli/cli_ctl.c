@@ -1,4 +1,5 @@
 /* The CLI side of the control socket. */
+#include "cli_names.h"
 #include "cli_ctl.h"
 
 #include <errno.h>
@@ -162,10 +163,9 @@ void cli_ago(char *out, size_t n, int64_t when)
 	} else if (d >= 0 && d < 48 * 3600) {
 		snprintf(out, n, "%lld h ago", (long long)(d / 3600));
 	} else {
-		time_t t = (time_t)when;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm);
+		char t[40];
+		cli_local_time(t, (uint64_t)when);
+		snprintf(out, n, "%s", t);
 	}
 }
 

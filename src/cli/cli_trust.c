@@ -190,7 +190,7 @@ void cli_date(char out[32], uint64_t secs)
 {
 	time_t t = (time_t)secs;
 	struct tm tm;
-	if (gmtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%d", &tm) == 0)
+	if (localtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%d", &tm) == 0)
 		snprintf(out, 32, "?");
 }
 

@@ -23,7 +23,7 @@ int cli_read_file(const char *path, size_t max, struct zila_buf *out);
 int cli_write_new_file(const char *path, const void *p, size_t n, unsigned mode);
 /* "7d", "12h", "30m" or plain seconds; 0 on success. */
 int cli_parse_duration(const char *s, uint64_t *secs);
-/* "YYYY-MM-DD" (UTC) of a time in seconds. */
+/* "YYYY-MM-DD" (local time) of a time in seconds. */
 void cli_date(char out[32], uint64_t secs);
 /* Asks a question on the terminal; 0 with a non-empty answer. */
 int cli_ask(const char *question, char *answer, size_t n);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_names.h"
 #include "cli_trust.h"
 
 struct list_ctx {
@@ -29,8 +30,12 @@ static int print_one(void *ctx, const struct zila_cert *c)
 		printf(",\"expires\":%llu,\"expired\":%s,\"revoked\":%s,\"self\":%s}", (unsigned long long)c->not_after,
 		       expired ? "true" : "false", revoked ? "true" : "false", self ? "true" : "false");
 	} else {
-		printf("%-22s  %-20s  %-8s  %-16s  %s%s%s%s\n", id, c->name, zila_role_name(c->role),
-		       c->scope_all ? "all" : c->district, date, expired ? " (expired)" : "", revoked ? " REVOKED" : "",
+		char dname[160];
+		if (c->scope_all)
+			snprintf(dname, sizeof(dname), "all");
+		else
+			cli_district_label(l->cli, c->district, dname, sizeof(dname));
+		printf("%-22s  %-20s  %-8s  %-16s  %s%s%s%s\n", id, c->name, zila_role_name(c->role), dname, date, expired ? " (expired)" : "", revoked ? " REVOKED" : "",
 		       self ? "  <- this device" : "");
 	}
 	if (revoked)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_names.h"
 #include "cli_trust.h"
 
 static int do_request(struct cli *cli, const char *file, const char *name)
@@ -56,6 +57,7 @@ static int do_sign(struct cli *cli, const char *req_file, const char *cert_file,
 	struct zila_buf rb, out;
 	struct zila_enrol_req req;
 	char answer[ZILA_DISTRICT_MAX + 2], id[ZILA_DEVICE_ID_LEN + 1];
+	char did[ZILA_DISTRICT_MAX + 1], dname[160];
 	int rc = CLI_FAIL, r;
 	zila_buf_init(&rb, ZILA_ENROL_REQ_MAX);
 	zila_buf_init(&out, 4096);
@@ -73,12 +75,15 @@ static int do_sign(struct cli *cli, const char *req_file, const char *cert_file,
 	zila_device_id(req.device_pk, id);
 	if (district == NULL) {
 		fprintf(stderr, "device %s asks to be enrolled as '%s'.\n", id, req.name);
-		if (cli_ask("district id: ", answer, sizeof(answer)) != CLI_OK) {
-			rc = cli_usage("enrol", "enrol sign needs --district ID (no terminal to ask)");
+		if (cli_ask("district (name, code or id): ", answer, sizeof(answer)) != CLI_OK) {
+			rc = cli_usage("enrol", "enrol sign needs --district NAME (no terminal to ask)");
 			goto out;
 		}
 		district = answer;
 	}
+	if (cli_district_resolve(cli, district, did, sizeof(did)) != CLI_OK)
+		goto out;
+	cli_district_label(cli, did, dname, sizeof(dname));
 	if (role == 0) {
 		char rs[32];
 		if (cli_ask("role (district or block) [district]: ", rs, sizeof(rs)) != CLI_OK)
@@ -94,7 +99,7 @@ static int do_sign(struct cli *cli, const char *req_file, const char *cert_file,
 		goto out;
 	struct zila_error err;
 	zila_error_clear(&err);
-	r = zila_trust_issue(s, req.device_pk, req.name, role, district, cli_now(), days, &out, &err);
+	r = zila_trust_issue(s, req.device_pk, req.name, role, did, cli_now(), days, &out, &err);
 	zila_store_free(s);
 	if (r != 0) {
 		cli_err("cannot sign the request of device %s: %s", id, zila_error_msg(&err, r));
@@ -104,14 +109,14 @@ static int do_sign(struct cli *cli, const char *req_file, const char *cert_file,
 		goto out;
 	if (cli->json) {
 		printf("{\"device\":\"%s\",\"district\":", id);
-		cli_json_str(district);
+		cli_json_str(did);
 		printf(",\"role\":\"%s\",\"certificate\":", zila_role_name(role));
 		cli_json_str(cert_file);
 		printf("}\n");
 	} else {
 		printf("enrolled device %s ('%s') as a %s device of district '%s' for %u days.\n"
 		       "Take '%s' to the laptop: zila enrol install %s\n",
-		       id, req.name, zila_role_name(role), district, days, cert_file, cert_file);
+		       id, req.name, zila_role_name(role), dname, days, cert_file, cert_file);
 	}
 	rc = CLI_OK;
 out:
@@ -142,14 +147,15 @@ static int do_install(struct cli *cli, const char *file)
 		cli_err("cannot install '%s': %s", file, zila_error_msg(&err, r));
 		goto out;
 	}
-	char date[32];
+	char date[32], dname[160];
 	cli_date(date, c.not_after);
+	cli_district_label(cli, c.scope_all ? "*" : c.district, dname, sizeof(dname));
 	if (cli->json)
 		printf("{\"installed\":true,\"role\":\"%s\",\"district\":\"%s\",\"expires\":%llu}\n", zila_role_name(c.role),
 		       c.scope_all ? "*" : c.district, (unsigned long long)c.not_after);
 	else
 		printf("this device is enrolled as %s of %s until %s\n", zila_role_name(c.role),
-		       c.scope_all ? "all districts" : c.district, date);
+		       dname, date);
 	rc = CLI_OK;
 out:
 	zila_buf_release(&b);

@@ -1,9 +1,11 @@
 /* zila invite: at HQ, make a one-time code a laptop uses to join.
- *   zila invite --district ID [--role district|block] [--expires 7d] */
+ *   zila invite --district NAME|CODE|ID [--role district|block] [--expires 7d]
+ * The district is looked up in the districts table; an unknown one is refused. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_names.h"
 #include "cli_trust.h"
 
 int cmd_invite(struct cli *cli, int argc, char **argv);
@@ -34,7 +36,11 @@ int cmd_invite(struct cli *cli, int argc, char **argv)
 	if (optind != argc)
 		return cli_usage("invite", "unexpected argument '%s'", argv[optind]);
 	if (district == NULL)
-		return cli_usage("invite", "invite needs --district ID");
+		return cli_usage("invite", "invite needs --district NAME (or its code or id)");
+	char did[ZILA_DISTRICT_MAX + 1], dname[160];
+	if (cli_district_resolve(cli, district, did, sizeof(did)) != CLI_OK)
+		return CLI_FAIL;
+	cli_district_label(cli, did, dname, sizeof(dname));
 	struct zila_store *s = NULL;
 	struct zila_trust_ctx tc;
 	if (cli_trust_open(cli, &s, &tc) != CLI_OK)
@@ -43,21 +49,23 @@ int cmd_invite(struct cli *cli, int argc, char **argv)
 	struct zila_error err;
 	zila_error_clear(&err);
 	uint64_t now = cli_now();
-	int r = zila_trust_invite(s, district, role, now, now + ttl, code, &err);
+	int r = zila_trust_invite(s, did, role, now, now + ttl, code, &err);
 	zila_store_free(s);
 	if (r != 0) {
-		cli_err("cannot make an invite for district '%s': %s", district, zila_error_msg(&err, r));
+		cli_err("cannot make an invite for district '%s': %s", dname, zila_error_msg(&err, r));
 		return CLI_FAIL;
 	}
 	cli_date(date, now + ttl);
 	if (cli->json) {
 		printf("{\"code\":\"%s\",\"district\":", code);
-		cli_json_str(district);
+		cli_json_str(did);
+		printf(",\"district_name\":");
+		cli_json_str(dname);
 		printf(",\"role\":\"%s\",\"expires\":%llu}\n", zila_role_name(role), (unsigned long long)(now + ttl));
 	} else {
-		printf("%s\n\nRead this code to the %s laptop of district '%s'; it works once, until %s (UTC).\n"
+		printf("%s\n\nRead this code to the %s laptop of district '%s'; it works once, until %s.\n"
 		       "On the laptop: zila join CODE --hq HOST:PORT\n",
-		       code, zila_role_name(role), district, date);
+		       code, zila_role_name(role), dname, date);
 	}
 	return CLI_OK;
 }

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_names.h"
 #include "zila/store.h"
+#include "zila/trust.h"
 
 /* Old values per column of the one record followed (--id). */
 struct prev {
@@ -16,6 +18,12 @@ struct prev {
 };
 
 struct logctx {
+	struct cli *cli;
+	struct zila_store *s;
+	uint8_t dev_pk[32];     /* the device of the last line, and its label */
+	char dev[160];
+	char part_id[ZILA_DISTRICT_MAX + 1]; /* the partition of the last line, and its name */
+	char part[160];
 	bool json, follow;
 	size_t n;
 	struct prev *prev;
@@ -60,11 +68,27 @@ static const char *op_name(int op)
 static int on_change(void *ctx, const struct zila_change *c)
 {
 	struct logctx *l = ctx;
-	char dev[17], when[32];
-	cli_short_device(dev, c->entry->origin);
-	cli_hlc_time(when, c->entry->hlc);
+	char when[40];
+	if (l->n == 0 || memcmp(l->dev_pk, c->entry->origin, 32) != 0) {
+		memcpy(l->dev_pk, c->entry->origin, 32);
+		cli_device_label(l->s, c->entry->origin, l->dev, sizeof(l->dev));
+	}
+	if (l->n == 0 || strcmp(l->part_id, c->entry->part) != 0) {
+		snprintf(l->part_id, sizeof(l->part_id), "%s", c->entry->part);
+		if (c->entry->part[0] == '\0')
+			snprintf(l->part, sizeof(l->part), "(org-wide)");
+		else
+			cli_district_label(l->cli, c->entry->part, l->part, sizeof(l->part));
+	}
 	if (l->json) {
-		printf("%s{\"time\":\"%s\",\"device\":\"%s\",\"partition\":", l->n ? ",\n" : "", when, dev);
+		char id[ZILA_DEVICE_ID_LEN + 1];
+		struct zila_cert cert;
+		zila_device_id(c->entry->origin, id);
+		cli_hlc_time(when, c->entry->hlc);
+		printf("%s{\"time\":\"%s\",\"hlc_ms\":%llu,\"device\":\"%s\",\"device_name\":", l->n ? ",\n" : "",
+		       when, (unsigned long long)zila_hlc_ms(c->entry->hlc), id);
+		cli_json_str(zila_trust_cert_get(l->s, c->entry->origin, &cert) == 0 ? cert.name : "");
+		printf(",\"partition\":");
 		cli_json_str(c->entry->part);
 		printf(",\"seq\":%llu,\"table\":", (unsigned long long)c->entry->seq);
 		cli_json_str(c->table);
@@ -93,8 +117,9 @@ static int on_change(void *ctx, const struct zila_change *c)
 		}
 		printf("}}");
 	} else {
-		printf("%s  %s  %s #%llu  %s %s ", when, dev, c->entry->part[0] ? c->entry->part : "(org)",
-		       (unsigned long long)c->entry->seq, op_name(c->op), c->table);
+		cli_local_time(when, zila_hlc_ms(c->entry->hlc) / 1000);
+		printf("%s  %s  %s #%llu  %s %s ", when, l->dev, l->part, (unsigned long long)c->entry->seq,
+		       op_name(c->op), c->table);
 		cli_print_value(&c->pk, false);
 		printf("\n");
 		for (size_t i = 0; i < c->ncols; i++) {
@@ -139,7 +164,7 @@ int cmd_log(struct cli *cli, int argc, char **argv)
 	if (cli_open_store(cli, &s) != CLI_OK)
 		return CLI_FAIL;
 	struct zila_error err;
-	struct logctx l = { cli->json, id != NULL, 0, NULL, 0 };
+	struct logctx l = { .cli = cli, .s = s, .json = cli->json, .follow = id != NULL };
 	zila_error_clear(&err);
 	int r = zila_store_seal(s, NULL, &err);
 	if (cli->json)

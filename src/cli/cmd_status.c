@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_names.h"
 #include "cli_ctl.h"
 
 static long long jint(json_t *o, const char *k)
@@ -36,11 +37,11 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		json_decref(st);
 		return CLI_OK;
 	}
-	char when[48];
+	char when[48], dname[160];
 	printf("device:     %s", jstr(st, "device", "?"));
+	cli_district_label(cli, jstr(st, "scope", "?"), dname, sizeof(dname));
 	if (json_is_true(json_object_get(st, "enrolled")))
-		printf(" '%s', %s of %s, organisation '%s'\n", jstr(st, "name", "?"), jstr(st, "role", "?"),
-		       jstr(st, "scope", "?")[0] == '*' ? "all districts" : jstr(st, "scope", "?"),
+		printf(" '%s', %s of %s, organisation '%s'\n", jstr(st, "name", "?"), jstr(st, "role", "?"), dname,
 		       jstr(st, "organisation", "?"));
 	else if (json_is_true(json_object_get(st, "joining")))
 		printf(", not enrolled yet: joins at the first contact with HQ\n");

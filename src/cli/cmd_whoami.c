@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_names.h"
 #include "cli_trust.h"
 
 int cmd_whoami(struct cli *cli, int argc, char **argv);
@@ -50,9 +51,11 @@ int cmd_whoami(struct cli *cli, int argc, char **argv)
 		printf("device:       %s\n", id);
 		if (in_org) {
 			printf("organisation: %s\nfingerprint:  %s\n", org ? org : "(unnamed)", fph);
+			char dname[160];
 			if (has_cert)
-				printf("role:         %s of %s (%s), until %s\n", zila_role_name(c.role),
-				       c.scope_all ? "all districts" : c.district, c.name, date);
+				cli_district_label(cli, c.scope_all ? "*" : c.district, dname, sizeof(dname));
+			if (has_cert)
+				printf("role:         %s of %s (%s), until %s\n", zila_role_name(c.role), dname, c.name, date);
 			else
 				printf("role:         none (no certificate for this device)\n");
 		} else if (pending) {

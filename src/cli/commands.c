@@ -18,6 +18,7 @@ CMD(import)
 CMD(export)
 CMD(report)
 CMD(org)
+CMD(catalogue)
 CMD(invite)
 CMD(join)
 CMD(enrol)
@@ -52,9 +53,13 @@ const struct cli_command cli_commands[] = {
 	{ "export", cmd_export, "write a table as CSV (for Excel) or JSON", "zila [-d DIR] export --table TABLE [--district ID] [--format csv|json] [-o FILE] [--no-bom]" },
 	{ "report", cmd_report, "HQ progress per district: drive, booths, office bearers, reports, sync", "zila [-d DIR] report [--district ID] [--period YYYY-MM] [--format text|csv|json] [--today YYYY-MM-DD] [--drive ID]" },
 	{ "org", cmd_org, "create the organisation (HQ) or show it", "zila org init --name NAME [--passphrase-file FILE]\nzila org show" },
-	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ)", "zila invite --district ID [--role district|block] [--expires 7d]" },
+	{ "catalogue", cmd_catalogue, "list the organisation's states, districts and posts; add one by name (HQ)",
+	  "zila catalogue [list]\nzila catalogue add state NAME [--code C] [--local NAME] [--id ID]\n"
+	  "zila catalogue add district NAME --state STATE [--code C] [--local NAME] [--id ID]\n"
+	  "zila catalogue add post NAME --level LEVEL [--rank N] [--local NAME] [--id ID]" },
+	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ); the district by name, code or id", "zila invite --district NAME [--role district|block] [--expires 7d]" },
 	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join CODE --hq HOST:PORT [--name NAME] [--timeout SECS]" },
-	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop)", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district ID] [--role district|block] [--days N]\nzila enrol install CERT" },
+	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop)", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district NAME] [--role district|block] [--days N]\nzila enrol install CERT" },
 	{ "devices", cmd_devices, "list enrolled devices, roles, scopes, expiry, revocations", "zila devices" },
 	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami" },
 	{ "revoke", cmd_revoke, "cut off a lost device: sign a revocation (HQ)", "zila revoke DEVICE" },

@@ -234,6 +234,44 @@ static void add_warning(void *ctx, const char *msg)
 	json_array_append_new(ctx, json_string(msg));
 }
 
+/* A fork this replica saw (PROTOCOL.md, "Forks"), and what to do about it in words. */
+struct fork_ctx {
+	struct daemon *d;
+	json_t *list, *warn;
+};
+
+static int fork_json(void *ctx, const struct zila_fork *f)
+{
+	struct fork_ctx *fc = ctx;
+	char id[ZILA_DEVICE_ID_LEN + 1];
+	struct zila_cert c;
+	bool named = zila_trust_cert_get(fc->d->store, f->origin, &c) == 0;
+	zila_device_id(f->origin, id);
+	json_t *o = json_object();
+	json_object_set_new(o, "device", json_string(id));
+	json_object_set_new(o, "name", named ? json_string(c.name) : json_null());
+	json_object_set_new(o, "partition", json_string(f->part));
+	json_object_set_new(o, "seq", json_integer((json_int_t)f->seq));
+	json_object_set_new(o, "seen_at", json_integer((json_int_t)f->seen_at));
+	json_object_set_new(o, "own", json_boolean(f->own));
+	json_array_append_new(fc->list, o);
+	if (f->own)
+		json_array_append_new(fc->warn,
+				      json_sprintf("this laptop's changes in partition '%s' forked at or before #%llu: "
+						   "another replica holds other changes under the same numbers (was it "
+						   "restored from an old backup?). Others no longer accept its changes: ask "
+						   "HQ to revoke this device and enrol the laptop again",
+						   f->part, (unsigned long long)f->seq));
+	else
+		json_array_append_new(fc->warn,
+				      json_sprintf("device %s ('%s') signed two different histories of its changes in "
+						   "partition '%s' (at or before #%llu): restored from an old backup, or "
+						   "tampered with. Nothing more from it is accepted here; HQ: revoke it "
+						   "('zila revoke %s') and enrol the laptop again",
+						   id, named ? c.name : "?", f->part, (unsigned long long)f->seq, id));
+	return 0;
+}
+
 static json_t *status_json(struct daemon *d)
 {
 	char id[ZILA_DEVICE_ID_LEN + 1];
@@ -336,6 +374,11 @@ static json_t *status_json(struct daemon *d)
 	if (!d->enrolled && !d->joining)
 		json_array_append_new(warn, json_string("not enrolled: this device syncs with nobody (see 'zila join')"));
 	json_object_set_new(o, "hq_refused", refused_status(d, warn));
+	json_t *forks = json_array();
+	struct fork_ctx fc = { d, forks, warn };
+	if (zila_store_fork_each(d->store, fork_json, &fc) != 0)
+		zila_log(ZILA_LOG_WARN, "cannot read the forks this replica saw");
+	json_object_set_new(o, "forks", forks);
 	if (!d->is_hq && zila_trust_own_cert_warning(d->store, ck.stamp_ms / 1000, said, sizeof(said)))
 		json_array_append_new(warn, json_string(said));
 	/* rows written here out of scope (not sent), a table whose capture was armed again */

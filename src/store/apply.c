@@ -303,12 +303,28 @@ static int store_entry(struct zila_store *s, int64_t feed, const struct incoming
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
 		return ZILA_EDB;
-	st = s->st_feed_head;
-	sqlite3_bind_int64(st, 1, (int64_t)in->e.info.seq);
-	sqlite3_bind_int64(st, 2, feed);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
+	return store_feed_advance(s, feed, in->e.info.seq, in->bytes);
+}
+
+/* An entry under a sequence number this replica holds: the same bytes, or a fork (fork.c),
+ * proven by the two signed entries. */
+static int check_same(struct zila_store *s, int64_t feed, const struct incoming *x)
+{
+	sqlite3_stmt *q = NULL;
+	int r = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT bytes FROM zila_entries WHERE feed = ? AND seq = ?", -1, &q, NULL) !=
+	    SQLITE_OK)
+		return ZILA_EDB;
+	sqlite3_bind_int64(q, 1, feed);
+	sqlite3_bind_int64(q, 2, (int64_t)x->e.info.seq);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(q, 0);
+		const void *p = sqlite3_column_blob(q, 0);
+		if (n != x->bytes.len || (n > 0 && memcmp(p, x->bytes.p, n) != 0))
+			r = zila_store_fork_note(s, x->e.info.origin, x->e.info.part, x->e.info.seq, NULL);
+	}
+	sqlite3_finalize(q);
+	return r;
 }
 
 static void observe_clock(struct zila_store *s, uint64_t hlc)
@@ -418,6 +434,17 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 		}
 		if (x->e.info.seq <= head) {
 			st->nduplicate++;
+			if ((r = check_same(s, feed, x)) != 0) {
+				r = store_db_error(s, err, "cannot compare an entry with the one held");
+				goto fail;
+			}
+			continue;
+		}
+		if (store_is_forked(s, x->e.info.origin)) {
+			st->nrejected++;
+			store_refusal(s, st, &x->e.info, ZILA_EFORKED,
+				      "its author signed two histories of a feed (a fork): nothing more of it is "
+				      "accepted until HQ revokes it");
 			continue;
 		}
 		if (x->e.info.seq != head + 1) {

@@ -14,6 +14,7 @@
 #define META_LEARNT "clock.learnt_wall_ms"
 #define META_UP "clock.learnt_up_ms"
 #define META_BOOT "clock.boot"
+#define META_HEARD "clock.heard_ms"
 #define SAVE_SEEN_MS (60 * 1000)  /* a newer HQ time is written down once it moved this much */
 #define SAVE_OFFSET_MS 1000       /* an offset, once it is this far from what is written */
 
@@ -37,6 +38,7 @@ void store_clock_load(struct zila_store *s)
 	s->clk_ref = meta_i64(s, META_REF, &x) && x == 1;
 	s->clk_seen = meta_i64(s, META_SEEN, &x) && x > 0 ? (uint64_t)x : 0;
 	s->clk_saved_seen = s->clk_seen;
+	s->clk_heard = meta_i64(s, META_HEARD, &x) && x > 0 ? (uint64_t)x : 0;
 	s->clk_learnt_wall = meta_i64(s, META_LEARNT, &x) && x > 0 ? (uint64_t)x : 0;
 	/* learnt at 0: dropped (save_offset) */
 	s->clk_has_offset = s->clk_learnt_wall > 0 && meta_i64(s, META_OFFSET, &x);
@@ -108,6 +110,13 @@ static bool offset_now(struct zila_store *s, uint64_t wall, int64_t *off)
 	return true;
 }
 
+/* The latest HQ time known to have passed: HQ's word (its Hello, its signed entries, the
+ * certificate it issued), or a colleague's when that is later (bounded, see hear). */
+static uint64_t seen_ms_of(const struct zila_store *s)
+{
+	return s->clk_heard > s->clk_seen ? s->clk_heard : s->clk_seen;
+}
+
 /* The date of a change this computer's clock said was made at wall_then: what it says
  * mapped to HQ's time by what is known now, within the bounds every date keeps (never
  * before the last HQ time known, never more than ZILA_CLOCK_LEAD_MS past it), and never
@@ -116,13 +125,13 @@ static uint64_t stamp_of(struct zila_store *s, uint64_t wall, uint64_t wall_then
 {
 	int64_t off;
 	bool has = offset_now(s, wall, &off);
-	uint64_t t = add_ms(wall_then < wall ? wall_then : wall, has ? off : 0);
-	if (s->clk_ref || s->clk_seen == 0)
+	uint64_t t = add_ms(wall_then < wall ? wall_then : wall, has ? off : 0), seen = seen_ms_of(s);
+	if (s->clk_ref || seen == 0)
 		return t;
-	if (t < s->clk_seen)
-		return s->clk_seen;
-	if (t > s->clk_seen + ZILA_CLOCK_LEAD_MS)
-		return s->clk_seen + ZILA_CLOCK_LEAD_MS;
+	if (t < seen)
+		return seen;
+	if (t > seen + ZILA_CLOCK_LEAD_MS)
+		return seen + ZILA_CLOCK_LEAD_MS;
 	return t;
 }
 
@@ -142,7 +151,9 @@ void zila_store_clock(struct zila_store *s, struct zila_clock *out)
 	memset(out, 0, sizeof(*out));
 	out->wall_ms = store_now_ms(s);
 	out->stamp_ms = store_stamp_ms(s);
-	out->seen_ms = s->clk_seen;
+	out->seen_ms = seen_ms_of(s);
+	out->hq_seen_ms = s->clk_seen;
+	out->heard_ms = s->clk_heard;
 	out->is_reference = s->clk_ref;
 	int64_t off = 0;
 	out->has_offset = !s->clk_ref && offset_now(s, out->wall_ms, &off);
@@ -151,15 +162,15 @@ void zila_store_clock(struct zila_store *s, struct zila_clock *out)
 	out->hq_est_ms = t;
 	if (s->clk_ref)
 		out->state = ZILA_CLOCK_OK;
-	else if (s->clk_seen == 0 && !out->has_offset)
+	else if (out->seen_ms == 0 && !out->has_offset)
 		out->state = ZILA_CLOCK_NONE;
 	else if (out->has_offset && off < -(int64_t)ZILA_CLOCK_WARN_MS)
 		out->state = ZILA_CLOCK_AHEAD;
 	else if (out->has_offset && off > (int64_t)ZILA_CLOCK_WARN_MS)
 		out->state = ZILA_CLOCK_BEHIND;
-	else if (s->clk_seen != 0 && t > s->clk_seen + ZILA_CLOCK_LEAD_MS)
+	else if (out->seen_ms != 0 && t > out->seen_ms + ZILA_CLOCK_LEAD_MS)
 		out->state = ZILA_CLOCK_STALE;
-	else if (s->clk_seen != 0 && t + ZILA_CLOCK_WARN_MS < s->clk_seen)
+	else if (out->seen_ms != 0 && t + ZILA_CLOCK_WARN_MS < out->seen_ms)
 		out->state = ZILA_CLOCK_BEHIND;
 	else
 		out->state = ZILA_CLOCK_OK;
@@ -204,9 +215,25 @@ int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offs
 	if (s->clk_ref)
 		return 0;
 	uint64_t wall = store_now_ms(s);
+	int r = 0;
 	if (seen_ms > s->clk_seen)
 		s->clk_seen = seen_ms;
 	if (has_offset) {
+		/* HQ says what its clock reads: what anyone else told of it, and any "HQ time known
+		 * to have passed" beyond it (written down by an older zila that believed a
+		 * colleague), no longer hold. */
+		if (s->clk_heard != 0) {
+			s->clk_heard = 0;
+			if ((r = zila_store_meta_set(s, META_HEARD, "0")) != 0)
+				return r;
+		}
+		uint64_t hq_now = add_ms(wall, offset_ms);
+		if (s->clk_seen > hq_now + ZILA_CLOCK_WARN_MS) {
+			zila_log(ZILA_LOG_WARN, "clock: HQ's time is %llu ms before what this replica believed had "
+				 "passed; HQ's word holds", (unsigned long long)(s->clk_seen - hq_now));
+			s->clk_seen = hq_now;
+			s->clk_saved_seen = 0;
+		}
 		/* Kept as it was learnt unless what is known already says otherwise by a second:
 		 * what was written down then goes on holding. */
 		int64_t known;
@@ -222,7 +249,6 @@ int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offs
 			s->clk_dirty = true;
 		}
 	}
-	int r = 0;
 	if (s->clk_seen >= s->clk_saved_seen + SAVE_SEEN_MS) {
 		if ((r = save_i64(s, META_SEEN, (int64_t)s->clk_seen)) != 0)
 			return r;
@@ -231,6 +257,30 @@ int zila_store_clock_learn(struct zila_store *s, uint64_t seen_ms, bool has_offs
 	if (s->clk_dirty && (has_offset || !s->clk_has_offset))
 		r = save_offset(s);
 	return r;
+}
+
+int zila_store_clock_hear(struct zila_store *s, uint64_t seen_ms)
+{
+	if (s->clk_ref || seen_ms <= seen_ms_of(s))
+		return 0;
+	/* No further than the lead past what this replica itself can vouch for (its clock, moved
+	 * by HQ's offset), and never past a time HQ itself said had not come yet. */
+	uint64_t wall = store_now_ms(s);
+	int64_t off;
+	bool has = offset_now(s, wall, &off);
+	uint64_t cap = add_ms(wall, has ? off : 0) + ZILA_CLOCK_LEAD_MS;
+	if (seen_ms > cap) {
+		char said[40];
+		zila_format_time(seen_ms, said, sizeof(said));
+		zila_log(ZILA_LOG_WARN, "clock: a laptop says HQ's time has passed %s, more than the lead (2 days) "
+			 "past this replica's own; believed only that far until HQ is reached", said);
+		seen_ms = cap;
+	}
+	if (seen_ms <= seen_ms_of(s))
+		return 0;
+	bool save = seen_ms >= s->clk_heard + SAVE_SEEN_MS;
+	s->clk_heard = seen_ms;
+	return save ? save_i64(s, META_HEARD, (int64_t)seen_ms) : 0;
 }
 
 void zila_clock_describe(const struct zila_clock *c, char *buf, size_t n)

@@ -24,13 +24,19 @@ extern const char zila_default_schema_sql[];
 	"CREATE TABLE zila_live(tid INTEGER NOT NULL, rid INTEGER NOT NULL, pk NOT NULL, st BLOB NOT NULL," \
 	" PRIMARY KEY(tid, rid)) WITHOUT ROWID;"
 
+/* Devices seen to sign two histories of a feed (fork.c): new in replica format 5. */
+#define FORKS_SQL                                                                                \
+	"CREATE TABLE zila_forks(origin BLOB NOT NULL, part TEXT NOT NULL, seq INTEGER NOT NULL,"   \
+	" seen_at INTEGER NOT NULL, peer BLOB, PRIMARY KEY(origin, part));"
+
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
 	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT, hw INTEGER, nlive INTEGER);"
 	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, rid INTEGER, pk, m INTEGER, part, at REAL);"
 	"CREATE TABLE zila_origins(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);"
 	"CREATE TABLE zila_feeds(id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, part TEXT NOT NULL,"
-	" head INTEGER NOT NULL DEFAULT 0, UNIQUE(origin, part));"
+	" head INTEGER NOT NULL DEFAULT 0, chain BLOB, UNIQUE(origin, part));"
+	FORKS_SQL
 	"CREATE TABLE zila_entries(id INTEGER PRIMARY KEY, feed INTEGER NOT NULL, seq INTEGER NOT NULL,"
 	" hlc INTEGER NOT NULL, applied INTEGER NOT NULL, bytes BLOB NOT NULL, UNIQUE(feed, seq));"
 	"CREATE INDEX zila_entries_hlc ON zila_entries(hlc);"
@@ -363,7 +369,8 @@ static int setup_connection(sqlite3 *db, bool zila_conn)
 	int off = 0;
 	sqlite3_busy_timeout(db, 10000);
 	if (zila_conn) {
-		if (sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &off) != SQLITE_OK)
+		if (sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &off) != SQLITE_OK ||
+		    store_chain_register(db) != 0)
 			return -1;
 	}
 	/* zila's own connection merges with foreign keys off (orphans are parked, not
@@ -423,7 +430,7 @@ static const char *prepared[][2] = {
 	{ "entry_put", "INSERT INTO zila_entries(feed, seq, hlc, applied, bytes) VALUES (?, ?, ?, ?, ?)" },
 	{ "feed_get", "SELECT id, head FROM zila_feeds WHERE origin = ? AND part = ?" },
 	{ "feed_new", "INSERT INTO zila_feeds(origin, part, head) VALUES (?, ?, 0)" },
-	{ "feed_head", "UPDATE zila_feeds SET head = ? WHERE id = ?" },
+	{ "feed_head", "UPDATE zila_feeds SET head = ?1, chain = zila_chain(chain, ?3) WHERE id = ?2" },
 	{ "conflict", "INSERT INTO zila_conflicts(tbl, pk, col, kept, kept_origin, kept_hlc, lost,"
 		      " lost_origin, lost_hlc, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" },
 	{ "park_put", "INSERT OR REPLACE INTO zila_parked(tid, pk, kind) VALUES (?, ?, ?)" },
@@ -490,6 +497,7 @@ static int store_alloc(struct zila_store **out, const char *dir)
 	s->db_path = path_join(dir, ZILA_DB_FILE);
 	s->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	s->clock = wall_ms;
+	s->armed_cookie = -1;
 	s->uptime = uptime;
 	zila_buf_init(&s->tmp_st, 1 << 20);
 	zila_buf_init(&s->tmp_dead, 1u << 30);
@@ -517,8 +525,9 @@ static bool has_column(struct zila_store *s, const char *table, const char *col)
 /* Format 1 kept every row state in zila_rows by key. Format 2 moves the states of rows a
  * rowid table shows to zila_live, by rowid, and its delete captures record the rowid.
  * Format 3 drops the insert triggers of rowid tables for a high-water rowid (seal.c).
- * Format 4 counts each table's zila_live records (zila_tables.nlive, seal.c). Format 5
- * records when each captured change was made (zila_pending.at; the triggers again). One
+ * Format 4 counts each table's zila_live records (zila_tables.nlive, seal.c). Format 5 keeps
+ * each feed's chain hash and the forks seen (zila_forks; fork.c). Format 6 records when each
+ * captured change was made (zila_pending.at; the triggers again). One
  * transaction takes a replica from its format to this one. */
 static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 {
@@ -532,6 +541,10 @@ static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 	/* NULL: counted when first needed (seal.c, check_gone) */
 	if (from < 4)
 		r = r ? r : store_exec(s, "ALTER TABLE zila_tables ADD COLUMN nlive INTEGER", err);
+	if (from < 5) {
+		r = r ? r : store_exec(s, "ALTER TABLE zila_feeds ADD COLUMN chain BLOB;" FORKS_SQL, err);
+		r = r ? r : store_migrate_chains(s, err);
+	}
 	/* changes captured before have no time: dated when sealed, as they were */
 	if (r == 0 && !has_column(s, "zila_pending", "at"))
 		r = store_exec(s, "ALTER TABLE zila_pending ADD COLUMN at REAL", err);

@@ -380,12 +380,8 @@ static int flush(struct sealer *z, struct builder *b)
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	st = s->st_feed_head;
-	sqlite3_bind_int64(st, 1, (int64_t)b->seq);
-	sqlite3_bind_int64(st, 2, b->feed);
-	int rc2 = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE || rc2 != SQLITE_DONE)
+	int r2 = rc == SQLITE_DONE ? store_feed_advance(s, b->feed, b->seq, zila_buf_view(e)) : 0;
+	if (rc != SQLITE_DONE || r2 != 0)
 		return store_db_error(s, z->err, "cannot store an entry");
 	z->nentries++;
 	b->last = b->hlc;

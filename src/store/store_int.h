@@ -12,8 +12,9 @@
 #include "zila/err.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 5 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
-                                 * 4: no zila_pending.at) */
+#define STORE_SCHEMA_VERSION 6 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
+                                 * 4: no chains, no zila_forks; 5: no zila_pending.at) */
+#define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
 /* What a capture trigger records as the time a change was made: the writer's clock, as
  * SQLite 3.40 reads it (no unixepoch('subsec')); seal.c turns it into milliseconds. */
 #define WRITE_TIME "julianday('now')"
@@ -117,6 +118,11 @@ struct zila_store {
 	bool clk_ref, clk_has_offset, clk_dirty;
 	int64_t clk_offset;
 	uint64_t clk_seen, clk_saved_seen, clk_learnt_wall, clk_learnt_up;
+	uint64_t clk_heard; /* HQ's time as another laptop told it (hearsay, bounded); 0: none */
+	/* origins zila_forks names (fork.c), read when forks_known is false */
+	uint8_t forked[STORE_FORKED_MAX][32];
+	size_t nforked;
+	bool forks_known;
 	char clk_boot[40];
 	struct zila_store_hooks hooks;
 	struct table **tables;
@@ -133,6 +139,7 @@ struct zila_store {
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;
 	sqlite3_stmt *st_feed_hlc; /* the HLC of a feed's entry (seal.c: a feed's dates only rise) */
+	int64_t armed_cookie; /* PRAGMA schema_version when every table was armed, else -1 */
 	/* the partition this device may write (scope.c), when it may not write all */
 	bool wscoped;
 	char wscope[ZILA_PART_MAX + 1];
@@ -333,6 +340,12 @@ uint64_t store_hlc_tick(struct zila_store *s);
 
 /* --- clock.c --- */
 /* Loads the reference clock's state from zila_meta. */
+/* fork.c: feed chains and forks */
+int store_chain_register(sqlite3 *db);
+/* The feed's head moves to seq, its chain over bytes (the entry stored under seq). */
+int store_feed_advance(struct zila_store *s, int64_t feed, uint64_t seq, struct zila_view bytes);
+int store_migrate_chains(struct zila_store *s, struct zila_error *err);
+bool store_is_forked(struct zila_store *s, const uint8_t origin[32]);
 void store_clock_load(struct zila_store *s);
 /* The time entries written now are dated by (ms): zila_clock.stamp_ms. */
 uint64_t store_stamp_ms(struct zila_store *s);

@@ -691,6 +691,15 @@ int store_armed_check(struct zila_store *s, int *n)
 	sqlite3_stmt *st = NULL;
 	int r = ZILA_EDB;
 	*n = 0;
+	/* the schema as it was at the last look, every table armed: nothing to read */
+	int64_t cookie = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA schema_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		cookie = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (cookie >= 0 && cookie == s->armed_cookie)
+		return 0;
 	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	r = 0;
@@ -710,6 +719,7 @@ int store_armed_check(struct zila_store *s, int *n)
 		}
 		sqlite3_reset(st);
 	}
+	s->armed_cookie = r == 0 && *n == 0 ? cookie : -1;
 out:
 	sqlite3_finalize(st);
 	return r;

@@ -29,7 +29,7 @@ int zila_store_vector(struct zila_store *s, struct zila_vector *out)
 	out->heads = NULL;
 	out->nheads = 0;
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT o.key, f.part, f.head FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
+			       "SELECT o.key, f.part, f.head, f.chain FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
 			       " WHERE f.head > 0 ORDER BY o.key, f.part",
 			       -1, &st, NULL))
 		goto out;
@@ -48,6 +48,8 @@ int zila_store_vector(struct zila_store *s, struct zila_vector *out)
 		memcpy(h->origin, sqlite3_column_blob(st, 0), 32);
 		snprintf(h->part, sizeof(h->part), "%s", (const char *)sqlite3_column_text(st, 1));
 		h->seq = (uint64_t)sqlite3_column_int64(st, 2);
+		if (sqlite3_column_bytes(st, 3) == ZILA_CHAIN_LEN)
+			memcpy(h->chain, sqlite3_column_blob(st, 3), ZILA_CHAIN_LEN);
 	}
 	if (out->nheads > 1)
 		qsort(out->heads, out->nheads, sizeof(*out->heads), head_cmp);

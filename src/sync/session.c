@@ -75,28 +75,13 @@ static int fail(struct zila_session *s, struct zila_error *err, int code, const 
 	return zila_error_set(err, code, "%s", what);
 }
 
-static bool utf8_ok(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		uint8_t c = p[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-		if (len == 0 || i + len > n || (len == 2 && c < 0xC2) || c == 0)
-			return false;
-		for (size_t k = 1; k < len; k++)
-			if ((p[i + k] & 0xC0) != 0x80)
-				return false;
-		i += len;
-	}
-	return true;
-}
-
 /* protobuf-c gives strings NUL-terminated; a name is valid UTF-8 without control bytes. */
 static bool name_ok(const char *p, size_t max)
 {
 	if (p == NULL)
 		return false;
 	size_t n = strlen(p);
-	if (n > max || !utf8_ok((const uint8_t *)p, n))
+	if (n > max || !zila_utf8_valid((const uint8_t *)p, n))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((uint8_t)p[i] < 0x20 || p[i] == 0x7f)
@@ -162,8 +147,9 @@ static bool send_filter(void *ctx, const char *part)
 
 /* --- digests ---------------------------------------------------------------------- */
 
-/* Per partition the peer may read: BLAKE2b-128 over (origin, u64be seq) of its feeds in
- * origin order. */
+/* Per partition the peer may read: BLAKE2b-128 over (origin, u64be seq, chain) of its feeds
+ * in origin order: two replicas are in step only when they hold the same entries, not only
+ * as many (a fork, PROTOCOL.md "Forks", keeps them out of step). */
 static int make_digests(struct zila_session *s)
 {
 	size_t n = s->mine.nheads;
@@ -191,6 +177,7 @@ static int make_digests(struct zila_session *s)
 					seq[b] = (uint8_t)(h[k].seq >> (56 - 8 * b));
 				crypto_generichash_update(&g, h[k].origin, 32);
 				crypto_generichash_update(&g, seq, 8);
+				crypto_generichash_update(&g, h[k].chain, ZILA_CHAIN_LEN);
 			}
 			crypto_generichash_final(&g, d->digest, DIGEST_LEN);
 			memcpy(d->part, h[i].part, sizeof(d->part));
@@ -753,7 +740,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 		s->cfg.now_ms = ck.wall_ms;
 	if (s->cfg.hq_now_ms == 0 && (ck.is_reference || ck.has_offset))
 		s->cfg.hq_now_ms = ck.is_reference ? ck.wall_ms : (uint64_t)((int64_t)ck.wall_ms + ck.offset_ms);
-	s->hq_seen_ms = ck.is_reference ? ck.wall_ms : ck.seen_ms;
+	s->hq_seen_ms = ck.is_reference ? ck.wall_ms : ck.hq_seen_ms; /* HQ's word only: hearsay goes no further */
 	/* What the application wrote since the last seal is part of what we offer. */
 	int r = zila_store_seal(s->cfg.store, &nsealed, err);
 	if (r != 0) {
@@ -818,9 +805,10 @@ static int add_differ(struct zila_session *s, const char *part)
 }
 
 /* HQ's time, from the peer's Hello (PROTOCOL.md, "Clocks"): HQ's own clock when the peer is
- * HQ and at the other end now; else the latest HQ time the peer knows has passed, and its
- * estimate of HQ's clock when that is fresher than ours. A bundle's Hello is old news: it
- * only tells a time that has passed. (Entries HQ wrote teach HQ's time too: trust admit.) */
+ * HQ (its certificate says so) and at the other end now. Anyone else's word is hearsay: the
+ * latest HQ time the peer knows has passed, believed only a bounded way past our own and
+ * only until HQ is reached (zila_store_clock_hear). A bundle's Hello is old news: it only
+ * tells a time that has passed. (Entries HQ wrote teach HQ's time too: trust admit.) */
 static int learn_clock(struct zila_session *s, const Zila__Hello *h)
 {
 	struct zila_clock ck;
@@ -829,14 +817,11 @@ static int learn_clock(struct zila_session *s, const Zila__Hello *h)
 		return 0;
 	if (s->cfg.live && s->cfg.peer_is_hq && h->now_ms != 0)
 		return zila_store_clock_learn(s->cfg.store, h->now_ms, true, (int64_t)(h->now_ms - ck.wall_ms));
-	bool fresher = h->hq_seen_ms > ck.seen_ms;
-	if (s->cfg.live && fresher && h->hq_now_ms != 0)
-		return zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, true, (int64_t)(h->hq_now_ms - ck.wall_ms));
 	/* Nobody signed a bundle's Hello: it may tell a time that has passed by our own clock
 	 * (a floor for a clock that is behind), never move our dates past it. */
 	if (!s->cfg.live && h->hq_seen_ms > ck.hq_est_ms + ZILA_CLOCK_WARN_MS)
 		return 0;
-	return fresher ? zila_store_clock_learn(s->cfg.store, h->hq_seen_ms, false, 0) : 0;
+	return h->hq_seen_ms > ck.seen_ms ? zila_store_clock_hear(s->cfg.store, h->hq_seen_ms) : 0;
 }
 
 static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zila_error *err)
@@ -923,6 +908,8 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 		fh[n].origin.len = 32;
 		fh[n].part = x->part;
 		fh[n].seq = x->seq;
+		fh[n].chain.data = x->chain;
+		fh[n].chain.len = ZILA_CHAIN_LEN;
 		fp[n] = &fh[n];
 		n++;
 	}
@@ -938,6 +925,30 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	if (r != 0)
 		return fail(s, err, r, "cannot send heads");
 	return 0;
+}
+
+/* The peer holds a feed to the same head as we do but its chain differs: the author signed
+ * two histories of it (PROTOCOL.md, "Forks"). */
+static int check_forks(struct zila_session *s, const Zila__Heads *hd)
+{
+	static const uint8_t zero[ZILA_CHAIN_LEN];
+	int r = 0;
+	for (size_t i = 0; r == 0 && s->mine.nheads > 0 && i < hd->n_heads; i++) {
+		const Zila__FeedHead *x = hd->heads[i];
+		struct zila_feed_head key;
+		if (x->chain.len != ZILA_CHAIN_LEN || !in_differ(s, x->part))
+			continue;
+		memset(&key, 0, sizeof(key));
+		memcpy(key.origin, x->origin.data, 32);
+		memcpy(key.part, x->part, strlen(x->part) + 1);
+		const struct zila_feed_head *h = bsearch(&key, s->mine.heads, s->mine.nheads, sizeof(key), head_cmp);
+		if (h == NULL || h->seq != x->seq || memcmp(h->chain, zero, sizeof(zero)) == 0 ||
+		    memcmp(h->chain, x->chain.data, ZILA_CHAIN_LEN) == 0)
+			continue;
+		s->st.forks++;
+		r = zila_store_fork_note(s->cfg.store, key.origin, key.part, x->seq, NULL);
+	}
+	return r;
 }
 
 static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct zila_error *err)
@@ -963,6 +974,10 @@ static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct z
 	if (r == 0 && (r = own_feeds(s, &have)) != 0) {
 		zila_vector_release(&have);
 		return fail(s, err, r, "out of memory");
+	}
+	if (r == 0 && (r = check_forks(s, hd)) != 0) {
+		zila_vector_release(&have);
+		return fail(s, err, r, "cannot record a fork");
 	}
 	/* What the peer refused before is not offered again while its trust records are the
 	 * same, unless we just sent it records (its verdict may change). */
@@ -1198,7 +1213,8 @@ static int check_body(const Zila__Message *m)
 			return ZILA_ETOOBIG;
 		for (size_t i = 0; i < m->heads->n_heads; i++) {
 			const Zila__FeedHead *h = m->heads->heads[i];
-			if (h->origin.len != 32 || !name_ok(h->part, ZILA_PART_MAX) || h->seq == 0 || h->seq > INT64_MAX)
+			if (h->origin.len != 32 || !name_ok(h->part, ZILA_PART_MAX) || h->seq == 0 || h->seq > INT64_MAX ||
+			    (h->chain.len != 0 && h->chain.len != ZILA_CHAIN_LEN))
 				return ZILA_EFORMAT;
 		}
 		return 0;
@@ -1230,7 +1246,7 @@ static int check_body(const Zila__Message *m)
 		return 0;
 	case ZILA__MESSAGE__BODY_ERROR:
 		return m->error->reason != NULL && strlen(m->error->reason) <= REASON_MAX &&
-				       utf8_ok((const uint8_t *)m->error->reason, strlen(m->error->reason))
+				       zila_utf8_valid((const uint8_t *)m->error->reason, strlen(m->error->reason))
 			       ? 0
 			       : ZILA_EFORMAT;
 	case ZILA__MESSAGE__BODY_ENROLMENT:

@@ -219,29 +219,7 @@ static bool text_ok(const char *s, size_t max)
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return false;
-	/* Well-formed UTF-8 sequences (lead byte, length, continuation bytes). */
-	const unsigned char *p = (const unsigned char *)s;
-	for (size_t i = 0; i < n;) {
-		unsigned c = p[i];
-		size_t k;
-		if (c < 0x80)
-			k = 0;
-		else if (c >= 0xc2 && c <= 0xdf)
-			k = 1;
-		else if ((c & 0xf0) == 0xe0)
-			k = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			k = 3;
-		else
-			return false;
-		if (k > n - 1 - i)
-			return false;
-		for (size_t j = 1; j <= k; j++)
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-		i += k + 1;
-	}
-	return true;
+	return zila_utf8_valid((const uint8_t *)s, n);
 }
 
 /* A fixed field: length byte and max bytes zero-padded. */

@@ -50,9 +50,21 @@ org_init() {
 	echo "a passphrase for tests only" > "$T/.pass"
 	"$ZILA" -d "$1" init >/dev/null && "$ZILA" -d "$1" org init --name "Test Org" --passphrase-file "$T/.pass" >/dev/null
 }
+# districts HQDIR ID...: HQ's catalogue gets a district of each id (named as its id, in one
+# test state), so that invites and enrolments name a district HQ knows.
+districts() {
+	_hq=$1; shift
+	for _d in "$@"; do
+		[ "$(sqlite3 "$_hq/zila.db" "SELECT count(*) FROM districts WHERE id = '$_d'")" = 1 ] && continue
+		[ "$(sqlite3 "$_hq/zila.db" "SELECT count(*) FROM states WHERE id = 'test-state'")" = 1 ] ||
+			"$ZILA" -d "$_hq" catalogue add state "Test State" --id test-state >/dev/null || return 1
+		"$ZILA" -d "$_hq" catalogue add district "$_d" --state test-state --id "$_d" >/dev/null || return 1
+	done
+}
 # enrol HQDIR DIR DISTRICT: enrols the replica in DIR (made with init) by USB stick as a
-# district laptop of DISTRICT.
+# district laptop of DISTRICT (added to HQ's catalogue when it is not there).
 enrol() {
+	districts "$1" "$3" &&
 	"$ZILA" -d "$2" enrol request "$T/.req" --name "$(basename "$2")" >/dev/null &&
 		"$ZILA" -d "$1" enrol sign "$T/.req" "$T/.cert" --district "$3" --role district >/dev/null &&
 		"$ZILA" -d "$2" enrol install "$T/.cert" >/dev/null

@@ -23,10 +23,10 @@ val() { sqlite3 "$1/zila.db" "$2"; }
 
 expect 0 "a is hq of an organisation" -- org_init "$A"
 expect 0 "init b" -- "$ZILA" -d "$B" init
-expect 0 "b is enrolled for district d1" -- enrol "$A" "$B" d1
 val "$A" "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');
-  INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');
-  INSERT INTO org_units(id, level, district_id, name) VALUES ('b1', 'booth', 'd1', 'Booth 1');
+  INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+expect 0 "b is enrolled for district d1" -- enrol "$A" "$B" d1
+val "$A" "INSERT INTO org_units(id, level, district_id, name) VALUES ('b1', 'booth', 'd1', 'Booth 1');
   INSERT INTO people(id, district_id, name, phone) VALUES ('p0', 'd1', 'Mohan', '9000000000');"
 expect 0 "first exchange" -- exchange
 same_hash "replicas start equal"

@@ -12,6 +12,7 @@ expect 0 "init other" -- "$ZILA" -d "$M" init
 expect 2 "org init needs a name" -- "$ZILA" -d "$HQ" org init --passphrase-file "$T/pw"
 expect 1 "a short passphrase is refused" -- "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$T/short"
 expect 0 "org init" -- "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$T/pw"
+districts "$HQ" d-07 d-09 || bad "hq adds the test districts"
 has "$T/out" "fingerprint" "org init prints the fingerprint"
 [ "$(stat -c %a "$HQ/org.key")" = 600 ] && ok "root key file is 0600" || bad "org.key mode $(stat -c %a "$HQ/org.key")"
 if grep -q "correct horse" "$HQ/org.key" "$HQ/zila.db" 2>/dev/null; then bad "passphrase stored"; else ok "passphrase not stored"; fi

@@ -905,6 +905,187 @@ static void replica_restart(struct replica *r, uint64_t *clock, struct boot *boo
 	zila_store_set_uptime(r->s, var_uptime, boot);
 }
 
+/* #15 item 4: a modified laptop claims HQ's time is ten years on. A colleague's laptop that
+ * meets it believes that claim at most the lead past its own clock, passes none of it on,
+ * goes on admitting its district's laptops, and forgets it at its next contact with HQ. A
+ * replica that an older zila let believe such a claim for good is set right by HQ's word. */
+static void test_lying_peer_clock(void **state)
+{
+	(void)state;
+	struct replica hq, liar, victim, third;
+	struct zila_cert cl, cv, c3;
+	struct zila_clock ck;
+	struct zila_error err;
+	struct pair p;
+	struct pair_opts lan = { .live = true, .a_is_hq = false };
+	uint64_t t = T0;
+	struct boot boot = { &t, "one" };
+	zila_error_clear(&err);
+	hq_open(&hq, &t);
+	replica_open(&liar);
+	replica_open(&victim);
+	replica_open(&third);
+	zila_store_set_clock(liar.s, var_clock, &t);
+	zila_store_set_clock(victim.s, var_clock, &t);
+	zila_store_set_clock(third.s, var_clock, &t);
+	zila_store_set_uptime(victim.s, var_uptime, &boot);
+	enrol_at(&hq, &liar, &cl, "liar");
+	enrol_at(&hq, &victim, &cv, "victim");
+	enrol_at(&hq, &third, &c3, "third");
+	sync_live(&hq, &liar, &cl, true);
+	sync_live(&hq, &victim, &cv, true);
+	sync_live(&hq, &third, &c3, true);
+
+	/* The liar's own replica believes HQ is ten years on (a modified laptop says so). */
+	assert_int_equal(zila_store_clock_learn(liar.s, T0 + 2 * YEARS5_MS, false, 0), 0);
+	t += HOUR_MS;
+	pair_open_opts(&p, &liar, &victim, zila_trust_read_filter, &cv, 0, 0, true, &lan);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	pair_close(&p);
+	zila_store_clock(victim.s, &ck);
+	assert_true(ck.stamp_ms <= t + ZILA_CLOCK_LEAD_MS);
+	assert_int_equal(ck.hq_seen_ms < t, true);
+	exec(&victim, "INSERT INTO people(id, district_id, name) VALUES ('v1', 'd1', 'after the lie')");
+	assert_int_equal(zila_store_seal(victim.s, NULL, &err), 0);
+	assert_true(own_latest(&victim) <= t + ZILA_CLOCK_LEAD_MS);
+
+	/* It passes none of it on, and still admits a district colleague whose clock is right. */
+	exec(&third, "INSERT INTO people(id, district_id, name) VALUES ('t1', 'd1', 'from third')");
+	pair_open_opts(&p, &victim, &third, zila_trust_read_filter, &c3, 0, 0, true, &lan);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->entries_rejected, 0);
+	assert_int_equal(zila_session_stats(p.b)->entries_rejected, 0);
+	pair_close(&p);
+	assert_string_equal(name_of(&victim, "t1"), "from third");
+	zila_store_clock(third.s, &ck);
+	assert_true(ck.stamp_ms <= t + ZILA_CLOCK_LEAD_MS);
+
+	/* Contact with HQ: the hearsay is gone, also after a restart. */
+	sync_live(&hq, &victim, &cv, true);
+	zila_store_clock(victim.s, &ck);
+	assert_int_equal(ck.heard_ms, 0);
+	assert_int_equal(ck.stamp_ms, t);
+	assert_int_equal(ck.state, ZILA_CLOCK_OK);
+	replica_restart(&victim, &t, &boot);
+	zila_store_clock(victim.s, &ck);
+	assert_int_equal(ck.stamp_ms, t);
+
+	/* The liar itself: HQ's Hello sets its own belief right. */
+	sync_live(&hq, &liar, &cl, true);
+	zila_store_clock(liar.s, &ck);
+	assert_true(ck.stamp_ms >= t && ck.stamp_ms < t + 1000); /* the offset kept from enrolment */
+	assert_int_equal(ck.state, ZILA_CLOCK_OK);
+	replica_close(&hq);
+	replica_close(&liar);
+	replica_close(&victim);
+	replica_close(&third);
+}
+
+static int count_fork(void *ctx, const struct zila_fork *f)
+{
+	struct zila_fork *out = ctx;
+	*out = *f;
+	out->seen_at++; /* counts the forks listed (seen_at is not compared) */
+	return 0;
+}
+
+/* #15 item 8: a laptop restored from an old backup signs entry #2 of its feed again with other
+ * content. HQ, holding the first #2, sees the fork at the next session (equal heads, other
+ * chain), logs and lists it, and admits nothing more of that device; the sessions between them
+ * no longer say "in step". The restored laptop lists it as its own. A bundle that carries the
+ * other #2 proves the fork by the two signed entries. */
+static void test_fork(void **state)
+{
+	(void)state;
+	struct replica hq, lap, restored;
+	struct zila_cert cl;
+	struct zila_error err;
+	struct zila_fork f;
+	struct pair p;
+	struct pair_opts live = { .live = true, .a_is_hq = true };
+	uint64_t t = T0;
+	char cmd[256];
+	zila_error_clear(&err);
+	hq_open(&hq, &t);
+	replica_open(&lap);
+	zila_store_set_clock(lap.s, var_clock, &t);
+	enrol_at(&hq, &lap, &cl, "lap");
+	sync_live(&hq, &lap, &cl, true);
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'first')");
+	sync_live(&hq, &lap, &cl, true);
+
+	/* The backup, taken now, restored beside the laptop (same device key). */
+	zila_store_free(lap.s);
+	memset(&restored, 0, sizeof(restored));
+	snprintf(restored.dir, sizeof(restored.dir), "/tmp/zila-session-XXXXXX");
+	assert_non_null(mkdtemp(restored.dir));
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s/r'", lap.dir, restored.dir);
+	assert_int_equal(system(cmd), 0);
+	strcat(restored.dir, "/r");
+	assert_int_equal(zila_store_open(&lap.s, lap.dir, &err), 0);
+	assert_int_equal(zila_store_open(&restored.s, restored.dir, &err), 0);
+	zila_store_set_clock(lap.s, var_clock, &t);
+	zila_store_set_clock(restored.s, var_clock, &t);
+	zila_trust_install(lap.s, &lap.tc);
+	zila_trust_install(restored.s, &restored.tc);
+
+	t += HOUR_MS;
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p2', 'd1', 'before the restore')");
+	sync_live(&hq, &lap, &cl, true);
+	exec(&restored, "INSERT INTO people(id, district_id, name) VALUES ('p3', 'd1', 'after the restore')");
+	pair_open_opts(&p, &hq, &restored, zila_trust_read_filter, &cl, 0, 0, true, &live);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_false(zila_session_stats(p.a)->in_step);
+	assert_int_equal(zila_session_stats(p.a)->forks, 1);
+	assert_int_equal(zila_session_stats(p.b)->forks, 1);
+	pair_close(&p);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(zila_store_fork_each(hq.s, count_fork, &f), 0);
+	assert_int_equal(f.seen_at > 0, true);
+	assert_memory_equal(f.origin, zila_store_device_pk(lap.s), 32);
+	assert_string_equal(f.part, "d1");
+	assert_int_equal(f.seq, 2);
+	assert_false(f.own);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(zila_store_fork_each(restored.s, count_fork, &f), 0);
+	assert_true(f.own);
+
+	/* Quarantined at HQ: the laptop's next entry is refused, and said so. */
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('p4', 'd1', 'later')");
+	pair_open_opts(&p, &hq, &lap, zila_trust_read_filter, &cl, 0, 0, true, &live);
+	pair_run(&p, SIZE_MAX);
+	assert_int_equal(zila_session_stats(p.a)->entries_applied, 0);
+	assert_true(zila_session_stats(p.a)->entries_rejected >= 1);
+	assert_int_equal(zila_session_stats(p.b)->nrefused > 0 ? zila_session_stats(p.b)->refused[0].code : 0,
+			 ZILA_EFORKED);
+	pair_close(&p);
+
+	/* A bundle carrying the other #2 to a replica that holds the first: proven at apply. */
+	struct replica other;
+	struct zila_cert co;
+	struct pair_opts bundle = { .live = false, .a_is_hq = false };
+	replica_open(&other);
+	zila_store_set_clock(other.s, var_clock, &t);
+	enrol_at(&hq, &other, &co, "other");
+	sync_live(&hq, &other, &co, true);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(zila_store_fork_each(other.s, count_fork, &f), 0);
+	assert_int_equal(f.seen_at, 0);
+	pair_open_opts(&p, &restored, &other, zila_trust_read_filter, &co, 0, 0, true, &bundle);
+	pair_run(&p, SIZE_MAX);
+	pair_close(&p);
+	assert_int_equal(zila_store_fork_each(other.s, count_fork, &f), 0);
+	assert_true(f.seen_at > 0);
+	assert_int_equal(f.seq, 2);
+	replica_close(&other);
+	replica_close(&hq);
+	replica_close(&lap);
+	replica_close(&restored);
+}
+
 /* #26: a laptop whose clock was years off learns HQ's clock; then its clock is set right.
  * dir: -1 the clock was behind, +1 ahead. how: 0 while zila runs, 1 across a restart of
  * zila, 2 across a restart of the computer. Its edits are then dated by the true time and
@@ -1168,6 +1349,8 @@ int main(void)
 		cmocka_unit_test(test_cut_salvage),
 		cmocka_unit_test(test_trust_exchange),
 		cmocka_unit_test(test_wrong_clocks),
+		cmocka_unit_test(test_lying_peer_clock),
+		cmocka_unit_test(test_fork),
 		cmocka_unit_test(test_ahead_then_causal),
 		cmocka_unit_test(test_clock_set_right),
 		cmocka_unit_test(test_export_import),

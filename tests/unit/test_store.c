@@ -468,13 +468,26 @@ static void test_upgrade_v1(void **state)
 		 "CREATE TRIGGER zila_%lld_ins AFTER INSERT ON \"t\" BEGIN INSERT INTO zila_pending(tid, rid, m)"
 		 " VALUES (%lld, NEW.rowid, -1); END;"
 		 "ALTER TABLE zila_tables DROP COLUMN hw; ALTER TABLE zila_tables DROP COLUMN nlive;"
+		 "ALTER TABLE zila_feeds DROP COLUMN chain; DROP TABLE zila_forks;"
 		 "UPDATE zila_meta SET v = '1' WHERE k = 'store_version'; COMMIT;",
 		 tid, tid, tid, tid, tid);
 	app(&a, sql);
 	/* captured by the format-1 triggers, sealed after the upgrade */
 	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 5);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 6);
+	/* each feed's chain computed from its entries: the one the receiver keeps as it applies */
+	assert_int_equal(count(&a, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"),
+			 count(&b, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"));
+	sqlite3_stmt *q;
+	char qa[256];
+	assert_int_equal(sqlite3_prepare_v2(b.app, "SELECT hex(chain) FROM zila_feeds WHERE head > 0", -1, &q, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	snprintf(qa, sizeof(qa), "SELECT count(*) FROM zila_feeds WHERE head > 0 AND hex(chain) = '%s'",
+		 (const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	assert_int_equal(count(&a, qa), 1);
 	/* no insert trigger; the mark at the highest rowid, whose insert is captured already */
 	assert_int_equal(count(&a, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_ins'"), 0);
 	assert_int_equal(count(&a, "SELECT hw = (SELECT max(rowid) FROM t) FROM zila_tables WHERE name = 't'"), 1);
