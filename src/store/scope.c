@@ -169,10 +169,9 @@ int store_scope_refresh(struct zila_store *s, struct zila_error *err)
 	return store_commit(s, err);
 }
 
-/* Rows of partitioned tables outside the scope (written here before the scope was
+/* Rows of partitioned tables of other districts (written here before the scope was
  * enforced: a district laptop receives no other district's rows), and changes of this
- * device in partitions outside it (of org-wide tables: their rows are not told apart from
- * HQ's otherwise). */
+ * device in the org-wide partition (its rows are not told apart from HQ's otherwise). */
 int zila_store_notices(struct zila_store *s, zila_notice_fn fn, void *ctx)
 {
 	char msg[768], where[200];
@@ -201,7 +200,9 @@ int zila_store_notices(struct zila_store *s, zila_notice_fn fn, void *ctx)
 		struct table *t = s->tables[i];
 		if (t->pcol < 0)
 			continue;
-		char *q = sqlite3_mprintf("SELECT count(*) FROM \"%w\" WHERE \"%w\" IS NOT ?", t->name, t->cols[t->pcol]);
+		/* (rows of no district come from HQ too: this device's are its org-wide feed's) */
+		char *q = sqlite3_mprintf("SELECT count(*) FROM \"%w\" WHERE \"%w\" IS NOT NULL AND \"%w\" IS NOT ?",
+					  t->name, t->cols[t->pcol], t->cols[t->pcol]);
 		if (q == NULL || sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
 			r = ZILA_EDB;
 		sqlite3_free(q);
@@ -210,9 +211,8 @@ int zila_store_notices(struct zila_store *s, zila_notice_fn fn, void *ctx)
 		sqlite3_bind_text(st, 1, s->wscope, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0) {
 			snprintf(msg, sizeof(msg),
-				 "%lld rows of '%s' were written here for other districts or for the whole organisation; "
-				 "this laptop may write only %s, so they are not sent to anyone. Have them entered at HQ "
-				 "or on a laptop of their district",
+				 "%lld rows of '%s' were written here for other districts; this laptop may write only %s, "
+				 "so they are not sent to anyone. Have them entered at HQ or on a laptop of their district",
 				 (long long)sqlite3_column_int64(st, 0), t->name, where);
 			fn(ctx, msg);
 		}

@@ -668,6 +668,16 @@ static void test_write_scope(void **state)
 	assert_non_null(strstr(said, "1 rows of 't' were written here for other districts"));
 	assert_non_null(strstr(said, "not sent"));
 	assert_non_null(strstr(said, "Have them entered at HQ or on a laptop of their district"));
+	/* org-wide rows (the state and district above) are told by this device's org-wide
+	 * feed, once sealed: a laptop holds HQ's too */
+	assert_null(strstr(said, "org-wide rows"));
+	size_t ne;
+	assert_int_equal(zila_store_seal(a.s, &ne, &err), 0);
+	said[0] = '\0';
+	assert_int_equal(zila_store_notices(a.s, collect, said), 0);
+	assert_non_null(strstr(said, "1 rows of 't' were written here"));
+	assert_non_null(strstr(said, "made here to org-wide rows"));
+	assert_non_null(strstr(said, "only HQ may write them. Ask HQ to make these changes"));
 	/* rebuilt tables get their scope back with their capture */
 	app(&a, "BEGIN; CREATE TABLE t2(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT);"
 		"INSERT INTO t2 SELECT * FROM t; DROP TABLE t; ALTER TABLE t2 RENAME TO t; COMMIT");
