@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store_int.h"
 #include "zila/clock.h"
@@ -183,7 +184,11 @@ int zila_store_notices(struct zila_store *s, zila_notice_fn fn, void *ctx)
 		char *end = NULL, when[40];
 		unsigned long long ms = strtoull(v, &end, 10);
 		if (end != NULL && *end == ' ' && store_now_ms(s) < ms + 7ull * 24 * 3600 * 1000) {
-			zila_format_time(ms, when, sizeof(when));
+			/* local time with its zone, as a person there reads it */
+			time_t secs = (time_t)(ms / 1000);
+			struct tm tm;
+			if (localtime_r(&secs, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%d %H:%M %Z", &tm) == 0)
+				zila_format_time(ms, when, sizeof(when));
 			snprintf(msg, sizeof(msg),
 				 "on %s zila found that table '%s' had lost its change capture (another program rebuilt "
 				 "it, as database tools do to change a table's structure); capture is on again and the "
