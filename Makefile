@@ -15,15 +15,19 @@ WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 HARDEN := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iinclude -Ibuild/gen -MMD -MP $(WARN) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lm -lpthread
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+OFFICE_LIBS := -lcsv
 CFLAGS ?= -O2 -g
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(patsubst proto/%.proto,build/gen/%.pb-c.c,$(PROTOS))
 PROTO_H := $(PROTO_C:.c=.h)
-LIB_SRC := $(sort $(wildcard src/core/*.c src/store/*.c src/trust/*.c src/sync/*.c src/net/*.c)) \
+LIB_SRC := $(sort $(wildcard src/core/*.c src/os/*.c src/store/*.c src/trust/*.c src/sync/*.c src/net/*.c)) \
 	$(PROTO_C) build/gen/schema_sql.c
+# The office layer (src/office: spreadsheet import and export, the HQ report) sits above the
+# engine in a library of its own: libzila builds and passes its tests without it.
+OFFICE_SRC := $(sort $(wildcard src/office/*.c))
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
@@ -48,6 +52,10 @@ all: build/.deps-build
 build/tools/%: build/obj/tools/%.o build/libzila.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -pie -o $@ $^ $(LIBS)
+# The sample-data generator writes CSV through the office layer.
+build/tools/zila_gen: build/obj/tools/zila_gen.o build/libzila_office.a build/libzila.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -pie -o $@ $^ $(LIBS) $(OFFICE_LIBS)
 
 build/.deps-%: tools/deps.sh
 	$(Q)mkdir -p build && sh tools/deps.sh $* && touch $@
@@ -75,17 +83,31 @@ build/libzila.a: $(call rel_obj,$(LIB_SRC))
 build/asan/libzila.a: $(call asan_obj,$(LIB_SRC))
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-build/zila: $(call rel_obj,$(CLI_SRC)) build/libzila.a
-	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) -pie -Wl,-z,relro,-z,now -o $@ $^ $(LIBS)
+build/libzila_office.a: $(call rel_obj,$(OFFICE_SRC))
+	$(Q)rm -f $@ && ar rcs $@ $^
 
-build/asan/zila: $(call asan_obj,$(CLI_SRC)) build/asan/libzila.a
+build/asan/libzila_office.a: $(call asan_obj,$(OFFICE_SRC))
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+build/zila: $(call rel_obj,$(CLI_SRC)) build/libzila_office.a build/libzila.a
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -pie -Wl,-z,relro,-z,now -o $@ $^ $(LIBS) $(OFFICE_LIBS)
+
+build/asan/zila: $(call asan_obj,$(CLI_SRC)) build/asan/libzila_office.a build/asan/libzila.a
 	$(if $(Q),@echo "  LD asan $@")
-	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(OFFICE_LIBS)
 
 build/asan/tests/%: build/asan/obj/tests/unit/%.o build/asan/libzila.a build/.deps-check
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $< build/asan/libzila.a $(LIBS) -lcmocka
+
+# The unit tests of the office layer link it too.
+OFFICE_UNIT := build/asan/tests/test_csvio build/asan/tests/test_report
+$(OFFICE_UNIT): build/asan/tests/%: build/asan/obj/tests/unit/%.o build/asan/libzila_office.a \
+		build/asan/libzila.a build/.deps-check
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $< build/asan/libzila_office.a build/asan/libzila.a $(LIBS) \
+	  $(OFFICE_LIBS) -lcmocka
 
 UNIT_BIN := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))
 
@@ -126,6 +148,9 @@ BENCH_BIN := $(patsubst tools/bench/%.c,build/bench/%,$(BENCH_SRC))
 build/bench/%: build/obj/tools/bench/%.o build/libzila.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+build/bench/bench_import: build/obj/tools/bench/bench_import.o build/libzila_office.a build/libzila.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(OFFICE_LIBS)
 
 bench: build/.deps-build
 	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN) build/zila
@@ -141,14 +166,20 @@ bench-compare: build/.deps-build
 
 FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC))
+FUZZ_OFFICE_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(OFFICE_SRC))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 build/fuzz/obj/%.o: %.c build/.deps-fuzz | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(Q)clang $(FUZZ_CFLAGS) -c $< -o $@
 build/fuzz/libzila.a: $(FUZZ_LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
+build/fuzz/libzila_office.a: $(FUZZ_OFFICE_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o build/fuzz/libzila.a
 	$(Q)clang -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $^ $(LIBS)
+build/fuzz/fuzz_csv: build/fuzz/obj/tests/fuzz/fuzz_csv.o build/fuzz/libzila_office.a build/fuzz/libzila.a
+	$(Q)clang -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $^ $(LIBS) \
+	  $(OFFICE_LIBS)
 
 fuzz: build/.deps-fuzz
 	$(Q)$(MAKE) --no-print-directory fuzz-run

@@ -44,7 +44,8 @@ say "the laptops join with one-time invite codes, over the network"
 for r in laptop-a laptop-b; do
 	code=$($Z -d "$D/hq" invite --district "$D1" --role district | head -1)
 	echo "invite for $r: $code"
-	$Z -d "$D/$r" join "$code" --hq "127.0.0.1:$P" --name "$r"
+	# the code on stdin (or typed at the prompt): never in argv, where ps shows it
+	printf '%s\n' "$code" | $Z -d "$D/$r" join - --hq "127.0.0.1:$P" --name "$r"
 done
 
 say "their daemons start and pull the district from hq"

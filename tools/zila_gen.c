@@ -13,7 +13,7 @@
 #include <time.h>
 #include <sqlite3.h>
 
-#include "zila/csvio.h"
+#include "zila/office/csvio.h"
 
 extern const char zila_default_schema_sql[];
 

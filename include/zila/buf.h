@@ -43,6 +43,9 @@ int zila_buf_put_u64be(struct zila_buf *b, uint64_t v) ZILA_MUST_CHECK;
 int zila_buf_put_varint(struct zila_buf *b, uint64_t v) ZILA_MUST_CHECK;
 /* A varint length followed by the bytes. */
 int zila_buf_put_lenbytes(struct zila_buf *b, const void *p, size_t n) ZILA_MUST_CHECK;
+/* Appends len bytes to the zila_buf ctx: a sink or send callback (zila_bundle_sink_fn) that
+ * collects bytes in memory. */
+int zila_buf_sink(void *ctx, const uint8_t *p, size_t len) ZILA_MUST_CHECK;
 /* A view of the buffer's current contents, valid until the buffer next changes. */
 struct zila_view zila_buf_view(const struct zila_buf *b);
 

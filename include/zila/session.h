@@ -51,6 +51,10 @@ struct zila_session_config {
 	 * session's life. */
 	const struct zila_session_skip *skip;
 	size_t nskip;
+	/* The caller applies each received window (zila_session_pending) instead of the session
+	 * applying it inline on store, in zila_session_receive: so that a daemon can apply it
+	 * on a worker thread with a connection of its own while its loop goes on. */
+	bool caller_applies;
 };
 
 struct zila_session_skip {
@@ -76,6 +80,7 @@ struct zila_session_stats {
 	uint64_t conflicts, parked; /* overwritten values recorded, rows parked, while applying */
 	uint64_t trust_sent, trust_received;
 	uint64_t to_send;     /* entries the peer lacks, known once its heads arrived */
+	bool to_send_known;   /* its heads arrived (or the sides are in step) */
 	uint64_t parts_differ;
 	bool in_step;         /* digests and trust were equal: nothing exchanged */
 	bool peer_is_hq;
@@ -83,6 +88,7 @@ struct zila_session_stats {
 	uint64_t peer_hq_now_ms;
 	int64_t clock_offset_ms; /* peer's clock minus HQ's time as we knew it, at its Hello */
 	uint64_t peer_done_entries; /* what the peer's Done announced */
+	uint64_t to_receive;  /* entries the peer will send: said in its first chunk, or its Done; 0 until then */
 	/* Entries the peer did not take, as its Acks said: the first of each feed (ours and
 	 * relayed ones), with its reason. */
 	struct zila_refusal refused[ZILA_APPLY_REFUSALS];
@@ -104,11 +110,29 @@ void zila_session_free(struct zila_session *sess);
 
 /* Emits our Hello. Both sides call it as soon as the channel is open. */
 int zila_session_start(struct zila_session *sess, struct zila_error *err) ZILA_MUST_CHECK;
-/* Handles one message from the peer (applying entries, answering, sending more chunks as the
- * window allows). Any error fails the session for good; err says why, for the log. A peer's
+/* Handles one message from the peer (applying a window of entries when it is full, or leaving
+ * it to the caller with cfg.caller_applies; answering, sending more chunks as the window
+ * allows). Any error fails the session for good; err says why, for the log. A peer's
  * Error message fails it with ZILA_EPEER. */
 int zila_session_receive(struct zila_session *sess, const uint8_t *p, size_t len,
 			 struct zila_error *err) ZILA_MUST_CHECK;
+/* --- the apply seam: a received window, applied by the caller ------------------------- */
+
+/* True when a window of received entries waits to be applied: after zila_session_receive
+ * when cfg.caller_applies is set. *entries (borrowed until zila_session_applied or free) and
+ * *nentries are what to pass to zila_store_apply, on any connection to this replica. Until
+ * the caller reports the result, the session takes no message (zila_session_receive fails
+ * with ZILA_EINVAL). */
+bool zila_session_pending(const struct zila_session *sess, const struct zila_view **entries, size_t *nentries);
+/* Reports the pending window's apply: result is zila_store_apply's return, st its stats,
+ * err its message. Acknowledges the window (with what was refused) and goes on; a failed
+ * apply fails the session and tells the peer why. ZILA_EINVAL when no window waits. */
+int zila_session_applied(struct zila_session *sess, int result, const struct zila_apply_stats *st,
+			 struct zila_error *err) ZILA_MUST_CHECK;
+/* Applies the pending window inline on cfg.store and reports it (does nothing when none
+ * waits): what the session does itself without cfg.caller_applies. */
+int zila_session_apply(struct zila_session *sess, struct zila_error *err) ZILA_MUST_CHECK;
+
 /* Emits an Error message (best effort) and fails the session. */
 void zila_session_abort(struct zila_session *sess, int code, const char *reason);
 

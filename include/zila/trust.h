@@ -272,6 +272,10 @@ struct zila_trust_ctx {
 	 * bytes), so that a bundle of many entries costs one verification per author. */
 	uint8_t verified[ZILA_TRUST_CACHE][32];
 	unsigned nverified, next_verified;
+	/* This device's own certificate, read again when older than 10 s: what it may read. */
+	struct zila_cert own;
+	bool own_held;
+	uint64_t own_at;
 };
 void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx);
 /* The time ctx judges by: its clock, else the wall clock (seconds). */
@@ -282,7 +286,7 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zila_view bytes,
 			    struct zila_error *err) ZILA_MUST_CHECK;
 
-/* Read scope for zila_bundle_create --for: a zila_part_filter_fn whose ctx is a
+/* Read scope for zila_bundle_write (bundle create --for): a zila_part_filter_fn whose ctx is a
  * struct zila_cert (the recipient's). */
 bool zila_trust_read_filter(void *cert, const char *part);
 

@@ -27,6 +27,14 @@ struct cli_command {
 
 extern const struct cli_command cli_commands[];
 
+/* More lines for a command's --help and 'zila help COMMAND' (name NULL ends the table). */
+struct cli_details {
+	const char *name;
+	const char *text;
+};
+
+extern const struct cli_details cli_details[];
+
 /* Prints "zila: msg" to stderr. */
 void cli_err(const char *fmt, ...) ZILA_PRINTF(1, 2);
 /* Prints the error and the command's usage to stderr; returns CLI_USAGE. */

@@ -11,9 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "zila/os.h"
 #include "zila/clock.h"
 
 #define PASS_MAX 1024
+#define PASS_FILE_MAX (64 * 1024)
 
 int cli_trust_open(struct cli *cli, struct zila_store **s, struct zila_trust_ctx *tc)
 {
@@ -29,13 +31,13 @@ uint64_t cli_now(void)
 	return zila_wall_s();
 }
 
-static int prompt(const char *what, char *buf, size_t n)
+int cli_prompt_hidden(const char *what, const char *no_tty, char *buf, size_t n)
 {
 	FILE *tty = fopen("/dev/tty", "r+");
 	struct termios old, noecho;
 	int r = CLI_FAIL;
 	if (tty == NULL) {
-		cli_err("no terminal to ask for the passphrase; use --passphrase-file");
+		cli_err("%s", no_tty);
 		return CLI_FAIL;
 	}
 	fprintf(tty, "%s", what);
@@ -68,20 +70,28 @@ int cli_read_passphrase(const char *file, bool confirm, char **out, size_t *len)
 		goto out;
 	}
 	if (file != NULL) {
-		FILE *f = fopen(file, "r");
-		if (f == NULL) {
-			cli_err("cannot read passphrase file '%s': %s", file, strerror(errno));
+		/* its first line; the copy read is wiped when released */
+		struct zila_buf fb;
+		struct zila_error err;
+		zila_buf_init(&fb, PASS_FILE_MAX);
+		int fr = zila_os_read_file(file, PASS_FILE_MAX, &fb, NULL, &err);
+		if (fr != 0) {
+			zila_buf_release(&fb);
+			cli_err("%s", zila_error_msg(&err, fr));
 			goto out;
 		}
-		if (fgets(a, PASS_MAX, f) == NULL)
-			a[0] = '\0';
-		fclose(f);
-		a[strcspn(a, "\r\n")] = '\0';
+		size_t n = 0;
+		while (n < fb.len && n + 1 < PASS_MAX && fb.p[n] != '\n' && fb.p[n] != '\r' && fb.p[n] != '\0')
+			n++;
+		memcpy(a, fb.p, n);
+		a[n] = '\0';
+		zila_buf_release(&fb);
 	} else {
-		if (prompt("passphrase: ", a, PASS_MAX) != CLI_OK)
+		static const char no_tty[] = "no terminal to ask for the passphrase; use --passphrase-file";
+		if (cli_prompt_hidden("passphrase: ", no_tty, a, PASS_MAX) != CLI_OK)
 			goto out;
 		if (confirm) {
-			if (prompt("passphrase again: ", b, PASS_MAX) != CLI_OK)
+			if (cli_prompt_hidden("passphrase again: ", no_tty, b, PASS_MAX) != CLI_OK)
 				goto out;
 			if (strcmp(a, b) != 0) {
 				cli_err("the passphrases differ");
@@ -105,56 +115,25 @@ out:
 
 int cli_read_file(const char *path, size_t max, struct zila_buf *out)
 {
-	FILE *f = fopen(path, "rb");
-	uint8_t tmp[4096];
-	size_t n;
-	int r = CLI_OK;
-	if (f == NULL) {
-		cli_err("cannot read '%s': %s", path, strerror(errno));
+	struct zila_error err;
+	int r = zila_os_read_file(path, max, out, NULL, &err);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;
 	}
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-		if (out->len + n > max || zila_buf_put(out, tmp, n) != 0) {
-			cli_err("'%s' is larger than %zu bytes", path, max);
-			r = CLI_FAIL;
-			break;
-		}
-	}
-	if (r == CLI_OK && ferror(f)) {
-		cli_err("cannot read '%s': %s", path, strerror(errno));
-		r = CLI_FAIL;
-	}
-	fclose(f);
-	return r;
+	return CLI_OK;
 }
 
 int cli_write_new_file(const char *path, const void *p, size_t n, unsigned mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			cli_err("'%s' already exists; choose another name", path);
-		else
-			cli_err("cannot create '%s': %s", path, strerror(errno));
+	struct zila_error err;
+	int r = zila_os_write_new(path, p, n, mode, &err);
+	if (r == ZILA_EEXIST) {
+		cli_err("'%s' already exists; choose another name", path);
 		return CLI_FAIL;
 	}
-	const uint8_t *q = p;
-	size_t off = 0;
-	while (off < n) {
-		ssize_t w = write(fd, q + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			cli_err("cannot write '%s': %s", path, strerror(errno));
-			close(fd);
-			unlink(path);
-			return CLI_FAIL;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		cli_err("cannot write '%s': %s", path, strerror(errno));
-		unlink(path);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;
 	}
 	return CLI_OK;

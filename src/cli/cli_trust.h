@@ -17,6 +17,9 @@ uint64_t cli_now(void);
 /* A passphrase from the first line of file, or from a prompt on the terminal (twice when
  * confirm). *out is sodium_malloc'd: free with sodium_free. Prints its own errors. */
 int cli_read_passphrase(const char *file, bool confirm, char **out, size_t *len);
+/* A line typed on the terminal without echo (a secret: a passphrase, an invite code), after
+ * printing what; no_tty is the error printed when there is no terminal. */
+int cli_prompt_hidden(const char *what, const char *no_tty, char *buf, size_t n);
 /* Reads a whole file of at most max bytes into out; prints its own errors. */
 int cli_read_file(const char *path, size_t max, struct zila_buf *out);
 /* Writes a new file (refusing to overwrite one) with the given mode; prints its own errors. */

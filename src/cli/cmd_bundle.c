@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "zila/bundle.h"
+#include "zila/os.h"
 #include "zila/store.h"
 #include "zila/trust.h"
 
@@ -120,6 +121,41 @@ static void print_stats(const struct cli *cli, const char *file, const struct zi
 		       st->nconflicts, st->nparked);
 }
 
+/* The bundle written to PATH.tmp, synced, then renamed into place: a failed or interrupted
+ * create leaves no half bundle and an older one as it was. peer: the receiver's
+ * certificate, whose read scope filters what is written (NULL: everything). */
+static int bundle_create(struct zila_store *s, const char *path, const struct zila_vector *have,
+			 struct zila_cert *peer, size_t *n, struct zila_error *err)
+{
+	struct zila_os_atomic *a;
+	int r = zila_os_atomic_open(&a, path, 0666, err); /* as fopen does: the umask decides */
+	if (r != 0)
+		return r;
+	zila_os_atomic_remakeable(a); /* the replica keeps everything: a lost bundle is made again */
+	r = zila_bundle_write(s, have, peer ? zila_trust_read_filter : NULL, peer, zila_os_atomic_write, a, n, err);
+	if (r != 0) {
+		/* a failed write says why in the file's words (disk full); the store's own failures
+		 * keep their message */
+		if (zila_os_atomic_failed(a, NULL) != 0)
+			r = zila_os_atomic_failed(a, err);
+		zila_os_atomic_abort(a);
+		return r;
+	}
+	return zila_os_atomic_commit(a, err);
+}
+
+static int bundle_apply(struct zila_store *s, struct zila_trust_ctx *tc, const char *path,
+			struct zila_apply_stats *st, struct zila_error *err)
+{
+	struct zila_os_map m;
+	int r = zila_os_map(&m, path, err);
+	if (r != 0)
+		return zila_error_set(err, r, "cannot read bundle '%s': %s", path, zila_error_msg(err, r));
+	r = zila_bundle_read(s, tc, m.p, m.len, path, st, err);
+	zila_os_unmap(&m);
+	return r;
+}
+
 int cmd_bundle(struct cli *cli, int argc, char **argv);
 int cmd_bundle(struct cli *cli, int argc, char **argv)
 {
@@ -166,7 +202,7 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 		zila_store_free(s);
 		zila_vector_release(&have);
 		cli_err("this replica is not enrolled in an organisation: it works on its own and exchanges nothing.\n"
-			"Enrol it first: 'zila join CODE' with an invite code from HQ, or 'zila enrol request' by USB stick");
+			"Enrol it first: 'zila join --hq HOST:PORT' with an invite code from HQ, or 'zila enrol request' by USB stick");
 		return CLI_FAIL;
 	}
 	memset(&tc, 0, sizeof(tc));
@@ -208,8 +244,7 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	if (r == 0 && strcmp(verb, "create") == 0) {
 		size_t n = 0;
 		bool filtered = for_path != NULL;
-		r = zila_bundle_create(s, file, filtered ? &have : NULL, filtered ? zila_trust_read_filter : NULL,
-				       filtered ? &peer : NULL, &n, &err);
+		r = bundle_create(s, file, filtered ? &have : NULL, filtered ? &peer : NULL, &n, &err);
 		if (r == 0) {
 			if (cli->json) {
 				printf("{\"file\":");
@@ -221,7 +256,7 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 		}
 	} else if (r == 0) {
 		struct zila_apply_stats st;
-		r = zila_bundle_apply(s, &tc, file, &st, &err);
+		r = bundle_apply(s, &tc, file, &st, &err);
 		if (r == 0)
 			print_stats(cli, file, &st);
 	}

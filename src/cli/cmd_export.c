@@ -1,5 +1,5 @@
 /* zila export: one table as CSV (UTF-8 with BOM, so Excel keeps Hindi intact) or JSON;
- * importing the CSV back changes nothing. The work is in src/store/csvio.c. */
+ * importing the CSV back changes nothing. The work is in src/office/export.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,7 +10,8 @@
 
 #include "cli.h"
 #include "cli_db.h"
-#include "zila/csvio.h"
+#include "zila/office/csvio.h"
+#include "zila/os.h"
 
 int cmd_export(struct cli *cli, int argc, char **argv);
 int cmd_export(struct cli *cli, int argc, char **argv)
@@ -21,7 +22,7 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 	bool no_bom = false;
 	sqlite3 *db = NULL;
 	FILE *out = NULL;
-	char *tmp = NULL;
+	struct zila_os_atomic *file = NULL;
 	struct zila_error err;
 	zila_error_clear(&err);
 
@@ -70,18 +71,13 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 
 	if (outpath != NULL) {
 		/* written beside the target and renamed, so a failed export leaves no half file */
-		size_t n = strlen(outpath) + 16;
-		tmp = malloc(n);
-		if (tmp == NULL) {
-			cli_err("out of memory");
+		if (zila_os_atomic_open(&file, outpath, 0666, &err) == 0) {
+			zila_os_atomic_remakeable(file);
+		} else {
+			cli_err("%s", err.msg);
 			goto out;
 		}
-		snprintf(tmp, n, "%s.tmp%ld", outpath, (long)getpid());
-		out = fopen(tmp, "wb");
-		if (out == NULL) {
-			cli_err("cannot write '%s': %s", outpath, cli_errno_msg(errno));
-			goto out;
-		}
+		out = zila_os_atomic_stream(file);
 	}
 	struct zila_csv_export_opts opts = {
 		.table = table, .district = district, .format = format, .no_bom = no_bom,
@@ -92,22 +88,18 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		cli_err("cannot export '%s': %s", table, zila_error_msg(&err, r));
 		goto out;
 	}
-	if (out != NULL) {
-		int cr = fclose(out);
-		out = NULL;
-		if (cr != 0 || rename(tmp, outpath) != 0) {
-			cli_err("cannot write '%s': %s", outpath, cli_errno_msg(errno));
+	if (file != NULL) {
+		int cr = zila_os_atomic_commit(file, &err);
+		file = NULL;
+		if (cr != 0) {
+			cli_err("%s", err.msg);
 			goto out;
 		}
 		fprintf(stderr, "%" PRIu64 " rows of '%s' written to '%s'\n", nrows, table, outpath);
 	}
 	rc = CLI_OK;
 out:
-	if (out != NULL) {
-		fclose(out);
-		remove(tmp);
-	}
-	free(tmp);
+	zila_os_atomic_abort(file);
 	sqlite3_close(db);
 	return rc;
 }

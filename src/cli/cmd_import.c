@@ -1,5 +1,5 @@
 /* zila import: a spreadsheet (CSV) into one table of the replica, create-or-update, all or
- * nothing unless --skip-bad. The work is in src/store/csvio.c; this file reads the file,
+ * nothing unless --skip-bad. The work is in src/office/import.c; this file reads the file,
  * shows progress, and reports. */
 #include <errno.h>
 #include <inttypes.h>
@@ -9,34 +9,115 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "cli.h"
 #include "cli_db.h"
-#include "zila/csvio.h"
+#include "cli_trust.h"
+#include "zila/office/csvio.h"
+#include "zila/os.h"
 
 #define SHOW_REJECTS 20
+#define SHOW_CHANGES 1000 /* rows a dry run shows */
 #define PROGRESS_MIN_BYTES (1024 * 1024)
 #define CHUNK (256 * 1024)
 
 struct shown {
-	uint64_t line;
+	uint64_t row, line;
 	char reason[512];
 };
 
 struct import_ctx {
-	FILE *rejects;           /* --skip-bad FILE, or NULL */
+	FILE *rejects;           /* --skip-bad FILE (the stream of rejects_file), or NULL */
+	struct zila_os_atomic *rejects_file;
 	const char *rejects_path;
 	bool rejects_header;
 	int rejects_err;
 	struct shown shown[SHOW_REJECTS];
 	size_t nshown;
+	uint64_t nchanges; /* rows a dry run showed */
+	json_t *changes;   /* --json: the rows a dry run shows, as objects */
 };
+
+/* A value as staff read it: quoted, line breaks as spaces, "(empty)" for NULL. */
+static void print_value(const char *v)
+{
+	if (v == NULL) {
+		fputs("(empty)", stdout);
+		return;
+	}
+	putchar('\'');
+	for (const char *p = v; *p; p++)
+		putchar(*p == '\n' || *p == '\r' ? ' ' : *p);
+	putchar('\'');
+}
+
+static json_t *json_text(const char *v)
+{
+	return v != NULL ? json_string(v) : json_null();
+}
+
+/* --json: {"row":N,"op":"create"|"update","id":ID,"name":NAME,"columns":{COL:{"old":...,
+ * "new":...}}}, "id" and "old" only for an update. */
+static void json_change(struct import_ctx *c, const struct zila_csv_change *ch)
+{
+	json_t *o = json_object(), *cols = json_object();
+	if (o == NULL || cols == NULL) {
+		json_decref(o);
+		json_decref(cols);
+		return;
+	}
+	json_object_set_new(o, "row", json_integer((json_int_t)ch->row));
+	json_object_set_new(o, "op", json_string(ch->created ? "create" : "update"));
+	if (!ch->created)
+		json_object_set_new(o, "id", json_text(ch->id));
+	json_object_set_new(o, "name", json_text(ch->name));
+	for (size_t i = 0; i < ch->ncols; i++) {
+		json_t *v = json_object();
+		if (v == NULL)
+			break;
+		if (!ch->created)
+			json_object_set_new(v, "old", json_text(ch->old_values[i]));
+		json_object_set_new(v, "new", json_text(ch->new_values[i]));
+		json_object_set_new(cols, ch->columns[i], v);
+	}
+	json_object_set_new(o, "columns", cols);
+	json_array_append_new(c->changes, o);
+}
+
+/* A dry run shows, row by row, what the import would create and what it would change. */
+static void on_change(void *ctx, const struct zila_csv_change *ch)
+{
+	struct import_ctx *c = ctx;
+	if (c->nchanges++ >= SHOW_CHANGES)
+		return;
+	if (c->changes != NULL) {
+		json_change(c, ch);
+		return;
+	}
+	if (ch->created)
+		printf("row %" PRIu64 ": new%s%s\n", ch->row, ch->name ? ": " : "",
+		       ch->name ? ch->name : "");
+	else
+		printf("row %" PRIu64 ": change %s%s(id %s)\n", ch->row, ch->name ? ch->name : "",
+		       ch->name ? " " : "", ch->id);
+	for (size_t i = 0; i < ch->ncols; i++) {
+		printf("    %s: ", ch->columns[i]);
+		if (!ch->created) {
+			print_value(ch->old_values[i]);
+			fputs(" -> ", stdout);
+		}
+		print_value(ch->new_values[i]);
+		putchar('\n');
+	}
+}
 
 static void on_reject(void *ctx, const struct zila_csv_reject *rj)
 {
 	struct import_ctx *c = ctx;
 	if (c->nshown < SHOW_REJECTS) {
+		c->shown[c->nshown].row = rj->row;
 		c->shown[c->nshown].line = rj->line;
 		snprintf(c->shown[c->nshown].reason, sizeof(c->shown[c->nshown].reason), "%s",
 			 rj->reason);
@@ -73,7 +154,7 @@ static void on_reject(void *ctx, const struct zila_csv_reject *rj)
 		f[i] = i < rj->nfields ? rj->fields[i] : NULL;
 		l[i] = i < rj->nfields ? rj->field_lens[i] : 0;
 	}
-	snprintf(why, sizeof(why), "line %" PRIu64 ": %s", rj->line, rj->reason);
+	snprintf(why, sizeof(why), "row %" PRIu64 ": %s", rj->row, rj->reason);
 	f[n] = why;
 	l[n] = strlen(why);
 	if (c->rejects_err == 0)
@@ -113,6 +194,22 @@ static int parse_map(char *arg, struct zila_csv_map *m)
 	m->header = arg;
 	m->column = eq + 1;
 	return 0;
+}
+
+/* The district this laptop's certificate lets it write ("" for HQ, or before enrolment):
+ * the district of every row that names none. */
+static int own_district(struct cli *cli, char out[ZILA_DISTRICT_MAX + 1])
+{
+	struct zila_store *s = NULL;
+	struct zila_trust_ctx tc;
+	struct zila_cert c;
+	out[0] = '\0';
+	if (cli_trust_open(cli, &s, &tc) != CLI_OK)
+		return CLI_FAIL;
+	if (zila_trust_cert_get(s, zila_store_device_pk(s), &c) == 0 && !c.scope_all)
+		snprintf(out, ZILA_DISTRICT_MAX + 1, "%s", c.district);
+	zila_store_free(s);
+	return CLI_OK;
 }
 
 int cmd_import(struct cli *cli, int argc, char **argv);
@@ -214,12 +311,17 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 
 	if (skip_bad != NULL) {
 		ctx.rejects_path = skip_bad;
-		ctx.rejects = fopen(skip_bad, "wb");
-		if (ctx.rejects == NULL) {
-			cli_err("cannot write '%s': %s", skip_bad, cli_errno_msg(errno));
+		/* replaced whole when the import ends: an older rejects file stays until then */
+		if (zila_os_atomic_open(&ctx.rejects_file, skip_bad, 0666, &err) != 0) {
+			cli_err("%s", err.msg);
 			goto out;
 		}
+		ctx.rejects = zila_os_atomic_stream(ctx.rejects_file);
 	}
+	char own[ZILA_DISTRICT_MAX + 1];
+	rc = own_district(cli, own);
+	if (rc != CLI_OK)
+		goto out;
 	rc = cli_open_db(cli, true, &db);
 	if (rc != CLI_OK)
 		goto out;
@@ -227,6 +329,10 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	/* one big transaction: a larger page cache keeps it from spilling to disk early */
 	sqlite3_exec(db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
 
+	if (dry_run && cli->json && (ctx.changes = json_array()) == NULL) {
+		cli_err("out of memory");
+		goto out;
+	}
 	struct zila_csv_import_opts opts = {
 		.table = table,
 		.map = maps,
@@ -234,7 +340,9 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		.dry_run = dry_run,
 		.skip_bad = skip_bad != NULL,
 		.delim = delim,
+		.own_district = own[0] != '\0' ? own : NULL,
 		.on_reject = on_reject,
+		.on_change = dry_run ? on_change : NULL,
 		.ctx = &ctx,
 	};
 	int r = zila_csv_import_new(&im, db, &opts, &err);
@@ -274,15 +382,26 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	if (bar)
 		fputs("\r\033[K", stderr);
 
+	if (ctx.nchanges > SHOW_CHANGES && !cli->json)
+		printf("... and %" PRIu64 " more rows to create or change\n",
+		       ctx.nchanges - SHOW_CHANGES);
 	for (size_t i = 0; i < ctx.nshown; i++)
-		fprintf(stderr, "%s:%" PRIu64 ": %s\n", file, ctx.shown[i].line, ctx.shown[i].reason);
+		fprintf(stderr, "%s: row %" PRIu64 ": %s\n", file, ctx.shown[i].row,
+			ctx.shown[i].reason);
 	if (st.nrejected > ctx.nshown)
 		fprintf(stderr, "... and %" PRIu64 " more bad rows\n", st.nrejected - ctx.nshown);
-	if (ctx.rejects != NULL) {
-		int fr = fclose(ctx.rejects);
+	if (ctx.rejects_file != NULL) {
+		struct zila_error werr;
+		int fr = ctx.rejects_err;
+		if (fr != 0)
+			zila_os_atomic_abort(ctx.rejects_file);
+		else
+			fr = zila_os_atomic_commit(ctx.rejects_file, &werr);
+		ctx.rejects_file = NULL;
 		ctx.rejects = NULL;
-		if (ctx.rejects_err != 0 || fr != 0) {
-			cli_err("cannot write '%s': %s", skip_bad, cli_errno_msg(errno));
+		if (fr != 0) {
+			cli_err("cannot write '%s': %s", skip_bad,
+				ctx.rejects_err != 0 ? zila_strerror(fr) : zila_error_msg(&werr, fr));
 			r = r ? r : ZILA_EIO;
 		} else if (st.nrejected > 0 && r == 0) {
 			fprintf(stderr, "%" PRIu64 " rejected rows written to '%s'\n", st.nrejected,
@@ -299,11 +418,19 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 		       dry_run ? "true" : "false", r == 0 ? "true" : "false", st.nrows, st.ncreated,
 		       st.nupdated, st.nunchanged, st.nrejected);
 		for (size_t i = 0; i < ctx.nshown; i++) {
-			printf("%s{\"line\":%" PRIu64 ",\"reason\":", i ? "," : "", ctx.shown[i].line);
+			printf("%s{\"row\":%" PRIu64 ",\"line\":%" PRIu64 ",\"reason\":", i ? "," : "",
+			       ctx.shown[i].row, ctx.shown[i].line);
 			cli_json_str(ctx.shown[i].reason);
 			putchar('}');
 		}
 		printf("]");
+		if (ctx.changes != NULL) {
+			char *js = json_dumps(ctx.changes, JSON_COMPACT);
+			printf(",\"changes\":%s", js != NULL ? js : "[]");
+			free(js);
+			if (ctx.nchanges > SHOW_CHANGES)
+				printf(",\"changes_not_shown\":%" PRIu64, ctx.nchanges - SHOW_CHANGES);
+		}
 		if (r != 0) {
 			printf(",\"error\":");
 			cli_json_str(zila_error_msg(&err, r));
@@ -327,8 +454,8 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	rc = CLI_OK;
 out:
 	zila_csv_import_free(im);
-	if (ctx.rejects != NULL)
-		fclose(ctx.rejects);
+	json_decref(ctx.changes);
+	zila_os_atomic_abort(ctx.rejects_file);
 	if (in != NULL && in != stdin)
 		fclose(in);
 	sqlite3_close(db);

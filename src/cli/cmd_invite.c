@@ -64,7 +64,7 @@ int cmd_invite(struct cli *cli, int argc, char **argv)
 		printf(",\"role\":\"%s\",\"expires\":%llu}\n", zila_role_name(role), (unsigned long long)(now + ttl));
 	} else {
 		printf("%s\n\nRead this code to the %s laptop of district '%s'; it works once, until %s.\n"
-		       "On the laptop: zila join CODE --hq HOST:PORT\n",
+		       "On the laptop: zila join --hq HOST:PORT (and type the code when asked)\n",
 		       code, zila_role_name(role), dname, date);
 	}
 	return CLI_OK;

@@ -1,11 +1,14 @@
 /* zila join: on a laptop, record an invite code and the HQ address, then dial HQ with the
  * code, receive the certificate and install it. When HQ cannot be reached the code stays
  * recorded and the daemon joins at its first contact with HQ.
- *   zila join CODE --hq HOST:PORT [--name NAME] [--timeout SECS] */
+ *   zila join [-|CODE] --hq HOST:PORT [--name NAME] [--timeout SECS]
+ * The code is a secret while it is valid: it is typed at a prompt (no CODE) or read from
+ * stdin (-), not taken from argv, which `ps` and the shell's history show to others. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_ctl.h"
 #include "cli_trust.h"
@@ -19,6 +22,29 @@ static bool host_port_ok(const char *s)
 	char *end;
 	long port = strtol(colon + 1, &end, 10);
 	return *end == '\0' && port > 0 && port < 65536;
+}
+
+/* The code from the first line of stdin (from_stdin, or no terminal to ask on) or typed at
+ * a prompt. Prints its own errors. */
+static int read_code(bool from_stdin, char *code, size_t n)
+{
+	if (!from_stdin && isatty(STDIN_FILENO)) {
+		if (cli_prompt_hidden("invite code: ", "no terminal to ask for the invite code; pipe it in: "
+				      "'zila join - --hq HOST:PORT'", code, n) != CLI_OK)
+			return CLI_FAIL;
+	} else if (fgets(code, (int)n, stdin) == NULL) {
+		code[0] = '\0';
+	}
+	code[strcspn(code, "\r\n")] = '\0';
+	for (char *p = code; *p; p++)
+		if (*p == '\t')
+			*p = ' ';
+	if (strspn(code, " ") == strlen(code)) {
+		cli_err(from_stdin || !isatty(STDIN_FILENO) ? "no invite code on standard input"
+							       : "no invite code was typed");
+		return CLI_FAIL;
+	}
+	return CLI_OK;
 }
 
 int cmd_join(struct cli *cli, int argc, char **argv);
@@ -49,21 +75,28 @@ int cmd_join(struct cli *cli, int argc, char **argv)
 			return cli_usage("join", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	/* The code may be typed as several words ("ABCD EFGH ..."): join them. */
-	char code[128] = "";
-	for (int i = optind; i < argc; i++) {
-		if (strlen(code) + strlen(argv[i]) + 2 > sizeof(code))
-			return cli_usage("join", "the invite code is too long");
-		if (code[0])
-			strcat(code, "-");
-		strcat(code, argv[i]);
-	}
-	if (code[0] == '\0')
-		return cli_usage("join", "join needs the invite CODE");
 	if (hq == NULL)
 		return cli_usage("join", "join needs --hq HOST:PORT");
 	if (!host_port_ok(hq))
 		return cli_usage("join", "HQ address '%s' is not HOST:PORT", hq);
+	char code[128] = "";
+	bool from_stdin = optind + 1 == argc && strcmp(argv[optind], "-") == 0;
+	if (optind == argc || from_stdin) {
+		if (read_code(from_stdin, code, sizeof(code)) != CLI_OK)
+			return CLI_FAIL;
+	} else {
+		/* The code may be typed as several words ("ABCD EFGH ..."): join them. */
+		for (int i = optind; i < argc; i++) {
+			if (strlen(code) + strlen(argv[i]) + 2 > sizeof(code))
+				return cli_usage("join", "the invite code is too long");
+			if (code[0])
+				strcat(code, "-");
+			strcat(code, argv[i]);
+		}
+		fprintf(stderr, "zila: warning: an invite code on the command line is visible to other users "
+				"('ps') and stays in the shell's history; next time type it at the prompt "
+				"('zila join --hq %s') or pipe it in ('zila join - --hq %s')\n", hq, hq);
+	}
 	struct zila_invite inv;
 	int r = zila_invite_parse(code, &inv);
 	if (r == ZILA_ECHECK) {

@@ -22,17 +22,27 @@ static void show_progress(json_t *arr, bool tty, char *last, size_t last_len)
 	size_t len = 0, i;
 	json_t *p;
 	uint64_t done = 0, total = 0;
+	bool counting = false; /* a total is not known yet: no fraction is shown */
 	json_array_foreach(arr, i, p)
 	{
 		long long sent = (long long)json_integer_value(json_object_get(p, "sent"));
 		long long recv = (long long)json_integer_value(json_object_get(p, "received"));
 		long long to_send = (long long)json_integer_value(json_object_get(p, "to_send"));
-		long long to_recv = (long long)json_integer_value(json_object_get(p, "to_receive"));
-		const char *state = json_is_true(json_object_get(p, "done")) ? "done" : jstr(p, "state", "waiting");
-		int k = snprintf(line + len, sizeof(line) - len, "%s%s: %s, sent %lld/%lld, received %lld", len ? "; " : "",
-				 jstr(p, "peer", "?"), state, sent, to_send, recv);
+		json_t *tr = json_object_get(p, "to_receive");
+		long long to_recv = (long long)json_integer_value(tr);
+		bool finished = json_is_true(json_object_get(p, "done"));
+		const char *state = finished ? "done" : jstr(p, "state", "waiting");
+		int k;
+		if (json_is_integer(tr))
+			k = snprintf(line + len, sizeof(line) - len, "%s%s: %s, sent %lld of %lld entries, received %lld of %lld",
+				     len ? "; " : "", jstr(p, "peer", "?"), state, sent, to_send, recv, to_recv);
+		else
+			k = snprintf(line + len, sizeof(line) - len, "%s%s: %s, sent %lld of %lld entries, received %lld",
+				     len ? "; " : "", jstr(p, "peer", "?"), state, sent, to_send, recv);
 		if (k > 0 && (size_t)k < sizeof(line) - len)
 			len += (size_t)k;
+		if (!finished && (!json_is_integer(tr) || !json_is_integer(json_object_get(p, "to_send"))))
+			counting = true;
 		done += (uint64_t)(sent + recv);
 		total += (uint64_t)(to_send + (to_recv > recv ? to_recv : recv));
 	}
@@ -41,9 +51,13 @@ static void show_progress(json_t *arr, bool tty, char *last, size_t last_len)
 		char bar[64];
 		if (fill > width)
 			fill = width;
-		memset(bar, '#', (size_t)fill);
-		memset(bar + fill, '-', (size_t)(width - fill));
-		bar[width] = '\0';
+		if (counting) {
+			snprintf(bar, sizeof(bar), "%-*s", width, "   counting what to send");
+		} else {
+			memset(bar, '#', (size_t)fill);
+			memset(bar + fill, '-', (size_t)(width - fill));
+			bar[width] = '\0';
+		}
 		fprintf(stderr, "\r[%s] %.100s\033[K", bar, line);
 		fflush(stderr);
 	} else if (strcmp(line, last) != 0) {

@@ -58,7 +58,7 @@ const struct cli_command cli_commands[] = {
 	  "zila catalogue add district NAME --state STATE [--code C] [--local NAME] [--id ID]\n"
 	  "zila catalogue add post NAME --level LEVEL [--rank N] [--local NAME] [--id ID]" },
 	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ); the district by name, code or id", "zila invite --district NAME [--role district|block] [--expires 7d]" },
-	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join CODE --hq HOST:PORT [--name NAME] [--timeout SECS]" },
+	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join --hq HOST:PORT [--name NAME] [--timeout SECS]     (asks for the code)\nzila join - --hq HOST:PORT [--name NAME] [--timeout SECS]   (reads the code from stdin)" },
 	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop)", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district NAME] [--role district|block] [--days N]\nzila enrol install CERT" },
 	{ "devices", cmd_devices, "list enrolled devices, roles, scopes, expiry, revocations", "zila devices" },
 	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami" },
@@ -71,4 +71,24 @@ const struct cli_command cli_commands[] = {
 	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]" },
 	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop" },
 	{ NULL, NULL, NULL, NULL },
+};
+
+const struct cli_details cli_details[] = {
+	{ "import",
+	  "Headers match columns by name, in any case, a space, dash or dot counting as _\n"
+	  "('Name Local' is name_local; 'District' is district_id).\n"
+	  "--map HEADER=COLUMN maps another header; --map HEADER= (nothing after =) ignores that\n"
+	  "column of the file, e.g. --map S.No.= for a serial number column.\n"
+	  "Rows match on the id column, else on the table's natural key such as (district, phone);\n"
+	  "a match whose name differs is rejected for review, never merged into the other person.\n"
+	  "Phones become 10-digit mobiles, or landlines as 0612-2234567; dates DD-MM-YYYY become\n"
+	  "YYYY-MM-DD; gender F/M/O, महिला/पुरुष become female/male/other. On a district laptop, a\n"
+	  "row with no district gets the laptop's own. Errors name the spreadsheet row (the header\n"
+	  "is row 1). --dry-run shows, row by row, what would be created and changed (old -> new).\n"
+	  "A file Excel saved as 'CSV (Comma delimited)' has ? for Hindi letters: save it as 'CSV UTF-8'." },
+	{ "export",
+	  "A text cell that starts with = + - @, a tab or a carriage return is written with a ' before it,\n"
+	  "so that Excel shows it and never runs it as a formula (plain numbers such as -12 stay numbers);\n"
+	  "zila import takes that ' off again, so importing the CSV back changes nothing." },
+	{ NULL, NULL },
 };

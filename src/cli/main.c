@@ -59,6 +59,16 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
+/* A command's --help: usage, summary, and the details when it has some. */
+static void print_help(const struct cli_command *c)
+{
+	print_usage(stdout, c);
+	printf("\n%s\n", c->summary);
+	for (const struct cli_details *d = cli_details; d->name != NULL; d++)
+		if (strcmp(d->name, c->name) == 0)
+			printf("\n%s\n", d->text);
+}
+
 bool cli_wants_help(const char *cmd, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -66,10 +76,8 @@ bool cli_wants_help(const char *cmd, int argc, char **argv)
 			break;
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			const struct cli_command *c = find_command(cmd);
-			if (c != NULL) {
-				print_usage(stdout, c);
-				printf("\n%s\n", c->summary);
-			}
+			if (c != NULL)
+				print_help(c);
 			return true;
 		}
 	}
@@ -188,8 +196,7 @@ int main(int argc, char **argv)
 				cli_err("'%s' is not a zila command; see 'zila help'", argv[2]);
 				return CLI_USAGE;
 			}
-			print_usage(stdout, c);
-			printf("\n%s\n", c->summary);
+			print_help(c);
 			return CLI_OK;
 		}
 		return cmd_help_list();

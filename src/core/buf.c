@@ -107,6 +107,11 @@ int zila_buf_put_lenbytes(struct zila_buf *b, const void *p, size_t n)
 	return r;
 }
 
+int zila_buf_sink(void *ctx, const uint8_t *p, size_t len)
+{
+	return zila_buf_put(ctx, p, len);
+}
+
 struct zila_view zila_buf_view(const struct zila_buf *b)
 {
 	struct zila_view v = { b->p, b->len };

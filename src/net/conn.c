@@ -459,6 +459,9 @@ static void on_established(struct conn *c)
 	refused_skips(d, c);
 	cfg.skip = c->skip;
 	cfg.nskip = c->nskip;
+	/* Each received window comes back to us to apply (apply_window): the seam where a
+	 * worker with a connection of its own can take the apply off the loop. */
+	cfg.caller_applies = true;
 	zila_error_clear(&err);
 	if ((r = zila_session_new(&c->sess, &cfg, &err)) != 0 || (r = zila_session_start(c->sess, &err)) != 0) {
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));
@@ -471,6 +474,20 @@ static void on_established(struct conn *c)
 	deadline(c, idle_ms(c->d));
 }
 
+/* Applies a window the session has received, inline on the daemon's connection for now,
+ * and tells the session how it went (it acknowledges, or fails and tells the peer). */
+static int apply_window(struct conn *c, struct zila_error *err)
+{
+	const struct zila_view *v;
+	size_t n;
+	if (!zila_session_pending(c->sess, &v, &n))
+		return 0;
+	struct zila_apply_stats st;
+	memset(&st, 0, sizeof(st));
+	int r = zila_store_apply(c->d->store, v, n, &st, err);
+	return zila_session_applied(c->sess, r, &st, err);
+}
+
 static void on_message(struct conn *c)
 {
 	struct daemon *d = c->d;
@@ -478,6 +495,8 @@ static void on_message(struct conn *c)
 	zila_error_clear(&err);
 	if (c->state == CONN_SESSION) {
 		int r = zila_session_receive(c->sess, c->msg.p, c->msg.len, &err);
+		if (r == 0)
+			r = apply_window(c, &err);
 		if (r != 0) {
 			conn_fail(c, r, "%s", zila_error_msg(&err, r));
 			return;

@@ -122,12 +122,14 @@ static void add_progress(json_t *o, const struct conn *c)
 	if (st != NULL) {
 		json_object_set_new(o, "sent", json_integer((json_int_t)st->entries_sent));
 		json_object_set_new(o, "received", json_integer((json_int_t)st->entries_received));
-		json_object_set_new(o, "to_send", json_integer((json_int_t)st->to_send));
+		if (st->to_send_known || st->in_step)
+			json_object_set_new(o, "to_send", json_integer((json_int_t)st->to_send));
 		json_object_set_new(o, "pending_out", json_integer((json_int_t)(st->to_send > st->entries_sent
 											? st->to_send - st->entries_sent
 											: 0)));
-		if (st->peer_done_entries)
-			json_object_set_new(o, "to_receive", json_integer((json_int_t)st->peer_done_entries));
+		/* Unknown (absent) until the peer said how many it sends: no fraction is made up. */
+		if (st->to_receive || st->peer_done_entries || st->in_step)
+			json_object_set_new(o, "to_receive", json_integer((json_int_t)st->to_receive));
 	}
 }
 

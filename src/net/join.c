@@ -16,6 +16,7 @@
 
 #include "net_int.h"
 #include "sync.pb-c.h"
+#include "zila/pbuf.h"
 #include "zila/clock.h"
 
 int join_prepare(struct zila_store *s, struct zila_channel_config *cfg, struct zila_join_check *jc, uint64_t now,
@@ -26,7 +27,7 @@ int join_prepare(struct zila_store *s, struct zila_channel_config *cfg, struct z
 	struct zila_invite inv;
 	int r = zila_store_meta_get(s, ZILA_META_JOIN_CODE, &code);
 	if (r != 0 || code == NULL || code[0] == '\0') {
-		r = zila_error_set(err, ZILA_ENOTFOUND, "no invite code is recorded; run 'zila join CODE --hq HOST:PORT'");
+		r = zila_error_set(err, ZILA_ENOTFOUND, "no invite code is recorded; run 'zila join --hq HOST:PORT'");
 		goto out;
 	}
 	if ((r = zila_invite_parse(code, &inv)) != 0) {
@@ -116,7 +117,9 @@ int join_take(struct zila_store *s, const uint8_t root_pk[32], const uint8_t *p,
 	struct zila_cert_file f;
 	char reason[201];
 	int r;
-	Zila__Message *m = zila__message__unpack(NULL, len, p);
+	struct zila_pb_budget b;
+	zila_pb_budget_init(&b, len);
+	Zila__Message *m = zila__message__unpack(&b.alloc, len, p);
 	if (m == NULL)
 		return zila_error_set(err, ZILA_EPROTO, "HQ sent a malformed answer");
 	if (m->body_case == ZILA__MESSAGE__BODY_ERROR) {

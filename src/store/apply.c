@@ -120,6 +120,8 @@ static int record_conflict(struct applier *a, struct table *t, const struct zval
 	if (rc != SQLITE_DONE)
 		return ZILA_EDB;
 	a->st->nconflicts++;
+	if (s->open_conflicts >= 0)
+		s->open_conflicts++;
 	return 0;
 }
 
@@ -133,6 +135,11 @@ static int merge_cell(struct applier *a, struct table *t, const struct zval *pk,
 	if (cmp > 0) {
 		if (had && r->exists && !covers(a, cur) && !val_equal(val, &r->vals[c])) {
 			int rr = record_conflict(a, t, pk, c, val, v, &r->vals[c], cur);
+			if (rr != 0)
+				return rr;
+		} else if (had && covers(a, cur)) {
+			/* written with the value here in view: whatever conflict it ended is settled */
+			int rr = store_conflicts_settle(a->s, t, pk, c, cur->hlc);
 			if (rr != 0)
 				return rr;
 		}
@@ -391,6 +398,16 @@ static bool refused(int rr)
 }
 
 #define APPLY_AGAIN 1 /* apply_window(): redo with a savepoint per entry */
+#define APPLY_BAD_MAX 8          /* entries that do not parse or verify, before a window is given up */
+#define APPLY_REFUSED_FEEDS 256  /* feeds with a refused entry, before a window is given up */
+
+static bool feed_listed(const struct zila_feed_head *f, size_t n, const struct zila_entry_info *e)
+{
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(f[i].origin, e->origin, 32) == 0 && strcmp(f[i].part, e->part) == 0)
+			return true;
+	return false;
+}
 
 /* Rows parked in the replica now (-1 when it cannot be read). */
 static int64_t parked_count(struct zila_store *s)
@@ -533,12 +550,38 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
 	}
-	/* Signatures and admission first; bodies stay compressed until their turn. */
+	/* Signatures and admission first; bodies stay compressed until their turn. What one
+	 * sender can make this cost is bounded: an entry of a feed refused earlier in the
+	 * window would wait behind that one anyway, so it is not verified; a window with more
+	 * than APPLY_BAD_MAX entries that do not parse or verify, or refusals in more than
+	 * APPLY_REFUSED_FEEDS feeds, is given up (forged or hostile: the session ends). */
+	struct zila_feed_head *refused_feeds = calloc(APPLY_REFUSED_FEEDS, sizeof(*refused_feeds));
+	size_t nrefused_feeds = 0, nbad = 0;
+	if (refused_feeds == NULL) {
+		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		in[i].bytes = entries[i];
-		int rr = entry_parse_head(entries[i], &in[i].e, check_sigs);
+		int rr = entry_parse_head(entries[i], &in[i].e, false);
+		if (rr == 0 && feed_listed(refused_feeds, nrefused_feeds, &in[i].e.info)) {
+			st->ngap++;
+			entry_release(&in[i].e);
+			continue;
+		}
+		if (rr == 0 && check_sigs)
+			rr = entry_verify_sig(entries[i], &in[i].e);
 		if (rr != 0) {
 			st->nrejected++;
+			entry_release(&in[i].e);
+			if (++nbad > APPLY_BAD_MAX) {
+				r = zila_error_set(err, ZILA_ESIG,
+						   "more than %d entries of this window do not %s: forged or damaged; "
+						   "the rest of it is refused",
+						   APPLY_BAD_MAX, rr == ZILA_ESIG ? "verify" : "parse or verify");
+				free(refused_feeds);
+				goto out;
+			}
 			zila_log(ZILA_LOG_WARN, "rejected an entry: %s", zila_strerror(rr));
 			continue;
 		}
@@ -549,12 +592,25 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 			if (rr != 0) {
 				store_refusal(s, st, &in[i].e.info, rr, zila_error_msg(&why, rr));
 				st->nrejected++;
+				if (nrefused_feeds == APPLY_REFUSED_FEEDS) {
+					r = zila_error_set(err, ZILA_ELIMIT,
+							   "entries of more than %d feeds in this window are refused; "
+							   "the rest of it is not checked",
+							   APPLY_REFUSED_FEEDS);
+					entry_release(&in[i].e);
+					free(refused_feeds);
+					goto out;
+				}
+				memcpy(refused_feeds[nrefused_feeds].origin, in[i].e.info.origin, 32);
+				memcpy(refused_feeds[nrefused_feeds].part, in[i].e.info.part, sizeof(in[i].e.info.part));
+				nrefused_feeds++;
 				entry_release(&in[i].e);
 				continue;
 			}
 		}
 		in[i].ok = true;
 	}
+	free(refused_feeds);
 	qsort(in, n, sizeof(*in), cmp_incoming);
 	/* The merge commit skips its fsyncs: a power cut may take back received entries, which
 	 * the next sync brings again, and since the WAL is written in order the next FULL

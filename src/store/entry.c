@@ -121,6 +121,15 @@ fail:
 	return r;
 }
 
+int entry_verify_sig(struct zila_view bytes, const struct entry *e)
+{
+	if (bytes.len < 64)
+		return ZILA_ESHORT;
+	return crypto_sign_verify_detached(bytes.p + bytes.len - 64, bytes.p, bytes.len - 64, e->info.origin) == 0
+		       ? 0
+		       : ZILA_ESIG;
+}
+
 int entry_inflate(struct entry *e, ZSTD_DCtx *dc)
 {
 	int r;

@@ -12,6 +12,7 @@
 #include "store_int.h"
 #include "zila/clock.h"
 #include "zila/log.h"
+#include "zila/os.h"
 
 extern const char zila_default_schema_sql[];
 
@@ -177,43 +178,37 @@ static char *path_join(const char *dir, const char *name)
 
 static int write_key(const char *path, const uint8_t *sk, struct zila_error *err)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return zila_error_set(err, ZILA_EIO, "cannot create '%s': %s", path, strerror(errno));
-	ssize_t n = write(fd, sk, crypto_sign_SECRETKEYBYTES);
-	int ok = n == crypto_sign_SECRETKEYBYTES && fsync(fd) == 0;
-	close(fd);
-	if (!ok)
-		return zila_error_set(err, ZILA_EIO, "cannot write '%s'", path);
-	return 0;
+	return zila_os_write_new(path, sk, crypto_sign_SECRETKEYBYTES, 0600, err);
 }
 
 static int read_key(struct zila_store *s, struct zila_error *err)
 {
 	char *path = path_join(s->dir, ZILA_KEY_FILE);
+	struct zila_buf key;
+	unsigned mode = 0;
 	int r = ZILA_ENOMEM;
-	int fd = -1;
+	zila_buf_init(&key, crypto_sign_SECRETKEYBYTES);
 	if (path == NULL)
 		goto out;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = zila_error_set(err, ZILA_EIO, "cannot read device key '%s': %s", path, strerror(errno));
+	if ((r = zila_os_read_file(path, crypto_sign_SECRETKEYBYTES, &key, &mode, err)) != 0) {
+		if (r == ZILA_ETOOBIG)
+			r = zila_error_set(err, ZILA_EFORMAT, "device key '%s' is damaged", path);
+		else if (r != ZILA_ENOMEM)
+			r = zila_error_set(err, ZILA_EIO, "cannot read the device key: %s", zila_error_msg(err, r));
 		goto out;
 	}
-	struct stat stt;
-	if (fstat(fd, &stt) == 0 && (stt.st_mode & 077) != 0)
+	if ((mode & 077) != 0)
 		zila_log(ZILA_LOG_WARN, "device key '%s' is readable by others; run 'chmod 600 %s'",
 			 path, path);
-	ssize_t n = read(fd, s->sk, crypto_sign_SECRETKEYBYTES);
-	if (n != crypto_sign_SECRETKEYBYTES) {
+	if (key.len != crypto_sign_SECRETKEYBYTES) {
 		r = zila_error_set(err, ZILA_EFORMAT, "device key '%s' is damaged", path);
 		goto out;
 	}
+	memcpy(s->sk, key.p, crypto_sign_SECRETKEYBYTES);
 	crypto_sign_ed25519_sk_to_pk(s->pk, s->sk);
 	r = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	zila_buf_release(&key); /* wipes the copy */
 	free(path);
 	return r;
 }
@@ -473,6 +468,7 @@ void zila_store_free(struct zila_store *s)
 				s->st_feed_hlc };
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
 		sqlite3_finalize(sts[i]);
+	sqlite3_finalize(s->st_settle);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	if (s->app_db != NULL)
@@ -493,6 +489,7 @@ static int store_alloc(struct zila_store **out, const char *dir)
 	*out = NULL;
 	if (s == NULL)
 		return ZILA_ENOMEM;
+	s->open_conflicts = -1;
 	s->dir = strdup(dir);
 	s->db_path = path_join(dir, ZILA_DB_FILE);
 	s->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
@@ -567,6 +564,18 @@ static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 	return 0;
 }
 
+/* A replica made by an older zila may be readable by others (0644): made private on open,
+ * with its -wal and -shm, which SQLite makes with the database file's mode. */
+static void private_files(const char *db_path)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char path[4200];
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", db_path, suffix[i]);
+		(void)!zila_os_make_private(path);
+	}
+}
+
 int zila_store_open(struct zila_store **out, const char *dir, struct zila_error *err)
 {
 	struct zila_store *s = NULL;
@@ -579,6 +588,7 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 				   dir, dir);
 		goto out;
 	}
+	private_files(s->db_path);
 	if (open_db(s->db_path, SQLITE_OPEN_READWRITE, &s->db) != SQLITE_OK || setup_connection(s->db, true)) {
 		r = zila_error_set(err, ZILA_EDB, "cannot open '%s'", s->db_path);
 		goto out;
@@ -596,6 +606,11 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 		goto out;
 	}
 	if (sv < STORE_SCHEMA_VERSION && (r = upgrade(s, sv, err)) != 0)
+		goto out;
+	/* Open conflicts by cell, for settling them (review.c); older replicas get it here. */
+	if ((r = store_exec(s, "CREATE INDEX IF NOT EXISTS zila_conflicts_open ON zila_conflicts(tbl, pk, col)"
+			       " WHERE resolved = 0",
+			    err)) != 0)
 		goto out;
 	app_cache_default(s);
 	store_checkpoint_init(s);
@@ -632,14 +647,16 @@ int zila_store_create(const char *dir, struct zila_error *err)
 	int r = ZILA_ENOMEM;
 	if (key_path == NULL || db_path == NULL || sk == NULL)
 		goto out;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		r = zila_error_set(err, ZILA_EIO, "cannot create '%s': %s", dir, strerror(errno));
+	if ((r = zila_os_mkdir(dir, 0700, err)) != 0)
 		goto out;
-	}
 	if (access(db_path, F_OK) == 0) {
 		r = zila_error_set(err, ZILA_EEXIST, "'%s' already holds a replica", dir);
 		goto out;
 	}
+	/* The replica is private, whatever the umask or the directory's mode: SQLite gives its
+	 * -wal and -shm files the mode of the database file, so it is created 0600 here. */
+	if ((r = zila_os_write_new(db_path, "", 0, 0600, err)) != 0)
+		goto out;
 	if (open_db(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db) != SQLITE_OK) {
 		r = zila_error_set(err, ZILA_EDB, "cannot create '%s'", db_path);
 		goto out;

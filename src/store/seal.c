@@ -712,6 +712,8 @@ static int seal_item(struct sealer *z, struct item *it)
 			struct zval val;
 			val_from_column(&val, sel, i);
 			r = val_put(c, &val);
+			if (r == 0 && row->known && row->cver[i].hlc != 0)
+				r = store_conflicts_settle(s, t, &it->pk, i, row->cver[i].hlc);
 			row->cver[i] = v;
 		}
 		row->cver[t->pk] = v;
@@ -731,6 +733,8 @@ static int seal_item(struct sealer *z, struct item *it)
 			val_from_column(&val, sel, i);
 			r = zila_buf_put_varint(c, (uint64_t)(i < t->pk ? i : i - 1));
 			r = r ? r : val_put(c, &val);
+			if (r == 0 && row->cver[i].hlc != 0)
+				r = store_conflicts_settle(s, t, &it->pk, i, row->cver[i].hlc);
 			row->cver[i] = v;
 		}
 	} else {

@@ -119,6 +119,9 @@ struct zila_store {
 	int64_t clk_offset;
 	uint64_t clk_seen, clk_saved_seen, clk_learnt_wall, clk_learnt_up;
 	uint64_t clk_heard; /* HQ's time as another laptop told it (hearsay, bounded); 0: none */
+	/* open conflicts (review.c; -1: not counted yet); may count some settled since */
+	int64_t open_conflicts;
+	sqlite3_stmt *st_settle; /* prepared at its first use */
 	/* origins zila_forks names (fork.c), read when forks_known is false */
 	uint8_t forked[STORE_FORKED_MAX][32];
 	size_t nforked;
@@ -303,6 +306,8 @@ int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MU
  * entry_inflate() decompresses it (with dc when not NULL) and counts its changes, and
  * entry_deflate() frees the plain body again. */
 int entry_parse_head(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MUST_CHECK;
+/* The author's signature over an entry entry_parse_head read without checking it: 0 or ZILA_ESIG. */
+int entry_verify_sig(struct zila_view bytes, const struct entry *e) ZILA_MUST_CHECK;
 int entry_inflate(struct entry *e, ZSTD_DCtx *dc) ZILA_MUST_CHECK;
 void entry_deflate(struct entry *e);
 void entry_release(struct entry *e);
@@ -340,6 +345,9 @@ uint64_t store_hlc_tick(struct zila_store *s);
 
 /* --- clock.c --- */
 /* Loads the reference clock's state from zila_meta. */
+/* review.c: open conflicts on a cell a causal write overwrote are settled (upto: its version) */
+int store_conflicts_settle(struct zila_store *s, const struct table *t, const struct zval *pk, int col, uint64_t upto);
+
 /* fork.c: feed chains and forks */
 int store_chain_register(sqlite3 *db);
 /* The feed's head moves to seq, its chain over bytes (the entry stored under seq). */

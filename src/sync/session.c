@@ -7,6 +7,7 @@
 
 #include "sync.pb-c.h"
 #include "zila/log.h"
+#include "zila/pbuf.h"
 #include "zila/session.h"
 
 #define DIGEST_LEN 16
@@ -60,6 +61,12 @@ struct zila_session {
 	struct zila_buf pend;
 	size_t *pend_offs, npend, pend_cap;
 	unsigned pend_chunks;
+	/* A window closed and waiting to be applied (zila_session_pending): views into pend. */
+	struct zila_view *win;
+	size_t nwin;
+	bool win_ack;        /* acknowledge it once applied (not when the link is gone) */
+	bool done_after;     /* the peer's Done came with it: counted once it is applied */
+	uint64_t done_entries;
 	struct zila_buf msg;   /* an encoded message being sent */
 	struct zila_buf chunk; /* the entries of a chunk being built */
 	struct own_feed *own;  /* our own feeds in partitions the peer reads */
@@ -445,6 +452,8 @@ static int pump(struct zila_session *s, struct zila_error *err)
 			Zila__Entries e = ZILA__ENTRIES__INIT;
 			Zila__Message m = ZILA__MESSAGE__INIT;
 			e.chunk = ++s->chunks_sent;
+			if (e.chunk == 1)
+				e.total = s->st.to_send; /* so the peer can show an honest fraction */
 			e.n_entries = n;
 			e.entries = items;
 			m.body_case = ZILA__MESSAGE__BODY_ENTRIES;
@@ -489,11 +498,12 @@ static unsigned my_window(const struct zila_session *s)
 	return w > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : w;
 }
 
-/* Applies the pending chunks in one transaction and acknowledges the last of them (unless
+/* Closes the window: the pending chunks wait, as one run of entries, to be applied in one
+ * transaction (inline by zila_session_apply, or by the caller) and then acknowledged (unless
  * ack is false: the link is gone). */
-static int apply_pending_ack(struct zila_session *s, bool ack, struct zila_error *err)
+static int window_close(struct zila_session *s, bool ack, struct zila_error *err)
 {
-	if (s->pend_chunks == 0)
+	if (s->pend_chunks == 0 || s->win != NULL)
 		return 0;
 	struct zila_view *v = calloc(s->npend + 1, sizeof(*v));
 	if (v == NULL)
@@ -502,63 +512,103 @@ static int apply_pending_ack(struct zila_session *s, bool ack, struct zila_error
 		size_t end = i + 1 < s->npend ? s->pend_offs[i + 1] : s->pend.len;
 		v[i] = zila_view_make(s->pend.p + s->pend_offs[i], end - s->pend_offs[i]);
 	}
-	struct zila_apply_stats st;
-	memset(&st, 0, sizeof(st));
-	int r = zila_store_apply(s->cfg.store, v, s->npend, &st, err);
-	free(v);
-	if (r != 0) {
-		/* Nothing of these chunks is kept (one transaction); the next session offers them
-		 * again. The peer is told why (database busy, disk full), so it logs the reason
-		 * rather than a cut link. */
-		zila_session_abort(s, r, zila_error_msg(err, r));
-		return r;
-	}
-	s->st.entries_applied += st.napplied;
-	s->st.entries_rejected += st.nrejected + st.ngap;
-	s->st.entries_duplicate += st.nduplicate;
-	s->st.entries_held += st.nheld;
-	s->st.conflicts += st.nconflicts;
-	s->st.parked += st.nparked;
-	zila_buf_reset(&s->pend);
-	s->npend = 0;
-	s->pend_chunks = 0;
-	if (!ack)
-		return 0;
-	Zila__Ack a = ZILA__ACK__INIT;
-	Zila__Message m = ZILA__MESSAGE__INIT;
-	Zila__Refused rf[ZILA_APPLY_REFUSALS], *rp[ZILA_APPLY_REFUSALS];
-	a.chunk = s->chunks_received;
-	a.applied = (uint32_t)(st.napplied + st.nheld);
-	a.rejected = (uint32_t)(st.nrejected + st.ngap);
-	/* The sender learns what we did not take, and why (PROTOCOL.md, "Ack"). */
-	for (size_t i = 0; i < st.nrefusals; i++) {
-		zila__refused__init(&rf[i]);
-		rf[i].origin.data = st.refusals[i].origin;
-		rf[i].origin.len = 32;
-		rf[i].part = st.refusals[i].part;
-		rf[i].seq = st.refusals[i].seq;
-		rf[i].code = (uint32_t)-st.refusals[i].code;
-		rf[i].reason = st.refusals[i].reason;
-		rp[i] = &rf[i];
-	}
-	a.n_refused = st.nrefusals;
-	a.refused = rp;
-	m.body_case = ZILA__MESSAGE__BODY_ACK;
-	m.ack = &a;
-	if ((r = emit(s, &m)) != 0)
-		return fail(s, err, r, "cannot send an acknowledgement");
+	s->win = v;
+	s->nwin = s->npend;
+	s->win_ack = ack;
 	return 0;
 }
 
-static int apply_pending(struct zila_session *s, struct zila_error *err)
+bool zila_session_pending(const struct zila_session *s, const struct zila_view **entries, size_t *nentries)
 {
-	return apply_pending_ack(s, true, err);
+	if (entries != NULL)
+		*entries = s->win;
+	if (nentries != NULL)
+		*nentries = s->win != NULL ? s->nwin : 0;
+	return s->win != NULL;
+}
+
+int zila_session_applied(struct zila_session *s, int result, const struct zila_apply_stats *st,
+			 struct zila_error *err)
+{
+	if (s->win == NULL)
+		return zila_error_set(err, ZILA_EINVAL, "no received window waits to be applied");
+	free(s->win);
+	s->win = NULL;
+	s->nwin = 0;
+	if (result != 0) {
+		/* Nothing of these chunks is kept (one transaction); the next session offers them
+		 * again. The peer is told why (database busy, disk full), so it logs the reason
+		 * rather than a cut link. */
+		zila_session_abort(s, result, zila_error_msg(err, result));
+		return result;
+	}
+	s->st.entries_applied += st->napplied;
+	s->st.entries_rejected += st->nrejected + st->ngap;
+	s->st.entries_duplicate += st->nduplicate;
+	s->st.entries_held += st->nheld;
+	s->st.conflicts += st->nconflicts;
+	s->st.parked += st->nparked;
+	zila_buf_reset(&s->pend);
+	s->npend = 0;
+	s->pend_chunks = 0;
+	int r = 0;
+	if (s->win_ack) {
+		Zila__Ack a = ZILA__ACK__INIT;
+		Zila__Message m = ZILA__MESSAGE__INIT;
+		Zila__Refused rf[ZILA_APPLY_REFUSALS], *rp[ZILA_APPLY_REFUSALS];
+		a.chunk = s->chunks_received;
+		a.applied = (uint32_t)(st->napplied + st->nheld);
+		a.rejected = (uint32_t)(st->nrejected + st->ngap);
+		/* The sender learns what we did not take, and why (PROTOCOL.md, "Ack"). */
+		for (size_t i = 0; i < st->nrefusals; i++) {
+			zila__refused__init(&rf[i]);
+			rf[i].origin.data = (uint8_t *)st->refusals[i].origin;
+			rf[i].origin.len = 32;
+			rf[i].part = (char *)st->refusals[i].part;
+			rf[i].seq = st->refusals[i].seq;
+			rf[i].code = (uint32_t)-st->refusals[i].code;
+			rf[i].reason = (char *)st->refusals[i].reason;
+			rp[i] = &rf[i];
+		}
+		a.n_refused = st->nrefusals;
+		a.refused = rp;
+		m.body_case = ZILA__MESSAGE__BODY_ACK;
+		m.ack = &a;
+		if ((r = emit(s, &m)) != 0)
+			return fail(s, err, r, "cannot send an acknowledgement");
+	}
+	if (s->done_after) {
+		s->done_after = false;
+		s->got_done = true;
+		s->st.peer_done_entries = s->done_entries;
+	}
+	check_done(s);
+	return 0;
+}
+
+int zila_session_apply(struct zila_session *s, struct zila_error *err)
+{
+	if (s->win == NULL)
+		return 0;
+	struct zila_apply_stats st;
+	memset(&st, 0, sizeof(st));
+	int r = zila_store_apply(s->cfg.store, s->win, s->nwin, &st, err);
+	return zila_session_applied(s, r, &st, err);
+}
+
+/* Closes the window and, unless the caller applies windows itself, applies it now. */
+static int window_ready(struct zila_session *s, bool ack, struct zila_error *err)
+{
+	int r = window_close(s, ack, err);
+	return r != 0 || s->cfg.caller_applies ? r : zila_session_apply(s, err);
 }
 
 static int receive_entries(struct zila_session *s, const Zila__Entries *e, struct zila_error *err)
 {
 	if (e->chunk != s->chunks_received + 1)
 		return fail(s, err, ZILA_EPROTO, "chunks out of order");
+	if (e->chunk == 1 && e->total != 0)
+		s->st.to_receive = e->total;
 	for (size_t i = 0; i < e->n_entries; i++) {
 		if (s->npend == s->pend_cap) {
 			size_t cap = s->pend_cap ? s->pend_cap * 2 : 256;
@@ -575,7 +625,7 @@ static int receive_entries(struct zila_session *s, const Zila__Entries *e, struc
 	s->chunks_received++;
 	s->pend_chunks++;
 	s->st.entries_received += e->n_entries;
-	return s->pend_chunks >= my_window(s) ? apply_pending(s, err) : 0;
+	return s->pend_chunks >= my_window(s) ? window_ready(s, true, err) : 0;
 }
 
 static int unpack_checked(const uint8_t *p, size_t len, Zila__Message **out, struct zila_error *err);
@@ -697,6 +747,7 @@ void zila_session_free(struct zila_session *s)
 	zila_buf_release(&s->chunk);
 	zila_buf_release(&s->pend);
 	free(s->pend_offs);
+	free(s->win);
 	free(s->parts);
 	free(s->differ);
 	free(s->own);
@@ -1022,6 +1073,7 @@ static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct z
 		return fail(s, err, r, r == ZILA_EPROTO ? "the peer named a feed twice" : "cannot read entries");
 	s->got_heads = true;
 	s->st.to_send = zila_outbox_total(s->outbox);
+	s->st.to_send_known = true;
 	return pump(s, err);
 }
 
@@ -1030,6 +1082,8 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 	int r = 0;
 	if (s->state == ZILA_SESSION_FAILED)
 		return zila_error_set(err, ZILA_ECLOSED, "the session has failed");
+	if (s->win != NULL)
+		return fail(s, err, ZILA_EINVAL, "a received window is not applied yet");
 	Zila__Message *m;
 	if ((r = unpack_checked(p, len, &m, err)) != 0) {
 		s->state = ZILA_SESSION_FAILED;
@@ -1076,9 +1130,15 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		if (s->state != ZILA_SESSION_EXCHANGE || s->got_done || (!s->importing && !s->got_heads) ||
 		    m->done->nchunks != s->chunks_received)
 			r = fail(s, err, ZILA_EPROTO, "unexpected end of entries");
-		else if ((r = apply_pending(s, err)) == 0) {
+		else if (s->pend_chunks > 0) {
+			/* counted done once the last window is applied */
+			s->done_after = true;
+			s->done_entries = m->done->nentries;
+			r = window_ready(s, true, err);
+		} else {
 			s->got_done = true;
 			s->st.peer_done_entries = m->done->nentries;
+			s->st.to_receive = m->done->nentries;
 		}
 		break;
 	case ZILA__MESSAGE__BODY_ERROR:
@@ -1118,8 +1178,11 @@ int zila_session_salvage(struct zila_session *s, uint64_t *napplied, struct zila
 	*napplied = 0;
 	/* Chunks are only ever kept whole (the channel authenticated each one) and in order, so
 	 * what is kept is a prefix of the sender's causal order, as an applied window is. */
-	if (s->state == ZILA_SESSION_EXCHANGE && s->pend_chunks > 0)
-		r = apply_pending_ack(s, false, err);
+	if (s->state == ZILA_SESSION_EXCHANGE && s->pend_chunks > 0) {
+		r = window_close(s, false, err);
+		s->win_ack = false; /* a window the caller had not applied yet: nobody to tell */
+		r = r ? r : zila_session_apply(s, err);
+	}
 	*napplied = s->st.entries_applied + s->st.entries_held - before;
 	return r;
 }
@@ -1262,7 +1325,13 @@ static int unpack_checked(const uint8_t *p, size_t len, Zila__Message **out, str
 	*out = NULL;
 	if (len > ZILA_SESSION_MSG_MAX)
 		return zila_error_set(err, ZILA_ETOOBIG, "message of %zu bytes exceeds the limit", len);
-	Zila__Message *m = zila__message__unpack(NULL, len, p);
+	/* Counts are checked while decoding: what the decoder may allocate is bounded by the
+	 * message's size (a million empty elements cannot cost gigabytes). */
+	struct zila_pb_budget b;
+	zila_pb_budget_init(&b, len);
+	Zila__Message *m = zila__message__unpack(&b.alloc, len, p);
+	if (m == NULL && b.refused)
+		return zila_error_set(err, ZILA_ELIMIT, "message of %zu bytes holds too many elements", len);
 	if (m == NULL)
 		return zila_error_set(err, ZILA_EFORMAT, "malformed message");
 	int r = check_body(m);

@@ -2,11 +2,10 @@
  * an Argon2id key derived from the passphrase (layout in proto/TRUST.md). */
 #include "zila/trust.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "zila/os.h"
 
 static const uint8_t magic[8] = { 'Z', 'I', 'L', 'A', 'O', 'R', 'G', '1' };
 #define SALT_LEN crypto_pwhash_SALTBYTES
@@ -29,7 +28,7 @@ static int derive(uint8_t key[32], const char *pass, size_t pass_len, const uint
 int zila_org_key_create(const char *path, const char *pass, size_t pass_len, const struct zila_pwcost *cost,
 			uint8_t root_pk[32], uint8_t **sk_out)
 {
-	int r = ZILA_EINTERNAL, fd = -1;
+	int r = ZILA_EINTERNAL;
 	uint8_t *sk = sodium_malloc(64), *key = sodium_malloc(32);
 	struct zila_buf b;
 	zila_buf_init(&b, FILE_LEN);
@@ -57,36 +56,14 @@ int zila_org_key_create(const char *path, const char *pass, size_t pass_len, con
 	crypto_aead_xchacha20poly1305_ietf_encrypt(b.p + b.len, &clen, sk, 64, b.p, HEAD_LEN, NULL, nonce, key);
 	b.len += (size_t)clen;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = errno == EEXIST ? ZILA_EEXIST : ZILA_EIO;
+	if ((r = zila_os_write_new(path, b.p, b.len, 0600, NULL)) != 0)
 		goto out;
-	}
-	size_t off = 0;
-	while (off < b.len) {
-		ssize_t w = write(fd, b.p + off, b.len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			r = ZILA_EIO;
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0) {
-		r = ZILA_EIO;
-		goto out;
-	}
 	if (sk_out != NULL) {
 		*sk_out = sk;
 		sk = NULL;
 	}
 	r = 0;
 out:
-	if (fd >= 0 && close(fd) != 0 && r == 0)
-		r = ZILA_EIO;
-	if (r != 0 && fd >= 0)
-		unlink(path);
 	if (r != 0 && sk_out != NULL && *sk_out != NULL) {
 		sodium_free(*sk_out);
 		*sk_out = NULL;
@@ -99,36 +76,26 @@ out:
 
 int zila_org_key_unlock(const char *path, const char *pass, size_t pass_len, uint8_t **sk_out, uint8_t root_pk[32])
 {
-	int r = ZILA_EIO, fd = -1;
-	uint8_t file[FILE_LEN + 1], *key = sodium_malloc(32), *sk = sodium_malloc(64);
-	size_t len = 0;
+	int r = ZILA_EIO;
+	uint8_t file[FILE_LEN], *key = sodium_malloc(32), *sk = sodium_malloc(64);
+	struct zila_buf fb;
+	zila_buf_init(&fb, FILE_LEN);
 	*sk_out = NULL;
 
 	if (key == NULL || sk == NULL) {
 		r = ZILA_ENOMEM;
 		goto out;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = errno == ENOENT ? ZILA_ENOTFOUND : ZILA_EIO;
+	if ((r = zila_os_read_file(path, FILE_LEN, &fb, NULL, NULL)) != 0) {
+		if (r == ZILA_ETOOBIG)
+			r = ZILA_EFORMAT;
 		goto out;
 	}
-	for (;;) {
-		ssize_t n = read(fd, file + len, sizeof(file) - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto out;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof(file))
-			break;
-	}
-	if (len != FILE_LEN || memcmp(file, magic, 8) != 0) {
+	if (fb.len != FILE_LEN || memcmp(fb.p, magic, 8) != 0) {
 		r = ZILA_EFORMAT;
 		goto out;
 	}
+	memcpy(file, fb.p, FILE_LEN);
 	struct zila_view v = zila_view_make(file + 40, 16);
 	uint64_t ops, mem;
 	if ((r = zila_view_get_u64be(&v, &ops)) != 0 || (r = zila_view_get_u64be(&v, &mem)) != 0)
@@ -158,8 +125,7 @@ int zila_org_key_unlock(const char *path, const char *pass, size_t pass_len, uin
 	sk = NULL;
 	r = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	zila_buf_release(&fb);
 	sodium_memzero(file, sizeof(file));
 	sodium_free(key);
 	sodium_free(sk);

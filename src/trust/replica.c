@@ -849,6 +849,19 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 				   id, e->part, e->seq);
 		goto out;
 	}
+	/* Nothing this device may not read is taken in, whoever sends it (a bundle made for
+	 * another device, or for HQ, by a laptop that named HQ in its --for file). */
+	uint64_t now = zila_trust_now(ctx);
+	if (ctx->own_at == 0 || now < ctx->own_at || now - ctx->own_at > 10) {
+		ctx->own_held = zila_trust_cert_get(s, zila_store_device_pk(s), &ctx->own) == 0;
+		ctx->own_at = now ? now : 1;
+	}
+	if (ctx->own_held && !zila_cert_may_read(&ctx->own, e->part)) {
+		r = zila_error_set(err, ZILA_ESCOPE,
+				   "device '%s' feed '%s' seq %" PRIu64 ": this device may not read partition '%s'", id,
+				   e->part, e->seq, e->part);
+		goto out;
+	}
 	r = zila_trust_revocation_get(s, e->origin, &rv);
 	if (r == ZILA_ENOTFOUND) {
 		r = 0;
@@ -950,6 +963,7 @@ void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx)
 {
 	ctx->s = s;
 	ctx->nverified = ctx->next_verified = 0;
+	ctx->own_at = 0;
 	ctx->hooks.admit = hook_admit;
 	ctx->hooks.trust_record = hook_record;
 	ctx->hooks.ctx = ctx;

@@ -1,14 +1,16 @@
 /* libFuzzer harness for the CSV import path: arbitrary bytes as a spreadsheet for one of
  * the default tables, fed in chunks, in an in-memory replica. The first byte picks the
- * table, the chunk size and the options; the rest is the file. */
+ * table, the chunk size and the options (the change callback, a laptop's own district); the
+ * rest is the file. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <sqlite3.h>
 
-#include "zila/csvio.h"
+#include "zila/office/csvio.h"
 
 extern const char zila_default_schema_sql[];
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -25,6 +27,19 @@ static void on_reject(void *ctx, const struct zila_csv_reject *rj)
 	for (size_t i = 0; i < rj->nheader; i++)
 		*n += rj->header_lens[i];
 	(*n)++;
+}
+
+static void on_change(void *ctx, const struct zila_csv_change *ch)
+{
+	size_t *n = ctx;
+	for (size_t i = 0; i < ch->ncols; i++) {
+		*n += strlen(ch->columns[i]);
+		if (ch->new_values[i] != NULL)
+			*n += strlen(ch->new_values[i]);
+		if (!ch->created && ch->old_values[i] != NULL)
+			*n += strlen(ch->old_values[i]);
+	}
+	*n += ch->row + strlen(ch->id) + (ch->name != NULL ? strlen(ch->name) : 0);
 }
 
 static void setup(void)
@@ -67,6 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.dry_run = (sel & 0x80) == 0,
 		.skip_bad = (sel & 0x40) != 0,
 		.on_reject = on_reject,
+		.on_change = (sel & 0x20) != 0 ? on_change : NULL,
+		.own_district = (sel & 0x80) != 0 && (sel & 0x20) != 0 ? "d2" : NULL,
 		.ctx = &nrej,
 	};
 	struct zila_csv_import *im = NULL;

@@ -45,6 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.store = store;
 	cfg.send = discard;
 	cfg.now_ms = 1800000000000ull;
+	/* Half of the inputs leave its windows to the caller (the daemon's way), applied here. */
+	cfg.caller_applies = (size & 2) != 0;
 	/* The whole input as one message first: the decoder alone. */
 	(void)!zila_session_check_message(data, size, &err);
 	(void)!zila_session_verify_message(data, size, &err);
@@ -59,6 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > size)
 			n = size;
 		r = zila_session_receive(s, data, n, &err);
+		if (r == 0 && cfg.caller_applies)
+			r = zila_session_apply(s, &err);
 		data += n;
 		size -= n;
 	}

@@ -37,10 +37,18 @@ has "$T/err" "already runs" "the refusal names the running daemon"
 
 CA=$("$ZILA" -d "$HQ" invite --district d-07 | head -1)
 CB=$("$ZILA" -d "$HQ" invite --district d-07 | head -1)
-expect 0 "laptop a joins over the network" -- "$ZILA" -d "$A" join "$CA" --hq "127.0.0.1:$HQP" --name lap-a
+# The code is a secret: read from stdin ('-', or no CODE and no terminal), not from argv,
+# which ps and the shell's history show; argv still works, with a warning.
+printf '%s\n' "$CA" > "$T/code-a"
+expect 0 "laptop a joins over the network, the code on stdin" -- "$ZILA" -d "$A" join - --hq "127.0.0.1:$HQP" --name lap-a < "$T/code-a"
 has "$T/out" "district of d-07 (lap-a)" "join prints who the laptop is now"
+grep -q "warning" "$T/err" && bad "the code on stdin draws a warning: $(cat "$T/err")" || ok "the code on stdin draws no warning"
 expect 1 "an invite works once" -- "$ZILA" -d "$B" join "$CA" --hq "127.0.0.1:$HQP" --name lap-b
-expect 0 "laptop b joins" -- "$ZILA" -d "$B" --json join "$CB" --hq "127.0.0.1:$HQP" --name lap-b
+has "$T/err" "visible to other users" "a code in argv is warned about"
+expect 1 "join - with nothing on stdin" -- "$ZILA" -d "$B" join - --hq "127.0.0.1:$HQP" --name lap-b < /dev/null
+has "$T/err" "no invite code on standard input" "an empty stdin is named"
+printf '%s\n' "$CB" > "$T/code-b"
+expect 0 "laptop b joins, no CODE and no terminal: stdin" -- "$ZILA" -d "$B" --json join --hq "127.0.0.1:$HQP" --name lap-b < "$T/code-b"
 has "$T/out" '"state":"enrolled"' "json join"
 has "$T/hq.log" "enrolled device .* as 'lap-a'" "hq logs the enrolment"
 

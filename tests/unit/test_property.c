@@ -189,18 +189,22 @@ static int sync_pair(struct replica *from, struct replica *to, const char *base)
 	struct zila_vector v = { 0 };
 	struct zila_error err;
 	struct zila_apply_stats st;
-	char path[300];
-	snprintf(path, sizeof(path), "%s/x.bndl", base);
+	struct zila_buf b;
+	(void)base;
+	zila_buf_init(&b, SIZE_MAX);
 	if (trace)
 		fprintf(stderr, "  sync %s -> %s\n", from->dir + strlen(from->dir) - 2, to->dir + strlen(to->dir) - 2);
 	if (zila_store_vector(to->s, &v) != 0)
 		return note_fail("vector");
-	int r = zila_bundle_create(from->s, path, &v, NULL, NULL, NULL, &err);
+	int r = zila_bundle_write(from->s, &v, NULL, NULL, zila_buf_sink, &b, NULL, &err);
 	zila_vector_release(&v);
+	if (r == 0 && (r = zila_bundle_read(to->s, NULL, b.p, b.len, "x", &st, &err)) != 0)
+		r = note_fail("bundle apply: %s", err.msg);
+	else if (r != 0)
+		r = note_fail("bundle create: %s", err.msg);
+	zila_buf_release(&b);
 	if (r != 0)
-		return note_fail("bundle create: %s", err.msg);
-	if (zila_bundle_apply(to->s, NULL, path, &st, &err) != 0)
-		return note_fail("bundle apply: %s", err.msg);
+		return r;
 	if (st.nrejected || st.ngap)
 		return note_fail("apply rejected %zu, gaps %zu", st.nrejected, st.ngap);
 	return 0;

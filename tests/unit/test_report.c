@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "zila/report.h"
+#include "zila/office/report.h"
 
 extern const char zila_default_schema_sql[];
 
@@ -202,6 +202,24 @@ static void test_hand_figures(void **state)
 	assert_int_equal(zila_report_build(db, &bad, &rep, NULL), ZILA_ENOTFOUND);
 	struct zila_report_opts badp = { .period = "2026-13" };
 	assert_int_equal(zila_report_build(db, &badp, &rep, NULL), ZILA_EINVAL);
+	/* dates and months as the importer reads them (one parser in the office layer) */
+	struct zila_report_opts in = { .today = "15/11/2026", .period = "10-2026" };
+	assert_int_equal(zila_report_build(db, &in, &rep, NULL), 0);
+	assert_string_equal(rep.today, "2026-11-15");
+	assert_string_equal(rep.period, "2026-10");
+	zila_report_release(&rep);
+	struct zila_report_opts badd = { .today = "2026-02-30" };
+	assert_int_equal(zila_report_build(db, &badd, &rep, NULL), ZILA_EINVAL);
+	/* two districts of one name: the name is ambiguous, the id is not */
+	exec(db, "INSERT INTO states (id, name) VALUES ('s2', 'Jharkhand');"
+		 "INSERT INTO districts (id, state_id, name) VALUES ('dE', 's2', 'Alpha')");
+	struct zila_report_opts amb = { .today = "2026-11-15", .district = "alpha" };
+	assert_int_equal(zila_report_build(db, &amb, &rep, NULL), ZILA_EINVAL);
+	amb.district = "dA";
+	assert_int_equal(zila_report_build(db, &amb, &rep, NULL), 0);
+	assert_int_equal(rep.nrows, 1);
+	assert_string_equal(rep.rows[0].district_id, "dA");
+	zila_report_release(&rep);
 	sqlite3_close(db);
 }
 
@@ -210,14 +228,27 @@ static void test_last_sync_from_peers(void **state)
 	(void)state;
 	sqlite3 *db = new_db();
 	build_hand(db);
+	/* the report reads user tables only: a peer table in the replica is not its source */
 	exec(db, "CREATE TABLE zila_peers (name TEXT, district_id TEXT, last_sync INTEGER);"
-		 "INSERT INTO zila_peers VALUES ('laptop-a', 'dA', 1800000000),"
-		 "('laptop-a2', 'dA', 1700000000);");
+		 "INSERT INTO zila_peers VALUES ('laptop-x', 'dA', 1800000000);");
 	struct zila_report rep;
 	struct zila_report_opts o = { .today = "2026-11-15" };
 	assert_int_equal(zila_report_build(db, &o, &rep, NULL), 0);
-	assert_string_equal(rep.rows[0].last_sync,
-			    "laptop-a 2027-01-15 08:00 UTC, laptop-a2 2023-11-14 22:13 UTC");
+	assert_string_equal(rep.rows[0].last_sync, "unknown");
+	zila_report_release(&rep);
+
+	/* the caller's list, newest first per district, never last */
+	const struct zila_report_sync syncs[] = {
+		{ "laptop-a2", "dA", 1700000000 },
+		{ "laptop-b", "dX", 1750000000 },
+		{ "laptop-a3", "dA", 0 },
+		{ "laptop-a", "dA", 1800000000 },
+	};
+	o.syncs = syncs;
+	o.nsyncs = 4;
+	assert_int_equal(zila_report_build(db, &o, &rep, NULL), 0);
+	assert_string_equal(rep.rows[0].last_sync, "laptop-a 2027-01-15 08:00 UTC, laptop-a2 "
+						    "2023-11-14 22:13 UTC, laptop-a3 never");
 	assert_string_equal(rep.rows[1].last_sync, "no device seen");
 	zila_report_release(&rep);
 	sqlite3_close(db);

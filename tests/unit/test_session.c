@@ -13,7 +13,9 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "sync.pb-c.h"
 #include "zila/log.h"
+#include "zila/pbuf.h"
 #include "zila/session.h"
 #include "zila/trust.h"
 
@@ -166,6 +168,7 @@ struct pair_opts {
 	bool live, a_is_hq;
 	const struct zila_session_skip *b_skip; /* side b's cfg.skip */
 	size_t b_nskip;
+	bool b_applies; /* side b's cfg.caller_applies */
 };
 
 static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *rb, zila_part_filter_fn b_reads,
@@ -207,6 +210,7 @@ static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *r
 		ca.is_hq = cb.peer_is_hq = o->a_is_hq;
 		cb.skip = o->b_skip;
 		cb.nskip = o->b_nskip;
+		cb.caller_applies = o->b_applies;
 	}
 	assert_int_equal(zila_session_new(&p->a, &ca, &err), 0);
 	assert_int_equal(zila_session_new(&p->b, &cb, &err), 0);
@@ -248,6 +252,175 @@ static void pair_close(struct pair *p)
 	zila_session_free(p->b);
 	q_clear(&p->to_a);
 	q_clear(&p->to_b);
+}
+
+/* The apply seam: b's session leaves each received window to its caller, which applies it
+ * on a connection of its own (as a worker thread would) and reports the result. Nothing is
+ * applied before that, no message is taken while a window waits, and the sync ends as an
+ * inline one does: every window acknowledged, the replicas equal. */
+static void test_caller_applies(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct pair p;
+	struct zila_store *worker = NULL;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	seal_batches(&a, 12, 20);
+	int64_t before = count(&b, "SELECT count(*) FROM people");
+	assert_int_equal(zila_store_open(&worker, b.dir, &err), 0);
+	struct pair_opts o = { .b_applies = true };
+	pair_open_opts(&p, &a, &b, NULL, NULL, 2000, 2, false, &o);
+	size_t windows = 0;
+	while (p.to_a.head < p.to_a.n || p.to_b.head < p.to_b.n) {
+		while (p.to_b.head < p.to_b.n) {
+			struct zila_buf *m = &p.to_b.msgs[p.to_b.head++];
+			if (zila_session_receive(p.b, m->p, m->len, &err) != 0)
+				fail_msg("b: %s", err.msg);
+			const struct zila_view *v;
+			size_t n;
+			if (!zila_session_pending(p.b, &v, &n))
+				continue;
+			windows++;
+			/* the store is untouched until the caller applies */
+			assert_int_equal(count(&b, "SELECT count(*) FROM people"), before);
+			assert_true(n > 0);
+			struct zila_apply_stats st;
+			memset(&st, 0, sizeof(st));
+			int r = zila_store_apply(worker, v, n, &st, &err);
+			assert_int_equal(zila_session_applied(p.b, r, &st, &err), 0);
+			assert_false(zila_session_pending(p.b, NULL, NULL));
+			before = count(&b, "SELECT count(*) FROM people");
+		}
+		while (p.to_a.head < p.to_a.n) {
+			struct zila_buf *m = &p.to_a.msgs[p.to_a.head++];
+			if (zila_session_receive(p.a, m->p, m->len, &err) != 0)
+				fail_msg("a: %s", err.msg);
+		}
+	}
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_true(windows > 1);
+	assert_int_equal(zila_session_stats(p.b)->entries_applied, zila_session_stats(p.a)->to_send);
+	assert_int_equal(zila_session_applied(p.b, 0, NULL, &err), ZILA_EINVAL); /* none waits */
+	pair_close(&p);
+	assert_same_hash(&a, &b);
+
+	/* A message fed while a window waits (here the last one again) is refused: the caller
+	 * applies first. */
+	for (int k = 0; k < 4; k++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "late%d", k);
+		seed(&a, tag, 20);
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	}
+	pair_open_opts(&p, &a, &b, NULL, NULL, 2000, 1, false, &o);
+	while (!zila_session_pending(p.b, NULL, NULL) && (p.to_a.head < p.to_a.n || p.to_b.head < p.to_b.n)) {
+		if (p.to_b.head < p.to_b.n) {
+			struct zila_buf *m = &p.to_b.msgs[p.to_b.head++];
+			assert_int_equal(zila_session_receive(p.b, m->p, m->len, &err), 0);
+		} else {
+			struct zila_buf *m = &p.to_a.msgs[p.to_a.head++];
+			assert_int_equal(zila_session_receive(p.a, m->p, m->len, &err), 0);
+		}
+	}
+	assert_true(zila_session_pending(p.b, NULL, NULL));
+	struct zila_buf *m = &p.to_b.msgs[p.to_b.head - 1];
+	assert_int_equal(zila_session_receive(p.b, m->p, m->len, &err), ZILA_EINVAL);
+	pair_close(&p);
+	zila_store_free(worker);
+	replica_close(&a);
+	replica_close(&b);
+}
+
+/* Message field 2 (Heads) holding n FeedHeads, each empty (2 bytes) or a dense real one
+ * (origin, org-wide partition, seq: 38 bytes). */
+static void heads_message(struct zila_buf *out, size_t n, bool dense)
+{
+	struct zila_buf body;
+	zila_buf_init(&body, SIZE_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (!dense) {
+			assert_int_equal(zila_buf_put(&body, "\x0a\x00", 2), 0);
+			continue;
+		}
+		uint8_t h[38] = { 0x0a, 36, 0x0a, 32 };
+		memset(h + 4, (int)(i & 0xff), 32);
+		h[36] = 0x18;
+		h[37] = 1 + (uint8_t)(i % 100);
+		assert_int_equal(zila_buf_put(&body, h, sizeof(h)), 0);
+	}
+	zila_buf_init(out, SIZE_MAX);
+	assert_int_equal(zila_buf_put_u8(out, 0x12), 0);
+	assert_int_equal(zila_buf_put_varint(out, body.len), 0);
+	assert_int_equal(zila_buf_put(out, body.p, body.len), 0);
+	zila_buf_release(&body);
+}
+
+static size_t unbounded_used;
+
+static void *count_alloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	unbounded_used += size;
+	return malloc(size);
+}
+
+static void count_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
+/* #15 item 15: a 1 MiB message of empty repeated elements made protobuf-c allocate some
+ * 60 MiB before the limits refused it. Decoding runs under a budget of a few times the
+ * message's size: that message is refused within it, and the densest real message (every
+ * head of the org-wide partition) decodes within it. */
+static void test_decode_budget(void **state)
+{
+	(void)state;
+	struct zila_buf m;
+	struct zila_error err;
+	zila_error_clear(&err);
+	heads_message(&m, (ZILA_SESSION_MSG_MAX - 16) / 2, false);
+	assert_true(m.len <= ZILA_SESSION_MSG_MAX);
+
+	/* What it costs with no bound: far beyond the budget. */
+	ProtobufCAllocator counting = { count_alloc, count_free, NULL };
+	unbounded_used = 0;
+	Zila__Message *msg = zila__message__unpack(&counting, m.len, m.p);
+	assert_non_null(msg);
+	zila__message__free_unpacked(msg, &counting);
+	assert_true(unbounded_used > 4 * ZILA_PB_BUDGET(m.len));
+	print_message("%zu bytes of empty heads: %zu allocated without a budget (%.0fx), budget %zu\n", m.len,
+		      unbounded_used, (double)unbounded_used / (double)m.len, (size_t)ZILA_PB_BUDGET(m.len));
+
+	/* Under the budget: refused once the budget is spent, never past it. */
+	struct zila_pb_budget b;
+	zila_pb_budget_init(&b, m.len);
+	assert_null(zila__message__unpack(&b.alloc, m.len, m.p));
+	assert_true(b.refused);
+	assert_true(b.used <= ZILA_PB_BUDGET(m.len));
+
+	/* The session decodes every message so. */
+	uint64_t before = zila_pb_budget_refusals();
+	assert_int_equal(zila_session_check_message(m.p, m.len, &err), ZILA_ELIMIT);
+	assert_int_equal(zila_pb_budget_refusals(), before + 1);
+	zila_buf_release(&m);
+
+	/* A dense real Heads message: within its budget, with room to spare. */
+	heads_message(&m, (ZILA_SESSION_MSG_MAX - 16) / 38, true);
+	zila_pb_budget_init(&b, m.len);
+	msg = zila__message__unpack(&b.alloc, m.len, m.p);
+	assert_non_null(msg);
+	assert_int_equal(msg->heads->n_heads, (ZILA_SESSION_MSG_MAX - 16) / 38);
+	assert_true(b.used < ZILA_PB_BUDGET(m.len) / 2);
+	print_message("dense heads: %zu bytes decoded with %zu allocated (%.1fx)\n", m.len, b.used,
+		      (double)b.used / (double)m.len);
+	zila__message__free_unpacked(msg, NULL);
+	assert_int_equal(zila_session_check_message(m.p, m.len, &err), 0);
+	zila_buf_release(&m);
 }
 
 static void test_converge_then_in_step(void **state)
@@ -983,6 +1156,111 @@ static void test_lying_peer_clock(void **state)
 	replica_close(&third);
 }
 
+/* #15 item 3: whatever a sender puts in (a bundle made for HQ, every district), a district
+ * laptop takes in only the partitions its certificate may read. */
+static void test_reads_only_its_scope(void **state)
+{
+	(void)state;
+	struct replica hq, lap;
+	struct zila_cert cl;
+	struct pair p;
+	struct pair_opts everything = { .live = false, .a_is_hq = true };
+	uint64_t t = T0;
+	hq_open(&hq, &t);
+	replica_open(&lap);
+	zila_store_set_clock(lap.s, var_clock, &t);
+	enrol_at(&hq, &lap, &cl, "lap");
+	seed(&hq, "hq", 5);
+	/* no read filter on HQ's side: it sends d2 as well, as a bundle made for HQ would */
+	pair_open_opts(&p, &hq, &lap, NULL, NULL, 0, 0, true, &everything);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_stats(p.b)->entries_rejected > 0);
+	pair_close(&p);
+	assert_int_equal(count(&lap, "SELECT count(*) FROM people WHERE district_id = 'd1'"), 5);
+	assert_int_equal(count(&lap, "SELECT count(*) FROM people WHERE district_id = 'd2'"), 0);
+	replica_close(&hq);
+	replica_close(&lap);
+}
+
+/* #16: the receiver learns how many entries are coming from the sender's first chunk, so a
+ * progress bar shows an honest fraction while entries arrive (on main it knew only at the
+ * end, and a bar of what was sent stood full while nothing had arrived). */
+static void test_receiver_knows_total(void **state)
+{
+	(void)state;
+	struct replica hq, lap;
+	struct zila_cert cl;
+	struct zila_error err;
+	struct pair p;
+	struct pair_opts live = { .live = true, .a_is_hq = true };
+	uint64_t t = T0;
+	zila_error_clear(&err);
+	hq_open(&hq, &t);
+	replica_open(&lap);
+	zila_store_set_clock(lap.s, var_clock, &t);
+	enrol_at(&hq, &lap, &cl, "lap");
+	for (int i = 0; i < 20; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "INSERT INTO people(id, district_id, name) VALUES ('p%d', 'd1', 'x')", i);
+		exec(&hq, sql);
+		assert_int_equal(zila_store_seal(hq.s, NULL, &err), 0);
+	}
+	pair_open_opts(&p, &hq, &lap, zila_trust_read_filter, &cl, 1, 1, true, &live);
+	const struct zila_session_stats *b = zila_session_stats(p.b);
+	while (b->entries_received == 0 && pair_run(&p, 1) == 1)
+		;
+	assert_true(b->entries_received > 0);
+	assert_true(b->entries_received < zila_session_stats(p.a)->to_send);
+	assert_int_equal(b->to_receive, zila_session_stats(p.a)->to_send);
+	pair_run(&p, SIZE_MAX);
+	assert_int_equal(b->entries_received, b->to_receive);
+	pair_close(&p);
+	replica_close(&hq);
+	replica_close(&lap);
+}
+
+/* #16: a conflict settled on one laptop (its cell written again with both values in view) is
+ * settled on every replica, HQ included, once that write reaches it (on main HQ kept listing
+ * it). */
+static void test_resolution_travels(void **state)
+{
+	(void)state;
+	struct replica hq, a, b;
+	struct zila_cert ca, cb;
+	uint64_t t = T0;
+	static const char open_q[] = "SELECT count(*) FROM zila_conflicts WHERE resolved = 0";
+	hq_open(&hq, &t);
+	replica_open(&a);
+	replica_open(&b);
+	zila_store_set_clock(a.s, var_clock, &t);
+	zila_store_set_clock(b.s, var_clock, &t);
+	enrol_at(&hq, &a, &ca, "a");
+	enrol_at(&hq, &b, &cb, "b");
+	sync_live(&hq, &a, &ca, true);
+	exec(&a, "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'Asha')");
+	sync_live(&hq, &a, &ca, true);
+	sync_live(&hq, &b, &cb, true);
+	t += HOUR_MS;
+	exec(&a, "UPDATE people SET name = 'Asha Devi' WHERE id = 'p1'");
+	exec(&b, "UPDATE people SET name = 'Asha Kumari' WHERE id = 'p1'");
+	sync_live(&hq, &a, &ca, true);
+	sync_live(&hq, &b, &cb, true);
+	sync_live(&hq, &a, &ca, true);
+	assert_int_equal(count(&hq, open_q), 1);
+	/* a's clerk settles it: the name written again, both values in view */
+	t += HOUR_MS;
+	exec(&a, "UPDATE people SET name = 'Asha Devi Kumari' WHERE id = 'p1'");
+	sync_live(&hq, &a, &ca, true);
+	assert_int_equal(count(&a, open_q), 0);
+	assert_int_equal(count(&hq, open_q), 0);
+	sync_live(&hq, &b, &cb, true);
+	assert_int_equal(count(&b, open_q), 0);
+	assert_string_equal(name_of(&b, "p1"), "Asha Devi Kumari");
+	replica_close(&hq);
+	replica_close(&a);
+	replica_close(&b);
+}
+
 static int count_fork(void *ctx, const struct zila_fork *f)
 {
 	struct zila_fork *out = ctx;
@@ -1344,6 +1622,8 @@ int main(void)
 	zila_log_set_sink(NULL, NULL, ZILA_LOG_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_converge_then_in_step),
+		cmocka_unit_test(test_caller_applies),
+		cmocka_unit_test(test_decode_budget),
 		cmocka_unit_test(test_read_scope),
 		cmocka_unit_test(test_cut_and_resume),
 		cmocka_unit_test(test_cut_salvage),
@@ -1351,6 +1631,9 @@ int main(void)
 		cmocka_unit_test(test_wrong_clocks),
 		cmocka_unit_test(test_lying_peer_clock),
 		cmocka_unit_test(test_fork),
+		cmocka_unit_test(test_reads_only_its_scope),
+		cmocka_unit_test(test_receiver_knows_total),
+		cmocka_unit_test(test_resolution_travels),
 		cmocka_unit_test(test_ahead_then_causal),
 		cmocka_unit_test(test_clock_set_right),
 		cmocka_unit_test(test_export_import),

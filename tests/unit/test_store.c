@@ -107,15 +107,18 @@ static void assert_rows(struct replica *r, const char *want)
 	assert_string_equal(rows, want);
 }
 
-static void send_all(struct replica *from, struct replica *to)
+/* Carries everything from one replica to the other in a bundle made in memory. */
+static struct zila_apply_stats send_all(struct replica *from, struct replica *to)
 {
 	struct zila_error err;
 	struct zila_apply_stats st;
-	char path[300];
-	snprintf(path, sizeof(path), "%s/x.bndl", base);
-	assert_int_equal(zila_bundle_create(from->s, path, NULL, NULL, NULL, NULL, &err), 0);
-	assert_int_equal(zila_bundle_apply(to->s, NULL, path, &st, &err), 0);
+	struct zila_buf b;
+	zila_buf_init(&b, SIZE_MAX);
+	assert_int_equal(zila_bundle_write(from->s, NULL, NULL, NULL, zila_buf_sink, &b, NULL, &err), 0);
+	assert_int_equal(zila_bundle_read(to->s, NULL, b.p, b.len, "x", &st, &err), 0);
+	zila_buf_release(&b);
 	assert_int_equal(st.nrejected, 0);
+	return st;
 }
 
 static void assert_same(struct replica *a, struct replica *b)
@@ -414,7 +417,6 @@ static void test_parents_first(void **state)
 	struct replica *rs[] = { &a, &b };
 	struct zila_error err;
 	struct zila_apply_stats st;
-	char path[300];
 	replica_new(&a, "fa");
 	replica_new(&b, "fb");
 	for (int i = 0; i < 2; i++) {
@@ -430,16 +432,66 @@ static void test_parents_first(void **state)
 		" INSERT INTO b_district VALUES ('d1', 's1'), ('d2', 's1');"
 		" WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)"
 		" INSERT INTO a_member SELECT printf('m%02d', 51 - i), 'd1', 'x' FROM n; COMMIT");
-	snprintf(path, sizeof(path), "%s/p.bndl", base);
-	assert_int_equal(zila_bundle_create(a.s, path, NULL, NULL, NULL, NULL, &err), 0);
-	assert_int_equal(zila_bundle_apply(b.s, NULL, path, &st, &err), 0);
-	assert_int_equal(st.nrejected, 0);
+	st = send_all(&a, &b);
 	assert_int_equal(st.nparked, 0);
 	assert_int_equal(count(&b, "SELECT count(*) FROM zila_parked"), 0);
 	assert_int_equal(count(&b, "SELECT count(*) FROM a_member"), 50);
 	/* the members at the rowids they have on a (written in the order a wrote them), not
 	 * in key order */
 	assert_int_equal(count(&b, "SELECT count(*) FROM a_member WHERE rowid + CAST(substr(id, 2) AS INTEGER) = 51"), 50);
+	replica_free(&a);
+	replica_free(&b);
+}
+
+struct collected {
+	uint8_t *bytes[64];
+	size_t len[64], n;
+};
+
+static int collect(void *ctx, const struct zila_entry_info *e, struct zila_view bytes)
+{
+	struct collected *c = ctx;
+	(void)e;
+	if (c->n < 64) {
+		c->bytes[c->n] = malloc(bytes.len);
+		memcpy(c->bytes[c->n], bytes.p, bytes.len);
+		c->len[c->n++] = bytes.len;
+	}
+	return 0;
+}
+
+/* #15 "Also measure": what one sender can make a window cost is bounded. Forged entries (a
+ * signature that does not verify): after APPLY_BAD_MAX the window is given up, the rest not
+ * verified (on main every one was verified and logged). */
+static void test_forged_window_bounded(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct collected c = { .n = 0 };
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_view v[64];
+	replica_new(&a, "fga");
+	replica_new(&b, "fgb");
+	for (int i = 0; i < 40; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "INSERT INTO t VALUES ('k%02d', 'd1', 'v')", i);
+		app(&a, sql);
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	}
+	assert_int_equal(zila_store_entries_since(a.s, NULL, NULL, NULL, collect, &c), 0);
+	assert_int_equal(c.n, 40);
+	for (size_t i = 0; i < c.n; i++) {
+		c.bytes[i][c.len[i] - 1] ^= 1; /* the signature's last byte */
+		v[i] = zila_view_make(c.bytes[i], c.len[i]);
+	}
+	zila_error_clear(&err);
+	assert_int_equal(zila_store_apply(b.s, v, c.n, &st, &err), ZILA_ESIG);
+	assert_int_equal(st.nrejected, 9);
+	assert_non_null(strstr(err.msg, "forged or damaged"));
+	assert_int_equal(count(&b, "SELECT count(*) FROM t"), 0);
+	for (size_t i = 0; i < c.n; i++)
+		free(c.bytes[i]);
 	replica_free(&a);
 	replica_free(&b);
 }
@@ -552,7 +604,7 @@ static void test_write_time(void **state)
  * the rows, drop, rename) loses zila's triggers with the old table. The next seal notices,
  * arms them again and seals the table as it is: the writes made in between reach the other
  * replica, and later ones are captured again (#16). */
-static void collect(void *ctx, const char *msg)
+static void collect_notice(void *ctx, const char *msg)
 {
 	strncat(ctx, msg, 4095 - strlen(ctx));
 	strncat(ctx, "\n", 4095 - strlen(ctx));
@@ -587,7 +639,7 @@ static void test_rebuilt_table(void **state)
 	assert_non_null(strstr(v, " t"));
 	free(v);
 	char said[4096] = "";
-	assert_int_equal(zila_store_notices(a.s, collect, said), 0);
+	assert_int_equal(zila_store_notices(a.s, collect_notice, said), 0);
 	assert_non_null(strstr(said, "table 't' had lost its change capture"));
 	send_all(&a, &b);
 	assert_rows(&b, "m=m2;o=o1;p=p1;");
@@ -664,7 +716,7 @@ static void test_write_scope(void **state)
 	assert_int_equal(count(&a, "SELECT count(*) FROM t WHERE district_id IS NOT 'd1'"), 1);
 	assert_int_equal(count(&a, "SELECT count(*) FROM t WHERE id IN ('x', 'w')"), 2);
 	/* what was written out of scope before is told, with what to do */
-	assert_int_equal(zila_store_notices(a.s, collect, said), 0);
+	assert_int_equal(zila_store_notices(a.s, collect_notice, said), 0);
 	assert_non_null(strstr(said, "1 rows of 't' were written here for other districts"));
 	assert_non_null(strstr(said, "not sent"));
 	assert_non_null(strstr(said, "Have them entered at HQ or on a laptop of their district"));
@@ -674,7 +726,7 @@ static void test_write_scope(void **state)
 	size_t ne;
 	assert_int_equal(zila_store_seal(a.s, &ne, &err), 0);
 	said[0] = '\0';
-	assert_int_equal(zila_store_notices(a.s, collect, said), 0);
+	assert_int_equal(zila_store_notices(a.s, collect_notice, said), 0);
 	assert_non_null(strstr(said, "1 rows of 't' were written here"));
 	assert_non_null(strstr(said, "made here to org-wide rows"));
 	assert_non_null(strstr(said, "only HQ may write them. Ask HQ to make these changes"));
@@ -737,6 +789,52 @@ static void test_checkpoint_thread(void **state)
 	replica_free(&a);
 }
 
+static unsigned mode_of(const char *dir, const char *name)
+{
+	char path[256];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s%s%s", dir, name[0] ? "/" : "", name);
+	assert_int_equal(stat(path, &sb), 0);
+	return (unsigned)(sb.st_mode & 0777);
+}
+
+/* The replica is private (#15 item 16): zila.db, its -wal and -shm 0600 whatever the umask
+ * and even in a directory that exists already; a directory zila makes is 0700; a replica an
+ * older zila left 0644 is made private when opened. */
+static void test_private_files(void **state)
+{
+	(void)state;
+	char dir[128], made[128];
+	struct zila_store *s = NULL;
+	struct zila_error err;
+	mode_t old = umask(0); /* the laxest umask there is */
+	snprintf(dir, sizeof(dir), "%s/private", base);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(zila_store_create(dir, &err), 0);
+	assert_int_equal(zila_store_open(&s, dir, &err), 0);
+	assert_int_equal(zila_store_exec_captured(s, "INSERT INTO states(id, name) VALUES ('s1', 'State')", NULL, NULL,
+						  &err), 0);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE), 0600);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE "-wal"), 0600);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE "-shm"), 0600);
+	assert_int_equal(mode_of(dir, ZILA_KEY_FILE), 0600);
+	assert_int_equal(mode_of(dir, ""), 0755); /* the user's own directory is left as it is */
+	zila_store_free(s);
+
+	char db[200];
+	snprintf(db, sizeof(db), "%s/%s", dir, ZILA_DB_FILE);
+	assert_int_equal(chmod(db, 0644), 0);
+	assert_int_equal(zila_store_open(&s, dir, &err), 0);
+	assert_int_equal(mode_of(dir, ZILA_DB_FILE), 0600);
+	zila_store_free(s);
+
+	snprintf(made, sizeof(made), "%s/made-by-zila", base);
+	assert_int_equal(zila_store_create(made, &err), 0);
+	assert_int_equal(mode_of(made, ""), 0700);
+	assert_int_equal(mode_of(made, ZILA_DB_FILE), 0600);
+	umask(old);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(base) == NULL)
@@ -760,7 +858,9 @@ int main(void)
 		cmocka_unit_test(test_write_time),
 		cmocka_unit_test(test_rebuilt_table),
 		cmocka_unit_test(test_write_scope),
+		cmocka_unit_test(test_forged_window_bounded),
 		cmocka_unit_test(test_checkpoint_thread),
+		cmocka_unit_test(test_private_files),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[300];

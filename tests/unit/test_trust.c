@@ -619,17 +619,16 @@ static int count_notes(struct replica *r, const char *id)
 /* Carries everything from one replica to another by bundle; returns the stats. */
 static struct zila_apply_stats carry(struct replica *from, struct replica *to)
 {
-	char path[600];
 	struct zila_error err;
 	struct zila_apply_stats st;
-	size_t n;
+	struct zila_buf b;
 	zila_error_clear(&err);
-	snprintf(path, sizeof(path), "%s.bundle", from->dir);
-	unlink(path);
-	if (zila_bundle_create(from->s, path, NULL, NULL, NULL, &n, &err) != 0)
+	zila_buf_init(&b, SIZE_MAX);
+	if (zila_bundle_write(from->s, NULL, NULL, NULL, zila_buf_sink, &b, NULL, &err) != 0)
 		fail_msg("bundle create: %s", err.msg);
-	if (zila_bundle_apply(to->s, &to->tc, path, &st, &err) != 0)
+	if (zila_bundle_read(to->s, &to->tc, b.p, b.len, "x", &st, &err) != 0)
 		fail_msg("bundle apply: %s", err.msg);
+	zila_buf_release(&b);
 	return st;
 }
 
@@ -699,28 +698,19 @@ static void test_replica_enforcement(void **state)
 
 	/* A bundle with one flipped byte, anywhere, applies nothing. */
 	{
-		char path[600];
-		size_t n;
+		struct zila_buf flip;
 		write_note(&a, "a-flip", "d-1");
-		snprintf(path, sizeof(path), "%s/flip.bundle", tmpdir);
-		unlink(path);
-		assert_int_equal(zila_bundle_create(a.s, path, NULL, NULL, NULL, &n, &err), 0);
-		FILE *f = fopen(path, "r+b");
-		assert_non_null(f);
-		static uint8_t bytes[1 << 16];
-		size_t len = fread(bytes, 1, sizeof(bytes), f);
-		assert_true(len > 0 && len < sizeof(bytes));
-		for (size_t i = 0; i < len; i += 1 + len / 40) {
-			bytes[i] ^= 0x01;
-			rewind(f);
-			assert_int_equal(fwrite(bytes, 1, len, f), len);
-			fflush(f);
-			assert_int_not_equal(zila_bundle_apply(hq.s, &hq.tc, path, &st, &err), 0);
+		zila_buf_init(&flip, 1 << 16);
+		assert_int_equal(zila_bundle_write(a.s, NULL, NULL, NULL, zila_buf_sink, &flip, NULL, &err), 0);
+		assert_true(flip.len > 0);
+		for (size_t i = 0; i < flip.len; i += 1 + flip.len / 40) {
+			flip.p[i] ^= 0x01;
+			assert_int_not_equal(zila_bundle_read(hq.s, &hq.tc, flip.p, flip.len, "flip", &st, &err), 0);
 			assert_int_equal(st.napplied, 0);
 			assert_int_equal(count_notes(&hq, "a-flip"), 0);
-			bytes[i] ^= 0x01;
+			flip.p[i] ^= 0x01;
 		}
-		fclose(f);
+		zila_buf_release(&flip);
 	}
 
 	/* B writes into district d-1: out of scope, rejected, nothing applied. B's own triggers

@@ -12,7 +12,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
-#include "zila/csvio.h"
+#include "zila/office/csvio.h"
 #include "zila/store.h"
 
 extern const char zila_default_schema_sql[];

@@ -1,20 +1,36 @@
 /* HQ progress per district, computed from the default schema on any replica: membership
  * drive sign-ups against target and deadline, booth agent and committee coverage, office
- * bearers to replace, coordinator reports for a period, and last sync per device. */
-#ifndef ZILA_REPORT_H
-#define ZILA_REPORT_H
+ * bearers to replace, coordinator reports for a period, and last sync per device (which the
+ * caller gives: the office layer reads user tables only). */
+#ifndef ZILA_OFFICE_REPORT_H
+#define ZILA_OFFICE_REPORT_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "zila/err.h"
 
+/* One device's last completed sync, as the caller knows it (the daemon's peer table). */
+struct zila_report_sync {
+	const char *device;      /* its name */
+	const char *district_id; /* the district it belongs to */
+	int64_t last_sync;       /* unix seconds of its last completed sync; 0: never */
+};
+
 struct zila_report_opts {
 	const char *district; /* id, code or name; NULL for every district the replica holds */
-	const char *period;   /* YYYY-MM for coordinator reports; NULL for the month of today */
-	const char *today;    /* YYYY-MM-DD the report is as of; NULL for today (UTC) */
+	const char *period;   /* YYYY-MM (or MM-YYYY) for coordinator reports; NULL for the
+			       * month of today */
+	const char *today;    /* YYYY-MM-DD (or DD-MM-YYYY, as the importer reads dates) the
+			       * report is as of; NULL for today (UTC) */
 	const char *drive;    /* a drive id; NULL picks, per district, the latest drive that
 			       * has started by today, preferring one with a target there */
+	/* The devices' last completed syncs, listed per district newest first; borrowed for
+	 * the call. NULL: nothing is known (every row says "unknown"); non-NULL with nsyncs 0:
+	 * no device was ever seen ("no device seen"). */
+	const struct zila_report_sync *syncs;
+	size_t nsyncs;
 };
 
 /* Drive status words, from worst to best: "overdue" (deadline passed, target not met),
@@ -41,7 +57,8 @@ struct zila_report_row {
 	int64_t bearers_to_replace;
 	int64_t reports_due;       /* blocks of the district (each block coordinator reports) */
 	int64_t reports_submitted; /* blocks with a report submitted or accepted for the period */
-	char last_sync[512];       /* "device time, ..." from zila_peers, else "unknown" */
+	char last_sync[512];       /* "device time, ..." from opts->syncs, "no device seen",
+				    * or "unknown" */
 	double progress;           /* the sort key: sign-ups over what is due now; lower is
 				    * further behind */
 };

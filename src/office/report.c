@@ -1,6 +1,6 @@
 /* The HQ progress report (see zila/report.h): a handful of counting queries per district
  * over the default schema, then a sort by how far behind each district is. */
-#include "zila/report.h"
+#include "zila/office/report.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "office_int.h"
 #include "zila/clock.h"
 
 static int64_t days_from_civil(int y, int m, int d)
@@ -21,24 +22,17 @@ static int64_t days_from_civil(int y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-/* YYYY-MM-DD to days since 1970; false when malformed. */
-static bool parse_day(const char *s, int64_t *out)
+/* A date as office staff write it (office_parse_date) to days since 1970, and its
+ * YYYY-MM-DD form in norm (may be NULL); false when malformed. */
+static bool parse_day(const char *s, int64_t *out, char norm[OFFICE_NORM_MAX])
 {
-	int y, m, d;
-	char tail;
-	if (s == NULL || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 ||
-	    m < 1 || m > 12 || d < 1 || d > 31)
+	char d[OFFICE_NORM_MAX];
+	if (s == NULL || !office_parse_date(s, strlen(s), d))
 		return false;
-	*out = days_from_civil(y, m, d);
+	*out = days_from_civil(atoi(d), atoi(d + 5), atoi(d + 8));
+	if (norm != NULL)
+		memcpy(norm, d, sizeof(d));
 	return true;
-}
-
-static bool valid_period(const char *s)
-{
-	int y, m;
-	char tail;
-	return strlen(s) == 7 && s[4] == '-' && sscanf(s, "%4d-%2d%c", &y, &m, &tail) == 2 &&
-	       m >= 1 && m <= 12;
 }
 
 int zila_report_pct(int64_t n, int64_t d)
@@ -183,8 +177,8 @@ static int drive_figures(struct q *q, const struct zila_report_opts *o, const ch
 		goto out;
 
 	int64_t start, end;
-	bool has_start = parse_day(row->starts_on, &start);
-	bool has_end = parse_day(row->deadline, &end);
+	bool has_start = parse_day(row->starts_on, &start, NULL);
+	bool has_end = parse_day(row->deadline, &end, NULL);
 	row->days_left = has_end ? end - today_days : 0;
 	if (has_start && has_end && end >= start) {
 		int64_t dur = end - start + 1;
@@ -215,48 +209,57 @@ out:
 	return r;
 }
 
-static void format_time(char *out, size_t n, sqlite3_stmt *st, int col)
+static void format_time(char *out, size_t n, int64_t v)
 {
-	if (sqlite3_column_type(st, col) == SQLITE_INTEGER) {
-		int64_t v = sqlite3_column_int64(st, col);
-		time_t t = (time_t)(v > 100000000000LL ? v / 1000 : v); /* ms or s */
-		struct tm tm;
-		if (gmtime_r(&t, &tm) != NULL) {
-			strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm);
-			return;
-		}
-	}
-	copy_col(out, n, st, col);
+	time_t t = (time_t)(v > 100000000000LL ? v / 1000 : v); /* ms or s */
+	struct tm tm;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm);
+	else
+		snprintf(out, n, "%lld", (long long)v);
 }
 
-/* Per device of the district, its last completed sync, from the peer table the daemon keeps
- * in the replica (zila_peers, see src/net/peers.c); "unknown" where no daemon ever ran. */
-static void last_sync(sqlite3 *db, struct zila_report_row *row)
+/* Per device of the district, its last completed sync, newest first, from what the caller
+ * gave; "unknown" when it gave nothing (no daemon ever ran). */
+static void last_sync(const struct zila_report_opts *o, struct zila_report_row *row)
 {
-	sqlite3_stmt *st = NULL;
 	snprintf(row->last_sync, sizeof(row->last_sync), "unknown");
-	if (sqlite3_prepare_v2(db,
-			       "SELECT name, last_sync FROM zila_peers WHERE district_id = ?1 ORDER BY last_sync DESC",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (o->syncs == NULL)
 		return;
-	sqlite3_bind_text(st, 1, row->district_id, -1, SQLITE_STATIC);
 	size_t len = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		char name[128], when[64];
-		copy_col(name, sizeof(name), st, 0);
-		if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+	int64_t below = INT64_MAX; /* list newest first, in the caller's order among equals */
+	size_t after = 0;
+	for (;;) {
+		const struct zila_report_sync *next = NULL;
+		size_t next_i = 0;
+		for (size_t i = 0; i < o->nsyncs; i++) {
+			const struct zila_report_sync *s = &o->syncs[i];
+			if (s->district_id == NULL || strcmp(s->district_id, row->district_id) != 0)
+				continue;
+			if (s->last_sync > below || (s->last_sync == below && i < after))
+				continue;
+			if (next == NULL || s->last_sync > next->last_sync) {
+				next = s;
+				next_i = i;
+			}
+		}
+		if (next == NULL)
+			break;
+		below = next->last_sync;
+		after = next_i + 1;
+		char when[64];
+		if (next->last_sync <= 0)
 			snprintf(when, sizeof(when), "never");
 		else
-			format_time(when, sizeof(when), st, 1);
+			format_time(when, sizeof(when), next->last_sync);
 		int k = snprintf(row->last_sync + len, sizeof(row->last_sync) - len, "%s%s %s",
-				 len ? ", " : "", name, when);
+				 len ? ", " : "", next->device ? next->device : "?", when);
 		if (k < 0 || (size_t)k >= sizeof(row->last_sync) - len)
 			break;
 		len += (size_t)k;
 	}
 	if (len == 0)
 		snprintf(row->last_sync, sizeof(row->last_sync), "no device seen");
-	sqlite3_finalize(st);
 }
 
 static int cmp_rows(const void *a, const void *b)
@@ -310,7 +313,7 @@ static int district_row(struct q *q, const struct zila_report_opts *o, const cha
 		return r;
 	row->reports_due = v[0];
 	row->reports_submitted = v[1];
-	last_sync(q->db, row);
+	last_sync(o, row);
 	return 0;
 }
 
@@ -322,40 +325,62 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 	struct q q = { db, err };
 	struct zila_report rep;
 	int64_t today_days;
+	char *district = NULL; /* the id --district names */
 	memset(out, 0, sizeof(*out));
 	memset(&rep, 0, sizeof(rep));
 
+	char norm[OFFICE_NORM_MAX];
 	if (o->today != NULL) {
-		if (!parse_day(o->today, &today_days)) {
+		if (!parse_day(o->today, &today_days, norm)) {
 			r = zila_error_set(err, ZILA_EINVAL, "malformed date '%s' (want YYYY-MM-DD)",
 					   o->today);
 			goto out;
 		}
-		snprintf(rep.today, sizeof(rep.today), "%s", o->today);
+		snprintf(rep.today, sizeof(rep.today), "%.10s", norm);
 	} else {
 		time_t now = (time_t)zila_wall_s();
 		struct tm tm;
 		gmtime_r(&now, &tm);
 		strftime(rep.today, sizeof(rep.today), "%Y-%m-%d", &tm);
-		(void)parse_day(rep.today, &today_days);
+		(void)parse_day(rep.today, &today_days, NULL);
 	}
 	if (o->period != NULL) {
-		if (!valid_period(o->period)) {
+		if (!office_parse_period(o->period, strlen(o->period), norm)) {
 			r = zila_error_set(err, ZILA_EINVAL, "malformed period '%s' (want YYYY-MM)",
 					   o->period);
 			goto out;
 		}
-		snprintf(rep.period, sizeof(rep.period), "%s", o->period);
+		snprintf(rep.period, sizeof(rep.period), "%.7s", norm);
 	} else {
 		snprintf(rep.period, sizeof(rep.period), "%.7s", rep.today);
 	}
 
+	/* --district names it the way the importer reads a district cell */
+	if (o->district != NULL) {
+		sqlite3_stmt *find = NULL;
+		int dr = office_district_resolve(db, &find, o->district, &district);
+		sqlite3_finalize(find);
+		if (dr == ZILA_ENOTFOUND) {
+			r = zila_error_set(err, ZILA_ENOTFOUND, "unknown district '%s'", o->district);
+			goto out;
+		}
+		if (dr == ZILA_EEXIST) {
+			r = zila_error_set(err, ZILA_EINVAL, "ambiguous district '%s' (use its id)",
+					   o->district);
+			goto out;
+		}
+		if (dr != 0) {
+			r = zila_error_set(err, ZILA_ESCHEMA,
+					   "cannot compute the report (does the replica have the "
+					   "default schema?): %s",
+					   sqlite3_errmsg(db));
+			goto out;
+		}
+	}
 	const char *sql =
-		o->district != NULL
-			? "SELECT id, name, coalesce(name_local, ''), id = ?1 FROM districts WHERE "
-			  "id = ?1 OR lower(code) = lower(?1) OR lower(name) = lower(?1) OR "
-			  "name_local = ?1 ORDER BY id = ?1 DESC, id"
-			: "SELECT id, name, coalesce(name_local, ''), 0 FROM districts d WHERE "
+		district != NULL
+			? "SELECT id, name, coalesce(name_local, '') FROM districts WHERE id = ?1"
+			: "SELECT id, name, coalesce(name_local, '') FROM districts d WHERE "
 			  "EXISTS (SELECT 1 FROM org_units WHERE district_id = d.id) OR "
 			  "EXISTS (SELECT 1 FROM people WHERE district_id = d.id) ORDER BY name, id";
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -365,19 +390,11 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 				   sqlite3_errmsg(db));
 		goto out;
 	}
-	if (o->district != NULL)
-		sqlite3_bind_text(st, 1, o->district, -1, SQLITE_STATIC);
+	if (district != NULL)
+		sqlite3_bind_text(st, 1, district, -1, SQLITE_STATIC);
 	int rc;
 	size_t cap = 0;
-	bool first_exact = false; /* --district matched a district's id exactly */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (o->district != NULL && rep.nrows == 1) {
-			if (first_exact)
-				break;
-			r = zila_error_set(err, ZILA_EINVAL, "ambiguous district '%s' (use its id)",
-					   o->district);
-			goto out;
-		}
 		if (rep.nrows == cap) {
 			cap = cap ? cap * 2 : 16;
 			struct zila_report_row *rows = realloc(rep.rows, cap * sizeof(*rows));
@@ -392,15 +409,9 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 		copy_col(row->district_id, sizeof(row->district_id), st, 0);
 		copy_col(row->name, sizeof(row->name), st, 1);
 		copy_col(row->name_local, sizeof(row->name_local), st, 2);
-		if (rep.nrows == 1)
-			first_exact = sqlite3_column_int(st, 3) != 0;
 	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+	if (rc != SQLITE_DONE) {
 		r = zila_error_set(err, ZILA_EDB, "cannot list districts: %s", sqlite3_errmsg(db));
-		goto out;
-	}
-	if (o->district != NULL && rep.nrows == 0) {
-		r = zila_error_set(err, ZILA_ENOTFOUND, "unknown district '%s'", o->district);
 		goto out;
 	}
 
@@ -435,12 +446,14 @@ int zila_report_build(sqlite3 *db, const struct zila_report_opts *o, struct zila
 	if (t->target > 0)
 		t->progress = t->expected > 0 ? (double)t->signups / (double)t->expected : 1e6;
 	snprintf(t->last_sync, sizeof(t->last_sync), "%s", "");
-	qsort(rep.rows, rep.nrows, sizeof(*rep.rows), cmp_rows);
+	if (rep.nrows > 1)
+		qsort(rep.rows, rep.nrows, sizeof(*rep.rows), cmp_rows);
 	*out = rep;
 	memset(&rep, 0, sizeof(rep));
 	r = 0;
 out:
 	sqlite3_finalize(st);
+	free(district);
 	zila_report_release(&rep);
 	return r;
 }

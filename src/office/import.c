@@ -1,6 +1,6 @@
-/* CSV import (libcsv does the parsing; this file maps headers to columns, validates and
- * normalises cells, and creates or updates rows with plain SQL) and CSV/JSON export. */
-#include "zila/csvio.h"
+/* CSV import: libcsv does the parsing; this file maps headers to columns, validates and
+ * normalises cells (rules.c), and creates or updates rows with plain SQL. */
+#include "zila/office/csvio.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -10,14 +10,14 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "office_int.h"
+#include "zila/buf.h"
+
 #define KEYS_MAX 8     /* unique keys considered for matching */
 #define KEY_COLS_MAX 8 /* columns in one unique key */
 #define SLOTS 32       /* cached INSERT/UPDATE statements */
-#define NORM_MAX 80    /* bytes of a normalised cell (date, phone, resolved id) */
 #define PREBUF_MAX (64 * 1024)
-#define SHOW_MAX 60 /* bytes of a cell quoted in a reason */
 
-enum kind { K_TEXT, K_INT, K_REAL, K_DATE, K_PERIOD, K_PHONE };
 enum { OP_INSERT, OP_UPDATE };
 
 /* A few recent lookups (foreign keys found, districts resolved), so that a file whose rows
@@ -32,7 +32,7 @@ struct kcache {
 
 struct column {
 	char *name;
-	enum kind kind;
+	enum office_kind kind;
 	bool notnull;
 	bool has_default;
 	bool writable;
@@ -47,7 +47,7 @@ struct value {
 	size_t len;
 	bool null;
 	int64_t i; /* K_INT */
-	char norm[NORM_MAX];
+	char norm[OFFICE_NORM_MAX];
 };
 
 struct ukey {
@@ -87,6 +87,7 @@ struct zila_csv_import {
 	const char **fptr; /* filled at the end of a record */
 	uint64_t rec_breaks;
 	uint64_t line;
+	uint64_t records; /* records read, blank ones and the header included */
 	int prev_term;
 
 	/* the table */
@@ -110,6 +111,8 @@ struct zila_csv_import {
 	size_t nmapped;
 	uint64_t mapped_mask;
 	sqlite3_stmt *find_id;
+	sqlite3_stmt *find_old; /* SELECT every column FROM t WHERE id = ?1 */
+	int name_col;           /* the table's name column, or -1 */
 	struct slot slots[SLOTS];
 	size_t next_slot;
 
@@ -117,315 +120,6 @@ struct zila_csv_import {
 	struct zila_csv_stats st;
 	char reason[512];
 };
-
-/* --- small helpers ---------------------------------------------------------------- */
-
-/* strerror(e) with a lowercase first letter, as zila's messages are. */
-static const char *errno_msg(int e, char buf[128])
-{
-	snprintf(buf, 128, "%s", strerror(e));
-	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-		buf[0] = (char)(buf[0] + 32);
-	return buf;
-}
-
-static char *xstrdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *d = malloc(n);
-	if (d != NULL)
-		memcpy(d, s, n);
-	return d;
-}
-
-/* Appends "name" (quoted for SQL) to a malloc'd string builder. */
-struct sb {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_add(struct sb *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_str(struct sb *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-/* An identifier, quoted for SQL ("a""b"). */
-static void sb_ident(struct sb *b, const char *s)
-{
-	sb_add(b, "\"", 1);
-	for (const char *q = s; *q; q++) {
-		if (*q == '"')
-			sb_add(b, "\"\"", 2);
-		else
-			sb_add(b, q, 1);
-	}
-	sb_add(b, "\"", 1);
-}
-
-static void sb_fmt(struct sb *b, const char *fmt, ...) ZILA_PRINTF(2, 3);
-static void sb_fmt(struct sb *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		sb_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-static int prepare(sqlite3 *db, struct sb *b, sqlite3_stmt **out, struct zila_error *err)
-{
-	*out = NULL;
-	if (b->oom)
-		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
-	if (sqlite3_prepare_v2(db, b->p, -1, out, NULL) != SQLITE_OK)
-		return zila_error_set(err, ZILA_EDB, "cannot prepare statement: %s",
-				      sqlite3_errmsg(db));
-	return 0;
-}
-
-static bool ieq(const char *a, const char *b)
-{
-	for (; *a && *b; a++, b++) {
-		int ca = (unsigned char)*a, cb = (unsigned char)*b;
-		if (ca >= 'A' && ca <= 'Z')
-			ca += 32;
-		if (cb >= 'A' && cb <= 'Z')
-			cb += 32;
-		if (ca != cb)
-			return false;
-	}
-	return *a == *b;
-}
-
-/* Compares a header cell with a column name: case-insensitive, and spaces, dashes and
- * dots in the header count as underscores ("Name Local" matches name_local). */
-static bool header_matches(const char *h, const char *col)
-{
-	for (; *h && *col; h++, col++) {
-		int ch = (unsigned char)*h, cc = (unsigned char)*col;
-		if (ch >= 'A' && ch <= 'Z')
-			ch += 32;
-		if (cc >= 'A' && cc <= 'Z')
-			cc += 32;
-		if (ch == ' ' || ch == '-' || ch == '.')
-			ch = '_';
-		if (ch != cc)
-			return false;
-	}
-	return *h == *col;
-}
-
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		uint8_t c = s[i];
-		size_t k;
-		uint32_t cp;
-		if (c < 0x80) {
-			if (c == 0)
-				return false;
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			k = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			k = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i <= k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + j] & 0x3f);
-		}
-		if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
-/* A cell as it may be quoted in a reason: at most SHOW_MAX bytes, cut on a character
- * boundary, newlines shown as spaces. */
-static const char *show(char out[SHOW_MAX + 8], const char *s, size_t n)
-{
-	size_t k = n;
-	if (k > SHOW_MAX) {
-		k = SHOW_MAX;
-		while (k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80)
-			k--;
-	}
-	for (size_t i = 0; i < k; i++)
-		out[i] = (s[i] == '\n' || s[i] == '\r') ? ' ' : s[i];
-	if (k < n) {
-		memcpy(out + k, "...", 4);
-	} else {
-		out[k] = '\0';
-	}
-	return out;
-}
-
-static int days_in_month(int y, int m)
-{
-	static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		return 29;
-	return d[m - 1];
-}
-
-static bool digits(const char *s, size_t n, int *out)
-{
-	int v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return n > 0;
-}
-
-/* YYYY-MM-DD, or D-M-YYYY / D/M/YYYY / D.M.YYYY with one- or two-digit day and month. */
-static bool parse_date(const char *s, size_t n, char out[NORM_MAX])
-{
-	int y, m, d;
-	if (n == 10 && s[4] == '-' && s[7] == '-') {
-		if (!digits(s, 4, &y) || !digits(s + 5, 2, &m) || !digits(s + 8, 2, &d))
-			return false;
-	} else {
-		size_t i = 0, a, b;
-		while (i < n && s[i] >= '0' && s[i] <= '9')
-			i++;
-		a = i;
-		if (a < 1 || a > 2 || i >= n || (s[i] != '-' && s[i] != '/' && s[i] != '.'))
-			return false;
-		char sep = s[i++];
-		size_t mstart = i;
-		while (i < n && s[i] >= '0' && s[i] <= '9')
-			i++;
-		b = i - mstart;
-		if (b < 1 || b > 2 || i >= n || s[i] != sep)
-			return false;
-		i++;
-		if (n - i != 4 || !digits(s, a, &d) || !digits(s + mstart, b, &m) ||
-		    !digits(s + i, 4, &y))
-			return false;
-	}
-	if (y < 1000 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
-		return false;
-	snprintf(out, NORM_MAX, "%04d-%02d-%02d", y % 10000, m % 100, d % 100);
-	return true;
-}
-
-static bool parse_period(const char *s, size_t n, char out[NORM_MAX])
-{
-	int y, m;
-	if (n != 7 || s[4] != '-' || !digits(s, 4, &y) || !digits(s + 5, 2, &m) || y < 1000 ||
-	    m < 1 || m > 12) {
-		/* Excel turns 2024-05 into May-24 or 05-2024; accept MM-YYYY and MM/YYYY */
-		if (n == 7 && (s[2] == '-' || s[2] == '/') && digits(s, 2, &m) &&
-		    digits(s + 3, 4, &y) && y >= 1000 && m >= 1 && m <= 12) {
-			snprintf(out, NORM_MAX, "%04d-%02d", y % 10000, m % 100);
-			return true;
-		}
-		return false;
-	}
-	snprintf(out, NORM_MAX, "%04d-%02d", y % 10000, m % 100);
-	return true;
-}
-
-/* A 10-digit Indian mobile number from what people type: +91 98765 43210, 098765-43210. */
-static bool parse_phone(const char *s, size_t n, char out[11])
-{
-	char d[24];
-	size_t nd = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c >= '0' && c <= '9') {
-			if (nd == sizeof(d))
-				return false;
-			d[nd++] = c;
-		} else if (c == '+' && nd == 0) {
-			continue;
-		} else if (c != ' ' && c != '-' && c != '(' && c != ')' && c != '.') {
-			return false;
-		}
-	}
-	const char *p = d;
-	if (nd == 12 && d[0] == '9' && d[1] == '1') {
-		p += 2;
-		nd = 10;
-	} else if (nd == 11 && d[0] == '0') {
-		p += 1;
-		nd = 10;
-	}
-	if (nd != 10 || p[0] < '6' || p[0] > '9')
-		return false;
-	memcpy(out, p, 10);
-	out[10] = '\0';
-	return true;
-}
-
-static bool parse_int(const char *s, size_t n, int64_t *out)
-{
-	size_t i = 0;
-	bool neg = false;
-	if (i < n && (s[i] == '-' || s[i] == '+'))
-		neg = s[i++] == '-';
-	size_t first = i;
-	uint64_t v = 0;
-	for (; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			break;
-		if (v > (UINT64_C(1) << 62))
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (i == first)
-		return false;
-	/* "12.0" and "12.00", as spreadsheets sometimes write whole numbers */
-	if (i < n && s[i] == '.') {
-		for (i++; i < n && s[i] == '0'; i++)
-			;
-	}
-	if (i != n)
-		return false;
-	*out = neg ? -(int64_t)v : (int64_t)v;
-	return true;
-}
 
 static const char *kcache_get(const struct kcache *c, const char *k, size_t n)
 {
@@ -438,7 +132,7 @@ static const char *kcache_get(const struct kcache *c, const char *k, size_t n)
 static int kcache_put(struct kcache *c, const char *k, size_t n, const char *val)
 {
 	char *key = malloc(n + 1);
-	char *v = xstrdup(val);
+	char *v = office_strdup(val);
 	if (key == NULL || v == NULL) {
 		free(key);
 		free(v);
@@ -466,136 +160,19 @@ static void kcache_free(struct kcache *c)
 
 /* --- the table -------------------------------------------------------------------- */
 
-static enum kind column_kind(const char *name, const char *type)
-{
-	size_t n = strlen(name);
-	char up[64];
-	size_t i;
-	for (i = 0; type[i] && i < sizeof(up) - 1; i++)
-		up[i] = (type[i] >= 'a' && type[i] <= 'z') ? (char)(type[i] - 32) : type[i];
-	up[i] = '\0';
-	if (strstr(up, "INT") != NULL)
-		return K_INT;
-	if (strstr(up, "REAL") || strstr(up, "FLOA") || strstr(up, "DOUB"))
-		return K_REAL;
-	if (up[0] != '\0' && strstr(up, "TEXT") == NULL && strstr(up, "CHAR") == NULL &&
-	    strstr(up, "CLOB") == NULL)
-		return K_TEXT;
-	if ((n > 3 && strcmp(name + n - 3, "_on") == 0) || strcmp(name, "since") == 0 ||
-	    strcmp(name, "deadline") == 0)
-		return K_DATE;
-	if (strcmp(name, "period") == 0)
-		return K_PERIOD;
-	if (strcmp(name, "phone") == 0 || (n > 6 && strcmp(name + n - 6, "_phone") == 0))
-		return K_PHONE;
-	return K_TEXT;
-}
-
 static int find_column(struct zila_csv_import *im, const char *name)
 {
 	for (size_t i = 0; i < im->ncols; i++)
-		if (ieq(im->cols[i].name, name))
+		if (office_ieq(im->cols[i].name, name))
 			return (int)i;
 	return -1;
-}
-
-static bool table_has_column(sqlite3 *db, const char *table, const char *col)
-{
-	sqlite3_stmt *st = NULL;
-	bool found = false;
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
-			       &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC);
-	found = sqlite3_step(st) == SQLITE_ROW;
-out:
-	sqlite3_finalize(st);
-	return found;
-}
-
-static int table_exists(sqlite3 *db, const char *table, struct zila_error *err)
-{
-	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB;
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-			       -1, &st, NULL) != SQLITE_OK) {
-		r = zila_error_set(err, ZILA_EDB, "cannot read the schema: %s", sqlite3_errmsg(db));
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		r = 0;
-	} else if (rc == SQLITE_DONE) {
-		r = zila_error_set(err, ZILA_ENOTFOUND, "no table '%s' in the replica", table);
-	} else {
-		r = zila_error_set(err, ZILA_EDB, "cannot read the schema: %s", sqlite3_errmsg(db));
-	}
-out:
-	sqlite3_finalize(st);
-	return r;
-}
-
-/* Finds a district's id from its id, or else its code, name or local name; *out is
- * malloc'd. ZILA_ENOTFOUND when none matches, ZILA_EEXIST when several do. */
-static int district_resolve(sqlite3 *db, sqlite3_stmt **cache, const char *v, char **out)
-{
-	*out = NULL;
-	int r = ZILA_ENOTFOUND;
-	if (*cache == NULL) {
-		struct sb b = { 0 };
-		sb_str(&b, "SELECT id, min(prio) FROM (SELECT id, 0 AS prio FROM districts "
-			   "WHERE id = ?1");
-		if (table_has_column(db, "districts", "code"))
-			sb_str(&b, " UNION ALL SELECT id, 1 FROM districts WHERE lower(code) = "
-				   "lower(?1)");
-		if (table_has_column(db, "districts", "name"))
-			sb_str(&b, " UNION ALL SELECT id, 1 FROM districts WHERE lower(name) = "
-				   "lower(?1)");
-		if (table_has_column(db, "districts", "name_local"))
-			sb_str(&b, " UNION ALL SELECT id, 1 FROM districts WHERE name_local = ?1");
-		sb_str(&b, ") GROUP BY id ORDER BY 2 LIMIT 2");
-		int pr = prepare(db, &b, cache, NULL);
-		free(b.p);
-		if (pr != 0)
-			return pr;
-	}
-	sqlite3_stmt *st = *cache;
-	sqlite3_bind_text(st, 1, v, -1, SQLITE_STATIC);
-	int n = 0, rc;
-	bool exact = false;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n++ == 0) {
-			exact = sqlite3_column_int(st, 1) == 0;
-			*out = xstrdup((const char *)sqlite3_column_text(st, 0));
-			if (*out == NULL) {
-				r = ZILA_ENOMEM;
-				goto out;
-			}
-		}
-	}
-	if (rc != SQLITE_DONE)
-		r = ZILA_EDB;
-	else if (n == 1 || (n > 1 && exact))
-		r = 0;
-	else if (n > 1)
-		r = ZILA_EEXIST;
-out:
-	if (r != 0) {
-		free(*out);
-		*out = NULL;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r;
 }
 
 static int load_table(struct zila_csv_import *im, struct zila_error *err)
 {
 	sqlite3 *db = im->db;
 	sqlite3_stmt *st = NULL;
-	int r = table_exists(db, im->table, err);
+	int r = office_table_exists(db, im->table, err);
 	if (r != 0)
 		goto out;
 	if (strncmp(im->table, "zila_", 5) == 0 || strncmp(im->table, "sqlite_", 7) == 0) {
@@ -628,12 +205,12 @@ static int load_table(struct zila_csv_import *im, struct zila_error *err)
 		im->ncols++;
 		const char *name = (const char *)sqlite3_column_text(st, 0);
 		const char *type = (const char *)sqlite3_column_text(st, 1);
-		c->name = xstrdup(name ? name : "");
+		c->name = office_strdup(name ? name : "");
 		if (c->name == NULL) {
 			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 			goto out;
 		}
-		c->kind = column_kind(c->name, type ? type : "");
+		c->kind = office_column_kind(c->name, type ? type : "");
 		c->notnull = sqlite3_column_int(st, 2) != 0;
 		c->has_default = sqlite3_column_int(st, 3) != 0;
 		c->writable = sqlite3_column_int(st, 5) == 0;
@@ -680,8 +257,8 @@ static int load_table(struct zila_csv_import *im, struct zila_error *err)
 		struct column *c = &im->cols[ci];
 		free(c->fk_table);
 		free(c->fk_col);
-		c->fk_table = xstrdup(ptab);
-		c->fk_col = xstrdup(to ? to : "id"); /* a NULL "to" means the parent's key */
+		c->fk_table = office_strdup(ptab);
+		c->fk_col = office_strdup(to ? to : "id"); /* a NULL "to" means the parent's key */
 		if (c->fk_table == NULL || c->fk_col == NULL) {
 			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 			goto out;
@@ -696,19 +273,20 @@ static int load_table(struct zila_csv_import *im, struct zila_error *err)
 		if (c->fk_table == NULL)
 			continue;
 		if (strcmp(c->name, "district_id") == 0 && strcmp(c->fk_table, "districts") == 0)
-			continue; /* resolved by district_resolve() */
-		struct sb b = { 0 };
-		sb_str(&b, "SELECT 1 FROM ");
-		sb_ident(&b, c->fk_table);
-		sb_str(&b, " WHERE ");
-		sb_ident(&b, c->fk_col);
-		sb_str(&b, " = ?1");
-		r = prepare(db, &b, &c->fk_check, err);
+			continue; /* resolved by office_district_resolve() */
+		struct office_sb b = { 0 };
+		office_sb_str(&b, "SELECT 1 FROM ");
+		office_sb_ident(&b, c->fk_table);
+		office_sb_str(&b, " WHERE ");
+		office_sb_ident(&b, c->fk_col);
+		office_sb_str(&b, " = ?1");
+		r = office_prepare(db, &b, &c->fk_check, err);
 		free(b.p);
 		if (r != 0)
 			goto out;
 	}
 	im->district_col = find_column(im, "district_id");
+	im->name_col = find_column(im, "name");
 
 	/* UNIQUE keys other than the primary key, for create-or-update matching */
 	if (sqlite3_prepare_v2(db,
@@ -762,37 +340,68 @@ out:
 
 /* --- statements ------------------------------------------------------------------- */
 
-/* SELECT id, c1 IS ?1, c2 IS ?2, ... FROM t WHERE <where> */
-static void sb_compare_select(struct zila_csv_import *im, struct sb *b)
+/* The columns in mask, in table order: "a", "b" or (assign) "a" = ?1, "b" = ?2. Returns how
+ * many. */
+static size_t sb_columns(struct zila_csv_import *im, struct office_sb *b, uint64_t mask,
+			 bool assign)
 {
-	sb_str(b, "SELECT \"id\"");
-	for (size_t j = 0; j < im->nmapped; j++) {
-		sb_str(b, ", ");
-		sb_ident(b, im->cols[im->mapped[j]].name);
-		sb_fmt(b, " IS ?%zu", j + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (!(mask & (UINT64_C(1) << i)))
+			continue;
+		if (n++ > 0)
+			office_sb_str(b, ", ");
+		office_sb_ident(b, im->cols[i].name);
+		if (assign)
+			office_sb_fmt(b, " = ?%zu", n);
 	}
-	sb_str(b, " FROM ");
-	sb_ident(b, im->table);
-	sb_str(b, " WHERE ");
+	return n;
+}
+
+/* SELECT id, c1 IS ?1, c2 IS ?2, ... FROM t WHERE <where> */
+static void sb_compare_select(struct zila_csv_import *im, struct office_sb *b)
+{
+	office_sb_str(b, "SELECT \"id\"");
+	for (size_t j = 0; j < im->nmapped; j++) {
+		office_sb_str(b, ", ");
+		office_sb_ident(b, im->cols[im->mapped[j]].name);
+		office_sb_fmt(b, " IS ?%zu", j + 1);
+	}
+	office_sb_str(b, " FROM ");
+	office_sb_ident(b, im->table);
+	office_sb_str(b, " WHERE ");
 }
 
 static int prepare_finders(struct zila_csv_import *im, struct zila_error *err)
 {
 	int r;
-	struct sb b = { 0 };
+	struct office_sb b = { 0 };
 	sb_compare_select(im, &b);
-	sb_fmt(&b, "\"id\" = ?%zu", im->nmapped + 1);
-	r = prepare(im->db, &b, &im->find_id, err);
+	office_sb_fmt(&b, "\"id\" = ?%zu", im->nmapped + 1);
+	r = office_prepare(im->db, &b, &im->find_id, err);
 	free(b.p);
 	if (r != 0)
 		return r;
+	struct office_sb ob = { 0 };
+	office_sb_str(&ob, "SELECT ");
+	(void)sb_columns(im, &ob, ~UINT64_C(0), false);
+	office_sb_str(&ob, " FROM ");
+	office_sb_ident(&ob, im->table);
+	office_sb_str(&ob, " WHERE \"id\" = ?1");
+	r = office_prepare(im->db, &ob, &im->find_old, err);
+	free(ob.p);
+	if (r != 0)
+		return r;
 
-	/* keep only the keys whose columns are all in the header */
+	/* keep only the keys whose columns are all in the header (or filled in: the district) */
+	uint64_t known = im->mapped_mask;
+	if (im->district_col >= 0 && im->o->own_district != NULL)
+		known |= UINT64_C(1) << im->district_col;
 	size_t nk = 0;
 	for (size_t k = 0; k < im->nkeys; k++) {
 		bool all = true;
 		for (size_t i = 0; i < im->keys[k].ncols; i++)
-			if (!(im->mapped_mask & (UINT64_C(1) << im->keys[k].cols[i])))
+			if (!(known & (UINT64_C(1) << im->keys[k].cols[i])))
 				all = false;
 		if (all)
 			im->keys[nk++] = im->keys[k];
@@ -800,15 +409,15 @@ static int prepare_finders(struct zila_csv_import *im, struct zila_error *err)
 	im->nkeys = nk;
 	for (size_t k = 0; k < im->nkeys; k++) {
 		struct ukey *key = &im->keys[k];
-		struct sb kb = { 0 };
+		struct office_sb kb = { 0 };
 		sb_compare_select(im, &kb);
 		for (size_t i = 0; i < key->ncols; i++) {
 			if (i > 0)
-				sb_str(&kb, " AND ");
-			sb_ident(&kb, im->cols[key->cols[i]].name);
-			sb_fmt(&kb, " = ?%zu", im->nmapped + 1 + i);
+				office_sb_str(&kb, " AND ");
+			office_sb_ident(&kb, im->cols[key->cols[i]].name);
+			office_sb_fmt(&kb, " = ?%zu", im->nmapped + 1 + i);
 		}
-		r = prepare(im->db, &kb, &key->find, err);
+		r = office_prepare(im->db, &kb, &key->find, err);
 		free(kb.p);
 		if (r != 0)
 			return r;
@@ -828,39 +437,26 @@ static int get_stmt(struct zila_csv_import *im, int op, uint64_t mask, sqlite3_s
 			return 0;
 		}
 	}
-	struct sb b = { 0 };
+	struct office_sb b = { 0 };
 	size_t n = 0;
 	if (op == OP_INSERT) {
-		sb_str(&b, "INSERT INTO ");
-		sb_ident(&b, im->table);
-		sb_str(&b, " (");
-		for (size_t i = 0; i < im->ncols; i++) {
-			if (!(mask & (UINT64_C(1) << i)))
-				continue;
-			if (n++ > 0)
-				sb_str(&b, ", ");
-			sb_ident(&b, im->cols[i].name);
-		}
-		sb_str(&b, ") VALUES (");
+		office_sb_str(&b, "INSERT INTO ");
+		office_sb_ident(&b, im->table);
+		office_sb_str(&b, " (");
+		n = sb_columns(im, &b, mask, false);
+		office_sb_str(&b, ") VALUES (");
 		for (size_t i = 0; i < n; i++)
-			sb_fmt(&b, i ? ", ?%zu" : "?%zu", i + 1);
-		sb_str(&b, ")");
+			office_sb_fmt(&b, i ? ", ?%zu" : "?%zu", i + 1);
+		office_sb_str(&b, ")");
 	} else {
-		sb_str(&b, "UPDATE ");
-		sb_ident(&b, im->table);
-		sb_str(&b, " SET ");
-		for (size_t i = 0; i < im->ncols; i++) {
-			if (!(mask & (UINT64_C(1) << i)))
-				continue;
-			if (n++ > 0)
-				sb_str(&b, ", ");
-			sb_ident(&b, im->cols[i].name);
-			sb_fmt(&b, " = ?%zu", n);
-		}
-		sb_fmt(&b, " WHERE \"id\" = ?%zu", n + 1);
+		office_sb_str(&b, "UPDATE ");
+		office_sb_ident(&b, im->table);
+		office_sb_str(&b, " SET ");
+		n = sb_columns(im, &b, mask, true);
+		office_sb_fmt(&b, " WHERE \"id\" = ?%zu", n + 1);
 	}
 	sqlite3_stmt *st;
-	int r = prepare(im->db, &b, &st, err);
+	int r = office_prepare(im->db, &b, &st, err);
 	free(b.p);
 	if (r != 0)
 		return r;
@@ -884,6 +480,20 @@ static void bind_value(sqlite3_stmt *st, int idx, const struct column *c, const 
 		sqlite3_bind_text(st, idx, v->p, (int)v->len, SQLITE_STATIC);
 }
 
+/* A cell's value as it is written: the normalised text, or the number of an INTEGER
+ * column; *len gets its length. */
+static const char *cell_text(const struct zila_csv_import *im, size_t i, char num[32], size_t *len)
+{
+	const struct value *v = &im->vals[i];
+	if (im->cols[i].kind == K_INT) {
+		snprintf(num, 32, "%lld", (long long)v->i);
+		*len = strlen(num);
+		return num;
+	}
+	*len = v->len;
+	return v->p;
+}
+
 /* --- rows ------------------------------------------------------------------------- */
 
 #define REJECT(...)                                                                      \
@@ -898,7 +508,7 @@ static void bind_value(sqlite3_stmt *st, int idx, const struct column *c, const 
 static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 {
 	int r = 0;
-	char sh[SHOW_MAX + 8];
+	char sh[OFFICE_SHOW_MAX + 8];
 	for (size_t i = 0; i < im->ncols; i++) {
 		im->vals[i].null = true;
 		im->vals[i].p = NULL;
@@ -918,7 +528,7 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 			continue;
 		struct column *c = &im->cols[ci];
 		struct value *v = &im->vals[ci];
-		if (!utf8_valid((const uint8_t *)p, n))
+		if (!zila_utf8_valid((const uint8_t *)p, n))
 			REJECT("column %s is not valid UTF-8 (save the file as 'CSV UTF-8')",
 			       c->name);
 		v->null = false;
@@ -930,39 +540,57 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 		}
 		switch (c->kind) {
 		case K_DATE:
-			if (!parse_date(p, n, v->norm))
+			if (!office_parse_date(p, n, v->norm))
 				REJECT("malformed date '%s' in column %s (want YYYY-MM-DD or "
 				       "DD-MM-YYYY)",
-				       show(sh, p, n), c->name);
+				       office_show(sh, p, n), c->name);
 			v->p = v->norm;
 			v->len = 10;
 			break;
 		case K_PERIOD:
-			if (!parse_period(p, n, v->norm))
+			if (!office_parse_period(p, n, v->norm))
 				REJECT("malformed period '%s' in column %s (want YYYY-MM)",
-				       show(sh, p, n), c->name);
+				       office_show(sh, p, n), c->name);
 			v->p = v->norm;
 			v->len = 7;
 			break;
 		case K_PHONE:
-			if (!parse_phone(p, n, v->norm)) {
+			if (!office_parse_phone(p, n, v->norm)) {
 				bool excel = memchr(p, 'E', n) != NULL && memchr(p, '.', n) != NULL;
 				REJECT("malformed phone '%s' in column %s (want a 10-digit mobile "
-				       "number%s)",
-				       show(sh, p, n), c->name,
+				       "number, or a landline with its STD code such as 0612-2234567%s)",
+				       office_show(sh, p, n), c->name,
 				       excel ? "; format the column as text in the spreadsheet" : "");
 			}
 			v->p = v->norm;
-			v->len = 10;
+			v->len = strlen(v->norm);
 			break;
+		case K_GENDER: {
+			const char *g = office_gender(p, n);
+			if (g != NULL) {
+				v->p = g;
+				v->len = strlen(g);
+			}
+			break;
+		}
 		case K_INT:
-			if (!parse_int(p, n, &v->i))
-				REJECT("malformed number '%s' in column %s", show(sh, p, n),
+			if (!office_parse_int(p, n, &v->i))
+				REJECT("malformed number '%s' in column %s", office_show(sh, p, n),
 				       c->name);
 			break;
 		default:
 			break;
 		}
+	}
+
+	/* a district laptop's own district, for a file that names none */
+	if (im->district_col >= 0 && im->vals[im->district_col].null && im->o->own_district != NULL &&
+	    strlen(im->o->own_district) < OFFICE_NORM_MAX) {
+		struct value *v = &im->vals[im->district_col];
+		snprintf(v->norm, sizeof(v->norm), "%s", im->o->own_district);
+		v->p = v->norm;
+		v->len = strlen(v->norm);
+		v->null = false;
 	}
 
 	/* the partition: a district may be named by id, code or name */
@@ -973,12 +601,12 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 		const char *known = kcache_get(&im->districts, v->p, v->len);
 		if (known == NULL) {
 			char *id = NULL;
-			int dr = district_resolve(im->db, &im->district_find, v->p, &id);
+			int dr = office_district_resolve(im->db, &im->district_find, v->p, &id);
 			if (dr == ZILA_ENOTFOUND)
-				REJECT("unknown district '%s'", show(sh, v->p, v->len));
+				REJECT("unknown district '%s'", office_show(sh, v->p, v->len));
 			if (dr == ZILA_EEXIST)
-				REJECT("ambiguous district '%s' (use its id)", show(sh, v->p, v->len));
-			if (dr != 0 || strlen(id) >= NORM_MAX) {
+				REJECT("ambiguous district '%s' (use its id)", office_show(sh, v->p, v->len));
+			if (dr != 0 || strlen(id) >= OFFICE_NORM_MAX) {
 				free(id);
 				r = zila_error_set(err, dr ? dr : ZILA_EINVAL,
 						   "cannot look up district: %s",
@@ -1010,7 +638,7 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 		int rc = sqlite3_step(c->fk_check);
 		sqlite3_reset(c->fk_check);
 		if (rc == SQLITE_DONE)
-			REJECT("%s '%s' is not in table %s", c->name, show(sh, v->p, v->len),
+			REJECT("%s '%s' is not in table %s", c->name, office_show(sh, v->p, v->len),
 			       c->fk_table);
 		if (rc != SQLITE_ROW) {
 			r = zila_error_set(err, ZILA_EDB, "cannot check %s: %s", c->name,
@@ -1029,7 +657,7 @@ out:
 /* Runs a finder; *found tells whether a row matched, *changed gets the mapped columns
  * whose value differs, and id gets the row's id. */
 static int run_find(struct zila_csv_import *im, sqlite3_stmt *st, bool *found,
-		    uint64_t *changed, char id[NORM_MAX], struct zila_error *err)
+		    uint64_t *changed, char id[OFFICE_NORM_MAX], struct zila_error *err)
 {
 	*found = false;
 	*changed = 0;
@@ -1038,7 +666,7 @@ static int run_find(struct zila_csv_import *im, sqlite3_stmt *st, bool *found,
 	if (rc == SQLITE_ROW) {
 		const char *rid = (const char *)sqlite3_column_text(st, 0);
 		*found = true;
-		snprintf(id, NORM_MAX, "%s", rid ? rid : "");
+		snprintf(id, OFFICE_NORM_MAX, "%s", rid ? rid : "");
 		for (size_t j = 0; j < im->nmapped; j++)
 			if (sqlite3_column_int(st, (int)j + 1) == 0)
 				*changed |= UINT64_C(1) << im->mapped[j];
@@ -1058,6 +686,68 @@ static void bind_mapped(struct zila_csv_import *im, sqlite3_stmt *st)
 	}
 }
 
+/* Whether name appears in text as a word of its own (an identifier in a CHECK). */
+static bool names_column(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = strstr(text, name); p != NULL; p = strstr(p + 1, name)) {
+		bool before = p == text || !(p[-1] == '_' || ((p[-1] | 32) >= 'a' && (p[-1] | 32) <= 'z') ||
+					       (p[-1] >= '0' && p[-1] <= '9'));
+		char c = p[n];
+		bool after = !(c == '_' || ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9'));
+		if (before && after)
+			return true;
+	}
+	return false;
+}
+
+/* A constraint SQLite refused, as office staff can act on it: "CHECK constraint failed:
+ * gender = 'female' OR ..." as the value, the column and what the column allows; "UNIQUE
+ * constraint failed: people.district_id, people.phone" as the values another row holds. */
+static void constraint_reason(struct zila_csv_import *im)
+{
+	char sh[OFFICE_SHOW_MAX + 8], num[32];
+	size_t len;
+	const char *msg = sqlite3_errmsg(im->db);
+	int xrc = sqlite3_extended_errcode(im->db);
+	const char *rule = strstr(msg, "constraint failed: ");
+	rule = rule ? rule + strlen("constraint failed: ") : msg;
+	if (xrc == SQLITE_CONSTRAINT_CHECK) {
+		for (size_t i = 0; i < im->ncols; i++) {
+			if (im->vals[i].null || !names_column(rule, im->cols[i].name))
+				continue;
+			const char *t = cell_text(im, i, num, &len);
+			snprintf(im->reason, sizeof(im->reason),
+				 "'%s' is not allowed in column %s (the table wants: %s)",
+				 office_show(sh, t, len), im->cols[i].name, rule);
+			return;
+		}
+	} else if (xrc == SQLITE_CONSTRAINT_UNIQUE || xrc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+		size_t n = 0, named = 0;
+		for (size_t i = 0; i < im->ncols; i++)
+			named += names_column(rule, im->cols[i].name);
+		for (size_t i = 0; i < im->ncols && n < sizeof(im->reason); i++) {
+			if (im->vals[i].null || !names_column(rule, im->cols[i].name) ||
+			    ((int)i == im->district_col && named > 1))
+				continue;
+			const char *t = cell_text(im, i, num, &len);
+			int k = snprintf(im->reason + n, sizeof(im->reason) - n, "%s%s '%s'",
+					 n ? ", " : "", im->cols[i].name, office_show(sh, t, len));
+			if (k < 0)
+				break;
+			n += (size_t)k;
+		}
+		if (n > 0 && n < sizeof(im->reason)) {
+			snprintf(im->reason + n, sizeof(im->reason) - n,
+				 " already belongs to another row of table '%s' (UNIQUE: two rows "
+				 "cannot share it)",
+				 im->table);
+			return;
+		}
+	}
+	snprintf(im->reason, sizeof(im->reason), "rejected by the database: %s", msg);
+}
+
 /* Runs an INSERT or UPDATE; a constraint failure rejects the row (SQLite has already
  * undone the statement), anything else is fatal. */
 static int run_write(struct zila_csv_import *im, sqlite3_stmt *st, struct zila_error *err)
@@ -1065,8 +755,7 @@ static int run_write(struct zila_csv_import *im, sqlite3_stmt *st, struct zila_e
 	int rc = sqlite3_step(st);
 	int r = 0;
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		snprintf(im->reason, sizeof(im->reason), "rejected by the database: %s",
-			 sqlite3_errmsg(im->db));
+		constraint_reason(im);
 		r = 1;
 	} else if (rc != SQLITE_DONE) {
 		r = zila_error_set(err, (rc & 0xff) == SQLITE_BUSY ? ZILA_EBUSY : ZILA_EDB,
@@ -1077,20 +766,247 @@ static int run_write(struct zila_csv_import *im, sqlite3_stmt *st, struct zila_e
 	return r;
 }
 
+/* Reads the stored row id into im->find_old: 1 when it is there, 0 when not, or a negative
+ * fatal code. The caller resets im->find_old when done with the row's columns. */
+static int old_row(struct zila_csv_import *im, const char *id, struct zila_error *err)
+{
+	sqlite3_reset(im->find_old);
+	sqlite3_bind_text(im->find_old, 1, id, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(im->find_old);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return zila_error_set(err, (rc & 0xff) == SQLITE_BUSY ? ZILA_EBUSY : ZILA_EDB,
+			      "cannot read table '%s': %s", im->table, sqlite3_errmsg(im->db));
+}
+
+/* "phone 9123400002" for the columns of a key a row matched on (its district left out). */
+static void key_words(struct zila_csv_import *im, const struct ukey *key, char *out, size_t n)
+{
+	char sh[OFFICE_SHOW_MAX + 8];
+	size_t len = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < key->ncols && len < n; i++) {
+		int ci = key->cols[i];
+		if (ci == im->district_col && key->ncols > 1)
+			continue;
+		char num[32];
+		size_t tl;
+		const char *t = cell_text(im, (size_t)ci, num, &tl);
+		int k = snprintf(out + len, n - len, "%s%s %s", len ? ", " : "", im->cols[ci].name,
+				 office_show(sh, t, tl));
+		if (k < 0)
+			break;
+		len += (size_t)k;
+	}
+}
+
+/* A row matched on a natural key such as (district, phone) that names someone else than the
+ * stored row: 1 with im->reason set (a family's shared phone, or a phone given twice in one
+ * file, must not turn one person into another), 0, or a negative fatal code. */
+static int another_person(struct zila_csv_import *im, const struct ukey *key, const char *id,
+			  uint64_t changed, struct zila_error *err)
+{
+	if (im->name_col < 0 || !(changed & (UINT64_C(1) << im->name_col)) ||
+	    im->vals[im->name_col].null)
+		return 0;
+	int r = old_row(im, id, err);
+	if (r <= 0)
+		goto out;
+	r = 0;
+	const char *o = (const char *)sqlite3_column_text(im->find_old, im->name_col);
+	const struct value *nv = &im->vals[im->name_col];
+	if (o != NULL && !office_same_name(o, nv->p, nv->len)) {
+		char kw[200], sh[OFFICE_SHOW_MAX + 8], sh2[OFFICE_SHOW_MAX + 8];
+		const char *old_name = office_show(sh, o, strlen(o));
+		key_words(im, key, kw, sizeof(kw));
+		snprintf(im->reason, sizeof(im->reason),
+			 "%s is already %s's (id %s), and this row names '%s': two people are not "
+			 "merged (for a shared phone, leave this person's empty or give their own; "
+			 "to rename %s, give the id)",
+			 kw, old_name, id, office_show(sh2, nv->p, nv->len), old_name);
+		r = 1;
+	}
+out:
+	sqlite3_reset(im->find_old);
+	return r;
+}
+
+/* Text a file lost on its way through a spreadsheet: 1 and im->reason set, 0, or a negative
+ * fatal code. A changed text cell of row id whose letters became ? where the stored value
+ * has them (Excel's "CSV (Comma delimited)" writes Hindi so), or (id NULL: a new row) a
+ * cell of ? alone. */
+static int lost_letters(struct zila_csv_import *im, const char *id, uint64_t changed,
+			struct zila_error *err)
+{
+	char sh[OFFICE_SHOW_MAX + 8], sh2[OFFICE_SHOW_MAX + 8];
+	bool have_old = false;
+	int r = 0;
+	for (size_t i = 0; i < im->ncols && r == 0; i++) {
+		const struct value *v = &im->vals[i];
+		if (im->cols[i].kind != K_TEXT || v->null || memchr(v->p, '?', v->len) == NULL)
+			continue;
+		if (id == NULL) {
+			if (office_only_question_marks(v->p, v->len)) {
+				snprintf(im->reason, sizeof(im->reason),
+					 "column %s is '%s': the file lost its letters (save it "
+					 "from Excel as 'CSV UTF-8', not 'CSV (Comma delimited)')",
+					 im->cols[i].name, office_show(sh, v->p, v->len));
+				r = 1;
+			}
+			continue;
+		}
+		if (!(changed & (UINT64_C(1) << i)))
+			continue;
+		if (!have_old) {
+			r = old_row(im, id, err);
+			have_old = true;
+			if (r <= 0)
+				break;
+			r = 0;
+		}
+		const char *o = (const char *)sqlite3_column_text(im->find_old, (int)i);
+		size_t on = (size_t)sqlite3_column_bytes(im->find_old, (int)i);
+		if (o != NULL && office_lost_letters(o, on, v->p, v->len)) {
+			snprintf(im->reason, sizeof(im->reason),
+				 "column %s lost its letters: '%s' where the replica has '%s' (Excel's "
+				 "'CSV (Comma delimited)' turns Hindi into ?; save the file as 'CSV "
+				 "UTF-8' and import that)",
+				 im->cols[i].name, office_show(sh, v->p, v->len), office_show(sh2, o, on));
+			r = 1;
+		}
+	}
+	if (have_old)
+		sqlite3_reset(im->find_old);
+	return r;
+}
+
+/* What a row is about to do, for the change callback: the columns in mask with their stored
+ * values (id set: an update; read before the write) and their new ones. */
+struct change {
+	size_t n;
+	const char **cols;
+	char **old, **new;
+	char *name;
+	bool ready;
+};
+
+static void change_free(struct change *ch)
+{
+	for (size_t i = 0; i < ch->n; i++) {
+		free(ch->old[i]);
+		free(ch->new[i]);
+	}
+	free(ch->cols);
+	free(ch->old);
+	free(ch->new);
+	free(ch->name);
+	memset(ch, 0, sizeof(*ch));
+}
+
+static char *dup_n(const char *p, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d != NULL) {
+		memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+static int change_prepare(struct zila_csv_import *im, const char *id, uint64_t mask,
+			  struct change *ch, struct zila_error *err)
+{
+	int r = 0;
+	memset(ch, 0, sizeof(*ch));
+	if (im->o->on_change == NULL)
+		return 0;
+	ch->cols = calloc(im->ncols, sizeof(*ch->cols));
+	ch->old = calloc(im->ncols, sizeof(*ch->old));
+	ch->new = calloc(im->ncols, sizeof(*ch->new));
+	if (ch->cols == NULL || ch->old == NULL || ch->new == NULL)
+		goto oom;
+	bool have_old = false;
+	if (id != NULL) {
+		r = old_row(im, id, err);
+		if (r < 0)
+			goto out;
+		have_old = r == 1;
+		r = 0;
+		if (have_old && im->name_col >= 0) {
+			const char *nm = (const char *)sqlite3_column_text(im->find_old, im->name_col);
+			if (nm != NULL && (ch->name = office_strdup(nm)) == NULL)
+				goto oom;
+		}
+	}
+	for (size_t i = 0; i < im->ncols; i++) {
+		if (!(mask & (UINT64_C(1) << i)) || (int)i == im->id_col)
+			continue;
+		const struct value *v = &im->vals[i];
+		size_t k = ch->n++;
+		ch->cols[k] = im->cols[i].name;
+		if (have_old && sqlite3_column_type(im->find_old, (int)i) != SQLITE_NULL) {
+			const char *o = (const char *)sqlite3_column_text(im->find_old, (int)i);
+			ch->old[k] = dup_n(o ? o : "", (size_t)sqlite3_column_bytes(im->find_old, (int)i));
+			if (ch->old[k] == NULL)
+				goto oom;
+		}
+		if (!v->null) {
+			char num[32];
+			size_t len;
+			const char *t = cell_text(im, i, num, &len);
+			if ((ch->new[k] = dup_n(t, len)) == NULL)
+				goto oom;
+		}
+	}
+	if (id == NULL && im->name_col >= 0 && !im->vals[im->name_col].null &&
+	    (ch->name = dup_n(im->vals[im->name_col].p, im->vals[im->name_col].len)) == NULL)
+		goto oom;
+	ch->ready = true;
+	goto out;
+oom:
+	r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+out:
+	sqlite3_reset(im->find_old);
+	if (r != 0)
+		change_free(ch);
+	return r;
+}
+
+static void change_tell(struct zila_csv_import *im, struct change *ch, bool created, const char *id)
+{
+	if (!ch->ready)
+		return;
+	struct zila_csv_change c = {
+		.row = im->records,
+		.created = created,
+		.id = id,
+		.name = ch->name,
+		.ncols = ch->n,
+		.columns = ch->cols,
+		.old_values = created ? NULL : (const char *const *)ch->old,
+		.new_values = (const char *const *)ch->new,
+	};
+	im->o->on_change(im->o->ctx, &c);
+}
+
 static int process_row(struct zila_csv_import *im, struct zila_error *err)
 {
+	struct change ch = { 0 };
 	int r = read_cells(im, err);
-	char sh[SHOW_MAX + 8];
+	char sh[OFFICE_SHOW_MAX + 8];
 	if (r != 0)
 		goto out;
 
 	bool found = false;
+	const struct ukey *by_key = NULL; /* the natural key the row matched on, if not its id */
 	uint64_t changed = 0;
-	char id[NORM_MAX] = "";
+	char id[OFFICE_NORM_MAX] = "";
 	struct value *idv = &im->vals[im->id_col];
 	if (!idv->null) {
-		if (idv->len == 0 || idv->len >= NORM_MAX)
-			REJECT("malformed id '%s'", show(sh, idv->p, idv->len));
+		if (idv->len == 0 || idv->len >= OFFICE_NORM_MAX)
+			REJECT("malformed id '%s'", office_show(sh, idv->p, idv->len));
 		bind_mapped(im, im->find_id);
 		sqlite3_bind_text(im->find_id, (int)im->nmapped + 1, idv->p, (int)idv->len,
 				  SQLITE_STATIC);
@@ -1115,6 +1031,8 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 			r = run_find(im, key->find, &found, &changed, id, err);
 			if (r != 0)
 				goto out;
+			if (found)
+				by_key = key;
 		}
 	}
 
@@ -1126,14 +1044,25 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 			goto out;
 		}
 		if (im->district_col >= 0 && (changed & (UINT64_C(1) << im->district_col)))
-			REJECT("row %s belongs to another district; a row cannot move between "
+			REJECT("id %s belongs to another district; a row cannot move between "
 			       "districts",
 			       id);
+		r = lost_letters(im, id, changed, err);
+		if (r != 0)
+			goto out;
+		if (by_key != NULL) {
+			r = another_person(im, by_key, id, changed, err);
+			if (r != 0)
+				goto out;
+		}
 		for (size_t i = 0; i < im->ncols; i++)
 			if ((changed & (UINT64_C(1) << i)) && im->vals[i].null &&
 			    im->cols[i].notnull)
 				REJECT("missing required column '%s'", im->cols[i].name);
 		r = get_stmt(im, OP_UPDATE, changed, &st, err);
+		if (r != 0)
+			goto out;
+		r = change_prepare(im, id, changed, &ch, err);
 		if (r != 0)
 			goto out;
 		int n = 0;
@@ -1142,8 +1071,10 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 				bind_value(st, ++n, &im->cols[i], &im->vals[i]);
 		sqlite3_bind_text(st, n + 1, id, -1, SQLITE_STATIC);
 		r = run_write(im, st, err);
-		if (r == 0)
+		if (r == 0) {
 			im->st.nupdated++;
+			change_tell(im, &ch, false, id);
+		}
 	} else {
 		uint64_t mask = 0;
 		for (size_t i = 0; i < im->ncols; i++) {
@@ -1155,16 +1086,22 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 			else if (c->notnull && !c->has_default)
 				REJECT("missing required column '%s'", c->name);
 		}
+		r = lost_letters(im, NULL, 0, err);
+		if (r != 0)
+			goto out;
 		if (idv->null) {
 			uint8_t raw[16];
 			randombytes_buf(raw, sizeof(raw));
-			sodium_bin2hex(id, NORM_MAX, raw, sizeof(raw));
+			sodium_bin2hex(id, OFFICE_NORM_MAX, raw, sizeof(raw));
 		} else {
 			memcpy(id, idv->p, idv->len);
 			id[idv->len] = '\0';
 		}
 		mask |= UINT64_C(1) << im->id_col;
 		r = get_stmt(im, OP_INSERT, mask, &st, err);
+		if (r != 0)
+			goto out;
+		r = change_prepare(im, NULL, mask, &ch, err);
 		if (r != 0)
 			goto out;
 		int n = 0;
@@ -1177,10 +1114,13 @@ static int process_row(struct zila_csv_import *im, struct zila_error *err)
 				bind_value(st, ++n, &im->cols[i], &im->vals[i]);
 		}
 		r = run_write(im, st, err);
-		if (r == 0)
+		if (r == 0) {
 			im->st.ncreated++;
+			change_tell(im, &ch, true, id);
+		}
 	}
 out:
+	change_free(&ch);
 	return r;
 }
 
@@ -1215,7 +1155,7 @@ static int process_header(struct zila_csv_import *im, struct zila_error *err)
 	for (size_t f = 0; f < n; f++) {
 		const char *h = im->header[f];
 		im->field_col[f] = -1;
-		if (!utf8_valid((const uint8_t *)h, im->header_lens[f])) {
+		if (!zila_utf8_valid((const uint8_t *)h, im->header_lens[f])) {
 			r = zila_error_set(err, ZILA_EFORMAT,
 					   "the header is not valid UTF-8 (save the file as 'CSV "
 					   "UTF-8')");
@@ -1226,7 +1166,7 @@ static int process_header(struct zila_csv_import *im, struct zila_error *err)
 		const char *target = NULL;
 		bool mapped_by_user = false;
 		for (size_t m = 0; m < im->o->nmap; m++) {
-			if (im->o->map[m].header != NULL && ieq(im->o->map[m].header, h)) {
+			if (im->o->map[m].header != NULL && office_ieq(im->o->map[m].header, h)) {
 				target = im->o->map[m].column;
 				mapped_by_user = true;
 			}
@@ -1238,14 +1178,14 @@ static int process_header(struct zila_csv_import *im, struct zila_error *err)
 			ci = find_column(im, target); /* checked in zila_csv_import_new() */
 		} else {
 			for (size_t i = 0; i < im->ncols && ci < 0; i++)
-				if (header_matches(h, im->cols[i].name))
+				if (office_header_matches(h, im->cols[i].name))
 					ci = (int)i;
 			/* "District" for district_id, "Org Unit" for org_unit_id */
 			char withid[256];
 			if (ci < 0 && snprintf(withid, sizeof(withid), "%s_id", h) < (int)sizeof(withid))
 				for (size_t i = 0; i < im->ncols && ci < 0; i++)
 					if (im->cols[i].fk_table != NULL &&
-					    header_matches(withid, im->cols[i].name))
+					    office_header_matches(withid, im->cols[i].name))
 						ci = (int)i;
 		}
 		if (ci < 0) {
@@ -1368,13 +1308,14 @@ static void on_field(void *s, size_t n, void *ctx)
 	im->arena[im->arena_len++] = '\0';
 }
 
-static void reject_row(struct zila_csv_import *im, uint64_t line)
+static void reject_row(struct zila_csv_import *im, uint64_t line, uint64_t row)
 {
 	im->st.nrejected++;
 	if (im->o->on_reject == NULL)
 		return;
 	struct zila_csv_reject rj = {
 		.line = line,
+		.row = row,
 		.reason = im->reason,
 		.fields = im->fptr,
 		.field_lens = im->flen,
@@ -1393,7 +1334,7 @@ static void on_record(int c, void *ctx)
 	im->prev_term = c;
 	if (crlf)
 		return;
-	uint64_t line = im->line;
+	uint64_t line = im->line, row = ++im->records;
 	im->line += 1 + im->rec_breaks;
 	im->st.nlines = im->line - 1;
 	if (im->fatal != 0)
@@ -1402,6 +1343,12 @@ static void on_record(int c, void *ctx)
 	bool blank = true;
 	for (size_t i = 0; i < im->nfields; i++) {
 		im->fptr[i] = im->fnull[i] ? NULL : im->arena + im->off[i];
+		/* the ' export put before what a spreadsheet would run as a formula */
+		if (!im->fnull[i] && im->flen[i] > 1 && im->fptr[i][0] == '\'' &&
+		    office_formula_like(im->fptr[i] + 1, im->flen[i] - 1)) {
+			im->fptr[i]++;
+			im->flen[i]--;
+		}
 		if (!im->fnull[i] && im->flen[i] > 0)
 			blank = false;
 	}
@@ -1419,7 +1366,7 @@ static void on_record(int c, void *ctx)
 	if (r < 0)
 		im->fatal = r;
 	else if (r > 0)
-		reject_row(im, line);
+		reject_row(im, line, row);
 done:
 	im->nfields = 0;
 	im->arena_len = 0;
@@ -1541,8 +1488,9 @@ int zila_csv_import_new(struct zila_csv_import **out, sqlite3 *db,
 	im->o = opts;
 	im->id_col = -1;
 	im->district_col = -1;
+	im->name_col = -1;
 	im->line = 1;
-	im->table = xstrdup(opts->table);
+	im->table = office_strdup(opts->table);
 	if (im->table == NULL) {
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
@@ -1564,7 +1512,7 @@ int zila_csv_import_new(struct zila_csv_import **out, sqlite3 *db,
 		goto out;
 	}
 	im->savepoint = sqlite3_get_autocommit(db) == 0;
-	const char *begin = im->savepoint ? "SAVEPOINT zila_import" : "BEGIN IMMEDIATE";
+	const char *begin = im->savepoint ? "SAVEPOINT office_import" : "BEGIN IMMEDIATE";
 	int rc = sqlite3_exec(db, begin, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		r = zila_error_set(err, (rc & 0xff) == SQLITE_BUSY ? ZILA_EBUSY : ZILA_EDB,
@@ -1627,8 +1575,8 @@ static int end_txn(struct zila_csv_import *im, bool commit)
 	im->in_txn = false;
 	const char *sql;
 	if (im->savepoint)
-		sql = commit ? "RELEASE zila_import"
-			     : "ROLLBACK TO zila_import; RELEASE zila_import";
+		sql = commit ? "RELEASE office_import"
+			     : "ROLLBACK TO office_import; RELEASE office_import";
 	else
 		sql = commit ? "COMMIT" : "ROLLBACK";
 	return sqlite3_exec(im->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
@@ -1715,6 +1663,7 @@ void zila_csv_import_free(struct zila_csv_import *im)
 	for (size_t i = 0; i < SLOTS; i++)
 		sqlite3_finalize(im->slots[i].st);
 	sqlite3_finalize(im->find_id);
+	sqlite3_finalize(im->find_old);
 	sqlite3_finalize(im->district_find);
 	kcache_free(&im->districts);
 	for (size_t f = 0; f < im->nheader; f++)
@@ -1745,7 +1694,7 @@ int zila_csv_import_file(sqlite3 *db, const char *path, const struct zila_csv_im
 	}
 	f = is_stdin ? stdin : fopen(path, "rb");
 	if (f == NULL) {
-		r = zila_error_set(err, ZILA_EIO, "cannot read '%s': %s", path, errno_msg(errno, ebuf));
+		r = zila_error_set(err, ZILA_EIO, "cannot read '%s': %s", path, office_errno_msg(errno, ebuf));
 		goto out;
 	}
 	r = zila_csv_import_new(&im, db, opts, err);
@@ -1758,7 +1707,7 @@ int zila_csv_import_file(sqlite3 *db, const char *path, const struct zila_csv_im
 			goto out;
 	}
 	if (ferror(f)) {
-		r = zila_error_set(err, ZILA_EIO, "cannot read '%s': %s", path, errno_msg(errno, ebuf));
+		r = zila_error_set(err, ZILA_EIO, "cannot read '%s': %s", path, office_errno_msg(errno, ebuf));
 		goto out;
 	}
 	r = zila_csv_import_finish(im, st, err);
@@ -1773,225 +1722,3 @@ out:
 }
 
 /* --- export ----------------------------------------------------------------------- */
-
-static bool needs_quotes(const char *s, size_t n)
-{
-	if (n == 0)
-		return true; /* '' is written as "" so that it reads back as '', not NULL */
-	if (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t')
-		return true;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r' || s[i] == ';')
-			return true;
-	return false;
-}
-
-static void csv_field(FILE *out, const char *s, size_t n)
-{
-	if (!needs_quotes(s, n)) {
-		fwrite(s, 1, n, out);
-		return;
-	}
-	fputc('"', out);
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '"')
-			fputc('"', out);
-		fputc(s[i], out);
-	}
-	fputc('"', out);
-}
-
-int zila_csv_write_row(FILE *out, const char *const *fields, const size_t *lens, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			fputc(',', out);
-		if (fields[i] != NULL)
-			csv_field(out, fields[i], lens[i]);
-	}
-	fputs("\r\n", out);
-	return ferror(out) ? ZILA_EIO : 0;
-}
-
-static void json_str(FILE *out, const unsigned char *s, size_t n)
-{
-	fputc('"', out);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = s[i];
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", out);
-		else if (c == '\r')
-			fputs("\\r", out);
-		else if (c == '\t')
-			fputs("\\t", out);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
-}
-
-int zila_csv_export(sqlite3 *db, const struct zila_csv_export_opts *opts, FILE *out,
-		    uint64_t *nrows, struct zila_error *err)
-{
-	int r;
-	sqlite3_stmt *st = NULL, *dfind = NULL;
-	char *district = NULL;
-	struct sb b = { 0 };
-	uint64_t n = 0;
-	char ebuf[128];
-	if (nrows != NULL)
-		*nrows = 0;
-	if (opts == NULL || opts->table == NULL) {
-		r = zila_error_set(err, ZILA_EINVAL, "no table given");
-		goto out;
-	}
-	const char *t = opts->table;
-	r = table_exists(db, t, err);
-	if (r != 0)
-		goto out;
-	if (opts->district != NULL) {
-		if (!table_has_column(db, t, "district_id")) {
-			r = zila_error_set(err, ZILA_EINVAL,
-					   "table '%s' has no district_id column (it is org-wide)", t);
-			goto out;
-		}
-		int dr = table_exists(db, "districts", NULL) == 0
-				 ? district_resolve(db, &dfind, opts->district, &district)
-				 : ZILA_ENOTFOUND;
-		if (dr == ZILA_ENOTFOUND || dr == ZILA_EEXIST) {
-			r = zila_error_set(err, ZILA_ENOTFOUND, "%s district '%s'",
-					   dr == ZILA_EEXIST ? "ambiguous" : "unknown", opts->district);
-			goto out;
-		}
-		if (dr != 0) {
-			r = zila_error_set(err, dr, "cannot look up district '%s'", opts->district);
-			goto out;
-		}
-	}
-
-	/* a table that refers to itself (org_units.parent_id) is written parents first, so
-	 * that importing the file into an empty replica finds every parent */
-	char self_col[128] = "";
-	{
-		sqlite3_stmt *fk = NULL;
-		if (sqlite3_prepare_v2(db,
-				       "SELECT \"from\" FROM pragma_foreign_key_list(?1) WHERE "
-				       "\"table\" = ?1 AND seq = 0 AND coalesce(\"to\", 'id') = 'id'",
-				       -1, &fk, NULL) == SQLITE_OK) {
-			sqlite3_bind_text(fk, 1, t, -1, SQLITE_STATIC);
-			if (sqlite3_step(fk) == SQLITE_ROW)
-				snprintf(self_col, sizeof(self_col), "%s",
-					 (const char *)sqlite3_column_text(fk, 0));
-		}
-		sqlite3_finalize(fk);
-	}
-	bool has_id = table_has_column(db, t, "id");
-	if (self_col[0] != '\0' && has_id) {
-		sb_str(&b, "WITH RECURSIVE d(id, depth) AS (SELECT id, 0 FROM ");
-		sb_ident(&b, t);
-		sb_str(&b, " WHERE ");
-		sb_ident(&b, self_col);
-		sb_str(&b, " IS NULL UNION ALL SELECT c.id, d.depth + 1 FROM ");
-		sb_ident(&b, t);
-		sb_str(&b, " c JOIN d ON c.");
-		sb_ident(&b, self_col);
-		sb_str(&b, " = d.id WHERE d.depth < 64) SELECT t.* FROM ");
-		sb_ident(&b, t);
-		sb_str(&b, " t LEFT JOIN (SELECT id, min(depth) AS depth FROM d GROUP BY id) x "
-			   "ON x.id = t.id");
-		if (district != NULL)
-			sb_str(&b, " WHERE t.district_id = ?1");
-		sb_str(&b, " ORDER BY coalesce(x.depth, 1000), t.id");
-	} else {
-		sb_str(&b, "SELECT * FROM ");
-		sb_ident(&b, t);
-		if (district != NULL)
-			sb_str(&b, " WHERE district_id = ?1");
-		sb_str(&b, has_id ? " ORDER BY id" : " ORDER BY rowid");
-	}
-	r = prepare(db, &b, &st, err);
-	if (r != 0)
-		goto out;
-	if (district != NULL)
-		sqlite3_bind_text(st, 1, district, -1, SQLITE_STATIC);
-
-	int ncol = sqlite3_column_count(st);
-	bool json = opts->format == ZILA_EXPORT_JSON;
-	if (json) {
-		fputs("[", out);
-	} else {
-		if (!opts->no_bom)
-			fputs("\xef\xbb\xbf", out);
-		for (int i = 0; i < ncol; i++) {
-			const char *name = sqlite3_column_name(st, i);
-			if (i > 0)
-				fputc(',', out);
-			csv_field(out, name, strlen(name));
-		}
-		fputs("\r\n", out);
-	}
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (json)
-			fputs(n == 0 ? "\n{" : ",\n{", out);
-		for (int i = 0; i < ncol; i++) {
-			int type = sqlite3_column_type(st, i);
-			const unsigned char *v = sqlite3_column_text(st, i);
-			size_t len = (size_t)sqlite3_column_bytes(st, i);
-			if (json) {
-				if (i > 0)
-					fputc(',', out);
-				const char *name = sqlite3_column_name(st, i);
-				json_str(out, (const unsigned char *)name, strlen(name));
-				fputc(':', out);
-				if (type == SQLITE_NULL)
-					fputs("null", out);
-				else if (type == SQLITE_INTEGER)
-					fprintf(out, "%lld", (long long)sqlite3_column_int64(st, i));
-				else if (type == SQLITE_FLOAT) {
-					double d = sqlite3_column_double(st, i);
-					if (d != d || d > 1.7976931348623157e308 ||
-					    d < -1.7976931348623157e308)
-						fputs("null", out);
-					else
-						fprintf(out, "%.17g", d);
-				} else
-					json_str(out, v, len);
-			} else {
-				if (i > 0)
-					fputc(',', out);
-				if (type != SQLITE_NULL)
-					csv_field(out, (const char *)v, len);
-			}
-		}
-		if (json)
-			fputc('}', out);
-		else
-			fputs("\r\n", out);
-		n++;
-	}
-	if (rc != SQLITE_DONE) {
-		r = zila_error_set(err, ZILA_EDB, "cannot read table '%s': %s", t,
-				   sqlite3_errmsg(db));
-		goto out;
-	}
-	if (json)
-		fputs(n ? "\n]\n" : "]\n", out);
-	if (fflush(out) != 0 || ferror(out)) {
-		r = zila_error_set(err, ZILA_EIO, "cannot write: %s", errno_msg(errno, ebuf));
-		goto out;
-	}
-	if (nrows != NULL)
-		*nrows = n;
-	r = 0;
-out:
-	free(b.p);
-	free(district);
-	sqlite3_finalize(st);
-	sqlite3_finalize(dfind);
-	return r;
-}
