@@ -72,7 +72,7 @@ int store_scope_sql(struct zila_store *s, struct zila_buf *q, const char *tname,
 		r = put_sql(q, "DROP TRIGGER IF EXISTS %s_%s;\n", tname, kinds[k]);
 	if (r != 0 || !s->wscoped)
 		return r;
-	char msg[512], where[200];
+	char msg[1024], where[256];
 	district_words(s, s->wscope, where, sizeof(where));
 	/* An insert is refused with FAIL, not ABORT: a trigger that may abort the statement
 	 * has SQLite keep a statement journal for every row inserted in a transaction (the
@@ -175,7 +175,7 @@ int store_scope_refresh(struct zila_store *s, struct zila_error *err)
  * device in the org-wide partition (its rows are not told apart from HQ's otherwise). */
 int zila_store_notices(struct zila_store *s, zila_notice_fn fn, void *ctx)
 {
-	char msg[768], where[200];
+	char msg[1024], where[256];
 	sqlite3_stmt *st = NULL;
 	int r = 0;
 	/* capture lost and armed again (seal.c, rearm), told for a week */
