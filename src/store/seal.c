@@ -65,7 +65,8 @@ struct item {
 	int64_t mask;
 	size_t part_off, part_len;
 	bool has_part;
-	uint64_t when; /* when the last capture of it was made (this computer's ms); 0: unknown */
+	uint64_t when; /* when its last capture was made (this computer's ms; an update's within
+			* the second its item has), 0: unknown */
 	uint64_t date; /* else the HLC to date it by (a table sealed again: rearm), 0: none */
 	uint32_t next; /* hash chain, 1-based */
 };
@@ -230,6 +231,10 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 		for (uint32_t k = z->buckets[h]; k != 0; k = z->items[k - 1].next) {
 			struct item *o = &z->items[k - 1];
 			if (o->tid != it.tid || o->by_rid != it.by_rid || o->rid != it.rid)
+				continue;
+			/* a row's updates made in different seconds are sealed apart, each cell
+			 * dated by the second it was changed in */
+			if (it.by_rid && o->when / 1000 != it.when / 1000)
 				continue;
 			struct zval opk = o->pk;
 			if (opk.type == VAL_TEXT || opk.type == VAL_BLOB)

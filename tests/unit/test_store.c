@@ -595,6 +595,28 @@ static void test_write_time(void **state)
 	assert_same(&a, &b);
 	/* the earlier edit is kept for review where it lost */
 	assert_int_equal(count(&a, "SELECT count(*) FROM zila_conflicts WHERE lost = 'made at t'"), 1);
+	/* each cell by the second it was changed in, also when its row changed again later */
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++) {
+		app(both[i], "CREATE TABLE c(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, name TEXT, addr TEXT)");
+		assert_int_equal(zila_store_track(both[i]->s, "c", "district_id", &err), 0);
+	}
+	test_now_ms = t + 100000;
+	app(&a, "INSERT INTO c VALUES ('x', 'd1', 'name 0', 'addr 0')");
+	send_all(&a, &b);
+	test_now_ms = t + 110000;
+	app(&a, "UPDATE c SET name = 'a at t+110' WHERE id = 'x'");
+	test_now_ms = t + 115000;
+	app(&b, "UPDATE c SET name = 'b at t+115' WHERE id = 'x'");
+	test_now_ms = t + 120000;
+	app(&a, "UPDATE c SET addr = 'a at t+120' WHERE id = 'x'");
+	test_now_ms = t + 130000;
+	send_all(&a, &b);
+	send_all(&b, &a);
+	char rows[256];
+	rows_by(&a, "SELECT name, addr FROM c", '|', rows, sizeof(rows));
+	assert_string_equal(rows, "b at t+115|a at t+120;");
+	assert_same(&a, &b);
 	test_now_ms = 0;
 	replica_free(&a);
 	replica_free(&b);
