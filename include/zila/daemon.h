@@ -21,8 +21,9 @@
 #define ZILA_CONTROL_SOCK "zila.sock" /* in the replica directory, mode 0600 */
 #define ZILA_LOCK_FILE "zila.lock"    /* flock()ed by the running daemon */
 
-/* Daemon settings kept in zila_meta (command-line options override them). The HQ address is
- * ZILA_META_JOIN_HQ (trust.h), set by `zila join --hq` or `zila peer add --hq`. */
+/* Daemon settings kept in the replica's settings (zila_store_meta_get; command-line options
+ * override them). The HQ address is ZILA_META_JOIN_HQ (trust.h), set by `zila join --hq` or
+ * `zila peer add --hq`. */
 #define ZILA_META_NET_PEERS "net.peers"             /* configured peers, "HOST:PORT" per line */
 #define ZILA_META_NET_LISTEN "net.listen"           /* "ADDR:PORT" */
 #define ZILA_META_NET_BEACON_PORT "net.beacon_port" /* decimal; "0" turns beacons off */

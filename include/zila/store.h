@@ -4,7 +4,6 @@
 #ifndef ZILA_STORE_H
 #define ZILA_STORE_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -32,9 +31,13 @@ int zila_store_create(const char *dir, struct zila_error *err) ZILA_MUST_CHECK;
 int zila_store_open(struct zila_store **out, const char *dir, struct zila_error *err) ZILA_MUST_CHECK;
 void zila_store_free(struct zila_store *s);
 
-/* The store's connection, borrowed for the store's lifetime. Triggers are disabled on it
- * (writes through it are not captured); use zila_store_exec_captured() for user SQL. */
-sqlite3 *zila_store_db(struct zila_store *s);
+/* Whether a transaction is open on the store's own connection; none is between calls. */
+bool zila_store_in_transaction(struct zila_store *s);
+/* Called when another program's write lock holds the replica, as sqlite3_busy_handler's
+ * handler: n counts the calls for this lock; non-zero means wait and try again. NULL gives
+ * back the store's own wait (up to 10 s). */
+typedef int (*zila_busy_fn)(void *ctx, int n);
+void zila_store_set_busy(struct zila_store *s, zila_busy_fn fn, void *ctx);
 /* A read snapshot: everything read between begin and end sees one consistent state of the
  * replica (writers elsewhere go on). ZILA_EDB when one cannot be opened. */
 int zila_store_snapshot_begin(struct zila_store *s) ZILA_MUST_CHECK;
@@ -55,6 +58,9 @@ int zila_store_exec_captured(struct zila_store *s, const char *sql,
  * malloc'd and owned by the caller. */
 int zila_store_meta_get(struct zila_store *s, const char *key, char **out) ZILA_MUST_CHECK;
 int zila_store_meta_set(struct zila_store *s, const char *key, const char *value) ZILA_MUST_CHECK;
+/* Removes the settings named in keys (nkeys of them) in one transaction; unset ones are
+ * no error. */
+int zila_store_meta_del(struct zila_store *s, const char *const *keys, size_t nkeys) ZILA_MUST_CHECK;
 /* zila_meta: "MS TABLE", the last tracked table whose change capture was found lost (another
  * program rebuilt the table) and armed again, and when (ms since 1970). */
 #define ZILA_META_REARMED "capture.rearmed"
@@ -290,6 +296,15 @@ bool zila_store_trust_held(struct zila_store *s, uint8_t type, struct zila_view 
  * call, which must not call back into the trust records. A non-zero return stops the walk. */
 typedef int (*zila_trust_record_fn)(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes);
 int zila_store_trust_each(struct zila_store *s, zila_trust_record_fn fn, void *ctx) ZILA_MUST_CHECK;
+/* The bytes kept under (type, id), malloc'd into *bytes (owned by the caller);
+ * ZILA_ENOTFOUND when none. */
+int zila_store_trust_get(struct zila_store *s, uint8_t type, struct zila_view id, uint8_t **bytes,
+			 size_t *len) ZILA_MUST_CHECK;
+/* Calls fn for every record of type whose id begins with prefix (prefix.len 0: all of the
+ * type), in id order; id and bytes are borrowed for the call, which may read the trust
+ * records. A non-zero return stops the walk and is returned. */
+int zila_store_trust_find(struct zila_store *s, uint8_t type, struct zila_view prefix, zila_trust_record_fn fn,
+			  void *ctx) ZILA_MUST_CHECK;
 
 /* --- reading the replica ---------------------------------------------------------- */
 
@@ -349,6 +364,50 @@ struct zila_store_counts {
 	int64_t feeds;
 };
 int zila_store_counts(struct zila_store *s, struct zila_store_counts *out) ZILA_MUST_CHECK;
+/* The entries this device has written, all its feeds (cheap: what local writes left
+ * behind once sealed). */
+int zila_store_own_entries(struct zila_store *s, int64_t *out) ZILA_MUST_CHECK;
+
+/* --- peers ------------------------------------------------------------------------ */
+
+/* The devices this replica has met, as the daemon recorded them. Strings are borrowed for
+ * the callback; NULL when unknown. */
+struct zila_peer_record {
+	const uint8_t *device;       /* its Ed25519 key (32 bytes); NULL if the record is damaged */
+	const char *name, *district; /* from its certificate ("*": scope all) */
+	const char *addr, *source;   /* last address; "lan", "config", "hq" or "inbound" */
+	int64_t last_seen, last_sync; /* unix seconds: last contact, last completed session */
+	bool has_last_seen, has_last_sync;
+	const char *last_result;     /* "ok" or why the last session failed */
+	int64_t sent, received;      /* entries in the last session, each way */
+	int64_t entries_at_sync;     /* entries held when the last session completed */
+	int64_t clock_offset_ms;     /* its clock minus HQ's time (as known) at its last Hello */
+	bool has_entries_at_sync, has_clock_offset;
+};
+typedef int (*zila_peer_fn)(void *ctx, const struct zila_peer_record *p);
+
+/* Records contact with a device at now (unix seconds): name and district ("" or NULL keep
+ * what is known), its address and how it was found. A typed or HQ address is not replaced
+ * by a LAN or inbound one. */
+int zila_store_peer_seen(struct zila_store *s, const uint8_t device[32], const char *name, const char *district,
+			 const char *addr, const char *source, int64_t now) ZILA_MUST_CHECK;
+/* How a session with a device ended. */
+struct zila_peer_session {
+	const char *result;      /* "ok", or why it failed */
+	int64_t sent, received;  /* entries, each way */
+	bool has_clock_offset;
+	int64_t clock_offset_ms; /* its clock minus HQ's time as known */
+};
+/* Records a session with a device met before (zila_store_peer_seen) ended at now; a
+ * completed one ("ok") is its last sync, with the number of entries held then. */
+int zila_store_peer_synced(struct zila_store *s, const uint8_t device[32], int64_t now,
+			   const struct zila_peer_session *sess) ZILA_MUST_CHECK;
+/* Calls fn for every device met, the most recently seen first. */
+int zila_store_peer_each(struct zila_store *s, zila_peer_fn fn, void *ctx) ZILA_MUST_CHECK;
+/* Calls fn for every device of district, the latest to complete a sync first (those that
+ * never did last): the report's last sync per district. */
+int zila_store_peer_district(struct zila_store *s, const char *district, zila_peer_fn fn,
+			     void *ctx) ZILA_MUST_CHECK;
 
 /* A content hash of every tracked row (visible and parked), equal on two replicas iff
  * their tracked rows are equal. */

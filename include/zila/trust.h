@@ -26,7 +26,7 @@
 #define ZILA_REVOKE_FEEDS_MAX 4096
 #define ZILA_ENROL_REQ_MAX 256
 
-/* Trust record types in zila_trust (and in bundles and sessions). A certificate and a
+/* Trust record types kept in the replica (zila_store_trust_put; and in bundles and sessions). A certificate and a
  * revocation are kept under the device's key; an earlier certificate of a device (one a
  * newer certificate replaced) under ZILA_TRUST_PAST_ID_LEN bytes: the device's key, its
  * not-before (8 bytes, big-endian) and the first 8 bytes of BLAKE2b-256 of its bytes. */
@@ -191,7 +191,7 @@ int zila_org_key_unlock(const char *path, const char *pass, size_t pass_len, uin
 
 /* --- the trust layer in a replica ------------------------------------------------- */
 
-/* Replica settings kept by the trust layer (zila_meta). */
+/* Replica settings kept by the trust layer (zila_store_meta_get). */
 #define ZILA_META_ORG_PK "trust.org_pk"
 #define ZILA_META_ORG_NAME "trust.org_name"
 #define ZILA_META_JOIN_CODE "trust.join_code"

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "zila/err.h"
+#include "zila/trust.h"
 
 struct zila_store;
 
@@ -16,6 +17,16 @@ struct cli {
 	const char *dir; /* replica directory: -d DIR, else $ZILA_DIR, else ~/.zila */
 	bool json;       /* --json: machine-readable output */
 	bool verbose;
+	/* The replica, opened by main before a command whose flags ask for it (git's RUN_SETUP)
+	 * and closed after it; NULL for the others. tc holds its trust hooks (CLI_TRUST). */
+	struct zila_store *store;
+	struct zila_trust_ctx tc;
+};
+
+/* What main does for a command before calling it. */
+enum {
+	CLI_STORE = 1 << 0, /* open the replica in cli->dir into cli->store (errors said, exit 1) */
+	CLI_TRUST = 1 << 1, /* ... with the trust hooks installed (certificates, revocations) */
 };
 
 struct cli_command {
@@ -23,6 +34,7 @@ struct cli_command {
 	int (*fn)(struct cli *cli, int argc, char **argv);
 	const char *summary;
 	const char *usage; /* one or more lines after "usage: " */
+	unsigned flags;    /* CLI_STORE, CLI_TRUST */
 };
 
 extern const struct cli_command cli_commands[];

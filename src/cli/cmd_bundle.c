@@ -1,32 +1,82 @@
 /* zila bundle: carry changes on a USB stick.
- *   zila bundle create FILE [--for VECTORFILE]   (VECTORFILE: `zila vector` of the receiver)
+ *   zila bundle create FILE [--for VECTORFILE | --all]   (VECTORFILE: `zila vector` of the receiver)
  *   zila bundle apply FILE */
 #include <getopt.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "zila/bundle.h"
+#include "zila/clock.h"
 #include "zila/os.h"
 #include "zila/store.h"
 #include "zila/trust.h"
 
-/* Reads the text `zila vector` prints; *has_device says whether it named its replica. */
+#define VECTOR_FILE_MAX (256u << 20)
+#define VECTOR_MAX_AGE (30 * 86400) /* a vector file older than this is made again */
+
+/* The signature line `zila vector` ends its text with: the named device's word that it made
+ * the file (cmd_vector.c). Refused, in words, when missing, wrong or stale. */
+static int check_signed(const char *path, const struct zila_buf *b, const uint8_t device[32], uint64_t made)
+{
+	static const char tag[] = "\n# sig ";
+	const uint8_t *p = b->p;
+	size_t at = SIZE_MAX;
+	for (size_t i = 0; i + sizeof(tag) - 1 <= b->len; i++)
+		if (memcmp(p + i, tag, sizeof(tag) - 1) == 0)
+			at = i + 1;
+	uint8_t sig[64];
+	size_t hex_at = at + sizeof(tag) - 2, hex_len = 0;
+	while (at != SIZE_MAX && hex_at + hex_len < b->len && p[hex_at + hex_len] != '\n')
+		hex_len++;
+	if (at == SIZE_MAX || zila_hex_decode(sig, 64, (const char *)p + hex_at, hex_len) != 0) {
+		cli_err("vector file '%s' is not signed by the replica it names (made by an older zila, or edited): "
+			"make it again with 'zila vector' on the receiving laptop; nothing is sent", path);
+		return CLI_FAIL;
+	}
+	if (crypto_sign_verify_detached(sig, p, at, device) != 0) {
+		cli_err("vector file '%s' was not made by the device it names (its signature does not verify): "
+			"nothing is sent to it", path);
+		return CLI_FAIL;
+	}
+	uint64_t now = zila_wall_s();
+	if (made + VECTOR_MAX_AGE < now || made > now + 86400) {
+		cli_err("vector file '%s' was made %s; make it again with 'zila vector' on the receiving laptop",
+			path, made > now ? "in the future by this computer's clock" : "more than 30 days ago");
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/* Reads the text `zila vector` prints; *has_device says whether it named its replica, whose
+ * signature over the file it checks. */
 static int read_vector(const char *path, struct zila_vector *v, uint8_t device[32], bool *has_device,
 		       uint8_t cert[ZILA_CERT_LEN], bool *has_cert)
 {
-	FILE *f = fopen(path, "r");
+	struct zila_buf text;
+	struct zila_error rerr;
 	char line[1024];
 	size_t cap = 0, lineno = 0;
+	unsigned long long made = 0;
 	int r = CLI_OK;
 	v->heads = NULL;
 	v->nheads = 0;
-	if (f == NULL) {
-		cli_err("cannot read vector file '%s'", path);
+	zila_buf_init(&text, VECTOR_FILE_MAX);
+	zila_error_clear(&rerr);
+	if (zila_os_read_file(path, VECTOR_FILE_MAX, &text, NULL, &rerr) != 0) {
+		cli_err("cannot read vector file '%s': %s", path, rerr.msg);
+		zila_buf_release(&text);
 		return CLI_FAIL;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
+	FILE *f = fmemopen(text.p, text.len ? text.len : 1, "r");
+	if (f == NULL) {
+		cli_err("cannot read vector file '%s'", path);
+		zila_buf_release(&text);
+		return CLI_FAIL;
+	}
+	while (text.len > 0 && fgets(line, sizeof(line), f) != NULL) {
 		char hex[80], part[128];
 		unsigned long long seq;
 		lineno++;
@@ -40,6 +90,8 @@ static int read_vector(const char *path, struct zila_vector *v, uint8_t device[3
 			*has_cert = true;
 			continue;
 		}
+		if (sscanf(line, "# made %llu", &made) == 1 || strncmp(line, "# sig ", 6) == 0)
+			continue;
 		if (sscanf(line, "# device %79s", devhex) == 1) {
 			if (zila_hex_decode(device, 32, devhex, strlen(devhex)) != 0) {
 				cli_err("vector file '%s' line %zu: '%s' is not a device key", path, lineno, devhex);
@@ -77,6 +129,9 @@ static int read_vector(const char *path, struct zila_vector *v, uint8_t device[3
 		v->nheads++;
 	}
 	fclose(f);
+	if (r == CLI_OK && *has_device)
+		r = check_signed(path, &text, device, made);
+	zila_buf_release(&text);
 	if (r == CLI_OK) {
 		/* Sort through the codec so lookups work. */
 		struct zila_buf b;
@@ -159,8 +214,11 @@ static int bundle_apply(struct zila_store *s, struct zila_trust_ctx *tc, const c
 int cmd_bundle(struct cli *cli, int argc, char **argv);
 int cmd_bundle(struct cli *cli, int argc, char **argv)
 {
-	static const struct option opts[] = { { "for", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
+	static const struct option opts[] = { { "for", required_argument, NULL, 'f' },
+					      { "all", no_argument, NULL, 'a' },
+					      { NULL, 0, NULL, 0 } };
 	const char *for_path = NULL;
+	bool all = false;
 	int c;
 	if (argc < 2)
 		return cli_usage("bundle", "bundle needs 'create' or 'apply'");
@@ -169,6 +227,8 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'f')
 			for_path = optarg;
+		else if (c == 'a')
+			all = true;
 		else
 			return cli_usage("bundle", "unknown option");
 	}
@@ -177,8 +237,10 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	const char *file = argv[optind];
 	if (strcmp(verb, "create") != 0 && strcmp(verb, "apply") != 0)
 		return cli_usage("bundle", "'%s' is not a bundle command: use 'create' or 'apply'", verb);
-	if (strcmp(verb, "apply") == 0 && for_path != NULL)
-		return cli_usage("bundle", "--for goes with 'bundle create'");
+	if (strcmp(verb, "apply") == 0 && (for_path != NULL || all))
+		return cli_usage("bundle", "--for and --all go with 'bundle create'");
+	if (for_path != NULL && all)
+		return cli_usage("bundle", "--for and --all: one or the other");
 	struct zila_vector have = { 0 };
 	uint8_t to[32], to_cert[ZILA_CERT_LEN];
 	bool has_to = false, has_cert = false;
@@ -208,6 +270,13 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 	memset(&tc, 0, sizeof(tc));
 	zila_trust_install(s, &tc);
 	int r = 0;
+	/* Whoever holds the file reads it: one for no one in particular holds only what any
+	 * enrolled laptop may read, unless asked for everything (#15 item 3). */
+	if (strcmp(verb, "create") == 0 && for_path == NULL && own.scope_all && !all)
+		r = zila_error_set(&err, ZILA_EINVAL,
+				   "this replica holds every district, and a bundle for no one in particular would carry "
+				   "them all to whoever finds the stick: make it for its receiver with --for VECTORFILE "
+				   "(`zila vector` on the receiving laptop), or say --all (another HQ replica, a backup)");
 	if (strcmp(verb, "create") == 0 && for_path != NULL) {
 		if (!has_to)
 			r = zila_error_set(&err, ZILA_EINVAL,

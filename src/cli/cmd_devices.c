@@ -50,10 +50,7 @@ int cmd_devices(struct cli *cli, int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		return cli_usage("devices", "devices takes no arguments");
-	struct zila_store *s = NULL;
-	struct zila_trust_ctx tc;
-	if (cli_trust_open(cli, &s, &tc) != CLI_OK)
-		return CLI_FAIL;
+	struct zila_store *s = cli->store;
 	struct list_ctx l = { cli, s, 0 };
 	if (cli->json)
 		printf("[");
@@ -64,7 +61,6 @@ int cmd_devices(struct cli *cli, int argc, char **argv)
 		printf("]\n");
 	else if (r == 0 && l.n == 0)
 		printf("(no enrolled devices known here)\n");
-	zila_store_free(s);
 	if (r != 0) {
 		cli_err("cannot list devices: %s", zila_strerror(r));
 		return CLI_FAIL;

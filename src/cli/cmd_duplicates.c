@@ -9,9 +9,8 @@
 
 #include "cli.h"
 #include "cli_db.h"
+#include "zila/review.h"
 #include "zila/store.h"
-
-enum { PARK_KIND_DUP = 1 };
 
 /* A parked row's columns and values, copied out of the store's callback. */
 struct rowcopy {
@@ -241,10 +240,11 @@ out:
 	return r;
 }
 
-/* Loads the parked duplicate (table, pk): its values, key column and slot holder. */
-static int dup_load(struct zila_store *s, const char *table, sqlite3_value *pk, const char *pcol, struct dup *d)
+/* Loads the parked duplicate (table, pk): its values, key column and slot holder; the
+ * table's own layout and rows are read through db, a plain connection. */
+static int dup_load(struct zila_store *s, sqlite3 *db, const char *table, sqlite3_value *pk, const char *pcol,
+		    struct dup *d)
 {
-	sqlite3 *db = zila_store_db(s);
 	struct zila_error err;
 	zila_error_clear(&err);
 	memset(d, 0, sizeof(*d));
@@ -360,88 +360,112 @@ static void dup_print(sqlite3 *db, const struct dup *d, size_t n, bool json)
 	sqlite3_finalize(h);
 }
 
-static int list(struct cli *cli, struct zila_store *s)
+/* An SQLite value of a borrowed zila_value (sqlite3_value_free it), or NULL. */
+static sqlite3_value *value_dup(sqlite3 *db, const struct zila_value *v)
 {
-	sqlite3 *db = zila_store_db(s);
 	sqlite3_stmt *st = NULL;
-	size_t n = 0;
-	int rc = CLI_FAIL;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT t.name, p.pk, t.pcol FROM zila_parked p JOIN zila_tables t ON t.id = p.tid"
-			       " WHERE p.kind = ?1 ORDER BY t.name, p.pk",
-			       -1, &st, NULL) != SQLITE_OK) {
-		cli_err("cannot read parked rows: %s", sqlite3_errmsg(db));
-		return CLI_FAIL;
+	sqlite3_value *out = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT ?", -1, &st, NULL) == SQLITE_OK) {
+		bind_zval(st, 1, v);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			out = sqlite3_value_dup(sqlite3_column_value(st, 0));
 	}
-	sqlite3_bind_int(st, 1, PARK_KIND_DUP);
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* Walks parked duplicates, loading each (with its holder) into d for a callback. */
+struct dup_walk {
+	struct zila_store *s;
+	sqlite3 *db;
+	struct dup *d;
+	size_t n;
+	bool json;
+	const char *name; /* lookup: what the user named */
+};
+
+static int load_one(struct dup_walk *w, const struct zila_park *p)
+{
+	sqlite3_value *pk = value_dup(w->db, &p->pk);
+	int r = pk == NULL ? -1 : dup_load(w->s, w->db, p->table, pk, p->pcol, w->d);
+	if (pk == NULL)
+		cli_err("out of memory");
+	sqlite3_value_free(pk);
+	return r;
+}
+
+static int list_one(void *ctx, const struct zila_park *p)
+{
+	struct dup_walk *w = ctx;
+	if (load_one(w, p) != 0) {
+		dup_release(w->d);
+		return -1;
+	}
+	if (!w->json && w->n > 0)
+		printf("\n");
+	dup_print(w->db, w->d, w->n, w->json);
+	dup_release(w->d);
+	w->n++;
+	return 0;
+}
+
+static int list(struct cli *cli, struct zila_store *s, sqlite3 *db)
+{
+	struct dup d;
+	struct dup_walk w = { s, db, &d, 0, cli->json, NULL };
+	memset(&d, 0, sizeof(d));
 	if (cli->json)
 		printf("{\"duplicates\":[");
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct dup d;
-		if (dup_load(s, (const char *)sqlite3_column_text(st, 0), sqlite3_column_value(st, 1),
-			     (const char *)sqlite3_column_text(st, 2), &d) != 0) {
-			dup_release(&d);
-			goto out;
-		}
-		if (!cli->json && n > 0)
-			printf("\n");
-		dup_print(db, &d, n, cli->json);
-		dup_release(&d);
-		n++;
+	int r = zila_store_parked_each(s, ZILA_PARK_DUP, NULL, NULL, list_one, &w);
+	if (r != 0) {
+		if (r != -1)
+			cli_err("cannot read parked rows: %s", zila_strerror(r));
+		return CLI_FAIL;
 	}
 	if (cli->json)
 		printf("]}\n");
-	else if (n == 0)
+	else if (w.n == 0)
 		printf("no duplicates\n");
 	else
-		printf("%zu duplicate%s; merge one with 'zila duplicates merge TABLE:ID'\n", n, n == 1 ? "" : "s");
-	rc = CLI_OK;
-out:
-	sqlite3_finalize(st);
-	return rc;
+		printf("%zu duplicate%s; merge one with 'zila duplicates merge TABLE:ID'\n", w.n, w.n == 1 ? "" : "s");
+	return CLI_OK;
+}
+
+static int lookup_one(void *ctx, const struct zila_park *p)
+{
+	struct dup_walk *w = ctx;
+	if (w->n++ > 0) {
+		dup_release(w->d);
+		cli_err("'%s' names duplicates in several tables; write it as TABLE:ID", w->name);
+		return -1;
+	}
+	return load_one(w, p);
 }
 
 /* Finds the parked duplicate a user named: TABLE:ID, or a bare ID if only one matches. */
-static int lookup(struct zila_store *s, const char *name, struct dup *d)
+static int lookup(struct zila_store *s, sqlite3 *db, const char *name, struct dup *d)
 {
-	sqlite3 *db = zila_store_db(s);
-	sqlite3_stmt *st = NULL;
+	struct dup_walk w = { s, db, d, 0, false, name };
 	const char *colon = strchr(name, ':');
-	int rc = -1, found = 0;
+	char *table = colon ? strndup(name, (size_t)(colon - name)) : NULL;
+	int r;
 	memset(d, 0, sizeof(*d));
-	if (sqlite3_prepare_v2(db,
-			       "SELECT t.name, p.pk, t.pcol FROM zila_parked p JOIN zila_tables t ON t.id = p.tid"
-			       " WHERE p.kind = ?1 AND CAST(p.pk AS TEXT) = ?2 AND (?3 IS NULL OR t.name = ?3)"
-			       " ORDER BY t.name LIMIT 2",
-			       -1, &st, NULL) != SQLITE_OK) {
-		cli_err("cannot read parked rows: %s", sqlite3_errmsg(db));
-		goto out;
+	if (colon && table == NULL) {
+		cli_err("out of memory");
+		return -1;
 	}
-	sqlite3_bind_int(st, 1, PARK_KIND_DUP);
-	if (colon) {
-		sqlite3_bind_text(st, 2, colon + 1, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, name, (int)(colon - name), SQLITE_STATIC);
-	} else {
-		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	r = zila_store_parked_each(s, ZILA_PARK_DUP, table, colon ? colon + 1 : name, lookup_one, &w);
+	free(table);
+	if (r != 0) {
+		if (r != -1)
+			cli_err("cannot read parked rows: %s", zila_strerror(r));
+		return -1;
 	}
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (found++ > 0) {
-			dup_release(d);
-			cli_err("'%s' names duplicates in several tables; write it as TABLE:ID", name);
-			goto out;
-		}
-		if (dup_load(s, (const char *)sqlite3_column_text(st, 0), sqlite3_column_value(st, 1),
-			     (const char *)sqlite3_column_text(st, 2), d) != 0)
-			goto out;
-	}
-	if (found == 0) {
+	if (w.n == 0) {
 		cli_err("no parked duplicate '%s' (see 'zila duplicates')", name);
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	sqlite3_finalize(st);
-	return rc;
+	return 0;
 }
 
 static bool row_visible(sqlite3 *db, const struct dup *d, sqlite3_value *pk)
@@ -458,218 +482,7 @@ static bool row_visible(sqlite3 *db, const struct dup *d, sqlite3_value *pk)
 	return yes;
 }
 
-/* Copies into the holder every column it has NULL and the duplicate has set. */
-static int fill_nulls(sqlite3 *app, const struct dup *d, int *nfilled)
-{
-	sqlite3_stmt *h = NULL, *u = NULL;
-	char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" WHERE \"%w\" = ?", d->table, d->pkcol);
-	int r = -1, nset = 0;
-	int *from = calloc(d->row.ncols ? d->row.ncols : 1, sizeof(*from));
-	*nfilled = 0;
-	if (from == NULL || sql == NULL || sqlite3_prepare_v2(app, sql, -1, &h, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_value(h, 1, d->holder);
-	if (sqlite3_step(h) != SQLITE_ROW)
-		goto fail;
-	sqlite3_free(sql);
-	sql = sqlite3_mprintf("UPDATE \"%w\" SET", d->table);
-	for (int c = 0; sql && c < sqlite3_column_count(h); c++) {
-		const char *name = sqlite3_column_name(h, c);
-		int i = col_index(&d->row, name);
-		if (i < 0 || sqlite3_column_type(h, c) != SQLITE_NULL ||
-		    sqlite3_value_type(d->row.vals[i]) == SQLITE_NULL || strcasecmp(name, d->pkcol) == 0 ||
-		    (d->pcol && strcasecmp(name, d->pcol) == 0))
-			continue;
-		char *s2 = sqlite3_mprintf("%s%s \"%w\" = ?%d", sql, nset ? "," : "", name, nset + 1);
-		sqlite3_free(sql);
-		sql = s2;
-		from[nset++] = i;
-	}
-	if (sql == NULL)
-		goto fail;
-	if (nset == 0) {
-		r = 0;
-		goto out;
-	}
-	char *s2 = sqlite3_mprintf("%s WHERE \"%w\" = ?%d", sql, d->pkcol, nset + 1);
-	sqlite3_free(sql);
-	sql = s2;
-	if (sql == NULL || sqlite3_prepare_v2(app, sql, -1, &u, NULL) != SQLITE_OK)
-		goto fail;
-	for (int k = 0; k < nset; k++)
-		sqlite3_bind_value(u, k + 1, d->row.vals[from[k]]);
-	sqlite3_bind_value(u, nset + 1, d->holder);
-	if (sqlite3_step(u) != SQLITE_DONE)
-		goto fail;
-	*nfilled = nset;
-	r = 0;
-	goto out;
-fail:
-	cli_err("cannot fill the empty columns of '%s:%s': %s", d->table, vtext(d->holder), sqlite3_errmsg(app));
-out:
-	sqlite3_finalize(h);
-	sqlite3_finalize(u);
-	sqlite3_free(sql);
-	free(from);
-	return r;
-}
-
-/* Repoints one single-column foreign key child.fcol from the duplicate to the holder:
- * visible rows by a captured UPDATE, rows parked as orphans of the duplicate by inserting
- * them again with the new reference (an UPSERT every replica applies). */
-static int repoint(struct zila_store *s, sqlite3 *app, const struct dup *d, const char *child, const char *fcol,
-		   int *nmoved)
-{
-	sqlite3 *db = zila_store_db(s);
-	sqlite3_stmt *st = NULL, *ins = NULL;
-	char *sql = sqlite3_mprintf("UPDATE \"%w\" SET \"%w\" = ?1 WHERE \"%w\" = ?2", child, fcol, fcol);
-	struct rowcopy row = { 0, NULL, NULL };
-	struct zila_error err;
-	int r = -1;
-	if (sql == NULL || sqlite3_prepare_v2(app, sql, -1, &st, NULL) != SQLITE_OK)
-		goto dberr;
-	sqlite3_bind_value(st, 1, d->holder);
-	sqlite3_bind_value(st, 2, d->pk);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto dberr;
-	*nmoved += sqlite3_changes(app);
-	sqlite3_finalize(st);
-	st = NULL;
-
-	if (sqlite3_prepare_v2(db,
-			       "SELECT p.pk FROM zila_parked p JOIN zila_tables t ON t.id = p.tid WHERE t.name = ?"
-			       " ORDER BY p.pk",
-			       -1, &st, NULL) != SQLITE_OK) {
-		cli_err("cannot read parked rows: %s", sqlite3_errmsg(db));
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, child, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct zila_value zpk = zval_of(sqlite3_column_value(st, 0));
-		zila_error_clear(&err);
-		rowcopy_release(&row);
-		int rr = zila_store_parked_row(s, child, &zpk, copy_row, &row, &err);
-		if (rr != 0) {
-			cli_err("cannot read parked row of '%s': %s", child, zila_error_msg(&err, rr));
-			goto out;
-		}
-		int fi = col_index(&row, fcol);
-		if (fi < 0 || sqlite3_value_type(row.vals[fi]) != sqlite3_value_type(d->pk) ||
-		    strcmp(vtext(row.vals[fi]), vtext(d->pk)) != 0)
-			continue;
-		sqlite3_free(sql);
-		sql = sqlite3_mprintf("INSERT INTO \"%w\" (", child);
-		for (size_t i = 0; sql && i < row.ncols; i++) {
-			char *s2 = sqlite3_mprintf("%s%s\"%w\"", sql, i ? ", " : "", row.cols[i]);
-			sqlite3_free(sql);
-			sql = s2;
-		}
-		for (size_t i = 0; sql && i < row.ncols; i++) {
-			char *s2 = sqlite3_mprintf("%s%s?%d", sql, i ? ", " : ") VALUES (", (int)i + 1);
-			sqlite3_free(sql);
-			sql = s2;
-		}
-		char *s2 = sql ? sqlite3_mprintf("%s)", sql) : NULL;
-		sqlite3_free(sql);
-		sql = s2;
-		if (sql == NULL || sqlite3_prepare_v2(app, sql, -1, &ins, NULL) != SQLITE_OK)
-			goto dberr;
-		for (size_t i = 0; i < row.ncols; i++)
-			sqlite3_bind_value(ins, (int)i + 1, (int)i == fi ? d->holder : row.vals[i]);
-		if (sqlite3_step(ins) != SQLITE_DONE) {
-			cli_err("cannot repoint row '%s' of '%s' to '%s': %s", vtext(sqlite3_column_value(st, 0)), child,
-				vtext(d->holder), sqlite3_errmsg(app));
-			goto out;
-		}
-		sqlite3_finalize(ins);
-		ins = NULL;
-		(*nmoved)++;
-	}
-	r = 0;
-	goto out;
-dberr:
-	cli_err("cannot repoint '%s.%s' to '%s:%s': %s", child, fcol, d->table, vtext(d->holder), sqlite3_errmsg(app));
-out:
-	sqlite3_finalize(st);
-	sqlite3_finalize(ins);
-	sqlite3_free(sql);
-	rowcopy_release(&row);
-	return r;
-}
-
-/* Every single-column foreign key of a tracked table that references d's table. */
-static int repoint_all(struct zila_store *s, sqlite3 *app, const struct dup *d, int *nmoved)
-{
-	sqlite3 *db = zila_store_db(s);
-	sqlite3_stmt *tl = NULL, *fk = NULL;
-	char **pairs = NULL; /* child, column, child, column, ... */
-	size_t npairs = 0;
-	int r = -1;
-	*nmoved = 0;
-	if (sqlite3_prepare_v2(db, "SELECT name FROM zila_tables ORDER BY name", -1, &tl, NULL) != SQLITE_OK)
-		goto out;
-	while (sqlite3_step(tl) == SQLITE_ROW) {
-		const char *child = (const char *)sqlite3_column_text(tl, 0);
-		char *sql = sqlite3_mprintf("PRAGMA foreign_key_list(\"%w\")", child);
-		if (sql == NULL || sqlite3_prepare_v2(db, sql, -1, &fk, NULL) != SQLITE_OK) {
-			sqlite3_free(sql);
-			goto out;
-		}
-		sqlite3_free(sql);
-		/* id, seq, table, from, to: only keys of one column (seq 0 with no seq 1). */
-		int last_id = -1;
-		while (sqlite3_step(fk) == SQLITE_ROW) {
-			int id = sqlite3_column_int(fk, 0);
-			if (sqlite3_column_int(fk, 1) != 0) {
-				if (id == last_id && npairs > 0) { /* multi-column: drop it again */
-					npairs--;
-					free(pairs[2 * npairs]);
-					free(pairs[2 * npairs + 1]);
-				}
-				last_id = -1;
-				continue;
-			}
-			last_id = -1;
-			const char *parent = (const char *)sqlite3_column_text(fk, 2);
-			const char *to = (const char *)sqlite3_column_text(fk, 4);
-			if (parent == NULL || strcasecmp(parent, d->table) != 0 || (to && strcasecmp(to, d->pkcol) != 0))
-				continue;
-			char **np = realloc(pairs, (npairs + 1) * 2 * sizeof(*np));
-			if (np == NULL)
-				goto out;
-			pairs = np;
-			pairs[2 * npairs] = strdup(child);
-			pairs[2 * npairs + 1] = strdup((const char *)sqlite3_column_text(fk, 3));
-			npairs++;
-			last_id = id;
-		}
-		sqlite3_finalize(fk);
-		fk = NULL;
-	}
-	sqlite3_finalize(tl);
-	tl = NULL;
-	for (size_t i = 0; i < npairs; i++) {
-		if (pairs[2 * i] == NULL || pairs[2 * i + 1] == NULL) {
-			cli_err("out of memory");
-			goto done;
-		}
-		if (repoint(s, app, d, pairs[2 * i], pairs[2 * i + 1], nmoved) != 0)
-			goto done;
-	}
-	r = 0;
-	goto done;
-out:
-	cli_err("cannot read the foreign keys of the tracked tables: %s", sqlite3_errmsg(db));
-done:
-	sqlite3_finalize(tl);
-	sqlite3_finalize(fk);
-	for (size_t i = 0; i < 2 * npairs; i++)
-		free(pairs[i]);
-	free(pairs);
-	return r;
-}
-
-static int merge(struct cli *cli, struct zila_store *s, int argc, char **argv)
+static int merge(struct cli *cli, struct zila_store *s, sqlite3 *app, int argc, char **argv)
 {
 	static const struct option opts[] = { { "into", required_argument, NULL, 'i' }, { NULL, 0, NULL, 0 } };
 	const char *into = NULL;
@@ -686,25 +499,16 @@ static int merge(struct cli *cli, struct zila_store *s, int argc, char **argv)
 	if (optind + 1 != argc)
 		return cli_usage("duplicates", "unexpected argument '%s'", argv[optind + 1]);
 	const char *name = argv[optind];
-	sqlite3 *db = zila_store_db(s), *app = NULL;
 	struct dup d;
 	struct zila_error err;
 	int rc = CLI_FAIL, nfilled = 0, nmoved = 0, r;
-	bool in_tx = false;
 	zila_error_clear(&err);
-	if (lookup(s, name, &d) != 0)
+	if (lookup(s, app, name, &d) != 0)
 		goto out;
 	if (into) {
-		sqlite3_stmt *st = NULL;
+		struct zila_value zi = { .type = ZILA_VAL_TEXT, .p = (const uint8_t *)into, .len = strlen(into) };
 		sqlite3_value_free(d.holder);
-		d.holder = NULL;
-		if (sqlite3_prepare_v2(db, "SELECT ?", -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_text(st, 1, into, -1, SQLITE_STATIC);
-			if (sqlite3_step(st) == SQLITE_ROW)
-				d.holder = sqlite3_value_dup(sqlite3_column_value(st, 0));
-		}
-		sqlite3_finalize(st);
-		if (d.holder == NULL) {
+		if ((d.holder = value_dup(app, &zi)) == NULL) {
 			cli_err("out of memory");
 			goto out;
 		}
@@ -713,37 +517,25 @@ static int merge(struct cli *cli, struct zila_store *s, int argc, char **argv)
 		cli_err("no row holds the slot of '%s:%s' any more; name one with --into ID", d.table, vtext(d.pk));
 		goto out;
 	}
-	if (!row_visible(db, &d, d.holder)) {
+	if (!row_visible(app, &d, d.holder)) {
 		cli_err("no row '%s' in '%s' to merge into", vtext(d.holder), d.table);
 		goto out;
 	}
-	/* Application writes (captured, so they sync) in one transaction. */
-	if (cli_open_db(cli, true, &app) != CLI_OK)
-		goto out;
-	if (sqlite3_exec(app, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		cli_err("cannot start a transaction: %s", sqlite3_errmsg(app));
-		goto out;
-	}
-	in_tx = true;
-	if (fill_nulls(app, &d, &nfilled) != 0 || repoint_all(s, app, &d, &nmoved) != 0)
-		goto out;
-	if (sqlite3_exec(app, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		cli_err("cannot commit the merge: %s", sqlite3_errmsg(app));
+	/* The fill, the repointing and the discard are local changes, sealed in one transaction. */
+	struct zila_value zpk = zval_of(d.pk), zh = zval_of(d.holder);
+	struct zila_merged m;
+	if ((r = zila_store_merge_duplicate(s, d.table, &zpk, &zh, &m, &err)) != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
 		goto out;
 	}
-	in_tx = false;
-	struct zila_value zpk = zval_of(d.pk);
-	if ((r = zila_store_delete_row(s, d.table, &zpk, &err)) != 0) {
-		cli_err("cannot discard duplicate '%s:%s': %s", d.table, vtext(d.pk), zila_error_msg(&err, r));
-		goto out;
-	}
+	nfilled = m.nfilled;
+	nmoved = m.nmoved;
 	if (cli->json) {
 		printf("{\"merged\":");
 		char *n = sqlite3_mprintf("%s:%s", d.table, vtext(d.pk));
 		cli_json_str(n ? n : "");
 		sqlite3_free(n);
 		printf(",\"into\":");
-		struct zila_value zh = zval_of(d.holder);
 		cli_print_value(&zh, true);
 		printf(",\"filled\":%d,\"repointed\":%d}\n", nfilled, nmoved);
 	} else {
@@ -754,9 +546,6 @@ static int merge(struct cli *cli, struct zila_store *s, int argc, char **argv)
 	}
 	rc = CLI_OK;
 out:
-	if (in_tx)
-		sqlite3_exec(app, "ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close(app);
 	dup_release(&d);
 	return rc;
 }
@@ -768,17 +557,17 @@ int cmd_duplicates(struct cli *cli, int argc, char **argv)
 	if (!do_merge && argc > 1)
 		return cli_usage("duplicates", "unexpected argument '%s'", argv[1]);
 	struct zila_store *s = NULL;
+	sqlite3 *app = NULL; /* the user tables' layout and rows, read as any program would */
 	if (cli_open_store(cli, &s) != CLI_OK)
 		return CLI_FAIL;
 	struct zila_error err;
 	zila_error_clear(&err);
-	int rc, r = zila_store_seal(s, NULL, &err);
-	if (r != 0) {
+	int rc = CLI_FAIL, r = zila_store_seal(s, NULL, &err);
+	if (r != 0)
 		cli_err("%s", zila_error_msg(&err, r));
-		rc = CLI_FAIL;
-	} else {
-		rc = do_merge ? merge(cli, s, argc - 1, argv + 1) : list(cli, s);
-	}
+	else if (cli_open_db(cli, false, &app) == CLI_OK)
+		rc = do_merge ? merge(cli, s, app, argc - 1, argv + 1) : list(cli, s, app);
+	sqlite3_close(app);
 	zila_store_free(s);
 	return rc;
 }

@@ -10,9 +10,7 @@ int cmd_hash(struct cli *cli, int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		return cli_usage("hash", "hash takes no arguments");
-	struct zila_store *s = NULL;
-	if (cli_open_store(cli, &s) != CLI_OK)
-		return CLI_FAIL;
+	struct zila_store *s = cli->store;
 	struct zila_error err;
 	uint8_t h[32];
 	char hex[65];
@@ -20,7 +18,6 @@ int cmd_hash(struct cli *cli, int argc, char **argv)
 	int r = zila_store_seal(s, NULL, &err);
 	if (r == 0)
 		r = zila_store_hash(s, h, &err);
-	zila_store_free(s);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;

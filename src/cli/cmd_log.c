@@ -160,9 +160,7 @@ int cmd_log(struct cli *cli, int argc, char **argv)
 	}
 	if (optind != argc)
 		return cli_usage("log", "unexpected argument '%s'", argv[optind]);
-	struct zila_store *s = NULL;
-	if (cli_open_store(cli, &s) != CLI_OK)
-		return CLI_FAIL;
+	struct zila_store *s = cli->store;
 	struct zila_error err;
 	struct logctx l = { .cli = cli, .s = s, .json = cli->json, .follow = id != NULL };
 	zila_error_clear(&err);
@@ -180,7 +178,6 @@ int cmd_log(struct cli *cli, int argc, char **argv)
 		free(l.prev[i].bytes);
 	}
 	free(l.prev);
-	zila_store_free(s);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;

@@ -1,7 +1,7 @@
 /* zila peer: configure the peers the daemon dials besides LAN ones, and the HQ address.
  *   zila peer add HOST:PORT | zila peer add --hq HOST:PORT
  *   zila peer remove HOST:PORT | zila peer remove --hq
- * Kept in the replica (zila_meta net.peers and trust.join_hq); a running daemon reloads. */
+ * Kept in the replica's settings (net.peers and trust.join_hq); a running daemon reloads. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +99,8 @@ int cmd_peer(struct cli *cli, int argc, char **argv)
 	if (hq) {
 		if (add && zila_store_meta_set(s, ZILA_META_JOIN_HQ, addr) != 0)
 			goto out;
-		if (!add && sqlite3_exec(zila_store_db(s), "DELETE FROM zila_meta WHERE k = '" ZILA_META_JOIN_HQ "'", NULL,
-					 NULL, NULL) != SQLITE_OK)
+		static const char *const hq_key[] = { ZILA_META_JOIN_HQ };
+		if (!add && zila_store_meta_del(s, hq_key, 1) != 0)
 			goto out;
 	} else {
 		if (zila_store_meta_get(s, ZILA_META_NET_PEERS, &list) != 0)

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "cli_db.h"
+#include "zila/store.h"
 #include "zila/office/csvio.h"
 #include "zila/office/report.h"
 
@@ -130,7 +131,7 @@ static void text_row(const struct zila_report_row *w, int namew)
 struct syncs {
 	struct zila_report_sync *v;
 	char **names; /* device and district strings, owned */
-	size_t n, nnames;
+	size_t n, nnames, cap;
 };
 
 static void syncs_free(struct syncs *s)
@@ -141,50 +142,51 @@ static void syncs_free(struct syncs *s)
 	free(s->v);
 }
 
-static char *col_dup(sqlite3_stmt *st, int col, struct syncs *s)
+static char *name_dup(const char *v, struct syncs *s)
 {
-	const unsigned char *v = sqlite3_column_text(st, col);
-	char *d = v ? strdup((const char *)v) : NULL;
+	char *d = v ? strdup(v) : NULL;
 	if (d != NULL)
 		s->names[s->nnames++] = d;
 	return d;
 }
 
-/* The last completed sync of every device the daemon has met. Leaves s->v NULL (the
- * report says "unknown") where no daemon ever ran. */
-static int read_syncs(sqlite3 *db, struct syncs *s)
+static int add_sync(void *ctx, const struct zila_peer_record *p)
 {
-	/* #14: the lead replaces this with the store's peer call */
-	sqlite3_stmt *st = NULL;
-	int r = 0;
-	if (sqlite3_prepare_v2(db, "SELECT name, district_id, last_sync FROM zila_peers", -1, &st,
-			       NULL) != SQLITE_OK)
-		goto out; /* no peer table: no daemon ever ran here */
-	size_t cap = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (s->n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct zila_report_sync *v = realloc(s->v, ncap * sizeof(*v));
-			if (v != NULL)
-				s->v = v;
-			char **names = realloc(s->names, 2 * ncap * sizeof(*names));
-			if (names != NULL)
-				s->names = names;
-			if (v == NULL || names == NULL) {
-				r = ZILA_ENOMEM;
-				goto out;
-			}
-			cap = ncap;
-		}
-		struct zila_report_sync *w = &s->v[s->n++];
-		w->device = col_dup(st, 0, s);
-		w->district_id = col_dup(st, 1, s);
-		w->last_sync = sqlite3_column_int64(st, 2);
+	struct syncs *s = ctx;
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 16;
+		struct zila_report_sync *v = realloc(s->v, ncap * sizeof(*v));
+		if (v != NULL)
+			s->v = v;
+		char **names = realloc(s->names, 2 * ncap * sizeof(*names));
+		if (names != NULL)
+			s->names = names;
+		if (v == NULL || names == NULL)
+			return ZILA_ENOMEM;
+		s->cap = ncap;
 	}
-	if (s->v == NULL && (s->v = calloc(1, sizeof(*s->v))) == NULL)
-		r = ZILA_ENOMEM; /* non-NULL: the table exists, no device in it */
-out:
-	sqlite3_finalize(st);
+	struct zila_report_sync *w = &s->v[s->n++];
+	w->device = name_dup(p->name, s);
+	w->district_id = name_dup(p->district, s);
+	w->last_sync = p->has_last_sync ? p->last_sync : 0;
+	return 0;
+}
+
+/* The last completed sync of every device the daemon has met (the store's peer table).
+ * Leaves s->v NULL (the report says "unknown") where no daemon ever recorded a device. */
+static int read_syncs(struct cli *cli, struct syncs *s)
+{
+	struct zila_store *st = NULL;
+	struct zila_error err;
+	zila_error_clear(&err);
+	int r = zila_store_open(&st, cli->dir, &err);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return r;
+	}
+	if ((r = zila_store_peer_each(st, add_sync, s)) != 0)
+		cli_err("cannot read the devices met: %s", zila_strerror(r));
+	zila_store_free(st);
 	return r;
 }
 
@@ -235,10 +237,8 @@ int cmd_report(struct cli *cli, int argc, char **argv)
 	if (rc != CLI_OK)
 		goto out;
 	rc = CLI_FAIL;
-	if (read_syncs(db, &syncs) != 0) {
-		cli_err("out of memory");
+	if (read_syncs(cli, &syncs) != 0)
 		goto out;
-	}
 	o.syncs = syncs.v;
 	o.nsyncs = syncs.n;
 	int r = zila_report_build(db, &o, &rep, &err);

@@ -10,10 +10,7 @@ int cmd_revoke(struct cli *cli, int argc, char **argv)
 {
 	if (argc != 2)
 		return cli_usage("revoke", "revoke needs one DEVICE (its id from 'zila devices')");
-	struct zila_store *s = NULL;
-	struct zila_trust_ctx tc;
-	if (cli_trust_open(cli, &s, &tc) != CLI_OK)
-		return CLI_FAIL;
+	struct zila_store *s = cli->store;
 	uint8_t pk[32];
 	int rc = CLI_FAIL;
 	if (cli_find_device(s, argv[1], pk) != CLI_OK)
@@ -52,6 +49,5 @@ int cmd_revoke(struct cli *cli, int argc, char **argv)
 	zila_revocation_release(&rv);
 	rc = CLI_OK;
 out:
-	zila_store_free(s);
 	return rc;
 }

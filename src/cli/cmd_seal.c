@@ -11,14 +11,11 @@ int cmd_seal(struct cli *cli, int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		return cli_usage("seal", "seal takes no arguments");
-	struct zila_store *s = NULL;
-	if (cli_open_store(cli, &s) != CLI_OK)
-		return CLI_FAIL;
+	struct zila_store *s = cli->store;
 	struct zila_error err;
 	size_t n = 0, swept = 0;
 	zila_error_clear(&err);
 	int r = zila_store_sweep(s, &n, &swept, &err);
-	zila_store_free(s);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;

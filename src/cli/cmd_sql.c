@@ -53,11 +53,9 @@ static int run(struct zila_store *s, const char *sql, struct out *o)
 int cmd_sql(struct cli *cli, int argc, char **argv);
 int cmd_sql(struct cli *cli, int argc, char **argv)
 {
-	struct zila_store *s = NULL;
+	struct zila_store *s = cli->store;
 	struct out o = { cli->json, false, 0 };
 	int r = CLI_OK;
-	if (cli_open_store(cli, &s) != CLI_OK)
-		return CLI_FAIL;
 	if (cli->json)
 		printf("[");
 	if (argc > 1) {
@@ -66,10 +64,8 @@ int cmd_sql(struct cli *cli, int argc, char **argv)
 		for (int i = 1; i < argc; i++)
 			n += strlen(argv[i]) + 1;
 		char *sql = malloc(n + 1);
-		if (sql == NULL) {
-			zila_store_free(s);
+		if (sql == NULL)
 			return CLI_FAIL;
-		}
 		sql[0] = '\0';
 		for (int i = 1; i < argc; i++) {
 			strcat(sql, argv[i]);
@@ -114,6 +110,5 @@ int cmd_sql(struct cli *cli, int argc, char **argv)
 	}
 	if (cli->json)
 		printf("]\n");
-	zila_store_free(s);
 	return r;
 }

@@ -26,13 +26,10 @@ int cmd_track(struct cli *cli, int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage("track", "track needs exactly one table name");
 	const char *table = argv[optind];
-	struct zila_store *s = NULL;
-	if (cli_open_store(cli, &s) != CLI_OK)
-		return CLI_FAIL;
+	struct zila_store *s = cli->store;
 	struct zila_error err;
 	zila_error_clear(&err);
 	int r = zila_store_track(s, table, pcol, &err);
-	zila_store_free(s);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;

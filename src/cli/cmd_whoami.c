@@ -12,10 +12,7 @@ int cmd_whoami(struct cli *cli, int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		return cli_usage("whoami", "whoami takes no arguments");
-	struct zila_store *s = NULL;
-	struct zila_trust_ctx tc;
-	if (cli_trust_open(cli, &s, &tc) != CLI_OK)
-		return CLI_FAIL;
+	struct zila_store *s = cli->store;
 	char id[ZILA_DEVICE_ID_LEN + 1], fph[2 * ZILA_FP_LEN + 1] = "", date[32] = "";
 	char *org = NULL, *hq = NULL;
 	uint8_t root[32], fp[ZILA_FP_LEN];
@@ -66,6 +63,5 @@ int cmd_whoami(struct cli *cli, int argc, char **argv)
 	}
 	free(org);
 	free(hq);
-	zila_store_free(s);
 	return CLI_OK;
 }

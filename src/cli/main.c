@@ -1,11 +1,13 @@
 /* zila's entry point: global options, then dispatch to one subcommand. */
 #include <stdarg.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 
 #include "cli.h"
+#include "cli_trust.h"
 #include "zila/log.h"
 #include "zila/store.h"
 #include "zila/trust.h"
@@ -18,13 +20,18 @@ static const struct cli_command *find_command(const char *name)
 	return NULL;
 }
 
+static void verr(const char *fmt, va_list ap)
+{
+	fputs("zila: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void cli_err(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("zila: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	verr(fmt, ap);
 	va_end(ap);
 }
 
@@ -49,9 +56,7 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("zila: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	verr(fmt, ap);
 	va_end(ap);
 	const struct cli_command *c = find_command(cmd);
 	if (c != NULL)
@@ -108,20 +113,10 @@ int cli_open_store(struct cli *cli, struct zila_store **out)
 
 void cli_json_str(const char *s)
 {
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", stdout);
-		else if (*p == '\t')
-			fputs("\\t", stdout);
-		else if (*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
+	json_t *j = json_string_nocheck(s != NULL ? s : "");
+	if (j != NULL)
+		json_dumpf(j, stdout, JSON_ENCODE_ANY);
+	json_decref(j);
 }
 
 static int cmd_help_list(void)
@@ -212,5 +207,11 @@ int main(int argc, char **argv)
 	}
 	if (cli_wants_help(name, argc - 1, argv + 1))
 		return CLI_OK;
-	return c->fn(&cli, argc - 1, argv + 1);
+	if ((c->flags & CLI_TRUST) && cli_trust_open(&cli, &cli.store, &cli.tc) != CLI_OK)
+		return CLI_FAIL;
+	if ((c->flags & CLI_TRUST) == 0 && (c->flags & CLI_STORE) && cli_open_store(&cli, &cli.store) != CLI_OK)
+		return CLI_FAIL;
+	int r = c->fn(&cli, argc - 1, argv + 1);
+	zila_store_free(cli.store);
+	return r;
 }

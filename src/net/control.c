@@ -133,13 +133,14 @@ static void add_progress(json_t *o, const struct conn *c)
 	}
 }
 
-static json_t *peer_json(struct daemon *d, const struct target *t, sqlite3_stmt *row, int64_t entries_now)
+static json_t *peer_json(struct daemon *d, const struct target *t, const struct zila_peer_record *row,
+			 int64_t entries_now)
 {
 	json_t *o = json_object();
 	char id[ZILA_DEVICE_ID_LEN + 1];
 	const uint8_t *dev = NULL;
-	if (row != NULL && sqlite3_column_bytes(row, 0) == 32)
-		dev = sqlite3_column_blob(row, 0);
+	if (row != NULL && row->device != NULL)
+		dev = row->device;
 	else if (t != NULL && t->has_device)
 		dev = t->device;
 	if (dev != NULL) {
@@ -148,27 +149,25 @@ static json_t *peer_json(struct daemon *d, const struct target *t, sqlite3_stmt 
 	} else {
 		json_object_set_new(o, "device", json_null());
 	}
-	const char *name = row ? (const char *)sqlite3_column_text(row, 1) : NULL;
+	const char *name = row ? row->name : NULL;
 	if (name == NULL && t != NULL && t->name[0])
 		name = t->name;
 	json_object_set_new(o, "name", name ? json_string(name) : json_null());
-	const char *district = row ? (const char *)sqlite3_column_text(row, 2) : NULL;
+	const char *district = row ? row->district : NULL;
 	json_object_set_new(o, "district", district ? json_string(district) : json_null());
-	const char *addr = t ? t->addr : row ? (const char *)sqlite3_column_text(row, 3) : NULL;
+	const char *addr = t ? t->addr : row ? row->addr : NULL;
 	json_object_set_new(o, "address", addr ? json_string(addr) : json_null());
-	const char *src = t ? source_name(t->source) : row ? (const char *)sqlite3_column_text(row, 4) : NULL;
+	const char *src = t ? source_name(t->source) : row ? row->source : NULL;
 	json_object_set_new(o, "source", json_string(src ? src : "inbound"));
 	bool has_row = row != NULL;
-	json_object_set_new(o, "last_seen", opt_int(has_row && sqlite3_column_type(row, 5) != SQLITE_NULL,
-						    has_row ? sqlite3_column_int64(row, 5) : 0));
-	json_object_set_new(o, "last_sync", opt_int(has_row && sqlite3_column_type(row, 6) != SQLITE_NULL,
-						    has_row ? sqlite3_column_int64(row, 6) : 0));
-	const char *res = row ? (const char *)sqlite3_column_text(row, 7) : NULL;
+	json_object_set_new(o, "last_seen", opt_int(has_row && row->has_last_seen, has_row ? row->last_seen : 0));
+	json_object_set_new(o, "last_sync", opt_int(has_row && row->has_last_sync, has_row ? row->last_sync : 0));
+	const char *res = row ? row->last_result : NULL;
 	if (t != NULL && t->last_error[0])
 		res = t->last_error;
 	json_object_set_new(o, "last_result", res ? json_string(res) : json_null());
-	json_object_set_new(o, "clock_offset_ms", opt_int(has_row && sqlite3_column_type(row, 9) != SQLITE_NULL,
-							  has_row ? sqlite3_column_int64(row, 9) : 0));
+	json_object_set_new(o, "clock_offset_ms", opt_int(has_row && row->has_clock_offset,
+							  has_row ? row->clock_offset_ms : 0));
 	struct conn *c = dev ? conn_with(d, dev) : NULL;
 	if (c == NULL && t != NULL)
 		c = t->conn;
@@ -177,8 +176,8 @@ static json_t *peer_json(struct daemon *d, const struct target *t, sqlite3_stmt 
 	} else {
 		json_object_set_new(o, "state", json_string(t ? target_state(d, t) : "idle"));
 		/* Entries we gained since the last completed sync: at most what it lacks. */
-		bool known = has_row && sqlite3_column_type(row, 8) != SQLITE_NULL;
-		int64_t at = known ? sqlite3_column_int64(row, 8) : 0;
+		bool known = has_row && row->has_entries_at_sync;
+		int64_t at = known ? row->entries_at_sync : 0;
 		json_object_set_new(o, "pending_out", opt_int(known, entries_now > at ? entries_now - at : 0));
 	}
 	if (t != NULL && t->want && t->conn == NULL && t->next_ms > uv_now(&d->loop))
@@ -186,39 +185,48 @@ static json_t *peer_json(struct daemon *d, const struct target *t, sqlite3_stmt 
 	return o;
 }
 
+struct peers_walk {
+	struct daemon *d;
+	json_t *arr;
+	bool with_hq;
+	int64_t entries;
+};
+
+static int peer_row(void *ctx, const struct zila_peer_record *p)
+{
+	struct peers_walk *w = ctx;
+	struct target *t = NULL;
+	if (p->device != NULL) {
+		for (struct target *x = w->d->targets; x != NULL; x = x->next)
+			if (x->has_device && memcmp(x->device, p->device, 32) == 0 && !x->removed)
+				t = x;
+	}
+	if (t != NULL)
+		t->removed = true;
+	if (!w->with_hq && t != NULL && t == w->d->hq)
+		return 0;
+	json_array_append_new(w->arr, peer_json(w->d, t, p, w->entries));
+	return 0;
+}
+
 static json_t *peers_json(struct daemon *d, bool with_hq)
 {
-	json_t *arr = json_array();
-	sqlite3_stmt *st = NULL;
+	struct peers_walk w = { d, json_array(), with_hq, 0 };
 	struct zila_store_counts counts;
 	if (zila_store_counts(d->store, &counts) != 0)
 		memset(&counts, 0, sizeof(counts));
+	w.entries = counts.entries;
 	for (struct target *t = d->targets; t != NULL; t = t->next)
 		t->removed = false; /* reused as "listed" below */
-	sqlite3_prepare_v2(zila_store_db(d->store),
-			   "SELECT device, name, district_id, addr, source, last_seen, last_sync, last_result,"
-			   " entries_at_sync, clock_offset_ms FROM zila_peers ORDER BY last_seen DESC",
-			   -1, &st, NULL);
-	while (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
-		struct target *t = NULL;
-		if (sqlite3_column_bytes(st, 0) == 32) {
-			for (struct target *x = d->targets; x != NULL; x = x->next)
-				if (x->has_device && memcmp(x->device, sqlite3_column_blob(st, 0), 32) == 0 && !x->removed)
-					t = x;
-		}
-		if (t != NULL)
-			t->removed = true;
-		if (!with_hq && t != NULL && t == d->hq)
-			continue;
-		json_array_append_new(arr, peer_json(d, t, st, counts.entries));
-	}
-	sqlite3_finalize(st);
+	int r = zila_store_peer_each(d->store, peer_row, &w);
+	if (r != 0)
+		zila_log(ZILA_LOG_WARN, "cannot read the peer table: %s", zila_strerror(r));
 	for (struct target *t = d->targets; t != NULL; t = t->next) {
 		if (!t->removed && (with_hq || t != d->hq))
-			json_array_append_new(arr, peer_json(d, t, NULL, counts.entries));
+			json_array_append_new(w.arr, peer_json(d, t, NULL, counts.entries));
 		t->removed = false;
 	}
-	return arr;
+	return w.arr;
 }
 
 static int64_t meta_int(struct daemon *d, const char *key)

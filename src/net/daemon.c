@@ -217,7 +217,7 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 	bool ok = c->result == 0;
 	uint64_t ms = uv_now(&d->loop) - c->started_ms;
 
-	if (!sqlite3_get_autocommit(zila_store_db(d->store)))
+	if (zila_store_in_transaction(d->store))
 		zila_log(ZILA_LOG_WARN, "a transaction is still open on the replica after a session");
 	/* What arrived, also of a session that failed: entries applied stay applied, and a
 	 * duplicate means the peer resent something we had committed. */
@@ -430,18 +430,8 @@ int daemon_reload(struct daemon *d)
  * already be sealed when we look). */
 int64_t daemon_own_sealed(struct daemon *d)
 {
-	sqlite3_stmt *st = NULL;
 	int64_t n = -1;
-	if (sqlite3_prepare_v2(zila_store_db(d->store),
-			       "SELECT coalesce(sum(f.head), 0) FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
-			       " WHERE o.key = ?1",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_blob(st, 1, zila_store_device_pk(d->store), 32, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			n = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	return n;
+	return zila_store_own_entries(d->store, &n) == 0 ? n : -1;
 }
 
 static void on_debounce(uv_timer_t *h)
@@ -673,11 +663,7 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	if ((r = zila_store_open(&d->store, d->dir, err)) != 0)
 		goto out;
 	zila_trust_install(d->store, &d->trust);
-	sqlite3_busy_handler(zila_store_db(d->store), on_busy, d);
-	if ((r = peers_init(d)) != 0) {
-		zila_error_set(err, r, "cannot create the peer table");
-		goto out;
-	}
+	zila_store_set_busy(d->store, on_busy, d);
 	read_settings(d);
 	(void)daemon_identity(d);
 	if ((r = uv_loop_init(&d->loop)) != 0) {

@@ -151,8 +151,10 @@ int join_take(struct zila_store *s, const uint8_t root_pk[32], const uint8_t *p,
 	if ((r = zila_trust_install_cert(s, v, now, err)) != 0)
 		goto out;
 	/* The code is spent; the HQ address stays: it is where this laptop syncs. */
-	sqlite3_exec(zila_store_db(s), "DELETE FROM zila_meta WHERE k IN ('" ZILA_META_JOIN_CODE "', '" ZILA_META_NET_JOIN_NAME "')",
-		     NULL, NULL, NULL);
+	static const char *const spent[] = { ZILA_META_JOIN_CODE, ZILA_META_NET_JOIN_NAME };
+	int rd = zila_store_meta_del(s, spent, 2);
+	if (rd != 0)
+		zila_log(ZILA_LOG_WARN, "cannot forget the spent invite code: %s", zila_strerror(rd));
 	r = 0;
 out:
 	zila__message__free_unpacked(m, NULL);

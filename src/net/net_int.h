@@ -299,8 +299,7 @@ int join_answer(struct zila_store *s, const uint8_t invite_id[ZILA_INVITE_ID_LEN
 int join_take(struct zila_store *s, const uint8_t root_pk[32], const uint8_t *p, size_t len, uint64_t now,
 	      struct zila_error *err);
 
-/* peers.c: the zila_peers table */
-int peers_init(struct daemon *d);
+/* peers.c: the replica's peer table */
 void peers_seen(struct daemon *d, const uint8_t device[32], const char *name, const char *district,
 		const char *addr, const char *source);
 void peers_synced(struct daemon *d, const struct conn *c, const struct zila_session_stats *st);

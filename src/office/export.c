@@ -3,6 +3,7 @@
 #include "zila/office/csvio.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,25 +55,13 @@ int zila_csv_write_row(FILE *out, const char *const *fields, const size_t *lens,
 	return ferror(out) ? ZILA_EIO : 0;
 }
 
+/* A JSON string, written by jansson (as every JSON zila writes). */
 static void json_str(FILE *out, const unsigned char *s, size_t n)
 {
-	fputc('"', out);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = s[i];
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", out);
-		else if (c == '\r')
-			fputs("\\r", out);
-		else if (c == '\t')
-			fputs("\\t", out);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
+	json_t *j = json_stringn_nocheck((const char *)s, n);
+	if (j != NULL)
+		json_dumpf(j, out, JSON_ENCODE_ANY);
+	json_decref(j);
 }
 
 int zila_csv_export(sqlite3 *db, const struct zila_csv_export_opts *opts, FILE *out,

@@ -545,7 +545,10 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 	if ((r = zila_store_seal(s, NULL, err)) != 0)
 		return r;
 	in = calloc(n + 1, sizeof(*in));
-	dc = ZSTD_createDCtx();
+	/* one decompression context for the store's life: making one costs more than a small window */
+	if (s->dctx == NULL)
+		s->dctx = ZSTD_createDCtx();
+	dc = s->dctx;
 	if (in == NULL || dc == NULL) {
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
@@ -555,12 +558,8 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 	 * window would wait behind that one anyway, so it is not verified; a window with more
 	 * than APPLY_BAD_MAX entries that do not parse or verify, or refusals in more than
 	 * APPLY_REFUSED_FEEDS feeds, is given up (forged or hostile: the session ends). */
-	struct zila_feed_head *refused_feeds = calloc(APPLY_REFUSED_FEEDS, sizeof(*refused_feeds));
+	struct zila_feed_head *refused_feeds = NULL; /* at the first refusal */
 	size_t nrefused_feeds = 0, nbad = 0;
-	if (refused_feeds == NULL) {
-		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
-		goto out;
-	}
 	for (size_t i = 0; i < n; i++) {
 		in[i].bytes = entries[i];
 		int rr = entry_parse_head(entries[i], &in[i].e, false);
@@ -601,6 +600,12 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 					free(refused_feeds);
 					goto out;
 				}
+				if (refused_feeds == NULL &&
+				    (refused_feeds = calloc(APPLY_REFUSED_FEEDS, sizeof(*refused_feeds))) == NULL) {
+					r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+					entry_release(&in[i].e);
+					goto out;
+				}
 				memcpy(refused_feeds[nrefused_feeds].origin, in[i].e.info.origin, 32);
 				memcpy(refused_feeds[nrefused_feeds].part, in[i].e.info.part, sizeof(in[i].e.info.part));
 				nrefused_feeds++;
@@ -638,13 +643,12 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 			break;
 	}
 out:
-	if (sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) == SQLITE_OK)
+	if (store_exec(s, "PRAGMA synchronous = FULL", NULL) == 0)
 		s->nosync = false;
 	else if (r == 0)
 		r = store_db_error(s, err, "cannot restore synchronous commits");
 	for (size_t i = 0; in != NULL && i < n; i++)
 		entry_release(&in[i].e);
 	free(in);
-	ZSTD_freeDCtx(dc);
 	return r;
 }

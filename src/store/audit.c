@@ -159,13 +159,20 @@ static int64_t count(struct zila_store *s, const char *q, int64_t arg)
 	return n;
 }
 
+int zila_store_own_entries(struct zila_store *s, int64_t *out)
+{
+	*out = count(s, "SELECT coalesce(sum(head), 0) FROM zila_feeds WHERE origin = ?", s->self_id);
+	return *out < 0 ? ZILA_EDB : 0;
+}
+
 int zila_store_counts(struct zila_store *s, struct zila_store_counts *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (zila_store_pending(s, &out->pending) != 0)
 		out->pending = -1;
 	out->entries = count(s, "SELECT count(*) FROM zila_entries", 0);
-	out->own_entries = count(s, "SELECT coalesce(sum(head), 0) FROM zila_feeds WHERE origin = ?", s->self_id);
+	if (zila_store_own_entries(s, &out->own_entries) != 0)
+		out->own_entries = -1;
 	out->held = count(s, "SELECT count(*) FROM zila_entries WHERE applied = 0", 0);
 	out->conflicts = count(s, "SELECT count(*) FROM zila_conflicts WHERE resolved = 0", 0);
 	out->parked = count(s, "SELECT count(*) FROM zila_parked", 0);

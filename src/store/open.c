@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "zila/store_test.h"
 #include "zila/clock.h"
 #include "zila/log.h"
 #include "zila/os.h"
@@ -29,6 +30,12 @@ extern const char zila_default_schema_sql[];
 #define FORKS_SQL                                                                                \
 	"CREATE TABLE zila_forks(origin BLOB NOT NULL, part TEXT NOT NULL, seq INTEGER NOT NULL,"   \
 	" seen_at INTEGER NOT NULL, peer BLOB, PRIMARY KEY(origin, part));"
+
+/* The devices met (peers.c): new in replica format 6, where a daemon used to create it. */
+#define PEERS_SQL                                                                                        \
+	"CREATE TABLE IF NOT EXISTS zila_peers(device BLOB PRIMARY KEY, name TEXT, district_id TEXT,"     \
+	" addr TEXT, source TEXT, last_seen INTEGER, last_sync INTEGER, last_result TEXT, sent INTEGER," \
+	" received INTEGER, entries_at_sync INTEGER, clock_offset_ms INTEGER);"
 
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
@@ -51,7 +58,7 @@ static const char meta_sql[] =
 	" kept, kept_origin BLOB, kept_hlc INTEGER, lost, lost_origin BLOB, lost_hlc INTEGER,"
 	" seen_at INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE zila_trust(type INTEGER NOT NULL, id BLOB NOT NULL, bytes BLOB NOT NULL,"
-	" PRIMARY KEY(type, id));";
+	" PRIMARY KEY(type, id));" PEERS_SQL;
 
 int store_db_code(struct zila_store *s)
 {
@@ -70,13 +77,58 @@ int store_db_error(struct zila_store *s, struct zila_error *err, const char *wha
 	return zila_error_set(err, store_db_code(s), "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
+/* Runs one statement of SQL text, or several, as sqlite3_exec would; a single statement is
+ * prepared once and kept (BEGIN, COMMIT, SAVEPOINT, PRAGMA ... run in every transaction:
+ * parsing them again each time cost more than a small apply). SQLITE_OK or the error. */
+static int exec_cached(struct zila_store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	for (i = 0; i < s->nexec; i++)
+		if (strcmp(s->exec[i].sql, sql) == 0)
+			break;
+	if (i < s->nexec) {
+		st = s->exec[i].st;
+	} else {
+		const char *tail = NULL;
+		int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail);
+		if (rc != SQLITE_OK)
+			return rc;
+		while (tail != NULL && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
+			tail++;
+		if (st == NULL || (tail != NULL && *tail != '\0') || s->nexec == STORE_EXEC_CACHE ||
+		    (s->exec[s->nexec].sql = strdup(sql)) == NULL) {
+			sqlite3_finalize(st);
+			return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+		}
+		s->exec[s->nexec++].st = st;
+	}
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	sqlite3_reset(st);
+	return rc;
+}
+
 int store_exec(struct zila_store *s, const char *sql, struct zila_error *err)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+	if (exec_cached(s, sql) == SQLITE_OK)
 		return 0;
-	int r = store_db_error(s, err, "database");
-	sqlite3_free(msg);
+	return store_db_error(s, err, "database");
+}
+
+int store_walk(struct zila_store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx)
+{
+	int r = 0, rc = SQLITE_DONE;
+	if (st == NULL)
+		return store_db_code(s);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = row(ctx, st);
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_db_code(s);
+	sqlite3_finalize(st);
 	return r;
 }
 
@@ -86,21 +138,21 @@ int store_begin(struct zila_store *s, struct zila_error *err)
 		s->tables[i]->hw_clean = false;
 		s->tables[i]->nlive_delta = 0;
 	}
-	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+	if (exec_cached(s, "BEGIN IMMEDIATE") == SQLITE_OK)
 		return 0;
 	return store_db_error(s, err, "cannot start a write transaction");
 }
 
 int zila_store_snapshot_begin(struct zila_store *s)
 {
-	return sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
+	return exec_cached(s, "BEGIN") == SQLITE_OK ? 0 : ZILA_EDB;
 }
 
 void zila_store_snapshot_end(struct zila_store *s)
 {
 	/* A read snapshot wrote nothing: no cache to rebuild (store_rollback). */
 	if (!sqlite3_get_autocommit(s->db))
-		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		(void)exec_cached(s, "ROLLBACK");
 }
 
 static int load_origins(struct zila_store *s);
@@ -108,7 +160,7 @@ static int load_origins(struct zila_store *s);
 void store_rollback(struct zila_store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
-		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		(void)exec_cached(s, "ROLLBACK");
 	/* Origins inserted by the rolled-back transaction are gone from the file, and their
 	 * rowids will be handed out again: a cached id would name another device's origin.
 	 * The cache is rebuilt from what is committed (on failure it stays empty, and
@@ -116,6 +168,8 @@ void store_rollback(struct zila_store *s)
 	s->norigins = 0;
 	if (load_origins(s) != 0)
 		s->norigins = 0;
+	/* conflicts it settled are open again: counted afresh (review.c) */
+	s->open_conflicts = -1;
 	/* what codec.c counted of zila_live went with it */
 	for (int i = 0; i < s->ntables; i++)
 		s->tables[i]->nlive_delta = 0;
@@ -126,7 +180,7 @@ int store_commit(struct zila_store *s, struct zila_error *err)
 	int r = 0;
 	if (store_hw_commit(s) != 0)
 		r = store_db_error(s, err, "cannot record the tables' high-water rowids");
-	else if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+	else if (exec_cached(s, "COMMIT") != SQLITE_OK)
 		r = store_db_error(s, err, "cannot commit");
 	if (r != 0)
 		store_rollback(s);
@@ -328,6 +382,27 @@ out:
 	return r;
 }
 
+int zila_store_meta_del(struct zila_store *s, const char *const *keys, size_t nkeys)
+{
+	sqlite3_stmt *st = NULL;
+	int r = store_begin(s, NULL);
+	if (r != 0)
+		return r;
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM zila_meta WHERE k = ?", -1, &st, NULL) != SQLITE_OK)
+		r = store_db_code(s);
+	for (size_t i = 0; r == 0 && i < nkeys; i++) {
+		sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			r = store_db_code(s);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (r == 0)
+		return store_commit(s, NULL);
+	store_rollback(s);
+	return r;
+}
+
 static int64_t meta_int(struct zila_store *s, const char *key, int64_t dflt)
 {
 	char *v = NULL;
@@ -469,6 +544,11 @@ void zila_store_free(struct zila_store *s)
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
 		sqlite3_finalize(sts[i]);
 	sqlite3_finalize(s->st_settle);
+	for (size_t i = 0; i < s->nexec; i++) {
+		sqlite3_finalize(s->exec[i].st);
+		free(s->exec[i].sql);
+	}
+	ZSTD_freeDCtx(s->dctx);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	if (s->app_db != NULL)
@@ -523,8 +603,9 @@ static bool has_column(struct zila_store *s, const char *table, const char *col)
  * rowid table shows to zila_live, by rowid, and its delete captures record the rowid.
  * Format 3 drops the insert triggers of rowid tables for a high-water rowid (seal.c).
  * Format 4 counts each table's zila_live records (zila_tables.nlive, seal.c). Format 5 keeps
- * each feed's chain hash and the forks seen (zila_forks; fork.c). Format 6 records when each
- * captured change was made (zila_pending.at; the triggers again). One
+ * each feed's chain hash and the forks seen (zila_forks; fork.c). Format 6 has the peer
+ * table (peers.c) from the start. Format 7 records when each captured change was made
+ * (zila_pending.at; the triggers again). One
  * transaction takes a replica from its format to this one. */
 static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 {
@@ -542,6 +623,9 @@ static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 		r = r ? r : store_exec(s, "ALTER TABLE zila_feeds ADD COLUMN chain BLOB;" FORKS_SQL, err);
 		r = r ? r : store_migrate_chains(s, err);
 	}
+	/* a replica a daemon has run on has the table already */
+	if (from < 6)
+		r = r ? r : store_exec(s, PEERS_SQL, err);
 	/* changes captured before have no time: dated when sealed, as they were */
 	if (r == 0 && !has_column(s, "zila_pending", "at"))
 		r = store_exec(s, "ALTER TABLE zila_pending ADD COLUMN at REAL", err);
@@ -724,9 +808,23 @@ out:
 	return r;
 }
 
+/* tests only (store_test.h) */
 sqlite3 *zila_store_db(struct zila_store *s)
 {
 	return s->db;
+}
+
+bool zila_store_in_transaction(struct zila_store *s)
+{
+	return !sqlite3_get_autocommit(s->db);
+}
+
+void zila_store_set_busy(struct zila_store *s, zila_busy_fn fn, void *ctx)
+{
+	if (fn != NULL)
+		sqlite3_busy_handler(s->db, fn, ctx);
+	else
+		sqlite3_busy_timeout(s->db, 10000);
 }
 
 const char *zila_store_dir(const struct zila_store *s)
@@ -791,6 +889,71 @@ bool zila_store_trust_held(struct zila_store *s, uint8_t type, struct zila_view 
 		    memcmp(sqlite3_column_blob(st, 0), bytes.p, bytes.len) == 0;
 	sqlite3_reset(st);
 	return held;
+}
+
+int zila_store_trust_get(struct zila_store *s, uint8_t type, struct zila_view id, uint8_t **bytes, size_t *len)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	*bytes = NULL;
+	*len = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT bytes FROM zila_trust WHERE type = ?1 AND id = ?2", -1, &st, NULL) !=
+	    SQLITE_OK)
+		goto out;
+	sqlite3_bind_int(st, 1, type);
+	sqlite3_bind_blob(st, 2, id.p, (int)id.len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		r = ZILA_ENOTFOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW)
+		goto out;
+	int n = sqlite3_column_bytes(st, 0);
+	const void *p = sqlite3_column_blob(st, 0);
+	if (n <= 0 || p == NULL) {
+		r = ZILA_EFORMAT;
+		goto out;
+	}
+	if ((*bytes = malloc((size_t)n)) == NULL) {
+		r = ZILA_ENOMEM;
+		goto out;
+	}
+	memcpy(*bytes, p, (size_t)n);
+	*len = (size_t)n;
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+struct trust_walk {
+	zila_trust_record_fn fn;
+	void *ctx;
+	uint8_t type;
+};
+
+static int trust_row(void *ctx, sqlite3_stmt *st)
+{
+	struct trust_walk *w = ctx;
+	struct zila_view id = zila_view_make(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+	struct zila_view b = zila_view_make(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+	return w->fn(w->ctx, w->type, id, b);
+}
+
+int zila_store_trust_find(struct zila_store *s, uint8_t type, struct zila_view prefix, zila_trust_record_fn fn,
+			  void *ctx)
+{
+	struct trust_walk w = { fn, ctx, type };
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT id, bytes FROM zila_trust WHERE type = ?1 AND substr(id, 1, ?3) = ?2 ORDER BY id",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, type);
+		sqlite3_bind_blob(st, 2, prefix.len ? prefix.p : (const uint8_t *)"", (int)prefix.len, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, (int)prefix.len);
+	}
+	return store_walk(s, st, trust_row, &w);
 }
 
 int zila_store_trust_each(struct zila_store *s, zila_trust_record_fn fn, void *ctx)

@@ -1675,19 +1675,12 @@ int zila_store_sweep(struct zila_store *s, size_t *nentries, size_t *nrows, stru
 	return r;
 }
 
-int zila_store_delete_row(struct zila_store *s, const char *table, const struct zila_value *pk,
-			  struct zila_error *err)
+int store_delete_captured(struct zila_store *s, struct table *t, const struct zval *pk)
 {
-	struct table *t = store_table_by_name(s, table, strlen(table));
 	sqlite3_stmt *st = NULL;
-	int r;
-	if (t == NULL)
-		return zila_error_set(err, ZILA_ENOTFOUND, "table '%s' is not tracked", table);
-	if ((r = store_begin(s, err)) != 0)
-		return r;
 	/* Visible rows are deleted from the table; the pending record is what seals it. */
-	r = sqlite3_prepare_v2(s->db, "INSERT INTO zila_pending(tid, pk, m, part) VALUES (?, ?, NULL, NULL)", -1, &st,
-			       NULL) == SQLITE_OK ? 0 : ZILA_EDB;
+	int r = sqlite3_prepare_v2(s->db, "INSERT INTO zila_pending(tid, pk, m, part) VALUES (?, ?, NULL, NULL)", -1,
+				   &st, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
 	if (r == 0) {
 		sqlite3_bind_int64(st, 1, t->id);
 		val_bind(st, 2, pk);
@@ -1699,6 +1692,19 @@ int zila_store_delete_row(struct zila_store *s, const char *table, const struct 
 		r = sqlite3_step(t->del) == SQLITE_DONE ? 0 : ZILA_EDB;
 		sqlite3_reset(t->del);
 	}
+	return r;
+}
+
+int zila_store_delete_row(struct zila_store *s, const char *table, const struct zila_value *pk,
+			  struct zila_error *err)
+{
+	struct table *t = store_table_by_name(s, table, strlen(table));
+	int r;
+	if (t == NULL)
+		return zila_error_set(err, ZILA_ENOTFOUND, "table '%s' is not tracked", table);
+	if ((r = store_begin(s, err)) != 0)
+		return r;
+	r = store_delete_captured(s, t, pk);
 	if (r == 0)
 		r = store_seal_locked(s, NULL, err);
 	if (r == 0)

@@ -10,11 +10,13 @@
 
 #include "zila/buf.h"
 #include "zila/err.h"
+#include "zila/review.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 6 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
-                                 * 4: no chains, no zila_forks; 5: no zila_pending.at) */
+#define STORE_SCHEMA_VERSION 7 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
+                                 * 4: no chains, no zila_forks; 5: zila_peers made by the daemon; 6: no zila_pending.at) */
 #define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
+#define STORE_EXEC_CACHE 32 /* single statements store_exec keeps prepared */
 /* What a capture trigger records as the time a change was made: the writer's clock, as
  * SQLite 3.40 reads it (no unixepoch('subsec')); seal.c turns it into milliseconds. */
 #define WRITE_TIME "julianday('now')"
@@ -122,6 +124,12 @@ struct zila_store {
 	/* open conflicts (review.c; -1: not counted yet); may count some settled since */
 	int64_t open_conflicts;
 	sqlite3_stmt *st_settle; /* prepared at its first use */
+	ZSTD_DCtx *dctx;         /* apply's decompression context, made at its first use */
+	struct {
+		char *sql;
+		sqlite3_stmt *st;
+	} exec[STORE_EXEC_CACHE]; /* store_exec's statements, prepared once (open.c) */
+	size_t nexec;
 	/* origins zila_forks names (fork.c), read when forks_known is false */
 	uint8_t forked[STORE_FORKED_MAX][32];
 	size_t nforked;
@@ -177,6 +185,10 @@ int store_exec(struct zila_store *s, const char *sql, struct zila_error *err) ZI
 int store_db_error(struct zila_store *s, struct zila_error *err, const char *what);
 /* The zila code for the connection's last SQLite error: ZILA_EBUSY, ZILA_EFULL, ZILA_ENOMEM, ZILA_EDB. */
 int store_db_code(struct zila_store *s);
+/* Steps st (NULL: it could not be prepared) and calls row for each result row until row
+ * returns non-zero; then finalizes st. Returns row's non-zero return, the store's code for
+ * a failed step, or 0. */
+int store_walk(struct zila_store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx) ZILA_MUST_CHECK;
 int store_begin(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 void store_rollback(struct zila_store *s);
 int store_commit(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
@@ -262,7 +274,7 @@ struct rowstate {
 	struct zila_buf arena;
 	int ncols;
 };
-enum { PARK_NONE = 0, PARK_DUP = 1, PARK_ORPHAN = 2, PARK_INVALID = 3 };
+enum { PARK_NONE = 0, PARK_DUP = ZILA_PARK_DUP, PARK_ORPHAN = ZILA_PARK_ORPHAN, PARK_INVALID = ZILA_PARK_INVALID };
 #define ROW_VISIBLE(r) ((r)->known && (r)->exists && (r)->parked == PARK_NONE)
 
 void row_init(struct rowstate *r, int ncols);
@@ -336,6 +348,9 @@ int row_fk_ok(struct zila_store *s, struct table *t, const struct zval *vals);
 int store_feed_get(struct zila_store *s, int64_t origin, const char *part, int64_t *id,
 		   uint64_t *head) ZILA_MUST_CHECK;
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
+/* In a write transaction: deletes the row pk of t (visible or parked) as a local change,
+ * sealed by the next seal. */
+int store_delete_captured(struct zila_store *s, struct table *t, const struct zval *pk) ZILA_MUST_CHECK;
 /* Seals at most max_batches batches; *more says whether captured changes remain. With
  * swept, once nothing remains, also the rows no capture or mark finds (zila_store_sweep);
  * their number is added to *swept. */

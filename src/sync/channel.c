@@ -11,9 +11,9 @@
 
 enum { PAYLOAD_CERTS = 1, PAYLOAD_JOIN = 2 };
 
-static int fail(struct zila_channel *ch, int r)
+/* Every key and secret the channel holds, wiped; the channel never works again. */
+static void wipe(struct zila_channel *ch)
 {
-	/* A failed channel never works again: drop every key now. */
 	ch->state = ZILA_CH_FAILED;
 	zila_noise_release(&ch->hs);
 	sodium_memzero(ch->x_sk, sizeof(ch->x_sk));
@@ -21,6 +21,11 @@ static int fail(struct zila_channel *ch, int r)
 	sodium_memzero(&ch->tx, sizeof(ch->tx));
 	sodium_memzero(&ch->rx, sizeof(ch->rx));
 	sodium_memzero(ch->rx_key, sizeof(ch->rx_key));
+}
+
+static int fail(struct zila_channel *ch, int r)
+{
+	wipe(ch); /* a failed channel drops every key now */
 	return r;
 }
 
@@ -71,13 +76,7 @@ out:
 void zila_channel_release(struct zila_channel *ch)
 {
 	zila_buf_release(&ch->in);
-	zila_noise_release(&ch->hs);
-	sodium_memzero(ch->x_sk, sizeof(ch->x_sk));
-	sodium_memzero(ch->cfg.psk, sizeof(ch->cfg.psk));
-	sodium_memzero(&ch->tx, sizeof(ch->tx));
-	sodium_memzero(&ch->rx, sizeof(ch->rx));
-	sodium_memzero(ch->rx_key, sizeof(ch->rx_key));
-	ch->state = ZILA_CH_FAILED;
+	wipe(ch);
 }
 
 static int put_frame_header(struct zila_buf *out, size_t len)

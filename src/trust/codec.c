@@ -670,33 +670,38 @@ out:
 	return r;
 }
 
+/* The head both USB files start with: 8 bytes of magic, a 32-byte key, a name (u8 length,
+ * UTF-8 without control characters; empty only when may_be_empty). */
+static int get_file_head(struct zila_view *in, const char magic[8], uint8_t key[32],
+			 char name[ZILA_NAME_MAX + 1], bool may_be_empty)
+{
+	const uint8_t *p;
+	uint8_t n;
+	int r;
+	if ((r = zila_view_get_bytes(in, 8, &p)) != 0)
+		return r;
+	if (memcmp(p, magic, 8) != 0)
+		return ZILA_EFORMAT;
+	if ((r = zila_view_get_copy(in, key, 32)) != 0 || (r = zila_view_get_u8(in, &n)) != 0)
+		return r;
+	if (n > ZILA_NAME_MAX)
+		return ZILA_EFORMAT;
+	if ((r = zila_view_get_bytes(in, n, &p)) != 0)
+		return r;
+	memcpy(name, p, n);
+	name[n] = '\0';
+	if (memchr(p, 0, n) != NULL || ((n > 0 || !may_be_empty) && !text_ok(name, ZILA_NAME_MAX)))
+		return ZILA_EFORMAT;
+	return 0;
+}
+
 int zila_enrol_req_decode(struct zila_view in, struct zila_enrol_req *out)
 {
 	int r;
-	uint8_t n;
-	const uint8_t *p;
 	struct zila_view all = in;
 	memset(out, 0, sizeof(*out));
-	if ((r = zila_view_get_bytes(&in, 8, &p)) != 0)
+	if ((r = get_file_head(&in, req_magic, out->device_pk, out->name, false)) != 0)
 		goto out;
-	if (memcmp(p, req_magic, 8) != 0) {
-		r = ZILA_EFORMAT;
-		goto out;
-	}
-	if ((r = zila_view_get_copy(&in, out->device_pk, 32)) != 0 || (r = zila_view_get_u8(&in, &n)) != 0)
-		goto out;
-	if (n > ZILA_NAME_MAX) {
-		r = ZILA_EFORMAT;
-		goto out;
-	}
-	if ((r = zila_view_get_bytes(&in, n, &p)) != 0)
-		goto out;
-	memcpy(out->name, p, n);
-	out->name[n] = '\0';
-	if (memchr(p, 0, n) != NULL || !text_ok(out->name, ZILA_NAME_MAX)) {
-		r = ZILA_EFORMAT;
-		goto out;
-	}
 	if ((r = zila_view_get_copy(&in, out->sig, 64)) != 0)
 		goto out;
 	if (in.len != 0) {
@@ -737,28 +742,10 @@ int zila_cert_file_decode(struct zila_view in, uint64_t now, struct zila_cert_fi
 {
 	int r;
 	const uint8_t *p;
-	uint8_t n, flags;
+	uint8_t flags;
 	memset(out, 0, sizeof(*out));
-	if ((r = zila_view_get_bytes(&in, 8, &p)) != 0)
+	if ((r = get_file_head(&in, cf_magic, out->root_pk, out->org_name, true)) != 0)
 		goto out;
-	if (memcmp(p, cf_magic, 8) != 0) {
-		r = ZILA_EFORMAT;
-		goto out;
-	}
-	if ((r = zila_view_get_copy(&in, out->root_pk, 32)) != 0 || (r = zila_view_get_u8(&in, &n)) != 0)
-		goto out;
-	if (n > ZILA_NAME_MAX) {
-		r = ZILA_EFORMAT;
-		goto out;
-	}
-	if ((r = zila_view_get_bytes(&in, n, &p)) != 0)
-		goto out;
-	memcpy(out->org_name, p, n);
-	out->org_name[n] = '\0';
-	if ((n > 0 && !text_ok(out->org_name, ZILA_NAME_MAX)) || memchr(p, 0, n) != NULL) {
-		r = ZILA_EFORMAT;
-		goto out;
-	}
 	if ((r = zila_view_get_u8(&in, &flags)) != 0)
 		goto out;
 	if (flags > 1) {

@@ -1,5 +1,5 @@
-/* The trust layer inside a replica: the organisation, certificates and revocations kept in
- * zila_trust, HQ operations (issue, revoke, invite, redeem) and enforcement hooks. */
+/* The trust layer inside a replica: the organisation, certificates and revocations kept as
+ * the store's trust records, HQ operations (issue, revoke, invite, redeem) and enforcement hooks. */
 #include "zila/trust.h"
 
 #include <inttypes.h>
@@ -44,38 +44,7 @@ out:
 /* The bytes of the trust record (type, device_pk), malloc'd into *out. */
 static int record_get(struct zila_store *s, uint8_t type, const uint8_t device_pk[32], uint8_t **out, size_t *len)
 {
-	sqlite3 *db = zila_store_db(s);
-	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB;
-	*out = NULL;
-	*len = 0;
-	if (sqlite3_prepare_v2(db, "SELECT bytes FROM zila_trust WHERE type = ?1 AND id = ?2", -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_int(st, 1, type);
-	sqlite3_bind_blob(st, 2, device_pk, 32, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		r = ZILA_ENOTFOUND;
-		goto out;
-	}
-	if (rc != SQLITE_ROW)
-		goto out;
-	int n = sqlite3_column_bytes(st, 0);
-	const void *p = sqlite3_column_blob(st, 0);
-	if (n <= 0 || p == NULL) {
-		r = ZILA_EFORMAT;
-		goto out;
-	}
-	if ((*out = malloc((size_t)n)) == NULL) {
-		r = ZILA_ENOMEM;
-		goto out;
-	}
-	memcpy(*out, p, (size_t)n);
-	*len = (size_t)n;
-	r = 0;
-out:
-	sqlite3_finalize(st);
-	return r;
+	return zila_store_trust_get(s, type, zila_view_make(device_pk, 32), out, len);
 }
 
 int zila_trust_cert_get(struct zila_store *s, const uint8_t device_pk[32], struct zila_cert *out)
@@ -109,60 +78,54 @@ int zila_trust_revocation_get(struct zila_store *s, const uint8_t device_pk[32],
 	return r;
 }
 
+struct cert_walk {
+	int (*fn)(void *ctx, const struct zila_cert *c);
+	void *ctx;
+	const uint8_t *device_pk; /* certs_of: only this device's */
+	struct zila_cert *out;
+	size_t max, n;
+};
+
+static int each_cert(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
+{
+	struct cert_walk *w = ctx;
+	struct zila_cert c;
+	(void)type;
+	if (bytes.len == 0 || zila_cert_decode(bytes, &c) != 0)
+		return 0;
+	/* Skip records filed under another device's key. */
+	if (id.len != 32 || memcmp(id.p, c.device_pk, 32) != 0)
+		return 0;
+	return w->fn(w->ctx, &c);
+}
+
 int zila_trust_cert_each(struct zila_store *s, int (*fn)(void *ctx, const struct zila_cert *c), void *ctx)
 {
-	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB, rc;
-	if (sqlite3_prepare_v2(zila_store_db(s), "SELECT id, bytes FROM zila_trust WHERE type = ?1 ORDER BY id", -1, &st,
-			       NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_int(st, 1, ZILA_TRUST_CERT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct zila_cert c;
-		const void *id = sqlite3_column_blob(st, 0);
-		int n = sqlite3_column_bytes(st, 1);
-		const void *p = sqlite3_column_blob(st, 1);
-		if (p == NULL || n <= 0 || zila_cert_decode(zila_view_make(p, (size_t)n), &c) != 0)
-			continue;
-		/* Skip records filed under another device's key. */
-		if (id == NULL || sqlite3_column_bytes(st, 0) != 32 || memcmp(id, c.device_pk, 32) != 0)
-			continue;
-		if ((r = fn(ctx, &c)) != 0)
-			goto out;
-	}
-	r = rc == SQLITE_DONE ? 0 : ZILA_EDB;
-out:
-	sqlite3_finalize(st);
-	return r;
+	struct cert_walk w = { .fn = fn, .ctx = ctx };
+	return zila_store_trust_find(s, ZILA_TRUST_CERT, zila_view_make(NULL, 0), each_cert, &w);
+}
+
+static int collect_cert(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
+{
+	struct cert_walk *w = ctx;
+	if (w->n == w->max || id.len != (type == ZILA_TRUST_CERT ? 32 : ZILA_TRUST_PAST_ID_LEN))
+		return 0;
+	/* A record filed under another device's key is never believed. */
+	if (bytes.len == 0 || zila_cert_decode(bytes, &w->out[w->n]) != 0 ||
+	    sodium_memcmp(w->out[w->n].device_pk, w->device_pk, 32) != 0)
+		return 0;
+	w->n++;
+	return 0;
 }
 
 /* Every certificate kept for device_pk (current and earlier), at most max, into out. */
 static int certs_of(struct zila_store *s, const uint8_t device_pk[32], struct zila_cert *out, size_t max, size_t *n)
 {
-	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB, rc;
-	*n = 0;
-	if (sqlite3_prepare_v2(zila_store_db(s),
-			       "SELECT bytes FROM zila_trust WHERE (type = ?1 AND id = ?3)"
-			       " OR (type = ?2 AND substr(id, 1, 32) = ?3 AND length(id) = ?4)",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_int(st, 1, ZILA_TRUST_CERT);
-	sqlite3_bind_int(st, 2, ZILA_TRUST_CERT_PAST);
-	sqlite3_bind_blob(st, 3, device_pk, 32, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, ZILA_TRUST_PAST_ID_LEN);
-	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const void *p = sqlite3_column_blob(st, 0);
-		int len = sqlite3_column_bytes(st, 0);
-		/* A record filed under another device's key is never believed. */
-		if (p == NULL || len <= 0 || zila_cert_decode(zila_view_make(p, (size_t)len), &out[*n]) != 0 ||
-		    sodium_memcmp(out[*n].device_pk, device_pk, 32) != 0)
-			continue;
-		(*n)++;
-	}
-	r = 0;
-out:
-	sqlite3_finalize(st);
+	struct cert_walk w = { .device_pk = device_pk, .out = out, .max = max };
+	struct zila_view key = zila_view_make(device_pk, 32);
+	int r = zila_store_trust_find(s, ZILA_TRUST_CERT, key, collect_cert, &w);
+	r = r ? r : zila_store_trust_find(s, ZILA_TRUST_CERT_PAST, key, collect_cert, &w);
+	*n = w.n;
 	return r;
 }
 

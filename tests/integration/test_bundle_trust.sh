@@ -47,7 +47,7 @@ has "$T/err" "outside its write scope" "the log line names the reason"
 	ok "hq has the in-scope row and not the other" || bad "hq people: $(sqlite3 hq/zila.db "SELECT group_concat(id) FROM people")"
 
 sqlite3 c/zila.db "INSERT INTO states(id, name) VALUES ('s9', 'Fake'); INSERT INTO districts(id, state_id, name) VALUES ('d1x', 's9', 'X');"
-"$ZILA" -d c bundle create c.bndl >/dev/null
+"$ZILA" -d c bundle create c.bndl --all >/dev/null
 h0=$("$ZILA" -d hq hash)
 expect 0 "an outsider's bundle is read" -- "$ZILA" -d hq bundle apply c.bndl
 has "$T/out" "applied 0 of 1 entries" "every outsider entry is rejected"
@@ -74,7 +74,16 @@ expect 0 "which applies there" -- "$ZILA" -d b bundle apply a-b.bndl
 "$ZILA" -d e vector > e.vec
 sed 's/^\(# cert .\{400\}\)../\100/' e.vec > forged.vec
 expect 1 "a vector with a forged certificate is refused" -- "$ZILA" -d a bundle create x.bndl --for forged.vec
-has "$T/err" "certificate" "the refusal names the certificate"
+has "$T/err" "signature does not verify" "the refusal says the file is not the device's"
+# #15 item 3: a laptop passes itself off as HQ: its own vector, HQ's device key in it.
+HQKEY=$(grep '^# device' hq.vec | cut -d' ' -f3)
+sed "s/^# device .*/# device $HQKEY/" b.vec > as-hq.vec
+expect 1 "a vector file naming HQ but made by a laptop is refused" -- "$ZILA" -d hq bundle create x.bndl --for as-hq.vec
+has "$T/err" "not made by the device it names" "the refusal says so"
+[ ! -e x.bndl ] && ok "no bundle was written" || bad "a bundle was written for the forged vector"
+grep -v '^# sig' b.vec > unsigned.vec
+expect 1 "an unsigned vector file is refused" -- "$ZILA" -d a bundle create x.bndl --for unsigned.vec
+has "$T/err" "not signed by the replica it names" "the refusal says how to make it again"
 
 # Revocation: hq revokes laptop a; the revocation travels to b; a's later entries are refused.
 AID=$("$ZILA" -d a whoami | grep -o '[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{2\}' | head -1)

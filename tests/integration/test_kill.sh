@@ -39,7 +39,7 @@ n=$(sqlite3 "$A/zila.db" "SELECT count(*) FROM zila_pending")
 ins=$(grep -o '"op":"insert"' "$T/log.json" | wc -l)
 [ "$ins" = "$ROWS" ] && ok "every row sealed exactly once as an insert ($ins)" || bad "$ins inserts sealed, wanted $ROWS"
 
-"$ZILA" -d "$A" bundle create "$T/a.bndl" >/dev/null
+"$ZILA" -d "$A" bundle create "$T/a.bndl" --all >/dev/null
 k0=$kills
 i=0
 while [ $i -lt "$ROUNDS" ]; do kill_at "$ZILA" -d "$B" bundle apply "$T/a.bndl"; i=$((i + 1)); done

@@ -64,12 +64,21 @@ expect 0 "exchange the resolution" -- exchange
 same_hash "replicas agree after the resolution"
 [ "$(val "$A" "SELECT name FROM people WHERE id = 'p0'")" = "Mohan Lal" ] && ok "a has the chosen value" || bad "a has $(val "$A" "SELECT name FROM people WHERE id = 'p0'")"
 [ "$(val "$B" "SELECT name FROM people WHERE id = 'p0'")" = "Mohan Lal" ] && ok "b has the chosen value" || bad "b has $(val "$B" "SELECT name FROM people WHERE id = 'p0'")"
-# On b the same conflict was recorded too; b settles it with a value of its own.
+# On b the same conflict was recorded too; a's resolution travelled with its write (#16).
+expect 0 "conflicts on b" -- "$ZILA" -d "$B" conflicts
+if grep -q "people p0 name" "$T/out"; then bad "b still lists the conflict a resolved"; else ok "b no longer lists the conflict a resolved"; fi
+# A new conflict on the same member; b settles it with a value of its own.
+val "$A" "UPDATE people SET address = 'Station Road' WHERE id = 'p0';"
+sleep 0.05
+val "$B" "UPDATE people SET address = 'Station Rd.' WHERE id = 'p0';"
+expect 0 "exchange the address edits" -- exchange
 bid=$("$ZILA" -d "$B" --json conflicts | sed -n 's/.*"conflicts":\[{"id":\([0-9]*\).*/\1/p')
-expect 0 "b resolves with an explicit VALUE" -- "$ZILA" -d "$B" conflicts resolve "$bid" --keep "Mohan L. Prasad"
+expect 0 "b resolves with an explicit VALUE" -- "$ZILA" -d "$B" conflicts resolve "$bid" --keep "12 Station Road"
 expect 0 "exchange the second resolution" -- exchange
 same_hash "replicas agree after the second resolution"
-[ "$(val "$A" "SELECT name FROM people WHERE id = 'p0'")" = "Mohan L. Prasad" ] && ok "a has b's value" || bad "a has $(val "$A" "SELECT name FROM people WHERE id = 'p0'")"
+[ "$(val "$A" "SELECT address FROM people WHERE id = 'p0'")" = "12 Station Road" ] && ok "a has b's value" || bad "a has $(val "$A" "SELECT address FROM people WHERE id = 'p0'")"
+expect 0 "conflicts on a after b's resolution" -- "$ZILA" -d "$A" conflicts
+if grep -q "people p0 address" "$T/out"; then bad "a still lists the conflict b resolved"; else ok "a no longer lists the conflict b resolved"; fi
 # A conflict on a row deleted since cannot be resolved by writing.
 val "$A" "INSERT INTO people(id, district_id, name) VALUES ('p9', 'd1', 'Gone');"
 expect 0 "exchange p9" -- exchange

@@ -16,6 +16,7 @@
 #include "sync.pb-c.h"
 #include "zila/log.h"
 #include "zila/pbuf.h"
+#include "zila/store_test.h"
 #include "zila/session.h"
 #include "zila/trust.h"
 

@@ -16,8 +16,10 @@
 #include <sqlite3.h>
 #include <cmocka.h>
 
+#include "zila/store_test.h"
 #include "zila/bundle.h"
 #include "zila/clock.h"
+#include "zila/review.h"
 #include "zila/store.h"
 
 /* The time of every clock here, when set (0: the computer's): the stores' (zila_store_set_clock)
@@ -527,7 +529,7 @@ static void test_upgrade_v1(void **state)
 	/* captured by the format-1 triggers, sealed after the upgrade */
 	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 6);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 7);
 	/* each feed's chain computed from its entries: the one the receiver keeps as it applies */
 	assert_int_equal(count(&a, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"),
 			 count(&b, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"));
@@ -811,6 +813,251 @@ static void test_checkpoint_thread(void **state)
 	replica_free(&a);
 }
 
+/* A replica of format 5 opens: the peer table a daemon made there is kept, and one that
+ * never ran a daemon gets it (format 6 has it from the start). */
+static int peer_name(void *ctx, const struct zila_peer_record *p)
+{
+	char *out = ctx;
+	size_t n = strlen(out);
+	snprintf(out + n, 64 - n, "%s/%s/%s;", p->name ? p->name : "?", p->district ? p->district : "?",
+		 p->has_last_sync ? "synced" : "never");
+	return 0;
+}
+
+static void test_upgrade_peers(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	const uint8_t dev[32] = { 7 }, dev2[32] = { 8 };
+	char seen[64] = "";
+	replica_new(&a, "peers-a");
+	replica_new(&b, "peers-b");
+	/* a new replica has the table */
+	assert_int_equal(zila_store_peer_seen(a.s, dev, "laptop-1", "d1", "10.0.0.1:7300", "lan", 100), 0);
+	struct zila_peer_session ok = { .result = "ok", .sent = 1, .received = 2 };
+	assert_int_equal(zila_store_peer_synced(a.s, dev, 200, &ok), 0);
+	zila_store_free(a.s);
+	zila_store_free(b.s);
+	a.s = b.s = NULL;
+	app(&a, "UPDATE zila_meta SET v = '5' WHERE k = 'store_version'");
+	app(&b, "DROP TABLE zila_peers; UPDATE zila_meta SET v = '5' WHERE k = 'store_version'");
+	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
+	assert_int_equal(zila_store_open(&b.s, b.dir, &err), 0);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 7);
+	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 7);
+	assert_int_equal(zila_store_peer_district(a.s, "d1", peer_name, seen), 0);
+	assert_string_equal(seen, "laptop-1/d1/synced;");
+	assert_int_equal(zila_store_peer_seen(b.s, dev2, "laptop-2", "d2", "10.0.0.2:7300", "inbound", 300), 0);
+	seen[0] = '\0';
+	assert_int_equal(zila_store_peer_each(b.s, peer_name, seen), 0);
+	assert_string_equal(seen, "laptop-2/d2/never;");
+	replica_free(&a);
+	replica_free(&b);
+}
+
+/* The first unresolved conflict of a replica (0: none). */
+static int first_conflict(void *ctx, const struct zila_conflict *c)
+{
+	*(int64_t *)ctx = c->id;
+	return 1;
+}
+
+static int64_t conflict_of(struct replica *r)
+{
+	int64_t id = 0;
+	int rc = zila_store_conflict_each(r->s, first_conflict, &id);
+	assert_true(rc == 0 || rc == 1);
+	return id;
+}
+
+static int on_commit(void *ctx)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* An authorizer that refuses one kind of write to one table (only statements of zila's own,
+ * not of triggers, when top_only): a failure injected half way through a store call. */
+struct deny {
+	int action;
+	const char *table;
+	bool top_only;
+};
+
+static int deny_write(void *ctx, int action, const char *a1, const char *a2, const char *db, const char *trigger)
+{
+	const struct deny *d = ctx;
+	(void)a2;
+	(void)db;
+	if (action != d->action || a1 == NULL || strcmp(a1, d->table) != 0 || (d->top_only && trigger != NULL))
+		return SQLITE_OK;
+	return SQLITE_DENY;
+}
+
+/* Nothing captured is left unsealed, and r has written own entries. */
+static void assert_own(struct replica *r, int64_t own)
+{
+	int64_t n = -1;
+	assert_int_equal(zila_store_pending(r->s, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(zila_store_own_entries(r->s, &n), 0);
+	assert_int_equal(n, own);
+}
+
+/* `zila conflicts resolve` is one commit on the store's connection: the chosen value, the
+ * entry that seals it and the conflict marked resolved go together, or nothing does (it
+ * was three transactions over two connections, and a failure after the write left the
+ * value written, the conflict open). */
+static void test_resolve_one_commit(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	struct zila_resolved res;
+	int ncommits = 0;
+	int64_t own = 0;
+	replica_new(&a, "resolve-a");
+	replica_new(&b, "resolve-b");
+	app(&a, "INSERT INTO t VALUES ('r', 'd1', 'v0')");
+	send_all(&a, &b);
+	app(&a, "UPDATE t SET v = 'mine' WHERE id = 'r'");
+	app(&b, "UPDATE t SET v = 'theirs' WHERE id = 'r'");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	assert_int_equal(zila_store_seal(b.s, NULL, &err), 0);
+	send_all(&a, &b);
+	send_all(&b, &a);
+	assert_same(&a, &b);
+	/* the replica whose value was overwritten keeps it for review */
+	struct replica *x = conflict_of(&a) ? &a : &b, *y = x == &a ? &b : &a;
+	int64_t id = conflict_of(x);
+	assert_true(id > 0);
+	char before[1024], after[1024];
+	rows_of(x, before, sizeof(before));
+	assert_int_equal(zila_store_own_entries(x->s, &own), 0);
+
+	/* marking it resolved fails, after the write: nothing of the resolve is left */
+	struct deny mark = { SQLITE_UPDATE, "zila_conflicts", false };
+	sqlite3_set_authorizer(zila_store_db(x->s), deny_write, &mark);
+	zila_error_clear(&err);
+	assert_int_not_equal(zila_store_conflict_resolve(x->s, id, ZILA_KEEP_LOST, NULL, &res, &err), 0);
+	zila_resolved_release(&res);
+	sqlite3_set_authorizer(zila_store_db(x->s), NULL, NULL);
+	assert_int_equal(conflict_of(x), id);
+	rows_of(x, after, sizeof(after));
+	assert_string_equal(after, before);
+	assert_own(x, own);
+
+	/* again: one commit holds the write, its entry and the resolution */
+	sqlite3_commit_hook(zila_store_db(x->s), on_commit, &ncommits);
+	assert_int_equal(zila_store_conflict_resolve(x->s, id, ZILA_KEEP_LOST, NULL, &res, &err), 0);
+	assert_int_equal(ncommits, 1);
+	assert_true(res.written);
+	assert_int_equal(res.nresolved, 1);
+	assert_string_equal(res.table, "t");
+	assert_string_equal(res.row, "r");
+	assert_string_equal(res.col, "v");
+	zila_resolved_release(&res);
+	sqlite3_commit_hook(zila_store_db(x->s), NULL, NULL);
+	assert_int_equal(conflict_of(x), 0);
+	assert_own(x, own + 1);
+	rows_of(x, after, sizeof(after));
+	assert_string_equal(after, x == &a ? "r=mine;" : "r=theirs;");
+	/* the choice spreads like any write */
+	send_all(x, y);
+	assert_same(&a, &b);
+	/* a second resolve says so, and changes nothing */
+	zila_error_clear(&err);
+	assert_int_equal(zila_store_conflict_resolve(x->s, id, ZILA_KEEP_KEPT, NULL, &res, &err), ZILA_EEXIST);
+	char want[64];
+	snprintf(want, sizeof(want), "conflict '%lld' is already resolved", (long long)id);
+	assert_string_equal(err.msg, want);
+	zila_resolved_release(&res);
+	replica_free(&a);
+	replica_free(&b);
+}
+
+/* The first parked duplicate's table and key (as text). */
+static int first_dup(void *ctx, const struct zila_park *p)
+{
+	char *out = ctx;
+	snprintf(out, 64, "%.*s", (int)p->pk.len, (const char *)p->pk.p);
+	return 1;
+}
+
+/* `zila duplicates merge` is one commit on the store's connection: the holder's filled
+ * columns, the repointed references and the duplicate's discard go together, or nothing
+ * does (the fill and the repointing were one application transaction, the discard another). */
+static void test_merge_one_commit(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	struct zila_merged m;
+	int ncommits = 0;
+	int64_t own = 0;
+	char dup[64] = "", rows[1024], before[1024];
+	replica_new(&a, "merge-a");
+	replica_new(&b, "merge-b");
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++) {
+		app(both[i], "CREATE TABLE u(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, phone TEXT, name TEXT, note TEXT,"
+			     " UNIQUE(district_id, phone));"
+			     "CREATE TABLE c(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, uid TEXT REFERENCES u(id))");
+		assert_int_equal(zila_store_track(both[i]->s, "u", "district_id", &err), 0);
+		assert_int_equal(zila_store_track(both[i]->s, "c", "district_id", &err), 0);
+	}
+	app(&a, "INSERT INTO u VALUES ('X', 'd1', '111', 'x', NULL); INSERT INTO c VALUES ('kx', 'd1', 'X')");
+	app(&b, "INSERT INTO u VALUES ('Y', 'd1', '111', NULL, 'n'); INSERT INTO c VALUES ('ky', 'd1', 'Y')");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	assert_int_equal(zila_store_seal(b.s, NULL, &err), 0);
+	send_all(&a, &b);
+	send_all(&b, &a);
+	assert_int_equal(zila_store_parked_each(a.s, ZILA_PARK_DUP, "u", NULL, first_dup, dup), 1);
+	const char *holder = strcmp(dup, "X") == 0 ? "Y" : "X";
+	struct zila_value zpk = { .type = ZILA_VAL_TEXT, .p = (const uint8_t *)dup, .len = strlen(dup) };
+	struct zila_value zh = { .type = ZILA_VAL_TEXT, .p = (const uint8_t *)holder, .len = 1 };
+	rows_by(&a, "SELECT id, coalesce(name, '-') || coalesce(note, '-') FROM u ORDER BY id", '=', before, sizeof(before));
+	assert_int_equal(zila_store_own_entries(a.s, &own), 0);
+
+	/* the discard fails after the fill and the repointing: nothing of the merge is left */
+	/* (the discard's own capture; the fill's and the repointing's are the triggers') */
+	struct deny discard = { SQLITE_INSERT, "zila_pending", true };
+	sqlite3_set_authorizer(zila_store_db(a.s), deny_write, &discard);
+	zila_error_clear(&err);
+	assert_int_not_equal(zila_store_merge_duplicate(a.s, "u", &zpk, &zh, &m, &err), 0);
+	sqlite3_set_authorizer(zila_store_db(a.s), NULL, NULL);
+	rows_by(&a, "SELECT id, coalesce(name, '-') || coalesce(note, '-') FROM u ORDER BY id", '=', rows, sizeof(rows));
+	assert_string_equal(rows, before);
+	assert_int_equal(count(&a, "SELECT count(*) FROM c"), 1);
+	assert_own(&a, own);
+	char again[64] = "";
+	assert_int_equal(zila_store_parked_each(a.s, ZILA_PARK_DUP, "u", NULL, first_dup, again), 1);
+	assert_string_equal(again, dup);
+
+	/* again: one commit */
+	sqlite3_commit_hook(zila_store_db(a.s), on_commit, &ncommits);
+	assert_int_equal(zila_store_merge_duplicate(a.s, "u", &zpk, &zh, &m, &err), 0);
+	sqlite3_commit_hook(zila_store_db(a.s), NULL, NULL);
+	assert_int_equal(ncommits, 1);
+	assert_int_equal(m.nfilled, 1);
+	assert_int_equal(m.nmoved, 1);
+	assert_int_equal(zila_store_parked_each(a.s, ZILA_PARK_ANY, NULL, NULL, first_dup, again), 0);
+	rows_by(&a, "SELECT id, coalesce(name, '-') || coalesce(note, '-') FROM u ORDER BY id", '=', rows, sizeof(rows));
+	snprintf(before, sizeof(before), "%s=xn;", holder);
+	assert_string_equal(rows, before);
+	assert_int_equal(count(&a, "SELECT count(*) FROM c WHERE uid = (SELECT id FROM u)"), 2);
+	assert_own(&a, own + 1);
+	send_all(&a, &b);
+	send_all(&b, &a);
+	uint8_t ha[32], hb[32];
+	assert_int_equal(zila_store_hash(a.s, ha, &err), 0);
+	assert_int_equal(zila_store_hash(b.s, hb, &err), 0);
+	assert_memory_equal(ha, hb, 32);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 static unsigned mode_of(const char *dir, const char *name)
 {
 	char path[256];
@@ -882,6 +1129,9 @@ int main(void)
 		cmocka_unit_test(test_write_scope),
 		cmocka_unit_test(test_forged_window_bounded),
 		cmocka_unit_test(test_checkpoint_thread),
+		cmocka_unit_test(test_upgrade_peers),
+		cmocka_unit_test(test_resolve_one_commit),
+		cmocka_unit_test(test_merge_one_commit),
 		cmocka_unit_test(test_private_files),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);

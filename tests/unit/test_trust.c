@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "zila/store_test.h"
 #include "zila/bundle.h"
 #include "zila/channel.h"
 #include "zila/log.h"

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "zila/channel.h"
 #include "zila/log.h"
 #include "zila/session.h"
