@@ -559,6 +559,13 @@ static void test_upgrade_v1(void **state)
 	replica_free(&b);
 }
 
+/* app() at the test clock's time ms. */
+static void app_at(struct replica *r, uint64_t ms, const char *sql)
+{
+	test_now_ms = ms;
+	app(r, sql);
+}
+
 /* Last-writer-wins orders writes by when they were made, to the second, also when no
  * daemon ran then (#16): B's edit, made 5 s after A's, wins on both although A sealed its
  * own later; and a seal splits changes made in different seconds into entries of their
@@ -572,15 +579,11 @@ static void test_write_time(void **state)
 	uint64_t t = zila_wall_ms() / 1000 * 1000;
 	replica_new(&a, "wa");
 	replica_new(&b, "wb");
-	test_now_ms = t;
-	app(&a, "INSERT INTO t VALUES ('m', 'd1', 'first'), ('n', 'd1', 'first')");
+	app_at(&a, t, "INSERT INTO t VALUES ('m', 'd1', 'first'), ('n', 'd1', 'first')");
 	send_all(&a, &b);
-	test_now_ms = t + 60000;
-	app(&a, "UPDATE t SET v = 'made at t' WHERE id = 'm'");
-	test_now_ms = t + 65000;
-	app(&b, "UPDATE t SET v = 'made at t+5' WHERE id = 'm'");
-	test_now_ms = t + 66000;
-	app(&a, "UPDATE t SET v = 'a at t+6' WHERE id = 'n'");
+	app_at(&a, t + 60000, "UPDATE t SET v = 'made at t' WHERE id = 'm'");
+	app_at(&b, t + 65000, "UPDATE t SET v = 'made at t+5' WHERE id = 'm'");
+	app_at(&a, t + 66000, "UPDATE t SET v = 'a at t+6' WHERE id = 'n'");
 	test_now_ms = t + 70000;
 	assert_int_equal(zila_store_seal(b.s, &n, &err), 0);
 	assert_int_equal(n, 1);
@@ -603,15 +606,11 @@ static void test_write_time(void **state)
 		app(both[i], "CREATE TABLE c(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, name TEXT, addr TEXT)");
 		assert_int_equal(zila_store_track(both[i]->s, "c", "district_id", &err), 0);
 	}
-	test_now_ms = t + 100000;
-	app(&a, "INSERT INTO c VALUES ('x', 'd1', 'name 0', 'addr 0')");
+	app_at(&a, t + 100000, "INSERT INTO c VALUES ('x', 'd1', 'name 0', 'addr 0')");
 	send_all(&a, &b);
-	test_now_ms = t + 110000;
-	app(&a, "UPDATE c SET name = 'a at t+110' WHERE id = 'x'");
-	test_now_ms = t + 115000;
-	app(&b, "UPDATE c SET name = 'b at t+115' WHERE id = 'x'");
-	test_now_ms = t + 120000;
-	app(&a, "UPDATE c SET addr = 'a at t+120' WHERE id = 'x'");
+	app_at(&a, t + 110000, "UPDATE c SET name = 'a at t+110' WHERE id = 'x'");
+	app_at(&b, t + 115000, "UPDATE c SET name = 'b at t+115' WHERE id = 'x'");
+	app_at(&a, t + 120000, "UPDATE c SET addr = 'a at t+120' WHERE id = 'x'");
 	test_now_ms = t + 130000;
 	send_all(&a, &b);
 	send_all(&b, &a);
