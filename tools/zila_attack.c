@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "zila/channel.h"
+#include "zila/daemon.h"
 #include "zila/err.h"
 #include "zila/session.h"
 #include "zila/store.h"
@@ -42,10 +43,15 @@ static const char usage[] =
 	"                     Hello twice (hello), sends nothing (idle, N connections held), sends\n"
 	"                     a 1 MiB frame of noise (bigframe) or announces a 2 GiB frame\n"
 	"                     (oversize); again and again\n"
+	"  beacons --root HEX --count N [--port P] [--spoof IPV4]\n"
+	"                     forges LAN beacons with the organisation's public root key (an\n"
+	"                     outsider's knowledge): N made-up devices, each naming TCP port P+i\n"
+	"                     (default 20000), sent by UDP to --to once a second each; --spoof\n"
+	"                     sends them with that source address (a raw socket: root)\n"
 	"Prints one summary line: connections opened, closed by the peer, refused, still open,\n"
 	"how long they lived, bytes sent. Exit 0 when it ran, 1 on failure, 2 on misuse.\n";
 
-enum mode { M_GARBAGE, M_MSG1, M_LORIS, M_FRAME, M_REPLAY, M_MEMBER };
+enum mode { M_GARBAGE, M_MSG1, M_LORIS, M_FRAME, M_REPLAY, M_MEMBER, M_BEACONS };
 enum what { W_HELLO, W_IDLE, W_BIGFRAME, W_OVERSIZE };
 
 static struct {
@@ -57,9 +63,13 @@ static struct {
 	enum mode mode;
 	enum what what;
 	const char *dir;
+	uint8_t root[32];
+	unsigned count, port;
+	struct in_addr spoof;
+	bool has_spoof;
 	uint8_t *file;
 	size_t file_len;
-} opt = { .spread = 1, .seconds = 10, .conns = 16, .rate = 100, .every_ms = 2000 };
+} opt = { .spread = 1, .seconds = 10, .conns = 16, .rate = 100, .every_ms = 2000, .port = 20000 };
 
 static struct {
 	uint64_t opened, closed, refused, bytes, life_sum_ms, life_max_ms, established, sessions_refused;
@@ -160,6 +170,7 @@ static void make_payload(struct slot *s)
 		s->pay_len = opt.file_len;
 		break;
 	case M_MEMBER:
+	case M_BEACONS:
 		return;
 	}
 	if ((s->pay = malloc(s->pay_len)) == NULL) {
@@ -587,6 +598,70 @@ static int read_file(const char *path)
 	return 0;
 }
 
+/* Forged beacons: made-up devices (their keys start 0xff, so every member's key is lower
+ * and each dials them) at the source address, naming ports nobody listens on. */
+static int run_beacons(void)
+{
+	uint8_t key[32], pkt[ZILA_BEACON_LEN], salt[8];
+	uint64_t sent = 0, t_end = now_ms() + (uint64_t)opt.seconds * 1000;
+	/* --spoof: an IPv4 header of our own (the kernel fills in its length and checksum) and a
+	 * UDP header without checksum before each beacon. */
+	uint8_t raw[20 + 8 + ZILA_BEACON_LEN];
+	int fd = opt.has_spoof ? socket(AF_INET, SOCK_RAW, IPPROTO_RAW) : socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0) {
+		perror("zila_attack: socket");
+		return 1;
+	}
+	memset(raw, 0, sizeof(raw));
+	raw[0] = 0x45;
+	raw[8] = 64;
+	raw[9] = IPPROTO_UDP;
+	memcpy(raw + 12, &opt.spoof, 4);
+	memcpy(raw + 16, &opt.to.sin_addr, 4);
+	raw[20] = 0x9c; /* source port 40000 */
+	raw[21] = 0x40;
+	memcpy(raw + 22, &opt.to.sin_port, 2);
+	raw[24] = (uint8_t)((8 + ZILA_BEACON_LEN) >> 8);
+	raw[25] = (uint8_t)(8 + ZILA_BEACON_LEN);
+	if (opt.has_from && !opt.has_spoof) {
+		struct sockaddr_in a;
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_addr = opt.from;
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+			perror("zila_attack: bind");
+			close(fd);
+			return 1;
+		}
+	}
+	zila_beacon_key(opt.root, key);
+	randombytes_buf(salt, sizeof(salt));
+	while (now_ms() < t_end) {
+		for (unsigned i = 0; i < opt.count; i++) {
+			struct zila_beacon b;
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			memset(b.device_pk, 0xff, 32);
+			memcpy(b.device_pk + 8, salt, sizeof(salt));
+			b.device_pk[1] = (uint8_t)(i >> 8);
+			b.device_pk[2] = (uint8_t)i;
+			b.port = (uint16_t)(opt.port + i);
+			b.time_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+			zila_beacon_seal(key, &b, pkt);
+			memcpy(raw + 28, pkt, sizeof(pkt));
+			const uint8_t *out = opt.has_spoof ? raw : pkt;
+			size_t len = opt.has_spoof ? sizeof(raw) : sizeof(pkt);
+			if (sendto(fd, out, len, 0, (struct sockaddr *)&opt.to, sizeof(opt.to)) == (ssize_t)len)
+				sent++;
+		}
+		usleep(1000000);
+	}
+	close(fd);
+	sodium_memzero(key, sizeof(key));
+	printf("beacons: %" PRIu64 " sent for %u made-up devices\n", sent, opt.count);
+	return 0;
+}
+
 static bool parse_ip(const char *s, struct in_addr *a)
 {
 	return inet_pton(AF_INET, s, a) == 1;
@@ -651,6 +726,17 @@ int main(int argc, char **argv)
 			opt.dir = val;
 		} else if (strcmp(a, "--what") == 0) {
 			what = val;
+		} else if (strcmp(a, "--root") == 0) {
+			if (strlen(val) != 64 || zila_hex_decode(opt.root, 32, val, 64) != 0)
+				return die_usage("--root is not 64 hex digits", val);
+		} else if (strcmp(a, "--count") == 0 && parse_u64(val, 1, 60000, &v)) {
+			opt.count = (unsigned)v;
+		} else if (strcmp(a, "--port") == 0 && parse_u64(val, 1, 65535, &v)) {
+			opt.port = (unsigned)v;
+		} else if (strcmp(a, "--spoof") == 0) {
+			if (!parse_ip(val, &opt.spoof))
+				return die_usage("--spoof is not an IPv4 address", val);
+			opt.has_spoof = true;
 		} else {
 			return die_usage("bad option or value", a);
 		}
@@ -690,10 +776,16 @@ int main(int argc, char **argv)
 			opt.what = W_OVERSIZE;
 		else
 			return die_usage("unknown --what", what);
+	} else if (strcmp(mode, "beacons") == 0) {
+		opt.mode = M_BEACONS;
+		if (opt.count == 0 || sodium_is_zero(opt.root, 32))
+			return die_usage("beacons needs --root and --count", NULL);
+		if (opt.port + opt.count > 65536)
+			return die_usage("--port plus --count passes 65535", NULL);
 	} else {
 		return die_usage("unknown mode", mode);
 	}
-	int rc = opt.mode == M_MEMBER ? run_member() : run_raw();
+	int rc = opt.mode == M_MEMBER ? run_member() : opt.mode == M_BEACONS ? run_beacons() : run_raw();
 	free(opt.file);
 	return rc;
 }

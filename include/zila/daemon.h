@@ -1,7 +1,8 @@
 /* The zila daemon (src/net, libuv): TCP listener and dialer running the channel and the sync
  * session, LAN discovery by authenticated UDP beacons, HQ uplink with backoff, the peer table
  * and the local control socket. Also the pure parts tests and fuzzers drive without a loop
- * (beacons, backoff, addresses) and the blocking join client `zila join` uses. */
+ * (beacons, addresses; the scheduling policy and backoff are in zila/sched.h) and the
+ * blocking join client `zila join` uses. */
 #ifndef ZILA_DAEMON_H
 #define ZILA_DAEMON_H
 
@@ -11,6 +12,7 @@
 
 #include "zila/err.h"
 #include "zila/log.h"
+#include "zila/sched.h"
 #include "zila/store.h"
 
 #define ZILA_BEACON_PORT 7401          /* default UDP port of LAN beacons */
@@ -70,19 +72,6 @@ struct zila_beacon_seen {
 };
 void zila_beacon_seen_init(struct zila_beacon_seen *seen, const uint8_t self[32]);
 int zila_beacon_accept(struct zila_beacon_seen *seen, const struct zila_beacon *b, uint64_t now_ms) ZILA_MUST_CHECK;
-
-/* --- backoff -------------------------------------------------------------------------- */
-
-/* Exponential backoff with jitter: the n-th consecutive failure waits a random time in
- * [d/2, d], d = min(base * 2^(n-1), max). */
-struct zila_backoff {
-	uint32_t base_ms, max_ms;
-	unsigned failures;
-};
-void zila_backoff_init(struct zila_backoff *b, uint32_t base_ms, uint32_t max_ms);
-/* Records a failure; returns the delay before the next attempt. rnd is a random number. */
-uint32_t zila_backoff_fail(struct zila_backoff *b, uint32_t rnd);
-void zila_backoff_reset(struct zila_backoff *b);
 
 /* --- addresses ------------------------------------------------------------------------ */
 

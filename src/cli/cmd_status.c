@@ -54,7 +54,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		if (json_is_integer(lb))
 			printf(" (last heard %lld s ago)\n", (long long)json_integer_value(lb));
 		else
-			printf(" (none heard yet)\n");
+			printf(" (none heard yet: no laptop nearby, or the network blocks them; 'zila peer add HOST:PORT' reaches one by address)\n");
 	} else {
 		printf(", no LAN discovery\n");
 	}

@@ -43,8 +43,9 @@ const struct cli_command cli_commands[] = {
 	{ "hash", cmd_hash, "print a content hash of all tracked rows", "zila hash", CLI_STORE },
 	{ "vector", cmd_vector, "print the version vector (feed heads)", "zila vector", CLI_STORE },
 	{ "log", cmd_log, "show the audit trail: who changed what, when", "zila log [--table T] [--id ID]", CLI_STORE },
-	{ "conflicts", cmd_conflicts, "list overwritten values and parked duplicate/orphan rows; resolve one",
-	  "zila conflicts\nzila conflicts resolve ID --keep kept|lost|VALUE", 0 },
+	{ "conflicts", cmd_conflicts, "list overwritten values and parked rows; resolve one, link an orphan to a parent, drop a row",
+	  "zila conflicts\nzila conflicts resolve ID --keep kept|lost\nzila conflicts resolve ID --value TEXT\n"
+	  "zila conflicts relink TABLE:ID COLUMN=VALUE\nzila conflicts drop TABLE:ID", 0 },
 	{ "duplicates", cmd_duplicates, "list rows parked by a UNIQUE collision; merge one into the row holding the slot",
 	  "zila duplicates\nzila duplicates merge TABLE:ID [--into ID]", 0 },
 	{ "bundle", cmd_bundle, "carry changes by file: create a bundle or apply one",

@@ -1,5 +1,5 @@
 /* The daemon's pure parts: LAN beacons (sealed with a key only members hold), the replay and
- * staleness filter, exponential backoff, and HOST:PORT parsing. No libuv, no I/O. */
+ * staleness filter, and HOST:PORT parsing. No libuv, no I/O. */
 #include "zila/daemon.h"
 
 #include <sodium.h>
@@ -102,32 +102,6 @@ int zila_beacon_accept(struct zila_beacon_seen *seen, const struct zila_beacon *
 	memcpy(seen->last[i].device, b->device_pk, 32);
 	seen->last[i].time_ms = b->time_ms;
 	return 0;
-}
-
-void zila_backoff_init(struct zila_backoff *b, uint32_t base_ms, uint32_t max_ms)
-{
-	b->base_ms = base_ms;
-	b->max_ms = max_ms < base_ms ? base_ms : max_ms;
-	b->failures = 0;
-}
-
-uint32_t zila_backoff_fail(struct zila_backoff *b, uint32_t rnd)
-{
-	uint64_t d = b->base_ms;
-	if (b->failures < 63)
-		b->failures++;
-	for (unsigned i = 1; i < b->failures && d < b->max_ms; i++)
-		d *= 2;
-	if (d > b->max_ms)
-		d = b->max_ms;
-	/* Equal jitter: laptops that lost HQ together do not come back together. */
-	uint64_t half = d / 2;
-	return (uint32_t)(d - half + (half ? rnd % (half + 1) : 0));
-}
-
-void zila_backoff_reset(struct zila_backoff *b)
-{
-	b->failures = 0;
 }
 
 int zila_hostport_parse(const char *s, char *host, size_t host_len, uint16_t *port)

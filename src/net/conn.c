@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net_int.h"
+#include "conn.h"
+#include "join.h"
+#include "peers.h"
+#include "zila/clock.h"
 #include "zila/log.h"
 
 static const char *state_names[] = { "dialing", "handshake", "session", "join", "closing", "closed" };
@@ -18,6 +21,7 @@ const char *conn_state_name(enum conn_state s)
 }
 
 static void conn_flush(struct conn *c);
+static void conn_noisy_flush(uv_timer_t *h);
 static void conn_fail(struct conn *c, int code, const char *fmt, ...) ZILA_PRINTF(3, 4);
 
 /* --- unauthenticated connections: counted, and logged without flooding the log ------ */
@@ -26,15 +30,21 @@ static void preauth_end(struct conn *c)
 {
 	if (c->preauth) {
 		c->preauth = false;
-		c->d->npreauth--;
+		c->cs->npreauth--;
 	}
 }
 
-unsigned conn_nsessions(const struct daemon *d)
+/* Sessions at most (zila_daemon_config.max_sessions, 0: 64). */
+static unsigned net_max_sessions(const struct net_env *env)
+{
+	return env->cfg->max_sessions ? env->cfg->max_sessions : 64;
+}
+
+unsigned conn_nsessions(const struct conns *cs)
 {
 	/* Closed connections wait for their close callbacks: they no longer count. */
 	unsigned n = 0;
-	for (const struct conn *c = d->conns; c != NULL; c = c->next)
+	for (const struct conn *c = cs->list; c != NULL; c = c->next)
 		if (!c->preauth && c->state != CONN_CLOSED)
 			n++;
 	return n;
@@ -46,39 +56,39 @@ static const char *const noisy_what[NOISY_KINDS] = {
 	[NOISY_FAILED] = "handshakes refused", [NOISY_TIMEOUT] = "handshake deadlines",
 };
 
-void conn_noisy_flush(uv_timer_t *h)
+static void conn_noisy_flush(uv_timer_t *h)
 {
-	struct daemon *d = container_of(h, struct daemon, noisy_timer);
+	struct conns *cs = container_of(h, struct conns, noisy_timer);
 	char line[512];
 	size_t n = 0;
 	for (int k = 0; k < NOISY_KINDS; k++) {
-		if (d->noisy_quiet[k] == 0 || n >= sizeof(line))
+		if (cs->noisy_quiet[k] == 0 || n >= sizeof(line))
 			continue;
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%llu %s", n ? ", " : "",
-				      (unsigned long long)d->noisy_quiet[k], noisy_what[k]);
+				      (unsigned long long)cs->noisy_quiet[k], noisy_what[k]);
 	}
 	if (n > 0)
 		zila_log(ZILA_LOG_WARN, "unauthenticated connections in the last %d s, not logged one by one: %s",
 			 NOISY_WINDOW_MS / 1000, line);
-	memset(d->noisy_quiet, 0, sizeof(d->noisy_quiet));
-	d->noisy_logged = 0;
+	memset(cs->noisy_quiet, 0, sizeof(cs->noisy_quiet));
+	cs->noisy_logged = 0;
 	uv_timer_stop(h);
 }
 
 /* Logs a refusal or failure of an unauthenticated connection, or only counts it once
  * NOISY_BURST lines were logged in this window: a flood must not fill the disk. */
-static void noisy(struct daemon *d, enum noisy_kind k, const char *fmt, ...) ZILA_PRINTF(3, 4);
-static void noisy(struct daemon *d, enum noisy_kind k, const char *fmt, ...)
+static void noisy(struct conns *cs, enum noisy_kind k, const char *fmt, ...) ZILA_PRINTF(3, 4);
+static void noisy(struct conns *cs, enum noisy_kind k, const char *fmt, ...)
 {
 	char msg[400];
 	va_list ap;
-	if (!uv_is_active((uv_handle_t *)&d->noisy_timer) && !d->stopping)
-		uv_timer_start(&d->noisy_timer, conn_noisy_flush, NOISY_WINDOW_MS, 0);
-	if (d->noisy_logged >= NOISY_BURST) {
-		d->noisy_quiet[k]++;
+	if (!uv_is_active((uv_handle_t *)&cs->noisy_timer) && !cs->env->stopping)
+		uv_timer_start(&cs->noisy_timer, conn_noisy_flush, NOISY_WINDOW_MS, 0);
+	if (cs->noisy_logged >= NOISY_BURST) {
+		cs->noisy_quiet[k]++;
 		return;
 	}
-	d->noisy_logged++;
+	cs->noisy_logged++;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -89,15 +99,15 @@ static void noisy(struct daemon *d, enum noisy_kind k, const char *fmt, ...)
 
 static void conn_free(struct conn *c)
 {
-	struct daemon *d = c->d;
-	for (struct conn **pp = &d->conns; *pp; pp = &(*pp)->next) {
+	struct conns *cs = c->cs;
+	for (struct conn **pp = &cs->list; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
 			break;
 		}
 	}
 	preauth_end(c);
-	d->nconns--;
+	cs->n--;
 	if (c->ai != NULL)
 		uv_freeaddrinfo(c->ai);
 	zila_session_free(c->sess);
@@ -108,7 +118,7 @@ static void conn_free(struct conn *c)
 	zila_buf_release(&c->msg);
 	sodium_memzero(&c->jc, sizeof(c->jc));
 	free(c);
-	daemon_kick(d);
+	cs->hooks.freed(cs->hooks.ctx);
 }
 
 static void on_close(uv_handle_t *h)
@@ -118,27 +128,27 @@ static void on_close(uv_handle_t *h)
 		conn_free(c);
 }
 
-static struct conn *conn_new(struct daemon *d, bool initiator)
+static struct conn *conn_new(struct conns *cs, bool initiator)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->d = d;
+	c->cs = cs;
 	c->initiator = initiator;
-	c->started_ms = uv_now(&d->loop);
+	c->started_ms = uv_now(cs->env->loop);
 	c->result = ZILA_EINTERNAL;
 	zila_buf_init(&c->out, OUT_MAX_BYTES);
 	zila_buf_init(&c->inflight, OUT_MAX_BYTES);
 	zila_buf_init(&c->msg, ZILA_CHANNEL_MSG_MAX);
-	uv_timer_init(&d->loop, &c->timer);
+	uv_timer_init(cs->env->loop, &c->timer);
 	c->timer.data = c;
-	uv_tcp_init(&d->loop, &c->tcp);
+	uv_tcp_init(cs->env->loop, &c->tcp);
 	c->tcp.data = c;
 	c->tcp_open = true;
 	c->nopen = 2;
-	c->next = d->conns;
-	d->conns = c;
-	d->nconns++;
+	c->next = cs->list;
+	cs->list = c;
+	cs->n++;
 	return c;
 }
 
@@ -162,7 +172,7 @@ static void conn_finished(struct conn *c)
 			zila_log(ZILA_LOG_INFO, "kept %llu entries received from %s before the cut", (unsigned long long)n,
 				 c->addr);
 	}
-	daemon_session_ended(c->d, c);
+	c->cs->hooks.ended(c->cs->hooks.ctx, c);
 }
 
 static void conn_close_handles(struct conn *c)
@@ -242,9 +252,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 
 /* --- helpers -------------------------------------------------------------------------- */
 
-static uint64_t idle_ms(const struct daemon *d)
+static uint64_t idle_ms(const struct conns *cs)
 {
-	return d->cfg.idle_timeout_ms ? d->cfg.idle_timeout_ms : SESSION_IDLE_MS;
+	return cs->env->cfg->idle_timeout_ms ? cs->env->cfg->idle_timeout_ms : SESSION_IDLE_MS;
 }
 
 static void deadline(struct conn *c, uint64_t ms)
@@ -306,9 +316,9 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
 		va_end(ap);
 		c->result = code ? code : ZILA_EINTERNAL;
 		if (c->preauth)
-			noisy(c->d, code == UV_ETIMEDOUT ? NOISY_TIMEOUT : NOISY_FAILED, "%s with %s: %s",
+			noisy(c->cs, code == UV_ETIMEDOUT ? NOISY_TIMEOUT : NOISY_FAILED, "%s with %s: %s",
 			      c->mode == ZILA_CHANNEL_JOIN ? "join" : "sync", peer_label(c, lbl, sizeof(lbl)), c->reason);
-		else
+		else if (!(c->initiator && !c->has_peer && c->owner != NULL)) /* the owner logs those */
 			zila_log(c->duplicate ? ZILA_LOG_DEBUG : ZILA_LOG_WARN, "%s with %s: %s",
 				 c->mode == ZILA_CHANNEL_JOIN ? "join" : "sync", peer_label(c, lbl, sizeof(lbl)),
 				 c->reason);
@@ -350,9 +360,8 @@ static void begin_closing(struct conn *c)
  * so two laptops that dial each other at once keep the same one. */
 static bool resolve_duplicate(struct conn *c)
 {
-	struct daemon *d = c->d;
-	const uint8_t *self = zila_store_device_pk(d->store);
-	for (struct conn *o = d->conns; o != NULL; o = o->next) {
+	const uint8_t *self = zila_store_device_pk(c->cs->env->store);
+	for (struct conn *o = c->cs->list; o != NULL; o = o->next) {
 		if (o == c || !o->has_peer || o->state == CONN_CLOSED || o->state == CONN_CLOSING ||
 		    memcmp(o->peer_pk, c->peer_pk, 32) != 0)
 			continue;
@@ -370,14 +379,14 @@ static bool resolve_duplicate(struct conn *c)
 
 static void serve_join(struct conn *c)
 {
-	struct daemon *d = c->d;
+	const struct net_env *d = c->cs->env;
 	struct zila_error err;
 	struct zila_buf m;
 	const struct zila_channel_peer *pe = zila_channel_peer(&c->ch);
 	zila_error_clear(&err);
 	zila_buf_init(&m, ZILA_CHANNEL_MSG_MAX);
 	c->mode = ZILA_CHANNEL_JOIN;
-	int r = join_answer(d->store, c->invite_id, pe, zila_trust_now(&d->trust), &m, &err);
+	int r = join_answer(d->store, c->invite_id, pe, zila_trust_now(d->trust), &m, &err);
 	if (r == 0) {
 		char id[ZILA_DEVICE_ID_LEN + 1];
 		zila_device_id(pe->sign_pk, id);
@@ -398,7 +407,8 @@ static void serve_join(struct conn *c)
 
 static void on_established(struct conn *c)
 {
-	struct daemon *d = c->d;
+	struct conns *cs = c->cs;
+	const struct net_env *d = cs->env;
 	const struct zila_channel_peer *pe = zila_channel_peer(&c->ch);
 	struct zila_error err;
 	char lbl[400];
@@ -412,12 +422,7 @@ static void on_established(struct conn *c)
 	} else if (pe->joining) {
 		snprintf(c->peer_name, sizeof(c->peer_name), "%s", pe->req.name);
 	}
-	if (c->target != NULL) {
-		c->target->reachable = true;
-		c->target->has_device = true;
-		memcpy(c->target->device, c->peer_pk, 32);
-		snprintf(c->target->name, sizeof(c->target->name), "%s", c->peer_name);
-	}
+	cs->hooks.established(cs->hooks.ctx, c);
 	if (c->initiator && c->mode == ZILA_CHANNEL_JOIN) {
 		c->state = CONN_JOIN;
 		deadline(c, JOIN_TIMEOUT_MS);
@@ -429,13 +434,12 @@ static void on_established(struct conn *c)
 	}
 	if (resolve_duplicate(c))
 		return;
-	unsigned max = d->cfg.max_sessions ? d->cfg.max_sessions : 64;
-	if (!c->initiator && conn_nsessions(d) > max) {
+	unsigned max = net_max_sessions(d);
+	if (!c->initiator && conn_nsessions(cs) > max) {
 		conn_fail(c, ZILA_EBUSY, "%u sessions run already", max);
 		return;
 	}
-	peers_seen(d, c->peer_pk, c->peer_name, c->peer_district, c->addr,
-		   c->target ? source_name(c->target->source) : "inbound");
+	peers_seen(d->store, c->peer_pk, c->peer_name, c->peer_district, c->addr, c->initiator ? c->source : "inbound");
 	/* zila_session_start() seals local changes first: they compete with what arrives. A
 	 * replica that cannot be written (locked, full) fails the session there, and the
 	 * peer is told why. */
@@ -443,20 +447,20 @@ static void on_established(struct conn *c)
 	struct zila_session_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.store = d->store;
-	cfg.trust = &d->trust;
+	cfg.trust = d->trust;
 	cfg.peer_may_read = zila_trust_read_filter;
 	cfg.peer_read_ctx = (void *)&pe->cert;
 	cfg.send = session_send;
 	cfg.send_ctx = c;
-	cfg.is_hq = d->is_hq;
+	cfg.is_hq = d->id.is_hq;
 	/* After a session with this peer failed (a flaky link), commit every chunk: a window's
 	 * worth of work is not lost again and again to the same cut. */
-	if (c->target != NULL && c->target->flaky)
+	if (c->flaky)
 		cfg.window = 1;
 	cfg.live = true;
 	cfg.peer_is_hq = pe->cert.role == ZILA_ROLE_HQ && pe->cert.scope_all;
 	/* What this peer refused before is not offered again (while its trust is the same). */
-	refused_skips(d, c);
+	refused_skips(cs->refused, c->peer_pk, c->skip, &c->nskip);
 	cfg.skip = c->skip;
 	cfg.nskip = c->nskip;
 	/* Each received window comes back to us to apply (apply_window): the seam where a
@@ -467,11 +471,11 @@ static void on_established(struct conn *c)
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));
 		return;
 	}
-	c->own_offered = daemon_own_sealed(d);
+	c->own_offered = peers_own_sealed(d->store);
 	zila_log(ZILA_LOG_DEBUG, "session with %s started (%s)", peer_label(c, lbl, sizeof(lbl)),
 		 c->initiator ? "we dialled" : "it dialled");
 	c->state = CONN_SESSION;
-	deadline(c, idle_ms(c->d));
+	deadline(c, idle_ms(c->cs));
 }
 
 /* Applies a window the session has received, inline on the daemon's connection for now,
@@ -484,13 +488,13 @@ static int apply_window(struct conn *c, struct zila_error *err)
 		return 0;
 	struct zila_apply_stats st;
 	memset(&st, 0, sizeof(st));
-	int r = zila_store_apply(c->d->store, v, n, &st, err);
+	int r = zila_store_apply(c->cs->env->store, v, n, &st, err);
 	return zila_session_applied(c->sess, r, &st, err);
 }
 
 static void on_message(struct conn *c)
 {
-	struct daemon *d = c->d;
+	const struct net_env *d = c->cs->env;
 	struct zila_error err;
 	zila_error_clear(&err);
 	if (c->state == CONN_SESSION) {
@@ -507,7 +511,7 @@ static void on_message(struct conn *c)
 			begin_closing(c);
 		}
 	} else if (c->state == CONN_JOIN) {
-		int r = join_take(d->store, c->jc.root_pk, c->msg.p, c->msg.len, zila_trust_now(&d->trust), &err);
+		int r = join_take(d->store, c->jc.root_pk, c->msg.p, c->msg.len, zila_trust_now(d->trust), &err);
 		if (r != 0) {
 			conn_fail(c, r, "%s", zila_error_msg(&err, r));
 			return;
@@ -523,7 +527,7 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 {
 	size_t off = 0;
 	if (c->state == CONN_SESSION)
-		deadline(c, idle_ms(c->d));
+		deadline(c, idle_ms(c->cs));
 	while (off < len && c->state != CONN_CLOSED) {
 		size_t used = 0;
 		enum zila_channel_event ev = ZILA_CHANNEL_NONE;
@@ -560,16 +564,17 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 
 static int init_initiator_channel(struct conn *c)
 {
-	struct daemon *d = c->d;
+	const struct net_env *env = c->cs->env;
+	const struct net_identity *d = &env->id;
 	struct zila_channel_config cfg;
 	struct zila_error err;
 	int r;
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.initiator = true;
-	cfg.sign_sk = zila_store_device_sk(d->store);
+	cfg.sign_sk = zila_store_device_sk(env->store);
 	if (c->mode == ZILA_CHANNEL_JOIN) {
 		zila_error_clear(&err);
-		if ((r = join_prepare(d->store, &cfg, &c->jc, zila_trust_now(&d->trust), &err)) != 0) {
+		if ((r = join_prepare(env->store, &cfg, &c->jc, zila_trust_now(env->trust), &err)) != 0) {
 			zila_log(ZILA_LOG_WARN, "cannot join: %s", zila_error_msg(&err, r));
 			return r;
 		}
@@ -580,7 +585,7 @@ static int init_initiator_channel(struct conn *c)
 			cfg.issuer_cert = zila_view_make(d->issuer_bytes, ZILA_CERT_LEN);
 		zila_org_psk(d->root_pk, cfg.psk);
 		cfg.check = zila_channel_check_member;
-		cfg.check_ctx = &d->trust;
+		cfg.check_ctx = env->trust;
 	}
 	r = zila_channel_init(&c->ch, &cfg);
 	sodium_memzero(cfg.psk, sizeof(cfg.psk));
@@ -595,7 +600,7 @@ static int responder_psk(void *ctx, uint8_t mode, const uint8_t invite_id[ZILA_I
 	struct conn *c = ctx;
 	memcpy(c->invite_id, invite_id, ZILA_INVITE_ID_LEN);
 	c->mode = mode;
-	return zila_channel_psk_replica(&c->d->trust, mode, invite_id, psk);
+	return zila_channel_psk_replica(c->cs->env->trust, mode, invite_id, psk);
 }
 
 /* --- the transition function -------------------------------------------------------------- */
@@ -655,15 +660,15 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 	case EV_EOF:
 		if (c->state == CONN_CLOSING)
 			conn_close_handles(c);
-		else if (c->state == CONN_HANDSHAKE && c->initiator && c->bytes_in == 0 && c->target != NULL &&
-			 c->target->last_ok != 0 && daemon_wall() - c->target->last_ok < 600) {
+		else if (c->state == CONN_HANDSHAKE && c->initiator && c->bytes_in == 0 && c->owner != NULL &&
+			 c->last_ok != 0 && zila_wall_s() - c->last_ok < 600) {
 			/* It answered nothing, though a sync with it completed minutes ago: not another
 			 * organisation, but a peer that turned the handshake away before it began. */
 			c->busy_refused = true;
 			conn_fail(c, status ? status : ZILA_EBUSY,
 				  "the peer turned the handshake away before it began, %llu s after the last sync with it "
 				  "completed: it is busy (too many handshakes or sessions at once)",
-				  (unsigned long long)(daemon_wall() - c->target->last_ok));
+				  (unsigned long long)(zila_wall_s() - c->last_ok));
 		} else if (c->state == CONN_HANDSHAKE)
 			conn_fail(c, status ? status : ZILA_EAUTH,
 				  c->bytes_in == 0 ? "the peer closed the connection before the handshake began: it belongs to "
@@ -681,7 +686,7 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 			break;
 		}
 		if (c->state == CONN_SESSION)
-			deadline(c, idle_ms(c->d));
+			deadline(c, idle_ms(c->cs));
 		conn_flush(c);
 		if (c->out.len + c->inflight.len <= READ_PAUSE_BYTES)
 			start_reading(c);
@@ -702,7 +707,7 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 			conn_close_handles(c);
 		else
 			conn_fail(c, UV_ETIMEDOUT, "no progress in state %s for %d s", conn_state_name(c->state),
-				  (int)((c->state == CONN_SESSION ? idle_ms(c->d)
+				  (int)((c->state == CONN_SESSION ? idle_ms(c->cs)
 				       : c->state == CONN_JOIN	  ? JOIN_TIMEOUT_MS
 								  : HANDSHAKE_TIMEOUT_MS) /
 					1000));
@@ -714,26 +719,31 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 
 /* --- entry points ------------------------------------------------------------------------- */
 
-int conn_dial(struct daemon *d, struct target *t)
+int conn_dial(struct conns *cs, const struct conn_dial *d, struct conn **out)
 {
 	char host[256];
 	char port[8];
 	uint16_t pn;
 	struct addrinfo hints;
-	int r = zila_hostport_parse(t->addr, host, sizeof(host), &pn);
+	if (out != NULL)
+		*out = NULL;
+	int r = zila_hostport_parse(d->addr, host, sizeof(host), &pn);
 	if (r != 0)
 		return r;
-	struct conn *c = conn_new(d, true);
+	struct conn *c = conn_new(cs, true);
 	if (c == NULL)
 		return ZILA_ENOMEM;
-	c->target = t;
-	c->mode = (t == d->hq && d->joining) ? ZILA_CHANNEL_JOIN : ZILA_CHANNEL_MEMBER;
-	snprintf(c->addr, sizeof(c->addr), "%s", t->addr);
-	if (t->name[0])
-		snprintf(c->peer_name, sizeof(c->peer_name), "%s", t->name);
-	t->conn = c;
-	t->nstarted++;
-	c->seqno = t->nstarted;
+	c->owner = d->owner;
+	c->seqno = d->seqno;
+	c->flaky = d->flaky;
+	c->last_ok = d->last_ok;
+	snprintf(c->source, sizeof(c->source), "%s", d->source);
+	c->mode = d->join ? ZILA_CHANNEL_JOIN : ZILA_CHANNEL_MEMBER;
+	snprintf(c->addr, sizeof(c->addr), "%s", d->addr);
+	if (d->name != NULL && d->name[0])
+		snprintf(c->peer_name, sizeof(c->peer_name), "%s", d->name);
+	if (out != NULL)
+		*out = c;
 	if ((r = init_initiator_channel(c)) != 0) {
 		conn_fail(c, r, "cannot prepare the channel: %s", zila_strerror(r));
 		return 0;
@@ -745,29 +755,28 @@ int conn_dial(struct daemon *d, struct target *t)
 	hints.ai_socktype = SOCK_STREAM;
 	snprintf(port, sizeof(port), "%u", pn);
 	c->gai_req.data = c;
-	r = uv_getaddrinfo(&d->loop, &c->gai_req, on_resolved, host, port, &hints);
+	r = uv_getaddrinfo(cs->env->loop, &c->gai_req, on_resolved, host, port, &hints);
 	if (r != 0) {
 		conn_fail(c, r, "cannot resolve '%s': %s", host, uv_strerror(r));
 		return 0;
 	}
 	c->nopen++;
 	c->gai_pending = true;
-	zila_log(ZILA_LOG_DEBUG, "dialling %s (%s)%s", t->addr, source_name(t->source),
-		 c->mode == ZILA_CHANNEL_JOIN ? " to join" : "");
+	zila_log(ZILA_LOG_DEBUG, "dialling %s (%s)%s", d->addr, d->source, c->mode == ZILA_CHANNEL_JOIN ? " to join" : "");
 	return 0;
 }
 
-static bool rate_ok(struct daemon *d, const char *ip)
+static bool rate_ok(struct conns *cs, const char *ip)
 {
-	uint64_t now = uv_now(&d->loop);
-	struct rate_slot *slot = NULL, *oldest = &d->rate[0];
+	uint64_t now = uv_now(cs->env->loop);
+	struct rate_slot *slot = NULL, *oldest = &cs->rate[0];
 	for (size_t i = 0; i < RATE_SLOTS; i++) {
-		if (strcmp(d->rate[i].addr, ip) == 0) {
-			slot = &d->rate[i];
+		if (strcmp(cs->rate[i].addr, ip) == 0) {
+			slot = &cs->rate[i];
 			break;
 		}
-		if (d->rate[i].at_ms < oldest->at_ms)
-			oldest = &d->rate[i];
+		if (cs->rate[i].at_ms < oldest->at_ms)
+			oldest = &cs->rate[i];
 	}
 	if (slot == NULL) {
 		slot = oldest;
@@ -785,23 +794,24 @@ static bool rate_ok(struct daemon *d, const char *ip)
 	return true;
 }
 
-void conn_rate_refund(struct daemon *d, const char *ip)
+void conn_rate_refund(struct conns *cs, const char *ip)
 {
 	for (size_t i = 0; i < RATE_SLOTS; i++)
-		if (strcmp(d->rate[i].addr, ip) == 0 && d->rate[i].tokens + 1.0 <= RATE_BURST)
-			d->rate[i].tokens += 1.0;
+		if (strcmp(cs->rate[i].addr, ip) == 0 && cs->rate[i].tokens + 1.0 <= RATE_BURST)
+			cs->rate[i].tokens += 1.0;
 }
 
-void conn_accept(struct daemon *d)
+void conn_accept(struct conns *cs, uv_stream_t *listener)
 {
 	struct sockaddr_storage ss;
 	int sl = sizeof(ss);
 	char ip[64] = "?";
-	struct conn *c = conn_new(d, false);
+	const struct net_env *env = cs->env;
+	struct conn *c = conn_new(cs, false);
 	if (c == NULL)
 		return;
 	c->state = CONN_HANDSHAKE;
-	if (uv_accept((uv_stream_t *)&d->listener, (uv_stream_t *)&c->tcp) != 0) {
+	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
 		conn_close_handles(c);
 		return;
 	}
@@ -816,26 +826,26 @@ void conn_accept(struct daemon *d)
 	}
 	c->result = ZILA_ECLOSED;
 	c->finished = true; /* refusals below are not sessions: nothing to record */
-	if (d->stopping || !d->enrolled) {
+	if (env->stopping || !env->id.enrolled) {
 		conn_close_handles(c);
 		return;
 	}
 	snprintf(c->ip, sizeof(c->ip), "%s", ip);
-	unsigned max = d->cfg.max_sessions ? d->cfg.max_sessions : 64;
+	unsigned max = net_max_sessions(env);
 	/* c is not unauthenticated yet: it counts as one of the sessions here. */
-	if (conn_nsessions(d) > max) {
-		noisy(d, NOISY_CAP, "refused %s: %u sessions run already", c->addr, max);
+	if (conn_nsessions(cs) > max) {
+		noisy(cs, NOISY_CAP, "refused %s: %u sessions run already", c->addr, max);
 		conn_close_handles(c);
 		return;
 	}
-	if (!rate_ok(d, ip)) {
-		noisy(d, NOISY_RATE, "refused %s: too many handshakes from %s", c->addr, ip);
+	if (!rate_ok(cs, ip)) {
+		noisy(cs, NOISY_RATE, "refused %s: too many handshakes from %s", c->addr, ip);
 		conn_close_handles(c);
 		return;
 	}
 	unsigned same = 0;
 	struct conn *oldest = NULL;
-	for (struct conn *o = d->conns; o != NULL; o = o->next) {
+	for (struct conn *o = cs->list; o != NULL; o = o->next) {
 		if (o == c || !o->preauth)
 			continue;
 		if (strcmp(o->ip, ip) == 0)
@@ -844,29 +854,29 @@ void conn_accept(struct daemon *d)
 			oldest = o;
 	}
 	if (same >= PREAUTH_PER_ADDR) {
-		noisy(d, NOISY_ADDR, "refused %s: %d handshakes from %s run already", c->addr, PREAUTH_PER_ADDR, ip);
+		noisy(cs, NOISY_ADDR, "refused %s: %d handshakes from %s run already", c->addr, PREAUTH_PER_ADDR, ip);
 		conn_close_handles(c);
 		return;
 	}
-	if (d->npreauth >= PREAUTH_MAX && oldest != NULL) {
+	if (cs->npreauth >= PREAUTH_MAX && oldest != NULL) {
 		/* An honest handshake is done in a few round trips: the one waiting longest is
 		 * most likely slow on purpose. */
-		noisy(d, NOISY_EVICTED, "closed %s after %llu ms in the handshake: %d handshakes at once", oldest->addr,
-		      (unsigned long long)(uv_now(&d->loop) - oldest->started_ms), PREAUTH_MAX);
+		noisy(cs, NOISY_EVICTED, "closed %s after %llu ms in the handshake: %d handshakes at once", oldest->addr,
+		      (unsigned long long)(uv_now(env->loop) - oldest->started_ms), PREAUTH_MAX);
 		oldest->result = ZILA_EBUSY;
 		oldest->finished = true;
 		conn_close_handles(oldest);
 	}
 	struct zila_channel_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.sign_sk = zila_store_device_sk(d->store);
-	cfg.cert = zila_view_make(d->cert_bytes, ZILA_CERT_LEN);
-	if (d->has_issuer)
-		cfg.issuer_cert = zila_view_make(d->issuer_bytes, ZILA_CERT_LEN);
+	cfg.sign_sk = zila_store_device_sk(env->store);
+	cfg.cert = zila_view_make(env->id.cert_bytes, ZILA_CERT_LEN);
+	if (env->id.has_issuer)
+		cfg.issuer_cert = zila_view_make(env->id.issuer_bytes, ZILA_CERT_LEN);
 	cfg.psk_fn = responder_psk;
 	cfg.psk_ctx = c;
 	cfg.check = zila_channel_check_member;
-	cfg.check_ctx = &d->trust;
+	cfg.check_ctx = env->trust;
 	if (zila_channel_init(&c->ch, &cfg) != 0) {
 		conn_close_handles(c);
 		return;
@@ -876,7 +886,42 @@ void conn_accept(struct daemon *d)
 	c->result = ZILA_EINTERNAL;
 	c->mode = ZILA_CHANNEL_MEMBER;
 	c->preauth = true;
-	d->npreauth++;
+	cs->npreauth++;
 	deadline(c, HANDSHAKE_TIMEOUT_MS);
 	start_reading(c);
+}
+
+void conns_init(struct conns *cs, const struct net_env *env, const struct refused *rf, const struct conn_hooks *hooks)
+{
+	memset(cs, 0, sizeof(*cs));
+	cs->env = env;
+	cs->refused = rf;
+	cs->hooks = *hooks;
+	uv_timer_init(env->loop, &cs->noisy_timer);
+}
+
+void conns_stop(struct conns *cs)
+{
+	conn_noisy_flush(&cs->noisy_timer);
+	if (!uv_is_closing((uv_handle_t *)&cs->noisy_timer))
+		uv_close((uv_handle_t *)&cs->noisy_timer, NULL);
+	/* Sessions end with an authenticated close; what they applied is committed. */
+	for (struct conn *c = cs->list, *n; c != NULL; c = n) {
+		n = c->next;
+		conn_event(c, EV_STOP, NULL, 0, 0);
+	}
+}
+
+struct conn *conn_with(const struct conns *cs, const uint8_t device[32], bool in_session)
+{
+	for (struct conn *c = cs->list; c != NULL; c = c->next)
+		if (c->has_peer && c->state != CONN_CLOSED && (!in_session || c->state == CONN_SESSION) &&
+		    memcmp(c->peer_pk, device, 32) == 0)
+			return c;
+	return NULL;
+}
+
+void conn_disown(struct conn *c)
+{
+	c->owner = NULL;
 }

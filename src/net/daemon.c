@@ -1,7 +1,8 @@
-/* The daemon's loop: the replica and its lock, identity and settings, the dial targets (HQ,
- * configured peers, LAN peers) and when to dial them, local-change detection, signals and a
- * clean shutdown. Connections live in conn.c, beacons in discovery.c, the control socket in
- * control.c. */
+/* The daemon: owns the loop, the replica and its lock, identity and settings, and holds the
+ * parts it wires together: the scheduler (zila/sched.h: whom to dial, when), connections
+ * (conn.c), beacons (discovery.c) and the control socket (control.c), which report here
+ * through callbacks. Also local-change detection, signals and a clean shutdown. Calls go
+ * from here to the parts, never back. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -12,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net_int.h"
+#include "daemon_int.h"
+#include "peers.h"
 #include "zila/clock.h"
 #include "zila/log.h"
 
@@ -28,18 +30,6 @@ void zila_daemon_log_sink(void *ctx, enum zila_log_level level, const char *msg)
 		fprintf(stderr, "<%d>%s: %s\n", prio[level], names[level], msg);
 	else
 		fprintf(stderr, "zila[%ld]: %s: %s\n", (long)getpid(), names[level], msg);
-}
-
-uint64_t daemon_wall(void)
-{
-	return zila_wall_s();
-}
-
-uint64_t daemon_hq_ms(struct daemon *d)
-{
-	struct zila_clock ck;
-	zila_store_clock(d->store, &ck);
-	return ck.hq_est_ms;
 }
 
 /* Logs what is wrong with this computer's clock, once each time that changes. */
@@ -59,132 +49,109 @@ static void clock_warn(struct daemon *d)
 			 (long long)(ck.offset_ms < 0 ? -ck.offset_ms : ck.offset_ms));
 }
 
-/* --- targets ---------------------------------------------------------------------------- */
+/* --- targets: the scheduler's peers ---------------------------------------------------------- */
 
-struct target *daemon_target_find(struct daemon *d, const char *addr)
-{
-	for (struct target *t = d->targets; t != NULL; t = t->next)
-		if (strcmp(t->addr, addr) == 0)
-			return t;
-	return NULL;
-}
-
-struct target *daemon_target_add(struct daemon *d, const char *addr, enum target_source src)
+static struct zila_sched_peer *target_alloc(void *ctx)
 {
 	struct target *t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
-	t->d = d;
-	snprintf(t->addr, sizeof(t->addr), "%s", addr);
-	t->source = src;
-	t->want = true;
-	zila_backoff_init(&t->backoff, HQ_BACKOFF_BASE_MS, HQ_BACKOFF_MAX_MS);
-	t->next = d->targets;
-	d->targets = t;
-	return t;
+	t->d = ctx;
+	return &t->sp;
 }
 
-static void target_free(struct daemon *d, struct target *t)
+static void target_release(void *ctx, struct zila_sched_peer *p)
 {
-	for (struct target **pp = &d->targets; *pp; pp = &(*pp)->next) {
-		if (*pp == t) {
-			*pp = t->next;
-			break;
-		}
-	}
+	struct daemon *d = ctx;
+	struct target *t = target_of(p);
 	if (t->conn != NULL)
-		t->conn->target = NULL;
-	if (d->hq == t)
-		d->hq = NULL;
-	control_target_gone(d, t);
+		conn_disown(t->conn);
+	control_target_gone(&d->ctl, t);
 	free(t);
 }
 
-static bool device_busy(struct daemon *d, const uint8_t device[32])
+static bool device_busy(void *ctx, const uint8_t device[32])
 {
-	for (struct conn *c = d->conns; c != NULL; c = c->next)
-		if (c->has_peer && c->state != CONN_CLOSED && memcmp(c->peer_pk, device, 32) == 0)
-			return true;
-	return false;
+	struct daemon *d = ctx;
+	return conn_with(&d->conns, device, false) != NULL;
+}
+
+static void dial(struct daemon *d, struct target *t)
+{
+	struct conn *c = NULL;
+	struct conn_dial req = {
+		.addr = t->sp.addr,
+		.name = t->name,
+		.source = zila_sched_source_name(t->sp.source),
+		.join = &t->sp == d->sched.hq && d->env.id.joining,
+		.flaky = t->flaky,
+		.last_ok = t->last_ok,
+		.owner = t,
+		.seqno = t->nstarted + 1,
+	};
+	t->nstarted++;
+	int r = conn_dial(&d->conns, &req, &c);
+	if (r != 0) {
+		t->nstarted--;
+		snprintf(t->last_error, sizeof(t->last_error), "bad address: %s", zila_strerror(r));
+		zila_sched_unusable(&d->sched, &t->sp);
+		return;
+	}
+	/* A dial that failed at once has ended already (on_ended ran). */
+	if (c != NULL && !c->finished)
+		t->conn = c;
 }
 
 static void on_kick(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, kick_timer);
-	uint64_t now = uv_now(&d->loop), next = UINT64_MAX;
-	unsigned max = d->cfg.max_sessions ? d->cfg.max_sessions : 64;
-	if (d->stopping)
+	uint64_t now = uv_now(&d->loop), wake;
+	struct zila_sched_peer *p;
+	if (d->env.stopping)
 		return;
-	for (struct target *t = d->targets; t != NULL; t = t->next) {
-		if (!t->want || t->conn != NULL)
-			continue;
-		if (!d->enrolled && !(t == d->hq && d->joining))
-			continue;
-		if (t->source == SRC_LAN && now - t->heard_ms > LAN_FRESH_MS) {
-			t->want = false;
-			continue;
-		}
-		if (t->has_device && device_busy(d, t->device))
-			continue; /* it dialled us: this target's turn comes when that session ends */
-		if (now < t->next_ms) {
-			if (t->next_ms < next)
-				next = t->next_ms;
-			continue;
-		}
-		if (conn_nsessions(d) >= max)
-			break;
-		int r = conn_dial(d, t);
-		if (r != 0) {
-			snprintf(t->last_error, sizeof(t->last_error), "bad address: %s", zila_strerror(r));
-			t->want = false;
-		}
-	}
-	if (next != UINT64_MAX)
-		uv_timer_start(&d->kick_timer, on_kick, next - now, 0);
+	while ((p = zila_sched_next(&d->sched, now, conn_nsessions(&d->conns), &wake)) != NULL)
+		dial(d, target_of(p));
+	if (wake != UINT64_MAX)
+		uv_timer_start(&d->kick_timer, on_kick, wake - now, 0);
 }
 
-void daemon_kick(struct daemon *d)
+static void daemon_kick(struct daemon *d)
 {
-	if (!d->stopping)
+	if (!d->env.stopping)
 		uv_timer_start(&d->kick_timer, on_kick, 0, 0);
 }
 
-/* Whether t's session, running or last completed, offered our first own entries (a
+struct offered_ctx {
+	struct daemon *d;
+	int64_t own;
+};
+
+/* Whether p's session, running or last completed, offered our first own entries (a
  * session offers what its start sealed). */
-static bool offered(struct daemon *d, const struct target *t, int64_t own)
+static bool offered(void *ctx, const struct zila_sched_peer *p)
 {
+	struct offered_ctx *o = ctx;
+	const struct target *t = target_of((struct zila_sched_peer *)p);
 	const struct conn *c = t->conn;
-	for (const struct conn *x = d->conns; c == NULL && t->has_device && x != NULL; x = x->next)
-		if (x->has_peer && x->state == CONN_SESSION && memcmp(x->peer_pk, t->device, 32) == 0)
-			c = x; /* it dialled us */
+	if (c == NULL && p->has_device)
+		c = conn_with(&o->d->conns, p->device, true); /* it dialled us */
 	if (c != NULL)
-		return c->state == CONN_SESSION && c->own_offered >= own;
-	return t->own_offered >= own;
+		return c->state == CONN_SESSION && c->own_offered >= o->own;
+	return t->own_offered >= o->own;
 }
 
-/* Wants a sync with every target but except_device's (and LAN peers not heard lately when
- * lan_fresh_only), skipping those offered our first own entries already (own >= 0). */
-static void want_targets(struct daemon *d, const uint8_t *except_device, bool lan_fresh_only, int64_t own)
+/* Wants a sync with every peer but except_device's (and LAN peers not heard lately),
+ * skipping those offered our first own entries already (own >= 0). */
+static void want_targets(struct daemon *d, const uint8_t *except_device, int64_t own)
 {
-	uint64_t now = uv_now(&d->loop);
-	for (struct target *t = d->targets; t != NULL; t = t->next) {
-		if (except_device != NULL && t->has_device && memcmp(t->device, except_device, 32) == 0)
-			continue;
-		if (lan_fresh_only && t->source == SRC_LAN && now - t->heard_ms > LAN_FRESH_MS)
-			continue;
-		if (own >= 0 && offered(d, t, own))
-			continue;
-		if (t->conn != NULL)
-			t->again = true;
-		else
-			t->want = true;
-	}
+	struct offered_ctx o = { d, own };
+	zila_sched_want_all(&d->sched, except_device, uv_now(&d->loop), own >= 0 ? offered : NULL, &o);
 	daemon_kick(d);
 }
 
-void daemon_want_all(struct daemon *d, const uint8_t *except_device, bool lan_fresh_only)
+static void want_all(struct daemon *d, const uint8_t *except_device)
 {
-	want_targets(d, except_device, lan_fresh_only, -1);
+	want_targets(d, except_device, -1);
 }
 
 /* Failures of our own replica rather than of the peer or the link. */
@@ -200,22 +167,38 @@ static void note_store_error(struct daemon *d, const struct conn *c)
 						    : "cannot write the replica '%s/%s' (%s)";
 	snprintf(d->store_error_msg, sizeof(d->store_error_msg), fmt, d->dir, ZILA_DB_FILE, c->reason);
 	d->store_error = c->result;
-	d->store_error_at = daemon_wall();
+	d->store_error_at = zila_wall_s();
 	zila_log(c->result == ZILA_EBUSY ? ZILA_LOG_WARN : ZILA_LOG_ERROR,
 		 "%s; nothing of the unfinished batch was kept, %s %s retries later", d->store_error_msg,
-		 c->target != NULL ? "the sync with" : "the peer at", c->addr);
+		 c->owner != NULL ? "the sync with" : "the peer at", c->addr);
 }
 
-#define BUSY_RETRIES 5      /* quick retries of a peer that turned a handshake away */
-#define BUSY_RETRY_MS 1200u /* a handshake token comes back every second */
+/* --- what the parts report ------------------------------------------------------------------ */
 
-void daemon_session_ended(struct daemon *d, struct conn *c)
+static int daemon_identity(struct daemon *d);
+
+/* conn.c: a handshake completed. */
+static void on_established(void *ctx, struct conn *c)
 {
+	struct daemon *d = ctx;
+	struct target *t = c->owner;
+	(void)d;
+	if (t == NULL)
+		return;
+	t->reachable = true;
+	zila_sched_reached(&d->sched, &t->sp, c->peer_pk);
+	snprintf(t->name, sizeof(t->name), "%s", c->peer_name);
+}
+
+/* conn.c: a connection's result is known. */
+static void on_ended(void *ctx, struct conn *c)
+{
+	struct daemon *d = ctx;
 	const struct zila_session_stats *st = c->sess ? zila_session_stats(c->sess) : NULL;
-	struct target *t = c->target;
+	struct target *t = c->owner;
 	char lbl[400];
-	bool ok = c->result == 0;
-	uint64_t ms = uv_now(&d->loop) - c->started_ms;
+	bool ok = c->result == 0, joined = false;
+	uint64_t now = uv_now(&d->loop), ms = now - c->started_ms;
 
 	if (zila_store_in_transaction(d->store))
 		zila_log(ZILA_LOG_WARN, "a transaction is still open on the replica after a session");
@@ -245,11 +228,8 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 		zila_log(ZILA_LOG_INFO, "joined the organisation through HQ at %s", c->addr);
 		if (daemon_identity(d) != 0)
 			zila_log(ZILA_LOG_ERROR, "the certificate from HQ did not install");
-		if (t != NULL) {
-			t->again = true; /* sync as a member at once */
-			t->next_ms = 0;
-		}
-		discovery_start(d);
+		joined = true;
+		discovery_start(&d->disc);
 	} else if (ok && st != NULL) {
 		zila_log(ZILA_LOG_INFO,
 			 "synced with %s in %llu ms: sent %llu entries, received %llu (applied %llu, rejected %llu)%s",
@@ -272,76 +252,138 @@ void daemon_session_ended(struct daemon *d, struct conn *c)
 				zila_log(ZILA_LOG_WARN, "cannot record the sync in the replica");
 		}
 		/* What the peer refused of ours, and for HQ what it holds (status, sync --wait). */
-		refused_learn(d, c, st);
+		refused_learn(&d->refused, d->store, d->env.id.is_hq, c->has_peer ? c->peer_pk : NULL, st,
+			      t != NULL ? t->refused : NULL, t != NULL ? sizeof(t->refused) : 0);
 		/* A session that completed gives its handshake token back: the limit is for
 		 * handshakes and sessions that fail, and a laptop syncing often (its daemon, then
 		 * its user) must never be turned away for it. */
 		if (!c->initiator && c->ip[0] != '\0')
-			conn_rate_refund(d, c->ip);
+			conn_rate_refund(&d->conns, c->ip);
 		/* What the session offered, the peer has: noticing the session's own seal later
 		 * (on_debounce) dials nobody who took part. */
-		for (struct target *x = d->targets; x != NULL; x = x->next)
-			if (x == t || (x->has_device && c->has_peer && memcmp(x->device, c->peer_pk, 32) == 0))
+		for (struct zila_sched_peer *p = d->sched.peers; p != NULL; p = p->next) {
+			struct target *x = target_of(p);
+			if (x == t || (p->has_device && c->has_peer && memcmp(p->device, c->peer_pk, 32) == 0))
 				x->own_offered = c->own_offered > x->own_offered ? c->own_offered : x->own_offered;
+		}
 		/* Relay: what came from this peer goes on to the others. */
-		if (st->entries_applied > 0 || st->trust_received > 0)
-			daemon_want_all(d, c->peer_pk, true);
+		if (zila_sched_relay(&d->sched, c->peer_pk, st->entries_applied, st->trust_received, now) > 0)
+			daemon_kick(d);
 	}
 	if (c->has_peer && c->mode == ZILA_CHANNEL_MEMBER && !c->duplicate)
-		peers_synced(d, c, st);
+		peers_synced(d->store, c->peer_pk, c->result, c->reason, st);
 	if (t != NULL) {
+		struct zila_sched_result res = {
+			.ok = ok,
+			.duplicate = c->duplicate,
+			.handshake = c->has_peer,
+			.busy_refused = c->busy_refused,
+			.local_fault = local_fault,
+			.joined = joined,
+			.rnd = randombytes_random(),
+		};
+		struct zila_sched_after after;
 		t->conn = NULL;
+		zila_sched_ended(&d->sched, &t->sp, &res, now, &after);
 		if (c->duplicate) {
 			/* Not a result: the other session with the device stands for this one. */
-		} else if (!ok && c->busy_refused && t->busy_retries < BUSY_RETRIES) {
-			/* Turned away unanswered right after a completed sync: the peer is busy for a
-			 * moment. Try again soon; a user waiting for this sync waits for that one. */
-			t->busy_retries++;
-			t->want = true;
-			t->next_ms = uv_now(&d->loop) + BUSY_RETRY_MS;
+		} else if (after.busy_retry) {
+			/* A user waiting for this sync waits for the quick retry. */
 			snprintf(t->last_error, sizeof(t->last_error), "%s", c->reason);
-			zila_log(ZILA_LOG_INFO, "%s is busy; trying again in %u ms", t->addr, BUSY_RETRY_MS);
+			zila_log(ZILA_LOG_INFO, "%s is busy; trying again in %u ms", t->sp.addr, after.delay_ms);
 			daemon_kick(d);
 			return;
 		} else if (ok) {
-			t->busy_retries = 0;
-			zila_backoff_reset(&t->backoff);
-			t->want = t->again;
-			t->again = false;
-			t->last_ok = daemon_wall();
+			t->last_ok = zila_wall_s();
 			t->last_error[0] = '\0';
-			t->next_ms = 0;
 		} else {
-			uint32_t delay = zila_backoff_fail(&t->backoff, randombytes_random());
-			if (local_fault && delay > STORE_RETRY_MAX_MS)
-				delay = STORE_RETRY_MAX_MS;
-			t->next_ms = uv_now(&d->loop) + delay;
 			snprintf(t->last_error, sizeof(t->last_error), "%s", c->reason);
 			if (!c->has_peer)
 				t->reachable = false;
-			/* HQ and configured peers are retried for ever; a LAN peer that left gives up. */
-			if (t->source == SRC_LAN && t->backoff.failures >= 3)
-				t->want = false;
-			zila_log(local_fault ? ZILA_LOG_INFO : ZILA_LOG_DEBUG, "next attempt with %s in %u ms", t->addr,
-				 delay);
+			/* A dial that reached nobody of ours: a line now and then, not one per attempt
+			 * (forged beacons must not fill the log). */
+			if (!c->has_peer && after.log) {
+				char quiet[200] = "";
+				if (after.nquiet > 0 || after.nquiet_lan > 0)
+					snprintf(quiet, sizeof(quiet),
+						 " (not logged since the last line: %llu failed attempts with it, %llu with other LAN peers)",
+						 (unsigned long long)after.nquiet, (unsigned long long)after.nquiet_lan);
+				zila_log(ZILA_LOG_WARN, "%s with %s: %s%s", c->mode == ZILA_CHANNEL_JOIN ? "join" : "sync", lbl,
+					 c->reason, quiet);
+			}
+			zila_log(local_fault ? ZILA_LOG_INFO : ZILA_LOG_DEBUG, "next attempt with %s in %u ms", t->sp.addr,
+				 after.delay_ms);
 		}
 		if (!c->duplicate)
-			control_target_done(d, t, c->seqno, c->result, c->reason);
+			control_target_done(&d->ctl, t, c->seqno, c->result, c->reason, t->refused);
 	}
 	daemon_kick(d);
 }
 
+static void on_conn_freed(void *ctx)
+{
+	daemon_kick(ctx);
+}
+
+/* discovery.c: a beacon from a member. */
+static bool on_heard(void *ctx, const struct zila_beacon *b, uint32_t ip, const char *ip_text)
+{
+	struct daemon *d = ctx;
+	struct zila_sched_beacon sb = { b->device_pk, ip, b->port };
+	struct zila_sched_heard h;
+	char id[ZILA_DEVICE_ID_LEN + 1];
+	zila_sched_heard(&d->sched, &sb, uv_now(&d->loop), &h);
+	switch (h.result) {
+	case ZILA_SCHED_HEARD_OFFNET:
+		zila_log(ZILA_LOG_DEBUG, "ignored a beacon from %s: not on a network of this computer", ip_text);
+		return false;
+	case ZILA_SCHED_HEARD_FULL:
+		zila_log(ZILA_LOG_DEBUG, "ignored a beacon from %s: %u LAN peers are known already", ip_text,
+			 (unsigned)d->sched.nlan);
+		return false;
+	case ZILA_SCHED_HEARD_NOMEM:
+		return false;
+	case ZILA_SCHED_HEARD_NEW:
+		zila_device_id(b->device_pk, id);
+		if (h.log && h.nquiet > 0)
+			zila_log(ZILA_LOG_INFO, "found device %s at %s on the LAN (and %llu more since the last line)", id,
+				 h.peer->addr, (unsigned long long)h.nquiet);
+		else if (h.log)
+			zila_log(ZILA_LOG_INFO, "found device %s at %s on the LAN", id, h.peer->addr);
+		break;
+	case ZILA_SCHED_HEARD_KNOWN:
+		break;
+	}
+	if (h.dial)
+		daemon_kick(d);
+	return h.result == ZILA_SCHED_HEARD_NEW;
+}
+
+/* discovery.c: the networks we are on. */
+static void on_nets(void *ctx, const struct zila_sched_net *nets, size_t n, bool changed)
+{
+	struct daemon *d = ctx;
+	zila_sched_set_nets(&d->sched, nets, n);
+	/* A laptop that just came online tries HQ at once rather than at the end of its backoff. */
+	if (changed && d->sched.hq != NULL) {
+		zila_sched_net_changed(&d->sched);
+		daemon_kick(d);
+	}
+}
+
 /* --- identity and settings ---------------------------------------------------------------- */
 
-int daemon_identity(struct daemon *d)
+static int daemon_identity(struct daemon *dm)
 {
+	struct net_identity *d = &dm->env.id;
+	struct zila_store *store = dm->store;
 	struct zila_buf b;
 	struct zila_cert issuer;
 	char *name = NULL, *code = NULL, *hq = NULL;
 	d->enrolled = d->has_cert = d->has_issuer = d->is_hq = false;
 	d->org_name[0] = '\0';
-	if (zila_trust_org(d->store, d->root_pk) == 0 &&
-	    zila_trust_cert_get(d->store, zila_store_device_pk(d->store), &d->cert) == 0) {
+	if (zila_trust_org(store, d->root_pk) == 0 &&
+	    zila_trust_cert_get(store, zila_store_device_pk(store), &d->cert) == 0) {
 		d->has_cert = true;
 		zila_buf_init(&b, ZILA_CERT_LEN);
 		if (zila_cert_encode(&d->cert, &b) == 0 && b.len == ZILA_CERT_LEN) {
@@ -350,7 +392,7 @@ int daemon_identity(struct daemon *d)
 		}
 		zila_buf_reset(&b);
 		if (memcmp(d->cert.issuer_pk, d->root_pk, 32) != 0 &&
-		    zila_trust_cert_get(d->store, d->cert.issuer_pk, &issuer) == 0 && zila_cert_encode(&issuer, &b) == 0 &&
+		    zila_trust_cert_get(store, d->cert.issuer_pk, &issuer) == 0 && zila_cert_encode(&issuer, &b) == 0 &&
 		    b.len == ZILA_CERT_LEN) {
 			memcpy(d->issuer_bytes, b.p, ZILA_CERT_LEN);
 			d->has_issuer = true;
@@ -358,98 +400,81 @@ int daemon_identity(struct daemon *d)
 		zila_buf_release(&b);
 		d->is_hq = d->cert.role == ZILA_ROLE_HQ;
 		zila_beacon_key(d->root_pk, d->beacon_key);
-		if (zila_store_meta_get(d->store, ZILA_META_ORG_NAME, &name) == 0 && name != NULL)
+		if (zila_store_meta_get(store, ZILA_META_ORG_NAME, &name) == 0 && name != NULL)
 			snprintf(d->org_name, sizeof(d->org_name), "%s", name);
 	}
-	d->joining = !d->enrolled && zila_store_meta_get(d->store, ZILA_META_JOIN_CODE, &code) == 0 && code != NULL &&
-		     code[0] != '\0' && zila_store_meta_get(d->store, ZILA_META_JOIN_HQ, &hq) == 0;
+	d->joining = !d->enrolled && zila_store_meta_get(store, ZILA_META_JOIN_CODE, &code) == 0 && code != NULL &&
+		     code[0] != '\0' && zila_store_meta_get(store, ZILA_META_JOIN_HQ, &hq) == 0;
 	free(name);
 	free(code);
 	free(hq);
+	zila_sched_set_identity(&dm->sched, d->enrolled, d->joining);
 	return d->enrolled || d->joining ? 0 : ZILA_ENOTENROLLED;
 }
 
-/* Reads HQ and the configured peers from the replica; targets that went away are dropped,
+/* Reads HQ and the configured peers from the replica; peers that went away are dropped,
  * new ones are dialled. */
-int daemon_reload(struct daemon *d)
+static int daemon_reload(struct daemon *d)
 {
 	char *peers = NULL, *hq = NULL;
+	uint64_t now = uv_now(&d->loop);
 	(void)daemon_identity(d);
 	if (zila_store_meta_get(d->store, ZILA_META_NET_PEERS, &peers) != 0)
 		peers = NULL;
-	if (d->is_hq || zila_store_meta_get(d->store, ZILA_META_JOIN_HQ, &hq) != 0 || hq == NULL || hq[0] == '\0') {
+	if (d->env.id.is_hq || zila_store_meta_get(d->store, ZILA_META_JOIN_HQ, &hq) != 0 || hq == NULL || hq[0] == '\0') {
 		free(hq);
 		hq = NULL;
 	}
-	for (struct target *t = d->targets; t != NULL; t = t->next)
-		if (t->source != SRC_LAN)
-			t->removed = true;
-	if (hq != NULL) {
-		struct target *t = daemon_target_find(d, hq);
-		if (t == NULL)
-			t = daemon_target_add(d, hq, SRC_HQ);
-		if (t != NULL) {
-			t->removed = false;
-			t->source = SRC_HQ;
-			d->hq = t;
+	/* Peers no longer configured go (LAN peers stay: beacons and age decide for them). */
+	for (struct zila_sched_peer *p = d->sched.peers, *n; p != NULL; p = n) {
+		n = p->next;
+		if (p->source == ZILA_SCHED_LAN || (hq != NULL && strcmp(p->addr, hq) == 0))
+			continue;
+		bool listed = false;
+		size_t len = strlen(p->addr);
+		for (const char *line = peers; line != NULL && *line && !listed; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+			listed = strncmp(line, p->addr, len) == 0 && (line[len] == '\n' || line[len] == '\0');
+		if (!listed) {
+			zila_log(ZILA_LOG_INFO, "peer %s removed", p->addr);
+			zila_sched_remove(&d->sched, p);
 		}
-	} else {
-		d->hq = NULL;
 	}
+	if (hq != NULL)
+		(void)zila_sched_add(&d->sched, hq, ZILA_SCHED_HQ, now);
+	else
+		d->sched.hq = NULL;
 	for (char *line = peers, *next; line != NULL && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next != NULL)
 			*next++ = '\0';
-		if (line[0] == '\0')
+		if (line[0] == '\0' || (hq != NULL && strcmp(line, hq) == 0))
 			continue;
-		struct target *t = daemon_target_find(d, line);
-		if (t == NULL)
-			t = daemon_target_add(d, line, SRC_CONFIG);
-		else if (t->source == SRC_LAN)
-			t->source = SRC_CONFIG;
-		if (t != NULL && t != d->hq)
-			t->removed = false;
-	}
-	for (struct target *t = d->targets, *n; t != NULL; t = n) {
-		n = t->next;
-		if (t->removed) {
-			zila_log(ZILA_LOG_INFO, "peer %s removed", t->addr);
-			target_free(d, t);
-		}
+		(void)zila_sched_add(&d->sched, line, ZILA_SCHED_CONFIG, now);
 	}
 	free(peers);
 	free(hq);
-	daemon_want_all(d, NULL, true);
+	want_all(d, NULL);
 	return 0;
 }
 
 /* --- local changes ------------------------------------------------------------------------ */
 
-/* What local writes leave behind: captured changes not sealed yet, and our own sealed
- * entries (a session applying remote entries seals pending changes first, so a change may
- * already be sealed when we look). */
-int64_t daemon_own_sealed(struct daemon *d)
-{
-	int64_t n = -1;
-	return zila_store_own_entries(d->store, &n) == 0 ? n : -1;
-}
-
 static void on_debounce(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, debounce_timer);
-	int64_t n = 0, own = daemon_own_sealed(d);
+	int64_t n = 0, own = peers_own_sealed(d->store);
 	bool pending = zila_store_pending(d->store, &n) == 0 && n > 0;
 	if (!pending && own == d->own_sealed)
 		return;
 	zila_log(ZILA_LOG_DEBUG, "local changes (%lld unsealed, %lld own entries): syncing", (long long)n, (long long)own);
 	d->own_sealed = own;
 	if (pending || own < 0) {
-		daemon_want_all(d, NULL, true);
+		want_all(d, NULL);
 		return;
 	}
 	/* Sealed, nothing pending: most often by a session's start, which offers them to its
 	 * peer; only peers no session since has offered them to need one. */
-	want_targets(d, NULL, true, own);
+	want_targets(d, NULL, own);
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -478,7 +503,7 @@ static void daemon_sweep(struct daemon *d)
 	}
 	d->nperiodic = 0;
 	if (nrows > 0)
-		daemon_want_all(d, NULL, true);
+		want_all(d, NULL);
 }
 
 static void on_periodic(uv_timer_t *h)
@@ -486,7 +511,90 @@ static void on_periodic(uv_timer_t *h)
 	struct daemon *d = container_of(h, struct daemon, periodic_timer);
 	if (++d->nperiodic >= SWEEP_TICKS)
 		daemon_sweep(d);
-	daemon_want_all(d, NULL, true);
+	want_all(d, NULL);
+}
+
+/* --- the control socket's requests ----------------------------------------------------------- */
+
+static json_t *ctl_status(void *ctx)
+{
+	return status_json(ctx);
+}
+
+static json_t *ctl_peers(void *ctx)
+{
+	return peers_json(ctx, true);
+}
+
+static struct target *find_peer(struct daemon *d, const char *name)
+{
+	for (struct zila_sched_peer *p = d->sched.peers; p != NULL; p = p->next)
+		if (strcmp(p->addr, name) == 0 || (target_of(p)->name[0] && strcmp(target_of(p)->name, name) == 0) ||
+		    (p->has_device && zila_device_id_match(name, p->device) == 0))
+			return target_of(p);
+	return NULL;
+}
+
+static int ctl_sync(void *ctx, const char *peer, struct ctl_target *out, size_t max, char *msg, size_t msg_len)
+{
+	struct daemon *d = ctx;
+	struct target *list[CTL_WAIT_MAX];
+	size_t n = 0;
+	if (!d->env.id.enrolled && !d->env.id.joining) {
+		snprintf(msg, msg_len, "this device is not enrolled: it syncs with nobody (see 'zila join')");
+		return -1;
+	}
+	if (max > CTL_WAIT_MAX)
+		max = CTL_WAIT_MAX;
+	if (peer == NULL) {
+		for (struct zila_sched_peer *p = d->sched.peers; p != NULL && n < max; p = p->next)
+			if (zila_sched_fresh(&d->sched, p, uv_now(&d->loop)))
+				list[n++] = target_of(p);
+		if (n == 0) {
+			snprintf(msg, msg_len,
+				 "no peer is known: add one with 'zila peer add HOST:PORT', set HQ, or wait for a LAN beacon");
+			return -1;
+		}
+	} else if (strcmp(peer, "hq") == 0) {
+		if (d->sched.hq == NULL) {
+			snprintf(msg, msg_len, "%s",
+				 d->env.id.is_hq ? "this device is HQ" : "no HQ address is set: 'zila peer add --hq HOST:PORT'");
+			return -1;
+		}
+		list[n++] = target_of(d->sched.hq);
+	} else {
+		struct target *t = find_peer(d, peer);
+		if (t == NULL) {
+			snprintf(msg, msg_len, "no peer '%s' with an address is known; see 'zila peers'", peer);
+			return -1;
+		}
+		list[n++] = t;
+	}
+	for (size_t i = 0; i < n; i++) {
+		zila_sched_want_now(&d->sched, &list[i]->sp);
+		out[i].key = list[i];
+		snprintf(out[i].addr, sizeof(out[i].addr), "%s", list[i]->sp.addr);
+		out[i].after = list[i]->nstarted;
+	}
+	daemon_kick(d);
+	return (int)n;
+}
+
+static void ctl_progress(void *ctx, const void *key, json_t *o)
+{
+	status_target_progress(ctx, (struct target *)key, o);
+}
+
+static void daemon_stop(struct daemon *d, const char *why);
+
+static void ctl_reload(void *ctx)
+{
+	daemon_reload(ctx);
+}
+
+static void ctl_stop(void *ctx)
+{
+	daemon_stop(ctx, "zila stop");
 }
 
 /* --- signals and shutdown ------------------------------------------------------------------- */
@@ -497,32 +605,26 @@ static void close_if(uv_handle_t *h)
 		uv_close(h, NULL);
 }
 
-void daemon_stop(struct daemon *d, const char *why)
+static void daemon_stop(struct daemon *d, const char *why)
 {
-	if (d->stopping)
+	if (d->env.stopping)
 		return;
-	d->stopping = true;
+	d->env.stopping = true;
 	zila_log(ZILA_LOG_INFO, "stopping (%s)", why);
 	if (d->listening)
 		close_if((uv_handle_t *)&d->listener);
-	discovery_stop(d);
-	control_stop(d);
+	discovery_stop(&d->disc);
+	control_stop(&d->ctl);
 	close_if((uv_handle_t *)&d->kick_timer);
 	close_if((uv_handle_t *)&d->periodic_timer);
 	close_if((uv_handle_t *)&d->debounce_timer);
-	close_if((uv_handle_t *)&d->progress_timer);
-	conn_noisy_flush(&d->noisy_timer);
-	close_if((uv_handle_t *)&d->noisy_timer);
 	if (d->fsev_open)
 		close_if((uv_handle_t *)&d->fsev);
 	close_if((uv_handle_t *)&d->sig_term);
 	close_if((uv_handle_t *)&d->sig_int);
 	close_if((uv_handle_t *)&d->sig_hup);
 	/* Sessions end with an authenticated close; what they applied is committed. */
-	for (struct conn *c = d->conns, *n; c != NULL; c = n) {
-		n = c->next;
-		conn_event(c, EV_STOP, NULL, 0, 0);
-	}
+	conns_stop(&d->conns);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -543,7 +645,7 @@ static void on_connection(uv_stream_t *s, int status)
 		zila_log(ZILA_LOG_WARN, "accept: %s", uv_strerror(status));
 		return;
 	}
-	conn_accept(d);
+	conn_accept(&d->conns, s);
 }
 
 /* --- start -------------------------------------------------------------------------------- */
@@ -616,7 +718,7 @@ static int start_listener(struct daemon *d, struct zila_error *err)
 	return 0;
 }
 
-static void read_settings(struct daemon *d)
+static void read_settings(struct daemon *d, uint16_t *beacon_port)
 {
 	char *v = NULL;
 	if (d->cfg.listen != NULL)
@@ -627,12 +729,22 @@ static void read_settings(struct daemon *d)
 		snprintf(d->listen_addr, sizeof(d->listen_addr), "0.0.0.0:%d", ZILA_SYNC_PORT);
 	free(v);
 	v = NULL;
-	d->beacon_port = ZILA_BEACON_PORT;
+	*beacon_port = ZILA_BEACON_PORT;
 	if (d->cfg.beacon_port >= 0)
-		d->beacon_port = (uint16_t)d->cfg.beacon_port;
+		*beacon_port = (uint16_t)d->cfg.beacon_port;
 	else if (zila_store_meta_get(d->store, ZILA_META_NET_BEACON_PORT, &v) == 0 && v != NULL)
-		d->beacon_port = (uint16_t)strtoul(v, NULL, 10);
+		*beacon_port = (uint16_t)strtoul(v, NULL, 10);
 	free(v);
+}
+
+/* The TCP port beacons name: the listen address's. */
+static uint16_t listen_port(const struct daemon *d)
+{
+	char host[256];
+	uint16_t port = ZILA_SYNC_PORT;
+	if (zila_hostport_parse(d->listen_addr, host, sizeof(host), &port) != 0)
+		port = ZILA_SYNC_PORT;
+	return port;
 }
 
 static void walk_close(uv_handle_t *h, void *arg)
@@ -649,10 +761,14 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	struct daemon *d = calloc(1, sizeof(*d));
 	int r;
 	bool loop_init = false;
+	uint16_t beacon_port = 0;
 	if (d == NULL)
 		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
 	d->cfg = *cfg;
 	d->lock_fd = -1;
+	d->env.loop = &d->loop;
+	d->env.trust = &d->trust;
+	d->env.cfg = &d->cfg;
 	if (realpath(cfg->dir, d->dir) == NULL) {
 		r = zila_error_set(err, ZILA_ENOTFOUND, "no replica in '%s': run 'zila init' first", cfg->dir);
 		goto out;
@@ -662,21 +778,34 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 		goto out;
 	if ((r = zila_store_open(&d->store, d->dir, err)) != 0)
 		goto out;
+	d->env.store = d->store;
 	zila_trust_install(d->store, &d->trust);
 	zila_store_set_busy(d->store, on_busy, d);
-	read_settings(d);
+	struct zila_sched_config scfg = {
+		.max_sessions = cfg->max_sessions,
+		.alloc = target_alloc,
+		.release = target_release,
+		.device_busy = device_busy,
+		.ctx = d,
+	};
+	memcpy(scfg.self, zila_store_device_pk(d->store), 32);
+	zila_sched_init(&d->sched, &scfg);
+	read_settings(d, &beacon_port);
 	(void)daemon_identity(d);
 	if ((r = uv_loop_init(&d->loop)) != 0) {
 		zila_error_set(err, r, "cannot start the event loop: %s", uv_strerror(r));
 		goto out;
 	}
 	loop_init = true;
-	d->started_wall = (int64_t)daemon_wall();
+	d->started_wall = (int64_t)zila_wall_s();
+	const struct conn_hooks ch = { on_established, on_ended, on_conn_freed, d };
+	const struct discovery_hooks dh = { on_heard, on_nets, d };
+	const struct control_hooks cth = { ctl_status, ctl_peers, ctl_sync, ctl_progress, ctl_reload, ctl_stop, d };
+	conns_init(&d->conns, &d->env, &d->refused, &ch);
+	discovery_init(&d->disc, &d->env, beacon_port, listen_port(d), &dh);
 	uv_timer_init(&d->loop, &d->kick_timer);
 	uv_timer_init(&d->loop, &d->periodic_timer);
 	uv_timer_init(&d->loop, &d->debounce_timer);
-	uv_timer_init(&d->loop, &d->progress_timer);
-	uv_timer_init(&d->loop, &d->noisy_timer);
 	uv_signal_init(&d->loop, &d->sig_term);
 	uv_signal_init(&d->loop, &d->sig_int);
 	uv_signal_init(&d->loop, &d->sig_hup);
@@ -684,7 +813,7 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	uv_signal_start(&d->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&d->sig_int, on_signal, SIGINT);
 	uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
-	if ((r = control_start(d, err)) != 0 || (r = start_listener(d, err)) != 0) {
+	if ((r = control_start(&d->ctl, &d->env, d->dir, &cth, err)) != 0 || (r = start_listener(d, err)) != 0) {
 		daemon_stop(d, "cannot start");
 		uv_run(&d->loop, UV_RUN_DEFAULT);
 		goto out;
@@ -696,24 +825,25 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	}
 	uv_timer_start(&d->periodic_timer, on_periodic, PERIODIC_MS, PERIODIC_MS);
 	daemon_sweep(d);
-	d->own_sealed = daemon_own_sealed(d);
+	d->own_sealed = peers_own_sealed(d->store);
 
 	char id[ZILA_DEVICE_ID_LEN + 1];
+	const struct net_identity *me = &d->env.id;
 	zila_device_id(zila_store_device_pk(d->store), id);
-	if (d->enrolled) {
-		zila_log(ZILA_LOG_INFO, "device %s ('%s', %s of %s) of organisation '%s'", id, d->cert.name,
-			 zila_role_name(d->cert.role), d->cert.scope_all ? "all districts" : d->cert.district, d->org_name);
+	if (me->enrolled) {
+		zila_log(ZILA_LOG_INFO, "device %s ('%s', %s of %s) of organisation '%s'", id, me->cert.name,
+			 zila_role_name(me->cert.role), me->cert.scope_all ? "all districts" : me->cert.district, me->org_name);
 		clock_warn(d);
 	}
-	else if (d->joining)
+	else if (me->joining)
 		zila_log(ZILA_LOG_INFO, "device %s is not enrolled yet: joining at the first contact with HQ", id);
 	else
 		zila_log(ZILA_LOG_WARN, "device %s is not enrolled: it syncs with nobody; see 'zila join'", id);
-	zila_log(ZILA_LOG_INFO, "listening on tcp %s; control socket %s", d->listen_addr, d->sock_path);
-	discovery_start(d);
+	zila_log(ZILA_LOG_INFO, "listening on tcp %s; control socket %s", d->listen_addr, d->ctl.sock_path);
+	discovery_start(&d->disc);
 	daemon_reload(d);
-	if (d->hq != NULL)
-		zila_log(ZILA_LOG_INFO, "HQ is at %s", d->hq->addr);
+	if (d->sched.hq != NULL)
+		zila_log(ZILA_LOG_INFO, "HQ is at %s", d->sched.hq->addr);
 
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	r = 0;
@@ -726,15 +856,12 @@ out:
 				r = zila_error_set(err, ZILA_EINTERNAL, "the event loop did not close");
 		}
 	}
-	while (d->targets != NULL) {
-		struct target *t = d->targets;
-		d->targets = t->next;
-		free(t);
-	}
+	if (d->sched.cfg.release != NULL)
+		zila_sched_release(&d->sched);
 	zila_store_free(d->store);
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
-	sodium_memzero(d->beacon_key, sizeof(d->beacon_key));
+	sodium_memzero(d->env.id.beacon_key, sizeof(d->env.id.beacon_key));
 	if (r == 0)
 		zila_log(ZILA_LOG_INFO, "stopped");
 	free(d);

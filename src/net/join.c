@@ -14,7 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net_int.h"
+#include "join.h"
+#include "zila/daemon.h"
 #include "sync.pb-c.h"
 #include "zila/pbuf.h"
 #include "zila/clock.h"

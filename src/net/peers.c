@@ -1,15 +1,11 @@
-/* The daemon's records of the devices it meets, kept in the replica's peer table
- * (zila_store_peer_seen(), zila_store_peer_synced()). */
+/* The daemon's records of the devices it meets, kept in the replica's peer table through
+ * the store (zila_store_peer_seen(), zila_store_peer_synced()). */
 #include <stdio.h>
 #include <string.h>
 
-#include "net_int.h"
+#include "peers.h"
+#include "zila/clock.h"
 #include "zila/log.h"
-
-const char *source_name(enum target_source s)
-{
-	return s == SRC_HQ ? "hq" : s == SRC_LAN ? "lan" : "config";
-}
 
 static void noted(int r, const char *what)
 {
@@ -17,16 +13,17 @@ static void noted(int r, const char *what)
 		zila_log(ZILA_LOG_WARN, "cannot record %s in the peer table: %s", what, zila_strerror(r));
 }
 
-void peers_seen(struct daemon *d, const uint8_t device[32], const char *name, const char *district, const char *addr,
+void peers_seen(struct zila_store *s, const uint8_t device[32], const char *name, const char *district, const char *addr,
 		const char *source)
 {
-	noted(zila_store_peer_seen(d->store, device, name, district, addr, source, (int64_t)daemon_wall()), "a peer");
+	noted(zila_store_peer_seen(s, device, name, district, addr, source, (int64_t)zila_wall_s()), "a peer");
 }
 
-void peers_synced(struct daemon *d, const struct conn *c, const struct zila_session_stats *s)
+void peers_synced(struct zila_store *store, const uint8_t device[32], int result, const char *reason,
+		  const struct zila_session_stats *s)
 {
 	struct zila_peer_session ps = {
-		.result = c->result == 0 ? "ok" : c->reason,
+		.result = result == 0 ? "ok" : reason,
 		.sent = s ? (int64_t)s->entries_sent : 0,
 		.received = s ? (int64_t)s->entries_received : 0,
 		/* Our own clock's error is not the peer's: measured against HQ's time (as learnt), a
@@ -34,5 +31,14 @@ void peers_synced(struct daemon *d, const struct conn *c, const struct zila_sess
 		.has_clock_offset = s && s->peer_now_ms,
 		.clock_offset_ms = s ? s->clock_offset_ms : 0,
 	};
-	noted(zila_store_peer_synced(d->store, c->peer_pk, (int64_t)daemon_wall(), &ps), "a session");
+	noted(zila_store_peer_synced(store, device, (int64_t)zila_wall_s(), &ps), "a session");
+}
+
+/* What local writes leave behind: captured changes not sealed yet, and our own sealed
+ * entries (a session applying remote entries seals pending changes first, so a change may
+ * already be sealed when we look). */
+int64_t peers_own_sealed(struct zila_store *s)
+{
+	int64_t n = -1;
+	return zila_store_own_entries(s, &n) == 0 ? n : -1;
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net_int.h"
+#include "refused.h"
 #include "zila/clock.h"
 #include "zila/log.h"
 
@@ -19,27 +19,27 @@ static bool lasting(int code)
 	       code == ZILA_ESIG || code == ZILA_ENOTENROLLED;
 }
 
-void refused_skips(struct daemon *d, struct conn *c)
+void refused_skips(const struct refused *rf, const uint8_t peer[32], struct zila_session_skip *skip, size_t *nskip)
 {
-	c->nskip = 0;
-	for (size_t i = 0; i < d->nrefused && c->nskip < REFUSED_SKIPS; i++)
-		if (memcmp(d->refused[i].peer, c->peer_pk, 32) == 0)
-			c->skip[c->nskip++] = d->refused[i].skip;
+	*nskip = 0;
+	for (size_t i = 0; i < rf->n && *nskip < REFUSED_SKIPS; i++)
+		if (memcmp(rf->mem[i].peer, peer, 32) == 0)
+			skip[(*nskip)++] = rf->mem[i].skip;
 }
 
-static void remember(struct daemon *d, const uint8_t peer[32], const struct zila_refusal *r, const uint8_t trust[16])
+static void remember(struct refused *rf, const uint8_t peer[32], const struct zila_refusal *r, const uint8_t trust[16])
 {
 	struct refused_mem *m = NULL;
-	for (size_t i = 0; i < d->nrefused && m == NULL; i++)
-		if (memcmp(d->refused[i].peer, peer, 32) == 0 && memcmp(d->refused[i].skip.origin, r->origin, 32) == 0 &&
-		    strcmp(d->refused[i].skip.part, r->part) == 0)
-			m = &d->refused[i];
+	for (size_t i = 0; i < rf->n && m == NULL; i++)
+		if (memcmp(rf->mem[i].peer, peer, 32) == 0 && memcmp(rf->mem[i].skip.origin, r->origin, 32) == 0 &&
+		    strcmp(rf->mem[i].skip.part, r->part) == 0)
+			m = &rf->mem[i];
 	if (m == NULL) {
-		if (d->nrefused < REFUSED_MEM) {
-			m = &d->refused[d->nrefused++];
+		if (rf->n < REFUSED_MEM) {
+			m = &rf->mem[rf->n++];
 		} else {
-			m = &d->refused[d->next_refused];
-			d->next_refused = (d->next_refused + 1) % REFUSED_MEM;
+			m = &rf->mem[rf->next];
+			rf->next = (rf->next + 1) % REFUSED_MEM;
 		}
 	}
 	memset(m, 0, sizeof(*m));
@@ -98,59 +98,59 @@ static uint64_t own_head(const struct zila_vector *v, const uint8_t self[32], co
 	return 0;
 }
 
-void refused_learn(struct daemon *d, struct conn *c, const struct zila_session_stats *st)
+void refused_learn(struct refused *rf, struct zila_store *s, bool is_hq, const uint8_t *peer,
+		   const struct zila_session_stats *st, char *text, size_t text_len)
 {
-	const uint8_t *self = zila_store_device_pk(d->store);
-	struct target *t = c->target;
+	const uint8_t *self = zila_store_device_pk(s);
 	char lines[4096] = "", v[32];
 	size_t len = 0, nown = 0;
-	if (t != NULL)
-		t->refused[0] = '\0';
+	if (text != NULL && text_len > 0)
+		text[0] = '\0';
 	for (size_t i = 0; i < st->nrefused; i++) {
 		const struct zila_refusal *r = &st->refused[i];
-		if (c->has_peer && st->has_peer_trust && lasting(r->code))
-			remember(d, c->peer_pk, r, st->peer_trust);
+		if (peer != NULL && st->has_peer_trust && lasting(r->code))
+			remember(rf, peer, r, st->peer_trust);
 		if (memcmp(r->origin, self, 32) != 0)
 			continue;
 		nown++;
 		int k = snprintf(lines + len, sizeof(lines) - len, "%" PRIu64 "\t%d\t%" PRIu64 "\t%s\t%s\n", r->seq, -r->code,
-				 daemon_wall(), r->part, r->reason);
+				 zila_wall_s(), r->part, r->reason);
 		if (k > 0 && (size_t)k < sizeof(lines) - len)
 			len += (size_t)k;
-		if (t != NULL && t->refused[0] == '\0')
-			describe(t->refused, sizeof(t->refused), r->part, r->seq, r->code, r->reason, 0);
+		if (text != NULL && text_len > 0 && text[0] == '\0')
+			describe(text, text_len, r->part, r->seq, r->code, r->reason, 0);
 	}
 	if (!st->peer_is_hq)
 		return;
 	/* "Unsent to HQ" is what HQ has not taken, not what was sent. */
 	snprintf(v, sizeof(v), "%" PRIu64, st->own_at_peer);
-	if (zila_store_meta_set(d->store, ZILA_META_NET_OWN_HQ, v) != 0)
+	if (zila_store_meta_set(s, ZILA_META_NET_OWN_HQ, v) != 0)
 		zila_log(ZILA_LOG_WARN, "cannot record the sync in the replica");
 	if (nown > 0) {
-		if (zila_store_meta_set(d->store, ZILA_META_NET_HQ_REFUSED, lines) != 0)
+		if (zila_store_meta_set(s, ZILA_META_NET_HQ_REFUSED, lines) != 0)
 			zila_log(ZILA_LOG_WARN, "cannot record what HQ refused in the replica");
 	} else if (st->own_not_at_peer == 0) {
-		if (zila_store_meta_set(d->store, ZILA_META_NET_HQ_REFUSED, "") != 0)
+		if (zila_store_meta_set(s, ZILA_META_NET_HQ_REFUSED, "") != 0)
 			zila_log(ZILA_LOG_WARN, "cannot record the sync in the replica");
-	} else if (t != NULL) {
+	} else if (text != NULL && text_len > 0) {
 		/* Not offered again (refused before): the waiter hears it all the same. */
 		json_t *w = json_array();
-		json_t *a = refused_status(d, w);
+		json_t *a = refused_status(s, is_hq, w);
 		if (json_array_size(w) > 0)
-			snprintf(t->refused, sizeof(t->refused), "%s", json_string_value(json_array_get(w, 0)));
+			snprintf(text, text_len, "%s", json_string_value(json_array_get(w, 0)));
 		json_decref(a);
 		json_decref(w);
 	}
 }
 
-json_t *refused_status(struct daemon *d, json_t *warn)
+json_t *refused_status(struct zila_store *s, bool is_hq, json_t *warn)
 {
 	json_t *arr = json_array();
 	char *val = NULL;
 	struct zila_vector v = { NULL, 0 };
-	if (d->is_hq || zila_store_meta_get(d->store, ZILA_META_NET_HQ_REFUSED, &val) != 0 || val == NULL || val[0] == '\0')
+	if (is_hq || zila_store_meta_get(s, ZILA_META_NET_HQ_REFUSED, &val) != 0 || val == NULL || val[0] == '\0')
 		goto out;
-	bool have_v = zila_store_vector(d->store, &v) == 0;
+	bool have_v = zila_store_vector(s, &v) == 0;
 	for (char *line = val, *next; line != NULL && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next != NULL)
@@ -163,7 +163,7 @@ json_t *refused_status(struct daemon *d, json_t *warn)
 		if (reason == NULL)
 			continue;
 		*reason++ = '\0';
-		uint64_t head = have_v ? own_head(&v, zila_store_device_pk(d->store), part) : 0;
+		uint64_t head = have_v ? own_head(&v, zila_store_device_pk(s), part) : 0;
 		uint64_t waiting = head > seq ? head - seq : 0;
 		char text[1024], at[40];
 		describe(text, sizeof(text), part, seq, -code, reason, waiting);

@@ -378,6 +378,30 @@ int zila_store_conflict_resolve(struct zila_store *s, int64_t id, enum zila_keep
 			goto out;
 		}
 		out->written = true;
+	} else {
+		/* The kept value, captured again as a change of its own: the seal dates it past
+		 * both versions, and every replica that receives it settles the conflict too
+		 * (store_conflicts_settle): a resolution travels as data. */
+		int64_t mask = (int64_t)1 << (ci < MASK_BITS ? ci : MASK_BITS);
+		char *sql = t->has_rowid ? sqlite3_mprintf("INSERT INTO zila_pending(tid, rid, m) SELECT ?1, rowid, ?2 FROM "
+							   "\"%w\" WHERE \"%w\" = ?3",
+							   t->name, t->cols[t->pk])
+					 : sqlite3_mprintf("INSERT INTO zila_pending(tid, pk, m) VALUES (?1, ?3, ?2)");
+		int prc = sql != NULL ? sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) : SQLITE_NOMEM;
+		sqlite3_free(sql);
+		if (prc == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, t->id);
+			sqlite3_bind_int64(st, 2, mask);
+			sqlite3_bind_value(st, 3, pk);
+			prc = sqlite3_step(st);
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		if (prc != SQLITE_DONE) {
+			r = store_db_error(s, err, "cannot record the kept value");
+			goto out;
+		}
+		out->written = true;
 	}
 	/* what was captured before is sealed with it, as any seal does */
 	if ((r = seal_in(s, err)) != 0)

@@ -73,7 +73,10 @@ sleep 0.05
 val "$B" "UPDATE people SET address = 'Station Rd.' WHERE id = 'p0';"
 expect 0 "exchange the address edits" -- exchange
 bid=$("$ZILA" -d "$B" --json conflicts | sed -n 's/.*"conflicts":\[{"id":\([0-9]*\).*/\1/p')
-expect 0 "b resolves with an explicit VALUE" -- "$ZILA" -d "$B" conflicts resolve "$bid" --keep "12 Station Road"
+expect 2 "a typo for kept or lost is refused, not written" -- "$ZILA" -d "$B" conflicts resolve "$bid" --keep theirs
+has "$T/err" "'theirs' is not 'kept' or 'lost'" "the refusal says what --keep takes"
+has "$T/err" "--value TEXT" "and how to give a value"
+expect 0 "b resolves with an explicit VALUE" -- "$ZILA" -d "$B" conflicts resolve "$bid" --value "12 Station Road"
 expect 0 "exchange the second resolution" -- exchange
 same_hash "replicas agree after the second resolution"
 [ "$(val "$A" "SELECT address FROM people WHERE id = 'p0'")" = "12 Station Road" ] && ok "a has b's value" || bad "a has $(val "$A" "SELECT address FROM people WHERE id = 'p0'")"
@@ -92,6 +95,37 @@ expect 1 "resolving a conflict of a deleted row fails" -- "$ZILA" -d "$A" confli
 has "$T/err" "row 'p9' of 'people' no longer exists (deleted)" "the error says the row is gone"
 expect 0 "exchange the deletion" -- exchange
 
+# --keep kept travels too: the value the table shows, written again.
+val "$A" "UPDATE org_units SET name = 'Booth One' WHERE id = 'b1';"
+sleep 0.05
+val "$B" "UPDATE org_units SET name = 'Booth No. 1' WHERE id = 'b1';"
+expect 0 "exchange the booth edits" -- exchange
+kid=$("$ZILA" -d "$A" --json conflicts | python3 -c "import json,sys; print([c['id'] for c in json.load(sys.stdin)['conflicts'] if c['table'] == 'org_units'][0])")
+kept=$(val "$A" "SELECT name FROM org_units WHERE id = 'b1'")
+expect 0 "a keeps the shown value" -- "$ZILA" -d "$A" conflicts resolve "$kid" --keep kept
+expect 0 "exchange the kept resolution" -- exchange
+expect 0 "conflicts on b after a kept" -- "$ZILA" -d "$B" conflicts
+if grep -q "org_units b1 name" "$T/out"; then bad "b still lists what a kept"; else ok "b no longer lists what a kept"; fi
+[ "$(val "$B" "SELECT name FROM org_units WHERE id = 'b1'")" = "$kept" ] && ok "b shows the kept value" || bad "b shows $(val "$B" "SELECT name FROM org_units WHERE id = 'b1'")"
+
+# Orphans: shown with their content and the parent they lack; linked to another, or dropped.
+val "$A" "INSERT INTO booth_agents(id, district_id, booth_id, person_id) VALUES ('ag8', 'd1', 'b1', 'nobody8'), ('ag9', 'd1', 'b1', 'nobody');"
+expect 0 "exchange the agents of a missing person" -- exchange
+expect 0 "conflicts on b lists the orphans" -- "$ZILA" -d "$B" conflicts
+has "$T/out" "booth_agents ag9  orphan" "the orphan is named"
+has "$T/out" "row: id=ag9 district_id=d1 booth_id=b1 person_id=nobody" "with its content"
+has "$T/out" "missing parent: person_id = nobody (no such row in people)" "and the parent it lacks"
+has "$T/out" "zila conflicts relink booth_agents:ag9 person_id=ID" "and what to do"
+expect 1 "a relink to a parent that is not there either is refused" -- "$ZILA" -d "$B" conflicts relink booth_agents:ag9 person_id=ghost
+has "$T/err" "FOREIGN KEY" "the refusal says why"
+expect 0 "b links ag9 to p0" -- "$ZILA" -d "$B" conflicts relink booth_agents:ag9 person_id=p0
+[ "$(val "$B" "SELECT person_id FROM booth_agents WHERE id = 'ag9'")" = p0 ] && ok "ag9 is back in its table on b" || bad "ag9 not back on b"
+expect 0 "b drops ag8" -- "$ZILA" -d "$B" conflicts drop booth_agents:ag8
+expect 0 "exchange the fixes" -- exchange
+[ "$(val "$A" "SELECT person_id FROM booth_agents WHERE id = 'ag9'")" = p0 ] && ok "a has ag9 linked to p0" || bad "a has ag9 -> $(val "$A" "SELECT person_id FROM booth_agents WHERE id = 'ag9'")"
+[ "$(val "$A" "SELECT count(*) FROM booth_agents WHERE id = 'ag8'")" = 0 ] && ok "ag8 is gone on a too" || bad "ag8 still on a"
+same_hash "replicas agree after the orphans are settled"
+
 # Duplicates: pb collided with pa on (district_id, phone); pa's row is older and holds the slot.
 expect 0 "duplicates on a" -- "$ZILA" -d "$A" duplicates
 has "$T/out" "people:pb  duplicate of people:pa" "duplicates names the duplicate and the holder"
@@ -99,7 +133,7 @@ has "$T/out" "district_id, phone" "duplicates names the UNIQUE columns"
 has "$T/out" "address .*Gaya Road .*NULL" "duplicates shows both rows side by side"
 expect 0 "duplicates --json on b" -- "$ZILA" -d "$B" --json duplicates
 has "$T/out" '"id":"people:pb","table":"people","row":"pb","holder":"pa"' "json names the duplicate and the holder"
-[ "$(val "$A" "SELECT count(*) FROM booth_agents")" = 0 ] && ok "the duplicate's agent is parked as an orphan" || bad "agent visible before the merge"
+[ "$(val "$A" "SELECT count(*) FROM booth_agents WHERE id = 'ag1'")" = 0 ] && ok "the duplicate's agent is parked as an orphan" || bad "agent visible before the merge"
 expect 1 "merge of an unknown duplicate fails" -- "$ZILA" -d "$B" duplicates merge people:nobody
 has "$T/err" "no parked duplicate 'people:nobody'" "unknown duplicate is named"
 expect 2 "merge without a name is misuse" -- "$ZILA" -d "$B" duplicates merge

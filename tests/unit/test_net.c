@@ -1,5 +1,5 @@
 /* Unit tests of the daemon's pure parts: beacons (seal/open, tamper, other organisation,
- * replay and staleness), backoff, HOST:PORT parsing. */
+ * replay and staleness), HOST:PORT parsing (backoff: test_sched). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,27 +98,6 @@ static void test_beacon_replay_and_staleness(void **state)
 	assert_int_equal(seen.n, ZILA_BEACON_SEEN_MAX);
 }
 
-static void test_backoff(void **state)
-{
-	(void)state;
-	struct zila_backoff b;
-	zila_backoff_init(&b, 1000, 300000);
-	uint32_t lo[] = { 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 150000, 150000 };
-	uint32_t hi[] = { 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 300000, 300000 };
-	for (size_t i = 0; i < sizeof(lo) / sizeof(lo[0]); i++) {
-		uint32_t d = zila_backoff_fail(&b, randombytes_random());
-		assert_true(d >= lo[i] && d <= hi[i]);
-	}
-	/* Jitter spreads the delays. */
-	uint32_t a = zila_backoff_fail(&b, 0), c = zila_backoff_fail(&b, 149999);
-	assert_int_equal(a, 150000);
-	assert_int_equal(c, 299999);
-	for (int i = 0; i < 100; i++)
-		assert_true(zila_backoff_fail(&b, randombytes_random()) <= 300000);
-	zila_backoff_reset(&b);
-	assert_true(zila_backoff_fail(&b, 0) == 500);
-}
-
 static void test_hostport(void **state)
 {
 	(void)state;
@@ -147,7 +126,6 @@ int main(void)
 		cmocka_unit_test(test_beacon_roundtrip),
 		cmocka_unit_test(test_beacon_refusals),
 		cmocka_unit_test(test_beacon_replay_and_staleness),
-		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_hostport),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,132 @@
+/* Connections with peers (conn.c): the table of them, one state machine each. The owner
+ * (daemon.c) learns what happens through the callbacks of struct conn_hooks; conn.c never
+ * calls it. */
+#ifndef ZILA_NET_CONN_H
+#define ZILA_NET_CONN_H
+
+#include "net_int.h"
+#include "refused.h"
+#include "zila/buf.h"
+#include "zila/channel.h"
+#include "zila/session.h"
+
+enum conn_state { CONN_DIALING, CONN_HANDSHAKE, CONN_SESSION, CONN_JOIN, CONN_CLOSING, CONN_CLOSED };
+enum conn_event { EV_RESOLVED, EV_CONNECTED, EV_READ, EV_EOF, EV_WRITTEN, EV_TIMEOUT, EV_STOP };
+enum noisy_kind { NOISY_CAP, NOISY_RATE, NOISY_ADDR, NOISY_EVICTED, NOISY_FAILED, NOISY_TIMEOUT, NOISY_KINDS };
+
+struct conns;
+
+struct conn {
+	struct conn *next;
+	struct conns *cs;
+	enum conn_state state;
+	bool initiator;
+	uint8_t mode; /* enum zila_channel_mode */
+	void *owner;  /* dialled: the owner's record of the target (cleared if it goes away) */
+	uint64_t seqno; /* the owner's number of this dial */
+	bool flaky;     /* dialled: commit every chunk (the last session was cut) */
+	uint64_t last_ok; /* dialled: wall clock (s) of the last completed sync with the target */
+	char source[8];   /* dialled: "hq", "config" or "lan" (the peer table) */
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_getaddrinfo_t gai_req;
+	struct addrinfo *ai; /* the resolved address, until connected */
+	uv_connect_t connect_req;
+	uv_write_t write_req;
+	uv_shutdown_t shutdown_req;
+	int nopen; /* handles not yet closed */
+	bool tcp_open, reading, writing, shut, gai_pending;
+	struct zila_channel ch;
+	bool ch_init;
+	struct zila_session *sess;
+	int64_t own_offered; /* our own entries when the session started, after its seal */
+	struct zila_join_check jc;
+	uint8_t invite_id[ZILA_INVITE_ID_LEN]; /* JOIN responder: the id message 1 named */
+	struct zila_buf out, inflight, msg;
+	char addr[300]; /* the peer's address as text */
+	bool has_peer;
+	uint8_t peer_pk[32];
+	char peer_name[ZILA_NAME_MAX + 1];
+	char peer_district[ZILA_DISTRICT_MAX + 1];
+	uint64_t started_ms;
+	int result;          /* 0: the session completed */
+	char reason[300];    /* why it failed, for the log and the waiters */
+	bool duplicate;      /* closed because another session with the device runs */
+	bool finished;       /* the owner was told the result */
+	bool preauth;        /* inbound and not authenticated yet: counted in cs->npreauth */
+	char ip[64];         /* the peer's address without the port (inbound) */
+	uint64_t bytes_in;   /* bytes read from the peer */
+	bool busy_refused;   /* the peer turned our handshake away unanswered, soon after a sync */
+	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */
+	size_t nskip;
+	uint8_t rbuf[READ_CHUNK];
+};
+
+/* What the table tells its owner. Each is called from the loop; none may free c. */
+struct conn_hooks {
+	/* The handshake of c completed (c->has_peer and the peer's names are set). */
+	void (*established)(void *ctx, struct conn *c);
+	/* c's result is known (c->result, c->reason; c->sess's stats): once per connection
+	 * that got past the refusals of conn_accept. Dialled connections that fail before a
+	 * handshake are not logged here: the owner logs them (it knows how often). */
+	void (*ended)(void *ctx, struct conn *c);
+	/* A connection was freed: a session slot may be free again. */
+	void (*freed)(void *ctx);
+	void *ctx;
+};
+
+struct rate_slot {
+	char addr[64];
+	double tokens;
+	uint64_t at_ms;
+};
+
+/* The connection table. */
+struct conns {
+	const struct net_env *env;
+	struct conn_hooks hooks;
+	const struct refused *refused; /* what peers refused before: not offered again */
+	struct conn *list;
+	unsigned n;
+	unsigned npreauth; /* inbound connections still in the handshake */
+	struct rate_slot rate[RATE_SLOTS];
+	/* unauthenticated connections refused or failed in the current log window */
+	uv_timer_t noisy_timer;
+	unsigned noisy_logged;
+	uint64_t noisy_quiet[NOISY_KINDS]; /* not logged one by one */
+};
+
+/* What to dial. */
+struct conn_dial {
+	const char *addr;   /* "HOST:PORT" */
+	const char *name;   /* the peer's name if known, else "" */
+	const char *source; /* "hq", "config" or "lan" */
+	bool join;          /* JOIN mode: ask HQ for a certificate */
+	bool flaky;
+	uint64_t last_ok;
+	void *owner;
+	uint64_t seqno;
+};
+
+void conns_init(struct conns *cs, const struct net_env *env, const struct refused *rf, const struct conn_hooks *hooks);
+/* Ends every connection (an authenticated close where a session runs) and closes the
+ * table's timer; the loop then runs until the last close callback. */
+void conns_stop(struct conns *cs);
+/* Dials d; *out (may be NULL) gets the connection. Returns 0, also when the dial failed
+ * later on (hooks.ended says so); ZILA_EINVAL (not HOST:PORT) or ZILA_ENOMEM at once, and
+ * then no hook is called. */
+int conn_dial(struct conns *cs, const struct conn_dial *d, struct conn **out);
+/* Takes a connection waiting on the listener. */
+void conn_accept(struct conns *cs, uv_stream_t *listener);
+/* Gives a handshake token back to the source address ip (a session from it completed). */
+void conn_rate_refund(struct conns *cs, const char *ip);
+void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len, int status);
+const char *conn_state_name(enum conn_state s);
+/* Sessions running or being dialled: open connections that are not unauthenticated inbound. */
+unsigned conn_nsessions(const struct conns *cs);
+/* The open connection with the authenticated device, or NULL; in_session: in CONN_SESSION only. */
+struct conn *conn_with(const struct conns *cs, const uint8_t device[32], bool in_session);
+/* The owner's record went away: c no longer reports it. */
+void conn_disown(struct conn *c);
+
+#endif
