@@ -523,6 +523,18 @@ static void on_message(struct conn *c)
 	/* In CLOSING, messages after our close (a late Ack) are read and dropped. */
 }
 
+/* What a web server or a captive portal answers starts with text; zila's first message does
+ * not (a length, then the handshake's bytes). */
+static bool looks_like_text(const uint8_t *p, size_t n)
+{
+	if (n < 4)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((p[i] < 0x20 || p[i] > 0x7e) && p[i] != '\r' && p[i] != '\n' && p[i] != '\t')
+			return false;
+	return true;
+}
+
 static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 {
 	size_t off = 0;
@@ -536,7 +548,17 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 		if (r != 0) {
 			/* The channel failed for good (tampered, refused, malformed): nothing more can
 			 * be sent on it, so the TCP connection just ends. */
-			if (c->state != CONN_CLOSING) {
+			if (c->state == CONN_HANDSHAKE && c->initiator && looks_like_text(c->first, c->nfirst)) {
+				char said[sizeof(c->first) + 1];
+				size_t n = 0;
+				for (; n < c->nfirst && c->first[n] != '\r' && c->first[n] != '\n'; n++)
+					said[n] = (char)c->first[n];
+				said[n] = '\0';
+				conn_fail(c, r,
+					  "something that is not a zila peer answered at %s (it began \"%s\"): a captive portal "
+					  "or a wrong address?",
+					  c->addr, said);
+			} else if (c->state != CONN_CLOSING) {
 				conn_fail(c, r, "%s: %s",
 					  c->state == CONN_HANDSHAKE ? "handshake refused" : "channel failed", zila_strerror(r));
 			}
@@ -654,6 +676,10 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 	}
 	switch (ev) {
 	case EV_READ:
+		if (c->bytes_in == 0) {
+			c->nfirst = len < sizeof(c->first) ? len : sizeof(c->first);
+			memcpy(c->first, p, c->nfirst);
+		}
 		c->bytes_in += len;
 		on_bytes(c, p, len);
 		break;

@@ -56,6 +56,8 @@ struct conn {
 	bool preauth;        /* inbound and not authenticated yet: counted in cs->npreauth */
 	char ip[64];         /* the peer's address without the port (inbound) */
 	uint64_t bytes_in;   /* bytes read from the peer */
+	uint8_t first[16];   /* the first bytes it sent: what answered, when it is not zila */
+	size_t nfirst;
 	bool busy_refused;   /* the peer turned our handshake away unanswered, soon after a sync */
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */
 	size_t nskip;

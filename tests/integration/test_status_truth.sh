@@ -40,4 +40,24 @@ if grep -q "last sync never" "$T/out"; then bad "status says 'last sync never'";
 [ "$(jget "$A" peers "len([p for p in d if p.get('address') == '127.0.0.1:$((P + 2))'])")" = 1 ] && ok "peers lists b once" ||
 	bad "peers lists b $(jget "$A" peers "len([p for p in d if p.get('address') == '127.0.0.1:$((P + 2))'])") times"
 [ "$(jget "$A" peers "[p['last_sync'] is not None for p in d if p.get('source') == 'hq'][0]")" = True ] && ok "and with its last sync" || bad "peers forgets hq's last sync"
+
+# #24: something that is not zila answers HQ's address (a captive portal's web server).
+W=$((P + 3))
+python3 -c "
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', $W)); s.listen(8)
+while True:
+    c, _ = s.accept()
+    try:
+        c.recv(4096); c.sendall(b'HTTP/1.1 400 Bad Request\\r\\nContent-Length: 0\\r\\n\\r\\n')
+    except OSError:
+        pass
+    c.close()
+" &
+pids="$pids $!"
+until_ok 50 python3 -c "import socket; socket.create_connection(('127.0.0.1', $W), 1).close()"
+"$ZILA" -d "$A" peer add --hq "127.0.0.1:$W" >/dev/null 2>&1
+"$ZILA" -d "$A" sync hq --wait --timeout 15 >"$T/out" 2>"$T/err"
+has "$T/err" "something that is not a zila peer answered at 127.0.0.1:$W" "a web server at HQ's address is named as such"
+has "$T/err" "captive portal" "with what it may be"
 finish
