@@ -483,14 +483,20 @@ int store_load_tables(struct zila_store *s, struct zila_error *err)
 		t->pk = ci.pk;
 		t->pcol = -1;
 		if (t->ncols == 0 || t->pk < 0) {
-			r = zila_error_set(err, ZILA_ESCHEMA, "tracked table '%s' is missing or lost its primary key",
-					   t->name);
+			r = zila_error_set(err, ZILA_ESCHEMA,
+					   "tracked table '%s' %s: zila cannot sync it, and nothing was changed. Another program "
+					   "rebuilt it (as database tools do to change a table's structure); make its key again "
+					   "(its id column TEXT PRIMARY KEY), or restore the replica from a backup",
+					   t->name, t->ncols == 0 ? "is gone" : "lost its primary key");
 			goto out;
 		}
 		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
 			t->pcol = col_index(t, (const char *)sqlite3_column_text(st, 2));
 			if (t->pcol < 0) {
-				r = zila_error_set(err, ZILA_ESCHEMA, "tracked table '%s' lost its partition column",
+				r = zila_error_set(err, ZILA_ESCHEMA,
+						   "tracked table '%s' lost its partition column: zila cannot sync it, and "
+						   "nothing was changed. Another program rebuilt it without the column; add it "
+						   "back, or restore the replica from a backup",
 						   t->name);
 				goto out;
 			}
