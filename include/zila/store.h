@@ -61,6 +61,22 @@ int zila_store_meta_set(struct zila_store *s, const char *key, const char *value
 /* Removes the settings named in keys (nkeys of them) in one transaction; unset ones are
  * no error. */
 int zila_store_meta_del(struct zila_store *s, const char *const *keys, size_t nkeys) ZILA_MUST_CHECK;
+/* zila_meta: "MS TABLE", the last tracked table whose change capture was found lost (another
+ * program rebuilt the table) and armed again, and when (ms since 1970). */
+#define ZILA_META_REARMED "capture.rearmed"
+
+/* The partition this device may write (its certificate's district), or NULL or "" for every
+ * partition (HQ). A district laptop's triggers then refuse, when it is made, a write of a
+ * row of another district or of an org-wide table, with a message that names the district
+ * or table and who may write it (scope.c). Returns 0 or a negative code. */
+int zila_store_set_write_scope(struct zila_store *s, const char *part) ZILA_MUST_CHECK;
+/* The partition set so, "" for all; valid until the next set or the store is freed. */
+const char *zila_store_write_scope(const struct zila_store *s);
+/* Calls fn with each thing a person should know about what this replica captured, in plain
+ * words: a table whose capture was lost and armed again (in the last 7 days), and rows or
+ * changes made here outside the device's write scope, which are not sent, with what to do. */
+typedef void (*zila_notice_fn)(void *ctx, const char *msg);
+int zila_store_notices(struct zila_store *s, zila_notice_fn fn, void *ctx) ZILA_MUST_CHECK;
 
 /* --- tracking --------------------------------------------------------------------- */
 

@@ -44,7 +44,9 @@ static int run(struct zila_store *s, const char *sql, struct out *o)
 	zila_error_clear(&err);
 	int r = zila_store_exec_captured(s, sql, print_row, o, &err);
 	if (r != 0) {
-		cli_err("%s", zila_error_msg(&err, r));
+		/* zila's own refusals (a trigger's) already say "zila: " for plain sqlite3 users */
+		const char *msg = zila_error_msg(&err, r);
+		cli_err("%s", strncmp(msg, "zila: ", 6) == 0 ? msg + 6 : msg);
 		return CLI_FAIL;
 	}
 	return CLI_OK;

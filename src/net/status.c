@@ -173,6 +173,11 @@ static int64_t meta_int(struct daemon *d, const char *key)
 	return n;
 }
 
+static void add_warning(void *ctx, const char *msg)
+{
+	json_array_append_new(ctx, json_string(msg));
+}
+
 /* A fork this replica saw (PROTOCOL.md, "Forks"), and what to do about it in words. */
 struct fork_ctx {
 	struct daemon *d;
@@ -326,6 +331,9 @@ json_t *status_json(struct daemon *d)
 	json_object_set_new(o, "forks", forks);
 	if (!me->is_hq && zila_trust_own_cert_warning(d->store, ck.stamp_ms / 1000, said, sizeof(said)))
 		json_array_append_new(warn, json_string(said));
+	/* rows written here out of scope (not sent), a table whose capture was armed again */
+	if (zila_store_notices(d->store, add_warning, warn) != 0)
+		json_array_append_new(warn, json_string("cannot read what this replica holds out of its write scope"));
 	json_object_set_new(o, "warnings", warn);
 	return o;
 }

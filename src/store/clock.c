@@ -117,12 +117,15 @@ static uint64_t seen_ms_of(const struct zila_store *s)
 	return s->clk_heard > s->clk_seen ? s->clk_heard : s->clk_seen;
 }
 
-uint64_t store_stamp_ms(struct zila_store *s)
+/* The date of a change this computer's clock said was made at wall_then: what it says
+ * mapped to HQ's time by what is known now, within the bounds every date keeps (never
+ * before the last HQ time known, never more than ZILA_CLOCK_LEAD_MS past it), and never
+ * past now. */
+static uint64_t stamp_of(struct zila_store *s, uint64_t wall, uint64_t wall_then)
 {
-	uint64_t wall = store_now_ms(s);
 	int64_t off;
 	bool has = offset_now(s, wall, &off);
-	uint64_t t = add_ms(wall, has ? off : 0), seen = seen_ms_of(s);
+	uint64_t t = add_ms(wall_then < wall ? wall_then : wall, has ? off : 0), seen = seen_ms_of(s);
 	if (s->clk_ref || seen == 0)
 		return t;
 	if (t < seen)
@@ -130,6 +133,17 @@ uint64_t store_stamp_ms(struct zila_store *s)
 	if (t > seen + ZILA_CLOCK_LEAD_MS)
 		return seen + ZILA_CLOCK_LEAD_MS;
 	return t;
+}
+
+uint64_t store_stamp_ms(struct zila_store *s)
+{
+	uint64_t wall = store_now_ms(s);
+	return stamp_of(s, wall, wall);
+}
+
+uint64_t store_stamp_at(struct zila_store *s, uint64_t wall_then)
+{
+	return stamp_of(s, store_now_ms(s), wall_then);
 }
 
 void zila_store_clock(struct zila_store *s, struct zila_clock *out)

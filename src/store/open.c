@@ -40,7 +40,7 @@ extern const char zila_default_schema_sql[];
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
 	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT, hw INTEGER, nlive INTEGER);"
-	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, rid INTEGER, pk, m INTEGER, part);"
+	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, rid INTEGER, pk, m INTEGER, part, at REAL);"
 	"CREATE TABLE zila_origins(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);"
 	"CREATE TABLE zila_feeds(id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, part TEXT NOT NULL,"
 	" head INTEGER NOT NULL DEFAULT 0, chain BLOB, UNIQUE(origin, part));"
@@ -509,6 +509,7 @@ static const char *prepared[][2] = {
 	{ "trust_put", "INSERT OR REPLACE INTO zila_trust(type, id, bytes) VALUES (?, ?, ?)" },
 	{ "trust_get", "SELECT bytes FROM zila_trust WHERE type = ? AND id = ?" },
 	{ "trust_all", "SELECT type, id, bytes FROM zila_trust ORDER BY type, id" },
+	{ "feed_hlc", "SELECT hlc FROM zila_entries WHERE feed = ? AND seq = ?" },
 };
 
 /* zila_feeds.head_hlc (the date of the head entry) and .seen (when this replica last took
@@ -537,7 +538,7 @@ static int prepare_all(struct zila_store *s, struct zila_error *err)
 				   &s->st_hw_get, &s->st_hw_set, &s->st_nlive_add, &s->st_nlive_get, &s->st_nlive_set,
 				   &s->st_entry_put, &s->st_feed_get, &s->st_feed_new,
 				   &s->st_feed_head, &s->st_conflict, &s->st_park_put, &s->st_park_del,
-				   &s->st_trust_put, &s->st_trust_get, &s->st_trust_all };
+				   &s->st_trust_put, &s->st_trust_get, &s->st_trust_all, &s->st_feed_hlc };
 	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++)
 		if (sqlite3_prepare_v3(s->db, prepared[i][1], -1, SQLITE_PREPARE_PERSISTENT, slots[i],
 				       NULL) != SQLITE_OK)
@@ -557,7 +558,8 @@ void zila_store_free(struct zila_store *s)
 				s->st_nlive_add, s->st_nlive_get, s->st_nlive_set,
 				s->st_entry_put,
 				s->st_feed_get, s->st_feed_new, s->st_feed_head, s->st_conflict,
-				s->st_park_put, s->st_park_del, s->st_trust_put, s->st_trust_get, s->st_trust_all };
+				s->st_park_put, s->st_park_del, s->st_trust_put, s->st_trust_get, s->st_trust_all,
+				s->st_feed_hlc };
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
 		sqlite3_finalize(sts[i]);
 	sqlite3_finalize(s->st_settle);
@@ -591,6 +593,7 @@ static int store_alloc(struct zila_store **out, const char *dir)
 	s->db_path = path_join(dir, ZILA_DB_FILE);
 	s->sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	s->clock = wall_ms;
+	s->armed_cookie = -1;
 	s->uptime = uptime;
 	zila_buf_init(&s->tmp_st, 1 << 20);
 	zila_buf_init(&s->tmp_dead, 1u << 30);
@@ -602,12 +605,26 @@ static int store_alloc(struct zila_store **out, const char *dir)
 	return 0;
 }
 
+static bool has_column(struct zila_store *s, const char *table, const char *col)
+{
+	sqlite3_stmt *st = NULL;
+	bool has = false;
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM pragma_table_info(?) WHERE name = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC);
+		has = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return has;
+}
+
 /* Format 1 kept every row state in zila_rows by key. Format 2 moves the states of rows a
  * rowid table shows to zila_live, by rowid, and its delete captures record the rowid.
  * Format 3 drops the insert triggers of rowid tables for a high-water rowid (seal.c).
  * Format 4 counts each table's zila_live records (zila_tables.nlive, seal.c). Format 5 keeps
  * each feed's chain hash and the forks seen (zila_forks; fork.c). Format 6 has the peer
- * table (peers.c) from the start. One
+ * table (peers.c) from the start. Format 7 records when each captured change was made
+ * (zila_pending.at; the triggers again). One
  * transaction takes a replica from its format to this one. */
 static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 {
@@ -628,11 +645,15 @@ static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 	/* a replica a daemon has run on has the table already */
 	if (from < 6)
 		r = r ? r : store_exec(s, PEERS_SQL, err);
+	/* changes captured before have no time: dated when sealed, as they were */
+	if (r == 0 && !has_column(s, "zila_pending", "at"))
+		r = store_exec(s, "ALTER TABLE zila_pending ADD COLUMN at REAL", err);
 	r = r ? r : store_load_tables(s, err);
 	if (from < 2)
 		r = r ? r : store_migrate_live(s, err);
 	if (from < 3)
 		r = r ? r : store_migrate_hw(s, err);
+	r = r ? r : store_arm_all(s, err);
 	r = r ? r : store_exec(s, "UPDATE zila_meta SET v = '" STORE_VERSION_STR "' WHERE k = 'store_version'", err);
 	r = r ? r : store_commit(s, err);
 	if (r != 0) {
@@ -704,10 +725,14 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 	}
 	s->hlc = (uint64_t)meta_int(s, "hlc", 0);
 	store_clock_load(s);
+	store_scope_load(s);
 	s->schema = meta_int(s, "schema_version", 1);
 	if ((r = feeds_columns(s, err)) != 0 || (r = prepare_all(s, err)) != 0 ||
 	    (r = store_load_tables(s, err)) != 0)
 		goto out;
+	struct zila_error serr;
+	if (store_scope_refresh(s, &serr) != 0) /* the next seal tries again */
+		zila_log(ZILA_LOG_WARN, "cannot arm the write scope's triggers: %s", serr.msg);
 	*out = s;
 	s = NULL;
 out:

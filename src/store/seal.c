@@ -3,6 +3,7 @@
  * device's feeds, one per partition per batch, in one transaction with the removal of
  * what they seal (and the move of the mark), so a change is sealed exactly once even if
  * killed. */
+#include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,9 @@ struct item {
 	int64_t mask;
 	size_t part_off, part_len;
 	bool has_part;
+	uint64_t when; /* when its last capture was made (this computer's ms; an update's within
+			* the second its item has), 0: unknown */
+	uint64_t date; /* else the HLC to date it by (a table sealed again: rearm), 0: none */
 	uint32_t next; /* hash chain, 1-based */
 };
 
@@ -77,6 +81,8 @@ struct builder {
 	char part[ZILA_PART_MAX + 1];
 	int64_t feed;
 	uint64_t seq, hlc;
+	uint64_t last; /* the HLC of the feed's last entry: an entry's is past it */
+	uint64_t want; /* the date its changes were made (stamp_ms << 16), 0: the seal's time */
 	struct zila_buf changes;
 	size_t nchanges;
 	struct table *dir[64];
@@ -100,6 +106,11 @@ struct sealer {
 	struct zila_error *err;
 	struct table *scan_t; /* whose sel_rowid is on a row (scan_to) */
 	int64_t scan_rid;
+	bool has_skew;
+	int64_t skew; /* this store's clock minus the writers' (SQLite's 'now'), in ms */
+	uint64_t when_ms, when_hlc; /* the last date computed (write_hlc) */
+	uint64_t now_s; /* date_second() of the seal's time */
+	uint64_t reseal_hlc; /* the date of the rows of tables sealed again (rearm) */
 };
 
 #define SCAN_AHEAD 16 /* rows scan_to() steps over rather than search again */
@@ -156,9 +167,36 @@ static uint32_t item_hash(const struct item *it)
 	return (uint32_t)(h ^ (h >> 32)) % NBUCKETS;
 }
 
+#define JD_UNIX 2440587.5 /* the Julian day of 1970-01-01 */
+#define DAY_MS 86400000.0
+
+/* The time a capture recorded (a Julian day, by the writer's clock: SQLite's 'now') as this
+ * store's clock has it. The two are the same computer's clock, unless a test moved the
+ * store's (zila_store_set_clock, ZILA_CLOCK_SKEW): the difference now is applied. */
+static int write_ms(struct sealer *z, double jd, uint64_t *ms)
+{
+	*ms = 0;
+	if (!z->has_skew) {
+		sqlite3_stmt *st = NULL;
+		int rc = sqlite3_prepare_v2(z->s->db, "SELECT julianday('now')", -1, &st, NULL);
+		if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			double now = (sqlite3_column_double(st, 0) - JD_UNIX) * DAY_MS;
+			z->skew = (int64_t)store_now_ms(z->s) - llround(now);
+			z->has_skew = true;
+		}
+		sqlite3_finalize(st);
+		if (!z->has_skew)
+			return ZILA_EDB;
+	}
+	double t = (jd - JD_UNIX) * DAY_MS + (double)z->skew;
+	if (t >= 1.0 && t < 9e15)
+		*ms = (uint64_t)(t + 0.5); /* the nearest: a Julian day's double is a few µs off */
+	return 0;
+}
+
 static int read_batch(struct sealer *z, int64_t *last_rowid)
 {
-	static const char q[] = "SELECT rowid, tid, rid, pk, m, part FROM zila_pending ORDER BY rowid LIMIT ?";
+	static const char q[] = "SELECT rowid, tid, rid, pk, m, part, at FROM zila_pending ORDER BY rowid LIMIT ?";
 	sqlite3_stmt *st = NULL;
 	int r = ZILA_EDB;
 	z->nitems = 0;
@@ -185,6 +223,8 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 			it.has_hint = sqlite3_column_type(st, 2) != SQLITE_NULL;
 			it.hint = sqlite3_column_int64(st, 2);
 		}
+		if (sqlite3_column_type(st, 6) != SQLITE_NULL && (r = write_ms(z, sqlite3_column_double(st, 6), &it.when)) != 0)
+			goto out;
 		if (sqlite3_column_type(st, 4) == SQLITE_NULL)
 			it.del = true;
 		else if (sqlite3_column_int64(st, 4) == -1)
@@ -196,6 +236,10 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 		for (uint32_t k = z->buckets[h]; k != 0; k = z->items[k - 1].next) {
 			struct item *o = &z->items[k - 1];
 			if (o->tid != it.tid || o->by_rid != it.by_rid || o->rid != it.rid)
+				continue;
+			/* a row's updates made in different seconds are sealed apart, each cell
+			 * dated by the second it was changed in */
+			if (it.by_rid && o->when / 1000 != it.when / 1000)
 				continue;
 			struct zval opk = o->pk;
 			if (opk.type == VAL_TEXT || opk.type == VAL_BLOB)
@@ -221,6 +265,9 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 			found->ins |= it.ins;
 			found->del |= it.del;
 			found->mask |= it.mask;
+			/* the row as it is now: as its last change made it */
+			if (it.when > found->when)
+				found->when = it.when;
 			/* the first delete's rowid: the state was there when the batch began */
 			if (!found->has_hint) {
 				found->has_hint = it.has_hint;
@@ -347,21 +394,72 @@ static int flush(struct sealer *z, struct builder *b)
 	if (rc != SQLITE_DONE || r2 != 0)
 		return store_db_error(s, z->err, "cannot store an entry");
 	z->nentries++;
+	b->last = b->hlc;
 	b->nchanges = 0;
 	b->ndir = 0;
 	zila_buf_reset(&b->changes);
 	return 0;
 }
 
+/* Dates b's next entry: when its changes were made, or the seal's time (the clock's tick,
+ * past every date issued or followed) for changes no capture dated; past the feed's last
+ * entry either way, so that a feed's dates only rise. */
+static void builder_date(struct sealer *z, struct builder *b)
+{
+	uint64_t h = b->want != 0 ? b->want : store_hlc_tick(z->s);
+	if (h <= b->last)
+		h = b->last + 1;
+	if (h > z->s->hlc)
+		z->s->hlc = h;
+	b->hlc = h;
+}
+
 static int builder_open(struct sealer *z, struct builder *b)
 {
+	struct zila_store *s = z->s;
 	uint64_t head;
-	int r = store_feed_get(z->s, z->s->self_id, b->part, &b->feed, &head, NULL);
+	int r = store_feed_get(s, s->self_id, b->part, &b->feed, &head, NULL);
 	if (r != 0)
-		return store_db_error(z->s, z->err, "feed");
+		return store_db_error(s, z->err, "feed");
 	b->seq = head + 1;
-	b->hlc = store_hlc_tick(z->s);
+	if (b->seq > 1 && b->last == 0) {
+		sqlite3_stmt *st = s->st_feed_hlc;
+		sqlite3_bind_int64(st, 1, b->feed);
+		sqlite3_bind_int64(st, 2, (int64_t)head);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			b->last = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return store_db_error(s, z->err, "feed");
+	}
+	builder_date(z, b);
 	return 0;
+}
+
+/* The second a date falls in (0: the seal's time, which is the second the seal began in). */
+static uint64_t date_second(struct sealer *z, uint64_t want)
+{
+	if (want == 0 && z->now_s == 0)
+		z->now_s = store_stamp_ms(z->s) / 1000;
+	return want == 0 ? z->now_s : (want >> 16) / 1000;
+}
+
+/* Makes b date its next change at want (0: the seal's time): changes made in another
+ * second than b's so far go out in an entry of their own. */
+static int builder_at(struct sealer *z, struct builder *b, uint64_t want)
+{
+	int r;
+	if (date_second(z, want) == date_second(z, b->want))
+		return 0;
+	b->want = want;
+	if (b->nchanges == 0) {
+		builder_date(z, b);
+		return 0;
+	}
+	if ((r = flush(z, b)) != 0)
+		return r;
+	return builder_open(z, b);
 }
 
 static struct builder *builder_find(struct sealer *z, const char *part)
@@ -372,11 +470,11 @@ static struct builder *builder_find(struct sealer *z, const char *part)
 	return NULL;
 }
 
-static int builder_for(struct sealer *z, const char *part, struct builder **out)
+static int builder_for(struct sealer *z, const char *part, uint64_t want, struct builder **out)
 {
 	*out = builder_find(z, part);
 	if (*out != NULL)
-		return 0;
+		return builder_at(z, *out, want);
 	struct builder *nb = realloc(z->b, (z->nb + 1) * sizeof(*nb));
 	if (nb == NULL)
 		return ZILA_ENOMEM;
@@ -385,6 +483,7 @@ static int builder_for(struct sealer *z, const char *part, struct builder **out)
 	memset(b, 0, sizeof(*b));
 	snprintf(b->part, sizeof(b->part), "%s", part);
 	zila_buf_init(&b->changes, ZILA_ENTRY_MAX * 2);
+	b->want = want;
 	*out = b;
 	return builder_open(z, b);
 }
@@ -458,6 +557,18 @@ static int builder_above(struct sealer *z, struct builder *b, const struct table
 	return 0;
 }
 
+/* The date a change made at when (write_ms; 0: unknown, the seal's time) goes out with. */
+static uint64_t write_hlc(struct sealer *z, uint64_t when)
+{
+	if (when == 0)
+		return 0;
+	if (when != z->when_ms) {
+		z->when_ms = when;
+		z->when_hlc = store_stamp_at(z->s, when) << 16;
+	}
+	return z->when_hlc;
+}
+
 static int seal_item(struct sealer *z, struct item *it)
 {
 	struct zila_store *s = z->s;
@@ -528,7 +639,9 @@ static int seal_item(struct sealer *z, struct item *it)
 	 * the delete found it: the path below moves it. */
 	struct builder *b = NULL;
 	bool fresh = false;
-	if (present && it->ins && !it->del && (b = builder_find(z, part)) != NULL && dir_fits(b, t)) {
+	uint64_t want = it->date != 0 ? it->date : write_hlc(z, it->when);
+	if (present && it->ins && !it->del && (b = builder_find(z, part)) != NULL && dir_fits(b, t) &&
+	    date_second(z, b->want) == date_second(z, want)) {
 		struct ver v = { b->hlc, s->self_id, b->seq };
 		row_reset(row);
 		for (int i = 0; i < t->ncols; i++)
@@ -588,7 +701,7 @@ static int seal_item(struct sealer *z, struct item *it)
 			r = store_db_error(s, z->err, "cannot save row state");
 		goto out;
 	}
-	if (!fresh && (r = builder_for(z, part, &b)) != 0)
+	if (!fresh && (r = builder_for(z, part, want, &b)) != 0)
 		goto out;
 	if (!fresh && (r = builder_above(z, b, t, row, op, it->mask)) != 0)
 		goto out;
@@ -899,7 +1012,8 @@ static int seal_new(struct sealer *z, struct table *t, size_t *nbatch, size_t ma
 			z->scan_t = t;
 			z->scan_rid = sqlite3_column_int64(st, t->ncols);
 		}
-		struct item it = { .tid = t->id, .by_rid = true, .rid = z->scan_rid, .ins = true, .scan = true };
+		struct item it = { .tid = t->id, .by_rid = true, .rid = z->scan_rid, .ins = true, .scan = true,
+				   .date = t->reseal ? z->reseal_hlc : 0 };
 		if ((r = seal_item(z, &it)) != 0)
 			return r;
 		last = it.rid;
@@ -1310,6 +1424,22 @@ static struct table **seal_order(struct zila_store *s)
 	return order;
 }
 
+/* The date of the rows of a table sealed again (rearm): when they changed is not known,
+ * only that it was after this replica's last seal, so they are dated just past everything
+ * it holds (the HLC's rule for what it receives); writes made elsewhere since win. */
+static int reseal_date(struct sealer *z)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(z->s->db, "SELECT max(hlc) FROM zila_entries", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		z->reseal_hlc = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r != 0 ? store_db_error(z->s, z->err, "cannot read the entries' dates") : 0;
+}
+
 int store_seal_locked(struct zila_store *s, size_t *nentries, struct zila_error *err)
 {
 	bool more;
@@ -1379,9 +1509,19 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (int i = 0; !*more && i < s->ntables; i++)
-		if (order[i]->sel_down != NULL && (r = seal_new(&z, order[i], &nbatch, max_batches, more)) != 0)
+	for (int i = 0; !*more && i < s->ntables; i++) {
+		struct table *t = order[i];
+		if (t->reseal && z.reseal_hlc == 0 && (r = reseal_date(&z)) != 0)
 			goto out;
+		if (t->sel_down != NULL && (r = seal_new(&z, t, &nbatch, max_batches, more)) != 0)
+			goto out;
+		/* and the rows deleted while nothing captured it */
+		size_t ngone = 0;
+		if (!*more && t->reseal && (r = seal_gone(&z, t, false, &ngone)) == 0)
+			t->reseal = false;
+		if (r != 0)
+			goto out;
+	}
 	for (int i = 0; swept != NULL && !*more && i < s->ntables; i++) {
 		struct table *t = order[i];
 		if ((r = t->sel_down != NULL ? sweep_table(&z, t, swept) : seal_gone(&z, t, false, swept)) != 0)
@@ -1420,24 +1560,98 @@ out:
 	return r;
 }
 
+/* A table a database tool rebuilt the way they change a table's structure (create a copy,
+ * copy the rows, drop the table, rename the copy) lost zila's triggers with the old table,
+ * and what was written to it since was not captured. Its triggers are made again, and each
+ * of its rows is sealed again as it is now (seal_new, rearm's date), its rows gone as
+ * deletes (seal_gone): the copy gave the rows new rowids, so their states go to zila_rows,
+ * where they are found by key, and back to zila_live at their rowids as they are sealed. */
+static int rearm(struct zila_store *s, struct zila_error *err)
+{
+	int n = 0, r = store_load_tables(s, err); /* its columns may have changed too */
+	if (r == 0 && store_armed_check(s, &n) != 0)
+		r = store_db_error(s, err, "cannot read the schema");
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		if (!t->unarmed)
+			continue;
+		if ((r = store_arm_table(s, t, err)) != 0)
+			break;
+		sqlite3_stmt *st = NULL;
+		static const char *const q[] = {
+			"INSERT OR REPLACE INTO zila_rows(tid, pk, st, dead) SELECT tid, pk, st, NULL FROM zila_live WHERE tid = ?",
+			"DELETE FROM zila_live WHERE tid = ?",
+		};
+		for (int k = 0; r == 0 && k < 2; k++) {
+			if (sqlite3_prepare_v2(s->db, q[k], -1, &st, NULL) == SQLITE_OK) {
+				sqlite3_bind_int64(st, 1, t->id);
+				r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+			} else {
+				r = ZILA_EDB;
+			}
+			sqlite3_finalize(st);
+			if (k == 1)
+				t->nlive_delta -= sqlite3_changes(s->db);
+		}
+		/* rows of a rowid table are found again past its mark; a WITHOUT ROWID table's
+		 * are captured as inserts, as zila_store_track does */
+		if (r == 0 && t->has_rowid) {
+			r = hw_set(s, t, INT64_MIN);
+		} else if (r == 0) {
+			char *ins = sqlite3_mprintf("INSERT INTO zila_pending(tid, pk, m) SELECT %lld, \"%w\", -1 FROM \"%w\"",
+						    (long long)t->id, t->cols[t->pk], t->name);
+			r = ins == NULL ? ZILA_ENOMEM : sqlite3_exec(s->db, ins, NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
+			sqlite3_free(ins);
+		}
+		if (r != 0) {
+			r = store_db_error(s, err, t->name);
+			break;
+		}
+		t->unarmed = false;
+		t->reseal = true;
+		zila_log(ZILA_LOG_WARN,
+			 "the table '%s' lost zila's change capture (another program rebuilt it, as database tools do to "
+			 "change a table's structure): capture is on again, and its rows are sealed again as they are now",
+			 t->name);
+		char v[300];
+		snprintf(v, sizeof(v), "%llu %s", (unsigned long long)store_now_ms(s), t->name);
+		if ((r = zila_store_meta_set(s, ZILA_META_REARMED, v)) != 0)
+			r = store_db_error(s, err, "cannot note the table sealed again");
+	}
+	return r;
+}
+
 static int seal(struct zila_store *s, size_t *nentries, size_t *swept, struct zila_error *err)
 {
 	/* Bounded transactions keep the WAL and the write lock small for large backlogs;
 	 * each one seals and clears its changes atomically. */
 	bool more = true;
 	int64_t npending = 0;
+	int nunarmed = 0;
 	if (nentries)
 		*nentries = 0;
+	if (store_armed_check(s, &nunarmed) != 0)
+		return store_db_error(s, err, "cannot read the schema");
+	bool rescope = store_scope_stale(s);
 	/* Nothing captured: no write lock is needed, so a sync can send and receive while
 	 * another program holds a long write transaction (its changes are not committed yet). */
-	if (swept == NULL && zila_store_pending(s, &npending) == 0 && npending == 0)
+	if (swept == NULL && nunarmed == 0 && !rescope && zila_store_pending(s, &npending) == 0 && npending == 0)
 		return 0;
 	while (more) {
 		size_t n = 0;
 		int r = store_begin(s, err);
 		if (r != 0)
 			return r;
-		r = store_seal_some(s, &n, SEAL_CHUNK, &more, swept, err);
+		if (nunarmed > 0) {
+			r = rearm(s, err);
+			nunarmed = 0;
+		}
+		if (r == 0 && rescope) {
+			r = store_scope_arm(s, err);
+			rescope = false;
+		}
+		if (r == 0)
+			r = store_seal_some(s, &n, SEAL_CHUNK, &more, swept, err);
 		if (r == 0)
 			r = store_settle(s, NULL);
 		if (r != 0) {
@@ -1530,6 +1744,21 @@ int zila_store_pending(struct zila_store *s, int64_t *out)
 		int64_t nnew;
 		if ((r = count_past(t, hw, &nnew)) == 0)
 			*out += nnew;
+	}
+	/* and every row of a table that lost its capture: the seal seals them again (rearm),
+	 * so the daemon seals as soon as another program has rebuilt a table */
+	int nunarmed = 0;
+	if (r == 0 && (r = store_armed_check(s, &nunarmed)) == 0 && nunarmed > 0) {
+		for (int i = 0; r == 0 && i < s->ntables; i++) {
+			struct table *t = s->tables[i];
+			if (!t->unarmed || t->count_all == NULL)
+				continue;
+			int rc = sqlite3_step(t->count_all);
+			if (rc == SQLITE_ROW)
+				*out += sqlite3_column_int64(t->count_all, 0);
+			sqlite3_reset(t->count_all);
+			r = rc == SQLITE_ROW ? 0 : ZILA_EDB;
+		}
 	}
 	return r;
 }

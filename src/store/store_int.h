@@ -13,10 +13,13 @@
 #include "zila/review.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 6 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive; 4: no chains, no zila_forks;
-                                 * 5: zila_peers made by the daemon) */
+#define STORE_SCHEMA_VERSION 7 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
+                                 * 4: no chains, no zila_forks; 5: zila_peers made by the daemon; 6: no zila_pending.at) */
 #define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
 #define STORE_EXEC_CACHE 32 /* single statements store_exec keeps prepared */
+/* What a capture trigger records as the time a change was made: the writer's clock, as
+ * SQLite 3.40 reads it (no unixepoch('subsec')); seal.c turns it into milliseconds. */
+#define WRITE_TIME "julianday('now')"
 #define MASK_BITS 62           /* columns past this share the last bit of an update mask */
 #define SEAL_BATCH 2048        /* captured changes read per seal batch */
 #define SEAL_CHUNK 128         /* batches per seal transaction (~260k changes) */
@@ -91,6 +94,10 @@ struct table {
 	bool maybe_gone;
 	bool evicted;        /* a state was moved out of zila_live for another key's (codec.c) */
 	sqlite3_stmt *count_all; /* SELECT count(*) FROM t */
+	/* A table rebuilt by another program (create a copy, copy the rows, drop, rename, as
+	 * database tools change a table's structure) lost its capture triggers: unarmed until
+	 * they are made again; reseal: every row is sealed again (seal.c, rearm). */
+	bool unarmed, reseal;
 };
 
 struct origin {
@@ -147,6 +154,11 @@ struct zila_store {
 	sqlite3_stmt *st_entry_put, *st_feed_get, *st_feed_new, *st_feed_head;
 	sqlite3_stmt *st_conflict, *st_park_put, *st_park_del;
 	sqlite3_stmt *st_trust_put, *st_trust_get, *st_trust_all;
+	sqlite3_stmt *st_feed_hlc; /* the HLC of a feed's entry (seal.c: a feed's dates only rise) */
+	int64_t armed_cookie; /* PRAGMA schema_version when every table was armed, else -1 */
+	/* the partition this device may write (scope.c), when it may not write all */
+	bool wscoped;
+	char wscope[ZILA_PART_MAX + 1];
 	struct ckpt *ckpt;  /* the checkpoint thread (checkpoint.c), started on first need */
 	bool ckpt_failed;   /* it could not start: the writer checkpoints */
 	bool nosync;        /* a merge is committing with synchronous OFF */
@@ -199,6 +211,24 @@ int store_migrate_live(struct zila_store *s, struct zila_error *err) ZILA_MUST_C
 /* Format 2 to 3, in the caller's transaction: rowid tables lose their insert trigger and
  * get a high-water rowid. */
 int store_migrate_hw(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+/* (Re)creates the capture triggers of every tracked table (tables.c, arm_sql), or of t. */
+int store_arm_all(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+int store_arm_table(struct zila_store *s, const struct table *t, struct zila_error *err) ZILA_MUST_CHECK;
+/* --- scope.c --- */
+/* Appends to q the write-scope triggers of t (their names start with tname), after
+ * dropping those it had: none when the device may write everything. */
+int store_scope_sql(struct zila_store *s, struct zila_buf *q, const char *tname, const struct table *t) ZILA_MUST_CHECK;
+/* Reads the write scope from zila_meta. */
+void store_scope_load(struct zila_store *s);
+/* Whether the triggers refuse writes for another scope than the device's. */
+bool store_scope_stale(struct zila_store *s);
+/* Arms every table's triggers for the device's scope, in the caller's transaction; or, in
+ * a transaction of its own, when they are stale and no transaction is open. */
+int store_scope_arm(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+int store_scope_refresh(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+/* Sets t->unarmed on every tracked table that is there but lacks its capture triggers, and
+ * counts them in *n: a read of sqlite_schema. */
+int store_armed_check(struct zila_store *s, int *n) ZILA_MUST_CHECK;
 /* In a write transaction: marks the rowid tables with nothing to seal past or below
  * their high-water rowids clean (seal.c), so rows zila writes there are not sealed. */
 int store_hw_check(struct zila_store *s) ZILA_MUST_CHECK;
@@ -358,5 +388,8 @@ bool store_is_forked(struct zila_store *s, const uint8_t origin[32]);
 void store_clock_load(struct zila_store *s);
 /* The time entries written now are dated by (ms): zila_clock.stamp_ms. */
 uint64_t store_stamp_ms(struct zila_store *s);
+/* The same for a change made when this computer's clock (store_now_ms) said wall_then:
+ * mapped to HQ's time as known now, in the same bounds, never past now. */
+uint64_t store_stamp_at(struct zila_store *s, uint64_t wall_then);
 
 #endif

@@ -518,14 +518,20 @@ int store_load_tables(struct zila_store *s, struct zila_error *err)
 		t->pk = ci.pk;
 		t->pcol = -1;
 		if (t->ncols == 0 || t->pk < 0) {
-			r = zila_error_set(err, ZILA_ESCHEMA, "tracked table '%s' is missing or lost its primary key",
-					   t->name);
+			r = zila_error_set(err, ZILA_ESCHEMA,
+					   "tracked table '%s' %s: zila cannot sync it, and nothing was changed. Another program "
+					   "rebuilt it (as database tools do to change a table's structure); make its key again "
+					   "(its id column TEXT PRIMARY KEY), or restore the replica from a backup",
+					   t->name, t->ncols == 0 ? "is gone" : "lost its primary key");
 			goto out;
 		}
 		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
 			t->pcol = col_index(t, (const char *)sqlite3_column_text(st, 2));
 			if (t->pcol < 0) {
-				r = zila_error_set(err, ZILA_ESCHEMA, "tracked table '%s' lost its partition column",
+				r = zila_error_set(err, ZILA_ESCHEMA,
+						   "tracked table '%s' lost its partition column: zila cannot sync it, and "
+						   "nothing was changed. Another program rebuilt it without the column; add it "
+						   "back, or restore the replica from a backup",
 						   t->name);
 				goto out;
 			}
@@ -606,13 +612,13 @@ static int check_trackable(struct zila_store *s, const char *table, const char *
 }
 
 /* The delete capture: the key and partition of the row gone, and in a rowid table the
- * rowid it had, which is where its state is (struct rowstate). */
+ * rowid it had, which is where its state is (struct rowstate); and when it was made. */
 static int delete_trigger(struct zila_buf *q, const char *tname, const char *table, int64_t tid, const char *pkc,
 			  const char *pcol, bool rowid)
 {
-	int r = put_fmt(q, "CREATE TRIGGER %s_del AFTER DELETE ON ", tname);
+	int r = put_fmt(q, "DROP TRIGGER IF EXISTS %s_del;\nCREATE TRIGGER %s_del AFTER DELETE ON ", tname, tname);
 	r = r ? r : put_qid(q, table);
-	r = r ? r : put_fmt(q, " BEGIN INSERT INTO zila_pending(tid, rid, pk, m, part) VALUES (%lld, %s, OLD.",
+	r = r ? r : put_fmt(q, " BEGIN INSERT INTO zila_pending(tid, rid, pk, m, part, at) VALUES (%lld, %s, OLD.",
 			    (long long)tid, rowid ? "OLD.rowid" : "NULL");
 	r = r ? r : put_qid(q, pkc);
 	r = r ? r : put_str(q, ", NULL, ");
@@ -622,7 +628,142 @@ static int delete_trigger(struct zila_buf *q, const char *tname, const char *tab
 	} else {
 		r = r ? r : put_str(q, "''");
 	}
-	return r ? r : put_str(q, "); END;\n");
+	return r ? r : put_str(q, ", " WRITE_TIME "); END;\n");
+}
+
+/* The capture triggers of a table (replacing any it has): updates record the rowid where
+ * there is one (a small integer costs the writer less than the key text), deletes the key,
+ * as the row is gone, and the rowid; each records when it was made (julianday('now'): the
+ * writer's clock, which the seal dates the change by). Inserts into a rowid table are not
+ * captured at all: any trigger on INSERT has SQLite keep a statement journal for every row
+ * inserted in a transaction, which cost more than the trigger itself (the README's write
+ * path). A guard refuses changing a row's key or partition. */
+static int arm_sql(struct zila_buf *q, const char *table, int64_t tid, char *const *cols, int ncols, int pk,
+		   const char *pcol, bool rowid)
+{
+	char tname[64];
+	const char *pkc = cols[pk];
+	const char *keycol = rowid ? "rid" : "pk";
+	int r = 0;
+	/* Trigger names use the table id: table names may be long or odd. */
+	snprintf(tname, sizeof(tname), "zila_%lld", (long long)tid);
+	if (!rowid) {
+		r = put_fmt(q, "DROP TRIGGER IF EXISTS %s_ins;\nCREATE TRIGGER %s_ins AFTER INSERT ON ", tname, tname);
+		r = r ? r : put_qid(q, table);
+		r = r ? r : put_fmt(q, " BEGIN INSERT INTO zila_pending(tid, pk, m, at) VALUES (%lld, NEW.", (long long)tid);
+		r = r ? r : put_qid(q, pkc);
+		r = r ? r : put_str(q, ", -1, " WRITE_TIME "); END;\n");
+	}
+	r = r ? r : put_fmt(q, "DROP TRIGGER IF EXISTS %s_upd;\nCREATE TRIGGER %s_upd AFTER UPDATE ON ", tname, tname);
+	r = r ? r : put_qid(q, table);
+	r = r ? r : put_fmt(q, " BEGIN INSERT INTO zila_pending(tid, %s, m, at) VALUES (%lld, NEW.", keycol,
+			    (long long)tid);
+	r = r ? r : (rowid ? put_str(q, "rowid") : put_qid(q, pkc));
+	r = r ? r : put_str(q, ", 0");
+	for (int i = 0; r == 0 && i < ncols; i++) {
+		if (i == pk)
+			continue;
+		r = put_str(q, " | ((OLD.");
+		r = r ? r : put_qid(q, cols[i]);
+		r = r ? r : put_str(q, " IS NOT NEW.");
+		r = r ? r : put_qid(q, cols[i]);
+		r = r ? r : put_fmt(q, ") << %d)", i < MASK_BITS ? i : MASK_BITS);
+	}
+	r = r ? r : put_str(q, ", " WRITE_TIME "); END;\n");
+	r = r ? r : delete_trigger(q, tname, table, tid, pkc, pcol, rowid);
+	/* A row's key and partition never change: refuse such updates at the source. */
+	r = r ? r : put_fmt(q, "DROP TRIGGER IF EXISTS %s_guard;\nCREATE TRIGGER %s_guard BEFORE UPDATE ON ", tname,
+			    tname);
+	r = r ? r : put_qid(q, table);
+	r = r ? r : put_str(q, " WHEN OLD.");
+	r = r ? r : put_qid(q, pkc);
+	r = r ? r : put_str(q, " IS NOT NEW.");
+	r = r ? r : put_qid(q, pkc);
+	if (pcol != NULL) {
+		r = r ? r : put_str(q, " OR OLD.");
+		r = r ? r : put_qid(q, pcol);
+		r = r ? r : put_str(q, " IS NOT NEW.");
+		r = r ? r : put_qid(q, pcol);
+	}
+	r = r ? r : put_str(q, " BEGIN SELECT RAISE(ABORT, 'zila: a synced row''s key and partition cannot change;"
+			       " insert a new row and delete the old one'); END;\n");
+	return r;
+}
+
+/* arm_sql() for a tracked table, and its write-scope triggers (scope.c). */
+static int arm_table(struct zila_store *s, struct zila_buf *q, const struct table *t)
+{
+	char tname[64];
+	snprintf(tname, sizeof(tname), "zila_%lld", (long long)t->id);
+	int r = arm_sql(q, t->name, t->id, t->cols, t->ncols, t->pk, t->pcol >= 0 ? t->cols[t->pcol] : NULL,
+			t->has_rowid);
+	return r ? r : store_scope_sql(s, q, tname, t);
+}
+
+int store_arm_table(struct zila_store *s, const struct table *t, struct zila_error *err)
+{
+	struct zila_buf q;
+	int r;
+	zila_buf_init(&q, 1 << 20);
+	r = arm_table(s, &q, t);
+	if (r != 0 || cstr(&q) == NULL)
+		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+	else
+		r = store_exec(s, (const char *)q.p, err);
+	zila_buf_release(&q);
+	return r;
+}
+
+int store_arm_all(struct zila_store *s, struct zila_error *err)
+{
+	int r = 0;
+	for (int i = 0; r == 0 && i < s->ntables; i++)
+		r = store_arm_table(s, s->tables[i], err);
+	return r;
+}
+
+int store_armed_check(struct zila_store *s, int *n)
+{
+	static const char q[] =
+		"SELECT EXISTS(SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE),"
+		" (SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE"
+		" AND name IN (?2, ?3, ?4))";
+	static const char *const kinds[] = { "upd", "del", "guard" };
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	*n = 0;
+	/* the schema as it was at the last look, every table armed: nothing to read */
+	int64_t cookie = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA schema_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		cookie = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (cookie >= 0 && cookie == s->armed_cookie)
+		return 0;
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	r = 0;
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		char names[3][64];
+		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+		for (int k = 0; k < 3; k++) {
+			snprintf(names[k], sizeof(names[k]), "zila_%lld_%s", (long long)t->id, kinds[k]);
+			sqlite3_bind_text(st, 2 + k, names[k], -1, SQLITE_STATIC);
+		}
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			t->unarmed = sqlite3_column_int(st, 0) != 0 && sqlite3_column_int(st, 1) < 3;
+			*n += t->unarmed;
+		} else {
+			r = ZILA_EDB;
+		}
+		sqlite3_reset(st);
+	}
+	s->armed_cookie = r == 0 && *n == 0 ? cookie : -1;
+out:
+	sqlite3_finalize(st);
+	return r;
 }
 
 int zila_store_track(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err)
@@ -663,54 +804,7 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	}
 	int64_t tid = sqlite3_last_insert_rowid(s->db);
 	const char *pkc = ci.cols[ci.pk];
-	char tname[64];
-	/* Trigger names use the table id: table names may be long or odd. */
-	snprintf(tname, sizeof(tname), "zila_%lld", (long long)tid);
-	/* Updates record the rowid where there is one: a small integer costs the writer less
-	 * than the key text; deletes record the key, as the row is gone, and the rowid.
-	 * Inserts into a rowid table are not captured at all: any trigger on INSERT has
-	 * SQLite keep a statement journal for every row inserted in a transaction, which
-	 * cost more than the trigger itself (the README's write path). */
-	const char *keycol = rowid ? "rid" : "pk";
-	r = 0;
-	if (!rowid) {
-		r = put_fmt(&q, "CREATE TRIGGER %s_ins AFTER INSERT ON ", tname);
-		r = r ? r : put_qid(&q, table);
-		r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, pk, m) VALUES (%lld, NEW.", (long long)tid);
-		r = r ? r : put_qid(&q, pkc);
-		r = r ? r : put_str(&q, ", -1); END;\n");
-	}
-	r = r ? r : put_fmt(&q, "CREATE TRIGGER %s_upd AFTER UPDATE ON ", tname);
-	r = r ? r : put_qid(&q, table);
-	r = r ? r : put_fmt(&q, " BEGIN INSERT INTO zila_pending(tid, %s, m) VALUES (%lld, NEW.", keycol, (long long)tid);
-	r = r ? r : (rowid ? put_str(&q, "rowid") : put_qid(&q, pkc));
-	r = r ? r : put_str(&q, ", 0");
-	for (int i = 0; r == 0 && i < ci.ncols; i++) {
-		if (i == ci.pk)
-			continue;
-		r = put_str(&q, " | ((OLD.");
-		r = r ? r : put_qid(&q, ci.cols[i]);
-		r = r ? r : put_str(&q, " IS NOT NEW.");
-		r = r ? r : put_qid(&q, ci.cols[i]);
-		r = r ? r : put_fmt(&q, ") << %d)", i < MASK_BITS ? i : MASK_BITS);
-	}
-	r = r ? r : put_str(&q, "); END;\n");
-	r = r ? r : delete_trigger(&q, tname, table, tid, pkc, pcol, rowid);
-	/* A row's key and partition never change: refuse such updates at the source. */
-	r = r ? r : put_fmt(&q, "CREATE TRIGGER %s_guard BEFORE UPDATE ON ", tname);
-	r = r ? r : put_qid(&q, table);
-	r = r ? r : put_str(&q, " WHEN OLD.");
-	r = r ? r : put_qid(&q, pkc);
-	r = r ? r : put_str(&q, " IS NOT NEW.");
-	r = r ? r : put_qid(&q, pkc);
-	if (pcol != NULL) {
-		r = r ? r : put_str(&q, " OR OLD.");
-		r = r ? r : put_qid(&q, pcol);
-		r = r ? r : put_str(&q, " IS NOT NEW.");
-		r = r ? r : put_qid(&q, pcol);
-	}
-	r = r ? r : put_str(&q, " BEGIN SELECT RAISE(ABORT, 'zila: a synced row''s key and partition cannot change;"
-			       " insert a new row and delete the old one'); END;\n");
+	r = arm_sql(&q, table, tid, ci.cols, ci.ncols, ci.pk, pcol, rowid);
 	/* Rows of a WITHOUT ROWID table that were there before tracking are captured as inserts. */
 	if (!rowid) {
 		r = r ? r : put_fmt(&q, "INSERT INTO zila_pending(tid, pk, m) SELECT %lld, ", (long long)tid);
@@ -726,6 +820,10 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	if ((r = store_exec(s, (const char *)q.p, err)) != 0)
 		goto fail;
 	if ((r = store_load_tables(s, err)) != 0)
+		goto fail;
+	/* and the write scope's */
+	struct table *t = store_table_by_name(s, table, strlen(table));
+	if (t != NULL && (r = store_arm_table(s, t, err)) != 0)
 		goto fail;
 	r = store_commit(s, err);
 	if (r != 0 && store_load_tables(s, NULL) != 0)
@@ -764,7 +862,7 @@ int store_migrate_live(struct zila_store *s, struct zila_error *err)
 		r = r ? r : put_qid(&q, pkc);
 		r = r ? r : put_str(&q, " FROM ");
 		r = r ? r : put_qid(&q, t->name);
-		r = r ? r : put_fmt(&q, ");\nDROP TRIGGER IF EXISTS zila_%lld_del;\n", (long long)t->id);
+		r = r ? r : put_str(&q, ");\n");
 		snprintf(tname, sizeof(tname), "zila_%lld", (long long)t->id);
 		r = r ? r : delete_trigger(&q, tname, t->name, t->id, pkc, t->pcol >= 0 ? t->cols[t->pcol] : NULL, true);
 		if (r != 0 || cstr(&q) == NULL) {

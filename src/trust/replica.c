@@ -223,12 +223,24 @@ out:
 	return r;
 }
 
+/* The partitions this device's current certificate may write, for its triggers (#16). */
+static int own_scope(struct zila_store *s, const struct zila_cert *own)
+{
+	const char *part = own->scope_all ? "" : own->district;
+	return strcmp(part, zila_store_write_scope(s)) == 0 ? 0 : zila_store_set_write_scope(s, part);
+}
+
 int zila_trust_keep(struct zila_store *s, uint8_t type, struct zila_view bytes)
 {
 	if (type == ZILA_TRUST_CERT || type == ZILA_TRUST_CERT_PAST) {
-		struct zila_cert c;
+		struct zila_cert c, own;
 		int r = zila_cert_decode(bytes, &c);
-		return r ? r : keep_cert(s, &c, bytes);
+		r = r ? r : keep_cert(s, &c, bytes);
+		/* this device's own: its triggers refuse what it may not write (#16) */
+		if (r == 0 && sodium_memcmp(c.device_pk, zila_store_device_pk(s), 32) == 0 &&
+		    zila_trust_cert_get(s, c.device_pk, &own) == 0)
+			r = own_scope(s, &own);
+		return r;
 	}
 	if (type == ZILA_TRUST_REVOKE) {
 		struct zila_revocation rv;
@@ -961,6 +973,9 @@ void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx)
 	    zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && own.role == ZILA_ROLE_HQ && own.scope_all &&
 	    sodium_memcmp(own.issuer_pk, root_pk, 32) == 0 && zila_store_clock_reference(s) != 0)
 		zila_log(ZILA_LOG_WARN, "cannot mark this HQ replica's clock as the reference");
+	/* and a replica enrolled before its triggers refused what it may not write, its scope */
+	if (zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && own_scope(s, &own) != 0)
+		zila_log(ZILA_LOG_WARN, "cannot set this device's write scope");
 }
 
 bool zila_trust_read_filter(void *cert, const char *part)

@@ -26,7 +26,18 @@ expect 0 "laptop applies it" -- "$ZILA" -d a bundle apply hq-a.bndl
 [ "$(sqlite3 a/zila.db "SELECT count(*) FROM districts")" = 2 ] && ok "laptop got the org-wide catalogue" || bad "catalogue missing"
 
 sqlite3 a/zila.db "INSERT INTO people(id, district_id, name, phone) VALUES ('a1', 'd1', 'Sita', '9000000003');"
-sqlite3 a/zila.db "INSERT INTO people(id, district_id, name, phone) VALUES ('a2', 'd2', 'Elsewhere', '9000000004');"
+# The laptop's own triggers refuse a row of another district when it is written (#16)...
+if out=$(sqlite3 a/zila.db "INSERT INTO people(id, district_id, name, phone) VALUES ('a2', 'd2', 'Elsewhere', '9000000004');" 2>&1); then
+	bad "the laptop wrote a row of another district"
+else
+	# (by the district's id: the catalogue came after the triggers; the next zila command names it)
+	echo "$out" | grep -q "may write only district 'd1'; a row of 'people' for another district" &&
+		ok "the laptop refuses a row of another district" ||
+		bad "refusal: $out"
+fi
+# ...and HQ refuses one that a zila without those triggers (or a changed copy) sealed.
+trig=$(sqlite3 a/zila.db "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'people' AND name LIKE '%_wi'")
+sqlite3 a/zila.db "DROP TRIGGER $trig; INSERT INTO people(id, district_id, name, phone) VALUES ('a2', 'd2', 'Elsewhere', '9000000004');"
 "$ZILA" -d hq vector > hq.vec
 "$ZILA" -d a bundle create a-hq.bndl --for hq.vec >/dev/null
 expect 0 "hq applies the laptop's bundle" -- "$ZILA" -d hq bundle apply a-hq.bndl

@@ -20,7 +20,7 @@ printf 'correct horse battery\n' >"$T/pw"
 for d in "$HQ" "$A" "$B"; do "$ZILA" -d "$d" init >/dev/null; done
 expect 0 "org init" -- "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$T/pw"
 expect 0 "hq writes the catalogue" -- "$ZILA" -d "$HQ" sql \
-	"INSERT INTO states(id, name) VALUES ('s1', 'S'); INSERT INTO districts(id, state_id, name) VALUES ('d-07', 's1', 'D7')"
+	"INSERT INTO states(id, name) VALUES ('s1', 'S'); INSERT INTO districts(id, state_id, name) VALUES ('d-07', 's1', 'D7'), ('d-08', 's1', 'D8')"
 
 expect 3 "status without a daemon exits 3" -- "$ZILA" -d "$HQ" status
 has "$T/err" "no daemon is running" "status says no daemon runs"
@@ -90,6 +90,17 @@ has "$T/out" "syncs with it now" "the running daemon reloads"
 expect 1 "sync with a peer that is down fails with a reason" -- "$ZILA" -d "$A" sync "127.0.0.1:$((P + 8))" --wait --timeout 20
 has "$T/err" "refused" "the reason is shown"
 expect 0 "peer remove" -- "$ZILA" -d "$A" peer remove "127.0.0.1:$((P + 8))"
+# A laptop's write out of its write scope is refused when it is made, by zila and by any
+# program, naming the district or table and who may write it (#16).
+expect 1 "a writes another district's member: refused" -- "$ZILA" -d "$A" sql \
+	"INSERT INTO people(id, district_id, name) VALUES ('x1', 'd-08', 'Other')"
+has "$T/err" "may write only district 'D7' (d-07)" "the refusal names the laptop's district"
+if out=$(sqlite3 "$A/zila.db" "INSERT INTO posts(id, name) VALUES ('post9', 'Treasurer')" 2>&1); then
+	bad "sqlite3 wrote an org-wide row on a laptop"
+else
+	echo "$out" | grep -q "'posts' is an org-wide table: only HQ may write it" &&
+		ok "an org-wide row written by sqlite3 is refused, naming who may write it" || bad "refusal: $out"
+fi
 
 # SIGTERM: clean exit, socket removed.
 kill -TERM "$HQPID"
@@ -122,4 +133,14 @@ for d in "$HQ" "$A" "$B"; do
 done
 wait
 if grep -q "error:" "$T/hq.log" "$T/a.log" "$T/b.log"; then bad "error lines in the logs: $(grep -h error: "$T"/*.log | head -3)"; else ok "no error in the logs"; fi
+
+# A row written out of scope before the triggers refused such writes (here: their trigger
+# dropped, as a zila from before them had none) is not sent, and status says so (#16).
+trig=$(sqlite3 "$A/zila.db" "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'people' AND name LIKE '%_wi'")
+sqlite3 "$A/zila.db" "DROP TRIGGER $trig; INSERT INTO people(id, district_id, name) VALUES ('old', 'd-08', 'Other')"
+start "$A" "$T/a2.log" --listen "0.0.0.0:$AP" --beacon-port 0
+expect 0 "status with a row out of scope" -- "$ZILA" -d "$A" status
+has "$T/out" "1 rows of 'people' were written here for other districts" "status counts the rows out of scope"
+has "$T/out" "not sent to anyone. Have them entered at HQ or on a laptop of their district" "status says what to do"
+expect 0 "stop a" -- "$ZILA" -d "$A" stop
 finish

@@ -36,7 +36,7 @@ start "$A" $((P + 1))
 	bad "status says hq was never synced after a restart"
 expect 0 "status" -- "$ZILA" -d "$A" status
 if grep -q "last sync never" "$T/out"; then bad "status says 'last sync never'"; else ok "status does not say 'never'"; fi
-"$ZILA" -d "$A" --json peers >[ "$(jget "$A" peers "len([p for p in d if p.get('source') == 'hq'])")" = 1 ]2; [ "$(jget "$A" peers "len([p for p in d if p.get('source') == 'hq'])")" = 1 ] && ok "peers lists hq once" || bad "peers lists hq $(jget "$A" peers "len([p for p in d if p.get('source') == 'hq'])") times"
+[ "$(jget "$A" peers "len([p for p in d if p.get('source') == 'hq'])")" = 1 ] && ok "peers lists hq once" || bad "peers lists hq $(jget "$A" peers "len([p for p in d if p.get('source') == 'hq'])") times"
 [ "$(jget "$A" peers "len([p for p in d if p.get('address') == '127.0.0.1:$((P + 2))'])")" = 1 ] && ok "peers lists b once" ||
 	bad "peers lists b $(jget "$A" peers "len([p for p in d if p.get('address') == '127.0.0.1:$((P + 2))'])") times"
 [ "$(jget "$A" peers "[p['last_sync'] is not None for p in d if p.get('source') == 'hq'][0]")" = True ] && ok "and with its last sync" || bad "peers forgets hq's last sync"

@@ -18,8 +18,30 @@
 
 #include "zila/store_test.h"
 #include "zila/bundle.h"
+#include "zila/clock.h"
 #include "zila/review.h"
 #include "zila/store.h"
+
+/* The time of every clock here, when set (0: the computer's): the stores' (zila_store_set_clock)
+ * and SQLite's 'now', which the capture triggers record as the time a write was made (a VFS
+ * over the default one, registered as the default in main). */
+static uint64_t test_now_ms;
+static sqlite3_vfs clock_vfs, *real_vfs;
+
+static int vfs_now(sqlite3_vfs *v, sqlite3_int64 *out)
+{
+	(void)v;
+	if (test_now_ms == 0)
+		return real_vfs->xCurrentTimeInt64(real_vfs, out);
+	*out = (sqlite3_int64)test_now_ms + 210866760000000LL; /* the Julian day of 1970, in ms */
+	return SQLITE_OK;
+}
+
+static uint64_t test_clock(void *ctx)
+{
+	(void)ctx;
+	return test_now_ms != 0 ? test_now_ms : zila_wall_ms();
+}
 
 struct replica {
 	char dir[256];
@@ -43,6 +65,7 @@ static void replica_new(struct replica *r, const char *name)
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(zila_store_open(&r->s, r->dir, &err), 0);
+	zila_store_set_clock(r->s, test_clock, NULL);
 	assert_int_equal(zila_store_track(r->s, "t", "district_id", &err), 0);
 }
 
@@ -122,6 +145,8 @@ static void test_seal_rowid_captures(void **state)
 	replica_new(&a, "a");
 	replica_new(&b, "b");
 
+	/* one instant: the changes below are made in the second they are sealed in (one entry) */
+	test_now_ms = zila_wall_ms();
 	/* Sealed first, then changed in ways that meet the same keys and rowids. */
 	app(&a, "INSERT INTO t VALUES ('w', 'd1', 'w1'), ('u', 'd1', 'u1'), ('k', 'd1', 'k1')");
 	send_all(&a, &b);
@@ -169,6 +194,7 @@ static void test_seal_rowid_captures(void **state)
 	send_all(&b, &a);
 	assert_same(&a, &b);
 	assert_rows(&b, "k=k3;w=w2;z=z1;zero=z9;");
+	test_now_ms = 0;
 	replica_free(&a);
 	replica_free(&b);
 }
@@ -503,7 +529,7 @@ static void test_upgrade_v1(void **state)
 	/* captured by the format-1 triggers, sealed after the upgrade */
 	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 6);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 7);
 	/* each feed's chain computed from its entries: the one the receiver keeps as it applies */
 	assert_int_equal(count(&a, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"),
 			 count(&b, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"));
@@ -531,6 +557,213 @@ static void test_upgrade_v1(void **state)
 	assert_rows(&b, "c=c2;e=e1;");
 	replica_free(&a);
 	replica_free(&b);
+}
+
+/* app() at the test clock's time ms. */
+static void app_at(struct replica *r, uint64_t ms, const char *sql)
+{
+	test_now_ms = ms;
+	app(r, sql);
+}
+
+/* Last-writer-wins orders writes by when they were made, to the second, also when no
+ * daemon ran then (#16): B's edit, made 5 s after A's, wins on both although A sealed its
+ * own later; and a seal splits changes made in different seconds into entries of their
+ * own, each dated when its changes were made. */
+static void test_write_time(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	size_t n = 0;
+	uint64_t t = zila_wall_ms() / 1000 * 1000;
+	replica_new(&a, "wa");
+	replica_new(&b, "wb");
+	app_at(&a, t, "INSERT INTO t VALUES ('m', 'd1', 'first'), ('n', 'd1', 'first')");
+	send_all(&a, &b);
+	app_at(&a, t + 60000, "UPDATE t SET v = 'made at t' WHERE id = 'm'");
+	app_at(&b, t + 65000, "UPDATE t SET v = 'made at t+5' WHERE id = 'm'");
+	app_at(&a, t + 66000, "UPDATE t SET v = 'a at t+6' WHERE id = 'n'");
+	test_now_ms = t + 70000;
+	assert_int_equal(zila_store_seal(b.s, &n, &err), 0);
+	assert_int_equal(n, 1);
+	test_now_ms = t + 80000;
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 2); /* made in two seconds */
+	char sql[200];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM zila_entries WHERE hlc >> 16 IN (%llu, %llu)",
+		 (unsigned long long)t + 60000, (unsigned long long)t + 66000);
+	assert_int_equal(count(&a, sql), 2); /* dated when made, not when sealed */
+	send_all(&b, &a);
+	send_all(&a, &b);
+	assert_rows(&a, "m=made at t+5;n=a at t+6;");
+	assert_same(&a, &b);
+	/* the earlier edit is kept for review where it lost */
+	assert_int_equal(count(&a, "SELECT count(*) FROM zila_conflicts WHERE lost = 'made at t'"), 1);
+	/* each cell by the second it was changed in, also when its row changed again later */
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++) {
+		app(both[i], "CREATE TABLE c(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, name TEXT, addr TEXT)");
+		assert_int_equal(zila_store_track(both[i]->s, "c", "district_id", &err), 0);
+	}
+	app_at(&a, t + 100000, "INSERT INTO c VALUES ('x', 'd1', 'name 0', 'addr 0')");
+	send_all(&a, &b);
+	app_at(&a, t + 110000, "UPDATE c SET name = 'a at t+110' WHERE id = 'x'");
+	app_at(&b, t + 115000, "UPDATE c SET name = 'b at t+115' WHERE id = 'x'");
+	app_at(&a, t + 120000, "UPDATE c SET addr = 'a at t+120' WHERE id = 'x'");
+	test_now_ms = t + 130000;
+	send_all(&a, &b);
+	send_all(&b, &a);
+	char rows[256];
+	rows_by(&a, "SELECT name, addr FROM c", '|', rows, sizeof(rows));
+	assert_string_equal(rows, "b at t+115|a at t+120;");
+	assert_same(&a, &b);
+	test_now_ms = 0;
+	replica_free(&a);
+	replica_free(&b);
+}
+
+/* A table rebuilt the way database tools change a table's structure (create a copy, copy
+ * the rows, drop, rename) loses zila's triggers with the old table. The next seal notices,
+ * arms them again and seals the table as it is: the writes made in between reach the other
+ * replica, and later ones are captured again (#16). */
+static void collect_notice(void *ctx, const char *msg)
+{
+	strncat(ctx, msg, 4095 - strlen(ctx));
+	strncat(ctx, "\n", 4095 - strlen(ctx));
+}
+
+static void test_rebuilt_table(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	size_t n = 0;
+	char *v = NULL;
+	replica_new(&a, "ga");
+	replica_new(&b, "gb");
+	app(&a, "INSERT INTO t VALUES ('m', 'd1', 'm1'), ('n', 'd1', 'n1'), ('o', 'd1', 'o1'), ('q', 'd1', 'q1')");
+	app(&a, "DELETE FROM t WHERE id = 'q'"); /* a gap in the rowids: the copy numbers them anew */
+	send_all(&a, &b);
+	app(&a, "BEGIN; CREATE TABLE t_new(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT NOT NULL DEFAULT '');"
+		"INSERT INTO t_new SELECT * FROM t ORDER BY id DESC; DROP TABLE t; ALTER TABLE t_new RENAME TO t; COMMIT");
+	assert_int_equal(count(&a, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 't'"), 0);
+	/* written while nothing captured */
+	app(&a, "UPDATE t SET v = 'm2' WHERE id = 'm'; DELETE FROM t WHERE id = 'n'; INSERT INTO t VALUES ('p', 'd1', 'p1')");
+	/* the table's rows count as not sealed yet (the daemon seals at once) */
+	int64_t pending = 0;
+	assert_int_equal(zila_store_pending(a.s, &pending), 0);
+	assert_true(pending >= 3);
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(zila_store_pending(a.s, &pending), 0);
+	assert_int_equal(pending, 0);
+	assert_int_equal(count(&a, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 't'"), 3);
+	assert_int_equal(zila_store_meta_get(a.s, ZILA_META_REARMED, &v), 0);
+	assert_non_null(strstr(v, " t"));
+	free(v);
+	char said[4096] = "";
+	assert_int_equal(zila_store_notices(a.s, collect_notice, said), 0);
+	assert_non_null(strstr(said, "table 't' had lost its change capture"));
+	send_all(&a, &b);
+	assert_rows(&b, "m=m2;o=o1;p=p1;");
+	assert_same(&a, &b);
+	assert_states_placed(&a, 2);
+	/* captured again */
+	app(&a, "UPDATE t SET v = 'o2' WHERE id = 'o'");
+	assert_int_equal(count(&a, "SELECT count(*) FROM zila_pending"), 1);
+	send_all(&a, &b);
+	assert_rows(&b, "m=m2;o=o2;p=p1;");
+	assert_same(&a, &b);
+	/* a WITHOUT ROWID table likewise */
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++) {
+		app(both[i], "CREATE TABLE w(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT) WITHOUT ROWID");
+		assert_int_equal(zila_store_track(both[i]->s, "w", "district_id", &err), 0);
+	}
+	app(&a, "INSERT INTO w VALUES ('x', 'd1', 'x1'), ('y', 'd1', 'y1')");
+	send_all(&a, &b);
+	app(&a, "BEGIN; CREATE TABLE w2(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT NOT NULL DEFAULT '')"
+		" WITHOUT ROWID; INSERT INTO w2 SELECT * FROM w; DROP TABLE w; ALTER TABLE w2 RENAME TO w; COMMIT;"
+		"UPDATE w SET v = 'x2' WHERE id = 'x'; DELETE FROM w WHERE id = 'y'");
+	send_all(&a, &b);
+	char rows[200];
+	rows_by(&b, "SELECT id, v FROM w ORDER BY id", '=', rows, sizeof(rows));
+	assert_string_equal(rows, "x=x2;");
+	assert_same(&a, &b);
+	replica_free(&a);
+	replica_free(&b);
+}
+
+/* The statement's error, "" when it succeeded. */
+static const char *app_try(struct replica *r, const char *sql)
+{
+	static char msg[512];
+	char *m = NULL;
+	msg[0] = '\0';
+	if (sqlite3_exec(r->app, sql, NULL, NULL, &m) != SQLITE_OK)
+		snprintf(msg, sizeof(msg), "%s", m ? m : "?");
+	sqlite3_free(m);
+	return msg;
+}
+
+/* A district laptop's write out of its scope is refused when it is made, naming the
+ * district or table and who may write it; rows written out of scope before are told as not
+ * sent; HQ (no scope) writes everything (#16). */
+static void test_write_scope(void **state)
+{
+	(void)state;
+	struct replica a;
+	struct zila_error err;
+	char said[4096] = "";
+	replica_new(&a, "sa");
+	app(&a, "CREATE TABLE cat(id TEXT PRIMARY KEY, name TEXT)");
+	assert_int_equal(zila_store_track(a.s, "cat", NULL, &err), 0);
+	app(&a, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+		"INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+		"INSERT INTO t VALUES ('old', 'd2', 'written before the scope')");
+	assert_int_equal(zila_store_set_write_scope(a.s, "d1"), 0);
+	assert_string_equal(zila_store_write_scope(a.s), "d1");
+	assert_string_equal(app_try(&a, "INSERT INTO t VALUES ('x', 'd1', 'mine')"), "");
+	const char *m = app_try(&a, "INSERT INTO t VALUES ('y', 'd2', 'theirs')");
+	assert_non_null(strstr(m, "may write only district 'Patna' (d1)"));
+	assert_non_null(strstr(m, "a row of 't' for another district"));
+	assert_non_null(strstr(m, "at HQ"));
+	assert_string_not_equal(app_try(&a, "INSERT INTO t VALUES ('z', NULL, 'org-wide')"), "");
+	assert_string_not_equal(app_try(&a, "UPDATE t SET v = 'changed' WHERE id = 'old'"), "");
+	m = app_try(&a, "INSERT INTO cat VALUES ('p', 'president')");
+	assert_non_null(strstr(m, "'cat' is an org-wide table: only HQ may write it"));
+	/* a transaction keeps what it wrote in scope; the row refused is not written */
+	app(&a, "BEGIN; INSERT INTO t VALUES ('w', 'd1', 'mine too')");
+	assert_string_not_equal(app_try(&a, "INSERT INTO t VALUES ('v', 'd3', 'theirs')"), "");
+	app(&a, "COMMIT");
+	assert_int_equal(count(&a, "SELECT count(*) FROM t WHERE district_id IS NOT 'd1'"), 1);
+	assert_int_equal(count(&a, "SELECT count(*) FROM t WHERE id IN ('x', 'w')"), 2);
+	/* what was written out of scope before is told, with what to do */
+	assert_int_equal(zila_store_notices(a.s, collect_notice, said), 0);
+	assert_non_null(strstr(said, "1 rows of 't' were written here for other districts"));
+	assert_non_null(strstr(said, "not sent"));
+	assert_non_null(strstr(said, "Have them entered at HQ or on a laptop of their district"));
+	/* org-wide rows (the state and district above) are told by this device's org-wide
+	 * feed, once sealed: a laptop holds HQ's too */
+	assert_null(strstr(said, "org-wide rows"));
+	size_t ne;
+	assert_int_equal(zila_store_seal(a.s, &ne, &err), 0);
+	said[0] = '\0';
+	assert_int_equal(zila_store_notices(a.s, collect_notice, said), 0);
+	assert_non_null(strstr(said, "1 rows of 't' were written here"));
+	assert_non_null(strstr(said, "made here to org-wide rows"));
+	assert_non_null(strstr(said, "only HQ may write them. Ask HQ to make these changes"));
+	/* rebuilt tables get their scope back with their capture */
+	app(&a, "BEGIN; CREATE TABLE t2(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT);"
+		"INSERT INTO t2 SELECT * FROM t; DROP TABLE t; ALTER TABLE t2 RENAME TO t; COMMIT");
+	size_t n;
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_string_not_equal(app_try(&a, "INSERT INTO t VALUES ('u', 'd2', 'theirs')"), "");
+	/* HQ writes every partition */
+	assert_int_equal(zila_store_set_write_scope(a.s, NULL), 0);
+	assert_string_equal(app_try(&a, "INSERT INTO t VALUES ('y', 'd2', 'theirs')"), "");
+	assert_string_equal(app_try(&a, "INSERT INTO cat VALUES ('p', 'president')"), "");
+	replica_free(&a);
 }
 
 static off_t file_size(const char *path)
@@ -610,8 +843,8 @@ static void test_upgrade_peers(void **state)
 	app(&b, "DROP TABLE zila_peers; UPDATE zila_meta SET v = '5' WHERE k = 'store_version'");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
 	assert_int_equal(zila_store_open(&b.s, b.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 6);
-	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 6);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 7);
+	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 7);
 	assert_int_equal(zila_store_peer_district(a.s, "d1", peer_name, seen), 0);
 	assert_string_equal(seen, "laptop-1/d1/synced;");
 	assert_int_equal(zila_store_peer_seen(b.s, dev2, "laptop-2", "d2", "10.0.0.2:7300", "inbound", 300), 0);
@@ -874,6 +1107,14 @@ int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(base) == NULL)
 		return 1;
+	real_vfs = sqlite3_vfs_find(NULL);
+	if (real_vfs == NULL || real_vfs->iVersion < 2)
+		return 1;
+	clock_vfs = *real_vfs;
+	clock_vfs.zName = "zila-test-clock";
+	clock_vfs.xCurrentTimeInt64 = vfs_now;
+	if (sqlite3_vfs_register(&clock_vfs, 1) != SQLITE_OK)
+		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_rowid_captures),
 		cmocka_unit_test(test_state_places),
@@ -882,6 +1123,9 @@ int main(void)
 		cmocka_unit_test(test_replace_displaces),
 		cmocka_unit_test(test_parents_first),
 		cmocka_unit_test(test_upgrade_v1),
+		cmocka_unit_test(test_write_time),
+		cmocka_unit_test(test_rebuilt_table),
+		cmocka_unit_test(test_write_scope),
 		cmocka_unit_test(test_forged_window_bounded),
 		cmocka_unit_test(test_checkpoint_thread),
 		cmocka_unit_test(test_upgrade_peers),

@@ -715,8 +715,15 @@ static void test_replica_enforcement(void **state)
 		zila_buf_release(&flip);
 	}
 
-	/* B writes into district d-1: out of scope, rejected, nothing applied. */
+	/* B writes into district d-1: out of scope, rejected, nothing applied. B's own triggers
+	 * refuse that write when it is made (#16), so it is made here as a zila from before
+	 * them, or a changed copy, would make it. */
+	assert_int_not_equal(zila_store_exec_captured(b.s, "INSERT INTO notes VALUES ('b-refused', 'd-1', 'x')", NULL,
+						      NULL, &err),
+			     0);
+	assert_int_equal(zila_store_set_write_scope(b.s, NULL), 0);
 	write_note(&b, "b-in-d1", "d-1");
+	assert_int_equal(zila_store_set_write_scope(b.s, "d-2"), 0);
 	write_note(&b, "b-in-d2", "d-2");
 	st = carry(&b, &hq);
 	assert_int_equal(st.nrejected, 1);
