@@ -762,28 +762,6 @@ static int cert_check_cached(struct zila_trust_ctx *ctx, const uint8_t root_pk[3
 	return 0;
 }
 
-/* A certificate that has lapsed by now (or that a renewal ended) can still sign, and date
- * what it signs back into its window. What it wrote before its last contact is dated after
- * this replica last took an entry of the feed (a day's grace for relays); an entry dated
- * earlier is refused like an expired one. A feed this replica never took from is history
- * it clones: not bounded. */
-static int lapsed_backdated(struct zila_store *s, const struct zila_cert *c, bool ended,
-			    const struct zila_entry_info *e, uint64_t now, const char *id, struct zila_error *err)
-{
-	uint64_t seen, t = zila_hlc_ms(e->hlc) / 1000;
-	if (now <= c->not_after && !ended)
-		return 0;
-	int r = zila_store_feed_seen(s, e->origin, e->part, &seen);
-	if (r != 0)
-		return zila_error_set(err, r, "device '%s': feeds unreadable", id);
-	if (seen == 0 || t + ZILA_BACKDATE_MS / 1000 >= seen)
-		return 0;
-	return zila_error_set(err, ZILA_EEXPIRED,
-			      "device '%s' feed '%s' seq %" PRIu64 ": certificate lapsed or renewed, and the entry is dated "
-			      "more than a day before this replica last took one of the feed",
-			      id, e->part, e->seq);
-}
-
 int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e, struct zila_error *err)
 {
 	struct zila_store *s = ctx->s;
@@ -829,8 +807,6 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 		r = zila_error_set(err, rt, "device '%s': certificates unreadable", id);
 		goto out;
 	}
-	/* An earlier certificate's say ended when the current one began. */
-	bool ended = t < c.not_before && c.not_before <= ours;
 	if (rt == 0 && t < c.not_before)
 		c = then;
 	if ((r = rt != 0 ? rt : cert_check_cached(ctx, root_pk, &c, t)) != 0) {
@@ -856,8 +832,6 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 				   e->part, e->seq, e->part);
 		goto out;
 	}
-	if ((r = lapsed_backdated(s, &c, ended, e, ours, id, err)) != 0)
-		goto out;
 	r = zila_trust_revocation_get(s, e->origin, &rv);
 	if (r == ZILA_ENOTFOUND) {
 		r = 0;

@@ -1240,8 +1240,9 @@ static void test_backdated(void **state)
 		       (const char *const[]){ "b-offline", "d-2", "x" }, &hq);
 	assert_int_equal(st.nrejected, 0);
 	assert_int_equal(count_notes(&hq, "b-offline"), 1);
-	/* Signed now and dated back into the window: refused. */
-	st = forge_row(&b, "d-2", 3, (NOW + 29 * day) * 1000 + 1000, "notes", cols,
+	/* Signed now and dated back past its previous entry by more than a day: refused on
+	 * every replica alike (TRUST.md, "Backdating"). */
+	st = forge_row(&b, "d-2", 3, (NOW + 27 * day) * 1000, "notes", cols,
 		       (const char *const[]){ "b-forged", "d-2", "x" }, &hq);
 	assert_int_equal(st.nrejected, 1);
 	assert_int_equal(count_notes(&hq, "b-forged"), 0);
@@ -1281,7 +1282,7 @@ static void test_backdated(void **state)
 	st = forge_row(&m, "d-1", 2, (NOW + 40 * day) * 1000 + 3600000, "notes", cols,
 		       (const char *const[]){ "m-offline", "d-1", "x" }, &hq);
 	assert_int_equal(st.napplied, 1);
-	st = forge_row(&m, "d-1", 3, (NOW + 40 * day) * 1000 + 7200000, "notes", cols,
+	st = forge_row(&m, "d-1", 3, (NOW + 38 * day) * 1000, "notes", cols,
 		       (const char *const[]){ "m-forged", "d-1", "x" }, &hq);
 	assert_int_equal(st.nrejected, 1);
 	assert_int_equal(count_notes(&hq, "m-forged"), 0);
