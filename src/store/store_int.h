@@ -376,6 +376,11 @@ uint64_t store_hlc_tick(struct zila_store *s);
 /* review.c: open conflicts on a cell a causal write overwrote are settled (upto: its version) */
 int store_conflicts_settle(struct zila_store *s, const struct table *t, const struct zval *pk, int col, uint64_t upto);
 
+/* origins.c: the authors' keys by id, read into memory at open and after a rollback */
+int store_load_origins(struct zila_store *s);
+/* meta.c: an integer setting, dflt when unset or not a number */
+int64_t store_meta_int(struct zila_store *s, const char *key, int64_t dflt);
+
 /* fork.c: feed chains and forks */
 int store_chain_register(sqlite3 *db);
 /* The feed's head moves to seq, its chain over bytes (the entry stored under seq). An entry
