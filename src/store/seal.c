@@ -446,11 +446,14 @@ static uint64_t date_second(struct sealer *z, uint64_t want)
 }
 
 /* Makes b date its next change at want (0: the seal's time): changes made in another
- * second than b's so far go out in an entry of their own. */
+ * second than b's so far go out in an entry of their own, and so does a change no capture
+ * dated (a new row) after dated ones: it takes the seal's tick, past every version this
+ * replica has seen, which is what keeps a new row (an INSERT OR REPLACE of a key held) after
+ * the version it replaced, since no capture says when it was made. */
 static int builder_at(struct sealer *z, struct builder *b, uint64_t want)
 {
 	int r;
-	if (date_second(z, want) == date_second(z, b->want))
+	if (want == b->want || (want != 0 && b->want != 0 && date_second(z, want) == date_second(z, b->want)))
 		return 0;
 	b->want = want;
 	if (b->nchanges == 0) {
