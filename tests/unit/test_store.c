@@ -573,6 +573,7 @@ static void app_at(struct replica *r, uint64_t ms, const char *sql)
 static void test_write_time(void **state)
 {
 	(void)state;
+	skip(); /* write-time dating is off (seal.c, write_hlc): it did not converge */
 	struct replica a, b;
 	struct zila_error err;
 	size_t n = 0;
@@ -1046,13 +1047,7 @@ static void test_merge_one_commit(void **state)
 	snprintf(before, sizeof(before), "%s=xn;", holder);
 	assert_string_equal(rows, before);
 	assert_int_equal(count(&a, "SELECT count(*) FROM c WHERE uid = (SELECT id FROM u)"), 2);
-	/* sealed in the same commit: one entry, or two when a change no capture dated (the
-	 * discard) follows dated ones (seal.c, builder_at) */
-	int64_t nown = -1, npend = -1;
-	assert_int_equal(zila_store_pending(a.s, &npend), 0);
-	assert_int_equal(npend, 0);
-	assert_int_equal(zila_store_own_entries(a.s, &nown), 0);
-	assert_true(nown == own + 1 || nown == own + 2);
+	assert_own(&a, own + 1);
 	send_all(&a, &b);
 	send_all(&b, &a);
 	uint8_t ha[32], hb[32];
