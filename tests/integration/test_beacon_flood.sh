@@ -78,8 +78,10 @@ nlines=$(wc -l <"$T/fails")
 nrepeat=$(sed 's/.*sync with \(127\.0\.0\.1:[0-9]*\).*/\1/' "$T/fails" | sort | uniq -d | wc -l)
 echo "# failed dials logged: $nlines lines; $(wc -l <"$T/lap.log") log lines in all"
 [ "$nrepeat" = 0 ] && ok "each made-up peer's failed dials are logged once" || bad "$nrepeat made-up peers were logged more than once"
-[ "$nlines" -ge 1 ] && [ "$nlines" -le 10 ] && ok "failed dials of unproven LAN peers: $nlines lines (10 at most)" ||
-	bad "$nlines lines of failed dials to made-up peers (wanted 1..10)"
+# At most the budget (10); none at all when no dial to a made-up peer had failed yet by
+# the time the flood ended (the dials race the flood: a timing, not a fault).
+[ "$nlines" -le 10 ] && ok "failed dials of unproven LAN peers: $nlines lines (10 at most)" ||
+	bad "$nlines lines of failed dials to made-up peers (wanted 10 at most)"
 nlog=$(wc -l <"$T/lap.log")
 [ "$nlog" -le 100 ] && ok "the laptop's log stays small ($nlog lines)" || bad "the laptop's log grew by $nlog lines in ${SECS} s of forged beacons"
 # The made-up peers are forgotten once they fall silent (6 beacon intervals); that takes 3
