@@ -342,11 +342,13 @@ static int store_entry(struct zila_store *s, int64_t feed, const struct incoming
  * proven by the two signed entries. */
 static int check_same(struct zila_store *s, int64_t feed, const struct incoming *x)
 {
-	sqlite3_stmt *q = NULL;
 	int r = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT bytes FROM zila_entries WHERE feed = ? AND seq = ?", -1, &q, NULL) !=
-	    SQLITE_OK)
+	/* prepared once: a whole bundle applied again is a duplicate per entry */
+	if (s->st_same == NULL &&
+	    sqlite3_prepare_v3(s->db, "SELECT bytes FROM zila_entries WHERE feed = ? AND seq = ?", -1,
+			       SQLITE_PREPARE_PERSISTENT, &s->st_same, NULL) != SQLITE_OK)
 		return ZILA_EDB;
+	sqlite3_stmt *q = s->st_same;
 	sqlite3_bind_int64(q, 1, feed);
 	sqlite3_bind_int64(q, 2, (int64_t)x->e.info.seq);
 	if (sqlite3_step(q) == SQLITE_ROW) {
@@ -355,7 +357,7 @@ static int check_same(struct zila_store *s, int64_t feed, const struct incoming 
 		if (n != x->bytes.len || (n > 0 && memcmp(p, x->bytes.p, n) != 0))
 			r = zila_store_fork_note(s, x->e.info.origin, x->e.info.part, x->e.info.seq, NULL);
 	}
-	sqlite3_finalize(q);
+	sqlite3_reset(q);
 	return r;
 }
 

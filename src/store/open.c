@@ -285,6 +285,7 @@ void zila_store_free(struct zila_store *s)
 	for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++)
 		sqlite3_finalize(sts[i]);
 	sqlite3_finalize(s->st_settle);
+	sqlite3_finalize(s->st_same);
 	for (size_t i = 0; i < s->nexec; i++) {
 		sqlite3_finalize(s->exec[i].st);
 		free(s->exec[i].sql);

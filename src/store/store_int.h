@@ -129,6 +129,7 @@ struct zila_store {
 	/* open conflicts (review.c; -1: not counted yet); may count some settled since */
 	int64_t open_conflicts;
 	sqlite3_stmt *st_settle; /* prepared at its first use */
+	sqlite3_stmt *st_same;   /* apply.c, check_same: likewise */
 	ZSTD_DCtx *dctx;         /* apply's decompression context, made at its first use */
 	struct {
 		char *sql;
