@@ -11,9 +11,23 @@
 #include "cli_db.h"
 #include "zila/trust.h"
 
-/* The replica's districts table, read-only; NULL (nothing said) when the replica has none:
- * a replica without the default schema names its partitions as it likes. */
+static sqlite3 *open_districts(struct cli *cli);
+
+/* The replica's districts table, read-only, opened once per process (`zila log` names a
+ * district per line); NULL (nothing said) when the replica has none: a replica without the
+ * default schema names its partitions as it likes. */
 static sqlite3 *districts_db(struct cli *cli)
+{
+	static sqlite3 *cached;
+	static bool tried;
+	if (tried)
+		return cached;
+	tried = true;
+	cached = open_districts(cli);
+	return cached;
+}
+
+static sqlite3 *open_districts(struct cli *cli)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -92,7 +106,6 @@ int cli_district_resolve(struct cli *cli, const char *typed, char *id_out, size_
 	}
 out:
 	sqlite3_finalize(st);
-	sqlite3_close(db);
 	return rc;
 }
 
@@ -113,7 +126,6 @@ void cli_district_label(struct cli *cli, const char *id, char *out, size_t n)
 			snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
 	}
 	sqlite3_finalize(st);
-	sqlite3_close(db);
 }
 
 void cli_device_label(struct zila_store *s, const uint8_t device_pk[32], char *out, size_t n)
