@@ -196,8 +196,13 @@ static int apply_change(struct applier *a, struct zila_view *in)
 		return r;
 	if (row->known && strcmp(row->part, a->e->info.part) != 0)
 		return ZILA_ESCOPE;
-	if (!row->known)
+	if (!row->known) {
 		part_copy(row->part, a->e->info.part);
+		/* a column the entry does not name (added after it was written) starts at its default */
+		for (int c = 0; t->dflt != NULL && c < t->ncols; c++)
+			if (c != t->pk)
+				val_default(&row->vals[c], t, c);
+	}
 	struct ver v = { a->e->info.hlc, a->origin, a->e->info.seq };
 	bool was_visible = ROW_VISIBLE(row), changed = false;
 	switch (op) {

@@ -100,6 +100,9 @@ struct table {
 	 * database tools change a table's structure) lost its capture triggers: unarmed until
 	 * they are made again; reseal: every row is sealed again (seal.c, rearm). */
 	bool unarmed, reseal;
+	/* Each column's constant DEFAULT (NULL: none, or not a constant), given to a row no
+	 * entry named the column for: one written before the column was added (schema.c). */
+	sqlite3_value **dflt;
 };
 
 struct origin {
@@ -288,6 +291,8 @@ static inline void part_copy(char *dst, const char *src)
 int val_put(struct zila_buf *b, const struct zval *v) ZILA_MUST_CHECK;
 int val_get(struct zila_view *in, struct zval *v) ZILA_MUST_CHECK;
 void val_from_column(struct zval *v, sqlite3_stmt *st, int col);
+/* A column's default (struct table, dflt) as a value: NULL when it has none. */
+void val_default(struct zval *v, const struct table *t, int col);
 int val_bind(sqlite3_stmt *st, int idx, const struct zval *v);
 /* The key a received change names, as the table's key column compares it: the column's
  * affinity applied (the INTEGER 1001 is the TEXT '1001' in a TEXT column), and under a

@@ -94,6 +94,9 @@ static void table_free(struct table *t)
 	sqlite3_finalize(t->ins);
 	sqlite3_finalize(t->upd);
 	sqlite3_finalize(t->del);
+	for (int i = 0; t->dflt != NULL && i < t->ncols; i++)
+		sqlite3_value_free(t->dflt[i]);
+	free(t->dflt);
 	free(t->name);
 	free(t);
 }
@@ -575,6 +578,42 @@ int store_migrate_cols(struct zila_store *s, struct zila_error *err)
 	return r ? store_db_error(s, err, "cannot record the synced columns") : 0;
 }
 
+/* Each column's constant DEFAULT, evaluated once (struct table). */
+static int load_defaults(struct zila_store *s, struct table *t)
+{
+	sqlite3_stmt *st = NULL, *ev = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, "SELECT name, dflt_value FROM pragma_table_info(?) WHERE dflt_value IS NOT NULL", -1,
+			       &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	r = 0;
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		int c = col_index(t, (const char *)sqlite3_column_text(st, 0));
+		const char *d = (const char *)sqlite3_column_text(st, 1);
+		/* a constant only: an expression or the time would differ between replicas */
+		if (c < 0 || c == t->pk || d == NULL || d[0] == '(' || strncasecmp(d, "CURRENT_", 8) == 0)
+			continue;
+		char *q = sqlite3_mprintf("SELECT %s", d);
+		if (q == NULL || sqlite3_prepare_v2(s->db, q, -1, &ev, NULL) != SQLITE_OK || sqlite3_step(ev) != SQLITE_ROW) {
+			sqlite3_free(q);
+			sqlite3_finalize(ev);
+			ev = NULL;
+			continue;
+		}
+		sqlite3_free(q);
+		if (t->dflt == NULL && (t->dflt = calloc((size_t)t->ncols, sizeof(*t->dflt))) == NULL)
+			r = ZILA_ENOMEM;
+		else if ((t->dflt[c] = sqlite3_value_dup(sqlite3_column_value(ev, 0))) == NULL)
+			r = ZILA_ENOMEM;
+		sqlite3_finalize(ev);
+		ev = NULL;
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
 int store_load_tables(struct zila_store *s, struct zila_error *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -628,7 +667,8 @@ int store_load_tables(struct zila_store *s, struct zila_error *err)
 			}
 		}
 		t->has_rowid = !is_without_rowid(s, t->name);
-		if ((r = table_statements(s, t)) != 0 || (r = load_unique(s, t)) != 0 || (r = load_key_rule(s, t)) != 0) {
+		if ((r = table_statements(s, t)) != 0 || (r = load_unique(s, t)) != 0 || (r = load_key_rule(s, t)) != 0 ||
+		    (r = load_defaults(s, t)) != 0) {
 			r = store_db_error(s, err, t->name);
 			goto out;
 		}
