@@ -401,10 +401,10 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 		break;
 	}
 	}
-	if (!adopted || d->kind == K_COLUMN) {
+	if (!adopted) {
 		if ((r = one_statement(s, sql, &st, err)) != 0)
 			return r;
-		if (!adopted) {
+		{
 			int rc = sqlite3_step(st);
 			if (rc != SQLITE_DONE) {
 				const char *m = sqlite3_errmsg(s->db);
@@ -439,8 +439,13 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 		if (bad[0] != '\0')
 			return refuse(err, "'%s' refers to '%s', which is not synced: laptops would hold rows whose parent "
 				      "they never get", d->table, bad);
-		if ((r = store_track_locked(s, d->table, pcol, err)) != 0)
-			return r == ZILA_EUNTRACKABLE ? refuse(err, "%s", err ? err->msg : "cannot track the table") : r;
+		if ((r = store_track_locked(s, d->table, pcol, err)) != 0) {
+			if (r != ZILA_EUNTRACKABLE)
+				return r;
+			if (err != NULL)
+				err->code = ZILA_EINVAL;
+			return ZILA_EINVAL;
+		}
 		break;
 	}
 	case K_COLUMN: {
