@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "zila/buf.h"
 #include "zila/err.h"
 
 struct zila_store;
@@ -37,6 +38,14 @@ int zila_schema_track(struct zila_store *s, const char *sql, const char *pcol, u
 
 /* Checks sql as zila_schema_change() would, and changes nothing. */
 int zila_schema_check(struct zila_store *s, const char *sql, const char *pcol, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* A schema entry's body (proto/schema/README.md) for version: its statement and the
+ * partition column of a new table (NULL: none), malloc'd into *sql and *pcol (the
+ * caller's). ZILA_EFORMAT when the body is not exactly that. Pure: no replica. */
+int zila_schema_decode(struct zila_view body, uint32_t version, char **sql, char **pcol) ZILA_MUST_CHECK;
+/* Whether sql is a kind of statement that may be distributed (without looking at a
+ * replica): 0, or ZILA_EINVAL with the reason in err. Pure. */
+int zila_schema_classify(const char *sql, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* The SQL that makes an existing, untracked table of this replica (sqlite_schema's CREATE
  * statement) and of each of its indexes, for distributing it as it is; *table_sql and

@@ -777,17 +777,20 @@ static int text_of(const struct zval *v, size_t max, char **out)
 	return 0;
 }
 
-int store_schema_apply(struct zila_store *s, struct entry *e)
+int zila_schema_decode(struct zila_view body, uint32_t version, char **sql_out, char **pcol_out)
 {
-	struct zila_view in = e->body, name;
+	struct zila_view in = body, name;
 	uint64_t n, di;
 	uint8_t op;
 	struct zval pk, vs, vp;
 	char *sql = NULL, *pcol = NULL;
+	*sql_out = *pcol_out = NULL;
 	int r = zila_view_get_varint(&in, &n);
 	if (r == 0 && n != 1)
 		r = ZILA_EFORMAT;
 	r = r ? r : zila_view_get_lenbytes(&in, 255, &name);
+	if (r == 0 && (name.len != strlen(ZILA_SCHEMA_TABLE) || memcmp(name.p, ZILA_SCHEMA_TABLE, name.len) != 0))
+		r = ZILA_EFORMAT;
 	r = r ? r : zila_view_get_varint(&in, &n);
 	if (r == 0 && n != 2)
 		r = ZILA_EFORMAT;
@@ -805,14 +808,36 @@ int store_schema_apply(struct zila_store *s, struct entry *e)
 	r = r ? r : val_get(&in, &pk);
 	r = r ? r : val_get(&in, &vs);
 	r = r ? r : val_get(&in, &vp);
-	if (r == 0 && (di != 0 || op != OP_UPSERT || in.len != 0 || pk.type != VAL_INT || pk.i != (int64_t)e->info.schema ||
-		       e->info.schema < 2))
+	if (r == 0 && (di != 0 || op != OP_UPSERT || in.len != 0 || pk.type != VAL_INT || pk.i != (int64_t)version ||
+		       version < 2))
 		r = ZILA_EFORMAT;
 	r = r ? r : text_of(&vs, ZILA_SCHEMA_SQL_MAX, &sql);
 	if (r == 0 && vp.type != VAL_NULL)
 		r = text_of(&vp, 255, &pcol);
 	if (r == ZILA_ESHORT || r == ZILA_ETOOBIG)
 		r = ZILA_EFORMAT;
+	if (r != 0) {
+		free(sql);
+		free(pcol);
+		return r;
+	}
+	*sql_out = sql;
+	*pcol_out = pcol;
+	return 0;
+}
+
+int zila_schema_classify(const char *sql, struct zila_error *err)
+{
+	struct ddl d;
+	if (strlen(sql) > ZILA_SCHEMA_SQL_MAX)
+		return refuse(err, "the statement is longer than %d KiB", ZILA_SCHEMA_SQL_MAX / 1024);
+	return classify(sql, &d, err);
+}
+
+int store_schema_apply(struct zila_store *s, struct entry *e)
+{
+	char *sql = NULL, *pcol = NULL;
+	int r = zila_schema_decode(e->body, e->info.schema, &sql, &pcol);
 	if (r != 0)
 		goto out;
 	/* only HQ writes the org-wide partition (its certificate: the trust hook) */
