@@ -42,7 +42,7 @@ extern const char zila_default_schema_sql[];
 /* The schema versions applied past the default (schema.c): new in replica format 8, with
  * zila_tables.cols, the synced columns of each table (NULL: all of them). */
 #define SCHEMA_SQL                                                                                \
-	"CREATE TABLE zila_schema(version INTEGER PRIMARY KEY, sql TEXT NOT NULL, pcol TEXT,"        \
+	"CREATE TABLE IF NOT EXISTS zila_schema(version INTEGER PRIMARY KEY, sql TEXT NOT NULL, pcol TEXT,"        \
 	" origin BLOB, hlc INTEGER, at INTEGER);"
 
 static const char meta_sql[] =
@@ -378,8 +378,11 @@ static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 	/* changes captured before have no time: dated when sealed, as they were */
 	if (r == 0 && !has_column(s, "zila_pending", "at"))
 		r = store_exec(s, "ALTER TABLE zila_pending ADD COLUMN at REAL", err);
+	/* (a replica made by a later zila and set back to an older format has them) */
+	if (r == 0 && from < 8 && !has_column(s, "zila_tables", "cols"))
+		r = store_exec(s, "ALTER TABLE zila_tables ADD COLUMN cols TEXT", err);
 	if (from < 8)
-		r = r ? r : store_exec(s, "ALTER TABLE zila_tables ADD COLUMN cols TEXT;" SCHEMA_SQL, err);
+		r = r ? r : store_exec(s, SCHEMA_SQL, err);
 	r = r ? r : store_load_tables(s, err);
 	/* the columns there now are the synced ones: a column added later by hand stays local */
 	if (from < 8)

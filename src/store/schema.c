@@ -718,6 +718,15 @@ static int change(struct zila_store *s, const char *sql, const char *pcol, bool 
 		return r;
 	if ((r = store_schema_follow(s, err)) != 0 || (r = store_begin(s, err)) != 0)
 		return r;
+	/* two changes at once at HQ (two commands, two HQ devices' replicas are apart): the
+	 * version is read again under the write lock, never taken twice */
+	if (store_meta_int(s, "schema_version", 1) != s->schema) {
+		store_rollback(s);
+		if (store_schema_reload(s, NULL) != 0)
+			zila_log(ZILA_LOG_ERROR, "cannot reload the tracked tables");
+		return refuse(err, "another schema change was made here meanwhile (now version %lld); run this one again",
+			      (long long)s->schema);
+	}
 	uint32_t v = (uint32_t)s->schema + 1;
 	r = run_change(s, sql, pcol, adopt, &d, err);
 	r = r ? r : after_change(s, &d, v, err);

@@ -36,6 +36,9 @@ has "$T/err" "copy the values across" "with the way to rename: add, copy, retire
 expect 1 "a NOT NULL column without a default is refused" -- "$ZILA" -d "$HQ" schema add-column people voter_id TEXT --not-null
 expect 1 "a laptop cannot change the organisation's schema" -- "$ZILA" -d "$A" schema add-column people x TEXT
 has "$T/err" "changed at HQ" "and is told so"
+sqlite3 "$HQ/zila.db" "CREATE TABLE hq_own (id TEXT PRIMARY KEY, v TEXT)"
+expect 1 "plain 'zila track' at HQ is refused: it would reach no laptop" -- "$ZILA" -d "$HQ" track hq_own
+has "$T/err" "zila schema track hq_own --org-wide" "and names 'zila schema track'"
 expect 0 "HQ adds people.voter_id" -- "$ZILA" -d "$HQ" schema add-column people voter_id TEXT
 has "$T/out" "schema version 2" "as schema version 2"
 expect 0 "HQ adds a volunteers table" -- "$ZILA" -d "$HQ" schema add-table volunteers \
