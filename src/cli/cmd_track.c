@@ -38,6 +38,13 @@ int cmd_track(struct cli *cli, int argc, char **argv)
 			table, table, pcol ? " --partition " : " --org-wide", pcol ? pcol : "");
 		return CLI_FAIL;
 	}
+	/* a district laptop's table would reach nobody: HQ makes tables for everyone */
+	if (zila_store_write_scope(s)[0] != '\0') {
+		cli_err("cannot track '%s' here: this laptop may write only its district, and tables are added for the "
+			"whole organisation at HQ ('zila schema add-table' or 'zila schema track'); the table stays local "
+			"to this laptop and is not synced", table);
+		return CLI_FAIL;
+	}
 	int r = zila_store_track(s, table, pcol, &err);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));

@@ -1003,11 +1003,6 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	int r;
 	if (store_table_by_name(s, table, strlen(table)) != NULL)
 		return zila_error_set(err, ZILA_EEXIST, "table '%s' is already tracked", table);
-	/* a district laptop's table would reach nobody: HQ makes tables for everyone */
-	if (s->wscoped)
-		return refuse(err, "cannot track '%s' here: this laptop may write only its district, and tables are "
-			      "added for the whole organisation at HQ ('zila schema add-table' or 'zila schema track'); "
-			      "the table stays local to this laptop and is not synced", table);
 	if ((r = store_begin(s, err)) != 0)
 		return r;
 	if ((r = store_track_locked(s, table, pcol, err)) != 0)

@@ -89,6 +89,8 @@ expect 0 "A syncs with HQ" -- "$ZILA" -d "$A" sync hq --wait --timeout 30
 expect 0 "A's status" -- "$ZILA" -d "$A" status
 has "$T/out" "'my_calls'; not synced" "status says A's own table is not synced"
 has "$T/out" "'people.my_note'; not synced" "status says A's own column is not synced"
+expect 1 "A cannot track its own table (it would reach nobody)" -- "$ZILA" -d "$A" track my_calls
+has "$T/err" "stays local to this laptop" "and is told it stays local"
 [ "$(q "$A" "SELECT my_note FROM people WHERE id = 'p1'")" = "call back" ] && ok "A's own column keeps its value" ||
 	bad "A's own column lost its value"
 grep -q "holding entry" "$T/hq.log" && bad "HQ holds an entry of A's own column" || ok "HQ holds nothing for A's own column"

@@ -155,11 +155,6 @@ static void test_refused(void **state)
 	/* a laptop that may write only its district changes nothing of the organisation's */
 	assert_int_equal(zila_store_set_write_scope(hq, "d-1"), 0);
 	refused(hq, "ALTER TABLE people ADD COLUMN voter_id TEXT", NULL, "changed at HQ");
-	/* nor tracks a table of its own, which would reach nobody: it stays local */
-	struct zila_error err;
-	app(hq, "CREATE TABLE mine (id TEXT PRIMARY KEY, v TEXT)");
-	assert_int_equal(zila_store_track(hq, "mine", NULL, &err), ZILA_EUNTRACKABLE);
-	assert_non_null(strstr(err.msg, "stays local to this laptop"));
 	zila_store_free(hq);
 }
 
