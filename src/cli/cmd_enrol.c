@@ -60,7 +60,7 @@ static int do_sign(struct cli *cli, const char *req_file, const char *cert_file,
 	char did[ZILA_DISTRICT_MAX + 1], dname[160];
 	int rc = CLI_FAIL, r;
 	zila_buf_init(&rb, ZILA_ENROL_REQ_MAX);
-	zila_buf_init(&out, 4096);
+	zila_buf_init(&out, ZILA_CERT_FILE_MAX);
 	/* Refuse before signing: a certificate kept at HQ but never written would mislead. */
 	if (access(cert_file, F_OK) == 0) {
 		cli_err("'%s' already exists; choose another name", cert_file);
@@ -129,8 +129,8 @@ static int do_install(struct cli *cli, const char *file)
 {
 	struct zila_buf b;
 	int rc = CLI_FAIL, r;
-	zila_buf_init(&b, 4096);
-	if (cli_read_file(file, 4096, &b) != CLI_OK)
+	zila_buf_init(&b, ZILA_CERT_FILE_MAX);
+	if (cli_read_file(file, ZILA_CERT_FILE_MAX, &b) != CLI_OK)
 		goto out;
 	struct zila_store *s = NULL;
 	struct zila_trust_ctx tc;
