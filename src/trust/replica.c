@@ -923,11 +923,15 @@ int zila_trust_reissue(struct zila_store *s, const uint8_t device_pk[32], uint64
 	}
 	/* The same device, district and end, vouched for by this HQ from before the revocation
 	 * (so nothing the laptop wrote since is refused), and never before this HQ's own start:
-	 * newer than the old one, it judges every entry from its start (zila_trust_cert_at). */
-	uint64_t nb = cut > 0 ? cut - 1 : 0;
+	 * newer than the old one, it judges every entry from its start (zila_trust_cert_at). An
+	 * installer takes not-before + 1 h as a time HQ has reached (zila_trust_install_cert):
+	 * an hour and a second before the revocation keeps that in the past. */
+	uint64_t nb = cut > 3601 ? cut - 3601 : 0;
+	if (nb < f.issuer.not_before)
+		nb = f.issuer.not_before;
 	if (nb <= f.cert.not_before)
 		nb = f.cert.not_before + 1;
-	if (nb < f.issuer.not_before) {
+	if (nb >= cut) {
 		r = zila_error_set(err, ZILA_EINVAL,
 				   "this HQ's certificate starts after the revocation of the one it replaces: ask for an HQ "
 				   "certificate from before it ('zila org add-hq')");
