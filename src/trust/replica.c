@@ -292,16 +292,10 @@ struct issued_walk {
 	int r;
 };
 
-static int collect_issued(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
+static int collect_issued_pk(struct issued_walk *w, const uint8_t pk[32])
 {
-	struct issued_walk *w = ctx;
-	struct zila_cert c;
-	(void)type;
-	(void)id;
-	if (zila_cert_decode(bytes, &c) != 0 || sodium_memcmp(c.issuer_pk, w->issuer, 32) != 0)
-		return 0;
 	for (size_t i = 0; i < w->n; i++)
-		if (memcmp(w->pks[i], c.device_pk, 32) == 0)
+		if (memcmp(w->pks[i], pk, 32) == 0)
 			return 0;
 	if (w->n == w->cap) {
 		size_t ncap = w->cap ? 2 * w->cap : 16;
@@ -311,8 +305,19 @@ static int collect_issued(void *ctx, uint8_t type, struct zila_view id, struct z
 		w->pks = np;
 		w->cap = ncap;
 	}
-	memcpy(w->pks[w->n++], c.device_pk, 32);
+	memcpy(w->pks[w->n++], pk, 32);
 	return 0;
+}
+
+static int collect_issued(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
+{
+	struct issued_walk *w = ctx;
+	struct zila_cert c;
+	(void)type;
+	(void)id;
+	if (zila_cert_decode(bytes, &c) != 0 || sodium_memcmp(c.issuer_pk, w->issuer, 32) != 0)
+		return 0;
+	return collect_issued_pk(w, c.device_pk);
 }
 
 /* Before a revocation is kept: what this replica took past its mark is undone (the
@@ -326,12 +331,12 @@ static int undo_past(struct zila_store *s, const struct zila_revocation *rv)
 	struct zila_error err;
 	size_t ncut = 0;
 	zila_error_clear(&err);
-	int r = zila_store_cut(s, rv->device_pk, entry_stands, &cc, &ncut, &err);
+	/* the revoked device, then every device it certified: one cut, one remaking */
+	int r = collect_issued_pk(&w, rv->device_pk);
 	r = r ? r : zila_store_trust_find(s, ZILA_TRUST_CERT, zila_view_make(NULL, 0), collect_issued, &w);
 	r = r ? r : zila_store_trust_find(s, ZILA_TRUST_CERT_PAST, zila_view_make(NULL, 0), collect_issued, &w);
 	r = r ? r : w.r;
-	for (size_t i = 0; r == 0 && i < w.n; i++)
-		r = zila_store_cut(s, w.pks[i], entry_stands, &cc, &ncut, &err);
+	r = r ? r : zila_store_cut(s, (const uint8_t(*)[32])w.pks, w.n, entry_stands, &cc, &ncut, &err);
 	if (r != 0)
 		zila_log(ZILA_LOG_WARN, "cannot undo a revoked device's entries: %s", zila_error_msg(&err, r));
 	free(w.pks);
