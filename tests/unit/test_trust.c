@@ -1793,8 +1793,19 @@ static void test_hq_key(void **state)
 	assert_int_equal(count_notes(&hq2, "a-after"), 0);
 	assert_true(st.nrejected >= 1);
 
+	/* A, showing its certificate from the revoked HQ, is refused at the handshake... */
+	struct zila_channel_peer peer;
+	memset(&peer, 0, sizeof(peer));
+	memcpy(peer.sign_pk, zila_store_device_pk(a.s), 32);
+	peer.has_cert = peer.has_issuer = true;
+	assert_int_equal(zila_trust_cert_get(a.s, zila_store_device_pk(a.s), &peer.cert), 0);
+	peer.issuer = own;
+	hq2.clock_ms = (NOW + 400) * 1000;
+	assert_int_equal(zila_channel_check_member(&hq2.tc, &peer, &err), ZILA_EREVOKED);
 	/* The new HQ reissues A's certificate: A's entries since the revocation are taken. */
 	assert_int_equal(zila_trust_reissue(hq2.s, zila_store_device_pk(a.s), NOW + 400, NULL, &err), 0);
+	/* ...and once certified again, let in with the old one, to be handed the new one. */
+	assert_int_equal(zila_channel_check_member(&hq2.tc, &peer, &err), 0);
 	/* once: its issuer now is the new HQ */
 	assert_int_equal(zila_trust_reissue(hq2.s, zila_store_device_pk(a.s), NOW + 400, NULL, &err), ZILA_EINVAL);
 	st = carry(&a, &hq2);
