@@ -156,14 +156,22 @@ int zila_enrol_req_sign(struct zila_enrol_req *req, const uint8_t device_sk[64],
 /* Parses and checks the self-signature. */
 int zila_enrol_req_decode(struct zila_view in, struct zila_enrol_req *out) ZILA_MUST_CHECK;
 
-/* A certificate file: the organisation's root key and name, the certificate, and the
- * issuer's certificate when the issuer is an HQ device. */
+/* A certificate file: the organisation's root key and name, the certificate, the issuer's
+ * certificate when the issuer is an HQ device, and the revocations the issuer knew when it
+ * signed (#15 item 13: a laptop enrolled by USB learns them at once). */
+#define ZILA_CERT_FILE_REVOCATIONS 256 /* revocations a certificate file carries, at most */
+#define ZILA_CERT_FILE_MAX (1u << 20)  /* bytes of a certificate file, at most */
 struct zila_cert_file {
 	uint8_t root_pk[32];
 	char org_name[ZILA_NAME_MAX + 1];
 	struct zila_cert cert;
 	bool has_issuer;
 	struct zila_cert issuer;
+	/* Encoded revocations (zila_revocation_decode layout): on encode the caller's, on
+	 * decode borrowed from the input (valid while it is), each one checked for layout only;
+	 * the installer verifies them as trust records. */
+	size_t nrevocations;
+	struct zila_view revocations[ZILA_CERT_FILE_REVOCATIONS];
 };
 int zila_cert_file_encode(const struct zila_cert_file *f, struct zila_buf *out) ZILA_MUST_CHECK;
 /* Parses and checks that cert (and issuer) verify against root_pk at now. */
@@ -245,9 +253,31 @@ int zila_trust_issue(struct zila_store *s, const uint8_t device_pk[32], const ch
 int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_t now,
 			    struct zila_error *err) ZILA_MUST_CHECK;
 /* Signs and keeps a revocation of device_pk naming, per feed of that device, the last
- * entry this replica holds. */
+ * entry this replica holds. An HQ device revokes district and block devices only (an HQ
+ * device, itself included, is revoked with the root key: zila_trust_root_revoke). */
 int zila_trust_revoke(struct zila_store *s, const uint8_t device_pk[32], uint64_t now,
 		      struct zila_error *err) ZILA_MUST_CHECK;
+
+/* The root key's own acts (#15 item 12; proto/TRUST.md, "Keys"), root_sk from
+ * zila_org_key_unlock. root_hq: signs an HQ certificate (scope all, ten years) for this
+ * device and keeps it, recording the organisation (named org_name, may be NULL) if this
+ * replica has none: a new HQ, or a renewal. root_revoke: signs and keeps a revocation of any
+ * device, an HQ device included, with marks as zila_trust_revoke's. */
+int zila_trust_root_hq(struct zila_store *s, const uint8_t root_sk[64], const char *name, const char *org_name,
+		       uint64_t now, struct zila_error *err) ZILA_MUST_CHECK;
+int zila_trust_root_revoke(struct zila_store *s, const uint8_t root_sk[64], const uint8_t device_pk[32], uint64_t now,
+			   struct zila_error *err) ZILA_MUST_CHECK;
+/* At an HQ device: certifies again, with this device's key, a device whose certificate a
+ * revoked HQ device issued (same name, role, district and end), valid from just before that
+ * revocation so nothing the device wrote since is refused. The file goes to file_out when
+ * not NULL. The caller chooses the devices: a copy of the revoked key may have certified
+ * laptops the organisation never had ('zila devices' shows which this HQ did not issue). */
+int zila_trust_reissue(struct zila_store *s, const uint8_t device_pk[32], uint64_t now, struct zila_buf *file_out,
+		       struct zila_error *err) ZILA_MUST_CHECK;
+/* Whether this device (an HQ) issued certificate c: 1 when its register lists it, 0 when c
+ * names this device as issuer but the register does not (a copy of its key signed it, or it
+ * predates the register), ZILA_ENOTFOUND when another key issued c. */
+int zila_trust_issued_here(struct zila_store *s, const struct zila_cert *c) ZILA_MUST_CHECK;
 
 /* Records a new invite (district, role, expiry) at HQ and returns its code. */
 int zila_trust_invite(struct zila_store *s, const char *district, int role, uint64_t now, uint64_t expires,

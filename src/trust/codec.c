@@ -404,6 +404,10 @@ int zila_cert_verify(const struct zila_cert *cert, const uint8_t root_pk[32], co
 		return ZILA_ECERT;
 	if ((r = issuer_ok(cert->issuer_pk, root_pk, fp, issuer, now)) != 0)
 		return r;
+	/* Only the root makes an HQ device or a certificate for every partition: an HQ device's
+	 * key (unencrypted on its disk) certifies district and block devices only (#15 item 12). */
+	if (sodium_memcmp(cert->issuer_pk, root_pk, 32) != 0 && (cert->role == ZILA_ROLE_HQ || cert->scope_all))
+		return ZILA_ECERT;
 	return cert_check_one(cert, fp, cert->issuer_pk, now);
 }
 
@@ -649,6 +653,9 @@ void zila_org_psk(const uint8_t root_pk[32], uint8_t psk[32])
 
 static const char req_magic[8] = { 'Z', 'I', 'L', 'A', 'R', 'E', 'Q', '1' };
 static const char cf_magic[8] = { 'Z', 'I', 'L', 'A', 'C', 'R', 'T', '1' };
+/* Certificate file flags (proto/TRUST.md): an issuer certificate follows; revocations follow. */
+#define CF_ISSUER 0x01
+#define CF_REVOCATIONS 0x04
 #define ENROL_DOMAIN "zila-enrol-v1"
 
 int zila_enrol_req_sign(struct zila_enrol_req *req, const uint8_t device_sk[64], struct zila_buf *out)
@@ -723,19 +730,62 @@ int zila_cert_file_encode(const struct zila_cert_file *f, struct zila_buf *out)
 	r = ZILA_EINVAL;
 	if (n > ZILA_NAME_MAX)
 		goto out;
+	if (f->nrevocations > ZILA_CERT_FILE_REVOCATIONS)
+		goto out;
+	uint8_t flags = (f->has_issuer ? CF_ISSUER : 0) | (f->nrevocations ? CF_REVOCATIONS : 0);
 	if ((r = zila_buf_put(out, cf_magic, 8)) != 0 || (r = zila_buf_put(out, f->root_pk, 32)) != 0 ||
 	    (r = zila_buf_put_u8(out, (uint8_t)n)) != 0 || (r = zila_buf_put(out, f->org_name, n)) != 0 ||
-	    (r = zila_buf_put_u8(out, f->has_issuer ? 1 : 0)) != 0)
+	    (r = zila_buf_put_u8(out, flags)) != 0)
 		goto out;
 	/* Re-encode the signed certificates byte for byte from their fields. */
 	if ((r = cert_body(&c, &b)) != 0 || (r = zila_buf_put(&b, c.sig, 64)) != 0)
 		goto out;
 	if (f->has_issuer && ((r = cert_body(&i, &b)) != 0 || (r = zila_buf_put(&b, i.sig, 64)) != 0))
 		goto out;
-	r = zila_buf_put(out, b.p, b.len);
+	if ((r = zila_buf_put(out, b.p, b.len)) != 0)
+		goto out;
+	/* Revocations last: count (2 bytes), then each as length (4 bytes) and bytes. */
+	if (f->nrevocations && (r = zila_buf_put_u16be(out, (uint16_t)f->nrevocations)) != 0)
+		goto out;
+	for (size_t k = 0; r == 0 && k < f->nrevocations; k++) {
+		r = f->revocations[k].len > REVOKE_MAX ? ZILA_ETOOBIG : 0;
+		r = r ? r : zila_buf_put_u32be(out, (uint32_t)f->revocations[k].len);
+		r = r ? r : zila_buf_put(out, f->revocations[k].p, f->revocations[k].len);
+	}
+	if (r == 0 && out->len > ZILA_CERT_FILE_MAX)
+		r = ZILA_ETOOBIG;
 out:
 	zila_buf_release(&b);
 	return r;
+}
+
+/* The revocations section of a certificate file: each checked for layout, kept as a view. */
+static int get_revocations(struct zila_view *in, struct zila_cert_file *out)
+{
+	uint16_t n;
+	int r = zila_view_get_u16be(in, &n);
+	if (r != 0)
+		return r;
+	if (n == 0 || n > ZILA_CERT_FILE_REVOCATIONS)
+		return ZILA_EFORMAT;
+	for (uint16_t k = 0; k < n; k++) {
+		uint32_t len;
+		const uint8_t *p;
+		struct zila_revocation rv;
+		if ((r = zila_view_get_u32be(in, &len)) != 0)
+			return r;
+		if (len > REVOKE_MAX || len > in->len)
+			return len > REVOKE_MAX ? ZILA_EFORMAT : ZILA_ESHORT;
+		if ((r = zila_view_get_bytes(in, len, &p)) != 0)
+			return r;
+		memset(&rv, 0, sizeof(rv));
+		r = zila_revocation_decode(zila_view_make(p, len), &rv);
+		zila_revocation_release(&rv);
+		if (r != 0)
+			return r;
+		out->revocations[out->nrevocations++] = zila_view_make(p, len);
+	}
+	return 0;
 }
 
 int zila_cert_file_decode(struct zila_view in, uint64_t now, struct zila_cert_file *out)
@@ -748,16 +798,18 @@ int zila_cert_file_decode(struct zila_view in, uint64_t now, struct zila_cert_fi
 		goto out;
 	if ((r = zila_view_get_u8(&in, &flags)) != 0)
 		goto out;
-	if (flags > 1) {
+	if ((flags & ~(CF_ISSUER | CF_REVOCATIONS)) != 0) {
 		r = ZILA_EFORMAT;
 		goto out;
 	}
-	out->has_issuer = flags & 1;
+	out->has_issuer = flags & CF_ISSUER;
 	if ((r = zila_view_get_bytes(&in, ZILA_CERT_LEN, &p)) != 0 ||
 	    (r = zila_cert_decode(zila_view_make(p, ZILA_CERT_LEN), &out->cert)) != 0)
 		goto out;
 	if (out->has_issuer && ((r = zila_view_get_bytes(&in, ZILA_CERT_LEN, &p)) != 0 ||
 				(r = zila_cert_decode(zila_view_make(p, ZILA_CERT_LEN), &out->issuer)) != 0))
+		goto out;
+	if ((flags & CF_REVOCATIONS) && (r = get_revocations(&in, out)) != 0)
 		goto out;
 	if (in.len != 0) {
 		r = ZILA_EFORMAT;

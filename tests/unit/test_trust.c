@@ -1647,6 +1647,290 @@ static void test_join_and_member_handshakes(void **state)
 	replica_close(&other);
 }
 
+static void cell_of(struct replica *r, const char *id, char *out, size_t n)
+{
+	sqlite3_stmt *st;
+	out[0] = '\0';
+	assert_int_equal(sqlite3_prepare_v2(zila_store_db(r->s), "SELECT body FROM notes WHERE id = ?1", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
+static void same_hash(struct replica *a, struct replica *b)
+{
+	uint8_t ha[32], hb[32];
+	struct zila_error err;
+	zila_error_clear(&err);
+	assert_int_equal(zila_store_hash(a->s, ha, &err), 0);
+	assert_int_equal(zila_store_hash(b->s, hb, &err), 0);
+	assert_memory_equal(ha, hb, 32);
+}
+
+static void update_note(struct replica *r, const char *id, const char *body)
+{
+	char sql[256];
+	struct zila_error err;
+	zila_error_clear(&err);
+	snprintf(sql, sizeof(sql), "UPDATE notes SET body = '%s' WHERE id = '%s'", body, id);
+	if (zila_store_exec_captured(r->s, sql, NULL, NULL, &err) != 0)
+		fail_msg("update: %s", err.msg);
+	r->clock_ms += 1000;
+	assert_int_equal(zila_store_seal(r->s, NULL, &err), 0);
+}
+
+/* #15 item 12: the root key signs HQ devices and revokes them; an HQ device's key (a copy of
+ * it) certifies district and block devices only, cannot revoke an HQ, and what it certified
+ * is refused from its revocation on until a new HQ reissues it. */
+static void test_hq_key(void **state)
+{
+	(void)state;
+	struct replica hq, hq2, a, x;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_buf b;
+	int nlog = 0;
+	char path[600], body[64];
+	uint8_t root_pk[32], *root_sk = NULL;
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+	zila_buf_init(&b, 4096);
+
+	replica_open(&hq, "hk-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&a, "hk-a");
+	replica_open(&x, "hk-x");
+	enrol(&hq, &a, "laptop-a", ZILA_ROLE_DISTRICT, "d-1", 365);
+	assert_int_equal(zila_trust_org(hq.s, root_pk), 0);
+
+	/* A copy of HQ's device.key signs an all-district certificate, or an HQ one: refused
+	 * everywhere (handshake, file, trust record). */
+	struct zila_cert own, forged;
+	assert_int_equal(zila_trust_cert_get(hq.s, zila_store_device_pk(hq.s), &own), 0);
+	for (int role = ZILA_ROLE_HQ; role <= ZILA_ROLE_DISTRICT; role++) {
+		memset(&forged, 0, sizeof(forged));
+		forged.version = 1;
+		memcpy(forged.org_fp, own.org_fp, ZILA_FP_LEN);
+		memcpy(forged.device_pk, zila_store_device_pk(x.s), 32);
+		snprintf(forged.name, sizeof(forged.name), "thief");
+		forged.role = (uint8_t)role;
+		forged.scope_all = true;
+		forged.not_before = NOW - 10;
+		forged.not_after = NOW + 86400;
+		zila_buf_reset(&b);
+		assert_int_equal(zila_cert_sign(&forged, zila_store_device_sk(hq.s), &b), 0);
+		assert_int_equal(zila_cert_verify(&forged, root_pk, &own, NOW), ZILA_ECERT);
+		assert_int_not_equal(zila_trust_check_record(&a.tc, ZILA_TRUST_CERT, zila_buf_view(&b), &err), 0);
+	}
+	/* HQ cannot revoke itself or another HQ with its device key. */
+	assert_int_equal(zila_trust_revoke(hq.s, zila_store_device_pk(hq.s), NOW, &err), ZILA_EINVAL);
+	assert_non_null(strstr(err.msg, "root key"));
+
+	/* The register: what HQ issued is listed as its own; what a copy of its key signed is not. */
+	struct zila_cert ca;
+	assert_int_equal(zila_trust_cert_get(hq.s, zila_store_device_pk(a.s), &ca), 0);
+	assert_int_equal(zila_trust_issued_here(hq.s, &ca), 1);
+	assert_int_equal(zila_trust_issued_here(hq.s, &own), ZILA_ENOTFOUND);
+	memset(&forged, 0, sizeof(forged));
+	forged.version = 1;
+	memcpy(forged.org_fp, own.org_fp, ZILA_FP_LEN);
+	memcpy(forged.device_pk, zila_store_device_pk(x.s), 32);
+	snprintf(forged.name, sizeof(forged.name), "ghost");
+	forged.role = ZILA_ROLE_DISTRICT;
+	snprintf(forged.district, sizeof(forged.district), "d-9");
+	forged.not_before = NOW - 10;
+	forged.not_after = NOW + 86400;
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_sign(&forged, zila_store_device_sk(hq.s), &b), 0);
+	assert_int_equal(zila_trust_check_record(&hq.tc, ZILA_TRUST_CERT, zila_buf_view(&b), &err), 0);
+	assert_int_equal(zila_trust_keep(hq.s, ZILA_TRUST_CERT, zila_buf_view(&b)), 0);
+	assert_int_equal(zila_trust_issued_here(hq.s, &forged), 0);
+
+	/* A writes before the HQ is replaced. */
+	a.clock_ms = (NOW + 50) * 1000;
+	write_note(&a, "a-before", "d-1");
+
+	/* The HQ laptop is stolen. A new HQ gets an HQ certificate from the root key, clones. */
+	snprintf(path, sizeof(path), "%s/%s", hq.dir, ZILA_ORG_KEY_FILE);
+	assert_int_equal(zila_org_key_unlock(path, "pass", 4, &root_sk, root_pk), 0);
+	replica_open(&hq2, "hk-hq2");
+	hq2.clock_ms = (NOW + 60) * 1000;
+	assert_int_equal(zila_trust_root_hq(hq2.s, root_sk, "hq2", "Party", NOW + 60, &err), 0);
+	struct zila_cert own2;
+	assert_int_equal(zila_trust_cert_get(hq2.s, zila_store_device_pk(hq2.s), &own2), 0);
+	assert_int_equal(own2.role, ZILA_ROLE_HQ);
+	assert_true(own2.scope_all);
+	carry(&hq, &hq2);
+	/* The root revokes the stolen HQ (not its own device key: that cannot). */
+	hq2.clock_ms = (NOW + 100) * 1000;
+	assert_int_equal(zila_trust_root_revoke(hq2.s, root_sk, zila_store_device_pk(hq.s), NOW + 100, &err), 0);
+
+	/* The copy of the old HQ's key revokes the new HQ, or certifies a laptop after its own
+	 * revocation: refused. */
+	struct zila_revocation rv;
+	memset(&rv, 0, sizeof(rv));
+	rv.version = 1;
+	memcpy(rv.org_fp, own.org_fp, ZILA_FP_LEN);
+	memcpy(rv.device_pk, zila_store_device_pk(hq2.s), 32);
+	rv.created = NOW + 90;
+	zila_buf_reset(&b);
+	assert_int_equal(zila_revocation_sign(&rv, zila_store_device_sk(hq.s), &b), 0);
+	assert_int_not_equal(zila_trust_check_record(&hq2.tc, ZILA_TRUST_REVOKE, zila_buf_view(&b), &err), 0);
+	forged.not_before = NOW + 200;
+	snprintf(forged.name, sizeof(forged.name), "late");
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_sign(&forged, zila_store_device_sk(hq.s), &b), 0);
+	assert_int_equal(zila_trust_check_record(&hq2.tc, ZILA_TRUST_CERT, zila_buf_view(&b), &err), ZILA_EREVOKED);
+
+	/* A's entries: before the revocation taken, after it refused (its issuer is revoked). */
+	a.clock_ms = (NOW + 300) * 1000;
+	write_note(&a, "a-after", "d-1");
+	hq2.clock_ms = (NOW + 400) * 1000;
+	st = carry(&a, &hq2);
+	assert_int_equal(count_notes(&hq2, "a-before"), 1);
+	assert_int_equal(count_notes(&hq2, "a-after"), 0);
+	assert_true(st.nrejected >= 1);
+
+	/* A, showing its certificate from the revoked HQ, is refused at the handshake... */
+	struct zila_channel_peer peer;
+	memset(&peer, 0, sizeof(peer));
+	memcpy(peer.sign_pk, zila_store_device_pk(a.s), 32);
+	peer.has_cert = peer.has_issuer = true;
+	assert_int_equal(zila_trust_cert_get(a.s, zila_store_device_pk(a.s), &peer.cert), 0);
+	peer.issuer = own;
+	hq2.clock_ms = (NOW + 400) * 1000;
+	assert_int_equal(zila_channel_check_member(&hq2.tc, &peer, &err), ZILA_EREVOKED);
+	/* The new HQ reissues A's certificate: A's entries since the revocation are taken. */
+	assert_int_equal(zila_trust_reissue(hq2.s, zila_store_device_pk(a.s), NOW + 400, NULL, &err), 0);
+	/* ...and once certified again, let in with the old one, to be handed the new one. */
+	assert_int_equal(zila_channel_check_member(&hq2.tc, &peer, &err), 0);
+	/* once: its issuer now is the new HQ */
+	assert_int_equal(zila_trust_reissue(hq2.s, zila_store_device_pk(a.s), NOW + 400, NULL, &err), ZILA_EINVAL);
+	st = carry(&a, &hq2);
+	assert_int_equal(count_notes(&hq2, "a-after"), 1);
+	cell_of(&hq2, "a-after", body, sizeof(body));
+	assert_string_equal(body, "x");
+	/* and a district laptop's own reissued certificate reaches it */
+	carry(&hq2, &a);
+	struct zila_cert now_a;
+	assert_int_equal(zila_trust_cert_get(a.s, zila_store_device_pk(a.s), &now_a), 0);
+	assert_memory_equal(now_a.issuer_pk, zila_store_device_pk(hq2.s), 32);
+
+	sodium_free(root_sk);
+	zila_buf_release(&b);
+	replica_close(&hq);
+	replica_close(&hq2);
+	replica_close(&a);
+	replica_close(&x);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
+/* #15 item 13: a revoked device's entries past its mark, delivered to one replica before the
+ * revocation and to another after it, leave both with the same rows: the first undoes them
+ * when the revocation comes (the rows they changed go back to the best version left). A
+ * laptop enrolled by USB after the revocation knows it from its certificate file. */
+static void test_revocation_undoes(void **state)
+{
+	(void)state;
+	struct replica hq, bad, p, q, l;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_buf file;
+	int nlog = 0;
+	char body[64];
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+
+	replica_open(&hq, "ru-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&bad, "ru-bad");
+	replica_open(&p, "ru-p");
+	replica_open(&q, "ru-q");
+	replica_open(&l, "ru-l");
+	enrol(&hq, &bad, "bad", ZILA_ROLE_DISTRICT, "d-2", 365);
+	enrol(&hq, &p, "p", ZILA_ROLE_DISTRICT, "d-2", 365);
+	enrol(&hq, &q, "q", ZILA_ROLE_DISTRICT, "d-2", 365);
+
+	/* P writes a row; everyone has it. bad writes one entry HQ takes. */
+	write_note(&p, "p1", "d-2");
+	carry(&p, &bad);
+	carry(&p, &q);
+	write_note(&bad, "b1", "d-2");
+	carry(&bad, &hq);
+	/* HQ revokes bad after its entry 1. bad then changes P's row and adds one. */
+	assert_int_equal(zila_trust_revoke(hq.s, zila_store_device_pk(bad.s), NOW, &err), 0);
+	update_note(&bad, "p1", "evil");
+	write_note(&bad, "b2", "d-2");
+
+	/* P takes bad's entries first (no revocation yet): its row changed. */
+	st = carry(&bad, &p);
+	cell_of(&p, "p1", body, sizeof(body));
+	assert_string_equal(body, "evil");
+	assert_int_equal(count_notes(&p, "b2"), 1);
+	/* Q learns the revocation first, then bad's entries come: refused. */
+	carry(&hq, &q);
+	st = carry(&bad, &q);
+	assert_true(st.nrejected >= 1);
+	cell_of(&q, "p1", body, sizeof(body));
+	assert_string_equal(body, "x");
+	/* The revocation reaches P: what bad wrote past its mark is undone. */
+	carry(&hq, &p);
+	cell_of(&p, "p1", body, sizeof(body));
+	assert_string_equal(body, "x");
+	assert_int_equal(count_notes(&p, "b2"), 0);
+	assert_int_equal(count_notes(&p, "b1"), 1);
+	same_hash(&p, &q);
+	/* the tables made again are no local change: nothing to seal, the sweep finds nothing */
+	int64_t npend = -1;
+	size_t nsealed = 9, nrows = 9;
+	assert_int_equal(zila_store_pending(p.s, &npend), 0);
+	assert_int_equal(npend, 0);
+	assert_int_equal(zila_store_sweep(p.s, &nsealed, &nrows, &err), 0);
+	assert_int_equal(nsealed, 0);
+	assert_int_equal(nrows, 0);
+	/* and nothing comes back: P and Q sync both ways, bad tries again */
+	carry(&q, &p);
+	carry(&p, &q);
+	carry(&bad, &p);
+	same_hash(&p, &q);
+	/* P's own later edit of the row stands, on both */
+	update_note(&p, "p1", "fixed");
+	carry(&p, &q);
+	cell_of(&q, "p1", body, sizeof(body));
+	assert_string_equal(body, "fixed");
+	same_hash(&p, &q);
+
+	/* A laptop enrolled by USB after the revocation: its certificate file carries it. */
+	zila_buf_init(&file, ZILA_CERT_FILE_MAX);
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(l.s), "l", ZILA_ROLE_DISTRICT, "d-2", NOW, 365,
+					  &file, &err),
+			 0);
+	struct zila_cert_file f;
+	assert_int_equal(zila_cert_file_decode(zila_buf_view(&file), NOW, &f), 0);
+	assert_int_equal(f.nrevocations, 1);
+	assert_int_equal(zila_trust_install_cert(l.s, zila_buf_view(&file), NOW, &err), 0);
+	struct zila_revocation rv;
+	assert_int_equal(zila_trust_revocation_get(l.s, zila_store_device_pk(bad.s), &rv), 0);
+	zila_revocation_release(&rv);
+	carry(&bad, &l);
+	assert_int_equal(count_notes(&l, "b1"), 1);
+	assert_int_equal(count_notes(&l, "b2"), 0);
+	cell_of(&l, "p1", body, sizeof(body));
+	assert_string_equal(body, "x");
+	/* a file cut short in its revocations is refused */
+	assert_int_not_equal(zila_cert_file_decode(zila_view_make(file.p, file.len - 1), NOW, &f), 0);
+	zila_buf_release(&file);
+
+	replica_close(&hq);
+	replica_close(&bad);
+	replica_close(&p);
+	replica_close(&q);
+	replica_close(&l);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1683,6 +1967,8 @@ int main(void)
 		cmocka_unit_test(test_held_cost_nothing),
 		cmocka_unit_test(test_invites),
 		cmocka_unit_test(test_join_and_member_handshakes),
+		cmocka_unit_test(test_hq_key),
+		cmocka_unit_test(test_revocation_undoes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
