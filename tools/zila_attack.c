@@ -43,9 +43,11 @@ static const char usage[] =
 	"                     Hello twice (hello), sends nothing (idle, N connections held), sends\n"
 	"                     a 1 MiB frame of noise (bigframe) or announces a 2 GiB frame\n"
 	"                     (oversize); again and again\n"
-	"  beacons --root HEX --count N [--port P] [--spoof IPV4]\n"
+	"  beacons (--root HEX | --secret HEX) --count N [--port P] [--spoof IPV4]\n"
 	"                     forges LAN beacons with the organisation's public root key (an\n"
-	"                     outsider's knowledge): N made-up devices, each naming TCP port P+i\n"
+	"                     outsider's knowledge, keyed as zila did before organisation secrets)\n"
+	"                     or with its secret (an enrolled laptop's own tool): N made-up\n"
+	"                     devices, each naming TCP port P+i\n"
 	"                     (default 20000), sent by UDP to --to once a second each; --spoof\n"
 	"                     sends them with that source address (a raw socket: root)\n"
 	"Prints one summary line: connections opened, closed by the peer, refused, still open,\n"
@@ -63,7 +65,8 @@ static struct {
 	enum mode mode;
 	enum what what;
 	const char *dir;
-	uint8_t root[32];
+	uint8_t root[32], secret[32];
+	bool has_secret;
 	unsigned count, port;
 	struct in_addr spoof;
 	bool has_spoof;
@@ -416,7 +419,11 @@ static int member_connect(struct member *m, struct mconn *c)
 	cfg.cert = zila_view_make(m->cert, ZILA_CERT_LEN);
 	if (m->has_issuer)
 		cfg.issuer_cert = zila_view_make(m->issuer, ZILA_CERT_LEN);
-	zila_org_psk(m->root, cfg.psk);
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
+	if (zila_trust_org_secret(m->store, secret) != 0)
+		return -1;
+	zila_org_psk(secret, cfg.psk);
+	sodium_memzero(secret, sizeof(secret));
 	cfg.check = zila_channel_check_member;
 	cfg.check_ctx = &m->trust;
 	int r = zila_channel_init(&c->ch, &cfg);
@@ -634,7 +641,19 @@ static int run_beacons(void)
 			return 1;
 		}
 	}
-	zila_beacon_key(opt.root, key);
+	if (opt.has_secret) {
+		zila_beacon_key(opt.secret, key); /* an enrolled laptop's tool */
+	} else {
+		/* An outsider with the public root key only: the derivation zila used before
+		 * organisation secrets (H_32("zila-org-psk-v1" || root), subkey "zilabcn1"). */
+		uint8_t psk[32];
+		crypto_generichash_state h;
+		crypto_generichash_init(&h, NULL, 0, 32);
+		crypto_generichash_update(&h, (const uint8_t *)"zila-org-psk-v1", 15);
+		crypto_generichash_update(&h, opt.root, 32);
+		crypto_generichash_final(&h, psk, 32);
+		crypto_kdf_derive_from_key(key, 32, 1, "zilabcn1", psk);
+	}
 	randombytes_buf(salt, sizeof(salt));
 	while (now_ms() < t_end) {
 		for (unsigned i = 0; i < opt.count; i++) {
@@ -729,6 +748,10 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--root") == 0) {
 			if (strlen(val) != 64 || zila_hex_decode(opt.root, 32, val, 64) != 0)
 				return die_usage("--root is not 64 hex digits", val);
+		} else if (strcmp(a, "--secret") == 0) {
+			if (strlen(val) != 64 || zila_hex_decode(opt.secret, 32, val, 64) != 0)
+				return die_usage("--secret is not 64 hex digits", val);
+			opt.has_secret = true;
 		} else if (strcmp(a, "--count") == 0 && parse_u64(val, 1, 60000, &v)) {
 			opt.count = (unsigned)v;
 		} else if (strcmp(a, "--port") == 0 && parse_u64(val, 1, 65535, &v)) {
@@ -778,8 +801,8 @@ int main(int argc, char **argv)
 			return die_usage("unknown --what", what);
 	} else if (strcmp(mode, "beacons") == 0) {
 		opt.mode = M_BEACONS;
-		if (opt.count == 0 || sodium_is_zero(opt.root, 32))
-			return die_usage("beacons needs --root and --count", NULL);
+		if (opt.count == 0 || (sodium_is_zero(opt.root, 32) && !opt.has_secret))
+			return die_usage("beacons needs --root or --secret, and --count", NULL);
 		if (opt.port + opt.count > 65536)
 			return die_usage("--port plus --count passes 65535", NULL);
 	} else {
