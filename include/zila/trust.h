@@ -230,11 +230,13 @@ int zila_org_key_unlock(const char *path, const char *pass, size_t pass_len, uin
 #define ZILA_META_JOIN_CODE "trust.join_code"
 #define ZILA_META_JOIN_HQ "trust.join_hq"
 #define ZILA_META_INVITE_PREFIX "trust.invite."
+#define ZILA_META_ORG_SECRET_MADE "trust.org_secret_made" /* at the root's HQ: the secret was made */
 
 /* The organisation secret this device holds (DIR/org.secret). At the HQ that holds the root
- * key file (org.key) and a certificate from the root, a missing secret is made (so an HQ set
- * up before secrets existed gets one). ZILA_ENOTFOUND when this device has none: it was
- * enrolled before secrets existed and must be enrolled again (README, "Security"). */
+ * key file (org.key) and a certificate from the root, a missing secret is made once (so an
+ * HQ set up before secrets existed gets one; one that lost the file after making it gets
+ * ZILA_ENOTFOUND and restores it from a backup). ZILA_ENOTFOUND when this device has none:
+ * it was enrolled before secrets existed and must be enrolled again (README, "Security"). */
 int zila_trust_org_secret(struct zila_store *s, uint8_t secret[ZILA_ORG_SECRET_LEN]) ZILA_MUST_CHECK;
 
 /* Whether the replica belongs to an organisation; root_pk (may be NULL) gets its key. */

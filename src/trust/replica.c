@@ -383,11 +383,22 @@ int zila_trust_org_secret(struct zila_store *s, uint8_t secret[ZILA_ORG_SECRET_L
 		if (r != ZILA_ENOTFOUND || attempt > 0 || !root_hq(s))
 			break;
 		/* An HQ made before organisation secrets existed gets one now; every laptop it
-		 * enrolled before must be enrolled again to hold it. */
+		 * enrolled before must be enrolled again to hold it. An HQ that made one and lost
+		 * the file does not make another, which would cut off every laptop: it is restored
+		 * from a backup (the replica remembers that one was made). */
+		char *made = NULL;
+		int m = zila_store_meta_get(s, ZILA_META_ORG_SECRET_MADE, &made);
+		free(made);
+		if (m != ZILA_ENOTFOUND) {
+			r = m == 0 ? ZILA_ENOTFOUND : m;
+			break;
+		}
 		uint8_t fresh[ZILA_ORG_SECRET_LEN];
 		randombytes_buf(fresh, sizeof(fresh));
 		r = secret_keep(s, fresh, false, NULL);
 		sodium_memzero(fresh, sizeof(fresh));
+		if (r == 0)
+			r = zila_store_meta_set(s, ZILA_META_ORG_SECRET_MADE, "1");
 		if (r != 0 && r != ZILA_EEXIST)
 			break; /* else read what another process made */
 	}
@@ -527,8 +538,10 @@ int zila_trust_issue(struct zila_store *s, const uint8_t device_pk[32], const ch
 			r = zila_org_secret_box(secret, zila_store_device_sk(s), device_pk, f.secret_box);
 		sodium_memzero(secret, sizeof(secret));
 		if (r == ZILA_ENOTFOUND) {
-			zila_error_set(err, r, "this HQ device holds no organisation secret to give: only the HQ "
-					       "with the root key file (%s) can enrol devices", ZILA_ORG_KEY_FILE);
+			zila_error_set(err, r,
+				       "this HQ device holds no organisation secret to give: '%s/%s' is missing; restore "
+				       "it from the backup kept with '%s' (a new one would cut off every enrolled laptop)",
+				       zila_store_dir(s), ZILA_ORG_SECRET_FILE, ZILA_ORG_KEY_FILE);
 			goto out;
 		}
 		if (r != 0) {
