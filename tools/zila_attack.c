@@ -21,6 +21,7 @@
 #include "zila/channel.h"
 #include "zila/daemon.h"
 #include "zila/err.h"
+#include "zila/noise.h"
 #include "zila/session.h"
 #include "zila/store.h"
 #include "zila/trust.h"
@@ -33,7 +34,10 @@ static const char usage[] =
 	"most --rate connections per second (default 100), from --from (default any) or from N\n"
 	"consecutive addresses starting there (--spread). Modes:\n"
 	"  garbage            each connection sends 1..512 random bytes, then waits to be closed\n"
-	"  msg1               each sends a well-formed first handshake message (random key)\n"
+	"  msg1 [--root HEX]  each sends a well-formed first handshake message (random key);\n"
+	"                     with --root, a real one under the psk an outsider derives from the\n"
+	"                     public root key (as zila did before organisation secrets), its\n"
+	"                     version byte 1 and the current one in turn\n"
 	"  loris [--every MS] each sends one byte every MS ms (default 2000) until closed\n"
 	"  frame --size N     each sends a frame header announcing N bytes, then N random bytes\n"
 	"                     (64 KiB when N is over the 1 MiB frame limit)\n"
@@ -51,7 +55,7 @@ static const char usage[] =
 	"                     (default 20000), sent by UDP to --to once a second each; --spoof\n"
 	"                     sends them with that source address (a raw socket: root)\n"
 	"Prints one summary line: connections opened, closed by the peer, refused, still open,\n"
-	"how long they lived, bytes sent. Exit 0 when it ran, 1 on failure, 2 on misuse.\n";
+	"how long they lived, bytes sent, the most bytes one connection received. Exit 0 when it ran, 1 on failure, 2 on misuse.\n";
 
 enum mode { M_GARBAGE, M_MSG1, M_LORIS, M_FRAME, M_REPLAY, M_MEMBER, M_BEACONS };
 enum what { W_HELLO, W_IDLE, W_BIGFRAME, W_OVERSIZE };
@@ -75,7 +79,7 @@ static struct {
 } opt = { .spread = 1, .seconds = 10, .conns = 16, .rate = 100, .every_ms = 2000, .port = 20000 };
 
 static struct {
-	uint64_t opened, closed, refused, bytes, life_sum_ms, life_max_ms, established, sessions_refused;
+	uint64_t opened, closed, refused, bytes, life_sum_ms, life_max_ms, established, sessions_refused, rx_max;
 	unsigned next_from;
 } st;
 
@@ -140,13 +144,53 @@ static void put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
+/* What an outsider who holds the public root key makes of it: the members' psk as zila
+ * derived it before organisation secrets, H_32("zila-org-psk-v1" || root). */
+static void outsider_psk(uint8_t psk[32])
+{
+	crypto_generichash_state h;
+	crypto_generichash_init(&h, NULL, 0, 32);
+	crypto_generichash_update(&h, (const uint8_t *)"zila-org-psk-v1", 15);
+	crypto_generichash_update(&h, opt.root, 32);
+	crypto_generichash_final(&h, psk, 32);
+}
+
+/* A real first handshake message of a member under the outsider's psk, with a random
+ * device key; the version byte alternates between 1 (before organisation secrets) and the
+ * current one. n bytes at p; 0 on failure. */
+static size_t outsider_msg1(uint8_t *p, size_t n)
+{
+	static unsigned k;
+	uint8_t psk[1][32], pk[32], sk[64], x_sk[32], pro[64];
+	uint8_t head[2] = { (uint8_t)(k++ % 2 ? ZILA_CHANNEL_VERSION : 1), ZILA_CHANNEL_MEMBER };
+	struct zila_noise_hs hs;
+	struct zila_buf m;
+	size_t len = 0;
+	outsider_psk(psk[0]);
+	crypto_sign_keypair(pk, sk);
+	(void)!crypto_sign_ed25519_sk_to_curve25519(x_sk, sk);
+	memcpy(pro, "zila-channel-v1", 15);
+	memcpy(pro + 15, head, 2);
+	zila_buf_init(&m, 256);
+	if (zila_noise_init(&hs, true, ZILA_NOISE_PSK0, (const uint8_t(*)[32])psk, 1, x_sk, pro, 17) == 0 &&
+	    zila_noise_write(&hs, NULL, 0, &m) == 0 && 4 + 2 + m.len <= n) {
+		put_be32(p, (uint32_t)(2 + m.len));
+		memcpy(p + 4, head, 2);
+		memcpy(p + 6, m.p, m.len);
+		len = 6 + m.len;
+	}
+	zila_noise_release(&hs);
+	zila_buf_release(&m);
+	return len;
+}
+
 /* --- raw modes: many connections driven by poll ------------------------------------------- */
 
 struct slot {
 	int fd;
 	uint64_t opened_ms, next_ms;
 	uint8_t *pay;
-	size_t pay_len, off;
+	size_t pay_len, off, rx;
 	bool connected;
 };
 
@@ -185,7 +229,9 @@ static void make_payload(struct slot *s)
 		return;
 	}
 	randombytes_buf(s->pay, s->pay_len);
-	if (opt.mode == M_MSG1 || opt.mode == M_LORIS) {
+	if (opt.mode == M_MSG1 && !sodium_is_zero(opt.root, 32)) {
+		s->pay_len = outsider_msg1(s->pay, s->pay_len);
+	} else if (opt.mode == M_MSG1 || opt.mode == M_LORIS) {
 		put_be32(s->pay, 2 + 32 + 16);
 		s->pay[4] = ZILA_CHANNEL_VERSION;
 		s->pay[5] = ZILA_CHANNEL_MEMBER;
@@ -233,6 +279,7 @@ static int run_raw(void)
 			if (s->fd < 0 && now >= next_open) {
 				make_payload(s);
 				s->connected = false;
+				s->rx = 0;
 				s->opened_ms = s->next_ms = now;
 				if ((s->fd = open_conn()) < 0)
 					st.refused++;
@@ -258,6 +305,8 @@ static int run_raw(void)
 					continue;
 				}
 				s->connected = true;
+				if (n > 0 && (s->rx += (size_t)n) > st.rx_max)
+					st.rx_max = s->rx;
 			}
 			if ((pfd[i].revents & POLLOUT) && s->off < s->pay_len) {
 				size_t want = s->pay_len - s->off;
@@ -286,9 +335,9 @@ static int run_raw(void)
 	}
 	static const char *names[] = { "garbage", "msg1", "loris", "frame", "replay", "member" };
 	printf("zila_attack %s: opened=%" PRIu64 " closed_by_peer=%" PRIu64 " refused=%" PRIu64 " open_at_end=%u"
-	       " life_avg_ms=%" PRIu64 " life_max_ms=%" PRIu64 " bytes_sent=%" PRIu64 "\n",
+	       " life_avg_ms=%" PRIu64 " life_max_ms=%" PRIu64 " bytes_sent=%" PRIu64 " most_received=%" PRIu64 "\n",
 	       names[opt.mode], st.opened, st.closed, st.refused, still, st.closed ? st.life_sum_ms / st.closed : 0,
-	       st.life_max_ms, st.bytes);
+	       st.life_max_ms, st.bytes, st.rx_max);
 	free(slots);
 	free(pfd);
 	return 0;
@@ -647,11 +696,7 @@ static int run_beacons(void)
 		/* An outsider with the public root key only: the derivation zila used before
 		 * organisation secrets (H_32("zila-org-psk-v1" || root), subkey "zilabcn1"). */
 		uint8_t psk[32];
-		crypto_generichash_state h;
-		crypto_generichash_init(&h, NULL, 0, 32);
-		crypto_generichash_update(&h, (const uint8_t *)"zila-org-psk-v1", 15);
-		crypto_generichash_update(&h, opt.root, 32);
-		crypto_generichash_final(&h, psk, 32);
+		outsider_psk(psk);
 		crypto_kdf_derive_from_key(key, 32, 1, "zilabcn1", psk);
 	}
 	randombytes_buf(salt, sizeof(salt));

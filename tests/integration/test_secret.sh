@@ -7,6 +7,8 @@
 # its data, and it syncs. A zila of the old handshake is refused with a word to update. An HQ
 # made before secrets gets one; one that lost its secret file does not make another.
 . "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ATTACK=${ZILA_ATTACK:-$ROOT/build/tools/zila_attack}
 P=$((20000 + ($$ * 13) % 20000))
 HQP=$P OP=$((P + 1))
 HQ=$T/hq A=$T/a B=$T/b C=$T/c O=$T/old
@@ -95,6 +97,19 @@ has "$T/err" "enrolled before organisation secrets" "saying it was enrolled befo
 "$ZILA" -d "$O" status >"$T/st" 2>&1
 has "$T/st" "enrol it again" "status says to enrol again"
 has "$T/old.log" "syncs with nobody" "its log says so"
+# An outsider who holds only the public root key (a found stick shows it) sends real first
+# handshake messages under every psk it can derive from it: HQ answers none with its second
+# message, so its certificate stays hidden and no handshake completes.
+if [ -x "$ATTACK" ]; then
+	root=$(sqlite3 "$HQ/zila.db" "SELECT v FROM zila_meta WHERE k = 'trust.org_pk'")
+	"$ATTACK" --to "127.0.0.1:$HQP" --from 127.0.0.9 --spread 8 --seconds 3 --conns 4 --rate 20 msg1 --root "$root" >"$T/msg1.out" 2>&1
+	most=$(sed -n 's/.*most_received=\([0-9]*\).*/\1/p' "$T/msg1.out")
+	# (a version-1 message is answered with the 16 bytes "update zila (v2)", no more)
+	[ -n "$most" ] && [ "$most" -le 16 ] && ok "hq answers no handshake keyed from the root key ($most bytes at most)" ||
+		bad "hq answered the outsider: $(cat "$T/msg1.out")"
+else
+	bad "no $ATTACK (make build/tools/zila_attack)"
+fi
 # An old zila's first message (handshake version 1): refused, and told in text.
 python3 - "$HQP" >"$T/v1" 2>&1 <<'EOF'
 import os, socket, sys
