@@ -47,10 +47,11 @@ static const char usage[] =
 	"                     Hello twice (hello), sends nothing (idle, N connections held), sends\n"
 	"                     a 1 MiB frame of noise (bigframe) or announces a 2 GiB frame\n"
 	"                     (oversize); again and again\n"
-	"  beacons (--root HEX | --secret HEX) --count N [--port P] [--spoof IPV4]\n"
+	"  beacons (--root HEX | --secret-file F) --count N [--port P] [--spoof IPV4]\n"
 	"                     forges LAN beacons with the organisation's public root key (an\n"
 	"                     outsider's knowledge, keyed as zila did before organisation secrets)\n"
-	"                     or with its secret (an enrolled laptop's own tool): N made-up\n"
+	"                     or with its secret, read from F (an enrolled laptop's org.secret:\n"
+	"                     that laptop's own tool): N made-up\n"
 	"                     devices, each naming TCP port P+i\n"
 	"                     (default 20000), sent by UDP to --to once a second each; --spoof\n"
 	"                     sends them with that source address (a raw socket: root)\n"
@@ -793,9 +794,17 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--root") == 0) {
 			if (strlen(val) != 64 || zila_hex_decode(opt.root, 32, val, 64) != 0)
 				return die_usage("--root is not 64 hex digits", val);
-		} else if (strcmp(a, "--secret") == 0) {
-			if (strlen(val) != 64 || zila_hex_decode(opt.secret, 32, val, 64) != 0)
-				return die_usage("--secret is not 64 hex digits", val);
+		} else if (strcmp(a, "--secret-file") == 0) {
+			/* DIR/org.secret of an enrolled replica: "ZILASEC1" and 32 bytes */
+			FILE *sf = fopen(val, "rb");
+			uint8_t sb[41];
+			size_t sn = sf ? fread(sb, 1, sizeof(sb), sf) : 0;
+			if (sf)
+				fclose(sf);
+			if (sn != 40 || memcmp(sb, "ZILASEC1", 8) != 0)
+				return die_usage("--secret-file is not an organisation secret file", val);
+			memcpy(opt.secret, sb + 8, 32);
+			sodium_memzero(sb, sizeof(sb));
 			opt.has_secret = true;
 		} else if (strcmp(a, "--count") == 0 && parse_u64(val, 1, 60000, &v)) {
 			opt.count = (unsigned)v;
@@ -847,7 +856,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "beacons") == 0) {
 		opt.mode = M_BEACONS;
 		if (opt.count == 0 || (sodium_is_zero(opt.root, 32) && !opt.has_secret))
-			return die_usage("beacons needs --root or --secret, and --count", NULL);
+			return die_usage("beacons needs --root or --secret-file, and --count", NULL);
 		if (opt.port + opt.count > 65536)
 			return die_usage("--port plus --count passes 65535", NULL);
 	} else {

@@ -47,7 +47,6 @@ sleep 1
 grep -q "127.0.0.1:$FP\|found device" "$T/lap.log" && bad "the laptop acted on the outsider's beacons: $(grep -m1 -e "found device" -e ":$FP" "$T/lap.log")" ||
 	ok "nobody was dialled for them ($(cat "$T/outsider.out"))"
 # From here on an enrolled laptop's tool, which holds the organisation secret.
-secret=$(od -An -tx1 -j8 -N32 "$HQ/org.secret" | tr -d ' \n')
 # A beacon whose source is on none of the laptop's networks (198.51.100.7, TEST-NET-2, forged:
 # a datagram's source costs nothing to forge) is ignored: nobody is dialled there.
 if [ "$(id -u)" != 0 ]; then
@@ -55,7 +54,7 @@ if [ "$(id -u)" != 0 ]; then
 elif ip -4 addr 2>/dev/null | grep -q " 198\.51\.100\."; then
 	echo "# skipped the forged source: this host is on 198.51.100.0/24"
 else
-	"$ATTACK" --to "127.0.0.1:$UP" --seconds 3 beacons --secret "$secret" --count 5 --port "$FP" --spoof 198.51.100.7 \
+	"$ATTACK" --to "127.0.0.1:$UP" --seconds 3 beacons --secret-file "$L/org.secret" --count 5 --port "$FP" --spoof 198.51.100.7 \
 		>"$T/spoof.out" 2>&1 || bad "zila_attack --spoof failed: $(cat "$T/spoof.out")"
 	sleep 1
 	if "$ZILA" -d "$L" peers --json | grep -q "198\.51\.100\.7" || grep -q "198\.51\.100\.7" "$T/lap.log"; then
@@ -64,7 +63,7 @@ else
 		ok "a beacon from a source on none of the laptop's networks is ignored ($(cat "$T/spoof.out"))"
 	fi
 fi
-"$ATTACK" --to "127.0.0.1:$UP" --from 127.0.0.1 --seconds "$SECS" beacons --secret "$secret" --count "$FAKES" \
+"$ATTACK" --to "127.0.0.1:$UP" --from 127.0.0.1 --seconds "$SECS" beacons --secret-file "$L/org.secret" --count "$FAKES" \
 	--port "$FP" >"$T/attack.out" 2>&1 &
 apid=$!
 most=0
