@@ -566,7 +566,7 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 {
 	int r;
 	struct zila_cert_file f;
-	uint8_t have[32];
+	uint8_t have[32], secret[ZILA_ORG_SECRET_LEN];
 	char hex[65];
 	struct zila_buf b;
 	zila_buf_init(&b, 2 * ZILA_CERT_LEN);
@@ -592,6 +592,15 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 		r = zila_error_set(err, ZILA_ECERT, "the certificate is from another organisation");
 		goto out;
 	}
+	/* The secret is opened before anything is kept: a file whose box its issuer did not
+	 * make for this device installs nothing. */
+	if (f.has_secret_box &&
+	    zila_org_secret_unbox(f.secret_box, f.cert.issuer_pk, zila_store_device_sk(s), secret) != 0) {
+		r = zila_error_set(err, ZILA_EAUTH,
+				   "the organisation secret in the certificate file was not sealed to this device by its "
+				   "issuer: ask HQ for the file again; nothing was installed");
+		goto out;
+	}
 	zila_hex_encode(hex, f.root_pk, 32);
 	if ((r = zila_store_meta_set(s, ZILA_META_ORG_PK, hex)) != 0 ||
 	    (f.org_name[0] && (r = zila_store_meta_set(s, ZILA_META_ORG_NAME, f.org_name)) != 0))
@@ -603,17 +612,10 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 		zila_buf_reset(&b);
 	}
 	if (f.has_secret_box) {
-		uint8_t secret[ZILA_ORG_SECRET_LEN], held[ZILA_ORG_SECRET_LEN];
-		if ((r = zila_org_secret_unbox(f.secret_box, f.cert.issuer_pk, zila_store_device_sk(s), secret)) != 0) {
-			r = zila_error_set(err, ZILA_EAUTH,
-					   "the organisation secret in the certificate file was not sealed to this device by "
-					   "its issuer: ask HQ for the file again");
-			goto out;
-		}
+		uint8_t held[ZILA_ORG_SECRET_LEN];
 		int h = zila_trust_org_secret(s, held);
 		bool same = h == 0 && sodium_memcmp(held, secret, sizeof(secret)) == 0;
 		r = same ? 0 : secret_keep(s, secret, h != ZILA_ENOTFOUND, err);
-		sodium_memzero(secret, sizeof(secret));
 		sodium_memzero(held, sizeof(held));
 		if (r != 0) {
 			char why[sizeof(err->msg)];
@@ -632,6 +634,7 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 dberr:
 	zila_error_set(err, r, "cannot keep the certificate: %s", zila_strerror(r));
 out:
+	sodium_memzero(secret, sizeof(secret));
 	zila_buf_release(&b);
 	return r;
 }

@@ -1715,6 +1715,85 @@ static void test_bundle_encrypted(void **state)
 	replica_close(&old);
 }
 
+/* The certificate file's section with the boxed organisation secret: only the device opens
+ * it, only its issuer can have made it, and the codec takes exactly one encoding. */
+static void test_cert_file_secret(void **state)
+{
+	(void)state;
+	struct replica hq, lap, other;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&hq, "hq-cfs");
+	replica_open(&lap, "lap-cfs");
+	replica_open(&other, "other-cfs");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pw", 2, &zila_pwcost_min, NOW, &err), 0);
+	struct zila_buf file, b;
+	zila_buf_init(&file, 4096);
+	zila_buf_init(&b, 4096);
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(lap.s), "lap", ZILA_ROLE_DISTRICT, "d-1", NOW, 365,
+					  &file, &err), 0);
+	struct zila_cert_file f;
+	assert_int_equal(zila_cert_file_decode(zila_buf_view(&file), NOW, &f), 0);
+	assert_true(f.has_secret_box);
+	assert_int_equal(file.len, 8 + 32 + 1 + strlen(f.org_name) + 1 + 2 * ZILA_CERT_LEN + 3 + ZILA_ORG_SECRET_BOX_LEN);
+	/* Encoding gives the same bytes back. */
+	assert_int_equal(zila_cert_file_encode(&f, &b), 0);
+	assert_int_equal(b.len, file.len);
+	assert_memory_equal(b.p, file.p, file.len);
+	/* The secret opens for the device, by the issuer's key only, and is HQ's. */
+	uint8_t secret[ZILA_ORG_SECRET_LEN], hq_secret[ZILA_ORG_SECRET_LEN];
+	assert_int_equal(zila_org_secret_unbox(f.secret_box, f.cert.issuer_pk, zila_store_device_sk(lap.s), secret), 0);
+	assert_int_equal(zila_trust_org_secret(hq.s, hq_secret), 0);
+	assert_memory_equal(secret, hq_secret, 32);
+	assert_int_equal(zila_org_secret_unbox(f.secret_box, f.cert.issuer_pk, zila_store_device_sk(other.s), secret),
+			 ZILA_EAUTH);
+	assert_int_equal(zila_org_secret_unbox(f.secret_box, zila_store_device_pk(other.s), zila_store_device_sk(lap.s),
+					       secret), ZILA_EAUTH);
+	/* A box someone else made for the device (a stick altered on the way) is refused. */
+	uint8_t planted[ZILA_ORG_SECRET_LEN];
+	memset(planted, 0x5a, sizeof(planted));
+	struct zila_cert_file g = f;
+	assert_int_equal(zila_org_secret_box(planted, zila_store_device_sk(other.s), zila_store_device_pk(lap.s),
+					     g.secret_box), 0);
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_file_encode(&g, &b), 0);
+	zila_error_clear(&err);
+	assert_int_equal(zila_trust_install_cert(lap.s, zila_buf_view(&b), NOW, &err), ZILA_EAUTH);
+	assert_int_equal(zila_trust_org_secret(lap.s, secret), ZILA_ENOTFOUND);
+	/* A flipped byte of the box, likewise. */
+	zila_buf_reset(&b);
+	assert_int_equal(zila_buf_put(&b, file.p, file.len), 0);
+	b.p[b.len - 1] ^= 1;
+	assert_int_equal(zila_trust_install_cert(lap.s, zila_buf_view(&b), NOW, &err), ZILA_EAUTH);
+	/* Unknown, repeated, short and long sections are not a certificate file. */
+	size_t base = file.len - 3 - ZILA_ORG_SECRET_BOX_LEN;
+	zila_buf_reset(&b);
+	assert_int_equal(zila_buf_put(&b, file.p, file.len), 0);
+	b.p[base] = 2;
+	assert_int_equal(zila_cert_file_decode(zila_buf_view(&b), NOW, &f), ZILA_EFORMAT);
+	b.p[base] = 1;
+	b.p[base + 2] = ZILA_ORG_SECRET_BOX_LEN - 1;
+	assert_int_not_equal(zila_cert_file_decode(zila_buf_view(&b), NOW, &f), 0);
+	b.p[base + 2] = ZILA_ORG_SECRET_BOX_LEN;
+	assert_int_equal(zila_buf_put(&b, file.p + base, 3 + ZILA_ORG_SECRET_BOX_LEN), 0);
+	assert_int_equal(zila_cert_file_decode(zila_buf_view(&b), NOW, &f), ZILA_EFORMAT);
+	assert_int_not_equal(zila_cert_file_decode(zila_view_make(file.p, file.len - 1), NOW, &f), 0);
+	/* A file without the section (an older HQ's) installs, and leaves no secret. */
+	assert_int_equal(zila_cert_file_decode(zila_view_make(file.p, base), NOW, &f), 0);
+	assert_false(f.has_secret_box);
+	assert_int_equal(zila_trust_install_cert(lap.s, zila_view_make(file.p, base), NOW, &err), 0);
+	assert_int_equal(zila_trust_org_secret(lap.s, secret), ZILA_ENOTFOUND);
+	/* The whole file installs, and keeps the secret. */
+	assert_int_equal(zila_trust_install_cert(lap.s, zila_buf_view(&file), NOW, &err), 0);
+	assert_int_equal(zila_trust_org_secret(lap.s, secret), 0);
+	assert_memory_equal(secret, hq_secret, 32);
+	zila_buf_release(&file);
+	zila_buf_release(&b);
+	replica_close(&hq);
+	replica_close(&lap);
+	replica_close(&other);
+}
+
 static void test_join_and_member_handshakes(void **state)
 {
 	(void)state;
@@ -1881,6 +1960,7 @@ int main(void)
 		cmocka_unit_test(test_invites),
 		cmocka_unit_test(test_root_key_is_no_key),
 		cmocka_unit_test(test_bundle_encrypted),
+		cmocka_unit_test(test_cert_file_secret),
 		cmocka_unit_test(test_join_and_member_handshakes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
