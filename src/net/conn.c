@@ -630,8 +630,17 @@ static int init_initiator_channel(struct conn *c)
 static int responder_psk(void *ctx, uint8_t mode, const uint8_t invite_id[ZILA_INVITE_ID_LEN], uint8_t psk[32])
 {
 	struct conn *c = ctx;
+	const struct net_identity *id = &c->cs->env->id;
 	memcpy(c->invite_id, invite_id, ZILA_INVITE_ID_LEN);
 	c->mode = mode;
+	/* Members: the key read from the organisation secret when the identity was read, so
+	 * that an unauthenticated first message costs no file read. */
+	if (mode == ZILA_CHANNEL_MEMBER) {
+		if (!id->enrolled)
+			return ZILA_ENOTENROLLED;
+		memcpy(psk, id->psk, 32);
+		return 0;
+	}
 	return zila_channel_psk_replica(c->cs->env->trust, mode, invite_id, psk);
 }
 

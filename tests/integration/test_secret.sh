@@ -34,6 +34,8 @@ strings "$T/.cert" | grep -q "$(od -An -tx1 -j8 -N6 "$HQ/org.secret" | tr -d ' \
 	bad "the certificate file shows the secret" || ok "the certificate file does not show the secret"
 # "old" was enrolled before secrets existed: it holds the root key and its certificate only.
 rm "$O/org.secret"
+"$ZILA" -d "$O" whoami >"$T/who" 2>&1
+has "$T/who" "enrol it again" "whoami on a laptop without the secret says to enrol it again"
 
 for d in "$A" "$B" "$C"; do
 	"$ZILA" -d "$d" vector >"$T/v.vec" && "$ZILA" -d "$HQ" bundle create "$T/cat.bndl" --for "$T/v.vec" >/dev/null &&
