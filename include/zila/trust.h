@@ -140,8 +140,37 @@ void zila_invite_id(const struct zila_invite *inv, uint8_t id[ZILA_INVITE_ID_LEN
 /* The handshake pre-shared key for enrolling with this invite. */
 void zila_invite_psk(const struct zila_invite *inv, uint8_t psk[32]);
 
-/* The handshake pre-shared key of an organisation's members. */
-void zila_org_psk(const uint8_t root_pk[32], uint8_t psk[32]);
+/* --- the organisation secret ------------------------------------------------------ */
+
+/* 32 random bytes made at `zila org init` that only enrolled devices hold (DIR/org.secret,
+ * 0600). Every key that keeps outsiders out derives from it (crypto_kdf, context
+ * "zila-org"): never from the root's public key, which bundles carry in clear. */
+#define ZILA_ORG_SECRET_LEN 32
+#define ZILA_ORG_SECRET_FILE "org.secret"
+#define ZILA_ORG_SECRET_BOX_LEN 72 /* nonce (24) || crypto_box of the secret (32 + 16) */
+
+/* What a device enrolled before organisation secrets existed is told (daemon log, status,
+ * sync, bundles): it exchanges nothing until it is enrolled again. */
+#define ZILA_NO_SECRET_MSG                                                                              \
+	"this device was enrolled before organisation secrets existed and holds none, so it syncs with "   \
+	"nobody: enrol it again (its data stays): 'zila join --hq HOST:PORT' with a new invite code from " \
+	"HQ, or 'zila enrol request' and 'zila enrol install' by USB stick"
+
+/* The handshake pre-shared key of an organisation's members (subkey 1). */
+void zila_org_psk(const uint8_t secret[ZILA_ORG_SECRET_LEN], uint8_t psk[32]);
+/* The LAN beacon key (subkey 2). */
+void zila_org_beacon_key(const uint8_t secret[ZILA_ORG_SECRET_LEN], uint8_t key[32]);
+/* The key of bundles for any enrolled device (subkey 3). */
+void zila_org_bundle_key(const uint8_t secret[ZILA_ORG_SECRET_LEN], uint8_t key[32]);
+/* Boxes the secret for device_pk from the issuer (crypto_box over the X25519 forms of their
+ * Ed25519 keys, random nonce): only that device can open it, and only the issuer can have
+ * made it. 0 or ZILA_EINVAL (a key with no X25519 form). */
+int zila_org_secret_box(const uint8_t secret[ZILA_ORG_SECRET_LEN], const uint8_t issuer_sk[64],
+			const uint8_t device_pk[32], uint8_t box[ZILA_ORG_SECRET_BOX_LEN]) ZILA_MUST_CHECK;
+/* Opens a box made by zila_org_secret_box; ZILA_EAUTH when it is not the issuer's for this
+ * device (secret is then zeroed). */
+int zila_org_secret_unbox(const uint8_t box[ZILA_ORG_SECRET_BOX_LEN], const uint8_t issuer_pk[32],
+			  const uint8_t device_sk[64], uint8_t secret[ZILA_ORG_SECRET_LEN]) ZILA_MUST_CHECK;
 
 /* --- enrolment requests ----------------------------------------------------------- */
 
@@ -172,6 +201,10 @@ struct zila_cert_file {
 	 * the installer verifies them as trust records. */
 	size_t nrevocations;
 	struct zila_view revocations[ZILA_CERT_FILE_REVOCATIONS];
+	/* The organisation secret boxed to cert's device by cert's issuer (a section after the
+	 * certificates, proto/TRUST.md): zila_org_secret_unbox with cert.issuer_pk. */
+	bool has_secret_box;
+	uint8_t secret_box[ZILA_ORG_SECRET_BOX_LEN];
 };
 int zila_cert_file_encode(const struct zila_cert_file *f, struct zila_buf *out) ZILA_MUST_CHECK;
 /* Parses and checks that cert (and issuer) verify against root_pk at now. */
@@ -205,6 +238,19 @@ int zila_org_key_unlock(const char *path, const char *pass, size_t pass_len, uin
 #define ZILA_META_JOIN_CODE "trust.join_code"
 #define ZILA_META_JOIN_HQ "trust.join_hq"
 #define ZILA_META_INVITE_PREFIX "trust.invite."
+#define ZILA_META_ORG_SECRET_MADE "trust.org_secret_made" /* at the root's HQ: the secret was made */
+
+/* The organisation secret this device holds (DIR/org.secret). At the HQ that holds the root
+ * key file (org.key) and a certificate from the root, a missing secret is made once (so an
+ * HQ set up before secrets existed gets one; one that lost the file after making it gets
+ * ZILA_ENOTFOUND and restores it from a backup). ZILA_ENOTFOUND when this device has none:
+ * it was enrolled before secrets existed and must be enrolled again (README, "Security"). */
+int zila_trust_org_secret(struct zila_store *s, uint8_t secret[ZILA_ORG_SECRET_LEN]) ZILA_MUST_CHECK;
+/* A device made an HQ by the root key (zila org add-hq) takes the organisation secret kept
+ * beside the root key file key_file (org.secret, backed up with org.key), unless it holds
+ * one. It never makes one of its own: ZILA_ENOTFOUND (err says what to copy where) when
+ * there is none to take. */
+int zila_trust_org_secret_adopt(struct zila_store *s, const char *key_file, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* Whether the replica belongs to an organisation; root_pk (may be NULL) gets its key. */
 int zila_trust_org(struct zila_store *s, uint8_t root_pk[32]) ZILA_MUST_CHECK;
@@ -245,11 +291,13 @@ int zila_trust_org_init(struct zila_store *s, const char *name, const char *pass
 			const struct zila_pwcost *cost, uint64_t now, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* Issues a certificate for device_pk, signed by this HQ device (delegated by the root), and
- * keeps it. valid_days from now. The encoded certificate file goes to out when not NULL. */
+ * keeps it. valid_days from now. The encoded certificate file goes to out when not NULL,
+ * with the organisation secret boxed to the device. */
 int zila_trust_issue(struct zila_store *s, const uint8_t device_pk[32], const char *name, int role,
 		     const char *district, uint64_t now, uint32_t valid_days, struct zila_buf *file_out,
 		     struct zila_error *err) ZILA_MUST_CHECK;
-/* Installs a certificate file on this device: it must name this device's key. */
+/* Installs a certificate file on this device: it must name this device's key. The
+ * organisation secret it carries is opened and kept in DIR/org.secret (0600). */
 int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_t now,
 			    struct zila_error *err) ZILA_MUST_CHECK;
 /* Signs and keeps a revocation of device_pk naming, per feed of that device, the last

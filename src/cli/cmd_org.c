@@ -74,6 +74,10 @@ static int root_act(struct cli *cli, const char *device, const char *key_file, c
 			cli_err("cannot make this device an HQ: %s", zila_error_msg(&err, r));
 			goto out;
 		}
+		if ((r = zila_trust_org_secret_adopt(s, key_file, &err)) != 0) {
+			cli_err("this device is an HQ now, but %s", zila_error_msg(&err, r));
+			goto out;
+		}
 		zila_device_id(zila_store_device_pk(s), id);
 		if (cli->json)
 			printf("{\"hq\":\"%s\"}\n", id);

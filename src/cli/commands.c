@@ -55,7 +55,7 @@ const struct cli_command cli_commands[] = {
 	  "zila conflicts relink TABLE:ID COLUMN=VALUE\nzila conflicts drop TABLE:ID", 0 },
 	{ "duplicates", cmd_duplicates, "list rows parked by a UNIQUE collision; merge one into the row holding the slot",
 	  "zila duplicates\nzila duplicates merge TABLE:ID [--into ID]", 0 },
-	{ "bundle", cmd_bundle, "carry changes by file: create a bundle or apply one",
+	{ "bundle", cmd_bundle, "carry changes by file, encrypted to the receiver (--for) or to the organisation's enrolled devices",
 	  "zila bundle create FILE [--for VECTORFILE | --all]\nzila bundle apply FILE", 0 },
 	{ "import", cmd_import, "create or update rows of a table from a CSV file", "zila [-d DIR] import FILE.csv --table TABLE [--map HEADER=COLUMN]... [--dry-run] [--skip-bad REJECTS.csv] [--delimiter C] [-q]", 0 },
 	{ "export", cmd_export, "write a table as CSV (for Excel) or JSON", "zila [-d DIR] export --table TABLE [--district ID] [--format csv|json] [-o FILE] [--no-bom]", 0 },
@@ -66,7 +66,7 @@ const struct cli_command cli_commands[] = {
 	  "zila catalogue add district NAME --state STATE [--code C] [--local NAME] [--id ID]\n"
 	  "zila catalogue add post NAME --level LEVEL [--rank N] [--local NAME] [--id ID]", 0 },
 	{ "invite", cmd_invite, "make a one-time code for a laptop to join (HQ); the district by name, code or id", "zila invite --district NAME [--role district|block] [--expires 7d]", 0 },
-	{ "join", cmd_join, "enrol a laptop with an invite code: dial HQ, get the certificate", "zila join --hq HOST:PORT [--name NAME] [--timeout SECS]     (asks for the code)\nzila join - --hq HOST:PORT [--name NAME] [--timeout SECS]   (reads the code from stdin)", 0 },
+	{ "join", cmd_join, "enrol a laptop with an invite code (or again, one enrolled before organisation secrets): dial HQ, get the certificate and the organisation secret", "zila join --hq HOST:PORT [--name NAME] [--timeout SECS]     (asks for the code)\nzila join - --hq HOST:PORT [--name NAME] [--timeout SECS]   (reads the code from stdin)", 0 },
 	{ "enrol", cmd_enrol, "enrol by USB: request (laptop), sign (HQ), install (laptop); reissue after an HQ is revoked", "zila enrol request FILE [--name NAME]\nzila enrol sign REQUEST CERT [--district NAME] [--role district|block] [--days N]\nzila enrol install CERT\nzila enrol reissue DEVICE [CERT]", 0 },
 	{ "devices", cmd_devices, "list enrolled devices, roles, scopes, expiry, issuers, revocations", "zila devices", CLI_STORE | CLI_TRUST },
 	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami", CLI_STORE | CLI_TRUST },

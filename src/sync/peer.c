@@ -65,15 +65,19 @@ int zila_channel_check_member(void *ctx, const struct zila_channel_peer *peer, s
 int zila_channel_psk_replica(void *ctx, uint8_t mode, const uint8_t invite_id[ZILA_INVITE_ID_LEN], uint8_t psk[32])
 {
 	struct zila_trust_ctx *t = ctx;
-	uint8_t root_pk[32];
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
 	int r;
 	if (mode == ZILA_CHANNEL_JOIN)
 		return zila_trust_invite_psk(t->s, invite_id, zila_trust_now(t), psk);
 	if (mode != ZILA_CHANNEL_MEMBER)
 		return ZILA_EPROTO;
-	if ((r = zila_trust_org(t->s, root_pk)) != 0)
+	if ((r = zila_trust_org(t->s, NULL)) != 0)
 		return ZILA_ENOTENROLLED;
-	zila_org_psk(root_pk, psk);
+	/* From the secret only members hold: the root's public key is no key. */
+	if ((r = zila_trust_org_secret(t->s, secret)) != 0)
+		return ZILA_ENOTENROLLED;
+	zila_org_psk(secret, psk);
+	sodium_memzero(secret, sizeof(secret));
 	return 0;
 }
 

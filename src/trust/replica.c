@@ -11,6 +11,7 @@
 
 #include "zila/clock.h"
 #include "zila/log.h"
+#include "zila/os.h"
 
 #define HQ_VALID_DAYS 3650
 #define DAY 86400ull
@@ -437,6 +438,129 @@ bool zila_trust_own_cert_warning(struct zila_store *s, uint64_t t, char *msg, si
 
 static int adopt_register(struct zila_store *s, uint64_t now);
 
+/* --- the organisation secret (DIR/org.secret: "ZILASEC1" || 32 bytes, 0600) ------------ */
+
+#define SECRET_MAGIC "ZILASEC1"
+#define SECRET_FILE_LEN (8 + ZILA_ORG_SECRET_LEN)
+
+static void secret_path(struct zila_store *s, char *path, size_t n)
+{
+	snprintf(path, n, "%s/%s", zila_store_dir(s), ZILA_ORG_SECRET_FILE);
+}
+
+/* Writes the secret file; replace: over one that is there (a certificate file that brings
+ * the secret to a device that had another, e.g. a replica restored from a backup). */
+static int secret_keep(struct zila_store *s, const uint8_t secret[ZILA_ORG_SECRET_LEN], bool replace,
+		       struct zila_error *err)
+{
+	char path[4096];
+	uint8_t b[SECRET_FILE_LEN];
+	secret_path(s, path, sizeof(path));
+	memcpy(b, SECRET_MAGIC, 8);
+	memcpy(b + 8, secret, ZILA_ORG_SECRET_LEN);
+	int r = replace ? zila_os_write_atomic(path, b, sizeof(b), 0600, err) : zila_os_write_new(path, b, sizeof(b), 0600, err);
+	sodium_memzero(b, sizeof(b));
+	return r;
+}
+
+/* Whether this device is the HQ that holds the root key file, which makes the secret. */
+static bool root_hq(struct zila_store *s)
+{
+	uint8_t root_pk[32];
+	struct zila_cert own;
+	char path[4096];
+	struct zila_buf b;
+	if (zila_trust_org(s, root_pk) != 0 || zila_trust_cert_get(s, zila_store_device_pk(s), &own) != 0)
+		return false;
+	if (own.role != ZILA_ROLE_HQ || !own.scope_all || sodium_memcmp(own.issuer_pk, root_pk, 32) != 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", zila_store_dir(s), ZILA_ORG_KEY_FILE);
+	zila_buf_init(&b, 4096);
+	int r = zila_os_read_file(path, 4096, &b, NULL, NULL);
+	zila_buf_release(&b);
+	return r == 0;
+}
+
+int zila_trust_org_secret(struct zila_store *s, uint8_t secret[ZILA_ORG_SECRET_LEN])
+{
+	char path[4096];
+	struct zila_buf b;
+	int r;
+	memset(secret, 0, ZILA_ORG_SECRET_LEN);
+	secret_path(s, path, sizeof(path));
+	for (int attempt = 0; attempt < 2; attempt++) {
+		zila_buf_init(&b, SECRET_FILE_LEN);
+		r = zila_os_read_file(path, SECRET_FILE_LEN, &b, NULL, NULL);
+		if (r == 0 && (b.len != SECRET_FILE_LEN || memcmp(b.p, SECRET_MAGIC, 8) != 0))
+			r = ZILA_EFORMAT;
+		if (r == 0)
+			memcpy(secret, b.p + 8, ZILA_ORG_SECRET_LEN);
+		sodium_memzero(b.p, b.len);
+		zila_buf_release(&b);
+		if (r != ZILA_ENOTFOUND || attempt > 0 || !root_hq(s))
+			break;
+		/* An HQ made before organisation secrets existed gets one now; every laptop it
+		 * enrolled before must be enrolled again to hold it. An HQ that made one and lost
+		 * the file does not make another, which would cut off every laptop: it is restored
+		 * from a backup (the replica remembers that one was made). */
+		char *made = NULL;
+		int m = zila_store_meta_get(s, ZILA_META_ORG_SECRET_MADE, &made);
+		free(made);
+		if (m != ZILA_ENOTFOUND) {
+			r = m == 0 ? ZILA_ENOTFOUND : m;
+			break;
+		}
+		uint8_t fresh[ZILA_ORG_SECRET_LEN];
+		randombytes_buf(fresh, sizeof(fresh));
+		r = secret_keep(s, fresh, false, NULL);
+		sodium_memzero(fresh, sizeof(fresh));
+		if (r == 0)
+			r = zila_store_meta_set(s, ZILA_META_ORG_SECRET_MADE, "1");
+		if (r != 0 && r != ZILA_EEXIST)
+			break; /* else read what another process made */
+	}
+	return r;
+}
+
+int zila_trust_org_secret_adopt(struct zila_store *s, const char *key_file, struct zila_error *err)
+{
+	char own[4096], path[4096];
+	struct zila_buf b;
+	int r;
+	secret_path(s, own, sizeof(own));
+	zila_buf_init(&b, SECRET_FILE_LEN);
+	r = zila_os_read_file(own, SECRET_FILE_LEN, &b, NULL, NULL);
+	zila_buf_release(&b);
+	/* from here on this device never makes a secret of its own: that would split it from
+	 * every laptop of the organisation */
+	if (zila_store_meta_set(s, ZILA_META_ORG_SECRET_MADE, "1") != 0)
+		return zila_error_set(err, ZILA_EDB, "cannot record the organisation secret");
+	if (r == 0)
+		return 0; /* it has one (an HQ renewing its own certificate) */
+	const char *slash = strrchr(key_file, '/');
+	if (slash == NULL)
+		snprintf(path, sizeof(path), "%s", ZILA_ORG_SECRET_FILE);
+	else
+		snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - key_file), key_file, ZILA_ORG_SECRET_FILE);
+	zila_buf_init(&b, SECRET_FILE_LEN);
+	r = zila_os_read_file(path, SECRET_FILE_LEN, &b, NULL, NULL);
+	if (r == 0 && (b.len != SECRET_FILE_LEN || memcmp(b.p, SECRET_MAGIC, 8) != 0))
+		r = ZILA_EFORMAT;
+	if (r == 0)
+		r = secret_keep(s, b.p + 8, false, err);
+	else if (r == ZILA_ENOTFOUND)
+		zila_error_set(err, r,
+			       "there is no organisation secret beside the root key ('%s'): copy the organisation's "
+			       "'%s' (backed up with '%s') to '%s'; until then this HQ can neither sync nor enrol",
+			       path, ZILA_ORG_SECRET_FILE, ZILA_ORG_KEY_FILE, own);
+	else
+		zila_error_set(err, r, "cannot read the organisation secret '%s': %s", path, zila_strerror(r));
+	if (b.p != NULL)
+		sodium_memzero(b.p, b.len);
+	zila_buf_release(&b);
+	return r;
+}
+
 /* This device's HQ certificate, which lets it issue certificates for the root. */
 static int own_hq_cert(struct zila_store *s, uint8_t root_pk[32], struct zila_cert *own, uint64_t now,
 		       struct zila_error *err)
@@ -496,7 +620,14 @@ int zila_trust_org_init(struct zila_store *s, const char *name, const char *pass
 		zila_error_set(err, r, "cannot record the organisation: %s", zila_strerror(r));
 		goto out;
 	}
-	r = 0;
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
+	r = zila_trust_org_secret(s, secret); /* made now: this is the root's HQ */
+	sodium_memzero(secret, sizeof(secret));
+	if (r != 0) {
+		zila_error_set(err, r, "cannot make the organisation secret '%s/%s': %s", zila_store_dir(s),
+			       ZILA_ORG_SECRET_FILE, zila_strerror(r));
+		goto out;
+	}
 out:
 	sodium_free(root_sk);
 	zila_buf_release(&b);
@@ -614,9 +745,25 @@ static int write_file(struct zila_store *s, const uint8_t root_pk[32], struct zi
 		memcpy(f->root_pk, root_pk, 32);
 		r = org_name(s, f->org_name);
 	}
-	r = r ? r : zila_cert_file_encode(f, file_out);
-	if (r != 0)
-		zila_error_set(err, r, "cannot encode the certificate file: %s", zila_strerror(r));
+	/* the organisation secret, boxed by this issuer to the certificate's device */
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
+	int rs = r ? r : zila_trust_org_secret(s, secret);
+	if (rs == 0)
+		rs = zila_org_secret_box(secret, zila_store_device_sk(s), f->cert.device_pk, f->secret_box);
+	sodium_memzero(secret, sizeof(secret));
+	f->has_secret_box = rs == 0;
+	if (r == 0 && rs == ZILA_ENOTFOUND) {
+		r = zila_error_set(err, rs,
+				   "this HQ device holds no organisation secret to give: '%s/%s' is missing; restore "
+				   "it from the backup kept with '%s' (a new one would cut off every enrolled laptop)",
+				   zila_store_dir(s), ZILA_ORG_SECRET_FILE, ZILA_ORG_KEY_FILE);
+	} else if (r == 0 && rs != 0) {
+		r = zila_error_set(err, rs, "cannot give the organisation secret: %s", zila_strerror(rs));
+	} else {
+		r = r ? r : zila_cert_file_encode(f, file_out);
+		if (r != 0)
+			zila_error_set(err, r, "cannot encode the certificate file: %s", zila_strerror(r));
+	}
 	f->nrevocations = 0;
 	zila_buf_release(&revs);
 	free(w);
@@ -680,7 +827,7 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 {
 	int r;
 	struct zila_cert_file f;
-	uint8_t have[32];
+	uint8_t have[32], secret[ZILA_ORG_SECRET_LEN];
 	char hex[65];
 	struct zila_buf b;
 	zila_buf_init(&b, 2 * ZILA_CERT_LEN);
@@ -706,6 +853,15 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 		r = zila_error_set(err, ZILA_ECERT, "the certificate is from another organisation");
 		goto out;
 	}
+	/* The secret is opened before anything is kept: a file whose box its issuer did not
+	 * make for this device installs nothing. */
+	if (f.has_secret_box &&
+	    zila_org_secret_unbox(f.secret_box, f.cert.issuer_pk, zila_store_device_sk(s), secret) != 0) {
+		r = zila_error_set(err, ZILA_EAUTH,
+				   "the organisation secret in the certificate file was not sealed to this device by its "
+				   "issuer: ask HQ for the file again; nothing was installed");
+		goto out;
+	}
 	zila_hex_encode(hex, f.root_pk, 32);
 	if ((r = zila_store_meta_set(s, ZILA_META_ORG_PK, hex)) != 0 ||
 	    (f.org_name[0] && (r = zila_store_meta_set(s, ZILA_META_ORG_NAME, f.org_name)) != 0))
@@ -715,6 +871,19 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 		    (r = put_record(s, ZILA_TRUST_CERT, f.issuer.device_pk, zila_buf_view(&b))) != 0)
 			goto dberr;
 		zila_buf_reset(&b);
+	}
+	if (f.has_secret_box) {
+		uint8_t held[ZILA_ORG_SECRET_LEN];
+		int h = zila_trust_org_secret(s, held);
+		bool same = h == 0 && sodium_memcmp(held, secret, sizeof(secret)) == 0;
+		r = same ? 0 : secret_keep(s, secret, h != ZILA_ENOTFOUND, err);
+		sodium_memzero(held, sizeof(held));
+		if (r != 0) {
+			char why[sizeof(err->msg)];
+			snprintf(why, sizeof(why), "%s", zila_error_msg(err, r));
+			r = zila_error_set(err, r, "cannot keep the organisation secret: %s", why);
+			goto out;
+		}
 	}
 	/* HQ signed the certificate an hour after its not_before: a time HQ had reached. */
 	if ((r = zila_cert_encode(&f.cert, &b)) != 0 ||
@@ -743,6 +912,7 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 dberr:
 	zila_error_set(err, r, "cannot keep the certificate: %s", zila_strerror(r));
 out:
+	sodium_memzero(secret, sizeof(secret));
 	zila_buf_release(&b);
 	return r;
 }

@@ -40,6 +40,13 @@ sqlite3 a/zila.db "INSERT INTO people(id, district_id, name, phone) VALUES ('a1'
 
 # HQ's laptop is stolen. A new laptop becomes HQ with the root key and clones the old HQ.
 expect 0 "org add-hq with the root key" -- "$ZILA" -d n org add-hq --org-key hq/org.key --passphrase-file pass --name hq2 --org-name "Bihar Unit"
+cmp -s hq/org.secret n/org.secret && ok "the new HQ took the organisation secret beside the root key" || bad "n/org.secret: $(ls -l n/org.secret 2>&1)"
+# A root key copied somewhere without its secret: the new HQ says what to copy, makes none.
+mkdir -p safe && cp hq/org.key safe/
+"$ZILA" -d m init >/dev/null
+expect 1 "org add-hq with no secret beside the root key" -- "$ZILA" -d m org add-hq --org-key safe/org.key --passphrase-file pass --name hq3
+has "$T/err" "no organisation secret beside the root key" "it names the missing secret"
+[ ! -e m/org.secret ] && ok "it made no secret of its own" || bad "m made a secret"
 expect 0 "whoami at the new HQ" -- "$ZILA" -d n whoami
 has "$T/out" "hq of all districts" "the new HQ has an HQ certificate"
 "$ZILA" -d hq bundle create hq.bndl --all >/dev/null
