@@ -34,6 +34,21 @@ struct zila_bundle_keys {
 	const uint8_t *org_key;   /* 32 bytes: zila_org_bundle_key(), NULL without a secret */
 };
 
+/* A vector file: the text `zila vector` prints on the receiving laptop (proto/ENTRY.md,
+ * "Vector file"). has_device: it names its replica's device key; has_sig: it ends with a
+ * "# sig" line, and signed_ok says whether that verifies under the key over the bytes before it; made: its "# made" time
+ * (Unix seconds, 0 when absent), whose age the caller judges. */
+struct zila_vector_file {
+	struct zila_vector v; /* sorted: zila_vector_get() works */
+	bool has_device, has_cert, has_sig, signed_ok;
+	uint8_t device[32];
+	uint8_t cert[ZILA_CERT_LEN];
+	uint64_t made;
+};
+/* Parses text; ZILA_EFORMAT (err names the line) when it is not one. */
+int zila_vector_file_parse(struct zila_view text, struct zila_vector_file *out, struct zila_error *err) ZILA_MUST_CHECK;
+void zila_vector_file_release(struct zila_vector_file *f);
+
 /* Takes the next len bytes of a bundle (borrowed for the call); non-zero stops the writing
  * with that code. zila_os_atomic_write() and zila_buf_sink() have this shape. */
 typedef int (*zila_bundle_sink_fn)(void *ctx, const uint8_t *p, size_t len);

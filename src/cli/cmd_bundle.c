@@ -17,50 +17,14 @@
 #define VECTOR_FILE_MAX (256u << 20)
 #define VECTOR_MAX_AGE (30 * 86400) /* a vector file older than this is made again */
 
-/* The signature line `zila vector` ends its text with: the named device's word that it made
- * the file (cmd_vector.c). Refused, in words, when missing, wrong or stale. */
-static int check_signed(const char *path, const struct zila_buf *b, const uint8_t device[32], uint64_t made)
-{
-	static const char tag[] = "\n# sig ";
-	const uint8_t *p = b->p;
-	size_t at = SIZE_MAX;
-	for (size_t i = 0; i + sizeof(tag) - 1 <= b->len; i++)
-		if (memcmp(p + i, tag, sizeof(tag) - 1) == 0)
-			at = i + 1;
-	uint8_t sig[64];
-	size_t hex_at = at + sizeof(tag) - 2, hex_len = 0;
-	while (at != SIZE_MAX && hex_at + hex_len < b->len && p[hex_at + hex_len] != '\n')
-		hex_len++;
-	if (at == SIZE_MAX || zila_hex_decode(sig, 64, (const char *)p + hex_at, hex_len) != 0) {
-		cli_err("vector file '%s' is not signed by the replica it names (made by an older zila, or edited): "
-			"make it again with 'zila vector' on the receiving laptop; nothing is sent", path);
-		return CLI_FAIL;
-	}
-	if (crypto_sign_verify_detached(sig, p, at, device) != 0) {
-		cli_err("vector file '%s' was not made by the device it names (its signature does not verify): "
-			"nothing is sent to it", path);
-		return CLI_FAIL;
-	}
-	uint64_t now = zila_wall_s();
-	if (made + VECTOR_MAX_AGE < now || made > now + 86400) {
-		cli_err("vector file '%s' was made %s; make it again with 'zila vector' on the receiving laptop",
-			path, made > now ? "in the future by this computer's clock" : "more than 30 days ago");
-		return CLI_FAIL;
-	}
-	return CLI_OK;
-}
-
 /* Reads the text `zila vector` prints; *has_device says whether it named its replica, whose
- * signature over the file it checks. */
+ * signature over the file must verify, and the file be no older than VECTOR_MAX_AGE. */
 static int read_vector(const char *path, struct zila_vector *v, uint8_t device[32], bool *has_device,
 		       uint8_t cert[ZILA_CERT_LEN], bool *has_cert)
 {
 	struct zila_buf text;
 	struct zila_error rerr;
-	char line[1024];
-	size_t cap = 0, lineno = 0;
-	unsigned long long made = 0;
-	int r = CLI_OK;
+	struct zila_vector_file f;
 	v->heads = NULL;
 	v->nheads = 0;
 	zila_buf_init(&text, VECTOR_FILE_MAX);
@@ -70,85 +34,39 @@ static int read_vector(const char *path, struct zila_vector *v, uint8_t device[3
 		zila_buf_release(&text);
 		return CLI_FAIL;
 	}
-	FILE *f = fmemopen(text.p, text.len ? text.len : 1, "r");
-	if (f == NULL) {
-		cli_err("cannot read vector file '%s'", path);
-		zila_buf_release(&text);
+	int r = zila_vector_file_parse(zila_buf_view(&text), &f, &rerr);
+	zila_buf_release(&text);
+	if (r != 0) {
+		cli_err("vector file '%s' %s", path, rerr.msg);
 		return CLI_FAIL;
 	}
-	while (text.len > 0 && fgets(line, sizeof(line), f) != NULL) {
-		char hex[80], part[128];
-		unsigned long long seq;
-		lineno++;
-		char devhex[80], certhex[2 * ZILA_CERT_LEN + 8];
-		if (sscanf(line, "# cert %561s", certhex) == 1) {
-			if (zila_hex_decode(cert, ZILA_CERT_LEN, certhex, strlen(certhex)) != 0) {
-				cli_err("vector file '%s' line %zu: the certificate is damaged", path, lineno);
-				r = CLI_FAIL;
-				break;
-			}
-			*has_cert = true;
-			continue;
-		}
-		if (sscanf(line, "# made %llu", &made) == 1 || strncmp(line, "# sig ", 6) == 0)
-			continue;
-		if (sscanf(line, "# device %79s", devhex) == 1) {
-			if (zila_hex_decode(device, 32, devhex, strlen(devhex)) != 0) {
-				cli_err("vector file '%s' line %zu: '%s' is not a device key", path, lineno, devhex);
-				r = CLI_FAIL;
-				break;
-			}
-			*has_device = true;
-			continue;
-		}
-		if (line[0] == '\n' || line[0] == '#')
-			continue;
-		if (sscanf(line, "%79s %127s %llu", hex, part, &seq) != 3 || strlen(part) > ZILA_PART_MAX) {
-			cli_err("vector file '%s' line %zu: expected 'DEVICE PARTITION SEQ'", path, lineno);
-			r = CLI_FAIL;
-			break;
-		}
-		if (v->nheads == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct zila_feed_head *h = realloc(v->heads, cap * sizeof(*h));
-			if (h == NULL) {
-				r = CLI_FAIL;
-				break;
-			}
-			v->heads = h;
-		}
-		struct zila_feed_head *h = &v->heads[v->nheads];
-		memset(h, 0, sizeof(*h));
-		if (zila_hex_decode(h->origin, 32, hex, strlen(hex)) != 0) {
-			cli_err("vector file '%s' line %zu: '%s' is not a device key", path, lineno, hex);
-			r = CLI_FAIL;
-			break;
-		}
-		snprintf(h->part, sizeof(h->part), "%.64s", strcmp(part, "-") == 0 ? "" : part);
-		h->seq = seq;
-		v->nheads++;
+	if (f.has_device && !f.signed_ok) {
+		if (!f.has_sig)
+			cli_err("vector file '%s' is not signed by the replica it names (made by an older zila, or "
+				"edited): make it again with 'zila vector' on the receiving laptop; nothing is sent",
+				path);
+		else
+			cli_err("vector file '%s' was not made by the device it names (its signature does not verify): "
+				"nothing is sent to it",
+				path);
+		zila_vector_file_release(&f);
+		return CLI_FAIL;
 	}
-	fclose(f);
-	if (r == CLI_OK && *has_device)
-		r = check_signed(path, &text, device, made);
-	zila_buf_release(&text);
-	if (r == CLI_OK) {
-		/* Sort through the codec so lookups work. */
-		struct zila_buf b;
-		struct zila_vector sorted;
-		zila_buf_init(&b, 1u << 30);
-		if (zila_vector_encode(v, &b) != 0 || zila_vector_decode(zila_buf_view(&b), &sorted) != 0) {
-			cli_err("vector file '%s' is not valid", path);
-			r = CLI_FAIL;
-		} else {
-			zila_vector_release(v);
-			*v = sorted;
-		}
-		zila_buf_release(&b);
+	uint64_t now = zila_wall_s();
+	if (f.has_device && (f.made + VECTOR_MAX_AGE < now || f.made > now + 86400)) {
+		cli_err("vector file '%s' was made %s; make it again with 'zila vector' on the receiving laptop", path,
+			f.made > now ? "in the future by this computer's clock" : "more than 30 days ago");
+		zila_vector_file_release(&f);
+		return CLI_FAIL;
 	}
-	if (r != CLI_OK)
-		zila_vector_release(v);
-	return r;
+	*has_device = f.has_device;
+	*has_cert = f.has_cert;
+	if (f.has_device)
+		memcpy(device, f.device, 32);
+	if (f.has_cert)
+		memcpy(cert, f.cert, ZILA_CERT_LEN);
+	*v = f.v;
+	return CLI_OK;
 }
 
 static void print_stats(const struct cli *cli, const char *file, const struct zila_apply_stats *st)
