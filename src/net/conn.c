@@ -3,6 +3,7 @@
  * transition function (conn_event); the libuv callbacks only translate events into it. */
 #include <netdb.h>
 #include <stdarg.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ const char *conn_state_name(enum conn_state s)
 }
 
 static void conn_flush(struct conn *c);
+static void begin_closing(struct conn *c);
 static void conn_noisy_flush(uv_timer_t *h);
 static void conn_fail(struct conn *c, int code, const char *fmt, ...) ZILA_PRINTF(3, 4);
 
@@ -142,10 +144,12 @@ static struct conn *conn_new(struct conns *cs, bool initiator)
 	zila_buf_init(&c->msg, ZILA_CHANNEL_MSG_MAX);
 	uv_timer_init(cs->env->loop, &c->timer);
 	c->timer.data = c;
+	uv_timer_init(cs->env->loop, &c->pace);
+	c->pace.data = c;
 	uv_tcp_init(cs->env->loop, &c->tcp);
 	c->tcp.data = c;
 	c->tcp_open = true;
-	c->nopen = 2;
+	c->nopen = 3;
 	c->next = cs->list;
 	cs->list = c;
 	cs->n++;
@@ -184,6 +188,8 @@ static void conn_close_handles(struct conn *c)
 	c->state = CONN_CLOSED;
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, on_close);
+	uv_timer_stop(&c->pace);
+	uv_close((uv_handle_t *)&c->pace, on_close);
 	if (c->tcp_open) {
 		c->tcp_open = false;
 		uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -221,8 +227,23 @@ static void on_write(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
 	c->writing = false;
-	zila_buf_reset(&c->inflight);
+	c->inflight_off += c->piece_len;
+	c->written += c->piece_len;
+	c->piece_len = 0;
+	if (c->inflight_off >= c->inflight.len || status != 0) {
+		zila_buf_reset(&c->inflight);
+		c->inflight_off = 0;
+	}
 	conn_event(c, EV_WRITTEN, NULL, 0, status);
+}
+
+static void conn_pump(struct conn *c);
+
+static void on_pace(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	conn_pump(c);
+	conn_flush(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -277,26 +298,43 @@ static void start_reading(struct conn *c)
 		c->reading = true;
 }
 
+/* Bytes queued here, not yet taken by the kernel. */
+static size_t unwritten(const struct conn *c)
+{
+	return c->out.len + (c->inflight.len - c->inflight_off);
+}
+
+/* Writes the next piece. A piece's write completes when the kernel took it, which on a slow
+ * link is when the link drained enough: completion follows the link, not a whole window. */
 static void conn_flush(struct conn *c)
 {
-	if (c->state == CONN_CLOSED || c->writing || c->out.len == 0 || !c->tcp_open)
+	if (c->state == CONN_CLOSED || c->writing || unwritten(c) == 0 || !c->tcp_open)
 		goto pressure;
-	struct zila_buf t = c->inflight;
-	c->inflight = c->out;
-	c->out = t;
-	uv_buf_t b = uv_buf_init((char *)c->inflight.p, (unsigned)c->inflight.len);
+	if (c->inflight_off >= c->inflight.len) {
+		struct zila_buf t = c->inflight;
+		c->inflight = c->out;
+		c->out = t;
+		zila_buf_reset(&c->out);
+		c->inflight_off = 0;
+	}
+	size_t n = c->inflight.len - c->inflight_off;
+	if (n > WRITE_PIECE)
+		n = WRITE_PIECE;
+	uv_buf_t b = uv_buf_init((char *)c->inflight.p + c->inflight_off, (unsigned)n);
 	c->write_req.data = c;
 	int r = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
 	if (r != 0) {
 		zila_buf_reset(&c->inflight);
+		c->inflight_off = 0;
 		zila_log(ZILA_LOG_DEBUG, "write to %s: %s", c->addr, uv_strerror(r));
 		conn_close_handles(c);
 		return;
 	}
+	c->piece_len = n;
 	c->writing = true;
 pressure:
 	/* A peer that does not read stops us reading from it: its backlog stays bounded. */
-	if (c->reading && c->out.len + c->inflight.len > READ_PAUSE_BYTES) {
+	if (c->reading && unwritten(c) > READ_PAUSE_BYTES) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
 	}
@@ -340,7 +378,94 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
 static int session_send(void *ctx, const uint8_t *p, size_t len)
 {
 	struct conn *c = ctx;
+	c->last_out_ms = uv_now(c->cs->env->loop);
 	return zila_channel_send(&c->ch, p, len, &c->out);
+}
+
+/* --- the link: what it carries, and a sender paced by it ------------------------------- */
+
+/* Bytes the kernel holds for the peer, sent or not, not yet acknowledged by it. */
+static size_t kernel_queue(struct conn *c)
+{
+	uv_os_fd_t fd;
+	int n = 0;
+#ifdef TIOCOUTQ
+	if (c->tcp_open && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, TIOCOUTQ, &n) == 0 && n > 0)
+		return (size_t)n;
+#endif
+	(void)fd;
+	return 0;
+}
+
+/* Everything on its way to the peer and not yet acknowledged by its TCP. */
+static size_t link_backlog(struct conn *c)
+{
+	return unwritten(c) + kernel_queue(c);
+}
+
+/* Learns the link's rate from what it carried while it had bytes queued: after 250 ms, or
+ * sooner once 128 KiB went (a fast link is known at once). */
+static void link_sample(struct conn *c)
+{
+	uint64_t now = uv_hrtime();
+	size_t kq = kernel_queue(c);
+	uint64_t delivered = c->written > kq ? c->written - kq : 0;
+	uint64_t dt = now - c->rate_at_ns, db = delivered - c->rate_delivered;
+	if (c->rate_at_ns == 0) {
+		c->rate_at_ns = now;
+		c->rate_delivered = delivered;
+	} else if (dt >= 250 * 1000000ull || (db >= 128 * 1024 && dt > 0)) {
+		if (c->rate_busy) {
+			double r = (double)db * 1e9 / (double)dt;
+			c->rate = c->rate == 0 ? r : (c->rate + r) / 2;
+		}
+		c->rate_at_ns = now;
+		c->rate_delivered = delivered;
+		c->rate_busy = false;
+	}
+	if (unwritten(c) + kq > 1024)
+		c->rate_busy = true;
+}
+
+/* Sends chunks while the link has less than about LINK_AHEAD_MS of them queued: each about
+ * CHUNK_LINK_MS of link, so on 2G a chunk is a few KiB, applied and kept a second after it
+ * left, and on a LAN the session's full chunk. */
+static void conn_pump(struct conn *c)
+{
+	struct zila_error err;
+	if (c->state != CONN_SESSION || c->sess == NULL)
+		return;
+	zila_error_clear(&err);
+	for (int i = 0; i < 64 && zila_session_wants_to_send(c->sess); i++) {
+		link_sample(c);
+		double ahead = c->rate * LINK_AHEAD_MS / 1000;
+		size_t want = c->rate == 0 ? 2 * LINK_QUEUE_MIN : ahead > LINK_QUEUE_MIN ? (size_t)ahead : LINK_QUEUE_MIN;
+		if (link_backlog(c) >= want) {
+			if (!uv_is_active((uv_handle_t *)&c->pace))
+				uv_timer_start(&c->pace, on_pace, PACE_MS, 0);
+			return;
+		}
+		double one = c->rate * CHUNK_LINK_MS / 1000;
+		size_t chunk = c->rate == 0 ? CHUNK_FIRST : one < CHUNK_MIN ? CHUNK_MIN : (size_t)one;
+		/* A chunk at most doubles the last: the rate is a guess until the link is busy. */
+		if (c->chunk_bytes != 0 && chunk > 2 * c->chunk_bytes)
+			chunk = 2 * c->chunk_bytes;
+		if (chunk > ZILA_SESSION_CHUNK)
+			chunk = ZILA_SESSION_CHUNK;
+		c->chunk_bytes = chunk;
+		int r = zila_session_send_more(c->sess, chunk, &err);
+		if (r != 0) {
+			conn_fail(c, r, "%s", zila_error_msg(&err, r));
+			return;
+		}
+		if (zila_session_done(c->sess)) {
+			c->result = 0;
+			conn_finished(c);
+			begin_closing(c);
+			return;
+		}
+		conn_flush(c);
+	}
 }
 
 /* --- the steps -------------------------------------------------------------------------- */
@@ -466,6 +591,8 @@ static void on_established(struct conn *c)
 	/* Each received window comes back to us to apply (apply_window): the seam where a
 	 * worker with a connection of its own can take the apply off the loop. */
 	cfg.caller_applies = true;
+	/* Chunks sized by the link and sent as it drains (conn_pump). */
+	cfg.paced = true;
 	zila_error_clear(&err);
 	if ((r = zila_session_new(&c->sess, &cfg, &err)) != 0 || (r = zila_session_start(c->sess, &err)) != 0) {
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));
@@ -475,6 +602,7 @@ static void on_established(struct conn *c)
 	zila_log(ZILA_LOG_DEBUG, "session with %s started (%s)", peer_label(c, lbl, sizeof(lbl)),
 		 c->initiator ? "we dialled" : "it dialled");
 	c->state = CONN_SESSION;
+	c->last_apply_ms = uv_now(cs->env->loop);
 	deadline(c, idle_ms(c->cs));
 }
 
@@ -489,7 +617,45 @@ static int apply_window(struct conn *c, struct zila_error *err)
 	struct zila_apply_stats st;
 	memset(&st, 0, sizeof(st));
 	int r = zila_store_apply(c->cs->env->store, v, n, &st, err);
+	c->last_apply_ms = uv_now(c->cs->env->loop);
 	return zila_session_applied(c->sess, r, &st, err);
+}
+
+/* After bytes arrived in a session: what arrived whole is applied and acknowledged at least
+ * every APPLY_EVERY_MS (rows show, and are kept, as they arrive); a side that reads and says
+ * nothing tells the peer it is there (Progress); the sender's side sends what the link
+ * takes. */
+static void session_step(struct conn *c)
+{
+	struct zila_error err;
+	uint64_t now = uv_now(c->cs->env->loop);
+	int r = 0;
+	zila_error_clear(&err);
+	if (now - c->last_apply_ms >= APPLY_EVERY_MS) {
+		if ((r = zila_session_flush(c->sess, &err)) == 0)
+			r = apply_window(c, &err);
+	}
+	if (r == 0 && now - c->last_out_ms >= PROGRESS_MS && c->bytes_in - c->progress_at >= PROGRESS_MIN_BYTES &&
+	    zila_session_peer_progress(c->sess)) {
+		c->progress_at = c->bytes_in;
+		r = zila_session_progress(c->sess, c->bytes_in, &err);
+	}
+	if (r != 0) {
+		conn_fail(c, r, "%s", zila_error_msg(&err, r));
+		return;
+	}
+	const struct zila_session_stats *st = zila_session_stats(c->sess);
+	if (st->peer_is_hq && st->own_at_peer > c->own_told) {
+		c->own_told = st->own_at_peer;
+		c->cs->hooks.delivered(c->cs->hooks.ctx, c);
+	}
+	if (zila_session_done(c->sess)) {
+		c->result = 0;
+		conn_finished(c);
+		begin_closing(c);
+		return;
+	}
+	conn_pump(c);
 }
 
 static void on_message(struct conn *c)
@@ -579,8 +745,10 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 		if (used == 0)
 			break;
 	}
+	if (c->state == CONN_SESSION)
+		session_step(c);
 	conn_flush(c);
-	if (c->state == CONN_CLOSING && c->ch.rx_closed && !c->writing && c->out.len == 0)
+	if (c->state == CONN_CLOSING && c->ch.rx_closed && !c->writing && unwritten(c) == 0)
 		conn_close_handles(c);
 }
 
@@ -711,12 +879,17 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 			conn_close_handles(c);
 			break;
 		}
-		if (c->state == CONN_SESSION)
+		/* A peer that tells what it reads (Progress) keeps the session alive by that: bytes
+		 * the kernel took may sit in a stopped peer's buffers. An older peer says nothing
+		 * while it reads a window, and then a piece that drained into the link counts. */
+		if (c->state == CONN_SESSION && !(c->sess != NULL && zila_session_peer_progress(c->sess)))
 			deadline(c, idle_ms(c->cs));
+		if (c->state == CONN_SESSION)
+			conn_pump(c);
 		conn_flush(c);
-		if (c->out.len + c->inflight.len <= READ_PAUSE_BYTES)
+		if (unwritten(c) <= READ_PAUSE_BYTES)
 			start_reading(c);
-		if (c->state == CONN_CLOSING && !c->writing && c->out.len == 0) {
+		if (c->state == CONN_CLOSING && !c->writing && unwritten(c) == 0) {
 			if (c->ch.rx_closed) {
 				conn_close_handles(c);
 			} else if (!c->shut) {
