@@ -4,7 +4,8 @@
 # showing and kept as they arrive; a peer that stops (SIGSTOP), sender or receiver, is cut
 # within the deadline and a little: a stopped sender's kernel still sends what its socket
 # holds (a paced sender keeps about 2 s of its link there), and the deadline counts from the
-# last byte; `date +%s` adds up to a second.
+# last byte; `date +%s` adds up to a second. An entry HQ acknowledged counts as delivered in
+# status at once, and stays so when the session is cut after.
 . "$(dirname "$0")/lib.sh"
 PROXY=${ZILA_PROXY:-$(dirname "$ZILA")/../tools/zila_proxy}
 [ -x "$PROXY" ] || PROXY=$(dirname "$0")/../../build/tools/zila_proxy
@@ -140,4 +141,34 @@ until same_hash "$HQ" "$L" || [ $tries -ge 10 ]; do
 	tries=$((tries + 1))
 done
 same_hash "$HQ" "$L" && ok "in step after the stops" || bad "hashes differ"
+
+# 4. Delivered is delivered: the laptop's entry that HQ applied and acknowledged counts as at
+# HQ within one poll, while HQ's own rows still stream down, and after the session is cut.
+unsent() {
+	"$ZILA" -d "$L" status --json 2>/dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["local"]["unsent_to_hq"])' 2>/dev/null
+}
+rows "$HQ" $((ROWS * 3 + 1)) $((ROWS * 4))
+"$ZILA" -d "$HQ" seal >/dev/null
+"$ZILA" -d "$L" sql "INSERT INTO people(id, district_id, name) VALUES ('lap-1', 'd-1', 'Sita Devi')" >/dev/null
+"$ZILA" -d "$L" seal >/dev/null
+[ "$(unsent)" = 1 ] && ok "one entry unsent to HQ before the sync" || bad "unsent to HQ before the sync: $(unsent)"
+"$ZILA" -d "$L" sync hq >/dev/null 2>&1
+zero() { [ "$(unsent)" = 0 ]; }
+if until_ok 50 zero; then
+	n=$(count)
+	if [ "$n" -lt $((ROWS * 4 + 1)) ]; then
+		ok "HQ's acknowledgement shows at once: 0 unsent while HQ's rows still arrive ($n of $((ROWS * 4 + 1)))"
+	else
+		bad "0 unsent only once every row had arrived ($n rows), not while the session ran"
+	fi
+else
+	bad "status still says $(unsent) unsent to HQ while the session runs"
+fi
+kill -9 "$HQPID"
+until_ok 50 grep -q "connection cut\|no progress" "$T/lap.log"
+sleep 1
+[ "$(unsent)" = 0 ] && ok "still 0 unsent to HQ after the session was cut" || bad "after the cut: $(unsent) unsent to HQ"
+[ "$("$ZILA" -d "$HQ" sql "SELECT name FROM people WHERE id = 'lap-1'" | tail -1)" = "Sita Devi" ] &&
+	ok "and HQ holds it" || bad "HQ does not hold the laptop's row"
 finish
