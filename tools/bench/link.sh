@@ -148,6 +148,7 @@ replicas() {
 		fail "cannot make HQ"
 	"$GEN" --districts 1 --people-per-district "$1" --seed "$SEED" --db "$HQ/zila.db" >/dev/null || fail "zila_gen failed"
 	"$ZILA" -d "$HQ" seal >/dev/null || fail "HQ's seal failed"
+	rm -f "$W/req" "$W/cert"
 	"$ZILA" -d "$L" init >/dev/null && "$ZILA" -d "$L" enrol request "$W/req" --name lap >/dev/null &&
 		"$ZILA" -d "$HQ" enrol sign "$W/req" "$W/cert" --district Patna --role district >/dev/null &&
 		"$ZILA" -d "$L" enrol install "$W/cert" >/dev/null || fail "cannot enrol the laptop"
