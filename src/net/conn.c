@@ -414,9 +414,11 @@ static void link_sample(struct conn *c)
 	if (c->rate_at_ns == 0) {
 		c->rate_at_ns = now;
 		c->rate_delivered = delivered;
-	} else if (dt >= 250 * 1000000ull || (db >= 128 * 1024 && dt > 0)) {
+	} else if (dt >= 250 * 1000000ull || (db >= 128 * 1024 && dt >= 1000000ull)) {
 		if (c->rate_busy) {
 			double r = (double)db * 1e9 / (double)dt;
+			if (r > LINK_RATE_MAX)
+				r = LINK_RATE_MAX;
 			c->rate = c->rate == 0 ? r : (c->rate + r) / 2;
 		}
 		c->rate_at_ns = now;
@@ -438,6 +440,7 @@ static void conn_pump(struct conn *c)
 	zila_error_clear(&err);
 	for (int i = 0; i < 64 && zila_session_wants_to_send(c->sess); i++) {
 		link_sample(c);
+		/* The rate is at most LINK_RATE_MAX: what follows fits a size_t. */
 		double ahead = c->rate * LINK_AHEAD_MS / 1000;
 		size_t want = c->rate == 0 ? 2 * LINK_QUEUE_MIN : ahead > LINK_QUEUE_MIN ? (size_t)ahead : LINK_QUEUE_MIN;
 		if (link_backlog(c) >= want) {
@@ -446,7 +449,7 @@ static void conn_pump(struct conn *c)
 			return;
 		}
 		double one = c->rate * CHUNK_LINK_MS / 1000;
-		size_t chunk = c->rate == 0 ? CHUNK_FIRST : one < CHUNK_MIN ? CHUNK_MIN : (size_t)one;
+		size_t chunk = c->rate == 0 ? CHUNK_FIRST : one < CHUNK_MIN ? CHUNK_MIN : one > ZILA_SESSION_CHUNK ? ZILA_SESSION_CHUNK : (size_t)one;
 		/* A chunk at most doubles the last: the rate is a guess until the link is busy. */
 		if (c->chunk_bytes != 0 && chunk > 2 * c->chunk_bytes)
 			chunk = 2 * c->chunk_bytes;

@@ -46,6 +46,7 @@
 #define CHUNK_MIN (4 * 1024)
 #define CHUNK_FIRST (16 * 1024)
 #define PACE_MS 100
+#define LINK_RATE_MAX 1e9 /* bytes/s: a measured rate is taken as at most this */
 /* Inbound connections not authenticated yet (in the handshake) have their own limits and do
  * not count against max_sessions: at most PREAUTH_PER_ADDR per source address, at most
  * PREAUTH_MAX in all, the one waiting longest closed to make room for a newcomer (an honest
