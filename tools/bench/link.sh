@@ -125,7 +125,7 @@ all_rows() {
 		while read -r t; do sqlite3 "$1/zila.db" "SELECT count(*) FROM \"$t\""; done | awk '{s += $1} END {print s}'
 }
 cuts() { cat "$W/hq.log" "$W/lap.log" 2>/dev/null | grep -c "no progress in state\|connection cut\|kept .* entries received\|channel failed"; }
-sessions() { grep -c "synced with" "$W/lap.log" 2>/dev/null; }
+sessions() { grep -cE "synced with.*(sent [1-9]|received [1-9])" "$W/lap.log" 2>/dev/null; }
 # sync_until_done LIMIT: waits until the laptop logged another completed sync with HQ
 # (at most LIMIT s); sets SECS.
 wait_synced() {
