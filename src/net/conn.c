@@ -42,6 +42,14 @@ static unsigned net_max_sessions(const struct net_env *env)
 	return env->cfg->max_sessions ? env->cfg->max_sessions : 64;
 }
 
+/* Handshakes at once: as many as sessions (at least PREAUTH_MAX, at most PREAUTH_CAP), so a
+ * fan-in of laptops within the session cap never has a handshake closed to make room. */
+static unsigned preauth_max(const struct net_env *env)
+{
+	unsigned n = net_max_sessions(env);
+	return n < PREAUTH_MAX ? PREAUTH_MAX : n > PREAUTH_CAP ? PREAUTH_CAP : n;
+}
+
 unsigned conn_nsessions(const struct conns *cs)
 {
 	/* Closed connections wait for their close callbacks: they no longer count. */
@@ -1060,11 +1068,12 @@ void conn_accept(struct conns *cs, uv_stream_t *listener)
 		conn_close_handles(c);
 		return;
 	}
-	if (cs->npreauth >= PREAUTH_MAX && oldest != NULL) {
+	unsigned pmax = preauth_max(env);
+	if (cs->npreauth >= pmax && oldest != NULL) {
 		/* An honest handshake is done in a few round trips: the one waiting longest is
 		 * most likely slow on purpose. */
 		noisy(cs, NOISY_EVICTED, "closed %s after %llu ms in the handshake: %d handshakes at once", oldest->addr,
-		      (unsigned long long)(uv_now(env->loop) - oldest->started_ms), PREAUTH_MAX);
+		      (unsigned long long)(uv_now(env->loop) - oldest->started_ms), pmax);
 		oldest->result = ZILA_EBUSY;
 		oldest->finished = true;
 		conn_close_handles(oldest);
