@@ -628,6 +628,9 @@ static int apply_window(struct conn *c, struct zila_error *err)
 	struct zila_apply_stats st;
 	memset(&st, 0, sizeof(st));
 	int r = zila_store_apply(c->cs->env->store, v, n, &st, err);
+	/* The loop's time is where this iteration began: a long apply would make the next
+	 * window look due at once, and a fast link's windows small. */
+	uv_update_time(c->cs->env->loop);
 	c->last_apply_ms = uv_now(c->cs->env->loop);
 	return zila_session_applied(c->sess, r, &st, err);
 }
