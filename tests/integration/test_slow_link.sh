@@ -3,8 +3,9 @@
 # bytes take many times the deadline to cross finishes in one session with no cut, its rows
 # showing and kept as they arrive; a peer that stops (SIGSTOP), sender or receiver, is cut
 # within the deadline and a little: a stopped sender's kernel still sends what its socket
-# holds (a paced sender keeps about 2 s of its link there), and the deadline counts from the
-# last byte; `date +%s` adds up to a second. An entry HQ acknowledged counts as delivered in
+# holds (a paced sender keeps about 2 s of its link queued, and a chunk may be on top: up to
+# 3 s of this link), and the deadline counts from the last byte; `date +%s` and the polls
+# add up to a second and a half. An entry HQ acknowledged counts as delivered in
 # status at once, and stays so when the session is cut after.
 . "$(dirname "$0")/lib.sh"
 PROXY=${ZILA_PROXY:-$(dirname "$ZILA")/../tools/zila_proxy}
@@ -100,19 +101,24 @@ grep -q "kept .* entries received" "$T/lap.log" && bad "the laptop salvaged a cu
 	ok "rows showed after $first s of $secs" || bad "rows showed only after ${first:-never} s of $secs"
 [ "$steps" -ge 4 ] && ok "rows kept appearing ($steps distinct counts)" || bad "rows appeared in $steps steps"
 
+# moving FROM TO: the laptop holds more than FROM people and fewer than TO (rows are on
+# their way); waits up to 30 s for it.
+between() { _n=$(count); [ "${_n:-0}" -gt "$1" ] && [ "$_n" -lt "$2" ]; }
+moving() { until_ok 150 between "$1" "$2" || bad "no transfer seen between $1 and $2 rows (at $(count))"; }
+
 # 2. The sender stops: the laptop cuts within the deadline and a little.
 rows "$HQ" $((ROWS + 1)) $((ROWS * 2))
 "$ZILA" -d "$HQ" seal >/dev/null
 "$ZILA" -d "$L" sync hq --wait >/dev/null 2>&1 &
 SPID=$!
-sleep 4
+moving "$ROWS" $((ROWS * 2 - 4000))
 kill -STOP "$HQPID"
 stopped=$(date +%s)
 until_ok 100 grep -q "no progress in state session\|connection cut" "$T/lap.log"
 took=$(($(date +%s) - stopped))
 kill -CONT "$HQPID"
 wait "$SPID" 2>/dev/null
-grep -q "no progress in state session for $IDLE s" "$T/lap.log" && [ "$took" -le $((IDLE + 4)) ] &&
+grep -q "no progress in state session for $IDLE s" "$T/lap.log" && [ "$took" -le $((IDLE + 6)) ] &&
 	ok "a stopped sender was cut after $took s (deadline $IDLE s)" ||
 	bad "a stopped sender: cut after $took s ($(grep -h "no progress\|cut" "$T/lap.log" | tail -2))"
 
@@ -122,7 +128,7 @@ rows "$HQ" $((ROWS * 2 + 1)) $((ROWS * 3))
 before=$(grep -c "no progress in state session" "$T/hq.log")
 "$ZILA" -d "$L" sync hq --wait >/dev/null 2>&1 &
 SPID=$!
-sleep 4
+moving $((ROWS * 2)) $((ROWS * 3 - 4000))
 kill -STOP "$LPID"
 stopped=$(date +%s)
 hq_cut() { [ "$(grep -c "no progress in state session" "$T/hq.log")" -gt "$before" ]; }
