@@ -613,7 +613,7 @@ static void on_established(struct conn *c)
 	zila_log(ZILA_LOG_DEBUG, "session with %s started (%s)", peer_label(c, lbl, sizeof(lbl)),
 		 c->initiator ? "we dialled" : "it dialled");
 	c->state = CONN_SESSION;
-	c->last_apply_ms = uv_now(cs->env->loop);
+	c->last_apply_ms = c->last_read_ms = c->last_write_ms = uv_now(cs->env->loop);
 	deadline(c, idle_ms(c->cs));
 }
 
@@ -718,8 +718,10 @@ static bool looks_like_text(const uint8_t *p, size_t n)
 static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 {
 	size_t off = 0;
-	if (c->state == CONN_SESSION)
+	if (c->state == CONN_SESSION) {
+		c->last_read_ms = uv_now(c->cs->env->loop);
 		deadline(c, idle_ms(c->cs));
+	}
 	while (off < len && c->state != CONN_CLOSED) {
 		size_t used = 0;
 		enum zila_channel_event ev = ZILA_CHANNEL_NONE;
@@ -805,6 +807,25 @@ static int responder_psk(void *ctx, uint8_t mode, const uint8_t invite_id[ZILA_I
 	memcpy(c->invite_id, invite_id, ZILA_INVITE_ID_LEN);
 	c->mode = mode;
 	return zila_channel_psk_replica(c->cs->env->trust, mode, invite_id, psk);
+}
+
+/* Liveness by bytes (#24): a session lives while bytes move in either direction: the idle
+ * deadline after the last byte read, or after the last piece the kernel took. A peer that
+ * tells what it reads (Progress) is heard from every second or two while it reads, so
+ * writes alone extend its session by at most one more deadline: bytes the kernel takes may
+ * sit in a stopped peer's buffers, and then it is cut at most two deadlines after its last
+ * word (one after its kernel stopped taking bytes). A receiver applying a window says
+ * nothing while its kernel takes bytes: that counts, as it did before. An older peer says
+ * nothing while it reads a window: for it a drained piece counts without that bound. */
+static uint64_t session_alive_until(const struct conn *c)
+{
+	uint64_t idle = idle_ms(c->cs);
+	uint64_t until = c->last_read_ms + idle, by_write = c->last_write_ms + idle;
+	if (!(c->sess != NULL && zila_session_peer_progress(c->sess)))
+		return by_write > until ? by_write : until;
+	if (by_write > until)
+		until = by_write < c->last_read_ms + 2 * idle ? by_write : c->last_read_ms + 2 * idle;
+	return until;
 }
 
 /* --- the transition function -------------------------------------------------------------- */
@@ -893,13 +914,11 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 			conn_close_handles(c);
 			break;
 		}
-		/* A peer that tells what it reads (Progress) keeps the session alive by that: bytes
-		 * the kernel took may sit in a stopped peer's buffers. An older peer says nothing
-		 * while it reads a window, and then a piece that drained into the link counts. */
-		if (c->state == CONN_SESSION && !(c->sess != NULL && zila_session_peer_progress(c->sess)))
-			deadline(c, idle_ms(c->cs));
-		if (c->state == CONN_SESSION)
+		/* A piece that drained into the link counts too (session_alive_until). */
+		if (c->state == CONN_SESSION) {
+			c->last_write_ms = uv_now(c->cs->env->loop);
 			conn_pump(c);
+		}
 		conn_flush(c);
 		if (unwritten(c) <= READ_PAUSE_BYTES)
 			start_reading(c);
@@ -916,6 +935,13 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 		}
 		break;
 	case EV_TIMEOUT:
+		if (c->state == CONN_SESSION) {
+			uint64_t now = uv_now(c->cs->env->loop), until = session_alive_until(c);
+			if (until > now) {
+				deadline(c, until - now);
+				break;
+			}
+		}
 		if (c->state == CONN_CLOSING)
 			conn_close_handles(c);
 		else

@@ -54,6 +54,7 @@ struct conn {
 	size_t chunk_bytes; /* the size of the next chunk we send (about a second of link) */
 	uint64_t last_out_ms;   /* we last sent a session message */
 	uint64_t last_apply_ms; /* we last applied (or started the session) */
+	uint64_t last_read_ms, last_write_ms; /* a byte arrived; the kernel took a piece */
 	uint64_t progress_at;   /* bytes_in our last Progress told */
 	uint64_t own_told;      /* own_at_peer the owner was last told of (hooks.delivered) */
 	char addr[300]; /* the peer's address as text */
