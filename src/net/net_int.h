@@ -19,7 +19,7 @@
 /* Deadlines (ms) per connection state. */
 #define DIAL_TIMEOUT_MS 10000
 #define HANDSHAKE_TIMEOUT_MS 10000
-#define SESSION_IDLE_MS 60000 /* default: no byte read for this long (conn.c: Progress) */
+#define SESSION_IDLE_MS 60000 /* default: no byte read or written for this long (conn.c) */
 #define JOIN_TIMEOUT_MS 20000
 #define CLOSING_TIMEOUT_MS 5000
 /* Buffered bytes per connection: reading stops above READ_PAUSE_BYTES queued for writing;
@@ -31,7 +31,7 @@
  * most WRITE_PIECE, so a write completes as the link drains. A receiving side tells the
  * sender what it has read (Progress) after PROGRESS_MS without sending anything else, when
  * it read PROGRESS_MIN_BYTES since its last Progress; a session whose peer takes Progress
- * is kept alive by bytes read, so a stopped peer is cut within the idle deadline. Received
+ * is kept alive by bytes written at most one deadline past its peer's last word. Received
  * chunks are applied (and acknowledged) at least every APPLY_EVERY_MS. A paced sender keeps
  * about LINK_AHEAD_MS of its link's rate queued (at least LINK_QUEUE_MIN bytes), in chunks
  * of about CHUNK_LINK_MS of it (CHUNK_MIN … the session's chunk; CHUNK_FIRST until the rate
