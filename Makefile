@@ -42,7 +42,7 @@ asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 # Keep generated headers and objects: make would otherwise delete them as intermediates.
 .SECONDARY:
 
-.PHONY: all check layers unit integration bench bench-compare fuzz fuzz-run demo install clean property-long lab
+.PHONY: all check layers unit integration bench bench-link bench-compare fuzz fuzz-run demo install clean property-long lab
 # Top-level targets install missing packages first, then build in a fresh make so the
 # pkg-config flags are read after the install.
 all: build/.deps-build
@@ -153,10 +153,19 @@ build/bench/bench_import: build/obj/tools/bench/bench_import.o build/libzila_off
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(OFFICE_LIBS)
 
 bench: build/.deps-build
-	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN) build/zila
+	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN) build/zila $(LINK_TOOLS)
 	$(Q)for b in $(BENCH_BIN); do $$b || exit 1; done
 	@# the incremental goal is for 100k-row laptops; the run above is at 1M
 	$(Q)build/bench/bench_sync 100000
+	@# the field link (#24), short form: 2G, a small district, a day's work (root; else skipped)
+	$(Q)sh tools/bench/link.sh short
+
+# The field-link bench's long form (tools/bench/link.sh, README "Figures"): 2G and 32 kbit/s,
+# a 20,000-person district's first clone, a day's work, a return with 50,000 changes. Root.
+LINK_TOOLS := build/tools/zila_link build/tools/zila_gen build/tools/zila_changeset
+bench-link: build/.deps-build
+	$(Q)$(MAKE) --no-print-directory build/zila $(LINK_TOOLS)
+	$(Q)sh tools/bench/link.sh long
 
 # Base against work tree, alternately, in one run (tools/bench/compare.sh): `make
 # bench-compare BASE=COMMIT` (default: the merge base of HEAD and main), ROUNDS=3, ROWS=100000,

@@ -21,7 +21,7 @@
 static const char usage[] =
 	"usage: zila_proxy --listen HOST:PORT --to HOST:PORT [--seed N] [--drop P] [--delay MS]\n"
 	"                  [--cut-after BYTES | --cut-every BYTES] [--truncate P] [--flip P]\n"
-	"                  [--dup P] [--reorder P] [--chunk BYTES] [--log FILE]\n"
+	"                  [--dup P] [--reorder P] [--chunk BYTES] [--rate BYTES] [--log FILE]\n"
 	"\n"
 	"Forwards every connection accepted on --listen to --to, in both directions. Each\n"
 	"direction's byte stream is cut into chunks (random 1..4096 bytes, or --chunk BYTES each)\n"
@@ -32,6 +32,9 @@ static const char usage[] =
 	"  --dup P         the chunk is sent twice\n"
 	"  --reorder P     the chunk is swapped with the next one\n"
 	"  --truncate P    part of the chunk is sent, then the connection is closed\n"
+	"  --rate BYTES    each direction carries at most BYTES per second (a slow link: a\n"
+	"                  quarter second of it is queued here, the rest waits in the sender's\n"
+	"                  socket)\n"
 	"  --cut-after N   each connection is closed after N bytes (both directions counted)\n"
 	"  --cut-every N   the connection carrying every Nth byte of all traffic is closed\n"
 	"  --seed N        the same seed, options and input give the same faults (default: from\n"
@@ -98,6 +101,7 @@ struct dir {
 	struct item *head, *tail; /* not yet handed to uv_write */
 	size_t queued; /* bytes of data items not yet written */
 	uint64_t last_release_ms;
+	double link_free_ms; /* --rate: when the link has carried what is queued */
 	bool paused, ended, shut_sent, shut_done;
 	uv_timer_t release_timer, hold_timer;
 	uv_shutdown_t shut_req;
@@ -122,6 +126,7 @@ static struct {
 	uint64_t seed, cut_after, cut_every;
 	double p_drop, p_flip, p_dup, p_reorder, p_truncate;
 	unsigned delay_ms;
+	uint64_t rate; /* bytes per second per direction; 0: unlimited */
 	size_t chunk; /* 0: random 1..DEFAULT_CHUNK */
 } opt;
 
@@ -133,6 +138,7 @@ static struct {
 	bool faults_on, stopping;
 	uint64_t counts[NFAULTS];
 	uint64_t nconns, bytes_in, bytes_out, total_in, next_cut;
+	size_t high_water, low_water;
 	struct conn *conns;
 } px;
 
@@ -308,7 +314,7 @@ static void on_write(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	if (d->paused && d->queued < LOW_WATER)
+	if (d->paused && d->queued < px.low_water)
 		resume_reading(d);
 }
 
@@ -376,6 +382,12 @@ static void enqueue(struct dir *d, enum item_kind kind, const uint8_t *p, size_t
 	uint64_t at = uv_now(&px.loop) + delay_ms;
 	if (at < d->last_release_ms)
 		at = d->last_release_ms;
+	if (opt.rate > 0) {
+		/* The link carries one chunk after the other at the rate. */
+		double t = (double)at > d->link_free_ms ? (double)at : d->link_free_ms;
+		d->link_free_ms = t + (double)len * 1000.0 / (double)opt.rate;
+		at = (uint64_t)d->link_free_ms;
+	}
 	it->release_ms = d->last_release_ms = at;
 	if (d->tail != NULL)
 		d->tail->next = it;
@@ -641,7 +653,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	feed(d, (uint8_t *)buf->base, (size_t)nread);
-	if (!c->closing && !d->ended && d->queued > HIGH_WATER) {
+	if (!c->closing && !d->ended && d->queued > px.high_water) {
 		uv_read_stop(s);
 		d->paused = true;
 	}
@@ -693,7 +705,12 @@ static void on_connection(uv_stream_t *listener, int status)
 		goto fail;
 	c->id = ++px.nconns;
 	uv_tcp_init(&px.loop, &c->client);
-	uv_tcp_init(&px.loop, &c->server);
+	uv_tcp_init_ex(&px.loop, &c->server, opt.to_addr.ss_family);
+	if (opt.rate > 0) {
+		/* A slow link holds little: what it cannot carry waits in the sender's socket. */
+		int rb = (int)px.high_water;
+		(void)uv_recv_buffer_size((uv_handle_t *)&c->server, &rb);
+	}
 	uv_timer_init(&px.loop, &c->drain_timer);
 	c->client.data = c->server.data = c->drain_timer.data = c;
 	for (int i = 0; i < 2; i++) {
@@ -830,6 +847,8 @@ static int parse_args(int argc, char **argv)
 		} else if (strcmp(a, "--delay") == 0) {
 			ok = parse_u64(val, 0, 600000, &v);
 			opt.delay_ms = (unsigned)v;
+		} else if (strcmp(a, "--rate") == 0) {
+			ok = parse_u64(val, 1, UINT64_MAX / 2, &opt.rate);
 		} else if (strcmp(a, "--cut-after") == 0) {
 			ok = parse_u64(val, 1, UINT64_MAX / 2, &opt.cut_after);
 		} else if (strcmp(a, "--cut-every") == 0) {
@@ -881,7 +900,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zila_proxy: cannot start the event loop: %s\n", uv_strerror(r));
 		return 1;
 	}
-	uv_tcp_init(&px.loop, &px.listener);
+	px.high_water = HIGH_WATER;
+	px.low_water = LOW_WATER;
+	if (opt.rate > 0) {
+		/* About a quarter second of the link queued here, as a modem would. */
+		px.high_water = opt.rate / 4 > 4096 ? (size_t)(opt.rate / 4) : 4096;
+		px.high_water = px.high_water < HIGH_WATER ? px.high_water : HIGH_WATER;
+		px.low_water = px.high_water / 4;
+	}
+	uv_tcp_init_ex(&px.loop, &px.listener, opt.listen_addr.ss_family);
+	if (opt.rate > 0) {
+		int rb = (int)px.high_water;
+		(void)uv_recv_buffer_size((uv_handle_t *)&px.listener, &rb);
+	}
 	if ((r = uv_tcp_bind(&px.listener, (const struct sockaddr *)&opt.listen_addr, 0)) < 0 ||
 	    (r = uv_listen((uv_stream_t *)&px.listener, 128, on_connection)) < 0) {
 		fprintf(stderr, "zila_proxy: cannot listen on '%s': %s\n", opt.listen_s, uv_strerror(r));

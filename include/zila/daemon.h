@@ -87,8 +87,8 @@ struct zila_daemon_config {
 	const char **beacon_to;  /* extra beacon destinations "ADDR[:PORT]" (tests, routed LANs) */
 	size_t nbeacon_to;
 	unsigned max_sessions;   /* 0: 64 */
-	unsigned idle_timeout_ms; /* a session with no byte read or written this long fails;
-				  * 0: 60 s */
+	unsigned idle_timeout_ms; /* a session with no byte read or written (taken by the kernel)
+				  * this long fails (conn.c: session_alive_until); 0: 60 s */
 	bool verbose;            /* debug lines in the log */
 };
 

@@ -55,6 +55,10 @@ struct zila_session_config {
 	 * applying it inline on store, in zila_session_receive: so that a daemon can apply it
 	 * on a worker thread with a connection of its own while its loop goes on. */
 	bool caller_applies;
+	/* Chunks go out only when the caller asks (zila_session_send_more), each of the size it
+	 * gives: a daemon sends about a second of its link's worth at a time, so a slow link
+	 * carries small chunks that are applied and kept as they arrive. */
+	bool paced;
 };
 
 struct zila_session_skip {
@@ -99,6 +103,10 @@ struct zila_session_stats {
 	/* Our own entries, in partitions the peer reads, that it holds once the session is DONE
 	 * (what it had, and what we sent that it took), and the number it does not. */
 	uint64_t own_at_peer, own_not_at_peer;
+	/* Before DONE, own_at_peer counts what the peer held and what it acknowledged so far:
+	 * an entry counts as delivered once its chunk is acknowledged (applied and committed). */
+	uint64_t entries_acked;   /* entries of ours and relayed ones the peer acknowledged */
+	uint64_t peer_read_bytes; /* the peer's last Progress: bytes it has read */
 	uint8_t peer_trust[16]; /* the trust digest in the peer's Hello */
 	bool has_peer_trust;
 };
@@ -132,6 +140,24 @@ int zila_session_applied(struct zila_session *sess, int result, const struct zil
 /* Applies the pending window inline on cfg.store and reports it (does nothing when none
  * waits): what the session does itself without cfg.caller_applies. */
 int zila_session_apply(struct zila_session *sess, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* --- live links: progress in small steps ------------------------------------------- */
+
+/* Tells the peer we have read bytes_read bytes so far (a Progress message), if its Hello
+ * offered to take them; else does nothing. The caller sends one about once a second while
+ * reading and sending nothing else, so a slow link is not taken for a dead one. */
+int zila_session_progress(struct zila_session *sess, uint64_t bytes_read, struct zila_error *err) ZILA_MUST_CHECK;
+/* True when the peer sends Progress messages: a silent peer is then a stopped one. */
+bool zila_session_peer_progress(const struct zila_session *sess);
+/* Closes the window of received chunks now, before it is full, and acknowledges it once it
+ * is applied (inline, or by the caller with cfg.caller_applies: zila_session_pending): a
+ * slow link's rows are kept and shown as they arrive. Does nothing when no chunk waits. */
+int zila_session_flush(struct zila_session *sess, struct zila_error *err) ZILA_MUST_CHECK;
+/* With cfg.paced: true when a chunk (or Done) could go out now (the peer's window allows). */
+bool zila_session_wants_to_send(const struct zila_session *sess);
+/* With cfg.paced: sends one chunk of at most chunk_bytes of entries (0: cfg.chunk_bytes),
+ * or Done at the end of the outbox, if the peer's window allows. */
+int zila_session_send_more(struct zila_session *sess, size_t chunk_bytes, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* Emits an Error message (best effort) and fails the session. */
 void zila_session_abort(struct zila_session *sess, int code, const char *reason);

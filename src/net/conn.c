@@ -3,6 +3,7 @@
  * transition function (conn_event); the libuv callbacks only translate events into it. */
 #include <netdb.h>
 #include <stdarg.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ const char *conn_state_name(enum conn_state s)
 }
 
 static void conn_flush(struct conn *c);
+static void begin_closing(struct conn *c);
 static void conn_noisy_flush(uv_timer_t *h);
 static void conn_fail(struct conn *c, int code, const char *fmt, ...) ZILA_PRINTF(3, 4);
 
@@ -38,6 +40,14 @@ static void preauth_end(struct conn *c)
 static unsigned net_max_sessions(const struct net_env *env)
 {
 	return env->cfg->max_sessions ? env->cfg->max_sessions : 64;
+}
+
+/* Handshakes at once: as many as sessions (at least PREAUTH_MAX, at most PREAUTH_CAP), so a
+ * fan-in of laptops within the session cap never has a handshake closed to make room. */
+static unsigned preauth_max(const struct net_env *env)
+{
+	unsigned n = net_max_sessions(env);
+	return n < PREAUTH_MAX ? PREAUTH_MAX : n > PREAUTH_CAP ? PREAUTH_CAP : n;
 }
 
 unsigned conn_nsessions(const struct conns *cs)
@@ -142,10 +152,12 @@ static struct conn *conn_new(struct conns *cs, bool initiator)
 	zila_buf_init(&c->msg, ZILA_CHANNEL_MSG_MAX);
 	uv_timer_init(cs->env->loop, &c->timer);
 	c->timer.data = c;
+	uv_timer_init(cs->env->loop, &c->pace);
+	c->pace.data = c;
 	uv_tcp_init(cs->env->loop, &c->tcp);
 	c->tcp.data = c;
 	c->tcp_open = true;
-	c->nopen = 2;
+	c->nopen = 3;
 	c->next = cs->list;
 	cs->list = c;
 	cs->n++;
@@ -184,6 +196,8 @@ static void conn_close_handles(struct conn *c)
 	c->state = CONN_CLOSED;
 	uv_timer_stop(&c->timer);
 	uv_close((uv_handle_t *)&c->timer, on_close);
+	uv_timer_stop(&c->pace);
+	uv_close((uv_handle_t *)&c->pace, on_close);
 	if (c->tcp_open) {
 		c->tcp_open = false;
 		uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -221,8 +235,23 @@ static void on_write(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
 	c->writing = false;
-	zila_buf_reset(&c->inflight);
+	c->inflight_off += c->piece_len;
+	c->written += c->piece_len;
+	c->piece_len = 0;
+	if (c->inflight_off >= c->inflight.len || status != 0) {
+		zila_buf_reset(&c->inflight);
+		c->inflight_off = 0;
+	}
 	conn_event(c, EV_WRITTEN, NULL, 0, status);
+}
+
+static void conn_pump(struct conn *c);
+
+static void on_pace(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	conn_pump(c);
+	conn_flush(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -277,26 +306,43 @@ static void start_reading(struct conn *c)
 		c->reading = true;
 }
 
+/* Bytes queued here, not yet taken by the kernel. */
+static size_t unwritten(const struct conn *c)
+{
+	return c->out.len + (c->inflight.len - c->inflight_off);
+}
+
+/* Writes the next piece. A piece's write completes when the kernel took it, which on a slow
+ * link is when the link drained enough: completion follows the link, not a whole window. */
 static void conn_flush(struct conn *c)
 {
-	if (c->state == CONN_CLOSED || c->writing || c->out.len == 0 || !c->tcp_open)
+	if (c->state == CONN_CLOSED || c->writing || unwritten(c) == 0 || !c->tcp_open)
 		goto pressure;
-	struct zila_buf t = c->inflight;
-	c->inflight = c->out;
-	c->out = t;
-	uv_buf_t b = uv_buf_init((char *)c->inflight.p, (unsigned)c->inflight.len);
+	if (c->inflight_off >= c->inflight.len) {
+		struct zila_buf t = c->inflight;
+		c->inflight = c->out;
+		c->out = t;
+		zila_buf_reset(&c->out);
+		c->inflight_off = 0;
+	}
+	size_t n = c->inflight.len - c->inflight_off;
+	if (n > WRITE_PIECE)
+		n = WRITE_PIECE;
+	uv_buf_t b = uv_buf_init((char *)c->inflight.p + c->inflight_off, (unsigned)n);
 	c->write_req.data = c;
 	int r = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
 	if (r != 0) {
 		zila_buf_reset(&c->inflight);
+		c->inflight_off = 0;
 		zila_log(ZILA_LOG_DEBUG, "write to %s: %s", c->addr, uv_strerror(r));
 		conn_close_handles(c);
 		return;
 	}
+	c->piece_len = n;
 	c->writing = true;
 pressure:
 	/* A peer that does not read stops us reading from it: its backlog stays bounded. */
-	if (c->reading && c->out.len + c->inflight.len > READ_PAUSE_BYTES) {
+	if (c->reading && unwritten(c) > READ_PAUSE_BYTES) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
 	}
@@ -340,7 +386,97 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
 static int session_send(void *ctx, const uint8_t *p, size_t len)
 {
 	struct conn *c = ctx;
+	c->last_out_ms = uv_now(c->cs->env->loop);
 	return zila_channel_send(&c->ch, p, len, &c->out);
+}
+
+/* --- the link: what it carries, and a sender paced by it ------------------------------- */
+
+/* Bytes the kernel holds for the peer, sent or not, not yet acknowledged by it. */
+static size_t kernel_queue(struct conn *c)
+{
+	uv_os_fd_t fd;
+	int n = 0;
+#ifdef TIOCOUTQ
+	if (c->tcp_open && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, TIOCOUTQ, &n) == 0 && n > 0)
+		return (size_t)n;
+#endif
+	(void)fd;
+	return 0;
+}
+
+/* Everything on its way to the peer and not yet acknowledged by its TCP. */
+static size_t link_backlog(struct conn *c)
+{
+	return unwritten(c) + kernel_queue(c);
+}
+
+/* Learns the link's rate from what it carried while it had bytes queued: after 250 ms, or
+ * sooner once 128 KiB went (a fast link is known at once). */
+static void link_sample(struct conn *c)
+{
+	uint64_t now = uv_hrtime();
+	size_t kq = kernel_queue(c);
+	uint64_t delivered = c->written > kq ? c->written - kq : 0;
+	uint64_t dt = now - c->rate_at_ns, db = delivered - c->rate_delivered;
+	if (c->rate_at_ns == 0) {
+		c->rate_at_ns = now;
+		c->rate_delivered = delivered;
+	} else if (dt >= 250 * 1000000ull || (db >= 128 * 1024 && dt >= 1000000ull)) {
+		if (c->rate_busy) {
+			double r = (double)db * 1e9 / (double)dt;
+			if (r > LINK_RATE_MAX)
+				r = LINK_RATE_MAX;
+			c->rate = c->rate == 0 ? r : (c->rate + r) / 2;
+		}
+		c->rate_at_ns = now;
+		c->rate_delivered = delivered;
+		c->rate_busy = false;
+	}
+	if (unwritten(c) + kq > 1024)
+		c->rate_busy = true;
+}
+
+/* Sends chunks while the link has less than about LINK_AHEAD_MS of them queued: each about
+ * CHUNK_LINK_MS of link, so on 2G a chunk is a few KiB, applied and kept a second after it
+ * left, and on a LAN the session's full chunk. */
+static void conn_pump(struct conn *c)
+{
+	struct zila_error err;
+	if (c->state != CONN_SESSION || c->sess == NULL)
+		return;
+	zila_error_clear(&err);
+	for (int i = 0; i < 64 && zila_session_wants_to_send(c->sess); i++) {
+		link_sample(c);
+		/* The rate is at most LINK_RATE_MAX: what follows fits a size_t. */
+		double ahead = c->rate * LINK_AHEAD_MS / 1000;
+		size_t want = c->rate == 0 ? 2 * LINK_QUEUE_MIN : ahead > LINK_QUEUE_MIN ? (size_t)ahead : LINK_QUEUE_MIN;
+		if (link_backlog(c) >= want) {
+			if (!uv_is_active((uv_handle_t *)&c->pace))
+				uv_timer_start(&c->pace, on_pace, PACE_MS, 0);
+			return;
+		}
+		double one = c->rate * CHUNK_LINK_MS / 1000;
+		size_t chunk = c->rate == 0 ? CHUNK_FIRST : one < CHUNK_MIN ? CHUNK_MIN : one > ZILA_SESSION_CHUNK ? ZILA_SESSION_CHUNK : (size_t)one;
+		/* A chunk at most doubles the last: the rate is a guess until the link is busy. */
+		if (c->chunk_bytes != 0 && chunk > 2 * c->chunk_bytes)
+			chunk = 2 * c->chunk_bytes;
+		if (chunk > ZILA_SESSION_CHUNK)
+			chunk = ZILA_SESSION_CHUNK;
+		c->chunk_bytes = chunk;
+		int r = zila_session_send_more(c->sess, chunk, &err);
+		if (r != 0) {
+			conn_fail(c, r, "%s", zila_error_msg(&err, r));
+			return;
+		}
+		if (zila_session_done(c->sess)) {
+			c->result = 0;
+			conn_finished(c);
+			begin_closing(c);
+			return;
+		}
+		conn_flush(c);
+	}
 }
 
 /* --- the steps -------------------------------------------------------------------------- */
@@ -466,6 +602,8 @@ static void on_established(struct conn *c)
 	/* Each received window comes back to us to apply (apply_window): the seam where a
 	 * worker with a connection of its own can take the apply off the loop. */
 	cfg.caller_applies = true;
+	/* Chunks sized by the link and sent as it drains (conn_pump). */
+	cfg.paced = true;
 	zila_error_clear(&err);
 	if ((r = zila_session_new(&c->sess, &cfg, &err)) != 0 || (r = zila_session_start(c->sess, &err)) != 0) {
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));
@@ -475,6 +613,7 @@ static void on_established(struct conn *c)
 	zila_log(ZILA_LOG_DEBUG, "session with %s started (%s)", peer_label(c, lbl, sizeof(lbl)),
 		 c->initiator ? "we dialled" : "it dialled");
 	c->state = CONN_SESSION;
+	c->last_apply_ms = c->last_read_ms = c->last_write_ms = uv_now(cs->env->loop);
 	deadline(c, idle_ms(c->cs));
 }
 
@@ -489,7 +628,48 @@ static int apply_window(struct conn *c, struct zila_error *err)
 	struct zila_apply_stats st;
 	memset(&st, 0, sizeof(st));
 	int r = zila_store_apply(c->cs->env->store, v, n, &st, err);
+	/* The loop's time is where this iteration began: a long apply would make the next
+	 * window look due at once, and a fast link's windows small. */
+	uv_update_time(c->cs->env->loop);
+	c->last_apply_ms = uv_now(c->cs->env->loop);
 	return zila_session_applied(c->sess, r, &st, err);
+}
+
+/* After bytes arrived in a session: what arrived whole is applied and acknowledged at least
+ * every APPLY_EVERY_MS (rows show, and are kept, as they arrive); a side that reads and says
+ * nothing tells the peer it is there (Progress); the sender's side sends what the link
+ * takes. */
+static void session_step(struct conn *c)
+{
+	struct zila_error err;
+	uint64_t now = uv_now(c->cs->env->loop);
+	int r = 0;
+	zila_error_clear(&err);
+	if (now - c->last_apply_ms >= APPLY_EVERY_MS) {
+		if ((r = zila_session_flush(c->sess, &err)) == 0)
+			r = apply_window(c, &err);
+	}
+	if (r == 0 && now - c->last_out_ms >= PROGRESS_MS && c->bytes_in - c->progress_at >= PROGRESS_MIN_BYTES &&
+	    zila_session_peer_progress(c->sess)) {
+		c->progress_at = c->bytes_in;
+		r = zila_session_progress(c->sess, c->bytes_in, &err);
+	}
+	if (r != 0) {
+		conn_fail(c, r, "%s", zila_error_msg(&err, r));
+		return;
+	}
+	const struct zila_session_stats *st = zila_session_stats(c->sess);
+	if (st->peer_is_hq && st->own_at_peer > c->own_told) {
+		c->own_told = st->own_at_peer;
+		c->cs->hooks.delivered(c->cs->hooks.ctx, c);
+	}
+	if (zila_session_done(c->sess)) {
+		c->result = 0;
+		conn_finished(c);
+		begin_closing(c);
+		return;
+	}
+	conn_pump(c);
 }
 
 static void on_message(struct conn *c)
@@ -538,8 +718,10 @@ static bool looks_like_text(const uint8_t *p, size_t n)
 static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 {
 	size_t off = 0;
-	if (c->state == CONN_SESSION)
+	if (c->state == CONN_SESSION) {
+		c->last_read_ms = uv_now(c->cs->env->loop);
 		deadline(c, idle_ms(c->cs));
+	}
 	while (off < len && c->state != CONN_CLOSED) {
 		size_t used = 0;
 		enum zila_channel_event ev = ZILA_CHANNEL_NONE;
@@ -589,8 +771,10 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 		if (used == 0)
 			break;
 	}
+	if (c->state == CONN_SESSION)
+		session_step(c);
 	conn_flush(c);
-	if (c->state == CONN_CLOSING && c->ch.rx_closed && !c->writing && c->out.len == 0)
+	if (c->state == CONN_CLOSING && c->ch.rx_closed && !c->writing && unwritten(c) == 0)
 		conn_close_handles(c);
 }
 
@@ -642,6 +826,25 @@ static int responder_psk(void *ctx, uint8_t mode, const uint8_t invite_id[ZILA_I
 		return 0;
 	}
 	return zila_channel_psk_replica(c->cs->env->trust, mode, invite_id, psk);
+}
+
+/* Liveness by bytes (#24): a session lives while bytes move in either direction: the idle
+ * deadline after the last byte read, or after the last piece the kernel took. A peer that
+ * tells what it reads (Progress) is heard from every second or two while it reads, so
+ * writes alone extend its session by at most one more deadline: bytes the kernel takes may
+ * sit in a stopped peer's buffers, and then it is cut at most two deadlines after its last
+ * word (one after its kernel stopped taking bytes). A receiver applying a window says
+ * nothing while its kernel takes bytes: that counts, as it did before. An older peer says
+ * nothing while it reads a window: for it a drained piece counts without that bound. */
+static uint64_t session_alive_until(const struct conn *c)
+{
+	uint64_t idle = idle_ms(c->cs);
+	uint64_t until = c->last_read_ms + idle, by_write = c->last_write_ms + idle;
+	if (!(c->sess != NULL && zila_session_peer_progress(c->sess)))
+		return by_write > until ? by_write : until;
+	if (by_write > until)
+		until = by_write < c->last_read_ms + 2 * idle ? by_write : c->last_read_ms + 2 * idle;
+	return until;
 }
 
 /* --- the transition function -------------------------------------------------------------- */
@@ -730,12 +933,15 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 			conn_close_handles(c);
 			break;
 		}
-		if (c->state == CONN_SESSION)
-			deadline(c, idle_ms(c->cs));
+		/* A piece that drained into the link counts too (session_alive_until). */
+		if (c->state == CONN_SESSION) {
+			c->last_write_ms = uv_now(c->cs->env->loop);
+			conn_pump(c);
+		}
 		conn_flush(c);
-		if (c->out.len + c->inflight.len <= READ_PAUSE_BYTES)
+		if (unwritten(c) <= READ_PAUSE_BYTES)
 			start_reading(c);
-		if (c->state == CONN_CLOSING && !c->writing && c->out.len == 0) {
+		if (c->state == CONN_CLOSING && !c->writing && unwritten(c) == 0) {
 			if (c->ch.rx_closed) {
 				conn_close_handles(c);
 			} else if (!c->shut) {
@@ -748,6 +954,13 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 		}
 		break;
 	case EV_TIMEOUT:
+		if (c->state == CONN_SESSION) {
+			uint64_t now = uv_now(c->cs->env->loop), until = session_alive_until(c);
+			if (until > now) {
+				deadline(c, until - now);
+				break;
+			}
+		}
 		if (c->state == CONN_CLOSING)
 			conn_close_handles(c);
 		else
@@ -903,11 +1116,12 @@ void conn_accept(struct conns *cs, uv_stream_t *listener)
 		conn_close_handles(c);
 		return;
 	}
-	if (cs->npreauth >= PREAUTH_MAX && oldest != NULL) {
+	unsigned pmax = preauth_max(env);
+	if (cs->npreauth >= pmax && oldest != NULL) {
 		/* An honest handshake is done in a few round trips: the one waiting longest is
 		 * most likely slow on purpose. */
 		noisy(cs, NOISY_EVICTED, "closed %s after %llu ms in the handshake: %d handshakes at once", oldest->addr,
-		      (unsigned long long)(uv_now(env->loop) - oldest->started_ms), PREAUTH_MAX);
+		      (unsigned long long)(uv_now(env->loop) - oldest->started_ms), pmax);
 		oldest->result = ZILA_EBUSY;
 		oldest->finished = true;
 		conn_close_handles(oldest);

@@ -43,6 +43,20 @@ struct conn {
 	struct zila_join_check jc;
 	uint8_t invite_id[ZILA_INVITE_ID_LEN]; /* JOIN responder: the id message 1 named */
 	struct zila_buf out, inflight, msg;
+	size_t inflight_off, piece_len; /* inflight goes out in pieces: the one being written */
+	uv_timer_t pace; /* a paced session's sender waits for its link to drain */
+	/* The link as this end sees it: bytes the kernel took (written) and, of those, the ones
+	 * still unacknowledged (the socket's queue) give what the link carried, and so its rate. */
+	uint64_t written;
+	uint64_t rate_at_ns, rate_delivered; /* the last sample */
+	bool rate_busy;   /* the link had bytes queued since the last sample */
+	double rate;      /* bytes/s the link carried while busy; 0 until known */
+	size_t chunk_bytes; /* the size of the next chunk we send (about a second of link) */
+	uint64_t last_out_ms;   /* we last sent a session message */
+	uint64_t last_apply_ms; /* we last applied (or started the session) */
+	uint64_t last_read_ms, last_write_ms; /* a byte arrived; the kernel took a piece */
+	uint64_t progress_at;   /* bytes_in our last Progress told */
+	uint64_t own_told;      /* own_at_peer the owner was last told of (hooks.delivered) */
 	char addr[300]; /* the peer's address as text */
 	bool has_peer;
 	uint8_t peer_pk[32];
@@ -72,6 +86,9 @@ struct conn_hooks {
 	 * that got past the refusals of conn_accept. Dialled connections that fail before a
 	 * handshake are not logged here: the owner logs them (it knows how often). */
 	void (*ended)(void *ctx, struct conn *c);
+	/* HQ acknowledged more of our own entries in c's session (c->sess's own_at_peer grew):
+	 * they count as delivered now, whatever becomes of the session. */
+	void (*delivered)(void *ctx, struct conn *c);
 	/* A connection was freed: a session slot may be free again. */
 	void (*freed)(void *ctx);
 	void *ctx;

@@ -190,6 +190,26 @@ static void on_established(void *ctx, struct conn *c)
 	snprintf(t->name, sizeof(t->name), "%s", c->peer_name);
 }
 
+/* conn.c: HQ acknowledged more of our entries in a session still running: status counts
+ * them as delivered now (a cut later takes nothing back from HQ). */
+static void on_delivered(void *ctx, struct conn *c)
+{
+	struct daemon *d = ctx;
+	const struct zila_session_stats *st = zila_session_stats(c->sess);
+	char *v = NULL, n[32];
+	if (d->env.id.is_hq)
+		return;
+	int64_t held = 0;
+	if (zila_store_meta_get(d->store, ZILA_META_NET_OWN_HQ, &v) == 0 && v != NULL)
+		held = strtoll(v, NULL, 10);
+	free(v);
+	if ((int64_t)st->own_at_peer <= held)
+		return;
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)st->own_at_peer);
+	if (zila_store_meta_set(d->store, ZILA_META_NET_OWN_HQ, n) != 0)
+		zila_log(ZILA_LOG_WARN, "cannot record what HQ holds in the replica");
+}
+
 /* conn.c: a connection's result is known. */
 static void on_ended(void *ctx, struct conn *c)
 {
@@ -810,7 +830,7 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	}
 	loop_init = true;
 	d->started_wall = (int64_t)zila_wall_s();
-	const struct conn_hooks ch = { on_established, on_ended, on_conn_freed, d };
+	const struct conn_hooks ch = { on_established, on_ended, on_delivered, on_conn_freed, d };
 	const struct discovery_hooks dh = { on_heard, on_nets, d };
 	const struct control_hooks cth = { ctl_status, ctl_peers, ctl_sync, ctl_progress, ctl_reload, ctl_stop, d };
 	conns_init(&d->conns, &d->env, &d->refused, &ch);

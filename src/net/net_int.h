@@ -19,7 +19,7 @@
 /* Deadlines (ms) per connection state. */
 #define DIAL_TIMEOUT_MS 10000
 #define HANDSHAKE_TIMEOUT_MS 10000
-#define SESSION_IDLE_MS 60000 /* default: no byte read or written for this long */
+#define SESSION_IDLE_MS 60000 /* default: no byte read or written for this long (conn.c) */
 #define JOIN_TIMEOUT_MS 20000
 #define CLOSING_TIMEOUT_MS 5000
 /* Buffered bytes per connection: reading stops above READ_PAUSE_BYTES queued for writing;
@@ -27,11 +27,34 @@
 #define READ_PAUSE_BYTES (2u << 20)
 #define OUT_MAX_BYTES (64u << 20)
 #define READ_CHUNK (64 * 1024)
+/* Liveness and small steps on slow links (conn.c). Bytes go to the kernel in pieces of at
+ * most WRITE_PIECE, so a write completes as the link drains. A receiving side tells the
+ * sender what it has read (Progress) after PROGRESS_MS without sending anything else, when
+ * it read PROGRESS_MIN_BYTES since its last Progress; a session whose peer takes Progress
+ * is kept alive by bytes written at most one deadline past its peer's last word. Received
+ * chunks are applied (and acknowledged) at least every APPLY_EVERY_MS. A paced sender keeps
+ * about LINK_AHEAD_MS of its link's rate queued (at least LINK_QUEUE_MIN bytes), in chunks
+ * of about CHUNK_LINK_MS of it (CHUNK_MIN … the session's chunk; CHUNK_FIRST until the rate
+ * is known), and looks again every PACE_MS while the link drains. */
+#define WRITE_PIECE (32 * 1024)
+#define PROGRESS_MS 1000
+#define PROGRESS_MIN_BYTES 512
+#define APPLY_EVERY_MS 1000
+#define LINK_AHEAD_MS 2000
+#define LINK_QUEUE_MIN (32 * 1024)
+#define CHUNK_LINK_MS 1000
+#define CHUNK_MIN (4 * 1024)
+#define CHUNK_FIRST (16 * 1024)
+#define PACE_MS 100
+#define LINK_RATE_MAX 1e9 /* bytes/s: a measured rate is taken as at most this */
 /* Inbound connections not authenticated yet (in the handshake) have their own limits and do
  * not count against max_sessions: at most PREAUTH_PER_ADDR per source address, at most
- * PREAUTH_MAX in all, the one waiting longest closed to make room for a newcomer (an honest
- * handshake takes a few round trips; a slow or replayed one waits for its deadline). */
+ * max_sessions in all (but at least PREAUTH_MAX and at most PREAUTH_CAP), the one waiting
+ * longest closed to make room for a newcomer (an honest handshake takes a few round trips;
+ * a slow or replayed one waits for its deadline). A fan-in within the session cap never
+ * has a handshake closed (#24: 50 laptops at once were told "connection reset by peer"). */
 #define PREAUTH_MAX 32
+#define PREAUTH_CAP 256
 #define PREAUTH_PER_ADDR 4
 /* Refusals and failed handshakes of unauthenticated connections are logged one by one at
  * most NOISY_BURST times per NOISY_WINDOW_MS; the rest are counted in one line per window. */

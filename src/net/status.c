@@ -31,7 +31,9 @@ static void add_progress(json_t *o, const struct conn *c)
 	const struct zila_session_stats *st = c->sess ? zila_session_stats(c->sess) : NULL;
 	json_object_set_new(o, "state", json_string(conn_state_name(c->state)));
 	if (st != NULL) {
-		json_object_set_new(o, "sent", json_integer((json_int_t)st->entries_sent));
+		/* Sent is what the peer applied and acknowledged; on a slow link more is on its way. */
+		json_object_set_new(o, "sent", json_integer((json_int_t)st->entries_acked));
+		json_object_set_new(o, "in_flight", json_integer((json_int_t)(st->entries_sent - st->entries_acked)));
 		json_object_set_new(o, "received", json_integer((json_int_t)st->entries_received));
 		if (st->to_send_known || st->in_step)
 			json_object_set_new(o, "to_send", json_integer((json_int_t)st->to_send));

@@ -18,13 +18,26 @@
 #define REASON_MAX 200
 #define CERT_FILE_MAX 4096
 #define REFUSED_MAX 64 /* Refused items in one Ack */
+/* Hello flags */
+#define HELLO_HQ 1u       /* the sender is HQ */
+#define HELLO_PROGRESS 2u /* the sender (live) sends and takes Progress messages */
 
 /* One of our own feeds as the peer holds it (for own_at_peer). */
 struct own_feed {
 	char part[ZILA_PART_MAX + 1];
 	uint64_t ours, peer;
-	bool skipped; /* not offered: the peer refused it before */
+	uint64_t acked; /* the highest of ours in a chunk the peer acknowledged */
+	bool skipped;   /* not offered: the peer refused it before */
 };
+
+/* Our own entries in a chunk not acknowledged yet: the last of one feed in that chunk. */
+struct own_sent {
+	uint64_t chunk;
+	size_t feed; /* index in own[] */
+	uint64_t seq;
+};
+
+#define SENT_RING 128 /* > ZILA_SESSION_WINDOW_MAX: chunks unacknowledged at most */
 
 struct pdigest {
 	char part[ZILA_PART_MAX + 1];
@@ -72,6 +85,13 @@ struct zila_session {
 	struct own_feed *own;  /* our own feeds in partitions the peer reads */
 	size_t nown;
 	bool own_known;        /* own[].peer is known (its Heads, or digests equal) */
+	struct own_sent *osent; /* in chunk order; those up to the peer's last Ack are taken off */
+	size_t nosent, osent_cap;
+	uint64_t sent_upto[SENT_RING]; /* entries sent up to and including chunk k, at k % SENT_RING */
+	/* Pacing (cfg.paced): chunks the caller allows now, and their size. */
+	unsigned credit;
+	size_t credit_bytes;
+	bool peer_progress; /* the peer's Hello offered Progress messages */
 };
 
 /* --- helpers ---------------------------------------------------------------------- */
@@ -404,11 +424,67 @@ static int receive_trust(struct zila_session *s, const Zila__Trust *tr, struct z
 
 /* --- entries ------------------------------------------------------------------------ */
 
+static const struct own_feed *own_of(const struct zila_session *s, const char *part, size_t *idx)
+{
+	for (size_t i = 0; i < s->nown; i++)
+		if (strcmp(s->own[i].part, part) == 0) {
+			*idx = i;
+			return &s->own[i];
+		}
+	return NULL;
+}
+
+/* Notes one of our own entries going out in chunk: once that chunk is acknowledged, the
+ * peer holds it (unless its Ack refused the feed), even if the session is cut later. */
+static int own_sent_note(struct zila_session *s, const struct zila_entry_info *info, uint64_t chunk)
+{
+	size_t idx;
+	if (!s->own_known || memcmp(info->origin, zila_store_device_pk(s->cfg.store), 32) != 0 ||
+	    own_of(s, info->part, &idx) == NULL)
+		return 0;
+	if (s->nosent > 0 && s->osent[s->nosent - 1].chunk == chunk && s->osent[s->nosent - 1].feed == idx) {
+		s->osent[s->nosent - 1].seq = info->seq;
+		return 0;
+	}
+	if (s->nosent == s->osent_cap) {
+		size_t cap = s->osent_cap ? s->osent_cap * 2 : 16;
+		struct own_sent *no = realloc(s->osent, cap * sizeof(*no));
+		if (no == NULL)
+			return ZILA_ENOMEM;
+		s->osent = no;
+		s->osent_cap = cap;
+	}
+	s->osent[s->nosent++] = (struct own_sent){ chunk, idx, info->seq };
+	return 0;
+}
+
+static void own_count(struct zila_session *s, bool done);
+
+/* The peer acknowledged every chunk up to chunk: what of ours they held is now its. */
+static void own_acked(struct zila_session *s, uint64_t chunk)
+{
+	size_t k = 0;
+	while (k < s->nosent && s->osent[k].chunk <= chunk) {
+		struct own_feed *o = &s->own[s->osent[k].feed];
+		if (s->osent[k].seq > o->acked)
+			o->acked = s->osent[k].seq;
+		k++;
+	}
+	if (k > 0) {
+		memmove(s->osent, s->osent + k, (s->nosent - k) * sizeof(*s->osent));
+		s->nosent -= k;
+	}
+	s->st.entries_acked = s->sent_upto[chunk % SENT_RING];
+	own_count(s, false);
+}
+
 /* Sends chunks while the window allows, then Done once the outbox is empty. */
 static int pump(struct zila_session *s, struct zila_error *err)
 {
 	size_t max = s->cfg.chunk_bytes ? s->cfg.chunk_bytes : ZILA_SESSION_CHUNK;
 	unsigned window = s->peer_window;
+	if (s->cfg.paced && s->credit_bytes > 0 && s->credit_bytes < max)
+		max = s->credit_bytes;
 	/* A receiver that asks for a window of one is on a link that was cut: small chunks, so
 	 * that each stretch between cuts still commits something. */
 	if (window == 1 && max > ZILA_SESSION_CHUNK / 4)
@@ -417,7 +493,7 @@ static int pump(struct zila_session *s, struct zila_error *err)
 	size_t *offs = NULL, cap = 0;
 	int r = 0;
 	while (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done &&
-	       s->chunks_sent - s->chunks_acked < window) {
+	       s->chunks_sent - s->chunks_acked < window && (!s->cfg.paced || s->credit > 0)) {
 		size_t n = 0, len;
 		zila_buf_reset(&s->chunk);
 		while ((r = zila_outbox_peek_len(s->outbox, &len)) == 0 && n < ENTRIES_PER_CHUNK_MAX &&
@@ -432,7 +508,9 @@ static int pump(struct zila_session *s, struct zila_error *err)
 				offs = no;
 			}
 			offs[n++] = s->chunk.len;
-			if ((r = zila_outbox_next(s->outbox, NULL, &s->chunk)) != 0)
+			struct zila_entry_info info;
+			if ((r = zila_outbox_next(s->outbox, &info, &s->chunk)) != 0 ||
+			    (r = own_sent_note(s, &info, s->chunks_sent + 1)) != 0)
 				goto out;
 		}
 		if (r != 0 && r != ZILA_ENOTFOUND)
@@ -461,6 +539,9 @@ static int pump(struct zila_session *s, struct zila_error *err)
 			if ((r = emit(s, &m)) != 0)
 				goto out;
 			s->st.entries_sent += n;
+			s->sent_upto[e.chunk % SENT_RING] = s->st.entries_sent;
+			if (s->credit > 0)
+				s->credit--;
 		}
 		if (end) {
 			Zila__Done d = ZILA__DONE__INIT;
@@ -694,18 +775,20 @@ static int own_feeds(struct zila_session *s, const struct zila_vector *have)
 		o->peer = p == NULL ? 0 : p->seq < h->seq ? p->seq : h->seq;
 	}
 	s->own_known = true;
+	own_count(s, false);
 	return 0;
 }
 
-/* At DONE: how many of our entries the peer holds now. What we sent it took, unless its Acks
- * refused a feed from some entry on; a feed we did not offer stays where it was. */
-static void own_settle(struct zila_session *s)
+/* How many of our entries the peer holds: at DONE, what we sent it took, unless its Acks
+ * refused a feed from some entry on; before, what it held and what it acknowledged. A feed
+ * we did not offer stays where it was. */
+static void own_count(struct zila_session *s, bool done)
 {
 	const uint8_t *self = zila_store_device_pk(s->cfg.store);
 	s->st.own_at_peer = s->st.own_not_at_peer = 0;
 	for (size_t i = 0; s->own_known && i < s->nown; i++) {
 		struct own_feed *o = &s->own[i];
-		uint64_t at = o->ours;
+		uint64_t at = done ? o->ours : o->acked > o->peer ? o->acked : o->peer;
 		const struct zila_refusal *r = refusal_of(&s->st, self, o->part);
 		if (o->skipped)
 			at = o->peer;
@@ -714,6 +797,11 @@ static void own_settle(struct zila_session *s)
 		s->st.own_at_peer += at;
 		s->st.own_not_at_peer += o->ours - at;
 	}
+}
+
+static void own_settle(struct zila_session *s)
+{
+	own_count(s, true);
 }
 
 /* --- the session ------------------------------------------------------------------ */
@@ -751,6 +839,7 @@ void zila_session_free(struct zila_session *s)
 	free(s->parts);
 	free(s->differ);
 	free(s->own);
+	free(s->osent);
 	free(s);
 }
 
@@ -828,7 +917,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	h.now_ms = s->cfg.now_ms;
 	h.hq_now_ms = s->cfg.hq_now_ms;
 	h.hq_seen_ms = s->hq_seen_ms;
-	h.flags = s->cfg.is_hq ? 1 : 0;
+	h.flags = (s->cfg.is_hq ? HELLO_HQ : 0) | (s->cfg.live ? HELLO_PROGRESS : 0);
 	h.window = my_window(s);
 	if (s->has_trust) {
 		h.trust_digest.data = s->trust_digest;
@@ -880,7 +969,8 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	int r;
 	s->st.peer_now_ms = h->now_ms;
 	s->st.peer_hq_now_ms = h->hq_now_ms;
-	s->st.peer_is_hq = (h->flags & 1) != 0;
+	s->st.peer_is_hq = (h->flags & HELLO_HQ) != 0;
+	s->peer_progress = s->cfg.live && (h->flags & HELLO_PROGRESS) != 0;
 	if (h->trust_digest.len == DIGEST_LEN) {
 		memcpy(s->st.peer_trust, h->trust_digest.data, DIGEST_LEN);
 		s->st.has_peer_trust = true;
@@ -1123,6 +1213,7 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		else {
 			s->chunks_acked = m->ack->chunk;
 			receive_refused(s, m->ack);
+			own_acked(s, m->ack->chunk);
 			r = pump(s, err);
 		}
 		break;
@@ -1141,6 +1232,13 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 			s->st.to_receive = m->done->nentries;
 		}
 		break;
+	case ZILA__MESSAGE__BODY_PROGRESS:
+		/* Only after our Hello offered them, and before the session ends. */
+		if (!s->cfg.live || s->state != ZILA_SESSION_EXCHANGE || m->progress->bytes < s->st.peer_read_bytes)
+			r = fail(s, err, ZILA_EPROTO, "unexpected progress");
+		else
+			s->st.peer_read_bytes = m->progress->bytes;
+		break;
 	case ZILA__MESSAGE__BODY_ERROR:
 		s->state = ZILA_SESSION_FAILED;
 		r = zila_error_set(err, ZILA_EPEER, "the peer ended the session: %s", m->error->reason);
@@ -1150,6 +1248,50 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		break;
 	}
 	zila__message__free_unpacked(m, NULL);
+	if (r == 0)
+		check_done(s);
+	return r;
+}
+
+int zila_session_progress(struct zila_session *s, uint64_t bytes_read, struct zila_error *err)
+{
+	if (!s->peer_progress || s->state != ZILA_SESSION_EXCHANGE)
+		return 0;
+	Zila__Progress pr = ZILA__PROGRESS__INIT;
+	Zila__Message m = ZILA__MESSAGE__INIT;
+	pr.bytes = bytes_read;
+	m.body_case = ZILA__MESSAGE__BODY_PROGRESS;
+	m.progress = &pr;
+	int r = emit(s, &m);
+	return r != 0 ? fail(s, err, r, "cannot send progress") : 0;
+}
+
+bool zila_session_peer_progress(const struct zila_session *s)
+{
+	return s->peer_progress;
+}
+
+int zila_session_flush(struct zila_session *s, struct zila_error *err)
+{
+	if (s->state != ZILA_SESSION_EXCHANGE || s->pend_chunks == 0 || s->win != NULL)
+		return 0;
+	return window_ready(s, true, err);
+}
+
+bool zila_session_wants_to_send(const struct zila_session *s)
+{
+	return s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done &&
+	       s->chunks_sent - s->chunks_acked < s->peer_window;
+}
+
+int zila_session_send_more(struct zila_session *s, size_t chunk_bytes, struct zila_error *err)
+{
+	if (!zila_session_wants_to_send(s))
+		return 0;
+	s->credit = 1;
+	s->credit_bytes = chunk_bytes;
+	int r = pump(s, err);
+	s->credit = 0;
 	if (r == 0)
 		check_done(s);
 	return r;
@@ -1306,6 +1448,7 @@ static int check_body(const Zila__Message *m)
 		}
 		return 0;
 	case ZILA__MESSAGE__BODY_DONE:
+	case ZILA__MESSAGE__BODY_PROGRESS:
 		return 0;
 	case ZILA__MESSAGE__BODY_ERROR:
 		return m->error->reason != NULL && strlen(m->error->reason) <= REASON_MAX &&

@@ -170,6 +170,7 @@ struct pair_opts {
 	const struct zila_session_skip *b_skip; /* side b's cfg.skip */
 	size_t b_nskip;
 	bool b_applies; /* side b's cfg.caller_applies */
+	bool a_paced;   /* side a's cfg.paced */
 };
 
 static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *rb, zila_part_filter_fn b_reads,
@@ -212,6 +213,7 @@ static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *r
 		cb.skip = o->b_skip;
 		cb.nskip = o->b_nskip;
 		cb.caller_applies = o->b_applies;
+		ca.paced = o->a_paced;
 	}
 	assert_int_equal(zila_session_new(&p->a, &ca, &err), 0);
 	assert_int_equal(zila_session_new(&p->b, &cb, &err), 0);
@@ -331,6 +333,81 @@ static void test_caller_applies(void **state)
 	assert_int_equal(zila_session_receive(p.b, m->p, m->len, &err), ZILA_EINVAL);
 	pair_close(&p);
 	zila_store_free(worker);
+	replica_close(&a);
+	replica_close(&b);
+}
+
+/* Progress in small steps (#24): a paced sender sends a chunk only when asked, of the size
+ * asked; a receiver that closes its window early (a second of a slow link) acknowledges at
+ * once, and the sender counts its own entries in acknowledged chunks as at the peer before
+ * the session is done (status: delivered, even if the session is cut then). Progress goes
+ * only between live sessions and tells the bytes read. */
+static void test_small_steps(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct pair p;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	seal_batches(&a, 12, 20);
+	struct pair_opts o = { .live = true, .a_paced = true };
+	pair_open_opts(&p, &a, &b, NULL, NULL, 0, 16, false, &o);
+	pair_run(&p, 1000);
+	/* Hellos and Heads exchanged; a paced sender has sent no entry yet. */
+	assert_true(zila_session_peer_progress(p.a) && zila_session_peer_progress(p.b));
+	assert_int_equal(zila_session_stats(p.a)->entries_sent, 0);
+	assert_true(zila_session_wants_to_send(p.a));
+	uint64_t own0 = zila_session_stats(p.a)->own_at_peer;
+	size_t chunks = 0;
+	bool acked_before_done = false;
+	while (!zila_session_done(p.a) || !zila_session_done(p.b)) {
+		if (zila_session_wants_to_send(p.a)) {
+			uint64_t sent = zila_session_stats(p.a)->entries_sent;
+			assert_int_equal(zila_session_send_more(p.a, 1, &err), 0);
+			/* one entry per chunk when asked for a byte: an entry is never split */
+			assert_true(zila_session_stats(p.a)->entries_sent - sent <= 1);
+			chunks++;
+		}
+		pair_run(&p, 1);
+		/* b closes its window at once, as the daemon does after a second */
+		assert_int_equal(zila_session_flush(p.b, &err), 0);
+		pair_run(&p, 1000);
+		const struct zila_session_stats *st = zila_session_stats(p.a);
+		if (!zila_session_done(p.a) && st->entries_acked > 0) {
+			assert_true(st->own_at_peer > own0);
+			assert_int_equal(st->own_at_peer - own0, st->entries_acked);
+			acked_before_done = true;
+		}
+		assert_true(chunks < 100);
+	}
+	assert_true(acked_before_done);
+	assert_true(chunks >= 12);
+	assert_int_equal(zila_session_stats(p.a)->own_not_at_peer, 0);
+	assert_int_equal(zila_session_stats(p.a)->entries_acked, zila_session_stats(p.a)->entries_sent);
+	pair_close(&p);
+	assert_same_hash(&a, &b);
+
+	/* Progress: told between live sessions, never to a bundle-like (not live) one. */
+	seed(&a, "more", 5);
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	pair_open_opts(&p, &a, &b, NULL, NULL, 0, 16, false, &o);
+	pair_run(&p, 2); /* the Hellos */
+	size_t n = p.to_a.n;
+	assert_int_equal(zila_session_progress(p.b, 4321, &err), 0);
+	assert_int_equal(p.to_a.n, n + 1);
+	pair_run(&p, 1000);
+	assert_int_equal(zila_session_stats(p.a)->peer_read_bytes, 4321);
+	pair_close(&p);
+	struct pair_opts dead = { .live = false };
+	pair_open_opts(&p, &a, &b, NULL, NULL, 0, 16, false, &dead);
+	pair_run(&p, 2);
+	assert_false(zila_session_peer_progress(p.a));
+	n = p.to_a.n;
+	assert_int_equal(zila_session_progress(p.b, 99, &err), 0);
+	assert_int_equal(p.to_a.n, n); /* nothing sent */
+	pair_close(&p);
 	replica_close(&a);
 	replica_close(&b);
 }
@@ -1624,6 +1701,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_converge_then_in_step),
 		cmocka_unit_test(test_caller_applies),
+		cmocka_unit_test(test_small_steps),
 		cmocka_unit_test(test_decode_budget),
 		cmocka_unit_test(test_read_scope),
 		cmocka_unit_test(test_cut_and_resume),

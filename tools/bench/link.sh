@@ -1,0 +1,295 @@
+#!/bin/sh
+# The field-link bench (#24): an HQ daemon and a district laptop's daemon, each in a network
+# namespace of its own, joined by tools/zila_link (a user-space link: rate, delay +- jitter,
+# loss, a bounded queue; this kernel has no netem). Scenarios, on fresh replicas per link:
+#   clone   a laptop's first sync of a district of PEOPLE people (tools/zila_gen: Devanagari
+#           local names, office bearers, booth agents, sign-ups...)
+#   day     a day's work on the laptop: 200 new people, 500 edited, 20 deleted, then a sync
+#   return  the laptop back after weeks away: RETURN changes (new people and edits, sealed in
+#           batches of 2,000 as its daemon would have while offline), then a sync
+# Reported per scenario: seconds, link bytes each way (Ethernet frames: TCP/IP headers,
+# ACKs, retransmissions and the handshake included), bytes per row, sessions, cuts (must be
+# 0), and for the clone the seconds until the first people rows show; for the day's work
+# the bytes per changed row beside SQLite's session changeset of the same changes
+# (tools/zila_changeset), and for the clone the CSV floor (every row as CSV, zstd -19).
+#   usage: sh tools/bench/link.sh [short|long]     (root; make bench / make bench-link)
+#   short: 2G only, a district of 2,000 people, the day's work (about a minute)
+#   long:  2G and 32 kbit/s, 20,000 people, all three scenarios (tens of minutes)
+# LINKS="2g 32k", PEOPLE, RETURN, SEED override; KEEP=1 keeps the work directory.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ZILA=${ZILA:-$ROOT/build/zila}
+LINK=$ROOT/build/tools/zila_link
+GEN=$ROOT/build/tools/zila_gen
+CSET=$ROOT/build/tools/zila_changeset
+FORM=${1:-short}
+case $FORM in
+short)
+	LINKS=${LINKS:-2g}
+	PEOPLE=${PEOPLE:-2000}
+	SCEN=${SCEN:-clone day}
+	;;
+long)
+	LINKS=${LINKS:-2g 32k}
+	PEOPLE=${PEOPLE:-20000}
+	SCEN=${SCEN:-clone day return}
+	;;
+*)
+	echo "usage: sh tools/bench/link.sh [short|long]" >&2
+	exit 2
+	;;
+esac
+RETURN=${RETURN:-50000}
+SEED=${SEED:-1}
+if [ "$(id -u)" != 0 ]; then
+	echo "link bench: skipped (needs root for network namespaces)"
+	exit 0
+fi
+for b in "$ZILA" "$LINK" "$GEN" "$CSET"; do
+	[ -x "$b" ] || {
+		echo "link bench: no $b (make build/zila build/tools/zila_link build/tools/zila_gen build/tools/zila_changeset)" >&2
+		exit 1
+	}
+done
+W=$(mktemp -d /tmp/zila-link-XXXXXX)
+NS=zl$$
+LINKPID=""
+HQPID=""
+LPID=""
+HQA=10.98.0.2
+LA=10.98.0.1
+cleanup() {
+	for p in $LPID $HQPID; do kill "$p" 2>/dev/null; done
+	for p in $LPID $HQPID; do wait "$p" 2>/dev/null; done
+	[ -n "$LINKPID" ] && kill "$LINKPID" 2>/dev/null && wait "$LINKPID" 2>/dev/null
+	ip netns del "$NS-hq" 2>/dev/null
+	ip netns del "$NS-lap" 2>/dev/null
+	if [ -n "${KEEP:-}" ]; then echo "link bench: kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+fail() {
+	echo "link bench: $*" >&2
+	exit 1
+}
+
+# link_up RATE DELAY JITTER LOSS: fresh namespaces joined by zila_link.
+link_up() {
+	link_down
+	ip netns add "$NS-hq" && ip netns add "$NS-lap" || fail "cannot make namespaces"
+	"$LINK" --a "$NS-lap:zla" --b "$NS-hq:zlb" --rate "$1" --delay "$2" --jitter "$3" --loss "$4" \
+		--seed "$SEED" --stats "$W/link.stats" >"$W/link.out" 2>&1 &
+	LINKPID=$!
+	i=0
+	until grep -q ready "$W/link.out" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt 50 ] && fail "zila_link did not start: $(cat "$W/link.out")"
+		sleep 0.1
+	done
+	for x in "lap zla $LA" "hq zlb $HQA"; do
+		set -- $x
+		ip -n "$NS-$1" link set lo up
+		ip netns exec "$NS-$1" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+		ip -n "$NS-$1" addr add "$3/24" dev "$2"
+		ip -n "$NS-$1" link set "$2" up
+	done
+}
+link_down() {
+	for p in $LPID $HQPID; do kill "$p" 2>/dev/null; done
+	for p in $LPID $HQPID; do wait "$p" 2>/dev/null; done
+	LPID="" HQPID=""
+	[ -n "$LINKPID" ] && kill "$LINKPID" 2>/dev/null && wait "$LINKPID" 2>/dev/null
+	LINKPID=""
+	ip netns del "$NS-hq" 2>/dev/null
+	ip netns del "$NS-lap" 2>/dev/null
+	return 0
+}
+# stats: sets AB (laptop to HQ) and BA (HQ to laptop), the link's bytes so far.
+stats() {
+	rm -f "$W/link.stats"
+	kill -USR1 "$LINKPID"
+	i=0
+	until [ -s "$W/link.stats" ]; do
+		i=$((i + 1))
+		[ $i -gt 50 ] && fail "zila_link wrote no statistics"
+		sleep 0.1
+	done
+	AB=$(awk '$1 == "ab" {print $2}' "$W/link.stats")
+	BA=$(awk '$1 == "ba" {print $2}' "$W/link.stats")
+}
+now() { date +%s.%N | cut -c1-14; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", b - a}'; }
+people() { sqlite3 "file:$L/zila.db?mode=ro" "SELECT count(*) FROM people" 2>/dev/null || echo 0; }
+all_rows() {
+	sqlite3 "$1/zila.db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%'" |
+		while read -r t; do sqlite3 "$1/zila.db" "SELECT count(*) FROM \"$t\""; done | awk '{s += $1} END {print s}'
+}
+cuts() { cat "$W/hq.log" "$W/lap.log" 2>/dev/null | grep -c "no progress in state\|connection cut\|kept .* entries received\|channel failed"; }
+sessions() { grep -cE "synced with.*(sent [1-9]|received [1-9])" "$W/lap.log" 2>/dev/null; }
+# sync_until_done LIMIT: waits until the laptop logged another completed sync with HQ
+# (at most LIMIT s); sets SECS.
+wait_synced() {
+	_n0=$1
+	_lim=$2
+	_t0=$3
+	while [ "$(grep -c "synced with 'hq'.*received" "$W/lap.log")" -le "$_n0" ]; do
+		[ "$(elapsed "$_t0" "$(now)" | cut -d. -f1)" -ge "$_lim" ] && return 1
+		sleep 0.5
+	done
+	return 0
+}
+
+# replicas PEOPLE: HQ with a generated district, a laptop of it enrolled by USB stick.
+replicas() {
+	HQ=$W/hq L=$W/lap
+	rm -rf "$HQ" "$L"
+	printf 'a passphrase for the bench\n' >"$W/pw"
+	"$ZILA" -d "$HQ" init >/dev/null && "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$W/pw" >/dev/null ||
+		fail "cannot make HQ"
+	"$GEN" --districts 1 --people-per-district "$1" --seed "$SEED" --db "$HQ/zila.db" >/dev/null || fail "zila_gen failed"
+	"$ZILA" -d "$HQ" seal >/dev/null || fail "HQ's seal failed"
+	rm -f "$W/req" "$W/cert"
+	"$ZILA" -d "$L" init >/dev/null && "$ZILA" -d "$L" enrol request "$W/req" --name lap >/dev/null &&
+		"$ZILA" -d "$HQ" enrol sign "$W/req" "$W/cert" --district Patna --role district >/dev/null &&
+		"$ZILA" -d "$L" enrol install "$W/cert" >/dev/null || fail "cannot enrol the laptop"
+	"$ZILA" -d "$L" peer add --hq "$HQA:7400" >/dev/null || fail "cannot set HQ's address"
+	: >"$W/hq.log"
+	: >"$W/lap.log"
+	ip netns exec "$NS-hq" "$ZILA" -d "$HQ" daemon --listen "$HQA:7400" --beacon-port 0 2>>"$W/hq.log" &
+	HQPID=$!
+	i=0
+	until "$ZILA" -d "$HQ" status >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && fail "HQ's daemon did not start"
+		sleep 0.1
+	done
+}
+lap_up() {
+	ip netns exec "$NS-lap" "$ZILA" -d "$L" daemon --listen "$LA:7400" --beacon-port 0 2>>"$W/lap.log" &
+	LPID=$!
+}
+lap_down() {
+	kill "$LPID" 2>/dev/null
+	wait "$LPID" 2>/dev/null
+	LPID=""
+}
+report() { printf '%-7s %-4s %s\n' "$1" "$2" "$3" | tee -a "$W/report"; }
+
+scen_clone() {
+	link=$1
+	stats
+	ab0=$AB ba0=$BA c0=$(cuts) s0=$(sessions)
+	t0=$(now)
+	lap_up
+	first=""
+	lim=$((PEOPLE / 8 + 300))
+	while [ "$(grep -c "synced with 'hq'.*received" "$W/lap.log")" -le "$s0" ]; do
+		if [ -z "$first" ] && [ "$(people)" -gt 0 ]; then first=$(elapsed "$t0" "$(now)"); fi
+		[ "$(elapsed "$t0" "$(now)" | cut -d. -f1)" -ge "$lim" ] && break
+		sleep 0.5
+	done
+	secs=$(elapsed "$t0" "$(now)")
+	[ -z "$first" ] && [ "$(people)" -gt 0 ] && first=$secs
+	stats
+	rows=$(all_rows "$HQ")
+	got=$(all_rows "$L")
+	up=$((AB - ab0)) down=$((BA - ba0))
+	floor=$(sqlite3 "$HQ/zila.db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%'" |
+		while read -r t; do sqlite3 -csv -header "$HQ/zila.db" "SELECT * FROM \"$t\""; done | zstd -19 -q -c | wc -c)
+	report "$link" clone "$(printf '%s s, %s of %s rows; first people rows after %s s; %s B down, %s B up; %s B/row down; CSV zstd -19 floor %s B (%s x); sessions %s; cuts %s' \
+		"$secs" "$got" "$rows" "${first:-never}" "$down" "$up" "$((down / (rows > 0 ? rows : 1)))" "$floor" \
+		"$(awk -v a="$down" -v b="$floor" 'BEGIN {printf "%.2f", a / b}')" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
+	[ "$got" = "$rows" ] || echo "link bench: the laptop holds $got of $rows rows" >&2
+}
+
+# The day's work, as SQL an application would run (also given to the changeset tool).
+day_sql() {
+	cat <<EOF
+BEGIN;
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 200)
+INSERT INTO people(id, district_id, name, name_local, phone, gender, birth_year, address, org_unit_id, joined_on)
+SELECT lower(hex(randomblob(16))), p.district_id, p.name || ' ' || x, p.name_local || ' ' || x,
+  printf('6%09d', x + $1), p.gender, p.birth_year, p.address, p.org_unit_id, '2026-12-07'
+FROM n JOIN (SELECT * FROM people ORDER BY rowid LIMIT 1) p;
+UPDATE people SET phone = printf('8%09d', rowid + $1), address = address || ', new lane'
+WHERE rowid IN (SELECT rowid FROM people ORDER BY rowid LIMIT 500 OFFSET 1000);
+DELETE FROM people WHERE rowid IN (SELECT rowid FROM people
+  WHERE id NOT IN (SELECT person_id FROM office_bearers) AND id NOT IN (SELECT person_id FROM booth_agents)
+  AND id NOT IN (SELECT person_id FROM committee_members) AND id NOT IN (SELECT person_id FROM signups)
+  AND id NOT IN (SELECT person_id FROM attendance) ORDER BY rowid DESC LIMIT 20 OFFSET 300);
+COMMIT;
+EOF
+}
+
+scen_day() {
+	link=$1
+	sqlite3 "$L/zila.db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null 2>&1
+	cp "$L/zila.db" "$W/before.db"
+	day_sql 100000 >"$W/day.sql"
+	cs=$("$CSET" "$W/before.db" "$W/day.sql" people) || fail "changeset: $cs"
+	stats
+	ab0=$AB ba0=$BA c0=$(cuts) s0=$(sessions)
+	t0=$(now)
+	sqlite3 "$L/zila.db" <"$W/day.sql" || fail "the day's work did not commit"
+	"$ZILA" -d "$L" sync hq --wait >/dev/null 2>&1
+	secs=$(elapsed "$t0" "$(now)")
+	stats
+	up=$((AB - ab0)) down=$((BA - ba0))
+	raw=$(echo "$cs" | awk '{print $2}')
+	z=$(echo "$cs" | awk '{print $4}')
+	same=no
+	[ "$("$ZILA" -d "$HQ" hash)" = "$("$ZILA" -d "$L" hash)" ] && same=yes
+	report "$link" day "$(printf '%s s; %s B up, %s B down; %s B per changed row up (720 rows); session changeset %s B (%s B/row), zstd -19 %s B (%s B/row); in step %s; sessions %s; cuts %s' \
+		"$secs" "$up" "$down" "$((up / 720))" "$raw" "$((raw / 720))" "$z" "$((z / 720))" "$same" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
+}
+
+scen_return() {
+	link=$1
+	lap_down
+	b=0
+	total=0
+	# New people and edits of held ones, 2,000 a batch, sealed as the daemon would have.
+	while [ $total -lt "$RETURN" ]; do
+		b=$((b + 1))
+		if [ $((b % 5)) -lt 2 ]; then
+			sqlite3 "$L/zila.db" "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 2000)
+			  INSERT INTO people(id, district_id, name, name_local, phone, gender, birth_year, address, org_unit_id, joined_on)
+			  SELECT lower(hex(randomblob(16))), p.district_id, p.name || ' ' || x, p.name_local || ' ' || x,
+			    printf('5%04d%05d', $b, x), p.gender, p.birth_year, p.address, p.org_unit_id, '2026-12-0' || ($b % 9 + 1)
+			  FROM n JOIN (SELECT * FROM people ORDER BY rowid LIMIT 1 OFFSET $b) p" || fail "return: insert batch $b"
+		else
+			sqlite3 "$L/zila.db" "UPDATE people SET address = address || ' ($b)', birth_year = 1950 + ($b + rowid) % 50
+			  WHERE rowid IN (SELECT rowid FROM people ORDER BY rowid LIMIT 2000 OFFSET ($b * 2000) % 20000)" ||
+				fail "return: update batch $b"
+		fi
+		"$ZILA" -d "$L" seal >/dev/null || fail "return: seal $b"
+		total=$((total + 2000))
+	done
+	stats
+	ab0=$AB ba0=$BA c0=$(cuts) s0=$(sessions)
+	t0=$(now)
+	lap_up
+	wait_synced "$s0" $((RETURN / 20 + 300)) "$t0"
+	secs=$(elapsed "$t0" "$(now)")
+	stats
+	up=$((AB - ab0)) down=$((BA - ba0))
+	same=no
+	[ "$("$ZILA" -d "$HQ" hash)" = "$("$ZILA" -d "$L" hash)" ] && same=yes
+	report "$link" return "$(printf '%s s; %s changes; %s B up, %s B down; %s B per changed row up; in step %s; sessions %s; cuts %s' \
+		"$secs" "$total" "$up" "$down" "$((up / total))" "$same" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
+}
+
+echo "link bench ($FORM): $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), people $PEOPLE, links: $LINKS"
+for link in $LINKS; do
+	case $link in
+	2g) link_up 64000 300 100 0.02 ;;
+	32k) link_up 32000 400 200 0.03 ;;
+	*) fail "unknown link '$link' (2g, 32k)" ;;
+	esac
+	replicas "$PEOPLE"
+	for s in $SCEN; do "scen_$s" "$link"; done
+	link_down
+done
+c=$(grep -o "cuts [0-9]*" "$W/report" | awk '{s += $2} END {print s + 0}')
+echo "link bench: cuts in all: $c"
+[ "$c" = 0 ]
