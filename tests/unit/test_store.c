@@ -637,15 +637,18 @@ static void test_write_time(void **state)
 	send_all(&a, &b);
 	assert_rows(&b, "m=tx 3;n=tx 1;o=tx 2;");
 	/* A write follows what it overwrites, whatever this computer's clock says: A holds B's
-	 * version dated t+300, then its clock reads t+250 when it replaces the row (INSERT OR
-	 * REPLACE: a new row, whose old state the seal finds only afterwards) and updates
-	 * another. Both win everywhere: they were made on a replica that held B's versions. */
+	 * versions dated t+300, then its clock reads t+250 when it replaces one row (INSERT OR
+	 * REPLACE: a new row, whose old state the seal finds only afterwards) beside a change
+	 * dated then, and later updates another. Both win everywhere: they were made on a
+	 * replica that held B's versions. */
 	app_at(&b, t + 300000, "UPDATE t SET v = 'b at t+300' WHERE id IN ('m', 'n')");
 	send_all(&b, &a);
-	app_at(&a, t + 250000, "INSERT OR REPLACE INTO t VALUES ('m', 'd1', 'a replaced'); UPDATE t SET v = 'a updated' WHERE id = 'n'");
+	app_at(&a, t + 250000, "UPDATE t SET v = 'tx 4' WHERE id = 'o'; INSERT OR REPLACE INTO t VALUES ('m', 'd1', 'a replaced')");
+	send_all(&a, &b);
+	app_at(&a, t + 260000, "UPDATE t SET v = 'a updated' WHERE id = 'n'");
 	send_all(&a, &b);
 	send_all(&b, &a);
-	assert_rows(&b, "m=a replaced;n=a updated;o=tx 2;");
+	assert_rows(&b, "m=a replaced;n=a updated;o=tx 4;");
 	assert_same(&a, &b);
 	test_now_ms = 0;
 	replica_free(&a);
