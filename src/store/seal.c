@@ -1480,6 +1480,12 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 	memset(&z, 0, sizeof(z));
 	z.s = s;
 	z.err = err;
+	/* The HLC as kept in the replica: another process (zila bundle apply, while a daemon
+	 * runs) may have applied entries since this handle last read or wrote it, and the
+	 * floor must be past their versions too. */
+	uint64_t kept = (uint64_t)store_meta_int(s, "hlc", 0);
+	if (kept > s->hlc)
+		s->hlc = kept;
 	z.floor = s->hlc;
 	z.items = malloc(SEAL_BATCH * sizeof(*z.items));
 	z.buckets = malloc(NBUCKETS * sizeof(*z.buckets));

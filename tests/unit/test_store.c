@@ -650,6 +650,20 @@ static void test_write_time(void **state)
 	send_all(&b, &a);
 	assert_rows(&b, "m=a replaced;n=a updated;o=tx 4;");
 	assert_same(&a, &b);
+	/* The same when the handle that seals is not the one that applied B's version (a
+	 * daemon, and zila bundle apply in another process): the seal reads the HLC kept. */
+	struct zila_store *a2 = NULL;
+	assert_int_equal(zila_store_open(&a2, a.dir, &err), 0);
+	zila_store_set_clock(a2, test_clock, NULL);
+	app_at(&b, t + 400000, "UPDATE t SET v = 'b at t+400' WHERE id = 'o'");
+	send_all(&b, &a);
+	app_at(&a, t + 350000, "UPDATE t SET v = 'tx 5' WHERE id = 'n'; INSERT OR REPLACE INTO t VALUES ('o', 'd1', 'a2 replaced')");
+	assert_int_equal(zila_store_seal(a2, &n, &err), 0);
+	zila_store_free(a2);
+	send_all(&a, &b);
+	send_all(&b, &a);
+	assert_rows(&b, "m=a replaced;n=tx 5;o=a2 replaced;");
+	assert_same(&a, &b);
 	test_now_ms = 0;
 	replica_free(&a);
 	replica_free(&b);
