@@ -90,6 +90,13 @@ struct builder {
 	int ndir;
 };
 
+/* Rows of one table inserted at rowids freed by deletes (seal_reused). */
+struct reused {
+	struct table *t;
+	int64_t *rids;
+	size_t n;
+};
+
 struct sealer {
 	struct zila_store *s;
 	struct item *items;
@@ -112,6 +119,8 @@ struct sealer {
 	uint64_t when_ms, when_hlc; /* the last date computed (write_hlc) */
 	uint64_t floor; /* the HLC when the seal began: past every version held (builder_date) */
 	uint64_t reseal_hlc; /* the date of the rows of tables sealed again (rearm) */
+	struct reused *reused; /* rows seal_reused() found, sealed after the captured changes */
+	size_t nreused;
 };
 
 #define SCAN_AHEAD 16 /* rows scan_to() steps over rather than search again */
@@ -906,8 +915,11 @@ static int seal_rows_at(struct sealer *z, struct table *t, int64_t *rids, size_t
 	return r;
 }
 
-/* Rows given a rowid at or below a table's high-water rowid since the last seal, found
- * through the deletes in zila_pending (each records the rowid it freed):
+/* Finds the rows given a rowid at or below a table's high-water rowid since the last seal,
+ * through the deletes in zila_pending (each records the rowid it freed), while every state
+ * is where the last seal left it; seal_reused_rows() seals them after the captured changes,
+ * like the rows past the mark, so that they join the group (the entry) of the transaction
+ * sealed last instead of opening one of their own before it:
  * - a row at a rowid a delete freed (a writer may name the rowid) is new when the state
  *   there is not its own;
  * - SQLite gives a new row the rowid after the highest, so it gives one at or below the
@@ -995,9 +1007,15 @@ static int seal_reused(struct sealer *z)
 		free(dels);
 		if (r == 0 && nfound > 0) {
 			zila_log(ZILA_LOG_DEBUG, "%zu rows of '%s' inserted at rowids freed by deletes", nfound, t->name);
-			r = seal_rows_at(z, t, found, nfound);
-			if (r != 0)
-				goto out_sealed;
+			struct reused *nr = realloc(z->reused, (z->nreused + 1) * sizeof(*nr));
+			if (nr == NULL) {
+				r = ZILA_ENOMEM;
+				break;
+			}
+			z->reused = nr;
+			z->reused[z->nreused++] = (struct reused){ t, found, nfound };
+			found = NULL;
+			nfound = capf = 0;
 		}
 	}
 out:
@@ -1005,10 +1023,22 @@ out:
 		r = store_db_error(s, z->err, "cannot read captured deletes");
 	else if (r != 0)
 		r = zila_error_set(z->err, r, "out of memory");
-out_sealed:
 	sqlite3_reset(st);
 	free(pairs);
 	free(found);
+	return r;
+}
+
+static int seal_reused_rows(struct sealer *z)
+{
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < z->nreused; i++)
+		r = seal_rows_at(z, z->reused[i].t, z->reused[i].rids, z->reused[i].n);
+	for (size_t i = 0; i < z->nreused; i++)
+		free(z->reused[i].rids);
+	free(z->reused);
+	z->reused = NULL;
+	z->nreused = 0;
 	return r;
 }
 
@@ -1537,6 +1567,8 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 			goto out;
 		}
 	}
+	if ((r = seal_reused_rows(&z)) != 0)
+		goto out;
 	if ((order = seal_order(s)) == NULL) {
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
@@ -1576,6 +1608,9 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 out:
 	scan_stop(&z);
 	free(order);
+	for (size_t i = 0; i < z.nreused; i++)
+		free(z.reused[i].rids);
+	free(z.reused);
 	for (size_t i = 0; i < z.nb; i++)
 		zila_buf_release(&z.b[i].changes);
 	free(z.b);

@@ -636,6 +636,20 @@ static void test_write_time(void **state)
 	assert_int_equal(count(&a, sql), 1);
 	send_all(&a, &b);
 	assert_rows(&b, "m=tx 3;n=tx 1;o=tx 2;");
+	/* ...also one that deletes the row at the highest rowid and inserts one, which SQLite
+	 * gives the freed rowid (a row the seal finds through the delete) */
+	app_at(&a, t + 220000, "INSERT INTO t VALUES ('p', 'd1', 'top')");
+	send_all(&a, &b);
+	long long top = count(&a, "SELECT rowid FROM t WHERE id = 'p'");
+	assert_int_equal(count(&a, "SELECT max(rowid) FROM t"), top);
+	assert_int_equal(zila_store_own_entries(a.s, &own0), 0);
+	app_at(&a, t + 230000, "BEGIN; DELETE FROM t WHERE id = 'p'; INSERT INTO t VALUES ('q', 'd1', 'in p''s rowid');"
+			       "UPDATE t SET v = 'tx 1b' WHERE id = 'n'; COMMIT");
+	assert_int_equal(count(&a, "SELECT rowid FROM t WHERE id = 'q'"), top);
+	send_all(&a, &b);
+	assert_int_equal(zila_store_own_entries(a.s, &own1), 0);
+	assert_int_equal(own1, own0 + 1);
+	assert_rows(&b, "m=tx 3;n=tx 1b;o=tx 2;q=in p's rowid;");
 	/* A write follows what it overwrites, whatever this computer's clock says: A holds B's
 	 * versions dated t+300, then its clock reads t+250 when it replaces one row (INSERT OR
 	 * REPLACE: a new row, whose old state the seal finds only afterwards) beside a change
@@ -648,7 +662,7 @@ static void test_write_time(void **state)
 	app_at(&a, t + 260000, "UPDATE t SET v = 'a updated' WHERE id = 'n'");
 	send_all(&a, &b);
 	send_all(&b, &a);
-	assert_rows(&b, "m=a replaced;n=a updated;o=tx 4;");
+	assert_rows(&b, "m=a replaced;n=a updated;o=tx 4;q=in p's rowid;");
 	assert_same(&a, &b);
 	/* The same when the handle that seals is not the one that applied B's version (a
 	 * daemon, and zila bundle apply in another process): the seal reads the HLC kept. */
@@ -662,7 +676,7 @@ static void test_write_time(void **state)
 	zila_store_free(a2);
 	send_all(&a, &b);
 	send_all(&b, &a);
-	assert_rows(&b, "m=a replaced;n=tx 5;o=a2 replaced;");
+	assert_rows(&b, "m=a replaced;n=tx 5;o=a2 replaced;q=in p's rowid;");
 	assert_same(&a, &b);
 	test_now_ms = 0;
 	replica_free(&a);
