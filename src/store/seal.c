@@ -626,8 +626,12 @@ static int seal_item(struct sealer *z, struct item *it)
 		 * since was captured as an insert at that rowid. */
 		sel = t->sel_rowid;
 		rc = scan_to(z, t, it->rid);
-		if (rc == SQLITE_DONE)
+		if (rc == SQLITE_DONE) {
+			/* gone since, but a new value in a UNIQUE column may have displaced rows */
+			if (t->uniq_mask != 0 && (it->ins || (it->mask & t->uniq_mask) != 0))
+				t->maybe_gone = true;
 			return 0;
+		}
 		if (rc == SQLITE_ROW) {
 			/* The key outlives the statement (the checks after the seal read others). */
 			struct zval key;
@@ -719,8 +723,14 @@ static int seal_item(struct sealer *z, struct item *it)
 	if (op == OP_UPDATE && it->mask == 0)
 		op = 0;
 	/* A new row, or a new value in a UNIQUE column, may have displaced another row
-	 * (REPLACE): the seal counts the table's rows at the end (seal_gone). */
-	if (present && t->uniq_mask != 0 && (it->ins || op == OP_UPSERT || (it->mask & t->uniq_mask) != 0))
+	 * (REPLACE): the seal counts the table's rows at the end (seal_gone). So may a row
+	 * written since the last seal and deleted again, which leaves only its delete: one
+	 * whose row no state describes (inserted since: no trigger records that) or whose
+	 * state is at another rowid than the row deleted had (its key written again). */
+	if (t->uniq_mask != 0 && (it->ins || op == OP_UPSERT || (it->mask & t->uniq_mask) != 0))
+		t->maybe_gone = true;
+	if (!present && it->del && t->uniq_mask != 0 &&
+	    (!row->known || !row->in_live || !it->has_hint || row->live_rid != it->hint))
 		t->maybe_gone = true;
 	if (op != 0 && row->known && strcmp(row->part, part) != 0) {
 		zila_log(ZILA_LOG_ERROR, "a row of '%s' moved from partition '%s' to '%s'; zila keeps the old one",
