@@ -83,10 +83,18 @@ struct builder {
 	uint64_t seq, hlc;
 	uint64_t last; /* the HLC of the feed's last entry: an entry's is past it */
 	uint64_t want; /* the date its changes were made (stamp_ms << 16), 0: the seal's time */
+	uint64_t first_ms; /* when the first change of its group was made (0: an undated group) */
 	struct zila_buf changes;
 	size_t nchanges;
 	struct table *dir[64];
 	int ndir;
+};
+
+/* Rows of one table inserted at rowids freed by deletes (seal_reused). */
+struct reused {
+	struct table *t;
+	int64_t *rids;
+	size_t n;
 };
 
 struct sealer {
@@ -109,8 +117,10 @@ struct sealer {
 	bool has_skew;
 	int64_t skew; /* this store's clock minus the writers' (SQLite's 'now'), in ms */
 	uint64_t when_ms, when_hlc; /* the last date computed (write_hlc) */
-	uint64_t now_s; /* date_second() of the seal's time */
+	uint64_t floor; /* the HLC when the seal began: past every version held (builder_date) */
 	uint64_t reseal_hlc; /* the date of the rows of tables sealed again (rearm) */
+	struct reused *reused; /* rows seal_reused() found, sealed after the captured changes */
+	size_t nreused;
 };
 
 #define SCAN_AHEAD 16 /* rows scan_to() steps over rather than search again */
@@ -165,6 +175,17 @@ static uint32_t item_hash(const struct item *it)
 		h = (h ^ (uint64_t)pk->i) * 1099511628211ull;
 	}
 	return (uint32_t)(h ^ (h >> 32)) % NBUCKETS;
+}
+
+/* Changes made within GROUP_MS of the first of a group are dated together, by that first
+ * one, and go out in one entry: a transaction's changes are made a few ms apart, and one
+ * entry is applied whole everywhere. A change made later starts a group of its own. */
+#define GROUP_MS 1000
+
+static bool same_group(uint64_t first_ms, uint64_t when)
+{
+	uint64_t d = when > first_ms ? when - first_ms : first_ms - when;
+	return d < GROUP_MS;
 }
 
 #define JD_UNIX 2440587.5 /* the Julian day of 1970-01-01 */
@@ -237,9 +258,9 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 			struct item *o = &z->items[k - 1];
 			if (o->tid != it.tid || o->by_rid != it.by_rid || o->rid != it.rid)
 				continue;
-			/* a row's updates made in different seconds are sealed apart, each cell
-			 * dated by the second it was changed in */
-			if (it.by_rid && o->when / 1000 != it.when / 1000)
+			/* a row's updates made a group apart are sealed apart, each cell dated
+			 * by the group it was changed in (builder_at) */
+			if (it.by_rid && !same_group(o->when, it.when))
 				continue;
 			struct zval opk = o->pk;
 			if (opk.type == VAL_TEXT || opk.type == VAL_BLOB)
@@ -403,10 +424,19 @@ static int flush(struct sealer *z, struct builder *b)
 
 /* Dates b's next entry: when its changes were made, or the seal's time (the clock's tick,
  * past every date issued or followed) for changes no capture dated; past the feed's last
- * entry either way, so that a feed's dates only rise. */
+ * entry either way, so that a feed's dates only rise. A date by when the changes were made
+ * is also past the HLC as it stood when the seal began (z->floor), as an HLC follows what
+ * it receives: remote entries are applied only after pending local changes are sealed, so
+ * every version a pending change can overwrite was held before it was made, and is at or
+ * below that HLC (the clock follows every entry applied, up to a day ahead: builder_above
+ * takes care of the rest). That covers versions no capture names, such as the one an
+ * INSERT OR REPLACE of a held key removed, whose state the seal finds only after it wrote
+ * the new row's (gone_settle). */
 static void builder_date(struct sealer *z, struct builder *b)
 {
 	uint64_t h = b->want != 0 ? b->want : store_hlc_tick(z->s);
+	if (b->want != 0 && h <= z->floor)
+		h = z->floor + 1;
 	if (h <= b->last)
 		h = b->last + 1;
 	if (h > z->s->hlc)
@@ -437,22 +467,38 @@ static int builder_open(struct sealer *z, struct builder *b)
 	return 0;
 }
 
-/* The second a date falls in (0: the seal's time, which is the second the seal began in). */
-static uint64_t date_second(struct sealer *z, uint64_t want)
+/* Whether a change made at when (ms; 0: not known) to be dated date (0: by when) joins b's
+ * group. A change no capture dated (a new row, which no trigger records; a row removed
+ * without one) joins whatever group b has: it was made in one of the transactions sealed,
+ * most often the last, and sealing it apart split a transaction in two entries. */
+static bool builder_joins(const struct builder *b, uint64_t date, uint64_t when)
 {
-	if (want == 0 && z->now_s == 0)
-		z->now_s = store_stamp_ms(z->s) / 1000;
-	return want == 0 ? z->now_s : (want >> 16) / 1000;
+	if (date != 0)
+		return b->first_ms == 0 && b->want == date;
+	if (when == 0)
+		return true;
+	return b->first_ms != 0 && same_group(b->first_ms, when);
 }
 
-/* Makes b date its next change at want (0: the seal's time): changes made in another
- * second than b's so far go out in an entry of their own. */
-static int builder_at(struct sealer *z, struct builder *b, uint64_t want)
+/* The date a change made at when (write_ms) goes out with, before the floor and the feed. */
+static uint64_t write_hlc(struct sealer *z, uint64_t when)
+{
+	if (when != z->when_ms) {
+		z->when_ms = when;
+		z->when_hlc = store_stamp_at(z->s, when) << 16;
+	}
+	return z->when_hlc;
+}
+
+/* Makes b take a change made at when (0: not known) to be dated date (0: by when): a change
+ * of another group than b's so far goes out in an entry of its own. */
+static int builder_at(struct sealer *z, struct builder *b, uint64_t date, uint64_t when)
 {
 	int r;
-	if (date_second(z, want) == date_second(z, b->want))
+	if (builder_joins(b, date, when))
 		return 0;
-	b->want = want;
+	b->want = date != 0 ? date : write_hlc(z, when);
+	b->first_ms = date != 0 ? 0 : when;
 	if (b->nchanges == 0) {
 		builder_date(z, b);
 		return 0;
@@ -470,11 +516,11 @@ static struct builder *builder_find(struct sealer *z, const char *part)
 	return NULL;
 }
 
-static int builder_for(struct sealer *z, const char *part, uint64_t want, struct builder **out)
+static int builder_for(struct sealer *z, const char *part, uint64_t date, uint64_t when, struct builder **out)
 {
 	*out = builder_find(z, part);
 	if (*out != NULL)
-		return builder_at(z, *out, want);
+		return builder_at(z, *out, date, when);
 	struct builder *nb = realloc(z->b, (z->nb + 1) * sizeof(*nb));
 	if (nb == NULL)
 		return ZILA_ENOMEM;
@@ -483,7 +529,8 @@ static int builder_for(struct sealer *z, const char *part, uint64_t want, struct
 	memset(b, 0, sizeof(*b));
 	snprintf(b->part, sizeof(b->part), "%s", part);
 	zila_buf_init(&b->changes, ZILA_ENTRY_MAX * 2);
-	b->want = want;
+	b->want = date != 0 ? date : when != 0 ? write_hlc(z, when) : 0;
+	b->first_ms = date != 0 ? 0 : when;
 	*out = b;
 	return builder_open(z, b);
 }
@@ -557,24 +604,6 @@ static int builder_above(struct sealer *z, struct builder *b, const struct table
 	return 0;
 }
 
-/* The date a change made at when (write_ms; 0: unknown, the seal's time) goes out with. */
-/* Off until it converges: dating changes by when they were made let a new row sealed beside
- * them (INSERT OR REPLACE of a held key) lose to the version it replaced (the property test,
- * seed 170), and sealing undated changes apart broke a transaction's atomicity
- * (test_faults). Changes are dated by the seal, as before #16. */
-#define SEAL_BY_WRITE_TIME 0
-
-static uint64_t write_hlc(struct sealer *z, uint64_t when)
-{
-	if (!SEAL_BY_WRITE_TIME || when == 0)
-		return 0;
-	if (when != z->when_ms) {
-		z->when_ms = when;
-		z->when_hlc = store_stamp_at(z->s, when) << 16;
-	}
-	return z->when_hlc;
-}
-
 static int seal_item(struct sealer *z, struct item *it)
 {
 	struct zila_store *s = z->s;
@@ -597,8 +626,12 @@ static int seal_item(struct sealer *z, struct item *it)
 		 * since was captured as an insert at that rowid. */
 		sel = t->sel_rowid;
 		rc = scan_to(z, t, it->rid);
-		if (rc == SQLITE_DONE)
+		if (rc == SQLITE_DONE) {
+			/* gone since, but a new value in a UNIQUE column may have displaced rows */
+			if (t->uniq_mask != 0 && (it->ins || (it->mask & t->uniq_mask) != 0))
+				t->maybe_gone = true;
 			return 0;
+		}
 		if (rc == SQLITE_ROW) {
 			/* The key outlives the statement (the checks after the seal read others). */
 			struct zval key;
@@ -645,9 +678,8 @@ static int seal_item(struct sealer *z, struct item *it)
 	 * the delete found it: the path below moves it. */
 	struct builder *b = NULL;
 	bool fresh = false;
-	uint64_t want = it->date != 0 ? it->date : write_hlc(z, it->when);
 	if (present && it->ins && !it->del && (b = builder_find(z, part)) != NULL && dir_fits(b, t) &&
-	    date_second(z, b->want) == date_second(z, want)) {
+	    builder_joins(b, it->date, it->when)) {
 		struct ver v = { b->hlc, s->self_id, b->seq };
 		row_reset(row);
 		for (int i = 0; i < t->ncols; i++)
@@ -691,8 +723,14 @@ static int seal_item(struct sealer *z, struct item *it)
 	if (op == OP_UPDATE && it->mask == 0)
 		op = 0;
 	/* A new row, or a new value in a UNIQUE column, may have displaced another row
-	 * (REPLACE): the seal counts the table's rows at the end (seal_gone). */
-	if (present && t->uniq_mask != 0 && (it->ins || op == OP_UPSERT || (it->mask & t->uniq_mask) != 0))
+	 * (REPLACE): the seal counts the table's rows at the end (seal_gone). So may a row
+	 * written since the last seal and deleted again, which leaves only its delete: one
+	 * whose row no state describes (inserted since: no trigger records that) or whose
+	 * state is at another rowid than the row deleted had (its key written again). */
+	if (t->uniq_mask != 0 && (it->ins || op == OP_UPSERT || (it->mask & t->uniq_mask) != 0))
+		t->maybe_gone = true;
+	if (!present && it->del && t->uniq_mask != 0 &&
+	    (!row->known || !row->in_live || !it->has_hint || row->live_rid != it->hint))
 		t->maybe_gone = true;
 	if (op != 0 && row->known && strcmp(row->part, part) != 0) {
 		zila_log(ZILA_LOG_ERROR, "a row of '%s' moved from partition '%s' to '%s'; zila keeps the old one",
@@ -707,7 +745,7 @@ static int seal_item(struct sealer *z, struct item *it)
 			r = store_db_error(s, z->err, "cannot save row state");
 		goto out;
 	}
-	if (!fresh && (r = builder_for(z, part, want, &b)) != 0)
+	if (!fresh && (r = builder_for(z, part, it->date, it->when, &b)) != 0)
 		goto out;
 	if (!fresh && (r = builder_above(z, b, t, row, op, it->mask)) != 0)
 		goto out;
@@ -887,8 +925,11 @@ static int seal_rows_at(struct sealer *z, struct table *t, int64_t *rids, size_t
 	return r;
 }
 
-/* Rows given a rowid at or below a table's high-water rowid since the last seal, found
- * through the deletes in zila_pending (each records the rowid it freed):
+/* Finds the rows given a rowid at or below a table's high-water rowid since the last seal,
+ * through the deletes in zila_pending (each records the rowid it freed), while every state
+ * is where the last seal left it; seal_reused_rows() seals them after the captured changes,
+ * like the rows past the mark, so that they join the group (the entry) of the transaction
+ * sealed last instead of opening one of their own before it:
  * - a row at a rowid a delete freed (a writer may name the rowid) is new when the state
  *   there is not its own;
  * - SQLite gives a new row the rowid after the highest, so it gives one at or below the
@@ -976,9 +1017,15 @@ static int seal_reused(struct sealer *z)
 		free(dels);
 		if (r == 0 && nfound > 0) {
 			zila_log(ZILA_LOG_DEBUG, "%zu rows of '%s' inserted at rowids freed by deletes", nfound, t->name);
-			r = seal_rows_at(z, t, found, nfound);
-			if (r != 0)
-				goto out_sealed;
+			struct reused *nr = realloc(z->reused, (z->nreused + 1) * sizeof(*nr));
+			if (nr == NULL) {
+				r = ZILA_ENOMEM;
+				break;
+			}
+			z->reused = nr;
+			z->reused[z->nreused++] = (struct reused){ t, found, nfound };
+			found = NULL;
+			nfound = capf = 0;
 		}
 	}
 out:
@@ -986,10 +1033,22 @@ out:
 		r = store_db_error(s, z->err, "cannot read captured deletes");
 	else if (r != 0)
 		r = zila_error_set(z->err, r, "out of memory");
-out_sealed:
 	sqlite3_reset(st);
 	free(pairs);
 	free(found);
+	return r;
+}
+
+static int seal_reused_rows(struct sealer *z)
+{
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < z->nreused; i++)
+		r = seal_rows_at(z, z->reused[i].t, z->reused[i].rids, z->reused[i].n);
+	for (size_t i = 0; i < z->nreused; i++)
+		free(z->reused[i].rids);
+	free(z->reused);
+	z->reused = NULL;
+	z->nreused = 0;
 	return r;
 }
 
@@ -1461,6 +1520,13 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 	memset(&z, 0, sizeof(z));
 	z.s = s;
 	z.err = err;
+	/* The HLC as kept in the replica: another process (zila bundle apply, while a daemon
+	 * runs) may have applied entries since this handle last read or wrote it, and the
+	 * floor must be past their versions too. */
+	uint64_t kept = (uint64_t)store_meta_int(s, "hlc", 0);
+	if (kept > s->hlc)
+		s->hlc = kept;
+	z.floor = s->hlc;
 	z.items = malloc(SEAL_BATCH * sizeof(*z.items));
 	z.buckets = malloc(NBUCKETS * sizeof(*z.buckets));
 	zila_buf_init(&z.arena, 1u << 30);
@@ -1511,6 +1577,8 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 			goto out;
 		}
 	}
+	if ((r = seal_reused_rows(&z)) != 0)
+		goto out;
 	if ((order = seal_order(s)) == NULL) {
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
@@ -1550,6 +1618,9 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 out:
 	scan_stop(&z);
 	free(order);
+	for (size_t i = 0; i < z.nreused; i++)
+		free(z.reused[i].rids);
+	free(z.reused);
 	for (size_t i = 0; i < z.nb; i++)
 		zila_buf_release(&z.b[i].changes);
 	free(z.b);

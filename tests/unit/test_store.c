@@ -406,6 +406,53 @@ static void test_replace_displaces(void **state)
 	replica_free(&b);
 }
 
+/* A row written with REPLACE that is gone again before the seal: the rows its REPLACE
+ * removed went without a trigger, and no row left in the table shows that a write could
+ * have displaced them; the seal must still send their deletes (property seed 943: an
+ * INSERT OR REPLACE of a new key, then a delete of it). Each case is sealed alone, as
+ * one case's seal looking for such rows would find the others'. */
+static void test_replace_then_gone(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	uint8_t ha[32], hb[32];
+	replica_new(&a, "rga");
+	replica_new(&b, "rgb");
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++) {
+		app(both[i], "CREATE TABLE u(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, phone TEXT,"
+			     " UNIQUE(district_id, phone))");
+		assert_int_equal(zila_store_track(both[i]->s, "u", "district_id", &err), 0);
+	}
+	app(&a, "INSERT INTO u VALUES ('Y', 'd1', '111'), ('K', 'd1', '555'), ('V', 'd1', '333'),"
+		" ('X', 'd1', '777'), ('Z', 'd1', '999'), ('W', 'd1', '222')");
+	send_all(&a, &b);
+	static const char *const cases[][2] = {
+		/* a new key displaces Y, and is deleted */
+		{ "INSERT OR REPLACE INTO u VALUES ('N', 'd1', '111'); DELETE FROM u WHERE id = 'N'",
+		  "K:555;V:333;W:222;X:777;Z:999;" },
+		/* a sealed row's new value displaces K, and the row is deleted */
+		{ "UPDATE OR REPLACE u SET phone = '555' WHERE id = 'V'; DELETE FROM u WHERE id = 'V'",
+		  "W:222;X:777;Z:999;" },
+		/* a sealed key written again displaces Z, and is deleted */
+		{ "INSERT OR REPLACE INTO u VALUES ('X', 'd1', '999'); DELETE FROM u WHERE id = 'X'", "W:222;" },
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		app(&a, cases[c][0]);
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+		send_all(&a, &b);
+		send_all(&b, &a);
+		assert_u(&a, cases[c][1]);
+		assert_u(&b, cases[c][1]);
+		assert_int_equal(zila_store_hash(a.s, ha, &err), 0);
+		assert_int_equal(zila_store_hash(b.s, hb, &err), 0);
+		assert_memory_equal(ha, hb, 32);
+	}
+	replica_free(&a);
+	replica_free(&b);
+}
+
 /* Rows new in rowid tables have no capture and are sealed table by table: parents before
  * children, whatever the tables' names, so the receiver parks nothing on the way (a
  * child sealed first was parked as an orphan, then written again when its parent came:
@@ -568,12 +615,13 @@ static void app_at(struct replica *r, uint64_t ms, const char *sql)
 
 /* Last-writer-wins orders writes by when they were made, to the second, also when no
  * daemon ran then (#16): B's edit, made 5 s after A's, wins on both although A sealed its
- * own later; and a seal splits changes made in different seconds into entries of their
- * own, each dated when its changes were made. */
+ * own later; a seal splits changes made more than a second apart into entries of their
+ * own, each dated when its changes were made, but keeps a transaction in one entry; and a
+ * write is dated past every version it overwrites, also when this computer's clock says
+ * it was made before them. */
 static void test_write_time(void **state)
 {
 	(void)state;
-	skip(); /* write-time dating is off (seal.c, write_hlc): it did not converge */
 	struct replica a, b;
 	struct zila_error err;
 	size_t n = 0;
@@ -618,6 +666,64 @@ static void test_write_time(void **state)
 	char rows[256];
 	rows_by(&a, "SELECT name, addr FROM c", '|', rows, sizeof(rows));
 	assert_string_equal(rows, "b at t+115|a at t+120;");
+	assert_same(&a, &b);
+	/* One transaction is one entry, although its statements fall in two seconds and it
+	 * inserts rows no capture dates; its date is its first change's. */
+	int64_t own0 = 0, own1 = 0;
+	assert_int_equal(zila_store_own_entries(a.s, &own0), 0);
+	app_at(&a, t + 200900, "BEGIN; UPDATE t SET v = 'tx 1' WHERE id = 'n'");
+	app_at(&a, t + 201100, "INSERT INTO t VALUES ('o', 'd1', 'tx 2'); UPDATE t SET v = 'tx 3' WHERE id = 'm'; COMMIT");
+	test_now_ms = t + 210000;
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(zila_store_own_entries(a.s, &own1), 0);
+	assert_int_equal(own1, own0 + 1);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM zila_entries WHERE hlc >> 16 = %llu",
+		 (unsigned long long)t + 200900);
+	assert_int_equal(count(&a, sql), 1);
+	send_all(&a, &b);
+	assert_rows(&b, "m=tx 3;n=tx 1;o=tx 2;");
+	/* ...also one that deletes the row at the highest rowid and inserts one, which SQLite
+	 * gives the freed rowid (a row the seal finds through the delete) */
+	app_at(&a, t + 220000, "INSERT INTO t VALUES ('p', 'd1', 'top')");
+	send_all(&a, &b);
+	long long top = count(&a, "SELECT rowid FROM t WHERE id = 'p'");
+	assert_int_equal(count(&a, "SELECT max(rowid) FROM t"), top);
+	assert_int_equal(zila_store_own_entries(a.s, &own0), 0);
+	app_at(&a, t + 230000, "BEGIN; DELETE FROM t WHERE id = 'p'; INSERT INTO t VALUES ('q', 'd1', 'in p''s rowid');"
+			       "UPDATE t SET v = 'tx 1b' WHERE id = 'n'; COMMIT");
+	assert_int_equal(count(&a, "SELECT rowid FROM t WHERE id = 'q'"), top);
+	send_all(&a, &b);
+	assert_int_equal(zila_store_own_entries(a.s, &own1), 0);
+	assert_int_equal(own1, own0 + 1);
+	assert_rows(&b, "m=tx 3;n=tx 1b;o=tx 2;q=in p's rowid;");
+	/* A write follows what it overwrites, whatever this computer's clock says: A holds B's
+	 * versions dated t+300, then its clock reads t+250 when it replaces one row (INSERT OR
+	 * REPLACE: a new row, whose old state the seal finds only afterwards) beside a change
+	 * dated then, and later updates another. Both win everywhere: they were made on a
+	 * replica that held B's versions. */
+	app_at(&b, t + 300000, "UPDATE t SET v = 'b at t+300' WHERE id IN ('m', 'n')");
+	send_all(&b, &a);
+	app_at(&a, t + 250000, "UPDATE t SET v = 'tx 4' WHERE id = 'o'; INSERT OR REPLACE INTO t VALUES ('m', 'd1', 'a replaced')");
+	send_all(&a, &b);
+	app_at(&a, t + 260000, "UPDATE t SET v = 'a updated' WHERE id = 'n'");
+	send_all(&a, &b);
+	send_all(&b, &a);
+	assert_rows(&b, "m=a replaced;n=a updated;o=tx 4;q=in p's rowid;");
+	assert_same(&a, &b);
+	/* The same when the handle that seals is not the one that applied B's version (a
+	 * daemon, and zila bundle apply in another process): the seal reads the HLC kept. */
+	struct zila_store *a2 = NULL;
+	assert_int_equal(zila_store_open(&a2, a.dir, &err), 0);
+	zila_store_set_clock(a2, test_clock, NULL);
+	app_at(&b, t + 400000, "UPDATE t SET v = 'b at t+400' WHERE id = 'o'");
+	send_all(&b, &a);
+	app_at(&a, t + 350000, "UPDATE t SET v = 'tx 5' WHERE id = 'n'; INSERT OR REPLACE INTO t VALUES ('o', 'd1', 'a2 replaced')");
+	assert_int_equal(zila_store_seal(a2, &n, &err), 0);
+	zila_store_free(a2);
+	send_all(&a, &b);
+	send_all(&b, &a);
+	assert_rows(&b, "m=a replaced;n=tx 5;o=a2 replaced;q=in p's rowid;");
 	assert_same(&a, &b);
 	test_now_ms = 0;
 	replica_free(&a);
@@ -1122,6 +1228,7 @@ int main(void)
 		cmocka_unit_test(test_replace_then_delete),
 		cmocka_unit_test(test_high_water),
 		cmocka_unit_test(test_replace_displaces),
+		cmocka_unit_test(test_replace_then_gone),
 		cmocka_unit_test(test_parents_first),
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_write_time),
