@@ -405,10 +405,20 @@ static size_t kernel_queue(struct conn *c)
 	return 0;
 }
 
+/* Of the piece being written, the bytes the kernel took already: a write completes when the
+ * whole piece is taken, and what it took meanwhile is counted in kernel_queue() too. */
+static size_t piece_taken(struct conn *c)
+{
+	if (!c->writing || !c->tcp_open)
+		return 0;
+	size_t left = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+	return left < c->piece_len ? c->piece_len - left : 0;
+}
+
 /* Everything on its way to the peer and not yet acknowledged by its TCP. */
 static size_t link_backlog(struct conn *c)
 {
-	return unwritten(c) + kernel_queue(c);
+	return unwritten(c) - piece_taken(c) + kernel_queue(c);
 }
 
 /* Learns the link's rate from what it carried while it had bytes queued: after 250 ms, or
@@ -417,7 +427,11 @@ static void link_sample(struct conn *c)
 {
 	uint64_t now = uv_hrtime();
 	size_t kq = kernel_queue(c);
-	uint64_t delivered = c->written > kq ? c->written - kq : 0;
+	uint64_t handed = c->written + piece_taken(c);
+	uint64_t delivered = handed > kq ? handed - kq : 0;
+	/* never backwards: a sample that went back would wrap to an absurd rate */
+	if (delivered < c->rate_delivered)
+		delivered = c->rate_delivered;
 	uint64_t dt = now - c->rate_at_ns, db = delivered - c->rate_delivered;
 	if (c->rate_at_ns == 0) {
 		c->rate_at_ns = now;
