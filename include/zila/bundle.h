@@ -8,7 +8,7 @@
 #include "zila/store.h"
 #include "zila/trust.h"
 
-#define ZILA_BUNDLE_VERSION 2
+#define ZILA_BUNDLE_VERSION 3
 #define ZILA_BUNDLE_MIN (8 + 1 + 4 + 32) /* the bytes of an empty bundle */
 
 /* Takes the next len bytes of a bundle (borrowed for the call); non-zero stops the writing

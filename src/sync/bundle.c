@@ -1,5 +1,6 @@
 /* USB bundles written and read by the sync session. Layout (proto/ENTRY.md, "Bundle"):
- *   "ZILABNDL" | u8 version = 2 | { u32be len | Message }* | u32be 0 | BLAKE2b-256 of all before
+ *   "ZILABNDL" | u8 version = 3 | { u32be len | Message }* | u32be 0 | BLAKE2b-256 of all before
+ * (version 3: Entries are packed chunks, each a whole zstd frame; version 2 is still read)
  * The hash catches truncation and any flipped byte before anything is applied; each entry
  * also carries its author's signature. Pure: bytes out through a sink, bytes in from memory. */
 #include <sodium.h>
@@ -138,9 +139,10 @@ int zila_bundle_read(struct zila_store *s, struct zila_trust_ctx *trust, const u
 		r = zila_error_set(err, ZILA_EFORMAT, "'%s' is not a zila bundle", path);
 		goto out;
 	}
-	if (p[8] != ZILA_BUNDLE_VERSION) {
-		r = zila_error_set(err, ZILA_EVERSION, "bundle '%s' has format version %u; this zila reads version %u", path,
-				   p[8], ZILA_BUNDLE_VERSION);
+	/* Version 2 (entries as stored, before packed chunks) reads through the same session. */
+	if (p[8] != ZILA_BUNDLE_VERSION && p[8] != 2) {
+		r = zila_error_set(err, ZILA_EVERSION, "bundle '%s' has format version %u; this zila reads versions 2 and %u",
+				   path, p[8], ZILA_BUNDLE_VERSION);
 		goto out;
 	}
 	crypto_generichash(hash, 32, p, len - 32, NULL, 0);

@@ -23,6 +23,8 @@
 
 struct result {
 	uint64_t tx, rx, entries_received;
+	uint64_t tx_hs, rx_hs;       /* of which the handshake */
+	uint64_t msg_tx, msg_rx;     /* session messages, before the channel's framing */
 	double total_s;
 };
 
@@ -66,6 +68,10 @@ static void run_side(const char *dir, int fd, bool initiator, struct result *res
 	res->tx = sd.tx;
 	res->rx = sd.rx;
 	res->entries_received = zila_session_stats(sd.sess)->entries_received;
+	res->tx_hs = sd.tx_hs;
+	res->rx_hs = sd.rx_hs;
+	res->msg_tx = zila_session_stats(sd.sess)->bytes_sent;
+	res->msg_rx = zila_session_stats(sd.sess)->bytes_received;
 	res->total_s = sd.t_done - sd.t_start;
 	side_end(&sd);
 }
@@ -318,6 +324,10 @@ int main(int argc, char **argv)
 	       (unsigned long long)rl.tx, (unsigned long long)rl.rx);
 	printf("             %.1f B per changed row both ways (goal <= 30), %.1f B sent\n",
 	       (double)(rl.tx + rl.rx) / nchanged, (double)rl.tx / nchanged);
+	printf("             where: handshake %llu B, session messages %llu B (of them entries %llu B), channel"
+	       " framing %llu B\n",
+	       (unsigned long long)(rl.tx_hs + rl.rx_hs), (unsigned long long)(rl.msg_tx + rl.msg_rx),
+	       (unsigned long long)rl.msg_tx, (unsigned long long)(rl.tx + rl.rx - rl.tx_hs - rl.rx_hs - rl.msg_tx - rl.msg_rx));
 
 	if (getenv("ZILA_BENCH_KEEP") != NULL) {
 		printf("(replicas kept in %s)\n", base);
