@@ -164,7 +164,7 @@ bench: build/.deps-build
 
 # Base against work tree, alternately, in one run (tools/bench/compare.sh): `make
 # bench-compare BASE=COMMIT` (default: the merge base of HEAD and main), ROUNDS=3, ROWS=100000,
-# BENCHES="store sync import channel".
+# BENCHES="store sync import channel" (also: bytes, bench_bytes).
 bench-compare: build/.deps-build
 	$(Q)BASE='$(BASE)' ROUNDS='$(ROUNDS)' ROWS='$(ROWS)' BENCHES='$(BENCHES)' sh tools/bench/compare.sh
 

@@ -324,7 +324,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)rl.tx, (unsigned long long)rl.rx);
 	printf("             %.1f B per changed row both ways (goal <= 30), %.1f B sent\n",
 	       (double)(rl.tx + rl.rx) / nchanged, (double)rl.tx / nchanged);
-	printf("             where: handshake %llu B, session messages %llu B (of them entries %llu B), channel"
+	printf("             where: handshake %llu B, session messages %llu B (the laptop's %llu B), channel"
 	       " framing %llu B\n",
 	       (unsigned long long)(rl.tx_hs + rl.rx_hs), (unsigned long long)(rl.msg_tx + rl.msg_rx),
 	       (unsigned long long)rl.msg_tx, (unsigned long long)(rl.tx + rl.rx - rl.tx_hs - rl.rx_hs - rl.msg_tx - rl.msg_rx));
