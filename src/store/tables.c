@@ -722,15 +722,32 @@ int store_arm_all(struct zila_store *s, struct zila_error *err)
 	return r;
 }
 
+/* The table of a capture trigger named zila_<id>_<kind> (arm_sql), kind one of the three that
+ * a rebuild loses with the table; NULL for any other trigger. */
+static struct table *trigger_table(struct zila_store *s, const char *name)
+{
+	static const char *const kinds[] = { "upd", "del", "guard" };
+	long long id;
+	int len = 0;
+	if (sscanf(name, "zila_%lld_%n", &id, &len) != 1 || len == 0)
+		return NULL;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		if (strcmp(name + len, kinds[k]) != 0)
+			continue;
+		for (int i = 0; i < s->ntables; i++)
+			if (s->tables[i]->id == id)
+				return s->tables[i];
+	}
+	return NULL;
+}
+
 int store_armed_check(struct zila_store *s, int *n)
 {
-	static const char q[] =
-		"SELECT EXISTS(SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE),"
-		" (SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE"
-		" AND name IN (?2, ?3, ?4))";
-	static const char *const kinds[] = { "upd", "del", "guard" };
+	/* one pass over the schema: it has no index by table, and a query per table read it
+	 * whole 2 x ntables times on every first seal of an opened store */
+	static const char q[] = "SELECT type, name, tbl_name FROM sqlite_schema WHERE type IN ('table', 'trigger')";
 	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB;
+	int r = ZILA_EDB, rc;
 	*n = 0;
 	/* the schema as it was at the last look, every table armed: nothing to read */
 	int64_t cookie = -1;
@@ -741,28 +758,43 @@ int store_armed_check(struct zila_store *s, int *n)
 	st = NULL;
 	if (cookie >= 0 && cookie == s->armed_cookie)
 		return 0;
-	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+	/* per table: whether it is there (1), and how many of its three triggers are (2..) */
+	int *seen = calloc((size_t)s->ntables + 1, sizeof(*seen));
+	if (seen == NULL || sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		const char *tbl = (const char *)sqlite3_column_text(st, 2);
+		if (type == NULL || name == NULL || tbl == NULL)
+			continue;
+		if (strcmp(type, "table") == 0) {
+			for (int i = 0; i < s->ntables; i++)
+				if (sqlite3_stricmp(s->tables[i]->name, name) == 0)
+					seen[i] |= 1;
+			continue;
+		}
+		struct table *t = trigger_table(s, name);
+		if (t == NULL || sqlite3_stricmp(t->name, tbl) != 0)
+			continue;
+		for (int i = 0; i < s->ntables; i++)
+			if (s->tables[i] == t)
+				seen[i] += 2;
+	}
+	if (rc != SQLITE_DONE)
 		goto out;
 	r = 0;
-	for (int i = 0; r == 0 && i < s->ntables; i++) {
+	for (int i = 0; i < s->ntables; i++) {
 		struct table *t = s->tables[i];
-		char names[3][64];
-		sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-		for (int k = 0; k < 3; k++) {
-			snprintf(names[k], sizeof(names[k]), "zila_%lld_%s", (long long)t->id, kinds[k]);
-			sqlite3_bind_text(st, 2 + k, names[k], -1, SQLITE_STATIC);
-		}
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			t->unarmed = sqlite3_column_int(st, 0) != 0 && sqlite3_column_int(st, 1) < 3;
-			*n += t->unarmed;
-		} else {
-			r = ZILA_EDB;
-		}
-		sqlite3_reset(st);
+		t->unarmed = (seen[i] & 1) != 0 && seen[i] / 2 < 3;
+		*n += t->unarmed;
 	}
-	s->armed_cookie = r == 0 && *n == 0 ? cookie : -1;
+	s->armed_cookie = *n == 0 ? cookie : -1;
 out:
+	if (r != 0)
+		s->armed_cookie = -1;
 	sqlite3_finalize(st);
+	free(seen);
 	return r;
 }
 
