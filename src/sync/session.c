@@ -464,12 +464,13 @@ static int pack_begin(struct zila_session *s)
  * work, an incremental sync) ends its frame there with the size declared, so zstd sizes its
  * tables to it; one of 16 to 256 KiB in wire form is worth the slow level (about 30 ms for
  * 49 KB here, 5% fewer bytes: on a 64 kbit/s link 130 ms less, and more on a lossy one). Longer
- * sessions stream at a fast level, flushed at every chunk. */
+ * sessions stream at a fast level, flushed at every chunk; bundles always do. */
 static int pack_params(struct zila_session *s, bool last)
 {
 	size_t n = s->wire.len;
-	int level = last && n >= PACK_SMALL_MIN && n <= PACK_SMALL_MAX ? PACK_LEVEL_SMALL : PACK_LEVEL;
 	s->pack_single = last && !s->frame_per_chunk;
+	/* not for bundles: a USB stick has no link to save */
+	int level = s->pack_single && n >= PACK_SMALL_MIN && n <= PACK_SMALL_MAX ? PACK_LEVEL_SMALL : PACK_LEVEL;
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel, level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_windowLog, PACK_WINDOW_LOG)) ||
 	    (last && ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(s->zc, n))))
