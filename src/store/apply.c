@@ -547,12 +547,12 @@ static bool feed_listed(const struct zila_feed_head *f, size_t n, const struct z
 /* Rows parked in the replica now (-1 when it cannot be read). */
 static int64_t parked_count(struct zila_store *s)
 {
-	sqlite3_stmt *q = NULL;
+	sqlite3_stmt *q = store_stmt(s, "SELECT count(*) FROM zila_parked");
 	int64_t n = -1;
-	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM zila_parked", -1, &q, NULL) == SQLITE_OK &&
-	    sqlite3_step(q) == SQLITE_ROW)
+	if (q != NULL && sqlite3_step(q) == SQLITE_ROW)
 		n = sqlite3_column_int64(q, 0);
-	sqlite3_finalize(q);
+	if (q != NULL)
+		sqlite3_reset(q);
 	return n;
 }
 

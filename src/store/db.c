@@ -26,30 +26,43 @@ int store_db_error(struct zila_store *s, struct zila_error *err, const char *wha
 /* Runs one statement of SQL text, or several, as sqlite3_exec would; a single statement is
  * prepared once and kept (BEGIN, COMMIT, SAVEPOINT, PRAGMA ... run in every transaction:
  * parsing them again each time cost more than a small apply). SQLITE_OK or the error. */
-static int exec_cached(struct zila_store *s, const char *sql)
+/* The kept statement of sql, prepared now if it is new; *rc the error when it cannot be
+ * (SQLITE_OK and NULL: text that is not one statement, or a full cache). */
+static sqlite3_stmt *cached(struct zila_store *s, const char *sql, int *rc)
 {
 	sqlite3_stmt *st = NULL;
-	size_t i;
-	for (i = 0; i < s->nexec; i++)
+	const char *tail = NULL;
+	*rc = SQLITE_OK;
+	for (size_t i = 0; i < s->nexec; i++)
 		if (strcmp(s->exec[i].sql, sql) == 0)
-			break;
-	if (i < s->nexec) {
-		st = s->exec[i].st;
-	} else {
-		const char *tail = NULL;
-		int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail);
-		if (rc != SQLITE_OK)
-			return rc;
-		while (tail != NULL && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
-			tail++;
-		if (st == NULL || (tail != NULL && *tail != '\0') || s->nexec == STORE_EXEC_CACHE ||
-		    (s->exec[s->nexec].sql = strdup(sql)) == NULL) {
-			sqlite3_finalize(st);
-			return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-		}
-		s->exec[s->nexec++].st = st;
+			return s->exec[i].st;
+	if ((*rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail)) != SQLITE_OK)
+		return NULL;
+	while (tail != NULL && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
+		tail++;
+	if (st == NULL || (tail != NULL && *tail != '\0') || s->nexec == STORE_EXEC_CACHE ||
+	    (s->exec[s->nexec].sql = strdup(sql)) == NULL) {
+		sqlite3_finalize(st);
+		return NULL;
 	}
+	s->exec[s->nexec++].st = st;
+	return st;
+}
+
+sqlite3_stmt *store_stmt(struct zila_store *s, const char *sql)
+{
 	int rc;
+	return cached(s, sql, &rc);
+}
+
+static int exec_cached(struct zila_store *s, const char *sql)
+{
+	int rc;
+	sqlite3_stmt *st = cached(s, sql, &rc);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (st == NULL)
+		return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
 	if (rc == SQLITE_DONE)

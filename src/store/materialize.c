@@ -271,10 +271,10 @@ int store_settle(struct zila_store *s, struct zila_apply_stats *st)
 	struct zila_buf keys;
 	zila_buf_init(&keys, 1u << 30);
 	for (int round = 0; rr == 0 && round < 16; round++) {
-		sqlite3_stmt *q = NULL;
+		sqlite3_stmt *q = store_stmt(s, "SELECT tid, pk FROM zila_parked ORDER BY tid, pk");
 		size_t n = 0, changed = 0;
 		zila_buf_reset(&keys);
-		if (sqlite3_prepare_v2(s->db, "SELECT tid, pk FROM zila_parked ORDER BY tid, pk", -1, &q, NULL)) {
+		if (q == NULL) {
 			rr = ZILA_EDB;
 			break;
 		}
@@ -285,7 +285,7 @@ int store_settle(struct zila_store *s, struct zila_apply_stats *st)
 			rr = rr ? rr : val_put(&keys, &v);
 			n++;
 		}
-		sqlite3_finalize(q);
+		sqlite3_reset(q);
 		struct zila_view in = zila_buf_view(&keys);
 		for (size_t i = 0; rr == 0 && i < n; i++) {
 			uint64_t tid;

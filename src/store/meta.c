@@ -7,11 +7,11 @@
 
 int zila_store_meta_get(struct zila_store *s, const char *key, char **out)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = store_stmt(s, "SELECT v FROM zila_meta WHERE k = ?");
 	int r = ZILA_EDB;
 	*out = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT v FROM zila_meta WHERE k = ?", -1, &st, NULL))
-		goto out;
+	if (st == NULL)
+		return r;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL)) {
@@ -23,21 +23,20 @@ int zila_store_meta_get(struct zila_store *s, const char *key, char **out)
 	*out = strdup((const char *)sqlite3_column_text(st, 0));
 	r = *out ? 0 : ZILA_ENOMEM;
 out:
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return r;
 }
 
 int zila_store_meta_set(struct zila_store *s, const char *key, const char *value)
 {
-	sqlite3_stmt *st = NULL;
-	int r = ZILA_EDB;
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO zila_meta(k, v) VALUES (?, ?)", -1, &st, NULL))
-		goto out;
+	sqlite3_stmt *st = store_stmt(s, "INSERT OR REPLACE INTO zila_meta(k, v) VALUES (?, ?)");
+	if (st == NULL)
+		return ZILA_EDB;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_db_code(s); /* a full disk says so */
-out:
-	sqlite3_finalize(st);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : store_db_code(s); /* a full disk says so */
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return r;
 }
 

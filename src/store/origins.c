@@ -61,10 +61,11 @@ const uint8_t *store_origin_key(struct zila_store *s, int64_t id)
 
 int store_load_origins(struct zila_store *s)
 {
-	sqlite3_stmt *st = NULL;
+	/* kept prepared: every rolled-back transaction loads them again (store_rollback) */
+	sqlite3_stmt *st = store_stmt(s, "SELECT id, key FROM zila_origins ORDER BY id");
 	int r = ZILA_EDB;
-	if (sqlite3_prepare_v2(s->db, "SELECT id, key FROM zila_origins ORDER BY id", -1, &st, NULL))
-		goto out;
+	if (st == NULL)
+		return r;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		if (sqlite3_column_bytes(st, 1) != 32)
 			continue;
@@ -80,6 +81,6 @@ int store_load_origins(struct zila_store *s)
 	}
 	r = 0;
 out:
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return r;
 }

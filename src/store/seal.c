@@ -1729,17 +1729,30 @@ int zila_store_delete_row(struct zila_store *s, const char *table, const struct 
 	return store_commit(s, err);
 }
 
+static int pending(struct zila_store *s, int64_t *out);
+
 int zila_store_pending(struct zila_store *s, int64_t *out)
 {
-	sqlite3_stmt *st = NULL;
+	/* one read transaction for its 2 x ntables statements, each of which would take and
+	 * drop the database's read lock on its own (fcntl locks: most of a small apply) */
+	bool own = sqlite3_get_autocommit(s->db) != 0 && zila_store_snapshot_begin(s) == 0;
+	int r = pending(s, out);
+	if (own)
+		zila_store_snapshot_end(s);
+	return r;
+}
+
+static int pending(struct zila_store *s, int64_t *out)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT count(*) FROM zila_pending");
 	int r = ZILA_EDB;
 	*out = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM zila_pending", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW) {
+	if (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
 		*out = sqlite3_column_int64(st, 0);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	if (st != NULL)
+		sqlite3_reset(st);
 	/* and the rows past the high-water rowids (rows zila wrote there since count too,
 	 * until a seal finds their states at their rowids) */
 	for (int i = 0; r == 0 && i < s->ntables; i++) {

@@ -16,7 +16,7 @@
 #define STORE_SCHEMA_VERSION 7 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
                                  * 4: no chains, no zila_forks; 5: zila_peers made by the daemon; 6: no zila_pending.at) */
 #define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
-#define STORE_EXEC_CACHE 32 /* single statements store_exec keeps prepared */
+#define STORE_EXEC_CACHE 64 /* single statements store_exec and store_stmt keep prepared */
 /* What a capture trigger records as the time a change was made: the writer's clock, as
  * SQLite 3.40 reads it (no unixepoch('subsec')); seal.c turns it into milliseconds. */
 #define WRITE_TIME "julianday('now')"
@@ -189,6 +189,10 @@ void store_checkpoint_stop(struct zila_store *s);
 
 /* --- open.c --- */
 int store_exec(struct zila_store *s, const char *sql, struct zila_error *err) ZILA_MUST_CHECK;
+/* One statement of constant SQL text, prepared once per opened store and kept (a prepare
+ * parses the text: more than a small statement's run). The caller binds, steps and resets
+ * it, never finalizes it. NULL when it cannot be prepared. */
+sqlite3_stmt *store_stmt(struct zila_store *s, const char *sql);
 int store_db_error(struct zila_store *s, struct zila_error *err, const char *what);
 /* The zila code for the connection's last SQLite error: ZILA_EBUSY, ZILA_EFULL, ZILA_ENOMEM, ZILA_EDB. */
 int store_db_code(struct zila_store *s);

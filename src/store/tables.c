@@ -310,9 +310,15 @@ static int table_statements(struct zila_store *s, struct table *t)
 		/* the high-water rowid follows the table's highest: up to it when every row is
 		 * sealed (?1), else only down (rows gone); written only when it changes */
 		zila_buf_reset(&q);
-		r = r ? r : put_str(&q, "UPDATE zila_tables SET hw = m FROM (SELECT coalesce(max(rowid), 0) AS m FROM ");
+		/* scalar subqueries, each a seek to the last rowid: UPDATE ... FROM (SELECT ...)
+		 * built two ephemeral tables (a pager and its page cache) per table per commit */
+		r = r ? r : put_str(&q, "UPDATE zila_tables SET hw = (SELECT coalesce(max(rowid), 0) FROM ");
 		r = r ? r : put_qid(&q, t->name);
-		r = r ? r : put_fmt(&q, ") WHERE id = %lld AND hw IS NOT m AND (?1 OR hw > m)", (long long)t->id);
+		r = r ? r : put_fmt(&q, ") WHERE id = %lld AND hw IS NOT (SELECT coalesce(max(rowid), 0) FROM ", (long long)t->id);
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : put_str(&q, ") AND (?1 OR hw > (SELECT coalesce(max(rowid), 0) FROM ");
+		r = r ? r : put_qid(&q, t->name);
+		r = r ? r : put_str(&q, "))");
 		r = r ? r : prep(s, &q, &t->hw_fix);
 		zila_buf_reset(&q);
 		r = r ? r : put_str(&q, "SELECT ");
@@ -751,11 +757,11 @@ int store_armed_check(struct zila_store *s, int *n)
 	*n = 0;
 	/* the schema as it was at the last look, every table armed: nothing to read */
 	int64_t cookie = -1;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA schema_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		cookie = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	st = NULL;
+	sqlite3_stmt *sv = store_stmt(s, "PRAGMA schema_version");
+	if (sv != NULL && sqlite3_step(sv) == SQLITE_ROW)
+		cookie = sqlite3_column_int64(sv, 0);
+	if (sv != NULL)
+		sqlite3_reset(sv);
 	if (cookie >= 0 && cookie == s->armed_cookie)
 		return 0;
 	/* per table: whether it is there (1), and how many of its three triggers are (2..) */
