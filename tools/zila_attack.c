@@ -21,6 +21,7 @@
 #include "zila/channel.h"
 #include "zila/daemon.h"
 #include "zila/err.h"
+#include "zila/noise.h"
 #include "zila/session.h"
 #include "zila/store.h"
 #include "zila/trust.h"
@@ -33,7 +34,10 @@ static const char usage[] =
 	"most --rate connections per second (default 100), from --from (default any) or from N\n"
 	"consecutive addresses starting there (--spread). Modes:\n"
 	"  garbage            each connection sends 1..512 random bytes, then waits to be closed\n"
-	"  msg1               each sends a well-formed first handshake message (random key)\n"
+	"  msg1 [--root HEX]  each sends a well-formed first handshake message (random key);\n"
+	"                     with --root, a real one under the psk an outsider derives from the\n"
+	"                     public root key (as zila did before organisation secrets), its\n"
+	"                     version byte 1 and the current one in turn\n"
 	"  loris [--every MS] each sends one byte every MS ms (default 2000) until closed\n"
 	"  frame --size N     each sends a frame header announcing N bytes, then N random bytes\n"
 	"                     (64 KiB when N is over the 1 MiB frame limit)\n"
@@ -43,13 +47,16 @@ static const char usage[] =
 	"                     Hello twice (hello), sends nothing (idle, N connections held), sends\n"
 	"                     a 1 MiB frame of noise (bigframe) or announces a 2 GiB frame\n"
 	"                     (oversize); again and again\n"
-	"  beacons --root HEX --count N [--port P] [--spoof IPV4]\n"
+	"  beacons (--root HEX | --secret-file F) --count N [--port P] [--spoof IPV4]\n"
 	"                     forges LAN beacons with the organisation's public root key (an\n"
-	"                     outsider's knowledge): N made-up devices, each naming TCP port P+i\n"
+	"                     outsider's knowledge, keyed as zila did before organisation secrets)\n"
+	"                     or with its secret, read from F (an enrolled laptop's org.secret:\n"
+	"                     that laptop's own tool): N made-up\n"
+	"                     devices, each naming TCP port P+i\n"
 	"                     (default 20000), sent by UDP to --to once a second each; --spoof\n"
 	"                     sends them with that source address (a raw socket: root)\n"
 	"Prints one summary line: connections opened, closed by the peer, refused, still open,\n"
-	"how long they lived, bytes sent. Exit 0 when it ran, 1 on failure, 2 on misuse.\n";
+	"how long they lived, bytes sent, the most bytes one connection received. Exit 0 when it ran, 1 on failure, 2 on misuse.\n";
 
 enum mode { M_GARBAGE, M_MSG1, M_LORIS, M_FRAME, M_REPLAY, M_MEMBER, M_BEACONS };
 enum what { W_HELLO, W_IDLE, W_BIGFRAME, W_OVERSIZE };
@@ -63,7 +70,8 @@ static struct {
 	enum mode mode;
 	enum what what;
 	const char *dir;
-	uint8_t root[32];
+	uint8_t root[32], secret[32];
+	bool has_secret;
 	unsigned count, port;
 	struct in_addr spoof;
 	bool has_spoof;
@@ -72,7 +80,7 @@ static struct {
 } opt = { .spread = 1, .seconds = 10, .conns = 16, .rate = 100, .every_ms = 2000, .port = 20000 };
 
 static struct {
-	uint64_t opened, closed, refused, bytes, life_sum_ms, life_max_ms, established, sessions_refused;
+	uint64_t opened, closed, refused, bytes, life_sum_ms, life_max_ms, established, sessions_refused, rx_max;
 	unsigned next_from;
 } st;
 
@@ -137,13 +145,53 @@ static void put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
+/* What an outsider who holds the public root key makes of it: the members' psk as zila
+ * derived it before organisation secrets, H_32("zila-org-psk-v1" || root). */
+static void outsider_psk(uint8_t psk[32])
+{
+	crypto_generichash_state h;
+	crypto_generichash_init(&h, NULL, 0, 32);
+	crypto_generichash_update(&h, (const uint8_t *)"zila-org-psk-v1", 15);
+	crypto_generichash_update(&h, opt.root, 32);
+	crypto_generichash_final(&h, psk, 32);
+}
+
+/* A real first handshake message of a member under the outsider's psk, with a random
+ * device key; the version byte alternates between 1 (before organisation secrets) and the
+ * current one. n bytes at p; 0 on failure. */
+static size_t outsider_msg1(uint8_t *p, size_t n)
+{
+	static unsigned k;
+	uint8_t psk[1][32], pk[32], sk[64], x_sk[32], pro[64];
+	uint8_t head[2] = { (uint8_t)(k++ % 2 ? ZILA_CHANNEL_VERSION : 1), ZILA_CHANNEL_MEMBER };
+	struct zila_noise_hs hs;
+	struct zila_buf m;
+	size_t len = 0;
+	outsider_psk(psk[0]);
+	crypto_sign_keypair(pk, sk);
+	(void)!crypto_sign_ed25519_sk_to_curve25519(x_sk, sk);
+	memcpy(pro, "zila-channel-v1", 15);
+	memcpy(pro + 15, head, 2);
+	zila_buf_init(&m, 256);
+	if (zila_noise_init(&hs, true, ZILA_NOISE_PSK0, (const uint8_t(*)[32])psk, 1, x_sk, pro, 17) == 0 &&
+	    zila_noise_write(&hs, NULL, 0, &m) == 0 && 4 + 2 + m.len <= n) {
+		put_be32(p, (uint32_t)(2 + m.len));
+		memcpy(p + 4, head, 2);
+		memcpy(p + 6, m.p, m.len);
+		len = 6 + m.len;
+	}
+	zila_noise_release(&hs);
+	zila_buf_release(&m);
+	return len;
+}
+
 /* --- raw modes: many connections driven by poll ------------------------------------------- */
 
 struct slot {
 	int fd;
 	uint64_t opened_ms, next_ms;
 	uint8_t *pay;
-	size_t pay_len, off;
+	size_t pay_len, off, rx;
 	bool connected;
 };
 
@@ -182,7 +230,9 @@ static void make_payload(struct slot *s)
 		return;
 	}
 	randombytes_buf(s->pay, s->pay_len);
-	if (opt.mode == M_MSG1 || opt.mode == M_LORIS) {
+	if (opt.mode == M_MSG1 && !sodium_is_zero(opt.root, 32)) {
+		s->pay_len = outsider_msg1(s->pay, s->pay_len);
+	} else if (opt.mode == M_MSG1 || opt.mode == M_LORIS) {
 		put_be32(s->pay, 2 + 32 + 16);
 		s->pay[4] = ZILA_CHANNEL_VERSION;
 		s->pay[5] = ZILA_CHANNEL_MEMBER;
@@ -230,6 +280,7 @@ static int run_raw(void)
 			if (s->fd < 0 && now >= next_open) {
 				make_payload(s);
 				s->connected = false;
+				s->rx = 0;
 				s->opened_ms = s->next_ms = now;
 				if ((s->fd = open_conn()) < 0)
 					st.refused++;
@@ -255,6 +306,8 @@ static int run_raw(void)
 					continue;
 				}
 				s->connected = true;
+				if (n > 0 && (s->rx += (size_t)n) > st.rx_max)
+					st.rx_max = s->rx;
 			}
 			if ((pfd[i].revents & POLLOUT) && s->off < s->pay_len) {
 				size_t want = s->pay_len - s->off;
@@ -283,9 +336,9 @@ static int run_raw(void)
 	}
 	static const char *names[] = { "garbage", "msg1", "loris", "frame", "replay", "member" };
 	printf("zila_attack %s: opened=%" PRIu64 " closed_by_peer=%" PRIu64 " refused=%" PRIu64 " open_at_end=%u"
-	       " life_avg_ms=%" PRIu64 " life_max_ms=%" PRIu64 " bytes_sent=%" PRIu64 "\n",
+	       " life_avg_ms=%" PRIu64 " life_max_ms=%" PRIu64 " bytes_sent=%" PRIu64 " most_received=%" PRIu64 "\n",
 	       names[opt.mode], st.opened, st.closed, st.refused, still, st.closed ? st.life_sum_ms / st.closed : 0,
-	       st.life_max_ms, st.bytes);
+	       st.life_max_ms, st.bytes, st.rx_max);
 	free(slots);
 	free(pfd);
 	return 0;
@@ -416,7 +469,11 @@ static int member_connect(struct member *m, struct mconn *c)
 	cfg.cert = zila_view_make(m->cert, ZILA_CERT_LEN);
 	if (m->has_issuer)
 		cfg.issuer_cert = zila_view_make(m->issuer, ZILA_CERT_LEN);
-	zila_org_psk(m->root, cfg.psk);
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
+	if (zila_trust_org_secret(m->store, secret) != 0)
+		return -1;
+	zila_org_psk(secret, cfg.psk);
+	sodium_memzero(secret, sizeof(secret));
 	cfg.check = zila_channel_check_member;
 	cfg.check_ctx = &m->trust;
 	int r = zila_channel_init(&c->ch, &cfg);
@@ -634,7 +691,15 @@ static int run_beacons(void)
 			return 1;
 		}
 	}
-	zila_beacon_key(opt.root, key);
+	if (opt.has_secret) {
+		zila_beacon_key(opt.secret, key); /* an enrolled laptop's tool */
+	} else {
+		/* An outsider with the public root key only: the derivation zila used before
+		 * organisation secrets (H_32("zila-org-psk-v1" || root), subkey "zilabcn1"). */
+		uint8_t psk[32];
+		outsider_psk(psk);
+		crypto_kdf_derive_from_key(key, 32, 1, "zilabcn1", psk);
+	}
 	randombytes_buf(salt, sizeof(salt));
 	while (now_ms() < t_end) {
 		for (unsigned i = 0; i < opt.count; i++) {
@@ -729,6 +794,18 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--root") == 0) {
 			if (strlen(val) != 64 || zila_hex_decode(opt.root, 32, val, 64) != 0)
 				return die_usage("--root is not 64 hex digits", val);
+		} else if (strcmp(a, "--secret-file") == 0) {
+			/* DIR/org.secret of an enrolled replica: "ZILASEC1" and 32 bytes */
+			FILE *sf = fopen(val, "rb");
+			uint8_t sb[41];
+			size_t sn = sf ? fread(sb, 1, sizeof(sb), sf) : 0;
+			if (sf)
+				fclose(sf);
+			if (sn != 40 || memcmp(sb, "ZILASEC1", 8) != 0)
+				return die_usage("--secret-file is not an organisation secret file", val);
+			memcpy(opt.secret, sb + 8, 32);
+			sodium_memzero(sb, sizeof(sb));
+			opt.has_secret = true;
 		} else if (strcmp(a, "--count") == 0 && parse_u64(val, 1, 60000, &v)) {
 			opt.count = (unsigned)v;
 		} else if (strcmp(a, "--port") == 0 && parse_u64(val, 1, 65535, &v)) {
@@ -778,8 +855,8 @@ int main(int argc, char **argv)
 			return die_usage("unknown --what", what);
 	} else if (strcmp(mode, "beacons") == 0) {
 		opt.mode = M_BEACONS;
-		if (opt.count == 0 || sodium_is_zero(opt.root, 32))
-			return die_usage("beacons needs --root and --count", NULL);
+		if (opt.count == 0 || (sodium_is_zero(opt.root, 32) && !opt.has_secret))
+			return die_usage("beacons needs --root or --secret-file, and --count", NULL);
 		if (opt.port + opt.count > 65536)
 			return die_usage("--port plus --count passes 65535", NULL);
 	} else {

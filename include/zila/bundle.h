@@ -4,12 +4,36 @@
 #ifndef ZILA_BUNDLE_H
 #define ZILA_BUNDLE_H
 
+#include "zila/buf.h"
 #include "zila/err.h"
 #include "zila/store.h"
 #include "zila/trust.h"
 
-#define ZILA_BUNDLE_VERSION 3
+#define ZILA_BUNDLE_VERSION 4 /* the bundle inside the encryption: packed chunks (PROTOCOL.md) */
+#define ZILA_BUNDLE_VERSION_OLD 2 /* entries as stored (zila before packed chunks): still read */
 #define ZILA_BUNDLE_MIN (8 + 1 + 4 + 32) /* the bytes of an empty bundle */
+#define ZILA_BUNDLE_SEALED_VERSION 3 /* an encrypted bundle (proto/ENTRY.md, "Bundle") */
+#define ZILA_BUNDLE_CHUNK 65536      /* plaintext bytes per secretstream chunk */
+
+/* Whom a bundle is encrypted to. */
+enum zila_bundle_kind {
+	ZILA_BUNDLE_PLAIN = 0,     /* version 2, not encrypted (an older zila's) */
+	ZILA_BUNDLE_TO_DEVICE = 1, /* to one device's key (bundle create --for) */
+	ZILA_BUNDLE_TO_ORG = 2,    /* to any enrolled device: the organisation's bundle key */
+};
+
+struct zila_bundle_to {
+	enum zila_bundle_kind kind;      /* TO_DEVICE or TO_ORG */
+	uint8_t device_pk[32];           /* TO_DEVICE: the receiver's Ed25519 key */
+	uint8_t org_key[32];             /* TO_ORG: zila_org_bundle_key() of the secret */
+};
+
+/* The keys a receiver opens bundles with; any may be missing. */
+struct zila_bundle_keys {
+	const uint8_t *device_pk; /* 32 bytes: this device's Ed25519 key */
+	const uint8_t *device_sk; /* 64 bytes: its secret key */
+	const uint8_t *org_key;   /* 32 bytes: zila_org_bundle_key(), NULL without a secret */
+};
 
 /* Takes the next len bytes of a bundle (borrowed for the call); non-zero stops the writing
  * with that code. zila_os_atomic_write() and zila_buf_sink() have this shape. */
@@ -23,11 +47,33 @@ int zila_bundle_write(struct zila_store *s, const struct zila_vector *have, zila
 		      void *filter_ctx, zila_bundle_sink_fn sink, void *sink_ctx, size_t *nentries,
 		      struct zila_error *err) ZILA_MUST_CHECK;
 
+/* zila_bundle_write, encrypted to `to` (proto/ENTRY.md, "Bundle"): a fresh file key sealed
+ * to the device (crypto_box_seal to its X25519 form) or boxed under the organisation's key,
+ * then the bundle in crypto_secretstream_xchacha20poly1305 chunks of ZILA_BUNDLE_CHUNK bytes,
+ * the last tagged FINAL, the clear header authenticated with the first. Streams: memory use
+ * does not grow with the bundle. to NULL writes a plaintext bundle (tests, benchmarks). */
+int zila_bundle_write_to(struct zila_store *s, const struct zila_vector *have, zila_part_filter_fn filter,
+			 void *filter_ctx, const struct zila_bundle_to *to, zila_bundle_sink_fn sink, void *sink_ctx,
+			 size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* The kind of the bundle in p (enum zila_bundle_kind), or ZILA_EFORMAT / ZILA_EVERSION /
+ * ZILA_ESHORT when it is not one this zila reads. Looks at the clear header only. */
+int zila_bundle_kind(const uint8_t *p, size_t len);
+
+/* Decrypts an encrypted bundle (version 3) with keys into plain (a version-2 bundle, its
+ * checksum not yet checked). Pure. A bundle for another device, for an organisation whose
+ * key is not given, damaged, truncated or with bytes after its end fails with a message in
+ * err that names the bundle (name) and says that nothing was applied. */
+int zila_bundle_decrypt(const uint8_t *p, size_t len, const struct zila_bundle_keys *keys, const char *name,
+			struct zila_buf *plain, struct zila_error *err) ZILA_MUST_CHECK;
+
 /* Fully verifies the bundle in p (framing, checksum, every message's limits, every entry's
  * signature) before applying anything, then applies it as a session would: trust records
  * (checked with trust; NULL: none are kept), then the entries in acknowledged-size chunks,
  * each chunk one transaction. A truncated or altered bundle applies nothing. name (the
- * file's path) is what err's messages call the bundle. */
+ * file's path) is what err's messages call the bundle. An encrypted bundle is decrypted
+ * first, with this device's key or the organisation secret it holds (zila_bundle_decrypt);
+ * a plaintext one (version 2, an older zila's) is read as before: zila_bundle_kind tells. */
 int zila_bundle_read(struct zila_store *s, struct zila_trust_ctx *trust, const uint8_t *p, size_t len,
 		     const char *name, struct zila_apply_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
 

@@ -17,10 +17,10 @@
 #define ZILA_FRAME_MAX (1024 * 1024) /* bytes after a frame's 4-byte length, hard limit */
 #define ZILA_CHANNEL_MSG_MAX (ZILA_FRAME_MAX - crypto_secretstream_xchacha20poly1305_ABYTES)
 #define ZILA_CHANNEL_REKEY_BYTES ((uint64_t)64 << 20) /* default: rekey after 64 MiB sent */
-#define ZILA_CHANNEL_VERSION 1
+#define ZILA_CHANNEL_VERSION 2 /* 2: the members' psk from the organisation secret */
 
 enum zila_channel_mode {
-	ZILA_CHANNEL_MEMBER = 1, /* both sides enrolled: psk from the organisation */
+	ZILA_CHANNEL_MEMBER = 1, /* both sides enrolled: psk from the organisation secret */
 	ZILA_CHANNEL_JOIN = 2,   /* a laptop with an invite code meets HQ: psk from the code */
 };
 

@@ -49,9 +49,9 @@ struct zila_beacon {
 	uint64_t time_ms;
 };
 
-/* The beacon key of an organisation: a KDF subkey of its members' psk, so only members
- * can open (or forge) a beacon. */
-void zila_beacon_key(const uint8_t root_pk[32], uint8_t key[32]);
+/* The beacon key of an organisation: a KDF subkey of its secret (zila_org_beacon_key), so
+ * only enrolled devices can open (or forge) a beacon; the root's public key is no help. */
+void zila_beacon_key(const uint8_t org_secret[32], uint8_t key[32]);
 /* Seals b under key with a fresh random nonce into out (ZILA_BEACON_LEN bytes). */
 void zila_beacon_seal(const uint8_t key[32], const struct zila_beacon *b, uint8_t out[ZILA_BEACON_LEN]);
 /* Opens a received datagram: ZILA_EFORMAT (length), ZILA_EVERSION, or ZILA_EAUTH when it

@@ -227,6 +227,18 @@ typedef int (*zila_fork_fn)(void *ctx, const struct zila_fork *f);
 int zila_store_fork_note(struct zila_store *s, const uint8_t origin[32], const char *part, uint64_t seq,
 			 const uint8_t *peer) ZILA_MUST_CHECK;
 int zila_store_fork_each(struct zila_store *s, zila_fork_fn fn, void *ctx) ZILA_MUST_CHECK;
+
+/* Undoing a revoked author's entries (proto/TRUST.md, "Entries past a mark"). For each feed
+ * of each of the norigins authors, keep is asked about its entries in sequence order (it may read the replica, and
+ * must judge by signed data only); the first it refuses and every later one of that feed are
+ * removed, and the feed's head goes back. When any was removed, the tracked tables and their
+ * row states are made again from the entries left: every row goes back to the best version
+ * that stands, as on a replica that never took the removed ones. Pending local edits are
+ * sealed first. This device's own feeds are never cut. One transaction; *ncut gets the
+ * number of entries removed. */
+typedef bool (*zila_entry_keep_fn)(void *ctx, const struct zila_entry_info *e);
+int zila_store_cut(struct zila_store *s, const uint8_t (*origins)[32], size_t norigins, zila_entry_keep_fn keep,
+		   void *ctx, size_t *ncut, struct zila_error *err) ZILA_MUST_CHECK;
 void zila_vector_release(struct zila_vector *v);
 /* Canonical encoding (sorted by origin, part). */
 int zila_vector_encode(const struct zila_vector *v, struct zila_buf *out) ZILA_MUST_CHECK;

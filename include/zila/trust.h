@@ -140,8 +140,37 @@ void zila_invite_id(const struct zila_invite *inv, uint8_t id[ZILA_INVITE_ID_LEN
 /* The handshake pre-shared key for enrolling with this invite. */
 void zila_invite_psk(const struct zila_invite *inv, uint8_t psk[32]);
 
-/* The handshake pre-shared key of an organisation's members. */
-void zila_org_psk(const uint8_t root_pk[32], uint8_t psk[32]);
+/* --- the organisation secret ------------------------------------------------------ */
+
+/* 32 random bytes made at `zila org init` that only enrolled devices hold (DIR/org.secret,
+ * 0600). Every key that keeps outsiders out derives from it (crypto_kdf, context
+ * "zila-org"): never from the root's public key, which bundles carry in clear. */
+#define ZILA_ORG_SECRET_LEN 32
+#define ZILA_ORG_SECRET_FILE "org.secret"
+#define ZILA_ORG_SECRET_BOX_LEN 72 /* nonce (24) || crypto_box of the secret (32 + 16) */
+
+/* What a device enrolled before organisation secrets existed is told (daemon log, status,
+ * sync, bundles): it exchanges nothing until it is enrolled again. */
+#define ZILA_NO_SECRET_MSG                                                                              \
+	"this device was enrolled before organisation secrets existed and holds none, so it syncs with "   \
+	"nobody: enrol it again (its data stays): 'zila join --hq HOST:PORT' with a new invite code from " \
+	"HQ, or 'zila enrol request' and 'zila enrol install' by USB stick"
+
+/* The handshake pre-shared key of an organisation's members (subkey 1). */
+void zila_org_psk(const uint8_t secret[ZILA_ORG_SECRET_LEN], uint8_t psk[32]);
+/* The LAN beacon key (subkey 2). */
+void zila_org_beacon_key(const uint8_t secret[ZILA_ORG_SECRET_LEN], uint8_t key[32]);
+/* The key of bundles for any enrolled device (subkey 3). */
+void zila_org_bundle_key(const uint8_t secret[ZILA_ORG_SECRET_LEN], uint8_t key[32]);
+/* Boxes the secret for device_pk from the issuer (crypto_box over the X25519 forms of their
+ * Ed25519 keys, random nonce): only that device can open it, and only the issuer can have
+ * made it. 0 or ZILA_EINVAL (a key with no X25519 form). */
+int zila_org_secret_box(const uint8_t secret[ZILA_ORG_SECRET_LEN], const uint8_t issuer_sk[64],
+			const uint8_t device_pk[32], uint8_t box[ZILA_ORG_SECRET_BOX_LEN]) ZILA_MUST_CHECK;
+/* Opens a box made by zila_org_secret_box; ZILA_EAUTH when it is not the issuer's for this
+ * device (secret is then zeroed). */
+int zila_org_secret_unbox(const uint8_t box[ZILA_ORG_SECRET_BOX_LEN], const uint8_t issuer_pk[32],
+			  const uint8_t device_sk[64], uint8_t secret[ZILA_ORG_SECRET_LEN]) ZILA_MUST_CHECK;
 
 /* --- enrolment requests ----------------------------------------------------------- */
 
@@ -156,14 +185,26 @@ int zila_enrol_req_sign(struct zila_enrol_req *req, const uint8_t device_sk[64],
 /* Parses and checks the self-signature. */
 int zila_enrol_req_decode(struct zila_view in, struct zila_enrol_req *out) ZILA_MUST_CHECK;
 
-/* A certificate file: the organisation's root key and name, the certificate, and the
- * issuer's certificate when the issuer is an HQ device. */
+/* A certificate file: the organisation's root key and name, the certificate, the issuer's
+ * certificate when the issuer is an HQ device, and the revocations the issuer knew when it
+ * signed (#15 item 13: a laptop enrolled by USB learns them at once). */
+#define ZILA_CERT_FILE_REVOCATIONS 256 /* revocations a certificate file carries, at most */
+#define ZILA_CERT_FILE_MAX (1u << 20)  /* bytes of a certificate file, at most */
 struct zila_cert_file {
 	uint8_t root_pk[32];
 	char org_name[ZILA_NAME_MAX + 1];
 	struct zila_cert cert;
 	bool has_issuer;
 	struct zila_cert issuer;
+	/* Encoded revocations (zila_revocation_decode layout): on encode the caller's, on
+	 * decode borrowed from the input (valid while it is), each one checked for layout only;
+	 * the installer verifies them as trust records. */
+	size_t nrevocations;
+	struct zila_view revocations[ZILA_CERT_FILE_REVOCATIONS];
+	/* The organisation secret boxed to cert's device by cert's issuer (a section after the
+	 * certificates, proto/TRUST.md): zila_org_secret_unbox with cert.issuer_pk. */
+	bool has_secret_box;
+	uint8_t secret_box[ZILA_ORG_SECRET_BOX_LEN];
 };
 int zila_cert_file_encode(const struct zila_cert_file *f, struct zila_buf *out) ZILA_MUST_CHECK;
 /* Parses and checks that cert (and issuer) verify against root_pk at now. */
@@ -197,6 +238,19 @@ int zila_org_key_unlock(const char *path, const char *pass, size_t pass_len, uin
 #define ZILA_META_JOIN_CODE "trust.join_code"
 #define ZILA_META_JOIN_HQ "trust.join_hq"
 #define ZILA_META_INVITE_PREFIX "trust.invite."
+#define ZILA_META_ORG_SECRET_MADE "trust.org_secret_made" /* at the root's HQ: the secret was made */
+
+/* The organisation secret this device holds (DIR/org.secret). At the HQ that holds the root
+ * key file (org.key) and a certificate from the root, a missing secret is made once (so an
+ * HQ set up before secrets existed gets one; one that lost the file after making it gets
+ * ZILA_ENOTFOUND and restores it from a backup). ZILA_ENOTFOUND when this device has none:
+ * it was enrolled before secrets existed and must be enrolled again (README, "Security"). */
+int zila_trust_org_secret(struct zila_store *s, uint8_t secret[ZILA_ORG_SECRET_LEN]) ZILA_MUST_CHECK;
+/* A device made an HQ by the root key (zila org add-hq) takes the organisation secret kept
+ * beside the root key file key_file (org.secret, backed up with org.key), unless it holds
+ * one. It never makes one of its own: ZILA_ENOTFOUND (err says what to copy where) when
+ * there is none to take. */
+int zila_trust_org_secret_adopt(struct zila_store *s, const char *key_file, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* Whether the replica belongs to an organisation; root_pk (may be NULL) gets its key. */
 int zila_trust_org(struct zila_store *s, uint8_t root_pk[32]) ZILA_MUST_CHECK;
@@ -237,17 +291,41 @@ int zila_trust_org_init(struct zila_store *s, const char *name, const char *pass
 			const struct zila_pwcost *cost, uint64_t now, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* Issues a certificate for device_pk, signed by this HQ device (delegated by the root), and
- * keeps it. valid_days from now. The encoded certificate file goes to out when not NULL. */
+ * keeps it. valid_days from now. The encoded certificate file goes to out when not NULL,
+ * with the organisation secret boxed to the device. */
 int zila_trust_issue(struct zila_store *s, const uint8_t device_pk[32], const char *name, int role,
 		     const char *district, uint64_t now, uint32_t valid_days, struct zila_buf *file_out,
 		     struct zila_error *err) ZILA_MUST_CHECK;
-/* Installs a certificate file on this device: it must name this device's key. */
+/* Installs a certificate file on this device: it must name this device's key. The
+ * organisation secret it carries is opened and kept in DIR/org.secret (0600). */
 int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_t now,
 			    struct zila_error *err) ZILA_MUST_CHECK;
 /* Signs and keeps a revocation of device_pk naming, per feed of that device, the last
- * entry this replica holds. */
+ * entry this replica holds. An HQ device revokes district and block devices only (an HQ
+ * device, itself included, is revoked with the root key: zila_trust_root_revoke). */
 int zila_trust_revoke(struct zila_store *s, const uint8_t device_pk[32], uint64_t now,
 		      struct zila_error *err) ZILA_MUST_CHECK;
+
+/* The root key's own acts (#15 item 12; proto/TRUST.md, "Keys"), root_sk from
+ * zila_org_key_unlock. root_hq: signs an HQ certificate (scope all, ten years) for this
+ * device and keeps it, recording the organisation (named org_name, may be NULL) if this
+ * replica has none: a new HQ, or a renewal. root_revoke: signs and keeps a revocation of any
+ * device, an HQ device included, with marks as zila_trust_revoke's. */
+int zila_trust_root_hq(struct zila_store *s, const uint8_t root_sk[64], const char *name, const char *org_name,
+		       uint64_t now, struct zila_error *err) ZILA_MUST_CHECK;
+int zila_trust_root_revoke(struct zila_store *s, const uint8_t root_sk[64], const uint8_t device_pk[32], uint64_t now,
+			   struct zila_error *err) ZILA_MUST_CHECK;
+/* At an HQ device: certifies again, with this device's key, a device whose certificate a
+ * revoked HQ device issued (same name, role, district and end), valid from just before that
+ * revocation so nothing the device wrote since is refused. The file goes to file_out when
+ * not NULL. The caller chooses the devices: a copy of the revoked key may have certified
+ * laptops the organisation never had ('zila devices' shows which this HQ did not issue). */
+int zila_trust_reissue(struct zila_store *s, const uint8_t device_pk[32], uint64_t now, struct zila_buf *file_out,
+		       struct zila_error *err) ZILA_MUST_CHECK;
+/* Whether this device (an HQ) issued certificate c: 1 when its register lists it, 0 when c
+ * names this device as issuer but the register does not (a copy of its key signed it, or it
+ * predates the register), ZILA_ENOTFOUND when another key issued c. */
+int zila_trust_issued_here(struct zila_store *s, const struct zila_cert *c) ZILA_MUST_CHECK;
 
 /* Records a new invite (district, role, expiry) at HQ and returns its code. */
 int zila_trust_invite(struct zila_store *s, const char *district, int role, uint64_t now, uint64_t expires,

@@ -180,14 +180,15 @@ static void print_stats(const struct cli *cli, const char *file, const struct zi
  * create leaves no half bundle and an older one as it was. peer: the receiver's
  * certificate, whose read scope filters what is written (NULL: everything). */
 static int bundle_create(struct zila_store *s, const char *path, const struct zila_vector *have,
-			 struct zila_cert *peer, size_t *n, struct zila_error *err)
+			 struct zila_cert *peer, const struct zila_bundle_to *to, size_t *n, struct zila_error *err)
 {
 	struct zila_os_atomic *a;
 	int r = zila_os_atomic_open(&a, path, 0666, err); /* as fopen does: the umask decides */
 	if (r != 0)
 		return r;
 	zila_os_atomic_remakeable(a); /* the replica keeps everything: a lost bundle is made again */
-	r = zila_bundle_write(s, have, peer ? zila_trust_read_filter : NULL, peer, zila_os_atomic_write, a, n, err);
+	r = zila_bundle_write_to(s, have, peer ? zila_trust_read_filter : NULL, peer, to, zila_os_atomic_write, a, n,
+				 err);
 	if (r != 0) {
 		/* a failed write says why in the file's words (disk full); the store's own failures
 		 * keep their message */
@@ -207,6 +208,13 @@ static int bundle_apply(struct zila_store *s, struct zila_trust_ctx *tc, const c
 	if (r != 0)
 		return zila_error_set(err, r, "cannot read bundle '%s': %s", path, zila_error_msg(err, r));
 	r = zila_bundle_read(s, tc, m.p, m.len, path, st, err);
+	/* Old laptops' bundles are read as before (every entry is still verified); whoever held
+	 * the stick could read them, which is told. */
+	if (r == 0 && zila_bundle_kind(m.p, m.len) == ZILA_BUNDLE_PLAIN)
+		fprintf(stderr,
+			"zila: warning: bundle '%s' was not encrypted (made by a zila from before encrypted bundles): "
+			"whoever held the stick could read it; update the laptop that made it\n",
+			path);
 	zila_os_unmap(&m);
 	return r;
 }
@@ -310,10 +318,30 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 			r = zila_error_set(&err, ZILA_EREVOKED, "the replica that wrote '%s' is revoked; nothing is sent to it",
 					   for_path);
 	}
+	/* On the stick a bundle is encrypted: to the receiver's key (--for, from its signed
+	 * vector file), else to the organisation secret that only enrolled devices hold. */
+	struct zila_bundle_to to_key;
+	memset(&to_key, 0, sizeof(to_key));
+	if (r == 0 && strcmp(verb, "create") == 0 && for_path != NULL) {
+		to_key.kind = ZILA_BUNDLE_TO_DEVICE;
+		memcpy(to_key.device_pk, to, 32);
+	} else if (r == 0 && strcmp(verb, "create") == 0) {
+		uint8_t secret[ZILA_ORG_SECRET_LEN];
+		to_key.kind = ZILA_BUNDLE_TO_ORG;
+		if (zila_trust_org_secret(s, secret) == 0)
+			zila_org_bundle_key(secret, to_key.org_key);
+		else
+			r = zila_error_set(&err, ZILA_ENOTENROLLED,
+					   "a bundle for any enrolled device is encrypted to the organisation secret, and "
+					   "this device holds none: make it for its receiver with --for VECTORFILE, or: %s",
+					   ZILA_NO_SECRET_MSG);
+		sodium_memzero(secret, sizeof(secret));
+	}
 	if (r == 0 && strcmp(verb, "create") == 0) {
 		size_t n = 0;
 		bool filtered = for_path != NULL;
-		r = bundle_create(s, file, filtered ? &have : NULL, filtered ? &peer : NULL, &n, &err);
+		r = bundle_create(s, file, filtered ? &have : NULL, filtered ? &peer : NULL, &to_key, &n, &err);
+		sodium_memzero(&to_key, sizeof(to_key));
 		if (r == 0) {
 			if (cli->json) {
 				printf("{\"file\":");

@@ -1,7 +1,8 @@
 /* zila enrol: enrolment by USB stick, without a network.
  *   zila enrol request FILE [--name NAME]       (laptop: write a signed request)
  *   zila enrol sign REQ CERT [--district ID] [--role district|block] [--days N]   (HQ)
- *   zila enrol install CERT                     (laptop) */
+ *   zila enrol install CERT                     (laptop)
+ *   zila enrol reissue DEVICE [CERT]             (HQ, after the HQ that certified DEVICE was revoked) */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ static int do_sign(struct cli *cli, const char *req_file, const char *cert_file,
 	char did[ZILA_DISTRICT_MAX + 1], dname[160];
 	int rc = CLI_FAIL, r;
 	zila_buf_init(&rb, ZILA_ENROL_REQ_MAX);
-	zila_buf_init(&out, 4096);
+	zila_buf_init(&out, ZILA_CERT_FILE_MAX);
 	/* Refuse before signing: a certificate kept at HQ but never written would mislead. */
 	if (access(cert_file, F_OK) == 0) {
 		cli_err("'%s' already exists; choose another name", cert_file);
@@ -125,12 +126,47 @@ out:
 	return rc;
 }
 
+/* At an HQ: certify again a laptop whose certificate a revoked HQ device issued. */
+static int do_reissue(struct cli *cli, const char *device, const char *file)
+{
+	struct zila_store *s = NULL;
+	struct zila_trust_ctx tc;
+	struct zila_buf out;
+	struct zila_error err;
+	uint8_t pk[32];
+	char id[ZILA_DEVICE_ID_LEN + 1];
+	int rc = CLI_FAIL, r;
+	zila_buf_init(&out, ZILA_CERT_FILE_MAX);
+	zila_error_clear(&err);
+	if (cli_trust_open(cli, &s, &tc) != CLI_OK)
+		goto out;
+	if (cli_find_device(s, device, pk) != CLI_OK)
+		goto out;
+	zila_device_id(pk, id);
+	if ((r = zila_trust_reissue(s, pk, cli_now(), file ? &out : NULL, &err)) != 0) {
+		cli_err("cannot reissue the certificate of '%s': %s", id, zila_error_msg(&err, r));
+		goto out;
+	}
+	if (file != NULL && cli_write_new_file(file, out.p, out.len, 0644) != CLI_OK)
+		goto out;
+	if (cli->json)
+		printf("{\"reissued\":\"%s\"}\n", id);
+	else
+		printf("certified %s again with this HQ's key; it reaches the laptop with the next sync%s%s%s\n", id,
+		       file ? " or by USB: 'zila enrol install " : "", file ? file : "", file ? "' there" : "");
+	rc = CLI_OK;
+out:
+	zila_store_free(s);
+	zila_buf_release(&out);
+	return rc;
+}
+
 static int do_install(struct cli *cli, const char *file)
 {
 	struct zila_buf b;
 	int rc = CLI_FAIL, r;
-	zila_buf_init(&b, 4096);
-	if (cli_read_file(file, 4096, &b) != CLI_OK)
+	zila_buf_init(&b, ZILA_CERT_FILE_MAX);
+	if (cli_read_file(file, ZILA_CERT_FILE_MAX, &b) != CLI_OK)
 		goto out;
 	struct zila_store *s = NULL;
 	struct zila_trust_ctx tc;
@@ -174,7 +210,7 @@ int cmd_enrol(struct cli *cli, int argc, char **argv)
 	int role = 0, c;
 	unsigned long days = 365;
 	if (argc < 2)
-		return cli_usage("enrol", "enrol needs 'request', 'sign' or 'install'");
+		return cli_usage("enrol", "enrol needs 'request', 'sign', 'install' or 'reissue'");
 	const char *verb = argv[1];
 	optind = 2;
 	opterr = 0;
@@ -210,6 +246,11 @@ int cmd_enrol(struct cli *cli, int argc, char **argv)
 		if (nargs != 2 || name)
 			return cli_usage("enrol", "enrol sign needs REQUESTFILE and CERTFILE");
 		return do_sign(cli, argv[optind], argv[optind + 1], district, role, (uint32_t)days);
+	}
+	if (strcmp(verb, "reissue") == 0) {
+		if ((nargs != 1 && nargs != 2) || name || district || role)
+			return cli_usage("enrol", "enrol reissue needs DEVICE (and optionally CERTFILE to write)");
+		return do_reissue(cli, argv[optind], nargs == 2 ? argv[optind + 1] : NULL);
 	}
 	if (strcmp(verb, "install") == 0) {
 		if (nargs != 1 || name || district || role)

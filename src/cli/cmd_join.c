@@ -5,6 +5,7 @@
  * The code is a secret while it is valid: it is typed at a prompt (no CODE) or read from
  * stdin (-), not taken from argv, which `ps` and the shell's history show to others. */
 #include <getopt.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,14 +116,27 @@ int cmd_join(struct cli *cli, int argc, char **argv)
 	struct zila_trust_ctx tc;
 	if (cli_trust_open(cli, &s, &tc) != CLI_OK)
 		return CLI_FAIL;
-	if (zila_trust_org(s, NULL) == 0) {
-		cli_err("this replica already belongs to an organisation; see 'zila whoami'");
-		zila_store_free(s);
-		return CLI_FAIL;
+	uint8_t root[32], fp[ZILA_FP_LEN], secret[ZILA_ORG_SECRET_LEN];
+	if (zila_trust_org(s, root) == 0) {
+		/* A laptop enrolled before organisation secrets joins again to get one; its
+		 * replica and its data stay. */
+		zila_org_fingerprint(root, fp);
+		int hs = zila_trust_org_secret(s, secret);
+		sodium_memzero(secret, sizeof(secret));
+		if (hs != ZILA_ENOTFOUND) {
+			cli_err("this replica already belongs to an organisation; see 'zila whoami'");
+			zila_store_free(s);
+			return CLI_FAIL;
+		}
+		if (memcmp(fp, inv.fp_prefix, ZILA_INVITE_FP_LEN) != 0) {
+			cli_err("this replica belongs to another organisation than the invite code's; see 'zila whoami'");
+			zila_store_free(s);
+			return CLI_FAIL;
+		}
 	}
-	char canon[ZILA_INVITE_CODE_LEN + 1], fp[2 * ZILA_INVITE_FP_LEN + 1];
+	char canon[ZILA_INVITE_CODE_LEN + 1], fphex[2 * ZILA_INVITE_FP_LEN + 1];
 	zila_invite_format(&inv, canon);
-	zila_hex_encode(fp, inv.fp_prefix, ZILA_INVITE_FP_LEN);
+	zila_hex_encode(fphex, inv.fp_prefix, ZILA_INVITE_FP_LEN);
 	if ((r = zila_store_meta_set(s, ZILA_META_JOIN_CODE, canon)) != 0 ||
 	    (r = zila_store_meta_set(s, ZILA_META_JOIN_HQ, hq)) != 0) {
 		cli_err("cannot record the invite: %s", zila_strerror(r));
@@ -138,14 +152,14 @@ int cmd_join(struct cli *cli, int argc, char **argv)
 		if (cli->json) {
 			printf("{\"hq\":");
 			cli_json_str(hq);
-			printf(",\"organisation_fingerprint_prefix\":\"%s\",\"state\":\"pending\",\"reason\":", fp);
+			printf(",\"organisation_fingerprint_prefix\":\"%s\",\"state\":\"pending\",\"reason\":", fphex);
 			cli_json_str(zila_error_msg(&err, r));
 			printf("}\n");
 		} else {
 			printf("recorded the invite for the organisation whose fingerprint starts %s.\n"
 			       "HQ at '%s' is not reachable now (%s).\n"
 			       "The daemon joins at its first contact with HQ: start it with 'zila daemon'.\n",
-			       fp, hq, zila_error_msg(&err, r));
+			       fphex, hq, zila_error_msg(&err, r));
 		}
 		return CLI_OK;
 	}

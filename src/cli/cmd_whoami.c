@@ -1,4 +1,5 @@
 /* zila whoami: this device's id (readable aloud), organisation and role. */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ int cmd_whoami(struct cli *cli, int argc, char **argv)
 			org = NULL;
 	}
 	bool pending = !in_org && zila_store_meta_get(s, ZILA_META_JOIN_HQ, &hq) == 0;
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
+	bool has_secret = in_org && zila_trust_org_secret(s, secret) == 0;
+	sodium_memzero(secret, sizeof(secret));
 	if (has_cert)
 		cli_date(date, c.not_after);
 	if (cli->json) {
@@ -43,7 +47,8 @@ int cmd_whoami(struct cli *cli, int argc, char **argv)
 			cli_json_str(c.scope_all ? "*" : c.district);
 			printf(",\"expires\":%llu", (unsigned long long)c.not_after);
 		}
-		printf(",\"join_pending\":%s}\n", pending ? "true" : "false");
+		printf(",\"join_pending\":%s,\"org_secret\":%s}\n", pending ? "true" : "false",
+		       has_secret ? "true" : "false");
 	} else {
 		printf("device:       %s\n", id);
 		if (in_org) {
@@ -55,6 +60,8 @@ int cmd_whoami(struct cli *cli, int argc, char **argv)
 				printf("role:         %s of %s (%s), until %s\n", zila_role_name(c.role), dname, c.name, date);
 			else
 				printf("role:         none (no certificate for this device)\n");
+			if (has_cert && !has_secret)
+				printf("warning:      %s\n", ZILA_NO_SECRET_MSG);
 		} else if (pending) {
 			printf("organisation: not enrolled yet; joining through HQ at '%s'\n", hq);
 		} else {

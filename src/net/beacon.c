@@ -12,13 +12,10 @@
 
 static const uint8_t beacon_ad[] = "zila-beacon-v1";
 
-void zila_beacon_key(const uint8_t root_pk[32], uint8_t key[32])
+
+void zila_beacon_key(const uint8_t org_secret[32], uint8_t key[32])
 {
-	uint8_t psk[32];
-	zila_org_psk(root_pk, psk);
-	/* A subkey, so a beacon key never doubles as the handshake psk. */
-	crypto_kdf_derive_from_key(key, 32, 1, "zilabcn1", psk);
-	sodium_memzero(psk, sizeof(psk));
+	zila_org_beacon_key(org_secret, key);
 }
 
 static void put_be(uint8_t *p, uint64_t v, int n)

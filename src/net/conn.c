@@ -558,6 +558,16 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 					  "something that is not a zila peer answered at %s (it began \"%s\"): a captive portal "
 					  "or a wrong address?",
 					  c->addr, said);
+			} else if (c->state == CONN_HANDSHAKE && !c->initiator && r == ZILA_EVERSION) {
+				/* A zila from before organisation secrets (handshake version 1) logs an
+				 * answer that is text as what answered: say it in 16 bytes. */
+				static const char say[] = "update zila (v2)";
+				uv_buf_t b = uv_buf_init((char *)say, sizeof(say) - 1);
+				(void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+				conn_fail(c, r,
+					  "handshake refused: the device at %s speaks another handshake version (a zila from "
+					  "before organisation secrets): it must be updated, and enrolled again",
+					  c->addr);
 			} else if (c->state != CONN_CLOSING) {
 				conn_fail(c, r, "%s: %s",
 					  c->state == CONN_HANDSHAKE ? "handshake refused" : "channel failed", zila_strerror(r));
@@ -605,7 +615,7 @@ static int init_initiator_channel(struct conn *c)
 		cfg.cert = zila_view_make(d->cert_bytes, ZILA_CERT_LEN);
 		if (d->has_issuer)
 			cfg.issuer_cert = zila_view_make(d->issuer_bytes, ZILA_CERT_LEN);
-		zila_org_psk(d->root_pk, cfg.psk);
+		memcpy(cfg.psk, d->psk, sizeof(cfg.psk));
 		cfg.check = zila_channel_check_member;
 		cfg.check_ctx = env->trust;
 	}
@@ -620,8 +630,17 @@ static int init_initiator_channel(struct conn *c)
 static int responder_psk(void *ctx, uint8_t mode, const uint8_t invite_id[ZILA_INVITE_ID_LEN], uint8_t psk[32])
 {
 	struct conn *c = ctx;
+	const struct net_identity *id = &c->cs->env->id;
 	memcpy(c->invite_id, invite_id, ZILA_INVITE_ID_LEN);
 	c->mode = mode;
+	/* Members: the key read from the organisation secret when the identity was read, so
+	 * that an unauthenticated first message costs no file read. */
+	if (mode == ZILA_CHANNEL_MEMBER) {
+		if (!id->enrolled)
+			return ZILA_ENOTENROLLED;
+		memcpy(psk, id->psk, 32);
+		return 0;
+	}
 	return zila_channel_psk_replica(c->cs->env->trust, mode, invite_id, psk);
 }
 

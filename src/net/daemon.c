@@ -380,7 +380,7 @@ static int daemon_identity(struct daemon *dm)
 	struct zila_buf b;
 	struct zila_cert issuer;
 	char *name = NULL, *code = NULL, *hq = NULL;
-	d->enrolled = d->has_cert = d->has_issuer = d->is_hq = false;
+	d->enrolled = d->has_cert = d->has_issuer = d->is_hq = d->no_secret = false;
 	d->org_name[0] = '\0';
 	if (zila_trust_org(store, d->root_pk) == 0 &&
 	    zila_trust_cert_get(store, zila_store_device_pk(store), &d->cert) == 0) {
@@ -399,7 +399,15 @@ static int daemon_identity(struct daemon *dm)
 		}
 		zila_buf_release(&b);
 		d->is_hq = d->cert.role == ZILA_ROLE_HQ;
-		zila_beacon_key(d->root_pk, d->beacon_key);
+		uint8_t secret[ZILA_ORG_SECRET_LEN];
+		if (zila_trust_org_secret(store, secret) == 0) {
+			zila_org_psk(secret, d->psk);
+			zila_beacon_key(secret, d->beacon_key);
+		} else if (d->enrolled) {
+			d->enrolled = false;
+			d->no_secret = true;
+		}
+		sodium_memzero(secret, sizeof(secret));
 		if (zila_store_meta_get(store, ZILA_META_ORG_NAME, &name) == 0 && name != NULL)
 			snprintf(d->org_name, sizeof(d->org_name), "%s", name);
 	}
@@ -540,6 +548,10 @@ static int ctl_sync(void *ctx, const char *peer, struct ctl_target *out, size_t 
 	struct daemon *d = ctx;
 	struct target *list[CTL_WAIT_MAX];
 	size_t n = 0;
+	if (d->env.id.no_secret && !d->env.id.joining) {
+		snprintf(msg, msg_len, "%s", ZILA_NO_SECRET_MSG);
+		return -1;
+	}
 	if (!d->env.id.enrolled && !d->env.id.joining) {
 		snprintf(msg, msg_len, "this device is not enrolled: it syncs with nobody (see 'zila join')");
 		return -1;
@@ -837,6 +849,8 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	}
 	else if (me->joining)
 		zila_log(ZILA_LOG_INFO, "device %s is not enrolled yet: joining at the first contact with HQ", id);
+	else if (me->no_secret)
+		zila_log(ZILA_LOG_ERROR, "device %s: %s", id, ZILA_NO_SECRET_MSG);
 	else
 		zila_log(ZILA_LOG_WARN, "device %s is not enrolled: it syncs with nobody; see 'zila join'", id);
 	zila_log(ZILA_LOG_INFO, "listening on tcp %s; control socket %s", d->listen_addr, d->ctl.sock_path);
@@ -862,6 +876,7 @@ out:
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 	sodium_memzero(d->env.id.beacon_key, sizeof(d->env.id.beacon_key));
+	sodium_memzero(d->env.id.psk, sizeof(d->env.id.psk));
 	if (r == 0)
 		zila_log(ZILA_LOG_INFO, "stopped");
 	free(d);

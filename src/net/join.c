@@ -84,7 +84,7 @@ int join_answer(struct zila_store *s, const uint8_t invite_id[ZILA_INVITE_ID_LEN
 	Zila__Enrolment e = ZILA__ENROLMENT__INIT;
 	Zila__Error er = ZILA__ERROR__INIT;
 	char reason[201];
-	zila_buf_init(&file, 4096);
+	zila_buf_init(&file, ZILA_CERT_FILE_MAX);
 	int r = zila_trust_redeem(s, invite_id, pe->sign_pk, pe->req.name, now, &file, err);
 	if (r == 0) {
 		e.cert_file.data = file.p;

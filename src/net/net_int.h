@@ -62,6 +62,10 @@ struct net_identity {
 	struct zila_cert cert;
 	uint8_t cert_bytes[ZILA_CERT_LEN], issuer_bytes[ZILA_CERT_LEN];
 	uint8_t beacon_key[32];
+	uint8_t psk[32]; /* the members' handshake key, from the organisation secret */
+	/* Enrolled before organisation secrets existed: it syncs with nobody until it is
+	 * enrolled again (enrolled is false then, so a new invite code can be used). */
+	bool no_secret;
 };
 
 /* The environment of every part, owned by daemon.c; parts hold a const pointer to it and

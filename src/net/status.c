@@ -321,7 +321,9 @@ json_t *status_json(struct daemon *d)
 	}
 	/* No LAN beacon heard is no warning: a laptop alone on its uplink is not "isolated" (#24);
 	 * status says "none heard yet" beside the beacon port. */
-	if (!me->enrolled && !me->joining)
+	if (me->no_secret && !me->joining)
+		json_array_append_new(warn, json_string(ZILA_NO_SECRET_MSG));
+	else if (!me->enrolled && !me->joining)
 		json_array_append_new(warn, json_string("not enrolled: this device syncs with nobody (see 'zila join')"));
 	json_object_set_new(o, "hq_refused", refused_status(d->store, me->is_hq, warn));
 	json_t *forks = json_array();

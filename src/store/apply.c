@@ -136,7 +136,12 @@ static int merge_cell(struct applier *a, struct table *t, const struct zval *pk,
 	struct ver *cur = &r->cver[c];
 	int cmp = ver_cmp(a->s, v, cur);
 	bool had = cur->hlc != 0;
-	if (cmp > 0) {
+	if (cmp > 0 && a->s->reapplying) {
+		/* made again after a cut: the conflicts were recorded (and settled) the first time */
+		r->vals[c] = *val;
+		*cur = *v;
+		*changed = true;
+	} else if (cmp > 0) {
 		if (had && r->exists && !covers(a, cur) && !val_equal(val, &r->vals[c])) {
 			int rr = record_conflict(a, t, pk, c, val, v, &r->vals[c], cur);
 			if (rr != 0)
@@ -150,7 +155,8 @@ static int merge_cell(struct applier *a, struct table *t, const struct zval *pk,
 		r->vals[c] = *val;
 		*cur = *v;
 		*changed = true;
-	} else if (cmp < 0 && had && r->exists && cur->origin != v->origin && !val_equal(val, &r->vals[c])) {
+	} else if (cmp < 0 && !a->s->reapplying && had && r->exists && cur->origin != v->origin &&
+		   !val_equal(val, &r->vals[c])) {
 		return record_conflict(a, t, pk, c, &r->vals[c], cur, val, v);
 	}
 	return 0;
@@ -470,6 +476,68 @@ static int retry_held(struct zila_store *s, struct zila_apply_stats *st)
 	if (r == 0)
 		r = zila_store_meta_set(s, META_HELD, key);
 out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(u);
+	return r;
+}
+
+int store_reapply(struct zila_store *s, struct zila_apply_stats *st)
+{
+	sqlite3_stmt *q = NULL, *u = NULL;
+	int r = 0;
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		char *sql = sqlite3_mprintf("DELETE FROM \"%w\"", t->name);
+		r = sql == NULL ? ZILA_ENOMEM : sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
+		sqlite3_free(sql);
+		t->nlive_delta = 0;
+		t->touched = true;
+	}
+	r = r ? r
+	      : store_exec(s,
+			   "DELETE FROM zila_rows; DELETE FROM zila_live; DELETE FROM zila_parked;"
+			   " UPDATE zila_tables SET nlive = 0 WHERE nlive IS NOT NULL",
+			   NULL);
+	if (r != 0)
+		return r;
+	/* The order of a clone: by date, then author, partition and sequence (cmp_incoming). */
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT e.id, e.bytes, o.id FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
+			       " JOIN zila_origins o ON o.id = f.origin ORDER BY e.hlc, o.key, f.part, e.seq",
+			       -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "UPDATE zila_entries SET applied = ?2 WHERE id = ?1", -1, &u, NULL) != SQLITE_OK) {
+		r = ZILA_EDB;
+		goto out;
+	}
+	s->reapplying = true;
+	while (r == 0 && sqlite3_step(q) == SQLITE_ROW) {
+		struct entry e;
+		struct zila_view b = zila_view_make(sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1));
+		int applied = 0;
+		if (entry_parse(b, &e, false) != 0)
+			continue;
+		if (e.info.schema <= (uint32_t)s->schema) {
+			int rr = store_exec(s, "SAVEPOINT again", NULL);
+			rr = rr ? rr : apply_body(s, &e, sqlite3_column_int64(q, 2), st);
+			applied = rr == 0;
+			if (rr != 0 && store_exec(s, "ROLLBACK TO again", NULL) != 0)
+				rr = ZILA_EDB;
+			if (store_exec(s, "RELEASE again", NULL) != 0)
+				rr = ZILA_EDB;
+			if (rr != 0 && rr != ZILA_ESCHEMA && rr != ZILA_ESCOPE && rr != ZILA_EFORMAT)
+				r = rr;
+		}
+		entry_release(&e);
+		sqlite3_bind_int64(u, 1, sqlite3_column_int64(q, 0));
+		sqlite3_bind_int(u, 2, applied);
+		if (r == 0 && sqlite3_step(u) != SQLITE_DONE)
+			r = ZILA_EDB;
+		sqlite3_reset(u);
+	}
+	s->reapplying = false;
+	r = r ? r : store_settle(s, st);
+out:
+	s->reapplying = false;
 	sqlite3_finalize(q);
 	sqlite3_finalize(u);
 	return r;

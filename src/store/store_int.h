@@ -140,6 +140,7 @@ struct zila_store {
 	uint8_t forked[STORE_FORKED_MAX][32];
 	size_t nforked;
 	bool forks_known;
+	bool reapplying; /* store_reapply(): the merge is made again, conflicts were recorded */
 	char clk_boot[40];
 	struct zila_store_hooks hooks;
 	struct table **tables;
@@ -353,6 +354,11 @@ void entry_release(struct entry *e);
 /* zila_store_apply(), optionally trusting signatures the caller has just verified. */
 int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n, bool check_sigs,
 		struct zila_apply_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* In a write transaction: the tracked tables and their row states made again from the
+ * entries held, in (HLC, origin, partition, sequence) order, as a replica that cloned
+ * exactly those entries has them (cut.c). Conflicts are not recorded again. */
+int store_reapply(struct zila_store *s, struct zila_apply_stats *st) ZILA_MUST_CHECK;
 
 /* --- materialize.c --- */
 /* Makes the user table show what r says (insert, update, delete, park), then records r. */

@@ -3,6 +3,21 @@
 
 #include <string.h>
 
+/* Whether this replica holds a certificate of device_pk, valid now, from an issuer that is
+ * not revoked. */
+static bool reissued(struct zila_trust_ctx *t, const uint8_t root_pk[32], const uint8_t device_pk[32], uint64_t now)
+{
+	struct zila_cert held;
+	struct zila_revocation rv;
+	if (zila_trust_cert_get(t->s, device_pk, &held) != 0 || zila_trust_cert_check(t->s, root_pk, &held, now, NULL) != 0)
+		return false;
+	if (zila_trust_revocation_get(t->s, held.issuer_pk, &rv) == 0) {
+		zila_revocation_release(&rv);
+		return false;
+	}
+	return true;
+}
+
 int zila_channel_check_member(void *ctx, const struct zila_channel_peer *peer, struct zila_error *err)
 {
 	struct zila_trust_ctx *t = ctx;
@@ -35,10 +50,14 @@ int zila_channel_check_member(void *ctx, const struct zila_channel_peer *peer, s
 		zila_revocation_release(&rv);
 		return zila_error_set(err, ZILA_EREVOKED, "device '%s' is revoked", id);
 	}
-	/* An HQ device that vouched for the peer may itself be revoked. */
+	/* An HQ device that vouched for the peer may itself be revoked: then only a certificate
+	 * this replica holds from an HQ that is not (zila_trust_reissue) lets it in, and the
+	 * session hands it that certificate. */
 	if (ip != NULL && zila_trust_revocation_get(t->s, ip->device_pk, &rv) == 0) {
 		zila_revocation_release(&rv);
-		return zila_error_set(err, ZILA_EREVOKED, "device '%s' was certified by a revoked device", id);
+		if (!reissued(t, root_pk, peer->sign_pk, now))
+			return zila_error_set(err, ZILA_EREVOKED,
+					      "device '%s' was certified by a revoked HQ device and not certified again", id);
 	}
 	return 0;
 }
@@ -46,15 +65,19 @@ int zila_channel_check_member(void *ctx, const struct zila_channel_peer *peer, s
 int zila_channel_psk_replica(void *ctx, uint8_t mode, const uint8_t invite_id[ZILA_INVITE_ID_LEN], uint8_t psk[32])
 {
 	struct zila_trust_ctx *t = ctx;
-	uint8_t root_pk[32];
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
 	int r;
 	if (mode == ZILA_CHANNEL_JOIN)
 		return zila_trust_invite_psk(t->s, invite_id, zila_trust_now(t), psk);
 	if (mode != ZILA_CHANNEL_MEMBER)
 		return ZILA_EPROTO;
-	if ((r = zila_trust_org(t->s, root_pk)) != 0)
+	if ((r = zila_trust_org(t->s, NULL)) != 0)
 		return ZILA_ENOTENROLLED;
-	zila_org_psk(root_pk, psk);
+	/* From the secret only members hold: the root's public key is no key. */
+	if ((r = zila_trust_org_secret(t->s, secret)) != 0)
+		return ZILA_ENOTENROLLED;
+	zila_org_psk(secret, psk);
+	sodium_memzero(secret, sizeof(secret));
 	return 0;
 }
 

@@ -404,6 +404,10 @@ int zila_cert_verify(const struct zila_cert *cert, const uint8_t root_pk[32], co
 		return ZILA_ECERT;
 	if ((r = issuer_ok(cert->issuer_pk, root_pk, fp, issuer, now)) != 0)
 		return r;
+	/* Only the root makes an HQ device or a certificate for every partition: an HQ device's
+	 * key (unencrypted on its disk) certifies district and block devices only (#15 item 12). */
+	if (sodium_memcmp(cert->issuer_pk, root_pk, 32) != 0 && (cert->role == ZILA_ROLE_HQ || cert->scope_all))
+		return ZILA_ECERT;
 	return cert_check_one(cert, fp, cert->issuer_pk, now);
 }
 
@@ -640,15 +644,72 @@ void zila_invite_psk(const struct zila_invite *inv, uint8_t psk[32])
 	kdf32(psk, "zila-invite-psk-v1", inv->secret, sizeof(inv->secret), inv->fp_prefix, ZILA_INVITE_FP_LEN);
 }
 
-void zila_org_psk(const uint8_t root_pk[32], uint8_t psk[32])
+/* Every organisation key comes from the secret only enrolled devices hold, never from the
+ * root's public key (which every bundle and certificate file carries in clear). */
+static void org_subkey(uint8_t out[32], uint64_t id, const uint8_t secret[ZILA_ORG_SECRET_LEN])
 {
-	kdf32(psk, "zila-org-psk-v1", root_pk, 32, NULL, 0);
+	crypto_kdf_derive_from_key(out, 32, id, "zila-org", secret);
+}
+
+void zila_org_psk(const uint8_t secret[ZILA_ORG_SECRET_LEN], uint8_t psk[32])
+{
+	org_subkey(psk, 1, secret);
+}
+
+void zila_org_beacon_key(const uint8_t secret[ZILA_ORG_SECRET_LEN], uint8_t key[32])
+{
+	org_subkey(key, 2, secret);
+}
+
+void zila_org_bundle_key(const uint8_t secret[ZILA_ORG_SECRET_LEN], uint8_t key[32])
+{
+	org_subkey(key, 3, secret);
+}
+
+int zila_org_secret_box(const uint8_t secret[ZILA_ORG_SECRET_LEN], const uint8_t issuer_sk[64],
+			const uint8_t device_pk[32], uint8_t box[ZILA_ORG_SECRET_BOX_LEN])
+{
+	uint8_t xsk[32], xpk[32];
+	int r = ZILA_EINVAL;
+	if (crypto_sign_ed25519_sk_to_curve25519(xsk, issuer_sk) != 0 ||
+	    crypto_sign_ed25519_pk_to_curve25519(xpk, device_pk) != 0)
+		goto out;
+	randombytes_buf(box, crypto_box_NONCEBYTES);
+	if (crypto_box_easy(box + crypto_box_NONCEBYTES, secret, ZILA_ORG_SECRET_LEN, box, xpk, xsk) != 0)
+		goto out;
+	r = 0;
+out:
+	sodium_memzero(xsk, sizeof(xsk));
+	return r;
+}
+
+int zila_org_secret_unbox(const uint8_t box[ZILA_ORG_SECRET_BOX_LEN], const uint8_t issuer_pk[32],
+			  const uint8_t device_sk[64], uint8_t secret[ZILA_ORG_SECRET_LEN])
+{
+	uint8_t xsk[32], xpk[32];
+	int r = ZILA_EAUTH;
+	if (crypto_sign_ed25519_sk_to_curve25519(xsk, device_sk) != 0 ||
+	    crypto_sign_ed25519_pk_to_curve25519(xpk, issuer_pk) != 0)
+		goto out;
+	if (crypto_box_open_easy(secret, box + crypto_box_NONCEBYTES, ZILA_ORG_SECRET_BOX_LEN - crypto_box_NONCEBYTES,
+				 box, xpk, xsk) != 0)
+		goto out;
+	r = 0;
+out:
+	if (r != 0)
+		sodium_memzero(secret, ZILA_ORG_SECRET_LEN);
+	sodium_memzero(xsk, sizeof(xsk));
+	return r;
 }
 
 /* --- enrolment requests and certificate files -------------------------------------- */
 
 static const char req_magic[8] = { 'Z', 'I', 'L', 'A', 'R', 'E', 'Q', '1' };
 static const char cf_magic[8] = { 'Z', 'I', 'L', 'A', 'C', 'R', 'T', '1' };
+/* Certificate file flags (proto/TRUST.md): an issuer certificate follows; revocations follow. */
+#define CF_ISSUER 0x01
+#define CF_REVOCATIONS 0x04
+#define CF_SECTION_ORG_SECRET 1 /* the organisation secret boxed to the device by its issuer */
 #define ENROL_DOMAIN "zila-enrol-v1"
 
 int zila_enrol_req_sign(struct zila_enrol_req *req, const uint8_t device_sk[64], struct zila_buf *out)
@@ -718,24 +779,73 @@ int zila_cert_file_encode(const struct zila_cert_file *f, struct zila_buf *out)
 	int r;
 	struct zila_cert c = f->cert, i = f->issuer;
 	struct zila_buf b;
-	zila_buf_init(&b, 2 * ZILA_CERT_LEN);
+	zila_buf_init(&b, 2 * ZILA_CERT_LEN + 3 + ZILA_ORG_SECRET_BOX_LEN);
 	size_t n = strlen(f->org_name);
 	r = ZILA_EINVAL;
 	if (n > ZILA_NAME_MAX)
 		goto out;
+	if (f->nrevocations > ZILA_CERT_FILE_REVOCATIONS)
+		goto out;
+	uint8_t flags = (f->has_issuer ? CF_ISSUER : 0) | (f->nrevocations ? CF_REVOCATIONS : 0);
 	if ((r = zila_buf_put(out, cf_magic, 8)) != 0 || (r = zila_buf_put(out, f->root_pk, 32)) != 0 ||
 	    (r = zila_buf_put_u8(out, (uint8_t)n)) != 0 || (r = zila_buf_put(out, f->org_name, n)) != 0 ||
-	    (r = zila_buf_put_u8(out, f->has_issuer ? 1 : 0)) != 0)
+	    (r = zila_buf_put_u8(out, flags)) != 0)
 		goto out;
 	/* Re-encode the signed certificates byte for byte from their fields. */
 	if ((r = cert_body(&c, &b)) != 0 || (r = zila_buf_put(&b, c.sig, 64)) != 0)
 		goto out;
 	if (f->has_issuer && ((r = cert_body(&i, &b)) != 0 || (r = zila_buf_put(&b, i.sig, 64)) != 0))
 		goto out;
-	r = zila_buf_put(out, b.p, b.len);
+	if ((r = zila_buf_put(out, b.p, b.len)) != 0)
+		goto out;
+	/* Revocations: count (2 bytes), then each as length (4 bytes) and bytes. */
+	if (f->nrevocations && (r = zila_buf_put_u16be(out, (uint16_t)f->nrevocations)) != 0)
+		goto out;
+	for (size_t k = 0; r == 0 && k < f->nrevocations; k++) {
+		r = f->revocations[k].len > REVOKE_MAX ? ZILA_ETOOBIG : 0;
+		r = r ? r : zila_buf_put_u32be(out, (uint32_t)f->revocations[k].len);
+		r = r ? r : zila_buf_put(out, f->revocations[k].p, f->revocations[k].len);
+	}
+	/* Sections last: type (1 byte), length (2 bytes), bytes. */
+	if (r == 0 && f->has_secret_box &&
+	    ((r = zila_buf_put_u8(out, CF_SECTION_ORG_SECRET)) != 0 ||
+	     (r = zila_buf_put_u16be(out, ZILA_ORG_SECRET_BOX_LEN)) != 0 ||
+	     (r = zila_buf_put(out, f->secret_box, ZILA_ORG_SECRET_BOX_LEN)) != 0))
+		goto out;
+	if (r == 0 && out->len > ZILA_CERT_FILE_MAX)
+		r = ZILA_ETOOBIG;
 out:
 	zila_buf_release(&b);
 	return r;
+}
+
+/* The revocations section of a certificate file: each checked for layout, kept as a view. */
+static int get_revocations(struct zila_view *in, struct zila_cert_file *out)
+{
+	uint16_t n;
+	int r = zila_view_get_u16be(in, &n);
+	if (r != 0)
+		return r;
+	if (n == 0 || n > ZILA_CERT_FILE_REVOCATIONS)
+		return ZILA_EFORMAT;
+	for (uint16_t k = 0; k < n; k++) {
+		uint32_t len;
+		const uint8_t *p;
+		struct zila_revocation rv;
+		if ((r = zila_view_get_u32be(in, &len)) != 0)
+			return r;
+		if (len > REVOKE_MAX || len > in->len)
+			return len > REVOKE_MAX ? ZILA_EFORMAT : ZILA_ESHORT;
+		if ((r = zila_view_get_bytes(in, len, &p)) != 0)
+			return r;
+		memset(&rv, 0, sizeof(rv));
+		r = zila_revocation_decode(zila_view_make(p, len), &rv);
+		zila_revocation_release(&rv);
+		if (r != 0)
+			return r;
+		out->revocations[out->nrevocations++] = zila_view_make(p, len);
+	}
+	return 0;
 }
 
 int zila_cert_file_decode(struct zila_view in, uint64_t now, struct zila_cert_file *out)
@@ -748,20 +858,32 @@ int zila_cert_file_decode(struct zila_view in, uint64_t now, struct zila_cert_fi
 		goto out;
 	if ((r = zila_view_get_u8(&in, &flags)) != 0)
 		goto out;
-	if (flags > 1) {
+	if ((flags & ~(CF_ISSUER | CF_REVOCATIONS)) != 0) {
 		r = ZILA_EFORMAT;
 		goto out;
 	}
-	out->has_issuer = flags & 1;
+	out->has_issuer = flags & CF_ISSUER;
 	if ((r = zila_view_get_bytes(&in, ZILA_CERT_LEN, &p)) != 0 ||
 	    (r = zila_cert_decode(zila_view_make(p, ZILA_CERT_LEN), &out->cert)) != 0)
 		goto out;
 	if (out->has_issuer && ((r = zila_view_get_bytes(&in, ZILA_CERT_LEN, &p)) != 0 ||
 				(r = zila_cert_decode(zila_view_make(p, ZILA_CERT_LEN), &out->issuer)) != 0))
 		goto out;
-	if (in.len != 0) {
-		r = ZILA_EFORMAT;
+	if ((flags & CF_REVOCATIONS) && (r = get_revocations(&in, out)) != 0)
 		goto out;
+	while (in.len != 0) {
+		uint8_t type;
+		uint16_t slen;
+		if ((r = zila_view_get_u8(&in, &type)) != 0 || (r = zila_view_get_u16be(&in, &slen)) != 0)
+			goto out;
+		/* One known section, at most once: a file has exactly one encoding. */
+		if (type != CF_SECTION_ORG_SECRET || out->has_secret_box || slen != ZILA_ORG_SECRET_BOX_LEN) {
+			r = ZILA_EFORMAT;
+			goto out;
+		}
+		if ((r = zila_view_get_copy(&in, out->secret_box, ZILA_ORG_SECRET_BOX_LEN)) != 0)
+			goto out;
+		out->has_secret_box = true;
 	}
 	r = zila_cert_verify(&out->cert, out->root_pk, out->has_issuer ? &out->issuer : NULL, now);
 out:

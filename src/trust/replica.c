@@ -11,6 +11,7 @@
 
 #include "zila/clock.h"
 #include "zila/log.h"
+#include "zila/os.h"
 
 #define HQ_VALID_DAYS 3650
 #define DAY 86400ull
@@ -230,6 +231,119 @@ static int own_scope(struct zila_store *s, const struct zila_cert *own)
 	return strcmp(part, zila_store_write_scope(s)) == 0 ? 0 : zila_store_set_write_scope(s, part);
 }
 
+/* --- revocations of authors and of their issuers (#15 items 12, 13) ------------------ */
+
+/* Whether entry e stands under revocation rv: not past its author's mark, and not dated at or
+ * after the revocation of the HQ device that issued c, the author's certificate of the
+ * entry's time (NULL: none known). Signed data only, so every replica judges alike.
+ * ZILA_EREVOKED with the reason in why, else 0. */
+static int past_mark(const struct zila_revocation *rv, const struct zila_entry_info *e, const struct zila_cert *c,
+		     char *why, size_t n)
+{
+	if (sodium_memcmp(rv->device_pk, e->origin, 32) == 0) {
+		uint64_t mark = zila_revocation_mark(rv, e->part);
+		if (e->seq > mark) {
+			snprintf(why, n, "revoked after seq %" PRIu64, mark);
+			return ZILA_EREVOKED;
+		}
+	}
+	if (c != NULL && sodium_memcmp(rv->device_pk, c->issuer_pk, 32) == 0 && zila_hlc_ms(e->hlc) / 1000 >= rv->created) {
+		snprintf(why, n, "dated after the revocation of the HQ device that certified its author");
+		return ZILA_EREVOKED;
+	}
+	return 0;
+}
+
+/* past_mark() under the revocations this replica holds of the author and of its issuer. */
+static int revoked_past(struct zila_store *s, const struct zila_entry_info *e, const struct zila_cert *c, char *why,
+			size_t n)
+{
+	struct zila_revocation rv;
+	int r = 0;
+	if (zila_trust_revocation_get(s, e->origin, &rv) == 0) {
+		r = past_mark(&rv, e, NULL, why, n);
+		zila_revocation_release(&rv);
+	}
+	if (r == 0 && c != NULL && zila_trust_revocation_get(s, c->issuer_pk, &rv) == 0) {
+		r = past_mark(&rv, e, c, why, n);
+		zila_revocation_release(&rv);
+	}
+	return r;
+}
+
+struct cut_ctx {
+	struct zila_store *s;
+	const struct zila_revocation *rv; /* the one being kept */
+};
+
+static bool entry_stands(void *ctx, const struct zila_entry_info *e)
+{
+	struct cut_ctx *cc = ctx;
+	struct zila_cert c;
+	char why[160];
+	bool have = zila_trust_cert_at(cc->s, e->origin, zila_hlc_ms(e->hlc) / 1000, &c) == 0;
+	return past_mark(cc->rv, e, have ? &c : NULL, why, sizeof(why)) == 0 &&
+	       revoked_past(cc->s, e, have ? &c : NULL, why, sizeof(why)) == 0;
+}
+
+struct issued_walk {
+	const uint8_t *issuer;
+	uint8_t (*pks)[32];
+	size_t n, cap;
+	int r;
+};
+
+static int collect_issued_pk(struct issued_walk *w, const uint8_t pk[32])
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (memcmp(w->pks[i], pk, 32) == 0)
+			return 0;
+	if (w->n == w->cap) {
+		size_t ncap = w->cap ? 2 * w->cap : 16;
+		uint8_t(*np)[32] = realloc(w->pks, ncap * sizeof(*np));
+		if (np == NULL)
+			return w->r = ZILA_ENOMEM;
+		w->pks = np;
+		w->cap = ncap;
+	}
+	memcpy(w->pks[w->n++], pk, 32);
+	return 0;
+}
+
+static int collect_issued(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
+{
+	struct issued_walk *w = ctx;
+	struct zila_cert c;
+	(void)type;
+	(void)id;
+	if (zila_cert_decode(bytes, &c) != 0 || sodium_memcmp(c.issuer_pk, w->issuer, 32) != 0)
+		return 0;
+	return collect_issued_pk(w, c.device_pk);
+}
+
+/* Before a revocation is kept: what this replica took past its mark is undone (the
+ * revoked device's entries past its marks; if it is an HQ device, the entries of the devices
+ * it certified dated at or after the revocation), so that the rows are those of a replica
+ * that learnt the revocation first (proto/TRUST.md, "Entries past a mark"). */
+static int undo_past(struct zila_store *s, const struct zila_revocation *rv)
+{
+	struct cut_ctx cc = { s, rv };
+	struct issued_walk w = { .issuer = rv->device_pk };
+	struct zila_error err;
+	size_t ncut = 0;
+	zila_error_clear(&err);
+	/* the revoked device, then every device it certified: one cut, one remaking */
+	int r = collect_issued_pk(&w, rv->device_pk);
+	r = r ? r : zila_store_trust_find(s, ZILA_TRUST_CERT, zila_view_make(NULL, 0), collect_issued, &w);
+	r = r ? r : zila_store_trust_find(s, ZILA_TRUST_CERT_PAST, zila_view_make(NULL, 0), collect_issued, &w);
+	r = r ? r : w.r;
+	r = r ? r : zila_store_cut(s, (const uint8_t(*)[32])w.pks, w.n, entry_stands, &cc, &ncut, &err);
+	if (r != 0)
+		zila_log(ZILA_LOG_WARN, "cannot undo a revoked device's entries: %s", zila_error_msg(&err, r));
+	free(w.pks);
+	return r;
+}
+
 int zila_trust_keep(struct zila_store *s, uint8_t type, struct zila_view bytes)
 {
 	if (type == ZILA_TRUST_CERT || type == ZILA_TRUST_CERT_PAST) {
@@ -246,6 +360,8 @@ int zila_trust_keep(struct zila_store *s, uint8_t type, struct zila_view bytes)
 		struct zila_revocation rv;
 		memset(&rv, 0, sizeof(rv));
 		int r = zila_revocation_decode(bytes, &rv);
+		/* undone first: if that fails, the revocation is not kept and comes again */
+		r = r ? r : undo_past(s, &rv);
 		if (r == 0)
 			r = zila_store_trust_put(s, type, zila_view_make(rv.device_pk, 32), bytes);
 		zila_revocation_release(&rv);
@@ -320,6 +436,131 @@ bool zila_trust_own_cert_warning(struct zila_store *s, uint64_t t, char *msg, si
 	return msg[0] != '\0';
 }
 
+static int adopt_register(struct zila_store *s, uint64_t now);
+
+/* --- the organisation secret (DIR/org.secret: "ZILASEC1" || 32 bytes, 0600) ------------ */
+
+#define SECRET_MAGIC "ZILASEC1"
+#define SECRET_FILE_LEN (8 + ZILA_ORG_SECRET_LEN)
+
+static void secret_path(struct zila_store *s, char *path, size_t n)
+{
+	snprintf(path, n, "%s/%s", zila_store_dir(s), ZILA_ORG_SECRET_FILE);
+}
+
+/* Writes the secret file; replace: over one that is there (a certificate file that brings
+ * the secret to a device that had another, e.g. a replica restored from a backup). */
+static int secret_keep(struct zila_store *s, const uint8_t secret[ZILA_ORG_SECRET_LEN], bool replace,
+		       struct zila_error *err)
+{
+	char path[4096];
+	uint8_t b[SECRET_FILE_LEN];
+	secret_path(s, path, sizeof(path));
+	memcpy(b, SECRET_MAGIC, 8);
+	memcpy(b + 8, secret, ZILA_ORG_SECRET_LEN);
+	int r = replace ? zila_os_write_atomic(path, b, sizeof(b), 0600, err) : zila_os_write_new(path, b, sizeof(b), 0600, err);
+	sodium_memzero(b, sizeof(b));
+	return r;
+}
+
+/* Whether this device is the HQ that holds the root key file, which makes the secret. */
+static bool root_hq(struct zila_store *s)
+{
+	uint8_t root_pk[32];
+	struct zila_cert own;
+	char path[4096];
+	struct zila_buf b;
+	if (zila_trust_org(s, root_pk) != 0 || zila_trust_cert_get(s, zila_store_device_pk(s), &own) != 0)
+		return false;
+	if (own.role != ZILA_ROLE_HQ || !own.scope_all || sodium_memcmp(own.issuer_pk, root_pk, 32) != 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", zila_store_dir(s), ZILA_ORG_KEY_FILE);
+	zila_buf_init(&b, 4096);
+	int r = zila_os_read_file(path, 4096, &b, NULL, NULL);
+	zila_buf_release(&b);
+	return r == 0;
+}
+
+int zila_trust_org_secret(struct zila_store *s, uint8_t secret[ZILA_ORG_SECRET_LEN])
+{
+	char path[4096];
+	struct zila_buf b;
+	int r;
+	memset(secret, 0, ZILA_ORG_SECRET_LEN);
+	secret_path(s, path, sizeof(path));
+	for (int attempt = 0; attempt < 2; attempt++) {
+		zila_buf_init(&b, SECRET_FILE_LEN);
+		r = zila_os_read_file(path, SECRET_FILE_LEN, &b, NULL, NULL);
+		if (r == 0 && (b.len != SECRET_FILE_LEN || memcmp(b.p, SECRET_MAGIC, 8) != 0))
+			r = ZILA_EFORMAT;
+		if (r == 0)
+			memcpy(secret, b.p + 8, ZILA_ORG_SECRET_LEN);
+		sodium_memzero(b.p, b.len);
+		zila_buf_release(&b);
+		if (r != ZILA_ENOTFOUND || attempt > 0 || !root_hq(s))
+			break;
+		/* An HQ made before organisation secrets existed gets one now; every laptop it
+		 * enrolled before must be enrolled again to hold it. An HQ that made one and lost
+		 * the file does not make another, which would cut off every laptop: it is restored
+		 * from a backup (the replica remembers that one was made). */
+		char *made = NULL;
+		int m = zila_store_meta_get(s, ZILA_META_ORG_SECRET_MADE, &made);
+		free(made);
+		if (m != ZILA_ENOTFOUND) {
+			r = m == 0 ? ZILA_ENOTFOUND : m;
+			break;
+		}
+		uint8_t fresh[ZILA_ORG_SECRET_LEN];
+		randombytes_buf(fresh, sizeof(fresh));
+		r = secret_keep(s, fresh, false, NULL);
+		sodium_memzero(fresh, sizeof(fresh));
+		if (r == 0)
+			r = zila_store_meta_set(s, ZILA_META_ORG_SECRET_MADE, "1");
+		if (r != 0 && r != ZILA_EEXIST)
+			break; /* else read what another process made */
+	}
+	return r;
+}
+
+int zila_trust_org_secret_adopt(struct zila_store *s, const char *key_file, struct zila_error *err)
+{
+	char own[4096], path[4096];
+	struct zila_buf b;
+	int r;
+	secret_path(s, own, sizeof(own));
+	zila_buf_init(&b, SECRET_FILE_LEN);
+	r = zila_os_read_file(own, SECRET_FILE_LEN, &b, NULL, NULL);
+	zila_buf_release(&b);
+	/* from here on this device never makes a secret of its own: that would split it from
+	 * every laptop of the organisation */
+	if (zila_store_meta_set(s, ZILA_META_ORG_SECRET_MADE, "1") != 0)
+		return zila_error_set(err, ZILA_EDB, "cannot record the organisation secret");
+	if (r == 0)
+		return 0; /* it has one (an HQ renewing its own certificate) */
+	const char *slash = strrchr(key_file, '/');
+	if (slash == NULL)
+		snprintf(path, sizeof(path), "%s", ZILA_ORG_SECRET_FILE);
+	else
+		snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - key_file), key_file, ZILA_ORG_SECRET_FILE);
+	zila_buf_init(&b, SECRET_FILE_LEN);
+	r = zila_os_read_file(path, SECRET_FILE_LEN, &b, NULL, NULL);
+	if (r == 0 && (b.len != SECRET_FILE_LEN || memcmp(b.p, SECRET_MAGIC, 8) != 0))
+		r = ZILA_EFORMAT;
+	if (r == 0)
+		r = secret_keep(s, b.p + 8, false, err);
+	else if (r == ZILA_ENOTFOUND)
+		zila_error_set(err, r,
+			       "there is no organisation secret beside the root key ('%s'): copy the organisation's "
+			       "'%s' (backed up with '%s') to '%s'; until then this HQ can neither sync nor enrol",
+			       path, ZILA_ORG_SECRET_FILE, ZILA_ORG_KEY_FILE, own);
+	else
+		zila_error_set(err, r, "cannot read the organisation secret '%s': %s", path, zila_strerror(r));
+	if (b.p != NULL)
+		sodium_memzero(b.p, b.len);
+	zila_buf_release(&b);
+	return r;
+}
+
 /* This device's HQ certificate, which lets it issue certificates for the root. */
 static int own_hq_cert(struct zila_store *s, uint8_t root_pk[32], struct zila_cert *own, uint64_t now,
 		       struct zila_error *err)
@@ -375,11 +616,18 @@ int zila_trust_org_init(struct zila_store *s, const char *name, const char *pass
 	zila_hex_encode(hex, root_pk, 32);
 	if ((r = zila_store_meta_set(s, ZILA_META_ORG_NAME, name)) != 0 || (r = zila_store_meta_set(s, ZILA_META_ORG_PK, hex)) != 0 ||
 	    (r = put_record(s, ZILA_TRUST_CERT, c.device_pk, zila_buf_view(&b))) != 0 ||
-	    (r = zila_store_clock_reference(s)) != 0) {
+	    (r = zila_store_clock_reference(s)) != 0 || (r = adopt_register(s, now)) != 0) {
 		zila_error_set(err, r, "cannot record the organisation: %s", zila_strerror(r));
 		goto out;
 	}
-	r = 0;
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
+	r = zila_trust_org_secret(s, secret); /* made now: this is the root's HQ */
+	sodium_memzero(secret, sizeof(secret));
+	if (r != 0) {
+		zila_error_set(err, r, "cannot make the organisation secret '%s/%s': %s", zila_store_dir(s),
+			       ZILA_ORG_SECRET_FILE, zila_strerror(r));
+		goto out;
+	}
 out:
 	sodium_free(root_sk);
 	zila_buf_release(&b);
@@ -395,6 +643,131 @@ static int org_name(struct zila_store *s, char out[ZILA_NAME_MAX + 1])
 		snprintf(out, ZILA_NAME_MAX + 1, "%s", v);
 	free(v);
 	return r == ZILA_ENOTFOUND ? 0 : r;
+}
+
+/* --- what an HQ device issued (#15 item 12) ---------------------------------------- */
+
+#define META_ISSUED "trust.issued."             /* + hex of the first 16 signature bytes */
+#define META_ISSUED_SINCE "trust.issued_since" /* when this HQ's register began */
+
+static void issued_key(const struct zila_cert *c, char out[64])
+{
+	char hex[33];
+	zila_hex_encode(hex, c->sig, 16);
+	snprintf(out, 64, "%s%s", META_ISSUED, hex);
+}
+
+static int register_issued(struct zila_store *s, const struct zila_cert *c)
+{
+	char key[64];
+	issued_key(c, key);
+	return zila_store_meta_set(s, key, "1");
+}
+
+int zila_trust_issued_here(struct zila_store *s, const struct zila_cert *c)
+{
+	char key[64], *v = NULL;
+	if (sodium_memcmp(c->issuer_pk, zila_store_device_pk(s), 32) != 0)
+		return ZILA_ENOTFOUND;
+	issued_key(c, key);
+	int r = zila_store_meta_get(s, key, &v);
+	free(v);
+	return r == 0 ? 1 : r == ZILA_ENOTFOUND ? 0 : r;
+}
+
+static int adopt_one(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
+{
+	struct zila_store *s = ctx;
+	struct zila_cert c;
+	(void)type;
+	(void)id;
+	if (zila_cert_decode(bytes, &c) != 0 || sodium_memcmp(c.issuer_pk, zila_store_device_pk(s), 32) != 0)
+		return 0;
+	return register_issued(s, &c);
+}
+
+/* An HQ replica made before the register kept one: what it holds of its own issuing is
+ * taken as issued here, once (README, "Security"). */
+static int adopt_register(struct zila_store *s, uint64_t now)
+{
+	char *v = NULL, val[24];
+	int r = zila_store_meta_get(s, META_ISSUED_SINCE, &v);
+	free(v);
+	if (r != ZILA_ENOTFOUND)
+		return r;
+	r = zila_store_trust_find(s, ZILA_TRUST_CERT, zila_view_make(NULL, 0), adopt_one, s);
+	r = r ? r : zila_store_trust_find(s, ZILA_TRUST_CERT_PAST, zila_view_make(NULL, 0), adopt_one, s);
+	snprintf(val, sizeof(val), "%" PRIu64, now);
+	return r ? r : zila_store_meta_set(s, META_ISSUED_SINCE, val);
+}
+
+struct rev_walk {
+	struct zila_buf *b;
+	size_t off[ZILA_CERT_FILE_REVOCATIONS], len[ZILA_CERT_FILE_REVOCATIONS], n;
+};
+
+static int collect_rev(void *ctx, uint8_t type, struct zila_view id, struct zila_view bytes)
+{
+	struct rev_walk *w = ctx;
+	(void)type;
+	(void)id;
+	/* what does not fit comes with the first sync */
+	if (w->n == ZILA_CERT_FILE_REVOCATIONS || w->b->len + bytes.len > w->b->max)
+		return 0;
+	w->off[w->n] = w->b->len;
+	w->len[w->n] = bytes.len;
+	if (zila_buf_put(w->b, bytes.p, bytes.len) != 0)
+		return 0;
+	w->n++;
+	return 0;
+}
+
+/* The certificate file of f: with the root key, the organisation's name and every
+ * revocation this replica holds (as many as fit), so that a laptop enrolled by USB refuses
+ * what HQ has revoked from the start (#15 item 13). */
+static int write_file(struct zila_store *s, const uint8_t root_pk[32], struct zila_cert_file *f, struct zila_buf *file_out,
+		      struct zila_error *err)
+{
+	if (file_out == NULL)
+		return 0;
+	struct rev_walk *w = calloc(1, sizeof(*w));
+	struct zila_buf revs;
+	zila_buf_init(&revs, ZILA_CERT_FILE_MAX / 4);
+	int r = w == NULL ? ZILA_ENOMEM : 0;
+	if (r == 0) {
+		w->b = &revs;
+		r = zila_store_trust_find(s, ZILA_TRUST_REVOKE, zila_view_make(NULL, 0), collect_rev, w);
+	}
+	if (r == 0) {
+		for (size_t i = 0; i < w->n; i++)
+			f->revocations[i] = zila_view_make(revs.p + w->off[i], w->len[i]);
+		f->nrevocations = w->n;
+		memcpy(f->root_pk, root_pk, 32);
+		r = org_name(s, f->org_name);
+	}
+	/* the organisation secret, boxed by this issuer to the certificate's device */
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
+	int rs = r ? r : zila_trust_org_secret(s, secret);
+	if (rs == 0)
+		rs = zila_org_secret_box(secret, zila_store_device_sk(s), f->cert.device_pk, f->secret_box);
+	sodium_memzero(secret, sizeof(secret));
+	f->has_secret_box = rs == 0;
+	if (r == 0 && rs == ZILA_ENOTFOUND) {
+		r = zila_error_set(err, rs,
+				   "this HQ device holds no organisation secret to give: '%s/%s' is missing; restore "
+				   "it from the backup kept with '%s' (a new one would cut off every enrolled laptop)",
+				   zila_store_dir(s), ZILA_ORG_SECRET_FILE, ZILA_ORG_KEY_FILE);
+	} else if (r == 0 && rs != 0) {
+		r = zila_error_set(err, rs, "cannot give the organisation secret: %s", zila_strerror(rs));
+	} else {
+		r = r ? r : zila_cert_file_encode(f, file_out);
+		if (r != 0)
+			zila_error_set(err, r, "cannot encode the certificate file: %s", zila_strerror(r));
+	}
+	f->nrevocations = 0;
+	zila_buf_release(&revs);
+	free(w);
+	return r;
 }
 
 int zila_trust_issue(struct zila_store *s, const uint8_t device_pk[32], const char *name, int role, const char *district,
@@ -421,6 +794,7 @@ int zila_trust_issue(struct zila_store *s, const uint8_t device_pk[32], const ch
 		r = zila_error_set(err, ZILA_EINVAL, "device name '%s' is longer than %d bytes", name, ZILA_NAME_MAX);
 		goto out;
 	}
+	f.has_issuer = true;
 	f.cert.version = 1;
 	memcpy(f.cert.org_fp, f.issuer.org_fp, ZILA_FP_LEN);
 	memcpy(f.cert.device_pk, device_pk, 32);
@@ -436,18 +810,13 @@ int zila_trust_issue(struct zila_store *s, const uint8_t device_pk[32], const ch
 		zila_error_set(err, r, "device name or district is not valid text");
 		goto out;
 	}
-	if ((r = put_record(s, ZILA_TRUST_CERT, device_pk, zila_buf_view(&b))) != 0) {
+	if ((r = put_record(s, ZILA_TRUST_CERT, device_pk, zila_buf_view(&b))) != 0 ||
+	    (r = register_issued(s, &f.cert)) != 0) {
 		zila_error_set(err, r, "cannot keep the certificate: %s", zila_strerror(r));
 		goto out;
 	}
-	if (file_out != NULL) {
-		memcpy(f.root_pk, root_pk, 32);
-		f.has_issuer = true;
-		if ((r = org_name(s, f.org_name)) != 0 || (r = zila_cert_file_encode(&f, file_out)) != 0) {
-			zila_error_set(err, r, "cannot encode the certificate file: %s", zila_strerror(r));
-			goto out;
-		}
-	}
+	if ((r = write_file(s, root_pk, &f, file_out, err)) != 0)
+		goto out;
 	r = 0;
 out:
 	zila_buf_release(&b);
@@ -458,7 +827,7 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 {
 	int r;
 	struct zila_cert_file f;
-	uint8_t have[32];
+	uint8_t have[32], secret[ZILA_ORG_SECRET_LEN];
 	char hex[65];
 	struct zila_buf b;
 	zila_buf_init(&b, 2 * ZILA_CERT_LEN);
@@ -484,6 +853,15 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 		r = zila_error_set(err, ZILA_ECERT, "the certificate is from another organisation");
 		goto out;
 	}
+	/* The secret is opened before anything is kept: a file whose box its issuer did not
+	 * make for this device installs nothing. */
+	if (f.has_secret_box &&
+	    zila_org_secret_unbox(f.secret_box, f.cert.issuer_pk, zila_store_device_sk(s), secret) != 0) {
+		r = zila_error_set(err, ZILA_EAUTH,
+				   "the organisation secret in the certificate file was not sealed to this device by its "
+				   "issuer: ask HQ for the file again; nothing was installed");
+		goto out;
+	}
 	zila_hex_encode(hex, f.root_pk, 32);
 	if ((r = zila_store_meta_set(s, ZILA_META_ORG_PK, hex)) != 0 ||
 	    (f.org_name[0] && (r = zila_store_meta_set(s, ZILA_META_ORG_NAME, f.org_name)) != 0))
@@ -494,16 +872,47 @@ int zila_trust_install_cert(struct zila_store *s, struct zila_view file, uint64_
 			goto dberr;
 		zila_buf_reset(&b);
 	}
+	if (f.has_secret_box) {
+		uint8_t held[ZILA_ORG_SECRET_LEN];
+		int h = zila_trust_org_secret(s, held);
+		bool same = h == 0 && sodium_memcmp(held, secret, sizeof(secret)) == 0;
+		r = same ? 0 : secret_keep(s, secret, h != ZILA_ENOTFOUND, err);
+		sodium_memzero(held, sizeof(held));
+		if (r != 0) {
+			char why[sizeof(err->msg)];
+			snprintf(why, sizeof(why), "%s", zila_error_msg(err, r));
+			r = zila_error_set(err, r, "cannot keep the organisation secret: %s", why);
+			goto out;
+		}
+	}
 	/* HQ signed the certificate an hour after its not_before: a time HQ had reached. */
 	if ((r = zila_cert_encode(&f.cert, &b)) != 0 ||
 	    (r = put_record(s, ZILA_TRUST_CERT, f.cert.device_pk, zila_buf_view(&b))) != 0 ||
 	    (r = zila_store_clock_learn(s, (f.cert.not_before + 3600) * 1000, false, 0)) != 0)
 		goto dberr;
+	/* The revocations HQ knew when it signed: checked as any trust record (#15 item 13). */
+	struct zila_trust_ctx tc;
+	memset(&tc, 0, sizeof(tc));
+	tc.s = s;
+	for (size_t i = 0; i < f.nrevocations; i++) {
+		struct zila_error why;
+		zila_error_clear(&why);
+		if (zila_trust_held(s, ZILA_TRUST_REVOKE, f.revocations[i]))
+			continue;
+		if (zila_trust_check_record(&tc, ZILA_TRUST_REVOKE, f.revocations[i], &why) != 0) {
+			zila_log(ZILA_LOG_WARN, "a revocation in the certificate file was not kept: %s",
+				 zila_error_msg(&why, ZILA_ECERT));
+			continue;
+		}
+		if ((r = zila_trust_keep(s, ZILA_TRUST_REVOKE, f.revocations[i])) != 0)
+			goto dberr;
+	}
 	r = 0;
 	goto out;
 dberr:
 	zila_error_set(err, r, "cannot keep the certificate: %s", zila_strerror(r));
 out:
+	sodium_memzero(secret, sizeof(secret));
 	zila_buf_release(&b);
 	return r;
 }
@@ -539,31 +948,25 @@ out:
 	return r;
 }
 
-int zila_trust_revoke(struct zila_store *s, const uint8_t device_pk[32], uint64_t now, struct zila_error *err)
+/* Signs with signer_sk (the root's, or this HQ device's) and keeps a revocation of device_pk
+ * naming, per feed of that device, the last entry this replica holds. */
+static int revoke_with(struct zila_store *s, const uint8_t signer_sk[64], const uint8_t fp[ZILA_FP_LEN],
+		       const uint8_t device_pk[32], uint64_t now, struct zila_error *err)
 {
 	int r;
-	uint8_t root_pk[32];
-	struct zila_cert own;
 	struct zila_revocation rv;
 	struct zila_buf b;
 	memset(&rv, 0, sizeof(rv));
 	zila_buf_init(&b, 1 << 20);
-
-	if ((r = own_hq_cert(s, root_pk, &own, now, err)) != 0)
-		goto out;
-	if (sodium_memcmp(device_pk, zila_store_device_pk(s), 32) == 0) {
-		r = zila_error_set(err, ZILA_EINVAL, "HQ cannot revoke itself");
-		goto out;
-	}
 	rv.version = 1;
-	memcpy(rv.org_fp, own.org_fp, ZILA_FP_LEN);
+	memcpy(rv.org_fp, fp, ZILA_FP_LEN);
 	memcpy(rv.device_pk, device_pk, 32);
 	rv.created = now;
 	if ((r = collect_marks(s, device_pk, &rv)) != 0) {
 		zila_error_set(err, r, "cannot read the device's feeds: %s", zila_strerror(r));
 		goto out;
 	}
-	if ((r = zila_revocation_sign(&rv, zila_store_device_sk(s), &b)) != 0 ||
+	if ((r = zila_revocation_sign(&rv, signer_sk, &b)) != 0 ||
 	    (r = put_record(s, ZILA_TRUST_REVOKE, device_pk, zila_buf_view(&b))) != 0) {
 		zila_error_set(err, r, "cannot keep the revocation: %s", zila_strerror(r));
 		goto out;
@@ -571,6 +974,158 @@ int zila_trust_revoke(struct zila_store *s, const uint8_t device_pk[32], uint64_
 	r = 0;
 out:
 	zila_revocation_release(&rv);
+	zila_buf_release(&b);
+	return r;
+}
+
+int zila_trust_revoke(struct zila_store *s, const uint8_t device_pk[32], uint64_t now, struct zila_error *err)
+{
+	int r;
+	uint8_t root_pk[32];
+	struct zila_cert own, target;
+
+	if ((r = own_hq_cert(s, root_pk, &own, now, err)) != 0)
+		return r;
+	if (sodium_memcmp(device_pk, zila_store_device_pk(s), 32) == 0 ||
+	    (zila_trust_cert_get(s, device_pk, &target) == 0 && target.role == ZILA_ROLE_HQ))
+		return zila_error_set(err, ZILA_EINVAL,
+				      "an HQ device is revoked with the organisation's root key: 'zila org revoke'");
+	return revoke_with(s, zila_store_device_sk(s), own.org_fp, device_pk, now, err);
+}
+
+/* The organisation this root key makes, recorded in a replica that has none yet. */
+static int root_org(struct zila_store *s, const uint8_t root_pk[32], const char *org_name_in, struct zila_error *err)
+{
+	uint8_t have[32];
+	char hex[65];
+	int r = zila_trust_org(s, have);
+	if (r == 0)
+		return sodium_memcmp(have, root_pk, 32) == 0
+			       ? 0
+			       : zila_error_set(err, ZILA_ECERT, "this replica belongs to another organisation than the root key's");
+	if (r != ZILA_ENOTFOUND)
+		return zila_error_set(err, r, "cannot read the organisation: %s", zila_strerror(r));
+	zila_hex_encode(hex, root_pk, 32);
+	if ((r = zila_store_meta_set(s, ZILA_META_ORG_PK, hex)) != 0 ||
+	    (org_name_in != NULL && org_name_in[0] && (r = zila_store_meta_set(s, ZILA_META_ORG_NAME, org_name_in)) != 0))
+		return zila_error_set(err, r, "cannot record the organisation: %s", zila_strerror(r));
+	return 0;
+}
+
+int zila_trust_root_hq(struct zila_store *s, const uint8_t root_sk[64], const char *name, const char *org_name_in,
+		       uint64_t now, struct zila_error *err)
+{
+	uint8_t root_pk[32];
+	struct zila_cert c;
+	struct zila_buf b;
+	int r;
+	zila_buf_init(&b, ZILA_CERT_LEN);
+	memset(&c, 0, sizeof(c));
+	crypto_sign_ed25519_sk_to_pk(root_pk, root_sk);
+	if (org_name_in != NULL && strlen(org_name_in) > ZILA_NAME_MAX) {
+		r = zila_error_set(err, ZILA_EINVAL, "organisation name must be 1 to %d bytes", ZILA_NAME_MAX);
+		goto out;
+	}
+	if ((r = root_org(s, root_pk, org_name_in, err)) != 0)
+		goto out;
+	c.version = 1;
+	zila_org_fingerprint(root_pk, c.org_fp);
+	memcpy(c.device_pk, zila_store_device_pk(s), 32);
+	snprintf(c.name, sizeof(c.name), "%s", name != NULL && name[0] ? name : "hq");
+	c.role = ZILA_ROLE_HQ;
+	c.scope_all = true;
+	c.not_before = now - 3600;
+	c.not_after = now + HQ_VALID_DAYS * DAY;
+	if ((r = zila_cert_sign(&c, root_sk, &b)) != 0) {
+		zila_error_set(err, r, "device name '%s' must be 1 to %d bytes of text", c.name, ZILA_NAME_MAX);
+		goto out;
+	}
+	if ((r = put_record(s, ZILA_TRUST_CERT, c.device_pk, zila_buf_view(&b))) != 0 ||
+	    (r = zila_store_clock_reference(s)) != 0 || (r = adopt_register(s, now)) != 0) {
+		zila_error_set(err, r, "cannot keep the certificate: %s", zila_strerror(r));
+		goto out;
+	}
+	r = 0;
+out:
+	zila_buf_release(&b);
+	return r;
+}
+
+int zila_trust_root_revoke(struct zila_store *s, const uint8_t root_sk[64], const uint8_t device_pk[32], uint64_t now,
+			   struct zila_error *err)
+{
+	uint8_t root_pk[32], have[32], fp[ZILA_FP_LEN];
+	crypto_sign_ed25519_sk_to_pk(root_pk, root_sk);
+	if (zila_trust_org(s, have) != 0 || sodium_memcmp(have, root_pk, 32) != 0)
+		return zila_error_set(err, ZILA_ECERT, "this replica does not belong to the root key's organisation");
+	zila_org_fingerprint(root_pk, fp);
+	return revoke_with(s, root_sk, fp, device_pk, now, err);
+}
+
+int zila_trust_reissue(struct zila_store *s, const uint8_t device_pk[32], uint64_t now, struct zila_buf *file_out,
+		       struct zila_error *err)
+{
+	uint8_t root_pk[32];
+	struct zila_cert_file f;
+	struct zila_revocation rv;
+	struct zila_buf b;
+	int r;
+	char id[ZILA_DEVICE_ID_LEN + 1];
+	memset(&f, 0, sizeof(f));
+	zila_buf_init(&b, ZILA_CERT_LEN);
+	zila_device_id(device_pk, id);
+	if ((r = own_hq_cert(s, root_pk, &f.issuer, now, err)) != 0)
+		goto out;
+	if ((r = zila_trust_cert_get(s, device_pk, &f.cert)) != 0) {
+		r = zila_error_set(err, ZILA_ENOTFOUND, "no certificate of device '%s' is known here", id);
+		goto out;
+	}
+	if (sodium_memcmp(f.cert.issuer_pk, root_pk, 32) == 0 || f.cert.role == ZILA_ROLE_HQ) {
+		r = zila_error_set(err, ZILA_EINVAL, "device '%s' is certified by the root, not by an HQ device", id);
+		goto out;
+	}
+	if (zila_trust_revocation_get(s, f.cert.issuer_pk, &rv) != 0) {
+		r = zila_error_set(err, ZILA_EINVAL,
+				   "the HQ device that certified '%s' is not revoked: nothing to reissue", id);
+		goto out;
+	}
+	uint64_t cut = rv.created;
+	zila_revocation_release(&rv);
+	if (zila_trust_revocation_get(s, device_pk, &rv) == 0) {
+		zila_revocation_release(&rv);
+		r = zila_error_set(err, ZILA_EREVOKED, "device '%s' is revoked itself", id);
+		goto out;
+	}
+	/* The same device, district and end, vouched for by this HQ from before the revocation
+	 * (so nothing the laptop wrote since is refused), and never before this HQ's own start:
+	 * newer than the old one, it judges every entry from its start (zila_trust_cert_at). An
+	 * installer takes not-before + 1 h as a time HQ has reached (zila_trust_install_cert):
+	 * an hour and a second before the revocation keeps that in the past. */
+	uint64_t nb = cut > 3601 ? cut - 3601 : 0;
+	if (nb < f.issuer.not_before)
+		nb = f.issuer.not_before;
+	if (nb <= f.cert.not_before)
+		nb = f.cert.not_before + 1;
+	if (nb >= cut) {
+		r = zila_error_set(err, ZILA_EINVAL,
+				   "this HQ's certificate starts after the revocation of the one it replaces: ask for an HQ "
+				   "certificate from before it ('zila org add-hq')");
+		goto out;
+	}
+	f.cert.not_before = nb;
+	if (f.cert.not_after > f.issuer.not_after)
+		f.cert.not_after = f.issuer.not_after;
+	if (f.cert.not_after < nb)
+		f.cert.not_after = nb;
+	f.has_issuer = true;
+	if ((r = zila_cert_sign(&f.cert, zila_store_device_sk(s), &b)) != 0 ||
+	    (r = put_record(s, ZILA_TRUST_CERT, device_pk, zila_buf_view(&b))) != 0 ||
+	    (r = register_issued(s, &f.cert)) != 0) {
+		zila_error_set(err, r, "cannot keep the certificate: %s", zila_strerror(r));
+		goto out;
+	}
+	r = write_file(s, root_pk, &f, file_out, err);
+out:
 	zila_buf_release(&b);
 	return r;
 }
@@ -832,19 +1387,10 @@ int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e
 				   e->part, e->seq, e->part);
 		goto out;
 	}
-	r = zila_trust_revocation_get(s, e->origin, &rv);
-	if (r == ZILA_ENOTFOUND) {
-		r = 0;
-		goto out;
-	}
-	if (r != 0) {
-		zila_error_set(err, r, "device '%s': revocation record unreadable", id);
-		goto out;
-	}
-	uint64_t mark = zila_revocation_mark(&rv, e->part);
-	if (e->seq > mark) {
-		r = zila_error_set(err, ZILA_EREVOKED, "device '%s' feed '%s' seq %" PRIu64 ": revoked after seq %" PRIu64, id,
-				   e->part, e->seq, mark);
+	/* Its own revocation's mark, and that of the HQ device that certified it (#15 item 12). */
+	char why[160];
+	if ((r = revoked_past(s, e, &c, why, sizeof(why))) != 0) {
+		zila_error_set(err, r, "device '%s' feed '%s' seq %" PRIu64 ": %s", id, e->part, e->seq, why);
 		goto out;
 	}
 	r = 0;
@@ -855,6 +1401,19 @@ out:
 	 * entry or session writes it: the entry itself is good. */
 	if (r == 0 && by_hq && t > DAY && zila_store_clock_learn(s, (t - DAY) * 1000, false, 0) != 0)
 		zila_log(ZILA_LOG_DEBUG, "HQ's time learnt from an entry is not written down yet");
+	zila_revocation_release(&rv);
+	return r;
+}
+
+/* ZILA_EREVOKED when issuer (not the root) is revoked at or before t. */
+static int issuer_revoked_at(struct zila_store *s, const uint8_t root_pk[32], const uint8_t issuer_pk[32], uint64_t t)
+{
+	struct zila_revocation rv;
+	int r = 0;
+	if (sodium_memcmp(issuer_pk, root_pk, 32) == 0 || zila_trust_revocation_get(s, issuer_pk, &rv) != 0)
+		return 0;
+	if (t >= rv.created)
+		r = ZILA_EREVOKED;
 	zila_revocation_release(&rv);
 	return r;
 }
@@ -882,6 +1441,11 @@ int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zil
 		 * the entries written while it was valid. */
 		if ((r = zila_trust_cert_check(s, root_pk, &c, c.not_before, err)) != 0)
 			goto out;
+		/* A revoked HQ device certifies nothing from its revocation on (#15 item 12). */
+		if ((r = issuer_revoked_at(s, root_pk, c.issuer_pk, c.not_before)) != 0) {
+			zila_error_set(err, r, "certificate issued by a revoked HQ device after its revocation");
+			goto out;
+		}
 		/* An older certificate than the one held is kept too (zila_trust_keep): it judges
 		 * the entries written while the device held it. The newest one stays current. */
 	} else if (type == ZILA_TRUST_REVOKE) {
@@ -892,6 +1456,18 @@ int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zil
 		if ((r = check_with_issuer(s, root_pk, rv.issuer_pk, rv.created, &issuer, &ip)) != 0 ||
 		    (r = zila_revocation_verify(&rv, root_pk, ip, rv.created)) != 0) {
 			zila_error_set(err, r, "revocation: %s", zila_strerror(r));
+			goto out;
+		}
+		/* An HQ device is revoked by the root alone (a copy of its key must not revoke the
+		 * HQ that replaces it), and a revoked HQ device revokes nothing after its own. */
+		struct zila_cert target;
+		if (sodium_memcmp(rv.issuer_pk, root_pk, 32) != 0 && zila_trust_cert_get(s, rv.device_pk, &target) == 0 &&
+		    target.role == ZILA_ROLE_HQ) {
+			r = zila_error_set(err, ZILA_ECERT, "revocation: an HQ device is revoked with the root key only");
+			goto out;
+		}
+		if ((r = issuer_revoked_at(s, root_pk, rv.issuer_pk, rv.created)) != 0) {
+			zila_error_set(err, r, "revocation signed by a revoked HQ device after its revocation");
 			goto out;
 		}
 		/* A second revocation of a device must not widen the first one's marks. */
@@ -947,6 +1523,11 @@ void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx)
 	    zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && own.role == ZILA_ROLE_HQ && own.scope_all &&
 	    sodium_memcmp(own.issuer_pk, root_pk, 32) == 0 && zila_store_clock_reference(s) != 0)
 		zila_log(ZILA_LOG_WARN, "cannot mark this HQ replica's clock as the reference");
+	/* an HQ replica made before it kept a register of what it issued starts one */
+	if (zila_trust_org(s, root_pk) == 0 && zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 &&
+	    own.role == ZILA_ROLE_HQ && sodium_memcmp(own.issuer_pk, root_pk, 32) == 0 &&
+	    adopt_register(s, zila_trust_now(ctx)) != 0)
+		zila_log(ZILA_LOG_WARN, "cannot start the register of certificates this HQ issued");
 	/* and a replica enrolled before its triggers refused what it may not write, its scope */
 	if (zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && own_scope(s, &own) != 0)
 		zila_log(ZILA_LOG_WARN, "cannot set this device's write scope");

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t root[32], self[32];
 		if (sodium_init() < 0)
 			abort();
-		memset(root, 7, sizeof(root)); /* the corpus' organisation */
+		memset(root, 7, sizeof(root)); /* the corpus' organisation secret */
 		memset(self, 1, sizeof(self));
 		zila_beacon_key(root, key);
 		zila_beacon_seen_init(&seen, self);

@@ -49,7 +49,8 @@ static inline void fz_org_make(struct fz_org *o)
 	crypto_sign_seed_keypair(o->a_pk, o->a_sk, seed);
 	memset(seed, 3, 32);
 	crypto_sign_seed_keypair(o->b_pk, o->b_sk, seed);
-	zila_org_psk(o->root_pk, o->psk);
+	memset(seed, 4, 32); /* the organisation secret */
+	zila_org_psk(seed, o->psk);
 	fz_cert(o, o->a_pk, ZILA_ROLE_DISTRICT, "d-1", o->a_cert);
 	fz_cert(o, o->b_pk, ZILA_ROLE_HQ, NULL, o->b_cert);
 }

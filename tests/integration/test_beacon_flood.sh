@@ -1,11 +1,14 @@
 #!/bin/sh
-# Forged LAN beacons (#15 item 9): an outsider who holds only the organisation's public root
-# key (every bundle carries it) forges beacons. First from a source on none of the laptop's
-# networks (root only: a raw socket): ignored. Then for BEACON_FAKES (200) made-up devices, each
-# naming a port nobody listens on, from the laptop's own network (loopback here), for
-# BEACON_SECONDS (12). Asserts: the laptop knows at most 64 LAN peers at any time, logs a
-# failed dial at most once per address and at most 10 such lines for LAN peers in all (the
-# rest counted) and at most 10 lines of LAN peers found, and still syncs with HQ meanwhile and after; its log stays small.
+# Forged LAN beacons (#15 item 9). An outsider who holds only the organisation's public root
+# key (a found bundle or certificate file shows it) forges beacons keyed from it: the laptop
+# acts on none of them (no peer, no dial), since the beacon key comes from the organisation
+# secret. Then an enrolled laptop's own tool, which holds the secret, forges them: first from
+# a source on none of the laptop's networks (a raw socket, as root): ignored. Then for
+# BEACON_FAKES (200) made-up devices, each naming a port nobody listens on, from the laptop's
+# own network (loopback here), for BEACON_SECONDS (12). Asserts: the laptop knows at most 64
+# LAN peers at any time, logs a failed dial at most once per address and at most 10 such
+# lines for LAN peers in all (the rest counted) and at most 10 lines of LAN peers found, and
+# still syncs with HQ meanwhile and after; its log stays small.
 . "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ATTACK=${ZILA_ATTACK:-$ROOT/build/tools/zila_attack}
@@ -36,6 +39,14 @@ until_ok 100 "$ZILA" -d "$L" status || { bad "the laptop's daemon did not start"
 expect 0 "the laptop syncs with hq before the flood" -- "$ZILA" -d "$L" sync hq --wait --timeout 30
 
 root=$(sqlite3 "$HQ/zila.db" "SELECT v FROM zila_meta WHERE k = 'trust.org_pk'")
+# The outsider: the public root key only.
+"$ATTACK" --to "127.0.0.1:$UP" --from 127.0.0.1 --seconds 4 beacons --root "$root" --count 20 --port "$FP" \
+	>"$T/outsider.out" 2>&1 || bad "zila_attack (root key only) failed: $(cat "$T/outsider.out")"
+sleep 1
+[ "$(lan_peers)" = 0 ] && ok "beacons keyed from the public root key make no peer" || bad "$(lan_peers) LAN peers from the outsider's beacons"
+grep -q "127.0.0.1:$FP\|found device" "$T/lap.log" && bad "the laptop acted on the outsider's beacons: $(grep -m1 -e "found device" -e ":$FP" "$T/lap.log")" ||
+	ok "nobody was dialled for them ($(cat "$T/outsider.out"))"
+# From here on an enrolled laptop's tool, which holds the organisation secret.
 # A beacon whose source is on none of the laptop's networks (198.51.100.7, TEST-NET-2, forged:
 # a datagram's source costs nothing to forge) is ignored: nobody is dialled there.
 if [ "$(id -u)" != 0 ]; then
@@ -43,7 +54,7 @@ if [ "$(id -u)" != 0 ]; then
 elif ip -4 addr 2>/dev/null | grep -q " 198\.51\.100\."; then
 	echo "# skipped the forged source: this host is on 198.51.100.0/24"
 else
-	"$ATTACK" --to "127.0.0.1:$UP" --seconds 3 beacons --root "$root" --count 5 --port "$FP" --spoof 198.51.100.7 \
+	"$ATTACK" --to "127.0.0.1:$UP" --seconds 3 beacons --secret-file "$L/org.secret" --count 5 --port "$FP" --spoof 198.51.100.7 \
 		>"$T/spoof.out" 2>&1 || bad "zila_attack --spoof failed: $(cat "$T/spoof.out")"
 	sleep 1
 	if "$ZILA" -d "$L" peers --json | grep -q "198\.51\.100\.7" || grep -q "198\.51\.100\.7" "$T/lap.log"; then
@@ -52,7 +63,7 @@ else
 		ok "a beacon from a source on none of the laptop's networks is ignored ($(cat "$T/spoof.out"))"
 	fi
 fi
-"$ATTACK" --to "127.0.0.1:$UP" --from 127.0.0.1 --seconds "$SECS" beacons --root "$root" --count "$FAKES" \
+"$ATTACK" --to "127.0.0.1:$UP" --from 127.0.0.1 --seconds "$SECS" beacons --secret-file "$L/org.secret" --count "$FAKES" \
 	--port "$FP" >"$T/attack.out" 2>&1 &
 apid=$!
 most=0

@@ -165,7 +165,7 @@ static void test_noise_wrong_turn_and_tamper(void **state)
 
 struct org {
 	uint8_t root_pk[32], root_sk[64];
-	uint8_t psk[32];
+	uint8_t psk[32], secret[ZILA_ORG_SECRET_LEN];
 };
 
 struct dev {
@@ -178,7 +178,9 @@ static void org_make(struct org *o, uint8_t seed_byte)
 	uint8_t seed[32];
 	memset(seed, seed_byte, sizeof(seed));
 	crypto_sign_seed_keypair(o->root_pk, o->root_sk, seed);
-	zila_org_psk(o->root_pk, o->psk);
+	/* The organisation secret: bytes of seed_byte + 1 (the golden handshake: 0x12). */
+	memset(o->secret, seed_byte + 1, sizeof(o->secret));
+	zila_org_psk(o->secret, o->psk);
 }
 
 static void dev_make(struct dev *d, const struct org *o, uint8_t seed_byte, int role, const char *district,
@@ -768,7 +770,8 @@ static void test_channel_golden_handshake(void **state)
 		snprintf(path, sizeof(path), "%s/handshake_zila_v1.txt", dir ? dir : "tests/vectors");
 		FILE *f = fopen(path, "w");
 		assert_non_null(f);
-		fprintf(f, "# zila channel v1 handshake (Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b), fixed keys.\n"
+		fprintf(f, "# zila channel handshake, version 2 (Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b), fixed keys.\n"
+			   "# psk from the organisation secret of 32 bytes of 0x12 (proto/TRUST.md).\n"
 			   "# Keys: root/initiator/responder Ed25519 seeds of bytes 11/22/33, X25519\n"
 			   "# ephemerals of bytes 44 (initiator) and 55 (responder); certificates valid\n"
 			   "# 1700000000..1900000000. Frames include their 4-byte length. See proto/TRUST.md.\n");

@@ -439,7 +439,9 @@ static void test_golden_vectors(void **state)
 	uint8_t id[ZILA_INVITE_ID_LEN], ipsk[32], opsk[32];
 	zila_invite_id(&inv, id);
 	zila_invite_psk(&inv, ipsk);
-	zila_org_psk(rpk, opsk);
+	uint8_t osecret[ZILA_ORG_SECRET_LEN];
+	memset(osecret, 0x77, sizeof(osecret)); /* the organisation secret of the vectors */
+	zila_org_psk(osecret, opsk);
 
 	static char h_root[65], h_fp[65], h_hq[2 * ZILA_CERT_LEN + 1], h_dc[2 * ZILA_CERT_LEN + 1], h_rv[4096],
 		h_req[1024], h_id[2 * ZILA_INVITE_ID_LEN + 1], h_ipsk[65], h_opsk[65];
@@ -461,7 +463,7 @@ static void test_golden_vectors(void **state)
 		fprintf(f, "# zila trust records v1 (proto/TRUST.md). Ed25519 seeds: root 32 bytes of 0x11,\n"
 			   "# HQ device 0x22, district device 0x33. The HQ certificate is signed by the root,\n"
 			   "# the district certificate and the revocation by the HQ device. Invite secret: 12\n"
-			   "# bytes of 0x66. Hex unless noted.\n");
+			   "# bytes of 0x66. Organisation secret (org_psk): 32 bytes of 0x77. Hex unless noted.\n");
 		fprintf(f, "root_pk %s\norg_fp %s\nhq_cert %s\ndistrict_cert %s\nrevocation %s\nenrol_request %s\n"
 			   "invite_code %s\ninvite_id %s\ninvite_psk %s\norg_psk %s\ndevice_id %s\n",
 			h_root, h_fp, h_hq, h_dc, h_rv, h_req, code, h_id, h_ipsk, h_opsk, devid);
@@ -1508,7 +1510,9 @@ static void member_config(struct zila_channel_config *c, bool initiator, struct 
 	c->sign_sk = zila_store_device_sk(r->s);
 	c->cert = zila_buf_view(cert);
 	assert_int_equal(zila_trust_org(r->s, root), 0);
-	zila_org_psk(root, c->psk);
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
+	assert_int_equal(zila_trust_org_secret(r->s, secret), 0);
+	zila_org_psk(secret, c->psk);
 	c->psk_fn = zila_channel_psk_replica;
 	c->psk_ctx = &r->tc;
 	c->check = zila_channel_check_member;
@@ -1518,6 +1522,278 @@ static void member_config(struct zila_channel_config *c, bool initiator, struct 
 /* Both halves of joining as pure code: the laptop's code gets it through the handshake, HQ
  * redeems the invite and sends the certificate file over the channel, the laptop installs it;
  * the code then never works again. Members handshake; a revoked device is refused. */
+/* What an outsider computes from the organisation's public root key (every bundle and
+ * certificate file carried it in clear): the members' psk as zila derived it before
+ * organisation secrets, and the same derivation used as a "secret". */
+static void outsider_psks(const uint8_t root[32], uint8_t old[32], uint8_t as_secret[32])
+{
+	crypto_generichash_state h;
+	crypto_generichash_init(&h, NULL, 0, 32);
+	crypto_generichash_update(&h, (const uint8_t *)"zila-org-psk-v1", 15);
+	crypto_generichash_update(&h, root, 32);
+	crypto_generichash_final(&h, old, 32);
+	zila_org_psk(root, as_secret);
+}
+
+/* #15 item 9: a device that holds only the public root key and a certificate copied from a
+ * bundle cannot get past message 1 of a member handshake: the responder answers nothing, so
+ * its certificate stays hidden too. */
+static void test_root_key_is_no_key(void **state)
+{
+	(void)state;
+	struct replica hq, lap;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&hq, "hq-rootonly");
+	replica_open(&lap, "lap-rootonly");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pw", 2, &zila_pwcost_min, NOW, &err), 0);
+	enrol(&hq, &lap, "lap", ZILA_ROLE_DISTRICT, "d-1", 365);
+	uint8_t root[32], psks[2][32], stranger_pk[32], stranger_sk[64];
+	assert_int_equal(zila_trust_org(hq.s, root), 0);
+	outsider_psks(root, psks[0], psks[1]);
+	crypto_sign_keypair(stranger_pk, stranger_sk);
+	struct zila_cert lc;
+	struct zila_buf lap_cert, hq_cert, out;
+	assert_int_equal(zila_trust_cert_get(lap.s, zila_store_device_pk(lap.s), &lc), 0);
+	zila_buf_init(&lap_cert, 1024);
+	zila_buf_init(&out, 1 << 16);
+	assert_int_equal(zila_cert_encode(&lc, &lap_cert), 0);
+	for (int i = 0; i < 2; i++) {
+		struct zila_channel_config ca, cb;
+		struct zila_channel a, b;
+		memset(&ca, 0, sizeof(ca));
+		ca.initiator = true;
+		ca.mode = ZILA_CHANNEL_MEMBER;
+		ca.sign_sk = stranger_sk;
+		ca.cert = zila_buf_view(&lap_cert);
+		memcpy(ca.psk, psks[i], 32);
+		ca.check = zila_channel_check_member;
+		ca.check_ctx = &lap.tc;
+		member_config(&cb, false, &hq, &hq_cert);
+		assert_int_equal(zila_channel_init(&a, &ca), 0);
+		assert_int_equal(zila_channel_init(&b, &cb), 0);
+		struct zila_buf a2b, m;
+		zila_buf_init(&a2b, 1 << 16);
+		zila_buf_init(&m, 1 << 16);
+		assert_int_equal(zila_channel_start(&a, &a2b), 0);
+		size_t used;
+		enum zila_channel_event ev = ZILA_CHANNEL_NONE;
+		zila_buf_reset(&out);
+		assert_int_equal(zila_channel_feed(&b, a2b.p, a2b.len, &used, &out, &m, &ev), ZILA_EAUTH);
+		assert_int_equal(out.len, 0);
+		zila_channel_release(&a);
+		zila_channel_release(&b);
+		zila_buf_release(&a2b);
+		zila_buf_release(&m);
+		zila_buf_release(&hq_cert);
+	}
+	/* Nor can it forge a beacon: a beacon key from the root is not the organisation's. */
+	uint8_t secret[ZILA_ORG_SECRET_LEN], key[32], fake[32];
+	assert_int_equal(zila_trust_org_secret(lap.s, secret), 0);
+	zila_org_beacon_key(secret, key);
+	for (int i = 0; i < 2; i++) {
+		crypto_kdf_derive_from_key(fake, 32, 1, "zilabcn1", psks[i]);
+		assert_memory_not_equal(fake, key, 32);
+		zila_org_beacon_key(psks[i], fake);
+		assert_memory_not_equal(fake, key, 32);
+	}
+	/* The laptop got the secret HQ made, kept private. */
+	uint8_t hq_secret[ZILA_ORG_SECRET_LEN];
+	assert_int_equal(zila_trust_org_secret(hq.s, hq_secret), 0);
+	assert_memory_equal(hq_secret, secret, 32);
+	char path[1024];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/%s", lap.dir, ZILA_ORG_SECRET_FILE);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	zila_buf_release(&lap_cert);
+	zila_buf_release(&out);
+	replica_close(&hq);
+	replica_close(&lap);
+}
+
+/* #15 item 10: bundles on the stick are encrypted; one for a device opens only there, one for
+ * the organisation opens on every enrolled device and not with the public root key. */
+static void test_bundle_encrypted(void **state)
+{
+	(void)state;
+	struct replica hq, a, b, old;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&hq, "hq-benc");
+	replica_open(&a, "a-benc");
+	replica_open(&b, "b-benc");
+	replica_open(&old, "old-benc");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pw", 2, &zila_pwcost_min, NOW, &err), 0);
+	enrol(&hq, &a, "a", ZILA_ROLE_DISTRICT, "d-1", 365);
+	enrol(&hq, &b, "b", ZILA_ROLE_DISTRICT, "d-1", 365);
+	enrol(&hq, &old, "old", ZILA_ROLE_DISTRICT, "d-1", 365);
+	/* A laptop enrolled before secrets existed holds none. */
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", old.dir, ZILA_ORG_SECRET_FILE);
+	assert_int_equal(unlink(path), 0);
+	write_note(&a, "n-secret-name-9876543210", "d-1");
+
+	uint8_t secret[ZILA_ORG_SECRET_LEN], root[32];
+	assert_int_equal(zila_trust_org_secret(a.s, secret), 0);
+	assert_int_equal(zila_trust_org(a.s, root), 0);
+	struct zila_bundle_to to_b, to_org;
+	memset(&to_b, 0, sizeof(to_b));
+	memset(&to_org, 0, sizeof(to_org));
+	to_b.kind = ZILA_BUNDLE_TO_DEVICE;
+	memcpy(to_b.device_pk, zila_store_device_pk(b.s), 32);
+	to_org.kind = ZILA_BUNDLE_TO_ORG;
+	zila_org_bundle_key(secret, to_org.org_key);
+	struct zila_buf bb, bo;
+	zila_buf_init(&bb, SIZE_MAX);
+	zila_buf_init(&bo, SIZE_MAX);
+	assert_int_equal(zila_bundle_write_to(a.s, NULL, NULL, NULL, &to_b, zila_buf_sink, &bb, NULL, &err), 0);
+	assert_int_equal(zila_bundle_write_to(a.s, NULL, NULL, NULL, &to_org, zila_buf_sink, &bo, NULL, &err), 0);
+	assert_int_equal(zila_bundle_kind(bb.p, bb.len), ZILA_BUNDLE_TO_DEVICE);
+	assert_int_equal(zila_bundle_kind(bo.p, bo.len), ZILA_BUNDLE_TO_ORG);
+	/* Nothing of a row, nor the root key, is in the bytes. */
+	static const char row[] = "n-secret-name";
+	for (size_t i = 0; i + sizeof(row) - 1 <= bb.len; i++)
+		assert_false(memcmp(bb.p + i, row, sizeof(row) - 1) == 0);
+	for (size_t i = 0; i + sizeof(row) - 1 <= bo.len; i++)
+		assert_false(memcmp(bo.p + i, row, sizeof(row) - 1) == 0);
+	for (size_t i = 0; i + 32 <= bo.len; i++)
+		assert_false(memcmp(bo.p + i, root, 32) == 0);
+
+	/* The third device cannot read b's bundle, and applies nothing. */
+	struct zila_apply_stats st;
+	zila_error_clear(&err);
+	assert_int_equal(zila_bundle_read(hq.s, &hq.tc, bb.p, bb.len, "to-b", &st, &err), ZILA_EAUTH);
+	assert_non_null(strstr(err.msg, "for another device"));
+	assert_int_equal(count_notes(&hq, "n-secret-name-9876543210"), 0);
+	/* b reads it, every entry verified as before. */
+	zila_error_clear(&err);
+	assert_int_equal(zila_bundle_read(b.s, &b.tc, bb.p, bb.len, "to-b", &st, &err), 0);
+	assert_int_equal(count_notes(&b, "n-secret-name-9876543210"), 1);
+	/* The organisation's bundle: HQ reads it; a device without the secret cannot. */
+	zila_error_clear(&err);
+	assert_int_equal(zila_bundle_read(hq.s, &hq.tc, bo.p, bo.len, "to-org", &st, &err), 0);
+	assert_int_equal(count_notes(&hq, "n-secret-name-9876543210"), 1);
+	zila_error_clear(&err);
+	assert_int_equal(zila_bundle_read(old.s, &old.tc, bo.p, bo.len, "to-org", &st, &err), ZILA_ENOTENROLLED);
+	assert_non_null(strstr(err.msg, "enrol it again"));
+	/* An outsider with the public root key: whatever it derives from it opens nothing. */
+	uint8_t psks[2][32], k[32];
+	outsider_psks(root, psks[0], psks[1]);
+	struct zila_buf plain;
+	zila_buf_init(&plain, bo.len);
+	for (int i = 0; i < 4; i++) {
+		const uint8_t *src = i < 2 ? psks[i] : root;
+		if (i == 3)
+			zila_org_bundle_key(root, k);
+		else
+			memcpy(k, src, 32);
+		struct zila_bundle_keys keys = { NULL, NULL, k };
+		zila_error_clear(&err);
+		zila_buf_reset(&plain);
+		assert_int_equal(zila_bundle_decrypt(bo.p, bo.len, &keys, "to-org", &plain, &err), ZILA_EAUTH);
+	}
+	/* Every flipped byte and every cut is refused, nothing applied. */
+	struct zila_bundle_keys bkeys = { zila_store_device_pk(b.s), zila_store_device_sk(b.s), NULL };
+	for (size_t i = 0; i < bb.len; i += 1 + bb.len / 97) {
+		bb.p[i] ^= 0x20;
+		zila_buf_reset(&plain);
+		assert_int_not_equal(zila_bundle_decrypt(bb.p, bb.len, &bkeys, "flip", &plain, &err), 0);
+		bb.p[i] ^= 0x20;
+		zila_buf_reset(&plain);
+		assert_int_not_equal(zila_bundle_decrypt(bb.p, i, &bkeys, "cut", &plain, &err), 0);
+	}
+	zila_buf_reset(&plain);
+	assert_int_equal(zila_bundle_decrypt(bb.p, bb.len, &bkeys, "whole", &plain, &err), 0);
+	assert_int_equal(zila_bundle_kind(plain.p, plain.len), ZILA_BUNDLE_PLAIN);
+	zila_buf_release(&plain);
+	zila_buf_release(&bb);
+	zila_buf_release(&bo);
+	replica_close(&hq);
+	replica_close(&a);
+	replica_close(&b);
+	replica_close(&old);
+}
+
+/* The certificate file's section with the boxed organisation secret: only the device opens
+ * it, only its issuer can have made it, and the codec takes exactly one encoding. */
+static void test_cert_file_secret(void **state)
+{
+	(void)state;
+	struct replica hq, lap, other;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&hq, "hq-cfs");
+	replica_open(&lap, "lap-cfs");
+	replica_open(&other, "other-cfs");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pw", 2, &zila_pwcost_min, NOW, &err), 0);
+	struct zila_buf file, b;
+	zila_buf_init(&file, 4096);
+	zila_buf_init(&b, 4096);
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(lap.s), "lap", ZILA_ROLE_DISTRICT, "d-1", NOW, 365,
+					  &file, &err), 0);
+	struct zila_cert_file f;
+	assert_int_equal(zila_cert_file_decode(zila_buf_view(&file), NOW, &f), 0);
+	assert_true(f.has_secret_box);
+	assert_int_equal(file.len, 8 + 32 + 1 + strlen(f.org_name) + 1 + 2 * ZILA_CERT_LEN + 3 + ZILA_ORG_SECRET_BOX_LEN);
+	/* Encoding gives the same bytes back. */
+	assert_int_equal(zila_cert_file_encode(&f, &b), 0);
+	assert_int_equal(b.len, file.len);
+	assert_memory_equal(b.p, file.p, file.len);
+	/* The secret opens for the device, by the issuer's key only, and is HQ's. */
+	uint8_t secret[ZILA_ORG_SECRET_LEN], hq_secret[ZILA_ORG_SECRET_LEN];
+	assert_int_equal(zila_org_secret_unbox(f.secret_box, f.cert.issuer_pk, zila_store_device_sk(lap.s), secret), 0);
+	assert_int_equal(zila_trust_org_secret(hq.s, hq_secret), 0);
+	assert_memory_equal(secret, hq_secret, 32);
+	assert_int_equal(zila_org_secret_unbox(f.secret_box, f.cert.issuer_pk, zila_store_device_sk(other.s), secret),
+			 ZILA_EAUTH);
+	assert_int_equal(zila_org_secret_unbox(f.secret_box, zila_store_device_pk(other.s), zila_store_device_sk(lap.s),
+					       secret), ZILA_EAUTH);
+	/* A box someone else made for the device (a stick altered on the way) is refused. */
+	uint8_t planted[ZILA_ORG_SECRET_LEN];
+	memset(planted, 0x5a, sizeof(planted));
+	struct zila_cert_file g = f;
+	assert_int_equal(zila_org_secret_box(planted, zila_store_device_sk(other.s), zila_store_device_pk(lap.s),
+					     g.secret_box), 0);
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_file_encode(&g, &b), 0);
+	zila_error_clear(&err);
+	assert_int_equal(zila_trust_install_cert(lap.s, zila_buf_view(&b), NOW, &err), ZILA_EAUTH);
+	assert_int_equal(zila_trust_org_secret(lap.s, secret), ZILA_ENOTFOUND);
+	/* A flipped byte of the box, likewise. */
+	zila_buf_reset(&b);
+	assert_int_equal(zila_buf_put(&b, file.p, file.len), 0);
+	b.p[b.len - 1] ^= 1;
+	assert_int_equal(zila_trust_install_cert(lap.s, zila_buf_view(&b), NOW, &err), ZILA_EAUTH);
+	/* Unknown, repeated, short and long sections are not a certificate file. */
+	size_t base = file.len - 3 - ZILA_ORG_SECRET_BOX_LEN;
+	zila_buf_reset(&b);
+	assert_int_equal(zila_buf_put(&b, file.p, file.len), 0);
+	b.p[base] = 2;
+	assert_int_equal(zila_cert_file_decode(zila_buf_view(&b), NOW, &f), ZILA_EFORMAT);
+	b.p[base] = 1;
+	b.p[base + 2] = ZILA_ORG_SECRET_BOX_LEN - 1;
+	assert_int_not_equal(zila_cert_file_decode(zila_buf_view(&b), NOW, &f), 0);
+	b.p[base + 2] = ZILA_ORG_SECRET_BOX_LEN;
+	assert_int_equal(zila_buf_put(&b, file.p + base, 3 + ZILA_ORG_SECRET_BOX_LEN), 0);
+	assert_int_equal(zila_cert_file_decode(zila_buf_view(&b), NOW, &f), ZILA_EFORMAT);
+	assert_int_not_equal(zila_cert_file_decode(zila_view_make(file.p, file.len - 1), NOW, &f), 0);
+	/* A file without the section (an older HQ's) installs, and leaves no secret. */
+	assert_int_equal(zila_cert_file_decode(zila_view_make(file.p, base), NOW, &f), 0);
+	assert_false(f.has_secret_box);
+	assert_int_equal(zila_trust_install_cert(lap.s, zila_view_make(file.p, base), NOW, &err), 0);
+	assert_int_equal(zila_trust_org_secret(lap.s, secret), ZILA_ENOTFOUND);
+	/* The whole file installs, and keeps the secret. */
+	assert_int_equal(zila_trust_install_cert(lap.s, zila_buf_view(&file), NOW, &err), 0);
+	assert_int_equal(zila_trust_org_secret(lap.s, secret), 0);
+	assert_memory_equal(secret, hq_secret, 32);
+	zila_buf_release(&file);
+	zila_buf_release(&b);
+	replica_close(&hq);
+	replica_close(&lap);
+	replica_close(&other);
+}
+
 static void test_join_and_member_handshakes(void **state)
 {
 	(void)state;
@@ -1647,6 +1923,290 @@ static void test_join_and_member_handshakes(void **state)
 	replica_close(&other);
 }
 
+static void cell_of(struct replica *r, const char *id, char *out, size_t n)
+{
+	sqlite3_stmt *st;
+	out[0] = '\0';
+	assert_int_equal(sqlite3_prepare_v2(zila_store_db(r->s), "SELECT body FROM notes WHERE id = ?1", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
+static void same_hash(struct replica *a, struct replica *b)
+{
+	uint8_t ha[32], hb[32];
+	struct zila_error err;
+	zila_error_clear(&err);
+	assert_int_equal(zila_store_hash(a->s, ha, &err), 0);
+	assert_int_equal(zila_store_hash(b->s, hb, &err), 0);
+	assert_memory_equal(ha, hb, 32);
+}
+
+static void update_note(struct replica *r, const char *id, const char *body)
+{
+	char sql[256];
+	struct zila_error err;
+	zila_error_clear(&err);
+	snprintf(sql, sizeof(sql), "UPDATE notes SET body = '%s' WHERE id = '%s'", body, id);
+	if (zila_store_exec_captured(r->s, sql, NULL, NULL, &err) != 0)
+		fail_msg("update: %s", err.msg);
+	r->clock_ms += 1000;
+	assert_int_equal(zila_store_seal(r->s, NULL, &err), 0);
+}
+
+/* #15 item 12: the root key signs HQ devices and revokes them; an HQ device's key (a copy of
+ * it) certifies district and block devices only, cannot revoke an HQ, and what it certified
+ * is refused from its revocation on until a new HQ reissues it. */
+static void test_hq_key(void **state)
+{
+	(void)state;
+	struct replica hq, hq2, a, x;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_buf b;
+	int nlog = 0;
+	char path[600], body[64];
+	uint8_t root_pk[32], *root_sk = NULL;
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+	zila_buf_init(&b, 4096);
+
+	replica_open(&hq, "hk-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&a, "hk-a");
+	replica_open(&x, "hk-x");
+	enrol(&hq, &a, "laptop-a", ZILA_ROLE_DISTRICT, "d-1", 365);
+	assert_int_equal(zila_trust_org(hq.s, root_pk), 0);
+
+	/* A copy of HQ's device.key signs an all-district certificate, or an HQ one: refused
+	 * everywhere (handshake, file, trust record). */
+	struct zila_cert own, forged;
+	assert_int_equal(zila_trust_cert_get(hq.s, zila_store_device_pk(hq.s), &own), 0);
+	for (int role = ZILA_ROLE_HQ; role <= ZILA_ROLE_DISTRICT; role++) {
+		memset(&forged, 0, sizeof(forged));
+		forged.version = 1;
+		memcpy(forged.org_fp, own.org_fp, ZILA_FP_LEN);
+		memcpy(forged.device_pk, zila_store_device_pk(x.s), 32);
+		snprintf(forged.name, sizeof(forged.name), "thief");
+		forged.role = (uint8_t)role;
+		forged.scope_all = true;
+		forged.not_before = NOW - 10;
+		forged.not_after = NOW + 86400;
+		zila_buf_reset(&b);
+		assert_int_equal(zila_cert_sign(&forged, zila_store_device_sk(hq.s), &b), 0);
+		assert_int_equal(zila_cert_verify(&forged, root_pk, &own, NOW), ZILA_ECERT);
+		assert_int_not_equal(zila_trust_check_record(&a.tc, ZILA_TRUST_CERT, zila_buf_view(&b), &err), 0);
+	}
+	/* HQ cannot revoke itself or another HQ with its device key. */
+	assert_int_equal(zila_trust_revoke(hq.s, zila_store_device_pk(hq.s), NOW, &err), ZILA_EINVAL);
+	assert_non_null(strstr(err.msg, "root key"));
+
+	/* The register: what HQ issued is listed as its own; what a copy of its key signed is not. */
+	struct zila_cert ca;
+	assert_int_equal(zila_trust_cert_get(hq.s, zila_store_device_pk(a.s), &ca), 0);
+	assert_int_equal(zila_trust_issued_here(hq.s, &ca), 1);
+	assert_int_equal(zila_trust_issued_here(hq.s, &own), ZILA_ENOTFOUND);
+	memset(&forged, 0, sizeof(forged));
+	forged.version = 1;
+	memcpy(forged.org_fp, own.org_fp, ZILA_FP_LEN);
+	memcpy(forged.device_pk, zila_store_device_pk(x.s), 32);
+	snprintf(forged.name, sizeof(forged.name), "ghost");
+	forged.role = ZILA_ROLE_DISTRICT;
+	snprintf(forged.district, sizeof(forged.district), "d-9");
+	forged.not_before = NOW - 10;
+	forged.not_after = NOW + 86400;
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_sign(&forged, zila_store_device_sk(hq.s), &b), 0);
+	assert_int_equal(zila_trust_check_record(&hq.tc, ZILA_TRUST_CERT, zila_buf_view(&b), &err), 0);
+	assert_int_equal(zila_trust_keep(hq.s, ZILA_TRUST_CERT, zila_buf_view(&b)), 0);
+	assert_int_equal(zila_trust_issued_here(hq.s, &forged), 0);
+
+	/* A writes before the HQ is replaced. */
+	a.clock_ms = (NOW + 50) * 1000;
+	write_note(&a, "a-before", "d-1");
+
+	/* The HQ laptop is stolen. A new HQ gets an HQ certificate from the root key, clones. */
+	snprintf(path, sizeof(path), "%s/%s", hq.dir, ZILA_ORG_KEY_FILE);
+	assert_int_equal(zila_org_key_unlock(path, "pass", 4, &root_sk, root_pk), 0);
+	replica_open(&hq2, "hk-hq2");
+	hq2.clock_ms = (NOW + 60) * 1000;
+	assert_int_equal(zila_trust_root_hq(hq2.s, root_sk, "hq2", "Party", NOW + 60, &err), 0);
+	struct zila_cert own2;
+	assert_int_equal(zila_trust_cert_get(hq2.s, zila_store_device_pk(hq2.s), &own2), 0);
+	assert_int_equal(own2.role, ZILA_ROLE_HQ);
+	assert_true(own2.scope_all);
+	carry(&hq, &hq2);
+	/* The root revokes the stolen HQ (not its own device key: that cannot). */
+	hq2.clock_ms = (NOW + 100) * 1000;
+	assert_int_equal(zila_trust_root_revoke(hq2.s, root_sk, zila_store_device_pk(hq.s), NOW + 100, &err), 0);
+
+	/* The copy of the old HQ's key revokes the new HQ, or certifies a laptop after its own
+	 * revocation: refused. */
+	struct zila_revocation rv;
+	memset(&rv, 0, sizeof(rv));
+	rv.version = 1;
+	memcpy(rv.org_fp, own.org_fp, ZILA_FP_LEN);
+	memcpy(rv.device_pk, zila_store_device_pk(hq2.s), 32);
+	rv.created = NOW + 90;
+	zila_buf_reset(&b);
+	assert_int_equal(zila_revocation_sign(&rv, zila_store_device_sk(hq.s), &b), 0);
+	assert_int_not_equal(zila_trust_check_record(&hq2.tc, ZILA_TRUST_REVOKE, zila_buf_view(&b), &err), 0);
+	forged.not_before = NOW + 200;
+	snprintf(forged.name, sizeof(forged.name), "late");
+	zila_buf_reset(&b);
+	assert_int_equal(zila_cert_sign(&forged, zila_store_device_sk(hq.s), &b), 0);
+	assert_int_equal(zila_trust_check_record(&hq2.tc, ZILA_TRUST_CERT, zila_buf_view(&b), &err), ZILA_EREVOKED);
+
+	/* A's entries: before the revocation taken, after it refused (its issuer is revoked). */
+	a.clock_ms = (NOW + 300) * 1000;
+	write_note(&a, "a-after", "d-1");
+	hq2.clock_ms = (NOW + 400) * 1000;
+	st = carry(&a, &hq2);
+	assert_int_equal(count_notes(&hq2, "a-before"), 1);
+	assert_int_equal(count_notes(&hq2, "a-after"), 0);
+	assert_true(st.nrejected >= 1);
+
+	/* A, showing its certificate from the revoked HQ, is refused at the handshake... */
+	struct zila_channel_peer peer;
+	memset(&peer, 0, sizeof(peer));
+	memcpy(peer.sign_pk, zila_store_device_pk(a.s), 32);
+	peer.has_cert = peer.has_issuer = true;
+	assert_int_equal(zila_trust_cert_get(a.s, zila_store_device_pk(a.s), &peer.cert), 0);
+	peer.issuer = own;
+	hq2.clock_ms = (NOW + 400) * 1000;
+	assert_int_equal(zila_channel_check_member(&hq2.tc, &peer, &err), ZILA_EREVOKED);
+	/* The new HQ reissues A's certificate: A's entries since the revocation are taken. */
+	assert_int_equal(zila_trust_reissue(hq2.s, zila_store_device_pk(a.s), NOW + 400, NULL, &err), 0);
+	/* ...and once certified again, let in with the old one, to be handed the new one. */
+	assert_int_equal(zila_channel_check_member(&hq2.tc, &peer, &err), 0);
+	/* once: its issuer now is the new HQ */
+	assert_int_equal(zila_trust_reissue(hq2.s, zila_store_device_pk(a.s), NOW + 400, NULL, &err), ZILA_EINVAL);
+	st = carry(&a, &hq2);
+	assert_int_equal(count_notes(&hq2, "a-after"), 1);
+	cell_of(&hq2, "a-after", body, sizeof(body));
+	assert_string_equal(body, "x");
+	/* and a district laptop's own reissued certificate reaches it */
+	carry(&hq2, &a);
+	struct zila_cert now_a;
+	assert_int_equal(zila_trust_cert_get(a.s, zila_store_device_pk(a.s), &now_a), 0);
+	assert_memory_equal(now_a.issuer_pk, zila_store_device_pk(hq2.s), 32);
+
+	sodium_free(root_sk);
+	zila_buf_release(&b);
+	replica_close(&hq);
+	replica_close(&hq2);
+	replica_close(&a);
+	replica_close(&x);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
+/* #15 item 13: a revoked device's entries past its mark, delivered to one replica before the
+ * revocation and to another after it, leave both with the same rows: the first undoes them
+ * when the revocation comes (the rows they changed go back to the best version left). A
+ * laptop enrolled by USB after the revocation knows it from its certificate file. */
+static void test_revocation_undoes(void **state)
+{
+	(void)state;
+	struct replica hq, bad, p, q, l;
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_buf file;
+	int nlog = 0;
+	char body[64];
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+
+	replica_open(&hq, "ru-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&bad, "ru-bad");
+	replica_open(&p, "ru-p");
+	replica_open(&q, "ru-q");
+	replica_open(&l, "ru-l");
+	enrol(&hq, &bad, "bad", ZILA_ROLE_DISTRICT, "d-2", 365);
+	enrol(&hq, &p, "p", ZILA_ROLE_DISTRICT, "d-2", 365);
+	enrol(&hq, &q, "q", ZILA_ROLE_DISTRICT, "d-2", 365);
+
+	/* P writes a row; everyone has it. bad writes one entry HQ takes. */
+	write_note(&p, "p1", "d-2");
+	carry(&p, &bad);
+	carry(&p, &q);
+	write_note(&bad, "b1", "d-2");
+	carry(&bad, &hq);
+	/* HQ revokes bad after its entry 1. bad then changes P's row and adds one. */
+	assert_int_equal(zila_trust_revoke(hq.s, zila_store_device_pk(bad.s), NOW, &err), 0);
+	update_note(&bad, "p1", "evil");
+	write_note(&bad, "b2", "d-2");
+
+	/* P takes bad's entries first (no revocation yet): its row changed. */
+	st = carry(&bad, &p);
+	cell_of(&p, "p1", body, sizeof(body));
+	assert_string_equal(body, "evil");
+	assert_int_equal(count_notes(&p, "b2"), 1);
+	/* Q learns the revocation first, then bad's entries come: refused. */
+	carry(&hq, &q);
+	st = carry(&bad, &q);
+	assert_true(st.nrejected >= 1);
+	cell_of(&q, "p1", body, sizeof(body));
+	assert_string_equal(body, "x");
+	/* The revocation reaches P: what bad wrote past its mark is undone. */
+	carry(&hq, &p);
+	cell_of(&p, "p1", body, sizeof(body));
+	assert_string_equal(body, "x");
+	assert_int_equal(count_notes(&p, "b2"), 0);
+	assert_int_equal(count_notes(&p, "b1"), 1);
+	same_hash(&p, &q);
+	/* the tables made again are no local change: nothing to seal, the sweep finds nothing */
+	int64_t npend = -1;
+	size_t nsealed = 9, nrows = 9;
+	assert_int_equal(zila_store_pending(p.s, &npend), 0);
+	assert_int_equal(npend, 0);
+	assert_int_equal(zila_store_sweep(p.s, &nsealed, &nrows, &err), 0);
+	assert_int_equal(nsealed, 0);
+	assert_int_equal(nrows, 0);
+	/* and nothing comes back: P and Q sync both ways, bad tries again */
+	carry(&q, &p);
+	carry(&p, &q);
+	carry(&bad, &p);
+	same_hash(&p, &q);
+	/* P's own later edit of the row stands, on both */
+	update_note(&p, "p1", "fixed");
+	carry(&p, &q);
+	cell_of(&q, "p1", body, sizeof(body));
+	assert_string_equal(body, "fixed");
+	same_hash(&p, &q);
+
+	/* A laptop enrolled by USB after the revocation: its certificate file carries it. */
+	zila_buf_init(&file, ZILA_CERT_FILE_MAX);
+	assert_int_equal(zila_trust_issue(hq.s, zila_store_device_pk(l.s), "l", ZILA_ROLE_DISTRICT, "d-2", NOW, 365,
+					  &file, &err),
+			 0);
+	struct zila_cert_file f;
+	assert_int_equal(zila_cert_file_decode(zila_buf_view(&file), NOW, &f), 0);
+	assert_int_equal(f.nrevocations, 1);
+	assert_int_equal(zila_trust_install_cert(l.s, zila_buf_view(&file), NOW, &err), 0);
+	struct zila_revocation rv;
+	assert_int_equal(zila_trust_revocation_get(l.s, zila_store_device_pk(bad.s), &rv), 0);
+	zila_revocation_release(&rv);
+	carry(&bad, &l);
+	assert_int_equal(count_notes(&l, "b1"), 1);
+	assert_int_equal(count_notes(&l, "b2"), 0);
+	cell_of(&l, "p1", body, sizeof(body));
+	assert_string_equal(body, "x");
+	/* a file cut short in its revocations is refused */
+	assert_int_not_equal(zila_cert_file_decode(zila_view_make(file.p, file.len - 1), NOW, &f), 0);
+	zila_buf_release(&file);
+
+	replica_close(&hq);
+	replica_close(&bad);
+	replica_close(&p);
+	replica_close(&q);
+	replica_close(&l);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -1682,7 +2242,12 @@ int main(void)
 		cmocka_unit_test(test_backdated),
 		cmocka_unit_test(test_held_cost_nothing),
 		cmocka_unit_test(test_invites),
+		cmocka_unit_test(test_root_key_is_no_key),
+		cmocka_unit_test(test_bundle_encrypted),
+		cmocka_unit_test(test_cert_file_secret),
 		cmocka_unit_test(test_join_and_member_handshakes),
+		cmocka_unit_test(test_hq_key),
+		cmocka_unit_test(test_revocation_undoes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -121,7 +121,11 @@ static void channel_config(struct side *sd, struct zila_channel_config *cfg)
 	cfg->initiator = sd->initiator;
 	cfg->mode = ZILA_CHANNEL_MEMBER;
 	cfg->sign_sk = zila_store_device_sk(sd->s);
-	zila_org_psk(root, cfg->psk);
+	uint8_t secret[ZILA_ORG_SECRET_LEN];
+	if (zila_trust_org_secret(sd->s, secret) != 0)
+		die("identity", "no organisation secret");
+	zila_org_psk(secret, cfg->psk);
+	sodium_memzero(secret, sizeof(secret));
 	cfg->check = zila_channel_check_member;
 	cfg->check_ctx = &sd->tc;
 }
