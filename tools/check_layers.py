@@ -30,7 +30,7 @@ LAYERS = {
 # Which layer each public header belongs to: include/zila/NAME.h, or include/zila/DIR/*.h.
 HEADERS = {
     "err": "core", "buf": "core", "log": "core", "clock": "core", "pbuf": "core", "os": "os",
-    "store": "store", "store_test": "store", "review": "store",
+    "store": "store", "store_test": "store", "review": "store", "schema": "store",
     "trust": "trust",
     "noise": "sync", "channel": "sync", "session": "sync", "bundle": "sync",
     "daemon": "net", "sched": "net",

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "zila/trust.h"
 #include "zila/store.h"
 
 int cmd_track(struct cli *cli, int argc, char **argv);
@@ -28,7 +29,22 @@ int cmd_track(struct cli *cli, int argc, char **argv)
 	const char *table = argv[optind];
 	struct zila_store *s = cli->store;
 	struct zila_error err;
+	struct zila_cert own;
 	zila_error_clear(&err);
+	/* at HQ a table tracked alone would reach no laptop: 'zila schema track' distributes it */
+	if (zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && own.role == ZILA_ROLE_HQ) {
+		cli_err("this replica is HQ of an organisation: track '%s' with 'zila schema track %s%s%s' so that every "
+			"laptop gets the table (tracked here alone it would reach none)",
+			table, table, pcol ? " --partition " : " --org-wide", pcol ? pcol : "");
+		return CLI_FAIL;
+	}
+	/* a district laptop's table would reach nobody: HQ makes tables for everyone */
+	if (zila_store_write_scope(s)[0] != '\0') {
+		cli_err("cannot track '%s' here: this laptop may write only its district, and tables are added for the "
+			"whole organisation at HQ ('zila schema add-table' or 'zila schema track'); the table stays local "
+			"to this laptop and is not synced", table);
+		return CLI_FAIL;
+	}
 	int r = zila_store_track(s, table, pcol, &err);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));

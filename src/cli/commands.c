@@ -6,6 +6,7 @@
 #define CMD(name) int cmd_##name(struct cli *cli, int argc, char **argv);
 CMD(init)
 CMD(track)
+CMD(schema)
 CMD(sql)
 CMD(seal)
 CMD(hash)
@@ -37,6 +38,12 @@ const struct cli_command cli_commands[] = {
 	{ "init", cmd_init, "create a replica with the default schema and a device key", "zila [-d DIR] init", 0 },
 	{ "track", cmd_track, "make a table synced (refuses tables that cannot converge)",
 	  "zila track TABLE [--partition COLUMN]", CLI_STORE },
+	{ "schema", cmd_schema, "HQ changes the organisation's schema for every laptop: add a table, a column, an index; list the versions",
+	  "zila schema [list]\nzila schema add-column TABLE COLUMN TYPE [--default VALUE] [--not-null] [--dry-run]\n"
+	  "zila schema add-table TABLE [--partition COLUMN | --org-wide] [--dry-run] \"COLUMN TYPE ...\"...\n"
+	  "zila schema add-index NAME TABLE COLUMN... [--dry-run]\nzila schema drop-index NAME [--dry-run]\n"
+	  "zila schema track TABLE [--partition COLUMN | --org-wide]\nzila schema sql STATEMENT [--partition COLUMN] [--dry-run]",
+	  CLI_STORE | CLI_TRUST },
 	{ "sql", cmd_sql, "run SQL against the replica; changes are captured for sync", "zila sql [SQL]", CLI_STORE },
 	{ "seal", cmd_seal, "seal local changes into signed entries now, and sweep for rows inserted at chosen rowids",
 	  "zila seal", CLI_STORE },

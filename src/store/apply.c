@@ -202,8 +202,13 @@ static int apply_change(struct applier *a, struct zila_view *in)
 		return r;
 	if (row->known && strcmp(row->part, a->e->info.part) != 0)
 		return ZILA_ESCOPE;
-	if (!row->known)
+	if (!row->known) {
 		part_copy(row->part, a->e->info.part);
+		/* a column the entry does not name (added after it was written) starts at its default */
+		for (int c = 0; t->dflt != NULL && c < t->ncols; c++)
+			if (c != t->pk)
+				val_default(&row->vals[c], t, c);
+	}
 	struct ver v = { a->e->info.hlc, a->origin, a->e->info.seq };
 	bool was_visible = ROW_VISIBLE(row), changed = false;
 	switch (op) {
@@ -273,6 +278,11 @@ static int apply_change(struct applier *a, struct zila_view *in)
  * ZILA_ESCOPE / ZILA_EFORMAT: the entry is bad (reject it); others: database trouble. */
 static int apply_body(struct zila_store *s, struct entry *e, int64_t origin, struct zila_apply_stats *st)
 {
+	/* a schema change HQ distributes (schema.c); other entries wait for their schema */
+	if (store_schema_entry(e->body))
+		return store_schema_apply(s, e);
+	if (e->info.schema > (uint32_t)s->schema)
+		return ZILA_ESCHEMA;
 	struct applier a;
 	memset(&a, 0, sizeof(a));
 	a.s = s;
@@ -419,6 +429,13 @@ static void schema_key(struct zila_store *s, char out[64])
 			crypto_generichash_update(&h, (const uint8_t *)t->cols[c], strlen(t->cols[c]) + 1);
 		crypto_generichash_update(&h, (const uint8_t *)"", 1);
 	}
+	/* and the replica's own schema: a local table in the way of HQ's may have moved */
+	sqlite3_stmt *st = NULL;
+	int64_t cookie = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA schema_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		cookie = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	crypto_generichash_update(&h, (const uint8_t *)&cookie, sizeof(cookie));
 	crypto_generichash_final(&h, fp, sizeof(fp));
 	zila_hex_encode(hex, fp, sizeof(fp));
 	snprintf(out, 64, "%s:%lld", hex, (long long)s->schema);
@@ -427,11 +444,15 @@ static void schema_key(struct zila_store *s, char out[64])
 #define META_HELD "held_schema" /* the schema_key() held entries were last tried against */
 
 /* Held entries are tried again only when the schema they wait for may have come: a
- * thousand of them cost an apply window nothing while it stays the same. */
+ * thousand of them cost an apply window nothing while it stays the same. A schema entry
+ * among them changes the schema (schema.c), so they are walked again until it stays. The
+ * ids are read first: a schema change may not run beside an open read of the replica. */
 static int retry_held(struct zila_store *s, struct zila_apply_stats *st)
 {
-	sqlite3_stmt *q = NULL, *u = NULL;
+	sqlite3_stmt *q = NULL, *u = NULL, *g = NULL;
 	char key[64], *tried = NULL;
+	int64_t *ids = NULL;
+	size_t nids = 0, cap = 0;
 	schema_key(s, key);
 	int r = zila_store_meta_get(s, META_HELD, &tried);
 	bool same = r == 0 && strcmp(tried, key) == 0;
@@ -441,24 +462,58 @@ static int retry_held(struct zila_store *s, struct zila_apply_stats *st)
 	if (same)
 		return 0;
 	r = ZILA_EDB;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT e.id, e.bytes, o.id FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
-			       " JOIN zila_origins o ON o.id = f.origin WHERE e.applied = 0 ORDER BY e.hlc",
-			       -1, &q, NULL) ||
+	if (sqlite3_prepare_v2(s->db, "SELECT e.id FROM zila_entries e WHERE e.applied = 0 ORDER BY e.hlc, e.id", -1, &q,
+			       NULL) ||
+	    sqlite3_prepare_v2(s->db,
+			       "SELECT e.bytes, f.origin FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
+			       " WHERE e.id = ? AND e.applied = 0",
+			       -1, &g, NULL) ||
 	    sqlite3_prepare_v2(s->db, "UPDATE zila_entries SET applied = 1 WHERE id = ?", -1, &u, NULL))
 		goto out;
-	r = 0;
-	while (r == 0 && sqlite3_step(q) == SQLITE_ROW) {
-		struct entry e;
-		struct zila_view b = zila_view_make(sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1));
-		if (entry_parse(b, &e, false) != 0)
-			continue;
-		if (e.info.schema <= (uint32_t)s->schema) {
+	for (int pass = 0; pass < 1000; pass++) {
+		char before[64];
+		schema_key(s, before);
+		nids = 0;
+		r = 0;
+		sqlite3_reset(q);
+		while (r == 0 && sqlite3_step(q) == SQLITE_ROW) {
+			if (nids == cap) {
+				int64_t *n2 = realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*ids));
+				if (n2 == NULL) {
+					r = ZILA_ENOMEM;
+					break;
+				}
+				ids = n2;
+			}
+			ids[nids++] = sqlite3_column_int64(q, 0);
+		}
+		sqlite3_reset(q);
+		for (size_t i = 0; r == 0 && i < nids; i++) {
+			sqlite3_bind_int64(g, 1, ids[i]);
+			if (sqlite3_step(g) != SQLITE_ROW) {
+				sqlite3_reset(g);
+				continue;
+			}
+			struct entry e;
+			size_t len = (size_t)sqlite3_column_bytes(g, 0);
+			uint8_t *copy = malloc(len + 1);
+			int64_t origin = sqlite3_column_int64(g, 1);
+			if (copy == NULL) {
+				sqlite3_reset(g);
+				r = ZILA_ENOMEM;
+				break;
+			}
+			memcpy(copy, sqlite3_column_blob(g, 0), len);
+			sqlite3_reset(g);
+			if (entry_parse(zila_view_make(copy, len), &e, false) != 0) {
+				free(copy);
+				continue;
+			}
 			st->nretried++;
 			int rr = store_exec(s, "SAVEPOINT held", NULL);
-			rr = rr ? rr : apply_body(s, &e, sqlite3_column_int64(q, 2), st);
+			rr = rr ? rr : apply_body(s, &e, origin, st);
 			if (rr == 0) {
-				sqlite3_bind_int64(u, 1, sqlite3_column_int64(q, 0));
+				sqlite3_bind_int64(u, 1, ids[i]);
 				rr = sqlite3_step(u) == SQLITE_DONE ? 0 : ZILA_EDB;
 				sqlite3_reset(u);
 				if (rr == 0)
@@ -470,13 +525,19 @@ static int retry_held(struct zila_store *s, struct zila_apply_stats *st)
 				rr = ZILA_EDB;
 			if (rr != 0 && rr != ZILA_ESCHEMA && rr != ZILA_ESCOPE && rr != ZILA_EFORMAT)
 				r = rr;
+			entry_release(&e);
+			free(copy);
 		}
-		entry_release(&e);
+		schema_key(s, key);
+		if (r != 0 || strcmp(before, key) == 0)
+			break;
 	}
 	if (r == 0)
 		r = zila_store_meta_set(s, META_HELD, key);
 out:
+	free(ids);
 	sqlite3_finalize(q);
+	sqlite3_finalize(g);
 	sqlite3_finalize(u);
 	return r;
 }
@@ -693,7 +754,7 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 			goto fail;
 		}
 		if (rr == 0)
-			rr = x->e.info.schema <= (uint32_t)s->schema ? apply_body(s, &x->e, origin, st) : ZILA_ESCHEMA;
+			rr = apply_body(s, &x->e, origin, st);
 		if (rr != 0 && refused(rr)) {
 			if (!careful) {
 				r = APPLY_AGAIN;

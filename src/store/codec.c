@@ -72,6 +72,38 @@ int val_get(struct zila_view *in, struct zval *v)
 	}
 }
 
+void val_default(struct zval *v, const struct table *t, int col)
+{
+	memset(v, 0, sizeof(*v));
+	sqlite3_value *d = t->dflt != NULL ? t->dflt[col] : NULL;
+	if (d == NULL)
+		return;
+	switch (sqlite3_value_type(d)) {
+	case SQLITE_INTEGER:
+		v->type = VAL_INT;
+		v->i = sqlite3_value_int64(d);
+		break;
+	case SQLITE_FLOAT:
+		v->type = VAL_REAL;
+		v->d = sqlite3_value_double(d);
+		break;
+	case SQLITE_TEXT:
+		v->type = VAL_TEXT;
+		v->p = sqlite3_value_text(d);
+		v->len = (size_t)sqlite3_value_bytes(d);
+		break;
+	case SQLITE_BLOB:
+		v->type = VAL_BLOB;
+		v->p = sqlite3_value_blob(d);
+		v->len = (size_t)sqlite3_value_bytes(d);
+		if (v->p == NULL)
+			v->p = (const uint8_t *)"";
+		break;
+	default:
+		break;
+	}
+}
+
 void val_from_column(struct zval *v, sqlite3_stmt *st, int col)
 {
 	memset(v, 0, sizeof(*v));
@@ -449,6 +481,9 @@ static int rows_get(struct zila_store *s, struct table *t, const struct zval *pk
 				if (rr == 0 && (int)i < r->ncols)
 					r->vals[i] = v;
 			}
+			/* columns added since the image was kept: their default, as the table gave rows */
+			for (int i = (int)n; rr == 0 && i < r->ncols && i < t->ncols; i++)
+				val_default(&r->vals[i], t, i);
 			rr = rr ? rr : own_vals(r);
 		}
 	} else if (rc != SQLITE_DONE) {

@@ -131,6 +131,8 @@ void store_rollback(struct zila_store *s)
 	/* what codec.c counted of zila_live went with it */
 	for (int i = 0; i < s->ntables; i++)
 		s->tables[i]->nlive_delta = 0;
+	/* a schema change it made is gone too: the tables' cache as committed */
+	store_schema_rolled_back(s);
 }
 
 int store_commit(struct zila_store *s, struct zila_error *err)
@@ -142,5 +144,7 @@ int store_commit(struct zila_store *s, struct zila_error *err)
 		r = store_db_error(s, err, "cannot commit");
 	if (r != 0)
 		store_rollback(s);
+	else
+		s->schema_txn = false;
 	return r;
 }

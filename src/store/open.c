@@ -39,9 +39,16 @@ extern const char zila_default_schema_sql[];
 	" addr TEXT, source TEXT, last_seen INTEGER, last_sync INTEGER, last_result TEXT, sent INTEGER," \
 	" received INTEGER, entries_at_sync INTEGER, clock_offset_ms INTEGER);"
 
+/* The schema versions applied past the default (schema.c): new in replica format 8, with
+ * zila_tables.cols, the synced columns of each table (NULL: all of them). */
+#define SCHEMA_SQL                                                                                \
+	"CREATE TABLE IF NOT EXISTS zila_schema(version INTEGER PRIMARY KEY, sql TEXT NOT NULL, pcol TEXT,"        \
+	" origin BLOB, hlc INTEGER, at INTEGER);"
+
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
-	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT, hw INTEGER, nlive INTEGER);"
+	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT, hw INTEGER, nlive INTEGER,"
+	" cols TEXT);" SCHEMA_SQL
 	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, rid INTEGER, pk, m INTEGER, part, at REAL);"
 	"CREATE TABLE zila_origins(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);"
 	"CREATE TABLE zila_feeds(id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, part TEXT NOT NULL,"
@@ -371,7 +378,15 @@ static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 	/* changes captured before have no time: dated when sealed, as they were */
 	if (r == 0 && !has_column(s, "zila_pending", "at"))
 		r = store_exec(s, "ALTER TABLE zila_pending ADD COLUMN at REAL", err);
+	/* (a replica made by a later zila and set back to an older format has them) */
+	if (r == 0 && from < 8 && !has_column(s, "zila_tables", "cols"))
+		r = store_exec(s, "ALTER TABLE zila_tables ADD COLUMN cols TEXT", err);
+	if (from < 8)
+		r = r ? r : store_exec(s, SCHEMA_SQL, err);
 	r = r ? r : store_load_tables(s, err);
+	/* the columns there now are the synced ones: a column added later by hand stays local */
+	if (from < 8)
+		r = r ? r : store_migrate_cols(s, err);
 	if (from < 2)
 		r = r ? r : store_migrate_live(s, err);
 	if (from < 3)
@@ -450,6 +465,7 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 	store_clock_load(s);
 	store_scope_load(s);
 	s->schema = store_meta_int(s, "schema_version", 1);
+	s->schema_cookie = -1;
 	if ((r = feeds_columns(s, err)) != 0 || (r = prepare_all(s, err)) != 0 ||
 	    (r = store_load_tables(s, err)) != 0)
 		goto out;

@@ -199,8 +199,8 @@ int zila_store_notices(struct zila_store *s, zila_notice_fn fn, void *ctx)
 		}
 	}
 	free(v);
-	if (!s->wscoped)
-		return 0;
+	if ((r = store_schema_notices(s, fn, ctx)) != 0 || !s->wscoped)
+		return r;
 	district_words(s, s->wscope, where, sizeof(where));
 	for (int i = 0; r == 0 && i < s->ntables; i++) {
 		struct table *t = s->tables[i];

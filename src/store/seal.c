@@ -1638,6 +1638,9 @@ static int seal(struct zila_store *s, size_t *nentries, size_t *swept, struct zi
 	int nunarmed = 0;
 	if (nentries)
 		*nentries = 0;
+	int rf = store_schema_follow(s, err); /* another program changed the schema (schema.c) */
+	if (rf != 0)
+		return rf;
 	if (store_armed_check(s, &nunarmed) != 0)
 		return store_db_error(s, err, "cannot read the schema");
 	bool rescope = store_scope_stale(s);

@@ -13,8 +13,10 @@
 #include "zila/review.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 7 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
-                                 * 4: no chains, no zila_forks; 5: zila_peers made by the daemon; 6: no zila_pending.at) */
+#define STORE_SCHEMA_VERSION 8 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
+                                 * 4: no chains, no zila_forks; 5: zila_peers made by the daemon; 6: no zila_pending.at;
+                                 * 7: no zila_schema, no zila_tables.cols) */
+#define ZILA_SCHEMA_TABLE "zila_schema" /* the table a schema entry's body names (schema.c) */
 #define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
 #define STORE_EXEC_CACHE 64 /* single statements store_exec and store_stmt keep prepared */
 /* What a capture trigger records as the time a change was made: the writer's clock, as
@@ -98,6 +100,9 @@ struct table {
 	 * database tools change a table's structure) lost its capture triggers: unarmed until
 	 * they are made again; reseal: every row is sealed again (seal.c, rearm). */
 	bool unarmed, reseal;
+	/* Each column's constant DEFAULT (NULL: none, or not a constant), given to a row no
+	 * entry named the column for: one written before the column was added (schema.c). */
+	sqlite3_value **dflt;
 };
 
 struct origin {
@@ -172,6 +177,12 @@ struct zila_store {
 		uint64_t at_ms;
 		uint64_t again;
 	} refusals_logged[32];
+	/* schema.c: PRAGMA schema_version when the tables' cache was last read (-1: unknown);
+	 * whether the open transaction changed the schema (a rollback reloads the cache); why
+	 * HQ's next schema version cannot be applied here ("" when nothing waits for that) */
+	int64_t schema_cookie;
+	bool schema_txn;
+	char schema_blocked[600];
 };
 
 /* --- refuse.c --- */
@@ -220,6 +231,32 @@ int store_migrate_hw(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHE
 /* (Re)creates the capture triggers of every tracked table (tables.c, arm_sql), or of t. */
 int store_arm_all(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 int store_arm_table(struct zila_store *s, const struct table *t, struct zila_error *err) ZILA_MUST_CHECK;
+/* In the caller's transaction: the part of zila_store_track() that writes (zila_tables
+ * with the table's synced columns, capture triggers); the caller reloads the cache. */
+int store_track_locked(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err) ZILA_MUST_CHECK;
+/* Adds col to the synced columns of the tracked table (zila_tables.cols). */
+int store_cols_add(struct zila_store *s, const char *table, const char *col) ZILA_MUST_CHECK;
+/* Format 7 to 8, in the caller's transaction: each tracked table's columns as synced. */
+int store_migrate_cols(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+
+/* --- schema.c --- */
+struct entry;
+/* Reloads the tables' cache and the schema version, keeping what the cache knows of the
+ * open transaction (touched tables, marks, counts). */
+int store_schema_reload(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+/* Outside a transaction: reloads the cache when another program changed the schema. */
+int store_schema_follow(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
+/* After a rollback: the cache as committed, if the transaction changed the schema. */
+void store_schema_rolled_back(struct zila_store *s);
+/* Whether an entry body is a schema entry's (it names only ZILA_SCHEMA_TABLE). */
+bool store_schema_entry(struct zila_view body);
+/* Applies a schema entry in the caller's transaction: 0 (applied, or applied before),
+ * ZILA_ESCHEMA (it waits: an earlier version is missing, or it cannot be applied here,
+ * s->schema_blocked says why), ZILA_EFORMAT / ZILA_ESCOPE (malformed, not org-wide). */
+int store_schema_apply(struct zila_store *s, struct entry *e) ZILA_MUST_CHECK;
+/* zila_store_notices(): local tables and columns, a schema version that cannot be applied. */
+int store_schema_notices(struct zila_store *s, zila_notice_fn fn, void *ctx) ZILA_MUST_CHECK;
+
 /* --- scope.c --- */
 /* Appends to q the write-scope triggers of t (their names start with tname), after
  * dropping those it had: none when the device may write everything. */
@@ -259,6 +296,8 @@ static inline void part_copy(char *dst, const char *src)
 int val_put(struct zila_buf *b, const struct zval *v) ZILA_MUST_CHECK;
 int val_get(struct zila_view *in, struct zval *v) ZILA_MUST_CHECK;
 void val_from_column(struct zval *v, sqlite3_stmt *st, int col);
+/* A column's default (struct table, dflt) as a value: NULL when it has none. */
+void val_default(struct zval *v, const struct table *t, int col);
 int val_bind(sqlite3_stmt *st, int idx, const struct zval *v);
 /* The key a received change names, as the table's key column compares it: the column's
  * affinity applied (the INTEGER 1001 is the TEXT '1001' in a TEXT column), and under a

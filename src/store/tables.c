@@ -94,6 +94,9 @@ static void table_free(struct table *t)
 	sqlite3_finalize(t->ins);
 	sqlite3_finalize(t->upd);
 	sqlite3_finalize(t->del);
+	for (int i = 0; t->dflt != NULL && i < t->ncols; i++)
+		sqlite3_value_free(t->dflt[i]);
+	free(t->dflt);
 	free(t->name);
 	free(t);
 }
@@ -494,12 +497,135 @@ static int load_key_rule(struct zila_store *s, struct table *t)
 	return r;
 }
 
+/* Keeps of ci the columns named in list (one per line) and the key, in table order. */
+static void synced_only(struct colinfo *ci, const char *list)
+{
+	int n = 0, pk = -1;
+	for (int i = 0; i < ci->ncols; i++) {
+		bool keep = i == ci->pk;
+		size_t len = strlen(ci->cols[i]);
+		for (const char *p = list; !keep && *p != '\0';) {
+			const char *e = strchr(p, '\n');
+			size_t l = e ? (size_t)(e - p) : strlen(p);
+			keep = l == len && strncasecmp(p, ci->cols[i], l) == 0;
+			p += l + (e != NULL);
+		}
+		if (!keep) {
+			free(ci->cols[i]);
+			continue;
+		}
+		if (i == ci->pk)
+			pk = n;
+		ci->cols[n++] = ci->cols[i];
+	}
+	ci->ncols = n;
+	ci->pk = pk;
+}
+
+/* The columns as zila_tables.cols keeps them: one per line. */
+static int cols_text(struct zila_buf *b, char *const *cols, int ncols)
+{
+	int r = 0;
+	for (int i = 0; r == 0 && i < ncols; i++) {
+		r = i ? zila_buf_put_u8(b, '\n') : 0;
+		r = r ? r : put_str(b, cols[i]);
+	}
+	return r ? r : (cstr(b) ? 0 : ZILA_ENOMEM);
+}
+
+int store_cols_add(struct zila_store *s, const char *table, const char *col)
+{
+	struct table *t = store_table_by_name(s, table, strlen(table));
+	for (int i = 0; t == NULL && i < s->ntables; i++)
+		if (strcasecmp(s->tables[i]->name, table) == 0)
+			t = s->tables[i];
+	if (t == NULL)
+		return ZILA_ENOTFOUND;
+	struct zila_buf b;
+	sqlite3_stmt *st = NULL;
+	zila_buf_init(&b, 1 << 20);
+	int r = cols_text(&b, t->cols, t->ncols);
+	r = r ? r : zila_buf_put_u8(&b, '\n');
+	r = r ? r : put_str(&b, col);
+	if (r == 0 && cstr(&b) == NULL)
+		r = ZILA_ENOMEM;
+	if (r == 0 && sqlite3_prepare_v2(s->db, "UPDATE zila_tables SET cols = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		r = ZILA_EDB;
+	if (r == 0) {
+		sqlite3_bind_text(st, 1, (const char *)b.p, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, t->id);
+		r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+	}
+	sqlite3_finalize(st);
+	zila_buf_release(&b);
+	return r;
+}
+
+int store_migrate_cols(struct zila_store *s, struct zila_error *err)
+{
+	int r = 0;
+	struct zila_buf b;
+	zila_buf_init(&b, 1 << 20);
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		sqlite3_stmt *st = NULL;
+		zila_buf_reset(&b);
+		r = cols_text(&b, t->cols, t->ncols);
+		if (r == 0 && sqlite3_prepare_v2(s->db, "UPDATE zila_tables SET cols = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+			r = ZILA_EDB;
+		if (r == 0) {
+			sqlite3_bind_text(st, 1, (const char *)b.p, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, t->id);
+			r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+		}
+		sqlite3_finalize(st);
+	}
+	zila_buf_release(&b);
+	return r ? store_db_error(s, err, "cannot record the synced columns") : 0;
+}
+
+/* Each column's constant DEFAULT, evaluated once (struct table). */
+static int load_defaults(struct zila_store *s, struct table *t)
+{
+	sqlite3_stmt *st = NULL, *ev = NULL;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, "SELECT name, dflt_value FROM pragma_table_info(?) WHERE dflt_value IS NOT NULL", -1,
+			       &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	r = 0;
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		int c = col_index(t, (const char *)sqlite3_column_text(st, 0));
+		const char *d = (const char *)sqlite3_column_text(st, 1);
+		/* a constant only: an expression or the time would differ between replicas */
+		if (c < 0 || c == t->pk || d == NULL || d[0] == '(' || strncasecmp(d, "CURRENT_", 8) == 0)
+			continue;
+		char *q = sqlite3_mprintf("SELECT %s", d);
+		if (q == NULL || sqlite3_prepare_v2(s->db, q, -1, &ev, NULL) != SQLITE_OK || sqlite3_step(ev) != SQLITE_ROW) {
+			sqlite3_free(q);
+			sqlite3_finalize(ev);
+			ev = NULL;
+			continue;
+		}
+		sqlite3_free(q);
+		if (t->dflt == NULL && (t->dflt = calloc((size_t)t->ncols, sizeof(*t->dflt))) == NULL)
+			r = ZILA_ENOMEM;
+		else if ((t->dflt[c] = sqlite3_value_dup(sqlite3_column_value(ev, 0))) == NULL)
+			r = ZILA_ENOMEM;
+		sqlite3_finalize(ev);
+		ev = NULL;
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
 int store_load_tables(struct zila_store *s, struct zila_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r = ZILA_EDB;
 	store_free_tables(s);
-	if (sqlite3_prepare_v2(s->db, "SELECT id, name, pcol FROM zila_tables ORDER BY name", -1, &st, NULL))
+	if (sqlite3_prepare_v2(s->db, "SELECT id, name, pcol, cols FROM zila_tables ORDER BY name", -1, &st, NULL))
 		goto out;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct table *t = calloc(1, sizeof(*t));
@@ -519,6 +645,10 @@ int store_load_tables(struct zila_store *s, struct zila_error *err)
 			r = ZILA_ENOMEM;
 			goto out;
 		}
+		/* only the synced columns (zila_tables.cols; NULL: all): a column added here and
+		 * not by HQ stays local, in the table and out of every entry */
+		if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+			synced_only(&ci, (const char *)sqlite3_column_text(st, 3));
 		t->ncols = ci.ncols;
 		t->cols = ci.cols;
 		t->pk = ci.pk;
@@ -543,7 +673,8 @@ int store_load_tables(struct zila_store *s, struct zila_error *err)
 			}
 		}
 		t->has_rowid = !is_without_rowid(s, t->name);
-		if ((r = table_statements(s, t)) != 0 || (r = load_unique(s, t)) != 0 || (r = load_key_rule(s, t)) != 0) {
+		if ((r = table_statements(s, t)) != 0 || (r = load_unique(s, t)) != 0 || (r = load_key_rule(s, t)) != 0 ||
+		    (r = load_defaults(s, t)) != 0) {
 			r = store_db_error(s, err, t->name);
 			goto out;
 		}
@@ -804,26 +935,29 @@ out:
 	return r;
 }
 
-int zila_store_track(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err)
+int store_track_locked(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err)
 {
 	struct colinfo ci = { 0 };
-	struct zila_buf q;
+	struct zila_buf q, cl;
+	sqlite3_stmt *st = NULL;
 	int r;
 	zila_buf_init(&q, 1 << 20);
+	zila_buf_init(&cl, 1 << 20);
 	if (store_table_by_name(s, table, strlen(table)) != NULL) {
 		r = zila_error_set(err, ZILA_EEXIST, "table '%s' is already tracked", table);
 		goto out;
 	}
 	if ((r = check_trackable(s, table, pcol, &ci, err)) != 0)
 		goto out;
-	if ((r = store_begin(s, err)) != 0)
-		goto out;
-	sqlite3_stmt *st = NULL;
 	/* A rowid table's rows are new past its high-water rowid: 0, so the rows it holds
 	 * already are sealed as inserts. */
 	bool rowid = !is_without_rowid(s, table);
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_tables(name, pcol, hw, nlive) VALUES (?, ?, ?, ?)", -1, &st, NULL) ==
-	    SQLITE_OK) {
+	if ((r = cols_text(&cl, ci.cols, ci.ncols)) != 0) {
+		r = zila_error_set(err, r, "out of memory");
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO zila_tables(name, pcol, hw, nlive, cols) VALUES (?, ?, ?, ?, ?)", -1,
+			       &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
 		if (pcol)
 			sqlite3_bind_text(st, 2, pcol, -1, SQLITE_STATIC);
@@ -831,6 +965,7 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 			sqlite3_bind_int64(st, 3, 0);
 			sqlite3_bind_int64(st, 4, 0); /* no state in zila_live yet: counted from here */
 		}
+		sqlite3_bind_text(st, 5, (const char *)cl.p, -1, SQLITE_STATIC);
 		r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
 	} else {
 		r = ZILA_EDB;
@@ -838,7 +973,7 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	sqlite3_finalize(st);
 	if (r != 0) {
 		r = store_db_error(s, err, "track");
-		goto fail;
+		goto out;
 	}
 	int64_t tid = sqlite3_last_insert_rowid(s->db);
 	const char *pkc = ci.cols[ci.pk];
@@ -853,9 +988,24 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	}
 	if (r != 0 || cstr(&q) == NULL) {
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
-		goto fail;
+		goto out;
 	}
-	if ((r = store_exec(s, (const char *)q.p, err)) != 0)
+	r = store_exec(s, (const char *)q.p, err);
+out:
+	colinfo_release(&ci);
+	zila_buf_release(&q);
+	zila_buf_release(&cl);
+	return r;
+}
+
+int zila_store_track(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err)
+{
+	int r;
+	if (store_table_by_name(s, table, strlen(table)) != NULL)
+		return zila_error_set(err, ZILA_EEXIST, "table '%s' is already tracked", table);
+	if ((r = store_begin(s, err)) != 0)
+		return r;
+	if ((r = store_track_locked(s, table, pcol, err)) != 0)
 		goto fail;
 	if ((r = store_load_tables(s, err)) != 0)
 		goto fail;
@@ -866,14 +1016,11 @@ int zila_store_track(struct zila_store *s, const char *table, const char *pcol, 
 	r = store_commit(s, err);
 	if (r != 0 && store_load_tables(s, NULL) != 0)
 		zila_log(ZILA_LOG_ERROR, "cannot reload the tracked tables");
-	goto out;
+	return r;
 fail:
 	store_rollback(s);
 	if (store_load_tables(s, NULL) != 0)
 		zila_log(ZILA_LOG_ERROR, "cannot reload the tracked tables");
-out:
-	colinfo_release(&ci);
-	zila_buf_release(&q);
 	return r;
 }
 

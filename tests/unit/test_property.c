@@ -2,7 +2,10 @@
  * (UNIQUE collisions, children of concurrently deleted parents, create-after-delete,
  * double deletes) from plain sqlite3 connections, exchange bundles pairwise in random
  * order, then exchange everything: all content hashes must be equal and
- * PRAGMA foreign_key_check clean. ZILA_SEEDS sets how many seeds (default 500);
+ * PRAGMA foreign_key_check clean. Replica 0 is HQ and changes the schema now and then
+ * (columns with and without defaults, a table, indexes: zila_schema_change); writes use
+ * what a replica has, and some exchanges hand entries over one by one in random order,
+ * so a schema change arrives before, after or between the entries that need it. ZILA_SEEDS sets how many seeds (default 500);
  * ZILA_SEED=N replays one seed. A failure prints its seed. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include <cmocka.h>
 
 #include "zila/bundle.h"
+#include "zila/schema.h"
 #include "zila/store.h"
 
 #define MAXR 5
@@ -28,6 +32,21 @@ static const char test_schema[] =
 	" v INTEGER, note TEXT);"
 	"CREATE INDEX child_parent ON child(parent_id);"
 	"CREATE TABLE tag(id TEXT PRIMARY KEY, label TEXT, weight REAL);";
+
+/* HQ's schema changes, in order. */
+static const struct {
+	const char *sql, *pcol;
+} schema_steps[] = {
+	{ "ALTER TABLE parent ADD COLUMN extra TEXT", NULL },
+	{ "CREATE TABLE item(id TEXT PRIMARY KEY, district_id TEXT, parent_id TEXT REFERENCES parent(id),"
+	  " qty INTEGER, UNIQUE(district_id, qty))", "district_id" },
+	{ "CREATE INDEX item_parent ON item(parent_id)", NULL },
+	{ "ALTER TABLE child ADD COLUMN score INTEGER NOT NULL DEFAULT 7", NULL },
+	{ "ALTER TABLE tag ADD COLUMN color TEXT DEFAULT 'red'", NULL },
+	{ "CREATE INDEX child_note ON child(note)", NULL },
+	{ "DROP INDEX child_note", NULL },
+};
+#define NSTEPS (sizeof(schema_steps) / sizeof(schema_steps[0]))
 
 struct replica {
 	char dir[256];
@@ -122,7 +141,7 @@ static void random_write(struct replica *r)
 	uint32_t dk = rnd(5);
 	const char *dist = dk < 2 ? "d1" : dk < 4 ? "d2" : "org";
 	const char *dval = dk < 2 ? "'d1'" : dk < 4 ? "'d2'" : "NULL";
-	switch (rnd(10)) {
+	switch (rnd(14)) {
 	case 0:
 	case 1:
 		/* REPLACE removes the row holding the same code (or key) without a delete trigger */
@@ -160,6 +179,30 @@ static void random_write(struct replica *r)
 	case 8:
 		rid(id, "c", rnd(20));
 		snprintf(sql, sizeof(sql), "DELETE FROM child WHERE id = '%s-%s'", id, dist);
+		break;
+	/* what a schema change added: refused by SQLite where it is not here yet */
+	case 10:
+		rid(id, "p", rnd(12));
+		snprintf(sql, sizeof(sql), "UPDATE parent SET extra = 'e%u' WHERE id = '%s-%s'", rnd(100), id, dist);
+		break;
+	case 11:
+		rid(id, "i", rnd(10));
+		rid(pid, "p", rnd(12));
+		if (rnd(4) == 0)
+			snprintf(sql, sizeof(sql), "DELETE FROM item WHERE id = '%s-%s'", id, dist);
+		else
+			snprintf(sql, sizeof(sql),
+				 "INSERT %sINTO item(id, district_id, parent_id, qty) SELECT '%s-%s', district_id, id, %u"
+				 " FROM parent WHERE id = '%s-%s'",
+				 rnd(3) == 0 ? "OR REPLACE " : "", id, dist, rnd(5), pid, dist);
+		break;
+	case 12:
+		rid(id, "c", rnd(20));
+		snprintf(sql, sizeof(sql), "UPDATE child SET score = %u WHERE id = '%s-%s'", rnd(50), id, dist);
+		break;
+	case 13:
+		rid(id, "t", rnd(6));
+		snprintf(sql, sizeof(sql), "UPDATE tag SET color = 'k%u' WHERE id = '%s'", rnd(9), id);
 		break;
 	default:
 		rid(id, "t", rnd(6));
@@ -210,6 +253,90 @@ static int sync_pair(struct replica *from, struct replica *to, const char *base)
 	return 0;
 }
 
+struct held {
+	uint8_t **p;
+	size_t *len, n, cap;
+};
+
+static int collect(void *ctx, const struct zila_entry_info *e, struct zila_view bytes)
+{
+	struct held *h = ctx;
+	(void)e;
+	if (h->n == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 16;
+		h->p = realloc(h->p, h->cap * sizeof(*h->p));
+		h->len = realloc(h->len, h->cap * sizeof(*h->len));
+		if (h->p == NULL || h->len == NULL)
+			return -1;
+	}
+	h->p[h->n] = malloc(bytes.len);
+	if (h->p[h->n] == NULL)
+		return -1;
+	memcpy(h->p[h->n], bytes.p, bytes.len);
+	h->len[h->n++] = bytes.len;
+	return 0;
+}
+
+/* What `to` lacks, handed over one entry at a time in random order (an entry whose feed
+ * has a gap before it comes again later): schema entries after the entries they carry. */
+static int sync_shuffled(struct replica *from, struct replica *to)
+{
+	struct zila_vector v = { 0 };
+	struct held h = { 0 };
+	int r = -1;
+	if (trace)
+		fprintf(stderr, "  shuffled %s -> %s\n", from->dir + strlen(from->dir) - 2, to->dir + strlen(to->dir) - 2);
+	if (zila_store_vector(to->s, &v) != 0)
+		return note_fail("vector");
+	if (zila_store_entries_since(from->s, &v, NULL, NULL, collect, &h) != 0) {
+		note_fail("entries_since");
+		goto out;
+	}
+	for (size_t i = h.n; i > 1; i--) {
+		size_t j = rnd((uint32_t)i);
+		uint8_t *tp = h.p[i - 1];
+		size_t tl = h.len[i - 1];
+		h.p[i - 1] = h.p[j], h.len[i - 1] = h.len[j];
+		h.p[j] = tp, h.len[j] = tl;
+	}
+	size_t left = h.n;
+	while (left > 0) {
+		size_t before = left;
+		for (size_t i = 0; i < h.n; i++) {
+			if (h.p[i] == NULL)
+				continue;
+			struct zila_view one = zila_view_make(h.p[i], h.len[i]);
+			struct zila_apply_stats st;
+			struct zila_error err;
+			if (zila_store_apply(to->s, &one, 1, &st, &err) != 0) {
+				note_fail("apply: %s", err.msg);
+				goto out;
+			}
+			if (st.nrejected) {
+				note_fail("apply rejected an entry");
+				goto out;
+			}
+			if (st.ngap == 0) {
+				free(h.p[i]);
+				h.p[i] = NULL;
+				left--;
+			}
+		}
+		if (left == before) {
+			note_fail("%zu entries never applied", left);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	for (size_t i = 0; i < h.n; i++)
+		free(h.p[i]);
+	free(h.p);
+	free(h.len);
+	zila_vector_release(&v);
+	return r;
+}
+
 static int fk_clean(struct replica *r)
 {
 	sqlite3_stmt *st = NULL;
@@ -237,12 +364,23 @@ static int run_seed(uint64_t seed, const char *base)
 		if (open_replica(&reps[i], base, i, true) != 0)
 			goto out;
 	int steps = 20 + (int)rnd(40);
+	size_t nschema = 0;
 	for (int k = 0; k < steps; k++) {
-		if (rnd(3) == 0) {
+		if (nschema < NSTEPS && rnd(8) == 0) {
+			struct zila_error err;
+			if (trace)
+				fprintf(stderr, "  r0 schema: %s\n", schema_steps[nschema].sql);
+			if (zila_schema_change(reps[0].s, schema_steps[nschema].sql, schema_steps[nschema].pcol, NULL, &err) !=
+			    0) {
+				note_fail("schema change %zu: %s", nschema, err.msg);
+				goto out;
+			}
+			nschema++;
+		} else if (rnd(3) == 0) {
 			int a = (int)rnd((uint32_t)n), b = (int)rnd((uint32_t)n - 1);
 			if (b >= a)
 				b++;
-			if (sync_pair(&reps[a], &reps[b], base) != 0)
+			if ((rnd(5) == 0 ? sync_shuffled(&reps[a], &reps[b]) : sync_pair(&reps[a], &reps[b], base)) != 0)
 				goto out;
 		} else {
 			random_write(&reps[rnd((uint32_t)n)]);
@@ -285,6 +423,11 @@ static int run_seed(uint64_t seed, const char *base)
 				fprintf(stderr, "\n");
 			}
 			note_fail("replica %d hash differs from replica 0", i);
+			goto out;
+		}
+		if (zila_schema_version(reps[i].s) != zila_schema_version(reps[0].s)) {
+			note_fail("replica %d is at schema version %u, HQ at %u", i, zila_schema_version(reps[i].s),
+				  zila_schema_version(reps[0].s));
 			goto out;
 		}
 		if (fk_clean(&reps[i]) != 0)
