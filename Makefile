@@ -151,6 +151,10 @@ build/bench/%: build/obj/tools/bench/%.o build/libzila.a
 build/bench/bench_import: build/obj/tools/bench/bench_import.o build/libzila_office.a build/libzila.a
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(OFFICE_LIBS)
+# bench_bytes exports CSV through the office layer and generates its district with zila_gen.
+build/bench/bench_bytes: build/obj/tools/bench/bench_bytes.o build/libzila_office.a build/libzila.a | build/tools/zila_gen
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(OFFICE_LIBS)
 
 bench: build/.deps-build
 	$(Q)$(MAKE) --no-print-directory $(BENCH_BIN) build/zila $(LINK_TOOLS)
@@ -169,7 +173,7 @@ bench-link: build/.deps-build
 
 # Base against work tree, alternately, in one run (tools/bench/compare.sh): `make
 # bench-compare BASE=COMMIT` (default: the merge base of HEAD and main), ROUNDS=3, ROWS=100000,
-# BENCHES="store sync import channel".
+# BENCHES="store sync import channel" (also: bytes, bench_bytes).
 bench-compare: build/.deps-build
 	$(Q)BASE='$(BASE)' ROUNDS='$(ROUNDS)' ROWS='$(ROWS)' BENCHES='$(BENCHES)' sh tools/bench/compare.sh
 

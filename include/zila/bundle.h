@@ -9,7 +9,8 @@
 #include "zila/store.h"
 #include "zila/trust.h"
 
-#define ZILA_BUNDLE_VERSION 2 /* the bundle inside the encryption (and old plaintext bundles) */
+#define ZILA_BUNDLE_VERSION 4 /* the bundle inside the encryption: packed chunks (PROTOCOL.md) */
+#define ZILA_BUNDLE_VERSION_OLD 2 /* entries as stored (zila before packed chunks): still read */
 #define ZILA_BUNDLE_MIN (8 + 1 + 4 + 32) /* the bytes of an empty bundle */
 #define ZILA_BUNDLE_SEALED_VERSION 3 /* an encrypted bundle (proto/ENTRY.md, "Bundle") */
 #define ZILA_BUNDLE_CHUNK 65536      /* plaintext bytes per secretstream chunk */

@@ -14,7 +14,7 @@
 #include "zila/trust.h"
 
 #define ZILA_SYNC_PORT 7400             /* default TCP port of the daemon */
-#define ZILA_SESSION_VERSION 1
+#define ZILA_SESSION_VERSION 2 /* 2: packed chunks, version 2 entries; 1 is refused */
 #define ZILA_SESSION_CHUNK (256 * 1024) /* entry bytes per chunk, default */
 #define ZILA_SESSION_WINDOW 16          /* chunks we take unacknowledged (one transaction), default */
 #define ZILA_SESSION_WINDOW_MAX 64

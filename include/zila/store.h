@@ -16,6 +16,7 @@
 #define ZILA_KEY_FILE "device.key"
 #define ZILA_PART_MAX 64          /* bytes in a partition name */
 #define ZILA_ENTRY_MAX (900 * 1024) /* an entry's encoded size, so it fits one frame */
+#define ZILA_ENTRY_VERSION 2 /* the entry format the seal writes (version 1 is still read) */
 #define ZILA_ORG_PARTITION ""     /* the org-wide partition's name */
 
 struct zila_store;
@@ -182,6 +183,20 @@ struct zila_entry_info {
 /* Parses an entry's header and checks its signature (ZILA_ESIG) and layout; the body is
  * checked when applied. */
 int zila_entry_verify(struct zila_view bytes, struct zila_entry_info *out) ZILA_MUST_CHECK;
+
+/* The wire form of entries (proto/PROTOCOL.md, "Packed chunks"). A version 2 entry travels
+ * with its plain body in column form (the values of each column together, hex text as its
+ * bytes), for the session's compression; older entries travel as stored. A coder holds the
+ * (de)compression contexts and scratch space; one per session direction, not shared. */
+struct zila_entry_coder;
+int zila_entry_coder_new(struct zila_entry_coder **out) ZILA_MUST_CHECK;
+void zila_entry_coder_free(struct zila_entry_coder *c);
+/* Appends the entry (as stored) to out in wire form. 0, or ZILA_ETOOBIG/ZILA_ENOMEM. */
+int zila_entry_to_wire(struct zila_entry_coder *c, struct zila_view entry, struct zila_buf *out) ZILA_MUST_CHECK;
+/* Reads one entry in wire form from the front of *in and appends it to out as it is stored
+ * (its body compressed as the seal compresses). Nothing is verified here: the apply checks
+ * the result like any received entry. ZILA_EFORMAT when the input is not an entry. */
+int zila_entry_from_wire(struct zila_entry_coder *c, struct zila_view *in, struct zila_buf *out) ZILA_MUST_CHECK;
 
 /* A version vector: per feed, the highest contiguous sequence number held. */
 #define ZILA_CHAIN_LEN 16 /* a feed's chain hash: BLAKE2b-128 over its entries to the head */

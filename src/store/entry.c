@@ -1,8 +1,10 @@
 /* The entry: one sealed batch of a device's changes to one partition, signed by it.
  * Layout (all integers varint unless sized; see proto/ENTRY.md):
- *   u8 version=1 | origin[32] | part (len+bytes) | seq | u64be hlc | schema |
- *   ndeps, ndeps x (origin[32], seq) | u8 codec | body (len+bytes) | sig[64] over all before.
- * codec 0: the body as is; codec 1: a zstd frame that declares its size. */
+ *   u8 version (1 or 2) | origin[32] | part (len+bytes) | seq | u64be hlc | schema |
+ *   ndeps, ndeps x (origin[32], seq) | u8 codec | body (len+bytes) | sig[64].
+ * codec 0: the body as is; codec 1: a zstd frame that declares its size. Version 1 is signed
+ * over every byte before the signature; version 2 over its head (every byte before the codec)
+ * and the BLAKE2b-256 of its plain body, so that it may be stored or sent under either codec. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +63,7 @@ int entry_parse_head(struct zila_view bytes, struct entry *e, bool check_sig)
 		return ZILA_ESHORT;
 	if ((r = zila_view_get_u8(&in, &version)) != 0)
 		return r;
-	if (version != 1)
+	if (version != 1 && version != ZILA_ENTRY_VERSION)
 		return ZILA_EVERSION;
 	r = zila_view_get_bytes(&in, 32, &origin);
 	r = r ? r : zila_view_get_lenbytes(&in, ZILA_PART_MAX, &part);
@@ -98,6 +100,8 @@ int entry_parse_head(struct zila_view bytes, struct entry *e, bool check_sig)
 		e->ndeps++;
 	}
 	uint8_t codec;
+	e->version = version;
+	e->head_len = bytes.len - in.len;
 	r = zila_view_get_u8(&in, &codec);
 	r = r ? r : zila_view_get_lenbytes(&in, ZILA_ENTRY_MAX, &e->body);
 	r = r ? r : zila_view_get_bytes(&in, 64, &sig);
@@ -109,25 +113,65 @@ int entry_parse_head(struct zila_view bytes, struct entry *e, bool check_sig)
 		r = ZILA_EFORMAT;
 		goto fail;
 	}
-	if (check_sig && crypto_sign_verify_detached(sig, bytes.p, bytes.len - 64, origin) != 0) {
-		r = ZILA_ESIG;
-		goto fail;
-	}
 	e->packed = codec == 1;
 	e->stored = e->body;
+	if (check_sig && (r = entry_verify_sig(bytes, e, NULL)) != 0)
+		goto fail;
 	return 0;
 fail:
 	entry_release(e);
 	return r;
 }
 
-int entry_verify_sig(struct zila_view bytes, const struct entry *e)
+/* A version 2 entry's signed message: its head, then the BLAKE2b-256 of its plain body.
+ * msg has room for head_len + 32 bytes. */
+static void signed_message(const uint8_t *head, size_t head_len, struct zila_view plain, uint8_t *msg)
+{
+	memcpy(msg, head, head_len);
+	crypto_generichash(msg + head_len, 32, plain.p, plain.len, NULL, 0);
+}
+
+int entry_sign(const uint8_t *head, size_t head_len, struct zila_view plain, const uint8_t *sk, uint8_t sig[64])
+{
+	uint8_t *msg = malloc(head_len + 32);
+	if (msg == NULL)
+		return ZILA_ENOMEM;
+	signed_message(head, head_len, plain, msg);
+	crypto_sign_detached(sig, NULL, msg, head_len + 32, sk);
+	free(msg);
+	return 0;
+}
+
+int entry_sign_check(const uint8_t *head, size_t head_len, struct zila_view plain, const uint8_t sig[64],
+		     const uint8_t origin[32])
+{
+	uint8_t *msg = malloc(head_len + 32);
+	if (msg == NULL)
+		return ZILA_ENOMEM;
+	signed_message(head, head_len, plain, msg);
+	int r = crypto_sign_verify_detached(sig, msg, head_len + 32, origin) == 0 ? 0 : ZILA_ESIG;
+	free(msg);
+	return r;
+}
+
+int entry_verify_sig(struct zila_view bytes, const struct entry *e, ZSTD_DCtx *dc)
 {
 	if (bytes.len < 64)
 		return ZILA_ESHORT;
-	return crypto_sign_verify_detached(bytes.p + bytes.len - 64, bytes.p, bytes.len - 64, e->info.origin) == 0
-		       ? 0
-		       : ZILA_ESIG;
+	const uint8_t *sig = bytes.p + bytes.len - 64;
+	if (e->version == 1)
+		return crypto_sign_verify_detached(sig, bytes.p, bytes.len - 64, e->info.origin) == 0 ? 0 : ZILA_ESIG;
+	if (!e->packed)
+		return entry_sign_check(bytes.p, e->head_len, e->stored, sig, e->info.origin);
+	/* A compressed body is checked as its plain bytes, inflated for the check only. */
+	struct entry tmp = *e;
+	tmp.plain = NULL;
+	tmp.deps = NULL;
+	int r = entry_inflate(&tmp, dc);
+	if (r == 0)
+		r = entry_sign_check(bytes.p, e->head_len, tmp.body, sig, e->info.origin);
+	free(tmp.plain);
+	return r;
 }
 
 int entry_inflate(struct entry *e, ZSTD_DCtx *dc)

@@ -1,7 +1,8 @@
 /* Feed chains and forks (#15 item 8; proto/PROTOCOL.md, "Forks").
  *
  * A feed's chain hash covers the content of every entry up to its head:
- * chain(0) = 16 zero bytes, chain(n) = BLAKE2b-128(chain(n-1) || bytes of entry n). Two
+ * chain(0) = 16 zero bytes, chain(n) = BLAKE2b-128(chain(n-1) || bytes of entry n), where a
+ * version 2 entry's bytes are its signature (it covers the entry, whatever codec holds it). Two
  * replicas that hold one feed to the same head hold the same entries exactly when their
  * chains are equal, so digests and heads carry it. Equal heads with different chains, or an
  * entry that differs from the one held under its sequence number, mean its author signed two
@@ -24,8 +25,12 @@ static void chain_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	crypto_generichash_state g;
 	crypto_generichash_init(&g, NULL, 0, ZILA_CHAIN_LEN);
 	crypto_generichash_update(&g, prev, sizeof(prev));
-	const void *p = sqlite3_value_blob(argv[1]);
+	const uint8_t *p = sqlite3_value_blob(argv[1]);
 	int n = sqlite3_value_bytes(argv[1]);
+	if (p != NULL && n > 64 && p[0] >= 2) {
+		p += n - 64;
+		n = 64;
+	}
 	if (p != NULL && n > 0)
 		crypto_generichash_update(&g, p, (unsigned long long)n);
 	crypto_generichash_final(&g, out, sizeof(out));

@@ -348,7 +348,7 @@ static int flush(struct sealer *z, struct builder *b)
 	if (b->nchanges == 0)
 		return 0;
 	zila_buf_reset(e);
-	r = zila_buf_put_u8(e, 1);
+	r = zila_buf_put_u8(e, ZILA_ENTRY_VERSION);
 	r = r ? r : zila_buf_put(e, s->pk, 32);
 	r = r ? r : zila_buf_put_lenbytes(e, b->part, strlen(b->part));
 	r = r ? r : zila_buf_put_varint(e, b->seq);
@@ -387,6 +387,7 @@ static int flush(struct sealer *z, struct builder *b)
 			}
 		}
 	}
+	size_t head_len = e->len;
 	r = r ? r : zila_buf_put_u8(e, packed ? 1 : 0);
 	if (packed)
 		r = r ? r : zila_buf_put_lenbytes(e, z->packed.p, z->packed.len);
@@ -399,8 +400,9 @@ static int flush(struct sealer *z, struct builder *b)
 	}
 	if (r != 0)
 		return zila_error_set(z->err, r, "cannot encode an entry: %s", zila_strerror(r));
-	crypto_sign_detached(sig, NULL, e->p, e->len, s->sk);
-	if ((r = zila_buf_put(e, sig, 64)) != 0)
+	/* Signed over the plain body (version 2), so relays may send it uncompressed. */
+	if ((r = entry_sign(e->p, head_len, zila_buf_view(&z->raw), s->sk, sig)) != 0 ||
+	    (r = zila_buf_put(e, sig, 64)) != 0)
 		return zila_error_set(z->err, r, "cannot encode an entry");
 	sqlite3_stmt *st = s->st_entry_put;
 	sqlite3_bind_int64(st, 1, b->feed);

@@ -366,6 +366,8 @@ struct entry {
 	struct zila_view body;   /* the plain body once inflated (entry_parse, entry_inflate) */
 	struct zila_view stored; /* the body as the entry holds it */
 	bool packed;             /* stored is a zstd frame */
+	uint8_t version;         /* 1, or ZILA_ENTRY_VERSION */
+	size_t head_len;         /* bytes before the codec byte */
 	uint8_t *plain;          /* owned: the decompressed body */
 };
 /* Parses, verifies (check_sig) and inflates an entry; e borrows from bytes. */
@@ -374,8 +376,15 @@ int entry_parse(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MU
  * entry_inflate() decompresses it (with dc when not NULL) and counts its changes, and
  * entry_deflate() frees the plain body again. */
 int entry_parse_head(struct zila_view bytes, struct entry *e, bool check_sig) ZILA_MUST_CHECK;
-/* The author's signature over an entry entry_parse_head read without checking it: 0 or ZILA_ESIG. */
-int entry_verify_sig(struct zila_view bytes, const struct entry *e) ZILA_MUST_CHECK;
+/* The author's signature over an entry entry_parse_head read without checking it: 0 or ZILA_ESIG
+ * (a version 2 entry with a compressed body is inflated for the check, with dc when not NULL). */
+int entry_verify_sig(struct zila_view bytes, const struct entry *e, ZSTD_DCtx *dc) ZILA_MUST_CHECK;
+/* Version 2 signatures (proto/ENTRY.md): over the head (head_len bytes before the codec byte)
+ * and the BLAKE2b-256 of the plain body. 0, ZILA_ESIG or ZILA_ENOMEM. */
+int entry_sign(const uint8_t *head, size_t head_len, struct zila_view plain, const uint8_t *sk, uint8_t sig[64])
+	ZILA_MUST_CHECK;
+int entry_sign_check(const uint8_t *head, size_t head_len, struct zila_view plain, const uint8_t sig[64],
+		     const uint8_t origin[32]) ZILA_MUST_CHECK;
 int entry_inflate(struct entry *e, ZSTD_DCtx *dc) ZILA_MUST_CHECK;
 void entry_deflate(struct entry *e);
 void entry_release(struct entry *e);

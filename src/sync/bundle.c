@@ -1,5 +1,6 @@
 /* USB bundles written and read by the sync session. Layout (proto/ENTRY.md, "Bundle"):
- *   "ZILABNDL" | u8 version = 2 | { u32be len | Message }* | u32be 0 | BLAKE2b-256 of all before
+ *   "ZILABNDL" | u8 version = 4 | { u32be len | Message }* | u32be 0 | BLAKE2b-256 of all before
+ * (version 4: Entries are packed chunks, each a whole zstd frame; version 2 is still read)
  * The hash catches truncation and any flipped byte before anything is applied; each entry
  * also carries its author's signature. On the stick that bundle is encrypted (version 3):
  *   "ZILABNDL" | u8 3 | u8 kind | key block | secretstream header | { u32be len | chunk }*
@@ -173,10 +174,11 @@ static int read_plain(struct zila_store *s, struct zila_trust_ctx *trust, const 
 		r = zila_error_set(err, ZILA_EFORMAT, "'%s' is not a zila bundle", path);
 		goto out;
 	}
-	if (p[8] != ZILA_BUNDLE_VERSION) {
+	/* Version 2 (entries as stored, before packed chunks) reads through the same session. */
+	if (p[8] != ZILA_BUNDLE_VERSION && p[8] != ZILA_BUNDLE_VERSION_OLD) {
 		r = zila_error_set(err, ZILA_EVERSION,
-				   "bundle '%s' has format version %u; this zila reads versions %u and %u: update it", path,
-				   p[8], ZILA_BUNDLE_VERSION, ZILA_BUNDLE_SEALED_VERSION);
+				   "bundle '%s' has format version %u; this zila reads versions %u, %u and %u: update it",
+				   path, p[8], ZILA_BUNDLE_VERSION_OLD, ZILA_BUNDLE_SEALED_VERSION, ZILA_BUNDLE_VERSION);
 		goto out;
 	}
 	crypto_generichash(hash, 32, p, len - 32, NULL, 0);
@@ -338,7 +340,7 @@ int zila_bundle_kind(const uint8_t *p, size_t len)
 		return ZILA_ESHORT;
 	if (memcmp(p, MAGIC, 8) != 0)
 		return ZILA_EFORMAT;
-	if (p[8] == ZILA_BUNDLE_VERSION)
+	if (p[8] == ZILA_BUNDLE_VERSION || p[8] == ZILA_BUNDLE_VERSION_OLD)
 		return ZILA_BUNDLE_PLAIN;
 	if (p[8] != ZILA_BUNDLE_SEALED_VERSION)
 		return ZILA_EVERSION;

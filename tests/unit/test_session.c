@@ -1693,6 +1693,96 @@ static void test_bad_messages(void **state)
 	replica_close(&b);
 }
 
+/* Entries travel packed (protocol 2): in column form, one zstd stream per direction. A
+ * clone of rows with random hex keys takes fewer bytes than the entries as stored (which
+ * protocol 1 sent), and arrives the same. */
+static void test_packed_bytes(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct pair p;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	exec(&a, "INSERT INTO states(id, name) VALUES ('s1', 'State')");
+	exec(&a, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One')");
+	exec(&a, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)"
+		 " INSERT INTO people(id, district_id, name, phone, birth_year, address) SELECT lower(hex(randomblob(16))),"
+		 " 'd1', 'Person ' || (i % 97), '9' || (100000000 + i * 7919 % 899999999), 1950 + i % 50,"
+		 " 'Ward ' || (i % 13) || ', Village ' || (i % 31) || ', Block ' || (i % 5) FROM n");
+	size_t nentries;
+	assert_int_equal(zila_store_seal(a.s, &nentries, &err), 0);
+	int64_t stored = count(&a, "SELECT sum(length(bytes)) FROM zila_entries");
+
+	pair_open(&p, &a, &b, NULL, NULL, 0, 0, false);
+	pair_run(&p, SIZE_MAX);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	size_t entries_bytes = 0, packed = 0;
+	for (size_t i = 0; i < p.to_b.n; i++) {
+		Zila__Message *m = zila__message__unpack(NULL, p.to_b.msgs[i].len, p.to_b.msgs[i].p);
+		assert_non_null(m);
+		if (m->body_case == ZILA__MESSAGE__BODY_ENTRIES) {
+			entries_bytes += p.to_b.msgs[i].len;
+			assert_int_equal(m->entries->n_entries, 0);
+			assert_true(m->entries->packed.len > 0 && m->entries->count > 0);
+			packed++;
+		}
+		zila__message__free_unpacked(m, NULL);
+	}
+	print_message("3000 rows: %lld B of entries stored, %zu B of packed chunks (%zu)\n", (long long)stored,
+		      entries_bytes, packed);
+	assert_true(packed > 0);
+	assert_true(entries_bytes * 10 < (size_t)stored * 9); /* at least 10% fewer (keys are random) */
+	assert_int_equal(zila_session_stats(p.b)->entries_received, zila_session_stats(p.a)->entries_sent);
+	pair_close(&p);
+	assert_same_hash(&a, &b);
+	assert_int_equal(count(&b, "SELECT count(*) FROM people"), 3000);
+	replica_close(&a);
+	replica_close(&b);
+}
+
+/* A peer that speaks protocol 1 (it cannot read version 2 entries) is told to update, and
+ * the session fails with a message that says so. */
+static void test_old_peer_refused(void **state)
+{
+	(void)state;
+	struct replica a;
+	struct zila_session *c;
+	struct zila_session_config cfg;
+	struct queue sink;
+	struct zila_error err;
+	zila_error_clear(&err);
+	replica_open(&a);
+	memset(&sink, 0, sizeof(sink));
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.store = a.s;
+	cfg.send = q_send;
+	cfg.send_ctx = &sink;
+	assert_int_equal(zila_session_new(&c, &cfg, &err), 0);
+	assert_int_equal(zila_session_start(c, &err), 0);
+	static const uint8_t hello_v1[] = { 0x0a, 0x02, 0x08, 0x01 }; /* Message{hello{version 1}} */
+	assert_int_equal(zila_session_receive(c, hello_v1, sizeof(hello_v1), &err), ZILA_EVERSION);
+	assert_non_null(strstr(err.msg, "update zila there"));
+	assert_int_equal(zila_session_state(c), ZILA_SESSION_FAILED);
+	/* our Hello, then an Error telling the peer why */
+	assert_int_equal(sink.n, 2);
+	Zila__Message *m = zila__message__unpack(NULL, sink.msgs[1].len, sink.msgs[1].p);
+	assert_non_null(m);
+	assert_int_equal(m->body_case, ZILA__MESSAGE__BODY_ERROR);
+	assert_int_equal(m->error->code, (uint32_t)-ZILA_EVERSION);
+	assert_non_null(strstr(m->error->reason, "update zila"));
+	zila__message__free_unpacked(m, NULL);
+	/* and our Hello says protocol 2 */
+	m = zila__message__unpack(NULL, sink.msgs[0].len, sink.msgs[0].p);
+	assert_non_null(m);
+	assert_int_equal(m->hello->version, 2);
+	zila__message__free_unpacked(m, NULL);
+	zila_session_free(c);
+	q_clear(&sink);
+	replica_close(&a);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -1700,6 +1790,8 @@ int main(void)
 	zila_log_set_sink(NULL, NULL, ZILA_LOG_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_converge_then_in_step),
+		cmocka_unit_test(test_packed_bytes),
+		cmocka_unit_test(test_old_peer_refused),
 		cmocka_unit_test(test_caller_applies),
 		cmocka_unit_test(test_small_steps),
 		cmocka_unit_test(test_decode_budget),

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <zstd.h>
 #include <cmocka.h>
 
 #include "zila/store_test.h"
@@ -134,6 +135,129 @@ static void assert_same(struct replica *a, struct replica *b)
 	assert_int_equal(zila_store_hash(a->s, ha, &err), 0);
 	assert_int_equal(zila_store_hash(b->s, hb, &err), 0);
 	assert_memory_equal(ha, hb, 32);
+}
+
+/* A version 2 entry is signed over its plain body: it verifies stored compressed, stored
+ * plain (codec 0) and after the wire form's round trip; a changed value does not verify;
+ * and its feed's chain is the same whichever codec a replica holds it under. */
+static void test_entry_codecs(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	struct zila_entry_info info;
+	struct zila_entry_coder *coder;
+	replica_new(&a, "codec_a");
+	replica_new(&b, "codec_b");
+	app(&a, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)"
+		" INSERT INTO t SELECT lower(hex(randomblob(16))), 'd1', 'value ' || (i % 7) || ' ' || i FROM n");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(a.app, "SELECT bytes FROM zila_entries ORDER BY id DESC LIMIT 1", -1, &st,
+					    NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	struct zila_buf stored, wire, back, plain;
+	zila_buf_init(&stored, SIZE_MAX);
+	zila_buf_init(&wire, SIZE_MAX);
+	zila_buf_init(&back, SIZE_MAX);
+	zila_buf_init(&plain, SIZE_MAX);
+	assert_int_equal(zila_buf_put(&stored, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)), 0);
+	sqlite3_finalize(st);
+	assert_int_equal(stored.p[0], ZILA_ENTRY_VERSION);
+	assert_int_equal(zila_entry_verify(zila_buf_view(&stored), &info), 0);
+	assert_int_equal(info.nchanges, 200);
+
+	/* The head, the codec, the body: the same entry under codec 0 verifies. */
+	struct zila_view in = zila_buf_view(&stored), part, body;
+	const uint8_t *skip;
+	uint64_t x, ndeps;
+	uint8_t codec;
+	assert_int_equal(zila_view_get_bytes(&in, 33, &skip), 0);
+	assert_int_equal(zila_view_get_lenbytes(&in, 64, &part), 0);
+	assert_int_equal(zila_view_get_varint(&in, &x), 0);
+	assert_int_equal(zila_view_get_u64be(&in, &x), 0);
+	assert_int_equal(zila_view_get_varint(&in, &x), 0);
+	assert_int_equal(zila_view_get_varint(&in, &ndeps), 0);
+	for (uint64_t i = 0; i < ndeps; i++) {
+		assert_int_equal(zila_view_get_bytes(&in, 32, &skip), 0);
+		assert_int_equal(zila_view_get_varint(&in, &x), 0);
+	}
+	size_t head_len = stored.len - in.len;
+	assert_int_equal(zila_view_get_u8(&in, &codec), 0);
+	assert_int_equal(codec, 1); /* 200 rows compress */
+	assert_int_equal(zila_view_get_lenbytes(&in, SIZE_MAX, &body), 0);
+	unsigned long long n = ZSTD_getFrameContentSize(body.p, body.len);
+	assert_true(n > 0 && n < (1u << 20));
+	uint8_t *raw = malloc((size_t)n);
+	assert_int_equal(ZSTD_decompress(raw, (size_t)n, body.p, body.len), n);
+	assert_int_equal(zila_buf_put(&plain, stored.p, head_len), 0);
+	assert_int_equal(zila_buf_put_u8(&plain, 0), 0);
+	assert_int_equal(zila_buf_put_lenbytes(&plain, raw, (size_t)n), 0);
+	assert_int_equal(zila_buf_put(&plain, stored.p + stored.len - 64, 64), 0);
+	assert_int_equal(zila_entry_verify(zila_buf_view(&plain), &info), 0);
+	/* One value changed: the signature no longer holds. */
+	raw[n - 2] ^= 1;
+	memcpy(plain.p + plain.len - 64 - 2, raw + n - 2, 1);
+	assert_int_equal(zila_entry_verify(zila_buf_view(&plain), &info), ZILA_ESIG);
+	raw[n - 2] ^= 1;
+	memcpy(plain.p + plain.len - 64 - 2, raw + n - 2, 1);
+
+	/* The wire form and back: smaller than the plain body, and the same entry. */
+	assert_int_equal(zila_entry_coder_new(&coder), 0);
+	assert_int_equal(zila_entry_to_wire(coder, zila_buf_view(&stored), &wire), 0);
+	assert_true(wire.len < head_len + n);
+	struct zila_view w = zila_buf_view(&wire);
+	assert_int_equal(zila_entry_from_wire(coder, &w, &back), 0);
+	assert_int_equal(w.len, 0);
+	assert_int_equal(zila_entry_verify(zila_buf_view(&back), &info), 0);
+	assert_int_equal(info.nchanges, 200);
+	/* the plain entry's wire form is the same wire form */
+	zila_buf_reset(&back);
+	assert_int_equal(zila_entry_to_wire(coder, zila_buf_view(&plain), &back), 0);
+	assert_int_equal(back.len, wire.len);
+	assert_memory_equal(back.p, wire.p, wire.len);
+	/* A damaged wire form is refused or does not verify. */
+	for (size_t i = 1; i < wire.len; i += 97) {
+		zila_buf_reset(&back);
+		wire.p[i] ^= 0x20;
+		w = zila_buf_view(&wire);
+		if (zila_entry_from_wire(coder, &w, &back) == 0)
+			assert_int_not_equal(zila_entry_verify(zila_buf_view(&back), &info), 0);
+		wire.p[i] ^= 0x20;
+	}
+
+	/* b holds it under codec 0: applied, and the feed's chain equals a's. */
+	struct zila_view v = zila_buf_view(&plain);
+	struct zila_apply_stats ast;
+	assert_int_equal(zila_store_apply(b.s, &v, 1, &ast, &err), 0);
+	assert_int_equal(ast.napplied, 1);
+	struct zila_vector va, vb;
+	assert_int_equal(zila_store_vector(a.s, &va), 0);
+	assert_int_equal(zila_store_vector(b.s, &vb), 0);
+	assert_int_equal(va.nheads, 1);
+	assert_int_equal(vb.nheads, 1);
+	assert_memory_equal(va.heads[0].chain, vb.heads[0].chain, ZILA_CHAIN_LEN);
+	/* the compressed copy arriving again is the same entry, not a fork */
+	v = zila_buf_view(&stored);
+	assert_int_equal(zila_store_apply(b.s, &v, 1, &ast, &err), 0);
+	assert_int_equal(ast.nduplicate, 1);
+	assert_int_equal(sqlite3_exec(b.app, "SELECT 1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_stmt *f;
+	assert_int_equal(sqlite3_prepare_v2(b.app, "SELECT count(*) FROM zila_forks", -1, &f, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(f), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(f, 0), 0);
+	sqlite3_finalize(f);
+	zila_vector_release(&va);
+	zila_vector_release(&vb);
+	zila_entry_coder_free(coder);
+	free(raw);
+	zila_buf_release(&stored);
+	zila_buf_release(&wire);
+	zila_buf_release(&back);
+	zila_buf_release(&plain);
+	replica_free(&a);
+	replica_free(&b);
 }
 
 /* A capture that recorded a rowid is read when it is sealed: whatever row is at that
@@ -1224,6 +1348,7 @@ int main(void)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_rowid_captures),
+		cmocka_unit_test(test_entry_codecs),
 		cmocka_unit_test(test_state_places),
 		cmocka_unit_test(test_replace_then_delete),
 		cmocka_unit_test(test_high_water),

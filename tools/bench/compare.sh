@@ -6,7 +6,7 @@
 #            HEAD main`; on main itself that is HEAD, so the work tree's changes are measured)
 #   ROUNDS   alternations (default 3)
 #   ROWS     rows for bench_store, bench_sync and bench_import (default 100000)
-#   BENCHES  which of: store sync import channel (default all four)
+#   BENCHES  which of: store sync import channel bytes (default store sync import channel)
 # BASE is extracted with `git archive` into build/compare/COMMIT/ and built there with its
 # own Makefile; the run's outputs stay in build/compare/run-DATE/ for a second look.
 set -eu
@@ -55,7 +55,7 @@ build() { # dir bench
 
 benches=""
 for b in $BENCHES; do
-	case "$b" in store | sync | import | channel) ;; *) die "unknown bench '$b' (store sync import channel)" ;; esac
+	case "$b" in store | sync | import | channel | bytes) ;; *) die "unknown bench '$b' (store sync import channel bytes)" ;; esac
 	echo "bench-compare: building bench_$b at $base_short and in the work tree"
 	build . "$b" || die "bench_$b does not build in the work tree"
 	if build "$bdir" "$b"; then
@@ -77,6 +77,7 @@ run_one() { # tree bench output
 	sync) "$1/build/bench/bench_sync" "$ROWS" ;;
 	import) "$1/build/bench/bench_import" "$ROWS" ;;
 	channel) ZILA_BENCH_QUICK=1 "$1/build/bench/bench_channel" ;;
+	bytes) ZILA_GEN="$1/build/tools/zila_gen" "$1/build/bench/bench_bytes" ;;
 	esac >"$3" 2>&1 || {
 		tail -20 "$3" >&2
 		die "bench_$2 failed in $1 (output in $3)"

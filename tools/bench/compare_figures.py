@@ -35,6 +35,8 @@ FIGURES = [
     ("store", "incremental, median of 7", "ms", LOWER, r"^incremental: median ([\d.]+) ms"),
     ("store", "incremental bundle", "B", LOWER, r"^incremental: .*bundle (\d+) bytes"),
     ("store", "sweep", "ms", LOWER, r"^sweep of \d+ rows: ([\d.]+) ms"),
+    ("bytes", "clone, bytes on the wire / zstd -19 CSV", "x", LOWER, r"wire/floor ([\d.]+)x"),
+    ("bytes", "day's work, bytes per changed row", "B", LOWER, r"^\s+([\d.]+) B per changed row both ways"),
     ("sync", "plain bulk insert (yardstick)", "s", LOWER, r"^clone: .*plain insert ([\d.]+) s"),
     ("sync", "clone", "s", LOWER, r"^clone:\s+([\d.]+) s"),
     ("sync", "clone/plain insert", "x", LOWER, r"^clone: .*ratio ([\d.]+)x"),

@@ -1,0 +1,340 @@
+/* Bytes on the wire against the content: a first clone of a generated district (zila_gen:
+ * Devanagari names, every table of the default schema) and a day's work of one office, over
+ * encrypted loopback TCP (the bytes are those of any link), each side in a process of its own.
+ * The floor is the same rows exported as CSV (as `zila export` writes them) compressed with
+ * zstd level 19, as `zstd -19` does.
+ *   bench_bytes [PEOPLE]   (default 20,000); ZILA_GEN=path of zila_gen (build/tools/zila_gen);
+ *   ZILA_BENCH_KEEP=1 keeps the replicas and says where */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "bench_side.h"
+#include "zila/office/csvio.h"
+
+struct result {
+	uint64_t tx, rx, entries_received;
+	uint64_t tx_hs, rx_hs;       /* of which the handshake */
+	uint64_t msg_tx, msg_rx;     /* session messages, before the channel's framing */
+	double total_s;
+};
+
+static void flush(struct side *sd)
+{
+	size_t off = 0;
+	while (off < sd->out.len) {
+		ssize_t n = write(sd->fd, sd->out.p + off, sd->out.len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("write", strerror(errno));
+		off += (size_t)n;
+	}
+	sd->tx += sd->out.len;
+	zila_buf_reset(&sd->out);
+}
+
+static void run_side(const char *dir, int fd, bool initiator, struct result *res)
+{
+	static struct side sd;
+	static uint8_t in[1 << 16];
+	size_t have = 0, used;
+	memset(res, 0, sizeof(*res));
+	side_begin(&sd, dir, fd, initiator);
+	flush(&sd);
+	while (!sd.closed) {
+		ssize_t n = read(fd, in + have, sizeof(in) - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		side_feed(&sd, in, have, &used);
+		memmove(in, in + used, have - used);
+		have -= used;
+		flush(&sd);
+	}
+	if (sd.sess == NULL || !zila_session_done(sd.sess))
+		die("sync", "the session did not finish");
+	res->tx = sd.tx;
+	res->rx = sd.rx;
+	res->entries_received = zila_session_stats(sd.sess)->entries_received;
+	res->tx_hs = sd.tx_hs;
+	res->rx_hs = sd.rx_hs;
+	res->msg_tx = zila_session_stats(sd.sess)->bytes_sent;
+	res->msg_rx = zila_session_stats(sd.sess)->bytes_received;
+	res->total_s = sd.t_done - sd.t_start;
+	side_end(&sd);
+}
+
+static void sync_pair(const char *hq_dir, const char *lap_dir, struct result *lap, struct result *hq)
+{
+	int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1, pa[2], pb[2];
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(ls, 1) != 0 ||
+	    getsockname(ls, (struct sockaddr *)&a, &alen) != 0 || pipe(pa) != 0 || pipe(pb) != 0)
+		die("socket", strerror(errno));
+	fflush(stdout);
+	pid_t h = fork();
+	if (h == 0) {
+		int fd = accept(ls, NULL, NULL);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct result r;
+		run_side(hq_dir, fd, false, &r);
+		_exit(write(pa[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
+	}
+	pid_t l = fork();
+	if (l == 0) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+			die("connect", strerror(errno));
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct result r;
+		run_side(lap_dir, fd, true, &r);
+		_exit(write(pb[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
+	}
+	close(ls);
+	if (read(pa[0], hq, sizeof(*hq)) != (ssize_t)sizeof(*hq) || read(pb[0], lap, sizeof(*lap)) != (ssize_t)sizeof(*lap))
+		die("sync", "a side failed");
+	int st1, st2;
+	waitpid(h, &st1, 0);
+	waitpid(l, &st2, 0);
+	close(pa[0]);
+	close(pa[1]);
+	close(pb[0]);
+	close(pb[1]);
+}
+
+static sqlite3 *open_db(const char *dir)
+{
+	char path[256];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/zila.db", dir);
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		die("open", path);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		die(sql, sqlite3_errmsg(db));
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Every row of every user table of the replica as CSV, one file per table as `zila export`
+ * writes it, concatenated; returns the rows and fills *csv (malloc'd). */
+static uint64_t export_csv(const char *dir, char **csv, size_t *csv_len)
+{
+	sqlite3 *db = open_db(dir);
+	sqlite3_stmt *st;
+	FILE *f = open_memstream(csv, csv_len);
+	uint64_t total = 0;
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (f == NULL || sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE"
+					    " 'zila\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+					    -1, &st, NULL) != SQLITE_OK)
+		die("export", sqlite3_errmsg(db));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct zila_csv_export_opts o;
+		uint64_t n = 0;
+		memset(&o, 0, sizeof(o));
+		o.table = (const char *)sqlite3_column_text(st, 0);
+		o.format = ZILA_EXPORT_CSV;
+		if (zila_csv_export(db, &o, f, &n, &err) != 0)
+			die("export", err.msg);
+		total += n;
+	}
+	sqlite3_finalize(st);
+	fclose(f);
+	sqlite3_close(db);
+	return total;
+}
+
+static size_t zstd19(const void *p, size_t len)
+{
+	size_t bound = ZSTD_compressBound(len);
+	void *out = malloc(bound);
+	size_t n = out ? ZSTD_compress(out, bound, p, len, 19) : 0;
+	if (out == NULL || ZSTD_isError(n))
+		die("zstd", "compress");
+	free(out);
+	return n;
+}
+
+/* What the receiver holds as entries: how many, their bytes, and their bodies' bytes. */
+static void entry_sizes(const char *dir, const char *where, int64_t *n, int64_t *bytes)
+{
+	sqlite3 *db = open_db(dir);
+	char sql[300];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM zila_entries %s", where);
+	*n = query_int(db, sql);
+	snprintf(sql, sizeof(sql), "SELECT total(length(bytes)) FROM zila_entries %s", where);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		die(sql, sqlite3_errmsg(db));
+	*bytes = sqlite3_step(st) == SQLITE_ROW ? (int64_t)sqlite3_column_double(st, 0) : 0;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* One office's day on the laptop: `nnew` people registered (names and places taken from
+ * other rows, new ids and phone numbers), `nedit` people edited (a new phone number, and
+ * every fifth an address too), `ndel` people deleted. */
+static void days_work(const char *dir, int nnew, int nedit, int ndel)
+{
+	sqlite3 *db = open_db(dir);
+	char sql[1200];
+	db_exec(db, "PRAGMA foreign_keys = ON");
+	db_exec(db, "BEGIN");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO people(id, district_id, name, name_local, phone, gender, birth_year, address,"
+		 " org_unit_id, joined_on)"
+		 " SELECT lower(hex(randomblob(16))), a.district_id, a.name, a.name_local,"
+		 "  printf('8%%09d', (a.rowid * 2654435761) %% 1000000000), a.gender, a.birth_year, b.address, b.org_unit_id,"
+		 "  '2026-11-16'"
+		 " FROM (SELECT *, row_number() OVER (ORDER BY rowid) AS k FROM people WHERE rowid %% 97 = 1) a"
+		 " JOIN (SELECT *, row_number() OVER (ORDER BY rowid) AS k FROM people WHERE rowid %% 89 = 3) b"
+		 " ON a.k = b.k LIMIT %d",
+		 nnew);
+	db_exec(db, sql);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE people SET phone = printf('7%%09d', (rowid * 40503) %% 1000000000),"
+		 " address = CASE WHEN rowid %% 5 = 0 THEN address || ', ward ' || (rowid %% 40) ELSE address END"
+		 " WHERE rowid IN (SELECT rowid FROM people WHERE rowid %% 37 = 5 LIMIT %d)",
+		 nedit);
+	db_exec(db, sql);
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM people WHERE rowid IN (SELECT rowid FROM people p WHERE rowid %% 41 = 7"
+		 " AND NOT EXISTS (SELECT 1 FROM office_bearers o WHERE o.person_id = p.id)"
+		 " AND NOT EXISTS (SELECT 1 FROM booth_agents g WHERE g.person_id = p.id)"
+		 " AND NOT EXISTS (SELECT 1 FROM committee_members c WHERE c.person_id = p.id)"
+		 " AND NOT EXISTS (SELECT 1 FROM signups s WHERE s.person_id = p.id)"
+		 " AND NOT EXISTS (SELECT 1 FROM attendance t WHERE t.person_id = p.id)"
+		 " AND NOT EXISTS (SELECT 1 FROM tasks k WHERE k.assigned_to = p.id)"
+		 " AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.coordinator_id = p.id) LIMIT %d)",
+		 ndel);
+	db_exec(db, sql);
+	if (sqlite3_changes(db) != ndel)
+		die("day's work", "could not delete as many people as asked");
+	db_exec(db, "COMMIT");
+	sqlite3_close(db);
+}
+
+int main(int argc, char **argv)
+{
+	long people = argc > 1 ? strtol(argv[1], NULL, 10) : 20000;
+	const char *gen = getenv("ZILA_GEN") ? getenv("ZILA_GEN") : "build/tools/zila_gen";
+	char base[128], hq[160], lap[160], cmd[600], did[64];
+	struct zila_error err;
+	snprintf(base, sizeof(base), "%s/zila-bench-bytes-XXXXXX", getenv("ZILA_BENCH_DIR") ? getenv("ZILA_BENCH_DIR") : "/tmp");
+	zila_error_clear(&err);
+	if (people < 100 || sodium_init() < 0 || mkdtemp(base) == NULL)
+		die("setup", "PEOPLE must be at least 100; tmp");
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_ERROR);
+	snprintf(hq, sizeof(hq), "%s/hq", base);
+	snprintf(lap, sizeof(lap), "%s/lap", base);
+	if (zila_store_create(hq, &err) != 0 || zila_store_create(lap, &err) != 0)
+		die("create", err.msg);
+
+	/* HQ holds the generated district, written by an application, sealed. */
+	snprintf(cmd, sizeof(cmd), "'%s' --districts 1 --people-per-district %ld --db '%s/zila.db'", gen, people, hq);
+	if (system(cmd) != 0)
+		die("zila_gen", "failed (build it with make build/tools/zila_gen, or set ZILA_GEN)");
+	sqlite3 *db = open_db(hq);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "SELECT id FROM districts LIMIT 1", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		die("district", sqlite3_errmsg(db));
+	snprintf(did, sizeof(did), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	struct zila_store *h = open_store(hq, NULL), *l = open_store(lap, NULL);
+	struct zila_buf file;
+	zila_buf_init(&file, 65536);
+	if (zila_trust_org_init(h, "Bench", "pass", 4, &zila_pwcost_min, NOW_S, &err) != 0 ||
+	    zila_trust_issue(h, zila_store_device_pk(l), "laptop", ZILA_ROLE_DISTRICT, did, NOW_S, 365, &file, &err) != 0 ||
+	    zila_trust_install_cert(l, zila_buf_view(&file), NOW_S, &err) != 0)
+		die("enrol", err.msg);
+	zila_buf_release(&file);
+	double t0 = now();
+	if (zila_store_seal(h, NULL, &err) != 0)
+		die("seal", err.msg);
+	double t_seal = now() - t0;
+	zila_store_free(h);
+	zila_store_free(l);
+	malloc_trim(0);
+
+	printf("== bench_bytes: a district of %ld people (zila_gen), encrypted loopback TCP; bytes on the wire,"
+	       " handshake included\n", people);
+	struct result rl, rh;
+	sync_pair(hq, lap, &rl, &rh);
+	char *csv = NULL;
+	size_t csv_len = 0;
+	uint64_t rows = export_csv(lap, &csv, &csv_len);
+	size_t floor19 = zstd19(csv, csv_len);
+	free(csv);
+	int64_t nent, ent_bytes;
+	entry_sizes(lap, "", &nent, &ent_bytes);
+	printf("clone:       %llu rows, %lld entries (%.1f KiB stored); laptop received %llu B, sent %llu B in %.2f s"
+	       " (HQ sealed them in %.2f s)\n",
+	       (unsigned long long)rows, (long long)nent, (double)ent_bytes / 1024, (unsigned long long)rl.rx,
+	       (unsigned long long)rl.tx, rl.total_s, t_seal);
+	printf("             CSV of the same rows %zu B, zstd -19 %zu B (the floor); wire/floor %.2fx (goal <= 1.2x),"
+	       " %.1f B per row\n",
+	       csv_len, floor19, (double)(rl.rx + rl.tx) / (double)floor19, (double)(rl.rx + rl.tx) / (double)rows);
+
+	/* A day's work on the laptop, sealed as its daemon would, then synced to HQ. */
+	const int nnew = 200, nedit = 500, ndel = 20, nchanged = nnew + nedit + ndel;
+	int64_t before_n, before_b, after_n, after_b;
+	entry_sizes(lap, "", &before_n, &before_b);
+	days_work(lap, nnew, nedit, ndel);
+	l = open_store(lap, NULL);
+	if (zila_store_seal(l, NULL, &err) != 0)
+		die("seal", err.msg);
+	zila_store_free(l);
+	entry_sizes(lap, "", &after_n, &after_b);
+	sync_pair(hq, lap, &rl, &rh);
+	if (rh.entries_received == 0)
+		die("day's work", "nothing arrived at HQ");
+	printf("day's work:  %d new, %d edited, %d deleted people: %lld entries (%lld B stored); laptop sent %llu B,"
+	       " received %llu B\n",
+	       nnew, nedit, ndel, (long long)(after_n - before_n), (long long)(after_b - before_b),
+	       (unsigned long long)rl.tx, (unsigned long long)rl.rx);
+	printf("             %.1f B per changed row both ways (goal <= 30), %.1f B sent\n",
+	       (double)(rl.tx + rl.rx) / nchanged, (double)rl.tx / nchanged);
+	printf("             where: handshake %llu B, session messages %llu B (the laptop's %llu B), channel"
+	       " framing %llu B\n",
+	       (unsigned long long)(rl.tx_hs + rl.rx_hs), (unsigned long long)(rl.msg_tx + rl.msg_rx),
+	       (unsigned long long)rl.msg_tx, (unsigned long long)(rl.tx + rl.rx - rl.tx_hs - rl.rx_hs - rl.msg_tx - rl.msg_rx));
+
+	if (getenv("ZILA_BENCH_KEEP") != NULL) {
+		printf("(replicas kept in %s)\n", base);
+		return 0;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+	if (system(cmd) != 0)
+		die("cleanup", base);
+	return 0;
+}
