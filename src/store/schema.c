@@ -83,19 +83,6 @@ static bool kw(const char *tok, bool quoted, const char *word)
 	return !quoted && strcasecmp(tok, word) == 0;
 }
 
-static int refuse(struct zila_error *err, const char *fmt, ...) ZILA_PRINTF(2, 3);
-static int refuse(struct zila_error *err, const char *fmt, ...)
-{
-	if (err != NULL) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-		err->code = ZILA_EINVAL;
-	}
-	return ZILA_EINVAL;
-}
-
 #define RENAME_PATH                                                                                             \
 	"laptops hold rows and entries under the old name, and a rename cannot be merged with them. To rename, "  \
 	"add the new one ('zila schema add-column' or a new table), copy the values across with an UPDATE at HQ "   \
@@ -107,21 +94,21 @@ static int read_name(const char **p, char *out, size_t n, struct zila_error *err
 	bool q;
 	next_tok(p, out, n, &q);
 	if (out[0] == '\0' || (!q && !isalpha((unsigned char)out[0]) && out[0] != '_' && (unsigned char)out[0] < 0x80))
-		return refuse(err, "a name is missing or malformed in the statement");
+		return zila_error_set(err, ZILA_EINVAL, "a name is missing or malformed in the statement");
 	const char *save = *p;
 	char dot[4];
 	next_tok(p, dot, sizeof(dot), &q);
 	if (strcmp(dot, ".") == 0 && !q) {
 		if (strcasecmp(out, "main") != 0)
-			return refuse(err, "only tables of the replica itself ('main') can be distributed, not of '%s'", out);
+			return zila_error_set(err, ZILA_EINVAL, "only tables of the replica itself ('main') can be distributed, not of '%s'", out);
 		next_tok(p, out, n, &q);
 		if (out[0] == '\0')
-			return refuse(err, "a name is missing after 'main.'");
+			return zila_error_set(err, ZILA_EINVAL, "a name is missing after 'main.'");
 	} else {
 		*p = save;
 	}
 	if (strncasecmp(out, "zila_", 5) == 0 || strncasecmp(out, "sqlite_", 7) == 0)
-		return refuse(err, "names starting with zila_ or sqlite_ belong to zila and SQLite: '%s'", out);
+		return zila_error_set(err, ZILA_EINVAL, "names starting with zila_ or sqlite_ belong to zila and SQLite: '%s'", out);
 	return 0;
 }
 
@@ -152,11 +139,11 @@ static int classify(const char *sql, struct ddl *d, struct zila_error *err)
 	if (kw(a, q, "CREATE")) {
 		next_tok(&p, b, sizeof(b), &q);
 		if (kw(b, q, "TEMP") || kw(b, q, "TEMPORARY"))
-			return refuse(err, "a temporary table lives as long as one connection: there is nothing to distribute");
+			return zila_error_set(err, ZILA_EINVAL, "a temporary table lives as long as one connection: there is nothing to distribute");
 		if (kw(b, q, "VIRTUAL"))
-			return refuse(err, "a virtual table keeps its rows outside the replica's tables: zila cannot sync it");
+			return zila_error_set(err, ZILA_EINVAL, "a virtual table keeps its rows outside the replica's tables: zila cannot sync it");
 		if (kw(b, q, "VIEW") || kw(b, q, "TRIGGER"))
-			return refuse(err, "views and triggers are not distributed: each replica keeps its own; "
+			return zila_error_set(err, ZILA_EINVAL, "views and triggers are not distributed: each replica keeps its own; "
 				      "make them on the laptops that need them (they stay local)");
 		if (kw(b, q, "UNIQUE")) {
 			d->unique = true;
@@ -170,7 +157,7 @@ static int classify(const char *sql, struct ddl *d, struct zila_error *err)
 				return r;
 			next_tok(&p, b, sizeof(b), &q);
 			if (strcmp(b, "(") != 0 || q)
-				return refuse(err, "CREATE TABLE ... AS SELECT copies rows of this replica; make the table with "
+				return zila_error_set(err, ZILA_EINVAL, "CREATE TABLE ... AS SELECT copies rows of this replica; make the table with "
 					      "its columns, then write its rows (they sync like any rows)");
 			return 0;
 		}
@@ -182,13 +169,13 @@ static int classify(const char *sql, struct ddl *d, struct zila_error *err)
 				return r;
 			next_tok(&p, b, sizeof(b), &q);
 			if (!kw(b, q, "ON"))
-				return refuse(err, "CREATE INDEX needs 'ON table (columns)'");
+				return zila_error_set(err, ZILA_EINVAL, "CREATE INDEX needs 'ON table (columns)'");
 			return read_name(&p, d->table, sizeof(d->table), err);
 		}
 	} else if (kw(a, q, "ALTER")) {
 		next_tok(&p, b, sizeof(b), &q);
 		if (!kw(b, q, "TABLE"))
-			return refuse(err, "only ALTER TABLE ... ADD COLUMN can be distributed");
+			return zila_error_set(err, ZILA_EINVAL, "only ALTER TABLE ... ADD COLUMN can be distributed");
 		int r = read_name(&p, d->table, sizeof(d->table), err);
 		if (r != 0)
 			return r;
@@ -201,20 +188,20 @@ static int classify(const char *sql, struct ddl *d, struct zila_error *err)
 				p = save;
 			next_tok(&p, d->name, sizeof(d->name), &q);
 			if (d->name[0] == '\0')
-				return refuse(err, "ADD COLUMN needs a column name");
+				return zila_error_set(err, ZILA_EINVAL, "ADD COLUMN needs a column name");
 			return 0;
 		}
 		if (kw(b, q, "RENAME")) {
 			next_tok(&p, b, sizeof(b), &q);
 			if (kw(b, q, "TO"))
-				return refuse(err, "renaming table '%s' is refused: %s", d->table, RENAME_PATH);
-			return refuse(err, "renaming a column of '%s' is refused: %s", d->table, RENAME_PATH);
+				return zila_error_set(err, ZILA_EINVAL, "renaming table '%s' is refused: %s", d->table, RENAME_PATH);
+			return zila_error_set(err, ZILA_EINVAL, "renaming a column of '%s' is refused: %s", d->table, RENAME_PATH);
 		}
 		if (kw(b, q, "DROP"))
-			return refuse(err, "dropping a column of '%s' is refused: laptops still hold its values and entries "
+			return zila_error_set(err, ZILA_EINVAL, "dropping a column of '%s' is refused: laptops still hold its values and entries "
 				      "that write it. Stop using the column instead (leave it empty); it costs little",
 				      d->table);
-		return refuse(err, "changing a column's type or a table's key or constraints cannot be merged: laptops "
+		return zila_error_set(err, ZILA_EINVAL, "changing a column's type or a table's key or constraints cannot be merged: laptops "
 			      "hold rows and entries of the old shape. Add a new column (or table) of the new shape, "
 			      "copy the values across at HQ, and stop using the old one");
 	} else if (kw(a, q, "DROP")) {
@@ -225,10 +212,10 @@ static int classify(const char *sql, struct ddl *d, struct zila_error *err)
 			return read_name(&p, d->name, sizeof(d->name), err);
 		}
 		if (kw(b, q, "TABLE"))
-			return refuse(err, "dropping a table is refused: laptops hold its rows and entries that write it, "
+			return zila_error_set(err, ZILA_EINVAL, "dropping a table is refused: laptops hold its rows and entries that write it, "
 				      "and a drop cannot be merged with them. Stop using the table instead (it stays, unused)");
 	}
-	return refuse(err, "only CREATE TABLE, ALTER TABLE ... ADD COLUMN, CREATE INDEX and DROP INDEX can be "
+	return zila_error_set(err, ZILA_EINVAL, "only CREATE TABLE, ALTER TABLE ... ADD COLUMN, CREATE INDEX and DROP INDEX can be "
 		      "distributed (dropping or renaming a table or column, or changing a type or key, cannot be merged "
 		      "with the rows and entries laptops hold)");
 }
@@ -291,15 +278,15 @@ static int one_statement(struct zila_store *s, const char *sql, sqlite3_stmt **o
 		sqlite3_finalize(*out);
 		*out = NULL;
 		if (strstr(m, "already exists") != NULL)
-			return refuse(err, "%s: changing an existing table's columns, types or key cannot be merged with the "
+			return zila_error_set(err, ZILA_EINVAL, "%s: changing an existing table's columns, types or key cannot be merged with the "
 				      "rows laptops hold; add a column instead ('zila schema add-column')", m);
-		return refuse(err, "the statement is not valid SQL here: %s", m);
+		return zila_error_set(err, ZILA_EINVAL, "the statement is not valid SQL here: %s", m);
 	}
 	for (const char *t = skip_space(tail); *t != '\0'; t = skip_space(t + 1))
 		if (*t != ';') {
 			sqlite3_finalize(*out);
 			*out = NULL;
-			return refuse(err, "one statement per schema change: '%.40s...' follows the first", t);
+			return zila_error_set(err, ZILA_EINVAL, "one statement per schema change: '%.40s...' follows the first", t);
 		}
 	return 0;
 }
@@ -314,16 +301,16 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 	sqlite3_stmt *st = NULL;
 	int r;
 	if (strlen(sql) > ZILA_SCHEMA_SQL_MAX)
-		return refuse(err, "the statement is longer than %d KiB", ZILA_SCHEMA_SQL_MAX / 1024);
+		return zila_error_set(err, ZILA_EINVAL, "the statement is longer than %d KiB", ZILA_SCHEMA_SQL_MAX / 1024);
 	if ((r = classify(sql, d, err)) != 0)
 		return r;
 	if (d->kind != K_TABLE && pcol != NULL)
-		return refuse(err, "a partition column is given only with a new table");
+		return zila_error_set(err, ZILA_EINVAL, "a partition column is given only with a new table");
 	bool adopted = false;
 	switch (d->kind) {
 	case K_TABLE:
 		if (tracked(s, d->table) != NULL)
-			return refuse(err, "table '%s' is synced already: changing its columns, types or key cannot be merged "
+			return zila_error_set(err, ZILA_EINVAL, "table '%s' is synced already: changing its columns, types or key cannot be merged "
 				      "with the rows laptops hold; add a column instead ('zila schema add-column')", d->table);
 		if (type_of(s, d->table, type, sizeof(type)) == 0) {
 			/* a table of this replica's own, made as the change makes it, is taken over */
@@ -336,7 +323,7 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 			}
 			sqlite3_finalize(q);
 			if (!adopted)
-				return refuse(err, "'%s' is already a %s of this replica that is not synced; %s", d->table, type,
+				return zila_error_set(err, ZILA_EINVAL, "'%s' is already a %s of this replica that is not synced; %s", d->table, type,
 					      adopt ? "rename it so that HQ's table can be made here"
 						    : "track it as it is with 'zila schema track', or choose another name");
 		}
@@ -344,15 +331,15 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 	case K_COLUMN: {
 		struct table *t = tracked(s, d->table);
 		if (t == NULL)
-			return refuse(err, "table '%s' is not synced: only columns of synced tables can be distributed", d->table);
+			return zila_error_set(err, ZILA_EINVAL, "table '%s' is not synced: only columns of synced tables can be distributed", d->table);
 		for (int i = 0; i < t->ncols; i++)
 			if (strcasecmp(t->cols[i], d->name) == 0)
-				return refuse(err, "'%s' already has a synced column '%s'", d->table, d->name);
+				return zila_error_set(err, ZILA_EINVAL, "'%s' already has a synced column '%s'", d->table, d->name);
 		int nn = 0;
 		bool dflt = false;
 		if (column_decl(s, d->table, d->name, decl, sizeof(decl), &nn, &dflt)) {
 			if (!adopt)
-				return refuse(err, "'%s' already has a column '%s' that is not synced (local to this replica); "
+				return zila_error_set(err, ZILA_EINVAL, "'%s' already has a column '%s' that is not synced (local to this replica); "
 					      "choose another name", d->table, d->name);
 			adopted = true; /* checked against the statement's type below */
 		}
@@ -361,14 +348,14 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 	case K_INDEX: {
 		struct table *t = tracked(s, d->table);
 		if (t == NULL)
-			return refuse(err, "table '%s' is not synced: only indexes of synced tables can be distributed", d->table);
+			return zila_error_set(err, ZILA_EINVAL, "table '%s' is not synced: only indexes of synced tables can be distributed", d->table);
 		if (d->unique && !adopt)
-			return refuse(err, "a UNIQUE index on '%s', which laptops already hold rows of, may meet rows that "
+			return zila_error_set(err, ZILA_EINVAL, "a UNIQUE index on '%s', which laptops already hold rows of, may meet rows that "
 				      "collide there, and those cannot be settled alike everywhere; declare UNIQUE columns in "
 				      "a new table ('zila schema add-table'), or add a plain index", d->table);
 		if (type_of(s, d->name, type, sizeof(type)) == 0) {
 			if (!adopt)
-				return refuse(err, "'%s' is already the name of a %s here", d->name, type);
+				return zila_error_set(err, ZILA_EINVAL, "'%s' is already the name of a %s here", d->name, type);
 			adopted = true; /* an index of the same name: kept as it is */
 		}
 		break;
@@ -388,14 +375,14 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 		sqlite3_finalize(q);
 		if (uniq < 0) {
 			if (!adopt)
-				return refuse(err, "there is no index '%s'", d->name);
+				return zila_error_set(err, ZILA_EINVAL, "there is no index '%s'", d->name);
 			adopted = true; /* dropped here already */
 			break;
 		}
 		if (tracked(s, tbl) == NULL && !adopt)
-			return refuse(err, "index '%s' is on '%s', which is not synced", d->name, tbl);
+			return zila_error_set(err, ZILA_EINVAL, "index '%s' is on '%s', which is not synced", d->name, tbl);
 		if (uniq == 1)
-			return refuse(err, "index '%s' is UNIQUE: dropping it changes which rows are duplicates, which cannot "
+			return zila_error_set(err, ZILA_EINVAL, "index '%s' is UNIQUE: dropping it changes which rows are duplicates, which cannot "
 				      "be settled alike on every laptop", d->name);
 		snprintf(d->table, sizeof(d->table), "%s", tbl);
 		break;
@@ -409,12 +396,12 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 			if (rc != SQLITE_DONE) {
 				const char *m = sqlite3_errmsg(s->db);
 				if (strstr(m, "NOT NULL") != NULL)
-					r = refuse(err, "a new column that is NOT NULL needs a DEFAULT: laptops hold rows and "
+					r = zila_error_set(err, ZILA_EINVAL, "a new column that is NOT NULL needs a DEFAULT: laptops hold rows and "
 						   "entries without it. Add it without NOT NULL, or with DEFAULT and a constant");
 				else if (rc == SQLITE_FULL || rc == SQLITE_BUSY || rc == SQLITE_NOMEM)
 					r = store_db_error(s, err, "cannot change the schema");
 				else
-					r = refuse(err, "SQLite refuses the change: %s", m);
+					r = zila_error_set(err, ZILA_EINVAL, "SQLite refuses the change: %s", m);
 				sqlite3_finalize(st);
 				return r;
 			}
@@ -437,7 +424,7 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 		}
 		sqlite3_finalize(q);
 		if (bad[0] != '\0')
-			return refuse(err, "'%s' refers to '%s', which is not synced: laptops would hold rows whose parent "
+			return zila_error_set(err, ZILA_EINVAL, "'%s' refers to '%s', which is not synced: laptops would hold rows whose parent "
 				      "they never get", d->table, bad);
 		if ((r = store_track_locked(s, d->table, pcol, err)) != 0) {
 			if (r != ZILA_EUNTRACKABLE)
@@ -452,9 +439,9 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 		int nn = 0;
 		bool dflt = false;
 		if (!column_decl(s, d->table, d->name, decl, sizeof(decl), &nn, &dflt))
-			return refuse(err, "the statement did not add a column '%s'", d->name);
+			return zila_error_set(err, ZILA_EINVAL, "the statement did not add a column '%s'", d->name);
 		if (nn && !dflt)
-			return refuse(err, "a new column that is NOT NULL needs a DEFAULT: laptops hold rows and entries "
+			return zila_error_set(err, ZILA_EINVAL, "a new column that is NOT NULL needs a DEFAULT: laptops hold rows and entries "
 				      "without it. Add it without NOT NULL, or with DEFAULT and a constant");
 		if (adopted)
 			zila_log(ZILA_LOG_INFO, "schema: the local column '%s.%s' (%s) is synced from now on", d->table,
@@ -710,7 +697,7 @@ static int change(struct zila_store *s, const char *sql, const char *pcol, bool 
 	if (version != NULL)
 		*version = 0;
 	if (s->wscoped)
-		return refuse(err, "this laptop may write only its district; the organisation's schema is changed at HQ "
+		return zila_error_set(err, ZILA_EINVAL, "this laptop may write only its district; the organisation's schema is changed at HQ "
 			      "(a table or column made here stays local to this laptop and is not synced)");
 	if (pcol != NULL && pcol[0] == '\0')
 		pcol = NULL;
@@ -724,7 +711,7 @@ static int change(struct zila_store *s, const char *sql, const char *pcol, bool 
 		store_rollback(s);
 		if (store_schema_reload(s, NULL) != 0)
 			zila_log(ZILA_LOG_ERROR, "cannot reload the tracked tables");
-		return refuse(err, "another schema change was made here meanwhile (now version %lld); run this one again",
+		return zila_error_set(err, ZILA_EINVAL, "another schema change was made here meanwhile (now version %lld); run this one again",
 			      (long long)s->schema);
 	}
 	uint32_t v = (uint32_t)s->schema + 1;
@@ -839,7 +826,7 @@ int zila_schema_classify(const char *sql, struct zila_error *err)
 {
 	struct ddl d;
 	if (strlen(sql) > ZILA_SCHEMA_SQL_MAX)
-		return refuse(err, "the statement is longer than %d KiB", ZILA_SCHEMA_SQL_MAX / 1024);
+		return zila_error_set(err, ZILA_EINVAL, "the statement is longer than %d KiB", ZILA_SCHEMA_SQL_MAX / 1024);
 	return classify(sql, &d, err);
 }
 

@@ -533,6 +533,20 @@ static int cols_text(struct zila_buf *b, char *const *cols, int ncols)
 	return r ? r : (cstr(b) ? 0 : ZILA_ENOMEM);
 }
 
+/* Records text (cols_text) as the synced columns of table id. */
+static int cols_save(struct zila_store *s, int64_t id, const struct zila_buf *text)
+{
+	sqlite3_stmt *st = store_stmt(s, "UPDATE zila_tables SET cols = ? WHERE id = ?");
+	if (st == NULL)
+		return ZILA_EDB;
+	sqlite3_bind_text(st, 1, (const char *)text->p, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
+}
+
 int store_cols_add(struct zila_store *s, const char *table, const char *col)
 {
 	struct table *t = store_table_by_name(s, table, strlen(table));
@@ -542,21 +556,13 @@ int store_cols_add(struct zila_store *s, const char *table, const char *col)
 	if (t == NULL)
 		return ZILA_ENOTFOUND;
 	struct zila_buf b;
-	sqlite3_stmt *st = NULL;
 	zila_buf_init(&b, 1 << 20);
 	int r = cols_text(&b, t->cols, t->ncols);
 	r = r ? r : zila_buf_put_u8(&b, '\n');
 	r = r ? r : put_str(&b, col);
 	if (r == 0 && cstr(&b) == NULL)
 		r = ZILA_ENOMEM;
-	if (r == 0 && sqlite3_prepare_v2(s->db, "UPDATE zila_tables SET cols = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-		r = ZILA_EDB;
-	if (r == 0) {
-		sqlite3_bind_text(st, 1, (const char *)b.p, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, t->id);
-		r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
-	}
-	sqlite3_finalize(st);
+	r = r ? r : cols_save(s, t->id, &b);
 	zila_buf_release(&b);
 	return r;
 }
@@ -568,17 +574,9 @@ int store_migrate_cols(struct zila_store *s, struct zila_error *err)
 	zila_buf_init(&b, 1 << 20);
 	for (int i = 0; r == 0 && i < s->ntables; i++) {
 		struct table *t = s->tables[i];
-		sqlite3_stmt *st = NULL;
 		zila_buf_reset(&b);
 		r = cols_text(&b, t->cols, t->ncols);
-		if (r == 0 && sqlite3_prepare_v2(s->db, "UPDATE zila_tables SET cols = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-			r = ZILA_EDB;
-		if (r == 0) {
-			sqlite3_bind_text(st, 1, (const char *)b.p, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, t->id);
-			r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
-		}
-		sqlite3_finalize(st);
+		r = r ? r : cols_save(s, t->id, &b);
 	}
 	zila_buf_release(&b);
 	return r ? store_db_error(s, err, "cannot record the synced columns") : 0;

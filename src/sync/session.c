@@ -499,6 +499,21 @@ static void own_acked(struct zila_session *s, uint64_t chunk)
 
 /* --- packed chunks (PROTOCOL.md, "Packed chunks") ----------------------------------- */
 
+/* Notes where the next pending entry starts in s->pend. */
+static int pend_mark(struct zila_session *s)
+{
+	if (s->npend == s->pend_cap) {
+		size_t cap = s->pend_cap ? s->pend_cap * 2 : 256;
+		size_t *no = realloc(s->pend_offs, cap * sizeof(*no));
+		if (no == NULL)
+			return ZILA_ENOMEM;
+		s->pend_offs = no;
+		s->pend_cap = cap;
+	}
+	s->pend_offs[s->npend++] = s->pend.len;
+	return 0;
+}
+
 /* Decompresses p as the next part of the stream zd reads into out (reset first), which must
  * hold all of it: ZILA_ETOOBIG past out's maximum, ZILA_EFORMAT when it is not zstd or stops
  * inside a block (a sender flushes or ends a frame with every chunk). */
@@ -593,15 +608,8 @@ static int unpack_chunk(struct zila_session *s, const Zila__Entries *e, struct z
 							 : "a packed chunk does not decompress");
 	struct zila_view in = zila_buf_view(&s->wire);
 	for (uint32_t i = 0; i < e->count; i++) {
-		if (s->npend == s->pend_cap) {
-			size_t cap = s->pend_cap ? s->pend_cap * 2 : 256;
-			size_t *no = realloc(s->pend_offs, cap * sizeof(*no));
-			if (no == NULL)
-				return fail(s, err, ZILA_ENOMEM, "out of memory");
-			s->pend_offs = no;
-			s->pend_cap = cap;
-		}
-		s->pend_offs[s->npend++] = s->pend.len;
+		if (pend_mark(s) != 0)
+			return fail(s, err, ZILA_ENOMEM, "out of memory");
 		r = zila_entry_from_wire(s->dec, &in, &s->pend);
 		if (r != 0)
 			return fail(s, err, r == ZILA_ETOOBIG ? ZILA_ELIMIT : ZILA_EPROTO,
@@ -849,15 +857,8 @@ static int receive_entries(struct zila_session *s, const Zila__Entries *e, struc
 			return r;
 	}
 	for (size_t i = 0; i < e->n_entries; i++) {
-		if (s->npend == s->pend_cap) {
-			size_t cap = s->pend_cap ? s->pend_cap * 2 : 256;
-			size_t *no = realloc(s->pend_offs, cap * sizeof(*no));
-			if (no == NULL)
-				return fail(s, err, ZILA_ENOMEM, "out of memory");
-			s->pend_offs = no;
-			s->pend_cap = cap;
-		}
-		s->pend_offs[s->npend++] = s->pend.len;
+		if (pend_mark(s) != 0)
+			return fail(s, err, ZILA_ENOMEM, "out of memory");
 		if (zila_buf_put(&s->pend, e->entries[i].data, e->entries[i].len) != 0)
 			return fail(s, err, ZILA_ELIMIT, "the peer sent more than its window");
 	}
