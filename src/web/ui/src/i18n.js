@@ -99,6 +99,7 @@ const en = {
   'rec.more': 'More matches: type to narrow the list.',
   'rec.sort': 'Sort by {col}',
   'rec.auto': 'filled in automatically',
+  'rec.required': 'must be filled in',
 
   'sync.local': 'Only on this laptop',
   'sync.at_hq': 'At HQ',
@@ -329,6 +330,7 @@ const hi = {
   'rec.more': 'और भी मिलते हैं: सूची छोटी करने के लिए लिखें।',
   'rec.sort': '{col} से क्रम में लगाएँ',
   'rec.auto': 'अपने-आप भरा जाएगा',
+  'rec.required': 'भरना ज़रूरी है',
 
   'sync.local': 'केवल इस लैपटॉप पर',
   'sync.at_hq': 'मुख्यालय में',

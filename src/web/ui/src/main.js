@@ -1,7 +1,7 @@
 // The interface's shell: login, the session, the live status stream, navigation between
 // the pages (client-side routes; the server serves index.html for every non-API path).
 import { render } from 'preact';
-import { useState, useEffect, useCallback } from 'preact/hooks';
+import { useState, useEffect, useCallback, useRef } from 'preact/hooks';
 import { html, Link, navigate } from './ui.js';
 import { get, post, put, setCsrf, whenLoggedOut, ApiError } from './api.js';
 import { t, setLang, getLang, errText } from './i18n.js';
@@ -59,17 +59,23 @@ function LoginPage({ onLogin }) {
   const [busy, setBusy] = useState(false);
   const [pw, setPw] = useState('');
   useEffect(() => {
-    const m = /[#&]t=([0-9a-fA-F]+)/.exec(location.hash);
-    // The token is spent by this one post; take it out of the address bar and history.
-    history.replaceState(null, '', '/login');
-    if (!m) return;
-    setBusy(true);
-    post('/login', { token: m[1] })
-      .then(onLogin)
-      .catch((e) => {
-        setBusy(false);
-        setMsg(t('login.failed', { why: errText(e) }));
-      });
+    const tryToken = () => {
+      const m = /[#&]t=([0-9a-fA-F]+)/.exec(location.hash);
+      // The token is spent by this one post; take it out of the address bar and history.
+      history.replaceState(null, '', '/login');
+      if (!m) return;
+      setBusy(true);
+      post('/login', { token: m[1] })
+        .then(onLogin)
+        .catch((e) => {
+          setBusy(false);
+          setMsg(t('login.failed', { why: errText(e) }));
+        });
+    };
+    tryToken();
+    // A link opened while this page is already showing changes only the fragment.
+    window.addEventListener('hashchange', tryToken);
+    return () => window.removeEventListener('hashchange', tryToken);
   }, []);
   const submit = (e) => {
     e.preventDefault();
@@ -118,6 +124,17 @@ function App() {
   const [err, setErr] = useState(null);
   const [lang, setLangState] = useState(getLang());
   const [status, live] = useStatus(state === 'ready');
+  // Keyboard and screen-reader users land on the new page, not on the link they left.
+  const section = path.split(/[/?]/)[1];
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    const m = document.getElementById('main');
+    if (m) m.focus({ preventScroll: true });
+  }, [section]);
 
   const load = useCallback(() => {
     get('/session')
@@ -156,7 +173,7 @@ function App() {
   };
   const logout = () => post('/logout').catch(() => {}).then(() => setState('login'));
 
-  const langBtn = html`<button class="lang" onClick=${switchLang} aria-label=${t('lang.switch.label')} lang=${lang === 'hi' ? 'en' : 'hi'}>${t('lang.switch')}</button>`;
+  const langBtn = html`<button class="lang" onClick=${switchLang} title=${t('lang.switch.label')} lang=${lang === 'hi' ? 'en' : 'hi'}>${t('lang.switch')}</button>`;
   if (state === 'loading') return html`<p class="loading">${t('loading')}</p>`;
   if (state === 'error') return html`<main id="main"><p class="msg err" role="alert">${errText(err)}</p></main>`;
   if (state === 'login') return html`<div class="loginwrap">${langBtn}<${LoginPage} onLogin=${() => { setState('loading'); load(); }} /></div>`;

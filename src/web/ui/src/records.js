@@ -78,11 +78,11 @@ function Field({ tab, col, value, label, onChange, error }) {
     input = html`<input id=${id} type="number" step=${col.type === 'INTEGER' ? '1' : 'any'} min=${col.min ?? undefined}
       max=${col.max ?? undefined} value=${value ?? ''} onInput=${(e) => onChange(e.target.value === '' ? null : e.target.value)} />`;
   } else {
-    input = html`<input id=${id} type=${isDate(col) ? 'date' : col.name === 'phone' ? 'tel' : 'text'} value=${value ?? ''}
+    input = html`<input id=${id} aria-required=${required ? 'true' : undefined} type=${isDate(col) ? 'date' : col.name === 'phone' ? 'tel' : 'text'} value=${value ?? ''}
       lang=${col.name === 'name_local' ? 'hi' : undefined} onInput=${(e) => onChange(e.target.value === '' ? null : e.target.value)} />`;
   }
-  return html`<div class=${'field' + (error ? ' bad' : '')}>
-    <label for=${id}>${colLabel(col)}${required ? html`<span class="req" aria-hidden="true"> *</span>` : ''}</label>
+  return html`<div class=${'field' + (error ? ' bad' : '') + (col.fk ? ' wide' : '')}>
+    <label for=${id}>${colLabel(col)}</label>${required ? html`<span class="req" title=${t('rec.required')}> *</span>` : ''}
     ${input}
     ${error ? html`<span class="ferr" role="alert">${error}</span>` : null}
   </div>`;
@@ -173,10 +173,7 @@ function Editor({ tab, session, id, onDone, onSaved }) {
     p.then((r) => {
       const nid = id || (r.row && r.row.id);
       onSaved(nid, id ? 'rec.saved' : 'rec.created');
-      if (id) {
-        setMsg({ kind: 'ok', text: t('rec.saved') });
-        load();
-      }
+      if (id) load();
     }).catch((er) => {
       if (er.field) setErr([er.field, errText(er)]);
       else setMsg({ kind: 'err', text: errText(er) });
@@ -193,7 +190,7 @@ function Editor({ tab, session, id, onDone, onSaved }) {
     <div class="titlebar"><h2 id="ed-title">${id ? (rec.row[tab.display] ?? t('rec.edit.title')) : t('rec.add.title', { table: tableLabel(tab) })}</h2>
       ${id ? html`<${SyncBadge} state=${rec._sync || rec.row._sync} />` : null}</div>
     ${ro ? html`<p class="muted">${t('rec.readonly')}</p>` : null}
-    <form onSubmit=${save} ref=${first} class="form">
+    <form onSubmit=${save} ref=${first} class="form" noValidate>
       <fieldset disabled=${ro}>
         ${cols.map((c) => html`<${Field} tab=${tab} col=${c} value=${vals[c.name]} label=${labels[c.name]}
           error=${err && err[0] === c.name ? err[1] : null} onChange=${(v, l) => set(c.name, v, l)} />`)}
