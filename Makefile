@@ -45,8 +45,8 @@ asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 .PHONY: all check layers unit integration bench bench-link bench-compare fuzz fuzz-run demo install clean property-long lab
 # Top-level targets install missing packages first, then build in a fresh make so the
 # pkg-config flags are read after the install.
-all: build/.deps-build
-	$(Q)$(MAKE) --no-print-directory build/zila $(TOOL_BIN)
+all: build/.deps-build build/.deps-web
+	$(Q)$(MAKE) --no-print-directory web build/zila $(TOOL_BIN)
 
 # Tools (sample-data generator, lab helpers): tools/NAME.c -> build/tools/NAME
 build/tools/%: build/obj/tools/%.o build/libzila.a
@@ -127,6 +127,7 @@ check: build/.deps-check
 	$(Q)$(MAKE) --no-print-directory layers
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)$(MAKE) --no-print-directory web-check
 	@echo "make check: all tests passed"
 
 # The fault-injection lab (tools/lab, README "Tests"): `make lab SEED=n SECONDS=m` runs seed n
@@ -225,6 +226,8 @@ uninstall:
 
 clean:
 	rm -rf build
+
+include tools/web/web.mk
 
 # (not those of the base commits bench-compare builds under build/compare)
 -include $(shell find build -path build/compare -prune -o -name '*.d' -print 2>/dev/null)

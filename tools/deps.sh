@@ -1,7 +1,7 @@
 #!/bin/sh
 # Makes sure the Debian packages a make target needs are installed: installs them with
 # apt-get when run as root, otherwise names them and fails.
-# usage: tools/deps.sh build|check|fuzz|demo
+# usage: tools/deps.sh build|check|fuzz|demo|web|webcheck
 set -eu
 need=""
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -30,6 +30,17 @@ fuzz)
 	have_cmd clang || need="$need clang"
 	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
 		need="$need libclang-rt-14-dev"
+	;;
+web)
+	have_cmd node || need="$need nodejs"
+	have_cmd npm || need="$need npm"
+	;;
+webcheck)
+	# the browser tests: Debian's Chromium, and Devanagari for the screenshots
+	have_cmd node || need="$need nodejs"
+	have_cmd npm || need="$need npm"
+	have_cmd chromium || need="$need chromium"
+	[ -d /usr/share/fonts/truetype/noto ] || need="$need fonts-noto-core"
 	;;
 demo)
 	have_cmd sqlite3 || need="$need sqlite3"

@@ -106,8 +106,7 @@ export function ImportPage() {
           <tbody>${prev.rows.slice(0, SHOW).map((r) => html`<tr class=${'act-' + r.action}>
             <td>${r.line}</td><td><span class=${'badge act-' + r.action}>${t('imp.act.' + r.action)}</span></td>
             <td>${r.action === 'error' ? html`<span class="bad">${r.error}</span>` : (r.changes || []).map((c) => html`<span class="chg">
-              <span class="col">${tab ? colLabel(tab.columns.find((x) => x.name === c.col) || { name: c.col }) : c.col}</span>:
-              ${c.old !== null && c.old !== undefined ? html`<del>${c.old}</del> → ` : null}<ins>${c.new ?? t('rec.empty')}</ins></span>`)}</td>
+              <span class="col">${tab ? colLabel(tab.columns.find((x) => x.name === c.col) || { name: c.col }) : c.col}</span>:${' '}${c.old !== null && c.old !== undefined ? html`<del>${c.old}</del> → ` : null}<ins>${c.new ?? t('rec.empty')}</ins></span>`)}</td>
           </tr>`)}</tbody></table>
       </section>` : null}`;
 }
