@@ -456,14 +456,15 @@ static void handle(struct web_conn *c)
 		return;
 	}
 	char *path = (char *)c->url.p;
-	char *query = strchr(path, '?');
-	if (query != NULL)
-		*query++ = '\0';
-	else
-		query = "";
-	char *hash = strchr(query, '#');
+	char *hash = strchr(path, '#');
 	if (hash != NULL)
 		*hash = '\0';
+	char *q = strchr(path, '?');
+	const char *query = "";
+	if (q != NULL) {
+		*q = '\0';
+		query = q + 1;
+	}
 	/* DNS rebinding: a page of another name that resolves to us must get nothing. */
 	if (!host_ok(w, c->host)) {
 		zila_log(ZILA_LOG_DEBUG, "web: refused a request for host '%.60s'", c->host);
