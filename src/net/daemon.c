@@ -622,7 +622,7 @@ static json_t *ctl_web_login(void *ctx)
 	struct daemon *d = ctx;
 	char tok[WEB_SECRET_HEX + 1], url[WEB_SECRET_HEX + 400];
 	if (d->web_listen[0] == '\0' || web_token_new(&d->web, tok) != 0)
-		return json_pack("{s:s}", "error",
+		return json_pack("{s:b, s:s}", "ok", 0, "error",
 				 "the web interface is off (setting web.listen, or 'zila daemon --web ADDR:PORT')");
 	/* The token goes in the fragment, which a browser never sends, so no log ever holds it. */
 	char host[256];
