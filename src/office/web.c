@@ -980,7 +980,7 @@ static int hist_cb(void *ctx, const struct zila_change *c)
 		for (size_t i = 0; i < c->ncols; i++) {
 			json_t *nv = value_json(&c->vals[i]);
 			json_t *ov = json_object_get(h->last, c->cols[i]);
-			if (ov != NULL && json_equal(ov, nv)) {
+			if ((ov != NULL && json_equal(ov, nv)) || (ov == NULL && json_is_null(nv))) {
 				json_decref(nv);
 				continue;
 			}
@@ -1083,7 +1083,15 @@ static void write_error(struct zila_office_web *w, const struct wtable *t, struc
 	const char *m = sqlite3_errmsg(w->db);
 	int ext = sqlite3_extended_errcode(w->db);
 	const char *field = NULL;
-	for (size_t i = 0; i < t->ncols; i++) {
+	/* A UNIQUE key names its columns: the one at fault is the last that is not the district. */
+	if (ext == SQLITE_CONSTRAINT_UNIQUE)
+		for (size_t i = 0; i < t->ncols; i++) {
+			char dotted[300];
+			snprintf(dotted, sizeof(dotted), "%s.%s", t->name, t->cols[i].name);
+			if (strstr(m, dotted) != NULL && !(t->pcol && strcmp(t->pcol, t->cols[i].name) == 0))
+				field = t->cols[i].name;
+		}
+	for (size_t i = 0; i < t->ncols && field == NULL; i++) {
 		char dotted[300];
 		snprintf(dotted, sizeof(dotted), "%s.%s", t->name, t->cols[i].name);
 		if (strstr(m, dotted) != NULL || (ext == SQLITE_CONSTRAINT_CHECK && strstr(m, t->cols[i].name) != NULL)) {
