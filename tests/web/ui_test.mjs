@@ -240,3 +240,100 @@ test('HQ: a district chart changes as its sign-ups arrive; invite QR', async () 
   assert.deepEqual(errors, []);
   });
 });
+
+// --- against real daemons (ZILA names the zila binary): HQ and a laptop of "Gaya" ----------
+function startReal(n) {
+  return new Promise((ok, fail) => {
+    const p = spawn('sh', [join(root, 'tests/web/real_daemons.sh'), String(n)], { stdio: ['pipe', 'pipe', 'inherit'], env: process.env });
+    cleanups.push(() => new Promise((done) => { p.on('exit', done); p.stdin.end(); setTimeout(() => { p.kill('SIGTERM'); }, 5000); }));
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const i = out.indexOf('\n');
+      if (i >= 0) ok(JSON.parse(out.slice(0, i)));
+    });
+    p.on('exit', (c) => fail(new Error('real_daemons.sh exited ' + c)));
+  });
+}
+function zila(dir, ...a) {
+  return new Promise((ok, fail) => {
+    const p = spawn(process.env.ZILA, ['-d', dir, ...a], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (c) => (c === 0 ? ok(out) : fail(new Error(`zila ${a.join(' ')}: exit ${c}: ${err}`))));
+  });
+}
+
+test('a clerk against real daemons: add, edit, import, conflict, sync, at HQ', { skip: !process.env.ZILA && 'ZILA not set' }, async () => {
+  const env = await startReal(2000);
+  const { page, errors } = await newPage();
+  page.setDefaultTimeout(20000); // an ASan daemon
+  await run(page, 'real', async () => {
+    await page.goto(env.url);
+    await page.getByRole('heading', { name: 'Status', exact: true }).waitFor();
+    assert.ok(!page.url().includes('#t='), 'the token is gone from the address');
+    await page.getByTestId('hq-reach').getByText('HQ can be reached').waitFor();
+
+    await page.getByRole('link', { name: 'Records' }).click();
+    await page.getByText('1–50 of 2,000').waitFor();
+    const search = page.getByPlaceholder('Name (Hindi or English) or phone');
+    await search.fill('रमेश');
+    await page.getByText('1–50 of 666').waitFor();
+
+    // add a member with a Hindi name, the booth picked by name
+    const ed = page.locator('.editor');
+    await page.getByRole('button', { name: 'Add' }).click();
+    await ed.getByLabel('Name', { exact: true }).fill('Sita Kumari');
+    await ed.getByLabel('Name (Hindi)').fill('सीता कुमारी');
+    await ed.getByLabel('Phone').fill('9876543210');
+    await ed.getByLabel('Gender').selectOption({ label: 'female' });
+    await ed.getByLabel('Unit / booth: Type to find…').fill('Kishun');
+    await page.locator('#f-org_unit_id option', { hasText: '110 — Kishunpur' }).first().waitFor({ state: 'attached' });
+    await page.locator('#f-org_unit_id').selectOption({ label: '110 — Kishunpur' });
+    await ed.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Added.').waitFor();
+    await ed.getByRole('heading', { name: 'Sita Kumari' }).waitFor();
+    await ed.locator('[data-sync="local"]').waitFor();
+
+    // edit it (its history, from the sealed feed, is checked after the sync)
+    await ed.getByLabel('Phone').fill('9876500000');
+    await ed.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved.').waitFor();
+
+    // import a CSV through the preview
+    await page.getByRole('link', { name: 'Import' }).click();
+    const csv = 'name,name_local,phone,gender\nMohan Lal,मोहन लाल,9811111111,male\n';
+    await page.locator('input[type=file]').setInputFiles({ name: 'members.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await page.getByRole('button', { name: 'Preview' }).click();
+    await page.getByTestId('import-counts').getByText('1 new, 0 changed, 0 unchanged, 0 with errors').waitFor();
+    await page.locator('tr.act-create').getByText('मोहन लाल').waitFor();
+    await page.getByRole('button', { name: 'Import 1 rows' }).click();
+    await page.getByTestId('import-done').waitFor();
+
+    // the conflict the setup made (tests/web/real_daemons.sh), kept side by side
+    await page.getByRole('link', { name: /Review/ }).click();
+    const c = page.getByTestId('conflict').first();
+    await c.waitFor();
+    await c.getByText('Ward 4, Kishunpur').waitFor();
+    await c.getByText('Ward 5, Kishunpur').waitFor();
+    await c.locator('.side', { hasText: 'Ward 4, Kishunpur' }).getByRole('button', { name: 'Keep this' }).click();
+    await page.getByText('Resolved. The choice will travel with the next sync.').waitFor();
+
+    // sync again: every record made here is "At HQ", and HQ holds them
+    await page.getByRole('link', { name: 'Status' }).click();
+    await page.getByRole('button', { name: 'Sync now' }).click();
+    await page.getByText('Everything made here is at HQ.').waitFor();
+    await page.getByRole('link', { name: 'Records' }).click();
+    await search.fill('9876500000');
+    await page.getByText('1–1 of 1').waitFor();
+    await page.locator('table.rows').getByText('At HQ').waitFor();
+    await page.getByRole('link', { name: 'Sita Kumari' }).click();
+    const h = ed.locator('.history > li', { hasText: '9876500000' });
+    await h.getByText('9876543210').waitFor(); // old -> new
+    await h.getByText(/on lap$/).waitFor();
+    const at = await zila(env.hq, 'sql', "SELECT name_local FROM people WHERE phone IN ('9876500000', '9811111111') ORDER BY phone; SELECT address FROM people WHERE id = 'p00003'");
+    assert.deepEqual(at.trim().split('\n'), ['मोहन लाल', 'सीता कुमारी', 'Ward 4, Kishunpur']);
+    assert.deepEqual(errors, []);
+  });
+});

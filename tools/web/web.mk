@@ -11,8 +11,11 @@ WEB_DIST := build/web/dist
 web: build/.deps-web
 	$(Q)$(MAKE) --no-print-directory $(WEB_DIST)/index.html
 
+# The server side embeds the built front end (tools/webapi/webapi.mk); build it first.
+build/gen/web_assets.c: $(WEB_DIST)/index.html
+
 # --ignore-scripts: nothing of a package runs at install (esbuild finds its binary without).
-$(WEB_UI)/node_modules/.zila-npm-ci: $(WEB_UI)/package-lock.json $(WEB_UI)/package.json
+$(WEB_UI)/node_modules/.zila-npm-ci: $(WEB_UI)/package-lock.json $(WEB_UI)/package.json | build/.deps-web
 	$(if $(Q),@echo "  NPM     ci")
 	$(Q)cd $(WEB_UI) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 	$(Q)touch $@
@@ -21,10 +24,11 @@ $(WEB_DIST)/index.html: $(WEB_SRC) $(WEB_UI)/node_modules/.zila-npm-ci
 	$(if $(Q),@echo "  WEB     $(WEB_DIST)")
 	$(Q)node $(WEB_UI)/build.mjs $(WEB_DIST)
 
+# Against the API stand-in (tests/web/mock_api.mjs) and against real daemons (ASan build).
 web-check: build/.deps-webcheck
-	$(Q)$(MAKE) --no-print-directory $(WEB_DIST)/index.html
-	$(Q)node --test-reporter=spec tests/web/ui_test.mjs
+	$(Q)$(MAKE) --no-print-directory $(WEB_DIST)/index.html build/asan/zila
+	$(Q)ZILA=$(CURDIR)/build/asan/zila node --test-reporter=spec tests/web/ui_test.mjs
 
 web-screenshots: build/.deps-webcheck
 	$(Q)$(MAKE) --no-print-directory $(WEB_DIST)/index.html
-	$(Q)node --test-reporter=spec tests/web/ui_test.mjs --screenshots tools/web/screenshots
+	$(Q)node --test-reporter=spec --test-name-pattern='clerk:|HQ:'  tests/web/ui_test.mjs --screenshots tools/web/screenshots

@@ -25,6 +25,34 @@ function useRoute() {
   return path;
 }
 
+// The status as API.md shapes it. The daemon may send `zila status --json`'s own shape
+// (hq.last_sync, local.unsent_to_hq, warnings, ...); both are read here, nothing made up:
+// with no row counts from the daemon, a running sync shows no fraction.
+export function normStatus(s) {
+  if (!s || s.local === undefined) return s;
+  const now = Math.floor(Date.now() / 1000);
+  const hq = s.hq || null;
+  const idle = !hq || ['idle', 'due', 'waiting to retry'].includes(hq.state);
+  const pending = (n) => (typeof n === 'number' ? n : null);
+  const done = hq ? (hq.sent || 0) + (hq.received || 0) : 0;
+  const total = hq && (pending(hq.to_send) !== null || pending(hq.to_receive) !== null) ? (hq.to_send || 0) + (hq.to_receive || 0) : null;
+  return {
+    hq: hq && { addr: hq.address, reachable: hq.reachable, last_sync_at: hq.last_sync, last_error: hq.last_error,
+      next_attempt_at: typeof hq.next_attempt_s === 'number' ? now + hq.next_attempt_s : null },
+    peers: (s.peers || []).map((p) => ({ name: p.name, district: p.district, addr: p.address, source: p.source,
+      last_seen_at: p.last_seen, last_sync_at: p.last_sync })),
+    // changes not yet sealed into an entry are not at HQ either
+    unsent_to_hq: s.local.unsent_to_hq === null ? 0 : (s.local.unsent_to_hq || 0) + (s.local.unsealed || 0),
+    refused_by_hq: (s.hq_refused || []).length,
+    conflicts: s.local.conflicts || 0,
+    duplicates: s.local.parked || 0,
+    orphans: s.local.orphans || 0,
+    clock_warning: (s.clock && s.clock.message) || null,
+    warnings: (s.warnings || []).filter((w) => !(s.clock && w === s.clock.message)),
+    sync: idle ? null : { running: true, peer: 'hq', rows_done: done, rows_total: total },
+  };
+}
+
 // Live status: GET /api/events (SSE), falling back to the last good value while it reconnects.
 function useStatus(enabled) {
   const [status, setStatus] = useState(null);
@@ -33,11 +61,11 @@ function useStatus(enabled) {
     if (!enabled) return undefined;
     let es = null;
     let stopped = false;
-    get('/status').then((s) => !stopped && setStatus(s)).catch(() => {});
+    get('/status').then((s) => !stopped && setStatus(normStatus(s))).catch(() => {});
     es = new EventSource('/api/events');
     es.addEventListener('status', (ev) => {
       try {
-        setStatus(JSON.parse(ev.data));
+        setStatus(normStatus(JSON.parse(ev.data)));
         setLive(true);
       } catch (e) {
         /* a malformed event is ignored; the next one replaces it */

@@ -39,6 +39,7 @@ export function StatusPage({ session, status, live }) {
     <div class="titlebar"><h1>${t('status.title')}</h1>
       <span class=${'live ' + (live ? 'on' : 'off')}>${live ? t('status.live') : t('status.live.lost')}</span></div>
     ${status.clock_warning ? html`<p class="msg err" role="alert"><strong>${t('status.clock')}:</strong> ${status.clock_warning}</p>` : null}
+    ${(status.warnings || []).map((w) => html`<p class="msg err" role="alert"><strong>${t('status.warning')}:</strong> ${w}</p>`)}
     <div class="cards">
       <section class="card" aria-labelledby="h-laptop">
         <h2 id="h-laptop">${t('status.laptop')}</h2>
