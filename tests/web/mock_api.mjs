@@ -40,7 +40,8 @@ function parseSchema(sql) {
       const fk = /REFERENCES (\w+)\(id\)/.exec(rest);
       const col = {
         name: cm[1], type: cm[2], notnull: /NOT NULL/.test(rest), pk: /PRIMARY KEY/.test(rest),
-        default: /DEFAULT '([^']*)'/.exec(rest)?.[1] ?? (/DEFAULT \(/.test(rest) ? '(generated)' : /DEFAULT (\d+)/.exec(rest)?.[1] ?? null),
+        // as SQLite's table_info gives it: 'text' quoted, numbers bare, expressions as written
+        default: /DEFAULT ('[^']*')/.exec(rest)?.[1] ?? (/DEFAULT \((.*)\)/.test(rest) ? /DEFAULT \((lower\(hex\(randomblob\(16\)\)\))\)/.exec(rest)?.[1] || 'expr' : /DEFAULT (\d+)/.exec(rest)?.[1] ?? null),
         fk: fk ? { table: fk[1], display: 'name' } : null, choices: null, min: null, max: null, label: cm[1].replace(/_/g, ' '),
       };
       const ch = /CHECK \((.*)\)\s*$/.exec(rest);
@@ -73,9 +74,15 @@ let seq = 0;
 const newId = () => randomBytes(16).toString('hex');
 const rows = Object.fromEntries(TABLES.map((t) => [t.name, new Map()]));
 const meta = new Map(); // id -> {sync, history:[]}
+function literal(d) {
+  if (d === null) return null;
+  if (/^'.*'$/.test(d)) return d.slice(1, -1).replace(/''/g, "'");
+  if (/^-?\d+(\.\d+)?$/.test(d)) return Number(d);
+  return null;
+}
 function add(table, row, sync = 'at_hq', device = 'hq', when = now() - 86400 * 3) {
   row.id = row.id || newId();
-  for (const c of T[table].columns) if (!(c.name in row)) row[c.name] = c.default === '(generated)' ? null : c.default === null ? null : c.type === 'INTEGER' ? +c.default : c.default;
+  for (const c of T[table].columns) if (!(c.name in row)) row[c.name] = literal(c.default);
   rows[table].set(row.id, row);
   meta.set(row.id, { sync, history: [{ when, device, changes: Object.entries(row).filter(([k, v]) => k !== 'id' && v !== null).map(([col, v]) => ({ col, old: null, new: v })) }] });
   return row;

@@ -208,7 +208,7 @@ function App() {
 
   let page;
   const p = location.pathname;
-  if (p.startsWith('/records')) page = html`<${RecordsPage} key=${'r' + lang} session=${session} status=${status} />`;
+  if (p.startsWith('/records')) page = html`<${RecordsPage} session=${session} status=${status} />`;
   else if (p.startsWith('/import')) page = html`<${ImportPage} session=${session} />`;
   else if (p.startsWith('/review')) page = html`<${ReviewPage} status=${status} />`;
   else if (p.startsWith('/hq') && session.role === 'hq') page = html`<${HqPage} status=${status} />`;

@@ -14,6 +14,15 @@ export function loadTables() {
   return tablesCache;
 }
 
+// A column's SQL default as a form's first value: 'text' and numbers; an expression (a
+// generated id, a time) is left to the database.
+function literal(d) {
+  if (d === null || d === undefined) return undefined;
+  if (/^'.*'$/.test(d)) return d.slice(1, -1).replace(/''/g, "'");
+  if (/^-?\d+(\.\d+)?$/.test(d)) return d;
+  return undefined;
+}
+
 function isDate(col) {
   return col.type === 'TEXT' && (/_on$/.test(col.name) || col.name === 'since' || col.name === 'deadline');
 }
@@ -122,6 +131,9 @@ function Editor({ tab, session, id, onDone, onSaved }) {
   const first = useRef(null);
   const load = () => {
     if (!id) {
+      const init = {};
+      for (const c of cols) if (literal(c.default) !== undefined) init[c.name] = literal(c.default);
+      setVals(init);
       setRec({ row: {}, history: [] });
       return;
     }
