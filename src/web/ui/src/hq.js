@@ -5,7 +5,7 @@ import { useState, useEffect } from 'preact/hooks';
 import qrcode from 'qrcode-generator';
 import { html, Msg } from './ui.js';
 import { get, post, qs } from './api.js';
-import { t, tableLabel, fmtTime, fmtNum, errText } from './i18n.js';
+import { t, tableLabel, choiceLabel, fmtTime, fmtNum, errText } from './i18n.js';
 import { loadTables } from './records.js';
 
 // series[].signups is the running total on that day (see NEEDS.md).
@@ -128,7 +128,7 @@ export function DevicesPage() {
       <button onClick=${() => setAsk(null)}>${t('rec.cancel')}</button></div>` : null}
     ${devs ? html`<table class="grid"><thead><tr><th>${t('dev.name')}</th><th>${t('dev.district')}</th><th>${t('dev.role')}</th>
         <th>${t('dev.lastsync')}</th><th>${t('dev.state')}</th><th></th></tr></thead>
-      <tbody>${devs.map((d) => html`<tr><td>${d.name}</td><td>${d.district || ''}</td><td>${d.role}</td><td>${fmtTime(d.last_sync_at)}</td>
+      <tbody>${devs.map((d) => html`<tr><td>${d.name}</td><td>${d.district || ''}</td><td>${choiceLabel(d.role)}</td><td>${fmtTime(d.last_sync_at)}</td>
         <td>${d.revoked ? html`<span class="badge bad">${t('dev.revoked')}</span>` : t('dev.active')}</td>
         <td>${d.revoked || d.role === 'hq' ? null : html`<button class="danger" onClick=${() => setAsk(d)}>${t('dev.revoke')}</button>`}</td></tr>`)}</tbody></table>`
       : html`<p>${t('loading')}</p>`}
@@ -136,7 +136,7 @@ export function DevicesPage() {
       <section class="card" aria-labelledby="h-inv">
         <h2 id="h-inv">${t('dev.invite')}</h2>
         <p class="help">${t('dev.invite.help')}</p>
-        <form onSubmit=${invite}>
+        <form class="inline" onSubmit=${invite}>
           <label>${t('dev.district')} <select value=${district} onChange=${(e) => setDistrict(e.target.value)}>
             ${districts.map((d) => html`<option value=${d.id}>${d.name}</option>`)}</select></label>
           <button type="submit" class="primary">${t('dev.invite.make')}</button>
@@ -146,9 +146,9 @@ export function DevicesPage() {
       <section class="card" aria-labelledby="h-exp">
         <h2 id="h-exp">${t('hq.export')}</h2>
         <p class="help">${t('hq.export.help')}</p>
-        <label>${t('imp.table')} <select value=${exp} onChange=${(e) => setExp(e.target.value)}>
+        <div class="inline"><label>${t('hq.export.table')} <select value=${exp} onChange=${(e) => setExp(e.target.value)}>
           ${tables.map((x) => html`<option value=${x.name}>${tableLabel(x)}</option>`)}</select></label>
-        <a class="button" href=${'/api/export' + qs({ table: exp })} download>${t('rec.export')}</a>
+        <a class="button" href=${'/api/export' + qs({ table: exp })} download>${t('rec.export')}</a></div>
       </section>
     </div>`;
 }

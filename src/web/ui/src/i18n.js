@@ -189,6 +189,7 @@ const en = {
   'hq.show': 'Show the list',
   'hq.export': 'Export',
   'hq.export.help': 'Download a table as CSV for a spreadsheet.',
+  'hq.export.table': 'Table',
 
   'dev.title': 'Devices',
   'dev.name': 'Name',
@@ -230,7 +231,7 @@ const en = {
   'col.achieved': 'Achieved',
 
   'val.female': 'female', 'val.male': 'male', 'val.other': 'other',
-  'val.state': 'state', 'val.district': 'district', 'val.block': 'block',
+  'val.hq': 'HQ', 'val.state': 'state', 'val.district': 'district', 'val.block': 'block',
   'val.panchayat': 'panchayat', 'val.ward': 'ward', 'val.booth': 'booth',
   'val.active': 'active', 'val.inactive': 'inactive', 'val.to_replace': 'to replace',
   'val.sammelan': 'sammelan', 'val.workshop': 'workshop', 'val.training': 'training',
@@ -422,6 +423,7 @@ const hi = {
   'hq.show': 'सूची दिखाएँ',
   'hq.export': 'निर्यात',
   'hq.export.help': 'स्प्रेडशीट के लिए कोई तालिका CSV में डाउनलोड करें।',
+  'hq.export.table': 'तालिका',
 
   'dev.title': 'उपकरण',
   'dev.name': 'नाम',
@@ -463,7 +465,7 @@ const hi = {
   'col.achieved': 'हासिल',
 
   'val.female': 'महिला', 'val.male': 'पुरुष', 'val.other': 'अन्य',
-  'val.state': 'राज्य', 'val.district': 'ज़िला', 'val.block': 'प्रखंड',
+  'val.hq': 'मुख्यालय', 'val.state': 'राज्य', 'val.district': 'ज़िला', 'val.block': 'प्रखंड',
   'val.panchayat': 'पंचायत', 'val.ward': 'वार्ड', 'val.booth': 'बूथ',
   'val.active': 'सक्रिय', 'val.inactive': 'निष्क्रिय', 'val.to_replace': 'बदलना है',
   'val.sammelan': 'सम्मेलन', 'val.workshop': 'कार्यशाला', 'val.training': 'प्रशिक्षण',
