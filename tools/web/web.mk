@@ -27,6 +27,7 @@ $(WEB_DIST)/index.html: $(WEB_SRC) $(WEB_UI)/node_modules/.zila-npm-ci
 # Against the API stand-in (tests/web/mock_api.mjs) and against real daemons (ASan build).
 web-check: build/.deps-webcheck
 	$(Q)$(MAKE) --no-print-directory $(WEB_DIST)/index.html build/asan/zila
+	$(Q)node --test-reporter=spec tests/web/i18n_test.mjs
 	$(Q)ZILA=$(CURDIR)/build/asan/zila node --test-reporter=spec tests/web/ui_test.mjs
 
 web-screenshots: build/.deps-webcheck

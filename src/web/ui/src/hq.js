@@ -5,7 +5,7 @@ import { useState, useEffect } from 'preact/hooks';
 import qrcode from 'qrcode-generator';
 import { html, Msg } from './ui.js';
 import { get, post, qs } from './api.js';
-import { t, tableLabel, choiceLabel, fmtTime, fmtNum, errText } from './i18n.js';
+import { t, tableLabel, colLabel, choiceLabel, fmtTime, fmtNum, errText } from './i18n.js';
 import { loadTables } from './records.js';
 
 // series[].signups is the running total on that day (see NEEDS.md).
@@ -53,7 +53,7 @@ function ListBehind({ sel, onClose }) {
     <div class="titlebar"><h2 id="h-list">${t('hq.list.title', { what: t('hq.list.' + sel.metric), district: sel.district.name })}</h2>
       <span class="grow"></span><button onClick=${onClose}>${t('hq.list.close')}</button></div>
     ${err ? html`<p class="msg err">${errText(err)}</p>` : !data ? html`<p>${t('loading')}</p>` : !data.rows.length ? html`<p>${t('hq.list.empty')}</p>`
-      : html`<table class="grid"><thead><tr>${data.columns.map((c) => html`<th>${c}</th>`)}</tr></thead>
+      : html`<table class="grid"><thead><tr>${data.columns.map((c) => html`<th>${colLabel({ name: c })}</th>`)}</tr></thead>
         <tbody>${data.rows.map((r) => html`<tr>${(Array.isArray(r) ? r : data.columns.map((c) => r[c])).map((v) => html`<td>${v ?? ''}</td>`)}</tr>`)}</tbody></table>`}
   </section>`;
 }

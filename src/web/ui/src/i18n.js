@@ -228,7 +228,7 @@ const en = {
   'col.title': 'Title', 'col.held_on': 'Held on', 'col.place': 'Place', 'col.event_id': 'Event',
   'col.assigned_to': 'Given to', 'col.due_on': 'Due on', 'col.done': 'Done', 'col.body': 'Text',
   'col.period': 'Period (YYYY-MM)', 'col.submitted_on': 'Submitted on', 'col.coordinator_id': 'Coordinator',
-  'col.achieved': 'Achieved',
+  'col.achieved': 'Achieved', 'col.post': 'Post', 'col.unit': 'Unit', 'col.booth': 'Booth', 'col.day': 'Day', 'col.signups': 'Sign-ups',
 
   'val.female': 'female', 'val.male': 'male', 'val.other': 'other',
   'val.hq': 'HQ', 'val.state': 'state', 'val.district': 'district', 'val.block': 'block',
@@ -462,7 +462,7 @@ const hi = {
   'col.title': 'शीर्षक', 'col.held_on': 'आयोजन की तारीख़', 'col.place': 'स्थान', 'col.event_id': 'कार्यक्रम',
   'col.assigned_to': 'किसे सौंपा', 'col.due_on': 'अंतिम तारीख़', 'col.done': 'पूरा', 'col.body': 'विवरण',
   'col.period': 'अवधि (YYYY-MM)', 'col.submitted_on': 'जमा करने की तारीख़', 'col.coordinator_id': 'संयोजक',
-  'col.achieved': 'हासिल',
+  'col.achieved': 'हासिल', 'col.post': 'पद', 'col.unit': 'इकाई', 'col.booth': 'बूथ', 'col.day': 'दिन', 'col.signups': 'सदस्यता',
 
   'val.female': 'महिला', 'val.male': 'पुरुष', 'val.other': 'अन्य',
   'val.hq': 'मुख्यालय', 'val.state': 'राज्य', 'val.district': 'ज़िला', 'val.block': 'प्रखंड',
