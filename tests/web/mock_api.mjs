@@ -118,7 +118,8 @@ for (const d of DISTS) for (let i = 0; i < 25; i++) if (i % 3) add('booth_agents
 const conflicted = people[5];
 meta.get(conflicted.id).sync = 'conflict';
 let conflicts = [{ id: 'c1', table: 'people', row: conflicted.id, row_label: conflicted.name, col: 'phone', kept: { value: conflicted.phone, device: 'gaya-office', when: now() - 7200 }, lost: { value: '9123456780', device: 'belaganj-laptop', when: now() - 5400 } }];
-let duplicates = [];
+// A duplicate parked: two laptops registered the same phone.
+let duplicates = [{ id: 'u1', table: 'people', row: people[9].id, holder: people[10].id, values: { name: 'Rekha Kumari', name_local: 'रेखा कुमारी', phone: '9000111111' }, holder_values: { name: 'Rekha Devi', name_local: 'रेखा देवी', phone: '9000111111' } }];
 let orphans = [];
 
 // sign-ups over the drive, per district: running totals per day
@@ -431,6 +432,11 @@ async function handle(req, res) {
   }
   if (p === '/api/review' && M === 'GET') return send(res, 200, { conflicts, duplicates, orphans });
   if (p === '/api/review/resolve' && M === 'POST') {
+    if (body.kind === 'duplicate' && body.choice === 'merge' && duplicates.some((d) => d.id === body.id)) {
+      duplicates = duplicates.filter((d) => d.id !== body.id);
+      pushStatus();
+      return send(res, 200, { ok: true });
+    }
     const c = conflicts.find((x) => x.id === body.id);
     if (body.kind !== 'conflict' || !c) return send(res, 404, { error: 'nothing to resolve by that id', code: 'not_found' });
     const row = rows[c.table].get(c.row);

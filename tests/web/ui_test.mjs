@@ -168,6 +168,10 @@ test('a clerk: login, add, edit, import, review, sync, Hindi', async () => {
   await shot(page, 'review');
   await page.getByTestId('conflict').locator('.side').nth(1).getByRole('button', { name: 'Keep this' }).click();
   await page.getByText('Resolved. The choice will travel with the next sync.').waitFor();
+  await page.getByTestId('conflict').waitFor({ state: 'detached' });
+  await page.getByTestId('duplicate').getByText('रेखा कुमारी').waitFor(); // both sides shown
+  await page.getByTestId('duplicate').getByText('रेखा देवी').waitFor();
+  await page.getByRole('button', { name: 'Merge into the kept record' }).click();
   await page.getByTestId('review-none').waitFor();
 
   // Sync now: an honest progress bar in rows, then nothing left for HQ, and "At HQ".
