@@ -32,6 +32,7 @@ export function normStatus(s) {
   if (!s || s.local === undefined) return s;
   const now = Math.floor(Date.now() / 1000);
   const hq = s.hq || null;
+  const counts = s.replica && typeof s.replica === 'object' ? s.replica : s.local;
   const idle = !hq || ['idle', 'due', 'waiting to retry'].includes(hq.state);
   const pending = (n) => (typeof n === 'number' ? n : null);
   const done = hq ? (hq.sent || 0) + (hq.received || 0) : 0;
@@ -44,12 +45,14 @@ export function normStatus(s) {
     // changes not yet sealed into an entry are not at HQ either
     unsent_to_hq: s.local.unsent_to_hq === null ? 0 : (s.local.unsent_to_hq || 0) + (s.local.unsealed || 0),
     refused_by_hq: (s.hq_refused || []).length,
-    conflicts: s.local.conflicts || 0,
-    duplicates: s.local.parked || 0,
-    orphans: s.local.orphans || 0,
+    // counts in `replica` (API.md) or in `local` (status.c as merged)
+    conflicts: (counts.conflicts) || 0,
+    duplicates: (counts.parked) || 0,
+    orphans: (counts.orphans) || 0,
     clock_warning: (s.clock && s.clock.message) || null,
     warnings: (s.warnings || []).filter((w) => !(s.clock && w === s.clock.message)),
-    sync: idle ? null : { running: true, peer: 'hq', rows_done: done, rows_total: total },
+    // to_send and to_receive are the session's totals (include/zila/session.h), in entries
+    sync: idle ? null : { running: true, peer: 'hq', rows_done: done, rows_total: total, unit: 'entries' },
   };
 }
 

@@ -115,7 +115,8 @@ function check(cols, vals) {
 function History({ items }) {
   if (!items || !items.length) return html`<p class="muted">${t('rec.history.none')}</p>`;
   return html`<ol class="history">${items.map((h) => html`<li>
-    <div><strong>${fmtTime(h.when)}</strong> <span class="muted">${t('rec.history.by', { device: h.device })}</span></div>
+    <div><strong>${fmtTime(h.when)}</strong> <span class="muted">${t('rec.history.by', { device: h.device })}</span>
+      ${h.op === 'delete' ? html` <span class="badge bad">${t('rec.deleted.row')}</span>` : null}</div>
     <ul>${(h.changes || []).map((c) => html`<li><span class="col">${colLabel({ name: c.col })}</span>:${' '}<del>${c.old ?? t('rec.empty')}</del> → <ins>${c.new ?? t('rec.empty')}</ins></li>`)}</ul>
   </li>`)}</ol>`;
 }

@@ -31,7 +31,8 @@ export function ReviewPage({ status }) {
       .finally(() => setBusy(false));
   };
   if (!data) return html`<h1>${t('rev.title')}</h1><${Msg} m=${msg} /><p>${msg ? '' : t('loading')}</p>`;
-  const none = !data.conflicts.length && !data.duplicates.length && !data.orphans.length;
+  const invalid = data.invalid || [];
+  const none = !data.conflicts.length && !data.duplicates.length && !data.orphans.length && !invalid.length;
   const tl = (name) => tableLabel({ name });
   return html`<h1>${t('rev.title')}</h1>
     <p class="help">${t('rev.help')}</p>
@@ -55,12 +56,19 @@ export function ReviewPage({ status }) {
           <div class="side"><h4>${t('rev.holder')}</h4><${Values} values=${d.holder_values} /></div>
           <div class="side"><h4>${t('rev.dup')}</h4><${Values} values=${d.values} /></div>
         </div>
-        <button disabled=${busy} onClick=${() => resolve({ kind: 'duplicate', id: d.id, choice: 'merge' })}>${t('rev.merge')}</button>
+        <div class="buttons"><button disabled=${busy || !d.holder_values} onClick=${() => resolve({ kind: 'duplicate', id: d.id, choice: 'merge' })}>${t('rev.merge')}</button>
+        <button disabled=${busy} class="danger" onClick=${() => resolve({ kind: 'duplicate', id: d.id, choice: 'drop' })}>${t('rev.drop.dup')}</button></div>
       </article>`)}</section>` : null}
     ${data.orphans.length ? html`<section aria-labelledby="h-orph"><h2 id="h-orph">${t('rev.orphans')}</h2>
       ${data.orphans.map((o) => html`<article class="pair" data-testid="orphan">
-        <h3>${tl(o.table)} — ${t('rev.missing', { what: colLabel({ name: o.col }) })}</h3>
+        <h3>${tl(o.table)} — ${o.col ? t('rev.missing', { what: colLabel({ name: o.col }) }) : t('rev.missing.any')}</h3>
         <${Values} values=${o.values} />
         <button disabled=${busy} onClick=${() => resolve({ kind: 'orphan', id: o.id, choice: 'drop' })}>${t('rev.drop')}</button>
+      </article>`)}</section>` : null}
+    ${invalid.length ? html`<section aria-labelledby="h-inv"><h2 id="h-inv">${t('rev.invalid')}</h2>
+      ${invalid.map((o) => html`<article class="pair" data-testid="invalid">
+        <h3>${tl(o.table)}</h3>
+        <${Values} values=${o.values} />
+        <button disabled=${busy} onClick=${() => resolve({ kind: 'invalid', id: o.id, choice: 'drop' })}>${t('rev.drop')}</button>
       </article>`)}</section>` : null}`;
 }

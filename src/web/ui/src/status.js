@@ -15,7 +15,7 @@ function Progress({ sync }) {
     <p>${t('status.sync.running', { peer })}</p>
     ${total > 0
       ? html`<progress max=${total} value=${done} aria-label=${t('status.sync')}></progress>
-          <p class="muted">${t('status.sync.rows', { done: fmtNum(done), total: fmtNum(total) })} (${Math.floor((100 * done) / total)}%)</p>`
+          <p class="muted">${t(sync.unit === 'entries' ? 'status.sync.entries' : 'status.sync.rows', { done: fmtNum(done), total: fmtNum(total) })} (${Math.floor((100 * done) / total)}%)</p>`
       : html`<progress aria-label=${t('status.sync')}></progress><p class="muted">${t('status.sync.starting')}</p>`}
   </div>`;
 }
