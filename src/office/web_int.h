@@ -29,6 +29,7 @@ struct wtable {
 	struct wcol *cols;
 	size_t ncols;
 	int pk, display, display2, code, phone; /* column indexes, -1: none */
+	bool has_rowid;
 };
 
 struct zila_office_web {
