@@ -30,6 +30,7 @@ struct wtable {
 	size_t ncols;
 	int pk, display, display2, code, phone; /* column indexes, -1: none */
 	bool has_rowid;
+	bool indexed; /* its sort index was looked for (web.c, sort_index) */
 };
 
 struct zila_office_web {
