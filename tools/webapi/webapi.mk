@@ -36,3 +36,10 @@ build/gen/web_assets.c: web-assets-check
 build/bench/bench_web: build/obj/tools/bench/bench_web.o build/libzila_office.a build/libzila.a | build/tools/zila_gen build/zila
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(OFFICE_LIBS)
+
+# The pages' unit test links the office layer.
+build/asan/tests/test_webapi: build/asan/obj/tests/unit/test_webapi.o build/asan/libzila_office.a \
+		build/asan/libzila.a build/.deps-check
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $< build/asan/libzila_office.a build/asan/libzila.a $(LIBS) \
+	  $(OFFICE_LIBS) -lcmocka
