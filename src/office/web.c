@@ -437,6 +437,11 @@ static int load_columns(struct zila_office_web *w, struct wtable *t)
 	t->display2 = find_col(t, "name_local");
 	t->code = find_col(t, "code");
 	t->phone = find_col(t, "phone");
+	sqlite3_finalize(st);
+	st = NULL;
+	sqlite3_free(q);
+	q = sqlite3_mprintf("SELECT rowid FROM \"%w\" LIMIT 0", t->name);
+	t->has_rowid = q != NULL && sqlite3_prepare_v2(w->db, q, -1, &st, NULL) == SQLITE_OK;
 	r = t->pk >= 0 ? 0 : ZILA_EINVAL;
 out:
 	sqlite3_finalize(st);
@@ -606,8 +611,8 @@ static json_t *row_json(struct zila_office_web *w, const struct wtable *t, sqlit
 	return o;
 }
 
-/* SELECT every column of t, in table order. */
-static void select_cols(const struct wtable *t, struct office_sb *b)
+/* SELECT every column of t, in table order, and extra (may be ""). */
+static void select_cols_and(const struct wtable *t, struct office_sb *b, const char *extra)
 {
 	office_sb_str(b, "SELECT ");
 	for (size_t i = 0; i < t->ncols; i++) {
@@ -615,8 +620,14 @@ static void select_cols(const struct wtable *t, struct office_sb *b)
 			office_sb_str(b, ", ");
 		office_sb_ident(b, t->cols[i].name);
 	}
+	office_sb_str(b, extra);
 	office_sb_str(b, " FROM ");
 	office_sb_ident(b, t->name);
+}
+
+static void select_cols(const struct wtable *t, struct office_sb *b)
+{
+	select_cols_and(t, b, "");
 }
 
 /* --- GET /api/session, /api/tables --------------------------------------------------------- */
@@ -809,6 +820,37 @@ static void like_patterns(const char *q, char **pat, char **digits)
 		(*digits)[0] = '\0';
 }
 
+/* The list is ordered by the display column (a member's name) on the server: a local index
+ * on it makes a page, near or deep, a walk of the index instead of a sort of the district.
+ * Local to this replica (not synced, no schema version): an index HQ adds of the same name is
+ * adopted as it is. Made the first time the table is listed (on a replica of 20,000 members
+ * that takes about 0.1 s, once); a daemon whose interface nobody opens changes nothing. */
+static void sort_index(struct zila_office_web *w, struct wtable *t)
+{
+	if (t->indexed)
+		return;
+	t->indexed = true;
+	sqlite3_stmt *st = NULL;
+	char name[300];
+	snprintf(name, sizeof(name), "web_%s_%s", t->name, t->cols[t->display].name);
+	bool have = false;
+	if (sqlite3_prepare_v2(w->db, "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		have = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	if (have || t->display == t->pk)
+		return;
+	char *sql = t->pcol ? sqlite3_mprintf("CREATE INDEX IF NOT EXISTS \"%w\" ON \"%w\"(\"%w\", \"%w\")", name,
+					      t->name, t->cols[t->display].name, t->pcol)
+			    : sqlite3_mprintf("CREATE INDEX IF NOT EXISTS \"%w\" ON \"%w\"(\"%w\")", name, t->name,
+					      t->cols[t->display].name);
+	if (sql != NULL)
+		(void)sqlite3_exec(w->db, sql, NULL, NULL, NULL); /* without it the list is slower, not wrong */
+	sqlite3_free(sql);
+}
+
 static void get_rows(struct zila_office_web *w, struct wtable *t, const char *query, struct zila_office_reply *out)
 {
 	struct list_q l;
@@ -819,6 +861,7 @@ static void get_rows(struct zila_office_web *w, struct wtable *t, const char *qu
 	char *q = web_query_get(query, "q"), *sort = web_query_get(query, "sort");
 	char *pat = NULL, *digits = NULL;
 	long offset = num_arg(query, "offset", 0, 0, 100000000), limit = num_arg(query, "limit", 50, 1, 200);
+	sort_index(w, t);
 	office_sb_str(&l.where, " WHERE 1");
 	web_scope_sql(w, t, &l.where, true);
 	query_each(query, list_filter, &l);
@@ -846,33 +889,40 @@ static void get_rows(struct zila_office_web *w, struct wtable *t, const char *qu
 			goto out;
 		}
 	}
-	/* the count */
-	office_sb_str(&b, "SELECT count(*) FROM ");
-	office_sb_ident(&b, t->name);
-	office_sb_add(&b, l.where.p, l.where.len);
-	int64_t total = 0;
-	if (office_prepare(w->db, &b, &st, NULL) != 0)
-		goto db_error;
-	if (searching) {
-		sqlite3_bind_text(st, 1, pat, -1, SQLITE_STATIC);
-		if (digits[0])
-			sqlite3_bind_text(st, 2, digits, -1, SQLITE_STATIC);
-	}
-	for (size_t i = 0; i < l.nbinds; i++)
-		sqlite3_bind_text(st, (int)(3 + i), l.binds[i], -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		total = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	st = NULL;
-	/* the page */
+	/* The page. Listed by the display column, a rowid table's page is found in its sort
+	 * index alone (display, partition, rowid: the order it keeps), and only the page's rows
+	 * are read; a search reads the rows anyway, and sorts what it found ("+": not by the
+	 * index, which would read the district in name order to find a few). */
 	b.len = 0;
-	select_cols(t, &b);
-	office_sb_add(&b, l.where.p, l.where.len);
-	office_sb_str(&b, " ORDER BY ");
-	office_sb_ident(&b, t->cols[sort_col].name);
-	office_sb_str(&b, desc ? " DESC, " : ", ");
-	office_sb_ident(&b, t->cols[t->pk].name);
-	office_sb_fmt(&b, " LIMIT %ld OFFSET %ld", limit, offset);
+	struct office_sb order = { 0 };
+	bool by_index = sort_col == t->display && t->has_rowid && !searching && l.nbinds == 0;
+	office_sb_str(&order, " ORDER BY ");
+	office_sb_str(&order, searching ? "+" : "");
+	office_sb_ident(&order, t->cols[sort_col].name);
+	office_sb_str(&order, desc ? " DESC, " : ", ");
+	if (by_index && t->pcol) {
+		office_sb_ident(&order, t->pcol);
+		office_sb_str(&order, desc ? " DESC, " : ", ");
+	}
+	if (t->has_rowid)
+		office_sb_str(&order, desc ? "rowid DESC" : "rowid");
+	else
+		office_sb_ident(&order, t->cols[t->pk].name);
+	select_cols_and(t, &b, by_index ? "" : ", count(*) OVER ()");
+	if (by_index) {
+		office_sb_str(&b, " WHERE rowid IN (SELECT rowid FROM ");
+		office_sb_ident(&b, t->name);
+		office_sb_add(&b, l.where.p, l.where.len);
+		office_sb_add(&b, order.p, order.len);
+		office_sb_fmt(&b, " LIMIT %ld OFFSET %ld)", limit, offset);
+		office_sb_add(&b, order.p, order.len);
+	} else {
+		/* one pass finds the page and counts what matched */
+		office_sb_add(&b, l.where.p, l.where.len);
+		office_sb_add(&b, order.p, order.len);
+		office_sb_fmt(&b, " LIMIT %ld OFFSET %ld", limit, offset);
+	}
+	free(order.p);
 	if (office_prepare(w->db, &b, &st, NULL) != 0)
 		goto db_error;
 	if (searching) {
@@ -885,11 +935,39 @@ static void get_rows(struct zila_office_web *w, struct wtable *t, const char *qu
 	json_t *rows = json_array();
 	int64_t acked = hq_acked(w);
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	int64_t total = -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!by_index)
+			total = sqlite3_column_int64(st, (int)t->ncols);
 		json_array_append_new(rows, row_json(w, t, st, acked));
+	}
 	if (rc != SQLITE_DONE) {
 		json_decref(rows);
 		goto db_error;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (total < 0) {
+		b.len = 0;
+		/* the count, when the page did not say it */
+		office_sb_str(&b, "SELECT count(*) FROM ");
+		office_sb_ident(&b, t->name);
+		office_sb_add(&b, l.where.p, l.where.len);
+		if (office_prepare(w->db, &b, &st, NULL) != 0) {
+			json_decref(rows);
+			goto db_error;
+		}
+		if (searching) {
+			sqlite3_bind_text(st, 1, pat, -1, SQLITE_STATIC);
+			if (digits[0])
+				sqlite3_bind_text(st, 2, digits, -1, SQLITE_STATIC);
+		}
+		for (size_t i = 0; i < l.nbinds; i++)
+			sqlite3_bind_text(st, (int)(3 + i), l.binds[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			total = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		st = NULL;
 	}
 	web_reply_json(out, 200, json_pack("{s:o, s:I, s:i, s:i}", "rows", rows, "total", (json_int_t)total, "offset",
 					   (int)offset, "limit", (int)limit));
@@ -1378,6 +1456,8 @@ int zila_office_web_new(struct zila_office_web **out, const char *dir, struct zi
 	/* The daemon's loop runs these: a short wait for another writer, then "busy". */
 	sqlite3_busy_timeout(w->db, 1000);
 	sqlite3_exec(w->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+	if (web_schema(w) != 0) /* now rather than at the first request, which says a failure */
+		w->schema_version = -1;
 	*out = w;
 	return 0;
 }

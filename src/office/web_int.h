@@ -29,6 +29,8 @@ struct wtable {
 	struct wcol *cols;
 	size_t ncols;
 	int pk, display, display2, code, phone; /* column indexes, -1: none */
+	bool has_rowid;
+	bool indexed; /* its sort index was looked for (web.c, sort_index) */
 };
 
 struct zila_office_web {

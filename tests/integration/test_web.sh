@@ -35,6 +35,8 @@ pids="$pids $!"
 until_ok 100 "$ZILA" -d "$L" status || { bad "the laptop's daemon did not start"; finish; exit 1; }
 expect 0 "the laptop syncs with hq" -- "$ZILA" -d "$L" sync hq --wait --timeout 30
 expect 2 "daemon --web takes ADDR:PORT" -- "$ZILA" -d "$T/none" daemon --web nonsense
+"$ZILA" -d "$T/idle" init >/dev/null
+expect 3 "zila open without a daemon says so" -- "$ZILA" -d "$T/idle" open
 expect 0 "zila open prints a login link" -- "$ZILA" -d "$L" open
 has "$T/out" "http://127.0.0.1:$WP/login#t=" "the token is in the link's fragment"
 "$ZILA" -d "$L" --json open >"$T/open1" || bad "zila --json open"

@@ -30,3 +30,16 @@ build/fuzz/libzila.a: $(LLHTTP_FUZZ)
 .PHONY: web-assets-check
 build/gen/web_assets.c: web-assets-check
 	$(Q)mkdir -p build/gen && sh tools/webapi/embed_dir.sh $(WEB_DIST) $@
+
+# The web interface's bench (in `make bench` with the others): the pages link the office layer;
+# it runs zila_gen and the daemon of build/zila.
+build/bench/bench_web: build/obj/tools/bench/bench_web.o build/libzila_office.a build/libzila.a | build/tools/zila_gen build/zila
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS) $(OFFICE_LIBS)
+
+# The pages' unit test links the office layer.
+build/asan/tests/test_webapi: build/asan/obj/tests/unit/test_webapi.o build/asan/libzila_office.a \
+		build/asan/libzila.a build/.deps-check
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $< build/asan/libzila_office.a build/asan/libzila.a $(LIBS) \
+	  $(OFFICE_LIBS) -lcmocka
