@@ -1193,9 +1193,18 @@ int zila_pgmirror_step(struct zila_pgmirror *m, struct zila_error *err)
 		snprintf(m->st.last_error, sizeof(m->st.last_error), "%s", zila_error_msg(err, r));
 	}
 	pthread_mutex_unlock(&m->mu);
-	/* A connection PostgreSQL closed is made again by the next step. */
-	if (r != 0 && m->pg != NULL && PQstatus(m->pg) != CONNECTION_OK)
+	/* A connection PostgreSQL closed is made again by the next step; the error says so
+	 * rather than which statement met the closed connection. */
+	if (r != 0 && m->pg != NULL && PQstatus(m->pg) != CONNECTION_OK) {
+		char b[300];
+		pg_msg(m->pg, b, sizeof(b));
+		pthread_mutex_lock(&m->mu);
+		snprintf(m->st.last_error, sizeof(m->st.last_error),
+			 "cannot reach PostgreSQL (%s): the connection was lost (%s); it is tried again", m->st.target, b);
+		pthread_mutex_unlock(&m->mu);
+		zila_error_set(err, r, "%s", m->st.last_error);
 		close_pg(m);
+	}
 	return r;
 }
 
