@@ -1200,7 +1200,7 @@ int zila_pgmirror_step(struct zila_pgmirror *m, struct zila_error *err)
 		pg_msg(m->pg, b, sizeof(b));
 		pthread_mutex_lock(&m->mu);
 		snprintf(m->st.last_error, sizeof(m->st.last_error),
-			 "cannot reach PostgreSQL (%s): the connection was lost (%s); it is tried again", m->st.target, b);
+			 "cannot reach PostgreSQL (%.100s): the connection was lost (%.100s); it is tried again", m->st.target, b);
 		pthread_mutex_unlock(&m->mu);
 		zila_error_set(err, r, "%s", m->st.last_error);
 		close_pg(m);
