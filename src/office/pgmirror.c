@@ -559,6 +559,83 @@ out:
 	return r;
 }
 
+/* --- readable views ---------------------------------------------------------------- */
+
+static int table_index(struct zila_pgmirror *m, const char *name);
+
+static const struct col *find_col(const struct table *t, const char *name)
+{
+	for (int c = 0; c < t->ncols; c++)
+		if (strcmp(t->cols[c].name, name) == 0)
+			return &t->cols[c];
+	return NULL;
+}
+
+/* zila."T_named" for each table T with a foreign key to a table that has a name column:
+ * T's columns, then each such key's parent name as "COLUMN_name" (LEFT JOIN, so a row whose
+ * parent is missing is still shown). Made again after a schema change (T.* is fixed when a
+ * view is made). */
+static int create_views(struct zila_pgmirror *m, struct zila_error *err)
+{
+	sqlite3_stmt *fk = NULL;
+	struct office_sb b = { 0 }, joins = { 0 };
+	char vname[300], alias[32], cname[300];
+	int r = 0;
+	if (sqlite3_prepare_v2(m->db, "SELECT \"table\", \"from\", coalesce(\"to\", '') FROM pragma_foreign_key_list(?)"
+				      " ORDER BY id, seq", -1, &fk, NULL) != SQLITE_OK)
+		return zila_error_set(err, ZILA_EDB, "cannot read the replica's foreign keys: %s", sqlite3_errmsg(m->db));
+	for (int i = 0; r == 0 && i < m->ntables; i++) {
+		const struct table *t = &m->tables[i];
+		int n = 0;
+		if (t->missing || t->pk < 0)
+			continue;
+		b.len = joins.len = 0;
+		snprintf(vname, sizeof(vname), "%s_named", t->name);
+		office_sb_str(&b, "DROP VIEW IF EXISTS ");
+		sb_table(m, &b, vname);
+		office_sb_str(&b, "; CREATE VIEW ");
+		sb_table(m, &b, vname);
+		office_sb_str(&b, " AS SELECT t.*");
+		sqlite3_reset(fk);
+		sqlite3_bind_text(fk, 1, t->name, -1, SQLITE_STATIC);
+		while (sqlite3_step(fk) == SQLITE_ROW) {
+			const char *ptab = (const char *)sqlite3_column_text(fk, 0), *from = (const char *)sqlite3_column_text(fk, 1);
+			const char *to = (const char *)sqlite3_column_text(fk, 2);
+			int p = table_index(m, ptab);
+			if (p < 0 || m->tables[p].missing || m->tables[p].pk < 0 || find_col(&m->tables[p], "name") == NULL)
+				continue;
+			if (to[0] == '\0')
+				to = m->tables[p].cols[m->tables[p].pk].name;
+			snprintf(cname, sizeof(cname), "%s_name", from);
+			if (find_col(t, cname) != NULL || find_col(&m->tables[p], to) == NULL)
+				continue;
+			snprintf(alias, sizeof(alias), "p%d", ++n);
+			office_sb_fmt(&b, ", %s.\"name\" AS ", alias);
+			sb_ident(m, &b, cname);
+			office_sb_str(&joins, " LEFT JOIN ");
+			sb_table(m, &joins, m->tables[p].name);
+			office_sb_fmt(&joins, " %s ON %s.", alias, alias);
+			sb_ident(m, &joins, to);
+			office_sb_str(&joins, " = t.");
+			sb_ident(m, &joins, from);
+		}
+		if (n == 0)
+			continue;
+		office_sb_str(&b, " FROM ");
+		sb_table(m, &b, t->name);
+		office_sb_str(&b, " t");
+		office_sb_add(&b, joins.p, joins.len);
+		if (b.oom || joins.oom)
+			r = ZILA_ENOMEM;
+		else
+			r = pg_cmd(m, b.p, err);
+	}
+	sqlite3_finalize(fk);
+	free(b.p);
+	free(joins.p);
+	return r;
+}
+
 /* --- parked rows -------------------------------------------------------------------- */
 
 struct parked_walk {
@@ -992,6 +1069,31 @@ static int write_mark(struct zila_pgmirror *m, const struct mark *k, struct zila
 	return r;
 }
 
+/* Begins a transaction holding the replica's advisory lock, so that two mirrors of one
+ * replica (the daemon's and a `zila mirror once`) take turns; returns MOVED (rolled back)
+ * when the other moved the mark since k was read: the caller reads it again. */
+#define MOVED 1
+static int begin_locked(struct zila_pgmirror *m, const struct mark *k, struct zila_error *err)
+{
+	struct mark now;
+	char b[300];
+	const char *p[1] = { m->replica };
+	int r = pg_cmd(m, "BEGIN", err);
+	if (r != 0)
+		return r;
+	PGresult *res = PQexecParams(m->pg, "SELECT pg_advisory_xact_lock(hashtextextended($1, 20))", 1, NULL, p, NULL,
+				     NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		r = fail(err, ZILA_EIO, "cannot take the mirror's lock at PostgreSQL: %s", pg_msg(m->pg, b, sizeof(b)));
+	PQclear(res);
+	r = r ? r : read_mark(m, &now, err);
+	if (r == 0 && (now.have != k->have || (k->have && (now.mark != k->mark || now.held_from != k->held_from))))
+		r = MOVED;
+	if (r != 0)
+		PQclear(PQexec(m->pg, "ROLLBACK"));
+	return r;
+}
+
 static int noop_change(void *ctx, const struct zila_change *c)
 {
 	(void)ctx;
@@ -1013,7 +1115,8 @@ static void rollback(struct zila_pgmirror *m)
 }
 
 /* Everything, in one transaction at PostgreSQL and one read transaction at SQLite. */
-static int full_load(struct zila_pgmirror *m, const char *sig, int64_t *nrows, struct zila_error *err)
+static int full_load(struct zila_pgmirror *m, struct mark *was, const char *sig, int64_t *nrows,
+		     struct zila_error *err)
 {
 	struct zila_change_mark top;
 	struct keyset ignore = { 0 };
@@ -1022,7 +1125,7 @@ static int full_load(struct zila_pgmirror *m, const char *sig, int64_t *nrows, s
 		return r;
 	struct mark k = { true, top.top, top.held_from, "" };
 	snprintf(k.sig, sizeof(k.sig), "%s", sig);
-	if ((r = pg_cmd(m, "BEGIN", err)) != 0)
+	if ((r = begin_locked(m, was, err)) != 0)
 		return r;
 	if (sqlite3_exec(m->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		rollback(m);
@@ -1036,12 +1139,15 @@ static int full_load(struct zila_pgmirror *m, const char *sig, int64_t *nrows, s
 		r = r ? r : copy_table(m, t, false, nrows, err);
 		r = r ? r : create_indexes(m, t, err);
 	}
+	r = r ? r : create_views(m, err);
 	r = r ? r : sync_parked(m, &ignore, err);
 	r = r ? r : write_mark(m, &k, err);
 	sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL);
 	r = r ? r : pg_cmd(m, "COMMIT", err);
 	if (r != 0)
 		rollback(m);
+	else
+		*was = k;
 	keys_release(&ignore);
 	if (r == ZILA_ENOMEM)
 		zila_error_set(err, r, "out of memory");
@@ -1074,7 +1180,7 @@ static int follow_schema(struct zila_pgmirror *m, int64_t *nrows, struct zila_er
 			r = copy_table(m, t, had > 0, nrows, err);
 		r = r ? r : create_indexes(m, t, err);
 	}
-	return r;
+	return r ? r : create_views(m, err);
 }
 
 /* One transaction: the rows touched by up to BATCH_ENTRIES entries after k->mark (and by
@@ -1118,8 +1224,10 @@ static int step_batch(struct zila_pgmirror *m, struct mark *k, const char *sig, 
 		keys_release(&ks);
 		return 0;
 	}
-	if ((r = pg_cmd(m, "BEGIN", err)) != 0)
-		goto out;
+	if ((r = begin_locked(m, k, err)) != 0) {
+		keys_release(&ks);
+		return r;
+	}
 	if (sqlite3_exec(m->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		r = zila_error_set(err, ZILA_EDB, "cannot read the replica: %s", sqlite3_errmsg(m->db));
 		goto out;
@@ -1166,22 +1274,24 @@ int zila_pgmirror_step(struct zila_pgmirror *m, struct zila_error *err)
 	int r = open_replica(m, err);
 	r = r ? r : connect_pg(m, err);
 	r = r ? r : load_tables(m, sig, err);
-	r = r ? r : read_mark(m, &k, err);
-	if (r == 0) {
+	/* MOVED: another mirror of this replica moved the mark meanwhile; start from its mark. */
+	for (int tries = 0; r == 0 && tries < 10; tries++) {
 		struct zila_change_mark top;
-		if ((r = replica_top(m, &top, err)) == 0 && k.have && k.mark > top.top)
-			k.have = false; /* the replica is older than the mirror (restored): load again */
-	}
-	if (r == 0 && !k.have)
-		r = full_load(m, sig, &nrows, err);
-	else
-		while (r == 0 && more)
-			r = step_batch(m, &k, sig, &more, &nrows, err);
-	if (r == 0 && !k.have) {
+		more = true;
 		r = read_mark(m, &k, err);
+		r = r ? r : replica_top(m, &top, err);
+		/* no mark for this replica (a new database), or one past its last entry (a replica
+		 * restored from an older backup): everything again */
+		if (r == 0 && (!k.have || k.mark > top.top))
+			r = full_load(m, &k, sig, &nrows, err);
 		while (r == 0 && more)
 			r = step_batch(m, &k, sig, &more, &nrows, err);
+		if (r != MOVED)
+			break;
+		r = 0;
 	}
+	if (r == MOVED)
+		r = zila_error_set(err, ZILA_EBUSY, "another mirror of this replica keeps moving the mark at PostgreSQL");
 	pthread_mutex_lock(&m->mu);
 	m->st.rows += nrows;
 	if (r == 0) {

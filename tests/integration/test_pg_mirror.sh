@@ -6,7 +6,8 @@
 # inserts with awkward text, updates, deletes, a duplicate parked on a UNIQUE key and then
 # settled, PostgreSQL stopped while laptops sync and started again, a schema change (a
 # column, a table, an index) with rows in it, HQ's daemon restarted (the mark resumes: no
-# row copied twice, none lost), and a password in the connection string refused.
+# row copied twice, none lost), and a password in the connection string refused; the
+# readable views (zila.T_named) name the parents of foreign-key ids.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 P=$((20000 + ($$ + 9100) % 20000))
@@ -96,6 +97,9 @@ expect 0 "A syncs with HQ" -- "$ZILA" -d "$A" sync hq --wait --timeout 60
 settled "the new column, table and index are followed"
 [ "$($PSQL -d zila -At -c "SELECT data_type FROM information_schema.columns WHERE table_schema = 'zila' AND table_name = 'volunteers' AND column_name = 'hours'")" = "double precision" ] &&
 	ok "a REAL column is double precision" || bad "volunteers.hours is not double precision"
+[ "$($PSQL -d zila -At -c "SELECT person_id_name FROM zila.volunteers_named WHERE id = 'v1'")" = "Asha 4" ] &&
+	ok "the new table's readable view names the person" ||
+	bad "volunteers_named: $($PSQL -d zila -At -c "SELECT * FROM zila.volunteers_named" 2>&1 | head -3)"
 
 # --- HQ's daemon restarts: the mark resumes ------------------------------------------------------
 mark1=$($PSQL -d zila -At -c "SELECT mark FROM zila.zila_mirror_state")
@@ -109,6 +113,17 @@ settled "after HQ's restart"
 	ok "the mark moved on from where it was" || bad "the mark did not move past $mark1"
 expect 0 "one more pass by hand changes nothing" -- "$ZILA" -d "$HQ" mirror once
 has "$T/out" "mirrored 0 rows" "it copies no row again"
+
+# two mirrors of one replica take turns (an advisory lock at PostgreSQL): passes by hand
+# while the daemon's mirror follows a sync
+q "$B" "UPDATE people SET name = name || ' again' WHERE id IN ('b5', 'b6', 'b7')"
+once_pids=""
+for i in 1 2 3; do "$ZILA" -d "$HQ" mirror once >"$T/once$i" 2>&1 & once_pids="$once_pids $!"; done
+expect 0 "B syncs with HQ during passes by hand" -- "$ZILA" -d "$B" sync hq --wait --timeout 60
+nonce=0
+for p in $once_pids; do wait "$p" || nonce=$((nonce + 1)); done
+[ "$nonce" = 0 ] && ok "three passes by hand beside the daemon's all succeed" || bad "$nonce passes failed: $(cat "$T"/once*)"
+settled "after passes side by side"
 
 # --- the duplicate settled at HQ: it leaves the parked table --------------------------------------
 dup=$($PSQL -d zila -At -c "SELECT pk FROM zila.zila_parked_rows")
