@@ -497,6 +497,18 @@ static void on_debounce(uv_timer_t *h)
 	if (!pending && own == d->own_sealed)
 		return;
 	zila_log(ZILA_LOG_DEBUG, "local changes (%lld unsealed, %lld own entries): syncing", (long long)n, (long long)own);
+	/* A watcher (HQ's PostgreSQL mirror) copies what entries say: local writes are sealed
+	 * now, not at the next session (which, at HQ, waits for a laptop to call). */
+	if (pending && d->cfg.watch != NULL) {
+		struct zila_error err;
+		size_t nsealed = 0;
+		zila_error_clear(&err);
+		int r = zila_store_seal(d->store, &nsealed, &err);
+		if (r != 0)
+			zila_log(ZILA_LOG_WARN, "cannot seal local changes now: %s", zila_error_msg(&err, r));
+		else if (nsealed > 0 && d->cfg.watch->changed != NULL)
+			d->cfg.watch->changed(d->cfg.watch->ctx);
+	}
 	d->own_sealed = own;
 	if (pending || own < 0) {
 		want_all(d, NULL);

@@ -57,6 +57,7 @@ struct zila_pgmirror {
 	struct zila_store *store;
 	sqlite3 *db;
 	PGconn *pg;
+	PGcancel *cancel; /* under mu: how zila_pgmirror_free interrupts a long statement */
 	char replica[65]; /* the device key in hex: which replica the mark belongs to */
 	struct table *tables;
 	int ntables;
@@ -225,11 +226,21 @@ static int open_replica(struct zila_pgmirror *m, struct zila_error *err)
 
 static void close_pg(struct zila_pgmirror *m)
 {
-	PQfinish(m->pg);
-	m->pg = NULL;
 	pthread_mutex_lock(&m->mu);
+	PQfreeCancel(m->cancel);
+	m->cancel = NULL;
 	m->st.connected = false;
 	pthread_mutex_unlock(&m->mu);
+	PQfinish(m->pg);
+	m->pg = NULL;
+}
+
+static bool stopping(struct zila_pgmirror *m)
+{
+	pthread_mutex_lock(&m->mu);
+	bool stop = m->stop;
+	pthread_mutex_unlock(&m->mu);
+	return stop;
 }
 
 static const char state_sql[] =
@@ -246,7 +257,11 @@ static int connect_pg(struct zila_pgmirror *m, struct zila_error *err)
 		return 0;
 	if (m->pg != NULL)
 		close_pg(m);
-	m->pg = PQconnectdb(m->conninfo);
+	/* A connect_timeout of its own unless the string gives one (later values win): a host
+	 * that does not answer must not hold the thread, nor the daemon's stop, for minutes. */
+	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+	const char *vals[] = { "10", m->conninfo, NULL };
+	m->pg = PQconnectdbParams(keys, vals, 1);
 	if (m->pg == NULL || PQstatus(m->pg) != CONNECTION_OK) {
 		int r = fail(err, ZILA_EIO, "cannot reach PostgreSQL (%s): %s", m->st.target,
 			     pg_msg(m->pg, b, sizeof(b)));
@@ -257,6 +272,7 @@ static int connect_pg(struct zila_pgmirror *m, struct zila_error *err)
 	snprintf(m->st.target, sizeof(m->st.target), "%s on %s:%s", PQdb(m->pg),
 		 PQhost(m->pg) ? PQhost(m->pg) : "", PQport(m->pg) ? PQport(m->pg) : "");
 	m->st.connected = true;
+	m->cancel = PQgetCancel(m->pg);
 	pthread_mutex_unlock(&m->mu);
 	PQclear(PQexec(m->pg, "SET client_min_messages = warning"));
 	int r = PQsetClientEncoding(m->pg, "UTF8") != 0
@@ -955,14 +971,58 @@ static void key_show(const struct key *k, char *buf, size_t n)
 		snprintf(buf, n, "(a key of type %d)", k->type);
 }
 
-/* Copies the current state of every key in ks (sorted by table): the row, or its absence. */
+#define PIPE_MAX 512 /* statements in flight before their results are read */
+
+/* Ends a pipeline: a sync, then every result read; the first failure named by its row. */
+static int pipe_flush(struct zila_pgmirror *m, const struct keyset *ks, const size_t *sent, size_t *nsent, int r,
+		      struct zila_error *err)
+{
+	char b[300], kb[80];
+	PGresult *res;
+	if (*nsent == 0 && PQpipelineStatus(m->pg) == PQ_PIPELINE_OFF)
+		return r;
+	if (PQpipelineSync(m->pg) != 1 && r == 0)
+		r = fail(err, ZILA_EIO, "lost PostgreSQL while copying rows: %s", pg_msg(m->pg, b, sizeof(b)));
+	for (size_t j = 0; j < *nsent; j++) {
+		if ((res = PQgetResult(m->pg)) == NULL)
+			break; /* the connection is gone: said above or below */
+		ExecStatusType st = PQresultStatus(res);
+		if (st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED && r == 0) {
+			const struct key *k = &ks->k[sent[j]];
+			key_show(k, kb, sizeof(kb));
+			snprintf(b, sizeof(b), "%s", PQresultErrorMessage(res));
+			b[strcspn(b, "\n")] = '\0';
+			r = fail(err, ZILA_EIO, "PostgreSQL refused row '%s' of '%s': %s", kb, m->tables[k->t].name,
+				 strncmp(b, "ERROR:  ", 8) == 0 ? b + 8 : b);
+		}
+		PQclear(res);
+		while ((res = PQgetResult(m->pg)) != NULL)
+			PQclear(res);
+	}
+	/* the sync's own result */
+	while ((res = PQgetResult(m->pg)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+		PQclear(res);
+		if (st == PGRES_PIPELINE_SYNC)
+			break;
+	}
+	*nsent = 0;
+	if (PQexitPipelineMode(m->pg) != 1 && r == 0)
+		r = fail(err, ZILA_EIO, "lost PostgreSQL while copying rows: %s", pg_msg(m->pg, b, sizeof(b)));
+	return r;
+}
+
+/* Copies the current state of every key in ks (sorted by table): the row, or its absence.
+ * In libpq's pipeline mode, PIPE_MAX statements a round trip: a day's sync of a district is
+ * one or two round trips, not one per row. */
 static int copy_keys(struct zila_pgmirror *m, struct keyset *ks, int64_t *nrows, struct zila_error *err)
 {
 	struct table_sql q = { 0 };
 	struct office_sb *vals = NULL;
 	const char **params = NULL;
-	int cur = -1, r = 0;
-	char b[300], kb[80];
+	size_t *sent = calloc(PIPE_MAX, sizeof(*sent)), nsent = 0;
+	int cur = -1, r = sent ? 0 : ZILA_ENOMEM;
+	char b[300];
 	for (size_t i = 0; r == 0 && i < ks->n; i++) {
 		const struct key *k = &ks->k[i];
 		const struct table *t = &m->tables[k->t];
@@ -984,10 +1044,13 @@ static int copy_keys(struct zila_pgmirror *m, struct keyset *ks, int64_t *nrows,
 			if ((r = table_sql_make(m, t, &q, err)) != 0)
 				break;
 		}
+		if (nsent == 0 && PQenterPipelineMode(m->pg) != 1) {
+			r = fail(err, ZILA_EIO, "PostgreSQL would not take a pipeline: %s", pg_msg(m->pg, b, sizeof(b)));
+			break;
+		}
 		sqlite3_reset(q.get);
 		bind_key(q.get, k);
-		int rc = sqlite3_step(q.get);
-		PGresult *res;
+		int rc = sqlite3_step(q.get), ok;
 		if (rc == SQLITE_ROW) {
 			for (int c = 0; c < t->ncols; c++)
 				params[c] = value_text(q.get, c, &vals[c], false);
@@ -996,29 +1059,33 @@ static int copy_keys(struct zila_pgmirror *m, struct keyset *ks, int64_t *nrows,
 					r = ZILA_ENOMEM;
 			if (r != 0)
 				break;
-			res = PQexecParams(m->pg, q.upsert, t->ncols, NULL, params, NULL, NULL, 0);
+			ok = PQsendQueryParams(m->pg, q.upsert, t->ncols, NULL, params, NULL, NULL, 0);
 		} else if (rc == SQLITE_DONE) {
 			char kt[32];
 			const char *p = k->type == ZILA_VAL_INT ? (snprintf(kt, sizeof(kt), "%lld", (long long)k->i), kt)
 								: k->s;
-			res = PQexecParams(m->pg, q.del, 1, NULL, &p, NULL, NULL, 0);
+			ok = PQsendQueryParams(m->pg, q.del, 1, NULL, &p, NULL, NULL, 0);
 		} else {
 			r = zila_error_set(err, ZILA_EDB, "cannot read '%s' of the replica: %s", t->name,
 					   sqlite3_errmsg(m->db));
 			break;
 		}
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			key_show(k, kb, sizeof(kb));
-			r = fail(err, ZILA_EIO, "PostgreSQL refused row '%s' of '%s': %s", kb, t->name,
-				 pg_msg(m->pg, b, sizeof(b)));
+		if (ok != 1) {
+			r = fail(err, ZILA_EIO, "lost PostgreSQL while copying '%s': %s", t->name, pg_msg(m->pg, b, sizeof(b)));
+			break;
 		}
-		PQclear(res);
+		sent[nsent++] = i;
 		(*nrows)++;
+		if (nsent == PIPE_MAX)
+			r = pipe_flush(m, ks, sent, &nsent, r, err);
 	}
+	if (sent != NULL)
+		r = pipe_flush(m, ks, sent, &nsent, r, err);
 	for (int c = 0; vals && cur >= 0 && c < m->tables[cur].ncols; c++)
 		free(vals[c].p);
 	free(vals);
 	free(params);
+	free(sent);
 	table_sql_release(&q);
 	return r;
 }
@@ -1135,6 +1202,10 @@ static int full_load(struct zila_pgmirror *m, struct mark *was, const char *sig,
 		const struct table *t = &m->tables[i];
 		if (t->missing || t->pk < 0)
 			continue;
+		if (stopping(m)) {
+			r = zila_error_set(err, ZILA_ECLOSED, "stopped before the first copy was done");
+			break;
+		}
 		r = create_table(m, t, true, err);
 		r = r ? r : copy_table(m, t, false, nrows, err);
 		r = r ? r : create_indexes(m, t, err);
@@ -1284,7 +1355,7 @@ int zila_pgmirror_step(struct zila_pgmirror *m, struct zila_error *err)
 		 * restored from an older backup): everything again */
 		if (r == 0 && (!k.have || k.mark > top.top))
 			r = full_load(m, &k, sig, &nrows, err);
-		while (r == 0 && more)
+		while (r == 0 && more && !stopping(m))
 			r = step_batch(m, &k, sig, &more, &nrows, err);
 		if (r != MOVED)
 			break;
@@ -1395,12 +1466,18 @@ void zila_pgmirror_free(struct zila_pgmirror *m)
 	if (m == NULL)
 		return;
 	if (m->running) {
+		char b[256];
 		pthread_mutex_lock(&m->mu);
 		m->stop = true;
+		/* A first copy of millions of rows is interrupted, not waited for: it is in one
+		 * transaction, and the next start begins it again. */
+		if (m->cancel != NULL)
+			(void)PQcancel(m->cancel, b, (int)sizeof(b));
 		pthread_cond_signal(&m->cv);
 		pthread_mutex_unlock(&m->mu);
 		pthread_join(m->thread, NULL);
 	}
+	PQfreeCancel(m->cancel);
 	PQfinish(m->pg);
 	sqlite3_close(m->db);
 	zila_store_free(m->store);

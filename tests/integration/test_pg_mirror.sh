@@ -131,4 +131,13 @@ expect 0 "HQ discards the duplicate" -- "$ZILA" -d "$HQ" conflicts drop "people:
 settled "the settled duplicate leaves the parked table"
 [ "$($PSQL -d zila -At -c "SELECT count(*) FROM zila.zila_parked_rows")" = 0 ] && ok "no parked row left at PostgreSQL" ||
 	bad "the parked row stayed at PostgreSQL"
+# --- a value PostgreSQL's type cannot take: the mirror stops and says which, then resumes --------
+expect 0 "HQ writes a text into a REAL column" -- "$ZILA" -d "$HQ" sql "UPDATE volunteers SET hours = 'lots' WHERE id = 'v1'"
+until_ok 100 sh -c "'$ZILA' -d '$HQ' status | grep -q 'refused row .v1. of .volunteers.'"
+"$ZILA" -d "$HQ" status >"$T/status"
+has "$T/status" "PostgreSQL refused row 'v1' of 'volunteers': invalid input syntax for type double precision" \
+	"status names the row, the table and PostgreSQL's reason"
+expect 0 "HQ sets it right" -- "$ZILA" -d "$HQ" sql "UPDATE volunteers SET hours = 3 WHERE id = 'v1'"
+settled "the value set right, the mirror is in step again"
+[ -n "${PG_PAUSE:-}" ] && sleep "$PG_PAUSE"
 finish
