@@ -14,6 +14,7 @@ P=$((20000 + ($$ + 9100) % 20000))
 HQ=$T/hq A=$T/a B=$T/b
 cleanup() { stop_daemons; pg_down; done_with_tmp; }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
 q() { sqlite3 "$1/zila.db" "$2"; }
 DIR=$(cd "$(dirname "$0")" && pwd)
 compare() { python3 "$DIR/pg_compare.py" "$HQ/zila.db" $PSQL -d zila >"$T/cmp" 2>&1; }

@@ -16,6 +16,7 @@ P=$((20000 + ($$ + 4100) % 20000))
 HQ=$T/hq L=$T/lap
 cleanup() { stop_daemons; pg_down; rm -rf "$T"; }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
 fail() { echo "bench_pg: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; }
