@@ -2,6 +2,8 @@
 # and runs every test; `make bench`, `make bench-compare BASE=COMMIT`, `make fuzz`, `make demo`;
 # `make install`.
 PREFIX ?= /usr/local
+# `make` alone builds all, whatever target a fragment included below defines first.
+.DEFAULT_GOAL := all
 DESTDIR ?=
 CC ?= cc
 PKGS := libsodium libuv sqlite3 libzstd libprotobuf-c jansson
