@@ -1544,6 +1544,11 @@ void zila_office_web_handle(struct zila_office_web *w, const char *method, const
 		web_hq_progress(w, query, out);
 	} else if (n == 3 && strcmp(seg[1], "hq") == 0 && strcmp(seg[2], "list") == 0 && get) {
 		web_hq_list(w, query, out);
+	} else if (n == 2 && strcmp(seg[1], "devices") == 0 && get) {
+		web_devices(w, out);
+	} else if (n == 3 && strcmp(seg[1], "devices") == 0 && post &&
+		   (strcmp(seg[2], "invite") == 0 || strcmp(seg[2], "revoke") == 0)) {
+		web_devices_act(w, strcmp(seg[2], "invite") == 0, jb, out);
 	} else if (n == 2 && strcmp(seg[1], "export") == 0 && get) {
 		web_export(w, query, out);
 	} else {

@@ -1,6 +1,7 @@
 /* HQ's pages of the web interface: progress per district (the figures of `zila report`,
  * with sign-ups over the drive as a series) and the rows behind a number (inactive office
- * bearers, booths without an agent or a committee, blocks whose report is missing). A
+ * bearers, booths without an agent or a committee, blocks whose report is missing); the
+ * devices, and HQ's invites and revocations (as `zila invite` and `zila revoke`). A
  * district laptop sees its own district only. */
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "web_int.h"
 #include "zila/office/report.h"
+#include "zila/trust.h"
 
 /* --- last sync per device, for the report -------------------------------------------------- */
 
@@ -213,4 +215,104 @@ out:
 	free(metric);
 	free(district);
 	free(period);
+}
+
+/* --- devices ------------------------------------------------------------------------------------ */
+
+struct devs {
+	struct zila_office_web *w;
+	json_t *arr;
+	const char *find; /* a readable id to look for (revoke), or NULL */
+	uint8_t found[32];
+	bool hit;
+};
+
+static int dev_one(void *ctx, const struct zila_cert *c)
+{
+	struct devs *d = ctx;
+	char id[ZILA_DEVICE_ID_LEN + 1], issuer[ZILA_DEVICE_ID_LEN + 1] = "root";
+	uint8_t root_pk[32];
+	zila_device_id(c->device_pk, id);
+	if (d->find != NULL) {
+		if (strcmp(id, d->find) == 0) {
+			memcpy(d->found, c->device_pk, 32);
+			d->hit = true;
+		}
+		return 0;
+	}
+	/* a district laptop lists its district's devices */
+	if (d->w->district != NULL && (c->scope_all || strcmp(c->district, d->w->district) != 0))
+		return 0;
+	struct zila_revocation rv;
+	bool revoked = zila_trust_revocation_get(d->w->s, c->device_pk, &rv) == 0;
+	if (revoked)
+		zila_revocation_release(&rv);
+	if (!(zila_trust_org(d->w->s, root_pk) == 0 && memcmp(root_pk, c->issuer_pk, 32) == 0))
+		zila_device_id(c->issuer_pk, issuer);
+	json_array_append_new(d->arr,
+			      json_pack("{s:s, s:s, s:s, s:o, s:I, s:b, s:b, s:s}", "id", id, "name", c->name, "role",
+					zila_role_name(c->role), "district", c->scope_all ? json_null() : json_string(c->district),
+					"expires", (json_int_t)c->not_after, "expired", (uint64_t)time(NULL) > c->not_after,
+					"revoked", revoked, "issuer", issuer));
+	return 0;
+}
+
+void web_devices(struct zila_office_web *w, struct zila_office_reply *out)
+{
+	struct devs d = { w, json_array(), NULL, { 0 }, false };
+	if (zila_trust_cert_each(w->s, dev_one, &d) != 0) {
+		json_decref(d.arr);
+		web_reply_error(out, 500, "internal", NULL, "cannot read the devices");
+		return;
+	}
+	web_reply_json(out, 200, json_pack("{s:o}", "devices", d.arr));
+}
+
+/* POST /api/devices/invite {district, role?} and /api/devices/revoke {id}: HQ's acts, as
+ * `zila invite` and `zila revoke` do them. */
+void web_devices_act(struct zila_office_web *w, bool invite, json_t *body, struct zila_office_reply *out)
+{
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (!w->hq) {
+		web_reply_error(out, 403, "scope", NULL, "only HQ %s devices", invite ? "invites" : "revokes");
+		return;
+	}
+	if (invite) {
+		const char *district = json_string_value(json_object_get(body, "district"));
+		const char *role = json_string_value(json_object_get(body, "role"));
+		int rl = ZILA_ROLE_DISTRICT;
+		sqlite3_stmt *cache = NULL;
+		char *did = NULL, code[ZILA_INVITE_CODE_LEN + 1];
+		if (role != NULL && (zila_role_parse(role, &rl) != 0 || rl == ZILA_ROLE_HQ)) {
+			web_reply_error(out, 400, "invalid", "role", "the role is \"district\" or \"block\"");
+			return;
+		}
+		int r = district ? office_district_resolve(w->db, &cache, district, &did) : ZILA_ENOTFOUND;
+		sqlite3_finalize(cache);
+		if (r != 0) {
+			web_reply_error(out, 400, "invalid", "district", "no district '%s' in the catalogue",
+					district ? district : "");
+			return;
+		}
+		uint64_t now = (uint64_t)time(NULL), ttl = 7 * 86400;
+		r = zila_trust_invite(w->s, did, rl, now, now + ttl, code, &err);
+		if (r != 0)
+			web_reply_error(out, 400, "invalid", NULL, "cannot make an invite: %s", zila_error_msg(&err, r));
+		else
+			web_reply_json(out, 201, json_pack("{s:s, s:s, s:s, s:I}", "code", code, "district", did, "role",
+							   zila_role_name(rl), "expires", (json_int_t)(now + ttl)));
+		free(did);
+		return;
+	}
+	struct devs d = { w, NULL, json_string_value(json_object_get(body, "id")), { 0 }, false };
+	if (d.find == NULL || zila_trust_cert_each(w->s, dev_one, &d) != 0 || !d.hit) {
+		web_reply_error(out, 404, "not_found", "id", "no enrolled device by that id");
+		return;
+	}
+	int r = zila_trust_revoke(w->s, d.found, (uint64_t)time(NULL), &err);
+	if (r != 0)
+		web_reply_error(out, 400, "invalid", NULL, "%s", zila_error_msg(&err, r));
+	else
+		web_reply_json(out, 200, json_pack("{s:b}", "ok", 1));
 }

@@ -64,5 +64,7 @@ void web_export(struct zila_office_web *w, const char *query, struct zila_office
 /* web_hq.c */
 void web_hq_progress(struct zila_office_web *w, const char *query, struct zila_office_reply *out);
 void web_hq_list(struct zila_office_web *w, const char *query, struct zila_office_reply *out);
+void web_devices(struct zila_office_web *w, struct zila_office_reply *out);
+void web_devices_act(struct zila_office_web *w, bool invite, json_t *body, struct zila_office_reply *out);
 
 #endif

@@ -259,6 +259,16 @@ static void test_hq(void **state)
 	assert_int_equal(req(hq, "GET", "/api/hq/progress", "today=2026-11-15", NULL, &j), 200);
 	assert_int_equal(json_array_size(json_object_get(j, "districts")), 2);
 	json_decref(j);
+	/* devices: a laptop neither invites nor revokes; this replica has no organisation */
+	assert_int_equal(req(d1, "GET", "/api/devices", NULL, NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "devices")), 0);
+	json_decref(j);
+	assert_int_equal(req(d1, "POST", "/api/devices/invite", NULL, "{\"district\":\"d1\"}", NULL), 403);
+	assert_int_equal(req(d1, "POST", "/api/devices/revoke", NULL, "{\"id\":\"x\"}", NULL), 403);
+	assert_int_equal(req(hq, "POST", "/api/devices/invite", NULL, "{\"district\":\"Nowhere\"}", &j), 400);
+	assert_string_equal(json_string_value(json_object_get(j, "field")), "district");
+	json_decref(j);
+	assert_int_equal(req(hq, "POST", "/api/devices/revoke", NULL, "{\"id\":\"x\"}", NULL), 404);
 }
 
 int main(void)
