@@ -31,6 +31,7 @@ LIB_SRC := $(sort $(wildcard src/core/*.c src/os/*.c src/store/*.c src/trust/*.c
 # The office layer (src/office: spreadsheet import and export, the HQ report) sits above the
 # engine in a library of its own: libzila builds and passes its tests without it.
 OFFICE_SRC := $(sort $(wildcard src/office/*.c))
+include tools/webapi/webapi.mk
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
