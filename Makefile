@@ -2,6 +2,8 @@
 # and runs every test; `make bench`, `make bench-compare BASE=COMMIT`, `make fuzz`, `make demo`;
 # `make install`.
 PREFIX ?= /usr/local
+# `make` alone builds all, whatever target a fragment included below defines first.
+.DEFAULT_GOAL := all
 DESTDIR ?=
 CC ?= cc
 PKGS := libsodium libuv sqlite3 libzstd libprotobuf-c jansson
@@ -17,6 +19,7 @@ BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iinclude -Ibuild/gen -M
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 OFFICE_LIBS := -lcsv
+include tools/pg/pg.mk
 CFLAGS ?= -O2 -g
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

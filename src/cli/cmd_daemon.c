@@ -1,8 +1,11 @@
 /* zila daemon: run the sync daemon in the foreground, logging to stderr.
  *   zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]...
- *               [--max-sessions N] [--idle-timeout SECS] [--web ADDR:PORT|off] [--foreground]
+ *               [--max-sessions N] [--idle-timeout SECS] [--web ADDR:PORT|off] [--postgres CONNINFO]
+ *               [--foreground]
  * The daemon serves the web interface's pages (src/office/web.c) through a handler the CLI
- * wires here: net and office do not see each other. */
+ * wires here: net and office do not see each other. The PostgreSQL mirror (--postgres, else
+ * the setting 'zila mirror set') runs on a thread of its own, told after each session that
+ * applied entries. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include "cli.h"
 #include "zila/daemon.h"
 #include "zila/log.h"
+#include "zila/office/pgmirror.h"
 #include "zila/office/web.h"
 #include "zila/trust.h"
 
@@ -61,6 +65,51 @@ static struct zila_office_web *open_pages(struct cli *cli, struct zila_store **s
 	return w;
 }
 
+static int mirror_start(void *ctx)
+{
+	return zila_pgmirror_start(ctx);
+}
+
+static void mirror_changed(void *ctx)
+{
+	zila_pgmirror_kick(ctx);
+}
+
+static void mirror_state(void *ctx, struct zila_daemon_watch_state *out)
+{
+	struct zila_pgmirror_state st;
+	zila_pgmirror_get_state(ctx, &st);
+	out->connected = st.connected;
+	out->loaded = st.loaded;
+	out->behind = st.behind;
+	out->last_ok = st.last_ok;
+	snprintf(out->target, sizeof(out->target), "%s", st.target);
+	snprintf(out->last_error, sizeof(out->last_error), "%s", st.last_error);
+}
+
+/* The mirror's connection string: the flag, else the setting; NULL: none (malloc'd). */
+static int mirror_conninfo(struct cli *cli, const char *flag, char **out)
+{
+	struct zila_store *s = NULL;
+	*out = NULL;
+	if (flag != NULL)
+		return (*out = strdup(flag)) != NULL ? CLI_OK : CLI_FAIL;
+	struct zila_error err;
+	zila_error_clear(&err);
+	int r = zila_store_open(&s, cli->dir, &err);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	r = zila_store_meta_get(s, ZILA_META_MIRROR_PG, out);
+	zila_store_free(s);
+	if (r != 0 && r != ZILA_ENOTFOUND) {
+		cli_err("cannot read the replica's settings: %s", zila_strerror(r));
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
 int cmd_daemon(struct cli *cli, int argc, char **argv);
 int cmd_daemon(struct cli *cli, int argc, char **argv)
 {
@@ -71,9 +120,10 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 					      { "idle-timeout", required_argument, NULL, 'i' },
 					      { "foreground", no_argument, NULL, 'f' },
 					      { "web", required_argument, NULL, 'w' },
+					      { "postgres", required_argument, NULL, 'p' },
 					      { NULL, 0, NULL, 0 } };
 	struct zila_daemon_config cfg;
-	const char *to[BEACON_TO_MAX];
+	const char *to[BEACON_TO_MAX], *postgres = NULL;
 	char host[256], *end;
 	uint16_t port;
 	long v;
@@ -121,6 +171,9 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 				return cli_usage("daemon", "web address '%s' is not ADDR:PORT (or off)", optarg);
 			cfg.web_listen = optarg;
 			break;
+		case 'p':
+			postgres = optarg;
+			break;
 		default:
 			return cli_usage("daemon", "unknown option '%s'", argv[optind - 1]);
 		}
@@ -130,7 +183,26 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 	cfg.verbose = cli->verbose;
 	zila_log_set_sink(zila_daemon_log_sink, NULL, cli->verbose ? ZILA_LOG_DEBUG : ZILA_LOG_INFO);
 	struct zila_error err;
+	struct zila_pgmirror *mirror = NULL;
+	struct zila_daemon_watch watch = { "mirror", mirror_start, mirror_changed, mirror_state, NULL };
+	char *conninfo = NULL;
 	zila_error_clear(&err);
+	if (postgres != NULL && zila_pgmirror_check_conninfo(postgres, &err) != 0)
+		return cli_usage("daemon", "%s", err.msg);
+	if (mirror_conninfo(cli, postgres, &conninfo) != CLI_OK)
+		return CLI_FAIL;
+	int r = 0;
+	if (conninfo != NULL) {
+		r = zila_pgmirror_new(&mirror, cli->dir, conninfo, &err);
+		free(conninfo);
+		if (r != 0) {
+			zila_pgmirror_free(mirror);
+			cli_err("%s", zila_error_msg(&err, r));
+			return CLI_FAIL;
+		}
+		watch.ctx = mirror;
+		cfg.watch = &watch;
+	}
 	struct zila_store *pages_store = NULL;
 	struct zila_trust_ctx pages_tc;
 	struct zila_office_web *pages = NULL;
@@ -138,7 +210,8 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 		pages = open_pages(cli, &pages_store, &pages_tc);
 	cfg.web_api = pages ? web_api : NULL;
 	cfg.web_ctx = pages;
-	int r = zila_daemon_run(&cfg, &err);
+	r = zila_daemon_run(&cfg, &err);
+	zila_pgmirror_free(mirror);
 	zila_office_web_free(pages);
 	zila_store_free(pages_store);
 	if (r != 0) {

@@ -1,6 +1,6 @@
 /* The web interface's pages (include/zila/office/web.h): routing, the schema as forms,
  * records (list, search, page, view with history, add, edit, delete), foreign-key options.
- * Import, review and export are in web_tasks.c. Plain SQL on the user tables, scoped to the
+ * Import, review and export are in web_tasks.c, HQ's progress in web_hq.c. Plain SQL on the user tables, scoped to the
  * device's district; the store for sync state and history. */
 #include <ctype.h>
 #include <sodium.h>
@@ -1540,6 +1540,15 @@ void zila_office_web_handle(struct zila_office_web *w, const char *method, const
 		web_review(w, out);
 	} else if (n == 3 && strcmp(seg[1], "review") == 0 && strcmp(seg[2], "resolve") == 0 && post) {
 		web_resolve(w, jb, out);
+	} else if (n == 3 && strcmp(seg[1], "hq") == 0 && strcmp(seg[2], "progress") == 0 && get) {
+		web_hq_progress(w, query, out);
+	} else if (n == 3 && strcmp(seg[1], "hq") == 0 && strcmp(seg[2], "list") == 0 && get) {
+		web_hq_list(w, query, out);
+	} else if (n == 2 && strcmp(seg[1], "devices") == 0 && get) {
+		web_devices(w, out);
+	} else if (n == 3 && strcmp(seg[1], "devices") == 0 && post &&
+		   (strcmp(seg[2], "invite") == 0 || strcmp(seg[2], "revoke") == 0)) {
+		web_devices_act(w, strcmp(seg[2], "invite") == 0, jb, out);
 	} else if (n == 2 && strcmp(seg[1], "export") == 0 && get) {
 		web_export(w, query, out);
 	} else {

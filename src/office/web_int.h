@@ -61,4 +61,10 @@ void web_review(struct zila_office_web *w, struct zila_office_reply *out);
 void web_resolve(struct zila_office_web *w, json_t *body, struct zila_office_reply *out);
 void web_export(struct zila_office_web *w, const char *query, struct zila_office_reply *out);
 
+/* web_hq.c */
+void web_hq_progress(struct zila_office_web *w, const char *query, struct zila_office_reply *out);
+void web_hq_list(struct zila_office_web *w, const char *query, struct zila_office_reply *out);
+void web_devices(struct zila_office_web *w, struct zila_office_reply *out);
+void web_devices_act(struct zila_office_web *w, bool invite, json_t *body, struct zila_office_reply *out);
+
 #endif

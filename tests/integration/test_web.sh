@@ -9,7 +9,7 @@
 # the row says "at_hq".
 . "$(dirname "$0")/lib.sh"
 P=$((20000 + ($$ * 13) % 20000))
-HQP=$P LP=$((P + 1)) WP=$((P + 2))
+HQP=$P LP=$((P + 1)) WP=$((P + 2)) HWP=$((P + 3))
 HQ=$T/hq L=$T/lap
 cleanup() {
 	stop_daemons
@@ -29,7 +29,9 @@ sqlite3 "$L/zila.db" "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');
   INSERT INTO people(id, district_id, name, phone) VALUES ('gaya1', 'd2', 'Gaya Member', '9111111111')"
 enrol "$HQ" "$L" d1 || { bad "laptop not enrolled"; finish; exit 1; }
 "$ZILA" -d "$L" peer add --hq "127.0.0.1:$HQP" >/dev/null
-daemon_up "$HQ" "$T/hq.log" "$HQP"
+"$ZILA" -d "$HQ" daemon --listen "127.0.0.1:$HQP" --beacon-port 0 --web "127.0.0.1:$HWP" 2>>"$T/hq.log" &
+pids="$pids $!"
+until_ok 100 "$ZILA" -d "$HQ" status || { bad "hq's daemon did not start"; finish; exit 1; }
 "$ZILA" -d "$L" daemon --listen "127.0.0.1:$LP" --beacon-port 0 --web "127.0.0.1:$WP" 2>>"$T/lap.log" &
 pids="$pids $!"
 until_ok 100 "$ZILA" -d "$L" status || { bad "the laptop's daemon did not start"; finish; exit 1; }
@@ -43,7 +45,9 @@ has "$T/out" "http://127.0.0.1:$WP/login#t=" "the token is in the link's fragmen
 "$ZILA" -d "$L" --json open >"$T/open2" || bad "zila --json open (2)"
 grep -q "#t=" "$T/lap.log" && bad "the daemon's log holds a login token" || ok "no token in the daemon's log"
 
-python3 - "$WP" "$T/open1" "$T/open2" "$L" "$ZILA" >"$T/py.out" 2>&1 <<'EOF'
+"$ZILA" -d "$HQ" --json open >"$T/openhq" || bad "zila --json open at hq"
+
+python3 - "$WP" "$T/open1" "$T/open2" "$L" "$ZILA" "$HWP" "$T/openhq" >"$T/py.out" 2>&1 <<'EOF'
 import http.client, json, subprocess, sys, time
 port, open1, open2, ldir, zila = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 tok1 = json.load(open(open1))["url"].split("#t=")[1]
@@ -233,6 +237,25 @@ s, _, j = req("GET", "/api/session", cookie=sid)
 check(s == 401, "after logout the session is gone")
 s, h, j = req("POST", "/api/login", {"token": tok2})
 check(s == 200, "a second link logs in again")
+
+# --- HQ: progress, the rows behind a number, devices, an invite
+port = int(sys.argv[6]); HOST = "127.0.0.1:%d" % port
+tokh = json.load(open(sys.argv[7]))["url"].split("#t=")[1]
+s, h, j = req("POST", "/api/login", {"token": tokh}, host=HOST)
+hsid = h.get("Set-Cookie", "").split("zila_session=")[1].split(";")[0]
+s, _, j = req("GET", "/api/session", cookie=hsid, host=HOST)
+check(s == 200 and j["role"] == "hq" and j["district"] is None, "hq's session: role hq, every district")
+hcsrf = j["csrf"]
+s, _, j = req("GET", "/api/hq/progress", cookie=hsid, host=HOST)
+check(s == 200 and {d["id"] for d in j["districts"]} >= {"d1"}, "hq's progress lists the districts")
+s, _, j = req("GET", "/api/hq/list?metric=booths_without_agent&district=d1", cookie=hsid, host=HOST)
+check(s == 200 and [r["id"] for r in j["rows"]] == ["b110"], "the booths without an agent, behind the number")
+s, _, j = req("GET", "/api/devices", cookie=hsid, host=HOST)
+check(s == 200 and any(d["name"] == "lap" and d["district"] == "d1" for d in j["devices"]), "hq lists the laptop")
+s, _, j = req("POST", "/api/devices/invite", {"district": "Gaya"}, cookie=hsid, host=HOST)
+check(s == 403, "an invite without the CSRF token is refused")
+s, _, j = req("POST", "/api/devices/invite", {"district": "Gaya"}, cookie=hsid, csrf=hcsrf, host=HOST)
+check(s == 201 and j["district"] == "d2" and len(j["code"]) > 10, "hq makes an invite code for Gaya, by name")
 print("PY %d %d" % (npass, nfail))
 EOF
 cat "$T/py.out"

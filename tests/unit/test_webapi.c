@@ -225,6 +225,52 @@ static void test_writes_and_history(void **state)
 	assert_int_equal(req(d1, "GET", path, NULL, NULL, NULL), 404);
 }
 
+static void test_hq(void **state)
+{
+	(void)state;
+	json_t *j;
+	exec("INSERT INTO org_units(id, level, district_id, name, code) VALUES ('b2', 'booth', 'd1', 'Rampur', '111'),"
+	     " ('g1', 'booth', 'd2', 'Gaya Booth', '1');"
+	     "INSERT INTO people(id, district_id, name) VALUES ('a1', 'd1', 'Agent');"
+	     "INSERT INTO booth_agents(id, district_id, booth_id, person_id) VALUES ('ag1', 'd1', 'b1', 'a1');"
+	     "INSERT INTO drives(id, district_id, name, starts_on, deadline) VALUES ('dr1', 'd1', 'Drive', '2026-11-01', '2026-12-31');"
+	     "INSERT INTO signups(id, district_id, drive_id, person_id, signed_on) VALUES"
+	     " ('s1', 'd1', 'dr1', 'p1', '2026-11-02'), ('s2', 'd1', 'dr1', 'a1', '2026-11-02');");
+	assert_int_equal(req(d1, "GET", "/api/hq/list", "metric=booths_without_agent", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "rows")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "rows"), 0), "id")), "b2");
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/hq/list", "metric=booths_without_agent&district=d2", NULL, NULL), 403);
+	assert_int_equal(req(hq, "GET", "/api/hq/list", "metric=booths_without_agent&district=d2", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "rows")), 1);
+	json_decref(j);
+	assert_int_equal(req(hq, "GET", "/api/hq/list", "metric=nope&district=d2", NULL, NULL), 400);
+	assert_int_equal(req(d1, "GET", "/api/hq/progress", "today=2026-11-15", NULL, &j), 200);
+	json_t *ds = json_object_get(j, "districts");
+	assert_int_equal(json_array_size(ds), 1); /* its own district only */
+	json_t *r = json_array_get(ds, 0);
+	assert_string_equal(json_string_value(json_object_get(r, "id")), "d1");
+	assert_int_equal(json_integer_value(json_object_get(r, "booths")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r, "booths_with_agent")), 1);
+	json_t *series = json_object_get(r, "series");
+	assert_int_equal(json_array_size(series), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(series, 0), "signups")), 2);
+	json_decref(j);
+	assert_int_equal(req(hq, "GET", "/api/hq/progress", "today=2026-11-15", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "districts")), 2);
+	json_decref(j);
+	/* devices: a laptop neither invites nor revokes; this replica has no organisation */
+	assert_int_equal(req(d1, "GET", "/api/devices", NULL, NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "devices")), 0);
+	json_decref(j);
+	assert_int_equal(req(d1, "POST", "/api/devices/invite", NULL, "{\"district\":\"d1\"}", NULL), 403);
+	assert_int_equal(req(d1, "POST", "/api/devices/revoke", NULL, "{\"id\":\"x\"}", NULL), 403);
+	assert_int_equal(req(hq, "POST", "/api/devices/invite", NULL, "{\"district\":\"Nowhere\"}", &j), 400);
+	assert_string_equal(json_string_value(json_object_get(j, "field")), "district");
+	json_decref(j);
+	assert_int_equal(req(hq, "POST", "/api/devices/revoke", NULL, "{\"id\":\"x\"}", NULL), 404);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +278,7 @@ int main(void)
 		cmocka_unit_test(test_schema_forms),
 		cmocka_unit_test(test_search_and_labels),
 		cmocka_unit_test(test_writes_and_history),
+		cmocka_unit_test(test_hq),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,6 +2,9 @@
 # node-llhttp (its C sources in /usr/share/llhttp; not copied into this tree), and the front
 # end's built files (build/web/dist) embedded as build/gen/web_assets.c. Included by the
 # Makefile after LIB_SRC.
+# Included before the Makefile's `all`: its rules must not become the default goal (a plain
+# `make` builds build/zila and the tools, as the README says).
+.DEFAULT_GOAL := all
 LLHTTP_DIR ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 LLHTTP_NAMES := api http llhttp
