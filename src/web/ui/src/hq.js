@@ -71,17 +71,22 @@ export function HqPage({ status }) {
   if (!data) return html`<h1>${t('hq.title')}</h1><p>${t('loading')}</p>`;
   return html`<h1>${t('hq.title')}</h1>
     ${sel ? html`<${ListBehind} sel=${sel} onClose=${() => setSel(null)} />` : null}
-    <div class="districts">${data.districts.map((d) => html`<section class="card district" aria-labelledby=${'d-' + d.id} data-district=${d.name}>
+    <div class="districts">${data.districts.map((d) => {
+      // API.md's zila report figures (reports_due/submitted, bearers_*) or the stand-in's
+      const reports = d.reports_due !== undefined ? t('hq.of', { n: fmtNum(d.reports_submitted), target: fmtNum(d.reports_due) }) : fmtNum(d.reports);
+      const reportsMetric = d.reports_due !== undefined ? 'reports_missing' : 'reports';
+      const inactive = d.inactive_bearers !== undefined ? d.inactive_bearers : (d.bearers_inactive || 0) + (d.bearers_to_replace || 0);
+      return html`<section class="card district" aria-labelledby=${'d-' + d.id} data-district=${d.name}>
       <div class="titlebar"><h2 id=${'d-' + d.id}>${d.name}</h2><span class="grow"></span>
-        <span class="muted">${t('hq.lastsync')}: ${fmtTime(d.last_sync_at)}</span></div>
+        <span class="muted">${t('hq.lastsync')}: ${d.last_sync_at !== undefined ? fmtTime(d.last_sync_at) : d.last_sync || t('status.never')}</span></div>
       <p><strong>${t('hq.signups')}:</strong> <button class="link" data-testid="signups" onClick=${() => setSel({ metric: 'signups', district: d })}>${t('hq.of', { n: fmtNum(d.signups), target: fmtNum(d.target) })}</button></p>
       <${Chart} d=${d} />
       <${Bar} n=${d.booths_with_agent} of=${d.booths} label=${t('hq.agents')} onShow=${() => setSel({ metric: 'booths_without_agent', district: d })} />
       <${Bar} n=${d.booths_with_committee} of=${d.booths} label=${t('hq.committees')} onShow=${() => setSel({ metric: 'booths_without_committee', district: d })} />
-      <p class="row"><span>${t('hq.reports')}: <button class="link" onClick=${() => setSel({ metric: 'reports', district: d })}>${fmtNum(d.reports)}</button></span>
-        ${d.inactive_bearers !== undefined ? html`<span>${t('hq.list.inactive_bearers')}: <button class="link" data-testid="inactive" onClick=${() => setSel({ metric: 'inactive_bearers', district: d })}>${fmtNum(d.inactive_bearers)}</button></span>`
-          : html`<button class="link" onClick=${() => setSel({ metric: 'inactive_bearers', district: d })}>${t('hq.list.inactive_bearers')}</button>`}</p>
-    </section>`)}</div>`;
+      <p class="row"><span>${t('hq.reports')}: <button class="link" onClick=${() => setSel({ metric: reportsMetric, district: d })}>${reports}</button></span>
+        <span>${t('hq.list.inactive_bearers')}: <button class="link" data-testid="inactive" onClick=${() => setSel({ metric: 'inactive_bearers', district: d })}>${fmtNum(inactive)}</button></span></p>
+    </section>`;
+    })}</div>`;
 }
 
 function Qr({ text }) {
@@ -128,7 +133,7 @@ export function DevicesPage() {
       <button onClick=${() => setAsk(null)}>${t('rec.cancel')}</button></div>` : null}
     ${devs ? html`<table class="grid"><thead><tr><th>${t('dev.name')}</th><th>${t('dev.district')}</th><th>${t('dev.role')}</th>
         <th>${t('dev.lastsync')}</th><th>${t('dev.state')}</th><th></th></tr></thead>
-      <tbody>${devs.map((d) => html`<tr><td>${d.name}</td><td>${d.district || ''}</td><td>${choiceLabel(d.role)}</td><td>${fmtTime(d.last_sync_at)}</td>
+      <tbody>${devs.map((d) => html`<tr><td>${d.name}</td><td>${d.district || ''}</td><td>${choiceLabel(d.role)}</td><td>${d.last_sync_at !== undefined ? fmtTime(d.last_sync_at) : ''}</td>
         <td>${d.revoked ? html`<span class="badge bad">${t('dev.revoked')}</span>` : t('dev.active')}</td>
         <td>${d.revoked || d.role === 'hq' ? null : html`<button class="danger" onClick=${() => setAsk(d)}>${t('dev.revoke')}</button>`}</td></tr>`)}</tbody></table>`
       : html`<p>${t('loading')}</p>`}
