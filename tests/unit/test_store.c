@@ -669,10 +669,11 @@ static void test_forged_window_bounded(void **state)
 	replica_free(&b);
 }
 
-/* A large seal (an import, generated data sealed at once) cuts each partition's first
- * entries small and then twice as large each time, so that a laptop cloning over 2G shows
- * rows within seconds rather than after a whole 100 KB entry (#24); a smaller seal keeps a
- * transaction in one entry as before. Both replicas end the same. */
+/* A large seal (an import, generated data sealed at once) cuts its entries smaller: 16 KiB
+ * of changes, then twice as much each time up to 256 KiB, so that a laptop cloning over 2G
+ * shows rows within seconds and every few seconds after, rather than after each whole 100 KB
+ * entry (#24); a smaller seal keeps a transaction in one entry as before. Both replicas end
+ * the same. */
 static void test_bulk_seal_small_first(void **state)
 {
 	(void)state;
@@ -691,22 +692,32 @@ static void test_bulk_seal_small_first(void **state)
 		" INSERT INTO t SELECT printf('k%05d', x), 'd1', hex(randomblob(60)) FROM n");
 	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
 	assert_int_equal(n, 5); /* 16, 32, 64, 128 KiB of changes, then the rest */
+	/* and 6,000 more (840 KiB) in a partition of their own: 16 .. 256 KiB, then 256 KiB */
+	app(&a, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 6000)"
+		" INSERT INTO t SELECT printf('m%05d', x), 'd3', hex(randomblob(60)) FROM n");
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 7);
 	const char *sizes = "SELECT length(e.bytes) FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
-			    " WHERE f.part = 'd1' AND e.seq = %d";
-	long long prev = 0;
-	for (int seq = 1; seq <= 4; seq++) {
-		char sql[200];
-		snprintf(sql, sizeof(sql), sizes, seq);
-		long long len = count(&a, sql);
-		/* the first holds about 16 KiB of changes (random hex: compressed to about 60%) */
-		if (seq == 1)
-			assert_true(len > 4000 && len < 16 * 1024);
-		else
-			assert_true(len > prev * 3 / 2 && len < prev * 5 / 2);
-		prev = len;
+			    " WHERE f.part = '%s' AND e.seq = %d";
+	const char *parts[] = { "d1", "d3" };
+	for (int i = 0; i < 2; i++) {
+		long long prev = 0;
+		for (int seq = 1; seq <= (i == 0 ? 4 : 6); seq++) {
+			char sql[200];
+			snprintf(sql, sizeof(sql), sizes, parts[i], seq);
+			long long len = count(&a, sql);
+			/* the first holds about 16 KiB of changes (random hex: compressed to about 60%) */
+			if (seq == 1)
+				assert_true(len > 4000 && len < 16 * 1024);
+			else if (seq <= 5)
+				assert_true(len > prev * 3 / 2 && len < prev * 5 / 2);
+			else
+				assert_true(len > prev * 4 / 5 && len < prev * 5 / 4);
+			prev = len;
+		}
 	}
 	send_all(&a, &b);
-	assert_int_equal(count(&b, "SELECT count(*) FROM t"), 4500);
+	assert_int_equal(count(&b, "SELECT count(*) FROM t"), 10500);
 	assert_same(&a, &b);
 	replica_free(&a);
 	replica_free(&b);
