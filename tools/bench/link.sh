@@ -11,7 +11,8 @@
 # sockets, handshake included, each byte once: the TCP payload zila_link carried, counted
 # as bench_bytes counts it); the link's bytes each way (Ethernet frames: TCP/IP headers,
 # ACKs and retransmissions too); sessions; cuts (must be 0); for the clone the seconds until
-# the first people rows show and the CSV floor (every row as CSV, zstd -19); for the day's
+# the first people rows show, the longest wait for more rows after them (sampled every half
+# second) and the CSV floor (every row as CSV, zstd -19); for the day's
 # work (tools/bench/day.sql, bench_bytes's too) the bytes per changed row, zila's bytes both
 # ways over the 720 rows, beside SQLite's session changeset of the same changes
 # (tools/zila_changeset).
@@ -189,8 +190,20 @@ scen_clone() {
 	lap_up
 	first=""
 	lim=$((PEOPLE / 8 + 300))
+	# rows keep appearing: the longest wait for more rows (any table) after the first
+	# people rows, until the last rows came
+	q=$(sqlite3 "$HQ/zila.db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%'" |
+		awk 'BEGIN {printf "SELECT 0"} {printf " + (SELECT count(*) FROM \"%s\")", $1}')
+	gap=0 lastn=0 lastt=""
 	while [ "$(grep -c "synced with 'hq'.*received" "$W/lap.log")" -le "$s0" ]; do
-		if [ -z "$first" ] && [ "$(people)" -gt 0 ]; then first=$(elapsed "$t0" "$(now)"); fi
+		t=$(elapsed "$t0" "$(now)")
+		if [ -z "$first" ] && [ "$(people)" -gt 0 ]; then first=$t; fi
+		n=$(sqlite3 "file:$L/zila.db?mode=ro" "$q" 2>/dev/null || echo "$lastn")
+		if [ -n "$first" ] && [ "$n" -gt "$lastn" ]; then
+			[ -n "$lastt" ] && gap=$(awk -v g="$gap" -v a="$lastt" -v b="$t" 'BEGIN {print (b - a > g) ? b - a : g}')
+			lastt=$t
+		fi
+		[ "$n" -gt "$lastn" ] && lastn=$n
 		[ "$(elapsed "$t0" "$(now)" | cut -d. -f1)" -ge "$lim" ] && break
 		sleep 0.5
 	done
@@ -202,8 +215,8 @@ scen_clone() {
 	up=$((AB - ab0)) down=$((BA - ba0)) zup=$((ABP - abp0)) zdown=$((BAP - bap0))
 	floor=$(sqlite3 "$HQ/zila.db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%'" |
 		while read -r t; do sqlite3 -csv -header "$HQ/zila.db" "SELECT * FROM \"$t\""; done | zstd -19 -q -c | wc -c)
-	report "$link" clone "$(printf '%s s, %s of %s rows; first people rows after %s s; zila %s B down, %s B up: %s x the CSV zstd -19 floor of %s B, %s B/row; link %s B down, %s B up (%s x); sessions %s; cuts %s' \
-		"$secs" "$got" "$rows" "${first:-never}" "$zdown" "$zup" \
+	report "$link" clone "$(printf '%s s, %s of %s rows; first people rows after %s s, then new rows at most %.1f s apart; zila %s B down, %s B up: %s x the CSV zstd -19 floor of %s B, %s B/row; link %s B down, %s B up (%s x); sessions %s; cuts %s' \
+		"$secs" "$got" "$rows" "${first:-never}" "$gap" "$zdown" "$zup" \
 		"$(awk -v a="$((zdown + zup))" -v b="$floor" 'BEGIN {printf "%.2f", a / b}')" "$floor" \
 		"$(awk -v a="$((zdown + zup))" -v b="$rows" 'BEGIN {printf "%.1f", a / (b > 0 ? b : 1)}')" "$down" "$up" \
 		"$(awk -v a="$((down + up))" -v b="$floor" 'BEGIN {printf "%.2f", a / b}')" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
