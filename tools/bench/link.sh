@@ -12,7 +12,8 @@
 # as bench_bytes counts it); the link's bytes each way (Ethernet frames: TCP/IP headers,
 # ACKs and retransmissions too); sessions; cuts (must be 0); for the clone the seconds until
 # the first people rows show, the longest wait for more rows after them (sampled every half
-# second) and the CSV floor (every row as CSV, zstd -19); for the day's
+# second) and the CSV floor (every table as `zila export` writes CSV, zstd -19, as
+# bench_bytes takes it); for the day's
 # work (tools/bench/day.sql, bench_bytes's too) the bytes per changed row, zila's bytes both
 # ways over the 720 rows, beside SQLite's session changeset of the same changes
 # (tools/zila_changeset).
@@ -213,8 +214,9 @@ scen_clone() {
 	rows=$(all_rows "$HQ")
 	got=$(all_rows "$L")
 	up=$((AB - ab0)) down=$((BA - ba0)) zup=$((ABP - abp0)) zdown=$((BAP - bap0))
-	floor=$(sqlite3 "$HQ/zila.db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%'" |
-		while read -r t; do sqlite3 -csv -header "$HQ/zila.db" "SELECT * FROM \"$t\""; done | zstd -19 -q -c | wc -c)
+	# the floor as bench_bytes takes it: every table as `zila export` writes CSV, by name
+	floor=$(sqlite3 "$HQ/zila.db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%' ORDER BY name" |
+		while read -r t; do "$ZILA" -d "$HQ" export --table "$t"; done | zstd -19 -q -c | wc -c)
 	report "$link" clone "$(printf '%s s, %s of %s rows; first people rows after %s s, then new rows at most %.1f s apart; zila %s B down, %s B up: %s x the CSV zstd -19 floor of %s B, %s B/row; link %s B down, %s B up (%s x); sessions %s; cuts %s' \
 		"$secs" "$got" "$rows" "${first:-never}" "$gap" "$zdown" "$zup" \
 		"$(awk -v a="$((zdown + zup))" -v b="$floor" 'BEGIN {printf "%.2f", a / b}')" "$floor" \
