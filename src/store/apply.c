@@ -700,6 +700,7 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	int r;
 	if ((r = store_begin(s, err)) != 0)
 		return r;
+	s->schema_redo = false;
 	int64_t parked0 = parked_count(s);
 	/* Rows merged into a table sealed up to here need no seal: the mark passes them. */
 	if ((r = store_hw_check(s)) != 0) {
@@ -806,7 +807,14 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 			st->napplied++;
 		observe_clock(s, x->e.info.hlc);
 	}
-	if ((r = retry_held(s, st)) != 0 || (r = store_settle(s, st)) != 0 || (r = store_save_hlc(s)) != 0) {
+	/* another HQ device's schema change that ranks before one taken: the schema in
+	 * canonical order, and the rows again (schema.c) */
+	r = retry_held(s, st);
+	for (int k = 0; r == 0 && s->schema_redo && k < 8; k++)
+		if ((r = store_schema_redo(s, st)) == 0)
+			r = retry_held(s, st);
+	if (r != 0 || (r = store_schema_save_blocked(s)) != 0 || (r = store_settle(s, st)) != 0 ||
+	    (r = store_save_hlc(s)) != 0) {
 		r = store_db_error(s, err, "cannot finish applying");
 		goto fail;
 	}

@@ -340,10 +340,194 @@ static void test_upgrade(void **state)
 	snprintf(dir, sizeof(dir), "%s/up7", base);
 	struct zila_error err;
 	assert_int_equal(zila_store_open(&s, dir, &err), 0);
-	expect(s, "SELECT v FROM zila_meta WHERE k = 'store_version'", "8");
+	expect(s, "SELECT v FROM zila_meta WHERE k = 'store_version'", "9");
 	expect(s, "SELECT count(*) FROM zila_tables WHERE cols IS NULL", "0");
 	expect(s, "SELECT instr(cols, 'phone') > 0 FROM zila_tables WHERE name = 'people'", "1");
 	zila_store_free(s);
+}
+
+
+/* All of from's entries (an empty vector), into l. */
+static void all_of(struct zila_store *from, struct list *l)
+{
+	struct zila_vector v = { 0 };
+	struct zila_error err;
+	assert_int_equal(zila_store_seal(from, NULL, &err), 0);
+	assert_int_equal(zila_store_entries_since(from, &v, NULL, NULL, collect, l), 0);
+}
+
+static void apply_views(struct zila_store *to, struct zila_view *views, size_t n)
+{
+	struct zila_apply_stats st;
+	struct zila_error err;
+	int r = zila_store_apply(to, views, n, &st, &err);
+	if (r != 0)
+		fprintf(stderr, "apply: %s\n", err.msg);
+	assert_int_equal(r, 0);
+}
+
+/* What must be equal on every replica: the content hash, the columns of the tables HQ
+ * changed (PRAGMA table_info, in order), their statements, and the schema entries taken. */
+static char *shape(struct zila_store *s)
+{
+	uint8_t h[32];
+	struct zila_error err;
+	char hex[65], *out = malloc(16384);
+	assert_int_equal(zila_store_hash(s, h, &err), 0);
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", h[i]);
+	char *a = one(s, "SELECT group_concat(cid || ':' || name || ':' || type || ':' || \"notnull\" || ':' ||"
+			 " coalesce(dflt_value, '-'), ',') FROM pragma_table_info('people')");
+	char *b = one(s, "SELECT group_concat(cid || ':' || name || ':' || type, ',') FROM pragma_table_info('volunteers')");
+	char *c = one(s, "SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_schema WHERE tbl_name IN"
+			 " ('people', 'volunteers') AND type IN ('table', 'index') AND sql IS NOT NULL ORDER BY name)");
+	char *d = one(s, "SELECT group_concat(version || ':' || hex(origin) || ':' || state, ',') FROM"
+			 " (SELECT * FROM zila_schema ORDER BY version, origin)");
+	char *e = one(s, "SELECT v FROM zila_meta WHERE k = 'schema_version'");
+	snprintf(out, 16384, "hash %s\npeople %s\nvolunteers %s\nsql %s\nschema %s\nversion %s", hex, a ? a : "-",
+		 b ? b : "-", c ? c : "-", d ? d : "-", e ? e : "-");
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+	free(e);
+	return out;
+}
+
+static void same_shape(struct zila_store *x, struct zila_store *y, const char *what)
+{
+	char *a = shape(x), *b = shape(y);
+	if (strcmp(a, b) != 0)
+		fprintf(stderr, "%s: replicas differ\n--- one\n%s\n--- other\n%s\n", what, a, b);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+}
+
+/* Two HQ devices change the schema at once (#17): each makes versions 2 and 3 without
+ * having seen the other's. Two columns added under one version both end up everywhere in
+ * one order; a table made twice, and a column added twice with other types, keep the one
+ * that ranks first (version, then author's key) on every replica; the other is said. The
+ * outcome does not depend on the order the replicas receive them in. */
+static void test_two_hq(void **state)
+{
+	(void)state;
+	struct zila_store *a = make("twoa"), *b = make("twob");
+	struct zila_error err;
+	struct zila_apply_stats st;
+	uint32_t v = 0;
+	app(a, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+	       "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+	       "INSERT INTO people(id, district_id, name, phone) VALUES ('p1', 'd1', 'Asha', '9876543210');"
+	       "INSERT INTO people(id, district_id, name, phone) VALUES ('p2', 'd1', 'Ravi', '9876543211')");
+	sync_to(a, b, &st);
+	/* A: voter_id TEXT, then volunteers; B: caste, then voter_id INTEGER and another volunteers */
+	assert_int_equal(zila_schema_change(a, "ALTER TABLE people ADD COLUMN voter_id TEXT", NULL, &v, &err), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(zila_schema_change(a, "CREATE TABLE volunteers (id TEXT PRIMARY KEY, district_id TEXT, "
+					       "person_id TEXT REFERENCES people(id), skill TEXT)", "district_id", &v, &err), 0);
+	assert_int_equal(v, 3);
+	app(a, "UPDATE people SET voter_id = 'BR/01/1' WHERE id = 'p1';"
+	       "INSERT INTO volunteers(id, district_id, person_id, skill) VALUES ('va', 'd1', 'p1', 'driving')");
+	assert_int_equal(zila_schema_change(b, "ALTER TABLE people ADD COLUMN caste TEXT DEFAULT 'not asked'", NULL, &v,
+					    &err), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(zila_schema_change(b, "CREATE TABLE volunteers (id TEXT PRIMARY KEY, district_id TEXT, "
+					       "person_id TEXT REFERENCES people(id), skill TEXT, hours INTEGER)", "district_id",
+					    &v, &err), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(zila_schema_change(b, "ALTER TABLE people ADD COLUMN voter_id INTEGER", NULL, &v, &err), 0);
+	assert_int_equal(v, 4);
+	/* three transactions, three entries: an entry that writes a change that lost waits
+	 * whole (held), the others are taken */
+	app(b, "UPDATE people SET caste = 'OBC' WHERE id = 'p2';"
+	       "UPDATE people SET voter_id = 42, phone = '1111111111' WHERE id = 'p2'");
+	assert_int_equal(zila_store_seal(b, NULL, &err), 0);
+	app(b, "INSERT INTO volunteers(id, district_id, person_id, skill, hours) VALUES ('vb', 'd1', 'p2', 'cooking', 4)");
+	assert_int_equal(zila_store_seal(b, NULL, &err), 0);
+	app(b, "INSERT INTO volunteers(id, district_id, person_id, skill) VALUES ('vc', 'd1', 'p1', 'typing')");
+	struct list la = { .n = 0 }, lb = { .n = 0 };
+	all_of(a, &la);
+	all_of(b, &lb);
+	struct zila_view va[64], vb[64], all[128];
+	size_t n = 0;
+	for (size_t i = 0; i < la.n; i++)
+		all[n++] = va[i] = zila_view_make(la.p[i], la.len[i]);
+	for (size_t i = 0; i < lb.n; i++)
+		all[n++] = vb[i] = zila_view_make(lb.p[i], lb.len[i]);
+	/* r1: A's, then B's; r2: B's, then A's; r3: all at once; r4..r6: one entry at a time
+	 * in random orders, with a restart half way */
+	struct zila_store *r[6];
+	char name[16];
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "twor%d", i);
+		r[i] = make(name);
+	}
+	apply_views(r[0], va, la.n);
+	apply_views(r[0], vb, lb.n);
+	apply_views(r[1], vb, lb.n);
+	apply_views(r[1], va, la.n);
+	apply_views(r[2], all, n);
+	for (int k = 3; k < 6; k++) {
+		struct zila_view p[128];
+		memcpy(p, all, n * sizeof(*p));
+		for (size_t i = n - 1; i > 0; i--) {
+			size_t j = (size_t)rand() % (i + 1);
+			struct zila_view t = p[i];
+			p[i] = p[j];
+			p[j] = t;
+		}
+		/* an entry before its feed's earlier ones waits (a gap); apply them all again
+		 * after, as a sync would */
+		for (size_t i = 0; i < n; i++) {
+			apply_views(r[k], &p[i], 1);
+			if (i == n / 2)
+				r[k] = reopen(r[k]);
+		}
+		apply_views(r[k], all, n);
+	}
+	/* and the two HQ devices take each other's */
+	apply_views(a, vb, lb.n);
+	apply_views(b, va, la.n);
+	same_shape(a, b, "the two HQ devices");
+	for (int i = 0; i < 6; i++)
+		same_shape(a, r[i], "an HQ device and a replica");
+	/* both columns of version 2, once each, A's or B's voter_id by the key's rank */
+	expect(r[0], "SELECT count(*) FROM pragma_table_info('people') WHERE name IN ('voter_id', 'caste')", "2");
+	/* B's voter_id (version 4) loses to A's (version 2); the volunteers table made twice
+	 * at version 3 is the one of the device whose key ranks first */
+	bool a_first = memcmp(zila_store_device_pk(a), zila_store_device_pk(b), 32) < 0;
+	expect(r[0], "SELECT count(*) FROM zila_schema WHERE state = 2", "2");
+	expect(r[0], "SELECT type FROM pragma_table_info('people') WHERE name = 'voter_id'", "TEXT");
+	expect(r[0], "SELECT count(*) FROM pragma_table_info('volunteers') WHERE name = 'hours'", a_first ? "0" : "1");
+	expect(r[0], "SELECT skill FROM volunteers WHERE id = 'va'", "driving");
+	/* B's entries that write its table's 'hours' (its inserts name every column) wait
+	 * where B's table lost: held, and counted in status */
+	expect(r[0], "SELECT count(*) FROM volunteers WHERE id IN ('vb', 'vc')", a_first ? "0" : "2");
+	struct zila_store_counts cnt;
+	assert_int_equal(zila_store_counts(r[0], &cnt), 0);
+	assert_int_equal(cnt.held, a_first ? 2 : 0);
+	expect(r[0], "SELECT caste FROM people WHERE id = 'p2'", "OBC");
+	expect(r[0], "SELECT caste FROM people WHERE id = 'p1'", "not asked");
+	expect(r[0], "SELECT voter_id FROM people WHERE id = 'p2'", "42");
+	expect(r[0], "SELECT phone FROM people WHERE id = 'p2'", "1111111111");
+	struct notes nt = { .all = "" };
+	assert_int_equal(zila_store_notices(r[1], note, &nt), 0);
+	assert_non_null(strstr(nt.all, "was not applied: "));
+	/* the replica keeps working: a new version on top of both, from A, reaches everyone */
+	assert_int_equal(zila_schema_change(a, "CREATE INDEX people_caste ON people(caste)", NULL, &v, &err), 0);
+	assert_int_equal(v, 5);
+	for (int i = 0; i < 6; i++)
+		sync_to(a, r[i], &st);
+	sync_to(a, b, &st);
+	for (int i = 0; i < 6; i++)
+		same_shape(b, r[i], "after version 4");
+	list_free(&la);
+	list_free(&lb);
+	for (int i = 0; i < 6; i++)
+		zila_store_free(r[i]);
+	zila_store_free(a);
+	zila_store_free(b);
 }
 
 int main(void)
@@ -356,6 +540,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused), cmocka_unit_test(test_held_then_released),
 		cmocka_unit_test(test_cache_follows), cmocka_unit_test(test_local), cmocka_unit_test(test_upgrade),
+		cmocka_unit_test(test_two_hq),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[128];
