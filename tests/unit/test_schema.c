@@ -313,11 +313,20 @@ static void test_local(void **state)
 	assert_int_equal(st.nheld, 1);
 	n.all[0] = '\0';
 	assert_int_equal(zila_store_notices(lap, note, &n), 0);
-	assert_non_null(strstr(n.all, "schema version 3 cannot be applied here"));
-	/* once the laptop's table is out of the way, the next apply takes it */
+	assert_non_null(strstr(n.all, "schema version 3 cannot be applied here: 'my_list' is already a table"));
+	/* and says it in another process, and after a restart: the replica keeps the reason */
+	lap = reopen(lap);
+	n.all[0] = '\0';
+	assert_int_equal(zila_store_notices(lap, note, &n), 0);
+	assert_non_null(strstr(n.all, "HQ's schema version 3 cannot be applied here: 'my_list' is already a table"));
+	/* once the laptop's table is out of the way, the next apply takes it, and the reason goes */
 	app(lap, "ALTER TABLE my_list RENAME TO my_old_list");
 	sync_to(hq, lap, &st);
 	assert_int_equal(zila_schema_version(lap), 3);
+	lap = reopen(lap);
+	n.all[0] = '\0';
+	assert_int_equal(zila_store_notices(lap, note, &n), 0);
+	assert_null(strstr(n.all, "cannot be applied here"));
 	zila_store_free(hq);
 	zila_store_free(lap);
 }
@@ -530,6 +539,87 @@ static void test_two_hq(void **state)
 	zila_store_free(b);
 }
 
+static const uint8_t *cut_who;
+
+static bool keep_not_cut_who(void *ctx, const struct zila_entry_info *e)
+{
+	(void)ctx;
+	return memcmp(e->origin, cut_who, 32) != 0;
+}
+
+/* A schema entry undone by a revocation (#17): a second HQ device's changes are cut (the
+ * root revoked it from before them). The column and the table they made go, the replica's
+ * schema version goes back, and the entries that wrote them (its own laptop's too) are
+ * held, on the replica that had taken them as on one that never did: equal hashes, tables
+ * and held counts. Another HQ's next version is taken on top as usual. */
+static void test_cut_schema(void **state)
+{
+	(void)state;
+	struct zila_store *hq = make("cuthq"), *bad = make("cutbad"), *lap = make("cutlap"), *q = make("cutq");
+	struct zila_error err;
+	struct zila_apply_stats st;
+	uint32_t v = 0;
+	app(hq, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+		"INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+		"INSERT INTO people(id, district_id, name, phone) VALUES ('p1', 'd1', 'Asha', '9876543210');"
+		"INSERT INTO people(id, district_id, name, phone) VALUES ('p2', 'd1', 'Ravi', '9876543211')");
+	sync_to(hq, bad, &st);
+	sync_to(hq, lap, &st);
+	assert_int_equal(zila_schema_change(bad, "ALTER TABLE people ADD COLUMN voter_id TEXT", NULL, &v, &err), 0);
+	assert_int_equal(zila_schema_change(bad, "CREATE TABLE volunteers (id TEXT PRIMARY KEY, district_id TEXT, "
+						 "person_id TEXT REFERENCES people(id), skill TEXT)", "district_id", &v, &err), 0);
+	assert_int_equal(zila_schema_change(bad, "CREATE INDEX people_voter ON people(voter_id)", NULL, &v, &err), 0);
+	assert_int_equal(v, 4);
+	app(bad, "UPDATE people SET voter_id = 'BR/1' WHERE id = 'p1'");
+	sync_to(bad, lap, &st);
+	assert_int_equal(zila_schema_version(lap), 4);
+	/* the laptop uses them: its own entries, and one that does not */
+	app(lap, "UPDATE people SET voter_id = 'BR/2' WHERE id = 'p2'");
+	assert_int_equal(zila_store_seal(lap, NULL, &err), 0);
+	app(lap, "INSERT INTO volunteers(id, district_id, person_id, skill) VALUES ('v1', 'd1', 'p2', 'driving')");
+	assert_int_equal(zila_store_seal(lap, NULL, &err), 0);
+	app(lap, "UPDATE people SET phone = '5555555555' WHERE id = 'p1'");
+	assert_int_equal(zila_store_seal(lap, NULL, &err), 0);
+	/* the revocation reaches the laptop: everything the bad HQ wrote is cut */
+	size_t ncut = 0;
+	cut_who = zila_store_device_pk(bad);
+	assert_int_equal(zila_store_cut(lap, (const uint8_t(*)[32])zila_store_device_pk(bad), 1, keep_not_cut_who, NULL,
+					&ncut, &err), 0);
+	assert_int_equal(ncut, 4);
+	assert_int_equal(zila_schema_version(lap), 1);
+	expect(lap, "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'voter_id'", "0");
+	expect(lap, "SELECT count(*) FROM sqlite_schema WHERE name IN ('volunteers', 'people_voter')", "0");
+	expect(lap, "SELECT count(*) FROM zila_schema", "0");
+	expect(lap, "SELECT count(*) FROM zila_tables WHERE name = 'volunteers'", "0");
+	expect(lap, "SELECT phone FROM people WHERE id = 'p1'", "5555555555");
+	struct zila_store_counts c1, c2;
+	assert_int_equal(zila_store_counts(lap, &c1), 0);
+	assert_int_equal(c1.held, 2);
+	/* the laptop keeps working: a new row is captured and sealed (its triggers are there) */
+	app(lap, "INSERT INTO people(id, district_id, name) VALUES ('p3', 'd1', 'Meena')");
+	assert_int_equal(zila_store_seal(lap, NULL, &err), 0);
+	expect(lap, "SELECT count(*) FROM zila_pending", "0");
+	/* a replica that never took the bad HQ's entries ends the same */
+	sync_to(hq, q, &st);
+	sync_to(lap, q, &st);
+	assert_int_equal(zila_store_counts(q, &c2), 0);
+	assert_int_equal(c2.held, 2);
+	same_shape(lap, q, "the laptop that undid them and a replica that never took them");
+	/* HQ's next version is version 2, taken everywhere; what waits still waits */
+	assert_int_equal(zila_schema_change(hq, "ALTER TABLE people ADD COLUMN caste TEXT", NULL, &v, &err), 0);
+	assert_int_equal(v, 2);
+	sync_to(hq, lap, &st);
+	sync_to(hq, q, &st);
+	sync_to(lap, hq, &st);
+	assert_int_equal(zila_schema_version(lap), 2);
+	same_shape(lap, q, "after HQ's next version");
+	same_shape(lap, hq, "HQ and the laptop");
+	zila_store_free(hq);
+	zila_store_free(bad);
+	zila_store_free(lap);
+	zila_store_free(q);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -540,7 +630,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused), cmocka_unit_test(test_held_then_released),
 		cmocka_unit_test(test_cache_follows), cmocka_unit_test(test_local), cmocka_unit_test(test_upgrade),
-		cmocka_unit_test(test_two_hq),
+		cmocka_unit_test(test_two_hq), cmocka_unit_test(test_cut_schema),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[128];
