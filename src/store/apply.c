@@ -736,6 +736,18 @@ static int64_t parked_count(struct zila_store *s)
 	return n;
 }
 
+/* How many entries the replica holds for a schema it lacks (-1: unknown). */
+static int64_t held_count(struct zila_store *s)
+{
+	sqlite3_stmt *q = store_stmt(s, "SELECT count(*) FROM zila_entries WHERE applied = 0");
+	int64_t n = -1;
+	if (q != NULL && sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	if (q != NULL)
+		sqlite3_reset(q);
+	return n;
+}
+
 /* Applies the sorted, admitted entries in one transaction. Careless, an entry the merge
  * refuses would leave part of its rows behind, so the first refusal gives up with
  * APPLY_AGAIN (the caller rolls back and comes again careful); careful, each entry runs
@@ -752,7 +764,7 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	if ((r = store_begin(s, err)) != 0)
 		return r;
 	s->schema_redo = false;
-	int64_t parked0 = parked_count(s);
+	int64_t parked0 = parked_count(s), held0 = held_count(s);
 	/* Rows merged into a table sealed up to here need no seal: the mark passes them. */
 	if ((r = store_hw_check(s)) != 0) {
 		r = store_db_error(s, err, "cannot read the high-water rowids");
@@ -861,9 +873,20 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	/* another HQ device's schema change that ranks before one taken: the schema in
 	 * canonical order, and the rows again (schema.c) */
 	r = retry_held(s, st);
-	for (int k = 0; r == 0 && s->schema_redo && k < 8; k++)
+	bool redone = false;
+	for (int k = 0; r == 0 && s->schema_redo && k < 8; k++) {
+		redone = true;
 		if ((r = store_schema_redo(s, st)) == 0)
 			r = retry_held(s, st);
+	}
+	if (r == 0 && redone) {
+		/* what this window left held, now that everything was taken again */
+		int64_t now = held_count(s);
+		size_t nheld = now >= held0 && held0 >= 0 ? (size_t)(now - held0) : st->nheld;
+		if (nheld < st->nheld)
+			st->napplied += st->nheld - nheld;
+		st->nheld = nheld;
+	}
 	if (r != 0 || (r = store_schema_save_blocked(s)) != 0 || (r = store_settle(s, st)) != 0 ||
 	    (r = store_save_hlc(s)) != 0) {
 		r = store_db_error(s, err, "cannot finish applying");
