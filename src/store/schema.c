@@ -892,9 +892,16 @@ static char *dup_col(sqlite3_stmt *st, int i)
 	return t ? strdup(t) : NULL;
 }
 
-/* held: the schema entries the replica holds (its org-wide feeds); taken: the rows of
- * zila_schema. Both in canonical order: version, then the author's key. */
+/* held: the schema entries the replica holds (its org-wide feeds; waiting: only those not
+ * taken, applied = 0); otherwise the rows of zila_schema. In canonical order: version,
+ * then the author's key. */
+static int load_sents_where(struct zila_store *s, bool held, bool waiting, struct sent **out, size_t *n);
 static int load_sents(struct zila_store *s, bool held, struct sent **out, size_t *n)
+{
+	return load_sents_where(s, held, false, out, n);
+}
+
+static int load_sents_where(struct zila_store *s, bool held, bool waiting, struct sent **out, size_t *n)
 {
 	sqlite3_stmt *q = NULL;
 	struct sent *l = NULL;
@@ -902,8 +909,10 @@ static int load_sents(struct zila_store *s, bool held, struct sent **out, size_t
 	int r = ZILA_EDB, rc;
 	*out = NULL;
 	*n = 0;
-	const char *sql = held ? "SELECT e.bytes FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed WHERE f.part = ''"
-			       : "SELECT version, origin, sql, pcol, hlc, state, undo FROM zila_schema";
+	const char *sql = !held	   ? "SELECT version, origin, sql, pcol, hlc, state, undo FROM zila_schema"
+			  : waiting ? "SELECT e.bytes FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
+				      " WHERE f.part = '' AND e.applied = 0"
+				    : "SELECT e.bytes FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed WHERE f.part = ''";
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
 		goto out;
 	r = 0;
@@ -1168,7 +1177,7 @@ int store_schema_apply(struct zila_store *s, struct entry *e)
 	}
 	/* one that ranks before it and waits (a table of this replica's own in the way): this
 	 * one waits behind it */
-	if ((r = load_sents(s, true, &held, &nheld)) != 0)
+	if ((r = load_sents_where(s, true, true, &held, &nheld)) != 0)
 		goto out;
 	for (size_t i = 0; i < nheld; i++) {
 		if (key_cmp(held[i].v, held[i].origin, v, o) >= 0)
@@ -1212,8 +1221,22 @@ static char *strip_column(const char *table_sql, const char *alter)
 	if (!kw(tok, q, "COLUMN"))
 		p = save;
 	p = skip_space(p);
-	size_t len = strlen(p);
-	while (len > 0 && (p[len - 1] == ';' || isspace((unsigned char)p[len - 1])))
+	/* to the statement's end: a ';' or a comment outside quotes, trailing spaces off */
+	size_t len = 0;
+	for (char quote = '\0'; p[len] != '\0'; len++) {
+		char ch = p[len];
+		if (quote != '\0') {
+			if (ch == quote)
+				quote = '\0';
+		} else if (ch == '\'' || ch == '"' || ch == '`') {
+			quote = ch;
+		} else if (ch == '[') {
+			quote = ']';
+		} else if (ch == ';' || (ch == '-' && p[len + 1] == '-') || (ch == '/' && p[len + 1] == '*')) {
+			break;
+		}
+	}
+	while (len > 0 && isspace((unsigned char)p[len - 1]))
 		len--;
 	if (len == 0)
 		return NULL;

@@ -620,6 +620,53 @@ static void test_cut_schema(void **state)
 	zila_store_free(q);
 }
 
+/* A format-8 replica (zila_schema keyed by version, nothing kept to undo a change) upgrades
+ * to 9 with its rows, and a change taken then can still be undone (its column found in the
+ * table's statement). */
+static void test_upgrade_8(void **state)
+{
+	(void)state;
+	struct zila_store *hq = make("up8hq"), *lap = make("up8lap");
+	struct zila_error err;
+	struct zila_apply_stats st;
+	app(hq, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+		"INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+		"INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'Asha')");
+	sync_to(hq, lap, &st);
+	assert_int_equal(zila_schema_change(hq, "ALTER TABLE people ADD COLUMN voter_id TEXT DEFAULT 'none' ; -- for all",
+					    NULL, NULL, &err), 0);
+	sync_to(hq, lap, &st);
+	char *before = one(lap, "SELECT undo FROM zila_schema");
+	assert_non_null(before);
+	free(before);
+	char dir[200], path[220];
+	snprintf(dir, sizeof(dir), "%s", zila_store_dir(lap));
+	snprintf(path, sizeof(path), "%s/zila.db", dir);
+	zila_store_free(lap);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE s8(version INTEGER PRIMARY KEY, sql TEXT NOT NULL, pcol TEXT, origin BLOB,"
+					  " hlc INTEGER, at INTEGER); INSERT INTO s8 SELECT version, sql, pcol, origin, hlc, at"
+					  " FROM zila_schema; DROP TABLE zila_schema; ALTER TABLE s8 RENAME TO zila_schema;"
+					  "UPDATE zila_meta SET v = '8' WHERE k = 'store_version'", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(zila_store_open(&lap, dir, &err), 0);
+	expect(lap, "SELECT v FROM zila_meta WHERE k = 'store_version'", "9");
+	expect(lap, "SELECT version || ':' || length(origin) || ':' || state || ':' || (undo IS NULL) FROM zila_schema",
+	       "2:32:0:1");
+	/* HQ is revoked from before its change: the laptop undoes it from the table's statement */
+	size_t ncut = 0;
+	cut_who = zila_store_device_pk(hq);
+	assert_int_equal(zila_store_cut(lap, (const uint8_t(*)[32])zila_store_device_pk(hq), 1, keep_not_cut_who, NULL,
+					&ncut, &err), 0);
+	assert_true(ncut > 0);
+	expect(lap, "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'voter_id'", "0");
+	expect(lap, "SELECT instr(sql, 'voter_id') FROM sqlite_schema WHERE name = 'people'", "0");
+	assert_int_equal(zila_schema_version(lap), 1);
+	zila_store_free(hq);
+	zila_store_free(lap);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -631,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_refused), cmocka_unit_test(test_held_then_released),
 		cmocka_unit_test(test_cache_follows), cmocka_unit_test(test_local), cmocka_unit_test(test_upgrade),
 		cmocka_unit_test(test_two_hq), cmocka_unit_test(test_cut_schema),
+		cmocka_unit_test(test_upgrade_8),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[128];
