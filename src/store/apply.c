@@ -764,7 +764,7 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	if ((r = store_begin(s, err)) != 0)
 		return r;
 	s->schema_redo = false;
-	int64_t parked0 = parked_count(s), held0 = held_count(s);
+	int64_t parked0 = parked_count(s);
 	/* Rows merged into a table sealed up to here need no seal: the mark passes them. */
 	if ((r = store_hw_check(s)) != 0) {
 		r = store_db_error(s, err, "cannot read the high-water rowids");
@@ -874,6 +874,8 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	 * canonical order, and the rows again (schema.c) */
 	r = retry_held(s, st);
 	bool redone = false;
+	/* held before this window: counted only when the schema is made again (rare) */
+	int64_t held0 = r == 0 && s->schema_redo ? held_count(s) - (int64_t)st->nheld : -1;
 	for (int k = 0; r == 0 && s->schema_redo && k < 8; k++) {
 		redone = true;
 		if ((r = store_schema_redo(s, st)) == 0)
