@@ -40,7 +40,7 @@ const struct cli_command cli_commands[] = {
 	{ "init", cmd_init, "create a replica with the default schema and a device key", "zila [-d DIR] init", 0 },
 	{ "track", cmd_track, "make a table synced (refuses tables that cannot converge)",
 	  "zila track TABLE [--partition COLUMN]", CLI_STORE },
-	{ "schema", cmd_schema, "HQ changes the organisation's schema for every laptop: add a table, a column, an index; list the versions",
+	{ "schema", cmd_schema, "HQ changes the organisation's schema for every laptop: add a table, a column, an index; list the versions (and any not applied: two HQ devices at once)",
 	  "zila schema [list]\nzila schema add-column TABLE COLUMN TYPE [--default VALUE] [--not-null] [--dry-run]\n"
 	  "zila schema add-table TABLE [--partition COLUMN | --org-wide] [--dry-run] \"COLUMN TYPE ...\"...\n"
 	  "zila schema add-index NAME TABLE COLUMN... [--dry-run]\nzila schema drop-index NAME [--dry-run]\n"
