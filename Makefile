@@ -129,7 +129,8 @@ layers:
 #   CHECK_BUILD += build/foo/thing;  CHECK_PARTS += foo;  check.foo.cmd := sh tools/foo/test.sh
 check: build/.deps-check
 	$(Q)$(MAKE) --no-print-directory layers
-	$(Q)$(MAKE) --no-print-directory -j$(CHECK_JOBS) $(CHECK_BUILD)
+	$(Q)t0=$$(date +%s) && $(MAKE) --no-print-directory -j$(CHECK_JOBS) $(CHECK_BUILD) && \
+	  echo "make check: built in $$(($$(date +%s) - t0)) s"
 	$(Q)$(MAKE) --no-print-directory check-run
 	@echo "make check: all tests passed"
 include tests/check.mk

@@ -14,7 +14,7 @@
 # A fragment adds a part with CHECK_PARTS += NAME, its check.NAME.* and what it needs built
 # in CHECK_BUILD. `make check CHECK_ONLY=regex` runs the parts whose names match.
 CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-CHECK_WAIT_JOBS ?= 3
+CHECK_WAIT_JOBS ?= 4
 CHECK_ONLY ?=
 # Property seeds run in CHECK_PROP_SHARDS parts side by side (SEEDS in all).
 CHECK_PROP_SHARDS ?= 4
@@ -47,6 +47,20 @@ CHECK_PARTS += $(IT_PARTS)
 $(foreach p,$(IT_PARTS),$(eval check.$(p).cmd := ZILA=$(CURDIR)/build/asan/zila \
 	sh tests/integration/$(patsubst it.%,%,$(p)).sh))
 
+# The scripts wait on daemons, timers and many short processes far more than they compute
+# (a few seconds of cpu each): they run side by side beside the cpu parts.
+$(foreach p,$(IT_PARTS),$(eval check.$(p).kind := wait))
+# Seconds, roughly (wall, a loaded machine, 4 side by side), so the long ones start first.
+$(foreach p,$(IT_PARTS),$(eval check.$(p).secs := 15))
+check.it.test_faults.secs := 150
+check.it.test_offline.secs := 130
+check.it.test_lab.secs := 70
+check.it.test_lan.secs := 45
+check.it.test_slow_link.secs := 40
+$(foreach p,test_hqkey test_cut test_review test_hostile test_busy test_beacon_flood,$(eval \
+	check.it.$(p).secs := 35))
+$(foreach p,test_secret test_crash test_diskfull test_import test_renewal test_kill test_clock \
+	test_write_order,$(eval check.it.$(p).secs := 25))
 # Scripts that make network namespaces of their own (netns.sh) run in ours.
 check.it.test_netns.net := host
 check.it.test_lab.net := host

@@ -7,9 +7,10 @@ usage: tests/runner.py PARTS_FILE
 Each line of PARTS_FILE is NAME<TAB>KIND<TAB>SECONDS<TAB>NET<TAB>COMMAND (the Makefile writes
 it from CHECK_PARTS; see "Tests" in the README):
   KIND     cpu: the part keeps a core busy (a unit test, a build); at most CHECK_JOBS of them
-           run at once (default: the number of cores).
+           run at once (default: the number of cores), at nice 10, so that they take the
+           cores the others leave.
            wait: the part mostly sleeps or waits on timers and daemons; up to CHECK_WAIT_JOBS
-           more run beside the cpu ones (default 3).
+           more run beside the cpu ones (default 4).
            alone: the part runs with nothing else running (timing-sensitive).
   SECONDS  what the part takes, roughly; longer parts start first.
   NET      own: the part runs in a network namespace of its own (a loopback nobody else's ports
@@ -31,6 +32,7 @@ import sys
 import time
 
 KINDS = ("cpu", "wait", "alone")
+CPU_NICE = 10
 
 
 def die(msg):
@@ -99,8 +101,11 @@ def start(part, logdir, own_net):
         argv = ["sh", "-c", cmd]
     env = dict(os.environ)
     env["CHECK_PART"] = part["name"]
+    # cpu parts yield to the others: a waiting part's daemons get a core when their timers
+    # fire, and the cpu parts take what is left.
+    nice = CPU_NICE if part["kind"] == "cpu" else 0
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=env)
+                            start_new_session=True, env=env, preexec_fn=(lambda: os.nice(nice)) if nice else None)
     part["log"] = logpath
     return Running(part, proc, log, time.monotonic())
 
@@ -133,7 +138,7 @@ def main():
         return int(v)
 
     jobs = env_int("CHECK_JOBS", os.cpu_count() or 1, 1)
-    wait_jobs = env_int("CHECK_WAIT_JOBS", 3, 0)
+    wait_jobs = env_int("CHECK_WAIT_JOBS", 4, 0)
     timeout = env_int("CHECK_TIMEOUT", 1200, 1)
     logdir = os.environ.get("CHECK_LOG") or "build/check/log"
     times_path = os.environ.get("CHECK_TIMES") or "build/check/times.txt"
