@@ -19,8 +19,7 @@ CHECK_ONLY ?=
 # Property seeds run in CHECK_PROP_SHARDS parts side by side (SEEDS in all).
 CHECK_PROP_SHARDS ?= 4
 
-CHECK_BUILD := $(UNIT_BIN) build/asan/zila $(TOOL_BIN)
-CHECK_PARTS :=
+CHECK_BUILD += $(UNIT_BIN) build/asan/zila $(TOOL_BIN)
 
 # Unit tests: every tests/unit/test_*.c but the property test, which runs in shards.
 UNIT_PARTS := $(patsubst tests/unit/%.c,unit.%,$(filter-out tests/unit/test_property.c,$(UNIT_SRC)))
@@ -49,9 +48,9 @@ $(foreach p,$(IT_PARTS),$(eval check.$(p).cmd := ZILA=$(CURDIR)/build/asan/zila 
 
 # The scripts wait on daemons, timers and many short processes far more than they compute
 # (a few seconds of cpu each): they run side by side beside the cpu parts.
-$(foreach p,$(IT_PARTS),$(eval check.$(p).kind := wait))
+$(foreach p,$(IT_PARTS),$(eval check.$(p).kind ?= wait))
 # Seconds, roughly (wall, a loaded machine, 4 side by side), so the long ones start first.
-$(foreach p,$(IT_PARTS),$(eval check.$(p).secs := 15))
+$(foreach p,$(IT_PARTS),$(eval check.$(p).secs ?= 15))
 check.it.test_faults.secs := 150
 check.it.test_offline.secs := 130
 check.it.test_lab.secs := 70
