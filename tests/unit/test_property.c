@@ -467,7 +467,8 @@ static void test_property(void **state)
 	if (dash) {
 		first = strtoull(many, NULL, 10);
 		uint64_t last = strtoull(dash + 1, NULL, 10);
-		assert_true(first >= 1 && last >= first);
+		if (first < 1 || last < first)
+			fail_msg("ZILA_SEEDS='%s': wanted a count or FIRST-LAST with 1 <= FIRST <= LAST", many);
 		count = last - first + 1;
 	}
 	char base[] = "/tmp/zila-prop-XXXXXX";
