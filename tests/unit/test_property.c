@@ -8,7 +8,8 @@
  * so a schema change arrives before, after or between the entries that need it. In half
  * the seeds replica 1 is a second HQ device changing the schema at the same time: every
  * replica must also end with the same tables, columns (in order), indexes and schema
- * entries. ZILA_SEEDS sets how many seeds (default 500);
+ * entries. ZILA_SEEDS sets how many seeds (default 500;
+ * ZILA_SEEDS=FIRST-LAST runs seeds FIRST to LAST);
  * ZILA_SEED=N replays one seed. A failure prints its seed. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -526,6 +527,15 @@ static void test_property(void **state)
 	trace = getenv("ZILA_PROP_TRACE") != NULL;
 	uint64_t first = one ? strtoull(one, NULL, 10) : 1;
 	uint64_t count = one ? 1 : many ? strtoull(many, NULL, 10) : 500;
+	/* ZILA_SEEDS=FIRST-LAST runs that range, so `make check` can run shards side by side. */
+	const char *dash = !one && many ? strchr(many, '-') : NULL;
+	if (dash) {
+		first = strtoull(many, NULL, 10);
+		uint64_t last = strtoull(dash + 1, NULL, 10);
+		if (first < 1 || last < first)
+			fail_msg("ZILA_SEEDS='%s': wanted a count or FIRST-LAST with 1 <= FIRST <= LAST", many);
+		count = last - first + 1;
+	}
 	char base[] = "/tmp/zila-prop-XXXXXX";
 	const char *shm = access("/dev/shm", W_OK) == 0 ? "/dev/shm/zila-prop-XXXXXX" : NULL;
 	char shmbase[64];
@@ -551,7 +561,8 @@ static void test_property(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "property: could not remove %s\n", dir);
-	printf("property: %llu seeds run, %llu failed\n", (unsigned long long)count, (unsigned long long)failed);
+	printf("property: %llu seeds run (%llu to %llu), %llu failed\n", (unsigned long long)count,
+	       (unsigned long long)first, (unsigned long long)(first + count - 1), (unsigned long long)failed);
 	assert_int_equal(failed, 0);
 }
 
