@@ -226,5 +226,7 @@ uninstall:
 clean:
 	rm -rf build
 
+include tools/debian/deb.mk
+
 # (not those of the base commits bench-compare builds under build/compare)
 -include $(shell find build -path build/compare -prune -o -name '*.d' -print 2>/dev/null)

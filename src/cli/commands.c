@@ -73,11 +73,11 @@ const struct cli_command cli_commands[] = {
 	{ "revoke", cmd_revoke, "cut off a lost district or block device: sign a revocation (HQ)", "zila revoke DEVICE", CLI_STORE | CLI_TRUST },
 	{ "daemon", cmd_daemon, "run the sync daemon in the foreground (LAN discovery, peers, HQ uplink)",
 	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--foreground]", 0 },
-	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status", 0 },
-	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", 0 },
+	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status", CLI_DAEMON },
+	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", CLI_DAEMON },
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq", 0 },
-	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", 0 },
-	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", 0 },
+	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", CLI_DAEMON },
+	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", CLI_DAEMON },
 	{ NULL, NULL, NULL, NULL, 0 },
 };
 
