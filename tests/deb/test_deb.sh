@@ -48,7 +48,7 @@ trap 'exit 1' INT TERM
 # as USER CMD...: runs CMD as USER with a home of its own in $T (no ~/.zila there)
 as() {
 	_u=$1; shift
-	mkdir -p "$T/home/$_u" && chown "$_u" "$T/home/$_u"
+	chmod 711 "$T" && mkdir -p "$T/home/$_u" && chown "$_u" "$T/home/$_u"
 	runuser -u "$_u" -- env HOME="$T/home/$_u" PATH=/usr/bin:/bin "$@"
 }
 # the unit's ExecStart, as the unit runs it: user zila, umask 077, stderr to the journal ($T/d.log)
