@@ -42,6 +42,8 @@ pids="$pids $!"
 until_ok 100 test -S "$R/zila.sock" || bad "the owner's daemon did not start"
 expect 0 "a member of the group reaches the daemon" -- as "$MEM" "$T/zila" -d "$R" status
 has "$T/out" "daemon:     running" "... and sees it running"
+[ ! -s "$T/err" ] && ok "... with nothing to complain of (names it may not read stay ids)" || bad "status said: $(head -c 300 "$T/err")"
+expect 0 "a member lists the peers" -- as "$MEM" "$T/zila" -d "$R" peers
 expect 1 "a member may not stop it" -- as "$MEM" "$T/zila" -d "$R" stop
 has "$T/err" "only the daemon's own user may stop it" "... and is told who may"
 expect 1 "a member's 'zila sql' (it opens the keys) is refused" -- as "$MEM" "$T/zila" -d "$R" sql "SELECT 1"
