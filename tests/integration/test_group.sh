@@ -37,11 +37,23 @@ install -d -o "$SVC" -g "$SVC" -m 0750 "$R"
 cp "$ZILA" "$T/zila" && chmod 755 "$T/zila"
 as() { _u=$1; shift; runuser -u "$_u" -- env HOME=/nonexistent "$@"; }
 expect 0 "the owner makes the replica" -- as "$SVC" "$T/zila" -d "$R" init
+# A district laptop's replica, whose district the catalogue names (from HQ, by bundle).
+X=$T/x && mkdir "$X" && chmod 777 "$X"
+org_init "$T/hq" && "$ZILA" -d "$T/hq" catalogue add state "Test State" --id st-1 >/dev/null &&
+	"$ZILA" -d "$T/hq" catalogue add district "Patna" --state st-1 --id d-07 >/dev/null &&
+	as "$SVC" "$T/zila" -d "$R" enrol request "$X/req" --name svc-laptop >/dev/null &&
+	"$ZILA" -d "$T/hq" enrol sign "$X/req" "$X/cert" --district d-07 --role district >/dev/null &&
+	chmod 644 "$X/cert" && as "$SVC" "$T/zila" -d "$R" enrol install "$X/cert" >/dev/null &&
+	as "$SVC" "$T/zila" -d "$R" vector >"$X/vec" &&
+	"$ZILA" -d "$T/hq" bundle create "$X/b.bndl" --for "$X/vec" >/dev/null && chmod 644 "$X/b.bndl" &&
+	as "$SVC" "$T/zila" -d "$R" bundle apply "$X/b.bndl" >/dev/null && ok "the owner's replica is Patna's laptop" ||
+	bad "cannot enrol the owner's replica"
 as "$SVC" sh -c "umask 077; exec '$T/zila' -d '$R' daemon --listen 127.0.0.1:$P --beacon-port 0" 2>>"$T/svc.log" &
 pids="$pids $!"
 until_ok 100 test -S "$R/zila.sock" || bad "the owner's daemon did not start"
 expect 0 "a member of the group reaches the daemon" -- as "$MEM" "$T/zila" -d "$R" status
 has "$T/out" "daemon:     running" "... and sees it running"
+has "$T/out" "district of Patna" "... and its district by name (the daemon's, not the database the member may not read)"
 [ ! -s "$T/err" ] && ok "... with nothing to complain of (names it may not read stay ids)" || bad "status said: $(head -c 300 "$T/err")"
 expect 0 "a member lists the peers" -- as "$MEM" "$T/zila" -d "$R" peers
 expect 1 "a member may not stop it" -- as "$MEM" "$T/zila" -d "$R" stop
