@@ -1,9 +1,9 @@
 /* The local control socket DIR/zila.sock: one JSON request per line, JSON lines back. Its
  * mode follows the replica directory's: 0600, or 0660 when the directory lets its group in
  * (0750, the Debian package's service replica), so that the group's members reach the daemon;
- * only the daemon's own user (or root) may stop it. Requests: {"cmd":"status"}, {"cmd":"peers"}, {"cmd":"sync","peer":P,"wait":B},
- * {"cmd":"stop"}, {"cmd":"reload"}. A waiting sync streams {"progress":[...]} lines and
- * ends with a line holding "done":true. */
+ * only the daemon's own user (or root) may stop it. Requests: {"cmd":"status"},
+ * {"cmd":"peers"}, {"cmd":"sync","peer":P,"wait":B}, {"cmd":"stop"}, {"cmd":"reload"}. A
+ * waiting sync streams {"progress":[...]} lines and ends with a line holding "done":true. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
