@@ -53,7 +53,7 @@ as() {
 }
 # the unit's ExecStart, as the unit runs it: user zila, umask 077, stderr to the journal ($T/d.log)
 unit_start() {
-	ip netns exec "$NS" runuser -u zila -- sh -c "umask 077; exec $exec_start" 2>>"$T/d.log" &
+	$nsx runuser -u zila -- sh -c "umask 077; exec $exec_start" 2>>"$T/d.log" &
 	daemon=$!
 	until_ok 100 test -S "$S/zila.sock"
 }
@@ -116,7 +116,13 @@ rm -rf "$PW"
 PW=
 expect 0 "the service's user writes a row" -- runuser -u zila -- zila -d "$S" sql \
 	"INSERT INTO states(id, name) VALUES ('deb-s1', 'Deb State')"
-ip netns add "$NS" && ip netns exec "$NS" ip link set lo up
+# A network namespace of its own keeps the service's port 7400 and its beacons off this machine's.
+nsx=""
+if ip netns add "$NS" 2>/dev/null && ip netns exec "$NS" ip link set lo up; then
+	nsx="ip netns exec $NS"
+else
+	echo "# no network namespace here: the service listens on this machine's port 7400"
+fi
 unit_start && ok "the daemon runs as the unit's ExecStart does" || bad "the daemon did not start: $(tail -5 "$T/d.log")"
 check_mode "$S/zila.sock" "660 zila:zila" "the control socket is the group's"
 for f in device.key org.key org.secret zila.db; do check_mode "$S/$f" "600 zila:zila" "$f is the service user's alone"; done
