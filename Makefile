@@ -2,6 +2,8 @@
 # and runs every test; `make bench`, `make bench-compare BASE=COMMIT`, `make fuzz`, `make demo`;
 # `make install`.
 PREFIX ?= /usr/local
+# `make` alone builds all, whatever target a fragment included below defines first.
+.DEFAULT_GOAL := all
 DESTDIR ?=
 CC ?= cc
 PKGS := libsodium libuv sqlite3 libzstd libprotobuf-c jansson
@@ -17,6 +19,7 @@ BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iinclude -Ibuild/gen -M
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 OFFICE_LIBS := -lcsv
+include tools/pg/pg.mk
 CFLAGS ?= -O2 -g
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -28,6 +31,7 @@ LIB_SRC := $(sort $(wildcard src/core/*.c src/os/*.c src/store/*.c src/trust/*.c
 # The office layer (src/office: spreadsheet import and export, the HQ report) sits above the
 # engine in a library of its own: libzila builds and passes its tests without it.
 OFFICE_SRC := $(sort $(wildcard src/office/*.c))
+include tools/webapi/webapi.mk
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
@@ -45,8 +49,8 @@ asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 .PHONY: all check layers unit integration bench bench-link bench-compare fuzz fuzz-run demo install clean property-long lab
 # Top-level targets install missing packages first, then build in a fresh make so the
 # pkg-config flags are read after the install.
-all: build/.deps-build
-	$(Q)$(MAKE) --no-print-directory build/zila $(TOOL_BIN)
+all: build/.deps-build build/.deps-web
+	$(Q)$(MAKE) --no-print-directory web build/zila $(TOOL_BIN)
 
 # Tools (sample-data generator, lab helpers): tools/NAME.c -> build/tools/NAME
 build/tools/%: build/obj/tools/%.o build/libzila.a
@@ -127,6 +131,7 @@ check: build/.deps-check
 	$(Q)$(MAKE) --no-print-directory layers
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)$(MAKE) --no-print-directory web-check
 	@echo "make check: all tests passed"
 
 # The fault-injection lab (tools/lab, README "Tests"): `make lab SEED=n SECONDS=m` runs seed n
@@ -227,6 +232,7 @@ clean:
 	rm -rf build
 
 include tools/debian/deb.mk
+include tools/web/web.mk
 
 # (not those of the base commits bench-compare builds under build/compare)
 -include $(shell find build -path build/compare -prune -o -name '*.d' -print 2>/dev/null)

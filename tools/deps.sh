@@ -1,7 +1,7 @@
 #!/bin/sh
 # Makes sure the Debian packages a make target needs are installed: installs them with
 # apt-get when run as root, otherwise names them and fails.
-# usage: tools/deps.sh build|check|fuzz|demo|deb
+# usage: tools/deps.sh build|check|fuzz|demo|web|webcheck|deb
 set -eu
 need=""
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -19,12 +19,15 @@ have_pc libzstd || need="$need libzstd-dev"
 have_pc libprotobuf-c || need="$need libprotobuf-c-dev"
 have_pc jansson || need="$need libjansson-dev"
 have_cmd protoc-c || need="$need protobuf-c-compiler"
+[ -f /usr/share/llhttp/llhttp.c ] || need="$need node-llhttp" # the web interface's HTTP parser (C sources)
+have_pc libpq || need="$need libpq-dev"
 case "${1:-build}" in
 check)
 	have_pc cmocka || need="$need libcmocka-dev"
 	have_cmd sqlite3 || need="$need sqlite3"
 	have_cmd ip || need="$need iproute2"
 	have_cmd python3 || need="$need python3"
+	[ -x /usr/lib/postgresql/15/bin/initdb ] || need="$need postgresql"
 	;;
 fuzz)
 	have_cmd clang || need="$need clang"
@@ -36,6 +39,17 @@ deb)
 	have_cmd lintian || need="$need lintian"
 	have_cmd adduser || need="$need adduser"
 	have_cmd ip || need="$need iproute2"
+	;;
+web)
+	have_cmd node || need="$need nodejs"
+	have_cmd npm || need="$need npm"
+	;;
+webcheck)
+	# the browser tests: Debian's Chromium, and Devanagari for the screenshots
+	have_cmd node || need="$need nodejs"
+	have_cmd npm || need="$need npm"
+	have_cmd chromium || need="$need chromium"
+	[ -d /usr/share/fonts/truetype/noto ] || need="$need fonts-noto-core"
 	;;
 demo)
 	have_cmd sqlite3 || need="$need sqlite3"

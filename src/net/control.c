@@ -1,8 +1,9 @@
 /* The local control socket DIR/zila.sock: one JSON request per line, JSON lines back. Its
  * mode follows the replica directory's: 0600, or 0660 when the directory lets its group in
  * (0750, the Debian package's service replica), so that the group's members reach the daemon;
- * only the daemon's own user (or root) may stop it. Requests: {"cmd":"status"},
- * {"cmd":"peers"}, {"cmd":"sync","peer":P,"wait":B}, {"cmd":"stop"}, {"cmd":"reload"}. A
+ * only the daemon's own user (or root) may stop it or ask for a web login. Requests:
+ * {"cmd":"status"}, {"cmd":"peers"}, {"cmd":"sync","peer":P,"wait":B}, {"cmd":"stop"},
+ * {"cmd":"reload"}, {"cmd":"web-login"} (a one-time login link of the web interface). A
  * waiting sync streams {"progress":[...]} lines and ends with a line holding "done":true. */
 #include <errno.h>
 #include <jansson.h>
@@ -225,6 +226,11 @@ static void handle_line(struct ctl *c, const char *line, size_t len)
 		ctl_send(c, json_pack("{s:b, s:o}", "ok", 1, "peers", ct->hooks.peers(ct->hooks.ctx)));
 	} else if (strcmp(cmd, "sync") == 0) {
 		do_sync(c, json_string_value(json_object_get(req, "peer")), json_is_true(json_object_get(req, "wait")));
+	} else if (strcmp(cmd, "web-login") == 0 && !c->owner) {
+		/* The web interface acts with the replica's keys, which the group may not use. */
+		ctl_error(c, "only the daemon's own user may open its web interface ('sudo -u zila zila open')");
+	} else if (strcmp(cmd, "web-login") == 0) {
+		ctl_send(c, ct->hooks.web_login(ct->hooks.ctx));
 	} else if (strcmp(cmd, "reload") == 0) {
 		ct->hooks.reload(ct->hooks.ctx);
 		ctl_send(c, json_pack("{s:b}", "ok", 1));
