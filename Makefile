@@ -236,6 +236,7 @@ uninstall:
 clean:
 	rm -rf build
 
+include tools/debian/deb.mk
 include tools/web/web.mk
 
 # (not those of the base commits bench-compare builds under build/compare)

@@ -77,13 +77,13 @@ const struct cli_command cli_commands[] = {
 	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--web ADDR:PORT|off] [--postgres CONNINFO] [--foreground]", 0 },
 	{ "mirror", cmd_mirror, "HQ: keep the merged state in PostgreSQL (the daemon's mirror); set its connection string, or copy once",
 	  "zila mirror set CONNINFO\nzila mirror off\nzila mirror show\nzila mirror once [CONNINFO]", 0 },
-	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status", 0 },
-	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", 0 },
+	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status", CLI_DAEMON },
+	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", CLI_DAEMON },
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq", 0 },
-	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", 0 },
+	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", CLI_DAEMON },
 	{ "open", cmd_open, "print a one-time login link of the daemon's web interface (http://127.0.0.1:7480/)",
 	  "zila open", 0 },
-	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", 0 },
+	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", CLI_DAEMON },
 	{ NULL, NULL, NULL, NULL, 0 },
 };
 
