@@ -1,7 +1,7 @@
 #!/bin/sh
 # Makes sure the Debian packages a make target needs are installed: installs them with
 # apt-get when run as root, otherwise names them and fails.
-# usage: tools/deps.sh build|check|fuzz|demo
+# usage: tools/deps.sh build|check|fuzz|demo|windows
 set -eu
 need=""
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -30,6 +30,18 @@ fuzz)
 	have_cmd clang || need="$need clang"
 	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
 		need="$need libclang-rt-14-dev"
+	;;
+windows)
+	# the cross-compiler, what builds the libraries from Debian's sources, Wine and NSIS
+	have_cmd x86_64-w64-mingw32-gcc || need="$need gcc-mingw-w64-x86-64"
+	have_cmd cmake || need="$need cmake"
+	have_cmd autoreconf || need="$need autoconf"
+	have_cmd automake || need="$need automake"
+	have_cmd libtoolize || need="$need libtool"
+	have_cmd tclsh || need="$need tcl"
+	have_cmd dpkg-source || need="$need dpkg-dev"
+	[ -x /usr/lib/wine/wine64 ] || need="$need wine64"
+	have_cmd makensis || need="$need nsis"
 	;;
 demo)
 	have_cmd sqlite3 || need="$need sqlite3"

@@ -11,6 +11,7 @@
 #include "zila/log.h"
 #include "zila/store.h"
 #include "zila/trust.h"
+#include "zila/os.h"
 
 static const struct cli_command *find_command(const char *name)
 {
@@ -143,8 +144,8 @@ int main(int argc, char **argv)
 	}
 	cli.dir = getenv("ZILA_DIR");
 	if (cli.dir == NULL || cli.dir[0] == '\0') {
-		const char *home = getenv("HOME");
-		snprintf(dirbuf, sizeof(dirbuf), "%s/.zila", home ? home : ".");
+		if (zila_os_default_dir(dirbuf, sizeof(dirbuf)) != 0)
+			snprintf(dirbuf, sizeof(dirbuf), "./.zila");
 		cli.dir = dirbuf;
 	}
 

@@ -1,4 +1,5 @@
-/* The local control socket DIR/zila.sock (mode 0600): one JSON request per line, JSON lines
+/* The local control socket DIR/zila.sock (mode 0600; on Windows a named pipe that answers
+ * only clients of the daemon's user, zila_os_ctl_name): one JSON request per line, JSON lines
  * back. Requests: {"cmd":"status"}, {"cmd":"peers"}, {"cmd":"sync","peer":P,"wait":B},
  * {"cmd":"stop"}, {"cmd":"reload"}. A waiting sync streams {"progress":[...]} lines and
  * ends with a line holding "done":true. */
@@ -7,12 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "control.h"
 #include "zila/log.h"
+#include "zila/os.h"
 
 struct ctl_write {
 	uv_write_t req;
@@ -226,7 +225,7 @@ static void handle_line(struct ctl *c, const char *line, size_t len)
 		ct->hooks.reload(ct->hooks.ctx);
 		ctl_send(c, json_pack("{s:b}", "ok", 1));
 	} else if (strcmp(cmd, "stop") == 0) {
-		ctl_send(c, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid()));
+		ctl_send(c, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)zila_os_pid()));
 		ct->hooks.stop(ct->hooks.ctx);
 	} else {
 		ctl_error(c, "unknown command");
@@ -284,8 +283,9 @@ static void on_ctl_connection(uv_stream_t *server, int status)
 	c->pipe.data = c;
 	c->next = d->ctls;
 	d->ctls = c;
-	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
-	    uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read) != 0)
+	uv_os_fd_t fd;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
+	    !zila_os_ctl_peer_ok((intptr_t)fd) || uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read) != 0)
 		ctl_close(c);
 }
 
@@ -298,19 +298,15 @@ int control_start(struct control *d, const struct net_env *env, const char *dir,
 	d->hooks = *hooks;
 	uv_timer_init(env->loop, &d->progress_timer);
 	d->timer = true;
-	snprintf(d->sock_path, sizeof(d->sock_path), "%s/%s", dir, ZILA_CONTROL_SOCK);
-	if (strlen(d->sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return zila_error_set(err, ZILA_EINVAL, "the replica path is too long for a control socket: '%s'",
-				      d->sock_path);
+	if (zila_os_ctl_name(dir, d->sock_path, sizeof(d->sock_path)) != 0)
+		return zila_error_set(err, ZILA_EINVAL, "the replica path is too long for a control socket: '%s'", dir);
 	/* We hold the lock: a socket still there is left over from a daemon that crashed. */
-	if (unlink(d->sock_path) == 0)
+	if (zila_os_ctl_binding(d->sock_path))
 		zila_log(ZILA_LOG_INFO, "removed a stale control socket");
 	uv_pipe_init(env->loop, &d->pipe, 0);
 	d->open = true;
-	mode_t old = umask(0177);
 	r = uv_pipe_bind(&d->pipe, d->sock_path);
-	umask(old);
-	if (r == 0 && chmod(d->sock_path, 0600) != 0)
+	if (zila_os_ctl_bound(d->sock_path) != 0 && r == 0)
 		r = UV_EPERM;
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&d->pipe, 16, on_ctl_connection);
@@ -324,7 +320,7 @@ void control_stop(struct control *d)
 	if (d->open) {
 		uv_close((uv_handle_t *)&d->pipe, NULL);
 		d->open = false;
-		unlink(d->sock_path);
+		zila_os_ctl_unbind(d->sock_path);
 	}
 	if (d->timer) {
 		uv_close((uv_handle_t *)&d->progress_timer, NULL);
