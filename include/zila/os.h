@@ -81,6 +81,15 @@ void zila_os_private_how(const char *path, char *out, size_t n);
 
 /* Creates directory PATH with mode (0700) unless it exists; 0 either way. */
 int zila_os_mkdir(const char *path, unsigned mode, struct zila_error *err) ZILA_MUST_CHECK;
+/* PATH's permission bits (0600, 0755, ...); on Windows what its DACL amounts to: 0600 (0700
+ * for a directory) when only this user may read it, 0644 (0755) when others may. */
+int zila_os_mode(const char *path, unsigned *mode) ZILA_MUST_CHECK;
+/* Makes a new private directory from tmpl, whose last six characters are XXXXXX (replaced). */
+int zila_os_mkdtemp(char *tmpl) ZILA_MUST_CHECK;
+/* Removes PATH and all below it (what `rm -rf` does); 0 also when PATH does not exist. */
+int zila_os_rmtree(const char *path) ZILA_MUST_CHECK;
+/* Copies the files directly in directory src into dst (made, private), as a backup does. */
+int zila_os_copydir(const char *src, const char *dst) ZILA_MUST_CHECK;
 /* Takes the group's and others' permissions off PATH if it has any (0644 -> 0600);
  * ZILA_ENOTFOUND when it does not exist. */
 int zila_os_make_private(const char *path) ZILA_MUST_CHECK;

@@ -3,7 +3,9 @@
  * control socket, BSD sockets, termios, signals and pthreads. */
 #include <errno.h>
 #include <stdbool.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
 #include <netdb.h>
@@ -291,6 +293,63 @@ void zila_os_unmap(struct zila_os_map *m)
 void zila_os_private_how(const char *path, char *out, size_t n)
 {
 	snprintf(out, n, "chmod 600 %s", path);
+}
+
+int zila_os_mode(const char *path, unsigned *mode)
+{
+	struct stat sb;
+	if (stat(path, &sb) != 0)
+		return io_code(errno);
+	*mode = (unsigned)(sb.st_mode & 0777);
+	return 0;
+}
+
+int zila_os_mkdtemp(char *tmpl)
+{
+	return mkdtemp(tmpl) != NULL ? 0 : io_code(errno);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int zila_os_rmtree(const char *path)
+{
+	if (access(path, F_OK) != 0)
+		return 0;
+	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : io_code(errno);
+}
+
+int zila_os_copydir(const char *src, const char *dst)
+{
+	DIR *d = opendir(src);
+	struct dirent *e;
+	int r = 0;
+	if (d == NULL)
+		return io_code(errno);
+	if (mkdir(dst, 0700) != 0 && errno != EEXIST) {
+		closedir(d);
+		return io_code(errno);
+	}
+	while (r == 0 && (e = readdir(d)) != NULL) {
+		char from[4096], to[4096];
+		struct stat sb;
+		snprintf(from, sizeof(from), "%s/%s", src, e->d_name);
+		snprintf(to, sizeof(to), "%s/%s", dst, e->d_name);
+		if (stat(from, &sb) != 0 || !S_ISREG(sb.st_mode))
+			continue;
+		struct zila_buf b;
+		zila_buf_init(&b, SIZE_MAX / 2);
+		if ((r = zila_os_read_file(from, SIZE_MAX / 2, &b, NULL, NULL)) == 0)
+			r = zila_os_write_new(to, b.p, b.len, sb.st_mode & 0777, NULL);
+		zila_buf_release(&b);
+	}
+	closedir(d);
+	return r;
 }
 
 int zila_os_mkdir(const char *path, unsigned mode, struct zila_error *err)

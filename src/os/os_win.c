@@ -401,6 +401,90 @@ void zila_os_private_how(const char *path, char *out, size_t n)
 	snprintf(out, n, "icacls \"%s\" /inheritance:r /grant:r \"%%USERNAME%%:F\"", path);
 }
 
+int zila_os_mode(const char *path, unsigned *mode)
+{
+	DWORD a = GetFileAttributesA(path);
+	if (a == INVALID_FILE_ATTRIBUTES)
+		return io_code(win_errno(GetLastError()));
+	bool dir = (a & FILE_ATTRIBUTE_DIRECTORY) != 0;
+	*mode = owner_mode(path) == 0600 ? (dir ? 0700 : 0600) : (dir ? 0755 : 0644);
+	return 0;
+}
+
+int zila_os_mkdtemp(char *tmpl)
+{
+	size_t n = strlen(tmpl);
+	if (n < 6 || strcmp(tmpl + n - 6, "XXXXXX") != 0)
+		return ZILA_EINVAL;
+	for (int tries = 0; tries < 100; tries++) {
+		static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+		for (size_t i = n - 6; i < n; i++)
+			tmpl[i] = abc[randombytes_uniform(sizeof(abc) - 1)];
+		if (CreateDirectoryA(tmpl, NULL)) {
+			(void)make_owner_only(tmpl, true);
+			return 0;
+		}
+		if (GetLastError() != ERROR_ALREADY_EXISTS)
+			return io_code(win_errno(GetLastError()));
+	}
+	return ZILA_EEXIST;
+}
+
+int zila_os_rmtree(const char *path)
+{
+	char pat[MAX_PATH * 4];
+	WIN32_FIND_DATAA fd;
+	DWORD a = GetFileAttributesA(path);
+	if (a == INVALID_FILE_ATTRIBUTES)
+		return 0;
+	if (!(a & FILE_ATTRIBUTE_DIRECTORY) || (a & FILE_ATTRIBUTE_REPARSE_POINT)) {
+		SetFileAttributesA(path, FILE_ATTRIBUTE_NORMAL);
+		return (a & FILE_ATTRIBUTE_DIRECTORY ? RemoveDirectoryA(path) : DeleteFileA(path)) ? 0 : ZILA_EIO;
+	}
+	snprintf(pat, sizeof(pat), "%s\\*", path);
+	HANDLE h = FindFirstFileA(pat, &fd);
+	int r = 0;
+	if (h != INVALID_HANDLE_VALUE) {
+		do {
+			if (strcmp(fd.cFileName, ".") == 0 || strcmp(fd.cFileName, "..") == 0)
+				continue;
+			char sub[MAX_PATH * 4];
+			snprintf(sub, sizeof(sub), "%s\\%s", path, fd.cFileName);
+			if (zila_os_rmtree(sub) != 0)
+				r = ZILA_EIO;
+		} while (FindNextFileA(h, &fd));
+		FindClose(h);
+	}
+	if (r == 0 && !RemoveDirectoryA(path))
+		r = ZILA_EIO;
+	return r;
+}
+
+int zila_os_copydir(const char *src, const char *dst)
+{
+	char pat[MAX_PATH * 4];
+	WIN32_FIND_DATAA fd;
+	if (!CreateDirectoryA(dst, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+		return io_code(win_errno(GetLastError()));
+	(void)make_owner_only(dst, true);
+	snprintf(pat, sizeof(pat), "%s\\*", src);
+	HANDLE h = FindFirstFileA(pat, &fd);
+	if (h == INVALID_HANDLE_VALUE)
+		return io_code(win_errno(GetLastError()));
+	int r = 0;
+	do {
+		if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
+			continue;
+		char from[MAX_PATH * 4], to[MAX_PATH * 4];
+		snprintf(from, sizeof(from), "%s\\%s", src, fd.cFileName);
+		snprintf(to, sizeof(to), "%s\\%s", dst, fd.cFileName);
+		if (!CopyFileA(from, to, TRUE))
+			r = io_code(win_errno(GetLastError()));
+	} while (r == 0 && FindNextFileA(h, &fd));
+	FindClose(h);
+	return r;
+}
+
 int zila_os_mkdir(const char *path, unsigned mode, struct zila_error *err)
 {
 	if (!CreateDirectoryA(path, NULL)) {

@@ -142,9 +142,10 @@ if todo cmocka; then
 	cd "$(dir cmocka)"
 	rm -rf _w && mkdir _w && cd _w
 	cmake -G "Unix Makefiles" -DCMAKE_TOOLCHAIN_FILE="$here/mingw.cmake" -DCMAKE_BUILD_TYPE=Release \
-		-DCMAKE_C_FLAGS_RELEASE="$CFLAGS" -DCMAKE_INSTALL_PREFIX="$out" -DBUILD_SHARED_LIBS=OFF \
-		-DWITH_EXAMPLES=OFF -DUNIT_TESTING=OFF .. >build.log 2>&1 || { tail -30 build.log; exit 1; }
-	make $j -s >>build.log 2>&1 && make -s install >>build.log 2>&1 || { tail -30 build.log; exit 1; }
+		-DCMAKE_C_FLAGS_RELEASE="$CFLAGS" -DWITH_STATIC_LIB=ON -DWITH_EXAMPLES=OFF -DUNIT_TESTING=OFF .. \
+		>build.log 2>&1 || { tail -30 build.log; exit 1; }
+	make $j -s cmocka-static >>build.log 2>&1 || { tail -30 build.log; exit 1; }
+	cp src/libcmocka-static.a "$out/lib/libcmocka.a" && cp ../include/cmocka.h "$out/include/"
 did cmocka
 fi
 echo "$PKGS" >"$stamp"

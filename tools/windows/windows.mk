@@ -49,3 +49,17 @@ $(WIN_OUT)/zila.exe: $(call win_obj,$(CLI_SRC)) $(WIN_OUT)/obj/zila_rc.o $(WIN_O
 	$(Q)$(WIN_CC) -o $@ $^ $(WIN_LIBS) $(WIN_LDFLAGS)
 
 -include $(shell find $(WIN_OUT)/obj -name '*.d' 2>/dev/null)
+
+# The unit tests, built for Windows and run under Wine (Debian's wine64) in a private prefix.
+WIN_UNIT := $(patsubst tests/unit/%.c,$(WIN_OUT)/tests/%.exe,$(UNIT_SRC))
+$(WIN_OUT)/tests/%.exe: $(WIN_OUT)/obj/tests/unit/%.o $(WIN_OUT)/libzila_office.a $(WIN_OUT)/libzila.a
+	@mkdir -p $(@D)
+	$(Q)$(WIN_CC) -o $@ $^ -lcmocka $(WIN_LIBS) $(WIN_LDFLAGS)
+$(WIN_OUT)/obj/tests/%.o: WIN_CFLAGS += -Wno-format
+
+# Not test_os_full: it limits the file size with setrlimit, which Windows has not.
+WIN_UNIT_RUN := $(filter-out $(WIN_OUT)/tests/test_os_full.exe,$(WIN_UNIT))
+check-windows: build/.deps-windows
+	$(Q)$(MAKE) --no-print-directory windows-deps
+	$(Q)$(MAKE) --no-print-directory $(WIN_OUT)/zila.exe $(WIN_UNIT_RUN)
+	$(Q)sh tools/windows/check.sh $(WIN_OUT) $(WIN_UNIT_RUN)
