@@ -109,6 +109,9 @@ bool zila_os_exists(const char *path);
 void zila_os_hostname(char *out, size_t n);
 /* This process's id. */
 long zila_os_pid(void);
+/* Standard input and output carry bytes as they are: Windows' C library would otherwise turn
+ * "\n" into "\r\n" in a vector file or a CSV written to stdout (and break its signature). */
+void zila_os_stdio_binary(void);
 /* Whether standard stream fd (0, 1, 2) is a terminal (a console on Windows). */
 bool zila_os_isatty(int fd);
 /* A clock that only goes forward, in ms, for deadlines. */

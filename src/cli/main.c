@@ -138,6 +138,7 @@ int main(int argc, char **argv)
 	struct cli cli = { 0 };
 	static char dirbuf[4096];
 
+	zila_os_stdio_binary();
 	if (sodium_init() < 0) {
 		cli_err("cannot initialise libsodium");
 		return CLI_FAIL;

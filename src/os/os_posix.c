@@ -422,6 +422,10 @@ long zila_os_pid(void)
 	return (long)getpid();
 }
 
+void zila_os_stdio_binary(void)
+{
+}
+
 bool zila_os_isatty(int fd)
 {
 	return isatty(fd) == 1;

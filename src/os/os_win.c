@@ -570,6 +570,16 @@ long zila_os_pid(void)
 	return (long)GetCurrentProcessId();
 }
 
+void zila_os_stdio_binary(void)
+{
+	_setmode(_fileno(stdin), _O_BINARY);
+	_setmode(_fileno(stdout), _O_BINARY);
+	_setmode(_fileno(stderr), _O_BINARY);
+	/* what zila prints is UTF-8 (Hindi names); the console shows it as such */
+	SetConsoleOutputCP(CP_UTF8);
+	SetConsoleCP(CP_UTF8);
+}
+
 bool zila_os_isatty(int fd)
 {
 	DWORD mode;

@@ -61,5 +61,8 @@ $(WIN_OUT)/obj/tests/%.o: WIN_CFLAGS += -Wno-format
 WIN_UNIT_RUN := $(filter-out $(WIN_OUT)/tests/test_os_full.exe,$(WIN_UNIT))
 check-windows: build/.deps-windows
 	$(Q)$(MAKE) --no-print-directory windows-deps
-	$(Q)$(MAKE) --no-print-directory $(WIN_OUT)/zila.exe $(WIN_UNIT_RUN)
+	$(Q)$(MAKE) --no-print-directory $(WIN_OUT)/zila.exe $(WIN_UNIT_RUN) build/asan/zila
 	$(Q)sh tools/windows/check.sh $(WIN_OUT) $(WIN_UNIT_RUN)
+	@# Linux HQ (the ASan build make check uses) and a Windows laptop under Wine, on loopback
+	$(Q)ZILA=$(CURDIR)/build/asan/zila ZILA_EXE=$(CURDIR)/$(WIN_OUT)/zila.exe WINEPREFIX=$(CURDIR)/$(WIN_OUT)/wine \
+	  sh tests/windows/test_cross.sh
