@@ -189,6 +189,26 @@ void zila_os_conn_close(struct zila_os_conn *c);
 /* Bytes written to socket fd (uv_fileno's) that the kernel holds unsent; 0 when unknown. */
 size_t zila_os_sock_unsent(intptr_t fd);
 
+/* --- the system's service manager ------------------------------------------------------ */
+
+/* Windows' Service Control Manager; on POSIX systemd runs the daemon (tools/zila.service), and
+ * these return ZILA_EINVAL with err saying so. */
+/* Registers the per-machine service NAME, started at boot as LocalSystem, running cmdline
+ * (the full command line), restarted on failure; ZILA_EEXIST when it is there already. */
+int zila_os_service_install(const char *name, const char *display, const char *cmdline,
+			    struct zila_error *err) ZILA_MUST_CHECK;
+/* Stops (waiting up to 30 s) and removes the service NAME; ZILA_ENOTFOUND when there is none. */
+int zila_os_service_uninstall(const char *name, struct zila_error *err) ZILA_MUST_CHECK;
+/* Runs as the service NAME that the SCM started: run(arg) is the service's work and returns
+ * when it is done; the SCM's stop request calls stop(arg) on another thread, which must make
+ * run return. Returns run's result, or ZILA_EINVAL when not started by the SCM. */
+int zila_os_service_run(const char *name, int (*run)(void *arg), void (*stop)(void *arg), void *arg,
+			struct zila_error *err) ZILA_MUST_CHECK;
+/* This program's own path (for the service's command line). */
+int zila_os_self_path(char *out, size_t n) ZILA_MUST_CHECK;
+/* Opens url in the user's browser; ZILA_ENOTFOUND when there is none to open it with. */
+int zila_os_open_url(const char *url) ZILA_MUST_CHECK;
+
 /* --- a worker thread ----------------------------------------------------------------- */
 
 /* One thread running fn(arg) until it returns, with a mutex and a condition to talk to it. */

@@ -27,6 +27,7 @@ CMD(devices)
 CMD(whoami)
 CMD(revoke)
 CMD(daemon)
+CMD(service)
 CMD(status)
 CMD(peers)
 CMD(peer)
@@ -78,6 +79,8 @@ const struct cli_command cli_commands[] = {
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq", 0 },
 	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", 0 },
 	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", 0 },
+	{ "service", cmd_service, "the daemon as a Windows service started at boot (install as an administrator; the replica stays on uninstall)",
+	  "zila -d DIR service install [DAEMON OPTIONS]\nzila service uninstall\nzila -d DIR service run [DAEMON OPTIONS]", 0 },
 	{ NULL, NULL, NULL, NULL, 0 },
 };
 

@@ -754,6 +754,53 @@ size_t zila_os_sock_unsent(intptr_t fd)
 	return 0;
 }
 
+/* --- the system's service manager ------------------------------------------------------ */
+
+static int no_scm(struct zila_error *err)
+{
+	return zila_error_set(err, ZILA_EINVAL,
+			      "services are Windows' here; on Linux systemd runs the daemon (tools/zila.service)");
+}
+
+int zila_os_service_install(const char *name, const char *display, const char *cmdline, struct zila_error *err)
+{
+	(void)name;
+	(void)display;
+	(void)cmdline;
+	return no_scm(err);
+}
+
+int zila_os_service_uninstall(const char *name, struct zila_error *err)
+{
+	(void)name;
+	return no_scm(err);
+}
+
+int zila_os_service_run(const char *name, int (*run)(void *arg), void (*stop)(void *arg), void *arg,
+			struct zila_error *err)
+{
+	(void)name;
+	(void)run;
+	(void)stop;
+	(void)arg;
+	return no_scm(err);
+}
+
+int zila_os_self_path(char *out, size_t n)
+{
+	ssize_t k = readlink("/proc/self/exe", out, n - 1);
+	if (k <= 0)
+		return ZILA_ENOTFOUND;
+	out[k] = '\0';
+	return 0;
+}
+
+int zila_os_open_url(const char *url)
+{
+	(void)url; /* a daemon's host may have no browser: the caller prints the link */
+	return ZILA_ENOTFOUND;
+}
+
 /* --- a worker thread ----------------------------------------------------------------- */
 
 struct zila_os_worker {

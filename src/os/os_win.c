@@ -9,6 +9,7 @@
 #include <windows.h>
 #include <aclapi.h>
 #include <sddl.h>
+#include <shellapi.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1080,6 +1081,142 @@ size_t zila_os_sock_unsent(intptr_t fd)
 {
 	(void)fd; /* Winsock does not say what it holds unsent: the sender paces by completions */
 	return 0;
+}
+
+/* --- the Service Control Manager ------------------------------------------------------ */
+
+static int scm_fail(struct zila_error *err, const char *what)
+{
+	DWORD w = GetLastError();
+	char why[200];
+	if (w == ERROR_ACCESS_DENIED)
+		return zila_error_set(err, ZILA_EAUTH, "cannot %s: run it as an administrator", what);
+	return zila_error_set(err, w == ERROR_SERVICE_EXISTS ? ZILA_EEXIST :
+				   w == ERROR_SERVICE_DOES_NOT_EXIST ? ZILA_ENOTFOUND : ZILA_EIO,
+			      "cannot %s: %s", what, wsa_text((int)w, why, sizeof(why)));
+}
+
+int zila_os_service_install(const char *name, const char *display, const char *cmdline, struct zila_error *err)
+{
+	SC_HANDLE scm = OpenSCManagerA(NULL, NULL, SC_MANAGER_CREATE_SERVICE), svc = NULL;
+	int r = 0;
+	if (scm == NULL)
+		return scm_fail(err, "reach the service manager");
+	svc = CreateServiceA(scm, name, display, SERVICE_ALL_ACCESS, SERVICE_WIN32_OWN_PROCESS, SERVICE_AUTO_START,
+			     SERVICE_ERROR_NORMAL, cmdline, NULL, NULL, NULL, NULL, NULL);
+	if (svc == NULL) {
+		r = scm_fail(err, "install the service");
+		goto out;
+	}
+	SERVICE_DESCRIPTIONA desc = { (LPSTR) "Keeps this laptop's zila replica in step with the office and HQ." };
+	ChangeServiceConfig2A(svc, SERVICE_CONFIG_DESCRIPTION, &desc);
+	/* restarted after 5 s, 30 s, 60 s when it fails, as systemd's Restart=on-failure */
+	SC_ACTION acts[3] = { { SC_ACTION_RESTART, 5000 }, { SC_ACTION_RESTART, 30000 }, { SC_ACTION_RESTART, 60000 } };
+	SERVICE_FAILURE_ACTIONSA fa = { 86400, NULL, NULL, 3, acts };
+	ChangeServiceConfig2A(svc, SERVICE_CONFIG_FAILURE_ACTIONS, &fa);
+out:
+	if (svc != NULL)
+		CloseServiceHandle(svc);
+	CloseServiceHandle(scm);
+	return r;
+}
+
+int zila_os_service_uninstall(const char *name, struct zila_error *err)
+{
+	SC_HANDLE scm = OpenSCManagerA(NULL, NULL, SC_MANAGER_CONNECT), svc = NULL;
+	SERVICE_STATUS st;
+	int r = 0;
+	if (scm == NULL)
+		return scm_fail(err, "reach the service manager");
+	if ((svc = OpenServiceA(scm, name, SERVICE_STOP | SERVICE_QUERY_STATUS | DELETE)) == NULL) {
+		r = scm_fail(err, "find the service");
+		goto out;
+	}
+	if (ControlService(svc, SERVICE_CONTROL_STOP, &st))
+		for (int i = 0; i < 300 && QueryServiceStatus(svc, &st) && st.dwCurrentState != SERVICE_STOPPED; i++)
+			Sleep(100);
+	if (!DeleteService(svc))
+		r = scm_fail(err, "remove the service");
+out:
+	if (svc != NULL)
+		CloseServiceHandle(svc);
+	CloseServiceHandle(scm);
+	return r;
+}
+
+static struct {
+	const char *name;
+	int (*run)(void *);
+	void (*stop)(void *);
+	void *arg;
+	int result;
+	SERVICE_STATUS_HANDLE h;
+	SERVICE_STATUS st;
+} svc;
+
+static void svc_report(DWORD state, DWORD wait_hint)
+{
+	svc.st.dwServiceType = SERVICE_WIN32_OWN_PROCESS;
+	svc.st.dwCurrentState = state;
+	svc.st.dwControlsAccepted = state == SERVICE_RUNNING ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN : 0;
+	svc.st.dwWin32ExitCode = state == SERVICE_STOPPED && svc.result != 0 ? ERROR_SERVICE_SPECIFIC_ERROR : NO_ERROR;
+	svc.st.dwServiceSpecificExitCode = (DWORD)-svc.result;
+	svc.st.dwWaitHint = wait_hint;
+	svc.st.dwCheckPoint = state == SERVICE_RUNNING || state == SERVICE_STOPPED ? 0 : svc.st.dwCheckPoint + 1;
+	SetServiceStatus(svc.h, &svc.st);
+}
+
+static DWORD WINAPI svc_control(DWORD ctl, DWORD type, LPVOID data, LPVOID ctx)
+{
+	(void)type;
+	(void)data;
+	(void)ctx;
+	if (ctl == SERVICE_CONTROL_STOP || ctl == SERVICE_CONTROL_SHUTDOWN) {
+		svc_report(SERVICE_STOP_PENDING, 30000);
+		svc.stop(svc.arg);
+		return NO_ERROR;
+	}
+	return ctl == SERVICE_CONTROL_INTERROGATE ? NO_ERROR : ERROR_CALL_NOT_IMPLEMENTED;
+}
+
+static void WINAPI svc_main(DWORD argc, LPSTR *argv)
+{
+	(void)argc;
+	(void)argv;
+	if ((svc.h = RegisterServiceCtrlHandlerExA(svc.name, svc_control, NULL)) == NULL)
+		return;
+	svc_report(SERVICE_START_PENDING, 10000);
+	svc_report(SERVICE_RUNNING, 0);
+	svc.result = svc.run(svc.arg);
+	svc_report(SERVICE_STOPPED, 0);
+}
+
+int zila_os_service_run(const char *name, int (*run)(void *arg), void (*stop)(void *arg), void *arg,
+			struct zila_error *err)
+{
+	SERVICE_TABLE_ENTRYA table[] = { { (LPSTR)name, svc_main }, { NULL, NULL } };
+	svc.name = name;
+	svc.run = run;
+	svc.stop = stop;
+	svc.arg = arg;
+	if (!StartServiceCtrlDispatcherA(table)) {
+		if (GetLastError() == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT)
+			return zila_error_set(err, ZILA_EINVAL,
+					      "'zila service run' is for the service manager; run 'zila daemon' yourself");
+		return scm_fail(err, "start the service");
+	}
+	return svc.result;
+}
+
+int zila_os_self_path(char *out, size_t n)
+{
+	DWORD k = GetModuleFileNameA(NULL, out, (DWORD)n);
+	return k == 0 || k >= n ? ZILA_ETOOBIG : 0;
+}
+
+int zila_os_open_url(const char *url)
+{
+	return (INT_PTR)ShellExecuteA(NULL, "open", url, NULL, NULL, SW_SHOWNORMAL) > 32 ? 0 : ZILA_ENOTFOUND;
 }
 
 /* --- a worker thread ----------------------------------------------------------------- */
