@@ -21,7 +21,7 @@ WIN_STAMP := $(WIN_DEPS)/.done
 .PHONY: windows windows-deps check-windows
 windows: build/.deps-windows
 	$(Q)$(MAKE) --no-print-directory windows-deps
-	$(Q)$(MAKE) --no-print-directory $(WIN_OUT)/zila.exe
+	$(Q)$(MAKE) --no-print-directory $(WIN_OUT)/zila.exe $(WIN_OUT)/zila-setup.exe
 
 windows-deps: build/.deps-windows
 	$(Q)sh tools/windows/srcdeps.sh $(WIN_DEPS)
@@ -66,3 +66,8 @@ check-windows: build/.deps-windows
 	@# Linux HQ (the ASan build make check uses) and a Windows laptop under Wine, on loopback
 	$(Q)ZILA=$(CURDIR)/build/asan/zila ZILA_EXE=$(CURDIR)/$(WIN_OUT)/zila.exe WINEPREFIX=$(CURDIR)/$(WIN_OUT)/wine \
 	  sh tests/windows/test_cross.sh
+
+# The installer (Debian's nsis), README "Windows".
+$(WIN_OUT)/zila-setup.exe: tools/windows/zila.nsi $(WIN_OUT)/zila.exe
+	$(if $(Q),@echo "  NSIS    $@")
+	$(Q)makensis -V2 -DOUTFILE=$(CURDIR)/$@ -DEXE=$(CURDIR)/$(WIN_OUT)/zila.exe tools/windows/zila.nsi
