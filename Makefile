@@ -17,6 +17,7 @@ BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Iinclude -Ibuild/gen -M
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 OFFICE_LIBS := -lcsv
+include tools/pg/pg.mk
 CFLAGS ?= -O2 -g
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -27,7 +28,7 @@ LIB_SRC := $(sort $(filter-out src/os/os_win.c,$(wildcard src/core/*.c src/os/*.
 	src/sync/*.c src/net/*.c))) $(PROTO_C) build/gen/schema_sql.c
 # The office layer (src/office: spreadsheet import and export, the HQ report) sits above the
 # engine in a library of its own: libzila builds and passes its tests without it.
-OFFICE_SRC := $(sort $(wildcard src/office/*.c))
+OFFICE_SRC := $(sort $(filter-out src/office/pgmirror_none.c,$(wildcard src/office/*.c)))
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))

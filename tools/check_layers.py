@@ -34,7 +34,7 @@ HEADERS = {
     "trust": "trust",
     "noise": "sync", "channel": "sync", "session": "sync", "bundle": "sync",
     "daemon": "net", "sched": "net",
-    "csvio": "office", "report": "office", "office": "office",
+    "csvio": "office", "report": "office", "pgmirror": "office", "office": "office",
 }
 # Layers that may not see each other although their ranks allow it.
 APART = {("net", "office"), ("office", "net")}

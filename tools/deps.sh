@@ -19,12 +19,14 @@ have_pc libzstd || need="$need libzstd-dev"
 have_pc libprotobuf-c || need="$need libprotobuf-c-dev"
 have_pc jansson || need="$need libjansson-dev"
 have_cmd protoc-c || need="$need protobuf-c-compiler"
+have_pc libpq || need="$need libpq-dev"
 case "${1:-build}" in
 check)
 	have_pc cmocka || need="$need libcmocka-dev"
 	have_cmd sqlite3 || need="$need sqlite3"
 	have_cmd ip || need="$need iproute2"
 	have_cmd python3 || need="$need python3"
+	[ -x /usr/lib/postgresql/15/bin/initdb ] || need="$need postgresql"
 	;;
 fuzz)
 	have_cmd clang || need="$need clang"

@@ -80,6 +80,28 @@ int zila_hostport_parse(const char *s, char *host, size_t host_len, uint16_t *po
 
 /* --- the daemon ----------------------------------------------------------------------- */
 
+/* What an outside part the CLI wires into the daemon (the PostgreSQL mirror) says of itself
+ * in `zila status`. */
+struct zila_daemon_watch_state {
+	bool connected;        /* it reaches what it writes to */
+	bool loaded;           /* its first complete copy is done */
+	int64_t behind;        /* entries of the replica it has still to copy; -1: not known */
+	int64_t last_ok;       /* unix seconds it was last in step; 0: never */
+	char target[160];      /* where it writes (never a password) */
+	char last_error[320];  /* its last failure in plain words; empty: none since */
+};
+/* A part that follows the replica on a thread of its own: started once the daemon holds the
+ * replica's lock (a non-zero return stops the daemon), told (without blocking) after each
+ * session that applied entries, asked for its state by status (without blocking). All are
+ * called on the daemon's loop; ctx is the caller's, valid until zila_daemon_run returns. */
+struct zila_daemon_watch {
+	const char *name; /* "mirror" in status */
+	int (*start)(void *ctx);
+	void (*changed)(void *ctx);
+	void (*state)(void *ctx, struct zila_daemon_watch_state *out);
+	void *ctx;
+};
+
 struct zila_daemon_config {
 	const char *dir;         /* the replica directory */
 	const char *listen;      /* "ADDR:PORT"; NULL: the setting, else 0.0.0.0:ZILA_SYNC_PORT */
@@ -90,6 +112,7 @@ struct zila_daemon_config {
 	unsigned idle_timeout_ms; /* a session with no byte read or written (taken by the kernel)
 				  * this long fails (conn.c: session_alive_until); 0: 60 s */
 	bool verbose;            /* debug lines in the log */
+	const struct zila_daemon_watch *watch; /* NULL: none (the PostgreSQL mirror at HQ) */
 };
 
 /* Runs the daemon until SIGTERM, SIGINT or `zila stop`. Logs through zila_log (the caller

@@ -379,6 +379,22 @@ typedef int (*zila_change_fn)(void *ctx, const struct zila_change *c);
 int zila_store_walk_changes(struct zila_store *s, const char *table, const char *id, zila_change_fn fn,
 			    void *ctx) ZILA_MUST_CHECK;
 
+/* Where a walk of stored entries stopped (zila_store_changes_after). */
+struct zila_change_mark {
+	int64_t next;      /* the mark to resume from: the last entry walked (or the mark given) */
+	int64_t held_from; /* the first entry at or before next still held for a newer schema, 0: none */
+	int64_t top;       /* the last entry stored */
+	int64_t behind;    /* entries stored after next */
+	size_t nwalked;    /* entries walked by this call */
+};
+/* Walks the changes of the entries stored after mark after (0: from the first), in the order
+ * they were stored (not HLC order), at most max_entries of them (0: all), calling fn for
+ * each change (as zila_store_walk_changes). Entries held for a newer schema are walked too:
+ * out->held_from says where to walk again once they apply. One read transaction. Used by the
+ * PostgreSQL mirror to learn which rows to copy again; a mark stays valid across restarts. */
+int zila_store_changes_after(struct zila_store *s, int64_t after, size_t max_entries, zila_change_fn fn, void *ctx,
+			     struct zila_change_mark *out) ZILA_MUST_CHECK;
+
 /* Records the deletion of a row as a local change (sealed and synced like any other),
  * also when the row is parked and so not in its table; used to discard a duplicate. */
 int zila_store_delete_row(struct zila_store *s, const char *table, const struct zila_value *pk,

@@ -1,6 +1,8 @@
 /* zila daemon: run the sync daemon in the foreground, logging to stderr.
  *   zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]...
- *               [--max-sessions N] [--idle-timeout SECS] [--foreground] */
+ *               [--max-sessions N] [--idle-timeout SECS] [--postgres CONNINFO] [--foreground]
+ * The PostgreSQL mirror (--postgres, else the setting 'zila mirror set') runs on a thread of
+ * its own, told after each session that applied entries. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +11,54 @@
 #include "cli.h"
 #include "zila/daemon.h"
 #include "zila/log.h"
+#include "zila/office/pgmirror.h"
 
 #define BEACON_TO_MAX 16
+
+static int mirror_start(void *ctx)
+{
+	return zila_pgmirror_start(ctx);
+}
+
+static void mirror_changed(void *ctx)
+{
+	zila_pgmirror_kick(ctx);
+}
+
+static void mirror_state(void *ctx, struct zila_daemon_watch_state *out)
+{
+	struct zila_pgmirror_state st;
+	zila_pgmirror_get_state(ctx, &st);
+	out->connected = st.connected;
+	out->loaded = st.loaded;
+	out->behind = st.behind;
+	out->last_ok = st.last_ok;
+	snprintf(out->target, sizeof(out->target), "%s", st.target);
+	snprintf(out->last_error, sizeof(out->last_error), "%s", st.last_error);
+}
+
+/* The mirror's connection string: the flag, else the setting; NULL: none (malloc'd). */
+static int mirror_conninfo(struct cli *cli, const char *flag, char **out)
+{
+	struct zila_store *s = NULL;
+	*out = NULL;
+	if (flag != NULL)
+		return (*out = strdup(flag)) != NULL ? CLI_OK : CLI_FAIL;
+	struct zila_error err;
+	zila_error_clear(&err);
+	int r = zila_store_open(&s, cli->dir, &err);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	r = zila_store_meta_get(s, ZILA_META_MIRROR_PG, out);
+	zila_store_free(s);
+	if (r != 0 && r != ZILA_ENOTFOUND) {
+		cli_err("cannot read the replica's settings: %s", zila_strerror(r));
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
 
 int cmd_daemon(struct cli *cli, int argc, char **argv);
 int cmd_daemon(struct cli *cli, int argc, char **argv)
@@ -21,9 +69,10 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 					      { "max-sessions", required_argument, NULL, 'm' },
 					      { "idle-timeout", required_argument, NULL, 'i' },
 					      { "foreground", no_argument, NULL, 'f' },
+					      { "postgres", required_argument, NULL, 'p' },
 					      { NULL, 0, NULL, 0 } };
 	struct zila_daemon_config cfg;
-	const char *to[BEACON_TO_MAX];
+	const char *to[BEACON_TO_MAX], *postgres = NULL;
 	char host[256], *end;
 	uint16_t port;
 	long v;
@@ -66,6 +115,9 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 			break;
 		case 'f':
 			break;
+		case 'p':
+			postgres = optarg;
+			break;
 		default:
 			return cli_usage("daemon", "unknown option '%s'", argv[optind - 1]);
 		}
@@ -75,8 +127,28 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 	cfg.verbose = cli->verbose;
 	zila_log_set_sink(zila_daemon_log_sink, NULL, cli->verbose ? ZILA_LOG_DEBUG : ZILA_LOG_INFO);
 	struct zila_error err;
+	struct zila_pgmirror *mirror = NULL;
+	struct zila_daemon_watch watch = { "mirror", mirror_start, mirror_changed, mirror_state, NULL };
+	char *conninfo = NULL;
 	zila_error_clear(&err);
-	int r = zila_daemon_run(&cfg, &err);
+	if (postgres != NULL && zila_pgmirror_check_conninfo(postgres, &err) != 0)
+		return cli_usage("daemon", "%s", err.msg);
+	if (mirror_conninfo(cli, postgres, &conninfo) != CLI_OK)
+		return CLI_FAIL;
+	int r = 0;
+	if (conninfo != NULL) {
+		r = zila_pgmirror_new(&mirror, cli->dir, conninfo, &err);
+		free(conninfo);
+		if (r != 0) {
+			zila_pgmirror_free(mirror);
+			cli_err("%s", zila_error_msg(&err, r));
+			return CLI_FAIL;
+		}
+		watch.ctx = mirror;
+		cfg.watch = &watch;
+	}
+	r = zila_daemon_run(&cfg, &err);
+	zila_pgmirror_free(mirror);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;

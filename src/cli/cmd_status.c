@@ -88,6 +88,20 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			       "%lld (it may park %d)\n",
 			       jint(l, "held"), (jint(l, "held_bytes") + 1023) / 1024, jint(l, "held_most"), ZILA_HELD_MAX);
 	}
+	json_t *mi = json_object_get(st, "mirror");
+	if (json_is_object(mi)) {
+		printf("mirror:     PostgreSQL %s, %s", jstr(mi, "target", "?"),
+		       json_is_true(json_object_get(mi, "connected")) ? "connected" : "not connected");
+		if (!json_is_true(json_object_get(mi, "loaded")))
+			printf(", first copy not done yet");
+		else if (json_is_integer(json_object_get(mi, "behind")))
+			printf(", behind by %lld entries", jint(mi, "behind"));
+		cli_ago(when, sizeof(when), json_integer_value(json_object_get(mi, "last_ok")));
+		printf(", last in step %s", when);
+		if (json_is_string(json_object_get(mi, "last_error")))
+			printf(" (last error: %s)", jstr(mi, "last_error", ""));
+		printf("\n");
+	}
 	printf("peers:\n");
 	cli_print_peers(json_object_get(st, "peers"));
 	size_t i;

@@ -28,6 +28,7 @@ CMD(whoami)
 CMD(revoke)
 CMD(daemon)
 CMD(service)
+CMD(mirror)
 CMD(status)
 CMD(peers)
 CMD(peer)
@@ -73,7 +74,9 @@ const struct cli_command cli_commands[] = {
 	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami", CLI_STORE | CLI_TRUST },
 	{ "revoke", cmd_revoke, "cut off a lost district or block device: sign a revocation (HQ)", "zila revoke DEVICE", CLI_STORE | CLI_TRUST },
 	{ "daemon", cmd_daemon, "run the sync daemon in the foreground (LAN discovery, peers, HQ uplink)",
-	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--foreground]", 0 },
+	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--postgres CONNINFO] [--foreground]", 0 },
+	{ "mirror", cmd_mirror, "HQ: keep the merged state in PostgreSQL (the daemon's mirror); set its connection string, or copy once",
+	  "zila mirror set CONNINFO\nzila mirror off\nzila mirror show\nzila mirror once [CONNINFO]", 0 },
 	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status", 0 },
 	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", 0 },
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq", 0 },

@@ -234,6 +234,8 @@ static void on_ended(void *ctx, struct conn *c)
 	 * or the peer's that it told us of, says nothing about the link. */
 	if (t != NULL && !c->duplicate)
 		t->flaky = !ok && c->sess != NULL && !local_fault && c->result != ZILA_EPEER;
+	if (st != NULL && st->entries_applied > 0 && d->cfg.watch != NULL && d->cfg.watch->changed != NULL)
+		d->cfg.watch->changed(d->cfg.watch->ctx);
 	if (st != NULL && st->entries_received > 0)
 		zila_log(ZILA_LOG_INFO, "session with %s %s: received %llu entries, applied %llu, duplicate %llu",
 			 c->addr, ok ? "completed" : "ended early", (unsigned long long)st->entries_received,
@@ -493,6 +495,18 @@ static void on_debounce(uv_timer_t *h)
 	if (!pending && own == d->own_sealed)
 		return;
 	zila_log(ZILA_LOG_DEBUG, "local changes (%lld unsealed, %lld own entries): syncing", (long long)n, (long long)own);
+	/* A watcher (HQ's PostgreSQL mirror) copies what entries say: local writes are sealed
+	 * now, not at the next session (which, at HQ, waits for a laptop to call). */
+	if (pending && d->cfg.watch != NULL) {
+		struct zila_error err;
+		size_t nsealed = 0;
+		zila_error_clear(&err);
+		int r = zila_store_seal(d->store, &nsealed, &err);
+		if (r != 0)
+			zila_log(ZILA_LOG_WARN, "cannot seal local changes now: %s", zila_error_msg(&err, r));
+		else if (nsealed > 0 && d->cfg.watch->changed != NULL)
+			d->cfg.watch->changed(d->cfg.watch->ctx);
+	}
 	d->own_sealed = own;
 	if (pending || own < 0) {
 		want_all(d, NULL);
@@ -844,6 +858,14 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 		d->fsev_open = true;
 		if (uv_fs_event_start(&d->fsev, on_fs_event, d->dir, 0) != 0)
 			zila_log(ZILA_LOG_WARN, "cannot watch '%s': local changes are noticed every 5 minutes only", d->dir);
+	}
+	/* Started once this daemon holds the replica's lock: a second daemon refused above never
+	 * starts a second mirror. */
+	if (cfg->watch != NULL && cfg->watch->start != NULL && (r = cfg->watch->start(cfg->watch->ctx)) != 0) {
+		zila_error_set(err, r, "cannot start the %s: %s", cfg->watch->name, zila_strerror(r));
+		daemon_stop(d, "cannot start");
+		uv_run(&d->loop, UV_RUN_DEFAULT);
+		goto out;
 	}
 	uv_timer_start(&d->periodic_timer, on_periodic, PERIODIC_MS, PERIODIC_MS);
 	daemon_sweep(d);

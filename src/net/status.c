@@ -328,6 +328,21 @@ json_t *status_json(struct daemon *d)
 	else if (!me->enrolled && !me->joining)
 		json_array_append_new(warn, json_string("not enrolled: this device syncs with nobody (see 'zila join')"));
 	json_object_set_new(o, "hq_refused", refused_status(d->store, me->is_hq, warn));
+	if (d->cfg.watch != NULL && d->cfg.watch->state != NULL) {
+		struct zila_daemon_watch_state ws;
+		json_t *w = json_object();
+		memset(&ws, 0, sizeof(ws));
+		d->cfg.watch->state(d->cfg.watch->ctx, &ws);
+		json_object_set_new(w, "target", json_string(ws.target));
+		json_object_set_new(w, "connected", json_boolean(ws.connected));
+		json_object_set_new(w, "loaded", json_boolean(ws.loaded));
+		json_object_set_new(w, "behind", opt_int(ws.behind >= 0, ws.behind));
+		json_object_set_new(w, "last_ok", opt_int(ws.last_ok != 0, ws.last_ok));
+		json_object_set_new(w, "last_error", ws.last_error[0] ? json_string(ws.last_error) : json_null());
+		json_object_set_new(o, d->cfg.watch->name, w);
+		if (ws.last_error[0])
+			json_array_append_new(warn, json_sprintf("the %s is not in step: %s", d->cfg.watch->name, ws.last_error));
+	}
 	json_t *forks = json_array();
 	struct fork_ctx fc = { d, forks, warn };
 	if (zila_store_fork_each(d->store, fork_json, &fc) != 0)

@@ -69,7 +69,10 @@ expect 1 "truncated bundle is refused" -- "$ZILA" -d "$B" bundle apply "$T/trunc
 has "$T/err" "nothing was applied" "truncation error says nothing was applied"
 for off in 12 $((size / 2)) $((size - 40)); do
 	cp "$T/a.bndl" "$T/flip.bndl"
-	printf '\377' | dd of="$T/flip.bndl" bs=1 seek=$off conv=notrunc 2>/dev/null
+	# every bit of the byte inverted: writing a fixed value left it unchanged where it was already that value
+	b=$(od -An -tu1 -j "$off" -N1 "$T/a.bndl" | tr -d ' ')
+	printf "\\$(printf '%03o' $((b ^ 255)))" | dd of="$T/flip.bndl" bs=1 seek=$off conv=notrunc 2>/dev/null
+	cmp -s "$T/a.bndl" "$T/flip.bndl" && bad "the byte at $off was not changed"
 	expect 1 "bundle with a flipped byte at $off is refused" -- "$ZILA" -d "$B" bundle apply "$T/flip.bndl"
 done
 [ "$("$ZILA" -d "$B" hash)" = "$hb0" ] && ok "refused bundles changed nothing" || bad "refused bundles changed the replica"

@@ -466,6 +466,73 @@ static void test_high_water(void **state)
 	replica_free(&b);
 }
 
+/* zila_store_changes_after (the PostgreSQL mirror's walk): the keys changed by the entries
+ * stored after a mark, a batch at most, the mark to resume from and what is left behind. */
+struct keys_seen {
+	char keys[256];
+	size_t n;
+};
+
+static int key_seen(void *ctx, const struct zila_change *c)
+{
+	struct keys_seen *k = ctx;
+	size_t len = strlen(k->keys);
+	snprintf(k->keys + len, sizeof(k->keys) - len, "%.*s%c;", (int)c->pk.len, (const char *)c->pk.p,
+		 c->op == ZILA_OP_DELETE ? '-' : '+');
+	k->n++;
+	return 0;
+}
+
+static void test_changes_after(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	struct zila_change_mark m, m2;
+	struct keys_seen k = { "", 0 };
+	size_t n;
+	replica_new(&a, "ca");
+	replica_new(&b, "cb");
+	app(&a, "INSERT INTO t VALUES ('a', 'd1', 'a1'), ('b', 'd1', 'b1'), ('c', 'd2', 'c1')");
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 2); /* one entry per partition */
+	assert_int_equal(zila_store_changes_after(a.s, 0, 0, key_seen, &k, &m), 0);
+	assert_int_equal(m.nwalked, 2);
+	assert_int_equal(m.next, m.top);
+	assert_int_equal(m.behind, 0);
+	assert_int_equal(m.held_from, 0);
+	assert_int_equal(k.n, 3);
+	/* later changes: only their keys, from the mark on */
+	app(&a, "UPDATE t SET v = 'a2' WHERE id = 'a'; DELETE FROM t WHERE id = 'b'");
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	k.keys[0] = '\0';
+	k.n = 0;
+	assert_int_equal(zila_store_changes_after(a.s, m.next, 0, key_seen, &k, &m2), 0);
+	assert_int_equal(m2.nwalked, 1);
+	assert_string_equal(k.keys, "a+;b-;");
+	assert_int_equal(m2.behind, 0);
+	/* a batch of one: the mark stops after it, the rest is behind */
+	k.n = 0;
+	assert_int_equal(zila_store_changes_after(a.s, 0, 1, key_seen, &k, &m), 0);
+	assert_int_equal(m.nwalked, 1);
+	assert_int_equal(m.behind, 2);
+	assert_true(m.next < m2.next);
+	assert_int_equal(zila_store_changes_after(a.s, m.next, 1, key_seen, &k, &m), 0);
+	assert_int_equal(m.behind, 1);
+	/* on the receiver, by the order it stored them: everything once, nothing after */
+	send_all(&a, &b);
+	k.keys[0] = '\0';
+	k.n = 0;
+	assert_int_equal(zila_store_changes_after(b.s, 0, 0, key_seen, &k, &m), 0);
+	assert_int_equal(m.nwalked, 3);
+	assert_int_equal(k.n, 5);
+	assert_int_equal(zila_store_changes_after(b.s, m.next, 0, key_seen, &k, &m2), 0);
+	assert_int_equal(m2.nwalked, 0);
+	assert_int_equal(m2.next, m.next);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 static void assert_u(struct replica *r, const char *want)
 {
 	char rows[1024];
@@ -1355,6 +1422,7 @@ int main(void)
 		cmocka_unit_test(test_state_places),
 		cmocka_unit_test(test_replace_then_delete),
 		cmocka_unit_test(test_high_water),
+		cmocka_unit_test(test_changes_after),
 		cmocka_unit_test(test_replace_displaces),
 		cmocka_unit_test(test_replace_then_gone),
 		cmocka_unit_test(test_parents_first),

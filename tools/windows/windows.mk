@@ -41,7 +41,9 @@ $(WIN_OUT)/obj/zila_rc.o: tools/windows/zila.rc tools/windows/zila.manifest
 $(WIN_OUT)/libzila.a: $(call win_obj,$(WIN_LIB_SRC))
 	$(Q)rm -f $@ && $(WIN_HOST)-ar rcsD $@ $^
 
-$(WIN_OUT)/libzila_office.a: $(call win_obj,$(OFFICE_SRC))
+# No libpq on Windows: the PostgreSQL mirror is HQ's (Linux); pgmirror_none.c says so.
+WIN_OFFICE_SRC := $(filter-out src/office/pgmirror.c,$(OFFICE_SRC)) src/office/pgmirror_none.c
+$(WIN_OUT)/libzila_office.a: $(call win_obj,$(WIN_OFFICE_SRC))
 	$(Q)rm -f $@ && $(WIN_HOST)-ar rcsD $@ $^
 
 $(WIN_OUT)/zila.exe: $(call win_obj,$(CLI_SRC)) $(WIN_OUT)/obj/zila_rc.o $(WIN_OUT)/libzila_office.a $(WIN_OUT)/libzila.a
