@@ -2,6 +2,8 @@
 # and runs every test; `make bench`, `make bench-compare BASE=COMMIT`, `make fuzz`, `make demo`;
 # `make install`.
 PREFIX ?= /usr/local
+# `make` alone builds all, whatever target a fragment included below defines first.
+.DEFAULT_GOAL := all
 DESTDIR ?=
 CC ?= cc
 PKGS := libsodium libuv sqlite3 libzstd libprotobuf-c jansson
@@ -29,6 +31,7 @@ LIB_SRC := $(sort $(filter-out src/os/os_win.c,$(wildcard src/core/*.c src/os/*.
 # The office layer (src/office: spreadsheet import and export, the HQ report) sits above the
 # engine in a library of its own: libzila builds and passes its tests without it.
 OFFICE_SRC := $(sort $(filter-out src/office/pgmirror_none.c,$(wildcard src/office/*.c)))
+include tools/webapi/webapi.mk
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
@@ -46,8 +49,8 @@ asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 .PHONY: all check layers unit integration bench bench-link bench-compare fuzz fuzz-run demo install clean property-long lab
 # Top-level targets install missing packages first, then build in a fresh make so the
 # pkg-config flags are read after the install.
-all: build/.deps-build
-	$(Q)$(MAKE) --no-print-directory build/zila $(TOOL_BIN)
+all: build/.deps-build build/.deps-web
+	$(Q)$(MAKE) --no-print-directory web build/zila $(TOOL_BIN)
 
 # Tools (sample-data generator, lab helpers): tools/NAME.c -> build/tools/NAME
 build/tools/%: build/obj/tools/%.o build/libzila.a
@@ -128,6 +131,7 @@ check: build/.deps-check
 	$(Q)$(MAKE) --no-print-directory layers
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)$(MAKE) --no-print-directory web-check
 	@echo "make check: all tests passed"
 
 # The fault-injection lab (tools/lab, README "Tests"): `make lab SEED=n SECONDS=m` runs seed n
@@ -227,6 +231,7 @@ uninstall:
 clean:
 	rm -rf build
 
+include tools/web/web.mk
 # The Windows build: make windows, make check-windows.
 include tools/windows/windows.mk
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Makes sure the Debian packages a make target needs are installed: installs them with
 # apt-get when run as root, otherwise names them and fails.
-# usage: tools/deps.sh build|check|fuzz|demo|windows
+# usage: tools/deps.sh build|check|fuzz|demo|web|webcheck|windows
 set -eu
 need=""
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -19,6 +19,7 @@ have_pc libzstd || need="$need libzstd-dev"
 have_pc libprotobuf-c || need="$need libprotobuf-c-dev"
 have_pc jansson || need="$need libjansson-dev"
 have_cmd protoc-c || need="$need protobuf-c-compiler"
+[ -f /usr/share/llhttp/llhttp.c ] || need="$need node-llhttp" # the web interface's HTTP parser (C sources)
 have_pc libpq || need="$need libpq-dev"
 case "${1:-build}" in
 check)
@@ -44,6 +45,17 @@ windows)
 	have_cmd dpkg-source || need="$need dpkg-dev"
 	[ -x /usr/lib/wine/wine64 ] || need="$need wine64"
 	have_cmd makensis || need="$need nsis"
+	;;
+web)
+	have_cmd node || need="$need nodejs"
+	have_cmd npm || need="$need npm"
+	;;
+webcheck)
+	# the browser tests: Debian's Chromium, and Devanagari for the screenshots
+	have_cmd node || need="$need nodejs"
+	have_cmd npm || need="$need npm"
+	have_cmd chromium || need="$need chromium"
+	[ -d /usr/share/fonts/truetype/noto ] || need="$need fonts-noto-core"
 	;;
 demo)
 	have_cmd sqlite3 || need="$need sqlite3"

@@ -78,6 +78,33 @@ int zila_beacon_accept(struct zila_beacon_seen *seen, const struct zila_beacon *
 /* Parses "HOST:PORT" or "[V6]:PORT" (host at most host_len-1 bytes, port 1..65535). */
 int zila_hostport_parse(const char *s, char *host, size_t host_len, uint16_t *port) ZILA_MUST_CHECK;
 
+/* --- the web interface (src/net/web.c, proto/web/API.md) ----------------------------- */
+
+#define ZILA_META_WEB_LISTEN "web.listen" /* "ADDR:PORT" of the web interface, "off": none */
+#define ZILA_WEB_LISTEN "127.0.0.1:7480"  /* its default */
+
+/* A request to the web API that the server does not answer itself (it answers the login,
+ * the session's secrets, status, events and sync); everything is borrowed for the call. The
+ * server has checked the Host header, the session and, for POST, PUT and DELETE, the CSRF
+ * token before. */
+struct zila_web_call {
+	const char *method; /* "GET", "POST", "PUT", "DELETE" */
+	const char *path;   /* "/api/tables/people/rows", percent-decoded */
+	const char *query;  /* "q=ram&offset=50", as sent (the handler decodes), "" for none */
+	const char *body;   /* the request body, NUL-terminated, body_len bytes */
+	size_t body_len;
+};
+/* The answer: status, body (malloc'd; the server frees it), its content type ("" for
+ * application/json) and, for a download, the file name it is offered under. */
+struct zila_web_answer {
+	int status;
+	char *body;
+	size_t body_len;
+	char ctype[64];
+	char filename[128];
+};
+typedef void (*zila_web_api_fn)(void *ctx, const struct zila_web_call *call, struct zila_web_answer *ans);
+
 /* --- the daemon ----------------------------------------------------------------------- */
 
 /* What an outside part the CLI wires into the daemon (the PostgreSQL mirror) says of itself
@@ -112,6 +139,10 @@ struct zila_daemon_config {
 	unsigned idle_timeout_ms; /* a session with no byte read or written (taken by the kernel)
 				  * this long fails (conn.c: session_alive_until); 0: 60 s */
 	bool verbose;            /* debug lines in the log */
+	const char *web_listen;  /* the web interface: "ADDR:PORT", "off"; NULL: the setting
+				  * ZILA_META_WEB_LISTEN, else ZILA_WEB_LISTEN */
+	zila_web_api_fn web_api; /* the office's pages (NULL: only status, events and sync) */
+	void *web_ctx;
 	const struct zila_daemon_watch *watch; /* NULL: none (the PostgreSQL mirror at HQ) */
 };
 

@@ -410,6 +410,15 @@ typedef int (*zila_row_fn)(void *ctx, size_t ncols, const char *const *cols,
 int zila_store_parked_row(struct zila_store *s, const char *table, const struct zila_value *pk,
 			  zila_row_fn fn, void *ctx, struct zila_error *err) ZILA_MUST_CHECK;
 
+/* A row's sync state, as the web interface shows it: ZILA_ROW_CONFLICT when a conflict on
+ * it waits for review; ZILA_ROW_LOCAL when a change of it made here is not sealed yet, or
+ * sealed in an entry of this device's past the first hq_acked ones (what HQ acknowledged,
+ * ZILA_META_NET_OWN_HQ; exact for a device that writes one partition, as a district laptop
+ * does); else ZILA_ROW_AT_HQ (also every row of an HQ device, is_hq). */
+enum { ZILA_ROW_LOCAL = 0, ZILA_ROW_AT_HQ = 1, ZILA_ROW_CONFLICT = 2 };
+int zila_store_row_sync(struct zila_store *s, const char *table, const struct zila_value *pk, int64_t hq_acked,
+			bool is_hq, int *state) ZILA_MUST_CHECK;
+
 /* Counts for `zila status`. */
 struct zila_store_counts {
 	int64_t pending;    /* captured, not yet sealed */

@@ -1,8 +1,11 @@
 /* zila daemon: run the sync daemon in the foreground, logging to stderr.
  *   zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]...
- *               [--max-sessions N] [--idle-timeout SECS] [--postgres CONNINFO] [--foreground]
- * The PostgreSQL mirror (--postgres, else the setting 'zila mirror set') runs on a thread of
- * its own, told after each session that applied entries. */
+ *               [--max-sessions N] [--idle-timeout SECS] [--web ADDR:PORT|off] [--postgres CONNINFO]
+ *               [--foreground]
+ * The daemon serves the web interface's pages (src/office/web.c) through a handler the CLI
+ * wires here: net and office do not see each other. The PostgreSQL mirror (--postgres, else
+ * the setting 'zila mirror set') runs on a thread of its own, told after each session that
+ * applied entries. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +15,55 @@
 #include "zila/daemon.h"
 #include "zila/log.h"
 #include "zila/office/pgmirror.h"
+#include "zila/office/web.h"
+#include "zila/trust.h"
 
 #define BEACON_TO_MAX 16
+
+/* The web server's requests for pages, answered by the office layer. */
+static void web_api(void *ctx, const struct zila_web_call *call, struct zila_web_answer *ans)
+{
+	struct zila_office_reply rep;
+	zila_office_web_handle(ctx, call->method, call->path, call->query, call->body, call->body_len, &rep);
+	ans->status = rep.status;
+	ans->body = rep.body;
+	ans->body_len = rep.body_len;
+	snprintf(ans->ctype, sizeof(ans->ctype), "%s", rep.ctype);
+	snprintf(ans->filename, sizeof(ans->filename), "%s", rep.filename);
+}
+
+/* The pages' own handle on the replica and who this device is (its certificate). NULL when
+ * the replica does not open: the daemon then says why. */
+static struct zila_office_web *open_pages(struct cli *cli, struct zila_store **s, struct zila_trust_ctx *tc)
+{
+	struct zila_error err;
+	struct zila_office_web *w = NULL;
+	struct zila_cert c;
+	char id[ZILA_DEVICE_ID_LEN + 1], *org = NULL;
+	zila_error_clear(&err);
+	if (zila_store_open(s, cli->dir, &err) != 0)
+		return NULL;
+	memset(tc, 0, sizeof(*tc));
+	zila_trust_install(*s, tc);
+	zila_device_id(zila_store_device_pk(*s), id);
+	bool has_cert = zila_trust_cert_get(*s, zila_store_device_pk(*s), &c) == 0;
+	if (zila_store_meta_get(*s, ZILA_META_ORG_NAME, &org) != 0)
+		org = NULL;
+	/* Not enrolled: the replica is nobody's district, and its owner sees all of it. */
+	struct zila_office_who who = {
+		.device_id = id,
+		.name = has_cert ? c.name : id,
+		.district = has_cert && !c.scope_all ? c.district : NULL,
+		.org = org,
+		.hq = !has_cert || c.role == ZILA_ROLE_HQ,
+	};
+	if (zila_office_web_new(&w, cli->dir, *s, &who, &err) != 0) {
+		cli_err("the web interface's pages: %s", zila_error_msg(&err, ZILA_EDB));
+		w = NULL;
+	}
+	free(org);
+	return w;
+}
 
 static int mirror_start(void *ctx)
 {
@@ -69,6 +119,7 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 					      { "max-sessions", required_argument, NULL, 'm' },
 					      { "idle-timeout", required_argument, NULL, 'i' },
 					      { "foreground", no_argument, NULL, 'f' },
+					      { "web", required_argument, NULL, 'w' },
 					      { "postgres", required_argument, NULL, 'p' },
 					      { NULL, 0, NULL, 0 } };
 	struct zila_daemon_config cfg;
@@ -115,6 +166,11 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 			break;
 		case 'f':
 			break;
+		case 'w':
+			if (strcmp(optarg, "off") != 0 && zila_hostport_parse(optarg, host, sizeof(host), &port) != 0)
+				return cli_usage("daemon", "web address '%s' is not ADDR:PORT (or off)", optarg);
+			cfg.web_listen = optarg;
+			break;
 		case 'p':
 			postgres = optarg;
 			break;
@@ -147,8 +203,17 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 		watch.ctx = mirror;
 		cfg.watch = &watch;
 	}
+	struct zila_store *pages_store = NULL;
+	struct zila_trust_ctx pages_tc;
+	struct zila_office_web *pages = NULL;
+	if (cfg.web_listen == NULL || strcmp(cfg.web_listen, "off") != 0)
+		pages = open_pages(cli, &pages_store, &pages_tc);
+	cfg.web_api = pages ? web_api : NULL;
+	cfg.web_ctx = pages;
 	r = zila_daemon_run(&cfg, &err);
 	zila_pgmirror_free(mirror);
+	zila_office_web_free(pages);
+	zila_store_free(pages_store);
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;

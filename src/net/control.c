@@ -1,7 +1,8 @@
 /* The local control socket DIR/zila.sock (mode 0600; on Windows a named pipe that answers
  * only clients of the daemon's user, zila_os_ctl_name): one JSON request per line, JSON lines
  * back. Requests: {"cmd":"status"}, {"cmd":"peers"}, {"cmd":"sync","peer":P,"wait":B},
- * {"cmd":"stop"}, {"cmd":"reload"}. A waiting sync streams {"progress":[...]} lines and
+ * {"cmd":"stop"}, {"cmd":"reload"},
+ * {"cmd":"web-login"} (a one-time login link of the web interface). A waiting sync streams {"progress":[...]} lines and
  * ends with a line holding "done":true. */
 #include <errno.h>
 #include <jansson.h>
@@ -221,6 +222,8 @@ static void handle_line(struct ctl *c, const char *line, size_t len)
 		ctl_send(c, json_pack("{s:b, s:o}", "ok", 1, "peers", ct->hooks.peers(ct->hooks.ctx)));
 	} else if (strcmp(cmd, "sync") == 0) {
 		do_sync(c, json_string_value(json_object_get(req, "peer")), json_is_true(json_object_get(req, "wait")));
+	} else if (strcmp(cmd, "web-login") == 0) {
+		ctl_send(c, ct->hooks.web_login(ct->hooks.ctx));
 	} else if (strcmp(cmd, "reload") == 0) {
 		ct->hooks.reload(ct->hooks.ctx);
 		ctl_send(c, json_pack("{s:b}", "ok", 1));

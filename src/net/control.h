@@ -27,6 +27,8 @@ struct control_hooks {
 	int (*sync)(void *ctx, const char *peer, struct ctl_target *out, size_t max, char *msg, size_t msg_len);
 	/* Adds the state of key's sync to o (its progress while it runs). */
 	void (*progress)(void *ctx, const void *key, json_t *o);
+	/* A one-time login link of the web interface: {"ok":true,"url":...} or {"error":...}. */
+	json_t *(*web_login)(void *ctx);
 	void (*reload)(void *ctx);
 	void (*stop)(void *ctx); /* called after the answer was queued */
 	void *ctx;

@@ -629,6 +629,32 @@ static void ctl_progress(void *ctx, const void *key, json_t *o)
 	status_target_progress(ctx, (struct target *)key, o);
 }
 
+static json_t *ctl_web_login(void *ctx)
+{
+	struct daemon *d = ctx;
+	char tok[WEB_SECRET_HEX + 1], url[WEB_SECRET_HEX + 400];
+	if (d->web_listen[0] == '\0' || web_token_new(&d->web, tok) != 0)
+		return json_pack("{s:b, s:s}", "ok", 0, "error",
+				 "the web interface is off (setting web.listen, or 'zila daemon --web ADDR:PORT')");
+	/* The token goes in the fragment, which a browser never sends, so no log ever holds it. */
+	char host[256];
+	uint16_t port = 0;
+	if (zila_hostport_parse(d->web_listen, host, sizeof(host), &port) != 0)
+		port = 7480;
+	snprintf(url, sizeof(url), "http://%s:%u/login#t=%s", strchr(host, ':') ? "[::1]" : "127.0.0.1", port, tok);
+	json_t *o = json_pack("{s:b, s:s}", "ok", 1, "url", url);
+	sodium_memzero(tok, sizeof(tok));
+	sodium_memzero(url, sizeof(url));
+	return o;
+}
+
+/* The web interface's "sync now": every peer, or HQ. */
+static int web_sync(void *ctx, const char *peer, char *msg, size_t msg_len)
+{
+	struct ctl_target t[CTL_WAIT_MAX];
+	return ctl_sync(ctx, peer, t, CTL_WAIT_MAX, msg, msg_len) < 0 ? -1 : 0;
+}
+
 static void daemon_stop(struct daemon *d, const char *why);
 
 static void ctl_reload(void *ctx)
@@ -659,6 +685,7 @@ static void daemon_stop(struct daemon *d, const char *why)
 		close_if((uv_handle_t *)&d->listener);
 	discovery_stop(&d->disc);
 	control_stop(&d->ctl);
+	web_stop(&d->web);
 	close_if((uv_handle_t *)&d->kick_timer);
 	close_if((uv_handle_t *)&d->periodic_timer);
 	close_if((uv_handle_t *)&d->debounce_timer);
@@ -750,6 +777,23 @@ static int start_listener(struct daemon *d, struct zila_error *err)
 	return 0;
 }
 
+/* The web interface: an address given (flag or setting) must work; the default one may be
+ * taken (several daemons on one machine: tests, a lab), and then the daemon runs without. */
+static int start_web(struct daemon *d, const struct web_hooks *wh, struct zila_error *err)
+{
+	if (d->web_listen[0] == '\0')
+		return 0;
+	int r = web_start(&d->web, &d->env, d->web_listen, wh, err);
+	if (r != 0 && !d->web_explicit) {
+		zila_log(ZILA_LOG_WARN, "%s: running without the web interface", zila_error_msg(err, r));
+		web_stop(&d->web);
+		d->web_listen[0] = '\0';
+		zila_error_clear(err);
+		r = 0;
+	}
+	return r;
+}
+
 static void read_settings(struct daemon *d, uint16_t *beacon_port)
 {
 	char *v = NULL;
@@ -759,6 +803,19 @@ static void read_settings(struct daemon *d, uint16_t *beacon_port)
 		snprintf(d->listen_addr, sizeof(d->listen_addr), "%s", v);
 	else
 		snprintf(d->listen_addr, sizeof(d->listen_addr), "0.0.0.0:%d", ZILA_SYNC_PORT);
+	free(v);
+	v = NULL;
+	d->web_explicit = true;
+	if (d->cfg.web_listen != NULL)
+		snprintf(d->web_listen, sizeof(d->web_listen), "%s", d->cfg.web_listen);
+	else if (zila_store_meta_get(d->store, ZILA_META_WEB_LISTEN, &v) == 0 && v != NULL && v[0])
+		snprintf(d->web_listen, sizeof(d->web_listen), "%s", v);
+	else {
+		snprintf(d->web_listen, sizeof(d->web_listen), "%s", ZILA_WEB_LISTEN);
+		d->web_explicit = false;
+	}
+	if (strcmp(d->web_listen, "off") == 0)
+		d->web_listen[0] = '\0';
 	free(v);
 	v = NULL;
 	*beacon_port = ZILA_BEACON_PORT;
@@ -831,7 +888,9 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	d->started_wall = (int64_t)zila_wall_s();
 	const struct conn_hooks ch = { on_established, on_ended, on_delivered, on_conn_freed, d };
 	const struct discovery_hooks dh = { on_heard, on_nets, d };
-	const struct control_hooks cth = { ctl_status, ctl_peers, ctl_sync, ctl_progress, ctl_reload, ctl_stop, d };
+	const struct control_hooks cth = { ctl_status, ctl_peers, ctl_sync, ctl_progress, ctl_web_login,
+					   ctl_reload, ctl_stop, d };
+	const struct web_hooks wh = { ctl_status, web_sync, d, cfg->web_api, cfg->web_ctx };
 	conns_init(&d->conns, &d->env, &d->refused, &ch);
 	discovery_init(&d->disc, &d->env, beacon_port, listen_port(d), &dh);
 	uv_timer_init(&d->loop, &d->kick_timer);
@@ -849,7 +908,8 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 		if (uv_signal_start(h, on_signal, sig) != 0)
 			zila_log(ZILA_LOG_DEBUG, "cannot watch %s", zila_os_signal_name(sig));
 	}
-	if ((r = control_start(&d->ctl, &d->env, d->dir, &cth, err)) != 0 || (r = start_listener(d, err)) != 0) {
+	if ((r = control_start(&d->ctl, &d->env, d->dir, &cth, err)) != 0 || (r = start_listener(d, err)) != 0 ||
+	    (r = start_web(d, &wh, err)) != 0) {
 		daemon_stop(d, "cannot start");
 		uv_run(&d->loop, UV_RUN_DEFAULT);
 		goto out;
@@ -886,6 +946,8 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	else
 		zila_log(ZILA_LOG_WARN, "device %s is not enrolled: it syncs with nobody; see 'zila join'", id);
 	zila_log(ZILA_LOG_INFO, "listening on tcp %s; control socket %s", d->listen_addr, d->ctl.sock_path);
+	if (d->web_listen[0])
+		zila_log(ZILA_LOG_INFO, "web interface on http://%s/ ('zila open' for a login link)", d->web_listen);
 	discovery_start(&d->disc);
 	daemon_reload(d);
 	if (d->sched.hq != NULL)

@@ -10,6 +10,7 @@
 #include "discovery.h"
 #include "net_int.h"
 #include "refused.h"
+#include "web.h"
 #include "zila/sched.h"
 
 /* A dial target: the scheduler's part (whom and when) and what the daemon knows of it. */
@@ -47,6 +48,9 @@ struct daemon {
 	struct discovery disc;
 	struct control ctl;
 	struct refused refused;
+	struct web web;
+	char web_listen[300]; /* "" when the web interface is off */
+	bool web_explicit;    /* given by flag or setting (else the default, which may be taken) */
 	/* TCP */
 	char listen_addr[300];
 	uv_tcp_t listener;

@@ -1,0 +1,284 @@
+/* The web interface's pages (zila/office/web.h) driven without a server: on a replica that
+ * holds two districts, a district's pages neither read nor write the other's rows nor the
+ * org-wide tables (their own checks: this replica's capture triggers refuse nothing, as it
+ * is not enrolled), HQ's pages see both; the schema's CHECKs become choices and bounds; the
+ * query string is decoded (Hindi, +); errors name their field; history says old -> new. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "zila/office/web.h"
+#include "zila/store.h"
+
+static char dir[64];
+static struct zila_store *store;
+static struct zila_office_web *d1, *hq;
+
+static void exec(const char *sql)
+{
+	char path[128], *msg = NULL;
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/zila.db", dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "sql failed: %s\n", msg);
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	assert_int_equal(rc, SQLITE_OK);
+}
+
+/* One request; the answer's status, its JSON in *out (caller's reference, may be NULL). */
+static int req(struct zila_office_web *w, const char *method, const char *path, const char *query,
+	       const char *body, json_t **out)
+{
+	struct zila_office_reply rep;
+	zila_office_web_handle(w, method, path, query ? query : "", body ? body : "", body ? strlen(body) : 0, &rep);
+	assert_non_null(rep.body);
+	json_t *j = json_loadb(rep.body, rep.body_len, 0, NULL);
+	free(rep.body);
+	if (out)
+		*out = j;
+	else
+		json_decref(j);
+	return rep.status;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	struct zila_error err;
+	zila_error_clear(&err);
+	assert_true(sodium_init() >= 0);
+	snprintf(dir, sizeof(dir), "/tmp/zila-test-webapi-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(zila_store_create(dir, &err), 0);
+	assert_int_equal(zila_store_open(&store, dir, &err), 0);
+	exec("INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+	     "INSERT INTO districts(id, state_id, name, code) VALUES ('d1', 's1', 'Patna', 'PAT'), ('d2', 's1', 'Gaya', 'GAY');"
+	     "INSERT INTO org_units(id, level, district_id, name, code) VALUES ('b1', 'booth', 'd1', 'Kishunpur', '110');"
+	     "INSERT INTO people(id, district_id, name, name_local, phone) VALUES"
+	     " ('p1', 'd1', 'Ram Kumar', 'राम कुमार', '9876543210'), ('p2', 'd2', 'Gaya Ram', NULL, '9111111111')");
+	size_t n;
+	assert_int_equal(zila_store_seal(store, &n, &err), 0);
+	struct zila_office_who w1 = { "dev1", "patna-1", "d1", "Org", false };
+	struct zila_office_who wh = { "dev0", "hq", NULL, "Org", true };
+	assert_int_equal(zila_office_web_new(&d1, dir, store, &w1, &err), 0);
+	assert_int_equal(zila_office_web_new(&hq, dir, store, &wh, &err), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	zila_office_web_free(d1);
+	zila_office_web_free(hq);
+	zila_store_free(store);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_scope(void **state)
+{
+	(void)state;
+	json_t *j;
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows", NULL, NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 1);
+	json_decref(j);
+	assert_int_equal(req(hq, "GET", "/api/tables/people/rows", NULL, NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 2);
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows", "f.district_id=d2", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 0);
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows/p2", NULL, NULL, NULL), 404);
+	assert_int_equal(req(hq, "GET", "/api/tables/people/rows/p2", NULL, NULL, NULL), 200);
+	assert_int_equal(req(d1, "PUT", "/api/tables/people/rows/p2", NULL, "{\"name\":\"x\"}", &j), 403);
+	assert_string_equal(json_string_value(json_object_get(j, "code")), "scope");
+	json_decref(j);
+	assert_int_equal(req(d1, "DELETE", "/api/tables/people/rows/p2", NULL, NULL, NULL), 403);
+	assert_int_equal(req(d1, "POST", "/api/tables/people/rows", NULL, "{\"name\":\"x\",\"district_id\":\"d2\"}", NULL),
+			 403);
+	assert_int_equal(req(d1, "POST", "/api/tables/districts/rows", NULL, "{\"name\":\"x\",\"state_id\":\"s1\"}", NULL),
+			 403);
+	assert_int_equal(req(d1, "GET", "/api/tables/people/options/district_id", NULL, NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "options")), 2); /* districts are org-wide: readable */
+	json_decref(j);
+	/* nothing of d2 changed */
+	assert_int_equal(req(hq, "GET", "/api/tables/people/rows/p2", NULL, NULL, &j), 200);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "row"), "name")), "Gaya Ram");
+	json_decref(j);
+}
+
+static json_t *column(json_t *tables, const char *table, const char *col)
+{
+	size_t i, k;
+	json_t *t, *c;
+	json_array_foreach(json_object_get(tables, "tables"), i, t)
+	{
+		if (strcmp(json_string_value(json_object_get(t, "name")), table) != 0)
+			continue;
+		json_array_foreach(json_object_get(t, "columns"), k, c)
+		{
+			if (strcmp(json_string_value(json_object_get(c, "name")), col) == 0)
+				return c;
+		}
+	}
+	return NULL;
+}
+
+static void test_schema_forms(void **state)
+{
+	(void)state;
+	json_t *j;
+	assert_int_equal(req(d1, "GET", "/api/tables", NULL, NULL, &j), 200);
+	json_t *g = column(j, "people", "gender"), *by = column(j, "people", "birth_year"), *lv = column(j, "org_units", "level");
+	json_t *ou = column(j, "people", "org_unit_id"), *tg = column(j, "drive_targets", "target");
+	assert_non_null(g);
+	assert_int_equal(json_array_size(json_object_get(g, "choices")), 3);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(g, "choices"), 1)), "male");
+	assert_true(json_real_value(json_object_get(by, "min")) == 1900 && json_real_value(json_object_get(by, "max")) == 2100);
+	assert_int_equal(json_array_size(json_object_get(lv, "choices")), 6);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(ou, "fk"), "table")), "org_units");
+	assert_true(json_real_value(json_object_get(tg, "min")) == 0 && json_is_null(json_object_get(tg, "max")));
+	json_decref(j);
+}
+
+static void test_search_and_labels(void **state)
+{
+	(void)state;
+	json_t *j;
+	/* राम, percent-encoded; "ram+kumar" with + as a space, any case */
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows", "q=%E0%A4%B0%E0%A4%BE%E0%A4%AE", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 1);
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows", "q=ram+KUMAR", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 1);
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows", "q=%25", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 0); /* LIKE's % is a plain character */
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows", "sort=nope", NULL, NULL), 400);
+	assert_int_equal(req(d1, "PUT", "/api/tables/people/rows/p1", NULL, "{\"org_unit_id\":\"b1\"}", &j), 200);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(j, "row"), "_labels"),
+							      "org_unit_id")),
+			    "110 — Kishunpur");
+	json_decref(j);
+}
+
+static void test_writes_and_history(void **state)
+{
+	(void)state;
+	json_t *j;
+	struct zila_error err;
+	zila_error_clear(&err);
+	assert_int_equal(req(d1, "POST", "/api/tables/people/rows", NULL,
+			     "{\"name\":\"Sita\",\"phone\":\"098765-43211\",\"gender\":\"महिला\",\"birth_year\":\"1990\"}", &j),
+			 201);
+	json_t *row = json_object_get(j, "row");
+	char id[40];
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(row, "id")));
+	assert_string_equal(json_string_value(json_object_get(row, "district_id")), "d1");
+	assert_string_equal(json_string_value(json_object_get(row, "phone")), "9876543211");
+	assert_string_equal(json_string_value(json_object_get(row, "gender")), "female");
+	assert_int_equal(json_integer_value(json_object_get(row, "birth_year")), 1990);
+	assert_string_equal(json_string_value(json_object_get(row, "_sync")), "local"); /* not sealed yet */
+	json_decref(j);
+	size_t n;
+	assert_int_equal(zila_store_seal(store, &n, &err), 0);
+	char path[100];
+	snprintf(path, sizeof(path), "/api/tables/people/rows/%s", id);
+	assert_int_equal(req(d1, "PUT", path, NULL, "{\"name\":\"Sita Devi\"}", NULL), 200);
+	assert_int_equal(zila_store_seal(store, &n, &err), 0);
+	assert_int_equal(req(d1, "GET", path, NULL, NULL, &j), 200);
+	json_t *h = json_object_get(j, "history");
+	assert_int_equal(json_array_size(h), 2);
+	json_t *c = json_array_get(json_object_get(json_array_get(h, 0), "changes"), 0);
+	assert_string_equal(json_string_value(json_object_get(c, "old")), "Sita");
+	assert_string_equal(json_string_value(json_object_get(c, "new")), "Sita Devi");
+	json_decref(j);
+	/* refusals name their field */
+	assert_int_equal(req(d1, "POST", "/api/tables/people/rows", NULL, "{\"name\":\"T\",\"phone\":\"9876543211\"}", &j), 409);
+	assert_string_equal(json_string_value(json_object_get(j, "field")), "phone");
+	json_decref(j);
+	assert_int_equal(req(d1, "POST", "/api/tables/people/rows", NULL, "{\"name\":\"T\",\"birth_year\":1800}", &j), 400);
+	assert_string_equal(json_string_value(json_object_get(j, "field")), "birth_year");
+	json_decref(j);
+	assert_int_equal(req(d1, "POST", "/api/tables/people/rows", NULL, "{\"name\":\"T\",\"phone\":\"12\"}", &j), 400);
+	assert_string_equal(json_string_value(json_object_get(j, "field")), "phone");
+	json_decref(j);
+	assert_int_equal(req(d1, "POST", "/api/tables/people/rows", NULL, "{\"name\":\"T\",\"nope\":1}", NULL), 400);
+	assert_int_equal(req(d1, "POST", "/api/tables/people/rows", NULL, "{not json", NULL), 400);
+	assert_int_equal(req(d1, "GET", "/api/nothing", NULL, NULL, NULL), 404);
+	assert_int_equal(req(d1, "GET", "/api/tables/nope/rows", NULL, NULL, NULL), 404);
+	assert_int_equal(req(d1, "DELETE", path, NULL, NULL, NULL), 200);
+	assert_int_equal(req(d1, "GET", path, NULL, NULL, NULL), 404);
+}
+
+static void test_hq(void **state)
+{
+	(void)state;
+	json_t *j;
+	exec("INSERT INTO org_units(id, level, district_id, name, code) VALUES ('b2', 'booth', 'd1', 'Rampur', '111'),"
+	     " ('g1', 'booth', 'd2', 'Gaya Booth', '1');"
+	     "INSERT INTO people(id, district_id, name) VALUES ('a1', 'd1', 'Agent');"
+	     "INSERT INTO booth_agents(id, district_id, booth_id, person_id) VALUES ('ag1', 'd1', 'b1', 'a1');"
+	     "INSERT INTO drives(id, district_id, name, starts_on, deadline) VALUES ('dr1', 'd1', 'Drive', '2026-11-01', '2026-12-31');"
+	     "INSERT INTO signups(id, district_id, drive_id, person_id, signed_on) VALUES"
+	     " ('s1', 'd1', 'dr1', 'p1', '2026-11-02'), ('s2', 'd1', 'dr1', 'a1', '2026-11-02');");
+	assert_int_equal(req(d1, "GET", "/api/hq/list", "metric=booths_without_agent", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "rows")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "rows"), 0), "id")), "b2");
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/hq/list", "metric=booths_without_agent&district=d2", NULL, NULL), 403);
+	assert_int_equal(req(hq, "GET", "/api/hq/list", "metric=booths_without_agent&district=d2", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "rows")), 1);
+	json_decref(j);
+	assert_int_equal(req(hq, "GET", "/api/hq/list", "metric=nope&district=d2", NULL, NULL), 400);
+	assert_int_equal(req(d1, "GET", "/api/hq/progress", "today=2026-11-15", NULL, &j), 200);
+	json_t *ds = json_object_get(j, "districts");
+	assert_int_equal(json_array_size(ds), 1); /* its own district only */
+	json_t *r = json_array_get(ds, 0);
+	assert_string_equal(json_string_value(json_object_get(r, "id")), "d1");
+	assert_int_equal(json_integer_value(json_object_get(r, "booths")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r, "booths_with_agent")), 1);
+	json_t *series = json_object_get(r, "series");
+	assert_int_equal(json_array_size(series), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(series, 0), "signups")), 2);
+	json_decref(j);
+	assert_int_equal(req(hq, "GET", "/api/hq/progress", "today=2026-11-15", NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "districts")), 2);
+	json_decref(j);
+	/* devices: a laptop neither invites nor revokes; this replica has no organisation */
+	assert_int_equal(req(d1, "GET", "/api/devices", NULL, NULL, &j), 200);
+	assert_int_equal(json_array_size(json_object_get(j, "devices")), 0);
+	json_decref(j);
+	assert_int_equal(req(d1, "POST", "/api/devices/invite", NULL, "{\"district\":\"d1\"}", NULL), 403);
+	assert_int_equal(req(d1, "POST", "/api/devices/revoke", NULL, "{\"id\":\"x\"}", NULL), 403);
+	assert_int_equal(req(hq, "POST", "/api/devices/invite", NULL, "{\"district\":\"Nowhere\"}", &j), 400);
+	assert_string_equal(json_string_value(json_object_get(j, "field")), "district");
+	json_decref(j);
+	assert_int_equal(req(hq, "POST", "/api/devices/revoke", NULL, "{\"id\":\"x\"}", NULL), 404);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scope),
+		cmocka_unit_test(test_schema_forms),
+		cmocka_unit_test(test_search_and_labels),
+		cmocka_unit_test(test_writes_and_history),
+		cmocka_unit_test(test_hq),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
