@@ -38,6 +38,13 @@ $(WIN_OUT)/obj/zila_rc.o: tools/windows/zila.rc tools/windows/zila.manifest
 	@mkdir -p $(@D)
 	$(Q)$(WIN_HOST)-windres -I tools/windows $< -O coff -o $@
 
+# The web server's llhttp: the same C files of Debian's node-llhttp (tools/webapi/webapi.mk).
+WIN_CFLAGS += -I$(LLHTTP_INC)
+WIN_LLHTTP := $(patsubst %,$(WIN_OUT)/obj/llhttp/%.o,$(LLHTTP_NAMES))
+$(WIN_OUT)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	$(Q)$(WIN_CC) -std=c11 -I$(LLHTTP_INC) -w -O2 -g0 -c $< -o $@
+$(WIN_OUT)/libzila.a: $(WIN_LLHTTP)
 $(WIN_OUT)/libzila.a: $(call win_obj,$(WIN_LIB_SRC))
 	$(Q)rm -f $@ && $(WIN_HOST)-ar rcsD $@ $^
 
