@@ -26,11 +26,11 @@ ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-s
 PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(patsubst proto/%.proto,build/gen/%.pb-c.c,$(PROTOS))
 PROTO_H := $(PROTO_C:.c=.h)
-LIB_SRC := $(sort $(wildcard src/core/*.c src/os/*.c src/store/*.c src/trust/*.c src/sync/*.c src/net/*.c)) \
-	$(PROTO_C) build/gen/schema_sql.c
+LIB_SRC := $(sort $(filter-out src/os/os_win.c,$(wildcard src/core/*.c src/os/*.c src/store/*.c src/trust/*.c \
+	src/sync/*.c src/net/*.c))) $(PROTO_C) build/gen/schema_sql.c
 # The office layer (src/office: spreadsheet import and export, the HQ report) sits above the
 # engine in a library of its own: libzila builds and passes its tests without it.
-OFFICE_SRC := $(sort $(wildcard src/office/*.c))
+OFFICE_SRC := $(sort $(filter-out src/office/pgmirror_none.c,$(wildcard src/office/*.c)))
 include tools/webapi/webapi.mk
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
@@ -238,6 +238,9 @@ clean:
 
 include tools/debian/deb.mk
 include tools/web/web.mk
+# The Windows build: make windows, make check-windows.
+include tools/windows/windows.mk
 
-# (not those of the base commits bench-compare builds under build/compare)
--include $(shell find build -path build/compare -prune -o -name '*.d' -print 2>/dev/null)
+# (not those of the base commits bench-compare builds under build/compare, nor the Windows
+# build's, which tools/windows/windows.mk reads)
+-include $(shell find build \( -path build/compare -o -path build/windows \) -prune -o -name '*.d' -print 2>/dev/null)

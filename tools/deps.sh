@@ -1,7 +1,7 @@
 #!/bin/sh
 # Makes sure the Debian packages a make target needs are installed: installs them with
 # apt-get when run as root, otherwise names them and fails.
-# usage: tools/deps.sh build|check|fuzz|demo|web|webcheck|deb
+# usage: tools/deps.sh build|check|fuzz|demo|web|webcheck|deb|windows
 set -eu
 need=""
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -39,6 +39,18 @@ deb)
 	have_cmd lintian || need="$need lintian"
 	have_cmd adduser || need="$need adduser"
 	have_cmd ip || need="$need iproute2"
+	;;
+windows)
+	# the cross-compiler, what builds the libraries from Debian's sources, Wine and NSIS
+	have_cmd x86_64-w64-mingw32-gcc || need="$need gcc-mingw-w64-x86-64"
+	have_cmd cmake || need="$need cmake"
+	have_cmd autoreconf || need="$need autoconf"
+	have_cmd automake || need="$need automake"
+	have_cmd libtoolize || need="$need libtool"
+	have_cmd tclsh || need="$need tcl"
+	have_cmd dpkg-source || need="$need dpkg-dev"
+	[ -x /usr/lib/wine/wine64 ] || need="$need wine64"
+	have_cmd makensis || need="$need nsis"
 	;;
 web)
 	have_cmd node || need="$need nodejs"

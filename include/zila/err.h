@@ -7,7 +7,9 @@
 
 #if defined(__GNUC__)
 #define ZILA_MUST_CHECK __attribute__((warn_unused_result))
+#ifndef ZILA_PRINTF /* the Windows build's src/os/os_win.h names mingw's C99 printf */
 #define ZILA_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#endif
 #else
 #define ZILA_MUST_CHECK
 #define ZILA_PRINTF(a, b)

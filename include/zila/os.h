@@ -1,10 +1,13 @@
-/* The operating system's file work, in one place: atomic replacement of a file, new files
- * that must not exist yet (key files, 0600), whole small files read into memory, and files
- * mapped read-only. Every layer that touches a file goes through here; src/os/os_posix.c
- * implements it for POSIX, and a Windows build implements the same header. */
+/* The operating system, in one place: atomic replacement of a file, new files that must not
+ * exist yet (key files, 0600 / owner-only), whole small files read into memory, files mapped
+ * read-only; the daemon's instance lock, the control channel's name and its client, the
+ * blocking TCP client, the terminal, the default replica directory, signals, a worker thread.
+ * Every layer that touches the system goes through here; src/os/os_posix.c implements it for
+ * POSIX, src/os/os_win.c for Windows (the same behaviour, Windows' means). */
 #ifndef ZILA_OS_H
 #define ZILA_OS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,10 +75,175 @@ void zila_os_unmap(struct zila_os_map *m);
 
 /* --- directories and modes ----------------------------------------------------------- */
 
+/* The command a person runs to make PATH private, for a message: "chmod 600 PATH";
+ * on Windows an icacls line that leaves only the user. */
+void zila_os_private_how(const char *path, char *out, size_t n);
+
 /* Creates directory PATH with mode (0700) unless it exists; 0 either way. */
 int zila_os_mkdir(const char *path, unsigned mode, struct zila_error *err) ZILA_MUST_CHECK;
+/* PATH's permission bits (0600, 0755, ...); on Windows what its DACL amounts to: 0600 (0700
+ * for a directory) when only this user may read it, 0644 (0755) when others may. */
+int zila_os_mode(const char *path, unsigned *mode) ZILA_MUST_CHECK;
+/* Makes a new private directory from tmpl, whose last six characters are XXXXXX (replaced). */
+int zila_os_mkdtemp(char *tmpl) ZILA_MUST_CHECK;
+/* Removes PATH and all below it (what `rm -rf` does); 0 also when PATH does not exist. */
+int zila_os_rmtree(const char *path) ZILA_MUST_CHECK;
+/* Copies the files directly in directory src into dst (made, private), as a backup does. */
+int zila_os_copydir(const char *src, const char *dst) ZILA_MUST_CHECK;
 /* Takes the group's and others' permissions off PATH if it has any (0644 -> 0600);
  * ZILA_ENOTFOUND when it does not exist. */
 int zila_os_make_private(const char *path) ZILA_MUST_CHECK;
+
+/* --- processes, paths, time --------------------------------------------------------- */
+
+/* The default replica directory: $HOME/.zila on POSIX, %LOCALAPPDATA%\zila on Windows.
+ * ZILA_ENOTFOUND when neither variable is set, ZILA_ETOOBIG when it does not fit in n. */
+int zila_os_default_dir(char *out, size_t n) ZILA_MUST_CHECK;
+/* PATH made absolute with links resolved (it must exist: ZILA_ENOTFOUND). */
+int zila_os_realpath(const char *path, char *out, size_t n) ZILA_MUST_CHECK;
+/* PATH's size and modification time (ns since 1970; as fine as the file system keeps it). */
+int zila_os_stat(const char *path, uint64_t *size, int64_t *mtime_ns) ZILA_MUST_CHECK;
+/* Whether PATH exists (a file or a directory). */
+bool zila_os_exists(const char *path);
+/* This computer's name (cut to n-1 bytes); "laptop" when the system gives none. */
+void zila_os_hostname(char *out, size_t n);
+/* This process's id. */
+long zila_os_pid(void);
+/* Standard input and output carry bytes as they are: Windows' C library would otherwise turn
+ * "\n" into "\r\n" in a vector file or a CSV written to stdout (and break its signature). */
+void zila_os_stdio_binary(void);
+/* Whether standard stream fd (0, 1, 2) is a terminal (a console on Windows). */
+bool zila_os_isatty(int fd);
+/* A clock that only goes forward, in ms, for deadlines. */
+uint64_t zila_os_mono_ms(void);
+/* Since the computer started, in ms, and an id of this boot (up to n-1 characters): false
+ * when the system does not say (the caller then trusts no uptime). */
+bool zila_os_uptime(uint64_t *ms, char *boot, size_t n);
+void zila_os_sleep_ms(unsigned ms);
+
+/* Reads a line from the terminal itself (not standard input) without echoing it, after
+ * printing prompt there; the line ends are cut off. ZILA_ENOTFOUND when there is no terminal,
+ * ZILA_EIO when it ends before a line. */
+int zila_os_read_hidden(const char *prompt, char *buf, size_t n) ZILA_MUST_CHECK;
+
+/* --- signals ------------------------------------------------------------------------- */
+
+/* The signals that ask the daemon to stop (SIGTERM, SIGINT; on Windows Ctrl+C, Ctrl+Break
+ * and the console's closing, which libuv reports as SIGINT, SIGBREAK, SIGHUP), n of them,
+ * and the one that asks it to read its settings again (SIGHUP; 0 on Windows, where
+ * `zila peer` and the control channel's reload do it). */
+const int *zila_os_stop_signals(size_t *n);
+int zila_os_reload_signal(void);
+/* "SIGTERM", "SIGINT", "Ctrl+Break", ...: what a log line calls signal sig. */
+const char *zila_os_signal_name(int sig);
+/* A write to a closed socket returns an error instead of killing the process. */
+void zila_os_ignore_sigpipe(void);
+
+/* --- the daemon's instance lock -------------------------------------------------------- */
+
+struct zila_os_lock;
+/* Takes the lock file PATH (made owner-only if new) for this process and writes its pid in
+ * it. ZILA_EBUSY when another process holds it: holder (n bytes, may be NULL) gets the pid it
+ * wrote, "" if none. The lock goes with the process, also when it is killed. */
+int zila_os_lock_take(struct zila_os_lock **out, const char *path, char *holder, size_t n,
+		      struct zila_error *err) ZILA_MUST_CHECK;
+/* Releases and frees; NULL does nothing. */
+void zila_os_lock_release(struct zila_os_lock *l);
+/* Whether some process holds the lock file PATH now (false when there is no such file). */
+bool zila_os_lock_held(const char *path);
+
+/* --- connections: the control channel and the blocking TCP client ------------------------ */
+
+/* What the daemon's control channel is bound to, for the replica directory dir: the socket
+ * DIR/zila.sock on POSIX; on Windows a named pipe \\.\pipe\zila-HASH, HASH of the
+ * directory's full path (what libuv's uv_pipe_bind takes on either). */
+int zila_os_ctl_name(const char *dir, char *out, size_t n) ZILA_MUST_CHECK;
+/* Before binding name for the replica directory dir: a stale socket file is removed and new
+ * files made owner-only; zila_os_ctl_bound() after the bind (whatever its result) makes the
+ * socket 0600, or 0660 when dir lets its group in (0750, the Debian package's service
+ * replica), so that the group's members reach the daemon. On Windows the pipe's access is
+ * checked per client instead (zila_os_ctl_peer_ok). */
+bool zila_os_ctl_binding(const char *dir, const char *name); /* true: it removed a stale socket file */
+int zila_os_ctl_bound(const char *name) ZILA_MUST_CHECK;
+/* Removes what binding left behind (the socket file). */
+void zila_os_ctl_unbind(const char *name);
+/* Whether the client on the accepted control connection fd (uv_fileno's) runs as the user
+ * the daemon runs as (Windows: its token's user SID; POSIX: the socket's mode already keeps
+ * others out, so true). */
+bool zila_os_ctl_peer_ok(intptr_t fd);
+/* Whether that client runs as the daemon's own user or as root, and so may stop it (a member
+ * of the directory's group may ask for status and syncs only). Windows: as peer_ok. */
+bool zila_os_ctl_peer_owner(intptr_t fd);
+
+/* --- the installed service's replica, and other users' replica directories ---------------- */
+
+/* The replica of the installed service: /var/lib/zila (the Debian package, run by the user
+ * zila), %ProgramData%\zila on Windows (the installer's service). */
+int zila_os_system_dir(char *out, size_t n) ZILA_MUST_CHECK;
+/* A replica directory as its owner says who may use it, in names a person reads. */
+struct zila_os_owner {
+	bool exists; /* a directory is there (also one we may not enter) */
+	bool mine;   /* it is ours (always on Windows, where the ACLs decide) */
+	bool enter;  /* we may enter it */
+	bool root;   /* we run as root */
+	char owner[64], group[64], me[64];
+};
+void zila_os_dir_owner(const char *dir, struct zila_os_owner *o);
+/* 0 when path may be read (write: written), ZILA_EAUTH when permission is denied,
+ * ZILA_ENOTFOUND when it is not there, else ZILA_EIO. */
+int zila_os_access(const char *path, bool write);
+
+/* A blocking connection to the control channel or to a TCP peer; every call waits at most
+ * until deadline (zila_os_mono_ms() time). */
+struct zila_os_conn;
+/* The daemon of replica dir: ZILA_ENOTFOUND when none runs, ZILA_EAUTH when it belongs to
+ * another user, ZILA_ETOOBIG when the name is too long. */
+int zila_os_ctl_dial(struct zila_os_conn **out, const char *dir) ZILA_MUST_CHECK;
+/* host:port over TCP (Winsock is started on first use); err says why it failed. */
+int zila_os_tcp_dial(struct zila_os_conn **out, const char *host, uint16_t port, uint64_t deadline,
+		     struct zila_error *err) ZILA_MUST_CHECK;
+/* Sends all len bytes: 0, ZILA_ETIMEDOUT or ZILA_EIO. */
+int zila_os_conn_send(struct zila_os_conn *c, const void *p, size_t len, uint64_t deadline) ZILA_MUST_CHECK;
+/* Receives up to cap bytes into p: *got 0 means the other side closed. ZILA_ETIMEDOUT,
+ * ZILA_EIO. */
+int zila_os_conn_recv(struct zila_os_conn *c, void *p, size_t cap, size_t *got, uint64_t deadline) ZILA_MUST_CHECK;
+/* NULL does nothing. */
+void zila_os_conn_close(struct zila_os_conn *c);
+/* Bytes written to socket fd (uv_fileno's) that the kernel holds unsent; 0 when unknown. */
+size_t zila_os_sock_unsent(intptr_t fd);
+
+/* --- the system's service manager ------------------------------------------------------ */
+
+/* Windows' Service Control Manager; on POSIX systemd runs the daemon (tools/zila.service), and
+ * these return ZILA_EINVAL with err saying so. */
+/* Registers the per-machine service NAME, started at boot as LocalSystem, running cmdline
+ * (the full command line), restarted on failure; ZILA_EEXIST when it is there already. */
+int zila_os_service_install(const char *name, const char *display, const char *cmdline,
+			    struct zila_error *err) ZILA_MUST_CHECK;
+/* Stops (waiting up to 30 s) and removes the service NAME; ZILA_ENOTFOUND when there is none. */
+int zila_os_service_uninstall(const char *name, struct zila_error *err) ZILA_MUST_CHECK;
+/* Runs as the service NAME that the SCM started: run(arg) is the service's work and returns
+ * when it is done; the SCM's stop request calls stop(arg) on another thread, which must make
+ * run return. Returns run's result, or ZILA_EINVAL when not started by the SCM. */
+int zila_os_service_run(const char *name, int (*run)(void *arg), void (*stop)(void *arg), void *arg,
+			struct zila_error *err) ZILA_MUST_CHECK;
+/* This program's own path (for the service's command line). */
+int zila_os_self_path(char *out, size_t n) ZILA_MUST_CHECK;
+/* Opens url in the user's browser; ZILA_ENOTFOUND when there is none to open it with. */
+int zila_os_open_url(const char *url) ZILA_MUST_CHECK;
+
+/* --- a worker thread ----------------------------------------------------------------- */
+
+/* One thread running fn(arg) until it returns, with a mutex and a condition to talk to it. */
+struct zila_os_worker;
+int zila_os_worker_start(struct zila_os_worker **out, void (*fn)(struct zila_os_worker *w, void *arg),
+			 void *arg) ZILA_MUST_CHECK;
+void zila_os_worker_lock(struct zila_os_worker *w);
+void zila_os_worker_unlock(struct zila_os_worker *w);
+/* With the lock held: waits for a signal (and may wake without one). */
+void zila_os_worker_wait(struct zila_os_worker *w);
+void zila_os_worker_signal(struct zila_os_worker *w);
+/* Waits until fn has returned, and frees w. */
+void zila_os_worker_join(struct zila_os_worker *w);
 
 #endif

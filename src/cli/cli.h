@@ -30,12 +30,14 @@ enum {
 	CLI_DAEMON = 1 << 2, /* only talks to the daemon's control socket: no keys needed */
 };
 
-/* The Debian package's service replica, run by the user zila (tools/debian). */
-#define ZILA_SYSTEM_DIR "/var/lib/zila"
-
-/* The replica directory when -d is not given: $ZILA_DIR, else ~/.zila when it exists, else
- * ZILA_SYSTEM_DIR when it exists, else ~/.zila (to be made). buf (n bytes) may hold it. */
+/* The replica directory when -d is not given: $ZILA_DIR, else ~/.zila (Windows:
+ * %LOCALAPPDATA%\\zila) when it exists, else the installed service's replica
+ * (zila_os_system_dir: /var/lib/zila, the Debian package's) when it exists, else ~/.zila (to
+ * be made). buf (n bytes) may hold it. */
 const char *cli_default_dir(char *buf, size_t n);
+/* Whether dir is the installed service's replica and another user's (its daemon is the
+ * service manager's to start). */
+bool cli_is_system_dir(const char *dir);
 /* For a replica directory of another user (the service's): says plainly, before the command
  * runs, why this user cannot run cmd on it (not in its group; a command that needs the keys,
  * which are its owner's alone; nothing made there yet) and returns CLI_FAIL; else CLI_OK. */

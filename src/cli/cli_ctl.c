@@ -2,49 +2,34 @@
 #include "cli_names.h"
 #include "cli_ctl.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "zila/clock.h"
 #include "zila/daemon.h"
+#include "zila/os.h"
 
 #define REPLY_MAX (16u << 20)
 
 int cli_ctl_open(struct cli *cli, struct cli_ctl *c, bool quiet)
 {
-	struct sockaddr_un sa;
 	memset(c, 0, sizeof(*c));
-	c->fd = -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", cli->dir, ZILA_CONTROL_SOCK);
-	if (n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
+	int r = zila_os_ctl_dial(&c->conn, cli->dir);
+	if (r == ZILA_ETOOBIG) {
 		cli_err("the replica path '%s' is too long for a control socket", cli->dir);
 		return CLI_FAIL;
 	}
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = errno;
-		if (c->fd >= 0)
-			close(c->fd);
-		c->fd = -1;
-		if (e == EACCES) {
-			cli_err("cannot talk to the daemon of '%s': permission denied (it belongs to another user)", cli->dir);
-			return CLI_FAIL;
-		}
-		struct stat st;
+	if (r == ZILA_EAUTH) {
+		cli_err("cannot talk to the daemon of '%s': permission denied (it belongs to another user)", cli->dir);
+		return CLI_FAIL;
+	}
+	if (r != 0) {
 		if (quiet)
 			return CLI_NODAEMON;
 		/* The package's service replica, another user's: its daemon is systemd's to start. */
-		if (strcmp(cli->dir, ZILA_SYSTEM_DIR) == 0 && stat(cli->dir, &st) == 0 && st.st_uid != geteuid())
+		if (cli_is_system_dir(cli->dir))
 			cli_err("no daemon is running on '%s'; it is a service: 'sudo systemctl start zila' "
 				"(after 'sudo -u zila zila -d %s init' or join, once)", cli->dir, cli->dir);
 		else
@@ -56,9 +41,8 @@ int cli_ctl_open(struct cli *cli, struct cli_ctl *c, bool quiet)
 
 void cli_ctl_close(struct cli_ctl *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	zila_os_conn_close(c->conn);
+	c->conn = NULL;
 	free(c->buf);
 	c->buf = NULL;
 	c->len = c->cap = 0;
@@ -70,28 +54,25 @@ int cli_ctl_send(struct cli_ctl *c, json_t *req)
 	json_decref(req);
 	if (s == NULL)
 		return CLI_FAIL;
-	size_t n = strlen(s), off = 0;
-	s[n] = '\0';
-	int r = CLI_OK;
-	while (off < n + 1) {
-		const char *p = off < n ? s + off : "\n";
-		size_t k = off < n ? n - off : 1;
-		ssize_t w = send(c->fd, p, k, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			cli_err("cannot talk to the daemon: %s", strerror(errno));
-			r = CLI_FAIL;
-			break;
-		}
-		off += (size_t)w;
+	size_t n = strlen(s);
+	char *line = realloc(s, n + 1);
+	if (line == NULL) {
+		free(s);
+		return CLI_FAIL;
 	}
-	free(s);
+	line[n] = '\n';
+	int r = CLI_OK;
+	if (zila_os_conn_send(c->conn, line, n + 1, UINT64_MAX) != 0) {
+		cli_err("cannot talk to the daemon: the connection broke");
+		r = CLI_FAIL;
+	}
+	free(line);
 	return r;
 }
 
 int cli_ctl_recv(struct cli_ctl *c, json_t **out, int timeout_ms)
 {
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : zila_os_mono_ms() + (uint64_t)timeout_ms;
 	*out = NULL;
 	for (;;) {
 		char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
@@ -121,22 +102,17 @@ int cli_ctl_recv(struct cli_ctl *c, json_t **out, int timeout_ms)
 			c->buf = b;
 			c->cap = cap;
 		}
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-		int pr = poll(&pfd, 1, timeout_ms);
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr == 0) {
+		size_t n = 0;
+		int r = zila_os_conn_recv(c->conn, c->buf + c->len, c->cap - c->len, &n, deadline);
+		if (r == ZILA_ETIMEDOUT) {
 			cli_err("the daemon did not answer in time");
 			return CLI_FAIL;
 		}
-		ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
+		if (r != 0 || n == 0) {
 			cli_err("the daemon closed the connection");
 			return CLI_FAIL;
 		}
-		c->len += (size_t)n;
+		c->len += n;
 	}
 }
 

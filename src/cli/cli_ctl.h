@@ -1,4 +1,5 @@
-/* Talking to the running daemon over its control socket DIR/zila.sock: one JSON request per
+/* Talking to the running daemon over its control socket DIR/zila.sock (a named pipe on
+ * Windows; zila/os.h's control channel): one JSON request per
  * line, JSON lines back (src/net/control.c). Used by status, peers, peer, sync and stop. */
 #ifndef ZILA_CLI_CTL_H
 #define ZILA_CLI_CTL_H
@@ -11,7 +12,7 @@
 #include "cli.h"
 
 struct cli_ctl {
-	int fd;
+	struct zila_os_conn *conn;
 	char *buf;
 	size_t len, cap;
 };

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,30 +32,10 @@ uint64_t cli_now(void)
 
 int cli_prompt_hidden(const char *what, const char *no_tty, char *buf, size_t n)
 {
-	FILE *tty = fopen("/dev/tty", "r+");
-	struct termios old, noecho;
-	int r = CLI_FAIL;
-	if (tty == NULL) {
+	int r = zila_os_read_hidden(what, buf, n);
+	if (r == ZILA_ENOTFOUND)
 		cli_err("%s", no_tty);
-		return CLI_FAIL;
-	}
-	fprintf(tty, "%s", what);
-	fflush(tty);
-	bool restore = tcgetattr(fileno(tty), &old) == 0;
-	if (restore) {
-		noecho = old;
-		noecho.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(fileno(tty), TCSAFLUSH, &noecho);
-	}
-	if (fgets(buf, (int)n, tty) != NULL) {
-		buf[strcspn(buf, "\r\n")] = '\0';
-		r = CLI_OK;
-	}
-	if (restore)
-		tcsetattr(fileno(tty), TCSAFLUSH, &old);
-	fprintf(tty, "\n");
-	fclose(tty);
-	return r;
+	return r == 0 ? CLI_OK : CLI_FAIL;
 }
 
 int cli_read_passphrase(const char *file, bool confirm, char **out, size_t *len)
@@ -175,7 +154,7 @@ void cli_date(char out[32], uint64_t secs)
 
 int cli_ask(const char *question, char *answer, size_t n)
 {
-	if (!isatty(STDIN_FILENO))
+	if (!zila_os_isatty(0))
 		return CLI_FAIL;
 	fprintf(stderr, "%s", question);
 	if (fgets(answer, (int)n, stdin) == NULL)

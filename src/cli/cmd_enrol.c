@@ -11,14 +11,13 @@
 
 #include "cli_names.h"
 #include "cli_trust.h"
+#include "zila/os.h"
 
 static int do_request(struct cli *cli, const char *file, const char *name)
 {
 	char host[ZILA_NAME_MAX + 1];
 	if (name == NULL) {
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "laptop");
-		host[ZILA_NAME_MAX] = '\0';
+		zila_os_hostname(host, sizeof(host));
 		name = host;
 	}
 	struct zila_store *s = NULL;

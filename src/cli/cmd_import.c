@@ -307,7 +307,7 @@ int cmd_import(struct cli *cli, int argc, char **argv)
 	struct stat sb;
 	if (!is_stdin && fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode))
 		total = (uint64_t)sb.st_size;
-	bar = !quiet && !cli->json && total >= PROGRESS_MIN_BYTES && isatty(STDERR_FILENO);
+	bar = !quiet && !cli->json && total >= PROGRESS_MIN_BYTES && zila_os_isatty(2);
 
 	if (skip_bad != NULL) {
 		ctx.rejects_path = skip_bad;

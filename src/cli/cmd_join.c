@@ -14,6 +14,7 @@
 #include "cli_ctl.h"
 #include "cli_trust.h"
 #include "zila/daemon.h"
+#include "zila/os.h"
 
 static bool host_port_ok(const char *s)
 {
@@ -29,7 +30,7 @@ static bool host_port_ok(const char *s)
  * a prompt. Prints its own errors. */
 static int read_code(bool from_stdin, char *code, size_t n)
 {
-	if (!from_stdin && isatty(STDIN_FILENO)) {
+	if (!from_stdin && zila_os_isatty(0)) {
 		if (cli_prompt_hidden("invite code: ", "no terminal to ask for the invite code; pipe it in: "
 				      "'zila join - --hq HOST:PORT'", code, n) != CLI_OK)
 			return CLI_FAIL;
@@ -41,7 +42,7 @@ static int read_code(bool from_stdin, char *code, size_t n)
 		if (*p == '\t')
 			*p = ' ';
 	if (strspn(code, " ") == strlen(code)) {
-		cli_err(from_stdin || !isatty(STDIN_FILENO) ? "no invite code on standard input"
+		cli_err(from_stdin || !zila_os_isatty(0) ? "no invite code on standard input"
 							       : "no invite code was typed");
 		return CLI_FAIL;
 	}

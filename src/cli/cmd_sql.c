@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "zila/store.h"
+#include "zila/os.h"
 
 struct out {
 	bool json, header_done;
@@ -76,7 +77,7 @@ int cmd_sql(struct cli *cli, int argc, char **argv)
 		r = run(s, sql, &o);
 		free(sql);
 	} else {
-		bool tty = isatty(STDIN_FILENO);
+		bool tty = zila_os_isatty(0);
 		char *acc = NULL, *line = NULL;
 		size_t acc_len = 0, cap = 0;
 		if (tty)

@@ -1,13 +1,10 @@
 /* zila stop: ask the running daemon to shut down, and wait until it has.
  *   zila stop */
-#include <fcntl.h>
 #include <stdio.h>
-#include <sys/file.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli_ctl.h"
 #include "zila/daemon.h"
+#include "zila/os.h"
 
 int cmd_stop(struct cli *cli, int argc, char **argv);
 int cmd_stop(struct cli *cli, int argc, char **argv)
@@ -24,18 +21,11 @@ int cmd_stop(struct cli *cli, int argc, char **argv)
 	/* The daemon holds its lock until the replica is closed: wait for that (30 s at most). */
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/%s", cli->dir, ZILA_LOCK_FILE);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	bool stopped = fd < 0;
+	bool stopped = !zila_os_lock_held(path);
 	for (int i = 0; !stopped && i < 300; i++) {
-		if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-			stopped = true;
-			break;
-		}
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
+		zila_os_sleep_ms(100);
+		stopped = !zila_os_lock_held(path);
 	}
-	if (fd >= 0)
-		close(fd);
 	if (!stopped) {
 		cli_err("the daemon (pid %ld) is still shutting down after 30 s", pid);
 		return CLI_FAIL;

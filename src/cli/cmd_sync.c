@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli_ctl.h"
+#include "zila/os.h"
 
 static const char *jstr(json_t *o, const char *k, const char *dflt)
 {
@@ -123,7 +124,7 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 		}
 		goto out;
 	}
-	bool tty = !cli->json && isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
+	bool tty = !cli->json && zila_os_isatty(2) && zila_os_isatty(1);
 	char last[1024] = "";
 	time_t deadline = time(NULL) + timeout;
 	for (;;) {

@@ -27,6 +27,7 @@ CMD(devices)
 CMD(whoami)
 CMD(revoke)
 CMD(daemon)
+CMD(service)
 CMD(mirror)
 CMD(status)
 CMD(peers)
@@ -84,6 +85,8 @@ const struct cli_command cli_commands[] = {
 	{ "open", cmd_open, "print a one-time login link of the daemon's web interface (http://127.0.0.1:7480/)",
 	  "zila open", 0 },
 	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", CLI_DAEMON },
+	{ "service", cmd_service, "the daemon as a Windows service started at boot (install as an administrator; the replica stays on uninstall)",
+	  "zila -d DIR service install [DAEMON OPTIONS]\nzila service uninstall\nzila -d DIR service run [DAEMON OPTIONS]", 0 },
 	{ NULL, NULL, NULL, NULL, 0 },
 };
 

@@ -11,6 +11,7 @@
 #include "zila/log.h"
 #include "zila/store.h"
 #include "zila/trust.h"
+#include "zila/os.h"
 
 static const struct cli_command *find_command(const char *name)
 {
@@ -127,7 +128,7 @@ static int cmd_help_list(void)
 	for (const struct cli_command *c = cli_commands; c->name != NULL; c++)
 		printf("  %-12s %s\n", c->name, c->summary);
 	printf("\nThe replica directory is -d DIR, else $ZILA_DIR, else ~/.zila when it exists, else the\n"
-	       "service's replica " ZILA_SYSTEM_DIR " when it exists (members of its group zila reach its\n"
+	       "installed service's replica (/var/lib/zila) when it exists (members of its group zila reach its\n"
 	       "daemon: status, peers, sync), else ~/.zila.\n"
 	       "Exit codes: 0 success, 1 the operation failed, 2 misuse, 3 the daemon is not running.\n"
 	       "Run 'zila help COMMAND' or 'zila COMMAND --help' for a command's options.\n");
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
 	struct cli cli = { 0 };
 	static char dirbuf[4096];
 
+	zila_os_stdio_binary();
 	if (sodium_init() < 0) {
 		cli_err("cannot initialise libsodium");
 		return CLI_FAIL;

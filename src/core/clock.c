@@ -1,25 +1,26 @@
 /* The wall clock, with the skew tests use to play a laptop whose clock is wrong. */
 #include "zila/clock.h"
+#include "zila/os.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 /* ZILA_CLOCK_SKEW_FILE names a file holding the skew, read again whenever it changes, so
  * that a test can set a running daemon's clock right (or wrong). */
 static int64_t skew_file_ms(const char *path)
 {
-	static struct timespec mtime;
-	static off_t size = -1;
+	static int64_t mtime;
+	static uint64_t size = UINT64_MAX;
 	static int64_t skew;
-	struct stat sb;
-	if (stat(path, &sb) != 0) {
-		size = -1;
+	uint64_t sz;
+	int64_t mt;
+	if (zila_os_stat(path, &sz, &mt) != 0) {
+		size = UINT64_MAX;
 		return skew = 0;
 	}
-	if (sb.st_size == size && sb.st_mtim.tv_sec == mtime.tv_sec && sb.st_mtim.tv_nsec == mtime.tv_nsec)
+	if (sz == size && mt == mtime)
 		return skew;
 	FILE *f = fopen(path, "r");
 	long long v = 0;
@@ -28,8 +29,8 @@ static int64_t skew_file_ms(const char *path)
 			v = 0;
 		fclose(f);
 	}
-	size = sb.st_size;
-	mtime = sb.st_mtim;
+	size = sz;
+	mtime = mt;
 	return skew = (int64_t)v * 1000;
 }
 
@@ -50,44 +51,31 @@ static int64_t skew_ms(void)
 	return file != NULL ? skew + skew_file_ms(file) : skew;
 }
 
-/* This boot's id, read once: a process does not outlive the boot it started in. */
-static const char *boot_id(void)
+/* This boot's id and the uptime, from the system; the boot id is read once: a process does
+ * not outlive the boot it started in. */
+bool zila_uptime(struct zila_uptime *out)
 {
 	static char id[40];
 	static int state; /* 0: not read, 1: read, -1: none */
+	uint64_t ms = 0;
+	char now_id[40];
+	memset(out, 0, sizeof(*out));
+	if (!zila_os_uptime(&ms, now_id, sizeof(now_id)))
+		return false;
 	if (state == 0) {
 		const char *env = getenv("ZILA_BOOT_ID"); /* for tests: a restart of the computer */
-		FILE *f = env != NULL && *env != '\0' ? NULL : fopen("/proc/sys/kernel/random/boot_id", "r");
-		if (env != NULL && *env != '\0')
-			snprintf(id, sizeof(id), "%s", env);
-		else if (f == NULL || fgets(id, sizeof(id), f) == NULL)
-			id[0] = '\0';
-		if (f != NULL)
-			fclose(f);
-		id[strcspn(id, "\n")] = '\0';
+		snprintf(id, sizeof(id), "%s", env != NULL && *env != '\0' ? env : now_id);
 		state = id[0] != '\0' ? 1 : -1;
 	}
-	return state == 1 ? id : NULL;
-}
-
-bool zila_uptime(struct zila_uptime *out)
-{
-	memset(out, 0, sizeof(*out));
-#if defined(__linux__)
-	struct timespec ts;
-	const char *id = boot_id();
-	if (id == NULL || clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+	if (state != 1)
 		return false;
 	snprintf(out->boot, sizeof(out->boot), "%s", id);
-	out->ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	out->ms = ms;
 	/* for tests: time that passed (seconds) */
 	const char *v = getenv("ZILA_UPTIME_SKEW");
 	if (v != NULL && *v != '\0')
 		out->ms += (uint64_t)strtoll(v, NULL, 10) * 1000;
 	return true;
-#else
-	return false;
-#endif
 }
 
 uint64_t zila_wall_ms(void)

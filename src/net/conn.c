@@ -1,9 +1,7 @@
 /* One TCP connection with a peer: resolve, connect, channel handshake, then the sync session
  * (or the JOIN exchange with HQ), then an authenticated close. One state machine, one
  * transition function (conn_event); the libuv callbacks only translate events into it. */
-#include <netdb.h>
 #include <stdarg.h>
-#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 #include "peers.h"
 #include "zila/clock.h"
 #include "zila/log.h"
+#include "zila/os.h"
 
 static const char *state_names[] = { "dialing", "handshake", "session", "join", "closing", "closed" };
 
@@ -396,12 +395,8 @@ static int session_send(void *ctx, const uint8_t *p, size_t len)
 static size_t kernel_queue(struct conn *c)
 {
 	uv_os_fd_t fd;
-	int n = 0;
-#ifdef TIOCOUTQ
-	if (c->tcp_open && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, TIOCOUTQ, &n) == 0 && n > 0)
-		return (size_t)n;
-#endif
-	(void)fd;
+	if (c->tcp_open && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		return zila_os_sock_unsent((intptr_t)fd);
 	return 0;
 }
 

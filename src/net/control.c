@@ -1,22 +1,21 @@
-/* The local control socket DIR/zila.sock: one JSON request per line, JSON lines back. Its
- * mode follows the replica directory's: 0600, or 0660 when the directory lets its group in
- * (0750, the Debian package's service replica), so that the group's members reach the daemon;
- * only the daemon's own user (or root) may stop it or ask for a web login. Requests:
- * {"cmd":"status"}, {"cmd":"peers"}, {"cmd":"sync","peer":P,"wait":B}, {"cmd":"stop"},
- * {"cmd":"reload"}, {"cmd":"web-login"} (a one-time login link of the web interface). A
- * waiting sync streams {"progress":[...]} lines and ends with a line holding "done":true. */
+/* The local control socket DIR/zila.sock (on Windows a named pipe that answers only clients
+ * of the daemon's user, zila_os_ctl_name): one JSON request per line, JSON lines back. The
+ * socket's mode follows the replica directory's: 0600, or 0660 when the directory lets its
+ * group in (0750, the Debian package's service replica), so that the group's members reach
+ * the daemon; only the daemon's own user (or root) may stop it or ask for a web login
+ * (zila_os_ctl_peer_owner). Requests: {"cmd":"status"}, {"cmd":"peers"},
+ * {"cmd":"sync","peer":P,"wait":B}, {"cmd":"stop"}, {"cmd":"reload"}, {"cmd":"web-login"} (a
+ * one-time login link of the web interface). A waiting sync streams {"progress":[...]} lines
+ * and ends with a line holding "done":true. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "control.h"
 #include "zila/log.h"
+#include "zila/os.h"
 
 struct ctl_write {
 	uv_write_t req;
@@ -237,7 +236,7 @@ static void handle_line(struct ctl *c, const char *line, size_t len)
 	} else if (strcmp(cmd, "stop") == 0 && !c->owner) {
 		ctl_error(c, "only the daemon's own user may stop it; a service stops with 'sudo systemctl stop zila'");
 	} else if (strcmp(cmd, "stop") == 0) {
-		ctl_send(c, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid()));
+		ctl_send(c, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)zila_os_pid()));
 		ct->hooks.stop(ct->hooks.ctx);
 	} else {
 		ctl_error(c, "unknown command");
@@ -281,23 +280,6 @@ static void ctl_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
-/* Whether the client runs as the daemon's user or as root. A member of the replica
- * directory's group may ask for status and syncs, not stop the service under the office. */
-static bool client_is_owner(uv_pipe_t *p)
-{
-#ifdef SO_PEERCRED
-	uv_os_fd_t fd;
-	struct ucred cr;
-	socklen_t n = sizeof(cr);
-	if (uv_fileno((uv_handle_t *)p, &fd) != 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &n) != 0)
-		return false;
-	return cr.uid == 0 || cr.uid == geteuid();
-#else
-	(void)p;
-	return true; /* where peers' credentials are unknown, the socket's mode is the only gate */
-#endif
-}
-
 static void on_ctl_connection(uv_stream_t *server, int status)
 {
 	struct control *d = container_of((uv_pipe_t *)server, struct control, pipe);
@@ -312,12 +294,13 @@ static void on_ctl_connection(uv_stream_t *server, int status)
 	c->pipe.data = c;
 	c->next = d->ctls;
 	d->ctls = c;
-	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
-	    uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read) != 0) {
+	uv_os_fd_t fd;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
+	    !zila_os_ctl_peer_ok((intptr_t)fd) || uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read) != 0) {
 		ctl_close(c);
 		return;
 	}
-	c->owner = client_is_owner(&c->pipe);
+	c->owner = zila_os_ctl_peer_owner((intptr_t)fd);
 }
 
 int control_start(struct control *d, const struct net_env *env, const char *dir, const struct control_hooks *hooks,
@@ -329,22 +312,15 @@ int control_start(struct control *d, const struct net_env *env, const char *dir,
 	d->hooks = *hooks;
 	uv_timer_init(env->loop, &d->progress_timer);
 	d->timer = true;
-	snprintf(d->sock_path, sizeof(d->sock_path), "%s/%s", dir, ZILA_CONTROL_SOCK);
-	if (strlen(d->sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return zila_error_set(err, ZILA_EINVAL, "the replica path is too long for a control socket: '%s'",
-				      d->sock_path);
+	if (zila_os_ctl_name(dir, d->sock_path, sizeof(d->sock_path)) != 0)
+		return zila_error_set(err, ZILA_EINVAL, "the replica path is too long for a control socket: '%s'", dir);
 	/* We hold the lock: a socket still there is left over from a daemon that crashed. */
-	if (unlink(d->sock_path) == 0)
+	if (zila_os_ctl_binding(dir, d->sock_path))
 		zila_log(ZILA_LOG_INFO, "removed a stale control socket");
 	uv_pipe_init(env->loop, &d->pipe, 0);
 	d->open = true;
-	/* The directory's group may reach the daemon only when the directory lets it in. */
-	struct stat st;
-	bool group = stat(dir, &st) == 0 && (st.st_mode & 0050) == 0050;
-	mode_t old = umask(group ? 0117 : 0177);
 	r = uv_pipe_bind(&d->pipe, d->sock_path);
-	umask(old);
-	if (r == 0 && chmod(d->sock_path, group ? 0660 : 0600) != 0)
+	if (zila_os_ctl_bound(d->sock_path) != 0 && r == 0)
 		r = UV_EPERM;
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&d->pipe, 16, on_ctl_connection);
@@ -358,7 +334,7 @@ void control_stop(struct control *d)
 	if (d->open) {
 		uv_close((uv_handle_t *)&d->pipe, NULL);
 		d->open = false;
-		unlink(d->sock_path);
+		zila_os_ctl_unbind(d->sock_path);
 	}
 	if (d->timer) {
 		uv_close((uv_handle_t *)&d->progress_timer, NULL);

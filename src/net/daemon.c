@@ -4,19 +4,17 @@
  * through callbacks. Also local-change detection, signals and a clean shutdown. Calls go
  * from here to the parts, never back. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "daemon_int.h"
 #include "peers.h"
 #include "zila/clock.h"
 #include "zila/log.h"
+#include "zila/os.h"
 
 /* --- logging -------------------------------------------------------------------------- */
 
@@ -29,7 +27,7 @@ void zila_daemon_log_sink(void *ctx, enum zila_log_level level, const char *msg)
 	if (js != NULL && js[0] != '\0')
 		fprintf(stderr, "<%d>%s: %s\n", prio[level], names[level], msg);
 	else
-		fprintf(stderr, "zila[%ld]: %s: %s\n", (long)getpid(), names[level], msg);
+		fprintf(stderr, "zila[%ld]: %s: %s\n", zila_os_pid(), names[level], msg);
 }
 
 /* Logs what is wrong with this computer's clock, once each time that changes. */
@@ -693,9 +691,8 @@ static void daemon_stop(struct daemon *d, const char *why)
 	close_if((uv_handle_t *)&d->debounce_timer);
 	if (d->fsev_open)
 		close_if((uv_handle_t *)&d->fsev);
-	close_if((uv_handle_t *)&d->sig_term);
-	close_if((uv_handle_t *)&d->sig_int);
-	close_if((uv_handle_t *)&d->sig_hup);
+	for (size_t i = 0; i < d->nsigs; i++)
+		close_if((uv_handle_t *)&d->sigs[i]);
 	/* Sessions end with an authenticated close; what they applied is committed. */
 	conns_stop(&d->conns);
 }
@@ -703,12 +700,12 @@ static void daemon_stop(struct daemon *d, const char *why)
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct daemon *d = h->data;
-	if (signum == SIGHUP) {
-		zila_log(ZILA_LOG_INFO, "SIGHUP: reloading settings and peers");
+	if (signum == zila_os_reload_signal()) {
+		zila_log(ZILA_LOG_INFO, "%s: reloading settings and peers", zila_os_signal_name(signum));
 		daemon_reload(d);
 		return;
 	}
-	daemon_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	daemon_stop(d, zila_os_signal_name(signum));
 }
 
 static void on_connection(uv_stream_t *s, int status)
@@ -754,22 +751,11 @@ static int take_lock(struct daemon *d, struct zila_error *err)
 {
 	char path[PATH_MAX + 32], pid[32] = "";
 	snprintf(path, sizeof(path), "%s/%s", d->dir, ZILA_LOCK_FILE);
-	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (d->lock_fd < 0)
-		return zila_error_set(err, ZILA_EIO, "cannot open '%s': %s", path, strerror(errno));
-	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		ssize_t n = read(d->lock_fd, pid, sizeof(pid) - 1);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		close(d->lock_fd);
-		d->lock_fd = -1;
+	int r = zila_os_lock_take(&d->lock, path, pid, sizeof(pid), err);
+	if (r == ZILA_EBUSY)
 		return zila_error_set(err, ZILA_EBUSY, "a daemon already runs on '%s'%s%s%s", d->dir, pid[0] ? " (pid " : "",
 				      pid, pid[0] ? ")" : "");
-	}
-	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(d->lock_fd, 0) != 0 || pwrite(d->lock_fd, pid, strlen(pid), 0) < 0)
-		zila_log(ZILA_LOG_DEBUG, "cannot write the pid to the lock file");
-	return 0;
+	return r;
 }
 
 static int start_listener(struct daemon *d, struct zila_error *err)
@@ -868,15 +854,14 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	if (d == NULL)
 		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
 	d->cfg = *cfg;
-	d->lock_fd = -1;
 	d->env.loop = &d->loop;
 	d->env.trust = &d->trust;
 	d->env.cfg = &d->cfg;
-	if (realpath(cfg->dir, d->dir) == NULL) {
+	if (zila_os_realpath(cfg->dir, d->dir, sizeof(d->dir)) != 0) {
 		r = zila_error_set(err, ZILA_ENOTFOUND, "no replica in '%s': run 'zila init' first", cfg->dir);
 		goto out;
 	}
-	signal(SIGPIPE, SIG_IGN);
+	zila_os_ignore_sigpipe();
 	if ((r = take_lock(d, err)) != 0)
 		goto out;
 	if ((r = zila_store_open(&d->store, d->dir, err)) != 0)
@@ -911,13 +896,18 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	uv_timer_init(&d->loop, &d->kick_timer);
 	uv_timer_init(&d->loop, &d->periodic_timer);
 	uv_timer_init(&d->loop, &d->debounce_timer);
-	uv_signal_init(&d->loop, &d->sig_term);
-	uv_signal_init(&d->loop, &d->sig_int);
-	uv_signal_init(&d->loop, &d->sig_hup);
-	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
-	uv_signal_start(&d->sig_term, on_signal, SIGTERM);
-	uv_signal_start(&d->sig_int, on_signal, SIGINT);
-	uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+	size_t nstop;
+	const int *stop = zila_os_stop_signals(&nstop);
+	for (size_t i = 0; i <= nstop && d->nsigs < sizeof(d->sigs) / sizeof(d->sigs[0]); i++) {
+		int sig = i < nstop ? stop[i] : zila_os_reload_signal();
+		if (sig == 0)
+			continue;
+		uv_signal_t *h = &d->sigs[d->nsigs++];
+		uv_signal_init(&d->loop, h);
+		h->data = d;
+		if (uv_signal_start(h, on_signal, sig) != 0)
+			zila_log(ZILA_LOG_DEBUG, "cannot watch %s", zila_os_signal_name(sig));
+	}
 	if ((r = control_start(&d->ctl, &d->env, d->dir, &cth, err)) != 0 || (r = start_listener(d, err)) != 0 ||
 	    (r = start_web(d, &wh, err)) != 0) {
 		daemon_stop(d, "cannot start");
@@ -977,8 +967,7 @@ out:
 	if (d->sched.cfg.release != NULL)
 		zila_sched_release(&d->sched);
 	zila_store_free(d->store);
-	if (d->lock_fd >= 0)
-		close(d->lock_fd);
+	zila_os_lock_release(d->lock);
 	sodium_memzero(d->env.id.beacon_key, sizeof(d->env.id.beacon_key));
 	sodium_memzero(d->env.id.psk, sizeof(d->env.id.psk));
 	if (r == 0)

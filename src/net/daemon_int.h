@@ -39,7 +39,7 @@ struct daemon {
 	struct net_env env;
 	struct zila_daemon_config cfg;
 	char dir[PATH_MAX];
-	int lock_fd;
+	struct zila_os_lock *lock; /* the instance lock (zila.lock) */
 	struct zila_store *store;
 	struct zila_trust_ctx trust;
 	/* the parts */
@@ -70,7 +70,8 @@ struct daemon {
 	uint64_t busy_start_ms;    /* uv_hrtime in ms when the current lock wait began */
 	uint64_t busy_gave_up_ms;  /* uv_hrtime in ms when a wait last gave up, 0: never */
 	uint64_t nbusy_waits;      /* waits for another program's lock, since the start */
-	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_signal_t sigs[4]; /* zila_os_stop_signals() and zila_os_reload_signal() */
+	size_t nsigs;
 	int64_t started_wall;
 };
 

@@ -1,7 +1,6 @@
 /* LAN discovery: a sealed UDP beacon broadcast on every IPv4 interface at start, every ~30 s
  * (with jitter) and when the interface list changes; beacons heard from other members are
  * handed to the owner (whom to dial is the scheduler's to decide, zila/sched.h). */
-#include <arpa/inet.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +90,7 @@ static void tell_nets(struct discovery *d, const uv_interface_address_t *ifs, in
 		const char *spec = d->env->cfg->beacon_to[i];
 		if (zila_hostport_parse(spec, host, sizeof(host), &port) != 0)
 			snprintf(host, sizeof(host), "%s", spec);
-		if (inet_pton(AF_INET, host, &a) == 1) {
+		if (uv_inet_pton(AF_INET, host, &a) == 0) {
 			nets[k].addr = ntohl(a.s_addr);
 			nets[k++].mask = 0xffffffffu;
 		}

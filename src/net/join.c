@@ -1,24 +1,18 @@
 /* Joining over the network: a laptop with an invite code dials HQ in JOIN mode, HQ redeems
  * the invite and answers with one Enrolment message (the certificate file). The message
- * steps are shared with the daemon; zila_net_join() is a small blocking client (plain
- * sockets, poll with a deadline) for `zila join`. */
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
+ * steps are shared with the daemon; zila_net_join() is a small blocking client (os.h's
+ * TCP connection, with a deadline) for `zila join`. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "join.h"
 #include "zila/daemon.h"
 #include "sync.pb-c.h"
 #include "zila/pbuf.h"
 #include "zila/clock.h"
+#include "zila/os.h"
 
 int join_prepare(struct zila_store *s, struct zila_channel_config *cfg, struct zila_join_check *jc, uint64_t now,
 		 struct zila_error *err)
@@ -38,8 +32,7 @@ int join_prepare(struct zila_store *s, struct zila_channel_config *cfg, struct z
 	if (zila_store_meta_get(s, ZILA_META_NET_JOIN_NAME, &name) != 0 || name == NULL || name[0] == '\0') {
 		free(name);
 		name = NULL;
-		if (gethostname(host, sizeof(host) - 1) != 0)
-			snprintf(host, sizeof(host), "laptop");
+		zila_os_hostname(host, sizeof(host));
 		host[ZILA_NAME_MAX] = '\0';
 	}
 	cfg->mode = ZILA_CHANNEL_JOIN;
@@ -164,83 +157,28 @@ out:
 
 /* --- the blocking client --------------------------------------------------------------- */
 
-static uint64_t mono_ms(void)
+static int dial(struct zila_os_conn **c, const char *hq, uint64_t deadline, struct zila_error *err)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int wait_fd(int fd, short ev, uint64_t deadline)
-{
-	for (;;) {
-		uint64_t now = mono_ms();
-		if (now >= deadline)
-			return ZILA_EIO;
-		struct pollfd pfd = { .fd = fd, .events = ev };
-		int n = poll(&pfd, 1, (int)(deadline - now));
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return ZILA_EIO;
-	}
-}
-
-static int dial(const char *hq, uint64_t deadline, struct zila_error *err)
-{
-	char host[256], port[8];
+	char host[256];
 	uint16_t pn;
-	struct addrinfo hints, *res = NULL;
-	int fd = -1;
+	struct zila_error why;
+	*c = NULL;
 	if (zila_hostport_parse(hq, host, sizeof(host), &pn) != 0)
 		return zila_error_set(err, ZILA_EINVAL, "HQ address '%s' is not HOST:PORT", hq);
-	snprintf(port, sizeof(port), "%u", pn);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	int g = getaddrinfo(host, port, &hints, &res);
-	if (g != 0)
-		return zila_error_set(err, ZILA_EIO, "cannot resolve '%s': %s", host, gai_strerror(g));
-	int last = ECONNREFUSED;
-	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) == 0) {
-			int e = 0;
-			socklen_t el = sizeof(e);
-			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0)
-				break;
-			last = e ? e : ETIMEDOUT;
-		} else {
-			last = errno == EINPROGRESS ? ETIMEDOUT : errno;
-		}
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		return zila_error_set(err, ZILA_EIO, "cannot reach HQ at '%s': %s", hq, strerror(last));
-	return fd;
+	memset(&why, 0, sizeof(why));
+	int r = zila_os_tcp_dial(c, host, pn, deadline, &why);
+	if (r != 0 && strncmp(why.msg, "cannot resolve", 14) == 0)
+		return zila_error_set(err, ZILA_EIO, "%s", why.msg);
+	if (r != 0)
+		return zila_error_set(err, ZILA_EIO, "cannot reach HQ at '%s': %s", hq, why.msg);
+	return 0;
 }
 
-static int write_all(int fd, struct zila_buf *b, uint64_t deadline)
+static int write_all(struct zila_os_conn *c, struct zila_buf *b, uint64_t deadline)
 {
-	size_t off = 0;
-	while (off < b->len) {
-		ssize_t n = send(fd, b->p + off, b->len - off, MSG_NOSIGNAL);
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (wait_fd(fd, POLLOUT, deadline) != 0)
-				return ZILA_EIO;
-			continue;
-		}
+	int r = zila_os_conn_send(c, b->p, b->len, deadline);
+	if (r != 0)
 		return ZILA_EIO;
-	}
 	zila_buf_reset(b);
 	return 0;
 }
@@ -252,9 +190,10 @@ int zila_net_join(struct zila_store *s, const char *hq, const char *name, unsign
 	struct zila_join_check jc;
 	struct zila_buf out, msg;
 	uint8_t rbuf[16384];
-	uint64_t deadline = mono_ms() + timeout_ms;
+	uint64_t deadline = zila_os_mono_ms() + timeout_ms;
 	bool ch_init = false, established = false;
-	int fd = -1, r;
+	struct zila_os_conn *fd = NULL;
+	int r;
 	zila_buf_init(&out, 1 << 20);
 	zila_buf_init(&msg, ZILA_CHANNEL_MSG_MAX);
 	memset(&cfg, 0, sizeof(cfg));
@@ -272,24 +211,21 @@ int zila_net_join(struct zila_store *s, const char *hq, const char *name, unsign
 		goto out;
 	}
 	ch_init = true;
-	if ((fd = dial(hq, deadline, err)) < 0) {
-		r = fd;
+	if ((r = dial(&fd, hq, deadline, err)) != 0)
 		goto out;
-	}
 	if ((r = zila_channel_start(&ch, &out)) != 0 || (r = write_all(fd, &out, deadline)) != 0) {
 		zila_error_set(err, ZILA_EIO, "cannot send to HQ at '%s'", hq);
 		r = ZILA_EIO;
 		goto out;
 	}
 	for (;;) {
-		if (wait_fd(fd, POLLIN, deadline) != 0) {
+		size_t n = 0;
+		int rr = zila_os_conn_recv(fd, rbuf, sizeof(rbuf), &n, deadline);
+		if (rr == ZILA_ETIMEDOUT) {
 			r = zila_error_set(err, ZILA_EIO, "HQ at '%s' did not answer in time", hq);
 			goto out;
 		}
-		ssize_t n = recv(fd, rbuf, sizeof(rbuf), 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0) {
+		if (rr != 0 || n == 0) {
 			if (established)
 				r = zila_error_set(err, ZILA_ECLOSED, "HQ closed the connection without a certificate");
 			else
@@ -298,11 +234,11 @@ int zila_net_join(struct zila_store *s, const char *hq, const char *name, unsign
 			goto out;
 		}
 		size_t off = 0;
-		while (off < (size_t)n) {
+		while (off < n) {
 			size_t used = 0;
 			enum zila_channel_event ev = ZILA_CHANNEL_NONE;
 			zila_buf_reset(&msg);
-			if ((r = zila_channel_feed(&ch, rbuf + off, (size_t)n - off, &used, &out, &msg, &ev)) != 0) {
+			if ((r = zila_channel_feed(&ch, rbuf + off, n - off, &used, &out, &msg, &ev)) != 0) {
 				zila_error_set(err, r, "handshake with HQ at '%s' failed: %s", hq,
 					       r == ZILA_ECERT ? "it is not this organisation's HQ" : zila_strerror(r));
 				goto out;
@@ -315,7 +251,7 @@ int zila_net_join(struct zila_store *s, const char *hq, const char *name, unsign
 					goto out;
 				/* Best effort: tell HQ we are done. */
 				if (zila_channel_close(&ch, &out) == 0)
-					(void)write_all(fd, &out, mono_ms() + 1000);
+					(void)write_all(fd, &out, zila_os_mono_ms() + 1000);
 				r = 0;
 				goto out;
 			}
@@ -332,8 +268,7 @@ int zila_net_join(struct zila_store *s, const char *hq, const char *name, unsign
 		}
 	}
 out:
-	if (fd >= 0)
-		close(fd);
+	zila_os_conn_close(fd);
 	if (ch_init)
 		zila_channel_release(&ch);
 	sodium_memzero(cfg.psk, sizeof(cfg.psk));

@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "daemon_int.h"
 #include "zila/clock.h"
 #include "zila/log.h"
+#include "zila/os.h"
 
 static json_t *opt_int(bool known, long long v)
 {
@@ -227,7 +227,7 @@ json_t *status_json(struct daemon *d)
 	zila_device_id(zila_store_device_pk(d->store), id);
 	json_object_set_new(o, "ok", json_true());
 	json_object_set_new(o, "device", json_string(id));
-	json_object_set_new(o, "pid", json_integer(getpid()));
+	json_object_set_new(o, "pid", json_integer(zila_os_pid()));
 	json_object_set_new(o, "enrolled", json_boolean(me->enrolled));
 	json_object_set_new(o, "joining", json_boolean(me->joining));
 	if (me->enrolled) {

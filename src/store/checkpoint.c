@@ -1,20 +1,18 @@
 /* Checkpoints off the writer's path: a thread of the store copies the WAL into the database
  * file with a connection of its own while zila's connection goes on writing. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store_int.h"
 #include "zila/log.h"
+#include "zila/os.h"
 
 /* WAL frames after which a commit asks for a checkpoint (SQLite's own default). */
 #define CKPT_FRAMES 1000
 
 struct ckpt {
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool want, stop; /* under mu */
+	struct zila_os_worker *w;
+	bool want, stop; /* under the worker's lock */
 	char *path;
 	sqlite3 *db;     /* the thread's own connection, opened on its first checkpoint */
 };
@@ -39,22 +37,21 @@ static void run_checkpoint(struct ckpt *c)
 		zila_log(ZILA_LOG_DEBUG, "checkpoint of '%s': %s", c->path, sqlite3_errmsg(c->db));
 }
 
-static void *ckpt_main(void *arg)
+static void ckpt_main(struct zila_os_worker *w, void *arg)
 {
 	struct ckpt *c = arg;
-	pthread_mutex_lock(&c->mu);
+	zila_os_worker_lock(w);
 	for (;;) {
 		while (!c->want && !c->stop)
-			pthread_cond_wait(&c->cv, &c->mu);
+			zila_os_worker_wait(w);
 		if (c->stop)
 			break;
 		c->want = false;
-		pthread_mutex_unlock(&c->mu);
+		zila_os_worker_unlock(w);
 		run_checkpoint(c);
-		pthread_mutex_lock(&c->mu);
+		zila_os_worker_lock(w);
 	}
-	pthread_mutex_unlock(&c->mu);
-	return NULL;
+	zila_os_worker_unlock(w);
 }
 
 static struct ckpt *ckpt_start(const char *path)
@@ -62,17 +59,8 @@ static struct ckpt *ckpt_start(const char *path)
 	struct ckpt *c = calloc(1, sizeof(*c));
 	if (c == NULL || (c->path = strdup(path)) == NULL)
 		goto fail;
-	if (pthread_mutex_init(&c->mu, NULL) != 0)
+	if (zila_os_worker_start(&c->w, ckpt_main, c) != 0)
 		goto fail;
-	if (pthread_cond_init(&c->cv, NULL) != 0) {
-		pthread_mutex_destroy(&c->mu);
-		goto fail;
-	}
-	if (pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
-		pthread_cond_destroy(&c->cv);
-		pthread_mutex_destroy(&c->mu);
-		goto fail;
-	}
 	return c;
 fail:
 	if (c != NULL)
@@ -99,10 +87,10 @@ static int wal_hook(void *ctx, sqlite3 *db, const char *name, int nframes)
 		}
 	}
 	if (s->ckpt != NULL) {
-		pthread_mutex_lock(&s->ckpt->mu);
+		zila_os_worker_lock(s->ckpt->w);
 		s->ckpt->want = true;
-		pthread_cond_signal(&s->ckpt->cv);
-		pthread_mutex_unlock(&s->ckpt->mu);
+		zila_os_worker_signal(s->ckpt->w);
+		zila_os_worker_unlock(s->ckpt->w);
 	} else if (!s->nosync) {
 		/* What SQLite's automatic checkpoint does; never after a commit without fsyncs,
 		 * whose frames a checkpoint without them would let the WAL overwrite. */
@@ -121,14 +109,12 @@ void store_checkpoint_stop(struct zila_store *s)
 	struct ckpt *c = s->ckpt;
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&c->mu);
+	zila_os_worker_lock(c->w);
 	c->stop = true;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	pthread_join(c->thread, NULL);
+	zila_os_worker_signal(c->w);
+	zila_os_worker_unlock(c->w);
+	zila_os_worker_join(c->w);
 	sqlite3_close(c->db);
-	pthread_cond_destroy(&c->cv);
-	pthread_mutex_destroy(&c->mu);
 	free(c->path);
 	free(c);
 	s->ckpt = NULL;

@@ -142,9 +142,11 @@ static int read_key(struct zila_store *s, struct zila_error *err)
 			r = zila_error_set(err, ZILA_EIO, "cannot read the device key: %s", zila_error_msg(err, r));
 		goto out;
 	}
-	if ((mode & 077) != 0)
-		zila_log(ZILA_LOG_WARN, "device key '%s' is readable by others; run 'chmod 600 %s'",
-			 path, path);
+	if ((mode & 077) != 0) {
+		char how[600];
+		zila_os_private_how(path, how, sizeof(how));
+		zila_log(ZILA_LOG_WARN, "device key '%s' is readable by others; run '%s'", path, how);
+	}
 	if (key.len != crypto_sign_SECRETKEYBYTES) {
 		r = zila_error_set(err, ZILA_EFORMAT, "device key '%s' is damaged", path);
 		goto out;

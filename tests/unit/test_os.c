@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,7 +36,19 @@ static void assert_file(const char *path, const char *want)
 
 static bool exists(const char *path)
 {
-	return access(path, F_OK) == 0;
+	return zila_os_exists(path);
+}
+
+/* The permission bits of path as the OS layer sees them; Wine turns a DACL into unix mode
+ * bits and back, so under it (ZILA_TEST_NO_ACL, set by make check-windows) they are not
+ * checked: README "Windows", what Wine cannot prove. */
+static void assert_mode(const char *path, unsigned want)
+{
+	unsigned mode = 0;
+	if (getenv("ZILA_TEST_NO_ACL") != NULL)
+		return;
+	assert_int_equal(zila_os_mode(path, &mode), 0);
+	assert_int_equal(mode, want);
 }
 
 static void test_atomic_write(void **state)
@@ -60,26 +70,9 @@ static void test_atomic_write(void **state)
 	assert_file(path, "old");
 	assert_false(exists(tmp));
 
-	/* A write the file system refuses (here a file size limit, as a full disk would): the
-	 * commit fails, says why, and the old file is as it was. */
+	/* A write the file system refuses: test_os_full.c (a file size limit, POSIX only). */
 	static uint8_t big[256 * 1024];
 	memset(big, 'x', sizeof(big));
-	struct rlimit old_lim, lim;
-	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old_lim), 0);
-	lim = old_lim;
-	lim.rlim_cur = 64 * 1024; /* the soft limit only: it can be raised again */
-	signal(SIGXFSZ, SIG_IGN);
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	assert_int_equal(zila_os_atomic_open(&a, path, 0644, &err), 0);
-	int wr = zila_os_atomic_write(a, big, sizeof(big));
-	int cr = zila_os_atomic_commit(a, &err);
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old_lim), 0);
-	signal(SIGXFSZ, SIG_DFL);
-	assert_true(wr != 0 || cr != 0);
-	assert_int_not_equal(cr, 0);
-	assert_non_null(strstr(err.msg, "cannot write"));
-	assert_file(path, "old");
-	assert_false(exists(tmp));
 	assert_int_equal(zila_os_write_atomic(path, big, 10, 0644, &err), 0);
 	assert_file(path, "xxxxxxxxxx");
 
@@ -107,11 +100,9 @@ static void test_new_files(void **state)
 	(void)state;
 	char path[128];
 	struct zila_error err;
-	struct stat sb;
 	path_of(path, sizeof(path), "key");
 	assert_int_equal(zila_os_write_new(path, "secret", 6, 0600, &err), 0);
-	assert_int_equal(stat(path, &sb), 0);
-	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_mode(path, 0600);
 	assert_int_equal(zila_os_write_new(path, "other", 5, 0600, &err), ZILA_EEXIST);
 	assert_file(path, "secret");
 
@@ -121,7 +112,8 @@ static void test_new_files(void **state)
 	assert_int_equal(zila_os_read_file(path, 5, &b, &mode, &err), ZILA_ETOOBIG);
 	zila_buf_reset(&b);
 	assert_int_equal(zila_os_read_file(path, 6, &b, &mode, &err), 0);
-	assert_int_equal(mode, 0600);
+	if (getenv("ZILA_TEST_NO_ACL") == NULL) /* see assert_mode */
+		assert_int_equal(mode, 0600);
 	zila_buf_release(&b);
 	path_of(path, sizeof(path), "missing");
 	zila_buf_init(&b, 64);
@@ -133,8 +125,7 @@ static void test_new_files(void **state)
 	assert_int_equal(zila_os_write_new(path, "x", 1, 0644, &err), 0);
 	assert_int_equal(chmod(path, 0664), 0);
 	assert_int_equal(zila_os_make_private(path), 0);
-	assert_int_equal(stat(path, &sb), 0);
-	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_mode(path, 0600);
 }
 
 static void test_map(void **state)
@@ -163,7 +154,7 @@ static void test_map(void **state)
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/zila-os-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (zila_os_mkdtemp(dir) != 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_atomic_write),
@@ -171,9 +162,7 @@ int main(void)
 		cmocka_unit_test(test_map),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
+	if (zila_os_rmtree(dir) != 0)
 		return 1;
 	return r;
 }

@@ -26,6 +26,7 @@
 #include "zila/bundle.h"
 #include "zila/schema.h"
 #include "zila/store.h"
+#include "zila/os.h"
 
 #define MAXR 5
 
@@ -380,10 +381,12 @@ static int run_seed(uint64_t seed, const char *base)
 	rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
 	n = 3 + (int)rnd(3);
 	memset(reps, 0, sizeof(reps));
-	char cmd[400];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s/r*", base);
-	if (system(cmd) != 0)
-		return note_fail("cleanup");
+	for (int i = 0; i < MAXR; i++) {
+		char old[400];
+		snprintf(old, sizeof(old), "%s/r%d", base, i);
+		if (zila_os_rmtree(old) != 0)
+			return note_fail("cleanup");
+	}
 	for (int i = 0; i < n; i++)
 		if (open_replica(&reps[i], base, i, true) != 0)
 			goto out;
@@ -542,9 +545,9 @@ static void test_property(void **state)
 	char *dir;
 	if (shm) {
 		snprintf(shmbase, sizeof(shmbase), "%s", shm);
-		dir = mkdtemp(shmbase);
+		dir = zila_os_mkdtemp(shmbase) == 0 ? shmbase : NULL;
 	} else {
-		dir = mkdtemp(base);
+		dir = zila_os_mkdtemp(base) == 0 ? base : NULL;
 	}
 	assert_non_null(dir);
 	uint64_t failed = 0;
@@ -557,9 +560,7 @@ static void test_property(void **state)
 				break;
 		}
 	}
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
+	if (zila_os_rmtree(dir) != 0)
 		fprintf(stderr, "property: could not remove %s\n", dir);
 	printf("property: %llu seeds run (%llu to %llu), %llu failed\n", (unsigned long long)count,
 	       (unsigned long long)first, (unsigned long long)(first + count - 1), (unsigned long long)failed);

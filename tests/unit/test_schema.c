@@ -18,6 +18,7 @@
 #include "zila/schema.h"
 #include "zila/store.h"
 #include "zila/store_test.h"
+#include "zila/os.h"
 
 static char base[64];
 
@@ -672,7 +673,7 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	snprintf(base, sizeof(base), "/tmp/zila-schema-XXXXXX");
-	if (mkdtemp(base) == NULL)
+	if (zila_os_mkdtemp(base) != 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused), cmocka_unit_test(test_held_then_released),
@@ -681,9 +682,7 @@ int main(void)
 		cmocka_unit_test(test_upgrade_8),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
-	if (system(cmd) != 0)
+	if (zila_os_rmtree(base) != 0)
 		return 1;
 	return r;
 }

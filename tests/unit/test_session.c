@@ -19,6 +19,7 @@
 #include "zila/store_test.h"
 #include "zila/session.h"
 #include "zila/trust.h"
+#include "zila/os.h"
 
 #define NOW 1800000000ull
 
@@ -76,7 +77,7 @@ static void replica_open(struct replica *r)
 	zila_error_clear(&err);
 	memset(r, 0, sizeof(*r));
 	snprintf(r->dir, sizeof(r->dir), "/tmp/zila-session-XXXXXX");
-	assert_non_null(mkdtemp(r->dir));
+	assert_int_equal(zila_os_mkdtemp(r->dir), 0);
 	strcat(r->dir, "/r");
 	assert_int_equal(zila_store_create(r->dir, &err), 0);
 	assert_int_equal(zila_store_open(&r->s, r->dir, &err), 0);
@@ -84,10 +85,10 @@ static void replica_open(struct replica *r)
 
 static void replica_close(struct replica *r)
 {
-	char cmd[128];
+	char top[128];
 	zila_store_free(r->s);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strlen(r->dir) - 2), r->dir);
-	assert_int_equal(system(cmd), 0);
+	snprintf(top, sizeof(top), "%.*s", (int)(strlen(r->dir) - 2), r->dir);
+	assert_int_equal(zila_os_rmtree(top), 0);
 }
 
 static void exec(struct replica *r, const char *sql)
@@ -1376,9 +1377,9 @@ static void test_fork(void **state)
 	zila_store_free(lap.s);
 	memset(&restored, 0, sizeof(restored));
 	snprintf(restored.dir, sizeof(restored.dir), "/tmp/zila-session-XXXXXX");
-	assert_non_null(mkdtemp(restored.dir));
-	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s/r'", lap.dir, restored.dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(zila_os_mkdtemp(restored.dir), 0);
+	snprintf(cmd, sizeof(cmd), "%s/r", restored.dir);
+	assert_int_equal(zila_os_copydir(lap.dir, cmd), 0);
 	strcat(restored.dir, "/r");
 	assert_int_equal(zila_store_open(&lap.s, lap.dir, &err), 0);
 	assert_int_equal(zila_store_open(&restored.s, restored.dir, &err), 0);
