@@ -564,12 +564,19 @@ int zila_store_create(const char *dir, struct zila_error *err)
 		part[n++] = sqlite3_column_int(st, 1);
 	}
 	sqlite3_finalize(st);
-	r = 0;
-	for (int i = 0; i < n; i++) {
-		if (r == 0)
-			r = zila_store_track(s, names[i], part[i] ? "district_id" : NULL, err);
-		free(names[i]);
+	const char **pcols = calloc((size_t)n + 1, sizeof(*pcols));
+	r = pcols == NULL ? zila_error_set(err, ZILA_ENOMEM, "out of memory") : 0;
+	for (int i = 0; r == 0 && i < n; i++) {
+		if (names[i] == NULL)
+			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+		pcols[i] = part[i] ? "district_id" : NULL;
 	}
+	/* every table of the schema in one transaction, the table list loaded once */
+	if (r == 0)
+		r = store_track_many(s, names, pcols, n, err);
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(pcols);
 	free(names);
 	free(part);
 out:

@@ -237,6 +237,8 @@ int store_arm_table(struct zila_store *s, const struct table *t, struct zila_err
 /* In the caller's transaction: the part of zila_store_track() that writes (zila_tables
  * with the table's synced columns, capture triggers); the caller reloads the cache. */
 int store_track_locked(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err) ZILA_MUST_CHECK;
+int store_track_many(struct zila_store *s, char *const *tables, const char *const *pcols, int n,
+		     struct zila_error *err) ZILA_MUST_CHECK;
 /* Adds col to the synced columns of the tracked table (zila_tables.cols). */
 int store_cols_add(struct zila_store *s, const char *table, const char *col) ZILA_MUST_CHECK;
 /* Removes col from the synced columns of the tracked table. */

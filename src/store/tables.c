@@ -1049,21 +1049,29 @@ out:
 	return r;
 }
 
-int zila_store_track(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err)
+/* Tracks n tables in one transaction and loads the table list once: the tables of a new
+ * replica's schema are tracked together (one load for each table tracked made creating a
+ * replica quadratic in its tables). */
+int store_track_many(struct zila_store *s, char *const *tables, const char *const *pcols, int n,
+		     struct zila_error *err)
 {
 	int r;
-	if (store_table_by_name(s, table, strlen(table)) != NULL)
-		return zila_error_set(err, ZILA_EEXIST, "table '%s' is already tracked", table);
+	for (int i = 0; i < n; i++)
+		if (store_table_by_name(s, tables[i], strlen(tables[i])) != NULL)
+			return zila_error_set(err, ZILA_EEXIST, "table '%s' is already tracked", tables[i]);
 	if ((r = store_begin(s, err)) != 0)
 		return r;
-	if ((r = store_track_locked(s, table, pcol, err)) != 0)
-		goto fail;
+	for (int i = 0; i < n; i++)
+		if ((r = store_track_locked(s, tables[i], pcols[i], err)) != 0)
+			goto fail;
 	if ((r = store_load_tables(s, err)) != 0)
 		goto fail;
 	/* and the write scope's */
-	struct table *t = store_table_by_name(s, table, strlen(table));
-	if (t != NULL && (r = store_arm_table(s, t, err)) != 0)
-		goto fail;
+	for (int i = 0; i < n; i++) {
+		struct table *t = store_table_by_name(s, tables[i], strlen(tables[i]));
+		if (t != NULL && (r = store_arm_table(s, t, err)) != 0)
+			goto fail;
+	}
 	r = store_commit(s, err);
 	if (r != 0 && store_load_tables(s, NULL) != 0)
 		zila_log(ZILA_LOG_ERROR, "cannot reload the tracked tables");
@@ -1073,6 +1081,13 @@ fail:
 	if (store_load_tables(s, NULL) != 0)
 		zila_log(ZILA_LOG_ERROR, "cannot reload the tracked tables");
 	return r;
+}
+
+int zila_store_track(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err)
+{
+	char *tables[1] = { (char *)table };
+	const char *pcols[1] = { pcol };
+	return store_track_many(s, tables, pcols, 1, err);
 }
 
 int store_migrate_live(struct zila_store *s, struct zila_error *err)
