@@ -42,6 +42,7 @@ static const struct {
 	{ "hindi_name", "name_local" },
 	{ "name_hindi", "name_local" },
 	{ "naam_hindi", "name_local" },
+	{ "hindi_naam", "name_local" },
 	{ "हिंदी_नाम", "name_local" },
 	{ "mobile", "phone" },
 	{ "mobile_no", "phone" },

@@ -844,14 +844,14 @@ static void test_office_headers(void **state)
 	sqlite3 *db = new_db();
 	struct zila_csv_stats st;
 	struct rejects rj;
-	assert_int_equal(import_s(db, "people", "Naam,Mobile No.,Ling,Booth No,Zila\n"
-						"Asha,98765 00001,F,u-patna,Patna\n",
+	assert_int_equal(import_s(db, "people", "Naam,Hindi Naam,Mobile No.,Ling,Booth No,Zila\n"
+						"Asha,आशा,98765 00001,F,u-patna,Patna\n",
 				  &st, &rj),
 			 0);
 	assert_int_equal(st.ncreated, 1);
-	char *got = text(db, "SELECT name || '|' || phone || '|' || gender || '|' || org_unit_id || '|' || district_id"
+	char *got = text(db, "SELECT name || '|' || name_local || '|' || phone || '|' || gender || '|' || org_unit_id || '|' || district_id"
 			     " FROM people");
-	assert_string_equal(got, "Asha|9876500001|female|u-patna|d-patna");
+	assert_string_equal(got, "Asha|आशा|9876500001|female|u-patna|d-patna");
 	free(got);
 	assert_int_equal(import_s(db, "people", "नाम,मोबाइल नंबर,लिंग,जिला\nरीना,9876500002,महिला,Gaya\n", &st, &rj), 0);
 	assert_int_equal(st.ncreated, 1);
