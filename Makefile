@@ -46,7 +46,7 @@ asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 # Keep generated headers and objects: make would otherwise delete them as intermediates.
 .SECONDARY:
 
-.PHONY: all check layers unit integration bench bench-link bench-compare fuzz fuzz-run demo install clean property-long lab
+.PHONY: all check check-run layers unit integration bench bench-link bench-compare fuzz fuzz-run demo install clean property-long lab
 # Top-level targets install missing packages first, then build in a fresh make so the
 # pkg-config flags are read after the install.
 all: build/.deps-build build/.deps-web
@@ -127,12 +127,17 @@ integration: build/asan/zila $(TOOL_BIN) build/.deps-check
 layers:
 	$(Q)python3 tools/check_layers.py
 
+# `make check` (README "Tests"): the layers, then what CHECK_BUILD names (make -j CHECK_JOBS),
+# then tests/runner.py runs the parts of CHECK_PARTS side by side and prints a table of their
+# seconds. Parts are added in tests/check.mk, and by fragments:
+#   CHECK_BUILD += build/foo/thing;  CHECK_PARTS += foo;  check.foo.cmd := sh tools/foo/test.sh
 check: build/.deps-check
 	$(Q)$(MAKE) --no-print-directory layers
-	$(Q)$(MAKE) --no-print-directory unit
-	$(Q)$(MAKE) --no-print-directory integration
-	$(Q)$(MAKE) --no-print-directory web-check
+	$(Q)t0=$$(date +%s) && $(MAKE) --no-print-directory -j$(CHECK_JOBS) $(CHECK_BUILD) && \
+	  echo "make check: built in $$(($$(date +%s) - t0)) s"
+	$(Q)$(MAKE) --no-print-directory check-run
 	@echo "make check: all tests passed"
+include tests/check.mk
 
 # The fault-injection lab (tools/lab, README "Tests"): `make lab SEED=n SECONDS=m` runs seed n
 # with m seconds of faults of every class (FAULTS=cut,kill,... picks some) and writes
@@ -231,6 +236,7 @@ uninstall:
 clean:
 	rm -rf build
 
+include tools/debian/deb.mk
 include tools/web/web.mk
 
 # (not those of the base commits bench-compare builds under build/compare)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Makes sure the Debian packages a make target needs are installed: installs them with
 # apt-get when run as root, otherwise names them and fails.
-# usage: tools/deps.sh build|check|fuzz|demo|web|webcheck
+# usage: tools/deps.sh build|check|fuzz|demo|web|webcheck|deb
 set -eu
 need=""
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
@@ -33,6 +33,12 @@ fuzz)
 	have_cmd clang || need="$need clang"
 	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
 		need="$need libclang-rt-14-dev"
+	;;
+deb)
+	have_cmd dh || need="$need debhelper"
+	have_cmd lintian || need="$need lintian"
+	have_cmd adduser || need="$need adduser"
+	have_cmd ip || need="$need iproute2"
 	;;
 web)
 	have_cmd node || need="$need nodejs"

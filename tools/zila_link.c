@@ -34,8 +34,10 @@ static const char usage[] =
 	"  --queue BYTES   bytes waiting to be sent at most; a frame beyond it is dropped (default\n"
 	"                  32768: four seconds at 64 kbit/s)\n"
 	"  --seed N        the same seed and input give the same losses and delays (default 1)\n"
-	"  --stats FILE    written on SIGUSR1 and at exit: 'ab BYTES FRAMES LOST DROPPED' and\n"
-	"                  'ba ...' (frame bytes delivered, Ethernet headers included)\n"
+	"  --stats FILE    written on SIGUSR1 and at exit: 'ab BYTES FRAMES LOST DROPPED PAYLOAD'\n"
+	"                  and 'ba ...': frame bytes delivered (Ethernet headers included), and\n"
+	"                  the TCP payload offered, each byte once (what the sender's programs\n"
+	"                  wrote to their sockets: no headers, no retransmission)\n"
 	"It prints 'ready' on stdout once both devices exist.\n";
 
 #define FRAME_MAX 2048
@@ -47,12 +49,24 @@ struct frame {
 	uint8_t p[FRAME_MAX];
 };
 
+/* A TCP connection one way: the end of the sequence space seen so far. */
+struct flow {
+	uint8_t key[12]; /* source and destination address and port */
+	uint32_t end;
+	bool used;
+};
+
+#define NFLOW 64
+
 struct dir {
 	int in, out;
 	struct frame *q; /* ring of NQ */
 	size_t head, n;
 	uint64_t link_free_ns, last_at_ns;
 	uint64_t bytes, frames, lost, dropped;
+	uint64_t payload; /* TCP payload bytes, each counted once */
+	struct flow flows[NFLOW];
+	size_t nextflow;
 };
 
 static struct {
@@ -148,11 +162,51 @@ out:
 	return fd;
 }
 
+/* Counts the new TCP payload of an IPv4 frame: the bytes past the sequence space the
+ * connection's sender had already offered, so a retransmission counts nothing. */
+static void count_payload(struct dir *d, const uint8_t *p, size_t len)
+{
+	if (len < 14 + 20 || p[12] != 0x08 || p[13] != 0x00 || (p[14] >> 4) != 4 || p[23] != 6)
+		return;
+	size_t ihl = (size_t)(p[14] & 15) * 4, tot = (size_t)p[16] << 8 | p[17];
+	if (ihl < 20 || tot > len - 14 || tot < ihl + 20)
+		return;
+	const uint8_t *t = p + 14 + ihl;
+	size_t thl = (size_t)(t[12] >> 4) * 4;
+	if (thl < 20 || ihl + thl > tot)
+		return;
+	uint32_t seq = (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
+	uint32_t n = (uint32_t)(tot - ihl - thl);
+	bool syn = (t[13] & 2) != 0;
+	uint8_t key[12];
+	memcpy(key, p + 14 + 12, 8); /* source and destination address */
+	memcpy(key + 8, t, 4);       /* ports */
+	struct flow *f = NULL;
+	for (size_t i = 0; i < NFLOW && f == NULL; i++)
+		if (d->flows[i].used && memcmp(d->flows[i].key, key, 12) == 0)
+			f = &d->flows[i];
+	if (f == NULL || syn) {
+		if (f == NULL) {
+			f = &d->flows[d->nextflow];
+			d->nextflow = (d->nextflow + 1) % NFLOW;
+		}
+		memcpy(f->key, key, 12);
+		f->used = true;
+		f->end = seq + (syn ? 1u : 0u);
+	}
+	uint32_t end = seq + n;
+	if ((int32_t)(end - f->end) > 0) {
+		d->payload += (uint32_t)(end - f->end) < n ? (uint32_t)(end - f->end) : n;
+		f->end = end;
+	}
+}
+
 /* A frame read from d->in: lost, dropped at a full queue, or queued with its arrival time. */
 static void take(struct dir *d, const uint8_t *p, size_t len, uint64_t now)
 {
 	/* Draw the same values whatever happens, so a seed repeats. */
 	double lose = rnd01(), jit = rnd01();
+	count_payload(d, p, len);
 	if (lose < opt.loss) {
 		d->lost++;
 		return;
@@ -206,8 +260,8 @@ static void write_stats(const struct dir *d)
 	if (f == NULL)
 		return;
 	for (int i = 0; i < 2; i++)
-		fprintf(f, "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", i == 0 ? "ab" : "ba", d[i].bytes,
-			d[i].frames, d[i].lost, d[i].dropped);
+		fprintf(f, "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", i == 0 ? "ab" : "ba",
+			d[i].bytes, d[i].frames, d[i].lost, d[i].dropped, d[i].payload);
 	fclose(f);
 	rename(tmp, opt.stats);
 }

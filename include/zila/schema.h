@@ -54,11 +54,17 @@ int zila_schema_classify(const char *sql, struct zila_error *err) ZILA_MUST_CHEC
 int zila_schema_table_sql(struct zila_store *s, const char *table, char **table_sql, char **index_sql,
 			  struct zila_error *err) ZILA_MUST_CHECK;
 
-/* Calls fn for every schema version applied here past the default (version order):
- * its statement, the partition column of a new table (NULL otherwise), its author's key
- * (32 bytes) and its HLC. Everything is borrowed for the call; non-zero stops the walk. */
+/* What became of a schema entry here: taken, the same change as one taken before it
+ * (nothing to do), or lost to one taken before it (two HQ devices made conflicting
+ * changes; proto/schema/README.md, "Two HQ devices"). */
+enum { ZILA_SCHEMA_APPLIED = 0, ZILA_SCHEMA_SAME = 1, ZILA_SCHEMA_LOST = 2 };
+
+/* Calls fn for every schema entry taken here past the default, in canonical order
+ * (version, then author's key): its statement, the partition column of a new table (NULL
+ * otherwise), its author's key (32 bytes), its HLC, its state and, unless applied, why
+ * (NULL when applied). Everything is borrowed for the call; non-zero stops the walk. */
 typedef int (*zila_schema_fn)(void *ctx, uint32_t version, const char *sql, const char *pcol,
-			      const uint8_t *origin, uint64_t hlc);
+			      const uint8_t *origin, uint64_t hlc, int state, const char *why);
 int zila_schema_each(struct zila_store *s, zila_schema_fn fn, void *ctx) ZILA_MUST_CHECK;
 
 /* Calls fn with the tables of this replica that are not synced (made here, not by HQ) and

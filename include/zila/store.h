@@ -71,6 +71,9 @@ int zila_store_meta_del(struct zila_store *s, const char *const *keys, size_t nk
  * row of another district or of an org-wide table, with a message that names the district
  * or table and who may write it (scope.c). Returns 0 or a negative code. */
 int zila_store_set_write_scope(struct zila_store *s, const char *part) ZILA_MUST_CHECK;
+/* The name of district part in the default schema's catalogue (its districts table), or ""
+ * when it has none there; at most n - 1 bytes. For people, who read names, not ids. */
+void zila_store_district_name(struct zila_store *s, const char *part, char *name, size_t n);
 /* The partition set so, "" for all; valid until the next set or the store is freed. */
 const char *zila_store_write_scope(const struct zila_store *s);
 /* Calls fn with each thing a person should know about what this replica captured, in plain

@@ -14,7 +14,7 @@ struct zila_store;
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_NODAEMON = 3 };
 
 struct cli {
-	const char *dir; /* replica directory: -d DIR, else $ZILA_DIR, else ~/.zila */
+	const char *dir; /* replica directory: -d DIR, else cli_default_dir() */
 	bool json;       /* --json: machine-readable output */
 	bool verbose;
 	/* The replica, opened by main before a command whose flags ask for it (git's RUN_SETUP)
@@ -27,7 +27,19 @@ struct cli {
 enum {
 	CLI_STORE = 1 << 0, /* open the replica in cli->dir into cli->store (errors said, exit 1) */
 	CLI_TRUST = 1 << 1, /* ... with the trust hooks installed (certificates, revocations) */
+	CLI_DAEMON = 1 << 2, /* only talks to the daemon's control socket: no keys needed */
 };
+
+/* The Debian package's service replica, run by the user zila (tools/debian). */
+#define ZILA_SYSTEM_DIR "/var/lib/zila"
+
+/* The replica directory when -d is not given: $ZILA_DIR, else ~/.zila when it exists, else
+ * ZILA_SYSTEM_DIR when it exists, else ~/.zila (to be made). buf (n bytes) may hold it. */
+const char *cli_default_dir(char *buf, size_t n);
+/* For a replica directory of another user (the service's): says plainly, before the command
+ * runs, why this user cannot run cmd on it (not in its group; a command that needs the keys,
+ * which are its owner's alone; nothing made there yet) and returns CLI_FAIL; else CLI_OK. */
+int cli_check_reach(const struct cli *cli, const char *cmd, unsigned flags);
 
 struct cli_command {
 	const char *name;

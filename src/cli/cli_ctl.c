@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,7 +40,14 @@ int cli_ctl_open(struct cli *cli, struct cli_ctl *c, bool quiet)
 			cli_err("cannot talk to the daemon of '%s': permission denied (it belongs to another user)", cli->dir);
 			return CLI_FAIL;
 		}
-		if (!quiet)
+		struct stat st;
+		if (quiet)
+			return CLI_NODAEMON;
+		/* The package's service replica, another user's: its daemon is systemd's to start. */
+		if (strcmp(cli->dir, ZILA_SYSTEM_DIR) == 0 && stat(cli->dir, &st) == 0 && st.st_uid != geteuid())
+			cli_err("no daemon is running on '%s'; it is a service: 'sudo systemctl start zila' "
+				"(after 'sudo -u zila zila -d %s init' or join, once)", cli->dir, cli->dir);
+		else
 			cli_err("no daemon is running on '%s'; start it with 'zila -d %s daemon'", cli->dir, cli->dir);
 		return CLI_NODAEMON;
 	}

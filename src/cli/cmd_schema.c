@@ -51,27 +51,44 @@ static const char *text(struct zila_buf *b)
 	return (const char *)b->p;
 }
 
-static int list_one(void *ctx, uint32_t v, const char *sql, const char *pcol, const uint8_t *origin, uint64_t hlc)
+struct list_ctx {
+	struct cli *cli;
+	int n;
+};
+
+static int list_one(void *ctx, uint32_t v, const char *sql, const char *pcol, const uint8_t *origin, uint64_t hlc,
+		    int state, const char *why)
 {
-	struct cli *cli = ctx;
+	struct list_ctx *l = ctx;
+	static const char *const states[] = { "applied", "same", "lost" };
 	char dev[17] = "?", when[32];
 	if (origin != NULL)
 		cli_short_device(dev, origin);
 	cli_hlc_time(when, hlc);
-	if (cli->json) {
-		printf("%s{\"version\":%u,\"sql\":", v == 2 ? "" : ",", v);
+	if (l->cli->json) {
+		printf("%s{\"version\":%u,\"sql\":", l->n++ ? "," : "", v);
 		cli_json_str(sql);
 		printf(",\"partition\":");
 		if (pcol)
 			cli_json_str(pcol);
 		else
 			printf("null");
-		printf(",\"device\":\"%s\",\"at\":\"%s\"}", dev, when);
+		printf(",\"device\":\"%s\",\"at\":\"%s\",\"state\":\"%s\",\"why\":", dev, when,
+		       states[state >= 0 && state <= 2 ? state : 0]);
+		if (why)
+			cli_json_str(why);
+		else
+			printf("null");
+		printf("}");
 	} else {
 		printf("%4u  %s  by %s", v, when, dev);
 		if (pcol)
 			printf("  (partitioned by %s)", pcol);
 		printf("\n      %s\n", sql);
+		if (state == ZILA_SCHEMA_LOST)
+			printf("      NOT APPLIED: %s\n", why ? why : "it lost to another HQ device's change");
+		else if (state == ZILA_SCHEMA_SAME)
+			printf("      nothing to do: %s\n", why ? why : "the same change as one before it");
 	}
 	return 0;
 }
@@ -87,12 +104,14 @@ static int list(struct cli *cli, struct zila_store *s)
 	uint32_t v = zila_schema_version(s);
 	if (cli->json) {
 		printf("{\"version\":%u,\"changes\":[", v);
-		int r = zila_schema_each(s, list_one, cli);
+		struct list_ctx l = { cli, 0 };
+		int r = zila_schema_each(s, list_one, &l);
 		printf("]}\n");
 		return r == 0 ? CLI_OK : CLI_FAIL;
 	}
 	printf("schema version %u (1: the default schema%s)\n", v, v > 1 ? "; the changes since:" : "");
-	if (zila_schema_each(s, list_one, cli) != 0) {
+	struct list_ctx l = { cli, 0 };
+	if (zila_schema_each(s, list_one, &l) != 0) {
 		cli_err("cannot read the schema versions of this replica");
 		return CLI_FAIL;
 	}

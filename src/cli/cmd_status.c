@@ -41,6 +41,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	char when[48], dname[160];
 	printf("device:     %s", jstr(st, "device", "?"));
 	cli_district_label(cli, jstr(st, "scope", "?"), dname, sizeof(dname));
+	if (json_string_value(json_object_get(st, "scope_name")) != NULL) /* the daemon read it */
+		snprintf(dname, sizeof(dname), "%s", jstr(st, "scope_name", "?"));
 	if (json_is_true(json_object_get(st, "enrolled")))
 		printf(" '%s', %s of %s, organisation '%s'\n", jstr(st, "name", "?"), jstr(st, "role", "?"), dname,
 		       jstr(st, "organisation", "?"));

@@ -40,7 +40,7 @@ const struct cli_command cli_commands[] = {
 	{ "init", cmd_init, "create a replica with the default schema and a device key", "zila [-d DIR] init", 0 },
 	{ "track", cmd_track, "make a table synced (refuses tables that cannot converge)",
 	  "zila track TABLE [--partition COLUMN]", CLI_STORE },
-	{ "schema", cmd_schema, "HQ changes the organisation's schema for every laptop: add a table, a column, an index; list the versions",
+	{ "schema", cmd_schema, "HQ changes the organisation's schema for every laptop: add a table, a column, an index; list the versions (and any not applied: two HQ devices at once)",
 	  "zila schema [list]\nzila schema add-column TABLE COLUMN TYPE [--default VALUE] [--not-null] [--dry-run]\n"
 	  "zila schema add-table TABLE [--partition COLUMN | --org-wide] [--dry-run] \"COLUMN TYPE ...\"...\n"
 	  "zila schema add-index NAME TABLE COLUMN... [--dry-run]\nzila schema drop-index NAME [--dry-run]\n"
@@ -77,13 +77,13 @@ const struct cli_command cli_commands[] = {
 	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--web ADDR:PORT|off] [--postgres CONNINFO] [--foreground]", 0 },
 	{ "mirror", cmd_mirror, "HQ: keep the merged state in PostgreSQL (the daemon's mirror); set its connection string, or copy once",
 	  "zila mirror set CONNINFO\nzila mirror off\nzila mirror show\nzila mirror once [CONNINFO]", 0 },
-	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status", 0 },
-	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", 0 },
+	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status", CLI_DAEMON },
+	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", CLI_DAEMON },
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq", 0 },
-	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", 0 },
+	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", CLI_DAEMON },
 	{ "open", cmd_open, "print a one-time login link of the daemon's web interface (http://127.0.0.1:7480/)",
 	  "zila open", 0 },
-	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", 0 },
+	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", CLI_DAEMON },
 	{ NULL, NULL, NULL, NULL, 0 },
 };
 

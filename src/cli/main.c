@@ -126,7 +126,9 @@ static int cmd_help_list(void)
 	       "commands:\n");
 	for (const struct cli_command *c = cli_commands; c->name != NULL; c++)
 		printf("  %-12s %s\n", c->name, c->summary);
-	printf("\nThe replica directory is -d DIR, else $ZILA_DIR, else ~/.zila.\n"
+	printf("\nThe replica directory is -d DIR, else $ZILA_DIR, else ~/.zila when it exists, else the\n"
+	       "service's replica " ZILA_SYSTEM_DIR " when it exists (members of its group zila reach its\n"
+	       "daemon: status, peers, sync), else ~/.zila.\n"
 	       "Exit codes: 0 success, 1 the operation failed, 2 misuse, 3 the daemon is not running.\n"
 	       "Run 'zila help COMMAND' or 'zila COMMAND --help' for a command's options.\n");
 	return CLI_OK;
@@ -141,12 +143,7 @@ int main(int argc, char **argv)
 		cli_err("cannot initialise libsodium");
 		return CLI_FAIL;
 	}
-	cli.dir = getenv("ZILA_DIR");
-	if (cli.dir == NULL || cli.dir[0] == '\0') {
-		const char *home = getenv("HOME");
-		snprintf(dirbuf, sizeof(dirbuf), "%s/.zila", home ? home : ".");
-		cli.dir = dirbuf;
-	}
+	cli.dir = cli_default_dir(dirbuf, sizeof(dirbuf));
 
 	/* -d DIR, --json and -v may stand anywhere before "--"; strip them out. */
 	int n = 1;
@@ -207,6 +204,8 @@ int main(int argc, char **argv)
 	}
 	if (cli_wants_help(name, argc - 1, argv + 1))
 		return CLI_OK;
+	if (cli_check_reach(&cli, name, c->flags) != CLI_OK)
+		return CLI_FAIL;
 	if ((c->flags & CLI_TRUST) && cli_trust_open(&cli, &cli.store, &cli.tc) != CLI_OK)
 		return CLI_FAIL;
 	if ((c->flags & CLI_TRUST) == 0 && (c->flags & CLI_STORE) && cli_open_store(&cli, &cli.store) != CLI_OK)

@@ -1,13 +1,16 @@
-/* The local control socket DIR/zila.sock (mode 0600): one JSON request per line, JSON lines
- * back. Requests: {"cmd":"status"}, {"cmd":"peers"}, {"cmd":"sync","peer":P,"wait":B},
- * {"cmd":"stop"}, {"cmd":"reload"},
- * {"cmd":"web-login"} (a one-time login link of the web interface). A waiting sync streams {"progress":[...]} lines and
- * ends with a line holding "done":true. */
+/* The local control socket DIR/zila.sock: one JSON request per line, JSON lines back. Its
+ * mode follows the replica directory's: 0600, or 0660 when the directory lets its group in
+ * (0750, the Debian package's service replica), so that the group's members reach the daemon;
+ * only the daemon's own user (or root) may stop it or ask for a web login. Requests:
+ * {"cmd":"status"}, {"cmd":"peers"}, {"cmd":"sync","peer":P,"wait":B}, {"cmd":"stop"},
+ * {"cmd":"reload"}, {"cmd":"web-login"} (a one-time login link of the web interface). A
+ * waiting sync streams {"progress":[...]} lines and ends with a line holding "done":true. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -223,11 +226,16 @@ static void handle_line(struct ctl *c, const char *line, size_t len)
 		ctl_send(c, json_pack("{s:b, s:o}", "ok", 1, "peers", ct->hooks.peers(ct->hooks.ctx)));
 	} else if (strcmp(cmd, "sync") == 0) {
 		do_sync(c, json_string_value(json_object_get(req, "peer")), json_is_true(json_object_get(req, "wait")));
+	} else if (strcmp(cmd, "web-login") == 0 && !c->owner) {
+		/* The web interface acts with the replica's keys, which the group may not use. */
+		ctl_error(c, "only the daemon's own user may open its web interface ('sudo -u zila zila open')");
 	} else if (strcmp(cmd, "web-login") == 0) {
 		ctl_send(c, ct->hooks.web_login(ct->hooks.ctx));
 	} else if (strcmp(cmd, "reload") == 0) {
 		ct->hooks.reload(ct->hooks.ctx);
 		ctl_send(c, json_pack("{s:b}", "ok", 1));
+	} else if (strcmp(cmd, "stop") == 0 && !c->owner) {
+		ctl_error(c, "only the daemon's own user may stop it; a service stops with 'sudo systemctl stop zila'");
 	} else if (strcmp(cmd, "stop") == 0) {
 		ctl_send(c, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid()));
 		ct->hooks.stop(ct->hooks.ctx);
@@ -273,6 +281,23 @@ static void ctl_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+/* Whether the client runs as the daemon's user or as root. A member of the replica
+ * directory's group may ask for status and syncs, not stop the service under the office. */
+static bool client_is_owner(uv_pipe_t *p)
+{
+#ifdef SO_PEERCRED
+	uv_os_fd_t fd;
+	struct ucred cr;
+	socklen_t n = sizeof(cr);
+	if (uv_fileno((uv_handle_t *)p, &fd) != 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &n) != 0)
+		return false;
+	return cr.uid == 0 || cr.uid == geteuid();
+#else
+	(void)p;
+	return true; /* where peers' credentials are unknown, the socket's mode is the only gate */
+#endif
+}
+
 static void on_ctl_connection(uv_stream_t *server, int status)
 {
 	struct control *d = container_of((uv_pipe_t *)server, struct control, pipe);
@@ -288,8 +313,11 @@ static void on_ctl_connection(uv_stream_t *server, int status)
 	c->next = d->ctls;
 	d->ctls = c;
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
-	    uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read) != 0)
+	    uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read) != 0) {
 		ctl_close(c);
+		return;
+	}
+	c->owner = client_is_owner(&c->pipe);
 }
 
 int control_start(struct control *d, const struct net_env *env, const char *dir, const struct control_hooks *hooks,
@@ -310,10 +338,13 @@ int control_start(struct control *d, const struct net_env *env, const char *dir,
 		zila_log(ZILA_LOG_INFO, "removed a stale control socket");
 	uv_pipe_init(env->loop, &d->pipe, 0);
 	d->open = true;
-	mode_t old = umask(0177);
+	/* The directory's group may reach the daemon only when the directory lets it in. */
+	struct stat st;
+	bool group = stat(dir, &st) == 0 && (st.st_mode & 0050) == 0050;
+	mode_t old = umask(group ? 0117 : 0177);
 	r = uv_pipe_bind(&d->pipe, d->sock_path);
 	umask(old);
-	if (r == 0 && chmod(d->sock_path, 0600) != 0)
+	if (r == 0 && chmod(d->sock_path, group ? 0660 : 0600) != 0)
 		r = UV_EPERM;
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&d->pipe, 16, on_ctl_connection);

@@ -41,6 +41,7 @@ struct ctl {
 	uv_pipe_t pipe;
 	struct zila_buf in;
 	bool closing, close_on_flush;
+	bool owner;       /* runs as the daemon's user or root (SO_PEERCRED): may stop it */
 	unsigned nwrites; /* responses being written */
 	/* sync --wait: the targets waited for and the session number each must pass */
 	size_t nwait;

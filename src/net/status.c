@@ -235,6 +235,12 @@ json_t *status_json(struct daemon *d)
 		json_object_set_new(o, "organisation", json_string(me->org_name));
 		json_object_set_new(o, "role", json_string(zila_role_name(me->cert.role)));
 		json_object_set_new(o, "scope", json_string(me->cert.scope_all ? "*" : me->cert.district));
+		/* The name too: a member of the service replica's group may not read the database. */
+		char dname[128] = "";
+		if (!me->cert.scope_all)
+			zila_store_district_name(d->store, me->cert.district, dname, sizeof(dname));
+		if (dname[0] != '\0')
+			json_object_set_new(o, "scope_name", json_string(dname));
 	}
 	json_object_set_new(o, "listen", json_string(d->listen_addr));
 	json_object_set_new(o, "beacon_port", json_integer(d->disc.udp_open ? d->disc.beacon_port : 0));

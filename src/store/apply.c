@@ -12,8 +12,9 @@
 struct dirtab {
 	struct table *t;
 	int ncols;
-	int *map; /* entry column -> local column */
+	int *map; /* entry column -> local column, -1: a column this replica lacks */
 	bool has_pcol; /* the entry names the table's partition column */
+	bool unknown;  /* it names a column this replica lacks (an upsert or an update of it waits) */
 };
 
 struct applier {
@@ -71,8 +72,12 @@ static int read_dir(struct applier *a, struct zila_view *in)
 			if ((r = zila_view_get_lenbytes(in, 255, &name)) != 0)
 				return r;
 			d->map[c] = d->t ? col_by_name(d->t, name.p, name.len) : -1;
-			if (d->map[c] < 0 || (d->t && d->map[c] == d->t->pk))
-				return d->t ? ZILA_ESCHEMA : ZILA_ESCHEMA;
+			if (d->t == NULL || d->map[c] == d->t->pk)
+				return ZILA_ESCHEMA;
+			if (d->map[c] < 0) {
+				d->unknown = true;
+				continue;
+			}
 			d->has_pcol |= d->map[c] == d->t->pcol;
 		}
 		if (d->t == NULL)
@@ -213,6 +218,8 @@ static int apply_change(struct applier *a, struct zila_view *in)
 	bool was_visible = ROW_VISIBLE(row), changed = false;
 	switch (op) {
 	case OP_UPSERT:
+		if (d->unknown)
+			return ZILA_ESCHEMA;
 		if (ver_cmp(s, &v, &row->ever) > 0) {
 			row->exists = true;
 			row->ever = v;
@@ -250,6 +257,8 @@ static int apply_change(struct applier *a, struct zila_view *in)
 			if (r == 0 && c >= (uint64_t)d->ncols)
 				r = ZILA_EFORMAT;
 			r = r ? r : val_get(in, &val);
+			if (r == 0 && d->map[c] < 0)
+				r = ZILA_ESCHEMA; /* it writes a column this replica lacks: the entry waits */
 			if (r == 0 && d->map[c] == t->pcol && !part_matches(&val, a->e->info.part))
 				r = ZILA_ESCOPE;
 			r = r ? r : merge_cell(a, t, &pk, d->map[c], &val, &v, &changed);
@@ -278,11 +287,13 @@ static int apply_change(struct applier *a, struct zila_view *in)
  * ZILA_ESCOPE / ZILA_EFORMAT: the entry is bad (reject it); others: database trouble. */
 static int apply_body(struct zila_store *s, struct entry *e, int64_t origin, struct zila_apply_stats *st)
 {
-	/* a schema change HQ distributes (schema.c); other entries wait for their schema */
+	/* a schema change HQ distributes (schema.c). Other entries wait while they name a
+	 * table or column this replica lacks (read_dir), not for their author's version
+	 * number: after a schema entry is undone (a revocation) or lost to another HQ
+	 * device's, a laptop's entries written on top of it that name none of what it made
+	 * are taken as any, not held until the organisation reaches that number again */
 	if (store_schema_entry(e->body))
 		return store_schema_apply(s, e);
-	if (e->info.schema > (uint32_t)s->schema)
-		return ZILA_ESCHEMA;
 	struct applier a;
 	memset(&a, 0, sizeof(a));
 	a.s = s;
@@ -544,7 +555,9 @@ out:
 
 int store_reapply(struct zila_store *s, struct zila_apply_stats *st)
 {
-	sqlite3_stmt *q = NULL, *u = NULL;
+	sqlite3_stmt *q = NULL, *u = NULL, *g = NULL;
+	int64_t *ids = NULL;
+	size_t nids = 0, cap = 0;
 	int r = 0;
 	for (int i = 0; r == 0 && i < s->ntables; i++) {
 		struct table *t = s->tables[i];
@@ -561,35 +574,71 @@ int store_reapply(struct zila_store *s, struct zila_apply_stats *st)
 			   NULL);
 	if (r != 0)
 		return r;
-	/* The order of a clone: by date, then author, partition and sequence (cmp_incoming). */
+	/* The order of a clone: by date, then author, partition and sequence (cmp_incoming).
+	 * The ids are read first: once the transaction has changed the schema (a schema entry
+	 * undone or taken again, schema.c), a ROLLBACK TO of an entry that waits ends every
+	 * statement still reading. */
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT e.id, e.bytes, o.id FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
+			       "SELECT e.id FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
 			       " JOIN zila_origins o ON o.id = f.origin ORDER BY e.hlc, o.key, f.part, e.seq",
 			       -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT e.bytes, f.origin FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
+				      " WHERE e.id = ?", -1, &g, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "UPDATE zila_entries SET applied = ?2 WHERE id = ?1", -1, &u, NULL) != SQLITE_OK) {
 		r = ZILA_EDB;
 		goto out;
 	}
-	s->reapplying = true;
-	while (r == 0 && sqlite3_step(q) == SQLITE_ROW) {
-		struct entry e;
-		struct zila_view b = zila_view_make(sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1));
-		int applied = 0;
-		if (entry_parse(b, &e, false) != 0)
-			continue;
-		if (e.info.schema <= (uint32_t)s->schema) {
-			int rr = store_exec(s, "SAVEPOINT again", NULL);
-			rr = rr ? rr : apply_body(s, &e, sqlite3_column_int64(q, 2), st);
-			applied = rr == 0;
-			if (rr != 0 && store_exec(s, "ROLLBACK TO again", NULL) != 0)
-				rr = ZILA_EDB;
-			if (store_exec(s, "RELEASE again", NULL) != 0)
-				rr = ZILA_EDB;
-			if (rr != 0 && rr != ZILA_ESCHEMA && rr != ZILA_ESCOPE && rr != ZILA_EFORMAT)
-				r = rr;
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (nids == cap) {
+			int64_t *n2 = realloc(ids, (cap = cap ? cap * 2 : 1024) * sizeof(*ids));
+			if (n2 == NULL) {
+				r = ZILA_ENOMEM;
+				goto out;
+			}
+			ids = n2;
 		}
+		ids[nids++] = sqlite3_column_int64(q, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		r = ZILA_EDB;
+		goto out;
+	}
+	s->reapplying = true;
+	for (size_t i = 0; r == 0 && i < nids; i++) {
+		struct entry e;
+		sqlite3_bind_int64(g, 1, ids[i]);
+		if (sqlite3_step(g) != SQLITE_ROW) {
+			sqlite3_reset(g);
+			continue;
+		}
+		size_t len = (size_t)sqlite3_column_bytes(g, 0);
+		int64_t origin = sqlite3_column_int64(g, 1);
+		uint8_t *copy = malloc(len + 1);
+		if (copy == NULL) {
+			sqlite3_reset(g);
+			r = ZILA_ENOMEM;
+			break;
+		}
+		memcpy(copy, sqlite3_column_blob(g, 0), len);
+		sqlite3_reset(g);
+		int applied = 0;
+		if (entry_parse(zila_view_make(copy, len), &e, false) != 0) {
+			free(copy);
+			continue;
+		}
+		int rr = store_exec(s, "SAVEPOINT again", NULL);
+		rr = rr ? rr : apply_body(s, &e, origin, st);
+		applied = rr == 0;
+		if (rr != 0 && store_exec(s, "ROLLBACK TO again", NULL) != 0)
+			rr = ZILA_EDB;
+		if (store_exec(s, "RELEASE again", NULL) != 0)
+			rr = ZILA_EDB;
+		if (rr != 0 && rr != ZILA_ESCHEMA && rr != ZILA_ESCOPE && rr != ZILA_EFORMAT)
+			r = rr;
 		entry_release(&e);
-		sqlite3_bind_int64(u, 1, sqlite3_column_int64(q, 0));
+		free(copy);
+		sqlite3_bind_int64(u, 1, ids[i]);
 		sqlite3_bind_int(u, 2, applied);
 		if (r == 0 && sqlite3_step(u) != SQLITE_DONE)
 			r = ZILA_EDB;
@@ -599,7 +648,9 @@ int store_reapply(struct zila_store *s, struct zila_apply_stats *st)
 	r = r ? r : store_settle(s, st);
 out:
 	s->reapplying = false;
+	free(ids);
 	sqlite3_finalize(q);
+	sqlite3_finalize(g);
 	sqlite3_finalize(u);
 	return r;
 }
@@ -685,6 +736,18 @@ static int64_t parked_count(struct zila_store *s)
 	return n;
 }
 
+/* How many entries the replica holds for a schema it lacks (-1: unknown). */
+static int64_t held_count(struct zila_store *s)
+{
+	sqlite3_stmt *q = store_stmt(s, "SELECT count(*) FROM zila_entries WHERE applied = 0");
+	int64_t n = -1;
+	if (q != NULL && sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	if (q != NULL)
+		sqlite3_reset(q);
+	return n;
+}
+
 /* Applies the sorted, admitted entries in one transaction. Careless, an entry the merge
  * refuses would leave part of its rows behind, so the first refusal gives up with
  * APPLY_AGAIN (the caller rolls back and comes again careful); careful, each entry runs
@@ -700,6 +763,7 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	int r;
 	if ((r = store_begin(s, err)) != 0)
 		return r;
+	s->schema_redo = false;
 	int64_t parked0 = parked_count(s);
 	/* Rows merged into a table sealed up to here need no seal: the mark passes them. */
 	if ((r = store_hw_check(s)) != 0) {
@@ -806,7 +870,27 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 			st->napplied++;
 		observe_clock(s, x->e.info.hlc);
 	}
-	if ((r = retry_held(s, st)) != 0 || (r = store_settle(s, st)) != 0 || (r = store_save_hlc(s)) != 0) {
+	/* another HQ device's schema change that ranks before one taken: the schema in
+	 * canonical order, and the rows again (schema.c) */
+	r = retry_held(s, st);
+	bool redone = false;
+	/* held before this window: counted only when the schema is made again (rare) */
+	int64_t held0 = r == 0 && s->schema_redo ? held_count(s) - (int64_t)st->nheld : -1;
+	for (int k = 0; r == 0 && s->schema_redo && k < 8; k++) {
+		redone = true;
+		if ((r = store_schema_redo(s, st)) == 0)
+			r = retry_held(s, st);
+	}
+	if (r == 0 && redone) {
+		/* what this window left held, now that everything was taken again */
+		int64_t now = held_count(s);
+		size_t nheld = now >= held0 && held0 >= 0 ? (size_t)(now - held0) : st->nheld;
+		if (nheld < st->nheld)
+			st->napplied += st->nheld - nheld;
+		st->nheld = nheld;
+	}
+	if (r != 0 || (r = store_schema_save_blocked(s)) != 0 || (r = store_settle(s, st)) != 0 ||
+	    (r = store_save_hlc(s)) != 0) {
 		r = store_db_error(s, err, "cannot finish applying");
 		goto fail;
 	}

@@ -149,8 +149,12 @@ int zila_store_cut(struct zila_store *s, const uint8_t (*origins)[32],
   q = NULL;
   for (size_t i = 0; r == 0 && i < ncuts; i++)
     r = cut_feed(s, &cuts[i], ncut);
+  /* the schema as the entries left make it (a schema entry cut is undone), then
+   * the rows */
   if (r == 0 && *ncut > 0)
-    r = store_reapply(s, &st);
+    r = store_schema_redo(s, &st);
+  if (r == 0 && *ncut > 0)
+    r = store_schema_save_blocked(s);
   if (r == 0 && *ncut > 0)
     r = store_save_hlc(s);
   if (r != 0)

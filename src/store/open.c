@@ -39,11 +39,20 @@ extern const char zila_default_schema_sql[];
 	" addr TEXT, source TEXT, last_seen INTEGER, last_sync INTEGER, last_result TEXT, sent INTEGER," \
 	" received INTEGER, entries_at_sync INTEGER, clock_offset_ms INTEGER);"
 
-/* The schema versions applied past the default (schema.c): new in replica format 8, with
- * zila_tables.cols, the synced columns of each table (NULL: all of them). */
+/* The schema entries taken past the default (schema.c): new in replica format 8, with
+ * zila_tables.cols, the synced columns of each table (NULL: all of them). Format 9 keys
+ * them by (version, author): two HQ devices may make the same version; state 0 applied,
+ * 1 the same change as one before it, 2 lost to one before it (why); undo: what undoing
+ * it restores (the table's statement before a column was added, a dropped index's). */
 #define SCHEMA_SQL                                                                                \
-	"CREATE TABLE IF NOT EXISTS zila_schema(version INTEGER PRIMARY KEY, sql TEXT NOT NULL, pcol TEXT,"        \
-	" origin BLOB, hlc INTEGER, at INTEGER);"
+	"CREATE TABLE IF NOT EXISTS zila_schema(version INTEGER NOT NULL, origin BLOB NOT NULL, sql TEXT NOT NULL,"  \
+	" pcol TEXT, hlc INTEGER, at INTEGER, state INTEGER NOT NULL DEFAULT 0, why TEXT, undo TEXT,"              \
+	" PRIMARY KEY (version, origin));"
+/* Format 8 to 9: the same rows, keyed by version and author. */
+#define SCHEMA_9_SQL                                                                                    \
+	"ALTER TABLE zila_schema RENAME TO zila_schema_8;" SCHEMA_SQL                                        \
+	"INSERT INTO zila_schema(version, origin, sql, pcol, hlc, at) SELECT version,"                       \
+	" coalesce(origin, zeroblob(32)), sql, pcol, hlc, at FROM zila_schema_8; DROP TABLE zila_schema_8;"
 
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
@@ -354,7 +363,8 @@ static bool has_column(struct zila_store *s, const char *table, const char *col)
  * Format 4 counts each table's zila_live records (zila_tables.nlive, seal.c). Format 5 keeps
  * each feed's chain hash and the forks seen (zila_forks; fork.c). Format 6 has the peer
  * table (peers.c) from the start. Format 7 records when each captured change was made
- * (zila_pending.at; the triggers again). One
+ * (zila_pending.at; the triggers again). Format 8 has zila_schema and zila_tables.cols;
+ * format 9 keys zila_schema by version and author (two HQ devices). One
  * transaction takes a replica from its format to this one. */
 static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 {
@@ -383,6 +393,8 @@ static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 		r = store_exec(s, "ALTER TABLE zila_tables ADD COLUMN cols TEXT", err);
 	if (from < 8)
 		r = r ? r : store_exec(s, SCHEMA_SQL, err);
+	else if (from < 9)
+		r = r ? r : store_exec(s, SCHEMA_9_SQL, err);
 	r = r ? r : store_load_tables(s, err);
 	/* the columns there now are the synced ones: a column added later by hand stays local */
 	if (from < 8)
@@ -466,6 +478,7 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 	store_scope_load(s);
 	s->schema = store_meta_int(s, "schema_version", 1);
 	s->schema_cookie = -1;
+	store_schema_load_blocked(s);
 	if ((r = feeds_columns(s, err)) != 0 || (r = prepare_all(s, err)) != 0 ||
 	    (r = store_load_tables(s, err)) != 0)
 		goto out;

@@ -291,11 +291,15 @@ static int one_statement(struct zila_store *s, const char *sql, sqlite3_stmt **o
 	return 0;
 }
 
+static char *schema_sql_of(struct zila_store *s, const char *type, const char *name);
+
 /* Checks and runs one schema change in the caller's transaction; the tables' cache is
  * reloaded. adopt: a receiver takes a local table or column that is already there and
- * the same as the change makes. */
-static int run_change(struct zila_store *s, const char *sql, const char *pcol, bool adopt, struct ddl *d,
-		      struct zila_error *err)
+ * the same as the change makes. *undo (malloc'd, may stay NULL): what undoing the change
+ * restores (the table's statement before a column is added, a dropped index's). */
+
+static int run_change_undo(struct zila_store *s, const char *sql, const char *pcol, bool adopt, struct ddl *d,
+			   char **undo, struct zila_error *err)
 {
 	char type[32], decl[128];
 	sqlite3_stmt *st = NULL;
@@ -391,6 +395,10 @@ static int run_change(struct zila_store *s, const char *sql, const char *pcol, b
 	if (!adopted) {
 		if ((r = one_statement(s, sql, &st, err)) != 0)
 			return r;
+		if (undo != NULL && d->kind == K_COLUMN)
+			*undo = schema_sql_of(s, "table", d->table);
+		else if (undo != NULL && d->kind == K_DROP_INDEX)
+			*undo = schema_sql_of(s, "index", d->name);
 		{
 			int rc = sqlite3_step(st);
 			if (rc != SQLITE_DONE) {
@@ -542,25 +550,34 @@ void store_schema_rolled_back(struct zila_store *s)
 
 /* --- schema entries ------------------------------------------------------------------- */
 
+/* Records what became of schema entry (v, origin): state ZILA_SCHEMA_*, why (not applied),
+ * undo (applied: what undoing it restores); the replica's version is the highest taken. */
 static int record(struct zila_store *s, uint32_t v, const char *sql, const char *pcol, const uint8_t origin[32],
-		  uint64_t hlc)
+		  uint64_t hlc, int state, const char *why, const char *undo)
 {
 	sqlite3_stmt *st = NULL;
 	char num[24];
 	int r = ZILA_EDB;
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO zila_schema(version, sql, pcol, origin, hlc, at)"
-				      " VALUES (?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO zila_schema(version, origin, sql, pcol, hlc, at, state, why,"
+				      " undo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_int64(st, 1, v);
-	sqlite3_bind_text(st, 2, sql, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, origin, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, sql, -1, SQLITE_STATIC);
 	if (pcol != NULL)
-		sqlite3_bind_text(st, 3, pcol, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 4, origin, 32, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, pcol, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, (int64_t)hlc);
 	sqlite3_bind_int64(st, 6, (int64_t)(store_now_ms(s) / 1000));
+	sqlite3_bind_int(st, 7, state);
+	if (why != NULL)
+		sqlite3_bind_text(st, 8, why, -1, SQLITE_STATIC);
+	if (undo != NULL)
+		sqlite3_bind_text(st, 9, undo, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto out;
-	snprintf(num, sizeof(num), "%u", v);
+	if ((int64_t)v > s->schema)
+		s->schema = v;
+	snprintf(num, sizeof(num), "%lld", (long long)s->schema);
 	sqlite3_finalize(st);
 	st = NULL;
 	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO zila_meta VALUES ('schema_version', ?)", -1, &st, NULL) !=
@@ -578,10 +595,11 @@ out:
 static int after_change(struct zila_store *s, const struct ddl *d, uint32_t v, struct zila_error *err)
 {
 	s->schema_txn = true;
+	int64_t was = s->schema;
 	int r = store_schema_reload(s, err);
 	if (r != 0)
 		return r;
-	s->schema = v;
+	s->schema = (int64_t)v > was ? v : was;
 	struct table *t = d->kind == K_DROP_INDEX && d->table[0] == '\0' ? NULL : tracked(s, d->table);
 	if (t != NULL && (r = store_arm_table(s, t, err)) != 0)
 		return r;
@@ -715,20 +733,23 @@ static int change(struct zila_store *s, const char *sql, const char *pcol, bool 
 			      (long long)s->schema);
 	}
 	uint32_t v = (uint32_t)s->schema + 1;
-	r = run_change(s, sql, pcol, adopt, &d, err);
+	char *undo = NULL;
+	r = run_change_undo(s, sql, pcol, adopt, &d, &undo, err);
 	r = r ? r : after_change(s, &d, v, err);
 	if (!dry) {
 		r = r ? r : write_entry(s, v, sql, pcol, &hlc, err);
-		if (r == 0 && (r = record(s, v, sql, pcol, s->pk, hlc)) != 0)
+		if (r == 0 && (r = record(s, v, sql, pcol, s->pk, hlc, ZILA_SCHEMA_APPLIED, NULL, undo)) != 0)
 			r = store_db_error(s, err, "cannot record the schema version");
 		if (r == 0 && (r = store_commit(s, err)) == 0) {
 			s->schema_txn = false;
 			if (version != NULL)
 				*version = v;
 			zila_log(ZILA_LOG_INFO, "schema: version %u made: %s", v, sql);
+			free(undo);
 			return 0;
 		}
 	}
+	free(undo);
 	store_rollback(s);
 	return r;
 }
@@ -830,47 +851,269 @@ int zila_schema_classify(const char *sql, struct zila_error *err)
 	return classify(sql, &d, err);
 }
 
-int store_schema_apply(struct zila_store *s, struct entry *e)
+/* --- two HQ devices: the canonical order -------------------------------------------- */
+
+/* A schema entry held here, as the canonical order needs it. */
+struct sent {
+	uint32_t v;
+	uint8_t origin[32];
+	uint64_t hlc;
+	char *sql, *pcol;
+	int state; /* a row of zila_schema: its state; -1: none (not taken) */
+	char *undo;
+};
+
+static int key_cmp(uint32_t va, const uint8_t *oa, uint32_t vb, const uint8_t *ob)
 {
-	char *sql = NULL, *pcol = NULL;
-	int r = zila_schema_decode(e->body, e->info.schema, &sql, &pcol);
-	if (r != 0)
-		goto out;
-	/* only HQ writes the org-wide partition (its certificate: the trust hook) */
-	if (e->info.part[0] != '\0') {
-		r = ZILA_ESCOPE;
-		goto out;
+	if (va != vb)
+		return va < vb ? -1 : 1;
+	return memcmp(oa, ob, 32);
+}
+
+static int sent_cmp(const void *a, const void *b)
+{
+	const struct sent *x = a, *y = b;
+	return key_cmp(x->v, x->origin, y->v, y->origin);
+}
+
+static void sents_free(struct sent *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(l[i].sql);
+		free(l[i].pcol);
+		free(l[i].undo);
 	}
-	uint32_t v = e->info.schema;
-	if (v <= (uint32_t)s->schema) {
-		/* applied already (another HQ device made the same version?): compared, never twice */
-		sqlite3_stmt *q = NULL;
-		int same = -1;
-		if (sqlite3_prepare_v2(s->db, "SELECT sql = ? FROM zila_schema WHERE version = ?", -1, &q, NULL) == SQLITE_OK) {
-			sqlite3_bind_text(q, 1, sql, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(q, 2, v);
-			if (sqlite3_step(q) == SQLITE_ROW)
-				same = sqlite3_column_int(q, 0);
+	free(l);
+}
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	return t ? strdup(t) : NULL;
+}
+
+/* held: the schema entries the replica holds (its org-wide feeds; waiting: only those not
+ * taken, applied = 0); otherwise the rows of zila_schema. In canonical order: version,
+ * then the author's key. */
+static int load_sents_where(struct zila_store *s, bool held, bool waiting, struct sent **out, size_t *n);
+static int load_sents(struct zila_store *s, bool held, struct sent **out, size_t *n)
+{
+	return load_sents_where(s, held, false, out, n);
+}
+
+static int load_sents_where(struct zila_store *s, bool held, bool waiting, struct sent **out, size_t *n)
+{
+	sqlite3_stmt *q = NULL;
+	struct sent *l = NULL;
+	size_t cap = 0;
+	int r = ZILA_EDB, rc;
+	*out = NULL;
+	*n = 0;
+	const char *sql = !held	   ? "SELECT version, origin, sql, pcol, hlc, state, undo FROM zila_schema"
+			  : waiting ? "SELECT e.bytes FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
+				      " WHERE f.part = '' AND e.applied = 0"
+				    : "SELECT e.bytes FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed WHERE f.part = ''";
+	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	r = 0;
+	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct sent x;
+		memset(&x, 0, sizeof(x));
+		x.state = -1;
+		if (held) {
+			struct entry e;
+			struct zila_view b = zila_view_make(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0));
+			if (entry_parse(b, &e, false) != 0)
+				continue;
+			bool ok = store_schema_entry(e.body) && zila_schema_decode(e.body, e.info.schema, &x.sql, &x.pcol) == 0;
+			x.v = e.info.schema;
+			memcpy(x.origin, e.info.origin, 32);
+			x.hlc = e.info.hlc;
+			entry_release(&e);
+			if (!ok)
+				continue;
+		} else {
+			x.v = (uint32_t)sqlite3_column_int64(q, 0);
+			if (sqlite3_column_bytes(q, 1) == 32)
+				memcpy(x.origin, sqlite3_column_blob(q, 1), 32);
+			x.sql = dup_col(q, 2);
+			x.pcol = dup_col(q, 3);
+			x.hlc = (uint64_t)sqlite3_column_int64(q, 4);
+			x.state = sqlite3_column_int(q, 5);
+			x.undo = dup_col(q, 6);
+			if (x.sql == NULL) {
+				r = ZILA_ENOMEM;
+				break;
+			}
 		}
-		sqlite3_finalize(q);
-		if (same == 0)
-			zila_log(ZILA_LOG_WARN, "schema: version %u came again with another change; the one applied "
-				 "here stays (two HQ devices changed the schema at once?): %s", v, sql);
-		goto out;
+		if (*n == cap) {
+			struct sent *nl = realloc(l, (cap = cap ? cap * 2 : 16) * sizeof(*l));
+			if (nl == NULL) {
+				free(x.sql);
+				free(x.pcol);
+				free(x.undo);
+				r = ZILA_ENOMEM;
+				break;
+			}
+			l = nl;
+		}
+		l[(*n)++] = x;
 	}
-	if (v > (uint32_t)s->schema + 1) {
-		r = ZILA_ESCHEMA; /* waits for the versions before it */
-		goto out;
+	if (r == 0 && rc != SQLITE_DONE)
+		r = ZILA_EDB;
+out:
+	sqlite3_finalize(q);
+	if (r != 0) {
+		sents_free(l, *n);
+		*n = 0;
+		return r;
 	}
+	if (*n > 1)
+		qsort(l, *n, sizeof(*l), sent_cmp);
+	*out = l;
+	return 0;
+}
+
+static char *schema_sql_of(struct zila_store *s, const char *type, const char *name)
+{
+	sqlite3_stmt *q = NULL;
+	char *out = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT sql FROM sqlite_schema WHERE type = ? AND name = ? COLLATE NOCASE", -1, &q,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) == SQLITE_ROW)
+			out = dup_col(q, 0);
+	}
+	sqlite3_finalize(q);
+	return out;
+}
+
+static void short_key(char out[17], const uint8_t *key)
+{
+	zila_hex_encode(out, key, 8);
+}
+
+/* Whether a change meets one taken before it in the canonical order: 0 no, ZILA_SCHEMA_SAME
+ * (the same change: nothing to do), ZILA_SCHEMA_LOST (it conflicts; why says with what),
+ * negative: database trouble. It looks only at the organisation's schema (synced tables and
+ * columns, the changes taken), never at the replica's own tables, so every replica decides
+ * alike. */
+static int conflict(struct zila_store *s, const char *sql, const char *pcol, char *why, size_t n)
+{
+	struct ddl d, o;
+	struct zila_error e;
+	sqlite3_stmt *q = NULL;
+	char by[64] = "";
+	int found = 0; /* 1: the same object made by a change taken, 2: and the same statement */
+	if (classify(sql, &d, &e) != 0) {
+		snprintf(why, n, "it cannot be distributed: %s", e.msg);
+		return ZILA_SCHEMA_LOST;
+	}
+	if (sqlite3_prepare_v2(s->db, "SELECT version, origin, sql, pcol FROM zila_schema WHERE state = 0"
+				      " ORDER BY version, origin", -1, &q, NULL) != SQLITE_OK)
+		return ZILA_EDB;
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *osql = (const char *)sqlite3_column_text(q, 2), *opcol = (const char *)sqlite3_column_text(q, 3);
+		if (osql == NULL || classify(osql, &o, &e) != 0 || o.kind != d.kind)
+			continue;
+		bool same_obj = d.kind == K_TABLE    ? strcasecmp(o.table, d.table) == 0
+				: d.kind == K_COLUMN ? strcasecmp(o.table, d.table) == 0 && strcasecmp(o.name, d.name) == 0
+						     : strcasecmp(o.name, d.name) == 0;
+		if (!same_obj)
+			continue;
+		char dev[17] = "?";
+		if (sqlite3_column_bytes(q, 1) == 32)
+			short_key(dev, sqlite3_column_blob(q, 1));
+		snprintf(by, sizeof(by), "version %u by HQ device %s", (unsigned)(sqlite3_column_int64(q, 0) & 0xffffffu), dev);
+		bool same_pcol = (pcol == NULL || pcol[0] == '\0') ? opcol == NULL : opcol != NULL && strcmp(pcol, opcol) == 0;
+		found = strcmp(osql, sql) == 0 && same_pcol ? 2 : 1;
+	}
+	sqlite3_finalize(q);
+	char type[32];
+	switch (d.kind) {
+	case K_TABLE:
+		if (found == 2)
+			goto same;
+		if (found == 1) {
+			snprintf(why, n, "table '%s' was made otherwise by %s, which ranks first", d.table, by);
+			return ZILA_SCHEMA_LOST;
+		}
+		if (tracked(s, d.table) != NULL) {
+			snprintf(why, n, "table '%s' is synced already", d.table);
+			return ZILA_SCHEMA_LOST;
+		}
+		return 0;
+	case K_COLUMN: {
+		struct table *t = tracked(s, d.table);
+		if (t == NULL) {
+			snprintf(why, n, "there is no synced table '%s' (the change that made it lost or was undone)", d.table);
+			return ZILA_SCHEMA_LOST;
+		}
+		if (found == 2)
+			goto same;
+		if (found == 1) {
+			snprintf(why, n, "column '%.200s.%.200s' was added otherwise by %s, which ranks first", d.table, d.name, by);
+			return ZILA_SCHEMA_LOST;
+		}
+		for (int i = 0; i < t->ncols; i++)
+			if (strcasecmp(t->cols[i], d.name) == 0) {
+				snprintf(why, n, "'%s' has a synced column '%s' already", d.table, d.name);
+				return ZILA_SCHEMA_LOST;
+			}
+		return 0;
+	}
+	case K_INDEX:
+		if (tracked(s, d.table) == NULL) {
+			snprintf(why, n, "there is no synced table '%s' (the change that made it lost or was undone)", d.table);
+			return ZILA_SCHEMA_LOST;
+		}
+		if (found && type_of(s, d.name, type, sizeof(type)) == 0) {
+			if (found == 2)
+				goto same;
+			snprintf(why, n, "index '%s' was made otherwise by %s, which ranks first", d.name, by);
+			return ZILA_SCHEMA_LOST;
+		}
+		return 0;
+	case K_DROP_INDEX:
+		if (found == 2 && type_of(s, d.name, type, sizeof(type)) != 0)
+			goto same;
+		return 0;
+	}
+	return 0;
+same:
+	snprintf(why, n, "the same change as %s", by);
+	return ZILA_SCHEMA_SAME;
+}
+
+/* Takes schema entry (v, origin) in the caller's transaction, in canonical order: applied,
+ * the same as one taken (nothing to do) or lost to one, and recorded. ZILA_ESCHEMA: it
+ * cannot be applied here (a table of the replica's own in the way; s->schema_blocked says
+ * why) and nothing of it is kept. */
+static int decide(struct zila_store *s, uint32_t v, const char *sql, const char *pcol, const uint8_t origin[32],
+		  uint64_t hlc)
+{
 	struct ddl d;
 	struct zila_error why;
+	char lost[600];
+	char *undo = NULL;
 	zila_error_clear(&why);
 	/* all or nothing, whatever the caller does with the entry's own savepoint */
 	bool was_txn = s->schema_txn;
-	if ((r = store_exec(s, "SAVEPOINT zila_schema_change", NULL)) != 0)
-		goto out;
-	if ((r = run_change(s, sql, pcol, true, &d, &why)) == 0 && (r = after_change(s, &d, v, &why)) == 0)
-		r = record(s, v, sql, pcol, e->info.origin, e->info.hlc);
+	int r = store_exec(s, "SAVEPOINT zila_schema_change", NULL);
+	if (r != 0)
+		return r;
+	int state = conflict(s, sql, pcol, lost, sizeof(lost));
+	if (state < 0) {
+		r = state;
+	} else if (state > 0) {
+		r = record(s, v, sql, pcol, origin, hlc, state, lost, NULL);
+	} else {
+		if ((r = run_change_undo(s, sql, pcol, true, &d, &undo, &why)) == 0 &&
+		    (r = after_change(s, &d, v, &why)) == 0)
+			r = record(s, v, sql, pcol, origin, hlc, ZILA_SCHEMA_APPLIED, NULL, undo);
+	}
+	free(undo);
 	if (r != 0) {
 		int rr = store_db_code(s);
 		if (store_exec(s, "ROLLBACK TO zila_schema_change", NULL) != 0)
@@ -891,12 +1134,337 @@ int store_schema_apply(struct zila_store *s, struct entry *e)
 		r = ZILA_ESCHEMA;
 	} else if (r == 0) {
 		s->schema_blocked[0] = '\0';
-		zila_log(ZILA_LOG_INFO, "schema: version %u applied: %s", v, sql);
+		if (state == ZILA_SCHEMA_LOST)
+			zila_log(ZILA_LOG_WARN, "schema: version %u lost (%s): %s", v, lost, sql);
+		else
+			zila_log(ZILA_LOG_INFO, "schema: version %u %s: %s", v, state ? "is the same change as one taken" : "applied",
+				 sql);
 	}
+	return r;
+}
+
+int store_schema_apply(struct zila_store *s, struct entry *e)
+{
+	char *sql = NULL, *pcol = NULL;
+	struct sent *held = NULL, *taken = NULL;
+	size_t nheld = 0, ntaken = 0;
+	int r = zila_schema_decode(e->body, e->info.schema, &sql, &pcol);
+	if (r != 0)
+		goto out;
+	/* only HQ writes the org-wide partition (its certificate: the trust hook) */
+	if (e->info.part[0] != '\0') {
+		r = ZILA_ESCOPE;
+		goto out;
+	}
+	uint32_t v = e->info.schema;
+	const uint8_t *o = e->info.origin;
+	if ((r = load_sents(s, false, &taken, &ntaken)) != 0)
+		goto out;
+	for (size_t i = 0; i < ntaken; i++)
+		if (key_cmp(taken[i].v, taken[i].origin, v, o) == 0)
+			goto out; /* taken before: never twice */
+	/* made again from the entries (store_reapply): everything that can be taken was */
+	if (s->reapplying || v > (uint32_t)s->schema + 1) {
+		r = ZILA_ESCHEMA; /* waits for the versions before it */
+		goto out;
+	}
+	if (ntaken > 0 && key_cmp(v, o, taken[ntaken - 1].v, taken[ntaken - 1].origin) < 0) {
+		/* another HQ device's change that ranks before one taken: the schema is made again
+		 * in canonical order at the end of this apply (store_schema_redo) */
+		s->schema_redo = true;
+		r = ZILA_ESCHEMA;
+		goto out;
+	}
+	/* one that ranks before it and waits (a table of this replica's own in the way): this
+	 * one waits behind it */
+	if ((r = load_sents_where(s, true, true, &held, &nheld)) != 0)
+		goto out;
+	for (size_t i = 0; i < nheld; i++) {
+		if (key_cmp(held[i].v, held[i].origin, v, o) >= 0)
+			break;
+		bool was_taken = false;
+		for (size_t k = 0; !was_taken && k < ntaken; k++)
+			was_taken = key_cmp(held[i].v, held[i].origin, taken[k].v, taken[k].origin) == 0;
+		if (!was_taken) {
+			r = ZILA_ESCHEMA;
+			goto out;
+		}
+	}
+	r = decide(s, v, sql, pcol, o, e->info.hlc);
 out:
+	sents_free(held, nheld);
+	sents_free(taken, ntaken);
 	free(sql);
 	free(pcol);
 	return r;
+}
+
+/* The table's statement without the column an ADD COLUMN statement gave it (SQLite writes
+ * ", " and the column's definition, from its name to the statement's end, into the
+ * table's statement): what undoing it restores, for a change taken before replica format
+ * 9 recorded that. NULL when it cannot be found. */
+static char *strip_column(const char *table_sql, const char *alter)
+{
+	const char *p = alter;
+	char tok[64];
+	bool q;
+	for (int i = 0; i < 4; i++) /* ALTER TABLE name ADD */
+		next_tok(&p, tok, sizeof(tok), &q);
+	const char *save = p;
+	next_tok(&p, tok, sizeof(tok), &q);
+	if (strcmp(tok, ".") == 0) { /* main.name */
+		next_tok(&p, tok, sizeof(tok), &q);
+		next_tok(&p, tok, sizeof(tok), &q);
+		save = p;
+		next_tok(&p, tok, sizeof(tok), &q);
+	}
+	if (!kw(tok, q, "COLUMN"))
+		p = save;
+	p = skip_space(p);
+	/* to the statement's end: a ';' or a comment outside quotes, trailing spaces off */
+	size_t len = 0;
+	for (char quote = '\0'; p[len] != '\0'; len++) {
+		char ch = p[len];
+		if (quote != '\0') {
+			if (ch == quote)
+				quote = '\0';
+		} else if (ch == '\'' || ch == '"' || ch == '`') {
+			quote = ch;
+		} else if (ch == '[') {
+			quote = ']';
+		} else if (ch == ';' || (ch == '-' && p[len + 1] == '-') || (ch == '/' && p[len + 1] == '*')) {
+			break;
+		}
+	}
+	while (len > 0 && isspace((unsigned char)p[len - 1]))
+		len--;
+	if (len == 0)
+		return NULL;
+	char *needle = malloc(len + 3);
+	if (needle == NULL)
+		return NULL;
+	memcpy(needle, ", ", 2);
+	memcpy(needle + 2, p, len);
+	needle[len + 2] = '\0';
+	const char *at = NULL;
+	for (const char *f = strstr(table_sql, needle); f != NULL; f = strstr(f + 1, needle))
+		at = f;
+	char *out = NULL;
+	if (at != NULL && (out = malloc(strlen(table_sql) + 1)) != NULL) {
+		size_t k = (size_t)(at - table_sql);
+		memcpy(out, table_sql, k);
+		strcpy(out + k, at + len + 2);
+	}
+	free(needle);
+	return out;
+}
+
+/* Makes the table again by statement tsql (its indexes kept): the rows go, and come back
+ * from the entries (store_reapply). */
+static int remake_table(struct zila_store *s, const char *table, const char *tsql)
+{
+	sqlite3_stmt *q = NULL;
+	char **idx = NULL;
+	size_t nidx = 0;
+	int r = ZILA_EDB;
+	if (sqlite3_prepare_v2(s->db, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? COLLATE NOCASE"
+				      " AND sql IS NOT NULL ORDER BY rowid", -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+	r = 0;
+	while (r == 0 && sqlite3_step(q) == SQLITE_ROW) {
+		char **n2 = realloc(idx, (nidx + 1) * sizeof(*idx));
+		if (n2 == NULL || (n2[nidx] = dup_col(q, 0)) == NULL) {
+			idx = n2 ? n2 : idx;
+			r = ZILA_ENOMEM;
+			break;
+		}
+		idx = n2;
+		nidx++;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	char *drop = sqlite3_mprintf("DROP TABLE \"%w\"", table);
+	if (r == 0)
+		r = drop == NULL ? ZILA_ENOMEM : store_exec(s, drop, NULL);
+	sqlite3_free(drop);
+	r = r ? r : store_exec(s, tsql, NULL);
+	for (size_t i = 0; r == 0 && i < nidx; i++)
+		r = store_exec(s, idx[i], NULL);
+	if (r == 0 && sqlite3_prepare_v2(s->db, "DELETE FROM zila_pending WHERE tid = (SELECT id FROM zila_tables WHERE"
+						 " name = ? COLLATE NOCASE)", -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+		r = sqlite3_step(q) == SQLITE_DONE ? 0 : ZILA_EDB;
+	}
+out:
+	sqlite3_finalize(q);
+	for (size_t i = 0; i < nidx; i++)
+		free(idx[i]);
+	free(idx);
+	return r;
+}
+
+/* Undoes one change taken (the last of those taken): the replica's schema as before it. */
+static int undo_one(struct zila_store *s, const struct sent *x)
+{
+	struct ddl d;
+	struct zila_error e;
+	int r = 0;
+	if (x->state == ZILA_SCHEMA_APPLIED && classify(x->sql, &d, &e) == 0) {
+		switch (d.kind) {
+		case K_TABLE: {
+			char *drop = sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\"", d.table);
+			r = store_untrack_locked(s, d.table);
+			r = r ? r : drop == NULL ? ZILA_ENOMEM : store_exec(s, drop, NULL);
+			sqlite3_free(drop);
+			break;
+		}
+		case K_COLUMN: {
+			char *now = schema_sql_of(s, "table", d.table), *before = NULL;
+			if (x->undo != NULL)
+				before = strdup(x->undo);
+			else if (now != NULL)
+				before = strip_column(now, x->sql);
+			if (before == NULL) {
+				zila_log(ZILA_LOG_ERROR, "schema: cannot undo version %u (%s): the table's statement before it "
+					 "is not known", x->v, x->sql);
+				r = ZILA_EDB;
+			}
+			r = r ? r : remake_table(s, d.table, before);
+			r = r ? r : store_cols_drop(s, d.table, d.name);
+			free(now);
+			free(before);
+			break;
+		}
+		case K_INDEX: {
+			char *drop = sqlite3_mprintf("DROP INDEX IF EXISTS \"%w\"", d.name);
+			r = drop == NULL ? ZILA_ENOMEM : store_exec(s, drop, NULL);
+			sqlite3_free(drop);
+			break;
+		}
+		case K_DROP_INDEX:
+			if (x->undo != NULL)
+				r = store_exec(s, x->undo, NULL);
+			break;
+		}
+	}
+	sqlite3_stmt *q = NULL;
+	if (r == 0 && sqlite3_prepare_v2(s->db, "DELETE FROM zila_schema WHERE version = ? AND origin = ?", -1, &q, NULL) ==
+			      SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, x->v);
+		sqlite3_bind_blob(q, 2, x->origin, 32, SQLITE_STATIC);
+		r = sqlite3_step(q) == SQLITE_DONE ? 0 : ZILA_EDB;
+	}
+	sqlite3_finalize(q);
+	s->schema_txn = true;
+	return r ? r : store_schema_reload(s, NULL);
+}
+
+int store_schema_redo(struct zila_store *s, struct zila_apply_stats *st)
+{
+	struct sent *held = NULL, *taken = NULL;
+	size_t nheld = 0, ntaken = 0, from = 0;
+	int r;
+	s->schema_redo = false;
+	if ((r = load_sents(s, true, &held, &nheld)) != 0 || (r = load_sents(s, false, &taken, &ntaken)) != 0)
+		goto out;
+	/* the first change taken that is no longer held (cut), or that ranks after one held
+	 * and not taken: it and every one after it are undone, then taken again in order */
+	for (from = 0; from < ntaken; from++) {
+		bool is_held = false;
+		for (size_t i = 0; !is_held && i < nheld; i++)
+			is_held = key_cmp(held[i].v, held[i].origin, taken[from].v, taken[from].origin) == 0;
+		if (!is_held)
+			break;
+		bool before = false;
+		for (size_t i = 0; !before && i < nheld; i++) {
+			if (key_cmp(held[i].v, held[i].origin, taken[from].v, taken[from].origin) >= 0)
+				break;
+			bool t = false;
+			for (size_t k = 0; !t && k < ntaken; k++)
+				t = key_cmp(held[i].v, held[i].origin, taken[k].v, taken[k].origin) == 0;
+			before = !t;
+		}
+		if (before)
+			break;
+	}
+	size_t nundo = ntaken - from;
+	for (size_t i = ntaken; r == 0 && i > from; i--)
+		r = undo_one(s, &taken[i - 1]);
+	if (r != 0)
+		goto out;
+	/* the version is the highest taken */
+	s->schema = 1;
+	for (size_t i = 0; i < from; i++)
+		if ((int64_t)taken[i].v > s->schema)
+			s->schema = taken[i].v;
+	char num[24];
+	snprintf(num, sizeof(num), "%lld", (long long)s->schema);
+	sqlite3_stmt *m = NULL;
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO zila_meta VALUES ('schema_version', ?)", -1, &m, NULL) !=
+		    SQLITE_OK ||
+	    (sqlite3_bind_text(m, 1, num, -1, SQLITE_STATIC), sqlite3_step(m)) != SQLITE_DONE)
+		r = ZILA_EDB;
+	sqlite3_finalize(m);
+	if (r != 0)
+		goto out;
+	s->schema_blocked[0] = '\0';
+	/* every table as its synced columns say, armed again (a table made again lost its triggers) */
+	for (int i = 0; r == 0 && i < s->ntables; i++)
+		r = store_arm_table(s, s->tables[i], NULL);
+	for (size_t i = 0; r == 0 && i < nheld; i++) {
+		bool t = false;
+		for (size_t k = 0; !t && k < from; k++)
+			t = key_cmp(held[i].v, held[i].origin, taken[k].v, taken[k].origin) == 0;
+		if (t)
+			continue;
+		if (held[i].v > (uint32_t)s->schema + 1)
+			break;
+		r = decide(s, held[i].v, held[i].sql, held[i].pcol, held[i].origin, held[i].hlc);
+		if (r == ZILA_ESCHEMA) {
+			r = 0;
+			break;
+		}
+	}
+	if (r != 0)
+		goto out;
+	if (nundo > 0)
+		zila_log(ZILA_LOG_WARN, "schema: another HQ device's change ranks before %zu taken here, or one was undone: "
+			 "the schema is made again in order (version %lld now), and the rows from the entries", nundo,
+			 (long long)s->schema);
+	/* the tables' rows from the entries, held ones tried again */
+	r = store_exec(s, "DELETE FROM zila_meta WHERE k = 'held_schema'", NULL);
+	r = r ? r : store_reapply(s, st);
+	for (int i = 0; r == 0 && i < s->ntables; i++)
+		s->tables[i]->hw_clean = true;
+out:
+	sents_free(held, nheld);
+	sents_free(taken, ntaken);
+	return r;
+}
+
+void store_schema_load_blocked(struct zila_store *s)
+{
+	char *v = NULL;
+	s->schema_blocked[0] = '\0';
+	if (zila_store_meta_get(s, "schema_blocked", &v) == 0 && v != NULL)
+		snprintf(s->schema_blocked, sizeof(s->schema_blocked), "%s", v);
+	free(v);
+}
+
+int store_schema_save_blocked(struct zila_store *s)
+{
+	char *v = NULL;
+	int r = zila_store_meta_get(s, "schema_blocked", &v);
+	bool same = r == 0 ? strcmp(v, s->schema_blocked) == 0 : s->schema_blocked[0] == '\0';
+	free(v);
+	if (r != 0 && r != ZILA_ENOTFOUND)
+		return r;
+	if (same)
+		return 0;
+	if (s->schema_blocked[0] == '\0')
+		return store_exec(s, "DELETE FROM zila_meta WHERE k = 'schema_blocked'", NULL);
+	return zila_store_meta_set(s, "schema_blocked", s->schema_blocked);
 }
 
 /* --- reading ---------------------------------------------------------------------- */
@@ -905,14 +1473,15 @@ int zila_schema_each(struct zila_store *s, zila_schema_fn fn, void *ctx)
 {
 	sqlite3_stmt *st = NULL;
 	int r = ZILA_EDB;
-	if (sqlite3_prepare_v2(s->db, "SELECT version, sql, pcol, origin, hlc FROM zila_schema ORDER BY version", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "SELECT version, sql, pcol, origin, hlc, state, why FROM zila_schema"
+				      " ORDER BY version, origin", -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	r = 0;
 	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		const uint8_t *o = sqlite3_column_bytes(st, 3) == 32 ? sqlite3_column_blob(st, 3) : NULL;
 		r = fn(ctx, (uint32_t)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-		       (const char *)sqlite3_column_text(st, 2), o, (uint64_t)sqlite3_column_int64(st, 4));
+		       (const char *)sqlite3_column_text(st, 2), o, (uint64_t)sqlite3_column_int64(st, 4),
+		       sqlite3_column_int(st, 5), (const char *)sqlite3_column_text(st, 6));
 	}
 out:
 	sqlite3_finalize(st);
@@ -1025,6 +1594,21 @@ int store_schema_notices(struct zila_store *s, zila_notice_fn fn, void *ctx)
 	struct notice_ctx c = { .fn = fn, .ctx = ctx };
 	if (s->schema_blocked[0] != '\0')
 		fn(ctx, s->schema_blocked);
+	/* changes of two HQ devices that met: the one that lost, and why */
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT version, origin, why FROM zila_schema WHERE state = 2 ORDER BY version, origin",
+			       -1, &q, NULL) != SQLITE_OK)
+		return ZILA_EDB;
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		char dev[17] = "?";
+		if (sqlite3_column_bytes(q, 1) == 32)
+			short_key(dev, sqlite3_column_blob(q, 1));
+		snprintf(msg, sizeof(msg), "HQ's schema version %lld by HQ device %s was not applied: %s (two HQ devices "
+			 "changed the schema at once; every replica keeps the same one)", (long long)sqlite3_column_int64(q, 0),
+			 dev, (const char *)sqlite3_column_text(q, 2));
+		fn(ctx, msg);
+	}
+	sqlite3_finalize(q);
 	int r = zila_schema_local_each(s, note_local, &c);
 	if (r != 0)
 		return r;

@@ -39,8 +39,7 @@ static int put_sql(struct zila_buf *q, const char *fmt, ...)
 	return r;
 }
 
-/* The district's name from the default schema's catalogue, where it has one. */
-static void district_name(struct zila_store *s, const char *part, char *name, size_t n)
+void zila_store_district_name(struct zila_store *s, const char *part, char *name, size_t n)
 {
 	sqlite3_stmt *st = NULL;
 	name[0] = '\0';
@@ -56,7 +55,7 @@ static void district_name(struct zila_store *s, const char *part, char *name, si
 static void district_words(struct zila_store *s, const char *part, char *out, size_t n)
 {
 	char name[128];
-	district_name(s, part, name, sizeof(name));
+	zila_store_district_name(s, part, name, sizeof(name));
 	if (name[0] != '\0' && strcmp(name, part) != 0)
 		snprintf(out, n, "district '%s' (%s)", name, part);
 	else
@@ -114,7 +113,7 @@ static void armed_for(struct zila_store *s, char *out, size_t n)
 {
 	char name[128] = "";
 	if (s->wscoped)
-		district_name(s, s->wscope, name, sizeof(name));
+		zila_store_district_name(s, s->wscope, name, sizeof(name));
 	snprintf(out, n, "%s%s%s", s->wscope, s->wscoped ? "|" : "", name);
 }
 

@@ -88,6 +88,7 @@ struct builder {
 	size_t nchanges;
 	struct table *dir[64];
 	int ndir;
+	unsigned ncut; /* entries cut from it by size in this seal (cut_at) */
 };
 
 /* Rows of one table inserted at rowids freed by deletes (seal_reused). */
@@ -121,7 +122,22 @@ struct sealer {
 	uint64_t reseal_hlc; /* the date of the rows of tables sealed again (rearm) */
 	struct reused *reused; /* rows seal_reused() found, sealed after the captured changes */
 	size_t nreused;
+	size_t nchanges; /* changes sealed so far, every partition */
+	int bulk;        /* a large seal (cut_at): -1 not known yet, 0 no, 1 yes */
 };
+
+/* A large seal (an import or generated data sealed at once: BULK_CHANGES changes or more,
+ * about the 450 KiB at which a group is cut anyway) cuts its entries smaller: each
+ * partition's first at CUT_FIRST of changes, then twice as much each time up to CUT_MAX
+ * (about 6 s of a 64 kbit/s link as the sync sends it), so that a laptop cloning over 2G
+ * applies and shows the first rows within seconds and more every few seconds, and a cut
+ * loses at most the entry in flight (#24; at 450 KiB an entry is about 10 s of 2G). Not
+ * smaller: the session compresses an entry's columns together, and 64 KiB entries made a
+ * clone 1.14x the CSV floor instead of 1.07x (256 KiB: 1.09x). A smaller seal keeps each
+ * group of changes in one entry. */
+#define BULK_CHANGES 2048
+#define CUT_FIRST (16u << 10)
+#define CUT_MAX (256u << 10)
 
 #define SCAN_AHEAD 16 /* rows scan_to() steps over rather than search again */
 
@@ -606,6 +622,51 @@ static int builder_above(struct sealer *z, struct builder *b, const struct table
 	return 0;
 }
 
+static int count_past(struct table *t, int64_t hw, int64_t *n);
+static int hw_get(struct zila_store *s, const struct table *t, int64_t *hw);
+
+/* Whether the seal is large (BULK_CHANGES): the changes sealed so far and those still
+ * waiting (captured, and rows past the high-water rowids). Asked only once a partition holds
+ * CUT_FIRST of changes, so a small seal never counts. The changes of the batch being sealed
+ * are still in zila_pending, so up to a batch is taken off: a seal judged large is. */
+static int seal_bulk(struct sealer *z)
+{
+	struct zila_store *s = z->s;
+	sqlite3_stmt *st = store_stmt(s, "SELECT count(*) FROM zila_pending");
+	int64_t n = 0;
+	int r = ZILA_EDB;
+	if (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
+		n = sqlite3_column_int64(st, 0);
+		r = 0;
+	}
+	if (st != NULL)
+		sqlite3_reset(st);
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		int64_t hw, nnew = 0;
+		if (t->count_new == NULL)
+			continue;
+		if ((r = hw_get(s, t, &hw)) == 0 && (r = count_past(t, hw, &nnew)) == 0)
+			n += nnew;
+	}
+	if (r != 0)
+		return 0; /* not known: cut as a small seal does */
+	size_t sealed = z->nchanges, counted_twice = sealed < SEAL_BATCH ? sealed : SEAL_BATCH;
+	return (uint64_t)n + sealed - counted_twice >= BULK_CHANGES;
+}
+
+/* The size of changes at which b's entry is cut: half an entry, or in a large seal less
+ * (BULK_CHANGES). */
+static size_t cut_at(struct sealer *z, const struct builder *b)
+{
+	if (z->bulk < 0)
+		z->bulk = seal_bulk(z);
+	if (!z->bulk)
+		return ZILA_ENTRY_MAX / 2;
+	size_t at = (size_t)CUT_FIRST << (b->ncut < 4 ? b->ncut : 4) /* 16 .. 256 */;
+	return at < CUT_MAX ? at : CUT_MAX;
+}
+
 static int seal_item(struct sealer *z, struct item *it)
 {
 	struct zila_store *s = z->s;
@@ -812,6 +873,7 @@ static int seal_item(struct sealer *z, struct item *it)
 	}
 	part_copy(row->part, part);
 	b->nchanges++;
+	z->nchanges++;
 	if (!fresh && (r = row_save(s, t, &it->pk, row)) != 0) {
 		r = store_db_error(s, z->err, "cannot save row state");
 		goto out;
@@ -838,7 +900,8 @@ static int seal_item(struct sealer *z, struct item *it)
 	}
 	if (r != 0)
 		r = store_db_error(s, z->err, "cannot park an orphan");
-	if (r == 0 && b->changes.len >= ZILA_ENTRY_MAX / 2) {
+	if (r == 0 && b->changes.len >= CUT_FIRST && b->changes.len >= cut_at(z, b)) {
+		b->ncut++;
 		if ((r = flush(z, b)) == 0)
 			r = builder_open(z, b);
 	}
@@ -1522,6 +1585,7 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 	memset(&z, 0, sizeof(z));
 	z.s = s;
 	z.err = err;
+	z.bulk = -1;
 	/* The HLC as kept in the replica: another process (zila bundle apply, while a daemon
 	 * runs) may have applied entries since this handle last read or wrote it, and the
 	 * floor must be past their versions too. */

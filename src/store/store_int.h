@@ -13,9 +13,9 @@
 #include "zila/review.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 8 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
+#define STORE_SCHEMA_VERSION 9 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
                                  * 4: no chains, no zila_forks; 5: zila_peers made by the daemon; 6: no zila_pending.at;
-                                 * 7: no zila_schema, no zila_tables.cols) */
+                                 * 7: no zila_schema, no zila_tables.cols; 8: zila_schema by version only) */
 #define ZILA_SCHEMA_TABLE "zila_schema" /* the table a schema entry's body names (schema.c) */
 #define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
 #define STORE_EXEC_CACHE 64 /* single statements store_exec and store_stmt keep prepared */
@@ -183,6 +183,9 @@ struct zila_store {
 	int64_t schema_cookie;
 	bool schema_txn;
 	char schema_blocked[600];
+	/* a schema entry came that ranks before one taken (another HQ device's), or one taken
+	 * was cut: the schema is made again in canonical order at the end of the apply */
+	bool schema_redo;
 };
 
 /* --- refuse.c --- */
@@ -236,6 +239,11 @@ int store_arm_table(struct zila_store *s, const struct table *t, struct zila_err
 int store_track_locked(struct zila_store *s, const char *table, const char *pcol, struct zila_error *err) ZILA_MUST_CHECK;
 /* Adds col to the synced columns of the tracked table (zila_tables.cols). */
 int store_cols_add(struct zila_store *s, const char *table, const char *col) ZILA_MUST_CHECK;
+/* Removes col from the synced columns of the tracked table. */
+int store_cols_drop(struct zila_store *s, const char *table, const char *col) ZILA_MUST_CHECK;
+/* Stops tracking table (its zila_tables row and what zila keeps of its rows); the caller
+ * drops or rebuilds the table itself. */
+int store_untrack_locked(struct zila_store *s, const char *table) ZILA_MUST_CHECK;
 /* Format 7 to 8, in the caller's transaction: each tracked table's columns as synced. */
 int store_migrate_cols(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 
@@ -254,6 +262,14 @@ bool store_schema_entry(struct zila_view body);
  * ZILA_ESCHEMA (it waits: an earlier version is missing, or it cannot be applied here,
  * s->schema_blocked says why), ZILA_EFORMAT / ZILA_ESCOPE (malformed, not org-wide). */
 int store_schema_apply(struct zila_store *s, struct entry *e) ZILA_MUST_CHECK;
+/* Makes the organisation's schema again from the schema entries held, in canonical order
+ * (version, then author's key): undoes those taken past the first that ranks otherwise
+ * (or whose entry was cut), takes the rest in order, then makes every tracked table's
+ * rows again from the entries (store_reapply). In the caller's transaction. */
+int store_schema_redo(struct zila_store *s, struct zila_apply_stats *st) ZILA_MUST_CHECK;
+/* s->schema_blocked as the replica keeps it (zila_meta), so another process says it too. */
+void store_schema_load_blocked(struct zila_store *s);
+int store_schema_save_blocked(struct zila_store *s) ZILA_MUST_CHECK;
 /* zila_store_notices(): local tables and columns, a schema version that cannot be applied. */
 int store_schema_notices(struct zila_store *s, zila_notice_fn fn, void *ctx) ZILA_MUST_CHECK;
 

@@ -567,6 +567,59 @@ int store_cols_add(struct zila_store *s, const char *table, const char *col)
 	return r;
 }
 
+int store_cols_drop(struct zila_store *s, const char *table, const char *col)
+{
+	struct table *t = NULL;
+	for (int i = 0; t == NULL && i < s->ntables; i++)
+		if (strcasecmp(s->tables[i]->name, table) == 0)
+			t = s->tables[i];
+	if (t == NULL)
+		return ZILA_ENOTFOUND;
+	struct zila_buf b;
+	zila_buf_init(&b, 1 << 20);
+	int r = 0;
+	bool first = true;
+	for (int i = 0; r == 0 && i < t->ncols; i++) {
+		if (strcasecmp(t->cols[i], col) == 0)
+			continue;
+		r = first ? 0 : zila_buf_put_u8(&b, '\n');
+		r = r ? r : put_str(&b, t->cols[i]);
+		first = false;
+	}
+	if (r == 0 && cstr(&b) == NULL)
+		r = ZILA_ENOMEM;
+	r = r ? r : cols_save(s, t->id, &b);
+	zila_buf_release(&b);
+	return r;
+}
+
+int store_untrack_locked(struct zila_store *s, const char *table)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = -1;
+	if (sqlite3_prepare_v2(s->db, "SELECT id FROM zila_tables WHERE name = ? COLLATE NOCASE", -1, &st, NULL) != SQLITE_OK)
+		return ZILA_EDB;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (id < 0)
+		return 0;
+	static const char *const del[] = { "DELETE FROM zila_tables WHERE id = ?", "DELETE FROM zila_rows WHERE tid = ?",
+					   "DELETE FROM zila_live WHERE tid = ?", "DELETE FROM zila_parked WHERE tid = ?",
+					   "DELETE FROM zila_pending WHERE tid = ?" };
+	for (size_t i = 0; i < sizeof(del) / sizeof(del[0]); i++) {
+		if (sqlite3_prepare_v2(s->db, del[i], -1, &st, NULL) != SQLITE_OK)
+			return ZILA_EDB;
+		sqlite3_bind_int64(st, 1, id);
+		int rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return ZILA_EDB;
+	}
+	return 0;
+}
+
 int store_migrate_cols(struct zila_store *s, struct zila_error *err)
 {
 	int r = 0;

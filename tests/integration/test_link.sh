@@ -1,7 +1,7 @@
 #!/bin/sh
 # tools/zila_link, the link bench's field link (#24; root): two namespaces joined by it
 # ping each other, a TCP transfer takes the time its rate says, the statistics count what
-# each direction carried, a link that loses everything carries nothing, bad options are
+# each direction carried (frames, and the TCP payload once however often it was sent), a link that loses everything carries nothing, bad options are
 # refused in plain words, and the namespaces and devices go away with it. Skips when not root.
 . "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -42,7 +42,7 @@ up() {
 	ip -n "$NS-a" addr add 10.97.0.1/24 dev zka && ip -n "$NS-a" link set zka up &&
 		ip -n "$NS-b" addr add 10.97.0.2/24 dev zkb && ip -n "$NS-b" link set zkb up
 }
-# stat DIR FIELD: from the statistics file (FIELD 2 bytes, 3 frames, 4 lost)
+# stat DIR FIELD: from the statistics file (FIELD 2 bytes, 3 frames, 4 lost, 6 TCP payload)
 stat() {
 	rm -f "$T/stats"
 	kill -USR1 "$LPID"
@@ -69,6 +69,21 @@ echo "# 200000 bytes at 400 kbit/s: $took s; link bytes a->b $(stat ab 2)"
 [ "$(awk -v t="$took" 'BEGIN {print (t >= 3.5) ? 1 : 0}')" = 1 ] && ok "the rate holds ($took s for 4 s of data)" ||
 	bad "200 KB crossed 400 kbit/s in $took s"
 [ "$(stat ab 2)" -ge 200000 ] && ok "the bytes each way are counted ($(stat ab 2) a->b)" || bad "a->b counted $(stat ab 2)"
+[ "$(stat ab 6)" = 200000 ] && ok "the TCP payload a->b is the 200000 bytes sent ($(stat ba 6) b->a)" ||
+	bad "TCP payload a->b counted $(stat ab 6), not 200000"
+
+# With loss, TCP sends lost segments again: the link carries them, the payload counts each
+# byte once (what the sender's program wrote), as the link bench reports zila's bytes.
+up 1000000 0.05
+ip netns exec "$NS-b" python3 "$PEER" sink 47801 "$T/sink2.ready" >"$T/sink2.out" 2>&1 &
+sink=$!
+until_ok 50 test -e "$T/sink2.ready"
+ip netns exec "$NS-a" python3 "$PEER" send 10.97.0.2 47801 100000 >/dev/null 2>&1
+wait "$sink" 2>/dev/null
+echo "# 100000 bytes with 5% loss: $(stat ab 4) frames lost, link bytes a->b $(stat ab 2), payload $(stat ab 6)"
+[ "$(stat ab 4)" -gt 0 ] && [ "$(stat ab 6)" = 100000 ] &&
+	ok "with frames lost, the payload still counts each byte once ($(stat ab 6))" ||
+	bad "with $(stat ab 4) frames lost the payload counted $(stat ab 6), not 100000"
 
 up 1000000 1
 if ip netns exec "$NS-a" python3 "$PEER" ping 10.97.0.2 2; then bad "a link losing everything carried a ping"; else ok "a link losing everything carries nothing"; fi

@@ -60,4 +60,20 @@ until_ok 50 python3 -c "import socket; socket.create_connection(('127.0.0.1', $W
 "$ZILA" -d "$A" sync hq --wait --timeout 15 >"$T/out" 2>"$T/err"
 has "$T/err" "something that is not a zila peer answered at 127.0.0.1:$W" "a web server at HQ's address is named as such"
 has "$T/err" "captive portal" "with what it may be"
+
+# #24: a laptop alone on its uplink, whose beacons reach nobody, is not warned of "Wi-Fi
+# client isolation" (it was, once its daemon had run a minute: the clock is moved on 2 min)
+kill "$pid_a" 2>/dev/null
+wait "$pid_a" 2>/dev/null
+echo 0 >"$T/a.skew"
+ZILA_CLOCK_SKEW_FILE="$T/a.skew" "$ZILA" -d "$A" daemon --listen "127.0.0.1:$((P + 1))" --beacon-port $((P + 4)) \
+	--beacon-to "127.0.0.1:$((P + 5))" 2>>"$A.log" &
+pid_a=$!
+pids="$pids $!"
+until_ok 100 "$ZILA" -d "$A" status
+echo 120 >"$T/a.skew"
+sleep 1
+[ "$(ZILA_CLOCK_SKEW_FILE="$T/a.skew" jget "$A" status "len([w for w in d['warnings'] if 'beacon' in w or 'isolation' in w])")" = 0 ] &&
+	ok "no beacon heard in 2 min is no warning" ||
+	bad "warned: $(ZILA_CLOCK_SKEW_FILE="$T/a.skew" "$ZILA" -d "$A" --json status | grep -o '"warnings":[^]]*')"
 finish

@@ -5,7 +5,11 @@
  * PRAGMA foreign_key_check clean. Replica 0 is HQ and changes the schema now and then
  * (columns with and without defaults, a table, indexes: zila_schema_change); writes use
  * what a replica has, and some exchanges hand entries over one by one in random order,
- * so a schema change arrives before, after or between the entries that need it. ZILA_SEEDS sets how many seeds (default 500);
+ * so a schema change arrives before, after or between the entries that need it. In half
+ * the seeds replica 1 is a second HQ device changing the schema at the same time: every
+ * replica must also end with the same tables, columns (in order), indexes and schema
+ * entries. ZILA_SEEDS sets how many seeds (default 500;
+ * ZILA_SEEDS=FIRST-LAST runs seeds FIRST to LAST);
  * ZILA_SEED=N replays one seed. A failure prints its seed. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,6 +51,21 @@ static const struct {
 	{ "DROP INDEX child_note", NULL },
 };
 #define NSTEPS (sizeof(schema_steps) / sizeof(schema_steps[0]))
+
+/* A second HQ device's (replica 1, in half the seeds), made without waiting for the
+ * first's: some fit beside them, some meet them (the same column with another type, the
+ * same table or index made otherwise) and lose the same way everywhere. A change its own
+ * replica refuses (it has the first HQ's already) is skipped. */
+static const struct {
+	const char *sql, *pcol;
+} schema_steps_b[] = {
+	{ "ALTER TABLE tag ADD COLUMN size INTEGER", NULL },
+	{ "ALTER TABLE parent ADD COLUMN extra INTEGER DEFAULT 3", NULL },
+	{ "CREATE TABLE item(id TEXT PRIMARY KEY, district_id TEXT, qty INTEGER, memo TEXT)", "district_id" },
+	{ "CREATE INDEX child_note ON child(v)", NULL },
+	{ "ALTER TABLE child ADD COLUMN score INTEGER NOT NULL DEFAULT 7", NULL },
+};
+#define NSTEPS_B (sizeof(schema_steps_b) / sizeof(schema_steps_b[0]))
 
 struct replica {
 	char dir[256];
@@ -141,7 +160,7 @@ static void random_write(struct replica *r)
 	uint32_t dk = rnd(5);
 	const char *dist = dk < 2 ? "d1" : dk < 4 ? "d2" : "org";
 	const char *dval = dk < 2 ? "'d1'" : dk < 4 ? "'d2'" : "NULL";
-	switch (rnd(14)) {
+	switch (rnd(15)) {
 	case 0:
 	case 1:
 		/* REPLACE removes the row holding the same code (or key) without a delete trigger */
@@ -203,6 +222,10 @@ static void random_write(struct replica *r)
 	case 13:
 		rid(id, "t", rnd(6));
 		snprintf(sql, sizeof(sql), "UPDATE tag SET color = 'k%u' WHERE id = '%s'", rnd(9), id);
+		break;
+	case 14:
+		rid(id, "t", rnd(6));
+		snprintf(sql, sizeof(sql), "UPDATE tag SET size = %u WHERE id = '%s'", rnd(9), id);
 		break;
 	default:
 		rid(id, "t", rnd(6));
@@ -352,6 +375,7 @@ static int fk_clean(struct replica *r)
 static int run_seed(uint64_t seed, const char *base)
 {
 	struct replica reps[MAXR];
+	char *shape0 = NULL;
 	int n, r = -1;
 	rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
 	n = 3 + (int)rnd(3);
@@ -364,14 +388,27 @@ static int run_seed(uint64_t seed, const char *base)
 		if (open_replica(&reps[i], base, i, true) != 0)
 			goto out;
 	int steps = 20 + (int)rnd(40);
-	size_t nschema = 0;
+	size_t nschema = 0, nschema_b = 0;
+	bool two_hq = rnd(2) == 0;
 	for (int k = 0; k < steps; k++) {
-		if (nschema < NSTEPS && rnd(8) == 0) {
+		if (two_hq && nschema_b < NSTEPS_B && rnd(10) == 0) {
+			struct zila_error err;
+			int rr = zila_schema_change(reps[1].s, schema_steps_b[nschema_b].sql, schema_steps_b[nschema_b].pcol,
+						    NULL, &err);
+			if (trace)
+				fprintf(stderr, "  r1 schema: %s: %s\n", schema_steps_b[nschema_b].sql, rr ? err.msg : "made");
+			if (rr != 0 && rr != ZILA_EINVAL) {
+				note_fail("second HQ's schema change %zu: %s", nschema_b, err.msg);
+				goto out;
+			}
+			nschema_b++;
+		} else if (nschema < NSTEPS && rnd(8) == 0) {
 			struct zila_error err;
 			if (trace)
 				fprintf(stderr, "  r0 schema: %s\n", schema_steps[nschema].sql);
-			if (zila_schema_change(reps[0].s, schema_steps[nschema].sql, schema_steps[nschema].pcol, NULL, &err) !=
-			    0) {
+			int rr = zila_schema_change(reps[0].s, schema_steps[nschema].sql, schema_steps[nschema].pcol, NULL, &err);
+			/* with two HQ devices, the other's change may be here already */
+			if (rr != 0 && !(two_hq && rr == ZILA_EINVAL)) {
 				note_fail("schema change %zu: %s", nschema, err.msg);
 				goto out;
 			}
@@ -432,6 +469,34 @@ static int run_seed(uint64_t seed, const char *base)
 		}
 		if (fk_clean(&reps[i]) != 0)
 			goto out;
+		/* the same tables, columns in the same order, the same indexes and schema entries */
+		static const char shape_sql[] =
+			"SELECT group_concat(x, ';') FROM (SELECT type || ' ' || name || ' ' || coalesce(sql, '') AS x FROM"
+			" sqlite_schema WHERE name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%' UNION ALL SELECT"
+			" 'schema ' || version || ' ' || hex(origin) || ' ' || state FROM zila_schema ORDER BY 1)";
+		char *sh = NULL;
+		sqlite3_stmt *q = NULL;
+		if (sqlite3_prepare_v2(reps[i].app, shape_sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW &&
+		    sqlite3_column_text(q, 0) != NULL)
+			sh = strdup((const char *)sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+		if (sh == NULL) {
+			note_fail("cannot read the schema of replica %d", i);
+			goto out;
+		}
+		if (i == 0) {
+			free(shape0);
+			shape0 = sh;
+		} else {
+			bool same = strcmp(sh, shape0) == 0;
+			if (!same && trace)
+				fprintf(stderr, "replica 0: %s\nreplica %d: %s\n", shape0, i, sh);
+			free(sh);
+			if (!same) {
+				note_fail("replica %d has another schema than replica 0", i);
+				goto out;
+			}
+		}
 		sqlite3_stmt *st = NULL;
 		if (sqlite3_prepare_v2(reps[i].app, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
 		    sqlite3_step(st) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
@@ -448,6 +513,7 @@ static int run_seed(uint64_t seed, const char *base)
 	}
 	r = 0;
 out:
+	free(shape0);
 	for (int i = 0; i < n; i++)
 		close_replica(&reps[i]);
 	return r;
@@ -461,6 +527,15 @@ static void test_property(void **state)
 	trace = getenv("ZILA_PROP_TRACE") != NULL;
 	uint64_t first = one ? strtoull(one, NULL, 10) : 1;
 	uint64_t count = one ? 1 : many ? strtoull(many, NULL, 10) : 500;
+	/* ZILA_SEEDS=FIRST-LAST runs that range, so `make check` can run shards side by side. */
+	const char *dash = !one && many ? strchr(many, '-') : NULL;
+	if (dash) {
+		first = strtoull(many, NULL, 10);
+		uint64_t last = strtoull(dash + 1, NULL, 10);
+		if (first < 1 || last < first)
+			fail_msg("ZILA_SEEDS='%s': wanted a count or FIRST-LAST with 1 <= FIRST <= LAST", many);
+		count = last - first + 1;
+	}
 	char base[] = "/tmp/zila-prop-XXXXXX";
 	const char *shm = access("/dev/shm", W_OK) == 0 ? "/dev/shm/zila-prop-XXXXXX" : NULL;
 	char shmbase[64];
@@ -486,7 +561,8 @@ static void test_property(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "property: could not remove %s\n", dir);
-	printf("property: %llu seeds run, %llu failed\n", (unsigned long long)count, (unsigned long long)failed);
+	printf("property: %llu seeds run (%llu to %llu), %llu failed\n", (unsigned long long)count,
+	       (unsigned long long)first, (unsigned long long)(first + count - 1), (unsigned long long)failed);
 	assert_int_equal(failed, 0);
 }
 

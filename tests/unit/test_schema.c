@@ -313,11 +313,20 @@ static void test_local(void **state)
 	assert_int_equal(st.nheld, 1);
 	n.all[0] = '\0';
 	assert_int_equal(zila_store_notices(lap, note, &n), 0);
-	assert_non_null(strstr(n.all, "schema version 3 cannot be applied here"));
-	/* once the laptop's table is out of the way, the next apply takes it */
+	assert_non_null(strstr(n.all, "schema version 3 cannot be applied here: 'my_list' is already a table"));
+	/* and says it in another process, and after a restart: the replica keeps the reason */
+	lap = reopen(lap);
+	n.all[0] = '\0';
+	assert_int_equal(zila_store_notices(lap, note, &n), 0);
+	assert_non_null(strstr(n.all, "HQ's schema version 3 cannot be applied here: 'my_list' is already a table"));
+	/* once the laptop's table is out of the way, the next apply takes it, and the reason goes */
 	app(lap, "ALTER TABLE my_list RENAME TO my_old_list");
 	sync_to(hq, lap, &st);
 	assert_int_equal(zila_schema_version(lap), 3);
+	lap = reopen(lap);
+	n.all[0] = '\0';
+	assert_int_equal(zila_store_notices(lap, note, &n), 0);
+	assert_null(strstr(n.all, "cannot be applied here"));
 	zila_store_free(hq);
 	zila_store_free(lap);
 }
@@ -340,10 +349,322 @@ static void test_upgrade(void **state)
 	snprintf(dir, sizeof(dir), "%s/up7", base);
 	struct zila_error err;
 	assert_int_equal(zila_store_open(&s, dir, &err), 0);
-	expect(s, "SELECT v FROM zila_meta WHERE k = 'store_version'", "8");
+	expect(s, "SELECT v FROM zila_meta WHERE k = 'store_version'", "9");
 	expect(s, "SELECT count(*) FROM zila_tables WHERE cols IS NULL", "0");
 	expect(s, "SELECT instr(cols, 'phone') > 0 FROM zila_tables WHERE name = 'people'", "1");
 	zila_store_free(s);
+}
+
+
+/* All of from's entries (an empty vector), into l. */
+static void all_of(struct zila_store *from, struct list *l)
+{
+	struct zila_vector v = { 0 };
+	struct zila_error err;
+	assert_int_equal(zila_store_seal(from, NULL, &err), 0);
+	assert_int_equal(zila_store_entries_since(from, &v, NULL, NULL, collect, l), 0);
+}
+
+static void apply_views(struct zila_store *to, struct zila_view *views, size_t n)
+{
+	struct zila_apply_stats st;
+	struct zila_error err;
+	int r = zila_store_apply(to, views, n, &st, &err);
+	if (r != 0)
+		fprintf(stderr, "apply: %s\n", err.msg);
+	assert_int_equal(r, 0);
+}
+
+/* What must be equal on every replica: the content hash, the columns of the tables HQ
+ * changed (PRAGMA table_info, in order), their statements, and the schema entries taken. */
+static char *shape(struct zila_store *s)
+{
+	uint8_t h[32];
+	struct zila_error err;
+	char hex[65], *out = malloc(16384);
+	assert_int_equal(zila_store_hash(s, h, &err), 0);
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", h[i]);
+	char *a = one(s, "SELECT group_concat(cid || ':' || name || ':' || type || ':' || \"notnull\" || ':' ||"
+			 " coalesce(dflt_value, '-'), ',') FROM pragma_table_info('people')");
+	char *b = one(s, "SELECT group_concat(cid || ':' || name || ':' || type, ',') FROM pragma_table_info('volunteers')");
+	char *c = one(s, "SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_schema WHERE tbl_name IN"
+			 " ('people', 'volunteers') AND type IN ('table', 'index') AND sql IS NOT NULL ORDER BY name)");
+	char *d = one(s, "SELECT group_concat(version || ':' || hex(origin) || ':' || state, ',') FROM"
+			 " (SELECT * FROM zila_schema ORDER BY version, origin)");
+	char *e = one(s, "SELECT v FROM zila_meta WHERE k = 'schema_version'");
+	snprintf(out, 16384, "hash %s\npeople %s\nvolunteers %s\nsql %s\nschema %s\nversion %s", hex, a ? a : "-",
+		 b ? b : "-", c ? c : "-", d ? d : "-", e ? e : "-");
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+	free(e);
+	return out;
+}
+
+static void same_shape(struct zila_store *x, struct zila_store *y, const char *what)
+{
+	char *a = shape(x), *b = shape(y);
+	if (strcmp(a, b) != 0)
+		fprintf(stderr, "%s: replicas differ\n--- one\n%s\n--- other\n%s\n", what, a, b);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+}
+
+/* Two HQ devices change the schema at once (#17): each makes versions 2 and 3 without
+ * having seen the other's. Two columns added under one version both end up everywhere in
+ * one order; a table made twice, and a column added twice with other types, keep the one
+ * that ranks first (version, then author's key) on every replica; the other is said. The
+ * outcome does not depend on the order the replicas receive them in. */
+static void test_two_hq(void **state)
+{
+	(void)state;
+	struct zila_store *a = make("twoa"), *b = make("twob");
+	struct zila_error err;
+	struct zila_apply_stats st;
+	uint32_t v = 0;
+	app(a, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+	       "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+	       "INSERT INTO people(id, district_id, name, phone) VALUES ('p1', 'd1', 'Asha', '9876543210');"
+	       "INSERT INTO people(id, district_id, name, phone) VALUES ('p2', 'd1', 'Ravi', '9876543211')");
+	sync_to(a, b, &st);
+	/* A: voter_id TEXT, then volunteers; B: caste, then voter_id INTEGER and another volunteers */
+	assert_int_equal(zila_schema_change(a, "ALTER TABLE people ADD COLUMN voter_id TEXT", NULL, &v, &err), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(zila_schema_change(a, "CREATE TABLE volunteers (id TEXT PRIMARY KEY, district_id TEXT, "
+					       "person_id TEXT REFERENCES people(id), skill TEXT)", "district_id", &v, &err), 0);
+	assert_int_equal(v, 3);
+	app(a, "UPDATE people SET voter_id = 'BR/01/1' WHERE id = 'p1';"
+	       "INSERT INTO volunteers(id, district_id, person_id, skill) VALUES ('va', 'd1', 'p1', 'driving')");
+	assert_int_equal(zila_schema_change(b, "ALTER TABLE people ADD COLUMN caste TEXT DEFAULT 'not asked'", NULL, &v,
+					    &err), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(zila_schema_change(b, "CREATE TABLE volunteers (id TEXT PRIMARY KEY, district_id TEXT, "
+					       "person_id TEXT REFERENCES people(id), skill TEXT, hours INTEGER)", "district_id",
+					    &v, &err), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(zila_schema_change(b, "ALTER TABLE people ADD COLUMN voter_id INTEGER", NULL, &v, &err), 0);
+	assert_int_equal(v, 4);
+	/* three transactions, three entries: an entry that writes a change that lost waits
+	 * whole (held), the others are taken */
+	app(b, "UPDATE people SET caste = 'OBC' WHERE id = 'p2';"
+	       "UPDATE people SET voter_id = 42, phone = '1111111111' WHERE id = 'p2'");
+	assert_int_equal(zila_store_seal(b, NULL, &err), 0);
+	app(b, "INSERT INTO volunteers(id, district_id, person_id, skill, hours) VALUES ('vb', 'd1', 'p2', 'cooking', 4)");
+	assert_int_equal(zila_store_seal(b, NULL, &err), 0);
+	app(b, "INSERT INTO volunteers(id, district_id, person_id, skill) VALUES ('vc', 'd1', 'p1', 'typing')");
+	struct list la = { .n = 0 }, lb = { .n = 0 };
+	all_of(a, &la);
+	all_of(b, &lb);
+	struct zila_view va[64], vb[64], all[128];
+	size_t n = 0;
+	for (size_t i = 0; i < la.n; i++)
+		all[n++] = va[i] = zila_view_make(la.p[i], la.len[i]);
+	for (size_t i = 0; i < lb.n; i++)
+		all[n++] = vb[i] = zila_view_make(lb.p[i], lb.len[i]);
+	/* r1: A's, then B's; r2: B's, then A's; r3: all at once; r4..r6: one entry at a time
+	 * in random orders, with a restart half way */
+	struct zila_store *r[6];
+	char name[16];
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "twor%d", i);
+		r[i] = make(name);
+	}
+	apply_views(r[0], va, la.n);
+	apply_views(r[0], vb, lb.n);
+	apply_views(r[1], vb, lb.n);
+	apply_views(r[1], va, la.n);
+	apply_views(r[2], all, n);
+	for (int k = 3; k < 6; k++) {
+		struct zila_view p[128];
+		memcpy(p, all, n * sizeof(*p));
+		for (size_t i = n - 1; i > 0; i--) {
+			size_t j = (size_t)rand() % (i + 1);
+			struct zila_view t = p[i];
+			p[i] = p[j];
+			p[j] = t;
+		}
+		/* an entry before its feed's earlier ones waits (a gap); apply them all again
+		 * after, as a sync would */
+		for (size_t i = 0; i < n; i++) {
+			apply_views(r[k], &p[i], 1);
+			if (i == n / 2)
+				r[k] = reopen(r[k]);
+		}
+		apply_views(r[k], all, n);
+	}
+	/* and the two HQ devices take each other's */
+	apply_views(a, vb, lb.n);
+	apply_views(b, va, la.n);
+	same_shape(a, b, "the two HQ devices");
+	for (int i = 0; i < 6; i++)
+		same_shape(a, r[i], "an HQ device and a replica");
+	/* both columns of version 2, once each, A's or B's voter_id by the key's rank */
+	expect(r[0], "SELECT count(*) FROM pragma_table_info('people') WHERE name IN ('voter_id', 'caste')", "2");
+	/* B's voter_id (version 4) loses to A's (version 2); the volunteers table made twice
+	 * at version 3 is the one of the device whose key ranks first */
+	bool a_first = memcmp(zila_store_device_pk(a), zila_store_device_pk(b), 32) < 0;
+	expect(r[0], "SELECT count(*) FROM zila_schema WHERE state = 2", "2");
+	expect(r[0], "SELECT type FROM pragma_table_info('people') WHERE name = 'voter_id'", "TEXT");
+	expect(r[0], "SELECT count(*) FROM pragma_table_info('volunteers') WHERE name = 'hours'", a_first ? "0" : "1");
+	expect(r[0], "SELECT skill FROM volunteers WHERE id = 'va'", "driving");
+	/* B's entries that write its table's 'hours' (its inserts name every column) wait
+	 * where B's table lost: held, and counted in status */
+	expect(r[0], "SELECT count(*) FROM volunteers WHERE id IN ('vb', 'vc')", a_first ? "0" : "2");
+	struct zila_store_counts cnt;
+	assert_int_equal(zila_store_counts(r[0], &cnt), 0);
+	assert_int_equal(cnt.held, a_first ? 2 : 0);
+	expect(r[0], "SELECT caste FROM people WHERE id = 'p2'", "OBC");
+	expect(r[0], "SELECT caste FROM people WHERE id = 'p1'", "not asked");
+	expect(r[0], "SELECT voter_id FROM people WHERE id = 'p2'", "42");
+	expect(r[0], "SELECT phone FROM people WHERE id = 'p2'", "1111111111");
+	struct notes nt = { .all = "" };
+	assert_int_equal(zila_store_notices(r[1], note, &nt), 0);
+	assert_non_null(strstr(nt.all, "was not applied: "));
+	/* the replica keeps working: a new version on top of both, from A, reaches everyone */
+	assert_int_equal(zila_schema_change(a, "CREATE INDEX people_caste ON people(caste)", NULL, &v, &err), 0);
+	assert_int_equal(v, 5);
+	for (int i = 0; i < 6; i++)
+		sync_to(a, r[i], &st);
+	sync_to(a, b, &st);
+	for (int i = 0; i < 6; i++)
+		same_shape(b, r[i], "after version 4");
+	list_free(&la);
+	list_free(&lb);
+	for (int i = 0; i < 6; i++)
+		zila_store_free(r[i]);
+	zila_store_free(a);
+	zila_store_free(b);
+}
+
+static const uint8_t *cut_who;
+
+static bool keep_not_cut_who(void *ctx, const struct zila_entry_info *e)
+{
+	(void)ctx;
+	return memcmp(e->origin, cut_who, 32) != 0;
+}
+
+/* A schema entry undone by a revocation (#17): a second HQ device's changes are cut (the
+ * root revoked it from before them). The column and the table they made go, the replica's
+ * schema version goes back, and the entries that wrote them (its own laptop's too) are
+ * held, on the replica that had taken them as on one that never did: equal hashes, tables
+ * and held counts. Another HQ's next version is taken on top as usual. */
+static void test_cut_schema(void **state)
+{
+	(void)state;
+	struct zila_store *hq = make("cuthq"), *bad = make("cutbad"), *lap = make("cutlap"), *q = make("cutq");
+	struct zila_error err;
+	struct zila_apply_stats st;
+	uint32_t v = 0;
+	app(hq, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+		"INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+		"INSERT INTO people(id, district_id, name, phone) VALUES ('p1', 'd1', 'Asha', '9876543210');"
+		"INSERT INTO people(id, district_id, name, phone) VALUES ('p2', 'd1', 'Ravi', '9876543211')");
+	sync_to(hq, bad, &st);
+	sync_to(hq, lap, &st);
+	assert_int_equal(zila_schema_change(bad, "ALTER TABLE people ADD COLUMN voter_id TEXT", NULL, &v, &err), 0);
+	assert_int_equal(zila_schema_change(bad, "CREATE TABLE volunteers (id TEXT PRIMARY KEY, district_id TEXT, "
+						 "person_id TEXT REFERENCES people(id), skill TEXT)", "district_id", &v, &err), 0);
+	assert_int_equal(zila_schema_change(bad, "CREATE INDEX people_voter ON people(voter_id)", NULL, &v, &err), 0);
+	assert_int_equal(v, 4);
+	app(bad, "UPDATE people SET voter_id = 'BR/1' WHERE id = 'p1'");
+	sync_to(bad, lap, &st);
+	assert_int_equal(zila_schema_version(lap), 4);
+	/* the laptop uses them: its own entries, and one that does not */
+	app(lap, "UPDATE people SET voter_id = 'BR/2' WHERE id = 'p2'");
+	assert_int_equal(zila_store_seal(lap, NULL, &err), 0);
+	app(lap, "INSERT INTO volunteers(id, district_id, person_id, skill) VALUES ('v1', 'd1', 'p2', 'driving')");
+	assert_int_equal(zila_store_seal(lap, NULL, &err), 0);
+	app(lap, "UPDATE people SET phone = '5555555555' WHERE id = 'p1'");
+	assert_int_equal(zila_store_seal(lap, NULL, &err), 0);
+	/* the revocation reaches the laptop: everything the bad HQ wrote is cut */
+	size_t ncut = 0;
+	cut_who = zila_store_device_pk(bad);
+	assert_int_equal(zila_store_cut(lap, (const uint8_t(*)[32])zila_store_device_pk(bad), 1, keep_not_cut_who, NULL,
+					&ncut, &err), 0);
+	assert_int_equal(ncut, 4);
+	assert_int_equal(zila_schema_version(lap), 1);
+	expect(lap, "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'voter_id'", "0");
+	expect(lap, "SELECT count(*) FROM sqlite_schema WHERE name IN ('volunteers', 'people_voter')", "0");
+	expect(lap, "SELECT count(*) FROM zila_schema", "0");
+	expect(lap, "SELECT count(*) FROM zila_tables WHERE name = 'volunteers'", "0");
+	expect(lap, "SELECT phone FROM people WHERE id = 'p1'", "5555555555");
+	struct zila_store_counts c1, c2;
+	assert_int_equal(zila_store_counts(lap, &c1), 0);
+	assert_int_equal(c1.held, 2);
+	/* the laptop keeps working: a new row is captured and sealed (its triggers are there) */
+	app(lap, "INSERT INTO people(id, district_id, name) VALUES ('p3', 'd1', 'Meena')");
+	assert_int_equal(zila_store_seal(lap, NULL, &err), 0);
+	expect(lap, "SELECT count(*) FROM zila_pending", "0");
+	/* a replica that never took the bad HQ's entries ends the same */
+	sync_to(hq, q, &st);
+	sync_to(lap, q, &st);
+	assert_int_equal(zila_store_counts(q, &c2), 0);
+	assert_int_equal(c2.held, 2);
+	same_shape(lap, q, "the laptop that undid them and a replica that never took them");
+	/* HQ's next version is version 2, taken everywhere; what waits still waits */
+	assert_int_equal(zila_schema_change(hq, "ALTER TABLE people ADD COLUMN caste TEXT", NULL, &v, &err), 0);
+	assert_int_equal(v, 2);
+	sync_to(hq, lap, &st);
+	sync_to(hq, q, &st);
+	sync_to(lap, hq, &st);
+	assert_int_equal(zila_schema_version(lap), 2);
+	same_shape(lap, q, "after HQ's next version");
+	same_shape(lap, hq, "HQ and the laptop");
+	zila_store_free(hq);
+	zila_store_free(bad);
+	zila_store_free(lap);
+	zila_store_free(q);
+}
+
+/* A format-8 replica (zila_schema keyed by version, nothing kept to undo a change) upgrades
+ * to 9 with its rows, and a change taken then can still be undone (its column found in the
+ * table's statement). */
+static void test_upgrade_8(void **state)
+{
+	(void)state;
+	struct zila_store *hq = make("up8hq"), *lap = make("up8lap");
+	struct zila_error err;
+	struct zila_apply_stats st;
+	app(hq, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+		"INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+		"INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'Asha')");
+	sync_to(hq, lap, &st);
+	assert_int_equal(zila_schema_change(hq, "ALTER TABLE people ADD COLUMN voter_id TEXT DEFAULT 'none' ; -- for all",
+					    NULL, NULL, &err), 0);
+	sync_to(hq, lap, &st);
+	char *before = one(lap, "SELECT undo FROM zila_schema");
+	assert_non_null(before);
+	free(before);
+	char dir[200], path[220];
+	snprintf(dir, sizeof(dir), "%s", zila_store_dir(lap));
+	snprintf(path, sizeof(path), "%s/zila.db", dir);
+	zila_store_free(lap);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE s8(version INTEGER PRIMARY KEY, sql TEXT NOT NULL, pcol TEXT, origin BLOB,"
+					  " hlc INTEGER, at INTEGER); INSERT INTO s8 SELECT version, sql, pcol, origin, hlc, at"
+					  " FROM zila_schema; DROP TABLE zila_schema; ALTER TABLE s8 RENAME TO zila_schema;"
+					  "UPDATE zila_meta SET v = '8' WHERE k = 'store_version'", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(zila_store_open(&lap, dir, &err), 0);
+	expect(lap, "SELECT v FROM zila_meta WHERE k = 'store_version'", "9");
+	expect(lap, "SELECT version || ':' || length(origin) || ':' || state || ':' || (undo IS NULL) FROM zila_schema",
+	       "2:32:0:1");
+	/* HQ is revoked from before its change: the laptop undoes it from the table's statement */
+	size_t ncut = 0;
+	cut_who = zila_store_device_pk(hq);
+	assert_int_equal(zila_store_cut(lap, (const uint8_t(*)[32])zila_store_device_pk(hq), 1, keep_not_cut_who, NULL,
+					&ncut, &err), 0);
+	assert_true(ncut > 0);
+	expect(lap, "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'voter_id'", "0");
+	expect(lap, "SELECT instr(sql, 'voter_id') FROM sqlite_schema WHERE name = 'people'", "0");
+	assert_int_equal(zila_schema_version(lap), 1);
+	zila_store_free(hq);
+	zila_store_free(lap);
 }
 
 int main(void)
@@ -356,6 +677,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused), cmocka_unit_test(test_held_then_released),
 		cmocka_unit_test(test_cache_follows), cmocka_unit_test(test_local), cmocka_unit_test(test_upgrade),
+		cmocka_unit_test(test_two_hq), cmocka_unit_test(test_cut_schema),
+		cmocka_unit_test(test_upgrade_8),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[128];

@@ -768,6 +768,60 @@ static void test_forged_window_bounded(void **state)
 	replica_free(&b);
 }
 
+/* A large seal (an import, generated data sealed at once) cuts its entries smaller: 16 KiB
+ * of changes, then twice as much each time up to 256 KiB, so that a laptop cloning over 2G
+ * shows rows within seconds and every few seconds after, rather than after each whole 100 KB
+ * entry (#24); a smaller seal keeps a transaction in one entry as before. Both replicas end
+ * the same. */
+static void test_bulk_seal_small_first(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	size_t n = 0;
+	replica_new(&a, "ka");
+	replica_new(&b, "kb");
+	/* 1,500 rows of about 150 B of changes each (210 KiB): one entry, as a transaction */
+	app(&a, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1500)"
+		" INSERT INTO t SELECT printf('s%05d', x), 'd2', hex(randomblob(60)) FROM n");
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 1);
+	/* 3,000 rows (420 KiB, under the 450 KiB at which a group is cut anyway): a large seal */
+	app(&a, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000)"
+		" INSERT INTO t SELECT printf('k%05d', x), 'd1', hex(randomblob(60)) FROM n");
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 5); /* 16, 32, 64, 128 KiB of changes, then the rest */
+	/* and 6,000 more (840 KiB) in a partition of their own: 16 .. 256 KiB, then 256 KiB */
+	app(&a, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 6000)"
+		" INSERT INTO t SELECT printf('m%05d', x), 'd3', hex(randomblob(60)) FROM n");
+	assert_int_equal(zila_store_seal(a.s, &n, &err), 0);
+	assert_int_equal(n, 7);
+	const char *sizes = "SELECT length(e.bytes) FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
+			    " WHERE f.part = '%s' AND e.seq = %d";
+	const char *parts[] = { "d1", "d3" };
+	for (int i = 0; i < 2; i++) {
+		long long prev = 0;
+		for (int seq = 1; seq <= (i == 0 ? 4 : 6); seq++) {
+			char sql[200];
+			snprintf(sql, sizeof(sql), sizes, parts[i], seq);
+			long long len = count(&a, sql);
+			/* the first holds about 16 KiB of changes (random hex: compressed to about 60%) */
+			if (seq == 1)
+				assert_true(len > 4000 && len < 16 * 1024);
+			else if (seq <= 5)
+				assert_true(len > prev * 3 / 2 && len < prev * 5 / 2);
+			else
+				assert_true(len > prev * 4 / 5 && len < prev * 5 / 4);
+			prev = len;
+		}
+	}
+	send_all(&a, &b);
+	assert_int_equal(count(&b, "SELECT count(*) FROM t"), 10500);
+	assert_same(&a, &b);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 /* A replica of format 1 (every state in zila_rows, deletes captured by key alone) is
  * upgraded when it is opened, a delete captured before the upgrade included. */
 static void test_upgrade_v1(void **state)
@@ -799,7 +853,7 @@ static void test_upgrade_v1(void **state)
 	/* captured by the format-1 triggers, sealed after the upgrade */
 	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 8);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 9);
 	/* each feed's chain computed from its entries: the one the receiver keeps as it applies */
 	assert_int_equal(count(&a, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"),
 			 count(&b, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"));
@@ -1173,8 +1227,8 @@ static void test_upgrade_peers(void **state)
 	app(&b, "DROP TABLE zila_peers; UPDATE zila_meta SET v = '5' WHERE k = 'store_version'");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
 	assert_int_equal(zila_store_open(&b.s, b.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 8);
-	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 8);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 9);
+	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 9);
 	assert_int_equal(zila_store_peer_district(a.s, "d1", peer_name, seen), 0);
 	assert_string_equal(seen, "laptop-1/d1/synced;");
 	assert_int_equal(zila_store_peer_seen(b.s, dev2, "laptop-2", "d2", "10.0.0.2:7300", "inbound", 300), 0);
@@ -1456,6 +1510,7 @@ int main(void)
 		cmocka_unit_test(test_replace_then_gone),
 		cmocka_unit_test(test_parents_first),
 		cmocka_unit_test(test_counts_orphans),
+		cmocka_unit_test(test_bulk_seal_small_first),
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_write_time),
 		cmocka_unit_test(test_rebuilt_table),

@@ -4,6 +4,7 @@
  * The floor is the same rows exported as CSV (as `zila export` writes them) compressed with
  * zstd level 19, as `zstd -19` does.
  *   bench_bytes [PEOPLE]   (default 20,000); ZILA_GEN=path of zila_gen (build/tools/zila_gen);
+ *   ZILA_DAY_SQL=the day's work (tools/bench/day.sql, which the link bench runs too);
  *   ZILA_BENCH_KEEP=1 keeps the replicas and says where */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -199,46 +200,22 @@ static void entry_sizes(const char *dir, const char *where, int64_t *n, int64_t 
 	sqlite3_close(db);
 }
 
-/* One office's day on the laptop: `nnew` people registered (names and places taken from
- * other rows, new ids and phone numbers), `nedit` people edited (a new phone number, and
- * every fifth an address too), `ndel` people deleted. */
-static void days_work(const char *dir, int nnew, int nedit, int ndel)
+/* One office's day on the laptop: tools/bench/day.sql (ZILA_DAY_SQL), the link bench's day
+ * too: 200 people registered, 500 edited, 20 deleted. */
+static void days_work(const char *dir, const char *path, int nnew, int ndel)
 {
+	FILE *f = fopen(path, "rb");
+	static char sql[16384];
+	size_t n = f ? fread(sql, 1, sizeof(sql) - 1, f) : 0;
+	if (f == NULL || n == 0 || n == sizeof(sql) - 1)
+		die("day's work", "cannot read tools/bench/day.sql (run from the repository's top, or set ZILA_DAY_SQL)");
+	fclose(f);
+	sql[n] = '\0';
 	sqlite3 *db = open_db(dir);
-	char sql[1200];
-	db_exec(db, "PRAGMA foreign_keys = ON");
-	db_exec(db, "BEGIN");
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO people(id, district_id, name, name_local, phone, gender, birth_year, address,"
-		 " org_unit_id, joined_on)"
-		 " SELECT lower(hex(randomblob(16))), a.district_id, a.name, a.name_local,"
-		 "  printf('8%%09d', (a.rowid * 2654435761) %% 1000000000), a.gender, a.birth_year, b.address, b.org_unit_id,"
-		 "  '2026-11-16'"
-		 " FROM (SELECT *, row_number() OVER (ORDER BY rowid) AS k FROM people WHERE rowid %% 97 = 1) a"
-		 " JOIN (SELECT *, row_number() OVER (ORDER BY rowid) AS k FROM people WHERE rowid %% 89 = 3) b"
-		 " ON a.k = b.k LIMIT %d",
-		 nnew);
+	int64_t before = query_int(db, "SELECT count(*) FROM people");
 	db_exec(db, sql);
-	snprintf(sql, sizeof(sql),
-		 "UPDATE people SET phone = printf('7%%09d', (rowid * 40503) %% 1000000000),"
-		 " address = CASE WHEN rowid %% 5 = 0 THEN address || ', ward ' || (rowid %% 40) ELSE address END"
-		 " WHERE rowid IN (SELECT rowid FROM people WHERE rowid %% 37 = 5 LIMIT %d)",
-		 nedit);
-	db_exec(db, sql);
-	snprintf(sql, sizeof(sql),
-		 "DELETE FROM people WHERE rowid IN (SELECT rowid FROM people p WHERE rowid %% 41 = 7"
-		 " AND NOT EXISTS (SELECT 1 FROM office_bearers o WHERE o.person_id = p.id)"
-		 " AND NOT EXISTS (SELECT 1 FROM booth_agents g WHERE g.person_id = p.id)"
-		 " AND NOT EXISTS (SELECT 1 FROM committee_members c WHERE c.person_id = p.id)"
-		 " AND NOT EXISTS (SELECT 1 FROM signups s WHERE s.person_id = p.id)"
-		 " AND NOT EXISTS (SELECT 1 FROM attendance t WHERE t.person_id = p.id)"
-		 " AND NOT EXISTS (SELECT 1 FROM tasks k WHERE k.assigned_to = p.id)"
-		 " AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.coordinator_id = p.id) LIMIT %d)",
-		 ndel);
-	db_exec(db, sql);
-	if (sqlite3_changes(db) != ndel)
-		die("day's work", "could not delete as many people as asked");
-	db_exec(db, "COMMIT");
+	if (query_int(db, "SELECT count(*) FROM people") != before + nnew - ndel)
+		die("day's work", "the day's SQL did not add and delete as many people as it says");
 	sqlite3_close(db);
 }
 
@@ -309,7 +286,7 @@ int main(int argc, char **argv)
 	const int nnew = 200, nedit = 500, ndel = 20, nchanged = nnew + nedit + ndel;
 	int64_t before_n, before_b, after_n, after_b;
 	entry_sizes(lap, "", &before_n, &before_b);
-	days_work(lap, nnew, nedit, ndel);
+	days_work(lap, getenv("ZILA_DAY_SQL") ? getenv("ZILA_DAY_SQL") : "tools/bench/day.sql", nnew, ndel);
 	l = open_store(lap, NULL);
 	if (zila_store_seal(l, NULL, &err) != 0)
 		die("seal", err.msg);

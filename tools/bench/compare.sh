@@ -77,7 +77,7 @@ run_one() { # tree bench output
 	sync) "$1/build/bench/bench_sync" "$ROWS" ;;
 	import) "$1/build/bench/bench_import" "$ROWS" ;;
 	channel) ZILA_BENCH_QUICK=1 "$1/build/bench/bench_channel" ;;
-	bytes) ZILA_GEN="$1/build/tools/zila_gen" "$1/build/bench/bench_bytes" ;;
+	bytes) ZILA_GEN="$1/build/tools/zila_gen" ZILA_DAY_SQL="$1/tools/bench/day.sql" "$1/build/bench/bench_bytes" ;;
 	esac >"$3" 2>&1 || {
 		tail -20 "$3" >&2
 		die "bench_$2 failed in $1 (output in $3)"

@@ -7,11 +7,16 @@
 #   day     a day's work on the laptop: 200 new people, 500 edited, 20 deleted, then a sync
 #   return  the laptop back after weeks away: RETURN changes (new people and edits, sealed in
 #           batches of 2,000 as its daemon would have while offline), then a sync
-# Reported per scenario: seconds, link bytes each way (Ethernet frames: TCP/IP headers,
-# ACKs, retransmissions and the handshake included), bytes per row, sessions, cuts (must be
-# 0), and for the clone the seconds until the first people rows show; for the day's work
-# the bytes per changed row beside SQLite's session changeset of the same changes
-# (tools/zila_changeset), and for the clone the CSV floor (every row as CSV, zstd -19).
+# Reported per scenario: seconds; zila's bytes each way (what the two daemons wrote to their
+# sockets, handshake included, each byte once: the TCP payload zila_link carried, counted
+# as bench_bytes counts it); the link's bytes each way (Ethernet frames: TCP/IP headers,
+# ACKs and retransmissions too); sessions; cuts (must be 0); for the clone the seconds until
+# the first people rows show, the longest wait for more rows after them (sampled every half
+# second) and the CSV floor (every table as `zila export` writes CSV, zstd -19, as
+# bench_bytes takes it); for the day's
+# work (tools/bench/day.sql, bench_bytes's too) the bytes per changed row, zila's bytes both
+# ways over the 720 rows, beside SQLite's session changeset of the same changes
+# (tools/zila_changeset).
 #   usage: sh tools/bench/link.sh [short|long]     (root; make bench / make bench-link)
 #   short: 2G only, a district of 2,000 people, the day's work (about a minute)
 #   long:  2G and 32 kbit/s, 20,000 people, all three scenarios (tens of minutes)
@@ -104,7 +109,8 @@ link_down() {
 	ip netns del "$NS-lap" 2>/dev/null
 	return 0
 }
-# stats: sets AB (laptop to HQ) and BA (HQ to laptop), the link's bytes so far.
+# stats: sets AB (laptop to HQ) and BA (HQ to laptop), the link's bytes so far, and ABP, BAP
+# zila's (TCP payload, each byte once).
 stats() {
 	rm -f "$W/link.stats"
 	kill -USR1 "$LINKPID"
@@ -116,6 +122,8 @@ stats() {
 	done
 	AB=$(awk '$1 == "ab" {print $2}' "$W/link.stats")
 	BA=$(awk '$1 == "ba" {print $2}' "$W/link.stats")
+	ABP=$(awk '$1 == "ab" {print $6}' "$W/link.stats")
+	BAP=$(awk '$1 == "ba" {print $6}' "$W/link.stats")
 }
 now() { date +%s.%N | cut -c1-14; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", b - a}'; }
@@ -178,13 +186,25 @@ report() { printf '%-7s %-4s %s\n' "$1" "$2" "$3" | tee -a "$W/report"; }
 scen_clone() {
 	link=$1
 	stats
-	ab0=$AB ba0=$BA c0=$(cuts) s0=$(sessions)
+	ab0=$AB ba0=$BA abp0=$ABP bap0=$BAP c0=$(cuts) s0=$(sessions)
 	t0=$(now)
 	lap_up
 	first=""
 	lim=$((PEOPLE / 8 + 300))
+	# rows keep appearing: the longest wait for more rows (any table) after the first
+	# people rows, until the last rows came
+	q=$(sqlite3 "$HQ/zila.db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%'" |
+		awk 'BEGIN {printf "SELECT 0"} {printf " + (SELECT count(*) FROM \"%s\")", $1}')
+	gap=0 lastn=0 lastt=""
 	while [ "$(grep -c "synced with 'hq'.*received" "$W/lap.log")" -le "$s0" ]; do
-		if [ -z "$first" ] && [ "$(people)" -gt 0 ]; then first=$(elapsed "$t0" "$(now)"); fi
+		t=$(elapsed "$t0" "$(now)")
+		if [ -z "$first" ] && [ "$(people)" -gt 0 ]; then first=$t; fi
+		n=$(sqlite3 "file:$L/zila.db?mode=ro" "$q" 2>/dev/null || echo "$lastn")
+		if [ -n "$first" ] && [ "$n" -gt "$lastn" ]; then
+			[ -n "$lastt" ] && gap=$(awk -v g="$gap" -v a="$lastt" -v b="$t" 'BEGIN {print (b - a > g) ? b - a : g}')
+			lastt=$t
+		fi
+		[ "$n" -gt "$lastn" ] && lastn=$n
 		[ "$(elapsed "$t0" "$(now)" | cut -d. -f1)" -ge "$lim" ] && break
 		sleep 0.5
 	done
@@ -193,54 +213,40 @@ scen_clone() {
 	stats
 	rows=$(all_rows "$HQ")
 	got=$(all_rows "$L")
-	up=$((AB - ab0)) down=$((BA - ba0))
-	floor=$(sqlite3 "$HQ/zila.db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%'" |
-		while read -r t; do sqlite3 -csv -header "$HQ/zila.db" "SELECT * FROM \"$t\""; done | zstd -19 -q -c | wc -c)
-	report "$link" clone "$(printf '%s s, %s of %s rows; first people rows after %s s; %s B down, %s B up; %s B/row down; CSV zstd -19 floor %s B (%s x); sessions %s; cuts %s' \
-		"$secs" "$got" "$rows" "${first:-never}" "$down" "$up" "$((down / (rows > 0 ? rows : 1)))" "$floor" \
-		"$(awk -v a="$down" -v b="$floor" 'BEGIN {printf "%.2f", a / b}')" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
+	up=$((AB - ab0)) down=$((BA - ba0)) zup=$((ABP - abp0)) zdown=$((BAP - bap0))
+	# the floor as bench_bytes takes it: every table as `zila export` writes CSV, by name
+	floor=$(sqlite3 "$HQ/zila.db" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'zila%' AND name NOT LIKE 'sqlite%' ORDER BY name" |
+		while read -r t; do "$ZILA" -d "$HQ" export --table "$t"; done | zstd -19 -q -c | wc -c)
+	report "$link" clone "$(printf '%s s, %s of %s rows; first people rows after %s s, then new rows at most %.1f s apart; zila %s B down, %s B up: %s x the CSV zstd -19 floor of %s B, %s B/row; link %s B down, %s B up (%s x); sessions %s; cuts %s' \
+		"$secs" "$got" "$rows" "${first:-never}" "$gap" "$zdown" "$zup" \
+		"$(awk -v a="$((zdown + zup))" -v b="$floor" 'BEGIN {printf "%.2f", a / b}')" "$floor" \
+		"$(awk -v a="$((zdown + zup))" -v b="$rows" 'BEGIN {printf "%.1f", a / (b > 0 ? b : 1)}')" "$down" "$up" \
+		"$(awk -v a="$((down + up))" -v b="$floor" 'BEGIN {printf "%.2f", a / b}')" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
 	[ "$got" = "$rows" ] || echo "link bench: the laptop holds $got of $rows rows" >&2
-}
-
-# The day's work, as SQL an application would run (also given to the changeset tool).
-day_sql() {
-	cat <<EOF
-BEGIN;
-WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 200)
-INSERT INTO people(id, district_id, name, name_local, phone, gender, birth_year, address, org_unit_id, joined_on)
-SELECT lower(hex(randomblob(16))), p.district_id, p.name || ' ' || x, p.name_local || ' ' || x,
-  printf('6%09d', x + $1), p.gender, p.birth_year, p.address, p.org_unit_id, '2026-12-07'
-FROM n JOIN (SELECT * FROM people ORDER BY rowid LIMIT 1) p;
-UPDATE people SET phone = printf('8%09d', rowid + $1), address = address || ', new lane'
-WHERE rowid IN (SELECT rowid FROM people ORDER BY rowid LIMIT 500 OFFSET 1000);
-DELETE FROM people WHERE rowid IN (SELECT rowid FROM people
-  WHERE id NOT IN (SELECT person_id FROM office_bearers) AND id NOT IN (SELECT person_id FROM booth_agents)
-  AND id NOT IN (SELECT person_id FROM committee_members) AND id NOT IN (SELECT person_id FROM signups)
-  AND id NOT IN (SELECT person_id FROM attendance) ORDER BY rowid DESC LIMIT 20 OFFSET 300);
-COMMIT;
-EOF
 }
 
 scen_day() {
 	link=$1
 	sqlite3 "$L/zila.db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null 2>&1
 	cp "$L/zila.db" "$W/before.db"
-	day_sql 100000 >"$W/day.sql"
+	cp "$ROOT/tools/bench/day.sql" "$W/day.sql"
 	cs=$("$CSET" "$W/before.db" "$W/day.sql" people) || fail "changeset: $cs"
 	stats
-	ab0=$AB ba0=$BA c0=$(cuts) s0=$(sessions)
+	ab0=$AB ba0=$BA abp0=$ABP bap0=$BAP c0=$(cuts) s0=$(sessions)
 	t0=$(now)
 	sqlite3 "$L/zila.db" <"$W/day.sql" || fail "the day's work did not commit"
 	"$ZILA" -d "$L" sync hq --wait >/dev/null 2>&1
 	secs=$(elapsed "$t0" "$(now)")
 	stats
-	up=$((AB - ab0)) down=$((BA - ba0))
+	up=$((AB - ab0)) down=$((BA - ba0)) zup=$((ABP - abp0)) zdown=$((BAP - bap0))
 	raw=$(echo "$cs" | awk '{print $2}')
 	z=$(echo "$cs" | awk '{print $4}')
 	same=no
 	[ "$("$ZILA" -d "$HQ" hash)" = "$("$ZILA" -d "$L" hash)" ] && same=yes
-	report "$link" day "$(printf '%s s; %s B up, %s B down; %s B per changed row up (720 rows); session changeset %s B (%s B/row), zstd -19 %s B (%s B/row); in step %s; sessions %s; cuts %s' \
-		"$secs" "$up" "$down" "$((up / 720))" "$raw" "$((raw / 720))" "$z" "$((z / 720))" "$same" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
+	report "$link" day "$(printf '%s s; zila %s B up, %s B down: %s B per changed row both ways (720 rows); link %s B up, %s B down; session changeset %s B (%s B/row), zstd -19 %s B (%s B/row); in step %s; sessions %s; cuts %s' \
+		"$secs" "$zup" "$zdown" "$(awk -v a="$((zup + zdown))" 'BEGIN {printf "%.1f", a / 720}')" "$up" "$down" \
+		"$raw" "$(awk -v a="$raw" 'BEGIN {printf "%.1f", a / 720}')" "$z" "$(awk -v a="$z" 'BEGIN {printf "%.1f", a / 720}')" \
+		"$same" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
 }
 
 scen_return() {
@@ -266,17 +272,18 @@ scen_return() {
 		total=$((total + 2000))
 	done
 	stats
-	ab0=$AB ba0=$BA c0=$(cuts) s0=$(sessions)
+	ab0=$AB ba0=$BA abp0=$ABP bap0=$BAP c0=$(cuts) s0=$(sessions)
 	t0=$(now)
 	lap_up
 	wait_synced "$s0" $((RETURN / 20 + 300)) "$t0"
 	secs=$(elapsed "$t0" "$(now)")
 	stats
-	up=$((AB - ab0)) down=$((BA - ba0))
+	up=$((AB - ab0)) down=$((BA - ba0)) zup=$((ABP - abp0)) zdown=$((BAP - bap0))
 	same=no
 	[ "$("$ZILA" -d "$HQ" hash)" = "$("$ZILA" -d "$L" hash)" ] && same=yes
-	report "$link" return "$(printf '%s s; %s changes; %s B up, %s B down; %s B per changed row up; in step %s; sessions %s; cuts %s' \
-		"$secs" "$total" "$up" "$down" "$((up / total))" "$same" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
+	report "$link" return "$(printf '%s s; %s changes; zila %s B up, %s B down: %s B per change both ways; link %s B up, %s B down; in step %s; sessions %s; cuts %s' \
+		"$secs" "$total" "$zup" "$zdown" "$(awk -v a="$((zup + zdown))" -v b="$total" 'BEGIN {printf "%.1f", a / b}')" \
+		"$up" "$down" "$same" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
 }
 
 echo "link bench ($FORM): $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), people $PEOPLE, links: $LINKS"

@@ -33,3 +33,13 @@ web-check: build/.deps-webcheck
 web-screenshots: build/.deps-webcheck
 	$(Q)$(MAKE) --no-print-directory $(WEB_DIST)/index.html
 	$(Q)node --test-reporter=spec --test-name-pattern='clerk:|HQ:'  tests/web/ui_test.mjs --screenshots tools/web/screenshots
+
+# In `make check` (tests/check.mk): the browser tests are a part of their own; Chromium and
+# the daemons they drive share the cores with the rest, so they count as a cpu part.
+# Their packages are installed before the build runs side by side (two apt-gets at once fail).
+check: build/.deps-web build/.deps-webcheck
+CHECK_BUILD += $(WEB_DIST)/index.html
+CHECK_PARTS += web
+check.web.cmd := node --test-reporter=spec tests/web/i18n_test.mjs && \
+	ZILA=$(CURDIR)/build/asan/zila node --test-reporter=spec tests/web/ui_test.mjs
+check.web.secs := 90
