@@ -356,3 +356,32 @@ test('a clerk against real daemons: add, edit, import, conflict, sync, at HQ', {
     assert.deepEqual(errors, []);
   });
 });
+
+test("HQ against real daemons: a district's sign-ups arrive by sync, devices, invite", { skip: !process.env.ZILA && 'ZILA not set' }, async () => {
+  const env = await startReal(50);
+  const { page, errors } = await newPage();
+  page.setDefaultTimeout(20000); // an ASan daemon
+  await run(page, 'real-hq', async () => {
+    await page.goto(env.hq_url);
+    await page.getByRole('link', { name: 'HQ progress' }).click();
+    const gaya = page.locator('[data-district="Gaya"]');
+    await gaya.getByTestId('signups').getByText('0 of 100').waitFor();
+    // Gaya's laptop signs up five members and syncs: HQ's page follows its status stream
+    await zila(env.lap, 'sql', "INSERT INTO signups(id, district_id, drive_id, person_id, org_unit_id, signed_on)"
+      + " SELECT 'su' || id, 'd1', 'dr1', id, 'b110', date('now') FROM people ORDER BY id LIMIT 5");
+    await zila(env.lap, 'sync', 'hq', '--wait', '--timeout', '60');
+    await gaya.getByTestId('signups').getByText('5 of 100').waitFor();
+    // the list behind the number names them
+    await gaya.getByTestId('signups').click();
+    await page.getByTestId('hq-list').waitFor();
+
+    await page.getByRole('link', { name: 'Devices' }).click();
+    await page.getByRole('cell', { name: 'lap', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Make invite code' }).click();
+    await page.getByTestId('invite-code').waitFor();
+    // the daemon's invite code, as `zila invite` prints it (groups of four)
+    assert.match(await page.getByTestId('invite-code').innerText(), /^[0-9A-Z]{4}(-[0-9A-Z]{1,4})+$/);
+    await page.getByRole('img', { name: 'The invite code as a QR code' }).waitFor();
+    assert.deepEqual(errors, []);
+  });
+});
