@@ -432,6 +432,7 @@ struct zila_store_counts {
 	int64_t held_most;  /* the most of them one device has parked (ZILA_HELD_MAX) */
 	int64_t conflicts;  /* unresolved overwritten values */
 	int64_t parked;     /* rows parked as duplicates, orphans or invalid */
+	int64_t orphans;    /* of them, orphans (a parent missing) */
 	int64_t feeds;
 };
 int zila_store_counts(struct zila_store *s, struct zila_store_counts *out) ZILA_MUST_CHECK;

@@ -314,6 +314,7 @@ json_t *status_json(struct daemon *d)
 		json_object_set_new(l, "own_entries", json_integer(counts.own_entries));
 		json_object_set_new(l, "conflicts", json_integer(counts.conflicts));
 		json_object_set_new(l, "parked", json_integer(counts.parked));
+		json_object_set_new(l, "orphans", json_integer(counts.orphans));
 		json_object_set_new(l, "held", json_integer(counts.held));
 		json_object_set_new(l, "held_bytes", json_integer(counts.held_bytes));
 		json_object_set_new(l, "held_most", json_integer(counts.held_most));

@@ -1130,6 +1130,8 @@ static int process_header(struct zila_csv_import *im, struct zila_error *err)
 {
 	int r = ZILA_ENOMEM;
 	size_t n = im->nfields;
+	const char **names = NULL;
+	bool *isfk = NULL;
 	im->header = calloc(n, sizeof(*im->header));
 	im->header_lens = calloc(n, sizeof(*im->header_lens));
 	im->field_col = calloc(n, sizeof(*im->field_col));
@@ -1140,6 +1142,16 @@ static int process_header(struct zila_csv_import *im, struct zila_error *err)
 		goto out;
 	}
 	im->nheader = n;
+	names = calloc(im->ncols + 1, sizeof(*names));
+	isfk = calloc(im->ncols + 1, sizeof(*isfk));
+	if (names == NULL || isfk == NULL) {
+		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < im->ncols; i++) {
+		names[i] = im->cols[i].name;
+		isfk[i] = im->cols[i].fk_table != NULL;
+	}
 	for (size_t f = 0; f < n; f++) {
 		const char *p = im->fptr[f] ? im->fptr[f] : "";
 		size_t len = im->fnull[f] ? 0 : im->flen[f];
@@ -1177,16 +1189,7 @@ static int process_header(struct zila_csv_import *im, struct zila_error *err)
 				continue;
 			ci = find_column(im, target); /* checked in zila_csv_import_new() */
 		} else {
-			for (size_t i = 0; i < im->ncols && ci < 0; i++)
-				if (office_header_matches(h, im->cols[i].name))
-					ci = (int)i;
-			/* "District" for district_id, "Org Unit" for org_unit_id */
-			char withid[256];
-			if (ci < 0 && snprintf(withid, sizeof(withid), "%s_id", h) < (int)sizeof(withid))
-				for (size_t i = 0; i < im->ncols && ci < 0; i++)
-					if (im->cols[i].fk_table != NULL &&
-					    office_header_matches(withid, im->cols[i].name))
-						ci = (int)i;
+			ci = office_header_guess(h, (const char *const *)names, isfk, im->ncols);
 		}
 		if (ci < 0) {
 			r = zila_error_set(err, ZILA_ESCHEMA,
@@ -1217,6 +1220,8 @@ static int process_header(struct zila_csv_import *im, struct zila_error *err)
 	}
 	r = prepare_finders(im, err);
 out:
+	free(names);
+	free(isfk);
 	return r;
 }
 

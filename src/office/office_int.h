@@ -49,6 +49,12 @@ bool office_ieq(const char *a, const char *b);
 /* A header cell against a column name: case-insensitive; space, dash and dot count as
  * underscore ("Name Local" matches name_local). */
 bool office_header_matches(const char *h, const char *col);
+/* The column a header cell names, as `zila import` guesses it (names[i] the table's
+ * columns, fk[i] whether column i is a single-column foreign key): the column itself
+ * ("Phone", "Name Local"), a foreign key without its _id ("District" for district_id), or
+ * a word offices use for a column of the default schema ("Naam", "Mobile No.", "Booth
+ * No", "Ling", "नाम", ...); trailing dots, colons and spaces aside. -1 when none. */
+int office_header_guess(const char *h, const char *const *names, const bool *fk, size_t n);
 /* A cell as it may be quoted in a message: at most OFFICE_SHOW_MAX bytes, cut on a
  * character boundary, newlines as spaces; returns out. */
 const char *office_show(char out[OFFICE_SHOW_MAX + 8], const char *s, size_t n);

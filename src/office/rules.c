@@ -31,6 +31,73 @@ bool office_header_matches(const char *h, const char *col)
 	return *h == *col;
 }
 
+/* Words offices write as headers, and the column of the default schema each means. */
+static const struct {
+	const char *word, *col;
+} office_words[] = {
+	{ "naam", "name" },
+	{ "full_name", "name" },
+	{ "member_name", "name" },
+	{ "नाम", "name" },
+	{ "hindi_name", "name_local" },
+	{ "name_hindi", "name_local" },
+	{ "naam_hindi", "name_local" },
+	{ "hindi_naam", "name_local" },
+	{ "हिंदी_नाम", "name_local" },
+	{ "mobile", "phone" },
+	{ "mobile_no", "phone" },
+	{ "mobile_number", "phone" },
+	{ "mob_no", "phone" },
+	{ "phone_no", "phone" },
+	{ "phone_number", "phone" },
+	{ "contact_no", "phone" },
+	{ "मोबाइल", "phone" },
+	{ "मोबाइल_नंबर", "phone" },
+	{ "फ़ोन", "phone" },
+	{ "booth", "org_unit_id" },
+	{ "booth_no", "org_unit_id" },
+	{ "booth_number", "org_unit_id" },
+	{ "बूथ", "org_unit_id" },
+	{ "ling", "gender" },
+	{ "sex", "gender" },
+	{ "लिंग", "gender" },
+	{ "pata", "address" },
+	{ "पता", "address" },
+	{ "zila", "district_id" },
+	{ "jila", "district_id" },
+	{ "जिला", "district_id" },
+	{ "ज़िला", "district_id" },
+	{ "year_of_birth", "birth_year" },
+	{ "janm_varsh", "birth_year" },
+};
+
+int office_header_guess(const char *h, const char *const *names, const bool *fk, size_t n)
+{
+	char cut[256], withid[260];
+	size_t len = strlen(h);
+	while (len > 0 && (h[len - 1] == '.' || h[len - 1] == ':' || h[len - 1] == ' '))
+		len--;
+	if (len == 0 || len >= sizeof(cut))
+		return -1;
+	memcpy(cut, h, len);
+	cut[len] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (office_header_matches(h, names[i]) || office_header_matches(cut, names[i]))
+			return (int)i;
+	snprintf(withid, sizeof(withid), "%s_id", cut);
+	for (size_t i = 0; i < n; i++)
+		if (fk[i] && office_header_matches(withid, names[i]))
+			return (int)i;
+	for (size_t w = 0; w < sizeof(office_words) / sizeof(office_words[0]); w++) {
+		if (!office_header_matches(cut, office_words[w].word))
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(names[i], office_words[w].col) == 0)
+				return (int)i;
+	}
+	return -1;
+}
+
 const char *office_show(char out[OFFICE_SHOW_MAX + 8], const char *s, size_t n)
 {
 	size_t k = n;

@@ -538,8 +538,8 @@ static void label_sql(const struct wtable *t, struct office_sb *b)
 	}
 }
 
-/* The label of id in table t ("" when there is none in scope). */
-static json_t *fk_label(struct zila_office_web *w, const struct wtable *t, const char *id)
+/* The label of id in table t (NULL when there is none in scope). */
+json_t *web_row_label(struct zila_office_web *w, const struct wtable *t, const char *id)
 {
 	struct office_sb b = { 0 };
 	sqlite3_stmt *st = NULL;
@@ -587,7 +587,7 @@ static json_t *row_json(struct zila_office_web *w, const struct wtable *t, sqlit
 		const char *v = (const char *)sqlite3_column_text(st, (int)i);
 		if (t->cols[i].fk_table && v != NULL) {
 			struct wtable *ft = web_table(w, t->cols[i].fk_table);
-			json_t *l = ft ? fk_label(w, ft, v) : NULL;
+			json_t *l = ft ? web_row_label(w, ft, v) : NULL;
 			if (l != NULL)
 				json_object_set_new(labels, t->cols[i].name, l);
 		}
@@ -1016,6 +1016,7 @@ static int read_row(struct zila_office_web *w, const struct wtable *t, const cha
  * what the walk saw before. */
 struct hist {
 	struct zila_office_web *w;
+	const struct wtable *t;
 	json_t *items;
 	json_t *last; /* column -> last value seen */
 };
@@ -1048,6 +1049,25 @@ static void device_name(struct zila_office_web *w, const uint8_t pk[32], char *o
 	snprintf(out, n, "%s", id);
 }
 
+/* A foreign key's old and new ids get their labels beside them, as rows' _labels:
+ * {"old":"110 — Kishunpur", "new":...} (a side without a row in scope has none). */
+static void hist_labels(struct hist *h, const char *col, json_t *ch)
+{
+	int i = find_col(h->t, col);
+	struct wtable *ft = i >= 0 && h->t->cols[i].fk_table ? web_table(h->w, h->t->cols[i].fk_table) : NULL;
+	if (ft == NULL)
+		return;
+	json_t *labels = json_object();
+	static const char *const sides[] = { "old", "new" };
+	for (size_t k = 0; k < 2; k++) {
+		json_t *v = json_object_get(ch, sides[k]);
+		json_t *l = json_is_string(v) ? web_row_label(h->w, ft, json_string_value(v)) : NULL;
+		if (l != NULL)
+			json_object_set_new(labels, sides[k], l);
+	}
+	json_object_set_new(ch, "_labels", labels);
+}
+
 static int hist_cb(void *ctx, const struct zila_change *c)
 {
 	struct hist *h = ctx;
@@ -1062,8 +1082,9 @@ static int hist_cb(void *ctx, const struct zila_change *c)
 				json_decref(nv);
 				continue;
 			}
-			json_array_append_new(changes, json_pack("{s:s, s:O, s:O}", "col", c->cols[i], "old",
-								 ov ? ov : json_null(), "new", nv));
+			json_t *ch = json_pack("{s:s, s:O, s:O}", "col", c->cols[i], "old", ov ? ov : json_null(), "new", nv);
+			hist_labels(h, c->cols[i], ch);
+			json_array_append_new(changes, ch);
 			json_object_set_new(h->last, c->cols[i], nv);
 		}
 	}
@@ -1087,7 +1108,7 @@ static void get_row(struct zila_office_web *w, struct wtable *t, const char *id,
 		web_reply_error(out, 404, "not_found", NULL, "no row '%s' in '%s'", id, t->name);
 		return;
 	}
-	struct hist h = { w, json_array(), json_object() };
+	struct hist h = { w, t, json_array(), json_object() };
 	if (zila_store_walk_changes(w->s, t->name, id, hist_cb, &h) != 0)
 		json_array_clear(h.items);
 	json_decref(h.last);

@@ -52,6 +52,9 @@ int web_schema(struct zila_office_web *w) ZILA_MUST_CHECK;
 struct wtable *web_table(struct zila_office_web *w, const char *name);
 void web_scope_sql(const struct zila_office_web *w, const struct wtable *t, struct office_sb *b, bool and);
 json_t *web_column_json(sqlite3_stmt *st, int i);
+/* A row's label ("110 — Kishunpur": code — name where the table has both, else its
+ * display column) by its id, or NULL when no such row is in scope. */
+json_t *web_row_label(struct zila_office_web *w, const struct wtable *t, const char *id);
 /* Case-insensitive (ASCII) strstr. */
 const char *web_strcasestr(const char *hay, const char *needle);
 

@@ -110,7 +110,11 @@ void web_import(struct zila_office_web *w, bool commit, json_t *body, struct zil
 		return;
 	}
 	size_t nmap = json_is_object(map) ? json_object_size(map) : 0;
-	struct zila_csv_map *m = calloc(nmap + 1, sizeof(*m));
+	json_t *cells = header_cells(csv), *mapping = json_object(), *unmapped = json_array();
+	/* room for the given mapping and, in a preview, every header cell left out */
+	struct zila_csv_map *m = calloc(nmap + json_array_size(cells) + 1, sizeof(*m));
+	const char **names = calloc(t->ncols + 1, sizeof(*names));
+	bool *isfk = calloc(t->ncols + 1, sizeof(*isfk));
 	struct imp im = { json_array(), 0 };
 	struct zila_csv_import *ci = NULL;
 	struct zila_csv_stats st;
@@ -120,8 +124,7 @@ void web_import(struct zila_office_web *w, bool commit, json_t *body, struct zil
 	const char *key;
 	json_t *v;
 	size_t k = 0;
-	json_t *cells = header_cells(csv), *mapping = json_object();
-	if (m == NULL) {
+	if (m == NULL || names == NULL || isfk == NULL) {
 		web_reply_error(out, 500, "internal", NULL, "out of memory");
 		goto out;
 	}
@@ -135,7 +138,14 @@ void web_import(struct zila_office_web *w, bool commit, json_t *body, struct zil
 		m[k].column = json_is_string(v) ? json_string_value(v) : "";
 		k++;
 	}
-	/* What each header cell goes into: the mapping given, else the column it names. */
+	/* What each header cell goes into: the mapping given, else the import's guess
+	 * (office_header_guess, as `zila import` guesses). A preview leaves a header nothing
+	 * places out ("" in mapping, listed in unmapped) so that the rows show at once; a
+	 * commit refuses it, as `zila import` does, until the clerk maps it or leaves it out. */
+	for (size_t c = 0; c < t->ncols; c++) {
+		names[c] = t->cols[c].name;
+		isfk[c] = t->cols[c].fk_table != NULL;
+	}
 	size_t i;
 	json_array_foreach(cells, i, v)
 	{
@@ -144,10 +154,18 @@ void web_import(struct zila_office_web *w, bool commit, json_t *body, struct zil
 		json_t *given = json_object_get(map, h);
 		if (given != NULL) {
 			col = json_is_string(given) ? json_string_value(given) : "";
-		} else {
-			for (size_t c = 0; c < t->ncols; c++)
-				if (office_header_matches(h, t->cols[c].name))
-					col = t->cols[c].name;
+		} else if (h[0] != '\0' && strncmp(h, "zila_reject", 11) != 0) {
+			int g = office_header_guess(h, names, isfk, t->ncols);
+			if (g >= 0) {
+				col = t->cols[g].name;
+			} else {
+				json_array_append_new(unmapped, json_string(h));
+				if (!commit) {
+					m[k].header = h;
+					m[k].column = "";
+					k++;
+				}
+			}
 		}
 		json_object_set_new(mapping, h, json_string(col));
 	}
@@ -174,8 +192,8 @@ void web_import(struct zila_office_web *w, bool commit, json_t *body, struct zil
 	json_t *counts = json_pack("{s:I, s:I, s:I, s:I}", "create", (json_int_t)st.ncreated, "update",
 				   (json_int_t)st.nupdated, "skip", (json_int_t)st.nunchanged, "error",
 				   (json_int_t)(st.nrejected ? st.nrejected : im.nerr));
-	json_t *o = json_pack("{s:O, s:o, s:O, s:o, s:b}", "mapping", mapping, "columns", cols, "rows", im.rows,
-			      "counts", counts, "written", commit && r == 0);
+	json_t *o = json_pack("{s:O, s:O, s:o, s:O, s:o, s:b}", "mapping", mapping, "unmapped", unmapped, "columns",
+			      cols, "rows", im.rows, "counts", counts, "written", commit && r == 0);
 	if (r != 0 && r != ZILA_EFORMAT) {
 		json_decref(o);
 		web_reply_error(out, 400, "invalid", NULL, "%s", zila_error_msg(&err, r));
@@ -193,6 +211,9 @@ out:
 	json_decref(im.rows);
 	json_decref(cells);
 	json_decref(mapping);
+	json_decref(unmapped);
+	free(names);
+	free(isfk);
 	free(m);
 }
 
@@ -239,12 +260,49 @@ struct rv {
 static int rv_conflict(void *ctx, const struct zila_conflict *c)
 {
 	struct rv *rv = ctx;
-	json_array_append_new(rv->conflicts,
-			      json_pack("{s:I, s:s, s:o, s:s, s:o, s:o}", "id", (json_int_t)c->id, "table", c->table,
-					"row", val_json(&c->pk), "col", c->col, "kept",
-					who_json(rv->w, c->kept_origin, c->kept_hlc, &c->kept), "lost",
-					who_json(rv->w, c->lost_origin, c->lost_hlc, &c->lost)));
+	json_t *o = json_pack("{s:I, s:s, s:o, s:s, s:o, s:o}", "id", (json_int_t)c->id, "table", c->table, "row",
+			      val_json(&c->pk), "col", c->col, "kept",
+			      who_json(rv->w, c->kept_origin, c->kept_hlc, &c->kept), "lost",
+			      who_json(rv->w, c->lost_origin, c->lost_hlc, &c->lost));
+	/* the row's display value, as the records page names it */
+	struct wtable *t = web_table(rv->w, c->table);
+	json_t *pk = json_object_get(o, "row");
+	json_t *label = t && json_is_string(pk) ? web_row_label(rv->w, t, json_string_value(pk)) : NULL;
+	json_object_set_new(o, "row_label", label ? label : json_null());
+	json_array_append_new(rv->conflicts, o);
 	return 0;
+}
+
+/* An orphan's missing parent: the first foreign-key column whose value names no row of
+ * its table (NULL when none does: the parent came back since). */
+static const char *orphan_col(struct zila_office_web *w, const struct wtable *t, json_t *values)
+{
+	for (size_t i = 0; i < t->ncols; i++) {
+		json_t *v = json_object_get(values, t->cols[i].name);
+		struct wtable *ft = t->cols[i].fk_table ? web_table(w, t->cols[i].fk_table) : NULL;
+		if (ft == NULL || v == NULL || json_is_null(v))
+			continue;
+		struct office_sb b = { 0 };
+		sqlite3_stmt *st = NULL;
+		bool found = true;
+		office_sb_str(&b, "SELECT 1 FROM ");
+		office_sb_ident(&b, ft->name);
+		office_sb_str(&b, " WHERE ");
+		office_sb_ident(&b, ft->cols[ft->pk].name);
+		office_sb_str(&b, " = ?");
+		if (office_prepare(w->db, &b, &st, NULL) == 0) {
+			if (json_is_integer(v))
+				sqlite3_bind_int64(st, 1, json_integer_value(v));
+			else
+				sqlite3_bind_text(st, 1, json_string_value(v), -1, SQLITE_STATIC);
+			found = sqlite3_step(st) == SQLITE_ROW;
+		}
+		sqlite3_finalize(st);
+		free(b.p);
+		if (!found)
+			return t->cols[i].name;
+	}
+	return NULL;
 }
 
 static int rv_values(void *ctx, size_t ncols, const char *const *cols, const struct zila_value *vals)
@@ -370,6 +428,9 @@ static int rv_parked(void *ctx, const struct zila_park *p)
 		json_object_set_new(o, "holder", holder ? holder : json_null());
 		json_array_append_new(rv->duplicates, o);
 	} else if (p->kind == ZILA_PARK_ORPHAN) {
+		struct wtable *t = web_table(rv->w, p->table);
+		const char *col = t ? orphan_col(rv->w, t, values) : NULL;
+		json_object_set_new(o, "col", col ? json_string(col) : json_null());
 		json_array_append_new(rv->orphans, o);
 	} else {
 		json_array_append_new(rv->invalid, o);

@@ -179,8 +179,9 @@ int zila_store_counts(struct zila_store *s, struct zila_store_counts *out)
 				  " JOIN zila_feeds f ON f.id = e.feed WHERE e.applied = 0 GROUP BY f.origin)", 0);
 	out->conflicts = count(s, "SELECT count(*) FROM zila_conflicts WHERE resolved = 0", 0);
 	out->parked = count(s, "SELECT count(*) FROM zila_parked", 0);
+	out->orphans = count(s, "SELECT count(*) FROM zila_parked WHERE kind = ?", PARK_ORPHAN);
 	out->feeds = count(s, "SELECT count(*) FROM zila_feeds WHERE head > 0", 0);
-	if (out->pending < 0 || out->entries < 0 || out->conflicts < 0 || out->parked < 0)
+	if (out->pending < 0 || out->entries < 0 || out->conflicts < 0 || out->parked < 0 || out->orphans < 0)
 		return ZILA_EDB;
 	return 0;
 }

@@ -208,6 +208,9 @@ check(s == 200 and j["total"] == 2 and len(j["rows"]) == 1 and j["rows"][0]["nam
 # --- review
 s, _, j = req("GET", "/api/review", cookie=sid)
 check(s == 200 and "conflicts" in j and "duplicates" in j and "orphans" in j, "review lists conflicts, duplicates, orphans")
+s, _, j = req("GET", "/api/status", cookie=sid)
+check(s == 200 and isinstance(j["replica"], str) and j["local"]["orphans"] == 0
+      and j["local"]["parked"] == 0, "status counts the orphans among the parked rows (local.orphans)")
 
 # --- the status stream
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

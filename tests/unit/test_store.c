@@ -684,6 +684,38 @@ static void test_parents_first(void **state)
 	replica_free(&b);
 }
 
+/* zila status counts the orphans among the parked rows (the web page's review count): a
+ * child written on a while b deleted its parent is parked on b as an orphan. */
+static void test_counts_orphans(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct replica *rs[] = { &a, &b };
+	struct zila_error err;
+	struct zila_store_counts n;
+	replica_new(&a, "oa");
+	replica_new(&b, "ob");
+	for (int i = 0; i < 2; i++) {
+		app(rs[i], "CREATE TABLE par(id TEXT PRIMARY KEY, name TEXT);"
+			   "CREATE TABLE kid(id TEXT PRIMARY KEY, par_id TEXT REFERENCES par(id), name TEXT)");
+		assert_int_equal(zila_store_track(rs[i]->s, "par", NULL, &err), 0);
+		assert_int_equal(zila_store_track(rs[i]->s, "kid", NULL, &err), 0);
+	}
+	app(&a, "INSERT INTO par VALUES ('p1', 'x')");
+	(void)send_all(&a, &b);
+	app(&b, "DELETE FROM par WHERE id = 'p1'");
+	app(&a, "INSERT INTO kid VALUES ('k1', 'p1', 'y')");
+	(void)send_all(&b, &a);
+	(void)send_all(&a, &b);
+	assert_int_equal(zila_store_counts(b.s, &n), 0);
+	assert_int_equal(n.orphans, 1);
+	assert_int_equal(n.parked, 1);
+	assert_int_equal(zila_store_counts(a.s, &n), 0);
+	assert_int_equal(n.orphans, n.parked);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 struct collected {
 	uint8_t *bytes[64];
 	size_t len[64], n;
@@ -1480,6 +1512,7 @@ int main(void)
 		cmocka_unit_test(test_replace_displaces),
 		cmocka_unit_test(test_replace_then_gone),
 		cmocka_unit_test(test_parents_first),
+		cmocka_unit_test(test_counts_orphans),
 		cmocka_unit_test(test_bulk_seal_small_first),
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_write_time),

@@ -17,17 +17,19 @@
 #include <sqlite3.h>
 
 #include "zila/office/web.h"
+#include "zila/bundle.h"
+#include "zila/buf.h"
 #include "zila/store.h"
 
 static char dir[64];
 static struct zila_store *store;
 static struct zila_office_web *d1, *hq;
 
-static void exec(const char *sql)
+static void exec_in(const char *in, const char *sql)
 {
 	char path[128], *msg = NULL;
 	sqlite3 *db;
-	snprintf(path, sizeof(path), "%s/zila.db", dir);
+	snprintf(path, sizeof(path), "%s/zila.db", in);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
 	if (rc != SQLITE_OK)
@@ -35,6 +37,25 @@ static void exec(const char *sql)
 	sqlite3_free(msg);
 	sqlite3_close(db);
 	assert_int_equal(rc, SQLITE_OK);
+}
+
+static void exec(const char *sql)
+{
+	exec_in(dir, sql);
+}
+
+/* Every entry of from into to, as a bundle. */
+static void send_all(struct zila_store *from, struct zila_store *to)
+{
+	struct zila_error err;
+	struct zila_apply_stats st;
+	struct zila_buf b;
+	size_t n;
+	zila_buf_init(&b, SIZE_MAX);
+	assert_int_equal(zila_store_seal(from, &n, &err), 0);
+	assert_int_equal(zila_bundle_write(from, NULL, NULL, NULL, zila_buf_sink, &b, NULL, &err), 0);
+	assert_int_equal(zila_bundle_read(to, NULL, b.p, b.len, "x", &st, &err), 0);
+	zila_buf_release(&b);
 }
 
 /* One request; the answer's status, its JSON in *out (caller's reference, may be NULL). */
@@ -174,6 +195,18 @@ static void test_search_and_labels(void **state)
 							      "org_unit_id")),
 			    "110 — Kishunpur");
 	json_decref(j);
+	/* history: a foreign key's id has its label beside it */
+	struct zila_error err;
+	size_t n;
+	zila_error_clear(&err);
+	assert_int_equal(zila_store_seal(store, &n, &err), 0);
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows/p1", NULL, NULL, &j), 200);
+	json_t *c = json_array_get(json_object_get(json_array_get(json_object_get(j, "history"), 0), "changes"), 0);
+	assert_string_equal(json_string_value(json_object_get(c, "col")), "org_unit_id");
+	assert_string_equal(json_string_value(json_object_get(c, "new")), "b1");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(c, "_labels"), "new")), "110 — Kishunpur");
+	assert_null(json_object_get(json_object_get(c, "_labels"), "old"));
+	json_decref(j);
 }
 
 static void test_writes_and_history(void **state)
@@ -225,6 +258,41 @@ static void test_writes_and_history(void **state)
 	assert_int_equal(req(d1, "GET", path, NULL, NULL, NULL), 404);
 }
 
+/* Import preview: the office words are guessed (shared with `zila import`); a header
+ * nothing places maps to "" and the rows still show; the commit refuses it until the
+ * clerk leaves it out by name, as `zila import` does. */
+static void test_import_preview(void **state)
+{
+	(void)state;
+	json_t *j;
+	const char *body = "{\"table\":\"people\",\"csv\":\"Naam,Mobile No.,Ling,Kuch Aur\\nAsha,9222222222,F,x\\n\"}";
+	assert_int_equal(req(d1, "POST", "/api/import/preview", NULL, body, &j), 200);
+	json_t *m = json_object_get(j, "mapping");
+	assert_string_equal(json_string_value(json_object_get(m, "Naam")), "name");
+	assert_string_equal(json_string_value(json_object_get(m, "Mobile No.")), "phone");
+	assert_string_equal(json_string_value(json_object_get(m, "Ling")), "gender");
+	assert_string_equal(json_string_value(json_object_get(m, "Kuch Aur")), "");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "unmapped"), 0)), "Kuch Aur");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "counts"), "create")), 1);
+	json_t *r0 = json_array_get(json_object_get(j, "rows"), 0);
+	assert_string_equal(json_string_value(json_object_get(r0, "action")), "create");
+	json_decref(j);
+	assert_int_equal(req(d1, "POST", "/api/import/commit", NULL, body, &j), 400);
+	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "Kuch Aur"));
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows", "q=9222222222", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 0);
+	json_decref(j);
+	const char *mapped = "{\"table\":\"people\",\"map\":{\"Kuch Aur\":\"\"},"
+			     "\"csv\":\"Naam,Mobile No.,Ling,Kuch Aur\\nAsha,9222222222,F,x\\n\"}";
+	assert_int_equal(req(d1, "POST", "/api/import/commit", NULL, mapped, &j), 200);
+	assert_true(json_is_true(json_object_get(j, "written")));
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/tables/people/rows", "q=9222222222", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 1);
+	json_decref(j);
+}
+
 static void test_hq(void **state)
 {
 	(void)state;
@@ -271,6 +339,49 @@ static void test_hq(void **state)
 	assert_int_equal(req(hq, "POST", "/api/devices/revoke", NULL, "{\"id\":\"x\"}", NULL), 404);
 }
 
+/* Review names what it shows: a conflict's row by its display value (row_label), an
+ * orphan's missing parent by its column (col). A second replica deletes a booth while this
+ * one adds a member to it, and both rename the same member. */
+static void test_review_labels(void **state)
+{
+	(void)state;
+	char dir2[64];
+	struct zila_store *s2 = NULL;
+	struct zila_office_web *w2 = NULL;
+	struct zila_error err;
+	json_t *j;
+	zila_error_clear(&err);
+	snprintf(dir2, sizeof(dir2), "/tmp/zila-test-webapi2-XXXXXX");
+	assert_non_null(mkdtemp(dir2));
+	assert_int_equal(zila_store_create(dir2, &err), 0);
+	assert_int_equal(zila_store_open(&s2, dir2, &err), 0);
+	exec("INSERT INTO org_units(id, level, district_id, name, code) VALUES ('b9', 'booth', 'd1', 'Sonpur', '120')");
+	send_all(store, s2);
+	exec_in(dir2, "DELETE FROM org_units WHERE id = 'b9'; UPDATE people SET name = 'Gaya Ram B' WHERE id = 'p2'");
+	size_t n;
+	assert_int_equal(zila_store_seal(s2, &n, &err), 0);
+	exec("INSERT INTO people(id, district_id, name, phone, org_unit_id) VALUES ('p9', 'd1', 'Kid', '9333333333', 'b9');"
+	     "UPDATE people SET name = 'Gaya Ram A' WHERE id = 'p2'");
+	send_all(store, s2);
+	struct zila_office_who wh = { "dev2", "hq2", NULL, "Org", true };
+	assert_int_equal(zila_office_web_new(&w2, dir2, s2, &wh, &err), 0);
+	assert_int_equal(req(w2, "GET", "/api/review", NULL, NULL, &j), 200);
+	json_t *o = json_array_get(json_object_get(j, "orphans"), 0);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "row")), "p9");
+	assert_string_equal(json_string_value(json_object_get(o, "col")), "org_unit_id");
+	json_t *c = json_array_get(json_object_get(j, "conflicts"), 0);
+	assert_non_null(c);
+	assert_string_equal(json_string_value(json_object_get(c, "row")), "p2");
+	assert_string_equal(json_string_value(json_object_get(c, "row_label")), "Gaya Ram A");
+	json_decref(j);
+	zila_office_web_free(w2);
+	zila_store_free(s2);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir2);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,7 +389,9 @@ int main(void)
 		cmocka_unit_test(test_schema_forms),
 		cmocka_unit_test(test_search_and_labels),
 		cmocka_unit_test(test_writes_and_history),
+		cmocka_unit_test(test_import_preview),
 		cmocka_unit_test(test_hq),
+		cmocka_unit_test(test_review_labels),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,13 +1,15 @@
 #!/bin/sh
 # Real daemons for the browser test (tests/web/ui_test.mjs): an HQ and an enrolled laptop of
 # district d1 ("Gaya") with a booth "110 — Kishunpur" and N members written at HQ and synced
-# to the laptop, whose daemon serves the web interface; one conflict waits for review there. Prints one JSON line
-# {"url": login link, "hq": dir, "lap": dir} and keeps the daemons until its stdin closes.
+# to the laptop, whose daemon serves the web interface; one conflict waits for review there.
+# HQ serves its web interface too, and holds a sign-up drive for Gaya (target 100, none signed
+# up yet). Prints one JSON line {"url": login link, "hq_url": HQ's login link, "hq": dir,
+# "lap": dir} and keeps the daemons until its stdin closes.
 # usage: ZILA=build/asan/zila sh tests/web/real_daemons.sh [N]
 . "$(dirname "$0")/../integration/lib.sh"
 N=${1:-2000}
 P=$((20000 + ($$ * 17) % 20000))
-HQP=$P LP=$((P + 1)) WP=$((P + 2))
+HQP=$P LP=$((P + 1)) WP=$((P + 2)) HWP=$((P + 3))
 HQ=$T/hq L=$T/lap
 cleanup() {
 	stop_daemons
@@ -31,11 +33,17 @@ org_init "$HQ" || fail "org init"
     SELECT printf('p%05d', i), 'd1', CASE i % 3 WHEN 0 THEN 'Ramesh Kumar' WHEN 1 THEN 'Sunita Devi' ELSE 'Anil Yadav' END,
       CASE i % 3 WHEN 0 THEN 'रमेश कुमार' WHEN 1 THEN 'सुनीता देवी' ELSE 'अनिल यादव' END,
       printf('90%08d', i), CASE i % 2 WHEN 0 THEN 'male' ELSE 'female' END, CASE i % 2 WHEN 0 THEN 'b110' ELSE 'b111' END
-    FROM n" >/dev/null || fail "seed"
+    FROM n;
+  INSERT INTO drives(id, district_id, name, starts_on, deadline) VALUES
+    ('dr1', 'd1', 'Membership drive', date('now', '-10 days'), date('now', '+20 days'));
+  INSERT INTO drive_targets(id, district_id, drive_id, org_unit_id, target) VALUES ('dt1', 'd1', 'dr1', 'b110', 100)" >/dev/null || fail "seed"
 "$ZILA" -d "$L" init >/dev/null || fail "init"
 enrol "$HQ" "$L" d1 || fail "enrol"
 "$ZILA" -d "$L" peer add --hq "127.0.0.1:$HQP" >/dev/null || fail "peer add"
-daemon_up "$HQ" "$T/hq.log" "$HQP" || fail "hq daemon"
+# HQ's daemon serves its web interface (as lib.sh's daemon_up, with --web)
+"$ZILA" -d "$HQ" daemon --listen "127.0.0.1:$HQP" --beacon-port 0 --web "127.0.0.1:$HWP" 2>>"$T/hq.log" &
+pids="$pids $!"
+until_ok 100 "$ZILA" -d "$HQ" status || fail "hq daemon"
 lap_up() {
 	"$ZILA" -d "$L" daemon --listen "127.0.0.1:$LP" --beacon-port 0 --web "127.0.0.1:$WP" 2>>"$T/lap.log" &
 	lpid=$!
@@ -57,5 +65,9 @@ lap_up
 "$ZILA" -d "$L" --json open >"$T/open" || fail "zila open"
 url=$(sed -n 's/.*"url" *: *"\([^"]*\)".*/\1/p' "$T/open")
 [ -n "$url" ] || fail "no url in: $(cat "$T/open")"
-printf '{"url": "%s", "hq": "%s", "lap": "%s"}\n' "$url" "$HQ" "$L"
+
+"$ZILA" -d "$HQ" --json open >"$T/hqopen" || fail "zila open at HQ"
+hq_url=$(sed -n 's/.*"url" *: *"\([^"]*\)".*/\1/p' "$T/hqopen")
+[ -n "$hq_url" ] || fail "no url in: $(cat "$T/hqopen")"
+printf '{"url": "%s", "hq_url": "%s", "hq": "%s", "lap": "%s"}\n' "$url" "$hq_url" "$HQ" "$L"
 cat >/dev/null

@@ -142,6 +142,7 @@ export function ImportPage({ session }) {
         <h2 id="h-rows">${t('imp.rows')}</h2>
         <p data-testid="import-counts" class="big">${t('imp.counts', { create: fmtNum(counts.create), update: fmtNum(counts.update), skip: fmtNum(counts.skip), error: fmtNum(counts.error) })}</p>
         ${counts.error ? html`<p class="msg err" role="alert">${t('imp.has.errors')}</p>` : null}
+        ${(prev.unmapped || []).filter((h) => !map || !map[h]).length ? html`<p class="msg warn" role="status" data-testid="import-unmapped">${t('imp.unmapped', { cols: prev.unmapped.filter((h) => !map || !map[h]).join(', ') })}</p>` : null}
         <div class="buttons">
           <button class="primary" disabled=${busy || counts.error > 0 || n === 0} onClick=${commit}>${t('imp.commit', { n: fmtNum(n) })}</button>
         </div>

@@ -32,6 +32,7 @@ export function normStatus(s) {
   if (!s || s.local === undefined) return s;
   const now = Math.floor(Date.now() / 1000);
   const hq = s.hq || null;
+  // counts in `local` (API.md; an older stand-in had them in `replica`)
   const counts = s.replica && typeof s.replica === 'object' ? s.replica : s.local;
   const idle = !hq || ['idle', 'due', 'waiting to retry'].includes(hq.state);
   const pending = (n) => (typeof n === 'number' ? n : null);
@@ -45,9 +46,9 @@ export function normStatus(s) {
     // changes not yet sealed into an entry are not at HQ either
     unsent_to_hq: s.local.unsent_to_hq === null ? 0 : (s.local.unsent_to_hq || 0) + (s.local.unsealed || 0),
     refused_by_hq: (s.hq_refused || []).length,
-    // counts in `replica` (API.md) or in `local` (status.c as merged)
     conflicts: (counts.conflicts) || 0,
-    duplicates: (counts.parked) || 0,
+    // `parked` counts duplicates, orphans and invalid rows; `orphans` those of them orphans
+    duplicates: Math.max(0, (counts.parked || 0) - (counts.orphans || 0)),
     orphans: (counts.orphans) || 0,
     clock_warning: (s.clock && s.clock.message) || null,
     warnings: (s.warnings || []).filter((w) => !(s.clock && w === s.clock.message)),

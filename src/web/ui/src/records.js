@@ -117,7 +117,11 @@ function History({ items }) {
   return html`<ol class="history">${items.map((h) => html`<li>
     <div><strong>${fmtTime(h.when)}</strong> <span class="muted">${t('rec.history.by', { device: h.device })}</span>
       ${h.op === 'delete' ? html` <span class="badge bad">${t('rec.deleted.row')}</span>` : null}</div>
-    <ul>${(h.changes || []).map((c) => html`<li><span class="col">${colLabel({ name: c.col })}</span>:${' '}<del>${c.old ?? t('rec.empty')}</del> → <ins>${c.new ?? t('rec.empty')}</ins></li>`)}</ul>
+    <ul>${(h.changes || []).map((c) => {
+      // a foreign key's id shows as its label (API.md: changes[]._labels)
+      const lb = c._labels || {};
+      return html`<li><span class="col">${colLabel({ name: c.col })}</span>:${' '}<del>${lb.old ?? c.old ?? t('rec.empty')}</del> → <ins>${lb.new ?? c.new ?? t('rec.empty')}</ins></li>`;
+    })}</ul>
   </li>`)}</ol>`;
 }
 
