@@ -158,7 +158,16 @@ rows "$HQ" $((ROWS * 3 + 1)) $((ROWS * 4))
 "$ZILA" -d "$HQ" seal >/dev/null
 "$ZILA" -d "$L" sql "INSERT INTO people(id, district_id, name) VALUES ('lap-1', 'd-1', 'Sita Devi')" >/dev/null
 "$ZILA" -d "$L" seal >/dev/null
-[ "$(unsent)" = 1 ] && ok "one entry unsent to HQ before the sync" || bad "unsent to HQ before the sync: $(unsent)"
+# The daemon may have begun a sync of its own (HQ's new rows, its schedule) before this looks:
+# then HQ's acknowledgement must already count while HQ's rows still arrive.
+u=$(unsent) n=$(count)
+if [ "$u" = 1 ]; then
+	ok "one entry unsent to HQ before the sync"
+elif [ "$u" = 0 ] && [ "$n" -lt $((ROWS * 4 + 1)) ]; then
+	ok "the daemon's own sync had HQ acknowledge the entry already, while HQ's rows still arrive ($n of $((ROWS * 4 + 1)))"
+else
+	bad "unsent to HQ before the sync: $u (HQ's rows here: $n of $((ROWS * 4 + 1)))"
+fi
 "$ZILA" -d "$L" sync hq >/dev/null 2>&1
 zero() { [ "$(unsent)" = 0 ]; }
 if until_ok 50 zero; then
