@@ -884,10 +884,14 @@ class Lab:
     def selftest(self, before):
         """After the checks: a row corrupted on one laptop must be reported."""
         key = self.corrupt()
+        if key is None:
+            print("self-test: FAILED: no laptop holds a member row to change behind zila's back, "
+                  "even after the lab entered one", flush=True)
+            return False
         viol = self.check()
         hits = [v for v in viol if v[1] == key]
         cls = sorted({v[0] for v in hits})
-        if key and "converge" in cls and "lost" in cls:
+        if "converge" in cls and "lost" in cls:
             print("self-test: detected the row %s changed behind zila's back (%s; %d violations, %d before)"
                   % (key, ", ".join(cls), len(viol), before), flush=True)
             return True
@@ -895,14 +899,40 @@ class Lab:
                   % (key, cls), flush=True)
         return False
 
+    def victim(self):
+        """(laptop, member row) to corrupt: the last laptop of d1 first, then the others of d1,
+        then d2's. A district may well end without members: it holds at most PHONES of them
+        (UNIQUE (district_id, phone)), and deletes and REPLACEs take them away."""
+        for d in ("d1", "d2"):
+            for n in reversed(self.writers(d)):
+                key = self.pick(n.db(), d)
+                if key is not None:
+                    return n, key
+        return None, None
+
     def corrupt(self):
-        """The lab must be able to fail: one laptop's row changed with triggers off."""
-        n = self.writers("d1")[-1]
-        c = n.db()
-        key = self.pick(c, "d1")
-        subprocess.run(["sqlite3", os.path.join(n.dir, "zila.db")],
-                       input=".dbconfig enable_trigger off\nUPDATE people SET name = 'corrupted' WHERE id = '%s';\n" % key,
-                       text=True, capture_output=True)
+        """The lab must be able to fail: one laptop's row changed with triggers off. The row
+        exists: with no member row on any laptop, a clerk of the last laptop of d1 enters one
+        (an acknowledged write in the history) and the lab waits for quiescence first."""
+        n, key = self.victim()
+        if key is None and self.writers("d1"):
+            w = self.writers("d1")[-1]
+            self.hist = open(os.path.join(self.out, "history.jsonl"), "a")
+            try:
+                entered = self.tx(w, lambda c: self.op_insert(w, c))
+            finally:
+                self.hist.close()
+            self.event("no member row on any laptop: %s entered one%s" % (w.name, "" if entered else " (FAILED)"))
+            self.quiesce()
+            n, key = self.victim()
+        if key is None:
+            self.event("INJECTED: nothing, no laptop holds a member row")
+            return None
+        r = subprocess.run(["sqlite3", os.path.join(n.dir, "zila.db")],
+                           input=".dbconfig enable_trigger off\nUPDATE people SET name = 'corrupted' WHERE id = '%s';\n" % key,
+                           text=True, capture_output=True)
+        if r.returncode != 0:
+            log("self-test: sqlite3 failed on %s: %s" % (n.name, r.stderr.strip()))
         self.event("INJECTED: %s's row %s renamed behind zila's back (triggers off)" % (n.name, key))
         return key
 
