@@ -86,7 +86,7 @@ while [ "$round" -lt "$ROUNDS" ]; do
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 	[ "$ms" -gt "$slow" ] && slow=$ms
 	wait "$holder" || bad "round $round: the application's transaction failed"
-	if until_ok 150 same; then ok "round $round: laptop, locked while receiving: in step after the release"; else bad "round $round: not in step after the release (laptop locked)"; fi
+	if until_ok 300 same; then ok "round $round: laptop, locked while receiving: in step after the release"; else bad "round $round: not in step after the release (laptop locked)"; fi
 	waited "$T/lap.log" "$n0" && ok "round $round: the laptop logged that it waited" || bad "round $round: no wait in the laptop's log"
 	tail -n +$((n0 + 1)) "$T/lap.log" | grep -q "still locked after" && ok "round $round: it gave up for a while and retried" ||
 		bad "round $round: no retry after the lock: $(tail -n +$((n0 + 1)) "$T/lap.log" | grep -v debug | tail -3)"
@@ -99,7 +99,7 @@ while [ "$round" -lt "$ROUNDS" ]; do
 	  INSERT INTO people(id, district_id, name, phone) SELECT printf('l%08d', x), 'd-1', 'l value ' || x, printf('l%09d', x) FROM n"
 	nl=$((nl + 2000))
 	wait "$holder" || bad "round $round: the application's transaction on hq failed"
-	if until_ok 150 same; then ok "round $round: hq, locked while receiving: in step after the release"; else bad "round $round: not in step after the release (hq locked)"; fi
+	if until_ok 300 same; then ok "round $round: hq, locked while receiving: in step after the release"; else bad "round $round: not in step after the release (hq locked)"; fi
 	waited "$T/hq.log" "$n0" && ok "round $round: hq logged that it waited" || bad "round $round: no wait in hq's log"
 
 	# 3. Local changes to seal, then the lock: the seal waits.
@@ -107,7 +107,7 @@ while [ "$round" -lt "$ROUNDS" ]; do
 	hold "$L" a "$((na + 1))-$((na + 1000))" "$((na + 1001))-$((na + 1200))" || bad "round $round: the application gets the lock again"
 	na=$((na + 1200))
 	wait "$holder" || bad "round $round: the application's second transaction failed"
-	if until_ok 150 same; then ok "round $round: local changes sealed and sent after the release"; else bad "round $round: not in step after the release (seal)"; fi
+	if until_ok 300 same; then ok "round $round: local changes sealed and sent after the release"; else bad "round $round: not in step after the release (seal)"; fi
 	waited "$T/lap.log" "$n0" && ok "round $round: the seal's wait is logged" || bad "round $round: no wait logged for the seal"
 done
 

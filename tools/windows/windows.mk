@@ -85,7 +85,10 @@ $(WIN_OUT)/zila-setup.exe: tools/windows/zila.nsi $(WIN_OUT)/zila.exe
 # In `make check` (tests/check.mk): the Windows build and its tests under Wine are a part of
 # their own (the libraries are built once into build/windows/deps). Ten property seeds: each
 # costs about ten times its Linux time under Wine; Linux runs all of them.
+# The libraries are built from Debian's sources (apt-get source: the network) in make check's
+# build step, before the parts run, each in a network namespace of its own.
 check: build/.deps-windows
+CHECK_BUILD += $(WIN_STAMP)
 CHECK_PARTS += windows
 check.windows.cmd := $(MAKE) --no-print-directory check-windows WIN_SEEDS=10
 check.windows.secs := 900
