@@ -16,6 +16,9 @@
 CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CHECK_WAIT_JOBS ?= 4
 CHECK_ONLY ?=
+# A waiting part (a script) that fails runs once more; its second result counts, and the table
+# names it FLAKY. CHECK_AGAIN=0: no second run.
+CHECK_AGAIN ?= 1
 # Property seeds run in CHECK_PROP_SHARDS parts side by side (SEEDS in all).
 CHECK_PROP_SHARDS ?= 4
 
@@ -76,5 +79,5 @@ check_line = $(1)$(TAB)$(call check_field,$(1),kind,cpu)$(TAB)$(call check_field
 check-run:
 	$(shell mkdir -p build/check)$(file >build/check/parts.tsv)
 	$(foreach p,$(CHECK_PARTS),$(file >>build/check/parts.tsv,$(call check_line,$(p))))
-	$(Q)CHECK_JOBS=$(CHECK_JOBS) CHECK_WAIT_JOBS=$(CHECK_WAIT_JOBS) CHECK_ONLY='$(value CHECK_ONLY)' \
+	$(Q)CHECK_JOBS=$(CHECK_JOBS) CHECK_WAIT_JOBS=$(CHECK_WAIT_JOBS) CHECK_ONLY='$(value CHECK_ONLY)' CHECK_AGAIN='$(CHECK_AGAIN)' \
 	  python3 tests/runner.py build/check/parts.tsv
