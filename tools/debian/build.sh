@@ -17,6 +17,8 @@ mkdir -p "$stage"
 # cp -p keeps the times: make recompiles only what changed.
 rm -rf "$stage/debian" "$stage/src" "$stage/include" "$stage/proto" "$stage/tools" "$stage/tests"
 cp -pR Makefile README.md ARCHITECTURE.md zila.1 src include proto tools "$stage/"
+# the Makefile includes the list of make check's parts
+mkdir -p "$stage/tests" && cp -p tests/check.mk "$stage/tests/"
 cp -pR tools/debian "$stage/debian"
 rm -f "$stage/debian/build.sh" "$stage/debian/deb.mk"
 if git rev-parse --git-dir >/dev/null 2>&1; then
