@@ -71,16 +71,18 @@ ns_setup() {
 	trap '_ns_exit' EXIT
 	trap '_ns_exit; trap - EXIT; exit 130' INT
 	trap '_ns_exit; trap - EXIT; exit 143' TERM
-	ip netns add "$_ns_br" || { _ns_fail "cannot create namespace '$_ns_br'"; return 1; }
+	# Each name is recorded before its namespace is made: a signal between the two (its trap
+	# runs as soon as 'ip netns add' returns) would otherwise leave the namespace behind.
 	_ns_names="$_ns_br"
+	ip netns add "$_ns_br" || { _ns_fail "cannot create namespace '$_ns_br'"; return 1; }
 	ip -n "$_ns_br" link set lo up &&
 		ip -n "$_ns_br" link add br0 type bridge stp_state 0 forward_delay 0 &&
 		ip -n "$_ns_br" link set br0 up || { _ns_fail "cannot create the bridge"; return 1; }
 	_i=1
 	while [ "$_i" -le "$_ns_n" ]; do
 		_ns="$_ns_base-$_i"
-		ip netns add "$_ns" || { _ns_fail "cannot create namespace '$_ns'"; return 1; }
 		_ns_names="$_ns_names $_ns"
+		ip netns add "$_ns" || { _ns_fail "cannot create namespace '$_ns'"; return 1; }
 		# Both veth ends are made inside the bridge's namespace and one moves straight
 		# into the host namespace I: neither ever exists in the root namespace.
 		ip -n "$_ns_br" link add "v$_i" type veth peer name eth0 netns "$_ns" &&
@@ -153,6 +155,7 @@ ns_teardown() {
 		[ $_sig = KILL ] || sleep 0.3
 	done
 	for _ns in $_ns_names; do
+		[ -e "/run/netns/$_ns" ] || continue # recorded, not made yet
 		ip netns del "$_ns" 2>/dev/null || echo "netns: cannot delete namespace '$_ns'" >&2
 	done
 	_ns_names=""
