@@ -724,10 +724,10 @@ static bool feed_listed(const struct zila_feed_head *f, size_t n, const struct z
 	return false;
 }
 
-/* Rows parked in the replica now (-1 when it cannot be read). */
-static int64_t parked_count(struct zila_store *s)
+/* The one count a kept statement sql answers (-1 when it cannot be read). */
+static int64_t count_of(struct zila_store *s, const char *sql)
 {
-	sqlite3_stmt *q = store_stmt(s, "SELECT count(*) FROM zila_parked");
+	sqlite3_stmt *q = store_stmt(s, sql);
 	int64_t n = -1;
 	if (q != NULL && sqlite3_step(q) == SQLITE_ROW)
 		n = sqlite3_column_int64(q, 0);
@@ -736,16 +736,16 @@ static int64_t parked_count(struct zila_store *s)
 	return n;
 }
 
-/* How many entries the replica holds for a schema it lacks (-1: unknown). */
+/* Rows parked in the replica now. */
+static int64_t parked_count(struct zila_store *s)
+{
+	return count_of(s, "SELECT count(*) FROM zila_parked");
+}
+
+/* How many entries the replica holds for a schema it lacks. */
 static int64_t held_count(struct zila_store *s)
 {
-	sqlite3_stmt *q = store_stmt(s, "SELECT count(*) FROM zila_entries WHERE applied = 0");
-	int64_t n = -1;
-	if (q != NULL && sqlite3_step(q) == SQLITE_ROW)
-		n = sqlite3_column_int64(q, 0);
-	if (q != NULL)
-		sqlite3_reset(q);
-	return n;
+	return count_of(s, "SELECT count(*) FROM zila_entries WHERE applied = 0");
 }
 
 /* Applies the sorted, admitted entries in one transaction. Careless, an entry the merge
