@@ -138,6 +138,10 @@ int zila_os_reload_signal(void);
 const char *zila_os_signal_name(int sig);
 /* A write to a closed socket returns an error instead of killing the process. */
 void zila_os_ignore_sigpipe(void);
+/* Raises the soft limit on open descriptors to the hard one (a service's soft limit is
+ * often 1,024: each session of the daemon holds a socket); returns the limit now, 0 when
+ * it is not known or there is none (Windows). */
+unsigned long zila_os_raise_fd_limit(void);
 
 /* --- the daemon's instance lock -------------------------------------------------------- */
 

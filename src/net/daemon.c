@@ -862,6 +862,10 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 		goto out;
 	}
 	zila_os_ignore_sigpipe();
+	unsigned long nfd = zila_os_raise_fd_limit();
+	if (nfd != 0 && nfd < 4u * (cfg->max_sessions ? cfg->max_sessions : 64) + 64)
+		zila_log(ZILA_LOG_WARN, "only %lu open files allowed (ulimit -n): fewer sessions than --max-sessions %u "
+			 "may run at once", nfd, cfg->max_sessions ? cfg->max_sessions : 64);
 	if ((r = take_lock(d, err)) != 0)
 		goto out;
 	if ((r = zila_store_open(&d->store, d->dir, err)) != 0)

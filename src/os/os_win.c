@@ -680,6 +680,11 @@ void zila_os_ignore_sigpipe(void)
 {
 }
 
+unsigned long zila_os_raise_fd_limit(void)
+{
+	return 0; /* sockets are handles: no per-process limit of this kind */
+}
+
 /* --- the daemon's instance lock -------------------------------------------------------- */
 
 /* A byte far past the pid: Windows' locks are mandatory, so the pid itself stays readable. */
