@@ -125,6 +125,7 @@ static void conn_free(struct conn *c)
 	zila_buf_release(&c->out);
 	zila_buf_release(&c->inflight);
 	zila_buf_release(&c->msg);
+	zila_buf_release(&c->held_in);
 	sodium_memzero(&c->jc, sizeof(c->jc));
 	free(c);
 	cs->hooks.freed(cs->hooks.ctx);
@@ -153,10 +154,13 @@ static struct conn *conn_new(struct conns *cs, bool initiator)
 	c->timer.data = c;
 	uv_timer_init(cs->env->loop, &c->pace);
 	c->pace.data = c;
+	uv_idle_init(cs->env->loop, &c->apply_idle);
+	c->apply_idle.data = c;
+	zila_buf_init(&c->held_in, READ_CHUNK);
 	uv_tcp_init(cs->env->loop, &c->tcp);
 	c->tcp.data = c;
 	c->tcp_open = true;
-	c->nopen = 3;
+	c->nopen = 4;
 	c->next = cs->list;
 	cs->list = c;
 	cs->n++;
@@ -197,6 +201,11 @@ static void conn_close_handles(struct conn *c)
 	uv_close((uv_handle_t *)&c->timer, on_close);
 	uv_timer_stop(&c->pace);
 	uv_close((uv_handle_t *)&c->pace, on_close);
+	/* A window being applied in slices stops here: what was applied is kept, the rest
+	 * comes again with the next session (it was not acknowledged). */
+	c->applying = false;
+	uv_idle_stop(&c->apply_idle);
+	uv_close((uv_handle_t *)&c->apply_idle, on_close);
 	if (c->tcp_open) {
 		c->tcp_open = false;
 		uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -301,7 +310,7 @@ static const char *peer_label(const struct conn *c, char *buf, size_t n)
 
 static void start_reading(struct conn *c)
 {
-	if (!c->reading && c->tcp_open && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+	if (!c->reading && c->tcp_open && !c->applying && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
 		c->reading = true;
 }
 
@@ -626,14 +635,130 @@ static void on_established(struct conn *c)
 	deadline(c, idle_ms(c->cs));
 }
 
-/* Applies a window the session has received, inline on the daemon's connection for now,
- * and tells the session how it went (it acknowledges, or fails and tells the peer). */
+static void on_bytes(struct conn *c, const uint8_t *p, size_t len);
+static void session_step(struct conn *c);
+
+/* The pending window's slices applied so far, with this one's stats: counts add up, and a
+ * feed's first refusal is kept once. */
+static void stats_add(struct zila_apply_stats *to, const struct zila_apply_stats *st)
+{
+	to->nreceived += st->nreceived;
+	to->napplied += st->napplied;
+	to->nduplicate += st->nduplicate;
+	to->nrejected += st->nrejected;
+	to->nheld += st->nheld;
+	to->nretried += st->nretried;
+	to->ngap += st->ngap;
+	to->nconflicts += st->nconflicts;
+	to->nparked += st->nparked;
+	to->ntrust += st->ntrust;
+	to->nrefusals_more += st->nrefusals_more;
+	for (size_t i = 0; i < st->nrefusals; i++) {
+		const struct zila_refusal *f = &st->refusals[i];
+		size_t k = 0;
+		while (k < to->nrefusals &&
+		       (memcmp(to->refusals[k].origin, f->origin, 32) != 0 || strcmp(to->refusals[k].part, f->part) != 0))
+			k++;
+		if (k < to->nrefusals)
+			to->refusals[k].nwaiting += 1 + f->nwaiting; /* a later entry of a feed refused before */
+		else if (to->nrefusals < ZILA_APPLY_REFUSALS)
+			to->refusals[to->nrefusals++] = *f;
+		else
+			to->nrefusals_more++;
+	}
+}
+
+/* The window is applied (or failed, r): the session acknowledges it, and what came with its
+ * last message is taken now. */
+static void apply_done(struct conn *c, int r, struct zila_error *err)
+{
+	c->applying = false;
+	uv_idle_stop(&c->apply_idle);
+	uv_update_time(c->cs->env->loop);
+	c->last_apply_ms = c->last_read_ms = uv_now(c->cs->env->loop);
+	r = zila_session_applied(c->sess, r, &c->apply_st, err);
+	if (r != 0) {
+		conn_fail(c, r, "%s", zila_error_msg(err, r));
+		conn_flush(c);
+		return;
+	}
+	deadline(c, idle_ms(c->cs));
+	if (c->held_in.len > 0) {
+		/* on_bytes may hold bytes again (another large window): take these out first */
+		struct zila_buf held = c->held_in;
+		zila_buf_init(&c->held_in, READ_CHUNK);
+		on_bytes(c, held.p, held.len);
+		zila_buf_release(&held);
+	} else {
+		session_step(c);
+		conn_flush(c);
+	}
+	if (c->state != CONN_CLOSED && unwritten(c) <= READ_PAUSE_BYTES)
+		start_reading(c);
+}
+
+/* One slice of the pending window, one transaction, per turn of the loop. */
+static void on_apply_slice(uv_idle_t *h)
+{
+	struct conn *c = container_of(h, struct conn, apply_idle);
+	struct zila_error err;
+	struct zila_apply_stats st;
+	zila_error_clear(&err);
+	if (!c->applying || c->state == CONN_CLOSED || c->sess == NULL) {
+		uv_idle_stop(h);
+		return;
+	}
+	/* Handshakes first: while one is under way (a few turns of the loop, each quick) the
+	 * slice waits, at most APPLY_DEFER_MS, so a flood of handshakes cannot stop the apply. */
+	uint64_t now = zila_os_mono_ms();
+	if (c->cs->npreauth > 0) {
+		if (c->apply_defer_since == 0)
+			c->apply_defer_since = now;
+		if (now - c->apply_defer_since < APPLY_DEFER_MS)
+			return;
+	}
+	c->apply_defer_since = 0;
+	size_t end = c->apply_next, bytes = 0;
+	while (end < c->apply_n && (end == c->apply_next || bytes + c->apply_v[end].len <= APPLY_SLICE_BYTES))
+		bytes += c->apply_v[end++].len;
+	memset(&st, 0, sizeof(st));
+	int r = zila_store_apply(c->cs->env->store, c->apply_v + c->apply_next, end - c->apply_next, &st, &err);
+	stats_add(&c->apply_st, &st);
+	c->apply_next = end;
+	/* the session is busy, not idle: no deadline while its window is applied */
+	deadline(c, idle_ms(c->cs));
+	if (r != 0 || end == c->apply_n)
+		apply_done(c, r, &err);
+}
+
+/* Applies a window the session has received on the daemon's connection, and tells the
+ * session how it went (it acknowledges, or fails and tells the peer why). A window of more
+ * than APPLY_SLICE_BYTES is applied in slices, one per turn of the loop (on_apply_slice),
+ * so that other peers wait at most a slice, not the window: each slice is a transaction of
+ * whole entries (a kill keeps the slices committed and the next session resends the rest,
+ * which was not acknowledged), and the merge does not depend on how entries are grouped.
+ * The connection reads nothing more until the window is applied. */
 static int apply_window(struct conn *c, struct zila_error *err)
 {
 	const struct zila_view *v;
-	size_t n;
-	if (!zila_session_pending(c->sess, &v, &n))
+	size_t n, bytes = 0;
+	if (c->applying || !zila_session_pending(c->sess, &v, &n))
 		return 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += v[i].len;
+	if (bytes > APPLY_SLICE_BYTES && n > 1) {
+		c->applying = true;
+		c->apply_v = v;
+		c->apply_n = n;
+		c->apply_next = 0;
+		memset(&c->apply_st, 0, sizeof(c->apply_st));
+		if (c->reading) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->reading = false;
+		}
+		uv_idle_start(&c->apply_idle, on_apply_slice);
+		return 0;
+	}
 	struct zila_apply_stats st;
 	memset(&st, 0, sizeof(st));
 	int r = zila_store_apply(c->cs->env->store, v, n, &st, err);
@@ -653,6 +778,8 @@ static void session_step(struct conn *c)
 	struct zila_error err;
 	uint64_t now = uv_now(c->cs->env->loop);
 	int r = 0;
+	if (c->applying)
+		return;
 	zila_error_clear(&err);
 	if (now - c->last_apply_ms >= APPLY_EVERY_MS) {
 		if ((r = zila_session_flush(c->sess, &err)) == 0)
@@ -694,7 +821,7 @@ static void on_message(struct conn *c)
 			conn_fail(c, r, "%s", zila_error_msg(&err, r));
 			return;
 		}
-		if (zila_session_done(c->sess)) {
+		if (!c->applying && zila_session_done(c->sess)) {
 			c->result = 0;
 			conn_finished(c);
 			begin_closing(c);
@@ -771,6 +898,14 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 			on_established(c);
 		else if (ev == ZILA_CHANNEL_MESSAGE)
 			on_message(c);
+		if (c->applying) {
+			/* the rest waits until the window is applied (apply_done) */
+			if (off < len && zila_buf_put(&c->held_in, p + off, len - off) != 0) {
+				conn_fail(c, ZILA_ENOMEM, "out of memory");
+				break;
+			}
+			break;
+		}
 		else if (ev == ZILA_CHANNEL_CLOSED) {
 			if (c->state == CONN_SESSION)
 				conn_fail(c, ZILA_ECLOSED, "the peer closed the session before it completed");
@@ -963,6 +1098,10 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 		}
 		break;
 	case EV_TIMEOUT:
+		if (c->state == CONN_SESSION && c->applying) {
+			deadline(c, idle_ms(c->cs));
+			break;
+		}
 		if (c->state == CONN_SESSION) {
 			uint64_t now = uv_now(c->cs->env->loop), until = session_alive_until(c);
 			if (until > now) {

@@ -73,6 +73,17 @@ struct conn {
 	uint8_t first[16];   /* the first bytes it sent: what answered, when it is not zila */
 	size_t nfirst;
 	bool busy_refused;   /* the peer turned our handshake away unanswered, soon after a sync */
+	/* A large received window is applied in slices of about APPLY_SLICE_BYTES, one per turn
+	 * of the loop (apply_idle), so other peers' handshakes and sessions go on meanwhile;
+	 * the connection reads nothing more until the window is applied, and bytes that came
+	 * with the window's last message wait in held_in. */
+	uv_idle_t apply_idle;
+	bool applying;
+	const struct zila_view *apply_v; /* the session's window, borrowed until applied */
+	size_t apply_n, apply_next;
+	uint64_t apply_defer_since; /* a slice waits for handshakes since (monotonic ms), or 0 */
+	struct zila_apply_stats apply_st; /* of the slices so far */
+	struct zila_buf held_in;
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */
 	size_t nskip;
 	uint8_t rbuf[READ_CHUNK];

@@ -40,6 +40,12 @@
 #define PROGRESS_MS 1000
 #define PROGRESS_MIN_BYTES 512
 #define APPLY_EVERY_MS 1000
+/* A received window larger than this is applied in slices of about this many bytes of
+ * entries (an entry is never split: one of 16-256 KiB wire form is a slice alone), one
+ * transaction each, the loop turning between them (conn.c), so that other peers'
+ * handshakes do not wait for a window's seconds (#20). */
+#define APPLY_SLICE_BYTES (32 * 1024)
+#define APPLY_DEFER_MS 20 /* a slice waits at most this long for handshakes under way */
 #define LINK_AHEAD_MS 2000
 #define LINK_QUEUE_MIN (32 * 1024)
 #define CHUNK_LINK_MS 1000
