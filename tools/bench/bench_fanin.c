@@ -33,6 +33,22 @@ static long hq_rss_kb(pid_t pid)
 	return kb;
 }
 
+/* CPU seconds (user + system) the process has used so far. */
+static double cpu_s(pid_t pid)
+{
+	char path[64];
+	unsigned long ut = 0, st = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	/* after "pid (comm) ": fields 3.. ; utime and stime are fields 14 and 15 */
+	if (fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		ut = st = 0;
+	fclose(f);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int64_t count(const char *dbpath, const char *sql)
 {
 	sqlite3 *db;
@@ -220,6 +236,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nlap; i++)
 		zila_backoff_init(&backoff[i], 1000, 5 * 60 * 1000);
 	int redials = 0;
+	double hq_cpu0 = cpu_s(d);
 	double t0 = now();
 	for (int i = 0; i < nlap; i++)
 		pfd[i].fd = sides[i].fd = dial(i, &to);
@@ -295,6 +312,7 @@ int main(int argc, char **argv)
 		free(bufs[i]);
 	}
 	long rss = hq_rss_kb(d);
+	double hq_cpu = cpu_s(d) - hq_cpu0;
 	kill(d, SIGTERM);
 	int status;
 	waitpid(d, &status, 0);
@@ -312,6 +330,7 @@ int main(int argc, char **argv)
 	printf("fan-in:      %d sessions in %.2f s (%.1f ms each on average, all at once); entries up %llu, down %llu;"
 	       " %d handshakes closed by HQ's limit and dialled again\n",
 	       nlap, total, total * 1e3 / nlap, (unsigned long long)sent, (unsigned long long)received, redials);
+	printf("             HQ's CPU %.2f s (%.2f ms a session)\n", hq_cpu, hq_cpu * 1e3 / nlap);
 	printf("             HQ peak RSS %.1f MiB; HQ holds %lld of %d laptop rows; laptops miss %lld rows; daemon exit %d\n",
 	       (double)rss / 1024, (long long)at_hq, nlap * rows, (long long)missing,
 	       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
