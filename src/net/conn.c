@@ -461,7 +461,9 @@ static void link_sample(struct conn *c)
 static void conn_pump(struct conn *c)
 {
 	struct zila_error err;
-	if (c->state != CONN_SESSION || c->sess == NULL)
+	/* nothing goes out while a received window is applied in slices: the session is
+	 * between a message and its answer (apply_done pumps again) */
+	if (c->state != CONN_SESSION || c->sess == NULL || c->applying)
 		return;
 	zila_error_clear(&err);
 	for (int i = 0; i < 64 && zila_session_wants_to_send(c->sess); i++) {
