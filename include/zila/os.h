@@ -229,6 +229,10 @@ int zila_os_service_run(const char *name, int (*run)(void *arg), void (*stop)(vo
 			struct zila_error *err) ZILA_MUST_CHECK;
 /* This program's own path (for the service's command line). */
 int zila_os_self_path(char *out, size_t n) ZILA_MUST_CHECK;
+/* Appends standard error, unbuffered, to the file at path (made when missing): a service's
+ * log. Works also when the process was started with no standard error at all (a Windows
+ * service). Returns 0, or a negative code with standard error left as it was. */
+int zila_os_stderr_to(const char *path) ZILA_MUST_CHECK;
 /* Opens url in the user's browser; ZILA_ENOTFOUND when there is none to open it with. */
 int zila_os_open_url(const char *url) ZILA_MUST_CHECK;
 

@@ -857,6 +857,14 @@ int zila_os_self_path(char *out, size_t n)
 	return 0;
 }
 
+int zila_os_stderr_to(const char *path)
+{
+	if (freopen(path, "a", stderr) == NULL)
+		return io_code(errno);
+	setvbuf(stderr, NULL, _IONBF, 0);
+	return 0;
+}
+
 int zila_os_open_url(const char *url)
 {
 	(void)url; /* a daemon's host may have no browser: the caller prints the link */

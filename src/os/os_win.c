@@ -1215,6 +1215,30 @@ int zila_os_self_path(char *out, size_t n)
 	return k == 0 || k >= n ? ZILA_ETOOBIG : 0;
 }
 
+/* A service starts with no standard handles: msvcrt then gives stderr no descriptor (-2),
+ * and Wine's freopen refuses such a stream (the log was never written under Wine). So the
+ * file becomes descriptor 2 and the standard error handle, and the stream is pointed at it. */
+int zila_os_stderr_to(const char *path)
+{
+	int fd = _open(path, _O_WRONLY | _O_CREAT | _O_APPEND | _O_BINARY | _O_NOINHERIT, _S_IREAD | _S_IWRITE);
+	if (fd < 0)
+		return errno == ENOENT ? ZILA_ENOTFOUND : errno == EACCES ? ZILA_EAUTH : ZILA_EIO;
+	fflush(stderr);
+	if (fd != 2 && _dup2(fd, 2) != 0) {
+		_close(fd);
+		return ZILA_EIO;
+	}
+	if (fd != 2)
+		_close(fd);
+	SetStdHandle(STD_ERROR_HANDLE, (HANDLE)_get_osfhandle(2));
+	if (_fileno(stderr) != 2) {
+		stderr->_file = 2;
+		stderr->_flag = _IOWRT;
+	}
+	setvbuf(stderr, NULL, _IONBF, 0);
+	return 0;
+}
+
 int zila_os_open_url(const char *url)
 {
 	return (INT_PTR)ShellExecuteA(NULL, "open", url, NULL, NULL, SW_SHOWNORMAL) > 32 ? 0 : ZILA_ENOTFOUND;

@@ -1,8 +1,12 @@
 ; The zila installer (Debian's nsis: makensis), made by `make windows`: zila.exe in Program
 ; Files, the replica of this machine in %ProgramData%\zila, the service "zila" started at boot,
 ; firewall rules for TCP 7400 (sync) and UDP 7401 (LAN beacons) on private networks only, a
-; Start-menu entry that opens the web interface. The uninstaller keeps the replica unless asked.
-Unicode true
+; Start-menu entry that opens the web interface. The uninstaller keeps the replica unless asked
+; (a box to tick, or /PURGE: `uninstall.exe /S /PURGE`).
+; A 64-bit installer (Debian's nsis ships the amd64-unicode stubs and plugins): it runs under
+; wine64 alone, and on Windows it sees the 64-bit Program Files and registry without redirection.
+Target amd64-unicode
+!include FileFunc.nsh
 SetCompressor /SOLID lzma
 !ifndef OUTFILE
 !define OUTFILE "zila-setup.exe"
@@ -78,8 +82,12 @@ Section "Uninstall"
   Delete "$INSTDIR\uninstall.exe"
   RMDir "$INSTDIR"
   DeleteRegKey HKLM "${UNINST}"
-  ; The replica holds this laptop's records and its device key: kept unless asked (and never
-  ; in a silent uninstall, /S).
+  ; The replica holds this laptop's records and its device key: kept unless asked (/PURGE;
+  ; a silent uninstall, /S, without /PURGE keeps it).
+  ${un.GetParameters} $R0
+  ClearErrors
+  ${un.GetOptions} $R0 "/PURGE" $R1
+  IfErrors 0 wipe
   IfSilent keep
   MessageBox MB_YESNO|MB_DEFBUTTON2|MB_ICONEXCLAMATION "Also delete this laptop's zila records in ${DATA}?$\r$\n$\r$\nChanges not yet sent to HQ are lost, and the laptop must be enrolled again. Choose No to keep them (a later install uses them again)." IDYES wipe IDNO keep
   wipe:
