@@ -11,6 +11,7 @@
 #include <sddl.h>
 #include <shellapi.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <io.h>
@@ -1215,6 +1216,11 @@ int zila_os_self_path(char *out, size_t n)
 	return k == 0 || k >= n ? ZILA_ETOOBIG : 0;
 }
 
+const char *zila_os_service_start_how(void)
+{
+	return "'net start zila' in a command prompt run as administrator (or Services, 'zila sync', Start)";
+}
+
 /* A service starts with no standard handles: msvcrt then gives stderr no descriptor (-2),
  * and Wine's freopen refuses such a stream (the log was never written under Wine). So the
  * file becomes descriptor 2 and the standard error handle, and the stream is pointed at it. */
@@ -1239,9 +1245,37 @@ int zila_os_stderr_to(const char *path)
 	return 0;
 }
 
+/* The link holds a one-time login token. A browser started with it on its command line
+ * would show it to every process list and to the auditing of process creation (event 4688,
+ * Sysmon), so the browser is given a page of this user's own instead (%TEMP%\zila-open.html,
+ * owner-only, replaced at each open) that sends it on; its token is good once, for 5 minutes. */
 int zila_os_open_url(const char *url)
 {
-	return (INT_PTR)ShellExecuteA(NULL, "open", url, NULL, NULL, SW_SHOWNORMAL) > 32 ? 0 : ZILA_ENOTFOUND;
+	char tmp[MAX_PATH + 1], path[MAX_PATH + 32], page[2048];
+	for (const char *c = url; *c != '\0'; c++)
+		if (!isalnum((unsigned char)*c) && strchr(":/.#=_-?&%", *c) == NULL)
+			return ZILA_EINVAL; /* it goes into the page as it is */
+	DWORD k = GetTempPathA(sizeof(tmp), tmp);
+	if (k == 0 || k >= sizeof(tmp))
+		return ZILA_ENOTFOUND;
+	snprintf(path, sizeof(path), "%szila-open.html", tmp);
+	int n = snprintf(page, sizeof(page),
+			 "<!doctype html><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">"
+			 "<meta http-equiv=\"refresh\" content=\"0;url=%s\"><title>zila</title>"
+			 "<script>location.replace(\"%s\")</script><p><a href=\"%s\">zila</a>\n",
+			 url, url, url);
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (n < 0 || (size_t)n >= sizeof(page) || zila_os_write_atomic(path, page, (size_t)n, 0600, &err) != 0)
+		return ZILA_EIO;
+	return (INT_PTR)ShellExecuteA(NULL, "open", path, NULL, NULL, SW_SHOWNORMAL) > 32 ? 0 : ZILA_ENOTFOUND;
+}
+
+/* A console of its own: started from the Start menu or Explorer, not from a prompt. */
+bool zila_os_console_own(void)
+{
+	DWORD pids[2];
+	return GetConsoleProcessList(pids, 2) == 1;
 }
 
 /* --- a worker thread ----------------------------------------------------------------- */

@@ -71,11 +71,25 @@ $(WIN_OUT)/obj/tests/%.o: WIN_CFLAGS += -Wno-format
 WIN_UNIT_RUN := $(filter-out $(WIN_OUT)/tests/test_os_full.exe $(WIN_OUT)/tests/test_webapi.exe,$(WIN_UNIT))
 check-windows: build/.deps-windows
 	$(Q)$(MAKE) --no-print-directory windows-deps
-	$(Q)$(MAKE) --no-print-directory $(WIN_OUT)/zila.exe $(WIN_UNIT_RUN) build/asan/zila
+	$(Q)$(MAKE) --no-print-directory $(WIN_OUT)/zila.exe $(WIN_UNIT_RUN) build/asan/zila $(WIN_SETUP_TEST)
 	$(Q)sh tools/windows/check.sh $(WIN_OUT) $(WIN_UNIT_RUN)
 	@# Linux HQ (the ASan build make check uses) and a Windows laptop under Wine, on loopback
 	$(Q)ZILA=$(CURDIR)/build/asan/zila ZILA_EXE=$(CURDIR)/$(WIN_OUT)/zila.exe WINEPREFIX=$(CURDIR)/$(WIN_OUT)/wine \
 	  sh tests/windows/test_cross.sh
+	$(Q)$(MAKE) --no-print-directory check-windows-setup
+
+# The installer run in a fresh Wine prefix (tests/windows/test_setup.sh): install, service,
+# Start menu, firewall commands, enrolment, update, uninstall. In make check: its own part.
+WIN_SETUP_TEST := $(WIN_OUT)/zila-setup.exe $(WIN_OUT)/tests/fake_netsh.exe build/asan/zila
+$(WIN_OUT)/tests/fake_netsh.exe: tests/windows/fake_netsh.c
+	@mkdir -p $(@D)
+	$(Q)$(WIN_CC) -std=c11 $(WARN) -O2 -g0 -fno-ident -Wl,--no-insert-timestamp -o $@ $<
+.PHONY: check-windows-setup
+check-windows-setup: build/.deps-windows
+	$(Q)$(MAKE) --no-print-directory windows-deps
+	$(Q)$(MAKE) --no-print-directory $(WIN_SETUP_TEST)
+	$(Q)ZILA=$(CURDIR)/build/asan/zila SETUP_EXE=$(CURDIR)/$(WIN_OUT)/zila-setup.exe \
+	  FAKE_NETSH=$(CURDIR)/$(WIN_OUT)/tests/fake_netsh.exe sh tests/windows/test_setup.sh
 
 # The installer (Debian's nsis), README "Windows".
 $(WIN_OUT)/zila-setup.exe: tools/windows/zila.nsi $(WIN_OUT)/zila.exe
