@@ -82,25 +82,35 @@ static PSID self_sid(void **buf)
 	return *buf != NULL ? ((TOKEN_USER *)*buf)->User.Sid : NULL;
 }
 
-/* A protected DACL that lets this process's user (and, for a directory, what is created in
- * it) do everything, and nobody else anything: no inherited entries for Users or Everyone. */
+/* A protected DACL that lets this process's user, SYSTEM and Administrators (and, for a
+ * directory, what is created in it) do everything, and nobody else anything: no inherited
+ * entries for Users or Everyone. SYSTEM and Administrators, who can take any file anyway, are
+ * there for the service: the installer (an administrator) makes the replica in ProgramData
+ * that the service (LocalSystem) opens, and an administrator's 'zila join' or 'invite' on it
+ * writes files the service must read; with the user alone, each would lock the other out. */
 static int make_owner_only(const char *path, bool dir)
 {
 	void *tu;
 	PSID me = self_sid(&tu);
 	int r = ZILA_EIO;
 	PACL acl = NULL;
-	if (me == NULL)
+	BYTE sys[SECURITY_MAX_SID_SIZE], admins[SECURITY_MAX_SID_SIZE];
+	DWORD sys_len = sizeof(sys), admins_len = sizeof(admins);
+	if (me == NULL || !CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &sys_len) ||
+	    !CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &admins_len))
 		goto out;
-	EXPLICIT_ACCESS_A ea;
-	memset(&ea, 0, sizeof(ea));
-	ea.grfAccessPermissions = GENERIC_ALL;
-	ea.grfAccessMode = SET_ACCESS;
-	ea.grfInheritance = dir ? SUB_CONTAINERS_AND_OBJECTS_INHERIT : NO_INHERITANCE;
-	ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
-	ea.Trustee.TrusteeType = TRUSTEE_IS_USER;
-	ea.Trustee.ptstrName = (LPSTR)me;
-	if (SetEntriesInAclA(1, &ea, NULL, &acl) != ERROR_SUCCESS)
+	EXPLICIT_ACCESS_A ea[3];
+	PSID who[3] = { me, (PSID)sys, (PSID)admins };
+	memset(ea, 0, sizeof(ea));
+	for (int i = 0; i < 3; i++) {
+		ea[i].grfAccessPermissions = GENERIC_ALL;
+		ea[i].grfAccessMode = SET_ACCESS;
+		ea[i].grfInheritance = dir ? SUB_CONTAINERS_AND_OBJECTS_INHERIT : NO_INHERITANCE;
+		ea[i].Trustee.TrusteeForm = TRUSTEE_IS_SID;
+		ea[i].Trustee.TrusteeType = i == 0 ? TRUSTEE_IS_USER : TRUSTEE_IS_WELL_KNOWN_GROUP;
+		ea[i].Trustee.ptstrName = (LPSTR)who[i];
+	}
+	if (SetEntriesInAclA(3, ea, NULL, &acl) != ERROR_SUCCESS)
 		goto out;
 	if (SetNamedSecurityInfoA((LPSTR)path, SE_FILE_OBJECT,
 				  DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, NULL, NULL, acl,
