@@ -447,6 +447,8 @@ static int daemon_reload(struct daemon *d)
 	char *peers = NULL, *hq = NULL;
 	uint64_t now = uv_now(&d->loop);
 	(void)daemon_identity(d);
+	/* Enrolled by 'zila join' while running (the service): beacons start now, not at a restart. */
+	(void)discovery_start(&d->disc);
 	if (zila_store_meta_get(d->store, ZILA_META_NET_PEERS, &peers) != 0)
 		peers = NULL;
 	if (d->env.id.is_hq || zila_store_meta_get(d->store, ZILA_META_JOIN_HQ, &hq) != 0 || hq == NULL || hq[0] == '\0') {
