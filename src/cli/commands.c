@@ -82,7 +82,7 @@ const struct cli_command cli_commands[] = {
 	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", CLI_DAEMON },
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq", 0 },
 	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", CLI_DAEMON },
-	{ "open", cmd_open, "print a one-time login link of the daemon's web interface (http://127.0.0.1:7480/)",
+	{ "open", cmd_open, "print a one-time login link of the daemon's web interface (http://127.0.0.1:7480/); Windows: open it in the browser",
 	  "zila open", 0 },
 	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", CLI_DAEMON },
 	{ "service", cmd_service, "the daemon as a Windows service started at boot (install as an administrator; the replica stays on uninstall)",

@@ -75,6 +75,8 @@ lnk() { python3 -c 'import sys; print(open(sys.argv[1], "rb").read().decode("utf
 lnk "$MENU/zila.lnk" >"$T/lnk"
 grep -q 'C:\\Program Files\\zila\\zila.exe' "$T/lnk" && grep -q -- '-d "C:\\ProgramData\\zila" open' "$T/lnk" &&
 	ok "Start menu: 'zila' runs zila.exe -d C:\\ProgramData\\zila open" || bad "the Start-menu entry: $(tr -cd '[:print:]' <"$T/lnk" | head -c 300)"
+[ "$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read()[0x15] & 0x20)' "$MENU/zila.lnk")" = 32 ] &&
+	ok "Start menu: 'zila' runs as administrator (the service's pipe admits no one else)" || bad "the entry's run-as flag"
 [ -f "$MENU/Uninstall zila.lnk" ] && [ -f "$MENU/zila data folder.lnk" ] && ok "Start menu: 'zila data folder' and 'Uninstall zila'" ||
 	bad "the other Start-menu entries: $(ls "$MENU" 2>&1)"
 if [ -f "$FAKE_NETSH" ]; then

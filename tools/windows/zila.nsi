@@ -57,6 +57,16 @@ Section "zila"
   ; the Start menu: the web interface (zila open), and the replica's folder
   CreateDirectory "$SMPROGRAMS\zila"
   CreateShortCut "$SMPROGRAMS\zila\zila.lnk" "$INSTDIR\zila.exe" '-d "${DATA}" open' "$INSTDIR\zila.exe" 0 SW_SHOWMINIMIZED
+  ; "Run as administrator" (the link's flag SLDF_RUNAS_USER, 0x2000 at offset 0x14): the
+  ; service's named pipe admits only Administrators with their full rights, so an entry run with
+  ; a user's ordinary rights would be refused ("permission denied"); Windows asks (UAC) first.
+  FileOpen $0 "$SMPROGRAMS\zila\zila.lnk" a
+  FileSeek $0 0x15 SET
+  FileReadByte $0 $1
+  IntOp $1 $1 | 0x20
+  FileSeek $0 0x15 SET
+  FileWriteByte $0 $1
+  FileClose $0
   CreateShortCut "$SMPROGRAMS\zila\zila data folder.lnk" "${DATA}"
   CreateShortCut "$SMPROGRAMS\zila\Uninstall zila.lnk" "$INSTDIR\uninstall.exe"
   WriteRegStr HKLM "${UNINST}" "DisplayName" "zila"
