@@ -37,9 +37,10 @@ FunctionEnd
 
 Section "zila"
   SetOutPath "$INSTDIR"
-  ; an update: the running service lets go of zila.exe first
-  nsExec::ExecToLog 'sc stop zila'
-  Sleep 2000
+  ; an update: the running service lets go of zila.exe first ('net stop' waits until it has
+  ; stopped; 'sc stop' returns at once, and a slow stop would leave zila.exe in use)
+  nsExec::ExecToLog 'net stop zila'
+  Sleep 1000
   File "${EXE}"
   WriteUninstaller "$INSTDIR\uninstall.exe"
   CreateDirectory "${DATA}"
@@ -48,7 +49,7 @@ Section "zila"
   ; the service (zila service install), started now and at every boot
   nsExec::ExecToLog '"$INSTDIR\zila.exe" service uninstall'
   nsExec::ExecToLog '"$INSTDIR\zila.exe" -d "${DATA}" service install'
-  nsExec::ExecToLog 'sc start zila'
+  nsExec::ExecToLog 'net start zila'
   ; Windows Defender Firewall: sync and beacons from private networks only (not public Wi-Fi)
   nsExec::ExecToLog 'netsh advfirewall firewall delete rule name="zila sync (TCP 7400)"'
   nsExec::ExecToLog 'netsh advfirewall firewall delete rule name="zila LAN beacons (UDP 7401)"'
