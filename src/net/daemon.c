@@ -232,8 +232,14 @@ static void on_ended(void *ctx, struct conn *c)
 	}
 	/* A cut link makes the next session commit every chunk; our own replica's trouble,
 	 * or the peer's that it told us of, says nothing about the link. */
+	bool ref_failed = st != NULL && st->ref_failed;
 	if (t != NULL && !c->duplicate)
-		t->flaky = !ok && c->sess != NULL && !local_fault && c->result != ZILA_EPEER;
+		t->flaky = !ok && c->sess != NULL && !local_fault && c->result != ZILA_EPEER && !ref_failed;
+	if (ref_failed && c->has_peer) {
+		conn_noref_add(&d->conns, c->peer_pk);
+		zila_log(ZILA_LOG_INFO, "a key sent by reference in the session with %s was not found: sessions with it send keys whole",
+			 c->addr);
+	}
 	if (st != NULL && st->entries_applied > 0 && d->cfg.watch != NULL && d->cfg.watch->changed != NULL)
 		d->cfg.watch->changed(d->cfg.watch->ctx);
 	if (st != NULL && st->entries_received > 0)
