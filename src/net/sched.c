@@ -219,6 +219,17 @@ size_t zila_sched_want_all(struct zila_sched *s, const uint8_t *except_device, u
 	return n;
 }
 
+bool zila_sched_covered(enum zila_sched_conn conn, int64_t offered, int64_t own, bool pending)
+{
+	if (own < 0)
+		return false;
+	/* A session not started yet takes everything there is when it starts (the race seen in
+	 * test_daemon: a notice during another's handshake or close made a second session). */
+	if (conn == ZILA_SCHED_CONN_STARTING)
+		return true;
+	return !pending && offered >= own;
+}
+
 size_t zila_sched_relay(struct zila_sched *s, const uint8_t from_device[32], uint64_t applied, uint64_t trust,
 			uint64_t now_ms)
 {
