@@ -170,12 +170,14 @@ struct zila_sched_result {
 	bool busy_refused;  /* turned away unanswered soon after a completed sync */
 	bool local_fault;   /* our own replica failed (full, locked): retried soon */
 	bool joined;        /* a JOIN completed: sync as a member at once */
+	bool ref_failed;    /* failed on a key sent by reference: the next session, with keys
+			     * whole, goes at once (a user waiting waits for it) */
 	uint32_t rnd;       /* a random number for the jitter */
 };
 /* What the caller does next. */
 struct zila_sched_after {
 	uint32_t delay_ms;   /* the next attempt is not before now + delay_ms (0: when wanted) */
-	bool busy_retry;     /* a quick retry of a busy peer */
+	bool busy_retry;     /* a quick retry of a busy peer (or after ref_failed) */
 	bool gave_up;        /* a LAN peer that failed ZILA_SCHED_LAN_GIVE_UP times: not dialled again until heard anew */
 	bool log;            /* a failed dial worth a log line (see zila_sched_log_failure) */
 	uint64_t nquiet;     /* with log: failed dials to p not logged since its last line */

@@ -316,6 +316,7 @@ static void on_ended(void *ctx, struct conn *c)
 			.busy_refused = c->busy_refused,
 			.local_fault = local_fault,
 			.joined = joined,
+			.ref_failed = ref_failed,
 			.rnd = randombytes_random(),
 		};
 		struct zila_sched_after after;
@@ -326,7 +327,10 @@ static void on_ended(void *ctx, struct conn *c)
 		} else if (after.busy_retry) {
 			/* A user waiting for this sync waits for the quick retry. */
 			snprintf(t->last_error, sizeof(t->last_error), "%s", c->reason);
-			zila_log(ZILA_LOG_INFO, "%s is busy; trying again in %u ms", t->sp.addr, after.delay_ms);
+			if (ref_failed)
+				zila_log(ZILA_LOG_INFO, "syncing with %s again at once, keys whole", t->sp.addr);
+			else
+				zila_log(ZILA_LOG_INFO, "%s is busy; trying again in %u ms", t->sp.addr, after.delay_ms);
 			daemon_kick(d);
 			return;
 		} else if (ok) {

@@ -300,6 +300,14 @@ void zila_sched_ended(struct zila_sched *s, struct zila_sched_peer *p, const str
 		p->again = true; /* sync as a member at once */
 		p->next_ms = 0;
 	}
+	if (!r->ok && r->ref_failed && p->busy_retries < ZILA_SCHED_BUSY_RETRIES) {
+		/* The next session sends keys whole: nothing to wait for. */
+		p->busy_retries++;
+		p->want = true;
+		p->next_ms = now_ms;
+		out->busy_retry = true;
+		return;
+	}
 	if (!r->ok && r->busy_refused && p->busy_retries < ZILA_SCHED_BUSY_RETRIES) {
 		/* Turned away unanswered right after a completed sync: the peer is busy for a
 		 * moment. Try again soon; a user waiting for this sync waits for that one. */

@@ -637,6 +637,26 @@ static void test_covered_in_flight(void **state)
 	teardown(&s, &w);
 }
 
+/* A session that failed on a key sent by reference is followed at once by one with keys
+ * whole, which a user waiting for the sync waits for (at most ZILA_SCHED_BUSY_RETRIES). */
+static void test_ref_failed_again_at_once(void **state)
+{
+	(void)state;
+	struct zila_sched s;
+	struct world w;
+	uint64_t wake;
+	setup(&s, &w, 64);
+	struct zila_sched_peer *hq = zila_sched_add(&s, "hq:7400", ZILA_SCHED_HQ, T0);
+	assert_ptr_equal(zila_sched_next(&s, T0, 0, &wake), hq);
+	struct zila_sched_result res = { .handshake = true, .ref_failed = true };
+	struct zila_sched_after after;
+	zila_sched_ended(&s, hq, &res, T0 + 10, &after);
+	assert_true(after.busy_retry);
+	assert_int_equal(after.delay_ms, 0);
+	assert_ptr_equal(zila_sched_next(&s, T0 + 10, 0, &wake), hq);
+	teardown(&s, &w);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -655,6 +675,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_log_limit, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_failure_log_lan_budget, fx_setup, fx_teardown),
 		cmocka_unit_test(test_covered_in_flight),
+		cmocka_unit_test(test_ref_failed_again_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
