@@ -274,7 +274,7 @@ void web_devices_act(struct zila_office_web *w, bool invite, json_t *body, struc
 {
 	struct zila_error err;
 	zila_error_clear(&err);
-	if (!w->hq) {
+	if (!w->hq || w->no_admin) {
 		web_reply_error(out, 403, "scope", NULL, "only HQ %s devices", invite ? "invites" : "revokes");
 		return;
 	}
