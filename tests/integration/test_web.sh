@@ -255,6 +255,9 @@ s, _, j = req("GET", "/api/hq/list?metric=booths_without_agent&district=d1", coo
 check(s == 200 and [r["id"] for r in j["rows"]] == ["b110"], "the booths without an agent, behind the number")
 s, _, j = req("GET", "/api/devices", cookie=hsid, host=HOST)
 check(s == 200 and any(d["name"] == "lap" and d["district"] == "d1" for d in j["devices"]), "hq lists the laptop")
+lap = [d for d in j["devices"] if d["name"] == "lap"]
+check(lap and lap[0].get("last_sync_at", 0) > time.time() - 600 and lap[0].get("last_seen_at", 0) > 0,
+      "hq's device list says when the laptop last synced (%s)" % (lap[0].get("last_sync_at") if lap else None))
 s, _, j = req("POST", "/api/devices/invite", {"district": "Gaya"}, cookie=hsid, host=HOST)
 check(s == 403, "an invite without the CSRF token is refused")
 s, _, j = req("POST", "/api/devices/invite", {"district": "Gaya"}, cookie=hsid, csrf=hcsrf, host=HOST)
