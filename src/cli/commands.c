@@ -101,6 +101,8 @@ const struct cli_details cli_details[] = {
 	  "('Name Local' is name_local; 'District' is district_id).\n"
 	  "--map HEADER=COLUMN maps another header; --map HEADER= (nothing after =) ignores that\n"
 	  "column of the file, e.g. --map S.No.= for a serial number column.\n"
+	  "A foreign key is the parent's id, or its code where the parent has one: booth number\n"
+	  "'110' is the row's district's booth 110 (a number two units share is refused).\n"
 	  "Rows match on the id column, else on the table's natural key such as (district, phone);\n"
 	  "a match whose name differs is rejected for review, never merged into the other person.\n"
 	  "Phones become 10-digit mobiles, or landlines as 0612-2234567; dates DD-MM-YYYY become\n"

@@ -204,6 +204,11 @@ s, _, j = req("GET", "/api/tables/people/rows?q=%E0%A4%B8%E0%A5%80%E0%A4%A4%E0%A
 check(j["total"] == 1, "the imported member is listed")
 s, _, j = req("GET", "/api/tables/people/rows?limit=1&offset=1&sort=-name", cookie=sid)
 check(s == 200 and j["total"] == 2 and len(j["rows"]) == 1 and j["rows"][0]["name"] == "Ram Kumar Singh", "paging and sorting on the server")
+csv3 = "Naam,Mobile No.,Booth No\r\nBooth Person,9123456799,110\r\n"
+s, _, j = req("POST", "/api/import/commit", {"table": "people", "csv": csv3, "mapping": {"Booth No": "org_unit_id"}}, cookie=sid, csrf=csrf)
+s, _, j = req("GET", "/api/tables/people/rows?q=Booth+Person", cookie=sid)
+check(s == 200 and j["total"] == 1 and j["rows"][0]["org_unit_id"] == "b110",
+      "an import naming the booth by its number ('110') links booth b110, as zila import does")
 
 # --- review
 s, _, j = req("GET", "/api/review", cookie=sid)
