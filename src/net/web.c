@@ -391,10 +391,13 @@ static void verify_done(uv_work_t *req, int status)
 		uint64_t now = now_ms(w);
 		f->n++;
 		f->last_ms = now;
-		uint64_t wait = f->n > 20 ? WEB_FAIL_WAIT_MAX_MS : 1000ULL << (f->n - 1);
+		/* A slip or two costs nothing but the check's own time; then each wrong one doubles the
+		 * wait before the next try: 1 s, 2 s, 4 s, ... at most WEB_FAIL_WAIT_MAX_MS. */
+		unsigned k = f->n > WEB_FAIL_FREE ? f->n - WEB_FAIL_FREE : 0;
+		uint64_t wait = k == 0 ? 0 : k > 20 ? WEB_FAIL_WAIT_MAX_MS : 1000ULL << (k - 1);
 		f->until_ms = now + (wait < WEB_FAIL_WAIT_MAX_MS ? wait : WEB_FAIL_WAIT_MAX_MS);
 		zila_log(ZILA_LOG_WARN, "web: a wrong name or password from %s (%u in a row; the next try waits %llu s)", c->peer,
-			 f->n, (unsigned long long)((f->until_ms - now + 999) / 1000));
+			 f->n, (unsigned long long)(wait / 1000));
 		respond_error(c, 401, "bad_password", "wrong name or password");
 	}
 	free(v);

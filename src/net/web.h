@@ -29,6 +29,7 @@
 #define WEB_FAILS_MAX 256     /* source addresses whose wrong passwords are remembered */
 #define WEB_FAIL_FORGET_MS (3600ULL * 1000) /* an address with no wrong password this long starts again */
 #define WEB_FAIL_WAIT_MAX_MS (15ULL * 60 * 1000) /* the longest wait after wrong passwords */
+#define WEB_FAIL_FREE 2       /* wrong passwords in a row before the waits begin (typing slips) */
 #define WEB_VERIFY_MAX 4      /* password checks (64 MiB of Argon2id each) at once */
 
 /* One file of the front end, embedded in the binary (build/gen/web_assets.c, made by

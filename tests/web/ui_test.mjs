@@ -221,6 +221,12 @@ test('the login page: a password, a wrong one refused and made to wait, in Hindi
   await page.getByRole('alert').filter({ hasText: 'wrong name or password' }).waitFor();
   assert.equal(await page.getByLabel(/^Password/).inputValue(), '', 'a refused password is not left in the field');
   assert.ok(!page.url().includes('password'), 'no password in the address: ' + page.url());
+  for (const slip of ['slip-two-1', 'slip-three']) { // two more: the third wrong one starts the waits
+    await page.getByLabel(/^Password/).fill(slip);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForFunction(() => document.querySelector('input[type=password]').value === ''); // answered: refused
+    await page.getByRole('alert').filter({ hasText: 'wrong name or password' }).waitFor();
+  }
   await page.getByLabel(/^Password/).fill('office-password-1');
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('alert').filter({ hasText: 'try again in' }).waitFor(); // the wait after a wrong one
