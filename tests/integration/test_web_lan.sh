@@ -81,6 +81,7 @@ OFP=$(openssl x509 -in "$HQ/web-tls-cert.pem" -noout -fingerprint -sha256 | sed 
 [ -n "$FP" ] && [ "$FP" = "$OFP" ] && ok "zila web prints the certificate's SHA-256 fingerprint" || bad "fingerprint '$FP' vs openssl '$OFP'"
 grep -q "$FP" "$T/hq.log" && ok "the daemon's log names the fingerprint" || bad "no fingerprint in the log"
 "$ZILA" -d "$HQ" status >"$T/st" 2>&1
+has "$T/st" "TLS certificate SHA-256 $FP" "zila status prints the fingerprint too"
 expect 0 "curl --cacert completes the TLS handshake" -- curl -sS --cacert "$HQ/web-tls-cert.pem" -o "$T/c1" "https://$A:$WP/api/session"
 has "$T/c1" "not_logged_in" "... and /api/session says: not logged in"
 expect 0 "curl --pinnedpubkey with zila web's pin" -- curl -sS -k --pinnedpubkey "$PIN" -o /dev/null "https://$A:$WP/"
