@@ -1,5 +1,5 @@
 /* Unit tests of the web interface's logins by password (zila/webauth.h): the device's
- * password and accounts kept as Argon2id hashes in web-auth.json (0600), names and roles
+ * password and accounts kept as Argon2id hashes in web-auth.json, names and roles
  * checked, a lookup of a name with no account giving a decoy that never matches. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <sodium.h>
@@ -74,11 +73,7 @@ static void test_password(void **state)
 	assert_int_equal(zila_webauth_set_password(dir, NULL, &err), ZILA_ENOTFOUND);
 	assert_int_equal(zila_webauth_set_password(dir, "office password", &err), 0);
 	assert_true(zila_webauth_any(dir));
-	char path[128];
-	unsigned mode = 0;
-	snprintf(path, sizeof(path), "%s/%s", dir, ZILA_WEBAUTH_FILE);
-	assert_int_equal(zila_os_mode(path, &mode), 0);
-	assert_int_equal(mode & 0777, 0600);
+	/* (its mode, 0600, is checked by test_web_lan.sh: on Windows an owner-only ACL stands for it) */
 	char *text = file_text();
 	assert_non_null(strstr(text, "$argon2id$"));
 	assert_null(strstr(text, "office password"));
