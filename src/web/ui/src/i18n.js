@@ -29,6 +29,7 @@ const en = {
   'login.lan': 'Log in with the name and password your administrator gave you. Leave the name empty for this computer\'s own password.',
   'login.name': 'Name (leave empty for the computer\'s password)',
   'login.password.lan': 'Password',
+  'login.name.hint': 'If you were given a name with your password, type the name too.',
   'role.viewer': 'read only',
 
   'status.title': 'Status',
@@ -277,6 +278,7 @@ const hi = {
   'login.lan': 'अपने एडमिन से मिले नाम और पासवर्ड से लॉग इन करें। इस कंप्यूटर के अपने पासवर्ड के लिए नाम खाली छोड़ें।',
   'login.name': 'नाम (कंप्यूटर के पासवर्ड के लिए खाली छोड़ें)',
   'login.password.lan': 'पासवर्ड',
+  'login.name.hint': 'अगर पासवर्ड के साथ आपको कोई नाम भी मिला है, तो वह नाम भी लिखें।',
   'role.viewer': 'सिर्फ़ देखने के लिए',
 
   'status.title': 'स्थिति',

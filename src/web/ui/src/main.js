@@ -122,7 +122,9 @@ function LoginPage({ onLogin }) {
       .catch((err) => {
         setBusy(false);
         setPw('');
-        setMsg(t('login.failed', { why: errText(err) }));
+        // A clerk given an account often types only its password: say the name counts.
+        const hint = !name.trim() && err && err.code === 'bad_password' ? ' ' + t('login.name.hint') : '';
+        setMsg(t('login.failed', { why: errText(err) }) + hint);
       });
   };
   return html`<main id="main" class="login">
