@@ -119,7 +119,8 @@ const struct cli_details cli_details[] = {
 	  "what their browser shows. --web-plain-lan serves the LAN without TLS (a district office\n"
 	  "whose browsers would balk at a self-signed certificate; never at HQ). Roles: admin (all\n"
 	  "this device may do), viewer (reads only), district:ID (that district only, as its laptop).\n"
-	  "Wrong passwords make the next try from that computer wait 1, 2, 4, ... s (at most 15 min)." },
+	  "From the third wrong password in a row, each makes the next try from that computer wait\n"
+	  "1, 2, 4, ... s (at most 15 min)." },
 	{ "export",
 	  "A text cell that starts with = + - @, a tab or a carriage return is written with a ' before it,\n"
 	  "so that Excel shows it and never runs it as a formula (plain numbers such as -12 stay numbers);\n"
