@@ -651,16 +651,14 @@ static void ctl_progress(void *ctx, const void *key, json_t *o)
 static json_t *ctl_web_login(void *ctx)
 {
 	struct daemon *d = ctx;
-	char tok[WEB_SECRET_HEX + 1], url[WEB_SECRET_HEX + 400];
+	char tok[WEB_SECRET_HEX + 1], url[WEB_SECRET_HEX + 512];
 	if (d->web_listen[0] == '\0' || web_token_new(&d->web, tok) != 0)
 		return json_pack("{s:b, s:s}", "ok", 0, "error",
 				 "the web interface is off (setting web.listen, or 'zila daemon --web ADDR:PORT')");
 	/* The token goes in the fragment, which a browser never sends, so no log ever holds it. */
-	char host[256];
-	uint16_t port = 0;
-	if (zila_hostport_parse(d->web_listen, host, sizeof(host), &port) != 0)
-		port = 7480;
-	snprintf(url, sizeof(url), "http://%s:%u/login#t=%s", strchr(host, ':') ? "[::1]" : "127.0.0.1", port, tok);
+	char base[400];
+	web_base_url(&d->web, base, sizeof(base));
+	snprintf(url, sizeof(url), "%s/login#t=%s", base, tok);
 	json_t *o = json_pack("{s:b, s:s}", "ok", 1, "url", url);
 	sodium_memzero(tok, sizeof(tok));
 	sodium_memzero(url, sizeof(url));
@@ -802,7 +800,9 @@ static int start_web(struct daemon *d, const struct web_hooks *wh, struct zila_e
 {
 	if (d->web_listen[0] == '\0')
 		return 0;
-	int r = web_start(&d->web, &d->env, d->web_listen, wh, err);
+	const struct web_opts wo = { d->cfg.dir, d->cfg.web_cert, d->cfg.web_key, d->cfg.web_names, d->cfg.web_plain_lan,
+				     d->env.id.is_hq };
+	int r = web_start(&d->web, &d->env, d->web_listen, &wo, wh, err);
 	if (r != 0 && !d->web_explicit) {
 		zila_log(ZILA_LOG_WARN, "%s: running without the web interface", zila_error_msg(err, r));
 		web_stop(&d->web);
@@ -965,8 +965,14 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	else
 		zila_log(ZILA_LOG_WARN, "device %s is not enrolled: it syncs with nobody; see 'zila join'", id);
 	zila_log(ZILA_LOG_INFO, "listening on tcp %s; control socket %s", d->listen_addr, d->ctl.sock_path);
-	if (d->web_listen[0])
-		zila_log(ZILA_LOG_INFO, "web interface on http://%s/ ('zila open' for a login link)", d->web_listen);
+	if (d->web_listen[0]) {
+		char base[400];
+		web_base_url(&d->web, base, sizeof(base));
+		zila_log(ZILA_LOG_INFO, "web interface on %s/ ('zila open' for a login link%s)", base,
+			 d->web.lan ? "; from the LAN with a password" : "");
+		if (d->web.tls != NULL)
+			zila_log(ZILA_LOG_INFO, "web interface's TLS certificate: SHA-256 %s", d->web.fingerprint);
+	}
 	discovery_start(&d->disc);
 	daemon_reload(d);
 	if (d->sched.hq != NULL)
