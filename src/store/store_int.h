@@ -82,6 +82,7 @@ struct table {
 	sqlite3_stmt *count_new; /* SELECT count(*) FROM t WHERE rowid > ? */
 	sqlite3_stmt *hw_fix; /* at commit: hw to the highest rowid (?1), or down to it (struct table) */
 	bool hw_clean;       /* every row of the table is sealed in this transaction: hw may rise */
+	bool down_walked;    /* seal_reused() walked down from its mark in this seal */
 	sqlite3_stmt *ins;   /* INSERT INTO t (all columns) VALUES (...) */
 	sqlite3_stmt *upd;   /* UPDATE t SET all non-pk columns WHERE pk = ? */
 	sqlite3_stmt *del;   /* DELETE FROM t WHERE pk = ? */
