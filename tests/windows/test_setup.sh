@@ -86,10 +86,12 @@ grep -q 'C:\\Program Files\\zila\\zila.exe' "$T/lnk" && grep -q -- '-d "C:\\Prog
 	ok "Start menu: 'zila' runs with the user's own rights (no run-as-administrator flag)" || bad "the entry asks for administrator"
 if [ -f "$FAKE_NET" ]; then
 	me=$("$WINE" cmd /c 'echo %USERNAME%' 2>/dev/null | tr -d '\r')
-	grep -q '^localgroup zila /add /comment:"' "$C/net.log" && ok "the installer makes the local group zila" ||
-		bad "no 'net localgroup zila /add': $(cat "$C/net.log")"
-	grep -q "^localgroup zila \"\(.*\\\\\)\?$me\" /add\$" "$C/net.log" &&
-		ok "... and adds the user who ran it ($me)" || bad "the installing user ($me) not added: $(cat "$C/net.log")"
+	tr -d '\r' <"$C/net.log" >"$T/net"
+	grep -q '^localgroup zila /add /comment:"' "$T/net" && ok "the installer makes the local group zila" ||
+		bad "no 'net localgroup zila /add': $(cat -v "$T/net")"
+	# the session's user, as DOMAIN\NAME (Wine: the machine's name) or NAME
+	grep -q -e "^localgroup zila \"$me\" /add\$" -e "^localgroup zila \".*[\\]$me\" /add\$" "$T/net" &&
+		ok "... and adds the user who ran it ($me)" || bad "the installing user ($me) not added: $(cat -v "$T/net")"
 fi
 [ -f "$MENU/Uninstall zila.lnk" ] && [ -f "$MENU/zila data folder.lnk" ] && ok "Start menu: 'zila data folder' and 'Uninstall zila'" ||
 	bad "the other Start-menu entries: $(ls "$MENU" 2>&1)"
@@ -195,6 +197,7 @@ until_ok 100 zi status && [ "$(zi whoami 2>/dev/null | tr -d '\r' | head -1)" = 
 until_ok 150 test ! -e "$DATA" && ok "uninstall.exe /S /PURGE removes the replica too" || bad "after /PURGE: $(ls "$DATA" 2>&1)"
 [ ! -e "$PF/zila.exe" ] && ok "... and the program" || bad "the program after /PURGE"
 if [ -f "$FAKE_NET" ]; then
-	grep -q '^localgroup zila /delete' "$C/net.log" && ok "... and the group zila" || bad "/PURGE kept the group: $(cat "$C/net.log")"
+	until_ok 50 grep -q '^localgroup zila /delete' "$C/net.log" && ok "... and the group zila" ||
+		bad "/PURGE kept the group: $(cat -v "$C/net.log")"
 fi
 finish

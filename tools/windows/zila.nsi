@@ -129,9 +129,9 @@ Section "Uninstall"
   IfSilent keep
   MessageBox MB_YESNO|MB_DEFBUTTON2|MB_ICONEXCLAMATION "Also delete this laptop's zila records in ${DATA}?$\r$\n$\r$\nChanges not yet sent to HQ are lost, and the laptop must be enrolled again. Choose No to keep them (a later install uses them again)." IDYES wipe IDNO keep
   wipe:
-    RMDir /r "${DATA}"
     ; the group zila goes with the replica (a kept replica keeps its users' access)
     nsExec::ExecToLog 'net localgroup zila /delete'
+    RMDir /r "${DATA}"
     Goto done
   keep:
     DetailPrint "kept the replica in ${DATA}"
