@@ -144,7 +144,8 @@ printf '%s\n' "$code" | zi join - --hq "127.0.0.1:$P" --name office-pc >"$T/join
 has "$T/join" "The running daemon now syncs with HQ" "join: the service syncs with HQ now"
 zi status 2>/dev/null | tr -d '\r' >"$T/st3"
 has "$T/st3" "LAN beacons on udp 7401" "status: once enrolled, the running service sends LAN beacons (no restart)"
-zi sql "INSERT INTO people(id, district_id, name) VALUES ('svc-1', 'd1', 'from the service')" >/dev/null 2>&1
+zi sql "INSERT INTO people(id, district_id, name) VALUES ('svc-1', 'd1', 'from the service')" >"$T/ins" 2>&1 ||
+	bad "the row svc-1 not written: $(tr -d '\r' <"$T/ins" | tail -3)"
 zi sync hq --wait >"$T/sync" 2>&1 && ok "the service syncs with HQ (zila sync hq --wait)" || bad "sync: $(tail -3 "$T/sync")"
 until_ok 50 test "$(sqlite3 "$T/hq/zila.db" "SELECT count(*) FROM people WHERE id = 'svc-1'")" = 1 &&
 	ok "HQ holds the installed laptop's row" || bad "HQ lacks svc-1"
