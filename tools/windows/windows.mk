@@ -14,7 +14,7 @@ WIN_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -D_POSIX_THREAD_SAFE_FUNC
 WIN_LIBS := -L$(WIN_DEPS)/lib -lsodium -luv -lsqlite3 -lzstd -lprotobuf-c -ljansson -lcsv \
 	-lws2_32 -liphlpapi -luserenv -lpsapi -ldbghelp -lole32 -luuid -lshell32 -ladvapi32 -lbcrypt
 WIN_LDFLAGS := -static -Wl,--no-insert-timestamp -lwinpthread -lssp
-WIN_LIB_SRC := $(filter-out src/os/os_posix.c,$(LIB_SRC)) src/os/os_win.c
+WIN_LIB_SRC := $(filter-out src/os/os_posix.c src/net/webtls.c,$(LIB_SRC)) src/os/os_win.c src/net/webtls_none.c
 win_obj = $(patsubst %.c,$(WIN_OUT)/obj/%.o,$(1))
 WIN_STAMP := $(WIN_DEPS)/.done
 
