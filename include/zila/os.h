@@ -163,21 +163,30 @@ bool zila_os_lock_held(const char *path);
  * directory's full path (what libuv's uv_pipe_bind takes on either). */
 int zila_os_ctl_name(const char *dir, char *out, size_t n) ZILA_MUST_CHECK;
 /* Before binding name for the replica directory dir: a stale socket file is removed and new
- * files made owner-only; zila_os_ctl_bound() after the bind (whatever its result) makes the
- * socket 0600, or 0660 when dir lets its group in (0750, the Debian package's service
- * replica), so that the group's members reach the daemon. On Windows the pipe's access is
- * checked per client instead (zila_os_ctl_peer_ok). */
+ * files made owner-only; zila_os_ctl_bound() after the bind (whatever its result; fd the
+ * bound pipe's uv_fileno, or -1) makes the socket 0600, or 0660 when dir lets its group in
+ * (0750, the Debian package's service replica), so that the group's members reach the daemon.
+ * On Windows the service's pipe lets every signed-in user connect, and each client is checked
+ * (zila_os_ctl_peer_ok); binding looks up the local group zila (the installer's). */
 bool zila_os_ctl_binding(const char *dir, const char *name); /* true: it removed a stale socket file */
-int zila_os_ctl_bound(const char *name) ZILA_MUST_CHECK;
+int zila_os_ctl_bound(const char *name, intptr_t fd) ZILA_MUST_CHECK;
 /* Removes what binding left behind (the socket file). */
 void zila_os_ctl_unbind(const char *name);
-/* Whether the client on the accepted control connection fd (uv_fileno's) runs as the user
- * the daemon runs as (Windows: its token's user SID; POSIX: the socket's mode already keeps
- * others out, so true). */
+/* Whether the client on the accepted control connection fd (uv_fileno's) may use the daemon
+ * at all. POSIX: the socket's mode already keeps others out, so true. Windows: the daemon's
+ * own user; to the service (LocalSystem) also Administrators with full rights and members of
+ * the local group zila. */
 bool zila_os_ctl_peer_ok(intptr_t fd);
-/* Whether that client runs as the daemon's own user or as root, and so may stop it (a member
- * of the directory's group may ask for status and syncs only). Windows: as peer_ok. */
+/* What the daemon answers a client peer_ok refused (static text: how to get access). */
+const char *zila_os_ctl_refusal(void);
+/* Whether that client runs as the daemon's own user or as root (Windows: an Administrator
+ * with full rights), and so may stop it (a member of the group zila may ask for status and
+ * syncs only). */
 bool zila_os_ctl_peer_owner(intptr_t fd);
+/* Whether that client may have a login link of the web interface: POSIX the owner (the web
+ * interface acts with the replica's keys, which the group may not read); Windows also the
+ * group zila's members (the Start menu's entry is how an office's clerk uses zila). */
+bool zila_os_ctl_peer_web(intptr_t fd);
 
 /* --- the installed service's replica, and other users' replica directories ---------------- */
 
@@ -233,6 +242,8 @@ int zila_os_service_run(const char *name, int (*run)(void *arg), void (*stop)(vo
 			struct zila_error *err) ZILA_MUST_CHECK;
 /* How a person starts the installed service, for a message (static text). */
 const char *zila_os_service_start_how(void);
+/* How a person stops it (static text). */
+const char *zila_os_service_stop_how(void);
 /* This program's own path (for the service's command line). */
 int zila_os_self_path(char *out, size_t n) ZILA_MUST_CHECK;
 /* Appends standard error, unbuffered, to the file at path (made when missing): a service's

@@ -62,7 +62,14 @@ int cli_ctl_send(struct cli_ctl *c, json_t *req)
 	line[n] = '\n';
 	int r = CLI_OK;
 	if (zila_os_conn_send(c->conn, line, n + 1, UINT64_MAX) != 0) {
-		cli_err("cannot talk to the daemon: the connection broke");
+		/* A daemon that let us not in said why before it closed (Windows: not in the local
+		 * group zila), maybe before our request was written. */
+		json_t *why = NULL;
+		if (cli_ctl_recv(c, &why, 2000) == CLI_OK) {
+			const char *e = json_string_value(json_object_get(why, "error"));
+			cli_err("%s", e ? e : "cannot talk to the daemon: the connection broke");
+			json_decref(why);
+		}
 		r = CLI_FAIL;
 	}
 	free(line);

@@ -611,8 +611,9 @@ bool zila_os_ctl_binding(const char *dir, const char *name)
 	return removed;
 }
 
-int zila_os_ctl_bound(const char *name)
+int zila_os_ctl_bound(const char *name, intptr_t fd)
 {
+	(void)fd;
 	umask(ctl_umask);
 	return chmod(name, ctl_group ? 0660 : 0600) == 0 ? 0 : io_code(errno);
 }
@@ -626,6 +627,17 @@ bool zila_os_ctl_peer_ok(intptr_t fd)
 {
 	(void)fd;
 	return true;
+}
+
+/* The web interface acts with the replica's keys, which the group may not read: the owner's. */
+bool zila_os_ctl_peer_web(intptr_t fd)
+{
+	return zila_os_ctl_peer_owner(fd);
+}
+
+const char *zila_os_ctl_refusal(void)
+{
+	return "you may not use this daemon"; /* not reached: the socket's mode keeps others out */
 }
 
 bool zila_os_ctl_peer_owner(intptr_t fd)
@@ -875,6 +887,11 @@ int zila_os_self_path(char *out, size_t n)
 const char *zila_os_service_start_how(void)
 {
 	return "'sudo systemctl start zila' (after 'sudo -u zila zila -d /var/lib/zila init' or join, once)";
+}
+
+const char *zila_os_service_stop_how(void)
+{
+	return "'sudo systemctl stop zila'";
 }
 
 int zila_os_stderr_to(const char *path)

@@ -802,17 +802,70 @@ int zila_os_ctl_name(const char *dir, char *out, size_t n)
 	return k < 0 || (size_t)k >= n ? ZILA_ETOOBIG : 0;
 }
 
+/* The installer's local group "zila": its members may use the service's daemon (status,
+ * peers, sync, the web interface), as the group zila's do on Debian. Looked up once, when the
+ * daemon binds its pipe; a machine without it lets only the owner and Administrators in. */
+static BYTE ctl_group[SECURITY_MAX_SID_SIZE];
+static bool ctl_group_found;
+
+/* Whether this process runs as the service (LocalSystem). */
+static bool self_is_system(void)
+{
+	void *buf;
+	PSID me = self_sid(&buf);
+	bool sys = me != NULL && IsWellKnownSid(me, WinLocalSystemSid);
+	free(buf);
+	return sys;
+}
+
 bool zila_os_ctl_binding(const char *dir, const char *name)
 {
 	(void)dir; /* who may connect is checked per client (zila_os_ctl_peer_ok) */
 	(void)name; /* a pipe goes with the process that made it: nothing is left over */
+	WCHAR dom[256];
+	DWORD n = sizeof(ctl_group), dn = sizeof(dom) / sizeof(dom[0]);
+	SID_NAME_USE use;
+	ctl_group_found = LookupAccountNameW(NULL, L"zila", (PSID)ctl_group, &n, dom, &dn, &use) &&
+			  (use == SidTypeAlias || use == SidTypeGroup);
 	return false;
 }
 
-int zila_os_ctl_bound(const char *name)
+/* The service's pipe: libuv makes it with the default DACL, which lets other users only read,
+ * so a clerk could not even ask; every signed-in user may now connect, and each client is
+ * then checked (zila_os_ctl_peer_ok) and refused in words. A user's own daemon keeps the
+ * default (that user, SYSTEM and Administrators). */
+int zila_os_ctl_bound(const char *name, intptr_t fd)
 {
 	(void)name;
-	return 0;
+	if ((HANDLE)fd == INVALID_HANDLE_VALUE || !self_is_system())
+		return 0;
+	BYTE users[SECURITY_MAX_SID_SIZE];
+	DWORD ul = sizeof(users);
+	PACL old = NULL, acl = NULL;
+	PSECURITY_DESCRIPTOR sd = NULL;
+	EXPLICIT_ACCESS_A ea;
+	int r = ZILA_EIO;
+	if (!CreateWellKnownSid(WinAuthenticatedUserSid, NULL, users, &ul) ||
+	    GetSecurityInfo((HANDLE)fd, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &old, NULL, &sd) !=
+		    ERROR_SUCCESS)
+		goto out;
+	memset(&ea, 0, sizeof(ea));
+	ea.grfAccessPermissions = GENERIC_READ | GENERIC_WRITE | SYNCHRONIZE;
+	ea.grfAccessMode = SET_ACCESS;
+	ea.grfInheritance = NO_INHERITANCE;
+	ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
+	ea.Trustee.TrusteeType = TRUSTEE_IS_WELL_KNOWN_GROUP;
+	ea.Trustee.ptstrName = (LPSTR)users;
+	if (SetEntriesInAclA(1, &ea, old, &acl) == ERROR_SUCCESS &&
+	    SetSecurityInfo((HANDLE)fd, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, acl, NULL) ==
+		    ERROR_SUCCESS)
+		r = 0;
+out:
+	if (acl != NULL)
+		LocalFree(acl);
+	if (sd != NULL)
+		LocalFree(sd);
+	return r;
 }
 
 void zila_os_ctl_unbind(const char *name)
@@ -820,49 +873,89 @@ void zila_os_ctl_unbind(const char *name)
 	(void)name;
 }
 
-/* The user a process runs as, compared with ours; Administrators are let in to a daemon that
- * runs as the service (LocalSystem), so the office's admin reaches the installed one. */
-bool zila_os_ctl_peer_ok(intptr_t fd)
+enum { PEER_NONE, PEER_GROUP, PEER_OWNER };
+
+/* Who the client on the pipe fd is: the daemon's own user, or (to the service, which runs as
+ * LocalSystem) an Administrator with full rights: the owner; a member of the local group zila
+ * (the service only): the group; anyone else: none. */
+static int ctl_peer(intptr_t fd)
 {
 	ULONG pid = 0;
 	void *mine = NULL, *theirs = NULL;
 	PSID me = self_sid(&mine), them = NULL;
-	HANDLE proc = NULL, tok = NULL;
+	HANDLE proc = NULL, tok = NULL, imp = NULL;
 	DWORD len = 0;
-	bool ok = false;
+	int who = PEER_NONE;
 	if (me == NULL || !GetNamedPipeClientProcessId((HANDLE)fd, &pid))
 		goto out;
 	if (pid == GetCurrentProcessId()) {
-		ok = true;
+		who = PEER_OWNER;
 		goto out;
 	}
+	/* TOKEN_DUPLICATE too: CheckTokenMembership takes an impersonation token, a duplicate. */
 	if ((proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid)) == NULL ||
-	    !OpenProcessToken(proc, TOKEN_QUERY, &tok))
+	    !OpenProcessToken(proc, TOKEN_QUERY | TOKEN_DUPLICATE, &tok))
 		goto out;
 	GetTokenInformation(tok, TokenUser, NULL, 0, &len);
 	if (len == 0 || (theirs = malloc(len)) == NULL || !GetTokenInformation(tok, TokenUser, theirs, len, &len))
 		goto out;
 	them = ((TOKEN_USER *)theirs)->User.Sid;
-	ok = EqualSid(me, them) != 0;
-	if (!ok && IsWellKnownSid(me, WinLocalSystemSid)) {
-		BYTE admins[SECURITY_MAX_SID_SIZE];
-		DWORD as = sizeof(admins);
-		BOOL member = FALSE;
-		HANDLE imp = NULL;
-		if (CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &as) &&
-		    DuplicateToken(tok, SecurityIdentification, &imp) && CheckTokenMembership(imp, admins, &member))
-			ok = member != 0;
-		if (imp != NULL)
-			CloseHandle(imp);
+	if (EqualSid(me, them)) {
+		who = PEER_OWNER;
+		goto out;
 	}
+	if (!IsWellKnownSid(me, WinLocalSystemSid) || !DuplicateToken(tok, SecurityIdentification, &imp))
+		goto out;
+	BYTE admins[SECURITY_MAX_SID_SIZE];
+	DWORD as = sizeof(admins);
+	BOOL member = FALSE;
+	/* A filtered (not elevated) Administrator's token holds Administrators for deny only. */
+	if (CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &as) &&
+	    CheckTokenMembership(imp, admins, &member) && member)
+		who = PEER_OWNER;
+	else if (ctl_group_found && CheckTokenMembership(imp, (PSID)ctl_group, &member) && member)
+		who = PEER_GROUP;
 out:
+	if (imp != NULL)
+		CloseHandle(imp);
 	if (tok != NULL)
 		CloseHandle(tok);
 	if (proc != NULL)
 		CloseHandle(proc);
 	free(theirs);
 	free(mine);
-	return ok;
+	return who;
+}
+
+bool zila_os_ctl_peer_ok(intptr_t fd)
+{
+	return ctl_peer(fd) != PEER_NONE;
+}
+
+bool zila_os_ctl_peer_owner(intptr_t fd)
+{
+	return ctl_peer(fd) == PEER_OWNER;
+}
+
+/* The web interface is the office's way in on Windows (the Start menu's entry): the group's
+ * members open it, as the owner does. */
+bool zila_os_ctl_peer_web(intptr_t fd)
+{
+	return ctl_peer(fd) != PEER_NONE;
+}
+
+const char *zila_os_ctl_refusal(void)
+{
+	if (!self_is_system())
+		return "this zila daemon runs as another user; make a replica of your own with 'zila init'";
+	if (!ctl_group_found)
+		return "only administrators may use the zila service on this computer: it has no local group zila "
+		       "(the installer makes it). An administrator makes it and adds you, in a command prompt run as "
+		       "administrator: 'net localgroup zila /add', then 'net localgroup zila YOUR-NAME /add'; then "
+		       "sign out and in again";
+	return "you are not in the local group zila, whose members may use the zila service on this computer. "
+	       "Ask an administrator to add you ('net localgroup zila YOUR-NAME /add' in a command prompt run as "
+	       "administrator), then sign out and in again";
 }
 
 /* --- connections: a named pipe or a Winsock socket -------------------------------------- */
@@ -1236,6 +1329,11 @@ const char *zila_os_service_start_how(void)
 	return "'net start zila' in a command prompt run as administrator (or Services, 'zila sync', Start)";
 }
 
+const char *zila_os_service_stop_how(void)
+{
+	return "'net stop zila' in a command prompt run as administrator";
+}
+
 /* A service starts with no standard handles: msvcrt then gives stderr no descriptor (-2),
  * and Wine's freopen refuses such a stream (the log was never written under Wine). So the
  * file becomes descriptor 2 and the standard error handle, and the stream is pointed at it. */
@@ -1396,12 +1494,6 @@ ssize_t getline(char **line, size_t *cap, FILE *f)
 	return (ssize_t)len;
 }
 
-/* Only the daemon's own user and Administrators are let in at all (zila_os_ctl_peer_ok). */
-bool zila_os_ctl_peer_owner(intptr_t fd)
-{
-	return zila_os_ctl_peer_ok(fd);
-}
-
 int zila_os_system_dir(char *out, size_t n)
 {
 	const char *base = getenv("ProgramData");
@@ -1421,9 +1513,19 @@ void zila_os_dir_owner(const char *dir, struct zila_os_owner *o)
 	o->enter = o->exists;
 }
 
+/* By opening it: _access reads only the read-only attribute, never the ACL (a clerk of the
+ * group zila may not read the service's database). */
 int zila_os_access(const char *path, bool write)
 {
-	if (_access(path, write ? 2 : 4) == 0)
+	HANDLE h = CreateFileA(path, write ? GENERIC_WRITE : GENERIC_READ,
+			       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
+			       FILE_FLAG_BACKUP_SEMANTICS, NULL);
+	if (h != INVALID_HANDLE_VALUE) {
+		CloseHandle(h);
 		return 0;
-	return errno == EACCES ? ZILA_EAUTH : errno == ENOENT ? ZILA_ENOTFOUND : ZILA_EIO;
+	}
+	DWORD e = GetLastError();
+	if (e == ERROR_ACCESS_DENIED)
+		return ZILA_EAUTH;
+	return e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND ? ZILA_ENOTFOUND : ZILA_EIO;
 }

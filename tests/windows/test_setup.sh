@@ -15,9 +15,10 @@ fi
 . "$(dirname "$0")/../integration/lib.sh"
 : "${SETUP_EXE:=$(pwd)/build/windows/zila-setup.exe}"
 : "${FAKE_NETSH:=$(pwd)/build/windows/tests/fake_netsh.exe}"
+: "${FAKE_NET:=$(pwd)/build/windows/tests/fake_net.exe}"
 WINE=${WINE:-/usr/lib/wine/wine64}
 WINESERVER=${WINESERVER:-/usr/lib/wine/wineserver}
-export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=;netsh.exe=n"
+export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=;netsh.exe=n;net.exe=n"
 export WINEPREFIX="$T/wine"
 C="$WINEPREFIX/drive_c"
 PF="$C/Program Files/zila"
@@ -50,6 +51,12 @@ if [ -f "$FAKE_NETSH" ]; then
 else
 	echo "# no $FAKE_NETSH: the firewall commands are not checked"
 fi
+# Wine's net knows no localgroup: a stand-in records it (and passes start and stop to Wine's).
+if [ -f "$FAKE_NET" ]; then
+	cp "$FAKE_NET" "$C/windows/system32/net.exe"
+else
+	echo "# no $FAKE_NET: the group zila is not checked"
+fi
 # Windows opens a .html file with the default browser; Wine's prefix has no such link, and its
 # winebrowser starts a program named in the registry: one that records what it was given.
 "$WINE" reg add 'HKCR\.html' /ve /t REG_SZ /d htmlfile /f >/dev/null 2>&1
@@ -75,8 +82,17 @@ lnk() { python3 -c 'import sys; print(open(sys.argv[1], "rb").read().decode("utf
 lnk "$MENU/zila.lnk" >"$T/lnk"
 grep -q 'C:\\Program Files\\zila\\zila.exe' "$T/lnk" && grep -q -- '-d "C:\\ProgramData\\zila" open' "$T/lnk" &&
 	ok "Start menu: 'zila' runs zila.exe -d C:\\ProgramData\\zila open" || bad "the Start-menu entry: $(tr -cd '[:print:]' <"$T/lnk" | head -c 300)"
-[ "$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read()[0x15] & 0x20)' "$MENU/zila.lnk")" = 32 ] &&
-	ok "Start menu: 'zila' runs as administrator (the service's pipe admits no one else)" || bad "the entry's run-as flag"
+[ "$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read()[0x15] & 0x20)' "$MENU/zila.lnk")" = 0 ] &&
+	ok "Start menu: 'zila' runs with the user's own rights (no run-as-administrator flag)" || bad "the entry asks for administrator"
+if [ -f "$FAKE_NET" ]; then
+	me=$("$WINE" cmd /c 'echo %USERNAME%' 2>/dev/null | tr -d '\r')
+	tr -d '\r' <"$C/net.log" >"$T/net"
+	grep -q '^localgroup zila /add /comment:"' "$T/net" && ok "the installer makes the local group zila" ||
+		bad "no 'net localgroup zila /add': $(cat -v "$T/net")"
+	# the session's user, as DOMAIN\NAME (Wine: the machine's name) or NAME
+	grep -q -e "^localgroup zila \"$me\" /add\$" -e "^localgroup zila \".*[\\]$me\" /add\$" "$T/net" &&
+		ok "... and adds the user who ran it ($me)" || bad "the installing user ($me) not added: $(cat -v "$T/net")"
+fi
 [ -f "$MENU/Uninstall zila.lnk" ] && [ -f "$MENU/zila data folder.lnk" ] && ok "Start menu: 'zila data folder' and 'Uninstall zila'" ||
 	bad "the other Start-menu entries: $(ls "$MENU" 2>&1)"
 if [ -f "$FAKE_NETSH" ]; then
@@ -128,7 +144,8 @@ printf '%s\n' "$code" | zi join - --hq "127.0.0.1:$P" --name office-pc >"$T/join
 has "$T/join" "The running daemon now syncs with HQ" "join: the service syncs with HQ now"
 zi status 2>/dev/null | tr -d '\r' >"$T/st3"
 has "$T/st3" "LAN beacons on udp 7401" "status: once enrolled, the running service sends LAN beacons (no restart)"
-zi sql "INSERT INTO people(id, district_id, name) VALUES ('svc-1', 'd1', 'from the service')" >/dev/null 2>&1
+zi sql "INSERT INTO people(id, district_id, name) VALUES ('svc-1', 'd1', 'from the service')" >"$T/ins" 2>&1 ||
+	bad "the row svc-1 not written: $(tr -d '\r' <"$T/ins" | tail -3)"
 zi sync hq --wait >"$T/sync" 2>&1 && ok "the service syncs with HQ (zila sync hq --wait)" || bad "sync: $(tail -3 "$T/sync")"
 until_ok 50 test "$(sqlite3 "$T/hq/zila.db" "SELECT count(*) FROM people WHERE id = 'svc-1'")" = 1 &&
 	ok "HQ holds the installed laptop's row" || bad "HQ lacks svc-1"
@@ -153,6 +170,7 @@ until_ok 100 zi status && ok "the service runs after the update" || bad "no serv
 
 # --- uninstall: the program goes, the replica stays; /PURGE removes it ---------------------------
 if [ -f "$FAKE_NETSH" ]; then : >"$C/netsh.log"; fi
+if [ -f "$FAKE_NET" ]; then : >"$C/net.log"; fi
 "$WINE" "$PF/uninstall.exe" /S >/dev/null 2>&1
 # The uninstaller runs a copy of itself from %TEMP% and returns at once.
 until_ok 150 test ! -e "$PF/uninstall.exe" && ok "uninstall.exe /S: C:\\Program Files\\zila is gone" ||
@@ -169,10 +187,18 @@ if [ -f "$FAKE_NETSH" ]; then
 	grep -q 'delete rule name="zila sync (TCP 7400)"' "$C/netsh.log" && grep -q 'delete rule name="zila LAN beacons (UDP 7401)"' "$C/netsh.log" &&
 		ok "the uninstaller removes both firewall rules" || bad "firewall at uninstall: $(cat "$C/netsh.log")"
 fi
+if [ -f "$FAKE_NET" ]; then
+	grep -q 'localgroup zila /delete' "$C/net.log" && bad "uninstall /S (keeping the replica) removed the group zila" ||
+		ok "uninstall /S keeps the group zila (with the replica)"
+fi
 expect 0 "zila-setup.exe /S over the kept replica" -- "$WINE" "$SETUP_EXE" /S
 until_ok 100 zi status && [ "$(zi whoami 2>/dev/null | tr -d '\r' | head -1)" = "$who" ] &&
 	ok "installed again, it uses the kept replica and device" || bad "the kept replica after a new install"
 "$WINE" "$PF/uninstall.exe" /S /PURGE >/dev/null 2>&1
 until_ok 150 test ! -e "$DATA" && ok "uninstall.exe /S /PURGE removes the replica too" || bad "after /PURGE: $(ls "$DATA" 2>&1)"
 [ ! -e "$PF/zila.exe" ] && ok "... and the program" || bad "the program after /PURGE"
+if [ -f "$FAKE_NET" ]; then
+	until_ok 50 grep -q '^localgroup zila /delete' "$C/net.log" && ok "... and the group zila" ||
+		bad "/PURGE kept the group: $(cat -v "$C/net.log")"
+fi
 finish

@@ -82,8 +82,8 @@ check-windows-core: build/.deps-windows
 # The installer run in a fresh Wine prefix (tests/windows/test_setup.sh): install, service,
 # Start menu, firewall commands, enrolment, update, uninstall. In make check: a part of its
 # own (windows-setup), beside the other (both built in make check's build step).
-WIN_SETUP_TEST := $(WIN_OUT)/zila-setup.exe $(WIN_OUT)/tests/fake_netsh.exe build/asan/zila
-$(WIN_OUT)/tests/fake_netsh.exe: tests/windows/fake_netsh.c
+WIN_SETUP_TEST := $(WIN_OUT)/zila-setup.exe $(WIN_OUT)/tests/fake_netsh.exe $(WIN_OUT)/tests/fake_net.exe build/asan/zila
+$(WIN_OUT)/tests/fake_netsh.exe $(WIN_OUT)/tests/fake_net.exe: $(WIN_OUT)/tests/%.exe: tests/windows/%.c
 	@mkdir -p $(@D)
 	$(Q)$(WIN_CC) -std=c11 $(WARN) -O2 -g0 -fno-ident -Wl,--no-insert-timestamp -o $@ $<
 .PHONY: check-windows-setup
@@ -91,7 +91,8 @@ check-windows-setup: build/.deps-windows
 	$(Q)$(MAKE) --no-print-directory windows-deps
 	$(Q)$(MAKE) --no-print-directory $(WIN_SETUP_TEST)
 	$(Q)ZILA=$(CURDIR)/build/asan/zila SETUP_EXE=$(CURDIR)/$(WIN_OUT)/zila-setup.exe \
-	  FAKE_NETSH=$(CURDIR)/$(WIN_OUT)/tests/fake_netsh.exe sh tests/windows/test_setup.sh
+	  FAKE_NETSH=$(CURDIR)/$(WIN_OUT)/tests/fake_netsh.exe FAKE_NET=$(CURDIR)/$(WIN_OUT)/tests/fake_net.exe \
+	  sh tests/windows/test_setup.sh
 
 # The installer (Debian's nsis), README "Windows".
 $(WIN_OUT)/zila-setup.exe: tools/windows/zila.nsi $(WIN_OUT)/zila.exe
