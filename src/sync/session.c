@@ -22,6 +22,7 @@
 /* Hello flags */
 #define HELLO_HQ 1u       /* the sender is HQ */
 #define HELLO_PROGRESS 2u /* the sender (live) sends and takes Progress messages */
+#define HELLO_BLOBS 4u    /* the sender (live) moves attachments' blobs after Done (ATTACH.md) */
 /* Packed chunks (PROTOCOL.md): one zstd stream per direction, at this level and window. */
 #define PACK_LEVEL 3
 #define PACK_LEVEL_SMALL 19 /* a session of one chunk of PACK_SMALL_MIN .. PACK_SMALL_MAX */
@@ -111,6 +112,7 @@ struct zila_session {
 	unsigned credit;
 	size_t credit_bytes;
 	bool peer_progress; /* the peer's Hello offered Progress messages */
+	bool peer_blobs;    /* the peer's Hello offered the blob phase, and so did ours */
 };
 
 /* --- helpers ---------------------------------------------------------------------- */
@@ -1082,7 +1084,8 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	h.now_ms = s->cfg.now_ms;
 	h.hq_now_ms = s->cfg.hq_now_ms;
 	h.hq_seen_ms = s->hq_seen_ms;
-	h.flags = (s->cfg.is_hq ? HELLO_HQ : 0) | (s->cfg.live ? HELLO_PROGRESS : 0);
+	h.flags = (s->cfg.is_hq ? HELLO_HQ : 0) | (s->cfg.live ? HELLO_PROGRESS : 0) |
+		  (s->cfg.live && s->cfg.blobs ? HELLO_BLOBS : 0);
 	h.window = my_window(s);
 	if (s->has_trust) {
 		h.trust_digest.data = s->trust_digest;
@@ -1136,6 +1139,7 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->st.peer_hq_now_ms = h->hq_now_ms;
 	s->st.peer_is_hq = (h->flags & HELLO_HQ) != 0;
 	s->peer_progress = s->cfg.live && (h->flags & HELLO_PROGRESS) != 0;
+	s->peer_blobs = s->cfg.live && s->cfg.blobs && (h->flags & HELLO_BLOBS) != 0;
 	if (h->trust_digest.len == DIGEST_LEN) {
 		memcpy(s->st.peer_trust, h->trust_digest.data, DIGEST_LEN);
 		s->st.has_peer_trust = true;
@@ -1430,7 +1434,8 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 
 int zila_session_progress(struct zila_session *s, uint64_t bytes_read, struct zila_error *err)
 {
-	if (!s->peer_progress || s->state != ZILA_SESSION_EXCHANGE)
+	/* (in the blob phase too: the peer sees we read its chunks) */
+	if (!s->peer_progress || !(s->state == ZILA_SESSION_EXCHANGE || (s->state == ZILA_SESSION_DONE && s->peer_blobs)))
 		return 0;
 	Zila__Progress pr = ZILA__PROGRESS__INIT;
 	Zila__Message m = ZILA__MESSAGE__INIT;
@@ -1439,6 +1444,11 @@ int zila_session_progress(struct zila_session *s, uint64_t bytes_read, struct zi
 	m.progress = &pr;
 	int r = emit(s, &m);
 	return r != 0 ? fail(s, err, r, "cannot send progress") : 0;
+}
+
+bool zila_session_peer_blobs(const struct zila_session *s)
+{
+	return s->peer_blobs;
 }
 
 bool zila_session_peer_progress(const struct zila_session *s)
