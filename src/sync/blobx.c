@@ -308,7 +308,8 @@ static int queue_asks(struct zila_blobx *bx, const Zila__BlobWant *w, struct zil
 		return zila_error_set(err, ZILA_EPROTO, "too many blob asks");
 	if (bx->nq + w->n_asks > bx->qcap) {
 		/* drop what was served */
-		memmove(bx->q, bx->q + bx->qhead, (bx->nq - bx->qhead) * sizeof(*bx->q));
+		if (bx->q != NULL)
+			memmove(bx->q, bx->q + bx->qhead, (bx->nq - bx->qhead) * sizeof(*bx->q));
 		bx->nq -= bx->qhead;
 		bx->qhead = 0;
 		size_t cap = bx->nq + w->n_asks + 64;
