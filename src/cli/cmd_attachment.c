@@ -1,7 +1,9 @@
 /* zila attachment: what attachments this replica refers to and holds; copy one out (asking
  * the daemon to fetch it first when its bytes are not here yet).
  *   zila attachment ls
- *   zila attachment get REF OUT [--wait SECS] */
+ *   zila attachment get REF OUT [--wait SECS]
+ *   zila attachment set NAME VALUE     (the office's settings, attach.NAME)
+ *   zila attachment collect            (remove blobs no row has referred to since the horizon) */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +167,60 @@ static int do_get(struct cli *cli, int argc, char **argv)
 	return CLI_OK;
 }
 
+static const char *const settings[][2] = {
+	{ "max_bytes", "the largest file attached, in bytes (10485760)" },
+	{ "quota_bytes", "the attachments of one district, in bytes (2147483648)" },
+	{ "link", "the uplink to HQ: auto (measured), fast or slow (auto)" },
+	{ "slow_bps", "auto: a link slower than this many bytes/s is slow (50000)" },
+	{ "fetch_below", "on a slow link, others' files up to this size still come (65536)" },
+};
+
+static int do_set(struct cli *cli, int argc, char **argv)
+{
+	size_t n = sizeof(settings) / sizeof(settings[0]);
+	if (argc != 3)
+		return cli_usage("attachment", "set takes NAME and VALUE");
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(argv[1], settings[i][0]) != 0)
+			continue;
+		char key[64], *end;
+		if (strcmp(argv[1], "link") == 0) {
+			if (strcmp(argv[2], "auto") != 0 && strcmp(argv[2], "fast") != 0 && strcmp(argv[2], "slow") != 0)
+				return cli_usage("attachment", "link is auto, fast or slow, not '%s'", argv[2]);
+		} else if (strtoull(argv[2], &end, 10), *end != '\0' || argv[2][0] == '\0' || argv[2][0] == '-') {
+			return cli_usage("attachment", "%s takes a number of bytes, not '%s'", argv[1], argv[2]);
+		}
+		snprintf(key, sizeof(key), "attach.%s", argv[1]);
+		if (zila_store_meta_set(cli->store, key, argv[2]) != 0) {
+			cli_err("cannot write the setting '%s'", key);
+			return CLI_FAIL;
+		}
+		return CLI_OK;
+	}
+	cli_err("no setting '%s'; the settings are:", argv[1]);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "  %-12s %s\n", settings[i][0], settings[i][1]);
+	return CLI_USAGE;
+}
+
+static int do_collect(struct cli *cli)
+{
+	struct zila_error err;
+	uint64_t n = 0, bytes = 0;
+	zila_error_clear(&err);
+	int r = zila_blob_collect(cli->store, zila_store_horizon_ms(cli->store), &n, &bytes, &err);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	if (cli->json)
+		printf("{\"removed\":%llu,\"bytes\":%llu}\n", (unsigned long long)n, (unsigned long long)bytes);
+	else
+		printf("removed %llu blob%s (%llu bytes) no row has referred to since the history horizon\n",
+		       (unsigned long long)n, n == 1 ? "" : "s", (unsigned long long)bytes);
+	return CLI_OK;
+}
+
 int cmd_attachment(struct cli *cli, int argc, char **argv);
 int cmd_attachment(struct cli *cli, int argc, char **argv)
 {
@@ -175,5 +231,9 @@ int cmd_attachment(struct cli *cli, int argc, char **argv)
 	}
 	if (strcmp(argv[1], "get") == 0)
 		return do_get(cli, argc - 1, argv + 1);
+	if (strcmp(argv[1], "set") == 0)
+		return do_set(cli, argc - 1, argv + 1);
+	if (strcmp(argv[1], "collect") == 0)
+		return argc > 2 ? cli_usage("attachment", "collect takes no arguments") : do_collect(cli);
 	return cli_usage("attachment", "unknown subcommand '%s'", argv[1]);
 }

@@ -58,7 +58,8 @@ const struct cli_command cli_commands[] = {
 	{ "attach", cmd_attach, "add a file (a photo, a scanned form) to the replica and print its reference; it syncs after the rows",
 	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]", CLI_STORE },
 	{ "attachment", cmd_attachment, "list attachments (here, partial, missing); copy one out, fetching it first",
-	  "zila attachment [ls]\nzila attachment get REF OUT [--wait SECS]", CLI_STORE },
+	  "zila attachment [ls]\nzila attachment get REF OUT [--wait SECS]\nzila attachment set NAME VALUE\n"
+	  "zila attachment collect", CLI_STORE },
 	{ "conflicts", cmd_conflicts, "list overwritten values and parked rows; resolve one, link an orphan to a parent, drop a row",
 	  "zila conflicts\nzila conflicts resolve ID --keep kept|lost\nzila conflicts resolve ID --value TEXT\n"
 	  "zila conflicts relink TABLE:ID COLUMN=VALUE\nzila conflicts drop TABLE:ID", 0 },
