@@ -98,9 +98,12 @@ int zila_os_copydir(const char *src, const char *dst) ZILA_MUST_CHECK;
 int zila_os_append(const char *path, const void *p, size_t len, struct zila_error *err) ZILA_MUST_CHECK;
 /* Cuts PATH to len bytes (a resumed partial file keeps only what was verified). */
 int zila_os_truncate(const char *path, uint64_t len) ZILA_MUST_CHECK;
-/* Syncs FROM, renames it over TO and syncs TO's directory: a finished partial file becomes
- * the whole one, durably. ZILA_EIO/ZILA_EFULL with err saying why. */
-int zila_os_finish(const char *from, const char *to, struct zila_error *err) ZILA_MUST_CHECK;
+/* Renames FROM over TO: a finished partial file becomes the whole one. With sync, FROM is
+ * synced first and TO's directory after (durable); without, a power cut may leave TO short
+ * or absent, for files checked whenever read and fetched again when damaged (received
+ * blobs: 200 fsyncs made 100 photos of 300 KB take 2.7 s on loopback here). ZILA_EIO/
+ * ZILA_EFULL with err saying why. */
+int zila_os_finish(const char *from, const char *to, bool sync, struct zila_error *err) ZILA_MUST_CHECK;
 /* Removes the file PATH; 0 also when it does not exist. */
 int zila_os_remove(const char *path) ZILA_MUST_CHECK;
 /* Calls fn with each name directly in DIR (not "." or ".."), in no set order, until fn

@@ -535,6 +535,7 @@ static void session_over(struct conn *c)
 			blob_policy(c, &bc);
 			zila_blobx_policy(c->bx, bc.fetch_all, bc.fetch_below);
 			c->blobs_started = true;
+			c->blobs_at_ms = uv_now(c->cs->env->loop);
 			int r = zila_blobx_start(c->bx, &err);
 			if (r != 0) {
 				conn_fail(c, r, "%s", zila_error_msg(&err, r));
@@ -557,10 +558,11 @@ static void session_over(struct conn *c)
 		if (bs->received > 0 || bs->served > 0 || bs->chunks_bad > 0)
 			zila_log(ZILA_LOG_INFO,
 				 "attachments with %s: received %llu (%llu bytes), sent %llu (%llu bytes), refused %llu bad chunks,"
-				 " %llu asks outside its scope",
+				 " %llu asks outside its scope, in %llu ms",
 				 c->addr, (unsigned long long)bs->received, (unsigned long long)bs->received_bytes,
 				 (unsigned long long)bs->served, (unsigned long long)bs->served_bytes,
-				 (unsigned long long)bs->chunks_bad, (unsigned long long)bs->refused_scope);
+				 (unsigned long long)bs->chunks_bad, (unsigned long long)bs->refused_scope,
+				 (unsigned long long)(uv_now(c->cs->env->loop) - c->blobs_at_ms));
 	}
 	c->result = 0;
 	conn_finished(c);

@@ -43,6 +43,7 @@ struct conn {
 	 * the session (the peer may start it first), started once the session is DONE. */
 	struct zila_blobx *bx;
 	bool blobs_started;
+	uint64_t blobs_at_ms; /* when the blob phase started (loop time) */
 	int64_t own_offered; /* our own entries when the session started, after its seal */
 	struct zila_join_check jc;
 	uint8_t invite_id[ZILA_INVITE_ID_LEN]; /* JOIN responder: the id message 1 named */

@@ -346,17 +346,20 @@ int zila_os_truncate(const char *path, uint64_t len)
 	return truncate(path, (off_t)len) == 0 ? 0 : io_code(errno);
 }
 
-int zila_os_finish(const char *from, const char *to, struct zila_error *err)
+int zila_os_finish(const char *from, const char *to, bool sync, struct zila_error *err)
 {
-	int fd = open(from, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return io_fail(err, errno, "read", from);
-	int e = fsync(fd) != 0 ? errno : 0;
-	if (close(fd) != 0 && e == 0)
-		e = errno;
+	int e = 0;
+	if (sync) {
+		int fd = open(from, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return io_fail(err, errno, "read", from);
+		e = fsync(fd) != 0 ? errno : 0;
+		if (close(fd) != 0 && e == 0)
+			e = errno;
+	}
 	if (e == 0 && rename(from, to) != 0)
 		e = errno;
-	if (e == 0)
+	if (e == 0 && sync)
 		e = sync_dir_of(to);
 	return e != 0 ? io_fail(err, e, "write", to) : 0;
 }

@@ -496,15 +496,18 @@ int zila_os_truncate(const char *path, uint64_t len)
 	return e == 0 ? 0 : io_code(e);
 }
 
-int zila_os_finish(const char *from, const char *to, struct zila_error *err)
+int zila_os_finish(const char *from, const char *to, bool sync, struct zila_error *err)
 {
-	int fd = _open(from, _O_RDWR | _O_BINARY | _O_NOINHERIT);
-	if (fd < 0)
-		return io_fail(err, errno, "read", from);
-	int e = _commit(fd) != 0 ? errno : 0;
-	if (_close(fd) != 0 && e == 0)
-		e = errno;
-	if (e == 0 && !MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+	int e = 0;
+	if (sync) {
+		int fd = _open(from, _O_RDWR | _O_BINARY | _O_NOINHERIT);
+		if (fd < 0)
+			return io_fail(err, errno, "read", from);
+		e = _commit(fd) != 0 ? errno : 0;
+		if (_close(fd) != 0 && e == 0)
+			e = errno;
+	}
+	if (e == 0 && !MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING | (sync ? MOVEFILE_WRITE_THROUGH : 0)))
 		e = win_errno(GetLastError());
 	return e != 0 ? io_fail(err, e, "write", to) : 0;
 }

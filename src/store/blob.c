@@ -685,8 +685,10 @@ int zila_blob_writer_open(struct zila_store *s, const uint8_t id[32], uint64_t s
 		goto fail;
 	w->next = zila_blob_part_chunks(s, id);
 	if (w->next == 0) {
+		/* not synced either: a manifest that does not verify resumes nothing */
 		(void)!zila_os_remove(w->part);
-		if ((r = zila_os_write_atomic(w->man, w->chunks.p, w->chunks.len, 0600, err)) != 0)
+		(void)!zila_os_remove(w->man);
+		if ((r = zila_os_append(w->man, w->chunks.p, w->chunks.len, err)) != 0)
 			goto fail;
 	}
 	*next = w->next;
@@ -718,7 +720,9 @@ int zila_blob_writer_add(struct zila_blob_writer *w, uint32_t i, const uint8_t *
 		return 0;
 	if (w->n == 0 && (r = zila_os_append(w->part, "", 0, err)) != 0)
 		return r;
-	if ((r = zila_os_finish(w->part, w->final, err)) != 0)
+	/* not synced: a received blob is checked whenever it is read (served, copied out) and
+	 * fetched again when damaged, so a power cut costs a fetch, never a wrong byte */
+	if ((r = zila_os_finish(w->part, w->final, false, err)) != 0)
 		return r;
 	(void)!zila_os_remove(w->man);
 	return 0;
