@@ -149,6 +149,7 @@ if [ "$WHAT" = 2g ] || [ "$WHAT" = all ]; then
 	}
 	rows_at_hq() { [ "$(sqlite3 "$HQ/zila.db" "SELECT count(*) FROM people WHERE id LIKE '$1-%'")" = "$DAY" ]; }
 	echo "attach bench, 2g (zila_proxy: 8,000 B/s each way, 300 ms per chunk): a day's work of $DAY people"
+	base=$(blobs_at_hq)
 	for run in plain photos; do
 		lap_down
 		day "$run"
@@ -162,9 +163,9 @@ if [ "$WHAT" = 2g ] || [ "$WHAT" = all ]; then
 			continue
 		fi
 		k=0
-		while [ "$(blobs_at_hq)" -lt $((PHOTOS + PHOTOS2G)) ] && [ $k -lt 18000 ]; do sleep 0.5; k=$((k + 1)); done
+		while [ "$(blobs_at_hq)" -lt $((base + PHOTOS2G)) ] && [ $k -lt 18000 ]; do sleep 0.5; k=$((k + 1)); done
 		t2=$(now)
 		echo "  with $PHOTOS2G photos of $SIZE bytes: the day's rows at HQ after $(secs "$t0" "$t1") s;" \
-			"$(($(blobs_at_hq) - PHOTOS)) of $PHOTOS2G photos at HQ after $(secs "$t0" "$t2") s"
+			"$(($(blobs_at_hq) - base)) of $PHOTOS2G photos at HQ after $(secs "$t0" "$t2") s"
 	done
 fi
