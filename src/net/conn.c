@@ -522,6 +522,27 @@ static void blob_policy(struct conn *c, struct zila_blobx_config *bc)
 	free(mode);
 }
 
+/* Rows never wait for blobs: in the blob phase, about once a second, a local write since
+ * the session began (unsealed changes, or own entries sealed since) ends the phase; the
+ * daemon then starts a new session, rows first, and the blobs resume at their chunks. */
+static bool blobs_yield(struct conn *c)
+{
+	uint64_t now = uv_now(c->cs->env->loop);
+	int64_t n = 0;
+	if (now - c->blobs_checked_ms < 1000)
+		return false;
+	c->blobs_checked_ms = now;
+	struct zila_store *s = c->cs->env->store;
+	if (!((zila_store_pending(s, &n) == 0 && n > 0) || peers_own_sealed(s) > c->own_offered))
+		return false;
+	zila_log(ZILA_LOG_INFO, "pausing attachments with %s: new rows go first (the files resume where they stopped)",
+		 c->addr);
+	c->result = 0;
+	conn_finished(c);
+	begin_closing(c);
+	return true;
+}
+
 /* The rows are done (the session is DONE): the blob phase when both sides offered it, then
  * the close. A cut in the blob phase leaves the rows applied and acknowledged. */
 static void session_over(struct conn *c)
@@ -549,7 +570,8 @@ static void session_over(struct conn *c)
 			conn_flush(c);
 		}
 		if (!zila_blobx_done(c->bx)) {
-			conn_pump(c);
+			if (!blobs_yield(c))
+				conn_pump(c);
 			return;
 		}
 	}
@@ -873,7 +895,15 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 		else if (ev == ZILA_CHANNEL_MESSAGE)
 			on_message(c);
 		else if (ev == ZILA_CHANNEL_CLOSED) {
-			if (c->state == CONN_SESSION)
+			if (c->state == CONN_SESSION && c->blobs_started) {
+				/* the peer ended the blob phase (it has new rows, or stops): the rows
+				 * were done; what came of the files is kept */
+				zila_log(ZILA_LOG_INFO, "%s ended the attachments' phase; the files resume at the next session",
+					 c->addr);
+				c->result = 0;
+				conn_finished(c);
+				begin_closing(c);
+			} else if (c->state == CONN_SESSION)
 				conn_fail(c, ZILA_ECLOSED, "the peer closed the session before it completed");
 			else if (c->state == CONN_JOIN)
 				conn_fail(c, ZILA_ECLOSED, "HQ closed without sending a certificate");

@@ -3,7 +3,9 @@
 # reaches HQ and the district's other laptop B byte-identical, after the rows; a laptop of
 # another district (C, d2) gets neither its row nor its bytes; a link cut every ~900 KB still
 # brings a 2 MB scan across (each session resumes at the chunk the cut left, never from the
-# start); a copy damaged on HQ's disk is refused, not sent, and comes back from A.
+# start); a copy damaged on HQ's disk is refused, not sent, and comes back from A; a row
+# written while a 3 MB scan crawls to HQ over a 40 KB/s link reaches HQ in seconds (the
+# laptop pauses the file, syncs the row, and the file resumes at its chunk).
 . "$(dirname "$0")/lib.sh"
 PROXY=${ZILA_PROXY:-$(dirname "$ZILA")/../tools/zila_proxy}
 [ -x "$PROXY" ] || PROXY=$(dirname "$0")/../../build/tools/zila_proxy
@@ -25,6 +27,7 @@ for d in "$A" "$B" "$C"; do
 done
 daemon_up "$HQ" "$T/hq.log" "$P"
 daemon_up "$A" "$T/a.log" $((P + 1))
+pid_a=$last
 daemon_up "$B" "$T/b.log" $((P + 2))
 daemon_up "$C" "$T/c.log" $((P + 3))
 # everyone holds the catalogue
@@ -111,5 +114,29 @@ cmp -s "$T/photo.jpg" "$T/hq2.jpg" && ok "HQ's new copy (from A) is byte-identic
 expect 0 "D syncs again" -- "$ZILA" -d "$D" sync hq --wait --timeout 60
 expect 0 "D copies the photo out" -- "$ZILA" -d "$D" attachment get "$REF" "$T/d.jpg" --wait 0
 cmp -s "$T/photo.jpg" "$T/d.jpg" && ok "D's copy is byte-identical" || bad "D's copy differs"
+
+# --- rows never wait for files: a row written while a 3 MB scan crawls to HQ goes first ---
+"$PROXY" --listen "127.0.0.1:$((P + 8))" --to "127.0.0.1:$P" --rate 40000 --chunk 4096 2>"$T/proxy3.log" &
+proxy_pid=$!
+kill "$pid_a" 2>/dev/null
+wait "$pid_a" 2>/dev/null
+"$ZILA" -d "$A" peer add --hq "127.0.0.1:$((P + 8))" >/dev/null 2>&1
+head -c 3145728 /dev/urandom >"$T/big.pdf"
+"$ZILA" -d "$A" attach "$T/big.pdf" --district d1 >/dev/null 2>&1 || bad "attach the 3 MB scan"
+"$ZILA" -d "$A" daemon --listen "127.0.0.1:$((P + 1))" --beacon-port 0 2>>"$T/a.log" &
+pid_a=$!
+pids="$pids $pid_a"
+# the scan is on its way (75 s at 40 KB/s) when a person is added
+until_ok 100 sh -c "grep -q 'asking 127.0.0.1:[0-9]* for 1 attachments (3145728 bytes)' '$T/hq.log'"
+sleep 2
+"$ZILA" -d "$A" sql "INSERT INTO people(id, district_id, name) VALUES ('p-late', 'd1', 'Late')" >/dev/null
+t0=$(date +%s)
+until_ok 100 sh -c "[ \"\$(sqlite3 '$HQ/zila.db' \"SELECT count(*) FROM people WHERE id = 'p-late'\")\" = 1 ]" &&
+	ok "a row written while a file crawls to HQ is at HQ $(($(date +%s) - t0)) s later, not after the file" ||
+	bad "the row waited for the file"
+grep -q "pausing attachments with .*new rows go first" "$T/a.log" && ok "A paused the file for the row" ||
+	bad "A's log does not say it paused the file"
+kill "$proxy_pid" 2>/dev/null
+proxy_pid=""
 expect 0 "HQ's replica is whole" -- sqlite3 "$HQ/zila.db" "PRAGMA integrity_check"
 finish
