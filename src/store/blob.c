@@ -170,6 +170,15 @@ out:
 	return r;
 }
 
+/* ASCII case-insensitive equality (file name endings) */
+static bool same_ci(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++)
+		if ((*a | 0x20) != (*b | 0x20))
+			return false;
+	return *a == *b;
+}
+
 static const char *media_of(const char *name)
 {
 	static const char *const map[][2] = {
@@ -180,7 +189,7 @@ static const char *media_of(const char *name)
 	};
 	const char *dot = strrchr(name, '.');
 	for (size_t i = 0; dot != NULL && i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcasecmp(dot, map[i][0]) == 0)
+		if (same_ci(dot, map[i][0]))
 			return map[i][1];
 	return "application/octet-stream";
 }
@@ -483,7 +492,7 @@ int zila_blob_find(struct zila_store *s, const char *ref, struct zila_attachment
 		if (n == 0) {
 			*out = a;
 			snprintf(first_hash, sizeof(first_hash), "%s", a.hash);
-			exact = strcmp(a.id, ref) == 0 || strcasecmp(a.hash, ref) == 0;
+			exact = strcmp(a.id, ref) == 0 || same_ci(a.hash, ref);
 		} else if (!exact && strcmp(a.hash, first_hash) != 0) {
 			n = -1;
 			break;

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
 #include <sys/resource.h>
+#endif
 
 #include <cmocka.h>
 #include <sodium.h>
@@ -201,8 +203,10 @@ static void test_limits(void **state)
 	replica_close(&r);
 }
 
+#ifndef _WIN32
 /* A file size limit stands in for a full disk: the blob's write fails, nothing is left
- * behind (no blob, no temp file, no row), the replica is whole and takes the file later. */
+ * behind (no blob, no temp file, no row), the replica is whole and takes the file later.
+ * POSIX only (setrlimit), as test_os_full. */
 static void test_full_disk(void **state)
 {
 	(void)state;
@@ -237,6 +241,7 @@ static void test_full_disk(void **state)
 	assert_int_equal(blob_files(&r), 1);
 	replica_close(&r);
 }
+#endif
 
 /* --- the blob phase ----------------------------------------------------------------------- */
 
@@ -608,7 +613,10 @@ static void test_collect(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stored_once), cmocka_unit_test(test_limits),	   cmocka_unit_test(test_full_disk),
+		cmocka_unit_test(test_stored_once), cmocka_unit_test(test_limits),
+#ifndef _WIN32
+		cmocka_unit_test(test_full_disk),
+#endif
 		cmocka_unit_test(test_exchange),    cmocka_unit_test(test_scope),	   cmocka_unit_test(test_bad_chunk),
 		cmocka_unit_test(test_resume),	    cmocka_unit_test(test_damaged_here), cmocka_unit_test(test_collect),
 	};
