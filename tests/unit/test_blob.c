@@ -556,7 +556,7 @@ static void test_damaged_here(void **state)
 	struct zila_attachment p1, p2;
 	struct zila_error err;
 	struct side sa, sb;
-	char in1[128], in2[128], path[300];
+	char in1[128], in2[128], path[1200];
 	two_replicas(&a, &b, in1, in2, &p1, &p2);
 	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", a.dir, p1.hash, p1.hash + 2);
 	write_file(path, p1.size, 99);
