@@ -90,8 +90,20 @@ bool zila_blob_present(struct zila_store *s, const uint8_t id[32])
 	return zila_os_exists(path);
 }
 
+/* The store's own tables for attachments, made when first needed: a read (the daemon's
+ * status, every session's blob phase) takes no write lock once they are there. */
 static int ensure_tables(struct zila_store *s, struct zila_error *err)
 {
+	sqlite3_stmt *st = store_stmt(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
+					 " ('zila_blob_asks', 'zila_blob_gone')");
+	int n = 0;
+	if (st != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int(st, 0);
+		sqlite3_reset(st);
+	}
+	if (n == 2)
+		return 0;
 	int r = store_exec(s, ASKS_SQL, err);
 	return r ? r : store_exec(s, GONE_SQL, err);
 }
