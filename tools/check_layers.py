@@ -33,7 +33,7 @@ HEADERS = {
     "store": "store", "store_test": "store", "review": "store", "schema": "store", "blob": "store",
     "trust": "trust",
     "noise": "sync", "channel": "sync", "session": "sync", "bundle": "sync", "blobx": "sync",
-    "daemon": "net", "sched": "net",
+    "daemon": "net", "sched": "net", "webauth": "net",
     "csvio": "office", "report": "office", "pgmirror": "office", "office": "office",
 }
 # Layers that may not see each other although their ranks allow it.

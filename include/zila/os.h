@@ -247,10 +247,21 @@ int zila_os_service_uninstall(const char *name, struct zila_error *err) ZILA_MUS
  * run return. Returns run's result, or ZILA_EINVAL when not started by the SCM. */
 int zila_os_service_run(const char *name, int (*run)(void *arg), void (*stop)(void *arg), void *arg,
 			struct zila_error *err) ZILA_MUST_CHECK;
+/* How a person starts the installed service, for a message (static text). */
+const char *zila_os_service_start_how(void);
 /* This program's own path (for the service's command line). */
 int zila_os_self_path(char *out, size_t n) ZILA_MUST_CHECK;
-/* Opens url in the user's browser; ZILA_ENOTFOUND when there is none to open it with. */
+/* Appends standard error, unbuffered, to the file at path (made when missing): a service's
+ * log. Works also when the process was started with no standard error at all (a Windows
+ * service). Returns 0, or a negative code with standard error left as it was. */
+int zila_os_stderr_to(const char *path) ZILA_MUST_CHECK;
+/* Opens url in the user's browser, without putting it on a command line (it may hold a
+ * secret: Windows hands the browser a page of this user's own that sends it on).
+ * ZILA_ENOTFOUND when there is none to open it with (POSIX: always; the caller prints it). */
 int zila_os_open_url(const char *url) ZILA_MUST_CHECK;
+/* True when this process has a console window of its own that closes when it exits (Windows:
+ * started from the Start menu or Explorer), so a message must wait to be read. */
+bool zila_os_console_own(void);
 
 /* --- a worker thread ----------------------------------------------------------------- */
 

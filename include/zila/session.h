@@ -59,6 +59,9 @@ struct zila_session_config {
 	 * gives: a daemon sends about a second of its link's worth at a time, so a slow link
 	 * carries small chunks that are applied and kept as they arrive. */
 	bool paced;
+	/* Neither take nor send keys by reference (PROTOCOL.md, "Packed chunks"): after a
+	 * session with this peer failed on one (ZILA_EREF), the next sends keys whole. */
+	bool no_refs;
 	/* Live: offer the blob phase (attachments' bytes after Done, src/sync/blobx.c); it
 	 * runs when the peer's Hello offers it too (zila_session_peer_blobs). */
 	bool blobs;
@@ -101,6 +104,8 @@ struct zila_session_stats {
 	struct zila_refusal refused[ZILA_APPLY_REFUSALS];
 	size_t nrefused;
 	uint64_t refused_more;  /* feeds refused beyond those listed */
+	bool ref_failed;        /* a key sent by reference was not found (either side): the
+				 * session failed; the next with this peer sets no_refs */
 	uint64_t feeds_skipped; /* feeds not offered: the peer refused them before (cfg.skip) */
 	uint64_t forks;         /* feeds the peer holds to our head with other entries (PROTOCOL.md, "Forks") */
 	/* Our own entries, in partitions the peer reads, that it holds once the session is DONE

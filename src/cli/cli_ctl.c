@@ -28,10 +28,9 @@ int cli_ctl_open(struct cli *cli, struct cli_ctl *c, bool quiet)
 	if (r != 0) {
 		if (quiet)
 			return CLI_NODAEMON;
-		/* The package's service replica, another user's: its daemon is systemd's to start. */
-		if (cli_is_system_dir(cli->dir))
-			cli_err("no daemon is running on '%s'; it is a service: 'sudo systemctl start zila' "
-				"(after 'sudo -u zila zila -d %s init' or join, once)", cli->dir, cli->dir);
+		/* The service's replica: its daemon is systemd's (Windows: the SCM's) to start. */
+		if (cli_is_service_dir(cli->dir))
+			cli_err("no daemon is running on '%s'; it is a service: %s", cli->dir, zila_os_service_start_how());
 		else
 			cli_err("no daemon is running on '%s'; start it with 'zila -d %s daemon'", cli->dir, cli->dir);
 		return CLI_NODAEMON;

@@ -29,6 +29,12 @@ const char *cli_default_dir(char *buf, size_t n)
 	return buf;
 }
 
+bool cli_is_service_dir(const char *dir)
+{
+	char sys[4096];
+	return zila_os_system_dir(sys, sizeof(sys)) == 0 && strcmp(dir, sys) == 0;
+}
+
 bool cli_is_system_dir(const char *dir)
 {
 	char sys[4096];

@@ -61,6 +61,13 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	} else {
 		printf(", no LAN discovery\n");
 	}
+	json_t *web = json_object_get(st, "web");
+	if (json_is_object(web)) {
+		printf("web:        %s/ (%s)\n", jstr(web, "url", "?"),
+		       json_is_true(json_object_get(web, "lan")) ? "the LAN logs in with a password" : "this computer: 'zila open'");
+		if (json_is_string(json_object_get(web, "fingerprint")))
+			printf("            TLS certificate SHA-256 %s\n", jstr(web, "fingerprint", ""));
+	}
 	json_t *hq = json_object_get(st, "hq");
 	if (json_is_object(hq)) {
 		cli_ago(when, sizeof(when), json_integer_value(json_object_get(hq, "last_sync")));

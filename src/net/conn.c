@@ -16,6 +16,15 @@
 
 static const char *state_names[] = { "dialing", "handshake", "session", "join", "closing", "closed" };
 
+void conn_noref_add(struct conns *cs, const uint8_t device[32])
+{
+	for (unsigned i = 0; i < cs->nnoref && i < NOREF_MAX; i++)
+		if (memcmp(cs->noref[i], device, 32) == 0)
+			return;
+	memcpy(cs->noref[cs->nnoref % NOREF_MAX], device, 32);
+	cs->nnoref++;
+}
+
 const char *conn_state_name(enum conn_state s)
 {
 	return state_names[s];
@@ -714,6 +723,9 @@ static void on_established(struct conn *c)
 	/* Each received window comes back to us to apply (apply_window): the seam where a
 	 * worker with a connection of its own can take the apply off the loop. */
 	cfg.caller_applies = true;
+	for (unsigned i = 0; i < cs->nnoref && i < NOREF_MAX; i++)
+		if (memcmp(cs->noref[i], c->peer_pk, 32) == 0)
+			cfg.no_refs = true;
 	/* Chunks sized by the link and sent as it drains (conn_pump). */
 	cfg.paced = true;
 	/* Attachments' blobs after the rows (#25). */

@@ -107,6 +107,8 @@ struct rate_slot {
 };
 
 /* The connection table. */
+#define NOREF_MAX 64
+
 struct conns {
 	const struct net_env *env;
 	struct conn_hooks hooks;
@@ -119,6 +121,10 @@ struct conns {
 	uv_timer_t noisy_timer;
 	unsigned noisy_logged;
 	uint64_t noisy_quiet[NOISY_KINDS]; /* not logged one by one */
+	/* Peers a session failed with on a key sent by reference (ZILA_EREF): later sessions
+	 * with them send and take keys whole (until the daemon restarts). */
+	uint8_t noref[NOREF_MAX][32];
+	unsigned nnoref;
 };
 
 /* What to dial. */
@@ -143,6 +149,9 @@ void conns_stop(struct conns *cs);
 int conn_dial(struct conns *cs, const struct conn_dial *d, struct conn **out);
 /* Takes a connection waiting on the listener. */
 void conn_accept(struct conns *cs, uv_stream_t *listener);
+/* Sessions with this device send and take keys whole from now on (a session failed on a
+ * key sent by reference). */
+void conn_noref_add(struct conns *cs, const uint8_t device[32]);
 /* Gives a handshake token back to the source address ip (a session from it completed). */
 void conn_rate_refund(struct conns *cs, const char *ip);
 void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len, int status);

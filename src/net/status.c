@@ -253,6 +253,13 @@ json_t *status_json(struct daemon *d)
 			json_object_set_new(o, "scope_name", json_string(dname));
 	}
 	json_object_set_new(o, "listen", json_string(d->listen_addr));
+	if (d->web_listen[0] != '\0') {
+		char base[400];
+		web_base_url(&d->web, base, sizeof(base));
+		json_object_set_new(o, "web", json_pack("{s:s, s:b, s:b, s:o}", "url", base, "lan", d->web.lan, "tls",
+							d->web.tls != NULL, "fingerprint",
+							d->web.tls ? json_string(d->web.fingerprint) : json_null()));
+	}
 	json_object_set_new(o, "beacon_port", json_integer(d->disc.udp_open ? d->disc.beacon_port : 0));
 	json_object_set_new(o, "beacons_heard", json_integer((json_int_t)d->disc.nbeacons_heard));
 	json_object_set_new(o, "last_beacon_s", opt_int(d->disc.last_beacon_ms != 0,

@@ -914,10 +914,28 @@ int zila_os_self_path(char *out, size_t n)
 	return 0;
 }
 
+const char *zila_os_service_start_how(void)
+{
+	return "'sudo systemctl start zila' (after 'sudo -u zila zila -d /var/lib/zila init' or join, once)";
+}
+
+int zila_os_stderr_to(const char *path)
+{
+	if (freopen(path, "a", stderr) == NULL)
+		return io_code(errno);
+	setvbuf(stderr, NULL, _IONBF, 0);
+	return 0;
+}
+
 int zila_os_open_url(const char *url)
 {
 	(void)url; /* a daemon's host may have no browser: the caller prints the link */
 	return ZILA_ENOTFOUND;
+}
+
+bool zila_os_console_own(void)
+{
+	return false; /* a terminal outlives the command */
 }
 
 /* --- a worker thread ----------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <sddl.h>
 #include <shellapi.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <io.h>
@@ -81,25 +82,35 @@ static PSID self_sid(void **buf)
 	return *buf != NULL ? ((TOKEN_USER *)*buf)->User.Sid : NULL;
 }
 
-/* A protected DACL that lets this process's user (and, for a directory, what is created in
- * it) do everything, and nobody else anything: no inherited entries for Users or Everyone. */
+/* A protected DACL that lets this process's user, SYSTEM and Administrators (and, for a
+ * directory, what is created in it) do everything, and nobody else anything: no inherited
+ * entries for Users or Everyone. SYSTEM and Administrators, who can take any file anyway, are
+ * there for the service: the installer (an administrator) makes the replica in ProgramData
+ * that the service (LocalSystem) opens, and an administrator's 'zila join' or 'invite' on it
+ * writes files the service must read; with the user alone, each would lock the other out. */
 static int make_owner_only(const char *path, bool dir)
 {
 	void *tu;
 	PSID me = self_sid(&tu);
 	int r = ZILA_EIO;
 	PACL acl = NULL;
-	if (me == NULL)
+	BYTE sys[SECURITY_MAX_SID_SIZE], admins[SECURITY_MAX_SID_SIZE];
+	DWORD sys_len = sizeof(sys), admins_len = sizeof(admins);
+	if (me == NULL || !CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &sys_len) ||
+	    !CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &admins_len))
 		goto out;
-	EXPLICIT_ACCESS_A ea;
-	memset(&ea, 0, sizeof(ea));
-	ea.grfAccessPermissions = GENERIC_ALL;
-	ea.grfAccessMode = SET_ACCESS;
-	ea.grfInheritance = dir ? SUB_CONTAINERS_AND_OBJECTS_INHERIT : NO_INHERITANCE;
-	ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
-	ea.Trustee.TrusteeType = TRUSTEE_IS_USER;
-	ea.Trustee.ptstrName = (LPSTR)me;
-	if (SetEntriesInAclA(1, &ea, NULL, &acl) != ERROR_SUCCESS)
+	EXPLICIT_ACCESS_A ea[3];
+	PSID who[3] = { me, (PSID)sys, (PSID)admins };
+	memset(ea, 0, sizeof(ea));
+	for (int i = 0; i < 3; i++) {
+		ea[i].grfAccessPermissions = GENERIC_ALL;
+		ea[i].grfAccessMode = SET_ACCESS;
+		ea[i].grfInheritance = dir ? SUB_CONTAINERS_AND_OBJECTS_INHERIT : NO_INHERITANCE;
+		ea[i].Trustee.TrusteeForm = TRUSTEE_IS_SID;
+		ea[i].Trustee.TrusteeType = i == 0 ? TRUSTEE_IS_USER : TRUSTEE_IS_WELL_KNOWN_GROUP;
+		ea[i].Trustee.ptstrName = (LPSTR)who[i];
+	}
+	if (SetEntriesInAclA(3, ea, NULL, &acl) != ERROR_SUCCESS)
 		goto out;
 	if (SetNamedSecurityInfoA((LPSTR)path, SE_FILE_OBJECT,
 				  DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, NULL, NULL, acl,
@@ -1290,9 +1301,66 @@ int zila_os_self_path(char *out, size_t n)
 	return k == 0 || k >= n ? ZILA_ETOOBIG : 0;
 }
 
+const char *zila_os_service_start_how(void)
+{
+	return "'net start zila' in a command prompt run as administrator (or Services, 'zila sync', Start)";
+}
+
+/* A service starts with no standard handles: msvcrt then gives stderr no descriptor (-2),
+ * and Wine's freopen refuses such a stream (the log was never written under Wine). So the
+ * file becomes descriptor 2 and the standard error handle, and the stream is pointed at it. */
+int zila_os_stderr_to(const char *path)
+{
+	int fd = _open(path, _O_WRONLY | _O_CREAT | _O_APPEND | _O_BINARY | _O_NOINHERIT, _S_IREAD | _S_IWRITE);
+	if (fd < 0)
+		return errno == ENOENT ? ZILA_ENOTFOUND : errno == EACCES ? ZILA_EAUTH : ZILA_EIO;
+	fflush(stderr);
+	if (fd != 2 && _dup2(fd, 2) != 0) {
+		_close(fd);
+		return ZILA_EIO;
+	}
+	if (fd != 2)
+		_close(fd);
+	SetStdHandle(STD_ERROR_HANDLE, (HANDLE)_get_osfhandle(2));
+	if (_fileno(stderr) != 2) {
+		stderr->_file = 2;
+		stderr->_flag = _IOWRT;
+	}
+	setvbuf(stderr, NULL, _IONBF, 0);
+	return 0;
+}
+
+/* The link holds a one-time login token. A browser started with it on its command line
+ * would show it to every process list and to the auditing of process creation (event 4688,
+ * Sysmon), so the browser is given a page of this user's own instead (%TEMP%\zila-open.html,
+ * owner-only, replaced at each open) that sends it on; its token is good once, for 5 minutes. */
 int zila_os_open_url(const char *url)
 {
-	return (INT_PTR)ShellExecuteA(NULL, "open", url, NULL, NULL, SW_SHOWNORMAL) > 32 ? 0 : ZILA_ENOTFOUND;
+	char tmp[MAX_PATH + 1], path[MAX_PATH + 32], page[2048];
+	for (const char *c = url; *c != '\0'; c++)
+		if (!isalnum((unsigned char)*c) && strchr(":/.#=_-?&%", *c) == NULL)
+			return ZILA_EINVAL; /* it goes into the page as it is */
+	DWORD k = GetTempPathA(sizeof(tmp), tmp);
+	if (k == 0 || k >= sizeof(tmp))
+		return ZILA_ENOTFOUND;
+	snprintf(path, sizeof(path), "%szila-open.html", tmp);
+	int n = snprintf(page, sizeof(page),
+			 "<!doctype html><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">"
+			 "<meta http-equiv=\"refresh\" content=\"0;url=%s\"><title>zila</title>"
+			 "<script>location.replace(\"%s\")</script><p><a href=\"%s\">zila</a>\n",
+			 url, url, url);
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (n < 0 || (size_t)n >= sizeof(page) || zila_os_write_atomic(path, page, (size_t)n, 0600, &err) != 0)
+		return ZILA_EIO;
+	return (INT_PTR)ShellExecuteA(NULL, "open", path, NULL, NULL, SW_SHOWNORMAL) > 32 ? 0 : ZILA_ENOTFOUND;
+}
+
+/* A console of its own: started from the Start menu or Explorer, not from a prompt. */
+bool zila_os_console_own(void)
+{
+	DWORD pids[2];
+	return GetConsoleProcessList(pids, 2) == 1;
 }
 
 /* --- a worker thread ----------------------------------------------------------------- */

@@ -295,6 +295,16 @@ int main(int argc, char **argv)
 	sync_pair(hq, lap, &rl, &rh);
 	if (rh.entries_received == 0)
 		die("day's work", "nothing arrived at HQ");
+	/* HQ holds exactly what the laptop holds (the keys sent by reference were found). */
+	uint8_t hh[32], hl[32];
+	struct zila_store *hs = open_store(hq, NULL);
+	l = open_store(lap, NULL);
+	if (zila_store_hash(hs, hh, &err) != 0 || zila_store_hash(l, hl, &err) != 0)
+		die("hash", err.msg);
+	if (memcmp(hh, hl, 32) != 0)
+		die("day's work", "HQ and the laptop differ after the sync");
+	zila_store_free(hs);
+	zila_store_free(l);
 	printf("day's work:  %d new, %d edited, %d deleted people: %lld entries (%lld B stored); laptop sent %llu B,"
 	       " received %llu B\n",
 	       nnew, nedit, ndel, (long long)(after_n - before_n), (long long)(after_b - before_b),

@@ -1,8 +1,12 @@
 ; The zila installer (Debian's nsis: makensis), made by `make windows`: zila.exe in Program
 ; Files, the replica of this machine in %ProgramData%\zila, the service "zila" started at boot,
 ; firewall rules for TCP 7400 (sync) and UDP 7401 (LAN beacons) on private networks only, a
-; Start-menu entry that opens the web interface. The uninstaller keeps the replica unless asked.
-Unicode true
+; Start-menu entry that opens the web interface. The uninstaller keeps the replica unless asked
+; (a box to tick, or /PURGE: `uninstall.exe /S /PURGE`).
+; A 64-bit installer (Debian's nsis ships the amd64-unicode stubs and plugins): it runs under
+; wine64 alone, and on Windows it sees the 64-bit Program Files and registry without redirection.
+Target amd64-unicode
+!include FileFunc.nsh
 SetCompressor /SOLID lzma
 !ifndef OUTFILE
 !define OUTFILE "zila-setup.exe"
@@ -33,9 +37,10 @@ FunctionEnd
 
 Section "zila"
   SetOutPath "$INSTDIR"
-  ; an update: the running service lets go of zila.exe first
-  nsExec::ExecToLog 'sc stop zila'
-  Sleep 2000
+  ; an update: the running service lets go of zila.exe first ('net stop' waits until it has
+  ; stopped; 'sc stop' returns at once, and a slow stop would leave zila.exe in use)
+  nsExec::ExecToLog 'net stop zila'
+  Sleep 1000
   File "${EXE}"
   WriteUninstaller "$INSTDIR\uninstall.exe"
   CreateDirectory "${DATA}"
@@ -44,7 +49,7 @@ Section "zila"
   ; the service (zila service install), started now and at every boot
   nsExec::ExecToLog '"$INSTDIR\zila.exe" service uninstall'
   nsExec::ExecToLog '"$INSTDIR\zila.exe" -d "${DATA}" service install'
-  nsExec::ExecToLog 'sc start zila'
+  nsExec::ExecToLog 'net start zila'
   ; Windows Defender Firewall: sync and beacons from private networks only (not public Wi-Fi)
   nsExec::ExecToLog 'netsh advfirewall firewall delete rule name="zila sync (TCP 7400)"'
   nsExec::ExecToLog 'netsh advfirewall firewall delete rule name="zila LAN beacons (UDP 7401)"'
@@ -53,6 +58,16 @@ Section "zila"
   ; the Start menu: the web interface (zila open), and the replica's folder
   CreateDirectory "$SMPROGRAMS\zila"
   CreateShortCut "$SMPROGRAMS\zila\zila.lnk" "$INSTDIR\zila.exe" '-d "${DATA}" open' "$INSTDIR\zila.exe" 0 SW_SHOWMINIMIZED
+  ; "Run as administrator" (the link's flag SLDF_RUNAS_USER, 0x2000 at offset 0x14): the
+  ; service's named pipe admits only Administrators with their full rights, so an entry run with
+  ; a user's ordinary rights would be refused ("permission denied"); Windows asks (UAC) first.
+  FileOpen $0 "$SMPROGRAMS\zila\zila.lnk" a
+  FileSeek $0 0x15 SET
+  FileReadByte $0 $1
+  IntOp $1 $1 | 0x20
+  FileSeek $0 0x15 SET
+  FileWriteByte $0 $1
+  FileClose $0
   CreateShortCut "$SMPROGRAMS\zila\zila data folder.lnk" "${DATA}"
   CreateShortCut "$SMPROGRAMS\zila\Uninstall zila.lnk" "$INSTDIR\uninstall.exe"
   WriteRegStr HKLM "${UNINST}" "DisplayName" "zila"
@@ -78,8 +93,12 @@ Section "Uninstall"
   Delete "$INSTDIR\uninstall.exe"
   RMDir "$INSTDIR"
   DeleteRegKey HKLM "${UNINST}"
-  ; The replica holds this laptop's records and its device key: kept unless asked (and never
-  ; in a silent uninstall, /S).
+  ; The replica holds this laptop's records and its device key: kept unless asked (/PURGE;
+  ; a silent uninstall, /S, without /PURGE keeps it).
+  ${un.GetParameters} $R0
+  ClearErrors
+  ${un.GetOptions} $R0 "/PURGE" $R1
+  IfErrors 0 wipe
   IfSilent keep
   MessageBox MB_YESNO|MB_DEFBUTTON2|MB_ICONEXCLAMATION "Also delete this laptop's zila records in ${DATA}?$\r$\n$\r$\nChanges not yet sent to HQ are lost, and the laptop must be enrolled again. Choose No to keep them (a later install uses them again)." IDYES wipe IDNO keep
   wipe:
