@@ -90,6 +90,26 @@ int zila_os_mkdtemp(char *tmpl) ZILA_MUST_CHECK;
 int zila_os_rmtree(const char *path) ZILA_MUST_CHECK;
 /* Copies the files directly in directory src into dst (made, private), as a backup does. */
 int zila_os_copydir(const char *src, const char *dst) ZILA_MUST_CHECK;
+/* --- files written in pieces (attachments' partial blobs, #25) ---------------------- */
+
+/* Appends len bytes at the end of PATH (made 0600 when missing), without a sync: the caller
+ * verifies what it kept before trusting it. On a failed write PATH is cut back to the size it
+ * had, so it never keeps half an append. ZILA_EFULL, ZILA_EIO with err saying why. */
+int zila_os_append(const char *path, const void *p, size_t len, struct zila_error *err) ZILA_MUST_CHECK;
+/* Cuts PATH to len bytes (a resumed partial file keeps only what was verified). */
+int zila_os_truncate(const char *path, uint64_t len) ZILA_MUST_CHECK;
+/* Renames FROM over TO: a finished partial file becomes the whole one. With sync, FROM is
+ * synced first and TO's directory after (durable); without, a power cut may leave TO short
+ * or absent, for files checked whenever read and fetched again when damaged (received
+ * blobs: 200 fsyncs made 100 photos of 300 KB take 2.7 s on loopback here). ZILA_EIO/
+ * ZILA_EFULL with err saying why. */
+int zila_os_finish(const char *from, const char *to, bool sync, struct zila_error *err) ZILA_MUST_CHECK;
+/* Removes the file PATH; 0 also when it does not exist. */
+int zila_os_remove(const char *path) ZILA_MUST_CHECK;
+/* Calls fn with each name directly in DIR (not "." or ".."), in no set order, until fn
+ * returns non-zero (returned). ZILA_ENOTFOUND when DIR does not exist. */
+int zila_os_list(const char *dir, int (*fn)(void *ctx, const char *name), void *ctx) ZILA_MUST_CHECK;
+
 /* Takes the group's and others' permissions off PATH if it has any (0644 -> 0600);
  * ZILA_ENOTFOUND when it does not exist. */
 int zila_os_make_private(const char *path) ZILA_MUST_CHECK;

@@ -59,6 +59,10 @@ int zila_store_exec_captured(struct zila_store *s, const char *sql,
  * malloc'd and owned by the caller. */
 int zila_store_meta_get(struct zila_store *s, const char *key, char **out) ZILA_MUST_CHECK;
 int zila_store_meta_set(struct zila_store *s, const char *key, const char *value) ZILA_MUST_CHECK;
+/* The history horizon (#20): the time (ms since 1970) before which history may be
+ * collected, now minus meta history_days (default 90) days. A minimal version written for
+ * attachments (#25, src/store/horizon.c) until #20's lands with the same name and meaning. */
+int64_t zila_store_horizon_ms(struct zila_store *s);
 /* Removes the settings named in keys (nkeys of them) in one transaction; unset ones are
  * no error. */
 int zila_store_meta_del(struct zila_store *s, const char *const *keys, size_t nkeys) ZILA_MUST_CHECK;

@@ -97,6 +97,20 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			       "%lld (it may park %d)\n",
 			       jint(l, "held"), (jint(l, "held_bytes") + 1023) / 1024, jint(l, "held_most"), ZILA_HELD_MAX);
 	}
+	json_t *at = json_object_get(st, "attachments");
+	if (json_is_object(at) && jint(at, "referenced") > 0) {
+		printf("attachments: %lld referred to (%lld KiB); ", jint(at, "referenced"),
+		       (jint(at, "referenced_bytes") + 1023) / 1024);
+		if (jint(at, "missing") == 0)
+			printf("all here\n");
+		else
+			printf("%lld not here yet (%lld KiB, %lld KiB of it held in part)%s\n", jint(at, "missing"),
+			       (jint(at, "missing_bytes") + 1023) / 1024, (jint(at, "partial_bytes") + 1023) / 1024,
+			       jint(at, "moving_bytes") > 0 ? "; coming now" : "; 'zila attachment ls' lists them");
+		if (jint(at, "moving_bytes") > 0)
+			printf("             moving now: %lld KiB received, %lld KiB to come\n", (jint(at, "moved_bytes") + 1023) / 1024,
+			       (jint(at, "moving_bytes") + 1023) / 1024);
+	}
 	json_t *mi = json_object_get(st, "mirror");
 	if (json_is_object(mi)) {
 		printf("mirror:     PostgreSQL %s, %s", jstr(mi, "target", "?"),

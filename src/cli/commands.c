@@ -13,6 +13,8 @@ CMD(seal)
 CMD(hash)
 CMD(vector)
 CMD(log)
+CMD(attach)
+CMD(attachment)
 CMD(conflicts)
 CMD(duplicates)
 CMD(bundle)
@@ -54,6 +56,11 @@ const struct cli_command cli_commands[] = {
 	{ "hash", cmd_hash, "print a content hash of all tracked rows", "zila hash", CLI_STORE },
 	{ "vector", cmd_vector, "print the version vector (feed heads)", "zila vector", CLI_STORE },
 	{ "log", cmd_log, "show the audit trail: who changed what, when", "zila log [--table T] [--id ID]", CLI_STORE },
+	{ "attach", cmd_attach, "add a file (a photo, a scanned form) to the replica and print its reference; it syncs after the rows",
+	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]", CLI_STORE },
+	{ "attachment", cmd_attachment, "list attachments (here, partial, missing); copy one out, fetching it first",
+	  "zila attachment [ls]\nzila attachment get REF OUT [--wait SECS]\nzila attachment set NAME VALUE\n"
+	  "zila attachment collect", CLI_STORE },
 	{ "conflicts", cmd_conflicts, "list overwritten values and parked rows; resolve one, link an orphan to a parent, drop a row",
 	  "zila conflicts\nzila conflicts resolve ID --keep kept|lost\nzila conflicts resolve ID --value TEXT\n"
 	  "zila conflicts relink TABLE:ID COLUMN=VALUE\nzila conflicts drop TABLE:ID", 0 },

@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "join.h"
 #include "peers.h"
+#include "zila/blobx.h"
 #include "zila/clock.h"
 #include "zila/log.h"
 #include "zila/os.h"
@@ -129,6 +130,7 @@ static void conn_free(struct conn *c)
 	if (c->ai != NULL)
 		uv_freeaddrinfo(c->ai);
 	zila_session_free(c->sess);
+	zila_blobx_free(c->bx);
 	if (c->ch_init)
 		zila_channel_release(&c->ch);
 	zila_buf_release(&c->out);
@@ -467,6 +469,8 @@ static void link_sample(struct conn *c)
 /* Sends chunks while the link has less than about LINK_AHEAD_MS of them queued: each about
  * CHUNK_LINK_MS of link, so on 2G a chunk is a few KiB, applied and kept a second after it
  * left, and on a LAN the session's full chunk. */
+static void session_over(struct conn *c);
+
 static void conn_pump(struct conn *c)
 {
 	struct zila_error err;
@@ -474,8 +478,9 @@ static void conn_pump(struct conn *c)
 	 * between a message and its answer (apply_done pumps again) */
 	if (c->state != CONN_SESSION || c->sess == NULL || c->applying)
 		return;
+	bool blobs = c->blobs_started;
 	zila_error_clear(&err);
-	for (int i = 0; i < 64 && zila_session_wants_to_send(c->sess); i++) {
+	for (int i = 0; i < 64 && (blobs ? zila_blobx_wants_to_send(c->bx) : zila_session_wants_to_send(c->sess)); i++) {
 		link_sample(c);
 		/* The rate is at most LINK_RATE_MAX: what follows fits a size_t. */
 		double ahead = c->rate * LINK_AHEAD_MS / 1000;
@@ -493,19 +498,117 @@ static void conn_pump(struct conn *c)
 		if (chunk > ZILA_SESSION_CHUNK)
 			chunk = ZILA_SESSION_CHUNK;
 		c->chunk_bytes = chunk;
-		int r = zila_session_send_more(c->sess, chunk, &err);
+		/* blobs: at least one message (a 64 KiB chunk) per call, about `chunk` bytes */
+		int r = blobs ? zila_blobx_send_more(c->bx, chunk, &err) : zila_session_send_more(c->sess, chunk, &err);
 		if (r != 0) {
 			conn_fail(c, r, "%s", zila_error_msg(&err, r));
 			return;
 		}
-		if (zila_session_done(c->sess)) {
-			c->result = 0;
-			conn_finished(c);
-			begin_closing(c);
+		if (blobs ? zila_blobx_done(c->bx) : zila_session_done(c->sess)) {
+			conn_flush(c);
+			session_over(c);
 			return;
 		}
 		conn_flush(c);
 	}
+}
+
+/* What to fetch from this peer (proto/ATTACH.md, "Policy"): HQ fetches every blob it lacks;
+ * a laptop fetches everything from a LAN peer, and from HQ unless the uplink is slow
+ * (setting attach.link: fast, slow, or auto: slower than attach.slow_bps bytes/s as
+ * measured while the rows went, default 50000): then only what a user asked for
+ * (zila attachment get) and blobs of at most attach.fetch_below bytes (default 65536). */
+static void blob_policy(struct conn *c, struct zila_blobx_config *bc)
+{
+	const struct net_env *d = c->cs->env;
+	const struct zila_channel_peer *pe = zila_channel_peer(&c->ch);
+	char *mode = NULL, *v = NULL;
+	uint64_t slow_bps = 50000;
+	bc->fetch_below = 65536;
+	if (zila_store_meta_get(d->store, "attach.slow_bps", &v) == 0 && v != NULL)
+		slow_bps = strtoull(v, NULL, 10);
+	free(v);
+	v = NULL;
+	if (zila_store_meta_get(d->store, "attach.fetch_below", &v) == 0 && v != NULL)
+		bc->fetch_below = strtoull(v, NULL, 10);
+	free(v);
+	if (zila_store_meta_get(d->store, "attach.link", &mode) != 0)
+		mode = NULL;
+	bool peer_hq = pe->cert.role == ZILA_ROLE_HQ && pe->cert.scope_all;
+	bool slow = mode != NULL && strcmp(mode, "slow") == 0;
+	if (mode == NULL || strcmp(mode, "auto") == 0 || mode[0] == '\0')
+		slow = c->rate > 0 && c->rate < (double)slow_bps;
+	bc->fetch_all = d->id.is_hq || !peer_hq || !slow;
+	free(mode);
+}
+
+/* Rows never wait for blobs: in the blob phase, about once a second, a local write since
+ * the session began (unsealed changes, or own entries sealed since) ends the phase; the
+ * daemon then starts a new session, rows first, and the blobs resume at their chunks. */
+static bool blobs_yield(struct conn *c)
+{
+	uint64_t now = uv_now(c->cs->env->loop);
+	int64_t n = 0;
+	if (now - c->blobs_checked_ms < 1000)
+		return false;
+	c->blobs_checked_ms = now;
+	struct zila_store *s = c->cs->env->store;
+	if (!((zila_store_pending(s, &n) == 0 && n > 0) || peers_own_sealed(s) > c->own_offered))
+		return false;
+	zila_log(ZILA_LOG_INFO, "pausing attachments with %s: new rows go first (the files resume where they stopped)",
+		 c->addr);
+	c->result = 0;
+	conn_finished(c);
+	begin_closing(c);
+	return true;
+}
+
+/* The rows are done (the session is DONE): the blob phase when both sides offered it, then
+ * the close. A cut in the blob phase leaves the rows applied and acknowledged. */
+static void session_over(struct conn *c)
+{
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (c->bx != NULL && zila_session_peer_blobs(c->sess) && !(c->blobs_started && zila_blobx_done(c->bx))) {
+		if (!c->blobs_started) {
+			struct zila_blobx_config bc;
+			memset(&bc, 0, sizeof(bc));
+			blob_policy(c, &bc);
+			zila_blobx_policy(c->bx, bc.fetch_all, bc.fetch_below);
+			c->blobs_started = true;
+			c->blobs_at_ms = uv_now(c->cs->env->loop);
+			int r = zila_blobx_start(c->bx, &err);
+			if (r != 0) {
+				conn_fail(c, r, "%s", zila_error_msg(&err, r));
+				return;
+			}
+			const struct zila_blobx_stats *bs = zila_blobx_stats(c->bx);
+			if (bs->asked > 0 || bs->wanted_left > 0)
+				zila_log(ZILA_LOG_INFO, "asking %s for %llu attachments (%llu bytes)%s", c->addr,
+					 (unsigned long long)bs->asked, (unsigned long long)bs->asked_bytes,
+					 bs->wanted_left ? "; others wait for a faster link or a request" : "");
+			conn_flush(c);
+		}
+		if (!zila_blobx_done(c->bx)) {
+			if (!blobs_yield(c))
+				conn_pump(c);
+			return;
+		}
+	}
+	if (c->bx != NULL && c->blobs_started) {
+		const struct zila_blobx_stats *bs = zila_blobx_stats(c->bx);
+		if (bs->received > 0 || bs->served > 0 || bs->chunks_bad > 0)
+			zila_log(ZILA_LOG_INFO,
+				 "attachments with %s: received %llu (%llu bytes), sent %llu (%llu bytes), refused %llu bad chunks,"
+				 " %llu asks outside its scope, in %llu ms",
+				 c->addr, (unsigned long long)bs->received, (unsigned long long)bs->received_bytes,
+				 (unsigned long long)bs->served, (unsigned long long)bs->served_bytes,
+				 (unsigned long long)bs->chunks_bad, (unsigned long long)bs->refused_scope,
+				 (unsigned long long)(uv_now(c->cs->env->loop) - c->blobs_at_ms));
+	}
+	c->result = 0;
+	conn_finished(c);
+	begin_closing(c);
 }
 
 /* --- the steps -------------------------------------------------------------------------- */
@@ -636,8 +739,18 @@ static void on_established(struct conn *c)
 			cfg.no_refs = true;
 	/* Chunks sized by the link and sent as it drains (conn_pump). */
 	cfg.paced = true;
+	/* Attachments' blobs after the rows (#25). */
+	cfg.blobs = true;
+	struct zila_blobx_config bc;
+	memset(&bc, 0, sizeof(bc));
+	bc.store = d->store;
+	bc.peer_may_read = zila_trust_read_filter;
+	bc.peer_read_ctx = (void *)&pe->cert;
+	bc.send = session_send;
+	bc.send_ctx = c;
 	zila_error_clear(&err);
-	if ((r = zila_session_new(&c->sess, &cfg, &err)) != 0 || (r = zila_session_start(c->sess, &err)) != 0) {
+	if ((r = zila_blobx_new(&c->bx, &bc, &err)) != 0 || (r = zila_session_new(&c->sess, &cfg, &err)) != 0 ||
+	    (r = zila_session_start(c->sess, &err)) != 0) {
 		conn_fail(c, r, "cannot start the session: %s", zila_error_msg(&err, r));
 		return;
 	}
@@ -814,9 +927,7 @@ static void session_step(struct conn *c)
 		c->cs->hooks.delivered(c->cs->hooks.ctx, c);
 	}
 	if (zila_session_done(c->sess)) {
-		c->result = 0;
-		conn_finished(c);
-		begin_closing(c);
+		session_over(c);
 		return;
 	}
 	conn_pump(c);
@@ -828,6 +939,21 @@ static void on_message(struct conn *c)
 	struct zila_error err;
 	zila_error_clear(&err);
 	if (c->state == CONN_SESSION) {
+		if (zila_blobx_is_blob(c->msg.p, c->msg.len)) {
+			/* the blob phase: the peer may be in it before our session is DONE */
+			int r = c->bx != NULL && zila_session_peer_blobs(c->sess)
+					? zila_blobx_receive(c->bx, c->msg.p, c->msg.len, &err)
+					: zila_error_set(&err, ZILA_EPROTO, "a blob message, not offered");
+			if (r != 0) {
+				conn_fail(c, r, "%s", zila_error_msg(&err, r));
+				return;
+			}
+			if (c->blobs_started)
+				session_over(c);
+			return;
+		}
+		if (c->blobs_started)
+			return; /* rows are done: a late Progress */
 		int r = zila_session_receive(c->sess, c->msg.p, c->msg.len, &err);
 		if (r == 0)
 			r = apply_window(c, &err);
@@ -835,11 +961,8 @@ static void on_message(struct conn *c)
 			conn_fail(c, r, "%s", zila_error_msg(&err, r));
 			return;
 		}
-		if (!c->applying && zila_session_done(c->sess)) {
-			c->result = 0;
-			conn_finished(c);
-			begin_closing(c);
-		}
+		if (!c->applying && zila_session_done(c->sess))
+			session_over(c);
 	} else if (c->state == CONN_JOIN) {
 		int r = join_take(d->store, c->jc.root_pk, c->msg.p, c->msg.len, zila_trust_now(d->trust), &err);
 		if (r != 0) {
@@ -921,7 +1044,15 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 			break;
 		}
 		else if (ev == ZILA_CHANNEL_CLOSED) {
-			if (c->state == CONN_SESSION)
+			if (c->state == CONN_SESSION && c->blobs_started) {
+				/* the peer ended the blob phase (it has new rows, or stops): the rows
+				 * were done; what came of the files is kept */
+				zila_log(ZILA_LOG_INFO, "%s ended the attachments' phase; the files resume at the next session",
+					 c->addr);
+				c->result = 0;
+				conn_finished(c);
+				begin_closing(c);
+			} else if (c->state == CONN_SESSION)
 				conn_fail(c, ZILA_ECLOSED, "the peer closed the session before it completed");
 			else if (c->state == CONN_JOIN)
 				conn_fail(c, ZILA_ECLOSED, "HQ closed without sending a certificate");

@@ -39,6 +39,12 @@ struct conn {
 	struct zila_channel ch;
 	bool ch_init;
 	struct zila_session *sess;
+	/* The blob phase after the rows (attachments, #25; both Hellos offered it): made with
+	 * the session (the peer may start it first), started once the session is DONE. */
+	struct zila_blobx *bx;
+	bool blobs_started;
+	uint64_t blobs_at_ms; /* when the blob phase started (loop time) */
+	uint64_t blobs_checked_ms; /* we last looked for new local rows (blobs_yield) */
 	int64_t own_offered; /* our own entries when the session started, after its seal */
 	struct zila_join_check jc;
 	uint8_t invite_id[ZILA_INVITE_ID_LEN]; /* JOIN responder: the id message 1 named */

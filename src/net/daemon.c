@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "daemon_int.h"
+#include "zila/blob.h"
 #include "peers.h"
 #include "zila/clock.h"
 #include "zila/log.h"
@@ -969,6 +970,18 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	else
 		zila_log(ZILA_LOG_WARN, "device %s is not enrolled: it syncs with nobody; see 'zila join'", id);
 	zila_log(ZILA_LOG_INFO, "listening on tcp %s; control socket %s", d->listen_addr, d->ctl.sock_path);
+	{
+		/* Attachments no row has referred to since the history horizon go (#25); the first
+		 * start that finds one unreferenced notes the time. */
+		struct zila_error cerr;
+		uint64_t nb = 0, bytes = 0;
+		zila_error_clear(&cerr);
+		if (zila_blob_collect(d->store, zila_store_horizon_ms(d->store), &nb, &bytes, &cerr) != 0)
+			zila_log(ZILA_LOG_WARN, "cannot collect attachments: %s", cerr.msg);
+		else if (nb > 0)
+			zila_log(ZILA_LOG_INFO, "removed %llu attachments (%llu bytes) no row has referred to since the history horizon",
+				 (unsigned long long)nb, (unsigned long long)bytes);
+	}
 	if (d->web_listen[0]) {
 		char base[400];
 		web_base_url(&d->web, base, sizeof(base));

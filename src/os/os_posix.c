@@ -327,6 +327,63 @@ int zila_os_rmtree(const char *path)
 	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : io_code(errno);
 }
 
+int zila_os_append(const char *path, const void *p, size_t len, struct zila_error *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return io_fail(err, errno, "write", path);
+	struct stat sb;
+	off_t was = fstat(fd, &sb) == 0 ? sb.st_size : -1;
+	int e = write_all(fd, p, len);
+	if (e != 0 && was >= 0 && ftruncate(fd, was) != 0)
+		e = e ? e : errno;
+	if (close(fd) != 0 && e == 0)
+		e = errno;
+	return e != 0 ? io_fail(err, e, "write", path) : 0;
+}
+
+int zila_os_truncate(const char *path, uint64_t len)
+{
+	return truncate(path, (off_t)len) == 0 ? 0 : io_code(errno);
+}
+
+int zila_os_finish(const char *from, const char *to, bool sync, struct zila_error *err)
+{
+	int e = 0;
+	if (sync) {
+		int fd = open(from, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return io_fail(err, errno, "read", from);
+		e = fsync(fd) != 0 ? errno : 0;
+		if (close(fd) != 0 && e == 0)
+			e = errno;
+	}
+	if (e == 0 && rename(from, to) != 0)
+		e = errno;
+	if (e == 0 && sync)
+		e = sync_dir_of(to);
+	return e != 0 ? io_fail(err, e, "write", to) : 0;
+}
+
+int zila_os_remove(const char *path)
+{
+	return unlink(path) == 0 || errno == ENOENT ? 0 : io_code(errno);
+}
+
+int zila_os_list(const char *dir, int (*fn)(void *ctx, const char *name), void *ctx)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int r = 0;
+	if (d == NULL)
+		return io_code(errno);
+	while (r == 0 && (e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			r = fn(ctx, e->d_name);
+	closedir(d);
+	return r;
+}
+
 int zila_os_copydir(const char *src, const char *dst)
 {
 	DIR *d = opendir(src);

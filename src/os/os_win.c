@@ -472,6 +472,81 @@ int zila_os_rmtree(const char *path)
 	return r;
 }
 
+int zila_os_append(const char *path, const void *p, size_t len, struct zila_error *err)
+{
+	int fd = _open(path, _O_WRONLY | _O_CREAT | _O_APPEND | _O_BINARY | _O_NOINHERIT, _S_IREAD | _S_IWRITE);
+	if (fd < 0)
+		return io_fail(err, errno, "write", path);
+	long long was = _lseeki64(fd, 0, SEEK_END);
+	int e = 0;
+	const uint8_t *b = p;
+	while (e == 0 && len > 0) {
+		unsigned chunk = len > (1u << 30) ? (1u << 30) : (unsigned)len;
+		int w = _write(fd, b, chunk);
+		if (w <= 0)
+			e = w < 0 ? errno : EIO;
+		else {
+			b += w;
+			len -= (size_t)w;
+		}
+	}
+	if (e != 0 && was >= 0)
+		(void)_chsize_s(fd, was);
+	if (_close(fd) != 0 && e == 0)
+		e = errno;
+	return e != 0 ? io_fail(err, e, "write", path) : 0;
+}
+
+int zila_os_truncate(const char *path, uint64_t len)
+{
+	int fd = _open(path, _O_WRONLY | _O_BINARY | _O_NOINHERIT);
+	if (fd < 0)
+		return io_code(errno);
+	int e = _chsize_s(fd, (long long)len);
+	_close(fd);
+	return e == 0 ? 0 : io_code(e);
+}
+
+int zila_os_finish(const char *from, const char *to, bool sync, struct zila_error *err)
+{
+	int e = 0;
+	if (sync) {
+		int fd = _open(from, _O_RDWR | _O_BINARY | _O_NOINHERIT);
+		if (fd < 0)
+			return io_fail(err, errno, "read", from);
+		e = _commit(fd) != 0 ? errno : 0;
+		if (_close(fd) != 0 && e == 0)
+			e = errno;
+	}
+	if (e == 0 && !MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING | (sync ? MOVEFILE_WRITE_THROUGH : 0)))
+		e = win_errno(GetLastError());
+	return e != 0 ? io_fail(err, e, "write", to) : 0;
+}
+
+int zila_os_remove(const char *path)
+{
+	if (DeleteFileA(path) || GetLastError() == ERROR_FILE_NOT_FOUND || GetLastError() == ERROR_PATH_NOT_FOUND)
+		return 0;
+	return io_code(win_errno(GetLastError()));
+}
+
+int zila_os_list(const char *dir, int (*fn)(void *ctx, const char *name), void *ctx)
+{
+	char pat[MAX_PATH * 4];
+	WIN32_FIND_DATAA fd;
+	snprintf(pat, sizeof(pat), "%s\\*", dir);
+	HANDLE h = FindFirstFileA(pat, &fd);
+	if (h == INVALID_HANDLE_VALUE)
+		return GetLastError() == ERROR_FILE_NOT_FOUND ? 0 : io_code(win_errno(GetLastError()));
+	int r = 0;
+	do {
+		if (strcmp(fd.cFileName, ".") != 0 && strcmp(fd.cFileName, "..") != 0)
+			r = fn(ctx, fd.cFileName);
+	} while (r == 0 && FindNextFileA(h, &fd));
+	FindClose(h);
+	return r;
+}
+
 int zila_os_copydir(const char *src, const char *dst)
 {
 	char pat[MAX_PATH * 4];

@@ -205,6 +205,9 @@ void store_checkpoint_stop(struct zila_store *s);
 
 /* --- open.c --- */
 int store_exec(struct zila_store *s, const char *sql, struct zila_error *err) ZILA_MUST_CHECK;
+/* A replica made before attachments (#25) with the default schema gets its `attachments`
+ * table, tracked, the first time it is opened (blob.c); others are left as they are. */
+int store_blob_upgrade(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 /* One statement of constant SQL text, prepared once per opened store and kept (a prepare
  * parses the text: more than a small statement's run). The caller binds, steps and resets
  * it, never finalizes it. NULL when it cannot be prepared. */

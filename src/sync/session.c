@@ -23,6 +23,7 @@
 #define HELLO_HQ 1u       /* the sender is HQ */
 #define HELLO_PROGRESS 2u /* the sender (live) sends and takes Progress messages */
 #define HELLO_REFS 4u     /* the sender takes keys by reference in packed chunks */
+#define HELLO_BLOBS 8u    /* the sender (live) moves attachments' blobs after Done (ATTACH.md) */
 /* Packed chunks (PROTOCOL.md): one zstd stream per direction, at this level and window. */
 #define PACK_LEVEL 3
 #define PACK_LEVEL_SMALL 19 /* a session of one chunk of PACK_SMALL_MIN .. PACK_SMALL_MAX */
@@ -114,6 +115,7 @@ struct zila_session {
 	bool peer_progress; /* the peer's Hello offered Progress messages */
 	bool offer_refs;    /* our Hello said we take keys by reference */
 	bool peer_refs;     /* the peer's Hello said it takes them */
+	bool peer_blobs;    /* the peer's Hello offered the blob phase, and so did ours */
 };
 
 /* --- helpers ---------------------------------------------------------------------- */
@@ -1097,7 +1099,8 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	h.hq_now_ms = s->cfg.hq_now_ms;
 	h.hq_seen_ms = s->hq_seen_ms;
 	s->offer_refs = !s->cfg.no_refs;
-	h.flags = (s->cfg.is_hq ? HELLO_HQ : 0) | (s->cfg.live ? HELLO_PROGRESS : 0) | (s->offer_refs ? HELLO_REFS : 0);
+	h.flags = (s->cfg.is_hq ? HELLO_HQ : 0) | (s->cfg.live ? HELLO_PROGRESS : 0) | (s->offer_refs ? HELLO_REFS : 0) |
+		  (s->cfg.live && s->cfg.blobs ? HELLO_BLOBS : 0);
 	h.window = my_window(s);
 	if (s->has_trust) {
 		h.trust_digest.data = s->trust_digest;
@@ -1152,6 +1155,7 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->st.peer_is_hq = (h->flags & HELLO_HQ) != 0;
 	s->peer_progress = s->cfg.live && (h->flags & HELLO_PROGRESS) != 0;
 	s->peer_refs = !s->cfg.no_refs && (h->flags & HELLO_REFS) != 0;
+	s->peer_blobs = s->cfg.live && s->cfg.blobs && (h->flags & HELLO_BLOBS) != 0;
 	if (h->trust_digest.len == DIGEST_LEN) {
 		memcpy(s->st.peer_trust, h->trust_digest.data, DIGEST_LEN);
 		s->st.has_peer_trust = true;
@@ -1448,7 +1452,8 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 
 int zila_session_progress(struct zila_session *s, uint64_t bytes_read, struct zila_error *err)
 {
-	if (!s->peer_progress || s->state != ZILA_SESSION_EXCHANGE)
+	/* (in the blob phase too: the peer sees we read its chunks) */
+	if (!s->peer_progress || !(s->state == ZILA_SESSION_EXCHANGE || (s->state == ZILA_SESSION_DONE && s->peer_blobs)))
 		return 0;
 	Zila__Progress pr = ZILA__PROGRESS__INIT;
 	Zila__Message m = ZILA__MESSAGE__INIT;
@@ -1457,6 +1462,11 @@ int zila_session_progress(struct zila_session *s, uint64_t bytes_read, struct zi
 	m.progress = &pr;
 	int r = emit(s, &m);
 	return r != 0 ? fail(s, err, r, "cannot send progress") : 0;
+}
+
+bool zila_session_peer_blobs(const struct zila_session *s)
+{
+	return s->peer_blobs;
 }
 
 bool zila_session_peer_progress(const struct zila_session *s)

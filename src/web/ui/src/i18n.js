@@ -230,6 +230,11 @@ const en = {
   'tbl.committee_members': 'Committee members', 'tbl.drives': 'Membership drives',
   'tbl.drive_targets': 'Drive targets', 'tbl.signups': 'Sign-ups', 'tbl.events': 'Events',
   'tbl.attendance': 'Attendance', 'tbl.tasks': 'Tasks', 'tbl.reports': 'Reports',
+  'tbl.attachments': 'Attachments (photos, scanned forms)',
+  'col.hash': 'File hash', 'col.size': 'Size (bytes)', 'col.media_type': 'File type',
+  'col.owner_table': 'Attached to (table)', 'col.owner_id': 'Attached to (record)',
+  'col.owner_column': 'Attached in column', 'col.original_hash': 'Original file hash',
+  'col.original_size': 'Original size (bytes)', 'col.added_on': 'Added on',
 
   'col.id': 'ID', 'col.name': 'Name', 'col.name_local': 'Name (Hindi)', 'col.code': 'Code',
   'col.state_id': 'State', 'col.district_id': 'District', 'col.level': 'Level', 'col.rank': 'Rank',
@@ -479,6 +484,11 @@ const hi = {
   'tbl.committee_members': 'समिति सदस्य', 'tbl.drives': 'सदस्यता अभियान',
   'tbl.drive_targets': 'अभियान लक्ष्य', 'tbl.signups': 'सदस्यता', 'tbl.events': 'कार्यक्रम',
   'tbl.attendance': 'उपस्थिति', 'tbl.tasks': 'काम', 'tbl.reports': 'रिपोर्टें',
+  'tbl.attachments': 'संलग्न फ़ाइलें (फ़ोटो, स्कैन किए फ़ॉर्म)',
+  'col.hash': 'फ़ाइल हैश', 'col.size': 'आकार (बाइट)', 'col.media_type': 'फ़ाइल का प्रकार',
+  'col.owner_table': 'किससे जुड़ी (तालिका)', 'col.owner_id': 'किससे जुड़ी (रिकॉर्ड)',
+  'col.owner_column': 'किस कॉलम में', 'col.original_hash': 'मूल फ़ाइल का हैश',
+  'col.original_size': 'मूल आकार (बाइट)', 'col.added_on': 'जोड़ने की तारीख़',
 
   'col.id': 'पहचान संख्या', 'col.name': 'नाम', 'col.name_local': 'नाम (हिन्दी)', 'col.code': 'कोड',
   'col.state_id': 'राज्य', 'col.district_id': 'ज़िला', 'col.level': 'स्तर', 'col.rank': 'क्रम',
