@@ -75,7 +75,7 @@ int cli_check_reach(const struct cli *cli, const char *cmd, unsigned flags)
 	if (r == ZILA_EAUTH) {
 		cli_err("'zila %s' opens the replica in '%s' with its device key, which only the user %s may read.\n"
 			"Run it as that user: 'sudo -u %s zila -d %s %s ...'. Members of the group %s may use "
-			"'zila status', 'zila peers' and 'zila sync' through its daemon.",
+			"'zila status', 'zila peers', 'zila sync' and 'zila open' through its daemon.",
 			cmd, cli->dir, o.owner, o.owner, cli->dir, cmd, o.group);
 		return CLI_FAIL;
 	}

@@ -91,7 +91,7 @@ const struct cli_command cli_commands[] = {
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq", 0 },
 	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", CLI_DAEMON },
 	{ "open", cmd_open, "print a one-time login link of the daemon's web interface (http://127.0.0.1:7480/); Windows: open it in the browser",
-	  "zila open", 0 },
+	  "zila open", CLI_DAEMON },
 	{ "web", cmd_web, "the web interface from the LAN: its password, HQ staff's accounts (admin, viewer, one district), its TLS fingerprint",
 	  "zila web\nzila web password [--clear] [--password-file FILE]\n"
 	  "zila web account add NAME --role admin|viewer|district:ID [--password-file FILE]\n"

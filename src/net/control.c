@@ -1,9 +1,9 @@
 /* The local control socket DIR/zila.sock (on Windows a named pipe, zila_os_ctl_name): one
  * JSON request per line, JSON lines back. The socket's mode follows the replica directory's:
  * 0600, or 0660 when the directory lets its group in (0750, the Debian package's service
- * replica), so that the group's members reach the daemon; only the daemon's own user (or
- * root) may stop it (zila_os_ctl_peer_owner) or ask for a web login (zila_os_ctl_peer_web; on
- * Windows also the group zila). On Windows each client is checked (zila_os_ctl_peer_ok: the
+ * replica), so that the group's members reach the daemon and may ask for a web login
+ * (zila_os_ctl_peer_web: the office's users work there); only the daemon's own user (or
+ * root) may stop it (zila_os_ctl_peer_owner). On Windows each client is checked (zila_os_ctl_peer_ok: the
  * daemon's user; to the service also Administrators and the local group zila); one refused
  * gets one error line saying how to get access, and is closed. Requests: {"cmd":"status"}, {"cmd":"peers"},
  * {"cmd":"sync","peer":P,"wait":B}, {"cmd":"stop"}, {"cmd":"reload"}, {"cmd":"web-login"} (a
@@ -228,9 +228,8 @@ static void handle_line(struct ctl *c, const char *line, size_t len)
 	} else if (strcmp(cmd, "sync") == 0) {
 		do_sync(c, json_string_value(json_object_get(req, "peer")), json_is_true(json_object_get(req, "wait")));
 	} else if (strcmp(cmd, "web-login") == 0 && !c->web) {
-		/* The web interface acts with the replica's keys, which the group may not use
-		 * (Windows lets the group zila in: zila_os_ctl_peer_web). */
-		ctl_error(c, "only the daemon's own user may open its web interface ('sudo -u zila zila open')");
+		/* not reached where the OS layer lets every admitted caller in (zila_os_ctl_peer_web) */
+		ctl_error(c, "you may not open this daemon's web interface; ask its administrator");
 	} else if (strcmp(cmd, "web-login") == 0) {
 		ctl_send(c, ct->hooks.web_login(ct->hooks.ctx));
 	} else if (strcmp(cmd, "reload") == 0) {
