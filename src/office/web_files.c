@@ -302,13 +302,24 @@ static void upload(const struct zila_office_web *w, struct zila_store *s, const 
 		rq.original_hash = orig_hex;
 		rq.original_size = body_len;
 	}
+	if (r == ZILA_ETOOBIG) { /* a photo of more pixels than zila decodes: not the office's size limit */
+		web_reply_error(out, 413, "invalid", NULL, "%s", zila_error_msg(&err, r));
+		goto out;
+	}
 	if (r == 0)
 		r = zila_blob_attach(s, &rq, &a, &err);
 	if (r != 0) {
 		const char *msg = zila_error_msg(&err, r);
-		if (r == ZILA_ETOOBIG)
-			web_reply_error(out, 413, "too_big", NULL, "%s", msg);
-		else if (r == ZILA_ELIMIT)
+		if (r == ZILA_ETOOBIG) {
+			/* the limit, for the page to say in its own language */
+			char *mx = NULL;
+			uint64_t limit = ZILA_BLOB_MAX_DEFAULT;
+			if (zila_store_meta_get(s, "attach.max_bytes", &mx) == 0 && mx != NULL && mx[0])
+				limit = strtoull(mx, NULL, 10);
+			free(mx);
+			web_reply_json(out, 413, json_pack("{s:s, s:s, s:I}", "error", msg, "code", "too_big", "limit",
+							   (json_int_t)limit));
+		} else if (r == ZILA_ELIMIT)
 			web_reply_error(out, 413, "quota", NULL, "%s", msg);
 		else if (r == ZILA_EFORMAT)
 			web_reply_error(out, 400, "damaged", NULL, "%s", msg);

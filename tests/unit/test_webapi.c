@@ -452,6 +452,7 @@ static void test_attachments(void **state)
 			      &rep), 413);
 	assert_string_equal(jstr(&rep, "code", &j), "too_big");
 	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "larger than 1000 bytes"));
+	assert_int_equal(json_integer_value(json_object_get(j, "limit")), 1000);
 	json_decref(j);
 	free(rep.body);
 	assert_int_equal(zila_store_meta_set(store, "attach.max_bytes", "10485760"), 0);
