@@ -11,3 +11,9 @@ build/asan/tests/test_shrink: build/asan/obj/tests/unit/test_shrink.o build/asan
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $< build/asan/libzila_office.a build/asan/libzila.a $(LIBS) \
 	  $(OFFICE_LIBS) -lcmocka
+
+# The integration test's phone photos (tests/integration/test_shrink.sh).
+build/tools/zila_mkjpeg: build/obj/tools/photo/mkjpeg.o
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -pie -o $@ $^ $(OFFICE_LIBS)
+CHECK_BUILD += build/tools/zila_mkjpeg
