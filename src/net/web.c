@@ -889,6 +889,8 @@ static int on_message_begin(llhttp_t *p)
 	c->url.len = c->field.len = c->value.len = c->body.len = 0;
 	c->head_bytes = 0;
 	c->upload = false;
+	if (c->body.cap > WEB_BODY_MAX + 1)
+		zila_buf_release(&c->body); /* an earlier upload's megabytes (one refused before the worker) */
 	c->body.max = WEB_BODY_MAX + 1;
 	c->host[0] = c->origin[0] = c->csrf[0] = c->session[0] = '\0';
 	return 0;

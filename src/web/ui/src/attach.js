@@ -103,7 +103,7 @@ export function AttachmentsCard({ att }) {
   useEffect(() => {
     if (!att) return;
     get('/attachments?missing=1').then((r) => setMissing(r.attachments)).catch(() => setMissing(null));
-  }, [n, att && att.partial_bytes]);
+  }, [n]); // listing verifies partial copies: only when the count changes, not at every chunk
   if (!att) return null;
   const moving = att.moving_bytes || 0;
   const moved = att.moved_bytes || 0;
