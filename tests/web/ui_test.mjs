@@ -458,6 +458,8 @@ test('a clerk attaches photos against real daemons: shrunk, shown, refused, miss
     assert.match(head.disp, /^inline; filename="sammelan\.jpg"/);
     assert.equal(head.nosniff, 'nosniff');
     assert.ok(head.len < big.length / 4, `stored ${head.len} bytes of ${big.length}`);
+    await ed.locator('.attachments').scrollIntoViewIfNeeded();
+    await shot(page, 'attachments');
 
     // a scanned form as it is, in Hindi; then one over the office's limit, refused in Hindi
     await page.locator('button.lang').click();
@@ -482,6 +484,7 @@ test('a clerk attaches photos against real daemons: shrunk, shown, refused, miss
     await page.getByRole('link', { name: 'Status' }).click();
     await page.getByTestId('att-missing').getByText(/^1 files are not here yet \(293 KB\)\.$/).waitFor();
     await page.locator('table.grid').getByText('far.jpg').waitFor();
+    await shot(page, 'status-attachments');
 
     // sync: HQ holds the photo byte for byte as the page showed it
     await page.getByRole('button', { name: 'Sync now' }).click();

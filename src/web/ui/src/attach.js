@@ -81,8 +81,7 @@ export function Attachments({ tab, id, session, writable }) {
       : html`<ul class="att-list">${list.map((a) => html`<li data-testid="att-item">
           ${a.state === 'here' && isPhoto(a) ? html`<a href=${contentUrl(a)} target="_blank" rel="noopener"><img class="thumb" src=${contentUrl(a)} alt=${a.name} loading="lazy" /></a>` : null}
           <span class="att-name">${a.name}</span> <span class="muted">${fmtBytes(a.size)}</span> <${State} a=${a} />
-          ${a.state === 'here' ? html` <a href=${contentUrl(a)} target="_blank" rel="noopener">${t('att.view')}</a>
-            <a href=${contentUrl(a, true)} download=${a.name}>${t('att.download')}</a>`
+          ${a.state === 'here' ? html` <a href=${contentUrl(a)} target="_blank" rel="noopener">${t('att.view')}</a>${' · '}<a href=${contentUrl(a, true)} download=${a.name}>${t('att.download')}</a>`
             : a.asked ? html` <span class="muted">${t('att.asked')}</span>`
               : html` <button type="button" onClick=${() => fetchIt(a)}>${t('att.fetch')}</button>`}
         </li>`)}</ul>`}
