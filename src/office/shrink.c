@@ -89,10 +89,12 @@ static int work(struct job *j)
 	if (lg <= j->long_side) {
 		snprintf(res->note, sizeof(res->note), "not shrunk: already %ux%u pixels, at most %u on its long side", w, h,
 			 j->long_side);
+		res->why = "small";
 		return 0;
 	}
 	if (j->din.jpeg_color_space == JCS_CMYK || j->din.jpeg_color_space == JCS_YCCK) {
 		snprintf(res->note, sizeof(res->note), "not shrunk: a CMYK JPEG (made for print, not by a phone)");
+		res->why = "cmyk";
 		return 0;
 	}
 	j->din.out_color_space = j->din.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
@@ -149,6 +151,7 @@ static int work(struct job *j)
 		snprintf(res->note, sizeof(res->note),
 			 "not shrunk: at %ux%u it would take %lu bytes, no fewer than the %zu it has", j->din.output_width,
 			 j->din.output_height, j->mem_len, j->len);
+		res->why = "not_smaller";
 		return 0;
 	}
 	if (zila_buf_put(j->out, j->mem, j->mem_len) != 0)
@@ -172,6 +175,7 @@ int zila_shrink_jpeg(const uint8_t *p, size_t len, unsigned long_side, int quali
 	memset(res, 0, sizeof(*res));
 	if (len < 4 || p[0] != 0xFF || p[1] != 0xD8 || p[2] != 0xFF) {
 		snprintf(res->note, sizeof(res->note), "not shrunk: not a JPEG (only JPEG photos are shrunk)");
+		res->why = "not_jpeg";
 		return 0;
 	}
 	res->jpeg = true;
@@ -192,6 +196,7 @@ int zila_shrink_jpeg(const uint8_t *p, size_t len, unsigned long_side, int quali
 	if (r != 0) {
 		res->shrunk = false;
 		res->note[0] = '\0';
+		res->why = NULL;
 	}
 	if (j->cout_made)
 		jpeg_destroy_compress(&j->cout);

@@ -281,6 +281,7 @@ static void upload(const struct zila_office_web *w, struct zila_store *s, const 
 		}
 		want = false; /* the office's default: the file goes as it is, and the answer says so */
 		snprintf(res.note, sizeof(res.note), "not shrunk: this build of zila cannot shrink photos");
+		res.why = "no_shrink";
 	}
 	rq.data = (const uint8_t *)body;
 	rq.data_len = body_len;
@@ -335,8 +336,8 @@ static void upload(const struct zila_office_web *w, struct zila_store *s, const 
 			web_reply_error(out, 500, "internal", NULL, "%s", msg);
 		goto out;
 	}
-	json_t *o = json_pack("{s:o, s:{s:b, s:b, s:s}}", "attachment", att_json(&a), "shrink", "asked", asked, "done",
-			      res.shrunk, "note", res.note);
+	json_t *o = json_pack("{s:o, s:{s:b, s:b, s:s, s:s?}}", "attachment", att_json(&a), "shrink", "asked", asked,
+			      "done", res.shrunk, "note", res.note, "why", res.why);
 	web_reply_json(out, 201, o);
 out:
 	zila_buf_release(&small);

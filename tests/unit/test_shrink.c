@@ -116,6 +116,7 @@ static void test_large_photo_shrinks_keeping_orientation(void **state)
 	assert_true(res.out_width <= ZILA_SHRINK_LONG_SIDE && res.out_width >= ZILA_SHRINK_LONG_SIDE * 7 / 8);
 	assert_true(out.len > 0 && out.len < jl);
 	assert_non_null(strstr(res.note, "shrunk from 2400x1800"));
+	assert_null(res.why);
 	look(out.p, out.len, &s);
 	assert_int_equal(s.w, res.out_width);
 	assert_int_equal(s.h, res.out_height);
@@ -152,6 +153,7 @@ static void test_kept_as_they_are(void **state)
 	assert_false(res.shrunk);
 	assert_int_equal(out.len, 0);
 	assert_non_null(strstr(res.note, "already 1024x768"));
+	assert_string_equal(res.why, "small");
 	free(jp);
 	/* a JPEG already compressed harder than quality 80: re-encoded it is no smaller */
 	make_jpeg(1700, 1000, 10, false, &jp, &jl);
@@ -159,6 +161,7 @@ static void test_kept_as_they_are(void **state)
 	assert_false(res.shrunk);
 	assert_int_equal(out.len, 0);
 	assert_non_null(strstr(res.note, "no fewer than"));
+	assert_string_equal(res.why, "not_smaller");
 	free(jp);
 	/* not a JPEG */
 	static const uint8_t png[] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13 };
@@ -166,6 +169,7 @@ static void test_kept_as_they_are(void **state)
 	assert_false(res.jpeg);
 	assert_false(res.shrunk);
 	assert_non_null(strstr(res.note, "not a JPEG"));
+	assert_string_equal(res.why, "not_jpeg");
 	assert_int_equal(out.len, 0);
 	zila_buf_release(&out);
 }

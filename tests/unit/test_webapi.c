@@ -472,6 +472,7 @@ static void test_attachments(void **state)
 	jstr(&rep, "shrink", &j);
 	assert_false(json_is_true(json_object_get(json_object_get(j, "shrink"), "done")));
 	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "shrink"), "note")), "not a JPEG"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "shrink"), "why")), "not_jpeg");
 #else
 	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=p1&name=notes.txt&shrink=1", "plain",
 			      5, &rep), 400);

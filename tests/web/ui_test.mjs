@@ -469,11 +469,17 @@ test('a clerk attaches photos against real daemons: shrunk, shown, refused, miss
     await ed.getByRole('button', { name: 'जोड़ें', exact: true }).click();
     await ed.getByText('फ़ॉर्म.pdf जोड़ दी गई।').waitFor();
     await ed.getByTestId('att-item').nth(1).getByText('फ़ॉर्म.pdf').waitFor();
+    // a small photo with the box ticked is kept as it was, and the page says why, in Hindi
+    const small = await phonePhoto(page, 800, 600);
+    await ed.getByTestId('att-file').setInputFiles({ name: 'receipt.jpg', mimeType: 'image/jpeg', buffer: small });
+    await ed.getByTestId('att-shrink').check();
+    await ed.getByRole('button', { name: 'जोड़ें', exact: true }).click();
+    await ed.getByText('receipt.jpg जैसी थी वैसी जोड़ी गई। फ़ोटो पहले से ही अधिकतम 1600 पिक्सेल की है।').waitFor();
     await zila(env.lap, 'attachment', 'set', 'max_bytes', '2000');
     await ed.getByTestId('att-file').setInputFiles({ name: 'रसीद.pdf', mimeType: 'application/pdf', buffer: form });
     await ed.getByRole('button', { name: 'जोड़ें', exact: true }).click();
     await ed.getByText(/^फ़ाइल रसीद\.pdf .* से बड़ी है; यह कार्यालय इससे बड़ी फ़ाइल नहीं जोड़ता।/).waitFor();
-    assert.equal(await ed.getByTestId('att-item').count(), 2);
+    assert.equal(await ed.getByTestId('att-item').count(), 3);
     await page.locator('button.lang').click();
     await zila(env.lap, 'attachment', 'set', 'max_bytes', '10485760');
 

@@ -25,6 +25,8 @@ struct zila_shrink_result {
 	unsigned width, height;         /* the input's pixels (0 when not a JPEG) */
 	unsigned out_width, out_height; /* the output's (shrunk only) */
 	char note[200];    /* in plain words what was done, or why the file is kept as it is */
+	const char *why;   /* kept as it is: "not_jpeg", "small", "cmyk" or "not_smaller" (a word a
+			    * page translates); NULL when shrunk or refused */
 };
 
 /* Whether this build can shrink (false: built without libjpeg-turbo). */

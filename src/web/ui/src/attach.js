@@ -63,7 +63,7 @@ export function Attachments({ tab, id, session, writable }) {
         const s = r.shrink || {};
         const a = r.attachment || {};
         setMsg({ kind: 'ok', text: s.done ? t('att.shrunk', { name: a.name, from: fmtBytes(s.original_size || a.original_size), to: fmtBytes(a.size) })
-          : s.asked ? t('att.kept', { name: a.name }) + ' (' + s.note + ')' : t('att.added', { name: a.name }) });
+          : s.asked ? t('att.kept', { name: a.name }) + ' ' + (s.why ? t('att.why.' + s.why) : s.note) : t('att.added', { name: a.name }) });
         input.value = '';
         load();
       })
