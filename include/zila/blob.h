@@ -33,6 +33,10 @@ struct zila_attach_req {
 	const char *district;   /* NULL: the owner row's district, else this device's */
 	const char *table, *row, *column; /* the row it belongs to (may be NULL); column: set
 					   * that column of the row to the attachment's id */
+	const uint8_t *data;    /* the bytes themselves instead of path's (then name is required) */
+	size_t data_len;
+	const char *original_hash; /* the bytes were shrunk from a file of this blob id (hex) ... */
+	uint64_t original_size;    /* ... and size; NULL, 0: not shrunk */
 };
 
 struct zila_attachment {
@@ -47,9 +51,11 @@ struct zila_attachment {
 	enum { ZILA_BLOB_PRESENT, ZILA_BLOB_PARTIAL, ZILA_BLOB_MISSING } state;
 	uint64_t have_bytes; /* verified bytes held (size when present) */
 	bool asked;          /* a fetch was asked for (zila_blob_ask) */
+	uint64_t original_size; /* the file's size before it was shrunk (0: not shrunk) */
+	char added_on[32];      /* "2026-12-07T18:30:00Z" */
 };
 
-/* Stores the file's bytes once (temp file, synced, renamed; a failed write leaves the
+/* Stores the file's bytes (or rq->data) once (temp file, synced, renamed; a failed write leaves the
  * replica and the blob directory as they were) and inserts its `attachments` row through a
  * captured connection (sealed with the next seal, like any program's write). Refuses, with
  * err saying why in plain words: a file over attach.max_bytes (ZILA_ETOOBIG), a district

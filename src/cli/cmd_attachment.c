@@ -173,6 +173,7 @@ static const char *const settings[][2] = {
 	{ "link", "the uplink to HQ: auto (measured), fast or slow (auto)" },
 	{ "slow_bps", "auto: a link slower than this many bytes/s is slow (50000)" },
 	{ "fetch_below", "on a slow link, others' files up to this size still come (65536)" },
+	{ "shrink", "shrink JPEG photos on the way in by default: on or off (off)" },
 };
 
 static int do_set(struct cli *cli, int argc, char **argv)
@@ -187,6 +188,9 @@ static int do_set(struct cli *cli, int argc, char **argv)
 		if (strcmp(argv[1], "link") == 0) {
 			if (strcmp(argv[2], "auto") != 0 && strcmp(argv[2], "fast") != 0 && strcmp(argv[2], "slow") != 0)
 				return cli_usage("attachment", "link is auto, fast or slow, not '%s'", argv[2]);
+		} else if (strcmp(argv[1], "shrink") == 0) {
+			if (strcmp(argv[2], "on") != 0 && strcmp(argv[2], "off") != 0)
+				return cli_usage("attachment", "shrink is on or off, not '%s'", argv[2]);
 		} else if (strtoull(argv[2], &end, 10), *end != '\0' || argv[2][0] == '\0' || argv[2][0] == '-') {
 			return cli_usage("attachment", "%s takes a number of bytes, not '%s'", argv[1], argv[2]);
 		}

@@ -57,7 +57,8 @@ const struct cli_command cli_commands[] = {
 	{ "vector", cmd_vector, "print the version vector (feed heads)", "zila vector", CLI_STORE },
 	{ "log", cmd_log, "show the audit trail: who changed what, when", "zila log [--table T] [--id ID]", CLI_STORE },
 	{ "attach", cmd_attach, "add a file (a photo, a scanned form) to the replica and print its reference; it syncs after the rows",
-	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]", CLI_STORE },
+	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]\n"
+	  "            [--shrink | --no-shrink]   (--shrink: a JPEG photo over 1600 px made smaller first)", CLI_STORE },
 	{ "attachment", cmd_attachment, "list attachments (here, partial, missing); copy one out, fetching it first",
 	  "zila attachment [ls]\nzila attachment get REF OUT [--wait SECS]\nzila attachment set NAME VALUE\n"
 	  "zila attachment collect", CLI_STORE },

@@ -914,7 +914,7 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	const struct discovery_hooks dh = { on_heard, on_nets, d };
 	const struct control_hooks cth = { ctl_status, ctl_peers, ctl_sync, ctl_progress, ctl_web_login,
 					   ctl_reload, ctl_stop, d };
-	const struct web_hooks wh = { ctl_status, web_sync, d, cfg->web_api, cfg->web_ctx };
+	const struct web_hooks wh = { ctl_status, web_sync, d, cfg->web_api, cfg->web_ctx, cfg->web_api_files };
 	conns_init(&d->conns, &d->env, &d->refused, &ch);
 	discovery_init(&d->disc, &d->env, beacon_port, listen_port(d), &dh);
 	uv_timer_init(&d->loop, &d->kick_timer);

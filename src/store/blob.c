@@ -308,7 +308,18 @@ int zila_blob_attach(struct zila_store *s, const struct zila_attach_req *rq, str
 	if (max > ZILA_BLOB_SIZE_MAX)
 		max = ZILA_BLOB_SIZE_MAX;
 	zila_buf_init(&data, (size_t)max);
-	if ((r = zila_os_read_file(rq->path, (size_t)max, &data, NULL, err)) != 0) {
+	if (rq->data != NULL) {
+		const char *nm = rq->name ? rq->name : "the file";
+		if (rq->data_len > max) {
+			r = zila_error_set(err, ZILA_ETOOBIG, "'%s' is larger than %llu bytes, the largest file this office attaches"
+					   " (setting attach.max_bytes)", nm, (unsigned long long)max);
+			goto out;
+		}
+		if (zila_buf_put(&data, rq->data, rq->data_len) != 0) {
+			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+			goto out;
+		}
+	} else if ((r = zila_os_read_file(rq->path, (size_t)max, &data, NULL, err)) != 0) {
 		if (r == ZILA_ETOOBIG)
 			r = zila_error_set(err, r, "'%s' is larger than %llu bytes, the largest file this office attaches"
 				       " (setting attach.max_bytes)", rq->path, (unsigned long long)max);
@@ -353,12 +364,16 @@ int zila_blob_attach(struct zila_store *s, const struct zila_attach_req *rq, str
 		goto out;
 	randombytes_buf(rnd, sizeof(rnd));
 	zila_hex_encode(rid, rnd, sizeof(rnd));
-	const char *name = rq->name ? rq->name : base_name(rq->path);
+	char orig_size[24] = "NULL";
+	if (rq->original_hash != NULL)
+		snprintf(orig_size, sizeof(orig_size), "%llu", (unsigned long long)rq->original_size);
+	const char *name = rq->name ? rq->name : rq->path ? base_name(rq->path) : "file";
 	const char *mt = rq->media_type ? rq->media_type : media_of(name);
 	sql = sqlite3_mprintf("INSERT INTO attachments (id, district_id, hash, size, media_type, name, owner_table, owner_id,"
-			      " owner_column, added_on) VALUES (%Q, %Q, %Q, %llu, %Q, %Q, %Q, %Q, %Q,"
-			      " strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', 'now'));",
-			      rid, part, hex, (unsigned long long)data.len, mt, name, rq->table, rq->row, rq->column);
+			      " owner_column, original_hash, original_size, added_on) VALUES (%Q, %Q, %Q, %llu, %Q, %Q, %Q,"
+			      " %Q, %Q, %Q, %s, strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', 'now'));",
+			      rid, part, hex, (unsigned long long)data.len, mt, name, rq->table, rq->row, rq->column,
+			      rq->original_hash, orig_size);
 	if (sql == NULL) {
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
@@ -438,6 +453,8 @@ static void fill(struct zila_store *s, sqlite3_stmt *st, struct zila_attachment 
 	text_of(st, 8, a->owner_column, sizeof(a->owner_column));
 	text_of(st, 9, a->original_hash, sizeof(a->original_hash));
 	a->asked = sqlite3_column_int(st, 10) != 0;
+	a->original_size = (uint64_t)sqlite3_column_int64(st, 11);
+	text_of(st, 12, a->added_on, sizeof(a->added_on));
 	a->state = ZILA_BLOB_MISSING;
 	if (!hex_id(a->hash, id))
 		return;
@@ -455,7 +472,7 @@ static void fill(struct zila_store *s, sqlite3_stmt *st, struct zila_attachment 
 
 #define ATT_COLS                                                                                             \
 	"a.id, a.district_id, a.hash, a.size, a.media_type, a.name, a.owner_table, a.owner_id, a.owner_column," \
-	" a.original_hash, EXISTS (SELECT 1 FROM zila_blob_asks k WHERE k.hash = a.hash)"
+	" a.original_hash, EXISTS (SELECT 1 FROM zila_blob_asks k WHERE k.hash = a.hash), a.original_size, a.added_on"
 
 int zila_blob_list(struct zila_store *s, zila_attachment_fn fn, void *ctx, struct zila_error *err)
 {
