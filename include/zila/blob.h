@@ -95,6 +95,15 @@ int zila_blob_missing(struct zila_store *s, zila_blob_want_fn fn, void *ctx, str
  * row in one of them refers to it (the scope rows are sent by). */
 bool zila_blob_may_serve(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *ctx);
 
+/* For a bundle (zila bundle create --with-attachments): the blobs a live attachments row in a
+ * partition filter allows (NULL: any) refers to, in hash order. fn gets each one held here
+ * whole of at most max_size bytes (0: any size); *nabsent counts those not held here and
+ * *nlarge those over max_size (either may be NULL). Stops at fn's first non-zero return. */
+typedef int (*zila_blob_held_fn)(void *ctx, const uint8_t id[32], uint64_t size);
+int zila_blob_readable(struct zila_store *s, zila_part_filter_fn filter, void *fctx, uint64_t max_size,
+		       zila_blob_held_fn fn, void *ctx, uint64_t *nabsent, uint64_t *nlarge,
+		       struct zila_error *err) ZILA_MUST_CHECK;
+
 /* A held blob, mapped and checked against its id, to be sent in chunks. */
 struct zila_blob_reader;
 /* ZILA_ENOTFOUND when not held; ZILA_EFORMAT when the copy is damaged (removed). */

@@ -659,6 +659,44 @@ bool zila_blob_may_serve(struct zila_store *s, const uint8_t id[32], zila_part_f
 	return ok;
 }
 
+int zila_blob_readable(struct zila_store *s, zila_part_filter_fn filter, void *fctx, uint64_t max_size,
+		       zila_blob_held_fn fn, void *ctx, uint64_t *nabsent, uint64_t *nlarge, struct zila_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char last[65] = "";
+	int r = 0;
+	if (nabsent)
+		*nabsent = 0;
+	if (nlarge)
+		*nlarge = 0;
+	if (!has_attachments(s))
+		return 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT hash, district_id, size FROM attachments ORDER BY hash", -1, &st,
+			       NULL) != SQLITE_OK)
+		return store_db_error(s, err, "attachments");
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		const char *hex = (const char *)sqlite3_column_text(st, 0), *part = (const char *)sqlite3_column_text(st, 1);
+		uint8_t id[32];
+		/* a hash's first row a reader may read decides; the others are the same blob */
+		if (hex == NULL || strcmp(hex, last) == 0 || !hex_id(hex, id) ||
+		    (filter != NULL && !filter(fctx, part ? part : "")))
+			continue;
+		snprintf(last, sizeof(last), "%s", hex);
+		uint64_t size = (uint64_t)sqlite3_column_int64(st, 2);
+		if (!zila_blob_present(s, id)) {
+			if (nabsent)
+				(*nabsent)++;
+		} else if (max_size > 0 && size > max_size) {
+			if (nlarge)
+				(*nlarge)++;
+		} else {
+			r = fn(ctx, id, size);
+		}
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 struct zila_blob_writer {
 	struct zila_store *s;
 	uint8_t id[32];

@@ -1,0 +1,110 @@
+#!/bin/sh
+# USB bundles that carry attachments' files (#25): laptop A's bundle, made with
+# --with-attachments, brings its rows and then its files to HQ and to the district's other
+# laptop B byte-identical; district d2's laptop C imports the rows it is given and keeps no
+# file of d1; a damaged file is refused plainly while the rows and the other files arrive;
+# importing twice is harmless; a bundle that does not fit (the disk fills mid-write) leaves
+# no bundle behind; a bundle without the option is the format of before (version 3).
+. "$(dirname "$0")/lib.sh"
+trap done_with_tmp EXIT
+HQ=$T/hq A=$T/a B=$T/b C=$T/c
+org_init "$HQ"
+for d in "$A" "$B" "$C"; do
+	"$ZILA" -d "$d" init >/dev/null
+	rm -f "$T/.req" "$T/.cert"
+	dist=d1
+	[ "$d" = "$C" ] && dist=d2
+	enrol "$HQ" "$d" $dist || bad "enrol $d"
+done
+# everyone holds the catalogue (HQ's bundle for another HQ would be everything: it is the catalogue)
+"$ZILA" -d "$HQ" bundle create "$T/hq0.bndl" --all >/dev/null 2>&1 || bad "HQ's catalogue bundle"
+for d in "$A" "$B" "$C"; do "$ZILA" -d "$d" bundle apply "$T/hq0.bndl" >/dev/null 2>&1 || bad "catalogue to $d"; done
+
+head -c 307200 /dev/urandom >"$T/photo.jpg"
+head -c 204800 /dev/urandom >"$T/form.pdf"
+"$ZILA" -d "$A" sql "INSERT INTO people(id, district_id, name) VALUES ('p1', 'd1', 'Sita')" >/dev/null
+REF1=$("$ZILA" -d "$A" attach "$T/photo.jpg" --to people:p1) || bad "attach the photo"
+REF2=$("$ZILA" -d "$A" attach "$T/form.pdf" --district d1) || bad "attach the form"
+
+# --- without the option: the bundle of before, and it says its size ------------------------
+expect 0 "A writes a bundle without files" -- "$ZILA" -d "$A" bundle create "$T/rows.bndl"
+has "$T/out" "KiB)" "the bundle says how large it is"
+[ "$(od -An -tu1 -j8 -N1 "$T/rows.bndl" | tr -d ' ')" = 3 ] && ok "without the option it is format version 3, as before" ||
+	bad "format version $(od -An -tu1 -j8 -N1 "$T/rows.bndl")"
+[ "$(wc -c <"$T/rows.bndl")" -lt 100000 ] && ok "and carries no file" || bad "rows bundle is $(wc -c <"$T/rows.bndl") bytes"
+
+# --- with files --------------------------------------------------------------------------
+expect 0 "A writes a bundle with its files" -- "$ZILA" -d "$A" bundle create "$T/a.bndl" --with-attachments
+has "$T/err" "now 2 files, 50[0-9] KiB" "before writing the files it says how large they will be"
+has "$T/out" "and 2 files (50[0-9] KiB)" "its output gives the rows and the files separately"
+sz=$(wc -c <"$T/a.bndl")
+[ "$sz" -gt 512000 ] && ok "the bundle holds the files ($sz bytes)" || bad "bundle of $sz bytes"
+[ "$(od -An -tu1 -j8 -N1 "$T/a.bndl" | tr -d ' ')" = 5 ] && ok "with files it is format version 5" || bad "version"
+"$ZILA" -d "$A" --json bundle create "$T/a.json.bndl" --with-attachments >"$T/json" 2>/dev/null
+python3 -c '
+import json,sys
+j = json.load(open(sys.argv[1]))
+assert j["files"] == 2 and j["files_bytes"] > 512000 and j["rows_bytes"] > 0 and j["bytes"] == j["rows_bytes"] + j["files_bytes"], j
+' "$T/json" && ok "--json gives rows_bytes, files, files_bytes and bytes" || bad "json: $(cat "$T/json")"
+
+expect 0 "HQ applies A's bundle" -- "$ZILA" -d "$HQ" bundle apply "$T/a.bndl"
+has "$T/out" "2 kept" "HQ keeps both files"
+expect 0 "HQ copies the photo out without a sync" -- "$ZILA" -d "$HQ" attachment get "$REF1" "$T/hq.jpg" --wait 0
+cmp -s "$T/photo.jpg" "$T/hq.jpg" && ok "HQ's copy is byte-identical" || bad "HQ's copy differs"
+expect 0 "HQ applies the same bundle again" -- "$ZILA" -d "$HQ" bundle apply "$T/a.bndl"
+has "$T/out" "0 kept.*2 here already" "the second time, both files are skipped as held"
+
+# --- district d2's laptop: the rows it is given, no file of d1 ----------------------------
+expect 0 "C (district d2) applies A's bundle" -- "$ZILA" -d "$C" bundle apply "$T/a.bndl"
+has "$T/out" "2 not for this device" "C keeps no file of district d1"
+[ -n "$(find "$C/blobs" -type f 2>/dev/null)" ] && bad "C holds blob files: $(find "$C/blobs" -type f)" ||
+	ok "C's blob directory holds nothing"
+"$ZILA" -d "$C" vector >"$T/c.vec"
+expect 0 "A writes a bundle for C with --for" -- "$ZILA" -d "$A" bundle create "$T/ac.bndl" --for "$T/c.vec" --with-attachments
+has "$T/out" "and 0 files" "a bundle for C carries no file of d1"
+
+# --- a damaged file: refused, the rows and the other file arrive --------------------------
+cp "$T/a.bndl" "$T/bad.bndl"
+# a byte in the last file's chunks (the trailer is the last 69 bytes)
+python3 -c '
+import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) - 40000] ^= 0x55; open(p, "wb").write(b)
+' "$T/bad.bndl"
+expect 1 "B applies a bundle with a damaged file: exit 1" -- "$ZILA" -d "$B" bundle apply "$T/bad.bndl"
+has "$T/err" "did not arrive (.*damaged" "it says plainly that a file was damaged"
+has "$T/err" "the rows were applied" "and that the rows were applied"
+has "$T/out" "1 kept" "the other file is kept"
+[ "$("$ZILA" -d "$B" sql "SELECT name FROM people WHERE id = 'p1'" 2>/dev/null | tail -1)" = Sita ] &&
+	ok "B holds A's row" || bad "B lacks the row"
+n=$("$ZILA" -d "$B" --json attachment ls | python3 -c 'import json,sys; print(sum(1 for a in json.load(sys.stdin)["attachments"] if a["state"] == "here"))')
+[ "$n" = 1 ] && ok "B holds one file whole, not the damaged one" || bad "B holds $n files whole"
+expect 0 "B applies the good bundle" -- "$ZILA" -d "$B" bundle apply "$T/a.bndl"
+has "$T/out" "1 kept.*1 here already" "the missing file comes, the held one is skipped"
+expect 0 "B copies the photo out" -- "$ZILA" -d "$B" attachment get "$REF1" "$T/b.jpg" --wait 0
+expect 0 "B copies the form out" -- "$ZILA" -d "$B" attachment get "$REF2" "$T/b.pdf" --wait 0
+cmp -s "$T/photo.jpg" "$T/b.jpg" && cmp -s "$T/form.pdf" "$T/b.pdf" && ok "B's copies are byte-identical" ||
+	bad "B's copies differ"
+
+# --- cut short: the files it lacks are said ------------------------------------------------
+head -c $((sz - 100)) "$T/a.bndl" >"$T/cut.bndl"
+expect 1 "a bundle cut in its files: exit 1" -- "$ZILA" -d "$HQ" bundle apply "$T/cut.bndl"
+has "$T/err" "the rows were applied" "a cut in the files still applies the rows and says so"
+
+# --- --attachments-below -------------------------------------------------------------------
+expect 0 "A writes a bundle with files below 250K" -- "$ZILA" -d "$A" bundle create "$T/small.bndl" --attachments-below 250K
+has "$T/out" "and 1 file " "only the form travels"
+has "$T/out" "left out: 1 files of 256000 bytes or more" "the photo is named as left out"
+expect 2 "a size that is not one is misuse" -- "$ZILA" -d "$A" bundle create "$T/x.bndl" --attachments-below lots
+
+# --- the disk fills mid-write: no bundle, no temp file ----------------------------------
+rm -f "$T/full.bndl"
+(
+	trap '' XFSZ
+	ulimit -f 300 # 150 or 300 KiB (the shell's unit): the rows fit, the files do not
+	exec "$ZILA" -d "$A" bundle create "$T/full.bndl" --with-attachments
+) >"$T/out" 2>"$T/err"
+rc=$?
+[ "$rc" = 1 ] && ok "a bundle that does not fit fails (exit 1)" || bad "exit $rc: $(cat "$T/err")"
+has "$T/err" "cannot write\|too large\|full" "it says why"
+ls "$T" | grep -q '^full\.bndl' && bad "left behind: $(ls "$T" | grep full)" || ok "nothing that looks like a bundle is left"
+finish
