@@ -141,5 +141,13 @@ uint32_t zila_blob_part_chunks(struct zila_store *s, const uint8_t id[32]);
  * time; a blob referred to again is kept. Partial copies of such blobs go too. */
 int zila_blob_collect(struct zila_store *s, int64_t horizon_ms, uint64_t *nremoved, uint64_t *bytes_removed,
 		      struct zila_error *err) ZILA_MUST_CHECK;
+/* zila_blob_collect one directory at a time (DIR/blobs/00 ... ff), for a caller that must not
+ * hold its loop for long: does directory *next and advances it; the counts are added to.
+ * Once *next reaches ZILA_BLOB_COLLECT_STEPS the pass is over: it then also forgets fetches
+ * asked for (zila_blob_ask) that are done with, the blob being here or no live row referring
+ * to it. */
+#define ZILA_BLOB_COLLECT_STEPS 256
+int zila_blob_collect_step(struct zila_store *s, int64_t horizon_ms, unsigned *next, uint64_t *nremoved,
+			   uint64_t *bytes_removed, struct zila_error *err) ZILA_MUST_CHECK;
 
 #endif

@@ -906,39 +906,86 @@ static int collect_file(void *ctx, const char *name)
 	return 0;
 }
 
-static int collect_dir(void *ctx, const char *name)
+/* Fetches asked for (zila attachment get) that are done with: the blob is here, or no live
+ * row refers to it any more. */
+static void prune_asks(struct zila_store *s)
 {
-	struct collect *c = ctx;
-	if (strlen(name) != 2)
+	sqlite3_stmt *st = NULL;
+	struct zila_buf gone;
+	zila_buf_init(&gone, 64u << 20);
+	(void)!store_exec(s, "DELETE FROM zila_blob_asks WHERE hash NOT IN (SELECT hash FROM attachments)", NULL);
+	if (sqlite3_prepare_v2(s->db, "SELECT hash FROM zila_blob_asks", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		uint8_t id[32];
+		if (hex_id((const char *)sqlite3_column_text(st, 0), id) && zila_blob_present(s, id))
+			(void)!zila_buf_put(&gone, id, 32);
+	}
+	sqlite3_finalize(st);
+	st = store_stmt(s, "DELETE FROM zila_blob_asks WHERE hash = ?");
+	for (size_t i = 0; st != NULL && i + 32 <= gone.len; i += 32) {
+		char hex[65];
+		zila_hex_encode(hex, gone.p + i, 32);
+		sqlite3_bind_text(st, 1, hex, -1, SQLITE_TRANSIENT);
+		(void)sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+out:
+	zila_buf_release(&gone);
+}
+
+int zila_blob_collect_step(struct zila_store *s, int64_t horizon_ms, unsigned *next, uint64_t *nremoved,
+			   uint64_t *bytes_removed, struct zila_error *err)
+{
+	struct collect c;
+	char name[3];
+	if (*next >= ZILA_BLOB_COLLECT_STEPS)
 		return 0;
-	snprintf(c->sub, sizeof(c->sub), "%s/" BLOB_DIR "/%s", c->s->dir, name);
-	c->prefix = name;
-	int r = zila_os_list(c->sub, collect_file, c);
-	return r == ZILA_ENOTFOUND ? 0 : r;
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.now = (int64_t)zila_wall_ms();
+	c.horizon = horizon_ms;
+	int r = ensure_tables(s, err);
+	if (r != 0 || !has_attachments(s)) {
+		*next = ZILA_BLOB_COLLECT_STEPS;
+		return r;
+	}
+	snprintf(name, sizeof(name), "%02x", *next);
+	snprintf(c.sub, sizeof(c.sub), "%s/" BLOB_DIR "/%s", s->dir, name);
+	c.prefix = name;
+	/* one transaction per directory: what it notes commits once */
+	if ((r = store_exec(s, "BEGIN", err)) != 0)
+		return r;
+	r = zila_os_list(c.sub, collect_file, &c);
+	if (r == ZILA_ENOTFOUND)
+		r = 0;
+	if (r == 0)
+		r = store_exec(s, "COMMIT", err);
+	else {
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return zila_error_set(err, r, "cannot collect attachments in '%s'", c.sub);
+	}
+	if (r != 0) {
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	*nremoved += c.n;
+	*bytes_removed += c.bytes;
+	if (++*next == ZILA_BLOB_COLLECT_STEPS) {
+		/* forget what is gone from disk, and asks done with */
+		(void)!store_exec(s, "DELETE FROM zila_blob_gone WHERE hash IN (SELECT hash FROM attachments)", NULL);
+		prune_asks(s);
+	}
+	return 0;
 }
 
 int zila_blob_collect(struct zila_store *s, int64_t horizon_ms, uint64_t *nremoved, uint64_t *bytes_removed,
 		      struct zila_error *err)
 {
-	struct collect c;
-	char dir[4200];
-	memset(&c, 0, sizeof(c));
-	c.s = s;
-	c.now = (int64_t)zila_wall_ms();
-	c.horizon = horizon_ms;
+	unsigned next = 0;
+	int r = 0;
 	*nremoved = *bytes_removed = 0;
-	int r = ensure_tables(s, err);
-	if (r != 0 || !has_attachments(s))
-		return r;
-	snprintf(dir, sizeof(dir), "%s/" BLOB_DIR, s->dir);
-	r = zila_os_list(dir, collect_dir, &c);
-	if (r == ZILA_ENOTFOUND)
-		r = 0;
-	if (r != 0)
-		return zila_error_set(err, r, "cannot collect attachments in '%s'", dir);
-	/* forget what is gone from disk */
-	(void)!store_exec(s, "DELETE FROM zila_blob_gone WHERE hash IN (SELECT hash FROM attachments)", NULL);
-	*nremoved = c.n;
-	*bytes_removed = c.bytes;
-	return 0;
+	while (r == 0 && next < ZILA_BLOB_COLLECT_STEPS)
+		r = zila_blob_collect_step(s, horizon_ms, &next, nremoved, bytes_removed, err);
+	return r;
 }

@@ -595,7 +595,27 @@ static void test_collect(void **state)
 	snprintf(sql, sizeof(sql), "DELETE FROM attachments WHERE id = '%s'", b.id);
 	exec(&r, sql);
 	int64_t now = zila_store_horizon_ms(r.s) + 90LL * 86400 * 1000;
-	/* first pass: b is noted as unreferenced from now on; nothing goes */
+	/* fetches asked for: of a blob here (satisfied), of one no row refers to (gone), and
+	 * of one a row refers to that is not here (kept) */
+	static const char missing[] = "1111111111111111111111111111111111111111111111111111111111111111";
+	exec(&r, "INSERT INTO attachments (id, district_id, hash, size) VALUES ('m1', 'd1', '"
+		 "1111111111111111111111111111111111111111111111111111111111111111', 10)");
+	assert_int_equal(zila_blob_ask(r.s, a.hash, &err), 0);
+	assert_int_equal(zila_blob_ask(r.s, b.hash, &err), 0);
+	assert_int_equal(zila_blob_ask(r.s, missing, &err), 0);
+	assert_int_equal(scalar(&r, "SELECT count(*) FROM zila_blob_asks"), 3);
+	/* first pass, a directory at a time: b is noted as unreferenced from now on; nothing goes */
+	unsigned next = 0, steps = 0;
+	n = bytes = 0;
+	while (next < ZILA_BLOB_COLLECT_STEPS) {
+		assert_int_equal(zila_blob_collect_step(r.s, zila_store_horizon_ms(r.s), &next, &n, &bytes, &err), 0);
+		steps++;
+		if (next < ZILA_BLOB_COLLECT_STEPS) /* the asks wait for the pass's end */
+			assert_int_equal(scalar(&r, "SELECT count(*) FROM zila_blob_asks"), 3);
+	}
+	assert_int_equal(steps, ZILA_BLOB_COLLECT_STEPS);
+	assert_int_equal(scalar(&r, "SELECT count(*) FROM zila_blob_asks"), 1);
+	assert_int_equal(scalar(&r, "SELECT count(*) FROM zila_blob_asks WHERE hash LIKE '1111%'"), 1);
 	assert_int_equal(zila_blob_collect(r.s, zila_store_horizon_ms(r.s), &n, &bytes, &err), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(blob_files(&r), 2);
