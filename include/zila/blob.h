@@ -78,11 +78,16 @@ int zila_blob_ask(struct zila_store *s, const char *hash, struct zila_error *err
 /* Whether blob id is held whole. */
 bool zila_blob_present(struct zila_store *s, const uint8_t id[32]);
 
+#define ZILA_BLOB_STATS_FIRST 3 /* missing blobs zila_blob_stats names */
 struct zila_blob_stats {
 	uint64_t nref, ref_bytes;         /* distinct blobs live rows refer to */
 	uint64_t nmissing, missing_bytes; /* of those, not held whole */
-	uint64_t npartial, partial_bytes; /* of the missing, partly held: verified bytes */
+	uint64_t npartial, partial_bytes; /* of the missing, partly held (by the sizes of the files) */
+	uint8_t first[ZILA_BLOB_STATS_FIRST][32]; /* the first missing ones, in the rows' order */
+	unsigned nfirst;
 };
+/* Counts what live rows refer to and what of it is here. Fast with thousands missing: a
+ * stat or two per blob, no byte read (partial copies are counted by their files' sizes). */
 int zila_blob_stats(struct zila_store *s, struct zila_blob_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* --- moving (the sync session's blob phase, src/sync/blobx.c) ---------------------- */

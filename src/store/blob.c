@@ -423,6 +423,24 @@ out:
 	return n;
 }
 
+/* The chunks a partial copy holds, from the sizes of its files alone: for showing (status,
+ * ls), which must stay fast with thousands missing and must not cut a file a running daemon
+ * appends to. Receiving verifies them (zila_blob_part_chunks). */
+static uint32_t part_chunks_shown(struct zila_store *s, const uint8_t id[32])
+{
+	char man[4200], part[4200];
+	uint64_t msize = 0, psize = 0;
+	int64_t mt;
+	blob_path(s, id, ".part", part, sizeof(part));
+	if (zila_os_stat(part, &psize, &mt) != 0 || psize < ZILA_BLOB_CHUNK)
+		return 0;
+	blob_path(s, id, ".man", man, sizeof(man));
+	if (zila_os_stat(man, &msize, &mt) != 0 || msize < MANIFEST_HEAD || (msize - MANIFEST_HEAD) % 32 != 0)
+		return 0;
+	uint64_t n = psize / ZILA_BLOB_CHUNK, nch = (msize - MANIFEST_HEAD) / 32;
+	return (uint32_t)(n < nch ? n : nch);
+}
+
 static void fill(struct zila_store *s, sqlite3_stmt *st, struct zila_attachment *a)
 {
 	uint8_t id[32];
@@ -446,7 +464,7 @@ static void fill(struct zila_store *s, sqlite3_stmt *st, struct zila_attachment 
 		a->have_bytes = a->size;
 		return;
 	}
-	uint32_t n = zila_blob_part_chunks(s, id);
+	uint32_t n = part_chunks_shown(s, id);
 	if (n > 0) {
 		a->state = ZILA_BLOB_PARTIAL;
 		a->have_bytes = (uint64_t)n * ZILA_BLOB_CHUNK;
@@ -618,7 +636,14 @@ int zila_blob_ask(struct zila_store *s, const char *hash, struct zila_error *err
 
 /* --- moving ----------------------------------------------------------------------------- */
 
+static int missing_walk(struct zila_store *s, zila_blob_want_fn fn, void *ctx, bool shown, struct zila_error *err);
+
 int zila_blob_missing(struct zila_store *s, zila_blob_want_fn fn, void *ctx, struct zila_error *err)
+{
+	return missing_walk(s, fn, ctx, false, err);
+}
+
+static int missing_walk(struct zila_store *s, zila_blob_want_fn fn, void *ctx, bool shown, struct zila_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r = ensure_tables(s, err);
@@ -634,7 +659,7 @@ int zila_blob_missing(struct zila_store *s, zila_blob_want_fn fn, void *ctx, str
 		if (!hex_id((const char *)sqlite3_column_text(st, 0), id) || zila_blob_present(s, id))
 			continue;
 		r = fn(ctx, id, (uint64_t)sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2) != 0,
-		       zila_blob_part_chunks(s, id));
+		       shown ? part_chunks_shown(s, id) : zila_blob_part_chunks(s, id));
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -805,8 +830,9 @@ void zila_blob_writer_free(struct zila_blob_writer *w)
 static int count_missing(void *ctx, const uint8_t id[32], uint64_t size, bool asked, uint32_t have)
 {
 	struct zila_blob_stats *st = ctx;
-	(void)id;
 	(void)asked;
+	if (st->nfirst < ZILA_BLOB_STATS_FIRST)
+		memcpy(st->first[st->nfirst++], id, 32);
 	st->nmissing++;
 	st->missing_bytes += size;
 	if (have > 0) {
@@ -830,7 +856,7 @@ int zila_blob_stats(struct zila_store *s, struct zila_blob_stats *st, struct zil
 		st->ref_bytes = (uint64_t)sqlite3_column_int64(q, 1);
 	}
 	sqlite3_finalize(q);
-	return zila_blob_missing(s, count_missing, st, err);
+	return missing_walk(s, count_missing, st, true, err);
 }
 
 struct collect {

@@ -6,7 +6,7 @@
 # importing twice is harmless; a bundle that does not fit (the disk fills mid-write) leaves
 # no bundle behind; a bundle without the option is the format of before (version 3).
 . "$(dirname "$0")/lib.sh"
-trap done_with_tmp EXIT
+trap 'stop_daemons; done_with_tmp' EXIT
 HQ=$T/hq A=$T/a B=$T/b C=$T/c
 org_init "$HQ"
 for d in "$A" "$B" "$C"; do
@@ -78,6 +78,15 @@ has "$T/out" "1 kept" "the other file is kept"
 	ok "B holds A's row" || bad "B lacks the row"
 n=$("$ZILA" -d "$B" --json attachment ls | python3 -c 'import json,sys; print(sum(1 for a in json.load(sys.stdin)["attachments"] if a["state"] == "here"))')
 [ "$n" = 1 ] && ok "B holds one file whole, not the damaged one" || bad "B holds $n files whole"
+expect 0 "B lists what is missing" -- "$ZILA" -d "$B" attachment ls --missing --limit 10
+[ "$(grep -c ' missing \| partial' "$T/out")" = 1 ] && ok "ls --missing lists the one file not here" || bad "ls --missing: $(cat "$T/out")"
+P=$((20000 + ($$ * 17 + 3300) % 20000))
+daemon_up "$B" "$T/b.log" "$P"
+expect 0 "B's status" -- "$ZILA" -d "$B" status
+has "$T/out" "1 not here yet" "status counts the file not here"
+has "$T/out" "not here: .*(d1, " "and names it"
+stop_daemons
+pids=""
 expect 0 "B applies the good bundle" -- "$ZILA" -d "$B" bundle apply "$T/a.bndl"
 has "$T/out" "1 kept.*1 here already" "the missing file comes, the held one is skipped"
 expect 0 "B copies the photo out" -- "$ZILA" -d "$B" attachment get "$REF1" "$T/b.jpg" --wait 0

@@ -804,6 +804,56 @@ static void test_bundle_files(void **state)
 	replica_close(&c);
 }
 
+/* zila status with thousands missing: counted by stats alone (no byte read, no file cut),
+ * and a few named */
+static void test_stats_many(void **state)
+{
+	(void)state;
+	struct replica r;
+	struct zila_blob_stats st;
+	struct zila_error err;
+	replica_open(&r);
+	exec(&r, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)"
+		 " INSERT INTO attachments (id, district_id, hash, size, name)"
+		 " SELECT printf('m%05d', i), 'd1', printf('%064x', i), 300000, printf('p%d.jpg', i) FROM n");
+	/* a partial copy of the first: two verified chunks and half of a third being appended */
+	uint8_t id[32], *chunk = calloc(1, ZILA_BLOB_CHUNK);
+	char hex[65], man[256], part[256];
+	assert_non_null(chunk);
+	snprintf(hex, sizeof(hex), "%064x", 1);
+	assert_int_equal(zila_hex_decode(id, 32, hex, 64), 0);
+	snprintf(man, sizeof(man), "%s/blobs/%.2s", r.dir, hex);
+	snprintf(part, sizeof(part), "%s/blobs", r.dir);
+	assert_int_equal(zila_os_mkdir(part, 0700, &err), 0);
+	assert_int_equal(zila_os_mkdir(man, 0700, &err), 0);
+	snprintf(man, sizeof(man), "%s/blobs/%.2s/%s.man", r.dir, hex, hex + 2);
+	snprintf(part, sizeof(part), "%s/blobs/%.2s/%s.part", r.dir, hex, hex + 2);
+	uint8_t m[8 + 5 * 32] = { 0 };
+	crypto_generichash(m + 8, 32, chunk, ZILA_BLOB_CHUNK, NULL, 0);
+	memcpy(m + 40, m + 8, 32);
+	assert_int_equal(zila_os_append(man, m, sizeof(m), &err), 0);
+	assert_int_equal(zila_os_append(part, chunk, ZILA_BLOB_CHUNK, &err), 0);
+	assert_int_equal(zila_os_append(part, chunk, ZILA_BLOB_CHUNK, &err), 0);
+	assert_int_equal(zila_os_append(part, chunk, ZILA_BLOB_CHUNK / 2, &err), 0);
+	assert_int_equal(zila_blob_stats(r.s, &st, &err), 0);
+	assert_int_equal(st.nref, 5000);
+	assert_int_equal(st.nmissing, 5000);
+	assert_int_equal(st.missing_bytes, 5000ull * 300000);
+	assert_int_equal(st.npartial, 1);
+	assert_int_equal(st.partial_bytes, 2 * ZILA_BLOB_CHUNK);
+	assert_int_equal(st.nfirst, ZILA_BLOB_STATS_FIRST);
+	assert_memory_equal(st.first[0], id, 32);
+	/* counting cut nothing off the copy a transfer is appending to */
+	uint64_t size = 0;
+	int64_t mt;
+	assert_int_equal(zila_os_stat(part, &size, &mt), 0);
+	assert_int_equal(size, 2 * ZILA_BLOB_CHUNK + ZILA_BLOB_CHUNK / 2);
+	/* receiving checks the bytes: two chunks verified */
+	assert_int_equal(zila_blob_part_chunks(r.s, id), 2);
+	free(chunk);
+	replica_close(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -813,7 +863,7 @@ int main(void)
 #endif
 		cmocka_unit_test(test_exchange),    cmocka_unit_test(test_scope),	   cmocka_unit_test(test_bad_chunk),
 		cmocka_unit_test(test_resume),	    cmocka_unit_test(test_damaged_here), cmocka_unit_test(test_collect),
-		cmocka_unit_test(test_bundle_files),
+		cmocka_unit_test(test_bundle_files), cmocka_unit_test(test_stats_many),
 	};
 	if (sodium_init() < 0)
 		return 1;
