@@ -123,8 +123,8 @@ struct zila_bundle_files {
  * ZILA_ESHORT when it is not one this zila reads. Looks at the clear header only. */
 int zila_bundle_kind(const uint8_t *p, size_t len);
 
-/* Decrypts an encrypted bundle (version 3) with keys into plain (a version-2 bundle, its
- * checksum not yet checked). Pure. A bundle for another device, for an organisation whose
+/* Decrypts an encrypted bundle (version 3, or the rows of a version 5) with keys into plain
+ * (a version-4 or -2 bundle, its checksum not yet checked). Pure. A bundle for another device, for an organisation whose
  * key is not given, damaged, truncated or with bytes after its end fails with a message in
  * err that names the bundle (name) and says that nothing was applied. */
 int zila_bundle_decrypt(const uint8_t *p, size_t len, const struct zila_bundle_keys *keys, const char *name,

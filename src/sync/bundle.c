@@ -4,6 +4,7 @@
  * The hash catches truncation and any flipped byte before anything is applied; each entry
  * also carries its author's signature. On the stick that bundle is encrypted (version 3):
  *   "ZILABNDL" | u8 3 | u8 kind | key block | secretstream header | { u32be len | chunk }*
+ * and version 5 adds attachments' files after it, each in a stream of its own.
  * Pure: bytes out through a sink, bytes in from memory. */
 #include <sodium.h>
 #include <stdlib.h>
@@ -202,8 +203,9 @@ static int read_plain(struct zila_store *s, struct zila_trust_ctx *trust, const 
 	/* Version 2 (entries as stored, before packed chunks) reads through the same session. */
 	if (p[8] != ZILA_BUNDLE_VERSION && p[8] != ZILA_BUNDLE_VERSION_OLD) {
 		r = zila_error_set(err, ZILA_EVERSION,
-				   "bundle '%s' has format version %u; this zila reads versions %u, %u and %u: update it",
-				   path, p[8], ZILA_BUNDLE_VERSION_OLD, ZILA_BUNDLE_SEALED_VERSION, ZILA_BUNDLE_VERSION);
+				   "bundle '%s' has format version %u; this zila reads versions %u, %u, %u and %u: update it",
+				   path, p[8], ZILA_BUNDLE_VERSION_OLD, ZILA_BUNDLE_SEALED_VERSION, ZILA_BUNDLE_VERSION,
+				   ZILA_BUNDLE_FILES_VERSION);
 		goto out;
 	}
 	crypto_generichash(hash, 32, p, len - 32, NULL, 0);
