@@ -54,7 +54,7 @@ int zila_blob_hash_mem(const uint8_t *p, size_t len, struct zila_buf *chunks, ui
 		crypto_generichash(chunks->p + start + i * 32, 32, p + off, clen, NULL, 0);
 	}
 	chunks->len = start + n * 32;
-	zila_blob_id(chunks->p + start, n, len, id);
+	zila_blob_id(n > 0 ? chunks->p + start : NULL, n, len, id); /* an empty file: no chunk, maybe no buffer */
 	return 0;
 }
 

@@ -417,7 +417,8 @@ static int write_file(struct enc *e, struct zila_store *s, const uint8_t *key, c
 	r = e_out(e, head, sizeof(head));
 	memcpy(msg, id, 32);
 	put_be(msg + 32, size, 8);
-	memcpy(msg + FILE_HEAD, man.p, man.len);
+	if (man.len > 0)
+		memcpy(msg + FILE_HEAD, man.p, man.len);
 	r = r ? r : ss_put(e, &st, msg, FILE_HEAD + man.len, n == 0 ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0, ct);
 	for (uint64_t i = 0; r == 0 && i < n; i++) {
 		struct zila_view c = zila_blob_reader_chunk(rd, (uint32_t)i);
@@ -754,6 +755,15 @@ static bool read_file(struct zila_store *s, struct zila_view rec, const uint8_t 
 			refuse(f, name, "bundle '%s': file %s", why.msg);
 		goto out;
 	}
+	if (nch == 0) {
+		/* an empty file: its head was all of it */
+		zila_blob_writer_free(w);
+		w = NULL;
+		if (rec.len != 0 || zila_blob_put(s, NULL, 0, got, &why) != 0) {
+			refuse(f, name, "bundle '%s': empty file %.12s could not be kept; it was refused", hex);
+			goto out;
+		}
+	}
 	for (uint64_t i = 0; i < nch; i++) {
 		if (zila_view_get_u32be(&rec, &n) != 0 || n < SS_ABYTES || n > ZILA_BLOB_CHUNK + SS_ABYTES ||
 		    zila_view_get_bytes(&rec, n, &c) != 0 ||
@@ -772,7 +782,7 @@ static bool read_file(struct zila_store *s, struct zila_view rec, const uint8_t 
 			goto out;
 		}
 	}
-	if (rec.len != 0 || !zila_blob_writer_done(w)) {
+	if (rec.len != 0 || (w != NULL && !zila_blob_writer_done(w))) {
 		refuse(f, name, "bundle '%s': file %.12s has bytes after its end; it was refused", hex);
 		goto out;
 	}
