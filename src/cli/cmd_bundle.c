@@ -92,17 +92,8 @@ static int parse_size(const char *t, uint64_t *out)
 	return 0;
 }
 
-static void print_stats(const struct cli *cli, const char *file, const struct zila_apply_stats *st)
+static void print_stats(const char *file, const struct zila_apply_stats *st)
 {
-	if (cli->json) {
-		printf("{\"file\":");
-		cli_json_str(file);
-		printf(",\"received\":%zu,\"applied\":%zu,\"duplicate\":%zu,\"rejected\":%zu,\"held\":%zu,"
-		       "\"gap\":%zu,\"conflicts\":%zu,\"parked\":%zu,\"trust\":%zu}\n",
-		       st->nreceived, st->napplied, st->nduplicate, st->nrejected, st->nheld, st->ngap,
-		       st->nconflicts, st->nparked, st->ntrust);
-		return;
-	}
 	printf("applied %zu of %zu entries from '%s' (%zu already held", st->napplied, st->nreceived, file,
 	       st->nduplicate);
 	if (st->nrejected)
@@ -117,10 +108,8 @@ static void print_stats(const struct cli *cli, const char *file, const struct zi
 		       st->nconflicts, st->nparked);
 }
 
-static void print_files(const struct cli *cli, const char *file, const struct zila_bundle_files *f)
+static void print_files(const char *file, const struct zila_bundle_files *f)
 {
-	if (cli->json)
-		return;
 	printf("files from '%s': %llu kept (%llu KiB), %llu here already", file, (unsigned long long)f->nstored,
 	       (unsigned long long)(f->stored_bytes + 1023) / 1024, (unsigned long long)f->nheld);
 	if (f->nother)
@@ -417,9 +406,9 @@ int cmd_bundle(struct cli *cli, int argc, char **argv)
 				       (unsigned long long)files.nmissing);
 			printf("}\n");
 		} else if (r == 0) {
-			print_stats(cli, file, &st);
+			print_stats(file, &st);
 			if (has_files)
-				print_files(cli, file, &files);
+				print_files(file, &files);
 		}
 		/* the rows are in; files that did not come are said, and the exit says so too */
 		if (r == 0 && (files.nrefused > 0 || files.nmissing > 0))

@@ -559,6 +559,8 @@ static void on_collect(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, collect_timer);
 	struct zila_error err;
+	if (zila_store_in_transaction(d->store))
+		return; /* the next tick */
 	zila_error_clear(&err);
 	int r = zila_blob_collect_step(d->store, zila_store_horizon_ms(d->store), &d->collect_next, &d->collect_n,
 				       &d->collect_bytes, &err);
