@@ -4,7 +4,8 @@
 # laptop B byte-identical; district d2's laptop C imports the rows it is given and keeps no
 # file of d1; a damaged file is refused plainly while the rows and the other files arrive;
 # importing twice is harmless; a bundle that does not fit (the disk fills mid-write) leaves
-# no bundle behind; a bundle without the option is the format of before (version 3).
+# no bundle behind; a bundle without the option is the format of before (version 3); status
+# names what is missing; the daemon collects a file no row refers to after the horizon.
 . "$(dirname "$0")/lib.sh"
 trap 'stop_daemons; done_with_tmp' EXIT
 HQ=$T/hq A=$T/a B=$T/b C=$T/c
@@ -116,4 +117,25 @@ rc=$?
 [ "$rc" = 1 ] && ok "a bundle that does not fit fails (exit 1)" || bad "exit $rc: $(cat "$T/err")"
 has "$T/err" "cannot write\|too large\|full" "it says why"
 ls "$T" | grep -q '^full\.bndl' && bad "left behind: $(ls "$T" | grep full)" || ok "nothing that looks like a bundle is left"
+# --- the daemon collects, a directory at a time: a file no row refers to goes once the
+# horizon (history_days, here 0) passes the time it was first seen so ----------------------
+sqlite3 "$HQ/zila.db" "INSERT OR REPLACE INTO zila_meta(k, v) VALUES ('history_days', 0)"
+"$ZILA" -d "$HQ" sql "DELETE FROM attachments WHERE id = '$REF2'" >/dev/null 2>&1 || bad "delete the form's row"
+HQHASH=$("$ZILA" -d "$B" --json attachment ls | python3 -c 'import json,sys; print([a["hash"] for a in json.load(sys.stdin)["attachments"] if a["name"] == "form.pdf"][0])')
+P2=$((P + 1))
+daemon_up "$HQ" "$T/hq.log" "$P2"
+# the first pass (256 ticks of 20 ms) notes it as unreferenced from now
+noted() { [ "$(sqlite3 "$HQ/zila.db" "SELECT count(*) FROM zila_blob_gone WHERE hash = '$HQHASH'" 2>/dev/null)" = 1 ]; }
+until_ok 150 noted && ok "the daemon's first pass notes the form's blob" || bad "the first pass noted nothing"
+stop_daemons
+pids=""
+daemon_up "$HQ" "$T/hq.log" "$P2"
+i=0
+while [ $i -lt 150 ] && ! grep -q "removed 1 attachments" "$T/hq.log"; do sleep 0.2; i=$((i + 1)); done
+has "$T/hq.log" "removed 1 attachments (204800 bytes)" "HQ's daemon removes the file no row refers to since the horizon"
+[ -e "$HQ/blobs/$(echo "$HQHASH" | cut -c1-2)/$(echo "$HQHASH" | cut -c3-)" ] && bad "the form's blob is still at HQ" ||
+	ok "its blob is gone from HQ's disk"
+expect 0 "HQ still copies the photo out" -- "$ZILA" -d "$HQ" attachment get "$REF1" "$T/hq2.jpg" --wait 0
+stop_daemons
+pids=""
 finish
