@@ -155,8 +155,8 @@ static int plan_files(void *ctx, const struct zila_bundle_summary *sum, struct z
 			known ? "" : " (the free space there is not known)");
 	if (known && sum->files_bytes > free_bytes)
 		return zila_error_set(err, ZILA_EFULL,
-				      "bundle '%s' would not fit: its files need %llu KiB more and '%s' has %llu KiB free; "
-				      "nothing was written (carry fewer with --attachments-below SIZE, or use a larger stick)",
+				      "bundle '%s' would not fit: its files need %llu KiB more and '%s' has %llu KiB free "
+				      "(carry fewer with --attachments-below SIZE, or use a larger stick)",
 				      pl->path, (unsigned long long)(sum->files_bytes + 1023) / 1024, dir,
 				      (unsigned long long)free_bytes / 1024);
 	return 0;

@@ -117,6 +117,17 @@ rc=$?
 [ "$rc" = 1 ] && ok "a bundle that does not fit fails (exit 1)" || bad "exit $rc: $(cat "$T/err")"
 has "$T/err" "cannot write\|too large\|full" "it says why"
 ls "$T" | grep -q '^full\.bndl' && bad "left behind: $(ls "$T" | grep full)" || ok "nothing that looks like a bundle is left"
+# --- a stick too small: said before the files are written, and nothing is left -----------
+mkdir -p "$T/stick"
+if unshare -m sh -c "mount -t tmpfs -o size=400k tmpfs '$T/stick' && '$ZILA' -d '$A' bundle create '$T/stick/a.bndl' --with-attachments; echo \$? >'$T/stick.rc'; ls -A '$T/stick' >'$T/stick.ls'" >"$T/out" 2>"$T/err"; then
+	[ "$(cat "$T/stick.rc")" = 1 ] && ok "a bundle for a 400 KiB stick is refused (exit 1)" || bad "exit $(cat "$T/stick.rc")"
+	has "$T/err" "would not fit: its files need 50[0-9] KiB more" "it says the files would not fit, with their size"
+	has "$T/err" "no bundle was written" "and that no bundle was written"
+	[ -s "$T/stick.ls" ] && bad "the stick holds: $(cat "$T/stick.ls")" || ok "the stick holds nothing"
+else
+	echo "# no mount namespace here (needs root): the small stick is not tried"
+fi
+
 # --- the daemon collects, a directory at a time: a file no row refers to goes once the
 # horizon (history_days, here 0) passes the time it was first seen so ----------------------
 sqlite3 "$HQ/zila.db" "INSERT OR REPLACE INTO zila_meta(k, v) VALUES ('history_days', 0)"
