@@ -378,6 +378,9 @@ static void log_blobs(struct conn *c, const char *how)
 		return;
 	c->blobs_logged = true;
 	const struct zila_blobx_stats *bs = zila_blobx_stats(c->bx);
+	if (bs->refused_scope > 0)
+		zila_log(ZILA_LOG_WARN, "refused %s %llu attachment asks: no row it may read refers to those files", c->addr,
+			 (unsigned long long)bs->refused_scope);
 	if (bs->received > 0 || bs->served > 0 || bs->chunks_bad > 0 || bs->received_bytes > 0 || bs->served_bytes > 0)
 		zila_log(ZILA_LOG_INFO,
 			 "attachments with %s%s: received %llu (%llu bytes), sent %llu (%llu bytes), refused %llu bad chunks,"

@@ -403,6 +403,7 @@ scen_photos() {
 				"$(awk -v a="$((AB - ab0))" -v b="$pb" 'BEGIN {printf "%.3f", a / b}')" "$pb" "$(($(lap_sent) - sent0))" "$(($(cuts) - c0))")"
 		done
 	done
+	[ "$LIVE" -gt 0 ] || return 0
 	# rows written while photos move, beside the same rows on an idle link
 	[ -n "$LPID" ] || lap_up
 	sleep 3
@@ -423,6 +424,7 @@ scen_photos() {
 	wait_for $((LIVE * SIZE / 2000 + 300)) photos_at_least $((b0 + LIVE))
 	report "$link" photos "$(printf '20 rows written on the laptop: at HQ after %s s on an idle link, after %s s while %s photos move (those then all at HQ: %s)' \
 		"$tidle" "$tbusy" "$LIVE" "$(($(blobs_done) - b0))")"
+	[ "$CUT" -gt 0 ] || return 0
 	# CUT photos without a cut, then CUT more with one mid-photo
 	sleep 3
 	b0=$(blobs_done)
