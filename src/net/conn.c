@@ -510,6 +510,13 @@ static void conn_pump(struct conn *c)
 		/* The rate is at most LINK_RATE_MAX: what follows fits a size_t. */
 		double ahead = c->rate * LINK_AHEAD_MS / 1000;
 		size_t want = c->rate == 0 ? 2 * LINK_QUEUE_MIN : ahead > LINK_QUEUE_MIN ? (size_t)ahead : LINK_QUEUE_MIN;
+		if (blobs && c->rate > 0) {
+			/* files hold less ahead: new rows wait behind what is queued (ATTACH.md) */
+			double b = c->rate * BLOB_AHEAD_MS / 1000;
+			size_t bw = b > CHUNK_MIN ? (size_t)b : CHUNK_MIN;
+			if (bw < want)
+				want = bw;
+		}
 		if (link_backlog(c) >= want) {
 			if (!uv_is_active((uv_handle_t *)&c->pace))
 				uv_timer_start(&c->pace, on_pace, PACE_MS, 0);
