@@ -32,7 +32,7 @@
 #   long:  2G and 32 kbit/s, 20,000 people, all three scenarios (tens of minutes)
 #   photos: 2G, 2,000 people, the photos scenario (make bench-link-photos; about 40 minutes:
 #           6 MB of photos cross a 64 kbit/s link twice)
-# LINKS="2g 32k 256k", PEOPLE, RETURN, SEED, PHOTOS, SIZE, ROUNDS, LIVE, CUT override;
+# LINKS="2g 32k 256k", PEOPLE, RETURN, SEED, PHOTOS, SIZE, ROUNDS, LIVE, LIVE_REPS, CUT override;
 # KEEP=1 keeps the work directory.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -404,26 +404,30 @@ scen_photos() {
 		done
 	done
 	[ "$LIVE" -gt 0 ] || return 0
-	# rows written while photos move, beside the same rows on an idle link
+	# rows written while photos move, beside the same rows on an idle link (LIVE_REPS times)
 	[ -n "$LPID" ] || lap_up
-	sleep 3
-	T0=$(now)
-	few_rows idle
-	wait_for 300 few_in idle
-	tidle=$WT
-	b0=$(blobs_done)
-	photos_add "$LIVE" live
-	T0=$(now)
-	wait_for 600 part_at_least $((2 * 65536)) $((b0 + 1))
-	sleep 3
-	T0=$(now)
-	few_rows busy
-	wait_for 300 few_in busy
-	tbusy=$WT
-	T0=$(now)
-	wait_for $((LIVE * SIZE / 2000 + 300)) photos_at_least $((b0 + LIVE))
-	report "$link" photos "$(printf '20 rows written on the laptop: at HQ after %s s on an idle link, after %s s while %s photos move (those then all at HQ: %s)' \
-		"$tidle" "$tbusy" "$LIVE" "$(($(blobs_done) - b0))")"
+	rep=0
+	while [ $rep -lt "${LIVE_REPS:-1}" ]; do
+		rep=$((rep + 1))
+		sleep 3
+		T0=$(now)
+		few_rows "idle$rep"
+		wait_for 300 few_in "idle$rep"
+		tidle=$WT
+		b0=$(blobs_done)
+		photos_add "$LIVE" "live$rep"
+		T0=$(now)
+		wait_for 600 part_at_least $((2 * 65536)) $((b0 + 1))
+		sleep 3
+		T0=$(now)
+		few_rows "busy$rep"
+		wait_for 300 few_in "busy$rep"
+		tbusy=$WT
+		T0=$(now)
+		wait_for $((LIVE * SIZE / 2000 + 300)) photos_at_least $((b0 + LIVE))
+		report "$link" photos "$(printf '20 rows written on the laptop: at HQ after %s s on an idle link, after %s s while %s photos move (those then all at HQ: %s)' \
+			"$tidle" "$tbusy" "$LIVE" "$(($(blobs_done) - b0))")"
+	done
 	[ "$CUT" -gt 0 ] || return 0
 	# CUT photos without a cut, then CUT more with one mid-photo
 	sleep 3
