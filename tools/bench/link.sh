@@ -357,6 +357,7 @@ wait_for() {
 	WT=$(elapsed "$T0" "$(now)")
 }
 photos_at_least() { [ "$(blobs_done)" -ge "$1" ]; }
+lap_sent_at_least() { [ "$(lap_sent)" -ge "$1" ]; }
 part_at_least() { [ "$(part_bytes)" -ge "$1" ] || [ "$(blobs_done)" -ge "$2" ]; }
 first_bytes() { [ "$(blob_bytes)" -gt "$1" ]; }
 
@@ -394,7 +395,8 @@ scen_photos() {
 			tfirst=$WT
 			wait_for "$lim" photos_at_least $((b0 + n))
 			tall=$WT
-			sleep 2
+			T0=$(now)
+			wait_for 60 lap_sent_at_least $((sent0 + n * SIZE))
 			stats
 			pb=$((n * SIZE))
 			report "$link" photos "$(printf 'round %s with %s photos of %s B: the day'\''s rows at HQ after %s s, the first photo bytes after %s s, all %s photos after %s s (%s B/s of photos); zila %s B up, link %s B up: %s x the photos'\'' %s B; chunks sent %s B; cuts %s' \
@@ -452,7 +454,9 @@ scen_photos() {
 	T0=$(now)
 	wait_for $((CUT * SIZE / 2000 + 600)) photos_at_least $((b0 + CUT))
 	tcut=$WT
-	sleep 2
+	# the laptop logs what its blob phase sent when its session ends, after HQ has it all
+	T0=$(now)
+	wait_for 60 lap_sent_at_least $((sent0 + CUT * SIZE))
 	stats
 	sent=$(($(lap_sent) - sent0))
 	pb=$((CUT * SIZE))
