@@ -312,6 +312,9 @@ static void side_free(struct side *s)
 /* What a tamper hook may do to a message in flight (a peer that sends bad bytes). */
 typedef void (*tamper_fn)(void *ctx, struct zila_buf *m);
 
+/* Bytes a side is asked to send per turn: a chunk, or less (a slow link: pieces). */
+static size_t turn_bytes = 64 * 1024;
+
 /* Runs both sides until both are done, or until `budget` messages were delivered to b
  * (a cut: the rest is dropped). Returns true when both finished. */
 static bool run(struct side *a, struct side *b, size_t budget, tamper_fn tamper, void *tctx)
@@ -326,7 +329,7 @@ static bool run(struct side *a, struct side *b, size_t budget, tamper_fn tamper,
 		for (int k = 0; k < 2; k++) {
 			struct side *me = sides[k], *other = sides[1 - k];
 			while (zila_blobx_wants_to_send(me->bx)) {
-				assert_int_equal(zila_blobx_send_more(me->bx, 64 * 1024, &err), 0);
+				assert_int_equal(zila_blobx_send_more(me->bx, turn_bytes, &err), 0);
 				moved = true;
 				break;
 			}
@@ -546,6 +549,88 @@ static void test_resume(void **state)
 	assert_true(same_file(in1, out));
 	side_free(&sa);
 	side_free(&sb);
+	replica_close(&a);
+	replica_close(&b);
+}
+
+/* A slow link: the blob goes in pieces of 5,000 bytes (a row written meanwhile waits behind
+ * one piece, not a 64 KiB chunk); a cut in the middle of a chunk's pieces keeps the whole
+ * chunks before it, and the next exchange sends exactly the rest. */
+static void test_pieces(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_attachment p1, p2, f;
+	struct zila_error err;
+	struct side sa, sb;
+	char in1[128], in2[128], out[128];
+	two_replicas(&a, &b, in1, in2, &p1, &p2);
+	turn_bytes = 5000;
+	side_new(&sa, &a, "d1");
+	side_new(&sb, &b, NULL);
+	/* BlobDone, the manifest, then pieces: 40 of them end inside chunk 2 (14 a chunk) */
+	assert_false(run(&sa, &sb, 42, NULL, NULL));
+	side_free(&sa);
+	side_free(&sb);
+	assert_int_equal(zila_blob_find(b.s, p1.id, &f, &err), 0);
+	assert_int_equal(f.state, ZILA_BLOB_PARTIAL);
+	assert_int_equal(f.have_bytes, 2 * ZILA_BLOB_CHUNK);
+	side_new(&sa, &a, "d1");
+	side_new(&sb, &b, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(sa.bx)->served_bytes, p1.size - 2 * ZILA_BLOB_CHUNK);
+	assert_int_equal(zila_blobx_stats(sb.bx)->chunks_bad, 0);
+	/* every message was a piece: none larger than the turn and a message's framing */
+	for (size_t i = 0; i < sa.out.n; i++)
+		assert_true(sa.out.m[i].len <= 5000 + 128);
+	assert_true(sa.out.n > (p1.size - 2 * ZILA_BLOB_CHUNK) / 5000);
+	snprintf(out, sizeof(out), "%s/got.jpg", b.top);
+	assert_int_equal(zila_blob_copy_out(b.s, p1.hash, out, &err), 0);
+	assert_true(same_file(in1, out));
+	turn_bytes = 64 * 1024;
+	side_free(&sa);
+	side_free(&sb);
+	replica_close(&a);
+	replica_close(&b);
+}
+
+/* Pieces out of order (one skipped, so the next does not start where the last ended) fail
+ * the exchange with EPROTO, as any malformed blob message: nothing of that chunk is kept. */
+static void test_piece_out_of_order(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_attachment p1, p2, f;
+	struct zila_error err;
+	struct side sa, sb;
+	char in1[128], in2[128];
+	two_replicas(&a, &b, in1, in2, &p1, &p2);
+	side_new(&sa, &a, "d1");
+	side_new(&sb, &b, NULL);
+	assert_int_equal(zila_blobx_start(sa.bx, &err), 0);
+	assert_int_equal(zila_blobx_start(sb.bx, &err), 0);
+	/* B's ask (with pieces) reaches A; A sends a manifest and pieces of 5,000 bytes */
+	for (size_t i = 0; i < sb.out.n; i++)
+		assert_int_equal(zila_blobx_receive(sa.bx, sb.out.m[i].p, sb.out.m[i].len, &err), 0);
+	for (int k = 0; k < 4; k++)
+		assert_int_equal(zila_blobx_send_more(sa.bx, 5000, &err), 0);
+	int r = 0, pieces = 0;
+	for (size_t i = 0; i < sa.out.n && r == 0; i++) {
+		Zila__Message *msg = zila__message__unpack(NULL, sa.out.m[i].len, sa.out.m[i].p);
+		assert_non_null(msg);
+		bool piece = msg->body_case == ZILA__MESSAGE__BODY_BLOB_CHUNK;
+		zila__message__free_unpacked(msg, NULL);
+		if (piece && ++pieces == 2)
+			continue; /* the second piece is lost: the third does not follow the first */
+		zila_error_clear(&err);
+		r = zila_blobx_receive(sb.bx, sa.out.m[i].p, sa.out.m[i].len, &err);
+	}
+	assert_int_equal(r, ZILA_EPROTO);
+	assert_non_null(strstr(err.msg, "out of order"));
+	side_free(&sa);
+	side_free(&sb);
+	assert_int_equal(zila_blob_find(b.s, p1.id, &f, &err), 0);
+	assert_int_equal(f.have_bytes, 0);
 	replica_close(&a);
 	replica_close(&b);
 }
@@ -862,8 +947,9 @@ int main(void)
 		cmocka_unit_test(test_full_disk),
 #endif
 		cmocka_unit_test(test_exchange),    cmocka_unit_test(test_scope),	   cmocka_unit_test(test_bad_chunk),
-		cmocka_unit_test(test_resume),	    cmocka_unit_test(test_damaged_here), cmocka_unit_test(test_collect),
-		cmocka_unit_test(test_bundle_files), cmocka_unit_test(test_stats_many),
+		cmocka_unit_test(test_resume),	    cmocka_unit_test(test_pieces),	   cmocka_unit_test(test_piece_out_of_order),
+		cmocka_unit_test(test_damaged_here), cmocka_unit_test(test_collect),	   cmocka_unit_test(test_bundle_files),
+		cmocka_unit_test(test_stats_many),
 	};
 	if (sodium_init() < 0)
 		return 1;
