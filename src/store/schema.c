@@ -521,13 +521,13 @@ int store_schema_follow(struct zila_store *s, struct zila_error *err)
 	if (!sqlite3_get_autocommit(s->db))
 		return 0;
 	int64_t c = cookie(s);
-	if (c < 0 || c == s->schema_cookie)
+	if (c < 0 || (c == s->schema_cookie && !s->tables_stale))
 		return 0;
 	/* another program (zila at HQ, a bundle applied by the CLI) changed the schema: the
 	 * cache follows, so capture, seal and merge see new tables and columns at once */
 	int64_t v = store_meta_int(s, "schema_version", 1);
 	int r = 0;
-	if (v != s->schema || s->schema_cookie >= 0) {
+	if (v != s->schema || s->schema_cookie >= 0 || s->tables_stale) {
 		r = store_schema_reload(s, err);
 		if (r == 0 && v != s->schema)
 			zila_log(ZILA_LOG_INFO, "schema: now at version %lld", (long long)s->schema);

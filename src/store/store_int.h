@@ -183,6 +183,9 @@ struct zila_store {
 	 * HQ's next schema version cannot be applied here ("" when nothing waits for that) */
 	int64_t schema_cookie;
 	bool schema_txn;
+	/* the tables' cache could not be read whole, or lacks a table a capture names: the
+	 * next seal reads it again before it seals anything (schema.c, seal.c) */
+	bool tables_stale;
 	char schema_blocked[600];
 	/* a schema entry came that ranks before one taken (another HQ device's), or one taken
 	 * was cut: the schema is made again in canonical order at the end of the apply */
