@@ -1579,6 +1579,69 @@ static void test_seal_cache_read_in_part(void **state)
 	replica_free(&b);
 }
 
+/* A write made by another program just before a merge takes the write lock, after the
+ * seal the merge makes first (hook_begin makes it there: at the next BEGIN IMMEDIATE of the
+ * store's connection, before it runs). */
+struct slip {
+	struct replica *r;
+	const char *sql;
+	uint64_t at_ms; /* the writer's clock */
+	int armed;
+};
+
+static int hook_begin(unsigned type, void *ctx, void *p, void *x)
+{
+	struct slip *sl = ctx;
+	(void)p;
+	if (type == SQLITE_TRACE_STMT && sl->armed && strncmp((const char *)x, "BEGIN IMMEDIATE", 15) == 0) {
+		sl->armed = 0;
+		uint64_t was = test_now_ms;
+		test_now_ms = sl->at_ms;
+		app(sl->r, sl->sql);
+		test_now_ms = was;
+	}
+	return 0;
+}
+
+/* A local write committed between the seal that comes before a merge and the merge's own
+ * transaction is not sealed when the merge runs. The merge must not take the row as it is
+ * now for the version its state knows: it wrote the remote, older value over the local,
+ * later one (kept only as a conflict), and the local write's capture then sealed the
+ * remote value under the local date. The acknowledged local write, the later one, must win
+ * on both replicas. */
+static void test_write_before_merge(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	replica_new(&a, "sla");
+	replica_new(&b, "slb");
+	app(&a, "INSERT INTO t VALUES ('k', 'd1', 'x'), ('m', 'd1', 'y')");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	send_all(&a, &b);
+	uint64_t t0 = zila_wall_ms() + 60000;
+	test_now_ms = t0;
+	app(&b, "UPDATE t SET v = 'remote' WHERE id = 'k'");
+	assert_int_equal(zila_store_seal(b.s, NULL, &err), 0);
+	/* a's write comes a minute later, slipped in before the merge of b's */
+	struct slip sl = { &a, "UPDATE t SET v = 'local' WHERE id = 'k'", t0 + 60000, 1 };
+	test_now_ms = t0 + 60000;
+	assert_int_equal(sqlite3_trace_v2(zila_store_db(a.s), SQLITE_TRACE_STMT, hook_begin, &sl), SQLITE_OK);
+	send_all(&b, &a);
+	assert_int_equal(sqlite3_trace_v2(zila_store_db(a.s), 0, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sl.armed, 0);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+		send_all(&a, &b);
+		send_all(&b, &a);
+	}
+	test_now_ms = 0;
+	assert_rows(&a, "k=local;m=y;");
+	assert_same(&a, &b);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || zila_os_mkdtemp(base) != 0)
@@ -1615,6 +1678,7 @@ int main(void)
 		cmocka_unit_test(test_merge_one_commit),
 		cmocka_unit_test(test_private_files),
 		cmocka_unit_test(test_seal_cache_read_in_part),
+		cmocka_unit_test(test_write_before_merge),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	if (zila_os_rmtree(base) != 0)
