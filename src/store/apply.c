@@ -208,6 +208,15 @@ static int apply_change(struct applier *a, struct zila_view *in)
 	if (row->known && strcmp(row->part, a->e->info.part) != 0)
 		return ZILA_ESCOPE;
 	if (!row->known) {
+		/* An update or delete of a row of a rowid table that neither the table nor a state
+		 * by key knows: its row may have been removed here without a capture (a REPLACE on
+		 * its rowid), its state left at that rowid. The next seal walks the table against
+		 * its states and seals such a removal as a delete (row_materialize). */
+		if (t->has_rowid && op != OP_UPSERT && !t->gone_seen) {
+			zila_log(ZILA_LOG_DEBUG, "a merge updates a row of '%s' that is not here: the next seal looks "
+				 "for rows removed without a capture", t->name);
+			t->gone_seen = true;
+		}
 		part_copy(row->part, a->e->info.part);
 		/* a column the entry does not name (added after it was written) starts at its default */
 		for (int c = 0; t->dflt != NULL && c < t->ncols; c++)

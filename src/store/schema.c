@@ -470,7 +470,7 @@ static int run_change_undo(struct zila_store *s, const char *sql, const char *pc
  * reload. */
 struct transient {
 	int64_t id, nlive_delta;
-	bool touched, hw_clean, maybe_gone, evicted, rows_none, unarmed, reseal;
+	bool touched, hw_clean, maybe_gone, evicted, rows_none, unarmed, reseal, gone_seen;
 };
 
 int store_schema_reload(struct zila_store *s, struct zila_error *err)
@@ -482,7 +482,7 @@ int store_schema_reload(struct zila_store *s, struct zila_error *err)
 	for (int i = 0; i < n; i++) {
 		struct table *t = s->tables[i];
 		keep[i] = (struct transient){ t->id, t->nlive_delta, t->touched, t->hw_clean, t->maybe_gone,
-					      t->evicted, t->rows_none, t->unarmed, t->reseal };
+					      t->evicted, t->rows_none, t->unarmed, t->reseal, t->gone_seen };
 	}
 	s->schema = store_meta_int(s, "schema_version", 1);
 	r = store_load_tables(s, err);
@@ -496,6 +496,7 @@ int store_schema_reload(struct zila_store *s, struct zila_error *err)
 			t->hw_clean = keep[k].hw_clean;
 			t->maybe_gone = keep[k].maybe_gone;
 			t->evicted = keep[k].evicted;
+			t->gone_seen = keep[k].gone_seen;
 			t->rows_none = keep[k].rows_none;
 			t->unarmed = keep[k].unarmed;
 			t->reseal = keep[k].reseal;

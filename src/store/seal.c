@@ -1762,6 +1762,16 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 		if ((r = t->sel_down != NULL ? sweep_table(&z, t, swept) : seal_gone(&z, t, false, swept)) != 0)
 			goto out;
 	}
+	/* rows a merge found removed without a capture (row_materialize): sealed as deletes */
+	for (int i = 0; !*more && i < s->ntables; i++) {
+		struct table *t = order[i];
+		size_t ngone = 0;
+		if (!t->gone_seen)
+			continue;
+		if ((r = t->sel_down != NULL ? sweep_table(&z, t, &ngone) : seal_gone(&z, t, false, &ngone)) != 0)
+			goto out;
+		t->gone_seen = false;
+	}
 	for (int i = 0; !*more && i < s->ntables; i++)
 		if ((order[i]->maybe_gone || order[i]->evicted) && order[i]->sel_down != NULL &&
 		    (r = check_gone(&z, order[i])) != 0)
@@ -1893,9 +1903,13 @@ static int seal_once(struct zila_store *s, size_t *nentries, size_t *swept, stru
 	if (store_armed_check(s, &nunarmed) != 0)
 		return store_db_error(s, err, "cannot read the schema");
 	bool rescope = store_scope_stale(s);
+	bool gone = false;
+	for (int i = 0; i < s->ntables; i++)
+		gone |= s->tables[i]->gone_seen;
 	/* Nothing captured: no write lock is needed, so a sync can send and receive while
 	 * another program holds a long write transaction (its changes are not committed yet). */
-	if (swept == NULL && nunarmed == 0 && !rescope && zila_store_pending(s, &npending) == 0 && npending == 0)
+	if (swept == NULL && nunarmed == 0 && !rescope && !gone && zila_store_pending(s, &npending) == 0 &&
+	    npending == 0)
 		return 0;
 	while (more) {
 		size_t n = 0;

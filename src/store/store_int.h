@@ -96,6 +96,10 @@ struct table {
 	int64_t nlive_delta;
 	bool maybe_gone;
 	bool evicted;        /* a state was moved out of zila_live for another key's (codec.c) */
+	/* a merge met a row its state shows but the table lacks (removed without a capture
+	 * since the seal, e.g. a REPLACE on its rowid): the next seal walks the table against
+	 * its states and seals the removal as a delete, as any (materialize.c, seal.c) */
+	bool gone_seen;
 	sqlite3_stmt *count_all; /* SELECT count(*) FROM t */
 	/* A table rebuilt by another program (create a copy, copy the rows, drop, rename, as
 	 * database tools change a table's structure) lost its capture triggers: unarmed until

@@ -1642,6 +1642,57 @@ static void test_write_before_merge(void **state)
 	replica_free(&b);
 }
 
+/* A row removed here without a capture that the seal cannot see, which a remote entry then
+ * updates: in a rowid table a REPLACE on its rowid (not the highest: counts agree, only a
+ * sweep finds it), where the merge finds no state by the key; in a WITHOUT ROWID table an
+ * UPDATE OR REPLACE that displaces it (no count is kept there), where the merge's UPDATE
+ * finds no row. The row must not stay missing here and shown elsewhere, or its state say it
+ * is shown: its removal is a delete like any other (an update does not bring it back),
+ * sealed by the next seal with what took its place; both replicas agree. */
+static void test_update_of_row_replaced_away(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	char ra[256], rb[256];
+	replica_new(&a, "rwa");
+	replica_new(&b, "rwb");
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++) {
+		app(both[i], "CREATE TABLE u(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, phone TEXT,"
+			     " UNIQUE(district_id, phone))");
+		app(both[i], "CREATE TABLE v(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, phone TEXT, name TEXT,"
+			     " UNIQUE(district_id, phone)) WITHOUT ROWID");
+		assert_int_equal(zila_store_track(both[i]->s, "u", "district_id", &err), 0);
+		assert_int_equal(zila_store_track(both[i]->s, "v", "district_id", &err), 0);
+	}
+	app(&a, "INSERT INTO u VALUES ('W', 'd1', '333'), ('X', 'd1', '444');"
+		"INSERT INTO v VALUES ('W', 'd1', '333', 'w'), ('X', 'd1', '444', 'x')");
+	send_all(&a, &b);
+	app(&b, "UPDATE u SET phone = '555' WHERE id = 'W'; UPDATE v SET name = 'w2' WHERE id = 'W'");
+	assert_int_equal(zila_store_seal(b.s, NULL, &err), 0);
+	app(&a, "INSERT OR REPLACE INTO u(rowid, id, district_id, phone) SELECT rowid, 'R', 'd1', '999' FROM u WHERE id = 'W';"
+		"UPDATE OR REPLACE v SET phone = '333' WHERE id = 'X'");
+	send_all(&b, &a);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+		send_all(&a, &b);
+		send_all(&b, &a);
+	}
+	assert_u(&a, "R:999;X:444;");
+	assert_u(&b, "R:999;X:444;");
+	for (int i = 0; i < 2; i++)
+		rows_by(both[i], "SELECT id, phone || '/' || name FROM v ORDER BY id", ':', i ? rb : ra, sizeof(ra));
+	assert_string_equal(ra, "X:333/x;");
+	assert_string_equal(rb, "X:333/x;");
+	uint8_t ha[32], hb[32];
+	assert_int_equal(zila_store_hash(a.s, ha, &err), 0);
+	assert_int_equal(zila_store_hash(b.s, hb, &err), 0);
+	assert_memory_equal(ha, hb, 32);
+	replica_free(&a);
+	replica_free(&b);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || zila_os_mkdtemp(base) != 0)
@@ -1679,6 +1730,7 @@ int main(void)
 		cmocka_unit_test(test_private_files),
 		cmocka_unit_test(test_seal_cache_read_in_part),
 		cmocka_unit_test(test_write_before_merge),
+		cmocka_unit_test(test_update_of_row_replaced_away),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	if (zila_os_rmtree(base) != 0)
