@@ -259,6 +259,7 @@ static int unknown_capture(struct sealer *z, int64_t tid, const struct table *t)
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW) {
 		s->tables_stale = true;
+		s->seal_unknown = true;
 		return zila_error_set(z->err, ZILA_ESCHEMA, "the tracked table '%s' is not known to this zila yet (tracked "
 				      "by another program); nothing was sealed, and its changes wait for the next seal", name);
 	}
@@ -724,6 +725,7 @@ static int seal_item(struct sealer *z, struct item *it)
 	if (t == NULL) {
 		/* read_batch keeps items of known tables only; the cache changed since */
 		s->tables_stale = true;
+		s->seal_unknown = true;
 		return zila_error_set(z->err, ZILA_EINTERNAL, "a change of table id %lld came to the seal, but the "
 				      "tracked tables changed meanwhile; nothing was sealed", (long long)it->tid);
 	}
@@ -1877,8 +1879,9 @@ static int seal_once(struct zila_store *s, size_t *nentries, size_t *swept, stru
 static int seal(struct zila_store *s, size_t *nentries, size_t *swept, struct zila_error *err)
 {
 	size_t n = 0, again = 0;
+	s->seal_unknown = false;
 	int r = seal_once(s, &n, swept, err);
-	if (r != 0 && s->tables_stale && sqlite3_get_autocommit(s->db)) {
+	if (r != 0 && s->seal_unknown && sqlite3_get_autocommit(s->db)) {
 		zila_log(ZILA_LOG_INFO, "the tracked tables changed while sealing: read again, and sealed again");
 		zila_error_clear(err);
 		r = seal_once(s, &again, swept, err);

@@ -190,6 +190,7 @@ struct zila_store {
 	/* the tables' cache could not be read whole, or lacks a table a capture names: the
 	 * next seal reads it again before it seals anything (schema.c, seal.c) */
 	bool tables_stale;
+	bool seal_unknown; /* the last seal failed on a capture of a table the cache lacked */
 	char schema_blocked[600];
 	/* a schema entry came that ranks before one taken (another HQ device's), or one taken
 	 * was cut: the schema is made again in canonical order at the end of the apply */

@@ -1693,6 +1693,63 @@ static void test_update_of_row_replaced_away(void **state)
 	replica_free(&b);
 }
 
+/* Another program tracks a table, seals it and updates a row of it just after this store
+ * looked at the schema for a seal, before the seal's write lock (made there through
+ * SQLite's statement trace):
+ * the seal meets a capture of a table its cache lacks. It must not drop it: it reads the
+ * tables again and seals it. */
+static int track_armed;
+
+static int track_at_begin(unsigned type, void *ctx, void *p, void *x)
+{
+	struct replica *r = ctx;
+	struct zila_error err;
+	struct zila_store *o = NULL;
+	(void)p;
+	if (type != SQLITE_TRACE_STMT || !track_armed || strncmp((const char *)x, "BEGIN IMMEDIATE", 15) != 0)
+		return 0;
+	track_armed = 0;
+	assert_int_equal(zila_store_open(&o, r->dir, &err), 0);
+	zila_store_set_clock(o, test_clock, NULL);
+	assert_int_equal(zila_store_track(o, "w", "district_id", &err), 0);
+	assert_int_equal(zila_store_seal(o, NULL, &err), 0);
+	zila_store_free(o);
+	app(r, "UPDATE w SET v = 'two' WHERE id = 'r'");
+	return 0;
+}
+
+static void test_seal_table_tracked_meanwhile(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_error err;
+	char rows[256];
+	replica_new(&a, "tma");
+	replica_new(&b, "tmb");
+	app(&a, "INSERT INTO t VALUES ('k', 'd1', 'x')");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	send_all(&a, &b);
+	struct replica *both[] = { &a, &b };
+	for (int i = 0; i < 2; i++)
+		app(both[i], "CREATE TABLE w(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, v TEXT)");
+	assert_int_equal(zila_store_track(b.s, "w", "district_id", &err), 0);
+	app(&a, "INSERT INTO w VALUES ('r', 'd1', 'one')");
+	app(&a, "UPDATE t SET v = 'y' WHERE id = 'k'");
+	track_armed = 1;
+	assert_int_equal(sqlite3_trace_v2(zila_store_db(a.s), SQLITE_TRACE_STMT, track_at_begin, &a), SQLITE_OK);
+	int r = zila_store_seal(a.s, NULL, &err);
+	assert_int_equal(sqlite3_trace_v2(zila_store_db(a.s), 0, NULL, NULL), SQLITE_OK);
+	assert_int_equal(track_armed, 0);
+	assert_int_equal(r, 0);
+	assert_int_equal(count(&a, "SELECT count(*) FROM zila_pending"), 0);
+	send_all(&a, &b);
+	assert_rows(&b, "k=y;");
+	rows_by(&b, "SELECT id, v FROM w ORDER BY id", '=', rows, sizeof(rows));
+	assert_string_equal(rows, "r=two;");
+	replica_free(&a);
+	replica_free(&b);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || zila_os_mkdtemp(base) != 0)
@@ -1729,6 +1786,7 @@ int main(void)
 		cmocka_unit_test(test_merge_one_commit),
 		cmocka_unit_test(test_private_files),
 		cmocka_unit_test(test_seal_cache_read_in_part),
+		cmocka_unit_test(test_seal_table_tracked_meanwhile),
 		cmocka_unit_test(test_write_before_merge),
 		cmocka_unit_test(test_update_of_row_replaced_away),
 	};
