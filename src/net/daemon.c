@@ -318,6 +318,7 @@ static void on_ended(void *ctx, struct conn *c)
 			.local_fault = local_fault,
 			.joined = joined,
 			.ref_failed = ref_failed,
+			.peer_locked = st != NULL && st->peer_error == ZILA_EBUSY,
 			.rnd = randombytes_random(),
 		};
 		struct zila_sched_after after;
@@ -337,6 +338,11 @@ static void on_ended(void *ctx, struct conn *c)
 		} else if (ok) {
 			t->last_ok = zila_wall_s();
 			t->last_error[0] = '\0';
+			if (after.once_more) {
+				zila_log(ZILA_LOG_INFO, "syncing with %s once more: its replica was locked by another program, "
+					 "and what that program wrote there is sealed after this session's offer", lbl);
+				daemon_kick(d);
+			}
 		} else {
 			snprintf(t->last_error, sizeof(t->last_error), "%s", c->reason);
 			if (!c->has_peer)
