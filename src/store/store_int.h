@@ -13,9 +13,10 @@
 #include "zila/review.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 9 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
+#define STORE_SCHEMA_VERSION 10 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
                                  * 4: no chains, no zila_forks; 5: zila_peers made by the daemon; 6: no zila_pending.at;
-                                 * 7: no zila_schema, no zila_tables.cols; 8: zila_schema by version only) */
+                                 * 7: no zila_schema, no zila_tables.cols; 8: zila_schema by version only;
+                                 * 9: no zila_checkpoints, no zila_feeds.base) */
 #define ZILA_SCHEMA_TABLE "zila_schema" /* the table a schema entry's body names (schema.c) */
 #define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
 #define STORE_EXEC_CACHE 64 /* single statements store_exec and store_stmt keep prepared */
@@ -416,6 +417,11 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
  * entries held, in (HLC, origin, partition, sequence) order, as a replica that cloned
  * exactly those entries has them (cut.c). Conflicts are not recorded again. */
 int store_reapply(struct zila_store *s, struct zila_apply_stats *st) ZILA_MUST_CHECK;
+
+/* --- partckpt.c --- */
+/* In a write transaction: the rows of every checkpoint kept merged again (store_reapply
+ * starts from them: the history they stand for may not be held here). */
+int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st) ZILA_MUST_CHECK;
 
 /* --- materialize.c --- */
 /* Makes the user table show what r says (insert, update, delete, park), then records r. */

@@ -854,7 +854,7 @@ static void test_upgrade_v1(void **state)
 	/* captured by the format-1 triggers, sealed after the upgrade */
 	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 9);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 10);
 	/* each feed's chain computed from its entries: the one the receiver keeps as it applies */
 	assert_int_equal(count(&a, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"),
 			 count(&b, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"));
@@ -1228,8 +1228,8 @@ static void test_upgrade_peers(void **state)
 	app(&b, "DROP TABLE zila_peers; UPDATE zila_meta SET v = '5' WHERE k = 'store_version'");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
 	assert_int_equal(zila_store_open(&b.s, b.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 9);
-	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 9);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 10);
+	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 10);
 	assert_int_equal(zila_store_peer_district(a.s, "d1", peer_name, seen), 0);
 	assert_string_equal(seen, "laptop-1/d1/synced;");
 	assert_int_equal(zila_store_peer_seen(b.s, dev2, "laptop-2", "d2", "10.0.0.2:7300", "inbound", 300), 0);
