@@ -316,12 +316,16 @@ int zila_store_checkpoint_each(struct zila_store *s, zila_ckpt_fn fn, void *ctx)
  * checkpoint first). Nothing is changed when it fails: a plain message in err. */
 int zila_store_checkpoint_apply(struct zila_store *s, struct zila_view bytes, struct zila_ckpt_info *info,
 				struct zila_apply_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
-/* Whether a peer holding `have` must be sent this replica's checkpoint of part before
- * entries: some feed of part is behind, in have, the entries this replica holds (1), or not
- * (0); ZILA_ENOTFOUND-free: a partition without a checkpoint is 0. Also 1 when have holds
- * nothing of part and a checkpoint is kept (a clone: state, not history). */
-int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector *have, const char *part)
-	ZILA_MUST_CHECK;
+/* Whether a peer holding `have` is to be sent this replica's checkpoint of part before
+ * entries (1) or not (0), or a negative code: it must be when some feed of part is behind,
+ * in have, the entries this replica holds (pruned here); it is also when the entries the
+ * checkpoint stands for that the peer lacks are more bytes than half the checkpoint, unless
+ * wants_history (a peer that keeps the audit trail: HQ). 0 when no checkpoint of part is
+ * kept. */
+int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector *have, const char *part,
+				 bool wants_history) ZILA_MUST_CHECK;
+/* Raises each head of v to by's where by's is higher, adding feeds v lacks; v stays sorted. */
+int zila_vector_raise(struct zila_vector *v, const struct zila_vector *by) ZILA_MUST_CHECK;
 
 /* --- bounded history (proto/CHECKPOINT.md, "Horizon") ------------------------------ */
 #define ZILA_META_HISTORY_DAYS "history_days" /* zila_meta: days of history a laptop keeps */

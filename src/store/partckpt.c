@@ -959,30 +959,83 @@ out:
 
 /* --- what a peer needs -------------------------------------------------------------- */
 
-int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector *have, const char *part)
+int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector *have, const char *part,
+				 bool wants_history)
 {
-	sqlite3_stmt *q = NULL;
-	int r = ZILA_EDB, rc;
-	bool any = false, behind = false, has_ckpt = count1(s, "SELECT count(*) FROM zila_checkpoints WHERE part = ?", part) > 0;
-	if (!has_ckpt)
+	sqlite3_stmt *q = NULL, *sz = NULL;
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	int r = zila_store_checkpoint_get(s, part, &bytes, &len);
+	struct zila_vector cv = { NULL, 0 };
+	if (r == ZILA_ENOTFOUND)
 		return 0;
+	if (r != 0 || (r = zila_checkpoint_vector(zila_view_make(bytes, len), &cv)) != 0)
+		goto out;
+	r = ZILA_EDB;
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT o.key, f.base FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
+			       "SELECT o.key, f.base, f.id FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
 			       " WHERE f.part = ? AND f.head > 0",
-			       -1, &q, NULL) != SQLITE_OK)
+			       -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT coalesce(sum(length(bytes)), 0) FROM zila_entries WHERE feed = ?1 AND seq > ?2"
+				      " AND seq <= ?3",
+			       -1, &sz, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_text(q, 1, part, -1, SQLITE_STATIC);
+	bool behind_base = false;
+	int64_t lacking = 0;
+	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		if (sqlite3_column_bytes(q, 0) != 32)
 			continue;
-		uint64_t got = have != NULL ? zila_vector_get(have, sqlite3_column_blob(q, 0), part) : 0;
-		any |= got > 0;
-		behind |= got < (uint64_t)sqlite3_column_int64(q, 1);
+		const uint8_t *key = sqlite3_column_blob(q, 0);
+		uint64_t got = have != NULL ? zila_vector_get(have, key, part) : 0;
+		behind_base |= got < (uint64_t)sqlite3_column_int64(q, 1);
+		uint64_t upto = zila_vector_get(&cv, key, part);
+		if (got >= upto)
+			continue;
+		sqlite3_bind_int64(sz, 1, sqlite3_column_int64(q, 2));
+		sqlite3_bind_int64(sz, 2, (int64_t)got);
+		sqlite3_bind_int64(sz, 3, (int64_t)upto);
+		if (sqlite3_step(sz) == SQLITE_ROW)
+			lacking += sqlite3_column_int64(sz, 0);
+		sqlite3_reset(sz);
 	}
-	r = rc == SQLITE_DONE ? (behind || !any) : ZILA_EDB;
+	if (rc != SQLITE_DONE)
+		goto out;
+	/* What must go as a checkpoint (the entries are not held here), and what had better: the
+	 * history it stands for costs the peer more than the state (unless the peer keeps the
+	 * audit trail, HQ: it gets the entries wherever they are held) */
+	r = behind_base || (!wants_history && lacking > 0 && (uint64_t)lacking > len / 2);
 out:
+	zila_vector_release(&cv);
 	sqlite3_finalize(q);
+	sqlite3_finalize(sz);
+	free(bytes);
 	return r;
+}
+
+int zila_vector_raise(struct zila_vector *v, const struct zila_vector *by)
+{
+	size_t n = v->nheads;
+	struct zila_feed_head *h = realloc(v->heads, (v->nheads + by->nheads + 1) * sizeof(*h));
+	if (h == NULL)
+		return ZILA_ENOMEM;
+	v->heads = h;
+	for (size_t i = 0; i < by->nheads; i++) {
+		const struct zila_feed_head *b = &by->heads[i];
+		size_t k;
+		for (k = 0; k < n; k++)
+			if (memcmp(v->heads[k].origin, b->origin, 32) == 0 && strcmp(v->heads[k].part, b->part) == 0)
+				break;
+		if (k < n) {
+			if (v->heads[k].seq < b->seq)
+				v->heads[k].seq = b->seq;
+		} else {
+			v->heads[v->nheads++] = *b;
+		}
+	}
+	store_vector_sort(v);
+	return 0;
 }
 
 /* --- bounded history ---------------------------------------------------------------- */

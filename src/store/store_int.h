@@ -418,6 +418,10 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
  * exactly those entries has them (cut.c). Conflicts are not recorded again. */
 int store_reapply(struct zila_store *s, struct zila_apply_stats *st) ZILA_MUST_CHECK;
 
+/* --- vector.c --- */
+/* Sorts v's heads by origin, then partition (zila_vector_get's order). */
+void store_vector_sort(struct zila_vector *v);
+
 /* --- partckpt.c --- */
 /* In a write transaction: the rows of every checkpoint kept merged again (store_reapply
  * starts from them: the history they stand for may not be held here). */

@@ -408,8 +408,8 @@ static void test_prune(void **state)
 	 * sends its checkpoint first, then the entries after it */
 	struct zila_vector v;
 	assert_int_equal(zila_store_vector(away.s, &v), 0);
-	assert_int_equal(zila_store_checkpoint_needed(lap.s, &v, "d1"), 1);
-	assert_int_equal(zila_store_checkpoint_needed(lap.s, &v, "d2"), 0);
+	assert_int_equal(zila_store_checkpoint_needed(lap.s, &v, "d1", false), 1);
+	assert_int_equal(zila_store_checkpoint_needed(lap.s, &v, "d2", false), 0);
 	zila_vector_release(&v);
 	checkpoint_bytes(&lap, "d1", &cp, &len);
 	assert_int_equal(zila_store_checkpoint_apply(away.s, zila_view_make(cp, len), NULL, &st, &err), 0);

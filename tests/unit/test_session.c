@@ -1774,14 +1774,98 @@ static void test_old_peer_refused(void **state)
 	assert_int_equal(m->error->code, (uint32_t)-ZILA_EVERSION);
 	assert_non_null(strstr(m->error->reason, "update zila"));
 	zila__message__free_unpacked(m, NULL);
-	/* and our Hello says protocol 2 */
+	/* and our Hello says the protocol it speaks */
 	m = zila__message__unpack(NULL, sink.msgs[0].len, sink.msgs[0].p);
 	assert_non_null(m);
-	assert_int_equal(m->hello->version, 2);
+	assert_int_equal(m->hello->version, ZILA_SESSION_VERSION);
 	zila__message__free_unpacked(m, NULL);
 	zila_session_free(c);
 	q_clear(&sink);
 	replica_close(&a);
+}
+
+/* A district edited many times, then checkpointed at HQ (a): a new laptop (b) gets the
+ * checkpoint and only the entries past it, in a live session and in a paced one; a laptop
+ * that is in step but for the last edits gets entries, not the checkpoint; both end with
+ * a's rows. */
+static void test_checkpoint_clone(void **state)
+{
+	(void)state;
+	struct replica a, b, c, full;
+	struct pair p;
+	struct zila_error err;
+	struct zila_ckpt_info ci;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	replica_open(&c);
+	replica_open(&full);
+	seed(&a, "k", 200);
+	for (int k = 0; k < 8; k++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "UPDATE people SET name = name || '%d' WHERE district_id = 'd1'", k);
+		exec(&a, sql);
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	}
+	/* the whole history, for comparison, before any checkpoint */
+	pair_open(&p, &a, &full, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	uint64_t full_bytes = zila_session_stats(p.a)->bytes_sent;
+	uint64_t full_entries = zila_session_stats(p.a)->entries_sent;
+	pair_close(&p);
+	assert_int_equal(zila_store_checkpoint_make(a.s, "d1", &ci, &err), 0);
+	assert_int_equal(ci.nrows, 200);
+	exec(&a, "UPDATE people SET name = 'after' WHERE id = 'k-a1'");
+	/* a replica in step but for the last edit takes entries, not the checkpoint */
+	pair_open(&p, &a, &full, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent, 0);
+	assert_int_equal(zila_session_stats(p.a)->entries_sent, 1);
+	pair_close(&p);
+	/* a new laptop: d1's state, then what came after */
+	pair_open(&p, &a, &b, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent, 1);
+	assert_int_equal(zila_session_stats(p.b)->ckpts_applied, 1);
+	assert_true(zila_session_stats(p.a)->entries_sent < full_entries / 2);
+	assert_true(zila_session_stats(p.a)->bytes_sent < full_bytes);
+	assert_int_equal(zila_session_stats(p.b)->entries_rejected, 0);
+	pair_close(&p);
+	assert_same_hash(&a, &full);
+	assert_same_hash(&a, &b);
+	/* again: in step, nothing moves */
+	pair_open(&p, &a, &b, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent + zila_session_stats(p.a)->entries_sent, 0);
+	pair_close(&p);
+	/* paced, with small chunks, to a third laptop: the same rows */
+	struct pair_opts o = { .a_paced = true };
+	pair_open_opts(&p, &a, &c, NULL, NULL, 2000, 2, false, &o);
+	for (int guard = 0; guard < 100000 && !(zila_session_done(p.a) && zila_session_done(p.b)); guard++) {
+		if (zila_session_wants_to_send(p.a))
+			assert_int_equal(zila_session_send_more(p.a, 2000, &err), 0);
+		pair_run(&p, 100000);
+	}
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent, 1);
+	pair_close(&p);
+	assert_same_hash(&a, &c);
+	/* the laptop that cloned passes the checkpoint on as HQ did */
+	struct replica d;
+	replica_open(&d);
+	pair_open(&p, &b, &d, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	pair_close(&p);
+	assert_same_hash(&a, &d);
+	replica_close(&d);
+	replica_close(&a);
+	replica_close(&b);
+	replica_close(&c);
+	replica_close(&full);
 }
 
 int main(void)
@@ -1793,6 +1877,7 @@ int main(void)
 		cmocka_unit_test(test_converge_then_in_step),
 		cmocka_unit_test(test_packed_bytes),
 		cmocka_unit_test(test_old_peer_refused),
+		cmocka_unit_test(test_checkpoint_clone),
 		cmocka_unit_test(test_caller_applies),
 		cmocka_unit_test(test_small_steps),
 		cmocka_unit_test(test_decode_budget),
