@@ -317,13 +317,15 @@ int zila_store_checkpoint_each(struct zila_store *s, zila_ckpt_fn fn, void *ctx)
 int zila_store_checkpoint_apply(struct zila_store *s, struct zila_view bytes, struct zila_ckpt_info *info,
 				struct zila_apply_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
 /* Whether a peer holding `have` is to be sent this replica's checkpoint of part before
- * entries (1) or not (0), or a negative code: it must be when some feed of part is behind,
- * in have, the entries this replica holds (pruned here); it is also when the entries the
- * checkpoint stands for that the peer lacks are more bytes than half the checkpoint, unless
- * wants_history (a peer that keeps the audit trail: HQ). 0 when no checkpoint of part is
- * kept. */
-int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector *have, const char *part,
-				 bool wants_history) ZILA_MUST_CHECK;
+ * entries (1) or not (0), or a negative code. It must be when some feed of part is behind,
+ * in have, the entries this replica holds (pruned here). Beyond that, by how: ZILA_CKPT_HISTORY
+ * (the peer keeps the audit trail, HQ: entries wherever they are held), ZILA_CKPT_CHEAPER
+ * (when the entries it stands for that the peer lacks are more bytes than half the
+ * checkpoint), ZILA_CKPT_LACKING (when the peer lacks any entry it stands for: a bundle,
+ * whose receiver may then drop that history). 0 when no checkpoint of part is kept. */
+enum { ZILA_CKPT_HISTORY = 0, ZILA_CKPT_CHEAPER = 1, ZILA_CKPT_LACKING = 2 };
+int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector *have, const char *part, int how)
+	ZILA_MUST_CHECK;
 /* Raises each head of v to by's where by's is higher, adding feeds v lacks; v stays sorted. */
 int zila_vector_raise(struct zila_vector *v, const struct zila_vector *by) ZILA_MUST_CHECK;
 

@@ -433,9 +433,8 @@ int zila_store_checkpoint_make(struct zila_store *s, const char *part, struct zi
 					      (long long)held, part);
 		goto done;
 	}
-	uint64_t hlc = s->hlc, now = store_stamp_ms(s) << 16, max_hlc = 0;
-	if (now > hlc)
-		hlc = now;
+	/* a date of its own, past everything it covers: the newest checkpoint of a district wins */
+	uint64_t hlc = store_hlc_tick(s), max_hlc = 0;
 	r = zila_buf_put(&head, MAGIC, 8);
 	r = r ? r : zila_buf_put_u8(&head, ZILA_CKPT_VERSION);
 	r = r ? r : zila_buf_put(&head, s->pk, 32);
@@ -473,10 +472,12 @@ int zila_store_checkpoint_make(struct zila_store *s, const char *part, struct zi
 	memcpy(ci.signer, s->pk, 32);
 	part_copy(ci.part, part);
 	ci.hlc = hlc;
+	ci.schema = (uint32_t)s->schema;
 	ci.nrows = m.nrows;
 	ci.nchunks = m.nchunks;
 	ci.max_hlc = max_hlc;
 	r = r ? r : keep_checkpoint(s, &ci, zila_view_make(out.p, out.len));
+	r = r ? r : store_save_hlc(s);
 	if (r != 0) {
 		r = r == ZILA_ENOMEM ? zila_error_set(err, r, "out of memory")
 				     : store_db_error(s, err, "cannot make a checkpoint");
@@ -605,6 +606,18 @@ static int merge_row(struct merger *m, struct zila_view *in)
 		return ZILA_EFORMAT;
 	struct mtable *mt = &m->tabs[ti];
 	struct table *t = mt->t;
+	if (t == NULL) {
+		/* a table this replica's schema, at the checkpoint's version or later, does not have
+		 * (undone, or lost to another HQ device's change): its rows have no place here */
+		if ((r = get_ver(m, in, &v)) != 0)
+			return r;
+		for (uint64_t c = 0; r == 0 && c < m->p->tables[ti].ncols; c++) {
+			r = get_ver(m, in, &v);
+			if (r == 0 && c != mt->pk && v.origin != 0)
+				r = val_get(in, &val);
+		}
+		return r;
+	}
 	if ((r = key_canon(s, t, &pk, m->keybuf)) != 0)
 		return r;
 	struct rowstate *row = &m->row;
@@ -649,7 +662,7 @@ static int merge_row(struct merger *m, struct zila_view *in)
 			if (lc == t->pcol && !pcol_matches(&val, part) && ((flags & 1) || val.type != VAL_NULL))
 				return ZILA_ESCOPE;
 		}
-		if (written && ver_cmp(s, &v, &row->cver[lc]) > 0) {
+		if (written && lc >= 0 && ver_cmp(s, &v, &row->cver[lc]) > 0) {
 			row->vals[lc] = val;
 			row->cver[lc] = v;
 			changed = true;
@@ -706,6 +719,13 @@ static int match_schema(struct zila_store *s, const struct ckpt_parsed *p, struc
 	for (uint64_t i = 0; i < p->ntables; i++) {
 		const struct ctable *ct = &p->tables[i];
 		struct table *t = store_table_by_name(s, (const char *)ct->name.p, ct->name.len);
+		/* A table or column missing here although this replica's schema is at the
+		 * checkpoint's version or past it was undone or lost to another HQ device's change:
+		 * skipped, as its entries would be. Before that version it waits for the schema. */
+		bool behind = p->info.schema > (uint64_t)s->schema;
+		tabs[i].pk = ct->pk;
+		if (t == NULL && !behind)
+			continue;
 		if (t == NULL)
 			return zila_error_set(err, ZILA_ESCHEMA,
 					      "it holds rows of table '%.*s', which this replica does not track: sync with "
@@ -715,7 +735,6 @@ static int match_schema(struct zila_store *s, const struct ckpt_parsed *p, struc
 			return zila_error_set(err, ZILA_ESCOPE, "it holds rows of org-wide table '%s' in district '%s'",
 					      t->name, p->info.part);
 		tabs[i].t = t;
-		tabs[i].pk = ct->pk;
 		if ((tabs[i].map = calloc(ct->ncols, sizeof(int))) == NULL)
 			return zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		for (uint64_t c = 0; c < ct->ncols; c++) {
@@ -723,6 +742,10 @@ static int match_schema(struct zila_store *s, const struct ckpt_parsed *p, struc
 			for (int k = 0; k < t->ncols; k++)
 				if (strlen(t->cols[k]) == ct->cols[c].len && memcmp(t->cols[k], ct->cols[c].p, ct->cols[c].len) == 0)
 					lc = k;
+			if (lc < 0 && !behind) {
+				tabs[i].map[c] = -1;
+				continue;
+			}
 			if (lc < 0)
 				return zila_error_set(err, ZILA_ESCHEMA,
 						      "it holds column '%.*s' of table '%s', which this replica lacks: "
@@ -959,8 +982,7 @@ out:
 
 /* --- what a peer needs -------------------------------------------------------------- */
 
-int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector *have, const char *part,
-				 bool wants_history)
+int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector *have, const char *part, int how)
 {
 	sqlite3_stmt *q = NULL, *sz = NULL;
 	uint8_t *bytes = NULL;
@@ -1005,7 +1027,8 @@ int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector 
 	/* What must go as a checkpoint (the entries are not held here), and what had better: the
 	 * history it stands for costs the peer more than the state (unless the peer keeps the
 	 * audit trail, HQ: it gets the entries wherever they are held) */
-	r = behind_base || (!wants_history && lacking > 0 && (uint64_t)lacking > len / 2);
+	r = behind_base || (how == ZILA_CKPT_CHEAPER && lacking > 0 && (uint64_t)lacking > len / 2) ||
+	    (how == ZILA_CKPT_LACKING && lacking > 0);
 out:
 	zila_vector_release(&cv);
 	sqlite3_finalize(q);

@@ -57,6 +57,7 @@ struct pdigest {
 	char part[ZILA_PART_MAX + 1];
 	uint8_t digest[DIGEST_LEN];
 	uint32_t nfeeds;
+	uint64_t ckpt; /* the newest checkpoint of it we keep (its HLC), 0: none */
 };
 
 #define WITHHELD_MAX 64
@@ -119,6 +120,16 @@ struct zila_session {
 	 * order (ck_pos: the one being sent), and whether the peer takes them at all. */
 	bool peer_ckpt;
 	bool ck_unlimited; /* a bundle: nobody acknowledges, everything goes at once */
+	/* With checkpoints to send: the org-wide partition's entries first (the schema the
+	 * checkpoints need), then the checkpoints, then outbox_b: every other partition's
+	 * entries past them. ck_phase: 0 none, 1 org-wide entries, 2 checkpoints, 3 the rest. */
+	int ck_phase;
+	struct zila_outbox *outbox_b;
+	zila_part_filter_fn ck_filter; /* the export's filter (a bundle) */
+	void *ck_filter_ctx;
+	bool ck_merge_due; /* a whole checkpoint waits for the window before it to be applied */
+	struct pdigest *peer_parts; /* the peer's Hello: what checkpoints it keeps */
+	size_t npeer_parts;
 	struct ck_out {
 		char part[ZILA_PART_MAX + 1];
 		uint8_t *bytes;
@@ -219,6 +230,16 @@ static bool send_filter(void *ctx, const char *part)
 /* Per partition the peer may read: BLAKE2b-128 over (origin, u64be seq, chain) of its feeds
  * in origin order: two replicas are in step only when they hold the same entries, not only
  * as many (a fork, PROTOCOL.md "Forks", keeps them out of step). */
+static int note_ckpt(void *ctx, const struct zila_ckpt_info *c, size_t len)
+{
+	struct zila_session *s = ctx;
+	(void)len;
+	for (size_t i = 0; i < s->nparts; i++)
+		if (strcmp(s->parts[i].part, c->part) == 0)
+			s->parts[i].ckpt = c->hlc;
+	return 0;
+}
+
 static int make_digests(struct zila_session *s)
 {
 	size_t n = s->mine.nheads;
@@ -646,6 +667,41 @@ static int unpack_chunk(struct zila_session *s, const Zila__Entries *e, struct z
 /* Sends chunks while the window allows, then Done once the outbox is empty. */
 /* --- checkpoints (protocol 3) ---------------------------------------------------------- */
 
+static bool base_filter(const struct zila_session *s, const char *part)
+{
+	return s->ck_filter != NULL ? s->ck_filter(s->ck_filter_ctx, part) : send_filter((void *)s, part);
+}
+
+static bool org_filter(void *ctx, const char *part)
+{
+	return part[0] == '\0' && base_filter(ctx, part);
+}
+
+static bool rest_filter(void *ctx, const char *part)
+{
+	return part[0] != '\0' && base_filter(ctx, part);
+}
+
+/* The outboxes for have (raised to the planned checkpoints): one, or the org-wide one and
+ * the rest (s->ck_phase 1). */
+static int open_outboxes(struct zila_session *s, const struct zila_vector *have)
+{
+	int r;
+	if (s->nck == 0) {
+		r = zila_outbox_open(s->cfg.store, have, s->ck_filter != NULL ? s->ck_filter : send_filter,
+				     s->ck_filter != NULL ? s->ck_filter_ctx : s, &s->outbox);
+		if (r == 0)
+			s->st.to_send = zila_outbox_total(s->outbox);
+		return r;
+	}
+	s->ck_phase = 1;
+	r = zila_outbox_open(s->cfg.store, have, org_filter, s, &s->outbox);
+	r = r ? r : zila_outbox_open(s->cfg.store, have, rest_filter, s, &s->outbox_b);
+	if (r == 0)
+		s->st.to_send = zila_outbox_total(s->outbox) + zila_outbox_total(s->outbox_b);
+	return r;
+}
+
 struct ck_plan {
 	struct zila_session *s;
 	const struct zila_vector *have;
@@ -660,14 +716,22 @@ static int ck_plan_one(void *ctx, const struct zila_ckpt_info *c, size_t len)
 	struct ck_plan *pl = ctx;
 	struct zila_session *s = pl->s;
 	(void)len;
-	if (!peer_may_read(s, c->part) || (!pl->all && !in_differ(s, c->part)))
+	if (!(s->ck_filter != NULL ? s->ck_filter(s->ck_filter_ctx, c->part) : peer_may_read(s, c->part)) ||
+	    (!pl->all && !in_differ(s, c->part)))
 		return 0;
 	bool hq = s->cfg.peer_is_hq || s->st.peer_is_hq;
-	int r = zila_store_checkpoint_needed(s->cfg.store, pl->have, c->part, hq);
-	if (r <= 0) {
-		pl->r = r;
-		return r;
-	}
+	int r = zila_store_checkpoint_needed(s->cfg.store, pl->have, c->part,
+					     hq ? ZILA_CKPT_HISTORY : pl->all ? ZILA_CKPT_LACKING : ZILA_CKPT_CHEAPER);
+	if (r < 0)
+		return pl->r = r;
+	/* A laptop in step takes a newer checkpoint too (once each): with it, it may drop the
+	 * history it covers (zila_store_prune) and serve it to a replica that was away. */
+	uint64_t theirs = 0;
+	for (size_t i = 0; i < s->npeer_parts; i++)
+		if (strcmp(s->peer_parts[i].part, c->part) == 0)
+			theirs = s->peer_parts[i].ckpt;
+	if (r == 0 && (hq || pl->all || c->hlc <= theirs))
+		return 0;
 	char(*n)[ZILA_PART_MAX + 1] = realloc(pl->parts, (pl->nparts + 1) * sizeof(*n));
 	if (n == NULL)
 		return pl->r = ZILA_ENOMEM;
@@ -817,6 +881,9 @@ static void ck_retry(struct zila_session *s)
 	}
 }
 
+static int ck_received(struct zila_session *s, struct zila_error *err);
+static int window_ready(struct zila_session *s, bool ack, struct zila_error *err);
+
 static int receive_checkpoint(struct zila_session *s, const Zila__Checkpoint *k, struct zila_error *err)
 {
 	if (s->ck_in.len == 0 && k->offset == 0) {
@@ -828,6 +895,22 @@ static int receive_checkpoint(struct zila_session *s, const Zila__Checkpoint *k,
 	if (zila_buf_put(&s->ck_in, k->data.data, k->data.len) != 0)
 		return fail(s, err, ZILA_ENOMEM, "out of memory");
 	s->st.ckpt_bytes_received += k->data.len;
+	/* the entries received before it are applied first (the org-wide ones it may need) */
+	if (s->pend_chunks > 0) {
+		int r = window_ready(s, true, err);
+		if (r != 0)
+			return r;
+	}
+	if (s->ck_in.len == s->ck_in_total && s->win != NULL) {
+		s->ck_merge_due = true; /* once the caller has applied that window */
+		return 0;
+	}
+	return ck_received(s, err);
+}
+
+/* The checkpoint arriving has come so far: acknowledged, and merged when whole. */
+static int ck_received(struct zila_session *s, struct zila_error *err)
+{
 	if (s->ck_in.len < s->ck_in_total) {
 		int r = ck_ack(s, s->ck_in_part, s->ck_in.len, false, 0, NULL);
 		return r != 0 ? fail(s, err, r, "cannot acknowledge a checkpoint") : 0;
@@ -869,10 +952,16 @@ static int pump(struct zila_session *s, struct zila_error *err)
 	ProtobufCBinaryData *items = NULL;
 	size_t *offs = NULL, cap = 0;
 	int r = 0;
-	if (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done && s->ck_pos < s->nck) {
+again:
+	if (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done && s->ck_phase == 2) {
 		bool busy;
 		if ((r = pump_checkpoints(s, &busy)) != 0 || busy)
 			goto out;
+		/* then every other partition's entries, past the checkpoints */
+		zila_outbox_free(s->outbox);
+		s->outbox = s->outbox_b;
+		s->outbox_b = NULL;
+		s->ck_phase = 3;
 	}
 	while (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done &&
 	       s->chunks_sent - s->chunks_acked < window && (!s->cfg.paced || s->credit > 0)) {
@@ -941,6 +1030,10 @@ static int pump(struct zila_session *s, struct zila_error *err)
 			s->sent_upto[e.chunk % SENT_RING] = s->st.entries_sent;
 			if (s->credit > 0)
 				s->credit--;
+		}
+		if (end && s->ck_phase == 1) {
+			s->ck_phase = 2;
+			goto again;
 		}
 		if (end) {
 			Zila__Done d = ZILA__DONE__INIT;
@@ -1058,6 +1151,11 @@ int zila_session_applied(struct zila_session *s, int result, const struct zila_a
 		m.ack = &a;
 		if ((r = emit(s, &m)) != 0)
 			return fail(s, err, r, "cannot send an acknowledgement");
+	}
+	if (s->ck_merge_due) {
+		s->ck_merge_due = false;
+		if ((r = ck_received(s, err)) != 0)
+			return r;
 	}
 	if (s->done_after) {
 		s->done_after = false;
@@ -1233,6 +1331,7 @@ void zila_session_free(struct zila_session *s)
 		return;
 	zila_vector_release(&s->mine);
 	zila_outbox_free(s->outbox);
+	zila_outbox_free(s->outbox_b);
 	zila_buf_release(&s->msg);
 	zila_buf_release(&s->chunk);
 	zila_buf_release(&s->pend);
@@ -1245,6 +1344,7 @@ void zila_session_free(struct zila_session *s)
 	free(s->pend_offs);
 	free(s->win);
 	free(s->parts);
+	free(s->peer_parts);
 	free(s->differ);
 	free(s->own);
 	free(s->osent);
@@ -1301,7 +1401,8 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 		zila_session_abort(s, r, zila_error_msg(err, r));
 		return r;
 	}
-	if ((r = zila_store_vector(s->cfg.store, &s->mine)) != 0 || (r = withhold(s)) != 0 || (r = make_digests(s)) != 0)
+	if ((r = zila_store_vector(s->cfg.store, &s->mine)) != 0 || (r = withhold(s)) != 0 || (r = make_digests(s)) != 0 ||
+	    (r = zila_store_checkpoint_each(s->cfg.store, note_ckpt, s)) != 0)
 		return fail(s, err, r, "cannot read the replica's feeds");
 	if (s->nparts > 1)
 		qsort(s->parts, s->nparts, sizeof(*s->parts), part_cmp);
@@ -1325,6 +1426,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 		pd[i].digest.data = s->parts[i].digest;
 		pd[i].digest.len = DIGEST_LEN;
 		pd[i].nfeeds = s->parts[i].nfeeds;
+		pd[i].checkpoint = s->parts[i].ckpt;
 		pp[i] = &pd[i];
 	}
 	h.version = ZILA_SESSION_VERSION;
@@ -1414,6 +1516,15 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 		int64_t ours = ck.has_offset && !ck.is_reference ? ck.offset_ms : 0;
 		s->st.clock_offset_ms = (int64_t)(h->now_ms - s->cfg.now_ms) - ours;
 	}
+	if (h->version >= 3 && h->n_parts > 0) {
+		if ((s->peer_parts = calloc(h->n_parts, sizeof(*s->peer_parts))) == NULL)
+			return fail(s, err, ZILA_ENOMEM, "out of memory");
+		for (size_t k = 0; k < h->n_parts; k++) {
+			snprintf(s->peer_parts[k].part, sizeof(s->peer_parts[k].part), "%s", h->parts[k]->part);
+			s->peer_parts[k].ckpt = h->parts[k]->checkpoint;
+		}
+		s->npeer_parts = h->n_parts;
+	}
 	/* Both sides list their partitions in name order; walk the two lists together. */
 	if ((s->differ = calloc(s->nparts + h->n_parts + 1, sizeof(*s->differ))) == NULL)
 		return fail(s, err, ZILA_ENOMEM, "out of memory");
@@ -1427,7 +1538,9 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 			add_differ(s, p->part);
 			j++;
 		} else {
-			if (memcmp(s->parts[i].digest, p->digest.data, DIGEST_LEN) != 0)
+			/* a checkpoint one side keeps and the other not (protocol 3 on both sides) */
+			if (memcmp(s->parts[i].digest, p->digest.data, DIGEST_LEN) != 0 ||
+			    (h->version >= 3 && s->parts[i].ckpt != p->checkpoint))
 				add_differ(s, p->part);
 			i++;
 			j++;
@@ -1587,12 +1700,11 @@ static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct z
 		return fail(s, err, r, "cannot read checkpoints");
 	}
 	if (r == 0)
-		r = zila_outbox_open(s->cfg.store, &have, send_filter, s, &s->outbox);
+		r = open_outboxes(s, &have);
 	zila_vector_release(&have);
 	if (r != 0)
 		return fail(s, err, r, r == ZILA_EPROTO ? "the peer named a feed twice" : "cannot read entries");
 	s->got_heads = true;
-	s->st.to_send = zila_outbox_total(s->outbox);
 	s->st.to_send_known = true;
 	return pump(s, err);
 }
@@ -1639,8 +1751,7 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		break;
 	case ZILA__MESSAGE__BODY_CHECKPOINT:
 		/* before the sender's first chunk of entries, after its heads */
-		if (s->state != ZILA_SESSION_EXCHANGE || s->got_done || s->chunks_received > 0 ||
-		    (!s->importing && !s->got_heads))
+		if (s->state != ZILA_SESSION_EXCHANGE || s->got_done || (!s->importing && !s->got_heads))
 			r = fail(s, err, ZILA_EPROTO, "unexpected checkpoint");
 		else
 			r = receive_checkpoint(s, m->checkpoint, err);
@@ -1796,6 +1907,13 @@ const struct zila_session_stats *zila_session_stats(const struct zila_session *s
 
 /* --- bundles ------------------------------------------------------------------------ */
 
+static bool any_part(void *ctx, const char *part)
+{
+	(void)ctx;
+	(void)part;
+	return true;
+}
+
 int zila_session_export(struct zila_store *store, const struct zila_vector *have, zila_part_filter_fn filter,
 			void *filter_ctx, zila_session_send_fn send, void *send_ctx, uint64_t *nentries,
 			struct zila_error *err)
@@ -1821,15 +1939,17 @@ int zila_session_export(struct zila_store *store, const struct zila_vector *have
 	/* checkpoints first, then the entries past them (the receiver's vector raised to them) */
 	struct zila_vector raised = { NULL, 0 };
 	if (have != NULL && (raised.heads = calloc(have->nheads + 1, sizeof(*raised.heads))) != NULL) {
-		memcpy(raised.heads, have->heads, have->nheads * sizeof(*raised.heads));
+		if (have->nheads > 0)
+			memcpy(raised.heads, have->heads, have->nheads * sizeof(*raised.heads));
 		raised.nheads = have->nheads;
 	} else if (have != NULL) {
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
 	}
+	s->ck_filter = filter != NULL ? filter : any_part;
+	s->ck_filter_ctx = filter_ctx;
 	r = plan_checkpoints(s, &raised, true);
-	if (r == 0)
-		r = zila_outbox_open(store, &raised, filter, filter_ctx, &s->outbox);
+	r = r ? r : open_outboxes(s, &raised);
 	zila_vector_release(&raised);
 	if (r != 0) {
 		r = zila_error_set(err, r, "cannot read entries");

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 #include <cmocka.h>
 
+#include "zila/schema.h"
 #include "zila/store.h"
 #include "zila/os.h"
 
@@ -333,8 +334,9 @@ static void test_malformed(void **state)
 	struct zila_store_hooks none = { 0 };
 	zila_store_set_hooks(lap.s, &none);
 	/* a checkpoint whose rows name a table this replica lacks waits for the schema */
-	app(&hq, "CREATE TABLE z(id TEXT PRIMARY KEY, district_id TEXT)");
-	assert_int_equal(zila_store_track(hq.s, "z", "district_id", &err), 0);
+	assert_int_equal(zila_schema_change(hq.s, "CREATE TABLE z(id TEXT PRIMARY KEY, district_id TEXT)", "district_id",
+					    NULL, &err),
+			 0);
 	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
 	free(cp);
 	checkpoint_bytes(&hq, "d1", &cp, &len);
@@ -408,8 +410,8 @@ static void test_prune(void **state)
 	 * sends its checkpoint first, then the entries after it */
 	struct zila_vector v;
 	assert_int_equal(zila_store_vector(away.s, &v), 0);
-	assert_int_equal(zila_store_checkpoint_needed(lap.s, &v, "d1", false), 1);
-	assert_int_equal(zila_store_checkpoint_needed(lap.s, &v, "d2", false), 0);
+	assert_int_equal(zila_store_checkpoint_needed(lap.s, &v, "d1", ZILA_CKPT_CHEAPER), 1);
+	assert_int_equal(zila_store_checkpoint_needed(lap.s, &v, "d2", ZILA_CKPT_CHEAPER), 0);
 	zila_vector_release(&v);
 	checkpoint_bytes(&lap, "d1", &cp, &len);
 	assert_int_equal(zila_store_checkpoint_apply(away.s, zila_view_make(cp, len), NULL, &st, &err), 0);

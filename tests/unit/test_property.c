@@ -92,6 +92,7 @@ static uint64_t fake_clock(void *ctx)
 }
 
 static char failure[512];
+static uint64_t total_pruned, total_ckpts; /* across seeds: the checkpoints and collection ran */
 static int note_fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -391,7 +392,7 @@ static int run_seed(uint64_t seed, const char *base)
 		if (open_replica(&reps[i], base, i, true) != 0)
 			goto out;
 	int steps = 20 + (int)rnd(40);
-	size_t nschema = 0, nschema_b = 0;
+	size_t nschema = 0, nschema_b = 0, nprune = 0;
 	bool two_hq = rnd(2) == 0;
 	for (int k = 0; k < steps; k++) {
 		if (two_hq && nschema_b < NSTEPS_B && rnd(10) == 0) {
@@ -416,6 +417,46 @@ static int run_seed(uint64_t seed, const char *base)
 				goto out;
 			}
 			nschema++;
+		} else if (rnd(14) == 0) {
+			/* HQ checkpoints a district (not while entries of it wait for a schema) */
+			struct zila_error err;
+			const char *part = rnd(2) ? "d1" : "d2";
+			int rr = zila_store_checkpoint_make(reps[0].s, part, NULL, &err);
+			if (trace)
+				fprintf(stderr, "  r0 checkpoint %s: %s\n", part, rr ? err.msg : "made");
+			if (rr != 0 && rr != ZILA_ESCHEMA) {
+				note_fail("checkpoint of %s: %s", part, err.msg);
+				goto out;
+			}
+			total_ckpts += rr == 0;
+		} else if (rnd(16) == 0) {
+			/* two days pass everywhere; a laptop keeping a day of history drops what a
+			 * checkpoint it holds covers */
+			for (int i = 0; i < n; i++)
+				reps[i].clock += 2ull * 86400000;
+			int i = 1 + (int)rnd((uint32_t)n - 1);
+			struct zila_error err;
+			size_t dropped = 0;
+			if (zila_store_meta_set(reps[i].s, "history_days", "1") != 0 ||
+			    zila_store_prune(reps[i].s, &dropped, &err) != 0) {
+				note_fail("prune on replica %d", i);
+				goto out;
+			}
+			nprune += dropped;
+			total_pruned += dropped;
+			if (trace)
+				fprintf(stderr, "  r%d pruned %zu entries\n", i, dropped);
+		} else if (rnd(40) == 0) {
+			/* a laptop is replaced by a new one (what it had not sent is gone with it): it
+			 * clones from whoever it meets next, a checkpoint where one is held */
+			int i = 1 + (int)rnd((uint32_t)n - 1);
+			uint64_t c = reps[i].clock;
+			close_replica(&reps[i]);
+			if (zila_os_rmtree(reps[i].dir) != 0 || open_replica(&reps[i], base, i, true) != 0)
+				goto out;
+			reps[i].clock = c;
+			if (trace)
+				fprintf(stderr, "  r%d replaced\n", i);
 		} else if (rnd(3) == 0) {
 			int a = (int)rnd((uint32_t)n), b = (int)rnd((uint32_t)n - 1);
 			if (b >= a)
@@ -514,6 +555,7 @@ static int run_seed(uint64_t seed, const char *base)
 			goto out;
 		}
 	}
+	(void)nprune;
 	r = 0;
 out:
 	free(shape0);
@@ -562,6 +604,8 @@ static void test_property(void **state)
 	}
 	if (zila_os_rmtree(dir) != 0)
 		fprintf(stderr, "property: could not remove %s\n", dir);
+	printf("property: %llu checkpoints made, %llu entries pruned\n", (unsigned long long)total_ckpts,
+	       (unsigned long long)total_pruned);
 	printf("property: %llu seeds run (%llu to %llu), %llu failed\n", (unsigned long long)count,
 	       (unsigned long long)first, (unsigned long long)(first + count - 1), (unsigned long long)failed);
 	assert_int_equal(failed, 0);
