@@ -339,6 +339,16 @@ int64_t zila_store_horizon_ms(struct zila_store *s);
 /* Drops the entries older than the horizon that a checkpoint kept here covers (never one of
  * this device's that the checkpoint does not cover); *ndropped gets how many. One transaction. */
 int zila_store_prune(struct zila_store *s, size_t *ndropped, struct zila_error *err) ZILA_MUST_CHECK;
+/* Calls fn for each district whose history this replica does not hold in full (it merged a
+ * checkpoint over it, or dropped entries it covers): up to before_ms (the checkpoint's date)
+ * the audit trail is at HQ. part is borrowed for the call; non-zero stops the walk. */
+typedef int (*zila_gap_fn)(void *ctx, const char *part, uint64_t before_ms);
+int zila_store_history_gaps(struct zila_store *s, zila_gap_fn fn, void *ctx) ZILA_MUST_CHECK;
+/* The daemon's hourly upkeep. At HQ (is_hq): a checkpoint of every district that has none
+ * and some history (64 entries), or whose history since its last is larger than it, or a day
+ * old with anything new; *nmade counts them. Elsewhere: zila_store_prune (*ndropped). */
+int zila_store_history_upkeep(struct zila_store *s, bool is_hq, size_t *nmade, size_t *ndropped,
+			      struct zila_error *err) ZILA_MUST_CHECK;
 
 /* --- receiving -------------------------------------------------------------------- */
 

@@ -1090,7 +1090,9 @@ int zila_store_prune(struct zila_store *s, size_t *ndropped, struct zila_error *
 	if (sqlite3_prepare_v2(s->db, "SELECT part FROM zila_checkpoints ORDER BY part", -1, &q, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db,
 			       "DELETE FROM zila_entries WHERE feed = (SELECT f.id FROM zila_feeds f JOIN zila_origins o"
-			       " ON o.id = f.origin WHERE o.key = ?1 AND f.part = ?2) AND seq <= ?3 AND hlc < ?4 AND applied = 1",
+			       " ON o.id = f.origin WHERE o.key = ?1 AND f.part = ?2) AND seq <= ?3 AND hlc < ?4 AND applied = 1"
+			       /* a feed's head entry stays: the seal dates the next one after it */
+			       " AND seq < (SELECT head FROM zila_feeds WHERE id = zila_entries.feed)",
 			       -1, &d, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db,
 			       "UPDATE zila_feeds SET base = max(base, ?3) WHERE part = ?2 AND origin = (SELECT id FROM"
@@ -1153,4 +1155,114 @@ out:
 					: store_db_error(s, err, "cannot drop old history");
 	}
 	return store_commit(s, err);
+}
+
+/* --- upkeep: what the daemon does hourly ----------------------------------------------- */
+
+#define CKPT_MIN_ENTRIES 64            /* a district's first checkpoint, once it has this many */
+#define CKPT_EVERY_MS (24ll * 3600 * 1000) /* then daily, when anything came since */
+
+/* Whether HQ should make a new checkpoint of part: none yet and some history; or the
+ * history since the last is larger than it (the factor 1); or a day since, with anything new. */
+static int ckpt_due(struct zila_store *s, const char *part, bool *due)
+{
+	sqlite3_stmt *q = NULL;
+	int r = ZILA_EDB;
+	int64_t hlc = 0, len = 0;
+	*due = false;
+	if (sqlite3_prepare_v2(s->db, "SELECT hlc, length(bytes) FROM zila_checkpoints WHERE part = ?", -1, &q, NULL) !=
+	    SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(q, 1, part, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		hlc = sqlite3_column_int64(q, 0);
+		len = sqlite3_column_int64(q, 1);
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT count(*), coalesce(sum(length(e.bytes)), 0) FROM zila_entries e JOIN zila_feeds f"
+			       " ON f.id = e.feed WHERE f.part = ?1 AND e.hlc > ?2",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(q, 1, part, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, hlc);
+	if (sqlite3_step(q) != SQLITE_ROW)
+		goto out;
+	int64_t n = sqlite3_column_int64(q, 0), bytes = sqlite3_column_int64(q, 1);
+	int64_t age = (int64_t)store_stamp_ms(s) - (int64_t)((uint64_t)hlc >> 16);
+	if (hlc == 0)
+		*due = n >= CKPT_MIN_ENTRIES;
+	else
+		*due = n > 0 && (bytes > len || age >= CKPT_EVERY_MS);
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	return r;
+}
+
+int zila_store_history_upkeep(struct zila_store *s, bool is_hq, size_t *nmade, size_t *ndropped,
+			      struct zila_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	char **parts = NULL;
+	size_t nparts = 0;
+	int r = 0, rc;
+	*nmade = *ndropped = 0;
+	if (!is_hq)
+		return zila_store_prune(s, ndropped, err);
+	if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT part FROM zila_feeds WHERE part <> '' AND head > 0 ORDER BY part", -1,
+			       &q, NULL) != SQLITE_OK)
+		return store_db_error(s, err, "cannot list the districts");
+	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		char **n = realloc(parts, (nparts + 1) * sizeof(*parts));
+		if (n == NULL || (n[nparts] = strdup((const char *)sqlite3_column_text(q, 0))) == NULL) {
+			parts = n ? n : parts;
+			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+			break;
+		}
+		parts = n;
+		nparts++;
+	}
+	sqlite3_finalize(q);
+	for (size_t i = 0; r == 0 && i < nparts; i++) {
+		bool due = false;
+		if ((r = ckpt_due(s, parts[i], &due)) != 0) {
+			r = store_db_error(s, err, "cannot read the history of a district");
+			break;
+		}
+		if (!due)
+			continue;
+		r = zila_store_checkpoint_make(s, parts[i], NULL, err);
+		if (r == ZILA_ESCHEMA) { /* its entries wait for a schema: next time */
+			zila_log(ZILA_LOG_INFO, "%s", err->msg);
+			r = 0;
+			continue;
+		}
+		if (r == 0)
+			(*nmade)++;
+	}
+	for (size_t i = 0; i < nparts; i++)
+		free(parts[i]);
+	free(parts);
+	return r;
+}
+
+int zila_store_history_gaps(struct zila_store *s, zila_gap_fn fn, void *ctx)
+{
+	sqlite3_stmt *q = NULL;
+	int r = ZILA_EDB, rc;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT c.part, c.hlc FROM zila_checkpoints c WHERE EXISTS (SELECT 1 FROM zila_feeds f"
+			       " WHERE f.part = c.part AND f.base > 0) ORDER BY c.part",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	r = 0;
+	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW)
+		r = fn(ctx, (const char *)sqlite3_column_text(q, 0), zila_hlc_ms((uint64_t)sqlite3_column_int64(q, 1)));
+	if (r == 0 && rc != SQLITE_DONE)
+		r = ZILA_EDB;
+out:
+	sqlite3_finalize(q);
+	return r;
 }

@@ -376,9 +376,11 @@ static void test_prune(void **state)
 	/* HQ keeps everything; a laptop 90 days unless told */
 	assert_int_equal(zila_store_horizon_ms(hq.s), 0);
 	assert_int_equal(zila_store_horizon_ms(lap.s), (int64_t)test_now_ms - 90ll * 86400000);
+	/* away syncs once, early, and not again for more than the horizon */
+	app(&hq, "INSERT INTO t VALUES ('z0', 'd1', 'early', 0, 'cz')");
+	send_entries(&hq, &away);
 	history(&hq, 10);
 	send_entries(&hq, &lap);
-	send_entries(&hq, &away);
 	app(&lap, "UPDATE t SET v = 'lap' WHERE id = 'r05'");
 	send_entries(&lap, &hq);
 	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
@@ -400,11 +402,13 @@ static void test_prune(void **state)
 	send_entries(&hq, &lap);
 	assert_int_equal(zila_store_prune(lap.s, &dropped, &err), 0);
 	assert_true(dropped > 0);
-	/* left: the org-wide partition (no checkpoint), d2's, and the edit after the checkpoint */
+	/* left: the org-wide partition (no checkpoint), d2's, and of d1 the edit after the
+	 * checkpoint and each feed's head entry (the laptop's own edit: the seal dates its next
+	 * entry after it) */
 	assert_int_equal(entries(&lap), before + 1 - (int64_t)dropped);
 	assert_int_equal(count(&lap, "SELECT count(*) FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
 				     " WHERE f.part = 'd1'"),
-			 1);
+			 2);
 	assert_same(&hq, &lap);
 	/* a replica away longer than the horizon: its vector is behind what lap holds, so lap
 	 * sends its checkpoint first, then the entries after it */

@@ -417,10 +417,10 @@ static int run_seed(uint64_t seed, const char *base)
 				goto out;
 			}
 			nschema++;
-		} else if (rnd(14) == 0) {
+		} else if (rnd(13) == 0) {
 			/* HQ checkpoints a district (not while entries of it wait for a schema) */
 			struct zila_error err;
-			const char *part = rnd(2) ? "d1" : "d2";
+			const char *part = rnd(5) < 3 ? "d1" : "d2";
 			int rr = zila_store_checkpoint_make(reps[0].s, part, NULL, &err);
 			if (trace)
 				fprintf(stderr, "  r0 checkpoint %s: %s\n", part, rr ? err.msg : "made");
@@ -429,7 +429,7 @@ static int run_seed(uint64_t seed, const char *base)
 				goto out;
 			}
 			total_ckpts += rr == 0;
-		} else if (rnd(16) == 0) {
+		} else if (rnd(11) == 0) {
 			/* two days pass everywhere; a laptop keeping a day of history drops what a
 			 * checkpoint it holds covers */
 			for (int i = 0; i < n; i++)
@@ -437,6 +437,30 @@ static int run_seed(uint64_t seed, const char *base)
 			int i = 1 + (int)rnd((uint32_t)n - 1);
 			struct zila_error err;
 			size_t dropped = 0;
+			/* it meets HQ and takes its newest checkpoints, as a live session gives them to
+			 * a laptop that holds an older one (or none) */
+			bool fresh = rnd(2) == 0;
+			for (int d = 0; d < 2; d++) {
+				uint8_t *cp = NULL;
+				size_t cplen = 0;
+				struct zila_apply_stats ast;
+				if (fresh) { /* HQ makes them just now */
+					int rm = zila_store_checkpoint_make(reps[0].s, d ? "d2" : "d1", NULL, &err);
+					if (rm != 0 && rm != ZILA_ESCHEMA) {
+						note_fail("checkpoint: %s", err.msg);
+						goto out;
+					}
+					total_ckpts += rm == 0;
+				}
+				if (zila_store_checkpoint_get(reps[0].s, d ? "d2" : "d1", &cp, &cplen) != 0)
+					continue;
+				int rr = zila_store_checkpoint_apply(reps[i].s, zila_view_make(cp, cplen), NULL, &ast, &err);
+				free(cp);
+				if (rr != 0 && rr != ZILA_ESCHEMA) {
+					note_fail("checkpoint merge on replica %d: %s", i, err.msg);
+					goto out;
+				}
+			}
 			if (zila_store_meta_set(reps[i].s, "history_days", "1") != 0 ||
 			    zila_store_prune(reps[i].s, &dropped, &err) != 0) {
 				note_fail("prune on replica %d", i);
@@ -444,9 +468,23 @@ static int run_seed(uint64_t seed, const char *base)
 			}
 			nprune += dropped;
 			total_pruned += dropped;
-			if (trace)
-				fprintf(stderr, "  r%d pruned %zu entries\n", i, dropped);
-		} else if (rnd(40) == 0) {
+			if (trace) {
+				sqlite3_stmt *q = NULL;
+				int kept = -1;
+				if (sqlite3_prepare_v2(reps[i].app, "SELECT count(*) FROM zila_checkpoints", -1, &q, NULL) == SQLITE_OK &&
+				    sqlite3_step(q) == SQLITE_ROW)
+					kept = sqlite3_column_int(q, 0);
+				sqlite3_finalize(q);
+				long long mn = 0, nc = 0;
+				if (sqlite3_prepare_v2(reps[i].app, "SELECT min(e.hlc >> 16), count(*) FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed JOIN zila_checkpoints c ON c.part = f.part", -1, &q, NULL) == SQLITE_OK &&
+				    sqlite3_step(q) == SQLITE_ROW) {
+					mn = sqlite3_column_int64(q, 0);
+					nc = sqlite3_column_int64(q, 1);
+				}
+				sqlite3_finalize(q);
+				fprintf(stderr, "  r%d pruned %zu entries (%d checkpoints kept; %lld entries of their districts, oldest %lld, horizon %lld)\n", i, dropped, kept, nc, mn, (long long)zila_store_horizon_ms(reps[i].s));
+			}
+		} else if (rnd(37) == 0) {
 			/* a laptop is replaced by a new one (what it had not sent is gone with it): it
 			 * clones from whoever it meets next, a checkpoint where one is held */
 			int i = 1 + (int)rnd((uint32_t)n - 1);
