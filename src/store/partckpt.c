@@ -198,7 +198,27 @@ struct maker {
 	uint64_t nrows_chunk, nrows, nchunks;
 	void *frame;
 	size_t frame_cap;
+	/* The current chunk, of one table, in columns (each compresses with its like): keys,
+	 * flags, existence versions, then per column its versions and its values. */
+	struct zila_buf *st;
+	int nst;
+	uint64_t tidx;
+	size_t st_len;
 };
+
+static int streams_for(struct maker *m, int ncols)
+{
+	for (int i = 0; i < m->nst; i++)
+		zila_buf_release(&m->st[i]);
+	free(m->st);
+	m->nst = 0;
+	if ((m->st = calloc((size_t)(3 + 2 * ncols), sizeof(*m->st))) == NULL)
+		return ZILA_ENOMEM;
+	m->nst = 3 + 2 * ncols;
+	for (int i = 0; i < m->nst; i++)
+		zila_buf_init(&m->st[i], 64u << 20);
+	return 0;
+}
 
 static int origin_index(struct maker *m, int64_t oid, uint64_t *idx)
 {
@@ -220,15 +240,15 @@ static int origin_index(struct maker *m, int64_t oid, uint64_t *idx)
 	return 0;
 }
 
-static int put_ver(struct maker *m, const struct ver *v)
+static int put_ver(struct maker *m, struct zila_buf *b, const struct ver *v)
 {
 	uint64_t idx = 0;
 	if (v->hlc == 0 && v->origin == 0)
-		return zila_buf_put_varint(&m->rows, 0);
+		return zila_buf_put_varint(b, 0);
 	int r = origin_index(m, v->origin, &idx);
-	r = r ? r : zila_buf_put_varint(&m->rows, idx);
-	r = r ? r : zila_buf_put_u64be(&m->rows, v->hlc);
-	return r ? r : zila_buf_put_varint(&m->rows, v->seq);
+	r = r ? r : zila_buf_put_varint(b, idx);
+	r = r ? r : zila_buf_put_u64be(b, v->hlc);
+	return r ? r : zila_buf_put_varint(b, v->seq);
 }
 
 static int flush_chunk(struct maker *m)
@@ -241,8 +261,13 @@ static int flush_chunk(struct maker *m)
 		const uint8_t *key = store_origin_key(m->s, m->oids[i]);
 		r = key == NULL ? ZILA_EINTERNAL : zila_buf_put(&m->plain, key, 32);
 	}
+	r = r ? r : zila_buf_put_varint(&m->plain, m->tidx);
 	r = r ? r : zila_buf_put_varint(&m->plain, m->nrows_chunk);
-	r = r ? r : zila_buf_put(&m->plain, m->rows.p, m->rows.len);
+	for (int i = 0; r == 0 && i < m->nst; i++) {
+		r = zila_buf_put_lenbytes(&m->plain, m->st[i].p, m->st[i].len);
+		zila_buf_reset(&m->st[i]);
+	}
+	m->st_len = 0;
 	if (r != 0)
 		return r;
 	size_t bound = ZSTD_compressBound(m->plain.len);
@@ -253,7 +278,7 @@ static int flush_chunk(struct maker *m)
 		m->frame = f;
 		m->frame_cap = bound;
 	}
-	size_t n = ZSTD_compress(m->frame, m->frame_cap, m->plain.p, m->plain.len, 3);
+	size_t n = ZSTD_compress(m->frame, m->frame_cap, m->plain.p, m->plain.len, 9);
 	if (ZSTD_isError(n) || n > ZILA_CKPT_CHUNK_MAX)
 		return ZILA_ETOOBIG;
 	uint8_t h[32];
@@ -268,24 +293,28 @@ static int flush_chunk(struct maker *m)
 	return r;
 }
 
-static int put_row(struct maker *m, uint64_t tidx, const struct table *t, const struct zval *pk,
-		   const struct rowstate *row)
+static int put_row(struct maker *m, const struct table *t, const struct zval *pk, const struct rowstate *row)
 {
-	int r = zila_buf_put_varint(&m->rows, tidx);
-	r = r ? r : val_put(&m->rows, pk);
-	r = r ? r : zila_buf_put_u8(&m->rows, row->exists ? 1 : 0);
-	r = r ? r : put_ver(m, &row->ever);
+	size_t before = 0, after = 0;
+	for (int i = 0; i < m->nst; i++)
+		before += m->st[i].len;
+	int r = val_put(&m->st[0], pk);
+	r = r ? r : zila_buf_put_u8(&m->st[1], row->exists ? 1 : 0);
+	r = r ? r : put_ver(m, &m->st[2], &row->ever);
 	for (int c = 0; r == 0 && c < t->ncols; c++) {
 		const struct ver *v = &row->cver[c];
-		r = put_ver(m, v);
+		r = put_ver(m, &m->st[3 + 2 * c], v);
 		if (r == 0 && c != t->pk && (v->hlc != 0 || v->origin != 0))
-			r = val_put(&m->rows, &row->vals[c]);
+			r = val_put(&m->st[4 + 2 * c], &row->vals[c]);
 	}
 	if (r != 0)
 		return r;
+	for (int i = 0; i < m->nst; i++)
+		after += m->st[i].len;
+	m->st_len += after - before;
 	m->nrows_chunk++;
 	m->nrows++;
-	return m->rows.len >= ZILA_CKPT_CHUNK_SOFT ? flush_chunk(m) : 0;
+	return m->st_len >= ZILA_CKPT_CHUNK_SOFT ? flush_chunk(m) : 0;
 }
 
 static int make_rows(struct maker *m, const char *part, uint64_t tidx, struct table *t)
@@ -295,6 +324,11 @@ static int make_rows(struct maker *m, const char *part, uint64_t tidx, struct ta
 	struct rowstate row;
 	int r = ZILA_EDB, rc;
 	row_init(&row, t->ncols);
+	/* a chunk holds rows of one table */
+	if ((r = flush_chunk(m)) != 0 || (r = streams_for(m, t->ncols)) != 0)
+		goto out;
+	m->tidx = tidx;
+	r = ZILA_EDB;
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT pk FROM zila_live WHERE tid = ?1 UNION SELECT pk FROM zila_rows WHERE tid = ?1",
 			       -1, &q, NULL) != SQLITE_OK)
@@ -308,7 +342,7 @@ static int make_rows(struct maker *m, const char *part, uint64_t tidx, struct ta
 			break;
 		if (!row.known || strcmp(row.part, part) != 0)
 			continue;
-		r = put_row(m, tidx, t, &pk, &row);
+		r = put_row(m, t, &pk, &row);
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = ZILA_EDB;
@@ -493,6 +527,9 @@ done:
 		store_rollback(s);
 	free(m.oids);
 	free(m.frame);
+	for (int i = 0; i < m.nst; i++)
+		zila_buf_release(&m.st[i]);
+	free(m.st);
 	zila_buf_release(&m.rows);
 	zila_buf_release(&m.plain);
 	zila_buf_release(&m.chunks);
@@ -592,29 +629,30 @@ static bool pcol_matches(const struct zval *v, const char *part)
 	return v->type == VAL_TEXT && strlen(part) == v->len && memcmp(part, v->p, v->len) == 0;
 }
 
-static int merge_row(struct merger *m, struct zila_view *in)
+/* One row, read from the chunk's column streams (cur: keys, flags, existence versions,
+ * then per column its versions and values) of table ti. */
+static int merge_row(struct merger *m, uint64_t ti, struct zila_view *cur)
 {
 	struct zila_store *s = m->s;
-	uint64_t ti;
 	uint8_t flags;
 	struct zval pk, val;
 	struct ver v;
-	int r = zila_view_get_varint(in, &ti);
-	r = r ? r : val_get(in, &pk);
-	r = r ? r : zila_view_get_u8(in, &flags);
-	if (r != 0 || ti >= m->p->ntables || pk.type == VAL_NULL || pk.type == VAL_REAL || flags > 1)
+	int r = val_get(&cur[0], &pk);
+	r = r ? r : zila_view_get_u8(&cur[1], &flags);
+	if (r != 0 || pk.type == VAL_NULL || pk.type == VAL_REAL || flags > 1)
 		return ZILA_EFORMAT;
 	struct mtable *mt = &m->tabs[ti];
 	struct table *t = mt->t;
+	uint64_t ncols = m->p->tables[ti].ncols;
 	if (t == NULL) {
 		/* a table this replica's schema, at the checkpoint's version or later, does not have
 		 * (undone, or lost to another HQ device's change): its rows have no place here */
-		if ((r = get_ver(m, in, &v)) != 0)
+		if ((r = get_ver(m, &cur[2], &v)) != 0)
 			return r;
-		for (uint64_t c = 0; r == 0 && c < m->p->tables[ti].ncols; c++) {
-			r = get_ver(m, in, &v);
+		for (uint64_t c = 0; r == 0 && c < ncols; c++) {
+			r = get_ver(m, &cur[3 + 2 * c], &v);
 			if (r == 0 && c != mt->pk && v.origin != 0)
-				r = val_get(in, &val);
+				r = val_get(&cur[4 + 2 * c], &val);
 		}
 		return r;
 	}
@@ -638,7 +676,7 @@ static int merge_row(struct merger *m, struct zila_view *in)
 				val_default(&row->vals[c], t, c);
 	}
 	bool was_visible = ROW_VISIBLE(row), changed = false;
-	if ((r = get_ver(m, in, &v)) != 0)
+	if ((r = get_ver(m, &cur[2], &v)) != 0)
 		return r;
 	if (v.origin == 0 && (flags & 1))
 		return ZILA_EFORMAT; /* a row that exists was written by someone */
@@ -647,15 +685,15 @@ static int merge_row(struct merger *m, struct zila_view *in)
 		row->ever = v;
 		changed = true;
 	}
-	for (uint64_t c = 0; r == 0 && c < m->p->tables[ti].ncols; c++) {
+	for (uint64_t c = 0; r == 0 && c < ncols; c++) {
 		int lc = mt->map[c];
-		if ((r = get_ver(m, in, &v)) != 0)
+		if ((r = get_ver(m, &cur[3 + 2 * c], &v)) != 0)
 			break;
 		bool written = v.origin != 0;
 		if (c == mt->pk) {
 			val = pk;
 		} else if (written) {
-			if ((r = val_get(in, &val)) != 0)
+			if ((r = val_get(&cur[4 + 2 * c], &val)) != 0)
 				break;
 			/* a row of the partition says so in its partition column: no forged moves (a
 			 * deleted row's image may have lost its values: NULL there is no claim) */
@@ -693,7 +731,7 @@ static int merge_chunk(struct merger *m, struct zila_view frame, ZSTD_DCtx *dc, 
 	if (ZSTD_isError(got) || got != size)
 		return ZILA_EFORMAT;
 	struct zila_view in = zila_view_make(*plain, got);
-	uint64_t n;
+	uint64_t n, ti;
 	int r = zila_view_get_varint(&in, &m->noids);
 	if (r != 0 || m->noids > in.len / 32)
 		return ZILA_EFORMAT;
@@ -705,11 +743,25 @@ static int merge_chunk(struct merger *m, struct zila_view frame, ZSTD_DCtx *dc, 
 		r = zila_view_get_bytes(&in, 32, &key);
 		r = r ? r : store_origin_id(m->s, key, &m->oids[i]);
 	}
+	r = r ? r : zila_view_get_varint(&in, &ti);
 	r = r ? r : zila_view_get_varint(&in, &n);
-	for (uint64_t i = 0; r == 0 && i < n; i++)
-		r = merge_row(m, &in);
-	if (r == 0 && in.len != 0)
+	if (r != 0 || ti >= m->p->ntables)
+		return r ? r : ZILA_EFORMAT;
+	size_t nst = 3 + 2 * (size_t)m->p->tables[ti].ncols;
+	struct zila_view *cur = calloc(nst, sizeof(*cur));
+	if (cur == NULL)
+		return ZILA_ENOMEM;
+	for (size_t i = 0; r == 0 && i < nst; i++)
+		r = zila_view_get_lenbytes(&in, ZILA_CKPT_PLAIN_MAX, &cur[i]);
+	if (r == 0 && (in.len != 0 || n > cur[1].len || cur[1].len != n))
 		r = ZILA_EFORMAT;
+	for (uint64_t i = 0; r == 0 && i < n; i++)
+		r = merge_row(m, ti, cur);
+	/* every stream read to its end: nothing left over, nothing short */
+	for (size_t i = 0; r == 0 && i < nst; i++)
+		if (cur[i].len != 0)
+			r = ZILA_EFORMAT;
+	free(cur);
 	return r;
 }
 
