@@ -1318,3 +1318,72 @@ out:
 	sqlite3_finalize(q);
 	return r;
 }
+
+int store_checkpoints_cut(struct zila_store *s, const uint8_t (*origins)[32], size_t norigins, zila_entry_keep_fn keep,
+			  void *ctx, size_t *ndropped)
+{
+	sqlite3_stmt *q = NULL, *d = NULL;
+	int r = ZILA_EDB, rc;
+	*ndropped = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT part, bytes FROM zila_checkpoints ORDER BY part", -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "DELETE FROM zila_checkpoints WHERE part = ?", -1, &d, NULL) != SQLITE_OK)
+		goto out;
+	r = 0;
+	/* parts to drop are collected first: the walk reads the table they go from */
+	char (*drop)[ZILA_PART_MAX + 1] = NULL;
+	size_t ndrop = 0;
+	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct ckpt_parsed p;
+		bool tainted = false;
+		if (parse(zila_view_make(sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1)), &p) == 0) {
+			for (uint64_t i = 0; i < p.info.nfeeds && !tainted; i++) {
+				bool cut = false;
+				for (size_t k = 0; k < norigins && !cut; k++)
+					cut = memcmp(origins[k], p.feeds[i].origin, 32) == 0 &&
+					      memcmp(origins[k], zila_store_device_pk(s), 32) != 0;
+				if (!cut)
+					continue;
+				/* does the entry at its head stand? (keep judges by signed data: the feed,
+				 * the sequence number and its date) */
+				struct zila_entry_info e;
+				memset(&e, 0, sizeof(e));
+				memcpy(e.origin, p.feeds[i].origin, 32);
+				part_copy(e.part, p.info.part);
+				e.seq = p.feeds[i].seq;
+				e.hlc = p.feeds[i].head_hlc;
+				tainted = !keep(ctx, &e);
+			}
+		}
+		parsed_release(&p);
+		if (!tainted)
+			continue;
+		char(*n)[ZILA_PART_MAX + 1] = realloc(drop, (ndrop + 1) * sizeof(*n));
+		if (n == NULL) {
+			r = ZILA_ENOMEM;
+			break;
+		}
+		drop = n;
+		part_copy(drop[ndrop++], (const char *)sqlite3_column_text(q, 0));
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = ZILA_EDB;
+	for (size_t i = 0; r == 0 && i < ndrop; i++) {
+		sqlite3_bind_text(d, 1, drop[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(d) != SQLITE_DONE)
+			r = ZILA_EDB;
+		sqlite3_reset(d);
+		if (r == 0) {
+			(*ndropped)++;
+			zila_log(ZILA_LOG_WARN,
+				 "the checkpoint of district '%s' held writes of a revoked device past its mark: it is "
+				 "dropped, and the district's rows are made again from the entries held here; HQ's next "
+				 "checkpoint brings back the rest",
+				 drop[i]);
+		}
+	}
+	free(drop);
+out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(d);
+	return r;
+}

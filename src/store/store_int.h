@@ -426,6 +426,11 @@ void store_vector_sort(struct zila_vector *v);
 /* In a write transaction: the rows of every checkpoint kept merged again (store_reapply
  * starts from them: the history they stand for may not be held here). */
 int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st) ZILA_MUST_CHECK;
+/* A revocation's cut (cut.c): every checkpoint kept whose head of a feed of one of the
+ * norigins authors keep refuses (it holds writes past the mark) is dropped, so the rows are
+ * made again without it; *ndropped counts them. In the caller's transaction. */
+int store_checkpoints_cut(struct zila_store *s, const uint8_t (*origins)[32], size_t norigins, zila_entry_keep_fn keep,
+			  void *ctx, size_t *ndropped) ZILA_MUST_CHECK;
 
 /* --- materialize.c --- */
 /* Makes the user table show what r says (insert, update, delete, park), then records r. */

@@ -442,6 +442,66 @@ static void test_prune(void **state)
 	replica_free(&away);
 }
 
+/* keep for the cut below: the revoked device's entries past its first are refused */
+static const uint8_t *revoked_pk;
+static bool keep_first(void *ctx, const struct zila_entry_info *e)
+{
+	(void)ctx;
+	return memcmp(e->origin, revoked_pk, 32) != 0 || e->seq <= 1;
+}
+
+/* A revocation whose mark reaches into a checkpoint a laptop holds (it never held the
+ * entries): the checkpoint goes, and with it the revoked device's rows; HQ, which holds every
+ * entry, cuts them and checkpoints again, and the laptop that takes that checkpoint ends with
+ * HQ's rows. */
+static void test_cut_into_checkpoint(void **state)
+{
+	(void)state;
+	struct replica hq, lap, dev;
+	struct zila_error err;
+	struct zila_ckpt_info ci;
+	struct zila_apply_stats st;
+	replica_new(&hq, "hq5");
+	replica_new(&lap, "lap5");
+	replica_new(&dev, "dev5");
+	app(&hq, "INSERT INTO t VALUES ('h1', 'd1', 'hq', 1, 'ch')");
+	app(&dev, "INSERT INTO t VALUES ('k1', 'd1', 'kept', 1, 'ck1')");
+	app(&dev, "INSERT INTO t VALUES ('k2', 'd1', 'past the mark', 2, 'ck2')");
+	app(&dev, "UPDATE t SET v = 'overwritten past the mark' WHERE id = 'k1'");
+	send_entries(&dev, &hq);
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
+	uint8_t *cp;
+	size_t len;
+	checkpoint_bytes(&hq, "d1", &cp, &len);
+	assert_int_equal(zila_store_checkpoint_apply(lap.s, zila_view_make(cp, len), NULL, &st, &err), 0);
+	free(cp);
+	assert_int_equal(count(&lap, "SELECT count(*) FROM t WHERE id = 'k2'"), 1);
+	/* the revocation: the device's entries past its first are refused everywhere */
+	revoked_pk = zila_store_device_pk(dev.s);
+	uint8_t who[1][32];
+	memcpy(who[0], revoked_pk, 32);
+	size_t ncut = 99;
+	assert_int_equal(zila_store_cut(lap.s, (const uint8_t(*)[32])who, 1, keep_first, NULL, &ncut, &err), 0);
+	assert_int_equal(ncut, 0); /* it held none of the entries */
+	assert_int_equal(count(&lap, "SELECT count(*) FROM t WHERE v LIKE '%past the mark%'"), 0);
+	assert_int_equal(count(&lap, "SELECT count(*) FROM zila_checkpoints"), 0);
+	assert_int_equal(zila_store_cut(hq.s, (const uint8_t(*)[32])who, 1, keep_first, NULL, &ncut, &err), 0);
+	assert_int_equal(ncut, 2);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM t WHERE v LIKE '%past the mark%'"), 0);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM t WHERE id = 'k1'"), 1);
+	/* HQ's new checkpoint brings the laptop the rows that stand */
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
+	checkpoint_bytes(&hq, "d1", &cp, &len);
+	assert_int_equal(zila_store_checkpoint_apply(lap.s, zila_view_make(cp, len), NULL, &st, &err), 0);
+	free(cp);
+	send_entries(&hq, &lap);
+	assert_same(&hq, &lap);
+	assert_int_equal(count(&lap, "SELECT count(*) FROM t WHERE v LIKE '%past the mark%'"), 0);
+	replica_free(&hq);
+	replica_free(&lap);
+	replica_free(&dev);
+}
+
 /* A replica of format 9 (no zila_checkpoints, no zila_feeds.base) is upgraded on open and
  * keeps its rows. */
 static void test_upgrade_9(void **state)
@@ -480,7 +540,8 @@ int main(void)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clone),     cmocka_unit_test(test_concurrent), cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_prune),     cmocka_unit_test(test_upgrade_9),
+		cmocka_unit_test(test_prune),     cmocka_unit_test(test_cut_into_checkpoint),
+		cmocka_unit_test(test_upgrade_9),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	(void)!zila_os_rmtree(base);
