@@ -298,12 +298,18 @@ static int put_row(struct maker *m, const struct table *t, const struct zval *pk
 	size_t before = 0, after = 0;
 	for (int i = 0; i < m->nst; i++)
 		before += m->st[i].len;
+	/* most rows were written whole by one change: one version says it for every register */
+	bool uniform = row->ever.hlc != 0 || row->ever.origin != 0;
+	for (int c = 0; uniform && c < t->ncols; c++)
+		uniform = row->cver[c].hlc == row->ever.hlc && row->cver[c].origin == row->ever.origin &&
+			  row->cver[c].seq == row->ever.seq;
 	int r = val_put(&m->st[0], pk);
-	r = r ? r : zila_buf_put_u8(&m->st[1], row->exists ? 1 : 0);
+	r = r ? r : zila_buf_put_u8(&m->st[1], (uint8_t)((row->exists ? 1 : 0) | (uniform ? 2 : 0)));
 	r = r ? r : put_ver(m, &m->st[2], &row->ever);
 	for (int c = 0; r == 0 && c < t->ncols; c++) {
 		const struct ver *v = &row->cver[c];
-		r = put_ver(m, &m->st[3 + 2 * c], v);
+		if (!uniform)
+			r = put_ver(m, &m->st[3 + 2 * c], v);
 		if (r == 0 && c != t->pk && (v->hlc != 0 || v->origin != 0))
 			r = val_put(&m->st[4 + 2 * c], &row->vals[c]);
 	}
@@ -637,9 +643,15 @@ static int merge_row(struct merger *m, uint64_t ti, struct zila_view *cur)
 	uint8_t flags;
 	struct zval pk, val;
 	struct ver v;
+	struct ver ever;
 	int r = val_get(&cur[0], &pk);
 	r = r ? r : zila_view_get_u8(&cur[1], &flags);
-	if (r != 0 || pk.type == VAL_NULL || pk.type == VAL_REAL || flags > 1)
+	if (r != 0 || pk.type == VAL_NULL || pk.type == VAL_REAL || flags > 3)
+		return ZILA_EFORMAT;
+	bool uniform = flags & 2;
+	if ((r = get_ver(m, &cur[2], &ever)) != 0)
+		return r;
+	if (uniform && ever.origin == 0)
 		return ZILA_EFORMAT;
 	struct mtable *mt = &m->tabs[ti];
 	struct table *t = mt->t;
@@ -647,10 +659,11 @@ static int merge_row(struct merger *m, uint64_t ti, struct zila_view *cur)
 	if (t == NULL) {
 		/* a table this replica's schema, at the checkpoint's version or later, does not have
 		 * (undone, or lost to another HQ device's change): its rows have no place here */
-		if ((r = get_ver(m, &cur[2], &v)) != 0)
-			return r;
 		for (uint64_t c = 0; r == 0 && c < ncols; c++) {
-			r = get_ver(m, &cur[3 + 2 * c], &v);
+			if (uniform)
+				v = ever;
+			else
+				r = get_ver(m, &cur[3 + 2 * c], &v);
 			if (r == 0 && c != mt->pk && v.origin != 0)
 				r = val_get(&cur[4 + 2 * c], &val);
 		}
@@ -676,18 +689,18 @@ static int merge_row(struct merger *m, uint64_t ti, struct zila_view *cur)
 				val_default(&row->vals[c], t, c);
 	}
 	bool was_visible = ROW_VISIBLE(row), changed = false;
-	if ((r = get_ver(m, &cur[2], &v)) != 0)
-		return r;
-	if (v.origin == 0 && (flags & 1))
+	if (ever.origin == 0 && (flags & 1))
 		return ZILA_EFORMAT; /* a row that exists was written by someone */
-	if (ver_cmp(s, &v, &row->ever) > 0) {
+	if (ver_cmp(s, &ever, &row->ever) > 0) {
 		row->exists = flags & 1;
-		row->ever = v;
+		row->ever = ever;
 		changed = true;
 	}
 	for (uint64_t c = 0; r == 0 && c < ncols; c++) {
 		int lc = mt->map[c];
-		if ((r = get_ver(m, &cur[3 + 2 * c], &v)) != 0)
+		if (uniform)
+			v = ever;
+		else if ((r = get_ver(m, &cur[3 + 2 * c], &v)) != 0)
 			break;
 		bool written = v.origin != 0;
 		if (c == mt->pk) {
