@@ -307,8 +307,12 @@ int main(int argc, char **argv)
 		printf("laptop with the history: %.1f MiB (%lld entries); after the checkpoint and the horizon: %.1f MiB"
 		       " (%zu entries dropped); plain table %.1f MiB: %.2fx (goal <= 2x)%s\n",
 		       before, (long long)ebefore, after, dropped, p, after / p, after / p <= 2 ? "" : "  ** over the goal **");
-		printf("laptop cloned from the checkpoint: %.1f MiB: %.2fx the plain table\n",
-		       (snprintf(path, sizeof(path), "%s/zila.db", lap2), used_mib(path)), used_mib(path) / p);
+		snprintf(path, sizeof(path), "%s/zila.db", lap2);
+		double c = used_mib(path);
+		snprintf(path, sizeof(path), "%s/zila.db", lap1);
+		double fr = used_mib(path);
+		printf("laptop cloned from the checkpoint: %.1f MiB: %.2fx the plain table (one cloned fresh: %.1f MiB, %.2fx)\n",
+		       c, c / p, fr, fr / p);
 	}
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
