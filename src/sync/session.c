@@ -720,8 +720,17 @@ static int ck_plan_one(void *ctx, const struct zila_ckpt_info *c, size_t len)
 	    (!pl->all && !in_differ(s, c->part)))
 		return 0;
 	bool hq = s->cfg.peer_is_hq || s->st.peer_is_hq;
+	/* A peer that holds entries of the partition we lack wrote (or took) them while away:
+	 * it is sent the entries, so that it records the values they overwrite as conflicts for
+	 * review (a checkpoint carries no deps to tell); a checkpoint only where it must be. */
+	bool ahead = false;
+	for (size_t i = 0; pl->have != NULL && i < pl->have->nheads && !ahead; i++) {
+		const struct zila_feed_head *h = &pl->have->heads[i];
+		ahead = strcmp(h->part, c->part) == 0 && h->seq != INT64_MAX &&
+			h->seq > zila_vector_get(&s->mine, h->origin, h->part);
+	}
 	int r = zila_store_checkpoint_needed(s->cfg.store, pl->have, c->part,
-					     hq ? ZILA_CKPT_HISTORY : pl->all ? ZILA_CKPT_LACKING : ZILA_CKPT_CHEAPER);
+					     hq || ahead ? ZILA_CKPT_HISTORY : pl->all ? ZILA_CKPT_LACKING : ZILA_CKPT_CHEAPER);
 	if (r < 0)
 		return pl->r = r;
 	/* A laptop in step takes a newer checkpoint too (once each): with it, it may drop the
@@ -730,7 +739,7 @@ static int ck_plan_one(void *ctx, const struct zila_ckpt_info *c, size_t len)
 	for (size_t i = 0; i < s->npeer_parts; i++)
 		if (strcmp(s->peer_parts[i].part, c->part) == 0)
 			theirs = s->peer_parts[i].ckpt;
-	if (r == 0 && (hq || pl->all || c->hlc <= theirs))
+	if (r == 0 && (hq || ahead || pl->all || c->hlc <= theirs))
 		return 0;
 	char(*n)[ZILA_PART_MAX + 1] = realloc(pl->parts, (pl->nparts + 1) * sizeof(*n));
 	if (n == NULL)
@@ -1948,7 +1957,8 @@ int zila_session_export(struct zila_store *store, const struct zila_vector *have
 	}
 	s->ck_filter = filter != NULL ? filter : any_part;
 	s->ck_filter_ctx = filter_ctx;
-	r = plan_checkpoints(s, &raised, true);
+	r = zila_store_vector(store, &s->mine); /* what the receiver holds that we lack (plan) */
+	r = r ? r : plan_checkpoints(s, &raised, true);
 	r = r ? r : open_outboxes(s, &raised);
 	zila_vector_release(&raised);
 	if (r != 0) {
