@@ -26,6 +26,7 @@
 #include "zila/bundle.h"
 #include "zila/schema.h"
 #include "zila/store.h"
+#include "zila/store_test.h"
 #include "zila/os.h"
 
 #define MAXR 5
@@ -91,6 +92,26 @@ static uint64_t fake_clock(void *ctx)
 	return r->clock;
 }
 
+/* julianday('now') on both of a replica's connections reads its fake clock (without ticking
+ * it): the capture triggers date a write by it and the seal turns that date into an HLC, so
+ * with the real clock the entries' dates, their grouping and so the merge's winners depended
+ * on how long the run took between a write and its seal (seed 122 passed when traced). */
+static void fake_julianday(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	const unsigned char *a = argc == 1 ? sqlite3_value_text(argv[0]) : NULL;
+	if (a == NULL || strcmp((const char *)a, "now") != 0) {
+		sqlite3_result_error(cx, "test julianday: only 'now'", -1);
+		return;
+	}
+	const struct replica *r = sqlite3_user_data(cx);
+	sqlite3_result_double(cx, (double)r->clock / 86400000.0 + 2440587.5);
+}
+
+static int fake_now(sqlite3 *db, struct replica *r)
+{
+	return sqlite3_create_function(db, "julianday", 1, SQLITE_UTF8, r, fake_julianday, NULL, NULL);
+}
+
 static char failure[512];
 static uint64_t total_pruned, total_ckpts; /* across seeds: the checkpoints and collection ran */
 /* Checkpoints, collection and replaced laptops run only with ZILA_PROP_CKPT=1 for now: seed
@@ -123,6 +144,8 @@ static int open_replica(struct replica *r, const char *base, int i, bool first)
 	if (sqlite3_open(path, &r->app) != SQLITE_OK)
 		return note_fail("sqlite3_open");
 	sqlite3_busy_timeout(r->app, 5000);
+	if (fake_now(r->app, r) != SQLITE_OK || fake_now(zila_store_db(r->s), r) != SQLITE_OK)
+		return note_fail("julianday: %s", sqlite3_errmsg(r->app));
 	if (first) {
 		if (sqlite3_exec(r->app, test_schema, NULL, NULL, NULL) != SQLITE_OK)
 			return note_fail("schema: %s", sqlite3_errmsg(r->app));
@@ -487,7 +510,13 @@ static int run_seed(uint64_t seed, const char *base)
 					nc = sqlite3_column_int64(q, 1);
 				}
 				sqlite3_finalize(q);
-				fprintf(stderr, "  r%d pruned %zu entries (%d checkpoints kept; %lld entries of their districts, oldest %lld, horizon %lld)\n", i, dropped, kept, nc, mn, (long long)zila_store_horizon_ms(reps[i].s));
+				/* the horizon reads the replica's clock, which draws from the test's random
+				 * numbers: the trace puts both back, so that it follows the same run */
+				uint64_t rs = rng_state, c = reps[i].clock;
+				long long hz = (long long)zila_store_horizon_ms(reps[i].s);
+				rng_state = rs;
+				reps[i].clock = c;
+				fprintf(stderr, "  r%d pruned %zu entries (%d checkpoints kept; %lld entries of their districts, oldest %lld, horizon %lld)\n", i, dropped, kept, nc, mn, hz);
 			}
 		} else if (rnd(37) == 0 && !nockpt) {
 			/* a laptop is replaced by a new one (what it had not sent is gone with it): it
