@@ -134,7 +134,10 @@ struct zila_session {
 		char part[ZILA_PART_MAX + 1];
 		uint8_t *bytes;
 		size_t len, sent, acked;
+		struct zila_vector heads; /* the feed heads it stands for */
+		bool refused;             /* the peer refused it or holds it for its schema */
 	} *ck;
+	struct zila_vector ck_have; /* the peer's vector before the checkpoints raised it */
 	size_t nck, ck_pos;
 	/* one arriving, and those that wait for our schema to catch up (tried after each window) */
 	char ck_in_part[ZILA_PART_MAX + 1];
@@ -749,8 +752,23 @@ static int ck_plan_one(void *ctx, const struct zila_ckpt_info *c, size_t len)
 	return 0;
 }
 
-/* The checkpoints to send the peer that holds `have` first, and `have` raised to them: the
- * outbox then sends only the entries past them. */
+static int vector_copy(struct zila_vector *to, const struct zila_vector *from)
+{
+	to->nheads = 0;
+	if ((to->heads = calloc(from->nheads + 1, sizeof(*to->heads))) == NULL)
+		return ZILA_ENOMEM;
+	if (from->nheads > 0)
+		memcpy(to->heads, from->heads, from->nheads * sizeof(*to->heads));
+	to->nheads = from->nheads;
+	return 0;
+}
+
+/* The checkpoints to send the peer that holds `have` first. In a live session `have` is
+ * raised to them, so that the outbox sends only the entries past them, and the entries they
+ * cover are sent after all if the peer does not merge one (ck_fallback). A bundle (all) gets
+ * no answer: a receiver that cannot merge a checkpoint (its schema behind, or refused) would
+ * silently miss the entries it covers, so a bundle carries every entry held past `have` too
+ * (those the checkpoint covers are duplicates where it merges). */
 static int plan_checkpoints(struct zila_session *s, struct zila_vector *have, bool all)
 {
 	struct ck_plan pl = { s, have, all, NULL, 0, 0 };
@@ -759,9 +777,10 @@ static int plan_checkpoints(struct zila_session *s, struct zila_vector *have, bo
 		r = pl.r;
 	if (r == 0 && pl.nparts > 0 && (s->ck = calloc(pl.nparts, sizeof(*s->ck))) == NULL)
 		r = ZILA_ENOMEM;
+	if (r == 0 && pl.nparts > 0 && !all)
+		r = vector_copy(&s->ck_have, have);
 	for (size_t i = 0; r == 0 && i < pl.nparts; i++) {
 		struct ck_out *c = &s->ck[s->nck];
-		struct zila_vector cv = { NULL, 0 };
 		memcpy(c->part, pl.parts[i], sizeof(c->part));
 		if ((r = zila_store_checkpoint_get(s->cfg.store, c->part, &c->bytes, &c->len)) != 0)
 			break;
@@ -770,11 +789,35 @@ static int plan_checkpoints(struct zila_session *s, struct zila_vector *have, bo
 			r = ZILA_ETOOBIG;
 			break;
 		}
-		r = zila_checkpoint_vector(zila_view_make(c->bytes, c->len), &cv);
-		r = r ? r : zila_vector_raise(have, &cv);
-		zila_vector_release(&cv);
+		r = zila_checkpoint_vector(zila_view_make(c->bytes, c->len), &c->heads);
+		if (r == 0 && !all)
+			r = zila_vector_raise(have, &c->heads);
 	}
 	free(pl.parts);
+	return r;
+}
+
+/* After the checkpoints: if the peer did not merge one, the entries past its vector are
+ * sent as they would have been without that checkpoint (raised only by those it merged). */
+static int ck_fallback(struct zila_session *s)
+{
+	bool any = false;
+	for (size_t i = 0; i < s->nck; i++)
+		any = any || s->ck[i].refused;
+	if (!any || s->ck_have.heads == NULL)
+		return 0;
+	struct zila_vector v = { NULL, 0 };
+	int r = vector_copy(&v, &s->ck_have);
+	for (size_t i = 0; r == 0 && i < s->nck; i++)
+		if (!s->ck[i].refused)
+			r = zila_vector_raise(&v, &s->ck[i].heads);
+	struct zila_outbox *ob = NULL;
+	r = r ? r : zila_outbox_open(s->cfg.store, &v, rest_filter, s, &ob);
+	zila_vector_release(&v);
+	if (r == 0) {
+		zila_outbox_free(s->outbox_b);
+		s->outbox_b = ob;
+	}
 	return r;
 }
 
@@ -943,6 +986,8 @@ static int receive_checkpoint_ack(struct zila_session *s, const Zila__Checkpoint
 	    a->upto < s->ck[s->ck_pos].acked)
 		return fail(s, err, ZILA_EPROTO, "unexpected checkpoint acknowledgement");
 	s->ck[s->ck_pos].acked = a->upto;
+	if (a->upto == s->ck[s->ck_pos].len && (a->code != 0 || a->held))
+		s->ck[s->ck_pos].refused = true; /* its entries go after all (ck_fallback) */
 	if (a->code != 0)
 		zila_log(ZILA_LOG_WARN, "the peer refused the checkpoint of district '%s': %s", a->part, a->reason);
 	return pump(s, err);
@@ -966,7 +1011,9 @@ again:
 		bool busy;
 		if ((r = pump_checkpoints(s, &busy)) != 0 || busy)
 			goto out;
-		/* then every other partition's entries, past the checkpoints */
+		if ((r = ck_fallback(s)) != 0)
+			goto out;
+		/* then every other partition's entries, past the checkpoints (those merged) */
 		zila_outbox_free(s->outbox);
 		s->outbox = s->outbox_b;
 		s->outbox_b = NULL;
@@ -1357,9 +1404,12 @@ void zila_session_free(struct zila_session *s)
 	free(s->differ);
 	free(s->own);
 	free(s->osent);
-	for (size_t i = 0; i < s->nck; i++)
+	for (size_t i = 0; i < s->nck; i++) {
 		free(s->ck[i].bytes);
+		zila_vector_release(&s->ck[i].heads);
+	}
 	free(s->ck);
+	zila_vector_release(&s->ck_have);
 	for (size_t i = 0; i < s->nck_wait; i++)
 		free(s->ck_wait[i].bytes);
 	zila_buf_release(&s->ck_in);

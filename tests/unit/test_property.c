@@ -27,6 +27,7 @@
 #include "zila/schema.h"
 #include "zila/store.h"
 #include "zila/store_test.h"
+#include "zila/log.h"
 #include "zila/os.h"
 
 #define MAXR 5
@@ -642,6 +643,8 @@ static void test_property(void **state)
 	const char *one = getenv("ZILA_SEED");
 	const char *many = getenv("ZILA_SEEDS");
 	trace = getenv("ZILA_PROP_TRACE") != NULL;
+	if (trace) /* and the store's warnings (a checkpoint refused, an entry rejected) */
+		zila_log_set_sink(zila_log_stderr, NULL, ZILA_LOG_WARN);
 	nockpt = getenv("ZILA_PROP_CKPT") == NULL;
 	uint64_t first = one ? strtoull(one, NULL, 10) : 1;
 	uint64_t count = one ? 1 : many ? strtoull(many, NULL, 10) : 500;
@@ -675,7 +678,9 @@ static void test_property(void **state)
 				break;
 		}
 	}
-	if (zila_os_rmtree(dir) != 0)
+	if (failed != 0 && getenv("ZILA_PROP_KEEP") != NULL) /* the last failing seed's replicas */
+		fprintf(stderr, "property: replicas kept in %s\n", dir);
+	else if (zila_os_rmtree(dir) != 0)
 		fprintf(stderr, "property: could not remove %s\n", dir);
 	printf("property: %llu checkpoints made, %llu entries pruned\n", (unsigned long long)total_ckpts,
 	       (unsigned long long)total_pruned);
