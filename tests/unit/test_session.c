@@ -1565,6 +1565,82 @@ static void test_ahead_then_causal(void **state)
 	replica_close(&b);
 }
 
+/* A peer that does not merge a checkpoint (refused here; also one held for a schema it never
+ * reaches) still gets the entries it covers: live, after its refusal, and in an export
+ * (which gets no answer) with it. Before, the sender raised the peer's vector to the
+ * checkpoint's heads regardless, and the rows it stood for were silently missing there (the
+ * property test's seed 122 with ZILA_PROP_CKPT=1). */
+static int refuse_checkpoints(void *ctx, struct zila_store *s, const struct zila_ckpt_info *c, struct zila_error *err)
+{
+	(void)ctx;
+	(void)s;
+	(void)c;
+	return zila_error_set(err, ZILA_ECERT, "its signer is not an HQ device of this organisation");
+}
+
+static void test_checkpoint_not_merged(void **state)
+{
+	(void)state;
+	struct replica a, b, c;
+	struct pair p;
+	struct zila_error err;
+	struct zila_ckpt_info ci;
+	struct zila_store_hooks hooks = { .checkpoint = refuse_checkpoints };
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	replica_open(&c);
+	seed(&a, "k", 50);
+	for (int k = 0; k < 8; k++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "UPDATE people SET name = name || '%d' WHERE district_id = 'd1'", k);
+		exec(&a, sql);
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	}
+	assert_int_equal(zila_store_checkpoint_make(a.s, "d1", &ci, &err), 0);
+	exec(&a, "UPDATE people SET name = 'after' WHERE id = 'k-a1'");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	/* live */
+	zila_store_set_hooks(b.s, &hooks);
+	pair_open(&p, &a, &b, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent, 1);
+	assert_int_equal(zila_session_stats(p.b)->ckpts_applied, 0);
+	assert_int_equal(zila_session_stats(p.b)->entries_rejected, 0);
+	pair_close(&p);
+	assert_same_hash(&a, &b);
+	/* by file */
+	zila_store_set_hooks(c.s, &hooks);
+	struct zila_vector have;
+	struct queue file, acks;
+	struct zila_session *s;
+	struct zila_session_config cfg;
+	uint64_t n;
+	memset(&file, 0, sizeof(file));
+	memset(&acks, 0, sizeof(acks));
+	assert_int_equal(zila_store_vector(c.s, &have), 0);
+	assert_int_equal(zila_session_export(a.s, &have, NULL, NULL, q_send, &file, &n, &err), 0);
+	zila_vector_release(&have);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.store = c.s;
+	cfg.send = q_send;
+	cfg.send_ctx = &acks;
+	assert_int_equal(zila_session_new(&s, &cfg, &err), 0);
+	assert_int_equal(zila_session_import_begin(s, &err), 0);
+	for (size_t i = 0; i < file.n; i++)
+		assert_int_equal(zila_session_receive(s, file.msgs[i].p, file.msgs[i].len, &err), 0);
+	assert_true(zila_session_done(s));
+	assert_int_equal(zila_session_stats(s)->ckpts_applied, 0);
+	zila_session_free(s);
+	q_clear(&file);
+	q_clear(&acks);
+	assert_same_hash(&a, &c);
+	replica_close(&a);
+	replica_close(&b);
+	replica_close(&c);
+}
+
 static void test_export_import(void **state)
 {
 	(void)state;
@@ -1917,6 +1993,7 @@ int main(void)
 		cmocka_unit_test(test_packed_bytes),
 		cmocka_unit_test(test_old_peer_refused),
 		cmocka_unit_test(test_checkpoint_clone),
+		cmocka_unit_test(test_checkpoint_not_merged),
 		cmocka_unit_test(test_caller_applies),
 		cmocka_unit_test(test_small_steps),
 		cmocka_unit_test(test_decode_budget),
