@@ -999,6 +999,82 @@ out:
 	return r;
 }
 
+/* A kept checkpoint of part that no longer merges (the schema made again behind it): its
+ * rows would be missing here while the feed heads it raised still say they are held, so no
+ * peer would send them again. It is dropped, and each feed's head goes back to the entries
+ * held here from its first on (the rows come from those entries, made again next); entries
+ * held past a missing one (never held: the checkpoint brought their state; or pruned) are
+ * dropped too, so that a peer sends the feed again from there (HQ keeps them all). Only
+ * where this device's own feed misses entries does it stay (*kept): its own writes past them
+ * are nowhere else for sure; its rows wait for the schema or HQ's next. */
+static int unmerged_drop(struct zila_store *s, const char *part, bool *kept)
+{
+	sqlite3_stmt *q = NULL, *z = NULL, *e = NULL, *d = NULL, *x = NULL;
+	int r = ZILA_EDB, rc;
+	*kept = false;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT f.id FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin WHERE f.part = ?1"
+			       " AND o.key = ?2 AND f.base > 0 AND f.base >"
+			       " (SELECT count(*) FROM zila_entries e WHERE e.feed = f.id AND e.seq <= f.base)",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(q, 1, part, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 2, zila_store_device_pk(s), 32, SQLITE_STATIC);
+	if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		*kept = true; /* entries it covers are gone here */
+		r = 0;
+		goto out;
+	}
+	if (rc != SQLITE_DONE)
+		goto out;
+	sqlite3_finalize(q);
+	q = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT id FROM zila_feeds WHERE part = ?1 AND base > 0", -1, &q, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "UPDATE zila_feeds SET head = 0, chain = NULL, base = 0 WHERE id = ?1", -1, &z,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT seq, hlc, bytes FROM zila_entries WHERE feed = ?1 ORDER BY seq", -1, &e,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "DELETE FROM zila_checkpoints WHERE part = ?1", -1, &d, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "DELETE FROM zila_entries WHERE feed = ?1 AND seq > ?2", -1, &x, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(q, 1, part, -1, SQLITE_STATIC);
+	r = 0;
+	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t feed = sqlite3_column_int64(q, 0);
+		sqlite3_bind_int64(z, 1, feed);
+		if (sqlite3_step(z) != SQLITE_DONE)
+			r = ZILA_EDB;
+		sqlite3_reset(z);
+		/* the chain over the entries held, in order, as store_feed_advance() made it */
+		sqlite3_bind_int64(e, 1, feed);
+		uint64_t next = 1;
+		while (r == 0 && sqlite3_step(e) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(e, 0) == next) {
+			struct zila_view b = zila_view_make(sqlite3_column_blob(e, 2), (size_t)sqlite3_column_bytes(e, 2));
+			r = store_feed_advance(s, feed, next, b, (uint64_t)sqlite3_column_int64(e, 1), store_now_ms(s) / 1000);
+			next++;
+		}
+		sqlite3_reset(e);
+		sqlite3_bind_int64(x, 1, feed);
+		sqlite3_bind_int64(x, 2, (int64_t)(next - 1));
+		if (r == 0 && sqlite3_step(x) != SQLITE_DONE)
+			r = ZILA_EDB;
+		sqlite3_reset(x);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = ZILA_EDB;
+	sqlite3_bind_text(d, 1, part, -1, SQLITE_STATIC);
+	if (r == 0 && sqlite3_step(d) != SQLITE_DONE)
+		r = ZILA_EDB;
+out:
+	sqlite3_finalize(q);
+	sqlite3_finalize(z);
+	sqlite3_finalize(e);
+	sqlite3_finalize(d);
+	sqlite3_finalize(x);
+	return r;
+}
+
 int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st)
 {
 	sqlite3_stmt *q = NULL;
@@ -1031,9 +1107,16 @@ int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st)
 		if ((r = zila_store_checkpoint_get(s, parts[i], &b, &len)) != 0)
 			break;
 		if (parse(zila_view_make(b, len), &p) == 0 && (r = merge_rows(s, &p, st, &err)) != 0) {
-			/* a schema made again without a table it holds: its rows wait for HQ's next */
-			zila_log(ZILA_LOG_WARN, "cannot merge the checkpoint of district '%s' again: %s", parts[i], err.msg);
-			r = r == ZILA_ESCHEMA ? 0 : r;
+			/* a schema made again without a table or column it holds */
+			bool kept = false;
+			if (r == ZILA_ESCHEMA && (r = unmerged_drop(s, parts[i], &kept)) == 0)
+				zila_log(ZILA_LOG_WARN,
+					 kept ? "cannot merge the checkpoint of district '%s' again: %s; some entries it "
+						"covers, of this device's own feed, are no longer held here: its rows wait for the "
+						"schema or HQ's next"
+					      : "cannot merge the checkpoint of district '%s' again: %s; it is dropped and "
+						"the district's rows are made again from the entries held here (peers send the rest)",
+					 parts[i], err.msg);
 		}
 		parsed_release(&p);
 		free(b);
