@@ -240,6 +240,8 @@ include tools/debian/deb.mk
 include tools/web/web.mk
 # The Windows build: make windows, make check-windows.
 include tools/windows/windows.mk
+include tools/bench/scale.mk
+include tools/bench/attach.mk
 
 # (not those of the base commits bench-compare builds under build/compare, nor the Windows
 # build's, which tools/windows/windows.mk reads)

@@ -58,6 +58,7 @@ check.it.test_faults.secs := 150
 check.it.test_offline.secs := 130
 check.it.test_lab.secs := 70
 check.it.test_lan.secs := 45
+check.it.test_attach.secs := 40
 check.it.test_pg_mirror.secs := 60
 check.it.test_slow_link.secs := 40
 $(foreach p,test_hqkey test_cut test_review test_hostile test_busy test_beacon_flood,$(eval \

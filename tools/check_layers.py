@@ -30,10 +30,10 @@ LAYERS = {
 # Which layer each public header belongs to: include/zila/NAME.h, or include/zila/DIR/*.h.
 HEADERS = {
     "err": "core", "buf": "core", "log": "core", "clock": "core", "pbuf": "core", "os": "os",
-    "store": "store", "store_test": "store", "review": "store", "schema": "store",
+    "store": "store", "store_test": "store", "review": "store", "schema": "store", "blob": "store",
     "trust": "trust",
-    "noise": "sync", "channel": "sync", "session": "sync", "bundle": "sync",
-    "daemon": "net", "sched": "net",
+    "noise": "sync", "channel": "sync", "session": "sync", "bundle": "sync", "blobx": "sync",
+    "daemon": "net", "sched": "net", "webauth": "net",
     "csvio": "office", "report": "office", "pgmirror": "office", "office": "office",
 }
 # Layers that may not see each other although their ranks allow it.

@@ -20,6 +20,7 @@ have_pc libprotobuf-c || need="$need libprotobuf-c-dev"
 have_pc jansson || need="$need libjansson-dev"
 have_cmd protoc-c || need="$need protobuf-c-compiler"
 [ -f /usr/share/llhttp/llhttp.c ] || need="$need node-llhttp" # the web interface's HTTP parser (C sources)
+have_pc openssl || need="$need libssl-dev" # TLS of the web interface on the LAN (HQ)
 have_pc libpq || need="$need libpq-dev"
 case "${1:-build}" in
 check)

@@ -18,13 +18,18 @@
 extern const char zila_default_schema_sql[];
 
 static const char usage[] =
-	"usage: zila_gen [--districts N] [--people-per-district N] [--seed S] [--today YYYY-MM-DD]\n"
+	"usage: zila_gen [--districts N] [--people-per-district N] [--booths-per-district N]\n"
+	"                [--only-district K] [--seed S] [--today YYYY-MM-DD]\n"
 	"                (--sql [--with-schema] | --db FILE | --csv-table TABLE [--no-bom])\n"
 	"\n"
+	"  --booths-per-district N  about N polling booths a district (default: 2-4 a panchayat,\n"
+	"                  about 50 a district)\n"
+	"  --only-district K  make every district as usual but write only the K-th (1-based) and\n"
+	"                  the org-wide rows: the same rows of district K as the whole state has\n"
 	"  --sql           INSERT statements on stdout (pipe into sqlite3 DIR/zila.db)\n"
 	"  --with-schema   with --sql: the default schema first\n"
-	"  --db FILE       insert into an existing database with the default schema, in one\n"
-	"                  transaction\n"
+	"  --db FILE       insert into an existing database with the default schema, one\n"
+	"                  transaction a district\n"
 	"  --csv-table T   one table as CSV on stdout (as 'zila export' writes it)\n"
 	"  --today DATE    the day the data is generated for (default 2026-11-15); dates of\n"
 	"                  drives, sign-ups, events and reports fall around it\n"
@@ -232,11 +237,14 @@ static const struct {
 static sqlite3 *db;
 static sqlite3_stmt *ins[NTABLES];
 static int failed;
+static int only_district = -1; /* --only-district K, 0-based: rows of other districts are made, not written */
+static int cur_district = -1;  /* the district being made; -1 for org-wide rows */
+static long booths_per_district; /* --booths-per-district: 0 keeps 2-4 booths a panchayat */
 
 /* Inserts one row; values are text (NULL for NULL), in the order of tables[t].cols. */
 static void put(enum tbl t, const char *const *v)
 {
-	if (failed)
+	if (failed || (only_district >= 0 && cur_district >= 0 && cur_district != only_district))
 		return;
 	if (ins[t] == NULL) {
 		char sql[512];
@@ -340,6 +348,11 @@ static void gen_district(int di, const char *state_unit, const char *district_id
 							   fmt(b3, sizeof(b3), "D%02d-B%02d-P%02d", di + 1,
 							       b + 1, p + 1) });
 			int nbo = 2 + (int)rnd(3);
+			if (booths_per_district > 0) { /* about that many in all, 3-5 panchayats a block */
+				nbo += (int)(booths_per_district / (4 * nblocks)) - 3;
+				if (nbo < 1)
+					nbo = 1;
+			}
 			for (int k = 0; k < nbo; k++) {
 				if (nbooths == booths_cap) {
 					booths_cap = booths_cap ? booths_cap * 2 : 64;
@@ -554,7 +567,7 @@ static void gen_district(int di, const char *state_unit, const char *district_id
 	free(blocks);
 }
 
-static int generate(int ndistricts, int npeople)
+static int generate(int ndistricts, int npeople, bool commit_each)
 {
 	char b1[16], b2[16], b3[64];
 	char state_id[33], state_unit[33], drive_id[33], post_ids[NPOSTS][33];
@@ -596,8 +609,18 @@ static int generate(int ndistricts, int npeople)
 	new_id(eid);
 	put(T_EVENTS, (const char *const[]){ eid, NULL, "sammelan", "Pradesh Karyakarta Sammelan",
 					     day(b1, -20), "Gandhi Maidan, Patna", state_unit });
-	for (int d = 0; d < ndistricts && !failed; d++)
+	for (int d = 0; d < ndistricts && !failed; d++) {
+		cur_district = d;
 		gen_district(d, state_unit, dids[d], post_ptrs, drive_id, npeople);
+		/* a national replica in one transaction would need its whole size again as WAL */
+		if (commit_each && !failed &&
+		    (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK ||
+		     sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)) {
+			fprintf(stderr, "zila_gen: cannot commit: %s\n", sqlite3_errmsg(db));
+			failed = 1;
+		}
+	}
+	cur_district = -1;
 	free(dids);
 	return failed ? -1 : 0;
 }
@@ -692,6 +715,16 @@ int main(int argc, char **argv)
 			if (!parse_num(v, 1, 10000000, &npeople))
 				goto bad;
 			i++;
+		} else if (strcmp(a, "--booths-per-district") == 0) {
+			if (!parse_num(v, 1, 100000, &booths_per_district))
+				goto bad;
+			i++;
+		} else if (strcmp(a, "--only-district") == 0) {
+			long k;
+			if (!parse_num(v, 1, 10000, &k))
+				goto bad;
+			only_district = (int)k - 1;
+			i++;
 		} else if (strcmp(a, "--seed") == 0) {
 			if (!parse_num(v, 0, 0x7fffffffL, &seed))
 				goto bad;
@@ -727,6 +760,10 @@ bad:
 			goto out;
 		}
 		sqlite3_busy_timeout(db, 10000);
+		/* A national replica (millions of rows with random keys into a dozen indexes)
+		 * slows ninefold past a few GB with SQLite's 32 MiB cache: give it 1 GiB. A
+		 * generator that dies is run again, so its commits need not be durable. */
+		sqlite3_exec(db, "PRAGMA cache_size = -1048576; PRAGMA synchronous = OFF", NULL, NULL, NULL);
 	} else {
 		if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
 		    sqlite3_exec(db, zila_default_schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
@@ -740,7 +777,12 @@ bad:
 		fprintf(stderr, "zila_gen: cannot start a transaction: %s\n", sqlite3_errmsg(db));
 		goto out;
 	}
-	if (generate((int)ndistricts, (int)npeople) != 0) {
+	if (only_district >= ndistricts) {
+		fprintf(stderr, "zila_gen: --only-district %d but only %ld districts\n", only_district + 1,
+			ndistricts);
+		goto out;
+	}
+	if (generate((int)ndistricts, (int)npeople, dbpath != NULL) != 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		goto out;
 	}

@@ -93,6 +93,9 @@ struct zila_web_call {
 	const char *query;  /* "q=ram&offset=50", as sent (the handler decodes), "" for none */
 	const char *body;   /* the request body, NUL-terminated, body_len bytes */
 	size_t body_len;
+	const char *role;   /* the session's: "owner" (a one-time link or the device's password),
+			     * else an account's "admin", "viewer" or "district:<id>" */
+	const char *account; /* the account's name, "" for the owner */
 };
 /* The answer: status, body (malloc'd; the server frees it), its content type ("" for
  * application/json) and, for a download, the file name it is offered under. */
@@ -143,6 +146,9 @@ struct zila_daemon_config {
 				  * ZILA_META_WEB_LISTEN, else ZILA_WEB_LISTEN */
 	zila_web_api_fn web_api; /* the office's pages (NULL: only status, events and sync) */
 	void *web_ctx;
+	const char *web_cert, *web_key; /* TLS certificate and key (PEM); NULL: self-signed, made once */
+	const char *const *web_names;   /* more names the interface answers to (NULL-terminated) */
+	bool web_plain_lan;             /* a LAN address without TLS (refused at HQ) */
 	const struct zila_daemon_watch *watch; /* NULL: none (the PostgreSQL mirror at HQ) */
 };
 

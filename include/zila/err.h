@@ -47,7 +47,8 @@
 	X(EPEER, -10028, "the peer ended the session with an error")                          \
 	X(ETIMEDOUT, -10029, "timed out")                                                     \
 	X(ELIMIT, -10030, "a limit was reached")                                              \
-	X(EFORKED, -10031, "its author signed two histories of a feed (a fork)")
+	X(EFORKED, -10031, "its author signed two histories of a feed (a fork)")               \
+	X(EREF, -10032, "a key the peer sent by reference is not held here")
 
 enum zila_errno {
 #define ZILA_ERR_ENUM(name, num, msg) ZILA_##name = (num),

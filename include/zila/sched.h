@@ -141,6 +141,19 @@ void zila_sched_want_now(struct zila_sched *s, struct zila_sched_peer *p);
  * lately, skipping those skip(ctx, p) says need none (skip may be NULL). Returns how many. */
 size_t zila_sched_want_all(struct zila_sched *s, const uint8_t *except_device, uint64_t now_ms,
 			   bool (*skip)(void *ctx, const struct zila_sched_peer *p), void *ctx);
+/* What a peer's connection is doing, as zila_sched_covered asks. */
+enum zila_sched_conn {
+	ZILA_SCHED_CONN_NONE,     /* none runs: its last completed session counts */
+	ZILA_SCHED_CONN_STARTING, /* dialled, in the handshake, or failing before a session: a
+				   * session that starts seals and offers everything then */
+	ZILA_SCHED_CONN_SESSION,  /* its session started (running, or closing after it): it
+				   * offered what its start sealed */
+};
+/* Whether a peer needs no new session for our own sealed entries up to own (their count;
+ * -1: unknown) and, when pending, for local changes not sealed yet: after a local change,
+ * a peer with a session in flight that carries the work gets no second one. offered: the
+ * own entries its session (CONN_SESSION) or its last completed one (CONN_NONE) offered. */
+bool zila_sched_covered(enum zila_sched_conn conn, int64_t offered, int64_t own, bool pending);
 /* Relay: after a session with from_device that brought applied entries or trust records,
  * what came goes on to every other peer. Returns the number of peers wanted (0: nothing to
  * relay). */
@@ -157,12 +170,14 @@ struct zila_sched_result {
 	bool busy_refused;  /* turned away unanswered soon after a completed sync */
 	bool local_fault;   /* our own replica failed (full, locked): retried soon */
 	bool joined;        /* a JOIN completed: sync as a member at once */
+	bool ref_failed;    /* failed on a key sent by reference: the next session, with keys
+			     * whole, goes at once (a user waiting waits for it) */
 	uint32_t rnd;       /* a random number for the jitter */
 };
 /* What the caller does next. */
 struct zila_sched_after {
 	uint32_t delay_ms;   /* the next attempt is not before now + delay_ms (0: when wanted) */
-	bool busy_retry;     /* a quick retry of a busy peer */
+	bool busy_retry;     /* a quick retry of a busy peer (or after ref_failed) */
 	bool gave_up;        /* a LAN peer that failed ZILA_SCHED_LAN_GIVE_UP times: not dialled again until heard anew */
 	bool log;            /* a failed dial worth a log line (see zila_sched_log_failure) */
 	uint64_t nquiet;     /* with log: failed dials to p not logged since its last line */

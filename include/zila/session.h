@@ -60,6 +60,12 @@ struct zila_session_config {
 	 * gives: a daemon sends about a second of its link's worth at a time, so a slow link
 	 * carries small chunks that are applied and kept as they arrive. */
 	bool paced;
+	/* Neither take nor send keys by reference (PROTOCOL.md, "Packed chunks"): after a
+	 * session with this peer failed on one (ZILA_EREF), the next sends keys whole. */
+	bool no_refs;
+	/* Live: offer the blob phase (attachments' bytes after Done, src/sync/blobx.c); it
+	 * runs when the peer's Hello offers it too (zila_session_peer_blobs). */
+	bool blobs;
 };
 
 struct zila_session_skip {
@@ -99,6 +105,8 @@ struct zila_session_stats {
 	struct zila_refusal refused[ZILA_APPLY_REFUSALS];
 	size_t nrefused;
 	uint64_t refused_more;  /* feeds refused beyond those listed */
+	bool ref_failed;        /* a key sent by reference was not found (either side): the
+				 * session failed; the next with this peer sets no_refs */
 	uint64_t feeds_skipped; /* feeds not offered: the peer refused them before (cfg.skip) */
 	uint64_t forks;         /* feeds the peer holds to our head with other entries (PROTOCOL.md, "Forks") */
 	/* Our own entries, in partitions the peer reads, that it holds once the session is DONE
@@ -152,6 +160,9 @@ int zila_session_apply(struct zila_session *sess, struct zila_error *err) ZILA_M
  * offered to take them; else does nothing. The caller sends one about once a second while
  * reading and sending nothing else, so a slow link is not taken for a dead one. */
 int zila_session_progress(struct zila_session *sess, uint64_t bytes_read, struct zila_error *err) ZILA_MUST_CHECK;
+/* True when both Hellos offered the blob phase: after DONE the caller runs a zila_blobx on
+ * the same channel (and hands it the blob messages that arrive before: zila_blobx_is_blob). */
+bool zila_session_peer_blobs(const struct zila_session *sess);
 /* True when the peer sends Progress messages: a silent peer is then a stopped one. */
 bool zila_session_peer_progress(const struct zila_session *sess);
 /* Closes the window of received chunks now, before it is full, and acknowledges it once it

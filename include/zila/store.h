@@ -197,9 +197,20 @@ void zila_entry_coder_free(struct zila_entry_coder *c);
 /* Appends the entry (as stored) to out in wire form. 0, or ZILA_ETOOBIG/ZILA_ENOMEM. */
 int zila_entry_to_wire(struct zila_entry_coder *c, struct zila_view entry, struct zila_buf *out) ZILA_MUST_CHECK;
 /* Reads one entry in wire form from the front of *in and appends it to out as it is stored
- * (its body compressed as the seal compresses). Nothing is verified here: the apply checks
- * the result like any received entry. ZILA_EFORMAT when the input is not an entry. */
+ * (its body compressed as the seal compresses). Nothing is verified here (the apply checks
+ * the result like any received entry), except an entry with a key sent by reference, whose
+ * signature is checked once the keys are found. ZILA_EFORMAT when the input is not an entry;
+ * ZILA_EREF when a key sent by reference is not held by the resolving replica (or is held
+ * twice, or the entry it gives does not verify). */
 int zila_entry_from_wire(struct zila_entry_coder *c, struct zila_view *in, struct zila_buf *out) ZILA_MUST_CHECK;
+/* Keys by reference (PROTOCOL.md, "Packed chunks", tag 6), for a session whose peer said
+ * it takes them. send: the key (hex of 16 bytes or more) of an UPDATE or DELETE goes as its
+ * first ZILA_WIRE_REF_LEN bytes, unless an entry this coder carried before upserted a key
+ * that may be it (so the peer held the row before the session). resolve: the replica in
+ * which from_wire looks keys sent by reference up (borrowed for the coder's life; NULL: a
+ * key by reference is malformed). */
+#define ZILA_WIRE_REF_LEN 6
+int zila_entry_coder_refs(struct zila_entry_coder *c, bool send, struct zila_store *resolve) ZILA_MUST_CHECK;
 
 /* A version vector: per feed, the highest contiguous sequence number held. */
 #define ZILA_CHAIN_LEN 16 /* a feed's chain hash: BLAKE2b-128 over its entries to the head */

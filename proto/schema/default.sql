@@ -212,3 +212,26 @@ CREATE TABLE reports (
 );
 CREATE INDEX reports_district_period ON reports(district_id, period);
 CREATE INDEX reports_coordinator ON reports(coordinator_id);
+
+-- Files attached to records (#25, proto/ATTACH.md): photos, signed sheets, scanned forms.
+-- The bytes are a content-addressed blob beside the replica (DIR/blobs/); this row is the
+-- reference that syncs, merges and is scoped by district like any row. hash: the blob id
+-- (64 hex digits), size in bytes; owner_*: the row it belongs to (its column holding this
+-- id when owner_column is set); original_*: the file before it was shrunk, if it was.
+CREATE TABLE attachments (
+	id TEXT PRIMARY KEY NOT NULL DEFAULT (lower(hex(randomblob(16)))),
+	district_id TEXT NOT NULL REFERENCES districts(id),
+	hash TEXT NOT NULL CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),
+	size INTEGER NOT NULL CHECK (size >= 0),
+	media_type TEXT NOT NULL DEFAULT 'application/octet-stream',
+	name TEXT,
+	owner_table TEXT,
+	owner_id TEXT,
+	owner_column TEXT,
+	original_hash TEXT,
+	original_size INTEGER,
+	added_on TEXT
+);
+CREATE INDEX attachments_district ON attachments(district_id);
+CREATE INDEX attachments_hash ON attachments(hash);
+CREATE INDEX attachments_owner ON attachments(owner_table, owner_id);

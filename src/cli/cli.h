@@ -38,6 +38,9 @@ const char *cli_default_dir(char *buf, size_t n);
 /* Whether dir is the installed service's replica and another user's (its daemon is the
  * service manager's to start). */
 bool cli_is_system_dir(const char *dir);
+/* True when dir is the installed service's replica (/var/lib/zila; Windows: %ProgramData%\zila),
+ * whoever owns it. */
+bool cli_is_service_dir(const char *dir);
 /* For a replica directory of another user (the service's): says plainly, before the command
  * runs, why this user cannot run cmd on it (not in its group; a command that needs the keys,
  * which are its owner's alone; nothing made there yet) and returns CLI_FAIL; else CLI_OK. */

@@ -28,10 +28,9 @@ int cli_ctl_open(struct cli *cli, struct cli_ctl *c, bool quiet)
 	if (r != 0) {
 		if (quiet)
 			return CLI_NODAEMON;
-		/* The package's service replica, another user's: its daemon is systemd's to start. */
-		if (cli_is_system_dir(cli->dir))
-			cli_err("no daemon is running on '%s'; it is a service: 'sudo systemctl start zila' "
-				"(after 'sudo -u zila zila -d %s init' or join, once)", cli->dir, cli->dir);
+		/* The service's replica: its daemon is systemd's (Windows: the SCM's) to start. */
+		if (cli_is_service_dir(cli->dir))
+			cli_err("no daemon is running on '%s'; it is a service: %s", cli->dir, zila_os_service_start_how());
 		else
 			cli_err("no daemon is running on '%s'; start it with 'zila -d %s daemon'", cli->dir, cli->dir);
 		return CLI_NODAEMON;
@@ -63,7 +62,14 @@ int cli_ctl_send(struct cli_ctl *c, json_t *req)
 	line[n] = '\n';
 	int r = CLI_OK;
 	if (zila_os_conn_send(c->conn, line, n + 1, UINT64_MAX) != 0) {
-		cli_err("cannot talk to the daemon: the connection broke");
+		/* A daemon that let us not in said why before it closed (Windows: not in the local
+		 * group zila), maybe before our request was written. */
+		json_t *why = NULL;
+		if (cli_ctl_recv(c, &why, 2000) == CLI_OK) {
+			const char *e = json_string_value(json_object_get(why, "error"));
+			cli_err("%s", e ? e : "cannot talk to the daemon: the connection broke");
+			json_decref(why);
+		}
 		r = CLI_FAIL;
 	}
 	free(line);

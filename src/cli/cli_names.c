@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli_db.h"
+#include "zila/os.h"
 #include "zila/store.h"
 #include "zila/trust.h"
 
@@ -38,7 +39,7 @@ static sqlite3 *open_districts(struct cli *cli)
 	/* A member of the service replica's group reads the daemon's answers, not the database
 	 * (0600, the service user's): ids stand for the names then, with nothing to complain of. */
 	snprintf(path, sizeof(path), "%s/%s", cli->dir, ZILA_DB_FILE);
-	if (access(path, R_OK) != 0 && errno == EACCES)
+	if (zila_os_access(path, false) == ZILA_EAUTH) /* Windows: its ACL (the group zila's clerk) */
 		return NULL;
 	if (cli_open_db(cli, false, &db) != CLI_OK)
 		return NULL;

@@ -29,6 +29,12 @@ const char *cli_default_dir(char *buf, size_t n)
 	return buf;
 }
 
+bool cli_is_service_dir(const char *dir)
+{
+	char sys[4096];
+	return zila_os_system_dir(sys, sizeof(sys)) == 0 && strcmp(dir, sys) == 0;
+}
+
 bool cli_is_system_dir(const char *dir)
 {
 	char sys[4096];
@@ -69,7 +75,7 @@ int cli_check_reach(const struct cli *cli, const char *cmd, unsigned flags)
 	if (r == ZILA_EAUTH) {
 		cli_err("'zila %s' opens the replica in '%s' with its device key, which only the user %s may read.\n"
 			"Run it as that user: 'sudo -u %s zila -d %s %s ...'. Members of the group %s may use "
-			"'zila status', 'zila peers' and 'zila sync' through its daemon.",
+			"'zila status', 'zila peers', 'zila sync' and 'zila open' through its daemon.",
 			cmd, cli->dir, o.owner, o.owner, cli->dir, cmd, o.group);
 		return CLI_FAIL;
 	}

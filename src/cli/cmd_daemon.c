@@ -19,12 +19,13 @@
 #include "zila/trust.h"
 
 #define BEACON_TO_MAX 16
+#define WEB_NAMES_MAX 8
 
 /* The web server's requests for pages, answered by the office layer. */
 static void web_api(void *ctx, const struct zila_web_call *call, struct zila_web_answer *ans)
 {
 	struct zila_office_reply rep;
-	zila_office_web_handle(ctx, call->method, call->path, call->query, call->body, call->body_len, &rep);
+	zila_office_web_handle_as(ctx, call->role, call->method, call->path, call->query, call->body, call->body_len, &rep);
 	ans->status = rep.status;
 	ans->body = rep.body;
 	ans->body_len = rep.body_len;
@@ -121,9 +122,14 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 					      { "foreground", no_argument, NULL, 'f' },
 					      { "web", required_argument, NULL, 'w' },
 					      { "postgres", required_argument, NULL, 'p' },
+					      { "web-cert", required_argument, NULL, 'C' },
+					      { "web-key", required_argument, NULL, 'K' },
+					      { "web-name", required_argument, NULL, 'N' },
+					      { "web-plain-lan", no_argument, NULL, 'P' },
 					      { NULL, 0, NULL, 0 } };
 	struct zila_daemon_config cfg;
-	const char *to[BEACON_TO_MAX], *postgres = NULL;
+	const char *to[BEACON_TO_MAX], *postgres = NULL, *names[WEB_NAMES_MAX + 1] = { NULL };
+	size_t nnames = 0;
 	char host[256], *end;
 	uint16_t port;
 	long v;
@@ -174,12 +180,29 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 		case 'p':
 			postgres = optarg;
 			break;
+		case 'C':
+			cfg.web_cert = optarg;
+			break;
+		case 'K':
+			cfg.web_key = optarg;
+			break;
+		case 'N':
+			if (nnames >= WEB_NAMES_MAX || strlen(optarg) == 0 || strlen(optarg) > 253 || strpbrk(optarg, " /:@[]") != NULL)
+				return cli_usage("daemon", "--web-name '%s': a host name (at most %d of them)", optarg, WEB_NAMES_MAX);
+			names[nnames++] = optarg;
+			cfg.web_names = names;
+			break;
+		case 'P':
+			cfg.web_plain_lan = true;
+			break;
 		default:
 			return cli_usage("daemon", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		return cli_usage("daemon", "unexpected argument '%s'", argv[optind]);
+	if ((cfg.web_cert == NULL) != (cfg.web_key == NULL))
+		return cli_usage("daemon", "a certificate needs its key: give both --web-cert FILE and --web-key FILE");
 	cfg.verbose = cli->verbose;
 	zila_log_set_sink(zila_daemon_log_sink, NULL, cli->verbose ? ZILA_LOG_DEBUG : ZILA_LOG_INFO);
 	struct zila_error err;

@@ -92,8 +92,8 @@ int cmd_service(struct cli *cli, int argc, char **argv)
 		/* No console: the daemon's log goes to DIR/zila.log. */
 		char log[4200];
 		snprintf(log, sizeof(log), "%s/zila.log", cli->dir);
-		if (freopen(log, "a", stderr) != NULL)
-			setvbuf(stderr, NULL, _IONBF, 0);
+		if (zila_os_stderr_to(log) != 0)
+			fprintf(stderr, "zila: cannot write the service's log '%s'\n", log);
 		static char daemon_cmd[] = "daemon";
 		argv[1] = daemon_cmd;
 		struct svc_ctx c = { cli, argc - 1, argv + 1 };

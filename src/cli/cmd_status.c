@@ -61,6 +61,13 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	} else {
 		printf(", no LAN discovery\n");
 	}
+	json_t *web = json_object_get(st, "web");
+	if (json_is_object(web)) {
+		printf("web:        %s/ (%s)\n", jstr(web, "url", "?"),
+		       json_is_true(json_object_get(web, "lan")) ? "the LAN logs in with a password" : "this computer: 'zila open'");
+		if (json_is_string(json_object_get(web, "fingerprint")))
+			printf("            TLS certificate SHA-256 %s\n", jstr(web, "fingerprint", ""));
+	}
 	json_t *hq = json_object_get(st, "hq");
 	if (json_is_object(hq)) {
 		cli_ago(when, sizeof(when), json_integer_value(json_object_get(hq, "last_sync")));
@@ -89,6 +96,20 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			printf("            %lld entries (%lld KiB) wait for a newer schema; the most from one device: "
 			       "%lld (it may park %d)\n",
 			       jint(l, "held"), (jint(l, "held_bytes") + 1023) / 1024, jint(l, "held_most"), ZILA_HELD_MAX);
+	}
+	json_t *at = json_object_get(st, "attachments");
+	if (json_is_object(at) && jint(at, "referenced") > 0) {
+		printf("attachments: %lld referred to (%lld KiB); ", jint(at, "referenced"),
+		       (jint(at, "referenced_bytes") + 1023) / 1024);
+		if (jint(at, "missing") == 0)
+			printf("all here\n");
+		else
+			printf("%lld not here yet (%lld KiB, %lld KiB of it held in part)%s\n", jint(at, "missing"),
+			       (jint(at, "missing_bytes") + 1023) / 1024, (jint(at, "partial_bytes") + 1023) / 1024,
+			       jint(at, "moving_bytes") > 0 ? "; coming now" : "; 'zila attachment ls' lists them");
+		if (jint(at, "moving_bytes") > 0)
+			printf("             moving now: %lld KiB received, %lld KiB to come\n", (jint(at, "moved_bytes") + 1023) / 1024,
+			       (jint(at, "moving_bytes") + 1023) / 1024);
 	}
 	json_t *mi = json_object_get(st, "mirror");
 	if (json_is_object(mi)) {

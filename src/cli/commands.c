@@ -5,6 +5,7 @@
 
 #define CMD(name) int cmd_##name(struct cli *cli, int argc, char **argv);
 CMD(init)
+CMD(web)
 CMD(track)
 CMD(schema)
 CMD(sql)
@@ -14,6 +15,8 @@ CMD(vector)
 CMD(log)
 CMD(checkpoint)
 CMD(history)
+CMD(attach)
+CMD(attachment)
 CMD(conflicts)
 CMD(duplicates)
 CMD(bundle)
@@ -60,6 +63,11 @@ const struct cli_command cli_commands[] = {
 	  CLI_STORE | CLI_TRUST },
 	{ "history", cmd_history, "how much history this replica keeps (a laptop: 90 days; HQ: all); set it; drop what is older and covered by a checkpoint",
 	  "zila history\nzila history --days N|all\nzila history prune", CLI_STORE },
+	{ "attach", cmd_attach, "add a file (a photo, a scanned form) to the replica and print its reference; it syncs after the rows",
+	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]", CLI_STORE },
+	{ "attachment", cmd_attachment, "list attachments (here, partial, missing); copy one out, fetching it first",
+	  "zila attachment [ls]\nzila attachment get REF OUT [--wait SECS]\nzila attachment set NAME VALUE\n"
+	  "zila attachment collect", CLI_STORE },
 	{ "conflicts", cmd_conflicts, "list overwritten values and parked rows; resolve one, link an orphan to a parent, drop a row",
 	  "zila conflicts\nzila conflicts resolve ID --keep kept|lost\nzila conflicts resolve ID --value TEXT\n"
 	  "zila conflicts relink TABLE:ID COLUMN=VALUE\nzila conflicts drop TABLE:ID", 0 },
@@ -82,15 +90,19 @@ const struct cli_command cli_commands[] = {
 	{ "whoami", cmd_whoami, "print this device's id, organisation and role", "zila whoami", CLI_STORE | CLI_TRUST },
 	{ "revoke", cmd_revoke, "cut off a lost district or block device: sign a revocation (HQ)", "zila revoke DEVICE", CLI_STORE | CLI_TRUST },
 	{ "daemon", cmd_daemon, "run the sync daemon in the foreground (LAN discovery, peers, HQ uplink)",
-	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--web ADDR:PORT|off] [--postgres CONNINFO] [--foreground]", 0 },
+	  "zila daemon [--listen ADDR:PORT] [--beacon-port N] [--beacon-to ADDR[:PORT]]... [--max-sessions N] [--idle-timeout SECS] [--web ADDR:PORT|off] [--web-name NAME]... [--web-cert FILE --web-key FILE] [--web-plain-lan] [--postgres CONNINFO] [--foreground]", 0 },
 	{ "mirror", cmd_mirror, "HQ: keep the merged state in PostgreSQL (the daemon's mirror); set its connection string, or copy once",
 	  "zila mirror set CONNINFO\nzila mirror off\nzila mirror show\nzila mirror once [CONNINFO]", 0 },
 	{ "status", cmd_status, "show the daemon's view: device, HQ, peers, unsent changes, conflicts, replica errors, warnings", "zila status", CLI_DAEMON },
 	{ "peers", cmd_peers, "list known peers: address, last seen, last sync, pending entries, source", "zila peers", CLI_DAEMON },
 	{ "peer", cmd_peer, "configure a peer (or HQ) the daemon dials", "zila peer add [--hq] HOST:PORT\nzila peer remove HOST:PORT\nzila peer remove --hq", 0 },
 	{ "sync", cmd_sync, "sync now with every known peer, one peer, or HQ (--wait: exit 1 also when the peer refused some of our entries)", "zila sync [PEER|hq] [--wait] [--timeout SECS]", CLI_DAEMON },
-	{ "open", cmd_open, "print a one-time login link of the daemon's web interface (http://127.0.0.1:7480/)",
-	  "zila open", 0 },
+	{ "open", cmd_open, "print a one-time login link of the daemon's web interface (http://127.0.0.1:7480/); Windows: open it in the browser",
+	  "zila open", CLI_DAEMON },
+	{ "web", cmd_web, "the web interface from the LAN: its password, HQ staff's accounts (admin, viewer, one district), its TLS fingerprint",
+	  "zila web\nzila web password [--clear] [--password-file FILE]\n"
+	  "zila web account add NAME --role admin|viewer|district:ID [--password-file FILE]\n"
+	  "zila web account ls\nzila web account rm NAME\nzila web account passwd NAME [--password-file FILE]", CLI_STORE | CLI_TRUST },
 	{ "stop", cmd_stop, "stop the running daemon and wait until it has exited", "zila stop", CLI_DAEMON },
 	{ "service", cmd_service, "the daemon as a Windows service started at boot (install as an administrator; the replica stays on uninstall)",
 	  "zila -d DIR service install [DAEMON OPTIONS]\nzila service uninstall\nzila -d DIR service run [DAEMON OPTIONS]", 0 },
@@ -103,6 +115,8 @@ const struct cli_details cli_details[] = {
 	  "('Name Local' is name_local; 'District' is district_id).\n"
 	  "--map HEADER=COLUMN maps another header; --map HEADER= (nothing after =) ignores that\n"
 	  "column of the file, e.g. --map S.No.= for a serial number column.\n"
+	  "A foreign key is the parent's id, or its code where the parent has one: booth number\n"
+	  "'110' is the row's district's booth 110 (a number two units share is refused).\n"
 	  "Rows match on the id column, else on the table's natural key such as (district, phone);\n"
 	  "a match whose name differs is rejected for review, never merged into the other person.\n"
 	  "Phones become 10-digit mobiles, or landlines as 0612-2234567; dates DD-MM-YYYY become\n"
@@ -110,6 +124,17 @@ const struct cli_details cli_details[] = {
 	  "row with no district gets the laptop's own. Errors name the spreadsheet row (the header\n"
 	  "is row 1). --dry-run shows, row by row, what would be created and changed (old -> new).\n"
 	  "A file Excel saved as 'CSV (Comma delimited)' has ? for Hindi letters: save it as 'CSV UTF-8'." },
+	{ "web",
+	  "The interface listens on 127.0.0.1 and logs in with 'zila open''s one-time link. To open it\n"
+	  "to the LAN, set a password (or accounts), then start the daemon on a LAN address:\n"
+	  "  zila web password\n  zila daemon --web 0.0.0.0:7480 [--web-name office-pc.local]\n"
+	  "It is then served over TLS with a certificate made once beside the replica (or --web-cert\n"
+	  "FILE --web-key FILE); 'zila web' prints its SHA-256 fingerprint for staff to compare with\n"
+	  "what their browser shows. --web-plain-lan serves the LAN without TLS (a district office\n"
+	  "whose browsers would balk at a self-signed certificate; never at HQ). Roles: admin (all\n"
+	  "this device may do), viewer (reads only), district:ID (that district only, as its laptop).\n"
+	  "From the third wrong password in a row, each makes the next try from that computer wait\n"
+	  "1, 2, 4, ... s (at most 15 min)." },
 	{ "export",
 	  "A text cell that starts with = + - @, a tab or a carriage return is written with a ' before it,\n"
 	  "so that Excel shows it and never runs it as a formula (plain numbers such as -12 stay numbers);\n"

@@ -129,7 +129,7 @@ static int cmd_help_list(void)
 		printf("  %-12s %s\n", c->name, c->summary);
 	printf("\nThe replica directory is -d DIR, else $ZILA_DIR, else ~/.zila when it exists, else the\n"
 	       "installed service's replica (/var/lib/zila) when it exists (members of its group zila reach its\n"
-	       "daemon: status, peers, sync), else ~/.zila.\n"
+	       "daemon: status, peers, sync; on Windows, %%ProgramData%%\\zila, also open), else ~/.zila.\n"
 	       "Exit codes: 0 success, 1 the operation failed, 2 misuse, 3 the daemon is not running.\n"
 	       "Run 'zila help COMMAND' or 'zila COMMAND --help' for a command's options.\n");
 	return CLI_OK;

@@ -39,6 +39,12 @@ struct conn {
 	struct zila_channel ch;
 	bool ch_init;
 	struct zila_session *sess;
+	/* The blob phase after the rows (attachments, #25; both Hellos offered it): made with
+	 * the session (the peer may start it first), started once the session is DONE. */
+	struct zila_blobx *bx;
+	bool blobs_started;
+	uint64_t blobs_at_ms; /* when the blob phase started (loop time) */
+	uint64_t blobs_checked_ms; /* we last looked for new local rows (blobs_yield) */
 	int64_t own_offered; /* our own entries when the session started, after its seal */
 	struct zila_join_check jc;
 	uint8_t invite_id[ZILA_INVITE_ID_LEN]; /* JOIN responder: the id message 1 named */
@@ -73,6 +79,17 @@ struct conn {
 	uint8_t first[16];   /* the first bytes it sent: what answered, when it is not zila */
 	size_t nfirst;
 	bool busy_refused;   /* the peer turned our handshake away unanswered, soon after a sync */
+	/* A large received window is applied in slices of about APPLY_SLICE_BYTES, one per turn
+	 * of the loop (apply_idle), so other peers' handshakes and sessions go on meanwhile;
+	 * the connection reads nothing more until the window is applied, and bytes that came
+	 * with the window's last message wait in held_in. */
+	uv_idle_t apply_idle;
+	bool applying;
+	const struct zila_view *apply_v; /* the session's window, borrowed until applied */
+	size_t apply_n, apply_next;
+	uint64_t apply_defer_since; /* a slice waits for handshakes since (monotonic ms), or 0 */
+	struct zila_apply_stats apply_st; /* of the slices so far */
+	struct zila_buf held_in;
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */
 	size_t nskip;
 	uint8_t rbuf[READ_CHUNK];
@@ -101,6 +118,8 @@ struct rate_slot {
 };
 
 /* The connection table. */
+#define NOREF_MAX 64
+
 struct conns {
 	const struct net_env *env;
 	struct conn_hooks hooks;
@@ -113,6 +132,10 @@ struct conns {
 	uv_timer_t noisy_timer;
 	unsigned noisy_logged;
 	uint64_t noisy_quiet[NOISY_KINDS]; /* not logged one by one */
+	/* Peers a session failed with on a key sent by reference (ZILA_EREF): later sessions
+	 * with them send and take keys whole (until the daemon restarts). */
+	uint8_t noref[NOREF_MAX][32];
+	unsigned nnoref;
 };
 
 /* What to dial. */
@@ -137,6 +160,9 @@ void conns_stop(struct conns *cs);
 int conn_dial(struct conns *cs, const struct conn_dial *d, struct conn **out);
 /* Takes a connection waiting on the listener. */
 void conn_accept(struct conns *cs, uv_stream_t *listener);
+/* Sessions with this device send and take keys whole from now on (a session failed on a
+ * key sent by reference). */
+void conn_noref_add(struct conns *cs, const uint8_t device[32]);
 /* Gives a handshake token back to the source address ip (a session from it completed). */
 void conn_rate_refund(struct conns *cs, const char *ip);
 void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len, int status);

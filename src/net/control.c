@@ -1,9 +1,11 @@
-/* The local control socket DIR/zila.sock (on Windows a named pipe that answers only clients
- * of the daemon's user, zila_os_ctl_name): one JSON request per line, JSON lines back. The
- * socket's mode follows the replica directory's: 0600, or 0660 when the directory lets its
- * group in (0750, the Debian package's service replica), so that the group's members reach
- * the daemon; only the daemon's own user (or root) may stop it or ask for a web login
- * (zila_os_ctl_peer_owner). Requests: {"cmd":"status"}, {"cmd":"peers"},
+/* The local control socket DIR/zila.sock (on Windows a named pipe, zila_os_ctl_name): one
+ * JSON request per line, JSON lines back. The socket's mode follows the replica directory's:
+ * 0600, or 0660 when the directory lets its group in (0750, the Debian package's service
+ * replica), so that the group's members reach the daemon and may ask for a web login
+ * (zila_os_ctl_peer_web: the office's users work there); only the daemon's own user (or
+ * root) may stop it (zila_os_ctl_peer_owner). On Windows each client is checked (zila_os_ctl_peer_ok: the
+ * daemon's user; to the service also Administrators and the local group zila); one refused
+ * gets one error line saying how to get access, and is closed. Requests: {"cmd":"status"}, {"cmd":"peers"},
  * {"cmd":"sync","peer":P,"wait":B}, {"cmd":"stop"}, {"cmd":"reload"}, {"cmd":"web-login"} (a
  * one-time login link of the web interface). A waiting sync streams {"progress":[...]} lines
  * and ends with a line holding "done":true. */
@@ -225,16 +227,19 @@ static void handle_line(struct ctl *c, const char *line, size_t len)
 		ctl_send(c, json_pack("{s:b, s:o}", "ok", 1, "peers", ct->hooks.peers(ct->hooks.ctx)));
 	} else if (strcmp(cmd, "sync") == 0) {
 		do_sync(c, json_string_value(json_object_get(req, "peer")), json_is_true(json_object_get(req, "wait")));
-	} else if (strcmp(cmd, "web-login") == 0 && !c->owner) {
-		/* The web interface acts with the replica's keys, which the group may not use. */
-		ctl_error(c, "only the daemon's own user may open its web interface ('sudo -u zila zila open')");
+	} else if (strcmp(cmd, "web-login") == 0 && !c->web) {
+		/* not reached where the OS layer lets every admitted caller in (zila_os_ctl_peer_web) */
+		ctl_error(c, "you may not open this daemon's web interface; ask its administrator");
 	} else if (strcmp(cmd, "web-login") == 0) {
 		ctl_send(c, ct->hooks.web_login(ct->hooks.ctx));
 	} else if (strcmp(cmd, "reload") == 0) {
 		ct->hooks.reload(ct->hooks.ctx);
 		ctl_send(c, json_pack("{s:b}", "ok", 1));
 	} else if (strcmp(cmd, "stop") == 0 && !c->owner) {
-		ctl_error(c, "only the daemon's own user may stop it; a service stops with 'sudo systemctl stop zila'");
+		char msg[256];
+		snprintf(msg, sizeof(msg), "only the daemon's own user may stop it; a service stops with %s",
+			 zila_os_service_stop_how());
+		ctl_error(c, msg);
 	} else if (strcmp(cmd, "stop") == 0) {
 		ctl_send(c, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)zila_os_pid()));
 		ct->hooks.stop(ct->hooks.ctx);
@@ -295,12 +300,24 @@ static void on_ctl_connection(uv_stream_t *server, int status)
 	c->next = d->ctls;
 	d->ctls = c;
 	uv_os_fd_t fd;
-	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
-	    !zila_os_ctl_peer_ok((intptr_t)fd) || uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read) != 0) {
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0) {
+		ctl_close(c);
+		return;
+	}
+	if (!zila_os_ctl_peer_ok((intptr_t)fd)) {
+		/* Told why (and how to get in), then closed: no request of theirs is read. */
+		ctl_error(c, zila_os_ctl_refusal());
+		c->close_on_flush = true;
+		if (c->nwrites == 0)
+			ctl_close(c);
+		return;
+	}
+	if (uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read) != 0) {
 		ctl_close(c);
 		return;
 	}
 	c->owner = zila_os_ctl_peer_owner((intptr_t)fd);
+	c->web = zila_os_ctl_peer_web((intptr_t)fd);
 }
 
 int control_start(struct control *d, const struct net_env *env, const char *dir, const struct control_hooks *hooks,
@@ -320,7 +337,10 @@ int control_start(struct control *d, const struct net_env *env, const char *dir,
 	uv_pipe_init(env->loop, &d->pipe, 0);
 	d->open = true;
 	r = uv_pipe_bind(&d->pipe, d->sock_path);
-	if (zila_os_ctl_bound(d->sock_path) != 0 && r == 0)
+	uv_os_fd_t pfd = (uv_os_fd_t)-1;
+	if (r == 0 && uv_fileno((uv_handle_t *)&d->pipe, &pfd) != 0)
+		pfd = (uv_os_fd_t)-1;
+	if (zila_os_ctl_bound(d->sock_path, (intptr_t)pfd) != 0 && r == 0)
 		r = UV_EPERM;
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&d->pipe, 16, on_ctl_connection);

@@ -42,6 +42,7 @@ struct ctl {
 	struct zila_buf in;
 	bool closing, close_on_flush;
 	bool owner;       /* runs as the daemon's user or root (SO_PEERCRED): may stop it */
+	bool web;         /* may have a web login link (zila_os_ctl_peer_web) */
 	unsigned nwrites; /* responses being written */
 	/* sync --wait: the targets waited for and the session number each must pass */
 	size_t nwait;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "daemon_int.h"
+#include "zila/blob.h"
 #include "peers.h"
 #include "zila/clock.h"
 #include "zila/log.h"
@@ -122,34 +123,44 @@ static void daemon_kick(struct daemon *d)
 struct offered_ctx {
 	struct daemon *d;
 	int64_t own;
+	bool pending;
 };
 
-/* Whether p's session, running or last completed, offered our first own entries (a
- * session offers what its start sealed). */
+/* Whether p's session in flight, or its last completed one, carries our own entries up to
+ * o->own (and changes not sealed yet when o->pending): zila_sched_covered decides. */
 static bool offered(void *ctx, const struct zila_sched_peer *p)
 {
 	struct offered_ctx *o = ctx;
 	const struct target *t = target_of((struct zila_sched_peer *)p);
 	const struct conn *c = t->conn;
+	enum zila_sched_conn state = ZILA_SCHED_CONN_NONE;
+	int64_t offered_own = t->own_offered;
 	if (c == NULL && p->has_device)
 		c = conn_with(&o->d->conns, p->device, true); /* it dialled us */
-	if (c != NULL)
-		return c->state == CONN_SESSION && c->own_offered >= o->own;
-	return t->own_offered >= o->own;
+	if (c != NULL && c->mode == ZILA_CHANNEL_MEMBER && c->state != CONN_CLOSED) {
+		if (c->sess != NULL && (c->state == CONN_SESSION || c->state == CONN_CLOSING)) {
+			state = ZILA_SCHED_CONN_SESSION;
+			offered_own = c->own_offered;
+		} else if (c->state != CONN_JOIN) {
+			state = ZILA_SCHED_CONN_STARTING;
+		}
+	}
+	return zila_sched_covered(state, offered_own, o->own, o->pending);
 }
 
 /* Wants a sync with every peer but except_device's (and LAN peers not heard lately),
- * skipping those offered our first own entries already (own >= 0). */
-static void want_targets(struct daemon *d, const uint8_t *except_device, int64_t own)
+ * skipping those a session in flight or the last one carries our own entries up to own
+ * (and, pending, changes not sealed yet) for; own < 0: every peer. */
+static void want_targets(struct daemon *d, const uint8_t *except_device, int64_t own, bool pending)
 {
-	struct offered_ctx o = { d, own };
+	struct offered_ctx o = { d, own, pending };
 	zila_sched_want_all(&d->sched, except_device, uv_now(&d->loop), own >= 0 ? offered : NULL, &o);
 	daemon_kick(d);
 }
 
 static void want_all(struct daemon *d, const uint8_t *except_device)
 {
-	want_targets(d, except_device, -1);
+	want_targets(d, except_device, -1, false);
 }
 
 /* Failures of our own replica rather than of the peer or the link. */
@@ -232,8 +243,14 @@ static void on_ended(void *ctx, struct conn *c)
 	}
 	/* A cut link makes the next session commit every chunk; our own replica's trouble,
 	 * or the peer's that it told us of, says nothing about the link. */
+	bool ref_failed = st != NULL && st->ref_failed;
 	if (t != NULL && !c->duplicate)
-		t->flaky = !ok && c->sess != NULL && !local_fault && c->result != ZILA_EPEER;
+		t->flaky = !ok && c->sess != NULL && !local_fault && c->result != ZILA_EPEER && !ref_failed;
+	if (ref_failed && c->has_peer) {
+		conn_noref_add(&d->conns, c->peer_pk);
+		zila_log(ZILA_LOG_INFO, "a key sent by reference in the session with %s was not found: sessions with it send keys whole",
+			 c->addr);
+	}
 	if (st != NULL && st->entries_applied > 0 && d->cfg.watch != NULL && d->cfg.watch->changed != NULL)
 		d->cfg.watch->changed(d->cfg.watch->ctx);
 	if (st != NULL && st->entries_received > 0)
@@ -300,6 +317,7 @@ static void on_ended(void *ctx, struct conn *c)
 			.busy_refused = c->busy_refused,
 			.local_fault = local_fault,
 			.joined = joined,
+			.ref_failed = ref_failed,
 			.rnd = randombytes_random(),
 		};
 		struct zila_sched_after after;
@@ -310,7 +328,10 @@ static void on_ended(void *ctx, struct conn *c)
 		} else if (after.busy_retry) {
 			/* A user waiting for this sync waits for the quick retry. */
 			snprintf(t->last_error, sizeof(t->last_error), "%s", c->reason);
-			zila_log(ZILA_LOG_INFO, "%s is busy; trying again in %u ms", t->sp.addr, after.delay_ms);
+			if (ref_failed)
+				zila_log(ZILA_LOG_INFO, "syncing with %s again at once, keys whole", t->sp.addr);
+			else
+				zila_log(ZILA_LOG_INFO, "%s is busy; trying again in %u ms", t->sp.addr, after.delay_ms);
 			daemon_kick(d);
 			return;
 		} else if (ok) {
@@ -447,6 +468,8 @@ static int daemon_reload(struct daemon *d)
 	char *peers = NULL, *hq = NULL;
 	uint64_t now = uv_now(&d->loop);
 	(void)daemon_identity(d);
+	/* Enrolled by 'zila join' while running (the service): beacons start now, not at a restart. */
+	(void)discovery_start(&d->disc);
 	if (zila_store_meta_get(d->store, ZILA_META_NET_PEERS, &peers) != 0)
 		peers = NULL;
 	if (d->env.id.is_hq || zila_store_meta_get(d->store, ZILA_META_JOIN_HQ, &hq) != 0 || hq == NULL || hq[0] == '\0') {
@@ -508,13 +531,10 @@ static void on_debounce(uv_timer_t *h)
 			d->cfg.watch->changed(d->cfg.watch->ctx);
 	}
 	d->own_sealed = own;
-	if (pending || own < 0) {
-		want_all(d, NULL);
-		return;
-	}
-	/* Sealed, nothing pending: most often by a session's start, which offers them to its
-	 * peer; only peers no session since has offered them to need one. */
-	want_targets(d, NULL, own);
+	/* Sealed by a session's start, most often, which offers them to its peer; pending, a
+	 * session that has not started yet will seal them. Only peers no such session carries
+	 * them to need one: never a second session with a peer while one is in flight. */
+	want_targets(d, NULL, own, pending);
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -640,16 +660,14 @@ static void ctl_progress(void *ctx, const void *key, json_t *o)
 static json_t *ctl_web_login(void *ctx)
 {
 	struct daemon *d = ctx;
-	char tok[WEB_SECRET_HEX + 1], url[WEB_SECRET_HEX + 400];
+	char tok[WEB_SECRET_HEX + 1], url[WEB_SECRET_HEX + 512];
 	if (d->web_listen[0] == '\0' || web_token_new(&d->web, tok) != 0)
 		return json_pack("{s:b, s:s}", "ok", 0, "error",
 				 "the web interface is off (setting web.listen, or 'zila daemon --web ADDR:PORT')");
 	/* The token goes in the fragment, which a browser never sends, so no log ever holds it. */
-	char host[256];
-	uint16_t port = 0;
-	if (zila_hostport_parse(d->web_listen, host, sizeof(host), &port) != 0)
-		port = 7480;
-	snprintf(url, sizeof(url), "http://%s:%u/login#t=%s", strchr(host, ':') ? "[::1]" : "127.0.0.1", port, tok);
+	char base[400];
+	web_base_url(&d->web, base, sizeof(base));
+	snprintf(url, sizeof(url), "%s/login#t=%s", base, tok);
 	json_t *o = json_pack("{s:b, s:s}", "ok", 1, "url", url);
 	sodium_memzero(tok, sizeof(tok));
 	sodium_memzero(url, sizeof(url));
@@ -791,7 +809,9 @@ static int start_web(struct daemon *d, const struct web_hooks *wh, struct zila_e
 {
 	if (d->web_listen[0] == '\0')
 		return 0;
-	int r = web_start(&d->web, &d->env, d->web_listen, wh, err);
+	const struct web_opts wo = { d->cfg.dir, d->cfg.web_cert, d->cfg.web_key, d->cfg.web_names, d->cfg.web_plain_lan,
+				     d->env.id.is_hq };
+	int r = web_start(&d->web, &d->env, d->web_listen, &wo, wh, err);
 	if (r != 0 && !d->web_explicit) {
 		zila_log(ZILA_LOG_WARN, "%s: running without the web interface", zila_error_msg(err, r));
 		web_stop(&d->web);
@@ -870,6 +890,10 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 		goto out;
 	}
 	zila_os_ignore_sigpipe();
+	unsigned long nfd = zila_os_raise_fd_limit();
+	if (nfd != 0 && nfd < 4u * (cfg->max_sessions ? cfg->max_sessions : 64) + 64)
+		zila_log(ZILA_LOG_WARN, "only %lu open files allowed (ulimit -n): fewer sessions than --max-sessions %u "
+			 "may run at once", nfd, cfg->max_sessions ? cfg->max_sessions : 64);
 	if ((r = take_lock(d, err)) != 0)
 		goto out;
 	if ((r = zila_store_open(&d->store, d->dir, err)) != 0)
@@ -954,8 +978,26 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	else
 		zila_log(ZILA_LOG_WARN, "device %s is not enrolled: it syncs with nobody; see 'zila join'", id);
 	zila_log(ZILA_LOG_INFO, "listening on tcp %s; control socket %s", d->listen_addr, d->ctl.sock_path);
-	if (d->web_listen[0])
-		zila_log(ZILA_LOG_INFO, "web interface on http://%s/ ('zila open' for a login link)", d->web_listen);
+	{
+		/* Attachments no row has referred to since the history horizon go (#25); the first
+		 * start that finds one unreferenced notes the time. */
+		struct zila_error cerr;
+		uint64_t nb = 0, bytes = 0;
+		zila_error_clear(&cerr);
+		if (zila_blob_collect(d->store, zila_store_horizon_ms(d->store), &nb, &bytes, &cerr) != 0)
+			zila_log(ZILA_LOG_WARN, "cannot collect attachments: %s", cerr.msg);
+		else if (nb > 0)
+			zila_log(ZILA_LOG_INFO, "removed %llu attachments (%llu bytes) no row has referred to since the history horizon",
+				 (unsigned long long)nb, (unsigned long long)bytes);
+	}
+	if (d->web_listen[0]) {
+		char base[400];
+		web_base_url(&d->web, base, sizeof(base));
+		zila_log(ZILA_LOG_INFO, "web interface on %s/ ('zila open' for a login link%s)", base,
+			 d->web.lan ? "; from the LAN with a password" : "");
+		if (d->web.tls != NULL)
+			zila_log(ZILA_LOG_INFO, "web interface's TLS certificate: SHA-256 %s", d->web.fingerprint);
+	}
 	discovery_start(&d->disc);
 	daemon_reload(d);
 	if (d->sched.hq != NULL)

@@ -40,6 +40,12 @@
 #define PROGRESS_MS 1000
 #define PROGRESS_MIN_BYTES 512
 #define APPLY_EVERY_MS 1000
+/* A received window larger than this is applied in slices of about this many bytes of
+ * entries (an entry is never split: one of 16-256 KiB wire form is a slice alone), one
+ * transaction each, the loop turning between them (conn.c), so that other peers'
+ * handshakes do not wait for a window's seconds (#20). */
+#define APPLY_SLICE_BYTES (32 * 1024)
+#define APPLY_DEFER_MS 20 /* a slice waits at most this long for handshakes under way */
 #define LINK_AHEAD_MS 2000
 #define LINK_QUEUE_MIN (32 * 1024)
 #define CHUNK_LINK_MS 1000
@@ -50,11 +56,13 @@
 /* Inbound connections not authenticated yet (in the handshake) have their own limits and do
  * not count against max_sessions: at most PREAUTH_PER_ADDR per source address, at most
  * max_sessions in all (but at least PREAUTH_MAX and at most PREAUTH_CAP), the one waiting
- * longest closed to make room for a newcomer (an honest handshake takes a few round trips;
- * a slow or replayed one waits for its deadline). A fan-in within the session cap never
+ * longest closed to make room for a newcomer once it has waited PREAUTH_EVICT_MS (an honest
+ * handshake takes a few round trips; a slow or replayed one waits for its deadline), else
+ * the newcomer refused. A fan-in within the session cap never
  * has a handshake closed (#24: 50 laptops at once were told "connection reset by peer"). */
 #define PREAUTH_MAX 32
-#define PREAUTH_CAP 256
+#define PREAUTH_CAP 1024 /* 64 KiB of read buffer each: 64 MiB at most */
+#define PREAUTH_EVICT_MS 500
 #define PREAUTH_PER_ADDR 4
 /* Refusals and failed handshakes of unauthenticated connections are logged one by one at
  * most NOISY_BURST times per NOISY_WINDOW_MS; the rest are counted in one line per window. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon_int.h"
+#include "zila/blobx.h"
 #include "zila/clock.h"
 #include "zila/log.h"
 #include "zila/os.h"
@@ -43,6 +44,15 @@ static void add_progress(json_t *o, const struct conn *c)
 		/* Unknown (absent) until the peer said how many it sends: no fraction is made up. */
 		if (st->to_receive || st->peer_done_entries || st->in_step)
 			json_object_set_new(o, "to_receive", json_integer((json_int_t)st->to_receive));
+	}
+	if (c->bx != NULL && c->blobs_started) {
+		/* the blob phase after the rows (#25): bytes of attachments come and go */
+		const struct zila_blobx_stats *bs = zila_blobx_stats(c->bx);
+		json_t *b = json_object();
+		json_object_set_new(b, "received_bytes", json_integer((json_int_t)bs->received_bytes));
+		json_object_set_new(b, "pending_bytes", json_integer((json_int_t)bs->pending_bytes));
+		json_object_set_new(b, "sent_bytes", json_integer((json_int_t)bs->served_bytes));
+		json_object_set_new(o, "attachments", b);
 	}
 }
 
@@ -243,6 +253,13 @@ json_t *status_json(struct daemon *d)
 			json_object_set_new(o, "scope_name", json_string(dname));
 	}
 	json_object_set_new(o, "listen", json_string(d->listen_addr));
+	if (d->web_listen[0] != '\0') {
+		char base[400];
+		web_base_url(&d->web, base, sizeof(base));
+		json_object_set_new(o, "web", json_pack("{s:s, s:b, s:b, s:o}", "url", base, "lan", d->web.lan, "tls",
+							d->web.tls != NULL, "fingerprint",
+							d->web.tls ? json_string(d->web.fingerprint) : json_null()));
+	}
 	json_object_set_new(o, "beacon_port", json_integer(d->disc.udp_open ? d->disc.beacon_port : 0));
 	json_object_set_new(o, "beacons_heard", json_integer((json_int_t)d->disc.nbeacons_heard));
 	json_object_set_new(o, "last_beacon_s", opt_int(d->disc.last_beacon_ms != 0,
@@ -319,6 +336,26 @@ json_t *status_json(struct daemon *d)
 		json_object_set_new(l, "held_bytes", json_integer(counts.held_bytes));
 		json_object_set_new(l, "held_most", json_integer(counts.held_most));
 		json_object_set_new(o, "local", l);
+	}
+	/* Attachments (#25): what rows refer to and is not here yet, and what is on its way. */
+	struct zila_blob_stats bst;
+	if (zila_blob_stats(d->store, &bst, NULL) == 0) {
+		json_t *a = json_object();
+		uint64_t coming = 0, done = 0;
+		for (const struct conn *c = d->conns.list; c != NULL; c = c->next)
+			if (c->bx != NULL && c->blobs_started) {
+				coming += zila_blobx_stats(c->bx)->pending_bytes;
+				done += zila_blobx_stats(c->bx)->received_bytes;
+			}
+		json_object_set_new(a, "referenced", json_integer((json_int_t)bst.nref));
+		json_object_set_new(a, "referenced_bytes", json_integer((json_int_t)bst.ref_bytes));
+		json_object_set_new(a, "missing", json_integer((json_int_t)bst.nmissing));
+		json_object_set_new(a, "missing_bytes", json_integer((json_int_t)bst.missing_bytes));
+		json_object_set_new(a, "partial", json_integer((json_int_t)bst.npartial));
+		json_object_set_new(a, "partial_bytes", json_integer((json_int_t)bst.partial_bytes));
+		json_object_set_new(a, "moving_bytes", json_integer((json_int_t)coming));
+		json_object_set_new(a, "moved_bytes", json_integer((json_int_t)done));
+		json_object_set_new(o, "attachments", a);
 	}
 	json_object_set_new(o, "replica", json_string(d->dir));
 	json_object_set_new(o, "last_error", d->store_error ? json_string(d->store_error_msg) : json_null());

@@ -13,7 +13,7 @@
 #include "zila/buf.h"
 #include "zila/log.h"
 
-enum conn_state { C_READING, C_SSE, C_CLOSING };
+enum conn_state { C_READING, C_WAITING, C_SSE, C_CLOSING }; /* C_WAITING: a password check runs */
 
 struct web_conn {
 	struct web_conn *next;
@@ -26,8 +26,12 @@ struct web_conn {
 	bool too_big;
 	/* the headers the checks need */
 	char host[300], origin[300], csrf[WEB_SECRET_HEX + 8], session[WEB_SECRET_HEX + 8];
-	unsigned nwrites;
+	unsigned nwrites; /* writes in flight, and a password check (the connection outlives both) */
 	uint64_t last_ms;
+	char peer[64];     /* the source address, for the wrong-password waits */
+	struct webtls *tls; /* NULL: plain HTTP */
+	bool tls_seen;      /* the first bytes came (a plain HTTP request on the TLS port is refused) */
+	struct zila_buf plain, wire;
 };
 
 struct web_write {
@@ -64,6 +68,9 @@ static void on_closed(uv_handle_t *h)
 	zila_buf_release(&c->field);
 	zila_buf_release(&c->value);
 	zila_buf_release(&c->body);
+	zila_buf_release(&c->plain);
+	zila_buf_release(&c->wire);
+	webtls_free(c->tls);
 	free(c);
 }
 
@@ -97,7 +104,7 @@ static void on_written(uv_write_t *req, int status)
 		conn_close(c);
 }
 
-static void send_bytes(struct web_conn *c, char *p, size_t len)
+static void send_raw(struct web_conn *c, char *p, size_t len)
 {
 	struct web_write *wr = malloc(sizeof(*wr));
 	if (wr == NULL) {
@@ -117,6 +124,29 @@ static void send_bytes(struct web_conn *c, char *p, size_t len)
 	}
 }
 
+/* Sends p (malloc'd, taken), through TLS when the connection has it. */
+static void send_bytes(struct web_conn *c, char *p, size_t len)
+{
+	if (c->tls == NULL) {
+		send_raw(c, p, len);
+		return;
+	}
+	c->wire.len = 0;
+	int r = webtls_write(c->tls, p, len, &c->wire);
+	free(p);
+	if (r != 0) {
+		conn_close(c);
+		return;
+	}
+	char *q = malloc(c->wire.len ? c->wire.len : 1);
+	if (q == NULL) {
+		conn_close(c);
+		return;
+	}
+	memcpy(q, c->wire.p, c->wire.len);
+	send_raw(c, q, c->wire.len);
+}
+
 static const char *reason_phrase(int status)
 {
 	switch (status) {
@@ -132,6 +162,7 @@ static const char *reason_phrase(int status)
 	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
 	case 421: return "Misdirected Request";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 503: return "Service Unavailable";
 	default: return status < 500 ? "Bad Request" : "Internal Server Error";
@@ -225,7 +256,7 @@ static struct web_session *session_of(struct web *w, const char *id)
 		struct web_session *s = &w->sessions[i];
 		if (s->id[0] == '\0' || !secret_eq(s->id, id))
 			continue;
-		if (now - s->last_ms > WEB_SESSION_IDLE_MS) {
+		if (now - s->last_ms > WEB_SESSION_IDLE_MS || now - s->made_ms > WEB_SESSION_MAX_MS) {
 			sodium_memzero(s, sizeof(*s));
 			return NULL;
 		}
@@ -235,7 +266,7 @@ static struct web_session *session_of(struct web *w, const char *id)
 	return NULL;
 }
 
-static struct web_session *session_new(struct web *w)
+static struct web_session *session_new(struct web *w, const char *role, const char *account)
 {
 	struct web_session *slot = &w->sessions[0];
 	for (size_t i = 0; i < WEB_SESSIONS_MAX; i++) {
@@ -248,21 +279,199 @@ static struct web_session *session_new(struct web *w)
 	}
 	random_hex(slot->id);
 	random_hex(slot->csrf);
-	slot->last_ms = now_ms(w);
+	slot->last_ms = slot->made_ms = now_ms(w);
+	slot->by_password = false;
+	snprintf(slot->role, sizeof(slot->role), "%s", role);
+	snprintf(slot->account, sizeof(slot->account), "%s", account);
 	return slot;
 }
 
-/* POST /api/login {"token": T}: a token is good once, for WEB_TOKEN_TTL_MS. */
+/* What a password session logged in with (its hash and role), as a short digest. */
+static void cred_of(const char *hash, const char *role, uint8_t out[16])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 16);
+	crypto_generichash_update(&st, (const unsigned char *)hash, strlen(hash) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)role, strlen(role) + 1);
+	crypto_generichash_final(&st, out, 16);
+}
+
+/* A password session holds while its account (or the device's password) is as it was. */
+static bool session_still_valid(const struct web *w, const struct web_session *s)
+{
+	char hash[256], role[ZILA_WEBAUTH_ROLE_MAX + 1];
+	uint8_t cred[16];
+	if (!s->by_password)
+		return true;
+	if (zila_webauth_lookup(w->dir, s->account, hash, sizeof(hash), role) != 0)
+		return false;
+	cred_of(hash, role, cred);
+	return sodium_memcmp(cred, s->cred, sizeof(cred)) == 0;
+}
+
+/* The session cookie: Secure when the interface speaks TLS. */
+static struct web_session *login_ok(struct web_conn *c, const char *role, const char *account)
+{
+	struct web *w = c->w;
+	struct web_session *s = session_new(w, role, account);
+	char cookie[WEB_SECRET_HEX + 128];
+	snprintf(cookie, sizeof(cookie), "Set-Cookie: zila_session=%s; Path=/; HttpOnly; SameSite=Strict%s\r\n", s->id,
+		 w->tls ? "; Secure" : "");
+	respond_json(c, 200, json_pack("{s:b, s:s}", "ok", 1, "csrf", s->csrf), cookie);
+	return s;
+}
+
+/* The wrong-password record of addr (NULL: none; make: a slot for it, the oldest reused). */
+static struct web_fail *fail_of(struct web *w, const char *addr, bool make)
+{
+	uint64_t now = now_ms(w);
+	struct web_fail *old = &w->fails[0];
+	for (size_t i = 0; i < WEB_FAILS_MAX; i++) {
+		struct web_fail *f = &w->fails[i];
+		if (f->addr[0] != '\0' && now - f->last_ms > WEB_FAIL_FORGET_MS && now >= f->until_ms)
+			memset(f, 0, sizeof(*f));
+		if (f->addr[0] != '\0' && strcmp(f->addr, addr) == 0)
+			return f;
+		if (f->addr[0] == '\0' || (old->addr[0] != '\0' && f->last_ms < old->last_ms))
+			old = f;
+	}
+	if (!make)
+		return NULL;
+	memset(old, 0, sizeof(*old));
+	snprintf(old->addr, sizeof(old->addr), "%s", addr);
+	return old;
+}
+
+struct web_verify {
+	uv_work_t req;
+	struct web_conn *c;
+	char hash[256];
+	char role[ZILA_WEBAUTH_ROLE_MAX + 1];
+	char account[ZILA_WEBAUTH_NAME_MAX + 1];
+	char *pw; /* sodium_malloc'd */
+	size_t pw_len;
+	bool found, ok;
+};
+
+static void verify_work(uv_work_t *req)
+{
+	struct web_verify *v = container_of(req, struct web_verify, req);
+	/* The check runs whether or not the name exists (its hash is then a decoy): a wrong name
+	 * and a wrong password take the same time. */
+	bool ok = zila_webauth_verify(v->hash, v->pw, v->pw_len);
+	v->ok = ok && v->found;
+}
+
+static void verify_done(uv_work_t *req, int status)
+{
+	struct web_verify *v = container_of(req, struct web_verify, req);
+	struct web_conn *c = v->c;
+	struct web *w = c->w;
+	sodium_free(v->pw);
+	w->nverify--;
+	c->nwrites--;
+	if (c->state != C_WAITING) { /* closed meanwhile */
+		if (c->state == C_CLOSING && c->nwrites == 0)
+			conn_close(c);
+		free(v);
+		return;
+	}
+	c->state = C_READING;
+	if (status == 0 && v->ok) {
+		struct web_fail *f = fail_of(w, c->peer, false);
+		if (f != NULL)
+			memset(f, 0, sizeof(*f));
+		zila_log(ZILA_LOG_INFO, "web: %s%s%s logged in with a password from %s", v->account[0] ? "account '" : "the owner",
+			 v->account, v->account[0] ? "'" : "", c->peer);
+		struct web_session *s = login_ok(c, v->role, v->account);
+		s->by_password = true;
+		cred_of(v->hash, v->role, s->cred);
+	} else {
+		struct web_fail *f = fail_of(w, c->peer, true);
+		uint64_t now = now_ms(w);
+		f->n++;
+		f->last_ms = now;
+		/* A slip or two costs nothing but the check's own time; then each wrong one doubles the
+		 * wait before the next try: 1 s, 2 s, 4 s, ... at most WEB_FAIL_WAIT_MAX_MS. */
+		unsigned k = f->n > WEB_FAIL_FREE ? f->n - WEB_FAIL_FREE : 0;
+		uint64_t wait = k == 0 ? 0 : k > 20 ? WEB_FAIL_WAIT_MAX_MS : 1000ULL << (k - 1);
+		f->until_ms = now + (wait < WEB_FAIL_WAIT_MAX_MS ? wait : WEB_FAIL_WAIT_MAX_MS);
+		zila_log(ZILA_LOG_WARN, "web: a wrong name or password from %s (%u in a row; the next try waits %llu s)", c->peer,
+			 f->n, (unsigned long long)(wait / 1000));
+		respond_error(c, 401, "bad_password", "wrong name or password");
+	}
+	free(v);
+	if (c->state == C_READING && llhttp_get_errno(&c->parser) == HPE_PAUSED)
+		llhttp_resume(&c->parser);
+}
+
+/* POST /api/login {"password": P, "name"?: N}: checked off the loop (Argon2id), after the
+ * wait that earlier wrong passwords from this address earned. */
+static void login_password(struct web_conn *c, const char *name, const char *pw)
+{
+	struct web *w = c->w;
+	if (!zila_webauth_any(w->dir)) {
+		respond_error(c, 400, "no_password",
+			      "no password is set for this interface: on this computer run 'zila open', or set one with "
+			      "'zila web password'");
+		return;
+	}
+	struct web_fail *f = fail_of(w, c->peer, false);
+	uint64_t now = now_ms(w);
+	if (f != NULL && now < f->until_ms) {
+		unsigned secs = (unsigned)((f->until_ms - now + 999) / 1000);
+		char extra[64], msg[160];
+		snprintf(extra, sizeof(extra), "Retry-After: %u\r\n", secs);
+		snprintf(msg, sizeof(msg), "too many wrong passwords from this computer: try again in %u s", secs);
+		respond_json(c, 429, json_pack("{s:s, s:s, s:i}", "error", msg, "code", "slow_down", "retry_after", secs),
+			     extra);
+		return;
+	}
+	if (w->nverify >= WEB_VERIFY_MAX) {
+		respond_error(c, 503, "busy", "too many logins at once: try again in a moment");
+		return;
+	}
+	struct web_verify *v = calloc(1, sizeof(*v));
+	size_t n = strlen(pw);
+	if (v == NULL || n > ZILA_WEBAUTH_PASSWORD_MAX || (v->pw = sodium_malloc(n + 1)) == NULL) {
+		free(v);
+		respond_error(c, n > ZILA_WEBAUTH_PASSWORD_MAX ? 401 : 503, n > ZILA_WEBAUTH_PASSWORD_MAX ? "bad_password" : "busy",
+			      n > ZILA_WEBAUTH_PASSWORD_MAX ? "wrong name or password" : "out of memory");
+		return;
+	}
+	memcpy(v->pw, pw, n + 1);
+	v->pw_len = n;
+	v->c = c;
+	v->found = zila_webauth_lookup(w->dir, name, v->hash, sizeof(v->hash), v->role) == 0;
+	snprintf(v->account, sizeof(v->account), "%s", name ? name : "");
+	if (uv_queue_work(w->env->loop, &v->req, verify_work, verify_done) != 0) {
+		sodium_free(v->pw);
+		free(v);
+		respond_error(c, 503, "busy", "cannot check the password now: try again");
+		return;
+	}
+	w->nverify++;
+	c->nwrites++; /* the connection waits for the check */
+	c->state = C_WAITING;
+}
+
+/* POST /api/login {"token": T}: a token is good once, for WEB_TOKEN_TTL_MS; or a password. */
 static void do_login(struct web_conn *c)
 {
 	struct web *w = c->w;
 	json_t *req = json_loadb((const char *)c->body.p, c->body.len, 0, NULL);
 	const char *tok = json_string_value(json_object_get(req, "token"));
+	const char *pw = json_string_value(json_object_get(req, "password"));
+	const char *name = json_string_value(json_object_get(req, "name"));
+	if (tok == NULL && pw != NULL) {
+		login_password(c, name, pw);
+		json_decref(req); /* jansson frees the password's copy; the body buffer is reused */
+		sodium_memzero(c->body.p, c->body.len);
+		return;
+	}
 	if (tok == NULL) {
 		json_decref(req);
-		respond_error(c, 400, "invalid",
-			      json_object_get(req, "password") ? "no password is set for this interface; use 'zila open'"
-							       : "the login needs a token: run 'zila open'");
+		respond_error(c, 400, "invalid", "the login needs a token ('zila open') or a password");
 		return;
 	}
 	struct web_token *hit = NULL;
@@ -279,11 +488,8 @@ static void do_login(struct web_conn *c)
 		return;
 	}
 	hit->used = true;
-	struct web_session *s = session_new(w);
-	char cookie[WEB_SECRET_HEX + 128];
-	snprintf(cookie, sizeof(cookie), "Set-Cookie: zila_session=%s; Path=/; HttpOnly; SameSite=Strict\r\n", s->id);
 	zila_log(ZILA_LOG_INFO, "web: a login with a one-time token");
-	respond_json(c, 200, json_pack("{s:b, s:s}", "ok", 1, "csrf", s->csrf), cookie);
+	login_ok(c, "owner", "");
 }
 
 /* --- requests -------------------------------------------------------------------------------- */
@@ -291,19 +497,21 @@ static void do_login(struct web_conn *c)
 static bool host_ok(const struct web *w, const char *host)
 {
 	for (size_t i = 0; i < w->nhosts; i++)
-		if (strcmp(w->hosts[i], host) == 0)
+		if (strcasecmp(w->hosts[i], host) == 0)
 			return true;
 	return false;
 }
 
-/* The Origin header, when a browser sent one, is the page's own: http://HOST. */
+/* The Origin header, when a browser sent one, is the page's own: http(s)://HOST. */
 static bool origin_ok(const struct web *w, const char *origin)
 {
 	if (origin[0] == '\0')
 		return true;
-	if (strncmp(origin, "http://", 7) != 0)
+	const char *scheme = w->tls ? "https://" : "http://";
+	size_t n = strlen(scheme);
+	if (strncmp(origin, scheme, n) != 0)
 		return false;
-	return host_ok(w, origin + 7);
+	return host_ok(w, origin + n);
 }
 
 static int hexval(int ch)
@@ -421,7 +629,7 @@ static void do_api(struct web_conn *c, const char *method, const char *path, con
 		respond_error(c, 413, "too_big", "the request is too big");
 		return;
 	}
-	struct zila_web_call call = { method, path, query, (const char *)c->body.p, c->body.len - 1 };
+	struct zila_web_call call = { method, path, query, (const char *)c->body.p, c->body.len - 1, s->role, s->account };
 	struct zila_web_answer ans;
 	memset(&ans, 0, sizeof(ans));
 	ans.status = 500;
@@ -429,6 +637,7 @@ static void do_api(struct web_conn *c, const char *method, const char *path, con
 	if (strcmp(path, "/api/session") == 0 && ans.status == 200) {
 		json_t *o = json_loadb(ans.body ? ans.body : "", ans.body_len, 0, NULL);
 		json_object_set_new(o, "csrf", json_string(s->csrf));
+		json_object_set_new(o, "account", json_pack("{s:s, s:s}", "name", s->account, "role", s->role));
 		free(ans.body);
 		respond_json(c, 200, o, NULL);
 		return;
@@ -468,7 +677,7 @@ static void handle(struct web_conn *c)
 	/* DNS rebinding: a page of another name that resolves to us must get nothing. */
 	if (!host_ok(w, c->host)) {
 		zila_log(ZILA_LOG_DEBUG, "web: refused a request for host '%.60s'", c->host);
-		respond_error(c, 421, "host", "this interface answers only at its own address (127.0.0.1 or localhost)");
+		respond_error(c, 421, "host", "this interface answers only at its own address (127.0.0.1, localhost or its configured name)");
 		return;
 	}
 	if (path[0] != '/' || !path_decode(path) || strstr(path, "/..") != NULL) {
@@ -494,8 +703,14 @@ static void handle(struct web_conn *c)
 		return;
 	}
 	struct web_session *s = c->session[0] ? session_of(w, c->session) : NULL;
+	if (s != NULL && !session_still_valid(w, s)) {
+		sodium_memzero(s, sizeof(*s)); /* its account was removed, or its password or role changed */
+		s = NULL;
+	}
 	if (s == NULL) {
-		respond_error(c, 401, "not_logged_in", "not logged in: run 'zila open' for a login link");
+		respond_error(c, 401, "not_logged_in",
+			      w->lan ? "not logged in: log in with the password, or run 'zila open' on the computer itself"
+				     : "not logged in: run 'zila open' for a login link");
 		return;
 	}
 	if (changes && !secret_eq(s->csrf, c->csrf)) {
@@ -661,7 +876,46 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread == 0 || c->state != C_READING)
 		return;
 	c->last_ms = now_ms(c->w);
-	llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)nread);
+	const char *data = buf->base;
+	size_t len = (size_t)nread;
+	if (c->tls != NULL) {
+		if (!c->tls_seen && (unsigned char)data[0] != 0x16) {
+			/* Not a TLS handshake: a plain HTTP request on the TLS port. Said in plain words, unencrypted. */
+			static const char msg[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+						  "Connection: close\r\nContent-Length: 73\r\n\r\n"
+						  "This address speaks HTTPS only: open it with https:// instead of http://\n";
+			char *p = malloc(sizeof(msg) - 1);
+			c->state = C_CLOSING;
+			if (p != NULL) {
+				memcpy(p, msg, sizeof(msg) - 1);
+				send_raw(c, p, sizeof(msg) - 1);
+			}
+			if (c->nwrites == 0)
+				conn_close(c);
+			return;
+		}
+		c->tls_seen = true;
+		c->plain.len = c->wire.len = 0;
+		int r = webtls_feed(c->tls, data, len, &c->plain, &c->wire);
+		if (c->wire.len > 0) {
+			char *p = malloc(c->wire.len);
+			if (p != NULL) {
+				memcpy(p, c->wire.p, c->wire.len);
+				send_raw(c, p, c->wire.len);
+			}
+		}
+		if (r != 0) {
+			c->state = C_CLOSING;
+			if (c->nwrites == 0)
+				conn_close(c);
+			return;
+		}
+		if (c->plain.len == 0)
+			return;
+		data = (const char *)c->plain.p;
+		len = c->plain.len;
+	}
+	llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
 	if (e == HPE_OK || e == HPE_PAUSED)
 		return;
 	if (c->too_big)
@@ -688,6 +942,8 @@ static void on_connection(uv_stream_t *server, int status)
 	zila_buf_init(&c->field, WEB_HEAD_MAX);
 	zila_buf_init(&c->value, WEB_HEAD_MAX);
 	zila_buf_init(&c->body, WEB_BODY_MAX + 1);
+	zila_buf_init(&c->plain, WEB_BODY_MAX + WEB_HEAD_MAX);
+	zila_buf_init(&c->wire, WEB_BODY_MAX + WEB_HEAD_MAX);
 	llhttp_init(&c->parser, HTTP_REQUEST, &settings);
 	uv_tcp_init(w->env->loop, &c->tcp);
 	c->tcp.data = c;
@@ -696,6 +952,15 @@ static void on_connection(uv_stream_t *server, int status)
 	w->conns = c;
 	w->nconns++;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		conn_close(c);
+		return;
+	}
+	struct sockaddr_storage peer;
+	int plen = sizeof(peer);
+	snprintf(c->peer, sizeof(c->peer), "?");
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) == 0)
+		uv_ip_name((struct sockaddr *)&peer, c->peer, sizeof(c->peer));
+	if (w->tls != NULL && (c->tls = webtls_new(w->tls)) == NULL) {
 		conn_close(c);
 		return;
 	}
@@ -751,8 +1016,32 @@ static void on_tick(uv_timer_t *h)
 	}
 }
 
-int web_start(struct web *w, const struct net_env *env, const char *listen, const struct web_hooks *hooks,
-	      struct zila_error *err)
+static bool is_loopback(const char *host)
+{
+	return strcmp(host, "127.0.0.1") == 0 || strcmp(host, "::1") == 0;
+}
+
+static bool is_wildcard(const char *host)
+{
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+}
+
+/* A Host header the interface answers to: "name:port", and "name" alone on the scheme's own port. */
+static void host_add(struct web *w, const char *name, uint16_t port)
+{
+	bool v6 = strchr(name, ':') != NULL;
+	for (int bare = 0; bare < 2 && w->nhosts < WEB_HOSTS_MAX; bare++) {
+		if (bare && port != (w->tls ? 443 : 80))
+			break;
+		if (bare)
+			snprintf(w->hosts[w->nhosts++], sizeof(w->hosts[0]), v6 ? "[%s]" : "%s", name);
+		else
+			snprintf(w->hosts[w->nhosts++], sizeof(w->hosts[0]), v6 ? "[%s]:%u" : "%s:%u", name, port);
+	}
+}
+
+int web_start(struct web *w, const struct net_env *env, const char *listen, const struct web_opts *opts,
+	      const struct web_hooks *hooks, struct zila_error *err)
 {
 	char host[256];
 	uint16_t port;
@@ -770,19 +1059,73 @@ int web_start(struct web *w, const struct net_env *env, const char *listen, cons
 	settings.on_body = on_body;
 	settings.on_message_complete = on_message_complete;
 	snprintf(w->listen, sizeof(w->listen), "%s", listen);
+	snprintf(w->dir, sizeof(w->dir), "%s", opts->dir ? opts->dir : ".");
 	if (zila_hostport_parse(listen, host, sizeof(host), &port) != 0)
 		return zila_error_set(err, ZILA_EINVAL, "web address '%s' is not ADDR:PORT", listen);
 	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
 	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
 		return zila_error_set(err, ZILA_EINVAL, "web address '%s' is not a numeric IP address", listen);
-	if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::1") != 0)
+	w->lan = !is_loopback(host);
+	/* The LAN gets the interface only behind a password, and over TLS unless the owner says
+	 * otherwise for a district office (never at HQ). */
+	if (w->lan && !zila_webauth_any(w->dir))
 		return zila_error_set(err, ZILA_EINVAL,
-				      "the web interface listens on loopback only (127.0.0.1 or [::1]), not '%s': LAN "
-				      "access with a password is not built yet",
+				      "the web interface serves '%s' (not this computer alone) only with a password: set one "
+				      "with 'zila web password' (or accounts: 'zila web account add'), then start the daemon again",
 				      listen);
-	snprintf(w->hosts[w->nhosts++], sizeof(w->hosts[0]), "127.0.0.1:%u", port);
-	snprintf(w->hosts[w->nhosts++], sizeof(w->hosts[0]), "localhost:%u", port);
-	snprintf(w->hosts[w->nhosts++], sizeof(w->hosts[0]), "[::1]:%u", port);
+	if (w->lan && opts->plain_lan && opts->hq)
+		return zila_error_set(err, ZILA_EINVAL,
+				      "HQ serves its web interface on the LAN over TLS only: leave out --web-plain-lan");
+	bool tls = opts->cert != NULL || (w->lan && !opts->plain_lan);
+	if (tls) {
+		const char *names[WEB_HOSTS_MAX + 2];
+		size_t nn = 0;
+		names[nn++] = host;
+		for (size_t i = 0; opts->names != NULL && opts->names[i] != NULL && nn < WEB_HOSTS_MAX; i++)
+			names[nn++] = opts->names[i];
+		uv_interface_address_t *ifs = NULL;
+		int nifs = 0;
+		char ips[WEB_HOSTS_MAX][64];
+		if (is_wildcard(host) && uv_interface_addresses(&ifs, &nifs) == 0) {
+			for (int i = 0; i < nifs && nn < WEB_HOSTS_MAX; i++) {
+				uv_ip_name((const struct sockaddr *)&ifs[i].address, ips[nn], sizeof(ips[0]));
+				if (strchr(ips[nn], '%') == NULL) { /* a link-local v6 with a zone: not in a certificate */
+					names[nn] = ips[nn];
+					nn++;
+				}
+			}
+			uv_free_interface_addresses(ifs, nifs);
+		}
+		names[nn] = NULL;
+		int r = webtls_ctx_new(&w->tls, w->dir, opts->cert, opts->key, names, w->fingerprint, err);
+		if (r != 0)
+			return r;
+	}
+	host_add(w, "127.0.0.1", port);
+	host_add(w, "localhost", port);
+	host_add(w, "::1", port);
+	if (w->lan && !is_wildcard(host))
+		host_add(w, host, port);
+	if (is_wildcard(host)) {
+		/* Any of this computer's addresses: a literal address cannot be a rebinding name. */
+		uv_interface_address_t *ifs = NULL;
+		int nifs = 0;
+		if (uv_interface_addresses(&ifs, &nifs) == 0) {
+			for (int i = 0; i < nifs; i++) {
+				char ip[64];
+				uv_ip_name((const struct sockaddr *)&ifs[i].address, ip, sizeof(ip));
+				if (!is_loopback(ip) && strchr(ip, '%') == NULL)
+					host_add(w, ip, port);
+			}
+			uv_free_interface_addresses(ifs, nifs);
+		}
+	}
+	for (size_t i = 0; opts->names != NULL && opts->names[i] != NULL; i++)
+		host_add(w, opts->names[i], port);
+	if (w->lan && opts->plain_lan)
+		zila_log(ZILA_LOG_WARN, "web: the interface on '%s' is plain HTTP (--web-plain-lan): passwords and pages "
+					"cross the LAN unencrypted",
+			 listen);
 	uv_tcp_init(env->loop, &w->listener);
 	uv_timer_init(env->loop, &w->timer);
 	w->listening = w->timer_on = true;
@@ -792,6 +1135,19 @@ int web_start(struct web *w, const struct net_env *env, const char *listen, cons
 		return zila_error_set(err, r, "cannot serve the web interface on '%s': %s", listen, uv_strerror(r));
 	uv_timer_start(&w->timer, on_tick, WEB_TICK_MS, WEB_TICK_MS);
 	return 0;
+}
+
+void web_base_url(const struct web *w, char *out, size_t n)
+{
+	char host[256];
+	uint16_t port = WEB_PORT;
+	if (zila_hostport_parse(w->listen, host, sizeof(host), &port) != 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (strcmp(host, "0.0.0.0") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	else if (strcmp(host, "::") == 0)
+		snprintf(host, sizeof(host), "::1");
+	snprintf(out, n, strchr(host, ':') ? "%s://[%s]:%u" : "%s://%s:%u", w->tls ? "https" : "http", host, port);
 }
 
 void web_stop(struct web *w)
@@ -812,4 +1168,6 @@ void web_stop(struct web *w)
 	w->last_status = NULL;
 	sodium_memzero(w->tokens, sizeof(w->tokens));
 	sodium_memzero(w->sessions, sizeof(w->sessions));
+	webtls_ctx_free(w->tls); /* every connection's SSL holds its own reference to the context */
+	w->tls = NULL;
 }

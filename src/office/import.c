@@ -40,6 +40,10 @@ struct column {
 	char *fk_col;
 	sqlite3_stmt *fk_check;
 	struct kcache fk_seen; /* values known to be in fk_table */
+	/* A parent with a code column (a booth's number "110"): a value that is no id is looked up
+	 * by code, in the row's district when the parent has one; NULL otherwise. */
+	sqlite3_stmt *fk_by_code;
+	struct kcache fk_codes; /* "district\x1fcode" -> id */
 };
 
 struct value {
@@ -282,6 +286,31 @@ static int load_table(struct zila_csv_import *im, struct zila_error *err)
 		office_sb_str(&b, " = ?1");
 		r = office_prepare(db, &b, &c->fk_check, err);
 		free(b.p);
+		if (r != 0)
+			goto out;
+		/* a parent with a code: "110" names booth 110 (of the row's district, if the parent has districts) */
+		bool has_code = false, has_district = false;
+		sqlite3_stmt *ti = NULL;
+		if (sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info(?1)", -1, &ti, NULL) != SQLITE_OK)
+			goto dberr;
+		sqlite3_bind_text(ti, 1, c->fk_table, -1, SQLITE_STATIC);
+		while (sqlite3_step(ti) == SQLITE_ROW) {
+			const char *cn = (const char *)sqlite3_column_text(ti, 0);
+			has_code = has_code || (cn && strcmp(cn, "code") == 0);
+			has_district = has_district || (cn && strcmp(cn, "district_id") == 0);
+		}
+		sqlite3_finalize(ti);
+		if (!has_code)
+			continue;
+		struct office_sb q = { 0 };
+		office_sb_str(&q, "SELECT ");
+		office_sb_ident(&q, c->fk_col);
+		office_sb_str(&q, " FROM ");
+		office_sb_ident(&q, c->fk_table);
+		office_sb_str(&q, has_district ? " WHERE code = ?1 AND (?2 IS NULL OR district_id = ?2) LIMIT 2"
+					       : " WHERE code = ?1 LIMIT 2");
+		r = office_prepare(db, &q, &c->fk_by_code, err);
+		free(q.p);
 		if (r != 0)
 			goto out;
 	}
@@ -637,6 +666,52 @@ static int read_cells(struct zila_csv_import *im, struct zila_error *err)
 		bind_value(c->fk_check, 1, c, v);
 		int rc = sqlite3_step(c->fk_check);
 		sqlite3_reset(c->fk_check);
+		if (rc == SQLITE_DONE && c->fk_by_code != NULL) {
+			/* not an id: a code, such as a booth's number, within the row's district */
+			const char *dist = NULL;
+			if (im->district_col >= 0 && !im->vals[im->district_col].null)
+				dist = im->vals[im->district_col].p;
+			else if (im->o->own_district != NULL)
+				dist = im->o->own_district;
+			char key[2 * OFFICE_NORM_MAX + 2];
+			int kn = snprintf(key, sizeof(key), "%s\x1f%.*s", dist ? dist : "", (int)v->len, v->p);
+			const char *id = kn > 0 && (size_t)kn < sizeof(key) ? kcache_get(&c->fk_codes, key, (size_t)kn) : NULL;
+			if (id == NULL) {
+				sqlite3_bind_text(c->fk_by_code, 1, v->p, (int)v->len, SQLITE_TRANSIENT);
+				if (dist != NULL)
+					sqlite3_bind_text(c->fk_by_code, 2, dist, -1, SQLITE_TRANSIENT);
+				else
+					sqlite3_bind_null(c->fk_by_code, 2);
+				int n = 0;
+				char found[OFFICE_NORM_MAX] = "";
+				while ((rc = sqlite3_step(c->fk_by_code)) == SQLITE_ROW) {
+					if (n++ == 0)
+						snprintf(found, sizeof(found), "%s", (const char *)sqlite3_column_text(c->fk_by_code, 0));
+				}
+				sqlite3_reset(c->fk_by_code);
+				sqlite3_clear_bindings(c->fk_by_code);
+				if (rc != SQLITE_DONE) {
+					r = zila_error_set(err, ZILA_EDB, "cannot look up %s: %s", c->name, sqlite3_errmsg(im->db));
+					goto out;
+				}
+				if (n == 0)
+					REJECT("%s '%s' is not in table %s (neither an id nor a code)", c->name,
+					       office_show(sh, v->p, v->len), c->fk_table);
+				if (n > 1)
+					REJECT("%s '%s' is the code of several rows of %s: use its id", c->name,
+					       office_show(sh, v->p, v->len), c->fk_table);
+				if (kn > 0 && (size_t)kn < sizeof(key) && kcache_put(&c->fk_codes, key, (size_t)kn, found) != 0) {
+					r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+					goto out;
+				}
+				snprintf(v->norm, sizeof(v->norm), "%s", found);
+			} else {
+				snprintf(v->norm, sizeof(v->norm), "%s", id);
+			}
+			v->p = v->norm;
+			v->len = strlen(v->norm);
+			continue;
+		}
 		if (rc == SQLITE_DONE)
 			REJECT("%s '%s' is not in table %s", c->name, office_show(sh, v->p, v->len),
 			       c->fk_table);
@@ -1660,7 +1735,9 @@ void zila_csv_import_free(struct zila_csv_import *im)
 		free(im->cols[i].fk_table);
 		free(im->cols[i].fk_col);
 		kcache_free(&im->cols[i].fk_seen);
+		kcache_free(&im->cols[i].fk_codes);
 		sqlite3_finalize(im->cols[i].fk_check);
+		sqlite3_finalize(im->cols[i].fk_by_code);
 	}
 	free(im->cols);
 	for (size_t k = 0; k < KEYS_MAX; k++)

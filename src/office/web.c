@@ -484,6 +484,8 @@ struct wtable *web_table(struct zila_office_web *w, const char *name)
 /* Whether the device may write t at all (a district laptop: not the org-wide tables). */
 static bool table_writable(const struct zila_office_web *w, const struct wtable *t)
 {
+	if (w->viewer)
+		return false;
 	return w->district == NULL || t->pcol != NULL;
 }
 
@@ -1577,4 +1579,39 @@ void zila_office_web_handle(struct zila_office_web *w, const char *method, const
 	}
 out:
 	json_decref(jb);
+}
+
+void zila_office_web_handle_as(struct zila_office_web *w, const char *role, const char *method, const char *path,
+			       const char *query, const char *body, size_t body_len, struct zila_office_reply *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (role == NULL || strcmp(role, "owner") == 0 || strcmp(role, "admin") == 0) {
+		zila_office_web_handle(w, method, path, query, body, body_len, out);
+	} else if (strcmp(role, "viewer") == 0) {
+		bool reads = strcmp(method, "GET") == 0 || (strcmp(method, "PUT") == 0 && strcmp(path, "/api/session") == 0);
+		if (!reads) {
+			web_reply_error(out, 403, "role", NULL, "this account may read, not change: ask an admin");
+			return;
+		}
+		w->viewer = w->no_admin = true;
+		zila_office_web_handle(w, method, path, query, body, body_len, out);
+		w->viewer = w->no_admin = false;
+	} else if (strncmp(role, "district:", 9) == 0 && role[9] != '\0') {
+		/* The device's own scope, narrowed to the account's district: the same checks then
+		 * hold as on that district's laptop. An account for a district the device does not
+		 * hold sees nothing. */
+		char *own = w->district;
+		if (own != NULL && strcmp(own, role + 9) != 0) {
+			web_reply_error(out, 403, "scope", NULL, "this account is for district '%s', which this laptop does not hold",
+					role + 9);
+			return;
+		}
+		w->district = (char *)(uintptr_t)(role + 9);
+		w->no_admin = true;
+		zila_office_web_handle(w, method, path, query, body, body_len, out);
+		w->district = own;
+		w->no_admin = false;
+	} else {
+		web_reply_error(out, 403, "role", NULL, "this account's role '%s' is not one zila knows", role);
+	}
 }

@@ -4,6 +4,7 @@
  * devices, and HQ's invites and revocations (as `zila invite` and `zila revoke`). A
  * district laptop sees its own district only. */
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,7 +226,25 @@ struct devs {
 	const char *find; /* a readable id to look for (revoke), or NULL */
 	uint8_t found[32];
 	bool hit;
+	json_t *met; /* hex device key -> {last_sync_at, last_seen_at}, from the peer table */
 };
+
+/* When this replica last met and last synced with each device (the daemon's peer table). */
+static int met_one(void *ctx, const struct zila_peer_record *p)
+{
+	json_t *met = ctx;
+	char hex[65];
+	if (p->device == NULL)
+		return 0;
+	sodium_bin2hex(hex, sizeof(hex), p->device, 32);
+	json_t *o = json_object();
+	if (p->has_last_sync)
+		json_object_set_new(o, "last_sync_at", json_integer(p->last_sync));
+	if (p->has_last_seen)
+		json_object_set_new(o, "last_seen_at", json_integer(p->last_seen));
+	json_object_set_new(met, hex, o);
+	return 0;
+}
 
 static int dev_one(void *ctx, const struct zila_cert *c)
 {
@@ -249,18 +268,25 @@ static int dev_one(void *ctx, const struct zila_cert *c)
 		zila_revocation_release(&rv);
 	if (!(zila_trust_org(d->w->s, root_pk) == 0 && memcmp(root_pk, c->issuer_pk, 32) == 0))
 		zila_device_id(c->issuer_pk, issuer);
-	json_array_append_new(d->arr,
-			      json_pack("{s:s, s:s, s:s, s:o, s:I, s:b, s:b, s:s}", "id", id, "name", c->name, "role",
-					zila_role_name(c->role), "district", c->scope_all ? json_null() : json_string(c->district),
-					"expires", (json_int_t)c->not_after, "expired", (uint64_t)time(NULL) > c->not_after,
-					"revoked", revoked, "issuer", issuer));
+	json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:b, s:b, s:s}", "id", id, "name", c->name, "role",
+			      zila_role_name(c->role), "district", c->scope_all ? json_null() : json_string(c->district),
+			      "expires", (json_int_t)c->not_after, "expired", (uint64_t)time(NULL) > c->not_after, "revoked",
+			      revoked, "issuer", issuer);
+	char hex[65];
+	sodium_bin2hex(hex, sizeof(hex), c->device_pk, 32);
+	json_object_update(o, json_object_get(d->met, hex)); /* last_sync_at, last_seen_at when known */
+	json_array_append_new(d->arr, o);
 	return 0;
 }
 
 void web_devices(struct zila_office_web *w, struct zila_office_reply *out)
 {
-	struct devs d = { w, json_array(), NULL, { 0 }, false };
-	if (zila_trust_cert_each(w->s, dev_one, &d) != 0) {
+	struct devs d = { w, json_array(), NULL, { 0 }, false, json_object() };
+	if (zila_store_peer_each(w->s, met_one, d.met) != 0)
+		json_object_clear(d.met); /* the devices are listed without when they synced */
+	int r = zila_trust_cert_each(w->s, dev_one, &d);
+	json_decref(d.met);
+	if (r != 0) {
 		json_decref(d.arr);
 		web_reply_error(out, 500, "internal", NULL, "cannot read the devices");
 		return;
@@ -274,7 +300,7 @@ void web_devices_act(struct zila_office_web *w, bool invite, json_t *body, struc
 {
 	struct zila_error err;
 	zila_error_clear(&err);
-	if (!w->hq) {
+	if (!w->hq || w->no_admin) {
 		web_reply_error(out, 403, "scope", NULL, "only HQ %s devices", invite ? "invites" : "revokes");
 		return;
 	}
@@ -305,7 +331,7 @@ void web_devices_act(struct zila_office_web *w, bool invite, json_t *body, struc
 		free(did);
 		return;
 	}
-	struct devs d = { w, NULL, json_string_value(json_object_get(body, "id")), { 0 }, false };
+	struct devs d = { w, NULL, json_string_value(json_object_get(body, "id")), { 0 }, false, NULL };
 	if (d.find == NULL || zila_trust_cert_each(w->s, dev_one, &d) != 0 || !d.hit) {
 		web_reply_error(out, 404, "not_found", "id", "no enrolled device by that id");
 		return;

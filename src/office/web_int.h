@@ -38,6 +38,9 @@ struct zila_office_web {
 	struct zila_store *s;
 	char *device_id, *name, *district, *org;
 	bool hq;
+	/* For the request being answered: its account's role narrows what the device may do. */
+	bool viewer;   /* reads only */
+	bool no_admin; /* no invites or revocations (a district's account at HQ) */
 	struct wtable *tables;
 	size_t ntables;
 	int64_t schema_version;

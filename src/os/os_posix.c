@@ -21,6 +21,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -326,6 +327,63 @@ int zila_os_rmtree(const char *path)
 	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : io_code(errno);
 }
 
+int zila_os_append(const char *path, const void *p, size_t len, struct zila_error *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return io_fail(err, errno, "write", path);
+	struct stat sb;
+	off_t was = fstat(fd, &sb) == 0 ? sb.st_size : -1;
+	int e = write_all(fd, p, len);
+	if (e != 0 && was >= 0 && ftruncate(fd, was) != 0)
+		e = e ? e : errno;
+	if (close(fd) != 0 && e == 0)
+		e = errno;
+	return e != 0 ? io_fail(err, e, "write", path) : 0;
+}
+
+int zila_os_truncate(const char *path, uint64_t len)
+{
+	return truncate(path, (off_t)len) == 0 ? 0 : io_code(errno);
+}
+
+int zila_os_finish(const char *from, const char *to, bool sync, struct zila_error *err)
+{
+	int e = 0;
+	if (sync) {
+		int fd = open(from, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return io_fail(err, errno, "read", from);
+		e = fsync(fd) != 0 ? errno : 0;
+		if (close(fd) != 0 && e == 0)
+			e = errno;
+	}
+	if (e == 0 && rename(from, to) != 0)
+		e = errno;
+	if (e == 0 && sync)
+		e = sync_dir_of(to);
+	return e != 0 ? io_fail(err, e, "write", to) : 0;
+}
+
+int zila_os_remove(const char *path)
+{
+	return unlink(path) == 0 || errno == ENOENT ? 0 : io_code(errno);
+}
+
+int zila_os_list(const char *dir, int (*fn)(void *ctx, const char *name), void *ctx)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int r = 0;
+	if (d == NULL)
+		return io_code(errno);
+	while (r == 0 && (e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			r = fn(ctx, e->d_name);
+	closedir(d);
+	return r;
+}
+
 int zila_os_copydir(const char *src, const char *dst)
 {
 	DIR *d = opendir(src);
@@ -518,6 +576,20 @@ void zila_os_ignore_sigpipe(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+unsigned long zila_os_raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 0;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1u << 20 : rl.rlim_max;
+		struct rlimit nl = { want, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+			rl.rlim_cur = want;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? 0 : (unsigned long)rl.rlim_cur;
+}
+
 /* --- the daemon's instance lock -------------------------------------------------------- */
 
 struct zila_os_lock {
@@ -596,8 +668,9 @@ bool zila_os_ctl_binding(const char *dir, const char *name)
 	return removed;
 }
 
-int zila_os_ctl_bound(const char *name)
+int zila_os_ctl_bound(const char *name, intptr_t fd)
 {
+	(void)fd;
 	umask(ctl_umask);
 	return chmod(name, ctl_group ? 0660 : 0600) == 0 ? 0 : io_code(errno);
 }
@@ -611,6 +684,21 @@ bool zila_os_ctl_peer_ok(intptr_t fd)
 {
 	(void)fd;
 	return true;
+}
+
+/* The socket's mode lets in only the owner, root and, when the replica's directory lets its
+ * group in, that group: the office's users (the Debian package's group zila), who work in the
+ * web interface. It acts with the device's keys through the daemon, within the device's scope,
+ * as on Windows; the group still never reads the keys or the database itself. */
+bool zila_os_ctl_peer_web(intptr_t fd)
+{
+	(void)fd;
+	return true;
+}
+
+const char *zila_os_ctl_refusal(void)
+{
+	return "you may not use this daemon"; /* not reached: the socket's mode keeps others out */
 }
 
 bool zila_os_ctl_peer_owner(intptr_t fd)
@@ -857,10 +945,33 @@ int zila_os_self_path(char *out, size_t n)
 	return 0;
 }
 
+const char *zila_os_service_start_how(void)
+{
+	return "'sudo systemctl start zila' (after 'sudo -u zila zila -d /var/lib/zila init' or join, once)";
+}
+
+const char *zila_os_service_stop_how(void)
+{
+	return "'sudo systemctl stop zila'";
+}
+
+int zila_os_stderr_to(const char *path)
+{
+	if (freopen(path, "a", stderr) == NULL)
+		return io_code(errno);
+	setvbuf(stderr, NULL, _IONBF, 0);
+	return 0;
+}
+
 int zila_os_open_url(const char *url)
 {
 	(void)url; /* a daemon's host may have no browser: the caller prints the link */
 	return ZILA_ENOTFOUND;
+}
+
+bool zila_os_console_own(void)
+{
+	return false; /* a terminal outlives the command */
 }
 
 /* --- a worker thread ----------------------------------------------------------------- */

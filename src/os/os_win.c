@@ -11,6 +11,7 @@
 #include <sddl.h>
 #include <shellapi.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <io.h>
@@ -81,25 +82,35 @@ static PSID self_sid(void **buf)
 	return *buf != NULL ? ((TOKEN_USER *)*buf)->User.Sid : NULL;
 }
 
-/* A protected DACL that lets this process's user (and, for a directory, what is created in
- * it) do everything, and nobody else anything: no inherited entries for Users or Everyone. */
+/* A protected DACL that lets this process's user, SYSTEM and Administrators (and, for a
+ * directory, what is created in it) do everything, and nobody else anything: no inherited
+ * entries for Users or Everyone. SYSTEM and Administrators, who can take any file anyway, are
+ * there for the service: the installer (an administrator) makes the replica in ProgramData
+ * that the service (LocalSystem) opens, and an administrator's 'zila join' or 'invite' on it
+ * writes files the service must read; with the user alone, each would lock the other out. */
 static int make_owner_only(const char *path, bool dir)
 {
 	void *tu;
 	PSID me = self_sid(&tu);
 	int r = ZILA_EIO;
 	PACL acl = NULL;
-	if (me == NULL)
+	BYTE sys[SECURITY_MAX_SID_SIZE], admins[SECURITY_MAX_SID_SIZE];
+	DWORD sys_len = sizeof(sys), admins_len = sizeof(admins);
+	if (me == NULL || !CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &sys_len) ||
+	    !CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &admins_len))
 		goto out;
-	EXPLICIT_ACCESS_A ea;
-	memset(&ea, 0, sizeof(ea));
-	ea.grfAccessPermissions = GENERIC_ALL;
-	ea.grfAccessMode = SET_ACCESS;
-	ea.grfInheritance = dir ? SUB_CONTAINERS_AND_OBJECTS_INHERIT : NO_INHERITANCE;
-	ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
-	ea.Trustee.TrusteeType = TRUSTEE_IS_USER;
-	ea.Trustee.ptstrName = (LPSTR)me;
-	if (SetEntriesInAclA(1, &ea, NULL, &acl) != ERROR_SUCCESS)
+	EXPLICIT_ACCESS_A ea[3];
+	PSID who[3] = { me, (PSID)sys, (PSID)admins };
+	memset(ea, 0, sizeof(ea));
+	for (int i = 0; i < 3; i++) {
+		ea[i].grfAccessPermissions = GENERIC_ALL;
+		ea[i].grfAccessMode = SET_ACCESS;
+		ea[i].grfInheritance = dir ? SUB_CONTAINERS_AND_OBJECTS_INHERIT : NO_INHERITANCE;
+		ea[i].Trustee.TrusteeForm = TRUSTEE_IS_SID;
+		ea[i].Trustee.TrusteeType = i == 0 ? TRUSTEE_IS_USER : TRUSTEE_IS_WELL_KNOWN_GROUP;
+		ea[i].Trustee.ptstrName = (LPSTR)who[i];
+	}
+	if (SetEntriesInAclA(3, ea, NULL, &acl) != ERROR_SUCCESS)
 		goto out;
 	if (SetNamedSecurityInfoA((LPSTR)path, SE_FILE_OBJECT,
 				  DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, NULL, NULL, acl,
@@ -461,6 +472,81 @@ int zila_os_rmtree(const char *path)
 	return r;
 }
 
+int zila_os_append(const char *path, const void *p, size_t len, struct zila_error *err)
+{
+	int fd = _open(path, _O_WRONLY | _O_CREAT | _O_APPEND | _O_BINARY | _O_NOINHERIT, _S_IREAD | _S_IWRITE);
+	if (fd < 0)
+		return io_fail(err, errno, "write", path);
+	long long was = _lseeki64(fd, 0, SEEK_END);
+	int e = 0;
+	const uint8_t *b = p;
+	while (e == 0 && len > 0) {
+		unsigned chunk = len > (1u << 30) ? (1u << 30) : (unsigned)len;
+		int w = _write(fd, b, chunk);
+		if (w <= 0)
+			e = w < 0 ? errno : EIO;
+		else {
+			b += w;
+			len -= (size_t)w;
+		}
+	}
+	if (e != 0 && was >= 0)
+		(void)_chsize_s(fd, was);
+	if (_close(fd) != 0 && e == 0)
+		e = errno;
+	return e != 0 ? io_fail(err, e, "write", path) : 0;
+}
+
+int zila_os_truncate(const char *path, uint64_t len)
+{
+	int fd = _open(path, _O_WRONLY | _O_BINARY | _O_NOINHERIT);
+	if (fd < 0)
+		return io_code(errno);
+	int e = _chsize_s(fd, (long long)len);
+	_close(fd);
+	return e == 0 ? 0 : io_code(e);
+}
+
+int zila_os_finish(const char *from, const char *to, bool sync, struct zila_error *err)
+{
+	int e = 0;
+	if (sync) {
+		int fd = _open(from, _O_RDWR | _O_BINARY | _O_NOINHERIT);
+		if (fd < 0)
+			return io_fail(err, errno, "read", from);
+		e = _commit(fd) != 0 ? errno : 0;
+		if (_close(fd) != 0 && e == 0)
+			e = errno;
+	}
+	if (e == 0 && !MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING | (sync ? MOVEFILE_WRITE_THROUGH : 0)))
+		e = win_errno(GetLastError());
+	return e != 0 ? io_fail(err, e, "write", to) : 0;
+}
+
+int zila_os_remove(const char *path)
+{
+	if (DeleteFileA(path) || GetLastError() == ERROR_FILE_NOT_FOUND || GetLastError() == ERROR_PATH_NOT_FOUND)
+		return 0;
+	return io_code(win_errno(GetLastError()));
+}
+
+int zila_os_list(const char *dir, int (*fn)(void *ctx, const char *name), void *ctx)
+{
+	char pat[MAX_PATH * 4];
+	WIN32_FIND_DATAA fd;
+	snprintf(pat, sizeof(pat), "%s\\*", dir);
+	HANDLE h = FindFirstFileA(pat, &fd);
+	if (h == INVALID_HANDLE_VALUE)
+		return GetLastError() == ERROR_FILE_NOT_FOUND ? 0 : io_code(win_errno(GetLastError()));
+	int r = 0;
+	do {
+		if (strcmp(fd.cFileName, ".") != 0 && strcmp(fd.cFileName, "..") != 0)
+			r = fn(ctx, fd.cFileName);
+	} while (r == 0 && FindNextFileA(h, &fd));
+	FindClose(h);
+	return r;
+}
+
 int zila_os_copydir(const char *src, const char *dst)
 {
 	char pat[MAX_PATH * 4];
@@ -680,6 +766,11 @@ void zila_os_ignore_sigpipe(void)
 {
 }
 
+unsigned long zila_os_raise_fd_limit(void)
+{
+	return 0; /* sockets are handles: no per-process limit of this kind */
+}
+
 /* --- the daemon's instance lock -------------------------------------------------------- */
 
 /* A byte far past the pid: Windows' locks are mandatory, so the pid itself stays readable. */
@@ -786,17 +877,70 @@ int zila_os_ctl_name(const char *dir, char *out, size_t n)
 	return k < 0 || (size_t)k >= n ? ZILA_ETOOBIG : 0;
 }
 
+/* The installer's local group "zila": its members may use the service's daemon (status,
+ * peers, sync, the web interface), as the group zila's do on Debian. Looked up once, when the
+ * daemon binds its pipe; a machine without it lets only the owner and Administrators in. */
+static BYTE ctl_group[SECURITY_MAX_SID_SIZE];
+static bool ctl_group_found;
+
+/* Whether this process runs as the service (LocalSystem). */
+static bool self_is_system(void)
+{
+	void *buf;
+	PSID me = self_sid(&buf);
+	bool sys = me != NULL && IsWellKnownSid(me, WinLocalSystemSid);
+	free(buf);
+	return sys;
+}
+
 bool zila_os_ctl_binding(const char *dir, const char *name)
 {
 	(void)dir; /* who may connect is checked per client (zila_os_ctl_peer_ok) */
 	(void)name; /* a pipe goes with the process that made it: nothing is left over */
+	WCHAR dom[256];
+	DWORD n = sizeof(ctl_group), dn = sizeof(dom) / sizeof(dom[0]);
+	SID_NAME_USE use;
+	ctl_group_found = LookupAccountNameW(NULL, L"zila", (PSID)ctl_group, &n, dom, &dn, &use) &&
+			  (use == SidTypeAlias || use == SidTypeGroup);
 	return false;
 }
 
-int zila_os_ctl_bound(const char *name)
+/* The service's pipe: libuv makes it with the default DACL, which lets other users only read,
+ * so a clerk could not even ask; every signed-in user may now connect, and each client is
+ * then checked (zila_os_ctl_peer_ok) and refused in words. A user's own daemon keeps the
+ * default (that user, SYSTEM and Administrators). */
+int zila_os_ctl_bound(const char *name, intptr_t fd)
 {
 	(void)name;
-	return 0;
+	if ((HANDLE)fd == INVALID_HANDLE_VALUE || !self_is_system())
+		return 0;
+	BYTE users[SECURITY_MAX_SID_SIZE];
+	DWORD ul = sizeof(users);
+	PACL old = NULL, acl = NULL;
+	PSECURITY_DESCRIPTOR sd = NULL;
+	EXPLICIT_ACCESS_A ea;
+	int r = ZILA_EIO;
+	if (!CreateWellKnownSid(WinAuthenticatedUserSid, NULL, users, &ul) ||
+	    GetSecurityInfo((HANDLE)fd, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, &old, NULL, &sd) !=
+		    ERROR_SUCCESS)
+		goto out;
+	memset(&ea, 0, sizeof(ea));
+	ea.grfAccessPermissions = GENERIC_READ | GENERIC_WRITE | SYNCHRONIZE;
+	ea.grfAccessMode = SET_ACCESS;
+	ea.grfInheritance = NO_INHERITANCE;
+	ea.Trustee.TrusteeForm = TRUSTEE_IS_SID;
+	ea.Trustee.TrusteeType = TRUSTEE_IS_WELL_KNOWN_GROUP;
+	ea.Trustee.ptstrName = (LPSTR)users;
+	if (SetEntriesInAclA(1, &ea, old, &acl) == ERROR_SUCCESS &&
+	    SetSecurityInfo((HANDLE)fd, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, acl, NULL) ==
+		    ERROR_SUCCESS)
+		r = 0;
+out:
+	if (acl != NULL)
+		LocalFree(acl);
+	if (sd != NULL)
+		LocalFree(sd);
+	return r;
 }
 
 void zila_os_ctl_unbind(const char *name)
@@ -804,49 +948,89 @@ void zila_os_ctl_unbind(const char *name)
 	(void)name;
 }
 
-/* The user a process runs as, compared with ours; Administrators are let in to a daemon that
- * runs as the service (LocalSystem), so the office's admin reaches the installed one. */
-bool zila_os_ctl_peer_ok(intptr_t fd)
+enum { PEER_NONE, PEER_GROUP, PEER_OWNER };
+
+/* Who the client on the pipe fd is: the daemon's own user, or (to the service, which runs as
+ * LocalSystem) an Administrator with full rights: the owner; a member of the local group zila
+ * (the service only): the group; anyone else: none. */
+static int ctl_peer(intptr_t fd)
 {
 	ULONG pid = 0;
 	void *mine = NULL, *theirs = NULL;
 	PSID me = self_sid(&mine), them = NULL;
-	HANDLE proc = NULL, tok = NULL;
+	HANDLE proc = NULL, tok = NULL, imp = NULL;
 	DWORD len = 0;
-	bool ok = false;
+	int who = PEER_NONE;
 	if (me == NULL || !GetNamedPipeClientProcessId((HANDLE)fd, &pid))
 		goto out;
 	if (pid == GetCurrentProcessId()) {
-		ok = true;
+		who = PEER_OWNER;
 		goto out;
 	}
+	/* TOKEN_DUPLICATE too: CheckTokenMembership takes an impersonation token, a duplicate. */
 	if ((proc = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid)) == NULL ||
-	    !OpenProcessToken(proc, TOKEN_QUERY, &tok))
+	    !OpenProcessToken(proc, TOKEN_QUERY | TOKEN_DUPLICATE, &tok))
 		goto out;
 	GetTokenInformation(tok, TokenUser, NULL, 0, &len);
 	if (len == 0 || (theirs = malloc(len)) == NULL || !GetTokenInformation(tok, TokenUser, theirs, len, &len))
 		goto out;
 	them = ((TOKEN_USER *)theirs)->User.Sid;
-	ok = EqualSid(me, them) != 0;
-	if (!ok && IsWellKnownSid(me, WinLocalSystemSid)) {
-		BYTE admins[SECURITY_MAX_SID_SIZE];
-		DWORD as = sizeof(admins);
-		BOOL member = FALSE;
-		HANDLE imp = NULL;
-		if (CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &as) &&
-		    DuplicateToken(tok, SecurityIdentification, &imp) && CheckTokenMembership(imp, admins, &member))
-			ok = member != 0;
-		if (imp != NULL)
-			CloseHandle(imp);
+	if (EqualSid(me, them)) {
+		who = PEER_OWNER;
+		goto out;
 	}
+	if (!IsWellKnownSid(me, WinLocalSystemSid) || !DuplicateToken(tok, SecurityIdentification, &imp))
+		goto out;
+	BYTE admins[SECURITY_MAX_SID_SIZE];
+	DWORD as = sizeof(admins);
+	BOOL member = FALSE;
+	/* A filtered (not elevated) Administrator's token holds Administrators for deny only. */
+	if (CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &as) &&
+	    CheckTokenMembership(imp, admins, &member) && member)
+		who = PEER_OWNER;
+	else if (ctl_group_found && CheckTokenMembership(imp, (PSID)ctl_group, &member) && member)
+		who = PEER_GROUP;
 out:
+	if (imp != NULL)
+		CloseHandle(imp);
 	if (tok != NULL)
 		CloseHandle(tok);
 	if (proc != NULL)
 		CloseHandle(proc);
 	free(theirs);
 	free(mine);
-	return ok;
+	return who;
+}
+
+bool zila_os_ctl_peer_ok(intptr_t fd)
+{
+	return ctl_peer(fd) != PEER_NONE;
+}
+
+bool zila_os_ctl_peer_owner(intptr_t fd)
+{
+	return ctl_peer(fd) == PEER_OWNER;
+}
+
+/* The web interface is the office's way in on Windows (the Start menu's entry): the group's
+ * members open it, as the owner does. */
+bool zila_os_ctl_peer_web(intptr_t fd)
+{
+	return ctl_peer(fd) != PEER_NONE;
+}
+
+const char *zila_os_ctl_refusal(void)
+{
+	if (!self_is_system())
+		return "this zila daemon runs as another user; make a replica of your own with 'zila init'";
+	if (!ctl_group_found)
+		return "only administrators may use the zila service on this computer: it has no local group zila "
+		       "(the installer makes it). An administrator makes it and adds you, in a command prompt run as "
+		       "administrator: 'net localgroup zila /add', then 'net localgroup zila YOUR-NAME /add'; then "
+		       "sign out and in again";
+	return "you are not in the local group zila, whose members may use the zila service on this computer. "
+	       "Ask an administrator to add you ('net localgroup zila YOUR-NAME /add' in a command prompt run as "
+	       "administrator), then sign out and in again";
 }
 
 /* --- connections: a named pipe or a Winsock socket -------------------------------------- */
@@ -1215,9 +1399,71 @@ int zila_os_self_path(char *out, size_t n)
 	return k == 0 || k >= n ? ZILA_ETOOBIG : 0;
 }
 
+const char *zila_os_service_start_how(void)
+{
+	return "'net start zila' in a command prompt run as administrator (or Services, 'zila sync', Start)";
+}
+
+const char *zila_os_service_stop_how(void)
+{
+	return "'net stop zila' in a command prompt run as administrator";
+}
+
+/* A service starts with no standard handles: msvcrt then gives stderr no descriptor (-2),
+ * and Wine's freopen refuses such a stream (the log was never written under Wine). So the
+ * file becomes descriptor 2 and the standard error handle, and the stream is pointed at it. */
+int zila_os_stderr_to(const char *path)
+{
+	int fd = _open(path, _O_WRONLY | _O_CREAT | _O_APPEND | _O_BINARY | _O_NOINHERIT, _S_IREAD | _S_IWRITE);
+	if (fd < 0)
+		return errno == ENOENT ? ZILA_ENOTFOUND : errno == EACCES ? ZILA_EAUTH : ZILA_EIO;
+	fflush(stderr);
+	if (fd != 2 && _dup2(fd, 2) != 0) {
+		_close(fd);
+		return ZILA_EIO;
+	}
+	if (fd != 2)
+		_close(fd);
+	SetStdHandle(STD_ERROR_HANDLE, (HANDLE)_get_osfhandle(2));
+	if (_fileno(stderr) != 2) {
+		stderr->_file = 2;
+		stderr->_flag = _IOWRT;
+	}
+	setvbuf(stderr, NULL, _IONBF, 0);
+	return 0;
+}
+
+/* The link holds a one-time login token. A browser started with it on its command line
+ * would show it to every process list and to the auditing of process creation (event 4688,
+ * Sysmon), so the browser is given a page of this user's own instead (%TEMP%\zila-open.html,
+ * owner-only, replaced at each open) that sends it on; its token is good once, for 5 minutes. */
 int zila_os_open_url(const char *url)
 {
-	return (INT_PTR)ShellExecuteA(NULL, "open", url, NULL, NULL, SW_SHOWNORMAL) > 32 ? 0 : ZILA_ENOTFOUND;
+	char tmp[MAX_PATH + 1], path[MAX_PATH + 32], page[2048];
+	for (const char *c = url; *c != '\0'; c++)
+		if (!isalnum((unsigned char)*c) && strchr(":/.#=_-?&%", *c) == NULL)
+			return ZILA_EINVAL; /* it goes into the page as it is */
+	DWORD k = GetTempPathA(sizeof(tmp), tmp);
+	if (k == 0 || k >= sizeof(tmp))
+		return ZILA_ENOTFOUND;
+	snprintf(path, sizeof(path), "%szila-open.html", tmp);
+	int n = snprintf(page, sizeof(page),
+			 "<!doctype html><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">"
+			 "<meta http-equiv=\"refresh\" content=\"0;url=%s\"><title>zila</title>"
+			 "<script>location.replace(\"%s\")</script><p><a href=\"%s\">zila</a>\n",
+			 url, url, url);
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (n < 0 || (size_t)n >= sizeof(page) || zila_os_write_atomic(path, page, (size_t)n, 0600, &err) != 0)
+		return ZILA_EIO;
+	return (INT_PTR)ShellExecuteA(NULL, "open", path, NULL, NULL, SW_SHOWNORMAL) > 32 ? 0 : ZILA_ENOTFOUND;
+}
+
+/* A console of its own: started from the Start menu or Explorer, not from a prompt. */
+bool zila_os_console_own(void)
+{
+	DWORD pids[2];
+	return GetConsoleProcessList(pids, 2) == 1;
 }
 
 /* --- a worker thread ----------------------------------------------------------------- */
@@ -1323,12 +1569,6 @@ ssize_t getline(char **line, size_t *cap, FILE *f)
 	return (ssize_t)len;
 }
 
-/* Only the daemon's own user and Administrators are let in at all (zila_os_ctl_peer_ok). */
-bool zila_os_ctl_peer_owner(intptr_t fd)
-{
-	return zila_os_ctl_peer_ok(fd);
-}
-
 int zila_os_system_dir(char *out, size_t n)
 {
 	const char *base = getenv("ProgramData");
@@ -1348,9 +1588,19 @@ void zila_os_dir_owner(const char *dir, struct zila_os_owner *o)
 	o->enter = o->exists;
 }
 
+/* By opening it: _access reads only the read-only attribute, never the ACL (a clerk of the
+ * group zila may not read the service's database). */
 int zila_os_access(const char *path, bool write)
 {
-	if (_access(path, write ? 2 : 4) == 0)
+	HANDLE h = CreateFileA(path, write ? GENERIC_WRITE : GENERIC_READ,
+			       FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
+			       FILE_FLAG_BACKUP_SEMANTICS, NULL);
+	if (h != INVALID_HANDLE_VALUE) {
+		CloseHandle(h);
 		return 0;
-	return errno == EACCES ? ZILA_EAUTH : errno == ENOENT ? ZILA_ENOTFOUND : ZILA_EIO;
+	}
+	DWORD e = GetLastError();
+	if (e == ERROR_ACCESS_DENIED)
+		return ZILA_EAUTH;
+	return e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND ? ZILA_ENOTFOUND : ZILA_EIO;
 }

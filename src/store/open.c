@@ -496,6 +496,8 @@ int zila_store_open(struct zila_store **out, const char *dir, struct zila_error 
 	if ((r = feeds_columns(s, err)) != 0 || (r = prepare_all(s, err)) != 0 ||
 	    (r = store_load_tables(s, err)) != 0)
 		goto out;
+	if ((r = store_blob_upgrade(s, err)) != 0)
+		goto out;
 	struct zila_error serr;
 	if (store_scope_refresh(s, &serr) != 0) /* the next seal tries again */
 		zila_log(ZILA_LOG_WARN, "cannot arm the write scope's triggers: %s", serr.msg);

@@ -994,6 +994,47 @@ static int seal_rows_at(struct sealer *z, struct table *t, int64_t *rids, size_t
 	return r;
 }
 
+/* Rows at or below hw that the last seal did not see, going down from hw (seal_reused):
+ * a row whose state is not at its rowid is new, unless a delete in dels (sorted) freed its
+ * rowid (found by that); the first row whose state is at its rowid and that no delete
+ * freed was there at the last seal, and so is every row below it. */
+static int walk_down(struct zila_store *s, struct table *t, int64_t hw, const int64_t *dels, size_t nrun,
+		     int64_t **found, size_t *nfound, size_t *capf)
+{
+	sqlite3_stmt *down = t->sel_down;
+	int r = 0, rc = SQLITE_DONE;
+	sqlite3_bind_int64(down, 1, hw);
+	while (r == 0 && (rc = sqlite3_step(down)) == SQLITE_ROW) {
+		int64_t rid = sqlite3_column_int64(down, 1);
+		bool freed = nrun > 0 && bsearch(&rid, dels, nrun, sizeof(*dels), cmp_rid) != NULL;
+		if (live_names(s, t, rid, down, 0)) {
+			if (!freed)
+				break; /* there since the last seal */
+			continue;      /* deleted and inserted again: its delete seals it */
+		}
+		/* (found already when a delete freed it) */
+		if (!freed)
+			r = push_rid(found, nfound, capf, rid);
+	}
+	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = ZILA_EDB;
+	sqlite3_reset(down);
+	return r;
+}
+
+/* Keeps the rows walk_down() found for seal_reused_rows(). */
+static int keep_reused(struct sealer *z, struct table *t, int64_t **found, size_t *nfound, size_t *capf)
+{
+	struct reused *nr = realloc(z->reused, (z->nreused + 1) * sizeof(*nr));
+	if (nr == NULL)
+		return ZILA_ENOMEM;
+	z->reused = nr;
+	z->reused[z->nreused++] = (struct reused){ t, *found, *nfound };
+	*found = NULL;
+	*nfound = *capf = 0;
+	return 0;
+}
+
 /* Finds the rows given a rowid at or below a table's high-water rowid since the last seal,
  * through the deletes in zila_pending (each records the rowid it freed), while every state
  * is where the last seal left it; seal_reused_rows() seals them after the captured changes,
@@ -1016,6 +1057,8 @@ static int seal_reused(struct sealer *z)
 	size_t n = 0, cap = 0, nfound = 0, capf = 0;
 	int r = ZILA_EDB;
 	int rc;
+	for (int i = 0; i < s->ntables; i++)
+		s->tables[i]->down_walked = false;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n + 2 > cap) {
 			cap = cap ? 2 * cap : 256;
@@ -1068,33 +1111,33 @@ static int seal_reused(struct sealer *z)
 				r = ZILA_EDB;
 			sqlite3_reset(down);
 		}
-		sqlite3_bind_int64(down, 1, hw);
-		while (r == 0 && top >= hw && (rc = sqlite3_step(down)) == SQLITE_ROW) {
-			int64_t rid = sqlite3_column_int64(down, 1);
-			if (live_names(s, t, rid, down, 0)) {
-				if (bsearch(&rid, dels, nrun, sizeof(*dels), cmp_rid) == NULL)
-					break; /* there since the last seal */
-				continue;  /* deleted and inserted again: its delete seals it */
-			}
-			/* (found above already when a delete freed it) */
-			if (bsearch(&rid, dels, nrun, sizeof(*dels), cmp_rid) == NULL)
-				r = push_rid(&found, &nfound, &capf, rid);
-		}
-		if (r == 0 && top >= hw && rc != SQLITE_ROW && rc != SQLITE_DONE)
-			r = ZILA_EDB;
-		sqlite3_reset(down);
+		/* (a table with UNIQUE columns always: see below) */
+		if (r == 0 && (top >= hw || t->uniq_mask != 0))
+			r = walk_down(s, t, hw, dels, nrun, &found, &nfound, &capf);
 		free(dels);
+		t->down_walked = true;
 		if (r == 0 && nfound > 0) {
 			zila_log(ZILA_LOG_DEBUG, "%zu rows of '%s' inserted at rowids freed by deletes", nfound, t->name);
-			struct reused *nr = realloc(z->reused, (z->nreused + 1) * sizeof(*nr));
-			if (nr == NULL) {
-				r = ZILA_ENOMEM;
-				break;
-			}
-			z->reused = nr;
-			z->reused[z->nreused++] = (struct reused){ t, found, nfound };
-			found = NULL;
-			nfound = capf = 0;
+			r = keep_reused(z, t, &found, &nfound, &capf);
+		}
+	}
+	/* A REPLACE removes the rows in the way of a UNIQUE value without a trigger, so no
+	 * delete above names the rowid it freed: when it freed the highest, the next row
+	 * inserted took that rowid, at or below the mark (the lab's seed 7: the row and the
+	 * displaced row's delete were never sealed). Such rows are found going down from the
+	 * mark as above; a table that holds no such row costs one step and one look-up. */
+	for (int i = 0; r == 0 && i < s->ntables; i++) {
+		struct table *t = s->tables[i];
+		int64_t hw;
+		bool walked = t->down_walked;
+		t->down_walked = false;
+		if (walked || t->sel_down == NULL || t->uniq_mask == 0)
+			continue;
+		if ((r = hw_get(s, t, &hw)) == 0)
+			r = walk_down(s, t, hw, NULL, 0, &found, &nfound, &capf);
+		if (r == 0 && nfound > 0) {
+			zila_log(ZILA_LOG_DEBUG, "%zu rows of '%s' inserted at rowids freed by a REPLACE", nfound, t->name);
+			r = keep_reused(z, t, &found, &nfound, &capf);
 		}
 	}
 out:
@@ -1907,6 +1950,17 @@ static int pending(struct zila_store *s, int64_t *out)
 		int64_t nnew;
 		if ((r = count_past(t, hw, &nnew)) == 0)
 			*out += nnew;
+		/* and a row at the mark that a REPLACE's freed rowid gave a new row (seal_reused):
+		 * its state is not there (one step and one look-up) */
+		if (r == 0 && t->sel_down != NULL && t->uniq_mask != 0) {
+			sqlite3_bind_int64(t->sel_down, 1, hw);
+			int rc = sqlite3_step(t->sel_down);
+			if (rc == SQLITE_ROW && !live_names(s, t, sqlite3_column_int64(t->sel_down, 1), t->sel_down, 0))
+				*out += 1;
+			else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+				r = ZILA_EDB;
+			sqlite3_reset(t->sel_down);
+		}
 	}
 	/* and every row of a table that lost its capture: the seal seals them again (rearm),
 	 * so the daemon seals as soon as another program has rebuilt a table */

@@ -83,6 +83,7 @@ struct table {
 	sqlite3_stmt *count_new; /* SELECT count(*) FROM t WHERE rowid > ? */
 	sqlite3_stmt *hw_fix; /* at commit: hw to the highest rowid (?1), or down to it (struct table) */
 	bool hw_clean;       /* every row of the table is sealed in this transaction: hw may rise */
+	bool down_walked;    /* seal_reused() walked down from its mark in this seal */
 	sqlite3_stmt *ins;   /* INSERT INTO t (all columns) VALUES (...) */
 	sqlite3_stmt *upd;   /* UPDATE t SET all non-pk columns WHERE pk = ? */
 	sqlite3_stmt *del;   /* DELETE FROM t WHERE pk = ? */
@@ -205,6 +206,9 @@ void store_checkpoint_stop(struct zila_store *s);
 
 /* --- open.c --- */
 int store_exec(struct zila_store *s, const char *sql, struct zila_error *err) ZILA_MUST_CHECK;
+/* A replica made before attachments (#25) with the default schema gets its `attachments`
+ * table, tracked, the first time it is opened (blob.c); others are left as they are. */
+int store_blob_upgrade(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 /* One statement of constant SQL text, prepared once per opened store and kept (a prepare
  * parses the text: more than a small statement's run). The caller binds, steps and resets
  * it, never finalizes it. NULL when it cannot be prepared. */

@@ -10,6 +10,9 @@
 #define WIRE_VERBATIM 0 /* u8 kind, lenbytes entry as stored */
 #define WIRE_COLUMNS 1  /* u8 kind, lenbytes head, lenbytes columns, u8[64] signature */
 #define TAG_HEX 5       /* in column form: a TEXT of lowercase hex digits, as its bytes */
+#define TAG_REF 6       /* a key the peer holds: its first bytes (ZILA_WIRE_REF_LEN) */
+#define REF_MIN 16      /* keys of at least this many bytes may go by reference */
+#define SEEN_BITS 20    /* keys upserted in the session, as a set with false positives */
 #define STREAMS_MAX 4096 /* streams of one body in column form (1 + per table: 1 + ncols) */
 #define HEAD_MAX (64 * 1024 + 4096 * 45) /* version .. deps: partition, 4096 deps */
 #define COLUMNS_MAX (2 * ZILA_ENTRY_MAX)
@@ -26,6 +29,15 @@ struct zila_entry_coder {
 	size_t nstreams_cap;
 	struct vview *views;      /* the streams being read */
 	size_t nviews_cap;
+	/* Keys by reference (zila_entry_coder_refs). */
+	bool send_refs;
+	uint8_t *seen;            /* 2^SEEN_BITS bits: keys upserted by entries sent so far */
+	struct zila_store *resolve;
+	struct zila_view *tnames; /* the table names of the body being read */
+	size_t ntnames_cap;
+	bool used_ref;            /* the body being read had a key by reference */
+	sqlite3_stmt *q_table;    /* SELECT pk FROM t WHERE pk >= ? AND pk < ?, for q_tid */
+	int64_t q_tid;
 };
 
 int zila_entry_coder_new(struct zila_entry_coder **out)
@@ -60,7 +72,19 @@ void zila_entry_coder_free(struct zila_entry_coder *c)
 		zila_buf_release(&c->streams[i]);
 	free(c->streams);
 	free(c->views);
+	free(c->seen);
+	free(c->tnames);
+	sqlite3_finalize(c->q_table);
 	free(c);
+}
+
+int zila_entry_coder_refs(struct zila_entry_coder *c, bool send, struct zila_store *resolve)
+{
+	if (send && c->seen == NULL && (c->seen = calloc(1, (size_t)1 << (SEEN_BITS - 3))) == NULL)
+		return ZILA_ENOMEM;
+	c->send_refs = send;
+	c->resolve = resolve;
+	return 0;
 }
 
 static int streams_ready(struct zila_entry_coder *c, size_t n)
@@ -83,7 +107,8 @@ static int streams_ready(struct zila_entry_coder *c, size_t n)
  * changes' table indexes, ops and UPDATE column lists; then per table its columns' values,
  * one stream each from first[t], then its keys (random keys after the columns compress
  * better: 1.03 MB against 1.10 MB for the bench district). *nstreams gets the count. */
-static int read_dir(struct zila_view *in, uint64_t *ntab, uint32_t *first, size_t *nstreams)
+static int read_dir(struct zila_view *in, uint64_t *ntab, uint32_t *first, size_t *nstreams,
+		    struct zila_view *names)
 {
 	uint64_t ncols;
 	struct zila_view name;
@@ -95,6 +120,8 @@ static int read_dir(struct zila_view *in, uint64_t *ntab, uint32_t *first, size_
 		return ZILA_ETOOBIG;
 	for (uint64_t i = 0; i < *ntab; i++) {
 		r = zila_view_get_lenbytes(in, 255, &name);
+		if (r == 0 && names != NULL)
+			names[i] = name;
 		r = r ? r : zila_view_get_varint(in, &ncols);
 		if (r == 0 && ncols > 32767)
 			r = ZILA_ETOOBIG;
@@ -227,6 +254,157 @@ static int get_wire_val(struct vview *in, struct zila_buf *b)
 	}
 }
 
+/* The set of keys upserted by the entries this coder sent: a bit per hash, so a key may
+ * seem upserted when it was not (it then goes whole), never the other way round. */
+static size_t seen_bit(const uint8_t *key, size_t n)
+{
+	uint64_t h = 1469598103934665603u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ key[i]) * 1099511628211u;
+	return (size_t)(h >> (64 - SEEN_BITS));
+}
+
+/* A row's key into its stream: by reference (its first ZILA_WIRE_REF_LEN bytes) when the
+ * peer takes references, the change is an UPDATE or DELETE and no entry sent before in this
+ * session upserted it: the peer then held the row before the session (it holds what the
+ * sender's replica held of the feeds it reads, or receives it first in this session). */
+static int put_key(struct zila_entry_coder *c, struct vstream o, struct zila_view *in, uint8_t op)
+{
+	struct zila_view peek = *in, text;
+	uint8_t tag, key[256];
+	if (c->seen == NULL || zila_view_get_u8(&peek, &tag) != 0 || tag != VAL_TEXT ||
+	    zila_view_get_lenbytes(&peek, ZILA_ENTRY_MAX, &text) != 0)
+		return put_wire_val(o, in);
+	struct zval v = { .type = VAL_TEXT, .p = text.p, .len = text.len };
+	size_t n = text.len / 2;
+	if (n < REF_MIN || n > sizeof(key) || !is_hex(&v) || zila_hex_decode(key, n, (const char *)text.p, text.len) != 0)
+		return put_wire_val(o, in);
+	size_t bit = seen_bit(key, n);
+	bool seen = (c->seen[bit >> 3] >> (bit & 7)) & 1;
+	if (op == 1)
+		c->seen[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+	if (op == 1 || seen || !c->send_refs)
+		return put_wire_val(o, in);
+	*in = peek;
+	int r = zila_buf_put_u8(o.meta, TAG_REF);
+	r = r ? r : zila_buf_put_varint(o.meta, n);
+	r = r ? r : zila_buf_put_varint(o.meta, ZILA_WIRE_REF_LEN);
+	return r ? r : zila_buf_put(o.data, key, ZILA_WIRE_REF_LEN);
+}
+
+/* The candidates for a key by reference: lowercase hex of 2n digits starting with lo. */
+static int ref_candidate(sqlite3_stmt *q, const char *lo, size_t n, char *found, int *nfound)
+{
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(q, 0);
+		size_t len = (size_t)sqlite3_column_bytes(q, 0);
+		struct zval v = { .type = VAL_TEXT, .p = (const uint8_t *)k, .len = len };
+		if (sqlite3_column_type(q, 0) != SQLITE_TEXT || k == NULL || len != 2 * n || !is_hex(&v) ||
+		    memcmp(k, lo, strlen(lo)) != 0)
+			continue;
+		if (*nfound == 0 || memcmp(found, k, len) != 0)
+			(*nfound)++;
+		memcpy(found, k, len);
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
+}
+
+/* Finds the one key of table `name` (its rows, and its deleted or parked rows) that starts
+ * with the k bytes prefix and is n bytes long, as 2n hex digits into found. */
+static int ref_resolve(struct zila_entry_coder *c, struct zila_view name, const uint8_t *prefix, size_t k,
+		       size_t n, char *found)
+{
+	struct zila_store *s = c->resolve;
+	char lo[2 * 256 + 1], hi[2 * 256 + 1];
+	uint8_t up[256];
+	int nfound = 0, r;
+	if (s == NULL)
+		return ZILA_EFORMAT; /* we did not offer to take them */
+	struct table *t = store_table_by_name(s, (const char *)name.p, name.len);
+	if (t == NULL || (t->pk_aff != 'T' && t->pk_aff != 'B'))
+		return ZILA_EREF;
+	/* [lo, hi): the keys that start with the prefix (hi: the prefix plus one) */
+	zila_hex_encode(lo, prefix, k);
+	memcpy(up, prefix, k);
+	size_t i = k;
+	while (i > 0 && up[i - 1] == 0xff)
+		up[--i] = 0;
+	bool top = i == 0; /* ff..ff: no upper bound */
+	if (!top)
+		up[i - 1]++;
+	zila_hex_encode(hi, up, k);
+	if (top)
+		hi[0] = 'g'; /* past every hex digit */
+	if (c->q_table == NULL || c->q_tid != t->id) {
+		struct zila_buf q;
+		sqlite3_finalize(c->q_table);
+		c->q_table = NULL;
+		zila_buf_init(&q, 4096);
+		const char *col = t->cols[t->pk];
+		r = zila_buf_put(&q, "SELECT \"", 8);
+		for (const char *p = col; r == 0 && *p; p++)
+			r = *p == '"' ? zila_buf_put(&q, "\"\"", 2) : zila_buf_put_u8(&q, (uint8_t)*p);
+		r = r ? r : zila_buf_put(&q, "\" FROM \"", 8);
+		for (const char *p = t->name; r == 0 && *p; p++)
+			r = *p == '"' ? zila_buf_put(&q, "\"\"", 2) : zila_buf_put_u8(&q, (uint8_t)*p);
+		r = r ? r : zila_buf_put(&q, "\" WHERE \"", 9);
+		for (const char *p = col; r == 0 && *p; p++)
+			r = *p == '"' ? zila_buf_put(&q, "\"\"", 2) : zila_buf_put_u8(&q, (uint8_t)*p);
+		r = r ? r : zila_buf_put(&q, "\" >= ?1 AND \"", 13);
+		for (const char *p = col; r == 0 && *p; p++)
+			r = *p == '"' ? zila_buf_put(&q, "\"\"", 2) : zila_buf_put_u8(&q, (uint8_t)*p);
+		r = r ? r : zila_buf_put(&q, "\" < ?2 LIMIT 3", 15); /* with its NUL */
+		if (r == 0 && sqlite3_prepare_v2(s->db, (const char *)q.p, -1, &c->q_table, NULL) != SQLITE_OK)
+			r = ZILA_EDB;
+		zila_buf_release(&q);
+		if (r != 0)
+			return r;
+		c->q_tid = t->id;
+	}
+	sqlite3_stmt *dead = store_stmt(s, "SELECT pk FROM zila_rows WHERE tid = ?1 AND pk >= ?2 AND pk < ?3 LIMIT 3");
+	if (dead == NULL)
+		return ZILA_EDB;
+	sqlite3_bind_text(c->q_table, 1, lo, (int)(2 * k), SQLITE_TRANSIENT);
+	sqlite3_bind_text(c->q_table, 2, hi, (int)(2 * k), SQLITE_TRANSIENT);
+	sqlite3_bind_int64(dead, 1, t->id);
+	sqlite3_bind_text(dead, 2, lo, (int)(2 * k), SQLITE_TRANSIENT);
+	sqlite3_bind_text(dead, 3, hi, (int)(2 * k), SQLITE_TRANSIENT);
+	lo[2 * k] = '\0';
+	r = ref_candidate(c->q_table, lo, n, found, &nfound);
+	r = r ? r : ref_candidate(dead, lo, n, found, &nfound);
+	if (r != 0)
+		return r;
+	return nfound == 1 ? 0 : ZILA_EREF;
+}
+
+/* A row's key from its stream into a body: a key by reference is looked up (ref_resolve). */
+static int get_key(struct zila_entry_coder *c, uint64_t t, struct vview *in, struct zila_buf *b)
+{
+	struct zila_view peek = in->meta;
+	uint8_t tag;
+	uint64_t n, k;
+	const uint8_t *p;
+	char found[2 * 256];
+	if (zila_view_get_u8(&peek, &tag) != 0 || tag != TAG_REF)
+		return get_wire_val(in, b);
+	int r = zila_view_get_varint(&peek, &n);
+	r = r ? r : zila_view_get_varint(&peek, &k);
+	if (r == 0 && (n < REF_MIN || n > 256 || k < 1 || k > n))
+		r = ZILA_EFORMAT;
+	r = r ? r : zila_view_get_bytes(&in->data, (size_t)k, &p);
+	if (r != 0)
+		return r;
+	in->meta = peek;
+	if ((r = ref_resolve(c, c->tnames[t], p, (size_t)k, (size_t)n, found)) != 0)
+		return r;
+	c->used_ref = true;
+	r = zila_buf_put_u8(b, VAL_TEXT);
+	r = r ? r : zila_buf_put_varint(b, 2 * n);
+	return r ? r : zila_buf_put(b, found, 2 * n);
+}
+
 static struct vstream vs(struct zila_entry_coder *c, size_t i)
 {
 	return (struct vstream){ &c->streams[2 * i], &c->streams[2 * i + 1] };
@@ -240,7 +418,7 @@ static int to_columns(struct zila_entry_coder *c, struct zila_view body)
 	uint64_t ntab, nchanges;
 	uint32_t first[4097];
 	size_t nstreams;
-	int r = read_dir(&in, &ntab, first, &nstreams);
+	int r = read_dir(&in, &ntab, first, &nstreams, NULL);
 	r = r ? r : zila_view_get_varint(&in, &nchanges);
 	r = r ? r : streams_ready(c, 2 * nstreams);
 	if (r != 0)
@@ -260,7 +438,7 @@ static int to_columns(struct zila_entry_coder *c, struct zila_view body)
 		uint64_t ncols = first[t + 1] - first[t] - 1;
 		r = zila_buf_put_varint(ops, t);
 		r = r ? r : zila_buf_put_u8(ops, op);
-		r = r ? r : put_wire_val(vs(c, first[t + 1] - 1), &in);
+		r = r ? r : put_key(c, vs(c, first[t + 1] - 1), &in, op);
 		if (r == 0 && op == 1) {
 			for (uint64_t i = 0; r == 0 && i < ncols; i++)
 				r = put_wire_val(vs(c, first[t] + i), &in);
@@ -295,7 +473,10 @@ static int from_columns(struct zila_entry_coder *c, struct zila_view cols)
 	uint64_t ntab, nchanges;
 	uint32_t first[4097];
 	size_t nstreams;
-	int r = read_dir(&in, &ntab, first, &nstreams);
+	if (c->tnames == NULL && (c->tnames = calloc(4096, sizeof(*c->tnames))) == NULL)
+		return ZILA_ENOMEM;
+	c->used_ref = false;
+	int r = read_dir(&in, &ntab, first, &nstreams, c->tnames);
 	r = r ? r : zila_view_get_varint(&in, &nchanges);
 	if (r == 0 && nchanges > ZILA_ENTRY_MAX)
 		r = ZILA_EFORMAT;
@@ -330,7 +511,7 @@ static int from_columns(struct zila_entry_coder *c, struct zila_view cols)
 		uint64_t ncols = first[t + 1] - first[t] - 1;
 		r = zila_buf_put_varint(&c->body, t);
 		r = r ? r : zila_buf_put_u8(&c->body, op);
-		r = r ? r : get_wire_val(&st[first[t + 1] - 1], &c->body);
+		r = r ? r : get_key(c, t, &st[first[t + 1] - 1], &c->body);
 		if (r == 0 && op == 1) {
 			for (uint64_t i = 0; r == 0 && i < ncols; i++)
 				r = get_wire_val(&st[first[t] + i], &c->body);
@@ -407,8 +588,22 @@ int zila_entry_from_wire(struct zila_entry_coder *c, struct zila_view *in, struc
 			}
 		}
 	}
+	size_t at = out->len;
 	r = zila_buf_put(out, head.p, head.len);
 	r = r ? r : zila_buf_put_u8(out, packed ? 1 : 0);
 	r = r ? r : zila_buf_put_lenbytes(out, packed ? c->packed.p : body.p, packed ? c->packed.len : body.len);
-	return r ? r : zila_buf_put(out, sig, 64);
+	r = r ? r : zila_buf_put(out, sig, 64);
+	if (r == 0 && c->used_ref) {
+		/* A key found by its prefix must be the one its author signed: a replica that
+		 * lacks the row and holds another with that prefix would otherwise refuse the
+		 * entry as forged. Such an entry is asked for again, whole (PROTOCOL.md). */
+		struct entry e;
+		r = entry_parse_head(zila_view_make(out->p + at, out->len - at), &e, false);
+		if (r == 0 && entry_sign_check(head.p, head.len, body, sig, e.info.origin) != 0)
+			r = ZILA_EREF;
+		entry_release(&e);
+		if (r != 0 && r != ZILA_EREF && r != ZILA_ENOMEM)
+			r = ZILA_EFORMAT;
+	}
+	return r;
 }

@@ -26,6 +26,8 @@
 /* Hello flags */
 #define HELLO_HQ 1u       /* the sender is HQ */
 #define HELLO_PROGRESS 2u /* the sender (live) sends and takes Progress messages */
+#define HELLO_REFS 4u     /* the sender takes keys by reference in packed chunks */
+#define HELLO_BLOBS 8u    /* the sender (live) moves attachments' blobs after Done (ATTACH.md) */
 /* Packed chunks (PROTOCOL.md): one zstd stream per direction, at this level and window. */
 #define PACK_LEVEL 3
 #define PACK_LEVEL_SMALL 19 /* a session of one chunk of PACK_SMALL_MIN .. PACK_SMALL_MAX */
@@ -148,6 +150,9 @@ struct zila_session {
 		size_t len;
 	} ck_wait[CK_WAIT_MAX];
 	size_t nck_wait;
+	bool offer_refs;    /* our Hello said we take keys by reference */
+	bool peer_refs;     /* the peer's Hello said it takes them */
+	bool peer_blobs;    /* the peer's Hello offered the blob phase, and so did ours */
 };
 
 /* --- helpers ---------------------------------------------------------------------- */
@@ -589,6 +594,8 @@ static int pack_begin(struct zila_session *s)
 {
 	if (zila_entry_coder_new(&s->enc) != 0 || (s->zc = ZSTD_createCCtx()) == NULL)
 		return ZILA_ENOMEM;
+	if (s->peer_refs && zila_entry_coder_refs(s->enc, true, NULL) != 0)
+		return ZILA_ENOMEM;
 	/* s->wire serves both directions (one at a time): the receiving side may have made it */
 	if (s->wire.max == 0)
 		zila_buf_init(&s->wire, PACK_PLAIN_LIMIT);
@@ -642,7 +649,8 @@ static int pack_chunk(struct zila_session *s)
 static int unpack_chunk(struct zila_session *s, const Zila__Entries *e, struct zila_error *err)
 {
 	if (s->dec == NULL) {
-		if (zila_entry_coder_new(&s->dec) != 0 || (s->zd = ZSTD_createDCtx()) == NULL)
+		if (zila_entry_coder_new(&s->dec) != 0 || (s->zd = ZSTD_createDCtx()) == NULL ||
+		    (s->offer_refs && zila_entry_coder_refs(s->dec, false, s->cfg.store) != 0))
 			return fail(s, err, ZILA_ENOMEM, "out of memory");
 		if (ZSTD_isError(ZSTD_DCtx_setParameter(s->zd, ZSTD_d_windowLogMax, PACK_WINDOW_LOG_MAX)))
 			return fail(s, err, ZILA_EINTERNAL, "cannot set up decompression");
@@ -658,6 +666,14 @@ static int unpack_chunk(struct zila_session *s, const Zila__Entries *e, struct z
 		if (pend_mark(s) != 0)
 			return fail(s, err, ZILA_ENOMEM, "out of memory");
 		r = zila_entry_from_wire(s->dec, &in, &s->pend);
+		if (r == ZILA_EREF) {
+			/* Not the peer's fault as such (a row we no longer hold, a prefix held twice):
+			 * it is told, and the next session with it sends keys whole. */
+			const char *why = "a key sent by reference is not held here (or held twice): the next session sends keys whole";
+			s->st.ref_failed = true;
+			zila_session_abort(s, ZILA_EREF, why);
+			return zila_error_set(err, ZILA_EREF, "%s", why);
+		}
 		if (r != 0)
 			return fail(s, err, r == ZILA_ETOOBIG ? ZILA_ELIMIT : ZILA_EPROTO,
 				    r == ZILA_ETOOBIG ? "the peer sent more than its window" : "a packed chunk is malformed");
@@ -1492,7 +1508,9 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	h.now_ms = s->cfg.now_ms;
 	h.hq_now_ms = s->cfg.hq_now_ms;
 	h.hq_seen_ms = s->hq_seen_ms;
-	h.flags = (s->cfg.is_hq ? HELLO_HQ : 0) | (s->cfg.live ? HELLO_PROGRESS : 0);
+	s->offer_refs = !s->cfg.no_refs;
+	h.flags = (s->cfg.is_hq ? HELLO_HQ : 0) | (s->cfg.live ? HELLO_PROGRESS : 0) | (s->offer_refs ? HELLO_REFS : 0) |
+		  (s->cfg.live && s->cfg.blobs ? HELLO_BLOBS : 0);
 	h.window = my_window(s);
 	if (s->has_trust) {
 		h.trust_digest.data = s->trust_digest;
@@ -1546,6 +1564,8 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->st.peer_hq_now_ms = h->hq_now_ms;
 	s->st.peer_is_hq = (h->flags & HELLO_HQ) != 0;
 	s->peer_progress = s->cfg.live && (h->flags & HELLO_PROGRESS) != 0;
+	s->peer_refs = !s->cfg.no_refs && (h->flags & HELLO_REFS) != 0;
+	s->peer_blobs = s->cfg.live && s->cfg.blobs && (h->flags & HELLO_BLOBS) != 0;
 	if (h->trust_digest.len == DIGEST_LEN) {
 		memcpy(s->st.peer_trust, h->trust_digest.data, DIGEST_LEN);
 		s->st.has_peer_trust = true;
@@ -1857,6 +1877,8 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		break;
 	case ZILA__MESSAGE__BODY_ERROR:
 		s->state = ZILA_SESSION_FAILED;
+		if (m->error->code == (uint32_t)-ZILA_EREF)
+			s->st.ref_failed = true; /* our next session with it sends keys whole */
 		r = zila_error_set(err, ZILA_EPEER, "the peer ended the session: %s", m->error->reason);
 		break;
 	default:
@@ -1871,7 +1893,8 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 
 int zila_session_progress(struct zila_session *s, uint64_t bytes_read, struct zila_error *err)
 {
-	if (!s->peer_progress || s->state != ZILA_SESSION_EXCHANGE)
+	/* (in the blob phase too: the peer sees we read its chunks) */
+	if (!s->peer_progress || !(s->state == ZILA_SESSION_EXCHANGE || (s->state == ZILA_SESSION_DONE && s->peer_blobs)))
 		return 0;
 	Zila__Progress pr = ZILA__PROGRESS__INIT;
 	Zila__Message m = ZILA__MESSAGE__INIT;
@@ -1880,6 +1903,11 @@ int zila_session_progress(struct zila_session *s, uint64_t bytes_read, struct zi
 	m.progress = &pr;
 	int r = emit(s, &m);
 	return r != 0 ? fail(s, err, r, "cannot send progress") : 0;
+}
+
+bool zila_session_peer_blobs(const struct zila_session *s)
+{
+	return s->peer_blobs;
 }
 
 bool zila_session_peer_progress(const struct zila_session *s)

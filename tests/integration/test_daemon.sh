@@ -69,6 +69,18 @@ if until_ok 50 hq_has_p0; then ok "a plain sqlite3 write reaches hq by itself"; 
 sleep 2
 n=$(tail -n +$((n0 + 1)) "$T/a.log" | grep -c "synced with")
 [ "$n" = 1 ] && ok "one session carries the write" || bad "$n sessions after one write: $(tail -n +$((n0 + 1)) "$T/a.log" | grep "synced with")"
+# Keys by reference (#24): an edit's key goes as its first 6 bytes; HQ holds two keys that
+# begin with them, cannot tell which, and says so; a's daemon syncs again at once with keys
+# whole, and the user's sync --wait sees the edit arrive.
+expect 0 "a writes two members whose keys share 6 bytes" -- "$ZILA" -d "$A" sql \
+	"INSERT INTO people(id, district_id, name) VALUES ('aabbccddeeff00000000000000000001', 'd-07', 'Twin 1'), ('aabbccddeeff00000000000000000002', 'd-07', 'Twin 2')"
+expect 0 "they reach hq" -- "$ZILA" -d "$A" sync hq --wait
+expect 0 "a edits one of them" -- "$ZILA" -d "$A" sql "UPDATE people SET name = 'Twin one' WHERE id = 'aabbccddeeff00000000000000000001'"
+expect 0 "sync --wait after a key hq holds twice" -- "$ZILA" -d "$A" sync hq --wait
+twin() { [ "$(sqlite3 "$HQ/zila.db" "SELECT name FROM people WHERE id = 'aabbccddeeff00000000000000000001'")" = "Twin one" ]; }
+if until_ok 50 twin; then ok "hq has the edit, sent again with keys whole"; else bad "hq lacks the edit of a twin key"; fi
+has "$T/hq.log" "a key sent by reference is not held here" "hq says why the session failed"
+has "$T/a.log" "again at once, keys whole" "a syncs again at once with keys whole"
 expect 0 "sync hq --wait on b" -- "$ZILA" -d "$B" sync hq --wait
 has "$T/out" "synced with 127.0.0.1:$HQP" "sync --wait reports the result"
 if same_hash "$A" "$B"; then ok "b has a's change through hq"; else bad "b lacks a's change"; fi

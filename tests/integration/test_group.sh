@@ -56,6 +56,8 @@ has "$T/out" "daemon:     running" "... and sees it running"
 has "$T/out" "district of Patna" "... and its district by name (the daemon's, not the database the member may not read)"
 [ ! -s "$T/err" ] && ok "... with nothing to complain of (names it may not read stay ids)" || bad "status said: $(head -c 300 "$T/err")"
 expect 0 "a member lists the peers" -- as "$MEM" "$T/zila" -d "$R" peers
+expect 0 "a member opens the web interface (the office's users work there)" -- as "$MEM" "$T/zila" -d "$R" open
+has "$T/out" "/login#t=" "... with a one-time login link"
 expect 1 "a member may not stop it" -- as "$MEM" "$T/zila" -d "$R" stop
 has "$T/err" "only the daemon's own user may stop it" "... and is told who may"
 expect 1 "a member's 'zila sql' (it opens the keys) is refused" -- as "$MEM" "$T/zila" -d "$R" sql "SELECT 1"

@@ -96,6 +96,24 @@ has "$T/out" "^total" "report has a totals row"
 has "$T/out" "Patna" "report lists Patna"
 expect 0 "report csv" -- "$ZILA" -d "$A" report --today 2026-11-15 --format csv --district patna
 [ "$(grep -c . "$T/out")" = 3 ] && ok "csv: header, one district, total" || bad "csv rows"
+# A booth given by its number (as office sheets do): looked up by code within the row's district;
+# the same number in another district is not it; a number two units share (a block and a booth) is refused.
+C=$T/codes
+"$ZILA" -d "$C" init >/dev/null
+sqlite3 "$C/zila.db" "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');
+  INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna'), ('d2', 's1', 'Gaya');
+  INSERT INTO org_units(id, level, district_id, name, code) VALUES ('b110', 'booth', 'd1', 'Kishunpur', '110'),
+    ('g110', 'booth', 'd2', 'Belaganj', '110'), ('b300', 'booth', 'd1', 'One', '300'), ('k300', 'block', 'd1', 'Two', '300')"
+printf 'name,district_id,org_unit_id\nBooth Member,d1,110\nGaya Booth,d2,110\nBy Id,d1,b110\n' > "$T/booth.csv"
+expect 0 "a booth by its number is imported" -- "$ZILA" -d "$C" import "$T/booth.csv" --table people
+[ "$(sqlite3 "$C/zila.db" "SELECT group_concat(name || '=' || org_unit_id, ',') FROM (SELECT * FROM people ORDER BY name)")" = "Booth Member=b110,By Id=b110,Gaya Booth=g110" ] &&
+	ok "booth '110' is the district's own booth 110 (d1: b110, d2: g110); an id stays an id" ||
+	bad "booth numbers: $(sqlite3 "$C/zila.db" "SELECT name, org_unit_id FROM people")"
+printf 'name,district_id,org_unit_id\nTwo Booths,d1,300\nNo Booth,d1,999\n' > "$T/booth2.csv"
+expect 1 "a number two booths share, or none has, is refused" -- "$ZILA" -d "$C" import "$T/booth2.csv" --table people
+has "$T/err" "org_unit_id '300' is the code of several rows of org_units: use its id" "... the shared number named"
+has "$T/err" "org_unit_id '999' is not in table org_units (neither an id nor a code)" "... the unknown number named"
+
 expect 0 "report json" -- "$ZILA" -d "$A" --json report --today 2026-11-15 --period 2026-10
 has "$T/out" '"period":"2026-10"' "json period"
 expect 2 "a bad format is misuse" -- "$ZILA" -d "$A" report --format xml

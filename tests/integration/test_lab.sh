@@ -16,7 +16,10 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 : "${LAB_SEED:=7}"
 export ZILA LAB_FAULTS LAB_KNOWN LAB_SEED
 export LAB_SECONDS="${LAB_SECONDS:-35}" LAB_QUIET_SECONDS="${LAB_QUIET_SECONDS:-45}"
-export LAB_OUT="$T/lab" LAB_SELFTEST=1
+# A failed run keeps every daemon's log, each replica, the lab's log and history under the
+# build tree (the report names the directory; $T goes at exit)
+: "${LAB_KEEP:=${CHECK_LOG:-$here/build/check/log}/lab-seed$LAB_SEED}"
+export LAB_OUT="$T/lab" LAB_SELFTEST=1 LAB_KEEP
 sh "$here/tools/lab/lab.sh" >"$T/lab.out" 2>&1
 rc=$?
 grep -v '^lab: ' "$T/lab.out"
@@ -25,6 +28,8 @@ if [ $rc = 0 ]; then
 else
 	bad "seed $LAB_SEED: the lab found violations (exit $rc); its report:"
 	head -c 20000 "$LAB_OUT/report.txt" 2>/dev/null || tail -50 "$T/lab.out"
+	cp "$T/lab.out" "$LAB_KEEP/lab.out" 2>/dev/null
+	echo "kept: daemon logs, replicas, the lab's log and history in $LAB_KEEP"
 fi
 has "$T/lab.out" "self-test: detected" "the lab detects a row changed behind zila's back"
 base=$(sed -n 's/^lab: namespaces \(.*\)-\*$/\1/p' "$T/lab.out")

@@ -59,6 +59,44 @@ ok(key is not None and name(L, "l3", key) == "corrupted",
    "with no member row anywhere, the self-test enters one on l3 and changes it (%r)" % (key,))
 ok(waited and [(t["node"], t["ops"][0]["op"], t["ops"][0]["key"]) for t in hist] == [("l3", "insert", key)],
    "the row it entered is an acknowledged write in the history, and the lab waited for quiescence")
+# a failed run keeps every node's daemon log, its replica directory, the lab's log, events,
+# history and report in LAB_KEEP, and the report names it; a run that passes keeps nothing
+def fake_run(rc):
+    def run(self):
+        self.t0 = time.time()
+        for n in self.nodes:
+            os.makedirs(n.dir, exist_ok=True)
+            sqlite3.connect(os.path.join(n.dir, "zila.db")).execute("CREATE TABLE t(x)").connection.commit()
+            with open(n.logf, "w") as f:
+                f.write("daemon of %s\n" % n.name)
+        self.event("INJECTED: a violation")
+        with open(os.path.join(self.out, "history.jsonl"), "w") as f:
+            f.write("{}\n")
+        with open(os.path.join(self.out, "report.txt"), "w") as f:
+            f.write("result: %s\n" % ("PASS" if rc == 0 else "FAIL: 1 violations"))
+        return rc
+    return run
+os.environ["LAB_NS_BASE"] = "none"
+for rc, sub in ((1, "c"), (0, "d")):
+    os.environ["LAB_OUT"] = os.path.join(sys.argv[2], sub)
+    os.environ["LAB_KEEP"] = keep = os.path.join(sys.argv[2], sub + "-kept")
+    lab.Lab.run = fake_run(rc)
+    got = lab.main()
+    if rc:
+        nodes = [n.name for n in lab.Lab().nodes]
+        missing = [f for f in ["lab.log", "events.txt", "history.jsonl", "report.txt"] +
+                   [x + ".log" for x in nodes] + [x + "/zila.db" for x in nodes]
+                   if not os.path.exists(os.path.join(keep, f))]
+        ok(got == 1 and not missing, "a failed run keeps the daemon logs, replicas, the lab's log, "
+           "history and report in LAB_KEEP (missing: %s)" % missing)
+        ok("INJECTED: a violation" in open(os.path.join(keep, "lab.log")).read() and
+           "INJECTED: a violation" in open(os.path.join(keep, "events.txt")).read() and
+           open(os.path.join(keep, "hq.log")).read() == "daemon of hq\n",
+           "the kept logs are the run's (the lab's events, HQ's daemon log)")
+        ok(("kept: daemon logs, replicas, the lab's log and history in %s" % keep)
+           in open(os.path.join(keep, "report.txt")).read(), "the report names the directory")
+    else:
+        ok(got == 0 and not os.path.exists(keep), "a run that passes keeps nothing")
 sys.exit(1 if fails else 0)
 PY
 python3 "$T/t.py" "$here/tools/lab/lab.py" "$T" >"$T/py.out" 2>&1

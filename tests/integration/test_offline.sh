@@ -27,7 +27,8 @@ HQ=$T/hq A=$T/a B=$T/b C=$T/c
 cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
 command -v sqlite3 >/dev/null || { bad "sqlite3 is needed"; finish; exit 1; }
-q() { sqlite3 "$1/zila.db" "$2"; }
+# a running daemon may hold the write lock a moment: wait for it, as an application would
+q() { sqlite3 -cmd ".timeout 20000" "$1/zila.db" "$2"; }
 # write DIR SQL: plain SQL from another program (captured by the triggers), sealed as entries.
 write() { sqlite3 "$1/zila.db" "PRAGMA foreign_keys = ON; $2" && "$ZILA" -d "$1" seal >/dev/null; }
 # give FROM TO: a bundle of what TO lacks, applied on TO.

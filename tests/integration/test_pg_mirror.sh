@@ -15,7 +15,8 @@ HQ=$T/hq A=$T/a B=$T/b
 cleanup() { stop_daemons; pg_down; done_with_tmp; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP PIPE
-q() { sqlite3 "$1/zila.db" "$2"; }
+# a running daemon may hold the write lock a moment: wait for it, as an application would
+q() { sqlite3 -cmd ".timeout 20000" "$1/zila.db" "$2"; }
 DIR=$(cd "$(dirname "$0")" && pwd)
 compare() { python3 "$DIR/pg_compare.py" "$HQ/zila.db" $PSQL -d zila >"$T/cmp" 2>&1; }
 # in_step: HQ's daemon says the mirror holds everything it has (no entry behind, no error)

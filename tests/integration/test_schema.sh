@@ -11,7 +11,8 @@ P=$((20000 + ($$ + 7300) % 20000))
 HQ=$T/hq A=$T/a B=$T/b
 cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
-q() { sqlite3 "$1/zila.db" "$2"; }
+# a running daemon may hold the write lock a moment: wait for it, as an application would
+q() { sqlite3 -cmd ".timeout 20000" "$1/zila.db" "$2"; }
 
 org_init "$HQ"
 for d in "$A" "$B"; do "$ZILA" -d "$d" init >/dev/null; done

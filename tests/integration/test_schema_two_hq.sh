@@ -12,7 +12,8 @@ cd "$T" || exit 1
 P=$((20000 + ($$ + 9100) % 20000))
 cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
-q() { sqlite3 "$1/zila.db" "$2"; }
+# a running daemon may hold the write lock a moment: wait for it, as an application would
+q() { sqlite3 -cmd ".timeout 20000" "$1/zila.db" "$2"; }
 
 echo "a passphrase for tests only" > pass
 "$ZILA" -d hq init >/dev/null

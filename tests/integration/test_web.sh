@@ -204,6 +204,11 @@ s, _, j = req("GET", "/api/tables/people/rows?q=%E0%A4%B8%E0%A5%80%E0%A4%A4%E0%A
 check(j["total"] == 1, "the imported member is listed")
 s, _, j = req("GET", "/api/tables/people/rows?limit=1&offset=1&sort=-name", cookie=sid)
 check(s == 200 and j["total"] == 2 and len(j["rows"]) == 1 and j["rows"][0]["name"] == "Ram Kumar Singh", "paging and sorting on the server")
+csv3 = "Naam,Mobile No.,Booth No\r\nBooth Person,9123456799,110\r\n"
+s, _, j = req("POST", "/api/import/commit", {"table": "people", "csv": csv3, "mapping": {"Booth No": "org_unit_id"}}, cookie=sid, csrf=csrf)
+s, _, j = req("GET", "/api/tables/people/rows?q=Booth+Person", cookie=sid)
+check(s == 200 and j["total"] == 1 and j["rows"][0]["org_unit_id"] == "b110",
+      "an import naming the booth by its number ('110') links booth b110, as zila import does")
 
 # --- review
 s, _, j = req("GET", "/api/review", cookie=sid)
@@ -255,6 +260,9 @@ s, _, j = req("GET", "/api/hq/list?metric=booths_without_agent&district=d1", coo
 check(s == 200 and [r["id"] for r in j["rows"]] == ["b110"], "the booths without an agent, behind the number")
 s, _, j = req("GET", "/api/devices", cookie=hsid, host=HOST)
 check(s == 200 and any(d["name"] == "lap" and d["district"] == "d1" for d in j["devices"]), "hq lists the laptop")
+lap = [d for d in j["devices"] if d["name"] == "lap"]
+check(lap and lap[0].get("last_sync_at", 0) > time.time() - 600 and lap[0].get("last_seen_at", 0) > 0,
+      "hq's device list says when the laptop last synced (%s)" % (lap[0].get("last_sync_at") if lap else None))
 s, _, j = req("POST", "/api/devices/invite", {"district": "Gaya"}, cookie=hsid, host=HOST)
 check(s == 403, "an invite without the CSRF token is refused")
 s, _, j = req("POST", "/api/devices/invite", {"district": "Gaya"}, cookie=hsid, csrf=hcsrf, host=HOST)

@@ -10,7 +10,8 @@ HQ=$T/hq A=$T/a B=$T/b
 cleanup() { stop_daemons; done_with_tmp; }
 trap cleanup EXIT
 command -v sqlite3 >/dev/null || { bad "sqlite3 is needed"; finish; exit 1; }
-q() { sqlite3 "$1/zila.db" "$2"; }
+# a running daemon may hold the write lock a moment: wait for it, as an application would
+q() { sqlite3 -cmd ".timeout 20000" "$1/zila.db" "$2"; }
 give() { # give FROM TO: a bundle of what TO lacks, applied on TO
 	"$ZILA" -d "$2" vector >"$T/to.vec" &&
 		"$ZILA" -d "$1" bundle create "$T/x.bndl" --for "$T/to.vec" >/dev/null &&

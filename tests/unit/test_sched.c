@@ -574,6 +574,89 @@ static void test_failure_log_lan_budget(void **state)
 	assert_int_equal(h.nquiet, 31 - ZILA_SCHED_LOG_LAN_BURST);
 }
 
+struct in_flight {
+	enum zila_sched_conn conn;
+	int64_t offered, own;
+	bool pending;
+};
+
+static bool skip_in_flight(void *ctx, const struct zila_sched_peer *p)
+{
+	const struct in_flight *f = ctx;
+	(void)p;
+	return zila_sched_covered(f->conn, f->offered, f->own, f->pending);
+}
+
+/* After a local change, a peer with a session in flight gets no second session for the
+ * same work (#24's race in test_daemon: the notice of the seal a session's start made came
+ * while that session was closing, or a write's notice came during its handshake, and a
+ * second session followed and sent the entry again). */
+static void test_covered_in_flight(void **state)
+{
+	(void)state;
+	/* dialled or in the handshake: its start seals and offers everything, pending too */
+	assert_true(zila_sched_covered(ZILA_SCHED_CONN_STARTING, 0, 7, true));
+	assert_true(zila_sched_covered(ZILA_SCHED_CONN_STARTING, 0, 7, false));
+	/* its session started (running or closing) and offered what its start sealed */
+	assert_true(zila_sched_covered(ZILA_SCHED_CONN_SESSION, 7, 7, false));
+	assert_false(zila_sched_covered(ZILA_SCHED_CONN_SESSION, 6, 7, false)); /* sealed after its start */
+	assert_false(zila_sched_covered(ZILA_SCHED_CONN_SESSION, 7, 7, true));  /* written after its start */
+	/* none runs: the last completed session counts */
+	assert_true(zila_sched_covered(ZILA_SCHED_CONN_NONE, 7, 7, false));
+	assert_false(zila_sched_covered(ZILA_SCHED_CONN_NONE, 6, 7, false));
+	assert_false(zila_sched_covered(ZILA_SCHED_CONN_NONE, 7, 7, true));
+	/* our own count unknown: every peer */
+	assert_false(zila_sched_covered(ZILA_SCHED_CONN_STARTING, 0, -1, false));
+	assert_false(zila_sched_covered(ZILA_SCHED_CONN_SESSION, 7, -1, false));
+
+	/* Through want_all as the daemon calls it: HQ, dialled for a write and still in the
+	 * handshake, is not wanted again when the write's notice comes once more; nor when the
+	 * notice of its start's seal comes while its session closes. */
+	struct zila_sched s;
+	struct world w;
+	struct in_flight f = { ZILA_SCHED_CONN_STARTING, 0, 7, true };
+	uint64_t wake;
+	setup(&s, &w, 64);
+	struct zila_sched_peer *hq = zila_sched_add(&s, "hq:7400", ZILA_SCHED_HQ, T0);
+	assert_ptr_equal(zila_sched_next(&s, T0, 0, &wake), hq);
+	assert_int_equal(zila_sched_want_all(&s, NULL, T0 + 10, skip_in_flight, &f), 0);
+	f = (struct in_flight){ ZILA_SCHED_CONN_SESSION, 8, 8, false };
+	assert_int_equal(zila_sched_want_all(&s, NULL, T0 + 20, skip_in_flight, &f), 0);
+	assert_false(hq->again);
+	struct zila_sched_result res = { .ok = true, .handshake = true };
+	struct zila_sched_after after;
+	zila_sched_ended(&s, hq, &res, T0 + 30, &after);
+	assert_false(hq->want); /* no second session */
+	/* a write after its start: one more session, after this one */
+	assert_ptr_equal(zila_sched_next(&s, T0 + 40, 0, &wake), NULL);
+	hq->want = true;
+	assert_ptr_equal(zila_sched_next(&s, T0 + 50, 0, &wake), hq);
+	f = (struct in_flight){ ZILA_SCHED_CONN_SESSION, 9, 9, true };
+	assert_int_equal(zila_sched_want_all(&s, NULL, T0 + 60, skip_in_flight, &f), 1);
+	assert_true(hq->again);
+	teardown(&s, &w);
+}
+
+/* A session that failed on a key sent by reference is followed at once by one with keys
+ * whole, which a user waiting for the sync waits for (at most ZILA_SCHED_BUSY_RETRIES). */
+static void test_ref_failed_again_at_once(void **state)
+{
+	(void)state;
+	struct zila_sched s;
+	struct world w;
+	uint64_t wake;
+	setup(&s, &w, 64);
+	struct zila_sched_peer *hq = zila_sched_add(&s, "hq:7400", ZILA_SCHED_HQ, T0);
+	assert_ptr_equal(zila_sched_next(&s, T0, 0, &wake), hq);
+	struct zila_sched_result res = { .handshake = true, .ref_failed = true };
+	struct zila_sched_after after;
+	zila_sched_ended(&s, hq, &res, T0 + 10, &after);
+	assert_true(after.busy_retry);
+	assert_int_equal(after.delay_ms, 0);
+	assert_ptr_equal(zila_sched_next(&s, T0 + 10, 0, &wake), hq);
+	teardown(&s, &w);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -591,6 +674,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lan_cap, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_failure_log_limit, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_failure_log_lan_budget, fx_setup, fx_teardown),
+		cmocka_unit_test(test_covered_in_flight),
+		cmocka_unit_test(test_ref_failed_again_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

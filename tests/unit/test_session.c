@@ -172,6 +172,7 @@ struct pair_opts {
 	size_t b_nskip;
 	bool b_applies; /* side b's cfg.caller_applies */
 	bool a_paced;   /* side a's cfg.paced */
+	bool no_refs;   /* both sides' cfg.no_refs */
 };
 
 static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *rb, zila_part_filter_fn b_reads,
@@ -215,6 +216,7 @@ static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *r
 		cb.nskip = o->b_nskip;
 		cb.caller_applies = o->b_applies;
 		ca.paced = o->a_paced;
+		ca.no_refs = cb.no_refs = o->no_refs;
 	}
 	assert_int_equal(zila_session_new(&p->a, &ca, &err), 0);
 	assert_int_equal(zila_session_new(&p->b, &cb, &err), 0);
@@ -1983,6 +1985,143 @@ static void test_checkpoint_clone(void **state)
 	replica_close(&full);
 }
 
+/* Runs a pair until nothing moves, failing the test on an error other than `expect`;
+ * returns the first error met (0: none) and counts the bytes each side sent. */
+static int pair_run_tolerant(struct pair *p, int expect, size_t *a_bytes, size_t *b_bytes)
+{
+	struct zila_error err;
+	int first = 0;
+	zila_error_clear(&err);
+	while (first == 0 && (p->to_a.head < p->to_a.n || p->to_b.head < p->to_b.n)) {
+		while (first == 0 && p->to_b.head < p->to_b.n) {
+			struct zila_buf *m = &p->to_b.msgs[p->to_b.head++];
+			*a_bytes += m->len;
+			int r = zila_session_receive(p->b, m->p, m->len, &err);
+			if (r != 0 && r != expect)
+				fail_msg("b: %s", err.msg);
+			first = r;
+		}
+		while (first == 0 && p->to_a.head < p->to_a.n) {
+			struct zila_buf *m = &p->to_a.msgs[p->to_a.head++];
+			*b_bytes += m->len;
+			int r = zila_session_receive(p->a, m->p, m->len, &err);
+			if (r != 0 && r != expect)
+				fail_msg("a: %s", err.msg);
+			first = r;
+		}
+	}
+	/* the side that failed sent its Error: the other takes it */
+	while (p->to_a.head < p->to_a.n) {
+		struct zila_buf *m = &p->to_a.msgs[p->to_a.head++];
+		if (zila_session_receive(p->a, m->p, m->len, &err) != 0)
+			continue; /* failed already */
+	}
+	while (p->to_b.head < p->to_b.n) {
+		struct zila_buf *m = &p->to_b.msgs[p->to_b.head++];
+		if (zila_session_receive(p->b, m->p, m->len, &err) != 0)
+			continue;
+	}
+	return first;
+}
+
+/* Keys by reference (PROTOCOL.md, "Packed chunks"): a laptop's edits and deletes of rows HQ
+ * holds carry 6 bytes of each 16-byte key, and HQ ends with exactly the laptop's state; a
+ * row made and edited in one session goes whole; a key HQ cannot find (it lacks the row, or
+ * holds two rows with that prefix) fails the session on both sides, saying so, and the next
+ * session, with keys whole, completes. */
+static void test_keys_by_reference(void **state)
+{
+	(void)state;
+	struct replica hq, lap, lap2;
+	struct pair p;
+	struct zila_error err;
+	size_t na = 0, nb = 0, nb_whole = 0;
+	zila_error_clear(&err);
+	replica_open(&hq);
+	replica_open(&lap);
+	replica_open(&lap2);
+	seed(&hq, "s", 1);
+	exec(&hq, "BEGIN");
+	for (int i = 0; i < 200; i++)
+		exec(&hq, "INSERT INTO people(id, district_id, name, phone) VALUES (lower(hex(randomblob(16))), 'd1', 'P', NULL)");
+	/* two keys that share their first 6 bytes */
+	exec(&hq, "INSERT INTO people(id, district_id, name) VALUES ('aabbccddeeff00000000000000000001', 'd1', 'Twin 1'),"
+		  " ('aabbccddeeff00000000000000000002', 'd1', 'Twin 2'), ('11223344556600000000000000000009', 'd1', 'Gone')");
+	exec(&hq, "COMMIT");
+	assert_int_equal(zila_store_seal(hq.s, NULL, &err), 0);
+	struct pair_opts live = { .live = true, .a_is_hq = true };
+	struct replica *laps[2] = { &lap, &lap2 };
+	for (int k = 0; k < 2; k++) {
+		pair_open_opts(&p, &hq, laps[k], NULL, NULL, 0, 0, false, &live);
+		pair_run(&p, 1000);
+		assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+		pair_close(&p);
+		assert_same_hash(&hq, laps[k]);
+	}
+
+	/* 100 edits and 10 deletes of rows HQ holds; a new row, sealed, then edited and sealed
+	 * again: its key goes whole in the second entry, which follows the first in the session. */
+	exec(&lap, "UPDATE people SET phone = '7' || rowid WHERE rowid IN (SELECT rowid FROM people WHERE name = 'P' LIMIT 100)");
+	exec(&lap, "DELETE FROM people WHERE rowid IN (SELECT rowid FROM people WHERE name = 'P' AND phone IS NULL LIMIT 10)");
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('99887766554433221100ffeeddccbbaa', 'd1', 'New')");
+	assert_int_equal(zila_store_seal(lap.s, NULL, &err), 0);
+	exec(&lap, "UPDATE people SET name = 'Newer' WHERE id = '99887766554433221100ffeeddccbbaa'");
+	assert_int_equal(zila_store_seal(lap.s, NULL, &err), 0);
+	/* lap2 makes the same changes (the same rows: same rowids) but sends keys whole */
+	exec(&lap2, "UPDATE people SET phone = '7' || rowid WHERE rowid IN (SELECT rowid FROM people WHERE name = 'P' LIMIT 100)");
+	assert_int_equal(zila_store_seal(lap2.s, NULL, &err), 0);
+
+	struct pair_opts up = { .live = true };
+	pair_open_opts(&p, &lap, &hq, NULL, NULL, 0, 0, false, &up);
+	assert_int_equal(pair_run_tolerant(&p, 0, &na, &nb), 0);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.b)->entries_applied, 2);
+	assert_false(zila_session_stats(p.a)->ref_failed);
+	pair_close(&p);
+	assert_same_hash(&hq, &lap);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM people WHERE phone LIKE '7%'"), 100);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM people WHERE name = 'Newer'"), 1);
+
+	/* The same 100 edits with keys whole cost about 10 bytes more each. */
+	struct pair_opts whole = { .live = true, .no_refs = true };
+	pair_open_opts(&p, &lap2, &hq, NULL, NULL, 0, 0, false, &whole);
+	size_t nb2 = 0;
+	assert_int_equal(pair_run_tolerant(&p, 0, &nb2, &nb_whole), 0);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	pair_close(&p);
+	assert_true(nb_whole > nb + 600);
+
+	/* HQ holds two rows with the edited key's prefix: it cannot tell which. */
+	exec(&lap, "UPDATE people SET name = 'Twin one' WHERE id = 'aabbccddeeff00000000000000000001'");
+	assert_int_equal(zila_store_seal(lap.s, NULL, &err), 0);
+	pair_open_opts(&p, &lap, &hq, NULL, NULL, 0, 0, false, &up);
+	na = nb = 0;
+	assert_int_equal(pair_run_tolerant(&p, ZILA_EREF, &na, &nb), ZILA_EREF);
+	assert_true(zila_session_stats(p.b)->ref_failed); /* HQ, which could not find it */
+	assert_true(zila_session_stats(p.a)->ref_failed); /* the laptop, told by HQ's Error */
+	pair_close(&p);
+	/* HQ lost the row (removed behind zila's back): a reference finds nothing */
+	exec(&lap, "UPDATE people SET name = 'Still here' WHERE id = '11223344556600000000000000000009'");
+	assert_int_equal(zila_store_seal(lap.s, NULL, &err), 0);
+	char *msg = NULL;
+	assert_int_equal(sqlite3_exec(zila_store_db(hq.s), "DELETE FROM people WHERE id = '11223344556600000000000000000009'",
+				      NULL, NULL, &msg), SQLITE_OK);
+	pair_open_opts(&p, &lap, &hq, NULL, NULL, 0, 0, false, &up);
+	assert_int_equal(pair_run_tolerant(&p, ZILA_EREF, &na, &nb), ZILA_EREF);
+	assert_true(zila_session_stats(p.b)->ref_failed);
+	pair_close(&p);
+	/* The next session sends keys whole: both entries arrive. */
+	pair_open_opts(&p, &lap, &hq, NULL, NULL, 0, 0, false, &whole);
+	assert_int_equal(pair_run_tolerant(&p, 0, &na, &nb), 0);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.b)->entries_applied, 2);
+	pair_close(&p);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM people WHERE name = 'Twin one'"), 1);
+	replica_close(&hq);
+	replica_close(&lap);
+	replica_close(&lap2);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -2014,6 +2153,7 @@ int main(void)
 		cmocka_unit_test(test_refused_entry_alone),
 		cmocka_unit_test(test_refusal_told),
 		cmocka_unit_test(test_parked_counts_what_stays),
+		cmocka_unit_test(test_keys_by_reference),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

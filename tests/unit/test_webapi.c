@@ -19,6 +19,7 @@
 #include "zila/office/web.h"
 #include "zila/bundle.h"
 #include "zila/buf.h"
+#include "zila/os.h"
 #include "zila/store.h"
 
 static char dir[64];
@@ -81,7 +82,7 @@ static int setup(void **state)
 	zila_error_clear(&err);
 	assert_true(sodium_init() >= 0);
 	snprintf(dir, sizeof(dir), "/tmp/zila-test-webapi-XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	assert_int_equal(zila_os_mkdtemp(dir), 0);
 	assert_int_equal(zila_store_create(dir, &err), 0);
 	assert_int_equal(zila_store_open(&store, dir, &err), 0);
 	exec("INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
@@ -101,12 +102,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
 	zila_office_web_free(d1);
 	zila_office_web_free(hq);
 	zila_store_free(store);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return zila_os_rmtree(dir) == 0 ? 0 : -1;
 }
 
 static void test_scope(void **state)
@@ -352,7 +351,7 @@ static void test_review_labels(void **state)
 	json_t *j;
 	zila_error_clear(&err);
 	snprintf(dir2, sizeof(dir2), "/tmp/zila-test-webapi2-XXXXXX");
-	assert_non_null(mkdtemp(dir2));
+	assert_int_equal(zila_os_mkdtemp(dir2), 0);
 	assert_int_equal(zila_store_create(dir2, &err), 0);
 	assert_int_equal(zila_store_open(&s2, dir2, &err), 0);
 	exec("INSERT INTO org_units(id, level, district_id, name, code) VALUES ('b9', 'booth', 'd1', 'Sonpur', '120')");
@@ -377,9 +376,7 @@ static void test_review_labels(void **state)
 	json_decref(j);
 	zila_office_web_free(w2);
 	zila_store_free(s2);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir2);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(zila_os_rmtree(dir2), 0);
 }
 
 int main(void)

@@ -268,6 +268,9 @@ function progress() {
 // --- HTTP -----------------------------------------------------------------------------------
 const TOKEN = randomBytes(32).toString('hex');
 let tokenUsed = false;
+const PASSWORD = 'office-password-1'; // as if set with 'zila web password' (or account 'clerk')
+let pwWaitUntil = 0;
+let pwFails = 0;
 const sessions = new Set();
 const CSRF = randomBytes(16).toString('hex');
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png' };
@@ -307,6 +310,18 @@ async function handle(req, res) {
     conflicts.push({ id: 'c' + ++seq, table: 'people', row: r.id, row_label: r.name, col: 'name_local', kept: { value: r.name_local, device: 'gaya-office', when: now() - 600 }, lost: { value: body.value, device: 'belaganj-laptop', when: now() - 300 } });
     pushStatus();
     return send(res, 200, { ok: true });
+  }
+  if (p === '/api/login' && req.method === 'POST' && body.password !== undefined) {
+    // As the daemon: a wrong password makes the next try from here wait (1 s here).
+    if (Date.now() < pwWaitUntil) return send(res, 429, { error: 'too many wrong passwords from this computer: try again in 1 s', code: 'slow_down', retry_after: 1 }, { 'Retry-After': '1' });
+    if (body.password !== PASSWORD || (body.name && body.name !== 'clerk')) {
+      if (++pwFails > 2) pwWaitUntil = Date.now() + 1000; // two slips are free, as at the daemon
+      return send(res, 401, { error: 'wrong name or password', code: 'bad_password' });
+    }
+    pwFails = 0;
+    const sid = randomBytes(16).toString('hex');
+    sessions.add(sid);
+    return send(res, 200, { ok: true, csrf: CSRF }, { 'Set-Cookie': `zila_session=${sid}; HttpOnly; SameSite=Strict; Path=/` });
   }
   if (p === '/api/login' && req.method === 'POST') {
     if (body.token !== TOKEN) return send(res, 401, { error: 'this login link is wrong or too old', code: 'bad_token' });

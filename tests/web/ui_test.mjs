@@ -210,6 +210,45 @@ test('a clerk: login, add, edit, import, review, sync, Hindi', async () => {
   });
 });
 
+test('the login page: a password, a wrong one refused and made to wait, in Hindi too', async () => {
+  const { base } = await startMock('laptop', 50);
+  const { page, errors } = await newPage();
+  await run(page, 'password', async () => {
+  await page.goto(base + '/login');
+  await page.getByRole('heading', { name: 'Log in to zila' }).waitFor();
+  await page.getByLabel(/^Password/).fill('not-the-password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'wrong name or password' }).waitFor();
+  await page.getByRole('alert').filter({ hasText: 'type the name too' }).waitFor(); // with no name: the name may be the slip
+  assert.equal(await page.getByLabel(/^Password/).inputValue(), '', 'a refused password is not left in the field');
+  assert.ok(!page.url().includes('password'), 'no password in the address: ' + page.url());
+  for (const slip of ['slip-two-1', 'slip-three']) { // two more: the third wrong one starts the waits
+    await page.getByLabel(/^Password/).fill(slip);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForFunction(() => document.querySelector('input[type=password]').value === ''); // answered: refused
+    await page.getByRole('alert').filter({ hasText: 'wrong name or password' }).waitFor();
+  }
+  await page.getByLabel(/^Password/).fill('office-password-1');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'try again in' }).waitFor(); // the wait after a wrong one
+  await page.waitForTimeout(1100);
+  await page.getByLabel(/^Password/).fill('office-password-1');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Status', exact: true }).waitFor();
+  assert.ok(!page.url().includes('office-password'), 'no password in the address: ' + page.url());
+  // In Hindi: the same page and its message.
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('heading', { name: 'Log in to zila' }).waitFor();
+  await page.locator('button.lang').click();
+  await page.getByRole('heading', { name: 'zila में लॉग इन करें' }).waitFor();
+  await page.getByLabel(/^पासवर्ड/).fill('wrong-password-2');
+  await page.getByRole('button', { name: 'लॉग इन', exact: true }).click();
+  await page.getByRole('alert').filter({ hasText: 'नाम या पासवर्ड गलत है' }).waitFor();
+  await shot(page, 'login-hi');
+  assert.deepEqual(errors.filter((e) => !/40[0-9]|429/.test(e)), []);
+  });
+});
+
 test('HQ: a district chart changes as its sign-ups arrive; invite QR', async () => {
   const { base, token } = await startMock('hq', 3000);
   const { page, errors } = await newPage();

@@ -2,7 +2,8 @@
  * over encrypted loopback TCP, driven from one process by a load client (every laptop a replica
  * of its own, its own district, its own loopback source address). Prints total time, HQ's peak
  * RSS, and checks that everything converged.
- *   bench_fanin [ZILA_BINARY [LAPTOPS [ROWS_PER_LAPTOP]]]   (default build/zila, 200, 50) */
+ *   bench_fanin [ZILA_BINARY [LAPTOPS [ROWS_PER_LAPTOP]]]   (default build/zila, 200, 50;
+ *   LAPTOPS up to 10,000: each laptop costs this process 4 descriptors, HQ one) */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include "zila/daemon.h"
 
 #define PORT 17431
+#define MAX_LAPTOPS 10000
 
 static long hq_rss_kb(pid_t pid)
 {
@@ -31,6 +33,22 @@ static long hq_rss_kb(pid_t pid)
 	return kb;
 }
 
+/* CPU seconds (user + system) the process has used so far. */
+static double cpu_s(pid_t pid)
+{
+	char path[64];
+	unsigned long ut = 0, st = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	/* after "pid (comm) ": fields 3.. ; utime and stime are fields 14 and 15 */
+	if (fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		ut = st = 0;
+	fclose(f);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int64_t count(const char *dbpath, const char *sql)
 {
 	sqlite3 *db;
@@ -45,15 +63,15 @@ static int64_t count(const char *dbpath, const char *sql)
 	return n;
 }
 
-/* Laptop i dials HQ from its own loopback address, 127.0.1.(i+2) (HQ limits handshakes per
- * source address). */
+/* Laptop i dials HQ from its own loopback address, 127.1.x.y from 127.1.0.2 on (HQ limits
+ * handshakes per source address; Linux answers for all of 127/8). */
 static int dial(int i, const struct sockaddr_in *to)
 {
 	struct sockaddr_in from;
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 	memset(&from, 0, sizeof(from));
 	from.sin_family = AF_INET;
-	from.sin_addr.s_addr = htonl(0x7f000100u + (uint32_t)i + 2);
+	from.sin_addr.s_addr = htonl(0x7f010000u + (uint32_t)i + 2);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
 	    connect(fd, (const struct sockaddr *)to, sizeof(*to)) != 0)
 		die("connect", strerror(errno));
@@ -85,13 +103,21 @@ int main(int argc, char **argv)
 	const char *zila = argc > 1 ? argv[1] : "build/zila";
 	int nlap = argc > 2 ? atoi(argv[2]) : 200;
 	int rows = argc > 3 ? atoi(argv[3]) : 50;
-	char base[128], hq[160], dir[200], sql[256], listen_at[64];
+	char base[128], hq[160], dir[200], sql[512], listen_at[64];
 	struct zila_error err;
 	zila_error_clear(&err);
 	snprintf(base, sizeof(base), "%s/zila-bench-fanin-XXXXXX", getenv("ZILA_BENCH_DIR") ? getenv("ZILA_BENCH_DIR") : "/tmp");
 	signal(SIGPIPE, SIG_IGN); /* a write to a handshake HQ closed fails, and is dialled again */
-	if (sodium_init() < 0 || mkdtemp(base) == NULL || nlap < 1 || nlap > 250)
-		die("setup", "arguments or temporary directory");
+	if (sodium_init() < 0 || mkdtemp(base) == NULL || nlap < 1 || nlap > MAX_LAPTOPS)
+		die("setup", "arguments (1-10000 laptops) or temporary directory");
+	/* Each laptop holds its replica (database, WAL, shared memory) and a socket open. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (rlim_t)nlap * 4 + 64 > rl.rlim_cur)
+		die("setup", "too few file descriptors for this many laptops (ulimit -n: 4 a laptop)");
 	zila_log_set_sink(NULL, NULL, ZILA_LOG_ERROR);
 	snprintf(hq, sizeof(hq), "%s/hq", base);
 	printf("== bench_fanin: one HQ daemon, %d laptops at once, %d rows written on each, %d on HQ per district\n", nlap,
@@ -210,6 +236,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nlap; i++)
 		zila_backoff_init(&backoff[i], 1000, 5 * 60 * 1000);
 	int redials = 0;
+	double hq_cpu0 = cpu_s(d);
 	double t0 = now();
 	for (int i = 0; i < nlap; i++)
 		pfd[i].fd = sides[i].fd = dial(i, &to);
@@ -285,6 +312,7 @@ int main(int argc, char **argv)
 		free(bufs[i]);
 	}
 	long rss = hq_rss_kb(d);
+	double hq_cpu = cpu_s(d) - hq_cpu0;
 	kill(d, SIGTERM);
 	int status;
 	waitpid(d, &status, 0);
@@ -302,6 +330,7 @@ int main(int argc, char **argv)
 	printf("fan-in:      %d sessions in %.2f s (%.1f ms each on average, all at once); entries up %llu, down %llu;"
 	       " %d handshakes closed by HQ's limit and dialled again\n",
 	       nlap, total, total * 1e3 / nlap, (unsigned long long)sent, (unsigned long long)received, redials);
+	printf("             HQ's CPU %.2f s (%.2f ms a session)\n", hq_cpu, hq_cpu * 1e3 / nlap);
 	printf("             HQ peak RSS %.1f MiB; HQ holds %lld of %d laptop rows; laptops miss %lld rows; daemon exit %d\n",
 	       (double)rss / 1024, (long long)at_hq, nlap * rows, (long long)missing,
 	       WIFEXITED(status) ? WEXITSTATUS(status) : -1);

@@ -20,7 +20,8 @@ Environment: ZILA, LAB_SEED, LAB_SECONDS (of faults), LAB_OUT, LAB_FAULTS (comma
 classes, or "all"), LAB_KNOWN (check classes reported but not failed on), LAB_QUIET_SECONDS
 (how long to wait for quiescence), LAB_INJECT=corrupt (after quiescence, one laptop's row is
 changed behind zila's back: the lab must fail) or LAB_INJECT=nodelete (l1's delete trigger
-dropped at the start), LAB_SELFTEST=1 (after the checks, the corrupt injection and the checks
+dropped at the start), LAB_KEEP (a directory: on a failed run every node's daemon log, a
+copy of its replica, the lab's own log, history and report are kept there), LAB_SELFTEST=1 (after the checks, the corrupt injection and the checks
 again: they must report it), LAB_NS_BASE/LAB_NS_N (from lab.sh).
 """
 import json
@@ -57,8 +58,14 @@ COLS = ["id", "district_id", "name", "name_local", "phone", "gender", "birth_yea
 TOKEN_COLS = ["name", "address", "joined_on"]  # every write puts a value never written before
 
 
+LOGF = None  # OUT/lab.log: every line the lab prints, the events among them
+
+
 def log(msg):
     print("lab: " + msg, flush=True)
+    if LOGF is not None:
+        LOGF.write("%s lab: %s\n" % (time.strftime("%H:%M:%S", time.gmtime()), msg))
+        LOGF.flush()
 
 
 class Node:
@@ -164,6 +171,7 @@ class Lab:
         self.seed = int(os.environ.get("LAB_SEED", "1"))
         self.seconds = float(os.environ.get("LAB_SECONDS", "40"))
         self.out = os.path.abspath(os.environ.get("LAB_OUT", "build/lab/seed-%d" % self.seed))
+        self.keepdir = os.environ.get("LAB_KEEP") or None
         self.zila = os.path.abspath(os.environ.get("ZILA", "build/zila"))
         self.nsctl = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsctl.sh")
         f = os.environ.get("LAB_FAULTS", DEFAULT_FAULTS)
@@ -936,6 +944,39 @@ class Lab:
         self.event("INJECTED: %s's row %s renamed behind zila's back (triggers off)" % (n.name, key))
         return key
 
+    # ---- a failed run's evidence -----------------------------------------------------------
+    def keep(self):
+        """Copies what a failed run leaves to LAB_KEEP (replacing an earlier run's): each
+        node's daemon log and replica directory (as the daemon left it: it is stopped or
+        killed first), the lab's log, history and report. Returns the directory
+        or None (no LAB_KEEP)."""
+        if not self.keepdir:
+            return None
+        d = os.path.abspath(self.keepdir)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        rep = os.path.join(self.out, "report.txt")
+        if os.path.exists(rep):
+            with open(rep, "a") as f:
+                f.write("\nkept: daemon logs, replicas, the lab's log and history in %s\n" % d)
+        for f in ("lab.log", "history.jsonl", "report.txt"):
+            src = os.path.join(self.out, f)
+            if os.path.exists(src):
+                shutil.copy2(src, d)
+        if self.events:
+            with open(os.path.join(d, "events.txt"), "w") as f:
+                f.write("\n".join(self.events) + "\n")
+        for n in self.nodes:
+            if os.path.exists(n.logf):
+                shutil.copy2(n.logf, os.path.join(d, n.name + ".log"))
+            if os.path.isdir(n.dir):
+                # the whole replica directory (zila.db and its -wal, keys, certificate), so
+                # `zila -d DIR log|status` works on the copy; sockets are left out
+                shutil.copytree(n.dir, os.path.join(d, n.name), ignore=lambda dd, names: [
+                    x for x in names if not (os.path.isfile(os.path.join(dd, x)) or os.path.isdir(os.path.join(dd, x)))])
+        log("failed run: daemon logs, replicas, the lab's log and history kept in %s" % d)
+        return d
+
     # ---- the run -------------------------------------------------------------------------
     def run(self):
         self.t0 = time.time()
@@ -1008,12 +1049,19 @@ def main():
     if "LAB_NS_BASE" not in os.environ:
         print("lab.py is run by tools/lab/lab.sh (it makes the namespaces)", file=sys.stderr)
         return 2
+    global LOGF
     lab = Lab()
+    os.makedirs(lab.out, exist_ok=True)
+    LOGF = open(os.path.join(lab.out, "lab.log"), "w")
+    rc = 1
     try:
-        return lab.run()
+        rc = lab.run()
+        return rc
     finally:
         for n in lab.nodes:
             n.kill9()
+        if rc != 0:
+            lab.keep()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # The fault-injection lab (README, Tests): HQ and LAB_LAPTOPS laptops as real daemons, each in
 # its own network namespace (tests/integration/netns.sh), driven by tools/lab/lab.py.
 #   LAB_SEED (1), LAB_SECONDS (40) of faults, LAB_FAULTS (classes, see lab.py --help),
-#   LAB_OUT (build/lab/seed-N): replicas, logs, history.jsonl, report.txt.
+#   LAB_OUT (build/lab/seed-N): replicas, logs, lab.log, history.jsonl, report.txt;
+#   LAB_KEEP: where a failed run copies them (unset: not copied).
 # Exit 0 when every check holds, 1 with a violation, 0 with "skipped" when not root.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../tests/integration/netns.sh"

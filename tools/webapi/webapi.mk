@@ -14,6 +14,11 @@ LLHTTP_FUZZ := $(patsubst %,build/fuzz/obj/llhttp/%.o,$(LLHTTP_NAMES))
 LLHTTP_CFLAGS := -std=c11 -I$(LLHTTP_INC) -w
 BASE_CFLAGS += -I$(LLHTTP_INC)
 LIB_SRC += build/gen/web_assets.c
+# TLS for the interface on the LAN (HQ): OpenSSL's libssl (README "Dependencies"); the
+# Windows build compiles src/net/webtls_none.c instead (tools/windows/windows.mk).
+LIB_SRC := $(filter-out src/net/webtls_none.c,$(LIB_SRC))
+BASE_CFLAGS += $(shell pkg-config --cflags openssl 2>/dev/null)
+LIBS += $(shell pkg-config --libs openssl 2>/dev/null)
 WEB_DIST ?= build/web/dist
 
 build/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c build/.deps-build

@@ -14,7 +14,7 @@ WIN_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -D_POSIX_THREAD_SAFE_FUNC
 WIN_LIBS := -L$(WIN_DEPS)/lib -lsodium -luv -lsqlite3 -lzstd -lprotobuf-c -ljansson -lcsv \
 	-lws2_32 -liphlpapi -luserenv -lpsapi -ldbghelp -lole32 -luuid -lshell32 -ladvapi32 -lbcrypt
 WIN_LDFLAGS := -static -Wl,--no-insert-timestamp -lwinpthread -lssp
-WIN_LIB_SRC := $(filter-out src/os/os_posix.c,$(LIB_SRC)) src/os/os_win.c
+WIN_LIB_SRC := $(filter-out src/os/os_posix.c src/net/webtls.c,$(LIB_SRC)) src/os/os_win.c src/net/webtls_none.c
 win_obj = $(patsubst %.c,$(WIN_OUT)/obj/%.o,$(1))
 WIN_STAMP := $(WIN_DEPS)/.done
 
@@ -66,16 +66,33 @@ $(WIN_OUT)/tests/%.exe: $(WIN_OUT)/obj/tests/unit/%.o $(WIN_OUT)/libzila_office.
 	$(Q)$(WIN_CC) -o $@ $^ -lcmocka $(WIN_LIBS) $(WIN_LDFLAGS)
 $(WIN_OUT)/obj/tests/%.o: WIN_CFLAGS += -Wno-format
 
-# Not test_os_full: it limits the file size with setrlimit, which Windows has not; not yet
-# test_webapi (merged last: it makes its directories with mkdtemp and the shell).
-WIN_UNIT_RUN := $(filter-out $(WIN_OUT)/tests/test_os_full.exe $(WIN_OUT)/tests/test_webapi.exe,$(WIN_UNIT))
-check-windows: build/.deps-windows
+# Not test_os_full: it limits the file size with setrlimit, which Windows has not.
+WIN_UNIT_RUN := $(filter-out $(WIN_OUT)/tests/test_os_full.exe,$(WIN_UNIT))
+.PHONY: check-windows-core
+check-windows: check-windows-core
+	$(Q)$(MAKE) --no-print-directory check-windows-setup
+check-windows-core: build/.deps-windows
 	$(Q)$(MAKE) --no-print-directory windows-deps
 	$(Q)$(MAKE) --no-print-directory $(WIN_OUT)/zila.exe $(WIN_UNIT_RUN) build/asan/zila
 	$(Q)sh tools/windows/check.sh $(WIN_OUT) $(WIN_UNIT_RUN)
 	@# Linux HQ (the ASan build make check uses) and a Windows laptop under Wine, on loopback
 	$(Q)ZILA=$(CURDIR)/build/asan/zila ZILA_EXE=$(CURDIR)/$(WIN_OUT)/zila.exe WINEPREFIX=$(CURDIR)/$(WIN_OUT)/wine \
 	  sh tests/windows/test_cross.sh
+
+# The installer run in a fresh Wine prefix (tests/windows/test_setup.sh): install, service,
+# Start menu, firewall commands, enrolment, update, uninstall. In make check: a part of its
+# own (windows-setup), beside the other (both built in make check's build step).
+WIN_SETUP_TEST := $(WIN_OUT)/zila-setup.exe $(WIN_OUT)/tests/fake_netsh.exe $(WIN_OUT)/tests/fake_net.exe build/asan/zila
+$(WIN_OUT)/tests/fake_netsh.exe $(WIN_OUT)/tests/fake_net.exe: $(WIN_OUT)/tests/%.exe: tests/windows/%.c
+	@mkdir -p $(@D)
+	$(Q)$(WIN_CC) -std=c11 $(WARN) -O2 -g0 -fno-ident -Wl,--no-insert-timestamp -o $@ $<
+.PHONY: check-windows-setup
+check-windows-setup: build/.deps-windows
+	$(Q)$(MAKE) --no-print-directory windows-deps
+	$(Q)$(MAKE) --no-print-directory $(WIN_SETUP_TEST)
+	$(Q)ZILA=$(CURDIR)/build/asan/zila SETUP_EXE=$(CURDIR)/$(WIN_OUT)/zila-setup.exe \
+	  FAKE_NETSH=$(CURDIR)/$(WIN_OUT)/tests/fake_netsh.exe FAKE_NET=$(CURDIR)/$(WIN_OUT)/tests/fake_net.exe \
+	  sh tests/windows/test_setup.sh
 
 # The installer (Debian's nsis), README "Windows".
 $(WIN_OUT)/zila-setup.exe: tools/windows/zila.nsi $(WIN_OUT)/zila.exe
@@ -90,6 +107,12 @@ $(WIN_OUT)/zila-setup.exe: tools/windows/zila.nsi $(WIN_OUT)/zila.exe
 check: build/.deps-windows
 CHECK_BUILD += $(WIN_STAMP)
 CHECK_PARTS += windows
-check.windows.cmd := $(MAKE) --no-print-directory check-windows WIN_SEEDS=10
+check.windows.cmd := $(MAKE) --no-print-directory check-windows-core WIN_SEEDS=10
 check.windows.secs := 900
 check.windows.net := own
+CHECK_BUILD += $(WIN_OUT)/zila.exe $(WIN_SETUP_TEST)
+CHECK_PARTS += windows-setup
+check.windows-setup.cmd := $(MAKE) --no-print-directory check-windows-setup
+check.windows-setup.kind := wait
+check.windows-setup.secs := 120
+check.windows-setup.net := own

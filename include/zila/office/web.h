@@ -47,5 +47,10 @@ void zila_office_web_free(struct zila_office_web *w);
  * 4xx or 5xx status with {"error": plain words, "code", "field"}. */
 void zila_office_web_handle(struct zila_office_web *w, const char *method, const char *path, const char *query,
 			    const char *body, size_t body_len, struct zila_office_reply *out);
+/* The same for a web account's role: NULL, "owner" or "admin" as the device; "viewer" reads
+ * only (403 code "role" for any change but the language); "district:<id>" as that district's
+ * laptop would (403 code "scope" for everything when the device does not hold that district). */
+void zila_office_web_handle_as(struct zila_office_web *w, const char *role, const char *method, const char *path,
+			       const char *query, const char *body, size_t body_len, struct zila_office_reply *out);
 
 #endif

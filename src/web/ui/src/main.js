@@ -90,6 +90,9 @@ function LoginPage({ onLogin }) {
   const [msg, setMsg] = useState(null);
   const [busy, setBusy] = useState(false);
   const [pw, setPw] = useState('');
+  const [name, setName] = useState('');
+  // On this computer the one-time link of 'zila open' logs in; from another, a password.
+  const local = ['127.0.0.1', 'localhost', '[::1]', '::1'].includes(location.hostname);
   useEffect(() => {
     const tryToken = () => {
       const m = /[#&]t=([0-9a-fA-F]+)/.exec(location.hash);
@@ -112,21 +115,28 @@ function LoginPage({ onLogin }) {
   const submit = (e) => {
     e.preventDefault();
     setBusy(true);
-    post('/login', { password: pw })
+    const body = name.trim() ? { name: name.trim().toLowerCase(), password: pw } : { password: pw };
+    // The password goes in the body of a POST, never in an address.
+    post('/login', body)
       .then(onLogin)
       .catch((err) => {
         setBusy(false);
-        setMsg(t('login.failed', { why: errText(err) }));
+        setPw('');
+        // A clerk given an account often types only its password: say the name counts.
+        const hint = !name.trim() && err && err.code === 'bad_password' ? ' ' + t('login.name.hint') : '';
+        setMsg(t('login.failed', { why: errText(err) }) + hint);
       });
   };
   return html`<main id="main" class="login">
     <h1>${t('login.title')}</h1>
     ${busy ? html`<p role="status">${t('login.working')}</p>` : null}
     ${msg ? html`<p class="msg err" role="alert">${msg}</p>` : null}
-    <p>${t('login.how')}</p>
-    <pre class="cmd">zila open</pre>
+    ${local ? html`<p>${t('login.how')}</p>
+    <pre class="cmd">zila open</pre>` : html`<p>${t('login.lan')}</p>`}
     <form onSubmit=${submit} class="pwform">
-      <label>${t('login.password')}
+      <label>${t('login.name')}
+        <input type="text" autocomplete="username" autocapitalize="none" spellcheck="false" value=${name} onInput=${(e) => setName(e.target.value)} /></label>
+      <label>${local ? t('login.password') : t('login.password.lan')}
         <input type="password" autocomplete="current-password" value=${pw} onInput=${(e) => setPw(e.target.value)} /></label>
       <button type="submit" disabled=${busy || !pw}>${t('login.submit')}</button>
     </form>
@@ -223,7 +233,7 @@ function App() {
     <a class="skip" href="#main">${t('nav.skip')}</a>
     <header>
       <span class="brand">zila</span>
-      <span class="who">${session.device.name} · ${session.district ? session.district.name : t('role.hq')}${session.org ? ' · ' + session.org.name : ''}</span>
+      <span class="who">${session.device.name} · ${session.district ? session.district.name : t('role.hq')}${session.org ? ' · ' + session.org.name : ''}${session.account && session.account.name ? ' · ' + session.account.name + (session.account.role === 'viewer' ? ' (' + t('role.viewer') + ')' : '') : ''}</span>
       <span class="grow"></span>
       ${langBtn}
       <button class="plain" onClick=${logout}>${t('logout')}</button>

@@ -51,12 +51,14 @@ export function StatusPage({ session, status, live }) {
       </section>
       <section class="card" aria-labelledby="h-hq">
         <h2 id="h-hq">${t('status.hq')}</h2>
-        <p class=${hq.reachable ? 'good' : 'bad'} data-testid="hq-reach">${hq.reachable ? t('status.hq.reachable') : t('status.hq.unreachable')}</p>
-        <dl>
+        ${session.role === 'hq'
+          ? html`<p class="good" data-testid="hq-reach">${t('status.hq.self')}</p>`
+          : html`<p class=${hq.reachable ? 'good' : 'bad'} data-testid="hq-reach">${hq.reachable ? t('status.hq.reachable') : t('status.hq.unreachable')}</p>`}
+        ${session.role === 'hq' ? null : html`<dl>
           <dt>${t('status.hq.last')}</dt><dd data-testid="hq-last">${fmtTime(hq.last_sync_at)}</dd>
           ${hq.next_attempt_at ? html`<dt>${t('status.hq.next')}</dt><dd>${fmtTime(hq.next_attempt_at)}</dd>` : null}
           ${hq.last_error ? html`<dt>${t('status.hq.error')}</dt><dd>${hq.last_error}</dd>` : null}
-        </dl>
+        </dl>`}
       </section>
       <section class="card" aria-labelledby="h-pending">
         <h2 id="h-pending">${t('status.pending')}</h2>

@@ -1,0 +1,628 @@
+/* Attachments (#25): the blob store (stored once, limits, quota, a full disk, damage found),
+ * and the blob phase between two real replicas through in-memory queues (byte-identical,
+ * the serving side's read scope, a chunk that does not match refused and fetched again, a
+ * cut resumed at its chunk), and collection after the horizon. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifndef _WIN32
+#include <sys/resource.h>
+#endif
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "sync.pb-c.h"
+#include "zila/blob.h"
+#include "zila/blobx.h"
+#include "zila/os.h"
+#include "zila/store_test.h"
+
+struct replica {
+	char top[64], dir[80];
+	struct zila_store *s;
+};
+
+static void exec(struct replica *r, const char *sql)
+{
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (zila_store_exec_captured(r->s, sql, NULL, NULL, &err) != 0)
+		fail_msg("%s: %s", sql, err.msg);
+}
+
+static void replica_open(struct replica *r)
+{
+	struct zila_error err;
+	zila_error_clear(&err);
+	memset(r, 0, sizeof(*r));
+	snprintf(r->top, sizeof(r->top), "/tmp/zila-blob-XXXXXX");
+	assert_int_equal(zila_os_mkdtemp(r->top), 0);
+	snprintf(r->dir, sizeof(r->dir), "%s/r", r->top);
+	assert_int_equal(zila_store_create(r->dir, &err), 0);
+	assert_int_equal(zila_store_open(&r->s, r->dir, &err), 0);
+	exec(r, "INSERT INTO states(id, name) VALUES ('s1', 'State');"
+		"INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'One'), ('d2', 's1', 'Two')");
+}
+
+static void replica_close(struct replica *r)
+{
+	zila_store_free(r->s);
+	assert_int_equal(zila_os_rmtree(r->top), 0);
+}
+
+static void write_file(const char *path, size_t len, uint32_t seed)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	assert_non_null(p);
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+	struct zila_error err;
+	assert_int_equal(zila_os_write_atomic(path, p, len, 0600, &err), 0);
+	free(p);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	struct zila_buf x, y;
+	zila_buf_init(&x, 64 << 20);
+	zila_buf_init(&y, 64 << 20);
+	bool same = zila_os_read_file(a, x.max, &x, NULL, NULL) == 0 && zila_os_read_file(b, y.max, &y, NULL, NULL) == 0 &&
+		    x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
+	zila_buf_release(&x);
+	zila_buf_release(&y);
+	return same;
+}
+
+static int count_files(void *ctx, const char *name)
+{
+	(void)name;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* files under DIR/blobs/XX/ for every XX */
+struct walk {
+	const char *dir;
+	int n;
+};
+
+static int count_sub(void *ctx, const char *name)
+{
+	struct walk *w = ctx;
+	char sub[256];
+	snprintf(sub, sizeof(sub), "%s/blobs/%s", w->dir, name);
+	return zila_os_list(sub, count_files, &w->n);
+}
+
+static int blob_files(struct replica *r)
+{
+	struct walk w = { r->dir, 0 };
+	char top[256];
+	snprintf(top, sizeof(top), "%s/blobs", r->dir);
+	(void)!zila_os_list(top, count_sub, &w);
+	return w.n;
+}
+
+static int64_t scalar(struct replica *r, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_prepare_v2(zila_store_db(r->s), sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void attach(struct replica *r, const char *path, const char *district, struct zila_attachment *a)
+{
+	struct zila_attach_req rq = { .path = path, .district = district };
+	struct zila_error err;
+	zila_error_clear(&err);
+	if (zila_blob_attach(r->s, &rq, a, &err) != 0)
+		fail_msg("attach %s: %s", path, err.msg);
+}
+
+/* --- the store ------------------------------------------------------------------------- */
+
+static void test_stored_once(void **state)
+{
+	(void)state;
+	struct replica r;
+	struct zila_attachment a, b, f;
+	struct zila_error err;
+	char in[128], out[128];
+	replica_open(&r);
+	snprintf(in, sizeof(in), "%s/photo.jpg", r.top);
+	snprintf(out, sizeof(out), "%s/out.jpg", r.top);
+	write_file(in, 300 * 1024 + 17, 1);
+	attach(&r, in, "d1", &a);
+	attach(&r, in, "d1", &b);
+	assert_string_equal(a.hash, b.hash);
+	assert_string_not_equal(a.id, b.id);
+	assert_string_equal(a.media_type, "image/jpeg");
+	assert_int_equal(a.size, 300 * 1024 + 17);
+	assert_int_equal(a.state, ZILA_BLOB_PRESENT);
+	assert_int_equal(blob_files(&r), 1); /* two rows, one blob */
+	assert_int_equal(scalar(&r, "SELECT count(*) FROM attachments"), 2);
+	assert_int_equal(zila_blob_find(r.s, a.hash, &f, &err), 0);
+	assert_int_equal(zila_blob_find(r.s, "zzzzzzzz", &f, &err), ZILA_ENOTFOUND);
+	assert_int_equal(zila_blob_copy_out(r.s, a.hash, out, &err), 0);
+	assert_true(same_file(in, out));
+	/* the reference is an ordinary captured change: sealed into the feed like any row */
+	size_t n = 0;
+	assert_int_equal(zila_store_seal(r.s, &n, &err), 0);
+	assert_true(n >= 1);
+	replica_close(&r);
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	struct replica r;
+	struct zila_attachment a;
+	struct zila_error err;
+	char in[128], small[128];
+	replica_open(&r);
+	snprintf(in, sizeof(in), "%s/big.bin", r.top);
+	snprintf(small, sizeof(small), "%s/small.bin", r.top);
+	write_file(in, 200000, 2);
+	write_file(small, 50000, 3);
+	assert_int_equal(zila_store_meta_set(r.s, "attach.max_bytes", "100000"), 0);
+	struct zila_attach_req rq = { .path = in, .district = "d1" };
+	zila_error_clear(&err);
+	assert_int_equal(zila_blob_attach(r.s, &rq, &a, &err), ZILA_ETOOBIG);
+	assert_non_null(strstr(err.msg, "attach.max_bytes"));
+	assert_int_equal(zila_store_meta_set(r.s, "attach.quota_bytes", "80000"), 0);
+	rq.path = small;
+	assert_int_equal(zila_blob_attach(r.s, &rq, &a, &err), 0);
+	/* the same file again costs nothing more; another one passes the quota */
+	assert_int_equal(zila_blob_attach(r.s, &rq, &a, &err), 0);
+	write_file(small, 50001, 4);
+	zila_error_clear(&err);
+	assert_int_equal(zila_blob_attach(r.s, &rq, &a, &err), ZILA_ELIMIT);
+	assert_non_null(strstr(err.msg, "quota"));
+	/* another district has its own quota */
+	rq.district = "d2";
+	assert_int_equal(zila_blob_attach(r.s, &rq, &a, &err), 0);
+	assert_int_equal(scalar(&r, "SELECT count(*) FROM attachments"), 3);
+	assert_int_equal(blob_files(&r), 2);
+	/* an owner row that does not exist */
+	rq.table = "people";
+	rq.row = "nobody";
+	rq.district = NULL;
+	assert_int_equal(zila_blob_attach(r.s, &rq, &a, &err), ZILA_ENOTFOUND);
+	replica_close(&r);
+}
+
+#ifndef _WIN32
+/* A file size limit stands in for a full disk: the blob's write fails, nothing is left
+ * behind (no blob, no temp file, no row), the replica is whole and takes the file later.
+ * POSIX only (setrlimit), as test_os_full. */
+static void test_full_disk(void **state)
+{
+	(void)state;
+	struct replica r;
+	struct zila_attachment a;
+	struct zila_error err;
+	struct rlimit old, lim;
+	char in[128];
+	replica_open(&r);
+	snprintf(in, sizeof(in), "%s/photo.jpg", r.top);
+	write_file(in, 400000, 5);
+	int64_t rows = scalar(&r, "SELECT count(*) FROM attachments");
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 300000;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	struct zila_attach_req rq = { .path = in, .district = "d1" };
+	zila_error_clear(&err);
+	int rc = zila_blob_attach(r.s, &rq, &a, &err);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_true(rc == ZILA_EIO || rc == ZILA_EFULL);
+	assert_non_null(strstr(err.msg, "cannot"));
+	assert_int_equal(blob_files(&r), 0);
+	assert_int_equal(scalar(&r, "SELECT count(*) FROM attachments"), rows);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(zila_store_db(r.s), "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	attach(&r, in, "d1", &a);
+	assert_int_equal(blob_files(&r), 1);
+	replica_close(&r);
+}
+#endif
+
+/* --- the blob phase ----------------------------------------------------------------------- */
+
+struct queue {
+	struct zila_buf *m;
+	size_t n, head, cap;
+};
+
+static int q_send(void *ctx, const uint8_t *p, size_t len)
+{
+	struct queue *q = ctx;
+	if (q->n == q->cap) {
+		q->cap = q->cap ? 2 * q->cap : 16;
+		q->m = realloc(q->m, q->cap * sizeof(*q->m));
+		assert_non_null(q->m);
+	}
+	zila_buf_init(&q->m[q->n], ZILA_SESSION_MSG_MAX);
+	assert_int_equal(zila_buf_put(&q->m[q->n], p, len), 0);
+	q->n++;
+	return 0;
+}
+
+static void q_clear(struct queue *q)
+{
+	for (size_t i = 0; i < q->n; i++)
+		zila_buf_release(&q->m[i]);
+	free(q->m);
+	memset(q, 0, sizeof(*q));
+}
+
+struct side {
+	struct replica *r;
+	struct zila_blobx *bx;
+	struct queue out; /* what it sent, not yet read by the other */
+	const char *may_read; /* the other's read scope: one district, NULL: all */
+};
+
+static bool scope_one(void *ctx, const char *part)
+{
+	return strcmp((const char *)ctx, part) == 0;
+}
+
+static void side_new(struct side *s, struct replica *r, const char *peer_reads)
+{
+	struct zila_blobx_config cfg;
+	struct zila_error err;
+	memset(s, 0, sizeof(*s));
+	memset(&cfg, 0, sizeof(cfg));
+	s->r = r;
+	s->may_read = peer_reads;
+	cfg.store = r->s;
+	cfg.peer_may_read = peer_reads ? scope_one : NULL;
+	cfg.peer_read_ctx = (void *)peer_reads;
+	cfg.send = q_send;
+	cfg.send_ctx = &s->out;
+	cfg.fetch_all = true;
+	assert_int_equal(zila_blobx_new(&s->bx, &cfg, &err), 0);
+}
+
+static void side_free(struct side *s)
+{
+	zila_blobx_free(s->bx);
+	q_clear(&s->out);
+}
+
+/* What a tamper hook may do to a message in flight (a peer that sends bad bytes). */
+typedef void (*tamper_fn)(void *ctx, struct zila_buf *m);
+
+/* Runs both sides until both are done, or until `budget` messages were delivered to b
+ * (a cut: the rest is dropped). Returns true when both finished. */
+static bool run(struct side *a, struct side *b, size_t budget, tamper_fn tamper, void *tctx)
+{
+	struct zila_error err;
+	size_t delivered_b = 0;
+	assert_int_equal(zila_blobx_start(a->bx, &err), 0);
+	assert_int_equal(zila_blobx_start(b->bx, &err), 0);
+	for (int round = 0; round < 100000; round++) {
+		bool moved = false;
+		struct side *sides[2] = { a, b };
+		for (int k = 0; k < 2; k++) {
+			struct side *me = sides[k], *other = sides[1 - k];
+			while (zila_blobx_wants_to_send(me->bx)) {
+				assert_int_equal(zila_blobx_send_more(me->bx, 64 * 1024, &err), 0);
+				moved = true;
+				break;
+			}
+			while (other->out.head < other->out.n) {
+				struct zila_buf *m = &other->out.m[other->out.head++];
+				if (me == b) {
+					if (delivered_b == budget)
+						return false;
+					delivered_b++;
+					if (tamper != NULL)
+						tamper(tctx, m);
+				}
+				zila_error_clear(&err);
+				if (zila_blobx_receive(me->bx, m->p, m->len, &err) != 0)
+					fail_msg("receive: %s", err.msg);
+				moved = true;
+			}
+		}
+		if (zila_blobx_done(a->bx) && zila_blobx_done(b->bx))
+			return true;
+		if (!moved)
+			fail_msg("the blob phase stalled");
+	}
+	return false;
+}
+
+/* A holds a photo of d1 and one of d2; B has the rows (as a sync brings them), not the bytes. */
+static void two_replicas(struct replica *a, struct replica *b, char in1[128], char in2[128], struct zila_attachment *p1,
+			 struct zila_attachment *p2)
+{
+	char sql[512];
+	replica_open(a);
+	replica_open(b);
+	snprintf(in1, 128, "%s/one.jpg", a->top);
+	snprintf(in2, 128, "%s/two.jpg", a->top);
+	write_file(in1, 5 * ZILA_BLOB_CHUNK + 1234, 7);
+	write_file(in2, 100000, 8);
+	attach(a, in1, "d1", p1);
+	attach(a, in2, "d2", p2);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO attachments(id, district_id, hash, size, name) VALUES ('%s', 'd1', '%s', %llu, 'one.jpg'),"
+		 " ('%s', 'd2', '%s', %llu, 'two.jpg')",
+		 p1->id, p1->hash, (unsigned long long)p1->size, p2->id, p2->hash, (unsigned long long)p2->size);
+	exec(b, sql);
+}
+
+static void test_exchange(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_attachment p1, p2, f;
+	struct zila_error err;
+	struct side sa, sb;
+	char in1[128], in2[128], out[128];
+	two_replicas(&a, &b, in1, in2, &p1, &p2);
+	struct zila_blob_stats bs;
+	assert_int_equal(zila_blob_stats(b.s, &bs, &err), 0);
+	assert_int_equal(bs.nmissing, 2);
+	side_new(&sa, &a, NULL);
+	side_new(&sb, &b, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(sb.bx)->received, 2);
+	assert_int_equal(zila_blobx_stats(sa.bx)->served, 2);
+	assert_int_equal(zila_blobx_stats(sa.bx)->served_bytes, p1.size + p2.size);
+	assert_int_equal(zila_blob_find(b.s, p1.id, &f, &err), 0);
+	assert_int_equal(f.state, ZILA_BLOB_PRESENT);
+	snprintf(out, sizeof(out), "%s/got.jpg", b.top);
+	assert_int_equal(zila_blob_copy_out(b.s, p1.hash, out, &err), 0);
+	assert_true(same_file(in1, out));
+	assert_int_equal(zila_blob_copy_out(b.s, p2.hash, out, &err), 0);
+	assert_true(same_file(in2, out));
+	assert_int_equal(zila_blob_stats(b.s, &bs, &err), 0);
+	assert_int_equal(bs.nmissing, 0);
+	side_free(&sa);
+	side_free(&sb);
+	/* in step: each side says BlobDone, nothing else */
+	side_new(&sa, &a, NULL);
+	side_new(&sb, &b, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, NULL, NULL));
+	assert_int_equal(sa.out.n, 1);
+	assert_int_equal(sb.out.n, 1);
+	side_free(&sa);
+	side_free(&sb);
+	replica_close(&a);
+	replica_close(&b);
+}
+
+/* B may read d1 only: A serves the d1 photo and refuses the d2 one (checked where served). */
+static void test_scope(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_attachment p1, p2, f;
+	struct zila_error err;
+	struct side sa, sb;
+	char in1[128], in2[128];
+	two_replicas(&a, &b, in1, in2, &p1, &p2);
+	side_new(&sa, &a, "d1");
+	side_new(&sb, &b, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(sa.bx)->refused_scope, 1);
+	assert_int_equal(zila_blobx_stats(sb.bx)->refused_by_peer, 1);
+	assert_int_equal(zila_blobx_stats(sb.bx)->received, 1);
+	assert_int_equal(zila_blob_find(b.s, p1.id, &f, &err), 0);
+	assert_int_equal(f.state, ZILA_BLOB_PRESENT);
+	assert_int_equal(zila_blob_find(b.s, p2.id, &f, &err), 0);
+	assert_int_equal(f.state, ZILA_BLOB_MISSING);
+	side_free(&sa);
+	side_free(&sb);
+	/* a blob no row refers to is served to nobody */
+	uint8_t id[32];
+	assert_int_equal(zila_blob_put(a.s, (const uint8_t *)"secret", 6, id, &err), 0);
+	assert_false(zila_blob_may_serve(a.s, id, NULL, NULL));
+	replica_close(&a);
+	replica_close(&b);
+}
+
+struct flip {
+	int left; /* chunks to damage */
+	int seen;
+};
+
+static void flip_chunk(void *ctx, struct zila_buf *m)
+{
+	struct flip *f = ctx;
+	Zila__Message *msg = zila__message__unpack(NULL, m->len, m->p);
+	assert_non_null(msg);
+	if (msg->body_case == ZILA__MESSAGE__BODY_BLOB_CHUNK && f->left > 0 && msg->blob_chunk->index == 2) {
+		f->left--;
+		f->seen++;
+		msg->blob_chunk->data.data[100] ^= 0x40;
+		zila_buf_reset(m);
+		assert_int_equal(zila_buf_reserve(m, zila__message__get_packed_size(msg)), 0);
+		m->len = zila__message__pack(msg, m->p);
+	}
+	zila__message__free_unpacked(msg, NULL);
+}
+
+/* A chunk that does not match its hash is refused; the chunks before it are kept and the
+ * blob is asked for again from there, once. */
+static void test_bad_chunk(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_attachment p1, p2, f;
+	struct zila_error err;
+	struct side sa, sb;
+	struct flip fl = { 1, 0 };
+	char in1[128], in2[128], out[128];
+	two_replicas(&a, &b, in1, in2, &p1, &p2);
+	side_new(&sa, &a, "d1");
+	side_new(&sb, &b, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, flip_chunk, &fl));
+	assert_int_equal(fl.seen, 1);
+	assert_int_equal(zila_blobx_stats(sb.bx)->chunks_bad, 1);
+	assert_int_equal(zila_blobx_stats(sb.bx)->received, 1);
+	/* served twice: the second time from the bad chunk on */
+	assert_int_equal(zila_blobx_stats(sa.bx)->served_bytes, p1.size + (p1.size - 2 * ZILA_BLOB_CHUNK));
+	assert_int_equal(zila_blob_find(b.s, p1.id, &f, &err), 0);
+	assert_int_equal(f.state, ZILA_BLOB_PRESENT);
+	snprintf(out, sizeof(out), "%s/got.jpg", b.top);
+	assert_int_equal(zila_blob_copy_out(b.s, p1.hash, out, &err), 0);
+	assert_true(same_file(in1, out));
+	side_free(&sa);
+	side_free(&sb);
+	/* a peer that always sends it damaged: refused each time, never kept whole */
+	replica_close(&b);
+	struct replica c;
+	char sql[300];
+	replica_open(&c);
+	snprintf(sql, sizeof(sql), "INSERT INTO attachments(id, district_id, hash, size) VALUES ('x', 'd1', '%s', %llu)",
+		 p1.hash, (unsigned long long)p1.size);
+	exec(&c, sql);
+	fl.left = 100;
+	fl.seen = 0;
+	side_new(&sa, &a, NULL);
+	side_new(&sb, &c, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, flip_chunk, &fl));
+	assert_int_equal(zila_blobx_stats(sb.bx)->chunks_bad, 2); /* the first time and the one retry */
+	assert_int_equal(zila_blobx_stats(sb.bx)->received, 0);
+	assert_int_equal(zila_blob_find(c.s, p1.hash, &f, &err), 0);
+	assert_int_equal(f.state, ZILA_BLOB_PARTIAL);
+	assert_int_equal(f.have_bytes, 2 * ZILA_BLOB_CHUNK);
+	side_free(&sa);
+	side_free(&sb);
+	replica_close(&a);
+	replica_close(&c);
+}
+
+/* A cut after the manifest and three chunks keeps those three; the next exchange sends only
+ * the rest. */
+static void test_resume(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_attachment p1, p2, f;
+	struct zila_error err;
+	struct side sa, sb;
+	char in1[128], in2[128], out[128];
+	two_replicas(&a, &b, in1, in2, &p1, &p2);
+	side_new(&sa, &a, "d1"); /* only the 5-chunk d1 photo moves */
+	side_new(&sb, &b, NULL);
+	/* A's messages to B: BlobDone (it wants nothing), the manifest, chunks 0, 1, 2; cut */
+	assert_false(run(&sa, &sb, 5, NULL, NULL));
+	side_free(&sa);
+	side_free(&sb);
+	assert_int_equal(zila_blob_part_chunks(b.s, (const uint8_t[32]){ 0 }), 0);
+	assert_int_equal(zila_blob_find(b.s, p1.id, &f, &err), 0);
+	assert_int_equal(f.state, ZILA_BLOB_PARTIAL);
+	assert_int_equal(f.have_bytes, 3 * ZILA_BLOB_CHUNK);
+	side_new(&sa, &a, "d1");
+	side_new(&sb, &b, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(sa.bx)->served_bytes, p1.size - 3 * ZILA_BLOB_CHUNK);
+	snprintf(out, sizeof(out), "%s/got.jpg", b.top);
+	assert_int_equal(zila_blob_copy_out(b.s, p1.hash, out, &err), 0);
+	assert_true(same_file(in1, out));
+	side_free(&sa);
+	side_free(&sb);
+	replica_close(&a);
+	replica_close(&b);
+}
+
+/* A blob damaged on the serving side's disk is refused (and removed there), not sent. */
+static void test_damaged_here(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct zila_attachment p1, p2;
+	struct zila_error err;
+	struct side sa, sb;
+	char in1[128], in2[128], path[1200];
+	two_replicas(&a, &b, in1, in2, &p1, &p2);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", a.dir, p1.hash, p1.hash + 2);
+	write_file(path, p1.size, 99);
+	side_new(&sa, &a, "d1");
+	side_new(&sb, &b, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(sa.bx)->refused_missing, 1);
+	assert_int_equal(zila_blobx_stats(sb.bx)->received, 0);
+	assert_false(zila_os_exists(path));
+	assert_int_equal(zila_blob_copy_out(a.s, p1.hash, path, &err), ZILA_ENOTFOUND);
+	side_free(&sa);
+	side_free(&sb);
+	replica_close(&a);
+	replica_close(&b);
+}
+
+/* Collection: a blob no live row refers to goes once it has been unreferenced since before
+ * the horizon; a referenced one stays. */
+static void test_collect(void **state)
+{
+	(void)state;
+	struct replica r;
+	struct zila_attachment a, b;
+	struct zila_error err;
+	char in1[128], in2[128], sql[400];
+	uint64_t n, bytes;
+	replica_open(&r);
+	snprintf(in1, sizeof(in1), "%s/a.jpg", r.top);
+	snprintf(in2, sizeof(in2), "%s/b.jpg", r.top);
+	write_file(in1, 1000, 1);
+	write_file(in2, 2000, 2);
+	attach(&r, in1, "d1", &a);
+	attach(&r, in2, "d1", &b);
+	snprintf(sql, sizeof(sql), "DELETE FROM attachments WHERE id = '%s'", b.id);
+	exec(&r, sql);
+	/* a replica without a write scope keeps all history (HQ): this one keeps 90 days */
+	assert_int_equal(zila_store_meta_set(r.s, ZILA_META_HISTORY_DAYS, "90"), 0);
+	int64_t now = zila_store_horizon_ms(r.s) + 90LL * 86400 * 1000;
+	/* first pass: b is noted as unreferenced from now on; nothing goes */
+	assert_int_equal(zila_blob_collect(r.s, zila_store_horizon_ms(r.s), &n, &bytes, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(blob_files(&r), 2);
+	/* the horizon has not passed that time: kept */
+	assert_int_equal(zila_blob_collect(r.s, now - 1000, &n, &bytes, &err), 0);
+	assert_int_equal(n, 0);
+	/* once it has: b goes, a stays */
+	assert_int_equal(zila_blob_collect(r.s, now + 60000, &n, &bytes, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(bytes, 2000);
+	assert_int_equal(blob_files(&r), 1);
+	assert_int_equal(zila_blob_find(r.s, a.id, &b, &err), 0);
+	assert_int_equal(b.state, ZILA_BLOB_PRESENT);
+	replica_close(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stored_once), cmocka_unit_test(test_limits),
+#ifndef _WIN32
+		cmocka_unit_test(test_full_disk),
+#endif
+		cmocka_unit_test(test_exchange),    cmocka_unit_test(test_scope),	   cmocka_unit_test(test_bad_chunk),
+		cmocka_unit_test(test_resume),	    cmocka_unit_test(test_damaged_here), cmocka_unit_test(test_collect),
+	};
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
