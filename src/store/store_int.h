@@ -73,6 +73,10 @@ struct table {
 	 * real, 'B' none), and with a collation other than BINARY, a search of zila_rows
 	 * that compares keys by it (SELECT pk FROM zila_rows WHERE tid = ? AND pk = ? COLLATE c). */
 	char pk_aff;
+	/* Every column's affinity by SQLite's rules on its declared type: 'I' INTEGER, 'T'
+	 * TEXT, 'B' BLOB (none), 'R' REAL, 'N' NUMERIC. A row the table does not show keeps
+	 * its values as the table would hold them (val_affine). */
+	char *aff;
 	sqlite3_stmt *key_rows;
 	bool has_rowid;      /* capture records the rowid (cheaper than the key text) */
 	sqlite3_stmt *sel_rowid; /* SELECT all columns, rowid FROM t WHERE rowid >= ? (in order), or NULL */
@@ -327,6 +331,11 @@ int val_bind(sqlite3_stmt *st, int idx, const struct zval *v);
  * collation other than BINARY, the spelling of the row the table or zila_rows already
  * holds under it. pk may then point into buf[0] or buf[1], which stay the caller's. */
 int key_canon(struct zila_store *s, struct table *t, struct zval *pk, struct zila_buf buf[2]) ZILA_MUST_CHECK;
+/* v as column col of t would hold it (SQLite's type affinity: the INTEGER 3 is the TEXT
+ * '3' in a TEXT column, the TEXT '3' the INTEGER 3 in an INTEGER one, ...), so that a row
+ * kept out of the table (parked, deleted) has the values it has where the table shows it.
+ * v may then point into buf, which stays the caller's. */
+int val_affine(struct zila_store *s, const struct table *t, int col, struct zval *v, struct zila_buf *buf) ZILA_MUST_CHECK;
 bool val_equal(const struct zval *a, const struct zval *b);
 int ver_cmp(struct zila_store *s, const struct ver *a, const struct ver *b);
 
