@@ -335,8 +335,12 @@ static int make_rows(struct maker *m, const char *part, uint64_t tidx, struct ta
 		goto out;
 	m->tidx = tidx;
 	r = ZILA_EDB;
+	/* Rows the table shows in its rowid order (the order they were written in, which
+	 * compresses as the entries did: by key, random ids scatter every column), then the
+	 * others (deleted, parked) by key; a key once, wherever its state is. */
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT pk FROM zila_live WHERE tid = ?1 UNION SELECT pk FROM zila_rows WHERE tid = ?1",
+			       "SELECT pk FROM (SELECT pk, rid AS o FROM zila_live WHERE tid = ?1 UNION ALL"
+			       " SELECT pk, NULL FROM zila_rows WHERE tid = ?1) GROUP BY pk ORDER BY min(o) NULLS LAST, pk",
 			       -1, &q, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_int64(q, 1, t->id);
