@@ -19,8 +19,11 @@ CHECK_ONLY ?=
 # A waiting part (a script) that fails runs once more; its second result counts, and the table
 # names it FLAKY. CHECK_AGAIN=0: no second run.
 CHECK_AGAIN ?= 1
-# Property seeds run in CHECK_PROP_SHARDS parts side by side (SEEDS in all).
+# Property seeds run in CHECK_PROP_SHARDS parts side by side (SEEDS in all); the shards
+# numbered in CHECK_PROP_CKPT run with checkpoints, collection and replaced laptops
+# (ZILA_PROP_CKPT=1).
 CHECK_PROP_SHARDS ?= 4
+CHECK_PROP_CKPT ?= 3 4
 
 CHECK_BUILD += $(UNIT_BIN) build/asan/zila $(TOOL_BIN)
 
@@ -40,7 +43,8 @@ prop_last = $(shell echo $$(( $(1) * $(SEEDS) / $(CHECK_PROP_SHARDS) )))
 PROP_PARTS := $(foreach i,$(shell seq $(CHECK_PROP_SHARDS)),unit.test_property.$(i))
 CHECK_PARTS += $(PROP_PARTS)
 $(foreach i,$(shell seq $(CHECK_PROP_SHARDS)),$(eval check.unit.test_property.$(i).cmd := \
-	ZILA_VECTORS=tests/vectors ZILA_SEEDS=$(call prop_first,$(i))-$(call prop_last,$(i)) build/asan/tests/test_property))
+	ZILA_VECTORS=tests/vectors $(if $(filter $(i),$(CHECK_PROP_CKPT)),ZILA_PROP_CKPT=1 )ZILA_SEEDS=$(call \
+	prop_first,$(i))-$(call prop_last,$(i)) build/asan/tests/test_property))
 $(foreach p,$(PROP_PARTS),$(eval check.$(p).secs := 300))
 
 # Integration scripts: every tests/integration/test_*.sh, against the ASan build.

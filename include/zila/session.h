@@ -14,7 +14,8 @@
 #include "zila/trust.h"
 
 #define ZILA_SYNC_PORT 7400             /* default TCP port of the daemon */
-#define ZILA_SESSION_VERSION 2 /* 2: packed chunks, version 2 entries; 1 is refused */
+#define ZILA_SESSION_VERSION 3 /* 3: checkpoints; 2: packed chunks, version 2 entries; 1 is refused */
+#define ZILA_SESSION_VERSION_MIN 2 /* the oldest protocol spoken (no checkpoints to it) */
 #define ZILA_SESSION_CHUNK (256 * 1024) /* entry bytes per chunk, default */
 #define ZILA_SESSION_WINDOW 16          /* chunks we take unacknowledged (one transaction), default */
 #define ZILA_SESSION_WINDOW_MAX 64
@@ -117,6 +118,10 @@ struct zila_session_stats {
 	 * an entry counts as delivered once its chunk is acknowledged (applied and committed). */
 	uint64_t entries_acked;   /* entries of ours and relayed ones the peer acknowledged */
 	uint64_t peer_read_bytes; /* the peer's last Progress: bytes it has read */
+	/* Checkpoints of districts' states (protocol 3): sent whole, merged here, refused here;
+	 * and their bytes each way. */
+	uint64_t ckpts_sent, ckpts_applied, ckpts_refused;
+	uint64_t ckpt_bytes_sent, ckpt_bytes_received;
 	uint8_t peer_trust[16]; /* the trust digest in the peer's Hello */
 	bool has_peer_trust;
 };

@@ -59,10 +59,6 @@ int zila_store_exec_captured(struct zila_store *s, const char *sql,
  * malloc'd and owned by the caller. */
 int zila_store_meta_get(struct zila_store *s, const char *key, char **out) ZILA_MUST_CHECK;
 int zila_store_meta_set(struct zila_store *s, const char *key, const char *value) ZILA_MUST_CHECK;
-/* The history horizon (#20): the time (ms since 1970) before which history may be
- * collected, now minus meta history_days (default 90) days. A minimal version written for
- * attachments (#25, src/store/horizon.c) until #20's lands with the same name and meaning. */
-int64_t zila_store_horizon_ms(struct zila_store *s);
 /* Removes the settings named in keys (nkeys of them) in one transaction; unset ones are
  * no error. */
 int zila_store_meta_del(struct zila_store *s, const char *const *keys, size_t nkeys) ZILA_MUST_CHECK;
@@ -290,6 +286,81 @@ int zila_outbox_peek_len(struct zila_outbox *o, size_t *len) ZILA_MUST_CHECK;
  * the end. */
 int zila_outbox_next(struct zila_outbox *o, struct zila_entry_info *info, struct zila_buf *bytes) ZILA_MUST_CHECK;
 
+/* --- checkpoints of a partition's state (proto/CHECKPOINT.md) ---------------------- */
+
+/* A checkpoint is an HQ device's signed statement of one district partition's rows, with
+ * every merge register, at the feed heads it names: a replica that merges it and then the
+ * entries past those heads ends with the rows of one that merged every entry. */
+#define ZILA_CKPT_VERSION 1
+struct zila_apply_stats;
+#define ZILA_CKPT_CHUNK_MAX (1u << 20)  /* a chunk as carried (a zstd frame) */
+#define ZILA_CKPT_PLAIN_MAX (4u << 20)  /* a chunk's declared plain size */
+#define ZILA_CKPT_CHUNK_SOFT (256u << 10) /* the maker cuts a chunk past this much plain */
+struct zila_ckpt_info {
+	uint8_t signer[32];            /* the HQ device that made it */
+	char part[ZILA_PART_MAX + 1];  /* a district partition, never the org-wide one */
+	uint64_t hlc;                  /* when it was made (the signer's HLC) */
+	uint32_t schema;               /* the signer's schema version */
+	uint64_t nfeeds, nrows, nchunks;
+	uint64_t max_hlc;              /* the newest head entry it covers (0: none known) */
+};
+/* Checks a checkpoint's layout, every chunk's hash and the signature over its head (not who
+ * signed it: the trust hook does that at apply). 0, ZILA_EFORMAT, ZILA_EVERSION, ZILA_ESIG. */
+int zila_checkpoint_verify(struct zila_view bytes, struct zila_ckpt_info *out) ZILA_MUST_CHECK;
+/* The feed heads a checkpoint covers, as a vector (owned by the caller). */
+int zila_checkpoint_vector(struct zila_view bytes, struct zila_vector *out) ZILA_MUST_CHECK;
+/* Seals local changes, then makes a checkpoint of partition part signed with this device's
+ * key and keeps it (zila_checkpoints, replacing the partition's older one). ZILA_EINVAL for
+ * the org-wide partition; ZILA_ESCHEMA when entries of part wait for a schema here. */
+int zila_store_checkpoint_make(struct zila_store *s, const char *part, struct zila_ckpt_info *info,
+			       struct zila_error *err) ZILA_MUST_CHECK;
+/* The checkpoint of part this replica keeps (made here or merged), malloc'd into *bytes
+ * (owned by the caller); ZILA_ENOTFOUND when none. */
+int zila_store_checkpoint_get(struct zila_store *s, const char *part, uint8_t **bytes, size_t *len) ZILA_MUST_CHECK;
+/* Calls fn for each checkpoint kept, by partition; the view is borrowed for the call. */
+typedef int (*zila_ckpt_fn)(void *ctx, const struct zila_ckpt_info *c, size_t len);
+int zila_store_checkpoint_each(struct zila_store *s, zila_ckpt_fn fn, void *ctx) ZILA_MUST_CHECK;
+/* Verifies a checkpoint (zila_checkpoint_verify, then the trust hook: an HQ device's), seals
+ * local changes, and merges it in one transaction: every register of every row it holds
+ * that is newer than this replica's, then the feed heads it names where this replica's are
+ * behind (the entries in between are not held here: a peer behind them is sent this
+ * checkpoint first). Nothing is changed when it fails: a plain message in err. */
+int zila_store_checkpoint_apply(struct zila_store *s, struct zila_view bytes, struct zila_ckpt_info *info,
+				struct zila_apply_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
+/* Whether a peer holding `have` is to be sent this replica's checkpoint of part before
+ * entries (1) or not (0), or a negative code. It must be when some feed of part is behind,
+ * in have, the entries this replica holds (pruned here). Beyond that, by how: ZILA_CKPT_HISTORY
+ * (the peer keeps the audit trail, HQ: entries wherever they are held), ZILA_CKPT_CHEAPER
+ * (when the entries it stands for that the peer lacks are more bytes than half the
+ * checkpoint), ZILA_CKPT_LACKING (when the peer lacks any entry it stands for: a bundle,
+ * whose receiver may then drop that history). 0 when no checkpoint of part is kept. */
+enum { ZILA_CKPT_HISTORY = 0, ZILA_CKPT_CHEAPER = 1, ZILA_CKPT_LACKING = 2 };
+int zila_store_checkpoint_needed(struct zila_store *s, const struct zila_vector *have, const char *part, int how)
+	ZILA_MUST_CHECK;
+/* Raises each head of v to by's where by's is higher, adding feeds v lacks; v stays sorted. */
+int zila_vector_raise(struct zila_vector *v, const struct zila_vector *by) ZILA_MUST_CHECK;
+
+/* --- bounded history (proto/CHECKPOINT.md, "Horizon") ------------------------------ */
+#define ZILA_META_HISTORY_DAYS "history_days" /* zila_meta: days of history a laptop keeps */
+#define ZILA_HISTORY_DAYS_DEFAULT 90
+/* The time (ms since 1970, by the store's clock) before which this replica need not keep
+ * history: now minus history_days. 0 when it keeps everything (an HQ device keeps the full
+ * audit trail: history_days 0 or "all"). */
+int64_t zila_store_horizon_ms(struct zila_store *s);
+/* Drops the entries older than the horizon that a checkpoint kept here covers (never one of
+ * this device's that the checkpoint does not cover); *ndropped gets how many. One transaction. */
+int zila_store_prune(struct zila_store *s, size_t *ndropped, struct zila_error *err) ZILA_MUST_CHECK;
+/* Calls fn for each district whose history this replica does not hold in full (it merged a
+ * checkpoint over it, or dropped entries it covers): up to before_ms (the checkpoint's date)
+ * the audit trail is at HQ. part is borrowed for the call; non-zero stops the walk. */
+typedef int (*zila_gap_fn)(void *ctx, const char *part, uint64_t before_ms);
+int zila_store_history_gaps(struct zila_store *s, zila_gap_fn fn, void *ctx) ZILA_MUST_CHECK;
+/* The daemon's hourly upkeep. At HQ (is_hq): a checkpoint of every district that has none
+ * and some history (64 entries), or whose history since its last is larger than it, or a day
+ * old with anything new; *nmade counts them. Elsewhere: zila_store_prune (*ndropped). */
+int zila_store_history_upkeep(struct zila_store *s, bool is_hq, size_t *nmade, size_t *ndropped,
+			      struct zila_error *err) ZILA_MUST_CHECK;
+
 /* --- receiving -------------------------------------------------------------------- */
 
 /* Trust hooks the store consults (installed by the trust layer; none means accept every
@@ -303,6 +374,9 @@ struct zila_store_hooks {
 	 * the store keeps it in zila_trust. */
 	int (*trust_record)(void *ctx, struct zila_store *s, uint8_t type, struct zila_view bytes,
 			    struct zila_error *err);
+	/* 0 to accept a checkpoint whose signature verified (its signer an HQ device of the
+	 * organisation, not revoked); none installed: every well-signed one is accepted. */
+	int (*checkpoint)(void *ctx, struct zila_store *s, const struct zila_ckpt_info *c, struct zila_error *err);
 	void *ctx;
 };
 void zila_store_set_hooks(struct zila_store *s, const struct zila_store_hooks *hooks);

@@ -360,6 +360,10 @@ void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx);
 uint64_t zila_trust_now(struct zila_trust_ctx *ctx);
 /* The admit decision for one entry, as the hook makes it (exposed for tests and sync). */
 int zila_trust_admit(struct zila_trust_ctx *ctx, const struct zila_entry_info *e, struct zila_error *err) ZILA_MUST_CHECK;
+/* The checkpoint decision, as the hook makes it: its signer held a valid HQ certificate
+ * (scope all) when it was made and was not revoked then; this device may read its district. */
+int zila_trust_check_checkpoint(struct zila_trust_ctx *ctx, const struct zila_ckpt_info *ci, struct zila_error *err)
+	ZILA_MUST_CHECK;
 /* The trust_record decision, as the hook makes it. */
 int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zila_view bytes,
 			    struct zila_error *err) ZILA_MUST_CHECK;

@@ -141,6 +141,20 @@ static int on_change(void *ctx, const struct zila_change *c)
 	return 0;
 }
 
+/* A laptop that merged a checkpoint or dropped old history says so: the rest is at HQ. */
+static int gap_note(void *ctx, const char *part, uint64_t before_ms)
+{
+	struct logctx *l = ctx;
+	char label[160], when[40];
+	cli_district_label(l->cli, part, label, sizeof(label));
+	cli_local_time(when, before_ms / 1000);
+	fprintf(l->json ? stderr : stdout,
+		"note: district '%s': this replica holds its history from %s on; what came before is kept at HQ "
+		"(zila log there)\n",
+		label, when);
+	return 0;
+}
+
 int cmd_log(struct cli *cli, int argc, char **argv);
 int cmd_log(struct cli *cli, int argc, char **argv)
 {
@@ -173,6 +187,8 @@ int cmd_log(struct cli *cli, int argc, char **argv)
 		printf("]\n");
 	else if (r == 0 && l.n == 0)
 		printf("no changes%s\n", table || id ? " match" : " yet");
+	if (r == 0 && (r = zila_store_history_gaps(s, gap_note, &l)) != 0)
+		zila_error_set(&err, r, "cannot read the checkpoints: %s", zila_strerror(r));
 	for (size_t i = 0; i < l.nprev; i++) {
 		free(l.prev[i].col);
 		free(l.prev[i].bytes);

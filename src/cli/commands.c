@@ -13,6 +13,8 @@ CMD(seal)
 CMD(hash)
 CMD(vector)
 CMD(log)
+CMD(checkpoint)
+CMD(history)
 CMD(attach)
 CMD(attachment)
 CMD(conflicts)
@@ -56,6 +58,11 @@ const struct cli_command cli_commands[] = {
 	{ "hash", cmd_hash, "print a content hash of all tracked rows", "zila hash", CLI_STORE },
 	{ "vector", cmd_vector, "print the version vector (feed heads)", "zila vector", CLI_STORE },
 	{ "log", cmd_log, "show the audit trail: who changed what, when", "zila log [--table T] [--id ID]", CLI_STORE },
+	{ "checkpoint", cmd_checkpoint, "HQ: sign a checkpoint of districts' state, so new laptops get the state, not the history; list, export or merge one",
+	  "zila checkpoint [DISTRICT...]\nzila checkpoint list\nzila checkpoint export DISTRICT FILE\nzila checkpoint apply FILE",
+	  CLI_STORE | CLI_TRUST },
+	{ "history", cmd_history, "how much history this replica keeps (a laptop: 90 days; HQ: all); set it; drop what is older and covered by a checkpoint",
+	  "zila history\nzila history --days N|all\nzila history prune", CLI_STORE },
 	{ "attach", cmd_attach, "add a file (a photo, a scanned form) to the replica and print its reference; it syncs after the rows",
 	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]\n"
 	  "            [--shrink | --no-shrink]   (--shrink: a JPEG photo over 1600 px made smaller first)", CLI_STORE },

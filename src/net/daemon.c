@@ -606,6 +606,14 @@ static void daemon_sweep(struct daemon *d)
 	collect_start(d);
 	if (nrows > 0)
 		want_all(d, NULL);
+	/* HQ checkpoints districts whose history outgrew their state; a laptop drops the
+	 * history older than its horizon that a checkpoint covers (proto/CHECKPOINT.md) */
+	size_t made = 0, dropped = 0;
+	r = zila_store_history_upkeep(d->store, d->env.id.is_hq, &made, &dropped, &err);
+	if (r != 0)
+		zila_log(ZILA_LOG_WARN, "cannot keep the history bounded now: %s", zila_error_msg(&err, r));
+	else if (made > 0 || dropped > 0)
+		zila_log(ZILA_LOG_INFO, "made %zu checkpoint(s), dropped %zu entries older than the horizon", made, dropped);
 }
 
 static void on_periodic(uv_timer_t *h)

@@ -581,6 +581,8 @@ int store_reapply(struct zila_store *s, struct zila_apply_stats *st)
 			   "DELETE FROM zila_rows; DELETE FROM zila_live; DELETE FROM zila_parked;"
 			   " UPDATE zila_tables SET nlive = 0 WHERE nlive IS NOT NULL",
 			   NULL);
+	/* what checkpoints kept here stand for first: the entries they cover may be gone */
+	r = r ? r : store_checkpoints_remerge(s, st);
 	if (r != 0)
 		return r;
 	/* The order of a clone: by date, then author, partition and sequence (cmp_incoming).

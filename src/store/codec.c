@@ -231,6 +231,60 @@ int key_canon(struct zila_store *s, struct table *t, struct zval *pk, struct zil
 	return r;
 }
 
+/* A real that is a whole number an int64 holds, as an integer (SQLite's integer affinity
+ * on a real: sqlite3VdbeIntegerAffinity). */
+static void whole_real(struct zval *v)
+{
+	if (v->type == VAL_REAL && v->d > -9.2e18 && v->d < 9.2e18 && v->d == (double)(int64_t)v->d) {
+		v->i = (int64_t)v->d;
+		v->type = VAL_INT;
+	}
+}
+
+int val_affine(struct zila_store *s, const struct table *t, int col, struct zval *v, struct zila_buf *buf)
+{
+	char a = t->aff != NULL && col >= 0 && col < t->ncols ? t->aff[col] : 'B';
+	int r = 0;
+	switch (a) {
+	case 'T':
+		if (v->type == VAL_INT || v->type == VAL_REAL) {
+			/* SQLite's own spelling of a number (a real's digits are its, not printf's) */
+			sqlite3_stmt *st = store_stmt(s, "SELECT CAST(?1 AS TEXT)");
+			if (st == NULL)
+				return ZILA_EDB;
+			val_bind(st, 1, v);
+			if (sqlite3_step(st) == SQLITE_ROW) {
+				zila_buf_reset(buf);
+				r = zila_buf_put(buf, sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+				if (r == 0) {
+					v->type = VAL_TEXT;
+					v->p = buf->p;
+					v->len = buf->len;
+				}
+			} else {
+				r = ZILA_EDB;
+			}
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+		}
+		break;
+	case 'I':
+	case 'N':
+	case 'R':
+		if (v->type == VAL_TEXT)
+			r = numeric_key(s, v);
+		whole_real(v);
+		if (a == 'R' && v->type == VAL_INT) {
+			v->d = (double)v->i;
+			v->type = VAL_REAL;
+		}
+		break;
+	default:
+		break;
+	}
+	return r;
+}
+
 bool val_equal(const struct zval *a, const struct zval *b)
 {
 	if (a->type != b->type)
@@ -426,11 +480,21 @@ static int get_state(struct zila_view in, struct rowstate *r)
 	return 0;
 }
 
-static int put_vals(struct zila_buf *b, const struct rowstate *r)
+/* A row's values as the table would hold them (val_affine): where it is not shown (parked,
+ * deleted), the values it came with in an entry, which a replica that showed it first
+ * would have read back from the table converted (an INTEGER 3 written before a column
+ * became TEXT is '3' there). Two replicas keep the same image either way. */
+static int put_vals_affine(struct zila_store *s, const struct table *t, struct zila_buf *b, const struct rowstate *r)
 {
+	struct zila_buf tmp;
+	zila_buf_init(&tmp, 64u << 20);
 	int rr = zila_buf_put_varint(b, (uint64_t)r->ncols);
-	for (int i = 0; rr == 0 && i < r->ncols; i++)
-		rr = val_put(b, &r->vals[i]);
+	for (int i = 0; rr == 0 && i < r->ncols; i++) {
+		struct zval v = r->vals[i];
+		rr = val_affine(s, t, i, &v, &tmp);
+		rr = rr ? rr : val_put(b, &v);
+	}
+	zila_buf_release(&tmp);
 	return rr;
 }
 
@@ -623,14 +687,14 @@ static int live_clear(sqlite3_stmt *st, int64_t tid, int64_t rid, const struct z
 /* Encodes r for zila_rows into s->tmp_st, and its values into s->tmp_dead when the table
  * does not show the row. Not ROW_VISIBLE(): a row saved for the first time is not `known`
  * yet, and a visible row needs no copy of its values (the table has them). */
-static int encode_row(struct zila_store *s, const struct rowstate *r, bool *visible)
+static int encode_row(struct zila_store *s, const struct table *t, const struct rowstate *r, bool *visible)
 {
 	*visible = r->exists && r->parked == PARK_NONE;
 	zila_buf_reset(&s->tmp_st);
 	zila_buf_reset(&s->tmp_dead);
 	int rr = put_state(&s->tmp_st, r);
 	if (rr == 0 && !*visible)
-		rr = put_vals(&s->tmp_dead, r);
+		rr = put_vals_affine(s, t, &s->tmp_dead, r);
 	return rr;
 }
 
@@ -692,7 +756,7 @@ static int save_rows(struct zila_store *s, struct table *t, const struct zval *p
 int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r)
 {
 	bool visible;
-	int rr = encode_row(s, r, &visible);
+	int rr = encode_row(s, t, r, &visible);
 	if (rr != 0)
 		return rr;
 	bool live = visible && t->has_rowid && r->has_rid;
@@ -710,7 +774,7 @@ int row_save_new_at(struct zila_store *s, struct table *t, const struct zval *pk
 		    struct rowstate *r)
 {
 	bool visible;
-	int rr = encode_row(s, r, &visible);
+	int rr = encode_row(s, t, r, &visible);
 	if (rr != 0)
 		return rr;
 	if (!visible)

@@ -155,13 +155,19 @@ int zila_store_cut(struct zila_store *s, const uint8_t (*origins)[32],
   q = NULL;
   for (size_t i = 0; r == 0 && i < ncuts; i++)
     r = cut_feed(s, &cuts[i], ncut);
+  /* a checkpoint that holds the revoked device's writes past its mark cannot
+   * be undone here: it goes, and the rows are made again without it */
+  size_t ntainted = 0;
+  if (r == 0)
+    r = store_checkpoints_cut(s, origins, norigins, keep, ctx, &ntainted);
+  bool redo = *ncut > 0 || ntainted > 0;
   /* the schema as the entries left make it (a schema entry cut is undone), then
    * the rows */
-  if (r == 0 && *ncut > 0)
+  if (r == 0 && redo)
     r = store_schema_redo(s, &st);
-  if (r == 0 && *ncut > 0)
+  if (r == 0 && redo)
     r = store_schema_save_blocked(s);
-  if (r == 0 && *ncut > 0)
+  if (r == 0 && redo)
     r = store_save_hlc(s);
   if (r != 0)
     goto dberr;

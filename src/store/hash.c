@@ -16,21 +16,26 @@ static int hash_put(crypto_generichash_state *h, struct zila_buf *b)
 
 /* A parked row's image as kept since the table has its columns: one kept before a column
  * was added has that column's default (a schema change, schema.c), so that two replicas
- * that parked the row before and after the change hash alike. */
-static int put_image(struct zila_buf *b, const struct table *t, struct zila_view img)
+ * that parked the row before and after the change hash alike; and its values as the
+ * table would hold them (val_affine: a replica made before codec.c kept them so may hold
+ * the INTEGER 3 a column now TEXT shows as '3'). */
+static int put_image(struct zila_store *s, struct zila_buf *b, const struct table *t, struct zila_view img)
 {
 	struct zila_view in = img;
 	uint64_t n;
-	if (zila_view_get_varint(&in, &n) != 0 || n >= (uint64_t)t->ncols)
+	if (zila_view_get_varint(&in, &n) != 0 || n > (uint64_t)t->ncols)
 		return zila_buf_put_lenbytes(b, img.p, img.len);
-	struct zila_buf tmp;
+	struct zila_buf tmp, conv;
 	zila_buf_init(&tmp, 64u << 20);
+	zila_buf_init(&conv, 64u << 20);
 	int r = zila_buf_put_varint(&tmp, (uint64_t)t->ncols);
 	for (uint64_t i = 0; r == 0 && i < n; i++) {
 		struct zval v;
 		r = val_get(&in, &v);
+		r = r ? r : val_affine(s, t, (int)i, &v, &conv);
 		r = r ? r : val_put(&tmp, &v);
 	}
+	zila_buf_release(&conv);
 	for (int i = (int)n; r == 0 && i < t->ncols; i++) {
 		struct zval v;
 		val_default(&v, t, i);
@@ -87,7 +92,7 @@ static int hash_table(struct zila_store *s, struct table *t, crypto_generichash_
 	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		r = zila_buf_put_u8(b, 'P');
 		r = r ? r : zila_buf_put_u8(b, (uint8_t)sqlite3_column_int(st, 0));
-		r = r ? r : put_image(b, t, zila_view_make(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)));
+		r = r ? r : put_image(s, b, t, zila_view_make(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)));
 		if (r == 0 && b->len > 65536)
 			r = hash_put(h, b);
 	}

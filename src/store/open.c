@@ -54,6 +54,12 @@ extern const char zila_default_schema_sql[];
 	"INSERT INTO zila_schema(version, origin, sql, pcol, hlc, at) SELECT version,"                       \
 	" coalesce(origin, zeroblob(32)), sql, pcol, hlc, at FROM zila_schema_8; DROP TABLE zila_schema_8;"
 
+/* Checkpoints of a partition's state (partckpt.c, proto/CHECKPOINT.md): new in replica
+ * format 10, with zila_feeds.base (entries at or below it may not be held here). */
+#define CKPT_SQL                                                                                  \
+	"CREATE TABLE IF NOT EXISTS zila_checkpoints(part TEXT PRIMARY KEY, hlc INTEGER NOT NULL,"  \
+	" signer BLOB NOT NULL, bytes BLOB NOT NULL, at INTEGER);"
+
 static const char meta_sql[] =
 	"CREATE TABLE zila_meta(k TEXT PRIMARY KEY, v);"
 	"CREATE TABLE zila_tables(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pcol TEXT, hw INTEGER, nlive INTEGER,"
@@ -61,7 +67,7 @@ static const char meta_sql[] =
 	"CREATE TABLE zila_pending(tid INTEGER NOT NULL, rid INTEGER, pk, m INTEGER, part, at REAL);"
 	"CREATE TABLE zila_origins(id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);"
 	"CREATE TABLE zila_feeds(id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, part TEXT NOT NULL,"
-	" head INTEGER NOT NULL DEFAULT 0, chain BLOB, UNIQUE(origin, part));"
+	" head INTEGER NOT NULL DEFAULT 0, chain BLOB, base INTEGER NOT NULL DEFAULT 0, UNIQUE(origin, part));"
 	FORKS_SQL
 	"CREATE TABLE zila_entries(id INTEGER PRIMARY KEY, feed INTEGER NOT NULL, seq INTEGER NOT NULL,"
 	" hlc INTEGER NOT NULL, applied INTEGER NOT NULL, bytes BLOB NOT NULL, UNIQUE(feed, seq));"
@@ -76,7 +82,7 @@ static const char meta_sql[] =
 	" kept, kept_origin BLOB, kept_hlc INTEGER, lost, lost_origin BLOB, lost_hlc INTEGER,"
 	" seen_at INTEGER NOT NULL, resolved INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE zila_trust(type INTEGER NOT NULL, id BLOB NOT NULL, bytes BLOB NOT NULL,"
-	" PRIMARY KEY(type, id));" PEERS_SQL;
+	" PRIMARY KEY(type, id));" PEERS_SQL CKPT_SQL;
 
 static uint64_t wall_ms(void *ctx)
 {
@@ -366,7 +372,8 @@ static bool has_column(struct zila_store *s, const char *table, const char *col)
  * each feed's chain hash and the forks seen (zila_forks; fork.c). Format 6 has the peer
  * table (peers.c) from the start. Format 7 records when each captured change was made
  * (zila_pending.at; the triggers again). Format 8 has zila_schema and zila_tables.cols;
- * format 9 keys zila_schema by version and author (two HQ devices). One
+ * format 9 keys zila_schema by version and author (two HQ devices); format 10 keeps
+ * checkpoints of partitions' states (zila_checkpoints) and each feed's base. One
  * transaction takes a replica from its format to this one. */
 static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 {
@@ -397,6 +404,11 @@ static int upgrade(struct zila_store *s, int from, struct zila_error *err)
 		r = r ? r : store_exec(s, SCHEMA_SQL, err);
 	else if (from < 9)
 		r = r ? r : store_exec(s, SCHEMA_9_SQL, err);
+	if (from < 10) {
+		r = r ? r : store_exec(s, CKPT_SQL, err);
+		if (r == 0 && !has_column(s, "zila_feeds", "base"))
+			r = store_exec(s, "ALTER TABLE zila_feeds ADD COLUMN base INTEGER NOT NULL DEFAULT 0", err);
+	}
 	r = r ? r : store_load_tables(s, err);
 	/* the columns there now are the synced ones: a column added later by hand stays local */
 	if (from < 8)

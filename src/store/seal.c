@@ -513,8 +513,8 @@ static void builder_date(struct sealer *z, struct builder *b)
 static int builder_open(struct sealer *z, struct builder *b)
 {
 	struct zila_store *s = z->s;
-	uint64_t head;
-	int r = store_feed_get(s, s->self_id, b->part, &b->feed, &head, NULL);
+	uint64_t head, head_hlc = 0;
+	int r = store_feed_get(s, s->self_id, b->part, &b->feed, &head, &head_hlc);
 	if (r != 0)
 		return store_db_error(s, z->err, "feed");
 	b->seq = head + 1;
@@ -526,7 +526,11 @@ static int builder_open(struct sealer *z, struct builder *b)
 		if (rc == SQLITE_ROW)
 			b->last = (uint64_t)sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
-		if (rc != SQLITE_ROW)
+		/* the head entry dropped with old history (or covered by a checkpoint): its date is
+		 * kept with the feed (proto/CHECKPOINT.md) */
+		if (rc == SQLITE_DONE)
+			b->last = head_hlc;
+		else if (rc != SQLITE_ROW)
 			return store_db_error(s, z->err, "feed");
 	}
 	builder_date(z, b);

@@ -13,9 +13,10 @@
 #include "zila/review.h"
 #include "zila/store.h"
 
-#define STORE_SCHEMA_VERSION 9 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
+#define STORE_SCHEMA_VERSION 10 /* layout of the zila_* tables (1: no zila_live; 2: insert triggers; 3: no zila_tables.nlive;
                                  * 4: no chains, no zila_forks; 5: zila_peers made by the daemon; 6: no zila_pending.at;
-                                 * 7: no zila_schema, no zila_tables.cols; 8: zila_schema by version only) */
+                                 * 7: no zila_schema, no zila_tables.cols; 8: zila_schema by version only;
+                                 * 9: no zila_checkpoints, no zila_feeds.base) */
 #define ZILA_SCHEMA_TABLE "zila_schema" /* the table a schema entry's body names (schema.c) */
 #define STORE_FORKED_MAX 64 /* forked origins kept in memory for admission */
 #define STORE_EXEC_CACHE 64 /* single statements store_exec and store_stmt keep prepared */
@@ -72,6 +73,10 @@ struct table {
 	 * real, 'B' none), and with a collation other than BINARY, a search of zila_rows
 	 * that compares keys by it (SELECT pk FROM zila_rows WHERE tid = ? AND pk = ? COLLATE c). */
 	char pk_aff;
+	/* Every column's affinity by SQLite's rules on its declared type: 'I' INTEGER, 'T'
+	 * TEXT, 'B' BLOB (none), 'R' REAL, 'N' NUMERIC. A row the table does not show keeps
+	 * its values as the table would hold them (val_affine). */
+	char *aff;
 	sqlite3_stmt *key_rows;
 	bool has_rowid;      /* capture records the rowid (cheaper than the key text) */
 	sqlite3_stmt *sel_rowid; /* SELECT all columns, rowid FROM t WHERE rowid >= ? (in order), or NULL */
@@ -334,6 +339,11 @@ int val_bind(sqlite3_stmt *st, int idx, const struct zval *v);
  * collation other than BINARY, the spelling of the row the table or zila_rows already
  * holds under it. pk may then point into buf[0] or buf[1], which stay the caller's. */
 int key_canon(struct zila_store *s, struct table *t, struct zval *pk, struct zila_buf buf[2]) ZILA_MUST_CHECK;
+/* v as column col of t would hold it (SQLite's type affinity: the INTEGER 3 is the TEXT
+ * '3' in a TEXT column, the TEXT '3' the INTEGER 3 in an INTEGER one, ...), so that a row
+ * kept out of the table (parked, deleted) has the values it has where the table shows it.
+ * v may then point into buf, which stays the caller's. */
+int val_affine(struct zila_store *s, const struct table *t, int col, struct zval *v, struct zila_buf *buf) ZILA_MUST_CHECK;
 bool val_equal(const struct zval *a, const struct zval *b);
 int ver_cmp(struct zila_store *s, const struct ver *a, const struct ver *b);
 
@@ -428,6 +438,20 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
  * entries held, in (HLC, origin, partition, sequence) order, as a replica that cloned
  * exactly those entries has them (cut.c). Conflicts are not recorded again. */
 int store_reapply(struct zila_store *s, struct zila_apply_stats *st) ZILA_MUST_CHECK;
+
+/* --- vector.c --- */
+/* Sorts v's heads by origin, then partition (zila_vector_get's order). */
+void store_vector_sort(struct zila_vector *v);
+
+/* --- partckpt.c --- */
+/* In a write transaction: the rows of every checkpoint kept merged again (store_reapply
+ * starts from them: the history they stand for may not be held here). */
+int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st) ZILA_MUST_CHECK;
+/* A revocation's cut (cut.c): every checkpoint kept whose head of a feed of one of the
+ * norigins authors keep refuses (it holds writes past the mark) is dropped, so the rows are
+ * made again without it; *ndropped counts them. In the caller's transaction. */
+int store_checkpoints_cut(struct zila_store *s, const uint8_t (*origins)[32], size_t norigins, zila_entry_keep_fn keep,
+			  void *ctx, size_t *ndropped) ZILA_MUST_CHECK;
 
 /* --- materialize.c --- */
 /* Makes the user table show what r says (insert, update, delete, park), then records r. */

@@ -97,6 +97,7 @@ static void table_free(struct table *t)
 	for (int i = 0; t->dflt != NULL && i < t->ncols; i++)
 		sqlite3_value_free(t->dflt[i]);
 	free(t->dflt);
+	free(t->aff);
 	free(t->name);
 	free(t);
 }
@@ -464,27 +465,45 @@ out:
 	return r;
 }
 
-/* The key column's affinity (SQLite's rules on the declared type) and collation
- * (struct table): a key must be found as the table would find it. */
-static int load_key_rule(struct zila_store *s, struct table *t)
+/* A declared type's affinity, by SQLite's rules (section 3.1 of its datatype page): 'I'
+ * INTEGER, 'T' TEXT, 'B' BLOB, 'R' REAL, 'N' NUMERIC. */
+static char decl_affinity(const char *decl)
 {
-	const char *decl = NULL, *coll = NULL;
 	char up[64];
 	size_t i;
-	if (sqlite3_table_column_metadata(s->db, "main", t->name, t->cols[t->pk], &decl, &coll, NULL, NULL, NULL) !=
-	    SQLITE_OK)
-		return ZILA_EDB;
 	for (i = 0; decl != NULL && decl[i] != '\0' && i + 1 < sizeof(up); i++)
 		up[i] = (char)toupper((unsigned char)decl[i]);
 	up[i] = '\0';
 	if (strstr(up, "INT") != NULL)
-		t->pk_aff = 'N';
-	else if (strstr(up, "CHAR") != NULL || strstr(up, "CLOB") != NULL || strstr(up, "TEXT") != NULL)
-		t->pk_aff = 'T';
-	else if (up[0] == '\0' || strstr(up, "BLOB") != NULL)
-		t->pk_aff = 'B';
-	else
-		t->pk_aff = 'N';
+		return 'I';
+	if (strstr(up, "CHAR") != NULL || strstr(up, "CLOB") != NULL || strstr(up, "TEXT") != NULL)
+		return 'T';
+	if (up[0] == '\0' || strstr(up, "BLOB") != NULL)
+		return 'B';
+	if (strstr(up, "REAL") != NULL || strstr(up, "FLOA") != NULL || strstr(up, "DOUB") != NULL)
+		return 'R';
+	return 'N';
+}
+
+/* The columns' affinities (struct table, aff), the key column's as key_canon compares it,
+ * and its collation: a key must be found as the table would find it. */
+static int load_key_rule(struct zila_store *s, struct table *t)
+{
+	const char *decl = NULL, *coll = NULL;
+	free(t->aff);
+	if ((t->aff = calloc((size_t)t->ncols + 1, 1)) == NULL)
+		return ZILA_ENOMEM;
+	for (int c = 0; c < t->ncols; c++) {
+		if (sqlite3_table_column_metadata(s->db, "main", t->name, t->cols[c], &decl, &coll, NULL, NULL, NULL) !=
+		    SQLITE_OK)
+			return ZILA_EDB;
+		t->aff[c] = decl_affinity(decl);
+	}
+	if (sqlite3_table_column_metadata(s->db, "main", t->name, t->cols[t->pk], &decl, &coll, NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return ZILA_EDB;
+	char a = t->aff[t->pk];
+	t->pk_aff = a == 'T' || a == 'B' ? a : 'N';
 	if (coll == NULL || strcasecmp(coll, "BINARY") == 0)
 		return 0;
 	struct zila_buf q;

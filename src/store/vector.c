@@ -141,3 +141,9 @@ int zila_store_entries_since(struct zila_store *s, const struct zila_vector *hav
 	zila_buf_release(&b);
 	return r == ZILA_ENOTFOUND ? 0 : r;
 }
+
+void store_vector_sort(struct zila_vector *v)
+{
+	if (v->nheads > 1)
+		qsort(v->heads, v->nheads, sizeof(*v->heads), head_cmp);
+}

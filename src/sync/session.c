@@ -19,6 +19,10 @@
 #define REASON_MAX 200
 #define CERT_FILE_MAX 4096
 #define REFUSED_MAX 64 /* Refused items in one Ack */
+#define CK_SLICE (512u << 10)      /* checkpoint bytes per Checkpoint message */
+#define CK_UNACKED (4 * CK_SLICE) /* checkpoint bytes sent and not yet acknowledged */
+#define CK_MAX (1ull << 30)        /* a checkpoint's size */
+#define CK_WAIT_MAX 64             /* checkpoints held for a schema, per session */
 /* Hello flags */
 #define HELLO_HQ 1u       /* the sender is HQ */
 #define HELLO_PROGRESS 2u /* the sender (live) sends and takes Progress messages */
@@ -55,6 +59,7 @@ struct pdigest {
 	char part[ZILA_PART_MAX + 1];
 	uint8_t digest[DIGEST_LEN];
 	uint32_t nfeeds;
+	uint64_t ckpt; /* the newest checkpoint of it we keep (its HLC), 0: none */
 };
 
 #define WITHHELD_MAX 64
@@ -113,6 +118,38 @@ struct zila_session {
 	unsigned credit;
 	size_t credit_bytes;
 	bool peer_progress; /* the peer's Hello offered Progress messages */
+	/* Checkpoints (protocol 3, PROTOCOL.md "Checkpoints"): those we send before entries, in
+	 * order (ck_pos: the one being sent), and whether the peer takes them at all. */
+	bool peer_ckpt;
+	bool ck_unlimited; /* a bundle: nobody acknowledges, everything goes at once */
+	/* With checkpoints to send: the org-wide partition's entries first (the schema the
+	 * checkpoints need), then the checkpoints, then outbox_b: every other partition's
+	 * entries past them. ck_phase: 0 none, 1 org-wide entries, 2 checkpoints, 3 the rest. */
+	int ck_phase;
+	struct zila_outbox *outbox_b;
+	zila_part_filter_fn ck_filter; /* the export's filter (a bundle) */
+	void *ck_filter_ctx;
+	bool ck_merge_due; /* a whole checkpoint waits for the window before it to be applied */
+	struct pdigest *peer_parts; /* the peer's Hello: what checkpoints it keeps */
+	size_t npeer_parts;
+	struct ck_out {
+		char part[ZILA_PART_MAX + 1];
+		uint8_t *bytes;
+		size_t len, sent, acked;
+		struct zila_vector heads; /* the feed heads it stands for */
+		bool refused;             /* the peer refused it or holds it for its schema */
+	} *ck;
+	struct zila_vector ck_have; /* the peer's vector before the checkpoints raised it */
+	size_t nck, ck_pos;
+	/* one arriving, and those that wait for our schema to catch up (tried after each window) */
+	char ck_in_part[ZILA_PART_MAX + 1];
+	uint64_t ck_in_total;
+	struct zila_buf ck_in;
+	struct ck_wait {
+		uint8_t *bytes;
+		size_t len;
+	} ck_wait[CK_WAIT_MAX];
+	size_t nck_wait;
 	bool offer_refs;    /* our Hello said we take keys by reference */
 	bool peer_refs;     /* the peer's Hello said it takes them */
 	bool peer_blobs;    /* the peer's Hello offered the blob phase, and so did ours */
@@ -201,6 +238,16 @@ static bool send_filter(void *ctx, const char *part)
 /* Per partition the peer may read: BLAKE2b-128 over (origin, u64be seq, chain) of its feeds
  * in origin order: two replicas are in step only when they hold the same entries, not only
  * as many (a fork, PROTOCOL.md "Forks", keeps them out of step). */
+static int note_ckpt(void *ctx, const struct zila_ckpt_info *c, size_t len)
+{
+	struct zila_session *s = ctx;
+	(void)len;
+	for (size_t i = 0; i < s->nparts; i++)
+		if (strcmp(s->parts[i].part, c->part) == 0)
+			s->parts[i].ckpt = c->hlc;
+	return 0;
+}
+
 static int make_digests(struct zila_session *s)
 {
 	size_t n = s->mine.nheads;
@@ -637,6 +684,331 @@ static int unpack_chunk(struct zila_session *s, const Zila__Entries *e, struct z
 }
 
 /* Sends chunks while the window allows, then Done once the outbox is empty. */
+/* --- checkpoints (protocol 3) ---------------------------------------------------------- */
+
+static bool base_filter(const struct zila_session *s, const char *part)
+{
+	return s->ck_filter != NULL ? s->ck_filter(s->ck_filter_ctx, part) : send_filter((void *)s, part);
+}
+
+static bool org_filter(void *ctx, const char *part)
+{
+	return part[0] == '\0' && base_filter(ctx, part);
+}
+
+static bool rest_filter(void *ctx, const char *part)
+{
+	return part[0] != '\0' && base_filter(ctx, part);
+}
+
+/* The outboxes for have (raised to the planned checkpoints): one, or the org-wide one and
+ * the rest (s->ck_phase 1). */
+static int open_outboxes(struct zila_session *s, const struct zila_vector *have)
+{
+	int r;
+	if (s->nck == 0) {
+		r = zila_outbox_open(s->cfg.store, have, s->ck_filter != NULL ? s->ck_filter : send_filter,
+				     s->ck_filter != NULL ? s->ck_filter_ctx : s, &s->outbox);
+		if (r == 0)
+			s->st.to_send = zila_outbox_total(s->outbox);
+		return r;
+	}
+	s->ck_phase = 1;
+	r = zila_outbox_open(s->cfg.store, have, org_filter, s, &s->outbox);
+	r = r ? r : zila_outbox_open(s->cfg.store, have, rest_filter, s, &s->outbox_b);
+	if (r == 0)
+		s->st.to_send = zila_outbox_total(s->outbox) + zila_outbox_total(s->outbox_b);
+	return r;
+}
+
+struct ck_plan {
+	struct zila_session *s;
+	const struct zila_vector *have;
+	bool all;             /* a bundle: every partition the peer may read, not only those that differ */
+	char (*parts)[ZILA_PART_MAX + 1];
+	size_t nparts;
+	int r;
+};
+
+static int ck_plan_one(void *ctx, const struct zila_ckpt_info *c, size_t len)
+{
+	struct ck_plan *pl = ctx;
+	struct zila_session *s = pl->s;
+	(void)len;
+	if (!(s->ck_filter != NULL ? s->ck_filter(s->ck_filter_ctx, c->part) : peer_may_read(s, c->part)) ||
+	    (!pl->all && !in_differ(s, c->part)))
+		return 0;
+	bool hq = s->cfg.peer_is_hq || s->st.peer_is_hq;
+	/* A peer that holds entries of the partition we lack wrote (or took) them while away:
+	 * it is sent the entries, so that it records the values they overwrite as conflicts for
+	 * review (a checkpoint carries no deps to tell); a checkpoint only where it must be. */
+	bool ahead = false;
+	for (size_t i = 0; pl->have != NULL && i < pl->have->nheads && !ahead; i++) {
+		const struct zila_feed_head *h = &pl->have->heads[i];
+		ahead = strcmp(h->part, c->part) == 0 && h->seq != INT64_MAX &&
+			h->seq > zila_vector_get(&s->mine, h->origin, h->part);
+	}
+	int r = zila_store_checkpoint_needed(s->cfg.store, pl->have, c->part,
+					     hq || ahead ? ZILA_CKPT_HISTORY : pl->all ? ZILA_CKPT_LACKING : ZILA_CKPT_CHEAPER);
+	if (r < 0)
+		return pl->r = r;
+	/* A laptop in step takes a newer checkpoint too (once each): with it, it may drop the
+	 * history it covers (zila_store_prune) and serve it to a replica that was away. */
+	uint64_t theirs = 0;
+	for (size_t i = 0; i < s->npeer_parts; i++)
+		if (strcmp(s->peer_parts[i].part, c->part) == 0)
+			theirs = s->peer_parts[i].ckpt;
+	if (r == 0 && (hq || ahead || pl->all || c->hlc <= theirs))
+		return 0;
+	char(*n)[ZILA_PART_MAX + 1] = realloc(pl->parts, (pl->nparts + 1) * sizeof(*n));
+	if (n == NULL)
+		return pl->r = ZILA_ENOMEM;
+	pl->parts = n;
+	memcpy(pl->parts[pl->nparts++], c->part, sizeof(c->part));
+	return 0;
+}
+
+static int vector_copy(struct zila_vector *to, const struct zila_vector *from)
+{
+	to->nheads = 0;
+	if ((to->heads = calloc(from->nheads + 1, sizeof(*to->heads))) == NULL)
+		return ZILA_ENOMEM;
+	if (from->nheads > 0)
+		memcpy(to->heads, from->heads, from->nheads * sizeof(*to->heads));
+	to->nheads = from->nheads;
+	return 0;
+}
+
+/* The checkpoints to send the peer that holds `have` first. In a live session `have` is
+ * raised to them, so that the outbox sends only the entries past them, and the entries they
+ * cover are sent after all if the peer does not merge one (ck_fallback). A bundle (all) gets
+ * no answer: a receiver that cannot merge a checkpoint (its schema behind, or refused) would
+ * silently miss the entries it covers, so a bundle carries every entry held past `have` too
+ * (those the checkpoint covers are duplicates where it merges). */
+static int plan_checkpoints(struct zila_session *s, struct zila_vector *have, bool all)
+{
+	struct ck_plan pl = { s, have, all, NULL, 0, 0 };
+	int r = zila_store_checkpoint_each(s->cfg.store, ck_plan_one, &pl);
+	if (r == 0)
+		r = pl.r;
+	if (r == 0 && pl.nparts > 0 && (s->ck = calloc(pl.nparts, sizeof(*s->ck))) == NULL)
+		r = ZILA_ENOMEM;
+	if (r == 0 && pl.nparts > 0 && !all)
+		r = vector_copy(&s->ck_have, have);
+	for (size_t i = 0; r == 0 && i < pl.nparts; i++) {
+		struct ck_out *c = &s->ck[s->nck];
+		memcpy(c->part, pl.parts[i], sizeof(c->part));
+		if ((r = zila_store_checkpoint_get(s->cfg.store, c->part, &c->bytes, &c->len)) != 0)
+			break;
+		s->nck++;
+		if (c->len > CK_MAX) {
+			r = ZILA_ETOOBIG;
+			break;
+		}
+		r = zila_checkpoint_vector(zila_view_make(c->bytes, c->len), &c->heads);
+		if (r == 0 && !all)
+			r = zila_vector_raise(have, &c->heads);
+	}
+	free(pl.parts);
+	return r;
+}
+
+/* After the checkpoints: if the peer did not merge one, the entries past its vector are
+ * sent as they would have been without that checkpoint (raised only by those it merged). */
+static int ck_fallback(struct zila_session *s)
+{
+	bool any = false;
+	for (size_t i = 0; i < s->nck; i++)
+		any = any || s->ck[i].refused;
+	if (!any || s->ck_have.heads == NULL)
+		return 0;
+	struct zila_vector v = { NULL, 0 };
+	int r = vector_copy(&v, &s->ck_have);
+	for (size_t i = 0; r == 0 && i < s->nck; i++)
+		if (!s->ck[i].refused)
+			r = zila_vector_raise(&v, &s->ck[i].heads);
+	struct zila_outbox *ob = NULL;
+	r = r ? r : zila_outbox_open(s->cfg.store, &v, rest_filter, s, &ob);
+	zila_vector_release(&v);
+	if (r == 0) {
+		zila_outbox_free(s->outbox_b);
+		s->outbox_b = ob;
+	}
+	return r;
+}
+
+static bool ck_blocked(const struct zila_session *s)
+{
+	const struct ck_out *c = &s->ck[s->ck_pos];
+	if (s->ck_unlimited)
+		return false;
+	if (c->sent == c->len)
+		return c->acked < c->len;
+	return c->sent - c->acked >= CK_UNACKED || (s->cfg.paced && s->credit == 0);
+}
+
+/* Sends checkpoint slices as the peer's acknowledgements allow; *busy: entries wait. */
+static int pump_checkpoints(struct zila_session *s, bool *busy)
+{
+	int r = 0;
+	*busy = false;
+	while (r == 0 && s->ck_pos < s->nck) {
+		struct ck_out *c = &s->ck[s->ck_pos];
+		if (c->sent == c->len && (s->ck_unlimited || c->acked == c->len)) {
+			s->st.ckpts_sent++;
+			free(c->bytes);
+			c->bytes = NULL;
+			s->ck_pos++;
+			continue;
+		}
+		if (ck_blocked(s)) {
+			*busy = true;
+			return 0;
+		}
+		size_t n = c->len - c->sent < CK_SLICE ? c->len - c->sent : CK_SLICE;
+		Zila__Checkpoint k = ZILA__CHECKPOINT__INIT;
+		Zila__Message m = ZILA__MESSAGE__INIT;
+		k.part = c->part;
+		k.total = c->len;
+		k.offset = c->sent;
+		k.data.data = c->bytes + c->sent;
+		k.data.len = n;
+		m.body_case = ZILA__MESSAGE__BODY_CHECKPOINT;
+		m.checkpoint = &k;
+		if ((r = emit(s, &m)) != 0)
+			break;
+		c->sent += n;
+		s->st.ckpt_bytes_sent += n;
+		if (s->cfg.paced && s->credit > 0)
+			s->credit--;
+	}
+	return r;
+}
+
+static int ck_ack(struct zila_session *s, const char *part, uint64_t upto, bool held, int code, const char *reason)
+{
+	if (s->importing)
+		return 0;
+	Zila__CheckpointAck a = ZILA__CHECKPOINT_ACK__INIT;
+	Zila__Message m = ZILA__MESSAGE__INIT;
+	char why[REASON_MAX + 1];
+	snprintf(why, sizeof(why), "%s", reason != NULL ? reason : "");
+	a.part = (char *)part;
+	a.upto = upto;
+	a.held = held;
+	a.code = (uint32_t)-code;
+	a.reason = why;
+	m.body_case = ZILA__MESSAGE__BODY_CHECKPOINT_ACK;
+	m.checkpoint_ack = &a;
+	return emit(s, &m);
+}
+
+/* Merges a whole checkpoint: 0 merged, 1 held for our schema, or refused (logged; the
+ * entries past it will wait behind a gap, and the next session offers it again). */
+static int ck_merge(struct zila_session *s, const uint8_t *p, size_t len, const char *part, bool keep,
+		    struct zila_error *why)
+{
+	struct zila_ckpt_info info;
+	struct zila_apply_stats st;
+	int r = zila_store_checkpoint_apply(s->cfg.store, zila_view_make(p, len), &info, &st, why);
+	if (r == 0 && strcmp(info.part, part) != 0)
+		r = zila_error_set(why, ZILA_EPROTO, "a checkpoint of district '%s' came as one of '%s'", info.part, part);
+	if (r == 0) {
+		s->st.ckpts_applied++;
+		s->st.parked += st.nparked;
+		return 0;
+	}
+	if (r == ZILA_ESCHEMA && keep && s->nck_wait < CK_WAIT_MAX) {
+		uint8_t *copy = malloc(len);
+		if (copy == NULL)
+			return ZILA_ENOMEM;
+		memcpy(copy, p, len);
+		s->ck_wait[s->nck_wait].bytes = copy;
+		s->ck_wait[s->nck_wait++].len = len;
+		return 1;
+	}
+	zila_log(ZILA_LOG_WARN, "%s", why->msg);
+	s->st.ckpts_refused++;
+	return r;
+}
+
+/* After a window: what waited for the schema may merge now. */
+static void ck_retry(struct zila_session *s)
+{
+	for (size_t i = 0; i < s->nck_wait;) {
+		struct zila_error why;
+		struct zila_ckpt_info info;
+		zila_error_clear(&why);
+		if (zila_checkpoint_verify(zila_view_make(s->ck_wait[i].bytes, s->ck_wait[i].len), &info) != 0 ||
+		    ck_merge(s, s->ck_wait[i].bytes, s->ck_wait[i].len, info.part, false, &why) != ZILA_ESCHEMA) {
+			free(s->ck_wait[i].bytes);
+			s->ck_wait[i] = s->ck_wait[--s->nck_wait];
+			continue;
+		}
+		i++;
+	}
+}
+
+static int ck_received(struct zila_session *s, struct zila_error *err);
+static int window_ready(struct zila_session *s, bool ack, struct zila_error *err);
+
+static int receive_checkpoint(struct zila_session *s, const Zila__Checkpoint *k, struct zila_error *err)
+{
+	if (s->ck_in.len == 0 && k->offset == 0) {
+		snprintf(s->ck_in_part, sizeof(s->ck_in_part), "%s", k->part);
+		s->ck_in_total = k->total;
+	}
+	if (k->offset != s->ck_in.len || k->total != s->ck_in_total || strcmp(k->part, s->ck_in_part) != 0)
+		return fail(s, err, ZILA_EPROTO, "checkpoint slices out of order");
+	if (zila_buf_put(&s->ck_in, k->data.data, k->data.len) != 0)
+		return fail(s, err, ZILA_ENOMEM, "out of memory");
+	s->st.ckpt_bytes_received += k->data.len;
+	/* the entries received before it are applied first (the org-wide ones it may need) */
+	if (s->pend_chunks > 0) {
+		int r = window_ready(s, true, err);
+		if (r != 0)
+			return r;
+	}
+	if (s->ck_in.len == s->ck_in_total && s->win != NULL) {
+		s->ck_merge_due = true; /* once the caller has applied that window */
+		return 0;
+	}
+	return ck_received(s, err);
+}
+
+/* The checkpoint arriving has come so far: acknowledged, and merged when whole. */
+static int ck_received(struct zila_session *s, struct zila_error *err)
+{
+	if (s->ck_in.len < s->ck_in_total) {
+		int r = ck_ack(s, s->ck_in_part, s->ck_in.len, false, 0, NULL);
+		return r != 0 ? fail(s, err, r, "cannot acknowledge a checkpoint") : 0;
+	}
+	struct zila_error why;
+	zila_error_clear(&why);
+	int m = ck_merge(s, s->ck_in.p, s->ck_in.len, s->ck_in_part, true, &why);
+	if (m == ZILA_ENOMEM)
+		return fail(s, err, m, "out of memory");
+	int r = ck_ack(s, s->ck_in_part, s->ck_in.len, m == 1, m < 0 ? m : 0, m < 0 ? why.msg : NULL);
+	zila_buf_reset(&s->ck_in);
+	s->ck_in_total = 0;
+	return r != 0 ? fail(s, err, r, "cannot acknowledge a checkpoint") : 0;
+}
+
+static int pump(struct zila_session *s, struct zila_error *err);
+
+static int receive_checkpoint_ack(struct zila_session *s, const Zila__CheckpointAck *a, struct zila_error *err)
+{
+	if (s->ck_pos >= s->nck || strcmp(a->part, s->ck[s->ck_pos].part) != 0 || a->upto > s->ck[s->ck_pos].sent ||
+	    a->upto < s->ck[s->ck_pos].acked)
+		return fail(s, err, ZILA_EPROTO, "unexpected checkpoint acknowledgement");
+	s->ck[s->ck_pos].acked = a->upto;
+	if (a->upto == s->ck[s->ck_pos].len && (a->code != 0 || a->held))
+		s->ck[s->ck_pos].refused = true; /* its entries go after all (ck_fallback) */
+	if (a->code != 0)
+		zila_log(ZILA_LOG_WARN, "the peer refused the checkpoint of district '%s': %s", a->part, a->reason);
+	return pump(s, err);
+}
+
 static int pump(struct zila_session *s, struct zila_error *err)
 {
 	size_t max = s->cfg.chunk_bytes ? s->cfg.chunk_bytes : ZILA_SESSION_CHUNK;
@@ -650,6 +1022,19 @@ static int pump(struct zila_session *s, struct zila_error *err)
 	ProtobufCBinaryData *items = NULL;
 	size_t *offs = NULL, cap = 0;
 	int r = 0;
+again:
+	if (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done && s->ck_phase == 2) {
+		bool busy;
+		if ((r = pump_checkpoints(s, &busy)) != 0 || busy)
+			goto out;
+		if ((r = ck_fallback(s)) != 0)
+			goto out;
+		/* then every other partition's entries, past the checkpoints (those merged) */
+		zila_outbox_free(s->outbox);
+		s->outbox = s->outbox_b;
+		s->outbox_b = NULL;
+		s->ck_phase = 3;
+	}
 	while (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done &&
 	       s->chunks_sent - s->chunks_acked < window && (!s->cfg.paced || s->credit > 0)) {
 		size_t n = 0, len;
@@ -717,6 +1102,10 @@ static int pump(struct zila_session *s, struct zila_error *err)
 			s->sent_upto[e.chunk % SENT_RING] = s->st.entries_sent;
 			if (s->credit > 0)
 				s->credit--;
+		}
+		if (end && s->ck_phase == 1) {
+			s->ck_phase = 2;
+			goto again;
 		}
 		if (end) {
 			Zila__Done d = ZILA__DONE__INIT;
@@ -807,6 +1196,8 @@ int zila_session_applied(struct zila_session *s, int result, const struct zila_a
 	zila_buf_reset(&s->pend);
 	s->npend = 0;
 	s->pend_chunks = 0;
+	if (s->nck_wait > 0)
+		ck_retry(s);
 	int r = 0;
 	if (s->win_ack) {
 		Zila__Ack a = ZILA__ACK__INIT;
@@ -832,6 +1223,11 @@ int zila_session_applied(struct zila_session *s, int result, const struct zila_a
 		m.ack = &a;
 		if ((r = emit(s, &m)) != 0)
 			return fail(s, err, r, "cannot send an acknowledgement");
+	}
+	if (s->ck_merge_due) {
+		s->ck_merge_due = false;
+		if ((r = ck_received(s, err)) != 0)
+			return r;
 	}
 	if (s->done_after) {
 		s->done_after = false;
@@ -996,6 +1392,7 @@ int zila_session_new(struct zila_session **out, const struct zila_session_config
 	/* Whole chunks the peer may send before we acknowledge: each at most a chunk's worth of
 	 * bytes plus one entry of the largest size. */
 	zila_buf_init(&s->pend, (size_t)my_window(s) * (ZILA_SESSION_CHUNK + ZILA_ENTRY_MAX));
+	zila_buf_init(&s->ck_in, CK_MAX);
 	*out = s;
 	return 0;
 }
@@ -1006,6 +1403,7 @@ void zila_session_free(struct zila_session *s)
 		return;
 	zila_vector_release(&s->mine);
 	zila_outbox_free(s->outbox);
+	zila_outbox_free(s->outbox_b);
 	zila_buf_release(&s->msg);
 	zila_buf_release(&s->chunk);
 	zila_buf_release(&s->pend);
@@ -1018,9 +1416,19 @@ void zila_session_free(struct zila_session *s)
 	free(s->pend_offs);
 	free(s->win);
 	free(s->parts);
+	free(s->peer_parts);
 	free(s->differ);
 	free(s->own);
 	free(s->osent);
+	for (size_t i = 0; i < s->nck; i++) {
+		free(s->ck[i].bytes);
+		zila_vector_release(&s->ck[i].heads);
+	}
+	free(s->ck);
+	zila_vector_release(&s->ck_have);
+	for (size_t i = 0; i < s->nck_wait; i++)
+		free(s->ck_wait[i].bytes);
+	zila_buf_release(&s->ck_in);
 	free(s);
 }
 
@@ -1068,7 +1476,8 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 		zila_session_abort(s, r, zila_error_msg(err, r));
 		return r;
 	}
-	if ((r = zila_store_vector(s->cfg.store, &s->mine)) != 0 || (r = withhold(s)) != 0 || (r = make_digests(s)) != 0)
+	if ((r = zila_store_vector(s->cfg.store, &s->mine)) != 0 || (r = withhold(s)) != 0 || (r = make_digests(s)) != 0 ||
+	    (r = zila_store_checkpoint_each(s->cfg.store, note_ckpt, s)) != 0)
 		return fail(s, err, r, "cannot read the replica's feeds");
 	if (s->nparts > 1)
 		qsort(s->parts, s->nparts, sizeof(*s->parts), part_cmp);
@@ -1092,6 +1501,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 		pd[i].digest.data = s->parts[i].digest;
 		pd[i].digest.len = DIGEST_LEN;
 		pd[i].nfeeds = s->parts[i].nfeeds;
+		pd[i].checkpoint = s->parts[i].ckpt;
 		pp[i] = &pd[i];
 	}
 	h.version = ZILA_SESSION_VERSION;
@@ -1162,7 +1572,7 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	}
 	s->peer_window = h->window == 0 ? 4 : h->window > ZILA_SESSION_WINDOW_MAX ? ZILA_SESSION_WINDOW_MAX : h->window;
 	/* Protocol 1 peers cannot read version 2 entries, which every replica now writes. */
-	if (h->version < ZILA_SESSION_VERSION) {
+	if (h->version < ZILA_SESSION_VERSION_MIN) {
 		char why[REASON_MAX + 1];
 		snprintf(why, sizeof(why),
 			 "the peer's zila is older (sync protocol %u; this one speaks %u): update zila there to sync",
@@ -1171,6 +1581,7 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 		return zila_error_set(err, ZILA_EVERSION, "%s", why);
 	}
 	s->pack = true;
+	s->peer_ckpt = h->version >= 3;
 	/* What is learnt is used at once; writing it down may wait for the next session (a
 	 * full disk or a lock here is met again, and reported, where the session writes). */
 	if ((r = learn_clock(s, h)) != 0)
@@ -1183,6 +1594,15 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 		zila_store_clock(s->cfg.store, &ck);
 		int64_t ours = ck.has_offset && !ck.is_reference ? ck.offset_ms : 0;
 		s->st.clock_offset_ms = (int64_t)(h->now_ms - s->cfg.now_ms) - ours;
+	}
+	if (h->version >= 3 && h->n_parts > 0) {
+		if ((s->peer_parts = calloc(h->n_parts, sizeof(*s->peer_parts))) == NULL)
+			return fail(s, err, ZILA_ENOMEM, "out of memory");
+		for (size_t k = 0; k < h->n_parts; k++) {
+			snprintf(s->peer_parts[k].part, sizeof(s->peer_parts[k].part), "%s", h->parts[k]->part);
+			s->peer_parts[k].ckpt = h->parts[k]->checkpoint;
+		}
+		s->npeer_parts = h->n_parts;
 	}
 	/* Both sides list their partitions in name order; walk the two lists together. */
 	if ((s->differ = calloc(s->nparts + h->n_parts + 1, sizeof(*s->differ))) == NULL)
@@ -1197,7 +1617,9 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 			add_differ(s, p->part);
 			j++;
 		} else {
-			if (memcmp(s->parts[i].digest, p->digest.data, DIGEST_LEN) != 0)
+			/* a checkpoint one side keeps and the other not (protocol 3 on both sides) */
+			if (memcmp(s->parts[i].digest, p->digest.data, DIGEST_LEN) != 0 ||
+			    (h->version >= 3 && s->parts[i].ckpt != p->checkpoint))
 				add_differ(s, p->part);
 			i++;
 			j++;
@@ -1351,13 +1773,17 @@ static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct z
 	}
 	if (have.nheads > npeer)
 		qsort(have.heads, have.nheads, sizeof(*have.heads), head_cmp);
+	/* a district's state rather than its history, where that is what the peer lacks */
+	if (r == 0 && s->peer_ckpt && (r = plan_checkpoints(s, &have, false)) != 0) {
+		zila_vector_release(&have);
+		return fail(s, err, r, "cannot read checkpoints");
+	}
 	if (r == 0)
-		r = zila_outbox_open(s->cfg.store, &have, send_filter, s, &s->outbox);
+		r = open_outboxes(s, &have);
 	zila_vector_release(&have);
 	if (r != 0)
 		return fail(s, err, r, r == ZILA_EPROTO ? "the peer named a feed twice" : "cannot read entries");
 	s->got_heads = true;
-	s->st.to_send = zila_outbox_total(s->outbox);
 	s->st.to_send_known = true;
 	return pump(s, err);
 }
@@ -1402,6 +1828,19 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		else
 			r = receive_entries(s, m->entries, err);
 		break;
+	case ZILA__MESSAGE__BODY_CHECKPOINT:
+		/* before the sender's first chunk of entries, after its heads */
+		if (s->state != ZILA_SESSION_EXCHANGE || s->got_done || (!s->importing && !s->got_heads))
+			r = fail(s, err, ZILA_EPROTO, "unexpected checkpoint");
+		else
+			r = receive_checkpoint(s, m->checkpoint, err);
+		break;
+	case ZILA__MESSAGE__BODY_CHECKPOINT_ACK:
+		if (s->state != ZILA_SESSION_EXCHANGE || s->importing)
+			r = fail(s, err, ZILA_EPROTO, "unexpected checkpoint acknowledgement");
+		else
+			r = receive_checkpoint_ack(s, m->checkpoint_ack, err);
+		break;
 	case ZILA__MESSAGE__BODY_ACK:
 		if (s->state != ZILA_SESSION_EXCHANGE || m->ack->chunk <= s->chunks_acked || m->ack->chunk > s->chunks_sent)
 			r = fail(s, err, ZILA_EPROTO, "unexpected acknowledgement");
@@ -1422,6 +1861,8 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 			s->done_entries = m->done->nentries;
 			r = window_ready(s, true, err);
 		} else {
+			if (s->nck_wait > 0)
+				ck_retry(s);
 			s->got_done = true;
 			s->st.peer_done_entries = m->done->nentries;
 			s->st.to_receive = m->done->nentries;
@@ -1484,6 +1925,10 @@ int zila_session_flush(struct zila_session *s, struct zila_error *err)
 
 bool zila_session_wants_to_send(const struct zila_session *s)
 {
+	if (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done && s->ck_pos < s->nck) {
+		const struct ck_out *c = &s->ck[s->ck_pos];
+		return c->sent < c->len ? c->sent - c->acked < CK_UNACKED : c->acked == c->len;
+	}
 	return s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done &&
 	       s->chunks_sent - s->chunks_acked < s->peer_window;
 }
@@ -1550,6 +1995,13 @@ const struct zila_session_stats *zila_session_stats(const struct zila_session *s
 
 /* --- bundles ------------------------------------------------------------------------ */
 
+static bool any_part(void *ctx, const char *part)
+{
+	(void)ctx;
+	(void)part;
+	return true;
+}
+
 int zila_session_export(struct zila_store *store, const struct zila_vector *have, zila_part_filter_fn filter,
 			void *filter_ctx, zila_session_send_fn send, void *send_ctx, uint64_t *nentries,
 			struct zila_error *err)
@@ -1572,10 +2024,27 @@ int zila_session_export(struct zila_store *store, const struct zila_vector *have
 		r = zila_error_set(err, r, "cannot read the trust records");
 		goto out;
 	}
-	if ((r = zila_outbox_open(store, have, filter, filter_ctx, &s->outbox)) != 0) {
+	/* checkpoints first, then the entries past them (the receiver's vector raised to them) */
+	struct zila_vector raised = { NULL, 0 };
+	if (have != NULL && (raised.heads = calloc(have->nheads + 1, sizeof(*raised.heads))) != NULL) {
+		if (have->nheads > 0)
+			memcpy(raised.heads, have->heads, have->nheads * sizeof(*raised.heads));
+		raised.nheads = have->nheads;
+	} else if (have != NULL) {
+		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+		goto out;
+	}
+	s->ck_filter = filter != NULL ? filter : any_part;
+	s->ck_filter_ctx = filter_ctx;
+	r = zila_store_vector(store, &s->mine); /* what the receiver holds that we lack (plan) */
+	r = r ? r : plan_checkpoints(s, &raised, true);
+	r = r ? r : open_outboxes(s, &raised);
+	zila_vector_release(&raised);
+	if (r != 0) {
 		r = zila_error_set(err, r, "cannot read entries");
 		goto out;
 	}
+	s->ck_unlimited = true;
 	/* Nobody acknowledges a file: the window never closes. */
 	s->peer_window = UINT32_MAX;
 	s->pack = true;
@@ -1660,6 +2129,19 @@ static int check_body(const Zila__Message *m)
 				return ZILA_EFORMAT;
 		}
 		return 0;
+	case ZILA__MESSAGE__BODY_CHECKPOINT: {
+		const Zila__Checkpoint *k = m->checkpoint;
+		return name_ok(k->part, ZILA_PART_MAX) && k->part[0] != '\0' && k->data.len > 0 && k->data.len <= CK_SLICE &&
+				       k->total <= CK_MAX && k->offset < k->total && k->data.len <= k->total - k->offset
+			       ? 0
+			       : ZILA_EFORMAT;
+	}
+	case ZILA__MESSAGE__BODY_CHECKPOINT_ACK:
+		return name_ok(m->checkpoint_ack->part, ZILA_PART_MAX) && m->checkpoint_ack->upto <= CK_MAX &&
+				       m->checkpoint_ack->reason != NULL && strlen(m->checkpoint_ack->reason) <= REASON_MAX &&
+				       zila_utf8_valid((const uint8_t *)m->checkpoint_ack->reason, strlen(m->checkpoint_ack->reason))
+			       ? 0
+			       : ZILA_EFORMAT;
 	case ZILA__MESSAGE__BODY_DONE:
 	case ZILA__MESSAGE__BODY_PROGRESS:
 		return 0;

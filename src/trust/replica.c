@@ -1493,6 +1493,41 @@ out:
 	return r;
 }
 
+int zila_trust_check_checkpoint(struct zila_trust_ctx *ctx, const struct zila_ckpt_info *ci, struct zila_error *err)
+{
+	struct zila_store *s = ctx->s;
+	uint8_t root_pk[32];
+	struct zila_cert c;
+	char id[ZILA_DEVICE_ID_LEN + 1];
+	uint64_t t = zila_hlc_ms(ci->hlc) / 1000;
+	int r;
+	zila_device_id(ci->signer, id);
+	if ((r = zila_trust_org(s, root_pk)) != 0)
+		return zila_error_set(err, ZILA_ENOTENROLLED, "this replica is not enrolled");
+	if (zila_trust_cert_get(s, ci->signer, &c) != 0)
+		return zila_error_set(err, ZILA_ECERT, "its signer '%s' is an unknown device (no certificate)", id);
+	struct zila_cert then;
+	if (t < c.not_before && zila_trust_cert_at(s, ci->signer, t, &then) == 0)
+		c = then;
+	if (c.role != ZILA_ROLE_HQ || !c.scope_all)
+		return zila_error_set(err, ZILA_ECERT, "its signer '%s' is not an HQ device (only HQ makes checkpoints)", id);
+	if ((r = cert_check_cached(ctx, root_pk, &c, t)) != 0)
+		return zila_error_set(err, r, "its signer '%s' had no valid HQ certificate when it was made: %s", id,
+				      zila_strerror(r));
+	if ((r = issuer_revoked_at(s, root_pk, ci->signer, t)) != 0)
+		return zila_error_set(err, r, "its signer '%s' was revoked before it was made", id);
+	struct zila_cert own;
+	if (zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && !zila_cert_may_read(&own, ci->part))
+		return zila_error_set(err, ZILA_ESCOPE, "this device may not read district '%s'", ci->part);
+	return 0;
+}
+
+static int hook_checkpoint(void *ctx, struct zila_store *s, const struct zila_ckpt_info *ci, struct zila_error *err)
+{
+	(void)s;
+	return zila_trust_check_checkpoint(ctx, ci, err);
+}
+
 static int hook_admit(void *ctx, struct zila_store *s, const struct zila_entry_info *e, struct zila_error *err)
 {
 	(void)s;
@@ -1512,6 +1547,7 @@ void zila_trust_install(struct zila_store *s, struct zila_trust_ctx *ctx)
 	ctx->own_at = 0;
 	ctx->hooks.admit = hook_admit;
 	ctx->hooks.trust_record = hook_record;
+	ctx->hooks.checkpoint = hook_checkpoint;
 	ctx->hooks.ctx = ctx;
 	zila_store_set_hooks(s, &ctx->hooks);
 	/* HQ's clock is the reference; a replica made HQ before the clock rule learns it here. */

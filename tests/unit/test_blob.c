@@ -679,6 +679,8 @@ static void test_collect(void **state)
 	attach(&r, in2, "d1", &b);
 	snprintf(sql, sizeof(sql), "DELETE FROM attachments WHERE id = '%s'", b.id);
 	exec(&r, sql);
+	/* a replica without a write scope keeps all history (HQ): this one keeps 90 days */
+	assert_int_equal(zila_store_meta_set(r.s, ZILA_META_HISTORY_DAYS, "90"), 0);
 	int64_t now = zila_store_horizon_ms(r.s) + 90LL * 86400 * 1000;
 	/* fetches asked for: of a blob here (satisfied), of one no row refers to (gone), and
 	 * of one a row refers to that is not here (kept) */

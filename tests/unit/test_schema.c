@@ -350,7 +350,7 @@ static void test_upgrade(void **state)
 	snprintf(dir, sizeof(dir), "%s/up7", base);
 	struct zila_error err;
 	assert_int_equal(zila_store_open(&s, dir, &err), 0);
-	expect(s, "SELECT v FROM zila_meta WHERE k = 'store_version'", "9");
+	expect(s, "SELECT v FROM zila_meta WHERE k = 'store_version'", "10");
 	expect(s, "SELECT count(*) FROM zila_tables WHERE cols IS NULL", "0");
 	expect(s, "SELECT instr(cols, 'phone') > 0 FROM zila_tables WHERE name = 'people'", "1");
 	zila_store_free(s);
@@ -710,7 +710,7 @@ static void test_upgrade_8(void **state)
 					  "UPDATE zila_meta SET v = '8' WHERE k = 'store_version'", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(zila_store_open(&lap, dir, &err), 0);
-	expect(lap, "SELECT v FROM zila_meta WHERE k = 'store_version'", "9");
+	expect(lap, "SELECT v FROM zila_meta WHERE k = 'store_version'", "10");
 	expect(lap, "SELECT version || ':' || length(origin) || ':' || state || ':' || (undo IS NULL) FROM zila_schema",
 	       "2:32:0:1");
 	/* HQ is revoked from before its change: the laptop undoes it from the table's statement */

@@ -1567,6 +1567,82 @@ static void test_ahead_then_causal(void **state)
 	replica_close(&b);
 }
 
+/* A peer that does not merge a checkpoint (refused here; also one held for a schema it never
+ * reaches) still gets the entries it covers: live, after its refusal, and in an export
+ * (which gets no answer) with it. Before, the sender raised the peer's vector to the
+ * checkpoint's heads regardless, and the rows it stood for were silently missing there (the
+ * property test's seed 122 with ZILA_PROP_CKPT=1). */
+static int refuse_checkpoints(void *ctx, struct zila_store *s, const struct zila_ckpt_info *c, struct zila_error *err)
+{
+	(void)ctx;
+	(void)s;
+	(void)c;
+	return zila_error_set(err, ZILA_ECERT, "its signer is not an HQ device of this organisation");
+}
+
+static void test_checkpoint_not_merged(void **state)
+{
+	(void)state;
+	struct replica a, b, c;
+	struct pair p;
+	struct zila_error err;
+	struct zila_ckpt_info ci;
+	struct zila_store_hooks hooks = { .checkpoint = refuse_checkpoints };
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	replica_open(&c);
+	seed(&a, "k", 50);
+	for (int k = 0; k < 8; k++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "UPDATE people SET name = name || '%d' WHERE district_id = 'd1'", k);
+		exec(&a, sql);
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	}
+	assert_int_equal(zila_store_checkpoint_make(a.s, "d1", &ci, &err), 0);
+	exec(&a, "UPDATE people SET name = 'after' WHERE id = 'k-a1'");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	/* live */
+	zila_store_set_hooks(b.s, &hooks);
+	pair_open(&p, &a, &b, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent, 1);
+	assert_int_equal(zila_session_stats(p.b)->ckpts_applied, 0);
+	assert_int_equal(zila_session_stats(p.b)->entries_rejected, 0);
+	pair_close(&p);
+	assert_same_hash(&a, &b);
+	/* by file */
+	zila_store_set_hooks(c.s, &hooks);
+	struct zila_vector have;
+	struct queue file, acks;
+	struct zila_session *s;
+	struct zila_session_config cfg;
+	uint64_t n;
+	memset(&file, 0, sizeof(file));
+	memset(&acks, 0, sizeof(acks));
+	assert_int_equal(zila_store_vector(c.s, &have), 0);
+	assert_int_equal(zila_session_export(a.s, &have, NULL, NULL, q_send, &file, &n, &err), 0);
+	zila_vector_release(&have);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.store = c.s;
+	cfg.send = q_send;
+	cfg.send_ctx = &acks;
+	assert_int_equal(zila_session_new(&s, &cfg, &err), 0);
+	assert_int_equal(zila_session_import_begin(s, &err), 0);
+	for (size_t i = 0; i < file.n; i++)
+		assert_int_equal(zila_session_receive(s, file.msgs[i].p, file.msgs[i].len, &err), 0);
+	assert_true(zila_session_done(s));
+	assert_int_equal(zila_session_stats(s)->ckpts_applied, 0);
+	zila_session_free(s);
+	q_clear(&file);
+	q_clear(&acks);
+	assert_same_hash(&a, &c);
+	replica_close(&a);
+	replica_close(&b);
+	replica_close(&c);
+}
+
 static void test_export_import(void **state)
 {
 	(void)state;
@@ -1776,14 +1852,137 @@ static void test_old_peer_refused(void **state)
 	assert_int_equal(m->error->code, (uint32_t)-ZILA_EVERSION);
 	assert_non_null(strstr(m->error->reason, "update zila"));
 	zila__message__free_unpacked(m, NULL);
-	/* and our Hello says protocol 2 */
+	/* and our Hello says the protocol it speaks */
 	m = zila__message__unpack(NULL, sink.msgs[0].len, sink.msgs[0].p);
 	assert_non_null(m);
-	assert_int_equal(m->hello->version, 2);
+	assert_int_equal(m->hello->version, ZILA_SESSION_VERSION);
 	zila__message__free_unpacked(m, NULL);
 	zila_session_free(c);
 	q_clear(&sink);
 	replica_close(&a);
+}
+
+/* A district edited many times, then checkpointed at HQ (a): a new laptop (b) gets the
+ * checkpoint and only the entries past it, in a live session and in a paced one; a laptop
+ * that is in step but for the last edits gets entries, not the checkpoint; both end with
+ * a's rows. */
+static void test_checkpoint_clone(void **state)
+{
+	(void)state;
+	struct replica a, b, c, full;
+	struct pair p;
+	struct zila_error err;
+	struct zila_ckpt_info ci;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	replica_open(&c);
+	replica_open(&full);
+	seed(&a, "k", 200);
+	for (int k = 0; k < 8; k++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "UPDATE people SET name = name || '%d' WHERE district_id = 'd1'", k);
+		exec(&a, sql);
+		assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	}
+	/* the whole history, for comparison, before any checkpoint */
+	pair_open(&p, &a, &full, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	uint64_t full_bytes = zila_session_stats(p.a)->bytes_sent;
+	uint64_t full_entries = zila_session_stats(p.a)->entries_sent;
+	pair_close(&p);
+	assert_int_equal(zila_store_checkpoint_make(a.s, "d1", &ci, &err), 0);
+	assert_int_equal(ci.nrows, 200);
+	exec(&a, "UPDATE people SET name = 'after' WHERE id = 'k-a1'");
+	/* a replica in step but for the last edit takes that entry, and the checkpoint once
+	 * (with it, it may drop the history the checkpoint covers) */
+	pair_open(&p, &a, &full, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent, 1);
+	assert_int_equal(zila_session_stats(p.a)->entries_sent, 1);
+	pair_close(&p);
+	pair_open(&p, &a, &full, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_stats(p.a)->in_step);
+	pair_close(&p);
+	/* a new laptop: d1's state, then what came after */
+	pair_open(&p, &a, &b, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent, 1);
+	assert_int_equal(zila_session_stats(p.b)->ckpts_applied, 1);
+	assert_true(zila_session_stats(p.a)->entries_sent < full_entries / 2);
+	assert_true(zila_session_stats(p.a)->bytes_sent < full_bytes);
+	assert_int_equal(zila_session_stats(p.b)->entries_rejected, 0);
+	pair_close(&p);
+	assert_same_hash(&a, &full);
+	assert_same_hash(&a, &b);
+	/* again: in step, nothing moves */
+	pair_open(&p, &a, &b, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent + zila_session_stats(p.a)->entries_sent, 0);
+	pair_close(&p);
+	/* paced, with small chunks, to a third laptop: the same rows */
+	struct pair_opts o = { .a_paced = true };
+	pair_open_opts(&p, &a, &c, NULL, NULL, 2000, 2, false, &o);
+	for (int guard = 0; guard < 100000 && !(zila_session_done(p.a) && zila_session_done(p.b)); guard++) {
+		if (zila_session_wants_to_send(p.a))
+			assert_int_equal(zila_session_send_more(p.a, 2000, &err), 0);
+		pair_run(&p, 100000);
+	}
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.a)->ckpts_sent, 1);
+	pair_close(&p);
+	assert_same_hash(&a, &c);
+	/* a laptop whose caller applies the windows (as the daemon does, on a worker): the
+	 * org-wide entries before the checkpoint are applied before it is merged */
+	struct replica e;
+	struct zila_store *worker = NULL;
+	replica_open(&e);
+	assert_int_equal(zila_store_open(&worker, e.dir, &err), 0);
+	struct pair_opts ow = { .b_applies = true };
+	pair_open_opts(&p, &a, &e, NULL, NULL, 300, 1, false, &ow);
+	while (p.to_a.head < p.to_a.n || p.to_b.head < p.to_b.n) {
+		while (p.to_b.head < p.to_b.n) {
+			struct zila_buf *m = &p.to_b.msgs[p.to_b.head++];
+			if (zila_session_receive(p.b, m->p, m->len, &err) != 0)
+				fail_msg("b: %s", err.msg);
+			const struct zila_view *v;
+			size_t n;
+			if (!zila_session_pending(p.b, &v, &n))
+				continue;
+			struct zila_apply_stats st;
+			memset(&st, 0, sizeof(st));
+			int r = zila_store_apply(worker, v, n, &st, &err);
+			assert_int_equal(zila_session_applied(p.b, r, &st, &err), 0);
+		}
+		while (p.to_a.head < p.to_a.n) {
+			struct zila_buf *m = &p.to_a.msgs[p.to_a.head++];
+			if (zila_session_receive(p.a, m->p, m->len, &err) != 0)
+				fail_msg("a: %s", err.msg);
+		}
+	}
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_int_equal(zila_session_stats(p.b)->ckpts_applied, 1);
+	pair_close(&p);
+	zila_store_free(worker);
+	assert_same_hash(&a, &e);
+	replica_close(&e);
+	/* the laptop that cloned passes the checkpoint on as HQ did */
+	struct replica d;
+	replica_open(&d);
+	pair_open(&p, &b, &d, NULL, NULL, 0, 0, false);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	pair_close(&p);
+	assert_same_hash(&a, &d);
+	replica_close(&d);
+	replica_close(&a);
+	replica_close(&b);
+	replica_close(&c);
+	replica_close(&full);
 }
 
 /* Runs a pair until nothing moves, failing the test on an error other than `expect`;
@@ -1932,6 +2131,8 @@ int main(void)
 		cmocka_unit_test(test_converge_then_in_step),
 		cmocka_unit_test(test_packed_bytes),
 		cmocka_unit_test(test_old_peer_refused),
+		cmocka_unit_test(test_checkpoint_clone),
+		cmocka_unit_test(test_checkpoint_not_merged),
 		cmocka_unit_test(test_caller_applies),
 		cmocka_unit_test(test_small_steps),
 		cmocka_unit_test(test_decode_budget),

@@ -764,6 +764,58 @@ static void test_counts_orphans(void **state)
 	replica_free(&b);
 }
 
+/* A parked row keeps its values as the table would hold them. A column b and c keep as
+ * TEXT was INTEGER where a wrote the row (two HQ devices' schema changes leave it so):
+ * c showed the child first (the table made its 3 the TEXT '3') and parked it when b's
+ * delete of its parent came; b parked it as it came, and kept the INTEGER 3. The two
+ * replicas must hold the same image and hash alike (property test, seed 29). */
+static void test_parked_values_affine(void **state)
+{
+	(void)state;
+	struct replica a, b, c;
+	struct replica *rs[] = { &a, &b, &c };
+	struct zila_error err;
+	const char *ntype[] = { "INTEGER", "TEXT", "TEXT" };
+	char sql[300];
+	uint8_t hb[32], hc[32];
+	replica_new(&a, "aa");
+	replica_new(&b, "ab");
+	replica_new(&c, "ac");
+	for (int i = 0; i < 3; i++) {
+		snprintf(sql, sizeof(sql),
+			 "CREATE TABLE par(id TEXT PRIMARY KEY, name TEXT);"
+			 "CREATE TABLE kid(id TEXT PRIMARY KEY, par_id TEXT REFERENCES par(id), n %s, r REAL)",
+			 ntype[i]);
+		app(rs[i], sql);
+		assert_int_equal(zila_store_track(rs[i]->s, "par", NULL, &err), 0);
+		assert_int_equal(zila_store_track(rs[i]->s, "kid", NULL, &err), 0);
+	}
+	app(&a, "INSERT INTO par VALUES ('p1', 'x')");
+	(void)send_all(&a, &b);
+	(void)send_all(&a, &c);
+	app(&b, "DELETE FROM par WHERE id = 'p1'");
+	app(&a, "INSERT INTO kid VALUES ('k1', 'p1', 3, 2)");
+	(void)send_all(&a, &c); /* shown at c: n '3', r 2.0 */
+	assert_int_equal(count(&c, "SELECT count(*) FROM kid WHERE n = '3' AND typeof(n) = 'text'"), 1);
+	(void)send_all(&b, &c); /* its parent gone: parked at c, from the table's values */
+	(void)send_all(&a, &b); /* parked at b as it came */
+	(void)send_all(&c, &b);
+	(void)send_all(&b, &c);
+	assert_int_equal(count(&b, "SELECT count(*) FROM zila_parked"), 1);
+	assert_int_equal(count(&c, "SELECT count(*) FROM zila_parked"), 1);
+	assert_int_equal(count(&b, "SELECT count(*) FROM kid"), 0);
+	char ib[200], ic[200];
+	rows_by(&b, "SELECT p.pk, hex(r.dead) FROM zila_parked p JOIN zila_rows r USING (tid, pk)", '=', ib, sizeof(ib));
+	rows_by(&c, "SELECT p.pk, hex(r.dead) FROM zila_parked p JOIN zila_rows r USING (tid, pk)", '=', ic, sizeof(ic));
+	assert_string_equal(ib, ic);
+	assert_int_equal(zila_store_hash(b.s, hb, &err), 0);
+	assert_int_equal(zila_store_hash(c.s, hc, &err), 0);
+	assert_memory_equal(hb, hc, 32);
+	replica_free(&a);
+	replica_free(&b);
+	replica_free(&c);
+}
+
 struct collected {
 	uint8_t *bytes[64];
 	size_t len[64], n;
@@ -902,7 +954,7 @@ static void test_upgrade_v1(void **state)
 	/* captured by the format-1 triggers, sealed after the upgrade */
 	app(&a, "DELETE FROM t WHERE id = 'b'; UPDATE t SET v = 'c2' WHERE id = 'c'; INSERT INTO t VALUES ('e', 'd1', 'e1')");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 9);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 10);
 	/* each feed's chain computed from its entries: the one the receiver keeps as it applies */
 	assert_int_equal(count(&a, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"),
 			 count(&b, "SELECT count(*) FROM zila_feeds WHERE head > 0 AND length(chain) = 16"));
@@ -1276,8 +1328,8 @@ static void test_upgrade_peers(void **state)
 	app(&b, "DROP TABLE zila_peers; UPDATE zila_meta SET v = '5' WHERE k = 'store_version'");
 	assert_int_equal(zila_store_open(&a.s, a.dir, &err), 0);
 	assert_int_equal(zila_store_open(&b.s, b.dir, &err), 0);
-	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 9);
-	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 9);
+	assert_int_equal(count(&a, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 10);
+	assert_int_equal(count(&b, "SELECT v FROM zila_meta WHERE k = 'store_version'"), 10);
 	assert_int_equal(zila_store_peer_district(a.s, "d1", peer_name, seen), 0);
 	assert_string_equal(seen, "laptop-1/d1/synced;");
 	assert_int_equal(zila_store_peer_seen(b.s, dev2, "laptop-2", "d2", "10.0.0.2:7300", "inbound", 300), 0);
@@ -1774,6 +1826,7 @@ int main(void)
 		cmocka_unit_test(test_replace_then_insert_at_freed_rowid),
 		cmocka_unit_test(test_parents_first),
 		cmocka_unit_test(test_counts_orphans),
+		cmocka_unit_test(test_parked_values_affine),
 		cmocka_unit_test(test_bulk_seal_small_first),
 		cmocka_unit_test(test_upgrade_v1),
 		cmocka_unit_test(test_write_time),
