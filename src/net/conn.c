@@ -184,6 +184,9 @@ static void conn_finished(struct conn *c)
 	if (c->finished)
 		return;
 	c->finished = true;
+	if (c->pump_yields > 0)
+		zila_log(ZILA_LOG_DEBUG, "sending to %s, the loop turned %llu times between chunks (%d ms a turn at most)",
+			 c->addr, (unsigned long long)c->pump_yields, PUMP_TURN_MS);
 	if (c->sess != NULL && c->result != 0) {
 		/* Whole chunks that arrived before the cut are kept: the next session then resends
 		 * only what was in flight, not a window's worth. */
@@ -468,8 +471,22 @@ static void link_sample(struct conn *c)
 
 /* Sends chunks while the link has less than about LINK_AHEAD_MS of them queued: each about
  * CHUNK_LINK_MS of link, so on 2G a chunk is a few KiB, applied and kept a second after it
- * left, and on a LAN the session's full chunk. */
+ * left, and on a LAN the session's full chunk. Making a chunk reads and compresses up to
+ * 256 KiB of entries; on a LAN the link takes a window of them at once, which made one
+ * turn of the loop last 0.2-1 s while a laptop cloned (#20): a turn makes chunks for at
+ * most PUMP_TURN_MS, and the rest follows in the next turns (the pace timer), other
+ * connections' events between. */
 static void session_over(struct conn *c);
+
+/* A chunk took ns to make: the next is at most what takes about PUMP_TURN_MS (making one is
+ * reading entries and coding them for the wire, 20-150 ms for 256 KiB of entries on this
+ * loaded machine; at least one entry goes in each). Smaller chunks cost a frame and a zstd
+ * flush each, not bytes of compression (the stream goes on across chunks). */
+static void chunk_learn(struct conn *c, size_t chunk, uint64_t ns)
+{
+	double cap = (double)chunk * PUMP_TURN_MS * 1e6 / (double)(ns ? ns : 1);
+	c->chunk_cap = cap < CHUNK_MIN ? CHUNK_MIN : cap > ZILA_SESSION_CHUNK ? ZILA_SESSION_CHUNK : (size_t)cap;
+}
 
 static void conn_pump(struct conn *c)
 {
@@ -479,8 +496,22 @@ static void conn_pump(struct conn *c)
 	if (c->state != CONN_SESSION || c->sess == NULL || c->applying)
 		return;
 	bool blobs = c->blobs_started;
+	struct conns *cs = c->cs;
+	uint64_t turn = uv_now(cs->env->loop);
 	zila_error_clear(&err);
 	for (int i = 0; i < 64 && (blobs ? zila_blobx_wants_to_send(c->bx) : zila_session_wants_to_send(c->sess)); i++) {
+		/* The loop's time is taken once a turn: a chunk made at another time than the
+		 * last starts the turn's budget. On loopback a write completes at once and its
+		 * callback pumps again in the same turn, so the budget is the turn's, not a call's. */
+		if (cs->pump_turn_at != turn) {
+			cs->pump_turn_at = turn;
+			cs->pump_turn_ns = uv_hrtime();
+		} else if (uv_hrtime() - cs->pump_turn_ns >= (uint64_t)PUMP_TURN_MS * 1000000) {
+			c->pump_yields++;
+			/* not 0: libuv runs a timer started at 0 from a timer in the same turn */
+			uv_timer_start(&c->pace, on_pace, 1, 0);
+			return;
+		}
 		link_sample(c);
 		/* The rate is at most LINK_RATE_MAX: what follows fits a size_t. */
 		double ahead = c->rate * LINK_AHEAD_MS / 1000;
@@ -497,9 +528,14 @@ static void conn_pump(struct conn *c)
 			chunk = 2 * c->chunk_bytes;
 		if (chunk > ZILA_SESSION_CHUNK)
 			chunk = ZILA_SESSION_CHUNK;
+		if (!blobs && c->chunk_cap != 0 && chunk > c->chunk_cap)
+			chunk = c->chunk_cap;
 		c->chunk_bytes = chunk;
 		/* blobs: at least one message (a 64 KiB chunk) per call, about `chunk` bytes */
+		uint64_t t1 = uv_hrtime();
 		int r = blobs ? zila_blobx_send_more(c->bx, chunk, &err) : zila_session_send_more(c->sess, chunk, &err);
+		if (!blobs)
+			chunk_learn(c, chunk, uv_hrtime() - t1);
 		if (r != 0) {
 			conn_fail(c, r, "%s", zila_error_msg(&err, r));
 			return;
