@@ -471,22 +471,15 @@ static void link_sample(struct conn *c)
 
 /* Sends chunks while the link has less than about LINK_AHEAD_MS of them queued: each about
  * CHUNK_LINK_MS of link, so on 2G a chunk is a few KiB, applied and kept a second after it
- * left, and on a LAN the session's full chunk. Making a chunk reads and compresses up to
- * 256 KiB of entries; on a LAN the link takes a window of them at once, which made one
- * turn of the loop last 0.2-1 s while a laptop cloned (#20): a turn makes chunks for at
- * most PUMP_TURN_MS, and the rest follows in the next turns (the pace timer), other
- * connections' events between. */
+ * left, and on a LAN the session's full chunk. Making a chunk reads up to 256 KiB of
+ * entries and codes them for the wire (20-150 ms on this loaded machine); on a LAN the link
+ * takes a window of them at once, and each write's callback pumped again in the same turn,
+ * which made one turn of the loop last 0.2-0.84 s while a laptop cloned (#20): chunks
+ * are made in a turn until PUMP_TURN_MS have gone, the rest in the next turns (the pace
+ * timer), other connections' events between. A turn is then at most one chunk past the
+ * budget. Chunks sized to the budget (at least one entry each) bounded it further but made
+ * a 1M-row clone some 1.5x slower (more windows, each applied and acknowledged): not done. */
 static void session_over(struct conn *c);
-
-/* A chunk took ns to make: the next is at most what takes about PUMP_TURN_MS (making one is
- * reading entries and coding them for the wire, 20-150 ms for 256 KiB of entries on this
- * loaded machine; at least one entry goes in each). Smaller chunks cost a frame and a zstd
- * flush each, not bytes of compression (the stream goes on across chunks). */
-static void chunk_learn(struct conn *c, size_t chunk, uint64_t ns)
-{
-	double cap = (double)chunk * PUMP_TURN_MS * 1e6 / (double)(ns ? ns : 1);
-	c->chunk_cap = cap < CHUNK_MIN ? CHUNK_MIN : cap > ZILA_SESSION_CHUNK ? ZILA_SESSION_CHUNK : (size_t)cap;
-}
 
 static void conn_pump(struct conn *c)
 {
@@ -528,14 +521,9 @@ static void conn_pump(struct conn *c)
 			chunk = 2 * c->chunk_bytes;
 		if (chunk > ZILA_SESSION_CHUNK)
 			chunk = ZILA_SESSION_CHUNK;
-		if (!blobs && c->chunk_cap != 0 && chunk > c->chunk_cap)
-			chunk = c->chunk_cap;
 		c->chunk_bytes = chunk;
 		/* blobs: at least one message (a 64 KiB chunk) per call, about `chunk` bytes */
-		uint64_t t1 = uv_hrtime();
 		int r = blobs ? zila_blobx_send_more(c->bx, chunk, &err) : zila_session_send_more(c->sess, chunk, &err);
-		if (!blobs)
-			chunk_learn(c, chunk, uv_hrtime() - t1);
 		if (r != 0) {
 			conn_fail(c, r, "%s", zila_error_msg(&err, r));
 			return;

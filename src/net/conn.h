@@ -58,7 +58,6 @@ struct conn {
 	bool rate_busy;   /* the link had bytes queued since the last sample */
 	double rate;      /* bytes/s the link carried while busy; 0 until known */
 	size_t chunk_bytes; /* the size of the next chunk we send (about a second of link) */
-	size_t chunk_cap;   /* and at most what takes PUMP_TURN_MS to make (0: not known yet) */
 	uint64_t last_out_ms;   /* we last sent a session message */
 	uint64_t last_apply_ms; /* we last applied (or started the session) */
 	uint64_t last_read_ms, last_write_ms; /* a byte arrived; the kernel took a piece */
