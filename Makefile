@@ -32,6 +32,7 @@ LIB_SRC := $(sort $(filter-out src/os/os_win.c,$(wildcard src/core/*.c src/os/*.
 # engine in a library of its own: libzila builds and passes its tests without it.
 OFFICE_SRC := $(sort $(filter-out src/office/pgmirror_none.c,$(wildcard src/office/*.c)))
 include tools/webapi/webapi.mk
+include tools/photo/photo.mk
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))

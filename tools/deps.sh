@@ -22,6 +22,7 @@ have_cmd protoc-c || need="$need protobuf-c-compiler"
 [ -f /usr/share/llhttp/llhttp.c ] || need="$need node-llhttp" # the web interface's HTTP parser (C sources)
 have_pc openssl || need="$need libssl-dev" # TLS of the web interface on the LAN (HQ)
 have_pc libpq || need="$need libpq-dev"
+have_hdr jpeglib.h || need="$need libjpeg62-turbo-dev" # shrinking phone photos on the way in (#25)
 case "${1:-build}" in
 check)
 	have_pc cmocka || need="$need libcmocka-dev"

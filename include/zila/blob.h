@@ -33,6 +33,10 @@ struct zila_attach_req {
 	const char *district;   /* NULL: the owner row's district, else this device's */
 	const char *table, *row, *column; /* the row it belongs to (may be NULL); column: set
 					   * that column of the row to the attachment's id */
+	const uint8_t *data;    /* the bytes themselves instead of path's (then name is required) */
+	size_t data_len;
+	const char *original_hash; /* the bytes were shrunk from a file of this blob id (hex) ... */
+	uint64_t original_size;    /* ... and size; NULL, 0: not shrunk */
 };
 
 struct zila_attachment {
@@ -47,9 +51,11 @@ struct zila_attachment {
 	enum { ZILA_BLOB_PRESENT, ZILA_BLOB_PARTIAL, ZILA_BLOB_MISSING } state;
 	uint64_t have_bytes; /* verified bytes held (size when present) */
 	bool asked;          /* a fetch was asked for (zila_blob_ask) */
+	uint64_t original_size; /* the file's size before it was shrunk (0: not shrunk) */
+	char added_on[32];      /* "2026-12-07T18:30:00Z" */
 };
 
-/* Stores the file's bytes once (temp file, synced, renamed; a failed write leaves the
+/* Stores the file's bytes (or rq->data) once (temp file, synced, renamed; a failed write leaves the
  * replica and the blob directory as they were) and inserts its `attachments` row through a
  * captured connection (sealed with the next seal, like any program's write). Refuses, with
  * err saying why in plain words: a file over attach.max_bytes (ZILA_ETOOBIG), a district
@@ -78,11 +84,16 @@ int zila_blob_ask(struct zila_store *s, const char *hash, struct zila_error *err
 /* Whether blob id is held whole. */
 bool zila_blob_present(struct zila_store *s, const uint8_t id[32]);
 
+#define ZILA_BLOB_STATS_FIRST 3 /* missing blobs zila_blob_stats names */
 struct zila_blob_stats {
 	uint64_t nref, ref_bytes;         /* distinct blobs live rows refer to */
 	uint64_t nmissing, missing_bytes; /* of those, not held whole */
-	uint64_t npartial, partial_bytes; /* of the missing, partly held: verified bytes */
+	uint64_t npartial, partial_bytes; /* of the missing, partly held (by the sizes of the files) */
+	uint8_t first[ZILA_BLOB_STATS_FIRST][32]; /* the first missing ones, in the rows' order */
+	unsigned nfirst;
 };
+/* Counts what live rows refer to and what of it is here. Fast with thousands missing: a
+ * stat or two per blob, no byte read (partial copies are counted by their files' sizes). */
 int zila_blob_stats(struct zila_store *s, struct zila_blob_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* --- moving (the sync session's blob phase, src/sync/blobx.c) ---------------------- */
@@ -94,6 +105,15 @@ int zila_blob_missing(struct zila_store *s, zila_blob_want_fn fn, void *ctx, str
 /* Whether a peer reading the partitions filter allows may have blob id: a live attachments
  * row in one of them refers to it (the scope rows are sent by). */
 bool zila_blob_may_serve(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *ctx);
+
+/* For a bundle (zila bundle create --with-attachments): the blobs a live attachments row in a
+ * partition filter allows (NULL: any) refers to, in hash order. fn gets each one held here
+ * whole of at most max_size bytes (0: any size); *nabsent counts those not held here and
+ * *nlarge those over max_size (either may be NULL). Stops at fn's first non-zero return. */
+typedef int (*zila_blob_held_fn)(void *ctx, const uint8_t id[32], uint64_t size);
+int zila_blob_readable(struct zila_store *s, zila_part_filter_fn filter, void *fctx, uint64_t max_size,
+		       zila_blob_held_fn fn, void *ctx, uint64_t *nabsent, uint64_t *nlarge,
+		       struct zila_error *err) ZILA_MUST_CHECK;
 
 /* A held blob, mapped and checked against its id, to be sent in chunks. */
 struct zila_blob_reader;
@@ -132,5 +152,13 @@ uint32_t zila_blob_part_chunks(struct zila_store *s, const uint8_t id[32]);
  * time; a blob referred to again is kept. Partial copies of such blobs go too. */
 int zila_blob_collect(struct zila_store *s, int64_t horizon_ms, uint64_t *nremoved, uint64_t *bytes_removed,
 		      struct zila_error *err) ZILA_MUST_CHECK;
+/* zila_blob_collect one directory at a time (DIR/blobs/00 ... ff), for a caller that must not
+ * hold its loop for long: does directory *next and advances it; the counts are added to.
+ * Once *next reaches ZILA_BLOB_COLLECT_STEPS the pass is over: it then also forgets fetches
+ * asked for (zila_blob_ask) that are done with, the blob being here or no live row referring
+ * to it. */
+#define ZILA_BLOB_COLLECT_STEPS 256
+int zila_blob_collect_step(struct zila_store *s, int64_t horizon_ms, unsigned *next, uint64_t *nremoved,
+			   uint64_t *bytes_removed, struct zila_error *err) ZILA_MUST_CHECK;
 
 #endif

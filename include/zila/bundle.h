@@ -14,6 +14,7 @@
 #define ZILA_BUNDLE_MIN (8 + 1 + 4 + 32) /* the bytes of an empty bundle */
 #define ZILA_BUNDLE_SEALED_VERSION 3 /* an encrypted bundle (proto/ENTRY.md, "Bundle") */
 #define ZILA_BUNDLE_CHUNK 65536      /* plaintext bytes per secretstream chunk */
+#define ZILA_BUNDLE_FILES_VERSION 5  /* an encrypted bundle followed by attachments' files (ENTRY.md) */
 
 /* Whom a bundle is encrypted to. */
 enum zila_bundle_kind {
@@ -71,12 +72,59 @@ int zila_bundle_write_to(struct zila_store *s, const struct zila_vector *have, z
 			 void *filter_ctx, const struct zila_bundle_to *to, zila_bundle_sink_fn sink, void *sink_ctx,
 			 size_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
 
+struct zila_bundle_summary;
+
+/* What bundle create --with-attachments asks for (NULL or blobs false: a version-3 bundle,
+ * byte for byte as before). */
+struct zila_bundle_opts {
+	bool blobs;          /* carry the files of attachments (a version-5 bundle) */
+	uint64_t blobs_max;  /* only files of at most this many bytes (0: any size) */
+	/* Called once the rows are written and before any file is, with the summary so far
+	 * (rows_bytes, nentries) and the files to come (nfiles, files_bytes: exact); non-zero
+	 * stops the writing with that code (err set). May be NULL. */
+	int (*plan)(void *ctx, const struct zila_bundle_summary *sum, struct zila_error *err);
+	void *plan_ctx;
+};
+
+/* What a bundle holds, as written. */
+struct zila_bundle_summary {
+	size_t nentries;      /* entries */
+	uint64_t rows_bytes;  /* the file's bytes up to the end of the rows (headers included) */
+	uint64_t nfiles;      /* attachments' files carried */
+	uint64_t files_bytes; /* the file's bytes after the rows: the files with their framing */
+	uint64_t nabsent;     /* files rows refer to that are not held here (not carried) */
+	uint64_t nlarge;      /* files over blobs_max (not carried) */
+	uint64_t ndamaged;    /* files found damaged on this disk while written (removed, not carried) */
+	uint64_t bytes;       /* the whole bundle */
+};
+
+/* zila_bundle_write_to with options: opts->blobs adds, after the rows, every file held here
+ * that a live attachments row in a partition filter allows refers to (ENTRY.md, "Bundle
+ * with files"), each in a secretstream of its own; to must not be NULL then. sum (may be
+ * NULL) gets what was written. */
+int zila_bundle_write_ex(struct zila_store *s, const struct zila_vector *have, zila_part_filter_fn filter,
+			 void *filter_ctx, const struct zila_bundle_to *to, const struct zila_bundle_opts *opts,
+			 zila_bundle_sink_fn sink, void *sink_ctx, struct zila_bundle_summary *sum,
+			 struct zila_error *err) ZILA_MUST_CHECK;
+
+/* What reading a version-5 bundle did with its files. */
+struct zila_bundle_files {
+	uint64_t nfiles;       /* files read in the bundle */
+	uint64_t nstored;      /* verified chunk by chunk and kept */
+	uint64_t stored_bytes; /* their bytes */
+	uint64_t nheld;        /* held here already: skipped */
+	uint64_t nother;       /* no live row this device may read refers to them: not kept */
+	uint64_t nrefused;     /* damaged (a chunk that does not decrypt or match its hash): refused */
+	uint64_t nmissing;     /* the bundle said it carried more than could be read (truncated) */
+	char why[256];         /* the first refusal, in words ("" when none) */
+};
+
 /* The kind of the bundle in p (enum zila_bundle_kind), or ZILA_EFORMAT / ZILA_EVERSION /
  * ZILA_ESHORT when it is not one this zila reads. Looks at the clear header only. */
 int zila_bundle_kind(const uint8_t *p, size_t len);
 
-/* Decrypts an encrypted bundle (version 3) with keys into plain (a version-2 bundle, its
- * checksum not yet checked). Pure. A bundle for another device, for an organisation whose
+/* Decrypts an encrypted bundle (version 3, or the rows of a version 5) with keys into plain
+ * (a version-4 or -2 bundle, its checksum not yet checked). Pure. A bundle for another device, for an organisation whose
  * key is not given, damaged, truncated or with bytes after its end fails with a message in
  * err that names the bundle (name) and says that nothing was applied. */
 int zila_bundle_decrypt(const uint8_t *p, size_t len, const struct zila_bundle_keys *keys, const char *name,
@@ -91,5 +139,14 @@ int zila_bundle_decrypt(const uint8_t *p, size_t len, const struct zila_bundle_k
  * a plaintext one (version 2, an older zila's) is read as before: zila_bundle_kind tells. */
 int zila_bundle_read(struct zila_store *s, struct zila_trust_ctx *trust, const uint8_t *p, size_t len,
 		     const char *name, struct zila_apply_stats *st, struct zila_error *err) ZILA_MUST_CHECK;
+/* zila_bundle_read, then, for a version-5 bundle, its files: each one a live attachments row
+ * in a partition this device's certificate may read refers to (any, without a certificate)
+ * and not held yet is verified chunk by chunk against its id and kept; a damaged one is
+ * refused and the next one read. Files never stop the rows: they are read only after the
+ * rows applied. Returns the rows' result; files (may be NULL) says what became of the files
+ * (nrefused or nmissing non-zero: some did not arrive). */
+int zila_bundle_read_ex(struct zila_store *s, struct zila_trust_ctx *trust, const uint8_t *p, size_t len,
+			const char *name, struct zila_apply_stats *st, struct zila_bundle_files *files,
+			struct zila_error *err) ZILA_MUST_CHECK;
 
 #endif

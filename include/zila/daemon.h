@@ -105,6 +105,7 @@ struct zila_web_answer {
 	size_t body_len;
 	char ctype[64];
 	char filename[128];
+	bool inline_file; /* a file to show in the page (a photo), not to save: Content-Disposition inline */
 };
 typedef void (*zila_web_api_fn)(void *ctx, const struct zila_web_call *call, struct zila_web_answer *ans);
 
@@ -146,6 +147,11 @@ struct zila_daemon_config {
 				  * ZILA_META_WEB_LISTEN, else ZILA_WEB_LISTEN */
 	zila_web_api_fn web_api; /* the office's pages (NULL: only status, events and sync) */
 	void *web_ctx;
+	/* Uploads and file contents (POST /api/attachments, GET /api/attachments/ID/content):
+	 * called on a worker thread with the same ctx, so a 10 MB photo never holds the loop; it
+	 * must not share anything with web_api's calls but what neither changes. NULL: web_api
+	 * answers them on the loop. */
+	zila_web_api_fn web_api_files;
 	const char *web_cert, *web_key; /* TLS certificate and key (PEM); NULL: self-signed, made once */
 	const char *const *web_names;   /* more names the interface answers to (NULL-terminated) */
 	bool web_plain_lan;             /* a LAN address without TLS (refused at HQ) */

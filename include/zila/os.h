@@ -125,6 +125,8 @@ int zila_os_realpath(const char *path, char *out, size_t n) ZILA_MUST_CHECK;
 int zila_os_stat(const char *path, uint64_t *size, int64_t *mtime_ns) ZILA_MUST_CHECK;
 /* Whether PATH exists (a file or a directory). */
 bool zila_os_exists(const char *path);
+/* Bytes free to an unprivileged writer on the file system that holds dir (a directory). */
+int zila_os_free_bytes(const char *dir, uint64_t *out) ZILA_MUST_CHECK;
 /* This computer's name (cut to n-1 bytes); "laptop" when the system gives none. */
 void zila_os_hostname(char *out, size_t n);
 /* This process's id. */

@@ -61,6 +61,11 @@ struct zila_sched_peer {
 	uint64_t ok_ms;    /* time of the last completed session, 0: never */
 	struct zila_backoff backoff;
 	unsigned busy_retries;
+	/* A session ended by the peer because another program held its replica's write lock:
+	 * what that program wrote the peer's merge seals after the peer made its offer (a
+	 * session that waited for the lock and then completed brings none of it), and the
+	 * peer does not dial us. The next session that completes is followed by one more. */
+	bool peer_locked;
 	bool logged;          /* a failed dial was logged since the last handshake, at logged_ms */
 	uint64_t logged_ms;
 	uint64_t nquiet;      /* failed dials not logged since */
@@ -172,12 +177,14 @@ struct zila_sched_result {
 	bool joined;        /* a JOIN completed: sync as a member at once */
 	bool ref_failed;    /* failed on a key sent by reference: the next session, with keys
 			     * whole, goes at once (a user waiting waits for it) */
+	bool peer_locked;   /* the peer ended it: another program held its replica's write lock */
 	uint32_t rnd;       /* a random number for the jitter */
 };
 /* What the caller does next. */
 struct zila_sched_after {
 	uint32_t delay_ms;   /* the next attempt is not before now + delay_ms (0: when wanted) */
 	bool busy_retry;     /* a quick retry of a busy peer (or after ref_failed) */
+	bool once_more;      /* completed after the peer's replica was locked: synced again at once */
 	bool gave_up;        /* a LAN peer that failed ZILA_SCHED_LAN_GIVE_UP times: not dialled again until heard anew */
 	bool log;            /* a failed dial worth a log line (see zila_sched_log_failure) */
 	uint64_t nquiet;     /* with log: failed dials to p not logged since its last line */

@@ -106,6 +106,8 @@ struct zila_session_stats {
 	uint64_t refused_more;  /* feeds refused beyond those listed */
 	bool ref_failed;        /* a key sent by reference was not found (either side): the
 				 * session failed; the next with this peer sets no_refs */
+	int peer_error;         /* the code of the Error the peer ended the session with, 0: none
+				 * (ZILA_EBUSY: another program held the peer's replica's write lock) */
 	uint64_t feeds_skipped; /* feeds not offered: the peer refused them before (cfg.skip) */
 	uint64_t forks;         /* feeds the peer holds to our head with other entries (PROTOCOL.md, "Forks") */
 	/* Our own entries, in partitions the peer reads, that it holds once the session is DONE

@@ -1,6 +1,6 @@
 /* zila attachment: what attachments this replica refers to and holds; copy one out (asking
  * the daemon to fetch it first when its bytes are not here yet).
- *   zila attachment ls
+ *   zila attachment ls [--missing] [--limit N] [--offset N]
  *   zila attachment get REF OUT [--wait SECS]
  *   zila attachment set NAME VALUE     (the office's settings, attach.NAME)
  *   zila attachment collect            (remove blobs no row has referred to since the horizon) */
@@ -21,8 +21,9 @@ static const char *state_word(const struct zila_attachment *a)
 }
 
 struct ls {
-	bool json, first;
+	bool json, first, missing_only;
 	uint64_t n, here, bytes, missing_bytes;
+	uint64_t offset, limit, nlisted, nmatch; /* a page of what matches (limit 0: all) */
 };
 
 static int ls_one(void *ctx, const struct zila_attachment *a)
@@ -34,6 +35,11 @@ static int ls_one(void *ctx, const struct zila_attachment *a)
 		l->here++;
 	else
 		l->missing_bytes += a->size - a->have_bytes;
+	if (l->missing_only && a->state == ZILA_BLOB_PRESENT)
+		return 0;
+	if (l->nmatch++ < l->offset || (l->limit > 0 && l->nlisted >= l->limit))
+		return 0;
+	l->nlisted++;
 	if (l->json) {
 		printf("%s{\"id\":\"%s\",\"district\":", l->first ? "" : ",", a->id);
 		cli_json_str(a->district);
@@ -68,9 +74,33 @@ static int ls_one(void *ctx, const struct zila_attachment *a)
 	return 0;
 }
 
-static int do_ls(struct cli *cli)
+static int do_ls(struct cli *cli, int argc, char **argv)
 {
+	static const struct option opts[] = { { "missing", no_argument, NULL, 'm' },
+					      { "limit", required_argument, NULL, 'l' },
+					      { "offset", required_argument, NULL, 'o' },
+					      { NULL, 0, NULL, 0 } };
 	struct ls l = { .json = cli->json, .first = true };
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *end = NULL;
+		if (c == 'm') {
+			l.missing_only = true;
+			continue;
+		}
+		if (c != 'l' && c != 'o')
+			return cli_usage("attachment", "unknown option");
+		unsigned long long v = strtoull(optarg, &end, 10);
+		if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0')
+			return cli_usage("attachment", "--%s takes a number, not '%s'", c == 'l' ? "limit" : "offset", optarg);
+		if (c == 'l')
+			l.limit = v;
+		else
+			l.offset = v;
+	}
+	if (optind != argc)
+		return cli_usage("attachment", "ls takes only --missing, --limit N and --offset N");
 	struct zila_error err;
 	zila_error_clear(&err);
 	if (cli->json)
@@ -85,11 +115,19 @@ static int do_ls(struct cli *cli)
 		return CLI_FAIL;
 	}
 	if (cli->json)
-		printf("],\"count\":%llu,\"here\":%llu,\"bytes\":%llu,\"missing_bytes\":%llu}\n", (unsigned long long)l.n,
-		       (unsigned long long)l.here, (unsigned long long)l.bytes, (unsigned long long)l.missing_bytes);
-	else
+		printf("],\"count\":%llu,\"here\":%llu,\"bytes\":%llu,\"missing_bytes\":%llu,\"matching\":%llu,"
+		       "\"offset\":%llu,\"listed\":%llu}\n",
+		       (unsigned long long)l.n, (unsigned long long)l.here, (unsigned long long)l.bytes,
+		       (unsigned long long)l.missing_bytes, (unsigned long long)l.nmatch, (unsigned long long)l.offset,
+		       (unsigned long long)l.nlisted);
+	else {
 		printf("%llu attachment%s, %llu here; %llu bytes still to come\n", (unsigned long long)l.n,
 		       l.n == 1 ? "" : "s", (unsigned long long)l.here, (unsigned long long)l.missing_bytes);
+		if (l.nlisted < l.nmatch)
+			printf("listed %llu of %llu from %llu (--offset %llu for the next)\n", (unsigned long long)l.nlisted,
+			       (unsigned long long)l.nmatch, (unsigned long long)l.offset,
+			       (unsigned long long)(l.offset + l.nlisted));
+	}
 	return CLI_OK;
 }
 
@@ -173,6 +211,7 @@ static const char *const settings[][2] = {
 	{ "link", "the uplink to HQ: auto (measured), fast or slow (auto)" },
 	{ "slow_bps", "auto: a link slower than this many bytes/s is slow (50000)" },
 	{ "fetch_below", "on a slow link, others' files up to this size still come (65536)" },
+	{ "shrink", "shrink JPEG photos on the way in by default: on or off (off)" },
 };
 
 static int do_set(struct cli *cli, int argc, char **argv)
@@ -187,6 +226,9 @@ static int do_set(struct cli *cli, int argc, char **argv)
 		if (strcmp(argv[1], "link") == 0) {
 			if (strcmp(argv[2], "auto") != 0 && strcmp(argv[2], "fast") != 0 && strcmp(argv[2], "slow") != 0)
 				return cli_usage("attachment", "link is auto, fast or slow, not '%s'", argv[2]);
+		} else if (strcmp(argv[1], "shrink") == 0) {
+			if (strcmp(argv[2], "on") != 0 && strcmp(argv[2], "off") != 0)
+				return cli_usage("attachment", "shrink is on or off, not '%s'", argv[2]);
 		} else if (strtoull(argv[2], &end, 10), *end != '\0' || argv[2][0] == '\0' || argv[2][0] == '-') {
 			return cli_usage("attachment", "%s takes a number of bytes, not '%s'", argv[1], argv[2]);
 		}
@@ -224,11 +266,10 @@ static int do_collect(struct cli *cli)
 int cmd_attachment(struct cli *cli, int argc, char **argv);
 int cmd_attachment(struct cli *cli, int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "ls") == 0 || strcmp(argv[1], "list") == 0) {
-		if (argc > 2)
-			return cli_usage("attachment", "ls takes no arguments");
-		return do_ls(cli);
-	}
+	if (argc < 2)
+		return do_ls(cli, 1, argv);
+	if (strcmp(argv[1], "ls") == 0 || strcmp(argv[1], "list") == 0)
+		return do_ls(cli, argc - 1, argv + 1);
 	if (strcmp(argv[1], "get") == 0)
 		return do_get(cli, argc - 1, argv + 1);
 	if (strcmp(argv[1], "set") == 0)

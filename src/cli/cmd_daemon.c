@@ -33,6 +33,19 @@ static void web_api(void *ctx, const struct zila_web_call *call, struct zila_web
 	snprintf(ans->filename, sizeof(ans->filename), "%s", rep.filename);
 }
 
+/* Uploads and file contents, on a worker thread (the office opens a store for each). */
+static void web_api_files(void *ctx, const struct zila_web_call *call, struct zila_web_answer *ans)
+{
+	struct zila_office_reply rep;
+	zila_office_web_files_as(ctx, call->role, call->method, call->path, call->query, call->body, call->body_len, &rep);
+	ans->status = rep.status;
+	ans->body = rep.body;
+	ans->body_len = rep.body_len;
+	ans->inline_file = rep.inline_file;
+	snprintf(ans->ctype, sizeof(ans->ctype), "%s", rep.ctype);
+	snprintf(ans->filename, sizeof(ans->filename), "%s", rep.filename);
+}
+
 /* The pages' own handle on the replica and who this device is (its certificate). NULL when
  * the replica does not open: the daemon then says why. */
 static struct zila_office_web *open_pages(struct cli *cli, struct zila_store **s, struct zila_trust_ctx *tc)
@@ -232,6 +245,7 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 	if (cfg.web_listen == NULL || strcmp(cfg.web_listen, "off") != 0)
 		pages = open_pages(cli, &pages_store, &pages_tc);
 	cfg.web_api = pages ? web_api : NULL;
+	cfg.web_api_files = pages ? web_api_files : NULL;
 	cfg.web_ctx = pages;
 	r = zila_daemon_run(&cfg, &err);
 	zila_pgmirror_free(mirror);

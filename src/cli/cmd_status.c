@@ -107,6 +107,22 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			printf("%lld not here yet (%lld KiB, %lld KiB of it held in part)%s\n", jint(at, "missing"),
 			       (jint(at, "missing_bytes") + 1023) / 1024, (jint(at, "partial_bytes") + 1023) / 1024,
 			       jint(at, "moving_bytes") > 0 ? "; coming now" : "; 'zila attachment ls' lists them");
+		json_t *few = json_object_get(at, "missing_first");
+		if (jint(at, "missing") > 0 && json_array_size(few) > 0) {
+			size_t i;
+			json_t *one;
+			printf("             not here:");
+			json_array_foreach(few, i, one)
+			{
+				const char *name = json_string_value(json_object_get(one, "name"));
+				printf("%s %s (%s, %lld KiB)", i ? "," : "", name && name[0] ? name : json_string_value(json_object_get(one, "id")),
+				       json_string_value(json_object_get(one, "district")), (jint(one, "size") + 1023) / 1024);
+			}
+			long long more = jint(at, "missing") - (long long)json_array_size(few);
+			if (more > 0)
+				printf(" and %lld more ('zila attachment ls --missing')", more);
+			printf("\n");
+		}
 		if (jint(at, "moving_bytes") > 0)
 			printf("             moving now: %lld KiB received, %lld KiB to come\n", (jint(at, "moved_bytes") + 1023) / 1024,
 			       (jint(at, "moving_bytes") + 1023) / 1024);

@@ -57,9 +57,10 @@ const struct cli_command cli_commands[] = {
 	{ "vector", cmd_vector, "print the version vector (feed heads)", "zila vector", CLI_STORE },
 	{ "log", cmd_log, "show the audit trail: who changed what, when", "zila log [--table T] [--id ID]", CLI_STORE },
 	{ "attach", cmd_attach, "add a file (a photo, a scanned form) to the replica and print its reference; it syncs after the rows",
-	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]", CLI_STORE },
+	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]\n"
+	  "            [--shrink | --no-shrink]   (--shrink: a JPEG photo over 1600 px made smaller first)", CLI_STORE },
 	{ "attachment", cmd_attachment, "list attachments (here, partial, missing); copy one out, fetching it first",
-	  "zila attachment [ls]\nzila attachment get REF OUT [--wait SECS]\nzila attachment set NAME VALUE\n"
+	  "zila attachment [ls [--missing] [--limit N] [--offset N]]\nzila attachment get REF OUT [--wait SECS]\nzila attachment set NAME VALUE\n"
 	  "zila attachment collect", CLI_STORE },
 	{ "conflicts", cmd_conflicts, "list overwritten values and parked rows; resolve one, link an orphan to a parent, drop a row",
 	  "zila conflicts\nzila conflicts resolve ID --keep kept|lost\nzila conflicts resolve ID --value TEXT\n"
@@ -67,7 +68,7 @@ const struct cli_command cli_commands[] = {
 	{ "duplicates", cmd_duplicates, "list rows parked by a UNIQUE collision; merge one into the row holding the slot",
 	  "zila duplicates\nzila duplicates merge TABLE:ID [--into ID]", 0 },
 	{ "bundle", cmd_bundle, "carry changes by file, encrypted to the receiver (--for) or to the organisation's enrolled devices",
-	  "zila bundle create FILE [--for VECTORFILE | --all]\nzila bundle apply FILE", 0 },
+	  "zila bundle create FILE [--for VECTORFILE | --all] [--with-attachments] [--attachments-below SIZE]\nzila bundle apply FILE", 0 },
 	{ "import", cmd_import, "create or update rows of a table from a CSV file", "zila [-d DIR] import FILE.csv --table TABLE [--map HEADER=COLUMN]... [--dry-run] [--skip-bad REJECTS.csv] [--delimiter C] [-q]", 0 },
 	{ "export", cmd_export, "write a table as CSV (for Excel) or JSON", "zila [-d DIR] export --table TABLE [--district ID] [--format csv|json] [-o FILE] [--no-bom]", 0 },
 	{ "report", cmd_report, "HQ progress per district: drive, booths, office bearers, reports, sync", "zila [-d DIR] report [--district ID] [--period YYYY-MM] [--format text|csv|json] [--today YYYY-MM-DD] [--drive ID]", 0 },

@@ -204,10 +204,13 @@ static void conn_finished(struct conn *c)
 	c->cs->hooks.ended(c->cs->hooks.ctx, c);
 }
 
+static void log_blobs(struct conn *c, const char *how);
+
 static void conn_close_handles(struct conn *c)
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	log_blobs(c, " (stopped early)");
 	conn_finished(c);
 	preauth_end(c);
 	c->state = CONN_CLOSED;
@@ -370,6 +373,27 @@ pressure:
 	}
 }
 
+/* What the blob phase moved, once per connection (`how` says it stopped early: a cut
+ * costs what was in flight, and these lines let a bench count it). */
+static void log_blobs(struct conn *c, const char *how)
+{
+	if (c->bx == NULL || !c->blobs_started || c->blobs_logged)
+		return;
+	c->blobs_logged = true;
+	const struct zila_blobx_stats *bs = zila_blobx_stats(c->bx);
+	if (bs->refused_scope > 0)
+		zila_log(ZILA_LOG_WARN, "refused %s %llu attachment asks: no row it may read refers to those files", c->addr,
+			 (unsigned long long)bs->refused_scope);
+	if (bs->received > 0 || bs->served > 0 || bs->chunks_bad > 0 || bs->received_bytes > 0 || bs->served_bytes > 0)
+		zila_log(ZILA_LOG_INFO,
+			 "attachments with %s%s: received %llu (%llu bytes), sent %llu (%llu bytes), refused %llu bad chunks,"
+			 " %llu asks outside its scope, in %llu ms",
+			 c->addr, how, (unsigned long long)bs->received, (unsigned long long)bs->received_bytes,
+			 (unsigned long long)bs->served, (unsigned long long)bs->served_bytes,
+			 (unsigned long long)bs->chunks_bad, (unsigned long long)bs->refused_scope,
+			 (unsigned long long)(uv_now(c->cs->env->loop) - c->blobs_at_ms));
+}
+
 /* Ends the connection with an authenticated close when the channel is open (the peer then
  * knows we stopped on purpose), else at once. */
 static void conn_fail(struct conn *c, int code, const char *fmt, ...)
@@ -378,6 +402,7 @@ static void conn_fail(struct conn *c, int code, const char *fmt, ...)
 	va_list ap;
 	if (c->state == CONN_CLOSED)
 		return;
+	log_blobs(c, " (stopped early)");
 	if (!c->finished) {
 		va_start(ap, fmt);
 		vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
@@ -509,6 +534,13 @@ static void conn_pump(struct conn *c)
 		/* The rate is at most LINK_RATE_MAX: what follows fits a size_t. */
 		double ahead = c->rate * LINK_AHEAD_MS / 1000;
 		size_t want = c->rate == 0 ? 2 * LINK_QUEUE_MIN : ahead > LINK_QUEUE_MIN ? (size_t)ahead : LINK_QUEUE_MIN;
+		if (blobs && c->rate > 0) {
+			/* files hold less ahead: new rows wait behind what is queued (ATTACH.md) */
+			double b = c->rate * BLOB_AHEAD_MS / 1000;
+			size_t bw = b > CHUNK_MIN ? (size_t)b : CHUNK_MIN;
+			if (bw < want)
+				want = bw;
+		}
 		if (link_backlog(c) >= want) {
 			if (!uv_is_active((uv_handle_t *)&c->pace))
 				uv_timer_start(&c->pace, on_pace, PACE_MS, 0);
@@ -581,6 +613,7 @@ static bool blobs_yield(struct conn *c)
 		return false;
 	zila_log(ZILA_LOG_INFO, "pausing attachments with %s: new rows go first (the files resume where they stopped)",
 		 c->addr);
+	log_blobs(c, " (paused for rows)");
 	c->result = 0;
 	conn_finished(c);
 	begin_closing(c);
@@ -619,17 +652,7 @@ static void session_over(struct conn *c)
 			return;
 		}
 	}
-	if (c->bx != NULL && c->blobs_started) {
-		const struct zila_blobx_stats *bs = zila_blobx_stats(c->bx);
-		if (bs->received > 0 || bs->served > 0 || bs->chunks_bad > 0)
-			zila_log(ZILA_LOG_INFO,
-				 "attachments with %s: received %llu (%llu bytes), sent %llu (%llu bytes), refused %llu bad chunks,"
-				 " %llu asks outside its scope, in %llu ms",
-				 c->addr, (unsigned long long)bs->received, (unsigned long long)bs->received_bytes,
-				 (unsigned long long)bs->served, (unsigned long long)bs->served_bytes,
-				 (unsigned long long)bs->chunks_bad, (unsigned long long)bs->refused_scope,
-				 (unsigned long long)(uv_now(c->cs->env->loop) - c->blobs_at_ms));
-	}
+	log_blobs(c, "");
 	c->result = 0;
 	conn_finished(c);
 	begin_closing(c);
@@ -1073,6 +1096,7 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 				 * were done; what came of the files is kept */
 				zila_log(ZILA_LOG_INFO, "%s ended the attachments' phase; the files resume at the next session",
 					 c->addr);
+				log_blobs(c, " (paused by the peer)");
 				c->result = 0;
 				conn_finished(c);
 				begin_closing(c);

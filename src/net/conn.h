@@ -43,6 +43,7 @@ struct conn {
 	 * the session (the peer may start it first), started once the session is DONE. */
 	struct zila_blobx *bx;
 	bool blobs_started;
+	bool blobs_logged; /* log_blobs said what the phase moved */
 	uint64_t blobs_at_ms; /* when the blob phase started (loop time) */
 	uint64_t blobs_checked_ms; /* we last looked for new local rows (blobs_yield) */
 	int64_t own_offered; /* our own entries when the session started, after its seal */

@@ -318,6 +318,7 @@ static void on_ended(void *ctx, struct conn *c)
 			.local_fault = local_fault,
 			.joined = joined,
 			.ref_failed = ref_failed,
+			.peer_locked = st != NULL && st->peer_error == ZILA_EBUSY,
 			.rnd = randombytes_random(),
 		};
 		struct zila_sched_after after;
@@ -337,6 +338,11 @@ static void on_ended(void *ctx, struct conn *c)
 		} else if (ok) {
 			t->last_ok = zila_wall_s();
 			t->last_error[0] = '\0';
+			if (after.once_more) {
+				zila_log(ZILA_LOG_INFO, "syncing with %s once more: its replica was locked by another program, "
+					 "and what that program wrote there is sealed after this session's offer", lbl);
+				daemon_kick(d);
+			}
 		} else {
 			snprintf(t->last_error, sizeof(t->last_error), "%s", c->reason);
 			if (!c->has_peer)
@@ -551,6 +557,41 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
  * and every SWEEP_TICKS periodic ticks. A busy replica is swept at a later tick. */
 #define SWEEP_TICKS 12 /* an hour */
 
+/* Unreferenced attachments go once the history horizon passes the time they were first seen
+ * so (#25): at start and hourly, one directory of DIR/blobs per tick. */
+#define COLLECT_TICK_MS 20
+
+static void on_collect(uv_timer_t *h)
+{
+	struct daemon *d = container_of(h, struct daemon, collect_timer);
+	struct zila_error err;
+	if (zila_store_in_transaction(d->store))
+		return; /* the next tick */
+	zila_error_clear(&err);
+	int r = zila_blob_collect_step(d->store, zila_store_horizon_ms(d->store), &d->collect_next, &d->collect_n,
+				       &d->collect_bytes, &err);
+	if (r != 0)
+		zila_log(ZILA_LOG_WARN, "cannot collect attachments now (again in an hour): %s", zila_error_msg(&err, r));
+	if (r != 0 || d->collect_next >= ZILA_BLOB_COLLECT_STEPS) {
+		uv_timer_stop(&d->collect_timer);
+		d->collecting = false;
+		if (d->collect_n > 0)
+			zila_log(ZILA_LOG_INFO,
+				 "removed %llu attachments (%llu bytes) no row has referred to since the history horizon",
+				 (unsigned long long)d->collect_n, (unsigned long long)d->collect_bytes);
+	}
+}
+
+static void collect_start(struct daemon *d)
+{
+	if (d->collecting || d->env.stopping)
+		return;
+	d->collecting = true;
+	d->collect_next = 0;
+	d->collect_n = d->collect_bytes = 0;
+	uv_timer_start(&d->collect_timer, on_collect, 0, COLLECT_TICK_MS);
+}
+
 static void daemon_sweep(struct daemon *d)
 {
 	struct zila_error err;
@@ -562,6 +603,7 @@ static void daemon_sweep(struct daemon *d)
 		return;
 	}
 	d->nperiodic = 0;
+	collect_start(d);
 	if (nrows > 0)
 		want_all(d, NULL);
 }
@@ -707,6 +749,7 @@ static void daemon_stop(struct daemon *d, const char *why)
 	close_if((uv_handle_t *)&d->kick_timer);
 	close_if((uv_handle_t *)&d->periodic_timer);
 	close_if((uv_handle_t *)&d->debounce_timer);
+	close_if((uv_handle_t *)&d->collect_timer);
 	if (d->fsev_open)
 		close_if((uv_handle_t *)&d->fsev);
 	for (size_t i = 0; i < d->nsigs; i++)
@@ -914,12 +957,13 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	const struct discovery_hooks dh = { on_heard, on_nets, d };
 	const struct control_hooks cth = { ctl_status, ctl_peers, ctl_sync, ctl_progress, ctl_web_login,
 					   ctl_reload, ctl_stop, d };
-	const struct web_hooks wh = { ctl_status, web_sync, d, cfg->web_api, cfg->web_ctx };
+	const struct web_hooks wh = { ctl_status, web_sync, d, cfg->web_api, cfg->web_ctx, cfg->web_api_files };
 	conns_init(&d->conns, &d->env, &d->refused, &ch);
 	discovery_init(&d->disc, &d->env, beacon_port, listen_port(d), &dh);
 	uv_timer_init(&d->loop, &d->kick_timer);
 	uv_timer_init(&d->loop, &d->periodic_timer);
 	uv_timer_init(&d->loop, &d->debounce_timer);
+	uv_timer_init(&d->loop, &d->collect_timer);
 	size_t nstop;
 	const int *stop = zila_os_stop_signals(&nstop);
 	for (size_t i = 0; i <= nstop && d->nsigs < sizeof(d->sigs) / sizeof(d->sigs[0]); i++) {
@@ -970,18 +1014,6 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	else
 		zila_log(ZILA_LOG_WARN, "device %s is not enrolled: it syncs with nobody; see 'zila join'", id);
 	zila_log(ZILA_LOG_INFO, "listening on tcp %s; control socket %s", d->listen_addr, d->ctl.sock_path);
-	{
-		/* Attachments no row has referred to since the history horizon go (#25); the first
-		 * start that finds one unreferenced notes the time. */
-		struct zila_error cerr;
-		uint64_t nb = 0, bytes = 0;
-		zila_error_clear(&cerr);
-		if (zila_blob_collect(d->store, zila_store_horizon_ms(d->store), &nb, &bytes, &cerr) != 0)
-			zila_log(ZILA_LOG_WARN, "cannot collect attachments: %s", cerr.msg);
-		else if (nb > 0)
-			zila_log(ZILA_LOG_INFO, "removed %llu attachments (%llu bytes) no row has referred to since the history horizon",
-				 (unsigned long long)nb, (unsigned long long)bytes);
-	}
 	if (d->web_listen[0]) {
 		char base[400];
 		web_base_url(&d->web, base, sizeof(base));

@@ -62,6 +62,12 @@ struct daemon {
 	int clock_state_said; /* the clock state last logged (zila_clock_state + 1; 0: none) */
 	int64_t own_sealed;   /* own entries when local changes were last looked at */
 	unsigned nperiodic;   /* periodic ticks since the last sweep (daemon_sweep) */
+	/* collecting unreferenced attachments (#25), a directory of DIR/blobs per tick of
+	 * collect_timer, so that the loop is never held for long */
+	uv_timer_t collect_timer;
+	bool collecting;
+	unsigned collect_next;
+	uint64_t collect_n, collect_bytes;
 	/* the replica's last failure (disk full, locked, I/O), shown by status until a session
 	 * commits again */
 	int store_error;

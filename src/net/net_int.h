@@ -47,6 +47,11 @@
 #define APPLY_SLICE_BYTES (32 * 1024)
 #define APPLY_DEFER_MS 20 /* a slice waits at most this long for handshakes under way */
 #define LINK_AHEAD_MS 2000
+/* In the blob phase a paced sender keeps about this much of its link queued (at least
+ * CHUNK_MIN), in pieces of chunks of about CHUNK_LINK_MS of it to a peer that takes pieces:
+ * a row written meanwhile waits behind that much, not behind a 64 KiB chunk and 32 KiB
+ * (12 s at 64 kbit/s). Above a round trip, so that the link stays full. */
+#define BLOB_AHEAD_MS 1500
 #define LINK_QUEUE_MIN (32 * 1024)
 #define CHUNK_LINK_MS 1000
 #define CHUNK_MIN (4 * 1024)

@@ -296,6 +296,8 @@ void zila_sched_ended(struct zila_sched *s, struct zila_sched_peer *p, const str
 		p->verified = true;
 	if (r->duplicate)
 		return; /* the other session with the device stands for this one */
+	if (r->peer_locked)
+		p->peer_locked = true;
 	if (r->joined) {
 		p->again = true; /* sync as a member at once */
 		p->next_ms = 0;
@@ -323,6 +325,11 @@ void zila_sched_ended(struct zila_sched *s, struct zila_sched_peer *p, const str
 		zila_backoff_reset(&p->backoff);
 		p->want = p->again;
 		p->again = false;
+		if (p->peer_locked) {
+			p->peer_locked = false;
+			p->want = true;
+			out->once_more = true;
+		}
 		p->ok_ms = now_ms;
 		p->next_ms = 0;
 		p->logged = false;

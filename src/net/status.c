@@ -355,6 +355,19 @@ json_t *status_json(struct daemon *d)
 		json_object_set_new(a, "partial_bytes", json_integer((json_int_t)bst.partial_bytes));
 		json_object_set_new(a, "moving_bytes", json_integer((json_int_t)coming));
 		json_object_set_new(a, "moved_bytes", json_integer((json_int_t)done));
+		/* a few by name; `zila attachment ls --missing` lists them all */
+		json_t *few = json_array();
+		for (unsigned k = 0; k < bst.nfirst; k++) {
+			struct zila_attachment at;
+			char hex[65];
+			zila_hex_encode(hex, bst.first[k], 32);
+			if (zila_blob_find(d->store, hex, &at, NULL) != 0)
+				continue;
+			json_array_append_new(few, json_pack("{s:s, s:s, s:s, s:I, s:I}", "id", at.id, "name", at.name,
+							     "district", at.district, "size", (json_int_t)at.size, "have",
+							     (json_int_t)at.have_bytes));
+		}
+		json_object_set_new(a, "missing_first", few);
 		json_object_set_new(o, "attachments", a);
 	}
 	json_object_set_new(o, "replica", json_string(d->dir));

@@ -24,6 +24,7 @@ struct web_conn {
 	struct zila_buf url, field, value, body;
 	size_t head_bytes;
 	bool too_big;
+	bool upload; /* POST /api/attachments: a larger body, answered on a worker thread */
 	/* the headers the checks need */
 	char host[300], origin[300], csrf[WEB_SECRET_HEX + 8], session[WEB_SECRET_HEX + 8];
 	unsigned nwrites; /* writes in flight, and a password check (the connection outlives both) */
@@ -180,7 +181,7 @@ static void respond(struct web_conn *c, int status, const char *ctype, const cha
 	if (c->state == C_CLOSING)
 		return;
 	bool keep = llhttp_should_keep_alive(&c->parser) && !c->too_big && status < 500;
-	char head[1024];
+	char head[2048];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: %s\r\n"
 			 "%s%sConnection: %s\r\n\r\n",
@@ -616,6 +617,49 @@ static void do_sync(struct web_conn *c)
 	json_decref(req);
 }
 
+/* A file name for Content-Disposition: filename="..." keeps letters, digits and ._- of it (the
+ * rest '_'), filename*=UTF-8''... the name itself, percent-encoded (RFC 6266): no quote, no line
+ * break, nothing of a header can come from a name a peer chose. */
+static void disposition(const struct zila_web_answer *ans, char *out, size_t n)
+{
+	char plain[sizeof(ans->filename)], enc[sizeof(ans->filename) * 3 + 1];
+	size_t k = 0, e = 0;
+	for (const unsigned char *p = (const unsigned char *)ans->filename; *p && k < sizeof(plain) - 1; p++) {
+		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+			  *p == '_' || *p == '-';
+		plain[k++] = ok ? (char)*p : '_';
+		if (ok) {
+			enc[e++] = (char)*p;
+		} else {
+			static const char hx[] = "0123456789ABCDEF";
+			enc[e++] = '%';
+			enc[e++] = hx[*p >> 4];
+			enc[e++] = hx[*p & 15];
+		}
+	}
+	plain[k] = enc[e] = '\0';
+	snprintf(out, n, "Content-Disposition: %s; filename=\"%s\"; filename*=UTF-8''%s\r\n%s",
+		 ans->inline_file ? "inline" : "attachment", plain, enc,
+		 /* a file of a peer's is never a page of ours: no script of it runs here */
+		 strncmp(ans->ctype, "text/csv", 8) == 0 ? "" : "Content-Security-Policy: sandbox\r\n");
+}
+
+/* Sends the office's answer (and frees its body). */
+static void send_answer(struct web_conn *c, struct zila_web_answer *ans)
+{
+	char extra[900] = "";
+	if (ans->filename[0])
+		disposition(ans, extra, sizeof(extra));
+	if (ans->body == NULL) {
+		respond_error(c, ans->status >= 400 ? ans->status : 500, "internal", "the request could not be answered");
+		return;
+	}
+	respond(c, ans->status, ans->ctype[0] ? ans->ctype : "application/json; charset=utf-8", extra, ans->body,
+		ans->body_len, false);
+	free(ans->body);
+	ans->body = NULL;
+}
+
 /* The office's pages: through the hook; GET /api/session gets the CSRF token added. */
 static void do_api(struct web_conn *c, const char *method, const char *path, const char *query,
 		   const struct web_session *s)
@@ -642,16 +686,104 @@ static void do_api(struct web_conn *c, const char *method, const char *path, con
 		respond_json(c, 200, o, NULL);
 		return;
 	}
-	char extra[256] = "";
-	if (ans.filename[0])
-		snprintf(extra, sizeof(extra), "Content-Disposition: attachment; filename=\"%s\"\r\n", ans.filename);
-	if (ans.body == NULL) {
-		respond_error(c, ans.status >= 400 ? ans.status : 500, "internal", "the request could not be answered");
+	send_answer(c, &ans);
+}
+
+/* The office's answers to uploads and file contents: on a worker thread, so that a 10 MB photo
+ * (hashed, perhaps shrunk, written and synced to disk) never holds the loop. The connection
+ * waits (C_WAITING) and outlives the job, as for a password check. */
+struct web_job {
+	uv_work_t req;
+	struct web_conn *c;
+	zila_web_api_fn fn;
+	void *ctx;
+	char method[8];
+	char *path, *query;
+	char role[ZILA_WEBAUTH_ROLE_MAX + 1];
+	char account[ZILA_WEBAUTH_NAME_MAX + 1];
+	struct zila_web_answer ans;
+};
+
+static void job_work(uv_work_t *req)
+{
+	struct web_job *j = container_of(req, struct web_job, req);
+	struct web_conn *c = j->c;
+	/* The body stays the connection's: nothing touches it while the connection waits. */
+	struct zila_web_call call = { j->method, j->path, j->query, (const char *)c->body.p, c->body.len - 1, j->role,
+				      j->account };
+	j->fn(j->ctx, &call, &j->ans);
+}
+
+static void job_free(struct web_job *j)
+{
+	free(j->ans.body);
+	free(j->path);
+	free(j->query);
+	free(j);
+}
+
+static void job_done(uv_work_t *req, int status)
+{
+	struct web_job *j = container_of(req, struct web_job, req);
+	struct web_conn *c = j->c;
+	c->nwrites--;
+	if (c->state != C_WAITING) { /* closed meanwhile */
+		if (c->state == C_CLOSING && c->nwrites == 0)
+			conn_close(c);
+		job_free(j);
 		return;
 	}
-	respond(c, ans.status, ans.ctype[0] ? ans.ctype : "application/json; charset=utf-8", extra, ans.body,
-		ans.body_len, false);
-	free(ans.body);
+	c->state = C_READING;
+	if (status != 0)
+		respond_error(c, 503, "busy", "the request was cancelled: try again");
+	else
+		send_answer(c, &j->ans);
+	j->ans.body = NULL; /* send_answer freed it */
+	job_free(j);
+	if (c->body.cap > WEB_BODY_MAX + 1)
+		zila_buf_release(&c->body); /* an upload's megabytes go back at once */
+	if (c->state == C_READING && llhttp_get_errno(&c->parser) == HPE_PAUSED)
+		llhttp_resume(&c->parser);
+}
+
+static void do_api_files(struct web_conn *c, const char *method, const char *path, const char *query,
+			 const struct web_session *s)
+{
+	struct web *w = c->w;
+	struct web_job *j = calloc(1, sizeof(*j));
+	if (j == NULL || zila_buf_put(&c->body, "", 1) != 0 || (j->path = strdup(path)) == NULL ||
+	    (j->query = strdup(query)) == NULL) {
+		if (j != NULL)
+			job_free(j);
+		respond_error(c, 503, "busy", "out of memory: try again");
+		return;
+	}
+	j->c = c;
+	j->fn = w->hooks.api_files;
+	j->ctx = w->hooks.api_ctx;
+	snprintf(j->method, sizeof(j->method), "%s", method);
+	snprintf(j->role, sizeof(j->role), "%s", s->role);
+	snprintf(j->account, sizeof(j->account), "%s", s->account);
+	j->ans.status = 500;
+	if (uv_queue_work(w->env->loop, &j->req, job_work, job_done) != 0) {
+		job_free(j);
+		respond_error(c, 503, "busy", "cannot take the file now: try again");
+		return;
+	}
+	c->nwrites++; /* the connection waits for the job */
+	c->state = C_WAITING;
+}
+
+/* Uploads and file contents go to the worker: POST /api/attachments, GET /api/attachments/ID/content. */
+static bool is_file_request(const char *method, const char *path)
+{
+	static const char pre[] = "/api/attachments";
+	size_t n = sizeof(pre) - 1, len = strlen(path);
+	if (strncmp(path, pre, n) != 0)
+		return false;
+	if (strcmp(method, "POST") == 0)
+		return path[n] == '\0';
+	return strcmp(method, "GET") == 0 && len > n + 8 && path[n] == '/' && strcmp(path + len - 8, "/content") == 0;
 }
 
 static void handle(struct web_conn *c)
@@ -727,6 +859,8 @@ static void handle(struct web_conn *c)
 		start_sse(c);
 	} else if (strcmp(path, "/api/sync") == 0 && strcmp(method, "POST") == 0) {
 		do_sync(c);
+	} else if (w->hooks.api_files != NULL && is_file_request(method, path)) {
+		do_api_files(c, method, path, query, s);
 	} else {
 		do_api(c, method, path, query, s);
 	}
@@ -754,6 +888,10 @@ static int on_message_begin(llhttp_t *p)
 	struct web_conn *c = conn_of(p);
 	c->url.len = c->field.len = c->value.len = c->body.len = 0;
 	c->head_bytes = 0;
+	c->upload = false;
+	if (c->body.cap > WEB_BODY_MAX + 1)
+		zila_buf_release(&c->body); /* an earlier upload's megabytes (one refused before the worker) */
+	c->body.max = WEB_BODY_MAX + 1;
 	c->host[0] = c->origin[0] = c->csrf[0] = c->session[0] = '\0';
 	return 0;
 }
@@ -828,7 +966,14 @@ static int on_value_complete(llhttp_t *p)
 static int on_headers_complete(llhttp_t *p)
 {
 	struct web_conn *c = conn_of(p);
-	if (p->content_length > WEB_BODY_MAX) {
+	static const char up[] = "/api/attachments";
+	size_t n = sizeof(up) - 1;
+	/* an upload: its path alone, or with a query */
+	c->upload = p->method == HTTP_POST && c->url.len >= n && memcmp(c->url.p, up, n) == 0 &&
+		    (c->url.len == n || c->url.p[n] == '?');
+	if (c->upload)
+		c->body.max = WEB_UPLOAD_MAX + 1;
+	if (p->content_length > (c->upload ? WEB_UPLOAD_MAX : WEB_BODY_MAX)) {
 		c->too_big = true;
 		return -1;
 	}
@@ -921,7 +1066,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (c->too_big)
 		respond_error(c, c->head_bytes > WEB_HEAD_MAX ? 431 : 413, "too_big",
 			      c->head_bytes > WEB_HEAD_MAX ? "the request's headers are too long"
-							   : "the request is too big (at most 8 MiB)");
+			      : c->upload ? "the file is too big to upload (at most 32 MiB)"
+					  : "the request is too big (at most 8 MiB)");
 	else
 		respond_error(c, 400, "invalid", "not an HTTP request this server understands");
 	c->state = C_CLOSING;

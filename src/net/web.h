@@ -15,6 +15,8 @@
 #define WEB_PORT 7480
 #define WEB_HEAD_MAX (16 * 1024)       /* request line and headers */
 #define WEB_BODY_MAX (8u * 1024 * 1024) /* a request body (a CSV import) */
+#define WEB_UPLOAD_MAX (32u * 1024 * 1024) /* the body of an upload (POST /api/attachments): a photo before
+					    * it is shrunk; the office's own limit (attach.max_bytes) comes after */
 #define WEB_IDLE_MS 30000               /* a connection with no request this long is closed */
 #define WEB_TOKEN_TTL_MS (5 * 60 * 1000) /* a login token not used this long expires */
 #define WEB_SESSION_IDLE_MS (12ULL * 3600 * 1000)
@@ -51,6 +53,8 @@ struct web_hooks {
 	/* Every other /api/ request (the office's pages), from the daemon's configuration. */
 	zila_web_api_fn api;
 	void *api_ctx;
+	/* Uploads and file contents, on a worker thread (NULL: through api, on the loop). */
+	zila_web_api_fn api_files;
 };
 
 struct web_token {

@@ -10,6 +10,8 @@
 
 #include "office_int.h"
 #include "web_int.h"
+#include "zila/blob.h"
+#include "zila/office/shrink.h"
 #include "zila/trust.h"
 
 /* --- answers --------------------------------------------------------------------------- */
@@ -650,14 +652,26 @@ static void get_session(struct zila_office_web *w, struct zila_office_reply *out
 		district = json_pack("{s:s, s:s}", "id", w->district, "name", name ? name : w->district);
 		free(name);
 	}
-	char *lang = NULL;
+	char *lang = NULL, *mx = NULL, *sh = NULL;
 	if (zila_store_meta_get(w->s, "web.lang", &lang) != 0)
 		lang = NULL;
+	if (zila_store_meta_get(w->s, "attach.max_bytes", &mx) != 0)
+		mx = NULL;
+	if (zila_store_meta_get(w->s, "attach.shrink", &sh) != 0)
+		sh = NULL;
 	json_t *o = json_pack("{s:{s:s, s:s}, s:o, s:o, s:s, s:s}", "device", "id", w->device_id, "name", w->name,
 			      "district", district, "org",
 			      w->org ? json_pack("{s:s}", "name", w->org) : json_null(), "role", w->hq ? "hq" : "laptop",
 			      "lang", lang && strcmp(lang, "hi") == 0 ? "hi" : "en");
 	free(lang);
+	/* what the upload form needs: the office's limit (checked again by the daemon), the
+	 * shrink checkbox's default, and whether this build can shrink */
+	json_object_set_new(o, "attach",
+			    json_pack("{s:I, s:b, s:b}", "max_bytes",
+				      (json_int_t)(mx && mx[0] ? strtoull(mx, NULL, 10) : ZILA_BLOB_MAX_DEFAULT), "shrink",
+				      sh && strcmp(sh, "on") == 0, "can_shrink", zila_shrink_available()));
+	free(mx);
+	free(sh);
 	web_reply_json(out, 200, o);
 }
 
@@ -1468,6 +1482,8 @@ int zila_office_web_new(struct zila_office_web **out, const char *dir, struct zi
 	w->device_id = office_strdup(who->device_id ? who->device_id : "");
 	w->name = office_strdup(who->name ? who->name : "");
 	w->district = who->district ? office_strdup(who->district) : NULL;
+	w->home = who->district ? office_strdup(who->district) : NULL;
+	w->dir = office_strdup(dir);
 	w->org = who->org ? office_strdup(who->org) : NULL;
 	w->hq = who->hq;
 	snprintf(path, sizeof(path), "%s/zila.db", dir);
@@ -1494,6 +1510,8 @@ void zila_office_web_free(struct zila_office_web *w)
 	free(w->device_id);
 	free(w->name);
 	free(w->district);
+	free(w->home);
+	free(w->dir);
 	free(w->org);
 	free(w);
 }
@@ -1572,6 +1590,10 @@ void zila_office_web_handle(struct zila_office_web *w, const char *method, const
 	} else if (n == 3 && strcmp(seg[1], "devices") == 0 && post &&
 		   (strcmp(seg[2], "invite") == 0 || strcmp(seg[2], "revoke") == 0)) {
 		web_devices_act(w, strcmp(seg[2], "invite") == 0, jb, out);
+	} else if (n == 2 && strcmp(seg[1], "attachments") == 0 && get) {
+		web_attachments(w, query, out);
+	} else if (n == 4 && strcmp(seg[1], "attachments") == 0 && strcmp(seg[3], "fetch") == 0 && post) {
+		web_attachment_fetch(w, seg[2], out);
 	} else if (n == 2 && strcmp(seg[1], "export") == 0 && get) {
 		web_export(w, query, out);
 	} else {

@@ -37,6 +37,8 @@ struct zila_office_web {
 	sqlite3 *db;
 	struct zila_store *s;
 	char *device_id, *name, *district, *org;
+	char *dir, *home; /* the replica's directory; the device's own district (NULL: every one). Never
+			   * changed after zila_office_web_new: web_files.c reads them on a worker thread */
 	bool hq;
 	/* For the request being answered: its account's role narrows what the device may do. */
 	bool viewer;   /* reads only */
@@ -66,6 +68,10 @@ void web_import(struct zila_office_web *w, bool commit, json_t *body, struct zil
 void web_review(struct zila_office_web *w, struct zila_office_reply *out);
 void web_resolve(struct zila_office_web *w, json_t *body, struct zila_office_reply *out);
 void web_export(struct zila_office_web *w, const char *query, struct zila_office_reply *out);
+
+/* web_files.c */
+void web_attachments(struct zila_office_web *w, const char *query, struct zila_office_reply *out);
+void web_attachment_fetch(struct zila_office_web *w, const char *id, struct zila_office_reply *out);
 
 /* web_hq.c */
 void web_hq_progress(struct zila_office_web *w, const char *query, struct zila_office_reply *out);

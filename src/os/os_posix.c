@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <time.h>
@@ -465,6 +466,16 @@ int zila_os_stat(const char *path, uint64_t *size, int64_t *mtime_ns)
 bool zila_os_exists(const char *path)
 {
 	return access(path, F_OK) == 0;
+}
+
+int zila_os_free_bytes(const char *dir, uint64_t *out)
+{
+	struct statvfs sv;
+	*out = 0;
+	if (statvfs(dir, &sv) != 0)
+		return io_code(errno);
+	*out = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+	return 0;
 }
 
 void zila_os_hostname(char *out, size_t n)

@@ -640,6 +640,16 @@ bool zila_os_exists(const char *path)
 	return GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES;
 }
 
+int zila_os_free_bytes(const char *dir, uint64_t *out)
+{
+	ULARGE_INTEGER avail;
+	*out = 0;
+	if (!GetDiskFreeSpaceExA(dir, &avail, NULL, NULL))
+		return io_code(win_errno(GetLastError()));
+	*out = (uint64_t)avail.QuadPart;
+	return 0;
+}
+
 void zila_os_hostname(char *out, size_t n)
 {
 	char name[MAX_COMPUTERNAME_LENGTH + 1];

@@ -208,6 +208,15 @@ static int apply_change(struct applier *a, struct zila_view *in)
 	if (row->known && strcmp(row->part, a->e->info.part) != 0)
 		return ZILA_ESCOPE;
 	if (!row->known) {
+		/* An update or delete of a row of a rowid table that neither the table nor a state
+		 * by key knows: its row may have been removed here without a capture (a REPLACE on
+		 * its rowid), its state left at that rowid. The next seal walks the table against
+		 * its states and seals such a removal as a delete (row_materialize). */
+		if (t->has_rowid && op != OP_UPSERT && !t->gone_seen) {
+			zila_log(ZILA_LOG_DEBUG, "a merge updates a row of '%s' that is not here: the next seal looks "
+				 "for rows removed without a capture", t->name);
+			t->gone_seen = true;
+		}
 		part_copy(row->part, a->e->info.part);
 		/* a column the entry does not name (added after it was written) starts at its default */
 		for (int c = 0; t->dflt != NULL && c < t->ncols; c++)
@@ -713,6 +722,8 @@ static bool refused(int rr)
 }
 
 #define APPLY_AGAIN 1 /* apply_window(): redo with a savepoint per entry */
+#define APPLY_RESEAL 2 /* apply_window(): a local write came after the seal: seal, then redo */
+#define APPLY_RESEALS 3 /* times a merge seals again before it seals inside its transaction */
 #define APPLY_BAD_MAX 8          /* entries that do not parse or verify, before a window is given up */
 #define APPLY_REFUSED_FEEDS 256  /* feeds with a refused entry, before a window is given up */
 
@@ -754,8 +765,18 @@ static int64_t held_count(struct zila_store *s)
  * in a savepoint of its own. Savepoints copy every page an entry touches into a
  * sub-journal, which for a clone is most of the memory and a quarter of the time, and
  * refusals are rare: each window is tried careless first. */
-static int apply_window(struct zila_store *s, struct incoming *in, size_t n, bool careful, ZSTD_DCtx *dc,
-			struct zila_apply_stats *st, struct zila_error *err)
+/* Whether a local change waits to be sealed (store_hw_check has looked at the marks): a
+ * capture, or a row past its table's mark. */
+static bool unsealed(struct zila_store *s)
+{
+	for (int i = 0; i < s->ntables; i++)
+		if (s->tables[i]->count_new != NULL && !s->tables[i]->hw_clean)
+			return true;
+	return count_of(s, "SELECT EXISTS(SELECT 1 FROM zila_pending)") != 0;
+}
+
+static int apply_window(struct zila_store *s, struct incoming *in, size_t n, bool careful, bool seal_in,
+			ZSTD_DCtx *dc, struct zila_apply_stats *st, struct zila_error *err)
 {
 	char what[128];
 	struct held_use *uses = NULL;
@@ -764,10 +785,22 @@ static int apply_window(struct zila_store *s, struct incoming *in, size_t n, boo
 	if ((r = store_begin(s, err)) != 0)
 		return r;
 	s->schema_redo = false;
+	/* A write committed between the seal before this merge and its write lock is sealed
+	 * first too: else the merge takes the row as it is now for the version its state
+	 * knows, writes an older remote value over a later local one, and the local write's
+	 * capture then seals what the merge left. The seal is made again on its own (its
+	 * commit keeps its fsyncs, which this one skips), or in here the last time, when the
+	 * caller made this commit a synced one. */
+	if (seal_in && (r = store_seal_locked(s, NULL, err)) != 0)
+		goto fail;
 	int64_t parked0 = parked_count(s);
 	/* Rows merged into a table sealed up to here need no seal: the mark passes them. */
 	if ((r = store_hw_check(s)) != 0) {
 		r = store_db_error(s, err, "cannot read the high-water rowids");
+		goto fail;
+	}
+	if (!seal_in && unsealed(s)) {
+		r = APPLY_RESEAL;
 		goto fail;
 	}
 	for (size_t i = 0; i < n && in[i].ok; i++) {
@@ -1007,16 +1040,34 @@ int store_apply(struct zila_store *s, const struct zila_view *entries, size_t n,
 		goto out;
 	before = *st;
 	uint64_t hlc = s->hlc;
-	for (int careful = 0; careful < 2; careful++) {
-		r = apply_window(s, in, n, careful, dc, st, err);
+	for (int careful = 0, reseal = 0; careful < 2;) {
+		r = apply_window(s, in, n, careful, reseal == APPLY_RESEALS, dc, st, err);
 		if (r == 0)
 			break;
 		/* Rolled back: what the transaction taught the memory goes too (store_rollback
 		 * rebuilt the origin cache from what is committed). */
 		*st = before;
 		s->hlc = hlc;
+		if (r == APPLY_RESEAL) {
+			/* sealed with fsyncs; the last time, the merge seals inside and keeps them */
+			reseal++;
+			zila_log(ZILA_LOG_DEBUG, "a local write came after the seal before a merge: sealed again");
+			if ((r = store_exec(s, "PRAGMA synchronous = FULL", err)) != 0)
+				break;
+			s->nosync = false;
+			if ((r = zila_store_seal(s, NULL, err)) != 0)
+				break;
+			hlc = s->hlc;
+			if (reseal < APPLY_RESEALS) {
+				if ((r = store_exec(s, "PRAGMA synchronous = OFF", err)) != 0)
+					break;
+				s->nosync = true;
+			}
+			continue;
+		}
 		if (r != APPLY_AGAIN)
 			break;
+		careful++;
 	}
 out:
 	if (store_exec(s, "PRAGMA synchronous = FULL", NULL) == 0)

@@ -54,7 +54,7 @@ int zila_blob_hash_mem(const uint8_t *p, size_t len, struct zila_buf *chunks, ui
 		crypto_generichash(chunks->p + start + i * 32, 32, p + off, clen, NULL, 0);
 	}
 	chunks->len = start + n * 32;
-	zila_blob_id(chunks->p + start, n, len, id);
+	zila_blob_id(n > 0 ? chunks->p + start : NULL, n, len, id); /* an empty file: no chunk, maybe no buffer */
 	return 0;
 }
 
@@ -308,7 +308,18 @@ int zila_blob_attach(struct zila_store *s, const struct zila_attach_req *rq, str
 	if (max > ZILA_BLOB_SIZE_MAX)
 		max = ZILA_BLOB_SIZE_MAX;
 	zila_buf_init(&data, (size_t)max);
-	if ((r = zila_os_read_file(rq->path, (size_t)max, &data, NULL, err)) != 0) {
+	if (rq->data != NULL) {
+		const char *nm = rq->name ? rq->name : "the file";
+		if (rq->data_len > max) {
+			r = zila_error_set(err, ZILA_ETOOBIG, "'%s' is larger than %llu bytes, the largest file this office attaches"
+					   " (setting attach.max_bytes)", nm, (unsigned long long)max);
+			goto out;
+		}
+		if (zila_buf_put(&data, rq->data, rq->data_len) != 0) {
+			r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
+			goto out;
+		}
+	} else if ((r = zila_os_read_file(rq->path, (size_t)max, &data, NULL, err)) != 0) {
 		if (r == ZILA_ETOOBIG)
 			r = zila_error_set(err, r, "'%s' is larger than %llu bytes, the largest file this office attaches"
 				       " (setting attach.max_bytes)", rq->path, (unsigned long long)max);
@@ -353,12 +364,16 @@ int zila_blob_attach(struct zila_store *s, const struct zila_attach_req *rq, str
 		goto out;
 	randombytes_buf(rnd, sizeof(rnd));
 	zila_hex_encode(rid, rnd, sizeof(rnd));
-	const char *name = rq->name ? rq->name : base_name(rq->path);
+	char orig_size[24] = "NULL";
+	if (rq->original_hash != NULL)
+		snprintf(orig_size, sizeof(orig_size), "%llu", (unsigned long long)rq->original_size);
+	const char *name = rq->name ? rq->name : rq->path ? base_name(rq->path) : "file";
 	const char *mt = rq->media_type ? rq->media_type : media_of(name);
 	sql = sqlite3_mprintf("INSERT INTO attachments (id, district_id, hash, size, media_type, name, owner_table, owner_id,"
-			      " owner_column, added_on) VALUES (%Q, %Q, %Q, %llu, %Q, %Q, %Q, %Q, %Q,"
-			      " strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', 'now'));",
-			      rid, part, hex, (unsigned long long)data.len, mt, name, rq->table, rq->row, rq->column);
+			      " owner_column, original_hash, original_size, added_on) VALUES (%Q, %Q, %Q, %llu, %Q, %Q, %Q,"
+			      " %Q, %Q, %Q, %s, strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', 'now'));",
+			      rid, part, hex, (unsigned long long)data.len, mt, name, rq->table, rq->row, rq->column,
+			      rq->original_hash, orig_size);
 	if (sql == NULL) {
 		r = zila_error_set(err, ZILA_ENOMEM, "out of memory");
 		goto out;
@@ -423,6 +438,24 @@ out:
 	return n;
 }
 
+/* The chunks a partial copy holds, from the sizes of its files alone: for showing (status,
+ * ls), which must stay fast with thousands missing and must not cut a file a running daemon
+ * appends to. Receiving verifies them (zila_blob_part_chunks). */
+static uint32_t part_chunks_shown(struct zila_store *s, const uint8_t id[32])
+{
+	char man[4200], part[4200];
+	uint64_t msize = 0, psize = 0;
+	int64_t mt;
+	blob_path(s, id, ".part", part, sizeof(part));
+	if (zila_os_stat(part, &psize, &mt) != 0 || psize < ZILA_BLOB_CHUNK)
+		return 0;
+	blob_path(s, id, ".man", man, sizeof(man));
+	if (zila_os_stat(man, &msize, &mt) != 0 || msize < MANIFEST_HEAD || (msize - MANIFEST_HEAD) % 32 != 0)
+		return 0;
+	uint64_t n = psize / ZILA_BLOB_CHUNK, nch = (msize - MANIFEST_HEAD) / 32;
+	return (uint32_t)(n < nch ? n : nch);
+}
+
 static void fill(struct zila_store *s, sqlite3_stmt *st, struct zila_attachment *a)
 {
 	uint8_t id[32];
@@ -438,6 +471,8 @@ static void fill(struct zila_store *s, sqlite3_stmt *st, struct zila_attachment 
 	text_of(st, 8, a->owner_column, sizeof(a->owner_column));
 	text_of(st, 9, a->original_hash, sizeof(a->original_hash));
 	a->asked = sqlite3_column_int(st, 10) != 0;
+	a->original_size = (uint64_t)sqlite3_column_int64(st, 11);
+	text_of(st, 12, a->added_on, sizeof(a->added_on));
 	a->state = ZILA_BLOB_MISSING;
 	if (!hex_id(a->hash, id))
 		return;
@@ -446,7 +481,7 @@ static void fill(struct zila_store *s, sqlite3_stmt *st, struct zila_attachment 
 		a->have_bytes = a->size;
 		return;
 	}
-	uint32_t n = zila_blob_part_chunks(s, id);
+	uint32_t n = part_chunks_shown(s, id);
 	if (n > 0) {
 		a->state = ZILA_BLOB_PARTIAL;
 		a->have_bytes = (uint64_t)n * ZILA_BLOB_CHUNK;
@@ -455,7 +490,7 @@ static void fill(struct zila_store *s, sqlite3_stmt *st, struct zila_attachment 
 
 #define ATT_COLS                                                                                             \
 	"a.id, a.district_id, a.hash, a.size, a.media_type, a.name, a.owner_table, a.owner_id, a.owner_column," \
-	" a.original_hash, EXISTS (SELECT 1 FROM zila_blob_asks k WHERE k.hash = a.hash)"
+	" a.original_hash, EXISTS (SELECT 1 FROM zila_blob_asks k WHERE k.hash = a.hash), a.original_size, a.added_on"
 
 int zila_blob_list(struct zila_store *s, zila_attachment_fn fn, void *ctx, struct zila_error *err)
 {
@@ -618,7 +653,14 @@ int zila_blob_ask(struct zila_store *s, const char *hash, struct zila_error *err
 
 /* --- moving ----------------------------------------------------------------------------- */
 
+static int missing_walk(struct zila_store *s, zila_blob_want_fn fn, void *ctx, bool shown, struct zila_error *err);
+
 int zila_blob_missing(struct zila_store *s, zila_blob_want_fn fn, void *ctx, struct zila_error *err)
+{
+	return missing_walk(s, fn, ctx, false, err);
+}
+
+static int missing_walk(struct zila_store *s, zila_blob_want_fn fn, void *ctx, bool shown, struct zila_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	int r = ensure_tables(s, err);
@@ -634,7 +676,7 @@ int zila_blob_missing(struct zila_store *s, zila_blob_want_fn fn, void *ctx, str
 		if (!hex_id((const char *)sqlite3_column_text(st, 0), id) || zila_blob_present(s, id))
 			continue;
 		r = fn(ctx, id, (uint64_t)sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2) != 0,
-		       zila_blob_part_chunks(s, id));
+		       shown ? part_chunks_shown(s, id) : zila_blob_part_chunks(s, id));
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -657,6 +699,44 @@ bool zila_blob_may_serve(struct zila_store *s, const uint8_t id[32], zila_part_f
 	}
 	sqlite3_finalize(st);
 	return ok;
+}
+
+int zila_blob_readable(struct zila_store *s, zila_part_filter_fn filter, void *fctx, uint64_t max_size,
+		       zila_blob_held_fn fn, void *ctx, uint64_t *nabsent, uint64_t *nlarge, struct zila_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char last[65] = "";
+	int r = 0;
+	if (nabsent)
+		*nabsent = 0;
+	if (nlarge)
+		*nlarge = 0;
+	if (!has_attachments(s))
+		return 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT hash, district_id, size FROM attachments ORDER BY hash", -1, &st,
+			       NULL) != SQLITE_OK)
+		return store_db_error(s, err, "attachments");
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		const char *hex = (const char *)sqlite3_column_text(st, 0), *part = (const char *)sqlite3_column_text(st, 1);
+		uint8_t id[32];
+		/* a hash's first row a reader may read decides; the others are the same blob */
+		if (hex == NULL || strcmp(hex, last) == 0 || !hex_id(hex, id) ||
+		    (filter != NULL && !filter(fctx, part ? part : "")))
+			continue;
+		snprintf(last, sizeof(last), "%s", hex);
+		uint64_t size = (uint64_t)sqlite3_column_int64(st, 2);
+		if (!zila_blob_present(s, id)) {
+			if (nabsent)
+				(*nabsent)++;
+		} else if (max_size > 0 && size > max_size) {
+			if (nlarge)
+				(*nlarge)++;
+		} else {
+			r = fn(ctx, id, size);
+		}
+	}
+	sqlite3_finalize(st);
+	return r;
 }
 
 struct zila_blob_writer {
@@ -767,8 +847,9 @@ void zila_blob_writer_free(struct zila_blob_writer *w)
 static int count_missing(void *ctx, const uint8_t id[32], uint64_t size, bool asked, uint32_t have)
 {
 	struct zila_blob_stats *st = ctx;
-	(void)id;
 	(void)asked;
+	if (st->nfirst < ZILA_BLOB_STATS_FIRST)
+		memcpy(st->first[st->nfirst++], id, 32);
 	st->nmissing++;
 	st->missing_bytes += size;
 	if (have > 0) {
@@ -792,7 +873,7 @@ int zila_blob_stats(struct zila_store *s, struct zila_blob_stats *st, struct zil
 		st->ref_bytes = (uint64_t)sqlite3_column_int64(q, 1);
 	}
 	sqlite3_finalize(q);
-	return zila_blob_missing(s, count_missing, st, err);
+	return missing_walk(s, count_missing, st, true, err);
 }
 
 struct collect {
@@ -868,39 +949,86 @@ static int collect_file(void *ctx, const char *name)
 	return 0;
 }
 
-static int collect_dir(void *ctx, const char *name)
+/* Fetches asked for (zila attachment get) that are done with: the blob is here, or no live
+ * row refers to it any more. */
+static void prune_asks(struct zila_store *s)
 {
-	struct collect *c = ctx;
-	if (strlen(name) != 2)
+	sqlite3_stmt *st = NULL;
+	struct zila_buf gone;
+	zila_buf_init(&gone, 64u << 20);
+	(void)!store_exec(s, "DELETE FROM zila_blob_asks WHERE hash NOT IN (SELECT hash FROM attachments)", NULL);
+	if (sqlite3_prepare_v2(s->db, "SELECT hash FROM zila_blob_asks", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		uint8_t id[32];
+		if (hex_id((const char *)sqlite3_column_text(st, 0), id) && zila_blob_present(s, id))
+			(void)!zila_buf_put(&gone, id, 32);
+	}
+	sqlite3_finalize(st);
+	st = store_stmt(s, "DELETE FROM zila_blob_asks WHERE hash = ?");
+	for (size_t i = 0; st != NULL && i + 32 <= gone.len; i += 32) {
+		char hex[65];
+		zila_hex_encode(hex, gone.p + i, 32);
+		sqlite3_bind_text(st, 1, hex, -1, SQLITE_TRANSIENT);
+		(void)sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+out:
+	zila_buf_release(&gone);
+}
+
+int zila_blob_collect_step(struct zila_store *s, int64_t horizon_ms, unsigned *next, uint64_t *nremoved,
+			   uint64_t *bytes_removed, struct zila_error *err)
+{
+	struct collect c;
+	char name[3];
+	if (*next >= ZILA_BLOB_COLLECT_STEPS)
 		return 0;
-	snprintf(c->sub, sizeof(c->sub), "%s/" BLOB_DIR "/%s", c->s->dir, name);
-	c->prefix = name;
-	int r = zila_os_list(c->sub, collect_file, c);
-	return r == ZILA_ENOTFOUND ? 0 : r;
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.now = (int64_t)zila_wall_ms();
+	c.horizon = horizon_ms;
+	int r = ensure_tables(s, err);
+	if (r != 0 || !has_attachments(s)) {
+		*next = ZILA_BLOB_COLLECT_STEPS;
+		return r;
+	}
+	snprintf(name, sizeof(name), "%02x", *next);
+	snprintf(c.sub, sizeof(c.sub), "%s/" BLOB_DIR "/%s", s->dir, name);
+	c.prefix = name;
+	/* one transaction per directory: what it notes commits once */
+	if ((r = store_exec(s, "BEGIN", err)) != 0)
+		return r;
+	r = zila_os_list(c.sub, collect_file, &c);
+	if (r == ZILA_ENOTFOUND)
+		r = 0;
+	if (r == 0)
+		r = store_exec(s, "COMMIT", err);
+	else {
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return zila_error_set(err, r, "cannot collect attachments in '%s'", c.sub);
+	}
+	if (r != 0) {
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	*nremoved += c.n;
+	*bytes_removed += c.bytes;
+	if (++*next == ZILA_BLOB_COLLECT_STEPS) {
+		/* forget what is gone from disk, and asks done with */
+		(void)!store_exec(s, "DELETE FROM zila_blob_gone WHERE hash IN (SELECT hash FROM attachments)", NULL);
+		prune_asks(s);
+	}
+	return 0;
 }
 
 int zila_blob_collect(struct zila_store *s, int64_t horizon_ms, uint64_t *nremoved, uint64_t *bytes_removed,
 		      struct zila_error *err)
 {
-	struct collect c;
-	char dir[4200];
-	memset(&c, 0, sizeof(c));
-	c.s = s;
-	c.now = (int64_t)zila_wall_ms();
-	c.horizon = horizon_ms;
+	unsigned next = 0;
+	int r = 0;
 	*nremoved = *bytes_removed = 0;
-	int r = ensure_tables(s, err);
-	if (r != 0 || !has_attachments(s))
-		return r;
-	snprintf(dir, sizeof(dir), "%s/" BLOB_DIR, s->dir);
-	r = zila_os_list(dir, collect_dir, &c);
-	if (r == ZILA_ENOTFOUND)
-		r = 0;
-	if (r != 0)
-		return zila_error_set(err, r, "cannot collect attachments in '%s'", dir);
-	/* forget what is gone from disk */
-	(void)!store_exec(s, "DELETE FROM zila_blob_gone WHERE hash IN (SELECT hash FROM attachments)", NULL);
-	*nremoved = c.n;
-	*bytes_removed = c.bytes;
-	return 0;
+	while (r == 0 && next < ZILA_BLOB_COLLECT_STEPS)
+		r = zila_blob_collect_step(s, horizon_ms, &next, nremoved, bytes_removed, err);
+	return r;
 }

@@ -110,6 +110,12 @@ int zila_store_cut(struct zila_store *s, const uint8_t (*origins)[32],
     return r;
   if ((r = store_begin(s, err)) != 0)
     return r;
+  /* and what was written since, under the write lock: a write committed between
+   * that seal and this transaction would be wiped with the tables */
+  if ((r = store_seal_locked(s, NULL, err)) != 0) {
+    store_rollback(s);
+    return r;
+  }
   if ((r = store_hw_check(s)) != 0)
     goto dberr;
   r = ZILA_EDB;

@@ -230,6 +230,18 @@ int row_materialize(struct zila_store *s, struct table *t, const struct zval *pk
 		return park_depth(s, t, pk, r, PARK_ORPHAN, st, 0, was_visible);
 	for (int attempt = 0; attempt <= t->nuniq + 1; attempt++) {
 		int rc = write_row(s, t, r, was_visible);
+		if (rc == 0 && was_visible && sqlite3_changes(s->db) == 0) {
+			/* The state shows the row, the table lacks it: it was removed without a
+			 * capture since the seal (a REPLACE on its rowid, a writer without triggers).
+			 * A removal is a delete like any other, and an update does not bring a
+			 * deleted row back: the state stays as merged, and the next seal walks the
+			 * table against its states and seals the delete, dated past this version. */
+			if (!t->gone_seen)
+				zila_log(ZILA_LOG_INFO, "a row of '%s' that a merge updates was removed here without a "
+					 "capture; its removal is sealed as a delete", t->name);
+			t->gone_seen = true;
+			return row_save(s, t, pk, r);
+		}
 		if (rc == 0) {
 			/* The state goes where the row is (struct rowstate). */
 			if (!was_visible) {

@@ -288,7 +288,8 @@ int zila_store_conflict_resolve(struct zila_store *s, int64_t id, enum zila_keep
 	memset(out, 0, sizeof(*out));
 	if (keep == ZILA_KEEP_VALUE && value == NULL)
 		return zila_error_set(err, ZILA_EINVAL, "no value to keep");
-	if ((r = store_begin(s, err)) != 0)
+	/* the seal in this transaction must know every table whose changes it meets */
+	if ((r = store_schema_follow(s, err)) != 0 || (r = store_begin(s, err)) != 0)
 		return r;
 	if (sqlite3_prepare_v2(s->db, "SELECT tbl, pk, col, lost, resolved FROM zila_conflicts WHERE id = ?", -1, &st,
 			       NULL) != SQLITE_OK) {
@@ -676,11 +677,15 @@ static int repoint_all(struct zila_store *s, struct table *t, const struct zval 
 int zila_store_merge_duplicate(struct zila_store *s, const char *table, const struct zila_value *pk,
 			       const struct zila_value *into, struct zila_merged *out, struct zila_error *err)
 {
+	memset(out, 0, sizeof(*out));
+	/* the tables as another program may have changed them: the seal in this transaction
+	 * must know every table whose changes it meets */
+	int r = store_schema_follow(s, err);
+	if (r != 0)
+		return r;
 	struct table *t = store_table_by_name(s, table, strlen(table));
 	struct rowstate dup;
 	char *what = val_text(pk);
-	int r;
-	memset(out, 0, sizeof(*out));
 	if (t == NULL) {
 		sqlite3_free(what);
 		return zila_error_set(err, ZILA_ENOTFOUND, "table '%s' is not tracked", table);

@@ -470,7 +470,7 @@ static int run_change_undo(struct zila_store *s, const char *sql, const char *pc
  * reload. */
 struct transient {
 	int64_t id, nlive_delta;
-	bool touched, hw_clean, maybe_gone, evicted, rows_none, unarmed, reseal;
+	bool touched, hw_clean, maybe_gone, evicted, rows_none, unarmed, reseal, gone_seen;
 };
 
 int store_schema_reload(struct zila_store *s, struct zila_error *err)
@@ -482,7 +482,7 @@ int store_schema_reload(struct zila_store *s, struct zila_error *err)
 	for (int i = 0; i < n; i++) {
 		struct table *t = s->tables[i];
 		keep[i] = (struct transient){ t->id, t->nlive_delta, t->touched, t->hw_clean, t->maybe_gone,
-					      t->evicted, t->rows_none, t->unarmed, t->reseal };
+					      t->evicted, t->rows_none, t->unarmed, t->reseal, t->gone_seen };
 	}
 	s->schema = store_meta_int(s, "schema_version", 1);
 	r = store_load_tables(s, err);
@@ -496,6 +496,7 @@ int store_schema_reload(struct zila_store *s, struct zila_error *err)
 			t->hw_clean = keep[k].hw_clean;
 			t->maybe_gone = keep[k].maybe_gone;
 			t->evicted = keep[k].evicted;
+			t->gone_seen = keep[k].gone_seen;
 			t->rows_none = keep[k].rows_none;
 			t->unarmed = keep[k].unarmed;
 			t->reseal = keep[k].reseal;
@@ -521,13 +522,13 @@ int store_schema_follow(struct zila_store *s, struct zila_error *err)
 	if (!sqlite3_get_autocommit(s->db))
 		return 0;
 	int64_t c = cookie(s);
-	if (c < 0 || c == s->schema_cookie)
+	if (c < 0 || (c == s->schema_cookie && !s->tables_stale))
 		return 0;
 	/* another program (zila at HQ, a bundle applied by the CLI) changed the schema: the
 	 * cache follows, so capture, seal and merge see new tables and columns at once */
 	int64_t v = store_meta_int(s, "schema_version", 1);
 	int r = 0;
-	if (v != s->schema || s->schema_cookie >= 0) {
+	if (v != s->schema || s->schema_cookie >= 0 || s->tables_stale) {
 		r = store_schema_reload(s, err);
 		if (r == 0 && v != s->schema)
 			zila_log(ZILA_LOG_INFO, "schema: now at version %lld", (long long)s->schema);

@@ -119,6 +119,8 @@ struct sealer {
 	int64_t skew; /* this store's clock minus the writers' (SQLite's 'now'), in ms */
 	uint64_t when_ms, when_hlc; /* the last date computed (write_hlc) */
 	uint64_t floor; /* the HLC when the seal began: past every version held (builder_date) */
+	int64_t dropped_tid; /* the last table no longer tracked whose captures read_batch dropped */
+	bool failed;         /* read_batch set z->err (unknown_capture) */
 	uint64_t reseal_hlc; /* the date of the rows of tables sealed again (rearm) */
 	struct reused *reused; /* rows seal_reused() found, sealed after the captured changes */
 	size_t nreused;
@@ -231,6 +233,43 @@ static int write_ms(struct sealer *z, double jd, uint64_t *ms)
 	return 0;
 }
 
+/* A capture of table id tid that the tables' cache does not know (t NULL), or by rowid of
+ * a table without rowids now (t). Never dropped unsaid: a table zila_tables still lists
+ * means the cache is behind the schema (another program tracked it since the cache was
+ * read): the seal fails, nothing of it is kept, and it is made again on a cache read anew
+ * (seal). A table no longer tracked (untracked, dropped) or one rebuilt WITHOUT ROWID
+ * (rearm seals each of its rows again as it is) leaves nothing to seal: the capture is
+ * discarded, with a word. Returns 0 when it is discarded. */
+static int unknown_capture(struct sealer *z, int64_t tid, const struct table *t)
+{
+	struct zila_store *s = z->s;
+	if (t != NULL) {
+		zila_log(ZILA_LOG_WARN, "a change of '%s' was captured by rowid, but the table has no rowids now (it was "
+			 "rebuilt WITHOUT ROWID): its rows are sealed again as they are, and the capture is dropped", t->name);
+		return 0;
+	}
+	sqlite3_stmt *st = NULL;
+	int rc = SQLITE_ERROR;
+	char name[128] = "";
+	if (sqlite3_prepare_v2(s->db, "SELECT name FROM zila_tables WHERE id = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, tid);
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW) {
+		s->tables_stale = true;
+		s->seal_unknown = true;
+		return zila_error_set(z->err, ZILA_ESCHEMA, "the tracked table '%s' is not known to this zila yet (tracked "
+				      "by another program); nothing was sealed, and its changes wait for the next seal", name);
+	}
+	if (rc != SQLITE_DONE)
+		return store_db_error(s, z->err, "cannot read the tracked tables");
+	zila_log(ZILA_LOG_WARN, "a change was captured in a table that is no longer tracked (table id %lld): there is "
+		 "nothing to seal, and the capture is dropped", (long long)tid);
+	return 0;
+}
+
 static int read_batch(struct sealer *z, int64_t *last_rowid)
 {
 	static const char q[] = "SELECT rowid, tid, rid, pk, m, part, at FROM zila_pending ORDER BY rowid LIMIT ?";
@@ -248,13 +287,22 @@ static int read_batch(struct sealer *z, int64_t *last_rowid)
 		struct item it = { 0 };
 		struct table *t = NULL;
 		it.tid = sqlite3_column_int64(st, 1);
-		if (sqlite3_column_type(st, 2) != SQLITE_NULL && sqlite3_column_type(st, 4) != SQLITE_NULL) {
+		t = store_table_by_id(z->s, it.tid);
+		bool by_rid = sqlite3_column_type(st, 2) != SQLITE_NULL && sqlite3_column_type(st, 4) != SQLITE_NULL;
+		if (t == NULL || (by_rid && t->sel_rowid == NULL)) {
+			if (t != NULL || it.tid != z->dropped_tid) {
+				if ((r = unknown_capture(z, it.tid, t)) != 0) {
+					z->failed = true;
+					goto out;
+				}
+				z->dropped_tid = t == NULL ? it.tid : 0;
+			}
+			continue;
+		}
+		if (by_rid) {
 			/* A rowid record: the row is read once, when it is sealed. */
 			it.by_rid = true;
 			it.rid = sqlite3_column_int64(st, 2);
-			t = store_table_by_id(z->s, it.tid);
-			if (t == NULL || t->sel_rowid == NULL)
-				continue;
 		} else {
 			val_from_column(&it.pk, st, 3);
 			it.has_hint = sqlite3_column_type(st, 2) != SQLITE_NULL;
@@ -674,8 +722,13 @@ static int seal_item(struct sealer *z, struct item *it)
 	struct rowstate *row = &z->row;
 	char part[ZILA_PART_MAX + 1] = "";
 	int r = 0;
-	if (t == NULL)
-		return 0; /* the table is no longer tracked */
+	if (t == NULL) {
+		/* read_batch keeps items of known tables only; the cache changed since */
+		s->tables_stale = true;
+		s->seal_unknown = true;
+		return zila_error_set(z->err, ZILA_EINTERNAL, "a change of table id %lld came to the seal, but the "
+				      "tracked tables changed meanwhile; nothing was sealed", (long long)it->tid);
+	}
 	if (z->row_cols != t->ncols) {
 		row_release(row);
 		row_init(row, t->ncols);
@@ -1664,11 +1717,12 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 		}
 		int64_t last = 0;
 		if ((r = read_batch(&z, &last)) != 0) {
-			r = store_db_error(s, err, "cannot read captured changes");
+			if (!z.failed)
+				r = store_db_error(s, err, "cannot read captured changes");
 			goto out;
 		}
-		if (z.nitems == 0)
-			break;
+		if (last == 0)
+			break; /* (a batch of captures all dropped still goes: read_batch said why) */
 		for (size_t i = 0; i < z.nitems; i++)
 			if ((r = seal_item(&z, &z.items[i])) != 0)
 				goto out;
@@ -1709,6 +1763,16 @@ int store_seal_some(struct zila_store *s, size_t *nentries, size_t max_batches, 
 		struct table *t = order[i];
 		if ((r = t->sel_down != NULL ? sweep_table(&z, t, swept) : seal_gone(&z, t, false, swept)) != 0)
 			goto out;
+	}
+	/* rows a merge found removed without a capture (row_materialize): sealed as deletes */
+	for (int i = 0; !*more && i < s->ntables; i++) {
+		struct table *t = order[i];
+		size_t ngone = 0;
+		if (!t->gone_seen)
+			continue;
+		if ((r = t->sel_down != NULL ? sweep_table(&z, t, &ngone) : seal_gone(&z, t, false, &ngone)) != 0)
+			goto out;
+		t->gone_seen = false;
 	}
 	for (int i = 0; !*more && i < s->ntables; i++)
 		if ((order[i]->maybe_gone || order[i]->evicted) && order[i]->sel_down != NULL &&
@@ -1807,7 +1871,27 @@ static int rearm(struct zila_store *s, struct zila_error *err)
 	return r;
 }
 
+static int seal_once(struct zila_store *s, size_t *nentries, size_t *swept, struct zila_error *err);
+
+/* A seal that met a capture of a table its cache did not know yet (tracked by another
+ * program between the look at the schema and the write lock) made nothing: it is made
+ * again once, on the tables read anew. */
 static int seal(struct zila_store *s, size_t *nentries, size_t *swept, struct zila_error *err)
+{
+	size_t n = 0, again = 0;
+	s->seal_unknown = false;
+	int r = seal_once(s, &n, swept, err);
+	if (r != 0 && s->seal_unknown && sqlite3_get_autocommit(s->db)) {
+		zila_log(ZILA_LOG_INFO, "the tracked tables changed while sealing: read again, and sealed again");
+		zila_error_clear(err);
+		r = seal_once(s, &again, swept, err);
+	}
+	if (nentries)
+		*nentries = n + again;
+	return r;
+}
+
+static int seal_once(struct zila_store *s, size_t *nentries, size_t *swept, struct zila_error *err)
 {
 	/* Bounded transactions keep the WAL and the write lock small for large backlogs;
 	 * each one seals and clears its changes atomically. */
@@ -1822,9 +1906,13 @@ static int seal(struct zila_store *s, size_t *nentries, size_t *swept, struct zi
 	if (store_armed_check(s, &nunarmed) != 0)
 		return store_db_error(s, err, "cannot read the schema");
 	bool rescope = store_scope_stale(s);
+	bool gone = false;
+	for (int i = 0; i < s->ntables; i++)
+		gone |= s->tables[i]->gone_seen;
 	/* Nothing captured: no write lock is needed, so a sync can send and receive while
 	 * another program holds a long write transaction (its changes are not committed yet). */
-	if (swept == NULL && nunarmed == 0 && !rescope && zila_store_pending(s, &npending) == 0 && npending == 0)
+	if (swept == NULL && nunarmed == 0 && !rescope && !gone && zila_store_pending(s, &npending) == 0 &&
+	    npending == 0)
 		return 0;
 	while (more) {
 		size_t n = 0;
@@ -1892,8 +1980,12 @@ int store_delete_captured(struct zila_store *s, struct table *t, const struct zv
 int zila_store_delete_row(struct zila_store *s, const char *table, const struct zila_value *pk,
 			  struct zila_error *err)
 {
+	/* the tables as another program may have changed them: the seal in this transaction
+	 * must know every table whose changes it meets */
+	int r = store_schema_follow(s, err);
+	if (r != 0)
+		return r;
 	struct table *t = store_table_by_name(s, table, strlen(table));
-	int r;
 	if (t == NULL)
 		return zila_error_set(err, ZILA_ENOTFOUND, "table '%s' is not tracked", table);
 	if ((r = store_begin(s, err)) != 0)

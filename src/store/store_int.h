@@ -96,6 +96,10 @@ struct table {
 	int64_t nlive_delta;
 	bool maybe_gone;
 	bool evicted;        /* a state was moved out of zila_live for another key's (codec.c) */
+	/* a merge met a row its state shows but the table lacks (removed without a capture
+	 * since the seal, e.g. a REPLACE on its rowid): the next seal walks the table against
+	 * its states and seals the removal as a delete, as any (materialize.c, seal.c) */
+	bool gone_seen;
 	sqlite3_stmt *count_all; /* SELECT count(*) FROM t */
 	/* A table rebuilt by another program (create a copy, copy the rows, drop, rename, as
 	 * database tools change a table's structure) lost its capture triggers: unarmed until
@@ -183,6 +187,10 @@ struct zila_store {
 	 * HQ's next schema version cannot be applied here ("" when nothing waits for that) */
 	int64_t schema_cookie;
 	bool schema_txn;
+	/* the tables' cache could not be read whole, or lacks a table a capture names: the
+	 * next seal reads it again before it seals anything (schema.c, seal.c) */
+	bool tables_stale;
+	bool seal_unknown; /* the last seal failed on a capture of a table the cache lacked */
 	char schema_blocked[600];
 	/* a schema entry came that ranks before one taken (another HQ device's), or one taken
 	 * was cut: the schema is made again in canonical order at the end of the apply */

@@ -734,6 +734,8 @@ int store_load_tables(struct zila_store *s, struct zila_error *err)
 		r = store_db_error(s, err, "foreign keys");
 out:
 	sqlite3_finalize(st);
+	/* a cache read in part would let the seal meet captures of tables it does not know */
+	s->tables_stale = r != 0;
 	return r;
 }
 

@@ -31,7 +31,7 @@ struct zila_entry_coder {
 	size_t nviews_cap;
 	/* Keys by reference (zila_entry_coder_refs). */
 	bool send_refs;
-	uint8_t *seen;            /* 2^SEEN_BITS bits: keys upserted by entries sent so far */
+	uint8_t *seen;            /* 2^SEEN_BITS bits: keys upserted by entries sent so far (NULL: none) */
 	struct zila_store *resolve;
 	struct zila_view *tnames; /* the table names of the body being read */
 	size_t ntnames_cap;
@@ -80,9 +80,7 @@ void zila_entry_coder_free(struct zila_entry_coder *c)
 
 int zila_entry_coder_refs(struct zila_entry_coder *c, bool send, struct zila_store *resolve)
 {
-	if (send && c->seen == NULL && (c->seen = calloc(1, (size_t)1 << (SEEN_BITS - 3))) == NULL)
-		return ZILA_ENOMEM;
-	c->send_refs = send;
+	c->send_refs = send; /* the set of upserted keys is made at the first upsert (put_key) */
 	c->resolve = resolve;
 	return 0;
 }
@@ -272,7 +270,7 @@ static int put_key(struct zila_entry_coder *c, struct vstream o, struct zila_vie
 {
 	struct zila_view peek = *in, text;
 	uint8_t tag, key[256];
-	if (c->seen == NULL || zila_view_get_u8(&peek, &tag) != 0 || tag != VAL_TEXT ||
+	if (!c->send_refs || zila_view_get_u8(&peek, &tag) != 0 || tag != VAL_TEXT ||
 	    zila_view_get_lenbytes(&peek, ZILA_ENTRY_MAX, &text) != 0)
 		return put_wire_val(o, in);
 	struct zval v = { .type = VAL_TEXT, .p = text.p, .len = text.len };
@@ -280,10 +278,15 @@ static int put_key(struct zila_entry_coder *c, struct vstream o, struct zila_vie
 	if (n < REF_MIN || n > sizeof(key) || !is_hex(&v) || zila_hex_decode(key, n, (const char *)text.p, text.len) != 0)
 		return put_wire_val(o, in);
 	size_t bit = seen_bit(key, n);
-	bool seen = (c->seen[bit >> 3] >> (bit & 7)) & 1;
-	if (op == 1)
+	if (op == 1) {
+		/* made here, not per session: a session that upserts nothing (most incremental
+		 * ones, and every one of the side that has nothing to send) never pays for it */
+		if (c->seen == NULL && (c->seen = calloc(1, (size_t)1 << (SEEN_BITS - 3))) == NULL)
+			return ZILA_ENOMEM;
 		c->seen[bit >> 3] |= (uint8_t)(1u << (bit & 7));
-	if (op == 1 || seen || !c->send_refs)
+		return put_wire_val(o, in);
+	}
+	if (c->seen != NULL && ((c->seen[bit >> 3] >> (bit & 7)) & 1))
 		return put_wire_val(o, in);
 	*in = peek;
 	int r = zila_buf_put_u8(o.meta, TAG_REF);

@@ -12,6 +12,7 @@
 #define REFUSE_MISSING 1
 #define REFUSE_SCOPE 2
 #define REFUSE_DAMAGED 3
+#define BLOBX_PIECE_MIN 1024 /* a piece of a chunk is at least this (unless the chunk's end) */
 
 struct ask {
 	uint8_t id[32];
@@ -29,12 +30,14 @@ struct zila_blobx {
 	struct zila_blobx_config cfg;
 	struct zila_blobx_stats st;
 	bool started, sent_done, peer_done;
+	bool peer_pieces; /* the peer takes chunks in pieces (its BlobWant said so) */
 	/* the peer's asks, served in order */
 	struct ask *q;
 	size_t nq, qhead, qcap;
 	struct zila_blob_reader *rd; /* the blob being served */
 	uint8_t rd_id[32];
 	uint32_t rd_next, rd_n;
+	size_t rd_off; /* of chunk rd_next, the bytes sent already (in pieces) */
 	/* our asks */
 	struct mine *mine;
 	size_t nmine, nopen;
@@ -42,6 +45,10 @@ struct zila_blobx {
 	struct mine *in;
 	struct zila_blob_writer *w;
 	uint32_t in_n;   /* its chunks */
+	uint64_t in_size; /* its bytes, as its manifest says */
+	struct zila_buf piece; /* the chunk being put together from pieces */
+	uint32_t piece_idx;
+	bool piece_on;
 	bool in_skip;    /* its chunks are dropped (refused, or held already) */
 	bool in_retry;   /* ask for it again when its chunks end */
 	struct zila_buf msg;
@@ -64,6 +71,7 @@ int zila_blobx_new(struct zila_blobx **out, const struct zila_blobx_config *cfg,
 		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
 	bx->cfg = *cfg;
 	zila_buf_init(&bx->msg, ZILA_SESSION_MSG_MAX);
+	zila_buf_init(&bx->piece, ZILA_BLOB_CHUNK);
 	*out = bx;
 	return 0;
 }
@@ -77,6 +85,7 @@ void zila_blobx_free(struct zila_blobx *bx)
 	free(bx->q);
 	free(bx->mine);
 	zila_buf_release(&bx->msg);
+	zila_buf_release(&bx->piece);
 	free(bx);
 }
 
@@ -132,6 +141,7 @@ static int send_asks(struct zila_blobx *bx, const struct mine *const *list, size
 	}
 	w.n_asks = n;
 	w.asks = ap;
+	w.pieces = true;
 	m.body_case = ZILA__MESSAGE__BODY_BLOB_WANT;
 	m.blob_want = &w;
 	r = emit(bx, &m, NULL);
@@ -250,7 +260,9 @@ static int take_manifest(struct zila_blobx *bx, const Zila__BlobManifest *mf, st
 		return zila_error_set(err, ZILA_EFORMAT, "a malformed blob manifest");
 	bx->in = m;
 	bx->in_n = (uint32_t)(mf->chunks.len / 32);
+	bx->in_size = mf->size;
 	bx->in_skip = bx->in_retry = false;
+	bx->piece_on = false;
 	int r = zila_blob_writer_open(bx->cfg.store, m->id, mf->size, mf->chunks.data, mf->chunks.len / 32, &bx->w,
 				      &next, err);
 	if (r == ZILA_EEXIST || (r == 0 && bx->in_n == 0)) {
@@ -279,11 +291,40 @@ static int take_chunk(struct zila_blobx *bx, const Zila__BlobChunk *c, struct zi
 {
 	if (bx->in == NULL || c->id.len != 32 || memcmp(c->id.data, bx->in->id, 32) != 0 || c->index >= bx->in_n)
 		return zila_error_set(err, ZILA_EPROTO, "a blob chunk out of order");
+	/* the chunk's length, as the manifest has it (a manifest that does not add up is
+	 * refused by the writer; then the pieces only have to end where it says) */
+	uint64_t at = (uint64_t)c->index * ZILA_BLOB_CHUNK;
+	size_t clen = at >= bx->in_size ? 0 : bx->in_size - at > ZILA_BLOB_CHUNK ? ZILA_BLOB_CHUNK : (size_t)(bx->in_size - at);
+	const uint8_t *data = c->data.data;
+	size_t dlen = c->data.len;
+	if (c->offset != 0 || dlen < clen) {
+		/* a piece (our BlobWant took pieces): they come in order, back to back, and make
+		 * the chunk once it is whole */
+		if (c->offset == 0 ? bx->piece_on : !bx->piece_on || bx->piece_idx != c->index || c->offset != bx->piece.len)
+			return zila_error_set(err, ZILA_EPROTO, "a blob piece out of order");
+		if (dlen == 0 || (c->offset == 0 ? 0 : bx->piece.len) + dlen > clen)
+			return zila_error_set(err, ZILA_EPROTO, "a blob piece past its chunk's end");
+		if (c->offset == 0) {
+			zila_buf_reset(&bx->piece);
+			bx->piece_idx = c->index;
+			bx->piece_on = true;
+		}
+		int r = zila_buf_put(&bx->piece, data, dlen);
+		if (r != 0)
+			return zila_error_set(err, r, "out of memory");
+		if (bx->piece.len < clen)
+			return 0;
+		bx->piece_on = false;
+		data = bx->piece.p;
+		dlen = bx->piece.len;
+	} else if (bx->piece_on) {
+		return zila_error_set(err, ZILA_EPROTO, "a blob chunk inside another's pieces");
+	}
 	bool last = c->index + 1 == bx->in_n;
 	if (!bx->in_skip) {
 		struct zila_error e2;
 		zila_error_clear(&e2);
-		int r = zila_blob_writer_add(bx->w, c->index, c->data.data, c->data.len, &e2);
+		int r = zila_blob_writer_add(bx->w, c->index, data, dlen, &e2);
 		if (r == ZILA_EFORMAT || r == ZILA_EPROTO) {
 			/* refused; what was verified before it is kept, and it is asked for again */
 			bx->st.chunks_bad++;
@@ -292,7 +333,7 @@ static int take_chunk(struct zila_blobx *bx, const Zila__BlobChunk *c, struct zi
 		} else if (r != 0) {
 			return zila_error_set(err, r, "%s", zila_error_msg(&e2, r));
 		} else {
-			bx->st.received_bytes += c->data.len;
+			bx->st.received_bytes += dlen;
 			if (zila_blob_writer_done(bx->w)) {
 				bx->st.received++;
 				return in_end(bx);
@@ -319,6 +360,8 @@ static int queue_asks(struct zila_blobx *bx, const Zila__BlobWant *w, struct zil
 		bx->q = nq;
 		bx->qcap = cap;
 	}
+	if (w->pieces)
+		bx->peer_pieces = true;
 	for (size_t i = 0; i < w->n_asks; i++) {
 		if (w->asks[i]->id.len != 32)
 			return zila_error_set(err, ZILA_EFORMAT, "a malformed blob ask");
@@ -408,6 +451,7 @@ static int serve_next(struct zila_blobx *bx, size_t *sent, struct zila_error *er
 	struct zila_view man = zila_blob_reader_manifest(bx->rd);
 	bx->rd_n = (uint32_t)(man.len / 32);
 	bx->rd_next = a.from < bx->rd_n ? a.from : 0;
+	bx->rd_off = 0;
 	Zila__Message m = ZILA__MESSAGE__INIT;
 	Zila__BlobManifest mf = ZILA__BLOB_MANIFEST__INIT;
 	mf.id.data = bx->rd_id;
@@ -440,15 +484,29 @@ int zila_blobx_send_more(struct zila_blobx *bx, size_t bytes, struct zila_error 
 		Zila__Message m = ZILA__MESSAGE__INIT;
 		Zila__BlobChunk c = ZILA__BLOB_CHUNK__INIT;
 		struct zila_view v = zila_blob_reader_chunk(bx->rd, bx->rd_next);
+		/* when the caller wants less than a chunk sent (a slow link), a peer that takes
+		 * pieces gets pieces of about that much: the link then holds little ahead of new
+		 * rows; else whole chunks */
+		size_t len = v.len - bx->rd_off;
+		if (bx->peer_pieces && bytes < ZILA_BLOB_CHUNK) {
+			size_t piece = bytes > BLOBX_PIECE_MIN ? bytes : BLOBX_PIECE_MIN;
+			if (len > piece)
+				len = piece;
+		}
 		c.id.data = bx->rd_id;
 		c.id.len = 32;
 		c.index = bx->rd_next;
-		c.data.data = (uint8_t *)v.p;
-		c.data.len = v.len;
+		c.data.data = (uint8_t *)v.p + bx->rd_off;
+		c.data.len = len;
+		c.offset = (uint32_t)bx->rd_off;
 		m.body_case = ZILA__MESSAGE__BODY_BLOB_CHUNK;
 		m.blob_chunk = &c;
 		r = emit(bx, &m, &sent);
-		bx->st.served_bytes += v.len;
+		bx->st.served_bytes += len;
+		bx->rd_off += len;
+		if (bx->rd_off < v.len)
+			continue;
+		bx->rd_off = 0;
 		if (++bx->rd_next >= bx->rd_n) {
 			zila_blob_reader_free(bx->rd);
 			bx->rd = NULL;

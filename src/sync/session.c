@@ -1438,6 +1438,7 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		s->state = ZILA_SESSION_FAILED;
 		if (m->error->code == (uint32_t)-ZILA_EREF)
 			s->st.ref_failed = true; /* our next session with it sends keys whole */
+		s->st.peer_error = m->error->code <= (uint32_t)INT32_MAX ? -(int)m->error->code : 0;
 		r = zila_error_set(err, ZILA_EPEER, "the peer ended the session: %s", m->error->reason);
 		break;
 	default:

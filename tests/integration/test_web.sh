@@ -48,7 +48,7 @@ grep -q "#t=" "$T/lap.log" && bad "the daemon's log holds a login token" || ok "
 "$ZILA" -d "$HQ" --json open >"$T/openhq" || bad "zila --json open at hq"
 
 python3 - "$WP" "$T/open1" "$T/open2" "$L" "$ZILA" "$HWP" "$T/openhq" >"$T/py.out" 2>&1 <<'EOF'
-import http.client, json, subprocess, sys, time
+import http.client, json, subprocess, sys, time, urllib.parse
 port, open1, open2, ldir, zila = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 tok1 = json.load(open(open1))["url"].split("#t=")[1]
 tok2 = json.load(open(open2))["url"].split("#t=")[1]
@@ -177,6 +177,46 @@ s, _, j = req("POST", "/api/tables/districts/rows", {"name": "New", "state_id": 
 check(s == 403, "an org-wide table cannot be written")
 s, _, b = req("GET", "/api/export?table=people", cookie=sid, raw=True)
 check(s == 200 and "Ram Kumar Singh" in b.decode() and "Gaya Member" not in b.decode(), "export holds the district's rows only")
+
+# --- attachments over HTTP (#25): an upload is the file's bytes, on a worker thread; the file
+# comes back with its type, a name that cannot break the header, and no script of it runs here
+def upload(query, data, csrf_=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    h = {"Host": HOST, "Cookie": "zila_session=" + sid, "Content-Type": "application/octet-stream"}
+    if csrf_: h["X-CSRF-Token"] = csrf_
+    c.request("POST", "/api/attachments?" + query, body=data, headers=h)
+    r = c.getresponse()
+    b = r.read()
+    c.close()
+    return r.status, json.loads(b) if b else None
+photo = bytes(range(256)) * 600
+s, j = upload("table=people&id=" + pid + "&name=photo.jpg", photo)
+check(s == 403 and j["code"] == "csrf", "an upload without the CSRF token is refused")
+s, j = upload("table=people&id=gaya1&name=photo.jpg", photo, csrf)
+check(s == 403 and j["code"] == "scope", "a file cannot be attached to another district's member")
+evil = "a\"b\r\nSet-Cookie: x=1;.jpg"
+s, j = upload("table=people&id=" + pid + "&name=" + urllib.parse.quote(evil), photo, csrf)
+check(s == 201 and j["attachment"]["size"] == len(photo) and j["attachment"]["state"] == "here", "a photo is uploaded to a member")
+aid = j["attachment"]["id"] if s == 201 else "none"
+s, h, b = req("GET", "/api/attachments/" + aid + "/content", cookie=sid, raw=True)
+hd = {k.lower(): v for k, v in h}
+check(s == 200 and b == photo and hd.get("content-type") == "image/jpeg", "its content is byte-identical, as image/jpeg")
+check(hd.get("content-disposition", "").startswith('inline; filename="a_b__Set-Cookie__x_1_.jpg"; filename*=UTF-8\'\'a%22b%0D%0ASet-Cookie%3A%20x%3D1%3B.jpg')
+      and "x-content-type-options" in hd and "set-cookie" not in hd, "the name is made safe in Content-Disposition")
+check("sandbox" in " ".join(v for k, v in h if k.lower() == "content-security-policy"), "a file is served sandboxed (CSP)")
+s, _, j = req("GET", "/api/attachments?table=people&id=" + pid, cookie=sid)
+check(s == 200 and [a["id"] for a in j["attachments"]] == [aid], "the member lists its file")
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+c.putrequest("POST", "/api/attachments?table=people&id=" + pid + "&name=huge.jpg")
+for k, v in {"Host": HOST, "Cookie": "zila_session=" + sid, "X-CSRF-Token": csrf, "Content-Length": str(40 << 20)}.items():
+    c.putheader(k, v)
+c.endheaders()
+r = c.getresponse()
+j = json.loads(r.read())
+c.close()
+check(r.status == 413 and j["code"] == "too_big" and "32 MiB" in j["error"], "an upload over 32 MiB is refused before it is read")
+s, _, j = req("GET", "/api/status", cookie=sid)
+check(s == 200 and j["attachments"]["referenced"] >= 1, "the status counts the attachments")
 
 # --- history
 s, _, j = req("GET", "/api/tables/people/rows/" + pid, cookie=sid)

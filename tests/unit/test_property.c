@@ -8,7 +8,9 @@
  * so a schema change arrives before, after or between the entries that need it. In half
  * the seeds replica 1 is a second HQ device changing the schema at the same time: every
  * replica must also end with the same tables, columns (in order), indexes and schema
- * entries. ZILA_SEEDS sets how many seeds (default 500;
+ * entries. In one seed of eight (ZILA_PROP_BLOBS) files are attached, their rows deleted
+ * and their blobs exchanged, with cuts, within each replica's read scope (blob_*, below).
+ * ZILA_SEEDS sets how many seeds (default 500;
  * ZILA_SEEDS=FIRST-LAST runs seeds FIRST to LAST);
  * ZILA_SEED=N replays one seed. A failure prints its seed. */
 #include <setjmp.h>
@@ -23,6 +25,8 @@
 #include <sqlite3.h>
 #include <cmocka.h>
 
+#include "zila/blob.h"
+#include "zila/blobx.h"
 #include "zila/bundle.h"
 #include "zila/schema.h"
 #include "zila/store.h"
@@ -373,6 +377,333 @@ static int fk_clean(struct replica *r)
 	return rows == 0 ? 0 : note_fail("%s: foreign_key_check found %d orphans", r->dir, rows);
 }
 
+/* --- attachments (#25): files attached, rows deleted, blobs exchanged with cuts ------------
+ * In one seed of every ZILA_PROP_BLOBS (default 8; 1: every seed, 0: none) the replicas also
+ * attach files (the store's own attachments table, tracked in every replica). Replica 0 (HQ) reads every district; replica i > 0 reads only
+ * district d(i % 3), attaches files there and deletes attachments rows there. The steps
+ * also run the blob phase between two replicas, in either scope, sometimes cut after a few
+ * messages. At the end (after the rows' full exchange) every replica exchanges blobs with
+ * HQ twice, then collects: each must hold exactly the blobs that live rows of districts it
+ * may read refer to, byte-identical to what was attached, and no partial copy. The choices
+ * come from a random stream of their own, so the other steps of a seed are unchanged. */
+static uint64_t blob_rng;
+static uint64_t blob_seeds = 8;
+static bool blob_seed; /* this seed attaches files and exchanges blobs */
+static bool blob_ready; /* the districts the files belong to are written */
+
+static uint32_t brnd(uint32_t n)
+{
+	blob_rng ^= blob_rng << 13;
+	blob_rng ^= blob_rng >> 7;
+	blob_rng ^= blob_rng << 17;
+	return (uint32_t)(blob_rng % n);
+}
+
+static const char *const districts[] = { "d0", "d1", "d2" };
+static const size_t blob_sizes[] = { 1, 5000, 70000, 140000 }; /* 1, 1, 2 and 3 chunks */
+
+/* File k of district d: the same bytes each time (so a file is stored once however often it
+ * is attached), never the same in two districts. */
+static void blob_bytes(int d, int k, uint8_t *p, size_t len)
+{
+	uint64_t x = (uint64_t)(d * 16 + k) * 0x9E3779B97F4A7C15ull + 12345;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+}
+
+/* Replica i reads district d: HQ every one, the others their own. */
+static bool reads(int i, const char *d)
+{
+	return i == 0 || strcmp(d, districts[i % 3]) == 0;
+}
+
+static bool scope_fn(void *ctx, const char *part)
+{
+	return reads((int)(intptr_t)ctx, part);
+}
+
+struct bq {
+	struct zila_buf *m;
+	size_t n, head;
+	int r;
+};
+
+static int bq_send(void *ctx, const uint8_t *p, size_t len)
+{
+	struct bq *q = ctx;
+	struct zila_buf *nm = realloc(q->m, (q->n + 1) * sizeof(*nm));
+	if (nm == NULL)
+		return ZILA_ENOMEM;
+	q->m = nm;
+	zila_buf_init(&q->m[q->n], ZILA_SESSION_MSG_MAX);
+	if (zila_buf_put(&q->m[q->n], p, len) != 0)
+		return ZILA_ENOMEM;
+	q->n++;
+	return 0;
+}
+
+static void bq_clear(struct bq *q)
+{
+	for (size_t i = 0; i < q->n; i++)
+		zila_buf_release(&q->m[i]);
+	free(q->m);
+	memset(q, 0, sizeof(*q));
+}
+
+/* The blob phase between replicas a and b (indexes ia, ib), as a live session runs it after
+ * the rows; cut (the rest dropped) after `budget` messages delivered, 0: never. */
+static int blob_exchange(struct replica *reps, int ia, int ib, size_t budget)
+{
+	struct zila_blobx *bx[2] = { NULL, NULL };
+	struct bq out[2];
+	struct zila_error err;
+	int idx[2] = { ia, ib }, r = -1;
+	size_t delivered = 0;
+	memset(out, 0, sizeof(out));
+	for (int k = 0; k < 2; k++) {
+		struct zila_blobx_config cfg;
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.store = reps[idx[k]].s;
+		cfg.peer_may_read = scope_fn;
+		cfg.peer_read_ctx = (void *)(intptr_t)idx[1 - k];
+		cfg.send = bq_send;
+		cfg.send_ctx = &out[k];
+		cfg.fetch_all = true;
+		if (zila_blobx_new(&bx[k], &cfg, &err) != 0) {
+			note_fail("blobx: %s", err.msg);
+			goto out;
+		}
+	}
+	for (int k = 0; k < 2; k++)
+		if (zila_blobx_start(bx[k], &err) != 0) {
+			note_fail("blobx start %d: %s", idx[k], err.msg);
+			goto out;
+		}
+	for (int round = 0; round < 1000000; round++) {
+		bool moved = false;
+		for (int k = 0; k < 2; k++) {
+			if (zila_blobx_wants_to_send(bx[k])) {
+				if (zila_blobx_send_more(bx[k], 1 + brnd(100000), &err) != 0) {
+					note_fail("blobx send %d: %s", idx[k], err.msg);
+					goto out;
+				}
+				moved = true;
+			}
+			struct bq *in = &out[1 - k];
+			while (in->head < in->n) {
+				if (budget != 0 && delivered++ == budget) {
+					r = 0; /* a cut */
+					goto out;
+				}
+				struct zila_buf *m = &in->m[in->head++];
+				zila_error_clear(&err);
+				if (zila_blobx_receive(bx[k], m->p, m->len, &err) != 0) {
+					note_fail("blobx receive %d<-%d: %s", idx[k], idx[1 - k], err.msg);
+					goto out;
+				}
+				moved = true;
+			}
+		}
+		if (zila_blobx_done(bx[0]) && zila_blobx_done(bx[1])) {
+			r = 0;
+			goto out;
+		}
+		if (!moved) {
+			note_fail("the blob phase between %d and %d stalled", ia, ib);
+			goto out;
+		}
+	}
+	note_fail("the blob phase between %d and %d did not end", ia, ib);
+out:
+	for (int k = 0; k < 2; k++) {
+		zila_blobx_free(bx[k]);
+		bq_clear(&out[k]);
+	}
+	return r;
+}
+
+static int blob_step(struct replica *reps, int n, const char *base)
+{
+	if (!blob_ready) {
+		/* the same catalogue rows on every replica (attachments name their district) */
+		for (int i = 0; i < n; i++)
+			app_exec(&reps[i], "INSERT OR IGNORE INTO states(id, name) VALUES ('s', 'S');"
+					   "INSERT OR IGNORE INTO districts(id, state_id, name) VALUES ('d0', 's', 'D0'),"
+					   " ('d1', 's', 'D1'), ('d2', 's', 'D2')");
+		blob_ready = true;
+	}
+	uint32_t what = brnd(12);
+	int i = (int)brnd((uint32_t)n);
+	if (what < 2) { /* attach a file of a district i writes */
+		int d = i == 0 ? (int)brnd(3) : i % 3, k = (int)brnd(4);
+		size_t len = blob_sizes[k];
+		uint8_t *p = malloc(len);
+		char path[400];
+		struct zila_attachment a;
+		struct zila_error err;
+		if (p == NULL)
+			return note_fail("out of memory");
+		blob_bytes(d, k, p, len);
+		snprintf(path, sizeof(path), "%s/file-%d-%d", base, d, k);
+		FILE *f = fopen(path, "wb");
+		bool wrote = f != NULL && fwrite(p, 1, len, f) == len;
+		if (f != NULL && fclose(f) != 0)
+			wrote = false;
+		free(p);
+		if (!wrote)
+			return note_fail("cannot write %s", path);
+		struct zila_attach_req rq = { .path = path, .district = districts[d] };
+		if (zila_blob_attach(reps[i].s, &rq, &a, &err) != 0)
+			return note_fail("attach on %d: %s", i, err.msg);
+		if (trace)
+			fprintf(stderr, "  r%d attach %s in %s\n", i, a.hash, districts[d]);
+	} else if (what == 2) { /* delete an attachments row of a district i writes */
+		char sql[300];
+		snprintf(sql, sizeof(sql),
+			 "DELETE FROM attachments WHERE id = (SELECT id FROM attachments WHERE district_id %s '%s'"
+			 " ORDER BY id LIMIT 1 OFFSET %u)",
+			 i == 0 ? "<>" : "=", i == 0 ? "" : districts[i % 3], brnd(4));
+		app_exec(&reps[i], sql);
+	} else if (what < 5) { /* the blob phase between two replicas, maybe cut */
+		int j = (int)brnd((uint32_t)n - 1);
+		if (j >= i)
+			j++;
+		return blob_exchange(reps, i, j, brnd(3) == 0 ? 1 + brnd(8) : 0);
+	}
+	return 0;
+}
+
+struct blob_held {
+	struct replica *r;
+	int i;
+	int bad;
+};
+
+/* Every live row of a readable district: its blob is here, whole and byte-identical. */
+static int check_held(void *ctx, const struct zila_attachment *a)
+{
+	struct blob_held *h = ctx;
+	if (!reads(h->i, a->district))
+		return 0;
+	if (a->state != ZILA_BLOB_PRESENT) {
+		note_fail("replica %d lacks blob %s of %s", h->i, a->hash, a->district);
+		return -1;
+	}
+	int d = (int)(a->district[1] - '0'), k = -1;
+	for (int x = 0; x < 4; x++)
+		if (blob_sizes[x] == a->size)
+			k = x;
+	char out[400];
+	snprintf(out, sizeof(out), "%s/copy", h->r->dir);
+	struct zila_error err;
+	if (k < 0 || zila_blob_copy_out(h->r->s, a->hash, out, &err) != 0)
+		return note_fail("replica %d cannot copy out %s", h->i, a->hash);
+	uint8_t *want = malloc(a->size), *got = malloc(a->size + 1);
+	FILE *f = fopen(out, "rb");
+	size_t n = f != NULL && got != NULL ? fread(got, 1, a->size + 1, f) : 0;
+	if (f != NULL)
+		fclose(f);
+	if (want != NULL)
+		blob_bytes(d, k, want, a->size);
+	bool same = want != NULL && got != NULL && n == a->size && memcmp(want, got, n) == 0;
+	free(want);
+	free(got);
+	remove(out);
+	if (!same)
+		return note_fail("replica %d's copy of %s differs from the file attached", h->i, a->hash);
+	return 0;
+}
+
+struct blob_files {
+	char (*hash)[65];
+	size_t n;
+	bool partial;
+	const char *sub;
+};
+
+static int list_file(void *ctx, const char *name)
+{
+	struct blob_files *fs = ctx;
+	size_t len = strlen(name);
+	if (len > 62) {
+		fs->partial = true; /* .part, .man, .tmp */
+		return 0;
+	}
+	char (*nh)[65] = realloc(fs->hash, (fs->n + 1) * sizeof(*nh));
+	if (nh == NULL)
+		return ZILA_ENOMEM;
+	fs->hash = nh;
+	snprintf(fs->hash[fs->n++], 65, "%s%s", fs->sub, name);
+	return 0;
+}
+
+/* The blobs replica i holds must be exactly those live rows of districts it reads refer to. */
+static int check_exact(struct replica *r, int i)
+{
+	char blobs[300], sub[400];
+	struct blob_files fs;
+	memset(&fs, 0, sizeof(fs));
+	snprintf(blobs, sizeof(blobs), "%s/blobs", r->dir);
+	for (int x = 0; x < 256; x++) {
+		char two[3];
+		snprintf(two, sizeof(two), "%02x", x);
+		snprintf(sub, sizeof(sub), "%s/%s", blobs, two);
+		fs.sub = two;
+		if (access(sub, F_OK) == 0 && zila_os_list(sub, list_file, &fs) != 0) {
+			free(fs.hash);
+			return note_fail("cannot list %s", sub);
+		}
+	}
+	int rc = 0;
+	if (fs.partial)
+		rc = note_fail("replica %d keeps a partial blob after the full exchange", i);
+	for (size_t k = 0; rc == 0 && k < fs.n; k++) {
+		char sql[400];
+		snprintf(sql, sizeof(sql), "SELECT group_concat(district_id) FROM attachments WHERE hash = '%s'", fs.hash[k]);
+		sqlite3_stmt *st = NULL;
+		bool ok = false;
+		if (sqlite3_prepare_v2(r->app, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_text(st, 0) != NULL) {
+			const char *ds = (const char *)sqlite3_column_text(st, 0);
+			for (int d = 0; d < 3; d++)
+				if (strstr(ds, districts[d]) != NULL && reads(i, districts[d]))
+					ok = true;
+		}
+		sqlite3_finalize(st);
+		if (!ok)
+			rc = note_fail("replica %d holds blob %s that no live row it may read refers to", i, fs.hash[k]);
+	}
+	free(fs.hash);
+	return rc;
+}
+
+static int blob_final(struct replica *reps, int n)
+{
+	struct zila_error err;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 1; i < n; i++)
+			if (blob_exchange(reps, 0, i, 0) != 0)
+				return -1;
+	for (int i = 0; i < n; i++) {
+		struct blob_held h = { &reps[i], i, 0 };
+		uint64_t nrem = 0, brem = 0;
+		/* twice: the first pass notes what no row refers to, the second (horizon in the
+		 * future) removes it */
+		for (int k = 0; k < 2; k++)
+			if (zila_blob_collect(reps[i].s, INT64_MAX, &nrem, &brem, &err) != 0)
+				return note_fail("collect on %d: %s", i, err.msg);
+		if (zila_blob_list(reps[i].s, check_held, &h, &err) != 0)
+			return -1;
+		if (check_exact(&reps[i], i) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int run_seed(uint64_t seed, const char *base)
 {
 	struct replica reps[MAXR];
@@ -380,6 +711,7 @@ static int run_seed(uint64_t seed, const char *base)
 	int n, r = -1;
 	rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
 	n = 3 + (int)rnd(3);
+	blob_seed = blob_seeds != 0 && seed % blob_seeds == 0;
 	memset(reps, 0, sizeof(reps));
 	for (int i = 0; i < MAXR; i++) {
 		char old[400];
@@ -391,6 +723,8 @@ static int run_seed(uint64_t seed, const char *base)
 		if (open_replica(&reps[i], base, i, true) != 0)
 			goto out;
 	int steps = 20 + (int)rnd(40);
+	blob_rng = seed * 0xD1B54A32D192ED03ull + 7;
+	blob_ready = false;
 	size_t nschema = 0, nschema_b = 0;
 	bool two_hq = rnd(2) == 0;
 	for (int k = 0; k < steps; k++) {
@@ -425,6 +759,8 @@ static int run_seed(uint64_t seed, const char *base)
 		} else {
 			random_write(&reps[rnd((uint32_t)n)]);
 		}
+		if (blob_seed && blob_step(reps, n, base) != 0)
+			goto out;
 		if (rnd(25) == 0) { /* a restart between steps */
 			int i = (int)rnd((uint32_t)n);
 			uint64_t c = reps[i].clock;
@@ -441,6 +777,8 @@ static int run_seed(uint64_t seed, const char *base)
 			    sync_pair(&reps[(i + 1) % n], &reps[i], base) != 0)
 				goto out;
 		}
+	if (blob_seed && blob_final(reps, n) != 0)
+		goto out;
 	uint8_t h0[32], h[32];
 	struct zila_error err;
 	for (int i = 0; i < n; i++) {
@@ -528,6 +866,8 @@ static void test_property(void **state)
 	const char *one = getenv("ZILA_SEED");
 	const char *many = getenv("ZILA_SEEDS");
 	trace = getenv("ZILA_PROP_TRACE") != NULL;
+	if (getenv("ZILA_PROP_BLOBS") != NULL)
+		blob_seeds = strtoull(getenv("ZILA_PROP_BLOBS"), NULL, 10);
 	uint64_t first = one ? strtoull(one, NULL, 10) : 1;
 	uint64_t count = one ? 1 : many ? strtoull(many, NULL, 10) : 500;
 	/* ZILA_SEEDS=FIRST-LAST runs that range, so `make check` can run shards side by side. */

@@ -657,6 +657,35 @@ static void test_ref_failed_again_at_once(void **state)
 	teardown(&s, &w);
 }
 
+/* HQ ended a session because another program held its replica's write lock (test_busy.sh
+ * phase 2): what that program wrote, HQ's merge seals once the lock is gone, after the
+ * offer of the session that then completes; HQ does not dial a laptop. The laptop syncs
+ * once more at once after that session, and only once. */
+static void test_once_more_after_peer_locked(void **state)
+{
+	(void)state;
+	struct zila_sched s;
+	struct world w;
+	uint64_t wake;
+	setup(&s, &w, 64);
+	struct zila_sched_peer *hq = zila_sched_add(&s, "hq:7400", ZILA_SCHED_HQ, T0);
+	assert_ptr_equal(zila_sched_next(&s, T0, 0, &wake), hq);
+	struct zila_sched_result res = { .handshake = true, .peer_locked = true };
+	struct zila_sched_after after;
+	zila_sched_ended(&s, hq, &res, T0 + 10, &after);
+	assert_false(after.once_more);
+	assert_true(after.delay_ms > 0);
+	uint64_t t = T0 + 10 + after.delay_ms;
+	assert_ptr_equal(zila_sched_next(&s, t, 0, &wake), hq);
+	zila_sched_ended(&s, hq, &(struct zila_sched_result){ .ok = true, .handshake = true }, t + 10, &after);
+	assert_true(after.once_more);
+	assert_ptr_equal(zila_sched_next(&s, t + 10, 0, &wake), hq);
+	zila_sched_ended(&s, hq, &(struct zila_sched_result){ .ok = true, .handshake = true }, t + 20, &after);
+	assert_false(after.once_more);
+	assert_null(zila_sched_next(&s, t + 20, 0, &wake));
+	teardown(&s, &w);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -676,6 +705,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_log_lan_budget, fx_setup, fx_teardown),
 		cmocka_unit_test(test_covered_in_flight),
 		cmocka_unit_test(test_ref_failed_again_at_once),
+		cmocka_unit_test(test_once_more_after_peer_locked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -548,6 +548,64 @@ static bool keep_not_cut_who(void *ctx, const struct zila_entry_info *e)
 	return memcmp(e->origin, cut_who, 32) != 0;
 }
 
+/* Another program's write, made at the store's next BEGIN IMMEDIATE, before it runs: just
+ * after the seal that an operation makes first, before the operation's write lock. */
+static sqlite3 *slip_db;
+static const char *slip_sql;
+
+static int slip_at_begin(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)ctx;
+	(void)p;
+	if (type == SQLITE_TRACE_STMT && slip_sql != NULL && strncmp((const char *)x, "BEGIN IMMEDIATE", 15) == 0) {
+		const char *q = slip_sql;
+		slip_sql = NULL;
+		assert_int_equal(sqlite3_exec(slip_db, q, NULL, NULL, NULL), SQLITE_OK);
+	}
+	return 0;
+}
+
+/* A cut makes the tables again from the entries alone, after sealing what was written: a
+ * write committed after that seal, before the cut's write lock, must be sealed too, not
+ * wiped with the tables (its capture then sealed the old value under a new date). */
+static void test_cut_keeps_late_write(void **state)
+{
+	(void)state;
+	struct zila_store *hq = make("lwhq"), *bad = make("lwbad"), *lap = make("lwlap");
+	struct zila_error err;
+	struct zila_apply_stats st;
+	char db[300];
+	app(hq, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar');"
+		"INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna');"
+		"INSERT INTO people(id, district_id, name, phone) VALUES ('p1', 'd1', 'Asha', '9876543210')");
+	sync_to(hq, bad, &st);
+	sync_to(hq, lap, &st);
+	app(bad, "UPDATE people SET name = 'Bad' WHERE id = 'p1'");
+	sync_to(bad, lap, &st);
+	expect(lap, "SELECT name FROM people WHERE id = 'p1'", "Bad");
+	snprintf(db, sizeof(db), "%s/zila.db", zila_store_dir(lap));
+	assert_int_equal(sqlite3_open(db, &slip_db), SQLITE_OK);
+	sqlite3_busy_timeout(slip_db, 5000);
+	slip_sql = "UPDATE people SET phone = '5555555555' WHERE id = 'p1'";
+	assert_int_equal(sqlite3_trace_v2(zila_store_db(lap), SQLITE_TRACE_STMT, slip_at_begin, NULL), SQLITE_OK);
+	size_t ncut = 0;
+	cut_who = zila_store_device_pk(bad);
+	assert_int_equal(zila_store_cut(lap, (const uint8_t(*)[32])zila_store_device_pk(bad), 1, keep_not_cut_who, NULL,
+					&ncut, &err), 0);
+	assert_int_equal(sqlite3_trace_v2(zila_store_db(lap), 0, NULL, NULL), SQLITE_OK);
+	assert_null(slip_sql);
+	assert_int_equal(ncut, 1);
+	expect(lap, "SELECT name || '/' || phone FROM people WHERE id = 'p1'", "Asha/5555555555");
+	assert_int_equal(zila_store_seal(lap, NULL, &err), 0);
+	expect(lap, "SELECT count(*) FROM zila_pending", "0");
+	sync_to(lap, hq, &st);
+	expect(hq, "SELECT name || '/' || phone FROM people WHERE id = 'p1'", "Asha/5555555555");
+	sqlite3_close(slip_db);
+	zila_store_free(hq);
+	zila_store_free(bad);
+	zila_store_free(lap);
+}
+
 /* A schema entry undone by a revocation (#17): a second HQ device's changes are cut (the
  * root revoked it from before them). The column and the table they made go, the replica's
  * schema version goes back, and the entries that wrote them (its own laptop's too) are
@@ -679,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_refused), cmocka_unit_test(test_held_then_released),
 		cmocka_unit_test(test_cache_follows), cmocka_unit_test(test_local), cmocka_unit_test(test_upgrade),
 		cmocka_unit_test(test_two_hq), cmocka_unit_test(test_cut_schema),
+		cmocka_unit_test(test_cut_keeps_late_write),
 		cmocka_unit_test(test_upgrade_8),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);

@@ -75,6 +75,24 @@ static int req(struct zila_office_web *w, const char *method, const char *path, 
 	return rep.status;
 }
 
+/* An upload or a file's content (the worker's calls) as role; the answer in *rep (body the caller's). */
+static int freq(struct zila_office_web *w, const char *role, const char *method, const char *path, const char *query,
+		const void *body, size_t len, struct zila_office_reply *rep)
+{
+	zila_office_web_files_as(w, role, method, path, query ? query : "", body ? body : "", len, rep);
+	assert_non_null(rep->body);
+	return rep->status;
+}
+
+static const char *jstr(const struct zila_office_reply *rep, const char *key, json_t **keep)
+{
+	*keep = json_loadb(rep->body, rep->body_len, 0, NULL);
+	json_t *v = json_object_get(*keep, key);
+	if (json_is_object(v) && strcmp(key, "attachment") == 0)
+		v = json_object_get(v, "id");
+	return json_string_value(v);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -379,6 +397,156 @@ static void test_review_labels(void **state)
 	assert_int_equal(zila_os_rmtree(dir2), 0);
 }
 
+/* Attachments: uploaded in scope only (the records' own rules), limits refused in plain words,
+ * listed with what is here, served only to a caller whose scope reads them. */
+static void test_attachments(void **state)
+{
+	(void)state;
+	struct zila_office_reply rep;
+	struct zila_error err;
+	json_t *j, *k;
+	char photo[3000], id1[64], id2[64], path[128];
+	zila_error_clear(&err);
+	for (size_t i = 0; i < sizeof(photo); i++)
+		photo[i] = (char)(i * 7 + i / 13);
+	/* a clerk of d1 attaches a photo to a member of d1 */
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=p1&name=sheet%201.jpg", photo,
+			      sizeof(photo), &rep), 201);
+	snprintf(id1, sizeof(id1), "%s", jstr(&rep, "attachment", &j));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "attachment"), "state")), "here");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "attachment"), "media_type")), "image/jpeg");
+	assert_false(json_is_true(json_object_get(json_object_get(j, "shrink"), "done")));
+	json_decref(j);
+	free(rep.body);
+	/* a viewer may not; d2's account may not on d1's laptop; d1 may not attach to d2's member */
+	assert_int_equal(freq(d1, "viewer", "POST", "/api/attachments", "table=people&id=p1&name=a.jpg", photo, 10, &rep), 403);
+	assert_string_equal(jstr(&rep, "code", &j), "role");
+	json_decref(j);
+	free(rep.body);
+	assert_int_equal(freq(d1, "district:d2", "POST", "/api/attachments", "table=people&id=p1&name=a.jpg", photo, 10, &rep),
+			 403);
+	assert_string_equal(jstr(&rep, "code", &j), "scope");
+	json_decref(j);
+	free(rep.body);
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=p2&name=a.jpg", photo, 10, &rep), 403);
+	assert_string_equal(jstr(&rep, "code", &j), "scope");
+	json_decref(j);
+	free(rep.body);
+	assert_int_equal(freq(hq, "district:d1", "POST", "/api/attachments", "table=people&id=p2&name=a.jpg", photo, 10, &rep),
+			 403);
+	free(rep.body);
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=nobody&name=a.jpg", photo, 10, &rep),
+			 404);
+	free(rep.body);
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=zila_meta&id=x&name=a.jpg", photo, 10, &rep), 400);
+	free(rep.body);
+	/* HQ attaches a scan to d2's member */
+	assert_int_equal(freq(hq, "owner", "POST", "/api/attachments", "table=people&id=p2&name=form.pdf", photo, 100, &rep),
+			 201);
+	snprintf(id2, sizeof(id2), "%s", jstr(&rep, "attachment", &j));
+	json_decref(j);
+	free(rep.body);
+	/* the size limit and the quota, in plain words with a code the page translates */
+	assert_int_equal(zila_store_meta_set(store, "attach.max_bytes", "1000"), 0);
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=p1&name=big.jpg", photo, sizeof(photo),
+			      &rep), 413);
+	assert_string_equal(jstr(&rep, "code", &j), "too_big");
+	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "larger than 1000 bytes"));
+	assert_int_equal(json_integer_value(json_object_get(j, "limit")), 1000);
+	json_decref(j);
+	free(rep.body);
+	assert_int_equal(zila_store_meta_set(store, "attach.max_bytes", "10485760"), 0);
+	assert_int_equal(zila_store_meta_set(store, "attach.quota_bytes", "4000"), 0);
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=p1&name=more.jpg", photo + 1, 2000,
+			      &rep), 413);
+	assert_string_equal(jstr(&rep, "code", &j), "quota");
+	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "quota"));
+	json_decref(j);
+	free(rep.body);
+	assert_int_equal(zila_store_meta_set(store, "attach.quota_bytes", "2147483648"), 0);
+	/* shrinking: a file that is not a JPEG goes as it is and the answer says so; a damaged JPEG
+	 * is refused and nothing is kept (a build that cannot shrink refuses to be asked) */
+#ifndef _WIN32
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=p1&name=notes.txt&shrink=1", "plain",
+			      5, &rep), 201);
+	jstr(&rep, "shrink", &j);
+	assert_false(json_is_true(json_object_get(json_object_get(j, "shrink"), "done")));
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "shrink"), "note")), "not a JPEG"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "shrink"), "why")), "not_jpeg");
+#else
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=p1&name=notes.txt&shrink=1", "plain",
+			      5, &rep), 400);
+	assert_string_equal(jstr(&rep, "code", &j), "no_shrink");
+	json_decref(j);
+	free(rep.body);
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=p1&name=notes.txt", "plain", 5, &rep),
+			 201);
+	jstr(&rep, "shrink", &j);
+#endif
+	json_decref(j);
+	free(rep.body);
+	static const char bad[] = "\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\x12\x34";
+	assert_int_equal(freq(d1, "owner", "POST", "/api/attachments", "table=people&id=p1&name=cut.jpg&shrink=1", bad,
+			      sizeof(bad) - 1, &rep), 400);
+#ifndef _WIN32
+	assert_string_equal(jstr(&rep, "code", &j), "damaged");
+#else
+	assert_string_equal(jstr(&rep, "code", &j), "no_shrink");
+#endif
+	json_decref(j);
+	free(rep.body);
+	/* the record lists its files; d1 does not see d2's record's */
+	assert_int_equal(req(d1, "GET", "/api/attachments", "table=people&id=p1", NULL, &j), 200);
+	k = json_object_get(j, "attachments");
+	assert_int_equal(json_array_size(k), 2); /* sheet 1.jpg, notes.txt */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(k, 0), "name")), "sheet 1.jpg");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(k, 0), "size")), sizeof(photo));
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(k, 0), "percent")), 100);
+	json_decref(j);
+	assert_int_equal(req(d1, "GET", "/api/attachments", "table=people&id=p2", NULL, NULL), 404);
+	/* contents: byte-identical, a photo shown inline, a download saved; another district's is not here */
+	snprintf(path, sizeof(path), "/api/attachments/%s/content", id1);
+	assert_int_equal(freq(d1, "viewer", "GET", path, NULL, NULL, 0, &rep), 200);
+	assert_int_equal(rep.body_len, sizeof(photo));
+	assert_memory_equal(rep.body, photo, sizeof(photo));
+	assert_string_equal(rep.ctype, "image/jpeg");
+	assert_string_equal(rep.filename, "sheet 1.jpg");
+	assert_true(rep.inline_file);
+	free(rep.body);
+	assert_int_equal(freq(d1, "owner", "GET", path, "download=1", NULL, 0, &rep), 200);
+	assert_false(rep.inline_file);
+	free(rep.body);
+	snprintf(path, sizeof(path), "/api/attachments/%s/content", id2);
+	assert_int_equal(freq(d1, "owner", "GET", path, NULL, NULL, 0, &rep), 404);
+	free(rep.body);
+	assert_int_equal(freq(hq, "district:d1", "GET", path, NULL, NULL, 0, &rep), 404);
+	free(rep.body);
+	assert_int_equal(freq(hq, "owner", "GET", path, NULL, NULL, 0, &rep), 200);
+	assert_string_equal(rep.ctype, "application/pdf");
+	assert_false(rep.inline_file); /* only photos are shown in the page */
+	free(rep.body);
+	/* a row whose file is not here: listed as missing, its content refused with the reason */
+	exec("INSERT INTO attachments(id, district_id, hash, size, media_type, name, owner_table, owner_id) VALUES"
+	     " ('gone-file-1', 'd1', '" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', 5000, 'image/jpeg',"
+	     " 'far.jpg', 'people', 'p1')");
+	assert_int_equal(req(d1, "GET", "/api/attachments", "missing=1", NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "total")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "attachments"), 0), "state")),
+			    "missing");
+	json_decref(j);
+	assert_int_equal(freq(d1, "owner", "GET", "/api/attachments/gone-file-1/content", NULL, NULL, 0, &rep), 404);
+	assert_string_equal(jstr(&rep, "code", &j), "missing");
+	json_decref(j);
+	free(rep.body);
+	assert_int_equal(req(d1, "POST", "/api/attachments/gone-file-1/fetch", NULL, "{}", &j), 200);
+	assert_true(json_is_true(json_object_get(j, "asked")));
+	json_decref(j);
+	/* the session tells the upload form the limit and the shrink default */
+	assert_int_equal(req(d1, "GET", "/api/session", NULL, NULL, &j), 200);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "attach"), "max_bytes")), 10485760);
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_import_preview),
 		cmocka_unit_test(test_hq),
 		cmocka_unit_test(test_review_labels),
+		cmocka_unit_test(test_attachments),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

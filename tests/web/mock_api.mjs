@@ -337,7 +337,7 @@ async function handle(req, res) {
 
   const seg = p.split('/').slice(2).map(decodeURIComponent);
   const M = req.method;
-  if (p === '/api/session' && M === 'GET') return send(res, 200, { csrf: CSRF, device: status.device, district: ROLE === 'hq' ? null : { id: HOME.id, name: HOME.name }, org: { name: 'Jan Sangathan Bihar' }, role: ROLE, lang: 'en', version: 'mock' });
+  if (p === '/api/session' && M === 'GET') return send(res, 200, { csrf: CSRF, device: status.device, district: ROLE === 'hq' ? null : { id: HOME.id, name: HOME.name }, org: { name: 'Jan Sangathan Bihar' }, role: ROLE, lang: 'en', version: 'mock', attach: { max_bytes: 10485760, shrink: false, can_shrink: true } });
   if (p === '/api/session' && M === 'PUT') return send(res, 200, { ok: true });
   if (p === '/api/logout') { sessions.delete(sid); return send(res, 200, { ok: true }); }
   if (p === '/api/status') { recount(); return send(res, 200, status); }
@@ -469,6 +469,8 @@ async function handle(req, res) {
     if (metric === 'booths_without_agent') { const has = new Set([...rows.booth_agents.values()].map((a) => a.booth_id)); return send(res, 200, { columns: ['booth'], rows: booths[d.id].filter((b) => !has.has(b.id)).map((b) => [labelOf('org_units', b.id)]) }); }
     return send(res, 200, { columns: ['day', 'signups'], rows: series[d.id].map((s) => [s.day, s.signups]) });
   }
+  // attachments (#25): the stand-in holds none; the pages' own tests run against real daemons
+  if (p === '/api/attachments' && M === 'GET') return send(res, 200, { attachments: [], total: 0 });
   if (p === '/api/devices') return send(res, 200, { devices });
   if (p === '/api/devices/invite' && M === 'POST') return send(res, 200, { code: 'zila1-' + randomBytes(12).toString('hex') });
   if (p === '/api/devices/revoke' && M === 'POST') { const d = devices.find((x) => x.id === body.id); if (d) d.revoked = true; return send(res, 200, { ok: true }); }

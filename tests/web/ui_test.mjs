@@ -9,7 +9,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,7 +55,7 @@ async function newPage() {
   const page = ctx.pages()[0] || (await ctx.newPage());
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => m.type() === 'error' && !/status of 40[0-9]/.test(m.text()) && errors.push(m.text()));
+  page.on('console', (m) => m.type() === 'error' && !/status of (40[0-9]|413)/.test(m.text()) && errors.push(m.text()));
   page.setDefaultTimeout(8000);
   return { page, ctx, errors };
 }
@@ -392,6 +392,115 @@ test('a clerk against real daemons: add, edit, import, conflict, sync, at HQ', {
     await ed.locator('.history').getByText('110 — Kishunpur').waitFor();
     const at = await zila(env.hq, 'sql', "SELECT name_local FROM people WHERE phone IN ('9876500000', '9811111111') ORDER BY phone; SELECT address FROM people WHERE id = 'p00003'");
     assert.deepEqual(at.trim().split('\n'), ['मोहन लाल', 'सीता कुमारी', 'Ward 4, Kishunpur']);
+    assert.deepEqual(errors, []);
+  });
+});
+
+// A phone-sized photo made by the browser itself (canvas -> JPEG): gradients and noise, w x h.
+async function phonePhoto(page, w, h) {
+  const b64 = await page.evaluate(([w, h]) => {
+    const c = document.createElement('canvas');
+    c.width = w;
+    c.height = h;
+    const g = c.getContext('2d');
+    const img = g.createImageData(w, h);
+    let s = 7;
+    for (let i = 0; i < w * h; i++) {
+      s = (s * 1103515245 + 12345) >>> 0;
+      const n = (s >>> 16) & 31, x = i % w, y = (i / w) | 0;
+      img.data[i * 4] = ((x * 255) / w + n) & 255;
+      img.data[i * 4 + 1] = ((y * 255) / h + n) & 255;
+      img.data[i * 4 + 2] = ((x + y) / 7 + n) & 255;
+      img.data[i * 4 + 3] = 255;
+    }
+    g.putImageData(img, 0, 0);
+    return c.toDataURL('image/jpeg', 0.95).split(',')[1];
+  }, [w, h]);
+  return Buffer.from(b64, 'base64');
+}
+
+test('a clerk attaches photos against real daemons: shrunk, shown, refused, missing, at HQ', { skip: !process.env.ZILA && 'ZILA not set' }, async () => {
+  const env = await startReal(20);
+  const { page, errors } = await newPage();
+  page.setDefaultTimeout(20000); // an ASan daemon
+  await run(page, 'real-attach', async () => {
+    await page.goto(env.url);
+    await page.getByRole('heading', { name: 'Status', exact: true }).waitFor();
+    await page.getByTestId('att-missing').getByText('All 0 files are here.').waitFor();
+    await page.getByRole('link', { name: 'Records' }).click();
+    await page.getByText('1–20 of 20').waitFor();
+    await page.getByRole('link', { name: 'Sunita Devi' }).first().click();
+    const ed = page.locator('.editor');
+    await ed.getByTestId('att-none').waitFor();
+
+    // a 3000 x 2000 phone photo, shrunk on the way in
+    const big = await phonePhoto(page, 3000, 2000);
+    await ed.getByTestId('att-file').setInputFiles({ name: 'sammelan.jpg', mimeType: 'image/jpeg', buffer: big });
+    await ed.getByTestId('att-shrink').check();
+    await ed.getByRole('button', { name: 'Attach', exact: true }).click();
+    await ed.getByText(/^Attached sammelan\.jpg, made smaller: .* → .*\.$/).waitFor();
+    const item = ed.getByTestId('att-item').first();
+    await item.getByText('sammelan.jpg').waitFor();
+    await item.getByTestId('att-state').getByText('Here').waitFor();
+    // the photo is shown, at most 1600 px on its long side, and served as a photo may be
+    const thumb = item.locator('img.thumb');
+    await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await thumb.elementHandle());
+    const nat = await thumb.evaluate((el) => [el.naturalWidth, el.naturalHeight]);
+    assert.ok(nat[0] <= 1600 && nat[0] >= 1400 && nat[0] * 2 === nat[1] * 3, 'shrunk to ' + nat);
+    const src = await thumb.getAttribute('src');
+    const head = await page.evaluate(async (u) => {
+      const r = await fetch(u);
+      return { status: r.status, type: r.headers.get('content-type'), disp: r.headers.get('content-disposition'),
+        nosniff: r.headers.get('x-content-type-options'), len: (await r.arrayBuffer()).byteLength };
+    }, src);
+    assert.equal(head.status, 200);
+    assert.equal(head.type, 'image/jpeg');
+    assert.match(head.disp, /^inline; filename="sammelan\.jpg"/);
+    assert.equal(head.nosniff, 'nosniff');
+    assert.ok(head.len < big.length / 4, `stored ${head.len} bytes of ${big.length}`);
+    await ed.locator('.attachments').scrollIntoViewIfNeeded();
+    await shot(page, 'attachments');
+
+    // a scanned form as it is, in Hindi; then one over the office's limit, refused in Hindi
+    await page.locator('button.lang').click();
+    const form = Buffer.from('%PDF-1.4\n' + 'x'.repeat(4000) + '\n%%EOF\n');
+    await ed.getByTestId('att-file').setInputFiles({ name: 'फ़ॉर्म.pdf', mimeType: 'application/pdf', buffer: form });
+    await ed.getByTestId('att-shrink').uncheck();
+    await ed.getByRole('button', { name: 'जोड़ें', exact: true }).click();
+    await ed.getByText('फ़ॉर्म.pdf जोड़ दी गई।').waitFor();
+    await ed.getByTestId('att-item').nth(1).getByText('फ़ॉर्म.pdf').waitFor();
+    // a small photo with the box ticked is kept as it was, and the page says why, in Hindi
+    const small = await phonePhoto(page, 800, 600);
+    await ed.getByTestId('att-file').setInputFiles({ name: 'receipt.jpg', mimeType: 'image/jpeg', buffer: small });
+    await ed.getByTestId('att-shrink').check();
+    await ed.getByRole('button', { name: 'जोड़ें', exact: true }).click();
+    await ed.getByText('receipt.jpg जैसी थी वैसी जोड़ी गई। फ़ोटो पहले से ही अधिकतम 1600 पिक्सेल की है।').waitFor();
+    await zila(env.lap, 'attachment', 'set', 'max_bytes', '2000');
+    await ed.getByTestId('att-file').setInputFiles({ name: 'रसीद.pdf', mimeType: 'application/pdf', buffer: form });
+    await ed.getByRole('button', { name: 'जोड़ें', exact: true }).click();
+    await ed.getByText(/^फ़ाइल रसीद\.pdf .* से बड़ी है; यह कार्यालय इससे बड़ी फ़ाइल नहीं जोड़ता।/).waitFor();
+    assert.equal(await ed.getByTestId('att-item').count(), 3);
+    await page.locator('button.lang').click();
+    await zila(env.lap, 'attachment', 'set', 'max_bytes', '10485760');
+
+    // a row that names a file this laptop never had: missing, on the record and on the status page
+    const pid = new URL(page.url()).searchParams.get('id');
+    await zila(env.lap, 'sql', `INSERT INTO attachments(id, district_id, hash, size, media_type, name, owner_table, owner_id)
+      VALUES ('far-away-photo', 'd1', '${'ab'.repeat(32)}', 300000, 'image/jpeg', 'far.jpg', 'people', '${pid}')`);
+    await page.getByRole('link', { name: 'Status' }).click();
+    await page.getByTestId('att-missing').getByText(/^1 files are not here yet \(293 KB\)\.$/).waitFor();
+    await page.locator('table.grid').getByText('far.jpg').waitFor();
+    await shot(page, 'status-attachments');
+
+    // sync: HQ holds the photo byte for byte as the page showed it
+    await page.getByRole('button', { name: 'Sync now' }).click();
+    await page.getByText('Everything made here is at HQ.').waitFor();
+    const [pho, orig, osize] = (await zila(env.lap, 'sql', "SELECT id, length(original_hash), original_size FROM attachments WHERE name = 'sammelan.jpg'")).trim().split('|');
+    assert.equal(orig, '64'); // the original's blob id and size are in the row
+    assert.equal(Number(osize), big.length);
+    const out = join(mkdtempSync(join(tmpdir(), 'zila-att-')), 'at-hq.jpg');
+    await zila(env.hq, 'attachment', 'get', pho, out, '--wait', '30');
+    assert.equal(readFileSync(out).length, head.len);
     assert.deepEqual(errors, []);
   });
 });

@@ -6,3 +6,13 @@ ATTACH ?= all
 .PHONY: bench-attach
 bench-attach: build/zila build/tools/zila_proxy
 	$(Q)sh tools/bench/attach.sh $(ATTACH)
+
+# Attachments over the emulated field link (#25, tools/bench/link.sh photos, README
+# "Figures"): HQ and a laptop in network namespaces joined by tools/zila_link at 64 kbit/s,
+# 300 +- 100 ms, 2% loss; a day's rows with and without 20 photos of 300 KB, alternated
+# (ROUNDS, default 2), rows written while photos move, a cut mid-photo. Root; about 40
+# minutes (6 MB of photos cross 64 kbit/s twice). LINKS=256k for 256 kbit/s.
+.PHONY: bench-link-photos
+bench-link-photos: build/.deps-build
+	$(Q)$(MAKE) --no-print-directory build/zila $(LINK_TOOLS)
+	$(Q)sh tools/bench/link.sh photos

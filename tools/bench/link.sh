@@ -17,10 +17,23 @@
 # work (tools/bench/day.sql, bench_bytes's too) the bytes per changed row, zila's bytes both
 # ways over the 720 rows, beside SQLite's session changeset of the same changes
 # (tools/zila_changeset).
-#   usage: sh tools/bench/link.sh [short|long]     (root; make bench / make bench-link)
+#   photos  attachments (#25), after a clone: ROUNDS rounds of a day's work (day.sql) written
+#           while the laptop's daemon is down, alone and then with PHOTOS photos of SIZE
+#           bytes (random: photos do not compress), alternated; the laptop's daemon starts
+#           and the clock with it. Reported: the seconds until HQ holds the day's rows (the
+#           attachments' rows too), until the first photo bytes reach HQ and until every
+#           photo is there; zila's and the link's bytes up beside the photos' bytes. Then
+#           rows written while photos move (LIVE photos): their seconds to HQ beside the
+#           same rows on an idle link; then a cut of the connection (ss -K at both ends)
+#           mid-photo (CUT photos): the bytes of photo chunks the laptop sent, all sessions
+#           summed, beyond the photos' bytes (what the cut made it send twice).
+#   usage: sh tools/bench/link.sh [short|long|photos]     (root; make bench / make bench-link)
 #   short: 2G only, a district of 2,000 people, the day's work (about a minute)
 #   long:  2G and 32 kbit/s, 20,000 people, all three scenarios (tens of minutes)
-# LINKS="2g 32k", PEOPLE, RETURN, SEED override; KEEP=1 keeps the work directory.
+#   photos: 2G, 2,000 people, the photos scenario (make bench-link-photos; about 40 minutes:
+#           6 MB of photos cross a 64 kbit/s link twice)
+# LINKS="2g 32k 256k", PEOPLE, RETURN, SEED, PHOTOS, SIZE, ROUNDS, LIVE, LIVE_REPS, CUT override;
+# KEEP=1 keeps the work directory.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ZILA=${ZILA:-$ROOT/build/zila}
@@ -39,8 +52,13 @@ long)
 	PEOPLE=${PEOPLE:-20000}
 	SCEN=${SCEN:-clone day return}
 	;;
+photos)
+	LINKS=${LINKS:-2g}
+	PEOPLE=${PEOPLE:-2000}
+	SCEN=${SCEN:-photos}
+	;;
 *)
-	echo "usage: sh tools/bench/link.sh [short|long]" >&2
+	echo "usage: sh tools/bench/link.sh [short|long|photos]" >&2
 	exit 2
 	;;
 esac
@@ -286,12 +304,184 @@ scen_return() {
 		"$up" "$down" "$same" "$(($(sessions) - s0))" "$(($(cuts) - c0))")"
 }
 
+# --- attachments (#25) -------------------------------------------------------------------
+PHOTOS=${PHOTOS:-20}
+SIZE=${SIZE:-307200}
+ROUNDS=${ROUNDS:-2}
+LIVE=${LIVE:-3}
+CUT=${CUT:-3}
+at_hq() { sqlite3 "file:$HQ/zila.db?mode=ro" "$1" 2>/dev/null || echo 0; }
+blobs_done() { find "$HQ/blobs" -type f ! -name '*.part' ! -name '*.man' ! -name '*.tmp' 2>/dev/null | wc -l; }
+# bytes of photo chunks HQ holds (whole blobs and verified .part chunks)
+blob_bytes() { find "$HQ/blobs" -type f ! -name '*.man' ! -name '*.tmp' -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+part_bytes() { find "$HQ/blobs" -type f -name '*.part' -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+# the photo chunk bytes the laptop's daemon logged as sent, all sessions so far
+lap_sent() { grep -o "attachments with .*: received [0-9]* ([0-9]* bytes), sent [0-9]* ([0-9]* bytes)" "$W/lap.log" |
+	sed 's/.*sent [0-9]* (\([0-9]*\) bytes)/\1/' | awk '{s += $1} END {print s + 0}'; }
+photos_add() { # photos_add N TAG
+	_i=0
+	while [ $_i -lt "$1" ]; do
+		head -c "$SIZE" /dev/urandom >"$W/p.jpg"
+		"$ZILA" -d "$L" attach "$W/p.jpg" --district "$DIST" --name "$2-$_i.jpg" >/dev/null 2>"$W/attach.err" ||
+			fail "cannot attach a photo: $(cat "$W/attach.err")"
+		_i=$((_i + 1))
+	done
+}
+day_work() { # day_work TAG SALT: day.sql on the laptop (new phone numbers per SALT), with a
+	# marker row in its transaction
+	sed -e "s/'8%09d', (a.rowid \\* 2654435761)/'8%09d', ((a.rowid + $2) * 2654435761)/" \
+		-e "s/'7%09d', (rowid \\* 40503)/'7%09d', (rowid * 40503 + $2)/" \
+		-e "s/^COMMIT;/INSERT INTO people(id, district_id, name) VALUES ('mark-$1', '$DIST', 'marker $1');\nCOMMIT;/" \
+		"$ROOT/tools/bench/day.sql" >"$W/dayp.sql"
+	grep -q "mark-$1" "$W/dayp.sql" && grep -q "rowid + $2" "$W/dayp.sql" && grep -q "40503 + $2" "$W/dayp.sql" ||
+		fail "day.sql is not as this bench expects"
+	sqlite3 -cmd ".timeout 20000" "$L/zila.db" <"$W/dayp.sql" || fail "the day's work did not commit"
+}
+rows_in() { # rows_in TAG NPHOTOS: HQ holds the day's marker and the round's attachments' rows
+	[ "$(at_hq "SELECT (SELECT count(*) FROM people WHERE id = 'mark-$1') + (SELECT count(*) FROM attachments WHERE name LIKE '$1-%')")" -ge $(($2 + 1)) ]
+}
+few_rows() { # few_rows TAG: 20 people written on the laptop while its daemon runs
+	sqlite3 -cmd ".timeout 20000" "$L/zila.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+		INSERT INTO people(id, district_id, name) SELECT '$1-' || i, '$DIST', 'Person ' || i || ' of $1' FROM n" ||
+		fail "cannot write rows"
+}
+few_in() { [ "$(at_hq "SELECT count(*) FROM people WHERE id LIKE '$1-%'")" -ge 20 ]; }
+# wait_for LIMIT CMD...: until CMD succeeds (at most LIMIT s after T0); sets WT (seconds)
+wait_for() {
+	_lim=$1
+	shift
+	until "$@"; do
+		[ "$(elapsed "$T0" "$(now)" | cut -d. -f1)" -ge "$_lim" ] && { WT=never; return 1; }
+		sleep 0.25
+	done
+	WT=$(elapsed "$T0" "$(now)")
+}
+photos_at_least() { [ "$(blobs_done)" -ge "$1" ]; }
+lap_sent_at_least() { [ "$(lap_sent)" -ge "$1" ]; }
+part_at_least() { [ "$(part_bytes)" -ge "$1" ] || [ "$(blobs_done)" -ge "$2" ]; }
+first_bytes() { [ "$(blob_bytes)" -gt "$1" ]; }
+
+scen_photos() {
+	link=$1
+	DIST=$(sqlite3 "$L/zila.db" "SELECT district_id FROM people LIMIT 1")
+	[ -n "$DIST" ] || { scen_clone "$link"; DIST=$(sqlite3 "$L/zila.db" "SELECT district_id FROM people LIMIT 1"); }
+	lim=$((PHOTOS * SIZE / 2000 + 600))
+	salt=0
+	# a warm-up day: the first sync after the clone carries more (about 16 KB) and takes
+	# about twice as long as the next; it is reported, not a round
+	lap_down
+	salt=$((salt + 1000003))
+	day_work warm "$salt"
+	T0=$(now)
+	lap_up
+	wait_for "$lim" rows_in warm 0 || fail "the warm-up day's rows did not reach HQ"
+	report "$link" photos "warm-up day without photos: the day's rows at HQ after $WT s"
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		r=$((r + 1))
+		for kind in plain photos; do
+			tag=r$r$kind
+			n=0
+			[ $kind = photos ] && n=$PHOTOS
+			lap_down
+			salt=$((salt + 1000003))
+			day_work "$tag" "$salt"
+			[ $n -gt 0 ] && photos_add "$n" "$tag"
+			b0=$(blobs_done) bb0=$(blob_bytes) sent0=$(lap_sent)
+			stats
+			ab0=$AB abp0=$ABP c0=$(cuts)
+			T0=$(now)
+			lap_up
+			wait_for "$lim" rows_in "$tag" "$n" || fail "round $r ($kind): the day's rows did not reach HQ"
+			trows=$WT
+			if [ $n -eq 0 ]; then
+				stats
+				report "$link" photos "$(printf 'round %s without photos: the day'\''s rows at HQ after %s s; zila %s B up, link %s B up; cuts %s' \
+					"$r" "$trows" "$((ABP - abp0))" "$((AB - ab0))" "$(($(cuts) - c0))")"
+				continue
+			fi
+			wait_for "$lim" first_bytes "$bb0"
+			tfirst=$WT
+			wait_for "$lim" photos_at_least $((b0 + n))
+			tall=$WT
+			T0=$(now)
+			wait_for 60 lap_sent_at_least $((sent0 + n * SIZE))
+			stats
+			pb=$((n * SIZE))
+			report "$link" photos "$(printf 'round %s with %s photos of %s B: the day'\''s rows at HQ after %s s, the first photo bytes after %s s, all %s photos after %s s (%s B/s of photos); zila %s B up, link %s B up: %s x the photos'\'' %s B; chunks sent %s B; cuts %s' \
+				"$r" "$n" "$SIZE" "$trows" "$tfirst" "$(($(blobs_done) - b0))" "$tall" \
+				"$(awk -v a="$pb" -v t="$tall" 'BEGIN {printf "%.0f", a / t}')" "$((ABP - abp0))" "$((AB - ab0))" \
+				"$(awk -v a="$((AB - ab0))" -v b="$pb" 'BEGIN {printf "%.3f", a / b}')" "$pb" "$(($(lap_sent) - sent0))" "$(($(cuts) - c0))")"
+		done
+	done
+	[ "$LIVE" -gt 0 ] || return 0
+	# rows written while photos move, beside the same rows on an idle link (LIVE_REPS times)
+	[ -n "$LPID" ] || lap_up
+	rep=0
+	while [ $rep -lt "${LIVE_REPS:-1}" ]; do
+		rep=$((rep + 1))
+		sleep 3
+		T0=$(now)
+		few_rows "idle$rep"
+		wait_for 300 few_in "idle$rep"
+		tidle=$WT
+		b0=$(blobs_done)
+		photos_add "$LIVE" "live$rep"
+		T0=$(now)
+		wait_for 600 part_at_least $((2 * 65536)) $((b0 + 1))
+		sleep 3
+		T0=$(now)
+		few_rows "busy$rep"
+		wait_for 300 few_in "busy$rep"
+		tbusy=$WT
+		T0=$(now)
+		wait_for $((LIVE * SIZE / 2000 + 300)) photos_at_least $((b0 + LIVE))
+		report "$link" photos "$(printf '20 rows written on the laptop: at HQ after %s s on an idle link, after %s s while %s photos move (those then all at HQ: %s)' \
+			"$tidle" "$tbusy" "$LIVE" "$(($(blobs_done) - b0))")"
+	done
+	[ "$CUT" -gt 0 ] || return 0
+	# CUT photos without a cut, then CUT more with one mid-photo
+	sleep 3
+	b0=$(blobs_done)
+	stats
+	abp0=$ABP
+	photos_add "$CUT" ref
+	T0=$(now)
+	wait_for $((CUT * SIZE / 2000 + 600)) photos_at_least $((b0 + CUT))
+	tref=$WT
+	sleep 3
+	stats
+	zref=$((ABP - abp0))
+	b0=$(blobs_done) sent0=$(lap_sent) abp0=$ABP
+	photos_add "$CUT" cut
+	T0=$(now)
+	wait_for 600 part_at_least $((2 * 65536)) $((b0 + 1))
+	sleep 3
+	pre=$(part_bytes)
+	ip netns exec "$NS-lap" ss -K dst "$HQA" >/dev/null 2>&1
+	ip netns exec "$NS-hq" ss -K dst "$LA" >/dev/null 2>&1
+	T0=$(now)
+	wait_for $((CUT * SIZE / 2000 + 600)) photos_at_least $((b0 + CUT))
+	tcut=$WT
+	# the laptop logs what its blob phase sent when its session ends, after HQ has it all
+	T0=$(now)
+	wait_for 60 lap_sent_at_least $((sent0 + CUT * SIZE))
+	stats
+	sent=$(($(lap_sent) - sent0))
+	pb=$((CUT * SIZE))
+	report "$link" photos "$(printf '%s photos of %s B: at HQ after %s s, zila %s B up; %s more with a cut mid-photo (%s B of them verified at HQ then): at HQ %s s after the cut, zila %s B up (%s B more than without the cut: %.2f chunks of 65536, a new session'\''s handshake and rows included); photo chunks the laptop handed to its socket: %s B for %s B of photos, %s B twice (%.2f chunks)' \
+		"$CUT" "$SIZE" "$tref" "$zref" "$CUT" "$pre" "$tcut" "$((ABP - abp0))" "$((ABP - abp0 - zref))" \
+		"$(awk -v a="$((ABP - abp0 - zref))" 'BEGIN {print a / 65536}')" "$sent" "$pb" "$((sent - pb))" \
+		"$(awk -v a="$((sent - pb))" 'BEGIN {print a / 65536}')")"
+}
+
 echo "link bench ($FORM): $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), people $PEOPLE, links: $LINKS"
 for link in $LINKS; do
 	case $link in
 	2g) link_up 64000 300 100 0.02 ;;
 	32k) link_up 32000 400 200 0.03 ;;
-	*) fail "unknown link '$link' (2g, 32k)" ;;
+	256k) link_up 256000 150 50 0.01 ;;
+	*) fail "unknown link '$link' (2g, 32k, 256k)" ;;
 	esac
 	replicas "$PEOPLE"
 	for s in $SCEN; do "scen_$s" "$link"; done

@@ -42,4 +42,4 @@ CHECK_BUILD += $(WEB_DIST)/index.html
 CHECK_PARTS += web
 check.web.cmd := node --test-reporter=spec tests/web/i18n_test.mjs && \
 	ZILA=$(CURDIR)/build/asan/zila node --test-reporter=spec tests/web/ui_test.mjs
-check.web.secs := 90
+check.web.secs := 110

@@ -49,7 +49,9 @@ $(WIN_OUT)/libzila.a: $(call win_obj,$(WIN_LIB_SRC))
 	$(Q)rm -f $@ && $(WIN_HOST)-ar rcsD $@ $^
 
 # No libpq on Windows: the PostgreSQL mirror is HQ's (Linux); pgmirror_none.c says so.
-WIN_OFFICE_SRC := $(filter-out src/office/pgmirror.c,$(OFFICE_SRC)) src/office/pgmirror_none.c
+# No libjpeg-turbo either: shrink_none.c says photos are not shrunk by this build.
+WIN_OFFICE_SRC := $(filter-out src/office/pgmirror.c src/office/shrink.c,$(OFFICE_SRC)) src/office/pgmirror_none.c \
+	src/office/shrink_none.c
 $(WIN_OUT)/libzila_office.a: $(call win_obj,$(WIN_OFFICE_SRC))
 	$(Q)rm -f $@ && $(WIN_HOST)-ar rcsD $@ $^
 

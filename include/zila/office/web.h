@@ -30,6 +30,7 @@ struct zila_office_reply {
 	size_t body_len;
 	char ctype[64];
 	char filename[128];
+	bool inline_file; /* a file shown in the page (a photo) rather than saved */
 };
 
 struct zila_office_web;
@@ -52,5 +53,12 @@ void zila_office_web_handle(struct zila_office_web *w, const char *method, const
  * laptop would (403 code "scope" for everything when the device does not hold that district). */
 void zila_office_web_handle_as(struct zila_office_web *w, const char *role, const char *method, const char *path,
 			       const char *query, const char *body, size_t body_len, struct zila_office_reply *out);
+
+/* Uploads and file contents of attachments (POST /api/attachments, GET
+ * /api/attachments/ID/content; proto/web/API.md "Attachments"), for a role as above. Unlike
+ * the calls above it may run on another thread, beside them: it opens a store of its own for
+ * the call and reads of w only what never changes after zila_office_web_new. */
+void zila_office_web_files_as(struct zila_office_web *w, const char *role, const char *method, const char *path,
+			      const char *query, const char *body, size_t body_len, struct zila_office_reply *out);
 
 #endif

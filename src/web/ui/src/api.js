@@ -17,19 +17,22 @@ export class ApiError extends Error {
     this.status = status;
     this.code = (body && body.code) || (status === 0 ? 'offline' : null);
     this.field = (body && body.field) || null;
+    this.body = body || {};
   }
 }
 
 export async function api(method, path, body) {
   const headers = {};
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  // a file (an upload: POST /api/attachments) goes as its bytes, anything else as JSON
+  const raw = typeof Blob !== 'undefined' && body instanceof Blob;
+  if (body !== undefined) headers['Content-Type'] = raw ? 'application/octet-stream' : 'application/json';
   if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
   let r;
   try {
     r = await fetch('/api' + path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
       credentials: 'same-origin',
     });
   } catch (e) {

@@ -54,6 +54,8 @@ export function normStatus(s) {
     warnings: (s.warnings || []).filter((w) => !(s.clock && w === s.clock.message)),
     // to_send and to_receive are the session's totals (include/zila/session.h), in entries
     sync: idle ? null : { running: true, peer: 'hq', rows_done: done, rows_total: total, unit: 'entries' },
+    // files rows refer to that are not here yet, and what is moving (#25), as the daemon counts them
+    attachments: s.attachments || null,
   };
 }
 

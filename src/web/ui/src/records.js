@@ -1,6 +1,7 @@
 // Records of every synced table, with forms made from /api/tables (the replica's schema):
 // list, search, filter and page on the server; view, add, edit, delete; sync state and
 // history per record. Nothing here knows a table by name.
+import { Attachments } from './attach.js';
 import { useState, useEffect, useRef } from 'preact/hooks';
 import { html, Link, navigate, SyncBadge, Msg } from './ui.js';
 import { get, post, put, del, qs } from './api.js';
@@ -223,6 +224,7 @@ function Editor({ tab, session, id, onDone, onSaved }) {
         <button type="button" class="danger" onClick=${remove}>${t('rec.delete.yes')}</button>
         <button type="button" onClick=${() => setConfirmDel(false)}>${t('rec.cancel')}</button></div>` : null}
     </form>
+    ${id && tab.name !== 'attachments' ? html`<${Attachments} tab=${tab} id=${id} session=${session} writable=${!ro} />` : null}
     ${id ? html`<h3>${t('rec.history')}</h3><${History} items=${rec.history} />` : null}
   </aside>`;
 }

@@ -4,6 +4,7 @@ import { useState } from 'preact/hooks';
 import { html, Link, Msg } from './ui.js';
 import { post } from './api.js';
 import { t, fmtTime, fmtNum, errText } from './i18n.js';
+import { AttachmentsCard } from './attach.js';
 
 function Progress({ sync }) {
   if (!sync || !sync.running) return html`<p class="muted" data-testid="sync-idle">${t('status.sync.idle')}</p>`;
@@ -81,6 +82,7 @@ export function StatusPage({ session, status, live }) {
       <button class="primary" onClick=${syncNow} disabled=${busy || running}>${t('status.sync.now')}</button>
       <${Msg} m=${msg} />
     </section>
+    <${AttachmentsCard} att=${status.attachments} />
     <section class="card wide" aria-labelledby="h-peers">
       <h2 id="h-peers">${t('status.peers')}</h2>
       ${status.peers && status.peers.length
