@@ -59,6 +59,10 @@ int zila_store_exec_captured(struct zila_store *s, const char *sql,
  * malloc'd and owned by the caller. */
 int zila_store_meta_get(struct zila_store *s, const char *key, char **out) ZILA_MUST_CHECK;
 int zila_store_meta_set(struct zila_store *s, const char *key, const char *value) ZILA_MUST_CHECK;
+/* zila_store_meta_set committed without an fsync: for notes a daemon writes at every
+ * session, which must not hold its loop up (#20). A power cut may take the note back; the
+ * next seal or checkpoint makes it durable. */
+int zila_store_meta_note(struct zila_store *s, const char *key, const char *value) ZILA_MUST_CHECK;
 /* Removes the settings named in keys (nkeys of them) in one transaction; unset ones are
  * no error. */
 int zila_store_meta_del(struct zila_store *s, const char *const *keys, size_t nkeys) ZILA_MUST_CHECK;
@@ -549,7 +553,8 @@ typedef int (*zila_peer_fn)(void *ctx, const struct zila_peer_record *p);
 
 /* Records contact with a device at now (unix seconds): name and district ("" or NULL keep
  * what is known), its address and how it was found. A typed or HQ address is not replaced
- * by a LAN or inbound one. */
+ * by a LAN or inbound one. The peer table's writes commit without an fsync (a daemon makes
+ * them at every handshake and session): a power cut may take the last back. */
 int zila_store_peer_seen(struct zila_store *s, const uint8_t device[32], const char *name, const char *district,
 			 const char *addr, const char *source, int64_t now) ZILA_MUST_CHECK;
 /* How a session with a device ended. */

@@ -91,6 +91,7 @@ struct conn {
 	uint64_t apply_defer_since; /* a slice waits for handshakes since (monotonic ms), or 0 */
 	struct zila_apply_stats apply_st; /* of the slices so far */
 	struct zila_buf held_in;
+	uint64_t pump_yields; /* turns of the loop that left chunks to the next (PUMP_TURN_MS) */
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */
 	size_t nskip;
 	uint8_t rbuf[READ_CHUNK];
@@ -137,6 +138,9 @@ struct conns {
 	 * with them send and take keys whole (until the daemon restarts). */
 	uint8_t noref[NOREF_MAX][32];
 	unsigned nnoref;
+	/* the turn of the loop that made chunks last (its uv_now), and when it made its first
+	 * (uv_hrtime): every connection's chunks in a turn share PUMP_TURN_MS (conn_pump) */
+	uint64_t pump_turn_at, pump_turn_ns;
 };
 
 /* What to dial. */

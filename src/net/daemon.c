@@ -215,7 +215,7 @@ static void on_delivered(void *ctx, struct conn *c)
 	if ((int64_t)st->own_at_peer <= held)
 		return;
 	snprintf(n, sizeof(n), "%llu", (unsigned long long)st->own_at_peer);
-	if (zila_store_meta_set(d->store, ZILA_META_NET_OWN_HQ, n) != 0)
+	if (zila_store_meta_note(d->store, ZILA_META_NET_OWN_HQ, n) != 0)
 		zila_log(ZILA_LOG_WARN, "cannot record what HQ holds in the replica");
 }
 
@@ -285,7 +285,7 @@ static void on_ended(void *ctx, struct conn *c)
 		char v[32];
 		if (zila_store_counts(d->store, &counts) == 0) {
 			snprintf(v, sizeof(v), "%lld", (long long)counts.own_entries);
-			if (zila_store_meta_set(d->store, ZILA_META_NET_OWN_ANY, v) != 0)
+			if (zila_store_meta_note(d->store, ZILA_META_NET_OWN_ANY, v) != 0)
 				zila_log(ZILA_LOG_WARN, "cannot record the sync in the replica");
 		}
 		/* What the peer refused of ours, and for HQ what it holds (status, sync --wait). */

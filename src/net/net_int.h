@@ -57,6 +57,7 @@
 #define CHUNK_MIN (4 * 1024)
 #define CHUNK_FIRST (16 * 1024)
 #define PACE_MS 100
+#define PUMP_TURN_MS 10 /* a turn of the loop makes chunks for about this long at most (conn_pump) */
 #define LINK_RATE_MAX 1e9 /* bytes/s: a measured rate is taken as at most this */
 /* Inbound connections not authenticated yet (in the handshake) have their own limits and do
  * not count against max_sessions: at most PREAUTH_PER_ADDR per source address, at most

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "zila/log.h"
 
 int store_db_code(struct zila_store *s)
 {
@@ -100,6 +101,25 @@ int store_begin(struct zila_store *s, struct zila_error *err)
 	if (exec_cached(s, "BEGIN IMMEDIATE") == SQLITE_OK)
 		return 0;
 	return store_db_error(s, err, "cannot start a write transaction");
+}
+
+bool store_lazy_begin(struct zila_store *s)
+{
+	/* inside a transaction the write commits as that one does */
+	if (s->nosync || !sqlite3_get_autocommit(s->db) || exec_cached(s, "PRAGMA synchronous = OFF") != SQLITE_OK)
+		return false;
+	s->nosync = true;
+	return true;
+}
+
+void store_lazy_end(struct zila_store *s, bool on)
+{
+	if (!on)
+		return;
+	if (exec_cached(s, "PRAGMA synchronous = FULL") == SQLITE_OK)
+		s->nosync = false;
+	else
+		zila_log(ZILA_LOG_WARN, "cannot restore synchronous commits: %s", sqlite3_errmsg(s->db));
 }
 
 int zila_store_snapshot_begin(struct zila_store *s)

@@ -40,6 +40,14 @@ int zila_store_meta_set(struct zila_store *s, const char *key, const char *value
 	return r;
 }
 
+int zila_store_meta_note(struct zila_store *s, const char *key, const char *value)
+{
+	bool lazy = store_lazy_begin(s);
+	int r = zila_store_meta_set(s, key, value);
+	store_lazy_end(s, lazy);
+	return r;
+}
+
 int zila_store_meta_del(struct zila_store *s, const char *const *keys, size_t nkeys)
 {
 	sqlite3_stmt *st = NULL;

@@ -25,11 +25,14 @@ static sqlite3_stmt *peer_write(struct zila_store *s, const char *sql, const uin
 	return st;
 }
 
-/* Runs and finalizes a peer_write() statement (NULL: it could not be prepared). */
+/* Runs and finalizes a peer_write() statement (NULL: it could not be prepared), committed
+ * without an fsync (store_lazy_begin). */
 static int peer_done(struct zila_store *s, sqlite3_stmt *st)
 {
+	bool lazy = store_lazy_begin(s);
 	int r = st != NULL && sqlite3_step(st) == SQLITE_DONE ? 0 : store_db_code(s);
 	sqlite3_finalize(st);
+	store_lazy_end(s, lazy);
 	return r;
 }
 

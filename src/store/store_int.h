@@ -234,6 +234,15 @@ int store_db_code(struct zila_store *s);
 int store_walk(struct zila_store *s, sqlite3_stmt *st, int (*row)(void *ctx, sqlite3_stmt *st), void *ctx) ZILA_MUST_CHECK;
 int store_begin(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 void store_rollback(struct zila_store *s);
+/* Bookkeeping the daemon writes at every handshake and session (the peer table, notes in
+ * zila_meta) commits without fsyncs, as merges do (apply.c): an fsync on the daemon's loop
+ * held every connection up by 1-40 ms, three times a session. A power cut may take such a
+ * note back; the next commit with fsyncs (every seal) or checkpoint makes it durable, as
+ * the WAL is written in order. store_lazy_begin switches fsyncs off unless a transaction is
+ * open or they are off already, and says whether it did; store_lazy_end(s, that) switches
+ * them back on. */
+bool store_lazy_begin(struct zila_store *s);
+void store_lazy_end(struct zila_store *s, bool on);
 int store_commit(struct zila_store *s, struct zila_error *err) ZILA_MUST_CHECK;
 uint64_t store_now_ms(struct zila_store *s);
 int store_origin_id(struct zila_store *s, const uint8_t key[32], int64_t *out) ZILA_MUST_CHECK;

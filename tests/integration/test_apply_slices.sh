@@ -4,21 +4,26 @@
 # its loop turning between them (so other laptops' handshakes wait a slice, not the window;
 # bench_stall measures that). Seen from outside: HQ's row count grows in many steps while
 # the window is applied, not 0 then all of it; everything arrives once, hashes equal, and
-# HQ answers status meanwhile.
+# HQ answers status meanwhile. Then a second laptop clones the rows from HQ: HQ makes its
+# chunks a turn of the loop at a time (PUMP_TURN_MS), not a window's worth in one turn, and
+# says so in its debug log; the clone arrives whole.
 . "$(dirname "$0")/lib.sh"
-HQ=$T/hq; L=$T/lap
-HQP=$((20000 + ($$ * 11) % 20000)); LP=$((HQP + 1))
+HQ=$T/hq; L=$T/lap; L2=$T/lap2
+HQP=$((20000 + ($$ * 11) % 20000)); LP=$((HQP + 1)); LP2=$((HQP + 2))
 N=${SLICE_ROWS:-60000}
 cleanup() { stop_daemons -9; done_with_tmp; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 printf 'correct horse battery\n' >"$T/pw"
-for d in "$HQ" "$L"; do "$ZILA" -d "$d" init >/dev/null; done
+for d in "$HQ" "$L" "$L2"; do "$ZILA" -d "$d" init >/dev/null; done
 "$ZILA" -d "$HQ" org init --name Party --passphrase-file "$T/pw" >/dev/null
 "$ZILA" -d "$HQ" sql "INSERT INTO states(id, name) VALUES ('s1', 'S');
   INSERT INTO districts(id, state_id, name) VALUES ('d-1', 's1', 'One')" >/dev/null
-daemon_up "$HQ" "$T/hq.log" "$HQP" || { bad "hq daemon starts"; finish; exit 1; }
+# HQ logs at debug level (-v): what its loop did between chunks
+"$ZILA" -v -d "$HQ" daemon --listen "127.0.0.1:$HQP" --beacon-port 0 2>>"$T/hq.log" &
+pids="$pids $!"
+until_ok 100 "$ZILA" -d "$HQ" status || { bad "hq daemon starts"; finish; exit 1; }
 code=$("$ZILA" -d "$HQ" invite --district d-1 | head -1)
 expect 0 "the laptop joins over the network" -- "$ZILA" -d "$L" join "$code" --hq "127.0.0.1:$HQP" --name lap
 sqlite3 "$L/zila.db" "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $N)
@@ -67,4 +72,16 @@ dup=$(sqlite3 "$HQ/zila.db" "SELECT count(*) FROM (SELECT feed, seq FROM zila_en
 [ "$dup" = 0 ] && ok "no entry stored twice" || bad "$dup entries stored twice"
 [ "$(sqlite3 "$HQ/zila.db" "PRAGMA integrity_check")" = ok ] && ok "integrity_check ok at HQ" || bad "integrity_check failed at HQ"
 grep -q "sync with 'lap'.*fail\|error:" "$T/hq.log" && bad "HQ logged: $(grep "fail\|error:" "$T/hq.log" | head -2)" || ok "no session failed"
+
+# A second laptop clones the rows from HQ: a window of chunks is not made in one turn.
+code=$("$ZILA" -d "$HQ" invite --district d-1 | head -1)
+expect 0 "a second laptop joins" -- "$ZILA" -d "$L2" join "$code" --hq "127.0.0.1:$HQP" --name lap2
+daemon_up "$L2" "$T/lap2.log" "$LP2" || bad "second laptop's daemon starts"
+until_ok 600 sh -c "[ \"\$(sqlite3 '$L2/zila.db' 'SELECT count(*) FROM people')\" = $N ]" &&
+	ok "the second laptop cloned the $N rows" || bad "the second laptop holds $(sqlite3 "$L2/zila.db" 'SELECT count(*) FROM people') rows"
+until_ok 100 "$ZILA" -d "$L2" sync hq --wait >/dev/null
+same_hash "$HQ" "$L2" && ok "hashes equal after the clone" || bad "hashes differ after the clone"
+turns=$(grep "the loop turned .* times between chunks" "$T/hq.log" | sed 's/.*turned \([0-9]*\) times.*/\1/' | sort -n | tail -1)
+[ "${turns:-0}" -ge 1 ] && ok "HQ's loop turned $turns times between its chunks to the clone" ||
+	bad "HQ made its chunks without the loop turning between (a window's worth in one turn)"
 finish

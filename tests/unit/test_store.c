@@ -1340,6 +1340,111 @@ static void test_upgrade_peers(void **state)
 	replica_free(&b);
 }
 
+/* --- a VFS that counts fsyncs (xSync) and passes everything else to the default one --- */
+
+static sqlite3_vfs *count_under; /* the VFS the counting one passes calls to */
+static int nsyncs;
+
+struct cfile {
+	sqlite3_file base;
+	sqlite3_file *real; /* follows this struct, count_under->szOsFile bytes */
+};
+
+#define REAL(f) (((struct cfile *)(f))->real)
+static int c_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int c_read(sqlite3_file *f, void *p, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), p, n, o); }
+static int c_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 o)
+{
+	return REAL(f)->pMethods->xWrite(REAL(f), p, n, o);
+}
+static int c_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int c_sync(sqlite3_file *f, int flags)
+{
+	nsyncs++;
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int c_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int c_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int c_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int c_reserved(sqlite3_file *f, int *o) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), o); }
+static int c_fcntl(sqlite3_file *f, int op, void *a) { return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int c_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int c_chars(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int c_shmmap(sqlite3_file *f, int i, int sz, int ext, void volatile **pp)
+{
+	return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, pp);
+}
+static int c_shmlock(sqlite3_file *f, int o, int n, int fl) { return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl); }
+static void c_shmbarrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int c_shmunmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+static int c_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp) { return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp); }
+static int c_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) { return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
+
+static const sqlite3_io_methods c_methods = {
+	3, c_close, c_read, c_write, c_truncate, c_sync, c_size, c_lock, c_unlock, c_reserved, c_fcntl, c_sector,
+	c_chars, c_shmmap, c_shmlock, c_shmbarrier, c_shmunmap, c_fetch, c_unfetch,
+};
+
+static int c_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	struct cfile *c = (struct cfile *)f;
+	(void)v;
+	c->real = (sqlite3_file *)(c + 1);
+	f->pMethods = NULL;
+	int rc = count_under->xOpen(count_under, name, c->real, flags, out);
+	if (rc == SQLITE_OK && c->real->pMethods != NULL)
+		f->pMethods = &c_methods;
+	return rc;
+}
+
+static sqlite3_vfs counting_vfs;
+
+/* Makes the counting VFS SQLite's default (on) or gives the default back (off). */
+static void counting_vfs_use(bool on)
+{
+	if (on) {
+		count_under = sqlite3_vfs_find(NULL);
+		counting_vfs = *count_under;
+		counting_vfs.zName = "zila-test-count-syncs";
+		counting_vfs.szOsFile = (int)sizeof(struct cfile) + count_under->szOsFile;
+		counting_vfs.xOpen = c_open;
+		counting_vfs.pNext = NULL;
+		assert_int_equal(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+	} else {
+		assert_int_equal(sqlite3_vfs_unregister(&counting_vfs), SQLITE_OK);
+		assert_int_equal(sqlite3_vfs_register(count_under, 1), SQLITE_OK);
+	}
+}
+
+/* What the daemon writes at every handshake and session (the peer table, its notes in
+ * zila_meta) commits without an fsync: on its loop one held every connection up by 1-40 ms,
+ * three times a session (#20). Settings and seals keep theirs, and the connection is back
+ * to fsyncs after each such write. */
+static void test_bookkeeping_no_fsync(void **state)
+{
+	(void)state;
+	struct replica a;
+	struct zila_error err;
+	const uint8_t dev[32] = { 9 };
+	struct zila_peer_session ok = { .result = "ok", .sent = 1, .received = 2 };
+	counting_vfs_use(true);
+	replica_new(&a, "lazy");
+	nsyncs = 0;
+	assert_int_equal(zila_store_peer_seen(a.s, dev, "laptop-9", "d1", "10.0.0.9:7300", "inbound", 100), 0);
+	assert_int_equal(zila_store_peer_synced(a.s, dev, 200, &ok), 0);
+	assert_int_equal(zila_store_meta_note(a.s, "net.note", "1"), 0);
+	assert_int_equal(nsyncs, 0);
+	assert_int_equal(count(&a, "SELECT count(*) FROM zila_peers WHERE last_sync = 200"), 1);
+	assert_int_equal(zila_store_meta_set(a.s, "a.setting", "2"), 0);
+	assert_true(nsyncs > 0);
+	nsyncs = 0;
+	app(&a, "INSERT INTO t(id, district_id, v) VALUES ('r1', 'd1', 'x')");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	assert_true(nsyncs > 0);
+	replica_free(&a);
+	counting_vfs_use(false);
+}
+
 /* The first unresolved conflict of a replica (0: none). */
 static int first_conflict(void *ctx, const struct zila_conflict *c)
 {
@@ -1835,6 +1940,7 @@ int main(void)
 		cmocka_unit_test(test_forged_window_bounded),
 		cmocka_unit_test(test_checkpoint_thread),
 		cmocka_unit_test(test_upgrade_peers),
+		cmocka_unit_test(test_bookkeeping_no_fsync),
 		cmocka_unit_test(test_resolve_one_commit),
 		cmocka_unit_test(test_merge_one_commit),
 		cmocka_unit_test(test_private_files),
