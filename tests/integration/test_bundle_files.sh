@@ -129,8 +129,9 @@ else
 fi
 
 # --- the daemon collects, a directory at a time: a file no row refers to goes once the
-# horizon (history_days, here 0) passes the time it was first seen so ----------------------
-sqlite3 "$HQ/zila.db" "INSERT OR REPLACE INTO zila_meta(k, v) VALUES ('history_days', 0)"
+# horizon (history_days, here 1: HQ keeps all history unless told) passes the time it was
+# first seen so; the daemon's second start is two days on (ZILA_CLOCK_SKEW) ---------------
+sqlite3 "$HQ/zila.db" "INSERT OR REPLACE INTO zila_meta(k, v) VALUES ('history_days', 1)"
 "$ZILA" -d "$HQ" sql "DELETE FROM attachments WHERE id = '$REF2'" >/dev/null 2>&1 || bad "delete the form's row"
 HQHASH=$("$ZILA" -d "$B" --json attachment ls | python3 -c 'import json,sys; print([a["hash"] for a in json.load(sys.stdin)["attachments"] if a["name"] == "form.pdf"][0])')
 P2=$((P + 1))
@@ -140,7 +141,9 @@ noted() { [ "$(sqlite3 "$HQ/zila.db" "SELECT count(*) FROM zila_blob_gone WHERE 
 until_ok 150 noted && ok "the daemon's first pass notes the form's blob" || bad "the first pass noted nothing"
 stop_daemons
 pids=""
+export ZILA_CLOCK_SKEW=172800
 daemon_up "$HQ" "$T/hq.log" "$P2"
+unset ZILA_CLOCK_SKEW
 i=0
 while [ $i -lt 150 ] && ! grep -q "removed 1 attachments" "$T/hq.log"; do sleep 0.2; i=$((i + 1)); done
 has "$T/hq.log" "removed 1 attachments (204800 bytes)" "HQ's daemon removes the file no row refers to since the horizon"
