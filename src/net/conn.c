@@ -901,8 +901,24 @@ static void on_apply_slice(uv_idle_t *h)
 	c->apply_next = end;
 	/* the session is busy, not idle: no deadline while its window is applied */
 	deadline(c, idle_ms(c->cs));
-	if (r != 0 || end == c->apply_n)
+	/* and the peer hears so (Progress, every PROGRESS_MS): we read nothing meanwhile, so
+	 * its writes stop draining, and a window applied for longer than its idle deadline (a
+	 * national HQ under load) would have it take us for gone and cut the session */
+	if (r == 0 && end < c->apply_n && zila_session_peer_progress(c->sess)) {
+		uv_update_time(c->cs->env->loop);
+		if (uv_now(c->cs->env->loop) - c->last_out_ms >= PROGRESS_MS) {
+			r = zila_session_progress(c->sess, c->bytes_in, &err);
+			c->apply_progress++;
+			conn_flush(c);
+		}
+	}
+	if (r != 0 || end == c->apply_n) {
+		if (c->apply_progress > 0)
+			zila_log(ZILA_LOG_DEBUG, "applying a window from %s, told it %u times we are there", c->addr,
+				 c->apply_progress);
+		c->apply_progress = 0;
 		apply_done(c, r, &err);
+	}
 }
 
 /* Applies a window the session has received on the daemon's connection, and tells the

@@ -90,6 +90,7 @@ struct conn {
 	size_t apply_n, apply_next;
 	uint64_t apply_defer_since; /* a slice waits for handshakes since (monotonic ms), or 0 */
 	struct zila_apply_stats apply_st; /* of the slices so far */
+	unsigned apply_progress;          /* Progress sent while applying the window */
 	struct zila_buf held_in;
 	uint64_t pump_yields; /* turns of the loop that left chunks to the next (PUMP_TURN_MS) */
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */

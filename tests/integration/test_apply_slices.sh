@@ -4,7 +4,7 @@
 # its loop turning between them (so other laptops' handshakes wait a slice, not the window;
 # bench_stall measures that). Seen from outside: HQ's row count grows in many steps while
 # the window is applied, not 0 then all of it; everything arrives once, hashes equal, and
-# HQ answers status meanwhile. Then a second laptop clones the rows from HQ: HQ makes its
+# HQ answers status meanwhile, and tells the laptop it is there (Progress) while it applies. Then a second laptop clones the rows from HQ: HQ makes its
 # chunks a turn of the loop at a time (PUMP_TURN_MS), not a window's worth in one turn, and
 # says so in its debug log; the clone arrives whole.
 . "$(dirname "$0")/lib.sh"
@@ -32,10 +32,10 @@ sqlite3 "$L/zila.db" "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FR
 "$ZILA" -d "$L" seal >/dev/null
 
 # HQ's count of people, read by another process every 20 ms while the laptop's daemon syncs.
-python3 - "$HQ/zila.db" "$N" >"$T/counts" <<'PY' &
+python3 - "$HQ/zila.db" "$N" "$T/span" >"$T/counts" <<'PY' &
 import sqlite3, sys, time
 db, n = sys.argv[1], int(sys.argv[2])
-seen, end = [], time.time() + 300
+seen, end, first = [], time.time() + 300, None
 while time.time() < end:
     try:
         c = sqlite3.connect(db, timeout=5)
@@ -45,10 +45,14 @@ while time.time() < end:
         v = None
     if v is not None and (not seen or seen[-1] != v):
         seen.append(v)
+        if first is None and v > 0:
+            first = time.time()
     if v == n:
         break
     time.sleep(0.02)
 print(" ".join(map(str, seen)))
+# how long HQ applied the window: from its first rows showing to the last, in ms
+print(int((time.time() - first) * 1000) if first else 0, file=open(sys.argv[3], "w"))
 PY
 watcher=$!
 daemon_up "$L" "$T/lap.log" "$LP" || bad "laptop daemon starts"
@@ -71,6 +75,17 @@ same_hash "$HQ" "$L" && ok "hashes equal" || bad "hashes differ"
 dup=$(sqlite3 "$HQ/zila.db" "SELECT count(*) FROM (SELECT feed, seq FROM zila_entries GROUP BY feed, seq HAVING count(*) > 1)")
 [ "$dup" = 0 ] && ok "no entry stored twice" || bad "$dup entries stored twice"
 [ "$(sqlite3 "$HQ/zila.db" "PRAGMA integrity_check")" = ok ] && ok "integrity_check ok at HQ" || bad "integrity_check failed at HQ"
+# While HQ applies the window it reads nothing, and the laptop's writes stop draining: HQ
+# tells it every second that it is there (Progress), or a window applied for longer than
+# the laptop's idle deadline would have the laptop cut the session.
+span=$(cat "$T/span")
+told=$(grep "applying a window from .* told it .* times we are there" "$T/hq.log" | sed 's/.*told it \([0-9]*\) times.*/\1/' | sort -n | tail -1)
+if [ "$span" -ge 2500 ]; then
+	[ "${told:-0}" -ge 1 ] && ok "HQ applied the window for $span ms and told the laptop $told times it was there" ||
+		bad "HQ applied the window for $span ms and said nothing to the laptop meanwhile"
+else
+	ok "HQ applied the window in $span ms (under 2.5 s: nothing to tell; told ${told:-0} times)"
+fi
 grep -q "sync with 'lap'.*fail\|error:" "$T/hq.log" && bad "HQ logged: $(grep "fail\|error:" "$T/hq.log" | head -2)" || ok "no session failed"
 
 # A second laptop clones the rows from HQ: a window of chunks is not made in one turn.

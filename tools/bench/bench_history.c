@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench_side.h"
+#include "bench_pair.h"
 
 #define EDITS 10
 
@@ -175,114 +175,6 @@ static int64_t entries_of(const char *path)
 
 /* --- one side of a sync, blocking on a socket -------------------------------------- */
 
-static void flush(struct side *sd)
-{
-	size_t off = 0;
-	while (off < sd->out.len) {
-		ssize_t n = write(sd->fd, sd->out.p + off, sd->out.len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			die("write", strerror(errno));
-		off += (size_t)n;
-	}
-	sd->tx += sd->out.len;
-	zila_buf_reset(&sd->out);
-}
-
-struct result {
-	double handshake_s, session_s, total_s;
-	uint64_t tx_after, rx_after, entries_received;
-	long rss_kb;
-	int in_step;
-	uint64_t ckpts;
-};
-
-static void run_side(const char *dir, int fd, bool initiator, struct result *res)
-{
-	static struct side sd;
-	static uint8_t in[1 << 16];
-	size_t have = 0, used;
-	memset(res, 0, sizeof(*res));
-	side_begin(&sd, dir, fd, initiator);
-	flush(&sd);
-	while (!sd.closed) {
-		ssize_t n = read(fd, in + have, sizeof(in) - have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-		side_feed(&sd, in, have, &used);
-		memmove(in, in + used, have - used);
-		have -= used;
-		flush(&sd);
-	}
-	if (sd.sess == NULL || !zila_session_done(sd.sess))
-		die("sync", "the session did not finish");
-	const struct zila_session_stats *st = zila_session_stats(sd.sess);
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	res->handshake_s = sd.t_hs - sd.t_start;
-	res->session_s = sd.t_done - sd.t_hs;
-	res->total_s = sd.t_done - sd.t_start;
-	res->tx_after = sd.tx - sd.tx_hs;
-	res->rx_after = sd.rx - sd.rx_hs;
-	res->entries_received = st->entries_received;
-	res->rss_kb = ru.ru_maxrss;
-	res->in_step = st->in_step;
-	res->ckpts = st->ckpts_applied;
-	side_end(&sd);
-}
-
-static void sync_pair(const char *hq_dir, const char *lap_dir, struct result *lap, struct result *hq)
-{
-	int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1, pa[2], pb[2];
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(ls, 1) != 0 ||
-	    getsockname(ls, (struct sockaddr *)&a, &alen) != 0 || pipe(pa) != 0 || pipe(pb) != 0)
-		die("socket", strerror(errno));
-	fflush(stdout);
-	pid_t h = fork();
-	if (h == 0) {
-		int fd = accept(ls, NULL, NULL);
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		struct result r;
-		run_side(hq_dir, fd, false, &r);
-		if (write(pa[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
-			_exit(1);
-		_exit(0);
-	}
-	pid_t l = fork();
-	if (l == 0) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-			die("connect", strerror(errno));
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		struct result r;
-		run_side(lap_dir, fd, true, &r);
-		if (write(pb[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
-			_exit(1);
-		_exit(0);
-	}
-	close(ls);
-	if (read(pa[0], hq, sizeof(*hq)) != (ssize_t)sizeof(*hq) || read(pb[0], lap, sizeof(*lap)) != (ssize_t)sizeof(*lap))
-		die("sync", "a side failed");
-	int st1, st2;
-	waitpid(h, &st1, 0);
-	waitpid(l, &st2, 0);
-	close(pa[0]);
-	close(pa[1]);
-	close(pb[0]);
-	close(pb[1]);
-}
-
-
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? (size_t)strtoull(argv[1], NULL, 10) : 100000;
@@ -312,11 +204,12 @@ int main(int argc, char **argv)
 	sync_pair(hq1, lap1, &f, &fh);
 	make_hq(hq2, lap2, n, EDITS - 1, true);
 	sync_pair(hq2, lap2, &e, &eh);
-	double rb = (double)e.rx_after / (double)f.rx_after, rs = e.total_s / f.total_s;
-	printf("clone fresh:  %.2f s, %.1f MiB received, %llu entries\n", f.total_s, (double)f.rx_after / 1048576,
+	double rb = (double)(e.rx - e.rx_hs) / (double)(f.rx - f.rx_hs), rs = e.total_s / f.total_s;
+	printf("clone fresh:  %.2f s, %.1f MiB received, %llu entries\n", f.total_s, (double)(f.rx - f.rx_hs) / 1048576,
 	       (unsigned long long)f.entries_received);
 	printf("clone edited: %.2f s, %.1f MiB received, %llu entries after %llu checkpoint(s)\n", e.total_s,
-	       (double)e.rx_after / 1048576, (unsigned long long)e.entries_received, (unsigned long long)e.ckpts);
+	       (double)(e.rx - e.rx_hs) / 1048576, (unsigned long long)e.entries_received,
+	       (unsigned long long)e.ckpts_applied);
 	printf("ratio edited/fresh: %.2fx bytes, %.2fx seconds (goal <= 1.2x both)%s\n", rb, rs,
 	       rb <= 1.2 && rs <= 1.2 ? "" : "  ** over the goal **");
 

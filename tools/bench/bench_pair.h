@@ -1,5 +1,5 @@
 /* One session between two processes over loopback TCP, each side measuring what it sent,
- * received and held (bench_bytes, bench_national). Static functions: each benchmark is one
+ * received and held (bench_bytes, bench_national, bench_history). Static functions: each benchmark is one
  * program. */
 #ifndef ZILA_BENCH_PAIR_H
 #define ZILA_BENCH_PAIR_H
@@ -14,6 +14,7 @@
 
 struct result {
 	uint64_t tx, rx, entries_received;
+	uint64_t ckpts_applied;      /* checkpoints merged (#20) */
 	uint64_t tx_hs, rx_hs;       /* of which the handshake */
 	uint64_t msg_tx, msg_rx;     /* session messages, before the channel's framing */
 	double total_s;
@@ -64,6 +65,7 @@ static inline void run_side(const char *dir, int fd, bool initiator, struct resu
 	res->msg_tx = zila_session_stats(sd.sess)->bytes_sent;
 	res->msg_rx = zila_session_stats(sd.sess)->bytes_received;
 	res->entries_received = zila_session_stats(sd.sess)->entries_received;
+	res->ckpts_applied = zila_session_stats(sd.sess)->ckpts_applied;
 	res->total_s = sd.t_done - sd.t_start;
 	side_end(&sd);
 	struct rusage ru;
