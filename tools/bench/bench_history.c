@@ -21,33 +21,6 @@
 
 #define EDITS 10
 
-static void insert_people(sqlite3 *db, size_t n)
-{
-	sqlite3_stmt *st;
-	char id[40], name[40], phone[32], addr[40];
-	if (sqlite3_prepare_v2(db,
-			       "INSERT INTO people(id, district_id, name, phone, address, birth_year) VALUES (?, 'd1', ?, ?, ?, ?)",
-			       -1, &st, NULL) != SQLITE_OK)
-		die("prepare", sqlite3_errmsg(db));
-	db_exec(db, "BEGIN");
-	for (size_t i = 0; i < n; i++) {
-		snprintf(id, sizeof(id), "p%08zx%08zx", i * 2654435761u % 4294967291u, i);
-		snprintf(name, sizeof(name), "Ramesh Kumar %zu", i % 977);
-		snprintf(phone, sizeof(phone), "9%09zu", i);
-		snprintf(addr, sizeof(addr), "Village %zu, booth %zu", i % 5000, i % 2000);
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, phone, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, addr, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 5, 1950 + (int)(i % 50));
-		if (sqlite3_step(st) != SQLITE_DONE)
-			die("insert", sqlite3_errmsg(db));
-		sqlite3_reset(st);
-	}
-	db_exec(db, "COMMIT");
-	sqlite3_finalize(st);
-}
-
 /* An HQ replica at dir with the district's rows (edited `edits` more times, each round
  * sealed), a district laptop enrolled at lap. */
 static void make_hq(const char *dir, const char *lap, size_t n, int edits, bool checkpoint)
@@ -72,7 +45,7 @@ static void make_hq(const char *dir, const char *lap, size_t n, int edits, bool 
 		die("open", path);
 	db_exec(db, "INSERT INTO states(id, name) VALUES ('s1', 'Bihar')");
 	db_exec(db, "INSERT INTO districts(id, state_id, name) VALUES ('d1', 's1', 'Patna'), ('d2', 's1', 'Gaya')");
-	insert_people(db, n);
+	(void)insert_people(db, 0, n, "INSERT");
 	if (zila_store_seal(h, NULL, &err) != 0)
 		die("seal", err.msg);
 	for (int k = 1; k <= edits; k++) {
@@ -196,7 +169,7 @@ int main(int argc, char **argv)
 		die("open", plain);
 	db_exec(db, "CREATE TABLE people(id TEXT PRIMARY KEY, district_id TEXT NOT NULL, name TEXT NOT NULL,"
 		    " name_local TEXT, phone TEXT, gender TEXT, birth_year INTEGER, address TEXT)");
-	insert_people(db, n);
+	(void)insert_people(db, 0, n, "INSERT");
 	sqlite3_close(db);
 
 	struct result f, fh, e, eh;

@@ -23,35 +23,6 @@
 
 #define INCREMENTAL_RUNS_MAX 1000 /* ZILA_BENCH_RUNS, for profiling; 20 by default */
 
-static double insert_people(sqlite3 *db, size_t from, size_t n, const char *verb)
-{
-	sqlite3_stmt *st;
-	char sql[200], id[40], name[40], phone[32], addr[40];
-	snprintf(sql, sizeof(sql),
-		 "%s INTO people(id, district_id, name, phone, address, birth_year) VALUES (?, 'd1', ?, ?, ?, ?)", verb);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		die("prepare", sqlite3_errmsg(db));
-	double t0 = now();
-	db_exec(db, "BEGIN");
-	for (size_t i = from; i < from + n; i++) {
-		snprintf(id, sizeof(id), "p%08zx%08zx", i * 2654435761u % 4294967291u, i);
-		snprintf(name, sizeof(name), "Ramesh Kumar %zu", i % 977);
-		snprintf(phone, sizeof(phone), "9%09zu", i);
-		snprintf(addr, sizeof(addr), "Village %zu, booth %zu", i % 5000, i % 2000);
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, phone, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, addr, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 5, 1950 + (int)(i % 50));
-		if (sqlite3_step(st) != SQLITE_DONE)
-			die("insert", sqlite3_errmsg(db));
-		sqlite3_reset(st);
-	}
-	db_exec(db, "COMMIT");
-	sqlite3_finalize(st);
-	return now() - t0;
-}
-
 /* --- one side of a sync, blocking on a socket -------------------------------------- */
 
 static void flush(struct side *sd)
