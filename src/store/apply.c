@@ -143,10 +143,14 @@ static int merge_cell(struct applier *a, struct table *t, const struct zval *pk,
 	bool had = cur->hlc != 0;
 	if (cmp > 0 && a->s->reapplying) {
 		/* made again after a cut: the conflicts were recorded (and settled) the first time */
+		if (r->track && !val_equal(val, &r->vals[c]))
+			r->dirty |= DIRTY_BIT(c);
 		r->vals[c] = *val;
 		*cur = *v;
 		*changed = true;
 	} else if (cmp > 0) {
+		if (r->track && !val_equal(val, &r->vals[c]))
+			r->dirty |= DIRTY_BIT(c);
 		if (had && r->exists && !covers(a, cur) && !val_equal(val, &r->vals[c])) {
 			int rr = record_conflict(a, t, pk, c, val, v, &r->vals[c], cur);
 			if (rr != 0)
@@ -205,6 +209,8 @@ static int apply_change(struct applier *a, struct zila_view *in)
 	}
 	if ((r = row_load(s, t, &pk, row, true)) != 0)
 		return r;
+	/* the values came from the table: merge_cell marks each one it changes */
+	row->track = ROW_VISIBLE(row) && row->has_rid;
 	if (row->known && strcmp(row->part, a->e->info.part) != 0)
 		return ZILA_ESCOPE;
 	if (!row->known) {

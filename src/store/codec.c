@@ -337,6 +337,8 @@ void row_reset(struct rowstate *r)
 	r->known = r->in_live = r->in_rows = r->has_rid = r->exists = false;
 	r->live_rid = r->rid = 0;
 	r->parked = PARK_NONE;
+	r->track = false;
+	r->dirty = 0;
 	r->part[0] = '\0';
 	memset(&r->ever, 0, sizeof(r->ever));
 	memset(r->cver, 0, (size_t)r->ncols * sizeof(*r->cver));

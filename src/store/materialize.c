@@ -196,11 +196,33 @@ static int resolve_dup(struct zila_store *s, struct table *t, const struct zval 
 	return rr;
 }
 
+/* A merge that changed some columns of a row the table shows, as loaded from it: only
+ * those are written, by rowid (SQLite rewrites an index only when the update names one
+ * of its columns). */
+static sqlite3_stmt *partial_update(struct zila_store *s, struct table *t, const struct rowstate *r)
+{
+	uint64_t mask = r->dirty & ~DIRTY_BIT(t->pk);
+	if (!r->track || !t->has_rowid || !r->has_rid || mask == 0 || (mask & DIRTY_MORE))
+		return NULL;
+	sqlite3_stmt *st = store_table_upd(s, t, mask);
+	if (st == NULL)
+		return NULL;
+	for (int i = 0; i < t->ncols && i < 63; i++)
+		if (mask & DIRTY_BIT(i))
+			val_bind(st, i + 1, &r->vals[i]);
+	val_bind(st, t->pk + 1, &r->vals[t->pk]);
+	sqlite3_bind_int64(st, t->ncols + 1, r->rid);
+	return st;
+}
+
 static int write_row(struct zila_store *s, struct table *t, struct rowstate *r, bool update)
 {
-	sqlite3_stmt *st = update ? t->upd : t->ins;
-	for (int i = 0; i < t->ncols; i++)
-		val_bind(st, i + 1, &r->vals[i]);
+	sqlite3_stmt *st = update ? partial_update(s, t, r) : NULL;
+	if (st == NULL) {
+		st = update ? t->upd : t->ins;
+		for (int i = 0; i < t->ncols; i++)
+			val_bind(st, i + 1, &r->vals[i]);
+	}
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -256,6 +278,7 @@ int row_materialize(struct zila_store *s, struct table *t, const struct zval *pk
 			return rr ? rr : row_save(s, t, pk, r);
 		}
 		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY && !was_visible) {
+			r->track = false; /* what the table holds was not loaded: write every column */
 			was_visible = true; /* already there: update it in place */
 			continue;
 		}

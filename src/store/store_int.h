@@ -54,6 +54,11 @@ struct fkey {
 };
 
 /* A tracked table, as zila_tables and the SQLite schema describe it. */
+#define UPD_BY_MAX 4 /* update statements by changed columns a table keeps (LRU-ish) */
+/* A rowstate's dirty mask: bit c for column c < 63, DIRTY_MORE for any column past them. */
+#define DIRTY_MORE (UINT64_C(1) << 63)
+#define DIRTY_BIT(c) ((c) < 63 ? UINT64_C(1) << (c) : DIRTY_MORE)
+
 struct table {
 	int64_t id;
 	char *name;
@@ -90,6 +95,10 @@ struct table {
 	bool down_walked;    /* seal_reused() walked down from its mark in this seal */
 	sqlite3_stmt *ins;   /* INSERT INTO t (all columns) VALUES (...) */
 	sqlite3_stmt *upd;   /* UPDATE t SET all non-pk columns WHERE pk = ? */
+	/* UPDATE t SET the columns of a mask WHERE rowid = ?(ncols + 1) AND pk = ?: a merge
+	 * that changes one column rewrites only the indexes that name it (store_table_upd) */
+	struct { uint64_t mask; sqlite3_stmt *st; } upd_by[UPD_BY_MAX];
+	unsigned upd_by_next;
 	sqlite3_stmt *del;   /* DELETE FROM t WHERE pk = ? */
 	bool touched;        /* changed in the current apply/seal */
 	/* Rows SQLite removes without a trigger (REPLACE on a UNIQUE index) leave their states
@@ -378,6 +387,11 @@ struct rowstate {
 	struct zval *vals; /* [ncols], bytes owned by arena */
 	struct zila_buf arena;
 	int ncols;
+	/* Set by a merge (apply.c) on a row it loaded from the table: which columns' values it
+	 * changed since (DIRTY_BIT), so the table's row is written with only those. Cleared
+	 * by every load; only a caller that marks every change it makes sets `track`. */
+	bool track;
+	uint64_t dirty;
 };
 enum { PARK_NONE = 0, PARK_DUP = ZILA_PARK_DUP, PARK_ORPHAN = ZILA_PARK_ORPHAN, PARK_INVALID = ZILA_PARK_INVALID };
 #define ROW_VISIBLE(r) ((r)->known && (r)->exists && (r)->parked == PARK_NONE)
@@ -395,6 +409,10 @@ int row_load_at(struct zila_store *s, struct table *t, const struct zval *pk, st
 		const int64_t *at, const int64_t *hint) ZILA_MUST_CHECK;
 /* Asks the table for the row's rowid (r->has_rid, r->rid). */
 int row_locate(struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
+/* The UPDATE of t that sets the columns of mask (DIRTY_BIT; neither the key nor DIRTY_MORE)
+ * for the row at a rowid and key (t->has_rowid): prepared on first use, kept by t; NULL
+ * when it cannot be prepared (the caller writes every column then). */
+sqlite3_stmt *store_table_upd(struct zila_store *s, struct table *t, uint64_t mask);
 /* Saves r where it belongs (above) and removes the copy it was loaded from. */
 int row_save(struct zila_store *s, struct table *t, const struct zval *pk, struct rowstate *r) ZILA_MUST_CHECK;
 /* row_save() of a row the table shows at rid, for a key no state is known of: ZILA_EEXIST

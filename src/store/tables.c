@@ -93,6 +93,8 @@ static void table_free(struct table *t)
 	sqlite3_finalize(t->count_all);
 	sqlite3_finalize(t->ins);
 	sqlite3_finalize(t->upd);
+	for (int i = 0; i < UPD_BY_MAX; i++)
+		sqlite3_finalize(t->upd_by[i].st);
 	sqlite3_finalize(t->del);
 	for (int i = 0; t->dflt != NULL && i < t->ncols; i++)
 		sqlite3_value_free(t->dflt[i]);
@@ -385,6 +387,45 @@ static int table_statements(struct zila_store *s, struct table *t)
 	r = r ? r : prep(s, &q, &t->del);
 	zila_buf_release(&q);
 	return r;
+}
+
+sqlite3_stmt *store_table_upd(struct zila_store *s, struct table *t, uint64_t mask)
+{
+	for (int i = 0; i < UPD_BY_MAX; i++)
+		if (t->upd_by[i].st != NULL && t->upd_by[i].mask == mask)
+			return t->upd_by[i].st;
+	/* UPDATE t SET c = ?i, ... WHERE rowid = ?n+1 AND pk = ?pk: the rowid finds the row
+	 * without the key's index; the key says it is still this one */
+	struct zila_buf q;
+	sqlite3_stmt *st = NULL;
+	zila_buf_init(&q, 1 << 16);
+	int r = put_str(&q, "UPDATE ");
+	r = r ? r : put_qid(&q, t->name);
+	r = r ? r : put_str(&q, " SET ");
+	bool first = true;
+	for (int i = 0; r == 0 && i < t->ncols && i < 63; i++) {
+		if (i == t->pk || !(mask & DIRTY_BIT(i)))
+			continue;
+		r = first ? 0 : put_str(&q, ", ");
+		first = false;
+		r = r ? r : put_qid(&q, t->cols[i]);
+		r = r ? r : put_fmt(&q, " = ?%d", i + 1);
+	}
+	r = r ? r : first ? ZILA_EINVAL : 0;
+	r = r ? r : put_fmt(&q, " WHERE rowid = ?%d AND ", t->ncols + 1);
+	r = r ? r : put_qid(&q, t->cols[t->pk]);
+	r = r ? r : put_fmt(&q, " = ?%d", t->pk + 1);
+	r = r ? r : prep(s, &q, &st);
+	zila_buf_release(&q);
+	if (r != 0) {
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	unsigned k = t->upd_by_next++ % UPD_BY_MAX;
+	sqlite3_finalize(t->upd_by[k].st);
+	t->upd_by[k].mask = mask;
+	t->upd_by[k].st = st;
+	return st;
 }
 
 /* Single-column foreign keys between tracked tables; others are left to SQLite. */

@@ -1344,10 +1344,15 @@ static void test_upgrade_peers(void **state)
 
 static sqlite3_vfs *count_under; /* the VFS the counting one passes calls to */
 static int nsyncs;
+/* The pages written to a WAL while wal_pages_on (from each frame's header), at most 4096. */
+static bool wal_pages_on;
+static uint32_t wal_pages[4096];
+static size_t nwal_pages;
 
 struct cfile {
 	sqlite3_file base;
 	sqlite3_file *real; /* follows this struct, count_under->szOsFile bytes */
+	bool wal;
 };
 
 #define REAL(f) (((struct cfile *)(f))->real)
@@ -1355,6 +1360,11 @@ static int c_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f));
 static int c_read(sqlite3_file *f, void *p, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), p, n, o); }
 static int c_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 o)
 {
+	/* SQLite writes a WAL frame's 24-byte header (page number first, big-endian) apart
+	 * from its page */
+	const uint8_t *h = p;
+	if (wal_pages_on && ((struct cfile *)f)->wal && n == 24 && o >= 32 && nwal_pages < 4096)
+		wal_pages[nwal_pages++] = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
 	return REAL(f)->pMethods->xWrite(REAL(f), p, n, o);
 }
 static int c_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
@@ -1390,6 +1400,7 @@ static int c_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, 
 	struct cfile *c = (struct cfile *)f;
 	(void)v;
 	c->real = (sqlite3_file *)(c + 1);
+	c->wal = (flags & SQLITE_OPEN_WAL) != 0;
 	f->pMethods = NULL;
 	int rc = count_under->xOpen(count_under, name, c->real, flags, out);
 	if (rc == SQLITE_OK && c->real->pMethods != NULL)
@@ -1442,6 +1453,51 @@ static void test_bookkeeping_no_fsync(void **state)
 	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
 	assert_true(nsyncs > 0);
 	replica_free(&a);
+	counting_vfs_use(false);
+}
+
+/* A merge writes only the columns it changes (#20): an update of v from another replica
+ * leaves the pages of an index on the other columns alone (a write of every column had
+ * SQLite rewrite every index of the table for each row merged). */
+static void test_merge_writes_changed_columns(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	counting_vfs_use(true);
+	replica_new(&a, "cols-a");
+	replica_new(&b, "cols-b");
+	app(&a, "CREATE INDEX t_district ON t(district_id)");
+	app(&b, "CREATE INDEX t_district ON t(district_id)");
+	app(&a, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)"
+		" INSERT INTO t(id, district_id, v) SELECT printf('r%05d', i), 'd1', 'x' FROM n");
+	struct zila_error err;
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	(void)send_all(&a, &b);
+	app(&a, "UPDATE t SET v = 'y' WHERE rowid % 60 = 0");
+	assert_int_equal(zila_store_seal(a.s, NULL, &err), 0);
+	struct zila_apply_stats st;
+	struct zila_buf bundle;
+	zila_buf_init(&bundle, SIZE_MAX);
+	assert_int_equal(zila_bundle_write(a.s, NULL, NULL, NULL, zila_buf_sink, &bundle, NULL, &err), 0);
+	nwal_pages = 0;
+	wal_pages_on = true; /* what b writes */
+	assert_int_equal(zila_bundle_read(b.s, NULL, bundle.p, bundle.len, "x", &st, &err), 0);
+	wal_pages_on = false;
+	zila_buf_release(&bundle);
+	assert_true(st.napplied > 0);
+	assert_int_equal(count(&b, "SELECT count(*) FROM t WHERE v = 'y'"), 50);
+	assert_same(&a, &b);
+	/* the index spans pages, and the merge wrote none of them */
+	assert_true(count(&b, "SELECT count(*) FROM dbstat WHERE name = 't_district'") > 2);
+	assert_true(nwal_pages > 0);
+	for (size_t i = 0; i < nwal_pages; i++) {
+		char q[120];
+		snprintf(q, sizeof(q), "SELECT count(*) FROM dbstat WHERE name = 't_district' AND pageno = %u",
+			 wal_pages[i]);
+		assert_int_equal(count(&b, q), 0);
+	}
+	replica_free(&a);
+	replica_free(&b);
 	counting_vfs_use(false);
 }
 
@@ -1941,6 +1997,7 @@ int main(void)
 		cmocka_unit_test(test_checkpoint_thread),
 		cmocka_unit_test(test_upgrade_peers),
 		cmocka_unit_test(test_bookkeeping_no_fsync),
+		cmocka_unit_test(test_merge_writes_changed_columns),
 		cmocka_unit_test(test_resolve_one_commit),
 		cmocka_unit_test(test_merge_one_commit),
 		cmocka_unit_test(test_private_files),
