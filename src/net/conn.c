@@ -754,6 +754,9 @@ static void on_established(struct conn *c)
 		conn_fail(c, ZILA_EBUSY, "%u sessions run already", max);
 		return;
 	}
+	/* The handshake's last message goes now, not after the session's start: the peer
+	 * checks it and starts its session while this side seals and reads its feeds. */
+	conn_flush(c);
 	peers_seen(d->store, c->peer_pk, c->peer_name, c->peer_district, c->addr, c->initiator ? c->source : "inbound");
 	/* zila_session_start() seals local changes first: they compete with what arrives. A
 	 * replica that cannot be written (locked, full) fails the session there, and the
@@ -1098,6 +1101,9 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 			on_established(c);
 		else if (ev == ZILA_CHANNEL_MESSAGE)
 			on_message(c);
+		/* each reply as soon as it is made: the next message of this read may take a while */
+		if (ev == ZILA_CHANNEL_MESSAGE || ev == ZILA_CHANNEL_ESTABLISHED)
+			conn_flush(c);
 		if (c->applying) {
 			/* the rest waits until the window is applied (apply_done) */
 			if (off < len && zila_buf_put(&c->held_in, p + off, len - off) != 0) {

@@ -21,21 +21,6 @@ struct result {
 	long maxrss_kib;             /* the side's process's peak RSS */
 };
 
-static inline void flush(struct side *sd)
-{
-	size_t off = 0;
-	while (off < sd->out.len) {
-		ssize_t n = write(sd->fd, sd->out.p + off, sd->out.len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			die("write", strerror(errno));
-		off += (size_t)n;
-	}
-	sd->tx += sd->out.len;
-	zila_buf_reset(&sd->out);
-}
-
 static inline void run_side(const char *dir, int fd, bool initiator, struct result *res)
 {
 	static struct side sd;
@@ -43,7 +28,7 @@ static inline void run_side(const char *dir, int fd, bool initiator, struct resu
 	size_t have = 0, used;
 	memset(res, 0, sizeof(*res));
 	side_begin(&sd, dir, fd, initiator);
-	flush(&sd);
+	side_flush(&sd);
 	while (!sd.closed) {
 		ssize_t n = read(fd, in + have, sizeof(in) - have);
 		if (n < 0 && errno == EINTR)
@@ -54,7 +39,7 @@ static inline void run_side(const char *dir, int fd, bool initiator, struct resu
 		side_feed(&sd, in, have, &used);
 		memmove(in, in + used, have - used);
 		have -= used;
-		flush(&sd);
+		side_flush(&sd);
 	}
 	if (sd.sess == NULL || !zila_session_done(sd.sess))
 		die("sync", "the session did not finish");

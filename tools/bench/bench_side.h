@@ -92,6 +92,22 @@ struct side {
 	bool closed;
 };
 
+/* Writes what the side has to send (blocking) and counts it. */
+static inline void side_flush(struct side *sd)
+{
+	size_t off = 0;
+	while (off < sd->out.len) {
+		ssize_t n = write(sd->fd, sd->out.p + off, sd->out.len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die("write", strerror(errno));
+		off += (size_t)n;
+	}
+	sd->tx += sd->out.len;
+	zila_buf_reset(&sd->out);
+}
+
 static int side_send(void *ctx, const uint8_t *p, size_t len)
 {
 	struct side *sd = ctx;
@@ -165,6 +181,10 @@ static void side_feed(struct side *sd, const uint8_t *in, size_t have, size_t *u
 		if (ev == ZILA_CHANNEL_ESTABLISHED) {
 			struct zila_session_config sc;
 			sd->t_hs = now();
+			/* The handshake's last message goes before the session starts, as the
+			 * daemon sends it (conn.c, on_established): the peer checks it while this
+			 * side seals and reads its feeds. */
+			side_flush(sd);
 			sd->tx_hs = sd->tx + sd->out.len;
 			sd->rx_hs = sd->rx - (have - off);
 			sd->peer_cert = zila_channel_peer(&sd->ch)->cert;
@@ -181,6 +201,8 @@ static void side_feed(struct side *sd, const uint8_t *in, size_t have, size_t *u
 		} else if (ev == ZILA_CHANNEL_MESSAGE) {
 			if (zila_session_receive(sd->sess, sd->msg.p, sd->msg.len, &err) != 0)
 				die("session", err.msg);
+			/* each reply as soon as it is made, as the daemon does (conn.c) */
+			side_flush(sd);
 		} else if (ev == ZILA_CHANNEL_CLOSED) {
 			sd->closed = true;
 		}

@@ -19,21 +19,6 @@
 #define PROBE_GAP_MS 20
 #define PROBES_MAX 100000
 
-static void flush(struct side *sd)
-{
-	size_t off = 0;
-	while (off < sd->out.len) {
-		ssize_t n = write(sd->fd, sd->out.p + off, sd->out.len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			die("write", strerror(errno));
-		off += (size_t)n;
-	}
-	sd->tx += sd->out.len;
-	zila_buf_reset(&sd->out);
-}
-
 static int dial(uint32_t from_ip, const struct sockaddr_in *to)
 {
 	struct sockaddr_in from;
@@ -59,7 +44,7 @@ static double sync_once(const char *dir, uint32_t from_ip, const struct sockaddr
 	side_begin(&sd, dir, -1, true);
 	double t0 = now();
 	sd.fd = dial(from_ip, to);
-	flush(&sd);
+	side_flush(&sd);
 	while (!sd.closed) {
 		ssize_t n = read(sd.fd, in + have, sizeof(in) - have);
 		if (n < 0 && errno == EINTR)
@@ -70,7 +55,7 @@ static double sync_once(const char *dir, uint32_t from_ip, const struct sockaddr
 		side_feed(&sd, in, have, &used);
 		memmove(in, in + used, have - used);
 		have -= used;
-		flush(&sd);
+		side_flush(&sd);
 	}
 	if (sd.sess == NULL || !zila_session_done(sd.sess))
 		die("sync", "a session did not finish");
