@@ -43,6 +43,7 @@ FIGURES = [
     ("sync", "clone peak RSS, laptop", "MiB", LOWER, r"peak RSS: laptop ([\d.]+) MiB"),
     ("sync", "clone peak RSS, HQ", "MiB", LOWER, r"peak RSS: .*HQ ([\d.]+) MiB"),
     ("sync", "incremental, median", "ms", LOWER, r"^incremental: 100 changed rows: ([\d.]+) ms median"),
+    ("sync", "incremental, min", "ms", LOWER, r"^incremental: .*min ([\d.]+) ms"),
     ("sync", "incremental, max", "ms", LOWER, r"^incremental: .*max ([\d.]+) ms"),
     ("sync", "seal on HQ, store open included", "ms", LOWER, r"store open included: ([\d.]+) ms"),
     ("sync", "handshake", "ms", LOWER, r"^handshake:\s+([\d.]+) ms"),
