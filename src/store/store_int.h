@@ -53,12 +53,12 @@ struct fkey {
 	sqlite3_stmt *parent_has; /* SELECT 1 FROM parent WHERE parent_col = ? */
 };
 
-/* A tracked table, as zila_tables and the SQLite schema describe it. */
-#define UPD_BY_MAX 4 /* update statements by changed columns a table keeps (LRU-ish) */
+#define UPD_BY_MAX 4 /* update statements by changed columns a table keeps (the oldest goes) */
 /* A rowstate's dirty mask: bit c for column c < 63, DIRTY_MORE for any column past them. */
 #define DIRTY_MORE (UINT64_C(1) << 63)
 #define DIRTY_BIT(c) ((c) < 63 ? UINT64_C(1) << (c) : DIRTY_MORE)
 
+/* A tracked table, as zila_tables and the SQLite schema describe it. */
 struct table {
 	int64_t id;
 	char *name;
