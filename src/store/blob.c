@@ -1236,7 +1236,9 @@ int zila_blob_collect_step(struct zila_store *s, int64_t horizon_ms, unsigned *n
 	*bytes_removed += c.bytes;
 	if (++*next == ZILA_BLOB_COLLECT_STEPS) {
 		/* forget what is gone from disk, and asks done with */
-		(void)!store_exec(s, "DELETE FROM zila_blob_gone WHERE hash IN (SELECT hash FROM attachments)", NULL);
+		(void)!store_exec(s, "DELETE FROM zila_blob_gone WHERE hash IN (SELECT a.hash FROM attachments a WHERE"
+				     " EXISTS (SELECT 1 FROM zila_blob_held h WHERE h.hash = a.hash AND h.part = a.district_id)"
+				     " OR NOT EXISTS (SELECT 1 FROM zila_blob_held h WHERE h.hash = a.hash))", NULL);
 		prune_asks(s);
 	}
 	return 0;
