@@ -42,7 +42,7 @@ struct zila_blobx_stats {
 	uint64_t served, served_bytes;      /* blobs and chunk bytes we sent */
 	uint64_t refused_scope, refused_missing; /* asks we refused */
 	uint64_t refused_unshown;           /* asks we refused: named by a row it may read, not shown held there */
-	uint64_t shown;                     /* blobs the peer showed it holds (possession recorded) */
+	uint64_t shown, shown_bytes;        /* blobs the peer showed it holds (possession recorded), their bytes */
 	uint64_t wanted_left;               /* blobs we lack and did not ask for (policy) */
 	uint64_t pending_bytes;             /* of our asks, bytes still to come */
 };

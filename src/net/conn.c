@@ -387,6 +387,10 @@ static void log_blobs(struct conn *c, const char *how)
 	if (bs->refused_unshown > 0)
 		zila_log(ZILA_LOG_WARN, "refused %s %llu attachment asks for files it has not shown it holds (knowing a"
 					" file's hash is not enough)", c->blob_label, (unsigned long long)bs->refused_unshown);
+	if (bs->shown > 0)
+		zila_log(ZILA_LOG_INFO, "%s showed it holds %llu attachment files (%llu bytes checked): possession"
+					" recorded", c->blob_label, (unsigned long long)bs->shown,
+			 (unsigned long long)bs->shown_bytes);
 	if (bs->received > 0 || bs->served > 0 || bs->chunks_bad > 0 || bs->received_bytes > 0 || bs->served_bytes > 0)
 		zila_log(ZILA_LOG_INFO,
 			 "attachments with %s%s: received %llu (%llu bytes), sent %llu (%llu bytes), refused %llu bad chunks,"

@@ -303,8 +303,10 @@ static int credit(struct zila_blobx *bx, struct zila_error *err)
 		if (r != 0)
 			return r;
 	}
-	if (bx->credit.len > 0)
+	if (bx->credit.len > 0) {
 		bx->st.shown++;
+		bx->st.shown_bytes += bx->in_size;
+	}
 	zila_buf_reset(&bx->credit);
 	return 0;
 }
@@ -632,6 +634,11 @@ static int serve_next(struct zila_blobx *bx, size_t *sent, struct zila_error *er
 		if (!zila_blob_named(bx->cfg.store, a.id, bx->cfg.peer_may_read, bx->cfg.peer_read_ctx)) {
 			bx->st.refused_scope++;
 			r = send_refused(bx, a.id, REFUSE_SCOPE, sent);
+			goto out;
+		}
+		if (!zila_blob_present(bx->cfg.store, a.id)) {
+			bx->st.refused_missing++;
+			r = send_refused(bx, a.id, REFUSE_MISSING, sent);
 			goto out;
 		}
 		/* the hash is no capability: a row naming it is not enough */
