@@ -860,23 +860,25 @@ bool zila_blob_may_serve(struct zila_store *s, const uint8_t id[32], zila_part_f
 
 int zila_blob_needed(struct zila_store *s, zila_blob_need_fn fn, void *ctx, struct zila_error *err)
 {
-	sqlite3_stmt *st = NULL, *pq = NULL;
+	sqlite3_stmt *st = NULL, *pq = NULL, *aq = NULL;
 	int r = ensure_tables(s, err);
 	if (r != 0 || !has_attachments(s))
 		return r;
 	if (!has_table(s, "zila_blob_held") && (r = store_exec(s, HELD_SQL, err)) != 0)
 		return r;
-	/* a hash with a live row in a partition where it is not shown */
+	/* every hash live rows name, whether some of its rows are in a partition where it is not
+	 * shown; then per hash, the partitions to ask it shown in */
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT a.hash, max(a.size), EXISTS (SELECT 1 FROM zila_blob_asks k WHERE k.hash = a.hash)"
-			       " FROM attachments a WHERE NOT EXISTS (SELECT 1 FROM zila_blob_held h WHERE h.hash = a.hash"
-			       " AND h.part = a.district_id) GROUP BY a.hash ORDER BY min(a.rowid)",
+			       "SELECT a.hash, max(a.size), EXISTS (SELECT 1 FROM zila_blob_asks k WHERE k.hash = a.hash),"
+			       " max(NOT EXISTS (SELECT 1 FROM zila_blob_held h WHERE h.hash = a.hash AND h.part ="
+			       " a.district_id)) FROM attachments a GROUP BY a.hash ORDER BY min(a.rowid)",
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db,
 			       "SELECT DISTINCT a.district_id FROM attachments a WHERE a.hash = ? AND NOT EXISTS (SELECT 1"
-			       " FROM zila_blob_held h WHERE h.hash = a.hash AND h.part = a.district_id) ORDER BY 1 LIMIT "
-			       "64",
-			       -1, &pq, NULL) != SQLITE_OK) {
+			       " FROM zila_blob_held h WHERE h.hash = a.hash AND h.part = a.district_id) ORDER BY 1 LIMIT 64",
+			       -1, &pq, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT DISTINCT district_id FROM attachments WHERE hash = ? ORDER BY 1 LIMIT 64", -1,
+			       &aq, NULL) != SQLITE_OK) {
 		r = store_db_error(s, err, "attachments");
 		goto out;
 	}
@@ -888,20 +890,26 @@ int zila_blob_needed(struct zila_store *s, zila_blob_need_fn fn, void *ctx, stru
 		size_t np = 0;
 		if (!hex_id(hex, id))
 			continue;
-		sqlite3_bind_text(pq, 1, hex, -1, SQLITE_TRANSIENT);
-		while (np < ZILA_BLOB_PARTS_MAX && sqlite3_step(pq) == SQLITE_ROW) {
-			text_of(pq, 0, parts[np], sizeof(parts[np]));
+		bool present = zila_blob_present(s, id);
+		if (present && sqlite3_column_int(st, 3) == 0)
+			continue; /* here, and shown wherever its rows are */
+		/* not here: asked for in every partition of its rows (a record of where it was
+		 * shown may outlive a copy found damaged); here: in those it is not shown in */
+		sqlite3_stmt *q = present ? pq : aq;
+		sqlite3_bind_text(q, 1, hex, -1, SQLITE_TRANSIENT);
+		while (np < ZILA_BLOB_PARTS_MAX && sqlite3_step(q) == SQLITE_ROW) {
+			text_of(q, 0, parts[np], sizeof(parts[np]));
 			pp[np] = parts[np];
 			np++;
 		}
-		sqlite3_reset(pq);
-		bool present = zila_blob_present(s, id);
+		sqlite3_reset(q);
 		r = fn(ctx, id, (uint64_t)sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2) != 0,
 		       present ? 0 : zila_blob_part_chunks(s, id), present, pp, np);
 	}
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(pq);
+	sqlite3_finalize(aq);
 	return r;
 }
 

@@ -18,7 +18,7 @@ fi
 PROXY=${ZILA_PROXY:-$(dirname "$ZILA")/../tools/zila_proxy}
 [ -x "$PROXY" ] || PROXY=$(dirname "$0")/../../build/tools/zila_proxy
 P=$((20000 + ($$ * 13 + 7100) % 20000))
-HQ=$T/hq A=$T/a B=$T/b C=$T/c D=$T/d
+HQ=$T/hq A=$T/a B=$T/b C=$T/c
 proxy_pid=""
 F=""
 cleanup() {
@@ -215,8 +215,8 @@ expect 1 "C cannot copy the photo out" -- "$ZILA" -d "$C" attachment get stolen 
 # C learnt the photo's hash (a screenshot of `zila attachment ls`) and writes a row of its own
 # district naming it: HQ takes the row (C may write d2) but does not serve d1's bytes for it
 # (no device of d2 has shown it holds the file), asks C to show it, and logs the refusal; a d1
-# laptop C meets on the LAN does not serve it either. An honest d2 laptop D that attaches the
-# same file shows it by sending it (HQ keeps one copy), and d2's laptops are served it then.
+# laptop C meets on the LAN does not serve it either. An honest d2 laptop DD that attaches
+# the same file shows it by sending it (HQ keeps one copy), and d2's laptops are served it then.
 expect 0 "C (d2) writes a row of its own district naming d1's photo by its hash" -- "$ZILA" -d "$C" sql \
 	"INSERT INTO attachments(id, district_id, hash, size, media_type, name) VALUES ('guessed', 'd2', '$HASH', 307200, 'image/jpeg', 'x.jpg')"
 c_in=$(chunk_bytes_in "$T/c.log")
@@ -237,26 +237,26 @@ sleep 1
 [ -z "$(find "$C/blobs" -type f 2>/dev/null)" ] && [ "$(chunk_bytes_in "$T/c.log")" = "$c_in" ] &&
 	ok "C met B (a d1 laptop) on the LAN and got no byte of the photo" || bad "B served C the photo"
 "$ZILA" -d "$C" peer remove "127.0.0.1:$((P + 2))" >/dev/null 2>&1
-# D, an honest laptop of d2 with the very same file
-D=$T/d
-"$ZILA" -d "$D" init >/dev/null
+# DD, an honest laptop of d2 with the very same file
+DD=$T/dd
+"$ZILA" -d "$DD" init >/dev/null
 rm -f "$T/.req" "$T/.cert"
-enrol "$HQ" "$D" d2 || bad "enrol $D"
-"$ZILA" -d "$D" peer add --hq "127.0.0.1:$P" >/dev/null 2>&1
-daemon_up "$D" "$T/d.log" $((P + 7))
-"$ZILA" -d "$D" sync hq --wait --timeout 60 >/dev/null 2>&1
-"$ZILA" -d "$D" attach "$T/photo.jpg" --district d2 >"$T/refd" 2>"$T/err" && ok "D (d2) attaches the same photo" ||
-	bad "D's attach: $(cat "$T/err")"
+enrol "$HQ" "$DD" d2 || bad "enrol $DD"
+"$ZILA" -d "$DD" peer add --hq "127.0.0.1:$P" >/dev/null 2>&1
+daemon_up "$DD" "$T/dd.log" $((P + 11))
+"$ZILA" -d "$DD" sync hq --wait --timeout 60 >/dev/null 2>&1
+"$ZILA" -d "$DD" attach "$T/photo.jpg" --district d2 >"$T/refd" 2>"$T/err" && ok "DD (d2) attaches the same photo" ||
+	bad "DD's attach: $(cat "$T/err")"
 REFD=$(cat "$T/refd")
-expect 0 "D syncs with HQ" -- "$ZILA" -d "$D" sync hq --wait --timeout 60
-until_ok 20 sh -c "grep -q \"the laptop 'd' (d2, 127.0.0.1:[0-9]*) showed it holds 1 attachment files (307200 bytes checked)\" '$T/hq.log'" &&
-	ok "HQ had D show the file: all 307,200 bytes checked against the copy it holds" ||
-	bad "HQ did not take D's proof: $(grep 'attachments with' "$T/hq.log" | tail -2)"
+expect 0 "DD syncs with HQ" -- "$ZILA" -d "$DD" sync hq --wait --timeout 60
+until_ok 20 sh -c "grep -q \"the laptop 'dd' (d2, 127.0.0.1:[0-9]*) showed it holds 1 attachment files (307200 bytes checked)\" '$T/hq.log'" &&
+	ok "HQ had DD show the file: all 307,200 bytes checked against the copy it holds" ||
+	bad "HQ did not take DD's proof: $(grep 'attachments with' "$T/hq.log" | tail -2)"
 [ "$(find "$HQ/blobs" -type f -name "$(echo "$HASH" | cut -c3-)" | wc -l)" = 1 ] &&
 	[ -z "$(find "$HQ/blobs" -name '*.part')" ] && ok "HQ keeps one copy of the file" || bad "HQ's blobs: $(find "$HQ/blobs" -type f)"
 expect 0 "C syncs with HQ again" -- "$ZILA" -d "$C" sync hq --wait --timeout 60
-expect 0 "C (d2) now copies out D's attachment" -- "$ZILA" -d "$C" attachment get "$REFD" "$T/c4.jpg" --wait 20
-cmp -s "$T/photo.jpg" "$T/c4.jpg" && ok "C's copy of D's file is byte-identical" || bad "C's copy of D's file differs"
+expect 0 "C (d2) now copies out DD's attachment" -- "$ZILA" -d "$C" attachment get "$REFD" "$T/c4.jpg" --wait 20
+cmp -s "$T/photo.jpg" "$T/c4.jpg" && ok "C's copy of DD's file is byte-identical" || bad "C's copy of DD's file differs"
 
 # --- a full disk at the receiver mid-file ---------------------------------------------------
 if [ -n "${ZILA_ATTACH_NS:-}" ] && mkdir -p "$T/f" && mount -t tmpfs -o size=64m tmpfs "$T/f" 2>/dev/null; then

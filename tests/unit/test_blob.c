@@ -841,6 +841,23 @@ static void test_damaged_here(void **state)
 	assert_int_equal(zila_blob_copy_out(a.s, p1.hash, path, &err), ZILA_ENOTFOUND);
 	side_free(&sa);
 	side_free(&sb);
+	/* A still records the photo as shown in d1 (it attached it), but the bytes are gone: it
+	 * asks for them again, and takes them from a peer that holds them */
+	struct zila_buf data;
+	uint8_t id[32];
+	zila_buf_init(&data, 1 << 20);
+	assert_int_equal(zila_os_read_file(in1, data.max, &data, NULL, &err), 0);
+	assert_int_equal(zila_blob_put(b.s, data.p, data.len, id, &err), 0);
+	assert_int_equal(zila_blob_held_add(b.s, id, "d1", &err), 0);
+	zila_buf_release(&data);
+	side_new(&sa, &a, NULL);
+	side_new(&sb, &b, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(sa.bx)->received, 1);
+	assert_int_equal(zila_blob_copy_out(a.s, p1.hash, path, &err), 0);
+	assert_true(same_file(in1, path));
+	side_free(&sa);
+	side_free(&sb);
 	replica_close(&a);
 	replica_close(&b);
 }
