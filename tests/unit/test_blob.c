@@ -923,6 +923,12 @@ static void test_collect(void **state)
 
 /* --- bundles with files ------------------------------------------------------------------ */
 
+static bool only_d2(void *ctx, const char *part)
+{
+	(void)ctx;
+	return strcmp(part, "d2") == 0;
+}
+
 static bool only_d1(void *ctx, const char *part)
 {
 	(void)ctx;
@@ -1025,6 +1031,16 @@ static void test_bundle_files(void **state)
 	snprintf(out, sizeof(out), "%s/out.pdf", b.top);
 	assert_int_equal(zila_blob_copy_out(b.s, big.hash, out, &err), 0);
 	assert_true(same_file(p1, out));
+	/* each is taken as shown in the one district whose rows name it, so B serves them */
+	{
+		uint8_t id[32];
+		assert_int_equal(zila_hex_decode(id, 32, big.hash, 64), 0);
+		assert_true(zila_blob_held_in(b.s, id, "d1"));
+		assert_true(zila_blob_may_serve(b.s, id, scope_one, (void *)"d1"));
+		assert_int_equal(zila_hex_decode(id, 32, other.hash, 64), 0);
+		assert_true(zila_blob_held_in(b.s, id, "d2"));
+		assert_false(zila_blob_held_in(b.s, id, "d1"));
+	}
 	/* twice: every file is held already */
 	assert_int_equal(read_files(&b, &bb, &f), 0);
 	assert_int_equal(f.nheld, 3);
@@ -1035,6 +1051,18 @@ static void test_bundle_files(void **state)
 	bundle_for(&a, &c, &with, only_d1, &bb, &sum);
 	assert_int_equal(sum.nfiles, 2);
 	zila_buf_release(&bb);
+	/* a file not shown in the partition of the row that names it is not carried: a d2 row
+	 * naming the d1 photo's hash does not put the photo in a bundle for d2 */
+	{
+		char sql[400];
+		snprintf(sql, sizeof(sql), "INSERT INTO attachments(id, district_id, hash, size, name) VALUES"
+					   " ('guess-d2-1', 'd2', '%s', %llu, 'x.jpg')", small.hash, (unsigned long long)small.size);
+		exec(&a, sql);
+		bundle_for(&a, &c, &with, only_d2, &bb, &sum);
+		assert_int_equal(sum.nfiles, 1); /* d2.jpg only */
+		zila_buf_release(&bb);
+		exec(&a, "DELETE FROM attachments WHERE id = 'guess-d2-1'");
+	}
 	/* files below a size */
 	struct zila_bundle_opts below = { .blobs = true, .blobs_max = 6000 };
 	bundle_for(&a, &c, &below, NULL, &bb, &sum);
