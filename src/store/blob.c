@@ -215,6 +215,17 @@ int store_blob_upgrade(struct zila_store *s, struct zila_error *err)
 
 /* --- storing ---------------------------------------------------------------------------- */
 
+/* A partial copy (.part and its .man) of a blob held whole: left by a fetch cut before the
+ * same file was attached here or came whole otherwise. */
+static void drop_partial(struct zila_store *s, const uint8_t id[32])
+{
+	char path[4200];
+	blob_path(s, id, ".part", path, sizeof(path));
+	(void)!zila_os_remove(path);
+	blob_path(s, id, ".man", path, sizeof(path));
+	(void)!zila_os_remove(path);
+}
+
 int zila_blob_put(struct zila_store *s, const uint8_t *p, size_t len, uint8_t id[32], struct zila_error *err)
 {
 	struct zila_buf ch;
@@ -243,6 +254,8 @@ int zila_blob_put(struct zila_store *s, const uint8_t *p, size_t len, uint8_t id
 		goto out;
 	}
 	r = zila_os_atomic_commit(a, err);
+	if (r == 0)
+		drop_partial(s, id); /* a fetch cut before: the whole file is here now */
 out:
 	zila_buf_release(&ch);
 	return r;
@@ -978,8 +991,10 @@ int zila_blob_writer_open(struct zila_store *s, const uint8_t id[32], uint64_t s
 	zila_blob_id(chunk_hashes, nchunks, size, got);
 	if (sodium_memcmp(got, id, 32) != 0)
 		return zila_error_set(err, ZILA_EFORMAT, "blob %.12s: its manifest does not make its hash", hex);
-	if (zila_blob_present(s, id))
+	if (zila_blob_present(s, id)) {
+		drop_partial(s, id);
 		return zila_error_set(err, ZILA_EEXIST, "blob %.12s is here already", hex);
+	}
 	struct zila_blob_writer *w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return zila_error_set(err, ZILA_ENOMEM, "out of memory");

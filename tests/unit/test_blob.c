@@ -603,6 +603,42 @@ static void test_possession_upgrade(void **state)
 	replica_close(&r);
 }
 
+/* A fetch cut mid-file leaves a partial copy; the same file attached here then makes it whole:
+ * the partial copy goes (a collection would keep it beside the whole one for as long as a row
+ * names the file; property seed 327 with ZILA_PROP_CKPT=1 ZILA_PROP_BLOBS=1). */
+static void test_partial_then_attached(void **state)
+{
+	(void)state;
+	struct replica r;
+	struct zila_attachment a;
+	struct zila_error err;
+	struct zila_blob_writer *w = NULL;
+	struct zila_buf data, ch;
+	char in[128], path[1200];
+	uint8_t id[32];
+	uint32_t next;
+	replica_open(&r);
+	snprintf(in, sizeof(in), "%s/a.jpg", r.top);
+	write_file(in, 3 * ZILA_BLOB_CHUNK, 5);
+	zila_buf_init(&data, 1 << 20);
+	zila_buf_init(&ch, 1 << 20);
+	assert_int_equal(zila_os_read_file(in, data.max, &data, NULL, &err), 0);
+	assert_int_equal(zila_blob_hash_mem(data.p, data.len, &ch, id), 0);
+	assert_int_equal(zila_blob_writer_open(r.s, id, data.len, ch.p, 3, &w, &next, &err), 0);
+	assert_int_equal(zila_blob_writer_add(w, 0, data.p, ZILA_BLOB_CHUNK, &err), 0);
+	zila_blob_writer_free(w); /* cut */
+	assert_int_equal(zila_blob_part_chunks(r.s, id), 1);
+	attach(&r, in, "d1", &a);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s.part", r.dir, a.hash, a.hash + 2);
+	assert_false(zila_os_exists(path));
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s.man", r.dir, a.hash, a.hash + 2);
+	assert_false(zila_os_exists(path));
+	assert_int_equal(blob_files(&r), 1);
+	zila_buf_release(&data);
+	zila_buf_release(&ch);
+	replica_close(&r);
+}
+
 /* Collection by scope: a blob held for d1 that only another district's live row names (d1's
  * row deleted; a d2 row naming its hash) is not kept for that row. */
 static void test_collect_scope(void **state)
@@ -1179,7 +1215,8 @@ int main(void)
 		cmocka_unit_test(test_full_disk),
 #endif
 		cmocka_unit_test(test_exchange),    cmocka_unit_test(test_scope), cmocka_unit_test(test_possession),
-		cmocka_unit_test(test_possession_upgrade), cmocka_unit_test(test_collect_scope),	   cmocka_unit_test(test_bad_chunk),
+		cmocka_unit_test(test_possession_upgrade), cmocka_unit_test(test_collect_scope),
+		cmocka_unit_test(test_partial_then_attached),	   cmocka_unit_test(test_bad_chunk),
 		cmocka_unit_test(test_resume),	    cmocka_unit_test(test_pieces),	   cmocka_unit_test(test_piece_out_of_order),
 		cmocka_unit_test(test_damaged_here), cmocka_unit_test(test_collect),	   cmocka_unit_test(test_bundle_files),
 		cmocka_unit_test(test_stats_many),
