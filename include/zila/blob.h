@@ -102,12 +102,46 @@ int zila_blob_stats(struct zila_store *s, struct zila_blob_stats *st, struct zil
  * whether a fetch was asked for, and how many chunks a partial copy holds verified. */
 typedef int (*zila_blob_want_fn)(void *ctx, const uint8_t id[32], uint64_t size, bool asked, uint32_t have_chunks);
 int zila_blob_missing(struct zila_store *s, zila_blob_want_fn fn, void *ctx, struct zila_error *err) ZILA_MUST_CHECK;
-/* Whether a peer reading the partitions filter allows may have blob id: a live attachments
- * row in one of them refers to it (the scope rows are sent by). */
+/* Whether a peer reading the partitions filter allows (NULL: any) may have blob id: a live
+ * attachments row in one of them refers to it (the scope rows are sent by) AND the blob is
+ * held shown in that row's partition (below, "possession"). */
 bool zila_blob_may_serve(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *ctx);
+/* Whether a live attachments row in a partition filter allows (NULL: any) refers to blob id,
+ * held shown or not (what a bundle's reader keeps a file by). */
+bool zila_blob_named(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *ctx);
+
+/* --- possession (proto/ATTACH.md, "Possession") ------------------------------------ *
+ * A blob is served for a row only when it is held *shown* in the row's partition: it was
+ * attached here in that partition, or its bytes came here from a device that may write the
+ * partition and holds it shown there (a live session's manifest says so), or, once, when a
+ * replica from before this rule was first opened (held then, and named by rows of a single
+ * partition). Knowing a blob's hash is not enough to be served it. */
+
+/* Records blob id as held shown in partition part. */
+int zila_blob_held_add(struct zila_store *s, const uint8_t id[32], const char *part, struct zila_error *err) ZILA_MUST_CHECK;
+/* Whether blob id is recorded as held shown in partition part. */
+bool zila_blob_held_in(struct zila_store *s, const uint8_t id[32], const char *part);
+/* For a file read from a bundle, which says nothing of where it was shown: when the live rows
+ * naming blob id are all in one partition and filter allows it (NULL: any), records it held
+ * shown there; else nothing (the network shows it later). */
+int zila_blob_held_sole(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *ctx,
+			struct zila_error *err) ZILA_MUST_CHECK;
+typedef int (*zila_blob_part_fn)(void *ctx, const char *part);
+/* The partitions filter allows (NULL: any) in which a live row refers to blob id and it is
+ * held shown, each once, in order; stops at fn's first non-zero return (returned). */
+int zila_blob_shown(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *fctx,
+		    zila_blob_part_fn fn, void *ctx) ZILA_MUST_CHECK;
+/* What a live session asks for: each blob live rows refer to that is not held whole
+ * (present false), or held whole but not shown in some partition of a live row naming it
+ * (present true), in rowid order of the rows, with the partitions of its live rows where it
+ * is not shown (parts, borrowed for the call; nparts of them, at most ZILA_BLOB_PARTS_MAX). */
+#define ZILA_BLOB_PARTS_MAX 64
+typedef int (*zila_blob_need_fn)(void *ctx, const uint8_t id[32], uint64_t size, bool asked, uint32_t have_chunks,
+				 bool present, const char *const *parts, size_t nparts);
+int zila_blob_needed(struct zila_store *s, zila_blob_need_fn fn, void *ctx, struct zila_error *err) ZILA_MUST_CHECK;
 
 /* For a bundle (zila bundle create --with-attachments): the blobs a live attachments row in a
- * partition filter allows (NULL: any) refers to, in hash order. fn gets each one held here
+ * partition filter allows (NULL: any) refers to and held shown in that partition, in hash order. fn gets each one held here
  * whole of at most max_size bytes (0: any size); *nabsent counts those not held here and
  * *nlarge those over max_size (either may be NULL). Stops at fn's first non-zero return. */
 typedef int (*zila_blob_held_fn)(void *ctx, const uint8_t id[32], uint64_t size);
@@ -149,7 +183,9 @@ uint32_t zila_blob_part_chunks(struct zila_store *s, const uint8_t id[32]);
 
 /* Removes blobs no live row refers to once they have been unreferenced since before
  * horizon_ms (zila_store_horizon_ms): the first pass that sees one unreferenced notes the
- * time; a blob referred to again is kept. Partial copies of such blobs go too. */
+ * time; a blob referred to again is kept. Partial copies of such blobs go too. A blob held
+ * shown in some partition is referred to only by live rows of those partitions (one held for
+ * d1 that only d2's rows name is collected); one shown in none, by any live row. */
 int zila_blob_collect(struct zila_store *s, int64_t horizon_ms, uint64_t *nremoved, uint64_t *bytes_removed,
 		      struct zila_error *err) ZILA_MUST_CHECK;
 /* zila_blob_collect one directory at a time (DIR/blobs/00 ... ff), for a caller that must not

@@ -21,6 +21,11 @@ struct zila_blobx_config {
 	 * partition it may read refers to it (NULL: every partition). */
 	zila_part_filter_fn peer_may_read;
 	void *peer_read_ctx;
+	/* The peer's write scope (NULL: every partition): what its manifests may show a blob held
+	 * in, and whom we ask to show a blob we hold already (ATTACH.md, "Possession"). */
+	zila_part_filter_fn peer_may_write;
+	void *peer_write_ctx;
+	const char *peer_name; /* for the log (borrowed for the exchange's life; NULL: "the peer") */
 	zila_session_send_fn send; /* required */
 	void *send_ctx;
 	/* What we ask for: every blob we lack (a LAN, HQ), else only those asked for
@@ -36,6 +41,8 @@ struct zila_blobx_stats {
 	uint64_t refused_by_peer;           /* our asks the peer refused (not held, scope) */
 	uint64_t served, served_bytes;      /* blobs and chunk bytes we sent */
 	uint64_t refused_scope, refused_missing; /* asks we refused */
+	uint64_t refused_unshown;           /* asks we refused: named by a row it may read, not shown held there */
+	uint64_t shown, shown_bytes;        /* blobs the peer showed it holds (possession recorded), their bytes */
 	uint64_t wanted_left;               /* blobs we lack and did not ask for (policy) */
 	uint64_t pending_bytes;             /* of our asks, bytes still to come */
 };

@@ -371,5 +371,7 @@ int zila_trust_check_record(struct zila_trust_ctx *ctx, uint8_t type, struct zil
 /* Read scope for zila_bundle_write (bundle create --for): a zila_part_filter_fn whose ctx is a
  * struct zila_cert (the recipient's). */
 bool zila_trust_read_filter(void *cert, const char *part);
+/* Write scope, alike: whether the certificate (a struct zila_cert) may write partition part. */
+bool zila_trust_write_filter(void *cert, const char *part);
 
 #endif

@@ -384,6 +384,13 @@ static void log_blobs(struct conn *c, const char *how)
 	if (bs->refused_scope > 0)
 		zila_log(ZILA_LOG_WARN, "refused %s %llu attachment asks: no row it may read refers to those files", c->addr,
 			 (unsigned long long)bs->refused_scope);
+	if (bs->refused_unshown > 0)
+		zila_log(ZILA_LOG_WARN, "refused %s %llu attachment asks for files it has not shown it holds (knowing a"
+					" file's hash is not enough)", c->blob_label, (unsigned long long)bs->refused_unshown);
+	if (bs->shown > 0)
+		zila_log(ZILA_LOG_INFO, "%s showed it holds %llu attachment files (%llu bytes checked): possession"
+					" recorded", c->blob_label, (unsigned long long)bs->shown,
+			 (unsigned long long)bs->shown_bytes);
 	if (bs->received > 0 || bs->served > 0 || bs->chunks_bad > 0 || bs->received_bytes > 0 || bs->served_bytes > 0)
 		zila_log(ZILA_LOG_INFO,
 			 "attachments with %s%s: received %llu (%llu bytes), sent %llu (%llu bytes), refused %llu bad chunks,"
@@ -796,6 +803,12 @@ static void on_established(struct conn *c)
 	bc.store = d->store;
 	bc.peer_may_read = zila_trust_read_filter;
 	bc.peer_read_ctx = (void *)&pe->cert;
+	bc.peer_may_write = zila_trust_write_filter;
+	bc.peer_write_ctx = (void *)&pe->cert;
+	snprintf(c->blob_label, sizeof(c->blob_label), "%s '%s' (%s, %s)",
+		 pe->cert.scope_all ? "HQ device" : "the laptop", pe->cert.name,
+		 pe->cert.scope_all ? "every district" : pe->cert.district, c->addr);
+	bc.peer_name = c->blob_label;
 	bc.send = session_send;
 	bc.send_ctx = c;
 	zila_error_clear(&err);

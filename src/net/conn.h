@@ -69,6 +69,7 @@ struct conn {
 	uint8_t peer_pk[32];
 	char peer_name[ZILA_NAME_MAX + 1];
 	char peer_district[ZILA_DISTRICT_MAX + 1];
+	char blob_label[ZILA_NAME_MAX + ZILA_DISTRICT_MAX + 340]; /* the peer, for the blob phase's log */
 	uint64_t started_ms;
 	int result;          /* 0: the session completed */
 	char reason[300];    /* why it failed, for the log and the waiters */

@@ -400,6 +400,15 @@ static void content(struct zila_store *s, const struct fscope *sc, const char *i
 		web_reply_error(out, 500, "internal", NULL, "attachment '%s' has a malformed hash", id);
 		goto out;
 	}
+	/* a district's account gets the bytes only when a device of the district showed this
+	 * replica it holds them (proto/ATTACH.md, "Possession"): a row naming another district's
+	 * file by its hash is not enough */
+	if (sc->district != NULL && !zila_blob_held_in(s, bid, a.district)) {
+		web_reply_error(out, 404, "not_shown", NULL,
+				"'%s' is not here for district '%s': no device of the district has sent this replica the file",
+				a.name, a.district);
+		goto out;
+	}
 	int r = zila_blob_reader_open(s, bid, &rd, &err);
 	if (r != 0) {
 		web_reply_error(out, 404, r == ZILA_EFORMAT ? "damaged" : "missing", NULL, "%s", zila_error_msg(&err, r));

@@ -21,6 +21,10 @@
  * no live row referring to it (collect). */
 static const char ASKS_SQL[] = "CREATE TABLE IF NOT EXISTS zila_blob_asks (hash TEXT PRIMARY KEY NOT NULL, at INTEGER NOT NULL)";
 static const char GONE_SQL[] = "CREATE TABLE IF NOT EXISTS zila_blob_gone (hash TEXT PRIMARY KEY NOT NULL, since INTEGER NOT NULL)";
+/* Possession: the partitions each blob is held shown in (ATTACH.md, "Possession"). Made when
+ * a replica is first opened by a zila that keeps it, crediting what was held then. */
+static const char HELD_SQL[] = "CREATE TABLE IF NOT EXISTS zila_blob_held (hash TEXT NOT NULL, part TEXT NOT NULL,"
+			       " PRIMARY KEY (hash, part)) WITHOUT ROWID";
 
 /* --- ids and paths -------------------------------------------------------------------- */
 
@@ -108,6 +112,19 @@ static int ensure_tables(struct zila_store *s, struct zila_error *err)
 	return r ? r : store_exec(s, GONE_SQL, err);
 }
 
+static bool has_table(struct zila_store *s, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return yes;
+}
+
 static bool has_attachments(struct zila_store *s)
 {
 	sqlite3_stmt *st = NULL;
@@ -121,10 +138,59 @@ static bool has_attachments(struct zila_store *s)
 
 extern const char zila_default_schema_sql[];
 
+/* The possession table, the first time a zila that keeps it opens the replica. What is held
+ * then came by the rule before it (the hash was enough): a blob that the live rows of a single
+ * partition name is credited there, as it most likely came for them; one that rows of two
+ * partitions or more name is credited nowhere, and its writers show it again at their next
+ * sync (so a row naming another district's file before the upgrade gains nothing by it). */
+static int held_upgrade(struct zila_store *s, struct zila_error *err)
+{
+	sqlite3_stmt *st = NULL, *ins = NULL;
+	uint64_t n = 0;
+	if (has_table(s, "zila_blob_held"))
+		return 0;
+	int r = store_exec(s, "BEGIN IMMEDIATE", err);
+	if (r != 0)
+		return r;
+	if (has_table(s, "zila_blob_held")) /* another process made it meanwhile */
+		return store_exec(s, "COMMIT", err);
+	r = store_exec(s, HELD_SQL, err);
+	if (r == 0 && has_attachments(s)) {
+		if (sqlite3_prepare_v2(s->db, "SELECT hash, min(district_id) FROM attachments GROUP BY hash"
+					      " HAVING count(DISTINCT district_id) = 1", -1, &st, NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO zila_blob_held (hash, part) VALUES (?, ?)", -1, &ins,
+				       NULL) != SQLITE_OK)
+			r = store_db_error(s, err, "attachments");
+		while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+			uint8_t id[32];
+			const char *hex = (const char *)sqlite3_column_text(st, 0);
+			if (!hex_id(hex, id) || !zila_blob_present(s, id))
+				continue;
+			sqlite3_bind_text(ins, 1, hex, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_value(ins, 2, sqlite3_column_value(st, 1));
+			if (sqlite3_step(ins) != SQLITE_DONE)
+				r = store_db_error(s, err, "attachments");
+			sqlite3_reset(ins);
+			n++;
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(ins);
+	r = r ? r : store_exec(s, "COMMIT", err);
+	if (r != 0)
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	else if (n > 0)
+		zila_log(ZILA_LOG_INFO, "'%s': %llu attachment files held before this zila are taken as shown in the"
+					" district whose rows name them; files named from two districts or more are asked"
+					" for again from their writers", s->db_path, (unsigned long long)n);
+	return r;
+}
+
 int store_blob_upgrade(struct zila_store *s, struct zila_error *err)
 {
-	if (has_attachments(s) || store_table_by_name(s, "districts", 9) == NULL)
-		return 0;
+	int r = held_upgrade(s, err);
+	if (r != 0 || has_attachments(s) || store_table_by_name(s, "districts", 9) == NULL)
+		return r;
 	/* the default schema's own statements (the file ends with them) */
 	const char *sql = strstr(zila_default_schema_sql, "CREATE TABLE attachments");
 	if (sql == NULL)
@@ -133,7 +199,7 @@ int store_blob_upgrade(struct zila_store *s, struct zila_error *err)
 	const char *pcol = "district_id";
 	if (name == NULL)
 		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
-	int r = store_exec(s, "BEGIN IMMEDIATE", err);
+	r = store_exec(s, "BEGIN IMMEDIATE", err);
 	if (r == 0 && sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		r = store_db_error(s, err, "cannot add the attachments table");
 	r = r ? r : store_exec(s, "COMMIT", err);
@@ -148,6 +214,17 @@ int store_blob_upgrade(struct zila_store *s, struct zila_error *err)
 }
 
 /* --- storing ---------------------------------------------------------------------------- */
+
+/* A partial copy (.part and its .man) of a blob held whole: left by a fetch cut before the
+ * same file was attached here or came whole otherwise. */
+static void drop_partial(struct zila_store *s, const uint8_t id[32])
+{
+	char path[4200];
+	blob_path(s, id, ".part", path, sizeof(path));
+	(void)!zila_os_remove(path);
+	blob_path(s, id, ".man", path, sizeof(path));
+	(void)!zila_os_remove(path);
+}
 
 int zila_blob_put(struct zila_store *s, const uint8_t *p, size_t len, uint8_t id[32], struct zila_error *err)
 {
@@ -177,6 +254,8 @@ int zila_blob_put(struct zila_store *s, const uint8_t *p, size_t len, uint8_t id
 		goto out;
 	}
 	r = zila_os_atomic_commit(a, err);
+	if (r == 0)
+		drop_partial(s, id); /* a fetch cut before: the whole file is here now */
 out:
 	zila_buf_release(&ch);
 	return r;
@@ -385,7 +464,9 @@ int zila_blob_attach(struct zila_store *s, const struct zila_attach_req *rq, str
 		sqlite3_free(sql);
 		sql = up;
 	}
-	char *tx = sql ? sqlite3_mprintf("BEGIN; %s COMMIT;", sql) : NULL;
+	/* attached here: held shown in its partition (possession) */
+	char *tx = sql ? sqlite3_mprintf("BEGIN; %s INSERT OR IGNORE INTO zila_blob_held (hash, part) VALUES (%Q, %Q);"
+					 " COMMIT;", sql, hex, part) : NULL;
 	sqlite3_free(sql);
 	sql = tx;
 	if (sql == NULL) {
@@ -682,7 +763,7 @@ static int missing_walk(struct zila_store *s, zila_blob_want_fn fn, void *ctx, b
 	return r;
 }
 
-bool zila_blob_may_serve(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *ctx)
+bool zila_blob_named(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *ctx)
 {
 	sqlite3_stmt *st = NULL;
 	char hex[65];
@@ -701,6 +782,150 @@ bool zila_blob_may_serve(struct zila_store *s, const uint8_t id[32], zila_part_f
 	return ok;
 }
 
+int zila_blob_held_add(struct zila_store *s, const uint8_t id[32], const char *part, struct zila_error *err)
+{
+	char hex[65];
+	sqlite3_stmt *st;
+	int r = has_table(s, "zila_blob_held") ? 0 : store_exec(s, HELD_SQL, err);
+	if (r != 0)
+		return r;
+	if ((st = store_stmt(s, "INSERT OR IGNORE INTO zila_blob_held (hash, part) VALUES (?, ?)")) == NULL)
+		return store_db_error(s, err, "attachments");
+	zila_hex_encode(hex, id, 32);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, part, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_db_error(s, err, "attachments");
+}
+
+bool zila_blob_held_in(struct zila_store *s, const uint8_t id[32], const char *part)
+{
+	char hex[65];
+	sqlite3_stmt *st = store_stmt(s, "SELECT 1 FROM zila_blob_held WHERE hash = ? AND part = ?");
+	bool yes = false;
+	if (st == NULL)
+		return false;
+	zila_hex_encode(hex, id, 32);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, part, -1, SQLITE_TRANSIENT);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	return yes;
+}
+
+int zila_blob_held_sole(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *ctx,
+			struct zila_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char hex[65], part[ZILA_PART_MAX + 1] = "";
+	int n = 0;
+	if (!has_attachments(s))
+		return 0;
+	zila_hex_encode(hex, id, 32);
+	if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT district_id FROM attachments WHERE hash = ? LIMIT 2", -1, &st,
+			       NULL) != SQLITE_OK)
+		return store_db_error(s, err, "attachments");
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (n++ == 0)
+			text_of(st, 0, part, sizeof(part));
+	sqlite3_finalize(st);
+	if (n != 1 || (filter != NULL && !filter(ctx, part)))
+		return 0;
+	return zila_blob_held_add(s, id, part, err);
+}
+
+int zila_blob_shown(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *fctx,
+		    zila_blob_part_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	char hex[65];
+	int r = 0;
+	if (!has_attachments(s) || !has_table(s, "zila_blob_held"))
+		return 0;
+	zila_hex_encode(hex, id, 32);
+	if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT a.district_id FROM attachments a JOIN zila_blob_held h"
+				      " ON h.hash = a.hash AND h.part = a.district_id WHERE a.hash = ? ORDER BY 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return ZILA_EDB;
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(st, 0);
+		if (filter == NULL || filter(fctx, p ? p : ""))
+			r = fn(ctx, p ? p : "");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int stop_at_one(void *ctx, const char *part)
+{
+	(void)ctx;
+	(void)part;
+	return 1;
+}
+
+bool zila_blob_may_serve(struct zila_store *s, const uint8_t id[32], zila_part_filter_fn filter, void *ctx)
+{
+	return zila_blob_shown(s, id, filter, ctx, stop_at_one, NULL) == 1;
+}
+
+int zila_blob_needed(struct zila_store *s, zila_blob_need_fn fn, void *ctx, struct zila_error *err)
+{
+	sqlite3_stmt *st = NULL, *pq = NULL, *aq = NULL;
+	int r = ensure_tables(s, err);
+	if (r != 0 || !has_attachments(s))
+		return r;
+	if (!has_table(s, "zila_blob_held") && (r = store_exec(s, HELD_SQL, err)) != 0)
+		return r;
+	/* every hash live rows name, whether some of its rows are in a partition where it is not
+	 * shown; then per hash, the partitions to ask it shown in */
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT a.hash, max(a.size), EXISTS (SELECT 1 FROM zila_blob_asks k WHERE k.hash = a.hash),"
+			       " max(NOT EXISTS (SELECT 1 FROM zila_blob_held h WHERE h.hash = a.hash AND h.part ="
+			       " a.district_id)) FROM attachments a GROUP BY a.hash ORDER BY min(a.rowid)",
+			       -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db,
+			       "SELECT DISTINCT a.district_id FROM attachments a WHERE a.hash = ? AND NOT EXISTS (SELECT 1"
+			       " FROM zila_blob_held h WHERE h.hash = a.hash AND h.part = a.district_id) ORDER BY 1 LIMIT 64",
+			       -1, &pq, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT DISTINCT district_id FROM attachments WHERE hash = ? ORDER BY 1 LIMIT 64", -1,
+			       &aq, NULL) != SQLITE_OK) {
+		r = store_db_error(s, err, "attachments");
+		goto out;
+	}
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		uint8_t id[32];
+		const char *hex = (const char *)sqlite3_column_text(st, 0);
+		char parts[ZILA_BLOB_PARTS_MAX][ZILA_PART_MAX + 1];
+		const char *pp[ZILA_BLOB_PARTS_MAX];
+		size_t np = 0;
+		if (!hex_id(hex, id))
+			continue;
+		bool present = zila_blob_present(s, id);
+		if (present && sqlite3_column_int(st, 3) == 0)
+			continue; /* here, and shown wherever its rows are */
+		/* not here: asked for in every partition of its rows (a record of where it was
+		 * shown may outlive a copy found damaged); here: in those it is not shown in */
+		sqlite3_stmt *q = present ? pq : aq;
+		sqlite3_bind_text(q, 1, hex, -1, SQLITE_TRANSIENT);
+		while (np < ZILA_BLOB_PARTS_MAX && sqlite3_step(q) == SQLITE_ROW) {
+			text_of(q, 0, parts[np], sizeof(parts[np]));
+			pp[np] = parts[np];
+			np++;
+		}
+		sqlite3_reset(q);
+		r = fn(ctx, id, (uint64_t)sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2) != 0,
+		       present ? 0 : zila_blob_part_chunks(s, id), present, pp, np);
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(pq);
+	sqlite3_finalize(aq);
+	return r;
+}
+
 int zila_blob_readable(struct zila_store *s, zila_part_filter_fn filter, void *fctx, uint64_t max_size,
 		       zila_blob_held_fn fn, void *ctx, uint64_t *nabsent, uint64_t *nlarge, struct zila_error *err)
 {
@@ -713,8 +938,12 @@ int zila_blob_readable(struct zila_store *s, zila_part_filter_fn filter, void *f
 		*nlarge = 0;
 	if (!has_attachments(s))
 		return 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT hash, district_id, size FROM attachments ORDER BY hash", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (!has_table(s, "zila_blob_held") && (r = store_exec(s, HELD_SQL, err)) != 0)
+		return r;
+	/* only what is held shown in the row's partition goes (possession) */
+	if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT a.hash, a.district_id, a.size FROM attachments a"
+				      " WHERE EXISTS (SELECT 1 FROM zila_blob_held h WHERE h.hash = a.hash AND h.part ="
+				      " a.district_id) ORDER BY a.hash", -1, &st, NULL) != SQLITE_OK)
 		return store_db_error(s, err, "attachments");
 	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
 		const char *hex = (const char *)sqlite3_column_text(st, 0), *part = (const char *)sqlite3_column_text(st, 1);
@@ -762,8 +991,10 @@ int zila_blob_writer_open(struct zila_store *s, const uint8_t id[32], uint64_t s
 	zila_blob_id(chunk_hashes, nchunks, size, got);
 	if (sodium_memcmp(got, id, 32) != 0)
 		return zila_error_set(err, ZILA_EFORMAT, "blob %.12s: its manifest does not make its hash", hex);
-	if (zila_blob_present(s, id))
+	if (zila_blob_present(s, id)) {
+		drop_partial(s, id);
 		return zila_error_set(err, ZILA_EEXIST, "blob %.12s is here already", hex);
+	}
 	struct zila_blob_writer *w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return zila_error_set(err, ZILA_ENOMEM, "out of memory");
@@ -885,9 +1116,13 @@ struct collect {
 	int r;
 };
 
+/* A live row keeps a blob if the blob is held shown in its partition, or shown in none: a
+ * blob held for d1 that only d2's rows name is not kept for them (possession). */
 static bool referenced(struct zila_store *s, const char *hex)
 {
-	sqlite3_stmt *st = store_stmt(s, "SELECT 1 FROM attachments WHERE hash = ? LIMIT 1");
+	sqlite3_stmt *st = store_stmt(s, "SELECT 1 FROM attachments a WHERE a.hash = ?1 AND (EXISTS (SELECT 1 FROM"
+					 " zila_blob_held h WHERE h.hash = ?1 AND h.part = a.district_id) OR NOT EXISTS"
+					 " (SELECT 1 FROM zila_blob_held h WHERE h.hash = ?1)) LIMIT 1");
 	bool yes = st == NULL; /* in doubt, keep it */
 	if (st != NULL) {
 		sqlite3_bind_text(st, 1, hex, -1, SQLITE_TRANSIENT);
@@ -943,8 +1178,16 @@ static int collect_file(void *ctx, const char *name)
 	int64_t mt;
 	if (zila_os_stat(path, &size, &mt) == 0 && zila_os_remove(path) == 0) {
 		c->bytes += size;
-		if (len == 62)
+		if (len == 62) {
 			c->n++;
+			/* the bytes are gone: what was shown of them goes too */
+			st = store_stmt(c->s, "DELETE FROM zila_blob_held WHERE hash = ?");
+			if (st != NULL) {
+				sqlite3_bind_text(st, 1, hex, -1, SQLITE_TRANSIENT);
+				(void)sqlite3_step(st);
+				sqlite3_reset(st);
+			}
+		}
 	}
 	return 0;
 }
@@ -1016,7 +1259,9 @@ int zila_blob_collect_step(struct zila_store *s, int64_t horizon_ms, unsigned *n
 	*bytes_removed += c.bytes;
 	if (++*next == ZILA_BLOB_COLLECT_STEPS) {
 		/* forget what is gone from disk, and asks done with */
-		(void)!store_exec(s, "DELETE FROM zila_blob_gone WHERE hash IN (SELECT hash FROM attachments)", NULL);
+		(void)!store_exec(s, "DELETE FROM zila_blob_gone WHERE hash IN (SELECT a.hash FROM attachments a WHERE"
+				     " EXISTS (SELECT 1 FROM zila_blob_held h WHERE h.hash = a.hash AND h.part = a.district_id)"
+				     " OR NOT EXISTS (SELECT 1 FROM zila_blob_held h WHERE h.hash = a.hash))", NULL);
 		prune_asks(s);
 	}
 	return 0;

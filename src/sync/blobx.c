@@ -1,22 +1,29 @@
 /* The blob phase, sans I/O (proto/ATTACH.md): asks, manifests, chunks, refusals, done. One
  * blob comes in at a time (the peer serves our asks in order), its chunks verified against
  * the manifest its id commits to; the files are the store's (zila/blob.h). */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sync.pb-c.h"
 #include "zila/blobx.h"
+#include "zila/log.h"
 #include "zila/pbuf.h"
 
 #define QUEUE_MAX 100000 /* the peer's asks waiting, at most */
 #define REFUSE_MISSING 1
 #define REFUSE_SCOPE 2
 #define REFUSE_DAMAGED 3
+#define REFUSE_UNSHOWN 4 /* a row it may read names it; not shown held in that row's partition */
+#define PARTS_ARENA_MAX (8u << 20) /* the partitions of the peer's waiting asks, at most */
 #define BLOBX_PIECE_MIN 1024 /* a piece of a chunk is at least this (unless the chunk's end) */
 
+/* Partitions (ATTACH.md, "Possession") are kept in an arena, NUL-terminated, back to back. */
 struct ask {
 	uint8_t id[32];
 	uint32_t from;
+	uint32_t poff; /* its partitions in the asks' arena */
+	uint32_t np;   /* 0: any (an older zila) */
 };
 
 struct mine {
@@ -24,6 +31,8 @@ struct mine {
 	uint64_t size;
 	bool open;    /* asked, no answer yet */
 	bool retried; /* asked a second time after a bad chunk */
+	bool present; /* held whole here: asked to have it shown in parts */
+	uint32_t poff, np; /* the partitions it is not shown in here, in our arena */
 };
 
 struct zila_blobx {
@@ -34,6 +43,7 @@ struct zila_blobx {
 	/* the peer's asks, served in order */
 	struct ask *q;
 	size_t nq, qhead, qcap;
+	struct zila_buf qparts; /* their partitions */
 	struct zila_blob_reader *rd; /* the blob being served */
 	uint8_t rd_id[32];
 	uint32_t rd_next, rd_n;
@@ -41,6 +51,7 @@ struct zila_blobx {
 	/* our asks */
 	struct mine *mine;
 	size_t nmine, nopen;
+	struct zila_buf mparts; /* their partitions */
 	/* the blob coming in */
 	struct mine *in;
 	struct zila_blob_writer *w;
@@ -49,8 +60,12 @@ struct zila_blobx {
 	struct zila_buf piece; /* the chunk being put together from pieces */
 	uint32_t piece_idx;
 	bool piece_on;
-	bool in_skip;    /* its chunks are dropped (refused, or held already) */
+	bool in_skip;    /* its chunks are dropped (refused) */
 	bool in_retry;   /* ask for it again when its chunks end */
+	bool in_proof;   /* held here already: its chunks are checked, not kept, to show it */
+	struct zila_buf in_hashes; /* then its manifest's chunk hashes */
+	uint32_t proof_next;
+	struct zila_buf credit; /* the partitions it will be shown in once whole (NUL-terminated) */
 	struct zila_buf msg;
 };
 
@@ -72,6 +87,10 @@ int zila_blobx_new(struct zila_blobx **out, const struct zila_blobx_config *cfg,
 	bx->cfg = *cfg;
 	zila_buf_init(&bx->msg, ZILA_SESSION_MSG_MAX);
 	zila_buf_init(&bx->piece, ZILA_BLOB_CHUNK);
+	zila_buf_init(&bx->qparts, PARTS_ARENA_MAX);
+	zila_buf_init(&bx->mparts, PARTS_ARENA_MAX);
+	zila_buf_init(&bx->in_hashes, ZILA_BLOB_CHUNKS_MAX * 32);
+	zila_buf_init(&bx->credit, ZILA_BLOB_PARTS_MAX * (ZILA_PART_MAX + 1));
 	*out = bx;
 	return 0;
 }
@@ -86,6 +105,10 @@ void zila_blobx_free(struct zila_blobx *bx)
 	free(bx->mine);
 	zila_buf_release(&bx->msg);
 	zila_buf_release(&bx->piece);
+	zila_buf_release(&bx->qparts);
+	zila_buf_release(&bx->mparts);
+	zila_buf_release(&bx->in_hashes);
+	zila_buf_release(&bx->credit);
 	free(bx);
 }
 
@@ -127,16 +150,29 @@ static int send_asks(struct zila_blobx *bx, const struct mine *const *list, size
 	Zila__BlobWant w = ZILA__BLOB_WANT__INIT;
 	Zila__BlobAsk *a = calloc(n ? n : 1, sizeof(*a));
 	Zila__BlobAsk **ap = calloc(n ? n : 1, sizeof(*ap));
+	size_t nparts = 0;
+	for (size_t i = 0; i < n; i++)
+		nparts += list[i]->np;
+	char **pp = calloc(nparts ? nparts : 1, sizeof(*pp));
 	int r = 0;
-	if (a == NULL || ap == NULL) {
+	if (a == NULL || ap == NULL || pp == NULL) {
 		r = ZILA_ENOMEM;
 		goto out;
 	}
+	nparts = 0;
 	for (size_t i = 0; i < n; i++) {
 		zila__blob_ask__init(&a[i]);
 		a[i].id.data = (uint8_t *)list[i]->id;
 		a[i].id.len = 32;
-		a[i].from = zila_blob_part_chunks(bx->cfg.store, list[i]->id);
+		/* a blob held here is shown by all of its bytes, from the first */
+		a[i].from = list[i]->present ? 0 : zila_blob_part_chunks(bx->cfg.store, list[i]->id);
+		a[i].parts = pp + nparts;
+		const char *q = (const char *)bx->mparts.p + list[i]->poff;
+		for (uint32_t k = 0; k < list[i]->np; k++) {
+			pp[nparts++] = (char *)q;
+			q += strlen(q) + 1;
+		}
+		a[i].n_parts = list[i]->np;
 		ap[i] = &a[i];
 	}
 	w.n_asks = n;
@@ -148,6 +184,7 @@ static int send_asks(struct zila_blobx *bx, const struct mine *const *list, size
 out:
 	free(a);
 	free(ap);
+	free(pp);
 	return r;
 }
 
@@ -156,15 +193,34 @@ struct want_ctx {
 	int r;
 };
 
-static int want_one(void *ctx, const uint8_t id[32], uint64_t size, bool asked, uint32_t have)
+static bool peer_may_write(const struct zila_blobx *bx, const char *part)
+{
+	return bx->cfg.peer_may_write == NULL || bx->cfg.peer_may_write(bx->cfg.peer_write_ctx, part);
+}
+
+static int want_one(void *ctx, const uint8_t id[32], uint64_t size, bool asked, uint32_t have, bool present,
+		    const char *const *parts, size_t nparts)
 {
 	struct want_ctx *w = ctx;
 	struct zila_blobx *bx = w->bx;
 	(void)have;
+	/* held here, not shown in some partitions of its rows: only a peer that may write one of
+	 * them can show it (the others could only relay bytes we have) */
+	size_t np = 0;
+	const char *use[ZILA_BLOB_PARTS_MAX];
+	for (size_t i = 0; i < nparts && np < ZILA_BLOB_PARTS_MAX; i++)
+		if (!present || peer_may_write(bx, parts[i]))
+			use[np++] = parts[i];
+	if (present && np == 0)
+		return 0;
 	if (!bx->cfg.fetch_all && !asked && size > bx->cfg.fetch_below) {
 		bx->st.wanted_left++;
 		return 0;
 	}
+	size_t poff = bx->mparts.len;
+	for (size_t i = 0; i < np; i++)
+		if (zila_buf_put(&bx->mparts, use[i], strlen(use[i]) + 1) != 0)
+			return ZILA_ENOMEM;
 	if (bx->nmine % 64 == 0) {
 		struct mine *nm = realloc(bx->mine, (bx->nmine + 64) * sizeof(*nm));
 		if (nm == NULL)
@@ -175,6 +231,9 @@ static int want_one(void *ctx, const uint8_t id[32], uint64_t size, bool asked, 
 	memset(m, 0, sizeof(*m));
 	memcpy(m->id, id, 32);
 	m->size = size;
+	m->present = present;
+	m->poff = (uint32_t)poff;
+	m->np = (uint32_t)np;
 	m->open = true;
 	bx->nopen++;
 	bx->st.asked++;
@@ -195,7 +254,7 @@ int zila_blobx_start(struct zila_blobx *bx, struct zila_error *err)
 	if (bx->started)
 		return 0;
 	bx->started = true;
-	int r = zila_blob_missing(bx->cfg.store, want_one, &w, err);
+	int r = zila_blob_needed(bx->cfg.store, want_one, &w, err);
 	if (r != 0)
 		return r;
 	const struct mine **list = calloc(ZILA_BLOBX_ASKS_MAX, sizeof(*list));
@@ -234,11 +293,31 @@ static int resolve(struct zila_blobx *bx, struct mine *m)
 	return send_done_if_over(bx);
 }
 
+/* The incoming blob is here whole (received, or its bytes checked against a copy held here):
+ * it is held shown in the partitions its manifest credited. */
+static int credit(struct zila_blobx *bx, struct zila_error *err)
+{
+	const char *p = (const char *)bx->credit.p;
+	for (size_t at = 0; at < bx->credit.len; at += strlen(p + at) + 1) {
+		int r = zila_blob_held_add(bx->cfg.store, bx->in->id, p + at, err);
+		if (r != 0)
+			return r;
+	}
+	if (bx->credit.len > 0) {
+		bx->st.shown++;
+		bx->st.shown_bytes += bx->in_size;
+	}
+	zila_buf_reset(&bx->credit);
+	return 0;
+}
+
 /* The incoming blob's chunks ended (its last one arrived): ask again once after a bad one. */
 static int in_end(struct zila_blobx *bx)
 {
 	struct mine *m = bx->in;
 	bool retry = bx->in_retry && !m->retried;
+	zila_buf_reset(&bx->credit);
+	bx->in_proof = false;
 	zila_blob_writer_free(bx->w);
 	bx->w = NULL;
 	bx->in = NULL;
@@ -250,6 +329,42 @@ static int in_end(struct zila_blobx *bx)
 	return resolve(bx, m);
 }
 
+struct unshown_ctx {
+	struct zila_blobx *bx;
+	int r;
+};
+
+static int credit_add(struct zila_blobx *bx, const char *part)
+{
+	return zila_buf_put(&bx->credit, part, strlen(part) + 1);
+}
+
+/* The partitions the blob coming in will be shown in: those its manifest says the peer holds
+ * it shown in and the peer may write (a relay of d1's file is no proof for d2's rows, even from
+ * HQ). An older zila says nothing: then those of ours the peer may write, unless it may write
+ * every partition (HQ relays files; its bytes show nothing about a district). */
+static int credit_plan(struct zila_blobx *bx, const Zila__BlobManifest *mf, const struct mine *m, struct zila_error *err)
+{
+	int r = 0;
+	zila_buf_reset(&bx->credit);
+	if (mf->n_held_in > ZILA_BLOB_PARTS_MAX)
+		return zila_error_set(err, ZILA_EFORMAT, "a blob manifest shows more than %d partitions", ZILA_BLOB_PARTS_MAX);
+	for (size_t i = 0; i < mf->n_held_in; i++)
+		if (strlen(mf->held_in[i]) > ZILA_PART_MAX)
+			return zila_error_set(err, ZILA_EFORMAT, "a blob manifest with a malformed partition");
+	if (mf->held) {
+		for (size_t i = 0; r == 0 && i < mf->n_held_in; i++)
+			if (peer_may_write(bx, mf->held_in[i]))
+				r = credit_add(bx, mf->held_in[i]);
+	} else if (bx->cfg.peer_may_write != NULL && !peer_may_write(bx, "")) {
+		const char *q = (const char *)bx->mparts.p + m->poff;
+		for (uint32_t k = 0; r == 0 && k < m->np; k++, q += strlen(q) + 1)
+			if (peer_may_write(bx, q))
+				r = credit_add(bx, q);
+	}
+	return r ? zila_error_set(err, r, "out of memory") : 0;
+}
+
 static int take_manifest(struct zila_blobx *bx, const Zila__BlobManifest *mf, struct zila_error *err)
 {
 	struct mine *m = mine_of(bx, &mf->id);
@@ -258,23 +373,33 @@ static int take_manifest(struct zila_blobx *bx, const Zila__BlobManifest *mf, st
 		return zila_error_set(err, ZILA_EPROTO, "a blob manifest that was not asked for");
 	if (mf->chunks.len % 32 != 0 || mf->size > ZILA_BLOB_SIZE_MAX)
 		return zila_error_set(err, ZILA_EFORMAT, "a malformed blob manifest");
+	int r = credit_plan(bx, mf, m, err);
+	if (r != 0)
+		return r;
 	bx->in = m;
 	bx->in_n = (uint32_t)(mf->chunks.len / 32);
 	bx->in_size = mf->size;
-	bx->in_skip = bx->in_retry = false;
+	bx->in_skip = bx->in_retry = bx->in_proof = false;
 	bx->piece_on = false;
-	int r = zila_blob_writer_open(bx->cfg.store, m->id, mf->size, mf->chunks.data, mf->chunks.len / 32, &bx->w,
-				      &next, err);
+	r = zila_blob_writer_open(bx->cfg.store, m->id, mf->size, mf->chunks.data, mf->chunks.len / 32, &bx->w, &next,
+				  err);
 	if (r == ZILA_EEXIST || (r == 0 && bx->in_n == 0)) {
-		/* held already (another peer brought it), or empty */
+		/* held already (shown here for other partitions, or another peer brought it): its
+		 * chunks are checked against the manifest, which makes the id, to show it; or empty */
 		uint8_t id[32];
 		if (r == 0 && (r = zila_blob_put(bx->cfg.store, NULL, 0, id, err)) != 0)
 			return r;
-		bx->in_skip = true;
 		if (bx->in_n == 0) {
 			bx->st.received++;
-			return in_end(bx);
+			r = credit(bx, err);
+			return r ? r : in_end(bx);
 		}
+		zila_error_clear(err);
+		zila_buf_reset(&bx->in_hashes);
+		if (zila_buf_put(&bx->in_hashes, mf->chunks.data, mf->chunks.len) != 0)
+			return zila_error_set(err, ZILA_ENOMEM, "out of memory");
+		bx->in_proof = true;
+		bx->proof_next = 0;
 		return 0;
 	}
 	if (r == ZILA_EFORMAT) {
@@ -321,7 +446,26 @@ static int take_chunk(struct zila_blobx *bx, const Zila__BlobChunk *c, struct zi
 		return zila_error_set(err, ZILA_EPROTO, "a blob chunk inside another's pieces");
 	}
 	bool last = c->index + 1 == bx->in_n;
-	if (!bx->in_skip) {
+	if (bx->in_proof && !bx->in_skip) {
+		uint8_t h[32];
+		uint64_t want = bx->in_size - (uint64_t)c->index * ZILA_BLOB_CHUNK;
+		if (want > ZILA_BLOB_CHUNK)
+			want = ZILA_BLOB_CHUNK;
+		crypto_generichash(h, 32, data, dlen, NULL, 0);
+		if (c->index != bx->proof_next || dlen != want ||
+		    sodium_memcmp(h, bx->in_hashes.p + (size_t)c->index * 32, 32) != 0) {
+			/* not the bytes: nothing is shown; asked for once more */
+			bx->st.chunks_bad++;
+			bx->in_skip = true;
+			bx->in_retry = true;
+		} else if (++bx->proof_next == bx->in_n) {
+			bx->st.received_bytes += dlen;
+			int r = credit(bx, err);
+			return r ? r : in_end(bx);
+		} else {
+			bx->st.received_bytes += dlen;
+		}
+	} else if (!bx->in_skip) {
 		struct zila_error e2;
 		zila_error_clear(&e2);
 		int r = zila_blob_writer_add(bx->w, c->index, data, dlen, &e2);
@@ -336,7 +480,8 @@ static int take_chunk(struct zila_blobx *bx, const Zila__BlobChunk *c, struct zi
 			bx->st.received_bytes += dlen;
 			if (zila_blob_writer_done(bx->w)) {
 				bx->st.received++;
-				return in_end(bx);
+				r = credit(bx, err);
+				return r ? r : in_end(bx);
 			}
 		}
 	}
@@ -347,6 +492,8 @@ static int queue_asks(struct zila_blobx *bx, const Zila__BlobWant *w, struct zil
 {
 	if (w->n_asks > ZILA_BLOBX_ASKS_MAX || bx->peer_done || bx->nq - bx->qhead + w->n_asks > QUEUE_MAX)
 		return zila_error_set(err, ZILA_EPROTO, "too many blob asks");
+	if (bx->qhead >= bx->nq)
+		zila_buf_reset(&bx->qparts); /* every ask served: their partitions with them */
 	if (bx->nq + w->n_asks > bx->qcap) {
 		/* drop what was served */
 		if (bx->q != NULL)
@@ -365,8 +512,22 @@ static int queue_asks(struct zila_blobx *bx, const Zila__BlobWant *w, struct zil
 	for (size_t i = 0; i < w->n_asks; i++) {
 		if (w->asks[i]->id.len != 32)
 			return zila_error_set(err, ZILA_EFORMAT, "a malformed blob ask");
-		memcpy(bx->q[bx->nq].id, w->asks[i]->id.data, 32);
-		bx->q[bx->nq++].from = w->asks[i]->from;
+		const Zila__BlobAsk *a = w->asks[i];
+		if (a->n_parts > ZILA_BLOB_PARTS_MAX)
+			return zila_error_set(err, ZILA_EFORMAT, "a blob ask names more than %d partitions", ZILA_BLOB_PARTS_MAX);
+		struct ask *q = &bx->q[bx->nq];
+		memcpy(q->id, a->id.data, 32);
+		q->from = a->from;
+		q->poff = (uint32_t)bx->qparts.len;
+		q->np = (uint32_t)a->n_parts;
+		for (size_t k = 0; k < a->n_parts; k++) {
+			size_t n = strlen(a->parts[k]);
+			if (n > ZILA_PART_MAX)
+				return zila_error_set(err, ZILA_EFORMAT, "a blob ask with a malformed partition");
+			if (zila_buf_put(&bx->qparts, a->parts[k], n + 1) != 0)
+				return zila_error_set(err, ZILA_EPROTO, "too many blob asks");
+		}
+		bx->nq++;
 	}
 	return 0;
 }
@@ -430,23 +591,77 @@ static int send_refused(struct zila_blobx *bx, const uint8_t id[32], uint32_t re
 	return emit(bx, &m, sent);
 }
 
-/* Opens the next ask: its manifest, or a refusal. */
+struct shown_ctx {
+	const struct zila_blobx *bx;
+	const struct ask *a;
+	char *parts[ZILA_BLOB_PARTS_MAX];
+	size_t n;
+	bool asked; /* one of them is one the peer asked for */
+};
+
+static int shown_one(void *ctx, const char *part)
+{
+	struct shown_ctx *c = ctx;
+	if (c->n >= ZILA_BLOB_PARTS_MAX)
+		return 0;
+	if ((c->parts[c->n] = strdup(part)) == NULL)
+		return ZILA_ENOMEM;
+	c->n++;
+	const char *q = (const char *)c->bx->qparts.p + c->a->poff;
+	for (uint32_t k = 0; !c->asked && k < c->a->np; k++, q += strlen(q) + 1)
+		c->asked = strcmp(q, part) == 0;
+	if (c->a->np == 0)
+		c->asked = true;
+	return 0;
+}
+
+/* Opens the next ask: its manifest, or a refusal. A blob is served for a partition the peer
+ * may read where a live row names it and it is held shown (possession); when the peer named
+ * partitions, for one of those. */
 static int serve_next(struct zila_blobx *bx, size_t *sent, struct zila_error *err)
 {
 	struct ask a = bx->q[bx->qhead++];
-	if (!zila_blob_may_serve(bx->cfg.store, a.id, bx->cfg.peer_may_read, bx->cfg.peer_read_ctx)) {
-		bx->st.refused_scope++;
-		return send_refused(bx, a.id, REFUSE_SCOPE, sent);
+	struct shown_ctx sc;
+	memset(&sc, 0, sizeof(sc));
+	sc.bx = bx;
+	sc.a = &a;
+	int r = zila_blob_shown(bx->cfg.store, a.id, bx->cfg.peer_may_read, bx->cfg.peer_read_ctx, shown_one, &sc);
+	if (r != 0)
+		goto out;
+	if (!sc.asked) {
+		char hex[65];
+		zila_hex_encode(hex, a.id, 32);
+		if (!zila_blob_named(bx->cfg.store, a.id, bx->cfg.peer_may_read, bx->cfg.peer_read_ctx)) {
+			bx->st.refused_scope++;
+			r = send_refused(bx, a.id, REFUSE_SCOPE, sent);
+			goto out;
+		}
+		if (!zila_blob_present(bx->cfg.store, a.id)) {
+			bx->st.refused_missing++;
+			r = send_refused(bx, a.id, REFUSE_MISSING, sent);
+			goto out;
+		}
+		/* the hash is no capability: a row naming it is not enough */
+		zila_log(ZILA_LOG_WARN,
+			 "%s asked for file %.12s, which a row it may read names, but it has not shown it holds it: no"
+			 " device that may write that row's district has sent this replica the file; refused",
+			 bx->cfg.peer_name ? bx->cfg.peer_name : "the peer", hex);
+		bx->st.refused_unshown++;
+		r = send_refused(bx, a.id, REFUSE_UNSHOWN, sent);
+		goto out;
 	}
 	struct zila_error e2;
 	zila_error_clear(&e2);
-	int r = zila_blob_reader_open(bx->cfg.store, a.id, &bx->rd, &e2);
+	r = zila_blob_reader_open(bx->cfg.store, a.id, &bx->rd, &e2);
 	if (r == ZILA_ENOTFOUND || r == ZILA_EFORMAT) {
 		bx->st.refused_missing++;
-		return send_refused(bx, a.id, r == ZILA_EFORMAT ? REFUSE_DAMAGED : REFUSE_MISSING, sent);
+		r = send_refused(bx, a.id, r == ZILA_EFORMAT ? REFUSE_DAMAGED : REFUSE_MISSING, sent);
+		goto out;
 	}
-	if (r != 0)
-		return zila_error_set(err, r, "%s", zila_error_msg(&e2, r));
+	if (r != 0) {
+		r = zila_error_set(err, r, "%s", zila_error_msg(&e2, r));
+		goto out;
+	}
 	memcpy(bx->rd_id, a.id, 32);
 	struct zila_view man = zila_blob_reader_manifest(bx->rd);
 	bx->rd_n = (uint32_t)(man.len / 32);
@@ -459,6 +674,9 @@ static int serve_next(struct zila_blobx *bx, size_t *sent, struct zila_error *er
 	mf.size = zila_blob_reader_size(bx->rd);
 	mf.chunks.data = (uint8_t *)man.p;
 	mf.chunks.len = man.len;
+	mf.held = true;
+	mf.held_in = sc.parts;
+	mf.n_held_in = sc.n;
 	m.body_case = ZILA__MESSAGE__BODY_BLOB_MANIFEST;
 	m.blob_manifest = &mf;
 	r = emit(bx, &m, sent);
@@ -467,6 +685,11 @@ static int serve_next(struct zila_blobx *bx, size_t *sent, struct zila_error *er
 		zila_blob_reader_free(bx->rd);
 		bx->rd = NULL;
 	}
+out:
+	for (size_t i = 0; i < sc.n; i++)
+		free(sc.parts[i]);
+	if (r != 0 && err != NULL && err->code == 0)
+		r = zila_error_set(err, r, "cannot serve a blob");
 	return r;
 }
 

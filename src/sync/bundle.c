@@ -739,8 +739,8 @@ static bool read_file(struct zila_store *s, struct zila_view rec, const uint8_t 
 		ok = true;
 		goto out;
 	}
-	/* the same rule as a live session's: a row this device may read refers to it */
-	if (!zila_blob_may_serve(s, id, filter, fctx)) {
+	/* a row this device may read refers to it */
+	if (!zila_blob_named(s, id, filter, fctx)) {
 		f->nother++;
 		ok = true;
 		goto out;
@@ -784,6 +784,12 @@ static bool read_file(struct zila_store *s, struct zila_view rec, const uint8_t 
 	}
 	if (rec.len != 0 || (w != NULL && !zila_blob_writer_done(w))) {
 		refuse(f, name, "bundle '%s': file %.12s has bytes after its end; it was refused", hex);
+		goto out;
+	}
+	/* a bundle does not say where the file was shown: it is taken as shown where the rows
+	 * naming it are, when they are in one partition (ATTACH.md, "Possession") */
+	if (zila_blob_held_sole(s, id, filter, fctx, &why) != 0) {
+		refuse(f, name, "bundle '%s': %s", why.msg);
 		goto out;
 	}
 	f->nstored++;

@@ -1573,3 +1573,8 @@ bool zila_trust_read_filter(void *cert, const char *part)
 {
 	return zila_cert_may_read(cert, part);
 }
+
+bool zila_trust_write_filter(void *cert, const char *part)
+{
+	return zila_cert_may_write(cert, part);
+}

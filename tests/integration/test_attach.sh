@@ -211,6 +211,53 @@ until_ok 20 sh -c "grep -q 'refused 127.0.0.1:[0-9]* 1 attachment asks: no row i
 	ok "C holds no byte of the photo" || bad "C holds blob files: $(find "$C/blobs" -type f)"
 expect 1 "C cannot copy the photo out" -- "$ZILA" -d "$C" attachment get stolen "$T/c2.jpg" --wait 0
 
+# --- knowing the hash is not enough: a d2 row naming d1's photo (possession) ---------------
+# C learnt the photo's hash (a screenshot of `zila attachment ls`) and writes a row of its own
+# district naming it: HQ takes the row (C may write d2) but does not serve d1's bytes for it
+# (no device of d2 has shown it holds the file), asks C to show it, and logs the refusal; a d1
+# laptop C meets on the LAN does not serve it either. An honest d2 laptop DD that attaches
+# the same file shows it by sending it (HQ keeps one copy), and d2's laptops are served it then.
+expect 0 "C (d2) writes a row of its own district naming d1's photo by its hash" -- "$ZILA" -d "$C" sql \
+	"INSERT INTO attachments(id, district_id, hash, size, media_type, name) VALUES ('guessed', 'd2', '$HASH', 307200, 'image/jpeg', 'x.jpg')"
+c_in=$(chunk_bytes_in "$T/c.log")
+expect 0 "C syncs with HQ" -- "$ZILA" -d "$C" sync hq --wait --timeout 60
+until_ok 20 sh -c "grep -q \"'c' (d2, 127.0.0.1:[0-9]*) asked for file $(echo "$HASH" | cut -c1-12), which a row it may read names, but it has not shown it holds it\" '$T/hq.log'" &&
+	ok "HQ refused C's ask and said why in plain words" ||
+	bad "HQ's log does not say it refused C: $(grep -i 'refused\|shown' "$T/hq.log" | tail -3)"
+grep -q "refused the laptop 'c' (d2, 127.0.0.1:[0-9]*) 1 attachment asks for files it has not shown it holds" "$T/hq.log" &&
+	ok "HQ's session summary counts it" || bad "no summary line: $(grep -i 'not shown' "$T/hq.log" | tail -2)"
+sqlite3 "$HQ/zila.db" "SELECT count(*) FROM attachments WHERE id = 'guessed'" | grep -qx 1 &&
+	ok "HQ took C's row (it is C's district)" || bad "HQ does not have C's row"
+[ -z "$(find "$C/blobs" -type f 2>/dev/null)" ] && [ "$(chunk_bytes_in "$T/c.log")" = "$c_in" ] &&
+	ok "C holds no byte of d1's photo" || bad "C got bytes of the photo: $(find "$C/blobs" -type f)"
+expect 1 "C cannot copy the photo out by its own row" -- "$ZILA" -d "$C" attachment get guessed "$T/c3.jpg" --wait 0
+"$ZILA" -d "$C" peer add "127.0.0.1:$((P + 2))" >/dev/null 2>&1
+"$ZILA" -d "$C" sync "127.0.0.1:$((P + 2))" --wait --timeout 60 >/dev/null 2>&1
+sleep 1
+[ -z "$(find "$C/blobs" -type f 2>/dev/null)" ] && [ "$(chunk_bytes_in "$T/c.log")" = "$c_in" ] &&
+	ok "C met B (a d1 laptop) on the LAN and got no byte of the photo" || bad "B served C the photo"
+"$ZILA" -d "$C" peer remove "127.0.0.1:$((P + 2))" >/dev/null 2>&1
+# DD, an honest laptop of d2 with the very same file
+DD=$T/dd
+"$ZILA" -d "$DD" init >/dev/null
+rm -f "$T/.req" "$T/.cert"
+enrol "$HQ" "$DD" d2 || bad "enrol $DD"
+"$ZILA" -d "$DD" peer add --hq "127.0.0.1:$P" >/dev/null 2>&1
+daemon_up "$DD" "$T/dd.log" $((P + 11))
+"$ZILA" -d "$DD" sync hq --wait --timeout 60 >/dev/null 2>&1
+"$ZILA" -d "$DD" attach "$T/photo.jpg" --district d2 >"$T/refd" 2>"$T/err" && ok "DD (d2) attaches the same photo" ||
+	bad "DD's attach: $(cat "$T/err")"
+REFD=$(cat "$T/refd")
+expect 0 "DD syncs with HQ" -- "$ZILA" -d "$DD" sync hq --wait --timeout 60
+until_ok 20 sh -c "grep -q \"the laptop 'dd' (d2, 127.0.0.1:[0-9]*) showed it holds 1 attachment files (307200 bytes checked)\" '$T/hq.log'" &&
+	ok "HQ had DD show the file: all 307,200 bytes checked against the copy it holds" ||
+	bad "HQ did not take DD's proof: $(grep 'attachments with' "$T/hq.log" | tail -2)"
+[ "$(find "$HQ/blobs" -type f -name "$(echo "$HASH" | cut -c3-)" | wc -l)" = 1 ] &&
+	[ -z "$(find "$HQ/blobs" -name '*.part')" ] && ok "HQ keeps one copy of the file" || bad "HQ's blobs: $(find "$HQ/blobs" -type f)"
+expect 0 "C syncs with HQ again" -- "$ZILA" -d "$C" sync hq --wait --timeout 60
+expect 0 "C (d2) now copies out DD's attachment" -- "$ZILA" -d "$C" attachment get "$REFD" "$T/c4.jpg" --wait 20
+cmp -s "$T/photo.jpg" "$T/c4.jpg" && ok "C's copy of DD's file is byte-identical" || bad "C's copy of DD's file differs"
+
 # --- a full disk at the receiver mid-file ---------------------------------------------------
 if [ -n "${ZILA_ATTACH_NS:-}" ] && mkdir -p "$T/f" && mount -t tmpfs -o size=64m tmpfs "$T/f" 2>/dev/null; then
 	F=$T/f

@@ -286,6 +286,7 @@ static bool scope_one(void *ctx, const char *part)
 	return strcmp((const char *)ctx, part) == 0;
 }
 
+/* The other side reads and writes peer_reads (NULL: every partition, an HQ device). */
 static void side_new(struct side *s, struct replica *r, const char *peer_reads)
 {
 	struct zila_blobx_config cfg;
@@ -297,6 +298,8 @@ static void side_new(struct side *s, struct replica *r, const char *peer_reads)
 	cfg.store = r->s;
 	cfg.peer_may_read = peer_reads ? scope_one : NULL;
 	cfg.peer_read_ctx = (void *)peer_reads;
+	cfg.peer_may_write = peer_reads ? scope_one : NULL;
+	cfg.peer_write_ctx = (void *)peer_reads;
 	cfg.send = q_send;
 	cfg.send_ctx = &s->out;
 	cfg.fetch_all = true;
@@ -445,6 +448,224 @@ static void test_scope(void **state)
 	assert_false(zila_blob_may_serve(a.s, id, NULL, NULL));
 	replica_close(&a);
 	replica_close(&b);
+}
+
+/* Possession (#25, ATTACH.md): a d2 laptop that writes a row naming the hash of d1's photo is
+ * not served d1's bytes, neither by HQ nor by a device that reads both districts (the HQ
+ * relay carries d1's proof only); HQ asks the d2 side to show the file; an honest d2 laptop
+ * that has the same file shows it by sending it (one copy kept), and then d2's rows are served. */
+static void test_possession(void **state)
+{
+	(void)state;
+	struct replica hq, bad, good, both;
+	struct zila_attachment p1, p3, f;
+	struct zila_error err;
+	struct side s1, s2;
+	char in1[128], in3[128], sql[512];
+	replica_open(&hq);
+	replica_open(&bad);
+	replica_open(&good);
+	replica_open(&both);
+	snprintf(in1, sizeof(in1), "%s/form.jpg", hq.top);
+	write_file(in1, 3 * ZILA_BLOB_CHUNK + 77, 11);
+	attach(&hq, in1, "d1", &p1); /* d1's photo, at HQ (it came from a d1 laptop) */
+	assert_true(zila_blob_held_in(hq.s, (const uint8_t[32]){ 0 }, "d1") == false);
+	/* the attacker's d2 row names that hash; rows sync: HQ has it too */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO attachments(id, district_id, hash, size, name) VALUES ('bad1id', 'd2', '%s', %llu, 'x.jpg')",
+		 p1.hash, (unsigned long long)p1.size);
+	exec(&bad, sql);
+	exec(&hq, sql);
+	/* HQ (the d2 laptop reads and writes d2) refuses the ask, and asks the d2 side to show
+	 * the file, which it cannot */
+	side_new(&s1, &hq, "d2");
+	side_new(&s2, &bad, NULL);
+	assert_true(run(&s1, &s2, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(s1.bx)->refused_unshown, 1);
+	assert_int_equal(zila_blobx_stats(s1.bx)->served_bytes, 0);
+	assert_int_equal(zila_blobx_stats(s2.bx)->refused_by_peer, 1);
+	assert_int_equal(zila_blobx_stats(s2.bx)->received, 0);
+	assert_int_equal(zila_blobx_stats(s1.bx)->asked, 1); /* HQ asked for d2's proof */
+	assert_int_equal(zila_blobx_stats(s1.bx)->refused_by_peer, 1);
+	assert_int_equal(zila_blob_find(bad.s, "bad1id", &f, &err), 0);
+	assert_int_equal(f.state, ZILA_BLOB_MISSING);
+	assert_int_equal(blob_files(&bad), 0);
+	side_free(&s1);
+	side_free(&s2);
+	/* a device reading both districts (an HQ staff laptop) gets the file from HQ for d1's row,
+	 * shown in d1 only; it does not serve it to the d2 laptop either */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO attachments(id, district_id, hash, size, name) VALUES ('%s', 'd1', '%s', %llu, 'form.jpg'),"
+		 " ('bad1id', 'd2', '%s', %llu, 'x.jpg')",
+		 p1.id, p1.hash, (unsigned long long)p1.size, p1.hash, (unsigned long long)p1.size);
+	exec(&both, sql);
+	side_new(&s1, &hq, NULL);
+	side_new(&s2, &both, NULL);
+	assert_true(run(&s1, &s2, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(s2.bx)->received, 1);
+	side_free(&s1);
+	side_free(&s2);
+	uint8_t id[32];
+	assert_int_equal(zila_hex_decode(id, 32, p1.hash, 64), 0);
+	assert_true(zila_blob_held_in(both.s, id, "d1"));
+	assert_false(zila_blob_held_in(both.s, id, "d2"));
+	side_new(&s1, &both, "d2");
+	side_new(&s2, &bad, NULL);
+	assert_true(run(&s1, &s2, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(s1.bx)->refused_unshown, 1);
+	assert_int_equal(zila_blobx_stats(s2.bx)->received, 0);
+	assert_int_equal(blob_files(&bad), 0);
+	side_free(&s1);
+	side_free(&s2);
+	/* an honest d2 laptop attaches the same file: HQ asks it to show the file, checks every
+	 * chunk against the copy's manifest and keeps one copy; d2 rows are served from then on */
+	snprintf(in3, sizeof(in3), "%s/same.jpg", good.top);
+	write_file(in3, 3 * ZILA_BLOB_CHUNK + 77, 11);
+	attach(&good, in3, "d2", &p3);
+	assert_string_equal(p3.hash, p1.hash);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO attachments(id, district_id, hash, size, name) VALUES ('%s', 'd2', '%s', %llu, 'same.jpg')",
+		 p3.id, p3.hash, (unsigned long long)p3.size);
+	exec(&hq, sql);
+	assert_false(zila_blob_held_in(hq.s, id, "d2"));
+	side_new(&s1, &hq, "d2");
+	side_new(&s2, &good, NULL);
+	assert_true(run(&s1, &s2, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(s1.bx)->shown, 1);
+	assert_int_equal(zila_blobx_stats(s1.bx)->received_bytes, p1.size);
+	assert_int_equal(zila_blobx_stats(s2.bx)->served, 1);
+	side_free(&s1);
+	side_free(&s2);
+	assert_true(zila_blob_held_in(hq.s, id, "d2"));
+	assert_int_equal(blob_files(&hq), 1);
+	/* in step now: HQ asks nothing more of it */
+	side_new(&s1, &hq, "d2");
+	side_new(&s2, &good, NULL);
+	assert_true(run(&s1, &s2, SIZE_MAX, NULL, NULL));
+	assert_int_equal(s1.out.n, 1);
+	assert_int_equal(s2.out.n, 1);
+	side_free(&s1);
+	side_free(&s2);
+	/* d2's rows are served the file now that a d2 device showed it */
+	side_new(&s1, &hq, "d2");
+	side_new(&s2, &bad, NULL);
+	assert_true(run(&s1, &s2, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(s2.bx)->received, 1);
+	side_free(&s1);
+	side_free(&s2);
+	replica_close(&hq);
+	replica_close(&bad);
+	replica_close(&good);
+	replica_close(&both);
+}
+
+/* A replica from before the possession record: what it holds is credited where the rows of a
+ * single district name it; a file named from two districts is credited nowhere (its writers
+ * show it again), and is kept meanwhile. */
+static void test_possession_upgrade(void **state)
+{
+	(void)state;
+	struct replica r;
+	struct zila_attachment a, b;
+	struct zila_error err;
+	char in1[128], in2[128], sql[512];
+	uint8_t ida[32], idb[32];
+	replica_open(&r);
+	snprintf(in1, sizeof(in1), "%s/a.jpg", r.top);
+	snprintf(in2, sizeof(in2), "%s/b.jpg", r.top);
+	write_file(in1, 1000, 1);
+	write_file(in2, 2000, 2);
+	attach(&r, in1, "d1", &a);
+	attach(&r, in2, "d1", &b);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO attachments(id, district_id, hash, size, name) VALUES ('bad1id', 'd2', '%s', 2000, 'x.jpg')",
+		 b.hash);
+	exec(&r, sql);
+	assert_int_equal(zila_hex_decode(ida, 32, a.hash, 64), 0);
+	assert_int_equal(zila_hex_decode(idb, 32, b.hash, 64), 0);
+	/* as an older zila left it */
+	exec(&r, "DROP TABLE zila_blob_held");
+	zila_store_free(r.s);
+	assert_int_equal(zila_store_open(&r.s, r.dir, &err), 0);
+	assert_true(zila_blob_held_in(r.s, ida, "d1"));
+	assert_false(zila_blob_held_in(r.s, idb, "d1"));
+	assert_false(zila_blob_held_in(r.s, idb, "d2"));
+	assert_true(zila_blob_may_serve(r.s, ida, scope_one, (void *)"d1"));
+	assert_false(zila_blob_may_serve(r.s, idb, scope_one, (void *)"d2"));
+	assert_false(zila_blob_may_serve(r.s, idb, scope_one, (void *)"d1"));
+	/* kept while shown nowhere and named */
+	assert_int_equal(zila_store_meta_set(r.s, ZILA_META_HISTORY_DAYS, "1"), 0);
+	uint64_t n, bytes;
+	assert_int_equal(zila_blob_collect(r.s, INT64_MAX, &n, &bytes, &err), 0);
+	assert_int_equal(zila_blob_collect(r.s, INT64_MAX, &n, &bytes, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(blob_files(&r), 2);
+	replica_close(&r);
+}
+
+/* A fetch cut mid-file leaves a partial copy; the same file attached here then makes it whole:
+ * the partial copy goes (a collection would keep it beside the whole one for as long as a row
+ * names the file; property seed 327 with ZILA_PROP_CKPT=1 ZILA_PROP_BLOBS=1). */
+static void test_partial_then_attached(void **state)
+{
+	(void)state;
+	struct replica r;
+	struct zila_attachment a;
+	struct zila_error err;
+	struct zila_blob_writer *w = NULL;
+	struct zila_buf data, ch;
+	char in[128], path[1200];
+	uint8_t id[32];
+	uint32_t next;
+	replica_open(&r);
+	snprintf(in, sizeof(in), "%s/a.jpg", r.top);
+	write_file(in, 3 * ZILA_BLOB_CHUNK, 5);
+	zila_buf_init(&data, 1 << 20);
+	zila_buf_init(&ch, 1 << 20);
+	assert_int_equal(zila_os_read_file(in, data.max, &data, NULL, &err), 0);
+	assert_int_equal(zila_blob_hash_mem(data.p, data.len, &ch, id), 0);
+	assert_int_equal(zila_blob_writer_open(r.s, id, data.len, ch.p, 3, &w, &next, &err), 0);
+	assert_int_equal(zila_blob_writer_add(w, 0, data.p, ZILA_BLOB_CHUNK, &err), 0);
+	zila_blob_writer_free(w); /* cut */
+	assert_int_equal(zila_blob_part_chunks(r.s, id), 1);
+	attach(&r, in, "d1", &a);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s.part", r.dir, a.hash, a.hash + 2);
+	assert_false(zila_os_exists(path));
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s.man", r.dir, a.hash, a.hash + 2);
+	assert_false(zila_os_exists(path));
+	assert_int_equal(blob_files(&r), 1);
+	zila_buf_release(&data);
+	zila_buf_release(&ch);
+	replica_close(&r);
+}
+
+/* Collection by scope: a blob held for d1 that only another district's live row names (d1's
+ * row deleted; a d2 row naming its hash) is not kept for that row. */
+static void test_collect_scope(void **state)
+{
+	(void)state;
+	struct replica r;
+	struct zila_attachment a;
+	struct zila_error err;
+	char in1[128], sql[512];
+	uint64_t n, bytes;
+	replica_open(&r);
+	snprintf(in1, sizeof(in1), "%s/a.jpg", r.top);
+	write_file(in1, 5000, 3);
+	attach(&r, in1, "d1", &a);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO attachments(id, district_id, hash, size, name) VALUES ('bad1id', 'd2', '%s', 5000, 'x.jpg');"
+		 " DELETE FROM attachments WHERE id = '%s'",
+		 a.hash, a.id);
+	exec(&r, sql);
+	assert_int_equal(zila_store_meta_set(r.s, ZILA_META_HISTORY_DAYS, "1"), 0);
+	assert_int_equal(zila_blob_collect(r.s, INT64_MAX, &n, &bytes, &err), 0); /* noted */
+	assert_int_equal(n, 0);
+	assert_int_equal(zila_blob_collect(r.s, INT64_MAX, &n, &bytes, &err), 0); /* past the horizon */
+	assert_int_equal(n, 1);
+	assert_int_equal(blob_files(&r), 0);
+	assert_int_equal(scalar(&r, "SELECT count(*) FROM zila_blob_held"), 0);
+	replica_close(&r);
 }
 
 struct flip {
@@ -656,6 +877,23 @@ static void test_damaged_here(void **state)
 	assert_int_equal(zila_blob_copy_out(a.s, p1.hash, path, &err), ZILA_ENOTFOUND);
 	side_free(&sa);
 	side_free(&sb);
+	/* A still records the photo as shown in d1 (it attached it), but the bytes are gone: it
+	 * asks for them again, and takes them from a peer that holds them */
+	struct zila_buf data;
+	uint8_t id[32];
+	zila_buf_init(&data, 1 << 20);
+	assert_int_equal(zila_os_read_file(in1, data.max, &data, NULL, &err), 0);
+	assert_int_equal(zila_blob_put(b.s, data.p, data.len, id, &err), 0);
+	assert_int_equal(zila_blob_held_add(b.s, id, "d1", &err), 0);
+	zila_buf_release(&data);
+	side_new(&sa, &a, NULL);
+	side_new(&sb, &b, NULL);
+	assert_true(run(&sa, &sb, SIZE_MAX, NULL, NULL));
+	assert_int_equal(zila_blobx_stats(sa.bx)->received, 1);
+	assert_int_equal(zila_blob_copy_out(a.s, p1.hash, path, &err), 0);
+	assert_true(same_file(in1, path));
+	side_free(&sa);
+	side_free(&sb);
 	replica_close(&a);
 	replica_close(&b);
 }
@@ -720,6 +958,12 @@ static void test_collect(void **state)
 }
 
 /* --- bundles with files ------------------------------------------------------------------ */
+
+static bool only_d2(void *ctx, const char *part)
+{
+	(void)ctx;
+	return strcmp(part, "d2") == 0;
+}
 
 static bool only_d1(void *ctx, const char *part)
 {
@@ -823,6 +1067,16 @@ static void test_bundle_files(void **state)
 	snprintf(out, sizeof(out), "%s/out.pdf", b.top);
 	assert_int_equal(zila_blob_copy_out(b.s, big.hash, out, &err), 0);
 	assert_true(same_file(p1, out));
+	/* each is taken as shown in the one district whose rows name it, so B serves them */
+	{
+		uint8_t id[32];
+		assert_int_equal(zila_hex_decode(id, 32, big.hash, 64), 0);
+		assert_true(zila_blob_held_in(b.s, id, "d1"));
+		assert_true(zila_blob_may_serve(b.s, id, scope_one, (void *)"d1"));
+		assert_int_equal(zila_hex_decode(id, 32, other.hash, 64), 0);
+		assert_true(zila_blob_held_in(b.s, id, "d2"));
+		assert_false(zila_blob_held_in(b.s, id, "d1"));
+	}
 	/* twice: every file is held already */
 	assert_int_equal(read_files(&b, &bb, &f), 0);
 	assert_int_equal(f.nheld, 3);
@@ -833,6 +1087,18 @@ static void test_bundle_files(void **state)
 	bundle_for(&a, &c, &with, only_d1, &bb, &sum);
 	assert_int_equal(sum.nfiles, 2);
 	zila_buf_release(&bb);
+	/* a file not shown in the partition of the row that names it is not carried: a d2 row
+	 * naming the d1 photo's hash does not put the photo in a bundle for d2 */
+	{
+		char sql[400];
+		snprintf(sql, sizeof(sql), "INSERT INTO attachments(id, district_id, hash, size, name) VALUES"
+					   " ('guess-d2-1', 'd2', '%s', %llu, 'x.jpg')", small.hash, (unsigned long long)small.size);
+		exec(&a, sql);
+		bundle_for(&a, &c, &with, only_d2, &bb, &sum);
+		assert_int_equal(sum.nfiles, 1); /* d2.jpg only */
+		zila_buf_release(&bb);
+		exec(&a, "DELETE FROM attachments WHERE id = 'guess-d2-1'");
+	}
 	/* files below a size */
 	struct zila_bundle_opts below = { .blobs = true, .blobs_max = 6000 };
 	bundle_for(&a, &c, &below, NULL, &bb, &sum);
@@ -948,7 +1214,9 @@ int main(void)
 #ifndef _WIN32
 		cmocka_unit_test(test_full_disk),
 #endif
-		cmocka_unit_test(test_exchange),    cmocka_unit_test(test_scope),	   cmocka_unit_test(test_bad_chunk),
+		cmocka_unit_test(test_exchange),    cmocka_unit_test(test_scope), cmocka_unit_test(test_possession),
+		cmocka_unit_test(test_possession_upgrade), cmocka_unit_test(test_collect_scope),
+		cmocka_unit_test(test_partial_then_attached),	   cmocka_unit_test(test_bad_chunk),
 		cmocka_unit_test(test_resume),	    cmocka_unit_test(test_pieces),	   cmocka_unit_test(test_piece_out_of_order),
 		cmocka_unit_test(test_damaged_here), cmocka_unit_test(test_collect),	   cmocka_unit_test(test_bundle_files),
 		cmocka_unit_test(test_stats_many),

@@ -542,6 +542,8 @@ static int blob_exchange(struct replica *reps, int ia, int ib, size_t budget)
 		cfg.store = reps[idx[k]].s;
 		cfg.peer_may_read = scope_fn;
 		cfg.peer_read_ctx = (void *)(intptr_t)idx[1 - k];
+		cfg.peer_may_write = scope_fn; /* a replica writes what it reads */
+		cfg.peer_write_ctx = (void *)(intptr_t)idx[1 - k];
 		cfg.send = bq_send;
 		cfg.send_ctx = &out[k];
 		cfg.fetch_all = true;

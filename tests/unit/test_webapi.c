@@ -525,6 +525,19 @@ static void test_attachments(void **state)
 	assert_string_equal(rep.ctype, "application/pdf");
 	assert_false(rep.inline_file); /* only photos are shown in the page */
 	free(rep.body);
+	/* a d2 row naming d1's photo by its hash: d2's account at HQ does not get d1's bytes */
+	char sql[300];
+	snprintf(sql, sizeof(sql), "INSERT INTO attachments(id, district_id, hash, size, media_type, name) SELECT"
+				   " 'guess-d2-1', 'd2', hash, size, media_type, 'x.jpg' FROM attachments WHERE id = '%s'", id1);
+	exec(sql);
+	assert_int_equal(freq(hq, "district:d2", "GET", "/api/attachments/guess-d2-1/content", NULL, NULL, 0, &rep), 404);
+	assert_string_equal(jstr(&rep, "code", &j), "not_shown");
+	json_decref(j);
+	free(rep.body);
+	assert_int_equal(freq(hq, "owner", "GET", "/api/attachments/guess-d2-1/content", NULL, NULL, 0, &rep), 200);
+	assert_int_equal(rep.body_len, sizeof(photo));
+	free(rep.body);
+	exec("DELETE FROM attachments WHERE id = 'guess-d2-1'");
 	/* a row whose file is not here: listed as missing, its content refused with the reason */
 	exec("INSERT INTO attachments(id, district_id, hash, size, media_type, name, owner_table, owner_id) VALUES"
 	     " ('gone-file-1', 'd1', '" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', 5000, 'image/jpeg',"
