@@ -177,6 +177,9 @@ const char *conn_state_name(enum conn_state s);
 unsigned conn_nsessions(const struct conns *cs);
 /* The open connection with the authenticated device, or NULL; in_session: in CONN_SESSION only. */
 struct conn *conn_with(const struct conns *cs, const uint8_t device[32], bool in_session);
+/* The replica was written here (the daemon's file watch): sessions in the blob phase send
+ * the new rows now, on their channel, or end the phase for them (an older peer). */
+void conns_local_write(struct conns *cs);
 /* The owner's record went away: c no longer reports it. */
 void conn_disown(struct conn *c);
 
