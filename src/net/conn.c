@@ -623,7 +623,7 @@ static bool late_rows(struct conn *c)
 	uint64_t nlate = 0;
 	c->blobs_checked_ms = uv_now(c->cs->env->loop);
 	bool pending = zila_store_pending(s, &n) == 0 && n > 0;
-	if (!pending && peers_own_sealed(s) <= c->own_offered)
+	if (!pending && peers_own_sealed(s) <= (c->late_own > c->own_offered ? c->late_own : c->own_offered))
 		return false;
 	if (!zila_session_peer_late(c->sess))
 		return true;
@@ -644,7 +644,10 @@ static bool late_rows(struct conn *c)
 	if (nlate > 0)
 		zila_log(ZILA_LOG_INFO, "sending %llu new entries to %s in the attachments' phase, ahead of the files",
 			 (unsigned long long)nlate, c->addr);
-	c->own_offered = own;
+	/* Not c->own_offered: the daemon then wants one more session with the peer once this
+	 * one ends, whose blob phase fetches files these rows name (the peer's asks were made
+	 * when this phase began). */
+	c->late_own = own;
 	conn_pump(c);
 	conn_flush(c);
 	return false;
@@ -672,7 +675,8 @@ static void session_over(struct conn *c)
 {
 	struct zila_error err;
 	zila_error_clear(&err);
-	if (c->bx != NULL && zila_session_peer_blobs(c->sess) && !(c->blobs_started && zila_blobx_done(c->bx))) {
+	if (c->bx != NULL && zila_session_peer_blobs(c->sess) &&
+	    !(c->blobs_started && zila_blobx_done(c->bx) && !zila_session_late_unacked(c->sess))) {
 		if (!c->blobs_started) {
 			struct zila_blobx_config bc;
 			memset(&bc, 0, sizeof(bc));

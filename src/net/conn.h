@@ -47,6 +47,7 @@ struct conn {
 	uint64_t blobs_at_ms; /* when the blob phase started (loop time) */
 	uint64_t blobs_checked_ms; /* we last looked for new local rows (blobs_yield) */
 	int64_t own_offered; /* our own entries when the session started, after its seal */
+	int64_t late_own;    /* ... and when it last sent new rows in the blob phase */
 	struct zila_join_check jc;
 	uint8_t invite_id[ZILA_INVITE_ID_LEN]; /* JOIN responder: the id message 1 named */
 	struct zila_buf out, inflight, msg;
