@@ -625,7 +625,10 @@ static bool late_rows(struct conn *c)
 	bool pending = zila_store_pending(s, &n) == 0 && n > 0;
 	if (!pending && peers_own_sealed(s) <= (c->late_own > c->own_offered ? c->late_own : c->own_offered))
 		return false;
-	if (!zila_session_peer_late(c->sess))
+	/* Only while the peer cannot finish before it reads them: we have not said BlobDone, or
+	 * serve it a file still (its last piece follows the rows). Else, as with an older peer,
+	 * the phase ends and a new session carries them. */
+	if (!zila_session_peer_late(c->sess) || zila_blobx_peer_may_finish(c->bx))
 		return true;
 	/* another session's transaction (a window applied in slices) seals at its next look */
 	if (zila_store_in_transaction(s))
