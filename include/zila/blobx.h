@@ -70,6 +70,9 @@ bool zila_blobx_wants_to_send(const struct zila_blobx *bx);
 int zila_blobx_send_more(struct zila_blobx *bx, size_t bytes, struct zila_error *err) ZILA_MUST_CHECK;
 /* Both sides want nothing more and every ask of the peer was served: close the channel. */
 bool zila_blobx_done(const struct zila_blobx *bx);
+/* We sent BlobDone and serve nothing now: the peer may be finished, and close, as soon as
+ * what we sent reaches it (a message sent now may come after its close). */
+bool zila_blobx_peer_may_finish(const struct zila_blobx *bx);
 const struct zila_blobx_stats *zila_blobx_stats(const struct zila_blobx *bx);
 
 #endif

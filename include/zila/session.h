@@ -66,6 +66,9 @@ struct zila_session_config {
 	/* Live: offer the blob phase (attachments' bytes after Done, src/sync/blobx.c); it
 	 * runs when the peer's Hello offers it too (zila_session_peer_blobs). */
 	bool blobs;
+	/* With blobs: offer and take entries after DONE, in the blob phase (PROTOCOL.md, "Rows
+	 * in the blob phase"): zila_session_late_rows. */
+	bool late_rows;
 };
 
 struct zila_session_skip {
@@ -122,6 +125,9 @@ struct zila_session_stats {
 	 * and their bytes each way. */
 	uint64_t ckpts_sent, ckpts_applied, ckpts_refused;
 	uint64_t ckpt_bytes_sent, ckpt_bytes_received;
+	/* Entries after DONE, in the blob phase (zila_session_late_rows): ours sent, the
+	 * peer's received. */
+	uint64_t late_sent, late_received;
 	uint8_t peer_trust[16]; /* the trust digest in the peer's Hello */
 	bool has_peer_trust;
 };
@@ -167,6 +173,18 @@ int zila_session_progress(struct zila_session *sess, uint64_t bytes_read, struct
 bool zila_session_peer_blobs(const struct zila_session *sess);
 /* True when the peer sends Progress messages: a silent peer is then a stopped one. */
 bool zila_session_peer_progress(const struct zila_session *sess);
+/* Both Hellos offered entries in the blob phase (cfg.late_rows; Hello flag bit 4). */
+bool zila_session_peer_late(const struct zila_session *sess);
+/* After DONE, with zila_session_peer_late: our own entries the peer lacks (sealed since the
+ * session's outbox opened: the caller seals first) go out as more chunks of the session,
+ * numbered on from its last, through zila_session_wants_to_send/send_more; the peer applies
+ * and acknowledges each, and own_at_peer counts them once acknowledged. Entries of other
+ * authors wait for the next session. *nentries: how many will go (0: none, or the peer does
+ * not take them). Called again while some are on their way, it sends what was sealed since
+ * after them. */
+int zila_session_late_rows(struct zila_session *sess, uint64_t *nentries, struct zila_error *err) ZILA_MUST_CHECK;
+/* After DONE: entries of ours from zila_session_late_rows not sent or not acknowledged yet. */
+bool zila_session_late_unacked(const struct zila_session *sess);
 /* Closes the window of received chunks now, before it is full, and acknowledges it once it
  * is applied (inline, or by the caller with cfg.caller_applies: zila_session_pending): a
  * slow link's rows are kept and shown as they arrive. Does nothing when no chunk waits. */

@@ -399,6 +399,10 @@ static void log_blobs(struct conn *c, const char *how)
 			 (unsigned long long)bs->served, (unsigned long long)bs->served_bytes,
 			 (unsigned long long)bs->chunks_bad, (unsigned long long)bs->refused_scope,
 			 (unsigned long long)(uv_now(c->cs->env->loop) - c->blobs_at_ms));
+	const struct zila_session_stats *st = zila_session_stats(c->sess);
+	if (st->late_sent > 0 || st->late_received > 0)
+		zila_log(ZILA_LOG_INFO, "rows in the attachments' phase with %s%s: sent %llu entries, received %llu", c->addr,
+			 how, (unsigned long long)st->late_sent, (unsigned long long)st->late_received);
 }
 
 /* Ends the connection with an authenticated close when the channel is open (the peer then
@@ -524,7 +528,11 @@ static void conn_pump(struct conn *c)
 	struct conns *cs = c->cs;
 	uint64_t turn = uv_now(cs->env->loop);
 	zila_error_clear(&err);
-	for (int i = 0; i < 64 && (blobs ? zila_blobx_wants_to_send(c->bx) : zila_session_wants_to_send(c->sess)); i++) {
+	for (int i = 0; i < 64; i++) {
+		/* in the blob phase, new rows of ours go before the next piece of a file */
+		bool late = blobs && zila_session_wants_to_send(c->sess);
+		if (!(late || (blobs ? zila_blobx_wants_to_send(c->bx) : zila_session_wants_to_send(c->sess))))
+			break;
 		/* The loop's time is taken once a turn: a chunk made at another time than the
 		 * last starts the turn's budget. On loopback a write completes at once and its
 		 * callback pumps again in the same turn, so the budget is the turn's, not a call's. */
@@ -548,7 +556,8 @@ static void conn_pump(struct conn *c)
 			if (bw < want)
 				want = bw;
 		}
-		if (link_backlog(c) >= want) {
+		/* rows do not wait for the queue to drain: they are queued behind what is */
+		if (!late && link_backlog(c) >= want) {
 			if (!uv_is_active((uv_handle_t *)&c->pace))
 				uv_timer_start(&c->pace, on_pace, PACE_MS, 0);
 			return;
@@ -562,12 +571,12 @@ static void conn_pump(struct conn *c)
 			chunk = ZILA_SESSION_CHUNK;
 		c->chunk_bytes = chunk;
 		/* blobs: at least one message (a 64 KiB chunk) per call, about `chunk` bytes */
-		int r = blobs ? zila_blobx_send_more(c->bx, chunk, &err) : zila_session_send_more(c->sess, chunk, &err);
+		int r = blobs && !late ? zila_blobx_send_more(c->bx, chunk, &err) : zila_session_send_more(c->sess, chunk, &err);
 		if (r != 0) {
 			conn_fail(c, r, "%s", zila_error_msg(&err, r));
 			return;
 		}
-		if (blobs ? zila_blobx_done(c->bx) : zila_session_done(c->sess)) {
+		if (blobs ? zila_blobx_done(c->bx) && !zila_session_late_unacked(c->sess) : zila_session_done(c->sess)) {
 			conn_flush(c);
 			session_over(c);
 			return;
@@ -605,18 +614,61 @@ static void blob_policy(struct conn *c, struct zila_blobx_config *bc)
 	free(mode);
 }
 
-/* Rows never wait for blobs: in the blob phase, about once a second, a local write since
- * the session began (unsealed changes, or own entries sealed since) ends the phase; the
- * daemon then starts a new session, rows first, and the blobs resume at their chunks. */
+/* Rows never wait for blobs: in the blob phase, a local write since the session began
+ * (unsealed changes, or own entries sealed since), noticed when the daemon sees the replica
+ * written (conns_local_write) or about once a second here, goes on the same channel ahead of
+ * the next piece of a file when the peer takes rows in the blob phase (PROTOCOL.md, "Rows in
+ * the blob phase"): sealed now, sent as more chunks of the session, acknowledged by the
+ * peer. A peer that does not (an older zila) has the phase ended instead; the daemon then
+ * starts a new session, rows first, and the blobs resume at their chunks. */
+static bool late_rows(struct conn *c)
+{
+	struct zila_store *s = c->cs->env->store;
+	struct zila_error err;
+	int64_t n = 0;
+	size_t nsealed = 0;
+	uint64_t nlate = 0;
+	c->blobs_checked_ms = uv_now(c->cs->env->loop);
+	bool pending = zila_store_pending(s, &n) == 0 && n > 0;
+	if (!pending && peers_own_sealed(s) <= (c->late_own > c->own_offered ? c->late_own : c->own_offered))
+		return false;
+	/* Only while the peer cannot finish before it reads them: we have not said BlobDone, or
+	 * serve it a file still (its last piece follows the rows). Else, as with an older peer,
+	 * the phase ends and a new session carries them. */
+	if (!zila_session_peer_late(c->sess) || zila_blobx_peer_may_finish(c->bx))
+		return true;
+	/* another session's transaction (a window applied in slices) seals at its next look */
+	if (zila_store_in_transaction(s))
+		return false;
+	zila_error_clear(&err);
+	int r = pending ? zila_store_seal(s, &nsealed, &err) : 0;
+	if (r != 0) {
+		zila_log(ZILA_LOG_WARN, "cannot seal local changes now: %s", zila_error_msg(&err, r));
+		return false;
+	}
+	int64_t own = peers_own_sealed(s);
+	if ((r = zila_session_late_rows(c->sess, &nlate, &err)) != 0) {
+		conn_fail(c, r, "%s", zila_error_msg(&err, r));
+		return false;
+	}
+	if (nlate > 0)
+		zila_log(ZILA_LOG_INFO, "sending %llu new entries to %s in the attachments' phase, ahead of the files",
+			 (unsigned long long)nlate, c->addr);
+	/* Not c->own_offered: the daemon then wants one more session with the peer once this
+	 * one ends, whose blob phase fetches files these rows name (the peer's asks were made
+	 * when this phase began). */
+	c->late_own = own;
+	conn_pump(c);
+	conn_flush(c);
+	return false;
+}
+
 static bool blobs_yield(struct conn *c)
 {
 	uint64_t now = uv_now(c->cs->env->loop);
-	int64_t n = 0;
 	if (now - c->blobs_checked_ms < 1000)
 		return false;
-	c->blobs_checked_ms = now;
-	struct zila_store *s = c->cs->env->store;
-	if (!((zila_store_pending(s, &n) == 0 && n > 0) || peers_own_sealed(s) > c->own_offered))
+	if (!late_rows(c))
 		return false;
 	zila_log(ZILA_LOG_INFO, "pausing attachments with %s: new rows go first (the files resume where they stopped)",
 		 c->addr);
@@ -633,7 +685,8 @@ static void session_over(struct conn *c)
 {
 	struct zila_error err;
 	zila_error_clear(&err);
-	if (c->bx != NULL && zila_session_peer_blobs(c->sess) && !(c->blobs_started && zila_blobx_done(c->bx))) {
+	if (c->bx != NULL && zila_session_peer_blobs(c->sess) &&
+	    !(c->blobs_started && zila_blobx_done(c->bx) && !zila_session_late_unacked(c->sess))) {
 		if (!c->blobs_started) {
 			struct zila_blobx_config bc;
 			memset(&bc, 0, sizeof(bc));
@@ -653,8 +706,8 @@ static void session_over(struct conn *c)
 					 bs->wanted_left ? "; others wait for a faster link or a request" : "");
 			conn_flush(c);
 		}
-		if (!zila_blobx_done(c->bx)) {
-			if (!blobs_yield(c))
+		if (!zila_blobx_done(c->bx) || zila_session_late_unacked(c->sess)) {
+			if (!blobs_yield(c) && c->state == CONN_SESSION)
 				conn_pump(c);
 			return;
 		}
@@ -798,6 +851,8 @@ static void on_established(struct conn *c)
 	cfg.paced = true;
 	/* Attachments' blobs after the rows (#25). */
 	cfg.blobs = true;
+	/* and rows written meanwhile on the same channel, ahead of the files */
+	cfg.late_rows = true;
 	struct zila_blobx_config bc;
 	memset(&bc, 0, sizeof(bc));
 	bc.store = d->store;
@@ -1031,9 +1086,14 @@ static void on_message(struct conn *c)
 				session_over(c);
 			return;
 		}
-		if (c->blobs_started)
+		if (c->blobs_started && !zila_session_peer_late(c->sess))
 			return; /* rows are done: a late Progress */
+		/* (after DONE, with a peer that sends them: its new rows, their Acks, Progress) */
+		uint64_t late = zila_session_stats(c->sess)->late_received;
 		int r = zila_session_receive(c->sess, c->msg.p, c->msg.len, &err);
+		if (r == 0 && zila_session_stats(c->sess)->late_received > late)
+			zila_log(ZILA_LOG_INFO, "%s sent %llu new entries in the attachments' phase", c->addr,
+				 (unsigned long long)(zila_session_stats(c->sess)->late_received - late));
 		if (r == 0)
 			r = apply_window(c, &err);
 		if (r != 0) {
@@ -1126,7 +1186,11 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 			break;
 		}
 		else if (ev == ZILA_CHANNEL_CLOSED) {
-			if (c->state == CONN_SESSION && c->blobs_started) {
+			if (c->state == CONN_SESSION && c->blobs_started && zila_session_late_unacked(c->sess)) {
+				/* it finished as our new rows were on their way: not known to be there */
+				conn_fail(c, ZILA_ECLOSED,
+					  "the peer closed before it acknowledged the rows sent in the attachments' phase");
+			} else if (c->state == CONN_SESSION && c->blobs_started) {
 				/* the peer ended the blob phase (it has new rows, or stops): the rows
 				 * were done; what came of the files is kept */
 				zila_log(ZILA_LOG_INFO, "%s ended the attachments' phase; the files resume at the next session",
@@ -1554,6 +1618,15 @@ void conns_stop(struct conns *cs)
 		n = c->next;
 		conn_event(c, EV_STOP, NULL, 0, 0);
 	}
+}
+
+void conns_local_write(struct conns *cs)
+{
+	for (struct conn *c = cs->list; c != NULL; c = c->next)
+		if (c->state == CONN_SESSION && c->blobs_started && !c->applying) {
+			c->blobs_checked_ms = 0; /* look now, not at the next second */
+			session_over(c);
+		}
 }
 
 struct conn *conn_with(const struct conns *cs, const uint8_t device[32], bool in_session)

@@ -47,6 +47,7 @@ struct conn {
 	uint64_t blobs_at_ms; /* when the blob phase started (loop time) */
 	uint64_t blobs_checked_ms; /* we last looked for new local rows (blobs_yield) */
 	int64_t own_offered; /* our own entries when the session started, after its seal */
+	int64_t late_own;    /* ... and when it last sent new rows in the blob phase */
 	struct zila_join_check jc;
 	uint8_t invite_id[ZILA_INVITE_ID_LEN]; /* JOIN responder: the id message 1 named */
 	struct zila_buf out, inflight, msg;
@@ -178,6 +179,9 @@ const char *conn_state_name(enum conn_state s);
 unsigned conn_nsessions(const struct conns *cs);
 /* The open connection with the authenticated device, or NULL; in_session: in CONN_SESSION only. */
 struct conn *conn_with(const struct conns *cs, const uint8_t device[32], bool in_session);
+/* The replica was written here (the daemon's file watch): sessions in the blob phase send
+ * the new rows now, on their channel, or end the phase for them (an older peer). */
+void conns_local_write(struct conns *cs);
 /* The owner's record went away: c no longer reports it. */
 void conn_disown(struct conn *c);
 

@@ -519,6 +519,9 @@ static int daemon_reload(struct daemon *d)
 static void on_debounce(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, debounce_timer);
+	/* Sessions moving files take the rows on their channel first (#25): then they carry them,
+	 * and no new session is wanted for them. */
+	conns_local_write(&d->conns);
 	int64_t n = 0, own = peers_own_sealed(d->store);
 	bool pending = zila_store_pending(d->store, &n) == 0 && n > 0;
 	if (!pending && own == d->own_sealed)

@@ -740,6 +740,11 @@ int zila_blobx_send_more(struct zila_blobx *bx, size_t bytes, struct zila_error 
 	return r;
 }
 
+bool zila_blobx_peer_may_finish(const struct zila_blobx *bx)
+{
+	return bx->started && bx->sent_done && bx->rd == NULL && bx->qhead >= bx->nq;
+}
+
 bool zila_blobx_done(const struct zila_blobx *bx)
 {
 	return bx->started && bx->sent_done && bx->peer_done && bx->rd == NULL && bx->qhead >= bx->nq;

@@ -28,6 +28,7 @@
 #define HELLO_PROGRESS 2u /* the sender (live) sends and takes Progress messages */
 #define HELLO_REFS 4u     /* the sender takes keys by reference in packed chunks */
 #define HELLO_BLOBS 8u    /* the sender (live) moves attachments' blobs after Done (ATTACH.md) */
+#define HELLO_LATE 16u    /* the sender (live, with blobs) sends and takes entries in the blob phase */
 /* Packed chunks (PROTOCOL.md): one zstd stream per direction, at this level and window. */
 #define PACK_LEVEL 3
 #define PACK_LEVEL_SMALL 19 /* a session of one chunk of PACK_SMALL_MIN .. PACK_SMALL_MAX */
@@ -43,6 +44,7 @@ struct own_feed {
 	char part[ZILA_PART_MAX + 1];
 	uint64_t ours, peer;
 	uint64_t acked; /* the highest of ours in a chunk the peer acknowledged */
+	uint64_t late;  /* after DONE: the highest of ours sent in the blob phase */
 	bool skipped;   /* not offered: the peer refused it before */
 };
 
@@ -153,6 +155,12 @@ struct zila_session {
 	bool offer_refs;    /* our Hello said we take keys by reference */
 	bool peer_refs;     /* the peer's Hello said it takes them */
 	bool peer_blobs;    /* the peer's Hello offered the blob phase, and so did ours */
+	bool peer_late;     /* both Hellos offered entries in the blob phase (HELLO_LATE) */
+	/* Our own entries sealed since the session's outbox opened, sent after DONE in the
+	 * blob phase (zila_session_late_rows): the cursor, and a newer seal to look at once
+	 * it is empty. */
+	struct zila_outbox *late;
+	bool late_again;
 };
 
 /* --- helpers ---------------------------------------------------------------------- */
@@ -513,6 +521,8 @@ static int own_sent_note(struct zila_session *s, const struct zila_entry_info *i
 	if (!s->own_known || memcmp(info->origin, zila_store_device_pk(s->cfg.store), 32) != 0 ||
 	    own_of(s, info->part, &idx) == NULL)
 		return 0;
+	if (s->state == ZILA_SESSION_DONE && info->seq > s->own[idx].late)
+		s->own[idx].late = info->seq;
 	if (s->nosent > 0 && s->osent[s->nosent - 1].chunk == chunk && s->osent[s->nosent - 1].feed == idx) {
 		s->osent[s->nosent - 1].seq = info->seq;
 		return 0;
@@ -1009,6 +1019,85 @@ static int receive_checkpoint_ack(struct zila_session *s, const Zila__Checkpoint
 	return pump(s, err);
 }
 
+/* Sends one chunk of at most max entry bytes (at least one entry) from ob; *end: ob is
+ * empty now (the chunk may hold none). */
+static int send_chunk(struct zila_session *s, struct zila_outbox *ob, size_t max, bool *end)
+{
+	ProtobufCBinaryData *items = NULL;
+	size_t *offs = NULL, cap = 0;
+	int r = 0;
+	*end = false;
+	size_t n = 0, len;
+	zila_buf_reset(&s->chunk);
+	zila_buf_reset(&s->wire);
+	if (s->pack && s->enc == NULL && (r = pack_begin(s)) != 0)
+		goto out;
+	while ((r = zila_outbox_peek_len(ob, &len)) == 0 && n < ENTRIES_PER_CHUNK_MAX &&
+	       (n == 0 || (s->chunk.len + len <= max && s->wire.len < PACK_PLAIN_MAX))) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			size_t *no = realloc(offs, (cap + 1) * sizeof(*no));
+			if (no == NULL) {
+				r = ZILA_ENOMEM;
+				goto out;
+			}
+			offs = no;
+		}
+		offs[n++] = s->chunk.len;
+		struct zila_entry_info info;
+		if ((r = zila_outbox_next(ob, &info, &s->chunk)) != 0 ||
+		    (r = own_sent_note(s, &info, s->chunks_sent + 1)) != 0)
+			goto out;
+		if (s->pack && (r = zila_entry_to_wire(s->enc, zila_view_make(s->chunk.p + offs[n - 1],
+									   s->chunk.len - offs[n - 1]),
+						       &s->wire)) != 0)
+			goto out;
+	}
+	if (r != 0 && r != ZILA_ENOTFOUND)
+		goto out;
+	*end = r == ZILA_ENOTFOUND;
+	r = 0;
+	if (n > 0) {
+		if ((items = calloc(n, sizeof(*items))) == NULL) {
+			r = ZILA_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			items[i].data = s->chunk.p + offs[i];
+			items[i].len = (i + 1 < n ? offs[i + 1] : s->chunk.len) - offs[i];
+		}
+		Zila__Entries e = ZILA__ENTRIES__INIT;
+		Zila__Message m = ZILA__MESSAGE__INIT;
+		e.chunk = ++s->chunks_sent;
+		if (e.chunk == 1)
+			e.total = s->st.to_send; /* so the peer can show an honest fraction */
+		if (s->pack) {
+			if ((s->chunks_sent == 1 || s->frame_per_chunk) && (r = pack_params(s, *end)) != 0)
+				goto out;
+			if ((r = pack_chunk(s)) != 0)
+				goto out;
+			e.packed.data = s->zbuf.p;
+			e.packed.len = s->zbuf.len;
+			e.count = (uint32_t)n;
+		} else {
+			e.n_entries = n;
+			e.entries = items;
+		}
+		m.body_case = ZILA__MESSAGE__BODY_ENTRIES;
+		m.entries = &e;
+		if ((r = emit(s, &m)) != 0)
+			goto out;
+		s->st.entries_sent += n;
+		s->sent_upto[e.chunk % SENT_RING] = s->st.entries_sent;
+		if (s->credit > 0)
+			s->credit--;
+	}
+out:
+	free(items);
+	free(offs);
+	return r;
+}
+
 static int pump(struct zila_session *s, struct zila_error *err)
 {
 	size_t max = s->cfg.chunk_bytes ? s->cfg.chunk_bytes : ZILA_SESSION_CHUNK;
@@ -1019,8 +1108,6 @@ static int pump(struct zila_session *s, struct zila_error *err)
 	 * that each stretch between cuts still commits something. */
 	if (window == 1 && max > ZILA_SESSION_CHUNK / 4)
 		max = ZILA_SESSION_CHUNK / 4;
-	ProtobufCBinaryData *items = NULL;
-	size_t *offs = NULL, cap = 0;
 	int r = 0;
 again:
 	if (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done && s->ck_phase == 2) {
@@ -1037,72 +1124,9 @@ again:
 	}
 	while (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done &&
 	       s->chunks_sent - s->chunks_acked < window && (!s->cfg.paced || s->credit > 0)) {
-		size_t n = 0, len;
-		zila_buf_reset(&s->chunk);
-		zila_buf_reset(&s->wire);
-		if (s->pack && s->enc == NULL && (r = pack_begin(s)) != 0)
+		bool end;
+		if ((r = send_chunk(s, s->outbox, max, &end)) != 0)
 			goto out;
-		while ((r = zila_outbox_peek_len(s->outbox, &len)) == 0 && n < ENTRIES_PER_CHUNK_MAX &&
-		       (n == 0 || (s->chunk.len + len <= max && s->wire.len < PACK_PLAIN_MAX))) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				size_t *no = realloc(offs, (cap + 1) * sizeof(*no));
-				if (no == NULL) {
-					r = ZILA_ENOMEM;
-					goto out;
-				}
-				offs = no;
-			}
-			offs[n++] = s->chunk.len;
-			struct zila_entry_info info;
-			if ((r = zila_outbox_next(s->outbox, &info, &s->chunk)) != 0 ||
-			    (r = own_sent_note(s, &info, s->chunks_sent + 1)) != 0)
-				goto out;
-			if (s->pack && (r = zila_entry_to_wire(s->enc, zila_view_make(s->chunk.p + offs[n - 1],
-										   s->chunk.len - offs[n - 1]),
-							       &s->wire)) != 0)
-				goto out;
-		}
-		if (r != 0 && r != ZILA_ENOTFOUND)
-			goto out;
-		bool end = r == ZILA_ENOTFOUND;
-		r = 0;
-		if (n > 0) {
-			free(items);
-			if ((items = calloc(n, sizeof(*items))) == NULL) {
-				r = ZILA_ENOMEM;
-				goto out;
-			}
-			for (size_t i = 0; i < n; i++) {
-				items[i].data = s->chunk.p + offs[i];
-				items[i].len = (i + 1 < n ? offs[i + 1] : s->chunk.len) - offs[i];
-			}
-			Zila__Entries e = ZILA__ENTRIES__INIT;
-			Zila__Message m = ZILA__MESSAGE__INIT;
-			e.chunk = ++s->chunks_sent;
-			if (e.chunk == 1)
-				e.total = s->st.to_send; /* so the peer can show an honest fraction */
-			if (s->pack) {
-				if ((s->chunks_sent == 1 || s->frame_per_chunk) && (r = pack_params(s, end)) != 0)
-					goto out;
-				if ((r = pack_chunk(s)) != 0)
-					goto out;
-				e.packed.data = s->zbuf.p;
-				e.packed.len = s->zbuf.len;
-				e.count = (uint32_t)n;
-			} else {
-				e.n_entries = n;
-				e.entries = items;
-			}
-			m.body_case = ZILA__MESSAGE__BODY_ENTRIES;
-			m.entries = &e;
-			if ((r = emit(s, &m)) != 0)
-				goto out;
-			s->st.entries_sent += n;
-			s->sent_upto[e.chunk % SENT_RING] = s->st.entries_sent;
-			if (s->credit > 0)
-				s->credit--;
-		}
 		if (end && s->ck_phase == 1) {
 			s->ck_phase = 2;
 			goto again;
@@ -1120,8 +1144,6 @@ again:
 		}
 	}
 out:
-	free(items);
-	free(offs);
 	if (r != 0)
 		return fail(s, err, r, "cannot send entries");
 	return 0;
@@ -1404,6 +1426,7 @@ void zila_session_free(struct zila_session *s)
 	zila_vector_release(&s->mine);
 	zila_outbox_free(s->outbox);
 	zila_outbox_free(s->outbox_b);
+	zila_outbox_free(s->late);
 	zila_buf_release(&s->msg);
 	zila_buf_release(&s->chunk);
 	zila_buf_release(&s->pend);
@@ -1510,7 +1533,7 @@ int zila_session_start(struct zila_session *s, struct zila_error *err)
 	h.hq_seen_ms = s->hq_seen_ms;
 	s->offer_refs = !s->cfg.no_refs;
 	h.flags = (s->cfg.is_hq ? HELLO_HQ : 0) | (s->cfg.live ? HELLO_PROGRESS : 0) | (s->offer_refs ? HELLO_REFS : 0) |
-		  (s->cfg.live && s->cfg.blobs ? HELLO_BLOBS : 0);
+		  (s->cfg.live && s->cfg.blobs ? HELLO_BLOBS : 0) | (s->cfg.live && s->cfg.blobs && s->cfg.late_rows ? HELLO_LATE : 0);
 	h.window = my_window(s);
 	if (s->has_trust) {
 		h.trust_digest.data = s->trust_digest;
@@ -1566,6 +1589,7 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 	s->peer_progress = s->cfg.live && (h->flags & HELLO_PROGRESS) != 0;
 	s->peer_refs = !s->cfg.no_refs && (h->flags & HELLO_REFS) != 0;
 	s->peer_blobs = s->cfg.live && s->cfg.blobs && (h->flags & HELLO_BLOBS) != 0;
+	s->peer_late = s->peer_blobs && s->cfg.late_rows && (h->flags & HELLO_LATE) != 0;
 	if (h->trust_digest.len == DIGEST_LEN) {
 		memcpy(s->st.peer_trust, h->trust_digest.data, DIGEST_LEN);
 		s->st.has_peer_trust = true;
@@ -1788,6 +1812,10 @@ static int receive_heads(struct zila_session *s, const Zila__Heads *hd, struct z
 	return pump(s, err);
 }
 
+static int receive_late(struct zila_session *s, const Zila__Entries *e, struct zila_error *err);
+static int pump_late(struct zila_session *s, struct zila_error *err);
+static int late_acked(struct zila_session *s, const Zila__Ack *a, struct zila_error *err);
+
 int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, struct zila_error *err)
 {
 	int r = 0;
@@ -1823,7 +1851,9 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 			r = receive_heads(s, m->heads, err);
 		break;
 	case ZILA__MESSAGE__BODY_ENTRIES:
-		if (s->state != ZILA_SESSION_EXCHANGE || s->got_done || (!s->importing && !s->got_heads))
+		if (s->state == ZILA_SESSION_DONE && s->peer_late)
+			r = receive_late(s, m->entries, err);
+		else if (s->state != ZILA_SESSION_EXCHANGE || s->got_done || (!s->importing && !s->got_heads))
 			r = fail(s, err, ZILA_EPROTO, "unexpected entries");
 		else
 			r = receive_entries(s, m->entries, err);
@@ -1842,7 +1872,10 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 			r = receive_checkpoint_ack(s, m->checkpoint_ack, err);
 		break;
 	case ZILA__MESSAGE__BODY_ACK:
-		if (s->state != ZILA_SESSION_EXCHANGE || m->ack->chunk <= s->chunks_acked || m->ack->chunk > s->chunks_sent)
+		if (s->state == ZILA_SESSION_DONE && s->peer_late && m->ack->chunk > s->chunks_acked &&
+		    m->ack->chunk <= s->chunks_sent)
+			r = late_acked(s, m->ack, err);
+		else if (s->state != ZILA_SESSION_EXCHANGE || m->ack->chunk <= s->chunks_acked || m->ack->chunk > s->chunks_sent)
 			r = fail(s, err, ZILA_EPROTO, "unexpected acknowledgement");
 		else {
 			s->chunks_acked = m->ack->chunk;
@@ -1870,7 +1903,8 @@ int zila_session_receive(struct zila_session *s, const uint8_t *p, size_t len, s
 		break;
 	case ZILA__MESSAGE__BODY_PROGRESS:
 		/* Only after our Hello offered them, and before the session ends. */
-		if (!s->cfg.live || s->state != ZILA_SESSION_EXCHANGE || m->progress->bytes < s->st.peer_read_bytes)
+		if (!s->cfg.live || !(s->state == ZILA_SESSION_EXCHANGE || (s->state == ZILA_SESSION_DONE && s->peer_late)) ||
+		    m->progress->bytes < s->st.peer_read_bytes)
 			r = fail(s, err, ZILA_EPROTO, "unexpected progress");
 		else
 			s->st.peer_read_bytes = m->progress->bytes;
@@ -1925,6 +1959,8 @@ int zila_session_flush(struct zila_session *s, struct zila_error *err)
 
 bool zila_session_wants_to_send(const struct zila_session *s)
 {
+	if (s->state == ZILA_SESSION_DONE)
+		return s->late != NULL && s->chunks_sent - s->chunks_acked < s->peer_window;
 	if (s->state == ZILA_SESSION_EXCHANGE && s->got_heads && !s->sent_done && s->ck_pos < s->nck) {
 		const struct ck_out *c = &s->ck[s->ck_pos];
 		return c->sent < c->len ? c->sent - c->acked < CK_UNACKED : c->acked == c->len;
@@ -1939,11 +1975,144 @@ int zila_session_send_more(struct zila_session *s, size_t chunk_bytes, struct zi
 		return 0;
 	s->credit = 1;
 	s->credit_bytes = chunk_bytes;
-	int r = pump(s, err);
+	int r = s->state == ZILA_SESSION_DONE ? pump_late(s, err) : pump(s, err);
 	s->credit = 0;
 	if (r == 0)
 		check_done(s);
 	return r;
+}
+
+/* --- rows in the blob phase (PROTOCOL.md, "Rows in the blob phase") ----------------- */
+
+/* The peer takes them only when the whole partition is in its read scope, as in the
+ * session; digests equal or not, a new entry may be in any such partition. */
+static bool late_filter(void *ctx, const char *part)
+{
+	return peer_may_read(ctx, part);
+}
+
+/* A cursor over our own entries the peer lacks: past what the session offered and what
+ * went in the blob phase, in feeds it did not refuse and we do not withhold. Entries of
+ * other authors wait for the next session (their order among ours is not ours to keep). */
+static int late_open(struct zila_session *s)
+{
+	const uint8_t *self = zila_store_device_pk(s->cfg.store);
+	struct zila_vector v = { NULL, 0 };
+	int r = zila_store_vector(s->cfg.store, &v);
+	for (size_t i = 0; r == 0 && i < v.nheads; i++) {
+		struct zila_feed_head *h = &v.heads[i];
+		size_t idx;
+		if (memcmp(h->origin, self, 32) != 0 || !peer_may_read(s, h->part)) {
+			h->seq = INT64_MAX;
+			continue;
+		}
+		bool held = false;
+		for (size_t k = 0; k < s->nwithheld && !held; k++)
+			held = strcmp(s->withheld[k].part, h->part) == 0;
+		const struct own_feed *o = own_of(s, h->part, &idx);
+		if (o == NULL && !held) {
+			/* a partition we began writing after the session started */
+			struct own_feed *no = realloc(s->own, (s->nown + 1) * sizeof(*no));
+			if (no == NULL) {
+				r = ZILA_ENOMEM;
+				break;
+			}
+			s->own = no;
+			o = memset(&s->own[s->nown++], 0, sizeof(*no));
+			memcpy(s->own[s->nown - 1].part, h->part, sizeof(h->part));
+		}
+		const struct zila_refusal *f = refusal_of(&s->st, self, h->part);
+		if (held || o->skipped || (f != NULL && f->seq > 0))
+			h->seq = INT64_MAX;
+		else
+			h->seq = o->late > o->ours ? o->late : o->ours;
+	}
+	if (r == 0)
+		r = zila_outbox_open(s->cfg.store, &v, late_filter, s, &s->late);
+	zila_vector_release(&v);
+	return r;
+}
+
+int zila_session_late_rows(struct zila_session *s, uint64_t *nentries, struct zila_error *err)
+{
+	*nentries = 0;
+	if (s->state != ZILA_SESSION_DONE || !s->peer_late || !s->own_known)
+		return 0;
+	if (s->late != NULL) {
+		/* the cursor goes on; what was sealed since it opened follows it */
+		s->late_again = true;
+		*nentries = zila_outbox_total(s->late);
+		return 0;
+	}
+	int r = late_open(s);
+	if (r != 0)
+		return fail(s, err, r, "cannot read our new entries");
+	*nentries = zila_outbox_total(s->late);
+	if (*nentries == 0) {
+		zila_outbox_free(s->late);
+		s->late = NULL;
+	}
+	return 0;
+}
+
+/* One chunk of the late cursor (zila_session_send_more after DONE). */
+static int pump_late(struct zila_session *s, struct zila_error *err)
+{
+	size_t max = s->cfg.chunk_bytes ? s->cfg.chunk_bytes : ZILA_SESSION_CHUNK;
+	if (s->cfg.paced && s->credit_bytes > 0 && s->credit_bytes < max)
+		max = s->credit_bytes;
+	bool end = false;
+	uint64_t before = s->st.entries_sent;
+	int r = send_chunk(s, s->late, max, &end);
+	if (r != 0)
+		return fail(s, err, r, "cannot send entries");
+	s->st.late_sent += s->st.entries_sent - before;
+	if (end) {
+		zila_outbox_free(s->late);
+		s->late = NULL;
+		if (s->late_again) {
+			s->late_again = false;
+			uint64_t n;
+			return zila_session_late_rows(s, &n, err);
+		}
+	}
+	return 0;
+}
+
+/* A chunk after DONE: applied at once (the caller applies, as in the session), then
+ * acknowledged. */
+static int receive_late(struct zila_session *s, const Zila__Entries *e, struct zila_error *err)
+{
+	uint64_t before = s->st.entries_received;
+	int r = receive_entries(s, e, err);
+	if (r == 0)
+		r = window_ready(s, true, err);
+	s->st.late_received += s->st.entries_received - before;
+	return r;
+}
+
+/* Our chunks after DONE acknowledged: what of ours they held is the peer's now. */
+static int late_acked(struct zila_session *s, const Zila__Ack *a, struct zila_error *err)
+{
+	(void)err;
+	s->chunks_acked = a->chunk;
+	receive_refused(s, a);
+	own_acked(s, a->chunk);
+	for (size_t i = 0; i < s->nown; i++)
+		if (s->own[i].acked > s->own[i].ours)
+			s->own[i].ours = s->own[i].acked;
+	own_count(s, true);
+	return 0;
+}
+
+bool zila_session_peer_late(const struct zila_session *s)
+{
+	return s->peer_late;
+}
+
+bool zila_session_late_unacked(const struct zila_session *s)
+{
+	return s->state == ZILA_SESSION_DONE && (s->late != NULL || s->chunks_acked < s->chunks_sent);
 }
 
 void zila_session_abort(struct zila_session *s, int code, const char *reason)

@@ -47,6 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.now_ms = 1800000000000ull;
 	/* Half of the inputs leave its windows to the caller (the daemon's way), applied here. */
 	cfg.caller_applies = (size & 2) != 0;
+	/* And some live ones offer the blob phase with rows in it: Entries and Acks after Done. */
+	cfg.live = cfg.blobs = cfg.late_rows = (size & 5) == 4;
 	/* The whole input as one message first: the decoder alone. */
 	(void)!zila_session_check_message(data, size, &err);
 	(void)!zila_session_verify_message(data, size, &err);

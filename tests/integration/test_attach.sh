@@ -4,8 +4,8 @@
 # another district (C, d2) gets neither its row nor its bytes; a link cut every ~900 KB still
 # brings a 2 MB scan across (each session resumes at the chunk the cut left, never from the
 # start); a copy damaged on HQ's disk is refused, not sent, and comes back from A; a row
-# written while a 3 MB scan crawls to HQ over a 40 KB/s link reaches HQ in seconds (the
-# laptop pauses the file, syncs the row, and the file resumes at its chunk); a relay that
+# written while a 3 MB scan crawls to HQ over a 40 KB/s link reaches HQ in seconds, in the same
+# session (sent on its channel ahead of the file's next piece, and acknowledged); a relay that
 # flips bits inside the encrypted stream mid-file kills the session and the file comes
 # whole later; a laptop that asks for another district's file is refused, HQ says so, and
 # nothing is sent; a laptop whose disk fills mid-file keeps its replica whole and its rows,
@@ -148,8 +148,20 @@ t0=$(date +%s)
 until_ok 100 sh -c "[ \"\$(sqlite3 '$HQ/zila.db' \"SELECT count(*) FROM people WHERE id = 'p-late'\")\" = 1 ]" &&
 	ok "a row written while a file crawls to HQ is at HQ $(($(date +%s) - t0)) s later, not after the file" ||
 	bad "the row waited for the file"
-grep -q "pausing attachments with .*new rows go first" "$T/a.log" && ok "A paused the file for the row" ||
-	bad "A's log does not say it paused the file"
+# in the same session, on its channel, ahead of the scan's next piece (PROTOCOL.md, "Rows in
+# the blob phase"): HQ took it in the attachments' phase, with the scan not yet whole, and
+# asked for the scan once (a new session would ask again)
+grep -q "sending 1 new entries to .* in the attachments' phase" "$T/a.log" &&
+	ok "A sent the row on the channel moving the file" || bad "A's log does not say it sent the row in the phase"
+grep -q "sent 1 new entries in the attachments' phase" "$T/hq.log" && ok "HQ took the row in the attachments' phase" ||
+	bad "HQ's log does not say it took the row in the phase: $(grep -i "attachments" "$T/hq.log" | tail -3)"
+big_state() { "$ZILA" -d "$HQ" --json attachment ls |
+	python3 -c 'import json,sys; print([a["state"] for a in json.load(sys.stdin)["attachments"] if a["name"] == "big.pdf"])'; }
+st=$(big_state)
+[ "$st" != "['here']" ] && ok "HQ does not hold the whole scan yet ($st)" || bad "the scan was whole before the row"
+grep -q "pausing attachments" "$T/a.log" && bad "A ended the session for the row" || ok "A did not end the session for the row"
+[ "$(grep -c "asking 127.0.0.1:[0-9]* for 1 attachments (3145728 bytes)" "$T/hq.log")" = 1 ] &&
+	ok "one session: HQ asked for the scan once" || bad "HQ asked for the scan in more than one session"
 kill "$proxy_pid" 2>/dev/null
 proxy_pid=""
 "$ZILA" -d "$A" peer add --hq "127.0.0.1:$P" >/dev/null 2>&1

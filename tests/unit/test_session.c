@@ -173,6 +173,8 @@ struct pair_opts {
 	bool b_applies; /* side b's cfg.caller_applies */
 	bool a_paced;   /* side a's cfg.paced */
 	bool no_refs;   /* both sides' cfg.no_refs */
+	bool blobs;     /* both sides' cfg.blobs (live) */
+	bool a_late, b_late; /* each side's cfg.late_rows */
 };
 
 static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *rb, zila_part_filter_fn b_reads,
@@ -217,6 +219,9 @@ static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *r
 		cb.caller_applies = o->b_applies;
 		ca.paced = o->a_paced;
 		ca.no_refs = cb.no_refs = o->no_refs;
+		ca.blobs = cb.blobs = o->blobs;
+		ca.late_rows = o->a_late;
+		cb.late_rows = o->b_late;
 	}
 	assert_int_equal(zila_session_new(&p->a, &ca, &err), 0);
 	assert_int_equal(zila_session_new(&p->b, &cb, &err), 0);
@@ -2122,6 +2127,127 @@ static void test_keys_by_reference(void **state)
 	replica_close(&lap2);
 }
 
+/* Rows in the blob phase (#25): after DONE, rows written on a go to b on the same session as
+ * more chunks, numbered on, applied and acknowledged there, counted as delivered; also
+ * from a session that was in step (its first chunk). Only a's own entries go. A peer whose
+ * Hello did not offer it (an older zila) is sent nothing that way, and such a chunk sent
+ * to it anyway is a protocol violation. */
+static void late_write(struct replica *r, const char *tag)
+{
+	struct zila_error err;
+	zila_error_clear(&err);
+	seed(r, tag, 3); /* 3 people in each of d1 and d2: two entries */
+	assert_int_equal(zila_store_seal(r->s, NULL, &err), 0);
+}
+
+static void test_late_rows(void **state)
+{
+	(void)state;
+	struct replica a, b, c;
+	struct pair p;
+	struct zila_error err;
+	uint64_t n = 0;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	replica_open(&c);
+	seal_batches(&a, 2, 10);
+	late_write(&c, "c0");
+	struct pair_opts o = { .live = true, .blobs = true, .a_late = true, .b_late = true };
+	/* a holds c's rows too: they are not a's to send after DONE */
+	pair_open_opts(&p, &c, &a, NULL, NULL, 0, 0, false, &o);
+	pair_run(&p, 10000);
+	pair_close(&p);
+	pair_open_opts(&p, &a, &b, NULL, NULL, 0, 0, false, &o);
+	pair_run(&p, 10000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_true(zila_session_peer_late(p.a) && zila_session_peer_late(p.b));
+	assert_false(zila_session_late_unacked(p.a));
+	uint64_t sent = zila_session_stats(p.a)->entries_sent, chunks = p.to_b.n;
+	/* nothing new: nothing goes */
+	assert_int_equal(zila_session_late_rows(p.a, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_false(zila_session_wants_to_send(p.a));
+	/* c's new rows reach a meanwhile (another session): they wait for a's next session */
+	late_write(&c, "c-late");
+	struct pair pc;
+	pair_open_opts(&pc, &c, &a, NULL, NULL, 0, 0, false, &o);
+	pair_run(&pc, 10000);
+	pair_close(&pc);
+	late_write(&a, "late");
+	assert_int_equal(zila_session_late_rows(p.a, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_true(zila_session_late_unacked(p.a));
+	while (zila_session_wants_to_send(p.a))
+		assert_int_equal(zila_session_send_more(p.a, 0, &err), 0);
+	assert_int_equal(p.to_b.n, chunks + 1); /* one chunk */
+	struct zila_buf late_msg;
+	zila_buf_init(&late_msg, ZILA_SESSION_MSG_MAX);
+	assert_int_equal(zila_buf_put(&late_msg, p.to_b.msgs[chunks].p, p.to_b.msgs[chunks].len), 0);
+	pair_run(&p, 10000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_false(zila_session_late_unacked(p.a));
+	assert_int_equal(zila_session_stats(p.a)->late_sent, 2);
+	assert_int_equal(zila_session_stats(p.a)->entries_sent, sent + 2);
+	assert_int_equal(zila_session_stats(p.b)->late_received, 2);
+	int64_t own = 0;
+	assert_int_equal(zila_store_own_entries(a.s, &own), 0);
+	assert_int_equal(zila_session_stats(p.a)->own_at_peer, (uint64_t)own);
+	assert_int_equal(zila_session_stats(p.a)->own_not_at_peer, 0);
+	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id LIKE 'late-%'"), 6);
+	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id LIKE 'c-late-%'"), 0);
+	/* written twice: the second goes after the first */
+	late_write(&a, "late2");
+	assert_int_equal(zila_session_late_rows(p.a, &n, &err), 0);
+	late_write(&a, "late3");
+	assert_int_equal(zila_session_late_rows(p.a, &n, &err), 0);
+	while (zila_session_wants_to_send(p.a) || p.to_b.head < p.to_b.n || p.to_a.head < p.to_a.n) {
+		while (zila_session_wants_to_send(p.a))
+			assert_int_equal(zila_session_send_more(p.a, 0, &err), 0);
+		pair_run(&p, 10000);
+	}
+	assert_int_equal(zila_session_stats(p.a)->late_sent, 6);
+	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id LIKE 'late3-%'"), 6);
+	pair_close(&p);
+
+	/* in step at the Hellos: the late rows are the session's first chunk */
+	pair_open_opts(&p, &a, &b, NULL, NULL, 0, 0, false, &o);
+	pair_run(&p, 10000);
+	pair_close(&p);
+	pair_open_opts(&p, &a, &b, NULL, NULL, 0, 0, false, &o);
+	pair_run(&p, 10000);
+	assert_true(zila_session_stats(p.a)->in_step);
+	late_write(&a, "late4");
+	assert_int_equal(zila_session_late_rows(p.a, &n, &err), 0);
+	assert_int_equal(n, 2);
+	while (zila_session_wants_to_send(p.a))
+		assert_int_equal(zila_session_send_more(p.a, 0, &err), 0);
+	pair_run(&p, 10000);
+	assert_false(zila_session_late_unacked(p.a));
+	assert_int_equal(zila_session_stats(p.b)->late_received, 2);
+	pair_close(&p);
+	int64_t ca = count(&a, "SELECT count(*) FROM people WHERE id NOT LIKE 'c%'");
+	assert_int_equal(count(&b, "SELECT count(*) FROM people WHERE id NOT LIKE 'c%'"), ca);
+
+	/* an older peer: nothing after DONE, and a chunk then is a protocol violation */
+	o.b_late = false;
+	pair_open_opts(&p, &a, &b, NULL, NULL, 0, 0, false, &o);
+	pair_run(&p, 10000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_false(zila_session_peer_late(p.a) || zila_session_peer_late(p.b));
+	assert_true(zila_session_peer_blobs(p.a));
+	late_write(&a, "late5");
+	assert_int_equal(zila_session_late_rows(p.a, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_false(zila_session_wants_to_send(p.a));
+	assert_int_equal(zila_session_receive(p.b, late_msg.p, late_msg.len, &err), ZILA_EPROTO);
+	zila_buf_release(&late_msg);
+	pair_close(&p);
+	replica_close(&a);
+	replica_close(&b);
+	replica_close(&c);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -2154,6 +2280,7 @@ int main(void)
 		cmocka_unit_test(test_refusal_told),
 		cmocka_unit_test(test_parked_counts_what_stays),
 		cmocka_unit_test(test_keys_by_reference),
+		cmocka_unit_test(test_late_rows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
