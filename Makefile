@@ -49,9 +49,10 @@ asan_obj = $(patsubst %.c,build/asan/obj/%.o,$(1))
 
 .PHONY: all check check-run layers unit integration bench bench-link bench-compare fuzz fuzz-run demo install clean property-long lab
 # Top-level targets install missing packages first, then build in a fresh make so the
-# pkg-config flags are read after the install.
+# pkg-config flags are read after the install. The front end is built by this make, not by a
+# sub-make for `web`: two makes at once ran `npm ci` twice side by side (esbuild ETXTBSY).
 all: build/.deps-build build/.deps-web
-	$(Q)$(MAKE) --no-print-directory web build/zila $(TOOL_BIN)
+	$(Q)$(MAKE) --no-print-directory $(WEB_DIST)/index.html build/zila $(TOOL_BIN)
 
 # Tools (sample-data generator, lab helpers): tools/NAME.c -> build/tools/NAME
 build/tools/%: build/obj/tools/%.o build/libzila.a
