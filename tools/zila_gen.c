@@ -28,8 +28,8 @@ static const char usage[] =
 	"                  the org-wide rows: the same rows of district K as the whole state has\n"
 	"  --sql           INSERT statements on stdout (pipe into sqlite3 DIR/zila.db)\n"
 	"  --with-schema   with --sql: the default schema first\n"
-	"  --db FILE       insert into an existing database with the default schema, one\n"
-	"                  transaction a district\n"
+	"  --db FILE       insert into an existing database with the default schema, through\n"
+	"                  a staging file FILE-zila-gen (removed after), one transaction a table\n"
 	"  --csv-table T   one table as CSV on stdout (as 'zila export' writes it)\n"
 	"  --today DATE    the day the data is generated for (default 2026-11-15); dates of\n"
 	"                  drives, sign-ups, events and reports fall around it\n"
@@ -236,6 +236,7 @@ static const struct {
 
 static sqlite3 *db;
 static sqlite3_stmt *ins[NTABLES];
+static bool staged; /* --db: rows go to the attached database 'gen' first (stage_copy) */
 static int failed;
 static int only_district = -1; /* --only-district K, 0-based: rows of other districts are made, not written */
 static int cur_district = -1;  /* the district being made; -1 for org-wide rows */
@@ -248,8 +249,8 @@ static void put(enum tbl t, const char *const *v)
 		return;
 	if (ins[t] == NULL) {
 		char sql[512];
-		int n = snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (", tables[t].name,
-				 tables[t].cols);
+		int n = snprintf(sql, sizeof(sql), "INSERT INTO %s%s (%s) VALUES (", staged ? "gen." : "",
+				 tables[t].name, tables[t].cols);
 		for (int i = 0; i < tables[t].ncols; i++)
 			n += snprintf(sql + n, sizeof(sql) - (size_t)n, i ? ", ?" : "?");
 		snprintf(sql + n, sizeof(sql) - (size_t)n, ")");
@@ -567,7 +568,7 @@ static void gen_district(int di, const char *state_unit, const char *district_id
 	free(blocks);
 }
 
-static int generate(int ndistricts, int npeople, bool commit_each)
+static int generate(int ndistricts, int npeople)
 {
 	char b1[16], b2[16], b3[64];
 	char state_id[33], state_unit[33], drive_id[33], post_ids[NPOSTS][33];
@@ -612,17 +613,76 @@ static int generate(int ndistricts, int npeople, bool commit_each)
 	for (int d = 0; d < ndistricts && !failed; d++) {
 		cur_district = d;
 		gen_district(d, state_unit, dids[d], post_ptrs, drive_id, npeople);
-		/* a national replica in one transaction would need its whole size again as WAL */
-		if (commit_each && !failed &&
-		    (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK ||
-		     sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)) {
-			fprintf(stderr, "zila_gen: cannot commit: %s\n", sqlite3_errmsg(db));
-			failed = 1;
-		}
 	}
 	cur_district = -1;
 	free(dids);
 	return failed ? -1 : 0;
+}
+
+/* --- a national replica ------------------------------------------------------------ */
+
+/* Rows go first to a staging database of plain tables (no keys, no indexes), then each table
+ * is copied into the replica in one statement and one transaction, in the order the rows
+ * were made (the same rowids as inserting them one by one). Inserting a district at a time
+ * straight into the replica spread every district's rows over the random-key indexes of
+ * every table: past a few GB each row dirtied a page of each such index at each commit,
+ * and WAL and checkpoint wrote several KiB a row (2 districts a minute at 10M members).
+ * A table at a time keeps one table's indexes in the page cache, each page written once. */
+static int stage_open(const char *dbpath, char *stage, size_t stage_len)
+{
+	char sql[600];
+	snprintf(stage, stage_len, "%s-zila-gen", dbpath);
+	remove(stage); /* a run that died left it */
+	sqlite3 *mk = NULL; /* the replica is opened without SQLITE_OPEN_CREATE, which ATTACH inherits */
+	int made = sqlite3_open_v2(stage, &mk, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	sqlite3_close(mk);
+	if (made != SQLITE_OK) {
+		fprintf(stderr, "zila_gen: cannot create the staging database '%s'\n", stage);
+		return -1;
+	}
+	char *q = sqlite3_mprintf("ATTACH %Q AS gen; PRAGMA gen.journal_mode = OFF; PRAGMA gen.synchronous = OFF",
+				  stage);
+	int rc = q ? sqlite3_exec(db, q, NULL, NULL, NULL) : SQLITE_NOMEM;
+	sqlite3_free(q);
+	for (int t = 0; rc == SQLITE_OK && t < NTABLES; t++) {
+		snprintf(sql, sizeof(sql), "CREATE TABLE gen.%s AS SELECT %s FROM main.%s WHERE 0", tables[t].name,
+			 tables[t].cols, tables[t].name);
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		fprintf(stderr, "zila_gen: cannot make the staging database '%s': %s\n", stage, sqlite3_errmsg(db));
+		return -1;
+	}
+	staged = true;
+	return 0;
+}
+
+static int stage_copy(const char *stage)
+{
+	char sql[1200];
+	for (int t = 0; t < NTABLES; t++) {
+		sqlite3_finalize(ins[t]);
+		ins[t] = NULL;
+	}
+	for (int t = 0; t < NTABLES; t++) {
+		snprintf(sql, sizeof(sql),
+			 "BEGIN IMMEDIATE; INSERT INTO main.%s (%s) SELECT %s FROM gen.%s ORDER BY rowid; COMMIT;"
+			 " DROP TABLE gen.%s",
+			 tables[t].name, tables[t].cols, tables[t].cols, tables[t].name, tables[t].name);
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+			fprintf(stderr, "zila_gen: cannot copy the rows of '%s' into the replica: %s\n",
+				tables[t].name, sqlite3_errmsg(db));
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	if (sqlite3_exec(db, "DETACH gen", NULL, NULL, NULL) != SQLITE_OK) {
+		fprintf(stderr, "zila_gen: %s\n", sqlite3_errmsg(db));
+		return -1;
+	}
+	staged = false;
+	remove(stage);
+	return 0;
 }
 
 /* --- output ----------------------------------------------------------------------- */
@@ -689,6 +749,7 @@ int main(int argc, char **argv)
 {
 	long ndistricts = 3, npeople = 200, seed = 1;
 	const char *dbpath = NULL, *csv_table = NULL;
+	char stage[4200] = "";
 	bool sql = false, with_schema = false, no_bom = false;
 	int rc = 1;
 	parse_day("2026-11-15", &today_days);
@@ -760,9 +821,9 @@ bad:
 			goto out;
 		}
 		sqlite3_busy_timeout(db, 10000);
-		/* A national replica (millions of rows with random keys into a dozen indexes)
-		 * slows ninefold past a few GB with SQLite's 32 MiB cache: give it 1 GiB. A
-		 * generator that dies is run again, so its commits need not be durable. */
+		/* A table's random-key indexes at national size (10M members) need more than
+		 * SQLite's 32 MiB cache: give it 1 GiB. A generator that dies is run again, so
+		 * its commits need not be durable. */
 		sqlite3_exec(db, "PRAGMA cache_size = -1048576; PRAGMA synchronous = OFF", NULL, NULL, NULL);
 	} else {
 		if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
@@ -773,6 +834,8 @@ bad:
 		}
 	}
 	sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+	if (dbpath != NULL && stage_open(dbpath, stage, sizeof(stage)) != 0)
+		goto out;
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		fprintf(stderr, "zila_gen: cannot start a transaction: %s\n", sqlite3_errmsg(db));
 		goto out;
@@ -782,7 +845,7 @@ bad:
 			ndistricts);
 		goto out;
 	}
-	if (generate((int)ndistricts, (int)npeople, dbpath != NULL) != 0) {
+	if (generate((int)ndistricts, (int)npeople) != 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		goto out;
 	}
@@ -790,6 +853,8 @@ bad:
 		fprintf(stderr, "zila_gen: cannot commit: %s\n", sqlite3_errmsg(db));
 		goto out;
 	}
+	if (staged && stage_copy(stage) != 0)
+		goto out;
 	if (sql) {
 		if (dump_sql(with_schema) != 0)
 			goto out;
@@ -809,5 +874,7 @@ out:
 	for (int t = 0; t < NTABLES; t++)
 		sqlite3_finalize(ins[t]);
 	sqlite3_close(db);
+	if (staged)
+		remove(stage);
 	return rc;
 }
