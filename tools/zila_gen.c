@@ -13,13 +13,14 @@
 #include <time.h>
 #include <sqlite3.h>
 
+#include "zila/buf.h"
 #include "zila/office/csvio.h"
 
 extern const char zila_default_schema_sql[];
 
 static const char usage[] =
 	"usage: zila_gen [--districts N] [--people-per-district N] [--booths-per-district N]\n"
-	"                [--only-district K] [--seed S] [--today YYYY-MM-DD]\n"
+	"                [--only-district K] [--seed S] [--today YYYY-MM-DD] [--progress]\n"
 	"                (--sql [--with-schema] | --db FILE | --csv-table TABLE [--no-bom])\n"
 	"\n"
 	"  --booths-per-district N  about N polling booths a district (default: 2-4 a panchayat,\n"
@@ -31,6 +32,8 @@ static const char usage[] =
 	"  --db FILE       insert into an existing database with the default schema, through\n"
 	"                  a staging file FILE-zila-gen (removed after), one transaction a table\n"
 	"  --csv-table T   one table as CSV on stdout (as 'zila export' writes it)\n"
+	"  --progress      with --db: say on stderr how long making the rows and copying each\n"
+	"                  table took\n"
 	"  --today DATE    the day the data is generated for (default 2026-11-15); dates of\n"
 	"                  drives, sign-ups, events and reports fall around it\n"
 	"The same options and seed always give the same data.\n";
@@ -657,24 +660,76 @@ static int stage_open(const char *dbpath, char *stage, size_t stage_len)
 	return 0;
 }
 
-static int stage_copy(const char *stage)
+static double secs(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The table's own indexes (CREATE INDEX, not its key's or UNIQUE's) are dropped for the
+ * copy and made again after it in the same transaction, in their order: building one
+ * sorts its entries, where inserting them one by one at random keys (a member's booth)
+ * wrote pages all over an index larger than the cache. */
+static int copy_table(int t)
 {
 	char sql[1200];
+	struct zila_buf idx;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	zila_buf_init(&idx, 1 << 20);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND tbl_name = ?"
+					    " AND sql IS NOT NULL ORDER BY rowid", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		sqlite3_bind_text(st, 1, tables[t].name, -1, SQLITE_STATIC);
+	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		const char *isql = (const char *)sqlite3_column_text(st, 1);
+		if (zila_buf_put(&idx, isql, strlen(isql)) != 0 || zila_buf_put(&idx, ";\n", 2) != 0)
+			rc = SQLITE_NOMEM;
+		else {
+			snprintf(sql, sizeof(sql), "DROP INDEX main.\"%s\"", (const char *)sqlite3_column_text(st, 0));
+			sqlite3_reset(st); /* a statement reading sqlite_master must not run across a DROP */
+			rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK) {
+		snprintf(sql, sizeof(sql), "INSERT INTO main.%s (%s) SELECT %s FROM gen.%s ORDER BY rowid", tables[t].name,
+			 tables[t].cols, tables[t].cols, tables[t].name);
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK && idx.len && zila_buf_put(&idx, "", 1) != 0)
+		rc = SQLITE_NOMEM;
+	if (rc == SQLITE_OK && idx.len)
+		rc = sqlite3_exec(db, (const char *)idx.p, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	zila_buf_release(&idx);
+	if (rc != SQLITE_OK) {
+		fprintf(stderr, "zila_gen: cannot copy the rows of '%s' into the replica: %s\n", tables[t].name,
+			sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static int stage_copy(const char *stage, bool progress)
+{
+	char sql[200];
 	for (int t = 0; t < NTABLES; t++) {
 		sqlite3_finalize(ins[t]);
 		ins[t] = NULL;
 	}
 	for (int t = 0; t < NTABLES; t++) {
-		snprintf(sql, sizeof(sql),
-			 "BEGIN IMMEDIATE; INSERT INTO main.%s (%s) SELECT %s FROM gen.%s ORDER BY rowid; COMMIT;"
-			 " DROP TABLE gen.%s",
-			 tables[t].name, tables[t].cols, tables[t].cols, tables[t].name, tables[t].name);
-		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-			fprintf(stderr, "zila_gen: cannot copy the rows of '%s' into the replica: %s\n",
-				tables[t].name, sqlite3_errmsg(db));
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		double t0 = secs();
+		if (copy_table(t) != 0)
 			return -1;
-		}
+		snprintf(sql, sizeof(sql), "DROP TABLE gen.%s", tables[t].name);
+		sqlite3_exec(db, sql, NULL, NULL, NULL);
+		if (progress)
+			fprintf(stderr, "zila_gen: %s copied into the replica in %.1f s\n", tables[t].name, secs() - t0);
 	}
 	if (sqlite3_exec(db, "DETACH gen", NULL, NULL, NULL) != SQLITE_OK) {
 		fprintf(stderr, "zila_gen: %s\n", sqlite3_errmsg(db));
@@ -750,7 +805,8 @@ int main(int argc, char **argv)
 	long ndistricts = 3, npeople = 200, seed = 1;
 	const char *dbpath = NULL, *csv_table = NULL;
 	char stage[4200] = "";
-	bool sql = false, with_schema = false, no_bom = false;
+	bool sql = false, with_schema = false, no_bom = false, progress = false;
+	double t_start = secs();
 	int rc = 1;
 	parse_day("2026-11-15", &today_days);
 	for (int i = 1; i < argc; i++) {
@@ -765,6 +821,8 @@ int main(int argc, char **argv)
 			with_schema = true;
 		} else if (strcmp(a, "--no-bom") == 0) {
 			no_bom = true;
+		} else if (strcmp(a, "--progress") == 0) {
+			progress = true;
 		} else if (v == NULL) {
 			fprintf(stderr, "zila_gen: unknown option or missing value '%s'\n%s", a, usage);
 			return 2;
@@ -822,9 +880,9 @@ bad:
 		}
 		sqlite3_busy_timeout(db, 10000);
 		/* A table's random-key indexes at national size (10M members) need more than
-		 * SQLite's 32 MiB cache: give it 1 GiB. A generator that dies is run again, so
+		 * SQLite's 32 MiB cache: give it 2 GiB (people: its key 0.6 GiB). A generator that dies is run again, so
 		 * its commits need not be durable. */
-		sqlite3_exec(db, "PRAGMA cache_size = -1048576; PRAGMA synchronous = OFF", NULL, NULL, NULL);
+		sqlite3_exec(db, "PRAGMA cache_size = -2097152; PRAGMA synchronous = OFF", NULL, NULL, NULL);
 	} else {
 		if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
 		    sqlite3_exec(db, zila_default_schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
@@ -853,7 +911,9 @@ bad:
 		fprintf(stderr, "zila_gen: cannot commit: %s\n", sqlite3_errmsg(db));
 		goto out;
 	}
-	if (staged && stage_copy(stage) != 0)
+	if (progress)
+		fprintf(stderr, "zila_gen: made in %.1f s\n", secs() - t_start);
+	if (staged && stage_copy(stage, progress) != 0)
 		goto out;
 	if (sql) {
 		if (dump_sql(with_schema) != 0)

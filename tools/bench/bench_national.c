@@ -78,7 +78,7 @@ static void make_hq(const char *dir, const char *gen, long nd, long people, long
 		die("create", err.msg);
 	if (k > 0)
 		snprintf(only, sizeof(only), "--only-district %ld", k);
-	snprintf(cmd, sizeof(cmd), "'%s' --districts %ld --people-per-district %ld --booths-per-district %ld %s --db '%s/zila.db'",
+	snprintf(cmd, sizeof(cmd), "'%s' --districts %ld --people-per-district %ld --booths-per-district %ld %s --progress --db '%s/zila.db'",
 		 gen, nd, people, booths, only, dir);
 	double t0 = now();
 	if (system(cmd) != 0)
