@@ -634,7 +634,11 @@ static int generate(int ndistricts, int npeople)
 static int stage_open(const char *dbpath, char *stage, size_t stage_len)
 {
 	char sql[600];
-	snprintf(stage, stage_len, "%s-zila-gen", dbpath);
+	if ((size_t)snprintf(stage, stage_len, "%s-zila-gen", dbpath) >= stage_len) {
+		fprintf(stderr, "zila_gen: the path '%s' is too long\n", dbpath);
+		stage[0] = '\0';
+		return -1;
+	}
 	remove(stage); /* a run that died left it */
 	sqlite3 *mk = NULL; /* the replica is opened without SQLITE_OPEN_CREATE, which ATTACH inherits */
 	int made = sqlite3_open_v2(stage, &mk, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
@@ -683,7 +687,8 @@ static int copy_table(int t)
 					    " AND sql IS NOT NULL ORDER BY rowid", -1, &st, NULL);
 	if (rc == SQLITE_OK)
 		sqlite3_bind_text(st, 1, tables[t].name, -1, SQLITE_STATIC);
-	while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+	int step = SQLITE_DONE;
+	while (rc == SQLITE_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *isql = (const char *)sqlite3_column_text(st, 1);
 		if (zila_buf_put(&idx, isql, strlen(isql)) != 0 || zila_buf_put(&idx, ";\n", 2) != 0)
 			rc = SQLITE_NOMEM;
@@ -693,6 +698,8 @@ static int copy_table(int t)
 			rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 		}
 	}
+	if (rc == SQLITE_OK && step != SQLITE_DONE)
+		rc = step;
 	sqlite3_finalize(st);
 	if (rc == SQLITE_OK) {
 		snprintf(sql, sizeof(sql), "INSERT INTO main.%s (%s) SELECT %s FROM gen.%s ORDER BY rowid", tables[t].name,
@@ -934,7 +941,7 @@ out:
 	for (int t = 0; t < NTABLES; t++)
 		sqlite3_finalize(ins[t]);
 	sqlite3_close(db);
-	if (staged)
+	if (stage[0] != '\0')
 		remove(stage);
 	return rc;
 }
