@@ -13,13 +13,14 @@
 #include <time.h>
 #include <sqlite3.h>
 
+#include "zila/buf.h"
 #include "zila/office/csvio.h"
 
 extern const char zila_default_schema_sql[];
 
 static const char usage[] =
 	"usage: zila_gen [--districts N] [--people-per-district N] [--booths-per-district N]\n"
-	"                [--only-district K] [--seed S] [--today YYYY-MM-DD]\n"
+	"                [--only-district K] [--seed S] [--today YYYY-MM-DD] [--progress]\n"
 	"                (--sql [--with-schema] | --db FILE | --csv-table TABLE [--no-bom])\n"
 	"\n"
 	"  --booths-per-district N  about N polling booths a district (default: 2-4 a panchayat,\n"
@@ -28,9 +29,11 @@ static const char usage[] =
 	"                  the org-wide rows: the same rows of district K as the whole state has\n"
 	"  --sql           INSERT statements on stdout (pipe into sqlite3 DIR/zila.db)\n"
 	"  --with-schema   with --sql: the default schema first\n"
-	"  --db FILE       insert into an existing database with the default schema, one\n"
-	"                  transaction a district\n"
+	"  --db FILE       insert into an existing database with the default schema, through\n"
+	"                  a staging file FILE-zila-gen (removed after), one transaction a table\n"
 	"  --csv-table T   one table as CSV on stdout (as 'zila export' writes it)\n"
+	"  --progress      with --db: say on stderr how long making the rows and copying each\n"
+	"                  table took\n"
 	"  --today DATE    the day the data is generated for (default 2026-11-15); dates of\n"
 	"                  drives, sign-ups, events and reports fall around it\n"
 	"The same options and seed always give the same data.\n";
@@ -236,6 +239,7 @@ static const struct {
 
 static sqlite3 *db;
 static sqlite3_stmt *ins[NTABLES];
+static bool staged; /* --db: rows go to the attached database 'gen' first (stage_copy) */
 static int failed;
 static int only_district = -1; /* --only-district K, 0-based: rows of other districts are made, not written */
 static int cur_district = -1;  /* the district being made; -1 for org-wide rows */
@@ -248,8 +252,8 @@ static void put(enum tbl t, const char *const *v)
 		return;
 	if (ins[t] == NULL) {
 		char sql[512];
-		int n = snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (", tables[t].name,
-				 tables[t].cols);
+		int n = snprintf(sql, sizeof(sql), "INSERT INTO %s%s (%s) VALUES (", staged ? "gen." : "",
+				 tables[t].name, tables[t].cols);
 		for (int i = 0; i < tables[t].ncols; i++)
 			n += snprintf(sql + n, sizeof(sql) - (size_t)n, i ? ", ?" : "?");
 		snprintf(sql + n, sizeof(sql) - (size_t)n, ")");
@@ -567,7 +571,7 @@ static void gen_district(int di, const char *state_unit, const char *district_id
 	free(blocks);
 }
 
-static int generate(int ndistricts, int npeople, bool commit_each)
+static int generate(int ndistricts, int npeople)
 {
 	char b1[16], b2[16], b3[64];
 	char state_id[33], state_unit[33], drive_id[33], post_ids[NPOSTS][33];
@@ -612,17 +616,135 @@ static int generate(int ndistricts, int npeople, bool commit_each)
 	for (int d = 0; d < ndistricts && !failed; d++) {
 		cur_district = d;
 		gen_district(d, state_unit, dids[d], post_ptrs, drive_id, npeople);
-		/* a national replica in one transaction would need its whole size again as WAL */
-		if (commit_each && !failed &&
-		    (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK ||
-		     sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)) {
-			fprintf(stderr, "zila_gen: cannot commit: %s\n", sqlite3_errmsg(db));
-			failed = 1;
-		}
 	}
 	cur_district = -1;
 	free(dids);
 	return failed ? -1 : 0;
+}
+
+/* --- a national replica ------------------------------------------------------------ */
+
+/* Rows go first to a staging database of plain tables (no keys, no indexes), then each table
+ * is copied into the replica in one statement and one transaction, in the order the rows
+ * were made (the same rowids as inserting them one by one). Inserting a district at a time
+ * straight into the replica spread every district's rows over the random-key indexes of
+ * every table: past a few GB each row dirtied a page of each such index at each commit,
+ * and WAL and checkpoint wrote several KiB a row (2 districts a minute at 10M members).
+ * A table at a time keeps one table's indexes in the page cache, each page written once. */
+static int stage_open(const char *dbpath, char *stage, size_t stage_len)
+{
+	char sql[600];
+	if ((size_t)snprintf(stage, stage_len, "%s-zila-gen", dbpath) >= stage_len) {
+		fprintf(stderr, "zila_gen: the path '%s' is too long\n", dbpath);
+		stage[0] = '\0';
+		return -1;
+	}
+	remove(stage); /* a run that died left it */
+	sqlite3 *mk = NULL; /* the replica is opened without SQLITE_OPEN_CREATE, which ATTACH inherits */
+	int made = sqlite3_open_v2(stage, &mk, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	sqlite3_close(mk);
+	if (made != SQLITE_OK) {
+		fprintf(stderr, "zila_gen: cannot create the staging database '%s'\n", stage);
+		return -1;
+	}
+	char *q = sqlite3_mprintf("ATTACH %Q AS gen; PRAGMA gen.journal_mode = OFF; PRAGMA gen.synchronous = OFF",
+				  stage);
+	int rc = q ? sqlite3_exec(db, q, NULL, NULL, NULL) : SQLITE_NOMEM;
+	sqlite3_free(q);
+	for (int t = 0; rc == SQLITE_OK && t < NTABLES; t++) {
+		snprintf(sql, sizeof(sql), "CREATE TABLE gen.%s AS SELECT %s FROM main.%s WHERE 0", tables[t].name,
+			 tables[t].cols, tables[t].name);
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		fprintf(stderr, "zila_gen: cannot make the staging database '%s': %s\n", stage, sqlite3_errmsg(db));
+		return -1;
+	}
+	staged = true;
+	return 0;
+}
+
+static double secs(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The table's own indexes (CREATE INDEX, not its key's or UNIQUE's) are dropped for the
+ * copy and made again after it in the same transaction, in their order: building one
+ * sorts its entries, where inserting them one by one at random keys (a member's booth)
+ * wrote pages all over an index larger than the cache. */
+static int copy_table(int t)
+{
+	char sql[1200];
+	struct zila_buf idx;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	zila_buf_init(&idx, 1 << 20);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND tbl_name = ?"
+					    " AND sql IS NOT NULL ORDER BY rowid", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		sqlite3_bind_text(st, 1, tables[t].name, -1, SQLITE_STATIC);
+	int step = SQLITE_DONE;
+	while (rc == SQLITE_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *isql = (const char *)sqlite3_column_text(st, 1);
+		if (zila_buf_put(&idx, isql, strlen(isql)) != 0 || zila_buf_put(&idx, ";\n", 2) != 0)
+			rc = SQLITE_NOMEM;
+		else {
+			snprintf(sql, sizeof(sql), "DROP INDEX main.\"%s\"", (const char *)sqlite3_column_text(st, 0));
+			sqlite3_reset(st); /* a statement reading sqlite_master must not run across a DROP */
+			rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		}
+	}
+	if (rc == SQLITE_OK && step != SQLITE_DONE)
+		rc = step;
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK) {
+		snprintf(sql, sizeof(sql), "INSERT INTO main.%s (%s) SELECT %s FROM gen.%s ORDER BY rowid", tables[t].name,
+			 tables[t].cols, tables[t].cols, tables[t].name);
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK && idx.len && zila_buf_put(&idx, "", 1) != 0)
+		rc = SQLITE_NOMEM;
+	if (rc == SQLITE_OK && idx.len)
+		rc = sqlite3_exec(db, (const char *)idx.p, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	zila_buf_release(&idx);
+	if (rc != SQLITE_OK) {
+		fprintf(stderr, "zila_gen: cannot copy the rows of '%s' into the replica: %s\n", tables[t].name,
+			sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static int stage_copy(const char *stage, bool progress)
+{
+	char sql[200];
+	for (int t = 0; t < NTABLES; t++) {
+		sqlite3_finalize(ins[t]);
+		ins[t] = NULL;
+	}
+	for (int t = 0; t < NTABLES; t++) {
+		double t0 = secs();
+		if (copy_table(t) != 0)
+			return -1;
+		snprintf(sql, sizeof(sql), "DROP TABLE gen.%s", tables[t].name);
+		sqlite3_exec(db, sql, NULL, NULL, NULL);
+		if (progress)
+			fprintf(stderr, "zila_gen: %s copied into the replica in %.1f s\n", tables[t].name, secs() - t0);
+	}
+	if (sqlite3_exec(db, "DETACH gen", NULL, NULL, NULL) != SQLITE_OK) {
+		fprintf(stderr, "zila_gen: %s\n", sqlite3_errmsg(db));
+		return -1;
+	}
+	staged = false;
+	remove(stage);
+	return 0;
 }
 
 /* --- output ----------------------------------------------------------------------- */
@@ -689,7 +811,9 @@ int main(int argc, char **argv)
 {
 	long ndistricts = 3, npeople = 200, seed = 1;
 	const char *dbpath = NULL, *csv_table = NULL;
-	bool sql = false, with_schema = false, no_bom = false;
+	char stage[4200] = "";
+	bool sql = false, with_schema = false, no_bom = false, progress = false;
+	double t_start = secs();
 	int rc = 1;
 	parse_day("2026-11-15", &today_days);
 	for (int i = 1; i < argc; i++) {
@@ -704,6 +828,8 @@ int main(int argc, char **argv)
 			with_schema = true;
 		} else if (strcmp(a, "--no-bom") == 0) {
 			no_bom = true;
+		} else if (strcmp(a, "--progress") == 0) {
+			progress = true;
 		} else if (v == NULL) {
 			fprintf(stderr, "zila_gen: unknown option or missing value '%s'\n%s", a, usage);
 			return 2;
@@ -760,10 +886,10 @@ bad:
 			goto out;
 		}
 		sqlite3_busy_timeout(db, 10000);
-		/* A national replica (millions of rows with random keys into a dozen indexes)
-		 * slows ninefold past a few GB with SQLite's 32 MiB cache: give it 1 GiB. A
-		 * generator that dies is run again, so its commits need not be durable. */
-		sqlite3_exec(db, "PRAGMA cache_size = -1048576; PRAGMA synchronous = OFF", NULL, NULL, NULL);
+		/* A table's random-key indexes at national size (10M members) need more than
+		 * SQLite's 32 MiB cache: give it 2 GiB (people: its key 0.6 GiB). A generator that dies is run again, so
+		 * its commits need not be durable. */
+		sqlite3_exec(db, "PRAGMA cache_size = -2097152; PRAGMA synchronous = OFF", NULL, NULL, NULL);
 	} else {
 		if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
 		    sqlite3_exec(db, zila_default_schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
@@ -773,6 +899,8 @@ bad:
 		}
 	}
 	sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+	if (dbpath != NULL && stage_open(dbpath, stage, sizeof(stage)) != 0)
+		goto out;
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		fprintf(stderr, "zila_gen: cannot start a transaction: %s\n", sqlite3_errmsg(db));
 		goto out;
@@ -782,7 +910,7 @@ bad:
 			ndistricts);
 		goto out;
 	}
-	if (generate((int)ndistricts, (int)npeople, dbpath != NULL) != 0) {
+	if (generate((int)ndistricts, (int)npeople) != 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		goto out;
 	}
@@ -790,6 +918,10 @@ bad:
 		fprintf(stderr, "zila_gen: cannot commit: %s\n", sqlite3_errmsg(db));
 		goto out;
 	}
+	if (progress)
+		fprintf(stderr, "zila_gen: made in %.1f s\n", secs() - t_start);
+	if (staged && stage_copy(stage, progress) != 0)
+		goto out;
 	if (sql) {
 		if (dump_sql(with_schema) != 0)
 			goto out;
@@ -809,5 +941,7 @@ out:
 	for (int t = 0; t < NTABLES; t++)
 		sqlite3_finalize(ins[t]);
 	sqlite3_close(db);
+	if (stage[0] != '\0')
+		remove(stage);
 	return rc;
 }

@@ -78,8 +78,9 @@ static void make_hq(const char *dir, const char *gen, long nd, long people, long
 		die("create", err.msg);
 	if (k > 0)
 		snprintf(only, sizeof(only), "--only-district %ld", k);
-	snprintf(cmd, sizeof(cmd), "'%s' --districts %ld --people-per-district %ld --booths-per-district %ld %s --db '%s/zila.db'",
-		 gen, nd, people, booths, only, dir);
+	/* the long form says how long each of its steps took (make bench's stays quiet) */
+	snprintf(cmd, sizeof(cmd), "'%s' --districts %ld --people-per-district %ld --booths-per-district %ld %s %s --db '%s/zila.db'",
+		 gen, nd, people, booths, only, nd * people >= 1000000 ? "--progress" : "", dir);
 	double t0 = now();
 	if (system(cmd) != 0)
 		die("zila_gen", "failed (build it with make build/tools/zila_gen, or set ZILA_GEN)");

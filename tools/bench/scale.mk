@@ -1,6 +1,7 @@
 # #20 part 4, national scale. The national HQ bench (tools/bench/bench_national.c, README "Figures", #20 part 4): its short
 # form is in `make bench`; `make bench-national` is the long form, 700 districts x 14,286
-# members (~10M) and ~1,430 booths each (~1M); about 5 GiB of disk under ZILA_BENCH_DIR.
+# members (~10M) and ~1,430 booths each (~1M); about 16 GB free under ZILA_BENCH_DIR while it
+# generates (a 10.4 GiB replica, its staging file and WAL), about 40 minutes on 2 loaded cores.
 build/bench/bench_national: build/obj/tools/bench/bench_national.o build/libzila.a | build/tools/zila_gen
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
