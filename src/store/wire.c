@@ -263,9 +263,11 @@ static size_t seen_bit(const uint8_t *key, size_t n)
 }
 
 /* A row's key into its stream: by reference (its first ZILA_WIRE_REF_LEN bytes) when the
- * peer takes references, the change is an UPDATE or DELETE and no entry sent before in this
- * session upserted it: the peer then held the row before the session (it holds what the
- * sender's replica held of the feeds it reads, or receives it first in this session). */
+ * peer takes references, the change is an UPDATE and no entry sent before in this session
+ * upserted it: the peer then held the row before the session (it holds what the sender's
+ * replica held of the feeds it reads, or receives it first in this session). A DELETE goes
+ * whole: a row written and deleted again between two seals leaves only its delete, of a key
+ * no peer ever held (seal.c), which a reference could not name. */
 static int put_key(struct zila_entry_coder *c, struct vstream o, struct zila_view *in, uint8_t op)
 {
 	struct zila_view peek = *in, text;
@@ -286,6 +288,8 @@ static int put_key(struct zila_entry_coder *c, struct vstream o, struct zila_vie
 		c->seen[bit >> 3] |= (uint8_t)(1u << (bit & 7));
 		return put_wire_val(o, in);
 	}
+	if (op != 2)
+		return put_wire_val(o, in);
 	if (c->seen != NULL && ((c->seen[bit >> 3] >> (bit & 7)) & 1))
 		return put_wire_val(o, in);
 	*in = peek;

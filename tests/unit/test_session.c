@@ -2127,6 +2127,49 @@ static void test_keys_by_reference(void **state)
 	replica_close(&lap2);
 }
 
+/* A row written and deleted again between two seals leaves only its delete, of a key HQ
+ * never held (a clerk adds a person by mistake and removes them the same day): it goes
+ * whole, so the session that carries it completes with keys by reference for the rest
+ * (it failed, and the laptop then sent keys whole to HQ until its daemon restarted). */
+static void test_ref_delete_of_row_never_sent(void **state)
+{
+	(void)state;
+	struct replica hq, lap;
+	struct pair p;
+	struct zila_error err;
+	size_t na = 0, nb = 0;
+	zila_error_clear(&err);
+	replica_open(&hq);
+	replica_open(&lap);
+	seed(&hq, "s", 1);
+	exec(&hq, "BEGIN");
+	for (int i = 0; i < 50; i++)
+		exec(&hq, "INSERT INTO people(id, district_id, name) VALUES (lower(hex(randomblob(16))), 'd1', 'P')");
+	exec(&hq, "COMMIT");
+	assert_int_equal(zila_store_seal(hq.s, NULL, &err), 0);
+	struct pair_opts live = { .live = true, .a_is_hq = true };
+	pair_open_opts(&p, &hq, &lap, NULL, NULL, 0, 0, false, &live);
+	pair_run(&p, 1000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	pair_close(&p);
+
+	exec(&lap, "UPDATE people SET name = 'Q' WHERE rowid IN (SELECT rowid FROM people WHERE name = 'P' LIMIT 10)");
+	exec(&lap, "INSERT INTO people(id, district_id, name) VALUES ('0123456789abcdef0123456789abcdef', 'd1', 'Oops')");
+	exec(&lap, "DELETE FROM people WHERE id = '0123456789abcdef0123456789abcdef'");
+	assert_int_equal(zila_store_seal(lap.s, NULL, &err), 0);
+	struct pair_opts up = { .live = true };
+	pair_open_opts(&p, &lap, &hq, NULL, NULL, 0, 0, false, &up);
+	assert_int_equal(pair_run_tolerant(&p, 0, &na, &nb), 0);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	assert_false(zila_session_stats(p.a)->ref_failed);
+	assert_false(zila_session_stats(p.b)->ref_failed);
+	pair_close(&p);
+	assert_same_hash(&hq, &lap);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM people WHERE name = 'Q'"), 10);
+	replica_close(&hq);
+	replica_close(&lap);
+}
+
 /* Rows in the blob phase (#25): after DONE, rows written on a go to b on the same session as
  * more chunks, numbered on, applied and acknowledged there, counted as delivered; also
  * from a session that was in step (its first chunk). Only a's own entries go. A peer whose
@@ -2280,6 +2323,7 @@ int main(void)
 		cmocka_unit_test(test_refusal_told),
 		cmocka_unit_test(test_parked_counts_what_stays),
 		cmocka_unit_test(test_keys_by_reference),
+		cmocka_unit_test(test_ref_delete_of_row_never_sent),
 		cmocka_unit_test(test_late_rows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
