@@ -519,6 +519,7 @@ static int daemon_reload(struct daemon *d)
 static void on_debounce(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, debounce_timer);
+	net_store_claim(&d->env);
 	int64_t n = 0, own = peers_own_sealed(d->store);
 	bool pending = zila_store_pending(d->store, &n) == 0 && n > 0;
 	if (!pending && own == d->own_sealed)
@@ -565,6 +566,7 @@ static void on_collect(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, collect_timer);
 	struct zila_error err;
+	net_store_claim(&d->env);
 	if (zila_store_in_transaction(d->store))
 		return; /* the next tick */
 	zila_error_clear(&err);
@@ -619,6 +621,7 @@ static void daemon_sweep(struct daemon *d)
 static void on_periodic(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, periodic_timer);
+	net_store_claim(&d->env);
 	if (++d->nperiodic >= SWEEP_TICKS)
 		daemon_sweep(d);
 	want_all(d, NULL);
@@ -769,6 +772,7 @@ static void daemon_stop(struct daemon *d, const char *why)
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct daemon *d = h->data;
+	net_store_claim(&d->env);
 	if (signum == zila_os_reload_signal()) {
 		zila_log(ZILA_LOG_INFO, "%s: reloading settings and peers", zila_os_signal_name(signum));
 		daemon_reload(d);
@@ -928,6 +932,16 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	d->env.loop = &d->loop;
 	d->env.trust = &d->trust;
 	d->env.cfg = &d->cfg;
+	/* Slices of large windows are applied on a worker thread (net_lend): without its lock
+	 * they are applied on the loop as before. */
+	if (uv_mutex_init(&d->lend.mu) == 0) {
+		if (uv_cond_init(&d->lend.cv) == 0) {
+			d->lend_init = true;
+			d->env.lend = &d->lend;
+		} else {
+			uv_mutex_destroy(&d->lend.mu);
+		}
+	}
 	if (zila_os_realpath(cfg->dir, d->dir, sizeof(d->dir)) != 0) {
 		r = zila_error_set(err, ZILA_ENOTFOUND, "no replica in '%s': run 'zila init' first", cfg->dir);
 		goto out;
@@ -1048,6 +1062,11 @@ out:
 	}
 	if (d->sched.cfg.release != NULL)
 		zila_sched_release(&d->sched);
+	net_store_claim(&d->env);
+	if (d->lend_init) {
+		uv_cond_destroy(&d->lend.cv);
+		uv_mutex_destroy(&d->lend.mu);
+	}
 	zila_store_free(d->store);
 	zila_os_lock_release(d->lock);
 	sodium_memzero(d->env.id.beacon_key, sizeof(d->env.id.beacon_key));
