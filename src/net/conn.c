@@ -150,6 +150,11 @@ static void noisy(struct conns *cs, enum noisy_kind k, const char *fmt, ...)
 static void conn_free(struct conn *c)
 {
 	struct conns *cs = c->cs;
+	if ((c->sess != NULL || c->bx != NULL) && cs->env->lend != NULL && cs->env->lend->lent) {
+		/* its session's statements are the store's: freed after the slice (conns_resume) */
+		c->free_later = true;
+		return;
+	}
 	for (struct conn **pp = &cs->list; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -158,8 +163,6 @@ static void conn_free(struct conn *c)
 	}
 	preauth_end(c);
 	cs->n--;
-	if (c->sess != NULL || c->bx != NULL)
-		net_store_claim(cs->env);
 	if (c->ai != NULL)
 		uv_freeaddrinfo(c->ai);
 	zila_session_free(c->sess);
@@ -996,7 +999,10 @@ static void conns_resume(struct conns *cs)
 		n = c->next;
 		if (cs->env->lend->lent)
 			return;
-		conn_resume(c);
+		if (c->free_later)
+			conn_free(c);
+		else
+			conn_resume(c);
 	}
 }
 
@@ -1104,7 +1110,8 @@ static int apply_window(struct conn *c, struct zila_error *err)
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		bytes += v[i].len;
-	if (bytes > APPLY_SLICE_BYTES && n > 1) {
+	/* Off the loop (net_lend) also a window of one large entry, or of a few small ones. */
+	if ((bytes > APPLY_SLICE_BYTES && n > 1) || (bytes > APPLY_LOOP_BYTES && c->cs->env->lend != NULL)) {
 		c->applying = true;
 		c->apply_v = v;
 		c->apply_n = n;

@@ -101,6 +101,7 @@ struct conn {
 	struct zila_apply_stats slice_st;
 	struct zila_error slice_err;
 	bool wait_read, wait_timeout, wait_eof, wait_pump;
+	bool free_later; /* closed while a slice ran: freed after it (its session's statements) */
 	int eof_status;
 	uint64_t pump_yields; /* turns of the loop that left chunks to the next (PUMP_TURN_MS) */
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */

@@ -519,7 +519,11 @@ static int daemon_reload(struct daemon *d)
 static void on_debounce(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, debounce_timer);
-	net_store_claim(&d->env);
+	/* A slice being applied writes the WAL too: look again after it, not wait for it. */
+	if (net_store_lent(&d->env)) {
+		uv_timer_start(&d->debounce_timer, on_debounce, DEBOUNCE_MS, 0);
+		return;
+	}
 	int64_t n = 0, own = peers_own_sealed(d->store);
 	bool pending = zila_store_pending(d->store, &n) == 0 && n > 0;
 	if (!pending && own == d->own_sealed)
@@ -566,9 +570,9 @@ static void on_collect(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, collect_timer);
 	struct zila_error err;
-	net_store_claim(&d->env);
-	if (zila_store_in_transaction(d->store))
-		return; /* the next tick */
+	/* the next tick: a step is not worth waiting for a slice */
+	if (net_store_lent(&d->env) || zila_store_in_transaction(d->store))
+		return;
 	zila_error_clear(&err);
 	int r = zila_blob_collect_step(d->store, zila_store_horizon_ms(d->store), &d->collect_next, &d->collect_n,
 				       &d->collect_bytes, &err);

@@ -46,6 +46,10 @@
  * handshakes do not wait for a window's seconds (#20). */
 #define APPLY_SLICE_BYTES (32 * 1024)
 #define APPLY_DEFER_MS 20 /* a slice waits at most this long for handshakes under way */
+/* A window of more than this many bytes of entries is applied on the worker (net_lend)
+ * even when it is one entry: some hundreds of rows, a few ms of apply; less stays on the
+ * loop, where it costs less than the hop to the worker and back. */
+#define APPLY_LOOP_BYTES (8 * 1024)
 #define LINK_AHEAD_MS 2000
 /* In the blob phase a paced sender keeps about this much of its link queued (at least
  * CHUNK_MIN), in pieces of chunks of about CHUNK_LINK_MS of it to a peer that takes pieces:
@@ -135,6 +139,11 @@ struct net_lend {
 	uint64_t answered;  /* handshakes' first messages answered while a slice ran */
 	uint64_t claims;    /* times the loop had to wait for a slice */
 };
+/* Whether a slice runs on the worker now (work that can wait a tick need not claim). */
+static inline bool net_store_lent(const struct net_env *env)
+{
+	return env->lend != NULL && env->lend->lent;
+}
 /* Takes the store back from the worker (waits for the slice to commit); at once when it is
  * not lent. Every loop callback that may touch the store calls it first. */
 void net_store_claim(const struct net_env *env);

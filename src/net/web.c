@@ -1134,7 +1134,6 @@ static void on_tick(uv_timer_t *h)
 	struct web *w = container_of(h, struct web, timer);
 	uint64_t now = now_ms(w);
 	bool any_sse = false;
-	net_store_claim(w->env);
 	struct web_conn *next;
 	for (struct web_conn *c = w->conns; c != NULL; c = next) {
 		next = c->next;
@@ -1145,6 +1144,7 @@ static void on_tick(uv_timer_t *h)
 	}
 	if (!any_sse)
 		return;
+	net_store_claim(w->env); /* the status is read from the replica */
 	char *ev = status_event(w);
 	bool changed = ev != NULL && (w->last_status == NULL || strcmp(ev, w->last_status) != 0);
 	bool ping = now - w->last_ping_ms > WEB_PING_MS;
