@@ -224,6 +224,9 @@ static void conn_finished(struct conn *c)
 	if (c->pump_yields > 0)
 		zila_log(ZILA_LOG_DEBUG, "sending to %s, the loop turned %llu times between chunks (%d ms a turn at most)",
 			 c->addr, (unsigned long long)c->pump_yields, PUMP_TURN_MS);
+	if (c->read_yields > 0)
+		zila_log(ZILA_LOG_DEBUG, "receiving from %s, the loop turned %llu times between reads (%d ms a turn at most)",
+			 c->addr, (unsigned long long)c->read_yields, PUMP_TURN_MS);
 	if (c->sess != NULL && c->result != 0) {
 		/* Whole chunks that arrived before the cut are kept: the next session then resends
 		 * only what was in flight, not a window's worth. */
@@ -283,13 +286,38 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
 }
 
+/* Nanoseconds this turn of the loop has spent on chunks, made (conn_pump) or taken
+ * (on_read), every connection together: the turn starts with the first of them. */
+static uint64_t turn_ns(struct conns *cs)
+{
+	uint64_t turn = uv_now(cs->env->loop);
+	if (cs->pump_turn_at != turn) {
+		cs->pump_turn_at = turn;
+		cs->pump_turn_ns = uv_hrtime();
+	}
+	return uv_hrtime() - cs->pump_turn_ns;
+}
+
+static void on_apply_slice(uv_idle_t *h);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
 	(void)buf;
-	if (nread > 0)
+	if (nread > 0) {
+		(void)turn_ns(c->cs);
 		conn_event(c, EV_READ, c->rbuf, (size_t)nread, 0);
-	else if (nread < 0) /* UV_EOF or an error; nread == 0 is EAGAIN: nothing happened */
+		/* libuv reads a stream up to 32 times in a turn, and a read that completes a chunk
+		 * decodes it (some ms, 30-70 ms under load): past PUMP_TURN_MS the rest is read in
+		 * the next turn (the connection's idle), other connections' events between (#20). */
+		if (c->reading && c->state == CONN_SESSION && turn_ns(c->cs) >= (uint64_t)PUMP_TURN_MS * 1000000) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->reading = false;
+			c->read_yield = true;
+			c->read_yields++;
+			uv_idle_start(&c->apply_idle, on_apply_slice);
+		}
+	} else if (nread < 0) /* UV_EOF or an error; nread == 0 is EAGAIN: nothing happened */
 		conn_event(c, EV_EOF, NULL, 0, nread == UV_EOF ? 0 : (int)nread);
 }
 
@@ -951,8 +979,6 @@ static void slice_finish(struct conn *c, size_t end, int r, const struct zila_ap
 	}
 }
 
-static void on_apply_slice(uv_idle_t *h);
-
 /* After a slice: what waited for the store goes on (held bytes, deadlines, chunks, reads),
  * and windows waiting to apply take their turn. */
 static void conn_resume(struct conn *c)
@@ -1055,6 +1081,11 @@ static void on_apply_slice(uv_idle_t *h)
 	zila_error_clear(&err);
 	if (!c->applying || c->state == CONN_CLOSED || c->sess == NULL) {
 		uv_idle_stop(h);
+		if (c->read_yield && !c->applying && c->state != CONN_CLOSED) {
+			c->read_yield = false;
+			if (unwritten(c) <= READ_PAUSE_BYTES)
+				start_reading(c);
+		}
 		return;
 	}
 	if (l != NULL && l->lent) {

@@ -102,6 +102,8 @@ struct conn {
 	struct zila_error slice_err;
 	bool wait_read, wait_timeout, wait_eof, wait_pump;
 	bool free_later; /* closed while a slice ran: freed after it (its session's statements) */
+	bool read_yield; /* reads paused for the rest of a turn that took long (on_read) */
+	uint64_t read_yields; /* turns that left reads to the next (PUMP_TURN_MS) */
 	int eof_status;
 	uint64_t pump_yields; /* turns of the loop that left chunks to the next (PUMP_TURN_MS) */
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */

@@ -9,7 +9,8 @@
 # says so in its debug log; the clone arrives whole. While HQ applies, a third laptop (of
 # another district: nothing to receive) syncs with it again and again: every sync completes,
 # and HQ answered handshakes while a slice was being applied on its worker thread (the loop
-# is not held by a slice, #20; bench_stall measures the latency).
+# is not held by a slice, #20; bench_stall measures the latency); HQ's loop turned between
+# its reads of the window.
 . "$(dirname "$0")/lib.sh"
 HQ=$T/hq; L=$T/lap; L2=$T/lap2; L3=$T/lap3
 HQP=$((20000 + ($$ * 11) % 20000)); LP=$((HQP + 1)); LP2=$((HQP + 2)); LP3=$((HQP + 3))
@@ -105,6 +106,11 @@ nprobe=$(wc -l <"$T/probe"); pfail=$(grep -cv '^0$' "$T/probe")
 answered=$(grep "handshakes answered meanwhile" "$T/hq.log" | sed 's/.* slices, \([0-9]*\) handshakes.*/\1/' | sort -n | tail -1)
 [ "${answered:-0}" -ge 1 ] && ok "HQ answered $answered handshakes while a slice was applied off its loop" ||
 	bad "HQ answered no handshake while a slice was applied (its loop is held by each slice)"
+# Reading the window: a read that completes a chunk decodes it; past PUMP_TURN_MS in a turn
+# the rest is read in the next turn, not up to 32 reads of it in one.
+rturns=$(grep "receiving from .* the loop turned .* times between reads" "$T/hq.log" | sed 's/.*turned \([0-9]*\) times.*/\1/' | sort -n | tail -1)
+[ "${rturns:-0}" -ge 1 ] && ok "HQ's loop turned $rturns times between its reads of the window" ||
+	bad "HQ read the window without the loop turning between reads"
 grep -q "sync with 'lap'.*fail\|error:" "$T/hq.log" && bad "HQ logged: $(grep "fail\|error:" "$T/hq.log" | head -2)" || ok "no session failed"
 
 # A second laptop clones the rows from HQ: a window of chunks is not made in one turn.
