@@ -45,6 +45,37 @@ static void preauth_end(struct conn *c)
 	}
 }
 
+/* --- the replica lent to the worker while a slice applies (net_lend, #20) ------------- */
+
+static void lend_take(struct net_lend *l)
+{
+	uv_mutex_lock(&l->mu);
+	while (!l->done)
+		uv_cond_wait(&l->cv, &l->mu);
+	uv_mutex_unlock(&l->mu);
+	l->lent = false;
+	l->owner = NULL;
+}
+
+void net_store_claim(const struct net_env *env)
+{
+	struct net_lend *l = env->lend;
+	if (l == NULL || !l->lent)
+		return;
+	l->claims++;
+	lend_take(l);
+}
+
+/* Whether c's next step waits for the slice on the worker: all but an inbound handshake's
+ * first message (the psk and our certificate are in memory) may need the store. */
+static bool lend_waits(const struct conn *c)
+{
+	const struct net_lend *l = c->cs->env->lend;
+	if (l == NULL || !l->lent)
+		return false;
+	return !(c->state == CONN_HANDSHAKE && !c->initiator && c->ch_init && !c->ch.hs_started);
+}
+
 /* Sessions at most (zila_daemon_config.max_sessions, 0: 64). */
 static unsigned net_max_sessions(const struct net_env *env)
 {
@@ -119,6 +150,11 @@ static void noisy(struct conns *cs, enum noisy_kind k, const char *fmt, ...)
 static void conn_free(struct conn *c)
 {
 	struct conns *cs = c->cs;
+	if ((c->sess != NULL || c->bx != NULL) && cs->env->lend != NULL && cs->env->lend->lent) {
+		/* its session's statements are the store's: freed after the slice (conns_resume) */
+		c->free_later = true;
+		return;
+	}
 	for (struct conn **pp = &cs->list; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -184,9 +220,13 @@ static void conn_finished(struct conn *c)
 	if (c->finished)
 		return;
 	c->finished = true;
+	net_store_claim(c->cs->env); /* the owner records the result in the replica */
 	if (c->pump_yields > 0)
 		zila_log(ZILA_LOG_DEBUG, "sending to %s, the loop turned %llu times between chunks (%d ms a turn at most)",
 			 c->addr, (unsigned long long)c->pump_yields, PUMP_TURN_MS);
+	if (c->read_yields > 0)
+		zila_log(ZILA_LOG_DEBUG, "receiving from %s, the loop turned %llu times between reads (%d ms a turn at most)",
+			 c->addr, (unsigned long long)c->read_yields, PUMP_TURN_MS);
 	if (c->sess != NULL && c->result != 0) {
 		/* Whole chunks that arrived before the cut are kept: the next session then resends
 		 * only what was in flight, not a window's worth. */
@@ -246,13 +286,38 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
 }
 
+/* Nanoseconds this turn of the loop has spent on chunks, made (conn_pump) or taken
+ * (on_read), every connection together: the turn starts with the first of them. */
+static uint64_t turn_ns(struct conns *cs)
+{
+	uint64_t turn = uv_now(cs->env->loop);
+	if (cs->pump_turn_at != turn) {
+		cs->pump_turn_at = turn;
+		cs->pump_turn_ns = uv_hrtime();
+	}
+	return uv_hrtime() - cs->pump_turn_ns;
+}
+
+static void on_apply_slice(uv_idle_t *h);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
 	(void)buf;
-	if (nread > 0)
+	if (nread > 0) {
+		(void)turn_ns(c->cs);
 		conn_event(c, EV_READ, c->rbuf, (size_t)nread, 0);
-	else if (nread < 0) /* UV_EOF or an error; nread == 0 is EAGAIN: nothing happened */
+		/* libuv reads a stream up to 32 times in a turn, and a read that completes a chunk
+		 * decodes it (some ms, 30-70 ms under load): past PUMP_TURN_MS the rest is read in
+		 * the next turn (the connection's idle), other connections' events between (#20). */
+		if (c->reading && c->state == CONN_SESSION && turn_ns(c->cs) >= (uint64_t)PUMP_TURN_MS * 1000000) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->reading = false;
+			c->read_yield = true;
+			c->read_yields++;
+			uv_idle_start(&c->apply_idle, on_apply_slice);
+		}
+	} else if (nread < 0) /* UV_EOF or an error; nread == 0 is EAGAIN: nothing happened */
 		conn_event(c, EV_EOF, NULL, 0, nread == UV_EOF ? 0 : (int)nread);
 }
 
@@ -327,6 +392,10 @@ static const char *peer_label(const struct conn *c, char *buf, size_t n)
 
 static void start_reading(struct conn *c)
 {
+	if (!c->reading && !c->applying && lend_waits(c)) {
+		c->wait_read = true; /* after the slice (conns_resume) */
+		return;
+	}
 	if (!c->reading && c->tcp_open && !c->applying && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
 		c->reading = true;
 }
@@ -524,6 +593,10 @@ static void conn_pump(struct conn *c)
 	 * between a message and its answer (apply_done pumps again) */
 	if (c->state != CONN_SESSION || c->sess == NULL || c->applying)
 		return;
+	if (lend_waits(c)) {
+		c->wait_pump = true; /* chunks are read from the store: after the slice */
+		return;
+	}
 	bool blobs = c->blobs_started;
 	struct conns *cs = c->cs;
 	uint64_t turn = uv_now(cs->env->loop);
@@ -942,14 +1015,152 @@ static void apply_done(struct conn *c, int r, struct zila_error *err)
 		start_reading(c);
 }
 
-/* One slice of the pending window, one transaction, per turn of the loop. */
+/* A slice's result: its entries count, the session is kept alive and the peer told we are
+ * there; after the window's last slice (or a failure) the session acknowledges it. */
+static void slice_finish(struct conn *c, size_t end, int r, const struct zila_apply_stats *st, struct zila_error *err)
+{
+	stats_add(&c->apply_st, st);
+	c->apply_next = end;
+	/* the session is busy, not idle: no deadline while its window is applied */
+	deadline(c, idle_ms(c->cs));
+	/* and the peer hears so (Progress, every PROGRESS_MS): we read nothing meanwhile, so
+	 * its writes stop draining, and a window applied for longer than its idle deadline (a
+	 * national HQ under load) would have it take us for gone and cut the session */
+	if (r == 0 && end < c->apply_n && zila_session_peer_progress(c->sess)) {
+		uv_update_time(c->cs->env->loop);
+		if (uv_now(c->cs->env->loop) - c->last_out_ms >= PROGRESS_MS) {
+			r = zila_session_progress(c->sess, c->bytes_in, err);
+			c->apply_progress++;
+			conn_flush(c);
+		}
+	}
+	if (r != 0 || end == c->apply_n) {
+		const struct net_lend *l = c->cs->env->lend;
+		if (c->apply_progress > 0)
+			zila_log(ZILA_LOG_DEBUG, "applying a window from %s, told it %u times we are there", c->addr,
+				 c->apply_progress);
+		if (l != NULL)
+			zila_log(ZILA_LOG_DEBUG,
+				 "applied a window from %s; off the loop so far: %llu slices, %llu handshakes answered "
+				 "meanwhile, %llu waits for a slice",
+				 c->addr, (unsigned long long)l->slices, (unsigned long long)l->answered,
+				 (unsigned long long)l->claims);
+		c->apply_progress = 0;
+		apply_done(c, r, err);
+	}
+}
+
+/* After a slice: what waited for the store goes on (held bytes, deadlines, chunks, reads),
+ * and windows waiting to apply take their turn. */
+static void conn_resume(struct conn *c)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	if (c->applying) {
+		/* its deadline is set again by its slices; it reads nothing until applied */
+		c->wait_timeout = false;
+		if (!uv_is_active((uv_handle_t *)&c->apply_idle))
+			uv_idle_start(&c->apply_idle, on_apply_slice);
+		return;
+	}
+	if (c->held_in.len > 0) {
+		struct zila_buf held = c->held_in;
+		zila_buf_init(&c->held_in, READ_CHUNK);
+		conn_event(c, EV_READ, held.p, held.len, 0);
+		zila_buf_release(&held);
+	}
+	if (c->state != CONN_CLOSED && c->wait_eof && !c->applying) {
+		c->wait_eof = false;
+		conn_event(c, EV_EOF, NULL, 0, c->eof_status);
+	}
+	if (c->state != CONN_CLOSED && c->wait_timeout && !c->applying) {
+		c->wait_timeout = false;
+		conn_event(c, EV_TIMEOUT, NULL, 0, UV_ETIMEDOUT);
+	}
+	if (c->state != CONN_CLOSED && c->wait_pump) {
+		c->wait_pump = false;
+		conn_pump(c);
+		conn_flush(c);
+	}
+	if (c->state != CONN_CLOSED && c->wait_read) {
+		c->wait_read = false;
+		if (unwritten(c) <= READ_PAUSE_BYTES)
+			start_reading(c);
+	}
+}
+
+static void conns_resume(struct conns *cs)
+{
+	/* closed connections are freed by close callbacks, never here: the list holds */
+	for (struct conn *c = cs->list, *n; c != NULL; c = n) {
+		n = c->next;
+		if (cs->env->lend->lent)
+			return;
+		if (c->free_later)
+			conn_free(c);
+		else
+			conn_resume(c);
+	}
+}
+
+/* The worker: one slice, one transaction, with the store lent to it. */
+static void slice_work(uv_work_t *req)
+{
+	struct conn *c = req->data;
+	struct net_lend *l = c->cs->env->lend;
+	memset(&c->slice_st, 0, sizeof(c->slice_st));
+	zila_error_clear(&c->slice_err);
+	c->slice_r = zila_store_apply(c->cs->env->store, c->apply_v + c->apply_next, c->slice_end - c->apply_next,
+				      &c->slice_st, &c->slice_err);
+	uv_mutex_lock(&l->mu);
+	l->done = true;
+	uv_cond_signal(&l->cv);
+	uv_mutex_unlock(&l->mu);
+}
+
+/* Back on the loop: the store is ours again (it may have been claimed before). */
+static void slice_done(uv_work_t *req, int status)
+{
+	struct conn *c = req->data;
+	struct conns *cs = c->cs;
+	struct net_lend *l = cs->env->lend;
+	if (l->lent && l->owner == c)
+		lend_take(l);
+	c->nopen--;
+	if (c->state == CONN_CLOSED) {
+		if (c->nopen == 0)
+			conn_free(c);
+	} else if (c->applying) {
+		if (status != 0) {
+			c->slice_r = zila_error_set(&c->slice_err, ZILA_EINTERNAL, "a slice of the window did not run: %s",
+						    uv_strerror(status));
+			memset(&c->slice_st, 0, sizeof(c->slice_st));
+		}
+		slice_finish(c, c->slice_end, c->slice_r, &c->slice_st, &c->slice_err);
+	}
+	conns_resume(cs);
+}
+
+/* One slice of the pending window, one transaction, per turn of the loop: on the worker,
+ * the loop answering others meanwhile (net_lend), or here when there is none. */
 static void on_apply_slice(uv_idle_t *h)
 {
 	struct conn *c = container_of(h, struct conn, apply_idle);
+	struct net_lend *l = c->cs->env->lend;
 	struct zila_error err;
 	struct zila_apply_stats st;
 	zila_error_clear(&err);
 	if (!c->applying || c->state == CONN_CLOSED || c->sess == NULL) {
+		uv_idle_stop(h);
+		if (c->read_yield && !c->applying && c->state != CONN_CLOSED) {
+			c->read_yield = false;
+			if (unwritten(c) <= READ_PAUSE_BYTES)
+				start_reading(c);
+		}
+		return;
+	}
+	if (l != NULL && l->lent) {
+		/* another slice runs; this one follows it (conns_resume) */
 		uv_idle_stop(h);
 		return;
 	}
@@ -966,30 +1177,24 @@ static void on_apply_slice(uv_idle_t *h)
 	size_t end = c->apply_next, bytes = 0;
 	while (end < c->apply_n && (end == c->apply_next || bytes + c->apply_v[end].len <= APPLY_SLICE_BYTES))
 		bytes += c->apply_v[end++].len;
+	if (l != NULL) {
+		c->slice_end = end;
+		c->slice_req.data = c;
+		l->lent = true;
+		l->owner = c;
+		l->done = false;
+		if (uv_queue_work(c->cs->env->loop, &c->slice_req, slice_work, slice_done) == 0) {
+			c->nopen++; /* c outlives the slice: slice_done frees it if it closed meanwhile */
+			l->slices++;
+			uv_idle_stop(h);
+			return;
+		}
+		l->lent = false;
+		l->owner = NULL;
+	}
 	memset(&st, 0, sizeof(st));
 	int r = zila_store_apply(c->cs->env->store, c->apply_v + c->apply_next, end - c->apply_next, &st, &err);
-	stats_add(&c->apply_st, &st);
-	c->apply_next = end;
-	/* the session is busy, not idle: no deadline while its window is applied */
-	deadline(c, idle_ms(c->cs));
-	/* and the peer hears so (Progress, every PROGRESS_MS): we read nothing meanwhile, so
-	 * its writes stop draining, and a window applied for longer than its idle deadline (a
-	 * national HQ under load) would have it take us for gone and cut the session */
-	if (r == 0 && end < c->apply_n && zila_session_peer_progress(c->sess)) {
-		uv_update_time(c->cs->env->loop);
-		if (uv_now(c->cs->env->loop) - c->last_out_ms >= PROGRESS_MS) {
-			r = zila_session_progress(c->sess, c->bytes_in, &err);
-			c->apply_progress++;
-			conn_flush(c);
-		}
-	}
-	if (r != 0 || end == c->apply_n) {
-		if (c->apply_progress > 0)
-			zila_log(ZILA_LOG_DEBUG, "applying a window from %s, told it %u times we are there", c->addr,
-				 c->apply_progress);
-		c->apply_progress = 0;
-		apply_done(c, r, &err);
-	}
+	slice_finish(c, end, r, &st, &err);
 }
 
 /* Applies a window the session has received on the daemon's connection, and tells the
@@ -1007,7 +1212,8 @@ static int apply_window(struct conn *c, struct zila_error *err)
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		bytes += v[i].len;
-	if (bytes > APPLY_SLICE_BYTES && n > 1) {
+	/* Off the loop (net_lend) also a window of one large entry, or of a few small ones. */
+	if ((bytes > APPLY_SLICE_BYTES && n > 1) || (bytes > APPLY_LOOP_BYTES && c->cs->env->lend != NULL)) {
 		c->applying = true;
 		c->apply_v = v;
 		c->apply_n = n;
@@ -1170,6 +1376,20 @@ static void on_bytes(struct conn *c, const uint8_t *p, size_t len)
 			return;
 		}
 		off += used;
+		if (ev == ZILA_CHANNEL_NONE && off < len && lend_waits(c)) {
+			/* the handshake's next message needs the store: after the slice */
+			if (zila_buf_put(&c->held_in, p + off, len - off) != 0) {
+				net_store_claim(c->cs->env);
+				conn_fail(c, ZILA_ENOMEM, "out of memory");
+				break;
+			}
+			if (c->reading) {
+				uv_read_stop((uv_stream_t *)&c->tcp);
+				c->reading = false;
+			}
+			c->wait_read = true;
+			break;
+		}
 		if (ev == ZILA_CHANNEL_ESTABLISHED)
 			on_established(c);
 		else if (ev == ZILA_CHANNEL_MESSAGE)
@@ -1226,6 +1446,7 @@ static int init_initiator_channel(struct conn *c)
 	cfg.sign_sk = zila_store_device_sk(env->store);
 	if (c->mode == ZILA_CHANNEL_JOIN) {
 		zila_error_clear(&err);
+		net_store_claim(env);
 		if ((r = join_prepare(env->store, &cfg, &c->jc, zila_trust_now(env->trust), &err)) != 0) {
 			zila_log(ZILA_LOG_WARN, "cannot join: %s", zila_error_msg(&err, r));
 			return r;
@@ -1261,6 +1482,7 @@ static int responder_psk(void *ctx, uint8_t mode, const uint8_t invite_id[ZILA_I
 		memcpy(psk, id->psk, 32);
 		return 0;
 	}
+	net_store_claim(c->cs->env); /* an invite's psk is read from the replica */
 	return zila_channel_psk_replica(c->cs->env->trust, mode, invite_id, psk);
 }
 
@@ -1290,6 +1512,7 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 	if (c->state == CONN_CLOSED)
 		return;
 	if (ev == EV_STOP) {
+		net_store_claim(c->cs->env);
 		if (c->state != CONN_CLOSING)
 			conn_fail(c, ZILA_ECLOSED, "the daemon is stopping");
 		return;
@@ -1331,6 +1554,32 @@ void conn_event(struct conn *c, enum conn_event ev, const uint8_t *p, size_t len
 		break;
 	case CONN_CLOSED:
 		return;
+	}
+	/* While a slice runs on the worker, what needs the store waits for it (conns_resume). */
+	if (lend_waits(c)) {
+		if (ev == EV_READ || ev == EV_EOF) {
+			if (ev == EV_READ && zila_buf_put(&c->held_in, p, len) != 0) {
+				net_store_claim(c->cs->env);
+				conn_fail(c, ZILA_ENOMEM, "out of memory");
+				return;
+			}
+			if (ev == EV_EOF) {
+				c->wait_eof = true;
+				c->eof_status = status;
+			}
+			if (c->reading) {
+				uv_read_stop((uv_stream_t *)&c->tcp);
+				c->reading = false;
+			}
+			c->wait_read = true;
+			return;
+		}
+		if (ev == EV_TIMEOUT) {
+			c->wait_timeout = true;
+			return;
+		}
+	} else if (ev == EV_READ && c->cs->env->lend != NULL && c->cs->env->lend->lent) {
+		c->cs->env->lend->answered++; /* an inbound handshake's first message */
 	}
 	switch (ev) {
 	case EV_READ:

@@ -94,6 +94,19 @@ struct conn {
 	struct zila_apply_stats apply_st; /* of the slices so far */
 	unsigned apply_progress;          /* Progress sent while applying the window */
 	struct zila_buf held_in;
+	/* The slice on the worker (net_lend): its entries [apply_next, slice_end) and result.
+	 * A connection whose next step needs the store while a slice runs waits: its bytes in
+	 * held_in (reads paused), a deadline, an end of stream or chunks to make noted here. */
+	uv_work_t slice_req;
+	size_t slice_end;
+	int slice_r;
+	struct zila_apply_stats slice_st;
+	struct zila_error slice_err;
+	bool wait_read, wait_timeout, wait_eof, wait_pump;
+	bool free_later; /* closed while a slice ran: freed after it (its session's statements) */
+	bool read_yield; /* reads paused for the rest of a turn that took long (on_read) */
+	uint64_t read_yields; /* turns that left reads to the next (PUMP_TURN_MS) */
+	int eof_status;
 	uint64_t pump_yields; /* turns of the loop that left chunks to the next (PUMP_TURN_MS) */
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */
 	size_t nskip;

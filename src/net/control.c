@@ -146,6 +146,7 @@ static void control_progress(uv_timer_t *h)
 {
 	struct control *ct = container_of(h, struct control, progress_timer);
 	bool any = false;
+	net_store_claim(ct->env);
 	for (struct ctl *c = ct->ctls; c != NULL; c = c->next) {
 		if (!c->waiting)
 			continue;
@@ -277,6 +278,7 @@ static void ctl_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (nl == NULL)
 			break;
 		size_t n = (size_t)(nl - c->in.p);
+		net_store_claim(c->ct->env); /* requests read the replica */
 		handle_line(c, (const char *)c->in.p, n);
 		if (c->closing)
 			return;

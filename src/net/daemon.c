@@ -519,6 +519,11 @@ static int daemon_reload(struct daemon *d)
 static void on_debounce(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, debounce_timer);
+	/* A slice being applied writes the WAL too: look again after it, not wait for it. */
+	if (net_store_lent(&d->env)) {
+		uv_timer_start(&d->debounce_timer, on_debounce, DEBOUNCE_MS, 0);
+		return;
+	}
 	/* Sessions moving files take the rows on their channel first (#25): then they carry them,
 	 * and no new session is wanted for them. */
 	conns_local_write(&d->conns);
@@ -568,8 +573,9 @@ static void on_collect(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, collect_timer);
 	struct zila_error err;
-	if (zila_store_in_transaction(d->store))
-		return; /* the next tick */
+	/* the next tick: a step is not worth waiting for a slice */
+	if (net_store_lent(&d->env) || zila_store_in_transaction(d->store))
+		return;
 	zila_error_clear(&err);
 	int r = zila_blob_collect_step(d->store, zila_store_horizon_ms(d->store), &d->collect_next, &d->collect_n,
 				       &d->collect_bytes, &err);
@@ -622,6 +628,7 @@ static void daemon_sweep(struct daemon *d)
 static void on_periodic(uv_timer_t *h)
 {
 	struct daemon *d = container_of(h, struct daemon, periodic_timer);
+	net_store_claim(&d->env);
 	if (++d->nperiodic >= SWEEP_TICKS)
 		daemon_sweep(d);
 	want_all(d, NULL);
@@ -772,6 +779,7 @@ static void daemon_stop(struct daemon *d, const char *why)
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct daemon *d = h->data;
+	net_store_claim(&d->env);
 	if (signum == zila_os_reload_signal()) {
 		zila_log(ZILA_LOG_INFO, "%s: reloading settings and peers", zila_os_signal_name(signum));
 		daemon_reload(d);
@@ -931,6 +939,16 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	d->env.loop = &d->loop;
 	d->env.trust = &d->trust;
 	d->env.cfg = &d->cfg;
+	/* Slices of large windows are applied on a worker thread (net_lend): without its lock
+	 * they are applied on the loop as before. */
+	if (uv_mutex_init(&d->lend.mu) == 0) {
+		if (uv_cond_init(&d->lend.cv) == 0) {
+			d->lend_init = true;
+			d->env.lend = &d->lend;
+		} else {
+			uv_mutex_destroy(&d->lend.mu);
+		}
+	}
 	if (zila_os_realpath(cfg->dir, d->dir, sizeof(d->dir)) != 0) {
 		r = zila_error_set(err, ZILA_ENOTFOUND, "no replica in '%s': run 'zila init' first", cfg->dir);
 		goto out;
@@ -1051,6 +1069,11 @@ out:
 	}
 	if (d->sched.cfg.release != NULL)
 		zila_sched_release(&d->sched);
+	net_store_claim(&d->env);
+	if (d->lend_init) {
+		uv_cond_destroy(&d->lend.cv);
+		uv_mutex_destroy(&d->lend.mu);
+	}
 	zila_store_free(d->store);
 	zila_os_lock_release(d->lock);
 	sodium_memzero(d->env.id.beacon_key, sizeof(d->env.id.beacon_key));

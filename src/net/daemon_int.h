@@ -42,6 +42,8 @@ struct daemon {
 	struct zila_os_lock *lock; /* the instance lock (zila.lock) */
 	struct zila_store *store;
 	struct zila_trust_ctx trust;
+	struct net_lend lend; /* the replica lent to the apply worker (conn.c) */
+	bool lend_init;
 	/* the parts */
 	struct zila_sched sched;
 	struct conns conns;

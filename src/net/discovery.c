@@ -160,6 +160,7 @@ void discovery_send_now(struct discovery *d)
 static void on_beacon_timer(uv_timer_t *h)
 {
 	struct discovery *d = container_of(h, struct discovery, beacon_timer);
+	net_store_claim(d->env); /* a beacon carries the replica's clock */
 	discovery_send_now(d);
 	/* 25..35 s: laptops started together drift apart. */
 	uint64_t next = ZILA_SCHED_BEACON_INTERVAL_MS - 5000 + randombytes_uniform(10001);
@@ -171,6 +172,7 @@ static void on_iface_timer(uv_timer_t *h)
 	struct discovery *d = container_of(h, struct discovery, iface_timer);
 	uv_interface_address_t *ifs = NULL;
 	int n = 0;
+	net_store_claim(d->env);
 	bool changed = look_at_ifaces(d, &ifs, &n, false);
 	uv_free_interface_addresses(ifs, n);
 	if (changed)
@@ -198,6 +200,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 		zila_log(ZILA_LOG_DEBUG, "ignored a datagram from %s: %s", ip, zila_strerror(r));
 		return;
 	}
+	net_store_claim(d->env); /* what is heard goes to the peer table */
 	r = zila_beacon_accept(&d->seen, &b, hq_ms(d));
 	if (r == ZILA_EEXPIRED)
 		zila_log(ZILA_LOG_WARN, "ignored a beacon from %s: its clock differs from ours by more than an hour", ip);

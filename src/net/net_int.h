@@ -46,6 +46,10 @@
  * handshakes do not wait for a window's seconds (#20). */
 #define APPLY_SLICE_BYTES (32 * 1024)
 #define APPLY_DEFER_MS 20 /* a slice waits at most this long for handshakes under way */
+/* A window of more than this many bytes of entries is applied on the worker (net_lend)
+ * even when it is one entry: some hundreds of rows, a few ms of apply; less stays on the
+ * loop, where it costs less than the hop to the worker and back. */
+#define APPLY_LOOP_BYTES (8 * 1024)
 #define LINK_AHEAD_MS 2000
 /* In the blob phase a paced sender keeps about this much of its link queued (at least
  * CHUNK_MIN), in pieces of chunks of about CHUNK_LINK_MS of it to a peer that takes pieces:
@@ -114,6 +118,34 @@ struct net_env {
 	const struct zila_daemon_config *cfg;
 	struct net_identity id;
 	bool stopping;
+	struct net_lend *lend; /* NULL: slices are applied on the loop */
 };
+
+/* The replica lent to a worker thread (#20): a slice of a large received window is applied
+ * off the loop (conn.c, uv_queue_work), and while it runs the loop touches neither the store
+ * nor what the store keeps in memory. Connections whose next step needs the store wait
+ * (their bytes held, their reads paused, their timers and chunks taken up after the slice);
+ * an inbound handshake's first message needs only the identity in memory and goes on, so
+ * other laptops' handshakes are answered while HQ applies. Anything else that needs the
+ * store first takes it back: net_store_claim() waits for the slice's commit (at most one
+ * slice, as before the worker). */
+struct net_lend {
+	bool lent;          /* a slice runs on the worker */
+	const void *owner;  /* the connection whose slice it is */
+	bool done;          /* under mu: the worker is finished with the store */
+	uv_mutex_t mu;
+	uv_cond_t cv;
+	uint64_t slices;    /* slices applied off the loop */
+	uint64_t answered;  /* handshakes' first messages answered while a slice ran */
+	uint64_t claims;    /* times the loop had to wait for a slice */
+};
+/* Whether a slice runs on the worker now (work that can wait a tick need not claim). */
+static inline bool net_store_lent(const struct net_env *env)
+{
+	return env->lend != NULL && env->lend->lent;
+}
+/* Takes the store back from the worker (waits for the slice to commit); at once when it is
+ * not lent. Every loop callback that may touch the store calls it first. */
+void net_store_claim(const struct net_env *env);
 
 #endif

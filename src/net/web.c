@@ -368,6 +368,7 @@ static void verify_done(uv_work_t *req, int status)
 	struct web_verify *v = container_of(req, struct web_verify, req);
 	struct web_conn *c = v->c;
 	struct web *w = c->w;
+	net_store_claim(w->env);
 	sodium_free(v->pw);
 	w->nverify--;
 	c->nwrites--;
@@ -726,6 +727,7 @@ static void job_done(uv_work_t *req, int status)
 {
 	struct web_job *j = container_of(req, struct web_job, req);
 	struct web_conn *c = j->c;
+	net_store_claim(c->w->env);
 	c->nwrites--;
 	if (c->state != C_WAITING) { /* closed meanwhile */
 		if (c->state == C_CLOSING && c->nwrites == 0)
@@ -1020,6 +1022,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0 || c->state != C_READING)
 		return;
+	net_store_claim(c->w->env); /* pages and the API read the replica */
 	c->last_ms = now_ms(c->w);
 	const char *data = buf->base;
 	size_t len = (size_t)nread;
@@ -1141,6 +1144,7 @@ static void on_tick(uv_timer_t *h)
 	}
 	if (!any_sse)
 		return;
+	net_store_claim(w->env); /* the status is read from the replica */
 	char *ev = status_event(w);
 	bool changed = ev != NULL && (w->last_status == NULL || strcmp(ev, w->last_status) != 0);
 	bool ping = now - w->last_ping_ms > WEB_PING_MS;
