@@ -406,6 +406,15 @@ static size_t unwritten(const struct conn *c)
 	return c->out.len + (c->inflight.len - c->inflight_off);
 }
 
+/* A piece is about WRITE_PIECE_MS of the link, at least WRITE_PIECE: on a slow link a write
+ * still completes as the link drains; on a LAN one piece a turn of the loop keeps the
+ * kernel's buffer full (32 KiB a turn is a wake-up of both ends per 32 KiB). */
+static size_t write_piece(const struct conn *c)
+{
+	double b = c->rate * WRITE_PIECE_MS / 1000;
+	return b <= WRITE_PIECE ? WRITE_PIECE : b >= WRITE_PIECE_MAX ? WRITE_PIECE_MAX : (size_t)b;
+}
+
 /* Writes the next piece. A piece's write completes when the kernel took it, which on a slow
  * link is when the link drained enough: completion follows the link, not a whole window. */
 static void conn_flush(struct conn *c)
@@ -419,9 +428,9 @@ static void conn_flush(struct conn *c)
 		zila_buf_reset(&c->out);
 		c->inflight_off = 0;
 	}
-	size_t n = c->inflight.len - c->inflight_off;
-	if (n > WRITE_PIECE)
-		n = WRITE_PIECE;
+	size_t n = c->inflight.len - c->inflight_off, piece = write_piece(c);
+	if (n > piece)
+		n = piece;
 	uv_buf_t b = uv_buf_init((char *)c->inflight.p + c->inflight_off, (unsigned)n);
 	c->write_req.data = c;
 	int r = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
@@ -463,11 +472,12 @@ static void log_blobs(struct conn *c, const char *how)
 	if (bs->received > 0 || bs->served > 0 || bs->chunks_bad > 0 || bs->received_bytes > 0 || bs->served_bytes > 0)
 		zila_log(ZILA_LOG_INFO,
 			 "attachments with %s%s: received %llu (%llu bytes), sent %llu (%llu bytes), refused %llu bad chunks,"
-			 " %llu asks outside its scope, in %llu ms",
+			 " %llu asks outside its scope, in %llu ms; queued at most %zu bytes, waited for the link %llu times",
 			 c->addr, how, (unsigned long long)bs->received, (unsigned long long)bs->received_bytes,
 			 (unsigned long long)bs->served, (unsigned long long)bs->served_bytes,
 			 (unsigned long long)bs->chunks_bad, (unsigned long long)bs->refused_scope,
-			 (unsigned long long)(uv_now(c->cs->env->loop) - c->blobs_at_ms));
+			 (unsigned long long)(uv_now(c->cs->env->loop) - c->blobs_at_ms), c->blob_queued_max,
+			 (unsigned long long)c->pace_waits);
 	const struct zila_session_stats *st = zila_session_stats(c->sess);
 	if (st->late_sent > 0 || st->late_received > 0)
 		zila_log(ZILA_LOG_INFO, "rows in the attachments' phase with %s%s: sent %llu entries, received %llu", c->addr,
@@ -631,10 +641,18 @@ static void conn_pump(struct conn *c)
 		}
 		/* rows do not wait for the queue to drain: they are queued behind what is */
 		if (!late && link_backlog(c) >= want) {
-			if (!uv_is_active((uv_handle_t *)&c->pace))
-				uv_timer_start(&c->pace, on_pace, PACE_MS, 0);
+			if (!uv_is_active((uv_handle_t *)&c->pace)) {
+				unsigned ms = c->pace_wait_ms == 0 ? PACE_FIRST_MS : 2 * c->pace_wait_ms;
+				c->pace_wait_ms = ms < PACE_MS ? ms : PACE_MS;
+				c->pace_waits += blobs;
+				uv_timer_start(&c->pace, on_pace, c->pace_wait_ms, 0);
+			}
 			return;
 		}
+		/* blobs: a write in flight pumps again when it completes (EV_WRITTEN) */
+		if (blobs && !late && unwritten(c) >= BLOB_QUEUED_MAX)
+			return;
+		c->pace_wait_ms = 0;
 		double one = c->rate * CHUNK_LINK_MS / 1000;
 		size_t chunk = c->rate == 0 ? CHUNK_FIRST : one < CHUNK_MIN ? CHUNK_MIN : one > ZILA_SESSION_CHUNK ? ZILA_SESSION_CHUNK : (size_t)one;
 		/* A chunk at most doubles the last: the rate is a guess until the link is busy. */
@@ -649,6 +667,8 @@ static void conn_pump(struct conn *c)
 			conn_fail(c, r, "%s", zila_error_msg(&err, r));
 			return;
 		}
+		if (blobs && unwritten(c) > c->blob_queued_max)
+			c->blob_queued_max = unwritten(c);
 		if (blobs ? zila_blobx_done(c->bx) && !zila_session_late_unacked(c->sess) : zila_session_done(c->sess)) {
 			conn_flush(c);
 			session_over(c);

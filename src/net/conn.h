@@ -108,6 +108,9 @@ struct conn {
 	uint64_t read_yields; /* turns that left reads to the next (PUMP_TURN_MS) */
 	int eof_status;
 	uint64_t pump_yields; /* turns of the loop that left chunks to the next (PUMP_TURN_MS) */
+	unsigned pace_wait_ms; /* the next wait for the link (PACE_FIRST_MS doubling to PACE_MS); 0: none yet */
+	uint64_t pace_waits;   /* waits for the link (the pace timer) in the blob phase */
+	size_t blob_queued_max; /* the most our own buffer held in the blob phase (BLOB_QUEUED_MAX) */
 	struct zila_session_skip skip[REFUSED_SKIPS]; /* feeds not offered: refused before */
 	size_t nskip;
 	uint8_t rbuf[READ_CHUNK];

@@ -27,16 +27,19 @@
 #define READ_PAUSE_BYTES (2u << 20)
 #define OUT_MAX_BYTES (64u << 20)
 #define READ_CHUNK (64 * 1024)
-/* Liveness and small steps on slow links (conn.c). Bytes go to the kernel in pieces of at
- * most WRITE_PIECE, so a write completes as the link drains. A receiving side tells the
+/* Liveness and small steps on slow links (conn.c). Bytes go to the kernel in pieces of about
+ * WRITE_PIECE_MS of the link (WRITE_PIECE … WRITE_PIECE_MAX), so a write completes as the
+ * link drains. A receiving side tells the
  * sender what it has read (Progress) after PROGRESS_MS without sending anything else, when
  * it read PROGRESS_MIN_BYTES since its last Progress; a session whose peer takes Progress
  * is kept alive by bytes written at most one deadline past its peer's last word. Received
  * chunks are applied (and acknowledged) at least every APPLY_EVERY_MS. A paced sender keeps
  * about LINK_AHEAD_MS of its link's rate queued (at least LINK_QUEUE_MIN bytes), in chunks
  * of about CHUNK_LINK_MS of it (CHUNK_MIN … the session's chunk; CHUNK_FIRST until the rate
- * is known), and looks again every PACE_MS while the link drains. */
+ * is known), and looks again while the link drains (PACE_FIRST_MS doubling to PACE_MS). */
 #define WRITE_PIECE (32 * 1024)
+#define WRITE_PIECE_MS 10
+#define WRITE_PIECE_MAX (1024 * 1024)
 #define PROGRESS_MS 1000
 #define PROGRESS_MIN_BYTES 512
 #define APPLY_EVERY_MS 1000
@@ -61,6 +64,16 @@
 #define CHUNK_MIN (4 * 1024)
 #define CHUNK_FIRST (16 * 1024)
 #define PACE_MS 100
+/* A paced sender's waits for its link start at PACE_FIRST_MS and double, while the link
+ * still holds what it wants queued, up to PACE_MS: a LAN drains in a few ms (the first
+ * wait, at a rate not yet known, was 100 ms of an idle gigabit link), a 2G link is looked
+ * at every PACE_MS as before. */
+#define PACE_FIRST_MS 2
+/* In the blob phase messages are made only while less than this waits in our own buffer:
+ * the kernel's socket buffer holds the link's share. Making BLOB_AHEAD_MS of a gigabit link
+ * at once (190 MB, all the files there were) held the writes back while it was made, and
+ * past OUT_MAX_BYTES would fail the session. */
+#define BLOB_QUEUED_MAX WRITE_PIECE_MAX
 #define PUMP_TURN_MS 10 /* a turn of the loop makes chunks for about this long at most (conn_pump) */
 #define LINK_RATE_MAX 1e9 /* bytes/s: a measured rate is taken as at most this */
 /* Inbound connections not authenticated yet (in the handshake) have their own limits and do

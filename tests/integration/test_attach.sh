@@ -129,6 +129,25 @@ expect 0 "D syncs again" -- "$ZILA" -d "$D" sync hq --wait --timeout 60
 expect 0 "D copies the photo out" -- "$ZILA" -d "$D" attachment get "$REF" "$T/d.jpg" --wait 0
 cmp -s "$T/photo.jpg" "$T/d.jpg" && ok "D's copy is byte-identical" || bad "D's copy differs"
 
+# --- a LAN: 6 MB of photos leave A as the link takes them, not made all at once ----------
+# The sender makes chunk messages only while less than 1 MiB waits in its own buffer (then at
+# most one more call's 256 KiB and a chunk); the kernel's socket buffer holds the link's share.
+# Before, on loopback it queued about 1.5 s of its measured rate, here all 6 MB, which held
+# its writes back while they were made (and past 64 MiB of files it could fail the session).
+i=0
+while [ $i -lt 20 ]; do
+	head -c 307200 /dev/urandom >"$T/lan.jpg"
+	"$ZILA" -d "$A" attach "$T/lan.jpg" --district d1 --name "lan-$i.jpg" >/dev/null 2>&1 || bad "attach lan-$i"
+	i=$((i + 1))
+done
+expect 0 "A syncs 20 photos of 300 KB with HQ" -- "$ZILA" -d "$A" sync hq --wait --timeout 60
+until_ok 100 sh -c "grep -q 'attachments with .*: received 20 (6144000 bytes)' '$T/hq.log'" &&
+	ok "HQ received the 20 photos" || bad "HQ lacks the 20 photos: $(grep 'attachments with' "$T/hq.log" | tail -2)"
+queued=$(grep -o "attachments with .*: received 0 (0 bytes), sent 20 (6144000 bytes).*queued at most [0-9]*" "$T/a.log" |
+	tail -1 | sed 's/.*queued at most //')
+[ -n "$queued" ] && [ "$queued" -le 1400000 ] && ok "A queued at most $queued bytes of the 6 MB in its own buffer" ||
+	bad "A queued ${queued:-?} bytes of 6,144,000 in its own buffer (at most 1 MiB and a turn of 256 KiB)"
+
 # --- rows never wait for files: a row written while a 3 MB scan crawls to HQ goes first ---
 "$PROXY" --listen "127.0.0.1:$((P + 8))" --to "127.0.0.1:$P" --rate 40000 --chunk 4096 2>"$T/proxy3.log" &
 proxy_pid=$!
