@@ -96,7 +96,7 @@ int store_ckpt_heads_note(struct zila_store *s, const char *part, uint64_t hlc, 
 	if (r == 0) {
 		sqlite3_bind_text(q, 1, part, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 2, (int64_t)hlc);
-		sqlite3_bind_blob(q, 3, b.p, (int)b.len, SQLITE_STATIC);
+		sqlite3_bind_blob(q, 3, b.len ? (const void *)b.p : "", (int)b.len, SQLITE_STATIC); /* no feeds: empty */
 		r = sqlite3_step(q) == SQLITE_DONE ? 0 : ZILA_EDB;
 	}
 	sqlite3_finalize(q);
