@@ -1655,6 +1655,7 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 		if ((r = own_feeds(s, NULL)) != 0)
 			return fail(s, err, r, "out of memory");
 		own_settle(s);
+		note_acks(s);
 		return 0;
 	}
 	s->state = ZILA_SESSION_EXCHANGE;
