@@ -318,8 +318,9 @@ int store_ckpt_seen(struct zila_store *s, sqlite3_stmt **st, int64_t tid, const 
 	return r;
 }
 
-/* The rows of t in f's partition the table shows, covered by f and not in temp.zila_ck_seen:
- * deleted here (the delete f covers, collected by its maker), their state dropped. */
+/* The rows of t in f's partition the table shows or parks, covered by f and not in
+ * temp.zila_ck_seen: deleted here (the delete f covers, collected by its maker), their state
+ * dropped. */
 static int drop_shown(struct zila_store *s, struct table *t, const struct floor *f, struct zila_apply_stats *st,
 		      size_t *ndropped)
 {
@@ -331,7 +332,9 @@ static int drop_shown(struct zila_store *s, struct table *t, const struct floor 
 	row_init(&row, t->ncols);
 	zila_buf_init(&keys, 1u << 30);
 	char *sql = sqlite3_mprintf("SELECT \"%w\" FROM \"%w\" x WHERE \"%w\" = ?1 AND NOT EXISTS (SELECT 1 FROM"
-				    " temp.zila_ck_seen c WHERE c.tid = ?2 AND c.pk = x.\"%w\")",
+				    " temp.zila_ck_seen c WHERE c.tid = ?2 AND c.pk = x.\"%w\") UNION ALL SELECT p.pk FROM"
+				    " zila_parked p WHERE p.tid = ?2 AND NOT EXISTS (SELECT 1 FROM temp.zila_ck_seen c WHERE"
+				    " c.tid = ?2 AND c.pk = p.pk)",
 				    t->cols[t->pk], t->name, t->cols[t->pcol], t->cols[t->pk]);
 	if (sql == NULL || sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
 		goto out;
@@ -351,15 +354,17 @@ static int drop_shown(struct zila_store *s, struct table *t, const struct floor 
 		struct zval pk;
 		if ((r = val_get(&in, &pk)) != 0 || (r = row_load(s, t, &pk, &row, true)) != 0)
 			break;
-		if (!ROW_VISIBLE(&row) || row.ever.origin == 0 || !covered(f, &row.ever))
+		if (!row.known || !row.exists || strcmp(row.part, f->part) != 0 || row.ever.origin == 0 ||
+		    !covered(f, &row.ever))
 			continue;
 		bool all = true;
 		for (int c = 0; all && c < t->ncols; c++)
 			all = covered(f, &row.cver[c]);
 		if (!all)
 			continue;
+		bool was_visible = ROW_VISIBLE(&row);
 		row.exists = false;
-		if ((r = row_materialize(s, t, &pk, &row, true, st)) != 0)
+		if ((r = row_materialize(s, t, &pk, &row, was_visible, st)) != 0)
 			break;
 		sqlite3_stmt *d = NULL;
 		if (sqlite3_prepare_v2(s->db, "DELETE FROM zila_rows WHERE tid = ? AND pk = ?", -1, &d, NULL) != SQLITE_OK)
