@@ -807,6 +807,7 @@ static int blob_final(struct replica *reps, int n)
 
 #define GONE_MAX 16
 
+
 static uint64_t kept_hlc(struct replica *r, const char *part)
 {
 	uint8_t *cp = NULL;
@@ -867,8 +868,44 @@ static int collect_step(struct replica *reps, int n, int i, uint8_t (*gone)[32],
 	if (zila_store_collect(reps[0].s, h, 2, &dropped, &err) != 0)
 		return note_fail("collect: %s", err.msg);
 	total_collected += dropped;
+	if (trace) {
+		sqlite3_stmt *q = NULL;
+		long long left = -1;
+		if (sqlite3_prepare_v2(reps[0].app, "SELECT count(*) FROM zila_rows r WHERE NOT EXISTS (SELECT 1 FROM"
+					  " zila_parked p WHERE p.tid = r.tid AND p.pk = r.pk)", -1, &q, NULL) == SQLITE_OK &&
+
+		    sqlite3_step(q) == SQLITE_ROW)
+			left = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		fprintf(stderr, "  r%d acknowledged at HQ; HQ collected %zu deleted rows, %lld left\n", i, dropped, left);
+	}
+	return 0;
+}
+
+/* HQ checkpoints both districts, then every device meets it twice (from device i on). */
+static int collect_round(struct replica *reps, int n, int i, uint8_t (*gone)[32], size_t ngone, const char *base)
+{
+	/* HQ deletes a child of d1 and a parent of d2 first: rows to collect (and ids the
+	 * laptops' writes may bring back after) */
+	char sql[300];
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM child WHERE id = (SELECT id FROM child WHERE district_id = 'd1' ORDER BY id LIMIT 1 OFFSET %u);"
+		 "DELETE FROM parent WHERE id = (SELECT id FROM parent WHERE district_id = 'd2' ORDER BY id LIMIT 1 OFFSET %u)",
+		 rnd(3), rnd(3));
 	if (trace)
-		fprintf(stderr, "  r%d acknowledged at HQ; HQ collected %zu deleted rows\n", i, dropped);
+		fprintf(stderr, "  r0: %s\n", sql);
+	if (sqlite3_exec(reps[0].app, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return note_fail("hq delete: %s", sqlite3_errmsg(reps[0].app));
+	for (int d = 0; d < 2; d++) {
+		struct zila_error err;
+		int rm = zila_store_checkpoint_make(reps[0].s, d ? "d2" : "d1", NULL, &err);
+		if (rm != 0 && rm != ZILA_ESCHEMA)
+			return note_fail("checkpoint: %s", err.msg);
+		total_ckpts += rm == 0;
+	}
+	for (int k = 0; k < 2 * (n - 1); k++)
+		if (collect_step(reps, n, 1 + (i - 1 + k) % (n - 1), gone, ngone, base) != 0)
+			return -1;
 	return 0;
 }
 
@@ -900,6 +937,10 @@ static int run_seed(uint64_t seed, const char *base)
 	size_t ngone = 0;
 	bool two_hq = rnd(2) == 0;
 	for (int k = 0; k < steps; k++) {
+		/* half way, HQ collects what every device has (then the writes, syncs, checkpoints
+		 * and replaced laptops go on) */
+		if (!nockpt && k == steps / 2 && collect_round(reps, n, 1, gone, ngone, base) != 0)
+			goto out;
 		if (two_hq && nschema_b < NSTEPS_B && rnd(10) == 0) {
 			struct zila_error err;
 			int rr = zila_schema_change(reps[1].s, schema_steps_b[nschema_b].sql, schema_steps_b[nschema_b].pcol,
@@ -1022,22 +1063,9 @@ static int run_seed(uint64_t seed, const char *base)
 			 * notes the checkpoints it kept at the start, then collects deleted rows every
 			 * device that may hold them has acknowledged a checkpoint past */
 			int i = 1 + (int)rnd((uint32_t)n - 1);
-			if (rnd(3) == 0) { /* HQ checkpoints both districts, then every device meets it, twice */
-				for (int d = 0; d < 2; d++) {
-					struct zila_error err;
-					int rm = zila_store_checkpoint_make(reps[0].s, d ? "d2" : "d1", NULL, &err);
-					if (rm != 0 && rm != ZILA_ESCHEMA) {
-						note_fail("checkpoint: %s", err.msg);
-						goto out;
-					}
-					total_ckpts += rm == 0;
-				}
-				for (int k = 0; k < 2 * (n - 1); k++)
-					if (collect_step(reps, n, 1 + (i + k) % (n - 1), gone, ngone, base) != 0)
-						goto out;
-			} else if (collect_step(reps, n, i, gone, ngone, base) != 0) {
+			if (rnd(3) == 0 ? collect_round(reps, n, i, gone, ngone, base) != 0
+					: collect_step(reps, n, i, gone, ngone, base) != 0)
 				goto out;
-			}
 		} else if (rnd(3) == 0) {
 			int a = (int)rnd((uint32_t)n), b = (int)rnd((uint32_t)n - 1);
 			if (b >= a)
