@@ -220,6 +220,42 @@ out:
 	return r;
 }
 
+/* Drops the heads of checkpoints of h->part no holder can acknowledge any more: older than
+ * each holder's acknowledged one, or (none yet) its pending one, or (none) the one kept here,
+ * which is what its next exchange will note. */
+static int prune_heads(struct zila_store *s, const struct zila_holders *h)
+{
+	sqlite3_stmt *a = NULL, *d = NULL;
+	int r = ZILA_EDB;
+	uint64_t low = UINT64_MAX;
+	if (sqlite3_prepare_v2(s->db, "SELECT CASE WHEN acked > 0 THEN acked ELSE pending END FROM zila_acks WHERE device = ? AND part = ?", -1, &a,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db,
+			       "DELETE FROM zila_ckpt_heads WHERE part = ?1 AND hlc < min(?2, coalesce((SELECT hlc FROM"
+			       " zila_checkpoints WHERE part = ?1), 0))",
+			       -1, &d, NULL) != SQLITE_OK)
+		goto out;
+	for (size_t i = 0; i < h->ndevices; i++) {
+		sqlite3_bind_blob(a, 1, h->devices[i], 32, SQLITE_STATIC);
+		sqlite3_bind_text(a, 2, h->part, -1, SQLITE_STATIC);
+		if (sqlite3_step(a) == SQLITE_ROW) {
+			/* acked when there is one: the oldest it may still stand on */
+			uint64_t v = (uint64_t)sqlite3_column_int64(a, 0);
+			if (v != 0 && v < low)
+				low = v;
+		}
+		sqlite3_reset(a);
+	}
+	sqlite3_reset(a);
+	sqlite3_bind_text(d, 1, h->part, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(d, 2, low > INT64_MAX ? INT64_MAX : (int64_t)low);
+	r = sqlite3_step(d) == SQLITE_DONE ? 0 : ZILA_EDB;
+out:
+	sqlite3_finalize(a);
+	sqlite3_finalize(d);
+	return r;
+}
+
 static bool covered(const struct floor *f, const struct ver *v)
 {
 	return v->origin == 0 || v->seq <= floor_seq(f, v->origin);
@@ -435,6 +471,7 @@ int zila_store_collect(struct zila_store *s, const struct zila_holders *h, size_
 			nfl++;
 		else
 			floor_release(&fl[nfl]);
+		r = r ? r : prune_heads(s, &h[i]);
 	}
 	if (r == 0 && nfl > 0)
 		r = collect_scan(s, fl, nfl, false, ndropped);

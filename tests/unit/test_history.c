@@ -628,6 +628,9 @@ static void test_collect(void **state)
 	}
 	assert_int_equal(hq_collect(&hq, both, 2), 1);
 	assert_int_equal(count(&hq, TOMBS), 0);
+	/* the heads of checkpoints no device can acknowledge any more are gone: the one both
+	 * acknowledged (pending ones are the same) is all HQ keeps */
+	assert_int_equal(count(&hq, "SELECT count(*) FROM zila_ckpt_heads"), 1);
 	assert_int_equal(count(&hq, "SELECT count(*) FROM t"), 5);
 	/* the laptops drop them when a checkpoint covering them no longer carries them */
 	assert_int_equal(count(&a, TOMBS), 5);
