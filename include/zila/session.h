@@ -46,6 +46,9 @@ struct zila_session_config {
 	/* The peer is at the other end now (network, not a bundle): its Hello tells the time. */
 	bool live;
 	bool peer_is_hq; /* the peer's certificate, checked by the caller, is an HQ one */
+	/* The peer's device key (borrowed for the session's life; NULL: not known). At HQ a
+	 * completed session notes the checkpoints it holds (zila_store_ack_note). */
+	const uint8_t *peer_device;
 	/* Feeds the peer refused before (from its Acks), not offered to it again from seq on
 	 * while its trust digest is still peer_trust: a change in its certificates or
 	 * revocations may change its verdict, and then they are offered again. Borrowed for the

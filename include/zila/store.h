@@ -365,6 +365,30 @@ int zila_store_history_gaps(struct zila_store *s, zila_gap_fn fn, void *ctx) ZIL
 int zila_store_history_upkeep(struct zila_store *s, bool is_hq, size_t *nmade, size_t *ndropped,
 			      struct zila_error *err) ZILA_MUST_CHECK;
 
+/* --- collecting deleted rows (proto/CHECKPOINT.md, "Collecting deleted rows") ---------- */
+
+/* At HQ, at the end of an exchange with device that completed (it now holds everything this
+ * replica held at the start, and this replica everything it held then): ckpt_hlc is the
+ * checkpoint of part this replica kept at that start. The one noted at the exchange before
+ * becomes the device's acknowledged checkpoint (what it sealed during that exchange is here
+ * now); this one waits for the next. 0 or a negative code. */
+int zila_store_ack_note(struct zila_store *s, const uint8_t device[32], const char *part, uint64_t ckpt_hlc)
+	ZILA_MUST_CHECK;
+/* The checkpoint of part device has acknowledged here (its HLC), 0 when none. */
+int zila_store_ack_get(struct zila_store *s, const uint8_t device[32], const char *part, uint64_t *acked)
+	ZILA_MUST_CHECK;
+/* The devices other than this one that may hold a partition (trust: zila_trust_collect). */
+struct zila_holders {
+	const char *part;
+	const uint8_t (*devices)[32];
+	size_t ndevices;
+};
+/* At HQ: for each partition of h whose every holder has acknowledged a checkpoint this
+ * replica kept, drops the deleted rows (not parked) whose every register is covered by each
+ * of those checkpoints and by the one kept here. One transaction; *ndropped counts them. */
+int zila_store_collect(struct zila_store *s, const struct zila_holders *h, size_t nh, size_t *ndropped,
+		       struct zila_error *err) ZILA_MUST_CHECK;
+
 /* --- receiving -------------------------------------------------------------------- */
 
 /* Trust hooks the store consults (installed by the trust layer; none means accept every
@@ -417,6 +441,7 @@ struct zila_apply_stats {
 	 * ZILA_APPLY_REFUSALS feeds; nrefusals_more counts the feeds left out). */
 	struct zila_refusal refusals[ZILA_APPLY_REFUSALS];
 	size_t nrefusals, nrefusals_more;
+	size_t ncollected; /* deleted rows a merged checkpoint's maker had collected: dropped here too */
 };
 
 /* Seals local changes, then stores and merges the entries in one transaction. Entries

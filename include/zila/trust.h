@@ -281,6 +281,11 @@ bool zila_trust_held(struct zila_store *s, uint8_t type, struct zila_view bytes)
 /* Calls fn for every certificate kept in the replica (in key order); a non-zero return from
  * fn stops the walk and is returned. */
 int zila_trust_cert_each(struct zila_store *s, int (*fn)(void *ctx, const struct zila_cert *c), void *ctx) ZILA_MUST_CHECK;
+/* At HQ: collects deleted rows (zila_store_collect) with, for each district it keeps a
+ * checkpoint of, the devices that may hold it: every device whose certificate may read it
+ * but this one, and but a revoked one whose entries up to its revocation's marks are all
+ * here. *ndropped counts the rows dropped. */
+int zila_trust_collect(struct zila_store *s, size_t *ndropped, struct zila_error *err) ZILA_MUST_CHECK;
 /* Checks a certificate with its issuer looked up in the replica. */
 int zila_trust_cert_check(struct zila_store *s, const uint8_t root_pk[32], const struct zila_cert *c,
 			  uint64_t now, struct zila_error *err) ZILA_MUST_CHECK;

@@ -1,5 +1,6 @@
 /* zila history: how much history this replica keeps (meta history_days; a laptop 90 days by
- * default, HQ everything), set it, and drop now what is older and covered by a checkpoint. */
+ * default, HQ everything), set it, and drop now what is older and covered by a checkpoint (and,
+ * at HQ, the deleted rows every device that may hold them has a checkpoint past). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "cli.h"
 #include "cli_names.h"
 #include "zila/store.h"
+#include "zila/trust.h"
 
 int cmd_history(struct cli *cli, int argc, char **argv);
 
@@ -52,6 +54,15 @@ int cmd_history(struct cli *cli, int argc, char **argv)
 			return CLI_FAIL;
 		}
 		printf("dropped %zu entr%s older than the horizon and covered by a checkpoint\n", n, n == 1 ? "y" : "ies");
+		/* HQ: the deleted rows every device that may hold them has a checkpoint past */
+		struct zila_cert own;
+		if (zila_trust_cert_get(s, zila_store_device_pk(s), &own) == 0 && own.role == ZILA_ROLE_HQ && own.scope_all) {
+			if ((r = zila_trust_collect(s, &n, &err)) != 0) {
+				cli_err("%s", zila_error_msg(&err, r));
+				return CLI_FAIL;
+			}
+			printf("collected %zu deleted row%s every device of their district has\n", n, n == 1 ? "" : "s");
+		}
 		return CLI_OK;
 	}
 	if (argc != 1)

@@ -930,6 +930,7 @@ static void on_established(struct conn *c)
 		cfg.window = 1;
 	cfg.live = true;
 	cfg.peer_is_hq = pe->cert.role == ZILA_ROLE_HQ && pe->cert.scope_all;
+	cfg.peer_device = c->peer_pk;
 	/* What this peer refused before is not offered again (while its trust is the same). */
 	refused_skips(cs->refused, c->peer_pk, c->skip, &c->nskip);
 	cfg.skip = c->skip;

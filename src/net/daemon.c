@@ -623,6 +623,9 @@ static void daemon_sweep(struct daemon *d)
 		zila_log(ZILA_LOG_WARN, "cannot keep the history bounded now: %s", zila_error_msg(&err, r));
 	else if (made > 0 || dropped > 0)
 		zila_log(ZILA_LOG_INFO, "made %zu checkpoint(s), dropped %zu entries older than the horizon", made, dropped);
+	/* HQ drops deleted rows every device of their district has a checkpoint past */
+	if (d->env.id.is_hq && (r = zila_trust_collect(d->store, &dropped, &err)) != 0)
+		zila_log(ZILA_LOG_WARN, "cannot collect deleted rows now: %s", zila_error_msg(&err, r));
 }
 
 static void on_periodic(uv_timer_t *h)

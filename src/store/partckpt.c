@@ -434,6 +434,9 @@ static int keep_checkpoint(struct zila_store *s, const struct zila_ckpt_info *c,
 	sqlite3_bind_blob(q, 4, bytes.p, (int)bytes.len, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 5, (int64_t)(store_now_ms(s) / 1000));
 	r = sqlite3_step(q) == SQLITE_DONE ? 0 : ZILA_EDB;
+	/* HQ goes by its heads when devices acknowledge it (collect.c) */
+	if (r == 0 && sqlite3_changes(s->db) > 0)
+		r = store_ckpt_heads_note(s, c->part, c->hlc, bytes);
 out:
 	sqlite3_finalize(q);
 	return r;
@@ -615,6 +618,8 @@ struct merger {
 	struct rowstate row;
 	int row_cols;
 	struct zila_buf keybuf[2];
+	bool seen, seen_all; /* note the rows it carries (collect.c) */
+	sqlite3_stmt *seen_st;
 };
 
 static int get_ver(struct merger *m, struct zila_view *in, struct ver *v)
@@ -682,6 +687,11 @@ static int merge_row(struct merger *m, uint64_t ti, struct zila_view *cur)
 		m->row_cols = t->ncols;
 	}
 	if ((r = row_load(s, t, &pk, row, true)) != 0)
+		return r;
+	/* the rows it carries that may stay here once merged (collect.c): deleted ones, and,
+	 * where this replica is behind it, every one it held before */
+	if (m->seen && (!(flags & 1) || m->seen_all) &&
+	    (r = store_ckpt_seen(s, &m->seen_st, t->id, &pk)) != 0)
 		return r;
 	const char *part = m->p->info.part;
 	if (row->known && strcmp(row->part, part) != 0)
@@ -879,7 +889,7 @@ static const char *why_code(int r)
 
 /* Merges the rows of p in the caller's transaction (schema checked, high-water marks read). */
 static int merge_rows(struct zila_store *s, const struct ckpt_parsed *p, struct zila_apply_stats *st,
-		      struct zila_error *err)
+		      const struct zila_view *collect, struct zila_error *err)
 {
 	struct merger m;
 	ZSTD_DCtx *dc = NULL;
@@ -905,12 +915,53 @@ static int merge_rows(struct zila_store *s, const struct ckpt_parsed *p, struct 
 		goto out;
 	}
 	struct zila_view in = p->chunks;
+	m.seen = collect != NULL;
+	if (m.seen && (r = store_ckpt_seen_reset(s)) != 0)
+		goto out;
+	for (uint64_t i = 0; m.seen && r == 0 && i < p->info.nfeeds; i++) {
+		int64_t origin, feed;
+		uint64_t head, head_hlc;
+		r = store_origin_id(s, p->feeds[i].origin, &origin);
+		r = r ? r : store_feed_get(s, origin, p->info.part, &feed, &head, &head_hlc);
+		m.seen_all |= r == 0 && head < p->feeds[i].seq;
+	}
+	/* (a new replica holds no rows of it: nothing to drop) */
+	if (m.seen_all && r == 0) {
+		bool any = false;
+		for (uint64_t i = 0; !any && i < p->ntables; i++) {
+			struct table *t = m.tabs[i].t;
+			sqlite3_stmt *q = NULL;
+			char *sql = t == NULL ? NULL
+					      : sqlite3_mprintf("SELECT 1 FROM \"%w\" WHERE \"%w\" = ? LIMIT 1", t->name,
+								t->cols[t->pcol]);
+			if (sql != NULL && sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) == SQLITE_OK) {
+				sqlite3_bind_text(q, 1, p->info.part, -1, SQLITE_STATIC);
+				any = sqlite3_step(q) == SQLITE_ROW;
+			}
+			sqlite3_finalize(q);
+			sqlite3_free(sql);
+		}
+		m.seen_all = any;
+	}
 	for (uint64_t i = 0; r == 0 && i < p->info.nchunks; i++) {
 		uint32_t len;
 		const uint8_t *c;
 		r = zila_view_get_u32be(&in, &len);
 		r = r ? r : zila_view_get_bytes(&in, len, &c);
 		r = r ? r : merge_chunk(&m, zila_view_make(c, len), dc, &plain, &cap);
+	}
+	/* A deleted row held here that it covers and does not carry was collected by its maker,
+	 * which does so only once every device that may hold it has a checkpoint past it (CHECKPOINT.md) */
+	if (r == 0 && m.seen) {
+		int64_t *tids = calloc(p->ntables + 1, sizeof(*tids));
+		size_t ntids = 0, gone = 0;
+		for (uint64_t i = 0; tids != NULL && i < p->ntables; i++)
+			if (m.tabs[i].t != NULL)
+				tids[ntids++] = m.tabs[i].t->id;
+		r = tids == NULL ? ZILA_ENOMEM
+				 : store_ckpt_absent_drop(s, p->info.part, *collect, tids, ntids, m.seen_all, st, &gone);
+		free(tids);
+		st->ncollected += gone;
 	}
 	if (r == ZILA_EFORMAT || r == ZILA_ESCOPE || r == ZILA_ESHORT)
 		r = zila_error_set(err, r == ZILA_ESHORT ? ZILA_EFORMAT : r,
@@ -925,6 +976,7 @@ out:
 	free(m.tabs);
 	free(m.oids);
 	free(plain);
+	sqlite3_finalize(m.seen_st);
 	row_release(&m.row);
 	zila_buf_release(&m.keybuf[0]);
 	zila_buf_release(&m.keybuf[1]);
@@ -976,7 +1028,7 @@ int zila_store_checkpoint_apply(struct zila_store *s, struct zila_view bytes, st
 		r = store_db_error(s, err, "cannot read the high-water rowids");
 		goto out;
 	}
-	if ((r = merge_rows(s, &p, st, err)) != 0)
+	if ((r = merge_rows(s, &p, st, &bytes, err)) != 0)
 		goto out;
 	r = merge_feeds(s, &p);
 	r = r ? r : store_settle(s, st);
@@ -1110,7 +1162,7 @@ int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st)
 		struct zila_error err;
 		if ((r = zila_store_checkpoint_get(s, parts[i], &b, &len)) != 0)
 			break;
-		if (parse(zila_view_make(b, len), &p) == 0 && (r = merge_rows(s, &p, st, &err)) != 0) {
+		if (parse(zila_view_make(b, len), &p) == 0 && (r = merge_rows(s, &p, st, NULL, &err)) != 0) {
 			/* a schema made again without a table or column it holds */
 			bool kept = false;
 			if (r == ZILA_ESCHEMA && (r = unmerged_drop(s, parts[i], &kept)) == 0)

@@ -537,4 +537,17 @@ uint64_t store_stamp_ms(struct zila_store *s);
  * mapped to HQ's time as known now, in the same bounds, never past now. */
 uint64_t store_stamp_at(struct zila_store *s, uint64_t wall_then);
 
+/* --- collect.c --- */
+/* At HQ, notes the feed heads of a checkpoint it keeps (for acknowledgements). */
+int store_ckpt_heads_note(struct zila_store *s, const char *part, uint64_t hlc, struct zila_view bytes) ZILA_MUST_CHECK;
+/* The deleted rows a checkpoint being merged carries (temp.zila_ck_seen): reset, add one. */
+int store_ckpt_seen_reset(struct zila_store *s) ZILA_MUST_CHECK;
+int store_ckpt_seen(struct zila_store *s, sqlite3_stmt **st, int64_t tid, const struct zval *pk) ZILA_MUST_CHECK;
+/* After merging checkpoint bytes of part: drops the deleted rows of tables tids it covers
+ * and does not carry (its maker collected them), and (shown: this replica was behind it)
+ * the rows shown here it covers and does not carry (deleted there, then collected); *ndropped
+ * counts them. */
+int store_ckpt_absent_drop(struct zila_store *s, const char *part, struct zila_view bytes, const int64_t *tids,
+			   size_t ntids, bool shown, struct zila_apply_stats *st, size_t *ndropped) ZILA_MUST_CHECK;
+
 #endif

@@ -1151,11 +1151,26 @@ out:
 
 static void own_settle(struct zila_session *s);
 
+/* At HQ, a completed exchange with a device: it holds what we held at the start, unless it
+ * refused some or we skipped feeds it refused before (proto/CHECKPOINT.md, "Collecting
+ * deleted rows"). A failure only delays collection: logged, the session still done. */
+static void note_acks(struct zila_session *s)
+{
+	if (!s->cfg.is_hq || s->cfg.peer_device == NULL || s->st.nrefused > 0 || s->st.refused_more > 0 ||
+	    s->st.feeds_skipped > 0)
+		return;
+	for (size_t i = 0; i < s->nparts; i++)
+		if (s->parts[i].ckpt != 0 &&
+		    zila_store_ack_note(s->cfg.store, s->cfg.peer_device, s->parts[i].part, s->parts[i].ckpt) != 0)
+			zila_log(ZILA_LOG_WARN, "cannot note what a device of district '%s' holds", s->parts[i].part);
+}
+
 static void check_done(struct zila_session *s)
 {
 	if (s->state == ZILA_SESSION_EXCHANGE && s->sent_done && s->chunks_acked == s->chunks_sent && s->got_done) {
 		s->state = ZILA_SESSION_DONE;
 		own_settle(s);
+		note_acks(s);
 	}
 }
 
@@ -1664,6 +1679,7 @@ static int receive_hello(struct zila_session *s, const Zila__Hello *h, struct zi
 		if ((r = own_feeds(s, NULL)) != 0)
 			return fail(s, err, r, "out of memory");
 		own_settle(s);
+		note_acks(s);
 		return 0;
 	}
 	s->state = ZILA_SESSION_EXCHANGE;

@@ -2,7 +2,8 @@
  * a checkpoint plus the entries after it has the rows of a clone of every entry; concurrent
  * edits merge alike in either order; forged, damaged or unsigned checkpoints change nothing;
  * history covered by a checkpoint and older than the horizon is dropped and the rows stay
- * (also when the tables are made again from the entries); the format-9 upgrade. */
+ * (also when the tables are made again from the entries); the format-9 upgrade; deleted rows'
+ * registers collected once every device that may hold them has acknowledged a checkpoint. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -532,6 +533,147 @@ static void test_upgrade_9(void **state)
 	replica_free(&r);
 }
 
+/* One exchange of a device with HQ that completed (both ways), as a live session ends it:
+ * HQ notes the checkpoint of d1 it kept at the start. */
+static void exchange(struct replica *hq, struct replica *dev)
+{
+	uint64_t kept = 0;
+	uint8_t *cp = NULL;
+	size_t cplen = 0;
+	struct zila_ckpt_info ci;
+	if (zila_store_checkpoint_get(hq->s, "d1", &cp, &cplen) == 0) {
+		assert_int_equal(zila_checkpoint_verify(zila_view_make(cp, cplen), &ci), 0);
+		kept = ci.hlc;
+		free(cp);
+	}
+	send_entries(dev, hq);
+	send_entries(hq, dev);
+	if (kept != 0)
+		assert_int_equal(zila_store_ack_note(hq->s, zila_store_device_pk(dev->s), "d1", kept), 0);
+}
+
+static size_t hq_collect(struct replica *hq, struct replica **devs, size_t n)
+{
+	uint8_t keys[8][32];
+	struct zila_holders h = { "d1", (const uint8_t(*)[32])keys, n };
+	struct zila_error err;
+	size_t dropped = 0;
+	for (size_t i = 0; i < n; i++)
+		memcpy(keys[i], zila_store_device_pk(devs[i]->s), 32);
+	assert_int_equal(zila_store_collect(hq->s, &h, 1, &dropped, &err), 0);
+	return dropped;
+}
+
+#define TOMBS "SELECT count(*) FROM zila_rows r WHERE NOT EXISTS (SELECT 1 FROM t WHERE t.id = r.pk)" \
+	      " AND NOT EXISTS (SELECT 1 FROM zila_parked p WHERE p.pk = r.pk)"
+
+/* Deleted rows' registers are collected at HQ once every device that may hold the district
+ * has acknowledged a checkpoint covering them, never before (a device that has not holds it
+ * back, and its older concurrent upsert still loses); a laptop merging a later checkpoint
+ * that no longer carries them drops them too; entries they covered, sent again, change
+ * nothing; every replica ends with the same rows. */
+static void test_collect(void **state)
+{
+	(void)state;
+	struct replica hq, a, b, full, late;
+	struct zila_error err;
+	struct zila_ckpt_info ci;
+	struct zila_apply_stats st;
+	char sql[200];
+	replica_new(&hq, "chq");
+	replica_new(&a, "ca");
+	replica_new(&b, "cb");
+	replica_new(&full, "cfull");
+	replica_new(&late, "clate");
+	for (int i = 0; i < 10; i++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO t VALUES ('k%d', 'd1', 'v', %d, 'c%d')", i, i, i);
+		app(&hq, sql);
+	}
+	send_entries(&hq, &a);
+	send_entries(&hq, &b);
+	send_entries(&hq, &late); /* it holds the inserts only, and is away from now on */
+	/* b, offline, upserts k2 before HQ deletes it: older, concurrent */
+	app(&b, "INSERT OR REPLACE INTO t VALUES ('k2', 'd1', 'b was here', 2, 'c2')");
+	app(&hq, "DELETE FROM t WHERE id IN ('k0', 'k1', 'k2', 'k3', 'k4')");
+	assert_int_equal(count(&hq, TOMBS), 5);
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
+	struct replica *both[] = { &a, &b };
+	/* nobody has acknowledged: nothing goes */
+	assert_int_equal(hq_collect(&hq, both, 2), 0);
+	/* a completes two exchanges (what it sealed during the first is at HQ after the second) */
+	exchange(&hq, &a);
+	uint64_t acked = 1;
+	assert_int_equal(zila_store_ack_get(hq.s, zila_store_device_pk(a.s), "d1", &acked), 0);
+	assert_int_equal(acked, 0);
+	exchange(&hq, &a);
+	assert_int_equal(zila_store_ack_get(hq.s, zila_store_device_pk(a.s), "d1", &acked), 0);
+	assert_int_equal(acked, ci.hlc);
+	/* b has not: it holds collection back */
+	assert_int_equal(hq_collect(&hq, both, 2), 0);
+	assert_int_equal(count(&hq, TOMBS), 5);
+	/* with a alone as the district's device, they would go */
+	/* b comes back: its older upsert loses to the delete (the tombstone is still there) */
+	exchange(&hq, &b);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM t WHERE id = 'k2'"), 0);
+	assert_int_equal(hq_collect(&hq, both, 2), 0); /* b's first exchange is only pending */
+	exchange(&hq, &b);
+	/* k2's tombstone holds b's upsert, which the checkpoint does not cover: it stays */
+	assert_int_equal(hq_collect(&hq, both, 2), 4);
+	assert_int_equal(count(&hq, TOMBS), 1);
+	/* a newer checkpoint covers it; acknowledged by both, it goes too */
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
+	for (int k = 0; k < 2; k++) {
+		exchange(&hq, &a);
+		exchange(&hq, &b);
+	}
+	assert_int_equal(hq_collect(&hq, both, 2), 1);
+	assert_int_equal(count(&hq, TOMBS), 0);
+	/* the heads of checkpoints no device can acknowledge any more are gone: the one both
+	 * acknowledged (pending ones are the same) is all HQ keeps */
+	assert_int_equal(count(&hq, "SELECT count(*) FROM zila_ckpt_heads"), 1);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM t"), 5);
+	/* the laptops drop them when a checkpoint covering them no longer carries them */
+	assert_int_equal(count(&a, TOMBS), 5);
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
+	uint8_t *cp;
+	size_t cplen;
+	checkpoint_bytes(&hq, "d1", &cp, &cplen);
+	assert_int_equal(zila_store_checkpoint_apply(a.s, zila_view_make(cp, cplen), NULL, &st, &err), 0);
+	assert_int_equal(st.ncollected, 5);
+	assert_int_equal(count(&a, TOMBS), 0);
+	assert_same(&hq, &a);
+	/* the old inserts again, from a replica that was away: already covered, nothing changes */
+	assert_int_equal(send_entries(&late, &hq), 0);
+	assert_int_equal(send_entries(&late, &a), 0);
+	struct zila_vector none = { 0 };
+	struct held h = { 0 };
+	assert_int_equal(zila_store_entries_since(late.s, &none, NULL, NULL, collect, &h), 0);
+	assert_true(h.n >= 10);
+	assert_int_equal(zila_store_apply(hq.s, h.v, h.n, &st, &err), 0);
+	assert_int_equal(st.napplied, 0);
+	assert_int_equal(zila_store_apply(a.s, h.v, h.n, &st, &err), 0);
+	assert_int_equal(st.napplied, 0);
+	for (size_t i = 0; i < h.n; i++)
+		free((void *)h.v[i].p);
+	free(h.v);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM t WHERE id IN ('k0', 'k1', 'k2', 'k3', 'k4')"), 0);
+	assert_int_equal(count(&a, "SELECT count(*) FROM t WHERE id IN ('k0', 'k1', 'k2', 'k3', 'k4')"), 0);
+	/* the away replica catches up from the checkpoint: its old rows go, as HQ's did */
+	assert_int_equal(zila_store_checkpoint_apply(late.s, zila_view_make(cp, cplen), NULL, &st, &err), 0);
+	send_entries(&hq, &late);
+	send_entries(&hq, &full);
+	send_entries(&b, &full);
+	assert_same(&hq, &late);
+	assert_same(&hq, &full); /* one that took every entry and keeps every tombstone */
+	assert_same(&hq, &b);
+	free(cp);
+	replica_free(&hq);
+	replica_free(&a);
+	replica_free(&b);
+	replica_free(&full);
+	replica_free(&late);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -541,7 +683,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clone),     cmocka_unit_test(test_concurrent), cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_prune),     cmocka_unit_test(test_cut_into_checkpoint),
-		cmocka_unit_test(test_upgrade_9),
+		cmocka_unit_test(test_upgrade_9), cmocka_unit_test(test_collect),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	(void)!zila_os_rmtree(base);

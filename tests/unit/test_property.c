@@ -152,7 +152,7 @@ static struct randombytes_implementation key_impl = {
 };
 
 static char failure[512];
-static uint64_t total_pruned, total_ckpts; /* across seeds: the checkpoints and collection ran */
+static uint64_t total_pruned, total_ckpts, total_collected; /* across seeds: the checkpoints and collection ran */
 /* Checkpoints, collection and replaced laptops run with ZILA_PROP_CKPT=1 (they change what
  * a seed does, so a seed's run with them is another run; make check runs some shards
  * each way). ZILA_PROP_DUMP=1 prints the replicas' rows at a failure. */
@@ -807,6 +807,110 @@ static int blob_final(struct replica *reps, int n)
 	return 0;
 }
 
+#define GONE_MAX 16
+
+
+static uint64_t kept_hlc(struct replica *r, const char *part)
+{
+	uint8_t *cp = NULL;
+	size_t len = 0;
+	struct zila_ckpt_info ci;
+	uint64_t hlc = 0;
+	if (zila_store_checkpoint_get(r->s, part, &cp, &len) == 0 && zila_checkpoint_verify(zila_view_make(cp, len), &ci) == 0)
+		hlc = ci.hlc;
+	free(cp);
+	return hlc;
+}
+
+/* Replica i completes an exchange with HQ (replica 0); HQ notes it and collects, with every
+ * other replica, and each replaced one some replica still holds entries of that HQ lacks, as
+ * the devices that may hold the districts. */
+static int collect_step(struct replica *reps, int n, int i, uint8_t (*gone)[32], size_t ngone, const char *base)
+{
+	static const char *const parts[2] = { "d1", "d2" };
+	uint64_t kept[2] = { kept_hlc(&reps[0], "d1"), kept_hlc(&reps[0], "d2") };
+	struct zila_error err;
+	if (sync_pair(&reps[i], &reps[0], base) != 0 || sync_pair(&reps[0], &reps[i], base) != 0)
+		return -1;
+	for (int d = 0; d < 2; d++)
+		if (kept[d] != 0 && zila_store_ack_note(reps[0].s, zila_store_device_pk(reps[i].s), parts[d], kept[d]) != 0)
+			return note_fail("ack note");
+	uint8_t keys[MAXR + GONE_MAX][32];
+	struct zila_holders h[2];
+	struct zila_vector v[MAXR];
+	size_t nk = 0;
+	memset(v, 0, sizeof(v));
+	for (int k = 1; k < n; k++)
+		memcpy(keys[nk++], zila_store_device_pk(reps[k].s), 32);
+	int r = 0;
+	for (int k = 0; r == 0 && k < n; k++)
+		r = zila_store_vector(reps[k].s, &v[k]);
+	for (int d = 0; d < 2; d++) {
+		h[d].part = parts[d];
+		h[d].devices = (const uint8_t(*)[32])keys;
+		h[d].ndevices = nk;
+	}
+	/* a replaced device: held back while some replica holds an entry of it HQ lacks (both
+	 * districts share the list: the stricter one) */
+	for (size_t g = 0; r == 0 && g < ngone; g++) {
+		bool behind = false;
+		for (int d = 0; d < 2; d++)
+			for (int k = 1; k < n; k++)
+				behind |= zila_vector_get(&v[k], gone[g], parts[d]) > zila_vector_get(&v[0], gone[g], parts[d]);
+		if (behind) {
+			memcpy(keys[nk++], gone[g], 32);
+			h[0].ndevices = h[1].ndevices = nk;
+		}
+	}
+	for (int k = 0; k < n; k++)
+		zila_vector_release(&v[k]);
+	if (r != 0)
+		return note_fail("vector");
+	size_t dropped = 0;
+	if (zila_store_collect(reps[0].s, h, 2, &dropped, &err) != 0)
+		return note_fail("collect: %s", err.msg);
+	total_collected += dropped;
+	if (trace) {
+		sqlite3_stmt *q = NULL;
+		long long left = -1;
+		if (sqlite3_prepare_v2(reps[0].app, "SELECT count(*) FROM zila_rows r WHERE NOT EXISTS (SELECT 1 FROM"
+					  " zila_parked p WHERE p.tid = r.tid AND p.pk = r.pk)", -1, &q, NULL) == SQLITE_OK &&
+
+		    sqlite3_step(q) == SQLITE_ROW)
+			left = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+		fprintf(stderr, "  r%d acknowledged at HQ; HQ collected %zu deleted rows, %lld left\n", i, dropped, left);
+	}
+	return 0;
+}
+
+/* HQ checkpoints both districts, then every device meets it twice (from device i on). */
+static int collect_round(struct replica *reps, int n, int i, uint8_t (*gone)[32], size_t ngone, const char *base)
+{
+	/* HQ deletes a child of d1 and a parent of d2 first: rows to collect (and ids the
+	 * laptops' writes may bring back after) */
+	char sql[300];
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM child WHERE id = (SELECT id FROM child WHERE district_id = 'd1' ORDER BY id LIMIT 1 OFFSET %u);"
+		 "DELETE FROM parent WHERE id = (SELECT id FROM parent WHERE district_id = 'd2' ORDER BY id LIMIT 1 OFFSET %u)",
+		 rnd(3), rnd(3));
+	if (trace)
+		fprintf(stderr, "  r0: %s\n", sql);
+	if (sqlite3_exec(reps[0].app, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return note_fail("hq delete: %s", sqlite3_errmsg(reps[0].app));
+	for (int d = 0; d < 2; d++) {
+		struct zila_error err;
+		int rm = zila_store_checkpoint_make(reps[0].s, d ? "d2" : "d1", NULL, &err);
+		if (rm != 0 && rm != ZILA_ESCHEMA)
+			return note_fail("checkpoint: %s", err.msg);
+		total_ckpts += rm == 0;
+	}
+	for (int k = 0; k < 2 * (n - 1); k++)
+		if (collect_step(reps, n, 1 + (i - 1 + k) % (n - 1), gone, ngone, base) != 0)
+			return -1;
+	return 0;
+}
+
 static int run_seed(uint64_t seed, const char *base)
 {
 	struct replica reps[MAXR];
@@ -831,8 +935,14 @@ static int run_seed(uint64_t seed, const char *base)
 	blob_ready = false;
 	nblob_attached = 0;
 	size_t nschema = 0, nschema_b = 0, nprune = 0;
+	uint8_t gone[GONE_MAX][32];
+	size_t ngone = 0;
 	bool two_hq = rnd(2) == 0;
 	for (int k = 0; k < steps; k++) {
+		/* half way, HQ collects what every device has (then the writes, syncs, checkpoints
+		 * and replaced laptops go on) */
+		if (!nockpt && k == steps / 2 && collect_round(reps, n, 1, gone, ngone, base) != 0)
+			goto out;
 		if (two_hq && nschema_b < NSTEPS_B && rnd(10) == 0) {
 			struct zila_error err;
 			int rr = zila_schema_change(reps[1].s, schema_steps_b[nschema_b].sql, schema_steps_b[nschema_b].pcol,
@@ -934,6 +1044,10 @@ static int run_seed(uint64_t seed, const char *base)
 			 * clones from whoever it meets next, a checkpoint where one is held */
 			int i = 1 + (int)rnd((uint32_t)n - 1);
 			uint64_t c = reps[i].clock;
+			/* the old laptop holds collection back until every entry of it is at HQ (as a
+			 * revocation's marks would say) */
+			if (ngone < GONE_MAX)
+				memcpy(gone[ngone++], zila_store_device_pk(reps[i].s), 32);
 			close_replica(&reps[i]);
 			if (zila_os_rmtree(reps[i].dir) != 0 || open_replica(&reps[i], base, i, true) != 0)
 				goto out;
@@ -946,6 +1060,14 @@ static int run_seed(uint64_t seed, const char *base)
 			blob_ready = false;
 			if (trace)
 				fprintf(stderr, "  r%d replaced\n", i);
+		} else if (!nockpt && rnd(9) == 0) {
+			/* a device completes an exchange with HQ (both ways, as a live session): HQ
+			 * notes the checkpoints it kept at the start, then collects deleted rows every
+			 * device that may hold them has acknowledged a checkpoint past */
+			int i = 1 + (int)rnd((uint32_t)n - 1);
+			if (rnd(3) == 0 ? collect_round(reps, n, i, gone, ngone, base) != 0
+					: collect_step(reps, n, i, gone, ngone, base) != 0)
+				goto out;
 		} else if (rnd(3) == 0) {
 			int a = (int)rnd((uint32_t)n), b = (int)rnd((uint32_t)n - 1);
 			if (b >= a)
@@ -1105,8 +1227,8 @@ static void test_property(void **state)
 		fprintf(stderr, "property: replicas kept in %s\n", dir);
 	else if (zila_os_rmtree(dir) != 0)
 		fprintf(stderr, "property: could not remove %s\n", dir);
-	printf("property: %llu checkpoints made, %llu entries pruned\n", (unsigned long long)total_ckpts,
-	       (unsigned long long)total_pruned);
+	printf("property: %llu checkpoints made, %llu entries pruned, %llu deleted rows collected at HQ\n",
+	       (unsigned long long)total_ckpts, (unsigned long long)total_pruned, (unsigned long long)total_collected);
 	printf("property: %llu seeds run (%llu to %llu), %llu failed\n", (unsigned long long)count,
 	       (unsigned long long)first, (unsigned long long)(first + count - 1), (unsigned long long)failed);
 	assert_int_equal(failed, 0);

@@ -214,6 +214,8 @@ static void pair_open_opts(struct pair *p, struct replica *ra, struct replica *r
 		ca.now_ms = cb.now_ms = 0;
 		ca.live = cb.live = o->live;
 		ca.is_hq = cb.peer_is_hq = o->a_is_hq;
+		if (o->a_is_hq)
+			ca.peer_device = zila_store_device_pk(rb->s);
 		cb.skip = o->b_skip;
 		cb.nskip = o->b_nskip;
 		cb.caller_applies = o->b_applies;
@@ -1871,6 +1873,42 @@ static void test_old_peer_refused(void **state)
  * checkpoint and only the entries past it, in a live session and in a paced one; a laptop
  * that is in step but for the last edits gets entries, not the checkpoint; both end with
  * a's rows. */
+/* HQ notes what a device holds at the end of each completed session (proto/CHECKPOINT.md,
+ * "Collecting deleted rows"): the checkpoint it kept at the start is pending after the first,
+ * acknowledged after the next. */
+static void test_acks_at_done(void **state)
+{
+	(void)state;
+	struct replica a, b;
+	struct pair p;
+	struct zila_error err;
+	struct zila_ckpt_info ci;
+	struct pair_opts o = { .a_is_hq = true };
+	uint64_t acked = 1;
+	zila_error_clear(&err);
+	replica_open(&a);
+	replica_open(&b);
+	seed(&a, "k", 20);
+	assert_int_equal(zila_store_checkpoint_make(a.s, "d1", &ci, &err), 0);
+	pair_open_opts(&p, &a, &b, NULL, NULL, 0, 0, false, &o);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	pair_close(&p);
+	assert_int_equal(zila_store_ack_get(a.s, zila_store_device_pk(b.s), "d1", &acked), 0);
+	assert_int_equal(acked, 0);
+	/* the laptop sends nothing to HQ: its side notes nothing */
+	assert_int_equal(zila_store_ack_get(b.s, zila_store_device_pk(a.s), "d1", &acked), 0);
+	assert_int_equal(acked, 0);
+	pair_open_opts(&p, &a, &b, NULL, NULL, 0, 0, false, &o);
+	pair_run(&p, 100000);
+	assert_true(zila_session_done(p.a) && zila_session_done(p.b));
+	pair_close(&p);
+	assert_int_equal(zila_store_ack_get(a.s, zila_store_device_pk(b.s), "d1", &acked), 0);
+	assert_int_equal(acked, ci.hlc);
+	replica_close(&a);
+	replica_close(&b);
+}
+
 static void test_checkpoint_clone(void **state)
 {
 	(void)state;
@@ -2300,7 +2338,7 @@ int main(void)
 		cmocka_unit_test(test_converge_then_in_step),
 		cmocka_unit_test(test_packed_bytes),
 		cmocka_unit_test(test_old_peer_refused),
-		cmocka_unit_test(test_checkpoint_clone),
+		cmocka_unit_test(test_checkpoint_clone), cmocka_unit_test(test_acks_at_done),
 		cmocka_unit_test(test_checkpoint_not_merged),
 		cmocka_unit_test(test_caller_applies),
 		cmocka_unit_test(test_small_steps),

@@ -2,7 +2,8 @@
  * the same rows edited 10 times each and checkpointed at HQ, cloned by a new laptop over
  * encrypted loopback TCP (one process per side); and a laptop that held the whole history,
  * after it takes the checkpoint and drops what is older than its horizon, against the plain
- * table's size.
+ * table's size; then that laptop after HQ deletes half the rows, before and after their
+ * registers are collected.
  *   bench_history [ROWS]   (default 100,000); goals: clone <= 1.2x fresh (bytes and seconds),
  *   laptop replica <= 2x the plain table */
 #include <arpa/inet.h>
@@ -146,6 +147,104 @@ static int64_t entries_of(const char *path)
 	return n;
 }
 
+static int64_t tombstones_of(const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		die("open", path);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM zila_rows r WHERE NOT EXISTS (SELECT 1 FROM zila_parked p"
+				   " WHERE p.tid = r.tid AND p.pk = r.pk)", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* The replica's size once compacted (VACUUM INTO a copy): its pages, without those a
+ * deleted half of the rows left part-empty. */
+static double compact_mib(const char *path, const char *tmp)
+{
+	sqlite3 *db;
+	char sql[400];
+	unlink(tmp);
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		die("open", path);
+	snprintf(sql, sizeof(sql), "VACUUM INTO '%s'", tmp);
+	db_exec(db, sql);
+	sqlite3_close(db);
+	double m = used_mib(tmp);
+	unlink(tmp);
+	return m;
+}
+
+static uint64_t days_on(void *ctx)
+{
+	return clock_ms(ctx) + (uint64_t)(uintptr_t)ctx * 86400000;
+}
+
+/* The laptop (after the horizon above) sees HQ delete half the district's rows; it takes
+ * that, then the checkpoint after it, and drops its history past the horizon: its size with
+ * the deleted rows' registers (before collection); then the laptop has acknowledged the
+ * checkpoint at HQ (two completed sessions, noted as the session notes them), HQ collects,
+ * makes its next checkpoint, and the laptop takes it and drops what it covers and no longer
+ * carries (after collection). Against the plain table of the rows it shows. */
+static void deletes(const char *hq, const char *lap, const char *base, size_t n)
+{
+	struct zila_error err;
+	struct result r, rh;
+	struct zila_ckpt_info ci;
+	char path[300], db_path[300];
+	size_t dropped = 0, collected = 0;
+	snprintf(db_path, sizeof(db_path), "%s/zila.db", hq);
+	sqlite3 *db;
+	if (sqlite3_open(db_path, &db) != SQLITE_OK)
+		die("open", db_path);
+	db_exec(db, "DELETE FROM people WHERE rowid % 2 = 0");
+	sqlite3_close(db);
+	struct zila_store *h = open_store(hq, NULL);
+	zila_store_set_clock(h, days_on, (void *)(uintptr_t)3);
+	if (zila_store_seal(h, NULL, &err) != 0 || zila_store_checkpoint_make(h, "d1", &ci, &err) != 0)
+		die("checkpoint", err.msg);
+	zila_store_free(h);
+	sync_pair(hq, lap, &r, &rh);
+	struct zila_store *l = open_store(lap, NULL);
+	zila_store_set_clock(l, days_on, (void *)(uintptr_t)5);
+	if (zila_store_prune(l, &dropped, &err) != 0)
+		die("prune", err.msg);
+	uint8_t lap_pk[32];
+	memcpy(lap_pk, zila_store_device_pk(l), 32);
+	zila_store_free(l);
+	snprintf(path, sizeof(path), "%s/zila.db", lap);
+	double before = used_mib(path);
+	int64_t tbefore = tombstones_of(path);
+	snprintf(db_path, sizeof(db_path), "%s/compact.db", base);
+	double cbefore = compact_mib(path, db_path);
+	h = open_store(hq, NULL);
+	zila_store_set_clock(h, days_on, (void *)(uintptr_t)5);
+	for (int k = 0; k < 2; k++)
+		if (zila_store_ack_note(h, lap_pk, "d1", ci.hlc) != 0)
+			die("ack", "cannot note");
+	if (zila_trust_collect(h, &collected, &err) != 0 || zila_store_checkpoint_make(h, "d1", &ci, &err) != 0)
+		die("collect", err.msg);
+	zila_store_free(h);
+	sync_pair(hq, lap, &r, &rh);
+	double after = used_mib(path);
+	int64_t tafter = tombstones_of(path);
+	double cafter = compact_mib(path, db_path);
+	snprintf(path, sizeof(path), "%s/plain-deleted.db", base);
+	double pd = plain_of(lap, path);
+	printf("laptop after %zu deletes past the horizon: %.1f MiB with their registers (%lld deleted rows kept); after HQ"
+	       " collected %zu and the laptop took its next checkpoint: %.1f MiB (%lld kept); the plain table of its rows"
+	       " %.1f MiB: %.2fx before, %.2fx after\n",
+	       n / 2, before, (long long)tbefore, collected, after, (long long)tafter, pd, before / pd, after / pd);
+	printf("the same compacted (VACUUM INTO a copy: no part-empty pages the deletes left): %.1f MiB before, %.1f MiB"
+	       " after collection: %.2fx and %.2fx the plain table\n",
+	       cbefore, cafter, cbefore / pd, cafter / pd);
+}
+
 /* --- one side of a sync, blocking on a socket -------------------------------------- */
 
 int main(int argc, char **argv)
@@ -234,6 +333,7 @@ int main(int argc, char **argv)
 		printf("against the rows before the edits in a table with only its key (the figure before): laptop after"
 		       " the horizon %.2fx, cloned from the checkpoint %.2fx, cloned fresh %.2fx (%.1f MiB)\n",
 		       after / p, c / p, fr / p, p);
+		deletes(h3, lap3, base, n);
 	}
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
