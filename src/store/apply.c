@@ -587,8 +587,16 @@ int store_reapply(struct zila_store *s, struct zila_apply_stats *st)
 			   "DELETE FROM zila_rows; DELETE FROM zila_live; DELETE FROM zila_parked;"
 			   " UPDATE zila_tables SET nlive = 0 WHERE nlive IS NOT NULL",
 			   NULL);
-	/* what checkpoints kept here stand for first: the entries they cover may be gone */
+	/* What checkpoints kept here stand for first: the entries they cover may be gone, and
+	 * those still held are not applied again: a row the checkpoint's maker collected (deleted,
+	 * every holder past it, CHECKPOINT.md) has no delete left here to answer its insert. */
 	r = r ? r : store_checkpoints_remerge(s, st);
+	r = r ? r
+	      : store_exec(s,
+			   "UPDATE zila_entries SET applied = 1 WHERE applied = 0 AND id IN (SELECT e.id FROM zila_entries e"
+			   " JOIN zila_feeds f ON f.id = e.feed JOIN zila_origins o ON o.id = f.origin"
+			   " JOIN temp.zila_covered c ON c.origin = o.key AND c.part = f.part WHERE e.seq <= c.seq)",
+			   NULL);
 	if (r != 0)
 		return r;
 	/* The order of a clone: by date, then author, partition and sequence (cmp_incoming).
@@ -597,7 +605,9 @@ int store_reapply(struct zila_store *s, struct zila_apply_stats *st)
 	 * statement still reading. */
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT e.id FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
-			       " JOIN zila_origins o ON o.id = f.origin ORDER BY e.hlc, o.key, f.part, e.seq",
+			       " JOIN zila_origins o ON o.id = f.origin WHERE NOT EXISTS (SELECT 1 FROM temp.zila_covered c"
+			       " WHERE c.origin = o.key AND c.part = f.part AND e.seq <= c.seq)"
+			       " ORDER BY e.hlc, o.key, f.part, e.seq",
 			       -1, &q, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "SELECT e.bytes, f.origin FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed"
 				      " WHERE e.id = ?", -1, &g, NULL) != SQLITE_OK ||

@@ -1133,10 +1133,17 @@ out:
 
 int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st)
 {
-	sqlite3_stmt *q = NULL;
+	sqlite3_stmt *q = NULL, *cov = NULL;
 	char **parts = NULL;
 	size_t nparts = 0;
 	int r = ZILA_EDB, rc;
+	/* what each checkpoint merged again covers (store_reapply skips those entries) */
+	if (store_exec(s, "CREATE TEMP TABLE IF NOT EXISTS zila_covered(origin BLOB NOT NULL, part TEXT NOT NULL,"
+			  " seq INTEGER NOT NULL, PRIMARY KEY(origin, part)) WITHOUT ROWID; DELETE FROM temp.zila_covered",
+		       NULL) != 0 ||
+	    sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO temp.zila_covered(origin, part, seq) VALUES (?1, ?2, ?3)", -1,
+			       &cov, NULL) != SQLITE_OK)
+		goto out;
 	/* read first: a merge may change the schema's cache, never the list */
 	if (sqlite3_prepare_v2(s->db, "SELECT part FROM zila_checkpoints ORDER BY part", -1, &q, NULL) != SQLITE_OK)
 		goto out;
@@ -1162,7 +1169,17 @@ int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st)
 		struct zila_error err;
 		if ((r = zila_store_checkpoint_get(s, parts[i], &b, &len)) != 0)
 			break;
-		if (parse(zila_view_make(b, len), &p) == 0 && (r = merge_rows(s, &p, st, NULL, &err)) != 0) {
+		bool parsed = parse(zila_view_make(b, len), &p) == 0;
+		if (parsed && (r = merge_rows(s, &p, st, NULL, &err)) == 0) {
+			for (uint64_t k = 0; r == 0 && k < p.info.nfeeds; k++) {
+				sqlite3_bind_blob(cov, 1, p.feeds[k].origin, 32, SQLITE_STATIC);
+				sqlite3_bind_text(cov, 2, p.info.part, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(cov, 3, (int64_t)p.feeds[k].seq);
+				if (sqlite3_step(cov) != SQLITE_DONE)
+					r = ZILA_EDB;
+				sqlite3_reset(cov);
+			}
+		} else if (parsed) {
 			/* a schema made again without a table or column it holds */
 			bool kept = false;
 			if (r == ZILA_ESCHEMA && (r = unmerged_drop(s, parts[i], &kept)) == 0)
@@ -1178,6 +1195,7 @@ int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st)
 		free(b);
 	}
 out:
+	sqlite3_finalize(cov);
 	for (size_t i = 0; i < nparts; i++)
 		free(parts[i]);
 	free(parts);

@@ -666,6 +666,22 @@ static void test_collect(void **state)
 	assert_same(&hq, &late);
 	assert_same(&hq, &full); /* one that took every entry and keeps every tombstone */
 	assert_same(&hq, &b);
+	/* The rows made again from the entries held (a revocation's cut): the away replica holds
+	 * the old inserts, not the delete (its checkpoint covers it): what the checkpoint covers
+	 * stands for them, and the deleted rows do not come back. */
+	struct replica x;
+	replica_new(&x, "cx");
+	app(&x, "INSERT INTO t VALUES ('x1', 'd1', 'from a device to be revoked', 1, 'cx1')");
+	send_entries(&x, &late);
+	assert_int_equal(count(&late, "SELECT count(*) FROM t WHERE id = 'x1'"), 1);
+	uint8_t who[1][32];
+	memcpy(who[0], zila_store_device_pk(x.s), 32);
+	size_t ncut = 0;
+	assert_int_equal(zila_store_cut(late.s, (const uint8_t(*)[32])who, 1, keep_none, NULL, &ncut, &err), 0);
+	assert_int_equal(ncut, 1);
+	assert_int_equal(count(&late, "SELECT count(*) FROM t WHERE id IN ('k0', 'k1', 'k2', 'k3', 'k4', 'x1')"), 0);
+	assert_same(&hq, &late);
+	replica_free(&x);
 	free(cp);
 	replica_free(&hq);
 	replica_free(&a);
