@@ -1131,6 +1131,18 @@ out:
 	return r;
 }
 
+/* Runs q with ?1, ?2, ?3 bound to feed k of p: its origin, the checkpoint's partition and
+ * the sequence it covers up to. */
+static int feed_step(sqlite3_stmt *q, const struct ckpt_parsed *p, uint64_t k)
+{
+	sqlite3_bind_blob(q, 1, p->feeds[k].origin, 32, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, p->info.part, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, (int64_t)p->feeds[k].seq);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : ZILA_EDB;
+}
+
 int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st)
 {
 	sqlite3_stmt *q = NULL, *cov = NULL;
@@ -1172,12 +1184,7 @@ int store_checkpoints_remerge(struct zila_store *s, struct zila_apply_stats *st)
 		bool parsed = parse(zila_view_make(b, len), &p) == 0;
 		if (parsed && (r = merge_rows(s, &p, st, NULL, &err)) == 0) {
 			for (uint64_t k = 0; r == 0 && k < p.info.nfeeds; k++) {
-				sqlite3_bind_blob(cov, 1, p.feeds[k].origin, 32, SQLITE_STATIC);
-				sqlite3_bind_text(cov, 2, p.info.part, -1, SQLITE_STATIC);
-				sqlite3_bind_int64(cov, 3, (int64_t)p.feeds[k].seq);
-				if (sqlite3_step(cov) != SQLITE_DONE)
-					r = ZILA_EDB;
-				sqlite3_reset(cov);
+				r = feed_step(cov, &p, k);
 			}
 		} else if (parsed) {
 			/* a schema made again without a table or column it holds */
@@ -1341,23 +1348,12 @@ int zila_store_prune(struct zila_store *s, size_t *ndropped, struct zila_error *
 		if (parse(zila_view_make(bytes, len), &p) == 0) {
 			for (uint64_t k = 0; r == 0 && k < p.info.nfeeds; k++) {
 				/* only what the checkpoint covers, and only what is older than the horizon */
-				sqlite3_bind_blob(d, 1, p.feeds[k].origin, 32, SQLITE_STATIC);
-				sqlite3_bind_text(d, 2, p.info.part, -1, SQLITE_STATIC);
-				sqlite3_bind_int64(d, 3, (int64_t)p.feeds[k].seq);
 				sqlite3_bind_int64(d, 4, (int64_t)((uint64_t)horizon << 16));
-				if (sqlite3_step(d) != SQLITE_DONE)
-					r = ZILA_EDB;
+				r = feed_step(d, &p, k);
 				int gone = sqlite3_changes(s->db);
-				sqlite3_reset(d);
 				*ndropped += r == 0 ? (size_t)gone : 0;
-				if (r == 0 && gone > 0) {
-					sqlite3_bind_blob(b, 1, p.feeds[k].origin, 32, SQLITE_STATIC);
-					sqlite3_bind_text(b, 2, p.info.part, -1, SQLITE_STATIC);
-					sqlite3_bind_int64(b, 3, (int64_t)p.feeds[k].seq);
-					if (sqlite3_step(b) != SQLITE_DONE)
-						r = ZILA_EDB;
-					sqlite3_reset(b);
-				}
+				if (r == 0 && gone > 0)
+					r = feed_step(b, &p, k);
 			}
 		}
 		parsed_release(&p);
