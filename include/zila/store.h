@@ -365,6 +365,36 @@ int zila_store_history_gaps(struct zila_store *s, zila_gap_fn fn, void *ctx) ZIL
 int zila_store_history_upkeep(struct zila_store *s, bool is_hq, size_t *nmade, size_t *ndropped,
 			      struct zila_error *err) ZILA_MUST_CHECK;
 
+/* --- compacting the replica's file (README "Deleted rows collected") ------------------- */
+
+/* What a compaction would give back and what it did, in bytes of SQLite pages. */
+struct zila_compact_info {
+	uint64_t file_bytes;   /* page_count x page_size: the file, its WAL copied back */
+	uint64_t free_bytes;   /* pages on the free list */
+	uint64_t unused_bytes; /* unused bytes on pages in use: those deletes left part-empty */
+	bool compacted;        /* the file was written again (VACUUM) */
+	uint64_t after_bytes;  /* the file after it */
+	uint64_t ms;           /* how long it held the replica */
+};
+/* A compaction pays when free and unused bytes are at least this share of the file (a table
+ * grown by inserts in key order or at random keeps 0-31% of its pages' bytes unused) and at
+ * least ZILA_COMPACT_MIN_BYTES. */
+#define ZILA_COMPACT_SHARE_PCT 40
+#define ZILA_COMPACT_MIN_BYTES (512 * 1024)
+/* Fills info's file_bytes, free_bytes and unused_bytes; reads every page of the replica. */
+int zila_store_compact_measure(struct zila_store *s, struct zila_compact_info *info, struct zila_error *err)
+	ZILA_MUST_CHECK;
+/* Whether compacting a replica measured so pays (the share and the minimum above). */
+bool zila_store_compact_pays(const struct zila_compact_info *info);
+/* Measures, then, when always or when it pays, writes the replica's file again without its
+ * free and part-empty pages (VACUUM, one transaction: a crash leaves it whole, as it was or
+ * compacted; rows, rowids and the content hash do not change). Needs twice the pages in use
+ * free on the replica's disk: else ZILA_EFULL with a plain message and nothing done. Holds
+ * the replica while it runs (info->ms); not inside a transaction, nor while a statement of
+ * this store is stepping. info->compacted says whether it ran. */
+int zila_store_compact(struct zila_store *s, bool always, struct zila_compact_info *info, struct zila_error *err)
+	ZILA_MUST_CHECK;
+
 /* --- collecting deleted rows (proto/CHECKPOINT.md, "Collecting deleted rows") ---------- */
 
 /* At HQ, at the end of an exchange with device that completed (it now holds everything this

@@ -1,6 +1,7 @@
 /* zila history: how much history this replica keeps (meta history_days; a laptop 90 days by
  * default, HQ everything), set it, and drop now what is older and covered by a checkpoint (and,
- * at HQ, the deleted rows every device that may hold them has a checkpoint past). */
+ * at HQ, the deleted rows every device that may hold them has a checkpoint past); compact the
+ * replica's file when that pays (a laptop's prune) or when asked (compact). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,41 @@ static int show_gap(void *ctx, const char *part, uint64_t before_ms)
 	cli_local_time(when, before_ms / 1000);
 	printf("district '%s': history from %s on (before it: at HQ)\n", label, when);
 	return 0;
+}
+
+static double mib(uint64_t b)
+{
+	return (double)b / 1048576;
+}
+
+/* always: `zila history compact`; else a laptop's prune, when it pays. */
+static int compact(struct cli *cli, bool always)
+{
+	struct zila_compact_info ci;
+	struct zila_error err;
+	zila_error_clear(&err);
+	int r = zila_store_compact(cli->store, always, &ci, &err);
+	if (r != 0) {
+		cli_err("%s", zila_error_msg(&err, r));
+		return CLI_FAIL;
+	}
+	uint64_t back = ci.free_bytes + ci.unused_bytes;
+	int pct = ci.file_bytes > 0 ? (int)(back * 100 / ci.file_bytes) : 0;
+	if (cli->json)
+		printf("{\"compacted\":%s,\"before_bytes\":%llu,\"free_bytes\":%llu,\"unused_bytes\":%llu,"
+		       "\"after_bytes\":%llu,\"ms\":%llu}\n",
+		       ci.compacted ? "true" : "false", (unsigned long long)ci.file_bytes,
+		       (unsigned long long)ci.free_bytes, (unsigned long long)ci.unused_bytes,
+		       (unsigned long long)ci.after_bytes, (unsigned long long)ci.ms);
+	else if (ci.compacted)
+		printf("compacted the replica from %.1f MiB to %.1f MiB in %.2f s (%d%% of it was free or part-empty "
+		       "pages)\n",
+		       mib(ci.file_bytes), mib(ci.after_bytes), (double)ci.ms / 1000, pct);
+	else
+		printf("the replica (%.1f MiB) was not compacted: %d%% of it is free or part-empty pages (it pays from "
+		       "%d%%)\n",
+		       mib(ci.file_bytes), pct, ZILA_COMPACT_SHARE_PCT);
+	return CLI_OK;
 }
 
 int cmd_history(struct cli *cli, int argc, char **argv)
@@ -63,8 +99,11 @@ int cmd_history(struct cli *cli, int argc, char **argv)
 			}
 			printf("collected %zu deleted row%s every device of their district has\n", n, n == 1 ? "" : "s");
 		}
-		return CLI_OK;
+		/* a laptop's file is tens of MB; HQ's may be 10 GB: there only when asked */
+		return zila_store_horizon_ms(s) != 0 ? compact(cli, false) : CLI_OK;
 	}
+	if (argc == 2 && strcmp(argv[1], "compact") == 0)
+		return compact(cli, true);
 	if (argc != 1)
 		return cli_usage("history", "unexpected argument '%s'", argv[1]);
 	int64_t horizon = zila_store_horizon_ms(s);

@@ -61,8 +61,8 @@ const struct cli_command cli_commands[] = {
 	{ "checkpoint", cmd_checkpoint, "HQ: sign a checkpoint of districts' state, so new laptops get the state, not the history; list, export or merge one",
 	  "zila checkpoint [DISTRICT...]\nzila checkpoint list\nzila checkpoint export DISTRICT FILE\nzila checkpoint apply FILE",
 	  CLI_STORE | CLI_TRUST },
-	{ "history", cmd_history, "how much history this replica keeps (a laptop: 90 days; HQ: all); set it; drop what is older and covered by a checkpoint (HQ: and the deleted rows every device has)",
-	  "zila history\nzila history --days N|all\nzila history prune", CLI_STORE },
+	{ "history", cmd_history, "how much history this replica keeps (a laptop: 90 days; HQ: all); set it; drop what is older and covered by a checkpoint (HQ: and the deleted rows every device has; a laptop: then compact the file when that pays); compact the file now",
+	  "zila history\nzila history --days N|all\nzila history prune\nzila history compact", CLI_STORE },
 	{ "attach", cmd_attach, "add a file (a photo, a scanned form) to the replica and print its reference; it syncs after the rows",
 	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]\n"
 	  "            [--shrink | --no-shrink]   (--shrink: a JPEG photo over 1600 px made smaller first)", CLI_STORE },

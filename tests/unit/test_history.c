@@ -3,7 +3,8 @@
  * edits merge alike in either order; forged, damaged or unsigned checkpoints change nothing;
  * history covered by a checkpoint and older than the horizon is dropped and the rows stay
  * (also when the tables are made again from the entries); the format-9 upgrade; deleted rows'
- * registers collected once every device that may hold them has acknowledged a checkpoint. */
+ * registers collected once every device that may hold them has acknowledged a checkpoint; the
+ * replica compacted after them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -690,6 +691,75 @@ static void test_collect(void **state)
 	replica_free(&late);
 }
 
+/* After mass deletes and their collection, a laptop's replica is compacted when that pays:
+ * its file shrinks, the rows, their rowids and the content hash stay, a second compaction
+ * does not pay, and the replica syncs on as before. */
+static void test_compact(void **state)
+{
+	(void)state;
+	struct replica hq, a;
+	struct zila_error err;
+	struct zila_ckpt_info ci;
+	struct zila_apply_stats st;
+	struct zila_compact_info before, info;
+	uint8_t h1[32], h2[32];
+	replica_new(&hq, "khq");
+	replica_new(&a, "ka");
+	app(&hq, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)"
+		 " INSERT INTO t SELECT 'm' || i, 'd1', hex(randomblob(150)), i, 'c' || i FROM n");
+	send_entries(&hq, &a);
+	app(&hq, "DELETE FROM t WHERE w % 4 <> 0");
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
+	exchange(&hq, &a);
+	exchange(&hq, &a);
+	struct replica *devs[] = { &a };
+	assert_int_equal(hq_collect(&hq, devs, 1), 3000);
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
+	uint8_t *cp;
+	size_t cplen;
+	checkpoint_bytes(&hq, "d1", &cp, &cplen);
+	assert_int_equal(zila_store_checkpoint_apply(a.s, zila_view_make(cp, cplen), NULL, &st, &err), 0);
+	free(cp);
+	assert_int_equal(st.ncollected, 3000);
+	assert_int_equal(count(&a, TOMBS), 0);
+	/* and the history the checkpoint covers goes past the laptop's horizon */
+	size_t dropped = 0;
+	assert_int_equal(zila_store_meta_set(a.s, ZILA_META_HISTORY_DAYS, "1"), 0);
+	test_now_ms += 2 * 86400000ull;
+	assert_int_equal(zila_store_prune(a.s, &dropped, &err), 0);
+	assert_true(dropped >= 2);
+	assert_int_equal(count(&a, "PRAGMA wal_checkpoint(TRUNCATE)"), 0);
+	int64_t pages = count(&a, "PRAGMA page_count"), rowids = count(&a, "SELECT sum(rowid) FROM t");
+	assert_int_equal(zila_store_compact_measure(a.s, &before, &err), 0);
+	assert_true(zila_store_compact_pays(&before));
+	hash_of(&a, h1);
+	assert_int_equal(zila_store_compact(a.s, false, &info, &err), 0);
+	assert_true(info.compacted);
+	print_message("compacted: %llu -> %llu bytes (%llu free, %llu unused) in %llu ms\n",
+		      (unsigned long long)info.file_bytes, (unsigned long long)info.after_bytes,
+		      (unsigned long long)info.free_bytes, (unsigned long long)info.unused_bytes,
+		      (unsigned long long)info.ms);
+	assert_int_equal(info.file_bytes, before.file_bytes);
+	assert_true(info.after_bytes * 2 < info.file_bytes);
+	assert_true(count(&a, "PRAGMA page_count") * 2 < pages);
+	hash_of(&a, h2);
+	assert_memory_equal(h1, h2, 32);
+	assert_same(&hq, &a);
+	assert_int_equal(count(&a, "SELECT sum(rowid) FROM t"), rowids);
+	assert_int_equal(count(&a, "SELECT count(*) FROM t"), 1000);
+	/* compacted, it does not pay again */
+	assert_int_equal(zila_store_compact(a.s, false, &info, &err), 0);
+	assert_false(info.compacted);
+	/* and it syncs both ways */
+	app(&hq, "INSERT INTO t VALUES ('new', 'd1', 'after', 1, 'cnew'); DELETE FROM t WHERE id = 'm4'");
+	app(&a, "UPDATE t SET v = 'from a' WHERE id = 'm8'");
+	exchange(&hq, &a);
+	assert_same(&hq, &a);
+	assert_int_equal(count(&hq, "SELECT count(*) FROM t WHERE v = 'from a' OR id = 'new'"), 2);
+	replica_free(&hq);
+	replica_free(&a);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -699,7 +769,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clone),     cmocka_unit_test(test_concurrent), cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_prune),     cmocka_unit_test(test_cut_into_checkpoint),
-		cmocka_unit_test(test_upgrade_9), cmocka_unit_test(test_collect),
+		cmocka_unit_test(test_upgrade_9), cmocka_unit_test(test_collect), cmocka_unit_test(test_compact),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	(void)!zila_os_rmtree(base);

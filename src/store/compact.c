@@ -1,0 +1,86 @@
+/* Compacting the replica's file (README "Deleted rows collected"): after mass deletes, a
+ * collection or a prune, SQLite keeps the pages they emptied (on its free list) and those they
+ * left part-empty; a VACUUM writes the file again without them, in one transaction. */
+#include <string.h>
+
+#include "store_int.h"
+#include "zila/os.h"
+
+static int pragma_int(struct zila_store *s, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r = ZILA_EDB;
+	*out = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int zila_store_compact_measure(struct zila_store *s, struct zila_compact_info *info, struct zila_error *err)
+{
+	int64_t pages = 0, nfree = 0, size = 0, unused = 0;
+	memset(info, 0, sizeof(*info));
+	/* dbstat reads every page: a laptop's tens of MB, not HQ's hourly (README) */
+	if (pragma_int(s, "PRAGMA page_count", &pages) != 0 || pragma_int(s, "PRAGMA freelist_count", &nfree) != 0 ||
+	    pragma_int(s, "PRAGMA page_size", &size) != 0 ||
+	    pragma_int(s, "SELECT coalesce(sum(unused), 0) FROM dbstat('main', 1)", &unused) != 0)
+		return store_db_error(s, err, "cannot measure the replica's pages");
+	info->file_bytes = (uint64_t)(pages * size);
+	info->free_bytes = (uint64_t)(nfree * size);
+	info->unused_bytes = (uint64_t)unused;
+	return 0;
+}
+
+bool zila_store_compact_pays(const struct zila_compact_info *info)
+{
+	uint64_t back = info->free_bytes + info->unused_bytes;
+	return back >= ZILA_COMPACT_MIN_BYTES && back * 100 >= info->file_bytes * ZILA_COMPACT_SHARE_PCT;
+}
+
+/* VACUUM writes the compacted copy to a temporary file, then every page of it to the WAL
+ * beside the replica: room for both, counted on the replica's disk. */
+static int room_for(struct zila_store *s, const struct zila_compact_info *info, struct zila_error *err)
+{
+	uint64_t avail = 0, need = 2 * (info->file_bytes - info->free_bytes) + ZILA_COMPACT_MIN_BYTES;
+	if (zila_os_free_bytes(s->dir, &avail) != 0)
+		return 0; /* unknown: VACUUM says SQLITE_FULL if it runs out, and changes nothing */
+	if (avail >= need)
+		return 0;
+	return zila_error_set(err, ZILA_EFULL,
+			      "not enough free disk space to compact the replica: it needs %.1f MiB free beside '%s', "
+			      "there is %.1f MiB",
+			      (double)need / 1048576, s->dir, (double)avail / 1048576);
+}
+
+int zila_store_compact(struct zila_store *s, bool always, struct zila_compact_info *info, struct zila_error *err)
+{
+	int r = zila_store_compact_measure(s, info, err);
+	if (r != 0 || (!always && !zila_store_compact_pays(info)))
+		return r;
+	if (!sqlite3_get_autocommit(s->db))
+		return zila_error_set(err, ZILA_EBUSY, "cannot compact the replica inside a transaction");
+	if ((r = room_for(s, info, err)) != 0)
+		return r;
+	uint64_t t0 = zila_os_mono_ms();
+	/* one transaction: a crash or a full disk leaves the replica as it was; VACUUM keeps
+	 * the rowids (tables are copied whole), which zila_live and the sweep rely on */
+	if (sqlite3_exec(s->db, "VACUUM", NULL, NULL, NULL) != SQLITE_OK) {
+		if (sqlite3_errcode(s->db) == SQLITE_FULL)
+			return zila_error_set(err, ZILA_EFULL, "not enough free disk space to compact the replica "
+							       "(nothing changed)");
+		return store_db_error(s, err, "cannot compact the replica");
+	}
+	info->ms = zila_os_mono_ms() - t0;
+	info->compacted = true;
+	/* the file shrinks once the WAL is copied back; a reader still open holds that back
+	 * until a later checkpoint, which is no error */
+	(void)sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	int64_t pages = 0, size = 0;
+	if (pragma_int(s, "PRAGMA page_count", &pages) != 0 || pragma_int(s, "PRAGMA page_size", &size) != 0)
+		return store_db_error(s, err, "cannot measure the replica's pages");
+	info->after_bytes = (uint64_t)(pages * size);
+	return 0;
+}
