@@ -601,6 +601,26 @@ static void collect_start(struct daemon *d)
 	uv_timer_start(&d->collect_timer, on_collect, 0, COLLECT_TICK_MS);
 }
 
+/* A laptop's replica (bounded history) is compacted when free and part-empty pages pay for it
+ * (README "Deleted rows collected"): on the loop, which it holds for the VACUUM (a laptop's
+ * tens of MB: well under a second), so only while no connection is open. HQ's may be 10 GB:
+ * there only `zila history compact`. */
+static void daemon_compact(struct daemon *d)
+{
+	struct zila_compact_info ci;
+	struct zila_error err;
+	if (d->env.id.is_hq || zila_store_horizon_ms(d->store) == 0 || d->conns.n > 0 || net_store_lent(&d->env) ||
+	    zila_store_in_transaction(d->store))
+		return;
+	zila_error_clear(&err);
+	int r = zila_store_compact(d->store, false, &ci, &err);
+	if (r != 0)
+		zila_log(ZILA_LOG_WARN, "cannot compact the replica now (again in an hour): %s", zila_error_msg(&err, r));
+	else if (ci.compacted)
+		zila_log(ZILA_LOG_INFO, "compacted the replica from %.1f MiB to %.1f MiB in %llu ms",
+			 (double)ci.file_bytes / 1048576, (double)ci.after_bytes / 1048576, (unsigned long long)ci.ms);
+}
+
 static void daemon_sweep(struct daemon *d)
 {
 	struct zila_error err;
@@ -626,6 +646,7 @@ static void daemon_sweep(struct daemon *d)
 	/* HQ drops deleted rows every device of their district has a checkpoint past */
 	if (d->env.id.is_hq && (r = zila_trust_collect(d->store, &dropped, &err)) != 0)
 		zila_log(ZILA_LOG_WARN, "cannot collect deleted rows now: %s", zila_error_msg(&err, r));
+	daemon_compact(d);
 }
 
 static void on_periodic(uv_timer_t *h)

@@ -89,19 +89,15 @@ static double used_mib(const char *path)
 	return b / 1048576;
 }
 
-/* The rows the laptop at lap shows (their state after the edits) in a plain SQLite file, in
- * the laptop's people table as the schema makes it (its columns and indexes), without
- * zila: what the replica is compared with. */
-static double plain_of(const char *lap, const char *out)
+/* The laptop's people table as the schema makes it (its columns and indexes), in db. */
+static void plain_schema(sqlite3 *db, const char *lap)
 {
-	sqlite3 *db;
 	sqlite3_stmt *st;
 	char sql[600];
-	if (sqlite3_open(out, &db) != SQLITE_OK)
-		die("open", out);
 	snprintf(sql, sizeof(sql), "ATTACH '%s/zila.db' AS lap", lap);
 	db_exec(db, sql);
 	if (sqlite3_prepare_v2(db, "SELECT sql FROM lap.sqlite_schema WHERE tbl_name = 'people' AND sql IS NOT NULL"
+				   " AND type IN ('table', 'index')"
 				   " ORDER BY type = 'index'", -1, &st, NULL) != SQLITE_OK)
 		die("schema", sqlite3_errmsg(db));
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -111,10 +107,60 @@ static double plain_of(const char *lap, const char *out)
 		db_exec(db, q);
 	}
 	sqlite3_finalize(st);
+}
+
+/* The rows the laptop at lap shows (their state after the edits) in a plain SQLite file, in
+ * the laptop's people table as the schema makes it, without zila, written fresh: what the
+ * replica is compared with. */
+static double plain_of(const char *lap, const char *out)
+{
+	sqlite3 *db;
+	if (sqlite3_open(out, &db) != SQLITE_OK)
+		die("open", out);
+	plain_schema(db, lap);
 	db_exec(db, "INSERT INTO main.people SELECT * FROM lap.people ORDER BY rowid");
 	db_exec(db, "DETACH lap");
 	sqlite3_close(db);
 	return used_mib(out);
+}
+
+/* The same table without zila that went through the same history as the district at HQ: the
+ * same inserts, the same rounds of edits (each its own transaction), the same deletes, and no
+ * VACUUM: it keeps the pages the deletes half-emptied, as the replica does. */
+static void plain_history(const char *lap, const char *out, size_t n)
+{
+	sqlite3 *db;
+	char sql[200];
+	if (sqlite3_open(out, &db) != SQLITE_OK)
+		die("open", out);
+	plain_schema(db, lap);
+	db_exec(db, "DETACH lap");
+	(void)insert_people(db, 0, n, "INSERT");
+	for (int k = 1; k <= EDITS - 1; k++) {
+		snprintf(sql, sizeof(sql),
+			 "UPDATE people SET phone = printf('8%%02d%%07d', %d, rowid), address = address || ' /%d'", k, k);
+		db_exec(db, sql);
+	}
+	db_exec(db, "DELETE FROM people WHERE rowid % 2 = 0");
+	sqlite3_close(db);
+}
+
+/* The file's size in MiB (page_count x page_size, its WAL copied back). */
+static double file_mib(const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	double b = 0;
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		die("open", path);
+	db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	if (sqlite3_prepare_v2(db, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size", -1, &st,
+			       NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		b = (double)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return b / 1048576;
 }
 
 /* Where a replica's pages go (ZILA_BENCH_PAGES=1): the largest tables and indexes. */
@@ -131,6 +177,19 @@ static void pages_of(const char *what, const char *path)
 			       (double)sqlite3_column_int64(st, 1) / 1048576);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+}
+
+/* The share of the replica at dir that is free or part-empty pages (what compaction gives
+ * back; it pays from ZILA_COMPACT_SHARE_PCT), in percent. */
+static double slack_of(const char *dir)
+{
+	struct zila_compact_info ci;
+	struct zila_error err;
+	struct zila_store *s = open_store(dir, NULL);
+	if (zila_store_compact_measure(s, &ci, &err) != 0)
+		die("measure", err.msg);
+	zila_store_free(s);
+	return ci.file_bytes ? 100.0 * (double)(ci.free_bytes + ci.unused_bytes) / (double)ci.file_bytes : 0;
 }
 
 static int64_t entries_of(const char *path)
@@ -190,7 +249,9 @@ static uint64_t days_on(void *ctx)
  * the deleted rows' registers (before collection); then the laptop has acknowledged the
  * checkpoint at HQ (two completed sessions, noted as the session notes them), HQ collects,
  * makes its next checkpoint, and the laptop takes it and drops what it covers and no longer
- * carries (after collection). Against the plain table of the rows it shows. */
+ * carries (after collection); then compacted (zila_store_compact, as its daemon does hourly).
+ * Against the plain table of the rows it shows, written fresh, and the same table that went
+ * through the same history without zila. */
 static void deletes(const char *hq, const char *lap, const char *base, size_t n)
 {
 	struct zila_error err;
@@ -243,6 +304,36 @@ static void deletes(const char *hq, const char *lap, const char *base, size_t n)
 	printf("the same compacted (VACUUM INTO a copy: no part-empty pages the deletes left): %.1f MiB before, %.1f MiB"
 	       " after collection: %.2fx and %.2fx the plain table\n",
 	       cbefore, cafter, cbefore / pd, cafter / pd);
+	/* the plain table with the same history, and the laptop compacted as its daemon does */
+	char ph[300];
+	snprintf(ph, sizeof(ph), "%s/plain-history.db", base);
+	plain_history(lap, ph, n);
+	double phu = used_mib(ph), phf = file_mib(ph), pdf = file_mib(path);
+	snprintf(path, sizeof(path), "%s/zila.db", lap);
+	double af = file_mib(path);
+	printf("plain tables: fresh %.1f MiB in use, %.1f MiB file; with the same history (inserts, %d rounds of edits,"
+	       " the deletes; not vacuumed) %.1f MiB in use, %.1f MiB file\n",
+	       pd, pdf, EDITS - 1, phu, phf);
+	printf("laptop after collection: %.1f MiB in use, %.1f MiB file: %.2fx / %.2fx the fresh plain table, %.2fx /"
+	       " %.2fx the one with the same history (in use / file)\n",
+	       after, af, after / pd, af / pdf, after / phu, af / phf);
+	struct zila_compact_info ci2;
+	l = open_store(lap, NULL);
+	double t0 = now();
+	if (zila_store_compact_measure(l, &ci2, &err) != 0)
+		die("measure", err.msg);
+	double measure_ms = (now() - t0) * 1000;
+	if (zila_store_compact(l, false, &ci2, &err) != 0)
+		die("compact", err.msg);
+	zila_store_free(l);
+	double ku = used_mib(path), kf = file_mib(path);
+	printf("laptop compacted (zila_store_compact: %s, %.0f%% of its file free or part-empty; measuring %.0f ms,"
+	       " VACUUM %llu ms): %.1f MiB in use, %.1f MiB file: %.2fx / %.2fx the fresh plain table, %.2fx / %.2fx the"
+	       " one with the same history (goal <= 2x)%s\n",
+	       ci2.compacted ? "it paid" : "it did not pay",
+	       ci2.file_bytes ? 100.0 * (double)(ci2.free_bytes + ci2.unused_bytes) / (double)ci2.file_bytes : 0,
+	       measure_ms, (unsigned long long)ci2.ms, ku, kf, ku / pd, kf / pdf, ku / phu, kf / phf,
+	       ku / pd <= 2 && kf / pdf <= 2 ? "" : "  ** over the goal **");
 }
 
 /* --- one side of a sync, blocking on a socket -------------------------------------- */
@@ -333,6 +424,9 @@ int main(int argc, char **argv)
 		printf("against the rows before the edits in a table with only its key (the figure before): laptop after"
 		       " the horizon %.2fx, cloned from the checkpoint %.2fx, cloned fresh %.2fx (%.1f MiB)\n",
 		       after / p, c / p, fr / p, p);
+		printf("free or part-empty pages (compaction pays from %d%%): laptop cloned fresh %.0f%%, cloned from the"
+		       " checkpoint %.0f%%, after the horizon %.0f%%\n",
+		       ZILA_COMPACT_SHARE_PCT, slack_of(lap1), slack_of(lap2), slack_of(lap3));
 		deletes(h3, lap3, base, n);
 	}
 	char cmd[300];
