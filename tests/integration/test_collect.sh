@@ -4,7 +4,8 @@
 # checkpoints it. A second laptop of the district, enrolled and never seen since, holds
 # collection back (`zila history prune` at HQ collects nothing) until HQ revokes it; the
 # laptop's two completed syncs acknowledge the checkpoint; then HQ collects the 20, and the
-# laptop drops them when it takes HQ's next checkpoint: the same rows, the same hash.
+# laptop drops them when it takes HQ's next checkpoint: the same rows, the same hash; both
+# compacted (`zila history compact`), the same hash again.
 . "$(dirname "$0")/lib.sh"
 P=$((21000 + ($$ * 17) % 20000))
 HQP=$P L1P=$((P + 1))
@@ -49,4 +50,12 @@ expect 0 "the laptop syncs with HQ (3)" -- "$ZILA" -d "$L1" sync hq --wait --tim
 stop_daemons
 pids=""
 same_hash "$HQ" "$L1" && ok "HQ and the laptop hash alike" || bad "HQ and the laptop differ"
+expect 0 "zila history prune on the laptop" -- "$ZILA" -d "$L1" history prune
+has "$T/out" "was not compacted: [0-9]*% of it is free or part-empty pages (it pays from 40%)" \
+	"a laptop's prune compacts only when that pays, and says so"
+expect 0 "zila history compact on the laptop" -- "$ZILA" -d "$L1" history compact
+has "$T/out" "compacted the replica from [0-9.]* MiB to [0-9.]* MiB in" "it says what compaction did"
+expect 0 "zila history compact --json at HQ" -- "$ZILA" -d "$HQ" --json history compact
+has "$T/out" '"compacted":true,"before_bytes":[0-9]*' "and in JSON"
+same_hash "$HQ" "$L1" && ok "compacted, they still hash alike" || bad "compacted, HQ and the laptop differ"
 finish
