@@ -5,7 +5,7 @@
 # collection back (`zila history prune` at HQ collects nothing) until HQ revokes it; the
 # laptop's two completed syncs acknowledge the checkpoint; then HQ collects the 20, and the
 # laptop drops them when it takes HQ's next checkpoint: the same rows, the same hash; both
-# compacted (`zila history compact`), the same hash again.
+# compacted (`zila history compact`, and the laptop's daemon by itself), the same hash again.
 . "$(dirname "$0")/lib.sh"
 P=$((21000 + ($$ * 17) % 20000))
 HQP=$P L1P=$((P + 1))
@@ -58,4 +58,17 @@ has "$T/out" "compacted the replica from [0-9.]* MiB to [0-9.]* MiB in" "it says
 expect 0 "zila history compact --json at HQ" -- "$ZILA" -d "$HQ" --json history compact
 has "$T/out" '"compacted":true,"before_bytes":[0-9]*' "and in JSON"
 same_hash "$HQ" "$L1" && ok "compacted, they still hash alike" || bad "compacted, HQ and the laptop differ"
+# The laptop's daemon compacts by itself (at its start, then hourly) when that pays: 1.8 MB of
+# a table made and dropped by another program.
+q "$L1" "CREATE TABLE scratch(x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+  INSERT INTO scratch SELECT randomblob(300) FROM n; DROP TABLE scratch"
+pages=$(q "$L1" "PRAGMA page_count")
+daemon_up "$L1" "$T/l1b.log" "$L1P" || bad "the laptop's daemon again"
+until_ok 50 grep -q "compacted the replica from" "$T/l1b.log" && ok "the laptop's daemon compacts its replica" ||
+	bad "the laptop's daemon did not compact: $(tail -c 300 "$T/l1b.log")"
+stop_daemons
+pids=""
+[ "$(q "$L1" "PRAGMA page_count")" -lt $((pages / 2)) ] && ok "its file is less than half what it was" ||
+	bad "its file went from $pages pages to $(q "$L1" "PRAGMA page_count")"
+same_hash "$HQ" "$L1" && ok "and it still hashes as HQ" || bad "compacted by its daemon, the laptop differs from HQ"
 finish
