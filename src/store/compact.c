@@ -55,12 +55,29 @@ static int room_for(struct zila_store *s, const struct zila_compact_info *info, 
 			      (double)need / 1048576, s->dir, (double)avail / 1048576);
 }
 
+/* VACUUM wrote the compacted file into the WAL: copy it back and empty the WAL, on a
+ * connection of its own that waits at most WAL_WAIT_MS for the checkpoint thread (VACUUM's
+ * commit woke it) or a reader on an older snapshot; past that it is left to a later
+ * checkpoint, which shrinks the file as well (the WAL keeps its size until then). */
+#define WAL_WAIT_MS 250
+
+static void shrink_wal(struct zila_store *s)
+{
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(s->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK &&
+	    sqlite3_exec(db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) == SQLITE_OK) {
+		sqlite3_busy_timeout(db, WAL_WAIT_MS);
+		(void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	}
+	sqlite3_close(db);
+}
+
 int zila_store_compact(struct zila_store *s, bool always, struct zila_compact_info *info, struct zila_error *err)
 {
 	int r = zila_store_compact_measure(s, info, err);
 	if (r != 0 || (!always && !zila_store_compact_pays(info)))
 		return r;
-	if (!sqlite3_get_autocommit(s->db))
+	if (!sqlite3_get_autocommit(s->db) || s->nosync)
 		return zila_error_set(err, ZILA_EBUSY, "cannot compact the replica inside a transaction");
 	if ((r = room_for(s, info, err)) != 0)
 		return r;
@@ -75,9 +92,7 @@ int zila_store_compact(struct zila_store *s, bool always, struct zila_compact_in
 	}
 	info->ms = zila_os_mono_ms() - t0;
 	info->compacted = true;
-	/* the file shrinks once the WAL is copied back; a reader still open holds that back
-	 * until a later checkpoint, which is no error */
-	(void)sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	shrink_wal(s);
 	int64_t pages = 0, size = 0;
 	if (pragma_int(s, "PRAGMA page_count", &pages) != 0 || pragma_int(s, "PRAGMA page_size", &size) != 0)
 		return store_db_error(s, err, "cannot measure the replica's pages");
