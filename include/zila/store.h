@@ -374,7 +374,7 @@ struct zila_compact_info {
 	uint64_t unused_bytes; /* unused bytes on pages in use: those deletes left part-empty */
 	bool compacted;        /* the file was written again (VACUUM) */
 	uint64_t after_bytes;  /* the file after it */
-	uint64_t ms;           /* how long it held the replica */
+	uint64_t ms;           /* how long it held the replica: the VACUUM and emptying the WAL */
 };
 /* A compaction pays when free and unused bytes are at least this share of the file (a table
  * grown by inserts in key order or at random keeps 0-31% of its pages' bytes unused) and at

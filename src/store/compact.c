@@ -90,9 +90,9 @@ int zila_store_compact(struct zila_store *s, bool always, struct zila_compact_in
 							       "(nothing changed)");
 		return store_db_error(s, err, "cannot compact the replica");
 	}
-	info->ms = zila_os_mono_ms() - t0;
 	info->compacted = true;
 	shrink_wal(s);
+	info->ms = zila_os_mono_ms() - t0;
 	int64_t pages = 0, size = 0;
 	if (pragma_int(s, "PRAGMA page_count", &pages) != 0 || pragma_int(s, "PRAGMA page_size", &size) != 0)
 		return store_db_error(s, err, "cannot measure the replica's pages");
