@@ -5,8 +5,9 @@
 # ok), the daemon keeps serving and retries with backoff (no tight loop); once space is freed
 # the sync finishes by itself with equal hashes and exact counts. The rows are written by a
 # second laptop, so the failed batch is the first the laptop sees of that device: its origin,
-# recorded in the rolled-back transaction, must not be remembered. Needs root (mount);
-# skipped otherwise.
+# recorded in the rolled-back transaction, must not be remembered. On the full disk `zila
+# history compact` says it needs room and changes nothing. Needs root (mount); skipped
+# otherwise.
 #
 # Short form (make check): 30,000 rows, 1 fill.
 # Long form:  FULL_ROUNDS=20 FULL_ROWS=100000 sh tests/integration/test_diskfull.sh
@@ -115,6 +116,18 @@ while [ "$round" -lt "$ROUNDS" ]; do
 done
 expect 0 "status after recovery" -- "$ZILA" -d "$L" --json status
 has "$T/out" '"last_error":null' "the error is cleared after a completed sync"
+# Compacting needs room for a copy of the replica: on the full disk it says so and changes
+# nothing; with room it compacts.
+before=$("$ZILA" -d "$L" hash)
+head -c $(( ($(avail_kb) - 1024) * 1024 )) /dev/zero >"$MNT/filler" 2>/dev/null
+expect 1 "zila history compact fails on the full disk" -- "$ZILA" -d "$L" history compact
+has "$T/err" "not enough free disk space to compact the replica: it needs [0-9.]* MiB free beside '.*', there is [0-9.]* MiB" \
+	"it says there is not enough room, and how much it needs"
+[ "$("$ZILA" -d "$L" hash)" = "$before" ] && ok "the replica is as it was" || bad "the replica changed"
+rm -f "$MNT/filler"
+expect 0 "with room, zila history compact compacts" -- "$ZILA" -d "$L" history compact
+has "$T/out" "compacted the replica from" "and says what it did"
+[ "$("$ZILA" -d "$L" hash)" = "$before" ] && ok "compacted, the replica hashes as before" || bad "compacted, the replica changed"
 [ "$(sqlite3 "$L/zila.db" "PRAGMA integrity_check")" = ok ] && ok "integrity_check ok at the end" || bad "integrity_check fails at the end"
 dup=$(sqlite3 "$L/zila.db" "SELECT count(*) FROM (SELECT feed, seq FROM zila_entries GROUP BY feed, seq HAVING count(*) > 1)")
 [ "$dup" = 0 ] && ok "no entry stored twice" || bad "$dup entries stored twice"
