@@ -328,7 +328,7 @@ static void deletes(const char *hq, const char *lap, const char *base, size_t n)
 	zila_store_free(l);
 	double ku = used_mib(path), kf = file_mib(path);
 	printf("laptop compacted (zila_store_compact: %s, %.0f%% of its file free or part-empty; measuring %.0f ms,"
-	       " VACUUM %llu ms): %.1f MiB in use, %.1f MiB file: %.2fx / %.2fx the fresh plain table, %.2fx / %.2fx the"
+	       " VACUUM and emptying the WAL %llu ms): %.1f MiB in use, %.1f MiB file: %.2fx / %.2fx the fresh plain table, %.2fx / %.2fx the"
 	       " one with the same history (goal <= 2x)%s\n",
 	       ci2.compacted ? "it paid" : "it did not pay",
 	       ci2.file_bytes ? 100.0 * (double)(ci2.free_bytes + ci2.unused_bytes) / (double)ci2.file_bytes : 0,
