@@ -35,6 +35,11 @@ static int compact(struct cli *cli, bool always)
 	struct zila_error err;
 	zila_error_clear(&err);
 	int r = zila_store_compact(cli->store, always, &ci, &err);
+	if (r == ZILA_ESCHEMA && !always) {
+		/* the prune was done; only the compaction it would have paid for was not */
+		printf("%s\n", zila_error_msg(&err, r));
+		return CLI_OK;
+	}
 	if (r != 0) {
 		cli_err("%s", zila_error_msg(&err, r));
 		return CLI_FAIL;

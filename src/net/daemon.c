@@ -614,7 +614,12 @@ static void daemon_compact(struct daemon *d)
 		return;
 	zila_error_clear(&err);
 	int r = zila_store_compact(d->store, false, &ci, &err);
-	if (r != 0)
+	if (r == ZILA_ESCHEMA) {
+		/* it stays so until someone changes that table: said once a run, not hourly */
+		if (!d->compact_told)
+			zila_log(ZILA_LOG_WARN, "%s", zila_error_msg(&err, r));
+		d->compact_told = true;
+	} else if (r != 0)
 		zila_log(ZILA_LOG_WARN, "cannot compact the replica now (again in an hour): %s", zila_error_msg(&err, r));
 	else if (ci.compacted)
 		zila_log(ZILA_LOG_INFO, "compacted the replica from %.1f MiB to %.1f MiB in %llu ms",

@@ -44,6 +44,7 @@ struct daemon {
 	struct zila_trust_ctx trust;
 	struct net_lend lend; /* the replica lent to the apply worker (conn.c) */
 	bool lend_init;
+	bool compact_told; /* a table VACUUM would number again kept compaction off: logged once */
 	/* the parts */
 	struct zila_sched sched;
 	struct conns conns;

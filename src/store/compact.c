@@ -72,6 +72,44 @@ static void shrink_wal(struct zila_store *s)
 	sqlite3_close(db);
 }
 
+/* VACUUM keeps a rowid table's rowids when the table has an INTEGER PRIMARY KEY (the rowid
+ * itself) or any index (which names rows by rowid); a table with neither is copied with new
+ * rowids, 1 up, its gaps closed. Tracked tables have a primary key, so they keep theirs;
+ * zila_pending's rowids live only within a seal's transaction. Another program's table of
+ * that kind, holding rows, might keep its rowids elsewhere: then no compaction. */
+static int renumbered(struct zila_store *s, struct zila_error *err)
+{
+	static const char q[] =
+		"SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+		"AND m.name <> 'zila_pending' AND m.sql NOT LIKE 'CREATE VIRTUAL%' AND m.sql NOT LIKE '%WITHOUT ROWID%' "
+		"AND NOT EXISTS (SELECT 1 FROM pragma_index_list(m.name)) "
+		"AND NOT EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE pk = 1 AND upper(type) = 'INTEGER' "
+		"AND (SELECT count(*) FROM pragma_table_info(m.name) WHERE pk > 0) = 1)";
+	sqlite3_stmt *st = NULL, *any = NULL;
+	int r = 0, rc = SQLITE_DONE;
+	if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+		return store_db_error(s, err, "cannot read the replica's tables");
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 1", name);
+		if (sql == NULL || sqlite3_prepare_v2(s->db, sql, -1, &any, NULL) != SQLITE_OK)
+			r = store_db_error(s, err, "cannot read the replica's tables");
+		else if (sqlite3_step(any) == SQLITE_ROW)
+			r = zila_error_set(err, ZILA_ESCHEMA,
+					   "the replica was not compacted: table '%s' has no primary key and no index, and "
+					   "compacting would number its rows again (SQLite's VACUUM); give it a primary key "
+					   "or an index to allow it",
+					   name);
+		sqlite3_finalize(any);
+		any = NULL;
+		sqlite3_free(sql);
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_db_error(s, err, "cannot read the replica's tables");
+	sqlite3_finalize(st);
+	return r;
+}
+
 int zila_store_compact(struct zila_store *s, bool always, struct zila_compact_info *info, struct zila_error *err)
 {
 	int r = zila_store_compact_measure(s, info, err);
@@ -79,7 +117,7 @@ int zila_store_compact(struct zila_store *s, bool always, struct zila_compact_in
 		return r;
 	if (!sqlite3_get_autocommit(s->db) || s->nosync)
 		return zila_error_set(err, ZILA_EBUSY, "cannot compact the replica inside a transaction");
-	if ((r = room_for(s, info, err)) != 0)
+	if ((r = renumbered(s, err)) != 0 || (r = room_for(s, info, err)) != 0)
 		return r;
 	uint64_t t0 = zila_os_mono_ms();
 	/* one transaction: a crash or a full disk leaves the replica as it was; VACUUM keeps
