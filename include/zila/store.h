@@ -424,6 +424,8 @@ struct zila_held_list {
 int zila_store_collect_held(struct zila_store *s, const struct zila_holders *h, size_t nh, struct zila_held_list *out,
 		    struct zila_error *err) ZILA_MUST_CHECK;
 void zila_held_list_release(struct zila_held_list *l);
+/* Of l: the partitions some device holds back, and how many devices (each counted once). */
+void zila_held_list_count(const struct zila_held_list *l, size_t *nheld, size_t *ndevices);
 
 /* --- receiving -------------------------------------------------------------------- */
 

@@ -141,6 +141,8 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 			printf(" (last error: %s)", jstr(mi, "last_error", ""));
 		printf("\n");
 	}
+	if (json_is_string(json_object_get(st, "collection_held")))
+		printf("collection: %s\n", jstr(st, "collection_held", ""));
 	printf("peers:\n");
 	cli_print_peers(json_object_get(st, "peers"));
 	size_t i;

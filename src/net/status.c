@@ -228,6 +228,24 @@ static int fork_json(void *ctx, const struct zila_fork *f)
 	return 0;
 }
 
+bool status_held(struct daemon *d, char *msg, size_t n)
+{
+	struct zila_held_list l;
+	struct zila_error err;
+	size_t nheld = 0, ndevs = 0;
+	zila_error_clear(&err);
+	int r = zila_trust_collect_held(d->store, &l, &err);
+	if (r != 0) {
+		snprintf(msg, n, "cannot read what holds the collection of deleted rows back: %s", zila_error_msg(&err, r));
+		return true;
+	}
+	zila_held_list_count(&l, &nheld, &ndevs);
+	zila_held_list_release(&l);
+	snprintf(msg, n, "deleted rows of %zu district%s wait for %zu device%s: see 'zila history'", nheld,
+		 nheld == 1 ? "" : "s", ndevs, ndevs == 1 ? "" : "s");
+	return nheld > 0;
+}
+
 json_t *status_json(struct daemon *d)
 {
 	char id[ZILA_DEVICE_ID_LEN + 1];
@@ -385,6 +403,9 @@ json_t *status_json(struct daemon *d)
 	else if (!me->enrolled && !me->joining)
 		json_array_append_new(warn, json_string("not enrolled: this device syncs with nobody (see 'zila join')"));
 	json_object_set_new(o, "hq_refused", refused_status(d->store, me->is_hq, warn));
+	/* HQ: a device that holds the collection of deleted rows back (a lost laptop not revoked) */
+	if (me->is_hq && status_held(d, said, sizeof(said)))
+		json_object_set_new(o, "collection_held", json_string(said));
 	if (d->cfg.watch != NULL && d->cfg.watch->state != NULL) {
 		struct zila_daemon_watch_state ws;
 		json_t *w = json_object();

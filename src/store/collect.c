@@ -769,3 +769,22 @@ void zila_held_list_release(struct zila_held_list *l)
 	free(l->parts);
 	memset(l, 0, sizeof(*l));
 }
+
+static bool hold_seen_before(const struct zila_held_list *l, size_t part, size_t k)
+{
+	for (size_t i = 0; i <= part; i++)
+		for (size_t j = 0; j < l->parts[i].nholds && (i < part || j < k); j++)
+			if (memcmp(l->parts[i].holds[j].device, l->parts[part].holds[k].device, 32) == 0)
+				return true;
+	return false;
+}
+
+void zila_held_list_count(const struct zila_held_list *l, size_t *nheld, size_t *ndevices)
+{
+	*nheld = *ndevices = 0;
+	for (size_t i = 0; i < l->nparts; i++) {
+		*nheld += l->parts[i].nholds > 0;
+		for (size_t k = 0; k < l->parts[i].nholds; k++)
+			*ndevices += !hold_seen_before(l, i, k);
+	}
+}
