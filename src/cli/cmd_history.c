@@ -90,7 +90,7 @@ static int show_held(struct cli *cli, struct zila_store *s)
 {
 	struct zila_held_list l;
 	struct zila_error err;
-	size_t nheld = 0, ndevs = 0, nwait = 0, nrows = 0, nnew = 0;
+	size_t nheld = 0, ndevs = 0, nwait = 0, nrows = 0, nnew = 0, nnext = 0;
 	zila_error_clear(&err);
 	int r = zila_trust_collect_held(s, &l, &err);
 	if (r != 0) {
@@ -98,10 +98,13 @@ static int show_held(struct cli *cli, struct zila_store *s)
 		return CLI_FAIL;
 	}
 	zila_held_list_count(&l, &nheld, &ndevs);
+	/* rows no device holds back wait for HQ's next checkpoint, or go at the next collection */
 	for (size_t i = 0; i < l.nparts; i++) {
-		nwait += l.parts[i].nholds == 0;
-		nrows += l.parts[i].nholds > 0 ? l.parts[i].nrows : 0;
-		nnew += l.parts[i].nholds == 0 ? l.parts[i].nrows : 0;
+		const struct zila_held *p = &l.parts[i];
+		nwait += p->nholds == 0 && p->nnew > 0;
+		nrows += p->nholds > 0 ? p->nrows : 0;
+		nnew += p->nholds == 0 ? p->nnew : 0;
+		nnext += p->nholds == 0 ? p->nrows - p->nnew : 0;
 	}
 	if (cli->json) {
 		held_json(s, &l, nheld, ndevs, nwait);
@@ -116,7 +119,9 @@ static int show_held(struct cli *cli, struct zila_store *s)
 	if (nwait > 0)
 		printf("%s%zu deleted row%s of %zu district%s wait for HQ's next checkpoint", nheld ? "\n" : " (", nnew,
 		       nnew == 1 ? "" : "s", nwait, nwait == 1 ? "" : "s");
-	printf("%s\n", nheld == 0 && nwait > 0 ? ")" : "");
+	if (nnext > 0)
+		printf("%s%zu go at the next hourly collection", nwait ? "; " : nheld ? "\n" : " (", nnext);
+	printf("%s\n", nheld == 0 && (nwait > 0 || nnext > 0) ? ")" : "");
 	for (size_t i = 0; i < l.nparts; i++) {
 		const struct zila_held *p = &l.parts[i];
 		if (p->nholds == 0)
