@@ -418,6 +418,44 @@ struct zila_holders {
  * of those checkpoints and by the one kept here. One transaction; *ndropped counts them. */
 int zila_store_collect(struct zila_store *s, const struct zila_holders *h, size_t nh, size_t *ndropped,
 		       struct zila_error *err) ZILA_MUST_CHECK;
+/* Why a holder holds back the collection of a partition's deleted rows (zila_store_collect_held). */
+enum zila_hold_why {
+	ZILA_HOLD_NEVER_SEEN = 1, /* no contact with it here and no entry of it: never seen since enrolment */
+	ZILA_HOLD_BUNDLE_ONLY,    /* no live contact, but entries of it are here: by USB bundle (no answer) */
+	ZILA_HOLD_NO_ACK,         /* it met this replica, but acknowledged no checkpoint of the partition */
+	ZILA_HOLD_OLD_ACK,        /* the checkpoint it acknowledged does not cover the deletes */
+};
+struct zila_hold {
+	uint8_t device[32];
+	int why;            /* ZILA_HOLD_* */
+	uint64_t acked_hlc; /* the checkpoint it acknowledged (its HLC; zila_hlc_ms), 0 none */
+	int64_t last_sync;  /* unix seconds of its last completed exchange here, 0 none known */
+	size_t nrows;       /* the waiting rows its acknowledgement does not cover */
+	bool revoked;       /* revoked, with entries up to its marks not all here (zila_trust_collect_held) */
+};
+/* A partition whose deleted rows wait for collection. */
+struct zila_held {
+	char part[ZILA_PART_MAX + 1];
+	size_t nrows;       /* deleted rows (not parked) a collection now would keep */
+	size_t nnew;        /* of them, those the checkpoint kept here does not cover (deleted after
+			     * it, none kept, or entries of the partition wait for a schema): they
+			     * wait for HQ's next checkpoint, not for a device */
+	uint64_t ckpt_hlc;  /* the checkpoint kept here (0 none, or entries wait for a schema) */
+	struct zila_hold *holds; /* the holders that hold some back */
+	size_t nholds;
+};
+struct zila_held_list {
+	struct zila_held *parts; /* those of h first, in its order, then any without a checkpoint */
+	size_t nparts;
+};
+/* At HQ: by zila_store_collect's rule, the partitions whose deleted rows wait, how many, and
+ * which holders of h (those whose acknowledged checkpoint leaves some uncovered) hold them
+ * back and why. Reads only. out is the caller's, released with zila_held_list_release. */
+int zila_store_collect_held(struct zila_store *s, const struct zila_holders *h, size_t nh, struct zila_held_list *out,
+		    struct zila_error *err) ZILA_MUST_CHECK;
+void zila_held_list_release(struct zila_held_list *l);
+/* Of l: the partitions some device holds back, and how many devices (each counted once). */
+void zila_held_list_count(const struct zila_held_list *l, size_t *nheld, size_t *ndevices);
 
 /* --- receiving -------------------------------------------------------------------- */
 

@@ -286,6 +286,10 @@ int zila_trust_cert_each(struct zila_store *s, int (*fn)(void *ctx, const struct
  * but this one, and but a revoked one whose entries up to its revocation's marks are all
  * here. *ndropped counts the rows dropped. */
 int zila_trust_collect(struct zila_store *s, size_t *ndropped, struct zila_error *err) ZILA_MUST_CHECK;
+/* At HQ: what holds collection back, by zila_trust_collect's rule (the same holders,
+ * zila_store_collect_held): the districts whose deleted rows wait, and the devices that hold them
+ * back and why. Reads only; out released with zila_held_list_release. */
+int zila_trust_collect_held(struct zila_store *s, struct zila_held_list *out, struct zila_error *err) ZILA_MUST_CHECK;
 /* Checks a certificate with its issuer looked up in the replica. */
 int zila_trust_cert_check(struct zila_store *s, const uint8_t root_pk[32], const struct zila_cert *c,
 			  uint64_t now, struct zila_error *err) ZILA_MUST_CHECK;

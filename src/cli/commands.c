@@ -61,7 +61,7 @@ const struct cli_command cli_commands[] = {
 	{ "checkpoint", cmd_checkpoint, "HQ: sign a checkpoint of districts' state, so new laptops get the state, not the history; list, export or merge one",
 	  "zila checkpoint [DISTRICT...]\nzila checkpoint list\nzila checkpoint export DISTRICT FILE\nzila checkpoint apply FILE",
 	  CLI_STORE | CLI_TRUST },
-	{ "history", cmd_history, "how much history this replica keeps (a laptop: 90 days; HQ: all); set it; drop what is older and covered by a checkpoint (HQ: and the deleted rows every device has; a laptop: then compact the file when that pays); compact the file now",
+	{ "history", cmd_history, "how much history this replica keeps (a laptop: 90 days; HQ: all); set it; drop what is older and covered by a checkpoint (HQ: and the deleted rows every device has; which devices hold the rest back, why, and what to do; a laptop: then compact the file when that pays); compact the file now",
 	  "zila history\nzila history --days N|all\nzila history prune\nzila history compact", CLI_STORE },
 	{ "attach", cmd_attach, "add a file (a photo, a scanned form) to the replica and print its reference; it syncs after the rows",
 	  "zila attach FILE [--to TABLE:ID [--column C]] [--district ID] [--name NAME] [--type MEDIA]\n"
@@ -111,6 +111,15 @@ const struct cli_command cli_commands[] = {
 };
 
 const struct cli_details cli_details[] = {
+	{ "history",
+	  "At HQ, a deleted row's merge state is kept until every device that may read its district\n"
+	  "has acknowledged a checkpoint past the delete (two live syncs after HQ made it). Without\n"
+	  "arguments, HQ says whether deleted rows wait: one line when no device holds them back, else\n"
+	  "each district held back, how many rows wait, and each device holding them back by name and\n"
+	  "id, why (never seen since enrolment; reached HQ only by USB bundle; last acknowledged a\n"
+	  "checkpoint from DATE, N days ago; has not acknowledged the latest) and what to do:\n"
+	  "if the laptop is lost or replaced, 'zila revoke ID' releases it. 'zila status' at HQ\n"
+	  "says it in one line; --json gives it as \"collection\"." },
 	{ "import",
 	  "Headers match columns by name, in any case, a space, dash or dot counting as _\n"
 	  "('Name Local' is name_local; 'District' is district_id).\n"

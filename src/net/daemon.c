@@ -651,6 +651,13 @@ static void daemon_sweep(struct daemon *d)
 	/* HQ drops deleted rows every device of their district has a checkpoint past */
 	if (d->env.id.is_hq && (r = zila_trust_collect(d->store, &dropped, &err)) != 0)
 		zila_log(ZILA_LOG_WARN, "cannot collect deleted rows now: %s", zila_error_msg(&err, r));
+	/* and says who holds the rest back, once a day at most: hourly would bury the log */
+	char msg[300];
+	uint64_t now = zila_wall_s();
+	if (d->env.id.is_hq && (d->held_said_s == 0 || now >= d->held_said_s + 86400) && status_held(d, msg, sizeof(msg))) {
+		zila_log(ZILA_LOG_WARN, "%s", msg);
+		d->held_said_s = now;
+	}
 	daemon_compact(d);
 }
 

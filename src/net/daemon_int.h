@@ -71,6 +71,7 @@ struct daemon {
 	bool collecting;
 	unsigned collect_next;
 	uint64_t collect_n, collect_bytes;
+	uint64_t held_said_s; /* wall clock (s) when the devices holding collection back were last logged */
 	/* the replica's last failure (disk full, locked, I/O), shown by status until a session
 	 * commits again */
 	int store_error;
@@ -86,6 +87,9 @@ struct daemon {
 
 /* status.c: what `zila status` and `zila peers` show. */
 json_t *status_json(struct daemon *d);
+/* HQ: "deleted rows of N districts wait for M devices: see 'zila history'" in msg, true when
+ * some device holds the collection of deleted rows back (zila_trust_collect_held). */
+bool status_held(struct daemon *d, char *msg, size_t n);
 json_t *peers_json(struct daemon *d, bool with_hq);
 /* The state of t's sync (its progress while a session runs) into o. */
 void status_target_progress(struct daemon *d, struct target *t, json_t *o);

@@ -228,6 +228,24 @@ static int fork_json(void *ctx, const struct zila_fork *f)
 	return 0;
 }
 
+bool status_held(struct daemon *d, char *msg, size_t n)
+{
+	struct zila_held_list l;
+	struct zila_error err;
+	size_t nheld = 0, ndevs = 0;
+	zila_error_clear(&err);
+	int r = zila_trust_collect_held(d->store, &l, &err);
+	if (r != 0) {
+		snprintf(msg, n, "cannot read what holds the collection of deleted rows back: %s", zila_error_msg(&err, r));
+		return true;
+	}
+	zila_held_list_count(&l, &nheld, &ndevs);
+	zila_held_list_release(&l);
+	snprintf(msg, n, "deleted rows of %zu district%s wait for %zu device%s: see 'zila history'", nheld,
+		 nheld == 1 ? "" : "s", ndevs, ndevs == 1 ? "" : "s");
+	return nheld > 0;
+}
+
 json_t *status_json(struct daemon *d)
 {
 	char id[ZILA_DEVICE_ID_LEN + 1];

@@ -144,76 +144,108 @@ int zila_store_ack_get(struct zila_store *s, const uint8_t device[32], const cha
 	return r;
 }
 
+/* The checkpoint of part kept here (its HLC) that bounds collection: nothing past what this
+ * replica has covered. 0 when none is kept, or while an entry of part waits for a schema (one
+ * may name a row collected meanwhile): nothing of part is collected then. */
+static int own_ckpt(struct zila_store *s, const char *part, uint64_t *own)
+{
+	sqlite3_stmt *k = NULL;
+	*own = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT hlc FROM zila_checkpoints WHERE part = ?", -1, &k, NULL) != SQLITE_OK)
+		return ZILA_EDB;
+	sqlite3_bind_text(k, 1, part, -1, SQLITE_STATIC);
+	if (sqlite3_step(k) == SQLITE_ROW)
+		*own = (uint64_t)sqlite3_column_int64(k, 0);
+	sqlite3_finalize(k);
+	k = NULL;
+	if (*own != 0 && sqlite3_prepare_v2(s->db,
+					    "SELECT 1 FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed WHERE f.part = ?"
+					    " AND e.applied = 0 LIMIT 1",
+					    -1, &k, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(k, 1, part, -1, SQLITE_STATIC);
+		if (sqlite3_step(k) == SQLITE_ROW)
+			*own = 0;
+	}
+	sqlite3_finalize(k);
+	return 0;
+}
+
+/* The checkpoint of part a holder has acknowledged here (its HLC), 0 when none; a is
+ * "SELECT acked FROM zila_acks WHERE device = ? AND part = ?", reset after. */
+static uint64_t acked_of(sqlite3_stmt *a, const uint8_t device[32], const char *part)
+{
+	sqlite3_bind_blob(a, 1, device, 32, SQLITE_STATIC);
+	sqlite3_bind_text(a, 2, part, -1, SQLITE_STATIC);
+	uint64_t hlc = sqlite3_step(a) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(a, 0) : 0;
+	sqlite3_reset(a);
+	return hlc;
+}
+
+/* The floor of the checkpoint of part at hlc, from the heads kept of it; *ok false when they
+ * are not kept (no heads to go by). q is "SELECT heads FROM zila_ckpt_heads WHERE part = ?1
+ * AND hlc = ?2", reset after. */
+static int heads_floor(struct zila_store *s, sqlite3_stmt *q, const char *part, uint64_t hlc, struct floor *g, bool *ok)
+{
+	*ok = false;
+	part_copy(g->part, part);
+	sqlite3_bind_text(q, 1, part, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, (int64_t)hlc);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		sqlite3_reset(q);
+		return 0;
+	}
+	int r = floor_from_heads(s, zila_view_make(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0)), g);
+	sqlite3_reset(q);
+	*ok = r == 0;
+	return r;
+}
+
+/* Lowers f to g feed by feed (a feed g lacks: 0); an empty f takes g's. */
+static void floor_lower(struct floor *f, struct floor *g)
+{
+	if (f->oids == NULL) {
+		f->oids = g->oids;
+		f->seqs = g->seqs;
+		f->n = g->n;
+		g->oids = NULL;
+		g->seqs = NULL;
+		return;
+	}
+	for (size_t j = 0; j < f->n; j++) {
+		uint64_t o = floor_seq(g, f->oids[j]);
+		if (o < f->seqs[j])
+			f->seqs[j] = o;
+	}
+}
+
+static const char ACKED_SQL[] = "SELECT acked FROM zila_acks WHERE device = ? AND part = ?";
+static const char HEADS_SQL[] = "SELECT heads FROM zila_ckpt_heads WHERE part = ?1 AND hlc = ?2";
+
 /* The floor of h->part: per feed, the lowest head among the checkpoints each holder has
- * acknowledged. *ok false: a holder has acknowledged none this replica knows the heads of. */
+ * acknowledged and the one kept here. *ok false: none is kept here, or a holder has
+ * acknowledged none this replica knows the heads of. */
 static int floor_of(struct zila_store *s, const struct zila_holders *h, struct floor *f, bool *ok)
 {
 	sqlite3_stmt *a = NULL, *q = NULL;
+	uint64_t own = 0;
 	int r = ZILA_EDB;
 	*ok = false;
 	part_copy(f->part, h->part);
-	if (sqlite3_prepare_v2(s->db, "SELECT acked FROM zila_acks WHERE device = ? AND part = ?", -1, &a, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "SELECT heads FROM zila_ckpt_heads WHERE part = ?1 AND hlc = ?2", -1, &q, NULL) !=
-		    SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, ACKED_SQL, -1, &a, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, HEADS_SQL, -1, &q, NULL) != SQLITE_OK || (r = own_ckpt(s, h->part, &own)) != 0)
 		goto out;
-	/* the checkpoint kept here bounds it too: nothing past what this replica has covered */
-	uint64_t own = 0;
-	sqlite3_stmt *k = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT hlc FROM zila_checkpoints WHERE part = ?", -1, &k, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_text(k, 1, h->part, -1, SQLITE_STATIC);
-	if (sqlite3_step(k) == SQLITE_ROW)
-		own = (uint64_t)sqlite3_column_int64(k, 0);
-	sqlite3_finalize(k);
-	/* nor while entries of it wait for a schema: one may name a row collected meanwhile */
-	if (own != 0 && sqlite3_prepare_v2(s->db,
-					   "SELECT 1 FROM zila_entries e JOIN zila_feeds f ON f.id = e.feed WHERE f.part = ?"
-					   " AND e.applied = 0 LIMIT 1",
-					   -1, &k, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(k, 1, h->part, -1, SQLITE_STATIC);
-		if (sqlite3_step(k) == SQLITE_ROW)
-			own = 0;
-		sqlite3_finalize(k);
-	}
-	r = 0;
 	if (own == 0)
 		goto out;
-	for (size_t i = 0; r == 0 && i <= h->ndevices; i++) {
-		uint64_t hlc = own;
-		if (i < h->ndevices) {
-			sqlite3_bind_blob(a, 1, h->devices[i], 32, SQLITE_STATIC);
-			sqlite3_bind_text(a, 2, h->part, -1, SQLITE_STATIC);
-			hlc = sqlite3_step(a) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(a, 0) : 0;
-			sqlite3_reset(a);
-		}
-		if (hlc == 0)
-			goto out; /* not acknowledged: it holds collection back */
-		sqlite3_bind_text(q, 1, h->part, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 2, (int64_t)hlc);
-		if (sqlite3_step(q) != SQLITE_ROW) {
-			sqlite3_reset(q);
-			goto out; /* a checkpoint this replica has not kept: no heads to go by */
-		}
+	bool found = true;
+	for (size_t i = 0; r == 0 && found && i <= h->ndevices; i++) {
+		uint64_t hlc = i < h->ndevices ? acked_of(a, h->devices[i], h->part) : own;
+		found = hlc != 0; /* not acknowledged: it holds collection back */
 		struct floor g = { 0 };
-		r = floor_from_heads(s, zila_view_make(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0)), &g);
-		sqlite3_reset(q);
-		if (r == 0 && f->oids == NULL) {
-			f->oids = g.oids;
-			f->seqs = g.seqs;
-			f->n = g.n;
-			g.oids = NULL;
-			g.seqs = NULL;
-		} else if (r == 0) {
-			for (size_t j = 0; j < f->n; j++) {
-				uint64_t o = floor_seq(&g, f->oids[j]);
-				if (o < f->seqs[j])
-					f->seqs[j] = o;
-			}
-		}
+		if (found && (r = heads_floor(s, q, h->part, hlc, &g, &found)) == 0 && found)
+			floor_lower(f, &g);
 		floor_release(&g);
 	}
-	*ok = r == 0;
+	*ok = r == 0 && found;
 out:
 	sqlite3_finalize(a);
 	sqlite3_finalize(q);
@@ -261,30 +293,36 @@ static bool covered(const struct floor *f, const struct ver *v)
 	return v->origin == 0 || v->seq <= floor_seq(f, v->origin);
 }
 
-/* Drops every deleted row (not parked, its state in zila_rows) of a floor's partition whose
- * registers the floor covers, except (seen) those in temp.zila_ck_seen. */
-static int collect_scan(struct zila_store *s, const struct floor *fl, size_t nfl, bool seen, size_t *ndropped)
+/* Whether f covers every register of a row (its existence and each column). */
+static bool covers_row(const struct floor *f, const struct table *t, const struct rowstate *row)
 {
-	sqlite3_stmt *q = NULL, *g = NULL;
+	bool all = covered(f, &row->ever);
+	for (int c = 0; all && c < t->ncols; c++)
+		all = covered(f, &row->cver[c]);
+	return all;
+}
+
+/* Calls fn for every deleted row a collection may drop: its state in zila_rows, not parked,
+ * of a partitioned table, written by some device; except (seen) those in temp.zila_ck_seen.
+ * The row is borrowed for the call; non-zero from fn stops the walk. */
+typedef int (*deleted_fn)(void *ctx, struct table *t, const struct zval *pk, const struct rowstate *row);
+static int deleted_each(struct zila_store *s, bool seen, deleted_fn fn, void *ctx)
+{
+	sqlite3_stmt *q = NULL;
 	struct rowstate row;
 	int row_cols = 1, r = ZILA_EDB, rc;
 	row_init(&row, 1);
-	if (sqlite3_exec(s->db, "CREATE TEMP TABLE IF NOT EXISTS zila_gone(tid, pk); DELETE FROM temp.zila_gone", NULL,
-			 NULL, NULL) != SQLITE_OK)
-		goto out;
 	if (sqlite3_prepare_v2(s->db,
 			       seen ? "SELECT r.tid, r.pk FROM zila_rows r WHERE NOT EXISTS (SELECT 1"
 				      " FROM zila_parked p WHERE p.tid = r.tid AND p.pk = r.pk) AND NOT EXISTS (SELECT 1 FROM"
 				      " temp.zila_ck_seen c WHERE c.tid = r.tid AND c.pk = r.pk)"
 				    : "SELECT r.tid, r.pk FROM zila_rows r WHERE NOT EXISTS (SELECT 1"
 				      " FROM zila_parked p WHERE p.tid = r.tid AND p.pk = r.pk)",
-			       -1, &q, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "INSERT INTO temp.zila_gone(tid, pk) VALUES (?, ?)", -1, &g, NULL) != SQLITE_OK)
+			       -1, &q, NULL) != SQLITE_OK)
 		goto out;
 	r = 0;
 	while (r == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		int64_t tid = sqlite3_column_int64(q, 0);
-		struct table *t = store_table_by_id(s, tid);
+		struct table *t = store_table_by_id(s, sqlite3_column_int64(q, 0));
 		if (t == NULL || t->pcol < 0)
 			continue;
 		struct zval pk;
@@ -298,36 +336,59 @@ static int collect_scan(struct zila_store *s, const struct floor *fl, size_t nfl
 			break;
 		if (!row.known || !row.in_rows || row.exists || row.parked != PARK_NONE || row.ever.origin == 0)
 			continue;
-		const struct floor *f = NULL;
-		for (size_t i = 0; i < nfl && f == NULL; i++) {
-			bool in = fl[i].tids == NULL;
-			for (size_t k = 0; !in && k < fl[i].ntids; k++)
-				in = fl[i].tids[k] == tid;
-			if (in && strcmp(fl[i].part, row.part) == 0)
-				f = &fl[i];
-		}
-		bool all = f != NULL && covered(f, &row.ever);
-		for (int c = 0; all && c < t->ncols; c++)
-			all = covered(f, &row.cver[c]);
-		if (!all)
-			continue;
-		sqlite3_bind_int64(g, 1, tid);
-		r = val_bind(g, 2, &pk);
-		if (r == 0 && sqlite3_step(g) != SQLITE_DONE)
-			r = ZILA_EDB;
-		sqlite3_reset(g);
+		r = fn(ctx, t, &pk, &row);
 	}
+out:
 	sqlite3_finalize(q);
-	q = NULL;
+	row_release(&row);
+	return r;
+}
+
+struct scan {
+	const struct floor *fl;
+	size_t nfl;
+	sqlite3_stmt *gone;
+};
+
+static int scan_one(void *ctx, struct table *t, const struct zval *pk, const struct rowstate *row)
+{
+	struct scan *sc = ctx;
+	const struct floor *f = NULL;
+	for (size_t i = 0; i < sc->nfl && f == NULL; i++) {
+		bool in = sc->fl[i].tids == NULL;
+		for (size_t k = 0; !in && k < sc->fl[i].ntids; k++)
+			in = sc->fl[i].tids[k] == t->id;
+		if (in && strcmp(sc->fl[i].part, row->part) == 0)
+			f = &sc->fl[i];
+	}
+	if (f == NULL || !covers_row(f, t, row))
+		return 0;
+	sqlite3_bind_int64(sc->gone, 1, t->id);
+	int r = val_bind(sc->gone, 2, pk);
+	if (r == 0 && sqlite3_step(sc->gone) != SQLITE_DONE)
+		r = ZILA_EDB;
+	sqlite3_reset(sc->gone);
+	return r;
+}
+
+/* Drops every deleted row (deleted_each) of a floor's partition whose registers the floor
+ * covers, except (seen) those in temp.zila_ck_seen. */
+static int collect_scan(struct zila_store *s, const struct floor *fl, size_t nfl, bool seen, size_t *ndropped)
+{
+	struct scan sc = { fl, nfl, NULL };
+	int r = ZILA_EDB;
+	if (sqlite3_exec(s->db, "CREATE TEMP TABLE IF NOT EXISTS zila_gone(tid, pk); DELETE FROM temp.zila_gone", NULL,
+			 NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "INSERT INTO temp.zila_gone(tid, pk) VALUES (?, ?)", -1, &sc.gone, NULL) != SQLITE_OK)
+		goto out;
+	r = deleted_each(s, seen, scan_one, &sc);
 	if (r == 0 && sqlite3_exec(s->db, "DELETE FROM zila_rows WHERE (tid, pk) IN (SELECT tid, pk FROM temp.zila_gone)",
 				   NULL, NULL, NULL) != SQLITE_OK)
 		r = ZILA_EDB;
 	if (r == 0)
 		*ndropped += (size_t)sqlite3_changes(s->db);
 out:
-	sqlite3_finalize(q);
-	sqlite3_finalize(g);
-	row_release(&row);
+	sqlite3_finalize(sc.gone);
 	return r;
 }
 
@@ -489,4 +550,241 @@ int zila_store_collect(struct zila_store *s, const struct zila_holders *h, size_
 	else if (*ndropped > 0)
 		zila_log(ZILA_LOG_INFO, "collected %zu deleted rows every device of their district has", *ndropped);
 	return r;
+}
+
+/* --- what holds collection back ------------------------------------------------------ */
+
+/* One partition being looked at: its report, and the floors the rule goes by. */
+struct held_part {
+	struct zila_held *out;
+	bool own_ok;
+	struct floor own;
+	struct floor *dev; /* [out->nholds]: each holder's acknowledged checkpoint */
+	bool *dev_ok;
+};
+
+struct held_walk {
+	struct held_part *parts;
+	size_t nparts; /* sorted by part */
+	struct zila_held *extra; /* partitions no checkpoint is kept of: every row waits for one */
+	size_t nextra;
+};
+
+static int held_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct held_part *)a)->out->part, ((const struct held_part *)b)->out->part);
+}
+
+/* A deleted row of a partition no checkpoint is kept of: it waits for the first. */
+static int held_unkept(struct held_walk *w, const char *part)
+{
+	for (size_t i = 0; i < w->nextra; i++)
+		if (strcmp(w->extra[i].part, part) == 0) {
+			w->extra[i].nrows++;
+			w->extra[i].nnew++;
+			return 0;
+		}
+	struct zila_held *n = realloc(w->extra, (w->nextra + 1) * sizeof(*n));
+	if (n == NULL)
+		return ZILA_ENOMEM;
+	w->extra = n;
+	memset(&n[w->nextra], 0, sizeof(*n));
+	part_copy(n[w->nextra].part, part);
+	n[w->nextra].nrows = n[w->nextra].nnew = 1;
+	w->nextra++;
+	return 0;
+}
+
+/* A deleted row kept: it waits unless every floor covers it (the collection's rule: the
+ * lowest of them, feed by feed, covers it). */
+static int held_one(void *ctx, struct table *t, const struct zval *pk, const struct rowstate *row)
+{
+	struct held_walk *w = ctx;
+	(void)pk;
+	struct zila_held key;
+	struct held_part k = { .out = &key };
+	part_copy(key.part, row->part);
+	struct held_part *p = w->nparts ? bsearch(&k, w->parts, w->nparts, sizeof(k), held_cmp) : NULL;
+	if (p == NULL)
+		return held_unkept(w, row->part);
+	bool own = p->own_ok && covers_row(&p->own, t, row);
+	bool all = own;
+	for (size_t i = 0; i < p->out->nholds; i++) {
+		bool c = p->dev_ok[i] && covers_row(&p->dev[i], t, row);
+		p->out->holds[i].nrows += !c;
+		all = all && c;
+	}
+	p->out->nrows += !all;
+	p->out->nnew += !own;
+	return 0;
+}
+
+/* Why a holder of part holds it back, in facts: its acknowledgement, its last contact and
+ * last completed exchange here (zila_acks, zila_peers), whether entries of it are here. */
+static int hold_facts(struct zila_store *s, const char *part, struct zila_hold *o)
+{
+	sqlite3_stmt *q = NULL;
+	int r = ZILA_EDB;
+	bool met = false;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT acked, at FROM zila_acks WHERE device = ?1 AND part = ?2 UNION ALL"
+			       " SELECT NULL, last_sync FROM zila_peers WHERE device = ?1 UNION ALL"
+			       " SELECT -1, NULL FROM zila_feeds f JOIN zila_origins o ON o.id = f.origin"
+			       " WHERE o.key = ?1 AND f.head > 0",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_blob(q, 1, o->device, 32, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, part, -1, SQLITE_STATIC);
+	bool entries = false;
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int64_t a = sqlite3_column_int64(q, 0), at = sqlite3_column_int64(q, 1);
+		bool has_a = sqlite3_column_type(q, 0) != SQLITE_NULL;
+		entries |= has_a && a == -1;
+		if (has_a && a > 0)
+			o->acked_hlc = (uint64_t)a;
+		met |= !has_a || a >= 0; /* a completed exchange, or contact in a live session */
+		if (sqlite3_column_type(q, 1) != SQLITE_NULL && at > o->last_sync)
+			o->last_sync = at;
+	}
+	if (rc != SQLITE_DONE)
+		goto out;
+	if (o->acked_hlc != 0)
+		o->why = ZILA_HOLD_OLD_ACK;
+	else if (met)
+		o->why = ZILA_HOLD_NO_ACK;
+	else
+		o->why = entries ? ZILA_HOLD_BUNDLE_ONLY : ZILA_HOLD_NEVER_SEEN;
+	r = 0;
+out:
+	sqlite3_finalize(q);
+	return r;
+}
+
+/* Reads the floors of one partition: the checkpoint kept here and each holder's. */
+static int held_floors(struct zila_store *s, const struct zila_holders *h, struct held_part *p, sqlite3_stmt *a,
+		       sqlite3_stmt *q)
+{
+	uint64_t own = 0;
+	int r = own_ckpt(s, h->part, &own);
+	p->out->ckpt_hlc = own;
+	if (r == 0 && own != 0)
+		r = heads_floor(s, q, h->part, own, &p->own, &p->own_ok);
+	p->dev = calloc(h->ndevices + 1, sizeof(*p->dev));
+	p->dev_ok = calloc(h->ndevices + 1, sizeof(*p->dev_ok));
+	p->out->holds = calloc(h->ndevices + 1, sizeof(*p->out->holds));
+	if (r == 0 && (p->dev == NULL || p->dev_ok == NULL || p->out->holds == NULL))
+		r = ZILA_ENOMEM;
+	for (size_t i = 0; r == 0 && i < h->ndevices; i++) {
+		uint64_t hlc = acked_of(a, h->devices[i], h->part);
+		memcpy(p->out->holds[i].device, h->devices[i], 32);
+		p->out->nholds++;
+		if (hlc != 0)
+			r = heads_floor(s, q, h->part, hlc, &p->dev[i], &p->dev_ok[i]);
+	}
+	return r;
+}
+
+/* Keeps the partitions with rows waiting, and in each the holders that hold some back. */
+static int held_trim(struct zila_store *s, struct zila_held_list *l)
+{
+	size_t k = 0;
+	int r = 0;
+	for (size_t i = 0; i < l->nparts; i++) {
+		struct zila_held *p = &l->parts[i];
+		size_t m = 0;
+		for (size_t j = 0; p->nrows > 0 && j < p->nholds; j++)
+			if (p->holds[j].nrows > 0)
+				p->holds[m++] = p->holds[j];
+		p->nholds = m;
+		for (size_t j = 0; r == 0 && j < m; j++)
+			r = hold_facts(s, p->part, &p->holds[j]);
+		if (p->nrows == 0) {
+			free(p->holds);
+			continue;
+		}
+		l->parts[k++] = *p;
+	}
+	l->nparts = k;
+	return r;
+}
+
+int zila_store_collect_held(struct zila_store *s, const struct zila_holders *h, size_t nh, struct zila_held_list *out,
+		    struct zila_error *err)
+{
+	sqlite3_stmt *a = NULL, *q = NULL;
+	struct held_walk w = { 0 };
+	memset(out, 0, sizeof(*out));
+	int r = tables(s);
+	if (r == 0 && (sqlite3_prepare_v2(s->db, ACKED_SQL, -1, &a, NULL) != SQLITE_OK ||
+		       sqlite3_prepare_v2(s->db, HEADS_SQL, -1, &q, NULL) != SQLITE_OK))
+		r = ZILA_EDB;
+	out->parts = calloc(nh + 1, sizeof(*out->parts));
+	w.parts = calloc(nh + 1, sizeof(*w.parts));
+	if (r == 0 && (out->parts == NULL || w.parts == NULL))
+		r = ZILA_ENOMEM;
+	for (size_t i = 0; r == 0 && i < nh; i++) {
+		w.parts[i].out = &out->parts[i];
+		part_copy(out->parts[i].part, h[i].part);
+		out->nparts = w.nparts = i + 1;
+		r = held_floors(s, &h[i], &w.parts[i], a, q);
+	}
+	if (r == 0) {
+		qsort(w.parts, w.nparts, sizeof(*w.parts), held_cmp);
+		r = deleted_each(s, false, held_one, &w);
+	}
+	for (size_t i = 0; i < w.nparts; i++) {
+		floor_release(&w.parts[i].own);
+		for (size_t j = 0; w.parts[i].dev != NULL && j <= w.parts[i].out->nholds; j++)
+			floor_release(&w.parts[i].dev[j]);
+		free(w.parts[i].dev);
+		free(w.parts[i].dev_ok);
+	}
+	free(w.parts);
+	if (r == 0 && w.nextra > 0) {
+		struct zila_held *n = realloc(out->parts, (out->nparts + w.nextra) * sizeof(*n));
+		if (n == NULL)
+			r = ZILA_ENOMEM;
+		else
+			memcpy(n + out->nparts, w.extra, w.nextra * sizeof(*n));
+		out->parts = n ? n : out->parts;
+		out->nparts += n ? w.nextra : 0;
+	}
+	free(w.extra);
+	r = r ? r : held_trim(s, out);
+	sqlite3_finalize(a);
+	sqlite3_finalize(q);
+	if (r != 0) {
+		zila_held_list_release(out);
+		return r == ZILA_ENOMEM ? zila_error_set(err, r, "out of memory")
+					: store_db_error(s, err, "cannot read what holds collection back");
+	}
+	return 0;
+}
+
+void zila_held_list_release(struct zila_held_list *l)
+{
+	for (size_t i = 0; l->parts != NULL && i < l->nparts; i++)
+		free(l->parts[i].holds);
+	free(l->parts);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool hold_seen_before(const struct zila_held_list *l, size_t part, size_t k)
+{
+	for (size_t i = 0; i <= part; i++)
+		for (size_t j = 0; j < l->parts[i].nholds && (i < part || j < k); j++)
+			if (memcmp(l->parts[i].holds[j].device, l->parts[part].holds[k].device, 32) == 0)
+				return true;
+	return false;
+}
+
+void zila_held_list_count(const struct zila_held_list *l, size_t *nheld, size_t *ndevices)
+{
+	*nheld = *ndevices = 0;
+	for (size_t i = 0; i < l->nparts; i++) {
+		*nheld += l->parts[i].nholds > 0;
+		for (size_t k = 0; k < l->parts[i].nholds; k++)
+			*ndevices += !hold_seen_before(l, i, k);
+	}
 }

@@ -2,10 +2,11 @@
 # Collecting deleted rows (#20 part 2, proto/CHECKPOINT.md "Collecting deleted rows"): HQ and a
 # district laptop, both daemons, in step; HQ deletes 20 of the district's 50 members and
 # checkpoints it. A second laptop of the district, enrolled and never seen since, holds
-# collection back (`zila history prune` at HQ collects nothing) until HQ revokes it; the
-# laptop's two completed syncs acknowledge the checkpoint; then HQ collects the 20, and the
-# laptop drops them when it takes HQ's next checkpoint: the same rows, the same hash; both
-# compacted (`zila history compact`, and the laptop's daemon by itself), the same hash again.
+# collection back (`zila history prune` at HQ collects nothing; `zila history` names it, says
+# why and what to do; `zila status` says it in one line) until HQ revokes it; the laptop's two
+# completed syncs acknowledge the checkpoint; then HQ collects the 20, and the laptop drops
+# them when it takes HQ's next checkpoint: the same rows, the same hash; both compacted
+# (`zila history compact`, and the laptop's daemon by itself), the same hash again.
 . "$(dirname "$0")/lib.sh"
 P=$((21000 + ($$ * 17) % 20000))
 HQP=$P L1P=$((P + 1))
@@ -38,10 +39,27 @@ expect 0 "zila history prune at HQ" -- "$ZILA" -d "$HQ" history prune
 has "$T/out" "collected 0 deleted rows" "a laptop never seen since enrolment holds collection back"
 [ "$(tombs "$HQ")" = 20 ] && ok "HQ keeps them" || bad "HQ keeps $(tombs "$HQ") deleted rows"
 L2ID=$("$ZILA" -d "$L2" whoami | grep -o '[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{4\}-[0-9A-Z]\{2\}' | head -1)
+expect 0 "zila history at HQ" -- "$ZILA" -d "$HQ" history
+cp "$T/out" "$T/history"
+has "$T/history" "deleted rows of 1 district (20 rows) wait for 1 device" "it says deleted rows wait, and for how many devices"
+has "$T/history" "district 'd-1': 20 deleted rows wait for collection, held back by:" "it names the district and the rows"
+has "$T/history" "'l2' ($L2ID): never seen since enrolment" "it names the laptop never seen since enrolment, and why"
+has "$T/history" "if this laptop is lost or replaced: zila revoke $L2ID" "it says what to do"
+grep -q "'l1'" "$T/history" && bad "it names the laptop that acknowledged the checkpoint" || ok "the laptop that acknowledged the checkpoint is not named"
+expect 0 "zila history --json at HQ" -- "$ZILA" -d "$HQ" --json history
+has "$T/out" '"why":"never_seen"' "--json gives the reason"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["collection"]["districts"][0]["held_by"][0]["name"] == "l2"' "$T/out" &&
+	ok "--json is JSON and names the laptop" || bad "--json: $(head -c 300 "$T/out")"
+expect 0 "zila status at HQ" -- "$ZILA" -d "$HQ" status
+has "$T/out" "collection: deleted rows of 1 district wait for 1 device: see 'zila history'" "zila status says it in one line"
 expect 0 "HQ revokes the laptop it never saw" -- "$ZILA" -d "$HQ" revoke "$L2ID"
 expect 0 "zila history prune at HQ again" -- "$ZILA" -d "$HQ" history prune
 has "$T/out" "collected 20 deleted rows" "HQ collects the 20 deleted rows"
 [ "$(tombs "$HQ")" = 0 ] && ok "HQ keeps none" || bad "HQ keeps $(tombs "$HQ") deleted rows"
+expect 0 "zila history at HQ again" -- "$ZILA" -d "$HQ" history
+has "$T/out" "deleted rows: no device holds their collection back" "nothing held back: one line"
+expect 0 "zila status at HQ again" -- "$ZILA" -d "$HQ" status
+grep -q "^collection:" "$T/out" && bad "zila status still says collection is held back" || ok "zila status says nothing of it"
 write "$HQ" "UPDATE people SET name = 'After' WHERE id = 'm-0030'"
 expect 0 "HQ checkpoints the district again" -- "$ZILA" -d "$HQ" checkpoint d-1
 expect 0 "the laptop syncs with HQ (3)" -- "$ZILA" -d "$L1" sync hq --wait --timeout 60

@@ -1967,6 +1967,153 @@ static void update_note(struct replica *r, const char *id, const char *body)
 	assert_int_equal(zila_store_seal(r->s, NULL, &err), 0);
 }
 
+static void delete_notes(struct replica *r, const char *where)
+{
+	char sql[256];
+	struct zila_error err;
+	zila_error_clear(&err);
+	snprintf(sql, sizeof(sql), "DELETE FROM notes WHERE %s", where);
+	if (zila_store_exec_captured(r->s, sql, NULL, NULL, &err) != 0)
+		fail_msg("delete: %s", err.msg);
+	r->clock_ms += 1000;
+	assert_int_equal(zila_store_seal(r->s, NULL, &err), 0);
+}
+
+/* A completed live exchange of dev with HQ, as the session notes it: dev holds what HQ held
+ * at the start (the checkpoint of d-1 kept then); dev sealed nothing HQ lacks. */
+static void hq_exchange(struct replica *hq, struct replica *dev, uint64_t ckpt)
+{
+	carry(hq, dev);
+	assert_int_equal(zila_store_ack_note(hq->s, zila_store_device_pk(dev->s), "d-1", ckpt), 0);
+}
+
+/* District d-1 in a report (it must be there). */
+static const struct zila_held *d1_of(const struct zila_held_list *l)
+{
+	for (size_t i = 0; i < l->nparts; i++)
+		if (strcmp(l->parts[i].part, "d-1") == 0)
+			return &l->parts[i];
+	fail_msg("d-1 is not held back");
+	return NULL;
+}
+
+/* The hold of device on d-1, NULL when it holds nothing back. */
+static const struct zila_hold *hold_of(const struct zila_held_list *l, const uint8_t *device)
+{
+	const struct zila_held *p = d1_of(l);
+	for (size_t i = 0; i < p->nholds; i++)
+		if (memcmp(p->holds[i].device, device, 32) == 0)
+			return &p->holds[i];
+	return NULL;
+}
+
+/* #20 part 2: what holds collection back at HQ, by the collection's own rule: a laptop never
+ * seen since enrolment (then one whose entries came only by bundle), one that acknowledged
+ * an old checkpoint; revoking the first releases it; once all have acknowledged, the rows go
+ * and nothing waits. */
+static void test_collect_held(void **state)
+{
+	(void)state;
+	struct replica hq, a, b;
+	struct zila_error err;
+	struct zila_held_list l;
+	struct zila_ckpt_info c1, c2;
+	size_t dropped = 0;
+	int nlog = 0;
+	zila_log_set_sink(quiet, &nlog, ZILA_LOG_WARN);
+	zila_error_clear(&err);
+	replica_open(&hq, "ch-hq");
+	assert_int_equal(zila_trust_org_init(hq.s, "Party", "pass", 4, &zila_pwcost_min, NOW, &err), 0);
+	replica_open(&a, "ch-a");
+	replica_open(&b, "ch-b");
+	enrol(&hq, &a, "laptop-a", ZILA_ROLE_DISTRICT, "d-1", 365);
+	enrol(&hq, &b, "laptop-b", ZILA_ROLE_DISTRICT, "d-1", 365);
+	const uint8_t *apk = zila_store_device_pk(a.s), *bpk = zila_store_device_pk(b.s);
+	for (int i = 0; i < 6; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "n%d", i);
+		write_note(&hq, id, "d-1");
+	}
+	write_note(&hq, "e1", "d-2");
+	/* nothing deleted: nothing waits */
+	assert_int_equal(zila_trust_collect_held(hq.s, &l, &err), 0);
+	assert_int_equal(l.nparts, 0);
+	zila_held_list_release(&l);
+	carry(&hq, &a);
+	delete_notes(&hq, "id IN ('n0', 'n1', 'n2')");
+	delete_notes(&hq, "id = 'e1'");
+	/* no checkpoint of either district yet: the rows wait for HQ's, no device is named */
+	assert_int_equal(zila_trust_collect_held(hq.s, &l, &err), 0);
+	assert_int_equal(l.nparts, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(l.parts[i].nholds, 0);
+		assert_int_equal(l.parts[i].nnew, l.parts[i].nrows);
+	}
+	zila_held_list_release(&l);
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d-1", &c1, &err), 0);
+	hq.clock_ms += 1000;
+	hq_exchange(&hq, &a, c1.hlc);
+	hq_exchange(&hq, &a, c1.hlc); /* a has acknowledged c1 */
+	/* b, never seen since enrolment, holds the 3 back; a, whose checkpoint covers them, not */
+	assert_int_equal(zila_trust_collect(hq.s, &dropped, &err), 0);
+	assert_int_equal(dropped, 0);
+	assert_int_equal(zila_trust_collect_held(hq.s, &l, &err), 0);
+	assert_int_equal(d1_of(&l)->nrows, 3);
+	assert_int_equal(d1_of(&l)->nnew, 0);
+	assert_int_equal(d1_of(&l)->ckpt_hlc, c1.hlc);
+	assert_int_equal(d1_of(&l)->nholds, 1);
+	assert_null(hold_of(&l, apk));
+	const struct zila_hold *hb = hold_of(&l, bpk);
+	assert_non_null(hb);
+	assert_int_equal(hb->why, ZILA_HOLD_NEVER_SEEN);
+	assert_int_equal(hb->nrows, 3);
+	assert_int_equal(hb->acked_hlc, 0);
+	assert_false(hb->revoked);
+	zila_held_list_release(&l);
+	/* b's entries reach HQ by bundle: no answer, still held */
+	write_note(&b, "b1", "d-1");
+	carry(&b, &hq);
+	/* more deletes and a newer checkpoint a has not acknowledged: a holds those back */
+	delete_notes(&hq, "id = 'n3'");
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d-1", &c2, &err), 0);
+	hq.clock_ms += 1000;
+	assert_int_equal(zila_trust_collect_held(hq.s, &l, &err), 0);
+	assert_int_equal(d1_of(&l)->nrows, 4);
+	assert_int_equal(d1_of(&l)->nholds, 2);
+	hb = hold_of(&l, bpk);
+	assert_int_equal(hb->why, ZILA_HOLD_BUNDLE_ONLY);
+	assert_int_equal(hb->nrows, 4);
+	const struct zila_hold *ha = hold_of(&l, apk);
+	assert_non_null(ha);
+	assert_int_equal(ha->why, ZILA_HOLD_OLD_ACK);
+	assert_int_equal(ha->acked_hlc, c1.hlc);
+	assert_int_equal(ha->nrows, 1);
+	assert_true(ha->last_sync >= (int64_t)NOW); /* its last exchange, by HQ's clock */
+	zila_held_list_release(&l);
+	/* revoking b (HQ holds its entry up to the mark) releases it: a alone holds n3 back */
+	assert_int_equal(zila_trust_revoke(hq.s, bpk, hq.clock_ms / 1000, &err), 0);
+	assert_int_equal(zila_trust_collect_held(hq.s, &l, &err), 0);
+	assert_int_equal(d1_of(&l)->nholds, 1);
+	assert_null(hold_of(&l, bpk));
+	assert_non_null(hold_of(&l, apk));
+	zila_held_list_release(&l);
+	assert_int_equal(zila_trust_collect(hq.s, &dropped, &err), 0);
+	assert_int_equal(dropped, 3); /* what a's acknowledgement covers goes */
+	hq_exchange(&hq, &a, c2.hlc);
+	hq_exchange(&hq, &a, c2.hlc);
+	assert_int_equal(zila_trust_collect(hq.s, &dropped, &err), 0);
+	assert_int_equal(dropped, 1);
+	assert_int_equal(zila_trust_collect_held(hq.s, &l, &err), 0);
+	assert_int_equal(l.nparts, 1); /* d-2: no checkpoint yet */
+	assert_string_equal(l.parts[0].part, "d-2");
+	assert_int_equal(l.parts[0].nholds, 0);
+	zila_held_list_release(&l);
+	replica_close(&hq);
+	replica_close(&a);
+	replica_close(&b);
+	zila_log_set_sink(NULL, NULL, ZILA_LOG_WARN);
+}
+
 /* #15 item 12: the root key signs HQ devices and revokes them; an HQ device's key (a copy of
  * it) certifies district and block devices only, cannot revoke an HQ, and what it certified
  * is refused from its revocation on until a new HQ reissues it. */
@@ -2256,6 +2403,7 @@ int main(void)
 		cmocka_unit_test(test_join_and_member_handshakes),
 		cmocka_unit_test(test_hq_key),
 		cmocka_unit_test(test_revocation_undoes),
+		cmocka_unit_test(test_collect_held),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
