@@ -210,6 +210,9 @@ int zila_session_salvage(struct zila_session *sess, uint64_t *napplied, struct z
 enum zila_session_state zila_session_state(const struct zila_session *sess);
 bool zila_session_done(const struct zila_session *sess);
 const struct zila_session_stats *zila_session_stats(const struct zila_session *sess);
+/* Bytes the session holds to pack and unpack chunks: zstd contexts, a chunk's wire form and
+ * packed form, the entry coders' buffers (not the received entries waiting in a window). */
+size_t zila_session_pack_bytes(const struct zila_session *sess);
 
 /* --- bundles: the same messages, in a file ---------------------------------------- */
 

@@ -198,6 +198,8 @@ int zila_entry_verify(struct zila_view bytes, struct zila_entry_info *out) ZILA_
 struct zila_entry_coder;
 int zila_entry_coder_new(struct zila_entry_coder **out) ZILA_MUST_CHECK;
 void zila_entry_coder_free(struct zila_entry_coder *c);
+/* Bytes the coder holds: its zstd contexts and buffers (0 for NULL). */
+size_t zila_entry_coder_bytes(const struct zila_entry_coder *c);
 /* Appends the entry (as stored) to out in wire form. 0, or ZILA_ETOOBIG/ZILA_ENOMEM. */
 int zila_entry_to_wire(struct zila_entry_coder *c, struct zila_view entry, struct zila_buf *out) ZILA_MUST_CHECK;
 /* Reads one entry in wire form from the front of *in and appends it to out as it is stored

@@ -78,6 +78,17 @@ void zila_entry_coder_free(struct zila_entry_coder *c)
 	free(c);
 }
 
+size_t zila_entry_coder_bytes(const struct zila_entry_coder *c)
+{
+	if (c == NULL)
+		return 0;
+	size_t n = sizeof(*c) + ZSTD_sizeof_DCtx(c->dc) + ZSTD_sizeof_CCtx(c->cc) + c->cols.cap + c->body.cap +
+		   c->packed.cap + (c->seen != NULL ? (1u << SEEN_BITS) / 8 : 0);
+	for (size_t i = 0; i < c->nstreams_cap; i++)
+		n += c->streams[i].cap;
+	return n;
+}
+
 int zila_entry_coder_refs(struct zila_entry_coder *c, bool send, struct zila_store *resolve)
 {
 	c->send_refs = send; /* the set of upserted keys is made at the first upsert (put_key) */

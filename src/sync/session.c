@@ -107,6 +107,7 @@ struct zila_session {
 	bool pack_single;      /* the session sends one chunk: one frame of declared size */
 	ZSTD_CCtx *zc;
 	ZSTD_DCtx *zd;
+	bool zd_between;       /* the stream zd reads ended a frame with the last chunk */
 	struct zila_entry_coder *enc, *dec;
 	struct zila_buf wire;  /* a chunk's entries in wire form */
 	struct zila_buf zbuf;  /* a packed chunk */
@@ -578,8 +579,9 @@ static int pend_mark(struct zila_session *s)
 
 /* Decompresses p as the next part of the stream zd reads into out (reset first), which must
  * hold all of it: ZILA_ETOOBIG past out's maximum, ZILA_EFORMAT when it is not zstd or stops
- * inside a block (a sender flushes or ends a frame with every chunk). */
-static int unpack_stream(ZSTD_DCtx *zd, const uint8_t *p, size_t len, struct zila_buf *out)
+ * inside a block (a sender flushes or ends a frame with every chunk). *between: p ended a
+ * frame, so zd holds nothing the next chunk needs. */
+static int unpack_stream(ZSTD_DCtx *zd, const uint8_t *p, size_t len, struct zila_buf *out, bool *between)
 {
 	ZSTD_inBuffer in = { p, len, 0 };
 	zila_buf_reset(out);
@@ -594,6 +596,7 @@ static int unpack_stream(ZSTD_DCtx *zd, const uint8_t *p, size_t len, struct zil
 		if (ZSTD_isError(r))
 			return ZILA_EFORMAT;
 		out->len += o.pos;
+		*between = r == 0;
 		/* Done when all input is taken and the output did not fill (nothing held back). */
 		if (in.pos == in.size && o.pos < o.size)
 			return 0;
@@ -633,11 +636,13 @@ static int pack_params(struct zila_session *s, bool last)
 
 /* s->wire, compressed as the next part of this direction's stream, into s->zbuf: flushed so
  * the receiver can read the whole chunk now; a bundle ends the frame with every chunk, so
- * that each of its messages can be checked on its own. */
-static int pack_chunk(struct zila_session *s)
+ * that each of its messages can be checked on its own, and a live session with a chunk
+ * after which it waits for an Ack or has no more (frame_end), so that the receiver can free
+ * its decompression context while it applies the window. */
+static int pack_chunk(struct zila_session *s, bool frame_end)
 {
 	ZSTD_inBuffer in = { s->wire.p, s->wire.len, 0 };
-	ZSTD_EndDirective how = s->frame_per_chunk || s->pack_single ? ZSTD_e_end : ZSTD_e_flush;
+	ZSTD_EndDirective how = s->frame_per_chunk || s->pack_single || frame_end ? ZSTD_e_end : ZSTD_e_flush;
 	zila_buf_reset(&s->zbuf);
 	for (;;) {
 		size_t room = ZSTD_compressBound(s->wire.len) + 64;
@@ -658,16 +663,19 @@ static int pack_chunk(struct zila_session *s)
 /* A packed chunk's entries, as stored, into s->pend. */
 static int unpack_chunk(struct zila_session *s, const Zila__Entries *e, struct zila_error *err)
 {
-	if (s->dec == NULL) {
-		if (zila_entry_coder_new(&s->dec) != 0 || (s->zd = ZSTD_createDCtx()) == NULL ||
-		    (s->offer_refs && zila_entry_coder_refs(s->dec, false, s->cfg.store) != 0))
+	/* made at the first chunk, and again after a window that freed them (unpack_idle) */
+	if (s->dec == NULL && (zila_entry_coder_new(&s->dec) != 0 ||
+			       (s->offer_refs && zila_entry_coder_refs(s->dec, false, s->cfg.store) != 0)))
+		return fail(s, err, ZILA_ENOMEM, "out of memory");
+	if (s->zd == NULL) {
+		if ((s->zd = ZSTD_createDCtx()) == NULL)
 			return fail(s, err, ZILA_ENOMEM, "out of memory");
 		if (ZSTD_isError(ZSTD_DCtx_setParameter(s->zd, ZSTD_d_windowLogMax, PACK_WINDOW_LOG_MAX)))
 			return fail(s, err, ZILA_EINTERNAL, "cannot set up decompression");
-		if (s->wire.max == 0)
-			zila_buf_init(&s->wire, PACK_PLAIN_LIMIT);
 	}
-	int r = unpack_stream(s->zd, e->packed.data, e->packed.len, &s->wire);
+	if (s->wire.max == 0)
+		zila_buf_init(&s->wire, PACK_PLAIN_LIMIT);
+	int r = unpack_stream(s->zd, e->packed.data, e->packed.len, &s->wire, &s->zd_between);
 	if (r != 0)
 		return fail(s, err, r, r == ZILA_ETOOBIG ? "a packed chunk is larger than a chunk may be"
 							 : "a packed chunk does not decompress");
@@ -1030,8 +1038,6 @@ static int send_chunk(struct zila_session *s, struct zila_outbox *ob, size_t max
 	size_t n = 0, len;
 	zila_buf_reset(&s->chunk);
 	zila_buf_reset(&s->wire);
-	if (s->pack && s->enc == NULL && (r = pack_begin(s)) != 0)
-		goto out;
 	while ((r = zila_outbox_peek_len(ob, &len)) == 0 && n < ENTRIES_PER_CHUNK_MAX &&
 	       (n == 0 || (s->chunk.len + len <= max && s->wire.len < PACK_PLAIN_MAX))) {
 		if (n == cap) {
@@ -1047,6 +1053,9 @@ static int send_chunk(struct zila_session *s, struct zila_outbox *ob, size_t max
 		struct zila_entry_info info;
 		if ((r = zila_outbox_next(ob, &info, &s->chunk)) != 0 ||
 		    (r = own_sent_note(s, &info, s->chunks_sent + 1)) != 0)
+			goto out;
+		/* made at the first entry to send: a side with none (a clone's laptop) makes none */
+		if (s->pack && s->enc == NULL && (r = pack_begin(s)) != 0)
 			goto out;
 		if (s->pack && (r = zila_entry_to_wire(s->enc, zila_view_make(s->chunk.p + offs[n - 1],
 									   s->chunk.len - offs[n - 1]),
@@ -1074,7 +1083,8 @@ static int send_chunk(struct zila_session *s, struct zila_outbox *ob, size_t max
 		if (s->pack) {
 			if ((s->chunks_sent == 1 || s->frame_per_chunk) && (r = pack_params(s, *end)) != 0)
 				goto out;
-			if ((r = pack_chunk(s)) != 0)
+			bool waits = s->chunks_sent - s->chunks_acked >= s->peer_window;
+			if ((r = pack_chunk(s, *end || waits)) != 0)
 				goto out;
 			e.packed.data = s->zbuf.p;
 			e.packed.len = s->zbuf.len;
@@ -1183,6 +1193,22 @@ static unsigned my_window(const struct zila_session *s)
 /* Closes the window: the pending chunks wait, as one run of entries, to be applied in one
  * transaction (inline by zila_session_apply, or by the caller) and then acknowledged (unless
  * ack is false: the link is gone). */
+/* A closed window is applied with the most memory a receiver uses (SQLite's page cache
+ * grows): what unpacked its chunks is given back first. A chunk's wire form (about 1.2 MB in
+ * a clone), the coder's buffers and, when the sender ended its frame there, the
+ * decompression context and its window (2 MiB): a clone's laptop peaked 4.9 MiB lower (100k
+ * rows). Made again for the next window's first chunk. */
+static void unpack_idle(struct zila_session *s)
+{
+	zila_buf_release(&s->wire); /* between chunks either way, so free whichever side made it */
+	zila_entry_coder_free(s->dec);
+	s->dec = NULL;
+	if (s->zd_between) {
+		ZSTD_freeDCtx(s->zd);
+		s->zd = NULL;
+	}
+}
+
 static int window_close(struct zila_session *s, bool ack, struct zila_error *err)
 {
 	if (s->pend_chunks == 0 || s->win != NULL)
@@ -1197,6 +1223,7 @@ static int window_close(struct zila_session *s, bool ack, struct zila_error *err
 	s->win = v;
 	s->nwin = s->npend;
 	s->win_ack = ack;
+	unpack_idle(s);
 	return 0;
 }
 
@@ -2173,6 +2200,12 @@ bool zila_session_done(const struct zila_session *s)
 	return s->state == ZILA_SESSION_DONE;
 }
 
+size_t zila_session_pack_bytes(const struct zila_session *s)
+{
+	return ZSTD_sizeof_CCtx(s->zc) + ZSTD_sizeof_DCtx(s->zd) + s->wire.cap + s->zbuf.cap +
+	       zila_entry_coder_bytes(s->enc) + zila_entry_coder_bytes(s->dec);
+}
+
 const struct zila_session_stats *zila_session_stats(const struct zila_session *s)
 {
 	return &s->st;
@@ -2391,7 +2424,8 @@ int zila_session_verify_message(const uint8_t *p, size_t len, struct zila_error 
 		r = zd == NULL || zila_entry_coder_new(&dec) != 0 ? ZILA_ENOMEM : 0;
 		if (r == 0 && ZSTD_isError(ZSTD_DCtx_setParameter(zd, ZSTD_d_windowLogMax, PACK_WINDOW_LOG_MAX)))
 			r = ZILA_EINTERNAL;
-		r = r ? r : unpack_stream(zd, m->entries->packed.data, m->entries->packed.len, &wire);
+		bool between;
+		r = r ? r : unpack_stream(zd, m->entries->packed.data, m->entries->packed.len, &wire, &between);
 		if (r != 0)
 			zila_error_set(err, r, "a packed chunk does not decompress");
 		struct zila_view in = zila_buf_view(&wire);
