@@ -209,6 +209,11 @@ int zila_entry_to_wire(struct zila_entry_coder *c, struct zila_view entry, struc
  * ZILA_EREF when a key sent by reference is not held by the resolving replica (or is held
  * twice, or the entry it gives does not verify). */
 int zila_entry_from_wire(struct zila_entry_coder *c, struct zila_view *in, struct zila_buf *out) ZILA_MUST_CHECK;
+/* plain: from_wire leaves each body uncompressed (body flag 0), an entry as valid as the
+ * compressed one since both are signed over the plain body; for a reader that verifies
+ * entries and drops them (a bundle's first pass), which would otherwise compress each body
+ * only to decompress it again. The default (false) stores bodies as the seal does. */
+void zila_entry_coder_plain(struct zila_entry_coder *c, bool plain);
 /* Keys by reference (PROTOCOL.md, "Packed chunks", tag 6), for a session whose peer said
  * it takes them. send: the key (hex of 16 bytes or more) of an UPDATE or DELETE goes as its
  * first ZILA_WIRE_REF_LEN bytes, unless an entry this coder carried before upserted a key

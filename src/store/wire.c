@@ -36,6 +36,7 @@ struct zila_entry_coder {
 	struct zila_view *tnames; /* the table names of the body being read */
 	size_t ntnames_cap;
 	bool used_ref;            /* the body being read had a key by reference */
+	bool plain;               /* from_wire leaves bodies uncompressed (zila_entry_coder_plain) */
 	sqlite3_stmt *q_table;    /* SELECT pk FROM t WHERE pk >= ? AND pk < ?, for q_tid */
 	int64_t q_tid;
 };
@@ -572,6 +573,11 @@ int zila_entry_to_wire(struct zila_entry_coder *c, struct zila_view entry, struc
 	return r ? r : zila_buf_put_lenbytes(out, entry.p, entry.len);
 }
 
+void zila_entry_coder_plain(struct zila_entry_coder *c, bool plain)
+{
+	c->plain = plain;
+}
+
 int zila_entry_from_wire(struct zila_entry_coder *c, struct zila_view *in, struct zila_buf *out)
 {
 	uint8_t kind;
@@ -595,7 +601,7 @@ int zila_entry_from_wire(struct zila_entry_coder *c, struct zila_view *in, struc
 	/* Stored as the seal stores its own: compressed (zstd, fast level) when that is smaller. */
 	struct zila_view body = zila_buf_view(&c->body);
 	bool packed = false;
-	if (body.len > 256) {
+	if (body.len > 256 && !c->plain) {
 		size_t bound = ZSTD_compressBound(body.len);
 		zila_buf_reset(&c->packed);
 		if (zila_buf_reserve(&c->packed, bound) == 0) {

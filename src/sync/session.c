@@ -2422,6 +2422,9 @@ int zila_session_verify_message(const uint8_t *p, size_t len, struct zila_error 
 		zila_buf_init(&wire, PACK_PLAIN_LIMIT);
 		zila_buf_init(&one, ZILA_ENTRY_MAX + 4096);
 		r = zd == NULL || zila_entry_coder_new(&dec) != 0 ? ZILA_ENOMEM : 0;
+		/* each entry is verified and dropped: its body need not be compressed to be stored */
+		if (r == 0)
+			zila_entry_coder_plain(dec, true);
 		if (r == 0 && ZSTD_isError(ZSTD_DCtx_setParameter(zd, ZSTD_d_windowLogMax, PACK_WINDOW_LOG_MAX)))
 			r = ZILA_EINTERNAL;
 		bool between;
