@@ -71,8 +71,8 @@ static uint64_t two_days_on(void *ctx)
 	return clock_ms(ctx) + 2ull * 86400000;
 }
 
-/* The replica's bytes in use (pages not on the free list), and the plain table's. */
-static double used_mib(const char *path)
+/* A figure of a file's pages in MiB, read after its WAL is copied back (query: one integer). */
+static double pages_mib(const char *path, const char *query)
 {
 	sqlite3 *db;
 	sqlite3_stmt *st;
@@ -80,13 +80,18 @@ static double used_mib(const char *path)
 	if (sqlite3_open(path, &db) != SQLITE_OK)
 		die("open", path);
 	db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-	if (sqlite3_prepare_v2(db, "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count,"
-				   " pragma_freelist_count, pragma_page_size", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(db, query, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		b = (double)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return b / 1048576;
+}
+
+/* The replica's bytes in use (pages not on the free list), and the plain table's. */
+static double used_mib(const char *path)
+{
+	return pages_mib(path, "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count,"
+			       " pragma_freelist_count, pragma_page_size");
 }
 
 /* The laptop's people table as the schema makes it (its columns and indexes), in db. */
@@ -148,19 +153,7 @@ static void plain_history(const char *lap, const char *out, size_t n)
 /* The file's size in MiB (page_count x page_size, its WAL copied back). */
 static double file_mib(const char *path)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	double b = 0;
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		die("open", path);
-	db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-	if (sqlite3_prepare_v2(db, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size", -1, &st,
-			       NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		b = (double)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return b / 1048576;
+	return pages_mib(path, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size");
 }
 
 /* Where a replica's pages go (ZILA_BENCH_PAGES=1): the largest tables and indexes. */
