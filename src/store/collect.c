@@ -24,6 +24,33 @@ static int tables(struct zila_store *s)
 	return sqlite3_exec(s->db, TABLES_SQL, NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
 }
 
+uint64_t store_collected_mark(struct zila_store *s, const char *part)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT CAST(v AS INTEGER) FROM zila_meta WHERE k = 'collected.' || ?");
+	uint64_t mark = 0;
+	if (st == NULL)
+		return 0;
+	sqlite3_bind_text(st, 1, part, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
+		mark = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return mark;
+}
+
+int store_collected_note(struct zila_store *s, const char *part, uint64_t hlc)
+{
+	if (hlc == 0 || hlc <= store_collected_mark(s, part))
+		return 0;
+	sqlite3_stmt *st = store_stmt(s, "INSERT OR REPLACE INTO zila_meta(k, v) VALUES ('collected.' || ?, ?)");
+	if (st == NULL)
+		return ZILA_EDB;
+	sqlite3_bind_text(st, 1, part, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)hlc);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+	sqlite3_reset(st);
+	return r;
+}
+
 /* A floor: per feed of one partition (by local origin id), the sequence number up to which
  * a deleted row's versions may be collected. */
 struct floor {
@@ -33,6 +60,7 @@ struct floor {
 	size_t n;
 	const int64_t *tids; /* only rows of these tables (NULL: every table) */
 	size_t ntids;
+	uint64_t top; /* the newest version of a row collect_scan dropped */
 };
 
 static void floor_release(struct floor *f)
@@ -261,9 +289,17 @@ static bool covered(const struct floor *f, const struct ver *v)
 	return v->origin == 0 || v->seq <= floor_seq(f, v->origin);
 }
 
+static void top_of(struct floor *f, const struct ver *v)
+{
+	if (v->hlc > f->top)
+		f->top = v->hlc;
+}
+
 /* Drops every deleted row (not parked, its state in zila_rows) of a floor's partition whose
- * registers the floor covers, except (seen) those in temp.zila_ck_seen. */
-static int collect_scan(struct zila_store *s, const struct floor *fl, size_t nfl, bool seen, size_t *ndropped)
+ * registers the floor covers, except (seen) those in temp.zila_ck_seen; raises the
+ * partition's collected mark to the newest version dropped (a key inserted again here is
+ * dated past the delete it no longer holds: proto/ENTRY.md, "HLC"). */
+static int collect_scan(struct zila_store *s, struct floor *fl, size_t nfl, bool seen, size_t *ndropped)
 {
 	sqlite3_stmt *q = NULL, *g = NULL;
 	struct rowstate row;
@@ -298,7 +334,7 @@ static int collect_scan(struct zila_store *s, const struct floor *fl, size_t nfl
 			break;
 		if (!row.known || !row.in_rows || row.exists || row.parked != PARK_NONE || row.ever.origin == 0)
 			continue;
-		const struct floor *f = NULL;
+		struct floor *f = NULL;
 		for (size_t i = 0; i < nfl && f == NULL; i++) {
 			bool in = fl[i].tids == NULL;
 			for (size_t k = 0; !in && k < fl[i].ntids; k++)
@@ -311,6 +347,9 @@ static int collect_scan(struct zila_store *s, const struct floor *fl, size_t nfl
 			all = covered(f, &row.cver[c]);
 		if (!all)
 			continue;
+		top_of(f, &row.ever);
+		for (int c = 0; c < t->ncols; c++)
+			top_of(f, &row.cver[c]);
 		sqlite3_bind_int64(g, 1, tid);
 		r = val_bind(g, 2, &pk);
 		if (r == 0 && sqlite3_step(g) != SQLITE_DONE)
@@ -324,6 +363,8 @@ static int collect_scan(struct zila_store *s, const struct floor *fl, size_t nfl
 		r = ZILA_EDB;
 	if (r == 0)
 		*ndropped += (size_t)sqlite3_changes(s->db);
+	for (size_t i = 0; r == 0 && i < nfl; i++)
+		r = store_collected_note(s, fl[i].part, fl[i].top);
 out:
 	sqlite3_finalize(q);
 	sqlite3_finalize(g);
