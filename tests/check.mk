@@ -67,6 +67,7 @@ check.it.test_bundle_files.secs := 30
 check.it.test_pg_mirror.secs := 60
 check.it.test_slow_link.secs := 40
 check.it.test_apply_slices.secs := 30
+check.it.test_apply_many.secs := 60
 $(foreach p,test_hqkey test_cut test_review test_hostile test_busy test_beacon_flood,$(eval \
 	check.it.$(p).secs := 35))
 $(foreach p,test_secret test_crash test_diskfull test_import test_renewal test_kill test_clock \

@@ -1137,6 +1137,8 @@ static void slice_work(uv_work_t *req)
 	l->done = true;
 	uv_cond_signal(&l->cv);
 	uv_mutex_unlock(&l->mu);
+	if (l->test_late_ms > 0)
+		uv_sleep(l->test_late_ms);
 }
 
 /* Back on the loop: the store is ours again (it may have been claimed before). */
@@ -1145,8 +1147,15 @@ static void slice_done(uv_work_t *req, int status)
 	struct conn *c = req->data;
 	struct conns *cs = c->cs;
 	struct net_lend *l = cs->env->lend;
-	if (l->lent && l->owner == c)
+	if (l->lent) {
+		/* never another's (on_apply_slice starts none while a result waits): were it so,
+		 * this result's store work would have run beside that slice */
+		if (l->owner != c)
+			zila_log(ZILA_LOG_ERROR,
+				 "internal: another slice was lent the replica before this one's result was taken");
 		lend_take(l);
+	}
+	l->queued = false;
 	c->nopen--;
 	if (c->state == CONN_CLOSED) {
 		if (c->nopen == 0)
@@ -1180,8 +1189,9 @@ static void on_apply_slice(uv_idle_t *h)
 		}
 		return;
 	}
-	if (l != NULL && l->lent) {
-		/* another slice runs; this one follows it (conns_resume) */
+	if (l != NULL && (l->lent || l->queued)) {
+		/* another slice runs, or its result waits (the loop may have claimed the store
+		 * back meanwhile); this one follows it (conns_resume) */
 		uv_idle_stop(h);
 		return;
 	}
@@ -1202,6 +1212,7 @@ static void on_apply_slice(uv_idle_t *h)
 		c->slice_end = end;
 		c->slice_req.data = c;
 		l->lent = true;
+		l->queued = true;
 		l->owner = c;
 		l->done = false;
 		if (uv_queue_work(c->cs->env->loop, &c->slice_req, slice_work, slice_done) == 0) {
@@ -1211,6 +1222,7 @@ static void on_apply_slice(uv_idle_t *h)
 			return;
 		}
 		l->lent = false;
+		l->queued = false;
 		l->owner = NULL;
 	}
 	memset(&st, 0, sizeof(st));

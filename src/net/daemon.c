@@ -946,8 +946,10 @@ int zila_daemon_run(const struct zila_daemon_config *cfg, struct zila_error *err
 	 * they are applied on the loop as before. */
 	if (uv_mutex_init(&d->lend.mu) == 0) {
 		if (uv_cond_init(&d->lend.cv) == 0) {
+			const char *late = getenv("ZILA_TEST_SLICE_LATE_MS");
 			d->lend_init = true;
 			d->env.lend = &d->lend;
+			d->lend.test_late_ms = late != NULL ? (unsigned)strtoul(late, NULL, 10) : 0;
 		} else {
 			uv_mutex_destroy(&d->lend.mu);
 		}

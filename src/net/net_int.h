@@ -144,7 +144,13 @@ struct net_env {
  * slice, as before the worker). */
 struct net_lend {
 	bool lent;          /* a slice runs on the worker */
+	bool queued;        /* a slice was queued and its result is not yet taken (slice_done):
+			     * no other slice starts meanwhile, also when the loop claimed the
+			     * store back, for that result is recorded in the store */
 	const void *owner;  /* the connection whose slice it is */
+	unsigned test_late_ms; /* ZILA_TEST_SLICE_LATE_MS: the worker returns this late after
+				* its commit (tests: widens the window between a claim and the
+				* slice's result) */
 	bool done;          /* under mu: the worker is finished with the store */
 	uv_mutex_t mu;
 	uv_cond_t cv;
