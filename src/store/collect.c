@@ -24,6 +24,33 @@ static int tables(struct zila_store *s)
 	return sqlite3_exec(s->db, TABLES_SQL, NULL, NULL, NULL) == SQLITE_OK ? 0 : ZILA_EDB;
 }
 
+uint64_t store_collected_mark(struct zila_store *s, const char *part)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT CAST(v AS INTEGER) FROM zila_meta WHERE k = 'collected.' || ?");
+	uint64_t mark = 0;
+	if (st == NULL)
+		return 0;
+	sqlite3_bind_text(st, 1, part, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
+		mark = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return mark;
+}
+
+int store_collected_note(struct zila_store *s, const char *part, uint64_t hlc)
+{
+	if (hlc == 0 || hlc <= store_collected_mark(s, part))
+		return 0;
+	sqlite3_stmt *st = store_stmt(s, "INSERT OR REPLACE INTO zila_meta(k, v) VALUES ('collected.' || ?, ?)");
+	if (st == NULL)
+		return ZILA_EDB;
+	sqlite3_bind_text(st, 1, part, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)hlc);
+	int r = sqlite3_step(st) == SQLITE_DONE ? 0 : ZILA_EDB;
+	sqlite3_reset(st);
+	return r;
+}
+
 /* A floor: per feed of one partition (by local origin id), the sequence number up to which
  * a deleted row's versions may be collected. */
 struct floor {
@@ -33,6 +60,7 @@ struct floor {
 	size_t n;
 	const int64_t *tids; /* only rows of these tables (NULL: every table) */
 	size_t ntids;
+	uint64_t top; /* the newest version of a row collect_scan dropped */
 };
 
 static void floor_release(struct floor *f)
@@ -293,6 +321,12 @@ static bool covered(const struct floor *f, const struct ver *v)
 	return v->origin == 0 || v->seq <= floor_seq(f, v->origin);
 }
 
+static void top_of(struct floor *f, const struct ver *v)
+{
+	if (v->hlc > f->top)
+		f->top = v->hlc;
+}
+
 /* Whether f covers every register of a row (its existence and each column). */
 static bool covers_row(const struct floor *f, const struct table *t, const struct rowstate *row)
 {
@@ -345,7 +379,7 @@ out:
 }
 
 struct scan {
-	const struct floor *fl;
+	struct floor *fl;
 	size_t nfl;
 	sqlite3_stmt *gone;
 };
@@ -353,7 +387,7 @@ struct scan {
 static int scan_one(void *ctx, struct table *t, const struct zval *pk, const struct rowstate *row)
 {
 	struct scan *sc = ctx;
-	const struct floor *f = NULL;
+	struct floor *f = NULL;
 	for (size_t i = 0; i < sc->nfl && f == NULL; i++) {
 		bool in = sc->fl[i].tids == NULL;
 		for (size_t k = 0; !in && k < sc->fl[i].ntids; k++)
@@ -363,6 +397,9 @@ static int scan_one(void *ctx, struct table *t, const struct zval *pk, const str
 	}
 	if (f == NULL || !covers_row(f, t, row))
 		return 0;
+	top_of(f, &row->ever);
+	for (int c = 0; c < t->ncols; c++)
+		top_of(f, &row->cver[c]);
 	sqlite3_bind_int64(sc->gone, 1, t->id);
 	int r = val_bind(sc->gone, 2, pk);
 	if (r == 0 && sqlite3_step(sc->gone) != SQLITE_DONE)
@@ -372,8 +409,10 @@ static int scan_one(void *ctx, struct table *t, const struct zval *pk, const str
 }
 
 /* Drops every deleted row (deleted_each) of a floor's partition whose registers the floor
- * covers, except (seen) those in temp.zila_ck_seen. */
-static int collect_scan(struct zila_store *s, const struct floor *fl, size_t nfl, bool seen, size_t *ndropped)
+ * covers, except (seen) those in temp.zila_ck_seen; raises the partition's collected mark to
+ * the newest version dropped (a key inserted again here is dated past the delete it no longer
+ * holds: proto/ENTRY.md, "HLC"). */
+static int collect_scan(struct zila_store *s, struct floor *fl, size_t nfl, bool seen, size_t *ndropped)
 {
 	struct scan sc = { fl, nfl, NULL };
 	int r = ZILA_EDB;
@@ -387,6 +426,8 @@ static int collect_scan(struct zila_store *s, const struct floor *fl, size_t nfl
 		r = ZILA_EDB;
 	if (r == 0)
 		*ndropped += (size_t)sqlite3_changes(s->db);
+	for (size_t i = 0; r == 0 && i < nfl; i++)
+		r = store_collected_note(s, fl[i].part, fl[i].top);
 out:
 	sqlite3_finalize(sc.gone);
 	return r;

@@ -839,10 +839,14 @@ static int match_schema(struct zila_store *s, const struct ckpt_parsed *p, struc
 	return 0;
 }
 
-/* The feed heads move up to the checkpoint's; the entries in between are not held here. */
+/* The feed heads move up to the checkpoint's; the entries in between are not held here.
+ * Among them may be a delete whose row its maker collected, which this replica then never
+ * holds: the partition's collected mark rises past them (the date of the feed's head entry,
+ * as a feed's dates only rise; the checkpoint's own when its maker did not know it). */
 static int merge_feeds(struct zila_store *s, const struct ckpt_parsed *p)
 {
 	sqlite3_stmt *u = NULL;
+	uint64_t top = 0;
 	int r = ZILA_EDB;
 	if (sqlite3_prepare_v2(s->db,
 			       "UPDATE zila_feeds SET head = ?2, chain = ?3, head_hlc = ?4, seen = ?5,"
@@ -867,7 +871,11 @@ static int merge_feeds(struct zila_store *s, const struct ckpt_parsed *p)
 		if (sqlite3_step(u) != SQLITE_DONE)
 			r = ZILA_EDB;
 		sqlite3_reset(u);
+		uint64_t skipped = f->head_hlc != 0 ? f->head_hlc : p->info.hlc;
+		if (skipped > top)
+			top = skipped;
 	}
+	r = r ? r : store_collected_note(s, p->info.part, top);
 out:
 	sqlite3_finalize(u);
 	return r;

@@ -84,6 +84,7 @@ struct builder {
 	uint64_t last; /* the HLC of the feed's last entry: an entry's is past it */
 	uint64_t want; /* the date its changes were made (stamp_ms << 16), 0: the seal's time */
 	uint64_t first_ms; /* when the first change of its group was made (0: an undated group) */
+	uint64_t mark; /* the partition's collected mark: its entries are dated past it */
 	struct zila_buf changes;
 	size_t nchanges;
 	struct table *dir[64];
@@ -507,6 +508,14 @@ static void builder_date(struct sealer *z, struct builder *b)
 		h = b->last + 1;
 	if (h > z->s->hlc)
 		z->s->hlc = h;
+	/* Past the partition's collected mark too: a key inserted again after this replica
+	 * dropped its delete (or skipped it for a checkpoint) wins over the delete on the
+	 * replicas that still hold it, as it does here. Every entry, not only those holding an
+	 * insert: new rows join a group without their (absent) state being read, and the
+	 * feed's next dates are past this one anyway. The clock does not follow the mark, so
+	 * the other partitions' dates stay where they were. */
+	if (h <= b->mark)
+		h = b->mark + 1;
 	b->hlc = h;
 }
 
@@ -598,6 +607,7 @@ static int builder_for(struct sealer *z, const char *part, uint64_t date, uint64
 	struct builder *b = &z->b[z->nb++];
 	memset(b, 0, sizeof(*b));
 	snprintf(b->part, sizeof(b->part), "%s", part);
+	b->mark = store_collected_mark(z->s, part);
 	zila_buf_init(&b->changes, ZILA_ENTRY_MAX * 2);
 	b->want = date != 0 ? date : when != 0 ? write_hlc(z, when) : 0;
 	b->first_ms = date != 0 ? 0 : when;

@@ -540,6 +540,13 @@ uint64_t store_stamp_at(struct zila_store *s, uint64_t wall_then);
 /* --- collect.c --- */
 /* At HQ, notes the feed heads of a checkpoint it keeps (for acknowledgements). */
 int store_ckpt_heads_note(struct zila_store *s, const char *part, uint64_t hlc, struct zila_view bytes) ZILA_MUST_CHECK;
+/* The collected mark of part (zila_meta "collected.PART"): an HLC at or past every version
+ * of a row of part this replica dropped, or skipped taking (a checkpoint's feed heads past
+ * its own), so may not hold; 0: none. The seal dates every entry of part past it (seal.c),
+ * so that a key inserted again wins over a delete this replica no longer holds. note raises
+ * it to hlc (never lowers it), in the caller's transaction. */
+uint64_t store_collected_mark(struct zila_store *s, const char *part);
+int store_collected_note(struct zila_store *s, const char *part, uint64_t hlc) ZILA_MUST_CHECK;
 /* The deleted rows a checkpoint being merged carries (temp.zila_ck_seen): reset, add one. */
 int store_ckpt_seen_reset(struct zila_store *s) ZILA_MUST_CHECK;
 int store_ckpt_seen(struct zila_store *s, sqlite3_stmt **st, int64_t tid, const struct zval *pk) ZILA_MUST_CHECK;

@@ -3,8 +3,9 @@
  * edits merge alike in either order; forged, damaged or unsigned checkpoints change nothing;
  * history covered by a checkpoint and older than the horizon is dropped and the rows stay
  * (also when the tables are made again from the entries); the format-9 upgrade; deleted rows'
- * registers collected once every device that may hold them has acknowledged a checkpoint; the
- * replica compacted after them. */
+ * registers collected once every device that may hold them has acknowledged a checkpoint,
+ * and a key inserted again after its delete was collected wins everywhere; the replica
+ * compacted after them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -769,6 +770,98 @@ static void test_compact(void **state)
 	replica_free(&a);
 }
 
+/* A replica's clock: the test's, moved by the int64_t ms ctx points to. */
+static uint64_t skewed_clock(void *ctx)
+{
+	return test_now_ms + (uint64_t)*(const int64_t *)ctx;
+}
+
+/* The keys a replica shows of k1..k4, as one string ("k1 k3 ..."). */
+static void shown(struct replica *r, char *out, size_t n)
+{
+	sqlite3_stmt *st;
+	out[0] = '\0';
+	assert_int_equal(sqlite3_prepare_v2(r->app, "SELECT id FROM t WHERE id IN ('k1', 'k2', 'k3', 'k4') ORDER BY id",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out + strlen(out), n - strlen(out), "%s ", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
+/* A delete dated more than a day past the clocks of the replicas that later insert its key
+ * again (a laptop whose clock was ahead deleted it; they follow its date only a day ahead),
+ * collected before they do so: at HQ (zila_store_collect), at a laptop that held the
+ * tombstone, at one that still showed the row, and at a clone that never held it (the last
+ * three from a checkpoint that no longer carries it). Each re-insert is causally after the
+ * delete, so it wins everywhere, also at a replica that keeps the tombstone. */
+static void test_collect_skew(void **state)
+{
+	(void)state;
+	struct replica hq, a, b, c, d, e;
+	struct replica *all[] = { &hq, &a, &b, &c, &d, &e };
+	int64_t none = 0, ahead = 30ll * 3600 * 1000;
+	struct zila_error err;
+	struct zila_ckpt_info ci;
+	struct zila_apply_stats st;
+	char want[64], got[64];
+	replica_new(&hq, "shq");
+	replica_new(&a, "sa");
+	replica_new(&b, "sb");
+	replica_new(&c, "sc");
+	replica_new(&d, "sd");
+	replica_new(&e, "se");
+	for (size_t i = 0; i < 6; i++)
+		zila_store_set_clock(all[i]->s, skewed_clock, all[i] == &a ? &ahead : &none);
+	app(&hq, "INSERT INTO t VALUES ('k1', 'd1', 'v', 1, 'c1'), ('k2', 'd1', 'v', 2, 'c2'),"
+		 " ('k3', 'd1', 'v', 3, 'c3'), ('k4', 'd1', 'v', 4, 'c4'), ('k5', 'd1', 'v', 5, 'c5')");
+	for (size_t i = 1; i < 5; i++)
+		send_entries(&hq, all[i]);
+	/* a, its clock 30 hours ahead, deletes them; d is away from now on (it leaves the
+	 * holders, or is away past the horizon) and never takes the delete */
+	app(&a, "DELETE FROM t WHERE id IN ('k1', 'k2', 'k3', 'k4')");
+	send_entries(&a, &hq);
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
+	struct replica *holders[] = { &a, &b, &c };
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < 3; i++)
+			exchange(&hq, holders[i]);
+	assert_int_equal(count(&c, TOMBS), 4);
+	assert_int_equal(hq_collect(&hq, holders, 3), 4);
+	/* the checkpoint the laptops merge no longer carries them */
+	uint8_t *cp;
+	size_t cplen;
+	assert_int_equal(zila_store_checkpoint_make(hq.s, "d1", &ci, &err), 0);
+	checkpoint_bytes(&hq, "d1", &cp, &cplen);
+	assert_int_equal(zila_store_checkpoint_apply(c.s, zila_view_make(cp, cplen), NULL, &st, &err), 0);
+	assert_int_equal(st.ncollected, 4);
+	assert_int_equal(zila_store_checkpoint_apply(d.s, zila_view_make(cp, cplen), NULL, &st, &err), 0);
+	assert_int_equal(st.ncollected, 4);
+	assert_int_equal(count(&d, "SELECT count(*) FROM t WHERE id = 'k3'"), 0);
+	assert_int_equal(zila_store_checkpoint_apply(e.s, zila_view_make(cp, cplen), NULL, &st, &err), 0);
+	free(cp);
+	/* each inserts a collected key again, its clock more than a day behind the delete */
+	app(&hq, "INSERT INTO t VALUES ('k1', 'd1', 'again at HQ', 1, 'c1')");
+	app(&c, "INSERT INTO t VALUES ('k2', 'd1', 'again at c', 2, 'c2')");
+	app(&d, "INSERT INTO t VALUES ('k3', 'd1', 'again at d', 3, 'c3')");
+	app(&e, "INSERT INTO t VALUES ('k4', 'd1', 'again at e', 4, 'c4')");
+	assert_int_equal(count(&b, TOMBS), 4); /* b keeps the tombstones */
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < 6; i++)
+			for (size_t j = 0; j < 6; j++)
+				if (i != j)
+					send_entries(all[i], all[j]);
+	shown(&hq, want, sizeof(want));
+	assert_string_equal(want, "k1 k2 k3 k4 ");
+	for (size_t i = 1; i < 6; i++) {
+		shown(all[i], got, sizeof(got));
+		assert_string_equal(got, want);
+		assert_same(&hq, all[i]);
+	}
+	for (size_t i = 0; i < 6; i++)
+		replica_free(all[i]);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -778,7 +871,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clone),     cmocka_unit_test(test_concurrent), cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_prune),     cmocka_unit_test(test_cut_into_checkpoint),
-		cmocka_unit_test(test_upgrade_9), cmocka_unit_test(test_collect), cmocka_unit_test(test_compact),
+		cmocka_unit_test(test_upgrade_9), cmocka_unit_test(test_collect), cmocka_unit_test(test_collect_skew),
+		cmocka_unit_test(test_compact),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	(void)!zila_os_rmtree(base);
